@@ -1,0 +1,29 @@
+# Every target wraps the `burnscan` command line or pytest; the virtual environment is
+# created on first use, so a fresh clone needs only Python 3.11+ and make.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+AOI ?= ogota
+STAMP := $(VENV)/.installed
+
+.PHONY: detect test bench aois clean-venv
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+detect: $(STAMP)
+	$(BIN)/burnscan detect $(AOI)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/burnscan bench --aoi $(AOI)
+
+aois: $(STAMP)
+	$(BIN)/burnscan aois
+
+clean-venv:
+	rm -rf $(VENV)

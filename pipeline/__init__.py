@@ -1,0 +1,42 @@
+"""burnscan: find and date burned villages on before/after infrared satellite scenes.
+
+The flow, one module per stage (the order lives in :mod:`pipeline.run`):
+
+==============  =====================================================================
+``load``        scenes onto the AOI grid, with quality mask, time and file hashes
+``coregister``  sub-pixel shift of every scene to a reference, burns kept out
+``normalise``   per-band gain/offset to the reference, fitted on unchanged pixels
+``indices``     burn index per scene (NIR drop without SWIR, NBR with it)
+``change``      difference with each pixel's last clear observation
+``threshold``   noise-adaptive burn mask with mixed-pixel rule and minimum unit
+``dating``      first-seen date and last-clear bracket of every burned pixel
+``polygons``    burned-area polygons with equal-area hectares
+``report``      per-date reading, report.json / report.md
+``figures``     before/after false-colour pairs and overlays
+==============  =====================================================================
+
+Around them: ``aoi`` (the registry), ``config`` (parameters), ``simulate`` and ``demo``
+(the simulated demo), ``write`` (atomic outputs), ``evaluate`` (accuracy metrics),
+``provenance`` (versions), ``errors`` and ``cli``.
+"""
+
+from .aoi import Aoi, list_aois, load_aoi
+from .config import Params, resolve_params
+from .errors import AoiError, OutputError, ParameterError, PipelineError, SceneError
+from .run import Detection, detect_burns, run_detect
+
+__all__ = [
+    "Aoi",
+    "AoiError",
+    "Detection",
+    "OutputError",
+    "Params",
+    "ParameterError",
+    "PipelineError",
+    "SceneError",
+    "detect_burns",
+    "list_aois",
+    "load_aoi",
+    "resolve_params",
+    "run_detect",
+]

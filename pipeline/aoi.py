@@ -1,0 +1,168 @@
+"""The AOI registry: one GeoJSON file per place in ``aoi/``.
+
+An AOI file is a GeoJSON ``Feature`` in longitude/latitude (EPSG:4326) whose properties
+say where the location comes from and how sure it is, what was reported there, and
+optionally which parameters differ from the defaults for this place. Names are checked
+before any path is built from them, so an AOI name can never reach outside the registry.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pyproj import Transformer
+from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
+import shapely
+
+from .errors import AoiError
+from .grid import Grid, grid_for_bounds
+
+__all__ = ["Aoi", "AOI_DIR", "validate_aoi_name", "load_aoi", "list_aois", "utm_crs_for"]
+
+AOI_DIR = Path(__file__).resolve().parent.parent / "aoi"
+"""Where the registry lives: ``aoi/`` at the top of the project."""
+
+_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+
+# Larger than a commune-wide search box, smaller than a region: an AOI past this is
+# almost certainly a mistake in the coordinates, and would cost hours to process.
+_MAX_AOI_AREA_KM2 = 2500.0
+
+
+@dataclass(frozen=True)
+class Aoi:
+    """An area of interest.
+
+    Attributes
+    ----------
+    name:
+        Registry name (lowercase letters, digits, ``-``, ``_``).
+    geometry:
+        Polygon in longitude/latitude (EPSG:4326).
+    properties:
+        The GeoJSON properties as written in the file.
+    path:
+        The file it was read from (``None`` when built in code).
+    """
+
+    name: str
+    geometry: BaseGeometry
+    properties: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def display_name(self) -> str:
+        """Short human name for reports and figures."""
+        return str(self.properties.get("display_name", self.name))
+
+    @property
+    def location_uncertain(self) -> bool:
+        """True where the village location is only approximate."""
+        return bool(self.properties.get("location_uncertain", False))
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """Parameter overrides this AOI file carries (may be empty)."""
+        return dict(self.properties.get("parameters", {}))
+
+    @property
+    def utm_crs(self) -> str:
+        """Authority string of the UTM zone holding the AOI centroid."""
+        c = self.geometry.centroid
+        return utm_crs_for(c.x, c.y)
+
+    def projected(self, crs: str | None = None) -> BaseGeometry:
+        """The AOI polygon in ``crs`` (default: its UTM zone)."""
+        transformer = Transformer.from_crs("EPSG:4326", crs or self.utm_crs, always_xy=True)
+        return shapely.transform(self.geometry, transformer.transform, interleaved=False)
+
+    def analysis_grid(self, resolution: float) -> Grid:
+        """Grid in the AOI's UTM zone covering the AOI bounds at ``resolution`` metres."""
+        return grid_for_bounds(self.projected().bounds, self.utm_crs, resolution)
+
+
+def utm_crs_for(lon: float, lat: float) -> str:
+    """EPSG code of the WGS 84 UTM zone containing a point, e.g. ``"EPSG:32630"``.
+
+    Examples
+    --------
+    >>> utm_crs_for(-3.78, 13.82)
+    'EPSG:32630'
+    """
+    zone = min(int((lon + 180.0) // 6.0) + 1, 60)
+    return f"EPSG:{32600 + zone if lat >= 0 else 32700 + zone}"
+
+
+def validate_aoi_name(name: str) -> str:
+    """Return ``name`` if it is a safe registry name, else raise :class:`AoiError`.
+
+    Only lowercase ASCII letters, digits, ``-`` and ``_`` are allowed (no path
+    separators, no dots, no spaces, no look-alike unicode), so that a name is never
+    a path.
+    """
+    if not isinstance(name, str) or not _NAME_PATTERN.fullmatch(name):
+        raise AoiError(
+            f"AOI name {name!r} is not allowed: use lowercase letters, digits, '-' or '_' "
+            f"(for example 'ogota'); list the registry with `burnscan aois`"
+        )
+    return name
+
+
+def list_aois(directory: Path = AOI_DIR) -> list[str]:
+    """Names of every AOI file in the registry, sorted."""
+    return sorted(p.stem for p in Path(directory).glob("*.geojson") if _NAME_PATTERN.fullmatch(p.stem))
+
+
+def load_aoi(name: str, directory: Path = AOI_DIR) -> Aoi:
+    """Read and check ``<directory>/<name>.geojson``.
+
+    Raises
+    ------
+    AoiError
+        For a bad name, a missing file, unreadable JSON, a missing or non-polygonal
+        geometry, an invalid or empty polygon, or an implausibly large area.
+    """
+    validate_aoi_name(name)
+    path = Path(directory) / f"{name}.geojson"
+    if not path.is_file():
+        known = ", ".join(list_aois(directory)) or "none"
+        raise AoiError(f"{path}: no such AOI; known AOIs: {known}; add a GeoJSON Feature file named {name}.geojson")
+    try:
+        feature = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AoiError(f"{path}: not valid GeoJSON ({exc}); fix the file or restore it from git") from None
+    return aoi_from_feature(name, feature, path=path)
+
+
+def aoi_from_feature(name: str, feature: Any, *, path: Path | None = None) -> Aoi:
+    """Build an :class:`Aoi` from a parsed GeoJSON Feature (checks as :func:`load_aoi`)."""
+    where = str(path) if path else f"AOI {name!r}"
+    if not isinstance(feature, dict) or feature.get("type") != "Feature" or not feature.get("geometry"):
+        raise AoiError(f"{where}: expected a GeoJSON Feature with a geometry; write one Feature per AOI file")
+    try:
+        geometry = shape(feature["geometry"])
+    except Exception as exc:  # shapely raises several types for malformed input
+        raise AoiError(f"{where}: geometry cannot be read ({exc}); give a Polygon in lon/lat") from None
+    if geometry.geom_type not in ("Polygon", "MultiPolygon"):
+        raise AoiError(f"{where}: geometry is a {geometry.geom_type}; an AOI must be a Polygon in lon/lat")
+    if geometry.is_empty or not geometry.is_valid:
+        raise AoiError(f"{where}: polygon is empty or self-intersecting; redraw it as a simple polygon")
+    lon0, lat0, lon1, lat1 = geometry.bounds
+    if not (-180 <= lon0 <= lon1 <= 180 and -90 <= lat0 <= lat1 <= 90):
+        raise AoiError(f"{where}: coordinates {geometry.bounds} are not lon/lat degrees; use EPSG:4326 order (lon, lat)")
+    properties = dict(feature.get("properties") or {})
+    aoi = Aoi(name=name, geometry=geometry, properties=properties, path=path)
+    area_km2 = aoi.projected().area / 1e6
+    if area_km2 <= 0.0:
+        raise AoiError(f"{where}: polygon has zero area; draw an AOI of at least a few hectares")
+    if area_km2 > _MAX_AOI_AREA_KM2:
+        raise AoiError(
+            f"{where}: AOI covers {area_km2:.0f} km2 (limit {_MAX_AOI_AREA_KM2:.0f}); "
+            f"draw a tighter AOI around the village, or use its search_area with `burnscan search`"
+        )
+    return aoi

@@ -1,0 +1,94 @@
+"""The ``burnscan`` command line: parse, call the library, map errors to one line and an exit code."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .aoi import AOI_DIR, list_aois, load_aoi
+from .errors import PipelineError
+
+__all__ = ["main", "cli"]
+
+
+def _parse_sets(values: tuple[str, ...]) -> dict[str, str]:
+    overrides = {}
+    for item in values:
+        if "=" not in item:
+            raise click.BadParameter(f"{item!r} is not name=value (e.g. --set noise_k=5)", param_hint="--set")
+        name, value = item.split("=", 1)
+        overrides[name.strip()] = value.strip()
+    return overrides
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Find and date burned villages on before/after infrared satellite scenes."""
+
+
+@cli.command()
+@click.argument("aoi")
+@click.option("--out", "out_root", type=click.Path(path_type=Path), default=Path("out"), show_default=True, help="Root of run folders.")
+@click.option("--data", "data_root", type=click.Path(path_type=Path), default=Path("data"), show_default=True, help="Where demo scenes are kept.")
+@click.option("--scenes", "scenes_dir", type=click.Path(path_type=Path), default=None, help="Folder of Planet-style scenes (default: the simulated demo).")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a parameter (repeatable).")
+@click.option("--aoi-dir", type=click.Path(path_type=Path), default=AOI_DIR, show_default=False, help="AOI registry folder (default: aoi/ of the project).")
+@click.option("--no-figures", is_flag=True, help="Skip figures (faster batch runs).")
+def detect(aoi: str, out_root: Path, data_root: Path, scenes_dir: Path | None, sets: tuple[str, ...], aoi_dir: Path, no_figures: bool) -> None:
+    """Detect and date burns in AOI and write out/AOI/RUN-ID/."""
+    from .run import run_detect
+
+    outcome = run_detect(
+        aoi, out_root=out_root, data_root=data_root, overrides=_parse_sets(sets), scenes_dir=scenes_dir, aoi_dir=aoi_dir,
+        make_figures=not no_figures, log=lambda m: click.echo(m, err=True),
+    )
+    report = outcome.report
+    if report["simulated"]:
+        click.echo("SIMULATED DATA: this run used simulated scenes, not evidence about a real place.")
+    for reading in report["readings"]:
+        click.echo(f"- {reading['statement']}")
+    click.echo(report["summary"])
+    click.echo(f"outputs: {outcome.run_dir}")
+
+
+@cli.command()
+def aois() -> None:
+    """List the AOI registry."""
+    for name in list_aois(AOI_DIR):
+        aoi = load_aoi(name)
+        flag = " (location uncertain)" if aoi.location_uncertain else ""
+        click.echo(f"{name}\t{aoi.display_name}\t{aoi.properties.get('region', '')}{flag}")
+
+
+@cli.command()
+@click.option("--aoi", "aoi_name", default="ogota", show_default=True)
+@click.option("--out", "out_root", type=click.Path(path_type=Path), default=Path("out/bench"), show_default=True)
+@click.option("--data", "data_root", type=click.Path(path_type=Path), default=Path("data"), show_default=True)
+def bench(aoi_name: str, out_root: Path, data_root: Path) -> None:
+    """Score the pipeline on the simulated demo against its ground truth."""
+    from .evaluate import run_demo_benchmark
+
+    table = run_demo_benchmark(aoi_name, out_root=out_root, data_root=data_root)
+    click.echo(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: return an exit code instead of raising for expected errors."""
+    try:
+        cli.main(args=argv, prog_name="burnscan", standalone_mode=False)
+    except PipelineError as exc:
+        click.echo(f"burnscan: error: {exc}", err=True)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("burnscan: aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

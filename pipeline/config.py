@@ -1,0 +1,118 @@
+"""Run parameters: one frozen dataclass, resolved in exactly one place.
+
+Precedence is code default < AOI file (``properties.parameters``) < command line
+(``--set name=value``). :func:`resolve_params` is the only function that merges them,
+and every run writes the resolved values into its outputs so a finding can be re-run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from typing import Any, Literal, Mapping, get_args
+
+from .errors import ParameterError
+
+__all__ = ["Params", "BurnIndexName", "resolve_params"]
+
+BurnIndexName = Literal["auto", "nir", "bai", "nbr", "ndvi"]
+
+
+@dataclass(frozen=True)
+class Params:
+    """Every knob of a detection run, with the reason for its default."""
+
+    resolution_m: float = 3.0
+    """Analysis pixel size in metres (3 m is PlanetScope's delivered pixel)."""
+
+    margin_m: float = 150.0
+    """Ground loaded around the AOI so that shifting a scene never exposes the AOI edge."""
+
+    reference_scene: int = 0
+    """Index (in time order) of the scene every other scene is co-registered and normalised to."""
+
+    coreg_band: str = "red"
+    """Band used to estimate shifts: trees and compounds have the strongest stable contrast in red."""
+
+    coreg_max_shift_px: float = 40.0
+    """Largest shift accepted; a larger estimate means co-registration failed."""
+
+    burn_index: BurnIndexName = "auto"
+    """Index to difference: ``auto`` is NBR when SWIR is present, else the NIR drop."""
+
+    noise_k: float = 6.0
+    """Seed threshold in robust standard deviations of the scene's change (noise-adaptive)."""
+
+    min_change: float = 0.08
+    """Smallest index change (reflectance for NIR) that can be a burn, whatever the noise."""
+
+    max_post_nir: float = 0.20
+    """A burned pixel is dark afterwards: char reflects under ~0.1 in NIR, ash specks raise mixes a little."""
+
+    mixed_pixel_fraction: float = 0.5
+    """A pixel counts as burned when its change reaches this share of its burn's full contrast."""
+
+    min_area_m2: float = 50.0
+    """Minimum mapping unit: smaller patches are dropped (a 10 x 10 m compound is 100 m2)."""
+
+    min_clear_fraction: float = 0.02
+    """A scene with less clear ground over the AOI than this is reported as unusable."""
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.resolution_m > 0, "resolution_m must be > 0"),
+            (self.margin_m >= 0, "margin_m must be >= 0"),
+            (self.reference_scene >= 0, "reference_scene must be >= 0"),
+            (self.coreg_max_shift_px > 0, "coreg_max_shift_px must be > 0"),
+            (self.burn_index in get_args(BurnIndexName), f"burn_index must be one of {get_args(BurnIndexName)}"),
+            (self.noise_k > 0, "noise_k must be > 0"),
+            (self.min_change >= 0, "min_change must be >= 0"),
+            (0 < self.mixed_pixel_fraction < 1, "mixed_pixel_fraction must be between 0 and 1"),
+            (self.min_area_m2 >= 0, "min_area_m2 must be >= 0"),
+            (0 <= self.min_clear_fraction <= 1, "min_clear_fraction must be between 0 and 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ParameterError(f"parameter {message}; fix the AOI file or the --set value")
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able copy for manifests and reports."""
+        return dataclasses.asdict(self)
+
+
+def _coerce(name: str, raw: Any, kind: Any) -> Any:
+    """Turn a value from a file or the command line into the field's type."""
+    try:
+        if kind in (float, "float"):
+            return float(raw)
+        if kind in (int, "int"):
+            if isinstance(raw, float) and not raw.is_integer():
+                raise ValueError("not a whole number")
+            return int(raw)
+        return str(raw)
+    except (TypeError, ValueError):
+        raise ParameterError(f"parameter {name}={raw!r} is not a valid {kind}; give a number") from None
+
+
+def resolve_params(
+    aoi_parameters: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Params:
+    """Merge defaults, AOI-file parameters and command-line overrides (later wins).
+
+    Raises
+    ------
+    ParameterError
+        For an unknown parameter name or a value of the wrong kind or range.
+    """
+    known = {f.name: f.type for f in fields(Params)}
+    merged: dict[str, Any] = {}
+    for source, values in (("AOI file", aoi_parameters or {}), ("command line", overrides or {})):
+        for name, raw in values.items():
+            if name not in known:
+                raise ParameterError(
+                    f"unknown parameter {name!r} from the {source}; known parameters: {', '.join(sorted(known))}"
+                )
+            kind = known[name]
+            merged[name] = _coerce(name, raw, "str" if "Literal" in str(kind) or kind == "str" else kind)
+    return Params(**merged)

@@ -1,0 +1,89 @@
+"""Date every burned pixel, as the imagery was read: a bracket between two observations.
+
+Scenes are read in time order. On each date the new burns are the pixels the threshold
+stage finds in that date's change and that were not already burned; a burned pixel gets
+``first_seen`` (the date it became visible) and ``last_clear_before`` (the last date its
+ground was seen clear before that). A pixel under cloud is "not observed" on that date,
+never "unburned": its change waits for the next clear date and its bracket widens.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from .config import Params
+from .threshold import ThresholdInfo, burn_mask
+
+__all__ = ["date_burns"]
+
+
+def date_burns(
+    change: xr.Dataset,
+    *,
+    post_nir: xr.DataArray | None,
+    params: Params,
+    pixel_area_m2: float,
+) -> tuple[xr.Dataset, list[ThresholdInfo | None]]:
+    """First-seen date and bracket of every burned pixel.
+
+    Parameters
+    ----------
+    change:
+        Output of :func:`pipeline.change.consecutive_change` (``delta``, ``last_clear``).
+    post_nir:
+        ``(time, y, x)`` normalised NIR of each scene, for the darkness rule (``None`` to skip).
+    params:
+        Threshold parameters.
+    pixel_area_m2:
+        Pixel area for the minimum mapping unit.
+
+    Returns
+    -------
+    dates, infos:
+        ``first_seen`` and ``last_clear_before`` (y, x) int16 scene indices (-1 = not
+        burned), ``delta_at_first`` (y, x) the change that revealed the burn; and per
+        scene the :class:`ThresholdInfo` (``None`` for scenes with nothing to compare).
+    """
+    delta = change["delta"]
+    n_time = delta.sizes["time"]
+    shape = delta.shape[1:]
+    first_seen = np.full(shape, -1, dtype=np.int16)
+    last_clear_before = np.full(shape, -1, dtype=np.int16)
+    delta_at_first = np.full(shape, np.nan, dtype=np.float32)
+    burned = np.zeros(shape, dtype=bool)
+    infos: list[ThresholdInfo | None] = []
+    for t in range(n_time):
+        d_t = delta.isel(time=t)
+        if not np.isfinite(d_t.values).any():
+            infos.append(None)
+            continue
+        mask, info = burn_mask(
+            d_t,
+            post_nir=None if post_nir is None else post_nir.isel(time=t),
+            exclude=burned,
+            pixel_area_m2=pixel_area_m2,
+            noise_k=params.noise_k,
+            min_change=params.min_change,
+            max_post_nir=params.max_post_nir,
+            mixed_pixel_fraction=params.mixed_pixel_fraction,
+            min_area_m2=params.min_area_m2,
+        )
+        new = mask.values
+        first_seen[new] = t
+        last_clear_before[new] = change["last_clear"].values[t][new]
+        delta_at_first[new] = d_t.values[new]
+        burned |= new
+        infos.append(info)
+    dims = delta.dims[1:]
+    coords = {k: v for k, v in delta.coords.items() if set(v.dims) <= set(dims)}
+    dates = xr.Dataset(
+        {
+            "first_seen": (dims, first_seen),
+            "last_clear_before": (dims, last_clear_before),
+            "delta_at_first": (dims, delta_at_first),
+        },
+        coords=coords,
+        attrs={"times": [str(t) for t in delta.time.values]} if "time" in delta.coords else {},
+    )
+    return dates, infos

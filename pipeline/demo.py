@@ -1,0 +1,114 @@
+"""The embedded demo: simulated scenes of an AOI, written once and reused.
+
+The simulator is deterministic, so the demo folder is named after its version, seed and
+grid: a change of any of them gives a new folder and never rewrites scenes an earlier
+run cited by hash. The folder is assembled under a temporary name and renamed when
+complete, so a half-written demo is never mistaken for a whole one. Every file name
+carries ``SIMULATED`` and every GeoTIFF a ``SIMULATED=yes`` tag.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .aoi import Aoi
+from .grid import Grid
+from .simulate import SIMULATOR_VERSION, SimulatedSeries, simulate_village_series
+from .write import write_geotiff, write_json, write_vector
+
+__all__ = ["DemoScenes", "demo_grid", "ensure_demo_scenes", "DEMO_SEED"]
+
+DEMO_SEED = 20240127
+_BANDS = ["blue", "green", "red", "nir"]
+_UDM2_BANDS = ["clear", "snow", "shadow", "light_haze", "heavy_haze", "cloud", "confidence", "udm1"]
+_SIM_MARGIN_M = 210.0  # beyond the analysis margin, so shifted scenes still cover it
+
+
+@dataclass(frozen=True)
+class DemoScenes:
+    """Where a demo's scenes and truth lie."""
+
+    folder: Path
+    grid: Grid
+    truth_raster: Path
+    truth_polygons: Path
+    truth_json: Path
+
+
+def demo_grid(aoi: Aoi, resolution: float, margin_m: float) -> Grid:
+    """The grid the simulator draws on: the AOI grid grown by the analysis and a shift margin."""
+    pixels = int(np.ceil((margin_m + _SIM_MARGIN_M) / resolution))
+    return aoi.analysis_grid(resolution).buffered(pixels)
+
+
+def _village_size(grid: Grid) -> tuple[int, int]:
+    """Compounds in the village and burned on 27 January, scaled to small test AOIs."""
+    side_km = min(grid.width, grid.height) * grid.resolution / 1000.0
+    if side_km >= 2.5:
+        return 220, 150
+    n = max(12, int(220 * (side_km / 2.5) ** 2))
+    return n, max(1, int(round(n * 150 / 220)))
+
+
+def _write_series(series: SimulatedSeries, folder: Path) -> None:
+    for scene in series.scenes:
+        tags = {"SIMULATED": "yes", "ACQUIRED": scene.metadata["acquired"], "SCENE_ID": scene.scene_id,
+                "SATELLITE_ID": scene.satellite_id, "GENERATOR": f"burnscan simulator v{SIMULATOR_VERSION}"}
+        write_geotiff(folder / f"{scene.scene_id}_3B_AnalyticMS_SR_SIMULATED.tif", scene.reflectance, series.grid,
+                      nodata=0, band_names=_BANDS, tags=tags)
+        write_geotiff(folder / f"{scene.scene_id}_3B_udm2_SIMULATED.tif", scene.udm2, series.grid,
+                      band_names=_UDM2_BANDS, tags=tags)
+        write_json(folder / f"{scene.scene_id}_metadata_SIMULATED.json",
+                   {"id": scene.scene_id, "type": "Feature", "properties": scene.metadata})
+    write_geotiff(folder / "truth_first_visible_SIMULATED.tif", series.truth_first_visible, series.grid,
+                  nodata=None, tags={"SIMULATED": "yes", "MEANING": "index of first scene showing the burn; -1 never"})
+    burns = series.truth_burns
+    write_vector(folder / "truth_burns_SIMULATED.gpkg", {"burns": burns, "compounds": series.compounds})
+    write_json(
+        folder / "truth_SIMULATED.json",
+        {
+            **series.metadata,
+            "simulated": True,
+            "grid": {"crs": series.grid.crs, "transform": list(series.grid.transform)[:6], "width": series.grid.width, "height": series.grid.height},
+            "scenes": [
+                {"scene_id": s.scene_id, "acquired": s.metadata["acquired"], "true_shift_px": list(s.true_shift_px)}
+                for s in series.scenes
+            ],
+            "settlement_wkt": series.settlement.wkt,
+        },
+    )
+
+
+def ensure_demo_scenes(aoi: Aoi, data_root: Path, *, resolution: float = 3.0, margin_m: float = 150.0, seed: int = DEMO_SEED) -> DemoScenes:
+    """Simulated scenes for ``aoi`` under ``data_root``, generating them if missing."""
+    grid = demo_grid(aoi, resolution, margin_m)
+    name = f"sim-v{SIMULATOR_VERSION}-seed{seed}-{grid.width}x{grid.height}-{int(resolution * 100)}cm"
+    folder = Path(data_root) / aoi.name / "simulated" / name
+    if not (folder / "truth_SIMULATED.json").is_file():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=folder.parent))
+        try:
+            n_compounds, n_first = _village_size(grid)
+            series = simulate_village_series(grid, seed=seed, n_compounds=n_compounds, n_burned_first=n_first)
+            _write_series(series, staging)
+            try:
+                os.rename(staging, folder)
+            except OSError:
+                if not (folder / "truth_SIMULATED.json").is_file():  # not a concurrent run finishing first
+                    raise
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+    return DemoScenes(
+        folder=folder,
+        grid=grid,
+        truth_raster=folder / "truth_first_visible_SIMULATED.tif",
+        truth_polygons=folder / "truth_burns_SIMULATED.gpkg",
+        truth_json=folder / "truth_SIMULATED.json",
+    )

@@ -1,0 +1,50 @@
+"""The error family of burnscan.
+
+Every error a user can cause (a bad AOI name, a missing band, a scene that does not
+cover the AOI...) is raised as one of these, with a message that names the file or
+value, says what is wrong and says the fix. The command line turns them into one line
+on stderr and a non-zero exit; it never shows a traceback for them.
+
+The subclasses also inherit the matching builtin (``ValueError`` for bad values,
+``OSError`` for unreadable files) so that callers who catch builtins keep working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "PipelineError",
+    "AoiError",
+    "SceneError",
+    "ParameterError",
+    "OutputError",
+]
+
+
+class PipelineError(Exception):
+    """Base of every error burnscan raises on purpose."""
+
+    exit_code = 2
+
+
+class AoiError(PipelineError, ValueError):
+    """An AOI name or AOI file is invalid or unknown."""
+
+    exit_code = 3
+
+
+class SceneError(PipelineError, OSError):
+    """A scene file is missing, unreadable, lacks a band or does not cover the AOI."""
+
+    exit_code = 4
+
+
+class ParameterError(PipelineError, ValueError):
+    """A parameter value is out of range or of the wrong kind."""
+
+    exit_code = 5
+
+
+class OutputError(PipelineError, OSError):
+    """An output could not be written (folder not writable, disk full...)."""
+
+    exit_code = 6

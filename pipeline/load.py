@@ -1,0 +1,262 @@
+"""Load scenes onto the analysis grid: the only module that reads pixels.
+
+Each scene is a Planet-style delivery: a surface-reflectance GeoTIFF
+(``*_AnalyticMS_SR*.tif``, reflectance x 10000, nodata 0), an optional UDM2 quality
+mask (``*_udm2*.tif``) and an optional ``*_metadata*.json`` with the acquisition time.
+Every scene is warped onto one grid (bilinear for reflectance, nearest for the mask),
+so later stages compare the same ground pixel across dates. Files are opened read-only
+and hashed, so the report can cite exactly what it read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import xarray as xr
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioIOError
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform_bounds
+
+from .errors import SceneError
+from .grid import Grid
+
+__all__ = ["SceneFiles", "SceneRecord", "discover_scenes", "load_stack", "sha256_file"]
+
+# Planet's 4-band analytic order; 8-band SuperDove deliveries name their bands in the file.
+_PLANET_4BAND = ("blue", "green", "red", "nir")
+_SUPERDOVE_8BAND = ("coastal_blue", "blue", "green_i", "green", "yellow", "red", "rededge", "nir")
+_REQUIRED_BANDS = ("green", "red", "nir")
+_REFLECTANCE_SCALE = 10000.0
+
+# UDM2 band order (Planet): clear, snow, shadow, light haze, heavy haze, cloud, confidence, udm.
+_UDM2_CLEAR, _UDM2_SNOW, _UDM2_SHADOW, _UDM2_HEAVY_HAZE, _UDM2_CLOUD = 0, 1, 2, 4, 5
+
+
+@dataclass(frozen=True)
+class SceneFiles:
+    """The files of one delivered scene."""
+
+    scene_id: str
+    reflectance: Path
+    udm2: Path | None = None
+    metadata: Path | None = None
+
+
+@dataclass(frozen=True)
+class SceneRecord:
+    """What a report needs to cite a scene: identity, time, sensor and file hashes."""
+
+    scene_id: str
+    acquired: datetime
+    satellite_id: str
+    sensor: str
+    simulated: bool
+    bands: tuple[str, ...]
+    files: dict[str, str] = field(default_factory=dict)
+    sha256: dict[str, str] = field(default_factory=dict)
+    sun_elevation: float | None = None
+    sun_azimuth: float | None = None
+
+    @property
+    def acquired_utc(self) -> str:
+        """ISO time in UTC with a ``Z``."""
+        return self.acquired.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def sha256_file(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def discover_scenes(folder: Path) -> list[SceneFiles]:
+    """Find Planet-style scenes in ``folder`` and pair each with its mask and metadata."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SceneError(f"{folder}: scene folder not found; give a folder holding *_AnalyticMS_SR*.tif files")
+    scenes = []
+    for path in sorted(folder.glob("*_AnalyticMS_SR*.tif")):
+        scene_id = path.name.split("_3B_")[0] if "_3B_" in path.name else path.stem
+        udm2 = sorted(folder.glob(f"{scene_id}_3B_udm2*.tif"))
+        meta = sorted(folder.glob(f"{scene_id}_metadata*.json"))
+        scenes.append(SceneFiles(scene_id, path, udm2[0] if udm2 else None, meta[0] if meta else None))
+    if not scenes:
+        raise SceneError(f"{folder}: no *_AnalyticMS_SR*.tif scene in this folder; add scenes or run on the demo")
+    return scenes
+
+
+def _read_metadata(files: SceneFiles, tags: dict[str, str]) -> dict:
+    """Acquisition properties from the metadata JSON, else from the GeoTIFF tags."""
+    props: dict = {}
+    if files.metadata is not None:
+        try:
+            doc = json.loads(files.metadata.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise SceneError(f"{files.metadata}: metadata is not valid JSON ({exc}); re-download it from the provider") from None
+        props = dict(doc.get("properties", doc)) if isinstance(doc, dict) else {}
+    acquired = props.get("acquired") or tags.get("ACQUIRED")
+    if not acquired:
+        raise SceneError(
+            f"{files.reflectance}: no acquisition time (no 'acquired' in metadata JSON nor ACQUIRED tag); "
+            f"put the scene's *_metadata.json beside it"
+        )
+    try:
+        when = datetime.fromisoformat(str(acquired).replace("Z", "+00:00"))
+    except ValueError:
+        raise SceneError(f"{files.metadata or files.reflectance}: acquisition time {acquired!r} is not ISO 8601; fix the metadata") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)  # Planet states times in UTC
+    props["acquired"] = when.astimezone(timezone.utc)
+    simulated = str(props.get("simulated", tags.get("SIMULATED", "no"))).lower() in ("true", "yes", "1")
+    props["simulated"] = simulated
+    return props
+
+
+def _band_names(src: rasterio.io.DatasetReader, path: Path) -> tuple[str, ...]:
+    """Band names from the file's descriptions, else Planet's delivery order."""
+    described = tuple((d or "").strip().lower() for d in src.descriptions)
+    if all(described):
+        return described
+    if src.count == 4:
+        return _PLANET_4BAND
+    if src.count == 8:
+        return _SUPERDOVE_8BAND
+    raise SceneError(
+        f"{path}: {src.count} bands without band names; expected Planet 4-band (B, G, R, NIR) or "
+        f"8-band SuperDove, or set band descriptions"
+    )
+
+
+def _warp(src: rasterio.io.DatasetReader, grid: Grid, resampling: Resampling, nodata: float | None) -> np.ndarray:
+    """Read ``src`` resampled onto ``grid`` (all bands)."""
+    with WarpedVRT(
+        src,
+        crs=grid.crs,
+        transform=grid.transform,
+        width=grid.width,
+        height=grid.height,
+        resampling=resampling,
+        src_nodata=nodata,
+        nodata=nodata,
+    ) as vrt:
+        return vrt.read()
+
+
+def _check_overlap(src: rasterio.io.DatasetReader, grid: Grid, path: Path) -> None:
+    if src.crs is None:
+        raise SceneError(f"{path}: no CRS in the file; use a georeferenced delivery (GeoTIFF with its CRS)")
+    try:
+        left, bottom, right, top = transform_bounds(src.crs, grid.crs, *src.bounds)
+    except Exception as exc:  # PROJ raises several types for impossible transforms
+        raise SceneError(f"{path}: CRS {src.crs} cannot be projected to {grid.crs} ({exc}); reproject the file") from None
+    g_left, g_bottom, g_right, g_top = grid.bounds
+    if right <= g_left or left >= g_right or top <= g_bottom or bottom >= g_top:
+        raise SceneError(f"{path}: scene does not overlap the AOI; check the AOI or pick scenes that cover it")
+
+
+def _load_one(files: SceneFiles, grid: Grid) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], dict]:
+    """Reflectance (band, y, x) float32 with NaN for no data, clear mask and metadata."""
+    path = files.reflectance
+    try:
+        with rasterio.open(path) as src:
+            _check_overlap(src, grid, path)
+            names = _band_names(src, path)
+            missing = [b for b in _REQUIRED_BANDS if b not in names]
+            if missing:
+                raise SceneError(f"{path}: missing band(s) {', '.join(missing)} (has {', '.join(names)}); use a delivery with NIR, red and green")
+            nodata = src.nodata if src.nodata is not None else 0
+            raw = _warp(src, grid, Resampling.bilinear, nodata).astype(np.float32)
+            tags = src.tags()
+    except RasterioIOError as exc:
+        raise SceneError(f"{path}: cannot be read as a raster ({exc}); re-download or replace the file") from None
+    valid = np.all(raw != nodata, axis=0)
+    reflectance = np.where(valid[None], raw / _REFLECTANCE_SCALE, np.nan).astype(np.float32)
+    clear = valid.copy()
+    if files.udm2 is not None:
+        try:
+            with rasterio.open(files.udm2) as msrc:
+                udm = _warp(msrc, grid, Resampling.nearest, None)
+        except RasterioIOError as exc:
+            raise SceneError(f"{files.udm2}: quality mask cannot be read ({exc}); re-download it") from None
+        if udm.shape[0] < 6:
+            raise SceneError(f"{files.udm2}: {udm.shape[0]} bands, a UDM2 has 8; give the *_udm2.tif of the scene")
+        flagged = (udm[_UDM2_SNOW] > 0) | (udm[_UDM2_SHADOW] > 0) | (udm[_UDM2_HEAVY_HAZE] > 0) | (udm[_UDM2_CLOUD] > 0)
+        clear &= (udm[_UDM2_CLEAR] > 0) & ~flagged
+    props = _read_metadata(files, tags)
+    return reflectance, clear, names, props
+
+
+def load_stack(scenes: list[SceneFiles], grid: Grid) -> tuple[xr.Dataset, list[SceneRecord]]:
+    """Load every scene onto ``grid`` as one time-ordered stack.
+
+    Returns
+    -------
+    stack:
+        ``reflectance`` (time, band, y, x) float32 reflectance, NaN where not observed;
+        ``clear`` (time, y, x) bool, True where the ground was seen (valid, no cloud,
+        shadow, snow or heavy haze). Coordinates ``time`` (UTC), ``scene_id``, ``band``,
+        ``y``, ``x``; attributes ``crs`` and ``simulated``.
+    records:
+        One :class:`SceneRecord` per scene, in the same order.
+
+    Raises
+    ------
+    SceneError
+        For an unreadable file, a missing band, no overlap, no acquisition time, or two
+        scenes with the same acquisition time.
+    """
+    loaded = []
+    for files in scenes:
+        reflectance, clear, names, props = _load_one(files, grid)
+        paths = {"reflectance": files.reflectance, "udm2": files.udm2, "metadata": files.metadata}
+        record = SceneRecord(
+            scene_id=files.scene_id,
+            acquired=props["acquired"],
+            satellite_id=str(props.get("satellite_id", "unknown")),
+            sensor=str(props.get("instrument", props.get("sensor", "PlanetScope"))),
+            simulated=props["simulated"],
+            bands=names,
+            files={k: str(p) for k, p in paths.items() if p is not None},
+            sha256={k: sha256_file(p) for k, p in paths.items() if p is not None},
+            sun_elevation=props.get("sun_elevation"),
+            sun_azimuth=props.get("sun_azimuth"),
+        )
+        loaded.append((record, reflectance, clear))
+    loaded.sort(key=lambda item: item[0].acquired)
+    times = [r.acquired for r, _, _ in loaded]
+    for earlier, later in zip(loaded, loaded[1:]):
+        if earlier[0].acquired == later[0].acquired:
+            raise SceneError(
+                f"{later[0].files['reflectance']}: same acquisition time as {earlier[0].scene_id}; "
+                f"remove the duplicate scene"
+            )
+    bands = loaded[0][0].bands
+    for record, _, _ in loaded:
+        if record.bands != bands:
+            raise SceneError(f"{record.files['reflectance']}: bands {record.bands} differ from {bands}; load one sensor per run")
+    records = [r for r, _, _ in loaded]
+    stack = xr.Dataset(
+        {
+            "reflectance": (("time", "band", "y", "x"), np.stack([refl for _, refl, _ in loaded])),
+            "clear": (("time", "y", "x"), np.stack([clear for _, _, clear in loaded])),
+        },
+        coords={
+            "time": np.array([t.astimezone(timezone.utc).replace(tzinfo=None) for t in times], dtype="datetime64[ns]"),
+            "scene_id": ("time", [r.scene_id for r in records]),
+            "band": list(bands),
+            "y": grid.y_coords(),
+            "x": grid.x_coords(),
+        },
+        attrs={"crs": grid.crs, "simulated": int(any(r.simulated for r in records))},
+    )
+    return stack, records

@@ -1,0 +1,114 @@
+"""Burned-area polygons: one per connected patch of pixels first seen on the same date.
+
+Areas are computed in a Lambert azimuthal equal-area projection centred on the grid, not
+in UTM (whose scale error reaches 0.1-0.2 % of area), so hectares in a report are as
+exact as the pixel edges allow. Each polygon's bracket start is the *earliest* last
+clear observation among its pixels: where part of a burn was under cloud, the stated
+interval widens rather than claiming more precision than the imagery gives.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import geopandas as gpd
+import pandas as pd
+import xarray as xr
+from pyproj import CRS, Transformer
+from rasterio.features import shapes
+from scipy import ndimage
+from shapely.geometry import shape
+from shapely.ops import unary_union
+
+from .grid import Grid
+
+__all__ = ["equal_area_crs", "burn_polygons", "POLYGON_COLUMNS"]
+
+_EIGHT = np.ones((3, 3), dtype=bool)
+
+POLYGON_COLUMNS = [
+    "polygon_id",
+    "first_seen",
+    "last_clear_before",
+    "first_seen_index",
+    "last_clear_index",
+    "area_m2",
+    "area_ha",
+    "n_pixels",
+    "mean_index_change",
+    "index",
+]
+
+
+def equal_area_crs(grid: Grid) -> CRS:
+    """Lambert azimuthal equal-area CRS centred on the middle of ``grid``."""
+    left, bottom, right, top = grid.bounds
+    lon, lat = Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True).transform((left + right) / 2, (bottom + top) / 2)
+    return CRS.from_proj4(f"+proj=laea +lat_0={lat:.6f} +lon_0={lon:.6f} +datum=WGS84 +units=m +no_defs")
+
+
+def _iso(times: list[str], index: int) -> str | None:
+    return times[index] if index >= 0 else None
+
+
+def burn_polygons(dates: xr.Dataset, *, grid: Grid, times: list[str], index_name: str) -> gpd.GeoDataFrame:
+    """Vectorise the dated burn raster into polygons in ``grid.crs``.
+
+    Parameters
+    ----------
+    dates:
+        Output of :func:`pipeline.dating.date_burns` on ``grid``.
+    grid:
+        The grid the rasters lie on (CRS and transform).
+    times:
+        ISO UTC time of every scene, indexed like ``first_seen``.
+    index_name:
+        Name of the burn index, recorded on each polygon.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Columns :data:`POLYGON_COLUMNS` and geometry, sorted by date then id.
+    """
+    first_seen = dates["first_seen"].values
+    last_clear = dates["last_clear_before"].values
+    delta = dates["delta_at_first"].values
+    components = np.zeros(first_seen.shape, dtype=np.int32)
+    component_date: list[int] = []
+    for t in sorted(int(v) for v in np.unique(first_seen) if v >= 0):
+        labels, n = ndimage.label(first_seen == t, structure=_EIGHT)
+        components[labels > 0] = labels[labels > 0] + len(component_date)
+        component_date.extend([t] * n)
+    n_comp = len(component_date)
+    if n_comp == 0:
+        return gpd.GeoDataFrame(columns=POLYGON_COLUMNS + ["geometry"], geometry="geometry", crs=grid.crs)
+    ids = np.arange(1, n_comp + 1)
+    n_pixels = ndimage.sum_labels(np.ones_like(components), components, ids)
+    mean_change = ndimage.mean(np.nan_to_num(delta), components, ids)
+    earliest_clear = ndimage.minimum(last_clear, components, ids)
+    pieces: dict[int, list] = {}
+    for geom, value in shapes(components, mask=components > 0, transform=grid.transform, connectivity=8):
+        pieces.setdefault(int(value), []).append(shape(geom))
+    geometries = [unary_union(pieces[i]) for i in ids]
+    frame = gpd.GeoDataFrame(
+        {
+            "first_seen_index": np.array(component_date, dtype=int),
+            "last_clear_index": earliest_clear.astype(int),
+            "n_pixels": n_pixels.astype(int),
+            "mean_index_change": np.round(mean_change.astype(float), 4),
+        },
+        geometry=geometries,
+        crs=grid.crs,
+    )
+    areas = frame.geometry.to_crs(equal_area_crs(grid)).area.to_numpy()
+    frame["area_m2"] = np.round(areas, 1)
+    frame["area_ha"] = np.round(areas / 1e4, 4)
+    frame["first_seen"] = [_iso(times, i) for i in frame["first_seen_index"]]
+    frame["last_clear_before"] = [_iso(times, i) for i in frame["last_clear_index"]]
+    frame["index"] = index_name
+    centroids = frame.geometry.centroid
+    frame["polygon_id"] = [
+        f"{times[t][:10].replace('-', '')}-E{int(round(c.x, -1))}-N{int(round(c.y, -1))}"
+        for t, c in zip(frame["first_seen_index"], centroids)
+    ]
+    frame = frame.sort_values(["first_seen_index", "polygon_id"]).reset_index(drop=True)
+    return gpd.GeoDataFrame(frame[POLYGON_COLUMNS + ["geometry"]], geometry="geometry", crs=grid.crs)

@@ -1,0 +1,59 @@
+"""Who and what produced a run: code version, git state, library versions.
+
+A finding must be re-runnable by someone else; that needs the exact code (commit and
+whether the tree had uncommitted changes) and the versions of the numeric libraries,
+since a GDAL or scikit-image upgrade can move a pixel.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+__all__ = ["package_versions", "git_state", "code_version"]
+
+_PACKAGES = ("burnscan", "numpy", "scipy", "rasterio", "xarray", "rioxarray", "scikit-image", "geopandas", "shapely", "pyproj", "pyogrio", "matplotlib")
+_REPO = Path(__file__).resolve().parent.parent
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of burnscan and its numeric dependencies (and GDAL, PROJ)."""
+    versions = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    try:
+        import rasterio
+        from pyproj import proj_version_str
+
+        versions["gdal"] = rasterio.__gdal_version__
+        versions["proj"] = proj_version_str
+    except ImportError:
+        pass
+    return versions
+
+
+def git_state() -> dict[str, str | bool | None]:
+    """Commit of the code that runs, and whether its tree had uncommitted changes."""
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "-C", str(_REPO), *args], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+def code_version() -> str:
+    """``burnscan <version> (<commit>[+dirty])``."""
+    state = git_state()
+    commit = (state["commit"] or "unknown")[:12]
+    dirty = "+dirty" if state["dirty"] else ""
+    return f"burnscan {package_versions().get('burnscan', '?')} ({commit}{dirty})"

@@ -1,0 +1,284 @@
+"""The flow, in one place: load, co-register, normalise, index, difference, threshold,
+polygons, report.
+
+:func:`detect_burns` is the whole analysis on arrays (no files); :func:`run_detect` is
+the batch entry point that reads the AOI and its scenes, calls it, and writes the run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import geopandas as gpd
+import numpy as np
+import xarray as xr
+
+from .aoi import AOI_DIR, Aoi, load_aoi
+from .change import consecutive_change
+from .config import Params, resolve_params
+from .coregister import ShiftEstimate, coregister
+from .dating import date_burns
+from .demo import ensure_demo_scenes
+from .errors import PipelineError, SceneError
+from .grid import Grid
+from .indices import burn_index, choose_index
+from .load import SceneRecord, discover_scenes, load_stack, sha256_file
+from .normalise import BandFit, normalise
+from .polygons import burn_polygons
+from .provenance import git_state, package_versions
+from .report import build_report, render_markdown
+from .threshold import ThresholdInfo
+from . import figures as figs
+from .write import finish_run_dir, new_run_dir, save_figure, write_json, write_text, write_vector
+
+__all__ = ["Detection", "detect_burns", "run_detect", "RunOutcome"]
+
+IMAGERY_CREDIT_SIMULATED = "Imagery: SIMULATED by burnscan (PlanetScope-like), not a real acquisition"
+
+
+@dataclass(frozen=True)
+class Detection:
+    """Everything the analysis produced, for reports, figures, notebooks and benchmarks."""
+
+    stack: xr.Dataset
+    """Co-registered, normalised scenes on the analysis grid (usable scenes only)."""
+    records: list[SceneRecord]
+    """Records of the usable scenes, in the order of ``stack``."""
+    all_records: list[SceneRecord]
+    """Every scene given, usable or not."""
+    quality: list[dict[str, Any]]
+    """Per scene of ``all_records``: clear fraction, usability, co-registration, normalisation."""
+    shifts: list[ShiftEstimate]
+    fits: list[list[BandFit]]
+    index_name: str
+    index: xr.DataArray
+    change: xr.Dataset
+    dates: xr.Dataset
+    thresholds: list[ThresholdInfo | None]
+    polygons: gpd.GeoDataFrame
+    grid: Grid
+
+
+def _crop(stack: xr.Dataset, outer: Grid, inner: Grid) -> xr.Dataset:
+    row, col = inner.offset_in(outer)
+    return stack.isel(y=slice(row, row + inner.height), x=slice(col, col + inner.width))
+
+
+def detect_burns(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, loaded_grid: Grid, analysis_grid: Grid) -> Detection:
+    """Run every analysis stage on a loaded stack.
+
+    Parameters
+    ----------
+    stack, records:
+        Output of :func:`pipeline.load.load_stack` on ``loaded_grid``.
+    params:
+        Resolved parameters.
+    loaded_grid:
+        The grid the stack was loaded on (the analysis grid plus a margin).
+    analysis_grid:
+        The AOI's grid; results are cropped to it after co-registration.
+    """
+    in_aoi = _crop(stack, loaded_grid, analysis_grid)
+    clear_fraction = in_aoi["clear"].mean(dim=("y", "x")).values
+    usable = clear_fraction >= params.min_clear_fraction
+    if usable.sum() < 2:
+        raise SceneError(
+            f"{int(usable.sum())} of {len(records)} scenes have at least {params.min_clear_fraction:.0%} clear ground over the AOI; "
+            f"add clear scenes before and after the event"
+        )
+    keep = np.flatnonzero(usable)
+    used = stack.isel(time=keep)
+    used_records = [records[i] for i in keep]
+    if params.reference_scene >= len(keep):
+        raise PipelineError(f"parameter reference_scene={params.reference_scene} but only {len(keep)} usable scenes; lower it")
+
+    aligned, shifts = coregister(used, reference_index=params.reference_scene, band=params.coreg_band, max_shift_px=params.coreg_max_shift_px)
+    aligned = _crop(aligned, loaded_grid, analysis_grid)
+    normalised, fits = normalise(aligned, reference_index=params.reference_scene)
+    index_name = choose_index([str(b) for b in normalised.band.values], params.burn_index)
+    index = burn_index(normalised["reflectance"], index=index_name)
+    change = consecutive_change(index, normalised["clear"])
+    post_nir = normalised["reflectance"].sel(band="nir", drop=True) if index_name in ("nir", "bai") else None
+    dates, thresholds = date_burns(change, post_nir=post_nir, params=params, pixel_area_m2=analysis_grid.pixel_area_m2)
+    polygons = burn_polygons(dates, grid=analysis_grid, times=[r.acquired_utc for r in used_records], index_name=index_name)
+
+    quality: list[dict[str, Any]] = []
+    used_pos = {int(k): j for j, k in enumerate(keep)}
+    for i, record in enumerate(records):
+        entry: dict[str, Any] = {"clear_fraction": round(float(clear_fraction[i]), 4), "usable": bool(usable[i])}
+        if i in used_pos:
+            j = used_pos[i]
+            entry["coregistration"] = shifts[j].as_dict()
+            entry["normalisation"] = [f.as_dict() for f in fits[j]]
+            entry["threshold"] = thresholds[j].as_dict() if thresholds[j] else None
+            entry["is_first_usable"] = j == 0
+        quality.append(entry)
+    return Detection(
+        stack=normalised,
+        records=used_records,
+        all_records=list(records),
+        quality=quality,
+        shifts=shifts,
+        fits=fits,
+        index_name=index_name,
+        index=index,
+        change=change,
+        dates=dates,
+        thresholds=thresholds,
+        polygons=polygons,
+        grid=analysis_grid,
+    )
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """Where a run wrote, and what it found."""
+
+    run_dir: Path
+    detection: Detection
+    report: dict[str, Any]
+    demo_folder: Path | None
+
+
+def _polygons_with_positions(detection: Detection) -> gpd.GeoDataFrame:
+    """Polygons indexed into ``all_records`` (reports cite every scene, usable or not)."""
+    positions = {r.scene_id: i for i, r in enumerate(detection.all_records)}
+    to_all = [positions[r.scene_id] for r in detection.records]
+    polys = detection.polygons.copy()
+    polys["first_seen_index"] = [to_all[i] for i in polys["first_seen_index"]]
+    polys["last_clear_index"] = [to_all[i] if i >= 0 else -1 for i in polys["last_clear_index"]]
+    return polys
+
+
+def _figures(detection: Detection, aoi_outline: Any, credit: str, simulated: bool, tz_name: str) -> dict[str, Any]:
+    """Before/after pairs and overlays, one per date with new burns or a clear reading."""
+    from .report import format_time
+
+    out: dict[str, Any] = {}
+    stack, polys = detection.stack, detection.polygons
+    for t in range(1, len(detection.records)):
+        before_rec, after_rec = detection.records[t - 1], detection.records[t]
+        before, after = (
+            stack["reflectance"].isel(time=i).assign_attrs(
+                acquired=rec.acquired_utc, scene_id=rec.scene_id, satellite_id=rec.satellite_id, crs=detection.grid.crs
+            )
+            for i, rec in ((t - 1, before_rec), (t, after_rec))
+        )
+        new = polys[polys["first_seen_index"] == t]
+        earlier = polys[polys["first_seen_index"] < t]
+        caption = (
+            f"Before: {before_rec.scene_id}, {format_time(before_rec.acquired, tz_name)}. "
+            f"After: {after_rec.scene_id}, {format_time(after_rec.acquired, tz_name)}. "
+            f"False-colour infrared (NIR, red, green): vegetation red, burns dark; same stretch on both. "
+            f"{len(new)} new burn polygon(s), {new['area_ha'].sum():.2f} ha. {credit}."
+        )
+        stamp = after_rec.acquired.strftime("%Y%m%dT%H%MZ")
+        before_clear, after_clear = stack["clear"].isel(time=t - 1), stack["clear"].isel(time=t)
+        # One stretch for the pair and the overlay, from observed ground only (cloud would wash it out).
+        stretch = figs.joint_stretch(before.where(before_clear), after.where(after_clear))
+        common = dict(caption=caption, simulated=simulated, aoi_outline=aoi_outline, stretch=stretch, tz_name=tz_name)
+        out[f"{stamp}_before_after.png"] = figs.before_after_figure(
+            before, after,
+            before_clear=before_clear, after_clear=after_clear,
+            title=f"Before / after, {after_rec.acquired:%Y-%m-%d}", **common,
+        )
+        out[f"{stamp}_overlay.png"] = figs.overlay_figure(
+            after, polygons_new=new, polygons_earlier=earlier, after_clear=after_clear,
+            title=f"Burn marks first visible on {after_rec.acquired:%Y-%m-%d %H:%M} UTC", **common,
+        )
+    return out
+
+
+def run_detect(
+    aoi_name: str,
+    *,
+    out_root: Path = Path("out"),
+    data_root: Path = Path("data"),
+    overrides: dict[str, Any] | None = None,
+    scenes_dir: Path | None = None,
+    aoi_dir: Path = AOI_DIR,
+    make_figures: bool = True,
+    log: Callable[[str], None] = lambda message: None,
+) -> RunOutcome:
+    """Detect and date burns for one AOI and write a complete run folder.
+
+    Uses the scenes in ``scenes_dir`` when given, else the embedded simulated demo.
+    """
+    started = datetime.now(timezone.utc)
+    clock = time.perf_counter()
+    aoi = load_aoi(aoi_name, aoi_dir)
+    params = resolve_params(aoi.parameters, overrides)
+    analysis_grid = aoi.analysis_grid(params.resolution_m)
+    margin_px = int(np.ceil(params.margin_m / params.resolution_m))
+    loaded_grid = analysis_grid.buffered(margin_px)
+    demo_folder = None
+    if scenes_dir is None:
+        log(f"no scenes given: using the embedded SIMULATED demo for {aoi_name}")
+        demo = ensure_demo_scenes(aoi, Path(data_root), resolution=params.resolution_m, margin_m=params.margin_m)
+        scenes_dir = demo_folder = demo.folder
+    log(f"loading scenes from {scenes_dir}")
+    stack, records = load_stack(discover_scenes(Path(scenes_dir)), loaded_grid)
+    log(f"{len(records)} scenes loaded; co-registering, normalising, detecting")
+    detection = detect_burns(stack, records, params=params, loaded_grid=loaded_grid, analysis_grid=analysis_grid)
+
+    run_id, partial = new_run_dir(Path(out_root), aoi.name)
+    try:
+        simulated = any(r.simulated for r in records)
+        suffix = "_SIMULATED" if simulated else ""
+        polygons = _polygons_with_positions(detection)
+        provenance = {"run_id": run_id, **git_state(), "versions": package_versions(), "started_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        report = build_report(
+            aoi=aoi, records=records, quality=detection.quality, polygons=polygons,
+            params=params.as_dict(), provenance=provenance, index_name=detection.index_name,
+        )
+        polygons_4326 = polygons.to_crs("EPSG:4326")
+        layers = {"all": polygons}
+        for t, rec in enumerate(records):
+            chosen = polygons[polygons["first_seen_index"] == t]
+            if len(chosen):
+                layers[f"first_seen_{rec.acquired:%Y%m%dT%H%MZ}"] = chosen
+        outputs = [
+            write_vector(partial / f"burns{suffix}.gpkg", layers),
+            write_vector(partial / f"burns{suffix}.geojson", {"burns": polygons_4326}, driver="GeoJSON"),
+        ]
+        figure_names: list[str] = []
+        if make_figures:
+            credit = IMAGERY_CREDIT_SIMULATED if simulated else "Imagery: see scene ids; credit the provider"
+            aoi_outline = aoi.projected(analysis_grid.crs)
+            for name, fig in _figures(detection, aoi_outline, credit, simulated, report["aoi"]["timezone"]).items():
+                fname = name.replace(".png", f"{suffix}.png")
+                outputs.append(save_figure(partial / "figures" / fname, fig))
+                figure_names.append(f"figures/{fname}")
+        outputs.append(write_json(partial / "report.json", report))
+        outputs.append(write_text(partial / "report.md", render_markdown(report, figures=figure_names, polygons=polygons)))
+        finished = datetime.now(timezone.utc)
+        manifest = {
+            "run_id": run_id,
+            "aoi": aoi.name,
+            "simulated": simulated,
+            "started_utc": provenance["started_utc"],
+            "finished_utc": finished.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "seconds": round(time.perf_counter() - clock, 2),
+            "code": git_state(),
+            "versions": package_versions(),
+            "parameters": params.as_dict(),
+            "aoi_file": {"path": str(aoi.path), "sha256": sha256_file(aoi.path) if aoi.path else None},
+            "inputs": [
+                {"scene_id": r.scene_id, "acquired_utc": r.acquired_utc, "sensor": r.sensor, "satellite_id": r.satellite_id,
+                 "simulated": r.simulated, "files": [{"role": role, "path": r.files[role], "sha256": r.sha256[role],
+                 "bytes": Path(r.files[role]).stat().st_size} for role in r.files]}
+                for r in records
+            ],
+            "outputs": [{"path": str(p.relative_to(partial)), "sha256": sha256_file(p)} for p in outputs],
+        }
+        write_json(partial / "manifest.json", manifest)
+    except BaseException as exc:
+        if isinstance(exc, PipelineError):
+            raise type(exc)(f"{exc} (incomplete run left in {partial})") from None
+        raise
+    run_dir = finish_run_dir(partial)
+    return RunOutcome(run_dir=run_dir, detection=detection, report=report, demo_folder=demo_folder)

@@ -1,0 +1,170 @@
+"""Write outputs without ever losing or half-writing one: the only module that writes files.
+
+A run writes into ``out/<aoi>/<run-id>.partial/`` and the folder is renamed to
+``out/<aoi>/<run-id>/`` only when everything is in it; a run that fails leaves the
+``.partial`` folder (named in the error) and no file under a final name. Every file is
+first written to a temporary name in its folder and moved into place with an atomic
+rename. Run ids carry the UTC second plus a random suffix and folders are created
+exclusively, so two runs started in the same second never share a folder. ``latest``
+is a small text file replaced only when a run completes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import geopandas as gpd
+import numpy as np
+import rasterio
+from matplotlib.figure import Figure
+
+from .errors import OutputError
+from .grid import Grid
+
+__all__ = [
+    "new_run_dir",
+    "finish_run_dir",
+    "atomic_path",
+    "write_json",
+    "write_text",
+    "write_geotiff",
+    "write_vector",
+    "save_figure",
+]
+
+
+@contextmanager
+def atomic_path(final: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; rename it onto ``final`` if the block succeeds."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, final)
+    except OSError as exc:
+        tmp_path.unlink(missing_ok=True)
+        raise OutputError(f"{final}: could not be written ({exc.strerror or exc}); free disk space or fix permissions") from None
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def new_run_dir(out_root: Path, aoi_name: str, *, now: datetime | None = None) -> tuple[str, Path]:
+    """Create a fresh, exclusive ``<out_root>/<aoi>/<run-id>.partial`` folder."""
+    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+    parent = Path(out_root) / aoi_name
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{parent}: cannot create the output folder ({exc.strerror}); choose a writable --out") from None
+    for _ in range(20):
+        run_id = f"{stamp}-{secrets.token_hex(3)}"
+        partial = parent / f"{run_id}.partial"
+        if (parent / run_id).exists():
+            continue
+        try:
+            partial.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise OutputError(f"{partial}: cannot create the run folder ({exc.strerror}); choose a writable --out") from None
+        return run_id, partial
+    raise OutputError(f"{parent}: could not find a free run id; remove stale *.partial folders")
+
+
+def finish_run_dir(partial: Path) -> Path:
+    """Rename a complete ``.partial`` run folder to its final name and point ``latest`` at it."""
+    final = partial.with_name(partial.name.removesuffix(".partial"))
+    try:
+        os.rename(partial, final)
+    except OSError as exc:
+        raise OutputError(f"{partial}: run is complete but could not be renamed ({exc.strerror}); rename it by hand") from None
+    write_text(final.parent / "latest", final.name + "\n")
+    return final
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write UTF-8 text atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (Path, datetime)):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def write_json(path: Path, data: Any) -> Path:
+    """Write JSON atomically, keys in insertion order, numpy scalars converted."""
+    return write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=_jsonable) + "\n")
+
+
+def write_geotiff(
+    path: Path,
+    array: np.ndarray,
+    grid: Grid,
+    *,
+    nodata: float | int | None = None,
+    band_names: list[str] | None = None,
+    tags: dict[str, str] | None = None,
+) -> Path:
+    """Write a ``(band, y, x)`` or ``(y, x)`` array on ``grid`` as a tiled, compressed GeoTIFF."""
+    data = array[None] if array.ndim == 2 else array
+    profile = {
+        "driver": "GTiff",
+        "width": grid.width,
+        "height": grid.height,
+        "count": data.shape[0],
+        "dtype": data.dtype.name,
+        "crs": grid.crs,
+        "transform": grid.transform,
+        "nodata": nodata,
+        "compress": "deflate",
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+    }
+    with atomic_path(path) as tmp:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(data)
+            if band_names:
+                for i, name in enumerate(band_names, start=1):
+                    dst.set_band_description(i, name)
+            if tags:
+                dst.update_tags(**tags)
+    return Path(path)
+
+
+def write_vector(path: Path, frames: dict[str, gpd.GeoDataFrame], *, driver: str = "GPKG") -> Path:
+    """Write one or more layers (GeoPackage) or one frame (GeoJSON) atomically."""
+    with atomic_path(path) as tmp:
+        tmp.unlink()  # the vector driver creates the file itself
+        for layer, frame in frames.items():
+            kwargs = {"layer": layer} if driver == "GPKG" else {}
+            frame.to_file(tmp, driver=driver, engine="pyogrio", append=driver == "GPKG" and tmp.exists(), **kwargs)
+    return Path(path)
+
+
+def save_figure(path: Path, figure: Figure, *, dpi: int = 200) -> Path:
+    """Save a matplotlib figure as PNG atomically, without time stamps in its metadata."""
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})
+    return Path(path)

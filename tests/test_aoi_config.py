@@ -1,0 +1,130 @@
+"""The AOI registry, parameter resolution and atomic outputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from pipeline.aoi import AOI_DIR, aoi_from_feature, list_aois, load_aoi, utm_crs_for, validate_aoi_name
+from pipeline.config import Params, resolve_params
+from pipeline.errors import AoiError, OutputError, ParameterError
+from pipeline.write import atomic_path, finish_run_dir, new_run_dir, write_text
+
+REPORTED = {"ogota", "ouembe", "kalala", "boura", "kamona", "balle", "ogossagou"}
+
+
+def test_registry_holds_every_reported_place():
+    assert REPORTED <= set(list_aois())
+
+
+@pytest.mark.parametrize("name", sorted(REPORTED))
+def test_each_aoi_loads_with_provenance(name):
+    aoi = load_aoi(name)
+    props = aoi.properties
+    for key in ("display_name", "region", "location_confidence", "location_source", "events", "timezone"):
+        assert props.get(key), f"{name} lacks {key}"
+    assert all({"date", "reported", "source"} <= set(e) for e in props["events"])
+    grid = aoi.analysis_grid(3.0)
+    side = 3000 if aoi.location_uncertain else 2000
+    # a lon/lat square is slightly rotated in UTM (meridian convergence): its bounds grow by < 2 %
+    assert abs(grid.width * 3.0 - side) <= 0.02 * side and abs(grid.height * 3.0 - side) <= 0.02 * side
+
+
+def test_uncertain_locations_carry_search_area():
+    for name in ("ogota", "ouembe"):
+        aoi = load_aoi(name)
+        assert aoi.location_uncertain and aoi.properties["location_confidence"] == "low"
+        assert aoi.properties["search_area"]["type"] == "Polygon"
+
+
+def test_coordinates_match_the_shared_village_list(shared_data):
+    with open(shared_data / "villages.csv", encoding="utf-8") as handle:
+        rows = {r["name"].lower(): r for r in csv.DictReader(handle)}
+    for name in REPORTED:
+        aoi = load_aoi(name)
+        centre = aoi.geometry.centroid
+        assert centre.y == pytest.approx(float(rows[name]["lat"]), abs=1e-4)
+        assert centre.x == pytest.approx(float(rows[name]["lon"]), abs=1e-4)
+        assert aoi.properties["location_confidence"] == rows[name]["confidence"]
+
+
+@pytest.mark.parametrize("bad", ["../etc/passwd", "ogota/..", "Ogota", "og ota", "", ".hidden", "ogota.geojson", "оgota", "a" * 80, "ogota\n"])
+def test_bad_aoi_names_are_refused(bad):
+    with pytest.raises(AoiError, match="not allowed"):
+        validate_aoi_name(bad)
+
+
+def test_missing_aoi_names_the_file_and_the_fix(tmp_path):
+    with pytest.raises(AoiError) as err:
+        load_aoi("atlantis", tmp_path)
+    assert "atlantis.geojson" in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "feature, message",
+    [
+        ({"type": "Feature", "properties": {}}, "geometry"),
+        ({"type": "Feature", "geometry": {"type": "Point", "coordinates": [0, 0]}}, "Point"),
+        ({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}}, "self-intersecting"),
+        ({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[-10, 0], [10, 0], [10, 20], [-10, 20], [-10, 0]]]}}, "km2"),
+        ({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[500000, 1500000], [500100, 1500000], [500100, 1500100], [500000, 1500000]]]}}, "lon/lat"),
+    ],
+)
+def test_bad_aoi_geometry_is_refused(feature, message):
+    with pytest.raises(AoiError, match=message):
+        aoi_from_feature("x", feature)
+
+
+def test_utm_zone():
+    assert utm_crs_for(-3.78, 13.82) == "EPSG:32630"
+    assert utm_crs_for(0.26, 15.82) == "EPSG:32631"
+    assert utm_crs_for(-70.0, -33.0) == "EPSG:32719"
+
+
+def test_parameter_precedence_default_file_command_line():
+    assert resolve_params().noise_k == Params().noise_k
+    assert resolve_params({"noise_k": 4}).noise_k == 4.0
+    assert resolve_params({"noise_k": 4}, {"noise_k": "7.5"}).noise_k == 7.5
+    assert resolve_params(None, {"burn_index": "bai"}).burn_index == "bai"
+
+
+@pytest.mark.parametrize("overrides, message", [({"noise": 3}, "unknown parameter"), ({"noise_k": "abc"}, "not a valid"),
+                                                ({"noise_k": -1}, "noise_k"), ({"burn_index": "evi"}, "burn_index")])
+def test_bad_parameters_are_refused(overrides, message):
+    with pytest.raises(ParameterError, match=message):
+        resolve_params(None, overrides)
+
+
+def test_run_dirs_never_collide_and_complete_atomically(tmp_path):
+    ids = {new_run_dir(tmp_path, "ogota")[0] for _ in range(50)}
+    assert len(ids) == 50
+    run_id, partial = new_run_dir(tmp_path, "ogota")
+    write_text(partial / "report.md", "x")
+    final = finish_run_dir(partial)
+    assert final.name == run_id and (final / "report.md").read_text() == "x"
+    assert (tmp_path / "ogota" / "latest").read_text().strip() == run_id
+
+
+def test_failed_write_leaves_no_file_under_final_name(tmp_path):
+    target = tmp_path / "report.json"
+    write_text(target, "old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash mid-write")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere; permissions cannot be tested")
+def test_unwritable_output_folder_is_a_clear_error(tmp_path):
+    tmp_path.chmod(0o500)
+    try:
+        with pytest.raises(OutputError, match="writable"):
+            new_run_dir(tmp_path, "ogota")
+    finally:
+        tmp_path.chmod(0o700)

@@ -1,0 +1,171 @@
+"""Tests of pipeline.figures on small synthetic scenes with a burn of known place."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+import xarray as xr
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection
+from matplotlib.text import Text
+from shapely.geometry import Polygon, box
+
+from pipeline.errors import ParameterError, SceneError
+from pipeline.figures import SIMULATED_LABEL, before_after_figure, false_colour, joint_stretch, overlay_figure
+
+CRS = "EPSG:32630"
+H, W, RES = 60, 80, 3.0
+X0, Y0 = 350_000.0, 1_600_000.0  # top-left corner, metres (UTM 30N, central Mali)
+# The burn: rows 20..35, columns 30..50 of the after scene.
+BURN_ROWS, BURN_COLS = slice(20, 35), slice(30, 50)
+CAPTION = ("Imagery: synthetic scenes made by the test suite. Before 2024-01-10 10:41 UTC, "
+           "after 2024-01-28 10:38 UTC. Polygons: burnscan.")
+
+
+def _scene(acquired: str, scene_id: str, *, burn: bool) -> xr.DataArray:
+    """Savanna-like reflectance (high NIR), with a dark, NIR-poor square when ``burn``."""
+    values = {"blue": 0.05, "green": 0.08, "red": 0.07, "nir": 0.35}
+    rng = np.random.default_rng(0)  # same texture on both dates: unchanged ground stays unchanged
+    data = np.stack([np.full((H, W), v, dtype=np.float32) for v in values.values()])
+    data += rng.normal(0, 0.01, data.shape).astype(np.float32)
+    if burn:
+        data[:, BURN_ROWS, BURN_COLS] = np.array([0.03, 0.04, 0.04, 0.06], dtype=np.float32)[:, None, None]
+    data[:, 0:3, 0:3] = np.nan  # a corner never observed
+    return xr.DataArray(
+        data,
+        dims=("band", "y", "x"),
+        coords={"band": list(values), "y": Y0 - (np.arange(H) + 0.5) * RES, "x": X0 + (np.arange(W) + 0.5) * RES},
+        attrs={"acquired": acquired, "scene_id": scene_id, "satellite_id": "2412", "crs": CRS},
+    )
+
+
+@pytest.fixture
+def before() -> xr.DataArray:
+    return _scene("2024-01-10T10:41:00Z", "20240110_104100_2412", burn=False)
+
+
+@pytest.fixture
+def after() -> xr.DataArray:
+    return _scene("2024-01-28T10:38:00Z", "20240128_103800_2412", burn=True)
+
+
+@pytest.fixture
+def clear(after: xr.DataArray) -> xr.DataArray:
+    mask = np.ones((H, W), dtype=bool)
+    mask[45:60, 0:20] = False  # a cloud in the lower-left
+    return xr.DataArray(mask, dims=("y", "x"), coords={"y": after.y, "x": after.x})
+
+
+def _pixel_box(rows: slice, cols: slice) -> Polygon:
+    return box(X0 + cols.start * RES, Y0 - rows.stop * RES, X0 + cols.stop * RES, Y0 - rows.start * RES)
+
+
+@pytest.fixture
+def polygons() -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(
+        {"polygon_id": [1], "first_seen": ["2024-01-28T10:38:00Z"],
+         "last_clear_before": ["2024-01-10T10:41:00Z"], "area_ha": [0.27]},
+        geometry=[_pixel_box(BURN_ROWS, BURN_COLS)], crs=CRS,
+    )
+
+
+def _texts(fig) -> list[str]:
+    return [t.get_text() for t in fig.findobj(Text)]
+
+
+def _pair(before, after, clear, polygons, *, simulated: bool):
+    earlier = polygons.assign(polygon_id=[0], geometry=[_pixel_box(slice(5, 12), slice(60, 70))])
+    return before_after_figure(before, after, before_clear=clear, after_clear=clear, title="Test village",
+                               caption=CAPTION, simulated=simulated, aoi_outline=_pixel_box(slice(2, 58), slice(2, 78)),
+                               polygons_new=polygons, polygons_earlier=earlier)
+
+
+def test_false_colour_puts_nir_in_red_channel(after):
+    rgb, stretch = false_colour(after)
+    assert rgb.shape == (H, W, 3)
+    assert np.all((rgb >= 0) & (rgb <= 1))
+    vegetated = rgb[50, 70]  # high NIR, low red reflectance
+    assert vegetated[0] > vegetated[1] and vegetated[0] > vegetated[2]
+    assert rgb[27, 40].sum() < vegetated.sum()  # the burn is dark
+    np.testing.assert_array_equal(rgb[0, 0], [0.5, 0.5, 0.5])  # unobserved: mid grey
+    lo, hi = np.nanpercentile(after.sel(band="nir").values, [2, 98])
+    assert stretch[0] == pytest.approx((lo, hi), rel=1e-5)
+
+
+def test_joint_stretch_is_shared_and_keeps_unchanged_ground_identical(before, after):
+    stretch = joint_stretch(before, after)
+    assert stretch == joint_stretch(after, before)
+    rgb_before, used_before = false_colour(before, stretch=stretch)
+    rgb_after, used_after = false_colour(after, stretch=stretch)
+    assert used_before == used_after == stretch
+    np.testing.assert_array_equal(rgb_before[50:, 60:], rgb_after[50:, 60:])
+    assert not np.allclose(rgb_before[BURN_ROWS, BURN_COLS], rgb_after[BURN_ROWS, BURN_COLS])
+
+
+def test_pair_figure_panels_share_one_stretch(before, after, clear, polygons):
+    fig = _pair(before, after, clear, polygons, simulated=False)
+    scenes = [ax.get_images()[0].get_array() for ax in fig.axes]
+    np.testing.assert_array_equal(scenes[0][50:, 60:], scenes[1][50:, 60:])
+
+
+def test_pair_figure_renders_with_labels_outlines_and_times(before, after, clear, polygons):
+    fig = _pair(before, after, clear, polygons, simulated=True)
+    FigureCanvasAgg(fig).draw()
+    texts = _texts(fig)
+    assert any(SIMULATED_LABEL in t for t in texts)
+    assert sum(t == SIMULATED_LABEL for t in texts) >= 2 * len(fig.axes)  # on every panel
+    assert any(t.startswith(SIMULATED_LABEL) for t in texts if "Test village" in t)
+    assert " ".join(CAPTION.split()) in [" ".join(t.split()) for t in texts]
+    titles = [ax.get_title() for ax in fig.axes]
+    assert "2024-01-28 10:38 UTC (10:38 local, UTC+0)" in titles[1] and "20240128_103800_2412" in titles[1]
+    assert "2024-01-10 10:41 UTC" in titles[0]
+    outlines = {c.get_gid(): c for c in fig.axes[1].collections if isinstance(c, LineCollection)}
+    assert len(outlines["polygons_new"].get_segments()) == 1
+    assert len(outlines["polygons_earlier"].get_segments()) == 1
+    assert "EPSG:32630" in fig.axes[0].get_xlabel()
+
+
+def test_no_simulated_label_on_real_data(before, after, clear, polygons):
+    fig = _pair(before, after, clear, polygons, simulated=False)
+    assert not any("SIMULATED" in t.upper() for t in _texts(fig))
+
+
+def test_overlay_figure_saves_a_non_uniform_png(after, clear, polygons, tmp_path):
+    fig = overlay_figure(after, polygons_new=polygons, after_clear=clear, title="Test village",
+                         caption=CAPTION, simulated=True)
+    out = tmp_path / "overlay.png"
+    fig.savefig(out)
+    pixels = mpimg.imread(out)
+    assert pixels.ndim == 3 and pixels.shape[0] > 100
+    assert pixels[..., :3].std() > 0.05
+    assert any(isinstance(c, LineCollection) and c.get_gid() == "polygons_new" for c in fig.axes[0].collections)
+
+
+def test_local_time_across_midnight(after, polygons):
+    late = after.copy()
+    late.attrs["acquired"] = "2024-01-28T23:30:00Z"
+    fig = overlay_figure(late, polygons_new=polygons, title="t", caption="c", simulated=False, tz_name="Asia/Kolkata")
+    assert "2024-01-28 23:30 UTC (2024-01-29 05:00 local, UTC+5:30)" in fig.axes[0].get_title()
+
+
+def test_errors_name_the_problem(before, after, polygons):
+    with pytest.raises(SceneError, match="nir"):
+        false_colour(after.sel(band=["blue", "green", "red"]))
+    with pytest.raises(ParameterError, match="high > low"):
+        false_colour(after, stretch=((0.1, 0.1), (0, 1), (0, 1)))
+    naive = after.copy()
+    naive.attrs["acquired"] = "2024-01-28T10:38:00"
+    with pytest.raises(ParameterError, match="UTC"):
+        overlay_figure(naive, polygons_new=polygons, title="t", caption="c", simulated=False)
+    with pytest.raises(ParameterError, match="IANA"):
+        overlay_figure(after, polygons_new=polygons, title="t", caption="c", simulated=False, tz_name="Mali")
+    with pytest.raises(ParameterError, match="to_crs"):
+        overlay_figure(after, polygons_new=polygons.to_crs("EPSG:4326"), title="t", caption="c", simulated=False)
+    with pytest.raises(ParameterError, match="same grid"):
+        before_after_figure(before, after, after_clear=xr.DataArray(np.ones((3, 3), bool), dims=("y", "x")),
+                            title="t", caption="c", simulated=False)
+    with pytest.raises(ParameterError, match="same grid"):  # right shape, but shifted one pixel east
+        overlay_figure(after, polygons_new=polygons, after_clear=xr.ones_like(after.isel(band=0), dtype=bool)
+                       .assign_coords(x=after.x + RES), title="t", caption="c", simulated=False)

@@ -1,0 +1,217 @@
+"""Known-answer tests for the analysis stages: inject the answer, get it back."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+from scipy import ndimage
+
+from pipeline.change import consecutive_change
+from pipeline.config import Params
+from pipeline.coregister import coregister, estimate_shift, undo_shift
+from pipeline.dating import date_burns
+from pipeline.grid import grid_for_bounds
+from pipeline.indices import burn_index, choose_index
+from pipeline.normalise import fit_linear_normalisation, normalise
+from pipeline.polygons import burn_polygons
+from pipeline.threshold import burn_mask, robust_sigma
+
+PACKAGE = Path(__file__).resolve().parent.parent / "pipeline"
+
+
+def _texture(shape=(360, 360), seed=0) -> np.ndarray:
+    """A ground-like texture: blobs of several sizes, reflectance ~0.1-0.4."""
+    rng = np.random.default_rng(seed)
+    field = sum(ndimage.gaussian_filter(rng.random(shape), s) * w for s, w in ((1.5, 1.0), (4, 2.0), (12, 3.0)))
+    field = (field - field.min()) / (field.max() - field.min())
+    return (0.1 + 0.3 * field).astype(np.float64)
+
+
+def _displace(image: np.ndarray, dy: float, dx: float) -> np.ndarray:
+    """Content displaced by (+dy, +dx), the convention of pipeline.coregister."""
+    return ndimage.shift(image, (dy, dx), order=3, mode="nearest")
+
+
+# --- co-registration -------------------------------------------------------------------
+
+@pytest.mark.parametrize("true_shift", [(2.37, -1.62), (-0.41, 0.18), (12.6, 7.25)])
+def test_shift_recovered_despite_burn_gain_and_noise(true_shift):
+    rng = np.random.default_rng(1)
+    ground = _texture((400, 400))
+    moving = _displace(ground, *true_shift)
+    moving = 0.9 * moving + 0.03  # haze-like gain and offset
+    moving[150:230, 160:260] = 0.04  # a large burn: must not pull the estimate
+    moving += rng.normal(0, 0.004, moving.shape)
+    est = estimate_shift(ground, moving)
+    assert est.converged
+    assert abs(est.dy - true_shift[0]) < 0.05 and abs(est.dx - true_shift[1]) < 0.05
+    assert est.inlier_fraction < 0.98  # the burn was recognised as an outlier
+
+
+def test_self_registration_is_zero():
+    ground = _texture()
+    est = estimate_shift(ground, ground.copy())
+    assert abs(est.dy) < 1e-3 and abs(est.dx) < 1e-3
+    assert est.gain == pytest.approx(1.0, abs=1e-3)
+
+
+def test_masked_cloud_is_ignored():
+    ground = _texture((400, 400))
+    moving = _displace(ground, 1.3, -2.7)
+    moving[:150, :] = 0.6  # a bright cloud over the top, flagged in the mask
+    mask = np.ones(moving.shape, bool)
+    mask[:160, :] = False
+    est = estimate_shift(ground, moving, moving_mask=mask)
+    assert abs(est.dy - 1.3) < 0.05 and abs(est.dx + 2.7) < 0.05
+
+
+def test_undo_shift_restores_content():
+    ground = _texture()
+    back = undo_shift(_displace(ground, 3.4, -1.2), 3.4, -1.2)
+    inner = (slice(10, -10), slice(10, -10))
+    assert np.nanmax(np.abs(back[inner] - ground[inner])) < 0.01
+    assert np.isnan(back[-2:, :]).all()  # no source beyond the edge: not observed, not invented
+
+
+def test_coregister_stack_keeps_labels_and_aligns():
+    ground = _texture((300, 300))
+    scenes = np.stack([np.stack([ground, ground]), np.stack([_displace(ground, -2.2, 1.6)] * 2)]).astype(np.float32)
+    stack = xr.Dataset(
+        {"reflectance": (("time", "band", "y", "x"), scenes), "clear": (("time", "y", "x"), np.ones((2, 300, 300), bool))},
+        coords={"time": np.array(["2024-01-27T10:38", "2024-01-28T10:38"], "datetime64[ns]"), "band": ["red", "nir"],
+                "scene_id": ("time", ["a", "b"]), "y": np.arange(300.0), "x": np.arange(300.0)},
+        attrs={"crs": "EPSG:32630"},
+    )
+    aligned, shifts = coregister(stack, band="red")
+    assert aligned.attrs["crs"] == "EPSG:32630" and list(aligned.band.values) == ["red", "nir"]
+    assert abs(shifts[1].dy + 2.2) < 0.05 and abs(shifts[1].dx - 1.6) < 0.05
+    diff = np.abs(aligned.reflectance[1, 0] - aligned.reflectance[0, 0]).values[10:-10, 10:-10]
+    assert np.nanmax(diff) < 0.01
+    assert not aligned.clear[1].values[:, -1].any()  # moved-in edge is not observed
+
+
+# --- normalisation --------------------------------------------------------------------
+
+def test_gain_and_offset_removed_burn_not_normalised_away():
+    rng = np.random.default_rng(2)
+    ref = np.stack([_texture(seed=s) for s in (3, 4, 5)])
+    scene = ref * np.array([1.07, 0.95, 0.9])[:, None, None] + np.array([0.02, -0.01, 0.03])[:, None, None]
+    scene[:, 100:200, 100:200] = 0.04  # burned between the dates
+    scene += rng.normal(0, 0.003, scene.shape)
+    fits, stable = fit_linear_normalisation(scene, ref, np.ones(ref.shape[1:], bool), bands=["green", "red", "nir"])
+    for fit, gain, offset in zip(fits, (1.07, 0.95, 0.9), (0.02, -0.01, 0.03)):
+        assert fit.gain == pytest.approx(1 / gain, rel=0.01)
+        assert fit.offset == pytest.approx(-offset / gain, abs=0.005)
+    assert not stable[120:180, 120:180].any()
+
+
+def test_normalise_stack_maps_onto_reference():
+    ref = np.stack([_texture(seed=7), _texture(seed=8)]).astype(np.float32)
+    later = (ref * 1.1 + 0.02).astype(np.float32)
+    stack = xr.Dataset(
+        {"reflectance": (("time", "band", "y", "x"), np.stack([ref, later])), "clear": (("time", "y", "x"), np.ones((2,) + ref.shape[1:], bool))},
+        coords={"band": ["red", "nir"]},
+    )
+    out, fits = normalise(stack)
+    assert np.allclose(out.reflectance[1].values, ref, atol=1e-3)
+    assert fits[0][0].gain == 1.0
+
+
+# --- indices and change ----------------------------------------------------------------
+
+def test_index_choice_follows_bands():
+    assert choose_index(["blue", "green", "red", "nir"]) == "nir"
+    assert choose_index(["red", "nir", "swir22"]) == "nbr"
+    with pytest.raises(ValueError, match="swir"):
+        choose_index(["red", "nir"], "nbr")
+
+
+def test_nbr_and_bai_known_values():
+    scene = xr.DataArray(np.array([[[0.1]], [[0.3]], [[0.1]]]), dims=("band", "y", "x"), coords={"band": ["red", "nir", "swir22"]})
+    assert float(burn_index(scene, index="nbr").squeeze()) == pytest.approx(0.5)
+    assert float(burn_index(scene, index="bai").squeeze()) == pytest.approx(1 / (0.0 + 0.24**2))
+    assert burn_index(scene, index="nbr").attrs["burn_direction"] == -1
+
+
+def test_change_skips_cloud_and_keeps_bracket():
+    values = np.array([0.30, 0.30, 0.31, 0.05, 0.05], np.float32).reshape(5, 1, 1)
+    clear = np.array([True, True, False, True, True]).reshape(5, 1, 1)
+    out = consecutive_change(xr.DataArray(values, dims=("time", "y", "x"), attrs={"burn_direction": -1}),
+                             xr.DataArray(clear, dims=("time", "y", "x")))
+    assert np.isnan(out.delta[0, 0, 0]) and np.isnan(out.delta[2, 0, 0])
+    assert float(out.delta[3, 0, 0]) == pytest.approx(0.25)
+    assert int(out.last_clear[3, 0, 0]) == 1  # compared with the last *clear* date, not the cloudy one
+    assert float(out.delta[4, 0, 0]) == pytest.approx(0.0)
+
+
+# --- threshold, dating, polygons --------------------------------------------------------
+
+def test_noise_alone_gives_no_burn():
+    noise = np.random.default_rng(3).normal(0, 0.01, (200, 200)).astype(np.float32)
+    mask, info = burn_mask(xr.DataArray(noise, dims=("y", "x")), pixel_area_m2=9.0)
+    assert int(mask.sum()) == 0 and info.noise_sigma == pytest.approx(0.01, rel=0.05)
+
+
+def test_mixed_pixels_count_when_half_burned():
+    delta = np.zeros((60, 60), np.float32)
+    delta[20:30, 20:30] = 0.25
+    delta[19, 20:30] = 0.15  # 60 % burned edge row: in
+    delta[30, 20:30] = 0.10  # 40 % burned edge row: out
+    mask, _ = burn_mask(xr.DataArray(delta, dims=("y", "x")), pixel_area_m2=9.0, min_change=0.08)
+    assert mask.values[19, 20:30].all() and not mask.values[30, 20:30].any()
+    assert int(mask.sum()) == 110
+
+
+def test_minimum_mapping_unit_and_darkness_rule():
+    delta = np.zeros((60, 60), np.float32)
+    delta[5:7, 5:7] = 0.3  # 36 m2 < 50 m2
+    delta[30:40, 30:40] = 0.3
+    post = np.full((60, 60), 0.05, np.float32)
+    post[30:40, 30:40] = 0.3  # did not end dark: a shadow or haze, not char
+    mask, _ = burn_mask(xr.DataArray(delta, dims=("y", "x")), post_nir=xr.DataArray(post, dims=("y", "x")), pixel_area_m2=9.0)
+    assert int(mask.sum()) == 0
+
+
+def test_two_dates_give_two_dated_polygons_of_known_area():
+    grid = grid_for_bounds((500000, 1500000, 500300, 1500300), "EPSG:32630", 3.0)  # 100 x 100 px
+    nir = np.full((4, 100, 100), 0.30, np.float32)
+    nir[2:, 10:30, 10:30] = 0.05  # burned before scene 2
+    nir[3:, 60:70, 50:80] = 0.05  # burned before scene 3
+    clear = np.ones_like(nir, bool)
+    clear[2, 55:75, 45:85] = False  # cloud on scene 2 over the second burn
+    nir += np.random.default_rng(4).normal(0, 0.004, nir.shape).astype(np.float32)
+    times = ["2024-01-26T10:38:00Z", "2024-01-27T10:38:00Z", "2024-01-28T10:38:00Z", "2024-01-31T10:38:00Z"]
+    index = xr.DataArray(nir, dims=("time", "y", "x"), attrs={"burn_direction": -1, "index": "nir"})
+    change = consecutive_change(index, xr.DataArray(clear, dims=("time", "y", "x")))
+    dates, _ = date_burns(change, post_nir=index, params=Params(), pixel_area_m2=9.0)
+    polys = burn_polygons(dates, grid=grid, times=times, index_name="nir")
+    assert list(polys.first_seen_index) == [2, 3]
+    assert polys.area_m2.iloc[0] == pytest.approx(400 * 9.0, rel=0.002)
+    assert polys.area_m2.iloc[1] == pytest.approx(300 * 9.0, rel=0.002)
+    assert polys.last_clear_before.tolist() == [times[1], times[1]]  # second burn: cloud on 28th widens bracket
+    assert polys.polygon_id.iloc[0].startswith("20240128-E")
+
+
+def test_robust_sigma_ignores_outliers():
+    values = np.random.default_rng(5).normal(0, 0.01, 10000)
+    values[:500] = 0.5
+    assert robust_sigma(values) == pytest.approx(0.01, rel=0.15)
+
+
+# --- house rules -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("module", ["coregister", "normalise", "indices", "change", "threshold", "dating", "polygons", "report", "figures"])
+def test_stage_modules_do_not_open_files(module):
+    """I/O stays at the edges: stage modules never import rasterio's file API or open()."""
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            assert node.module not in ("rasterio", "rasterio.io", "rasterio.vrt"), f"{module} imports {node.module}"
+        if isinstance(node, ast.Import):
+            assert all(a.name != "rasterio" for a in node.names), f"{module} imports rasterio"
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            assert node.func.id != "open", f"{module} calls open()"
