@@ -148,12 +148,13 @@ def date_attribution(first_seen: np.ndarray, truth_first: np.ndarray, truth_ids:
     }
 
 
-def run_demo_benchmark(aoi_name: str, *, out_root: Path, data_root: Path) -> str:
+def run_demo_benchmark(aoi_name: str, *, out_root: Path, data_root: Path, aoi_dir: Path | None = None) -> str:
     """Run the demo for ``aoi_name``, score it against the simulated truth, write and return the table."""
     from .run import run_detect
     from .write import write_json, write_text
 
-    outcome = run_detect(aoi_name, out_root=out_root, data_root=data_root, make_figures=False)
+    extra = {"aoi_dir": aoi_dir} if aoi_dir is not None else {}
+    outcome = run_detect(aoi_name, out_root=out_root, data_root=data_root, make_figures=False, **extra)
     det = outcome.detection
     truth_meta = json.loads((outcome.demo_folder / "truth_SIMULATED.json").read_text(encoding="utf-8"))
     burns = gpd.read_file(outcome.demo_folder / "truth_burns_SIMULATED.gpkg", layer="burns", engine="pyogrio")

@@ -36,7 +36,7 @@ _REQUIRED_BANDS = ("green", "red", "nir")
 _REFLECTANCE_SCALE = 10000.0
 
 # UDM2 band order (Planet): clear, snow, shadow, light haze, heavy haze, cloud, confidence, udm.
-_UDM2_CLEAR, _UDM2_SNOW, _UDM2_SHADOW, _UDM2_HEAVY_HAZE, _UDM2_CLOUD = 0, 1, 2, 4, 5
+_UDM2_CLEAR, _UDM2_SNOW, _UDM2_SHADOW, _UDM2_LIGHT_HAZE, _UDM2_HEAVY_HAZE, _UDM2_CLOUD = 0, 1, 2, 3, 4, 5
 
 
 @dataclass(frozen=True)
@@ -191,7 +191,10 @@ def _load_one(files: SceneFiles, grid: Grid) -> tuple[np.ndarray, np.ndarray, tu
         if udm.shape[0] < 6:
             raise SceneError(f"{files.udm2}: {udm.shape[0]} bands, a UDM2 has 8; give the *_udm2.tif of the scene")
         flagged = (udm[_UDM2_SNOW] > 0) | (udm[_UDM2_SHADOW] > 0) | (udm[_UDM2_HEAVY_HAZE] > 0) | (udm[_UDM2_CLOUD] > 0)
-        clear &= (udm[_UDM2_CLEAR] > 0) & ~flagged
+        # Planet's classes are exclusive: a light-haze pixel has clear = 0, yet its ground is
+        # seen (normalisation absorbs the haze), so it counts as observed.
+        seen = (udm[_UDM2_CLEAR] > 0) | (udm[_UDM2_LIGHT_HAZE] > 0)
+        clear &= seen & ~flagged
     props = _read_metadata(files, tags)
     return reflectance, clear, names, props
 

@@ -361,7 +361,7 @@ def _check_arguments(grid: Grid, seed: int, n_compounds: int, n_burned_first: in
 
 def _village_room(grid: Grid) -> float:
     """Largest village radius (m) that keeps the village inside the AOI part of ``grid``."""
-    return 0.5 * 3.0 * min(grid.width, grid.height) - _AOI_MARGIN_M - 30.0
+    return 0.5 * grid.resolution * min(grid.width, grid.height) - _AOI_MARGIN_M - 30.0
 
 
 # --------------------------------------------------------------------------- the ground
@@ -377,7 +377,7 @@ def _build_landscape(grid: Grid, *, seed: int, n_compounds: int, n_burned_first:
     settlement = Polygon(settlement.exterior) if settlement.geom_type == "Polygon" else settlement.convex_hull
 
     labels = np.full(shape, _SAND, dtype=np.uint8)
-    old_scar = _paint_soils_and_fields(labels, _rng(seed, 2), centre, radius, grid)
+    old_scar = _paint_soils_and_fields(labels, _rng(seed, 2), centre, radius)
     labels[_cells(np.asarray(settlement.exterior.coords), shape)] = _LANE
     _paint_tracks(labels, _rng(seed, 3), centre)
     _paint_trees(labels, _rng(seed, 4), centre, radius)
@@ -410,24 +410,31 @@ def _plan_compounds(rng: np.random.Generator, centre: tuple[float, float], n: in
     """Lay ``n`` walled compounds on a jittered lattice, grown outward from the centre.
 
     Slots are taken by a noisy, lobed radius so the village edge is ragged; a few inner slots
-    stay empty (squares, a mosque yard). Jitter is bounded so lanes stay at least 3.5 m wide.
+    stay empty (squares, a mosque yard). Rows slide against each other and compounds tilt, but
+    sizes and jitter are bounded so that lanes stay at least 3.5 m wide: footprints of
+    neighbours never touch, which keeps per-compound truth unambiguous.
     """
     theta0 = rng.uniform(0, math.pi / 2)
     k = int(math.sqrt(1.6 * n / math.pi)) + 3
     i, j = (a.ravel() for a in np.meshgrid(np.arange(-k, k + 1), np.arange(-k, k + 1)))
     c0, s0 = math.cos(theta0), math.sin(theta0)
-    du, dv = _SLOT_M * (i * c0 - j * s0), _SLOT_M * (i * s0 + j * c0)
+    x = i + rng.uniform(-0.5, 0.5, 2 * k + 1)[j + k]  # each row slides: no grid-plan streets
+    du, dv = _SLOT_M * (x * c0 - j * s0), _SLOT_M * (x * s0 + j * c0)
     r, phi = np.hypot(du, dv), np.arctan2(dv, du)
     p1, p2 = rng.uniform(0, 2 * math.pi, 2)
-    lobed = r * (1 + 0.12 * np.sin(2 * phi + p1) + 0.08 * np.sin(3 * phi + p2)) + rng.uniform(0, 0.4 * _SLOT_M, r.size)
+    lobed = r * (1 + 0.12 * np.sin(2 * phi + p1) + 0.08 * np.sin(3 * phi + p2))
+    lobed += rng.uniform(0, 0.4 * _SLOT_M, r.size)
     lobed[(rng.random(r.size) < 0.06) & (r > 0)] = np.inf
     plans = []
     for s in np.argsort(lobed, kind="stable")[:n]:
         hx, hy = rng.uniform(10.0, 14.0, 2)
-        delta = math.radians(rng.uniform(-6, 6))
+        delta = math.radians(rng.uniform(-12, 12))
         ext = np.array([hx * abs(math.cos(delta)) + hy * abs(math.sin(delta)),
                         hx * abs(math.sin(delta)) + hy * abs(math.cos(delta))])
-        jx, jy = rng.uniform(-1, 1, 2) * np.maximum(0.0, _SLOT_M / 2 - 1.75 - ext)
+        half_slot = _SLOT_M / 2 - 1.75  # half a slot minus half the narrowest lane
+        shrink = min(1.0, half_slot / ext.max())  # a tilted big compound would touch its neighbour
+        hx, hy, ext = hx * shrink, hy * shrink, ext * shrink
+        jx, jy = rng.uniform(-1, 1, 2) * np.maximum(0.0, half_slot - ext)
         plans.append(_Plan(centre[0] + du[s] + jx * c0 - jy * s0, centre[1] + dv[s] + jx * s0 + jy * c0,
                            hx, hy, theta0 + delta))
     corners = np.concatenate([p.corners() for p in plans])
@@ -441,10 +448,12 @@ def _plan_compounds(rng: np.random.Generator, centre: tuple[float, float], n: in
 
 
 def _paint_soils_and_fields(labels: np.ndarray, rng: np.random.Generator, centre: tuple[float, float],
-                            radius: float, grid: Grid) -> Polygon | None:
+                            radius: float) -> Polygon | None:
     """Sand with lateritic patches and dry grass, then millet parcels around the village.
 
-    Returns the outline of an old (pre-series) field burn scar, a static distractor, or None.
+    The first parcel lying well inside the grid and 100 m clear of the village becomes an old
+    (December) burn scar: dark on every date, so only a method that looks at change ignores it.
+    Returns its outline, or None when no parcel qualifies.
     """
     shape = labels.shape
     labels[_smooth_field(rng, shape, 120.0) > 1.0] = _LATERITE
@@ -456,15 +465,16 @@ def _paint_soils_and_fields(labels: np.ndarray, rng: np.random.Generator, centre
     angles = rng.uniform(0, math.pi / 2) + rng.uniform(-0.3, 0.3, n_fields)
     covers = rng.uniform(0.45, 0.85, n_fields)
     outside = np.hypot(cu - centre[0], cv - centre[1]) - np.hypot(a, b) > radius + 40
-    inner = (_MARGIN_M + 60, shape[0] - _MARGIN_M - 60, shape[1] - _MARGIN_M - 60)
+    far = np.hypot(cu - centre[0], cv - centre[1]) > radius + 100
+    edge = _MARGIN_M + 60  # keep the scar off the grid's border, where shifts would cut it
     scar = None
     for f in np.flatnonzero(outside):
         corners = _Plan(cu[f], cv[f], a[f], b[f], angles[f]).corners()
         rr, cc = _cells(corners, shape)
         pick = rng.random(rr.size) < covers[f]
         labels[rr, cc] = _SAND  # ploughed or bare between stubble
-        is_scar = scar is None and corners.min() > inner[0] and corners[:, 1].max() < inner[1] \
-            and corners[:, 0].max() < inner[2] and np.hypot(cu[f] - centre[0], cv[f] - centre[1]) > radius + 100
+        is_scar = scar is None and far[f] and corners.min() > edge \
+            and corners[:, 0].max() < shape[1] - edge and corners[:, 1].max() < shape[0] - edge
         labels[rr[pick], cc[pick]] = _OLD_SCAR if is_scar else _DRY_VEG
         if is_scar:
             scar = Polygon(corners)
@@ -510,14 +520,17 @@ def _paint_compound(labels: np.ndarray, compound_map: np.ndarray, rng: np.random
     labels[rr, cc] = _WALL
     compound_map[rr, cc] = cid
     labels[_cells(p.corners(inset=1.0), shape)] = _YARD
-    fx, fy = rng.uniform(-p.hx + 3, p.hx - 3), rng.uniform(-2.0, p.hy - 3)  # fence from a wall into the yard
-    fence = p.to_ground(np.array([fx - 0.5, fx + 0.5, fx + 0.5, fx - 0.5]), np.array([-p.hy + 1, -p.hy + 1, fy, fy]))
+    fx, fy = rng.uniform(-p.hx + 3, p.hx - 3), rng.uniform(-2.0, p.hy - 3)  # from a wall into the yard
+    fence = p.to_ground(np.array([fx - 0.5, fx + 0.5, fx + 0.5, fx - 0.5]),
+                        np.array([-p.hy + 1, -p.hy + 1, fy, fy]))
     labels[_cells(np.stack(fence, axis=1), shape)] = _STRAW
-    radii = np.concatenate([rng.uniform(2.0, 3.0, rng.integers(2, 6)), rng.uniform(1.0, 1.5, rng.integers(1, 4))])
+    huts = rng.uniform(2.0, 3.0, rng.integers(2, 6))  # 4-6 m round huts
+    granaries = rng.uniform(1.0, 1.5, rng.integers(1, 4))  # 2-3 m
     placed: list[tuple[float, float, float]] = []
-    for r in radii:
-        for _ in range(30):
-            x, y = rng.uniform(-(p.hx - r - 1.2), p.hx - r - 1.2), rng.uniform(-(p.hy - r - 1.2), p.hy - r - 1.2)
+    for r in np.concatenate([huts, granaries]):
+        for _ in range(30):  # rejection sampling: roofs do not overlap
+            x = rng.uniform(-(p.hx - r - 1.2), p.hx - r - 1.2)
+            y = rng.uniform(-(p.hy - r - 1.2), p.hy - r - 1.2)
             if all(math.hypot(x - a, y - b) >= r + c + 0.6 for a, b, c in placed):
                 placed.append((x, y, r))
                 break
@@ -541,15 +554,18 @@ def _assign_events(rng: np.random.Generator, plans: list[_Plan], centre: tuple[f
 def _footprint(rng: np.random.Generator, p: _Plan, outline: Polygon) -> Polygon:
     """An irregular burned footprint covering most of a compound (roofs, yard straw, fences)."""
     th = np.linspace(0, 2 * math.pi, 32, endpoint=False)
-    edge = np.minimum(p.hx / np.maximum(np.abs(np.cos(th)), 1e-9), p.hy / np.maximum(np.abs(np.sin(th)), 1e-9))
+    cos, sin = np.maximum(np.abs(np.cos(th)), 1e-9), np.maximum(np.abs(np.sin(th)), 1e-9)
+    edge = np.minimum(p.hx / cos, p.hy / sin)  # centre-to-wall distance in each direction
     q1, q2 = rng.uniform(0, 2 * math.pi, 2)
-    f = np.clip(0.9 + 0.07 * np.sin(th + q1) + 0.05 * np.sin(2 * th + q2) + rng.uniform(-0.06, 0.06, th.size), 0.6, 1.1)
+    f = 0.9 + 0.07 * np.sin(th + q1) + 0.05 * np.sin(2 * th + q2) + rng.uniform(-0.06, 0.06, th.size)
+    f = np.clip(f, 0.6, 1.1)
     ox, oy = rng.uniform(-1.5, 1.5, 2)
     u, v = p.to_ground(ox + f * edge * np.cos(th), oy + f * edge * np.sin(th))
-    fp = shapely.make_valid(Polygon(np.stack([u, v], 1))).intersection(outline.buffer(0.5, join_style="mitre"))
-    if fp.geom_type != "Polygon":
+    star = shapely.make_valid(Polygon(np.stack([u, v], 1)))
+    fp = star.intersection(outline.buffer(0.5, join_style="mitre"))  # fire stops at the wall
+    if fp.geom_type != "Polygon":  # keep the main piece if the clip left slivers
         fp = max((g for g in getattr(fp, "geoms", []) if g.geom_type == "Polygon"), key=lambda g: g.area)
-    return shapely.orient_polygons(fp) if hasattr(shapely, "orient_polygons") else fp
+    return fp
 
 
 def _paint_burn(burn_event: np.ndarray, burn_label: np.ndarray, rng: np.random.Generator,
@@ -576,7 +592,8 @@ def _plan_cloud(land: _Landscape, rng: np.random.Generator, sun_azimuth: float,
     """A soft-edged cumulus over compounds that burn on the return, and its shadow.
 
     The shadow lies ``height / tan(elevation)`` away in the anti-solar azimuth: with a 1-1.8 km
-    cloud base and a ~47-degree morning sun that is 1-1.7 km to the north-west, off small grids.
+    cloud base and the ~49-degree, south-east sun of 10:38 UTC in central Mali in late January,
+    that is 0.9-1.6 km to the north-west, off the grid when the grid is small.
     """
     shape = land.labels.shape
     later = np.flatnonzero(land.events == 2)
@@ -599,7 +616,7 @@ def _plan_cloud(land: _Landscape, rng: np.random.Generator, sun_azimuth: float,
         body += rng.uniform(0.6, 1.0) * np.exp(-((uu - cu - ou) ** 2 + (vv - cv - ov) ** 2) / (2 * s * s))
     body /= body.max()
     body *= 1 + 0.25 * _smooth_field(rng, body.shape, 20.0)
-    a = np.clip((body - 0.25) / 0.45, 0, 1)
+    a = np.clip((body - 0.25) / 0.2, 0, 1)  # a ~10-20 m soft rim around an opaque core
     alpha = np.zeros(shape, dtype=np.float32)
     alpha[v0:v1, u0:u1] = a * a * (3 - 2 * a)
     brightness = np.zeros(shape, dtype=np.float32)
@@ -663,7 +680,8 @@ def _acquire(land: _Landscape, k: int, when: datetime, *, seed: int, satellite: 
     """Image the ground as it was at ``when`` (``state`` events burned) through one satellite."""
     rng = _rng(seed, 100 + k)
     shift = tuple(float(x) for x in rng.uniform(0.3, _MAX_SHIFT_PX, 2) * rng.choice([-1.0, 1.0], 2))
-    gain, offset = rng.uniform(0.93, 1.07, 4), rng.uniform(-0.01, 0.01, 4)
+    # Rounded before use, so the metadata holds exactly what was applied.
+    gain, offset = np.round(rng.uniform(0.93, 1.07, 4), 5), np.round(rng.uniform(-0.01, 0.01, 4), 5)
     burned = (land.burn_event > 0) & (land.burn_event <= state)
     labels = np.where(burned, land.burn_label, land.labels)
     rho = np.empty((4, *land.grid.shape), dtype=np.float32)
@@ -676,7 +694,8 @@ def _acquire(land: _Landscape, k: int, when: datetime, *, seed: int, satellite: 
     t, path = _HAZE[haze]
     day = 1.0 + 0.004 * _smooth_field(rng, land.grid.shape, 100.0)  # moisture, view angle: tiny
     observed = gain[:, None, None] * (t * rho * day + np.array(path)[:, None, None]) + offset[:, None, None]
-    observed += rng.standard_normal(observed.shape, dtype=np.float32) * np.array(_NOISE_SIGMA, np.float32)[:, None, None]
+    sigma = np.array(_NOISE_SIGMA, dtype=np.float32)[:, None, None]
+    observed += rng.standard_normal(observed.shape, dtype=np.float32) * sigma
     dn = np.clip(np.rint(observed * 10000.0), 1, 10000).astype(np.uint16)
     cloud_px = shadow_px = None
     if cloud is not None:
@@ -687,8 +706,9 @@ def _acquire(land: _Landscape, k: int, when: datetime, *, seed: int, satellite: 
     metadata = {
         "scene_id": scene_id, "acquired": _iso(when), "satellite_id": satellite, "simulated": True,
         "bands": list(BANDS), "reflectance_scale": 10000, "nodata": 0,
-        "radiometric_model": "observed = gain * (t * rho + path) + offset + noise",
-        "gain": [round(float(x), 5) for x in gain], "offset": [round(float(x), 5) for x in offset],
+        "radiometric_model": "observed = gain * (t * rho + path) + offset + noise; rho carries a "
+                             "smooth +-0.4 % day-to-day variation",
+        "gain": [float(x) for x in gain], "offset": [float(x) for x in offset],
         "haze": haze, "haze_transmittance": t, "haze_path_reflectance": list(path),
         "noise_sigma": list(_NOISE_SIGMA), "cloud": cloud is not None,
         "cloud_fraction": round(float(udm2[5].mean()), 5), "shadow_fraction": round(float(udm2[2].mean()), 5),
@@ -734,7 +754,9 @@ def _udm2(shape: tuple[int, int], haze: str, cloud_px: np.ndarray | None,
         shadow = ndimage.binary_dilation(shadow_px > 0.03, square, iterations=2) & ~cloud
     clear = ~(cloud | shadow)
     udm[0], udm[2], udm[5] = clear, shadow, cloud
-    if haze != "none":  # light haze stays usable, so it keeps clear = 1 (our convention)
+    if haze != "none":
+        # Project convention: light haze is usable, so it keeps clear = 1. Real UDM2 classes
+        # (bands 0-5) are mutually exclusive: a real light-haze pixel has clear = 0.
         udm[3] = clear
     udm[6] = np.where(clear, _CONFIDENCE[haze], 60)
     return udm
@@ -768,10 +790,12 @@ def _add_cover(covered: np.ndarray, poly: Polygon) -> None:
 
 
 def _truth_tables(land: _Landscape, scenes: tuple[SimulatedScene, ...], plan: _ScenarioPlan,
-                  first_index: list[int | None], cloud: _Cloud) -> tuple[geopandas.GeoDataFrame, geopandas.GeoDataFrame]:
+                  first_index: list[int | None],
+                  cloud: _Cloud) -> tuple[geopandas.GeoDataFrame, geopandas.GeoDataFrame]:
     """The compounds table and the burned-footprints table, in the grid's CRS."""
     to_crs = _crs_transform(land)
-    hidden = np.maximum(_compound_fraction(land, cloud.alpha > 0.05), _compound_fraction(land, cloud.shade < 0.97))
+    hidden = np.maximum(_compound_fraction(land, cloud.alpha > 0.05),
+                        _compound_fraction(land, cloud.shade < 0.97))
     rows, burns = [], []
     for cid, (p, ev, fp) in enumerate(zip(land.plans, land.events, land.footprints)):
         idx = first_index[ev - 1] if ev else None
@@ -787,7 +811,7 @@ def _truth_tables(land: _Landscape, scenes: tuple[SimulatedScene, ...], plan: _S
                           "area_m2": round(fp.area, 1), "geometry": to_crs(fp)})
     crs = land.grid.crs
     columns = ["compound_id", "event", "first_visible", "last_clear_before", "area_m2", "geometry"]
-    burns_gdf = geopandas.GeoDataFrame(burns if burns else None, columns=columns, geometry="geometry", crs=crs)
+    burns_gdf = geopandas.GeoDataFrame(burns or None, columns=columns, geometry="geometry", crs=crs)
     return geopandas.GeoDataFrame(rows, geometry="geometry", crs=crs), burns_gdf
 
 
@@ -800,7 +824,8 @@ def _rng(seed: int, stream: int) -> np.random.Generator:
 def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], scale: float) -> np.ndarray:
     """Zero-mean, roughly unit-variance float32 noise with features about ``scale`` cells wide."""
     step = max(1, int(round(scale / 2)))
-    coarse = ndimage.gaussian_filter(rng.standard_normal((shape[0] // step + 4, shape[1] // step + 4)), 1.0, mode="wrap")
+    coarse = rng.standard_normal((shape[0] // step + 4, shape[1] // step + 4))
+    coarse = ndimage.gaussian_filter(coarse, 1.0, mode="wrap")
     coarse = (coarse - coarse.mean()) / (coarse.std() + 1e-12)
     return ndimage.zoom(coarse.astype(np.float32), step, order=1)[:shape[0], :shape[1]]
 
