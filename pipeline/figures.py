@@ -52,6 +52,7 @@ _NEW_COLOUR, _EARLIER_COLOUR, _AOI_COLOUR = "#ffe119", "#42d4f4", "white"
 # A dark halo keeps the outlines visible on bright soil as on dark burns.
 _HALO = [patheffects.withStroke(linewidth=2.6, foreground="black")]
 _HATCH = "////"
+_MAX_LABELS = 8
 _CM = 1 / 2.54
 _PAIR_WIDTH_IN, _SINGLE_WIDTH_IN, _DPI = 16 * _CM, 10 * _CM, 200
 # Sizes in points at the figure's own width; 7 pt stays legible when a panel is printed 8 cm wide.
@@ -411,6 +412,8 @@ def _draw_panel(ax, panel: _Panel, stretch: Stretch, *, crs: str, first: bool, s
     if panel.new is not None:
         _outline(ax, panel.new.geometry, _NEW_COLOUR, "-", "polygons_new")
         ids = panel.new["polygon_id"] if "polygon_id" in panel.new.columns else [None] * len(panel.new)
+        if len(ids) > _MAX_LABELS:  # dozens of ids only hide the burns; the table in the report lists them
+            ids = [None] * len(ids)
         for pid, geom in zip(ids, panel.new.geometry):
             if pid is not None and geom is not None and not geom.is_empty:
                 _, _, maxx, maxy = geom.bounds  # beside the polygon, not over the burn

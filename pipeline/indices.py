@@ -69,7 +69,7 @@ def burn_index(reflectance: xr.DataArray, *, index: ResolvedIndex) -> xr.DataArr
     --------
     >>> scene = xr.DataArray(np.array([[[0.25]], [[0.30]]]), dims=("band", "y", "x"),
     ...                      coords={"band": ["red", "nir"]})
-    >>> float(burn_index(scene, index="ndvi").squeeze().round(3))
+    >>> round(float(burn_index(scene, index="ndvi").squeeze()), 3)
     0.091
     """
     bands = [str(b) for b in reflectance.band.values]

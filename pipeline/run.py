@@ -154,12 +154,34 @@ def _polygons_with_positions(detection: Detection) -> gpd.GeoDataFrame:
     return polys
 
 
+def _zoom(stack: xr.Dataset, bounds: np.ndarray, grid: Grid, *, pad_m: float = 150.0, min_side_m: float = 600.0) -> xr.Dataset:
+    """The part of ``stack`` around ``bounds`` (left, bottom, right, top), padded and at least ``min_side_m`` wide."""
+    left, bottom, right, top = (float(v) for v in bounds)
+    cx, cy = (left + right) / 2, (bottom + top) / 2
+    half = max(right - left + 2 * pad_m, top - bottom + 2 * pad_m, min_side_m) / 2
+    g_left, g_bottom, g_right, g_top = grid.bounds
+    return stack.sel(x=slice(max(cx - half, g_left), min(cx + half, g_right)), y=slice(min(cy + half, g_top), max(cy - half, g_bottom)))
+
+
 def _figures(detection: Detection, aoi_outline: Any, credit: str, simulated: bool, tz_name: str) -> dict[str, Any]:
     """Before/after pairs and overlays, one per date with new burns or a clear reading."""
     from .report import format_time
 
     out: dict[str, Any] = {}
     stack, polys = detection.stack, detection.polygons
+    if len(polys):
+        # The AOI is kilometres wide and compounds are metres: overview once, then zoom on the burns.
+        last = len(detection.records) - 1
+        last_rec = detection.records[last]
+        out["overview.png"] = figs.overlay_figure(
+            stack["reflectance"].isel(time=last).assign_attrs(
+                acquired=last_rec.acquired_utc, scene_id=last_rec.scene_id, satellite_id=last_rec.satellite_id, crs=detection.grid.crs),
+            polygons_new=polys, after_clear=stack["clear"].isel(time=last), aoi_outline=aoi_outline, simulated=simulated,
+            tz_name=tz_name, title=f"All burn marks found, {detection.records[0].acquired:%Y-%m-%d} to {last_rec.acquired:%Y-%m-%d}",
+            caption=f"Overview of the AOI on {last_rec.scene_id} ({format_time(last_rec.acquired, tz_name)}); "
+                    f"{len(polys)} burn polygon(s), {polys['area_ha'].sum():.2f} ha, all dates. {credit}.",
+        )
+        stack = _zoom(stack, polys.total_bounds, detection.grid)
     for t in range(1, len(detection.records)):
         before_rec, after_rec = detection.records[t - 1], detection.records[t]
         before, after = (

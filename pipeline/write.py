@@ -28,6 +28,14 @@ from matplotlib.figure import Figure
 from .errors import OutputError
 from .grid import Grid
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
 __all__ = [
     "new_run_dir",
     "finish_run_dir",
@@ -49,6 +57,7 @@ def atomic_path(final: Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".tmp{final.suffix}", dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes owner-only files; outputs are meant to be shared
     try:
         yield tmp_path
         os.replace(tmp_path, final)
