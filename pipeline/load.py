@@ -47,6 +47,8 @@ class SceneFiles:
     reflectance: Path
     udm2: Path | None = None
     metadata: Path | None = None
+    udm: Path | None = None
+    """Legacy one-band unusable-data mask (0 = usable), used when there is no UDM2."""
 
 
 @dataclass(frozen=True)
@@ -88,8 +90,10 @@ def discover_scenes(folder: Path) -> list[SceneFiles]:
     for path in sorted(folder.glob("*_AnalyticMS_SR*.tif")):
         scene_id = path.name.split("_3B_")[0] if "_3B_" in path.name else path.stem
         udm2 = sorted(folder.glob(f"{scene_id}_3B_udm2*.tif"))
+        legacy = [p for p in sorted(folder.glob(f"{scene_id}_3B_*udm*.tif")) if "udm2" not in p.name]
         meta = sorted(folder.glob(f"{scene_id}_metadata*.json"))
-        scenes.append(SceneFiles(scene_id, path, udm2[0] if udm2 else None, meta[0] if meta else None))
+        scenes.append(SceneFiles(scene_id, path, udm2[0] if udm2 else None, meta[0] if meta else None,
+                                 legacy[0] if legacy and not udm2 else None))
     if not scenes:
         raise SceneError(f"{folder}: no *_AnalyticMS_SR*.tif scene in this folder; add scenes or run on the demo")
     return scenes
@@ -195,6 +199,13 @@ def _load_one(files: SceneFiles, grid: Grid) -> tuple[np.ndarray, np.ndarray, tu
         # seen (normalisation absorbs the haze), so it counts as observed.
         seen = (udm[_UDM2_CLEAR] > 0) | (udm[_UDM2_LIGHT_HAZE] > 0)
         clear &= seen & ~flagged
+    elif files.udm is not None:
+        try:
+            with rasterio.open(files.udm) as msrc:
+                udm = _warp(msrc, grid, Resampling.nearest, None)
+        except RasterioIOError as exc:
+            raise SceneError(f"{files.udm}: quality mask cannot be read ({exc}); re-download it") from None
+        clear &= udm[0] == 0
     props = _read_metadata(files, tags)
     return reflectance, clear, names, props
 
@@ -221,7 +232,7 @@ def load_stack(scenes: list[SceneFiles], grid: Grid) -> tuple[xr.Dataset, list[S
     loaded = []
     for files in scenes:
         reflectance, clear, names, props = _load_one(files, grid)
-        paths = {"reflectance": files.reflectance, "udm2": files.udm2, "metadata": files.metadata}
+        paths = {"reflectance": files.reflectance, "udm2": files.udm2, "udm": files.udm, "metadata": files.metadata}
         record = SceneRecord(
             scene_id=files.scene_id,
             acquired=props["acquired"],

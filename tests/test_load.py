@@ -1,0 +1,133 @@
+"""Loading scenes: a real PlanetScope delivery, and bad input that must fail in one clear line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+from pipeline.errors import SceneError
+from pipeline.grid import Grid, grid_for_bounds
+from pipeline.load import discover_scenes, load_stack, sha256_file
+
+GRID = grid_for_bounds((500000, 1500000, 500300, 1500300), "EPSG:32630", 3.0)
+
+
+def _write_scene(folder: Path, scene_id: str, *, acquired: str | None = "2024-01-28T10:38:00Z", bands: int = 4,
+                 origin=(499900.0, 1500400.0), crs: str | None = "EPSG:32630", value: int = 3000) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{scene_id}_3B_AnalyticMS_SR.tif"
+    data = np.full((bands, 200, 200), value, np.uint16)
+    profile = {"driver": "GTiff", "width": 200, "height": 200, "count": bands, "dtype": "uint16", "nodata": 0,
+               "transform": Affine(3.0, 0, origin[0], 0, -3.0, origin[1])}
+    if crs:
+        profile["crs"] = crs
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+    if acquired is not None:
+        (folder / f"{scene_id}_metadata.json").write_text(json.dumps({"properties": {"acquired": acquired, "satellite_id": "x"}}))
+    return path
+
+
+def _load(folder: Path):
+    return load_stack(discover_scenes(folder), GRID)
+
+
+def _one_line(err: pytest.ExceptionInfo, *needles: str) -> None:
+    message = str(err.value)
+    assert "\n" not in message
+    for needle in needles:
+        assert needle in message, message
+
+
+def test_good_scenes_load_in_time_order_with_hashes(tmp_path):
+    _write_scene(tmp_path, "b", acquired="2024-01-28T10:38:00Z", value=2000)
+    _write_scene(tmp_path, "a", acquired="2024-01-27T10:38:00Z", value=3000)
+    stack, records = _load(tmp_path)
+    assert [r.scene_id for r in records] == ["a", "b"]
+    assert stack.reflectance.shape == (2, 4) + GRID.shape
+    assert float(stack.reflectance[0, 3, 50, 50]) == pytest.approx(0.3)
+    assert records[0].sha256["reflectance"] == sha256_file(tmp_path / "a_3B_AnalyticMS_SR.tif")
+    assert bool(stack.clear.all())
+
+
+def test_not_a_raster(tmp_path):
+    _write_scene(tmp_path, "a")
+    (tmp_path / "a_3B_AnalyticMS_SR.tif").write_text("this is not a GeoTIFF")
+    with pytest.raises(SceneError) as err:
+        _load(tmp_path)
+    _one_line(err, "a_3B_AnalyticMS_SR.tif", "cannot be read")
+
+
+def test_truncated_tiff(tmp_path):
+    path = _write_scene(tmp_path, "a")
+    path.write_bytes(path.read_bytes()[:600])
+    with pytest.raises(SceneError) as err:
+        _load(tmp_path)
+    _one_line(err, "a_3B_AnalyticMS_SR.tif")
+
+
+def test_missing_nir_band(tmp_path):
+    _write_scene(tmp_path, "a", bands=3)
+    with pytest.raises(SceneError) as err:
+        _load(tmp_path)
+    _one_line(err, "a_3B_AnalyticMS_SR.tif", "3 bands")
+
+
+def test_scene_outside_the_aoi(tmp_path):
+    _write_scene(tmp_path, "a", origin=(600000.0, 1600000.0))
+    with pytest.raises(SceneError) as err:
+        _load(tmp_path)
+    _one_line(err, "does not overlap the AOI")
+
+
+def test_scene_without_crs(tmp_path):
+    _write_scene(tmp_path, "a", crs=None)
+    with pytest.raises(SceneError) as err:
+        _load(tmp_path)
+    _one_line(err, "no CRS")
+
+
+def test_scene_without_acquisition_time(tmp_path):
+    _write_scene(tmp_path, "a", acquired=None)
+    with pytest.raises(SceneError) as err:
+        _load(tmp_path)
+    _one_line(err, "no acquisition time", "metadata")
+
+
+def test_two_scenes_with_the_same_time(tmp_path):
+    _write_scene(tmp_path, "a")
+    _write_scene(tmp_path, "b")
+    with pytest.raises(SceneError) as err:
+        _load(tmp_path)
+    _one_line(err, "same acquisition time", "remove the duplicate")
+
+
+def test_empty_folder(tmp_path):
+    with pytest.raises(SceneError) as err:
+        discover_scenes(tmp_path)
+    _one_line(err, "no *_AnalyticMS_SR*.tif")
+
+
+def test_real_planetscope_delivery_loads(shared_data):
+    """A real PS2 4-band SR clip with its legacy UDM and metadata (Deering, Alaska, 2016-09-09)."""
+    folder = shared_data / "real" / "planetscope-deering-alaska"
+    before = {p.name: sha256_file(p) for p in folder.iterdir()}
+    scenes = discover_scenes(folder)
+    assert len(scenes) == 1 and scenes[0].udm is not None and scenes[0].metadata is not None
+    with rasterio.open(scenes[0].reflectance) as src:
+        grid = Grid(str(src.crs), src.transform, src.width, src.height)
+    stack, records = load_stack(scenes, grid)
+    record = records[0]
+    assert record.acquired_utc == "2016-09-09T21:31:04Z" and record.sensor == "PS2" and record.satellite_id == "0e19"
+    assert record.bands == ("blue", "green", "red", "nir")
+    nir = stack.reflectance.sel(band="nir").values[0]
+    # SOURCE.md: 73.5 % of the rectangle is nodata; valid NIR median 1967 (x 10000)
+    assert np.isnan(nir).mean() == pytest.approx(0.735, abs=0.01)
+    assert np.nanmedian(nir) == pytest.approx(0.1967, abs=0.002)
+    assert stack.clear.values[0].sum() == np.isfinite(nir).sum()
+    assert {p.name: sha256_file(p) for p in folder.iterdir()} == before  # inputs never modified
