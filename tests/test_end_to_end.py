@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -114,3 +115,25 @@ def test_accuracy_on_the_small_demo_meets_the_foundation_targets(small_run, caps
         assert row["dice"] >= 0.90, row
     assert result["attribution"]["dated_wrong"] == 0 and result["attribution"]["missed"] == 0
     assert max(c["error_px"] for c in result["coregistration"]) <= 0.2
+
+
+def test_all_cloud_scene_is_unusable_and_widens_the_bracket(small_run):
+    from pipeline.aoi import load_aoi
+    from pipeline.config import Params
+    from pipeline.load import discover_scenes, load_stack
+    from pipeline.run import detect_burns
+
+    _, aoi_dir, outcome = small_run
+    aoi = load_aoi("testvillage", aoi_dir)
+    params = Params()
+    analysis = aoi.analysis_grid(params.resolution_m)
+    loaded = analysis.buffered(int(np.ceil(params.margin_m / params.resolution_m)))
+    stack, records = load_stack(discover_scenes(outcome.demo_folder), loaded)
+    stack["clear"][1] = False  # 27 January entirely under cloud
+    detection = detect_burns(stack, records, params=params, loaded_grid=loaded, analysis_grid=analysis)
+    assert detection.quality[1]["usable"] is False and detection.quality[1]["clear_fraction"] == 0.0
+    assert [r.scene_id for r in detection.records] == [records[i].scene_id for i in (0, 2, 3, 4)]
+    first_jan28 = detection.polygons[detection.polygons["first_seen"] == "2024-01-28T10:38:00Z"]
+    assert len(first_jan28) > 0
+    # with 27 January unseen, the honest bracket for the attack starts at 26 January
+    assert set(first_jan28["last_clear_before"]) == {"2024-01-26T10:38:00Z"}
