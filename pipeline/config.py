@@ -40,20 +40,26 @@ class Params:
     burn_index: BurnIndexName = "auto"
     """Index to difference: ``auto`` is NBR when SWIR is present, else the NIR drop."""
 
-    noise_k: float = 6.0
-    """Seed threshold in robust standard deviations of the scene's change (noise-adaptive)."""
+    noise_k: float = 4.0
+    """Seeds exceed this many robust standard deviations of the scene's background change."""
 
-    min_change: float = 0.08
-    """Smallest index change (reflectance for NIR) that can be a burn, whatever the noise."""
+    grow_k: float = 2.0
+    """Growth from seeds stops below this many robust standard deviations (hysteresis)."""
 
-    max_post_nir: float = 0.20
-    """A burned pixel is dark afterwards: char reflects under ~0.1 in NIR, ash specks raise mixes a little."""
+    burn_level: float = -1.0
+    """Index change of a burned pixel; -1 = the index's published level (dNBR 0.10, NIR drop 0.08)."""
+
+    max_post_nir: float = 0.15
+    """A seed is dark afterwards: char reflects ~0.06 in NIR, so a mostly burned pixel stays under 0.15."""
 
     mixed_pixel_fraction: float = 0.5
     """A pixel counts as burned when its change reaches this share of its burn's full contrast."""
 
     min_area_m2: float = 50.0
     """Minimum mapping unit: smaller patches are dropped (a 10 x 10 m compound is 100 m2)."""
+
+    max_hole_px: int = 2
+    """Holes of up to this many pixels inside a burn are filled (ash specks, a pixel of wall)."""
 
     min_clear_fraction: float = 0.02
     """A scene with less clear ground over the AOI than this is reported as unusable."""
@@ -66,7 +72,9 @@ class Params:
             (self.coreg_max_shift_px > 0, "coreg_max_shift_px must be > 0"),
             (self.burn_index in get_args(BurnIndexName), f"burn_index must be one of {get_args(BurnIndexName)}"),
             (self.noise_k > 0, "noise_k must be > 0"),
-            (self.min_change >= 0, "min_change must be >= 0"),
+            (self.grow_k > 0, "grow_k must be > 0"),
+            (self.burn_level == -1.0 or self.burn_level > 0, "burn_level must be > 0 (or -1 for the index default)"),
+            (self.max_hole_px >= 0, "max_hole_px must be >= 0"),
             (0 < self.mixed_pixel_fraction < 1, "mixed_pixel_fraction must be between 0 and 1"),
             (self.min_area_m2 >= 0, "min_area_m2 must be >= 0"),
             (0 <= self.min_clear_fraction <= 1, "min_clear_fraction must be between 0 and 1"),

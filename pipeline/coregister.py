@@ -23,7 +23,7 @@ Processing 21(5), 2706-2718.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import xarray as xr
@@ -35,6 +35,9 @@ __all__ = ["ShiftEstimate", "estimate_shift", "undo_shift", "coregister"]
 _TUKEY_C = 4.685  # 95 % efficiency under Gaussian noise
 _SMOOTH_SIGMA = 1.0  # px; tames noise and aliasing in the gradients the refinement uses
 _STRIDE = 2  # every other pixel each way: a quarter of the pixels is plenty for four unknowns
+# Below this, the aligned images share too little stable texture for a shift to mean anything
+# (the aligned demo scenes correlate at > 0.95; a flat grassland under a large burn at ~0.3).
+_MIN_CORRELATION = 0.6
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,11 @@ class ShiftEstimate:
         Gauss-Newton iterations used.
     converged:
         Whether the update fell below 1e-4 px before the iteration limit.
+    correlation:
+        Correlation of the two images over the pixels that kept a weight, after alignment.
+    reliable:
+        False when the scenes share too little stable texture to be matched (a flat
+        grassland, a scene that is mostly change); the shift is then not applied.
     """
 
     dy: float
@@ -65,6 +73,8 @@ class ShiftEstimate:
     inlier_fraction: float = 1.0
     iterations: int = 0
     converged: bool = True
+    correlation: float = 1.0
+    reliable: bool = True
 
     def as_dict(self) -> dict[str, float | int | bool]:
         """JSON-able copy for reports."""
@@ -132,55 +142,80 @@ def estimate_shift(
     ref_ok = ndimage.binary_erosion(ref_mask, iterations=3)
     mov_ok = ndimage.binary_erosion(mov_mask, iterations=3).astype(np.float64)
 
-    d = _whole_pixel_shift(ref, mov, ref_mask, mov_mask)
-    if np.any(np.abs(d) > max_shift_px):
-        raise ValueError(f"whole-pixel shift {tuple(d)} exceeds the {max_shift_px} px limit")
-
     rows, cols = np.mgrid[0 : ref.shape[0] : _STRIDE, 0 : ref.shape[1] : _STRIDE]
     keep = ref_ok[rows, cols]
     rows, cols = rows[keep].astype(np.float64), cols[keep].astype(np.float64)
-    target = ref[rows.astype(int), cols.astype(int)]
-    coeffs = ndimage.spline_filter(mov, order=3)
-    grad_r, grad_c = np.gradient(mov)
+    sampled = _Sampler(mov, mov_ok, rows, cols, ref[rows.astype(int), cols.astype(int)])
 
-    gain, offset = 1.0, 0.0
-    weights = np.ones_like(target)
-    converged, iteration, scale = False, 0, 1.0
-    for iteration in range(1, max_iterations + 1):
-        coords = np.vstack([rows + d[0], cols + d[1]])
-        sampled = ndimage.map_coordinates(coeffs, coords, order=3, prefilter=False, mode="nearest")
-        inside = ndimage.map_coordinates(mov_ok, coords, order=1, mode="constant", cval=0.0) > 0.999
-        if iteration == 1:
-            gain, offset = np.polyfit(sampled[inside], target[inside], 1)
-        residual = target - (gain * sampled + offset)
-        scale = _robust_scale(residual[inside])
-        u = residual / (_TUKEY_C * scale)
-        weights = np.where(inside & (np.abs(u) < 1.0), (1.0 - u * u) ** 2, 0.0)
-        gr = ndimage.map_coordinates(grad_r, coords, order=1, mode="nearest")
-        gc = ndimage.map_coordinates(grad_c, coords, order=1, mode="nearest")
-        jac = np.column_stack([gain * gr, gain * gc, sampled, np.ones_like(sampled)])
-        wj = jac * weights[:, None]
-        try:
-            step = np.linalg.solve(wj.T @ jac, wj.T @ residual)
-        except np.linalg.LinAlgError:
-            break
-        step[:2] = np.clip(step[:2], -0.5, 0.5)  # a linearisation is only good within a pixel
-        d = d + step[:2]
-        gain, offset = gain + step[2], offset + step[3]
-        if np.all(np.abs(step[:2]) < 1e-4):
-            converged = True
-            break
-    inlier = float((weights > 0).mean()) if weights.size else 0.0
-    return ShiftEstimate(
-        dy=float(d[0]),
-        dx=float(d[1]),
-        gain=float(gain),
-        offset=float(offset),
-        residual=float(scale),
-        inlier_fraction=inlier,
-        iterations=iteration,
-        converged=converged,
-    )
+    # Two starting points: the cross-correlation peak, and no shift at all. A large burn or a
+    # flat scene can put the peak on the change itself; the start whose refinement explains
+    # the stable ground better (smaller robust residual) wins.
+    starts = [np.zeros(2)]
+    peak = _whole_pixel_shift(ref, mov, ref_mask, mov_mask)
+    if np.all(np.abs(peak) <= max_shift_px) and np.any(peak != 0):
+        starts.insert(0, peak)
+    results = [sampled.refine(start, max_iterations) for start in starts]
+    best = min(results, key=lambda r: (r.residual, -r.inlier_fraction))
+    too_far = abs(best.dy) > max_shift_px or abs(best.dx) > max_shift_px
+    if too_far or not best.converged or best.correlation < _MIN_CORRELATION:
+        return replace(best, reliable=False)
+    return best
+
+
+class _Sampler:
+    """The moving image prepared for repeated sub-pixel sampling at the reference's pixels."""
+
+    def __init__(self, mov: np.ndarray, mov_ok: np.ndarray, rows: np.ndarray, cols: np.ndarray, target: np.ndarray):
+        self.coeffs = ndimage.spline_filter(mov, order=3)
+        self.grad_r, self.grad_c = np.gradient(mov)
+        self.mov_ok, self.rows, self.cols, self.target = mov_ok, rows, cols, target
+
+    def refine(self, start: np.ndarray, max_iterations: int) -> ShiftEstimate:
+        """Robust Gauss-Newton from ``start`` for (dy, dx, gain, offset)."""
+        d = np.asarray(start, dtype=float).copy()
+        target = self.target
+        gain, offset = 1.0, 0.0
+        weights = np.zeros_like(target)
+        converged, iteration, scale = False, 0, float("inf")
+        for iteration in range(1, max_iterations + 1):
+            coords = np.vstack([self.rows + d[0], self.cols + d[1]])
+            sampled = ndimage.map_coordinates(self.coeffs, coords, order=3, prefilter=False, mode="nearest")
+            inside = ndimage.map_coordinates(self.mov_ok, coords, order=1, mode="constant", cval=0.0) > 0.999
+            if inside.sum() < 50:
+                break
+            if iteration == 1:
+                gain, offset = np.polyfit(sampled[inside], target[inside], 1)
+            residual = target - (gain * sampled + offset)
+            scale = _robust_scale(residual[inside])
+            u = residual / (_TUKEY_C * scale)
+            weights = np.where(inside & (np.abs(u) < 1.0), (1.0 - u * u) ** 2, 0.0)
+            gr = ndimage.map_coordinates(self.grad_r, coords, order=1, mode="nearest")
+            gc = ndimage.map_coordinates(self.grad_c, coords, order=1, mode="nearest")
+            jac = np.column_stack([gain * gr, gain * gc, sampled, np.ones_like(sampled)])
+            wj = jac * weights[:, None]
+            try:
+                step = np.linalg.solve(wj.T @ jac, wj.T @ residual)
+            except np.linalg.LinAlgError:
+                break
+            step[:2] = np.clip(step[:2], -0.5, 0.5)  # a linearisation is only good within a pixel
+            d = d + step[:2]
+            gain, offset = gain + step[2], offset + step[3]
+            if np.all(np.abs(step[:2]) < 1e-4):
+                converged = True
+                break
+        used = weights > 0
+        correlation = float(np.corrcoef(target[used], sampled[used])[0, 1]) if used.sum() > 2 and iteration > 0 else 0.0
+        return ShiftEstimate(
+            dy=float(d[0]),
+            dx=float(d[1]),
+            gain=float(gain),
+            offset=float(offset),
+            residual=float(scale),
+            inlier_fraction=float(used.mean()) if weights.size else 0.0,
+            iterations=iteration,
+            converged=converged,
+            correlation=correlation if np.isfinite(correlation) else 0.0,
+        )
 
 
 def undo_shift(image: np.ndarray, dy: float, dx: float) -> np.ndarray:
@@ -231,6 +266,8 @@ def coregister(
             max_shift_px=max_shift_px,
         )
         estimates.append(est)
+        if not est.reliable:
+            continue  # no trustworthy shift: leave the scene where its geolocation puts it
         for b in range(refl.sizes["band"]):
             out_refl[t, b] = undo_shift(out_refl[t, b], est.dy, est.dx)
         moved_clear = undo_shift(mov_clear.astype(np.float32), est.dy, est.dx)

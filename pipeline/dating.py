@@ -13,6 +13,7 @@ import numpy as np
 import xarray as xr
 
 from .config import Params
+from .indices import BURN_LEVELS
 from .threshold import ThresholdInfo, burn_mask
 
 __all__ = ["date_burns"]
@@ -46,6 +47,7 @@ def date_burns(
         scene the :class:`ThresholdInfo` (``None`` for scenes with nothing to compare).
     """
     delta = change["delta"]
+    level = params.burn_level if params.burn_level > 0 else BURN_LEVELS[str(change.attrs.get("index", "nir"))]
     n_time = delta.sizes["time"]
     shape = delta.shape[1:]
     first_seen = np.full(shape, -1, dtype=np.int16)
@@ -63,11 +65,13 @@ def date_burns(
             post_nir=None if post_nir is None else post_nir.isel(time=t),
             exclude=burned,
             pixel_area_m2=pixel_area_m2,
+            burn_level=level,
             noise_k=params.noise_k,
-            min_change=params.min_change,
+            grow_k=params.grow_k,
             max_post_nir=params.max_post_nir,
             mixed_pixel_fraction=params.mixed_pixel_fraction,
             min_area_m2=params.min_area_m2,
+            max_hole_px=params.max_hole_px,
         )
         new = mask.values
         first_seen[new] = t

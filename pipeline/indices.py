@@ -30,7 +30,7 @@ import xarray as xr
 
 from .config import BurnIndexName
 
-__all__ = ["BURN_DIRECTION", "choose_index", "burn_index"]
+__all__ = ["BURN_DIRECTION", "BURN_LEVELS", "choose_index", "burn_index"]
 
 ResolvedIndex = Literal["nir", "bai", "nbr", "ndvi"]
 
@@ -38,6 +38,20 @@ BURN_DIRECTION: dict[str, int] = {"nir": -1, "bai": +1, "nbr": -1, "ndvi": -1}
 """Sign of an index's change when ground burns."""
 
 _SWIR_NAMES = ("swir22", "swir2", "swir16", "swir1")
+
+BURN_LEVELS: dict[str, float] = {
+    # Oriented change of a burned pixel, in index units (positive = more burned).
+    # dNBR: lower bound of the USGS "low severity" class (Key & Benson 2006).
+    "nbr": 0.10,
+    # dNDVI: the same bound, as burn-severity guides use dNDVI where there is no SWIR.
+    "ndvi": 0.10,
+    # NIR drop: char (~0.06) replacing dry grass, soil or thatch (0.27-0.36) drops NIR by
+    # 0.2-0.3; 0.08 is reached when well under half of a pixel burned.
+    "nir": 0.08,
+    # BAI rises from ~10 on soil and dry grass to several hundred on char (Chuvieco et al. 2002).
+    "bai": 30.0,
+}
+"""Change of a burned pixel for each index: seeds reach it, growth reaches half of it."""
 
 
 def choose_index(bands: list[str], requested: BurnIndexName = "auto") -> ResolvedIndex:

@@ -25,9 +25,9 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 
 from .errors import SceneError
-from .grid import Grid
+from .grid import Grid, grid_for_bounds
 
-__all__ = ["SceneFiles", "SceneRecord", "discover_scenes", "load_stack", "sha256_file"]
+__all__ = ["SceneFiles", "SceneRecord", "discover_scenes", "load_stack", "stack_scenes", "load_geotiff", "native_grid", "read_mask", "sha256_file"]
 
 # Planet's 4-band analytic order; 8-band SuperDove deliveries name their bands in the file.
 _PLANET_4BAND = ("blue", "green", "red", "nir")
@@ -168,6 +168,15 @@ def _check_overlap(src: rasterio.io.DatasetReader, grid: Grid, path: Path) -> No
         raise SceneError(f"{path}: scene does not overlap the AOI; check the AOI or pick scenes that cover it")
 
 
+def _read_mask(path: Path, grid: Grid) -> np.ndarray:
+    """A quality mask on ``grid`` (nearest neighbour: classes must not be blended)."""
+    try:
+        with rasterio.open(path) as src:
+            return _warp(src, grid, Resampling.nearest, None)
+    except RasterioIOError as exc:
+        raise SceneError(f"{path}: quality mask cannot be read ({exc}); re-download it") from None
+
+
 def _load_one(files: SceneFiles, grid: Grid) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], dict]:
     """Reflectance (band, y, x) float32 with NaN for no data, clear mask and metadata."""
     path = files.reflectance
@@ -187,11 +196,7 @@ def _load_one(files: SceneFiles, grid: Grid) -> tuple[np.ndarray, np.ndarray, tu
     reflectance = np.where(valid[None], raw / _REFLECTANCE_SCALE, np.nan).astype(np.float32)
     clear = valid.copy()
     if files.udm2 is not None:
-        try:
-            with rasterio.open(files.udm2) as msrc:
-                udm = _warp(msrc, grid, Resampling.nearest, None)
-        except RasterioIOError as exc:
-            raise SceneError(f"{files.udm2}: quality mask cannot be read ({exc}); re-download it") from None
+        udm = _read_mask(files.udm2, grid)
         if udm.shape[0] < 6:
             raise SceneError(f"{files.udm2}: {udm.shape[0]} bands, a UDM2 has 8; give the *_udm2.tif of the scene")
         flagged = (udm[_UDM2_SNOW] > 0) | (udm[_UDM2_SHADOW] > 0) | (udm[_UDM2_HEAVY_HAZE] > 0) | (udm[_UDM2_CLOUD] > 0)
@@ -200,12 +205,7 @@ def _load_one(files: SceneFiles, grid: Grid) -> tuple[np.ndarray, np.ndarray, tu
         seen = (udm[_UDM2_CLEAR] > 0) | (udm[_UDM2_LIGHT_HAZE] > 0)
         clear &= seen & ~flagged
     elif files.udm is not None:
-        try:
-            with rasterio.open(files.udm) as msrc:
-                udm = _warp(msrc, grid, Resampling.nearest, None)
-        except RasterioIOError as exc:
-            raise SceneError(f"{files.udm}: quality mask cannot be read ({exc}); re-download it") from None
-        clear &= udm[0] == 0
+        clear &= _read_mask(files.udm, grid)[0] == 0
     props = _read_metadata(files, tags)
     return reflectance, clear, names, props
 
@@ -246,23 +246,34 @@ def load_stack(scenes: list[SceneFiles], grid: Grid) -> tuple[xr.Dataset, list[S
             sun_azimuth=props.get("sun_azimuth"),
         )
         loaded.append((record, reflectance, clear))
-    loaded.sort(key=lambda item: item[0].acquired)
+    return stack_scenes(loaded, grid)
+
+
+def stack_scenes(loaded: list[tuple[SceneRecord, np.ndarray, np.ndarray]], grid: Grid) -> tuple[xr.Dataset, list[SceneRecord]]:
+    """Assemble ``(record, reflectance, clear)`` triples on ``grid`` into a time-ordered stack.
+
+    Checks that times are distinct and every scene has the same bands; see
+    :func:`load_stack` for the layout.
+    """
+    if not loaded:
+        raise SceneError("no scene to stack; give at least two scenes")
+    loaded = sorted(loaded, key=lambda item: item[0].acquired)
     times = [r.acquired for r, _, _ in loaded]
     for earlier, later in zip(loaded, loaded[1:]):
         if earlier[0].acquired == later[0].acquired:
             raise SceneError(
-                f"{later[0].files['reflectance']}: same acquisition time as {earlier[0].scene_id}; "
+                f"{later[0].files.get('reflectance', later[0].scene_id)}: same acquisition time as {earlier[0].scene_id}; "
                 f"remove the duplicate scene"
             )
     bands = loaded[0][0].bands
     for record, _, _ in loaded:
         if record.bands != bands:
-            raise SceneError(f"{record.files['reflectance']}: bands {record.bands} differ from {bands}; load one sensor per run")
+            raise SceneError(f"{record.files.get('reflectance', record.scene_id)}: bands {record.bands} differ from {bands}; load one sensor per run")
     records = [r for r, _, _ in loaded]
     stack = xr.Dataset(
         {
-            "reflectance": (("time", "band", "y", "x"), np.stack([refl for _, refl, _ in loaded])),
-            "clear": (("time", "y", "x"), np.stack([clear for _, _, clear in loaded])),
+            "reflectance": (("time", "band", "y", "x"), np.stack([refl for _, refl, _ in loaded]).astype(np.float32)),
+            "clear": (("time", "y", "x"), np.stack([clear for _, _, clear in loaded]).astype(bool)),
         },
         coords={
             "time": np.array([t.astimezone(timezone.utc).replace(tzinfo=None) for t in times], dtype="datetime64[ns]"),
@@ -274,3 +285,93 @@ def load_stack(scenes: list[SceneFiles], grid: Grid) -> tuple[xr.Dataset, list[S
         attrs={"crs": grid.crs, "simulated": int(any(r.simulated for r in records))},
     )
     return stack, records
+
+
+def native_grid(path: Path, resolution: float | None = None) -> Grid:
+    """A UTM grid covering ``path`` at ``resolution`` metres (default: its own pixel size in metres).
+
+    Files in degrees (EPSG:4326) are put on the UTM zone of their centre, so that pixel
+    areas and distances are metric.
+    """
+    from .aoi import utm_crs_for
+
+    try:
+        with rasterio.open(path) as src:
+            if src.crs is None:
+                raise SceneError(f"{path}: no CRS in the file; use a georeferenced GeoTIFF")
+            lon0, lat0, lon1, lat1 = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
+            crs = utm_crs_for((lon0 + lon1) / 2, (lat0 + lat1) / 2)
+            bounds = transform_bounds(src.crs, crs, *src.bounds)
+            if resolution is None:
+                resolution = (bounds[2] - bounds[0]) / src.width
+    except RasterioIOError as exc:
+        raise SceneError(f"{path}: cannot be read as a raster ({exc}); re-download or replace the file") from None
+    res = float(round(resolution, 1))
+    return grid_for_bounds(bounds, crs, res)
+
+
+def load_geotiff(
+    path: Path,
+    *,
+    bands: list[str | None],
+    grid: Grid,
+    acquired: datetime,
+    scene_id: str | None = None,
+    scale: float = 10000.0,
+    sensor: str = "unknown",
+) -> tuple[SceneRecord, np.ndarray, np.ndarray]:
+    """Read any multi-band GeoTIFF with a band map onto ``grid``.
+
+    Parameters
+    ----------
+    bands:
+        Name of each band in file order (``None`` skips a band, e.g. a stored NDVI).
+    acquired:
+        Acquisition time (UTC) when the file does not carry one.
+    scale:
+        Divisor turning stored values into reflectance (10000 for most L2 products).
+
+    Pixels equal to the nodata tag, NaN or infinite are not observed (several real
+    products mark missing pixels with NaN and no nodata tag).
+    """
+    path = Path(path)
+    try:
+        with rasterio.open(path) as src:
+            _check_overlap(src, grid, path)
+            if len(bands) != src.count:
+                raise SceneError(f"{path}: band map names {len(bands)} bands but the file has {src.count}; give one name per band")
+            wanted = [name for name in bands if name]
+            missing = [b for b in _REQUIRED_BANDS if b not in wanted]
+            if missing:
+                raise SceneError(f"{path}: band map lacks {', '.join(missing)}; name the file's NIR, red and green bands")
+            raw = _warp_float(src, grid)
+    except RasterioIOError as exc:
+        raise SceneError(f"{path}: cannot be read as a raster ({exc}); re-download or replace the file") from None
+    keep = [i for i, name in enumerate(bands) if name]
+    data = raw[keep] / scale
+    valid = np.all(np.isfinite(data), axis=0)
+    reflectance = np.where(valid[None], data, np.nan).astype(np.float32)
+    record = SceneRecord(
+        scene_id=scene_id or path.stem,
+        acquired=acquired.astimezone(timezone.utc) if acquired.tzinfo else acquired.replace(tzinfo=timezone.utc),
+        satellite_id="unknown",
+        sensor=sensor,
+        simulated=False,
+        bands=tuple(b for b in bands if b),
+        files={"reflectance": str(path)},
+        sha256={"reflectance": sha256_file(path)},
+    )
+    return record, reflectance, valid
+
+
+def _warp_float(src: rasterio.io.DatasetReader, grid: Grid) -> np.ndarray:
+    """Bilinear warp to ``grid`` as float64, with nodata, NaN and outside all NaN."""
+    with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
+                   resampling=Resampling.bilinear, src_nodata=src.nodata if src.nodata is not None else np.nan,
+                   nodata=np.nan, dtype="float64") as vrt:
+        return vrt.read()
+
+
+def read_mask(path: Path, grid: Grid) -> np.ndarray:
+    """A reference 0/1 mask on ``grid`` (nearest neighbour), as bool."""
+    return _read_mask(Path(path), grid)[0] > 0

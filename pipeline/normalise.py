@@ -39,10 +39,28 @@ class BandFit:
     offset: float
     rmse: float
     n_stable: int
+    correlation: float = 1.0
+    applied: bool = True
 
-    def as_dict(self) -> dict[str, float | int | str]:
+    def as_dict(self) -> dict[str, float | int | str | bool]:
         """JSON-able copy for reports."""
-        return {"band": self.band, "gain": self.gain, "offset": self.offset, "rmse": self.rmse, "n_stable": self.n_stable}
+        return dict(self.__dict__)
+
+
+def _orthogonal_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Gain and offset of the orthogonal (total least squares) line ``y = gain * x + offset``.
+
+    Both scenes are noisy. Ordinary least squares of ``y`` on ``x`` shrinks the gain by the
+    correlation (regression dilution): on a pair a season apart it would flatten the
+    scene toward its mean and erase real change. The orthogonal line treats both alike,
+    as in IR-MAD normalisation (Canty & Nielsen 2008).
+    """
+    mx, my = x.mean(), y.mean()
+    cov = np.cov(np.vstack([x - mx, y - my]))
+    eigvals, eigvecs = np.linalg.eigh(cov)
+    vx, vy = eigvecs[:, np.argmax(eigvals)]
+    gain = vy / vx if abs(vx) > 1e-12 else 1.0
+    return float(gain), float(my - gain * mx)
 
 
 def fit_linear_normalisation(
@@ -52,6 +70,7 @@ def fit_linear_normalisation(
     *,
     bands: list[str],
     seed: int = 0,
+    min_correlation: float = 0.7,
 ) -> tuple[list[BandFit], np.ndarray]:
     """Per-band linear fit of ``scene`` onto ``reference`` over unchanged pixels.
 
@@ -65,6 +84,8 @@ def fit_linear_normalisation(
         Band names, for the returned fits.
     seed:
         Seed of the pixel sample (fixed, so runs are reproducible).
+    min_correlation:
+        Below this correlation between the scenes on stable pixels a band is left as it is.
 
     Returns
     -------
@@ -92,7 +113,7 @@ def fit_linear_normalisation(
     coeffs = np.zeros((scene.shape[0], 2))
     for _ in range(_MAX_ROUNDS):
         for b in range(x.shape[0]):
-            coeffs[b] = np.polyfit(x[b, stable], y[b, stable], 1)
+            coeffs[b] = _orthogonal_fit(x[b, stable], y[b, stable])
         residual = y - (coeffs[:, :1] * x + coeffs[:, 1:])
         med = np.median(residual[:, stable], axis=1, keepdims=True)
         scale = 1.4826 * np.median(np.abs(residual[:, stable] - med), axis=1, keepdims=True) + 1e-6
@@ -100,16 +121,23 @@ def fit_linear_normalisation(
         if np.array_equal(new_stable, stable):
             break
         stable = new_stable
-    fits = [
-        BandFit(
-            band=bands[b],
-            gain=float(coeffs[b, 0]),
-            offset=float(coeffs[b, 1]),
-            rmse=float(np.sqrt(np.mean(residual[b, stable] ** 2))),
-            n_stable=int(stable.sum()),
+    fits = []
+    for b in range(x.shape[0]):
+        r = float(np.corrcoef(x[b, stable], y[b, stable])[0, 1]) if stable.sum() > 2 else 0.0
+        # A weak pre/post relation (a flat scene, or one whose variance is the change itself)
+        # gives a meaningless line: then the calibrated reflectance is left as it is.
+        applied = bool(np.isfinite(r) and r >= min_correlation)
+        fits.append(
+            BandFit(
+                band=bands[b],
+                gain=float(coeffs[b, 0]) if applied else 1.0,
+                offset=float(coeffs[b, 1]) if applied else 0.0,
+                rmse=float(np.sqrt(np.mean(residual[b, stable] ** 2))),
+                n_stable=int(stable.sum()),
+                correlation=round(r, 4) if np.isfinite(r) else 0.0,
+                applied=applied,
+            )
         )
-        for b in range(x.shape[0])
-    ]
     stable_mask = np.zeros(ok.shape, dtype=bool)
     stable_mask.reshape(-1)[sample[stable]] = True
     return fits, stable_mask

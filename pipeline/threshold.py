@@ -1,19 +1,24 @@
 """Turn one date's change into a burn mask.
 
-Three rules, each for a physical reason:
+Each rule has a physical reason:
 
-1. **Seeds above the noise.** The scene's change noise is measured robustly (1.4826 x
-   the median absolute deviation, which the few burned pixels cannot inflate) and a
-   seed must exceed ``noise_k`` noise sigmas *and* a physical floor ``min_change``, and
-   be dark afterwards (char), so that noise, haze residue or a thinning tree canopy do
-   not qualify.
-2. **Half the burn's own contrast.** A 3 m pixel on a compound's edge is partly burned;
-   its change is that fraction of the burn's full contrast. Each seed patch measures its
-   own full contrast (the 75th percentile of its change) and keeps the pixels around it
-   whose change reaches ``mixed_pixel_fraction`` of it: a pixel counts when at least
-   half of it burned, the same rule the reference masks use.
-3. **Minimum mapping unit.** Patches smaller than ``min_area_m2`` are dropped, pinholes
-   of a pixel or two (ash specks) inside a burn are filled.
+1. **Background first.** Between two dates the whole scene can drift (season, sun,
+   residual haze). Burning only ever adds positive change, so the most common change
+   (the histogram mode) is the background, and the spread of the changes *below* it is
+   the background's noise: neither can be inflated by burns, however large, nor by a
+   bimodal background such as regrowth around a fire.
+2. **Seeds above the noise and above a burn.** A seed must exceed ``noise_k`` noise
+   sigmas *and* the index's burn level (for dNBR 0.10, the lower bound of low severity of
+   Key & Benson 2006) and, on four-band scenes, be dark afterwards as char is.
+3. **Grow into the half-burned.** Burns are contiguous: pixels connected to a seed are
+   kept down to half the burn level (a pixel half burned) or ``grow_k`` noise sigmas,
+   whichever is higher (hysteresis thresholding).
+4. **Half the burn's own contrast at its rim.** A rim pixel is partly burned; its change
+   is that fraction of its patch's full contrast (the 75th percentile of the patch). Rim
+   pixels below ``mixed_pixel_fraction`` of it are peeled off (one ring: mixing reaches
+   about a pixel), so a pixel counts when at least half of it burned.
+5. **Minimum mapping unit.** Patches smaller than ``min_area_m2`` are dropped; holes of
+   up to ``max_hole_px`` pixels inside a patch (ash specks, a pixel of wall) are filled.
 """
 
 from __future__ import annotations
@@ -25,19 +30,20 @@ import xarray as xr
 from scipy import ndimage
 from skimage.morphology import remove_small_holes, remove_small_objects
 
-__all__ = ["ThresholdInfo", "robust_sigma", "burn_mask"]
+__all__ = ["ThresholdInfo", "robust_sigma", "background_and_noise", "burn_mask"]
 
 _EIGHT = np.ones((3, 3), dtype=bool)
-_GROW_PX = 2  # mixed pixels lie within a pixel or two of a seed patch
-_HOLE_PX = 2
+_HISTOGRAM_BINS = 400
 
 
 @dataclass(frozen=True)
 class ThresholdInfo:
     """How one date's mask was drawn, for the report."""
 
+    background: float
     noise_sigma: float
     seed_threshold: float
+    grow_threshold: float
     n_patches: int
     n_pixels: int
 
@@ -54,13 +60,13 @@ def robust_sigma(values: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(finite - np.median(finite))))
 
 
-def _patch_contrast(delta: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
-    """75th percentile of ``delta`` within each labelled patch (index 0 unused)."""
+def _patch_contrast(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    """75th percentile of ``values`` within each labelled patch (index 0 unused)."""
     contrast = np.zeros(n + 1, dtype=np.float64)
     flat_labels = labels.ravel()
     inside = flat_labels > 0
     lab = flat_labels[inside]
-    val = delta.ravel()[inside]
+    val = values.ravel()[inside]
     order = np.lexsort((val, lab))
     lab, val = lab[order], val[order]
     starts = np.searchsorted(lab, np.arange(1, n + 1), side="left")
@@ -70,17 +76,54 @@ def _patch_contrast(delta: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray
     return contrast
 
 
+def _peel_rim(mask: np.ndarray, values: np.ndarray, fraction: float) -> np.ndarray:
+    """Remove rim pixels whose change is below ``fraction`` of their patch's contrast."""
+    labels, n = ndimage.label(mask, structure=_EIGHT)
+    if n == 0:
+        return mask
+    floor = fraction * _patch_contrast(values, labels, n)[labels]
+    rim = mask & ~ndimage.binary_erosion(mask, structure=_EIGHT, border_value=1)
+    return mask & ~(rim & (values < floor))
+
+
+def background_and_noise(values: np.ndarray) -> tuple[float, float]:
+    """Mode of ``values`` and the Gaussian-consistent spread of the values below it.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> change = np.concatenate([rng.normal(0.02, 0.01, 9000), rng.normal(0.4, 0.1, 6000)])
+    >>> [round(v, 2) for v in background_and_noise(change)]
+    [0.02, 0.01]
+    """
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(finite, [0.5, 99.5])
+    if hi <= lo:
+        return float(lo), 0.0
+    counts, edges = np.histogram(finite, bins=_HISTOGRAM_BINS, range=(lo, hi))
+    smooth = ndimage.gaussian_filter1d(counts.astype(float), 2.0)
+    peak = int(np.argmax(smooth))
+    mode = float((edges[peak] + edges[peak + 1]) / 2)
+    below = finite[finite <= mode] - mode
+    sigma = float(1.4826 * np.median(np.abs(below))) if below.size else 0.0
+    return mode, sigma
+
+
 def burn_mask(
     delta: xr.DataArray,
     *,
+    burn_level: float,
+    pixel_area_m2: float,
     post_nir: xr.DataArray | None = None,
     exclude: np.ndarray | None = None,
-    pixel_area_m2: float,
-    noise_k: float = 6.0,
-    min_change: float = 0.08,
-    max_post_nir: float = 0.20,
+    noise_k: float = 4.0,
+    grow_k: float = 2.0,
+    max_post_nir: float = 0.15,
     mixed_pixel_fraction: float = 0.5,
     min_area_m2: float = 50.0,
+    max_hole_px: int = 2,
 ) -> tuple[xr.DataArray, ThresholdInfo]:
     """Burn mask of one date from its oriented change (positive = more burned).
 
@@ -88,45 +131,49 @@ def burn_mask(
     ----------
     delta:
         ``(y, x)`` change; NaN where not observed (never burned then).
-    post_nir:
-        ``(y, x)`` NIR reflectance after the change; seeds must be darker than
-        ``max_post_nir``. ``None`` skips the darkness rule (indices other than NIR).
-    exclude:
-        ``(y, x)`` True where a pixel cannot be new (already burned on an earlier date).
+    burn_level:
+        The index's change of a burned pixel, in index units (seeds reach it, growth half of it).
     pixel_area_m2:
         Area of one pixel, for the minimum mapping unit.
+    post_nir:
+        ``(y, x)`` NIR reflectance after the change; seeds must be darker than
+        ``max_post_nir``. ``None`` skips the darkness rule (indices with SWIR).
+    exclude:
+        ``(y, x)`` True where a pixel cannot be new (already burned on an earlier date).
 
     Examples
     --------
     >>> d = np.zeros((40, 40), np.float32); d[10:20, 10:20] = 0.25
     >>> d += np.random.default_rng(0).normal(0, 0.005, d.shape).astype(np.float32)
-    >>> mask, info = burn_mask(xr.DataArray(d, dims=("y", "x")), pixel_area_m2=9.0)
+    >>> mask, info = burn_mask(xr.DataArray(d, dims=("y", "x")), burn_level=0.08, pixel_area_m2=9.0)
     >>> int(mask.sum()), info.n_patches
     (100, 1)
     """
     values = delta.values.astype(np.float64)
-    finite = np.isfinite(values)
-    sigma = robust_sigma(values)
-    if not np.isfinite(sigma):
+    allowed = np.isfinite(values) if exclude is None else np.isfinite(values) & ~exclude
+    if not allowed.any():
         empty = xr.zeros_like(delta, dtype=bool)
-        return empty, ThresholdInfo(float("nan"), float("nan"), 0, 0)
-    seed_threshold = max(noise_k * sigma, min_change)
-    filled = np.where(finite, values, -np.inf)
-    allowed = finite if exclude is None else finite & ~exclude
-    dark = np.ones_like(allowed) if post_nir is None else np.nan_to_num(post_nir.values, nan=np.inf) <= max_post_nir
-    seeds = allowed & dark & (filled > seed_threshold)
-    labels, n = ndimage.label(seeds, structure=_EIGHT)
-    mask = np.zeros_like(seeds)
-    if n:
-        contrast = _patch_contrast(values, labels, n)
-        # Every pixel near a patch takes that patch's label, then must reach its share of the contrast.
-        near = ndimage.grey_dilation(labels, footprint=np.ones((2 * _GROW_PX + 1,) * 2, bool))
-        near = np.where(labels > 0, labels, near)
-        mask = allowed & (near > 0) & (filled >= mixed_pixel_fraction * contrast[near])
-        min_px = max(1, int(np.ceil(min_area_m2 / pixel_area_m2)))
-        mask = remove_small_holes(mask, max_size=_HOLE_PX) & allowed
-        mask = remove_small_objects(mask, max_size=min_px - 1, connectivity=2)
+        return empty, ThresholdInfo(float("nan"), float("nan"), float("nan"), float("nan"), 0, 0)
+    background, sigma = background_and_noise(values[allowed])
+    centred = np.where(allowed, values - background, -np.inf)
+    seed_threshold = max(noise_k * sigma, burn_level)
+    grow_threshold = max(grow_k * sigma, burn_level / 2)
+    # Seeds are judged on the 3 x 3 mean: a burn larger than the window keeps its change while
+    # independent pixel noise shrinks threefold (a matched filter for burns of a few pixels and up).
+    local = ndimage.uniform_filter(np.where(allowed, values - background, 0.0), 3) / np.maximum(
+        ndimage.uniform_filter(allowed.astype(float), 3), 1e-9)
+    seeds = allowed & (local >= max(noise_k * sigma / 3, burn_level)) & (centred >= burn_level / 2)
+    if post_nir is not None:
+        seeds &= np.nan_to_num(post_nir.values, nan=np.inf) <= max_post_nir
+    grown, _ = ndimage.label(centred >= grow_threshold, structure=_EIGHT)
+    kept = np.unique(grown[seeds])
+    mask = np.isin(grown, kept[kept > 0])
+    mask = _peel_rim(mask, centred, mixed_pixel_fraction)
+    if max_hole_px > 0:
+        mask = remove_small_holes(mask, max_size=max_hole_px) & allowed
+    min_px = max(1, int(np.ceil(min_area_m2 / pixel_area_m2)))
+    mask = remove_small_objects(mask, max_size=min_px - 1, connectivity=2)
     n_patches = int(ndimage.label(mask, structure=_EIGHT)[1])
-    info = ThresholdInfo(float(sigma), float(seed_threshold), n_patches, int(mask.sum()))
+    info = ThresholdInfo(background, float(sigma), float(seed_threshold), float(grow_threshold), n_patches, int(mask.sum()))
     out = xr.DataArray(mask, dims=delta.dims, coords=delta.coords, attrs={**delta.attrs, **info.as_dict()})
     return out, info

@@ -21,6 +21,7 @@ from pipeline.polygons import burn_polygons
 from pipeline.threshold import burn_mask, robust_sigma
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pipeline"
+NIR_LEVELS = {"burn_level": 0.08}
 
 
 def _texture(shape=(360, 360), seed=0) -> np.ndarray:
@@ -152,7 +153,7 @@ def test_change_skips_cloud_and_keeps_bracket():
 
 def test_noise_alone_gives_no_burn():
     noise = np.random.default_rng(3).normal(0, 0.01, (200, 200)).astype(np.float32)
-    mask, info = burn_mask(xr.DataArray(noise, dims=("y", "x")), pixel_area_m2=9.0)
+    mask, info = burn_mask(xr.DataArray(noise, dims=("y", "x")), pixel_area_m2=9.0, **NIR_LEVELS)
     assert int(mask.sum()) == 0 and info.noise_sigma == pytest.approx(0.01, rel=0.05)
 
 
@@ -161,7 +162,7 @@ def test_mixed_pixels_count_when_half_burned():
     delta[20:30, 20:30] = 0.25
     delta[19, 20:30] = 0.15  # 60 % burned edge row: in
     delta[30, 20:30] = 0.10  # 40 % burned edge row: out
-    mask, _ = burn_mask(xr.DataArray(delta, dims=("y", "x")), pixel_area_m2=9.0, min_change=0.08)
+    mask, _ = burn_mask(xr.DataArray(delta, dims=("y", "x")), pixel_area_m2=9.0, **NIR_LEVELS)
     assert mask.values[19, 20:30].all() and not mask.values[30, 20:30].any()
     assert int(mask.sum()) == 110
 
@@ -172,7 +173,7 @@ def test_minimum_mapping_unit_and_darkness_rule():
     delta[30:40, 30:40] = 0.3
     post = np.full((60, 60), 0.05, np.float32)
     post[30:40, 30:40] = 0.3  # did not end dark: a shadow or haze, not char
-    mask, _ = burn_mask(xr.DataArray(delta, dims=("y", "x")), post_nir=xr.DataArray(post, dims=("y", "x")), pixel_area_m2=9.0)
+    mask, _ = burn_mask(xr.DataArray(delta, dims=("y", "x")), post_nir=xr.DataArray(post, dims=("y", "x")), pixel_area_m2=9.0, **NIR_LEVELS)
     assert int(mask.sum()) == 0
 
 
