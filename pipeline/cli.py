@@ -63,15 +63,19 @@ def aois() -> None:
 
 
 @cli.command()
-@click.option("--aoi", "aoi_name", default="ogota", show_default=True)
+@click.option("--aoi", "aoi_name", default="ogota", show_default=True, help="AOI the simulated cases are drawn for.")
 @click.option("--out", "out_root", type=click.Path(path_type=Path), default=Path("out/bench"), show_default=True)
 @click.option("--data", "data_root", type=click.Path(path_type=Path), default=Path("data"), show_default=True)
-def bench(aoi_name: str, out_root: Path, data_root: Path) -> None:
-    """Score the pipeline on the simulated demo against its ground truth."""
-    from .evaluate import run_demo_benchmark
+@click.option("--case", "cases", multiple=True, help="Simulated case(s) to run (default: all).")
+@click.option("--no-real", is_flag=True, help="Skip the real fire pairs of ../shared/data/real.")
+def bench(aoi_name: str, out_root: Path, data_root: Path, cases: tuple[str, ...], no_real: bool) -> None:
+    """Score burnscan and the baselines on every simulated and real case."""
+    from .bench import SIMULATED_CASES, run_benchmark
 
-    table = run_demo_benchmark(aoi_name, out_root=out_root, data_root=data_root)
+    table = run_benchmark(out_root=out_root, data_root=data_root, aoi_name=aoi_name, cases=cases or SIMULATED_CASES,
+                          real=not no_real, log=lambda m: click.echo(m, err=True))
     click.echo(table)
+    click.echo(f"written: {out_root}/bench.csv, bench.json, bench.txt")
 
 
 def main(argv: list[str] | None = None) -> int:

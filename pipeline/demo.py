@@ -15,6 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 
 from .aoi import Aoi
@@ -27,6 +28,7 @@ __all__ = ["DemoScenes", "demo_grid", "ensure_demo_scenes", "DEMO_SEED"]
 DEMO_SEED = 20240127
 _BANDS = ["blue", "green", "red", "nir"]
 _UDM2_BANDS = ["clear", "snow", "shadow", "light_haze", "heavy_haze", "cloud", "confidence", "udm1"]
+_LAYOUT = 2  # files in a demo folder; bumped when a file is added, so old folders are not reused
 _SIM_MARGIN_M = 210.0  # beyond the analysis margin, so shifted scenes still cover it
 
 
@@ -69,6 +71,9 @@ def _write_series(series: SimulatedSeries, folder: Path) -> None:
     write_geotiff(folder / "truth_first_visible_SIMULATED.tif", series.truth_first_visible, series.grid,
                   nodata=None, tags={"SIMULATED": "yes", "MEANING": "index of first scene showing the burn; -1 never"})
     burns = series.truth_burns
+    # The settlement outline is an input a user would draw or take from footprints, not truth.
+    outline = gpd.GeoDataFrame({"name": ["settlement"], "simulated": [True]}, geometry=[series.settlement], crs=series.grid.crs)
+    write_vector(folder / "settlement_SIMULATED.geojson", {"settlement": outline.to_crs("EPSG:4326")}, driver="GeoJSON")
     write_vector(folder / "truth_burns_SIMULATED.gpkg", {"burns": burns, "compounds": series.compounds})
     write_json(
         folder / "truth_SIMULATED.json",
@@ -85,17 +90,25 @@ def _write_series(series: SimulatedSeries, folder: Path) -> None:
     )
 
 
-def ensure_demo_scenes(aoi: Aoi, data_root: Path, *, resolution: float = 3.0, margin_m: float = 150.0, seed: int = DEMO_SEED) -> DemoScenes:
-    """Simulated scenes for ``aoi`` under ``data_root``, generating them if missing."""
+def ensure_demo_scenes(
+    aoi: Aoi,
+    data_root: Path,
+    *,
+    resolution: float = 3.0,
+    margin_m: float = 150.0,
+    seed: int = DEMO_SEED,
+    scenario: str = "demo",
+) -> DemoScenes:
+    """Simulated scenes of ``scenario`` for ``aoi`` under ``data_root``, generating them if missing."""
     grid = demo_grid(aoi, resolution, margin_m)
-    name = f"sim-v{SIMULATOR_VERSION}-seed{seed}-{grid.width}x{grid.height}-{int(resolution * 100)}cm"
+    name = f"{scenario}-sim-v{SIMULATOR_VERSION}.{_LAYOUT}-seed{seed}-{grid.width}x{grid.height}-{int(resolution * 100)}cm"
     folder = Path(data_root) / aoi.name / "simulated" / name
     if not (folder / "truth_SIMULATED.json").is_file():
         folder.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=folder.parent))
         try:
             n_compounds, n_first = _village_size(grid)
-            series = simulate_village_series(grid, seed=seed, n_compounds=n_compounds, n_burned_first=n_first)
+            series = simulate_village_series(grid, seed=seed, n_compounds=n_compounds, n_burned_first=n_first, scenario=scenario)
             _write_series(series, staging)
             try:
                 os.rename(staging, folder)

@@ -19,12 +19,7 @@ products using stratified random sampling and estimation. Remote Sensing of Envi
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import math
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import geopandas as gpd
@@ -34,7 +29,7 @@ from affine import Affine
 
 from .grid import Grid
 
-__all__ = ["BurnScores", "score_masks", "truth_raster", "date_attribution", "run_demo_benchmark"]
+__all__ = ["BurnScores", "score_masks", "truth_raster", "date_attribution"]
 
 _SUPERSAMPLE = 5  # sub-cells per pixel side when turning truth polygons into pixel fractions
 
@@ -146,69 +141,3 @@ def date_attribution(first_seen: np.ndarray, truth_first: np.ndarray, truth_ids:
         "area_share_dated_right": _ratio(right_area, int(detected.sum())),
         "wrong_ids": wrong[:20],
     }
-
-
-def run_demo_benchmark(aoi_name: str, *, out_root: Path, data_root: Path, aoi_dir: Path | None = None) -> str:
-    """Run the demo for ``aoi_name``, score it against the simulated truth, write and return the table."""
-    from .run import run_detect
-    from .write import write_json, write_text
-
-    extra = {"aoi_dir": aoi_dir} if aoi_dir is not None else {}
-    outcome = run_detect(aoi_name, out_root=out_root, data_root=data_root, make_figures=False, **extra)
-    det = outcome.detection
-    truth_meta = json.loads((outcome.demo_folder / "truth_SIMULATED.json").read_text(encoding="utf-8"))
-    burns = gpd.read_file(outcome.demo_folder / "truth_burns_SIMULATED.gpkg", layer="burns", engine="pyogrio")
-    shifts = {s["scene_id"]: s["true_shift_px"] for s in truth_meta["scenes"]}
-    all_ids = [r.scene_id for r in det.all_records]
-    ref_id = det.records[0].scene_id if det.records else all_ids[0]
-    ref_shift = shifts[ref_id]
-    times = {s["acquired"]: all_ids.index(s["scene_id"]) for s in truth_meta["scenes"]}
-    true_index = np.array([times[t] for t in burns["first_visible"]], dtype=np.int16)
-    truth_first = truth_raster(burns, true_index, det.grid, offset_px=tuple(ref_shift))
-    ids = np.arange(1, len(burns) + 1, dtype=np.int16)
-    truth_ids = truth_raster(burns, ids, det.grid, offset_px=tuple(ref_shift))
-    truth_ids[truth_ids < 0] = 0
-
-    to_all = np.array([all_ids.index(r.scene_id) for r in det.records])
-    pred = det.dates["first_seen"].values
-    first_seen = np.where(pred >= 0, to_all[np.clip(pred, 0, None)], -1)
-
-    rows: list[dict[str, Any]] = []
-    for t, record in enumerate(det.all_records):
-        if not np.any(truth_first == t) and not np.any(first_seen == t):
-            continue
-        s = score_masks(first_seen == t, truth_first == t)
-        rows.append({"case": "demo", "date": record.acquired_utc, **asdict(s)})
-    s_all = score_masks(first_seen >= 0, truth_first >= 0)
-    rows.append({"case": "demo", "date": "all", **asdict(s_all)})
-    attribution = date_attribution(first_seen, truth_first, truth_ids)
-    coreg = []
-    for record, est in zip(det.records, det.shifts):
-        true_rel = np.subtract(shifts[record.scene_id], ref_shift)
-        coreg.append({"scene_id": record.scene_id, "true_dy": float(true_rel[0]), "true_dx": float(true_rel[1]),
-                      "est_dy": est.dy, "est_dx": est.dx, "error_px": float(math.hypot(est.dy - true_rel[0], est.dx - true_rel[1]))})
-    result = {"aoi": aoi_name, "simulated": True, "run_dir": str(outcome.run_dir), "scores": rows, "attribution": attribution,
-              "coregistration": coreg, "reference_scene_absolute_shift_px": list(ref_shift)}
-    lines = ["SIMULATED DATA: scores against the simulator's ground truth", "",
-             f"{'date (UTC)':22} {'Dice':>6} {'IoU':>6} {'commiss.':>9} {'omiss.':>7} {'rel.bias':>9} {'TP':>7} {'FP':>6} {'FN':>6}"]
-    for r in rows:
-        lines.append(f"{r['date']:22} {r['dice']:6.3f} {r['iou']:6.3f} {r['commission']:9.3f} {r['omission']:7.3f} "
-                     f"{r['relative_bias']:+9.3f} {r['tp']:7d} {r['fp']:6d} {r['fn']:6d}")
-    lines += ["", f"date attribution: {attribution['dated_right']}/{attribution['burns']} burns dated right, "
-              f"{attribution['dated_wrong']} wrong, {attribution['missed']} missed; "
-              f"{attribution['area_share_dated_right']:.3%} of detected burned area on its true date", "",
-              f"{'scene':28} {'true dy,dx (px)':>18} {'est dy,dx (px)':>18} {'error px':>9}"]
-    for c in coreg:
-        lines.append(f"{c['scene_id']:28} {c['true_dy']:+8.3f},{c['true_dx']:+8.3f} {c['est_dy']:+8.3f},{c['est_dx']:+8.3f} {c['error_px']:9.4f}")
-    lines.append(f"max co-registration error: {max(c['error_px'] for c in coreg):.4f} px "
-                 f"(reference scene's own absolute shift, not corrected: {ref_shift[0]:+.2f}, {ref_shift[1]:+.2f} px)")
-    table = "\n".join(lines)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0].keys()))
-    writer.writeheader()
-    writer.writerows(rows)
-    bench_dir = Path(out_root)
-    write_json(bench_dir / f"{aoi_name}_demo_SIMULATED.json", result)
-    write_text(bench_dir / f"{aoi_name}_demo_SIMULATED.csv", buffer.getvalue())
-    write_text(bench_dir / f"{aoi_name}_demo_SIMULATED.txt", table + "\n")
-    return table

@@ -27,7 +27,7 @@ from rasterio.warp import transform_bounds
 from .errors import SceneError
 from .grid import Grid, grid_for_bounds
 
-__all__ = ["SceneFiles", "SceneRecord", "discover_scenes", "load_stack", "stack_scenes", "load_geotiff", "native_grid", "read_mask", "sha256_file"]
+__all__ = ["SceneFiles", "SceneRecord", "discover_scenes", "load_stack", "stack_scenes", "load_geotiff", "native_grid", "read_mask", "read_outline", "sha256_file"]
 
 # Planet's 4-band analytic order; 8-band SuperDove deliveries name their bands in the file.
 _PLANET_4BAND = ("blue", "green", "red", "nir")
@@ -375,3 +375,16 @@ def _warp_float(src: rasterio.io.DatasetReader, grid: Grid) -> np.ndarray:
 def read_mask(path: Path, grid: Grid) -> np.ndarray:
     """A reference 0/1 mask on ``grid`` (nearest neighbour), as bool."""
     return _read_mask(Path(path), grid)[0] > 0
+
+
+def read_outline(path: Path, crs: str):
+    """Union of the polygons of a vector file (GeoJSON, GeoPackage...), in ``crs``."""
+    import geopandas as gpd
+
+    try:
+        frame = gpd.read_file(path, engine="pyogrio")
+    except Exception as exc:  # pyogrio raises several types for unreadable files
+        raise SceneError(f"{path}: cannot be read as a vector file ({exc}); give a GeoJSON of the settlement outline") from None
+    if frame.crs is None:
+        raise SceneError(f"{path}: outline has no CRS; save it as GeoJSON (lon/lat) or with its CRS")
+    return frame.to_crs(crs).geometry.union_all()

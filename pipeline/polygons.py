@@ -17,6 +17,7 @@ from pyproj import CRS, Transformer
 from rasterio.features import shapes
 from scipy import ndimage
 from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
 from .grid import Grid
@@ -36,6 +37,7 @@ POLYGON_COLUMNS = [
     "n_pixels",
     "mean_index_change",
     "index",
+    "setting",
 ]
 
 
@@ -46,11 +48,25 @@ def equal_area_crs(grid: Grid) -> CRS:
     return CRS.from_proj4(f"+proj=laea +lat_0={lat:.6f} +lon_0={lon:.6f} +datum=WGS84 +units=m +no_defs")
 
 
+def _settings(geometries: gpd.GeoSeries, settlement: BaseGeometry | None) -> list[str]:
+    if settlement is None or settlement.is_empty:
+        return ["unknown"] * len(geometries)
+    inside = geometries.intersection(settlement).area / geometries.area.clip(lower=1e-9)
+    return ["settlement" if share >= 0.5 else "outside" for share in inside]
+
+
 def _iso(times: list[str], index: int) -> str | None:
     return times[index] if index >= 0 else None
 
 
-def burn_polygons(dates: xr.Dataset, *, grid: Grid, times: list[str], index_name: str) -> gpd.GeoDataFrame:
+def burn_polygons(
+    dates: xr.Dataset,
+    *,
+    grid: Grid,
+    times: list[str],
+    index_name: str,
+    settlement: BaseGeometry | None = None,
+) -> gpd.GeoDataFrame:
     """Vectorise the dated burn raster into polygons in ``grid.crs``.
 
     Parameters
@@ -63,6 +79,10 @@ def burn_polygons(dates: xr.Dataset, *, grid: Grid, times: list[str], index_name
         ISO UTC time of every scene, indexed like ``first_seen``.
     index_name:
         Name of the burn index, recorded on each polygon.
+    settlement:
+        Built-up area in ``grid.crs``. A polygon is ``setting="settlement"`` when at least
+        half of it lies inside, else ``"outside"`` (field and bush fires are common around
+        Sahel villages and must be reported apart); ``"unknown"`` without an outline.
 
     Returns
     -------
@@ -105,6 +125,7 @@ def burn_polygons(dates: xr.Dataset, *, grid: Grid, times: list[str], index_name
     frame["first_seen"] = [_iso(times, i) for i in frame["first_seen_index"]]
     frame["last_clear_before"] = [_iso(times, i) for i in frame["last_clear_index"]]
     frame["index"] = index_name
+    frame["setting"] = _settings(frame.geometry, settlement)
     centroids = frame.geometry.centroid
     frame["polygon_id"] = [
         f"{times[t][:10].replace('-', '')}-E{int(round(c.x, -1))}-N{int(round(c.y, -1))}"

@@ -72,6 +72,9 @@ def _reading(
         )
         return entry
     parts = []
+    settings = _by_setting(new)
+    if settings:
+        entry["by_setting"] = settings
     for last, group in new.groupby("last_clear_index"):
         last = int(last)
         before = records[last]
@@ -87,8 +90,26 @@ def _reading(
             f"{len(group)} burn mark(s), {bracket['area_ha']:.2f} ha, not visible on the clear scene of "
             f"{format_time(before.acquired, tz_name)} ({before.scene_id})"
         )
-    entry["statement"] = f"First visible on scene {record.scene_id} ({when}): " + "; ".join(parts) + "."
+    where = ""
+    if settings:
+        where = "; of these, " + "; ".join(
+            f"{v['area_ha']:.2f} ha in {v['n_polygons']} polygon(s) {_SETTING_WORDS[k]}" for k, v in settings.items()
+        )
+    entry["statement"] = f"First visible on scene {record.scene_id} ({when}): " + "; ".join(parts) + where + "."
     return entry
+
+
+_SETTING_WORDS = {"settlement": "in the settlement", "outside": "outside the settlement (fields, bush)"}
+
+
+def _by_setting(polygons: gpd.GeoDataFrame) -> dict[str, dict[str, float | int]]:
+    """Area and count of polygons per setting (empty when no settlement outline was given)."""
+    if "setting" not in polygons or not len(polygons) or set(polygons["setting"]) == {"unknown"}:
+        return {}
+    return {
+        str(k): {"n_polygons": int(len(g)), "area_ha": round(float(g["area_ha"].sum()), 4)}
+        for k, g in polygons.groupby("setting")
+    }
 
 
 def build_report(
@@ -128,6 +149,11 @@ def build_report(
         f"Between {format_time(first.acquired, tz_name)} and {format_time(last.acquired, tz_name)}, "
         f"{total_ha:.2f} ha burned in the AOI of {aoi.display_name}, in {len(polygons)} polygon(s)."
     )
+    settings = _by_setting(polygons)
+    if settings:
+        summary += " " + "; ".join(
+            f"{v['area_ha']:.2f} ha in {v['n_polygons']} polygon(s) {_SETTING_WORDS[k]}" for k, v in settings.items()
+        ) + "."
     title = f"Burn marks at {aoi.display_name}"
     if simulated:
         title = f"{SIMULATED_LABEL}: {title}"
@@ -166,6 +192,7 @@ def build_report(
         "totals": {
             "n_polygons": int(len(polygons)),
             "area_ha": total_ha,
+            "by_setting": settings,
             "by_date": [
                 {"scene_id": r["scene_id"], "acquired_utc": r["acquired_utc"], "new_polygons": r["new_polygons"], "new_area_ha": r["new_area_ha"]}
                 for r in readings
@@ -203,11 +230,14 @@ def render_markdown(report: dict[str, Any], *, figures: Sequence[str] = (), max_
         )
     if polygons is not None and len(polygons):
         lines += ["", f"## Polygons ({len(polygons)}; index: {report['index']})", ""]
-        lines += ["| id | first seen (UTC) | last clear before (UTC) | area (ha) | mean change |", "|---|---|---|---|---|"]
+        lines += ["| id | first seen (UTC) | last clear before (UTC) | area (ha) | mean change | setting |", "|---|---|---|---|---|---|"]
         for row in polygons.head(max_rows).itertuples():
-            lines.append(f"| {row.polygon_id} | {row.first_seen} | {row.last_clear_before} | {row.area_ha:.4f} | {row.mean_index_change:.3f} |")
+            lines.append(
+                f"| {row.polygon_id} | {row.first_seen} | {row.last_clear_before} | {row.area_ha:.4f} | "
+                f"{row.mean_index_change:.3f} | {row.setting} |"
+            )
         if len(polygons) > max_rows:
-            lines.append(f"| ... {len(polygons) - max_rows} more in the GeoPackage | | | | |")
+            lines.append(f"| ... {len(polygons) - max_rows} more in the GeoPackage | | | | | |")
     if figures:
         lines += ["", "## Figures", ""] + [f"![{f}]({f})" for f in figures]
     lines += ["", "## Parameters", "", "```"] + [f"{k} = {v}" for k, v in report["parameters"].items()] + ["```"]

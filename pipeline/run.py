@@ -16,6 +16,8 @@ from typing import Any, Callable
 import geopandas as gpd
 import numpy as np
 import xarray as xr
+from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
 
 from .aoi import AOI_DIR, Aoi, load_aoi
 from .change import consecutive_change
@@ -26,7 +28,7 @@ from .demo import ensure_demo_scenes
 from .errors import PipelineError, SceneError
 from .grid import Grid
 from .indices import burn_index, choose_index
-from .load import SceneRecord, discover_scenes, load_stack, sha256_file
+from .load import SceneRecord, discover_scenes, load_stack, read_outline, sha256_file
 from .normalise import BandFit, normalise
 from .polygons import burn_polygons
 from .provenance import git_state, package_versions
@@ -68,7 +70,15 @@ def _crop(stack: xr.Dataset, outer: Grid, inner: Grid) -> xr.Dataset:
     return stack.isel(y=slice(row, row + inner.height), x=slice(col, col + inner.width))
 
 
-def detect_burns(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, loaded_grid: Grid, analysis_grid: Grid) -> Detection:
+def detect_burns(
+    stack: xr.Dataset,
+    records: list[SceneRecord],
+    *,
+    params: Params,
+    loaded_grid: Grid,
+    analysis_grid: Grid,
+    settlement: BaseGeometry | None = None,
+) -> Detection:
     """Run every analysis stage on a loaded stack.
 
     Parameters
@@ -81,6 +91,8 @@ def detect_burns(stack: xr.Dataset, records: list[SceneRecord], *, params: Param
         The grid the stack was loaded on (the analysis grid plus a margin).
     analysis_grid:
         The AOI's grid; results are cropped to it after co-registration.
+    settlement:
+        Built-up area in the grid's CRS, to tell settlement burns from field and bush fires.
     """
     in_aoi = _crop(stack, loaded_grid, analysis_grid)
     clear_fraction = in_aoi["clear"].mean(dim=("y", "x")).values
@@ -104,7 +116,9 @@ def detect_burns(stack: xr.Dataset, records: list[SceneRecord], *, params: Param
     change = consecutive_change(index, normalised["clear"])
     post_nir = normalised["reflectance"].sel(band="nir", drop=True) if index_name in ("nir", "bai") else None
     dates, thresholds = date_burns(change, post_nir=post_nir, params=params, pixel_area_m2=analysis_grid.pixel_area_m2)
-    polygons = burn_polygons(dates, grid=analysis_grid, times=[r.acquired_utc for r in used_records], index_name=index_name)
+    polygons = burn_polygons(
+        dates, grid=analysis_grid, times=[r.acquired_utc for r in used_records], index_name=index_name, settlement=settlement
+    )
 
     quality: list[dict[str, Any]] = []
     used_pos = {int(k): j for j, k in enumerate(keep)}
@@ -215,6 +229,16 @@ def _figures(detection: Detection, aoi_outline: Any, credit: str, simulated: boo
     return out
 
 
+def _settlement_outline(aoi: Aoi, scenes_dir: Path, crs: str) -> BaseGeometry | None:
+    """The built-up area: a ``settlement*.geojson`` beside the scenes, else the AOI's ``settlement`` property."""
+    files = sorted(scenes_dir.glob("settlement*.geojson"))
+    if files:
+        return read_outline(files[0], crs)
+    if aoi.properties.get("settlement"):
+        return Aoi(aoi.name, shape(aoi.properties["settlement"])).projected(crs)
+    return None
+
+
 def run_detect(
     aoi_name: str,
     *,
@@ -244,8 +268,9 @@ def run_detect(
         scenes_dir = demo_folder = demo.folder
     log(f"loading scenes from {scenes_dir}")
     stack, records = load_stack(discover_scenes(Path(scenes_dir)), loaded_grid)
+    settlement = _settlement_outline(aoi, Path(scenes_dir), analysis_grid.crs)
     log(f"{len(records)} scenes loaded; co-registering, normalising, detecting")
-    detection = detect_burns(stack, records, params=params, loaded_grid=loaded_grid, analysis_grid=analysis_grid)
+    detection = detect_burns(stack, records, params=params, loaded_grid=loaded_grid, analysis_grid=analysis_grid, settlement=settlement)
 
     run_id, partial = new_run_dir(Path(out_root), aoi.name)
     try:

@@ -1,0 +1,228 @@
+"""The accuracy benchmark: every case, burnscan and the baselines, one table.
+
+Cases are the simulator's named scenarios (ground truth known exactly) and the real fire
+pairs of ``../shared/data/real`` (reference masks drawn by others). The reference masks
+only score; nothing here feeds back into a parameter. Every method sees the same input:
+burnscan runs its whole flow, the baselines run on the raw stack as their authors
+describe them. Results go to ``out/bench/`` as CSV, JSON and the printed table.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import asdict, replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import geopandas as gpd
+import numpy as np
+from rasterio.features import rasterize
+
+from . import baselines
+from .aoi import Aoi, load_aoi
+from .config import Params
+from .demo import ensure_demo_scenes
+from .evaluate import date_attribution, score_masks, truth_raster
+from .load import discover_scenes, load_geotiff, load_stack, native_grid, read_mask, read_outline, stack_scenes
+from .run import detect_burns
+from .write import write_json, write_text
+
+__all__ = ["SIMULATED_CASES", "run_benchmark", "simulated_case", "real_cases"]
+
+SIMULATED_CASES = (
+    "demo",
+    "large_shift",
+    "satellite_response",
+    "haze_after",
+    "cloud_flagged",
+    "shadow_unflagged",
+    "dry_season",
+    "single_compound",
+    "sentinel2",
+)
+NO_BURN_CASES = ("dry_season",)
+# Targets of the benchmark: burn cases, no-burn cases, co-registration.
+TARGET_DICE, TARGET_ERROR, TARGET_FALSE_HA, TARGET_COREG_PX = 0.95, 0.05, 0.05, 0.1
+_CONTROL_RING_M = (60.0, 400.0)  # ring of unburned land around the village for the control-ratio baseline
+_SHARED_REAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real"
+
+
+def _scores_row(case: str, method: str, date: str, predicted: np.ndarray, truth: np.ndarray, pixel_ha: float) -> dict[str, Any]:
+    s = score_masks(predicted, truth)
+    return {"case": case, "method": method, "date": date, **asdict(s), "false_ha": round(s.fp * pixel_ha, 4)}
+
+
+def _method_rows(case: str, method: str, first_seen: np.ndarray, truth_first: np.ndarray, truth_ids: np.ndarray,
+                 times: list[str], pixel_ha: float, extra: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for t, when in enumerate(times):
+        if np.any(truth_first == t) or np.any(first_seen == t):
+            rows.append(_scores_row(case, method, when, first_seen == t, truth_first == t, pixel_ha))
+    total = _scores_row(case, method, "all", first_seen >= 0, truth_first >= 0, pixel_ha)
+    attribution = date_attribution(first_seen, truth_first, truth_ids)
+    total.update(dated_right=attribution["dated_right"], burns=attribution["burns"], missed=attribution["missed"], **extra)
+    rows.append(total)
+    return rows
+
+
+def _burn_index_by_time(records: list, used_records: list) -> np.ndarray:
+    ids = [r.scene_id for r in records]
+    return np.array([ids.index(r.scene_id) for r in used_records])
+
+
+def simulated_case(scenario: str, aoi: Aoi, *, data_root: Path, params: Params) -> list[dict[str, Any]]:
+    """Run burnscan and the baselines on one simulated scenario; score against its truth."""
+    resolution = 10.0 if scenario == "sentinel2" else params.resolution_m
+    params = replace(params, resolution_m=resolution)
+    demo = ensure_demo_scenes(aoi, data_root, resolution=resolution, margin_m=params.margin_m, scenario=scenario)
+    analysis = aoi.analysis_grid(resolution)
+    loaded = analysis.buffered(int(np.ceil(params.margin_m / resolution)))
+    stack, records = load_stack(discover_scenes(demo.folder), loaded)
+    settlement = read_outline(demo.folder / "settlement_SIMULATED.geojson", analysis.crs)
+    det = detect_burns(stack, records, params=params, loaded_grid=loaded, analysis_grid=analysis, settlement=settlement)
+
+    truth_meta = json.loads(demo.truth_json.read_text(encoding="utf-8"))
+    burns = gpd.read_file(demo.truth_polygons, layer="burns", engine="pyogrio")
+    shifts = {s["scene_id"]: s["true_shift_px"] for s in truth_meta["scenes"]}
+    times = [r.acquired_utc for r in records]
+    ref_shift = shifts[det.records[0].scene_id]
+    if len(burns):
+        true_index = np.array([times.index(t) for t in burns["first_visible"]], dtype=np.int16)
+        truth_first = truth_raster(burns, true_index, analysis, offset_px=tuple(ref_shift))
+        truth_ids = truth_raster(burns, np.arange(1, len(burns) + 1, dtype=np.int16), analysis, offset_px=tuple(ref_shift))
+        truth_ids[truth_ids < 0] = 0
+    else:
+        truth_first = np.full(analysis.shape, -1, np.int16)
+        truth_ids = np.zeros(analysis.shape, np.int16)
+    pixel_ha = analysis.pixel_area_m2 / 1e4
+
+    to_all = _burn_index_by_time(records, det.records)
+    pred = det.dates["first_seen"].values
+    first_seen = np.where(pred >= 0, to_all[np.clip(pred, 0, None)], -1)
+    coreg_err = max(
+        math.hypot(e.dy - (shifts[r.scene_id][0] - ref_shift[0]), e.dx - (shifts[r.scene_id][1] - ref_shift[1]))
+        for r, e in zip(det.records, det.shifts)
+    )
+    polys = det.polygons
+    settlement_ha = float(polys.loc[polys["setting"] == "settlement", "area_ha"].sum()) if len(polys) else 0.0
+    outside_ha = float(polys.loc[polys["setting"] == "outside", "area_ha"].sum()) if len(polys) else 0.0
+    rows = _method_rows(scenario, "burnscan", first_seen, truth_first, truth_ids, times, pixel_ha,
+                        {"coreg_error_px": round(coreg_err, 4), "settlement_burn_ha": round(settlement_ha, 4),
+                         "outside_burn_ha": round(outside_ha, 4)})
+
+    row, col = analysis.offset_in(loaded)
+    raw = stack.isel(y=slice(row, row + analysis.height), x=slice(col, col + analysis.width))
+    village = rasterize([settlement], out_shape=analysis.shape, transform=analysis.transform, fill=0, default_value=1, dtype="uint8") > 0
+    ring = baselines.control_ring(village, inner_m=_CONTROL_RING_M[0], outer_m=_CONTROL_RING_M[1], pixel_size=resolution)
+    methods: dict[str, Callable[[], np.ndarray]] = {
+        "fixed_threshold": lambda: baselines.fixed_threshold(raw),
+        "control_ratio": lambda: baselines.control_ratio(raw, village_mask=village, control_mask=ring),
+    }
+    if "swir22" in raw.band.values:
+        methods["two_condition"] = lambda: baselines.two_condition(raw)
+    for name, method in methods.items():
+        rows += _method_rows(scenario, name, method().astype(np.int16), truth_first, truth_ids, times, pixel_ha, {})
+    return rows
+
+
+def _real_pair(name: str, pre: Path, post: Path, mask: Path, bands: list[str | None], params: Params,
+               resolution: float, window: tuple[slice, slice] | None = None) -> list[dict[str, Any]]:
+    """One real pre/post pair on a UTM grid at ``resolution``: burnscan and the baselines against the reference mask."""
+    grid = native_grid(pre, resolution)
+    t0 = datetime(2000, 1, 1, tzinfo=timezone.utc)  # composites: only the order of the two dates is known
+    loaded = [load_geotiff(p, bands=bands, grid=grid, acquired=t0 + timedelta(days=d), scene_id=f"{name}-{tag}")
+              for p, tag, d in ((pre, "pre", 0), (post, "post", 1))]
+    stack, records = stack_scenes(loaded, grid)
+    params = replace(params, resolution_m=grid.resolution, margin_m=0.0)
+    det = detect_burns(stack, records, params=params, loaded_grid=grid, analysis_grid=grid)
+    truth = np.where(read_mask(mask, grid), 1, -1).astype(np.int16)
+    valid = np.all(np.isfinite(stack["reflectance"].values), axis=(0, 1))
+    pixel_ha = grid.pixel_area_m2 / 1e4
+    first = {"burnscan": det.dates["first_seen"].values.astype(np.int16),
+             "fixed_threshold": baselines.fixed_threshold(stack)}
+    if "swir22" in stack.band.values:
+        first["two_condition"] = baselines.two_condition(stack)
+    rows = []
+    for method, fs in first.items():
+        pred = (fs >= 0) & valid
+        ref = (truth >= 0) & valid
+        if window is not None:
+            pred, ref = pred[window], ref[window]
+        rows.append(_scores_row(name, method, "post", pred, ref, pixel_ha))
+    return rows
+
+
+def real_cases(params: Params, root: Path = _SHARED_REAL) -> list[dict[str, Any]]:
+    """Every scored real pair under ``root`` (empty when the shared data are absent)."""
+    rows: list[dict[str, Any]] = []
+    calfire = root / "s2-calfire-prepost"
+    if (calfire / "events.csv").is_file():
+        with open(calfire / "events.csv", encoding="utf-8") as handle:
+            events = list(csv.DictReader(handle))
+        for event in events:
+            ev = event["event"]
+            case_rows = _real_pair(f"calfire:{ev}", *(calfire / "set_a" / d / f"{ev}.tif" for d in ("pre_fire", "post_fire", "masks")),
+                                   ["blue", "green", "red", "nir", "swir22"], params, 20.0)  # B12's native 20 m
+            for r in case_rows:
+                r["baseline_f1_source"] = float(event["F1_dNBR_gt_0p1"])
+                r["scored"] = "CASCADE" not in ev  # SOURCE.md: incomplete reference, never to score accuracy
+            rows += case_rows
+    chile = root / "landsat-chile-firescar"
+    if chile.is_dir():
+        pre, post = chile / "ImgPreF_CL-BI_ID12408_u300_19870116.tif", chile / "ImgPosF_CL-BI_ID12408_u300_19870116.tif"
+        label = chile / "FireScar_CL-BI_ID12408_u300_19870116.tif"
+        bands = ["blue", "green", "red", "nir", "swir16", "swir22", None, None]  # bands 7-8 are stored NDVI and NBR
+        for r in _real_pair("chile:whole-image", pre, post, label, bands, params, 30.0):
+            r["scored"] = True
+            rows.append(r)
+    return rows
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    head = f"{'case':34} {'method':16} {'date':21} {'Dice':>6} {'IoU':>6} {'comm.':>6} {'omis.':>6} {'bias':>7} {'false ha':>8} {'dated':>8} {'coreg px':>8}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        dated = f"{r['dated_right']}/{r['burns']}" if "burns" in r else ""
+        coreg = f"{r['coreg_error_px']:.4f}" if "coreg_error_px" in r else ""
+        lines.append(
+            f"{r['case'][:34]:34} {r['method']:16} {r['date'][:21]:21} {r['dice']:6.3f} {r['iou']:6.3f} {r['commission']:6.3f} "
+            f"{r['omission']:6.3f} {r['relative_bias']:+7.3f} {r['false_ha']:8.3f} {dated:>8} {coreg:>8}"
+        )
+    return "\n".join(lines)
+
+
+def run_benchmark(*, out_root: Path, data_root: Path, aoi_name: str = "ogota", cases: tuple[str, ...] = SIMULATED_CASES,
+                  real: bool = True, params: Params | None = None, log: Callable[[str], None] = lambda m: None) -> str:
+    """Run every case, write ``out_root/bench.{csv,json,txt}`` and return the printed table."""
+    params = params or Params()
+    aoi = load_aoi(aoi_name)
+    rows: list[dict[str, Any]] = []
+    for scenario in cases:
+        log(f"simulated case {scenario} (SIMULATED DATA)")
+        rows += simulated_case(scenario, aoi, data_root=data_root, params=params)
+    if real:
+        log("real fire pairs from ../shared/data/real")
+        rows += real_cases(params)
+    table = _table(rows)
+    scored = [r for r in rows if r.get("scored") and r["method"] == "burnscan"]
+    summary = []
+    if scored:
+        base = {r["case"]: r["dice"] for r in rows if r.get("scored") and r["method"] == "fixed_threshold"}
+        calfire = [r for r in scored if r["case"].startswith("calfire:")]
+        summary.append(f"real fires: burnscan mean Dice over {len(calfire)} scored CAL FIRE events "
+                       f"{np.mean([r['dice'] for r in calfire]):.3f} (fixed dNBR>0.1: {np.mean([base[r['case']] for r in calfire]):.3f}); "
+                       f"beats the fixed threshold on {sum(r['dice'] > base[r['case']] for r in calfire)}/{len(calfire)}")
+    text = "Cases named by scenario are SIMULATED DATA; calfire:/chile: cases are real scenes.\n\n" + table + "\n\n" + "\n".join(summary)
+    buffer = io.StringIO()
+    keys = sorted({k for r in rows for k in r}, key=lambda k: list(rows[0]).index(k) if k in rows[0] else 99)
+    writer = csv.DictWriter(buffer, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(Path(out_root) / "bench.csv", buffer.getvalue())
+    write_json(Path(out_root) / "bench.json", {"rows": rows, "parameters": params.as_dict(), "simulated_cases": list(cases)})
+    write_text(Path(out_root) / "bench.txt", text + "\n")
+    return text
