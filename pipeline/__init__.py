@@ -15,9 +15,10 @@ The flow, one module per stage (the order lives in :mod:`pipeline.run`):
 ``figures``     before/after false-colour pairs and overlays
 ==============  =====================================================================
 
-Around them: ``aoi`` (the registry), ``config`` (parameters), ``simulate`` and ``demo``
-(the simulated demo), ``write`` (atomic outputs), ``evaluate`` (accuracy metrics),
-``provenance`` (versions), ``errors`` and ``cli``.
+Around them: ``aoi`` (the registry), ``config`` (parameters), ``simulate``, ``scenarios``
+and ``demo`` (the simulated demo and hard cases), ``write`` (atomic outputs),
+``evaluate`` (accuracy metrics), ``baselines`` and ``bench`` (the benchmark, not the
+pipeline), ``provenance`` (versions), ``errors`` and ``cli``.
 """
 
 from .aoi import Aoi, list_aois, load_aoi
