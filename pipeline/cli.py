@@ -78,6 +78,20 @@ def bench(aoi_name: str, out_root: Path, data_root: Path, cases: tuple[str, ...]
     click.echo(f"written: {out_root}/bench.csv, bench.json, bench.txt")
 
 
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+def verify(run_dir: Path) -> None:
+    """Recompute every hash in RUN_DIR/manifest.json and say which files changed."""
+    from .provenance import verify_run
+
+    changed = verify_run(run_dir)
+    for line in changed:
+        click.echo(line)
+    if changed:
+        raise PipelineError(f"{run_dir}: {len(changed)} file(s) differ from the manifest; see the lines above")
+    click.echo(f"{run_dir}: every input and output matches its SHA-256 in manifest.json")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: return an exit code instead of raising for expected errors."""
     try:

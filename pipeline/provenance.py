@@ -12,7 +12,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["package_versions", "git_state", "code_version"]
+__all__ = ["package_versions", "git_state", "code_version", "verify_run"]
 
 _PACKAGES = ("burnscan", "numpy", "scipy", "rasterio", "xarray", "rioxarray", "scikit-image", "geopandas", "shapely", "pyproj", "pyogrio", "matplotlib")
 _REPO = Path(__file__).resolve().parent.parent
@@ -57,3 +57,29 @@ def code_version() -> str:
     commit = (state["commit"] or "unknown")[:12]
     dirty = "+dirty" if state["dirty"] else ""
     return f"burnscan {package_versions().get('burnscan', '?')} ({commit}{dirty})"
+
+
+def verify_run(run_dir: Path) -> list[str]:
+    """Compare every file listed in a run's ``manifest.json`` with its recorded SHA-256.
+
+    Returns one line per file that is missing or changed (empty when all match).
+    """
+    import json
+
+    from .errors import OutputError
+    from .load import sha256_file
+
+    manifest_path = Path(run_dir) / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise OutputError(f"{manifest_path}: cannot read the manifest ({exc}); give a complete run folder") from None
+    expected = [(Path(f["path"]), f["sha256"]) for scene in manifest.get("inputs", []) for f in scene["files"]]
+    expected += [(Path(run_dir) / o["path"], o["sha256"]) for o in manifest.get("outputs", [])]
+    problems = []
+    for path, digest in expected:
+        if not path.is_file():
+            problems.append(f"missing: {path}")
+        elif sha256_file(path) != digest:
+            problems.append(f"changed: {path}")
+    return problems

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import tempfile
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -50,23 +51,25 @@ __all__ = [
 
 @contextmanager
 def atomic_path(final: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``final``; rename it onto ``final`` if the block succeeds."""
+    """Yield a temporary path beside ``final``; rename it onto ``final`` if the block succeeds.
+
+    The temporary file has the final file's name inside a private temporary folder, because
+    some formats record their own file name (GeoJSON's ``name``) and some drivers check the
+    suffix (GeoPackage): the bytes must not depend on the temporary name.
+    """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    # Keep the real suffix last: some drivers (GeoPackage) check it.
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".tmp{final.suffix}", dir=final.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes owner-only files; outputs are meant to be shared
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    tmp_path = staging / final.name
+    tmp_path.touch()
+    os.chmod(tmp_path, 0o666 & ~_UMASK)  # outputs are meant to be shared, not owner-only
     try:
         yield tmp_path
         os.replace(tmp_path, final)
     except OSError as exc:
-        tmp_path.unlink(missing_ok=True)
         raise OutputError(f"{final}: could not be written ({exc.strerror or exc}); free disk space or fix permissions") from None
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
-        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # also drops any side files a driver left
 
 
 def new_run_dir(out_root: Path, aoi_name: str, *, now: datetime | None = None) -> tuple[str, Path]:

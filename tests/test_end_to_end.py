@@ -103,7 +103,24 @@ def test_second_run_is_a_new_folder_and_inputs_are_untouched(small_run):
     assert again.run_dir != first.run_dir and again.demo_folder == first.demo_folder
     assert (first.run_dir / "report.md").read_bytes() == first_report
     assert {p: sha256_file(p) for p in first.demo_folder.iterdir()} == inputs
-    assert len(again.detection.polygons) == len(first.detection.polygons)
+    # deterministic: the same inputs and parameters give byte-identical polygons
+    assert sha256_file(again.run_dir / "burns_SIMULATED.geojson") == sha256_file(first.run_dir / "burns_SIMULATED.geojson")
+
+
+def test_verify_finds_a_tampered_output(small_run, capsys, tmp_path):
+    import shutil
+
+    from pipeline.cli import main
+
+    _, _, outcome = small_run
+    copy = tmp_path / "run"
+    shutil.copytree(outcome.run_dir, copy)
+    assert main(["verify", str(copy)]) == 0
+    report = copy / "report.md"
+    report.write_text(report.read_text().replace("burn mark", "burnt mark"))
+    assert main(["verify", str(copy)]) != 0
+    out = capsys.readouterr().out
+    assert f"changed: {report}" in out
 
 
 def test_accuracy_on_the_small_demo_meets_the_foundation_targets(small_run):

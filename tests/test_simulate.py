@@ -254,3 +254,40 @@ def test_grid_must_be_3_m_and_metric():
     with pytest.raises(ValueError, match="too small"):
         simulate_village_series(grid_for_bounds((500000, 1520000, 500300, 1520300), "EPSG:32630", 3.0),
                                 **SIZES)
+
+
+def test_coarse_band_matches_block_average_and_bilinear():
+    # Independent computation of a 20 m band delivered on the 10 m grid: mean of 20 x 20 m
+    # ground blocks aligned with the padded origin, PSF, then bilinear interpolation at the
+    # 10 m pixel centres with scipy's RegularGridInterpolator.
+    from scipy.interpolate import RegularGridInterpolator
+
+    rng = np.random.default_rng(1)
+    shape, sub, margin, pad = (16, 18), 10, 60, 4
+    ground = rng.random((sub * shape[0] + 2 * margin, sub * shape[1] + 2 * margin)).astype(np.float32)
+    start = margin - sub * pad
+    n_r, n_c = shape[0] + 2 * pad, shape[1] + 2 * pad
+    window_ = ground[start:start + sub * n_r, start:start + sub * n_c]
+    blocks = window_.reshape(n_r // 2, 2 * sub, n_c // 2, 2 * sub).mean(axis=(1, 3))
+    blocks = ndimage.gaussian_filter(blocks, simulate._PSF_SIGMA_PX)
+    centres_r, centres_c = 2 * np.arange(n_r // 2) + 0.5, 2 * np.arange(n_c // 2) + 0.5  # in 10 m pixels
+    interp = RegularGridInterpolator((centres_r, centres_c), blocks)
+    rows, cols = np.mgrid[pad:pad + shape[0], pad:pad + shape[1]]
+    expected = interp(np.stack([rows.ravel(), cols.ravel()], axis=1)).reshape(shape)
+    got = simulate._image(ground, (0.0, 0.0), shape, sub=sub, margin=margin, pad=pad, coarse=True)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_tree_shadow_falls_away_from_the_sun_at_its_height():
+    # One 10 m tree of crown radius 3 m on bare ground: its shadow's centre lies
+    # (height - crown half-depth) / tan(elevation) away in the anti-solar azimuth.
+    land = simulate._build_landscape(GRID, seed=SEED, **SIZES)
+    land.labels = np.full((200, 200), simulate._SAND, dtype=np.uint8)
+    land.trees = np.array([[100.0, 100.0, 3.0, 10.0]])
+    land.deciduous = np.zeros(1, dtype=bool)
+    for azimuth, elevation in ((140.0, 48.0), (125.0, 38.0)):
+        shaded = simulate._tree_light(land, (azimuth, elevation), 0.0) < 1
+        v, u = (np.mean(a) + 0.5 for a in np.nonzero(shaded))
+        reach = (10.0 - 0.45 * 3.0) / math.tan(math.radians(elevation))
+        az = math.radians(azimuth)
+        assert (u - 100.0, v - 100.0) == pytest.approx((-reach * math.sin(az), reach * math.cos(az)), abs=0.3)
