@@ -10,6 +10,7 @@ never "unburned": its change waits for the next clear date and its bracket widen
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 import xarray as xr
 
 from .config import Params
@@ -19,9 +20,50 @@ from .threshold import ThresholdInfo, burn_mask
 __all__ = ["date_burns"]
 
 
+def _next_clear(clear: np.ndarray) -> np.ndarray:
+    """For each time and pixel, the index of the next clear observation (-1 = none)."""
+    out = np.full(clear.shape, -1, dtype=np.int16)
+    following = np.full(clear.shape[1:], -1, dtype=np.int16)
+    for t in range(clear.shape[0] - 1, -1, -1):
+        out[t] = following
+        following = np.where(clear[t], t, following)
+    return out
+
+
+def _transient(new: np.ndarray, t: int, values: np.ndarray, direction: int, before: np.ndarray,
+               next_clear: np.ndarray, delta_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split today's new burn patches into (kept, confirmed) by what the next clear scene shows.
+
+    Char stays: on the next clear observation a real burn keeps most of its change from the
+    pre-burn value. A cloud shadow, smoke or a wet patch is gone by then. A patch is dropped
+    when at least half its pixels were seen again and their median remaining change is
+    under half the change that revealed it.
+    """
+    labels, n = ndimage.label(new, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return new, np.zeros_like(new)
+    rows, cols = np.nonzero(new)
+    later = next_clear[t][rows, cols]
+    seen = later >= 0
+    remaining = np.full(rows.shape, np.nan)
+    base = values[before[rows, cols], rows, cols]
+    remaining[seen] = direction * (values[later[seen], rows[seen], cols[seen]] - base[seen])
+    ratio = remaining / np.maximum(delta_t[rows, cols], 1e-9)
+    lab = labels[rows, cols]
+    seen_share = ndimage.mean(seen.astype(float), lab, np.arange(1, n + 1))
+    median_ratio = np.array([np.nanmedian(ratio[lab == i]) if np.any(seen[lab == i]) else np.nan for i in range(1, n + 1)])
+    drop = (seen_share >= 0.5) & (median_ratio < 0.5)
+    confirmed = (seen_share >= 0.5) & ~drop
+    keep_label = np.concatenate([[False], ~drop])
+    confirm_label = np.concatenate([[False], confirmed])
+    return keep_label[labels], confirm_label[labels]
+
+
 def date_burns(
     change: xr.Dataset,
     *,
+    index: xr.DataArray,
+    clear: xr.DataArray,
     post_nir: xr.DataArray | None,
     params: Params,
     pixel_area_m2: float,
@@ -32,6 +74,9 @@ def date_burns(
     ----------
     change:
         Output of :func:`pipeline.change.consecutive_change` (``delta``, ``last_clear``).
+    index, clear:
+        ``(time, y, x)`` burn index and clear mask the change came from, to check that a
+        burn persists on the next clear observation.
     post_nir:
         ``(time, y, x)`` normalised NIR of each scene, for the darkness rule (``None`` to skip).
     params:
@@ -43,7 +88,8 @@ def date_burns(
     -------
     dates, infos:
         ``first_seen`` and ``last_clear_before`` (y, x) int16 scene indices (-1 = not
-        burned), ``delta_at_first`` (y, x) the change that revealed the burn; and per
+        burned), ``delta_at_first`` (y, x) the change that revealed the burn, ``confirmed``
+        (y, x) True where a later clear observation still shows the burn; and per
         scene the :class:`ThresholdInfo` (``None`` for scenes with nothing to compare).
     """
     delta = change["delta"]
@@ -54,6 +100,10 @@ def date_burns(
     last_clear_before = np.full(shape, -1, dtype=np.int16)
     delta_at_first = np.full(shape, np.nan, dtype=np.float32)
     burned = np.zeros(shape, dtype=bool)
+    confirmed = np.zeros(shape, dtype=bool)
+    values = index.values
+    direction = int(index.attrs.get("burn_direction", -1))
+    next_clear = _next_clear(clear.values & np.isfinite(values))
     infos: list[ThresholdInfo | None] = []
     for t in range(n_time):
         d_t = delta.isel(time=t)
@@ -74,6 +124,9 @@ def date_burns(
             max_hole_px=params.max_hole_px,
         )
         new = mask.values
+        before = np.clip(change["last_clear"].values[t], 0, None)
+        new, sure = _transient(new, t, values, direction, before, next_clear, d_t.values)
+        confirmed |= sure
         first_seen[new] = t
         last_clear_before[new] = change["last_clear"].values[t][new]
         delta_at_first[new] = d_t.values[new]
@@ -86,6 +139,7 @@ def date_burns(
             "first_seen": (dims, first_seen),
             "last_clear_before": (dims, last_clear_before),
             "delta_at_first": (dims, delta_at_first),
+            "confirmed": (dims, confirmed & (first_seen >= 0)),
         },
         coords=coords,
         attrs={"times": [str(t) for t in delta.time.values]} if "time" in delta.coords else {},

@@ -62,8 +62,9 @@ def _write_series(series: SimulatedSeries, folder: Path) -> None:
     for scene in series.scenes:
         tags = {"SIMULATED": "yes", "ACQUIRED": scene.metadata["acquired"], "SCENE_ID": scene.scene_id,
                 "SATELLITE_ID": scene.satellite_id, "GENERATOR": f"burnscan simulator v{SIMULATOR_VERSION}"}
+        bands = list(scene.metadata.get("bands", _BANDS))
         write_geotiff(folder / f"{scene.scene_id}_3B_AnalyticMS_SR_SIMULATED.tif", scene.reflectance, series.grid,
-                      nodata=0, band_names=_BANDS, tags=tags)
+                      nodata=0, band_names=bands, tags=tags)
         write_geotiff(folder / f"{scene.scene_id}_3B_udm2_SIMULATED.tif", scene.udm2, series.grid,
                       band_names=_UDM2_BANDS, tags=tags)
         write_json(folder / f"{scene.scene_id}_metadata_SIMULATED.json",

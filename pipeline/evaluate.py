@@ -104,7 +104,12 @@ def truth_raster(burns: gpd.GeoDataFrame, values: np.ndarray, grid: Grid, *, off
     return out
 
 
-def date_attribution(first_seen: np.ndarray, truth_first: np.ndarray, truth_ids: np.ndarray) -> dict[str, Any]:
+def date_attribution(
+    first_seen: np.ndarray,
+    truth_first: np.ndarray,
+    truth_ids: np.ndarray,
+    last_clear: np.ndarray | None = None,
+) -> dict[str, Any]:
     """How many reference burns (and how much detected area) got their true date.
 
     Parameters
@@ -115,27 +120,41 @@ def date_attribution(first_seen: np.ndarray, truth_first: np.ndarray, truth_ids:
         True first-visible scene index per pixel (-1 = not burned).
     truth_ids:
         Reference burn id per pixel (0 = none), to score burns one by one.
+    last_clear:
+        Predicted last clear scene before the burn, per pixel; when given, a burn also
+        counts as bracketed right when its true date lies in (last clear, first seen].
+
+    Examples
+    --------
+    >>> fs = np.array([2, 2, 4, -1]); tf = np.array([2, 2, 3, 3]); ids = np.array([1, 1, 2, 2])
+    >>> r = date_attribution(fs, tf, ids, last_clear=np.array([1, 1, 2, -1]))
+    >>> r["dated_right"], r["bracketed_right"], r["burns"], r["area_share_dated_right"]
+    (1, 2, 2, 0.6666666666666666)
     """
     detected = (first_seen >= 0) & (truth_first >= 0)
     right_area = int(np.sum(detected & (first_seen == truth_first)))
-    n_burns = n_right = n_missed = 0
+    n_burns = n_right = n_bracketed = n_missed = 0
     wrong: list[int] = []
     for burn_id in np.unique(truth_ids[truth_ids > 0]):
         pixels = truth_ids == burn_id
         n_burns += 1
-        seen = first_seen[pixels & (first_seen >= 0)]
-        if seen.size == 0:
+        hit = pixels & (first_seen >= 0)
+        if not hit.any():
             n_missed += 1
             continue
-        majority = int(np.bincount(seen).argmax())
+        majority = int(np.bincount(first_seen[hit]).argmax())
         true_date = int(np.bincount(truth_first[pixels][truth_first[pixels] >= 0]).argmax())
         if majority == true_date:
             n_right += 1
         else:
             wrong.append(int(burn_id))
+        if last_clear is not None:
+            start = int(np.median(last_clear[hit & (first_seen == majority)]))
+            n_bracketed += int(start < true_date <= majority)
     return {
         "burns": n_burns,
         "dated_right": n_right,
+        "bracketed_right": n_bracketed if last_clear is not None else None,
         "dated_wrong": len(wrong),
         "missed": n_missed,
         "area_share_dated_right": _ratio(right_area, int(detected.sum())),

@@ -159,6 +159,9 @@ def normalise(stack: xr.Dataset, *, reference_index: int = 0) -> tuple[xr.Datase
             all_fits.append([BandFit(b, 1.0, 0.0, 0.0, int(clear[t].sum())) for b in bands])
             continue
         usable = clear[t] & clear[reference_index]
+        if usable.sum() < 50:  # nothing seen in common (a scene read as not observed): leave it
+            all_fits.append([BandFit(b, 1.0, 0.0, 0.0, int(usable.sum()), 0.0, False) for b in bands])
+            continue
         fits, _ = fit_linear_normalisation(refl[t], refl[reference_index], usable, bands=bands, seed=t)
         gains = np.array([f.gain for f in fits], dtype=np.float32)[:, None, None]
         offsets = np.array([f.offset for f in fits], dtype=np.float32)[:, None, None]

@@ -4,7 +4,9 @@ Areas are computed in a Lambert azimuthal equal-area projection centred on the g
 in UTM (whose scale error reaches 0.1-0.2 % of area), so hectares in a report are as
 exact as the pixel edges allow. Each polygon's bracket start is the *earliest* last
 clear observation among its pixels: where part of a burn was under cloud, the stated
-interval widens rather than claiming more precision than the imagery gives.
+interval widens rather than claiming more precision than the imagery gives. A polygon is
+``confirmed`` when a later clear observation still shows it (char persists; a shadow
+does not); a burn on the last scene cannot be confirmed yet, and says so.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ POLYGON_COLUMNS = [
     "mean_index_change",
     "index",
     "setting",
+    "confirmed",
 ]
 
 
@@ -105,6 +108,7 @@ def burn_polygons(
     n_pixels = ndimage.sum_labels(np.ones_like(components), components, ids)
     mean_change = ndimage.mean(np.nan_to_num(delta), components, ids)
     earliest_clear = ndimage.minimum(last_clear, components, ids)
+    confirmed = ndimage.mean(dates["confirmed"].values.astype(float), components, ids) >= 0.5
     pieces: dict[int, list] = {}
     for geom, value in shapes(components, mask=components > 0, transform=grid.transform, connectivity=8):
         pieces.setdefault(int(value), []).append(shape(geom))
@@ -115,6 +119,7 @@ def burn_polygons(
             "last_clear_index": earliest_clear.astype(int),
             "n_pixels": n_pixels.astype(int),
             "mean_index_change": np.round(mean_change.astype(float), 4),
+            "confirmed": confirmed.astype(bool),
         },
         geometry=geometries,
         crs=grid.crs,

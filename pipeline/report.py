@@ -57,10 +57,8 @@ def _reading(
         "brackets": [],
     }
     if not quality["usable"]:
-        entry["statement"] = (
-            f"Scene {record.scene_id} ({when}) is not usable: only {quality['clear_fraction']:.1%} of the AOI is clear; "
-            f"nothing is concluded from it."
-        )
+        reason = quality.get("unusable_reason") or f"only {quality['clear_fraction']:.1%} of the AOI is clear"
+        entry["statement"] = f"Scene {record.scene_id} ({when}) is not usable: {reason}; nothing is concluded from it."
         return entry
     if t == 0 or quality.get("is_first_usable"):
         entry["statement"] = f"Scene {record.scene_id} ({when}) is the first clear observation: the baseline, no change can be read from it."

@@ -109,13 +109,21 @@ def detect_burns(
         raise PipelineError(f"parameter reference_scene={params.reference_scene} but only {len(keep)} usable scenes; lower it")
 
     aligned, shifts = coregister(used, reference_index=params.reference_scene, band=params.coreg_band, max_shift_px=params.coreg_max_shift_px)
+    # A scene between two others whose ground cannot be matched to the reference (soil wet
+    # after rain, dense dust) would make every pixel look changed, then changed back: it is
+    # read like a cloudy scene, neither as evidence of burning nor as the "before" of the next.
+    inconsistent = [j for j in range(1, len(keep) - 1) if not shifts[j].reliable and j != params.reference_scene]
+    if inconsistent:
+        aligned["clear"].values[inconsistent] = False
     aligned = _crop(aligned, loaded_grid, analysis_grid)
     normalised, fits = normalise(aligned, reference_index=params.reference_scene)
     index_name = choose_index([str(b) for b in normalised.band.values], params.burn_index)
     index = burn_index(normalised["reflectance"], index=index_name)
     change = consecutive_change(index, normalised["clear"])
     post_nir = normalised["reflectance"].sel(band="nir", drop=True) if index_name in ("nir", "bai") else None
-    dates, thresholds = date_burns(change, post_nir=post_nir, params=params, pixel_area_m2=analysis_grid.pixel_area_m2)
+    dates, thresholds = date_burns(
+        change, index=index, clear=normalised["clear"], post_nir=post_nir, params=params, pixel_area_m2=analysis_grid.pixel_area_m2
+    )
     polygons = burn_polygons(
         dates, grid=analysis_grid, times=[r.acquired_utc for r in used_records], index_name=index_name, settlement=settlement
     )
@@ -126,6 +134,12 @@ def detect_burns(
         entry: dict[str, Any] = {"clear_fraction": round(float(clear_fraction[i]), 4), "usable": bool(usable[i])}
         if i in used_pos:
             j = used_pos[i]
+            if j in inconsistent:
+                entry["usable"] = False
+                entry["unusable_reason"] = (
+                    f"its ground does not match the reference (correlation {shifts[j].correlation:.2f}): "
+                    f"wet soil, dense haze or a miscalibrated scene; read as not observed"
+                )
             entry["coregistration"] = shifts[j].as_dict()
             entry["normalisation"] = [f.as_dict() for f in fits[j]]
             entry["threshold"] = thresholds[j].as_dict() if thresholds[j] else None

@@ -34,6 +34,7 @@ __all__ = ["ThresholdInfo", "robust_sigma", "background_and_noise", "burn_mask"]
 
 _EIGHT = np.ones((3, 3), dtype=bool)
 _HISTOGRAM_BINS = 400
+_CONTRAST_QUANTILE = 0.75  # the typical full contrast of a patch: above its mixed rim, below its noise
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def _patch_contrast(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarra
     lab, val = lab[order], val[order]
     starts = np.searchsorted(lab, np.arange(1, n + 1), side="left")
     ends = np.searchsorted(lab, np.arange(1, n + 1), side="right")
-    picks = starts + ((ends - starts - 1) * 0.75).astype(int)
+    picks = starts + ((ends - starts - 1) * _CONTRAST_QUANTILE).astype(int)
     contrast[1:] = val[picks]
     return contrast
 

@@ -188,7 +188,8 @@ def test_two_dates_give_two_dated_polygons_of_known_area():
     times = ["2024-01-26T10:38:00Z", "2024-01-27T10:38:00Z", "2024-01-28T10:38:00Z", "2024-01-31T10:38:00Z"]
     index = xr.DataArray(nir, dims=("time", "y", "x"), attrs={"burn_direction": -1, "index": "nir"})
     change = consecutive_change(index, xr.DataArray(clear, dims=("time", "y", "x")))
-    dates, _ = date_burns(change, post_nir=index, params=Params(), pixel_area_m2=9.0)
+    dates, _ = date_burns(change, index=index, clear=xr.DataArray(clear, dims=("time", "y", "x")), post_nir=index,
+                          params=Params(), pixel_area_m2=9.0)
     polys = burn_polygons(dates, grid=grid, times=times, index_name="nir")
     assert list(polys.first_seen_index) == [2, 3]
     assert polys.area_m2.iloc[0] == pytest.approx(400 * 9.0, rel=0.002)
@@ -216,3 +217,22 @@ def test_stage_modules_do_not_open_files(module):
             assert all(a.name != "rasterio" for a in node.names), f"{module} imports rasterio"
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             assert node.func.id != "open", f"{module} calls open()"
+
+
+def test_transient_darkening_is_not_a_burn_and_burns_are_confirmed():
+    grid = grid_for_bounds((500000, 1500000, 500300, 1500300), "EPSG:32630", 3.0)
+    nir = np.full((4, 100, 100), 0.30, np.float32)
+    nir[1, 10:30, 10:30] = 0.10  # unflagged cloud shadow on scene 1, gone on scene 2
+    nir[1:, 50:70, 50:70] = 0.05  # char from scene 1 on: it stays
+    nir[3, 80:90, 10:30] = 0.05  # burned before the last scene: nothing later can confirm it
+    nir += np.random.default_rng(6).normal(0, 0.004, nir.shape).astype(np.float32)
+    clear = np.ones_like(nir, bool)
+    times = ["2024-01-27T10:38:00Z", "2024-01-28T10:38:00Z", "2024-01-31T10:38:00Z", "2024-02-01T10:38:00Z"]
+    index = xr.DataArray(nir, dims=("time", "y", "x"), attrs={"burn_direction": -1, "index": "nir"})
+    clear_da = xr.DataArray(clear, dims=("time", "y", "x"))
+    change = consecutive_change(index, clear_da)
+    dates, _ = date_burns(change, index=index, clear=clear_da, post_nir=index, params=Params(), pixel_area_m2=9.0)
+    polys = burn_polygons(dates, grid=grid, times=times, index_name="nir")
+    assert list(polys.first_seen_index) == [1, 3]  # the shadow is gone, the char and the late burn stay
+    assert polys.confirmed.tolist() == [True, False]
+    assert not (dates.first_seen.values[10:30, 10:30] >= 0).any()
