@@ -27,11 +27,20 @@ _SIMULATED_WARNING = (
 
 
 def format_time(when: datetime, tz_name: str) -> str:
-    """``"2024-01-28 10:38 UTC (10:38 local, UTC+00:00)"``."""
+    """``"2024-01-28 10:38 UTC (10:38 local, UTC+00:00)"``; the local date is added when it differs.
+
+    Examples
+    --------
+    >>> format_time(datetime(2024, 1, 28, 10, 38, tzinfo=timezone.utc), "Africa/Bamako")
+    '2024-01-28 10:38 UTC (10:38 local, UTC+00:00)'
+    >>> format_time(datetime(2024, 1, 28, 23, 0, tzinfo=timezone.utc), "Asia/Yangon")
+    '2024-01-28 23:00 UTC (2024-01-29 05:30 local, UTC+06:30)'
+    """
     utc = when.astimezone(timezone.utc)
     local = utc.astimezone(ZoneInfo(tz_name))
     offset = local.strftime("%z")
-    return f"{utc:%Y-%m-%d %H:%M} UTC ({local:%Y-%m-%d %H:%M} local, UTC{offset[:3]}:{offset[3:]})"
+    local_text = f"{local:%H:%M}" if local.date() == utc.date() else f"{local:%Y-%m-%d %H:%M}"
+    return f"{utc:%Y-%m-%d %H:%M} UTC ({local_text} local, UTC{offset[:3]}:{offset[3:]})"
 
 
 def _reading(
@@ -93,7 +102,10 @@ def _reading(
         where = "; of these, " + "; ".join(
             f"{v['area_ha']:.2f} ha in {v['n_polygons']} polygon(s) {_SETTING_WORDS[k]}" for k, v in settings.items()
         )
-    entry["statement"] = f"First visible on scene {record.scene_id} ({when}): " + "; ".join(parts) + where + "."
+    unconfirmed = int((~new["confirmed"].astype(bool)).sum()) if "confirmed" in new else 0
+    later = f" {unconfirmed} of them not yet confirmed by a later clear scene." if unconfirmed else ""
+    entry["unconfirmed_polygons"] = unconfirmed
+    entry["statement"] = f"First visible on scene {record.scene_id} ({when}): " + "; ".join(parts) + where + "." + later
     return entry
 
 
@@ -209,7 +221,7 @@ def render_markdown(report: dict[str, Any], *, figures: Sequence[str] = (), max_
     if report["simulated"]:
         lines += [f"> **{_SIMULATED_WARNING}**", ""]
     aoi = report["aoi"]
-    lines += [report["summary"], ""]
+    lines += [report["summary"].replace(_SIMULATED_WARNING, "").strip(), ""]
     if aoi["location_uncertain"]:
         lines += [
             f"Location of {aoi['display_name']} is uncertain (confidence {aoi['location_confidence']}: "
@@ -228,14 +240,15 @@ def render_markdown(report: dict[str, Any], *, figures: Sequence[str] = (), max_
         )
     if polygons is not None and len(polygons):
         lines += ["", f"## Polygons ({len(polygons)}; index: {report['index']})", ""]
-        lines += ["| id | first seen (UTC) | last clear before (UTC) | area (ha) | mean change | setting |", "|---|---|---|---|---|---|"]
+        lines += ["| id | first seen (UTC) | last clear before (UTC) | area (ha) | mean change | setting | confirmed |",
+                  "|---|---|---|---|---|---|---|"]
         for row in polygons.head(max_rows).itertuples():
             lines.append(
                 f"| {row.polygon_id} | {row.first_seen} | {row.last_clear_before} | {row.area_ha:.4f} | "
-                f"{row.mean_index_change:.3f} | {row.setting} |"
+                f"{row.mean_index_change:.3f} | {row.setting} | {'yes' if row.confirmed else 'not yet'} |"
             )
         if len(polygons) > max_rows:
-            lines.append(f"| ... {len(polygons) - max_rows} more in the GeoPackage | | | | | |")
+            lines.append(f"| ... {len(polygons) - max_rows} more in the GeoPackage | | | | | | |")
     if figures:
         lines += ["", "## Figures", ""] + [f"![{f}]({f})" for f in figures]
     lines += ["", "## Parameters", "", "```"] + [f"{k} = {v}" for k, v in report["parameters"].items()] + ["```"]
