@@ -258,13 +258,16 @@ def coregister(
             estimates.append(ShiftEstimate(0.0, 0.0))
             continue
         mov_clear = clear.isel(time=t).values
-        est = estimate_shift(
-            ref_band,
-            refl.isel(time=t).sel(band=band).values,
-            reference_mask=ref_clear,
-            moving_mask=mov_clear,
-            max_shift_px=max_shift_px,
-        )
+        try:
+            est = estimate_shift(
+                ref_band,
+                refl.isel(time=t).sel(band=band).values,
+                reference_mask=ref_clear,
+                moving_mask=mov_clear,
+                max_shift_px=max_shift_px,
+            )
+        except ValueError:  # too little clear ground in common to match at all
+            est = ShiftEstimate(0.0, 0.0, converged=False, correlation=0.0, reliable=False)
         estimates.append(est)
         if not est.reliable:
             continue  # no trustworthy shift: leave the scene where its geolocation puts it
