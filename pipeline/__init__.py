@@ -15,8 +15,9 @@ The flow, one module per stage (the order lives in :mod:`pipeline.run`):
 ``figures``     before/after false-colour pairs and overlays
 ==============  =====================================================================
 
-Around them: ``aoi`` (the registry), ``config`` (parameters), ``simulate``, ``scenarios``
-and ``demo`` (the simulated demo and hard cases), ``write`` (atomic outputs),
+Around them: ``aoi`` (the registry), ``config`` (parameters), ``simulate`` (with its parts
+``materials``, ``ground``, ``sky``, ``imaging`` and ``truth``), ``scenarios`` and ``demo`` (the
+simulated demo and hard cases), ``write`` (atomic outputs),
 ``evaluate`` (accuracy metrics), ``baselines`` and ``bench`` (the benchmark, not the
 pipeline), ``provenance`` (versions), ``errors`` and ``cli``.
 """
