@@ -44,11 +44,6 @@ from pipeline.scenarios import SCENARIOS, Acquisition, Scenario, ScenarioPlan
 from pipeline.sky import _Cloud, _ground, _ground_factor, _haze_model, _plan_cloud, _suns
 from pipeline.truth import _changes, _iso, _truth_first_visible, _truth_tables
 
-# Engine parts the tests reach as ``simulate.<name>``; they live in the modules above.
-from pipeline.imaging import _image, _MARGIN_M, _PSF_SIGMA_PX  # noqa: F401
-from pipeline.materials import _DECIDUOUS, _LUT, _SAND, _TREE  # noqa: F401
-from pipeline.sky import _tree_light  # noqa: F401
-
 __all__ = ["BANDS", "S2_BANDS", "SIMULATOR_VERSION", "Scenario", "SimulatedScene", "SimulatedSeries",
            "simulate_village_series"]
 
