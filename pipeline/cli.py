@@ -92,6 +92,27 @@ def verify(run_dir: Path) -> None:
     click.echo(f"{run_dir}: every input and output matches its SHA-256 in manifest.json")
 
 
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--out", "out_root", type=click.Path(path_type=Path), default=None,
+              help="Root for the new run folder (default: beside RUN_DIR).")
+def rerun(run_dir: Path, out_root: Path | None) -> None:
+    """Re-run RUN_DIR from its manifest into a new folder and say which outputs came out identical."""
+    from .provenance import rerun as rerun_from_manifest
+
+    result = rerun_from_manifest(run_dir, out_root=out_root, log=lambda m: click.echo(m, err=True))
+    click.echo(f"re-ran {result.original} as {result.other}")
+    for comparison in result.outputs:
+        click.echo(comparison.line())
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    if not result.identical:
+        raise PipelineError(
+            f"{result.other}: {len(result.differing)} of {len(result.outputs)} compared outputs differ from {result.original}; see the lines above"
+        )
+    click.echo(f"{result.other}: every compared output is identical to {result.original}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: return an exit code instead of raising for expected errors."""
     try:

@@ -1,0 +1,228 @@
+"""Evidence integrity: a run re-runs to the same findings, tampered inputs are refused,
+concurrent runs never lose each other, and a run that fails leaves nothing under a final name.
+
+That inputs are never modified by a run (every file of the scene folder hashed before and
+after) is tested in ``test_end_to_end.py``; here the re-run checks the same through the
+original manifest's hashes.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.provenance import compare_runs, verify_run
+from pipeline.run import run_detect
+
+REPO = Path(__file__).resolve().parent.parent
+AOI_NAME = "testvillage"
+LAT, LON, HALF_M = 13.82, -3.78, 600.0  # a 1.2 km square: the smallest AOI the demo draws a village in
+
+
+def _write_small_aoi(folder: Path) -> Path:
+    dlat = HALF_M / 111_320.0
+    dlon = HALF_M / (111_320.0 * math.cos(math.radians(LAT)))
+    ring = [[LON - dlon, LAT - dlat], [LON + dlon, LAT - dlat], [LON + dlon, LAT + dlat], [LON - dlon, LAT + dlat], [LON - dlon, LAT - dlat]]
+    feature = {
+        "type": "Feature",
+        "properties": {"display_name": "Test village", "timezone": "Africa/Bamako", "location_source": "made up for the test"},
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{AOI_NAME}.geojson").write_text(json.dumps(feature), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """One complete run with figures (so re-runs compare PNGs too), its AOI folder and data root."""
+    root = tmp_path_factory.mktemp("integrity")
+    aoi_dir = _write_small_aoi(root / "aoi")
+    outcome = run_detect(AOI_NAME, out_root=root / "out", data_root=root / "data", aoi_dir=aoi_dir)
+    return root, aoi_dir, outcome
+
+
+def _cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _errors(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("burnscan: error:")]
+
+
+def _run_folders(parent: Path) -> list[Path]:
+    return sorted(p for p in parent.iterdir() if p.is_dir())
+
+
+# --- re-running from the manifest ------------------------------------------------------
+
+
+def test_rerun_gives_identical_outputs_in_a_new_folder(base, capsys):
+    _, _, first = base
+    before = _run_folders(first.run_dir.parent)
+    code, out, err = _cli(capsys, "rerun", str(first.run_dir))
+    assert code == 0, err
+    new = [p for p in _run_folders(first.run_dir.parent) if p not in before]
+    assert len(new) == 1 and new[0] != first.run_dir and not new[0].name.endswith(".partial")
+    assert verify_run(new[0]) == []
+    # the original is untouched, inputs included: every hash of its manifest still holds
+    assert verify_run(first.run_dir) == []
+    manifest = json.loads((first.run_dir / "manifest.json").read_text())
+    verdicts = {line.split(": ", 1)[1].split(" (")[0]: line.split(":", 1)[0]
+                for line in out.splitlines() if line.startswith(("identical: ", "differs: "))}
+    assert verdicts == {path: "identical" for path in [o["path"] for o in manifest["outputs"]] + ["manifest.json"]}
+    # PNGs are deterministic: matplotlib writes no time into them, so figures are byte for byte the same
+    figures = [line for line in out.splitlines() if line.startswith("identical: figures/")]
+    assert len(figures) == sum(o["path"].startswith("figures/") for o in manifest["outputs"]) > 0
+    assert all(line.endswith("(same bytes)") for line in figures)
+    assert "identical: burns_SIMULATED.geojson (same bytes)" in out
+    assert (first.run_dir.parent / "latest").read_text().strip() == new[0].name
+
+
+@pytest.mark.parametrize("damage", ["changed", "missing"])
+def test_rerun_refuses_a_tampered_or_missing_input_naming_the_file(base, capsys, damage):
+    _, _, first = base
+    manifest = json.loads((first.run_dir / "manifest.json").read_text())
+    victim = Path(manifest["inputs"][2]["files"][0]["path"])  # a reflectance GeoTIFF
+    original = victim.read_bytes()
+    before = _run_folders(first.run_dir.parent)
+    try:
+        if damage == "changed":
+            # one byte flipped: same size and name, different SHA-256
+            victim.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+        else:
+            victim.unlink()
+        code, out, err = _cli(capsys, "rerun", str(first.run_dir))
+    finally:
+        victim.write_bytes(original)
+    assert code == 4 and out == ""
+    assert len(_errors(err)) == 1 and err.count("\n") == 1 and str(victim) in err
+    assert ("is missing" if damage == "missing" else "SHA-256 changed") in err
+    assert _run_folders(first.run_dir.parent) == before  # refused before anything ran
+
+
+def test_rerun_says_which_output_differs_and_exits_non_zero(base, capsys, tmp_path):
+    _, _, first = base
+    # an evidence copy whose report someone edited after the run
+    copy = tmp_path / "evidence" / AOI_NAME / first.run_dir.name
+    shutil.copytree(first.run_dir, copy)
+    report = json.loads((copy / "report.json").read_text())
+    report["totals"]["area_ha"] += 1.0
+    (copy / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    code, out, err = _cli(capsys, "rerun", str(copy))
+    assert code != 0 and len(_errors(err)) == 1 and "1 of" in _errors(err)[0]
+    assert "differs: report.json (differs at totals.area_ha)" in out
+    assert "identical: burns_SIMULATED.gpkg" in out and "identical: report.md" in out
+    assert f"note: {copy / 'report.json'} no longer matches the SHA-256 in its manifest" in out
+    reruns = [p for p in _run_folders(copy.parent) if p != copy]
+    assert len(reruns) == 1 and verify_run(reruns[0]) == []
+
+
+def test_compare_runs_sets_aside_only_run_specific_fields(base, tmp_path):
+    _, _, first = base
+    copy = tmp_path / first.run_dir.name
+    shutil.copytree(first.run_dir, copy)
+    report = json.loads((copy / "report.json").read_text())
+    report["provenance"].update(run_id="another", started_utc="2030-01-01T00:00:00Z", commit="0" * 40, dirty=True)
+    (copy / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    assert compare_runs(first.run_dir, copy).identical
+    report["provenance"]["versions"]["numpy"] = "0.0"
+    (copy / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    geojson = copy / "burns_SIMULATED.geojson"
+    geojson.write_text(geojson.read_text().replace('"area_ha": ', '"area_ha": 1', 1))
+    differing = {o.path: o.how for o in compare_runs(first.run_dir, copy).differing}
+    assert differing == {"report.json": "differs at provenance.versions.numpy", "burns_SIMULATED.geojson": "bytes differ"}
+
+
+# --- concurrent runs -------------------------------------------------------------------
+
+
+def test_two_processes_started_together_get_two_complete_folders(base, tmp_path):
+    root, aoi_dir, _ = base
+    out, data = tmp_path / "out", root / "data"
+    cmd = [sys.executable, "-m", "pipeline.cli", "detect", AOI_NAME, "--aoi-dir", str(aoi_dir),
+           "--out", str(out), "--data", str(data), "--no-figures"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    procs = [subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in results]
+    said = {line.removeprefix("outputs: ") for stdout, _ in results for line in stdout.splitlines() if line.startswith("outputs: ")}
+    folders = _run_folders(out / AOI_NAME)
+    assert len(said) == 2 and {Path(p).name for p in said} == {f.name for f in folders}
+    for folder in folders:
+        assert not folder.name.endswith(".partial")
+        assert {"manifest.json", "report.json", "report.md", "burns_SIMULATED.geojson", "burns_SIMULATED.gpkg"} <= {p.name for p in folder.iterdir()}
+        assert verify_run(folder) == []
+    assert (out / AOI_NAME / "latest").read_text().strip() in {f.name for f in folders}
+    assert not [p for p in (out / AOI_NAME).iterdir() if p.name.startswith(".")]  # no staging left behind
+    # and the two runs found the same thing
+    assert compare_runs(*folders).identical
+
+
+# --- a run that fails half-way ---------------------------------------------------------
+
+
+def _assert_failed_run_left_only_a_partial(out: Path, err: str) -> Path:
+    parent = out / AOI_NAME
+    entries = list(parent.iterdir())
+    partials = [p for p in entries if p.name.endswith(".partial")]
+    assert len(partials) == 1 and entries == partials, entries  # no final folder, no `latest`
+    errors = _errors(err)
+    assert len(errors) == 1 and str(partials[0]) in errors[0] and "Traceback" not in err
+    return partials[0]
+
+
+def test_disk_full_half_way_leaves_only_the_named_partial_folder(base, capsys, tmp_path, monkeypatch):
+    root, aoi_dir, _ = base
+    import pipeline.write
+
+    real_replace, calls = pipeline.write.os.replace, []
+
+    def replace_until_disk_full(src, dst):
+        calls.append(dst)
+        if len(calls) >= 3:  # the two polygon files are in place; report.json hits a full disk
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(pipeline.write.os, "replace", replace_until_disk_full)
+    out = tmp_path / "out"
+    code, stdout, err = _cli(capsys, "detect", AOI_NAME, "--aoi-dir", str(aoi_dir), "--data", str(root / "data"),
+                             "--out", str(out), "--no-figures")
+    monkeypatch.undo()
+    assert code == 6 and "No space left on device" in err and "outputs:" not in stdout
+    partial = _assert_failed_run_left_only_a_partial(out, err)
+    # what was finished is kept for inspection, what was not is under no name, temporary files are gone
+    assert sorted(p.name for p in partial.iterdir()) == ["burns_SIMULATED.geojson", "burns_SIMULATED.gpkg"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=OSError,
+    reason="run_detect re-raises an error that is not a PipelineError unchanged (run.py, `except BaseException`), "
+    "so the message does not name the .partial folder, and main() lets a plain OSError out as a traceback",
+)
+def test_a_writer_raising_oserror_half_way_is_one_line_naming_the_partial(base, capsys, tmp_path, monkeypatch):
+    root, aoi_dir, _ = base
+    import pipeline.run
+
+    def write_text_fails(path, text):
+        raise OSError(errno.EIO, "Input/output error", str(path))
+
+    # report.md comes after the polygons and report.json were written
+    monkeypatch.setattr(pipeline.run, "write_text", write_text_fails)
+    out = tmp_path / "out"
+    code, _, err = _cli(capsys, "detect", AOI_NAME, "--aoi-dir", str(aoi_dir), "--data", str(root / "data"),
+                        "--out", str(out), "--no-figures")
+    assert code != 0
+    _assert_failed_run_left_only_a_partial(out, err)
