@@ -25,7 +25,7 @@ from .config import Params, resolve_params
 from .coregister import ShiftEstimate, coregister
 from .dating import date_burns
 from .demo import ensure_demo_scenes
-from .errors import PipelineError, SceneError
+from .errors import OutputError, PipelineError, SceneError
 from .grid import Grid
 from .indices import burn_index, choose_index
 from .load import SceneRecord, discover_scenes, load_stack, read_outline, sha256_file
@@ -340,6 +340,9 @@ def run_detect(
     except BaseException as exc:
         if isinstance(exc, PipelineError):
             raise type(exc)(f"{exc} (incomplete run left in {partial})") from None
+        if isinstance(exc, OSError):  # a disk or file-system failure outside the atomic writers
+            raise OutputError(f"{exc.filename or partial}: {exc.strerror or exc}; free disk space or fix permissions "
+                              f"(incomplete run left in {partial})") from None
         raise
     run_dir = finish_run_dir(partial)
     return RunOutcome(run_dir=run_dir, detection=detection, report=report, demo_folder=demo_folder)

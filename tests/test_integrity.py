@@ -206,12 +206,6 @@ def test_disk_full_half_way_leaves_only_the_named_partial_folder(base, capsys, t
     assert sorted(p.name for p in partial.iterdir()) == ["burns_SIMULATED.geojson", "burns_SIMULATED.gpkg"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OSError,
-    reason="run_detect re-raises an error that is not a PipelineError unchanged (run.py, `except BaseException`), "
-    "so the message does not name the .partial folder, and main() lets a plain OSError out as a traceback",
-)
 def test_a_writer_raising_oserror_half_way_is_one_line_naming_the_partial(base, capsys, tmp_path, monkeypatch):
     root, aoi_dir, _ = base
     import pipeline.run
