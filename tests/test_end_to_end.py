@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import geopandas as gpd
@@ -13,29 +12,12 @@ import pytest
 
 from pipeline.load import sha256_file
 from pipeline.run import run_detect
-
-LAT, LON, HALF_M = 13.82, -3.78, 600.0
-
-
-def _write_small_aoi(folder: Path) -> Path:
-    dlat = HALF_M / 111_320.0
-    dlon = HALF_M / (111_320.0 * math.cos(math.radians(LAT)))
-    ring = [[LON - dlon, LAT - dlat], [LON + dlon, LAT - dlat], [LON + dlon, LAT + dlat], [LON - dlon, LAT + dlat], [LON - dlon, LAT - dlat]]
-    feature = {
-        "type": "Feature",
-        "properties": {"display_name": "Test village", "timezone": "Africa/Bamako", "location_confidence": "test",
-                       "location_source": "made up for the test"},
-        "geometry": {"type": "Polygon", "coordinates": [ring]},
-    }
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "testvillage.geojson").write_text(json.dumps(feature), encoding="utf-8")
-    return folder
-
+from smallaoi import AOI_NAME, write_small_aoi
 
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
-    aoi_dir = _write_small_aoi(root / "aoi")
+    aoi_dir = write_small_aoi(root / "aoi")
     outcome = run_detect("testvillage", out_root=root / "out", data_root=root / "data", aoi_dir=aoi_dir)
     return root, aoi_dir, outcome
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -22,31 +21,14 @@ import pytest
 from pipeline.cli import main
 from pipeline.provenance import compare_runs, verify_run
 from pipeline.run import run_detect
+from smallaoi import AOI_NAME, write_small_aoi
 
 REPO = Path(__file__).resolve().parent.parent
-AOI_NAME = "testvillage"
-LAT, LON, HALF_M = 13.82, -3.78, 600.0  # a 1.2 km square: the smallest AOI the demo draws a village in
-
-
-def _write_small_aoi(folder: Path) -> Path:
-    dlat = HALF_M / 111_320.0
-    dlon = HALF_M / (111_320.0 * math.cos(math.radians(LAT)))
-    ring = [[LON - dlon, LAT - dlat], [LON + dlon, LAT - dlat], [LON + dlon, LAT + dlat], [LON - dlon, LAT + dlat], [LON - dlon, LAT - dlat]]
-    feature = {
-        "type": "Feature",
-        "properties": {"display_name": "Test village", "timezone": "Africa/Bamako", "location_source": "made up for the test"},
-        "geometry": {"type": "Polygon", "coordinates": [ring]},
-    }
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{AOI_NAME}.geojson").write_text(json.dumps(feature), encoding="utf-8")
-    return folder
-
-
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     """One complete run with figures (so re-runs compare PNGs too), its AOI folder and data root."""
     root = tmp_path_factory.mktemp("integrity")
-    aoi_dir = _write_small_aoi(root / "aoi")
+    aoi_dir = write_small_aoi(root / "aoi")
     outcome = run_detect(AOI_NAME, out_root=root / "out", data_root=root / "data", aoi_dir=aoi_dir)
     return root, aoi_dir, outcome
 
