@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.load import sha256_file
 from pipeline.run import run_detect
-from smallaoi import AOI_NAME, write_small_aoi
+from smallaoi import write_small_aoi
 
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
