@@ -13,9 +13,10 @@ from typing import Any, Literal, Mapping, get_args
 
 from .errors import ParameterError
 
-__all__ = ["Params", "BurnIndexName", "resolve_params"]
+__all__ = ["Params", "BurnIndexName", "NormalisationName", "resolve_params"]
 
 BurnIndexName = Literal["auto", "nir", "bai", "nbr", "ndvi"]
+NormalisationName = Literal["auto", "always", "never"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,12 @@ class Params:
 
     coreg_max_shift_px: float = 40.0
     """Largest shift accepted; a larger estimate means co-registration failed."""
+
+    normalisation: NormalisationName = "auto"
+    """Relative radiometric normalisation: ``auto`` applies it to four- and eight-band scenes
+    (PlanetScope: radiometry differs from satellite to satellite) and not to scenes with SWIR
+    (Sentinel-2 and Landsat surface reflectance are calibrated across dates; fitting one date
+    onto another across a season would read land change as radiometry)."""
 
     burn_index: BurnIndexName = "auto"
     """Index to difference: ``auto`` is NBR when SWIR is present, else the NIR drop."""
@@ -61,6 +68,10 @@ class Params:
     max_hole_px: int = 2
     """Holes of up to this many pixels inside a burn are filled (ash specks, a pixel of wall)."""
 
+    extent_close_m: float = 40.0
+    """Burned extent: gaps between burns narrower than about twice this are closed and enclosed
+    holes filled (a lane between compounds is 5-20 m; 40 m is two 20 m Sentinel-2 SWIR pixels)."""
+
     min_clear_fraction: float = 0.02
     """A scene with less clear ground over the AOI than this is reported as unusable."""
 
@@ -71,12 +82,14 @@ class Params:
             (self.reference_scene >= 0, "reference_scene must be >= 0"),
             (self.coreg_max_shift_px > 0, "coreg_max_shift_px must be > 0"),
             (self.burn_index in get_args(BurnIndexName), f"burn_index must be one of {get_args(BurnIndexName)}"),
+            (self.normalisation in get_args(NormalisationName), f"normalisation must be one of {get_args(NormalisationName)}"),
             (self.noise_k > 0, "noise_k must be > 0"),
             (self.grow_k > 0, "grow_k must be > 0"),
             (self.burn_level == -1.0 or self.burn_level > 0, "burn_level must be > 0 (or -1 for the index default)"),
             (self.max_hole_px >= 0, "max_hole_px must be >= 0"),
             (0 < self.mixed_pixel_fraction < 1, "mixed_pixel_fraction must be between 0 and 1"),
             (self.min_area_m2 >= 0, "min_area_m2 must be >= 0"),
+            (self.extent_close_m >= 0, "extent_close_m must be >= 0"),
             (0 <= self.min_clear_fraction <= 1, "min_clear_fraction must be between 0 and 1"),
         ]
         for ok, message in checks:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-__all__ = ["BandFit", "fit_linear_normalisation", "normalise"]
+__all__ = ["BandFit", "fit_linear_normalisation", "identity_fits", "normalise", "wants_normalisation"]
 
 _OUTLIER_Z = 3.0  # residuals beyond 3 robust sigmas in any band mark a changed pixel
 _MAX_ROUNDS = 6
@@ -141,6 +141,28 @@ def fit_linear_normalisation(
     stable_mask = np.zeros(ok.shape, dtype=bool)
     stable_mask.reshape(-1)[sample[stable]] = True
     return fits, stable_mask
+
+
+def wants_normalisation(bands: list[str], mode: str = "auto") -> bool:
+    """Whether to normalise scenes with these ``bands`` under ``mode`` (auto, always, never).
+
+    ``auto`` normalises scenes without SWIR (PlanetScope class: each satellite has its own
+    radiometry) and leaves calibrated surface reflectance with SWIR (Sentinel-2, Landsat) as
+    delivered, as burn-severity practice does.
+
+    >>> wants_normalisation(["blue", "green", "red", "nir"]), wants_normalisation(["red", "nir", "swir22"])
+    (True, False)
+    """
+    if mode in ("always", "never"):
+        return mode == "always"
+    return not any(b.startswith("swir") for b in bands)
+
+
+def identity_fits(stack: xr.Dataset) -> list[list[BandFit]]:
+    """Per scene, the fits of a stack left as delivered (for reports: nothing was applied)."""
+    bands = [str(b) for b in stack.band.values]
+    clear = stack["clear"].values
+    return [[BandFit(b, 1.0, 0.0, 0.0, int(clear[t].sum()), 0.0, False) for b in bands] for t in range(clear.shape[0])]
 
 
 def normalise(stack: xr.Dataset, *, reference_index: int = 0) -> tuple[xr.Dataset, list[list[BandFit]]]:

@@ -131,6 +131,7 @@ def build_report(
     params: dict[str, Any],
     provenance: dict[str, Any],
     index_name: str,
+    extents: gpd.GeoDataFrame | None = None,
 ) -> dict[str, Any]:
     """Assemble the JSON-able report of one run.
 
@@ -149,6 +150,8 @@ def build_report(
         Resolved parameters, and run id / versions / commit.
     index_name:
         The burn index used.
+    extents:
+        Output of :func:`pipeline.perimeter.extent_polygons` (``None``: not reported).
     """
     tz_name = str(aoi.properties.get("timezone", "UTC"))
     simulated = any(r.simulated for r in records)
@@ -209,10 +212,28 @@ def build_report(
             ],
         },
         "readings": readings,
+        "burned_extent": _extent_summary(extents, params, tz_name),
         "scenes": scenes,
         "parameters": params,
         "provenance": provenance,
     }
+
+
+def _extent_summary(extents: gpd.GeoDataFrame | None, params: dict[str, Any], tz_name: str) -> list[dict[str, Any]]:
+    """Per date, the burned extent enclosing every burn seen so far, with the rule that drew it."""
+    if extents is None or not len(extents):
+        return []
+    out = []
+    for as_of, group in extents.groupby("as_of", sort=False):
+        when = format_time(datetime.fromisoformat(str(as_of).replace("Z", "+00:00")), tz_name)
+        area, burned = float(group["area_ha"].sum()), float(group["burned_ha"].sum())
+        out.append({
+            "as_of_utc": as_of, "n_extents": int(len(group)), "area_ha": round(area, 4), "burned_ha": round(burned, 4),
+            "statement": (f"As of {when}, the burned extent (burns joined across gaps narrower than about "
+                          f"{2 * params.get('extent_close_m', 0):.0f} m, enclosed ground included) covers {area:.2f} ha "
+                          f"in {len(group)} area(s), of which {burned:.2f} ha is burned ground."),
+        })
+    return out
 
 
 def render_markdown(report: dict[str, Any], *, figures: Sequence[str] = (), max_rows: int = 400, polygons: gpd.GeoDataFrame | None = None) -> str:
@@ -230,6 +251,8 @@ def render_markdown(report: dict[str, Any], *, figures: Sequence[str] = (), max_
         ]
     lines += ["## Reading, date by date", ""]
     lines += [f"- {r['statement']}" for r in report["readings"]]
+    if report.get("burned_extent"):
+        lines += ["", "## Burned extent", ""] + [f"- {e['statement']}" for e in report["burned_extent"]]
     lines += ["", "## Scenes", "", "| # | scene | acquired | satellite | clear | shift dy, dx (px) | residual | SHA-256 (reflectance) |", "|---|---|---|---|---|---|---|---|"]
     for s in report["scenes"]:
         c = s.get("coregistration") or {}

@@ -29,7 +29,8 @@ from .errors import OutputError, PipelineError, SceneError
 from .grid import Grid
 from .indices import burn_index, choose_index
 from .load import SceneRecord, discover_scenes, load_stack, read_outline, sha256_file
-from .normalise import BandFit, normalise
+from .normalise import BandFit, identity_fits, normalise, wants_normalisation
+from .perimeter import extent_dates, extent_polygons
 from .polygons import burn_polygons
 from .provenance import git_state, package_versions
 from .report import build_report, render_markdown
@@ -62,6 +63,10 @@ class Detection:
     dates: xr.Dataset
     thresholds: list[ThresholdInfo | None]
     polygons: gpd.GeoDataFrame
+    extent_first: xr.DataArray
+    """(y, x) scene index from which the burned extent encloses a pixel (-1: never)."""
+    extents: gpd.GeoDataFrame
+    """Burned extents (:mod:`pipeline.perimeter`) as of each date."""
     grid: Grid
 
 
@@ -116,17 +121,23 @@ def detect_burns(
     if inconsistent:
         aligned["clear"].values[inconsistent] = False
     aligned = _crop(aligned, loaded_grid, analysis_grid)
-    normalised, fits = normalise(aligned, reference_index=params.reference_scene)
-    index_name = choose_index([str(b) for b in normalised.band.values], params.burn_index)
+    bands = [str(b) for b in aligned.band.values]
+    if wants_normalisation(bands, params.normalisation):
+        normalised, fits = normalise(aligned, reference_index=params.reference_scene)
+    else:
+        normalised, fits = aligned, identity_fits(aligned)
+    index_name = choose_index(bands, params.burn_index)
     index = burn_index(normalised["reflectance"], index=index_name)
     change = consecutive_change(index, normalised["clear"])
     post_nir = normalised["reflectance"].sel(band="nir", drop=True) if index_name in ("nir", "bai") else None
     dates, thresholds = date_burns(
         change, index=index, clear=normalised["clear"], post_nir=post_nir, params=params, pixel_area_m2=analysis_grid.pixel_area_m2
     )
-    polygons = burn_polygons(
-        dates, grid=analysis_grid, times=[r.acquired_utc for r in used_records], index_name=index_name, settlement=settlement
-    )
+    times = [r.acquired_utc for r in used_records]
+    polygons = burn_polygons(dates, grid=analysis_grid, times=times, index_name=index_name, settlement=settlement)
+    first_seen = dates["first_seen"].values
+    extent_first = extent_dates(first_seen, pixel_size_m=analysis_grid.resolution, close_radius_m=params.extent_close_m)
+    extents = extent_polygons(extent_first, first_seen, grid=analysis_grid, times=times)
 
     quality: list[dict[str, Any]] = []
     used_pos = {int(k): j for j, k in enumerate(keep)}
@@ -158,6 +169,8 @@ def detect_burns(
         dates=dates,
         thresholds=thresholds,
         polygons=polygons,
+        extent_first=xr.DataArray(extent_first, dims=("y", "x"), coords={"y": dates.y, "x": dates.x}),
+        extents=extents,
         grid=analysis_grid,
     )
 
@@ -294,10 +307,12 @@ def run_detect(
         provenance = {"run_id": run_id, **git_state(), "versions": package_versions(), "started_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ")}
         report = build_report(
             aoi=aoi, records=records, quality=detection.quality, polygons=polygons,
-            params=params.as_dict(), provenance=provenance, index_name=detection.index_name,
+            params=params.as_dict(), provenance=provenance, index_name=detection.index_name, extents=detection.extents,
         )
         polygons_4326 = polygons.to_crs("EPSG:4326")
         layers = {"all": polygons}
+        if len(detection.extents):
+            layers["extent"] = detection.extents
         for t, rec in enumerate(records):
             chosen = polygons[polygons["first_seen_index"] == t]
             if len(chosen):

@@ -4,9 +4,10 @@ Each rule has a physical reason:
 
 1. **Background first.** Between two dates the whole scene can drift (season, sun,
    residual haze). Burning only ever adds positive change, so the most common change
-   (the histogram mode) is the background, and the spread of the changes *below* it is
-   the background's noise: neither can be inflated by burns, however large, nor by a
-   bimodal background such as regrowth around a fire.
+   (the histogram mode) is the background, and the width of that peak on its lower side
+   (where it falls to half its height) is the background's noise: neither can be
+   inflated by burns, however large, nor by a second population below the background
+   such as regrowth around a fire or a greener season.
 2. **Seeds above the noise and above a burn.** A seed must exceed ``noise_k`` noise
    sigmas *and* the index's burn level (for dNBR 0.10, the lower bound of low severity of
    Key & Benson 2006) and, on four-band scenes, be dark afterwards as char is.
@@ -106,9 +107,19 @@ def background_and_noise(values: np.ndarray) -> tuple[float, float]:
     counts, edges = np.histogram(finite, bins=_HISTOGRAM_BINS, range=(lo, hi))
     smooth = ndimage.gaussian_filter1d(counts.astype(float), 2.0)
     peak = int(np.argmax(smooth))
-    mode = float((edges[peak] + edges[peak + 1]) / 2)
-    below = finite[finite <= mode] - mode
-    sigma = float(1.4826 * np.median(np.abs(below))) if below.size else 0.0
+    centres = (edges[:-1] + edges[1:]) / 2
+    mode = float(centres[peak])
+    # The peak's own width on its lower side: half maximum sits 1.1774 sigma from a Gaussian's
+    # centre. A second population below the peak (regrowth, a greener season) never reaches it.
+    half = smooth[peak] / 2
+    lower = np.nonzero(smooth[: peak + 1] < half)[0]
+    if lower.size:
+        i = int(lower[-1])  # last bin under half maximum; interpolate the crossing
+        x_half = centres[i] + (half - smooth[i]) / max(smooth[i + 1] - smooth[i], 1e-12) * (centres[i + 1] - centres[i])
+        sigma = float((mode - x_half) / np.sqrt(2 * np.log(2)))
+    else:
+        below = finite[finite <= mode] - mode
+        sigma = float(1.4826 * np.median(np.abs(below))) if below.size else 0.0
     return mode, sigma
 
 

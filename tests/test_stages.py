@@ -16,9 +16,10 @@ from pipeline.coregister import coregister, estimate_shift, undo_shift
 from pipeline.dating import date_burns
 from pipeline.grid import grid_for_bounds
 from pipeline.indices import burn_index, choose_index
-from pipeline.normalise import fit_linear_normalisation, normalise
+from pipeline.normalise import fit_linear_normalisation, normalise, wants_normalisation
+from pipeline.perimeter import extent_dates, extent_mask, extent_polygons
 from pipeline.polygons import burn_polygons
-from pipeline.threshold import burn_mask, robust_sigma
+from pipeline.threshold import background_and_noise, burn_mask, robust_sigma
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pipeline"
 NIR_LEVELS = {"burn_level": 0.08}
@@ -206,7 +207,56 @@ def test_robust_sigma_ignores_outliers():
 
 # --- house rules -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("module", ["coregister", "normalise", "indices", "change", "threshold", "dating", "polygons", "report", "figures"])
+def test_noise_is_the_background_peak_width_not_a_second_population_below_it():
+    # Regrowth around a fire: a third of the scene greener (change -0.3) than the stable ground.
+    rng = np.random.default_rng(11)
+    values = np.concatenate([rng.normal(0.0, 0.02, 60000), rng.normal(-0.3, 0.05, 30000), rng.normal(0.4, 0.1, 5000)])
+    mode, sigma = background_and_noise(values)
+    assert mode == pytest.approx(0.0, abs=0.005)
+    assert sigma == pytest.approx(0.02, rel=0.15)  # the MAD of everything below the mode would be ~0.2
+    assert 1.4826 * np.median(np.abs(values[values <= mode] - mode)) > 5 * sigma
+
+
+def test_normalisation_is_for_scenes_without_swir():
+    assert wants_normalisation(["blue", "green", "red", "nir"]) and not wants_normalisation(["nir", "swir16", "swir22"])
+    assert wants_normalisation(["nir", "swir22"], "always") and not wants_normalisation(["nir"], "never")
+
+
+# --- burned extent ---------------------------------------------------------------------
+
+def test_extent_closes_lanes_fills_islands_and_keeps_burns_on_the_frame():
+    burned = np.zeros((60, 60), bool)
+    burned[10:30, 10:20] = burned[10:30, 22:32] = True  # two compounds, a 2-pixel lane between
+    burned[40:55, 40:55] = True
+    burned[45:50, 45:50] = False  # an unburned island inside a burn
+    burned[0:6, 0:60] = True  # a burn along the frame
+    extent = extent_mask(burned, pixel_size_m=3.0, close_radius_m=6.0)
+    assert extent[15:25, 20:22].all()  # the lane
+    assert extent[45:50, 45:50].all()  # the island
+    assert extent[0:6].all() and (extent >= burned).all()  # never shrinks, not eaten at the frame
+    assert not extent[35:38, 0:8].any()  # unburned ground away from burns stays out
+    assert extent_mask(burned, pixel_size_m=3.0, close_radius_m=0.0)[45:50, 45:50].all()  # holes always filled
+
+
+def test_extent_is_dated_cumulatively_and_counts_its_burns():
+    grid = grid_for_bounds((500000, 1500000, 500180, 1500180), "EPSG:32630", 3.0)  # 60 x 60 pixels of 9 m2
+    first = np.full((60, 60), -1, np.int16)
+    first[10:20, 10:20] = 1
+    first[10:20, 22:32] = 2  # joins the first across a 2-pixel gap on date 2
+    first[45:55, 45:55] = 2
+    dated = extent_dates(first, pixel_size_m=3.0, close_radius_m=6.0)
+    assert (dated[10:20, 10:20] == 1).all() and (dated[10:20, 22:32] == 2).all() and (dated[12:18, 20:22] == 2).all()
+    assert (dated[first >= 0] <= first[first >= 0]).all()
+    times = ["2024-01-26T10:38:00Z", "2024-01-27T10:38:00Z", "2024-01-28T10:38:00Z"]
+    extents = extent_polygons(dated, first, grid=grid, times=times)
+    assert extents.as_of.tolist() == [times[1], times[2], times[2]]
+    first_day = extents.iloc[0]
+    assert first_day.area_m2 == pytest.approx(100 * 9.0, rel=0.003) and first_day.burned_ha == pytest.approx(0.09)
+    joined = extents[extents.n_burn_polygons == 2].iloc[0]  # the two compounds in one extent, lane included
+    assert joined.burned_ha == pytest.approx(0.18) and joined.area_m2 > 200 * 9.0
+
+
+@pytest.mark.parametrize("module", ["coregister", "normalise", "indices", "change", "threshold", "dating", "polygons", "perimeter", "report", "figures"])
 def test_stage_modules_do_not_open_files(module):
     """I/O stays at the edges: stage modules never import rasterio's file API or open()."""
     tree = ast.parse((PACKAGE / f"{module}.py").read_text())
