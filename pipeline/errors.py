@@ -21,9 +21,19 @@ __all__ = [
 
 
 class PipelineError(Exception):
-    """Base of every error burnscan raises on purpose."""
+    r"""Base of every error burnscan raises on purpose.
+
+    The message is kept to one line whatever a library put into it (PROJ and GDAL messages
+    can span lines).
+
+    >>> str(PipelineError("a.tif: cannot be read (line one\n  line two); replace it"))
+    'a.tif: cannot be read (line one line two); replace it'
+    """
 
     exit_code = 2
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(" ".join(str(message).split()))
 
 
 class AoiError(PipelineError, ValueError):

@@ -34,6 +34,9 @@ _PLANET_4BAND = ("blue", "green", "red", "nir")
 _SUPERDOVE_8BAND = ("coastal_blue", "blue", "green_i", "green", "yellow", "red", "rededge", "nir")
 _REQUIRED_BANDS = ("green", "red", "nir")
 _REFLECTANCE_SCALE = 10000.0
+_MAX_METADATA_BYTES = 10_000_000  # a Planet metadata JSON is a few kB; a STAC item tens of kB
+_MAX_SIDE_PX = 200_000  # a Sentinel-2 tile is 10980 px, a PlanetScope strip some 25000
+_MAX_BANDS = 64
 
 # UDM2 band order (Planet): clear, snow, shadow, light haze, heavy haze, cloud, confidence, udm.
 _UDM2_CLEAR, _UDM2_SNOW, _UDM2_SHADOW, _UDM2_LIGHT_HAZE, _UDM2_HEAVY_HAZE, _UDM2_CLOUD = 0, 1, 2, 3, 4, 5
@@ -103,6 +106,10 @@ def _read_metadata(files: SceneFiles, tags: dict[str, str]) -> dict:
     """Acquisition properties from the metadata JSON, else from the GeoTIFF tags."""
     props: dict = {}
     if files.metadata is not None:
+        size = files.metadata.stat().st_size
+        if size > _MAX_METADATA_BYTES:
+            raise SceneError(f"{files.metadata}: metadata file is {size / 1e6:.0f} MB, a scene's metadata is a few kB; "
+                             f"replace it with the provider's *_metadata.json")
         try:
             doc = json.loads(files.metadata.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -157,12 +164,17 @@ def _warp(src: rasterio.io.DatasetReader, grid: Grid, resampling: Resampling, no
 
 
 def _check_overlap(src: rasterio.io.DatasetReader, grid: Grid, path: Path) -> None:
+    if max(src.width, src.height) > _MAX_SIDE_PX or src.count > _MAX_BANDS:
+        raise SceneError(f"{path}: header claims {src.width} x {src.height} pixels in {src.count} bands, beyond any "
+                         f"satellite scene (a decompression bomb or a corrupt header); replace the file")
     if src.crs is None:
         raise SceneError(f"{path}: no CRS in the file; use a georeferenced delivery (GeoTIFF with its CRS)")
     try:
         left, bottom, right, top = transform_bounds(src.crs, grid.crs, *src.bounds)
     except Exception as exc:  # PROJ raises several types for impossible transforms
-        raise SceneError(f"{path}: CRS {src.crs} cannot be projected to {grid.crs} ({exc}); reproject the file") from None
+        crs_name = src.crs.to_string() if len(src.crs.to_string()) <= 60 else src.crs.to_string()[:57] + "..."
+        reason = str(exc).split(" from ")[0][:120] or "no transformation"
+        raise SceneError(f"{path}: CRS {crs_name} cannot be projected to {grid.crs} ({reason}); reproject the file to a known CRS") from None
     g_left, g_bottom, g_right, g_top = grid.bounds
     if right <= g_left or left >= g_right or top <= g_bottom or bottom >= g_top:
         raise SceneError(f"{path}: scene does not overlap the AOI; check the AOI or pick scenes that cover it")
@@ -192,7 +204,7 @@ def _load_one(files: SceneFiles, grid: Grid) -> tuple[np.ndarray, np.ndarray, tu
             tags = src.tags()
     except RasterioIOError as exc:
         raise SceneError(f"{path}: cannot be read as a raster ({exc}); re-download or replace the file") from None
-    valid = np.all(raw != nodata, axis=0)
+    valid = np.all((raw != nodata) & np.isfinite(raw), axis=0)  # float deliveries can carry NaN or Inf
     reflectance = np.where(valid[None], raw / _REFLECTANCE_SCALE, np.nan).astype(np.float32)
     clear = valid.copy()
     if files.udm2 is not None:
