@@ -4,9 +4,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 AOI ?= ogota
+FUZZ_SECONDS ?= 600
 STAMP := $(VENV)/.installed
 
-.PHONY: detect test bench aois clean-venv
+.PHONY: detect test bench fuzz aois clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +22,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/burnscan bench --aoi $(AOI)
+
+# Random and mutated scene files for FUZZ_SECONDS; inputs that break a reader are kept in out/fuzz/.
+fuzz: $(STAMP)
+	$(BIN)/python tests/fuzz_readers.py --seconds $(FUZZ_SECONDS) --out out/fuzz
 
 aois: $(STAMP)
 	$(BIN)/burnscan aois

@@ -114,6 +114,9 @@ def _read_metadata(files: SceneFiles, tags: dict[str, str]) -> dict:
             doc = json.loads(files.metadata.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise SceneError(f"{files.metadata}: metadata is not valid JSON ({exc}); re-download it from the provider") from None
+        except RecursionError:
+            raise SceneError(f"{files.metadata}: metadata JSON is nested too deeply to be a scene's metadata; "
+                             f"re-download it from the provider") from None
         props = dict(doc.get("properties", doc)) if isinstance(doc, dict) else {}
     acquired = props.get("acquired") or tags.get("ACQUIRED")
     if not acquired:

@@ -81,6 +81,12 @@ def code_version() -> str:
     return f"burnscan {package_versions().get('burnscan', '?')} ({commit}{dirty})"
 
 
+def _settlement_entry(manifest: dict[str, Any]) -> list[tuple[Path, str]]:
+    """The settlement outline a run read beside its scenes, as (path, SHA-256), if any."""
+    entry = manifest.get("settlement_file")
+    return [(Path(entry["path"]), entry["sha256"])] if entry else []
+
+
 def verify_run(run_dir: Path) -> list[str]:
     """Compare every file listed in a run's ``manifest.json`` with its recorded SHA-256.
 
@@ -90,6 +96,7 @@ def verify_run(run_dir: Path) -> list[str]:
 
     manifest = _read_manifest(run_dir)
     expected = [(Path(f["path"]), f["sha256"]) for scene in manifest.get("inputs", []) for f in scene["files"]]
+    expected += _settlement_entry(manifest)
     expected += [(Path(run_dir) / o["path"], o["sha256"]) for o in manifest.get("outputs", [])]
     problems = []
     for path, digest in expected:
@@ -369,6 +376,7 @@ def _check_inputs(manifest: dict[str, Any], manifest_path: Path) -> tuple[Path, 
         raise AoiError(f"{aoi_path}: AOI file name does not match the run's AOI {manifest['aoi']!r}; the manifest was edited")
 
     files = [(Path(f["path"]), f["sha256"]) for scene in manifest["inputs"] for f in scene["files"]]
+    files += _settlement_entry(manifest)
     missing = [p for p, _ in files if not p.is_file()]
     changed = [p for p, digest in files if p.is_file() and sha256_file(p) != digest]
     if missing or changed:

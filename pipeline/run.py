@@ -256,14 +256,15 @@ def _figures(detection: Detection, aoi_outline: Any, credit: str, simulated: boo
     return out
 
 
-def _settlement_outline(aoi: Aoi, scenes_dir: Path, crs: str) -> BaseGeometry | None:
-    """The built-up area: a ``settlement*.geojson`` beside the scenes, else the AOI's ``settlement`` property."""
+def _settlement_outline(aoi: Aoi, scenes_dir: Path, crs: str) -> tuple[BaseGeometry | None, Path | None]:
+    """The built-up area and the file it came from: a ``settlement*.geojson`` beside the scenes,
+    else the AOI's ``settlement`` property (hashed with the AOI file)."""
     files = sorted(scenes_dir.glob("settlement*.geojson"))
     if files:
-        return read_outline(files[0], crs)
+        return read_outline(files[0], crs), files[0]
     if aoi.properties.get("settlement"):
-        return Aoi(aoi.name, shape(aoi.properties["settlement"])).projected(crs)
-    return None
+        return Aoi(aoi.name, shape(aoi.properties["settlement"])).projected(crs), None
+    return None, None
 
 
 def run_detect(
@@ -295,7 +296,7 @@ def run_detect(
         scenes_dir = demo_folder = demo.folder
     log(f"loading scenes from {scenes_dir}")
     stack, records = load_stack(discover_scenes(Path(scenes_dir)), loaded_grid)
-    settlement = _settlement_outline(aoi, Path(scenes_dir), analysis_grid.crs)
+    settlement, settlement_file = _settlement_outline(aoi, Path(scenes_dir), analysis_grid.crs)
     log(f"{len(records)} scenes loaded; co-registering, normalising, detecting")
     detection = detect_burns(stack, records, params=params, loaded_grid=loaded_grid, analysis_grid=analysis_grid, settlement=settlement)
 
@@ -343,6 +344,8 @@ def run_detect(
             "versions": package_versions(),
             "parameters": params.as_dict(),
             "aoi_file": {"path": str(aoi.path), "sha256": sha256_file(aoi.path) if aoi.path else None},
+            "settlement_file": ({"path": str(settlement_file), "sha256": sha256_file(settlement_file)}
+                                if settlement_file else None),
             "inputs": [
                 {"scene_id": r.scene_id, "acquired_utc": r.acquired_utc, "sensor": r.sensor, "satellite_id": r.satellite_id,
                  "simulated": r.simulated, "files": [{"role": role, "path": r.files[role], "sha256": r.sha256[role],

@@ -86,6 +86,7 @@ def test_crs_that_cannot_be_projected(tmp_path):
     ("[1, 2, 3]", "no acquisition time"),
     ('{"properties": {"acquired": "yesterday"}}', "not ISO 8601"),
     ('\xff\xfe not utf-8', "not valid JSON"),
+    ("[" * 100_000, "nested too deeply"),  # found by make fuzz: the parser's recursion limit
 ])
 def test_malformed_metadata(tmp_path, text, needle):
     _write_scene(tmp_path, "a")

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
+from pipeline.load import sha256_file
 from pipeline.provenance import compare_runs, verify_run
 from pipeline.run import run_detect
 from smallaoi import AOI_NAME, write_small_aoi
@@ -92,6 +93,23 @@ def test_rerun_refuses_a_tampered_or_missing_input_naming_the_file(base, capsys,
     assert len(_errors(err)) == 1 and err.count("\n") == 1 and str(victim) in err
     assert ("is missing" if damage == "missing" else "SHA-256 changed") in err
     assert _run_folders(first.run_dir.parent) == before  # refused before anything ran
+
+
+def test_settlement_outline_is_hashed_and_checked(base, capsys):
+    _, _, first = base
+    manifest = json.loads((first.run_dir / "manifest.json").read_text())
+    outline = Path(manifest["settlement_file"]["path"])
+    assert outline.name.startswith("settlement") and manifest["settlement_file"]["sha256"] == sha256_file(outline)
+    original = outline.read_bytes()
+    before = _run_folders(first.run_dir.parent)
+    try:
+        outline.write_bytes(original.replace(b"}", b" }", 1))  # the built-up area edited after the run
+        assert verify_run(first.run_dir) == [f"changed: {outline}"]
+        code, _, err = _cli(capsys, "rerun", str(first.run_dir))
+    finally:
+        outline.write_bytes(original)
+    assert code == 4 and str(outline) in err and "SHA-256 changed" in err
+    assert _run_folders(first.run_dir.parent) == before
 
 
 def test_rerun_says_which_output_differs_and_exits_non_zero(base, capsys, tmp_path):
