@@ -20,12 +20,22 @@ import numpy as np
 import rasterio
 import xarray as xr
 from rasterio.enums import Resampling
-from rasterio.errors import RasterioIOError
+from rasterio._err import CPLE_BaseError
+from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 
 from .errors import SceneError
 from .grid import Grid, grid_for_bounds
+
+# Everything GDAL or rasterio raise for a file they cannot read, open or warp.
+_UNREADABLE = (RasterioError, CPLE_BaseError)
+
+
+def _short(exc: BaseException) -> str:
+    """The gist of a library error: GDAL and PROJ can quote a whole CRS definition."""
+    text = " ".join(str(exc).split(" from '")[0].split())
+    return text if len(text) <= 160 else text[:157] + "..."
 
 __all__ = ["SceneFiles", "SceneRecord", "discover_scenes", "load_stack", "stack_scenes", "load_geotiff", "native_grid", "read_mask", "read_outline", "sha256_file"]
 
@@ -113,7 +123,7 @@ def _read_metadata(files: SceneFiles, tags: dict[str, str]) -> dict:
         try:
             doc = json.loads(files.metadata.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise SceneError(f"{files.metadata}: metadata is not valid JSON ({exc}); re-download it from the provider") from None
+            raise SceneError(f"{files.metadata}: metadata is not valid JSON ({_short(exc)}); re-download it from the provider") from None
         except RecursionError:
             raise SceneError(f"{files.metadata}: metadata JSON is nested too deeply to be a scene's metadata; "
                              f"re-download it from the provider") from None
@@ -188,8 +198,8 @@ def _read_mask(path: Path, grid: Grid) -> np.ndarray:
     try:
         with rasterio.open(path) as src:
             return _warp(src, grid, Resampling.nearest, None)
-    except RasterioIOError as exc:
-        raise SceneError(f"{path}: quality mask cannot be read ({exc}); re-download it") from None
+    except _UNREADABLE as exc:
+        raise SceneError(f"{path}: quality mask cannot be read ({_short(exc)}); re-download it") from None
 
 
 def _load_one(files: SceneFiles, grid: Grid) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], dict]:
@@ -205,8 +215,8 @@ def _load_one(files: SceneFiles, grid: Grid) -> tuple[np.ndarray, np.ndarray, tu
             nodata = src.nodata if src.nodata is not None else 0
             raw = _warp(src, grid, Resampling.bilinear, nodata).astype(np.float32)
             tags = src.tags()
-    except RasterioIOError as exc:
-        raise SceneError(f"{path}: cannot be read as a raster ({exc}); re-download or replace the file") from None
+    except _UNREADABLE as exc:
+        raise SceneError(f"{path}: cannot be read as a raster ({_short(exc)}); re-download or replace the file") from None
     valid = np.all((raw != nodata) & np.isfinite(raw), axis=0)  # float deliveries can carry NaN or Inf
     reflectance = np.where(valid[None], raw / _REFLECTANCE_SCALE, np.nan).astype(np.float32)
     clear = valid.copy()
@@ -319,8 +329,8 @@ def native_grid(path: Path, resolution: float | None = None) -> Grid:
             bounds = transform_bounds(src.crs, crs, *src.bounds)
             if resolution is None:
                 resolution = (bounds[2] - bounds[0]) / src.width
-    except RasterioIOError as exc:
-        raise SceneError(f"{path}: cannot be read as a raster ({exc}); re-download or replace the file") from None
+    except _UNREADABLE as exc:
+        raise SceneError(f"{path}: cannot be read as a raster ({_short(exc)}); re-download or replace the file") from None
     res = float(round(resolution, 1))
     return grid_for_bounds(bounds, crs, res)
 
@@ -360,8 +370,8 @@ def load_geotiff(
             if missing:
                 raise SceneError(f"{path}: band map lacks {', '.join(missing)}; name the file's NIR, red and green bands")
             raw = _warp_float(src, grid)
-    except RasterioIOError as exc:
-        raise SceneError(f"{path}: cannot be read as a raster ({exc}); re-download or replace the file") from None
+    except _UNREADABLE as exc:
+        raise SceneError(f"{path}: cannot be read as a raster ({_short(exc)}); re-download or replace the file") from None
     keep = [i for i, name in enumerate(bands) if name]
     data = raw[keep] / scale
     valid = np.all(np.isfinite(data), axis=0)
@@ -399,7 +409,7 @@ def read_outline(path: Path, crs: str):
     try:
         frame = gpd.read_file(path, engine="pyogrio")
     except Exception as exc:  # pyogrio raises several types for unreadable files
-        raise SceneError(f"{path}: cannot be read as a vector file ({exc}); give a GeoJSON of the settlement outline") from None
+        raise SceneError(f"{path}: cannot be read as a vector file ({_short(exc)}); give a GeoJSON of the settlement outline") from None
     if frame.crs is None:
         raise SceneError(f"{path}: outline has no CRS; save it as GeoJSON (lon/lat) or with its CRS")
     return frame.to_crs(crs).geometry.union_all()

@@ -118,3 +118,16 @@ def test_inputs_are_never_modified(tmp_path):
     before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.iterdir()}
     _load(tmp_path)
     assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.iterdir()} == before
+
+
+def test_quality_mask_in_a_crs_that_cannot_be_projected(tmp_path):
+    """Found by ``make fuzz``: a UDM2 whose CRS was damaged raised a raw GDAL error."""
+    _write_scene(tmp_path, "a")
+    local = CRS.from_wkt('LOCAL_CS["site grid",LOCAL_DATUM["x",0],UNIT["metre",1],AXIS["X",EAST],AXIS["Y",NORTH]]')
+    with rasterio.open(tmp_path / "a_3B_udm2.tif", "w", driver="GTiff", width=200, height=200, count=8, dtype="uint8",
+                       crs=local, transform=ORIGIN) as dst:
+        dst.write(np.ones((8, 200, 200), np.uint8))
+    with pytest.raises(SceneError) as err:
+        _load(tmp_path)
+    _one_line(err, "a_3B_udm2.tif", "quality mask cannot be read", "re-download")
+    assert len(str(err.value)) < 300
