@@ -37,7 +37,8 @@ def _short(exc: BaseException) -> str:
     text = " ".join(str(exc).split(" from '")[0].split())
     return text if len(text) <= 160 else text[:157] + "..."
 
-__all__ = ["SceneFiles", "SceneRecord", "discover_scenes", "load_stack", "stack_scenes", "load_geotiff", "native_grid", "read_mask", "read_outline", "sha256_file"]
+__all__ = ["SceneFiles", "SceneRecord", "discover_scenes", "load_stack", "stack_scenes", "load_geotiff", "native_grid",
+           "read_band", "read_mask", "read_outline", "sha256_file", "file_footprint"]
 
 # Planet's 4-band analytic order; 8-band SuperDove deliveries name their bands in the file.
 _PLANET_4BAND = ("blue", "green", "red", "nir")
@@ -395,6 +396,42 @@ def _warp_float(src: rasterio.io.DatasetReader, grid: Grid) -> np.ndarray:
                    resampling=Resampling.bilinear, src_nodata=src.nodata if src.nodata is not None else np.nan,
                    nodata=np.nan, dtype="float64") as vrt:
         return vrt.read()
+
+
+def read_band(path: Path, grid: Grid, *, band: int = 1, categorical: bool = False) -> np.ndarray:
+    """One band of a raster file on ``grid`` as float64, NaN where the file has no data.
+
+    ``categorical`` bands (quality classes, bit masks) are resampled by nearest neighbour,
+    never blended; reflectance bilinearly (a 20 m band lands on a 10 m grid pixel-centre to
+    pixel-centre). Values are returned as stored (no scale or offset).
+    """
+    path = Path(path)
+    try:
+        with rasterio.open(path) as src:
+            _check_overlap(src, grid, path)
+            if not 1 <= band <= src.count:
+                raise SceneError(f"{path}: has {src.count} band(s), band {band} was asked for; check the file")
+            with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
+                           resampling=Resampling.nearest if categorical else Resampling.bilinear,
+                           src_nodata=src.nodata if src.nodata is not None else (None if categorical else np.nan),
+                           nodata=np.nan, dtype="float64") as vrt:
+                return vrt.read(band)
+    except _UNREADABLE as exc:
+        raise SceneError(f"{path}: cannot be read as a raster ({_short(exc)}); re-download or replace the file") from None
+
+
+def file_footprint(path: Path):
+    """The lon/lat outline (shapely polygon) of a raster file's bounds, for catalogues."""
+    from shapely.geometry import box
+
+    path = Path(path)
+    try:
+        with rasterio.open(path) as src:
+            if src.crs is None:
+                raise SceneError(f"{path}: no CRS in the file; use a georeferenced delivery (GeoTIFF with its CRS)")
+            return box(*transform_bounds(src.crs, "EPSG:4326", *src.bounds, densify_pts=21))
+    except _UNREADABLE as exc:
+        raise SceneError(f"{path}: cannot be read as a raster ({_short(exc)}); re-download or replace the file") from None
 
 
 def read_mask(path: Path, grid: Grid) -> np.ndarray:
