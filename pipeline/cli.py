@@ -32,17 +32,21 @@ def cli() -> None:
 @click.argument("aoi")
 @click.option("--out", "out_root", type=click.Path(path_type=Path), default=Path("out"), show_default=True, help="Root of run folders.")
 @click.option("--data", "data_root", type=click.Path(path_type=Path), default=Path("data"), show_default=True, help="Where demo scenes are kept.")
-@click.option("--scenes", "scenes_dir", type=click.Path(path_type=Path), default=None, help="Folder of Planet-style scenes (default: the simulated demo).")
+@click.option("--scenes", "scenes_dir", type=click.Path(path_type=Path), default=None,
+              help="Folder of scenes (Planet, Sentinel-2 or Landsat); default: the AOI's catalogue, else the simulated demo.")
+@click.option("--kind", default=None, type=click.Choice(["planet", "sentinel2", "landsat", "geotiff"]),
+              help="Which sensor's scenes of the catalogue to use when it holds several.")
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a parameter (repeatable).")
 @click.option("--aoi-dir", type=click.Path(path_type=Path), default=AOI_DIR, show_default=False, help="AOI registry folder (default: aoi/ of the project).")
 @click.option("--no-figures", is_flag=True, help="Skip figures (faster batch runs).")
-def detect(aoi: str, out_root: Path, data_root: Path, scenes_dir: Path | None, sets: tuple[str, ...], aoi_dir: Path, no_figures: bool) -> None:
+def detect(aoi: str, out_root: Path, data_root: Path, scenes_dir: Path | None, kind: str | None, sets: tuple[str, ...],
+           aoi_dir: Path, no_figures: bool) -> None:
     """Detect and date burns in AOI and write out/AOI/RUN-ID/."""
     from .run import run_detect
 
     outcome = run_detect(
         aoi, out_root=out_root, data_root=data_root, overrides=_parse_sets(sets), scenes_dir=scenes_dir, aoi_dir=aoi_dir,
-        make_figures=not no_figures, log=lambda m: click.echo(m, err=True),
+        make_figures=not no_figures, log=lambda m: click.echo(m, err=True), kind=kind,
     )
     report = outcome.report
     if report["simulated"]:
@@ -51,6 +55,52 @@ def detect(aoi: str, out_root: Path, data_root: Path, scenes_dir: Path | None, s
         click.echo(f"- {reading['statement']}")
     click.echo(report["summary"])
     click.echo(f"outputs: {outcome.run_dir}")
+
+
+@cli.command()
+@click.argument("aoi")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--data", "data_root", type=click.Path(path_type=Path), default=Path("data"), show_default=True, help="Where AOI data and catalogues live.")
+@click.option("--bands", default=None, metavar="MAP", help="Band map of plain GeoTIFFs in file order, e.g. blue,green,red,nir,-,swir22.")
+@click.option("--acquired", default=None, metavar="ISO", help="Acquisition time (UTC) of plain GeoTIFFs that do not carry one.")
+@click.option("--aoi-dir", type=click.Path(path_type=Path), default=AOI_DIR, show_default=False, help="AOI registry folder.")
+def add(aoi: str, paths: tuple[Path, ...], data_root: Path, bands: str | None, acquired: str | None, aoi_dir: Path) -> None:
+    """Register scenes (folders, zips, STAC items, GeoTIFFs) in the AOI's catalogue."""
+    from datetime import datetime
+
+    from .catalogue import add_scenes
+    from .errors import ParameterError
+
+    when = None
+    if acquired:
+        try:
+            when = datetime.fromisoformat(acquired.replace("Z", "+00:00"))
+        except ValueError:
+            raise ParameterError(f"--acquired {acquired!r} is not an ISO 8601 time; give e.g. 2024-01-28T10:38:00Z") from None
+    for item_id, what in add_scenes(load_aoi(aoi, aoi_dir), list(paths), data_root=data_root, bands=bands, acquired=when):
+        click.echo(f"{what}: {item_id}")
+
+
+@cli.command()
+@click.argument("aoi")
+@click.option("--data", "data_root", type=click.Path(path_type=Path), default=Path("data"), show_default=True)
+@click.option("--aoi-dir", type=click.Path(path_type=Path), default=AOI_DIR, show_default=False, help="AOI registry folder.")
+def scenes(aoi: str, data_root: Path, aoi_dir: Path) -> None:
+    """List the scenes registered for AOI: time (UTC and local), sensor, clear share of the AOI, hash."""
+    from .catalogue import catalogue_entries
+    from .report import format_time
+
+    area = load_aoi(aoi, aoi_dir)
+    entries = catalogue_entries(data_root, area.name)
+    if not entries:
+        click.echo(f"no scenes registered for {area.name}; add some with: burnscan add {area.name} PATH")
+        return
+    tz = str(area.properties.get("timezone", "UTC"))
+    for e in entries:
+        usable = e.clear_fraction / e.data_fraction if e.data_fraction else 0.0
+        main = next(iter(e.sha256.values()), "")
+        click.echo(f"{e.item_id}\t{format_time(e.acquired, tz)}\t{e.sensor} {e.satellite_id}\tAOI covered {e.data_fraction:.0%}, "
+                   f"clear {e.clear_fraction:.0%} (cloud or no data {1 - e.clear_fraction:.0%}, usable {usable:.0%})\tsha256 {main[:16]}")
 
 
 @cli.command()

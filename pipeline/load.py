@@ -37,7 +37,7 @@ def _short(exc: BaseException) -> str:
     text = " ".join(str(exc).split(" from '")[0].split())
     return text if len(text) <= 160 else text[:157] + "..."
 
-__all__ = ["SceneFiles", "SceneRecord", "discover_scenes", "load_stack", "stack_scenes", "load_geotiff", "native_grid",
+__all__ = ["SceneFiles", "SceneRecord", "discover_scenes", "planet_scenes_in", "load_planet", "load_stack", "stack_scenes", "load_geotiff", "native_grid",
            "read_band", "read_mask", "read_outline", "sha256_file", "file_footprint"]
 
 # Planet's 4-band analytic order; 8-band SuperDove deliveries name their bands in the file.
@@ -63,6 +63,14 @@ class SceneFiles:
     metadata: Path | None = None
     udm: Path | None = None
     """Legacy one-band unusable-data mask (0 = usable), used when there is no UDM2."""
+    metadata_xml: Path | None = None
+    """Older deliveries' ``*_metadata*.xml``: read for the acquisition time when there is no JSON."""
+
+    def paths(self) -> dict[str, Path]:
+        """Every file of the scene, by role."""
+        roles = {"reflectance": self.reflectance, "udm2": self.udm2, "udm": self.udm, "metadata": self.metadata,
+                 "metadata_xml": self.metadata_xml}
+        return {role: path for role, path in roles.items() if path is not None}
 
 
 @dataclass(frozen=True)
@@ -95,19 +103,28 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def planet_scenes_in(folder: Path) -> list[SceneFiles]:
+    """Planet-style scenes in ``folder`` (and its sub-folders, as deliveries nest them), each
+    paired with its mask and metadata; empty when there are none."""
+    scenes = []
+    for path in sorted(Path(folder).rglob("*_AnalyticMS_SR*.tif")):
+        here = path.parent
+        scene_id = path.name.split("_3B_")[0] if "_3B_" in path.name else path.stem
+        udm2 = sorted(here.glob(f"{scene_id}_3B_udm2*.tif"))
+        legacy = [p for p in sorted(here.glob(f"{scene_id}_3B_*udm*.tif")) if "udm2" not in p.name]
+        meta = sorted(here.glob(f"{scene_id}_metadata*.json"))
+        xml = sorted(here.glob(f"{scene_id}_3B_*metadata*.xml"))
+        scenes.append(SceneFiles(scene_id, path, udm2[0] if udm2 else None, meta[0] if meta else None,
+                                 legacy[0] if legacy and not udm2 else None, xml[0] if xml and not meta else None))
+    return scenes
+
+
 def discover_scenes(folder: Path) -> list[SceneFiles]:
     """Find Planet-style scenes in ``folder`` and pair each with its mask and metadata."""
     folder = Path(folder)
     if not folder.is_dir():
         raise SceneError(f"{folder}: scene folder not found; give a folder holding *_AnalyticMS_SR*.tif files")
-    scenes = []
-    for path in sorted(folder.glob("*_AnalyticMS_SR*.tif")):
-        scene_id = path.name.split("_3B_")[0] if "_3B_" in path.name else path.stem
-        udm2 = sorted(folder.glob(f"{scene_id}_3B_udm2*.tif"))
-        legacy = [p for p in sorted(folder.glob(f"{scene_id}_3B_*udm*.tif")) if "udm2" not in p.name]
-        meta = sorted(folder.glob(f"{scene_id}_metadata*.json"))
-        scenes.append(SceneFiles(scene_id, path, udm2[0] if udm2 else None, meta[0] if meta else None,
-                                 legacy[0] if legacy and not udm2 else None))
+    scenes = planet_scenes_in(folder)
     if not scenes:
         raise SceneError(f"{folder}: no *_AnalyticMS_SR*.tif scene in this folder; add scenes or run on the demo")
     return scenes
@@ -129,6 +146,8 @@ def _read_metadata(files: SceneFiles, tags: dict[str, str]) -> dict:
             raise SceneError(f"{files.metadata}: metadata JSON is nested too deeply to be a scene's metadata; "
                              f"re-download it from the provider") from None
         props = dict(doc.get("properties", doc)) if isinstance(doc, dict) else {}
+    elif files.metadata_xml is not None:
+        props = _xml_metadata(files.metadata_xml)
     acquired = props.get("acquired") or tags.get("ACQUIRED")
     if not acquired:
         raise SceneError(
@@ -145,6 +164,27 @@ def _read_metadata(files: SceneFiles, tags: dict[str, str]) -> dict:
     simulated = str(props.get("simulated", tags.get("SIMULATED", "no"))).lower() in ("true", "yes", "1")
     props["simulated"] = simulated
     return props
+
+
+def _xml_metadata(path: Path) -> dict:
+    """Acquisition time and satellite from an older Planet ``*_metadata.xml`` (EO profile)."""
+    import xml.etree.ElementTree as ET
+
+    if path.stat().st_size > _MAX_METADATA_BYTES:
+        raise SceneError(f"{path}: metadata file is {path.stat().st_size / 1e6:.0f} MB, a scene's metadata is a few kB; replace it")
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as exc:
+        raise SceneError(f"{path}: metadata is not valid XML ({_short(exc)}); re-download it from the provider") from None
+    found: dict = {}
+    for element in root.iter():
+        tag = element.tag.rsplit("}", 1)[-1]
+        text = (element.text or "").strip()
+        if tag in ("acquisitionDateTime", "acquisitionDate") and text and "acquired" not in found:
+            found["acquired"] = text
+        elif tag == "serialIdentifier" and text and "satellite_id" not in found:
+            found["satellite_id"] = text
+    return found
 
 
 def _band_names(src: rasterio.io.DatasetReader, path: Path) -> tuple[str, ...]:
@@ -255,24 +295,26 @@ def load_stack(scenes: list[SceneFiles], grid: Grid) -> tuple[xr.Dataset, list[S
         For an unreadable file, a missing band, no overlap, no acquisition time, or two
         scenes with the same acquisition time.
     """
-    loaded = []
-    for files in scenes:
-        reflectance, clear, names, props = _load_one(files, grid)
-        paths = {"reflectance": files.reflectance, "udm2": files.udm2, "udm": files.udm, "metadata": files.metadata}
-        record = SceneRecord(
-            scene_id=files.scene_id,
-            acquired=props["acquired"],
-            satellite_id=str(props.get("satellite_id", "unknown")),
-            sensor=str(props.get("instrument", props.get("sensor", "PlanetScope"))),
-            simulated=props["simulated"],
-            bands=names,
-            files={k: str(p) for k, p in paths.items() if p is not None},
-            sha256={k: sha256_file(p) for k, p in paths.items() if p is not None},
-            sun_elevation=props.get("sun_elevation"),
-            sun_azimuth=props.get("sun_azimuth"),
-        )
-        loaded.append((record, reflectance, clear))
-    return stack_scenes(loaded, grid)
+    return stack_scenes([load_planet(files, grid) for files in scenes], grid)
+
+
+def load_planet(files: SceneFiles, grid: Grid) -> tuple[SceneRecord, np.ndarray, np.ndarray]:
+    """One Planet scene on ``grid``: its record (hashes of every file), reflectance and clear mask."""
+    reflectance, clear, names, props = _load_one(files, grid)
+    paths = files.paths()
+    record = SceneRecord(
+        scene_id=files.scene_id,
+        acquired=props["acquired"],
+        satellite_id=str(props.get("satellite_id", "unknown")),
+        sensor=str(props.get("instrument", props.get("sensor", "PlanetScope"))),
+        simulated=props["simulated"],
+        bands=names,
+        files={k: str(p) for k, p in paths.items()},
+        sha256={k: sha256_file(p) for k, p in paths.items()},
+        sun_elevation=props.get("sun_elevation"),
+        sun_azimuth=props.get("sun_azimuth"),
+    )
+    return record, reflectance, clear
 
 
 def stack_scenes(loaded: list[tuple[SceneRecord, np.ndarray, np.ndarray]], grid: Grid) -> tuple[xr.Dataset, list[SceneRecord]]:

@@ -16,7 +16,7 @@ import re
 import sqlite3
 import struct
 import subprocess
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
@@ -320,7 +320,9 @@ def compare_runs(original: Path, other: Path) -> RunComparison:
 
     original, other = Path(original), Path(other)
     ma, mb = _read_manifest(original), _read_manifest(other)
-    aside = RUN_SPECIFIC_FIELDS | {"code", "versions", "outputs"}  # versions are compared in report.json
+    # versions are compared in report.json; how the scenes were found (a folder, the demo) is
+    # not an input: the scene files and their hashes are, and they are compared.
+    aside = RUN_SPECIFIC_FIELDS | {"code", "versions", "outputs", "scenes_from"}
     given = json_differences({k: v for k, v in ma.items() if k not in aside}, {k: v for k, v in mb.items() if k not in aside})
     outputs = [
         OutputComparison("manifest.json", not given,
@@ -364,6 +366,9 @@ def _check_inputs(manifest: dict[str, Any], manifest_path: Path) -> tuple[Path, 
     from .errors import AoiError, OutputError, SceneError
     from .load import discover_scenes, sha256_file
 
+    if manifest.get("scenes_from") == "catalogue":
+        raise OutputError(f"{manifest_path}: this run read the AOI's scene catalogue, which may have grown since; "
+                          f"run burnscan detect {manifest.get('aoi')} again (the catalogue checks every file's SHA-256)")
     aoi_file = (manifest.get("aoi_file") or {}).get("path")
     if not manifest.get("aoi") or not aoi_file or not manifest.get("inputs") or "parameters" not in manifest:
         raise OutputError(f"{manifest_path}: does not record the AOI file, inputs and parameters; it cannot be re-run")
@@ -389,7 +394,7 @@ def _check_inputs(manifest: dict[str, Any], manifest_path: Path) -> tuple[Path, 
         raise SceneError(f"{manifest_path}: inputs lie in {len(folders)} folders ({', '.join(folders)}); a re-run needs one scene folder")
     scenes_dir = Path(folders[0])
     recorded = {p.resolve() for p, _ in files}
-    found = [Path(p) for s in discover_scenes(scenes_dir) for p in (s.reflectance, s.udm2, s.metadata, s.udm) if p is not None]
+    found = [p for s in discover_scenes(scenes_dir) for p in s.paths().values()]
     extra = [p for p in found if p.resolve() not in recorded]
     if extra:
         raise SceneError(
@@ -465,10 +470,4 @@ def rerun(
         manifest["aoi"], out_root=Path(out_root), overrides=manifest["parameters"], scenes_dir=scenes_dir,
         aoi_dir=aoi_dir, make_figures=figures, log=log,
     )
-    comparison = compare_runs(run_dir, outcome.run_dir)
-    # run.py reads a settlement outline beside the scenes but the manifest does not hash it.
-    outlines = sorted(scenes_dir.glob("settlement*.geojson"))
-    if outlines:
-        unchecked = f"{outlines[0]} (settlement outline) was read by both runs but is not hashed in the manifest; it could not be checked"
-        comparison = replace(comparison, notes=[*comparison.notes, unchecked])
-    return comparison
+    return compare_runs(run_dir, outcome.run_dir)

@@ -28,15 +28,17 @@ from .demo import ensure_demo_scenes
 from .errors import OutputError, PipelineError, SceneError
 from .grid import Grid
 from .indices import burn_index, choose_index
-from .load import SceneRecord, discover_scenes, load_stack, read_outline, sha256_file
+from .catalogue import catalogue_dir, catalogue_entries, catalogue_sources
+from .load import SceneRecord, read_outline, sha256_file
 from .normalise import BandFit, identity_fits, normalise, wants_normalisation
 from .perimeter import extent_dates, extent_polygons
 from .polygons import burn_polygons
 from .provenance import git_state, package_versions
 from .report import build_report, render_markdown
+from .sources import load_sources, recognise
 from .threshold import ThresholdInfo
 from . import figures as figs
-from .write import finish_run_dir, new_run_dir, save_figure, write_json, write_text, write_vector
+from .write import check_output_folder, finish_run_dir, new_run_dir, save_figure, write_json, write_text, write_vector
 
 __all__ = ["Detection", "detect_burns", "run_detect", "RunOutcome"]
 
@@ -277,25 +279,35 @@ def run_detect(
     aoi_dir: Path = AOI_DIR,
     make_figures: bool = True,
     log: Callable[[str], None] = lambda message: None,
+    kind: str | None = None,
 ) -> RunOutcome:
     """Detect and date burns for one AOI and write a complete run folder.
 
-    Uses the scenes in ``scenes_dir`` when given, else the embedded simulated demo.
+    Uses the scenes in ``scenes_dir`` when given, else the AOI's catalogue when it has scenes
+    (``kind`` picks one sensor), else the embedded simulated demo; the log says which.
     """
     started = datetime.now(timezone.utc)
     clock = time.perf_counter()
     aoi = load_aoi(aoi_name, aoi_dir)
     params = resolve_params(aoi.parameters, overrides)
+    check_output_folder(Path(out_root) / aoi.name)  # before minutes of work, not after
     analysis_grid = aoi.analysis_grid(params.resolution_m)
     margin_px = int(np.ceil(params.margin_m / params.resolution_m))
     loaded_grid = analysis_grid.buffered(margin_px)
     demo_folder = None
-    if scenes_dir is None:
-        log(f"no scenes given: using the embedded SIMULATED demo for {aoi_name}")
+    if scenes_dir is not None:
+        log(f"loading scenes from {scenes_dir}")
+        sources, scenes_from = recognise(Path(scenes_dir)), "folder"
+    elif catalogue_entries(data_root, aoi.name):
+        log(f"using the scene catalogue of {aoi.name} ({catalogue_dir(data_root, aoi.name)})")
+        sources, scenes_from = catalogue_sources(data_root, aoi.name, kind=kind), "catalogue"
+        scenes_dir = Path(data_root) / aoi.name
+    else:
+        log(f"no scenes given and none registered: using the embedded SIMULATED demo for {aoi_name}")
         demo = ensure_demo_scenes(aoi, Path(data_root), resolution=params.resolution_m, margin_m=params.margin_m)
         scenes_dir = demo_folder = demo.folder
-    log(f"loading scenes from {scenes_dir}")
-    stack, records = load_stack(discover_scenes(Path(scenes_dir)), loaded_grid)
+        sources, scenes_from = recognise(demo.folder), "demo"
+    stack, records = load_sources(sources, loaded_grid)
     settlement, settlement_file = _settlement_outline(aoi, Path(scenes_dir), analysis_grid.crs)
     log(f"{len(records)} scenes loaded; co-registering, normalising, detecting")
     detection = detect_burns(stack, records, params=params, loaded_grid=loaded_grid, analysis_grid=analysis_grid, settlement=settlement)
@@ -343,6 +355,7 @@ def run_detect(
             "code": git_state(),
             "versions": package_versions(),
             "parameters": params.as_dict(),
+            "scenes_from": scenes_from,
             "aoi_file": {"path": str(aoi.path), "sha256": sha256_file(aoi.path) if aoi.path else None},
             "settlement_file": ({"path": str(settlement_file), "sha256": sha256_file(settlement_file)}
                                 if settlement_file else None),

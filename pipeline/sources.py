@@ -77,19 +77,16 @@ def recognise(path: Path, **options: Any) -> list[SceneSource]:
     ``options`` go to readers that need them: ``bands`` (a band map for plain GeoTIFFs),
     ``acquired`` (their acquisition time) and ``extract_to`` (where a zip is unpacked).
     """
-    from . import landsat, planet, sentinel2
+    from . import geotiff, planet
 
     path = Path(path)
     if not path.exists():
         raise SceneError(f"{path}: no such file or folder; give the path of a scene, a delivery folder or a zip")
-    for reader in (planet, sentinel2, landsat):
+    readers = (geotiff, planet) if options.get("bands") else (planet,)
+    for reader in readers:
         found = reader.find(path, **options)
         if found:
             return list(found)
-    if path.is_file() and path.suffix.lower() in (".tif", ".tiff") and options.get("bands"):
-        from .geotiff import GeoTiffScene
-
-        return [GeoTiffScene(path, bands=options["bands"], acquired=options.get("acquired"))]
     raise SceneError(
         f"{path}: no scene recognised (Planet *_AnalyticMS_SR*.tif, Sentinel-2 STAC item or B*.tif band files, "
         f"Landsat *_SR_B*.TIF with MTL, or a GeoTIFF with --bands); check the path"

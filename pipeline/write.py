@@ -38,6 +38,7 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 
 __all__ = [
+    "check_output_folder",
     "new_run_dir",
     "finish_run_dir",
     "atomic_path",
@@ -70,6 +71,20 @@ def atomic_path(final: Path) -> Iterator[Path]:
         raise OutputError(f"{final}: could not be written ({exc.strerror or exc}); free disk space or fix permissions") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # also drops any side files a driver left
+
+
+def check_output_folder(folder: Path) -> Path:
+    """Check, without creating anything, that ``folder`` exists or can be created and written in."""
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"{folder}: cannot create the output folder ({existing} is a file); choose a writable --out")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"{folder}: cannot create the output folder or write in it (permission denied on {existing}); "
+                          f"choose a writable --out")
+    return folder
 
 
 def new_run_dir(out_root: Path, aoi_name: str, *, now: datetime | None = None) -> tuple[str, Path]:

@@ -131,3 +131,17 @@ def test_quality_mask_in_a_crs_that_cannot_be_projected(tmp_path):
         _load(tmp_path)
     _one_line(err, "a_3B_udm2.tif", "quality mask cannot be read", "re-download")
     assert len(str(err.value)) < 300
+
+
+def test_output_folder_that_cannot_be_written_fails_before_any_work(tmp_path, capsys):
+    from pipeline.cli import main
+    from smallaoi import AOI_NAME, write_small_aoi
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the output folder should be")
+    aoi_dir = write_small_aoi(tmp_path / "aoi")
+    code = main(["detect", AOI_NAME, "--aoi-dir", str(aoi_dir), "--out", str(blocker / "out"), "--data", str(tmp_path / "data")])
+    err = capsys.readouterr().err
+    assert code == 6 and err.count("\n") == 1 and "not-a-folder" in err and "writable --out" in err
+    assert not (tmp_path / "data").exists()  # refused before the demo scenes were even made
+    assert blocker.read_text() == "a file where the output folder should be"

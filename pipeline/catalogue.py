@@ -1,0 +1,192 @@
+"""The scene catalogue of an AOI: a STAC catalogue of every scene registered for it.
+
+``burnscan add ogota PATH...`` recognises each scene (:func:`pipeline.sources.recognise`),
+checks that it overlaps the AOI and loads it once onto the AOI to measure how much of the AOI
+it shows clear; the catalogue then records the scene's time, sensor, footprint, that clear
+fraction, and the SHA-256 of every file. Files stay where they are (zips are unpacked once
+under ``<data>/<aoi>/deliveries/``); the catalogue points to them and refuses a file whose
+bytes changed since it was added.
+
+Layout: ``<data>/<aoi>/catalog/catalog.json`` and one ``items/<id>.json`` per scene, plain
+STAC 1.x read back with pystac. Every file is written atomically, items before the catalogue
+that lists them, so a crash mid-update leaves the catalogue as it was before the update.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pystac
+from shapely.geometry import mapping, shape
+
+from .aoi import Aoi
+from .errors import SceneError
+from .load import sha256_file
+from .sources import SceneInfo, SceneSource, recognise
+from .write import write_json
+
+__all__ = ["CatalogueEntry", "add_scenes", "catalogue_dir", "catalogue_entries", "catalogue_sources"]
+
+_CHECK_RESOLUTION_M = 10.0  # the clear fraction over the AOI is a summary: 10 m is enough for it
+
+
+@dataclass(frozen=True)
+class CatalogueEntry:
+    """One registered scene, as listed by ``burnscan scenes``."""
+
+    item_id: str
+    kind: str
+    acquired: datetime
+    sensor: str
+    satellite_id: str
+    clear_fraction: float
+    """Share of the AOI seen clear (0..1)."""
+    data_fraction: float
+    """Share of the AOI the scene covers with data; clear_fraction / data_fraction is its usable share."""
+    files: dict[str, str]
+    sha256: dict[str, str]
+    source: str
+    options: dict[str, Any]
+
+
+def catalogue_dir(data_root: Path, aoi_name: str) -> Path:
+    """Where an AOI's catalogue lives."""
+    return Path(data_root) / aoi_name / "catalog"
+
+
+def _item_id(info: SceneInfo) -> str:
+    return f"{info.kind}-{info.scene_id}"
+
+
+def _read_items(folder: Path) -> dict[str, pystac.Item]:
+    catalog_file = folder / "catalog.json"
+    if not catalog_file.is_file():
+        return {}
+    try:
+        catalog = pystac.Catalog.from_file(str(catalog_file))
+        items = {item.id: item for item in catalog.get_items()}
+    except Exception as exc:  # pystac raises many types for a damaged catalogue
+        raise SceneError(f"{catalog_file}: catalogue cannot be read ({type(exc).__name__}: {exc}); restore it from a copy") from None
+    return items
+
+
+def _write_catalogue(folder: Path, aoi: Aoi, items: dict[str, pystac.Item]) -> None:
+    """Items first, then the catalogue that lists them (each atomically)."""
+    links = [{"rel": "root", "href": "./catalog.json", "type": "application/json"}]
+    for item_id in sorted(items):
+        item = items[item_id]
+        body = item.to_dict(include_self_link=False, transform_hrefs=False)
+        body["links"] = [{"rel": "root", "href": "../catalog.json", "type": "application/json"},
+                         {"rel": "parent", "href": "../catalog.json", "type": "application/json"}]
+        write_json(folder / "items" / f"{item_id}.json", body)
+        links.append({"rel": "item", "href": f"./items/{item_id}.json", "type": "application/geo+json"})
+    write_json(folder / "catalog.json", {
+        "type": "Catalog", "stac_version": pystac.get_stac_version(), "id": f"burnscan-{aoi.name}",
+        "description": f"Scenes registered for the AOI {aoi.display_name} ({aoi.name})", "links": links,
+    })
+
+
+def _clear_fractions(source: SceneSource, aoi: Aoi) -> tuple[float, float]:
+    """Shares of the AOI the scene covers with data and sees clear."""
+    import numpy as np
+
+    grid = aoi.analysis_grid(_CHECK_RESOLUTION_M)
+    _, reflectance, clear = source.load(grid)
+    data = np.all(np.isfinite(reflectance), axis=0)
+    return float(clear.mean()), float(data.mean())
+
+
+def add_scenes(aoi: Aoi, paths: list[Path], *, data_root: Path, **options: Any) -> list[tuple[str, str]]:
+    """Register every scene found in ``paths``; return ``(item id, "added" | "already registered")``.
+
+    Nothing is written unless every scene of every path is valid: a bad file stops the whole
+    command with one line, and the catalogue stays as it was.
+    """
+    folder = catalogue_dir(data_root, aoi.name)
+    items = _read_items(folder)
+    extract_to = Path(data_root) / aoi.name / "deliveries"
+    outcome: list[tuple[str, str]] = []
+    new: dict[str, pystac.Item] = {}
+    for path in paths:
+        for source in recognise(Path(path), extract_to=extract_to, **options):
+            info = source.describe()
+            main_file = next(iter(info.files.values()))
+            if not info.footprint.intersects(aoi.geometry):
+                raise SceneError(f"{main_file}: scene does not overlap the AOI {aoi.name}; pick scenes that cover it")
+            hashes = {role: sha256_file(p) for role, p in info.files.items()}
+            item_id = _item_id(info)
+            known = items.get(item_id) or new.get(item_id)
+            if known is not None:
+                if known.properties.get("burnscan:sha256") != hashes:
+                    raise SceneError(f"{main_file}: scene {item_id} is already registered with different file contents; "
+                                     f"remove data/{aoi.name}/catalog/items/{item_id}.json first if this one replaces it")
+                outcome.append((item_id, "already registered"))
+                continue
+            clear, data = _clear_fractions(source, aoi)
+            item = pystac.Item(
+                id=item_id, geometry=mapping(info.footprint), bbox=list(info.footprint.bounds),
+                datetime=info.acquired.astimezone(timezone.utc),
+                properties={
+                    "burnscan:kind": info.kind, "burnscan:scene_id": info.scene_id, "burnscan:sensor": info.sensor,
+                    "burnscan:satellite_id": info.satellite_id, "burnscan:bands": list(info.bands),
+                    "burnscan:aoi_clear_fraction": round(clear, 4), "burnscan:aoi_data_fraction": round(data, 4),
+                    "burnscan:source": str(Path(path).resolve()), "burnscan:sha256": hashes,
+                    "burnscan:options": {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in options.items()
+                                         if k in ("bands", "acquired") and v is not None},
+                    "burnscan:added_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    **{f"burnscan:{k}": v for k, v in info.properties.items()},
+                },
+            )
+            for role, file_path in info.files.items():
+                item.add_asset(role, pystac.Asset(href=str(Path(file_path).resolve()), roles=[role]))
+            new[item_id] = item
+            outcome.append((item_id, "added"))
+    if new:
+        _write_catalogue(folder, aoi, {**items, **new})
+    return outcome
+
+
+def catalogue_entries(data_root: Path, aoi_name: str) -> list[CatalogueEntry]:
+    """The registered scenes of an AOI in time order (empty when it has no catalogue)."""
+    entries = []
+    for item in _read_items(catalogue_dir(data_root, aoi_name)).values():
+        p = item.properties
+        entries.append(CatalogueEntry(
+            item_id=item.id, kind=p["burnscan:kind"], acquired=item.datetime, sensor=p.get("burnscan:sensor", "unknown"),
+            satellite_id=p.get("burnscan:satellite_id", "unknown"), clear_fraction=float(p.get("burnscan:aoi_clear_fraction", 0)),
+            data_fraction=float(p.get("burnscan:aoi_data_fraction", 0)), files={r: a.href for r, a in item.assets.items()},
+            sha256=dict(p.get("burnscan:sha256", {})), source=p["burnscan:source"], options=dict(p.get("burnscan:options", {})),
+        ))
+    return sorted(entries, key=lambda e: e.acquired)
+
+
+def catalogue_sources(data_root: Path, aoi_name: str, *, kind: str | None = None) -> list[SceneSource]:
+    """The registered scenes as loadable sources, after checking every file's SHA-256."""
+    entries = catalogue_entries(data_root, aoi_name)
+    kinds = sorted({e.kind for e in entries})
+    if kind is None and len(kinds) > 1:
+        raise SceneError(f"{catalogue_dir(data_root, aoi_name)}: the catalogue holds {', '.join(kinds)} scenes; "
+                         f"pick one sensor per run with --kind")
+    sources: list[SceneSource] = []
+    extract_to = Path(data_root) / aoi_name / "deliveries"
+    for entry in entries:
+        if kind is not None and entry.kind != kind:
+            continue
+        for role, href in entry.files.items():
+            path = Path(href)
+            if not path.is_file():
+                raise SceneError(f"{path}: registered scene file is missing; restore it or remove the item {entry.item_id}")
+            if sha256_file(path) != entry.sha256.get(role):
+                raise SceneError(f"{path}: file changed since it was added (SHA-256 differs); restore the original")
+        options = dict(entry.options)
+        if "acquired" in options:
+            options["acquired"] = datetime.fromisoformat(options["acquired"])
+        scene_id = entry.item_id.split("-", 1)[1]
+        match = [s for s in recognise(Path(entry.source), extract_to=extract_to, **options) if s.scene_id == scene_id]
+        if not match:
+            raise SceneError(f"{entry.source}: registered scene {entry.item_id} is no longer found there; restore it")
+        sources.append(match[0])
+    return sources

@@ -1,0 +1,151 @@
+"""Planet deliveries (folder, zip, XML metadata) and plain GeoTIFFs with a band map."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import zipfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.errors import SceneError
+from pipeline.geotiff import GeoTiffScene, parse_band_map
+from pipeline.grid import grid_for_bounds
+from pipeline.planet import find, safe_unzip
+from test_load import GRID, _one_line, _write_scene
+
+DEERING = "planetscope-deering-alaska"
+DEERING_ID = "20160909_213104_0e19"
+
+
+def _deering_grid():
+    # 1.5 x 1.5 km inside the clipped scene (EPSG:32603), at its own 3 m
+    return grid_for_bounds((599700, 7328300, 601200, 7329800), "EPSG:32603", 3.0)
+
+
+def test_real_planetscope_scene_is_recognised_described_and_loaded(shared_data):
+    folder = shared_data / "real" / DEERING
+    scenes = find(folder)
+    assert [s.scene_id for s in scenes] == [DEERING_ID]
+    info = scenes[0].describe()
+    assert info.acquired == datetime(2016, 9, 9, 21, 31, 4, 252895, tzinfo=timezone.utc)
+    assert info.satellite_id == "0e19" and info.sensor == "PS2" and info.kind == "planet"
+    assert set(info.files) == {"reflectance", "udm", "metadata"}  # the legacy UDM, as the delivery has no UDM2
+    assert info.footprint.bounds[0] == pytest.approx(-163.37, abs=0.01)
+    record, reflectance, clear = scenes[0].load(_deering_grid())
+    assert record.bands == ("blue", "green", "red", "nir") and set(record.sha256) == set(info.files)
+    assert clear.mean() > 0.5
+    nir = np.nanmedian(reflectance[3][clear])
+    assert 0.1 < nir < 0.3  # SOURCE.md: valid-pixel NIR median 1967 (x 10000)
+
+
+def test_xml_metadata_gives_the_time_when_there_is_no_json(shared_data, tmp_path):
+    source = shared_data / "real" / DEERING
+    for name in (f"{DEERING_ID}_3B_AnalyticMS_SR_clip.tif", f"{DEERING_ID}_3B_AnalyticMS_metadata_clip.xml"):
+        shutil.copy(source / name, tmp_path / name)
+    scene = find(tmp_path)[0]
+    assert scene.files.metadata is None and scene.files.metadata_xml is not None
+    assert scene.describe().acquired == datetime(2016, 9, 9, 21, 31, 4, tzinfo=timezone.utc)
+
+
+def _delivery_zip(tmp_path: Path, extra: list[tuple[zipfile.ZipInfo | str, bytes]] = ()) -> Path:
+    scene_dir = tmp_path / "src"
+    _write_scene(scene_dir, "20240128_103800_ab12")
+    archive = tmp_path / "order_1234.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in sorted(scene_dir.iterdir()):
+            zf.write(f, f"order_1234/PSScene/{f.name}")
+        for info, data in extra:
+            zf.writestr(info, data)
+    return archive
+
+
+def test_zip_delivery_is_unpacked_once_into_the_target(tmp_path):
+    archive = _delivery_zip(tmp_path)
+    before = archive.read_bytes()
+    scenes = find(archive, extract_to=tmp_path / "deliveries")
+    assert [s.scene_id for s in scenes] == ["20240128_103800_ab12"]
+    folder = tmp_path / "deliveries" / "order_1234"
+    assert scenes[0].files.reflectance.is_relative_to(folder)
+    mtime = scenes[0].files.reflectance.stat().st_mtime_ns
+    assert safe_unzip(archive, tmp_path / "deliveries") == folder  # again: the same folder, nothing rewritten
+    assert scenes[0].files.reflectance.stat().st_mtime_ns == mtime
+    assert archive.read_bytes() == before
+    stack_record, _, clear = scenes[0].load(GRID)
+    assert clear.any() and stack_record.acquired == datetime(2024, 1, 28, 10, 38, tzinfo=timezone.utc)
+
+
+def _symlink_member() -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo("order_1234/PSScene/link.tif")
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    return info
+
+
+@pytest.mark.parametrize("member, needle", [
+    ("../../escaped.txt", "'..'"),
+    ("/tmp/burnscan-absolute.txt", "absolute path"),
+    ("C:/evil.txt", "absolute path"),
+    (_symlink_member(), "symbolic link"),
+])
+def test_hostile_zip_members_are_refused_and_nothing_is_written(tmp_path, member, needle):
+    archive = _delivery_zip(tmp_path, [(member, b"/etc/passwd")])
+    target = tmp_path / "deliveries"
+    with pytest.raises(SceneError) as err:
+        find(archive, extract_to=target)
+    _one_line(err, "order_1234.zip", needle, "refusing")
+    assert not target.exists() or not any(target.iterdir())
+    assert not (tmp_path.parent / "escaped.txt").exists() and not Path("/tmp/burnscan-absolute.txt").exists()
+
+
+def test_zip_bomb_and_damaged_zip_are_refused(tmp_path):
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("big.tif", b"\0" * 300_000_000)  # 300 MB of zeros deflate to ~300 kB
+    with pytest.raises(SceneError) as err:
+        safe_unzip(bomb, tmp_path / "out")
+    _one_line(err, "bomb.zip", "zip bomb")
+    damaged = tmp_path / "damaged.zip"
+    damaged.write_bytes(_delivery_zip(tmp_path).read_bytes()[:-200])
+    with pytest.raises(SceneError) as err:
+        safe_unzip(damaged, tmp_path / "out2")
+    _one_line(err, "damaged.zip")
+    assert not (tmp_path / "out2").exists() or not any((tmp_path / "out2").iterdir())
+
+
+def test_a_zip_is_not_read_in_place(tmp_path):
+    with pytest.raises(SceneError) as err:
+        find(_delivery_zip(tmp_path))
+    _one_line(err, "order_1234.zip", "burnscan add")
+
+
+def test_band_map_and_plain_geotiff(shared_data):
+    assert parse_band_map("B,G,R,NIR,-") == ["b", "g", "r", "nir", None]
+    pre = shared_data / "real" / "s2-calfire-prepost" / "set_a" / "pre_fire" / "5_INCIDENT_20240715.tif"
+    scene = GeoTiffScene(pre, bands=parse_band_map("blue,green,red,nir,swir22"))
+    info = scene.describe()
+    assert info.acquired == datetime(2024, 7, 15, tzinfo=timezone.utc) and info.properties["time_from"].startswith("date in file name")
+    assert info.footprint.contains(info.footprint.centroid) and -120 < info.footprint.centroid.x < -119.5
+    grid = grid_for_bounds((770000, 3960000, 771000, 3961000), "EPSG:32610", 20.0)
+    lon_lat_grid = grid  # 5 INCIDENT lies in UTM 11N, not 10N: a grid there must not overlap
+    with pytest.raises(SceneError) as err:
+        scene.load(lon_lat_grid)
+    _one_line(err, "5_INCIDENT_20240715.tif", "does not overlap")
+    wrong = GeoTiffScene(pre, bands=parse_band_map("blue,green,red,nir"))
+    from pipeline.load import native_grid
+
+    with pytest.raises(SceneError) as err:
+        wrong.load(native_grid(pre, 20.0))
+    _one_line(err, "5_INCIDENT_20240715.tif", "names 4 bands but the file has 5")
+
+
+def test_plain_geotiff_without_a_time_asks_for_one(tmp_path):
+    path = _write_scene(tmp_path, "scene")
+    renamed = tmp_path / "export.tif"
+    os.rename(path, renamed)
+    with pytest.raises(SceneError) as err:
+        GeoTiffScene(renamed, bands=["blue", "green", "red", "nir"]).describe()
+    _one_line(err, "export.tif", "--acquired")
