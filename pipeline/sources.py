@@ -77,12 +77,12 @@ def recognise(path: Path, **options: Any) -> list[SceneSource]:
     ``options`` go to readers that need them: ``bands`` (a band map for plain GeoTIFFs),
     ``acquired`` (their acquisition time) and ``extract_to`` (where a zip is unpacked).
     """
-    from . import geotiff, planet
+    from . import geotiff, landsat, planet, sentinel2
 
     path = Path(path)
     if not path.exists():
         raise SceneError(f"{path}: no such file or folder; give the path of a scene, a delivery folder or a zip")
-    readers = (geotiff, planet) if options.get("bands") else (planet,)
+    readers = (geotiff, planet, sentinel2, landsat) if options.get("bands") else (planet, sentinel2, landsat)
     for reader in readers:
         found = reader.find(path, **options)
         if found:
