@@ -1,0 +1,127 @@
+"""Each real single-date scene through `burnscan add` and `burnscan detect`, paired with a built later scene.
+
+The real fixtures are single dates. Each is registered as it is, then a second scene is built
+from it (a copy of its files, dated later, with a square of its ground turned to char: NIR
+0.06 and SWIR 2.19 um 0.18, the values of a real Sentinel-2 grass-fire scar) and registered
+too. The run must find that square and nothing else: real pixels, real metadata, real quality
+masks, a known answer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from pipeline.cli import main
+
+SQUARE_M = 600.0
+
+
+def _cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _aoi(folder: Path, name: str, lon: float, lat: float, half_m: float, timezone: str) -> Path:
+    dlat, dlon = half_m / 111_320.0, half_m / (111_320.0 * math.cos(math.radians(lat)))
+    ring = [[lon - dlon, lat - dlat], [lon + dlon, lat - dlat], [lon + dlon, lat + dlat], [lon - dlon, lat + dlat], [lon - dlon, lat - dlat]]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.geojson").write_text(json.dumps({
+        "type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
+        "properties": {"display_name": f"{name} (test)", "timezone": timezone, "location_confidence": "test",
+                       "location_source": "around a real test scene"}}))
+    return folder
+
+
+def _char_square(path: Path, out: Path, lon: float, lat: float, values: float) -> None:
+    """Copy a one-band or multi-band raster, writing ``values`` (DN) in a square centred on lon/lat."""
+    with rasterio.open(path) as src:
+        profile, data = src.profile, src.read()
+        x, y = rasterio.warp.transform("EPSG:4326", src.crs, [lon], [lat])
+        row, col = src.index(x[0], y[0])
+        half = max(1, int(round(SQUARE_M / 2 / abs(src.transform.a))))
+        region = (slice(None), slice(row - half, row + half), slice(col - half, col + half))
+        data[region] = np.where(data[region] > 0, np.asarray(values).reshape(-1, 1, 1), 0)
+    with rasterio.open(out, "w", **profile) as dst:
+        dst.write(data)
+
+
+def _detect(capsys, tmp_path, aoi_dir, name, *sets):
+    code, out, err = _cli(capsys, "detect", name, "--data", str(tmp_path / "data"), "--aoi-dir", str(aoi_dir),
+                          "--out", str(tmp_path / "out"), "--no-figures", *(a for s in sets for a in ("--set", s)))
+    assert code == 0, err
+    assert "using the scene catalogue" in err
+    run = Path(out.strip().splitlines()[-1].split("outputs: ")[1])
+    return json.loads((run / "report.json").read_text())
+
+
+def test_real_sentinel2_item_and_a_built_later_scene(shared_data, tmp_path, capsys):
+    source = shared_data / "real" / "rio-tiler-pds-fixtures" / "sentinel2_l2a_29RKH_20200219"
+    lon, lat = -11.45, 24.80
+    later = tmp_path / "later"
+    later.mkdir()
+    for band, dn in (("B04", 500), ("B08", 600), ("B11", 1600), ("B12", 1800)):
+        _char_square(source / f"{band}.tif", later / f"{band}.tif", lon, lat, dn)
+    shutil.copy(source / "SCL.tif", later / "SCL.tif")
+    item = json.loads((source / "S2A_29RKH_20200219_0_L2A.json").read_text())
+    item["id"] = "S2A_29RKH_20200224_0_L2A_BUILT"
+    item["properties"]["datetime"] = "2020-02-24T11:34:25Z"
+    (later / "item.json").write_text(json.dumps(item))
+    aoi_dir = _aoi(tmp_path / "aoi", "sahara", lon, lat, 2500.0, "Africa/El_Aaiun")
+    for path in (source / "S2A_29RKH_20200219_0_L2A.json", later / "item.json"):
+        code, out, err = _cli(capsys, "add", "sahara", str(path), "--data", str(tmp_path / "data"), "--aoi-dir", str(aoi_dir))
+        assert code == 0 and "added: sentinel2-" in out, err
+    report = _detect(capsys, tmp_path, aoi_dir, "sahara", "resolution_m=100", "margin_m=500")
+    assert report["index"] == "nbr" and not report["simulated"]
+    area = report["totals"]["area_ha"]
+    assert report["totals"]["n_polygons"] == 1 and 0.7 * 36 <= area <= 1.3 * 36, area  # a 600 m square is 36 ha
+    assert report["scenes"][1]["scene_id"] == "S2A_29RKH_20200224_0_L2A_BUILT"
+
+
+def test_real_planetscope_scene_and_a_built_later_scene(shared_data, tmp_path, capsys):
+    source = shared_data / "real" / "planetscope-deering-alaska"
+    scene_id = "20160909_213104_0e19"
+    lon, lat = -162.7810, 66.0653  # inside the clipped footprint (most of the rectangle is no data)
+    later = tmp_path / "later"
+    later.mkdir()
+    new_id = "20160912_213104_0e19"
+    _char_square(source / f"{scene_id}_3B_AnalyticMS_SR_clip.tif", later / f"{new_id}_3B_AnalyticMS_SR_clip.tif", lon, lat,
+                 [400, 400, 500, 600])
+    shutil.copy(source / f"{scene_id}_3B_AnalyticMS_DN_udm_clip.tif", later / f"{new_id}_3B_AnalyticMS_DN_udm_clip.tif")
+    meta = json.loads((source / f"{scene_id}_metadata.json").read_text())
+    meta["id"], meta["properties"]["acquired"] = new_id, "2016-09-12T21:31:04Z"
+    (later / f"{new_id}_metadata.json").write_text(json.dumps(meta))
+    aoi_dir = _aoi(tmp_path / "aoi", "deering", lon, lat, 500.0, "America/Nome")
+    code, out, err = _cli(capsys, "add", "deering", str(source), str(later), "--data", str(tmp_path / "data"), "--aoi-dir", str(aoi_dir))
+    assert code == 0 and out.count("added: planet-") == 2, err
+    report = _detect(capsys, tmp_path, aoi_dir, "deering")
+    assert report["index"] == "nir" and report["scenes"][0]["satellite_id"] == "0e19"
+    area = report["totals"]["area_ha"]
+    assert report["totals"]["n_polygons"] == 1 and 0.8 * 36 <= area <= 1.2 * 36, area
+
+
+def test_real_landsat_scene_under_cloud_is_reported_as_unusable(shared_data, tmp_path, capsys):
+    source = shared_data / "real" / "rio-tiler-pds-fixtures" / "landsat8_c2l2_001062_20201031"
+    product = "LC08_L2SP_001062_20201031_20201106_02_T2"
+    later = tmp_path / "later"
+    later.mkdir()
+    later_product = product.replace("20201031_20201106", "20201116_20201122")
+    for f in source.iterdir():
+        shutil.copy(f, later / f.name.replace(product, later_product))
+    mtl = later / f"{later_product}_MTL.json"
+    mtl.write_text(mtl.read_text().replace('"DATE_ACQUIRED": "2020-10-31"', '"DATE_ACQUIRED": "2020-11-16"'))
+    aoi_dir = _aoi(tmp_path / "aoi", "amazonas", -65.2, -2.9, 9000.0, "America/Manaus")
+    code, out, err = _cli(capsys, "add", "amazonas", str(source), str(later), "--data", str(tmp_path / "data"), "--aoi-dir", str(aoi_dir))
+    assert code == 0 and out.count("added: landsat-") == 2, err
+    code, out, _ = _cli(capsys, "scenes", "amazonas", "--data", str(tmp_path / "data"), "--aoi-dir", str(aoi_dir))
+    assert "clear 0%" in out
+    code, out, err = _cli(capsys, "detect", "amazonas", "--data", str(tmp_path / "data"), "--aoi-dir", str(aoi_dir),
+                          "--out", str(tmp_path / "out"), "--set", "resolution_m=600", "--set", "margin_m=0", "--no-figures")
+    assert code == 4 and err.strip().splitlines()[-1].startswith("burnscan: error:") and "add clear scenes" in err
