@@ -104,6 +104,33 @@ def scenes(aoi: str, data_root: Path, aoi_dir: Path) -> None:
 
 
 @cli.command()
+@click.argument("aoi")
+@click.option("--start", required=True, help="First day (YYYY-MM-DD).")
+@click.option("--end", required=True, help="Last day (YYYY-MM-DD).")
+@click.option("--api", default=None, help="STAC API URL (default: Earth Search, Element 84).")
+@click.option("--max-cloud", type=float, default=None, help="Skip items with more scene cloud cover (%) than this.")
+@click.option("--data", "data_root", type=click.Path(path_type=Path), default=Path("data"), show_default=True)
+@click.option("--aoi-dir", type=click.Path(path_type=Path), default=AOI_DIR, show_default=False, help="AOI registry folder.")
+def fetch(aoi: str, start: str, end: str, api: str | None, max_cloud: float | None, data_root: Path, aoi_dir: Path) -> None:
+    """Search a STAC API for Sentinel-2 L2A over AOI, copy the AOI window of each scene, register it."""
+    from datetime import date
+
+    from . import fetch as fetching
+    from .catalogue import add_scenes
+    from .errors import ParameterError
+
+    try:
+        first, last = date.fromisoformat(start), date.fromisoformat(end)
+    except ValueError:
+        raise ParameterError(f"--start {start!r} / --end {end!r}: give days as YYYY-MM-DD") from None
+    area = load_aoi(aoi, aoi_dir)
+    items = fetching.fetch(api or fetching.EARTH_SEARCH, area.geometry, first, last, Path(data_root) / area.name / "sentinel2",
+                           max_cloud=max_cloud, log=lambda m: click.echo(m, err=True))
+    for item_id, what in add_scenes(area, items, data_root=data_root):
+        click.echo(f"{what}: {item_id}")
+
+
+@cli.command()
 def aois() -> None:
     """List the AOI registry."""
     for name in list_aois(AOI_DIR):
