@@ -149,3 +149,10 @@ def test_plain_geotiff_without_a_time_asks_for_one(tmp_path):
     with pytest.raises(SceneError) as err:
         GeoTiffScene(renamed, bands=["blue", "green", "red", "nir"]).describe()
     _one_line(err, "export.tif", "--acquired")
+
+
+def test_superdove_8_band_delivery_names_its_bands(tmp_path):
+    _write_scene(tmp_path, "20240128_103800_24a1", bands=8)
+    record, reflectance, clear = find(tmp_path)[0].load(GRID)
+    assert record.bands == ("coastal_blue", "blue", "green_i", "green", "yellow", "red", "rededge", "nir")
+    assert reflectance.shape[0] == 8 and clear.all() and np.allclose(reflectance[:, clear], 0.3)
