@@ -70,6 +70,7 @@ def test_missing_aoi_names_the_file_and_the_fix(tmp_path):
         ({"type": "Feature", "properties": {}}, "geometry"),
         ({"type": "Feature", "geometry": {"type": "Point", "coordinates": [0, 0]}}, "Point"),
         ({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}}, "self-intersecting"),
+        ({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[-3.8, 13.8], [-3.7, 13.8], [-3.6, 13.8], [-3.8, 13.8]]]}}, "empty"),
         ({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[-10, 0], [10, 0], [10, 20], [-10, 20], [-10, 0]]]}}, "km2"),
         ({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[500000, 1500000], [500100, 1500000], [500100, 1500100], [500000, 1500000]]]}}, "lon/lat"),
     ],
