@@ -131,6 +131,49 @@ def fetch(aoi: str, start: str, end: str, api: str | None, max_cloud: float | No
 
 
 @cli.command()
+@click.argument("aoi")
+@click.argument("polygon_id")
+@click.option("--confirm", "confirm", is_flag=True, help="Confirm the polygon as a burn.")
+@click.option("--reject", "reject", default=None, metavar="REASON", help="Reject the polygon, saying why (e.g. \"cloud shadow\").")
+@click.option("--edit", "edit", default=None, type=click.Path(path_type=Path, exists=True), help="GeoJSON of the corrected outline (lon/lat).")
+@click.option("--by", "by", required=True, help="Reviewer's name, recorded with the decision.")
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), default=None, help="Run the polygon id comes from (default: the latest).")
+@click.option("--out", "out_root", type=click.Path(path_type=Path), default=Path("out"), show_default=True)
+@click.option("--data", "data_root", type=click.Path(path_type=Path), default=Path("data"), show_default=True)
+def review(aoi: str, polygon_id: str, confirm: bool, reject: str | None, edit: Path | None, by: str, run_dir: Path | None,
+           out_root: Path, data_root: Path) -> None:
+    """Record an analyst's decision on POLYGON_ID of AOI; later runs show it on the same polygon."""
+    import json
+
+    import geopandas as gpd
+
+    from .aoi import validate_aoi_name
+    from .errors import OutputError, ParameterError
+    from .review import record_decision, reviews_path
+
+    validate_aoi_name(aoi)
+    chosen = [name for name, flag in (("confirmed", confirm), ("rejected", reject is not None), ("edited", edit is not None)) if flag]
+    if len(chosen) != 1:
+        raise ParameterError("give exactly one of --confirm, --reject REASON or --edit FILE")
+    if run_dir is None:
+        latest = Path(out_root) / aoi / "latest"
+        if not latest.is_file():
+            raise OutputError(f"{latest}: no finished run of {aoi} to review; run burnscan detect {aoi} first or give --run")
+        run_dir = latest.parent / latest.read_text(encoding="utf-8").strip()
+    manifest = json.loads((Path(run_dir) / "manifest.json").read_text(encoding="utf-8"))
+    geojson = sorted(Path(run_dir).glob("burns*.geojson"))
+    if not geojson:
+        raise OutputError(f"{run_dir}: no burns*.geojson in this run folder; give a complete run with --run")
+    edited = None
+    if edit is not None:
+        frame = gpd.read_file(edit)
+        edited = frame.to_crs("EPSG:4326").geometry.union_all() if frame.crs else frame.geometry.union_all()
+    made = record_decision(reviews_path(data_root, aoi), gpd.read_file(geojson[0]), polygon_id, decision=chosen[0], by=by,
+                           run_id=manifest["run_id"], simulated=bool(manifest.get("simulated")), reason=reject or "", edited=edited)
+    click.echo(f"{made.decision}: {made.polygon_id} by {made.by} at {made.at_utc} (kept in {reviews_path(data_root, aoi)})")
+
+
+@cli.command()
 def aois() -> None:
     """List the AOI registry."""
     for name in list_aois(AOI_DIR):

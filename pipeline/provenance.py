@@ -87,6 +87,12 @@ def _settlement_entry(manifest: dict[str, Any]) -> list[tuple[Path, str]]:
     return [(Path(entry["path"]), entry["sha256"])] if entry else []
 
 
+def _reviews_entry(manifest: dict[str, Any]) -> list[tuple[Path, str]]:
+    """The review decisions a run applied, as (path, SHA-256), if any."""
+    entry = manifest.get("reviews_file")
+    return [(Path(entry["path"]), entry["sha256"])] if entry else []
+
+
 def verify_run(run_dir: Path) -> list[str]:
     """Compare every file listed in a run's ``manifest.json`` with its recorded SHA-256.
 
@@ -96,7 +102,7 @@ def verify_run(run_dir: Path) -> list[str]:
 
     manifest = _read_manifest(run_dir)
     expected = [(Path(f["path"]), f["sha256"]) for scene in manifest.get("inputs", []) for f in scene["files"]]
-    expected += _settlement_entry(manifest)
+    expected += _settlement_entry(manifest) + _reviews_entry(manifest)
     expected += [(Path(run_dir) / o["path"], o["sha256"]) for o in manifest.get("outputs", [])]
     problems = []
     for path, digest in expected:
@@ -389,6 +395,10 @@ def _check_inputs(manifest: dict[str, Any], manifest_path: Path) -> tuple[Path, 
         others = len(missing) + len(changed) - 1
         more = f" ({others} other input file(s) also missing or changed)" if others else ""
         raise SceneError(f"{first}: input scene file {what}{more}{_relative_hint(first)}; restore the original files before re-running")
+    for path, digest in _reviews_entry(manifest):  # kept beside the AOI's data, not with the scenes
+        if not path.is_file() or sha256_file(path) != digest:
+            raise SceneError(f"{path}: review decisions changed since the run (SHA-256 differs or missing); "
+                             f"restore that file to re-run, or run burnscan detect for a new run with today's decisions")
     folders = sorted({str(p.parent) for p, _ in files})
     if len(folders) != 1:
         raise SceneError(f"{manifest_path}: inputs lie in {len(folders)} folders ({', '.join(folders)}); a re-run needs one scene folder")
@@ -466,8 +476,10 @@ def rerun(
         out_root = run_dir.parent.parent if run_dir.name not in ("", "..") else resolved.parent.parent
     figures = any(str(o.get("path", "")).startswith("figures/") for o in manifest.get("outputs", []))
     log(f"inputs of {run_dir} match their manifest hashes; re-running {manifest['aoi']} on {scenes_dir}")
+    reviews = manifest.get("reviews_file")
     outcome = run_detect(
         manifest["aoi"], out_root=Path(out_root), overrides=manifest["parameters"], scenes_dir=scenes_dir,
         aoi_dir=aoi_dir, make_figures=figures, log=log,
+        reviews_file=Path(reviews["path"]) if reviews else None, apply_reviews=bool(reviews),
     )
     return compare_runs(run_dir, outcome.run_dir)

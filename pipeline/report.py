@@ -261,17 +261,27 @@ def render_markdown(report: dict[str, Any], *, figures: Sequence[str] = (), max_
             f"| {s['index']} | {s['scene_id']} | {s['acquired']} | {s['satellite_id']} | {s['clear_fraction']:.1%} | "
             f"{shift} | {c.get('residual', 0):.4f} | `{s['sha256'].get('reflectance', '')}` |"
         )
+    review = report.get("review") or {}
+    if review.get("n_reviewed"):
+        machine = review["machine_output"]
+        lines += ["", "## Analyst review", "",
+                  f"The machine output above is unchanged by review: {machine['n_polygons']} polygon(s), {machine['area_ha']:.2f} ha. "
+                  f"{review['n_reviewed']} polygon(s) were reviewed: " + "; ".join(
+                      f"{v['n_polygons']} {k} ({v['area_ha']:.2f} ha)" for k, v in review["by_decision"].items()) + ".", "",
+                  "| polygon | decision | by | when (UTC) | reason |", "|---|---|---|---|---|"]
+        lines += [f"| {d['polygon_id']} | {d['decision']} | {d['by']} | {d['at_utc']} | {d['reason']} |" for d in review["decisions"]]
     if polygons is not None and len(polygons):
         lines += ["", f"## Polygons ({len(polygons)}; index: {report['index']})", ""]
-        lines += ["| id | first seen (UTC) | last clear before (UTC) | area (ha) | mean change | setting | confirmed |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += ["| id | first seen (UTC) | last clear before (UTC) | area (ha) | mean change | setting | confirmed | review |",
+                  "|---|---|---|---|---|---|---|---|"]
         for row in polygons.head(max_rows).itertuples():
+            review_cell = getattr(row, "review", "") or "not reviewed"
             lines.append(
                 f"| {row.polygon_id} | {row.first_seen} | {row.last_clear_before} | {row.area_ha:.4f} | "
-                f"{row.mean_index_change:.3f} | {row.setting} | {'yes' if row.confirmed else 'not yet'} |"
+                f"{row.mean_index_change:.3f} | {row.setting} | {'yes' if row.confirmed else 'not yet'} | {review_cell} |"
             )
         if len(polygons) > max_rows:
-            lines.append(f"| ... {len(polygons) - max_rows} more in the GeoPackage | | | | | | |")
+            lines.append(f"| ... {len(polygons) - max_rows} more in the GeoPackage | | | | | | | |")
     if figures:
         lines += ["", "## Figures", ""] + [f"![{f}]({f})" for f in figures]
     lines += ["", "## Parameters", "", "```"] + [f"{k} = {v}" for k, v in report["parameters"].items()] + ["```"]

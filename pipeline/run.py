@@ -35,6 +35,7 @@ from .perimeter import extent_dates, extent_polygons
 from .polygons import burn_polygons
 from .provenance import git_state, package_versions
 from .report import build_report, render_markdown
+from .review import apply_decisions, read_decisions, review_summary, reviews_path
 from .sources import load_sources, recognise
 from .threshold import ThresholdInfo
 from . import figures as figs
@@ -280,11 +281,15 @@ def run_detect(
     make_figures: bool = True,
     log: Callable[[str], None] = lambda message: None,
     kind: str | None = None,
+    reviews_file: Path | None = None,
+    apply_reviews: bool = True,
 ) -> RunOutcome:
     """Detect and date burns for one AOI and write a complete run folder.
 
     Uses the scenes in ``scenes_dir`` when given, else the AOI's catalogue when it has scenes
     (``kind`` picks one sensor), else the embedded simulated demo; the log says which.
+    Analysts' decisions in ``reviews_file`` (default ``<data>/<aoi>/reviews.json``) are
+    applied to the polygons unless ``apply_reviews`` is False.
     """
     started = datetime.now(timezone.utc)
     clock = time.perf_counter()
@@ -316,12 +321,15 @@ def run_detect(
     try:
         simulated = any(r.simulated for r in records)
         suffix = "_SIMULATED" if simulated else ""
-        polygons = _polygons_with_positions(detection)
+        reviews_file = Path(reviews_file) if reviews_file is not None else reviews_path(data_root, aoi.name)
+        decisions = read_decisions(reviews_file) if apply_reviews else []
+        polygons = apply_decisions(_polygons_with_positions(detection), decisions, simulated=simulated)
         provenance = {"run_id": run_id, **git_state(), "versions": package_versions(), "started_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ")}
         report = build_report(
             aoi=aoi, records=records, quality=detection.quality, polygons=polygons,
             params=params.as_dict(), provenance=provenance, index_name=detection.index_name, extents=detection.extents,
         )
+        report["review"] = review_summary(polygons)
         polygons_4326 = polygons.to_crs("EPSG:4326")
         layers = {"all": polygons}
         if len(detection.extents):
@@ -359,6 +367,8 @@ def run_detect(
             "aoi_file": {"path": str(aoi.path), "sha256": sha256_file(aoi.path) if aoi.path else None},
             "settlement_file": ({"path": str(settlement_file), "sha256": sha256_file(settlement_file)}
                                 if settlement_file else None),
+            "reviews_file": ({"path": str(reviews_file), "sha256": sha256_file(reviews_file)}
+                             if apply_reviews and reviews_file.is_file() else None),
             "inputs": [
                 {"scene_id": r.scene_id, "acquired_utc": r.acquired_utc, "sensor": r.sensor, "satellite_id": r.satellite_id,
                  "simulated": r.simulated, "files": [{"role": role, "path": r.files[role], "sha256": r.sha256[role],

@@ -1,0 +1,110 @@
+"""Review decisions: record, survive a re-run, show in the report, never cross from simulated to real."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+from shapely import affinity
+
+from pipeline import review as rv
+from pipeline.cli import main
+from pipeline.errors import OutputError, ParameterError
+from smallaoi import AOI_NAME, write_small_aoi
+
+
+def _cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _run(capsys, root: Path, aoi_dir: Path) -> Path:
+    code, out, err = _cli(capsys, "detect", AOI_NAME, "--aoi-dir", str(aoi_dir), "--out", str(root / "out"),
+                          "--data", str(root / "data"), "--no-figures")
+    assert code == 0, err
+    return Path(out.strip().splitlines()[-1].split("outputs: ")[1])
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("review")
+    aoi_dir = write_small_aoi(root / "aoi")
+    from pipeline.run import run_detect
+
+    outcome = run_detect(AOI_NAME, out_root=root / "out", data_root=root / "data", aoi_dir=aoi_dir, make_figures=False)
+    return root, aoi_dir, outcome.run_dir
+
+
+def test_reject_then_rerun_shows_the_decision(first_run, capsys):
+    root, aoi_dir, run = first_run
+    burns = gpd.read_file(next(run.glob("burns*.geojson")))
+    target = burns.iloc[0].polygon_id
+    code, out, err = _cli(capsys, "review", AOI_NAME, target, "--reject", "cloud shadow", "--by", "A. Analyst",
+                          "--out", str(root / "out"), "--data", str(root / "data"))
+    assert code == 0 and out.startswith(f"rejected: {target} by A. Analyst"), err
+    again = _run(capsys, root, aoi_dir)
+    report = json.loads((again / "report.json").read_text())
+    review = report["review"]
+    assert review["n_reviewed"] == 1 and review["decisions"][0]["polygon_id"] == target
+    assert review["decisions"][0] | {"at_utc": ""} == {"polygon_id": target, "decision": "rejected", "by": "A. Analyst",
+                                                       "at_utc": "", "reason": "cloud shadow"}
+    assert review["machine_output"]["n_polygons"] == len(burns)  # the machine output is shown unchanged
+    new_burns = gpd.read_file(next(again.glob("burns*.geojson")))
+    assert new_burns.loc[new_burns.polygon_id == target, "review"].tolist() == ["rejected"]
+    assert (new_burns.loc[new_burns.polygon_id != target, "review"].fillna("") == "").all()
+    md = (again / "report.md").read_text()
+    assert "## Analyst review" in md and "cloud shadow" in md and "A. Analyst" in md
+    manifest = json.loads((again / "manifest.json").read_text())
+    assert manifest["reviews_file"]["path"].endswith("reviews.json")
+
+    # a re-run from the manifest reproduces the reviewed outputs, and refuses once the decisions changed
+    code, out, err = _cli(capsys, "rerun", str(again))
+    assert code == 0, err
+    reviews = Path(manifest["reviews_file"]["path"])
+    original = reviews.read_bytes()
+    try:
+        reviews.write_bytes(original.replace(b"cloud shadow", b"smoke"))
+        code, out, err = _cli(capsys, "rerun", str(again))
+        assert code == 4 and "review decisions changed" in err and err.count("\n") == 1
+    finally:
+        reviews.write_bytes(original)
+
+
+def test_a_decision_follows_a_polygon_that_moved_a_little_but_not_a_different_one(first_run):
+    _, _, run = first_run
+    burns = gpd.read_file(next(run.glob("burns*.geojson")))
+    path = run.parent / "decisions-test.json"
+    rv.record_decision(path, burns, burns.iloc[0].polygon_id, decision="confirmed", by="B", run_id="r", simulated=True)
+    moved = burns.copy()
+    moved.loc[0, "geometry"] = affinity.translate(burns.geometry.iloc[0], xoff=0.000005)  # about half a metre
+    applied = rv.apply_decisions(moved, rv.read_decisions(path), simulated=True)
+    assert applied.loc[0, "review"] == "confirmed" and (applied.loc[1:, "review"] == "").all()
+    assert (rv.apply_decisions(burns, rv.read_decisions(path), simulated=False)["review"] == "").all()  # never onto real runs
+
+
+def test_bad_decisions_and_a_crash_while_saving(first_run, tmp_path, monkeypatch, capsys):
+    _, _, run = first_run
+    burns = gpd.read_file(next(run.glob("burns*.geojson")))
+    path = tmp_path / "reviews.json"
+    rv.record_decision(path, burns, burns.iloc[0].polygon_id, decision="confirmed", by="B", run_id="r", simulated=True)
+    before = path.read_bytes()
+    for kwargs, needle in (({"decision": "rejected", "by": "B"}, "reason"), ({"decision": "confirmed", "by": " "}, "--by"),
+                           ({"decision": "maybe", "by": "B"}, "not one of")):
+        with pytest.raises(ParameterError, match=needle):
+            rv.record_decision(path, burns, burns.iloc[0].polygon_id, run_id="r", simulated=True, **kwargs)
+    with pytest.raises(ParameterError, match="not in run"):
+        rv.record_decision(path, burns, "19990101-E1-N1", decision="confirmed", by="B", run_id="r", simulated=True)
+
+    def full_disk(target, body):
+        raise OutputError(f"{target}: disk full (simulated); free disk space")
+
+    monkeypatch.setattr(rv, "write_json", full_disk)
+    with pytest.raises(OutputError):
+        rv.record_decision(path, burns, burns.iloc[1].polygon_id, decision="confirmed", by="B", run_id="r", simulated=True)
+    assert path.read_bytes() == before  # the earlier decisions are intact
+    monkeypatch.undo()
+    code, _, err = _cli(capsys, "review", AOI_NAME, "x", "--confirm", "--reject", "y", "--by", "B", "--out", str(tmp_path / "none"))
+    assert code == 5 and "exactly one of" in err
