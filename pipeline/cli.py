@@ -61,7 +61,8 @@ def detect(aoi: str, out_root: Path, data_root: Path, scenes_dir: Path | None, k
 @click.argument("aoi")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--data", "data_root", type=click.Path(path_type=Path), default=Path("data"), show_default=True, help="Where AOI data and catalogues live.")
-@click.option("--bands", default=None, metavar="MAP", help="Band map of plain GeoTIFFs in file order, e.g. blue,green,red,nir,-,swir22.")
+@click.option("--bands", default=None, metavar="MAP",
+              help="Band map of plain GeoTIFFs in file order, e.g. blue,green,red,nir,-,swir22 (default: the AOI file's band_map).")
 @click.option("--acquired", default=None, metavar="ISO", help="Acquisition time (UTC) of plain GeoTIFFs that do not carry one.")
 @click.option("--aoi-dir", type=click.Path(path_type=Path), default=AOI_DIR, show_default=False, help="AOI registry folder.")
 def add(aoi: str, paths: tuple[Path, ...], data_root: Path, bands: str | None, acquired: str | None, aoi_dir: Path) -> None:
@@ -77,7 +78,9 @@ def add(aoi: str, paths: tuple[Path, ...], data_root: Path, bands: str | None, a
             when = datetime.fromisoformat(acquired.replace("Z", "+00:00"))
         except ValueError:
             raise ParameterError(f"--acquired {acquired!r} is not an ISO 8601 time; give e.g. 2024-01-28T10:38:00Z") from None
-    for item_id, what in add_scenes(load_aoi(aoi, aoi_dir), list(paths), data_root=data_root, bands=bands, acquired=when):
+    area = load_aoi(aoi, aoi_dir)
+    bands = bands or area.properties.get("band_map")  # an AOI file may name the bands of its GeoTIFFs
+    for item_id, what in add_scenes(area, list(paths), data_root=data_root, bands=bands, acquired=when):
         click.echo(f"{what}: {item_id}")
 
 

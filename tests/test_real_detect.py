@@ -38,9 +38,9 @@ def test_real_grass_fire_pair_added_and_detected(shared_data, tmp_path, capsys):
     (aoi_dir / "incident5.geojson").write_text(json.dumps({
         "type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
         "properties": {"display_name": "5 Incident (test)", "timezone": "America/Los_Angeles", "location_confidence": "test",
-                       "location_source": "bounds of the CAL FIRE test pair"},
+                       "location_source": "bounds of the CAL FIRE test pair", "band_map": "blue,green,red,nir,swir22"},
     }))
-    common = ["--data", str(tmp_path / "data"), "--aoi-dir", str(aoi_dir), "--bands", "blue,green,red,nir,swir22"]
+    common = ["--data", str(tmp_path / "data"), "--aoi-dir", str(aoi_dir)]  # the band map comes from the AOI file
     for folder, when in (("pre_fire", "2024-06-01T18:00:00Z"), ("post_fire", "2024-08-30T18:00:00Z")):
         code, out, err = _cli(capsys, "add", "incident5", str(root / folder / f"{EVENT}.tif"), "--acquired", when, *common)
         assert code == 0 and out.startswith("added: geotiff-"), err
