@@ -32,7 +32,7 @@ from .catalogue import catalogue_dir, catalogue_entries, catalogue_sources
 from .load import SceneRecord, read_outline, sha256_file
 from .normalise import BandFit, identity_fits, normalise, wants_normalisation
 from .perimeter import extent_dates, extent_polygons
-from .polygons import burn_polygons
+from .polygons import burn_polygons, kml_placemarks
 from .provenance import git_state, package_versions
 from .report import build_report, render_markdown
 from .review import apply_decisions, read_decisions, review_summary, reviews_path
@@ -341,6 +341,7 @@ def run_detect(
         outputs = [
             write_vector(partial / f"burns{suffix}.gpkg", layers),
             write_vector(partial / f"burns{suffix}.geojson", {"burns": polygons_4326}, driver="GeoJSON"),
+            write_vector(partial / f"burns{suffix}.kml", {"burns": kml_placemarks(polygons_4326, simulated=simulated)}, driver="KML"),
         ]
         figure_names: list[str] = []
         if make_figures:

@@ -108,3 +108,22 @@ def test_bad_decisions_and_a_crash_while_saving(first_run, tmp_path, monkeypatch
     monkeypatch.undo()
     code, _, err = _cli(capsys, "review", AOI_NAME, "x", "--confirm", "--reject", "y", "--by", "B", "--out", str(tmp_path / "none"))
     assert code == 5 and "exactly one of" in err
+
+
+def test_kml_for_google_earth_has_every_polygon_dated_and_labelled(first_run):
+    import xml.etree.ElementTree as ET
+
+    _, _, run = first_run
+    burns = gpd.read_file(next(run.glob("burns*.geojson")))
+    kml = next(run.glob("burns*.kml"))
+    ns = {"k": "http://www.opengis.net/kml/2.2"}
+    marks = ET.parse(kml).getroot().findall(".//k:Placemark", ns)
+    assert len(marks) == len(burns) > 0
+    names = [m.find("k:name", ns).text for m in marks]
+    assert names == [f"SIMULATED {i}" for i in burns.polygon_id]
+    text = marks[0].find("k:description", ns).text
+    first_seen = burns.first_seen.iloc[0].strftime("%Y-%m-%dT%H:%M:%SZ")  # geopandas reads the ISO time back as a Timestamp
+    assert text.startswith("SIMULATED DATA") and first_seen in text and "not visible on the clear scene of" in text
+    ring = marks[0].find(".//k:coordinates", ns).text.split()
+    lon, lat = (float(v) for v in ring[0].split(",")[:2])
+    assert burns.geometry.iloc[0].buffer(1e-6).contains(gpd.points_from_xy([lon], [lat])[0])
