@@ -7,7 +7,7 @@ AOI ?= ogota
 FUZZ_SECONDS ?= 600
 STAMP := $(VENV)/.installed
 
-.PHONY: detect test bench fuzz aois clean-venv
+.PHONY: detect test bench fuzz browser-test aois clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ bench: $(STAMP)
 # Random and mutated scene files for FUZZ_SECONDS; inputs that break a reader are kept in out/fuzz/.
 fuzz: $(STAMP)
 	$(BIN)/python tests/fuzz_readers.py --seconds $(FUZZ_SECONDS) --out out/fuzz
+
+# report.html in a real headless browser: Debian's chromium (installed here if missing; needs root and apt).
+browser-test: $(STAMP)
+	@command -v chromium >/dev/null || apt-get install -y --no-install-recommends chromium
+	$(BIN)/python -m pytest tests/test_html_report.py
 
 aois: $(STAMP)
 	$(BIN)/burnscan aois

@@ -34,6 +34,7 @@ from .normalise import BandFit, identity_fits, normalise, wants_normalisation
 from .perimeter import extent_dates, extent_polygons
 from .polygons import burn_polygons, kml_placemarks
 from .provenance import git_state, package_versions
+from .html_report import render_html
 from .report import build_report, render_markdown
 from .review import apply_decisions, read_decisions, review_summary, reviews_path
 from .sources import load_sources, recognise
@@ -353,6 +354,8 @@ def run_detect(
                 figure_names.append(f"figures/{fname}")
         outputs.append(write_json(partial / "report.json", report))
         outputs.append(write_text(partial / "report.md", render_markdown(report, figures=figure_names, polygons=polygons)))
+        pngs = {name: (partial / name).read_bytes() for name in figure_names}
+        outputs.append(write_text(partial / "report.html", render_html(report, figures=pngs, polygons=polygons)))
         finished = datetime.now(timezone.utc)
         manifest = {
             "run_id": run_id,

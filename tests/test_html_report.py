@@ -1,0 +1,58 @@
+"""report.html: one self-contained page; checked as a file, and in headless Chromium where one is installed."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib import image as mpimg
+
+from pipeline.run import run_detect
+from smallaoi import AOI_NAME, write_small_aoi
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("html")
+    outcome = run_detect(AOI_NAME, out_root=root / "out", data_root=root / "data", aoi_dir=write_small_aoi(root / "aoi"))
+    return outcome.run_dir / "report.html"
+
+
+def test_report_html_is_self_contained_and_complete(page):
+    html = page.read_text(encoding="utf-8")
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)  # nothing fetched from the network
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    figures = sorted((page.parent / "figures").glob("*.png"))
+    assert len(images) == len(figures) > 0  # every figure of the run is embedded
+    for data in images:
+        pixels = mpimg.imread(io.BytesIO(base64.b64decode(data)), format="png")
+        assert pixels.ndim == 3 and pixels.shape[0] > 200 and np.std(pixels) > 0.05  # decodes, and is not blank
+    order = [html.index(s) for s in ("SIMULATED DATA: every scene", 'class="summary"', "Date by date", "Polygons (",
+                                     "Scenes and their quality", "Parameters", "Provenance")]
+    assert order == sorted(order)  # summary first, provenance last
+    assert "not visible on the clear scene of" in html and "ha burned in the AOI" in html
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed; `make browser-test` installs Debian's chromium and runs this")
+def test_report_html_in_headless_chromium(page, tmp_path):
+    common = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000", "--enable-logging=stderr", "--v=0"]
+    dom = subprocess.run([*common, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    images = re.search(r'data-images="(\d+)/(\d+)"', dom.stdout)
+    assert images and images.group(1) == images.group(2) != "0", dom.stderr[-2000:]
+    console_errors = [line for line in dom.stderr.splitlines() if "CONSOLE" in line and ("Uncaught" in line or "Error" in line)]
+    assert console_errors == []
+    shot = tmp_path / "report.png"
+    subprocess.run([*common, f"--screenshot={shot}", "--window-size=1200,1600", page.as_uri()], capture_output=True, timeout=120)
+    pixels = mpimg.imread(shot)
+    assert pixels.std() > 0.02  # not a blank page
+    out = Path(__file__).resolve().parent.parent / "out" / "screenshots"
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy(shot, out / "report_html.png")
