@@ -19,6 +19,7 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import geopandas as gpd
+import matplotlib
 import numpy as np
 import xarray as xr
 from matplotlib import patheffects
@@ -35,7 +36,8 @@ from shapely.geometry.base import BaseGeometry
 
 from .errors import ParameterError, SceneError
 
-__all__ = ["Stretch", "SIMULATED_LABEL", "false_colour", "joint_stretch", "before_after_figure", "overlay_figure"]
+__all__ = ["Stretch", "SIMULATED_LABEL", "false_colour", "joint_stretch", "before_after_figure", "overlay_figure", "change_map_figure",
+           "timeline_figure"]
 
 Stretch = tuple[tuple[float, float], tuple[float, float], tuple[float, float]]
 """(low, high) reflectance per displayed channel R, G, B = NIR, red, green."""
@@ -469,4 +471,125 @@ def _compose(panels: list[_Panel], stretch: Stretch, width_in: float, *, title: 
                    bbox_to_anchor=(0.5, (caption_h + legend_h) / height), handlelength=2.5, columnspacing=1.5)
     fig.text(0.15 / width_in, (caption_h - 0.05) / height, "\n".join(caption_lines), ha="left", va="top",
              fontsize=_FONT, gid="caption")
+    return fig
+
+
+def change_map_figure(
+    delta: xr.DataArray,
+    *,
+    seed_threshold: float,
+    grow_threshold: float,
+    background: float,
+    index_name: str,
+    title: str,
+    caption: str,
+    simulated: bool,
+    aoi_outline: BaseGeometry | None = None,
+    polygons_new: gpd.GeoDataFrame | None = None,
+) -> Figure:
+    """One date's burn-index change (positive = more burned) with its colour bar and thresholds.
+
+    ``delta`` is on the analysis grid (``crs`` attr); unobserved pixels (NaN) are grey. The
+    colour bar marks the background and the two thresholds the burn mask was drawn with, so
+    a reader sees how far above the noise each burn stands.
+    """
+    values = delta.values.astype(np.float32)
+    extent, origin = _extent(delta)
+    crs = str(delta.attrs.get("crs") or "CRS not recorded")
+    finite = values[np.isfinite(values)]
+    top = float(max(seed_threshold * 2, np.percentile(finite, 99.5) if finite.size else seed_threshold * 2))
+    bottom = float(min(background - (top - background) / 4, np.percentile(finite, 0.5) if finite.size else 0.0))
+    width_in = _SINGLE_WIDTH_IN + 1.0
+    title_lines = _wrap(f"{SIMULATED_LABEL} \u2014 {title}" if simulated else title, width_in - 0.3, _TITLE_FONT, em=0.65)
+    caption_lines = _wrap(caption, width_in - 0.3, _FONT)
+    line = lambda size: size * 1.3 / 72  # noqa: E731
+    aspect = min(3.0, max(0.2, (extent[3] - extent[2]) / (extent[1] - extent[0])))
+    panel_w = width_in - 0.62 - 1.1
+    panel_h = panel_w * aspect
+    top_h = 0.25 + len(title_lines) * line(_TITLE_FONT)
+    caption_h = len(caption_lines) * line(_FONT) + 0.15
+    height = top_h + panel_h + 0.45 + caption_h
+    fig = Figure(figsize=(width_in, height), dpi=_DPI)
+    FigureCanvasAgg(fig)
+    fig.text(0.5, 1 - 0.1 / height, "\n".join(title_lines), ha="center", va="top", fontsize=_TITLE_FONT, weight="bold",
+             color="red" if simulated else "black")
+    ax = fig.add_axes((0.62 / width_in, (caption_h + 0.45) / height, panel_w / width_in, panel_h / height))
+    cmap = matplotlib.colormaps["magma_r"].with_extremes(bad="0.8")
+    image = ax.imshow(np.ma.masked_invalid(values), extent=extent, origin=origin, cmap=cmap, vmin=bottom, vmax=top,
+                      interpolation="nearest")
+    if aoi_outline is not None:
+        _outline(ax, [aoi_outline], _AOI_COLOUR, "-", "aoi")
+    if polygons_new is not None and len(polygons_new):
+        _outline(ax, polygons_new.geometry, "cyan", "-", "polygons_new")
+    ax.set_xlim(extent[0], extent[1])
+    ax.set_ylim(extent[2], extent[3])
+    _frame(ax, extent, crs, ylabel=True)
+    if simulated:
+        _stamp_simulated(ax)
+    cax = fig.add_axes(((0.62 + panel_w + 0.15) / width_in, (caption_h + 0.45) / height, 0.15 / width_in, panel_h / height))
+    bar = fig.colorbar(image, cax=cax)
+    bar.ax.tick_params(labelsize=_FONT)
+    bar.set_label(f"change in {index_name.upper()} (burn direction up)", fontsize=_FONT)
+    for value, style, name in ((background, ":", "background"), (background + grow_threshold, "--", "grow"),
+                               (background + seed_threshold, "-", "seed")):
+        if bottom <= value <= top:
+            bar.ax.axhline(value, color="cyan", linestyle=style, linewidth=1.5)
+            bar.ax.text(1.6, value, name, transform=bar.ax.get_yaxis_transform(), fontsize=_FONT - 1, va="center")
+    fig.text(0.15 / width_in, (caption_h - 0.05) / height, "\n".join(caption_lines), ha="left", va="top", fontsize=_FONT,
+             gid="caption")
+    return fig
+
+
+def timeline_figure(
+    times: list[datetime],
+    *,
+    settlement_ha: list[float],
+    other_ha: list[float],
+    clear_fraction: list[float],
+    usable: list[bool],
+    title: str,
+    caption: str,
+    simulated: bool,
+    tz_name: str = "UTC",
+) -> Figure:
+    """Burned area first seen on each acquisition (settlement and other burns apart), with how clear each was.
+
+    Bars stand on the acquisition dates; the line is the share of the AOI seen clear, and an
+    unusable acquisition (cloud, no match) is marked with a cross: no bar there means "not
+    seen", not "not burned".
+    """
+    width_in = _PAIR_WIDTH_IN
+    caption_lines = _wrap(caption, width_in - 0.3, _FONT)
+    height = 2.9 + len(caption_lines) * _FONT * 1.3 / 72
+    fig = Figure(figsize=(width_in, height), dpi=_DPI)
+    FigureCanvasAgg(fig)
+    caption_h = len(caption_lines) * _FONT * 1.3 / 72 + 0.15
+    axes_bottom, axes_h = caption_h + 0.55, 1.55
+    ax = fig.add_axes((0.75 / width_in, axes_bottom / height, (width_in - 1.6) / width_in, axes_h / height))
+    x = np.arange(len(times))
+    ax.bar(x, settlement_ha, color="#b2182b", label="in the settlement")
+    ax.bar(x, other_ha, bottom=settlement_ha, color="#ef8a62", label="outside (fields, bush)")
+    ax.set_ylabel("new burned area (ha)", fontsize=_FONT)
+    zone = ZoneInfo(tz_name)
+    ax.set_xticks(x, [f"{t:%d %b %H:%M} UTC\n{t.astimezone(zone):%H:%M} local" for t in times], fontsize=_FONT - 1)
+    ax.tick_params(labelsize=_FONT)
+    clear_ax = ax.twinx()
+    clear_ax.plot(x, np.asarray(clear_fraction) * 100, "o-", color="#2166ac", label="AOI seen clear (%)")
+    bad = [i for i, ok in enumerate(usable) if not ok]
+    clear_ax.plot(bad, [np.asarray(clear_fraction)[i] * 100 for i in bad], "x", color="black", markersize=9,
+                  label="not usable (cloud, no match)")
+    clear_ax.set_ylim(0, 105)
+    clear_ax.set_ylabel("AOI seen clear (%)", fontsize=_FONT)
+    clear_ax.tick_params(labelsize=_FONT)
+    handles = ax.get_legend_handles_labels()[0] + clear_ax.get_legend_handles_labels()[0]
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=_FONT - 1, frameon=False,
+               bbox_to_anchor=(0.5, (axes_bottom + axes_h + 0.02) / height))
+    full_title = f"{SIMULATED_LABEL} \u2014 {title}" if simulated else title
+    fig.text(0.5, 1 - 0.08 / height, full_title, ha="center", va="top", fontsize=_TITLE_FONT, weight="bold",
+             color="red" if simulated else "black")
+    if simulated:
+        ax.text(0.5, 0.5, SIMULATED_LABEL, transform=ax.transAxes, ha="center", va="center", rotation=15,
+                fontsize=_SIM_FONT * 1.4, weight="bold", color="red", alpha=0.3)
+    fig.text(0.15 / width_in, (caption_h - 0.05) / height, "\n".join(caption_lines), ha="left", va="top", fontsize=_FONT,
+             gid="caption")
     return fig

@@ -62,9 +62,10 @@ def render_html(report: Mapping[str, Any], *, figures: Mapping[str, bytes], poly
                      f"{escape(str(aoi['location_source']))}).</p>")
     for extent in report.get("burned_extent", []):
         parts.append(f"<p>{escape(extent['statement'])}</p>")
-    if "overview.png" in {n.split("/")[-1].replace("_SIMULATED", "") for n in figures}:
-        overview = next(n for n in figures if n.split("/")[-1].replace("_SIMULATED", "") == "overview.png")
-        parts.append(_figure(overview, figures[overview]))
+    for general in ("overview.png", "timeline.png"):
+        for name in figures:
+            if name.split("/")[-1].replace("_SIMULATED", "") == general:
+                parts.append(_figure(name, figures[name]))
 
     parts.append("<h2>Date by date</h2>")
     for reading in report["readings"]:

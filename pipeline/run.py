@@ -257,7 +257,37 @@ def _figures(detection: Detection, aoi_outline: Any, credit: str, simulated: boo
             after, polygons_new=new, polygons_earlier=earlier, after_clear=after_clear,
             title=f"Burn marks first visible on {after_rec.acquired:%Y-%m-%d %H:%M} UTC", **common,
         )
+        info = detection.thresholds[t]
+        if info is not None and len(new):
+            out[f"{stamp}_change.png"] = figs.change_map_figure(
+                detection.change["delta"].isel(time=t).assign_attrs(crs=detection.grid.crs),
+                seed_threshold=info.seed_threshold, grow_threshold=info.grow_threshold, background=info.background,
+                index_name=detection.index_name, polygons_new=new, aoi_outline=aoi_outline, simulated=simulated,
+                title=f"Burn-index change to {after_rec.acquired:%Y-%m-%d %H:%M} UTC, with the thresholds used",
+                caption=(f"Change of {detection.index_name.upper()} between each pixel's last clear observation and "
+                         f"{after_rec.scene_id} ({format_time(after_rec.acquired, tz_name)}); grey: not observed. Seeds of the "
+                         f"burn mask exceed 'seed', burns grow down to 'grow' (background {info.background:+.3f}, noise "
+                         f"{info.noise_sigma:.3f}). Outlined: new burn polygons. {credit}."),
+            )
     return out
+
+
+def _timeline(detection: Detection, polygons: gpd.GeoDataFrame, simulated: bool, tz_name: str) -> Any:
+    """New burned area per acquisition, settlement and other burns apart, with each scene's clear share."""
+    from .report import format_time
+
+    records = detection.all_records
+    by = {s: [float(polygons.loc[(polygons["first_seen_index"] == i) & (polygons["setting"] == s), "area_ha"].sum())
+              if len(polygons) else 0.0 for i in range(len(records))] for s in ("settlement", "outside", "unknown")}
+    return figs.timeline_figure(
+        [r.acquired for r in records], settlement_ha=by["settlement"],
+        other_ha=[o + u for o, u in zip(by["outside"], by["unknown"])],
+        clear_fraction=[q["clear_fraction"] for q in detection.quality], usable=[bool(q["usable"]) for q in detection.quality],
+        title="Burned area first seen on each acquisition", simulated=simulated, tz_name=tz_name,
+        caption=(f"From {records[0].scene_id} ({format_time(records[0].acquired, tz_name)}) to {records[-1].scene_id} "
+                 f"({format_time(records[-1].acquired, tz_name)}). A bar is the area first visible on that scene; "
+                 f"no bar on a cloudy or unusable scene means not seen, not unburned."),
+    )
 
 
 def _settlement_outline(aoi: Aoi, scenes_dir: Path, crs: str) -> tuple[BaseGeometry | None, Path | None]:
@@ -348,7 +378,9 @@ def run_detect(
         if make_figures:
             credit = IMAGERY_CREDIT_SIMULATED if simulated else "Imagery: see scene ids; credit the provider"
             aoi_outline = aoi.projected(analysis_grid.crs)
-            for name, fig in _figures(detection, aoi_outline, credit, simulated, report["aoi"]["timezone"]).items():
+            figures = _figures(detection, aoi_outline, credit, simulated, report["aoi"]["timezone"])
+            figures["timeline.png"] = _timeline(detection, polygons, simulated, report["aoi"]["timezone"])
+            for name, fig in figures.items():
                 fname = name.replace(".png", f"{suffix}.png")
                 outputs.append(save_figure(partial / "figures" / fname, fig))
                 figure_names.append(f"figures/{fname}")

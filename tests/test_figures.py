@@ -169,3 +169,31 @@ def test_errors_name_the_problem(before, after, polygons):
     with pytest.raises(ParameterError, match="same grid"):  # right shape, but shifted one pixel east
         overlay_figure(after, polygons_new=polygons, after_clear=xr.ones_like(after.isel(band=0), dtype=bool)
                        .assign_coords(x=after.x + RES), title="t", caption="c", simulated=False)
+
+
+def test_change_map_marks_its_thresholds_and_timeline_marks_unusable_scenes():
+    from datetime import datetime, timezone
+
+    from pipeline.figures import change_map_figure, timeline_figure
+
+    delta = np.zeros((60, 80), np.float32)
+    delta[20:30, 20:40] = 0.2
+    delta[:5] = np.nan  # not observed
+    x = 500000 + 3 * np.arange(80) + 1.5
+    y = 1500000 - 3 * np.arange(60) - 1.5
+    da = xr.DataArray(delta, dims=("y", "x"), coords={"y": y, "x": x}, attrs={"crs": "EPSG:32630"})
+    fig = change_map_figure(da, seed_threshold=0.08, grow_threshold=0.04, background=0.0, index_name="nir",
+                            title="t", caption="the caption", simulated=True)
+    bar = fig.axes[-1]
+    assert sorted(round(line.get_ydata()[0], 3) for line in bar.lines) == [0.0, 0.04, 0.08]
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts] + [t.get_text() for t in fig.texts]
+    assert "SIMULATED DATA" in texts and "the caption" in texts
+    times = [datetime(2024, 1, d, 10, 38, tzinfo=timezone.utc) for d in (26, 27, 28)]
+    fig = timeline_figure(times, settlement_ha=[0, 0, 3.5], other_ha=[0, 0.5, 0], clear_fraction=[1.0, 0.3, 0.99],
+                          usable=[True, False, True], title="t", caption="c", simulated=False, tz_name="Africa/Bamako")
+    ax, clear_ax = fig.axes
+    heights = [round(p.get_height(), 2) for p in ax.patches]
+    assert heights == [0, 0, 3.5, 0, 0.5, 0]  # settlement bars, then the outside bars stacked on them
+    crosses = [line for line in clear_ax.lines if line.get_marker() == "x"]
+    assert list(crosses[0].get_xdata()) == [1]  # the unusable 27 January scene is marked
+    assert all("SIMULATED" not in t.get_text() for t in fig.texts)
