@@ -36,7 +36,7 @@ from shapely.geometry.base import BaseGeometry
 
 from .errors import ParameterError, SceneError
 
-__all__ = ["Stretch", "SIMULATED_LABEL", "false_colour", "joint_stretch", "before_after_figure", "overlay_figure", "change_map_figure",
+__all__ = ["Stretch", "SIMULATED_LABEL", "NATURAL_BANDS", "false_colour", "joint_stretch", "before_after_figure", "overlay_figure", "change_map_figure",
            "timeline_figure"]
 
 Stretch = tuple[tuple[float, float], tuple[float, float], tuple[float, float]]
@@ -48,6 +48,7 @@ SIMULATED_LABEL = "SIMULATED DATA"
 # Colour infrared: vegetation reflects NIR strongly and shows red; ash and charred ground
 # are dark in NIR as in red, so burns show dark against it.
 _CIR_BANDS = ("nir", "red", "green")
+NATURAL_BANDS = ("red", "green", "blue")  # natural colour, for readers who do not read infrared composites
 _PERCENTILES = (2.0, 98.0)
 _NAN_GREY = 0.5
 _NEW_COLOUR, _EARLIER_COLOUR, _AOI_COLOUR = "#ffe119", "#42d4f4", "white"
@@ -55,10 +56,29 @@ _NEW_COLOUR, _EARLIER_COLOUR, _AOI_COLOUR = "#ffe119", "#42d4f4", "white"
 _HALO = [patheffects.withStroke(linewidth=2.6, foreground="black")]
 _HATCH = "////"
 _MAX_LABELS = 8
+_MAX_TICKS = 8
 _CM = 1 / 2.54
-_PAIR_WIDTH_IN, _SINGLE_WIDTH_IN, _DPI = 16 * _CM, 10 * _CM, 200
-# Sizes in points at the figure's own width; 7 pt stays legible when a panel is printed 8 cm wide.
-_FONT, _PANEL_FONT, _TITLE_FONT, _SIM_FONT = 7.0, 7.5, 9.0, 11.0
+_SINGLE_WIDTH_IN, _DPI = 8 * _CM, 300
+# A finding is often printed in one 8 cm column. Text sizes below are points as printed at
+# that width; a wider figure scales them (and its margins) by width / 8 cm, so that shrunk to
+# one column its smallest text still prints at MIN_PRINT_PT or more.
+PRINT_WIDTH_CM, MIN_PRINT_PT = 8.0, 6.0
+_FONT, _PANEL_FONT, _TITLE_FONT, _SIM_FONT = 6.5, 6.5, 8.0, 9.0
+
+
+class _Type(NamedTuple):
+    """Text sizes (points) and the layout scale ``k`` of a figure ``k`` times the print column."""
+
+    k: float
+    font: float
+    panel: float
+    title: float
+    sim: float
+
+
+def _type(width_in: float) -> _Type:
+    k = max(1.0, width_in / (PRINT_WIDTH_CM * _CM))
+    return _Type(k, _FONT * k, _PANEL_FONT * k, _TITLE_FONT * k, _SIM_FONT * k)
 
 
 def false_colour(scene: xr.DataArray, *, stretch: Stretch | None = None) -> tuple[np.ndarray, Stretch]:
@@ -88,7 +108,7 @@ def false_colour(scene: xr.DataArray, *, stretch: Stretch | None = None) -> tupl
     return _to_rgb(planes, stretch), stretch
 
 
-def joint_stretch(*scenes: xr.DataArray) -> Stretch:
+def joint_stretch(*scenes: xr.DataArray, bands: tuple[str, str, str] = _CIR_BANDS) -> Stretch:
     """One stretch over several scenes, so a colour change between them is a change of ground.
 
     Per-scene stretches would rescale each date on its own and could make an unchanged field
@@ -106,7 +126,7 @@ def joint_stretch(*scenes: xr.DataArray) -> Stretch:
     """
     if not scenes:
         raise ParameterError("joint_stretch() needs at least one scene; pass the before and after scenes")
-    return _stretch_of([_cir(s) for s in scenes])
+    return _stretch_of([_cir(s, bands) for s in scenes])
 
 
 def before_after_figure(
@@ -123,8 +143,9 @@ def before_after_figure(
     polygons_earlier: gpd.GeoDataFrame | None = None,
     stretch: Stretch | None = None,
     tz_name: str = "UTC",
+    bands: tuple[str, str, str] = _CIR_BANDS,
 ) -> Figure:
-    """Before and after scenes side by side in false colour, on one shared stretch.
+    """Before above after, in false colour (or the ``bands`` given), on one shared stretch.
 
     Parameters
     ----------
@@ -150,21 +171,25 @@ def before_after_figure(
     tz_name
         IANA time zone of the AOI for the local times in the panel titles (Mali,
         ``"Africa/Bamako"``, keeps UTC all year, as does the default).
+    bands
+        The three bands shown as red, green, blue: colour infrared by default,
+        :data:`NATURAL_BANDS` for natural colour.
 
     Returns
     -------
     Figure
-        16 cm wide at 200 dpi, on an Agg canvas; the caller saves it. The north arrow
+        8 cm wide (one print column), before above after, at 300 dpi, on an Agg
+        canvas; the caller saves it. The north arrow
         points to grid north of the scenes' CRS.
     """
     _check_crs(before, after.attrs.get("crs"), "the before scene")
-    planes = [_cir(before), _cir(after)]
+    planes = [_cir(before, bands), _cir(after, bands)]
     masks = [_mask(before_clear, before, "before_clear"), _mask(after_clear, after, "after_clear")]
     if stretch is None:
         stretch = _stretch_of([p if m is None else np.where(m, p, np.nan) for p, m in zip(planes, masks)])
     panels = [_Panel("Before", before, planes[0], masks[0]),
               _Panel("After", after, planes[1], masks[1], polygons_new, polygons_earlier)]
-    return _compose(panels, _checked(stretch), _PAIR_WIDTH_IN, title=title, caption=caption,
+    return _compose(panels, _checked(stretch), _SINGLE_WIDTH_IN, title=title, caption=caption,
                     simulated=simulated, aoi_outline=aoi_outline, tz_name=tz_name)
 
 
@@ -184,7 +209,7 @@ def overlay_figure(
     """The after scene in false colour with the burned-area polygons outlined.
 
     Parameters are those of :func:`before_after_figure`; pass the stretch it used to show
-    both figures of one date in identical colours. The figure is 10 cm wide at 200 dpi.
+    both figures of one date in identical colours. The figure is 8 cm wide (one print column) at 300 dpi.
     """
     planes = _cir(after)
     mask = _mask(after_clear, after, "after_clear")
@@ -195,18 +220,18 @@ def overlay_figure(
                     simulated=simulated, aoi_outline=aoi_outline, tz_name=tz_name)
 
 
-def _cir(scene: xr.DataArray) -> np.ndarray:
-    """NIR, red and green planes as a ``(3, H, W)`` array."""
+def _cir(scene: xr.DataArray, bands: tuple[str, str, str] = _CIR_BANDS) -> np.ndarray:
+    """The three planes shown as red, green, blue (NIR, red, green by default) as a ``(3, H, W)`` array."""
     sid = scene.attrs.get("scene_id", "?")
     names = [str(b) for b in scene["band"].values] if "band" in scene.coords else []
-    missing = [b for b in _CIR_BANDS if b not in names]
+    missing = [b for b in bands if b not in names]
     if missing:
         raise SceneError(f"scene {sid!r} lacks band(s) {missing} (has {names}); "
-                         "a false-colour figure needs nir, red and green: load those bands too")
+                         f"this composite needs {', '.join(bands)}: load those bands too")
     if scene.sizes.get("x", 0) < 2 or scene.sizes.get("y", 0) < 2 or not np.all(np.diff(scene["x"].values) > 0):
         raise SceneError(f"scene {sid!r} needs at least 2x2 pixels and eastings increasing along x; "
                          "pass the scene as loaded onto the analysis grid")
-    return scene.sel(band=list(_CIR_BANDS)).transpose("band", "y", "x").values.astype(np.float32)
+    return scene.sel(band=list(bands)).transpose("band", "y", "x").values.astype(np.float32)
 
 
 def _stretch_of(planes: list[np.ndarray]) -> Stretch:
@@ -304,9 +329,9 @@ def _rings(geom: BaseGeometry | None) -> list[np.ndarray]:
     return [np.asarray(r.coords)[:, :2] for r in (geom.exterior, *geom.interiors)]
 
 
-def _outline(ax, geoms, colour: str, style: str, gid: str) -> None:
+def _outline(ax, geoms, colour: str, style: str, gid: str, k: float = 1.0) -> None:
     rings = [r for g in geoms for r in _rings(g)]
-    ax.add_collection(LineCollection(rings, colors=colour, linewidths=1.2, linestyles=style,
+    ax.add_collection(LineCollection(rings, colors=colour, linewidths=1.2 * k, linestyles=style,
                                      path_effects=_HALO, gid=gid, zorder=4), autolim=False)
 
 
@@ -331,35 +356,34 @@ class _Km(Formatter):
         return f"{x / 1000:.{self.decimals}f}"
 
 
-def _frame(ax, extent, crs: str, ylabel: bool) -> None:
+def _frame(ax, extent, crs: str, ty: _Type) -> None:
     """Scale bar, north arrow and easting/northing in km."""
     length = _nice_length(extent[1] - extent[0])
     label = f"{length / 1000:g} km" if length >= 1000 else f"{length:g} m"
     bar = AnchoredSizeBar(ax.transData, length, label, "lower left", pad=0.3, borderpad=0.4, sep=2,
                           size_vertical=(extent[3] - extent[2]) / 80, frameon=True,
-                          fontproperties=FontProperties(size=_FONT))
+                          fontproperties=FontProperties(size=ty.font))
     bar.patch.set_alpha(0.8)
     ax.add_artist(bar)
     # Fixed length in points, so the arrow looks the same on a tall panel as on a wide one.
-    ax.annotate("N", xy=(0.93, 0.05), xycoords="axes fraction", xytext=(0, 26), textcoords="offset points",
-                ha="center", va="bottom", fontsize=8, weight="bold", color="white", path_effects=_HALO,
-                arrowprops=dict(arrowstyle="<|-", color="white", lw=1.5, shrinkA=1, shrinkB=0, path_effects=_HALO))
+    ax.annotate("N", xy=(0.93, 0.05), xycoords="axes fraction", xytext=(0, 26 * ty.k), textcoords="offset points",
+                ha="center", va="bottom", fontsize=ty.font * 1.2, weight="bold", color="white", path_effects=_HALO,
+                arrowprops=dict(arrowstyle="<|-", color="white", lw=1.5 * ty.k, shrinkA=1, shrinkB=0, path_effects=_HALO))
     for axis in (ax.xaxis, ax.yaxis):
         axis.set_major_locator(MaxNLocator(4, steps=[1, 2, 5, 10]))
         axis.set_major_formatter(_Km())
-    ax.tick_params(labelsize=_FONT, length=3, pad=2)
-    ax.set_xlabel(f"Easting (km, {crs})", fontsize=_FONT, labelpad=2)
-    if ylabel:
-        ax.set_ylabel(f"Northing (km, {crs})", fontsize=_FONT, labelpad=2)
+    ax.tick_params(labelsize=ty.font, length=3 * ty.k, pad=2 * ty.k)
+    ax.set_xlabel(f"Easting (km, {crs})", fontsize=ty.font, labelpad=2 * ty.k)
+    ax.set_ylabel(f"Northing (km, {crs})", fontsize=ty.font, labelpad=2 * ty.k)
 
 
-def _stamp_simulated(ax) -> None:
+def _stamp_simulated(ax, ty: _Type) -> None:
     """A boxed label at the top and a watermark across the middle, which survives cropping."""
-    ax.text(0.5, 0.97, SIMULATED_LABEL, transform=ax.transAxes, ha="center", va="top", fontsize=_SIM_FONT,
+    ax.text(0.5, 0.97, SIMULATED_LABEL, transform=ax.transAxes, ha="center", va="top", fontsize=ty.sim,
             weight="bold", color="red", zorder=10,
-            bbox=dict(boxstyle="square,pad=0.3", facecolor="white", edgecolor="red", linewidth=1.5))
+            bbox=dict(boxstyle="square,pad=0.3", facecolor="white", edgecolor="red", linewidth=1.5 * ty.k))
     ax.text(0.5, 0.5, SIMULATED_LABEL, transform=ax.transAxes, ha="center", va="center", rotation=30,
-            fontsize=_SIM_FONT * 1.6, weight="bold", color="red", alpha=0.35, zorder=9)
+            fontsize=ty.sim * 1.6, weight="bold", color="red", alpha=0.35, zorder=9)
 
 
 def _wrap(text: str, width_in: float, size: float, *, em: float = 0.55) -> list[str]:
@@ -378,24 +402,31 @@ class _Panel(NamedTuple):
     earlier: gpd.GeoDataFrame | None = None
 
 
-def _legend_handles(panels: list[_Panel], aoi_outline: BaseGeometry | None) -> list:
+def _legend_handles(panels: list[_Panel], aoi_outline: BaseGeometry | None, k: float) -> list:
     new, earlier, handles = panels[-1].new, panels[-1].earlier, []
     if new is not None:
-        handles.append(Line2D([], [], color=_NEW_COLOUR, lw=1.2, path_effects=_HALO,
+        handles.append(Line2D([], [], color=_NEW_COLOUR, lw=1.2 * k, path_effects=_HALO,
                               label=f"burned, first seen this date ({len(new)})"))
     if earlier is not None:
-        handles.append(Line2D([], [], color=_EARLIER_COLOUR, lw=1.2, ls="--", path_effects=_HALO,
+        handles.append(Line2D([], [], color=_EARLIER_COLOUR, lw=1.2 * k, ls="--", path_effects=_HALO,
                               label=f"burned, seen on an earlier date ({len(earlier)})"))
     if any(p.mask is not None and not p.mask.all() for p in panels):
         handles.append(Patch(facecolor="0.85", edgecolor="0.2", hatch=_HATCH,
                              label="not observed (cloud, shadow, no data)"))
     if aoi_outline is not None:
-        handles.append(Line2D([], [], color=_AOI_COLOUR, lw=1.0, path_effects=_HALO, label="area of interest"))
+        handles.append(Line2D([], [], color=_AOI_COLOUR, lw=1.0 * k, path_effects=_HALO, label="area of interest"))
     return handles
 
 
-def _draw_panel(ax, panel: _Panel, stretch: Stretch, *, crs: str, first: bool, simulated: bool,
-                aoi_outline: BaseGeometry | None, tz_name: str) -> None:
+def _panel_title(panel: _Panel, tz_name: str) -> str:
+    scene = panel.scene
+    sat = scene.attrs.get("satellite_id")
+    return (f"{panel.label}: {_when(scene, tz_name)}\n"
+            f"scene {scene.attrs.get('scene_id', 'not recorded')}" + (f", satellite {sat}" if sat else ""))
+
+
+def _draw_panel(ax, panel: _Panel, stretch: Stretch, *, crs: str, simulated: bool,
+                aoi_outline: BaseGeometry | None, ty: _Type) -> None:
     scene, mask = panel.scene, panel.mask
     extent, origin = _extent(scene)
     ax.imshow(_to_rgb(panel.planes, stretch), extent=extent, origin=origin, interpolation="nearest")
@@ -408,28 +439,24 @@ def _draw_panel(ax, panel: _Panel, stretch: Stretch, *, crs: str, first: bool, s
         if hasattr(hatch, "set_hatchcolor"):  # matplotlib >= 3.10; older ones hatch in black already
             hatch.set_hatchcolor((0, 0, 0, 0.7))
     if aoi_outline is not None:
-        _outline(ax, [aoi_outline], _AOI_COLOUR, "-", "aoi")
+        _outline(ax, [aoi_outline], _AOI_COLOUR, "-", "aoi", ty.k)
     if panel.earlier is not None:
-        _outline(ax, panel.earlier.geometry, _EARLIER_COLOUR, "--", "polygons_earlier")
+        _outline(ax, panel.earlier.geometry, _EARLIER_COLOUR, "--", "polygons_earlier", ty.k)
     if panel.new is not None:
-        _outline(ax, panel.new.geometry, _NEW_COLOUR, "-", "polygons_new")
+        _outline(ax, panel.new.geometry, _NEW_COLOUR, "-", "polygons_new", ty.k)
         ids = panel.new["polygon_id"] if "polygon_id" in panel.new.columns else [None] * len(panel.new)
         if len(ids) > _MAX_LABELS:  # dozens of ids only hide the burns; the table in the report lists them
             ids = [None] * len(ids)
         for pid, geom in zip(ids, panel.new.geometry):
             if pid is not None and geom is not None and not geom.is_empty:
                 _, _, maxx, maxy = geom.bounds  # beside the polygon, not over the burn
-                ax.text(maxx, maxy, str(pid), fontsize=_FONT, color=_NEW_COLOUR, ha="left", va="bottom",
+                ax.text(maxx, maxy, str(pid), fontsize=ty.font, color=_NEW_COLOUR, ha="left", va="bottom",
                         path_effects=_HALO, clip_on=True, zorder=5)
     ax.set_xlim(extent[0], extent[1])
     ax.set_ylim(extent[2], extent[3])
-    sat = scene.attrs.get("satellite_id")
-    ax.set_title(f"{panel.label}: {_when(scene, tz_name)}\n"
-                 f"scene {scene.attrs.get('scene_id', 'not recorded')}" + (f", satellite {sat}" if sat else ""),
-                 fontsize=_PANEL_FONT, pad=3)
-    _frame(ax, extent, crs, ylabel=first)
+    _frame(ax, extent, crs, ty=ty)
     if simulated:
-        _stamp_simulated(ax)
+        _stamp_simulated(ax, ty)
 
 
 def _compose(panels: list[_Panel], stretch: Stretch, width_in: float, *, title: str, caption: str,
@@ -438,39 +465,44 @@ def _compose(panels: list[_Panel], stretch: Stretch, width_in: float, *, title: 
     for gdf, what in ((panels[-1].new, "polygons_new"), (panels[-1].earlier, "polygons_earlier")):
         if gdf is not None:
             _check_crs(gdf, crs, what)
-    handles = _legend_handles(panels, aoi_outline)
-    ncol = 1 if len(panels) == 1 else 2
+    ty = _type(width_in)
+    handles = _legend_handles(panels, aoi_outline, ty.k)
 
-    # Lay out in inches so the text sizes hold whatever the scene's shape.
+    # Panels stack top to bottom in one print column (a pair side by side would print at
+    # 4 cm a map); laid out in inches so the text sizes hold whatever the scene's shape.
     full_title = f"{SIMULATED_LABEL} \u2014 {title}" if simulated else title
-    title_lines = _wrap(full_title, width_in - 0.3, _TITLE_FONT, em=0.65)
-    caption_lines = _wrap(caption, width_in - 0.3, _FONT)
+    title_lines = _wrap(full_title, width_in - 0.3, ty.title, em=0.65)
+    caption_lines = _wrap(caption, width_in - 0.3, ty.font)
+    panel_titles = [_wrap(_panel_title(p, tz_name), width_in - 0.3, ty.panel) for p in panels]
     line = lambda size: size * 1.3 / 72  # noqa: E731  (inches per text line)
-    n, left, right, gap = len(panels), 0.62, 0.15, 0.55
+    left, right = 0.62 * ty.k, 0.15
     extents = [_extent(p.scene)[0] for p in panels]
     aspect = min(3.0, max(0.2, max((e[3] - e[2]) / (e[1] - e[0]) for e in extents)))
-    panel_w = (width_in - left - right - gap * (n - 1)) / n
+    panel_w = width_in - left - right
     panel_h = panel_w * aspect
-    top = 0.25 + len(title_lines) * line(_TITLE_FONT) + 2 * line(_PANEL_FONT)
-    legend_h = math.ceil(len(handles) / ncol) * line(_FONT) * 1.5 + (0.05 if handles else 0)
-    caption_h = len(caption_lines) * line(_FONT) + 0.15
-    axis_h = 0.4  # tick labels and the easting label
-    height = top + panel_h + axis_h + legend_h + caption_h
+    top = 0.1 + len(title_lines) * line(ty.title) + 0.1
+    axis_h = 0.4 * ty.k  # tick labels and the easting label
+    legend_h = len(handles) * line(ty.font) * 1.5 + (0.05 if handles else 0)
+    caption_h = len(caption_lines) * line(ty.font) + 0.15
+    blocks = [len(lines) * line(ty.panel) + 0.06 + panel_h + axis_h for lines in panel_titles]
+    height = top + sum(blocks) + legend_h + caption_h
 
     fig = Figure(figsize=(width_in, height), dpi=_DPI)
     FigureCanvasAgg(fig)  # explicit Agg canvas: no pyplot, no global backend state
-    fig.text(0.5, 1 - 0.1 / height, "\n".join(title_lines), ha="center", va="top", fontsize=_TITLE_FONT,
+    fig.text(0.5, 1 - 0.1 / height, "\n".join(title_lines), ha="center", va="top", fontsize=ty.title,
              weight="bold", color="red" if simulated else "black")
-    bottom = (caption_h + legend_h + axis_h) / height
-    for i, panel in enumerate(panels):
-        ax = fig.add_axes(((left + i * (panel_w + gap)) / width_in, bottom, panel_w / width_in, panel_h / height))
-        _draw_panel(ax, panel, stretch, crs=str(crs or "CRS not recorded"), first=(i == 0), simulated=simulated,
-                    aoi_outline=aoi_outline, tz_name=tz_name)
+    y = height - top  # inches from the bottom, walking down
+    for panel, lines, block in zip(panels, panel_titles, blocks):
+        fig.text(0.5, y / height, "\n".join(lines), ha="center", va="top", fontsize=ty.panel)
+        ax = fig.add_axes((left / width_in, (y - block + axis_h) / height, panel_w / width_in, panel_h / height))
+        _draw_panel(ax, panel, stretch, crs=str(crs or "CRS not recorded"), simulated=simulated,
+                    aoi_outline=aoi_outline, ty=ty)
+        y -= block
     if handles:
-        fig.legend(handles=handles, loc="upper center", ncol=ncol, fontsize=_FONT, frameon=False,
-                   bbox_to_anchor=(0.5, (caption_h + legend_h) / height), handlelength=2.5, columnspacing=1.5)
+        fig.legend(handles=handles, loc="upper center", ncol=1, fontsize=ty.font, frameon=False,
+                   bbox_to_anchor=(0.5, (caption_h + legend_h) / height), handlelength=2.5)
     fig.text(0.15 / width_in, (caption_h - 0.05) / height, "\n".join(caption_lines), ha="left", va="top",
-             fontsize=_FONT, gid="caption")
+             fontsize=ty.font, gid="caption")
     return fig
 
 
@@ -499,43 +531,51 @@ def change_map_figure(
     finite = values[np.isfinite(values)]
     top = float(max(seed_threshold * 2, np.percentile(finite, 99.5) if finite.size else seed_threshold * 2))
     bottom = float(min(background - (top - background) / 4, np.percentile(finite, 0.5) if finite.size else 0.0))
-    width_in = _SINGLE_WIDTH_IN + 1.0
-    title_lines = _wrap(f"{SIMULATED_LABEL} \u2014 {title}" if simulated else title, width_in - 0.3, _TITLE_FONT, em=0.65)
-    caption_lines = _wrap(caption, width_in - 0.3, _FONT)
+    width_in = _SINGLE_WIDTH_IN
+    ty = _type(width_in)
+    title_lines = _wrap(f"{SIMULATED_LABEL} \u2014 {title}" if simulated else title, width_in - 0.3, ty.title, em=0.65)
+    caption_lines = _wrap(caption, width_in - 0.3, ty.font)
     line = lambda size: size * 1.3 / 72  # noqa: E731
     aspect = min(3.0, max(0.2, (extent[3] - extent[2]) / (extent[1] - extent[0])))
-    panel_w = width_in - 0.62 - 1.1
+    left = 0.62 * ty.k
+    panel_w = width_in - left - 0.15
     panel_h = panel_w * aspect
-    top_h = 0.25 + len(title_lines) * line(_TITLE_FONT)
-    caption_h = len(caption_lines) * line(_FONT) + 0.15
-    height = top_h + panel_h + 0.45 + caption_h
+    top_h = 0.25 + len(title_lines) * line(ty.title)
+    caption_h = len(caption_lines) * line(ty.font) + 0.15
+    # The colour bar lies under the map, full width: beside it, it would take a third of a column.
+    marks = [(v, st, name) for v, st, name in ((background, ":", "dotted: background"),
+                                               (background + grow_threshold, "--", "dashed: grow threshold"),
+                                               (background + seed_threshold, "-", "solid: seed threshold"))
+             if bottom <= v <= top]
+    bar_label = _wrap(f"change in {index_name.upper()} (burn direction right); "
+                      + ", ".join(name for _, _, name in marks), panel_w, ty.font)
+    bar_h, bar_label_h, axis_h = 0.1, (len(bar_label) + 1) * line(ty.font) + 0.2, 0.45 * ty.k
+    under = caption_h + bar_label_h + bar_h + axis_h
+    height = top_h + panel_h + under
     fig = Figure(figsize=(width_in, height), dpi=_DPI)
     FigureCanvasAgg(fig)
-    fig.text(0.5, 1 - 0.1 / height, "\n".join(title_lines), ha="center", va="top", fontsize=_TITLE_FONT, weight="bold",
+    fig.text(0.5, 1 - 0.1 / height, "\n".join(title_lines), ha="center", va="top", fontsize=ty.title, weight="bold",
              color="red" if simulated else "black")
-    ax = fig.add_axes((0.62 / width_in, (caption_h + 0.45) / height, panel_w / width_in, panel_h / height))
+    ax = fig.add_axes((left / width_in, under / height, panel_w / width_in, panel_h / height))
     cmap = matplotlib.colormaps["magma_r"].with_extremes(bad="0.8")
     image = ax.imshow(np.ma.masked_invalid(values), extent=extent, origin=origin, cmap=cmap, vmin=bottom, vmax=top,
                       interpolation="nearest")
     if aoi_outline is not None:
-        _outline(ax, [aoi_outline], _AOI_COLOUR, "-", "aoi")
+        _outline(ax, [aoi_outline], _AOI_COLOUR, "-", "aoi", ty.k)
     if polygons_new is not None and len(polygons_new):
-        _outline(ax, polygons_new.geometry, "cyan", "-", "polygons_new")
+        _outline(ax, polygons_new.geometry, "cyan", "-", "polygons_new", ty.k)
     ax.set_xlim(extent[0], extent[1])
     ax.set_ylim(extent[2], extent[3])
-    _frame(ax, extent, crs, ylabel=True)
+    _frame(ax, extent, crs, ty=ty)
     if simulated:
-        _stamp_simulated(ax)
-    cax = fig.add_axes(((0.62 + panel_w + 0.15) / width_in, (caption_h + 0.45) / height, 0.15 / width_in, panel_h / height))
-    bar = fig.colorbar(image, cax=cax)
-    bar.ax.tick_params(labelsize=_FONT)
-    bar.set_label(f"change in {index_name.upper()} (burn direction up)", fontsize=_FONT)
-    for value, style, name in ((background, ":", "background"), (background + grow_threshold, "--", "grow"),
-                               (background + seed_threshold, "-", "seed")):
-        if bottom <= value <= top:
-            bar.ax.axhline(value, color="cyan", linestyle=style, linewidth=1.5)
-            bar.ax.text(1.6, value, name, transform=bar.ax.get_yaxis_transform(), fontsize=_FONT - 1, va="center")
-    fig.text(0.15 / width_in, (caption_h - 0.05) / height, "\n".join(caption_lines), ha="left", va="top", fontsize=_FONT,
+        _stamp_simulated(ax, ty)
+    cax = fig.add_axes((left / width_in, (caption_h + bar_label_h) / height, panel_w / width_in, bar_h / height))
+    bar = fig.colorbar(image, cax=cax, orientation="horizontal")
+    bar.ax.tick_params(labelsize=ty.font, length=2 * ty.k, pad=1.5 * ty.k)
+    for value, style, _ in marks:
+        bar.ax.axvline(value, color="cyan", linestyle=style, linewidth=1.5 * ty.k)
+    bar.set_label("\n".join(bar_label), fontsize=ty.font, labelpad=2 * ty.k)
+    fig.text(0.15 / width_in, (caption_h - 0.05) / height, "\n".join(caption_lines), ha="left", va="top", fontsize=ty.font,
              gid="caption")
     return fig
 
@@ -558,38 +598,51 @@ def timeline_figure(
     unusable acquisition (cloud, no match) is marked with a cross: no bar there means "not
     seen", not "not burned".
     """
-    width_in = _PAIR_WIDTH_IN
-    caption_lines = _wrap(caption, width_in - 0.3, _FONT)
-    height = 2.9 + len(caption_lines) * _FONT * 1.3 / 72
+    # Tick labels stand upright so that a week of acquisitions fits one print column; past
+    # _MAX_TICKS only every n-th is labelled (every bar still stands).
+    width_in = 12 * _CM
+    ty = _type(width_in)
+    zone = ZoneInfo(tz_name)
+    labels = [f"{t:%d %b %H:%M} UTC\n{t.astimezone(zone):%H:%M} local" for t in times]
+    step = max(1, math.ceil(len(times) / _MAX_TICKS))
+    labels = [lab if i % step == 0 else "" for i, lab in enumerate(labels)]
+    line = ty.font * 1.3 / 72
+    caption_lines = _wrap(caption, width_in - 0.3, ty.font)
+    caption_h = len(caption_lines) * line + 0.15
+    tick_h = max((len(lab.split("\n")[0]) for lab in labels), default=0) * 0.55 * ty.font / 72 + 0.15
+    full_title = f"{SIMULATED_LABEL} \u2014 {title}" if simulated else title
+    title_lines = _wrap(full_title, width_in - 0.3, ty.title, em=0.65)
+    axes_bottom, axes_h, legend_h = caption_h + tick_h, 1.55 * ty.k, 2 * line * 1.5 + 0.1
+    title_h = len(title_lines) * ty.title * 1.3 / 72 + 0.15
+    height = axes_bottom + axes_h + legend_h + title_h
     fig = Figure(figsize=(width_in, height), dpi=_DPI)
     FigureCanvasAgg(fig)
-    caption_h = len(caption_lines) * _FONT * 1.3 / 72 + 0.15
-    axes_bottom, axes_h = caption_h + 0.55, 1.55
-    ax = fig.add_axes((0.75 / width_in, axes_bottom / height, (width_in - 1.6) / width_in, axes_h / height))
+    left, right = 0.62 * ty.k, 0.62 * ty.k
+    ax = fig.add_axes((left / width_in, axes_bottom / height, (width_in - left - right) / width_in, axes_h / height))
     x = np.arange(len(times))
     ax.bar(x, settlement_ha, color="#b2182b", label="in the settlement")
     ax.bar(x, other_ha, bottom=settlement_ha, color="#ef8a62", label="outside (fields, bush)")
-    ax.set_ylabel("new burned area (ha)", fontsize=_FONT)
-    zone = ZoneInfo(tz_name)
-    ax.set_xticks(x, [f"{t:%d %b %H:%M} UTC\n{t.astimezone(zone):%H:%M} local" for t in times], fontsize=_FONT - 1)
-    ax.tick_params(labelsize=_FONT)
+    ax.set_ylim(0, max(1.0, max((a + b for a, b in zip(settlement_ha, other_ha)), default=0) * 1.1))
+    ax.set_ylabel("new burned area (ha)", fontsize=ty.font)
+    ax.set_xticks(x, labels, fontsize=ty.font, rotation=90)
+    ax.tick_params(labelsize=ty.font)
     clear_ax = ax.twinx()
-    clear_ax.plot(x, np.asarray(clear_fraction) * 100, "o-", color="#2166ac", label="AOI seen clear (%)")
+    clear_ax.plot(x, np.asarray(clear_fraction) * 100, "o-", color="#2166ac", label="AOI seen clear (%)",
+                  markersize=4 * ty.k, linewidth=1.2 * ty.k)
     bad = [i for i, ok in enumerate(usable) if not ok]
-    clear_ax.plot(bad, [np.asarray(clear_fraction)[i] * 100 for i in bad], "x", color="black", markersize=9,
+    clear_ax.plot(bad, [np.asarray(clear_fraction)[i] * 100 for i in bad], "x", color="black", markersize=7 * ty.k,
                   label="not usable (cloud, no match)")
     clear_ax.set_ylim(0, 105)
-    clear_ax.set_ylabel("AOI seen clear (%)", fontsize=_FONT)
-    clear_ax.tick_params(labelsize=_FONT)
+    clear_ax.set_ylabel("AOI seen clear (%)", fontsize=ty.font)
+    clear_ax.tick_params(labelsize=ty.font)
     handles = ax.get_legend_handles_labels()[0] + clear_ax.get_legend_handles_labels()[0]
-    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=_FONT - 1, frameon=False,
+    fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=ty.font, frameon=False,
                bbox_to_anchor=(0.5, (axes_bottom + axes_h + 0.02) / height))
-    full_title = f"{SIMULATED_LABEL} \u2014 {title}" if simulated else title
-    fig.text(0.5, 1 - 0.08 / height, full_title, ha="center", va="top", fontsize=_TITLE_FONT, weight="bold",
+    fig.text(0.5, 1 - 0.08 / height, "\n".join(title_lines), ha="center", va="top", fontsize=ty.title, weight="bold",
              color="red" if simulated else "black")
     if simulated:
         ax.text(0.5, 0.5, SIMULATED_LABEL, transform=ax.transAxes, ha="center", va="center", rotation=15,
-                fontsize=_SIM_FONT * 1.4, weight="bold", color="red", alpha=0.3)
-    fig.text(0.15 / width_in, (caption_h - 0.05) / height, "\n".join(caption_lines), ha="left", va="top", fontsize=_FONT,
+                fontsize=ty.sim * 1.4, weight="bold", color="red", alpha=0.3)
+    fig.text(0.15 / width_in, (caption_h - 0.05) / height, "\n".join(caption_lines), ha="left", va="top", fontsize=ty.font,
              gid="caption")
     return fig

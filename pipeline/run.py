@@ -253,6 +253,14 @@ def _figures(detection: Detection, aoi_outline: Any, credit: str, simulated: boo
             before_clear=before_clear, after_clear=after_clear,
             title=f"Before / after, {after_rec.acquired:%Y-%m-%d}", **common,
         )
+        if all(b in stack.band.values for b in figs.NATURAL_BANDS):
+            natural = figs.joint_stretch(before.where(before_clear), after.where(after_clear), bands=figs.NATURAL_BANDS)
+            out[f"{stamp}_before_after_natural.png"] = figs.before_after_figure(
+                before, after, before_clear=before_clear, after_clear=after_clear, bands=figs.NATURAL_BANDS,
+                title=f"Before / after in natural colour, {after_rec.acquired:%Y-%m-%d}",
+                **(common | {"stretch": natural, "caption": caption.replace(
+                    "False-colour infrared (NIR, red, green): vegetation red, burns dark", "Natural colour (red, green, blue)")}),
+            )
         out[f"{stamp}_overlay.png"] = figs.overlay_figure(
             after, polygons_new=new, polygons_earlier=earlier, after_clear=after_clear,
             title=f"Burn marks first visible on {after_rec.acquired:%Y-%m-%d %H:%M} UTC", **common,
@@ -383,6 +391,8 @@ def run_detect(
             for name, fig in figures.items():
                 fname = name.replace(".png", f"{suffix}.png")
                 outputs.append(save_figure(partial / "figures" / fname, fig))
+                # The same figure in PDF for print: text and outlines stay sharp at any size.
+                outputs.append(save_figure(partial / "figures" / fname.replace(".png", ".pdf"), fig))
                 figure_names.append(f"figures/{fname}")
         outputs.append(write_json(partial / "report.json", report))
         outputs.append(write_text(partial / "report.md", render_markdown(report, figures=figure_names, polygons=polygons)))

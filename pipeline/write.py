@@ -191,8 +191,19 @@ def write_vector(path: Path, frames: dict[str, gpd.GeoDataFrame], *, driver: str
     return Path(path)
 
 
-def save_figure(path: Path, figure: Figure, *, dpi: int = 200) -> Path:
-    """Save a matplotlib figure as PNG atomically, without time stamps in its metadata."""
+# Metadata keys that would carry a time stamp or a version string into the file's bytes.
+_FIGURE_METADATA = {"png": {"Software": None}, "pdf": {"Creator": None, "Producer": None, "CreationDate": None}}
+
+
+def save_figure(path: Path, figure: Figure, *, dpi: int | None = None) -> Path:
+    """Save a matplotlib figure atomically as PNG or PDF (by suffix), without time stamps in it.
+
+    PNG is at the figure's own resolution (300 dpi for the pipeline's figures) unless ``dpi``
+    is given; PDF keeps text and outlines as vectors for print.
+    """
+    fmt = Path(path).suffix.lower().lstrip(".")
+    if fmt not in _FIGURE_METADATA:
+        raise ValueError(f"{path}: figures are saved as .png or .pdf, not {fmt or 'no suffix'!r}")
     with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})
+        figure.savefig(tmp, format=fmt, dpi=dpi or figure.dpi, metadata=_FIGURE_METADATA[fmt])
     return Path(path)

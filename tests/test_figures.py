@@ -118,9 +118,12 @@ def test_pair_figure_renders_with_labels_outlines_and_times(before, after, clear
     assert sum(t == SIMULATED_LABEL for t in texts) >= 2 * len(fig.axes)  # on every panel
     assert any(t.startswith(SIMULATED_LABEL) for t in texts if "Test village" in t)
     assert " ".join(CAPTION.split()) in [" ".join(t.split()) for t in texts]
-    titles = [ax.get_title() for ax in fig.axes]
+    titles = [" ".join(t.get_text().split()) for t in fig.texts if t.get_text().startswith(("Before", "After"))]
+    assert len(titles) == 2
     assert "2024-01-28 10:38 UTC (10:38 local, UTC+0)" in titles[1] and "20240128_103800_2412" in titles[1]
     assert "2024-01-10 10:41 UTC" in titles[0]
+    before_ax, after_ax = fig.axes
+    assert before_ax.get_position().y0 > after_ax.get_position().y1  # before above after, in one column
     outlines = {c.get_gid(): c for c in fig.axes[1].collections if isinstance(c, LineCollection)}
     assert len(outlines["polygons_new"].get_segments()) == 1
     assert len(outlines["polygons_earlier"].get_segments()) == 1
@@ -147,7 +150,8 @@ def test_local_time_across_midnight(after, polygons):
     late = after.copy()
     late.attrs["acquired"] = "2024-01-28T23:30:00Z"
     fig = overlay_figure(late, polygons_new=polygons, title="t", caption="c", simulated=False, tz_name="Asia/Kolkata")
-    assert "2024-01-28 23:30 UTC (2024-01-29 05:00 local, UTC+5:30)" in fig.axes[0].get_title()
+    assert any("2024-01-28 23:30 UTC (2024-01-29 05:00 local, UTC+5:30)" in " ".join(t.get_text().split())
+               for t in fig.texts)
 
 
 def test_errors_name_the_problem(before, after, polygons):
@@ -185,7 +189,9 @@ def test_change_map_marks_its_thresholds_and_timeline_marks_unusable_scenes():
     fig = change_map_figure(da, seed_threshold=0.08, grow_threshold=0.04, background=0.0, index_name="nir",
                             title="t", caption="the caption", simulated=True)
     bar = fig.axes[-1]
-    assert sorted(round(line.get_ydata()[0], 3) for line in bar.lines) == [0.0, 0.04, 0.08]
+    assert sorted(round(line.get_xdata()[0], 3) for line in bar.lines) == [0.0, 0.04, 0.08]
+    label = " ".join(bar.get_xlabel().split())
+    assert "dashed: grow threshold" in label and "solid: seed threshold" in label
     texts = [t.get_text() for ax in fig.axes for t in ax.texts] + [t.get_text() for t in fig.texts]
     assert "SIMULATED DATA" in texts and "the caption" in texts
     times = [datetime(2024, 1, d, 10, 38, tzinfo=timezone.utc) for d in (26, 27, 28)]
@@ -197,3 +203,62 @@ def test_change_map_marks_its_thresholds_and_timeline_marks_unusable_scenes():
     crosses = [line for line in clear_ax.lines if line.get_marker() == "x"]
     assert list(crosses[0].get_xdata()) == [1]  # the unusable 27 January scene is marked
     assert all("SIMULATED" not in t.get_text() for t in fig.texts)
+
+
+def test_natural_colour_needs_the_visible_bands():
+    from pipeline.figures import NATURAL_BANDS
+
+    data = np.random.default_rng(0).uniform(0.05, 0.4, (3, 30, 40)).astype(np.float32)
+    x = 500000 + 3 * np.arange(40) + 1.5
+    y = 1500000 - 3 * np.arange(30) - 1.5
+    scene = xr.DataArray(data, dims=("band", "y", "x"), coords={"band": ["green", "red", "nir"], "y": y, "x": x},
+                         attrs={"acquired": "2024-01-28T10:38:00Z", "scene_id": "s", "crs": "EPSG:32630"})
+    with pytest.raises(SceneError, match="blue"):
+        before_after_figure(scene, scene, title="t", caption="c", simulated=False, bands=NATURAL_BANDS)
+    with_blue = xr.concat([scene, scene.isel(band=[0]).assign_coords(band=["blue"])], dim="band")
+    fig = before_after_figure(with_blue, with_blue, title="t", caption="c", simulated=False, bands=NATURAL_BANDS)
+    shown = fig.axes[0].images[0].get_array()
+    assert shown.shape == (30, 40, 3)
+
+
+def _smallest_print_size(fig, width_cm: float = 8.0) -> tuple[float, str]:
+    """The smallest visible text of ``fig`` in points once the whole figure is printed ``width_cm`` wide."""
+    FigureCanvasAgg(fig).draw()
+    scale = width_cm / (fig.get_figwidth() * 2.54)
+    sizes = [(t.get_fontsize() * scale, t.get_text()) for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    return min(sizes)
+
+
+def test_every_figure_stays_readable_printed_one_column_wide(before, after, clear, polygons):
+    from datetime import datetime, timezone
+
+    from pipeline.figures import MIN_PRINT_PT, change_map_figure, timeline_figure
+
+    delta = xr.DataArray(np.linspace(-0.1, 0.3, H * W, dtype=np.float32).reshape(H, W), dims=("y", "x"),
+                         coords={"y": before.y, "x": before.x}, attrs={"crs": "EPSG:32630"})
+    times = [datetime(2024, 1, d, 10, 38, tzinfo=timezone.utc) for d in range(20, 32)]  # 12 acquisitions
+    figures = {
+        "pair": _pair(before, after, clear, polygons, simulated=True),
+        "overlay": overlay_figure(after, polygons_new=polygons, after_clear=clear, title="t", caption=CAPTION,
+                                  simulated=True),
+        "change": change_map_figure(delta, seed_threshold=0.08, grow_threshold=0.04, background=0.0, index_name="bai",
+                                    title="t", caption=CAPTION, simulated=True, polygons_new=polygons),
+        "timeline": timeline_figure(times, settlement_ha=[1.0] * 12, other_ha=[0.2] * 12, clear_fraction=[0.9] * 12,
+                                    usable=[True] * 12, title="t", caption=CAPTION, simulated=True),
+    }
+    for name, fig in figures.items():
+        size, text = _smallest_print_size(fig)
+        assert size >= MIN_PRINT_PT, f"{name}: {text!r} prints at {size:.1f} pt in an 8 cm column"
+        assert fig.dpi >= 300, f"{name}: {fig.dpi} dpi is below print resolution"
+
+
+def test_figures_save_as_png_and_pdf_without_time_stamps(after, clear, polygons, tmp_path):
+    from pipeline.write import save_figure
+
+    fig = overlay_figure(after, polygons_new=polygons, after_clear=clear, title="t", caption="c", simulated=False)
+    png, pdf = save_figure(tmp_path / "a.png", fig), save_figure(tmp_path / "a.pdf", fig)
+    assert pdf.read_bytes().startswith(b"%PDF") and b"CreationDate" not in pdf.read_bytes()
+    assert abs(mpimg.imread(png).shape[1] - fig.get_figwidth() * 300) < 1  # 8 cm at 300 dpi
+    assert save_figure(tmp_path / "b.pdf", fig).read_bytes() == pdf.read_bytes()
+    with pytest.raises(ValueError, match="png or .pdf"):
+        save_figure(tmp_path / "a.jpg", fig)
