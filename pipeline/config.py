@@ -75,6 +75,24 @@ class Params:
     min_clear_fraction: float = 0.02
     """A scene with less clear ground over the AOI than this is reported as unusable."""
 
+    structure_min_overlap: float = 0.5
+    """A structure counts as burned when this share of its footprint lies inside burn polygons."""
+
+    structure_tolerance_px: float = 0.5
+    """Burn polygons are grown by this many pixels before the overlap rule: pixel polygons have
+    staircase edges up to half a pixel inside the burn's edge."""
+
+    footprint_max_shift_m: float = 20.0
+    """Footprint layers further off the scenes than this are used as given, not moved."""
+
+    fire_max_distance_m: float = 750.0
+    """An active-fire detection corroborates a burn within this distance (VIIRS 375 m pixels
+    grow to ~800 m at the swath edge; pass ~1000 for MODIS-only archives)."""
+
+    strong_change_snr: float = 8.0
+    """A burn whose mean index change is this many noise sigmas above the background is a strong
+    signal for its confidence tier (the seed threshold itself is noise_k sigmas)."""
+
     def __post_init__(self) -> None:
         checks = [
             (self.resolution_m > 0, "resolution_m must be > 0"),
@@ -91,6 +109,11 @@ class Params:
             (self.min_area_m2 >= 0, "min_area_m2 must be >= 0"),
             (self.extent_close_m >= 0, "extent_close_m must be >= 0"),
             (0 <= self.min_clear_fraction <= 1, "min_clear_fraction must be between 0 and 1"),
+            (0 < self.structure_min_overlap <= 1, "structure_min_overlap must be in (0, 1]"),
+            (self.footprint_max_shift_m > 0, "footprint_max_shift_m must be > 0"),
+            (self.structure_tolerance_px >= 0, "structure_tolerance_px must be >= 0"),
+            (self.fire_max_distance_m > 0, "fire_max_distance_m must be > 0"),
+            (self.strong_change_snr > 0, "strong_change_snr must be > 0"),
         ]
         for ok, message in checks:
             if not ok:

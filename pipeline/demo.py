@@ -20,15 +20,15 @@ import numpy as np
 
 from .aoi import Aoi
 from .grid import Grid
-from .simulate import SIMULATOR_VERSION, SimulatedSeries, simulate_village_series
-from .write import write_geotiff, write_json, write_vector
+from .simulate import SIMULATOR_VERSION, SimulatedSeries, simulate_village_series, simulated_footprint_map
+from .write import write_geotiff, write_json, write_text, write_vector
 
 __all__ = ["DemoScenes", "demo_grid", "ensure_demo_scenes", "DEMO_SEED"]
 
 DEMO_SEED = 20240127
 _BANDS = ["blue", "green", "red", "nir"]
 _UDM2_BANDS = ["clear", "snow", "shadow", "light_haze", "heavy_haze", "cloud", "confidence", "udm1"]
-_LAYOUT = 2  # files in a demo folder; bumped when a file is added, so old folders are not reused
+_LAYOUT = 3  # files in a demo folder; bumped when a file is added, so old folders are not reused
 _SIM_MARGIN_M = 210.0  # beyond the analysis margin, so shifted scenes still cover it
 
 
@@ -75,7 +75,13 @@ def _write_series(series: SimulatedSeries, folder: Path) -> None:
     # The settlement outline is an input a user would draw or take from footprints, not truth.
     outline = gpd.GeoDataFrame({"name": ["settlement"], "simulated": [True]}, geometry=[series.settlement], crs=series.grid.crs)
     write_vector(folder / "settlement_SIMULATED.geojson", {"settlement": outline.to_crs("EPSG:4326")}, driver="GeoJSON")
-    write_vector(folder / "truth_burns_SIMULATED.gpkg", {"burns": burns, "compounds": series.compounds})
+    write_vector(folder / "truth_burns_SIMULATED.gpkg", {"burns": burns, "compounds": series.compounds,
+                                                         "structures": series.structures})
+    # A footprint layer as an open dataset would give it: off by a few metres, some buildings missing.
+    footprints = simulated_footprint_map(series.structures, series.settlement, seed=series.metadata["seed"])
+    write_vector(folder / "buildings_SIMULATED.gpkg", {"buildings": footprints})
+    if series.metadata["scenario"] == "demo":
+        write_text(folder / "fires_viirs_SIMULATED.csv", _fires_csv(series))
     write_json(
         folder / "truth_SIMULATED.json",
         {
@@ -89,6 +95,39 @@ def _write_series(series: SimulatedSeries, folder: Path) -> None:
             "settlement_wkt": series.settlement.wkt,
         },
     )
+
+
+_FIRMS_HEADER = "latitude,longitude,bright_ti4,scan,track,acq_date,acq_time,satellite,instrument,confidence,version,bright_ti5,frp,daynight,type"
+
+
+def _fires_csv(series: SimulatedSeries) -> str:
+    """A VIIRS active-fire archive consistent with the demo's story, labelled SIMULATED.
+
+    The attack of the 27th begins at 18:00 local (= UTC); thatch burns out within hours,
+    but granaries smoulder, so the NOAA-20 night pass at 01:12 catches two weak pixels. The
+    return on 1 February at dawn falls between the 01:30 and 13:30 passes: no detection,
+    which is not evidence of no fire. A field fire 5 km away on the 29th and an old field
+    burn on the 25th are in the archive too (too far, too early), and one row arrives
+    truncated, as downloads sometimes do.
+    """
+    from pyproj import Transformer
+
+    to_lonlat = Transformer.from_crs(series.grid.crs, "EPSG:4326", always_xy=True)
+    first = series.compounds[series.compounds["event"] == "attack-2024-01-27"]
+    rng = np.random.default_rng([series.metadata["seed"], 91])
+    picks = first.geometry.centroid.iloc[rng.choice(len(first), 2, replace=False)] if len(first) >= 2 else first.geometry.centroid
+    centre = series.settlement.centroid
+    rows = []
+    for point, conf, frp in zip(picks, ("n", "l"), (3.4, 1.9)):
+        # VIIRS puts a detection at its 375 m pixel's centre: up to ~200 m from the fire.
+        lon, lat = to_lonlat.transform(point.x + rng.uniform(-150, 150), point.y + rng.uniform(-150, 150))
+        rows.append(f"{lat:.5f},{lon:.5f},318.6,0.41,0.37,2024-01-28,112,N20,VIIRS,{conf},2.0NRT,281.4,{frp},N,0")
+    lon, lat = to_lonlat.transform(centre.x + 5000, centre.y - 800)
+    rows.append(f"{lat:.5f},{lon:.5f},341.2,0.39,0.36,2024-01-29,1318,N,VIIRS,h,2.0NRT,296.0,12.7,D,0")
+    lon, lat = to_lonlat.transform(centre.x - 600, centre.y + 300)
+    rows.append(f"{lat:.5f},{lon:.5f},329.9,0.45,0.39,2024-01-25,1342,N20,VIIRS,n,2.0NRT,293.1,5.2,D,0")
+    rows.append(f"{lat:.5f},{lon:.5f},330.1,0.45")  # truncated
+    return "\n".join([_FIRMS_HEADER, *rows]) + "\n"
 
 
 def ensure_demo_scenes(

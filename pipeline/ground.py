@@ -65,6 +65,7 @@ class _Landscape:
     plans: list[_Plan]
     events: np.ndarray  # event of each compound (0 = never burns)
     footprints: list[Polygon | None]
+    roofs: np.ndarray  # (n, 4): compound id, u, v, radius (m) of every hut and granary roof
     settlement: Polygon
     centre: tuple[float, float]
     radius: float
@@ -113,8 +114,7 @@ def _build_landscape(grid: Grid, *, seed: int, n_compounds: int, n_burned_first:
     trees = _paint_trees(labels, _rng(seed, 4), centre, radius)
     compound_map = np.full(shape, -1, dtype=np.int16)
     crng = _rng(seed, 5)
-    for cid, p in enumerate(plans):
-        _paint_compound(labels, compound_map, crng, p, cid)
+    roofs = [(cid, u, v, r) for cid, p in enumerate(plans) for u, v, r in _paint_compound(labels, compound_map, crng, p, cid)]
 
     burn_event = np.zeros(shape, dtype=np.uint8)
     burn_label = np.full(shape, _CHAR, dtype=np.uint8)
@@ -129,7 +129,7 @@ def _build_landscape(grid: Grid, *, seed: int, n_compounds: int, n_burned_first:
     heights = 1.6 * trees[:, 2] + _rng(seed, 8).uniform(2.5, 5.0, len(trees))
     land = _Landscape(grid, sub, margin, _SENSORS[plan.sensor].pad_px, labels, burn_event, burn_label, compound_map,
                       np.clip(texture, 0.85, 1.15).astype(np.float32), plans, events, footprints,
-                      settlement, centre, radius, old_scar, np.column_stack([trees, heights]),
+                      np.asarray(roofs, dtype=np.float64).reshape(-1, 4), settlement, centre, radius, old_scar, np.column_stack([trees, heights]),
                       np.zeros(len(trees), dtype=bool), [], None, None)
     _plan_seasons(land, plan, _rng(seed, 9), fields)
     return land
@@ -251,8 +251,12 @@ def _paint_trees(labels: np.ndarray, rng: np.random.Generator, centre: tuple[flo
 
 
 def _paint_compound(labels: np.ndarray, compound_map: np.ndarray, rng: np.random.Generator,
-                    p: _Plan, cid: int) -> None:
-    """Mud wall, swept yard, a secco fence, 2-5 thatched huts and 1-3 granaries."""
+                    p: _Plan, cid: int) -> list[tuple[float, float, float]]:
+    """Mud wall, swept yard, a secco fence, 2-5 thatched huts and 1-3 granaries.
+
+    Returns the roofs as (u, v, radius) in ground metres: the buildings a footprint map
+    would hold.
+    """
     shape = labels.shape
     rr, cc = _cells(p.corners(), shape)
     labels[rr, cc] = _WALL
@@ -272,10 +276,13 @@ def _paint_compound(labels: np.ndarray, compound_map: np.ndarray, rng: np.random
             if all(math.hypot(x - a, y - b) >= r + c + 0.6 for a, b, c in placed):
                 placed.append((x, y, r))
                 break
+    roofs = []
     for x, y, r in placed:
         u, v = p.to_ground(np.array(x), np.array(y))
         roof = _OLD_THATCH if r < 1.6 or rng.random() < 0.3 else _THATCH
         labels[draw.disk((float(v) - 0.5, float(u) - 0.5), r, shape=shape)] = roof
+        roofs.append((float(u), float(v), float(r)))
+    return roofs
 
 
 # --------------------------------------------------------------------------- the burns

@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 
 import geopandas as gpd
 
-from .report import _SIMULATED_WARNING
+from .report import _SIMULATED_WARNING, evidence_sections
 
 __all__ = ["render_html"]
 
@@ -75,6 +75,10 @@ def render_html(report: Mapping[str, Any], *, figures: Mapping[str, bytes], poly
             if name.split("/")[-1].startswith(stamp):
                 parts.append(_figure(name, png))
 
+    for section in evidence_sections(report):
+        parts.append(f"<h2>{escape(section['title'])}</h2>" + "".join(f"<p>{escape(p)}</p>" for p in section["paragraphs"]))
+        if section["rows"]:
+            parts.append(_table(section["header"], section["rows"]))
     review = report.get("review") or {}
     if review.get("n_reviewed"):
         machine = review["machine_output"]
@@ -86,10 +90,12 @@ def render_html(report: Mapping[str, Any], *, figures: Mapping[str, bytes], poly
     if polygons is not None and len(polygons):
         parts.append(f"<h2>Polygons ({len(polygons)}; index {escape(report['index'])})</h2>")
         rows = [[r.polygon_id, r.first_seen, r.last_clear_before, f"{r.area_ha:.4f}", f"{r.mean_index_change:.3f}", r.setting,
-                 "yes" if r.confirmed else "not yet", getattr(r, "review", "") or "not reviewed"]
+                 "yes" if r.confirmed else "not yet", getattr(r, "review", "") or "not reviewed",
+                 getattr(r, "n_structures", ""), getattr(r, "n_fire_detections", ""), getattr(r, "tier", ""),
+                 getattr(r, "tier_reasons", "")]
                 for r in polygons.head(max_rows).itertuples()]
         parts.append(_table(["id", "first seen (UTC)", "last clear before (UTC)", "area (ha)", "mean change", "setting", "confirmed",
-                             "review"], rows))
+                             "review", "structures", "fires", "confidence", "why"], rows))
         if len(polygons) > max_rows:
             parts.append(f"<p>{len(polygons) - max_rows} more polygons are in the GeoPackage and GeoJSON.</p>")
 

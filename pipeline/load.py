@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import rasterio
 import xarray as xr
 from rasterio.enums import Resampling
@@ -24,6 +25,7 @@ from rasterio._err import CPLE_BaseError
 from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
+from shapely.geometry import box
 
 from .errors import SceneError
 from .grid import Grid, grid_for_bounds
@@ -492,3 +494,42 @@ def read_outline(path: Path, crs: str):
     if frame.crs is None:
         raise SceneError(f"{path}: outline has no CRS; save it as GeoJSON (lon/lat) or with its CRS")
     return frame.to_crs(crs).geometry.union_all()
+
+
+_FOOTPRINT_ID_COLUMNS = ("structure_id", "building_id", "osm_id", "id", "full_plus_code")
+_MAX_FOOTPRINTS = 2_000_000  # a whole country's layer: clip it to the search area first
+
+
+def read_footprints(path: Path, crs: str, *, bounds: tuple[float, float, float, float] | None = None):
+    """Building footprints of a vector file (GeoJSON, GeoPackage), polygons only, in ``crs``.
+
+    Keeps an identifier the user can trace back (``structure_id``, ``osm_id``, ``id``... in
+    that order of preference, else the row number) as ``structure_id``; points and lines
+    are dropped and counted in ``attrs["dropped"]``; ``bounds`` (in ``crs``) keeps only the
+    footprints that touch them.
+    """
+    import geopandas as gpd
+
+    path = Path(path)
+    try:
+        frame = gpd.read_file(path, engine="pyogrio")
+    except Exception as exc:  # pyogrio raises several types for unreadable files
+        raise SceneError(f"{path}: cannot be read as building footprints ({_short(exc)}); "
+                         "give a GeoJSON or GeoPackage of building polygons") from None
+    if frame.crs is None:
+        raise SceneError(f"{path}: footprints have no CRS; save them as GeoJSON (lon/lat) or with their CRS")
+    if len(frame) > _MAX_FOOTPRINTS:
+        raise SceneError(f"{path}: {len(frame)} footprints is more than {_MAX_FOOTPRINTS}; clip the layer to the AOI first")
+    id_column = next((c for c in _FOOTPRINT_ID_COLUMNS if c in frame.columns), None)
+    ids = frame[id_column].astype(str) if id_column else pd.Series([str(i) for i in range(len(frame))], index=frame.index)
+    polygonal = frame.geometry.notna() & frame.geometry.geom_type.isin(["Polygon", "MultiPolygon"])
+    out = gpd.GeoDataFrame({"structure_id": ids[polygonal].to_numpy()},
+                           geometry=frame.geometry[polygonal].make_valid().to_numpy(), crs=frame.crs).to_crs(crs)
+    out = out[~out.geometry.is_empty & (out.geometry.area > 0)]
+    if bounds is not None:
+        out = out[out.intersects(box(*bounds))]
+    out = out.reset_index(drop=True)
+    out.attrs["dropped"] = int((~polygonal).sum())
+    if out["structure_id"].duplicated().any():
+        raise SceneError(f"{path}: footprint ids in column {id_column!r} repeat; give each building its own id")
+    return out

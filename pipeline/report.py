@@ -17,7 +17,7 @@ import geopandas as gpd
 
 from .load import SceneRecord
 
-__all__ = ["SIMULATED_LABEL", "format_time", "build_report", "render_markdown"]
+__all__ = ["SIMULATED_LABEL", "format_time", "build_report", "with_evidence", "evidence_sections", "render_markdown"]
 
 SIMULATED_LABEL = "SIMULATED DATA"
 _SIMULATED_WARNING = (
@@ -236,6 +236,65 @@ def _extent_summary(extents: gpd.GeoDataFrame | None, params: dict[str, Any], tz
     return out
 
 
+def with_evidence(report: dict[str, Any], evidence: dict[str, Any]) -> dict[str, Any]:
+    """The report with the ``structures``, ``fires`` and ``confidence`` sections of
+    :func:`pipeline.evidence.gather_evidence`, and the structure counts said in the summary
+    and in each date's reading ("N ha, about K structures")."""
+    out = {**report, **evidence}
+    structures = evidence.get("structures")
+    if structures:
+        by_scene = {d["scene_id"]: d for d in structures["by_date"]}
+        out["readings"] = [({**r, "new_structures": by_scene[r["scene_id"]]["new_burned"],
+                              "statement": r["statement"] + " " + by_scene[r["scene_id"]]["statement"]}
+                             if r["scene_id"] in by_scene else r) for r in report["readings"]]
+        out["summary"] = (f"{report['summary']} About {structures['n_burned']} structure(s) burned, of "
+                          f"{structures['n_footprints']} in the footprint layer.")
+    if evidence.get("confidence"):
+        out["summary"] = f"{out['summary']} {evidence['confidence']['statement']}"
+    return out
+
+
+def evidence_sections(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Burned structures, active fires and confidence as (title, paragraphs, table) for the renderers."""
+    sections = []
+    structures = report.get("structures")
+    if structures:
+        a = structures["alignment"]
+        sections.append({
+            "title": "Burned structures",
+            "paragraphs": [structures["statement"], f"Footprints: {structures['file']}"
+                           + (f" ({structures['dropped_not_polygons']} non-polygon feature(s) ignored)" if structures["dropped_not_polygons"] else "")
+                           + f"; alignment to the scenes {'applied' if a['reliable'] else 'not applied'} "
+                             f"({a['dx_m']:+.1f} m east, {a['dy_m']:+.1f} m north)."],
+            "header": ["first visible on scene", "acquired (UTC)", "structures burned", "in the settlement"],
+            "rows": [[d["scene_id"], d["acquired_utc"], d["new_burned"], d["in_settlement"]] for d in structures["by_date"]],
+        })
+    fires = report.get("fires")
+    if fires:
+        sections.append({
+            "title": "Active-fire detections",
+            "paragraphs": [fires["statement"], "Archives: " + ", ".join(fires["files"])]
+                          + ([f"Skipped rows: {fires['skipped_reasons']}"] if fires["skipped_rows"] else []),
+            "header": ["detection", "detected (UTC)", "satellite", "instrument", "confidence", "FRP (MW)", "day/night",
+                       "burn polygons within reach", "nearest (m)"],
+            "rows": [[d["detection_id"], d["acquired_utc"], d["satellite"], d["instrument"], d["confidence"],
+                      "" if d["frp"] is None else f"{d['frp']:.1f}", d["daynight"], d["n_polygons"], f"{d['nearest_m']:.0f}"]
+                     for d in fires["detections_near_burns"]],
+        })
+    confidence = report.get("confidence")
+    if confidence and confidence["counts"]:
+        sections.append({
+            "title": "Confidence",
+            "paragraphs": [confidence["statement"], "Each polygon's tier and its reasons are in the polygon table; "
+                           "the rules are in docs/CONFIDENCE.md: high = seen again on the next clear scene, co-registered, "
+                           "seen clear around, and a strong change or an active fire; medium = seen again, or strong and "
+                           "co-registered, or an active fire; low = the rest; rejected = rejected by an analyst."],
+            "header": ["tier", "polygons", "area (ha)"],
+            "rows": [[t, n, f"{confidence['area_ha'][t]:.2f}"] for t, n in confidence["counts"].items()],
+        })
+    return sections
+
+
 def render_markdown(report: dict[str, Any], *, figures: Sequence[str] = (), max_rows: int = 400, polygons: gpd.GeoDataFrame | None = None) -> str:
     """Human-readable ``report.md`` from :func:`build_report`'s dict."""
     lines = [f"# {report['title']}", ""]
@@ -261,6 +320,11 @@ def render_markdown(report: dict[str, Any], *, figures: Sequence[str] = (), max_
             f"| {s['index']} | {s['scene_id']} | {s['acquired']} | {s['satellite_id']} | {s['clear_fraction']:.1%} | "
             f"{shift} | {c.get('residual', 0):.4f} | `{s['sha256'].get('reflectance', '')}` |"
         )
+    for section in evidence_sections(report):
+        lines += ["", f"## {section['title']}", ""] + [p + "\n" for p in section["paragraphs"]]
+        if section["rows"]:
+            lines += ["| " + " | ".join(section["header"]) + " |", "|" + "---|" * len(section["header"])]
+            lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in section["rows"]]
     review = report.get("review") or {}
     if review.get("n_reviewed"):
         machine = review["machine_output"]
@@ -272,16 +336,19 @@ def render_markdown(report: dict[str, Any], *, figures: Sequence[str] = (), max_
         lines += [f"| {d['polygon_id']} | {d['decision']} | {d['by']} | {d['at_utc']} | {d['reason']} |" for d in review["decisions"]]
     if polygons is not None and len(polygons):
         lines += ["", f"## Polygons ({len(polygons)}; index: {report['index']})", ""]
-        lines += ["| id | first seen (UTC) | last clear before (UTC) | area (ha) | mean change | setting | confirmed | review |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += ["| id | first seen (UTC) | last clear before (UTC) | area (ha) | mean change | setting | confirmed | review "
+                  "| structures | fires | tier | why |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for row in polygons.head(max_rows).itertuples():
             review_cell = getattr(row, "review", "") or "not reviewed"
             lines.append(
                 f"| {row.polygon_id} | {row.first_seen} | {row.last_clear_before} | {row.area_ha:.4f} | "
-                f"{row.mean_index_change:.3f} | {row.setting} | {'yes' if row.confirmed else 'not yet'} | {review_cell} |"
+                f"{row.mean_index_change:.3f} | {row.setting} | {'yes' if row.confirmed else 'not yet'} | {review_cell} "
+                f"| {getattr(row, 'n_structures', '')} | {getattr(row, 'n_fire_detections', '')} "
+                f"| {getattr(row, 'tier', '')} | {getattr(row, 'tier_reasons', '')} |"
             )
         if len(polygons) > max_rows:
-            lines.append(f"| ... {len(polygons) - max_rows} more in the GeoPackage | | | | | | | |")
+            lines.append(f"| ... {len(polygons) - max_rows} more in the GeoPackage |" + " |" * 11)
     if figures:
         lines += ["", "## Figures", ""] + [f"![{f}]({f})" for f in figures]
     lines += ["", "## Parameters", "", "```"] + [f"{k} = {v}" for k, v in report["parameters"].items()] + ["```"]

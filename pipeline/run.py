@@ -26,6 +26,7 @@ from .coregister import ShiftEstimate, coregister
 from .dating import date_burns
 from .demo import ensure_demo_scenes
 from .errors import OutputError, PipelineError, SceneError
+from .evidence import gather_evidence
 from .grid import Grid
 from .indices import burn_index, choose_index
 from .catalogue import catalogue_dir, catalogue_entries, catalogue_sources
@@ -35,7 +36,7 @@ from .perimeter import extent_dates, extent_polygons
 from .polygons import burn_polygons, kml_placemarks
 from .provenance import git_state, package_versions
 from .html_report import render_html
-from .report import build_report, render_markdown
+from .report import build_report, render_markdown, with_evidence
 from .review import apply_decisions, read_decisions, review_summary, reviews_path
 from .sources import load_sources, recognise
 from .threshold import ThresholdInfo
@@ -280,6 +281,35 @@ def _figures(detection: Detection, aoi_outline: Any, credit: str, simulated: boo
     return out
 
 
+def _structure_figures(detection: Detection, structures: gpd.GeoDataFrame, aoi_outline: Any, credit: str,
+                       simulated: bool, tz_name: str) -> dict[str, Any]:
+    """Per date with burned structures: the after scene with them filled, zoomed on the village."""
+    from .report import format_time
+
+    burned = structures[structures["burned"]]
+    out: dict[str, Any] = {}
+    if not len(burned):
+        return out
+    stack = _zoom(detection.stack, burned.total_bounds, detection.grid)
+    positions = {r.scene_id: i for i, r in enumerate(detection.all_records)}  # structures are indexed like the report
+    for j, rec in enumerate(detection.records):
+        t = positions[rec.scene_id]
+        new = burned[burned["first_seen_index"] == t]
+        if not len(new):
+            continue
+        after = stack["reflectance"].isel(time=j).assign_attrs(
+            acquired=rec.acquired_utc, scene_id=rec.scene_id, satellite_id=rec.satellite_id, crs=detection.grid.crs)
+        out[f"{rec.acquired:%Y%m%dT%H%MZ}_structures.png"] = figs.overlay_figure(
+            after, polygons_new=new.assign(polygon_id=None), polygons_earlier=burned[burned["first_seen_index"] < t],
+            after_clear=stack["clear"].isel(time=j), aoi_outline=aoi_outline, simulated=simulated, tz_name=tz_name,
+            noun="structure", title=f"Structures burned, first visible on {rec.acquired:%Y-%m-%d %H:%M} UTC",
+            caption=(f"Building footprints (aligned to the scenes) burned in polygons first visible on {rec.scene_id} "
+                     f"({format_time(rec.acquired, tz_name)}): {len(new)} new, {int((burned['first_seen_index'] < t).sum())} "
+                     f"earlier. {credit}."),
+        )
+    return out
+
+
 def _timeline(detection: Detection, polygons: gpd.GeoDataFrame, simulated: bool, tz_name: str) -> Any:
     """New burned area per acquisition, settlement and other burns apart, with each scene's clear share."""
     from .report import format_time
@@ -363,16 +393,23 @@ def run_detect(
         reviews_file = Path(reviews_file) if reviews_file is not None else reviews_path(data_root, aoi.name)
         decisions = read_decisions(reviews_file) if apply_reviews else []
         polygons = apply_decisions(_polygons_with_positions(detection), decisions, simulated=simulated)
+        tz_name = str(aoi.properties.get("timezone", "UTC"))
+        evidence = gather_evidence(polygons, detection=detection, params=params, scenes_dir=Path(scenes_dir),
+                                   data_dir=Path(data_root) / aoi.name, tz_name=tz_name)
+        polygons = evidence.polygons
         provenance = {"run_id": run_id, **git_state(), "versions": package_versions(), "started_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ")}
         report = build_report(
             aoi=aoi, records=records, quality=detection.quality, polygons=polygons,
             params=params.as_dict(), provenance=provenance, index_name=detection.index_name, extents=detection.extents,
         )
         report["review"] = review_summary(polygons)
+        report = with_evidence(report, evidence.report)
         polygons_4326 = polygons.to_crs("EPSG:4326")
         layers = {"all": polygons}
         if len(detection.extents):
             layers["extent"] = detection.extents
+        if evidence.structures is not None:
+            layers["structures"] = evidence.structures
         for t, rec in enumerate(records):
             chosen = polygons[polygons["first_seen_index"] == t]
             if len(chosen):
@@ -388,6 +425,8 @@ def run_detect(
             aoi_outline = aoi.projected(analysis_grid.crs)
             figures = _figures(detection, aoi_outline, credit, simulated, report["aoi"]["timezone"])
             figures["timeline.png"] = _timeline(detection, polygons, simulated, report["aoi"]["timezone"])
+            if evidence.structures is not None:
+                figures.update(_structure_figures(detection, evidence.structures, aoi_outline, credit, simulated, tz_name))
             for name, fig in figures.items():
                 fname = name.replace(".png", f"{suffix}.png")
                 outputs.append(save_figure(partial / "figures" / fname, fig))
@@ -415,6 +454,7 @@ def run_detect(
                                 if settlement_file else None),
             "reviews_file": ({"path": str(reviews_file), "sha256": sha256_file(reviews_file)}
                              if apply_reviews and reviews_file.is_file() else None),
+            "evidence_files": evidence.inputs,
             "inputs": [
                 {"scene_id": r.scene_id, "acquired_utc": r.acquired_utc, "sensor": r.sensor, "satellite_id": r.satellite_id,
                  "simulated": r.simulated, "files": [{"role": role, "path": r.files[role], "sha256": r.sha256[role],

@@ -42,10 +42,10 @@ from pipeline.imaging import BANDS, S2_BANDS, _radiometry, _scene_lut, _Sensor, 
 from pipeline.materials import _ALL_SPECTRA, _MATERIALS, _SPECTRA, _SWIR
 from pipeline.scenarios import SCENARIOS, Acquisition, Scenario, ScenarioPlan
 from pipeline.sky import _Cloud, _ground, _ground_factor, _haze_model, _plan_cloud, _suns
-from pipeline.truth import _changes, _iso, _truth_first_visible, _truth_tables
+from pipeline.truth import _changes, _iso, _structure_table, _truth_first_visible, _truth_tables, simulated_footprint_map
 
 __all__ = ["BANDS", "S2_BANDS", "SIMULATOR_VERSION", "Scenario", "SimulatedScene", "SimulatedSeries",
-           "simulate_village_series"]
+           "simulate_village_series", "simulated_footprint_map"]
 
 #: Bumped whenever the same seed would give different pixels, so benchmark numbers stay comparable.
 #: Version 2 gave char its measured SWIR brightness (only the ``"sentinel2"`` scenario sees SWIR).
@@ -113,6 +113,10 @@ class SimulatedSeries:
         Every compound outline with ``compound_id``, ``event`` ("" if never burned),
         ``first_visible``, ``obscured_scene`` (index of the scene whose cloud or shadow covers
         at least a quarter of it, -1 if none) and ``obscured_fraction``.
+    structures:
+        Every roof (thatched hut or granary) as its disc, with ``structure_id``,
+        ``compound_id``, ``kind``, ``burned`` (at least half of it inside its compound's burned
+        footprint), ``event`` and ``first_visible``: the truth behind burned-structure counts.
     settlement:
         Outline of the built-up area, in ``grid.crs``.
     metadata:
@@ -125,6 +129,7 @@ class SimulatedSeries:
     truth_first_visible: np.ndarray
     truth_burns: geopandas.GeoDataFrame
     compounds: geopandas.GeoDataFrame
+    structures: geopandas.GeoDataFrame
     settlement: Polygon
     metadata: dict
 
@@ -200,6 +205,7 @@ def simulate_village_series(grid: Grid, *, seed: int = 20240127, n_compounds: in
                                 n_compounds=n_compounds, n_burned_first=n_burned_first)
     return SimulatedSeries(grid=grid, scenes=scenes, truth_first_visible=_frozen(truth),
                            truth_burns=burns, compounds=compounds,
+                           structures=_structure_table(land, times, plan, first_index),
                            settlement=_crs_transform(land)(land.settlement), metadata=metadata)
 
 

@@ -84,6 +84,27 @@ def _truth_tables(land: _Landscape, times: list[datetime], plan: ScenarioPlan,
     return geopandas.GeoDataFrame(rows, geometry="geometry", crs=crs), burns_gdf
 
 
+def _structure_table(land: _Landscape, times: list[datetime], plan: ScenarioPlan,
+                     first_index: list[int | None]) -> geopandas.GeoDataFrame:
+    """Every roof (hut or granary) with whether it burned: at least half its disc inside its
+    compound's burned footprint, the rule a reader of the imagery would apply too."""
+    to_crs = _crs_transform(land)
+    rows = []
+    for sid, (cid, u, v, r) in enumerate(land.roofs):
+        cid = int(cid)
+        disc = shapely.Point(u, v).buffer(r, quad_segs=8)
+        fp, ev = land.footprints[cid], int(land.events[cid])
+        burned = bool(fp is not None and ev and first_index[ev - 1] is not None
+                      and disc.intersection(fp).area >= 0.5 * disc.area)
+        rows.append({"structure_id": sid, "compound_id": cid, "kind": "granary" if r < 1.6 else "hut",
+                     "burned": burned, "event": plan.events[ev - 1].name if burned else "",
+                     "first_visible": _iso(times[first_index[ev - 1]]) if burned else "",
+                     "geometry": to_crs(disc)})
+    return geopandas.GeoDataFrame(rows or None, columns=["structure_id", "compound_id", "kind", "burned", "event",
+                                                         "first_visible", "geometry"],
+                                  geometry="geometry", crs=land.grid.crs)
+
+
 def _burn_row(cid: int, event: str, setting: str, fp: Polygon, idx: int, obscured: int,
               times: list[datetime], to_crs) -> dict:
     """One truth row; the bracket skips the scene whose cloud or shadow hides the burn."""
@@ -147,3 +168,38 @@ def _changes(land: _Landscape, plan: ScenarioPlan, times: list[datetime]) -> lis
 
 def _iso(t: datetime) -> str:
     return t.astimezone(_UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def simulated_footprint_map(structures: geopandas.GeoDataFrame, settlement: Polygon, *, seed: int,
+                            offset_m: tuple[float, float] = (4.8, -3.6), jitter_m: float = 0.8,
+                            missing: float = 0.05, extra: float = 0.03) -> geopandas.GeoDataFrame:
+    """A building-footprint layer as an open dataset would give the simulated village: imperfect.
+
+    Footprints traced on other imagery sit a few metres off the scenes (``offset_m``, east and
+    north, the same for the whole layer), each outline is redrawn a little (``jitter_m``
+    per building, radius within 15 %), a share of the buildings is ``missing``, and ``extra``
+    footprints stand where nothing is built (a demolished hut, a tracing error). Each row has
+    its own ``structure_id`` and keeps ``truth_structure_id`` (-1 for an extra), the link a
+    benchmark needs and a user never has.
+    """
+    rng = np.random.default_rng([seed, 77])
+    keep = structures[rng.random(len(structures)) >= missing]
+    centres = keep.geometry.centroid
+    radii = np.sqrt(keep.geometry.area / math.pi) * rng.uniform(0.85, 1.15, len(keep))
+    dx = offset_m[0] + rng.normal(0, jitter_m, len(keep))
+    dy = offset_m[1] + rng.normal(0, jitter_m, len(keep))
+    # Tracers draw round roofs as polygons of a few vertices.
+    geoms = [shapely.Point(c.x + a, c.y + b).buffer(r, quad_segs=2) for c, a, b, r in zip(centres, dx, dy, radii)]
+    ids = list(keep["structure_id"])
+    n_extra = int(round(extra * len(structures)))
+    built = shapely.union_all(list(structures.geometry.buffer(1.0)))
+    minx, miny, maxx, maxy = settlement.bounds
+    while n_extra > 0:
+        x, y = rng.uniform(minx, maxx), rng.uniform(miny, maxy)
+        spot = shapely.Point(x, y).buffer(rng.uniform(2.0, 3.0), quad_segs=2)
+        if settlement.contains(spot) and not spot.intersects(built):
+            geoms.append(spot)
+            ids.append(-1)
+            n_extra -= 1
+    return geopandas.GeoDataFrame({"structure_id": [f"sim-{i}" for i in range(len(ids))], "truth_structure_id": ids,
+                                   "simulated": True}, geometry=geoms, crs=structures.crs)

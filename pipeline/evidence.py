@@ -1,0 +1,180 @@
+"""What a finding needs beyond hectares: burned structures, active-fire corroboration, confidence.
+
+Gathers, for one run, the optional evidence layers of an AOI (building footprints,
+active-fire archives), checks them against the burn polygons and gives every polygon its
+confidence tier. Reading the layers happens here, at the edge; the checks themselves are
+the pure functions of :mod:`pipeline.structures`, :mod:`pipeline.fires` and
+:mod:`pipeline.confidence`.
+
+Where the layers are looked for: beside the scenes (``buildings*.gpkg`` /
+``buildings*.geojson``, ``fires*.csv``), else in the AOI's data folder, where
+``burnscan add-buildings`` and ``burnscan add-fires`` put them (``buildings.gpkg``,
+``fires/*.csv``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+
+from .confidence import confidence_tiers
+from .config import Params
+from .fires import corroborate, read_fire_csv
+from .load import read_footprints, sha256_file
+from .structures import FootprintShift, structures_in_burns
+
+__all__ = ["Evidence", "gather_evidence", "footprint_files", "fire_files"]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The evidence layers of a run and what they say."""
+
+    polygons: gpd.GeoDataFrame
+    """The burn polygons with ``n_structures``, ``n_fire_detections``, ``tier``, ``tier_reasons``."""
+    structures: gpd.GeoDataFrame | None
+    """Aligned footprints with their burned share, polygon and bracket; ``None`` without a layer."""
+    fire_matches: pd.DataFrame | None
+    """One row per detection matched to a polygon; ``None`` without an archive."""
+    report: dict[str, Any]
+    """JSON-able ``structures``, ``fires`` and ``confidence`` sections for the report."""
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    """Files read (role, path, SHA-256), for the manifest."""
+
+
+def footprint_files(scenes_dir: Path, data_dir: Path) -> list[Path]:
+    """Building-footprint layers for the run: beside the scenes first, else the AOI's own."""
+    beside = sorted(p for pattern in ("buildings*.gpkg", "buildings*.geojson") for p in Path(scenes_dir).glob(pattern))
+    if beside:
+        return beside[:1]
+    own = Path(data_dir) / "buildings.gpkg"
+    return [own] if own.is_file() else []
+
+
+def fire_files(scenes_dir: Path, data_dir: Path) -> list[Path]:
+    """Active-fire archives for the run: every ``fires*.csv`` beside the scenes and under ``fires/``."""
+    found = sorted(Path(scenes_dir).glob("fires*.csv")) + sorted((Path(data_dir) / "fires").glob("*.csv"))
+    return list(dict.fromkeys(p.resolve() for p in found))
+
+
+def _when(iso: str, tz_name: str) -> str:
+    from .report import format_time
+
+    return format_time(datetime.fromisoformat(iso.replace("Z", "+00:00")), tz_name)
+
+
+def _structures_report(table: gpd.GeoDataFrame, shift: FootprintShift, path: Path, dropped: int, params: Params,
+                       records: list, tz_name: str) -> dict[str, Any]:
+    burned = table[table["burned"]]
+    by_date = []
+    for t, rec in enumerate(records):
+        new = burned[burned["first_seen_index"] == t]
+        if len(new):
+            by_date.append({
+                "scene_id": rec.scene_id, "acquired_utc": rec.acquired_utc, "new_burned": int(len(new)),
+                "in_settlement": int((new["setting"] == "settlement").sum()),
+                "statement": (f"{len(new)} structure(s) burned in polygons first visible on scene {rec.scene_id} "
+                              f"({_when(rec.acquired_utc, tz_name)})."),
+            })
+    rule = (f"a structure counts as burned when at least {params.structure_min_overlap:.0%} of its footprint lies within "
+            f"{params.structure_tolerance_px * params.resolution_m:g} m of burn polygons")
+    return {
+        "file": str(path), "n_footprints": int(len(table)), "dropped_not_polygons": dropped,
+        "n_burned": int(len(burned)), "rule": rule, "alignment": shift.as_dict(), "by_date": by_date,
+        "statement": (f"{len(burned)} of the {len(table)} structures in the footprint layer are burned ({rule}); "
+                      f"{shift.note}."),
+    }
+
+
+def _by_detection(matches: pd.DataFrame) -> list[dict[str, Any]]:
+    out = []
+    for det_id, grp in matches.groupby("detection_id", sort=False):
+        first = grp.iloc[0]
+        out.append({"detection_id": det_id, "acquired_utc": str(first["acquired_utc"]), "satellite": first["satellite"],
+                    "instrument": first["instrument"], "confidence": first["confidence"],
+                    "frp": None if pd.isna(first["frp"]) else float(first["frp"]), "daynight": first["daynight"],
+                    "n_polygons": int(len(grp)), "nearest_m": round(float(grp["distance_m"].min()), 1)})
+    return sorted(out, key=lambda d: d["acquired_utc"])
+
+
+def gather_evidence(
+    polygons: gpd.GeoDataFrame,
+    *,
+    detection: Any,
+    params: Params,
+    scenes_dir: Path,
+    data_dir: Path,
+    tz_name: str,
+) -> Evidence:
+    """Footprints, active fires and confidence tiers for the polygons of one detection.
+
+    ``polygons`` index scenes into ``detection.all_records`` (as reports do); the per-scene
+    quality of the detection is indexed by usable scene, and is looked up through the ids.
+    """
+    records = detection.all_records
+    out = polygons.copy()
+    report: dict[str, Any] = {"structures": None, "fires": None}
+    inputs: list[dict[str, Any]] = []
+    structures = None
+    out["n_structures"] = 0
+    for path in footprint_files(scenes_dir, data_dir):
+        inputs.append({"role": "building_footprints", "path": str(path), "sha256": sha256_file(path)})
+        footprints = read_footprints(path, detection.grid.crs, bounds=detection.grid.bounds)
+        # Footprints are matched to the earliest usable scene: before any burn, roofs and walls intact.
+        reference = detection.stack["reflectance"].isel(time=0).sel(band="red").where(detection.stack["clear"].isel(time=0))
+        counted = polygons[polygons["review"] != "rejected"] if "review" in polygons else polygons
+        structures, shift = structures_in_burns(
+            footprints, reference, counted, min_overlap=params.structure_min_overlap,
+            tolerance_m=params.structure_tolerance_px * params.resolution_m, max_shift_m=params.footprint_max_shift_m)
+        per_polygon = structures[structures["burned"]].groupby("polygon_id").size()
+        out["n_structures"] = [int(per_polygon.get(pid, 0)) for pid in out["polygon_id"]]
+        report["structures"] = _structures_report(structures, shift, path, footprints.attrs.get("dropped", 0), params,
+                                                  records, tz_name)
+
+    fire_matches = None
+    files = fire_files(scenes_dir, data_dir)
+    if files:
+        tables = [read_fire_csv(p) for p in files]
+        inputs += [{"role": "active_fires", "path": str(t.path), "sha256": sha256_file(t.path)} for t in tables]
+        detections = pd.concat([t.detections for t in tables], ignore_index=True)
+        fire_matches = corroborate(polygons, detections, max_distance_m=params.fire_max_distance_m)
+        matched = fire_matches.groupby("polygon_id").size() if len(fire_matches) else pd.Series(dtype=int)
+        report["fires"] = {
+            "files": [str(t.path) for t in tables], "n_detections": int(len(detections)),
+            "skipped_rows": int(sum(t.skipped for t in tables)),
+            "skipped_reasons": {k: v for t in tables for k, v in t.skipped_reasons.items()},
+            "max_distance_m": params.fire_max_distance_m,
+            "n_polygons_corroborated": int(len(matched)),
+            "matches": [{k: (str(v) if k == "acquired_utc" else v) for k, v in m.items()}
+                        for m in fire_matches.to_dict("records")],
+            # A 375 m pixel cannot tell one compound from the next: the table lists detections.
+            "detections_near_burns": _by_detection(fire_matches),
+            "statement": (f"{len(matched)} of {len(polygons)} burn polygon(s) have an active-fire detection within "
+                          f"{params.fire_max_distance_m:g} m inside their date bracket ({len(detections)} detection(s) read"
+                          + (f", {sum(t.skipped for t in tables)} malformed row(s) skipped" if any(t.skipped for t in tables) else "")
+                          + "). No detection is not evidence of no fire: overpasses are hours apart and thatch burns fast."),
+        }
+
+    used = {r.scene_id: j for j, r in enumerate(detection.records)}
+    to_used = [used.get(r.scene_id, -1) for r in records]
+    graded = out.assign(first_seen_index=[to_used[i] for i in out["first_seen_index"]],
+                        last_clear_index=[to_used[i] if i >= 0 else -1 for i in out["last_clear_index"]])
+    tiers = confidence_tiers(graded, thresholds=detection.thresholds, shifts=detection.shifts,
+                             clear=detection.stack["clear"], scene_ids=[r.scene_id for r in detection.records],
+                             strong_snr=params.strong_change_snr, fire_matches=fire_matches)
+    for column in tiers.columns:
+        out[column] = tiers[column].to_numpy()
+    counts = {tier: int((out["tier"] == tier).sum()) for tier in ("high", "medium", "low", "rejected")} if len(out) else {}
+    report["confidence"] = {
+        "counts": counts,
+        "area_ha": {tier: round(float(out.loc[out["tier"] == tier, "area_ha"].sum()), 4) for tier in counts},
+        "rules": "docs/CONFIDENCE.md",
+        "statement": ("Confidence: " + ", ".join(f"{n} polygon(s) {tier}" for tier, n in counts.items() if n) + "."
+                      if counts else "No polygon to grade."),
+    }
+    return Evidence(polygons=out, structures=structures, fire_matches=fire_matches, report=report, inputs=inputs)
