@@ -33,6 +33,8 @@ from .grid import Grid
 from .evaluate import date_attribution, score_masks, truth_raster
 from .load import discover_scenes, load_geotiff, load_stack, native_grid, read_mask, read_outline, stack_scenes
 from .run import detect_burns
+from .structures import structures_in_burns
+from .truth import FOOTPRINT_OFFSET_M
 from .write import write_json, write_text
 
 __all__ = ["SIMULATED_CASES", "run_benchmark", "simulated_case", "real_cases"]
@@ -51,6 +53,7 @@ SIMULATED_CASES = (
 NO_BURN_CASES = ("dry_season",)
 # Targets of the benchmark: burn cases, no-burn cases, co-registration.
 TARGET_DICE, TARGET_ERROR, TARGET_FALSE_HA, TARGET_COREG_PX = 0.95, 0.05, 0.05, 0.1
+TARGET_STRUCTURE_ERROR = 0.05  # burned-structure count against the simulated world, per date
 _CONTROL_RING_M = (60.0, 400.0)  # ring of unburned land around the village for the control-ratio baseline
 _SHARED_REAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real"
 
@@ -95,6 +98,49 @@ def _first_visible_when_seen(truth_first: np.ndarray, clear: np.ndarray, to_all:
     return out
 
 
+def _structure_counts(folder: Path, truth_file: Path, det: Any, params: Params, times: list[str],
+                      ref_shift: list[float]) -> dict[str, Any]:
+    """Burned structures counted from the simulated footprint layer, against the simulated world.
+
+    The layer is imperfect on purpose (offset, missing and extra buildings), so the error
+    is that of the whole chain an investigator would run. Also scored: the error of the
+    footprint alignment, and the count against the layer's own truth (what the method,
+    given this layer, could at best find).
+    """
+    layer = folder / "buildings_SIMULATED.gpkg"
+    if not layer.is_file():
+        return {}
+    footprints = gpd.read_file(layer, engine="pyogrio")
+    truth = gpd.read_file(truth_file, layer="structures", engine="pyogrio").set_index("structure_id")
+    reference = det.stack["reflectance"].isel(time=0).sel(band="red").where(det.stack["clear"].isel(time=0))
+    polys = det.polygons.assign(first_seen_index=[times.index(det.records[i].acquired_utc) for i in det.polygons["first_seen_index"]])
+    found, shift = structures_in_burns(footprints, reference, polys, min_overlap=params.structure_min_overlap,
+                                       tolerance_m=params.structure_tolerance_px * params.resolution_m,
+                                       max_shift_m=params.footprint_max_shift_m)
+    res = params.resolution_m
+    # The layer was drawn offset_m off the ground; the reference scene sits ref_shift off the grid.
+    expected = (-FOOTPRINT_OFFSET_M[0] + ref_shift[1] * res, -FOOTPRINT_OFFSET_M[1] - ref_shift[0] * res)
+    linked = footprints["truth_structure_id"].to_numpy()
+    truly = np.array([bool(truth.loc[i, "burned"]) if i >= 0 else False for i in linked])
+    world = truth[truth["burned"]]
+    per_date = {}
+    for when in sorted(set(world["first_visible"])):
+        t = times.index(when)
+        n_true, n_found = int((world["first_visible"] == when).sum()), int((found["burned"] & (found["first_seen_index"] == t)).sum())
+        per_date[when[:10]] = (n_found, n_true)
+    n_found, n_world = int(found["burned"].sum()), int(len(world))
+    return {
+        "structures_found": n_found, "structures_true": n_world,
+        "structure_count_error": round((n_found - n_world) / n_world, 4) if n_world else None,
+        "structure_error_by_date": {d: round((f - t) / t, 4) for d, (f, t) in per_date.items()},
+        "structures_in_layer_truly_burned": int(truly.sum()),
+        "structure_false": int((found["burned"].to_numpy() & ~truly).sum()),
+        "structure_missed": int((~found["burned"].to_numpy() & truly).sum()),
+        "footprint_alignment_error_m": round(math.hypot(shift.dx_m - expected[0], shift.dy_m - expected[1]), 2)
+        if shift.reliable else None,
+    }
+
+
 def simulated_case(scenario: str, aoi: Aoi, *, data_root: Path, params: Params) -> list[dict[str, Any]]:
     """Run burnscan and the baselines on one simulated scenario; score against its truth."""
     resolution = 10.0 if scenario == "sentinel2" else params.resolution_m
@@ -131,12 +177,13 @@ def simulated_case(scenario: str, aoi: Aoi, *, data_root: Path, params: Params) 
         math.hypot(e.dy - (shifts[r.scene_id][0] - ref_shift[0]), e.dx - (shifts[r.scene_id][1] - ref_shift[1]))
         for r, e in zip(det.records, det.shifts) if e.reliable
     )
+    structures = _structure_counts(demo.folder, demo.truth_polygons, det, params, times, ref_shift)
     polys = det.polygons
     settlement_ha = float(polys.loc[polys["setting"] == "settlement", "area_ha"].sum()) if len(polys) else 0.0
     outside_ha = float(polys.loc[polys["setting"] == "outside", "area_ha"].sum()) if len(polys) else 0.0
     rows = _method_rows(scenario, "burnscan", first_seen, truth_first, truth_ids, times, pixel_ha,
                         {"coreg_error_px": round(coreg_err, 4), "settlement_burn_ha": round(settlement_ha, 4),
-                         "outside_burn_ha": round(outside_ha, 4)}, last_clear)
+                         "outside_burn_ha": round(outside_ha, 4), **structures}, last_clear)
 
     row, col = analysis.offset_in(loaded)
     raw = stack.isel(y=slice(row, row + analysis.height), x=slice(col, col + analysis.width))
@@ -246,6 +293,8 @@ def _target_lines(rows: list[dict[str, Any]], cases: tuple[str, ...]) -> list[st
         total = ours[-1]
         misses = []
         if case in NO_BURN_CASES:
+            if total.get("structures_found"):
+                misses.append(f"{total['structures_found']} structure(s) called burned")
             if total.get("settlement_burn_ha", 0) > 0:
                 misses.append(f"settlement burn reported: {total['settlement_burn_ha']:.3f} ha")
             if total["false_ha"] >= TARGET_FALSE_HA:
@@ -258,6 +307,9 @@ def _target_lines(rows: list[dict[str, Any]], cases: tuple[str, ...]) -> list[st
                         misses.append(f"{r['date'][:10]} {key} {r[key]:.3f}")
             if total.get("bracketed_right") != total.get("burns"):
                 misses.append(f"dated inside the bracket {total.get('bracketed_right')}/{total.get('burns')}")
+        for date, error in (total.get("structure_error_by_date") or {}).items():
+            if abs(error) > TARGET_STRUCTURE_ERROR:
+                misses.append(f"{date} burned-structure count off by {error:+.1%}")
         if total.get("coreg_error_px", 0) > TARGET_COREG_PX:
             misses.append(f"co-registration error {total['coreg_error_px']:.3f} px")
         lines.append(f"{case:20} {'meets the targets' if not misses else 'MISSES: ' + '; '.join(misses)}")
@@ -278,8 +330,17 @@ def run_benchmark(*, out_root: Path, data_root: Path, aoi_name: str = "ogota", c
         rows += real_cases(params)
     table = _table(rows)
     summary = ["Targets (simulated): Dice >= 0.95, commission and omission <= 0.05 per date, every burn dated inside its "
-               "bracket, co-registration <= 0.1 px; no-burn cases: no settlement burn, < 0.05 ha false burned area."]
+               "bracket, co-registration <= 0.1 px, burned-structure count within 5 % per date; no-burn cases: no "
+               "settlement burn, < 0.05 ha false burned area."]
     summary += _target_lines(rows, cases)
+    for r in rows:
+        if r["method"] == "burnscan" and r["date"] == "all" and r.get("structures_true") is not None:
+            by_date = ", ".join(f"{d} {e:+.1%}" for d, e in r["structure_error_by_date"].items())
+            summary.append(f"structures {r['case']:18} found {r['structures_found']} burned of {r['structures_true']} in the "
+                           f"simulated world (error {r['structure_count_error'] if r['structure_count_error'] is not None else 0:+.1%}"
+                           f"{'; per date ' + by_date if by_date else ''}); vs the footprint layer's own truth "
+                           f"{r['structures_in_layer_truly_burned']}: {r['structure_false']} false, {r['structure_missed']} missed; "
+                           f"footprint alignment error {r['footprint_alignment_error_m']} m")
     base = {r["case"]: r["dice"] for r in rows if r.get("scored") and r["method"] == "fixed_threshold"}
     for method, what in (("burnscan_extent", "burned extent (the product a perimeter reference maps)"), ("burnscan", "burn mask")):
         calfire = [r for r in rows if r.get("scored") and r["method"] == method and r["case"].startswith("calfire:")]

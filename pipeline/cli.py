@@ -84,6 +84,33 @@ def add(aoi: str, paths: tuple[Path, ...], data_root: Path, bands: str | None, a
         click.echo(f"{what}: {item_id}")
 
 
+@cli.command("add-buildings")
+@click.argument("aoi")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--data", "data_root", type=click.Path(path_type=Path), default=Path("data"), show_default=True)
+@click.option("--replace", is_flag=True, help="Replace the AOI's footprint layer (the old one is kept under a dated name).")
+@click.option("--aoi-dir", type=click.Path(path_type=Path), default=AOI_DIR, show_default=False, help="AOI registry folder.")
+def add_buildings_command(aoi: str, path: Path, data_root: Path, replace: bool, aoi_dir: Path) -> None:
+    """Keep building footprints (GeoJSON, GeoPackage) over AOI; runs count burned structures from them."""
+    from .layers import add_buildings
+
+    added = add_buildings(load_aoi(aoi, aoi_dir), path, data_root=data_root, replace=replace)
+    click.echo(f"{added.summary}: {added.path} (sha256 {added.sha256[:16]})")
+
+
+@cli.command("add-fires")
+@click.argument("aoi")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--data", "data_root", type=click.Path(path_type=Path), default=Path("data"), show_default=True)
+@click.option("--aoi-dir", type=click.Path(path_type=Path), default=AOI_DIR, show_default=False, help="AOI registry folder.")
+def add_fires_command(aoi: str, path: Path, data_root: Path, aoi_dir: Path) -> None:
+    """Keep an active-fire archive (FIRMS VIIRS or MODIS CSV) for AOI; runs match it to burns."""
+    from .layers import add_fires
+
+    added = add_fires(load_aoi(aoi, aoi_dir), path, data_root=data_root)
+    click.echo(f"{added.summary}: {added.path} (sha256 {added.sha256[:16]})")
+
+
 @cli.command()
 @click.argument("aoi")
 @click.option("--data", "data_root", type=click.Path(path_type=Path), default=Path("data"), show_default=True)

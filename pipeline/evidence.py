@@ -49,7 +49,8 @@ class Evidence:
 
 def footprint_files(scenes_dir: Path, data_dir: Path) -> list[Path]:
     """Building-footprint layers for the run: beside the scenes first, else the AOI's own."""
-    beside = sorted(p for pattern in ("buildings*.gpkg", "buildings*.geojson") for p in Path(scenes_dir).glob(pattern))
+    beside = sorted(p for pattern in ("buildings*.gpkg", "buildings*.geojson") for p in Path(scenes_dir).glob(pattern)
+                    if ".replaced-" not in p.name)  # layers set aside by add-buildings --replace
     if beside:
         return beside[:1]
     own = Path(data_dir) / "buildings.gpkg"

@@ -4,7 +4,7 @@ Built with folium (Leaflet) and no base-map tiles, so it needs no network: the l
 first and last usable scenes in false colour, laid over their lon/lat bounds (at village size
 the few-metre skew between the UTM grid and lon/lat is below a pixel of the overlay), the AOI
 outline and the burn polygons, each with a popup: first seen, last clear before, area,
-setting, confirmation, review.
+setting, confirmation, review, burned structures, active fires and confidence tier with its reasons.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from .run import Detection
 
 __all__ = ["review_map"]
 
-_POPUP_FIELDS = ["polygon_id", "first_seen", "last_clear_before", "area_ha", "setting", "confirmed", "review"]
+_POPUP_FIELDS = ["polygon_id", "first_seen", "last_clear_before", "area_ha", "setting", "confirmed", "review",
+                 "n_structures", "n_fire_detections", "tier", "tier_reasons"]
 
 
 def _lonlat_bounds(detection: Detection) -> list[list[float]]:

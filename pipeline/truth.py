@@ -170,8 +170,13 @@ def _iso(t: datetime) -> str:
     return t.astimezone(_UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+FOOTPRINT_OFFSET_M = (4.8, -3.6)
+"""East and north offset of the simulated footprint layer from the ground (6 m, as open layers traced
+on other imagery often are)."""
+
+
 def simulated_footprint_map(structures: geopandas.GeoDataFrame, settlement: Polygon, *, seed: int,
-                            offset_m: tuple[float, float] = (4.8, -3.6), jitter_m: float = 0.8,
+                            offset_m: tuple[float, float] = FOOTPRINT_OFFSET_M, jitter_m: float = 0.8,
                             missing: float = 0.05, extra: float = 0.03) -> geopandas.GeoDataFrame:
     """A building-footprint layer as an open dataset would give the simulated village: imperfect.
 

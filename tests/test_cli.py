@@ -53,3 +53,63 @@ def test_aois_lists_the_registry(capsys):
     assert code == 0
     assert "ogota\tOgota" in stdout and "(location uncertain)" in stdout
     assert len(stdout.strip().splitlines()) >= 7
+
+
+def _footprints_geojson(path: Path, lon: float, lat: float, n: int = 5) -> Path:
+    import json
+
+    d = 0.00005  # about 5 m
+    features = [{"type": "Feature", "properties": {"osm_id": f"w{i}"},
+                 "geometry": {"type": "Polygon", "coordinates": [[[lon + i * 3 * d, lat], [lon + i * 3 * d + d, lat],
+                                                                   [lon + i * 3 * d + d, lat + d], [lon + i * 3 * d, lat + d],
+                                                                   [lon + i * 3 * d, lat]]]}} for i in range(n)]
+    features.append({"type": "Feature", "properties": {"osm_id": "n1"}, "geometry": {"type": "Point", "coordinates": [lon, lat]}})
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}), encoding="utf-8")
+    return path
+
+
+def test_add_buildings_keeps_the_layer_and_never_overwrites_silently(capsys, tmp_path):
+    from pipeline.load import sha256_file
+
+    data = tmp_path / "data"
+    src = _footprints_geojson(tmp_path / "osm.geojson", -3.78, 13.82)
+    code, out, _ = _run(capsys, "add-buildings", "ogota", str(src), "--data", str(data))
+    kept = data / "ogota" / "buildings.gpkg"
+    assert code == 0 and kept.is_file() and "5 footprint(s) over the AOI kept, 1 non-polygon feature(s) ignored" in out
+    before = sha256_file(kept)
+    code, _, err = _run(capsys, "add-buildings", "ogota", str(src), "--data", str(data))
+    assert code == 5 and "--replace" in err and err.count("\n") == 1 and sha256_file(kept) == before
+    code, _, _ = _run(capsys, "add-buildings", "ogota", str(src), "--data", str(data), "--replace")
+    assert code == 0 and len(list((data / "ogota").glob("buildings.replaced-*.gpkg"))) == 1
+
+
+def test_add_buildings_refuses_a_layer_elsewhere_or_not_vector(capsys, tmp_path):
+    data = tmp_path / "data"
+    far = _footprints_geojson(tmp_path / "far.geojson", 2.35, 48.85)  # Paris
+    code, _, err = _run(capsys, "add-buildings", "ogota", str(far), "--data", str(data))
+    assert code == 4 and "no building footprint lies over the AOI" in err and err.count("\n") == 1
+    junk = tmp_path / "junk.gpkg"
+    junk.write_bytes(b"\x00not a geopackage" * 10)
+    code, _, err = _run(capsys, "add-buildings", "ogota", str(junk), "--data", str(data))
+    assert code == 4 and "junk.gpkg" in err and err.count("\n") == 1
+    assert not (data / "ogota" / "buildings.gpkg").exists()
+
+
+def test_add_fires_checks_the_archive_and_keeps_it_once(capsys, tmp_path):
+    from pipeline.load import sha256_file
+
+    data = tmp_path / "data"
+    header = "latitude,longitude,bright_ti4,scan,track,acq_date,acq_time,satellite,instrument,confidence,version,bright_ti5,frp,daynight"
+    src = tmp_path / "firms.csv"
+    src.write_text(f"{header}\n13.82,-3.78,330,0.4,0.4,2024-01-28,112,N20,VIIRS,n,2.0NRT,290,3.4,N\n13.82,abc\n", encoding="utf-8")
+    code, out, _ = _run(capsys, "add-fires", "ogota", str(src), "--data", str(data))
+    kept = data / "ogota" / "fires" / "firms.csv"
+    assert code == 0 and kept.read_bytes() == src.read_bytes()
+    assert "1 detection(s), 2024-01-28 01:12" in out and "1 malformed row(s) skipped" in out
+    other = tmp_path / "other" / "firms.csv"
+    other.parent.mkdir()
+    other.write_text(f"{header}\n", encoding="utf-8")
+    code, _, err = _run(capsys, "add-fires", "ogota", str(other), "--data", str(data))
+    assert code == 5 and "rename" in err and sha256_file(kept) == sha256_file(src)
+    code, _, err = _run(capsys, "add-fires", "ogota", str(tmp_path / "osm.csv"), "--data", str(data))
+    assert code == 4 and err.count("\n") == 1

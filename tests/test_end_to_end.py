@@ -143,3 +143,53 @@ def test_all_cloud_scene_is_unusable_and_widens_the_bracket(small_run):
     assert len(first_jan28) > 0
     # with 27 January unseen, the honest bracket for the attack starts at 26 January
     assert set(first_jan28["last_clear_before"]) == {"2024-01-26T10:38:00Z"}
+
+
+def test_report_counts_burned_structures_per_date_near_the_simulated_truth(small_run):
+    _, _, outcome = small_run
+    report = json.loads((outcome.run_dir / "report.json").read_text())
+    structures = report["structures"]
+    assert structures["alignment"]["reliable"]  # the simulated layer sits 6 m off and is moved back
+    truth_file = outcome.demo_folder / "truth_burns_SIMULATED.gpkg"
+    truth = gpd.read_file(truth_file, layer="structures")
+    true_by_date = truth[truth["burned"]].groupby(truth["first_visible"].str[:10]).size().to_dict()
+    found = {d["acquired_utc"][:10]: d["new_burned"] for d in structures["by_date"]}
+    assert set(found) == set(true_by_date)
+    for date, n_true in true_by_date.items():
+        assert abs(found[date] - n_true) <= max(3, 0.1 * n_true), (date, found[date], n_true)
+    jan28 = next(r for r in report["readings"] if r["acquired_utc"].startswith("2024-01-28"))
+    assert f"{found['2024-01-28']} structure(s) burned" in jan28["statement"]
+    layer = gpd.read_file(outcome.run_dir / "burns_SIMULATED.gpkg", layer="structures")
+    assert int(layer["burned"].sum()) == structures["n_burned"]
+    assert any(p.name.endswith("_structures_SIMULATED.png") for p in (outcome.run_dir / "figures").iterdir())
+
+
+def test_fire_archive_corroborates_the_first_attack_only(small_run):
+    _, _, outcome = small_run
+    fires = json.loads((outcome.run_dir / "report.json").read_text())["fires"]
+    assert fires["n_detections"] == 4 and fires["skipped_rows"] == 1
+    near = fires["detections_near_burns"]
+    assert near and all(d["acquired_utc"].startswith("2024-01-28 01:12") and d["satellite"] == "NOAA-20" for d in near)
+    polys = gpd.read_file(outcome.run_dir / "burns_SIMULATED.geojson")
+    second = polys[polys["first_seen"].astype(str).str.startswith("2024-02-01")]
+    assert len(second) and (second["n_fire_detections"] == 0).all()  # the dawn return fell between overpasses
+
+
+def test_every_polygon_has_a_confidence_tier_with_reasons(small_run):
+    _, _, outcome = small_run
+    polys = gpd.read_file(outcome.run_dir / "burns_SIMULATED.geojson")
+    assert set(polys["tier"]) <= {"high", "medium", "low", "rejected"}
+    assert polys["tier_reasons"].str.contains("noise sigmas above the background").all()
+    last = polys[polys["first_seen"].astype(str).str.startswith("2024-02-01")]
+    assert (last["tier"] != "high").all()  # nothing after the last scene can confirm them yet
+    html = (outcome.run_dir / "report.html").read_text()
+    assert "<h2>Confidence</h2>" in html and "<h2>Burned structures</h2>" in html and "<h2>Active-fire detections</h2>" in html
+
+
+def test_manifest_hashes_the_evidence_layers(small_run):
+    _, _, outcome = small_run
+    manifest = json.loads((outcome.run_dir / "manifest.json").read_text())
+    roles = {e["role"]: e for e in manifest["evidence_files"]}
+    assert set(roles) == {"building_footprints", "active_fires"}
+    for entry in roles.values():
+        assert entry["sha256"] == sha256_file(Path(entry["path"]))
