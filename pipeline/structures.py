@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 import xarray as xr
 from rasterio import features
 from rasterio.transform import from_origin
@@ -202,26 +203,24 @@ def burned_structures(footprints: gpd.GeoDataFrame, polygons: gpd.GeoDataFrame, 
         raise ParameterError(f"min_overlap={min_overlap!r}: pass a share of the footprint in (0, 1], e.g. 0.5")
     if not (math.isfinite(tolerance_m) and tolerance_m >= 0):
         raise ParameterError(f"tolerance_m={tolerance_m!r}: pass a distance >= 0 in metres, e.g. half a pixel")
-    if tolerance_m and len(polygons):
-        polygons = polygons.assign(geometry=polygons.geometry.buffer(tolerance_m, join_style="mitre"))
+    polygons = polygons.reset_index(drop=True)  # positions, whatever the caller's index
+    shapes = polygons.geometry.buffer(tolerance_m, join_style="mitre") if tolerance_m else polygons.geometry
+    geoms = footprints.geometry.reset_index(drop=True)
+    hits: dict[int, list[int]] = {}
+    if len(polygons) and len(geoms):
+        for fi, pi in zip(*shapes.sindex.query(geoms, predicate="intersects")):
+            hits.setdefault(int(fi), []).append(int(pi))
     rows = []
-    areas = footprints.geometry.area.to_numpy()
-    if len(polygons) and len(footprints):
-        pairs = gpd.sjoin(footprints[["structure_id", "geometry"]].reset_index(drop=True).rename_axis("fi").reset_index(),
-                          polygons[["polygon_id", "geometry"]], predicate="intersects", how="inner")
-        shared = [footprints.geometry.iloc[fi].intersection(polygons.geometry.loc[pi]).area
-                  for fi, pi in zip(pairs["fi"], pairs["index_right"])]
-        pairs = pairs.assign(shared=shared)
-    else:
-        pairs = pd.DataFrame(columns=["fi", "index_right", "shared"])
-    by_fp = {fi: grp for fi, grp in pairs.groupby("fi")}
-    for fi, sid in enumerate(footprints["structure_id"]):
-        grp = by_fp.get(fi)
-        fraction = float(grp["shared"].sum() / areas[fi]) if grp is not None and areas[fi] > 0 else 0.0
+    for fi, (sid, geom) in enumerate(zip(footprints["structure_id"], geoms)):
+        touching = hits.get(fi, [])
+        area = geom.area if geom is not None else 0.0
+        # Grown polygons can overlap one another: measure against their union, not their sum.
+        covered = geom.intersection(shapely.union_all(shapes.iloc[touching].to_numpy())).area if touching else 0.0
+        fraction = covered / area if area > 0 else 0.0
         row = {"structure_id": sid, "burned_fraction": round(min(fraction, 1.0), 3), "burned": fraction >= min_overlap,
                "polygon_id": None, "first_seen": "", "last_clear_before": "", "first_seen_index": -1, "setting": ""}
         if row["burned"]:
-            poly = polygons.loc[grp.loc[grp["shared"].idxmax(), "index_right"]]
+            poly = polygons.iloc[max(touching, key=lambda pi: geom.intersection(shapes.iloc[pi]).area)]
             row.update(polygon_id=poly["polygon_id"], first_seen=poly["first_seen"],
                        last_clear_before=poly["last_clear_before"], first_seen_index=int(poly["first_seen_index"]),
                        setting=poly["setting"])

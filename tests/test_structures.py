@@ -194,10 +194,6 @@ def test_footprint_touching_polygon_edge_has_zero_fraction():
     assert not row["burned"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "burned_structures crashes (TypeError: int() ... not 'Series') when a burned footprint intersects two or more "
-    "polygons: grp['shared'].idxmax() returns the sjoin row label, which is the footprint's left index and is "
-    "repeated for every polygon it meets, so grp.loc[label, 'index_right'] is a Series and polygons.loc[...] a frame"))
 @pytest.mark.parametrize("split", [(3.5, 6.0), (2.5, 6.0)], ids=["larger-first", "larger-second"])
 def test_footprint_split_across_two_polygons_takes_the_larger_one(split):
     cut, end = split  # first polygon covers x < cut, the second cut <= x < end: 35 % + 25 % or 25 % + 35 %
@@ -231,10 +227,6 @@ def test_tolerance_does_not_move_the_input_polygons():
     assert polys.geometry.iloc[0].equals(box(-20, -20, -1, 20))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "burned_fraction sums the footprint's intersection with each polygon separately, so where polygons overlap "
-    "(adjacent burns of two dates once grown by tolerance_m) the shared strip is counted twice: here 0.455 "
-    "is reported for a footprint only 35 % inside the union of the grown polygons"))
 def test_adjacent_grown_polygons_are_not_counted_twice():
     # Two burns of different dates meet at x = 5 and cover the footprint's bottom 2 m (20 %).
     # Grown by 1.5 m, their union covers the bottom 3.5 m: 35 % of the footprint.
@@ -243,9 +235,6 @@ def test_adjacent_grown_polygons_are_not_counted_twice():
     assert row["burned_fraction"] == pytest.approx(0.35)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "burned_structures raises KeyError 'index_right' when the polygons' index has a name: geopandas sjoin then "
-    "names the right-index column after the index (here 'pid'), not 'index_right'"))
 def test_polygons_with_named_index():
     polys = _polys(box(-50, -50, 6, 50), index=pd.Index([7], name="pid"))
     row = burned_structures(_fp(), polys).iloc[0]
