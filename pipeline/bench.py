@@ -98,8 +98,19 @@ def _first_visible_when_seen(truth_first: np.ndarray, clear: np.ndarray, to_all:
     return out
 
 
+def _seen_date(geom: Any, truth_first_seen: np.ndarray, grid: Grid, times: list[str], fallback: str) -> str:
+    """The most common first-seen date of the truth pixels under ``geom`` (``fallback`` if none)."""
+    left, bottom, right, top = geom.bounds
+    inverse = ~grid.transform
+    c0, r0 = (int(np.floor(v)) for v in inverse * (left, top))
+    c1, r1 = (int(np.ceil(v)) for v in inverse * (right, bottom))
+    window = truth_first_seen[max(r0, 0):max(r1, 0), max(c0, 0):max(c1, 0)]
+    dated = window[window >= 0]
+    return times[int(np.bincount(dated).argmax())] if dated.size else fallback
+
+
 def _structure_counts(folder: Path, truth_file: Path, det: Any, params: Params, times: list[str],
-                      ref_shift: list[float]) -> dict[str, Any]:
+                      ref_shift: list[float], truth_first_seen: np.ndarray) -> dict[str, Any]:
     """Burned structures counted from the simulated footprint layer, against the simulated world.
 
     The layer is imperfect on purpose (offset, missing and extra buildings), so the error
@@ -122,7 +133,11 @@ def _structure_counts(folder: Path, truth_file: Path, det: Any, params: Params, 
     expected = (-FOOTPRINT_OFFSET_M[0] + ref_shift[1] * res, -FOOTPRINT_OFFSET_M[1] - ref_shift[0] * res)
     linked = footprints["truth_structure_id"].to_numpy()
     truly = np.array([bool(truth.loc[i, "burned"]) if i >= 0 else False for i in linked])
-    world = truth[truth["burned"]]
+    world = truth[truth["burned"]].copy()
+    # A structure under cloud on the day its burn appears is first seen on the next scene that
+    # saw it: its date is read from the pixel truth moved the same way (most of its pixels).
+    moved = world.geometry.translate(xoff=ref_shift[1] * res, yoff=-ref_shift[0] * res)
+    world["first_visible"] = [_seen_date(g, truth_first_seen, det.grid, times, w) for g, w in zip(moved, world["first_visible"])]
     per_date = {}
     for when in sorted(set(world["first_visible"])):
         t = times.index(when)
@@ -177,7 +192,7 @@ def simulated_case(scenario: str, aoi: Aoi, *, data_root: Path, params: Params) 
         math.hypot(e.dy - (shifts[r.scene_id][0] - ref_shift[0]), e.dx - (shifts[r.scene_id][1] - ref_shift[1]))
         for r, e in zip(det.records, det.shifts) if e.reliable
     )
-    structures = _structure_counts(demo.folder, demo.truth_polygons, det, params, times, ref_shift)
+    structures = _structure_counts(demo.folder, demo.truth_polygons, det, params, times, ref_shift, truth_first)
     polys = det.polygons
     settlement_ha = float(polys.loc[polys["setting"] == "settlement", "area_ha"].sum()) if len(polys) else 0.0
     outside_ha = float(polys.loc[polys["setting"] == "outside", "area_ha"].sum()) if len(polys) else 0.0

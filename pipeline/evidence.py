@@ -60,7 +60,10 @@ def footprint_files(scenes_dir: Path, data_dir: Path) -> list[Path]:
 def fire_files(scenes_dir: Path, data_dir: Path) -> list[Path]:
     """Active-fire archives for the run: every ``fires*.csv`` beside the scenes and under ``fires/``."""
     found = sorted(Path(scenes_dir).glob("fires*.csv")) + sorted((Path(data_dir) / "fires").glob("*.csv"))
-    return list(dict.fromkeys(p.resolve() for p in found))
+    unique: dict[Path, Path] = {}
+    for p in found:  # the scenes folder may be the data folder: list each file once, as found
+        unique.setdefault(p.resolve(), p)
+    return list(unique.values())
 
 
 def _when(iso: str, tz_name: str) -> str:

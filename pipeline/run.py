@@ -262,8 +262,10 @@ def _figures(detection: Detection, aoi_outline: Any, credit: str, simulated: boo
                 **(common | {"stretch": natural, "caption": caption.replace(
                     "False-colour infrared (NIR, red, green): vegetation red, burns dark", "Natural colour (red, green, blue)")}),
             )
-        out[f"{stamp}_overlay.png"] = figs.overlay_figure(
-            after, polygons_new=new, polygons_earlier=earlier, after_clear=after_clear,
+        # The same pair again with the burns outlined on the after scene: the plain pair lets a
+        # reader judge the ground without the machine's lines in the way.
+        out[f"{stamp}_overlay.png"] = figs.before_after_figure(
+            before, after, before_clear=before_clear, after_clear=after_clear, polygons_new=new, polygons_earlier=earlier,
             title=f"Burn marks first visible on {after_rec.acquired:%Y-%m-%d %H:%M} UTC", **common,
         )
         info = detection.thresholds[t]

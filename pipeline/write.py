@@ -74,7 +74,7 @@ def atomic_path(final: Path) -> Iterator[Path]:
 
 
 def check_output_folder(folder: Path) -> Path:
-    """Check, without creating anything, that ``folder`` exists or can be created and written in."""
+    """Check, leaving nothing behind, that ``folder`` exists or can be created and written in."""
     folder = Path(folder)
     existing = folder
     while not existing.exists() and existing != existing.parent:
@@ -84,6 +84,13 @@ def check_output_folder(folder: Path) -> Path:
     if not os.access(existing, os.W_OK | os.X_OK):
         raise OutputError(f"{folder}: cannot create the output folder or write in it (permission denied on {existing}); "
                           f"choose a writable --out")
+    # Permission bits do not tell everything (root is let through, /proc and read-only mounts
+    # refuse anyway): make and remove an empty folder where the run folder would go.
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".burnscan-check-", dir=existing))
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot create the output folder ({exc.strerror or exc} in {existing}); "
+                          f"choose a writable --out") from None
     return folder
 
 

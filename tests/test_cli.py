@@ -113,3 +113,10 @@ def test_add_fires_checks_the_archive_and_keeps_it_once(capsys, tmp_path):
     assert code == 5 and "rename" in err and sha256_file(kept) == sha256_file(src)
     code, _, err = _run(capsys, "add-fires", "ogota", str(tmp_path / "osm.csv"), "--data", str(data))
     assert code == 4 and err.count("\n") == 1
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs a Linux /proc, where nobody (root included) can make folders")
+def test_output_folder_refusing_folders_fails_before_any_work(capsys, tmp_path):
+    code, _, stderr = _run(capsys, "detect", "ogota", "--out", "/proc/burnscan-out", "--data", str(tmp_path / "data"))
+    assert code == 6 and stderr.count("\n") == 1 and "choose a writable --out" in stderr
+    assert not (tmp_path / "data").exists()  # refused before the demo scenes were made
