@@ -26,11 +26,11 @@ from .coregister import ShiftEstimate, coregister
 from .dating import date_burns
 from .demo import ensure_demo_scenes
 from .errors import OutputError, PipelineError, SceneError
-from .evidence import gather_evidence
+from .evidence import footprint_files, gather_evidence
 from .grid import Grid
 from .indices import burn_index, choose_index
 from .catalogue import catalogue_dir, catalogue_entries, catalogue_sources
-from .load import SceneRecord, read_outline, sha256_file
+from .load import SceneRecord, read_footprints, read_outline, sha256_file
 from .normalise import BandFit, identity_fits, normalise, wants_normalisation
 from .perimeter import extent_dates, extent_polygons
 from .polygons import burn_polygons, kml_placemarks
@@ -39,6 +39,7 @@ from .html_report import render_html
 from .report import build_report, render_markdown, with_evidence
 from .review import apply_decisions, read_decisions, review_summary, reviews_path
 from .sources import load_sources, recognise
+from .structures import settlement_from_footprints
 from .threshold import ThresholdInfo
 from . import figures as figs
 from .write import check_output_folder, finish_run_dir, new_run_dir, save_figure, write_json, write_text, write_vector
@@ -385,6 +386,10 @@ def run_detect(
         sources, scenes_from = recognise(demo.folder), "demo"
     stack, records = load_sources(sources, loaded_grid)
     settlement, settlement_file = _settlement_outline(aoi, Path(scenes_dir), analysis_grid.crs)
+    if settlement is None:  # no outline drawn: the footprint layer, when there is one, outlines the built-up area
+        for path in footprint_files(Path(scenes_dir), Path(data_root) / aoi.name):
+            settlement = settlement_from_footprints(read_footprints(path, analysis_grid.crs, bounds=analysis_grid.bounds))
+            settlement_file = path if settlement is not None else None
     log(f"{len(records)} scenes loaded; co-registering, normalising, detecting")
     detection = detect_burns(stack, records, params=params, loaded_grid=loaded_grid, analysis_grid=analysis_grid, settlement=settlement)
 

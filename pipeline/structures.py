@@ -44,7 +44,7 @@ from skimage.registration import phase_cross_correlation
 from .errors import ParameterError
 
 __all__ = ["FootprintShift", "footprint_offset", "shift_footprints", "burned_structures", "structures_in_burns",
-           "STRUCTURE_COLUMNS"]
+           "settlement_from_footprints", "STRUCTURE_COLUMNS"]
 
 STRUCTURE_COLUMNS = ["structure_id", "burned_fraction", "burned", "polygon_id", "first_seen", "last_clear_before",
                      "first_seen_index", "setting"]
@@ -240,3 +240,24 @@ def structures_in_burns(footprints: gpd.GeoDataFrame, reference: xr.DataArray, p
     aligned = shift_footprints(footprints, shift)
     table = burned_structures(aligned, polygons, min_overlap=min_overlap, tolerance_m=tolerance_m)
     return gpd.GeoDataFrame(table, geometry=aligned.geometry.to_numpy(), crs=aligned.crs), shift
+
+
+def settlement_from_footprints(footprints: gpd.GeoDataFrame, *, join_m: float = 25.0, min_buildings: int = 5):
+    """The built-up area a footprint layer outlines: buildings joined across gaps up to about
+    ``2 * join_m`` (lanes, yards, small squares), holes filled; clusters of fewer than
+    ``min_buildings`` (a lone field hut) are left out. ``None`` when nothing qualifies.
+
+    Used to tell settlement burns from field and bush fires when an AOI has footprints but
+    no drawn settlement outline.
+    """
+    geoms = [g for g in footprints.geometry if g is not None and not g.is_empty]
+    if not geoms:
+        return None
+    grown = shapely.union_all([g.buffer(join_m) for g in geoms])
+    parts = []
+    for part in getattr(grown, "geoms", [grown]):
+        inside = sum(1 for g in geoms if part.contains(g.representative_point()))
+        if inside >= min_buildings:
+            parts.append(shapely.Polygon(part.exterior).buffer(-join_m * 0.6))
+    parts = [p for p in parts if not p.is_empty]
+    return shapely.union_all(parts) if parts else None

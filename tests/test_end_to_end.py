@@ -193,3 +193,18 @@ def test_manifest_hashes_the_evidence_layers(small_run):
     assert set(roles) == {"building_footprints", "active_fires"}
     for entry in roles.values():
         assert entry["sha256"] == sha256_file(Path(entry["path"]))
+
+
+def test_without_a_drawn_outline_the_footprints_outline_the_settlement(small_run, tmp_path):
+    import shutil
+
+    root, aoi_dir, outcome = small_run
+    scenes = tmp_path / "scenes"
+    shutil.copytree(outcome.demo_folder, scenes)
+    (scenes / "settlement_SIMULATED.geojson").unlink()
+    again = run_detect("testvillage", out_root=tmp_path / "out", data_root=root / "data", aoi_dir=aoi_dir,
+                       scenes_dir=scenes, make_figures=False)
+    manifest = json.loads((again.run_dir / "manifest.json").read_text())
+    assert manifest["settlement_file"]["path"].endswith("buildings_SIMULATED.gpkg")
+    polys = gpd.read_file(again.run_dir / "burns_SIMULATED.geojson")
+    assert (polys["setting"] == "settlement").mean() > 0.95  # every simulated burn is a compound

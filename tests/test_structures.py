@@ -287,3 +287,19 @@ def test_structures_in_burns_counts_huts_under_a_burn_after_alignment(village, b
     # unaligned, the same layer misses the burn
     unaligned = burned_structures(_footprints(centres, radii, *SHIFT), polys)
     assert not unaligned["burned"].any()
+
+
+def test_settlement_outline_from_footprints_leaves_lone_field_huts_out():
+    from shapely.geometry import Point
+
+    from pipeline.structures import settlement_from_footprints
+
+    village = [box(x, y, x + 8, y + 8) for x in range(0, 200, 30) for y in range(0, 200, 30)]  # 49 houses, 22 m lanes
+    field_hut = [box(900, 900, 905, 905)]
+    footprints = gpd.GeoDataFrame({"structure_id": range(50)}, geometry=village + field_hut, crs="EPSG:32630")
+    outline = settlement_from_footprints(footprints)
+    assert outline.geom_type == "Polygon" and not outline.interiors  # lanes joined, holes filled
+    assert all(outline.contains(Point(x + 4, y + 4)) for x in range(0, 200, 30) for y in range(0, 200, 30))
+    assert not outline.intersects(field_hut[0])
+    assert 188 * 188 < outline.area < 240 * 240  # hugs the houses, a few metres beyond
+    assert settlement_from_footprints(footprints.iloc[:0]) is None
