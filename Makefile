@@ -14,8 +14,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
 
+# AOI=all runs every AOI of the registry in parallel on a local Dask cluster.
 detect: $(STAMP)
-	$(BIN)/burnscan detect $(AOI)
+	$(BIN)/burnscan detect $(if $(filter all,$(AOI)),--all,$(AOI))
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

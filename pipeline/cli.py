@@ -29,7 +29,11 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("aoi")
+@click.argument("aoi", required=False)
+@click.option("--all", "all_aois", is_flag=True, help="Every AOI of the registry, in parallel on a Dask cluster.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="With --all: an existing Dask scheduler (tcp://host:port) instead of a local cluster.")
+@click.option("--workers", type=int, default=None, help="With --all and no --scheduler: local worker processes (default: cores).")
 @click.option("--out", "out_root", type=click.Path(path_type=Path), default=Path("out"), show_default=True, help="Root of run folders.")
 @click.option("--data", "data_root", type=click.Path(path_type=Path), default=Path("data"), show_default=True, help="Where demo scenes are kept.")
 @click.option("--scenes", "scenes_dir", type=click.Path(path_type=Path), default=None,
@@ -39,10 +43,22 @@ def cli() -> None:
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a parameter (repeatable).")
 @click.option("--aoi-dir", type=click.Path(path_type=Path), default=AOI_DIR, show_default=False, help="AOI registry folder (default: aoi/ of the project).")
 @click.option("--no-figures", is_flag=True, help="Skip figures (faster batch runs).")
-def detect(aoi: str, out_root: Path, data_root: Path, scenes_dir: Path | None, kind: str | None, sets: tuple[str, ...],
-           aoi_dir: Path, no_figures: bool) -> None:
-    """Detect and date burns in AOI and write out/AOI/RUN-ID/."""
+def detect(aoi: str | None, all_aois: bool, scheduler: str | None, workers: int | None, out_root: Path, data_root: Path,
+           scenes_dir: Path | None, kind: str | None, sets: tuple[str, ...], aoi_dir: Path, no_figures: bool) -> None:
+    """Detect and date burns in AOI (or every AOI with --all) and write out/AOI/RUN-ID/."""
+    from .errors import ParameterError
     from .run import run_detect
+
+    if all_aois:
+        if aoi or scenes_dir:
+            raise ParameterError("--all runs every AOI of the registry; drop the AOI name and --scenes")
+        _detect_all(list_aois(aoi_dir), scheduler=scheduler, workers=workers, out_root=out_root, data_root=data_root,
+                    aoi_dir=aoi_dir, overrides=_parse_sets(sets), make_figures=not no_figures, kind=kind)
+        return
+    if aoi is None:
+        raise ParameterError("name an AOI (burnscan aois lists them) or pass --all")
+    if scheduler or workers:
+        raise ParameterError("--scheduler and --workers go with --all; one AOI runs here")
 
     outcome = run_detect(
         aoi, out_root=out_root, data_root=data_root, overrides=_parse_sets(sets), scenes_dir=scenes_dir, aoi_dir=aoi_dir,
@@ -55,6 +71,19 @@ def detect(aoi: str, out_root: Path, data_root: Path, scenes_dir: Path | None, k
         click.echo(f"- {reading['statement']}")
     click.echo(report["summary"])
     click.echo(f"outputs: {outcome.run_dir}")
+
+
+def _detect_all(names: list[str], *, scheduler: str | None, workers: int | None, **options) -> None:
+    from .batch import run_many
+    from .errors import BatchError
+
+    outcomes = run_many(names, scheduler=scheduler, workers=workers, log=lambda m: click.echo(m, err=True), **options)
+    for o in outcomes:
+        click.echo(f"{o.aoi}\t{'ok' if o.ok else 'FAILED'}\t{o.run_dir or o.error}")
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        raise BatchError(f"{len(failed)} of {len(outcomes)} AOIs failed ({', '.join(o.aoi for o in failed)}); "
+                         "the others completed: fix those AOIs and run them again")
 
 
 @cli.command()

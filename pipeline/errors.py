@@ -17,6 +17,7 @@ __all__ = [
     "SceneError",
     "ParameterError",
     "OutputError",
+    "BatchError",
 ]
 
 
@@ -58,3 +59,9 @@ class OutputError(PipelineError, OSError):
     """An output could not be written (folder not writable, disk full...)."""
 
     exit_code = 6
+
+
+class BatchError(PipelineError):
+    """Some AOIs of a batch failed (each reported on its own line); the others completed."""
+
+    exit_code = 7

@@ -401,6 +401,7 @@ def run_detect(
         decisions = read_decisions(reviews_file) if apply_reviews else []
         polygons = apply_decisions(_polygons_with_positions(detection), decisions, simulated=simulated)
         tz_name = str(aoi.properties.get("timezone", "UTC"))
+        log(f"{len(polygons)} burn polygon(s); checking structures, active fires and confidence")
         evidence = gather_evidence(polygons, detection=detection, params=params, scenes_dir=Path(scenes_dir),
                                    data_dir=Path(data_root) / aoi.name, tz_name=tz_name)
         polygons = evidence.polygons
@@ -428,6 +429,7 @@ def run_detect(
         ]
         figure_names: list[str] = []
         if make_figures:
+            log("drawing figures")
             credit = IMAGERY_CREDIT_SIMULATED if simulated else "Imagery: see scene ids; credit the provider"
             aoi_outline = aoi.projected(analysis_grid.crs)
             figures = _figures(detection, aoi_outline, credit, simulated, report["aoi"]["timezone"])
@@ -440,6 +442,7 @@ def run_detect(
                 # The same figure in PDF for print: text and outlines stay sharp at any size.
                 outputs.append(save_figure(partial / "figures" / fname.replace(".png", ".pdf"), fig))
                 figure_names.append(f"figures/{fname}")
+        log("writing the report and the manifest")
         outputs.append(write_json(partial / "report.json", report))
         outputs.append(write_text(partial / "report.md", render_markdown(report, figures=figure_names, polygons=polygons)))
         pngs = {name: (partial / name).read_bytes() for name in figure_names}

@@ -60,6 +60,8 @@ def test_real_grass_fire_pair_added_and_detected(shared_data, tmp_path, capsys):
         pixel_ha = 141.0 / mask.sum()  # the reference perimeter's 141 ha spread over its pixels
     inside = (burned & mask).sum() / max(burned.sum(), 1)
     found = report["totals"]["area_ha"]
+    print(f"5 Incident: {found:.1f} ha burned, {inside:.1%} inside the perimeter, "
+          f"{(burned & mask).sum() / mask.sum():.1%} of the perimeter covered")  # shown with pytest -rP
     assert 110 <= found <= 160, found
     assert inside >= 0.9, inside
     assert (burned & mask).sum() >= 0.85 * mask.sum(), (burned & mask).sum() * pixel_ha

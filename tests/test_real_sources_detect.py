@@ -81,6 +81,7 @@ def test_real_sentinel2_item_and_a_built_later_scene(shared_data, tmp_path, caps
     report = _detect(capsys, tmp_path, aoi_dir, "sahara", "resolution_m=100", "margin_m=500")
     assert report["index"] == "nbr" and not report["simulated"]
     area = report["totals"]["area_ha"]
+    print(f"Sentinel-2 item + built later scene: {report['totals']['n_polygons']} polygon(s), {area:.2f} ha")  # pytest -rP
     assert report["totals"]["n_polygons"] == 1 and 0.7 * 36 <= area <= 1.3 * 36, area  # a 600 m square is 36 ha
     assert report["scenes"][1]["scene_id"] == "S2A_29RKH_20200224_0_L2A_BUILT"
 
@@ -104,6 +105,7 @@ def test_real_planetscope_scene_and_a_built_later_scene(shared_data, tmp_path, c
     report = _detect(capsys, tmp_path, aoi_dir, "deering")
     assert report["index"] == "nir" and report["scenes"][0]["satellite_id"] == "0e19"
     area = report["totals"]["area_ha"]
+    print(f"PlanetScope Deering + built later scene: {report['totals']['n_polygons']} polygon(s), {area:.2f} ha")  # pytest -rP
     assert report["totals"]["n_polygons"] == 1 and 0.8 * 36 <= area <= 1.2 * 36, area
 
 

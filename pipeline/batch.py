@@ -1,0 +1,132 @@
+"""Many AOIs at once: every AOI of the registry detected in parallel on a Dask cluster.
+
+Investigators watch dozens of villages. Each AOI is one task running the whole
+:func:`pipeline.run.run_detect` on a worker of a ``dask.distributed`` cluster: a local
+cluster of worker processes by default, or an existing cluster reached through its
+scheduler's address (``tcp://host:port``), unchanged. Workers must see the same
+``aoi/``, ``data/`` and ``out/`` folders (one machine, or a shared file system).
+
+Progress comes back as it happens: each worker publishes "AOI: stage" events on a
+topic the client prints, and each AOI is reported when it finishes. One AOI failing
+(a bad AOI file, a corrupt scene, a full disk) is reported with its one-line error
+and never stops the others; the batch then exits non-zero.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import ParameterError, PipelineError
+
+__all__ = ["AoiOutcome", "run_many", "PROGRESS_TOPIC"]
+
+PROGRESS_TOPIC = "burnscan-progress"
+
+
+@dataclass(frozen=True)
+class AoiOutcome:
+    """How one AOI of a batch ended."""
+
+    aoi: str
+    ok: bool
+    seconds: float
+    run_dir: str | None = None
+    summary: str = ""
+    error: str = ""
+    exit_code: int = 0
+
+
+def _detect_one(aoi: str, options: dict[str, Any]) -> AoiOutcome:
+    """Worker side: one AOI, its stages published as events, every error kept to one line."""
+    from distributed import get_worker
+
+    from .run import run_detect
+
+    started = time.perf_counter()
+    try:
+        worker = get_worker()
+        publish: Callable[[str], None] = lambda m: worker.log_event(PROGRESS_TOPIC, {"aoi": aoi, "message": m})  # noqa: E731
+    except ValueError:  # not on a worker (a synchronous scheduler): stay quiet
+        publish = lambda m: None  # noqa: E731
+    try:
+        outcome = run_detect(aoi, log=publish, **options)
+    except PipelineError as exc:
+        return AoiOutcome(aoi, False, time.perf_counter() - started, error=str(exc), exit_code=exc.exit_code)
+    except Exception as exc:  # a defect must not take the other AOIs down with it
+        return AoiOutcome(aoi, False, time.perf_counter() - started, error=f"{type(exc).__name__}: {exc}", exit_code=1)
+    publish("done")
+    return AoiOutcome(aoi, True, time.perf_counter() - started, run_dir=str(outcome.run_dir),
+                      summary=outcome.report["summary"])
+
+
+def run_many(
+    aois: list[str],
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    log: Callable[[str], None] = lambda message: None,
+    **options: Any,
+) -> list[AoiOutcome]:
+    """Run :func:`pipeline.run.run_detect` for every AOI in ``aois`` on a Dask cluster.
+
+    Parameters
+    ----------
+    aois
+        AOI names (each is checked by the worker that runs it).
+    scheduler
+        Address of an existing cluster's scheduler (``tcp://host:port``); ``None`` starts a
+        local cluster of ``workers`` processes (default: the machine's cores, at most one
+        per AOI) and stops it afterwards.
+    log
+        Receives progress lines: each stage of each AOI, and each AOI as it finishes.
+    options
+        Passed to :func:`pipeline.run.run_detect` (``out_root``, ``data_root``, ``aoi_dir``,
+        ``overrides``, ``make_figures``...). Paths must mean the same on every worker.
+
+    Returns
+    -------
+    list of AoiOutcome
+        In the order of ``aois``.
+    """
+    from distributed import Client, LocalCluster, as_completed
+
+    if not aois:
+        raise ParameterError("no AOI to run; add AOI files to the registry (burnscan aois lists it)")
+    options = {k: (Path(v).resolve() if isinstance(v, Path) else v) for k, v in options.items()}  # same on every worker
+    cluster = None
+    if scheduler is None:
+        n = max(1, min(workers or os.cpu_count() or 1, len(aois)))
+        # One single-threaded process per worker: the stages hold the GIL in places, and a
+        # worker that dies takes only its AOI with it.
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+        address = cluster.scheduler_address
+    else:
+        address = scheduler
+    try:
+        try:
+            client = Client(address, timeout=10)
+        except OSError as exc:
+            raise ParameterError(f"{address}: cannot reach the Dask scheduler ({exc}); start it or fix --scheduler") from None
+        with client:
+            client.subscribe_topic(PROGRESS_TOPIC, lambda event: log(f"{event[1]['aoi']}: {event[1]['message']}"))
+            futures = {client.submit(_detect_one, name, options, pure=False, key=f"burnscan-detect-{name}"): name
+                       for name in aois}
+            done: dict[str, AoiOutcome] = {}
+            for future in as_completed(futures):
+                name = futures[future]
+                try:
+                    result = future.result()
+                except Exception as exc:  # the worker itself died (out of memory, killed)
+                    result = AoiOutcome(name, False, 0.0, error=f"worker lost: {exc}", exit_code=1)
+                done[name] = result
+                state = f"done in {result.seconds:.0f} s: {result.run_dir}" if result.ok else f"FAILED: {result.error}"
+                log(f"[{len(done)}/{len(aois)}] {name} {state}")
+            client.unsubscribe_topic(PROGRESS_TOPIC)
+    finally:
+        if cluster is not None:
+            cluster.close()
+    return [done[name] for name in aois]
