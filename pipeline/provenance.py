@@ -93,6 +93,11 @@ def _reviews_entry(manifest: dict[str, Any]) -> list[tuple[Path, str]]:
     return [(Path(entry["path"]), entry["sha256"])] if entry else []
 
 
+def _evidence_entries(manifest: dict[str, Any]) -> list[tuple[Path, str]]:
+    """The footprint layers and fire archives a run read, as (path, SHA-256)."""
+    return [(Path(e["path"]), e["sha256"]) for e in manifest.get("evidence_files") or []]
+
+
 def verify_run(run_dir: Path) -> list[str]:
     """Compare every file listed in a run's ``manifest.json`` with its recorded SHA-256.
 
@@ -102,7 +107,7 @@ def verify_run(run_dir: Path) -> list[str]:
 
     manifest = _read_manifest(run_dir)
     expected = [(Path(f["path"]), f["sha256"]) for scene in manifest.get("inputs", []) for f in scene["files"]]
-    expected += _settlement_entry(manifest) + _reviews_entry(manifest)
+    expected += _settlement_entry(manifest) + _reviews_entry(manifest) + _evidence_entries(manifest)
     expected += [(Path(run_dir) / o["path"], o["sha256"]) for o in manifest.get("outputs", [])]
     problems = []
     for path, digest in expected:
@@ -393,7 +398,6 @@ def _check_inputs(manifest: dict[str, Any], manifest_path: Path) -> tuple[Path, 
         raise AoiError(f"{aoi_path}: AOI file name does not match the run's AOI {manifest['aoi']!r}; the manifest was edited")
 
     files = [(Path(f["path"]), f["sha256"]) for scene in manifest["inputs"] for f in scene["files"]]
-    files += _settlement_entry(manifest)
     missing = [p for p, _ in files if not p.is_file()]
     changed = [p for p, digest in files if p.is_file() and sha256_file(p) != digest]
     if missing or changed:
@@ -405,6 +409,10 @@ def _check_inputs(manifest: dict[str, Any], manifest_path: Path) -> tuple[Path, 
         if not path.is_file() or sha256_file(path) != digest:
             raise SceneError(f"{path}: review decisions changed since the run (SHA-256 differs or missing); "
                              f"restore that file to re-run, or run burnscan detect for a new run with today's decisions")
+    for path, digest in _settlement_entry(manifest) + _evidence_entries(manifest):  # outline, footprints, fire archives
+        if not path.is_file() or sha256_file(path) != digest:
+            raise SceneError(f"{path}: an evidence layer of the run is missing or its SHA-256 changed; "
+                             f"restore it to re-run, or run burnscan detect for a new run with today's layers")
     folders = sorted({str(p.parent) for p, _ in files})
     if len(folders) != 1:
         raise SceneError(f"{manifest_path}: inputs lie in {len(folders)} folders ({', '.join(folders)}); a re-run needs one scene folder")

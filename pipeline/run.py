@@ -439,8 +439,10 @@ def run_detect(
             for name, fig in figures.items():
                 fname = name.replace(".png", f"{suffix}.png")
                 outputs.append(save_figure(partial / "figures" / fname, fig))
-                # The same figure in PDF for print: text and outlines stay sharp at any size.
-                outputs.append(save_figure(partial / "figures" / fname.replace(".png", ".pdf"), fig))
+                if name == "timeline.png" or name.endswith(("_overlay.png", "_structures.png")):
+                    # In PDF too, for print, where vectors help: outlines and charts stay sharp at any
+                    # size (a plain scene pair is pixels either way, so it stays PNG only).
+                    outputs.append(save_figure(partial / "figures" / fname.replace(".png", ".pdf"), fig))
                 figure_names.append(f"figures/{fname}")
         log("writing the report and the manifest")
         outputs.append(write_json(partial / "report.json", report))

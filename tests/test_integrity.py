@@ -112,6 +112,24 @@ def test_settlement_outline_is_hashed_and_checked(base, capsys):
     assert _run_folders(first.run_dir.parent) == before
 
 
+def test_fire_archive_and_footprints_are_hashed_and_checked(base, capsys):
+    _, _, first = base
+    manifest = json.loads((first.run_dir / "manifest.json").read_text())
+    layers = {e["role"]: Path(e["path"]) for e in manifest["evidence_files"]}
+    fires = layers["active_fires"]
+    original = fires.read_bytes()
+    before = _run_folders(first.run_dir.parent)
+    try:
+        fires.write_bytes(original + b"13.8,-3.7,330,0.4,0.4,2024-01-28,100,N,VIIRS,h,2,290,9.9,N,0\n")  # a detection added later
+        assert verify_run(first.run_dir) == [f"changed: {fires}"]
+        code, _, err = _cli(capsys, "rerun", str(first.run_dir))
+    finally:
+        fires.write_bytes(original)
+    assert code == 4 and str(fires) in err and "evidence layer" in err and err.count("\n") == 1
+    assert _run_folders(first.run_dir.parent) == before
+    assert verify_run(first.run_dir) == []
+
+
 def test_rerun_says_which_output_differs_and_exits_non_zero(base, capsys, tmp_path):
     _, _, first = base
     # an evidence copy whose report someone edited after the run
