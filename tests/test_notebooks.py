@@ -51,3 +51,4 @@ def test_review_notebook_maps_the_run_and_a_rejection_appears_in_the_next_report
 def test_walkthrough_notebook_runs_every_stage(tmp_path, monkeypatch):
     text = _text(_execute("walkthrough.ipynb", tmp_path, monkeypatch))
     assert "reliable True" in text and "index: nir" in text and "polygons," in text and "report.html" in text
+    assert "structures in the footprint layer are burned" in text and "polygon(s) high" in text  # the evidence stage
