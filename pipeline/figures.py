@@ -206,12 +206,14 @@ def overlay_figure(
     stretch: Stretch | None = None,
     tz_name: str = "UTC",
     noun: str = "",
+    when: str = "first seen this date",
 ) -> Figure:
     """The after scene in false colour with the burned-area polygons outlined.
 
     Parameters are those of :func:`before_after_figure`; pass the stretch it used to show
     both figures of one date in identical colours. ``noun`` names what is outlined in the
-    legend ("structure": "burned structures, first seen this date"). The figure is 8 cm
+    legend ("structure": "burned structures, first seen this date") and ``when`` what the
+    solid outlines are ("all dates" on an overview). The figure is 8 cm
     wide (one print column) at 300 dpi.
     """
     planes = _cir(after)
@@ -220,7 +222,7 @@ def overlay_figure(
         stretch = _stretch_of([planes if mask is None else np.where(mask, planes, np.nan)])
     panels = [_Panel("After", after, planes, mask, polygons_new, polygons_earlier)]
     return _compose(panels, _checked(stretch), _SINGLE_WIDTH_IN, title=title, caption=caption,
-                    simulated=simulated, aoi_outline=aoi_outline, tz_name=tz_name, noun=noun)
+                    simulated=simulated, aoi_outline=aoi_outline, tz_name=tz_name, noun=noun, when=when)
 
 
 def _cir(scene: xr.DataArray, bands: tuple[str, str, str] = _CIR_BANDS) -> np.ndarray:
@@ -405,11 +407,12 @@ class _Panel(NamedTuple):
     earlier: gpd.GeoDataFrame | None = None
 
 
-def _legend_handles(panels: list[_Panel], aoi_outline: BaseGeometry | None, k: float, noun: str = "") -> list:
+def _legend_handles(panels: list[_Panel], aoi_outline: BaseGeometry | None, k: float, noun: str = "",
+                    when: str = "first seen this date") -> list:
     new, earlier, handles = panels[-1].new, panels[-1].earlier, []
     if new is not None:
         handles.append(Line2D([], [], color=_NEW_COLOUR, lw=1.2 * k, path_effects=_HALO,
-                              label=f"burned{noun}, first seen this date ({len(new)})"))
+                              label=f"burned{noun}, {when} ({len(new)})"))
     if earlier is not None:
         handles.append(Line2D([], [], color=_EARLIER_COLOUR, lw=1.2 * k, ls="--", path_effects=_HALO,
                               label=f"burned{noun}, seen on an earlier date ({len(earlier)})"))
@@ -463,13 +466,14 @@ def _draw_panel(ax, panel: _Panel, stretch: Stretch, *, crs: str, simulated: boo
 
 
 def _compose(panels: list[_Panel], stretch: Stretch, width_in: float, *, title: str, caption: str,
-             simulated: bool, aoi_outline: BaseGeometry | None, tz_name: str, noun: str = "") -> Figure:
+             simulated: bool, aoi_outline: BaseGeometry | None, tz_name: str, noun: str = "",
+             when: str = "first seen this date") -> Figure:
     crs = panels[-1].scene.attrs.get("crs")
     for gdf, what in ((panels[-1].new, "polygons_new"), (panels[-1].earlier, "polygons_earlier")):
         if gdf is not None:
             _check_crs(gdf, crs, what)
     ty = _type(width_in)
-    handles = _legend_handles(panels, aoi_outline, ty.k, f" {noun}s" if noun else "")
+    handles = _legend_handles(panels, aoi_outline, ty.k, f" {noun}s" if noun else "", when)
 
     # Panels stack top to bottom in one print column (a pair side by side would print at
     # 4 cm a map); laid out in inches so the text sizes hold whatever the scene's shape.

@@ -224,7 +224,8 @@ def _figures(detection: Detection, aoi_outline: Any, credit: str, simulated: boo
             stack["reflectance"].isel(time=last).assign_attrs(
                 acquired=last_rec.acquired_utc, scene_id=last_rec.scene_id, satellite_id=last_rec.satellite_id, crs=detection.grid.crs),
             polygons_new=polys, after_clear=stack["clear"].isel(time=last), aoi_outline=aoi_outline, simulated=simulated,
-            tz_name=tz_name, title=f"All burn marks found, {detection.records[0].acquired:%Y-%m-%d} to {last_rec.acquired:%Y-%m-%d}",
+            tz_name=tz_name, when="all dates",
+            title=f"All burn marks found, {detection.records[0].acquired:%Y-%m-%d} to {last_rec.acquired:%Y-%m-%d}",
             caption=f"Overview of the AOI on {last_rec.scene_id} ({format_time(last_rec.acquired, tz_name)}); "
                     f"{len(polys)} burn polygon(s), {polys['area_ha'].sum():.2f} ha, all dates. {credit}.",
         )
