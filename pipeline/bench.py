@@ -101,9 +101,9 @@ def _first_visible_when_seen(truth_first: np.ndarray, clear: np.ndarray, to_all:
 def _seen_date(geom: Any, truth_first_seen: np.ndarray, grid: Grid, times: list[str], fallback: str) -> str:
     """The most common first-seen date of the truth pixels under ``geom`` (``fallback`` if none)."""
     left, bottom, right, top = geom.bounds
-    inverse = ~grid.transform
-    c0, r0 = (int(np.floor(v)) for v in inverse * (left, top))
-    c1, r1 = (int(np.ceil(v)) for v in inverse * (right, bottom))
+    t = grid.transform  # north-up: columns from x, rows from y
+    c0, r0 = int(np.floor((left - t.c) / t.a)), int(np.floor((top - t.f) / t.e))
+    c1, r1 = int(np.ceil((right - t.c) / t.a)), int(np.ceil((bottom - t.f) / t.e))
     window = truth_first_seen[max(r0, 0):max(r1, 0), max(c0, 0):max(c1, 0)]
     dated = window[window >= 0]
     return times[int(np.bincount(dated).argmax())] if dated.size else fallback

@@ -35,6 +35,7 @@ __all__ = ["ShiftEstimate", "estimate_shift", "undo_shift", "coregister"]
 _TUKEY_C = 4.685  # 95 % efficiency under Gaussian noise
 _SMOOTH_SIGMA = 1.0  # px; tames noise and aliasing in the gradients the refinement uses
 _STRIDE = 2  # every other pixel each way: a quarter of the pixels is plenty for four unknowns
+_COARSE_MIN_PX = 256  # scenes at least twice this on their short side are first correlated at half resolution
 # Below this, the aligned images share too little stable texture for a shift to mean anything
 # (the aligned demo scenes correlate at > 0.95; a flat grassland under a large burn at ~0.3).
 _MIN_CORRELATION = 0.6
@@ -88,11 +89,28 @@ def _filled(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(good, image, fill).astype(np.float64)
 
 
+def _halved(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """2 x 2 block means, and a mask true where all four pixels were usable."""
+    h, w = (image.shape[0] // 2) * 2, (image.shape[1] // 2) * 2
+    blocks = image[:h, :w].reshape(h // 2, 2, w // 2, 2)
+    return blocks.mean(axis=(1, 3)), mask[:h, :w].reshape(h // 2, 2, w // 2, 2).all(axis=(1, 3))
+
+
 def _whole_pixel_shift(ref: np.ndarray, mov: np.ndarray, ref_mask: np.ndarray, mov_mask: np.ndarray) -> np.ndarray:
-    """Whole-pixel displacement of ``mov`` relative to ``ref`` by masked cross-correlation."""
+    """Displacement of ``mov`` relative to ``ref`` to about a pixel, by masked cross-correlation.
+
+    Large scenes are correlated at half resolution (a quarter of the work, the search range
+    kept): the estimate is then good to about a pixel, which is all the sub-pixel refinement
+    that follows needs as a start.
+    """
+    factor = 1
+    while min(ref.shape) // factor >= 2 * _COARSE_MIN_PX and factor < 2:
+        ref, ref_mask = _halved(ref, ref_mask)
+        mov, mov_mask = _halved(mov, mov_mask)
+        factor *= 2
     result = phase_cross_correlation(ref, mov, reference_mask=ref_mask, moving_mask=mov_mask, overlap_ratio=0.5)
     shift = result[0] if isinstance(result, tuple) else result
-    return -np.asarray(shift, dtype=float)  # skimage returns the shift that registers mov, i.e. minus ours
+    return -factor * np.round(np.asarray(shift, dtype=float))  # skimage returns the shift that registers mov, i.e. minus ours
 
 
 def _robust_scale(residual: np.ndarray) -> float:
