@@ -7,7 +7,7 @@ AOI ?= ogota
 FUZZ_SECONDS ?= 600
 STAMP := $(VENV)/.installed
 
-.PHONY: detect test bench fuzz browser-test aois clean-venv
+.PHONY: detect test bench bench-perf fuzz browser-test aois clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/burnscan bench --aoi $(AOI)
+
+# Wall time, CPU time and peak memory: pipeline vs decode floor vs naive, on generated tile-sized pairs.
+bench-perf: $(STAMP)
+	$(BIN)/burnscan bench-perf
 
 # Random and mutated scene files for FUZZ_SECONDS; inputs that break a reader are kept in out/fuzz/.
 fuzz: $(STAMP)

@@ -257,6 +257,23 @@ def bench(aoi_name: str, out_root: Path, data_root: Path, cases: tuple[str, ...]
     click.echo(f"written: {out_root}/bench.csv, bench.json, bench.txt")
 
 
+@cli.command("bench-perf")
+@click.option("--size", "sizes", type=int, multiple=True, help="Side of the generated pair in pixels (repeatable; "
+              "default 2745 and 5490: a sixteenth and a quarter of a Sentinel-2 tile).")
+@click.option("--repeats", type=int, default=3, show_default=True, help="Runs of each method; medians are printed.")
+@click.option("--work", "work_dir", type=click.Path(path_type=Path), default=Path("out/bench-perf"), show_default=True,
+              help="Where the generated pair is written (and removed after).")
+def bench_perf(sizes: tuple[int, ...], repeats: int, work_dir: Path) -> None:
+    """Time the pipeline against the decode floor and a naive method on generated tile-sized pairs."""
+    from .perf import run_perf
+    from .write import write_json
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    rows = run_perf(work_dir, list(sizes) or [2745, 5490], repeats=repeats, log=click.echo)
+    write_json(work_dir / "bench_perf.json", {"rows": rows})
+    click.echo(f"written: {work_dir / 'bench_perf.json'}")
+
+
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
 def verify(run_dir: Path) -> None:

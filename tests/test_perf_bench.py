@@ -1,0 +1,26 @@
+"""The performance benchmark runs end to end on a small pair (its figures are printed by make bench-perf, not tested)."""
+
+from __future__ import annotations
+
+import rasterio
+
+from pipeline.perf import run_perf, write_pair
+
+
+def test_generated_pair_is_a_tiled_compressed_uint16_simulated_scene(tmp_path):
+    pre, post = write_pair(tmp_path, 600)
+    with rasterio.open(post) as src:
+        assert (src.count, src.dtypes[0], src.width) == (4, "uint16", 600)
+        assert src.profile["tiled"] and src.compression is not None and src.tags()["SIMULATED"] == "yes"
+    assert "SIMULATED" in pre.name
+
+
+def test_every_method_is_measured_and_finds_burns(tmp_path):
+    lines: list[str] = []
+    rows = run_perf(tmp_path, [600], repeats=1, log=lines.append)
+    by = {r["method"]: r for r in rows}
+    assert set(by) == {"floor", "pipeline", "naive"} and all("error" not in r for r in rows)
+    assert all(r["wall_s"] > 0 and r["peak_mb"] > 0 for r in rows)
+    assert by["pipeline"]["polygons"] > 0 and by["naive"]["polygons"] > 0
+    assert any(line.strip().startswith("ratios: pipeline / floor") for line in lines)
+    assert not list(tmp_path.glob("*.tif"))  # the generated pair is removed after
