@@ -96,6 +96,26 @@ def test_coregister_stack_keeps_labels_and_aligns():
     assert not aligned.clear[1].values[:, -1].any()  # moved-in edge is not observed
 
 
+def test_large_scene_is_registered_on_its_clearest_window(monkeypatch):
+    import pipeline.coregister as coreg
+
+    monkeypatch.setattr(coreg, "_WINDOW_PX", 256)  # a 600 px scene stands in for a tile
+    ground = _texture((600, 600), seed=3)
+    moved = _displace(ground, 3.3, -2.1)
+    clear = np.ones((2, 600, 600), bool)
+    clear[1, :, :380] = False  # cloud over the west of the later scene: the window must go east
+    assert coreg._estimation_window(clear[0] & clear[1], 256)[1].start >= 344
+    scenes = np.stack([np.stack([ground]), np.stack([moved])]).astype(np.float32)
+    stack = xr.Dataset(
+        {"reflectance": (("time", "band", "y", "x"), scenes), "clear": (("time", "y", "x"), clear)},
+        coords={"time": np.array(["2024-01-27T10:38", "2024-01-28T10:38"], "datetime64[ns]"), "band": ["red"],
+                "scene_id": ("time", ["a", "b"]), "y": np.arange(600.0), "x": np.arange(600.0)},
+    )
+    _, shifts = coregister(stack, band="red")
+    assert abs(shifts[1].dy - 3.3) < 0.05 and abs(shifts[1].dx + 2.1) < 0.05 and shifts[1].reliable
+    assert coreg._estimation_window(clear[0], 700) == (slice(None), slice(None))  # small scenes: all of it
+
+
 # --- normalisation --------------------------------------------------------------------
 
 def test_gain_and_offset_removed_burn_not_normalised_away():
