@@ -33,7 +33,7 @@ from .grid import Grid
 from .evaluate import date_attribution, score_masks, truth_raster
 from .load import discover_scenes, load_geotiff, load_stack, native_grid, read_mask, read_outline, stack_scenes
 from .run import detect_burns
-from .structures import structures_in_burns
+from .evidence import count_structures
 from .truth import FOOTPRINT_OFFSET_M
 from .write import write_json, write_text
 
@@ -123,11 +123,8 @@ def _structure_counts(folder: Path, truth_file: Path, det: Any, params: Params, 
         return {}
     footprints = gpd.read_file(layer, engine="pyogrio")
     truth = gpd.read_file(truth_file, layer="structures", engine="pyogrio").set_index("structure_id")
-    reference = det.stack["reflectance"].isel(time=0).sel(band="red").where(det.stack["clear"].isel(time=0))
     polys = det.polygons.assign(first_seen_index=[times.index(det.records[i].acquired_utc) for i in det.polygons["first_seen_index"]])
-    found, shift = structures_in_burns(footprints, reference, polys, min_overlap=params.structure_min_overlap,
-                                       tolerance_m=params.structure_tolerance_px * params.resolution_m,
-                                       max_shift_m=params.footprint_max_shift_m)
+    found, shift = count_structures(footprints, polys, detection=det, params=params)
     res = params.resolution_m
     # The layer was drawn offset_m off the ground; the reference scene sits ref_shift off the grid.
     expected = (-FOOTPRINT_OFFSET_M[0] + ref_shift[1] * res, -FOOTPRINT_OFFSET_M[1] - ref_shift[0] * res)

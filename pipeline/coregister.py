@@ -104,11 +104,10 @@ def _whole_pixel_shift(ref: np.ndarray, mov: np.ndarray, ref_mask: np.ndarray, m
     kept): the estimate is then good to about a pixel, which is all the sub-pixel refinement
     that follows needs as a start.
     """
-    factor = 1
-    while min(ref.shape) // factor >= 2 * _COARSE_MIN_PX and factor < 2:
+    factor = 2 if min(ref.shape) >= 2 * _COARSE_MIN_PX else 1
+    if factor == 2:
         ref, ref_mask = _halved(ref, ref_mask)
         mov, mov_mask = _halved(mov, mov_mask)
-        factor *= 2
     result = phase_cross_correlation(ref, mov, reference_mask=ref_mask, moving_mask=mov_mask, overlap_ratio=0.5)
     shift = result[0] if isinstance(result, tuple) else result
     return -factor * np.round(np.asarray(shift, dtype=float))  # skimage returns the shift that registers mov, i.e. minus ours

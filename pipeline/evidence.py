@@ -28,7 +28,17 @@ from .fires import corroborate, read_fire_csv
 from .load import read_footprints, sha256_file
 from .structures import FootprintShift, structures_in_burns
 
-__all__ = ["Evidence", "gather_evidence", "footprint_files", "fire_files"]
+__all__ = ["Evidence", "Layers", "find_layers", "count_structures", "gather_evidence", "footprint_files", "fire_files"]
+
+
+@dataclass(frozen=True)
+class Layers:
+    """The evidence layers found for a run; the footprint layer read once, for every use."""
+
+    footprints: gpd.GeoDataFrame | None = None
+    """Footprints on the analysis grid's CRS and extent (``None``: the AOI has no layer)."""
+    footprints_path: Path | None = None
+    fire_paths: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,27 @@ def fire_files(scenes_dir: Path, data_dir: Path) -> list[Path]:
     for p in found:  # the scenes folder may be the data folder: list each file once, as found
         unique.setdefault(p.resolve(), p)
     return list(unique.values())
+
+
+def find_layers(scenes_dir: Path, data_dir: Path, grid: Any) -> Layers:
+    """Find a run's footprint layer and fire archives, and read the footprints (within ``grid``)."""
+    fires = tuple(fire_files(scenes_dir, data_dir))
+    for path in footprint_files(scenes_dir, data_dir):
+        return Layers(read_footprints(path, grid.crs, bounds=grid.bounds), path, fires)
+    return Layers(fire_paths=fires)
+
+
+def count_structures(footprints: gpd.GeoDataFrame, polygons: gpd.GeoDataFrame, *, detection: Any,
+                     params: Params) -> tuple[gpd.GeoDataFrame, FootprintShift]:
+    """Footprints aligned to the detection's earliest usable scene and tested against ``polygons``.
+
+    The earliest scene comes before any burn, with roofs and walls intact.
+    """
+    stack = detection.stack
+    reference = stack["reflectance"].isel(time=0).sel(band="red").where(stack["clear"].isel(time=0))
+    return structures_in_burns(footprints, reference, polygons, min_overlap=params.structure_min_overlap,
+                               tolerance_m=params.structure_tolerance_px * params.resolution_m,
+                               max_shift_m=params.footprint_max_shift_m)
 
 
 def _when(iso: str, tz_name: str) -> str:
@@ -111,8 +142,7 @@ def gather_evidence(
     *,
     detection: Any,
     params: Params,
-    scenes_dir: Path,
-    data_dir: Path,
+    layers: Layers,
     tz_name: str,
 ) -> Evidence:
     """Footprints, active fires and confidence tiers for the polygons of one detection.
@@ -126,24 +156,19 @@ def gather_evidence(
     inputs: list[dict[str, Any]] = []
     structures = None
     out["n_structures"] = 0
-    for path in footprint_files(scenes_dir, data_dir):
+    if layers.footprints is not None:
+        path = layers.footprints_path
         inputs.append({"role": "building_footprints", "path": str(path), "sha256": sha256_file(path)})
-        footprints = read_footprints(path, detection.grid.crs, bounds=detection.grid.bounds)
-        # Footprints are matched to the earliest usable scene: before any burn, roofs and walls intact.
-        reference = detection.stack["reflectance"].isel(time=0).sel(band="red").where(detection.stack["clear"].isel(time=0))
         counted = polygons[polygons["review"] != "rejected"] if "review" in polygons else polygons
-        structures, shift = structures_in_burns(
-            footprints, reference, counted, min_overlap=params.structure_min_overlap,
-            tolerance_m=params.structure_tolerance_px * params.resolution_m, max_shift_m=params.footprint_max_shift_m)
+        structures, shift = count_structures(layers.footprints, counted, detection=detection, params=params)
         per_polygon = structures[structures["burned"]].groupby("polygon_id").size()
         out["n_structures"] = [int(per_polygon.get(pid, 0)) for pid in out["polygon_id"]]
-        report["structures"] = _structures_report(structures, shift, path, footprints.attrs.get("dropped", 0), params,
-                                                  records, tz_name)
+        report["structures"] = _structures_report(structures, shift, path, layers.footprints.attrs.get("dropped", 0),
+                                                  params, records, tz_name)
 
     fire_matches = None
-    files = fire_files(scenes_dir, data_dir)
-    if files:
-        tables = [read_fire_csv(p) for p in files]
+    if layers.fire_paths:
+        tables = [read_fire_csv(p) for p in layers.fire_paths]
         inputs += [{"role": "active_fires", "path": str(t.path), "sha256": sha256_file(t.path)} for t in tables]
         detections = pd.concat([t.detections for t in tables], ignore_index=True)
         fire_matches = corroborate(polygons, detections, max_distance_m=params.fire_max_distance_m)

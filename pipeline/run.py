@@ -26,11 +26,11 @@ from .coregister import ShiftEstimate, coregister
 from .dating import date_burns
 from .demo import ensure_demo_scenes
 from .errors import OutputError, PipelineError, SceneError
-from .evidence import footprint_files, gather_evidence
+from .evidence import find_layers, gather_evidence
 from .grid import Grid
 from .indices import burn_index, choose_index
 from .catalogue import catalogue_dir, catalogue_entries, catalogue_sources
-from .load import SceneRecord, read_footprints, read_outline, sha256_file
+from .load import SceneRecord, read_outline, sha256_file
 from .normalise import BandFit, identity_fits, normalise, wants_normalisation
 from .perimeter import extent_dates, extent_polygons
 from .polygons import burn_polygons, kml_placemarks
@@ -287,7 +287,7 @@ def _figures(detection: Detection, aoi_outline: Any, credit: str, simulated: boo
 
 def _structure_figures(detection: Detection, structures: gpd.GeoDataFrame, aoi_outline: Any, credit: str,
                        simulated: bool, tz_name: str) -> dict[str, Any]:
-    """Per date with burned structures: the after scene with them filled, zoomed on the village."""
+    """Per date with burned structures: the after scene with them outlined, zoomed on the village."""
     from .report import format_time
 
     burned = structures[structures["burned"]]
@@ -387,10 +387,10 @@ def run_detect(
         sources, scenes_from = recognise(demo.folder), "demo"
     stack, records = load_sources(sources, loaded_grid)
     settlement, settlement_file = _settlement_outline(aoi, Path(scenes_dir), analysis_grid.crs)
-    if settlement is None:  # no outline drawn: the footprint layer, when there is one, outlines the built-up area
-        for path in footprint_files(Path(scenes_dir), Path(data_root) / aoi.name):
-            settlement = settlement_from_footprints(read_footprints(path, analysis_grid.crs, bounds=analysis_grid.bounds))
-            settlement_file = path if settlement is not None else None
+    layers = find_layers(Path(scenes_dir), Path(data_root) / aoi.name, analysis_grid)
+    if settlement is None and layers.footprints is not None:  # no outline drawn: the footprints outline the built-up area
+        settlement = settlement_from_footprints(layers.footprints)
+        settlement_file = layers.footprints_path if settlement is not None else None
     log(f"{len(records)} scenes loaded; co-registering, normalising, detecting")
     detection = detect_burns(stack, records, params=params, loaded_grid=loaded_grid, analysis_grid=analysis_grid, settlement=settlement)
 
@@ -403,8 +403,7 @@ def run_detect(
         polygons = apply_decisions(_polygons_with_positions(detection), decisions, simulated=simulated)
         tz_name = str(aoi.properties.get("timezone", "UTC"))
         log(f"{len(polygons)} burn polygon(s); checking structures, active fires and confidence")
-        evidence = gather_evidence(polygons, detection=detection, params=params, scenes_dir=Path(scenes_dir),
-                                   data_dir=Path(data_root) / aoi.name, tz_name=tz_name)
+        evidence = gather_evidence(polygons, detection=detection, params=params, layers=layers, tz_name=tz_name)
         polygons = evidence.polygons
         provenance = {"run_id": run_id, **git_state(), "versions": package_versions(), "started_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ")}
         report = build_report(
