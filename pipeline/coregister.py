@@ -30,7 +30,7 @@ import xarray as xr
 from scipy import ndimage
 from skimage.registration import phase_cross_correlation
 
-__all__ = ["ShiftEstimate", "estimate_shift", "undo_shift", "coregister"]
+__all__ = ["ShiftEstimate", "estimate_shift", "undo_shift", "apply_shifts", "coregister"]
 
 _TUKEY_C = 4.685  # 95 % efficiency under Gaussian noise
 _SMOOTH_SIGMA = 1.0  # px; tames noise and aliasing in the gradients the refinement uses
@@ -249,6 +249,25 @@ def undo_shift(image: np.ndarray, dy: float, dx: float) -> np.ndarray:
     return np.where(support > 0.999, moved, np.nan).astype(image.dtype if image.dtype.kind == "f" else np.float32)
 
 
+def apply_shifts(stack: xr.Dataset, estimates: list[ShiftEstimate]) -> xr.Dataset:
+    """Move every scene with a reliable shift onto the reference's pixels.
+
+    Kept apart from the estimation so that a shift measured once on a whole scene can be
+    applied to each of its chunks; pixels without data after the move are NaN and not clear.
+    """
+    out_refl = stack["reflectance"].values.copy()
+    out_clear = stack["clear"].values.copy()
+    for t, est in enumerate(estimates):
+        if not est.reliable or (est.dy == 0.0 and est.dx == 0.0):
+            continue  # the reference, or no trustworthy shift: leave it where its geolocation puts it
+        for b in range(out_refl.shape[1]):
+            out_refl[t, b] = undo_shift(out_refl[t, b], est.dy, est.dx)
+        moved_clear = undo_shift(out_clear[t].astype(np.float32), est.dy, est.dx)
+        out_clear[t] = (np.nan_to_num(moved_clear, nan=0.0) > 0.999) & np.all(np.isfinite(out_refl[t]), axis=0)
+    result = stack.copy(data={"reflectance": out_refl, "clear": out_clear})
+    return result.assign_coords(shift_dy=("time", [e.dy for e in estimates]), shift_dx=("time", [e.dx for e in estimates]))
+
+
 def _estimation_window(common_clear: np.ndarray, size: int) -> tuple[slice, slice]:
     """The whole scene when it is small; else the ``size`` x ``size`` window, among a 3 x 3
     grid of candidates, with the most ground clear on both scenes.
@@ -286,8 +305,6 @@ def coregister(
     clear = stack["clear"]
     ref_band = refl.isel(time=reference_index).sel(band=band).values
     ref_clear = clear.isel(time=reference_index).values
-    out_refl = refl.values.copy()
-    out_clear = clear.values.copy()
     estimates: list[ShiftEstimate] = []
     for t in range(refl.sizes["time"]):
         if t == reference_index:
@@ -306,17 +323,6 @@ def coregister(
         except ValueError:  # too little clear ground in common to match at all
             est = ShiftEstimate(0.0, 0.0, converged=False, correlation=0.0, reliable=False)
         estimates.append(est)
-        if not est.reliable:
-            continue  # no trustworthy shift: leave the scene where its geolocation puts it
-        for b in range(refl.sizes["band"]):
-            out_refl[t, b] = undo_shift(out_refl[t, b], est.dy, est.dx)
-        moved_clear = undo_shift(mov_clear.astype(np.float32), est.dy, est.dx)
-        out_clear[t] = np.nan_to_num(moved_clear, nan=0.0) > 0.999
-        out_clear[t] &= np.all(np.isfinite(out_refl[t]), axis=0)
-    result = stack.copy(data={"reflectance": out_refl, "clear": out_clear})
-    result = result.assign_coords(
-        shift_dy=("time", [e.dy for e in estimates]),
-        shift_dx=("time", [e.dx for e in estimates]),
-    )
+    result = apply_shifts(stack, estimates)
     result.attrs["coregistered_to"] = str(stack.scene_id.values[reference_index])
     return result, estimates

@@ -67,6 +67,7 @@ def date_burns(
     post_nir: xr.DataArray | None,
     params: Params,
     pixel_area_m2: float,
+    noise: list[tuple[float, float] | None] | None = None,
 ) -> tuple[xr.Dataset, list[ThresholdInfo | None]]:
     """First-seen date and bracket of every burned pixel.
 
@@ -83,6 +84,9 @@ def date_burns(
         Threshold parameters.
     pixel_area_m2:
         Pixel area for the minimum mapping unit.
+    noise:
+        Per scene, ``(background, sigma)`` of its change measured on the whole scene (for a
+        chunk of it); ``None`` measures them here.
 
     Returns
     -------
@@ -122,6 +126,7 @@ def date_burns(
             mixed_pixel_fraction=params.mixed_pixel_fraction,
             min_area_m2=params.min_area_m2,
             max_hole_px=params.max_hole_px,
+            background_noise=None if noise is None else noise[t],
         )
         new = mask.values
         before = np.clip(change["last_clear"].values[t], 0, None)

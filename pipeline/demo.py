@@ -14,16 +14,18 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import geopandas as gpd
 import numpy as np
 
 from .aoi import Aoi
 from .grid import Grid
-from .simulate import SIMULATOR_VERSION, SimulatedSeries, simulate_village_series, simulated_footprint_map
+from .simulate import (SIMULATOR_VERSION, SimulatedScene, SimulatedSeries, simulate_village_series,
+                       simulated_footprint_map)
 from .write import write_geotiff, write_json, write_text, write_vector
 
-__all__ = ["DemoScenes", "demo_grid", "ensure_demo_scenes", "DEMO_SEED"]
+__all__ = ["DemoScenes", "demo_grid", "ensure_demo_scenes", "write_scenes", "DEMO_SEED"]
 
 DEMO_SEED = 20240127
 _BANDS = ["blue", "green", "red", "nir"]
@@ -58,17 +60,27 @@ def _village_size(grid: Grid) -> tuple[int, int]:
     return n, max(1, int(round(n * 150 / 220)))
 
 
-def _write_series(series: SimulatedSeries, folder: Path) -> None:
-    for scene in series.scenes:
+def write_scenes(scenes: Sequence[SimulatedScene], grid: Grid, folder: Path, *,
+                 generator: str = f"burnscan simulator v{SIMULATOR_VERSION}") -> None:
+    """Write simulated scenes as a Planet delivery would hold them, so the Planet reader finds them.
+
+    Each scene gives ``<id>_3B_AnalyticMS_SR_SIMULATED.tif``, ``<id>_3B_udm2_SIMULATED.tif`` and
+    ``<id>_metadata_SIMULATED.json``; every GeoTIFF carries ``SIMULATED=yes`` and ``generator``.
+    """
+    for scene in scenes:
         tags = {"SIMULATED": "yes", "ACQUIRED": scene.metadata["acquired"], "SCENE_ID": scene.scene_id,
-                "SATELLITE_ID": scene.satellite_id, "GENERATOR": f"burnscan simulator v{SIMULATOR_VERSION}"}
+                "SATELLITE_ID": scene.satellite_id, "GENERATOR": generator}
         bands = list(scene.metadata.get("bands", _BANDS))
-        write_geotiff(folder / f"{scene.scene_id}_3B_AnalyticMS_SR_SIMULATED.tif", scene.reflectance, series.grid,
+        write_geotiff(folder / f"{scene.scene_id}_3B_AnalyticMS_SR_SIMULATED.tif", scene.reflectance, grid,
                       nodata=0, band_names=bands, tags=tags)
-        write_geotiff(folder / f"{scene.scene_id}_3B_udm2_SIMULATED.tif", scene.udm2, series.grid,
+        write_geotiff(folder / f"{scene.scene_id}_3B_udm2_SIMULATED.tif", scene.udm2, grid,
                       band_names=_UDM2_BANDS, tags=tags)
         write_json(folder / f"{scene.scene_id}_metadata_SIMULATED.json",
                    {"id": scene.scene_id, "type": "Feature", "properties": scene.metadata})
+
+
+def _write_series(series: SimulatedSeries, folder: Path) -> None:
+    write_scenes(series.scenes, series.grid, folder)
     write_geotiff(folder / "truth_first_visible_SIMULATED.tif", series.truth_first_visible, series.grid,
                   nodata=None, tags={"SIMULATED": "yes", "MEANING": "index of first scene showing the burn; -1 never"})
     burns = series.truth_burns

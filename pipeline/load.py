@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -40,7 +44,7 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 __all__ = ["SceneFiles", "SceneRecord", "discover_scenes", "planet_scenes_in", "load_planet", "load_stack", "stack_scenes", "load_geotiff", "native_grid",
-           "read_band", "read_mask", "read_outline", "sha256_file", "file_footprint"]
+           "read_band", "read_mask", "read_outline", "sha256_file", "memoised_hashes", "file_footprint"]
 
 # Planet's 4-band analytic order; 8-band SuperDove deliveries name their bands in the file.
 _PLANET_4BAND = ("blue", "green", "red", "nir")
@@ -96,12 +100,41 @@ class SceneRecord:
         return self.acquired.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_HASH_MEMO = threading.local()
+_KNOWN_HASHES: dict[tuple, str] = {}
+
+
+@contextmanager
+def memoised_hashes() -> Iterator[None]:
+    """Within this block, a file unchanged since it was last hashed (same inode, size,
+    modification and change times) is not read again.
+
+    Chunks of a large scene each load every scene file; hashing hundreds of megabytes per
+    chunk would cost more than the analysis. Outside the block (``verify``, ``add``) every
+    hash reads the bytes.
+    """
+    before = getattr(_HASH_MEMO, "on", False)
+    _HASH_MEMO.on = True
+    try:
+        yield
+    finally:
+        _HASH_MEMO.on = before
+
+
 def sha256_file(path: Path) -> str:
     """SHA-256 of a file's bytes, read in blocks."""
+    key = None
+    if getattr(_HASH_MEMO, "on", False):
+        st = os.stat(path)
+        key = (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if key in _KNOWN_HASHES:
+            return _KNOWN_HASHES[key]
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
+    if key is not None:
+        _KNOWN_HASHES[key] = digest.hexdigest()
     return digest.hexdigest()
 
 

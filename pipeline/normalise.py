@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-__all__ = ["BandFit", "fit_linear_normalisation", "identity_fits", "normalise", "wants_normalisation"]
+__all__ = ["BandFit", "apply_fits", "fit_linear_normalisation", "identity_fits", "normalise", "wants_normalisation"]
 
 _OUTLIER_Z = 3.0  # residuals beyond 3 robust sigmas in any band mark a changed pixel
 _MAX_ROUNDS = 6
@@ -174,7 +174,6 @@ def normalise(stack: xr.Dataset, *, reference_index: int = 0) -> tuple[xr.Datase
     refl = stack["reflectance"].values
     clear = stack["clear"].values
     bands = [str(b) for b in stack.band.values]
-    out = refl.copy()
     all_fits: list[list[BandFit]] = []
     for t in range(refl.shape[0]):
         if t == reference_index:
@@ -185,8 +184,21 @@ def normalise(stack: xr.Dataset, *, reference_index: int = 0) -> tuple[xr.Datase
             all_fits.append([BandFit(b, 1.0, 0.0, 0.0, int(usable.sum()), 0.0, False) for b in bands])
             continue
         fits, _ = fit_linear_normalisation(refl[t], refl[reference_index], usable, bands=bands, seed=t)
-        gains = np.array([f.gain for f in fits], dtype=np.float32)[:, None, None]
-        offsets = np.array([f.offset for f in fits], dtype=np.float32)[:, None, None]
-        out[t] = refl[t] * gains + offsets
         all_fits.append(fits)
-    return stack.copy(data={"reflectance": out, "clear": clear}), all_fits
+    return apply_fits(stack, all_fits), all_fits
+
+
+def apply_fits(stack: xr.Dataset, fits: list[list[BandFit]]) -> xr.Dataset:
+    """Apply each scene's band fits (``gain * scene + offset``).
+
+    Kept apart from the fitting so that fits measured once on a whole scene map each of
+    its chunks the same way.
+    """
+    refl = stack["reflectance"].values
+    out = refl.copy()
+    for t, scene_fits in enumerate(fits):
+        gains = np.array([f.gain for f in scene_fits], dtype=np.float32)[:, None, None]
+        offsets = np.array([f.offset for f in scene_fits], dtype=np.float32)[:, None, None]
+        if np.any(gains != 1.0) or np.any(offsets != 0.0):
+            out[t] = refl[t] * gains + offsets
+    return stack.copy(data={"reflectance": out, "clear": stack["clear"].values})

@@ -22,7 +22,7 @@ from shapely.geometry.base import BaseGeometry
 from .aoi import AOI_DIR, Aoi, load_aoi
 from .change import consecutive_change
 from .config import Params, resolve_params
-from .coregister import ShiftEstimate, coregister
+from .coregister import ShiftEstimate, apply_shifts, coregister
 from .dating import date_burns
 from .demo import ensure_demo_scenes
 from .errors import OutputError, PipelineError, SceneError
@@ -31,7 +31,7 @@ from .grid import Grid
 from .indices import burn_index, choose_index
 from .catalogue import catalogue_dir, catalogue_entries, catalogue_sources
 from .load import SceneRecord, read_outline, sha256_file
-from .normalise import BandFit, identity_fits, normalise, wants_normalisation
+from .normalise import BandFit, apply_fits, identity_fits, normalise, wants_normalisation
 from .perimeter import extent_dates, extent_polygons
 from .polygons import burn_polygons, kml_placemarks
 from .provenance import git_state, package_versions
@@ -44,9 +44,27 @@ from .threshold import ThresholdInfo
 from . import figures as figs
 from .write import check_output_folder, finish_run_dir, new_run_dir, save_figure, write_json, write_text, write_vector
 
-__all__ = ["Detection", "detect_burns", "run_detect", "RunOutcome"]
+__all__ = ["Calibration", "Detection", "detect_burns", "run_detect", "RunOutcome"]
 
 IMAGERY_CREDIT_SIMULATED = "Imagery: SIMULATED by burnscan (PlanetScope-like), not a real acquisition"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What is measured once on a whole scene and then applied to every chunk of it.
+
+    A large scene is analysed chunk by chunk; each chunk must use the scene's usable-scene
+    choice, shifts, band fits and change noise, or neighbouring chunks would disagree.
+    """
+
+    usable: tuple[bool, ...]
+    """Per scene given: clear enough over the area to be analysed."""
+    shifts: tuple[ShiftEstimate, ...]
+    """Per usable scene."""
+    fits: tuple[tuple[BandFit, ...], ...]
+    """Per usable scene, per band."""
+    noise: tuple[tuple[float, float] | None, ...]
+    """Per usable scene: background and noise sigma of its change (``None``: nothing compared)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +92,8 @@ class Detection:
     extents: gpd.GeoDataFrame
     """Burned extents (:mod:`pipeline.perimeter`) as of each date."""
     grid: Grid
+    calibration: Calibration
+    """The scene-wide measurements behind this detection, to apply to other chunks."""
 
 
 def _crop(stack: xr.Dataset, outer: Grid, inner: Grid) -> xr.Dataset:
@@ -89,6 +109,8 @@ def detect_burns(
     loaded_grid: Grid,
     analysis_grid: Grid,
     settlement: BaseGeometry | None = None,
+    calibration: Calibration | None = None,
+    core: Grid | None = None,
 ) -> Detection:
     """Run every analysis stage on a loaded stack.
 
@@ -104,10 +126,17 @@ def detect_burns(
         The AOI's grid; results are cropped to it after co-registration.
     settlement:
         Built-up area in the grid's CRS, to tell settlement burns from field and bush fires.
+    calibration:
+        Measured beforehand on the whole scene when ``stack`` is one chunk of it
+        (:mod:`pipeline.chunked`): used instead of measuring here.
+    core:
+        When ``stack`` is a chunk with a halo around it (:mod:`pipeline.chunked`): the chunk
+        itself, inside ``analysis_grid``. Polygons are built for it alone, so that every
+        pixel belongs to one chunk, and burned extents are left out.
     """
     in_aoi = _crop(stack, loaded_grid, analysis_grid)
     clear_fraction = in_aoi["clear"].mean(dim=("y", "x")).values
-    usable = clear_fraction >= params.min_clear_fraction
+    usable = clear_fraction >= params.min_clear_fraction if calibration is None else np.array(calibration.usable)
     if usable.sum() < 2:
         raise SceneError(
             f"{int(usable.sum())} of {len(records)} scenes have at least {params.min_clear_fraction:.0%} clear ground over the AOI; "
@@ -119,7 +148,12 @@ def detect_burns(
     if params.reference_scene >= len(keep):
         raise PipelineError(f"parameter reference_scene={params.reference_scene} but only {len(keep)} usable scenes; lower it")
 
-    aligned, shifts = coregister(used, reference_index=params.reference_scene, band=params.coreg_band, max_shift_px=params.coreg_max_shift_px)
+    if calibration is None:
+        aligned, shifts = coregister(used, reference_index=params.reference_scene, band=params.coreg_band,
+                                     max_shift_px=params.coreg_max_shift_px)
+    else:
+        shifts = list(calibration.shifts)
+        aligned = apply_shifts(used, shifts)
     # A scene between two others whose ground cannot be matched to the reference (soil wet
     # after rain, dense dust) would make every pixel look changed, then changed back: it is
     # read like a cloudy scene, neither as evidence of burning nor as the "before" of the next.
@@ -128,7 +162,10 @@ def detect_burns(
         aligned["clear"].values[inconsistent] = False
     aligned = _crop(aligned, loaded_grid, analysis_grid)
     bands = [str(b) for b in aligned.band.values]
-    if wants_normalisation(bands, params.normalisation):
+    if calibration is not None:
+        fits = [list(f) for f in calibration.fits]
+        normalised = apply_fits(aligned, fits)
+    elif wants_normalisation(bands, params.normalisation):
         normalised, fits = normalise(aligned, reference_index=params.reference_scene)
     else:
         normalised, fits = aligned, identity_fits(aligned)
@@ -137,13 +174,20 @@ def detect_burns(
     change = consecutive_change(index, normalised["clear"])
     post_nir = normalised["reflectance"].sel(band="nir", drop=True) if index_name in ("nir", "bai") else None
     dates, thresholds = date_burns(
-        change, index=index, clear=normalised["clear"], post_nir=post_nir, params=params, pixel_area_m2=analysis_grid.pixel_area_m2
+        change, index=index, clear=normalised["clear"], post_nir=post_nir, params=params, pixel_area_m2=analysis_grid.pixel_area_m2,
+        noise=None if calibration is None else list(calibration.noise),
     )
     times = [r.acquired_utc for r in used_records]
-    polygons = burn_polygons(dates, grid=analysis_grid, times=times, index_name=index_name, settlement=settlement)
-    first_seen = dates["first_seen"].values
-    extent_first = extent_dates(first_seen, pixel_size_m=analysis_grid.resolution, close_radius_m=params.extent_close_m)
-    extents = extent_polygons(extent_first, first_seen, grid=analysis_grid, times=times)
+    if core is None:
+        polygons = burn_polygons(dates, grid=analysis_grid, times=times, index_name=index_name, settlement=settlement)
+        first_seen = dates["first_seen"].values
+        extent_first = extent_dates(first_seen, pixel_size_m=analysis_grid.resolution, close_radius_m=params.extent_close_m)
+        extents = extent_polygons(extent_first, first_seen, grid=analysis_grid, times=times)
+    else:
+        polygons = burn_polygons(_crop(dates, analysis_grid, core), grid=core, times=times, index_name=index_name,
+                                 settlement=settlement)
+        extent_first = np.full(dates["first_seen"].shape, -1, dtype=np.int16)
+        extents = gpd.GeoDataFrame(geometry=[], crs=analysis_grid.crs)
 
     quality: list[dict[str, Any]] = []
     used_pos = {int(k): j for j, k in enumerate(keep)}
@@ -178,6 +222,12 @@ def detect_burns(
         extent_first=xr.DataArray(extent_first, dims=("y", "x"), coords={"y": dates.y, "x": dates.x}),
         extents=extents,
         grid=analysis_grid,
+        calibration=Calibration(
+            usable=tuple(bool(u) for u in usable),
+            shifts=tuple(shifts),
+            fits=tuple(tuple(f) for f in fits),
+            noise=tuple(None if info is None else (info.background, info.noise_sigma) for info in thresholds),
+        ),
     )
 
 

@@ -136,6 +136,7 @@ def burn_mask(
     mixed_pixel_fraction: float = 0.5,
     min_area_m2: float = 50.0,
     max_hole_px: int = 2,
+    background_noise: tuple[float, float] | None = None,
 ) -> tuple[xr.DataArray, ThresholdInfo]:
     """Burn mask of one date from its oriented change (positive = more burned).
 
@@ -152,6 +153,9 @@ def burn_mask(
         ``max_post_nir``. ``None`` skips the darkness rule (indices with SWIR).
     exclude:
         ``(y, x)`` True where a pixel cannot be new (already burned on an earlier date).
+    background_noise:
+        ``(background, sigma)`` measured beforehand on the whole scene; a chunk of a large
+        scene is thresholded with the scene's figures, not its own, so chunks agree.
 
     Examples
     --------
@@ -166,7 +170,7 @@ def burn_mask(
     if not allowed.any():
         empty = xr.zeros_like(delta, dtype=bool)
         return empty, ThresholdInfo(float("nan"), float("nan"), float("nan"), float("nan"), 0, 0)
-    background, sigma = background_and_noise(values[allowed])
+    background, sigma = background_noise if background_noise is not None else background_and_noise(values[allowed])
     centred = np.where(allowed, values - background, -np.inf)
     seed_threshold = max(noise_k * sigma, burn_level)
     grow_threshold = max(grow_k * sigma, burn_level / 2)

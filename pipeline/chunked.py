@@ -1,0 +1,312 @@
+"""Large areas chunk by chunk: memory set by the chunk size, not by the scene size.
+
+A commune-wide search box or a whole Sentinel-2 tile does not fit in memory as a float
+stack of every scene. It is analysed in three steps:
+
+1. **Calibrate once.** The usable scenes, each scene's shift to the reference, its band
+   fits and the background and noise of every date's change are measured on one window
+   (the whole area when it is small, else the ``calibration_px`` window the most scenes
+   cover) by exactly the stages a village AOI runs through (:func:`pipeline.run.detect_burns`).
+   A scene-wide translation and radiometric drift are measured as well on a few million
+   pixels as on a hundred million.
+2. **Chunks.** The area is cut into ``chunk_px`` squares. Each is loaded with a halo of
+   ``halo_px`` around it (every reader warps onto the chunk's grid, so tiled and
+   cloud-optimised GeoTIFFs are read only where the chunk lies), then analysed with the
+   calibration. The halo gives the shift, the 3 x 3 seed filter, hysteresis growth, rim
+   peeling and the persistence check the ground beyond the chunk edge; polygons are kept
+   for the chunk itself only, so every pixel belongs to exactly one chunk. Chunks run as
+   dask tasks on every core.
+3. **Seams.** A burn crossing a chunk edge arrives as one piece per chunk. Pieces of the
+   same date that touch across an inner edge (sharing an edge or a corner: the
+   8-connectivity used inside a chunk) are merged into one polygon; pixel counts add up,
+   the bracket starts at the earliest last clear observation, and area, id and setting
+   are computed again on the merged outline.
+
+What the halo cannot give: a burn wider than the halo whose only seeds lie in the
+neighbouring chunk beyond the halo, or whose rim contrast differs between its pieces.
+The seam test and ``burnscan bench-perf`` compare chunked and whole-scene results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import dask
+import geopandas as gpd
+from affine import Affine
+import numpy as np
+import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from shapely.geometry import LineString, box
+from shapely.geometry.base import BaseGeometry
+from shapely.ops import unary_union
+
+from .config import Params
+from .errors import SceneError
+from .grid import Grid
+from .load import SceneRecord, memoised_hashes, stack_scenes
+from .polygons import POLYGON_COLUMNS, equal_area_crs
+from .run import Calibration, Detection, detect_burns
+from .sources import SceneSource
+from .polygons import _settings  # one rule for settlement vs outside, whole scene or chunks
+
+__all__ = ["Chunk", "ChunkedDetection", "plan_chunks", "detect_chunked", "merge_across_edges"]
+
+_SEAM_TOLERANCE_M = 1e-6
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One square of the area: its grid and its place in the area."""
+
+    row: int
+    col: int
+    grid: Grid
+
+
+@dataclass(frozen=True)
+class ChunkedDetection:
+    """Polygons of a large area and the scene-wide measurements they rest on."""
+
+    polygons: gpd.GeoDataFrame
+    """Columns :data:`pipeline.polygons.POLYGON_COLUMNS`, in the area grid's CRS, seams merged."""
+    records: list[SceneRecord]
+    """Usable scenes, in time order (hashed once)."""
+    all_records: list[SceneRecord]
+    calibration: Calibration
+    calibration_grid: Grid
+    calibration_detection: Detection
+    """The calibration window's whole analysis (thresholds, shifts, fits for reports)."""
+    index_name: str
+    grid: Grid
+    chunks: int
+    pieces_merged: int
+    """Polygon pieces that met another across a chunk edge and were merged."""
+
+
+def plan_chunks(grid: Grid, chunk_px: int) -> list[Chunk]:
+    """Cut ``grid`` into squares of ``chunk_px`` (the last row and column take the rest)."""
+    if chunk_px < 16:
+        raise ValueError(f"chunk size {chunk_px} px is too small; use at least 16")
+    chunks = []
+    for row in range(0, grid.height, chunk_px):
+        for col in range(0, grid.width, chunk_px):
+            size = (min(chunk_px, grid.height - row), min(chunk_px, grid.width - col))
+            chunks.append(Chunk(row // chunk_px, col // chunk_px, _window(grid, row, col, *size)))
+    return chunks
+
+
+def _window(grid: Grid, row: int, col: int, height: int, width: int) -> Grid:
+    """The ``height`` x ``width`` part of ``grid`` from pixel ``(row, col)``."""
+    res = grid.resolution
+    return Grid(grid.crs, Affine(res, 0.0, grid.transform.c + col * res, 0.0, -res, grid.transform.f - row * res), width, height)
+
+
+def _footprints(sources: list[SceneSource], crs: str) -> list[BaseGeometry]:
+    """Each scene's data outline in the area's CRS (from metadata, no pixels read)."""
+    return list(gpd.GeoSeries([s.describe().footprint for s in sources], crs="EPSG:4326").to_crs(crs))
+
+
+def _calibration_window(grid: Grid, footprints: list[BaseGeometry], size: int) -> Grid:
+    """The whole area when small; else, of a 3 x 3 set of candidate windows, the one the
+    most scenes cover (then the most covered ground), so the shift and noise are measured
+    where every date was seen."""
+    if grid.width <= size and grid.height <= size:
+        return grid
+    h, w = min(size, grid.height), min(size, grid.width)
+    rows = np.linspace(0, grid.height - h, 3).astype(int)
+    cols = np.linspace(0, grid.width - w, 3).astype(int)
+
+    def coverage(rc: tuple[int, int]) -> tuple[int, float]:
+        window = box(*_window(grid, rc[0], rc[1], h, w).bounds)
+        shares = [f.intersection(window).area / window.area for f in footprints]
+        return sum(s > 0.99 for s in shares), sum(shares)
+
+    best = max(((int(r), int(c)) for r in rows for c in cols), key=coverage)
+    return _window(grid, best[0], best[1], h, w)
+
+
+def _load_window(sources: list[SceneSource], footprints: list[BaseGeometry], grid: Grid,
+                 records: list[SceneRecord] | None):
+    """Every scene on ``grid``; a scene that does not reach the window is all "not observed".
+
+    ``records`` (from the calibration) stand in for scenes that do not reach the window;
+    without them the window must be reached by every scene.
+    """
+    window = box(*grid.bounds)
+    loaded = []
+    for i, (source, footprint) in enumerate(zip(sources, footprints)):
+        if footprint.intersects(window):
+            loaded.append(source.load(grid))
+        elif records is not None:
+            bands = len(records[i].bands)
+            loaded.append((records[i], np.full((bands, *grid.shape), np.nan, np.float32), np.zeros(grid.shape, bool)))
+        else:
+            raise SceneError(f"{source.describe().files.get('reflectance', source.scene_id)}: scene does not reach the "
+                             f"calibration window of the area; give scenes that overlap one another")
+    return stack_scenes(loaded, grid)
+
+
+def _time_order(sources: list[SceneSource]) -> list[SceneSource]:
+    return sorted(sources, key=lambda s: s.describe().acquired)
+
+
+def _detect_chunk(sources: list[SceneSource], footprints: list[BaseGeometry], chunk: Chunk, halo_px: int,
+                  params: Params, calibration: Calibration, records: list[SceneRecord],
+                  settlement: BaseGeometry | None) -> gpd.GeoDataFrame:
+    """Polygons of one chunk, analysed with its halo and the scene-wide calibration."""
+    loaded_grid = chunk.grid.buffered(halo_px)
+    if not any(f.intersects(box(*loaded_grid.bounds)) for f in footprints):
+        return gpd.GeoDataFrame(columns=POLYGON_COLUMNS + ["geometry"], geometry="geometry", crs=chunk.grid.crs)
+    with memoised_hashes():
+        stack, _ = _load_window(sources, footprints, loaded_grid, records)
+    observed = stack["clear"].values.any(axis=(1, 2))
+    if (observed & np.array(calibration.usable)).sum() < 2:  # at most one date saw this chunk: nothing to compare
+        return gpd.GeoDataFrame(columns=POLYGON_COLUMNS + ["geometry"], geometry="geometry", crs=chunk.grid.crs)
+    det = detect_burns(stack, records, params=params, loaded_grid=loaded_grid, analysis_grid=loaded_grid,
+                       settlement=settlement, calibration=calibration, core=chunk.grid)
+    return det.polygons
+
+
+def _inner_edges(grid: Grid, chunks: list[Chunk]) -> list[BaseGeometry]:
+    """The lines between neighbouring chunks (not the area's outer boundary)."""
+    left, bottom, right, top = grid.bounds
+
+    xs = sorted({c.grid.bounds[0] for c in chunks if c.col > 0})
+    ys = sorted({c.grid.bounds[3] for c in chunks if c.row > 0})
+    return [LineString([(x, bottom), (x, top)]) for x in xs] + [LineString([(left, y), (right, y)]) for y in ys]
+
+
+def merge_across_edges(pieces: gpd.GeoDataFrame, edges: list[BaseGeometry]) -> tuple[gpd.GeoDataFrame, int]:
+    """Merge polygon pieces of the same date that touch across a chunk edge.
+
+    Pieces from one chunk never touch (they are separate 8-connected patches); pieces from
+    neighbouring chunks touch exactly when their pixels are 8-neighbours across the edge.
+    Returns the merged frame (same columns; ``area``, ids and setting to be recomputed by
+    the caller) and how many pieces took part in a merge.
+    """
+    if pieces.empty or not edges:
+        return pieces.reset_index(drop=True), 0
+    pieces = pieces.reset_index(drop=True)
+    seam = unary_union(edges).buffer(_SEAM_TOLERANCE_M)
+    on_edge = np.flatnonzero(pieces.geometry.intersects(seam).to_numpy())
+    if on_edge.size < 2:
+        return pieces, 0
+    candidates = pieces.iloc[on_edge]
+    pairs = gpd.sjoin(candidates[["first_seen_index", "geometry"]], candidates[["first_seen_index", "geometry"]],
+                      predicate="intersects")
+    pairs = pairs[(pairs.index != pairs["index_right"]) & (pairs["first_seen_index_left"] == pairs["first_seen_index_right"])]
+    if pairs.empty:
+        return pieces, 0
+    n = len(pieces)
+    graph = coo_matrix((np.ones(len(pairs)), (pairs.index.to_numpy(), pairs["index_right"].to_numpy())), shape=(n, n))
+    _, group = connected_components(graph, directed=False)
+    sizes = np.bincount(group)
+    merged_count = int((sizes[group] > 1).sum())
+    pieces = pieces.assign(_group=group, _change_sum=pieces["mean_index_change"] * pieces["n_pixels"],
+                           _confirmed_px=pieces["confirmed"].astype(float) * pieces["n_pixels"])
+    rows = []
+    for g, part in pieces.groupby("_group", sort=False):
+        first = part.iloc[0].to_dict()
+        if len(part) > 1:
+            n_px = int(part["n_pixels"].sum())
+            first.update(
+                n_pixels=n_px,
+                last_clear_index=int(part["last_clear_index"].min()),
+                mean_index_change=round(float(part["_change_sum"].sum() / max(n_px, 1)), 4),
+                confirmed=bool(part["_confirmed_px"].sum() / max(n_px, 1) >= 0.5),
+                geometry=unary_union(list(part.geometry)),
+            )
+        rows.append(first)
+    out = gpd.GeoDataFrame(rows, geometry="geometry", crs=pieces.crs).drop(columns=["_group", "_change_sum", "_confirmed_px"])
+    return out, merged_count
+
+
+def _finish(polygons: gpd.GeoDataFrame, grid: Grid, times: list[str], settlement: BaseGeometry | None) -> gpd.GeoDataFrame:
+    """Areas, dates, ids and settings on the whole area, as :func:`pipeline.polygons.burn_polygons` gives them."""
+    if polygons.empty:
+        return gpd.GeoDataFrame(columns=POLYGON_COLUMNS + ["geometry"], geometry="geometry", crs=grid.crs)
+    frame = polygons.copy()
+    areas = frame.geometry.to_crs(equal_area_crs(grid)).area.to_numpy()
+    frame["area_m2"] = np.round(areas, 1)
+    frame["area_ha"] = np.round(areas / 1e4, 4)
+    frame["first_seen"] = [times[i] for i in frame["first_seen_index"]]
+    frame["last_clear_before"] = [times[i] if i >= 0 else None for i in frame["last_clear_index"]]
+    frame["setting"] = _settings(frame.geometry, settlement)
+    centroids = frame.geometry.centroid
+    frame["polygon_id"] = [f"{times[t][:10].replace('-', '')}-E{int(round(c.x, -1))}-N{int(round(c.y, -1))}"
+                           for t, c in zip(frame["first_seen_index"], centroids)]
+    frame = frame.sort_values(["first_seen_index", "polygon_id"]).reset_index(drop=True)
+    return gpd.GeoDataFrame(frame[POLYGON_COLUMNS + ["geometry"]], geometry="geometry", crs=grid.crs)
+
+
+def detect_chunked(
+    sources: list[SceneSource],
+    grid: Grid,
+    *,
+    params: Params,
+    chunk_px: int = 1024,
+    halo_px: int = 32,
+    calibration_px: int = 2048,
+    settlement: BaseGeometry | None = None,
+    scheduler: str = "threads",
+    workers: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> ChunkedDetection:
+    """Burn polygons over ``grid`` from ``sources``, one chunk at a time.
+
+    Parameters
+    ----------
+    sources:
+        Scenes (:func:`pipeline.sources.recognise`), any order; they need not cover all of
+        ``grid`` (uncovered ground is "not observed").
+    grid:
+        The area's analysis grid.
+    chunk_px, halo_px:
+        Chunk side and the ground loaded around each chunk; the halo grows to the largest
+        shift plus 8 px so that a moved scene still fills the chunk.
+    calibration_px:
+        Side of the window the scene-wide measurements are made on.
+    scheduler, workers:
+        A dask local scheduler (``"threads"``, ``"processes"`` or ``"sync"``) and its workers
+        (default: every core).
+    progress:
+        Called with one line per stage.
+    """
+    say = progress or (lambda _line: None)
+    if len(sources) < 2:
+        raise SceneError(f"{len(sources)} scene(s) given; a search needs scenes before and after the event")
+    sources = _time_order(sources)
+    footprints = _footprints(sources, grid.crs)
+    if not any(f.intersects(box(*grid.bounds)) for f in footprints):
+        raise SceneError("no scene overlaps the area; check its extent or pick scenes that cover it")
+    window = _calibration_window(grid, footprints, calibration_px)
+    say(f"calibrating on a {window.width} x {window.height} px window")
+    stack, all_records = _load_window(sources, footprints, window, None)
+    calib_det = detect_burns(stack, all_records, params=params, loaded_grid=window, analysis_grid=window,
+                             settlement=settlement)
+    calibration = calib_det.calibration
+    largest_shift = max((max(abs(s.dy), abs(s.dx)) for s in calibration.shifts if s.reliable), default=0.0)
+    halo = max(halo_px, int(np.ceil(largest_shift)) + 8)
+    chunks = plan_chunks(grid, chunk_px)
+    say(f"{len(chunks)} chunk(s) of up to {chunk_px} px with a {halo} px halo")
+    tasks = [dask.delayed(_detect_chunk)(sources, footprints, c, halo, params, calibration, all_records, settlement)
+             for c in chunks]
+    options: dict[str, Any] = {"scheduler": scheduler}
+    if workers:
+        options["num_workers"] = workers
+    results = dask.compute(*tasks, **options)
+    pieces = pd.concat([r for r in results if not r.empty], ignore_index=True) if any(not r.empty for r in results) else None
+    if pieces is None:
+        merged, n_merged = gpd.GeoDataFrame(columns=POLYGON_COLUMNS + ["geometry"], geometry="geometry", crs=grid.crs), 0
+    else:
+        merged, n_merged = merge_across_edges(gpd.GeoDataFrame(pieces, geometry="geometry", crs=grid.crs),
+                                              _inner_edges(grid, chunks))
+    times = [r.acquired_utc for r in calib_det.records]
+    polygons = _finish(merged, grid, times, settlement)
+    say(f"{len(polygons)} polygon(s); {n_merged} piece(s) merged across chunk edges")
+    return ChunkedDetection(polygons=polygons, records=calib_det.records, all_records=all_records,
+                            calibration=calibration, calibration_grid=window, calibration_detection=calib_det,
+                            index_name=calib_det.index_name, grid=grid, chunks=len(chunks), pieces_merged=n_merged)
