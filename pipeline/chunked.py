@@ -249,7 +249,7 @@ def detect_chunked(
     params: Params,
     chunk_px: int = 1024,
     halo_px: int = 32,
-    calibration_px: int = 2048,
+    calibration_px: int = 1024,
     settlement: BaseGeometry | None = None,
     scheduler: str = "threads",
     workers: int | None = None,
