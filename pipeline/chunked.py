@@ -110,22 +110,21 @@ def _footprints(sources: list[SceneSource], crs: str) -> list[BaseGeometry]:
 
 
 def _calibration_window(grid: Grid, footprints: list[BaseGeometry], size: int) -> Grid:
-    """The whole area when small; else, of a 3 x 3 set of candidate windows, the one the
-    most scenes cover (then the most covered ground), so the shift and noise are measured
-    where every date was seen."""
+    """The whole area when small; else the ``size`` window centred where every scene has
+    data (else where most do), so the shifts and noise are measured where every date was seen."""
     if grid.width <= size and grid.height <= size:
         return grid
+    area = box(*grid.bounds)
+    common = area
+    for f in footprints:
+        common = common.intersection(f)
+    if common.is_empty:
+        common = unary_union([f.intersection(area) for f in footprints])
+    centre = common.centroid if common.contains(common.centroid) else common.representative_point()
     h, w = min(size, grid.height), min(size, grid.width)
-    rows = np.linspace(0, grid.height - h, 3).astype(int)
-    cols = np.linspace(0, grid.width - w, 3).astype(int)
-
-    def coverage(rc: tuple[int, int]) -> tuple[int, float]:
-        window = box(*_window(grid, rc[0], rc[1], h, w).bounds)
-        shares = [f.intersection(window).area / window.area for f in footprints]
-        return sum(s > 0.99 for s in shares), sum(shares)
-
-    best = max(((int(r), int(c)) for r in rows for c in cols), key=coverage)
-    return _window(grid, best[0], best[1], h, w)
+    col = int(round((centre.x - grid.transform.c) / grid.resolution - w / 2))
+    row = int(round((grid.transform.f - centre.y) / grid.resolution - h / 2))
+    return _window(grid, min(max(row, 0), grid.height - h), min(max(col, 0), grid.width - w), h, w)
 
 
 def _load_window(sources: list[SceneSource], footprints: list[BaseGeometry], grid: Grid,

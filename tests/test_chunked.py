@@ -123,3 +123,15 @@ def test_no_scene_over_the_area_is_refused_in_one_line(pair):
     far = Grid("EPSG:32630", from_origin(_ORIGIN[0] + 50_000, _ORIGIN[1], _RES, _RES), 100, 100)
     with pytest.raises(SceneError, match="no scene overlaps the area"):
         detect_chunked(sources, far, params=Params(), chunk_px=64)
+
+
+def test_scene_wide_figures_are_measured_where_every_scene_has_data():
+    from pipeline.chunked import _calibration_window
+
+    grid = Grid("EPSG:32630", from_origin(*_ORIGIN, _RES, _RES), 5000, 4000)
+    left, bottom, right, top = grid.bounds
+    corner = box(left + 9000, bottom, right, bottom + 4000)    # one scene: only the south-east
+    wide = box(left, bottom, right, top)                        # another: everything
+    window = _calibration_window(grid, [wide, corner], 1024)
+    assert corner.contains(box(*window.bounds)) and window.shape == (1024, 1024)
+    assert _calibration_window(Grid(grid.crs, grid.transform, 900, 800), [wide], 1024).shape == (800, 900)
