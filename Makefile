@@ -7,7 +7,7 @@ AOI ?= ogota
 FUZZ_SECONDS ?= 600
 STAMP := $(VENV)/.installed
 
-.PHONY: detect test bench bench-perf fuzz browser-test aois clean-venv
+.PHONY: detect search test bench bench-perf fuzz browser-test aois clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml
 # AOI=all runs every AOI of the registry in parallel on a local Dask cluster.
 detect: $(STAMP)
 	$(BIN)/burnscan detect $(if $(filter all,$(AOI)),--all,$(AOI))
+
+# The AOI's whole search_area, chunk by chunk; clusters ranked settlement-like first (SIMULATED box without scenes).
+search: $(STAMP)
+	$(BIN)/burnscan search $(AOI)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -199,6 +199,7 @@ def write_vector(path: Path, frames: dict[str, gpd.GeoDataFrame], *, driver: str
 
 
 # Metadata keys that would carry a time stamp or a version string into the file's bytes.
+_PNG_COMPRESS_LEVEL = 1  # lossless all the same; level 6 (the default) took 4 of a demo run's 23 s for 15 % smaller files
 _FIGURE_METADATA = {"png": {"Software": None}, "pdf": {"Creator": None, "Producer": None, "CreationDate": None}}
 
 
@@ -212,5 +213,6 @@ def save_figure(path: Path, figure: Figure, *, dpi: int | None = None) -> Path:
     if fmt not in _FIGURE_METADATA:
         raise ValueError(f"{path}: figures are saved as .png or .pdf, not {fmt or 'no suffix'!r}")
     with atomic_path(path) as tmp:
-        figure.savefig(tmp, format=fmt, dpi=dpi or figure.dpi, metadata=_FIGURE_METADATA[fmt])
+        figure.savefig(tmp, format=fmt, dpi=dpi or figure.dpi, metadata=_FIGURE_METADATA[fmt],
+                       **({"pil_kwargs": {"compress_level": _PNG_COMPRESS_LEVEL}} if fmt == "png" else {}))
     return Path(path)

@@ -1,0 +1,212 @@
+"""``burnscan search``: scan an AOI's whole search area for burned villages.
+
+Where a village's location is known only to a commune (Ogota and Ouémbé: somewhere in a
+~30 x 30 km box), the investigator first needs to find the burns. This runs the chunked
+analysis (:mod:`pipeline.chunked`) over the AOI's ``search_area`` at full resolution,
+groups the burns into clusters (:mod:`pipeline.clusters`), ranks them settlement-like
+first, and writes for each cluster its centre, area, first-seen bracket and a small
+before/after card, so that a tight AOI can be drawn around each burned village.
+
+Without ``--scenes`` the search runs on a SIMULATED search box (:mod:`pipeline.search_box`)
+inside the search area, and scores itself against that box's truth; every output then says
+it is simulated.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import geopandas as gpd
+import numpy as np
+from shapely.geometry import box, shape
+
+from .aoi import AOI_DIR, Aoi, load_aoi
+from .chunked import ChunkedDetection, _footprints, _load_window, _window, detect_chunked
+from .clusters import SETTLEMENT_LIKE, cluster_burns, score_search
+from .config import resolve_params
+from .coregister import apply_shifts
+from .errors import AoiError, PipelineError
+from .grid import Grid, grid_for_bounds
+from .load import memoised_hashes, sha256_file
+from .normalise import apply_fits
+from .provenance import git_state, package_versions
+from .report import format_time
+from .sources import SceneSource, recognise
+from . import figures as figs
+from .write import check_output_folder, finish_run_dir, new_run_dir, save_figure, write_json, write_text, write_vector
+
+__all__ = ["SearchOutcome", "lat_lon_text", "search_grid", "run_search"]
+
+_CARD_PAD_M = 120.0
+_CARD_MIN_SIDE_M = 450.0
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """Where a search wrote, what it found and, on a simulated box, how it scored."""
+
+    run_dir: Path
+    clusters: gpd.GeoDataFrame
+    detection: ChunkedDetection
+    simulated: bool
+    score: dict | None
+
+
+def lat_lon_text(lat: float, lon: float) -> str:
+    """``13.82373 N, 3.80354 W``: hemispheres spelled out, never a minus sign before an E."""
+    return f"{abs(lat):.5f} {'N' if lat >= 0 else 'S'}, {abs(lon):.5f} {'E' if lon >= 0 else 'W'}"
+
+
+def search_grid(aoi: Aoi, resolution: float) -> Grid:
+    """The AOI's search area on a grid in the AOI's UTM zone."""
+    area = aoi.properties.get("search_area")
+    if not area:
+        raise AoiError(f"{aoi.path or aoi.name}: no search_area in the AOI file; add a lon/lat GeoJSON polygon "
+                       f"'search_area' to its properties")
+    outline = Aoi(aoi.name, shape(area)).projected(aoi.utm_crs)
+    return grid_for_bounds(outline.bounds, aoi.utm_crs, resolution)
+
+
+def _card(det: ChunkedDetection, sources: list[SceneSource], cluster: Any, polygons: gpd.GeoDataFrame,
+          simulated: bool, tz_name: str) -> Any:
+    """Before/after of one cluster: the last clear scene before it and the scene it was first seen on."""
+    grid = det.grid
+    left, bottom, right, top = cluster.geometry.bounds
+    half = max(right - left + 2 * _CARD_PAD_M, top - bottom + 2 * _CARD_PAD_M, _CARD_MIN_SIDE_M) / 2
+    cx, cy = (left + right) / 2, (bottom + top) / 2
+    window = grid_for_bounds((cx - half, cy - half, cx + half, cy + half), grid.crs, grid.resolution)
+    usable = np.flatnonzero(det.calibration.usable)
+    halo = int(np.ceil(max((max(abs(s.dy), abs(s.dx)) for s in det.calibration.shifts), default=0.0))) + 4
+    loaded = window.buffered(halo)  # so that the moved scenes still fill the card
+    with memoised_hashes():
+        stack, _ = _load_window(sources, _footprints(sources, grid.crs), loaded, det.all_records)
+    stack = apply_fits(apply_shifts(stack.isel(time=usable), list(det.calibration.shifts)), [list(f) for f in det.calibration.fits])
+    stack = stack.isel(y=slice(halo, halo + window.height), x=slice(halo, halo + window.width))
+    after_i = int(cluster.first_seen_index)
+    before_i = int(cluster.last_clear_index) if cluster.last_clear_index >= 0 else max(after_i - 1, 0)
+
+    def scene(i: int):
+        rec = det.records[i]
+        out = stack["reflectance"].isel(time=i)
+        out.attrs.update(acquired=rec.acquired_utc, scene_id=rec.scene_id, crs=grid.crs)
+        return out
+
+    inside = polygons[polygons.intersects(cluster.geometry)]
+    return figs.before_after_figure(
+        scene(before_i), scene(after_i), before_clear=stack["clear"].isel(time=before_i),
+        after_clear=stack["clear"].isel(time=after_i),
+        title=f"Rank {cluster.rank}: {cluster.kind}, {cluster.burned_ha:.2f} ha",
+        caption=(f"{'SIMULATED DATA, not a real place. ' if simulated else ''}Cluster {cluster.cluster_id} at "
+                 f"{lat_lon_text(cluster.centre_lat, cluster.centre_lon)}; first seen {format_time(det.records[after_i].acquired, tz_name)}, "
+                 f"not visible on the clear scene of {format_time(det.records[before_i].acquired, tz_name)}."),
+        simulated=simulated, polygons_new=inside[inside["first_seen_index"] == after_i],
+        polygons_earlier=inside[inside["first_seen_index"] != after_i], tz_name=tz_name)
+
+
+def _markdown(aoi: Aoi, clusters: gpd.GeoDataFrame, det: ChunkedDetection, simulated: bool, score: dict | None,
+              cards: dict[int, str], coverage: float, tz_name: str) -> str:
+    lines = [f"# Search for burned settlements: {aoi.display_name}", ""]
+    if simulated:
+        lines += ["**SIMULATED DATA.** These scenes are simulated; nothing here is evidence about a real place.", ""]
+    lines += [f"Search area {det.grid.width * det.grid.resolution / 1000:.1f} x {det.grid.height * det.grid.resolution / 1000:.1f} km "
+              f"at {det.grid.resolution:g} m ({det.grid.crs}); {coverage:.1%} of it covered by the scenes; "
+              f"{det.chunks} chunk(s), {det.pieces_merged} polygon piece(s) merged across chunk edges.", "",
+              "Scenes:", ""]
+    for r in det.all_records:
+        lines.append(f"- {r.scene_id}: {r.acquired_utc} ({format_time(r.acquired, tz_name)}), {r.sensor}, "
+                     f"sha256 {next(iter(r.sha256.values()), '')[:16]}")
+    n_settle = int((clusters["kind"] == SETTLEMENT_LIKE).sum()) if len(clusters) else 0
+    lines += ["", f"{len(clusters)} burned-area cluster(s), {n_settle} settlement-like. Ranked settlement-like first, "
+              f"then by burned area. A cluster is a starting point for a tight AOI, not a finding.", "",
+              "| rank | kind | score | burned ha | patches (compound-sized) | first seen (UTC) | last clear before (UTC) | centre | card |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for c in clusters.itertuples():
+        lines.append(f"| {c.rank} | {c.kind} | {c.settlement_score:.2f} | {c.burned_ha:.2f} | {c.n_patches} ({c.n_compound_sized}) | "
+                     f"{c.first_seen} | {c.last_clear_before or 'none'} | {lat_lon_text(c.centre_lat, c.centre_lon)} | "
+                     f"{cards.get(c.rank, '')} |")
+    if score is not None:
+        lines += ["", "## Check against the simulated truth", "",
+                  f"- every burned village found: {score['all_villages_found']}",
+                  f"- every burned village ranked above every bush or field fire: {score['villages_above_fires']}",
+                  f"- no unburned village listed: {score['no_unburned_village']}",
+                  f"- burned villages dated on their true first-visible scene: {score['dated_right']} of {len(score['villages'])}"]
+        for v in score["villages"]:
+            lines.append(f"- {v['site_id']}: rank {v['rank']}, called {v['kind_called']}")
+    return "\n".join(lines) + "\n"
+
+
+def run_search(
+    aoi_name: str,
+    *,
+    out_root: Path = Path("out"),
+    data_root: Path = Path("data"),
+    scenes_dir: Path | None = None,
+    aoi_dir: Path = AOI_DIR,
+    overrides: dict[str, Any] | None = None,
+    chunk_px: int = 1024,
+    workers: int | None = None,
+    max_cards: int = 12,
+    box_size_m: float = 6000.0,
+    log: Callable[[str], None] = lambda message: None,
+) -> SearchOutcome:
+    """Search the AOI's ``search_area`` and write ``<out>/<aoi>/search/<run-id>/``."""
+    from .search_box import ensure_search_box
+
+    started = datetime.now(timezone.utc)
+    clock = time.perf_counter()
+    aoi = load_aoi(aoi_name, aoi_dir)
+    params = resolve_params(aoi.parameters, overrides)
+    grid = search_grid(aoi, params.resolution_m)
+    check_output_folder(Path(out_root) / aoi.name)
+    truth = None
+    if scenes_dir is None:
+        folder, _ = ensure_search_box(Path(data_root), aoi, resolution_m=params.resolution_m, size_m=box_size_m)
+        log(f"no scenes given: using the SIMULATED search box in {folder}")
+        scenes_dir = folder
+        truth = gpd.read_file(folder / "sites_SIMULATED.geojson")
+    sources = recognise(Path(scenes_dir))
+    tz_name = str(aoi.properties.get("timezone", "UTC"))
+    det = detect_chunked(sources, grid, params=params, chunk_px=chunk_px, workers=workers, progress=log)
+    simulated = any(r.simulated for r in det.all_records)
+    times = [r.acquired_utc for r in det.records]
+    clusters = cluster_burns(det.polygons, times=times)
+    score = score_search(clusters, truth) if truth is not None and simulated else None
+    covered = gpd.GeoSeries(_footprints(sources, grid.crs), crs=grid.crs).union_all().intersection(box(*grid.bounds)).area
+    coverage = float(covered / ((grid.width * grid.resolution) * (grid.height * grid.resolution)))
+
+    run_id, partial = new_run_dir(Path(out_root) / aoi.name, "search", now=started)
+    tag = "_SIMULATED" if simulated else ""
+    outputs = []
+    cards: dict[int, str] = {}
+    for c in clusters.head(max_cards).itertuples():
+        name = f"cards/rank{c.rank:02d}_{c.cluster_id}{tag}.png"
+        outputs.append(save_figure(partial / name, _card(det, sources, c, det.polygons, simulated, tz_name)))
+        cards[c.rank] = name
+    frame_4326 = clusters.to_crs("EPSG:4326").assign(simulated=simulated)
+    outputs.append(write_vector(partial / f"clusters{tag}.geojson", {"clusters": frame_4326}, driver="GeoJSON"))
+    outputs.append(write_text(partial / f"clusters{tag}.csv", frame_4326.drop(columns="geometry").to_csv(index=False)))
+    outputs.append(write_vector(partial / f"burns{tag}.gpkg", {"polygons": det.polygons, "clusters": clusters}))
+    outputs.append(write_text(partial / f"search{tag}.md", _markdown(aoi, clusters, det, simulated, score, cards, coverage, tz_name)))
+    summary = {"aoi": aoi.name, "simulated": simulated, "coverage": round(coverage, 4), "clusters": len(clusters),
+               "settlement_like": int((clusters["kind"] == SETTLEMENT_LIKE).sum()) if len(clusters) else 0,
+               "score": score, "thresholds": [t.as_dict() if t else None for t in det.calibration_detection.thresholds],
+               "shifts": [s.as_dict() for s in det.calibration.shifts], "chunks": det.chunks,
+               "pieces_merged": det.pieces_merged}
+    outputs.append(write_json(partial / f"search{tag}.json", summary))
+    write_json(partial / "manifest.json", {
+        "run_id": run_id, "kind": "search", "aoi": aoi.name, "simulated": simulated,
+        "started_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ"), "seconds": round(time.perf_counter() - clock, 2),
+        "code": git_state(), "versions": package_versions(), "parameters": params.as_dict(),
+        "chunk_px": chunk_px, "grid": {"crs": grid.crs, "transform": list(grid.transform)[:6], "width": grid.width,
+                                       "height": grid.height},
+        "aoi_file": {"path": str(aoi.path), "sha256": sha256_file(aoi.path) if aoi.path else None},
+        "inputs": [{"scene_id": r.scene_id, "acquired_utc": r.acquired_utc, "simulated": r.simulated,
+                    "files": [{"role": k, "path": r.files[k], "sha256": r.sha256[k]} for k in r.files]}
+                   for r in det.all_records],
+        "outputs": [{"path": str(p.relative_to(partial)), "sha256": sha256_file(p)} for p in outputs],
+    })
+    return SearchOutcome(run_dir=finish_run_dir(partial), clusters=clusters, detection=det, simulated=simulated, score=score)

@@ -1,0 +1,101 @@
+"""burnscan search: the SIMULATED search box scored against its truth, outputs and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+
+from pipeline.aoi import AOI_DIR
+from pipeline.cli import main
+from pipeline.errors import AoiError
+from pipeline.load import sha256_file
+from pipeline.search import lat_lon_text, run_search
+
+_BOX_M = 3000.0  # a smaller box than the default 6 km keeps the test short; same sites, scaled
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    root = tmp_path_factory.mktemp("search")
+    outcome = run_search("ogota", out_root=root / "out", data_root=root / "data", box_size_m=_BOX_M, max_cards=4)
+    return root, outcome
+
+
+def test_every_burned_village_is_found_ranked_above_every_fire_and_dated(searched):
+    _, outcome = searched
+    score = outcome.score
+    assert outcome.simulated and score is not None
+    assert len(score["villages"]) == 3 and len(score["fires"]) >= 6
+    assert score["all_villages_found"], score["villages"]
+    assert score["villages_above_fires"], (score["villages"], score["fires"])
+    assert score["no_unburned_village"], score["unburned_listed"]
+    assert score["dated_right"] == 3
+    assert all(f["ranks"] for f in score["fires"] if f["kind"] == "bush_fire")  # fires are found, and ranked lower
+    top = outcome.clusters.head(3)
+    assert (top["kind"] == "settlement-like").all()
+
+
+def test_the_village_under_the_cloud_keeps_its_honest_bracket(searched):
+    _, outcome = searched
+    sites = gpd.read_file(next(Path(outcome.detection.all_records[0].files["reflectance"]).parent.glob("sites_SIMULATED.geojson")))
+    under_cloud = sites[(sites["kind"] == "village_burned") & (sites["first_visible_index"] == 4)].to_crs(outcome.clusters.crs)
+    hit = outcome.clusters[outcome.clusters.intersects(under_cloud.geometry.iloc[0])].iloc[0]
+    assert hit["first_seen"].startswith("2024-02-01") and hit["last_clear_before"].startswith("2024-01-28")
+
+
+def test_outputs_are_labelled_simulated_hashed_and_carry_cards(searched):
+    _, outcome = searched
+    run = outcome.run_dir
+    assert run.parent.name == "search" and not run.name.endswith(".partial")
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["simulated"] and manifest["kind"] == "search" and len(manifest["inputs"]) == 5
+    for entry in manifest["outputs"]:
+        assert "SIMULATED" in entry["path"], entry["path"]
+        assert sha256_file(run / entry["path"]) == entry["sha256"]
+    cards = sorted((run / "cards").glob("*.png"))
+    assert len(cards) == 4 and cards[0].name.startswith("rank01_")
+    text = (run / "search_SIMULATED.md").read_text()
+    assert "SIMULATED DATA" in text and "every burned village found: True" in text
+    frame = gpd.read_file(run / "clusters_SIMULATED.geojson")
+    assert list(frame["rank"]) == sorted(frame["rank"]) and frame["simulated"].all()
+
+
+def test_a_second_search_reuses_the_box_and_never_overwrites_the_first(searched, capsys):
+    root, first = searched
+    box_folders = list((root / "data" / "ogota").glob("search-box-SIMULATED*"))
+    stamp = (box_folders[0] / "search_box_SIMULATED.json").stat().st_mtime_ns
+    code = main(["search", "ogota", "--out", str(root / "out"), "--data", str(root / "data"), "--cards", "0",
+                 "--box-size", str(_BOX_M), "--chunk", "512"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert out.startswith("SIMULATED DATA") and "ranked above every bush or field fire True" in out
+    assert len(list((root / "data" / "ogota").glob("search-box-SIMULATED*"))) == 1
+    assert (box_folders[0] / "search_box_SIMULATED.json").stat().st_mtime_ns == stamp
+    runs = [p for p in (root / "out" / "ogota" / "search").iterdir() if p.is_dir()]
+    assert len(runs) == 2 and first.run_dir in runs
+    # Smaller chunks, more seams: the same clusters.
+    second = sorted(set(runs) - {first.run_dir})[0]
+    again = gpd.read_file(second / "clusters_SIMULATED.geojson")
+    assert list(again["kind"]) == list(first.clusters["kind"])
+    assert again["burned_ha"].tolist() == pytest.approx(first.clusters["burned_ha"].tolist(), rel=0.02)
+
+
+def test_an_aoi_without_search_area_is_refused_in_one_line(tmp_path, capsys):
+    aoi_dir = tmp_path / "aoi"
+    aoi_dir.mkdir()
+    feature = json.loads((AOI_DIR / "ogota.geojson").read_text())
+    del feature["properties"]["search_area"]
+    (aoi_dir / "nosearch.geojson").write_text(json.dumps({**feature, "properties": {**feature["properties"], "name": "nosearch"}}))
+    with pytest.raises(AoiError, match="no search_area"):
+        run_search("nosearch", out_root=tmp_path / "out", data_root=tmp_path / "data", aoi_dir=aoi_dir)
+    code = main(["search", "nosearch", "--aoi-dir", str(aoi_dir), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 3 and err.count("\n") == 1 and "no search_area" in err and "add a lon/lat GeoJSON polygon" in err
+
+
+def test_coordinates_are_written_with_hemispheres():
+    assert lat_lon_text(13.82373, -3.80354) == "13.82373 N, 3.80354 W"
+    assert lat_lon_text(-1.5, 36.25) == "1.50000 S, 36.25000 E"
