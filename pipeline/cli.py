@@ -98,16 +98,17 @@ def _detect_all(names: list[str], *, scheduler: str | None, workers: int | None,
 @click.option("--cards", "max_cards", type=int, default=12, show_default=True, help="Before/after cards for the top clusters.")
 @click.option("--box-size", "box_size_m", type=float, default=6000.0, show_default=True,
               help="Side in metres of the SIMULATED search box used without --scenes.")
+@click.option("--box-seed", type=int, default=20240127, show_default=True, help="Seed of the SIMULATED search box.")
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a parameter (repeatable).")
 @click.option("--aoi-dir", type=click.Path(path_type=Path), default=AOI_DIR, show_default=False, help="AOI registry folder.")
 def search(aoi: str, scenes_dir: Path | None, out_root: Path, data_root: Path, chunk_px: int, workers: int | None,
-           max_cards: int, box_size_m: float, sets: tuple[str, ...], aoi_dir: Path) -> None:
+           max_cards: int, box_size_m: float, box_seed: int, sets: tuple[str, ...], aoi_dir: Path) -> None:
     """Scan AOI's search_area for burned settlements; clusters ranked, written to out/AOI/search/RUN-ID/."""
     from .search import lat_lon_text, run_search
 
     outcome = run_search(aoi, out_root=out_root, data_root=data_root, scenes_dir=scenes_dir, aoi_dir=aoi_dir,
                          overrides=_parse_sets(sets), chunk_px=chunk_px, workers=workers, max_cards=max_cards,
-                         box_size_m=box_size_m, log=lambda m: click.echo(m, err=True))
+                         box_size_m=box_size_m, box_seed=box_seed, log=lambda m: click.echo(m, err=True))
     if outcome.simulated:
         click.echo("SIMULATED DATA: this search used simulated scenes, not evidence about a real place.")
     for c in outcome.clusters.head(20).itertuples():

@@ -151,9 +151,14 @@ def run_search(
     workers: int | None = None,
     max_cards: int = 12,
     box_size_m: float = 6000.0,
+    box_seed: int = 20240127,
     log: Callable[[str], None] = lambda message: None,
 ) -> SearchOutcome:
-    """Search the AOI's ``search_area`` and write ``<out>/<aoi>/search/<run-id>/``."""
+    """Search the AOI's ``search_area`` and write ``<out>/<aoi>/search/<run-id>/``.
+
+    Without ``scenes_dir`` the scenes are the SIMULATED search box of ``box_size_m`` and
+    ``box_seed`` (made once under ``data_root``), and the result is scored against its truth.
+    """
     from .search_box import ensure_search_box
 
     started = datetime.now(timezone.utc)
@@ -164,7 +169,8 @@ def run_search(
     check_output_folder(Path(out_root) / aoi.name)
     truth = None
     if scenes_dir is None:
-        folder, _ = ensure_search_box(Path(data_root), aoi, resolution_m=params.resolution_m, size_m=box_size_m)
+        folder, _ = ensure_search_box(Path(data_root), aoi, resolution_m=params.resolution_m, size_m=box_size_m,
+                                      seed=box_seed)
         log(f"no scenes given: using the SIMULATED search box in {folder}")
         scenes_dir = folder
         truth = gpd.read_file(folder / "sites_SIMULATED.geojson")
