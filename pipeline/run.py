@@ -42,7 +42,7 @@ from .sources import load_sources, recognise
 from .structures import settlement_from_footprints
 from .threshold import ThresholdInfo
 from . import figures as figs
-from .write import check_output_folder, finish_run_dir, new_run_dir, save_figure, write_json, write_text, write_vector
+from .write import check_output_folder, finish_run_dir, new_run_dir, save_figures, write_json, write_text, write_vector
 
 __all__ = ["Calibration", "Detection", "detect_burns", "run_detect", "RunOutcome"]
 
@@ -486,14 +486,16 @@ def run_detect(
             figures["timeline.png"] = _timeline(detection, polygons, simulated, report["aoi"]["timezone"])
             if evidence.structures is not None:
                 figures.update(_structure_figures(detection, evidence.structures, aoi_outline, credit, simulated, tz_name))
+            to_save = []
             for name, fig in figures.items():
                 fname = name.replace(".png", f"{suffix}.png")
-                outputs.append(save_figure(partial / "figures" / fname, fig))
+                to_save.append((partial / "figures" / fname, fig))
                 if name == "timeline.png" or name.endswith(("_overlay.png", "_structures.png")):
                     # In PDF too, for print, where vectors help: outlines and charts stay sharp at any
                     # size (a plain scene pair is pixels either way, so it stays PNG only).
-                    outputs.append(save_figure(partial / "figures" / fname.replace(".png", ".pdf"), fig))
+                    to_save.append((partial / "figures" / fname.replace(".png", ".pdf"), fig))
                 figure_names.append(f"figures/{fname}")
+            outputs += save_figures(to_save)
         log("writing the report and the manifest")
         outputs.append(write_json(partial / "report.json", report))
         outputs.append(write_text(partial / "report.md", render_markdown(report, figures=figure_names, polygons=polygons)))

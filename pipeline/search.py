@@ -37,7 +37,7 @@ from .provenance import git_state, package_versions
 from .report import format_time
 from .sources import SceneSource, recognise
 from . import figures as figs
-from .write import check_output_folder, finish_run_dir, new_run_dir, save_figure, write_json, write_text, write_vector
+from .write import check_output_folder, finish_run_dir, new_run_dir, save_figures, write_json, write_text, write_vector
 
 __all__ = ["SearchOutcome", "lat_lon_text", "search_grid", "run_search"]
 
@@ -188,10 +188,12 @@ def run_search(
     tag = "_SIMULATED" if simulated else ""
     outputs = []
     cards: dict[int, str] = {}
+    to_save = []
     for c in clusters.head(max_cards).itertuples():
         name = f"cards/rank{c.rank:02d}_{c.cluster_id}{tag}.png"
-        outputs.append(save_figure(partial / name, _card(det, sources, c, det.polygons, simulated, tz_name)))
+        to_save.append((partial / name, _card(det, sources, c, det.polygons, simulated, tz_name)))
         cards[c.rank] = name
+    outputs += save_figures(to_save)
     frame_4326 = clusters.to_crs("EPSG:4326").assign(simulated=simulated)
     outputs.append(write_vector(partial / f"clusters{tag}.geojson", {"clusters": frame_4326}, driver="GeoJSON"))
     outputs.append(write_text(partial / f"clusters{tag}.csv", frame_4326.drop(columns="geometry").to_csv(index=False)))

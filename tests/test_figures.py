@@ -262,3 +262,20 @@ def test_figures_save_as_png_and_pdf_without_time_stamps(after, clear, polygons,
     assert save_figure(tmp_path / "b.pdf", fig).read_bytes() == pdf.read_bytes()
     with pytest.raises(ValueError, match="png or .pdf"):
         save_figure(tmp_path / "a.jpg", fig)
+
+
+def test_figures_saved_in_forked_processes_are_the_bytes_saved_one_by_one(tmp_path):
+    from matplotlib.figure import Figure
+
+    from pipeline.write import save_figure, save_figures
+
+    figures = []
+    for i in range(5):
+        fig = Figure(figsize=(2, 2), dpi=100)
+        fig.add_subplot().plot([0, 1, 2], [i, 2 * i, i * i])
+        figures.append(fig)
+    names = [f"f{i}.png" if i % 2 else f"f{i}.pdf" for i in range(5)]
+    together = save_figures([(tmp_path / "a" / n, f) for n, f in zip(names, figures)], workers=2)
+    alone = [save_figure(tmp_path / "b" / n, f) for n, f in zip(names, figures)]
+    assert [p.name for p in together] == names
+    assert [p.read_bytes() for p in together] == [p.read_bytes() for p in alone]
