@@ -1,7 +1,8 @@
 """The accuracy benchmark: every case, burnscan and the baselines, one table.
 
-Cases are the simulator's named scenarios (ground truth known exactly) and the real fire
-pairs of ``../shared/data/real`` (reference masks drawn by others). The reference masks
+Cases are the simulator's named scenarios (ground truth known exactly), the simulated
+search boxes (the chunked analysis and the wide-area search's ranking, against the box's
+truth) and the real fire pairs of ``../shared/data/real`` (reference masks drawn by others). The reference masks
 only score; nothing here feeds back into a parameter. Every method sees the same input:
 burnscan runs its whole flow, the baselines run on the raw stack as their authors
 describe them. Results go to ``out/bench/`` as CSV, JSON and the printed table.
@@ -23,6 +24,7 @@ import numpy as np
 import rasterio
 from rasterio.features import rasterize
 from rasterio.warp import transform_geom
+from scipy import ndimage
 from shapely.geometry import box, mapping
 
 from . import baselines
@@ -37,7 +39,7 @@ from .evidence import count_structures
 from .truth import FOOTPRINT_OFFSET_M
 from .write import write_json, write_text
 
-__all__ = ["SIMULATED_CASES", "run_benchmark", "simulated_case", "real_cases"]
+__all__ = ["SIMULATED_CASES", "SEARCH_SEEDS", "run_benchmark", "simulated_case", "real_cases", "search_case"]
 
 SIMULATED_CASES = (
     "demo",
@@ -54,6 +56,7 @@ NO_BURN_CASES = ("dry_season",)
 # Targets of the benchmark: burn cases, no-burn cases, co-registration.
 TARGET_DICE, TARGET_ERROR, TARGET_FALSE_HA, TARGET_COREG_PX = 0.95, 0.05, 0.05, 0.1
 TARGET_STRUCTURE_ERROR = 0.05  # burned-structure count against the simulated world, per date
+SEARCH_SEEDS = (20240127, 1)  # simulated search boxes: the default one and one more layout
 _CONTROL_RING_M = (60.0, 400.0)  # ring of unburned land around the village for the control-ratio baseline
 _SHARED_REAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real"
 
@@ -280,6 +283,52 @@ def real_cases(params: Params, root: Path = _SHARED_REAL) -> list[dict[str, Any]
     return rows
 
 
+def search_case(aoi: Aoi, *, data_root: Path, params: Params, seed: int) -> tuple[list[dict[str, Any]], str]:
+    """The wide-area search on a SIMULATED search box: the chunked burn mask scored per date
+    against the box's truth raster, and the search targets (villages found, ranked above
+    every fire, no unburned village listed, dated right)."""
+    from .chunked import detect_chunked
+    from .clusters import cluster_burns, score_search
+    from .search_box import ensure_search_box
+    from .sources import recognise
+
+    folder, _ = ensure_search_box(data_root, aoi, resolution_m=params.resolution_m, seed=seed)
+    truth_file = folder / "truth_first_visible_SIMULATED.tif"
+    grid = native_grid(truth_file)
+    with rasterio.open(truth_file) as src:
+        ground_first = src.read(1).astype(np.int16)
+    det = detect_chunked(recognise(folder), grid, params=params)
+    # Results live in the reference scene's frame, which sits true_shift_px off the ground:
+    # the truth is moved there (each date's burned share interpolated, then >= half).
+    shifts = {s["scene_id"]: s["true_shift_px"] for s in json.loads((folder / "search_box_SIMULATED.json").read_text())["scenes"]}
+    ref_shift = shifts[det.records[params.reference_scene].scene_id]
+    truth_first = np.full(grid.shape, -1, dtype=np.int16)
+    for t in sorted(int(v) for v in np.unique(ground_first) if v >= 0):
+        moved = ndimage.shift((ground_first == t).astype(np.float32), ref_shift, order=1, mode="constant", cval=0.0)
+        truth_first[(moved >= 0.5) & (truth_first < 0)] = t
+    to_all = {r.scene_id: i for i, r in enumerate(det.all_records)}
+    first_seen = np.full(grid.shape, -1, dtype=np.int16)
+    polys = det.polygons
+    if len(polys):
+        values = [to_all[det.records[i].scene_id] for i in polys["first_seen_index"]]
+        first_seen = rasterize(zip(polys.geometry, values), out_shape=grid.shape, transform=grid.transform, fill=-1,
+                               dtype="int16")
+    case = f"search_box_seed{seed}"
+    times = [r.acquired_utc for r in det.all_records]
+    rows = [_scores_row(case, "burnscan_chunked", when, first_seen == t, truth_first == t, grid.pixel_area_m2 / 1e4)
+            for t, when in enumerate(times) if np.any(truth_first == t) or np.any(first_seen == t)]
+    rows.append(_scores_row(case, "burnscan_chunked", "all", first_seen >= 0, truth_first >= 0, grid.pixel_area_m2 / 1e4))
+    score = score_search(cluster_burns(polys, times=[r.acquired_utc for r in det.records]), gpd.read_file(folder / "sites_SIMULATED.geojson"))
+    ranks = sorted(v["rank"] for v in score["villages"] if v["found"])
+    fire_ranks = sorted(r for f in score["fires"] for r in f["ranks"])
+    line = (f"search box seed {seed} (SIMULATED, {grid.width} x {grid.height} px, {det.chunks} chunks, "
+            f"{det.pieces_merged} pieces merged): burned villages found {sum(v['found'] for v in score['villages'])}/"
+            f"{len(score['villages'])} at ranks {ranks}; fires at ranks {fire_ranks}; unburned villages listed "
+            f"{len(score['unburned_listed'])}; dated right {score['dated_right']}/{len(score['villages'])}; "
+            f"targets {'met' if score['all_villages_found'] and score['villages_above_fires'] and score['no_unburned_village'] else 'MISSED'}")
+    return rows, line
+
+
 def _table(rows: list[dict[str, Any]]) -> str:
     head = f"{'case':34} {'method':16} {'date':21} {'Dice':>6} {'IoU':>6} {'comm.':>6} {'omis.':>6} {'bias':>7} {'false ha':>8} {'dated':>10} {'coreg px':>8}"
     lines = [head, "-" * len(head)]
@@ -329,7 +378,8 @@ def _target_lines(rows: list[dict[str, Any]], cases: tuple[str, ...]) -> list[st
 
 
 def run_benchmark(*, out_root: Path, data_root: Path, aoi_name: str = "ogota", cases: tuple[str, ...] = SIMULATED_CASES,
-                  real: bool = True, params: Params | None = None, log: Callable[[str], None] = lambda m: None) -> str:
+                  real: bool = True, params: Params | None = None, search_seeds: tuple[int, ...] = SEARCH_SEEDS,
+                  log: Callable[[str], None] = lambda m: None) -> str:
     """Run every case, write ``out_root/bench.{csv,json,txt}`` and return the printed table."""
     params = params or Params()
     aoi = load_aoi(aoi_name)
@@ -337,6 +387,12 @@ def run_benchmark(*, out_root: Path, data_root: Path, aoi_name: str = "ogota", c
     for scenario in cases:
         log(f"simulated case {scenario} (SIMULATED DATA)")
         rows += simulated_case(scenario, aoi, data_root=data_root, params=params)
+    search_lines = []
+    for seed in search_seeds:
+        log(f"search box seed {seed} (SIMULATED DATA)")
+        found, line = search_case(aoi, data_root=data_root, params=params, seed=seed)
+        rows += found
+        search_lines.append(line)
     if real:
         log("real fire pairs from ../shared/data/real")
         rows += real_cases(params)
@@ -345,6 +401,7 @@ def run_benchmark(*, out_root: Path, data_root: Path, aoi_name: str = "ogota", c
                "bracket, co-registration <= 0.1 px, burned-structure count within 5 % per date; no-burn cases: no "
                "settlement burn, < 0.05 ha false burned area."]
     summary += _target_lines(rows, cases)
+    summary += search_lines
     for r in rows:
         if r["method"] == "burnscan" and r["date"] == "all" and r.get("structures_true") is not None:
             by_date = ", ".join(f"{d} {e:+.1%}" for d, e in r["structure_error_by_date"].items())
