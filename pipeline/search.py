@@ -29,7 +29,7 @@ from .chunked import ChunkedDetection, _footprints, _load_window, _window, detec
 from .clusters import SETTLEMENT_LIKE, cluster_burns, score_search
 from .config import resolve_params
 from .coregister import apply_shifts
-from .errors import AoiError, PipelineError
+from .errors import AoiError, SceneError
 from .grid import Grid, grid_for_bounds
 from .load import memoised_hashes, sha256_file
 from .normalise import apply_fits
@@ -176,7 +176,10 @@ def run_search(
         truth = gpd.read_file(folder / "sites_SIMULATED.geojson")
     sources = recognise(Path(scenes_dir))
     tz_name = str(aoi.properties.get("timezone", "UTC"))
-    det = detect_chunked(sources, grid, params=params, chunk_px=chunk_px, workers=workers, progress=log)
+    try:
+        det = detect_chunked(sources, grid, params=params, chunk_px=chunk_px, workers=workers, progress=log)
+    except SceneError as exc:  # name the folder: the scenes' own names do not say which delivery they came from
+        raise SceneError(f"{scenes_dir}: {exc}") from None
     simulated = any(r.simulated for r in det.all_records)
     times = [r.acquired_utc for r in det.records]
     clusters = cluster_burns(det.polygons, times=times)

@@ -99,3 +99,30 @@ def test_an_aoi_without_search_area_is_refused_in_one_line(tmp_path, capsys):
 def test_coordinates_are_written_with_hemispheres():
     assert lat_lon_text(13.82373, -3.80354) == "13.82373 N, 3.80354 W"
     assert lat_lon_text(-1.5, 36.25) == "1.50000 S, 36.25000 E"
+
+
+def test_the_demo_village_scenes_searched_give_the_village_first(tmp_path):
+    """Scenes covering a small part of the search area: the rest is skipped, the village is ranked first."""
+    from pipeline.aoi import load_aoi
+    from pipeline.demo import ensure_demo_scenes
+
+    demo = ensure_demo_scenes(load_aoi("ogota"), tmp_path / "data")
+    outcome = run_search("ogota", out_root=tmp_path / "out", data_root=tmp_path / "data", scenes_dir=demo.folder,
+                         max_cards=1)
+    top = outcome.clusters.iloc[0]
+    settlement = gpd.read_file(demo.folder / "settlement_SIMULATED.geojson").to_crs(outcome.clusters.crs)
+    assert top["kind"] == "settlement-like" and top.geometry.intersects(settlement.geometry.iloc[0])
+    assert top["first_seen"].startswith("2024-01-28") and top["last_clear_before"].startswith("2024-01-27")
+    assert outcome.simulated and outcome.score is None  # no truth sites: scored by the demo's own bench, not here
+    assert outcome.detection.chunks > 100  # the whole search area was planned; chunks without scenes skipped
+
+
+def test_scenes_outside_the_search_area_are_refused_naming_the_folder(tmp_path, capsys):
+    from pipeline.search_box import search_box_grid, simulate_search_box, write_search_box
+
+    paris = write_search_box(simulate_search_box(search_box_grid((2.35, 48.85), 2500.0)), tmp_path / "paris")
+    code = main(["search", "ogota", "--scenes", str(paris), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 4 and err.count("\n") == 1
+    assert "no scene overlaps the area" in err and str(paris) in err
+    assert not (tmp_path / "out" / "ogota" / "search").exists()
