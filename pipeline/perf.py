@@ -142,19 +142,24 @@ def _child(method: str, pre: str, post: str) -> None:
     print(json.dumps({"method": method, "wall_s": wall, "cpu_s": cpu, "peak_mb": peak_mb, **out}))
 
 
-def _measure(method: str, pre: Path, post: Path) -> dict[str, Any]:
+def _measure(method: str, pre: Path, post: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
     env_threads = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"} if method == "naive" else {}
     import os
 
     done = subprocess.run([sys.executable, "-m", "pipeline.perf", method, str(pre), str(post)], capture_output=True,
-                          text=True, env={**os.environ, **env_threads}, check=False)
+                          text=True, env={**os.environ, **env_threads, **(env or {})}, check=False)
     if done.returncode != 0:
         return {"method": method, "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def run_perf(folder: Path, sizes: list[int], *, repeats: int = 3, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """Time the three methods on a pair of each size; return one row per size and method (medians)."""
+def run_perf(folder: Path, sizes: list[int], *, repeats: int = 3, chunk_sizes: tuple[int, ...] = (512, 2048),
+             log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Time the three methods on a pair of each size; return one row per size and method (medians).
+
+    On the first size the pipeline also runs once with each of ``chunk_sizes`` (the default
+    chunk is 1024 px): its peak memory should follow the chunk, not the scene.
+    """
     rows = []
     for size in sizes:
         t = time.perf_counter()
@@ -173,6 +178,14 @@ def run_perf(folder: Path, sizes: list[int], *, repeats: int = 3, log: Callable[
             rows.append(row)
             log(f"  {method:9} wall {row['wall_s']:8.2f} s   cpu {row['cpu_s']:8.2f} s   peak RSS {row['peak_mb']:8.0f} MB"
                 + (f"   polygons {row['polygons']}" if "polygons" in row else ""))
+        if size == sizes[0]:
+            for chunk in chunk_sizes:
+                r = _measure("pipeline", pre, post, env={"BURNSCAN_CHUNK_PX": str(chunk)})
+                if "error" not in r:
+                    rows.append({"size": size, "method": f"pipeline_chunk{chunk}", "runs": 1,
+                                 **{k: round(r[k], 2) for k in ("wall_s", "cpu_s", "peak_mb")}, "polygons": r.get("polygons")})
+                    log(f"  chunk {chunk:5d} wall {r['wall_s']:8.2f} s   cpu {r['cpu_s']:8.2f} s   peak RSS {r['peak_mb']:8.0f} MB"
+                        f"   polygons {r.get('polygons')}")
         by = {r["method"]: r for r in rows if r["size"] == size and "wall_s" in r}
         if {"floor", "pipeline", "naive"} <= set(by):
             log(f"  ratios: pipeline / floor {by['pipeline']['wall_s'] / by['floor']['wall_s']:.1f} (target <= 1.5); "

@@ -17,9 +17,10 @@ def test_generated_pair_is_a_tiled_compressed_uint16_simulated_scene(tmp_path):
 
 def test_every_method_is_measured_and_finds_burns(tmp_path):
     lines: list[str] = []
-    rows = run_perf(tmp_path, [600], repeats=1, log=lines.append)
+    rows = run_perf(tmp_path, [600], repeats=1, chunk_sizes=(256,), log=lines.append)
     by = {r["method"]: r for r in rows}
-    assert set(by) == {"floor", "pipeline", "naive"} and all("error" not in r for r in rows)
+    assert set(by) == {"floor", "pipeline", "naive", "pipeline_chunk256"} and all("error" not in r for r in rows)
+    assert by["pipeline_chunk256"]["polygons"] == by["pipeline"]["polygons"]  # nine chunks, not one: same burns
     assert all(r["wall_s"] > 0 and r["peak_mb"] > 0 for r in rows)
     assert by["pipeline"]["polygons"] > 0 and by["naive"]["polygons"] > 0
     assert any(line.strip().startswith("ratios: pipeline / floor") for line in lines)
