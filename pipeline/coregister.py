@@ -30,6 +30,8 @@ import xarray as xr
 from scipy import ndimage
 from skimage.registration import phase_cross_correlation
 
+from .cores import fork_map
+
 __all__ = ["ShiftEstimate", "estimate_shift", "undo_shift", "apply_shifts", "coregister"]
 
 _TUKEY_C = 4.685  # 95 % efficiency under Gaussian noise
@@ -255,15 +257,20 @@ def apply_shifts(stack: xr.Dataset, estimates: list[ShiftEstimate]) -> xr.Datase
     Kept apart from the estimation so that a shift measured once on a whole scene can be
     applied to each of its chunks; pixels without data after the move are NaN and not clear.
     """
-    out_refl = stack["reflectance"].values.copy()
-    out_clear = stack["clear"].values.copy()
-    for t, est in enumerate(estimates):
-        if not est.reliable or (est.dy == 0.0 and est.dx == 0.0):
-            continue  # the reference, or no trustworthy shift: leave it where its geolocation puts it
-        for b in range(out_refl.shape[1]):
-            out_refl[t, b] = undo_shift(out_refl[t, b], est.dy, est.dx)
-        moved_clear = undo_shift(out_clear[t].astype(np.float32), est.dy, est.dx)
-        out_clear[t] = (np.nan_to_num(moved_clear, nan=0.0) > 0.999) & np.all(np.isfinite(out_refl[t]), axis=0)
+    refl = stack["reflectance"].values
+    clear = stack["clear"].values
+    moving = [t for t, est in enumerate(estimates) if est.reliable and (est.dy != 0.0 or est.dx != 0.0)]
+
+    def move(t: int) -> tuple[np.ndarray, np.ndarray]:
+        est = estimates[t]
+        bands = np.stack([undo_shift(refl[t, b], est.dy, est.dx) for b in range(refl.shape[1])])
+        moved_clear = undo_shift(clear[t].astype(np.float32), est.dy, est.dx)
+        return bands, (np.nan_to_num(moved_clear, nan=0.0) > 0.999) & np.all(np.isfinite(bands), axis=0)
+
+    out_refl, out_clear = refl.copy(), clear.copy()
+    # The rest (the reference, or no trustworthy shift) stays where its geolocation puts it.
+    for t, (bands, seen) in zip(moving, fork_map(lambda i: move(moving[i]), len(moving))):
+        out_refl[t], out_clear[t] = bands, seen
     result = stack.copy(data={"reflectance": out_refl, "clear": out_clear})
     return result.assign_coords(shift_dy=("time", [e.dy for e in estimates]), shift_dx=("time", [e.dx for e in estimates]))
 
@@ -305,15 +312,13 @@ def coregister(
     clear = stack["clear"]
     ref_band = refl.isel(time=reference_index).sel(band=band).values
     ref_clear = clear.isel(time=reference_index).values
-    estimates: list[ShiftEstimate] = []
-    for t in range(refl.sizes["time"]):
+    def estimate(t: int) -> ShiftEstimate:
         if t == reference_index:
-            estimates.append(ShiftEstimate(0.0, 0.0))
-            continue
+            return ShiftEstimate(0.0, 0.0)
         mov_clear = clear.isel(time=t).values
         window = _estimation_window(ref_clear & mov_clear, _WINDOW_PX)
         try:
-            est = estimate_shift(
+            return estimate_shift(
                 ref_band[window],
                 refl.isel(time=t).sel(band=band).values[window],
                 reference_mask=ref_clear[window],
@@ -321,8 +326,9 @@ def coregister(
                 max_shift_px=max_shift_px,
             )
         except ValueError:  # too little clear ground in common to match at all
-            est = ShiftEstimate(0.0, 0.0, converged=False, correlation=0.0, reliable=False)
-        estimates.append(est)
+            return ShiftEstimate(0.0, 0.0, converged=False, correlation=0.0, reliable=False)
+
+    estimates = fork_map(estimate, refl.sizes["time"])  # scenes are independent: one per core
     result = apply_shifts(stack, estimates)
     result.attrs["coregistered_to"] = str(stack.scene_id.values[reference_index])
     return result, estimates

@@ -12,7 +12,6 @@ is a small text file replaced only when a run completes.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import secrets
 import shutil
@@ -219,30 +218,13 @@ def save_figure(path: Path, figure: Figure, *, dpi: int | None = None) -> Path:
     return Path(path)
 
 
-_PENDING_FIGURES: list[tuple[Path, Figure]] = []
-
-
-def _save_pending(i: int) -> Path:
-    path, figure = _PENDING_FIGURES[i]
-    return save_figure(path, figure)
-
 
 def save_figures(items: list[tuple[Path, Figure]], *, workers: int | None = None) -> list[Path]:
-    """Save many figures at once, rendering them in forked processes (one per core).
+    """Save many figures at once, rendered on every core (:func:`pipeline.cores.fork_map`).
 
-    Rendering and PNG encoding are most of a village run's time and each figure is
-    independent; forked children share the figures already built, so nothing is copied.
-    The bytes written are those :func:`save_figure` writes one by one. Falls back to one at
-    a time where processes cannot be forked (a daemon worker, no ``fork``) or for few figures.
+    Rendering and PNG encoding are a large part of a village run and each figure is
+    independent; the bytes written are those :func:`save_figure` writes one by one.
     """
-    workers = workers or min(os.cpu_count() or 1, 4)
-    can_fork = "fork" in multiprocessing.get_all_start_methods() and not multiprocessing.current_process().daemon
-    if workers < 2 or len(items) < 4 or not can_fork:
-        return [save_figure(path, figure) for path, figure in items]
-    global _PENDING_FIGURES
-    _PENDING_FIGURES = list(items)
-    try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            return pool.map(_save_pending, range(len(items)), chunksize=1)
-    finally:
-        _PENDING_FIGURES = []
+    from .cores import fork_map
+
+    return fork_map(lambda i: save_figure(*items[i]), len(items), workers=workers)

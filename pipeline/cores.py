@@ -1,0 +1,55 @@
+"""Independent CPU-bound work on every core, in forked processes that share the parent's arrays.
+
+A village run spends most of its time in a few independent pieces of work: the shift of
+each scene, the rendering of each figure. Threads do not help much there (the numerical
+and drawing code holds the interpreter lock for long stretches); forked children do, and
+they read the parent's stacks and figures without copying them. Only the results travel
+back, pickled.
+
+Forking is done only from the main thread of a process that may have children: never from
+a worker thread (a lock another thread held at the fork would stay locked in the child) nor
+from a daemon worker process (a Dask worker). There the same work runs one item at a time,
+with the same results.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from typing import Callable, TypeVar
+
+__all__ = ["fork_map"]
+
+T = TypeVar("T")
+_TASK: Callable[[int], object] | None = None
+
+
+def _run(i: int) -> object:
+    assert _TASK is not None
+    return _TASK(i)
+
+
+def _may_fork() -> bool:
+    return ("fork" in multiprocessing.get_all_start_methods()
+            and threading.current_thread() is threading.main_thread()
+            and not multiprocessing.current_process().daemon
+            and os.environ.get("BURNSCAN_NO_FORK", "") == "")
+
+
+def fork_map(task: Callable[[int], T], n: int, *, workers: int | None = None) -> list[T]:
+    """``[task(0), ..., task(n - 1)]``, computed on up to ``workers`` cores (default: all).
+
+    ``task`` may be a closure over large arrays: children inherit them. Results must pickle.
+    Set ``BURNSCAN_NO_FORK=1`` to run everything in this process.
+    """
+    workers = min(workers or os.cpu_count() or 1, n)
+    if workers < 2 or not _may_fork():
+        return [task(i) for i in range(n)]
+    global _TASK
+    _TASK = task
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            return pool.map(_run, range(n), chunksize=1)
+    finally:
+        _TASK = None
