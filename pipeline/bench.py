@@ -251,6 +251,12 @@ def _real_pair(name: str, pre: Path, post: Path, mask: Path, bands: list[str | N
         pred = (fs >= 0)[scored]
         ref = (truth >= 0)[scored]
         rows.append(_scores_row(name, method, "post", pred, ref, pixel_ha))
+    # The wide-area search's ranking on a real wildfire: no burned village here, so every
+    # cluster called settlement-like is a false lead.
+    from .clusters import SETTLEMENT_LIKE, cluster_burns
+
+    clusters = cluster_burns(det.polygons, times=[r.acquired_utc for r in det.records])
+    rows[0].update(clusters=len(clusters), settlement_like_clusters=int((clusters["kind"] == SETTLEMENT_LIKE).sum()))
     return rows
 
 
@@ -419,6 +425,10 @@ def run_benchmark(*, out_root: Path, data_root: Path, aoi_name: str = "ogota", c
                            f"{np.mean([r['dice'] for r in calfire]):.3f} (fixed dNBR>0.1: {np.mean([base[r['case']] for r in calfire]):.3f}, "
                            f"target 0.80); beats the fixed threshold on {len(calfire) - len(losses)}/{len(calfire)}"
                            + (f", not on {', '.join(losses)}" if losses else ""))
+    wild = [r for r in rows if r["case"].startswith("calfire:") and r["method"] == "burnscan" and "clusters" in r]
+    if wild:
+        summary.append(f"search ranking on real wildfires (CAL FIRE pairs, no village): {sum(r['settlement_like_clusters'] for r in wild)} "
+                       f"of {sum(r['clusters'] for r in wild)} burn clusters called settlement-like over {len(wild)} events")
     legend = ("Cases named by scenario are SIMULATED DATA; calfire:/chile: cases are real scenes.\n"
               "dated = burns given their exact true date | burns whose true date lies inside the stated bracket / burns; "
               "false ha = area called burned that is not; coreg px = worst co-registration error.\n\n")
