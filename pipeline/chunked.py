@@ -52,7 +52,7 @@ from .run import Calibration, Detection, detect_burns
 from .sources import SceneSource
 from .polygons import _settings  # one rule for settlement vs outside, whole scene or chunks
 
-__all__ = ["Chunk", "ChunkedDetection", "plan_chunks", "detect_chunked", "merge_across_edges"]
+__all__ = ["Chunk", "ChunkedDetection", "plan_chunks", "detect_chunked", "load_window", "merge_across_edges", "scene_footprints"]
 
 _SEAM_TOLERANCE_M = 1e-6
 
@@ -104,7 +104,7 @@ def _window(grid: Grid, row: int, col: int, height: int, width: int) -> Grid:
     return Grid(grid.crs, Affine(res, 0.0, grid.transform.c + col * res, 0.0, -res, grid.transform.f - row * res), width, height)
 
 
-def _footprints(sources: list[SceneSource], crs: str) -> list[BaseGeometry]:
+def scene_footprints(sources: list[SceneSource], crs: str) -> list[BaseGeometry]:
     """Each scene's data outline in the area's CRS (from metadata, no pixels read)."""
     return list(gpd.GeoSeries([s.describe().footprint for s in sources], crs="EPSG:4326").to_crs(crs))
 
@@ -127,7 +127,7 @@ def _calibration_window(grid: Grid, footprints: list[BaseGeometry], size: int) -
     return _window(grid, min(max(row, 0), grid.height - h), min(max(col, 0), grid.width - w), h, w)
 
 
-def _load_window(sources: list[SceneSource], footprints: list[BaseGeometry], grid: Grid,
+def load_window(sources: list[SceneSource], footprints: list[BaseGeometry], grid: Grid,
                  records: list[SceneRecord] | None):
     """Every scene on ``grid``; a scene that does not reach the window is all "not observed".
 
@@ -160,7 +160,7 @@ def _detect_chunk(sources: list[SceneSource], footprints: list[BaseGeometry], ch
     if not any(f.intersects(box(*loaded_grid.bounds)) for f in footprints):
         return gpd.GeoDataFrame(columns=POLYGON_COLUMNS + ["geometry"], geometry="geometry", crs=chunk.grid.crs)
     with memoised_hashes():
-        stack, _ = _load_window(sources, footprints, loaded_grid, records)
+        stack, _ = load_window(sources, footprints, loaded_grid, records)
     observed = stack["clear"].values.any(axis=(1, 2))
     if (observed & np.array(calibration.usable)).sum() < 2:  # at most one date saw this chunk: nothing to compare
         return gpd.GeoDataFrame(columns=POLYGON_COLUMNS + ["geometry"], geometry="geometry", crs=chunk.grid.crs)
@@ -278,12 +278,12 @@ def detect_chunked(
     if len(sources) < 2:
         raise SceneError(f"{len(sources)} scene(s) given; a search needs scenes before and after the event")
     sources = _time_order(sources)
-    footprints = _footprints(sources, grid.crs)
+    footprints = scene_footprints(sources, grid.crs)
     if not any(f.intersects(box(*grid.bounds)) for f in footprints):
         raise SceneError("no scene overlaps the area; check its extent or pick scenes that cover it")
     window = _calibration_window(grid, footprints, calibration_px)
     say(f"calibrating on a {window.width} x {window.height} px window")
-    stack, all_records = _load_window(sources, footprints, window, None)
+    stack, all_records = load_window(sources, footprints, window, None)
     calib_det = detect_burns(stack, all_records, params=params, loaded_grid=window, analysis_grid=window,
                              settlement=settlement)
     calibration = calib_det.calibration

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 from shapely.ops import unary_union
 
 __all__ = ["CLUSTER_COLUMNS", "cluster_burns", "score_search"]

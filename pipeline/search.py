@@ -25,7 +25,7 @@ import numpy as np
 from shapely.geometry import box, shape
 
 from .aoi import AOI_DIR, Aoi, load_aoi
-from .chunked import ChunkedDetection, _footprints, _load_window, _window, detect_chunked
+from .chunked import ChunkedDetection, detect_chunked, load_window, scene_footprints
 from .clusters import SETTLEMENT_LIKE, cluster_burns, score_search
 from .config import resolve_params
 from .coregister import apply_shifts
@@ -83,7 +83,7 @@ def _card(det: ChunkedDetection, sources: list[SceneSource], cluster: Any, polyg
     halo = int(np.ceil(max((max(abs(s.dy), abs(s.dx)) for s in det.calibration.shifts), default=0.0))) + 4
     loaded = window.buffered(halo)  # so that the moved scenes still fill the card
     with memoised_hashes():
-        stack, _ = _load_window(sources, _footprints(sources, grid.crs), loaded, det.all_records)
+        stack, _ = load_window(sources, scene_footprints(sources, grid.crs), loaded, det.all_records)
     stack = apply_fits(apply_shifts(stack.isel(time=usable), list(det.calibration.shifts)), [list(f) for f in det.calibration.fits])
     stack = stack.isel(y=slice(halo, halo + window.height), x=slice(halo, halo + window.width))
     after_i = int(cluster.first_seen_index)
@@ -184,7 +184,7 @@ def run_search(
     times = [r.acquired_utc for r in det.records]
     clusters = cluster_burns(det.polygons, times=times)
     score = score_search(clusters, truth) if truth is not None and simulated else None
-    covered = gpd.GeoSeries(_footprints(sources, grid.crs), crs=grid.crs).union_all().intersection(box(*grid.bounds)).area
+    covered = gpd.GeoSeries(scene_footprints(sources, grid.crs), crs=grid.crs).union_all().intersection(box(*grid.bounds)).area
     coverage = float(covered / ((grid.width * grid.resolution) * (grid.height * grid.resolution)))
 
     run_id, partial = new_run_dir(Path(out_root) / aoi.name, "search", now=started)
