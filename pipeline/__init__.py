@@ -17,9 +17,9 @@ The flow, one module per stage (the order lives in :mod:`pipeline.run`):
 
 Around them: ``aoi`` (the registry), ``config`` (parameters), ``simulate`` (with its parts
 ``materials``, ``ground``, ``sky``, ``imaging`` and ``truth``), ``scenarios`` and ``demo`` (the
-simulated demo and hard cases), ``search_box`` (the simulated search box), ``chunked`` (large
-areas chunk by chunk), ``clusters`` and ``search`` (the wide-area search), ``batch`` (many AOIs
-on Dask), ``write`` (atomic outputs),
+simulated demo and hard cases), ``search_box`` (the simulated search box, with its part
+``search_ground``), ``chunked`` (large areas chunk by chunk), ``clusters`` and ``search`` (the
+wide-area search), ``batch`` (many AOIs on Dask), ``write`` (atomic outputs),
 ``evaluate`` (accuracy metrics), ``baselines`` and ``bench`` (the benchmark, not the
 pipeline), ``provenance`` (versions), ``errors`` and ``cli``.
 """
