@@ -27,9 +27,8 @@ from .ground import (_burn_field, _cells, _crs_transform, _footprint, _land_imag
 from .imaging import _image, _radiometry, _SENSORS, _udm2
 from .materials import _CHAR, _DRY_VEG, _LANE, _LATERITE, _LUT, _OLD_SCAR, _SAND, _TRACK, _TREE
 from .scenarios import SCENARIOS
-from .simulate import SIMULATOR_VERSION, SimulatedScene
-from .sky import _SKY_LIGHT, _cumulus, _haze_model, _overlap, _tree_light
-from .truth import _iso
+from .simulate import SimulatedScene, scene_metadata
+from .sky import _SKY_LIGHT, _cumulus, _observed_dn, _overlap, _tree_light
 
 #: Bumped whenever the same seed and grid would give different pixels or truth. Defined here, not
 #: in :mod:`pipeline.search_box` (which exports it), because every scene's metadata carries it.
@@ -506,12 +505,7 @@ def _acquire(land: _Landscape, k: int, visible: np.ndarray, *, seed: int, satell
         rho[b] = _land_image(land, ground, shift)
         del ground
     del labels, light
-    t, path = _haze_model(_HAZE[k], _SENSOR)
-    day = 1.0 + 0.004 * _smooth_field(rng, shape, 100.0)  # moisture, view angle: tiny
-    observed = gain[:, None, None] * (t * rho * day + np.array(path)[:, None, None]) + offset[:, None, None]
-    sigma = np.array(_SENSOR.noise, dtype=np.float32)[:, None, None]
-    observed += rng.standard_normal(observed.shape, dtype=np.float32) * sigma
-    dn = np.clip(np.rint(observed * 10000.0), 1, 10000).astype(np.uint16)
+    dn = _observed_dn(rho, _HAZE[k], _SENSOR, gain, offset, rng)
     cloud_px = shadow_px = None
     if cloud is not None:
         cloud_px, shadow_px = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
@@ -520,19 +514,8 @@ def _acquire(land: _Landscape, k: int, visible: np.ndarray, *, seed: int, satell
         shadow_px[cloud.pixels] = _image(1.0 - cloud.shade, shift, size, sub=_SUB, margin=_MARGIN, pad=_SENSOR.pad_px)
     udm2 = _udm2(shape, _HAZE[k], cloud_px, shadow_px)
     scene_id = f"{acq.time:%Y%m%d_%H%M%S}_sim_d{k}"
-    metadata = {
-        "scene_id": scene_id, "acquired": _iso(acq.time), "satellite_id": satellite, "simulated": True,
-        "bands": list(_SENSOR.bands), "reflectance_scale": 10000, "nodata": 0,
-        "radiometric_model": "observed = gain * (t * rho + path) + offset + noise; rho carries a "
-                             "smooth +-0.4 % day-to-day variation",
-        "gain": [float(x) for x in gain], "offset": [float(x) for x in offset],
-        "haze": _HAZE[k], "haze_transmittance": t, "haze_path_reflectance": list(path),
-        "noise_sigma": list(_SENSOR.noise), "cloud": cloud is not None,
-        "cloud_fraction": round(float(udm2[5].mean()), 5), "shadow_fraction": round(float(udm2[2].mean()), 5),
-        "sun_azimuth": round(sun[0], 2), "sun_elevation": round(sun[1], 2),
-        "true_shift_px": list(shift), "simulator_version": SIMULATOR_VERSION,
-        "search_box_version": SEARCH_BOX_VERSION,
-    }
+    metadata = {**scene_metadata(scene_id, acq.time, satellite, _SENSOR, _HAZE[k], gain, offset, udm2, sun, shift,
+                                 cloud is not None), "search_box_version": SEARCH_BOX_VERSION}
     for a in (dn, udm2):
         a.setflags(write=False)
     return SimulatedScene(scene_id, acq.time, satellite, dn, udm2, shift, metadata)

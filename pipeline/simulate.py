@@ -37,11 +37,11 @@ from shapely.geometry import Polygon
 from pipeline.errors import ParameterError
 from pipeline.grid import Grid
 from pipeline.ground import (_AOI_MARGIN_M, _build_landscape, _crs_transform, _Landscape, _labels_at, _land_image,
-                             _rng, _smooth_field, _village_room)
+                             _rng, _village_room)
 from pipeline.imaging import BANDS, S2_BANDS, _radiometry, _scene_lut, _Sensor, _SENSORS, _udm2
 from pipeline.materials import _ALL_SPECTRA, _MATERIALS, _SPECTRA, _SWIR
 from pipeline.scenarios import SCENARIOS, Acquisition, Scenario, ScenarioPlan
-from pipeline.sky import _Cloud, _ground, _ground_factor, _haze_model, _plan_cloud, _suns
+from pipeline.sky import _Cloud, _ground, _ground_factor, _haze_model, _observed_dn, _plan_cloud, _suns
 from pipeline.truth import _changes, _iso, _structure_table, _truth_first_visible, _truth_tables, simulated_footprint_map
 
 __all__ = ["BANDS", "S2_BANDS", "SIMULATOR_VERSION", "Scenario", "SimulatedScene", "SimulatedSeries",
@@ -345,32 +345,36 @@ def _acquire(land: _Landscape, plan: ScenarioPlan, k: int, *, seed: int, satelli
     lut = _scene_lut(acq, sensor)
     rho = np.stack([_land_image(land, _ground(lut[b], labels, land, factor, cloud, band), shift, coarse=coarse)
                     for b, (band, coarse) in enumerate(zip(sensor.bands, sensor.coarse))])
-    t, path = _haze_model(acq.haze, sensor)
-    day = 1.0 + 0.004 * _smooth_field(rng, shape, 100.0)  # moisture, view angle: tiny
-    observed = gain[:, None, None] * (t * rho * day + np.array(path)[:, None, None]) + offset[:, None, None]
-    sigma = np.array(sensor.noise, dtype=np.float32)[:, None, None]
-    observed += rng.standard_normal(observed.shape, dtype=np.float32) * sigma
-    dn = np.clip(np.rint(observed * 10000.0), 1, 10000).astype(np.uint16)
+    dn = _observed_dn(rho, acq.haze, sensor, gain, offset, rng)
     cloud_px = shadow_px = None
     if cloud is not None:
         cloud_px = _land_image(land, cloud.alpha, shift)
         shadow_px = _land_image(land, 1.0 - cloud.shade, shift)
     udm2 = _udm2(shape, acq.haze, cloud_px, shadow_px, flag_shadow=plan.shadow_flagged)
     scene_id = f"{acq.time:%Y%m%d_%H%M%S}_sim_d{k}"
-    metadata = {
-        "scene_id": scene_id, "acquired": _iso(acq.time), "satellite_id": satellite, "simulated": True,
+    metadata = {**scene_metadata(scene_id, acq.time, satellite, sensor, acq.haze, gain, offset, udm2, sun, shift,
+                                 cloud is not None), **_scene_extras(plan, acq, sensor)}
+    return SimulatedScene(scene_id, acq.time, satellite, _frozen(dn), _frozen(udm2), shift, metadata)
+
+
+def scene_metadata(scene_id: str, when: datetime, satellite: str, sensor: _Sensor, haze: str, gain: np.ndarray,
+                   offset: np.ndarray, udm2: np.ndarray, sun: tuple[float, float], shift: tuple[float, float],
+                   cloud: bool) -> dict:
+    """What every simulated scene's metadata says of its acquisition and radiometry (the
+    village series and the search box write the same fields, in the same order)."""
+    t, path = _haze_model(haze, sensor)
+    return {
+        "scene_id": scene_id, "acquired": _iso(when), "satellite_id": satellite, "simulated": True,
         "bands": list(sensor.bands), "reflectance_scale": 10000, "nodata": 0,
         "radiometric_model": "observed = gain * (t * rho + path) + offset + noise; rho carries a "
                              "smooth +-0.4 % day-to-day variation",
         "gain": [float(x) for x in gain], "offset": [float(x) for x in offset],
-        "haze": acq.haze, "haze_transmittance": t, "haze_path_reflectance": list(path),
-        "noise_sigma": list(sensor.noise), "cloud": cloud is not None,
+        "haze": haze, "haze_transmittance": t, "haze_path_reflectance": list(path),
+        "noise_sigma": list(sensor.noise), "cloud": cloud,
         "cloud_fraction": round(float(udm2[5].mean()), 5), "shadow_fraction": round(float(udm2[2].mean()), 5),
         "sun_azimuth": round(sun[0], 2), "sun_elevation": round(sun[1], 2),
         "true_shift_px": list(shift), "simulator_version": SIMULATOR_VERSION,
-        **_scene_extras(plan, acq, sensor),
     }
-    return SimulatedScene(scene_id, acq.time, satellite, _frozen(dn), _frozen(udm2), shift, metadata)
 
 
 def _scene_extras(plan: ScenarioPlan, acq: Acquisition, sensor: _Sensor) -> dict:

@@ -224,6 +224,19 @@ def _haze_model(haze: str, sensor: _Sensor) -> tuple[float, tuple[float, ...]]:
     return t, path
 
 
+def _observed_dn(rho: np.ndarray, haze: str, sensor: _Sensor, gain: np.ndarray, offset: np.ndarray,
+                 rng: np.random.Generator) -> np.ndarray:
+    """``(band, y, x)`` ground reflectance as the sensor records it: through the dust, with a
+    tiny smooth day-to-day variation, the scene's gain and offset and the sensor's noise, as
+    uint16 reflectance x 10000 (0 is kept for nodata)."""
+    t, path = _haze_model(haze, sensor)
+    day = 1.0 + 0.004 * _smooth_field(rng, rho.shape[1:], 100.0)  # moisture, view angle: tiny
+    observed = gain[:, None, None] * (t * rho * day + np.array(path)[:, None, None]) + offset[:, None, None]
+    sigma = np.array(sensor.noise, dtype=np.float32)[:, None, None]
+    observed += rng.standard_normal(observed.shape, dtype=np.float32) * sigma
+    return np.clip(np.rint(observed * 10000.0), 1, 10000).astype(np.uint16)
+
+
 def _ground_factor(land: _Landscape, plan: ScenarioPlan, k: int, labels: np.ndarray, sun: tuple[float, float],
                    cloud: _Cloud | None, seed: int) -> np.ndarray | None:
     """Illumination (tree and cloud shadows) times moisture darkening on the ground map.
