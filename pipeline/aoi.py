@@ -22,7 +22,7 @@ import shapely
 from .errors import AoiError
 from .grid import Grid, grid_for_bounds
 
-__all__ = ["Aoi", "AOI_DIR", "validate_aoi_name", "load_aoi", "list_aois", "utm_crs_for"]
+__all__ = ["candidate_aoi_feature", "Aoi", "AOI_DIR", "validate_aoi_name", "load_aoi", "list_aois", "utm_crs_for"]
 
 AOI_DIR = Path(__file__).resolve().parent.parent / "aoi"
 """Where the registry lives: ``aoi/`` at the top of the project."""
@@ -166,3 +166,40 @@ def aoi_from_feature(name: str, feature: Any, *, path: Path | None = None) -> Ao
             f"draw a tighter AOI around the village, or use its search_area with `burnscan search`"
         )
     return aoi
+
+
+_PLACE_KEYS = ("country", "timezone", "region", "cercle", "events", "parameters")
+
+
+def candidate_aoi_feature(parent: Aoi, name: str, centre_lonlat: tuple[float, float], *, side_m: float,
+                          source: str, simulated: bool) -> dict[str, Any]:
+    """A GeoJSON Feature for a new AOI around a place a search found, ready for ``aoi/``.
+
+    The square of ``side_m`` is drawn in the UTM zone of the centre. The parent's place and
+    events carry over; its location does not: the new file says where its location came from
+    (``source``), that it is a candidate, and, when found on simulated scenes, that it is
+    simulated and not a real place.
+    """
+    validate_aoi_name(name)
+    lon, lat = centre_lonlat
+    crs = utm_crs_for(lon, lat)
+    to_utm = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    to_lonlat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    x, y = to_utm.transform(lon, lat)
+    half = side_m / 2
+    ring = [to_lonlat.transform(cx, cy) for cx, cy in ((x - half, y - half), (x + half, y - half), (x + half, y + half),
+                                                         (x - half, y + half), (x - half, y - half))]
+    properties = {k: parent.properties[k] for k in _PLACE_KEYS if k in parent.properties}
+    properties.update(
+        name=name,
+        display_name=f"{'SIMULATED ' if simulated else ''}candidate near {parent.display_name} ({lat:.5f}, {lon:.5f})",
+        point_lat=round(lat, 6), point_lon=round(lon, 6), aoi_size_m=side_m,
+        location_confidence="candidate", location_uncertain=True, location_source=source,
+        location_note=("found on SIMULATED scenes: not a real place" if simulated
+                       else "a burned-area cluster, not a confirmed village: check it on the imagery before relying on it"),
+        simulated=simulated,
+    )
+    feature = {"type": "Feature", "properties": properties,
+               "geometry": {"type": "Polygon", "coordinates": [[[round(a, 6), round(b, 6)] for a, b in ring]]}}
+    aoi_from_feature(name, feature)  # the same checks as a file in aoi/
+    return feature

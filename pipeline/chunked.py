@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import dask
+from dask.callbacks import Callback
 import geopandas as gpd
 from affine import Affine
 import numpy as np
@@ -241,6 +242,22 @@ def _finish(polygons: gpd.GeoDataFrame, grid: Grid, times: list[str], settlement
     return gpd.GeoDataFrame(frame[POLYGON_COLUMNS + ["geometry"]], geometry="geometry", crs=grid.crs)
 
 
+class _ChunkProgress(Callback):
+    """Says how many chunks are done, at every tenth of them: a search area takes minutes."""
+
+    def __init__(self, total: int, say: Callable[[str], None]):
+        super().__init__()
+        self.total, self.say, self.done, self.next_step = total, say, 0, 1
+
+    def _posttask(self, key, result, dsk, state, worker_id) -> None:
+        if not str(key).startswith("_detect_chunk"):
+            return
+        self.done += 1
+        if self.done * 10 >= self.next_step * self.total:
+            self.say(f"chunks done: {self.done} of {self.total}")
+            self.next_step = self.done * 10 // self.total + 1
+
+
 def detect_chunked(
     sources: list[SceneSource],
     grid: Grid,
@@ -296,7 +313,8 @@ def detect_chunked(
     options: dict[str, Any] = {"scheduler": scheduler}
     if workers:
         options["num_workers"] = workers
-    results = dask.compute(*tasks, **options)
+    with _ChunkProgress(len(tasks), say):
+        results = dask.compute(*tasks, **options)
     pieces = pd.concat([r for r in results if not r.empty], ignore_index=True) if any(not r.empty for r in results) else None
     if pieces is None:
         merged, n_merged = gpd.GeoDataFrame(columns=POLYGON_COLUMNS + ["geometry"], geometry="geometry", crs=grid.crs), 0

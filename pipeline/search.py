@@ -24,7 +24,7 @@ import geopandas as gpd
 import numpy as np
 from shapely.geometry import box, shape
 
-from .aoi import AOI_DIR, Aoi, load_aoi
+from .aoi import AOI_DIR, Aoi, candidate_aoi_feature, load_aoi
 from .chunked import ChunkedDetection, detect_chunked, load_window, scene_footprints
 from .clusters import SETTLEMENT_LIKE, cluster_burns, score_search
 from .config import resolve_params
@@ -108,7 +108,7 @@ def _card(det: ChunkedDetection, sources: list[SceneSource], cluster: Any, polyg
 
 
 def _markdown(aoi: Aoi, clusters: gpd.GeoDataFrame, det: ChunkedDetection, simulated: bool, score: dict | None,
-              cards: dict[int, str], coverage: float, tz_name: str) -> str:
+              cards: dict[int, str], candidates: dict[int, str], coverage: float, tz_name: str) -> str:
     lines = [f"# Search for burned settlements: {aoi.display_name}", ""]
     if simulated:
         lines += ["**SIMULATED DATA.** These scenes are simulated; nothing here is evidence about a real place.", ""]
@@ -121,13 +121,14 @@ def _markdown(aoi: Aoi, clusters: gpd.GeoDataFrame, det: ChunkedDetection, simul
                      f"sha256 {next(iter(r.sha256.values()), '')[:16]}")
     n_settle = int((clusters["kind"] == SETTLEMENT_LIKE).sum()) if len(clusters) else 0
     lines += ["", f"{len(clusters)} burned-area cluster(s), {n_settle} settlement-like. Ranked settlement-like first, "
-              f"then by burned area. A cluster is a starting point for a tight AOI, not a finding.", "",
-              "| rank | kind | score | burned ha | patches (compound-sized) | first seen (UTC) | last clear before (UTC) | centre | card |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              f"then by burned area. A cluster is a starting point for a tight AOI, not a finding: each "
+              f"settlement-like one has a candidate AOI file to copy into aoi/ and run with burnscan detect.", "",
+              "| rank | kind | score | burned ha | patches (compound-sized) | first seen (UTC) | last clear before (UTC) | centre | card | AOI file |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for c in clusters.itertuples():
         lines.append(f"| {c.rank} | {c.kind} | {c.settlement_score:.2f} | {c.burned_ha:.2f} | {c.n_patches} ({c.n_compound_sized}) | "
                      f"{c.first_seen} | {c.last_clear_before or 'none'} | {lat_lon_text(c.centre_lat, c.centre_lon)} | "
-                     f"{cards.get(c.rank, '')} |")
+                     f"{cards.get(c.rank, '')} | {candidates.get(c.rank, '')} |")
     if score is not None:
         lines += ["", "## Check against the simulated truth", "",
                   f"- every burned village found: {score['all_villages_found']}",
@@ -197,11 +198,21 @@ def run_search(
         to_save.append((partial / name, _card(det, sources, c, det.polygons, simulated, tz_name)))
         cards[c.rank] = name
     outputs += save_figures(to_save)
+    candidates: dict[int, str] = {}
+    for c in clusters[clusters["kind"] == SETTLEMENT_LIKE].itertuples():
+        name = f"{aoi.name}-{'sim-' if simulated else ''}c{c.rank:02d}"
+        left, bottom, right, top = c.geometry.bounds
+        side = max(float(aoi.properties.get("aoi_size_m", 3000.0)), right - left + 600.0, top - bottom + 600.0)
+        feature = candidate_aoi_feature(
+            aoi, name, (c.centre_lon, c.centre_lat), side_m=side, simulated=simulated,
+            source=f"burnscan search run {run_id}, cluster {c.cluster_id} (rank {c.rank}, {c.kind}, first seen {c.first_seen})")
+        candidates[c.rank] = f"aoi_candidates{tag}/{name}.geojson"
+        outputs.append(write_json(partial / candidates[c.rank], feature))
     frame_4326 = clusters.to_crs("EPSG:4326").assign(simulated=simulated)
     outputs.append(write_vector(partial / f"clusters{tag}.geojson", {"clusters": frame_4326}, driver="GeoJSON"))
     outputs.append(write_text(partial / f"clusters{tag}.csv", frame_4326.drop(columns="geometry").to_csv(index=False)))
     outputs.append(write_vector(partial / f"burns{tag}.gpkg", {"polygons": det.polygons, "clusters": clusters}))
-    outputs.append(write_text(partial / f"search{tag}.md", _markdown(aoi, clusters, det, simulated, score, cards, coverage, tz_name)))
+    outputs.append(write_text(partial / f"search{tag}.md", _markdown(aoi, clusters, det, simulated, score, cards, candidates, coverage, tz_name)))
     summary = {"aoi": aoi.name, "simulated": simulated, "coverage": round(coverage, 4), "clusters": len(clusters),
                "settlement_like": int((clusters["kind"] == SETTLEMENT_LIKE).sum()) if len(clusters) else 0,
                "score": score, "thresholds": [t.as_dict() if t else None for t in det.calibration_detection.thresholds],

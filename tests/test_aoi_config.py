@@ -129,3 +129,18 @@ def test_unwritable_output_folder_is_a_clear_error(tmp_path):
             new_run_dir(tmp_path, "ogota")
     finally:
         tmp_path.chmod(0o700)
+
+
+def test_a_candidate_aoi_from_a_search_is_a_valid_aoi_that_says_where_it_came_from():
+    from pipeline.aoi import aoi_from_feature, candidate_aoi_feature, load_aoi
+    from pipeline.errors import AoiError
+
+    parent = load_aoi("ogota")
+    feature = candidate_aoi_feature(parent, "ogota-c01", (-3.8, 13.83), side_m=3000.0, source="search run X", simulated=False)
+    aoi = aoi_from_feature("ogota-c01", feature)
+    assert abs(aoi.projected().area - 9e6) < 9e6 * 1e-3  # a 3 x 3 km square in its UTM zone
+    assert aoi.properties["location_source"] == "search run X" and aoi.properties["timezone"] == "Africa/Bamako"
+    assert "search_area" not in aoi.properties and aoi.properties["location_confidence"] == "candidate"
+    assert not aoi.properties["simulated"] and "SIMULATED" not in aoi.display_name
+    with pytest.raises(AoiError, match="not allowed"):
+        candidate_aoi_feature(parent, "../ogota", (-3.8, 13.83), side_m=3000.0, source="x", simulated=True)

@@ -68,7 +68,10 @@ def pair(tmp_path_factory):
 
 def test_a_burn_across_four_chunks_is_one_polygon_of_its_area(pair):
     sources, grid = pair
-    result = detect_chunked(sources, grid, params=Params(), chunk_px=_CHUNK, halo_px=16, scheduler="sync")
+    lines: list[str] = []
+    result = detect_chunked(sources, grid, params=Params(), chunk_px=_CHUNK, halo_px=16, scheduler="sync",
+                            progress=lines.append)
+    assert lines[-2] == "chunks done: 9 of 9"  # long searches say how far they are
     corner = result.polygons[result.polygons.intersects(box(*_cell(110, 108, 150, 148)))]
     assert len(corner) == 1, "the burn across the corner of four chunks must come out as one polygon"
     assert corner.iloc[0]["n_pixels"] == 1600

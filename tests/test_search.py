@@ -126,3 +126,27 @@ def test_scenes_outside_the_search_area_are_refused_naming_the_folder(tmp_path, 
     assert code == 4 and err.count("\n") == 1
     assert "no scene overlaps the area" in err and str(paris) in err
     assert not (tmp_path / "out" / "ogota" / "search").exists()
+
+
+def test_each_settlement_like_cluster_gets_an_aoi_file_that_detect_runs_on(searched):
+    """The investigator's next step: copy the candidate into aoi/ and run detect on the same scenes."""
+    from pipeline.aoi import load_aoi
+    from pipeline.run import run_detect
+
+    root, outcome = searched
+    folder = outcome.run_dir / "aoi_candidates_SIMULATED"
+    settlement_like = outcome.clusters[outcome.clusters["kind"] == "settlement-like"]
+    names = sorted(p.stem for p in folder.glob("*.geojson"))
+    assert names == [f"ogota-sim-c{r:02d}" for r in sorted(settlement_like["rank"])]
+    first = load_aoi(names[0], folder)
+    top = settlement_like.iloc[0]
+    assert first.projected(outcome.clusters.crs).contains(top.geometry.centroid)
+    assert first.properties["simulated"] and first.properties["location_confidence"] == "candidate"
+    assert "SIMULATED" in first.display_name and outcome.run_dir.name in first.properties["location_source"]
+    scenes = Path(outcome.detection.all_records[0].files["reflectance"]).parent
+    run = run_detect(names[0], out_root=root / "out", data_root=root / "data", scenes_dir=scenes, aoi_dir=folder,
+                     make_figures=False)
+    found = run.detection.polygons.to_crs(outcome.clusters.crs)
+    in_village = found[found.intersects(top.geometry)]
+    assert run.report["simulated"] and len(in_village) >= 0.9 * top["n_patches"]
+    assert set(in_village["first_seen"].str[:10]) == {top["first_seen"][:10]}  # the same reading, run on its own
