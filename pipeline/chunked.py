@@ -29,7 +29,7 @@ The seam test and ``burnscan bench-perf`` compare chunked and whole-scene result
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import dask
@@ -47,6 +47,7 @@ from shapely.ops import unary_union
 from .config import Params
 from .errors import SceneError
 from .grid import Grid
+from .indices import choose_index, index_bands
 from .load import SceneRecord, memoised_hashes, stack_scenes
 from .polygons import POLYGON_COLUMNS, equal_area_crs
 from .run import Calibration, Detection, detect_burns
@@ -165,6 +166,11 @@ def _detect_chunk(sources: list[SceneSource], footprints: list[BaseGeometry], ch
     observed = stack["clear"].values.any(axis=(1, 2))
     if (observed & np.array(calibration.usable)).sum() < 2:  # at most one date saw this chunk: nothing to compare
         return gpd.GeoDataFrame(columns=POLYGON_COLUMNS + ["geometry"], geometry="geometry", crs=chunk.grid.crs)
+    # Only the index's bands are moved, normalised and read: the others would cost most of the time.
+    bands = [str(b) for b in stack.band.values]
+    needed = index_bands(choose_index(bands, params.burn_index), bands)
+    stack = stack.sel(band=needed)
+    calibration = replace(calibration, fits=tuple(tuple(f for f in fits if f.band in needed) for fits in calibration.fits))
     det = detect_burns(stack, records, params=params, loaded_grid=loaded_grid, analysis_grid=loaded_grid,
                        settlement=settlement, calibration=calibration, core=chunk.grid)
     return det.polygons

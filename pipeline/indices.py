@@ -30,7 +30,7 @@ import xarray as xr
 
 from .config import BurnIndexName
 
-__all__ = ["BURN_DIRECTION", "BURN_LEVELS", "choose_index", "burn_index"]
+__all__ = ["BURN_DIRECTION", "BURN_LEVELS", "choose_index", "burn_index", "index_bands"]
 
 ResolvedIndex = Literal["nir", "bai", "nbr", "ndvi"]
 
@@ -66,6 +66,17 @@ def choose_index(bands: list[str], requested: BurnIndexName = "auto") -> Resolve
     if missing:
         raise ValueError(f"burn index {requested!r} needs band(s) {', '.join(missing)}; the scenes have {', '.join(bands)}")
     return requested
+
+
+def index_bands(index: ResolvedIndex, bands: list[str]) -> list[str]:
+    """The bands ``index`` is computed from (NIR always: the darkness rule reads it), in ``bands`` order.
+
+    >>> index_bands("nbr", ["blue", "green", "red", "nir", "swir16", "swir22"])
+    ['nir', 'swir22']
+    """
+    needs = {"nir": {"nir"}, "bai": {"red", "nir"}, "ndvi": {"red", "nir"},
+             "nbr": {"nir", next((b for b in _SWIR_NAMES if b in bands), "nir")}}[index]
+    return [b for b in bands if b in needs]
 
 
 def _normalised_difference(a: xr.DataArray, b: xr.DataArray) -> xr.DataArray:
