@@ -30,7 +30,7 @@ The seam test and ``burnscan bench-perf`` compare chunked and whole-scene result
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import dask
 from dask.callbacks import Callback
@@ -49,10 +49,9 @@ from .errors import SceneError
 from .grid import Grid
 from .indices import choose_index, index_bands
 from .load import SceneRecord, memoised_hashes, stack_scenes
-from .polygons import POLYGON_COLUMNS, equal_area_crs
+from .polygons import POLYGON_COLUMNS, equal_area_crs, polygon_settings
 from .run import Calibration, Detection, detect_burns
 from .sources import SceneSource
-from .polygons import _settings  # one rule for settlement vs outside, whole scene or chunks
 
 __all__ = ["Chunk", "ChunkedDetection", "plan_chunks", "detect_chunked", "load_window", "merge_across_edges", "scene_footprints"]
 
@@ -240,7 +239,7 @@ def _finish(polygons: gpd.GeoDataFrame, grid: Grid, times: list[str], settlement
     frame["area_ha"] = np.round(areas / 1e4, 4)
     frame["first_seen"] = [times[i] for i in frame["first_seen_index"]]
     frame["last_clear_before"] = [times[i] if i >= 0 else None for i in frame["last_clear_index"]]
-    frame["setting"] = _settings(frame.geometry, settlement)
+    frame["setting"] = polygon_settings(frame.geometry, settlement)
     centroids = frame.geometry.centroid
     frame["polygon_id"] = [f"{times[t][:10].replace('-', '')}-E{int(round(c.x, -1))}-N{int(round(c.y, -1))}"
                            for t, c in zip(frame["first_seen_index"], centroids)]
@@ -273,7 +272,7 @@ def detect_chunked(
     halo_px: int = 32,
     calibration_px: int = 1024,
     settlement: BaseGeometry | None = None,
-    scheduler: str = "threads",
+    scheduler: Literal["threads", "processes", "sync"] = "threads",
     workers: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> ChunkedDetection:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 import geopandas as gpd
-import pandas as pd
 import xarray as xr
 from pyproj import CRS, Transformer
 from rasterio.features import shapes
@@ -24,7 +23,7 @@ from shapely.ops import unary_union
 
 from .grid import Grid
 
-__all__ = ["equal_area_crs", "burn_polygons", "kml_placemarks", "POLYGON_COLUMNS"]
+__all__ = ["equal_area_crs", "burn_polygons", "kml_placemarks", "polygon_settings", "POLYGON_COLUMNS"]
 
 _EIGHT = np.ones((3, 3), dtype=bool)
 
@@ -51,7 +50,9 @@ def equal_area_crs(grid: Grid) -> CRS:
     return CRS.from_proj4(f"+proj=laea +lat_0={lat:.6f} +lon_0={lon:.6f} +datum=WGS84 +units=m +no_defs")
 
 
-def _settings(geometries: gpd.GeoSeries, settlement: BaseGeometry | None) -> list[str]:
+def polygon_settings(geometries: gpd.GeoSeries, settlement: BaseGeometry | None) -> list[str]:
+    """``settlement`` where at least half a polygon lies in the built-up area, else ``outside``
+    (``unknown`` without an outline): one rule for whole scenes and chunked areas."""
     if settlement is None or settlement.is_empty:
         return ["unknown"] * len(geometries)
     inside = geometries.intersection(settlement).area / geometries.area.clip(lower=1e-9)
@@ -130,7 +131,7 @@ def burn_polygons(
     frame["first_seen"] = [_iso(times, i) for i in frame["first_seen_index"]]
     frame["last_clear_before"] = [_iso(times, i) for i in frame["last_clear_index"]]
     frame["index"] = index_name
-    frame["setting"] = _settings(frame.geometry, settlement)
+    frame["setting"] = polygon_settings(frame.geometry, settlement)
     centroids = frame.geometry.centroid
     frame["polygon_id"] = [
         f"{times[t][:10].replace('-', '')}-E{int(round(c.x, -1))}-N{int(round(c.y, -1))}"
