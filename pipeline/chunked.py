@@ -49,7 +49,7 @@ from .errors import SceneError
 from .grid import Grid
 from .indices import choose_index, index_bands
 from .load import SceneRecord, memoised_hashes, stack_scenes
-from .polygons import POLYGON_COLUMNS, equal_area_crs, polygon_settings
+from .polygons import describe_polygons, empty_polygons
 from .run import Calibration, Detection, detect_burns
 from .sources import SceneSource
 
@@ -76,6 +76,12 @@ class ChunkedDetection:
     records: list[SceneRecord]
     """Usable scenes, in time order (hashed once)."""
     all_records: list[SceneRecord]
+    sources: list[SceneSource]
+    """Every scene given, in the order of ``all_records``."""
+    footprints: list[BaseGeometry]
+    """Each scene's data outline in the area's CRS, in the same order."""
+    halo_px: int
+    """Ground loaded around a window so that the moved scenes still fill it."""
     calibration: Calibration
     calibration_grid: Grid
     calibration_detection: Detection
@@ -159,12 +165,12 @@ def _detect_chunk(sources: list[SceneSource], footprints: list[BaseGeometry], ch
     """Polygons of one chunk, analysed with its halo and the scene-wide calibration."""
     loaded_grid = chunk.grid.buffered(halo_px)
     if not any(f.intersects(box(*loaded_grid.bounds)) for f in footprints):
-        return gpd.GeoDataFrame(columns=POLYGON_COLUMNS + ["geometry"], geometry="geometry", crs=chunk.grid.crs)
+        return empty_polygons(chunk.grid.crs)
     with memoised_hashes():
         stack, _ = load_window(sources, footprints, loaded_grid, records)
     observed = stack["clear"].values.any(axis=(1, 2))
     if (observed & np.array(calibration.usable)).sum() < 2:  # at most one date saw this chunk: nothing to compare
-        return gpd.GeoDataFrame(columns=POLYGON_COLUMNS + ["geometry"], geometry="geometry", crs=chunk.grid.crs)
+        return empty_polygons(chunk.grid.crs)
     # Only the index's bands are moved, normalised and read: the others would cost most of the time.
     bands = [str(b) for b in stack.band.values]
     needed = index_bands(choose_index(bands, params.burn_index), bands)
@@ -227,24 +233,6 @@ def merge_across_edges(pieces: gpd.GeoDataFrame, edges: list[BaseGeometry]) -> t
         rows.append(first)
     out = gpd.GeoDataFrame(rows, geometry="geometry", crs=pieces.crs).drop(columns=["_group", "_change_sum", "_confirmed_px"])
     return out, merged_count
-
-
-def _finish(polygons: gpd.GeoDataFrame, grid: Grid, times: list[str], settlement: BaseGeometry | None) -> gpd.GeoDataFrame:
-    """Areas, dates, ids and settings on the whole area, as :func:`pipeline.polygons.burn_polygons` gives them."""
-    if polygons.empty:
-        return gpd.GeoDataFrame(columns=POLYGON_COLUMNS + ["geometry"], geometry="geometry", crs=grid.crs)
-    frame = polygons.copy()
-    areas = frame.geometry.to_crs(equal_area_crs(grid)).area.to_numpy()
-    frame["area_m2"] = np.round(areas, 1)
-    frame["area_ha"] = np.round(areas / 1e4, 4)
-    frame["first_seen"] = [times[i] for i in frame["first_seen_index"]]
-    frame["last_clear_before"] = [times[i] if i >= 0 else None for i in frame["last_clear_index"]]
-    frame["setting"] = polygon_settings(frame.geometry, settlement)
-    centroids = frame.geometry.centroid
-    frame["polygon_id"] = [f"{times[t][:10].replace('-', '')}-E{int(round(c.x, -1))}-N{int(round(c.y, -1))}"
-                           for t, c in zip(frame["first_seen_index"], centroids)]
-    frame = frame.sort_values(["first_seen_index", "polygon_id"]).reset_index(drop=True)
-    return gpd.GeoDataFrame(frame[POLYGON_COLUMNS + ["geometry"]], geometry="geometry", crs=grid.crs)
 
 
 class _ChunkProgress(Callback):
@@ -320,15 +308,16 @@ def detect_chunked(
         options["num_workers"] = workers
     with _ChunkProgress(len(tasks), say):
         results = dask.compute(*tasks, **options)
-    pieces = pd.concat([r for r in results if not r.empty], ignore_index=True) if any(not r.empty for r in results) else None
-    if pieces is None:
-        merged, n_merged = gpd.GeoDataFrame(columns=POLYGON_COLUMNS + ["geometry"], geometry="geometry", crs=grid.crs), 0
+    found = [r for r in results if not r.empty]
+    if found:
+        merged, n_merged = merge_across_edges(gpd.GeoDataFrame(pd.concat(found, ignore_index=True), geometry="geometry",
+                                                               crs=grid.crs), _inner_edges(grid, chunks))
+        polygons = describe_polygons(merged, grid=grid, times=[r.acquired_utc for r in calib_det.records],
+                                     settlement=settlement)
     else:
-        merged, n_merged = merge_across_edges(gpd.GeoDataFrame(pieces, geometry="geometry", crs=grid.crs),
-                                              _inner_edges(grid, chunks))
-    times = [r.acquired_utc for r in calib_det.records]
-    polygons = _finish(merged, grid, times, settlement)
+        polygons, n_merged = empty_polygons(grid.crs), 0
     say(f"{len(polygons)} polygon(s); {n_merged} piece(s) merged across chunk edges")
     return ChunkedDetection(polygons=polygons, records=calib_det.records, all_records=all_records,
+                            sources=sources, footprints=footprints, halo_px=halo,
                             calibration=calibration, calibration_grid=window, calibration_detection=calib_det,
                             index_name=calib_det.index_name, grid=grid, chunks=len(chunks), pieces_merged=n_merged)

@@ -23,7 +23,8 @@ from shapely.ops import unary_union
 
 from .grid import Grid
 
-__all__ = ["equal_area_crs", "burn_polygons", "kml_placemarks", "polygon_settings", "POLYGON_COLUMNS"]
+__all__ = ["equal_area_crs", "burn_polygons", "describe_polygons", "empty_polygons", "kml_placemarks", "polygon_settings",
+           "POLYGON_COLUMNS"]
 
 _EIGHT = np.ones((3, 3), dtype=bool)
 
@@ -104,7 +105,7 @@ def burn_polygons(
         component_date.extend([t] * n)
     n_comp = len(component_date)
     if n_comp == 0:
-        return gpd.GeoDataFrame(columns=POLYGON_COLUMNS + ["geometry"], geometry="geometry", crs=grid.crs)
+        return empty_polygons(grid.crs)
     ids = np.arange(1, n_comp + 1)
     n_pixels = ndimage.sum_labels(np.ones_like(components), components, ids)
     mean_change = ndimage.mean(np.nan_to_num(delta), components, ids)
@@ -125,12 +126,29 @@ def burn_polygons(
         geometry=geometries,
         crs=grid.crs,
     )
+    frame["index"] = index_name
+    return describe_polygons(frame, grid=grid, times=times, settlement=settlement)
+
+
+def empty_polygons(crs: str) -> gpd.GeoDataFrame:
+    """A polygon table with no rows and every column."""
+    return gpd.GeoDataFrame(columns=POLYGON_COLUMNS + ["geometry"], geometry="geometry", crs=crs)
+
+
+def describe_polygons(frame: gpd.GeoDataFrame, *, grid: Grid, times: list[str],
+                      settlement: BaseGeometry | None = None) -> gpd.GeoDataFrame:
+    """Area, dates, setting and stable id of each outline, sorted by date then id.
+
+    ``frame`` holds the geometry and the pixel figures (``first_seen_index``,
+    ``last_clear_index``, ``n_pixels``, ``mean_index_change``, ``confirmed``, ``index``);
+    whole scenes and polygons merged across chunk edges are described by this one rule.
+    """
+    frame = frame.copy()
     areas = frame.geometry.to_crs(equal_area_crs(grid)).area.to_numpy()
     frame["area_m2"] = np.round(areas, 1)
     frame["area_ha"] = np.round(areas / 1e4, 4)
     frame["first_seen"] = [_iso(times, i) for i in frame["first_seen_index"]]
     frame["last_clear_before"] = [_iso(times, i) for i in frame["last_clear_index"]]
-    frame["index"] = index_name
     frame["setting"] = polygon_settings(frame.geometry, settlement)
     centroids = frame.geometry.centroid
     frame["polygon_id"] = [

@@ -463,17 +463,17 @@ def run_detect(
         report["review"] = review_summary(polygons)
         report = with_evidence(report, evidence.report)
         polygons_4326 = polygons.to_crs("EPSG:4326")
-        layers = {"all": polygons}
+        gpkg_layers = {"all": polygons}
         if len(detection.extents):
-            layers["extent"] = detection.extents
+            gpkg_layers["extent"] = detection.extents
         if evidence.structures is not None:
-            layers["structures"] = evidence.structures
+            gpkg_layers["structures"] = evidence.structures
         for t, rec in enumerate(records):
             chosen = polygons[polygons["first_seen_index"] == t]
             if len(chosen):
-                layers[f"first_seen_{rec.acquired:%Y%m%dT%H%MZ}"] = chosen
+                gpkg_layers[f"first_seen_{rec.acquired:%Y%m%dT%H%MZ}"] = chosen
         outputs = [
-            write_vector(partial / f"burns{suffix}.gpkg", layers),
+            write_vector(partial / f"burns{suffix}.gpkg", gpkg_layers),
             write_vector(partial / f"burns{suffix}.geojson", {"burns": polygons_4326}, driver="GeoJSON"),
             write_vector(partial / f"burns{suffix}.kml", {"burns": kml_placemarks(polygons_4326, simulated=simulated)}, driver="KML"),
         ]

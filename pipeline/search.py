@@ -25,7 +25,7 @@ import numpy as np
 from shapely.geometry import box, shape
 
 from .aoi import AOI_DIR, Aoi, candidate_aoi_feature, load_aoi
-from .chunked import ChunkedDetection, detect_chunked, load_window, scene_footprints
+from .chunked import ChunkedDetection, detect_chunked, load_window
 from .clusters import SETTLEMENT_LIKE, cluster_burns, score_search
 from .config import resolve_params
 from .coregister import apply_shifts
@@ -35,7 +35,7 @@ from .load import memoised_hashes, sha256_file
 from .normalise import apply_fits
 from .provenance import git_state, package_versions
 from .report import format_time
-from .sources import SceneSource, recognise
+from .sources import recognise
 from . import figures as figs
 from .write import check_output_folder, finish_run_dir, new_run_dir, save_figures, write_json, write_text, write_vector
 
@@ -71,8 +71,7 @@ def search_grid(aoi: Aoi, resolution: float) -> Grid:
     return grid_for_bounds(outline.bounds, aoi.utm_crs, resolution)
 
 
-def _card(det: ChunkedDetection, sources: list[SceneSource], cluster: Any, polygons: gpd.GeoDataFrame,
-          simulated: bool, tz_name: str) -> Any:
+def _card(det: ChunkedDetection, cluster: Any, simulated: bool, tz_name: str) -> Any:
     """Before/after of one cluster: the last clear scene before it and the scene it was first seen on."""
     grid = det.grid
     left, bottom, right, top = cluster.geometry.bounds
@@ -80,10 +79,9 @@ def _card(det: ChunkedDetection, sources: list[SceneSource], cluster: Any, polyg
     cx, cy = (left + right) / 2, (bottom + top) / 2
     window = grid_for_bounds((cx - half, cy - half, cx + half, cy + half), grid.crs, grid.resolution)
     usable = np.flatnonzero(det.calibration.usable)
-    halo = int(np.ceil(max((max(abs(s.dy), abs(s.dx)) for s in det.calibration.shifts), default=0.0))) + 4
-    loaded = window.buffered(halo)  # so that the moved scenes still fill the card
+    halo = det.halo_px
     with memoised_hashes():
-        stack, _ = load_window(sources, scene_footprints(sources, grid.crs), loaded, det.all_records)
+        stack, _ = load_window(det.sources, det.footprints, window.buffered(halo), det.all_records)
     stack = apply_fits(apply_shifts(stack.isel(time=usable), list(det.calibration.shifts)), [list(f) for f in det.calibration.fits])
     stack = stack.isel(y=slice(halo, halo + window.height), x=slice(halo, halo + window.width))
     after_i = int(cluster.first_seen_index)
@@ -95,7 +93,7 @@ def _card(det: ChunkedDetection, sources: list[SceneSource], cluster: Any, polyg
         out.attrs.update(acquired=rec.acquired_utc, scene_id=rec.scene_id, crs=grid.crs)
         return out
 
-    inside = polygons[polygons.intersects(cluster.geometry)]
+    inside = det.polygons[det.polygons.intersects(cluster.geometry)]
     return figs.before_after_figure(
         scene(before_i), scene(after_i), before_clear=stack["clear"].isel(time=before_i),
         after_clear=stack["clear"].isel(time=after_i),
@@ -185,7 +183,7 @@ def run_search(
     times = [r.acquired_utc for r in det.records]
     clusters = cluster_burns(det.polygons, times=times)
     score = score_search(clusters, truth) if truth is not None and simulated else None
-    covered = gpd.GeoSeries(scene_footprints(sources, grid.crs), crs=grid.crs).union_all().intersection(box(*grid.bounds)).area
+    covered = gpd.GeoSeries(det.footprints, crs=grid.crs).union_all().intersection(box(*grid.bounds)).area
     coverage = float(covered / ((grid.width * grid.resolution) * (grid.height * grid.resolution)))
 
     run_id, partial = new_run_dir(Path(out_root) / aoi.name, "search", now=started)
@@ -195,7 +193,7 @@ def run_search(
     to_save = []
     for c in clusters.head(max_cards).itertuples():
         name = f"cards/rank{c.rank:02d}_{c.cluster_id}{tag}.png"
-        to_save.append((partial / name, _card(det, sources, c, det.polygons, simulated, tz_name)))
+        to_save.append((partial / name, _card(det, c, simulated, tz_name)))
         cards[c.rank] = name
     outputs += save_figures(to_save)
     candidates: dict[int, str] = {}
