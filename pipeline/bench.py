@@ -33,7 +33,8 @@ from .config import Params
 from .demo import ensure_demo_scenes
 from .grid import Grid
 from .evaluate import date_attribution, score_masks, truth_raster
-from .load import discover_scenes, load_geotiff, load_stack, native_grid, read_mask, read_outline, stack_scenes
+from .load import (discover_scenes, load_geotiff, load_stack, native_grid, read_mask, read_outline, record_positions,
+                   stack_scenes)
 from .run import detect_burns
 from .evidence import count_structures
 from .truth import FOOTPRINT_OFFSET_M
@@ -79,11 +80,6 @@ def _method_rows(case: str, method: str, first_seen: np.ndarray, truth_first: np
                  burns=attribution["burns"], missed=attribution["missed"], **extra)
     rows.append(total)
     return rows
-
-
-def _burn_index_by_time(records: list, used_records: list) -> np.ndarray:
-    ids = [r.scene_id for r in records]
-    return np.array([ids.index(r.scene_id) for r in used_records])
 
 
 def _first_visible_when_seen(truth_first: np.ndarray, clear: np.ndarray, to_all: np.ndarray) -> np.ndarray:
@@ -182,7 +178,7 @@ def simulated_case(scenario: str, aoi: Aoi, *, data_root: Path, params: Params) 
         truth_ids = np.zeros(analysis.shape, np.int16)
     pixel_ha = analysis.pixel_area_m2 / 1e4
 
-    to_all = _burn_index_by_time(records, det.records)
+    to_all = record_positions(det.records, records)
     truth_first = _first_visible_when_seen(truth_first, det.stack["clear"].values, to_all)
     pred = det.dates["first_seen"].values
     first_seen = np.where(pred >= 0, to_all[np.clip(pred, 0, None)], -1)
@@ -312,11 +308,11 @@ def search_case(aoi: Aoi, *, data_root: Path, params: Params, seed: int) -> tupl
     for t in sorted(int(v) for v in np.unique(ground_first) if v >= 0):
         moved = ndimage.shift((ground_first == t).astype(np.float32), ref_shift, order=1, mode="constant", cval=0.0)
         truth_first[(moved >= 0.5) & (truth_first < 0)] = t
-    to_all = {r.scene_id: i for i, r in enumerate(det.all_records)}
+    to_all = record_positions(det.records, det.all_records)
     first_seen = np.full(grid.shape, -1, dtype=np.int16)
     polys = det.polygons
     if len(polys):
-        values = [to_all[det.records[i].scene_id] for i in polys["first_seen_index"]]
+        values = [int(to_all[i]) for i in polys["first_seen_index"]]
         first_seen = rasterize(zip(polys.geometry, values), out_shape=grid.shape, transform=grid.transform, fill=-1,
                                dtype="int16")
     case = f"search_box_seed{seed}"

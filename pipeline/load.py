@@ -44,7 +44,7 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 __all__ = ["SceneFiles", "SceneRecord", "discover_scenes", "planet_scenes_in", "load_planet", "load_stack", "stack_scenes", "load_geotiff", "native_grid",
-           "read_band", "read_mask", "read_outline", "sha256_file", "memoised_hashes", "file_footprint"]
+           "read_band", "read_mask", "read_outline", "sha256_file", "memoised_hashes", "file_footprint", "record_positions"]
 
 # Planet's 4-band analytic order; 8-band SuperDove deliveries name their bands in the file.
 _PLANET_4BAND = ("blue", "green", "red", "nir")
@@ -98,6 +98,13 @@ class SceneRecord:
     def acquired_utc(self) -> str:
         """ISO time in UTC with a ``Z``."""
         return self.acquired.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def record_positions(records: list[SceneRecord], among: list[SceneRecord]) -> np.ndarray:
+    """Index into ``among`` of each of ``records``: the analysis counts usable scenes only,
+    reports cite every scene given."""
+    where = {r.scene_id: i for i, r in enumerate(among)}
+    return np.array([where[r.scene_id] for r in records], dtype=int)
 
 
 _HASH_MEMO = threading.local()

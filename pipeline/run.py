@@ -30,7 +30,7 @@ from .evidence import find_layers, gather_evidence
 from .grid import Grid
 from .indices import burn_index, choose_index
 from .catalogue import catalogue_dir, catalogue_entries, catalogue_sources
-from .load import SceneRecord, read_outline, sha256_file
+from .load import SceneRecord, read_outline, record_positions, sha256_file
 from .normalise import BandFit, apply_fits, identity_fits, normalise, wants_normalisation
 from .perimeter import extent_dates, extent_polygons
 from .polygons import burn_polygons, kml_placemarks
@@ -243,11 +243,10 @@ class RunOutcome:
 
 def _polygons_with_positions(detection: Detection) -> gpd.GeoDataFrame:
     """Polygons indexed into ``all_records`` (reports cite every scene, usable or not)."""
-    positions = {r.scene_id: i for i, r in enumerate(detection.all_records)}
-    to_all = [positions[r.scene_id] for r in detection.records]
+    to_all = record_positions(detection.records, detection.all_records)
     polys = detection.polygons.copy()
-    polys["first_seen_index"] = [to_all[i] for i in polys["first_seen_index"]]
-    polys["last_clear_index"] = [to_all[i] if i >= 0 else -1 for i in polys["last_clear_index"]]
+    polys["first_seen_index"] = [int(to_all[i]) for i in polys["first_seen_index"]]
+    polys["last_clear_index"] = [int(to_all[i]) if i >= 0 else -1 for i in polys["last_clear_index"]]
     return polys
 
 
@@ -345,9 +344,9 @@ def _structure_figures(detection: Detection, structures: gpd.GeoDataFrame, aoi_o
     if not len(burned):
         return out
     stack = _zoom(detection.stack, burned.total_bounds, detection.grid)
-    positions = {r.scene_id: i for i, r in enumerate(detection.all_records)}  # structures are indexed like the report
+    to_all = record_positions(detection.records, detection.all_records)  # structures are indexed like the report
     for j, rec in enumerate(detection.records):
-        t = positions[rec.scene_id]
+        t = int(to_all[j])
         new = burned[burned["first_seen_index"] == t]
         if not len(new):
             continue
