@@ -348,10 +348,71 @@ def rerun(run_dir: Path, out_root: Path | None) -> None:
     click.echo(f"{result.other}: every compared output is identical to {result.original}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: return an exit code instead of raising for expected errors."""
+_INTERNAL_ERROR_EXIT = 70  # EX_SOFTWARE: a defect of burnscan, not of the input
+_OUT_OF_MEMORY_EXIT = 71
+
+
+def _error_log_dir() -> Path:
+    """Where tracebacks of unexpected errors go: ``$BURNSCAN_LOG_DIR``, else the user's state folder."""
+    import os
+
+    configured = os.environ.get("BURNSCAN_LOG_DIR")
+    if configured:
+        return Path(configured)
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "burnscan" / "logs"
+
+
+def _write_error_log(exc: BaseException, argv: list[str]) -> Path | None:
+    """Write the traceback of an unexpected error to a new private file; None if nowhere is writable.
+
+    The file holds the command line and the chained traceback, for a bug report; it is created
+    exclusively (never overwrites another log) and readable by its owner only, since paths and AOI
+    names in it can tell what an investigator was looking at.
+    """
+    import os
+    import tempfile
+    import traceback
+    from datetime import datetime, timezone
+
+    from .provenance import code_version
+
     try:
-        cli.main(args=argv, prog_name="burnscan", standalone_mode=False)
+        version = code_version()
+    except Exception:  # the log must be written even when the environment is what broke
+        version = "burnscan (version unknown)"
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    text = (f"burnscan {' '.join(argv)}\n{version}\n\n"
+            + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    for folder in (_error_log_dir(), Path(tempfile.gettempdir()) / f"burnscan-logs-{os.getuid()}"):
+        try:
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            path = folder / f"error-{stamp}-{os.getpid()}.log"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            return path
+        except OSError:
+            continue
+    return None
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """A library message on one line, cut to ``limit`` characters."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: return an exit code instead of raising; never print a traceback.
+
+    Expected errors (:class:`PipelineError`) are one line naming the file, the problem and the fix.
+    Anything else is a defect or a resource exhausted: one line too, pointing to a log file that
+    holds the traceback.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        cli.main(args=args, prog_name="burnscan", standalone_mode=False)
     except PipelineError as exc:
         click.echo(f"burnscan: error: {exc}", err=True)
         return exc.exit_code
@@ -361,6 +422,22 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("burnscan: interrupted; outputs already complete are kept, an unfinished run stays in its .partial folder",
+                   err=True)
+        return 130
+    except MemoryError as exc:
+        log = _write_error_log(exc, args)
+        click.echo("burnscan: error: ran out of memory; draw a tighter AOI, raise resolution_m (--set resolution_m=10), "
+                   "or scan wide areas chunk by chunk with burnscan search"
+                   + (f" (traceback in {log})" if log else ""), err=True)
+        return _OUT_OF_MEMORY_EXIT
+    except Exception as exc:  # the last line of defence: a defect, said in one line with its traceback kept
+        log = _write_error_log(exc, args)
+        where = f"traceback in {log}" if log else "no log file could be written"
+        click.echo(f"burnscan: internal error: {type(exc).__name__}: {_one_line(exc)} ({where}); "
+                   f"this is a defect of burnscan: please report it with that file", err=True)
+        return _INTERNAL_ERROR_EXIT
     return 0
 
 
