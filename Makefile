@@ -32,9 +32,9 @@ bench: $(STAMP)
 bench-perf: $(STAMP)
 	$(BIN)/burnscan bench-perf
 
-# Random and mutated scene files for FUZZ_SECONDS; inputs that break a reader are kept in out/fuzz/.
+# Random and mutated scene files, STAC items, AOI files and run manifests for FUZZ_SECONDS; inputs that break burnscan are kept in out/fuzz/.
 fuzz: $(STAMP)
-	$(BIN)/python tests/fuzz_readers.py --seconds $(FUZZ_SECONDS) --out out/fuzz
+	$(BIN)/python tests/fuzz_inputs.py --seconds $(FUZZ_SECONDS) --out out/fuzz
 
 # report.html in a real headless browser: Debian's chromium (installed here if missing; needs root and apt).
 browser-test: $(STAMP)
