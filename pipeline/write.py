@@ -88,6 +88,8 @@ def _check_inside(path: Path, root: Path, *, folder: bool = False) -> None:
 
     A file must lie strictly inside ``root``; a ``folder`` may be ``root`` itself.
     """
+    if "\0" in str(path) or "\0" in str(root):  # the operating system would stop at it: never a usable path
+        raise OutputError(f"{str(path)!r}: a path with a NUL character cannot be written; fix the name at its source")
     base = Path(root).resolve()
     resolved = Path(path).resolve()
     if resolved.is_relative_to(base) and (folder or resolved != base):
