@@ -19,7 +19,8 @@ Around them: ``aoi`` (the registry), ``config`` (parameters), ``simulate`` (with
 ``materials``, ``ground``, ``sky``, ``imaging`` and ``truth``), ``scenarios`` and ``demo`` (the
 simulated demo and hard cases), ``search_box`` (the simulated search box, with its part
 ``search_ground``), ``chunked`` (large areas chunk by chunk), ``clusters`` and ``search`` (the
-wide-area search), ``batch`` (many AOIs on Dask), ``write`` (atomic outputs),
+wide-area search), ``batch`` (many AOIs on Dask), ``names`` (names that become paths),
+``write`` (atomic outputs, never outside their folder),
 ``evaluate`` (accuracy metrics), ``baselines`` and ``bench`` (the benchmark, not the
 pipeline), ``provenance`` (versions), ``errors`` and ``cli``.
 """

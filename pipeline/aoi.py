@@ -9,7 +9,6 @@ before any path is built from them, so an AOI name can never reach outside the r
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,13 +20,12 @@ import shapely
 
 from .errors import AoiError
 from .grid import Grid, grid_for_bounds
+from .names import AOI_NAME_PATTERN as _NAME_PATTERN, aoi_name
 
 __all__ = ["candidate_aoi_feature", "Aoi", "AOI_DIR", "validate_aoi_name", "load_aoi", "list_aois", "utm_crs_for"]
 
 AOI_DIR = Path(__file__).resolve().parent.parent / "aoi"
 """Where the registry lives: ``aoi/`` at the top of the project."""
-
-_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 # Larger than a commune-wide search box, smaller than a region: an AOI past this is
 # almost certainly a mistake in the coordinates, and would cost hours to process.
@@ -103,14 +101,10 @@ def validate_aoi_name(name: str) -> str:
 
     Only lowercase ASCII letters, digits, ``-`` and ``_`` are allowed (no path
     separators, no dots, no spaces, no look-alike unicode), so that a name is never
-    a path.
+    a path. The rule lives with every other name that becomes a path, in
+    :func:`pipeline.names.aoi_name`.
     """
-    if not isinstance(name, str) or not _NAME_PATTERN.fullmatch(name):
-        raise AoiError(
-            f"AOI name {name!r} is not allowed: use lowercase letters, digits, '-' or '_' "
-            f"(for example 'ogota'); list the registry with `burnscan aois`"
-        )
-    return name
+    return aoi_name(name)
 
 
 def list_aois(directory: Path = AOI_DIR) -> list[str]:

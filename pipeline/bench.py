@@ -434,7 +434,8 @@ def run_benchmark(*, out_root: Path, data_root: Path, aoi_name: str = "ogota", c
     writer = csv.DictWriter(buffer, fieldnames=keys)
     writer.writeheader()
     writer.writerows(rows)
-    write_text(Path(out_root) / "bench.csv", buffer.getvalue())
-    write_json(Path(out_root) / "bench.json", {"rows": rows, "parameters": params.as_dict(), "simulated_cases": list(cases)})
-    write_text(Path(out_root) / "bench.txt", text + "\n")
+    write_text(Path(out_root) / "bench.csv", buffer.getvalue(), root=out_root)
+    write_json(Path(out_root) / "bench.json", {"rows": rows, "parameters": params.as_dict(), "simulated_cases": list(cases)},
+               root=out_root)
+    write_text(Path(out_root) / "bench.txt", text + "\n", root=out_root)
     return text

@@ -9,7 +9,11 @@ bytes changed since it was added.
 
 Layout: ``<data>/<aoi>/catalog/catalog.json`` and one ``items/<id>.json`` per scene, plain
 STAC 1.x read back with pystac. Every file is written atomically, items before the catalogue
-that lists them, so a crash mid-update leaves the catalogue as it was before the update.
+that lists them, so a crash mid-update leaves the catalogue as it was before the update. An
+update holds the catalogue's lock from reading it to writing it back, so two ``add`` commands
+at once both land. Item ids become file names: a provider's id that is not one plain name
+(``../../x``, ``a/b/c``) is refused with the file it came from, never renamed, and nothing is
+written. A command that fails after unpacking a zip removes what it unpacked.
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ from shapely.geometry import mapping, shape
 from .aoi import Aoi
 from .errors import SceneError
 from .load import sha256_file
+from .names import path_inside, safe_name
 from .sources import SceneInfo, SceneSource, recognise
-from .write import write_json
+from .write import exclusive_lock, remove_folder, write_json
 
 __all__ = ["CatalogueEntry", "add_scenes", "catalogue_dir", "catalogue_entries", "catalogue_sources"]
 
@@ -81,12 +86,13 @@ def _write_catalogue(folder: Path, aoi: Aoi, items: dict[str, pystac.Item]) -> N
         body = item.to_dict(include_self_link=False, transform_hrefs=False)
         body["links"] = [{"rel": "root", "href": "../catalog.json", "type": "application/json"},
                          {"rel": "parent", "href": "../catalog.json", "type": "application/json"}]
-        write_json(folder / "items" / f"{item_id}.json", body)
+        target = path_inside(folder / "items", f"{item_id}.json", what="catalogue item file", source=folder / "catalog.json")
+        write_json(target, body, root=folder)
         links.append({"rel": "item", "href": f"./items/{item_id}.json", "type": "application/geo+json"})
     write_json(folder / "catalog.json", {
         "type": "Catalog", "stac_version": pystac.get_stac_version(), "id": f"burnscan-{aoi.name}",
         "description": f"Scenes registered for the AOI {aoi.display_name} ({aoi.name})", "links": links,
-    })
+    }, root=folder)
 
 
 def _clear_fractions(source: SceneSource, aoi: Aoi) -> tuple[float, float]:
@@ -103,17 +109,33 @@ def add_scenes(aoi: Aoi, paths: list[Path], *, data_root: Path, **options: Any) 
     """Register every scene found in ``paths``; return ``(item id, "added" | "already registered")``.
 
     Nothing is written unless every scene of every path is valid: a bad file stops the whole
-    command with one line, and the catalogue stays as it was.
+    command with one line, the catalogue stays as it was, and the zips this command unpacked
+    are removed again (never those an earlier command unpacked). The catalogue's lock is held
+    throughout, so a concurrent ``add`` waits instead of overwriting this one's items.
     """
     folder = catalogue_dir(data_root, aoi.name)
-    items = _read_items(folder)
     extract_to = Path(data_root) / aoi.name / "deliveries"
+    unpacked: list[Path] = []
+    with exclusive_lock(folder):
+        try:
+            return _add_locked(aoi, paths, folder, extract_to, unpacked, options)
+        except BaseException:
+            for done in unpacked:
+                remove_folder(done, root=extract_to)
+            raise
+
+
+def _add_locked(aoi: Aoi, paths: list[Path], folder: Path, extract_to: Path, unpacked: list[Path],
+                options: dict[str, Any]) -> list[tuple[str, str]]:
+    items = _read_items(folder)
     outcome: list[tuple[str, str]] = []
     new: dict[str, pystac.Item] = {}
     for path in paths:
-        for source in recognise(Path(path), extract_to=extract_to, **options):
+        for source in recognise(Path(path), extract_to=extract_to, unpacked=unpacked, **options):
             info = source.describe()
             main_file = next(iter(info.files.values()))
+            # The id becomes a file name: refuse an unsafe one before any work, naming the file it came from.
+            safe_name(info.scene_id, what=f"{info.kind} scene id", source=info.files.get("metadata", main_file))
             if not info.footprint.intersects(aoi.geometry):
                 raise SceneError(f"{main_file}: scene does not overlap the AOI {aoi.name}; pick scenes that cover it")
             hashes = {role: sha256_file(p) for role, p in info.files.items()}

@@ -247,6 +247,7 @@ def review(aoi: str, polygon_id: str, confirm: bool, reject: str | None, edit: P
 
     from .aoi import validate_aoi_name
     from .errors import OutputError, ParameterError
+    from .names import safe_name
     from .review import record_decision, reviews_path
 
     validate_aoi_name(aoi)
@@ -257,7 +258,8 @@ def review(aoi: str, polygon_id: str, confirm: bool, reject: str | None, edit: P
         latest = Path(out_root) / aoi / "latest"
         if not latest.is_file():
             raise OutputError(f"{latest}: no finished run of {aoi} to review; run burnscan detect {aoi} first or give --run")
-        run_dir = latest.parent / latest.read_text(encoding="utf-8").strip()
+        run_dir = latest.parent / safe_name(latest.read_text(encoding="utf-8").strip(), what="run id", source=latest,
+                                            error=OutputError)
     manifest = json.loads((Path(run_dir) / "manifest.json").read_text(encoding="utf-8"))
     geojson = sorted(Path(run_dir).glob("burns*.geojson"))
     if not geojson:
@@ -309,7 +311,7 @@ def bench_perf(sizes: tuple[int, ...], repeats: int, work_dir: Path) -> None:
 
     work_dir.mkdir(parents=True, exist_ok=True)
     rows = run_perf(work_dir, list(sizes) or [5490, 10980], repeats=repeats, log=click.echo)
-    write_json(work_dir / "bench_perf.json", {"rows": rows})
+    write_json(work_dir / "bench_perf.json", {"rows": rows}, root=work_dir)
     click.echo(f"written: {work_dir / 'bench_perf.json'}")
 
 

@@ -2,16 +2,15 @@
 
 The simulator is deterministic, so the demo folder is named after its version, seed and
 grid: a change of any of them gives a new folder and never rewrites scenes an earlier
-run cited by hash. The folder is assembled under a temporary name and renamed when
-complete, so a half-written demo is never mistaken for a whole one. Every file name
+run cited by hash. The folder is assembled in a locked staging folder and renamed when
+complete, so a half-written demo is never mistaken for a whole one; the staging folder of a
+generation that was killed is removed the next time the demo is looked for. Every file name
 carries ``SIMULATED`` and every GeoTIFF a ``SIMULATED=yes`` tag.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -23,7 +22,7 @@ from .aoi import Aoi
 from .grid import Grid
 from .simulate import (SIMULATOR_VERSION, SimulatedScene, SimulatedSeries, simulate_village_series,
                        simulated_footprint_map)
-from .write import write_geotiff, write_json, write_text, write_vector
+from .write import remove_stale_staging, staging_folder, write_geotiff, write_json, write_text, write_vector
 
 __all__ = ["DemoScenes", "demo_grid", "ensure_demo_scenes", "write_scenes", "DEMO_SEED"]
 
@@ -66,34 +65,36 @@ def write_scenes(scenes: Sequence[SimulatedScene], grid: Grid, folder: Path, *,
 
     Each scene gives ``<id>_3B_AnalyticMS_SR_SIMULATED.tif``, ``<id>_3B_udm2_SIMULATED.tif`` and
     ``<id>_metadata_SIMULATED.json``; every GeoTIFF carries ``SIMULATED=yes`` and ``generator``.
+    Nothing is written outside ``folder``.
     """
     for scene in scenes:
         tags = {"SIMULATED": "yes", "ACQUIRED": scene.metadata["acquired"], "SCENE_ID": scene.scene_id,
                 "SATELLITE_ID": scene.satellite_id, "GENERATOR": generator}
         bands = list(scene.metadata.get("bands", _BANDS))
         write_geotiff(folder / f"{scene.scene_id}_3B_AnalyticMS_SR_SIMULATED.tif", scene.reflectance, grid,
-                      nodata=0, band_names=bands, tags=tags)
+                      nodata=0, band_names=bands, tags=tags, root=folder)
         write_geotiff(folder / f"{scene.scene_id}_3B_udm2_SIMULATED.tif", scene.udm2, grid,
-                      band_names=_UDM2_BANDS, tags=tags)
+                      band_names=_UDM2_BANDS, tags=tags, root=folder)
         write_json(folder / f"{scene.scene_id}_metadata_SIMULATED.json",
-                   {"id": scene.scene_id, "type": "Feature", "properties": scene.metadata})
+                   {"id": scene.scene_id, "type": "Feature", "properties": scene.metadata}, root=folder)
 
 
 def _write_series(series: SimulatedSeries, folder: Path) -> None:
     write_scenes(series.scenes, series.grid, folder)
     write_geotiff(folder / "truth_first_visible_SIMULATED.tif", series.truth_first_visible, series.grid,
-                  nodata=None, tags={"SIMULATED": "yes", "MEANING": "index of first scene showing the burn; -1 never"})
+                  nodata=None, tags={"SIMULATED": "yes", "MEANING": "index of first scene showing the burn; -1 never"}, root=folder)
     burns = series.truth_burns
     # The settlement outline is an input a user would draw or take from footprints, not truth.
     outline = gpd.GeoDataFrame({"name": ["settlement"], "simulated": [True]}, geometry=[series.settlement], crs=series.grid.crs)
-    write_vector(folder / "settlement_SIMULATED.geojson", {"settlement": outline.to_crs("EPSG:4326")}, driver="GeoJSON")
+    write_vector(folder / "settlement_SIMULATED.geojson", {"settlement": outline.to_crs("EPSG:4326")}, driver="GeoJSON",
+                 root=folder)
     write_vector(folder / "truth_burns_SIMULATED.gpkg", {"burns": burns, "compounds": series.compounds,
-                                                         "structures": series.structures})
+                                                         "structures": series.structures}, root=folder)
     # A footprint layer as an open dataset would give it: off by a few metres, some buildings missing.
     footprints = simulated_footprint_map(series.structures, series.settlement, seed=series.metadata["seed"])
-    write_vector(folder / "buildings_SIMULATED.gpkg", {"buildings": footprints})
+    write_vector(folder / "buildings_SIMULATED.gpkg", {"buildings": footprints}, root=folder)
     if series.metadata["scenario"] == "demo":
-        write_text(folder / "fires_viirs_SIMULATED.csv", _fires_csv(series))
+        write_text(folder / "fires_viirs_SIMULATED.csv", _fires_csv(series), root=folder)
     write_json(
         folder / "truth_SIMULATED.json",
         {
@@ -106,6 +107,7 @@ def _write_series(series: SimulatedSeries, folder: Path) -> None:
             ],
             "settlement_wkt": series.settlement.wkt,
         },
+        root=folder,
     )
 
 
@@ -155,10 +157,9 @@ def ensure_demo_scenes(
     grid = demo_grid(aoi, resolution, margin_m)
     name = f"{scenario}-sim-v{SIMULATOR_VERSION}.{_LAYOUT}-seed{seed}-{grid.width}x{grid.height}-{int(resolution * 100)}cm"
     folder = Path(data_root) / aoi.name / "simulated" / name
+    remove_stale_staging(folder.parent)  # a generation killed half-way left one; a running one keeps its lock
     if not (folder / "truth_SIMULATED.json").is_file():
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=folder.parent))
-        try:
+        with staging_folder(folder.parent, name, root=Path(data_root) / aoi.name) as staging:
             n_compounds, n_first = _village_size(grid)
             series = simulate_village_series(grid, seed=seed, n_compounds=n_compounds, n_burned_first=n_first, scenario=scenario)
             _write_series(series, staging)
@@ -167,9 +168,6 @@ def ensure_demo_scenes(
             except OSError:
                 if not (folder / "truth_SIMULATED.json").is_file():  # not a concurrent run finishing first
                     raise
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
     return DemoScenes(
         folder=folder,
         grid=grid,

@@ -4,7 +4,9 @@ A full Sentinel-2 tile is about a gigabyte; a village AOI needs a few hundred ki
 The assets are cloud-optimised GeoTIFFs, so each band is opened over HTTP (GDAL range reads)
 and only the window around the AOI is copied, at its native resolution (10 m bands stay 10 m,
 20 m bands 20 m), into ``<out>/<item id>/<asset>.tif``. Beside them goes the item itself, its
-hrefs pointing at the local files, which :mod:`pipeline.sentinel2` reads like any item.
+hrefs pointing at the local files, which :mod:`pipeline.sentinel2` reads like any item. The API
+chooses the item id, so it is checked as a file name (:func:`pipeline.names.path_inside`) before
+anything is read or written: an id that is not one plain name is refused, never renamed.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from shapely.geometry.base import BaseGeometry
 
 from .errors import SceneError
 from .load import _UNREADABLE, _short, sha256_file
+from .names import path_inside
 from .write import atomic_path, write_json
 
 __all__ = ["EARTH_SEARCH", "download_window", "fetch", "search_sentinel2"]
@@ -62,7 +65,7 @@ def _window(src: rasterio.io.DatasetReader, bbox_lonlat: tuple[float, float, flo
     return Window(col0, row0, col1 - col0, row1 - row0)
 
 
-def _copy_window(href: str, bbox_lonlat, target: Path, margin_m: float, tags: dict[str, str]) -> bool:
+def _copy_window(href: str, bbox_lonlat, target: Path, margin_m: float, tags: dict[str, str], *, root: Path) -> bool:
     """Copy the AOI window of ``href`` to ``target``; False when ``target`` already holds exactly it."""
     try:
         with rasterio.open(href) as src:
@@ -79,7 +82,7 @@ def _copy_window(href: str, bbox_lonlat, target: Path, margin_m: float, tags: di
                        **({"blockxsize": 16, "blockysize": 16} if data.shape[1] >= 16 and data.shape[2] >= 16 else {})}
     except _UNREADABLE as exc:
         raise SceneError(f"{href}: asset cannot be read ({_short(exc)}); check the network or the item") from None
-    with atomic_path(target) as tmp:
+    with atomic_path(target, root=root) as tmp:
         with rasterio.open(tmp, "w", **profile) as dst:
             dst.write(data)
             dst.update_tags(**tags)
@@ -88,8 +91,14 @@ def _copy_window(href: str, bbox_lonlat, target: Path, margin_m: float, tags: di
 
 def download_window(item: pystac.Item, bbox_lonlat: tuple[float, float, float, float], out_dir: Path, *,
                     assets: tuple[str, ...] = _ASSETS, margin_m: float = 300.0) -> Path:
-    """Copy the AOI window of each wanted asset of ``item``; write the local item; return its path."""
-    folder = Path(out_dir) / item.id
+    """Copy the AOI window of each wanted asset of ``item``; write the local item; return its path.
+
+    Raises
+    ------
+    SceneError
+        When the item's id cannot be a folder name (checked before anything is read or written).
+    """
+    folder = path_inside(Path(out_dir), item.id, what="STAC item id", source=item.get_self_href() or "STAC item")
     local: dict[str, dict[str, Any]] = {}
     window_of: dict[str, str] = {}
     changed = False
@@ -100,7 +109,7 @@ def download_window(item: pystac.Item, bbox_lonlat: tuple[float, float, float, f
         bands = asset.extra_fields.get("raster:bands") or []
         tags = {k: str(bands[0][k]) for k in ("scale", "offset") if bands and k in bands[0]}
         target = folder / f"{name}.tif"
-        changed |= _copy_window(asset.href, bbox_lonlat, target, margin_m, tags)
+        changed |= _copy_window(asset.href, bbox_lonlat, target, margin_m, tags, root=folder)
         entry = asset.to_dict()
         entry["href"] = target.name
         entry["burnscan:sha256"] = sha256_file(target)
@@ -115,7 +124,7 @@ def download_window(item: pystac.Item, bbox_lonlat: tuple[float, float, float, f
         body["links"] = []
         body["properties"]["burnscan:window_of"] = window_of
         body["properties"]["burnscan:fetched_utc"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        write_json(item_path, body)
+        write_json(item_path, body, root=folder)
     return item_path
 
 

@@ -20,6 +20,7 @@ import rasterio
 from .errors import SceneError
 from .grid import Grid
 from .load import SceneRecord, _UNREADABLE, _short, file_footprint, load_geotiff
+from .names import derived_name
 from .sources import SceneInfo
 
 __all__ = ["GeoTiffScene", "parse_band_map"]
@@ -69,8 +70,8 @@ class GeoTiffScene:
 
     @property
     def scene_id(self) -> str:
-        """File name and acquisition time: exports of two dates often share a name."""
-        return f"{Path(self.path).stem}-{self._time()[0].astimezone(timezone.utc):%Y%m%dT%H%M%SZ}"
+        """File name (made safe as a file name) and acquisition time: exports of two dates often share a name."""
+        return f"{derived_name(Path(self.path).stem)}-{self._time()[0].astimezone(timezone.utc):%Y%m%dT%H%M%SZ}"
 
     def _time(self) -> tuple[datetime, str]:
         if self.acquired is not None:

@@ -43,6 +43,8 @@ def write_pair(folder: Path, size: int, *, seed: int = 7) -> tuple[Path, Path]:
     from rasterio.transform import from_origin
     from scipy import ndimage
 
+    from .write import atomic_path
+
     rng = np.random.default_rng(seed)
     small = max(8, size // 64)
     # Soils and fields: smooth noise at two scales, upsampled (cheap for a whole tile).
@@ -81,7 +83,7 @@ def write_pair(folder: Path, size: int, *, seed: int = 7) -> tuple[Path, Path]:
         profile = dict(driver="GTiff", width=size, height=size, count=4, dtype="uint16", crs=_CRS,
                        transform=from_origin(*_ORIGIN, _RES_M, _RES_M), tiled=True, blockxsize=512, blockysize=512,
                        compress="deflate", predictor=2, nodata=0)
-        with rasterio.open(path, "w", **profile) as dst:
+        with atomic_path(path, root=folder) as tmp, rasterio.open(tmp, "w", **profile) as dst:
             dst.write(data)
             dst.update_tags(SIMULATED="yes")
         paths.append(path)

@@ -8,7 +8,8 @@ takes a decision when it is first seen on the same date and overlaps the reviewe
 intersection over union of at least 0.5. Decisions on simulated runs never apply to real ones.
 
 The file is an append-only history (the latest decision on an outline wins), written
-atomically: a crash mid-update leaves the previous file.
+atomically: a crash mid-update leaves the previous file. A decision is added under the file's
+lock, so two analysts recording at once both keep theirs.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from shapely import wkt
 from shapely.geometry.base import BaseGeometry
 
 from .errors import ParameterError, SceneError
-from .write import write_json
+from .write import exclusive_lock, write_json
 
 __all__ = ["Decision", "DECISIONS", "apply_decisions", "read_decisions", "record_decision", "review_summary", "reviews_path"]
 
@@ -86,8 +87,9 @@ def record_decision(path: Path, polygons_4326: gpd.GeoDataFrame, polygon_id: str
                     at_utc=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), first_seen=str(row["first_seen"]),
                     outline_wkt=row.geometry.wkt, simulated=simulated, run_id=run_id, reason=reason.strip(),
                     edited_wkt=edited.wkt if edited is not None else "")
-    history = read_decisions(path)
-    write_json(path, {"decisions": [asdict(d) for d in [*history, made]]})
+    with exclusive_lock(path):
+        history = read_decisions(path)
+        write_json(path, {"decisions": [asdict(d) for d in [*history, made]]}, root=Path(path).parent)
     return made
 
 

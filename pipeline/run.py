@@ -472,9 +472,10 @@ def run_detect(
             if len(chosen):
                 gpkg_layers[f"first_seen_{rec.acquired:%Y%m%dT%H%MZ}"] = chosen
         outputs = [
-            write_vector(partial / f"burns{suffix}.gpkg", gpkg_layers),
-            write_vector(partial / f"burns{suffix}.geojson", {"burns": polygons_4326}, driver="GeoJSON"),
-            write_vector(partial / f"burns{suffix}.kml", {"burns": kml_placemarks(polygons_4326, simulated=simulated)}, driver="KML"),
+            write_vector(partial / f"burns{suffix}.gpkg", gpkg_layers, root=partial),
+            write_vector(partial / f"burns{suffix}.geojson", {"burns": polygons_4326}, driver="GeoJSON", root=partial),
+            write_vector(partial / f"burns{suffix}.kml", {"burns": kml_placemarks(polygons_4326, simulated=simulated)}, driver="KML",
+                         root=partial),
         ]
         figure_names: list[str] = []
         if make_figures:
@@ -494,12 +495,12 @@ def run_detect(
                     # size (a plain scene pair is pixels either way, so it stays PNG only).
                     to_save.append((partial / "figures" / fname.replace(".png", ".pdf"), fig))
                 figure_names.append(f"figures/{fname}")
-            outputs += save_figures(to_save)
+            outputs += save_figures(to_save, root=partial)
         log("writing the report and the manifest")
-        outputs.append(write_json(partial / "report.json", report))
-        outputs.append(write_text(partial / "report.md", render_markdown(report, figures=figure_names, polygons=polygons)))
+        outputs.append(write_json(partial / "report.json", report, root=partial))
+        outputs.append(write_text(partial / "report.md", render_markdown(report, figures=figure_names, polygons=polygons), root=partial))
         pngs = {name: (partial / name).read_bytes() for name in figure_names}
-        outputs.append(write_text(partial / "report.html", render_html(report, figures=pngs, polygons=polygons)))
+        outputs.append(write_text(partial / "report.html", render_html(report, figures=pngs, polygons=polygons), root=partial))
         finished = datetime.now(timezone.utc)
         manifest = {
             "run_id": run_id,
@@ -526,7 +527,7 @@ def run_detect(
             ],
             "outputs": [{"path": str(p.relative_to(partial)), "sha256": sha256_file(p)} for p in outputs],
         }
-        write_json(partial / "manifest.json", manifest)
+        write_json(partial / "manifest.json", manifest, root=partial)
     except BaseException as exc:
         if isinstance(exc, PipelineError):
             raise type(exc)(f"{exc} (incomplete run left in {partial})") from None

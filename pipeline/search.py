@@ -195,7 +195,7 @@ def run_search(
         name = f"cards/rank{c.rank:02d}_{c.cluster_id}{tag}.png"
         to_save.append((partial / name, _card(det, c, simulated, tz_name)))
         cards[c.rank] = name
-    outputs += save_figures(to_save)
+    outputs += save_figures(to_save, root=partial)
     candidates: dict[int, str] = {}
     for c in clusters[clusters["kind"] == SETTLEMENT_LIKE].itertuples():
         name = f"{aoi.name}-{'sim-' if simulated else ''}c{c.rank:02d}"
@@ -205,18 +205,19 @@ def run_search(
             aoi, name, (c.centre_lon, c.centre_lat), side_m=side, simulated=simulated,
             source=f"burnscan search run {run_id}, cluster {c.cluster_id} (rank {c.rank}, {c.kind}, first seen {c.first_seen})")
         candidates[c.rank] = f"aoi_candidates{tag}/{name}.geojson"
-        outputs.append(write_json(partial / candidates[c.rank], feature))
+        outputs.append(write_json(partial / candidates[c.rank], feature, root=partial))
     frame_4326 = clusters.to_crs("EPSG:4326").assign(simulated=simulated)
-    outputs.append(write_vector(partial / f"clusters{tag}.geojson", {"clusters": frame_4326}, driver="GeoJSON"))
-    outputs.append(write_text(partial / f"clusters{tag}.csv", frame_4326.drop(columns="geometry").to_csv(index=False)))
-    outputs.append(write_vector(partial / f"burns{tag}.gpkg", {"polygons": det.polygons, "clusters": clusters}))
-    outputs.append(write_text(partial / f"search{tag}.md", _markdown(aoi, clusters, det, simulated, score, cards, candidates, coverage, tz_name)))
+    outputs.append(write_vector(partial / f"clusters{tag}.geojson", {"clusters": frame_4326}, driver="GeoJSON", root=partial))
+    outputs.append(write_text(partial / f"clusters{tag}.csv", frame_4326.drop(columns="geometry").to_csv(index=False), root=partial))
+    outputs.append(write_vector(partial / f"burns{tag}.gpkg", {"polygons": det.polygons, "clusters": clusters}, root=partial))
+    outputs.append(write_text(partial / f"search{tag}.md", _markdown(aoi, clusters, det, simulated, score, cards, candidates, coverage, tz_name),
+                              root=partial))
     summary = {"aoi": aoi.name, "simulated": simulated, "coverage": round(coverage, 4), "clusters": len(clusters),
                "settlement_like": int((clusters["kind"] == SETTLEMENT_LIKE).sum()) if len(clusters) else 0,
                "score": score, "thresholds": [t.as_dict() if t else None for t in det.calibration_detection.thresholds],
                "shifts": [s.as_dict() for s in det.calibration.shifts], "chunks": det.chunks,
                "pieces_merged": det.pieces_merged}
-    outputs.append(write_json(partial / f"search{tag}.json", summary))
+    outputs.append(write_json(partial / f"search{tag}.json", summary, root=partial))
     write_json(partial / "manifest.json", {
         "run_id": run_id, "kind": "search", "aoi": aoi.name, "simulated": simulated,
         "started_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ"), "seconds": round(time.perf_counter() - clock, 2),
@@ -228,5 +229,5 @@ def run_search(
                     "files": [{"role": k, "path": r.files[k], "sha256": r.sha256[k]} for k in r.files]}
                    for r in det.all_records],
         "outputs": [{"path": str(p.relative_to(partial)), "sha256": sha256_file(p)} for p in outputs],
-    })
+    }, root=partial)
     return SearchOutcome(run_dir=finish_run_dir(partial), clusters=clusters, detection=det, simulated=simulated, score=score)

@@ -41,8 +41,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -65,7 +63,7 @@ from .search_ground import (SEARCH_BOX_VERSION, _ACQUISITIONS, _CLOUD_SCENE, _HA
 from .simulate import SIMULATOR_VERSION, SimulatedScene
 from .sky import _OBSCURED, _sun_angles
 from .truth import _iso
-from .write import _UMASK, write_geotiff, write_json, write_vector
+from .write import remove_stale_staging, staging_folder, write_geotiff, write_json, write_vector
 
 __all__ = ["SEARCH_BOX_VERSION", "SiteKind", "SimulatedSearchBox", "ensure_search_box", "search_box_grid",
            "simulate_search_box", "write_search_box"]
@@ -207,9 +205,10 @@ def write_search_box(box: SimulatedSearchBox, folder: Path) -> Path:
     :func:`pipeline.sources.recognise` finds five Planet scenes, all simulated. Beside them:
     ``sites_SIMULATED.geojson`` and ``compounds_SIMULATED.geojson`` (EPSG:4326, as GeoJSON
     requires), ``truth_first_visible_SIMULATED.tif`` (on the box grid, -1 never burned) and
-    ``search_box_SIMULATED.json`` (the metadata, written last). The folder is assembled under a
-    temporary name beside ``folder`` and renamed when complete, so a half-written box never
-    exists under its final name. Returns ``folder``.
+    ``search_box_SIMULATED.json`` (the metadata, written last). The folder is assembled in a
+    locked staging folder beside ``folder`` and renamed when complete, so a half-written box never
+    exists under its final name (the staging folder of a killed writer is removed by the next
+    one). Returns ``folder``.
 
     Raises
     ------
@@ -220,20 +219,13 @@ def write_search_box(box: SimulatedSearchBox, folder: Path) -> Path:
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise OutputError(f"{folder}: already exists and is not an empty folder; a search box is never "
                           "written over another; remove it or choose another folder")
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    except OSError as exc:
-        raise OutputError(f"{folder}: cannot create the folder ({exc.strerror or exc}); "
-                          "choose a writable place") from None
-    try:
-        os.chmod(staging, 0o777 & ~_UMASK)  # shared like every output, not owner-only like mkdtemp's
+    with staging_folder(folder.parent, folder.name, root=folder.parent) as staging:
         write_scenes(box.scenes, box.grid, staging, generator=f"burnscan search box v{SEARCH_BOX_VERSION}")
         write_geotiff(staging / "truth_first_visible_SIMULATED.tif", box.truth_first_visible, box.grid, nodata=None,
-                      tags={"SIMULATED": "yes", "MEANING": "index of first scene showing the burn; -1 never"})
+                      tags={"SIMULATED": "yes", "MEANING": "index of first scene showing the burn; -1 never"}, root=staging)
         for name in ("sites", "compounds"):  # GeoJSON is lon/lat by its standard (RFC 7946)
             write_vector(staging / f"{name}_SIMULATED.geojson", {name: getattr(box, name).to_crs("EPSG:4326")},
-                         driver="GeoJSON")
+                         driver="GeoJSON", root=staging)
         grid = box.grid
         write_json(staging / "search_box_SIMULATED.json", {
             **box.metadata,
@@ -244,15 +236,12 @@ def write_search_box(box: SimulatedSearchBox, folder: Path) -> Path:
             "files": {"sites": "sites_SIMULATED.geojson (EPSG:4326)",
                       "compounds": "compounds_SIMULATED.geojson (EPSG:4326)",
                       "truth": "truth_first_visible_SIMULATED.tif (box grid, int16, -1 never burned)"},
-        })
+        }, root=staging)
         try:
             os.rename(staging, folder)
         except OSError as exc:
             raise OutputError(f"{folder}: the box is complete but could not be moved into place "
                               f"({exc.strerror or exc}); remove {folder} if it is left over, and retry") from None
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return folder
 
 
@@ -284,6 +273,7 @@ def ensure_search_box(data_root: Path, aoi: Aoi, *, resolution_m: float = 3.0, s
             f"{int(round(resolution_m * 100))}cm-{epsg}-E{int(grid.transform.c)}-N{int(grid.transform.f)}")
     folder = Path(data_root) / aoi.name / name
     marker = folder / "search_box_SIMULATED.json"
+    remove_stale_staging(folder.parent)  # a writer killed half-way left one; a running one keeps its lock
     if marker.is_file():
         return folder, None
     box = simulate_search_box(grid, seed=seed)

@@ -29,6 +29,7 @@ from shapely.geometry import shape
 from .errors import SceneError
 from .grid import Grid
 from .load import _MAX_METADATA_BYTES, SceneRecord, _short, file_footprint, read_band, sha256_file
+from .names import derived_name
 from .sources import SceneInfo
 
 __all__ = ["Sentinel2Scene", "find", "scl_clear", "reflectance_scaling"]
@@ -198,7 +199,8 @@ def _from_item(path: Path) -> Sentinel2Scene | None:
     scl_key = next((k for k in _SCL_KEYS if k in assets), None)
     scl = _local(str(assets[scl_key].get("href", "")), path.parent, "SCL") if scl_key else None
     keep = ("eo:cloud_cover", "s2:processing_baseline", "view:sun_elevation", "view:sun_azimuth", "s2:product_uri", "grid:code")
-    return Sentinel2Scene(scene_id=str(doc.get("id") or path.stem), acquired=_time(props["datetime"], path),
+    # The provider's id is kept as it is (checked where it becomes a file name); a name made from the file's is made safe.
+    return Sentinel2Scene(scene_id=str(doc.get("id") or derived_name(path.stem)), acquired=_time(props["datetime"], path),
                           platform=platform or "sentinel-2", bands=bands, scl=scl, scaling=scaling or (1e-4, 0.0), metadata=path,
                           properties={k: props[k] for k in keep if k in props} | {"_geometry": doc.get("geometry")})
 
@@ -237,7 +239,7 @@ def _from_band_files(folder: Path) -> Sentinel2Scene | None:
                              f"names); put the product's MTD_MSIL2A.xml or STAC item beside them")
         acquired = datetime.strptime(match.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=timezone.utc)
     bands = {name: files[keys[1]] for name, keys in _BANDS.items() if keys[1] in files}
-    return Sentinel2Scene(scene_id=f"S2-{folder.name}-{acquired:%Y%m%dT%H%M%S}", acquired=acquired,
+    return Sentinel2Scene(scene_id=f"S2-{derived_name(folder.name)}-{acquired:%Y%m%dT%H%M%S}", acquired=acquired,
                           platform=str(props.pop("platform", "sentinel-2")), bands=bands, scl=files.get("SCL"),
                           scaling=reflectance_scaling(props), metadata=metadata, properties=props)
 

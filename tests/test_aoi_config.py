@@ -104,7 +104,7 @@ def test_run_dirs_never_collide_and_complete_atomically(tmp_path):
     ids = {new_run_dir(tmp_path, "ogota")[0] for _ in range(50)}
     assert len(ids) == 50
     run_id, partial = new_run_dir(tmp_path, "ogota")
-    write_text(partial / "report.md", "x")
+    write_text(partial / "report.md", "x", root=partial)
     final = finish_run_dir(partial)
     assert final.name == run_id and (final / "report.md").read_text() == "x"
     assert (tmp_path / "ogota" / "latest").read_text().strip() == run_id
@@ -112,9 +112,9 @@ def test_run_dirs_never_collide_and_complete_atomically(tmp_path):
 
 def test_failed_write_leaves_no_file_under_final_name(tmp_path):
     target = tmp_path / "report.json"
-    write_text(target, "old")
+    write_text(target, "old", root=tmp_path)
     with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
+        with atomic_path(target, root=tmp_path) as tmp:
             tmp.write_text("half")
             raise RuntimeError("crash mid-write")
     assert target.read_text() == "old"

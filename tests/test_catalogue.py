@@ -116,10 +116,10 @@ def test_a_crash_while_writing_the_catalogue_keeps_the_previous_one(setup, tmp_p
     before = _snapshot(cat.catalogue_dir(data, AOI_NAME))
     real_write = cat.write_json
 
-    def failing(path, body):
+    def failing(path, body, **kwargs):
         if Path(path).name == "catalog.json":
             raise OutputError(f"{path}: disk full (simulated); free disk space")
-        return real_write(path, body)
+        return real_write(path, body, **kwargs)
 
     monkeypatch.setattr(cat, "write_json", failing)
     with pytest.raises(OutputError):

@@ -256,12 +256,12 @@ def test_figures_save_as_png_and_pdf_without_time_stamps(after, clear, polygons,
     from pipeline.write import save_figure
 
     fig = overlay_figure(after, polygons_new=polygons, after_clear=clear, title="t", caption="c", simulated=False)
-    png, pdf = save_figure(tmp_path / "a.png", fig), save_figure(tmp_path / "a.pdf", fig)
+    png, pdf = save_figure(tmp_path / "a.png", fig, root=tmp_path), save_figure(tmp_path / "a.pdf", fig, root=tmp_path)
     assert pdf.read_bytes().startswith(b"%PDF") and b"CreationDate" not in pdf.read_bytes()
     assert abs(mpimg.imread(png).shape[1] - fig.get_figwidth() * 300) < 1  # 8 cm at 300 dpi
-    assert save_figure(tmp_path / "b.pdf", fig).read_bytes() == pdf.read_bytes()
+    assert save_figure(tmp_path / "b.pdf", fig, root=tmp_path).read_bytes() == pdf.read_bytes()
     with pytest.raises(ValueError, match="png or .pdf"):
-        save_figure(tmp_path / "a.jpg", fig)
+        save_figure(tmp_path / "a.jpg", fig, root=tmp_path)
 
 
 def test_figures_saved_in_forked_processes_are_the_bytes_saved_one_by_one(tmp_path):
@@ -275,7 +275,7 @@ def test_figures_saved_in_forked_processes_are_the_bytes_saved_one_by_one(tmp_pa
         fig.add_subplot().plot([0, 1, 2], [i, 2 * i, i * i])
         figures.append(fig)
     names = [f"f{i}.png" if i % 2 else f"f{i}.pdf" for i in range(5)]
-    together = save_figures([(tmp_path / "a" / n, f) for n, f in zip(names, figures)], workers=2)
-    alone = [save_figure(tmp_path / "b" / n, f) for n, f in zip(names, figures)]
+    together = save_figures([(tmp_path / "a" / n, f) for n, f in zip(names, figures)], root=tmp_path, workers=2)
+    alone = [save_figure(tmp_path / "b" / n, f, root=tmp_path) for n, f in zip(names, figures)]
     assert [p.name for p in together] == names
     assert [p.read_bytes() for p in together] == [p.read_bytes() for p in alone]

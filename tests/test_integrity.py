@@ -228,7 +228,7 @@ def test_a_writer_raising_oserror_half_way_is_one_line_naming_the_partial(base, 
     root, aoi_dir, _ = base
     import pipeline.run
 
-    def write_text_fails(path, text):
+    def write_text_fails(path, text, **kwargs):
         raise OSError(errno.EIO, "Input/output error", str(path))
 
     # report.md comes after the polygons and report.json were written

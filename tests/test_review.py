@@ -98,7 +98,7 @@ def test_bad_decisions_and_a_crash_while_saving(first_run, tmp_path, monkeypatch
     with pytest.raises(ParameterError, match="not in run"):
         rv.record_decision(path, burns, "19990101-E1-N1", decision="confirmed", by="B", run_id="r", simulated=True)
 
-    def full_disk(target, body):
+    def full_disk(target, body, **kwargs):
         raise OutputError(f"{target}: disk full (simulated); free disk space")
 
     monkeypatch.setattr(rv, "write_json", full_disk)
