@@ -175,20 +175,41 @@ def test_a_report_dropped_from_the_manifest_then_edited_with_the_parameters_is_f
     assert _lines(out, f"{run / 'manifest.json'}: its SHA-256 is not the one the run log recorded")
 
 
+def _forge(run: Path, manifest: dict) -> None:
+    """Write ``manifest`` and rewrite the run's log line to its hash, as a forger with write access would."""
+    _write_manifest(run, manifest)
+    log = run.parent / "runs.log"
+    if log.is_file():  # (runs made before the run log existed have none to rewrite)
+        record = json.loads(log.read_text().splitlines()[0])  # the chain's first line: prev is null
+        record["manifest_sha256"] = _sha256(run / "manifest.json")
+        log.write_text(json.dumps(record, separators=(",", ":")) + "\n")
+
+
 def test_a_forger_who_rewrites_the_log_too_is_caught_by_the_parameters_and_the_report(made, capsys, tmp_path):
     run = _copy(made, tmp_path)
     manifest = _manifest(run)
     manifest["parameters"]["min_area_m2"] = 500.0
-    _write_manifest(run, manifest)
-    # the one log line rewritten to the new manifest's hash: the chain alone cannot tell
-    record = json.loads((run.parent / "runs.log").read_text().splitlines()[0])
-    record["manifest_sha256"] = _sha256(run / "manifest.json")
-    (run.parent / "runs.log").write_text(json.dumps(record, separators=(",", ":")) + "\n")
+    _forge(run, manifest)  # the chain alone cannot tell
     code, out, _ = _cli(capsys, "verify", run)
     assert code == 8
     assert "parameter min_area_m2: recorded 500.0, but code defaults < AOI file < recorded overrides give 50.0" in out
     assert f"{run / 'report.json'}: parameters differ from the manifest's at min_area_m2" in out
     assert "run log recorded" not in out
+
+
+def test_a_report_of_another_run_swapped_in_is_caught_by_its_run_id(made, capsys, tmp_path):
+    run = _copy(made, tmp_path)
+    report = json.loads((run / "report.json").read_text())
+    report["provenance"]["run_id"] = "20240101T000000Z-abcdef"
+    (run / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    manifest = _manifest(run)
+    for entry in manifest["outputs"]:
+        if entry["path"] == "report.json":
+            entry["sha256"] = _sha256(run / "report.json")
+    _forge(run, manifest)
+    code, out, _ = _cli(capsys, "verify", run)
+    assert code == 8
+    assert f"{run / 'report.json'}: names run '20240101T000000Z-abcdef', the manifest run '{run.name}'" in out
 
 
 def test_recorded_overrides_are_resolved_again(made, capsys, tmp_path):
