@@ -479,7 +479,8 @@ def run_detect(
             chosen = polygons[polygons["first_seen_index"] == t]
             if len(chosen):
                 gpkg_layers[f"first_seen_{rec.acquired:%Y%m%dT%H%MZ}"] = chosen
-        # Every file written into the run folder is listed in the manifest, which lists the folder itself.
+        # No list of outputs is kept here: the manifest lists the folder's files as they are when it is
+        # sealed, so nothing written into the run folder can be left out of it.
         write_vector(partial / f"burns{suffix}.gpkg", gpkg_layers)
         write_vector(partial / f"burns{suffix}.geojson", {"burns": polygons_4326}, driver="GeoJSON")
         write_vector(partial / f"burns{suffix}.kml", {"burns": kml_placemarks(polygons_4326, simulated=simulated)}, driver="KML")
