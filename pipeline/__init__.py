@@ -22,7 +22,9 @@ simulated demo and hard cases), ``search_box`` (the simulated search box, with i
 wide-area search), ``batch`` (many AOIs on Dask), ``names`` (names that become paths),
 ``write`` (atomic outputs, never outside their folder),
 ``evaluate`` (accuracy metrics), ``baselines`` and ``bench`` (the benchmark, not the
-pipeline), ``provenance`` (versions), ``errors`` and ``cli``.
+pipeline), ``provenance`` (versions, compare, re-run), ``manifest``, ``runlog``, ``signing``
+and ``verify`` (what a run claims about itself and everything that checks it), ``errors``
+and ``cli``.
 """
 
 from .aoi import Aoi, list_aois, load_aoi

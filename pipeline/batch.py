@@ -38,6 +38,8 @@ class AoiOutcome:
     summary: str = ""
     error: str = ""
     exit_code: int = 0
+    manifest_sha256: str = ""
+    """SHA-256 of the run's manifest, as chained in the AOI's runs.log."""
 
 
 def _detect_one(aoi: str, options: dict[str, Any]) -> AoiOutcome:
@@ -60,7 +62,7 @@ def _detect_one(aoi: str, options: dict[str, Any]) -> AoiOutcome:
         return AoiOutcome(aoi, False, time.perf_counter() - started, error=f"{type(exc).__name__}: {exc}", exit_code=1)
     publish("done")
     return AoiOutcome(aoi, True, time.perf_counter() - started, run_dir=str(outcome.run_dir),
-                      summary=outcome.report["summary"])
+                      summary=outcome.report["summary"], manifest_sha256=outcome.manifest_sha256)
 
 
 def run_many(

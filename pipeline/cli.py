@@ -43,9 +43,16 @@ def cli() -> None:
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a parameter (repeatable).")
 @click.option("--aoi-dir", type=click.Path(path_type=Path), default=AOI_DIR, show_default=False, help="AOI registry folder (default: aoi/ of the project).")
 @click.option("--no-figures", is_flag=True, help="Skip figures (faster batch runs).")
+@click.option("--sign-key", type=click.Path(path_type=Path), default=None, metavar="PATH",
+              help="Ed25519 private key (burnscan keygen): sign the manifest into manifest.json.sig.")
 def detect(aoi: str | None, all_aois: bool, scheduler: str | None, workers: int | None, out_root: Path, data_root: Path,
-           scenes_dir: Path | None, kind: str | None, sets: tuple[str, ...], aoi_dir: Path, no_figures: bool) -> None:
-    """Detect and date burns in AOI (or every AOI with --all) and write out/AOI/RUN-ID/."""
+           scenes_dir: Path | None, kind: str | None, sets: tuple[str, ...], aoi_dir: Path, no_figures: bool,
+           sign_key: Path | None) -> None:
+    """Detect and date burns in AOI (or every AOI with --all) and write out/AOI/RUN-ID/.
+
+    The manifest's SHA-256 is printed at the end and chained into out/AOI/runs.log: keep it
+    to check the run later with burnscan verify.
+    """
     from .errors import ParameterError
     from .run import run_detect
 
@@ -53,7 +60,7 @@ def detect(aoi: str | None, all_aois: bool, scheduler: str | None, workers: int 
         if aoi or scenes_dir:
             raise ParameterError("--all runs every AOI of the registry; drop the AOI name and --scenes")
         _detect_all(list_aois(aoi_dir), scheduler=scheduler, workers=workers, out_root=out_root, data_root=data_root,
-                    aoi_dir=aoi_dir, overrides=_parse_sets(sets), make_figures=not no_figures, kind=kind)
+                    aoi_dir=aoi_dir, overrides=_parse_sets(sets), make_figures=not no_figures, kind=kind, sign_key=sign_key)
         return
     if aoi is None:
         raise ParameterError("name an AOI (burnscan aois lists them) or pass --all")
@@ -62,7 +69,7 @@ def detect(aoi: str | None, all_aois: bool, scheduler: str | None, workers: int 
 
     outcome = run_detect(
         aoi, out_root=out_root, data_root=data_root, overrides=_parse_sets(sets), scenes_dir=scenes_dir, aoi_dir=aoi_dir,
-        make_figures=not no_figures, log=lambda m: click.echo(m, err=True), kind=kind,
+        make_figures=not no_figures, log=lambda m: click.echo(m, err=True), kind=kind, sign_key=sign_key,
     )
     report = outcome.report
     if report["simulated"]:
@@ -70,6 +77,7 @@ def detect(aoi: str | None, all_aois: bool, scheduler: str | None, workers: int 
     for reading in report["readings"]:
         click.echo(f"- {reading['statement']}")
     click.echo(report["summary"])
+    click.echo(f"manifest sha256: {outcome.manifest_sha256}")
     click.echo(f"outputs: {outcome.run_dir}")
 
 
@@ -79,7 +87,8 @@ def _detect_all(names: list[str], *, scheduler: str | None, workers: int | None,
 
     outcomes = run_many(names, scheduler=scheduler, workers=workers, log=lambda m: click.echo(m, err=True), **options)
     for o in outcomes:
-        click.echo(f"{o.aoi}\t{'ok' if o.ok else 'FAILED'}\t{o.run_dir or o.error}")
+        sealed = f"\tmanifest sha256: {o.manifest_sha256}" if o.ok else ""
+        click.echo(f"{o.aoi}\t{'ok' if o.ok else 'FAILED'}\t{o.run_dir or o.error}{sealed}")
     failed = [o for o in outcomes if not o.ok]
     if failed:
         raise BatchError(f"{len(failed)} of {len(outcomes)} AOIs failed ({', '.join(o.aoi for o in failed)}); "
@@ -240,36 +249,29 @@ def fetch(aoi: str, start: str, end: str, api: str | None, max_cloud: float | No
 @click.option("--data", "data_root", type=click.Path(path_type=Path), default=Path("data"), show_default=True)
 def review(aoi: str, polygon_id: str, confirm: bool, reject: str | None, edit: Path | None, by: str, run_dir: Path | None,
            out_root: Path, data_root: Path) -> None:
-    """Record an analyst's decision on POLYGON_ID of AOI; later runs show it on the same polygon."""
-    import json
+    """Record an analyst's decision on POLYGON_ID of AOI; later runs show it on the same polygon.
 
-    import geopandas as gpd
-
+    The polygon is read from the run's manifest-listed GeoJSON, and only when the run verifies.
+    """
     from .aoi import validate_aoi_name
     from .errors import OutputError, ParameterError
     from .names import safe_name
-    from .review import record_decision, reviews_path
+    from .review import read_edited_outline, record_decision, reviews_path, run_polygons
 
     validate_aoi_name(aoi)
     chosen = [name for name, flag in (("confirmed", confirm), ("rejected", reject is not None), ("edited", edit is not None)) if flag]
     if len(chosen) != 1:
         raise ParameterError("give exactly one of --confirm, --reject REASON or --edit FILE")
+    edited = read_edited_outline(edit) if edit is not None else None  # a bad outline is refused before anything is read
     if run_dir is None:
         latest = Path(out_root) / aoi / "latest"
         if not latest.is_file():
             raise OutputError(f"{latest}: no finished run of {aoi} to review; run burnscan detect {aoi} first or give --run")
         run_dir = latest.parent / safe_name(latest.read_text(encoding="utf-8").strip(), what="run id", source=latest,
                                             error=OutputError)
-    manifest = json.loads((Path(run_dir) / "manifest.json").read_text(encoding="utf-8"))
-    geojson = sorted(Path(run_dir).glob("burns*.geojson"))
-    if not geojson:
-        raise OutputError(f"{run_dir}: no burns*.geojson in this run folder; give a complete run with --run")
-    edited = None
-    if edit is not None:
-        frame = gpd.read_file(edit)
-        edited = frame.to_crs("EPSG:4326").geometry.union_all() if frame.crs else frame.geometry.union_all()
-    made = record_decision(reviews_path(data_root, aoi), gpd.read_file(geojson[0]), polygon_id, decision=chosen[0], by=by,
-                           run_id=manifest["run_id"], simulated=bool(manifest.get("simulated")), reason=reject or "", edited=edited)
+    manifest, polygons = run_polygons(run_dir, aoi)  # only the manifest's own GeoJSON, once the run verifies
+    made = record_decision(reviews_path(data_root, aoi), polygons, polygon_id, decision=chosen[0], by=by,
+                           run_id=manifest["run_id"], simulated=manifest["simulated"], reason=reject or "", edited=edited)
     click.echo(f"{made.decision}: {made.polygon_id} by {made.by} at {made.at_utc} (kept in {reviews_path(data_root, aoi)})")
 
 
@@ -317,16 +319,60 @@ def bench_perf(sizes: tuple[int, ...], repeats: int, work_dir: Path) -> None:
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-def verify(run_dir: Path) -> None:
-    """Recompute every hash in RUN_DIR/manifest.json and say which files changed."""
-    from .provenance import verify_run
+@click.option("--key", "public_key", type=click.Path(path_type=Path), default=None, metavar="PUB",
+              help="Public key (PATH.pub from burnscan keygen): the run must carry a signature it verifies.")
+@click.option("--inputs", "inputs_dir", type=click.Path(path_type=Path), default=None, metavar="DIR",
+              help="Folder the run's inputs were moved or copied to: inputs not at their recorded paths are found here by SHA-256.")
+@click.option("--log", "run_log", type=click.Path(path_type=Path), default=None, metavar="RUNS_LOG",
+              help="The AOI's runs.log, when the run folder was copied without it (default: out/AOI/runs.log beside the run).")
+def verify(run_dir: Path, public_key: Path | None, inputs_dir: Path | None, run_log: Path | None) -> None:
+    """Check RUN_DIR against its manifest, inputs, parameters, run log and (with --key) signature.
 
-    changed = verify_run(run_dir)
-    for line in changed:
+    One line per problem: files unlisted, missing or changed, the AOI file or an input
+    missing or changed, parameters that no longer resolve to the recorded values, report.json
+    disagreeing with the manifest, the run log's chain or entry, the signature.
+    """
+    from .errors import IntegrityError
+    from .verify import check_run
+
+    check = check_run(run_dir, public_key=public_key, inputs_dir=inputs_dir, run_log=run_log)
+    for note in check.notes:
+        click.echo(f"note: {note}")
+    for line in check.problems:
         click.echo(line)
-    if changed:
-        raise PipelineError(f"{run_dir}: {len(changed)} file(s) differ from the manifest; see the lines above")
-    click.echo(f"{run_dir}: every input and output matches its SHA-256 in manifest.json")
+    click.echo(f"manifest sha256: {check.manifest_sha256}")
+    if check.problems:
+        raise IntegrityError(f"{run_dir}: {len(check.problems)} problem(s): the run does not match its manifest, inputs, "
+                             f"run log{' or signature' if public_key else ''}; see the lines above")
+    signed = f", and the signature checks with {public_key}" if public_key else ""
+    click.echo(f"{run_dir}: verified: every file of the run folder, the AOI file and every input match their SHA-256 in "
+               f"manifest.json, the parameters resolve to the recorded values, and the manifest is the one the run log "
+               f"recorded{signed}")
+
+
+@cli.command()
+@click.option("--out", "out_path", type=click.Path(path_type=Path), required=True, metavar="PATH",
+              help="Where to write the private key; the public key goes to PATH.pub. Neither is overwritten.")
+def keygen(out_path: Path) -> None:
+    """Make an Ed25519 key pair to sign runs: private key PATH (mode 0600), public key PATH.pub."""
+    from .signing import generate_keypair
+
+    private, public, fingerprint = generate_keypair(out_path)
+    click.echo(f"private key: {private} (keep it off the evidence machines; sign with --sign-key {private})")
+    click.echo(f"public key: {public} (give it to whoever checks runs: burnscan verify RUN_DIR --key {public})")
+    click.echo(f"fingerprint: {fingerprint}")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--key", "key_path", type=click.Path(path_type=Path), required=True, metavar="PATH",
+              help="Ed25519 private key (burnscan keygen).")
+def sign(run_dir: Path, key_path: Path) -> None:
+    """Sign the manifest of a finished run that verifies, into RUN_DIR/manifest.json.sig."""
+    from .signing import sign_run
+
+    target, fingerprint = sign_run(run_dir, key_path)
+    click.echo(f"signed: {target} (key fingerprint {fingerprint})")
 
 
 @cli.command()

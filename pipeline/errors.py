@@ -18,6 +18,7 @@ __all__ = [
     "ParameterError",
     "OutputError",
     "BatchError",
+    "IntegrityError",
 ]
 
 
@@ -65,3 +66,10 @@ class BatchError(PipelineError):
     """Some AOIs of a batch failed (each reported on its own line); the others completed."""
 
     exit_code = 7
+
+
+class IntegrityError(PipelineError, ValueError):
+    """A run folder does not match its manifest, its run log or its signature, or the manifest
+    itself is not one burnscan can check."""
+
+    exit_code = 8

@@ -3,9 +3,10 @@
 A finding must be re-runnable by someone else; that needs the exact code (commit and
 whether the tree had uncommitted changes) and the versions of the numeric libraries,
 since a GDAL or scikit-image upgrade can move a pixel. :func:`verify_run` checks a run
-folder against the hashes in its ``manifest.json``; :func:`rerun` runs it again from
-that manifest into a new folder and :func:`compare_runs` says which outputs came out
-the same.
+folder against its ``manifest.json``, inputs and run log (:mod:`pipeline.verify`);
+:func:`rerun` runs it again from that manifest into a new folder and :func:`compare_runs`
+says which outputs came out the same. Every manifest is read through the validated
+reader of :mod:`pipeline.manifest`.
 """
 
 from __future__ import annotations
@@ -99,36 +100,21 @@ def _evidence_entries(manifest: dict[str, Any]) -> list[tuple[Path, str]]:
 
 
 def verify_run(run_dir: Path) -> list[str]:
-    """Compare every file listed in a run's ``manifest.json`` with its recorded SHA-256.
+    """One line per file, input, parameter or run-log entry of a run that does not match its manifest.
 
-    Returns one line per file that is missing or changed (empty when all match).
+    Empty when the run verifies; see :func:`pipeline.verify.check_run` for everything checked.
     """
-    from .load import sha256_file
+    from .verify import verify_run as check
 
-    manifest = _read_manifest(run_dir)
-    expected = [(Path(f["path"]), f["sha256"]) for scene in manifest.get("inputs", []) for f in scene["files"]]
-    expected += _settlement_entry(manifest) + _reviews_entry(manifest) + _evidence_entries(manifest)
-    expected += [(Path(run_dir) / o["path"], o["sha256"]) for o in manifest.get("outputs", [])]
-    problems = []
-    for path, digest in expected:
-        if not path.is_file():
-            problems.append(f"missing: {path}")
-        elif sha256_file(path) != digest:
-            problems.append(f"changed: {path}")
-    return problems
+    return check(run_dir)
 
 
 def _read_manifest(run_dir: Path) -> dict[str, Any]:
-    from .errors import OutputError
+    """The validated manifest of a run (:func:`pipeline.manifest.read_manifest`): compare and
+    re-run read manifests through the same checks as verify."""
+    from .manifest import read_manifest
 
-    manifest_path = Path(run_dir) / "manifest.json"
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise OutputError(f"{manifest_path}: cannot read the manifest ({exc}); give a complete run folder") from None
-    if not isinstance(manifest, dict):
-        raise OutputError(f"{manifest_path}: not a burnscan manifest (no JSON object); give a complete run folder")
-    return manifest
+    return read_manifest(run_dir)
 
 
 # ---------------------------------------------------------------------------------------
@@ -339,7 +325,8 @@ def compare_runs(original: Path, other: Path) -> RunComparison:
     ma, mb = _read_manifest(original), _read_manifest(other)
     # versions are compared in report.json; how the scenes were found (a folder, the demo) is
     # not an input: the scene files and their hashes are, and they are compared.
-    aside = RUN_SPECIFIC_FIELDS | {"code", "versions", "outputs", "scenes_from"}
+    # overrides are how the parameters were reached (a re-run passes all of them), not what they are.
+    aside = RUN_SPECIFIC_FIELDS | {"code", "versions", "outputs", "scenes_from", "overrides"}
     given = json_differences({k: v for k, v in ma.items() if k not in aside}, {k: v for k, v in mb.items() if k not in aside})
     outputs = [
         OutputComparison("manifest.json", not given,

@@ -10,10 +10,17 @@ intersection over union of at least 0.5. Decisions on simulated runs never apply
 The file is an append-only history (the latest decision on an outline wins), written
 atomically: a crash mid-update leaves the previous file. A decision is added under the file's
 lock, so two analysts recording at once both keep theirs.
+
+A decision is only as good as the polygon it was made on: :func:`run_polygons` reads a run's
+polygons only from the file its manifest lists, after the run folder, its report and its
+run-log entry check out (:func:`pipeline.verify.check_run`), so a GeoJSON dropped into a run
+folder, or a run of another AOI, never receives a decision.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -21,13 +28,15 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-from shapely import wkt
+from shapely import union_all, wkt
+from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
-from .errors import ParameterError, SceneError
+from .errors import IntegrityError, OutputError, ParameterError, SceneError
 from .write import exclusive_lock, write_json
 
-__all__ = ["Decision", "DECISIONS", "apply_decisions", "read_decisions", "record_decision", "review_summary", "reviews_path"]
+__all__ = ["Decision", "DECISIONS", "apply_decisions", "read_decisions", "record_decision", "review_summary", "reviews_path",
+           "run_polygons", "read_edited_outline"]
 
 DECISIONS = ("confirmed", "rejected", "edited")
 _MIN_IOU = 0.5
@@ -91,6 +100,111 @@ def record_decision(path: Path, polygons_4326: gpd.GeoDataFrame, polygon_id: str
         history = read_decisions(path)
         write_json(path, {"decisions": [asdict(d) for d in [*history, made]]}, root=Path(path).parent)
     return made
+
+
+def run_polygons(run_dir: Path, aoi_name: str) -> tuple[dict[str, Any], gpd.GeoDataFrame]:
+    """The manifest and the burn polygons (EPSG:4326) of a finished, verified village run of ``aoi_name``.
+
+    The polygons are read from the bytes whose SHA-256 was checked against the manifest,
+    never from a file found by name.
+
+    Raises
+    ------
+    OutputError
+        When ``run_dir`` is missing, a file, or an incomplete (``.partial``) run.
+    IntegrityError
+        When the run is of another AOI or a search, or does not verify (its folder, report
+        or run-log entry; inputs are not needed to review).
+    """
+    from .manifest import MANIFEST_NAME
+    from .verify import check_run
+
+    run_dir = Path(run_dir)
+    if run_dir.name.endswith(".partial"):
+        raise OutputError(f"{run_dir}: an incomplete run (a .partial folder is what a run that failed or is still "
+                          f"running leaves); review a finished run of {aoi_name}")
+    if run_dir.is_file():
+        raise OutputError(f"{run_dir}: a file, not a run folder; give --run the folder of a finished run (out/{aoi_name}/<run-id>)")
+    if not run_dir.is_dir():
+        raise OutputError(f"{run_dir}: no such run folder; give --run the folder of a finished run (out/{aoi_name}/<run-id>)")
+    if not (run_dir / MANIFEST_NAME).is_file():
+        raise OutputError(f"{run_dir}: not a run folder (no {MANIFEST_NAME}); give --run the folder of a finished run "
+                          f"(out/{aoi_name}/<run-id>)")
+    check = check_run(run_dir, inputs=False)
+    manifest = check.manifest
+    if manifest["aoi"] != aoi_name:
+        raise IntegrityError(f"{run_dir}: a run of AOI {manifest['aoi']!r}, not {aoi_name!r}; give a run of {aoi_name}, "
+                             f"or record the decision as burnscan review {manifest['aoi']} ...")
+    if manifest["kind"] != "detect":
+        raise IntegrityError(f"{run_dir}: a {manifest['kind']} run; decisions are recorded on the polygons of a village run "
+                             f"(burnscan detect {aoi_name})")
+    if check.problems:
+        raise IntegrityError(f"{run_dir}: the run does not verify ({len(check.problems)} problem(s), the first: "
+                             f"{check.problems[0]}); decisions are recorded only on runs that verify: burnscan verify "
+                             f"{run_dir} lists them")
+    name = f"burns{'_SIMULATED' if manifest['simulated'] else ''}.geojson"
+    digest = next((o["sha256"] for o in manifest["outputs"] if o["path"] == name), None)
+    try:
+        data = (run_dir / name).read_bytes()
+    except OSError as exc:
+        raise OutputError(f"{run_dir / name}: cannot be read ({exc.strerror or exc}); restore the run folder") from None
+    if digest is None or hashlib.sha256(data).hexdigest() != digest:  # changed since the check above
+        raise IntegrityError(f"{run_dir / name}: does not match the SHA-256 in the manifest; burnscan verify {run_dir} says more")
+    return manifest, gpd.read_file(io.BytesIO(data))
+
+
+_OUTLINE_TYPES = ("Polygon", "MultiPolygon")
+
+
+def read_edited_outline(path: Path) -> BaseGeometry:
+    """An analyst's corrected outline from a GeoJSON file (a geometry, Feature or FeatureCollection), in lon/lat.
+
+    Raises
+    ------
+    ParameterError
+        One line naming the file when it is not GeoJSON, holds no polygon, holds a point or
+        line, or the polygon is self-intersecting or not in lon/lat.
+    """
+    path = Path(path)
+    fix = "give a GeoJSON Polygon (or a Feature of one) in lon/lat"
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ParameterError(f"{path}: cannot read the corrected outline ({exc.strerror or exc}); {fix}") from None
+    except ValueError as exc:
+        raise ParameterError(f"{path}: not valid GeoJSON ({exc}); {fix}") from None
+    kind = document.get("type") if isinstance(document, dict) else None
+    if kind == "FeatureCollection":
+        features = document.get("features")
+        geometries = [f.get("geometry") if isinstance(f, dict) else None for f in features] if isinstance(features, list) else None
+    elif kind == "Feature":
+        geometries = [document.get("geometry")]
+    elif isinstance(kind, str):
+        geometries = [document]
+    else:
+        geometries = None
+    if not geometries:
+        raise ParameterError(f"{path}: not a GeoJSON geometry, Feature or FeatureCollection, or holds no feature; {fix}")
+    if isinstance(document, dict) and isinstance(document.get("crs"), dict):
+        name = str((document["crs"].get("properties") or {}).get("name", ""))
+        if name and not name.upper().endswith(("CRS84", "4326")):
+            raise ParameterError(f"{path}: in {name}; {fix} (RFC 7946: longitude, latitude on WGS 84)")
+    shapes = []
+    for geometry in geometries:
+        try:
+            shapes.append(shape(geometry))
+        except Exception as exc:  # shapely raises several types for malformed coordinates
+            raise ParameterError(f"{path}: a geometry cannot be read ({type(exc).__name__}: {exc}); {fix}") from None
+    wrong = sorted({g.geom_type for g in shapes if g.geom_type not in _OUTLINE_TYPES})
+    if wrong:
+        raise ParameterError(f"{path}: the corrected outline is a {' and a '.join(wrong)}, not an area; {fix}")
+    outline = union_all(shapes)
+    if outline.is_empty or not outline.is_valid:
+        raise ParameterError(f"{path}: the corrected outline is empty or self-intersecting; redraw it as a simple polygon")
+    lon0, lat0, lon1, lat1 = outline.bounds
+    if not (-180 <= lon0 <= lon1 <= 180 and -90 <= lat0 <= lat1 <= 90):
+        raise ParameterError(f"{path}: coordinates {tuple(round(v, 3) for v in outline.bounds)} are not lon/lat degrees; {fix}")
+    return outline
 
 
 def _iou(a: BaseGeometry, b: BaseGeometry) -> float:

@@ -31,12 +31,14 @@ from .grid import Grid
 from .indices import burn_index, choose_index
 from .catalogue import catalogue_dir, catalogue_entries, catalogue_sources
 from .load import SceneRecord, read_outline, record_positions, sha256_file
+from .manifest import input_entry, recorded_overrides, seal_manifest
 from .normalise import BandFit, apply_fits, identity_fits, normalise, wants_normalisation
 from .perimeter import extent_dates, extent_polygons
 from .polygons import burn_polygons, kml_placemarks
 from .provenance import git_state, package_versions
 from .html_report import render_html
 from .report import build_report, render_markdown, with_evidence
+from .signing import load_private_key
 from .review import apply_decisions, read_decisions, review_summary, reviews_path
 from .sources import load_sources, recognise
 from .structures import settlement_from_footprints
@@ -239,6 +241,8 @@ class RunOutcome:
     detection: Detection
     report: dict[str, Any]
     demo_folder: Path | None
+    manifest_sha256: str = ""
+    """SHA-256 of the run's manifest, as chained in ``<out>/<aoi>/runs.log``: keep it to check the run later."""
 
 
 def _polygons_with_positions(detection: Detection) -> gpd.GeoDataFrame:
@@ -405,16 +409,20 @@ def run_detect(
     kind: str | None = None,
     reviews_file: Path | None = None,
     apply_reviews: bool = True,
+    sign_key: Path | None = None,
 ) -> RunOutcome:
     """Detect and date burns for one AOI and write a complete run folder.
 
     Uses the scenes in ``scenes_dir`` when given, else the AOI's catalogue when it has scenes
     (``kind`` picks one sensor), else the embedded simulated demo; the log says which.
     Analysts' decisions in ``reviews_file`` (default ``<data>/<aoi>/reviews.json``) are
-    applied to the polygons unless ``apply_reviews`` is False.
+    applied to the polygons unless ``apply_reviews`` is False. The run ends by writing its
+    manifest (:func:`pipeline.manifest.seal_manifest`): chained into ``<out>/<aoi>/runs.log``
+    and, with ``sign_key`` (an Ed25519 private key file), signed.
     """
     started = datetime.now(timezone.utc)
     clock = time.perf_counter()
+    key = load_private_key(sign_key) if sign_key is not None else None  # a bad key fails before minutes of work
     aoi = load_aoi(aoi_name, aoi_dir)
     params = resolve_params(aoi.parameters, overrides)
     check_output_folder(Path(out_root) / aoi.name)  # before minutes of work, not after
@@ -471,12 +479,12 @@ def run_detect(
             chosen = polygons[polygons["first_seen_index"] == t]
             if len(chosen):
                 gpkg_layers[f"first_seen_{rec.acquired:%Y%m%dT%H%MZ}"] = chosen
-        outputs = [
-            write_vector(partial / f"burns{suffix}.gpkg", gpkg_layers, root=partial),
-            write_vector(partial / f"burns{suffix}.geojson", {"burns": polygons_4326}, driver="GeoJSON", root=partial),
-            write_vector(partial / f"burns{suffix}.kml", {"burns": kml_placemarks(polygons_4326, simulated=simulated)}, driver="KML",
-                         root=partial),
-        ]
+        # No list of outputs is kept here: the manifest lists the folder's files as they are when it is
+        # sealed, so nothing written into the run folder can be left out of it.
+        write_vector(partial / f"burns{suffix}.gpkg", gpkg_layers, root=partial)
+        write_vector(partial / f"burns{suffix}.geojson", {"burns": polygons_4326}, driver="GeoJSON", root=partial)
+        write_vector(partial / f"burns{suffix}.kml", {"burns": kml_placemarks(polygons_4326, simulated=simulated)}, driver="KML",
+                     root=partial)
         figure_names: list[str] = []
         if make_figures:
             log("drawing figures")
@@ -495,14 +503,15 @@ def run_detect(
                     # size (a plain scene pair is pixels either way, so it stays PNG only).
                     to_save.append((partial / "figures" / fname.replace(".png", ".pdf"), fig))
                 figure_names.append(f"figures/{fname}")
-            outputs += save_figures(to_save, root=partial)
+            save_figures(to_save, root=partial)
         log("writing the report and the manifest")
-        outputs.append(write_json(partial / "report.json", report, root=partial))
-        outputs.append(write_text(partial / "report.md", render_markdown(report, figures=figure_names, polygons=polygons), root=partial))
+        write_json(partial / "report.json", report, root=partial)
+        write_text(partial / "report.md", render_markdown(report, figures=figure_names, polygons=polygons), root=partial)
         pngs = {name: (partial / name).read_bytes() for name in figure_names}
-        outputs.append(write_text(partial / "report.html", render_html(report, figures=pngs, polygons=polygons), root=partial))
+        write_text(partial / "report.html", render_html(report, figures=pngs, polygons=polygons), root=partial)
         finished = datetime.now(timezone.utc)
         manifest = {
+            "kind": "detect",
             "run_id": run_id,
             "aoi": aoi.name,
             "simulated": simulated,
@@ -512,22 +521,20 @@ def run_detect(
             "code": git_state(),
             "versions": package_versions(),
             "parameters": params.as_dict(),
+            "overrides": recorded_overrides(overrides),
             "scenes_from": scenes_from,
-            "aoi_file": {"path": str(aoi.path), "sha256": sha256_file(aoi.path) if aoi.path else None},
-            "settlement_file": ({"path": str(settlement_file), "sha256": sha256_file(settlement_file)}
-                                if settlement_file else None),
-            "reviews_file": ({"path": str(reviews_file), "sha256": sha256_file(reviews_file)}
+            "aoi_file": (input_entry(aoi.path, sha256_file(aoi.path)) if aoi.path else {"path": None, "sha256": None}),
+            "settlement_file": input_entry(settlement_file, sha256_file(settlement_file)) if settlement_file else None,
+            "reviews_file": (input_entry(reviews_file, sha256_file(reviews_file))
                              if apply_reviews and reviews_file.is_file() else None),
-            "evidence_files": evidence.inputs,
+            "evidence_files": [input_entry(e["path"], e["sha256"], role=e["role"]) for e in evidence.inputs],
             "inputs": [
                 {"scene_id": r.scene_id, "acquired_utc": r.acquired_utc, "sensor": r.sensor, "satellite_id": r.satellite_id,
-                 "simulated": r.simulated, "files": [{"role": role, "path": r.files[role], "sha256": r.sha256[role],
-                 "bytes": Path(r.files[role]).stat().st_size} for role in r.files]}
+                 "simulated": r.simulated, "files": [input_entry(r.files[role], r.sha256[role], role=role) for role in r.files]}
                 for r in records
             ],
-            "outputs": [{"path": str(p.relative_to(partial)), "sha256": sha256_file(p)} for p in outputs],
         }
-        write_json(partial / "manifest.json", manifest, root=partial)
+        digest = seal_manifest(partial, manifest, aoi_folder=Path(out_root) / aoi.name, sign_key=key)
     except BaseException as exc:
         if isinstance(exc, PipelineError):
             raise type(exc)(f"{exc} (incomplete run left in {partial})") from None
@@ -536,4 +543,4 @@ def run_detect(
                               f"(incomplete run left in {partial})") from None
         raise
     run_dir = finish_run_dir(partial)
-    return RunOutcome(run_dir=run_dir, detection=detection, report=report, demo_folder=demo_folder)
+    return RunOutcome(run_dir=run_dir, detection=detection, report=report, demo_folder=demo_folder, manifest_sha256=digest)

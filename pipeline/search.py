@@ -32,6 +32,7 @@ from .coregister import apply_shifts
 from .errors import AoiError, SceneError
 from .grid import Grid, grid_for_bounds
 from .load import memoised_hashes, sha256_file
+from .manifest import input_entry, recorded_overrides, seal_manifest
 from .normalise import apply_fits
 from .provenance import git_state, package_versions
 from .report import format_time
@@ -54,6 +55,8 @@ class SearchOutcome:
     detection: ChunkedDetection
     simulated: bool
     score: dict | None
+    manifest_sha256: str = ""
+    """SHA-256 of the search's manifest, as chained in ``<out>/<aoi>/runs.log``."""
 
 
 def lat_lon_text(lat: float, lon: float) -> str:
@@ -188,14 +191,13 @@ def run_search(
 
     run_id, partial = new_run_dir(Path(out_root) / aoi.name, "search", now=started)
     tag = "_SIMULATED" if simulated else ""
-    outputs = []
     cards: dict[int, str] = {}
     to_save = []
     for c in clusters.head(max_cards).itertuples():
         name = f"cards/rank{c.rank:02d}_{c.cluster_id}{tag}.png"
         to_save.append((partial / name, _card(det, c, simulated, tz_name)))
         cards[c.rank] = name
-    outputs += save_figures(to_save, root=partial)
+    save_figures(to_save, root=partial)
     candidates: dict[int, str] = {}
     for c in clusters[clusters["kind"] == SETTLEMENT_LIKE].itertuples():
         name = f"{aoi.name}-{'sim-' if simulated else ''}c{c.rank:02d}"
@@ -205,29 +207,31 @@ def run_search(
             aoi, name, (c.centre_lon, c.centre_lat), side_m=side, simulated=simulated,
             source=f"burnscan search run {run_id}, cluster {c.cluster_id} (rank {c.rank}, {c.kind}, first seen {c.first_seen})")
         candidates[c.rank] = f"aoi_candidates{tag}/{name}.geojson"
-        outputs.append(write_json(partial / candidates[c.rank], feature, root=partial))
+        write_json(partial / candidates[c.rank], feature, root=partial)
     frame_4326 = clusters.to_crs("EPSG:4326").assign(simulated=simulated)
-    outputs.append(write_vector(partial / f"clusters{tag}.geojson", {"clusters": frame_4326}, driver="GeoJSON", root=partial))
-    outputs.append(write_text(partial / f"clusters{tag}.csv", frame_4326.drop(columns="geometry").to_csv(index=False), root=partial))
-    outputs.append(write_vector(partial / f"burns{tag}.gpkg", {"polygons": det.polygons, "clusters": clusters}, root=partial))
-    outputs.append(write_text(partial / f"search{tag}.md", _markdown(aoi, clusters, det, simulated, score, cards, candidates, coverage, tz_name),
-                              root=partial))
+    write_vector(partial / f"clusters{tag}.geojson", {"clusters": frame_4326}, driver="GeoJSON", root=partial)
+    write_text(partial / f"clusters{tag}.csv", frame_4326.drop(columns="geometry").to_csv(index=False), root=partial)
+    write_vector(partial / f"burns{tag}.gpkg", {"polygons": det.polygons, "clusters": clusters}, root=partial)
+    write_text(partial / f"search{tag}.md", _markdown(aoi, clusters, det, simulated, score, cards, candidates, coverage, tz_name),
+               root=partial)
     summary = {"aoi": aoi.name, "simulated": simulated, "coverage": round(coverage, 4), "clusters": len(clusters),
                "settlement_like": int((clusters["kind"] == SETTLEMENT_LIKE).sum()) if len(clusters) else 0,
                "score": score, "thresholds": [t.as_dict() if t else None for t in det.calibration_detection.thresholds],
                "shifts": [s.as_dict() for s in det.calibration.shifts], "chunks": det.chunks,
                "pieces_merged": det.pieces_merged}
-    outputs.append(write_json(partial / f"search{tag}.json", summary, root=partial))
-    write_json(partial / "manifest.json", {
-        "run_id": run_id, "kind": "search", "aoi": aoi.name, "simulated": simulated,
-        "started_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ"), "seconds": round(time.perf_counter() - clock, 2),
+    write_json(partial / f"search{tag}.json", summary, root=partial)
+    digest = seal_manifest(partial, {
+        "kind": "search", "run_id": run_id, "aoi": aoi.name, "simulated": simulated,
+        "started_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "finished_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "seconds": round(time.perf_counter() - clock, 2),
         "code": git_state(), "versions": package_versions(), "parameters": params.as_dict(),
+        "overrides": recorded_overrides(overrides),
         "chunk_px": chunk_px, "grid": {"crs": grid.crs, "transform": list(grid.transform)[:6], "width": grid.width,
                                        "height": grid.height},
-        "aoi_file": {"path": str(aoi.path), "sha256": sha256_file(aoi.path) if aoi.path else None},
+        "aoi_file": (input_entry(aoi.path, sha256_file(aoi.path)) if aoi.path else {"path": None, "sha256": None}),
         "inputs": [{"scene_id": r.scene_id, "acquired_utc": r.acquired_utc, "simulated": r.simulated,
-                    "files": [{"role": k, "path": r.files[k], "sha256": r.sha256[k]} for k in r.files]}
+                    "files": [input_entry(r.files[k], r.sha256[k], role=k) for k in r.files]}
                    for r in det.all_records],
-        "outputs": [{"path": str(p.relative_to(partial)), "sha256": sha256_file(p)} for p in outputs],
-    }, root=partial)
-    return SearchOutcome(run_dir=finish_run_dir(partial), clusters=clusters, detection=det, simulated=simulated, score=score)
+    }, aoi_folder=Path(out_root) / aoi.name)
+    return SearchOutcome(run_dir=finish_run_dir(partial), clusters=clusters, detection=det, simulated=simulated, score=score,
+                         manifest_sha256=digest)

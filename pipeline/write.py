@@ -39,7 +39,7 @@ import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import geopandas as gpd
 import numpy as np
@@ -74,6 +74,8 @@ __all__ = [
     "write_vector",
     "save_figure",
     "save_figures",
+    "append_line",
+    "write_new",
 ]
 
 STAGING_SUFFIX = ".burnscan-staging"
@@ -462,3 +464,77 @@ def save_figures(items: list[tuple[Path, Figure]], *, root: Path, workers: int |
     from .cores import fork_map
 
     return fork_map(lambda i: save_figure(*items[i], root=root), len(items), workers=workers)
+
+
+def append_line(path: Path, make_line: Callable[[bytes], str], *, root: Path) -> str:
+    """Append one line to an append-only log, built from the log as it stands, under a lock.
+
+    ``make_line`` receives the file's current bytes (empty for a new log) and returns the line
+    to add, without its newline. The exclusive ``flock`` is held from reading to writing, so
+    two runs finishing together chain their lines one after the other, never both onto the
+    same previous line; ``O_APPEND`` never writes over what is there, and the line is fsynced
+    before the lock is released, so a log line exists on disk before the run is called done.
+
+    Returns
+    -------
+    str
+        The line written.
+    """
+    path = Path(path)
+    _check_inside(path, root)
+    try:
+        new = not path.exists()
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot open the log ({exc.strerror or exc}); free disk space or fix permissions") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with os.fdopen(os.dup(fd), "rb") as reader:
+            current = reader.read()
+        line = make_line(current)
+        if "\n" in line:  # a second line would break the one-record-per-line chain
+            raise ValueError(f"{path}: a log record must be one line")
+        os.write(fd, (line + "\n").encode("utf-8"))
+        os.fsync(fd)
+        if new:  # the log's name must survive a crash as well as its line
+            parent = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(parent)
+            finally:
+                os.close(parent)
+    except OSError as exc:
+        raise OutputError(f"{path}: could not append to the log ({exc.strerror or exc}); free disk space or fix permissions") from None
+    finally:
+        os.close(fd)  # closing releases the lock
+    return line
+
+
+def write_new(path: Path, data: bytes, *, root: Path, mode: int = 0o644) -> Path:
+    """Write ``data`` to ``path`` with ``mode``, refusing to replace any existing file.
+
+    For files that must never be overwritten silently (a private key: losing it loses the
+    means to sign, replacing it breaks every signature checked with its public half). The
+    bytes go to a temporary file created with ``mode`` from the start (a private key is never
+    readable by others, not even for a moment), and are linked to the final name, which fails
+    if that name exists: creation and refusal are one atomic step.
+    """
+    path = Path(path)
+    _check_inside(path, root)
+    if path.exists() or path.is_symlink():
+        raise OutputError(f"{path}: already exists; choose another path or move the existing file away first")
+    with staging_folder(path.parent, path.name, root=root) as staging:
+        tmp = staging / path.name
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            try:
+                os.fchmod(fd, mode)  # the umask must not widen or narrow what the caller asked for
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.link(tmp, path)
+        except FileExistsError:
+            raise OutputError(f"{path}: already exists; choose another path or move the existing file away first") from None
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot be written ({exc.strerror or exc}); choose a writable folder") from None
+    return path

@@ -63,6 +63,30 @@ def test_outputs_are_labelled_simulated_hashed_and_carry_cards(searched):
     assert list(frame["rank"]) == sorted(frame["rank"]) and frame["simulated"].all()
 
 
+def test_a_search_is_sealed_like_a_village_run(searched, capsys, tmp_path):
+    import shutil
+
+    root, outcome = searched
+    run = outcome.run_dir
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["manifest_version"] == 1 and manifest["finished_utc"] and manifest["overrides"] == {}
+    # the search's line is in the AOI's one run log, beside the village runs'
+    log = root / "out" / "ogota" / "runs.log"
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    mine = [r for r in lines if r["run_id"] == run.name]
+    assert len(mine) == 1 and mine[0]["kind"] == "search" and mine[0]["manifest_sha256"] == outcome.manifest_sha256
+    code = main(["verify", str(run)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    # a card dropped into a copy of the search is reported
+    copy = tmp_path / "ogota" / "search" / run.name
+    shutil.copytree(run, copy)
+    shutil.copy2(next(copy.glob("cards/*.png")), copy / "cards" / "rank00_extra_SIMULATED.png")
+    code = main(["verify", str(copy), "--log", str(log)])
+    out = capsys.readouterr().out
+    assert code == 8 and f"unlisted: {copy / 'cards' / 'rank00_extra_SIMULATED.png'}" in out
+
+
 def test_a_second_search_reuses_the_box_and_never_overwrites_the_first(searched, capsys):
     root, first = searched
     box_folders = list((root / "data" / "ogota").glob("search-box-SIMULATED*"))
