@@ -43,7 +43,7 @@ KNOWN_HOSTILE = [
 ]
 
 PIECES = ["..", ".", "", "/", "\\", "a", "B7", "x" * 120, "\x00", "\n", "\uff0e", "\uff0f", "\u2215", "CON", "-", "+",
-          " ", "escape", "\u0430", "_", "~"]
+          " ", "escape", "loop", "\u0430", "_", "~"]
 
 names = st.one_of(
     st.sampled_from(KNOWN_HOSTILE),
@@ -101,6 +101,7 @@ def _sandbox() -> tuple[Path, Path, Path]:
     (root / "sub").mkdir(parents=True)
     outside.mkdir()
     (root / "escape").symlink_to(outside)
+    (root / "loop").symlink_to(root / "loop")
     return sandbox, root, outside
 
 
@@ -119,10 +120,14 @@ def test_path_inside_gives_a_path_inside_its_root_or_refuses(parts):
         shutil.rmtree(sandbox)
 
 
-def test_path_inside_refuses_a_link_that_leads_out():
+def test_path_inside_refuses_a_link_that_leads_out_or_loops():
     sandbox, root, outside = _sandbox()
     with pytest.raises(SceneError, match="outside"):
         path_inside(root, "escape", "manifest.json")
+    with pytest.raises(SceneError, match="loops"):
+        path_inside(root, "loop", "manifest.json")
+    with pytest.raises(OutputError, match="loops"):
+        write_text(root / "loop" / "x.json", "{}", root=root)
     assert path_inside(root, "sub", "manifest.json") == root / "sub" / "manifest.json"
     assert not any(outside.iterdir())
     shutil.rmtree(sandbox)
