@@ -290,14 +290,16 @@ def atomic_path(final: Path, *, root: Path, exclusive: bool = False) -> Iterator
             os.chmod(tmp_path, 0o666 & ~_UMASK)  # outputs are meant to be shared, not owner-only
             yield tmp_path
             _check_inside(final, root)  # a link put in place while the block ran is refused too
-            if exclusive:
-                _link_new(tmp_path, final)
-            else:
+            if not exclusive:
                 os.replace(tmp_path, final)
+            else:
+                try:
+                    _link_new(tmp_path, final)
+                except FileExistsError:
+                    raise OutputError(f"{final}: already exists and is never written over; remove it or choose "
+                                      f"another name") from None
     except PipelineError:
         raise
-    except FileExistsError:
-        raise OutputError(f"{final}: already exists and is never written over; remove it or choose another name") from None
     except OSError as exc:
         raise OutputError(f"{final}: could not be written ({exc.strerror or exc}); free disk space or fix permissions") from None
 

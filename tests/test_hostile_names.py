@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from pipeline.errors import OutputError, SceneError
 from pipeline.names import MAX_NAME_CHARS, derived_name, path_inside, safe_name
-from pipeline.write import write_text
+from pipeline.write import copy_file, write_text
 
 BOUNDED = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                    suppress_health_check=[HealthCheck.too_slow])
@@ -155,3 +155,16 @@ def test_the_writer_never_writes_outside_its_root(relative):
         assert not [p for p in root.rglob("*") if p.name.endswith(".burnscan-staging")]  # no staging left either
     finally:
         shutil.rmtree(sandbox)
+
+
+def test_an_exclusive_write_never_replaces_a_file_and_leaves_nothing_behind():
+    sandbox, root, _ = _sandbox()
+    write_text(root / "kept.json", "first", root=root)
+    source = root / "sub" / "other.json"
+    write_text(source, "second", root=root)
+    with pytest.raises(OutputError, match="never written over"):
+        copy_file(source, root / "kept.json", root=root, exclusive=True)
+    assert (root / "kept.json").read_text() == "first"
+    assert copy_file(source, root / "new.json", root=root, exclusive=True).read_text() == "second"
+    assert sorted(p.name for p in root.iterdir()) == ["escape", "kept.json", "loop", "new.json", "sub"]
+    shutil.rmtree(sandbox)
