@@ -166,10 +166,13 @@ def path_inside(root: Path, *names: str, what: str = "name", source: object = No
     for name in names:
         safe_name(name, what=what, source=source, error=error)
     path = Path(root).joinpath(*names)
-    base = Path(root).resolve()
-    resolved = path.resolve()
+    where = f"{source}: " if source is not None else ""
+    try:
+        base = Path(root).resolve()
+        resolved = path.resolve()
+    except RuntimeError:  # pathlib's word for a loop of symbolic links
+        raise error(f"{where}{path}: a symbolic link on the way loops back on itself; remove the link") from None
     if names and (resolved == base or not resolved.is_relative_to(base)):
-        where = f"{source}: " if source is not None else ""
         raise error(f"{where}{path} resolves to {resolved}, outside {root} (a symbolic link points elsewhere); "
                     f"remove the link or choose another folder")
     return path

@@ -92,8 +92,11 @@ def _check_inside(path: Path, root: Path, *, folder: bool = False) -> None:
     """
     if "\0" in str(path) or "\0" in str(root):  # the operating system would stop at it: never a usable path
         raise OutputError(f"{str(path)!r}: a path with a NUL character cannot be written; fix the name at its source")
-    base = Path(root).resolve()
-    resolved = Path(path).resolve()
+    try:
+        base = Path(root).resolve()
+        resolved = Path(path).resolve()
+    except RuntimeError:  # pathlib's word for a loop of symbolic links
+        raise OutputError(f"{path}: a symbolic link on the way loops back on itself; remove the link") from None
     if resolved.is_relative_to(base) and (folder or resolved != base):
         return
     raise OutputError(f"{path}: resolves to {resolved}, outside {root}, where it belongs; refusing to write there "
@@ -127,7 +130,10 @@ def exclusive_lock(path: Path, *, timeout: float | None = None) -> Iterator[Path
                                  f"set it to e.g. 600 or unset it") from None
     try:
         lock.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        except PermissionError:  # made by a colleague: reading is enough to lock it
+            fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError as exc:
         raise OutputError(f"{lock}: cannot create the lock ({exc.strerror or exc}); fix the permissions of "
                           f"{lock.parent}") from None
@@ -286,14 +292,16 @@ def atomic_path(final: Path, *, root: Path, exclusive: bool = False) -> Iterator
             os.chmod(tmp_path, 0o666 & ~_UMASK)  # outputs are meant to be shared, not owner-only
             yield tmp_path
             _check_inside(final, root)  # a link put in place while the block ran is refused too
-            if exclusive:
-                _link_new(tmp_path, final)
-            else:
+            if not exclusive:
                 os.replace(tmp_path, final)
+            else:
+                try:
+                    _link_new(tmp_path, final)
+                except FileExistsError:
+                    raise OutputError(f"{final}: already exists and is never written over; remove it or choose "
+                                      f"another name") from None
     except PipelineError:
         raise
-    except FileExistsError:
-        raise OutputError(f"{final}: already exists and is never written over; remove it or choose another name") from None
     except OSError as exc:
         raise OutputError(f"{final}: could not be written ({exc.strerror or exc}); free disk space or fix permissions") from None
 

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from pipeline.errors import OutputError, SceneError
 from pipeline.names import MAX_NAME_CHARS, derived_name, path_inside, safe_name
-from pipeline.write import write_text
+from pipeline.write import copy_file, write_text
 
 BOUNDED = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                    suppress_health_check=[HealthCheck.too_slow])
@@ -43,7 +43,7 @@ KNOWN_HOSTILE = [
 ]
 
 PIECES = ["..", ".", "", "/", "\\", "a", "B7", "x" * 120, "\x00", "\n", "\uff0e", "\uff0f", "\u2215", "CON", "-", "+",
-          " ", "escape", "\u0430", "_", "~"]
+          " ", "escape", "loop", "\u0430", "_", "~"]
 
 names = st.one_of(
     st.sampled_from(KNOWN_HOSTILE),
@@ -101,6 +101,7 @@ def _sandbox() -> tuple[Path, Path, Path]:
     (root / "sub").mkdir(parents=True)
     outside.mkdir()
     (root / "escape").symlink_to(outside)
+    (root / "loop").symlink_to(root / "loop")
     return sandbox, root, outside
 
 
@@ -119,10 +120,14 @@ def test_path_inside_gives_a_path_inside_its_root_or_refuses(parts):
         shutil.rmtree(sandbox)
 
 
-def test_path_inside_refuses_a_link_that_leads_out():
+def test_path_inside_refuses_a_link_that_leads_out_or_loops():
     sandbox, root, outside = _sandbox()
     with pytest.raises(SceneError, match="outside"):
         path_inside(root, "escape", "manifest.json")
+    with pytest.raises(SceneError, match="loops"):
+        path_inside(root, "loop", "manifest.json")
+    with pytest.raises(OutputError, match="loops"):
+        write_text(root / "loop" / "x.json", "{}", root=root)
     assert path_inside(root, "sub", "manifest.json") == root / "sub" / "manifest.json"
     assert not any(outside.iterdir())
     shutil.rmtree(sandbox)
@@ -150,3 +155,16 @@ def test_the_writer_never_writes_outside_its_root(relative):
         assert not [p for p in root.rglob("*") if p.name.endswith(".burnscan-staging")]  # no staging left either
     finally:
         shutil.rmtree(sandbox)
+
+
+def test_an_exclusive_write_never_replaces_a_file_and_leaves_nothing_behind():
+    sandbox, root, _ = _sandbox()
+    write_text(root / "kept.json", "first", root=root)
+    source = root / "sub" / "other.json"
+    write_text(source, "second", root=root)
+    with pytest.raises(OutputError, match="never written over"):
+        copy_file(source, root / "kept.json", root=root, exclusive=True)
+    assert (root / "kept.json").read_text() == "first"
+    assert copy_file(source, root / "new.json", root=root, exclusive=True).read_text() == "second"
+    assert sorted(p.name for p in root.iterdir()) == ["escape", "kept.json", "loop", "new.json", "sub"]
+    shutil.rmtree(sandbox)
