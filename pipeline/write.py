@@ -268,7 +268,7 @@ def _link_new(tmp_path: Path, final: Path) -> None:
 
 
 @contextmanager
-def atomic_path(final: Path, *, root: Path, exclusive: bool = False) -> Iterator[Path]:
+def atomic_path(final: Path, *, root: Path, exclusive: bool = False, mode: int | None = None) -> Iterator[Path]:
     """Yield a temporary path for ``final``; move it onto ``final`` if the block succeeds.
 
     ``final`` must resolve inside ``root`` (links among its folders followed), checked before
@@ -276,7 +276,9 @@ def atomic_path(final: Path, *, root: Path, exclusive: bool = False) -> Iterator
     name inside a private staging folder beside it, because some formats record their own
     file name (GeoJSON's ``name``) and some drivers check the suffix (GeoPackage): the bytes
     must not depend on the temporary name. With ``exclusive`` an existing ``final`` is never
-    replaced: the move fails instead.
+    replaced: the move fails instead. ``mode`` sets the file's permissions from its creation
+    (a private key is never readable by others, not even for a moment); by default outputs
+    are shared as the umask allows.
 
     Raises
     ------
@@ -288,8 +290,12 @@ def atomic_path(final: Path, *, root: Path, exclusive: bool = False) -> Iterator
     try:
         with staging_folder(final.parent, final.name, root=root) as staging:
             tmp_path = staging / final.name
-            tmp_path.touch()
-            os.chmod(tmp_path, 0o666 & ~_UMASK)  # outputs are meant to be shared, not owner-only
+            wanted = 0o666 & ~_UMASK if mode is None else mode  # outputs are meant to be shared, not owner-only
+            fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, wanted)
+            try:
+                os.fchmod(fd, wanted)  # the umask must not narrow or widen what is asked
+            finally:
+                os.close(fd)
             yield tmp_path
             _check_inside(final, root)  # a link put in place while the block ran is refused too
             if not exclusive:
@@ -524,25 +530,12 @@ def write_new(path: Path, data: bytes, *, root: Path, mode: int = 0o644) -> Path
     means to sign, replacing it breaks every signature checked with its public half). The
     bytes go to a temporary file created with ``mode`` from the start (a private key is never
     readable by others, not even for a moment), and are linked to the final name, which fails
-    if that name exists: creation and refusal are one atomic step.
+    if that name exists: creation and refusal are one atomic step (:func:`atomic_path` with
+    ``exclusive``).
     """
-    path = Path(path)
-    _check_inside(path, root)
-    if path.exists() or path.is_symlink():
-        raise OutputError(f"{path}: already exists; choose another path or move the existing file away first")
-    with staging_folder(path.parent, path.name, root=root) as staging:
-        tmp = staging / path.name
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-            try:
-                os.fchmod(fd, mode)  # the umask must not widen or narrow what the caller asked for
-                os.write(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.link(tmp, path)
-        except FileExistsError:
-            raise OutputError(f"{path}: already exists; choose another path or move the existing file away first") from None
-        except OSError as exc:
-            raise OutputError(f"{path}: cannot be written ({exc.strerror or exc}); choose a writable folder") from None
-    return path
+    with atomic_path(path, root=root, exclusive=True, mode=mode) as tmp:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    return Path(path)
