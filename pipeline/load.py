@@ -38,6 +38,10 @@ from .errors import SceneError
 from .grid import Grid, grid_for_bounds
 from .plausibility import implausible_time, too_coarse
 
+__all__ = ["SceneFiles", "SceneRecord", "discover_scenes", "planet_scenes_in", "load_planet", "load_stack", "stack_scenes", "load_geotiff", "native_grid",
+           "read_band", "read_mask", "read_outline", "sha256_file", "memoised_hashes", "file_footprint", "metadata_footprint",
+           "record_positions", "check_regular_file", "in_system_folder", "check_time", "field_error", "field_number", "reflectance_digests"]
+
 # Everything GDAL or rasterio raise for a file they cannot read, open or warp.
 _UNREADABLE = (RasterioError, CPLE_BaseError)
 
@@ -62,7 +66,7 @@ def check_regular_file(path: Path) -> None:
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
-        raise SceneError(f"{path}: no such file; give the path of an existing scene file") from None
+        raise SceneError(f"{path}: no such file; check the path") from None
     except OSError as exc:
         raise SceneError(f"{path}: cannot be examined ({exc.strerror or exc}); check the path and its permissions") from None
     for test, kind in _NOT_REGULAR:
@@ -118,9 +122,6 @@ def check_time(when: datetime, *, sensor: str, where: Path | str) -> datetime:
         raise SceneError(f"{where}: {problem}; fix the acquisition time in the metadata (or give the right one)")
     return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
 
-__all__ = ["SceneFiles", "SceneRecord", "discover_scenes", "planet_scenes_in", "load_planet", "load_stack", "stack_scenes", "load_geotiff", "native_grid",
-           "read_band", "read_mask", "read_outline", "sha256_file", "memoised_hashes", "file_footprint", "metadata_footprint",
-           "record_positions", "check_regular_file", "in_system_folder", "check_time", "field_error", "field_number", "reflectance_digests"]
 
 # Planet's 4-band analytic order; 8-band SuperDove deliveries name their bands in the file.
 _PLANET_4BAND = ("blue", "green", "red", "nir")
@@ -678,23 +679,21 @@ def metadata_footprint(geometry: object, raster: Path) -> tuple[BaseGeometry, st
     """
     from shapely.geometry import shape
 
-    problem = None
     if geometry is None:
         return file_footprint(raster), None  # none stated: the raster's bounds are the outline
+    try:
+        outline = shape(geometry)
+    except Exception as exc:  # shapely raises several types for malformed GeoJSON
+        problem = f"the metadata geometry cannot be read ({_short(exc)})"
     else:
-        try:
-            outline = shape(geometry)
-        except Exception as exc:  # shapely raises several types for malformed GeoJSON
-            problem = f"the metadata geometry cannot be read ({_short(exc)})"
+        if outline.geom_type not in ("Polygon", "MultiPolygon"):
+            problem = f"the metadata geometry is a {outline.geom_type}, not a polygon"
+        elif outline.is_empty or not outline.is_valid:
+            problem = "the metadata geometry is an empty or invalid polygon"
+        elif not box(-180, -90, 180, 90).contains(outline):
+            problem = "the metadata geometry lies outside lon/lat bounds"
         else:
-            if outline.geom_type not in ("Polygon", "MultiPolygon"):
-                problem = f"the metadata geometry is a {outline.geom_type}, not a polygon"
-            elif outline.is_empty or not outline.is_valid:
-                problem = "the metadata geometry is an empty or invalid polygon"
-            elif not box(-180, -90, 180, 90).contains(outline):
-                problem = "the metadata geometry lies outside lon/lat bounds"
-            else:
-                return outline, None
+            return outline, None
     return file_footprint(raster), f"from the raster's bounds: {problem}"
 
 
