@@ -28,7 +28,7 @@ from shapely.geometry import mapping, shape
 
 from .aoi import Aoi
 from .errors import SceneError
-from .load import sha256_file
+from .load import field_error, reflectance_digests, sha256_file
 from .names import path_inside, safe_name
 from .sources import SceneInfo, SceneSource, recognise
 from .write import exclusive_lock, remove_folder, write_json
@@ -105,6 +105,27 @@ def _clear_fractions(source: SceneSource, aoi: Aoi) -> tuple[float, float]:
     return float(clear.mean()), float(data.mean())
 
 
+def _refuse_same_bytes(info: SceneInfo, hashes: dict[str, str], item_id: str, items: dict[str, pystac.Item], aoi_name: str) -> None:
+    """Refuse a scene whose reflectance bytes are already registered under another id or time.
+
+    One file is one acquisition: the same bytes added again with another ``--acquired``, or
+    copied under another name, would be compared with themselves and read as "no change".
+    """
+    mine = reflectance_digests(hashes)
+    for other_id, other in items.items():
+        recorded = other.properties.get("burnscan:sha256")
+        shared = mine & reflectance_digests(recorded) if isinstance(recorded, dict) else set()
+        if shared and other_id != item_id:
+            role = next(r for r, d in hashes.items() if d in shared)
+            when = other.datetime.strftime("%Y-%m-%dT%H:%M:%SZ") if other.datetime else "no time"
+            raise SceneError(
+                f"{info.files[role]}: same bytes (SHA-256 {next(iter(shared))[:16]}...) as the registered scene {other_id} "
+                f"({when}), here as {item_id} ({info.acquired.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%SZ}); one file cannot "
+                f"be two acquisitions: give each time its own scene, or remove data/{aoi_name}/catalog/items/{other_id}.json "
+                f"if that registration was wrong"
+            )
+
+
 def add_scenes(aoi: Aoi, paths: list[Path], *, data_root: Path, **options: Any) -> list[tuple[str, str]]:
     """Register every scene found in ``paths``; return ``(item id, "added" | "already registered")``.
 
@@ -147,6 +168,7 @@ def _add_locked(aoi: Aoi, paths: list[Path], folder: Path, extract_to: Path, unp
                                      f"remove data/{aoi.name}/catalog/items/{item_id}.json first if this one replaces it")
                 outcome.append((item_id, "already registered"))
                 continue
+            _refuse_same_bytes(info, hashes, item_id, {**items, **new}, aoi.name)
             clear, data = _clear_fractions(source, aoi)
             item = pystac.Item(
                 id=item_id, geometry=mapping(info.footprint), bbox=list(info.footprint.bounds),
@@ -171,17 +193,56 @@ def _add_locked(aoi: Aoi, paths: list[Path], folder: Path, extract_to: Path, unp
     return outcome
 
 
+_KINDS = ("planet", "sentinel2", "landsat", "geotiff")
+
+
+def _entry(item: pystac.Item, folder: Path) -> CatalogueEntry:
+    """One item read back, every burnscan:* field checked for its type (a hand-edited or damaged
+    item must stop the run in one line, not deep inside it)."""
+    where = folder / "items" / f"{item.id}.json"
+    fix = "restore the item from a copy, or remove it and add the scene again"
+    p = item.properties
+
+    def field(name: str, kind: type | tuple[type, ...], expected: str, default: Any = None, required: bool = False) -> Any:
+        if name not in p:
+            if required:
+                raise SceneError(f"{where}: no {name} in the catalogue item; {fix}")
+            return default
+        value = p[name]
+        if not isinstance(value, kind) or isinstance(value, bool):  # a boolean is no number, string or object here
+            raise field_error(where, name, value, expected, fix)
+        return value
+
+    kind = field("burnscan:kind", str, "one of " + ", ".join(_KINDS), required=True)
+    if kind not in _KINDS:
+        raise field_error(where, "burnscan:kind", kind, "one of " + ", ".join(_KINDS), fix)
+    if item.datetime is None:
+        raise SceneError(f"{where}: catalogue item has no datetime; {fix}")
+    sha256 = field("burnscan:sha256", dict, "an object of SHA-256 digests by file role", {})
+    if not all(isinstance(v, str) for v in sha256.values()):
+        raise field_error(where, "burnscan:sha256", sha256, "an object of SHA-256 digests by file role", fix)
+    options = field("burnscan:options", dict, "an object", {})
+    if not isinstance(options.get("acquired", ""), str) or not isinstance(options.get("bands", ""), (str, list)):
+        raise field_error(where, "burnscan:options", options, "an object with 'acquired' an ISO time and 'bands' a band map", fix)
+    for role, asset in item.assets.items():
+        if not isinstance(asset.href, str):
+            raise field_error(where, f"assets.{role}.href", asset.href, "a string (a path)", fix)
+    if not item.id.startswith(f"{kind}-"):
+        raise field_error(where, "id", item.id, f"'{kind}-' followed by the scene id", fix)
+    return CatalogueEntry(
+        item_id=item.id, kind=kind, acquired=item.datetime, sensor=field("burnscan:sensor", str, "a string", "unknown"),
+        satellite_id=field("burnscan:satellite_id", str, "a string", "unknown"),
+        clear_fraction=float(field("burnscan:aoi_clear_fraction", (int, float), "a number", 0)),
+        data_fraction=float(field("burnscan:aoi_data_fraction", (int, float), "a number", 0)),
+        files={r: a.href for r, a in item.assets.items()}, sha256=dict(sha256),
+        source=field("burnscan:source", str, "a string (the path the scene was added from)", required=True), options=dict(options),
+    )
+
+
 def catalogue_entries(data_root: Path, aoi_name: str) -> list[CatalogueEntry]:
     """The registered scenes of an AOI in time order (empty when it has no catalogue)."""
-    entries = []
-    for item in _read_items(catalogue_dir(data_root, aoi_name)).values():
-        p = item.properties
-        entries.append(CatalogueEntry(
-            item_id=item.id, kind=p["burnscan:kind"], acquired=item.datetime, sensor=p.get("burnscan:sensor", "unknown"),
-            satellite_id=p.get("burnscan:satellite_id", "unknown"), clear_fraction=float(p.get("burnscan:aoi_clear_fraction", 0)),
-            data_fraction=float(p.get("burnscan:aoi_data_fraction", 0)), files={r: a.href for r, a in item.assets.items()},
-            sha256=dict(p.get("burnscan:sha256", {})), source=p["burnscan:source"], options=dict(p.get("burnscan:options", {})),
-        ))
+    folder = catalogue_dir(data_root, aoi_name)
+    entries = [_entry(item, folder) for item in _read_items(folder).values()]
     return sorted(entries, key=lambda e: e.acquired)
 
 
@@ -199,13 +260,17 @@ def catalogue_sources(data_root: Path, aoi_name: str, *, kind: str | None = None
             continue
         for role, href in entry.files.items():
             path = Path(href)
-            if not path.is_file():
+            if not path.exists():
                 raise SceneError(f"{path}: registered scene file is missing; restore it or remove the item {entry.item_id}")
-            if sha256_file(path) != entry.sha256.get(role):
+            if sha256_file(path) != entry.sha256.get(role):  # refuses a pipe or device put in the file's place
                 raise SceneError(f"{path}: file changed since it was added (SHA-256 differs); restore the original")
         options = dict(entry.options)
         if "acquired" in options:
-            options["acquired"] = datetime.fromisoformat(options["acquired"])
+            try:
+                options["acquired"] = datetime.fromisoformat(options["acquired"])
+            except ValueError:
+                raise SceneError(f"{catalogue_dir(data_root, aoi_name) / 'items' / entry.item_id}.json: burnscan:options "
+                                 f"acquired {options['acquired']!r} is not an ISO time; restore the item from a copy") from None
         scene_id = entry.item_id.split("-", 1)[1]
         match = [s for s in recognise(Path(entry.source), extract_to=extract_to, **options) if s.scene_id == scene_id]
         if not match:

@@ -149,12 +149,17 @@ def add(aoi: str, paths: tuple[Path, ...], data_root: Path, bands: str | None, a
     from .catalogue import add_scenes
     from .errors import ParameterError
 
+    from .plausibility import implausible_time
+
     when = None
     if acquired:
         try:
             when = datetime.fromisoformat(acquired.replace("Z", "+00:00"))
         except ValueError:
             raise ParameterError(f"--acquired {acquired!r} is not an ISO 8601 time; give e.g. 2024-01-28T10:38:00Z") from None
+        problem = implausible_time(when, sensor="geotiff")  # the GeoTIFF floor: Landsat 1, July 1972
+        if problem:
+            raise ParameterError(f"--acquired {acquired!r}: {problem}; give the scene's acquisition time (UTC)")
     area = load_aoi(aoi, aoi_dir)
     bands = bands or area.properties.get("band_map")  # an AOI file may name the bands of its GeoTIFFs
     for item_id, what in add_scenes(area, list(paths), data_root=data_root, bands=bands, acquired=when):

@@ -19,7 +19,7 @@ import rasterio
 
 from .errors import SceneError
 from .grid import Grid
-from .load import SceneRecord, _UNREADABLE, _short, file_footprint, load_geotiff
+from .load import SceneRecord, _UNREADABLE, _short, check_regular_file, check_time, file_footprint, load_geotiff
 from .names import derived_name
 from .sources import SceneInfo
 
@@ -37,7 +37,14 @@ def parse_band_map(text: str) -> list[str | None]:
 
 
 def _file_time(path: Path) -> tuple[datetime, str]:
-    """Acquisition time of a plain GeoTIFF and where it was read from."""
+    """Acquisition time of a plain GeoTIFF and where it was read from (checked: not in the future,
+    not before Landsat 1)."""
+    when, source = _stated_time(path)
+    return check_time(when, sensor="geotiff", where=f"{path} ({source})"), source
+
+
+def _stated_time(path: Path) -> tuple[datetime, str]:
+    check_regular_file(path)
     try:
         with rasterio.open(path) as src:
             tags = src.tags()
@@ -75,8 +82,7 @@ class GeoTiffScene:
 
     def _time(self) -> tuple[datetime, str]:
         if self.acquired is not None:
-            when = self.acquired if self.acquired.tzinfo else self.acquired.replace(tzinfo=timezone.utc)
-            return when, "given"
+            return check_time(self.acquired, sensor="geotiff", where=f"{self.path} (time given)"), "given"
         return _file_time(Path(self.path))
 
     def describe(self) -> SceneInfo:

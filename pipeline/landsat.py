@@ -24,7 +24,8 @@ import numpy as np
 
 from .errors import SceneError
 from .grid import Grid
-from .load import _MAX_METADATA_BYTES, SceneRecord, _short, file_footprint, read_band, sha256_file
+from .load import (_MAX_METADATA_BYTES, SceneRecord, _short, check_regular_file, check_time, field_error, field_number,
+                   file_footprint, read_band, sha256_file)
 from .sources import SceneInfo
 
 __all__ = ["LandsatScene", "find", "qa_pixel_clear"]
@@ -33,6 +34,7 @@ _OLI = {"blue": 2, "green": 3, "red": 4, "nir": 5, "swir16": 6, "swir22": 7}
 _TM = {"blue": 1, "green": 2, "red": 3, "nir": 4, "swir16": 5, "swir22": 7}
 _NOT_GROUND_BITS = 0b111110  # dilated cloud, cirrus, cloud, cloud shadow, snow
 _REQUIRED = ("red", "nir")
+_MTL_FIX = "re-download the product's MTL file from USGS"
 
 
 def qa_pixel_clear(qa: np.ndarray) -> np.ndarray:
@@ -48,6 +50,7 @@ def qa_pixel_clear(qa: np.ndarray) -> np.ndarray:
 
 def _mtl(path: Path) -> dict[str, Any]:
     """The MTL as one flat dict (JSON layout, or the key = value text layout)."""
+    check_regular_file(path)
     if path.stat().st_size > _MAX_METADATA_BYTES:
         raise SceneError(f"{path}: metadata file is {path.stat().st_size / 1e6:.0f} MB, an MTL is tens of kB; replace it")
     text = path.read_text(encoding="utf-8", errors="replace")
@@ -84,18 +87,34 @@ class LandsatScene:
 
     @property
     def acquired(self) -> datetime:
-        date, clock = self.meta.get("DATE_ACQUIRED"), str(self.meta.get("SCENE_CENTER_TIME", "00:00:00Z"))
+        date, clock = self.meta.get("DATE_ACQUIRED"), self.meta.get("SCENE_CENTER_TIME", "00:00:00Z")
         if not date:
             raise SceneError(f"{self.mtl}: no DATE_ACQUIRED in the MTL; re-download the product's MTL file")
+        for name, value in (("DATE_ACQUIRED", date), ("SCENE_CENTER_TIME", clock)):
+            if not isinstance(value, str):
+                raise field_error(self.mtl, name, value, "a string", _MTL_FIX)
         clock = re.sub(r"(\.\d{6})\d*", r"\1", clock.rstrip("Z"))  # USGS writes 7 decimals of seconds
         try:
-            return datetime.fromisoformat(f"{date}T{clock}").replace(tzinfo=timezone.utc)
+            when = datetime.fromisoformat(f"{date}T{clock}").replace(tzinfo=timezone.utc)
         except ValueError:
             raise SceneError(f"{self.mtl}: acquisition time {date} {clock} is not readable; fix the MTL") from None
+        return check_time(when, sensor=self.spacecraft or "landsat", where=self.mtl)
+
+    @property
+    def spacecraft(self) -> str:
+        """``SPACECRAFT_ID`` (``LANDSAT_8``...), empty when the MTL has none."""
+        value = self.meta.get("SPACECRAFT_ID", "")
+        if not isinstance(value, str):
+            raise field_error(self.mtl, "SPACECRAFT_ID", value, "a string such as LANDSAT_8", _MTL_FIX)
+        return value
+
+    def _number(self, key: str, default: float | None) -> float | None:
+        """A numeric MTL value (written as text in both layouts), ``default`` when absent."""
+        return default if key not in self.meta else field_number(self.mtl, key, self.meta[key], _MTL_FIX)
 
     def _scaling(self, name: str, number: int) -> tuple[float, float]:
-        mult = float(self.meta.get(f"REFLECTANCE_MULT_BAND_{number}", 2.75e-05))
-        add = float(self.meta.get(f"REFLECTANCE_ADD_BAND_{number}", -0.2))
+        mult = self._number(f"REFLECTANCE_MULT_BAND_{number}", 2.75e-05)
+        add = self._number(f"REFLECTANCE_ADD_BAND_{number}", -0.2)
         return mult, add
 
     def _files(self) -> dict[str, Path]:
@@ -107,17 +126,20 @@ class LandsatScene:
 
     @property
     def sensor(self) -> str:
-        return f"{str(self.meta.get('SPACECRAFT_ID', 'LANDSAT')).replace('_', ' ').title()} {self.meta.get('SENSOR_ID', '')}".strip()
+        instrument = self.meta.get("SENSOR_ID", "")
+        if not isinstance(instrument, str):
+            raise field_error(self.mtl, "SENSOR_ID", instrument, "a string such as OLI_TIRS", _MTL_FIX)
+        return f"{(self.spacecraft or 'LANDSAT').replace('_', ' ').title()} {instrument}".strip()
 
     def describe(self) -> SceneInfo:
         keep = {k.lower(): self.meta[k] for k in ("CLOUD_COVER", "WRS_PATH", "WRS_ROW", "LANDSAT_PRODUCT_ID") if k in self.meta}
         return SceneInfo(scene_id=self.scene_id, kind="landsat", acquired=self.acquired, sensor=self.sensor,
-                         satellite_id=str(self.meta.get("SPACECRAFT_ID", "unknown")),
+                         satellite_id=self.spacecraft or "unknown",
                          footprint=file_footprint(self.bands.get("red") or next(iter(self.bands.values()))),
                          files=self._files(), bands=tuple(self.bands), properties=keep)
 
     def load(self, grid: Grid) -> tuple[SceneRecord, np.ndarray, np.ndarray]:
-        numbers = _OLI if str(self.meta.get("SPACECRAFT_ID", "")).upper() in ("LANDSAT_8", "LANDSAT_9") else _TM
+        numbers = _OLI if self.spacecraft.upper() in ("LANDSAT_8", "LANDSAT_9") else _TM
         stack = []
         for name, path in self.bands.items():
             dn = read_band(path, grid)
@@ -130,11 +152,10 @@ class LandsatScene:
             clear &= qa_pixel_clear(read_band(self.qa_pixel, grid, categorical=True))
         files = self._files()
         record = SceneRecord(
-            scene_id=self.scene_id, acquired=self.acquired, satellite_id=str(self.meta.get("SPACECRAFT_ID", "unknown")),
+            scene_id=self.scene_id, acquired=self.acquired, satellite_id=self.spacecraft or "unknown",
             sensor=self.sensor, simulated=False, bands=tuple(self.bands), files={k: str(p) for k, p in files.items()},
             sha256={k: sha256_file(p) for k, p in files.items()},
-            sun_elevation=float(self.meta["SUN_ELEVATION"]) if "SUN_ELEVATION" in self.meta else None,
-            sun_azimuth=float(self.meta["SUN_AZIMUTH"]) if "SUN_AZIMUTH" in self.meta else None,
+            sun_elevation=self._number("SUN_ELEVATION", None), sun_azimuth=self._number("SUN_AZIMUTH", None),
         )
         return record, reflectance, clear
 
@@ -142,7 +163,9 @@ class LandsatScene:
 def _scene(mtl_path: Path) -> LandsatScene | None:
     product = mtl_path.name.rsplit("_MTL", 1)[0]
     meta = _mtl(mtl_path)
-    spacecraft = str(meta.get("SPACECRAFT_ID", "")).upper()
+    if not isinstance(meta.get("SPACECRAFT_ID", ""), str):
+        raise field_error(mtl_path, "SPACECRAFT_ID", meta["SPACECRAFT_ID"], "a string such as LANDSAT_8", _MTL_FIX)
+    spacecraft = meta.get("SPACECRAFT_ID", "").upper()
     if not spacecraft.startswith("LANDSAT") and not product.startswith(("LC0", "LE0", "LT0")):
         return None
     numbers = _OLI if spacecraft in ("LANDSAT_8", "LANDSAT_9") or product.startswith(("LC08", "LC09")) else _TM

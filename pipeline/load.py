@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import stat
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,9 +32,15 @@ from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from shapely.geometry import box
+from shapely.geometry.base import BaseGeometry
 
 from .errors import SceneError
 from .grid import Grid, grid_for_bounds
+from .plausibility import implausible_time, too_coarse
+
+__all__ = ["SceneFiles", "SceneRecord", "discover_scenes", "planet_scenes_in", "load_planet", "load_stack", "stack_scenes", "load_geotiff", "native_grid",
+           "read_band", "read_mask", "read_outline", "sha256_file", "memoised_hashes", "file_footprint", "metadata_footprint",
+           "record_positions", "check_regular_file", "in_system_folder", "check_time", "field_error", "field_number", "reflectance_digests"]
 
 # Everything GDAL or rasterio raise for a file they cannot read, open or warp.
 _UNREADABLE = (RasterioError, CPLE_BaseError)
@@ -43,8 +51,77 @@ def _short(exc: BaseException) -> str:
     text = " ".join(str(exc).split(" from '")[0].split())
     return text if len(text) <= 160 else text[:157] + "..."
 
-__all__ = ["SceneFiles", "SceneRecord", "discover_scenes", "planet_scenes_in", "load_planet", "load_stack", "stack_scenes", "load_geotiff", "native_grid",
-           "read_band", "read_mask", "read_outline", "sha256_file", "memoised_hashes", "file_footprint", "record_positions"]
+
+_NOT_REGULAR = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+
+
+def check_regular_file(path: Path) -> None:
+    """Refuse anything but a regular file (or a link to one), without opening it.
+
+    Opening a named pipe blocks until something writes to it, and a device can stream for
+    ever: a scene, mask or metadata file named like one would hang the run. ``stat`` never
+    blocks.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise SceneError(f"{path}: no such file; check the path") from None
+    except OSError as exc:
+        raise SceneError(f"{path}: cannot be examined ({exc.strerror or exc}); check the path and its permissions") from None
+    for test, kind in _NOT_REGULAR:
+        if test(mode):
+            raise SceneError(f"{path}: is {kind}, not a regular file; give the scene's file itself")
+    if not stat.S_ISREG(mode):
+        raise SceneError(f"{path}: is not a regular file; give the scene's file itself")
+
+
+_SYSTEM_FOLDERS = (Path("/proc"), Path("/sys"), Path("/dev"))
+
+
+def in_system_folder(path: Path) -> bool:
+    """True for a path in /proc, /sys or /dev (after links): the kernel's views of itself,
+    where walking never ends and files are not what their size says."""
+    resolved = Path(os.path.realpath(path))
+    return any(resolved == root or resolved.is_relative_to(root) for root in _SYSTEM_FOLDERS)
+
+
+def _shown(value: object) -> str:
+    """A field's value for a message: its JSON kind and the start of its text."""
+    kinds = {type(None): "null", bool: "a boolean", str: "a string", list: "a list", dict: "an object"}
+    kind = kinds.get(type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__)
+    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    return kind if value is None else f"{kind} ({text if len(text) <= 40 else text[:37] + '...'})"
+
+
+def field_error(path: Path, field: str, value: object, expected: str, fix: str) -> SceneError:
+    """One line naming the file, the field, its value, what it should be and the fix."""
+    return SceneError(f"{path}: field {field!r} is {_shown(value)}, expected {expected}; {fix}")
+
+
+def field_number(path: Path, field: str, value: object, fix: str) -> float:
+    """A numeric field (a JSON number or, as in MTL and XML files, a number written as text),
+    finite; else :func:`field_error`. Booleans are not numbers here."""
+    number = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+    if number is None or not math.isfinite(number):
+        raise field_error(path, field, value, "a finite number", fix)
+    return number
+
+
+def check_time(when: datetime, *, sensor: str, where: Path | str) -> datetime:
+    """``when`` (UTC when naive) if ``sensor`` can have acquired it; else one line naming ``where``."""
+    problem = implausible_time(when, sensor=sensor)
+    if problem:
+        raise SceneError(f"{where}: {problem}; fix the acquisition time in the metadata (or give the right one)")
+    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
+
 
 # Planet's 4-band analytic order; 8-band SuperDove deliveries name their bands in the file.
 _PLANET_4BAND = ("blue", "green", "red", "nir")
@@ -100,6 +177,28 @@ class SceneRecord:
         return self.acquired.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# File roles that are not reflectance: masks and metadata may repeat across scenes (a copied
+# UDM, an all-clear SCL); reflectance bytes cannot.
+_NOT_REFLECTANCE = frozenset({"udm2", "udm", "metadata", "metadata_xml", "scl", "qa_pixel", "mtl"})
+
+
+def reflectance_digests(sha256: dict[str, str]) -> set[str]:
+    """The SHA-256 of a scene's reflectance files (by role, as in :attr:`SceneRecord.sha256`).
+
+    One set of reflectance bytes is one acquisition: the same digest under two scene ids or two
+    times is a copy registered twice, which would be compared with itself.
+
+    >>> sorted(reflectance_digests({"reflectance": "ab", "udm2": "cd", "metadata": "ef"}))
+    ['ab']
+    """
+    return {digest for role, digest in sha256.items() if role not in _NOT_REFLECTANCE and isinstance(digest, str) and digest}
+
+
+def _file_with(record: SceneRecord, digest: str) -> str:
+    """The file of ``record`` whose SHA-256 is ``digest``."""
+    return next((record.files.get(role, record.scene_id) for role, d in record.sha256.items() if d == digest), record.scene_id)
+
+
 def record_positions(records: list[SceneRecord], among: list[SceneRecord]) -> np.ndarray:
     """Index into ``among`` of each of ``records``: the analysis counts usable scenes only,
     reports cite every scene given."""
@@ -129,7 +228,8 @@ def memoised_hashes() -> Iterator[None]:
 
 
 def sha256_file(path: Path) -> str:
-    """SHA-256 of a file's bytes, read in blocks."""
+    """SHA-256 of a file's bytes, read in blocks (a pipe or device is refused, never opened)."""
+    check_regular_file(path)
     key = None
     if getattr(_HASH_MEMO, "on", False):
         st = os.stat(path)
@@ -176,6 +276,7 @@ def _read_metadata(files: SceneFiles, tags: dict[str, str]) -> dict:
     """Acquisition properties from the metadata JSON, else from the GeoTIFF tags."""
     props: dict = {}
     if files.metadata is not None:
+        check_regular_file(files.metadata)
         size = files.metadata.stat().st_size
         if size > _MAX_METADATA_BYTES:
             raise SceneError(f"{files.metadata}: metadata file is {size / 1e6:.0f} MB, a scene's metadata is a few kB; "
@@ -187,7 +288,7 @@ def _read_metadata(files: SceneFiles, tags: dict[str, str]) -> dict:
         except RecursionError:
             raise SceneError(f"{files.metadata}: metadata JSON is nested too deeply to be a scene's metadata; "
                              f"re-download it from the provider") from None
-        props = dict(doc.get("properties", doc)) if isinstance(doc, dict) else {}
+        props = _planet_properties(files.metadata, doc) if isinstance(doc, dict) else {}
     elif files.metadata_xml is not None:
         props = _xml_metadata(files.metadata_xml)
     acquired = props.get("acquired") or tags.get("ACQUIRED")
@@ -196,15 +297,37 @@ def _read_metadata(files: SceneFiles, tags: dict[str, str]) -> dict:
             f"{files.reflectance}: no acquisition time (no 'acquired' in metadata JSON nor ACQUIRED tag); "
             f"put the scene's *_metadata.json beside it"
         )
+    where = files.metadata or files.metadata_xml or files.reflectance
     try:
         when = datetime.fromisoformat(str(acquired).replace("Z", "+00:00"))
     except ValueError:
-        raise SceneError(f"{files.metadata or files.reflectance}: acquisition time {acquired!r} is not ISO 8601; fix the metadata") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)  # Planet states times in UTC
-    props["acquired"] = when.astimezone(timezone.utc)
+        raise SceneError(f"{where}: acquisition time {acquired!r} is not ISO 8601; fix the metadata") from None
+    # Planet states times in UTC; a time before the first Dove or in the future is no acquisition.
+    props["acquired"] = check_time(when, sensor="planetscope", where=where).astimezone(timezone.utc)
     simulated = str(props.get("simulated", tags.get("SIMULATED", "no"))).lower() in ("true", "yes", "1")
     props["simulated"] = simulated
+    return props
+
+
+_PLANET_TEXT_FIELDS = ("acquired", "satellite_id", "instrument")
+_PLANET_NUMBER_FIELDS = ("sun_elevation", "sun_azimuth")
+
+
+def _planet_properties(path: Path, doc: dict) -> dict:
+    """The properties of a Planet metadata JSON, each field a reader uses checked for its type."""
+    fix = "re-download the scene's *_metadata.json from the provider"
+    props = doc.get("properties", doc)
+    if not isinstance(props, dict):
+        raise field_error(path, "properties", props, "an object", fix)
+    props = dict(props)
+    for name in _PLANET_TEXT_FIELDS:
+        if props.get(name) is not None and not isinstance(props[name], str):
+            raise field_error(path, name, props[name], "a string", fix)
+    for name in _PLANET_NUMBER_FIELDS:
+        if props.get(name) is not None:
+            props[name] = field_number(path, name, props[name], fix)
+    if "geometry" in doc and doc["geometry"] is not None and not isinstance(doc["geometry"], dict):
+        raise field_error(path, "geometry", doc["geometry"], "a GeoJSON geometry object", fix)
     return props
 
 
@@ -212,6 +335,7 @@ def _xml_metadata(path: Path) -> dict:
     """Acquisition time and satellite from an older Planet ``*_metadata.xml`` (EO profile)."""
     import xml.etree.ElementTree as ET
 
+    check_regular_file(path)
     if path.stat().st_size > _MAX_METADATA_BYTES:
         raise SceneError(f"{path}: metadata file is {path.stat().st_size / 1e6:.0f} MB, a scene's metadata is a few kB; replace it")
     try:
@@ -274,12 +398,21 @@ def _check_overlap(src: rasterio.io.DatasetReader, grid: Grid, path: Path) -> No
     g_left, g_bottom, g_right, g_top = grid.bounds
     if right <= g_left or left >= g_right or top <= g_bottom or bottom >= g_top:
         raise SceneError(f"{path}: scene does not overlap the AOI; check the AOI or pick scenes that cover it")
+    # The native pixel in the grid's metres (its bounds there over its size: works for files in degrees too).
+    native_m = max((right - left) / src.width, (top - bottom) / src.height)
+    coarse = too_coarse(native_m, grid.resolution)
+    if coarse:
+        raise SceneError(f"{path}: {coarse}; it cannot show a burned compound, use a finer product "
+                         f"(PlanetScope 3 m, Sentinel-2 10-20 m, Landsat 30 m)")
 
 
 def _read_mask(path: Path, grid: Grid) -> np.ndarray:
     """A quality mask on ``grid`` (nearest neighbour: classes must not be blended)."""
+    check_regular_file(path)
     try:
         with rasterio.open(path) as src:
+            if src.crs is None:  # warped as if it lay on the grid, it would flag the wrong ground
+                raise SceneError(f"{path}: quality mask has no CRS; use the mask as delivered with its scene (GeoTIFF with its CRS)")
             return _warp(src, grid, Resampling.nearest, None)
     except _UNREADABLE as exc:
         raise SceneError(f"{path}: quality mask cannot be read ({_short(exc)}); re-download it") from None
@@ -288,6 +421,7 @@ def _read_mask(path: Path, grid: Grid) -> np.ndarray:
 def _load_one(files: SceneFiles, grid: Grid) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], dict]:
     """Reflectance (band, y, x) float32 with NaN for no data, clear mask and metadata."""
     path = files.reflectance
+    check_regular_file(path)
     try:
         with rasterio.open(path) as src:
             _check_overlap(src, grid, path)
@@ -362,8 +496,9 @@ def load_planet(files: SceneFiles, grid: Grid) -> tuple[SceneRecord, np.ndarray,
 def stack_scenes(loaded: list[tuple[SceneRecord, np.ndarray, np.ndarray]], grid: Grid) -> tuple[xr.Dataset, list[SceneRecord]]:
     """Assemble ``(record, reflectance, clear)`` triples on ``grid`` into a time-ordered stack.
 
-    Checks that times are distinct and every scene has the same bands; see
-    :func:`load_stack` for the layout.
+    Checks that times are distinct, that no reflectance file appears twice (a copy under
+    another time) and that every scene has the same bands; see :func:`load_stack` for the
+    layout.
     """
     if not loaded:
         raise SceneError("no scene to stack; give at least two scenes")
@@ -375,6 +510,16 @@ def stack_scenes(loaded: list[tuple[SceneRecord, np.ndarray, np.ndarray]], grid:
                 f"{later[0].files.get('reflectance', later[0].scene_id)}: same acquisition time as {earlier[0].scene_id}; "
                 f"remove the duplicate scene"
             )
+    first_with: dict[str, SceneRecord] = {}
+    for record, _, _ in loaded:
+        for digest in reflectance_digests(record.sha256):
+            other = first_with.setdefault(digest, record)
+            if other is not record:
+                raise SceneError(
+                    f"{_file_with(record, digest)}: same reflectance bytes (SHA-256 {digest[:16]}...) as {_file_with(other, digest)} "
+                    f"of scene {other.scene_id}, under another time ({record.acquired_utc}, {other.acquired_utc}); one file "
+                    f"cannot be two acquisitions: remove the copy"
+                )
     bands = loaded[0][0].bands
     for record, _, _ in loaded:
         if record.bands != bands:
@@ -405,6 +550,7 @@ def native_grid(path: Path, resolution: float | None = None) -> Grid:
     """
     from .aoi import utm_crs_for
 
+    check_regular_file(path)
     try:
         with rasterio.open(path) as src:
             if src.crs is None:
@@ -445,6 +591,8 @@ def load_geotiff(
     products mark missing pixels with NaN and no nodata tag).
     """
     path = Path(path)
+    acquired = check_time(acquired, sensor=sensor, where=path)
+    check_regular_file(path)
     try:
         with rasterio.open(path) as src:
             _check_overlap(src, grid, path)
@@ -463,7 +611,7 @@ def load_geotiff(
     reflectance = np.where(valid[None], data, np.nan).astype(np.float32)
     record = SceneRecord(
         scene_id=scene_id or path.stem,
-        acquired=acquired.astimezone(timezone.utc) if acquired.tzinfo else acquired.replace(tzinfo=timezone.utc),
+        acquired=acquired.astimezone(timezone.utc),
         satellite_id="unknown",
         sensor=sensor,
         simulated=False,
@@ -490,6 +638,7 @@ def read_band(path: Path, grid: Grid, *, band: int = 1, categorical: bool = Fals
     pixel-centre). Values are returned as stored (no scale or offset).
     """
     path = Path(path)
+    check_regular_file(path)
     try:
         with rasterio.open(path) as src:
             _check_overlap(src, grid, path)
@@ -509,6 +658,7 @@ def file_footprint(path: Path):
     from shapely.geometry import box
 
     path = Path(path)
+    check_regular_file(path)
     try:
         with rasterio.open(path) as src:
             if src.crs is None:
@@ -516,6 +666,35 @@ def file_footprint(path: Path):
             return box(*transform_bounds(src.crs, "EPSG:4326", *src.bounds, densify_pts=21))
     except _UNREADABLE as exc:
         raise SceneError(f"{path}: cannot be read as a raster ({_short(exc)}); re-download or replace the file") from None
+
+
+def metadata_footprint(geometry: object, raster: Path) -> tuple[BaseGeometry, str | None]:
+    """A scene's lon/lat outline from its metadata ``geometry``, else from ``raster``'s bounds.
+
+    A metadata outline is used only when it is a valid, non-empty (multi)polygon inside
+    lon/lat bounds; otherwise the raster's own footprint stands in, and the second value
+    says why (for the catalogue item), so a wrong outline can neither decide the overlap
+    with the AOI nor pass unnoticed (``None`` when the metadata outline is used or none was
+    stated). ``geometry`` is checked to be an object or null by the reader beforehand.
+    """
+    from shapely.geometry import shape
+
+    if geometry is None:
+        return file_footprint(raster), None  # none stated: the raster's bounds are the outline
+    try:
+        outline = shape(geometry)
+    except Exception as exc:  # shapely raises several types for malformed GeoJSON
+        problem = f"the metadata geometry cannot be read ({_short(exc)})"
+    else:
+        if outline.geom_type not in ("Polygon", "MultiPolygon"):
+            problem = f"the metadata geometry is a {outline.geom_type}, not a polygon"
+        elif outline.is_empty or not outline.is_valid:
+            problem = "the metadata geometry is an empty or invalid polygon"
+        elif not box(-180, -90, 180, 90).contains(outline):
+            problem = "the metadata geometry lies outside lon/lat bounds"
+        else:
+            return outline, None
+    return file_footprint(raster), f"from the raster's bounds: {problem}"
 
 
 def read_mask(path: Path, grid: Grid) -> np.ndarray:
@@ -527,6 +706,7 @@ def read_outline(path: Path, crs: str):
     """Union of the polygons of a vector file (GeoJSON, GeoPackage...), in ``crs``."""
     import geopandas as gpd
 
+    check_regular_file(path)
     try:
         frame = gpd.read_file(path, engine="pyogrio")
     except Exception as exc:  # pyogrio raises several types for unreadable files
@@ -551,6 +731,7 @@ def read_footprints(path: Path, crs: str, *, bounds: tuple[float, float, float, 
     import geopandas as gpd
 
     path = Path(path)
+    check_regular_file(path)
     try:
         frame = gpd.read_file(path, engine="pyogrio")
     except Exception as exc:  # pyogrio raises several types for unreadable files

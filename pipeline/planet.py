@@ -25,7 +25,7 @@ from typing import Any
 
 from .errors import OutputError, PipelineError, SceneError
 from .grid import Grid
-from .load import SceneFiles, SceneRecord, file_footprint, load_planet, planet_scenes_in, sha256_file
+from .load import SceneFiles, SceneRecord, load_planet, metadata_footprint, planet_scenes_in, sha256_file
 from .names import derived_name
 from .sources import SceneInfo
 from .write import remove_folder, remove_stale_staging, staging_folder
@@ -60,25 +60,19 @@ class PlanetScene:
         """Time, satellite and footprint from the metadata (the footprint from the GeoTIFF when absent)."""
         from .load import _read_metadata  # the one parser of Planet metadata
 
-        props = _read_metadata(self.files, {})
-        footprint = None
+        props = _read_metadata(self.files, {})  # checks the file and the type of every field used here
+        geometry = None
         if self.files.metadata is not None:
             doc = json.loads(self.files.metadata.read_text(encoding="utf-8"))
-            if isinstance(doc, dict) and isinstance(doc.get("geometry"), dict):
-                from shapely.geometry import shape
-
-                try:
-                    footprint = shape(doc["geometry"])
-                except (ValueError, TypeError, AttributeError):
-                    footprint = None
-        if footprint is None:
-            footprint = file_footprint(self.files.reflectance)
+            geometry = doc.get("geometry") if isinstance(doc, dict) else None
+        footprint, fallback = metadata_footprint(geometry, self.files.reflectance)
         keep = ("cloud_cover", "gsd", "item_type", "instrument", "sun_elevation", "sun_azimuth", "view_angle", "quality_category")
         return SceneInfo(
             scene_id=self.scene_id, kind="planet", acquired=props["acquired"],
             sensor=str(props.get("instrument", "PlanetScope")), satellite_id=str(props.get("satellite_id", "unknown")),
             footprint=footprint, files=self.files.paths(), bands=(),
-            properties={k: props[k] for k in keep if k in props} | {"simulated": props["simulated"]},
+            properties={k: props[k] for k in keep if k in props} | {"simulated": props["simulated"]}
+            | ({"footprint": fallback} if fallback else {}),
         )
 
     def load(self, grid: Grid) -> tuple[SceneRecord, Any, Any]:

@@ -34,6 +34,7 @@ from .load import SceneRecord, read_outline, record_positions, sha256_file
 from .manifest import input_entry, recorded_overrides, seal_manifest
 from .normalise import BandFit, apply_fits, identity_fits, normalise, wants_normalisation
 from .perimeter import extent_dates, extent_polygons
+from .plausibility import judge_scenes, mask_implausible
 from .polygons import burn_polygons, kml_placemarks
 from .provenance import git_state, package_versions
 from .html_report import render_html
@@ -136,13 +137,26 @@ def detect_burns(
         itself, inside ``analysis_grid``. Polygons are built for it alone, so that every
         pixel belongs to one chunk, and burned extents are left out.
     """
+    # Garbage is never evidence: a scene whose numbers cannot be ground is not observed, with its
+    # reason, before anything counts it as clear. A chunk keeps the calibration's choice, so that
+    # every chunk agrees; impossible pixels are masked in each, as they are pixel by pixel.
+    refused: list[str | None] = [None] * len(records)
+    if calibration is None:
+        in_aoi = _crop(stack, loaded_grid, analysis_grid)
+        refused = judge_scenes(in_aoi["reflectance"].values, in_aoi["clear"].values, bands=[str(b) for b in stack.band.values])
+    stack = mask_implausible(stack, refused=refused)
     in_aoi = _crop(stack, loaded_grid, analysis_grid)
     clear_fraction = in_aoi["clear"].mean(dim=("y", "x")).values
-    usable = clear_fraction >= params.min_clear_fraction if calibration is None else np.array(calibration.usable)
+    if calibration is None:
+        usable = (clear_fraction >= params.min_clear_fraction) & np.array([r is None for r in refused])
+    else:
+        usable = np.array(calibration.usable)
     if usable.sum() < 2:
+        why = [f"{records[i].scene_id} ({refused[i] or f'{clear_fraction[i]:.1%} clear'})" for i in np.flatnonzero(~usable)]
         raise SceneError(
             f"{int(usable.sum())} of {len(records)} scenes have at least {params.min_clear_fraction:.0%} clear ground over the AOI; "
-            f"add clear scenes before and after the event"
+            f"add clear scenes before and after the event (not usable: {'; '.join(why[:6])}"
+            f"{f'; and {len(why) - 6} more' if len(why) > 6 else ''})"
         )
     keep = np.flatnonzero(usable)
     used = stack.isel(time=keep)
@@ -195,6 +209,8 @@ def detect_burns(
     used_pos = {int(k): j for j, k in enumerate(keep)}
     for i, record in enumerate(records):
         entry: dict[str, Any] = {"clear_fraction": round(float(clear_fraction[i]), 4), "usable": bool(usable[i])}
+        if refused[i]:
+            entry["unusable_reason"] = refused[i]
         if i in used_pos:
             j = used_pos[i]
             if j in inconsistent:

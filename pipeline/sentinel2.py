@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from shapely.geometry import shape
 
 from .errors import SceneError
 from .grid import Grid
-from .load import _MAX_METADATA_BYTES, SceneRecord, _short, file_footprint, read_band, sha256_file
-from .names import derived_name
+from .load import (_MAX_METADATA_BYTES, SceneRecord, _short, check_regular_file, check_time, field_error, field_number,
+                   in_system_folder, metadata_footprint, read_band, sha256_file)
+from .names import derived_name, safe_name
 from .sources import SceneInfo
 
 __all__ = ["Sentinel2Scene", "find", "scl_clear", "reflectance_scaling"]
@@ -93,6 +93,7 @@ def reflectance_scaling(properties: dict[str, Any], asset: dict[str, Any] | None
 
 
 def _read_json(path: Path) -> dict:
+    check_regular_file(path)
     if path.stat().st_size > _MAX_METADATA_BYTES:
         raise SceneError(f"{path}: metadata file is {path.stat().st_size / 1e6:.0f} MB, an item is tens of kB; replace it")
     try:
@@ -108,7 +109,7 @@ def _local(href: str, item_dir: Path, fallback: str) -> Path | None:
     """A local file for an asset href: the path itself, else a file of that name (or the band's) beside the item."""
     if not re.match(r"^[a-z][a-z0-9+.-]*://", href):
         candidate = Path(href) if Path(href).is_absolute() else item_dir / href
-        if candidate.is_file():
+        if candidate.is_file() and not in_system_folder(candidate):
             return candidate
     for name in (Path(href.split("?")[0]).name, f"{fallback}.tif", f"{fallback}.TIF", f"{fallback}.jp2"):
         if name and (item_dir / name).is_file():
@@ -138,12 +139,13 @@ class Sentinel2Scene:
         return files
 
     def describe(self) -> SceneInfo:
-        geometry = self.properties.get("_geometry")
-        footprint = shape(geometry) if geometry else file_footprint(self.bands.get("red") or next(iter(self.bands.values())))
+        footprint, fallback = metadata_footprint(self.properties.get("_geometry"),
+                                                 self.bands.get("red") or next(iter(self.bands.values())))
         keep = {k: v for k, v in self.properties.items() if not k.startswith("_")}
         return SceneInfo(scene_id=self.scene_id, kind="sentinel2", acquired=self.acquired, sensor=f"{self.platform} MSI",
                          satellite_id=self.platform, footprint=footprint, files=self._files(), bands=tuple(self.bands),
-                         properties=keep | {"scale": self.scaling[0], "offset": self.scaling[1]})
+                         properties=keep | {"scale": self.scaling[0], "offset": self.scaling[1]}
+                         | ({"footprint": fallback} if fallback else {}))
 
     def load(self, grid: Grid) -> tuple[SceneRecord, np.ndarray, np.ndarray]:
         scale, offset = self.scaling
@@ -166,41 +168,94 @@ class Sentinel2Scene:
         return record, reflectance, clear
 
 
-def _time(text: Any, where: Path) -> datetime:
+def _time(text: Any, where: Path, platform: str) -> datetime:
     try:
         when = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
     except ValueError:
         raise SceneError(f"{where}: acquisition time {text!r} is not ISO 8601; fix the metadata") from None
-    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    return check_time(when, sensor=platform, where=where).astimezone(timezone.utc)
 
 
-def _from_item(path: Path) -> Sentinel2Scene | None:
+_ITEM_FIX = "re-download the STAC item"
+
+
+def _asset(path: Path, assets: dict[str, Any], key: str) -> dict[str, Any]:
+    """One asset of an item, checked: an object whose ``href`` is a string."""
+    asset = assets[key]
+    if not isinstance(asset, dict):
+        raise field_error(path, f"assets.{key}", asset, "an object", _ITEM_FIX)
+    if not isinstance(asset.get("href", ""), str):
+        raise field_error(path, f"assets.{key}.href", asset["href"], "a string (a path or URL)", _ITEM_FIX)
+    return asset
+
+
+def _stated_scaling(path: Path, key: str, asset: dict[str, Any]) -> None:
+    """Check an asset's ``raster:bands``: a list of objects whose scale and offset are numbers."""
+    bands = asset.get("raster:bands")
+    if bands is None:
+        return
+    if not isinstance(bands, list) or not all(isinstance(b, dict) for b in bands):
+        raise field_error(path, f"assets.{key}.raster:bands", bands, "a list of objects", _ITEM_FIX)
+    for i, band in enumerate(bands):
+        for name in ("scale", "offset"):
+            if name in band:
+                field_number(path, f"assets.{key}.raster:bands[{i}].{name}", band[name], _ITEM_FIX)
+
+
+def _from_item(path: Path, *, given: bool = False) -> Sentinel2Scene | None:
+    """The scene of a STAC item; ``None`` for JSON that is not a Sentinel-2 item.
+
+    Every field read is checked for its type. A malformed item is refused in one line when it
+    was ``given`` by name or says it is STAC (``stac_version``); other JSON met while walking a
+    folder (a GeoJSON outline, say) is passed over.
+    """
     doc = _read_json(path)
-    props, assets = doc.get("properties") or {}, doc.get("assets") or {}
-    platform = str(props.get("platform", ""))
-    if doc.get("type") != "Feature" or not (platform.lower().startswith("sentinel-2") or "s2:processing_baseline" in props):
+    if doc.get("type") != "Feature":
         return None
+    props, assets = doc.get("properties"), doc.get("assets")
+    if not isinstance(props, dict):
+        if given or "stac_version" in doc:
+            raise field_error(path, "properties", props, "an object", _ITEM_FIX)
+        return None
+    platform = props.get("platform", "")
+    if not isinstance(platform, str):
+        raise field_error(path, "properties.platform", platform, "a string", _ITEM_FIX)
+    if not (platform.lower().startswith("sentinel-2") or "s2:processing_baseline" in props):
+        return None
+    if not isinstance(assets, dict):
+        raise field_error(path, "assets", assets, "an object", _ITEM_FIX)
     if not props.get("datetime"):
         raise SceneError(f"{path}: STAC item has no datetime; re-download the item")
+    if not isinstance(props["datetime"], str):
+        raise field_error(path, "properties.datetime", props["datetime"], "an ISO 8601 string", _ITEM_FIX)
+    # The provider's id is evidence: kept as given, refused when it could not name a file (it names
+    # catalogue items); an item without one is named after its file, made safe.
+    item_id = safe_name(doc["id"], what="STAC item id", source=path) if doc.get("id") else derived_name(path.stem)
+    if doc.get("geometry") is not None and not isinstance(doc["geometry"], dict):
+        raise field_error(path, "geometry", doc["geometry"], "a GeoJSON geometry object", _ITEM_FIX)
+    for name in ("boa_add_offset", "view:sun_elevation", "view:sun_azimuth"):
+        if props.get(name) is not None:
+            props[name] = field_number(path, f"properties.{name}", props[name], _ITEM_FIX)
     bands: dict[str, Path] = {}
     scaling = None
     for name, keys in _BANDS.items():
         key = next((k for k in keys if k in assets), None)
         if key is None:
             continue
-        local = _local(str(assets[key].get("href", "")), path.parent, keys[1])
+        asset = _asset(path, assets, key)
+        _stated_scaling(path, key, asset)
+        local = _local(asset.get("href", ""), path.parent, keys[1])
         if local is None:
             if name in _REQUIRED:
-                raise SceneError(f"{path}: asset {key} ({assets[key].get('href')}) is not on this disk; "
+                raise SceneError(f"{path}: asset {key} ({asset.get('href')}) is not on this disk; "
                                  f"fetch it (burnscan fetch) or put {keys[1]}.tif beside the item")
             continue  # an optional band that was not downloaded
         bands[name] = local
-        scaling = scaling or reflectance_scaling(props, assets[key])
+        scaling = scaling or reflectance_scaling(props, asset)
     scl_key = next((k for k in _SCL_KEYS if k in assets), None)
-    scl = _local(str(assets[scl_key].get("href", "")), path.parent, "SCL") if scl_key else None
+    scl = _local(_asset(path, assets, scl_key).get("href", ""), path.parent, "SCL") if scl_key else None
     keep = ("eo:cloud_cover", "s2:processing_baseline", "view:sun_elevation", "view:sun_azimuth", "s2:product_uri", "grid:code")
-    # The provider's id is kept as it is (checked where it becomes a file name); a name made from the file's is made safe.
-    return Sentinel2Scene(scene_id=str(doc.get("id") or derived_name(path.stem)), acquired=_time(props["datetime"], path),
+    return Sentinel2Scene(scene_id=item_id, acquired=_time(props["datetime"], path, platform or "sentinel-2"),
                           platform=platform or "sentinel-2", bands=bands, scl=scl, scaling=scaling or (1e-4, 0.0), metadata=path,
                           properties={k: props[k] for k in keep if k in props} | {"_geometry": doc.get("geometry")})
 
@@ -216,28 +271,37 @@ def _from_band_files(folder: Path) -> Sentinel2Scene | None:
     props: dict[str, Any] = {}
     acquired = None
     if metadata is not None:
+        check_regular_file(metadata)
         if metadata.stat().st_size > _MAX_METADATA_BYTES:
             raise SceneError(f"{metadata}: metadata file is too large to be an MTD_MSIL2A.xml; replace it")
         try:
             root = ET.parse(metadata).getroot()
         except ET.ParseError as exc:
             raise SceneError(f"{metadata}: not valid XML ({_short(exc)}); re-download the product") from None
+        start = None
         for element in root.iter():
             tag, text = element.tag.rsplit("}", 1)[-1], (element.text or "").strip()
             if tag == "PRODUCT_START_TIME" and text:
-                acquired = _time(text, metadata)
+                start = text
             elif tag == "PROCESSING_BASELINE" and text:
                 props["s2:processing_baseline"] = text
             elif tag == "BOA_ADD_OFFSET" and text:
-                props["boa_add_offset"] = float(text)
+                props["boa_add_offset"] = field_number(metadata, "BOA_ADD_OFFSET", text, "re-download the product's MTD_MSIL2A.xml")
             elif tag == "SPACECRAFT_NAME" and text:
                 props["platform"] = text.lower()
+        if start is not None:  # read after the platform, which says how old the product can be
+            acquired = _time(start, metadata, props.get("platform", "sentinel-2"))
     if acquired is None:
         match = next((m for p in files.values() if (m := re.search(r"(20\d{6}T\d{6})", p.name))), None)
         if match is None:
             raise SceneError(f"{folder}: Sentinel-2 band files without an acquisition time (no MTD_MSIL2A.xml, no date in the "
                              f"names); put the product's MTD_MSIL2A.xml or STAC item beside them")
-        acquired = datetime.strptime(match.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=timezone.utc)
+        try:
+            named = datetime.strptime(match.group(1), "%Y%m%dT%H%M%S")
+        except ValueError:
+            raise SceneError(f"{folder}: date {match.group(1)} in the band file names is not a date; rename the files or put "
+                             f"the product's MTD_MSIL2A.xml beside them") from None
+        acquired = check_time(named, sensor=props.get("platform", "sentinel-2"), where=folder)
     bands = {name: files[keys[1]] for name, keys in _BANDS.items() if keys[1] in files}
     return Sentinel2Scene(scene_id=f"S2-{derived_name(folder.name)}-{acquired:%Y%m%dT%H%M%S}", acquired=acquired,
                           platform=str(props.pop("platform", "sentinel-2")), bands=bands, scl=files.get("SCL"),
@@ -248,7 +312,7 @@ def find(path: Path, **_: Any) -> list[Sentinel2Scene]:
     """Sentinel-2 L2A scenes in ``path``: STAC item JSON files, or one folder of band files."""
     path = Path(path)
     if path.is_file() and path.suffix.lower() == ".json":
-        scene = _from_item(path)
+        scene = _from_item(path, given=True)
         return [scene] if scene else []
     if not path.is_dir():
         return []

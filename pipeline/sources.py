@@ -27,7 +27,7 @@ from shapely.geometry.base import BaseGeometry
 
 from .errors import SceneError
 from .grid import Grid
-from .load import SceneRecord, stack_scenes
+from .load import SceneRecord, in_system_folder, stack_scenes
 
 __all__ = ["SceneInfo", "SceneSource", "load_sources", "recognise"]
 
@@ -80,6 +80,8 @@ def recognise(path: Path, **options: Any) -> list[SceneSource]:
     from . import geotiff, landsat, planet, sentinel2
 
     path = Path(path)
+    if in_system_folder(path):
+        raise SceneError(f"{path}: lies in /proc, /sys or /dev, the system's own files, not scenes; give a folder of scenes")
     if not path.exists():
         raise SceneError(f"{path}: no such file or folder; give the path of a scene, a delivery folder or a zip")
     readers = (geotiff, planet, sentinel2, landsat) if options.get("bands") else (planet, sentinel2, landsat)

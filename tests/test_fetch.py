@@ -45,10 +45,10 @@ def _items(base: str) -> list[dict]:
     items = []
     for k, day in enumerate(DAYS):
         bbox = [-3.83, 13.76, -3.70, 13.88] if k != 1 else [10.0, 40.0, 10.1, 40.1]  # the second lies elsewhere
-        assets = {name: {"href": f"{base}/cogs/{name}.tif", "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+        assets = {name: {"href": f"{base}/cogs/{day}/{name}.tif", "type": "image/tiff; application=geotiff; profile=cloud-optimized",
                          "raster:bands": [{"scale": 0.0001, "offset": -0.1, "nodata": 0}]}
                   for name in ("red", "green", "blue", "nir", "swir16", "swir22")}
-        assets["scl"] = {"href": f"{base}/cogs/scl.tif", "type": "image/tiff"}
+        assets["scl"] = {"href": f"{base}/cogs/{day}/scl.tif", "type": "image/tiff"}
         items.append({"type": "Feature", "stac_version": "1.0.0", "id": f"S2A_30PVT_{day.replace('-', '')}_0_L2A", "bbox": bbox,
                       "geometry": {"type": "Polygon", "coordinates": [[[bbox[0], bbox[1]], [bbox[2], bbox[1]], [bbox[2], bbox[3]],
                                                                         [bbox[0], bbox[3]], [bbox[0], bbox[1]]]]},
@@ -147,12 +147,13 @@ def api(tmp_path, monkeypatch):
     for key, value in (("GDAL_HTTP_MAX_RETRY", "0"), ("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR"),
                        ("CPL_VSIL_CURL_ALLOWED_EXTENSIONS", ".tif"), ("GDAL_HTTP_TIMEOUT", "10")):
         monkeypatch.setenv(key, value)
-    (tmp_path / "cogs").mkdir()
-    for name in ("red", "green", "blue", "nir"):
-        _cog(tmp_path / "cogs" / f"{name}.tif", 2000, 10.0, 1000)  # 10 x 10 km at 10 m
-    for name in ("swir16", "swir22"):
-        _cog(tmp_path / "cogs" / f"{name}.tif", 2500, 20.0, 500)
-    _cog(tmp_path / "cogs" / "scl.tif", 4, 20.0, 500, varied=False)  # class 4: vegetation, ground seen
+    for k, day in enumerate(DAYS):  # each date its own pixels: one file is never two acquisitions
+        (tmp_path / "cogs" / day).mkdir(parents=True)
+        for name in ("red", "green", "blue", "nir"):
+            _cog(tmp_path / "cogs" / day / f"{name}.tif", 2000 + k, 10.0, 1000)  # 10 x 10 km at 10 m
+        for name in ("swir16", "swir22"):
+            _cog(tmp_path / "cogs" / day / f"{name}.tif", 2500 + k, 20.0, 500)
+        _cog(tmp_path / "cogs" / day / "scl.tif", 4, 20.0, 500, varied=False)  # class 4: vegetation, ground seen
     handler = type("Handler", (_Handler,), {"root": tmp_path, "searches": []})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     handler.base = f"http://127.0.0.1:{server.server_address[1]}"
@@ -181,7 +182,7 @@ def test_download_reads_only_the_window_and_keeps_native_resolution(api, tmp_pat
     assert set(local.assets) == {"red", "green", "blue", "nir", "swir16", "swir22", "scl"}
     assert all(a.href == f"{k}.tif" for k, a in local.assets.items())
     with rasterio.open(path.parent / "red.tif") as red, rasterio.open(path.parent / "swir22.tif") as swir, \
-            rasterio.open(tmp_path / "cogs" / "red.tif") as full:
+            rasterio.open(tmp_path / "cogs" / "2024-01-28" / "red.tif") as full:
         assert red.res == (10.0, 10.0) and swir.res == (20.0, 20.0) and red.crs == full.crs
         assert red.width * red.height < 0.05 * full.width * full.height  # a window, not the tile
         row, col = full.index(red.transform.c + 5, red.transform.f - 5)

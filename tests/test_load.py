@@ -28,6 +28,7 @@ def _write_scene(folder: Path, scene_id: str, *, acquired: str | None = "2024-01
         profile["crs"] = crs
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(data)
+        dst.update_tags(SCENE_ID=scene_id)  # two scenes of the same pixels are still two files, not one copied
     if acquired is not None:
         (folder / f"{scene_id}_metadata.json").write_text(json.dumps({"properties": {"acquired": acquired, "satellite_id": "x"}}))
     return path

@@ -117,6 +117,9 @@ def test_real_landsat_scene_under_cloud_is_reported_as_unusable(shared_data, tmp
     later_product = product.replace("20201031_20201106", "20201116_20201122")
     for f in source.iterdir():
         shutil.copy(f, later / f.name.replace(product, later_product))
+    for band, dn in (("SR_B4", 9500), ("SR_B5", 9400), ("SR_B7", 13800)):  # char (see the module docstring) under the cloud
+        # A verbatim copy would be the same bytes under two dates, which `add` refuses.
+        _char_square(source / f"{product}_{band}.TIF", later / f"{later_product}_{band}.TIF", -65.2, -2.9, dn)
     mtl = later / f"{later_product}_MTL.json"
     mtl.write_text(mtl.read_text().replace('"DATE_ACQUIRED": "2020-10-31"', '"DATE_ACQUIRED": "2020-11-16"'))
     aoi_dir = _aoi(tmp_path / "aoi", "amazonas", -65.2, -2.9, 9000.0, "America/Manaus")

@@ -276,7 +276,7 @@ def test_extent_is_dated_cumulatively_and_counts_its_burns():
     assert joined.burned_ha == pytest.approx(0.18) and joined.area_m2 > 200 * 9.0
 
 
-@pytest.mark.parametrize("module", ["coregister", "normalise", "indices", "change", "threshold", "dating", "polygons", "perimeter", "report", "html_report", "figures", "clusters", "cores"])
+@pytest.mark.parametrize("module", ["coregister", "normalise", "indices", "change", "threshold", "dating", "polygons", "perimeter", "report", "html_report", "figures", "clusters", "cores", "plausibility"])
 def test_stage_modules_do_not_open_files(module):
     """I/O stays at the edges: stage modules never import rasterio's file API or open()."""
     tree = ast.parse((PACKAGE / f"{module}.py").read_text())

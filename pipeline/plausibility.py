@@ -1,0 +1,237 @@
+"""What a scene must look like before it counts as an observation of the ground.
+
+A scene read as clear is evidence: "no new burn marks on the observed ground" rests on it.
+Numbers that cannot be reflectance of real ground (a saturated or wrongly scaled file, a
+constant fill, a strongly negative product), a pixel coarser than a settlement, or a time in
+the future or before the sensor flew are not evidence of anything, least of all of absence.
+This module says why, before any stage counts such a scene:
+
+- :func:`possible_pixels` and :func:`mask_implausible`: pixels that cannot be reflectance
+  are not observed; scenes refused as a whole are not observed anywhere;
+- :func:`implausible_reflectance` / :func:`judge_scenes`: why a scene's reflectance over
+  the AOI cannot be ground (``None`` when it can);
+- :func:`implausible_time`: why an acquisition time cannot be the sensor's;
+- :func:`too_coarse`: why a native pixel is too coarse for the analysis grid.
+
+Pure functions on arrays and values; the readers call the last two with what they read, and
+:func:`pipeline.run.detect_burns` the others where it judges scenes usable.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from typing import Sequence
+
+import numpy as np
+import xarray as xr
+
+__all__ = ["PIXEL_RANGE", "SCENE_RANGE", "FIRST_LIGHT", "possible_pixels", "mask_implausible", "implausible_reflectance",
+           "judge_scenes", "implausible_time", "first_light", "too_coarse"]
+
+PIXEL_RANGE = (-0.2, 2.0)
+"""Reflectance a single pixel can have. Landsat C2's offset (-0.2) is the lowest value its scale
+can give (DN 1); Sentinel-2's (-0.1) stays above it; surface reflectance above 2 occurs nowhere,
+while a saturated 16-bit file read at 1/10000 gives 6.55. Outside: not observed."""
+
+SCENE_RANGE = (-0.05, 1.2)
+"""Reflectance the ground of a whole scene stays within. The Sentinel-2 and Landsat offsets
+leave small negatives on water and deep shadow, within noise of zero (a few hundredths);
+fresh snow and bright unflagged cloud reach 1.0-1.1 in the visible, not 1.2."""
+
+SCENE_SHARE = 0.10
+"""Share of a scene's clear pixels outside :data:`SCENE_RANGE` (in any band) that refuses it.
+A real scene has well under 1 % there; a tenth of the ground is a wrong scale or offset, a
+saturated detector or a corrupt file, not a few odd pixels."""
+
+CONSTANT_SPREAD = 1e-3
+"""Interquartile range of reflectance under which a band is constant: ten digital numbers at
+the 1/10000 scale of every supported product. The quietest real ground in the test data
+(Landsat blue over Chilean forest) spreads 0.007; a fill value or a flat test pattern spreads 0."""
+
+MIN_PIXELS = 100
+"""Clear pixels needed before a scene's spread is judged (fewer: the clear-share rule decides)."""
+
+# When each sensor was launched: nothing it delivers can be older. Sources: USGS "Landsat
+# Missions" pages (Landsat 1-9 launch dates), ESA Sentinel-2 mission pages (2A, 2B, 2C), Planet
+# (the first Doves, Dove-2, launched on the Soyuz of 19 April 2013). A plain GeoTIFF of unknown
+# origin cannot be older than Landsat 1, the first civil multispectral Earth-imaging satellite.
+FIRST_LIGHT: dict[str, tuple[str, date]] = {
+    "landsat_1": ("Landsat 1", date(1972, 7, 23)),
+    "landsat_4": ("Landsat 4", date(1982, 7, 16)),
+    "landsat_5": ("Landsat 5", date(1984, 3, 1)),
+    "landsat_7": ("Landsat 7", date(1999, 4, 15)),
+    "landsat_8": ("Landsat 8", date(2013, 2, 11)),
+    "landsat_9": ("Landsat 9", date(2021, 9, 27)),
+    "sentinel-2a": ("Sentinel-2A", date(2015, 6, 23)),
+    "sentinel-2b": ("Sentinel-2B", date(2017, 3, 7)),
+    "sentinel-2c": ("Sentinel-2C", date(2024, 9, 5)),
+    "planetscope": ("PlanetScope", date(2013, 4, 19)),
+}
+_ALIASES = {"landsat": "landsat_4", "sentinel-2": "sentinel-2a", "geotiff": "landsat_1", "unknown": "landsat_1"}
+"""A family without its unit: its first member (Collection 2 Level-2 starts with Landsat 4)."""
+
+_FUTURE_SLACK = timedelta(days=1)  # a time-zone slip moves a time by at most 14 h: a day later is no slip
+
+MAX_NATIVE_M = 1000.0
+"""A pixel coarser than a kilometre holds a whole village and its fields: its value cannot show
+a compound burning, nor that none did."""
+
+MAX_UPSAMPLING = 12.0
+"""On analysis grids coarser than about 80 m, a native pixel may be at most this many grid pixels
+wide: beyond it bilinear resampling spreads one value over more than 144 grid pixels and the
+analysis reads interpolation. Sentinel-2's 20 m bands (6.7x) and Landsat's 30 m (10x) on the
+default 3 m grid are under both limits."""
+
+
+def possible_pixels(reflectance: np.ndarray) -> np.ndarray:
+    """True where every band of ``reflectance`` (band, ..., y, x) is within :data:`PIXEL_RANGE`.
+
+    NaN (no data) is not possible either.
+
+    >>> possible_pixels(np.array([[0.3, -0.1, 6.55, np.nan]])).tolist()
+    [True, True, False, False]
+    """
+    low, high = PIXEL_RANGE
+    with np.errstate(invalid="ignore"):
+        return np.all((reflectance >= low) & (reflectance <= high), axis=0)
+
+
+def mask_implausible(stack: xr.Dataset, *, refused: Sequence[str | None] = ()) -> xr.Dataset:
+    """``stack`` with impossible pixels and refused scenes read as not observed.
+
+    Parameters
+    ----------
+    stack:
+        ``reflectance`` (time, band, y, x) and ``clear`` (time, y, x), as loaded.
+    refused:
+        Per scene, the reason it is refused as a whole (``None``: kept), e.g. from
+        :func:`judge_scenes`; empty keeps every scene.
+
+    Returns
+    -------
+    xarray.Dataset
+        Same coordinates and attributes. Impossible pixels are NaN in every band and not
+        clear (so no resampling carries them into their neighbours); every pixel of a refused
+        scene is not clear. ``reflectance`` is shared with ``stack`` when no pixel is impossible.
+    """
+    refl = stack["reflectance"].values
+    possible = possible_pixels(np.moveaxis(refl, 1, 0))  # (time, y, x)
+    clear = stack["clear"].values & possible
+    for t, reason in enumerate(refused):
+        if reason:
+            clear[t] = False
+    out = stack.copy(deep=False)
+    out["clear"] = (stack["clear"].dims, clear)
+    if not possible.all():
+        out["reflectance"] = (stack["reflectance"].dims, np.where(possible[:, None], refl, np.nan).astype(refl.dtype))
+    out["clear"].attrs, out["reflectance"].attrs = stack["clear"].attrs, stack["reflectance"].attrs
+    return out
+
+
+def implausible_reflectance(reflectance: np.ndarray, clear: np.ndarray, *, bands: Sequence[str] | None = None) -> str | None:
+    """Why one scene's reflectance over the AOI cannot be ground, or ``None`` when it can.
+
+    Parameters
+    ----------
+    reflectance:
+        (band, y, x) reflectance, NaN where not observed.
+    clear:
+        (y, x) True where the scene is read as showing the ground; only these pixels are judged
+        (cloud and no data say nothing about the product's calibration).
+    bands:
+        Band names, for the reason.
+
+    Notes
+    -----
+    Refused: more than :data:`SCENE_SHARE` of the clear pixels outside :data:`SCENE_RANGE` in
+    any band (saturated, wrongly scaled or offset), or a spread under :data:`CONSTANT_SPREAD`
+    in every band (a fill value or a flat pattern: no ground is that uniform).
+
+    Examples
+    --------
+    >>> refl = np.full((2, 20, 20), 0.3); clear = np.ones((20, 20), bool)
+    >>> implausible_reflectance(refl, clear, bands=["red", "nir"])[:37]
+    'its reflectance is constant (red 0.30'
+    >>> implausible_reflectance(refl + np.random.default_rng(0).normal(0, 0.02, refl.shape), clear) is None
+    True
+    """
+    names = list(bands) if bands is not None else [f"band {i + 1}" for i in range(reflectance.shape[0])]
+    seen = reflectance[:, clear]
+    seen = seen[:, np.all(np.isfinite(seen), axis=0)]
+    if seen.shape[1] == 0:
+        return None  # nothing seen: the clear-share rule says so
+    low, high = SCENE_RANGE
+    for name, values in zip(names, seen):
+        below, above = float(np.mean(values < low)), float(np.mean(values > high))
+        if above > SCENE_SHARE:
+            return (f"its reflectance is not physical: {above:.0%} of its clear pixels are above {high} in {name} "
+                    f"(median {np.median(values):.2f}; a saturated or wrongly scaled product); read as not observed")
+        if below > SCENE_SHARE:
+            return (f"its reflectance is not physical: {below:.0%} of its clear pixels are below {low} in {name} "
+                    f"(median {np.median(values):.2f}; a wrong offset or scale); read as not observed")
+    if seen.shape[1] >= MIN_PIXELS:
+        q25, q75 = np.percentile(seen, [25, 75], axis=1)
+        if np.all(q75 - q25 < CONSTANT_SPREAD):
+            medians = ", ".join(f"{n} {m:.2f}" for n, m in zip(names, np.median(seen, axis=1)))
+            return (f"its reflectance is constant ({medians}; spread under {CONSTANT_SPREAD} in every band): "
+                    f"a fill value or a flat pattern, not ground; read as not observed")
+    return None
+
+
+def judge_scenes(reflectance: np.ndarray, clear: np.ndarray, *, bands: Sequence[str] | None = None) -> list[str | None]:
+    """:func:`implausible_reflectance` for each scene of a (time, band, y, x) stack and its (time, y, x) clear mask."""
+    return [implausible_reflectance(reflectance[t], clear[t], bands=bands) for t in range(reflectance.shape[0])]
+
+
+def first_light(sensor: str) -> tuple[str, date]:
+    """Name and launch date of ``sensor`` (a :data:`FIRST_LIGHT` key, Landsat ``SPACECRAFT_ID``,
+    Sentinel-2 ``platform``...); Landsat 1 for anything unknown.
+
+    >>> first_light("LANDSAT_8")
+    ('Landsat 8', datetime.date(2013, 2, 11))
+    >>> first_light("Sentinel-2B")[1].year, first_light("a drone")[0]
+    (2017, 'Landsat 1')
+    """
+    key = str(sensor).strip().lower().replace(" ", "_")
+    key = _ALIASES.get(key, key)
+    return FIRST_LIGHT.get(key, FIRST_LIGHT["landsat_1"])
+
+
+def implausible_time(when: datetime, *, sensor: str, now: datetime | None = None) -> str | None:
+    """Why ``when`` cannot be an acquisition time of ``sensor``, or ``None`` when it can.
+
+    A time more than a day after ``now`` (default: the clock) is in the future; a time before
+    the sensor's launch (:data:`FIRST_LIGHT`) was never acquired by it. Naive times are UTC.
+
+    >>> implausible_time(datetime(2024, 1, 28, 10, 38, tzinfo=timezone.utc), sensor="sentinel-2a") is None
+    True
+    >>> implausible_time(datetime(1, 1, 1), sensor="planetscope")
+    'acquisition time 0001-01-01T00:00:00 is before PlanetScope existed (launched 2013-04-19)'
+    """
+    aware = when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
+    now = now or datetime.now(timezone.utc)
+    name, launched = first_light(sensor)
+    # Compared as aware datetimes, never converted: year 1 at UTC+5 has no UTC form.
+    if aware < datetime(launched.year, launched.month, launched.day, tzinfo=timezone.utc):
+        return f"acquisition time {when.isoformat()} is before {name} existed (launched {launched.isoformat()})"
+    if aware > now + _FUTURE_SLACK:
+        return f"acquisition time {when.isoformat()} is in the future (now {now:%Y-%m-%dT%H:%MZ})"
+    return None
+
+
+def too_coarse(native_m: float, grid_m: float) -> str | None:
+    """Why a native pixel of ``native_m`` metres is too coarse for a grid of ``grid_m``, or ``None``.
+
+    Refused above the larger of :data:`MAX_NATIVE_M` and :data:`MAX_UPSAMPLING` grid pixels.
+
+    >>> too_coarse(30.0, 3.0) is None, too_coarse(20.0, 3.0) is None
+    (True, True)
+    >>> too_coarse(3000.0, 3.0)
+    'native pixels of 3000 m, coarser than 1000 m (a pixel this size holds a whole village and its fields)'
+    """
+    limit = max(MAX_NATIVE_M, MAX_UPSAMPLING * grid_m)
+    if not native_m > limit:
+        return None
+    why = ("a pixel this size holds a whole village and its fields" if limit == MAX_NATIVE_M
+           else f"more than {MAX_UPSAMPLING:.0f} pixels of the {grid_m:g} m analysis grid")
+    return f"native pixels of {native_m:.0f} m, coarser than {limit:.0f} m ({why})"

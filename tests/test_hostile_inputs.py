@@ -1,0 +1,486 @@
+"""Garbage is never evidence, and readers never trace back.
+
+Each test builds one hostile input: a scene whose numbers cannot be ground (saturated,
+constant, negative, kilometre pixels), a time the sensor cannot have, the same bytes under
+two times, a metadata field of the wrong type, a pipe or a system folder where a scene is
+expected. Each must end as a scene read as not observed *with its reason*, or as one line
+naming the file and the fix, never as a clear observation or a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from scipy import ndimage
+
+import pipeline
+from pipeline import planet, sentinel2
+from pipeline.cli import main
+from pipeline.config import Params
+from pipeline.errors import SceneError
+from pipeline.grid import grid_for_bounds
+from pipeline.run import detect_burns
+from pipeline.sources import recognise
+from smallaoi import AOI_NAME, write_small_aoi
+from test_load import GRID, _load, _one_line, _write_scene
+from test_real_sources_detect import _aoi
+from test_sentinel2_landsat import _band, _landsat_folder, _s2_item
+
+NEXT_YEAR = datetime.now(timezone.utc) + timedelta(days=400)
+RUN = Params(margin_m=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# builders
+
+
+def _ground(seed: int) -> np.ndarray:
+    """(4, 200, 200) reflectance of one textured savanna (the same ground every date) with a
+    date's own sensor noise: a scene a careful reader would accept."""
+    texture = ndimage.gaussian_filter(np.random.default_rng(1).random((200, 200)), 2.0)
+    texture = (texture - texture.mean()) / texture.std()
+    red, nir = 0.16 + 0.02 * texture, 0.28 + 0.03 * texture
+    return np.stack([red * 0.6, red * 0.8, red, nir]) + np.random.default_rng(seed).normal(0, 0.004, (4, 200, 200))
+
+
+def _planet(folder: Path, scene_id: str, acquired: str, reflectance: np.ndarray | None = None, *, seed: int = 0,
+            dtype: str = "uint16", res: float = 3.0, metadata: dict | None = None) -> Path:
+    """A Planet-style scene (SR GeoTIFF x 10000 + metadata JSON) over ``test_load.GRID``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = _ground(seed) if reflectance is None else reflectance
+    stored = np.clip(data * 10000, 1, 65535).astype(np.uint16) if dtype == "uint16" else (data * 10000).astype(dtype)
+    path = folder / f"{scene_id}_3B_AnalyticMS_SR.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=4, dtype=dtype,
+                       nodata=0 if dtype == "uint16" else None, crs="EPSG:32630",
+                       transform=Affine(res, 0, 499900.0, 0, -res, 1500400.0)) as dst:
+        dst.write(stored)
+    doc = metadata if metadata is not None else {"properties": {"acquired": acquired, "satellite_id": "x"}}
+    (folder / f"{scene_id}_metadata.json").write_text(json.dumps(doc))
+    return path
+
+
+def _series(folder: Path, garbage: np.ndarray | None = None, *, dtype: str = "uint16", days: int = 3) -> Path:
+    """``days`` good scenes (26, 27, 28 January...) and, when given, a garbage one on 29 January."""
+    for k in range(days):
+        _planet(folder, f"2024012{6 + k}_103800_good", f"2024-01-2{6 + k}T10:38:00Z", seed=k + 2)
+    if garbage is not None:
+        _planet(folder, "20240129_103800_junk", "2024-01-29T10:38:00Z", garbage, dtype=dtype)
+    return folder
+
+
+def _detect(folder: Path):
+    stack, records = _load(folder)
+    return detect_burns(stack, records, params=RUN, loaded_grid=GRID, analysis_grid=GRID)
+
+
+def _refused(detection, scene_id: str) -> str:
+    """The reason ``scene_id`` was read as not observed (fails when it was counted)."""
+    i = [r.scene_id for r in detection.all_records].index(scene_id)
+    quality = detection.quality[i]
+    assert quality["usable"] is False and quality["clear_fraction"] == 0.0, quality
+    assert scene_id not in [r.scene_id for r in detection.records]
+    return quality["unusable_reason"]
+
+
+def _cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _in_child(argv: list[str], *, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run ``argv`` in a child Python with this checkout's package: a hang fails the test instead
+    of hanging the suite."""
+    env = dict(os.environ, PYTHONPATH=str(Path(pipeline.__file__).resolve().parent.parent))
+    try:
+        return subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{' '.join(argv)} still running after {timeout} s: it blocked on its input")
+
+
+def _one_error_line(err: str, *needles: str) -> None:
+    """The command ended on one error line (progress lines may come before it), no traceback."""
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err and [line for line in lines if line.startswith("burnscan: error:")] == lines[-1:], err
+    for needle in needles:
+        assert needle in lines[-1], lines[-1]
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. garbage read as evidence of absence
+
+
+def test_saturated_scene_is_not_observed_and_the_report_says_why(tmp_path, capsys):
+    from pyproj import Transformer
+
+    scenes = _series(tmp_path / "scenes", np.full((4, 200, 200), 6.5535))  # every DN at 65535
+    lon, lat = Transformer.from_crs("EPSG:32630", "EPSG:4326", always_xy=True).transform(500200.0, 1500100.0)
+    aoi_dir = _aoi(tmp_path / "aoi", "savanna", lon, lat, 120.0, "Africa/Bamako")  # the scenes' centre
+    code, out, err = _cli(capsys, "detect", "savanna", "--scenes", str(scenes), "--aoi-dir", str(aoi_dir),
+                          "--out", str(tmp_path / "out"), "--data", str(tmp_path / "data"), "--no-figures")
+    assert code == 0, err
+    run = Path(out.strip().splitlines()[-1].split("outputs: ")[1])
+    report = json.loads((run / "report.json").read_text())
+    junk = next(r for r in report["readings"] if r["scene_id"] == "20240129_103800_junk")
+    assert junk["usable"] is False and "not usable" in junk["statement"] and "above 1.2" in junk["statement"]
+    assert "no new burn marks" not in junk["statement"]
+    assert "above 1.2" in (run / "report.md").read_text() and "above 1.2" in (run / "report.html").read_text()
+
+
+def test_constant_scene_is_not_observed(tmp_path):
+    detection = _detect(_series(tmp_path, np.full((4, 200, 200), 0.3)))
+    assert "constant" in _refused(detection, "20240129_103800_junk")
+    assert all(q["usable"] for q, r in zip(detection.quality, detection.all_records) if "good" in r.scene_id)
+
+
+def test_negative_reflectance_scene_is_not_observed_but_small_offset_negatives_are(tmp_path):
+    negative = _ground(9) - 0.35  # every band well below zero: a wrong offset
+    detection = _detect(_series(tmp_path / "bad", negative, dtype="float32"))
+    assert "below -0.05" in _refused(detection, "20240129_103800_junk")
+    # Sentinel-2 and Landsat offsets leave a few small negatives on dark ground: still ground.
+    dark = _ground(9)
+    dark[:, :20] = -0.03
+    kept = _detect(_series(tmp_path / "ok", dark, dtype="float32"))
+    assert kept.quality[-1]["usable"] and kept.quality[-1]["clear_fraction"] > 0.9
+
+
+def test_impossible_pixels_are_not_observed(tmp_path):
+    scenes = _series(tmp_path, days=3)
+    hot = _ground(7)
+    hot[:, 110:130, 110:130] = 6.5  # a saturated patch (DN 65000, 4 % of the AOI) in an otherwise good scene
+    _planet(scenes, "20240129_103800_hot", "2024-01-29T10:38:00Z", hot)
+    detection = _detect(scenes)
+    assert detection.quality[-1]["usable"]  # the scene stays, its impossible pixels do not
+    clear = detection.stack["clear"].isel(time=-1).values
+    # The patch's file pixels 110:130 lie at x 500230..500290, y 1500010..1500070: inside them, 6 m in.
+    x, y = detection.stack.x.values[None, :], detection.stack.y.values[:, None]
+    inside = (x > 500236) & (x < 500284) & (y > 1500016) & (y < 1500064)
+    assert inside.sum() > 200 and not clear[inside].any()
+    assert clear[~inside].mean() > 0.9
+
+
+def test_kilometre_pixels_are_refused_at_read_time_and_landsat_and_sentinel2_pixels_are_not(tmp_path):
+    coarse = _ground(3)[:, :2, :2]  # 2 x 2 pixels of 3 km cover the whole AOI
+    _planet(tmp_path / "coarse", "20240128_103800_big", "2024-01-28T10:38:00Z", coarse, res=3000.0)
+    with pytest.raises(SceneError) as err:
+        _load(tmp_path / "coarse")
+    _one_line(err, "20240128_103800_big_3B_AnalyticMS_SR.tif", "native pixels of 3000 m", "finer product")
+    # Landsat's 30 m and Sentinel-2's 20 m on the default 3 m grid keep loading.
+    for res in (30.0, 20.0):
+        _planet(tmp_path / f"r{res:g}", "20240128_103800_ok", "2024-01-28T10:38:00Z", _ground(3)[:, :40, :40], res=res)
+        stack, _ = _load(tmp_path / f"r{res:g}")
+        assert stack["clear"].values.all()
+
+
+def test_fewer_than_two_usable_scenes_names_the_refused_ones_and_why(tmp_path):
+    _series(tmp_path, np.full((4, 200, 200), 0.3), days=1)
+    stack, records = _load(tmp_path)
+    with pytest.raises(SceneError) as err:
+        detect_burns(stack, records, params=RUN, loaded_grid=GRID, analysis_grid=GRID)
+    _one_line(err, "1 of 2 scenes", "add clear scenes", "20240129_103800_junk", "constant")
+
+
+def test_chunked_runs_keep_the_calibration_refusal(tmp_path):
+    from pipeline.chunked import detect_chunked
+    from pipeline.grid import Grid
+
+    for k, data in enumerate((_ground(2), _ground(3), np.full((4, 200, 200), 0.3))):
+        with rasterio.open(tmp_path / f"s{k}.tif", "w", driver="GTiff", width=200, height=200, count=4, dtype="uint16",
+                           nodata=0, crs="EPSG:32630", transform=Affine(3.0, 0, 499900.0, 0, -3.0, 1500400.0)) as dst:
+            dst.write(np.clip(data * 10000, 1, 65535).astype(np.uint16))
+    sources = [recognise(tmp_path / f"s{k}.tif", bands="blue,green,red,nir", acquired=datetime(2024, 1, 26 + k, 10, 38))[0]
+               for k in range(3)]
+    grid = Grid("EPSG:32630", Affine(3.0, 0, 499900.0, 0, -3.0, 1500400.0), 200, 200)
+    result = detect_chunked(sources, grid, params=Params(), chunk_px=64, halo_px=8, calibration_px=200, scheduler="sync")
+    assert result.calibration.usable == (True, True, False)
+    assert "constant" in result.calibration_detection.quality[2]["unusable_reason"]
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. times the sensor cannot have
+
+
+@pytest.mark.parametrize("acquired, needle", [(NEXT_YEAR.strftime("%Y-%m-%dT%H:%M:%SZ"), "in the future"),
+                                              ("0001-01-01T00:00:00+05:00", "before PlanetScope existed"),
+                                              ("2009-06-01T10:00:00Z", "before PlanetScope existed")])
+def test_planet_time_in_the_future_or_before_the_first_dove(tmp_path, acquired, needle):
+    _write_scene(tmp_path, "a", acquired=acquired)
+    with pytest.raises(SceneError) as err:
+        _load(tmp_path)
+    _one_line(err, "a_metadata.json", needle, "fix the acquisition time")
+
+
+@pytest.mark.parametrize("when, needle", [(NEXT_YEAR.strftime("%Y-%m-%dT%H:%M:%SZ"), "in the future"),
+                                          ("2014-06-01T10:58:21Z", "before Sentinel-2B existed")])
+def test_stac_item_time_in_the_future_or_before_launch(tmp_path, when, needle):
+    item = _s2_item(tmp_path, baseline="02.14")
+    doc = json.loads(item.read_text())
+    doc["properties"]["datetime"] = when
+    item.write_text(json.dumps(doc))
+    with pytest.raises(SceneError) as err:
+        sentinel2.find(item)
+    _one_line(err, "item.json", needle)
+
+
+def test_landsat_mtl_time_before_its_spacecraft_flew(tmp_path):
+    mtl = {"LANDSAT_METADATA_FILE": {"IMAGE_ATTRIBUTES": {"SPACECRAFT_ID": "LANDSAT_5", "SENSOR_ID": "TM",
+                                                          "DATE_ACQUIRED": "1980-01-16", "SCENE_CENTER_TIME": "10:21:12Z"}}}
+    scene = recognise(_landsat_folder(tmp_path, mtl))[0]
+    with pytest.raises(SceneError) as err:
+        scene.describe()
+    _one_line(err, "_MTL.json", "before Landsat 5 existed", "1984-03-01")
+
+
+def test_geotiff_acquired_tag_in_the_future(tmp_path):
+    path = _write_scene(tmp_path, "export", acquired=None)
+    with rasterio.open(path, "r+") as dst:
+        dst.update_tags(ACQUIRED=NEXT_YEAR.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    scene = recognise(path, bands="blue,green,red,nir")[0]
+    with pytest.raises(SceneError) as err:
+        scene.describe()
+    _one_line(err, "export_3B_AnalyticMS_SR.tif", "tag ACQUIRED", "in the future")
+
+
+@pytest.mark.parametrize("acquired, needle", [(NEXT_YEAR.strftime("%Y-%m-%dT%H:%M:%SZ"), "in the future"),
+                                              ("1970-05-01T00:00:00Z", "before Landsat 1 existed"),
+                                              ("0001-01-01", "before Landsat 1 existed")])
+def test_add_refuses_an_impossible_acquired_time(tmp_path, capsys, acquired, needle):
+    aoi_dir = write_small_aoi(tmp_path / "aoi")
+    path = _write_scene(tmp_path / "in", "export", acquired=None)
+    code, out, err = _cli(capsys, "add", AOI_NAME, str(path), "--bands", "blue,green,red,nir", "--acquired", acquired,
+                          "--data", str(tmp_path / "data"), "--aoi-dir", str(aoi_dir))
+    assert code == 5, err
+    _one_error_line(err, "--acquired", needle)
+    assert not (tmp_path / "data").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. the same bytes under two times
+
+
+def _aoi_scene(tmp_path: Path, name: str = "export.tif") -> tuple[Path, Path]:
+    """A small AOI and a textured GeoTIFF over it."""
+    from pipeline.aoi import load_aoi
+
+    aoi_dir = write_small_aoi(tmp_path / "aoi")
+    grid = load_aoi(AOI_NAME, aoi_dir).analysis_grid(3.0).buffered(20)
+    data = np.clip(_ground(2)[:, :grid.height, :grid.width] * 10000, 1, 65535).astype(np.uint16)
+    (tmp_path / "in").mkdir(exist_ok=True)
+    path = tmp_path / "in" / name
+    with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=4, dtype="uint16",
+                       nodata=0, crs=grid.crs, transform=grid.transform) as dst:
+        dst.write(data)
+    return aoi_dir, path
+
+
+def test_add_refuses_one_geotiff_under_two_times(tmp_path, capsys):
+    aoi_dir, path = _aoi_scene(tmp_path)
+    common = ["--bands", "blue,green,red,nir", "--data", str(tmp_path / "data"), "--aoi-dir", str(aoi_dir)]
+    code, out, err = _cli(capsys, "add", AOI_NAME, str(path), "--acquired", "2024-01-27T10:38:00Z", *common)
+    assert code == 0, err
+    items = sorted((tmp_path / "data" / AOI_NAME / "catalog" / "items").iterdir())
+    code, out, err = _cli(capsys, "add", AOI_NAME, str(path), "--acquired", "2024-01-28T10:38:00Z", *common)
+    assert code == 4
+    _one_error_line(err, "export.tif", "same bytes", "geotiff-export-20240127T103800Z", "geotiff-export-20240128T103800Z")
+    assert sorted((tmp_path / "data" / AOI_NAME / "catalog" / "items").iterdir()) == items
+
+
+def test_add_refuses_a_copy_under_another_name(tmp_path, capsys):
+    aoi_dir, path = _aoi_scene(tmp_path)
+    shutil.copy(path, path.with_name("copy_20240128.tif"))
+    common = ["--bands", "blue,green,red,nir", "--data", str(tmp_path / "data"), "--aoi-dir", str(aoi_dir)]
+    code, out, err = _cli(capsys, "add", AOI_NAME, str(path), "--acquired", "2024-01-27T10:38:00Z", *common)
+    assert code == 0, err
+    code, out, err = _cli(capsys, "add", AOI_NAME, str(path.with_name("copy_20240128.tif")), *common)
+    assert code == 4
+    _one_error_line(err, "copy_20240128.tif", "same bytes", "geotiff-export-20240127T103800Z")
+
+
+def test_stacking_refuses_the_same_reflectance_bytes_twice(tmp_path):
+    _series(tmp_path, days=2)
+    source = tmp_path / "20240127_103800_good_3B_AnalyticMS_SR.tif"
+    shutil.copy(source, tmp_path / "20240130_103800_copy_3B_AnalyticMS_SR.tif")
+    (tmp_path / "20240130_103800_copy_metadata.json").write_text(json.dumps({"properties": {"acquired": "2024-01-30T10:38:00Z"}}))
+    with pytest.raises(SceneError) as err:
+        _load(tmp_path)
+    _one_line(err, "20240130_103800_copy_3B_AnalyticMS_SR.tif", "same reflectance bytes", "20240127_103800_good", "remove the copy")
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. mistyped fields: one line, never a traceback
+
+
+def _item(tmp_path: Path, change) -> Path:
+    path = _s2_item(tmp_path, baseline="05.10")
+    doc = json.loads(path.read_text())
+    change(doc)
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@pytest.mark.parametrize("field, value", [("properties", ["datetime", "2024-01-28"]), ("properties", "sentinel-2b"),
+                                          ("properties", None), ("assets", "B04.tif"), ("assets", ["B04.tif"])])
+def test_stac_item_with_properties_or_assets_of_the_wrong_type(tmp_path, field, value):
+    path = _item(tmp_path, lambda doc: doc.update({field: value}))
+    with pytest.raises(SceneError) as err:
+        recognise(path)
+    _one_line(err, "item.json", f"field '{field}'", "re-download")
+
+
+@pytest.mark.parametrize("change, needle", [
+    (lambda doc: doc["assets"].update(red="B04.tif"), "assets.red"),
+    (lambda doc: doc["assets"]["nir"].update(href=["B08.tif"]), "assets.nir.href"),
+    (lambda doc: doc["assets"]["red"].update({"raster:bands": [{"scale": "0.0001", "offset": "minus"}]}),
+     "raster:bands[0].offset"),
+    (lambda doc: doc["assets"]["nir"].update({"raster:bands": [{"scale": None, "offset": -0.1}]}), "raster:bands[0].scale"),
+    (lambda doc: doc["assets"]["red"].update({"raster:bands": {"scale": 0.0001}}), "assets.red.raster:bands"),
+    (lambda doc: doc["properties"].update(datetime=20240128), "properties.datetime"),
+    (lambda doc: doc.update(id="../../../evil"), "field 'id'"),
+])
+def test_stac_asset_fields_of_the_wrong_type(tmp_path, change, needle):
+    path = _item(tmp_path, change)
+    with pytest.raises(SceneError) as err:
+        sentinel2.find(path)
+    _one_line(err, "item.json", needle)
+
+
+@pytest.mark.parametrize("doc, needle", [
+    ({"properties": "acquired=2024-01-28"}, "field 'properties'"),
+    ({"properties": [["acquired", "2024-01-28T10:38:00Z"]]}, "field 'properties'"),
+    ({"properties": {"acquired": 20240128}}, "field 'acquired'"),
+    ({"properties": {"acquired": "2024-01-28T10:38:00Z", "sun_elevation": "high"}}, "field 'sun_elevation'"),
+    ({"properties": {"acquired": "2024-01-28T10:38:00Z"}, "geometry": "POLYGON((0 0, 1 0, 1 1, 0 0))"}, "field 'geometry'"),
+])
+def test_planet_metadata_fields_of_the_wrong_type(tmp_path, doc, needle):
+    _write_scene(tmp_path, "a", acquired=None)
+    (tmp_path / "a_metadata.json").write_text(json.dumps(doc))
+    with pytest.raises(SceneError) as err:
+        planet.find(tmp_path)[0].describe()
+    _one_line(err, "a_metadata.json", needle)
+
+
+@pytest.mark.parametrize("key, value", [("REFLECTANCE_MULT_BAND_3", "2.75E-05x"), ("REFLECTANCE_ADD_BAND_4", ["-0.2"]),
+                                        ("SUN_ELEVATION", "sunny")])
+def test_landsat_mtl_values_that_are_not_numbers(tmp_path, key, value):
+    attributes = {"SPACECRAFT_ID": "LANDSAT_5", "SENSOR_ID": "TM", "DATE_ACQUIRED": "1987-01-16", "SCENE_CENTER_TIME": "10:21:12Z"}
+    mtl = {"LANDSAT_METADATA_FILE": {"IMAGE_ATTRIBUTES": attributes, "LEVEL2_SURFACE_REFLECTANCE_PARAMETERS": {key: value}}}
+    scene = recognise(_landsat_folder(tmp_path, mtl))[0]
+    with pytest.raises(SceneError) as err:
+        scene.load(grid_for_bounds((500060, 1529640, 500540, 1529940), "EPSG:32630", 30.0))
+    _one_line(err, "_MTL.json", key, "finite number")
+
+
+def test_sentinel2_mtd_offset_that_is_not_a_number(tmp_path):
+    for name in ("B02", "B03", "B04", "B08"):
+        _band(tmp_path / f"T30PVT_20240128T105821_{name}_10m.tif", 1500, res=10, size=40)
+    (tmp_path / "MTD_MSIL2A.xml").write_text(
+        "<root><PRODUCT_START_TIME>2024-01-28T10:58:21.024Z</PRODUCT_START_TIME><PROCESSING_BASELINE>05.10</PROCESSING_BASELINE>"
+        "<BOA_ADD_OFFSET band_id='0'>minus one thousand</BOA_ADD_OFFSET><SPACECRAFT_NAME>Sentinel-2B</SPACECRAFT_NAME></root>")
+    with pytest.raises(SceneError) as err:
+        recognise(tmp_path)
+    _one_line(err, "MTD_MSIL2A.xml", "BOA_ADD_OFFSET", "minus one thousand")
+
+
+def _registered(tmp_path: Path, capsys) -> tuple[Path, Path, list[str]]:
+    aoi_dir, path = _aoi_scene(tmp_path)
+    common = ["--data", str(tmp_path / "data"), "--aoi-dir", str(aoi_dir)]
+    code, _, err = _cli(capsys, "add", AOI_NAME, str(path), "--bands", "blue,green,red,nir", "--acquired", "2024-01-27T10:38:00Z",
+                        *common)
+    assert code == 0, err
+    item = next((tmp_path / "data" / AOI_NAME / "catalog" / "items").iterdir())
+    return aoi_dir, item, common
+
+
+@pytest.mark.parametrize("change, needle", [
+    (lambda p: p.pop("burnscan:kind"), "no burnscan:kind"),
+    (lambda p: p.update({"burnscan:kind": ["geotiff"]}), "burnscan:kind"),
+    (lambda p: p.update({"burnscan:sha256": "abc"}), "burnscan:sha256"),
+    (lambda p: p.update({"burnscan:aoi_clear_fraction": "most"}), "burnscan:aoi_clear_fraction"),
+    (lambda p: p.update({"burnscan:source": 12}), "burnscan:source"),
+    (lambda p: p.update({"burnscan:options": {"acquired": 5}}), "burnscan:options"),
+])
+def test_catalogue_items_with_missing_or_mistyped_fields(tmp_path, capsys, change, needle):
+    aoi_dir, item, common = _registered(tmp_path, capsys)
+    doc = json.loads(item.read_text())
+    change(doc["properties"])
+    item.write_text(json.dumps(doc))
+    code, out, err = _cli(capsys, "scenes", AOI_NAME, *common)
+    assert code == 4
+    _one_error_line(err, item.name, needle)
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. pipes, system folders, masks without a CRS, outlines that are not outlines
+
+
+def test_a_pipe_named_like_a_scene_is_refused_not_waited_on(tmp_path):
+    aoi_dir = write_small_aoi(tmp_path / "aoi")
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    os.mkfifo(scenes / "x_3B_AnalyticMS_SR.tif")
+    (scenes / "x_metadata.json").write_text(json.dumps({"properties": {"acquired": "2024-01-28T10:38:00Z"}}))
+    done = _in_child(["-m", "pipeline.cli", "detect", AOI_NAME, "--scenes", str(scenes), "--aoi-dir", str(aoi_dir),
+                      "--out", str(tmp_path / "out"), "--data", str(tmp_path / "data"), "--no-figures"])
+    assert done.returncode == 4
+    _one_error_line(done.stderr, "x_3B_AnalyticMS_SR.tif", "named pipe", "not a regular file")
+
+
+def test_a_pipe_named_like_metadata_is_refused_at_add(tmp_path):
+    aoi_dir, path = _aoi_scene(tmp_path, "20240128_103800_ab12_3B_AnalyticMS_SR.tif")
+    os.mkfifo(path.parent / "20240128_103800_ab12_metadata.json")
+    done = _in_child(["-m", "pipeline.cli", "add", AOI_NAME, str(path.parent), "--aoi-dir", str(aoi_dir),
+                      "--data", str(tmp_path / "data")])
+    assert done.returncode == 4
+    _one_error_line(done.stderr, "20240128_103800_ab12_metadata.json", "named pipe")
+
+
+def test_hashing_a_pipe_is_refused_without_opening_it(tmp_path):
+    os.mkfifo(tmp_path / "pipe.tif")
+    done = _in_child(["-c", f"from pipeline.load import sha256_file; sha256_file({str(tmp_path / 'pipe.tif')!r})"], timeout=60)
+    assert done.returncode != 0 and "SceneError" in done.stderr and "named pipe" in done.stderr
+
+
+@pytest.mark.parametrize("where", ["/proc", "/sys/kernel", "/dev"])
+def test_system_folders_are_not_walked(tmp_path, where):
+    aoi_dir = write_small_aoi(tmp_path / "aoi")
+    done = _in_child(["-m", "pipeline.cli", "detect", AOI_NAME, "--scenes", where, "--aoi-dir", str(aoi_dir),
+                      "--out", str(tmp_path / "out"), "--data", str(tmp_path / "data"), "--no-figures"], timeout=60)
+    assert done.returncode == 4
+    _one_error_line(done.stderr, where, "/proc, /sys or /dev")
+
+
+def test_a_quality_mask_without_a_crs_is_refused(tmp_path):
+    _write_scene(tmp_path, "a")
+    with rasterio.open(tmp_path / "a_3B_udm2.tif", "w", driver="GTiff", width=200, height=200, count=8, dtype="uint8",
+                       transform=Affine(3.0, 0, 499900.0, 0, -3.0, 1500400.0)) as dst:  # placed, but in no CRS
+        dst.write(np.ones((8, 200, 200), np.uint8))
+    with pytest.raises(SceneError) as err:
+        _load(tmp_path)
+    _one_line(err, "a_3B_udm2.tif", "no CRS")
+
+
+@pytest.mark.parametrize("geometry, needle", [
+    ({"type": "Polygon", "coordinates": [[[-3.79, 13.81], [-3.77, 13.83], [-3.77, 13.81], [-3.79, 13.83], [-3.79, 13.81]]]},
+     "invalid polygon"),  # a bow tie
+    ({"type": "Point", "coordinates": [-3.78, 13.82]}, "a Point, not a polygon"),
+    ({"type": "Polygon", "coordinates": [[[500000, 1500000], [500300, 1500000], [500300, 1500300], [500000, 1500000]]]},
+     "outside lon/lat bounds"),  # metres where degrees belong
+])
+def test_an_unusable_metadata_footprint_falls_back_to_the_raster_and_says_so(tmp_path, geometry, needle):
+    _write_scene(tmp_path, "a", acquired=None)
+    (tmp_path / "a_metadata.json").write_text(json.dumps({"properties": {"acquired": "2024-01-28T10:38:00Z"},
+                                                          "geometry": geometry}))
+    info = planet.find(tmp_path)[0].describe()
+    assert info.footprint.is_valid and info.footprint.geom_type == "Polygon"
+    assert info.footprint.bounds[0] == pytest.approx(-3.0, abs=0.2)  # the raster's bounds (UTM 30N, near 13.5 N)
+    assert info.properties["footprint"].startswith("from the raster's bounds") and needle in info.properties["footprint"]
