@@ -345,7 +345,7 @@ def test_stac_item_with_properties_or_assets_of_the_wrong_type(tmp_path, field, 
     (lambda doc: doc["assets"]["nir"].update({"raster:bands": [{"scale": None, "offset": -0.1}]}), "raster:bands[0].scale"),
     (lambda doc: doc["assets"]["red"].update({"raster:bands": {"scale": 0.0001}}), "assets.red.raster:bands"),
     (lambda doc: doc["properties"].update(datetime=20240128), "properties.datetime"),
-    (lambda doc: doc.update(id="../../../evil"), "field 'id'"),
+    (lambda doc: doc.update(id="../../../evil"), "STAC item id '../../../evil'"),
 ])
 def test_stac_asset_fields_of_the_wrong_type(tmp_path, change, needle):
     path = _item(tmp_path, change)

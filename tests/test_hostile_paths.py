@@ -193,7 +193,7 @@ def test_a_stac_id_climbing_into_an_earlier_run_is_refused_and_the_manifest_is_u
     item = _s2_item(tmp_path / "s2", item_id)
     code, out_text, err = _cli(capsys, "add", AOI_NAME, item, "--data", data, "--aoi-dir", aoi_dir)
     assert code == 4 and not out_text
-    _one_line_error(err, str(item), "sentinel2 scene id", repr(item_id)[:20], "path separator")
+    _one_line_error(err, str(item), "STAC item id", repr(item_id)[:20], "path separator")
     assert manifest.read_bytes() == before
     assert sorted(p.name for p in run.iterdir()) == ["manifest.json"]
     assert not (data / AOI_NAME / "catalog").exists()  # no item, no catalogue, no folder made by the id
