@@ -18,6 +18,7 @@ __all__ = [
     "ParameterError",
     "OutputError",
     "BatchError",
+    "RunError",
 ]
 
 
@@ -65,3 +66,13 @@ class BatchError(PipelineError):
     """Some AOIs of a batch failed (each reported on its own line); the others completed."""
 
     exit_code = 7
+
+
+class RunError(PipelineError):
+    """A run stopped for a reason that is not a bad input: out of memory, or a defect in burnscan.
+
+    The message is one line naming the incomplete run folder; the original exception is
+    chained (``__cause__``) so that a handler can log its traceback.
+    """
+
+    exit_code = 8
