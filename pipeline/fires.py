@@ -16,9 +16,11 @@ from __future__ import annotations
 import csv
 import math
 import re
+from array import array
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from numbers import Real
 from pathlib import Path
 
@@ -54,6 +56,18 @@ _TIME = re.compile(r"(\d{1,2}):(\d{2})|(\d{1,4})")
 _TOO_FEW, _TOO_MANY = "row has too few fields", "row has too many fields"
 _BAD_LAT, _BAD_LON = "latitude not a number in -90..90", "longitude not a number in -180..180"
 _BAD_DATE, _BAD_TIME = "acq_date not a YYYY-MM-DD date", "acq_time not an HHMM or HH:MM UTC time"
+_FUTURE = "acquired in the future (over a day after the file was read)"
+_TOO_EARLY = "acquired before its sensor flew (MODIS from 2000, VIIRS from 2012)"
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH_NAIVE = datetime(1970, 1, 1)
+# A day of slack for the future: FIRMS near-real-time files are read the day they are made, and
+# a clock or a time zone may be a few hours off; past a day the date is wrong, not early.
+_FUTURE_SLACK_MIN = 24 * 60
+# No detection predates its sensor: Terra's MODIS first saw fires in 2000 (FIRMS' MODIS archive
+# starts in November 2000), Suomi NPP's VIIRS in 2012 (launched late 2011). A row dated earlier
+# has a wrong date. An unknown instrument gets the earlier, MODIS bound.
+_FIRST_MINUTE = {name: int((datetime(year, 1, 1, tzinfo=timezone.utc) - _EPOCH).total_seconds() // 60)
+                 for name, year in (("MODIS", 2000), ("VIIRS", 2012))}
 
 
 @dataclass(frozen=True)
@@ -70,8 +84,58 @@ class FireTable:
     """The file the detections were read from."""
 
 
-def _read_rows(path: Path) -> tuple[list[str], list[int], list[list[str]], Counter]:
-    """Header (lower-case), line numbers and cells of the columns used, field-count faults."""
+class _Codes:
+    """Distinct text values and one small integer per row: a million rows hold a handful of strings."""
+
+    def __init__(self) -> None:
+        self.values: list[object] = []
+        self.index: dict[object, int] = {}
+        self.rows = array("i")
+
+    def add(self, value: object) -> None:
+        code = self.index.get(value)
+        if code is None:
+            code = self.index[value] = len(self.values)
+            self.values.append(value)
+        self.rows.append(code)
+
+    def column(self) -> pd.Series:
+        """One object per row (None stays None), sharing the distinct values."""
+        values = np.empty(len(self.values), dtype=object)
+        values[:] = self.values
+        return pd.Series(values[np.frombuffer(self.rows, dtype=np.int32)], dtype=object)
+
+
+@dataclass
+class _Columns:
+    """The kept rows of a FIRMS file as compact columns, filled one row at a time."""
+
+    numbers: array = field(default_factory=lambda: array("q"))
+    latitude: array = field(default_factory=lambda: array("d"))
+    longitude: array = field(default_factory=lambda: array("d"))
+    minutes: array = field(default_factory=lambda: array("q"))
+    """Minutes since 1970-01-01 UTC."""
+    frp: array = field(default_factory=lambda: array("d"))
+    satellite: _Codes = field(default_factory=_Codes)
+    instrument: _Codes = field(default_factory=_Codes)
+    confidence: _Codes = field(default_factory=_Codes)
+    confidence_raw: _Codes = field(default_factory=_Codes)
+    daynight: _Codes = field(default_factory=_Codes)
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
+def _scan(path: Path, now: datetime) -> tuple[_Columns, Counter]:
+    """Every row of a FIRMS CSV parsed as it is read, into compact columns; faults counted by reason.
+
+    Rows are never all held as text: a year of VIIRS detections is a million rows, and a list
+    of lists of strings costs some twenty times the file's size.
+    """
     if not path.is_file():
         raise SceneError(f"{path}: active-fire file not found; check the path or download the CSV from FIRMS")
     size = path.stat().st_size
@@ -82,8 +146,10 @@ def _read_rows(path: Path) -> tuple[list[str], list[int], list[list[str]], Count
         if b"\x00" in head.read(8192):
             raise SceneError(f"{path}: not a text CSV file (binary content); unzip the FIRMS download and pass the .csv inside")
     faults: Counter = Counter()
-    numbers: list[int] = []
-    cells: list[list[str]] = []
+    out = _Columns()
+    latest = (now.astimezone(timezone.utc) - _EPOCH).total_seconds() // 60 + _FUTURE_SLACK_MIN
+    days: dict[str, float] = {}
+    times: dict[str, float] = {}
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
             reader = csv.reader(handle)
@@ -96,7 +162,12 @@ def _read_rows(path: Path) -> tuple[list[str], list[int], list[list[str]], Count
                 found = ", ".join(h[:30] for h in header[:20]) + (", ..." if len(header) > 20 else "")
                 raise SceneError(f"{path}: required column(s) {', '.join(missing)} missing (found: {found}); "
                                  "pass a FIRMS archive CSV of VIIRS or MODIS detections")
-            wanted = [header.index(c) for c in _REQUIRED + _OPTIONAL if c in header]
+            at = {c: header.index(c) for c in _REQUIRED + _OPTIONAL if c in header}
+            i_lat, i_lon, i_date, i_time = (at[c] for c in _REQUIRED)
+            i_sat, i_ins, i_conf, i_frp, i_dn = (at.get(c) for c in _OPTIONAL)
+            # The brightness column names the sensor when the instrument column was left out.
+            inferred = "VIIRS" if "bright_ti4" in header else "MODIS" if "brightness" in header else None
+            has_confidence = i_conf is not None
             width = len(header)
             for number, row in enumerate(reader, start=1):
                 if not any(c.strip() for c in row):
@@ -106,12 +177,61 @@ def _read_rows(path: Path) -> tuple[list[str], list[int], list[list[str]], Count
                 if len(row) != width:
                     faults[_TOO_FEW if len(row) < width else _TOO_MANY] += 1
                     continue
-                numbers.append(number)
-                cells.append([row[i] for i in wanted])
+                lat, lon = _number(row[i_lat]), _number(row[i_lon])
+                day = days.get(row[i_date])
+                if day is None:
+                    day = days[row[i_date]] = _day(row[i_date])
+                minute = times.get(row[i_time])
+                if minute is None:
+                    minute = times[row[i_time]] = _minutes(row[i_time])
+                # NaN fails every comparison, so a non-finite coordinate counts as a bad one.
+                if not -90 <= lat <= 90:
+                    faults[_BAD_LAT] += 1
+                    continue
+                if not -180 <= lon <= 180:
+                    faults[_BAD_LON] += 1
+                    continue
+                if math.isnan(day):
+                    faults[_BAD_DATE] += 1
+                    continue
+                if math.isnan(minute):
+                    faults[_BAD_TIME] += 1
+                    continue
+                raw_instrument = row[i_ins].strip() if i_ins is not None else ""
+                instrument = (raw_instrument.upper() if raw_instrument.upper() in ("VIIRS", "MODIS") else raw_instrument) or inferred
+                when = day * 1440 + minute
+                if when > latest:
+                    faults[_FUTURE] += 1
+                    continue
+                if when < _FIRST_MINUTE.get(instrument, _FIRST_MINUTE["MODIS"]):
+                    faults[_TOO_EARLY] += 1
+                    continue
+                out.numbers.append(number)
+                out.latitude.append(lat)
+                out.longitude.append(lon)
+                out.minutes.append(int(when))
+                frp = _number(row[i_frp]) if i_frp is not None else math.nan
+                out.frp.append(frp if math.isfinite(frp) else math.nan)
+                satellite = row[i_sat].strip() if i_sat is not None else ""
+                out.satellite.add(_SATELLITES.get(satellite.upper(), satellite or None))
+                out.instrument.add(instrument)
+                raw_confidence = row[i_conf] if has_confidence else ""
+                out.confidence.add(_confidence(raw_confidence, instrument))
+                out.confidence_raw.add(raw_confidence if has_confidence else None)
+                daynight = row[i_dn].strip().upper() if i_dn is not None else ""
+                out.daynight.add(daynight if daynight in ("D", "N") else None)
     except (UnicodeDecodeError, csv.Error) as exc:
         raise SceneError(f"{path}: not a text CSV file ({type(exc).__name__}: {exc}); "
                          "pass the FIRMS archive CSV, saved as UTF-8") from None
-    return header, numbers, cells, faults
+    return out, faults
+
+
+def _day(text: str) -> float:
+    """Days since 1970-01-01 of a ``YYYY-MM-DD`` date (leading zeros optional); NaN if invalid."""
+    try:
+        return float((datetime.strptime(text.strip(), "%Y-%m-%d") - _EPOCH_NAIVE).days)
+    except ValueError:
+        return math.nan
 
 
 def _minutes(text: str) -> float:
@@ -145,18 +265,24 @@ def _objects(values: Iterable[object]) -> pd.Series:
     return pd.Series(list(values), dtype=object)
 
 
-def read_fire_csv(path: Path) -> FireTable:
+def read_fire_csv(path: Path, *, now: datetime | None = None) -> FireTable:
     """Read a FIRMS active-fire archive CSV (VIIRS 375 m or MODIS) into one table.
 
     Rows whose position, date or time cannot be trusted are skipped and counted by reason,
-    because one bad line of a year-long download should not hide the rest. A confidence
-    that is neither a VIIRS class nor a MODIS percentage keeps its row, with ``confidence``
-    None and the raw value in ``confidence_raw``.
+    because one bad line of a year-long download should not hide the rest: so are rows dated
+    more than a day after ``now`` or before their sensor flew (MODIS 2000, VIIRS 2012). A
+    confidence that is neither a VIIRS class nor a MODIS percentage keeps its row, with
+    ``confidence`` None and the raw value in ``confidence_raw``.
+
+    The file is read a row at a time into compact columns, so memory follows the kept
+    detections (some 200 bytes each), not the text of the file.
 
     Parameters
     ----------
     path
         The CSV as downloaded from FIRMS (column names in any case; a UTF-8 BOM is fine).
+    now
+        The time rows are checked against (default: the current UTC time).
 
     Returns
     -------
@@ -191,37 +317,19 @@ def read_fire_csv(path: Path) -> FireTable:
     '2024-01-27 01:30:00+00:00'
     """
     path = Path(path)
-    header, numbers, cells, faults = _read_rows(path)
-    raw = pd.DataFrame(cells, columns=[c for c in _REQUIRED + _OPTIONAL if c in header], dtype=object)
-    raw = raw.reindex(columns=_REQUIRED + _OPTIONAL, fill_value="")
-    lat = pd.to_numeric(raw["latitude"].str.strip(), errors="coerce").astype(float)
-    lon = pd.to_numeric(raw["longitude"].str.strip(), errors="coerce").astype(float)
-    date = pd.to_datetime(raw["acq_date"].str.strip(), format="%Y-%m-%d", errors="coerce")
-    minutes = raw["acq_time"].map(_minutes).astype(float)
-    # between() is False for NaN and inf, so a non-finite coordinate counts as a bad one.
-    checks = [(~lat.between(-90, 90), _BAD_LAT), (~lon.between(-180, 180), _BAD_LON),
-              (date.isna(), _BAD_DATE), (minutes.isna(), _BAD_TIME)]
-    reason = np.select([c.to_numpy() for c, _ in checks], [r for _, r in checks], default="")
-    faults.update(reason[reason != ""].tolist())
-    good = reason == ""
-
-    raw = raw[good].reset_index(drop=True)
-    # The brightness column names the sensor when the instrument column was left out.
-    inferred = "VIIRS" if "bright_ti4" in header else "MODIS" if "brightness" in header else None
-    instrument = [(v.strip().upper() if v.strip().upper() in ("VIIRS", "MODIS") else v.strip()) or inferred
-                  for v in raw["instrument"]]
-    frp = pd.to_numeric(raw["frp"].str.strip(), errors="coerce").astype(float)
+    columns, faults = _scan(path, now or datetime.now(timezone.utc))
+    stem = path.stem
     detections = pd.DataFrame({
-        "detection_id": _objects(f"{path.stem}:{n}" for n, ok in zip(numbers, good) if ok),
-        "latitude": lat[good].to_numpy(),
-        "longitude": lon[good].to_numpy(),
-        "acquired_utc": (date[good] + pd.to_timedelta(minutes[good], unit="min")).dt.tz_localize("UTC").reset_index(drop=True),
-        "satellite": _objects(_SATELLITES.get(v.strip().upper(), v.strip() or None) for v in raw["satellite"]),
-        "instrument": _objects(instrument),
-        "confidence": _objects(_confidence(c, i) for c, i in zip(raw["confidence"], instrument)),
-        "confidence_raw": _objects(c if "confidence" in header else None for c in raw["confidence"]),
-        "frp": frp.where(np.isfinite(frp)).to_numpy(),
-        "daynight": _objects(v if v in ("D", "N") else None for v in raw["daynight"].str.strip().str.upper()),
+        "detection_id": pd.Series([f"{stem}:{n}" for n in columns.numbers], dtype=object),
+        "latitude": np.frombuffer(columns.latitude, dtype=np.float64),
+        "longitude": np.frombuffer(columns.longitude, dtype=np.float64),
+        "acquired_utc": pd.Series(pd.to_datetime(np.frombuffer(columns.minutes, dtype=np.int64), unit="m", utc=True)),
+        "satellite": columns.satellite.column(),
+        "instrument": columns.instrument.column(),
+        "confidence": columns.confidence.column(),
+        "confidence_raw": columns.confidence_raw.column(),
+        "frp": np.frombuffer(columns.frp, dtype=np.float64),
+        "daynight": columns.daynight.column(),
     }, columns=FIRE_COLUMNS)
     return FireTable(detections=detections, skipped=sum(faults.values()), skipped_reasons=dict(faults), path=path)
 
