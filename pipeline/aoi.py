@@ -225,7 +225,13 @@ def aoi_from_feature(name: str, feature: Any, *, path: Path | None = None) -> Ao
         )
     _check_zone_reach(geometry, aoi.utm_crs, where, "AOI")
     if properties.get("search_area"):
-        _check_zone_reach(shape(properties["search_area"]), aoi.utm_crs, where, "search_area")
+        area = shape(properties["search_area"])
+        _check_zone_reach(area, aoi.utm_crs, where, "search_area")
+        left, bottom, right, top = Aoi(name, area).projected(aoi.utm_crs).bounds
+        box_km2 = (right - left) * (top - bottom) / 1e6
+        if box_km2 > MAX_AOI_AREA_KM2:
+            raise AoiError(f"{where}: search_area's bounding box covers {box_km2:.0f} km2 (limit {MAX_AOI_AREA_KM2:.0f}); "
+                           f"draw it around the commune or district the place is known to be in")
     return aoi
 
 
