@@ -158,8 +158,10 @@ def load_aoi(name: str, directory: Path = AOI_DIR) -> Aoi:
     Raises
     ------
     AoiError
-        For a bad name, a missing file, unreadable JSON, a missing or non-polygonal
-        geometry, an invalid or empty polygon, or an implausibly large area.
+        For a bad name, a missing, unreadable or oversized file, JSON that does not parse or
+        nests absurdly deep, and every fault :func:`aoi_from_feature` finds.
+    ParameterError
+        For ``parameters`` out of range or of the wrong kind (the message names the file).
     """
     validate_aoi_name(name)
     path = Path(directory) / f"{name}.geojson"
@@ -177,6 +179,8 @@ def load_aoi(name: str, directory: Path = AOI_DIR) -> Aoi:
     except RecursionError:
         raise AoiError(f"{path}: JSON nested too deeply to be an AOI file; write one GeoJSON Feature, "
                        f"or restore the file from git") from None
+    except OSError as exc:
+        raise AoiError(f"{path}: cannot be read ({exc.strerror or exc}); fix its permissions or restore it from git") from None
     return aoi_from_feature(name, feature, path=path)
 
 
