@@ -60,8 +60,8 @@ MIN_GRID_SIDE_PX = 10
 MAX_SEARCH_PIXELS = 1_000_000_000
 
 CHUNK_PX_RANGE = (64, 8192)
-"""``search --chunk``: below 64 px the 32 px halo is most of every load; above 8192 one chunk of
-ten four-band scenes is ~30 GB."""
+"""``search --chunk``: below 64 px the 32 px halo is most of every load; a chunk of 8192 px of ten
+four-band scenes already needs ~65 GB (the memory check refuses it on most machines)."""
 
 SEARCH_BOX_SIDE_M = (2000.0, 8000.0)
 """``search --box-size``: the simulated box needs 2 km for its sites; past 8 km it takes over 3 GB."""
