@@ -15,7 +15,8 @@ The flow, one module per stage (the order lives in :mod:`pipeline.run`):
 ``figures``     before/after false-colour pairs and overlays
 ==============  =====================================================================
 
-Around them: ``aoi`` (the registry), ``config`` (parameters), ``simulate`` (with its parts
+Around them: ``aoi`` (the registry), ``config`` (parameters), ``preflight`` (what a run checks
+before its work: grid size and memory, options, the scenes' bands), ``simulate`` (with its parts
 ``materials``, ``ground``, ``sky``, ``imaging`` and ``truth``), ``scenarios`` and ``demo`` (the
 simulated demo and hard cases), ``search_box`` (the simulated search box, with its part
 ``search_ground``), ``chunked`` (large areas chunk by chunk), ``clusters`` and ``search`` (the

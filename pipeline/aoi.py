@@ -4,32 +4,67 @@ An AOI file is a GeoJSON ``Feature`` in longitude/latitude (EPSG:4326) whose pro
 say where the location comes from and how sure it is, what was reported there, and
 optionally which parameters differ from the defaults for this place. Names are checked
 before any path is built from them, so an AOI name can never reach outside the registry.
+
+A file is checked as a whole when it is read, before any work: its size and nesting, its
+geometry (a valid polygon in lon/lat, at least a hectare, not across the antimeridian,
+within reach of one UTM zone, a bounding box under the size limit), and every property
+burnscan reads, by type (:data:`PROPERTY_KINDS`), the time zone against the IANA
+database and the parameters through :func:`pipeline.config.check_parameters`. A mistake in
+an AOI file is then one line at the start of a run, not a traceback after minutes of work.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass, field
+from functools import lru_cache
+from numbers import Real
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+from zoneinfo import ZoneInfo, available_timezones
 
 from pyproj import Transformer
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 import shapely
 
+from .config import check_parameters
 from .errors import AoiError
 from .grid import Grid, grid_for_bounds
 from .names import AOI_NAME_PATTERN as _NAME_PATTERN, aoi_name
 
-__all__ = ["candidate_aoi_feature", "Aoi", "AOI_DIR", "validate_aoi_name", "load_aoi", "list_aois", "utm_crs_for"]
+__all__ = ["candidate_aoi_feature", "Aoi", "AOI_DIR", "validate_aoi_name", "load_aoi", "list_aois", "utm_crs_for",
+           "aoi_from_feature", "check_timezone", "PROPERTY_KINDS", "MAX_AOI_AREA_KM2", "MIN_AOI_AREA_M2"]
 
 AOI_DIR = Path(__file__).resolve().parent.parent / "aoi"
 """Where the registry lives: ``aoi/`` at the top of the project."""
 
 # Larger than a commune-wide search box, smaller than a region: an AOI past this is
-# almost certainly a mistake in the coordinates, and would cost hours to process.
-_MAX_AOI_AREA_KM2 = 2500.0
+# almost certainly a mistake in the coordinates, and would cost hours to process. It bounds
+# the AOI's bounding box, not its polygon: the grid a run allocates covers the whole box, so
+# two small parts 1500 km apart are a continent of pixels.
+MAX_AOI_AREA_KM2 = 2500.0
+
+# A hamlet of a few compounds covers about a hectare; below that an AOI is a mistake (a
+# point typed twice, metres read as degrees) and leaves no background to measure noise on.
+MIN_AOI_AREA_M2 = 10_000.0
+
+# An AOI file is a few kB; a finely drawn search area or settlement outline a few hundred.
+# Past this the file is not an AOI, and reading it would be the first thing to go wrong.
+_MAX_FILE_BYTES = 10_000_000
+
+# A MultiPolygon inside a property nests seven levels deep; a file nested far deeper is
+# broken or hostile, and deep nesting exhausts the recursion of every JSON reader after us.
+_MAX_DEPTH = 32
+
+# UTM keeps its scale error under ~0.1 % within 3 degrees of the zone's central meridian and
+# ~0.5 % (1 % in area) at 6 degrees: an AOI reaching further east or west than 6 degrees from
+# its zone's meridian, or wider than a zone, would have its hectares misstated.
+_MAX_DEGREES_FROM_MERIDIAN = 6.0
+_MAX_LON_SPAN = 6.0
+_UTM_LATITUDES = (-80.0, 84.0)  # the UTM system's own limits; the poles use UPS
 
 
 @dataclass(frozen=True)
@@ -118,48 +153,249 @@ def load_aoi(name: str, directory: Path = AOI_DIR) -> Aoi:
     Raises
     ------
     AoiError
-        For a bad name, a missing file, unreadable JSON, a missing or non-polygonal
-        geometry, an invalid or empty polygon, or an implausibly large area.
+        For a bad name, a missing, unreadable or oversized file, JSON that does not parse or
+        nests absurdly deep, and every fault :func:`aoi_from_feature` finds.
+    ParameterError
+        For ``parameters`` out of range or of the wrong kind (the message names the file).
     """
     validate_aoi_name(name)
     path = Path(directory) / f"{name}.geojson"
     if not path.is_file():
         known = ", ".join(list_aois(directory)) or "none"
         raise AoiError(f"{path}: no such AOI; known AOIs: {known}; add a GeoJSON Feature file named {name}.geojson")
+    size = path.stat().st_size
+    if size > _MAX_FILE_BYTES:
+        raise AoiError(f"{path}: file is {size / 1e6:.0f} MB, an AOI file is a few kB (limit {_MAX_FILE_BYTES / 1e6:.0f} MB); "
+                       f"write one GeoJSON Feature with the AOI polygon, or restore the file from git")
     try:
         feature = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise AoiError(f"{path}: not valid GeoJSON ({exc}); fix the file or restore it from git") from None
+    except RecursionError:
+        raise AoiError(f"{path}: JSON nested too deeply to be an AOI file; write one GeoJSON Feature, "
+                       f"or restore the file from git") from None
+    except OSError as exc:
+        raise AoiError(f"{path}: cannot be read ({exc.strerror or exc}); fix its permissions or restore it from git") from None
     return aoi_from_feature(name, feature, path=path)
 
 
 def aoi_from_feature(name: str, feature: Any, *, path: Path | None = None) -> Aoi:
-    """Build an :class:`Aoi` from a parsed GeoJSON Feature (checks as :func:`load_aoi`)."""
+    """Build an :class:`Aoi` from a parsed GeoJSON Feature (checks as :func:`load_aoi`).
+
+    Raises
+    ------
+    AoiError
+        For a Feature that is not one, nested absurdly deep, a geometry that is not a valid
+        polygon in lon/lat of at least :data:`MIN_AOI_AREA_M2`, crosses the antimeridian, is
+        too wide for one UTM zone or has a bounding box over :data:`MAX_AOI_AREA_KM2`, and for
+        properties that are not an object or hold a known property of the wrong type.
+    ParameterError
+        For ``parameters`` that :func:`pipeline.config.check_parameters` refuses (the message
+        names the file).
+    """
     where = str(path) if path else f"AOI {name!r}"
+    _check_depth(feature, where)
     if not isinstance(feature, dict) or feature.get("type") != "Feature" or not feature.get("geometry"):
         raise AoiError(f"{where}: expected a GeoJSON Feature with a geometry; write one Feature per AOI file")
+    geometry = _lonlat_polygon(feature["geometry"], where, "geometry")
+    raw = feature.get("properties")
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise AoiError(f"{where}: properties are {_kind(raw)}, not an object; write them as "
+                       f'{{"display_name": "...", "timezone": "Africa/Bamako", ...}}')
+    properties = dict(raw)
+    for key, check in PROPERTY_KINDS.items():
+        if key in properties:
+            check(properties[key], f"{where}: property {key!r}")
+    if isinstance(properties.get("parameters"), dict):
+        check_parameters(properties["parameters"], source=f"AOI file {path}" if path else f"AOI {name!r}")
+    aoi = Aoi(name=name, geometry=geometry, properties=properties, path=path)
+    area_m2 = aoi.projected().area
+    if area_m2 < MIN_AOI_AREA_M2:
+        raise AoiError(f"{where}: polygon covers {area_m2:.0f} m2, less than {MIN_AOI_AREA_M2 / 1e4:.0f} ha; "
+                       f"draw an AOI around the whole village (at least 100 x 100 m), in lon/lat degrees")
+    left, bottom, right, top = aoi.projected().bounds
+    box_km2 = (right - left) * (top - bottom) / 1e6
+    if box_km2 > MAX_AOI_AREA_KM2:
+        raise AoiError(
+            f"{where}: AOI's bounding box covers {box_km2:.0f} km2 (limit {MAX_AOI_AREA_KM2:.0f}; a run allocates the whole box); "
+            f"draw a tighter AOI around the village, one AOI per place, or use its search_area with `burnscan search`"
+        )
+    _check_zone_reach(geometry, aoi.utm_crs, where, "AOI")
+    if properties.get("search_area"):
+        area = shape(properties["search_area"])
+        _check_zone_reach(area, aoi.utm_crs, where, "search_area")
+        left, bottom, right, top = Aoi(name, area).projected(aoi.utm_crs).bounds
+        box_km2 = (right - left) * (top - bottom) / 1e6
+        if box_km2 > MAX_AOI_AREA_KM2:
+            raise AoiError(f"{where}: search_area's bounding box covers {box_km2:.0f} km2 (limit {MAX_AOI_AREA_KM2:.0f}); "
+                           f"draw it around the commune or district the place is known to be in")
+    return aoi
+
+
+def _kind(value: Any) -> str:
+    """What a JSON value is, with its article, for messages."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, Real):
+        return "a number"
+    kinds = {str: "text", list: "a list", dict: "an object", type(None): "null"}
+    return next((text for kind, text in kinds.items() if isinstance(value, kind)), f"a {type(value).__name__}")
+
+
+def _check_depth(document: Any, where: str) -> None:
+    """Refuse JSON nested deeper than :data:`_MAX_DEPTH` (walked without recursion)."""
+    stack = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > _MAX_DEPTH:
+            raise AoiError(f"{where}: JSON nested more than {_MAX_DEPTH} levels deep, which no AOI file needs; "
+                           f"write one GeoJSON Feature, or restore the file from git")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+
+
+def _lonlat_polygon(raw: Any, where: str, what: str) -> BaseGeometry:
+    """A valid Polygon or MultiPolygon in lon/lat degrees that does not cross the antimeridian."""
     try:
-        geometry = shape(feature["geometry"])
+        geometry = shape(raw)
     except Exception as exc:  # shapely raises several types for malformed input
-        raise AoiError(f"{where}: geometry cannot be read ({exc}); give a Polygon in lon/lat") from None
+        raise AoiError(f"{where}: {what} cannot be read ({exc}); give a Polygon in lon/lat") from None
     if geometry.geom_type not in ("Polygon", "MultiPolygon"):
-        raise AoiError(f"{where}: geometry is a {geometry.geom_type}; an AOI must be a Polygon in lon/lat")
+        raise AoiError(f"{where}: {what} is a {geometry.geom_type}; an AOI must be a Polygon in lon/lat")
     if geometry.is_empty or not geometry.is_valid:
-        raise AoiError(f"{where}: polygon is empty or self-intersecting; redraw it as a simple polygon")
+        raise AoiError(f"{where}: {what} polygon is empty or self-intersecting; redraw it as a simple polygon")
     lon0, lat0, lon1, lat1 = geometry.bounds
     if not (-180 <= lon0 <= lon1 <= 180 and -90 <= lat0 <= lat1 <= 90):
-        raise AoiError(f"{where}: coordinates {geometry.bounds} are not lon/lat degrees; use EPSG:4326 order (lon, lat)")
-    properties = dict(feature.get("properties") or {})
-    aoi = Aoi(name=name, geometry=geometry, properties=properties, path=path)
-    area_km2 = aoi.projected().area / 1e6
-    if area_km2 <= 0.0:
-        raise AoiError(f"{where}: polygon has zero area; draw an AOI of at least a few hectares")
-    if area_km2 > _MAX_AOI_AREA_KM2:
-        raise AoiError(
-            f"{where}: AOI covers {area_km2:.0f} km2 (limit {_MAX_AOI_AREA_KM2:.0f}); "
-            f"draw a tighter AOI around the village, or use its search_area with `burnscan search`"
-        )
-    return aoi
+        raise AoiError(f"{where}: {what} coordinates {geometry.bounds} are not lon/lat degrees; use EPSG:4326 order (lon, lat)")
+    # GeoJSON cannot say which way round a ring crossing +-180 goes: shapely reads it as going
+    # the long way, around the world, and the UTM zone of that shape is on the other side of it.
+    # Handling it would mean shifting longitudes in every reader and writer that speaks lon/lat
+    # (outputs, footprints, STAC searches); RFC 7946 (3.1.9) asks for such shapes to be split.
+    crossing = lon1 - lon0 > 180 or any(abs(b[0] - a[0]) > 180 for ring in _rings(geometry)
+                                         for a, b in zip(ring.coords[:-1], ring.coords[1:]))
+    if crossing:
+        raise AoiError(f"{where}: {what} crosses the antimeridian (longitudes {lon0:g} to {lon1:g}); split it at 180 degrees "
+                       f"into one AOI on each side")
+    if lat0 < _UTM_LATITUDES[0] or lat1 > _UTM_LATITUDES[1]:
+        raise AoiError(f"{where}: {what} reaches latitude {lat0 if lat0 < _UTM_LATITUDES[0] else lat1:g}, outside the UTM "
+                       f"zones ({_UTM_LATITUDES[0]:g} to {_UTM_LATITUDES[1]:g}) burnscan measures in; draw it inside them")
+    return geometry
+
+
+def _rings(geometry: BaseGeometry) -> list:
+    polygons = list(geometry.geoms) if geometry.geom_type == "MultiPolygon" else [geometry]
+    return [ring for p in polygons for ring in (p.exterior, *p.interiors)]
+
+
+def _check_zone_reach(geometry: BaseGeometry, crs: str, where: str, what: str) -> None:
+    """Refuse a shape wider than a UTM zone or reaching far past the zone of ``crs``."""
+    lon0, _, lon1, _ = geometry.bounds
+    meridian = (int(crs.split(":")[1]) % 100) * 6.0 - 183.0
+    furthest = max(abs(lon0 - meridian), abs(lon1 - meridian))
+    if lon1 - lon0 > _MAX_LON_SPAN or furthest > _MAX_DEGREES_FROM_MERIDIAN:
+        raise AoiError(f"{where}: {what} spans longitudes {lon0:g} to {lon1:g}, {furthest:.1f} degrees from the central "
+                       f"meridian of its UTM zone ({crs}); areas would be misstated past {_MAX_DEGREES_FROM_MERIDIAN:g}: "
+                       f"draw one AOI per place, each within {_MAX_LON_SPAN:g} degrees of longitude")
+
+
+@lru_cache(maxsize=1)
+def _zone_names() -> frozenset[str]:
+    # Not places: "localtime" is whatever machine runs the code, "Factory" means "unset".
+    return frozenset(available_timezones()) - {"localtime", "Factory", "posixrules"}
+
+
+_ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*")
+
+
+def check_timezone(name: Any, where: str = "timezone") -> str:
+    """Return ``name`` if it is an IANA time zone name of a place, else raise :class:`AoiError`.
+
+    A name is checked against the tz database before anything reads it, and never as a path:
+    ``../../etc/passwd`` or ``/etc/localtime`` are refused by their shape alone.
+
+    >>> check_timezone("Africa/Bamako")
+    'Africa/Bamako'
+    """
+    fix = "give the IANA name of the place's zone, e.g. 'Africa/Bamako' or 'UTC'"
+    if not isinstance(name, str) or not _ZONE_NAME.fullmatch(name) or len(name) > 64:
+        raise AoiError(f"{where}: {str(name)[:80]!r} is not a time zone name; {fix}")
+    known = _zone_names()
+    if known and name not in known:
+        raise AoiError(f"{where}: {name!r} is not a time zone of the IANA database; {fix}")
+    try:
+        ZoneInfo(name)
+    except Exception:  # not found, a folder of zones, a damaged file: all mean "not a zone"
+        raise AoiError(f"{where}: {name!r} is not a time zone of the IANA database; {fix}") from None
+    return name
+
+
+def _text(value: Any, where: str) -> None:
+    if not isinstance(value, str):
+        raise AoiError(f"{where} is {_kind(value)}; write it as text in quotes")
+
+
+def _flag(value: Any, where: str) -> None:
+    if not isinstance(value, bool):
+        raise AoiError(f"{where} is {_kind(value)}; write true or false")
+
+
+def _number(low: float, high: float) -> Callable[[Any, str], None]:
+    def check(value: Any, where: str) -> None:
+        if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or not low <= value <= high:
+            raise AoiError(f"{where} is {value!r}; write a number from {low:g} to {high:g}")
+    return check
+
+
+def _object(value: Any, where: str) -> None:
+    if not isinstance(value, dict):
+        raise AoiError(f"{where} is {_kind(value)}, not an object; write it as {{\"name\": value, ...}}")
+
+
+def _events(value: Any, where: str) -> None:
+    if not isinstance(value, list) or not all(isinstance(e, dict) for e in value):
+        raise AoiError(f"{where} is {_kind(value)}; write a list of objects with \"date\", \"reported\" and \"source\"")
+    for i, event in enumerate(value):
+        for key in ("date", "reported", "source"):
+            if key in event and not isinstance(event[key], str):
+                raise AoiError(f"{where}[{i}].{key} is {_kind(event[key])}; write it as text in quotes")
+
+
+def _band_map(value: Any, where: str) -> None:
+    if isinstance(value, str) or (isinstance(value, list) and all(v is None or isinstance(v, str) for v in value)):
+        return
+    raise AoiError(f"{where} is {_kind(value)}; write the band names in file order, e.g. \"blue,green,red,nir\"")
+
+
+def _timezone(value: Any, where: str) -> None:
+    check_timezone(value, where)
+
+
+def _geometry(value: Any, where: str) -> None:
+    if not isinstance(value, dict):
+        raise AoiError(f"{where} is {_kind(value)}; write a GeoJSON Polygon in lon/lat")
+    _lonlat_polygon(value, where, "geometry")
+
+
+PROPERTY_KINDS: dict[str, Callable[[Any, str], None]] = {
+    **{key: _text for key in ("name", "display_name", "country", "region", "cercle", "location_confidence",
+                              "location_source", "location_note", "search_area_note")},
+    "timezone": _timezone,
+    "location_uncertain": _flag,
+    "simulated": _flag,
+    "point_lat": _number(-90.0, 90.0),
+    "point_lon": _number(-180.0, 180.0),
+    "aoi_size_m": _number(100.0, 50_000.0),  # a hectare's side to a square at the area limit
+    "events": _events,
+    "parameters": _object,
+    "search_area": _geometry,
+    "settlement": _geometry,
+    "band_map": _band_map,
+}
+"""The properties burnscan reads, each with its check (a property not listed is kept as written)."""
 
 
 _PLACE_KEYS = ("country", "timezone", "region", "cercle", "events", "parameters")

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from .config import check_parameters
 from .errors import ParameterError, PipelineError
 
 __all__ = ["AoiOutcome", "run_many", "PROGRESS_TOPIC"]
@@ -98,6 +99,9 @@ def run_many(
 
     if not aois:
         raise ParameterError("no AOI to run; add AOI files to the registry (burnscan aois lists it)")
+    # Overrides apply to every AOI: a bad one is said once, before a cluster is started, rather
+    # than by every worker. Each AOI's own file, grid and scenes are checked by run_detect on its worker.
+    check_parameters(options.get("overrides") or {}, source="command line")
     options = {k: (Path(v).resolve() if isinstance(v, Path) else v) for k, v in options.items()}  # same on every worker
     cluster = None
     if scheduler is None:

@@ -45,7 +45,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
 from .config import Params
-from .errors import SceneError
+from .errors import ParameterError, SceneError
 from .grid import Grid
 from .indices import choose_index, index_bands
 from .load import SceneRecord, memoised_hashes, stack_scenes
@@ -95,8 +95,8 @@ class ChunkedDetection:
 
 def plan_chunks(grid: Grid, chunk_px: int) -> list[Chunk]:
     """Cut ``grid`` into squares of ``chunk_px`` (the last row and column take the rest)."""
-    if chunk_px < 16:
-        raise ValueError(f"chunk size {chunk_px} px is too small; use at least 16")
+    if isinstance(chunk_px, bool) or not isinstance(chunk_px, int) or chunk_px < 16:
+        raise ParameterError(f"chunk size {chunk_px!r} px is not a whole number of at least 16; give a larger --chunk")
     chunks = []
     for row in range(0, grid.height, chunk_px):
         for col in range(0, grid.width, chunk_px):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from .aoi import AOI_DIR, list_aois, load_aoi
-from .errors import PipelineError
+from .errors import ParameterError, PipelineError, RunError
+from .preflight import CHUNK_PX_RANGE, SEARCH_BOX_SIDE_M
 
 __all__ = ["main", "cli"]
 
@@ -23,6 +26,40 @@ def _parse_sets(values: tuple[str, ...]) -> dict[str, str]:
     return overrides
 
 
+def _option_error(param: click.Parameter | None, value: Any, rule: str) -> ParameterError:
+    name = param.opts[-1] if param is not None and param.opts else "option"
+    return ParameterError(f"{name} {value!r} is not accepted: give {rule}")
+
+
+def _rule(kind: str, low: float | None, high: float | None) -> str:
+    if low is not None and high is not None:
+        return f"{kind} from {low:g} to {high:g}"
+    return f"{kind} >= {low:g}" if low is not None else f"{kind} <= {high:g}"
+
+
+class _WholeIn(click.IntRange):
+    """A whole-number option in a range; a bad value is one error line (ParameterError), not a usage screen."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter:
+            raise _option_error(param, value, _rule("a whole number", self.min, self.max)) from None
+
+
+class _FiniteIn(click.FloatRange):
+    """A number option in a range; ``inf`` and ``nan`` are refused too (``nan`` passes any range test)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            number = super().convert(value, param, ctx)
+        except click.BadParameter:
+            number = math.nan
+        if not math.isfinite(number):
+            raise _option_error(param, value, _rule("a finite number", self.min, self.max))
+        return number
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """Find and date burned villages on before/after infrared satellite scenes."""
@@ -33,7 +70,8 @@ def cli() -> None:
 @click.option("--all", "all_aois", is_flag=True, help="Every AOI of the registry, in parallel on a Dask cluster.")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="With --all: an existing Dask scheduler (tcp://host:port) instead of a local cluster.")
-@click.option("--workers", type=int, default=None, help="With --all and no --scheduler: local worker processes (default: cores).")
+@click.option("--workers", type=_WholeIn(min=1), default=None,
+              help="With --all and no --scheduler: local worker processes (default: cores).")
 @click.option("--out", "out_root", type=click.Path(path_type=Path), default=Path("out"), show_default=True, help="Root of run folders.")
 @click.option("--data", "data_root", type=click.Path(path_type=Path), default=Path("data"), show_default=True, help="Where demo scenes are kept.")
 @click.option("--scenes", "scenes_dir", type=click.Path(path_type=Path), default=None,
@@ -102,10 +140,12 @@ def _detect_all(names: list[str], *, scheduler: str | None, workers: int | None,
 @click.option("--out", "out_root", type=click.Path(path_type=Path), default=Path("out"), show_default=True, help="Root of run folders.")
 @click.option("--data", "data_root", type=click.Path(path_type=Path), default=Path("data"), show_default=True,
               help="Where the simulated search box is kept.")
-@click.option("--chunk", "chunk_px", type=int, default=1024, show_default=True, help="Chunk side in pixels (memory grows with it).")
-@click.option("--workers", type=int, default=None, help="Threads working on chunks (default: cores).")
-@click.option("--cards", "max_cards", type=int, default=12, show_default=True, help="Before/after cards for the top clusters.")
-@click.option("--box-size", "box_size_m", type=float, default=6000.0, show_default=True,
+@click.option("--chunk", "chunk_px", type=_WholeIn(*CHUNK_PX_RANGE), default=1024, show_default=True,
+              help="Chunk side in pixels (memory grows with it).")
+@click.option("--workers", type=_WholeIn(min=1), default=None, help="Threads working on chunks (default: cores).")
+@click.option("--cards", "max_cards", type=_WholeIn(min=0), default=12, show_default=True,
+              help="Before/after cards for the top clusters.")
+@click.option("--box-size", "box_size_m", type=_FiniteIn(*SEARCH_BOX_SIDE_M), default=6000.0, show_default=True,
               help="Side in metres of the SIMULATED search box used without --scenes.")
 @click.option("--box-seed", type=int, default=20240127, show_default=True, help="Seed of the SIMULATED search box.")
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a parameter (repeatable).")
@@ -220,7 +260,7 @@ def scenes(aoi: str, data_root: Path, aoi_dir: Path) -> None:
 @click.option("--start", required=True, help="First day (YYYY-MM-DD).")
 @click.option("--end", required=True, help="Last day (YYYY-MM-DD).")
 @click.option("--api", default=None, help="STAC API URL (default: Earth Search, Element 84).")
-@click.option("--max-cloud", type=float, default=None, help="Skip items with more scene cloud cover (%) than this.")
+@click.option("--max-cloud", type=_FiniteIn(0, 100), default=None, help="Skip items with more scene cloud cover (%) than this.")
 @click.option("--data", "data_root", type=click.Path(path_type=Path), default=Path("data"), show_default=True)
 @click.option("--aoi-dir", type=click.Path(path_type=Path), default=AOI_DIR, show_default=False, help="AOI registry folder.")
 def fetch(aoi: str, start: str, end: str, api: str | None, max_cloud: float | None, data_root: Path, aoi_dir: Path) -> None:
@@ -308,7 +348,7 @@ def bench(aoi_name: str, out_root: Path, data_root: Path, cases: tuple[str, ...]
 @cli.command("bench-perf")
 @click.option("--size", "sizes", type=int, multiple=True, help="Side of the generated pair in pixels (repeatable; "
               "default 5490 and 10980: a quarter of a Sentinel-2 tile and a whole one).")
-@click.option("--repeats", type=int, default=3, show_default=True, help="Runs of each method; medians are printed.")
+@click.option("--repeats", type=_WholeIn(min=1), default=3, show_default=True, help="Runs of each method; medians are printed.")
 @click.option("--work", "work_dir", type=click.Path(path_type=Path), default=Path("out/bench-perf"), show_default=True,
               help="Where the generated pair is written (and removed after).")
 def bench_perf(sizes: tuple[int, ...], repeats: int, work_dir: Path) -> None:
@@ -467,7 +507,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=args, prog_name="burnscan", standalone_mode=False)
     except PipelineError as exc:
-        click.echo(f"burnscan: error: {exc}", err=True)
+        # A run stopped by a defect or by memory keeps its cause chained: its traceback goes to the log.
+        log = _write_error_log(exc, args) if isinstance(exc, RunError) and exc.__cause__ is not None else None
+        click.echo(f"burnscan: error: {exc}" + (f" (traceback in {log})" if log else ""), err=True)
         return exc.exit_code
     except click.exceptions.Abort:
         click.echo("burnscan: aborted", err=True)

@@ -3,160 +3,303 @@
 Precedence is code default < AOI file (``properties.parameters``) < command line
 (``--set name=value``). :func:`resolve_params` is the only function that merges them,
 and every run writes the resolved values into its outputs so a finding can be re-run.
+
+Every value, from an AOI file or the command line, goes through one typed check
+(:func:`check_parameters`): a number must be a finite number inside the field's
+documented range (``inf``, ``nan``, a boolean, a list or an object never pass for one), a
+name must be one of its field's choices. The ranges are wide enough for every sensor and
+place burnscan reads and narrow enough that a value outside them is a mistake: a typo, a
+unit slip, or a value that would only make a run exhaust memory or run for hours.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, fields
+import math
+from dataclasses import dataclass, field, fields
+from numbers import Real
 from typing import Any, Literal, Mapping, get_args
 
 from .errors import ParameterError
 
-__all__ = ["Params", "BurnIndexName", "NormalisationName", "resolve_params"]
+__all__ = ["Params", "BurnIndexName", "NormalisationName", "BandName", "BAND_NAMES", "resolve_params",
+           "check_parameters", "parameter_range"]
 
 BurnIndexName = Literal["auto", "nir", "bai", "nbr", "ndvi"]
 NormalisationName = Literal["auto", "always", "never"]
+BandName = Literal["blue", "green", "red", "nir", "swir16", "swir22",
+                   "coastal_blue", "green_i", "yellow", "rededge"]
+"""Canonical band names: the six every reader maps to (:mod:`pipeline.sources`) and the other
+four of PlanetScope's 8-band SuperDove deliveries (:mod:`pipeline.load`)."""
+
+BAND_NAMES: tuple[str, ...] = get_args(BandName)
+
+
+@dataclass(frozen=True)
+class _Range:
+    """Plausible values of a numeric field, from ``low`` to ``high`` (each excluded when open)."""
+
+    low: float
+    high: float
+    open_low: bool = False
+    open_high: bool = False
+    also: float | None = None
+    """One more accepted value outside the range (``burn_level`` = -1 means the index default)."""
+
+    def holds(self, value: float) -> bool:
+        if self.also is not None and value == self.also:
+            return True
+        above = value > self.low if self.open_low else value >= self.low
+        below = value < self.high if self.open_high else value <= self.high
+        return above and below
+
+    def text(self) -> str:
+        rule = f"{'>' if self.open_low else '>='} {self.low:g} and {'<' if self.open_high else '<='} {self.high:g}"
+        return rule + (f" (or {self.also:g})" if self.also is not None else "")
+
+
+def _limits(default: Any, low: float, high: float, *, open_low: bool = False, open_high: bool = False,
+            also: float | None = None) -> Any:
+    return field(default=default, metadata={"range": _Range(low, high, open_low, open_high, also)})
+
+
+def _choices(default: str, options: tuple[str, ...]) -> Any:
+    return field(default=default, metadata={"choices": options})
 
 
 @dataclass(frozen=True)
 class Params:
-    """Every knob of a detection run, with the reason for its default."""
+    """Every knob of a detection run, with the reason for its default and for its range."""
 
-    resolution_m: float = 3.0
-    """Analysis pixel size in metres (3 m is PlanetScope's delivered pixel)."""
+    resolution_m: float = _limits(3.0, 0.3, 100.0)
+    """Analysis pixel size in metres (3 m is PlanetScope's delivered pixel). Range 0.3-100: 0.3 m
+    is the finest civil satellite pixel (WorldView-3); at 100 m a compound is a tenth of a pixel
+    and Landsat's 30 m is already coarser than any village burn needs."""
 
-    margin_m: float = 150.0
-    """Ground loaded around the AOI so that shifting a scene never exposes the AOI edge."""
+    margin_m: float = _limits(150.0, 0.0, 2000.0)
+    """Ground loaded around the AOI so that shifting a scene never exposes the AOI edge. Range
+    0-2000: the largest shift accepted (coreg_max_shift_px) is 1.2 km on 30 m Landsat pixels;
+    more margin only multiplies the pixels loaded."""
 
-    reference_scene: int = 0
-    """Index (in time order) of the scene every other scene is co-registered and normalised to."""
+    reference_scene: int = _limits(0, 0, 999)
+    """Index (in time order) of the scene every other scene is co-registered and normalised to.
+    Range 0-999: checked against the usable scenes when they are known; past 999 is a typo."""
 
-    coreg_band: str = "red"
-    """Band used to estimate shifts: trees and compounds have the strongest stable contrast in red."""
+    coreg_band: BandName = _choices("red", BAND_NAMES)
+    """Band used to estimate shifts: trees and compounds have the strongest stable contrast in red.
+    One of the canonical band names; the scenes must carry it."""
 
-    coreg_max_shift_px: float = 40.0
-    """Largest shift accepted; a larger estimate means co-registration failed."""
+    coreg_max_shift_px: float = _limits(40.0, 0.0, 200.0, open_low=True)
+    """Largest shift accepted; a larger estimate means co-registration failed. Range (0, 200]:
+    orthorectified scenes agree to a few pixels (PlanetScope ~10 m RMSE); 200 px apart they show
+    different ground, and the correlation window cannot measure it."""
 
-    normalisation: NormalisationName = "auto"
+    normalisation: NormalisationName = _choices("auto", get_args(NormalisationName))
     """Relative radiometric normalisation: ``auto`` applies it to four- and eight-band scenes
     (PlanetScope: radiometry differs from satellite to satellite) and not to scenes with SWIR
     (Sentinel-2 and Landsat surface reflectance are calibrated across dates; fitting one date
     onto another across a season would read land change as radiometry)."""
 
-    burn_index: BurnIndexName = "auto"
+    burn_index: BurnIndexName = _choices("auto", get_args(BurnIndexName))
     """Index to difference: ``auto`` is NBR when SWIR is present, else the NIR drop."""
 
-    noise_k: float = 4.0
-    """Seeds exceed this many robust standard deviations of the scene's background change."""
+    noise_k: float = _limits(4.0, 0.0, 50.0, open_low=True)
+    """Seeds exceed this many robust standard deviations of the scene's background change.
+    Range (0, 50]: a fresh burn's dNBR (0.3-0.7) is 15-70 noise sigmas (0.01-0.02); past 50
+    no burn would seed."""
 
-    grow_k: float = 2.0
-    """Growth from seeds stops below this many robust standard deviations (hysteresis)."""
+    grow_k: float = _limits(2.0, 0.0, 50.0, open_low=True)
+    """Growth from seeds stops below this many robust standard deviations (hysteresis). Range as
+    ``noise_k``."""
 
-    burn_level: float = -1.0
-    """Index change of a burned pixel; -1 = the index's published level (dNBR 0.10, NIR drop 0.08)."""
+    burn_level: float = _limits(-1.0, 0.0, 2.0, open_low=True, also=-1.0)
+    """Index change of a burned pixel; -1 = the index's published level (dNBR 0.10, NIR drop 0.08).
+    Range (0, 2] or -1: normalised-difference indices change by at most 2."""
 
-    max_post_nir: float = 0.15
-    """A seed is dark afterwards: char reflects ~0.06 in NIR, so a mostly burned pixel stays under 0.15."""
+    max_post_nir: float = _limits(0.15, 0.0, 1.0, open_low=True)
+    """A seed is dark afterwards: char reflects ~0.06 in NIR, so a mostly burned pixel stays under
+    0.15. Range (0, 1]: a reflectance."""
 
-    mixed_pixel_fraction: float = 0.5
-    """A pixel counts as burned when its change reaches this share of its burn's full contrast."""
+    mixed_pixel_fraction: float = _limits(0.5, 0.0, 1.0, open_low=True, open_high=True)
+    """A pixel counts as burned when its change reaches this share of its burn's full contrast.
+    Range (0, 1): a share strictly inside, or every pixel or none would count."""
 
-    min_area_m2: float = 50.0
-    """Minimum mapping unit: smaller patches are dropped (a 10 x 10 m compound is 100 m2)."""
+    min_area_m2: float = _limits(50.0, 0.0, 1e6)
+    """Minimum mapping unit: smaller patches are dropped (a 10 x 10 m compound is 100 m2). Range
+    0-1e6: 1 km2 already drops every village burn; more is a unit slip (hectares or km2)."""
 
-    max_hole_px: int = 2
-    """Holes of up to this many pixels inside a burn are filled (ash specks, a pixel of wall)."""
+    max_hole_px: int = _limits(2, 0, 1000)
+    """Holes of up to this many pixels inside a burn are filled (ash specks, a pixel of wall).
+    Range 0-1000: a larger hole is unburned ground (a courtyard, a field), not a speck."""
 
-    extent_close_m: float = 40.0
+    extent_close_m: float = _limits(40.0, 0.0, 1000.0)
     """Burned extent: gaps between burns narrower than about twice this are closed and enclosed
-    holes filled (a lane between compounds is 5-20 m; 40 m is two 20 m Sentinel-2 SWIR pixels)."""
+    holes filled (a lane between compounds is 5-20 m; 40 m is two 20 m Sentinel-2 SWIR pixels).
+    Range 0-1000: closing over 2 km joins separate villages, and the closing pads the grid by
+    this radius on every side."""
 
-    min_clear_fraction: float = 0.02
-    """A scene with less clear ground over the AOI than this is reported as unusable."""
+    min_clear_fraction: float = _limits(0.02, 0.0, 1.0)
+    """A scene with less clear ground over the AOI than this is reported as unusable. Range 0-1:
+    a share."""
 
-    structure_min_overlap: float = 0.5
-    """A structure counts as burned when this share of its footprint lies inside burn polygons."""
+    structure_min_overlap: float = _limits(0.5, 0.0, 1.0, open_low=True)
+    """A structure counts as burned when this share of its footprint lies inside burn polygons.
+    Range (0, 1]: a share."""
 
-    structure_tolerance_px: float = 0.5
+    structure_tolerance_px: float = _limits(0.5, 0.0, 10.0)
     """Burn polygons are grown by this many pixels before the overlap rule: pixel polygons have
-    staircase edges up to half a pixel inside the burn's edge."""
+    staircase edges up to half a pixel inside the burn's edge. Range 0-10: footprints further
+    off are moved by the footprint alignment, not absorbed by a tolerance."""
 
-    footprint_max_shift_m: float = 20.0
-    """Footprint layers further off the scenes than this are used as given, not moved."""
+    footprint_max_shift_m: float = _limits(20.0, 0.0, 500.0, open_low=True)
+    """Footprint layers further off the scenes than this are used as given, not moved. Range
+    (0, 500]: open footprint layers are off by metres to tens of metres; 500 m off is another place."""
 
-    fire_max_distance_m: float = 750.0
+    fire_max_distance_m: float = _limits(750.0, 0.0, 10_000.0, open_low=True)
     """An active-fire detection corroborates a burn within this distance (VIIRS 375 m pixels
-    grow to ~800 m at the swath edge; pass ~1000 for MODIS-only archives)."""
+    grow to ~800 m at the swath edge; pass ~1000 for MODIS-only archives). Range (0, 10000]:
+    MODIS edge pixels are ~5 km long; further, any fire in the region would match."""
 
-    strong_change_snr: float = 8.0
+    strong_change_snr: float = _limits(8.0, 0.0, 100.0, open_low=True)
     """A burn whose mean index change is this many noise sigmas above the background is a strong
-    signal for its confidence tier (the seed threshold itself is noise_k sigmas)."""
+    signal for its confidence tier (the seed threshold itself is noise_k sigmas). Range (0, 100]
+    as ``noise_k``."""
 
     def __post_init__(self) -> None:
-        checks = [
-            (self.resolution_m > 0, "resolution_m must be > 0"),
-            (self.margin_m >= 0, "margin_m must be >= 0"),
-            (self.reference_scene >= 0, "reference_scene must be >= 0"),
-            (self.coreg_max_shift_px > 0, "coreg_max_shift_px must be > 0"),
-            (self.burn_index in get_args(BurnIndexName), f"burn_index must be one of {get_args(BurnIndexName)}"),
-            (self.normalisation in get_args(NormalisationName), f"normalisation must be one of {get_args(NormalisationName)}"),
-            (self.noise_k > 0, "noise_k must be > 0"),
-            (self.grow_k > 0, "grow_k must be > 0"),
-            (self.burn_level == -1.0 or self.burn_level > 0, "burn_level must be > 0 (or -1 for the index default)"),
-            (self.max_hole_px >= 0, "max_hole_px must be >= 0"),
-            (0 < self.mixed_pixel_fraction < 1, "mixed_pixel_fraction must be between 0 and 1"),
-            (self.min_area_m2 >= 0, "min_area_m2 must be >= 0"),
-            (self.extent_close_m >= 0, "extent_close_m must be >= 0"),
-            (0 <= self.min_clear_fraction <= 1, "min_clear_fraction must be between 0 and 1"),
-            (0 < self.structure_min_overlap <= 1, "structure_min_overlap must be in (0, 1]"),
-            (self.footprint_max_shift_m > 0, "footprint_max_shift_m must be > 0"),
-            (self.structure_tolerance_px >= 0, "structure_tolerance_px must be >= 0"),
-            (self.fire_max_distance_m > 0, "fire_max_distance_m must be > 0"),
-            (self.strong_change_snr > 0, "strong_change_snr must be > 0"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ParameterError(f"parameter {message}; fix the AOI file or the --set value")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            problem = _problem(f, value)
+            if problem:
+                raise ParameterError(f"parameter {f.name}={value!r}: {f.name} {problem}; fix the AOI file or the --set value")
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able copy for manifests and reports."""
         return dataclasses.asdict(self)
 
 
-def _coerce(name: str, raw: Any, kind: Any) -> Any:
-    """Turn a value from a file or the command line into the field's type."""
+_FIELDS = {f.name: f for f in fields(Params)}
+
+
+def parameter_range(name: str) -> str:
+    """The accepted values of parameter ``name``, as the error messages say them.
+
+    >>> parameter_range("resolution_m")
+    '>= 0.3 and <= 100'
+    """
+    meta = _FIELDS[name].metadata
+    return meta["range"].text() if "range" in meta else "one of " + ", ".join(meta["choices"])
+
+
+def _is_int_field(f: dataclasses.Field) -> bool:
+    return f.type in (int, "int")
+
+
+def _problem(f: dataclasses.Field, value: Any) -> str | None:
+    """What is wrong with a field's value, as "must be ..." (``None`` when nothing)."""
+    if "choices" in f.metadata:
+        return None if isinstance(value, str) and value in f.metadata["choices"] else f"must be {parameter_range(f.name)}"
+    if isinstance(value, bool) or not isinstance(value, Real):
+        return "must be a number"
+    if not math.isfinite(value):
+        return "must be a finite number"
+    if _is_int_field(f) and value != int(value):
+        return "must be a whole number"
+    return None if f.metadata["range"].holds(value) else f"must be {parameter_range(f.name)}"
+
+
+def _typed(f: dataclasses.Field, raw: Any, source: str) -> Any:
+    """``raw`` from ``source`` as the field's type, or a one-line :class:`ParameterError`."""
+    def refuse(what: str, fix: str) -> ParameterError:
+        return ParameterError(f"parameter {f.name}={raw!r} from the {source} {what}; {fix}")
+
+    if "choices" in f.metadata:
+        if not isinstance(raw, str):
+            raise refuse(f"is {_json_kind(raw)}, not a name", f"give one of {', '.join(f.metadata['choices'])}")
+        return raw.strip()
+    wanted = "whole number" if _is_int_field(f) else "number"
+    fix = f"give {f.name} as a {wanted} {parameter_range(f.name)}"
+    # bool is an int in Python: JSON true must not pass as 1, nor a list be coerced.
+    if isinstance(raw, bool) or not isinstance(raw, (Real, str)):
+        raise refuse(f"is {_json_kind(raw)}, not a {wanted}", fix)
     try:
-        if kind in (float, "float"):
-            return float(raw)
-        if kind in (int, "int"):
-            if isinstance(raw, float) and not raw.is_integer():
-                raise ValueError("not a whole number")
-            return int(raw)
-        return str(raw)
-    except (TypeError, ValueError):
-        raise ParameterError(f"parameter {name}={raw!r} is not a valid {kind}; give a number") from None
+        value = float(raw.strip()) if isinstance(raw, str) else float(raw)
+    except (ValueError, OverflowError):
+        raise refuse(f"is not a valid {wanted}", fix) from None
+    if not math.isfinite(value):  # "inf", "nan", 1e999: float() takes them all
+        raise refuse("is not a finite number", fix)
+    if _is_int_field(f):
+        if not value.is_integer():
+            raise refuse(f"is not a valid {wanted}", fix)
+        return int(value)
+    return value
+
+
+def _json_kind(value: Any) -> str:
+    """What a JSON value is, with its article: "a boolean", "an object"..."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, Real):
+        return "a number"
+    kinds = {list: "a list", tuple: "a list", dict: "an object", type(None): "null", str: "text"}
+    return next((text for kind, text in kinds.items() if isinstance(value, kind)), f"a {type(value).__name__}")
+
+
+def check_parameters(values: Any, *, source: str) -> dict[str, Any]:
+    """Type and range-check parameter ``values`` from ``source``; return them typed.
+
+    This is the one check every parameter value passes, from an AOI file's ``parameters``
+    object and from ``--set`` alike, so that the two can never disagree on what is valid.
+
+    Parameters
+    ----------
+    values
+        Parameter names to values: JSON values from a file, text from the command line.
+    source
+        Where they come from, for the message: ``"command line"`` or ``"AOI file <path>"``.
+
+    Raises
+    ------
+    ParameterError
+        For values that are not a mapping, an unknown name, a value of the wrong kind
+        (a boolean, list or object for a number, ``inf``, ``nan``) or out of range.
+
+    Examples
+    --------
+    >>> check_parameters({"noise_k": "5", "coreg_band": "nir"}, source="command line")
+    {'noise_k': 5.0, 'coreg_band': 'nir'}
+    """
+    if not isinstance(values, Mapping):
+        raise ParameterError(f"parameters from the {source} are {_json_kind(values)}, not an object; give an object of "
+                             f"name: value pairs, e.g. {{\"noise_k\": 5}}")
+    typed: dict[str, Any] = {}
+    for name, raw in values.items():
+        f = _FIELDS.get(name) if isinstance(name, str) else None
+        if f is None:
+            raise ParameterError(f"unknown parameter {name!r} from the {source}; known parameters: {', '.join(sorted(_FIELDS))}")
+        value = _typed(f, raw, source)
+        problem = _problem(f, value)
+        if problem:
+            raise ParameterError(f"parameter {name}={raw!r} from the {source}: {name} {problem}; "
+                                 f"fix the {'--set value' if source == 'command line' else 'value'}")
+        typed[name] = value
+    return typed
 
 
 def resolve_params(
     aoi_parameters: Mapping[str, Any] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    *,
+    aoi_source: str = "AOI file",
 ) -> Params:
     """Merge defaults, AOI-file parameters and command-line overrides (later wins).
+
+    ``aoi_source`` names the AOI file in messages (e.g. ``"AOI file aoi/ogota.geojson"``).
 
     Raises
     ------
     ParameterError
         For an unknown parameter name or a value of the wrong kind or range.
     """
-    known = {f.name: f.type for f in fields(Params)}
-    merged: dict[str, Any] = {}
-    for source, values in (("AOI file", aoi_parameters or {}), ("command line", overrides or {})):
-        for name, raw in values.items():
-            if name not in known:
-                raise ParameterError(
-                    f"unknown parameter {name!r} from the {source}; known parameters: {', '.join(sorted(known))}"
-                )
-            kind = known[name]
-            merged[name] = _coerce(name, raw, "str" if "Literal" in str(kind) or kind == "str" else kind)
+    merged = check_parameters(aoi_parameters or {}, source=aoi_source)
+    merged.update(check_parameters(overrides or {}, source="command line"))
     return Params(**merged)

@@ -19,6 +19,7 @@ __all__ = [
     "OutputError",
     "BatchError",
     "IntegrityError",
+    "RunError",
 ]
 
 
@@ -73,3 +74,13 @@ class IntegrityError(PipelineError, ValueError):
     itself is not one burnscan can check."""
 
     exit_code = 8
+
+
+class RunError(PipelineError):
+    """A run stopped for a reason that is not a bad input: out of memory, or a defect in burnscan.
+
+    The message is one line naming the incomplete run folder; the original exception is
+    chained (``__cause__``) so that a handler can log its traceback.
+    """
+
+    exit_code = 9

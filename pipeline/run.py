@@ -25,7 +25,7 @@ from .config import Params, resolve_params
 from .coregister import ShiftEstimate, apply_shifts, coregister
 from .dating import date_burns
 from .demo import ensure_demo_scenes
-from .errors import OutputError, PipelineError, SceneError
+from .errors import OutputError, PipelineError, RunError, SceneError
 from .evidence import find_layers, gather_evidence
 from .grid import Grid
 from .indices import burn_index, choose_index
@@ -36,6 +36,7 @@ from .normalise import BandFit, apply_fits, identity_fits, normalise, wants_norm
 from .perimeter import extent_dates, extent_polygons
 from .plausibility import judge_scenes, mask_implausible
 from .polygons import burn_polygons, kml_placemarks
+from .preflight import check_coreg_band, check_detect_grid, scene_shape
 from .provenance import git_state, package_versions
 from .html_report import render_html
 from .report import build_report, render_markdown, with_evidence
@@ -438,13 +439,18 @@ def run_detect(
     """
     started = datetime.now(timezone.utc)
     clock = time.perf_counter()
-    key = load_private_key(sign_key) if sign_key is not None else None  # a bad key fails before minutes of work
+    # Everything the run needs is checked before any work, so that a mistake is one line now,
+    # not a traceback after minutes: the signing key, the AOI file (time zone, size, properties),
+    # the parameters, the output folder, the grid's size and memory, then the scenes' count and bands.
+    key = load_private_key(sign_key) if sign_key is not None else None
     aoi = load_aoi(aoi_name, aoi_dir)
-    params = resolve_params(aoi.parameters, overrides)
+    params = resolve_params(aoi.parameters, overrides, aoi_source=f"AOI file {aoi.path}")
     check_output_folder(Path(out_root) / aoi.name)  # before minutes of work, not after
     analysis_grid = aoi.analysis_grid(params.resolution_m)
     margin_px = int(np.ceil(params.margin_m / params.resolution_m))
     loaded_grid = analysis_grid.buffered(margin_px)
+    where = str(aoi.path or aoi.name)
+    check_detect_grid(analysis_grid, loaded_grid, params=params, where=where)  # the fewest scenes and bands: before the demo
     demo_folder = None
     if scenes_dir is not None:
         log(f"loading scenes from {scenes_dir}")
@@ -458,14 +464,26 @@ def run_detect(
         demo = ensure_demo_scenes(aoi, Path(data_root), resolution=params.resolution_m, margin_m=params.margin_m)
         scenes_dir = demo_folder = demo.folder
         sources, scenes_from = recognise(demo.folder), "demo"
-    stack, records = load_sources(sources, loaded_grid)
-    settlement, settlement_file = _settlement_outline(aoi, Path(scenes_dir), analysis_grid.crs)
-    layers = find_layers(Path(scenes_dir), Path(data_root) / aoi.name, analysis_grid)
-    if settlement is None and layers.footprints is not None:  # no outline drawn: the footprints outline the built-up area
-        settlement = settlement_from_footprints(layers.footprints)
-        settlement_file = layers.footprints_path if settlement is not None else None
-    log(f"{len(records)} scenes loaded; co-registering, normalising, detecting")
-    detection = detect_burns(stack, records, params=params, loaded_grid=loaded_grid, analysis_grid=analysis_grid, settlement=settlement)
+    infos = [s.describe() for s in sources]  # metadata only: no pixel read yet
+    scenes, bands = scene_shape(infos)
+    check_detect_grid(analysis_grid, loaded_grid, params=params, scenes=scenes, bands=bands, where=where)
+    for info in infos:
+        check_coreg_band(params, info.bands, where=f"{scenes_dir}: scene {info.scene_id}")
+    try:
+        stack, records = load_sources(sources, loaded_grid)
+        check_coreg_band(params, [str(b) for b in stack.band.values], where=f"{scenes_dir}")
+        settlement, settlement_file = _settlement_outline(aoi, Path(scenes_dir), analysis_grid.crs)
+        layers = find_layers(Path(scenes_dir), Path(data_root) / aoi.name, analysis_grid)
+        if settlement is None and layers.footprints is not None:  # no outline drawn: the footprints outline the built-up area
+            settlement = settlement_from_footprints(layers.footprints)
+            settlement_file = layers.footprints_path if settlement is not None else None
+        log(f"{len(records)} scenes loaded; co-registering, normalising, detecting")
+        detection = detect_burns(stack, records, params=params, loaded_grid=loaded_grid, analysis_grid=analysis_grid,
+                                 settlement=settlement)
+    except MemoryError as exc:  # the estimate above is rough: a run it let through may still not fit
+        raise RunError(f"{where}: out of memory detecting on {loaded_grid.width} x {loaded_grid.height} px x {len(sources)} "
+                       f"scenes (nothing was written); draw a tighter AOI, set a coarser resolution_m or a smaller "
+                       f"margin_m, or scan wide areas with `burnscan search`") from exc
 
     run_id, partial = new_run_dir(Path(out_root), aoi.name)
     try:
@@ -557,6 +575,12 @@ def run_detect(
         if isinstance(exc, OSError):  # a disk or file-system failure outside the atomic writers
             raise OutputError(f"{exc.filename or partial}: {exc.strerror or exc}; free disk space or fix permissions "
                               f"(incomplete run left in {partial})") from None
-        raise
+        if isinstance(exc, MemoryError):
+            raise RunError(f"{partial}: out of memory while writing the run (incomplete run left there); draw a tighter "
+                           f"AOI, set a coarser resolution_m, or run with --no-figures") from exc
+        if isinstance(exc, Exception):  # a defect: one line naming the folder; the traceback stays chained for the log
+            raise RunError(f"{partial}: the run stopped on {type(exc).__name__}: {str(exc)[:200]} (incomplete run left "
+                           f"there); this is a defect in burnscan: report it with the command and the log") from exc
+        raise  # an interrupt or exit: not an error of the run
     run_dir = finish_run_dir(partial)
     return RunOutcome(run_dir=run_dir, detection=detection, report=report, demo_folder=demo_folder, manifest_sha256=digest)

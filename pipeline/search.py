@@ -34,6 +34,7 @@ from .grid import Grid, grid_for_bounds
 from .load import memoised_hashes, sha256_file
 from .manifest import input_entry, recorded_overrides, seal_manifest
 from .normalise import apply_fits
+from .preflight import check_coreg_band, check_search_grid, check_search_options, scene_shape
 from .provenance import git_state, package_versions
 from .report import format_time
 from .sources import recognise
@@ -165,10 +166,15 @@ def run_search(
 
     started = datetime.now(timezone.utc)
     clock = time.perf_counter()
+    # Checked before any work, as run_detect does: the options, the AOI file, the parameters,
+    # the output folder and the search grid; then the scenes' count and bands.
+    check_search_options(chunk_px=chunk_px, workers=workers, max_cards=max_cards, box_size_m=box_size_m)
     aoi = load_aoi(aoi_name, aoi_dir)
-    params = resolve_params(aoi.parameters, overrides)
+    params = resolve_params(aoi.parameters, overrides, aoi_source=f"AOI file {aoi.path}")
     grid = search_grid(aoi, params.resolution_m)
     check_output_folder(Path(out_root) / aoi.name)
+    where = f"{aoi.path or aoi.name}: search_area"
+    check_search_grid(grid, params=params, chunk_px=chunk_px, workers=workers, where=where)
     truth = None
     if scenes_dir is None:
         folder, _ = ensure_search_box(Path(data_root), aoi, resolution_m=params.resolution_m, size_m=box_size_m,
@@ -177,6 +183,11 @@ def run_search(
         scenes_dir = folder
         truth = gpd.read_file(folder / "sites_SIMULATED.geojson")
     sources = recognise(Path(scenes_dir))
+    infos = [s.describe() for s in sources]  # metadata only: no pixel read yet
+    scenes, bands = scene_shape(infos)
+    check_search_grid(grid, params=params, chunk_px=chunk_px, workers=workers, scenes=scenes, bands=bands, where=where)
+    for info in infos:
+        check_coreg_band(params, info.bands, where=f"{scenes_dir}: scene {info.scene_id}")
     tz_name = str(aoi.properties.get("timezone", "UTC"))
     try:
         det = detect_chunked(sources, grid, params=params, chunk_px=chunk_px, workers=workers, progress=log)

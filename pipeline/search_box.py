@@ -58,6 +58,7 @@ from .errors import AoiError, OutputError, ParameterError
 from .grid import Grid, grid_for_bounds
 from .ground import _crs_transform, _Landscape, _rng
 from .materials import _ALL_SPECTRA, _SPECTRA
+from .preflight import SEARCH_BOX_SIDE_M
 from .search_ground import (SEARCH_BOX_VERSION, _ACQUISITIONS, _CLOUD_SCENE, _HAZE, _SUB, _Site, _WindowCloud,
                             _acquire, _first_visible_pixels, _layout, _paint_ground, _plan_cloud)
 from .simulate import SIMULATOR_VERSION, SimulatedScene
@@ -71,7 +72,7 @@ __all__ = ["SEARCH_BOX_VERSION", "SiteKind", "SimulatedSearchBox", "ensure_searc
 #: What a truth site is: a village that burned or did not, or a fire that is not a village.
 SiteKind = Literal["village_burned", "village_unburned", "bush_fire", "field_fire"]
 
-_SIDE_LIMITS_M = (2000.0, 8000.0)  # smaller leaves no room for the sites; larger exceeds ~3 GB
+_SIDE_LIMITS_M = SEARCH_BOX_SIDE_M  # smaller leaves no room for the sites; larger exceeds ~3 GB
 
 
 @dataclass(frozen=True, eq=False)

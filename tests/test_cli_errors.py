@@ -59,3 +59,20 @@ def test_unwritable_log_folder_still_gives_one_line(monkeypatch, capsys, tmp_pat
     assert main(["aois"]) == 70
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "internal error" in err
+
+
+def test_a_run_stopped_by_a_defect_logs_the_chained_traceback(monkeypatch, capsys, log_dir):
+    from pipeline.errors import RunError
+
+    def stopped(*_args, **_kwargs):
+        try:
+            _boom()
+        except RuntimeError as exc:
+            raise RunError("out/x/run.partial: the run stopped on RuntimeError (incomplete run left there)") from exc
+
+    monkeypatch.setattr(cli, "list_aois", stopped)
+    assert main(["aois"]) == RunError.exit_code
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "run.partial" in err and "traceback in" in err
+    (log,) = log_dir.glob("error-*.log")
+    assert "_boom" in log.read_text(encoding="utf-8")  # the original exception, not only the one-line error

@@ -128,5 +128,5 @@ def test_real_landsat_scene_under_cloud_is_reported_as_unusable(shared_data, tmp
     code, out, _ = _cli(capsys, "scenes", "amazonas", "--data", str(tmp_path / "data"), "--aoi-dir", str(aoi_dir))
     assert "clear 0%" in out
     code, out, err = _cli(capsys, "detect", "amazonas", "--data", str(tmp_path / "data"), "--aoi-dir", str(aoi_dir),
-                          "--out", str(tmp_path / "out"), "--set", "resolution_m=600", "--set", "margin_m=0", "--no-figures")
+                          "--out", str(tmp_path / "out"), "--set", "resolution_m=100", "--set", "margin_m=0", "--no-figures")
     assert code == 4 and err.strip().splitlines()[-1].startswith("burnscan: error:") and "add clear scenes" in err
