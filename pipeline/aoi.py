@@ -31,7 +31,7 @@ from shapely.geometry.base import BaseGeometry
 import shapely
 
 from .config import check_parameters
-from .errors import AoiError
+from .errors import AoiError, json_kind
 from .grid import Grid, grid_for_bounds
 from .names import AOI_NAME_PATTERN as _NAME_PATTERN, aoi_name
 
@@ -202,7 +202,7 @@ def aoi_from_feature(name: str, feature: Any, *, path: Path | None = None) -> Ao
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise AoiError(f"{where}: properties are {_kind(raw)}, not an object; write them as "
+        raise AoiError(f"{where}: properties are {json_kind(raw)}, not an object; write them as "
                        f'{{"display_name": "...", "timezone": "Africa/Bamako", ...}}')
     properties = dict(raw)
     for key, check in PROPERTY_KINDS.items():
@@ -232,16 +232,6 @@ def aoi_from_feature(name: str, feature: Any, *, path: Path | None = None) -> Ao
             raise AoiError(f"{where}: search_area's bounding box covers {box_km2:.0f} km2 (limit {MAX_AOI_AREA_KM2:.0f}); "
                            f"draw it around the commune or district the place is known to be in")
     return aoi
-
-
-def _kind(value: Any) -> str:
-    """What a JSON value is, with its article, for messages."""
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, Real):
-        return "a number"
-    kinds = {str: "text", list: "a list", dict: "an object", type(None): "null"}
-    return next((text for kind, text in kinds.items() if isinstance(value, kind)), f"a {type(value).__name__}")
 
 
 def _check_depth(document: Any, where: str) -> None:
@@ -335,12 +325,12 @@ def check_timezone(name: Any, where: str = "timezone") -> str:
 
 def _text(value: Any, where: str) -> None:
     if not isinstance(value, str):
-        raise AoiError(f"{where} is {_kind(value)}; write it as text in quotes")
+        raise AoiError(f"{where} is {json_kind(value)}; write it as text in quotes")
 
 
 def _flag(value: Any, where: str) -> None:
     if not isinstance(value, bool):
-        raise AoiError(f"{where} is {_kind(value)}; write true or false")
+        raise AoiError(f"{where} is {json_kind(value)}; write true or false")
 
 
 def _number(low: float, high: float) -> Callable[[Any, str], None]:
@@ -352,22 +342,22 @@ def _number(low: float, high: float) -> Callable[[Any, str], None]:
 
 def _object(value: Any, where: str) -> None:
     if not isinstance(value, dict):
-        raise AoiError(f"{where} is {_kind(value)}, not an object; write it as {{\"name\": value, ...}}")
+        raise AoiError(f"{where} is {json_kind(value)}, not an object; write it as {{\"name\": value, ...}}")
 
 
 def _events(value: Any, where: str) -> None:
     if not isinstance(value, list) or not all(isinstance(e, dict) for e in value):
-        raise AoiError(f"{where} is {_kind(value)}; write a list of objects with \"date\", \"reported\" and \"source\"")
+        raise AoiError(f"{where} is {json_kind(value)}; write a list of objects with \"date\", \"reported\" and \"source\"")
     for i, event in enumerate(value):
         for key in ("date", "reported", "source"):
             if key in event and not isinstance(event[key], str):
-                raise AoiError(f"{where}[{i}].{key} is {_kind(event[key])}; write it as text in quotes")
+                raise AoiError(f"{where}[{i}].{key} is {json_kind(event[key])}; write it as text in quotes")
 
 
 def _band_map(value: Any, where: str) -> None:
     if isinstance(value, str) or (isinstance(value, list) and all(v is None or isinstance(v, str) for v in value)):
         return
-    raise AoiError(f"{where} is {_kind(value)}; write the band names in file order, e.g. \"blue,green,red,nir\"")
+    raise AoiError(f"{where} is {json_kind(value)}; write the band names in file order, e.g. \"blue,green,red,nir\"")
 
 
 def _timezone(value: Any, where: str) -> None:
@@ -376,7 +366,7 @@ def _timezone(value: Any, where: str) -> None:
 
 def _geometry(value: Any, where: str) -> None:
     if not isinstance(value, dict):
-        raise AoiError(f"{where} is {_kind(value)}; write a GeoJSON Polygon in lon/lat")
+        raise AoiError(f"{where} is {json_kind(value)}; write a GeoJSON Polygon in lon/lat")
     _lonlat_polygon(value, where, "geometry")
 
 

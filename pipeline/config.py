@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields
 from numbers import Real
 from typing import Any, Literal, Mapping, get_args
 
-from .errors import ParameterError
+from .errors import ParameterError, json_kind
 
 __all__ = ["Params", "BurnIndexName", "NormalisationName", "BandName", "BAND_NAMES", "resolve_params",
            "check_parameters", "parameter_range"]
@@ -214,13 +214,13 @@ def _typed(f: dataclasses.Field, raw: Any, source: str) -> Any:
 
     if "choices" in f.metadata:
         if not isinstance(raw, str):
-            raise refuse(f"is {_json_kind(raw)}, not a name", f"give one of {', '.join(f.metadata['choices'])}")
+            raise refuse(f"is {json_kind(raw)}, not a name", f"give one of {', '.join(f.metadata['choices'])}")
         return raw.strip()
     wanted = "whole number" if _is_int_field(f) else "number"
     fix = f"give {f.name} as a {wanted} {parameter_range(f.name)}"
     # bool is an int in Python: JSON true must not pass as 1, nor a list be coerced.
     if isinstance(raw, bool) or not isinstance(raw, (Real, str)):
-        raise refuse(f"is {_json_kind(raw)}, not a {wanted}", fix)
+        raise refuse(f"is {json_kind(raw)}, not a {wanted}", fix)
     try:
         value = float(raw.strip()) if isinstance(raw, str) else float(raw)
     except (ValueError, OverflowError):
@@ -232,16 +232,6 @@ def _typed(f: dataclasses.Field, raw: Any, source: str) -> Any:
             raise refuse(f"is not a valid {wanted}", fix)
         return int(value)
     return value
-
-
-def _json_kind(value: Any) -> str:
-    """What a JSON value is, with its article: "a boolean", "an object"..."""
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, Real):
-        return "a number"
-    kinds = {list: "a list", tuple: "a list", dict: "an object", type(None): "null", str: "text"}
-    return next((text for kind, text in kinds.items() if isinstance(value, kind)), f"a {type(value).__name__}")
 
 
 def check_parameters(values: Any, *, source: str) -> dict[str, Any]:
@@ -269,7 +259,7 @@ def check_parameters(values: Any, *, source: str) -> dict[str, Any]:
     {'noise_k': 5.0, 'coreg_band': 'nir'}
     """
     if not isinstance(values, Mapping):
-        raise ParameterError(f"parameters from the {source} are {_json_kind(values)}, not an object; give an object of "
+        raise ParameterError(f"parameters from the {source} are {json_kind(values)}, not an object; give an object of "
                              f"name: value pairs, e.g. {{\"noise_k\": 5}}")
     typed: dict[str, Any] = {}
     for name, raw in values.items():

@@ -11,6 +11,9 @@ The subclasses also inherit the matching builtin (``ValueError`` for bad values,
 
 from __future__ import annotations
 
+from numbers import Real
+from typing import Any
+
 __all__ = [
     "PipelineError",
     "AoiError",
@@ -20,6 +23,7 @@ __all__ = [
     "BatchError",
     "IntegrityError",
     "RunError",
+    "json_kind",
 ]
 
 
@@ -84,3 +88,17 @@ class RunError(PipelineError):
     """
 
     exit_code = 9
+
+
+def json_kind(value: Any) -> str:
+    """What a value read from JSON is, with its article, for messages about a field of the wrong type.
+
+    >>> [json_kind(v) for v in (True, 3.5, "x", [1], {}, None)]
+    ['a boolean', 'a number', 'text', 'a list', 'an object', 'null']
+    """
+    if isinstance(value, bool):  # before numbers: JSON's true is no number, whatever Python says
+        return "a boolean"
+    if isinstance(value, Real):
+        return "a number"
+    kinds = {str: "text", list: "a list", tuple: "a list", dict: "an object", type(None): "null"}
+    return next((text for kind, text in kinds.items() if isinstance(value, kind)), f"a {type(value).__name__}")
