@@ -40,7 +40,7 @@ from .plausibility import implausible_time, too_coarse
 
 __all__ = ["SceneFiles", "SceneRecord", "discover_scenes", "planet_scenes_in", "load_planet", "load_stack", "stack_scenes", "load_geotiff", "native_grid",
            "read_band", "read_mask", "read_outline", "sha256_file", "memoised_hashes", "file_footprint", "metadata_footprint",
-           "record_positions", "check_regular_file", "in_system_folder", "check_time", "field_error", "field_number", "reflectance_digests"]
+           "record_positions", "check_regular_file", "is_regular_file", "in_system_folder", "check_time", "field_error", "field_number", "reflectance_digests"]
 
 # Everything GDAL or rasterio raise for a file they cannot read, open or warp.
 _UNREADABLE = (RasterioError, CPLE_BaseError)
@@ -74,6 +74,19 @@ def check_regular_file(path: Path) -> None:
             raise SceneError(f"{path}: is {kind}, not a regular file; give the scene's file itself")
     if not stat.S_ISREG(mode):
         raise SceneError(f"{path}: is not a regular file; give the scene's file itself")
+
+
+def is_regular_file(path: Path) -> bool:
+    """True when ``path`` is a regular file (or a link to one); False for anything else, never raising.
+
+    Paths written in a manifest or an item can be anything: a name too long for the file
+    system, a loop of links, a NUL. Asking whether such a path is a file must answer "no",
+    not end the run with an operating-system error.
+    """
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):  # ValueError: a NUL in the path
+        return False
 
 
 _SYSTEM_FOLDERS = (Path("/proc"), Path("/sys"), Path("/dev"))

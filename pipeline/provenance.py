@@ -360,7 +360,10 @@ def compare_runs(original: Path, other: Path) -> RunComparison:
 
 def _relative_hint(path: Path) -> str:
     """Manifests record paths as the run was given them: a relative one only resolves from the same folder."""
-    if path.is_absolute() or path.exists():
+    try:
+        if path.is_absolute() or path.exists():
+            return ""
+    except (OSError, ValueError):  # a name too long or with a NUL: not a path that can be there at all
         return ""
     return f" (a relative path, read from {Path.cwd()}: start the re-run from the folder the run was started in)"
 
@@ -368,7 +371,7 @@ def _relative_hint(path: Path) -> str:
 def _check_inputs(manifest: dict[str, Any], manifest_path: Path) -> tuple[Path, Path]:
     """The AOI folder and scene folder of a run, after checking every recorded hash."""
     from .errors import AoiError, OutputError, SceneError
-    from .load import discover_scenes, sha256_file
+    from .load import discover_scenes, is_regular_file, sha256_file
 
     if manifest.get("scenes_from") == "catalogue":
         raise OutputError(f"{manifest_path}: this run read the AOI's scene catalogue, which may have grown since; "
@@ -377,28 +380,31 @@ def _check_inputs(manifest: dict[str, Any], manifest_path: Path) -> tuple[Path, 
     if not manifest.get("aoi") or not aoi_file or not manifest.get("inputs") or "parameters" not in manifest:
         raise OutputError(f"{manifest_path}: does not record the AOI file, inputs and parameters; it cannot be re-run")
     aoi_path = Path(aoi_file)
-    if not aoi_path.is_file():
-        raise AoiError(f"{aoi_path}: AOI file of the run is missing{_relative_hint(aoi_path)}; restore it (the manifest records its SHA-256) and re-run")
+    if not is_regular_file(aoi_path):
+        raise AoiError(f"{manifest_path}: AOI file {aoi_path} of the run is missing{_relative_hint(aoi_path)}; restore it (the manifest "
+                       f"records its SHA-256) and re-run")
     if sha256_file(aoi_path) != manifest["aoi_file"].get("sha256"):
         raise AoiError(f"{aoi_path}: AOI file differs from the one the run used (SHA-256 changed); restore it from git or the evidence copy")
     if aoi_path.stem != manifest["aoi"]:
         raise AoiError(f"{aoi_path}: AOI file name does not match the run's AOI {manifest['aoi']!r}; the manifest was edited")
 
     files = [(Path(f["path"]), f["sha256"]) for scene in manifest["inputs"] for f in scene["files"]]
-    missing = [p for p, _ in files if not p.is_file()]
-    changed = [p for p, digest in files if p.is_file() and sha256_file(p) != digest]
+    # Paths come from the manifest: messages name it first, then the path it records.
+    missing = [p for p, _ in files if not is_regular_file(p)]
+    changed = [p for p, digest in files if is_regular_file(p) and sha256_file(p) != digest]
     if missing or changed:
         first, what = (missing[0], "is missing") if missing else (changed[0], "differs from the manifest (SHA-256 changed)")
         others = len(missing) + len(changed) - 1
         more = f" ({others} other input file(s) also missing or changed)" if others else ""
-        raise SceneError(f"{first}: input scene file {what}{more}{_relative_hint(first)}; restore the original files before re-running")
+        raise SceneError(f"{manifest_path}: input scene file {first} {what}{more}{_relative_hint(first)}; "
+                         f"restore the original files before re-running")
     for path, digest in _reviews_entry(manifest):  # kept beside the AOI's data, not with the scenes
-        if not path.is_file() or sha256_file(path) != digest:
-            raise SceneError(f"{path}: review decisions changed since the run (SHA-256 differs or missing); "
+        if not is_regular_file(path) or sha256_file(path) != digest:
+            raise SceneError(f"{manifest_path}: review decisions {path} changed since the run (SHA-256 differs or missing); "
                              f"restore that file to re-run, or run burnscan detect for a new run with today's decisions")
     for path, digest in _settlement_entry(manifest) + _evidence_entries(manifest):  # outline, footprints, fire archives
-        if not path.is_file() or sha256_file(path) != digest:
-            raise SceneError(f"{path}: an evidence layer of the run is missing or its SHA-256 changed; "
+        if not is_regular_file(path) or sha256_file(path) != digest:
+            raise SceneError(f"{manifest_path}: evidence layer {path} of the run is missing or its SHA-256 changed; "
                              f"restore it to re-run, or run burnscan detect for a new run with today's layers")
     folders = sorted({str(p.parent) for p, _ in files})
     if len(folders) != 1:

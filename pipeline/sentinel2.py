@@ -28,7 +28,7 @@ import numpy as np
 from .errors import SceneError
 from .grid import Grid
 from .load import (_MAX_METADATA_BYTES, SceneRecord, _short, check_regular_file, check_time, field_error, field_number,
-                   in_system_folder, metadata_footprint, read_band, sha256_file)
+                   in_system_folder, is_regular_file, metadata_footprint, read_band, sha256_file)
 from .names import derived_name, safe_name
 from .sources import SceneInfo
 
@@ -109,10 +109,10 @@ def _local(href: str, item_dir: Path, fallback: str) -> Path | None:
     """A local file for an asset href: the path itself, else a file of that name (or the band's) beside the item."""
     if not re.match(r"^[a-z][a-z0-9+.-]*://", href):
         candidate = Path(href) if Path(href).is_absolute() else item_dir / href
-        if candidate.is_file() and not in_system_folder(candidate):
+        if is_regular_file(candidate) and not in_system_folder(candidate):
             return candidate
     for name in (Path(href.split("?")[0]).name, f"{fallback}.tif", f"{fallback}.TIF", f"{fallback}.jp2"):
-        if name and (item_dir / name).is_file():
+        if name and is_regular_file(item_dir / name):
             return item_dir / name
     return None
 
@@ -252,6 +252,10 @@ def _from_item(path: Path, *, given: bool = False) -> Sentinel2Scene | None:
             continue  # an optional band that was not downloaded
         bands[name] = local
         scaling = scaling or reflectance_scaling(props, asset)
+    missing = [name for name in _REQUIRED if name not in bands]
+    if missing:  # no asset under any of the band's keys: nothing to read a burn index from
+        raise SceneError(f"{path}: STAC item has no {' or '.join(missing)} asset (keys {', '.join(_BANDS[m][0] for m in missing)} "
+                         f"or {', '.join(_BANDS[m][1] for m in missing)}); re-download the item from its catalogue")
     scl_key = next((k for k in _SCL_KEYS if k in assets), None)
     scl = _local(_asset(path, assets, scl_key).get("href", ""), path.parent, "SCL") if scl_key else None
     keep = ("eo:cloud_cover", "s2:processing_baseline", "view:sun_elevation", "view:sun_azimuth", "s2:product_uri", "grid:code")

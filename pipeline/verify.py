@@ -65,7 +65,7 @@ def check_folder(run_dir: Path, manifest: dict[str, Any]) -> list[str]:
     Also: a manifest that lists itself or its signature, or a path twice, or that leaves out
     a file every run of its kind writes while that file is gone too, was edited.
     """
-    from .load import sha256_file
+    from .load import is_regular_file, sha256_file
 
     run_dir = Path(run_dir)
     problems: list[str] = []
@@ -81,9 +81,9 @@ def check_folder(run_dir: Path, manifest: dict[str, Any]) -> list[str]:
             listed[name] = entry["sha256"]
     for name, digest in listed.items():
         path = run_dir / name
-        if path.is_symlink():
+        if os.path.islink(path):  # never raises: a name too long for the file system is simply not a link
             problems.append(f"changed: {path} (a link where the run wrote a file)")
-        elif not path.is_file():
+        elif not is_regular_file(path):
             problems.append(f"missing: {path}")
         elif sha256_file(path) != digest:
             problems.append(f"changed: {path}")
@@ -188,7 +188,7 @@ def _check_inputs(manifest: dict[str, Any], inputs_dir: Path | None) -> tuple[li
     elsewhere) and where the AOI file is (None when missing; the changed file when changed,
     so that the parameters it gives now can be compared).
     """
-    from .load import sha256_file
+    from .load import is_regular_file, sha256_file
 
     entries = _recorded_inputs(manifest)
     relative = [e for e in entries if not e.path.is_absolute()]
@@ -203,7 +203,7 @@ def _check_inputs(manifest: dict[str, Any], inputs_dir: Path | None) -> tuple[li
     notes = [where]
     state = {}
     for e in entries:
-        if e.path.is_file():
+        if is_regular_file(e.path):
             state[e] = "ok" if sha256_file(e.path) == e.sha256 else "changed"
         else:
             state[e] = "missing"

@@ -484,3 +484,22 @@ def test_an_unusable_metadata_footprint_falls_back_to_the_raster_and_says_so(tmp
     assert info.footprint.is_valid and info.footprint.geom_type == "Polygon"
     assert info.footprint.bounds[0] == pytest.approx(-3.0, abs=0.2)  # the raster's bounds (UTM 30N, near 13.5 N)
     assert info.properties["footprint"].startswith("from the raster's bounds") and needle in info.properties["footprint"]
+
+
+# Found by `make fuzz` on STAC items (mutated structure): each was a traceback.
+
+def test_an_href_too_long_for_the_file_system_is_not_a_local_file(tmp_path):
+    path = _item(tmp_path, lambda doc: doc["assets"]["nir"].update(href="x" * 5000))
+    scene = sentinel2.find(path)[0]  # the band file beside the item, named after the band, is still found
+    assert scene.bands["nir"].name == "B08.tif"
+    path = _item(tmp_path, lambda doc: [doc["assets"]["nir"].update(href="x" * 5000), (tmp_path / "B08.tif").unlink()])
+    with pytest.raises(SceneError) as err:
+        sentinel2.find(path)
+    _one_line(err, "item.json", "asset nir", "not on this disk")
+
+
+def test_an_item_without_red_or_nir_assets_is_one_line(tmp_path):
+    path = _item(tmp_path, lambda doc: [doc["assets"].pop("red"), doc["assets"].pop("nir")])
+    with pytest.raises(SceneError) as err:
+        recognise(path)
+    _one_line(err, "item.json", "no red or nir asset", "re-download")

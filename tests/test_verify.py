@@ -472,3 +472,30 @@ def test_review_edit_outlines_must_be_polygons_in_readable_geojson(made, capsys,
     assert code == 0 and out.startswith("edited: "), err
     decision = json.loads((tmp_path / "data" / AOI_NAME / "reviews.json").read_text())["decisions"][0]
     assert decision["edited_wkt"].startswith("POLYGON") and decision["run_id"] == run.name
+
+
+# Found by `make fuzz` on manifests (mutated structure): each was a traceback or named only a path
+# the manifest made up.
+
+@pytest.mark.parametrize("bogus", ["x" * 5000, "a/b/c"])
+def test_an_impossible_or_made_up_input_path_is_missing_and_the_manifest_is_named(made, capsys, tmp_path, bogus):
+    run = _copy(made, tmp_path)
+    manifest = _manifest(run)
+    manifest["inputs"][0]["files"][0]["path"] = bogus
+    _write_manifest(run, manifest)
+    code, out, err = _cli(capsys, "verify", run)
+    assert code == 8 and "Traceback" not in err
+    assert any(line.startswith("missing:") and bogus[:40] in line for line in out.splitlines()), out
+    code, out, err = _cli(capsys, "rerun", run)
+    line = _one_error(err)
+    assert code == 4 and line.startswith(f"burnscan: error: {run / 'manifest.json'}: input scene file") and "is missing" in line
+
+
+def test_an_output_name_too_long_for_the_file_system_is_missing(made, capsys, tmp_path):
+    run = _copy(made, tmp_path)
+    manifest = _manifest(run)
+    manifest["outputs"].append({"path": "y" * 5000, "sha256": "0" * 64})
+    _write_manifest(run, manifest)
+    code, out, err = _cli(capsys, "verify", run)
+    assert code == 8 and "Traceback" not in err
+    assert any(line.startswith(f"missing: {run / ('y' * 20)}") for line in out.splitlines()), out
