@@ -400,11 +400,11 @@ def _check_inputs(manifest: dict[str, Any], manifest_path: Path) -> tuple[Path, 
                          f"restore the original files before re-running")
     for path, digest in _reviews_entry(manifest):  # kept beside the AOI's data, not with the scenes
         if not is_regular_file(path) or sha256_file(path) != digest:
-            raise SceneError(f"{manifest_path}: review decisions {path} changed since the run (SHA-256 differs or missing); "
+            raise SceneError(f"{manifest_path}: review decisions changed since the run ({path}: SHA-256 differs or missing); "
                              f"restore that file to re-run, or run burnscan detect for a new run with today's decisions")
     for path, digest in _settlement_entry(manifest) + _evidence_entries(manifest):  # outline, footprints, fire archives
         if not is_regular_file(path) or sha256_file(path) != digest:
-            raise SceneError(f"{manifest_path}: evidence layer {path} of the run is missing or its SHA-256 changed; "
+            raise SceneError(f"{manifest_path}: an evidence layer of the run is missing or its SHA-256 changed ({path}); "
                              f"restore it to re-run, or run burnscan detect for a new run with today's layers")
     folders = sorted({str(p.parent) for p, _ in files})
     if len(folders) != 1:
