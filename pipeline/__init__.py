@@ -28,10 +28,10 @@ and ``verify`` (what a run claims about itself and everything that checks it), `
 and ``cli``.
 """
 
-from .aoi import Aoi, list_aois, load_aoi
-from .config import Params, resolve_params
-from .errors import AoiError, OutputError, ParameterError, PipelineError, SceneError
-from .run import Detection, detect_burns, run_detect
+from pipeline.aoi import Aoi, list_aois, load_aoi
+from pipeline.config import Params, resolve_params
+from pipeline.errors import AoiError, OutputError, ParameterError, PipelineError, SceneError
+from pipeline.run import Detection, detect_burns, run_detect
 
 __all__ = [
     "Aoi",

@@ -30,10 +30,10 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 import shapely
 
-from .config import check_parameters
-from .errors import AoiError, json_kind
-from .grid import Grid, grid_for_bounds
-from .names import AOI_NAME_PATTERN as _NAME_PATTERN, aoi_name
+from pipeline.config import check_parameters
+from pipeline.errors import AoiError, json_kind
+from pipeline.grid import Grid, grid_for_bounds
+from pipeline.names import AOI_NAME_PATTERN as _NAME_PATTERN, aoi_name
 
 __all__ = ["candidate_aoi_feature", "Aoi", "AOI_DIR", "validate_aoi_name", "load_aoi", "list_aois", "utm_crs_for",
            "aoi_from_feature", "check_timezone", "PROPERTY_KINDS", "MAX_AOI_AREA_KM2", "MIN_AOI_AREA_M2"]

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import check_parameters
-from .errors import ParameterError, PipelineError
+from pipeline.config import check_parameters
+from pipeline.errors import ParameterError, PipelineError
 
 __all__ = ["AoiOutcome", "run_many", "PROGRESS_TOPIC"]
 
@@ -47,7 +47,7 @@ def _detect_one(aoi: str, options: dict[str, Any]) -> AoiOutcome:
     """Worker side: one AOI, its stages published as events, every error kept to one line."""
     from distributed import get_worker
 
-    from .run import run_detect
+    from pipeline.run import run_detect
 
     started = time.perf_counter()
     try:

@@ -44,14 +44,14 @@ from shapely.geometry import LineString, box
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
-from .config import Params
-from .errors import ParameterError, SceneError
-from .grid import Grid
-from .indices import choose_index, index_bands
-from .load import SceneRecord, memoised_hashes, stack_scenes
-from .polygons import describe_polygons, empty_polygons
-from .run import Calibration, Detection, detect_burns
-from .sources import SceneSource
+from pipeline.config import Params
+from pipeline.errors import ParameterError, SceneError
+from pipeline.grid import Grid
+from pipeline.stages.indices import choose_index, index_bands
+from pipeline.readers.load import SceneRecord, memoised_hashes, stack_scenes
+from pipeline.stages.polygons import describe_polygons, empty_polygons
+from pipeline.run import Calibration, Detection, detect_burns
+from pipeline.readers.sources import SceneSource
 
 __all__ = ["Chunk", "ChunkedDetection", "plan_chunks", "detect_chunked", "load_window", "merge_across_edges", "scene_footprints"]
 
@@ -72,7 +72,7 @@ class ChunkedDetection:
     """Polygons of a large area and the scene-wide measurements they rest on."""
 
     polygons: gpd.GeoDataFrame
-    """Columns :data:`pipeline.polygons.POLYGON_COLUMNS`, in the area grid's CRS, seams merged."""
+    """Columns :data:`pipeline.stages.polygons.POLYGON_COLUMNS`, in the area grid's CRS, seams merged."""
     records: list[SceneRecord]
     """Usable scenes, in time order (hashed once)."""
     all_records: list[SceneRecord]
@@ -269,7 +269,7 @@ def detect_chunked(
     Parameters
     ----------
     sources:
-        Scenes (:func:`pipeline.sources.recognise`), any order; they need not cover all of
+        Scenes (:func:`pipeline.readers.sources.recognise`), any order; they need not cover all of
         ``grid`` (uncovered ground is "not observed").
     grid:
         The area's analysis grid.

@@ -9,9 +9,9 @@ from typing import Any
 
 import click
 
-from .aoi import AOI_DIR, list_aois, load_aoi
-from .errors import ParameterError, PipelineError, RunError
-from .preflight import CHUNK_PX_RANGE, SEARCH_BOX_SIDE_M
+from pipeline.aoi import AOI_DIR, list_aois, load_aoi
+from pipeline.errors import ParameterError, PipelineError, RunError
+from pipeline.preflight import CHUNK_PX_RANGE, SEARCH_BOX_SIDE_M
 
 __all__ = ["main", "cli"]
 
@@ -91,8 +91,8 @@ def detect(aoi: str | None, all_aois: bool, scheduler: str | None, workers: int 
     The manifest's SHA-256 is printed at the end and chained into out/AOI/runs.log: keep it
     to check the run later with burnscan verify.
     """
-    from .errors import ParameterError
-    from .run import run_detect
+    from pipeline.errors import ParameterError
+    from pipeline.run import run_detect
 
     if all_aois:
         if aoi or scenes_dir:
@@ -120,8 +120,8 @@ def detect(aoi: str | None, all_aois: bool, scheduler: str | None, workers: int 
 
 
 def _detect_all(names: list[str], *, scheduler: str | None, workers: int | None, **options) -> None:
-    from .batch import run_many
-    from .errors import BatchError
+    from pipeline.batch import run_many
+    from pipeline.errors import BatchError
 
     outcomes = run_many(names, scheduler=scheduler, workers=workers, log=lambda m: click.echo(m, err=True), **options)
     for o in outcomes:
@@ -153,7 +153,7 @@ def _detect_all(names: list[str], *, scheduler: str | None, workers: int | None,
 def search(aoi: str, scenes_dir: Path | None, out_root: Path, data_root: Path, chunk_px: int, workers: int | None,
            max_cards: int, box_size_m: float, box_seed: int, sets: tuple[str, ...], aoi_dir: Path) -> None:
     """Scan AOI's search_area for burned settlements; clusters ranked, written to out/AOI/search/RUN-ID/."""
-    from .search import lat_lon_text, run_search
+    from pipeline.search import lat_lon_text, run_search
 
     outcome = run_search(aoi, out_root=out_root, data_root=data_root, scenes_dir=scenes_dir, aoi_dir=aoi_dir,
                          overrides=_parse_sets(sets), chunk_px=chunk_px, workers=workers, max_cards=max_cards,
@@ -186,10 +186,10 @@ def add(aoi: str, paths: tuple[Path, ...], data_root: Path, bands: str | None, a
     """Register scenes (folders, zips, STAC items, GeoTIFFs) in the AOI's catalogue."""
     from datetime import datetime
 
-    from .catalogue import add_scenes
-    from .errors import ParameterError
+    from pipeline.readers.catalogue import add_scenes
+    from pipeline.errors import ParameterError
 
-    from .plausibility import implausible_time
+    from pipeline.stages.plausibility import implausible_time
 
     when = None
     if acquired:
@@ -214,7 +214,7 @@ def add(aoi: str, paths: tuple[Path, ...], data_root: Path, bands: str | None, a
 @click.option("--aoi-dir", type=click.Path(path_type=Path), default=AOI_DIR, show_default=False, help="AOI registry folder.")
 def add_buildings_command(aoi: str, path: Path, data_root: Path, replace: bool, aoi_dir: Path) -> None:
     """Keep building footprints (GeoJSON, GeoPackage) over AOI; runs count burned structures from them."""
-    from .layers import add_buildings
+    from pipeline.readers.layers import add_buildings
 
     added = add_buildings(load_aoi(aoi, aoi_dir), path, data_root=data_root, replace=replace)
     click.echo(f"{added.summary}: {added.path} (sha256 {added.sha256[:16]})")
@@ -227,7 +227,7 @@ def add_buildings_command(aoi: str, path: Path, data_root: Path, replace: bool, 
 @click.option("--aoi-dir", type=click.Path(path_type=Path), default=AOI_DIR, show_default=False, help="AOI registry folder.")
 def add_fires_command(aoi: str, path: Path, data_root: Path, aoi_dir: Path) -> None:
     """Keep an active-fire archive (FIRMS VIIRS or MODIS CSV) for AOI; runs match it to burns."""
-    from .layers import add_fires
+    from pipeline.readers.layers import add_fires
 
     added = add_fires(load_aoi(aoi, aoi_dir), path, data_root=data_root)
     click.echo(f"{added.summary}: {added.path} (sha256 {added.sha256[:16]})")
@@ -239,8 +239,8 @@ def add_fires_command(aoi: str, path: Path, data_root: Path, aoi_dir: Path) -> N
 @click.option("--aoi-dir", type=click.Path(path_type=Path), default=AOI_DIR, show_default=False, help="AOI registry folder.")
 def scenes(aoi: str, data_root: Path, aoi_dir: Path) -> None:
     """List the scenes registered for AOI: time (UTC and local), sensor, clear share of the AOI, hash."""
-    from .catalogue import catalogue_entries
-    from .report import format_time
+    from pipeline.readers.catalogue import catalogue_entries
+    from pipeline.outputs.report import format_time
 
     area = load_aoi(aoi, aoi_dir)
     entries = catalogue_entries(data_root, area.name)
@@ -267,9 +267,9 @@ def fetch(aoi: str, start: str, end: str, api: str | None, max_cloud: float | No
     """Search a STAC API for Sentinel-2 L2A over AOI, copy the AOI window of each scene, register it."""
     from datetime import date
 
-    from . import fetch as fetching
-    from .catalogue import add_scenes
-    from .errors import ParameterError
+    from pipeline.readers import fetch as fetching
+    from pipeline.readers.catalogue import add_scenes
+    from pipeline.errors import ParameterError
 
     try:
         first, last = date.fromisoformat(start), date.fromisoformat(end)
@@ -298,10 +298,10 @@ def review(aoi: str, polygon_id: str, confirm: bool, reject: str | None, edit: P
 
     The polygon is read from the run's manifest-listed GeoJSON, and only when the run verifies.
     """
-    from .aoi import validate_aoi_name
-    from .errors import OutputError, ParameterError
-    from .names import safe_name
-    from .review import read_edited_outline, record_decision, reviews_path, run_polygons
+    from pipeline.aoi import validate_aoi_name
+    from pipeline.errors import OutputError, ParameterError
+    from pipeline.names import safe_name
+    from pipeline.review import read_edited_outline, record_decision, reviews_path, run_polygons
 
     validate_aoi_name(aoi)
     chosen = [name for name, flag in (("confirmed", confirm), ("rejected", reject is not None), ("edited", edit is not None)) if flag]
@@ -337,7 +337,7 @@ def aois() -> None:
 @click.option("--no-real", is_flag=True, help="Skip the real fire pairs of ../shared/data/real.")
 def bench(aoi_name: str, out_root: Path, data_root: Path, cases: tuple[str, ...], no_real: bool) -> None:
     """Score burnscan and the baselines on every simulated and real case."""
-    from .bench import SIMULATED_CASES, run_benchmark
+    from pipeline.bench.accuracy import SIMULATED_CASES, run_benchmark
 
     table = run_benchmark(out_root=out_root, data_root=data_root, aoi_name=aoi_name, cases=cases or SIMULATED_CASES,
                           real=not no_real, log=lambda m: click.echo(m, err=True))
@@ -353,8 +353,8 @@ def bench(aoi_name: str, out_root: Path, data_root: Path, cases: tuple[str, ...]
               help="Where the generated pair is written (and removed after).")
 def bench_perf(sizes: tuple[int, ...], repeats: int, work_dir: Path) -> None:
     """Time the pipeline against the decode floor and a naive method on generated tile-sized pairs."""
-    from .perf import run_perf
-    from .write import write_json
+    from pipeline.bench.perf import run_perf
+    from pipeline.outputs.write import write_json
 
     work_dir.mkdir(parents=True, exist_ok=True)
     rows = run_perf(work_dir, list(sizes) or [5490, 10980], repeats=repeats, log=click.echo)
@@ -377,8 +377,8 @@ def verify(run_dir: Path, public_key: Path | None, inputs_dir: Path | None, run_
     missing or changed, parameters that no longer resolve to the recorded values, report.json
     disagreeing with the manifest, the run log's chain or entry, the signature.
     """
-    from .errors import IntegrityError
-    from .verify import check_run
+    from pipeline.errors import IntegrityError
+    from pipeline.provenance.verify import check_run
 
     check = check_run(run_dir, public_key=public_key, inputs_dir=inputs_dir, run_log=run_log)
     for note in check.notes:
@@ -400,7 +400,7 @@ def verify(run_dir: Path, public_key: Path | None, inputs_dir: Path | None, run_
               help="Where to write the private key; the public key goes to PATH.pub. Neither is overwritten.")
 def keygen(out_path: Path) -> None:
     """Make an Ed25519 key pair to sign runs: private key PATH (mode 0600), public key PATH.pub."""
-    from .signing import generate_keypair
+    from pipeline.provenance.signing import generate_keypair
 
     private, public, fingerprint = generate_keypair(out_path)
     click.echo(f"private key: {private} (keep it off the evidence machines; sign with --sign-key {private})")
@@ -414,7 +414,7 @@ def keygen(out_path: Path) -> None:
               help="Ed25519 private key (burnscan keygen).")
 def sign(run_dir: Path, key_path: Path) -> None:
     """Sign the manifest of a finished run that verifies, into RUN_DIR/manifest.json.sig."""
-    from .signing import sign_run
+    from pipeline.provenance.signing import sign_run
 
     target, fingerprint = sign_run(run_dir, key_path)
     click.echo(f"signed: {target} (key fingerprint {fingerprint})")
@@ -426,7 +426,7 @@ def sign(run_dir: Path, key_path: Path) -> None:
               help="Root for the new run folder (default: beside RUN_DIR).")
 def rerun(run_dir: Path, out_root: Path | None) -> None:
     """Re-run RUN_DIR from its manifest into a new folder and say which outputs came out identical."""
-    from .provenance import rerun as rerun_from_manifest
+    from pipeline.provenance.versions import rerun as rerun_from_manifest
 
     result = rerun_from_manifest(run_dir, out_root=out_root, log=lambda m: click.echo(m, err=True))
     click.echo(f"re-ran {result.original} as {result.other}")
@@ -468,7 +468,7 @@ def _write_error_log(exc: BaseException, argv: list[str]) -> Path | None:
     import traceback
     from datetime import datetime, timezone
 
-    from .provenance import code_version
+    from pipeline.provenance.versions import code_version
 
     try:
         version = code_version()

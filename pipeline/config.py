@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields
 from numbers import Real
 from typing import Any, Literal, Mapping, get_args
 
-from .errors import ParameterError, json_kind
+from pipeline.errors import ParameterError, json_kind
 
 __all__ = ["Params", "BurnIndexName", "NormalisationName", "BandName", "BAND_NAMES", "resolve_params",
            "check_parameters", "parameter_range"]
@@ -29,8 +29,8 @@ BurnIndexName = Literal["auto", "nir", "bai", "nbr", "ndvi"]
 NormalisationName = Literal["auto", "always", "never"]
 BandName = Literal["blue", "green", "red", "nir", "swir16", "swir22",
                    "coastal_blue", "green_i", "yellow", "rededge"]
-"""Canonical band names: the six every reader maps to (:mod:`pipeline.sources`) and the other
-four of PlanetScope's 8-band SuperDove deliveries (:mod:`pipeline.load`)."""
+"""Canonical band names: the six every reader maps to (:mod:`pipeline.readers.sources`) and the other
+four of PlanetScope's 8-band SuperDove deliveries (:mod:`pipeline.readers.load`)."""
 
 BAND_NAMES: tuple[str, ...] = get_args(BandName)
 

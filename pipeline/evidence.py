@@ -3,8 +3,8 @@
 Gathers, for one run, the optional evidence layers of an AOI (building footprints,
 active-fire archives), checks them against the burn polygons and gives every polygon its
 confidence tier. Reading the layers happens here, at the edge; the checks themselves are
-the pure functions of :mod:`pipeline.structures`, :mod:`pipeline.fires` and
-:mod:`pipeline.confidence`.
+the pure functions of :mod:`pipeline.stages.structures`, :mod:`pipeline.readers.fires` and
+:mod:`pipeline.stages.confidence`.
 
 Where the layers are looked for: beside the scenes (``buildings*.gpkg`` /
 ``buildings*.geojson``, ``fires*.csv``), else in the AOI's data folder, where
@@ -22,11 +22,11 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 
-from .confidence import confidence_tiers
-from .config import Params
-from .fires import corroborate, read_fire_csv
-from .load import read_footprints, sha256_file
-from .structures import FootprintShift, structures_in_burns
+from pipeline.stages.confidence import confidence_tiers
+from pipeline.config import Params
+from pipeline.readers.fires import corroborate, read_fire_csv
+from pipeline.readers.load import read_footprints, sha256_file
+from pipeline.stages.structures import FootprintShift, structures_in_burns
 
 __all__ = ["Evidence", "Layers", "find_layers", "count_structures", "gather_evidence", "footprint_files", "fire_files"]
 
@@ -98,7 +98,7 @@ def count_structures(footprints: gpd.GeoDataFrame, polygons: gpd.GeoDataFrame, *
 
 
 def _when(iso: str, tz_name: str) -> str:
-    from .report import format_time
+    from pipeline.outputs.report import format_time
 
     return format_time(datetime.fromisoformat(iso.replace("Z", "+00:00")), tz_name)
 

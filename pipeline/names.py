@@ -24,7 +24,7 @@ import re
 import unicodedata
 from pathlib import Path
 
-from .errors import AoiError, PipelineError, SceneError
+from pipeline.errors import AoiError, PipelineError, SceneError
 
 __all__ = ["AOI_NAME_PATTERN", "MAX_NAME_CHARS", "aoi_name", "derived_name", "path_inside", "safe_name"]
 

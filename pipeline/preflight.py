@@ -19,12 +19,12 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .config import Params
-from .errors import AoiError, ParameterError
-from .grid import Grid
+from pipeline.config import Params
+from pipeline.errors import AoiError, ParameterError
+from pipeline.grid import Grid
 
 if TYPE_CHECKING:  # only for the type: the readers stay unimported until a run needs them
-    from .sources import SceneInfo
+    from pipeline.readers.sources import SceneInfo
 
 __all__ = ["memory_budget", "detect_peak_bytes", "search_peak_bytes", "check_detect_grid", "check_search_grid",
            "check_search_options", "check_coreg_band", "scene_shape", "MIN_GRID_SIDE_PX", "CHUNK_PX_RANGE",

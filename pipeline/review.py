@@ -13,7 +13,7 @@ lock, so two analysts recording at once both keep theirs.
 
 A decision is only as good as the polygon it was made on: :func:`run_polygons` reads a run's
 polygons only from the file its manifest lists, after the run folder, its report and its
-run-log entry check out (:func:`pipeline.verify.check_run`), so a GeoJSON dropped into a run
+run-log entry check out (:func:`pipeline.provenance.verify.check_run`), so a GeoJSON dropped into a run
 folder, or a run of another AOI, never receives a decision.
 """
 
@@ -32,8 +32,8 @@ from shapely import union_all, wkt
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
-from .errors import IntegrityError, OutputError, ParameterError, SceneError
-from .write import exclusive_lock, write_json
+from pipeline.errors import IntegrityError, OutputError, ParameterError, SceneError
+from pipeline.outputs.write import exclusive_lock, write_json
 
 __all__ = ["Decision", "DECISIONS", "apply_decisions", "read_decisions", "record_decision", "review_summary", "reviews_path",
            "run_polygons", "read_edited_outline"]
@@ -116,8 +116,8 @@ def run_polygons(run_dir: Path, aoi_name: str) -> tuple[dict[str, Any], gpd.GeoD
         When the run is of another AOI or a search, or does not verify (its folder, report
         or run-log entry; inputs are not needed to review).
     """
-    from .manifest import MANIFEST_NAME
-    from .verify import check_run
+    from pipeline.provenance.manifest import MANIFEST_NAME
+    from pipeline.provenance.verify import check_run
 
     run_dir = Path(run_dir)
     if run_dir.name.endswith(".partial"):

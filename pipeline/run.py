@@ -19,34 +19,34 @@ import xarray as xr
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
-from .aoi import AOI_DIR, Aoi, load_aoi
-from .change import consecutive_change
-from .config import Params, resolve_params
-from .coregister import ShiftEstimate, apply_shifts, coregister
-from .dating import date_burns
-from .demo import ensure_demo_scenes
-from .errors import OutputError, PipelineError, RunError, SceneError
-from .evidence import find_layers, gather_evidence
-from .grid import Grid
-from .indices import burn_index, choose_index
-from .catalogue import catalogue_dir, catalogue_entries, catalogue_sources
-from .load import SceneRecord, read_outline, record_positions, sha256_file
-from .manifest import input_entry, recorded_overrides, seal_manifest
-from .normalise import BandFit, apply_fits, identity_fits, normalise, wants_normalisation
-from .perimeter import extent_dates, extent_polygons
-from .plausibility import judge_scenes, mask_implausible
-from .polygons import burn_polygons, kml_placemarks
-from .preflight import check_coreg_band, check_detect_grid, scene_shape
-from .provenance import git_state, package_versions
-from .html_report import render_html
-from .report import build_report, render_markdown, with_evidence
-from .signing import load_private_key
-from .review import apply_decisions, read_decisions, review_summary, reviews_path
-from .sources import load_sources, recognise
-from .structures import settlement_from_footprints
-from .threshold import ThresholdInfo
-from . import figures as figs
-from .write import check_output_folder, finish_run_dir, new_run_dir, save_figures, write_json, write_text, write_vector
+from pipeline.aoi import AOI_DIR, Aoi, load_aoi
+from pipeline.stages.change import consecutive_change
+from pipeline.config import Params, resolve_params
+from pipeline.stages.coregister import ShiftEstimate, apply_shifts, coregister
+from pipeline.stages.dating import date_burns
+from pipeline.sim.demo import ensure_demo_scenes
+from pipeline.errors import OutputError, PipelineError, RunError, SceneError
+from pipeline.evidence import find_layers, gather_evidence
+from pipeline.grid import Grid
+from pipeline.stages.indices import burn_index, choose_index
+from pipeline.readers.catalogue import catalogue_dir, catalogue_entries, catalogue_sources
+from pipeline.readers.load import SceneRecord, read_outline, record_positions, sha256_file
+from pipeline.provenance.manifest import input_entry, recorded_overrides, seal_manifest
+from pipeline.stages.normalise import BandFit, apply_fits, identity_fits, normalise, wants_normalisation
+from pipeline.stages.perimeter import extent_dates, extent_polygons
+from pipeline.stages.plausibility import judge_scenes, mask_implausible
+from pipeline.stages.polygons import burn_polygons, kml_placemarks
+from pipeline.preflight import check_coreg_band, check_detect_grid, scene_shape
+from pipeline.provenance.versions import git_state, package_versions
+from pipeline.outputs.html_report import render_html
+from pipeline.outputs.report import build_report, render_markdown, with_evidence
+from pipeline.provenance.signing import load_private_key
+from pipeline.review import apply_decisions, read_decisions, review_summary, reviews_path
+from pipeline.readers.sources import load_sources, recognise
+from pipeline.stages.structures import settlement_from_footprints
+from pipeline.stages.threshold import ThresholdInfo
+from pipeline.outputs import figures as figs
+from pipeline.outputs.write import check_output_folder, finish_run_dir, new_run_dir, save_figures, write_json, write_text, write_vector
 
 __all__ = ["Calibration", "Detection", "detect_burns", "run_detect", "RunOutcome"]
 
@@ -94,7 +94,7 @@ class Detection:
     extent_first: xr.DataArray
     """(y, x) scene index from which the burned extent encloses a pixel (-1: never)."""
     extents: gpd.GeoDataFrame
-    """Burned extents (:mod:`pipeline.perimeter`) as of each date."""
+    """Burned extents (:mod:`pipeline.stages.perimeter`) as of each date."""
     grid: Grid
     calibration: Calibration
     """The scene-wide measurements behind this detection, to apply to other chunks."""
@@ -121,7 +121,7 @@ def detect_burns(
     Parameters
     ----------
     stack, records:
-        Output of :func:`pipeline.load.load_stack` on ``loaded_grid``.
+        Output of :func:`pipeline.readers.load.load_stack` on ``loaded_grid``.
     params:
         Resolved parameters.
     loaded_grid:
@@ -282,7 +282,7 @@ def _zoom(stack: xr.Dataset, bounds: np.ndarray, grid: Grid, *, pad_m: float = 1
 
 def _figures(detection: Detection, aoi_outline: Any, credit: str, simulated: bool, tz_name: str) -> dict[str, Any]:
     """Before/after pairs and overlays, one per date with new burns or a clear reading."""
-    from .report import format_time
+    from pipeline.outputs.report import format_time
 
     out: dict[str, Any] = {}
     stack, polys = detection.stack, detection.polygons
@@ -358,7 +358,7 @@ def _figures(detection: Detection, aoi_outline: Any, credit: str, simulated: boo
 def _structure_figures(detection: Detection, structures: gpd.GeoDataFrame, aoi_outline: Any, credit: str,
                        simulated: bool, tz_name: str) -> dict[str, Any]:
     """Per date with burned structures: the after scene with them outlined, zoomed on the village."""
-    from .report import format_time
+    from pipeline.outputs.report import format_time
 
     burned = structures[structures["burned"]]
     out: dict[str, Any] = {}
@@ -386,7 +386,7 @@ def _structure_figures(detection: Detection, structures: gpd.GeoDataFrame, aoi_o
 
 def _timeline(detection: Detection, polygons: gpd.GeoDataFrame, simulated: bool, tz_name: str) -> Any:
     """New burned area per acquisition, settlement and other burns apart, with each scene's clear share."""
-    from .report import format_time
+    from pipeline.outputs.report import format_time
 
     records = detection.all_records
     by = {s: [float(polygons.loc[(polygons["first_seen_index"] == i) & (polygons["setting"] == s), "area_ha"].sum())
@@ -434,7 +434,7 @@ def run_detect(
     (``kind`` picks one sensor), else the embedded simulated demo; the log says which.
     Analysts' decisions in ``reviews_file`` (default ``<data>/<aoi>/reviews.json``) are
     applied to the polygons unless ``apply_reviews`` is False. The run ends by writing its
-    manifest (:func:`pipeline.manifest.seal_manifest`): chained into ``<out>/<aoi>/runs.log``
+    manifest (:func:`pipeline.provenance.manifest.seal_manifest`): chained into ``<out>/<aoi>/runs.log``
     and, with ``sign_key`` (an Ed25519 private key file), signed.
     """
     started = datetime.now(timezone.utc)

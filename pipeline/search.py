@@ -3,11 +3,11 @@
 Where a village's location is known only to a commune (Ogota and Ouémbé: somewhere in a
 ~30 x 30 km box), the investigator first needs to find the burns. This runs the chunked
 analysis (:mod:`pipeline.chunked`) over the AOI's ``search_area`` at full resolution,
-groups the burns into clusters (:mod:`pipeline.clusters`), ranks them settlement-like
+groups the burns into clusters (:mod:`pipeline.stages.clusters`), ranks them settlement-like
 first, and writes for each cluster its centre, area, first-seen bracket and a small
 before/after card, so that a tight AOI can be drawn around each burned village.
 
-Without ``--scenes`` the search runs on a SIMULATED search box (:mod:`pipeline.search_box`)
+Without ``--scenes`` the search runs on a SIMULATED search box (:mod:`pipeline.sim.search_box`)
 inside the search area, and scores itself against that box's truth; every output then says
 it is simulated.
 """
@@ -24,22 +24,22 @@ import geopandas as gpd
 import numpy as np
 from shapely.geometry import box, shape
 
-from .aoi import AOI_DIR, Aoi, candidate_aoi_feature, load_aoi
-from .chunked import ChunkedDetection, detect_chunked, load_window
-from .clusters import SETTLEMENT_LIKE, cluster_burns, score_search
-from .config import resolve_params
-from .coregister import apply_shifts
-from .errors import AoiError, SceneError
-from .grid import Grid, grid_for_bounds
-from .load import memoised_hashes, sha256_file
-from .manifest import input_entry, recorded_overrides, seal_manifest
-from .normalise import apply_fits
-from .preflight import check_coreg_band, check_search_grid, check_search_options, scene_shape
-from .provenance import git_state, package_versions
-from .report import format_time
-from .sources import recognise
-from . import figures as figs
-from .write import check_output_folder, finish_run_dir, new_run_dir, save_figures, write_json, write_text, write_vector
+from pipeline.aoi import AOI_DIR, Aoi, candidate_aoi_feature, load_aoi
+from pipeline.chunked import ChunkedDetection, detect_chunked, load_window
+from pipeline.stages.clusters import SETTLEMENT_LIKE, cluster_burns, score_search
+from pipeline.config import resolve_params
+from pipeline.stages.coregister import apply_shifts
+from pipeline.errors import AoiError, SceneError
+from pipeline.grid import Grid, grid_for_bounds
+from pipeline.readers.load import memoised_hashes, sha256_file
+from pipeline.provenance.manifest import input_entry, recorded_overrides, seal_manifest
+from pipeline.stages.normalise import apply_fits
+from pipeline.preflight import check_coreg_band, check_search_grid, check_search_options, scene_shape
+from pipeline.provenance.versions import git_state, package_versions
+from pipeline.outputs.report import format_time
+from pipeline.readers.sources import recognise
+from pipeline.outputs import figures as figs
+from pipeline.outputs.write import check_output_folder, finish_run_dir, new_run_dir, save_figures, write_json, write_text, write_vector
 
 __all__ = ["SearchOutcome", "lat_lon_text", "search_grid", "run_search"]
 
@@ -162,7 +162,7 @@ def run_search(
     Without ``scenes_dir`` the scenes are the SIMULATED search box of ``box_size_m`` and
     ``box_seed`` (made once under ``data_root``), and the result is scored against its truth.
     """
-    from .search_box import ensure_search_box
+    from pipeline.sim.search_box import ensure_search_box
 
     started = datetime.now(timezone.utc)
     clock = time.perf_counter()

@@ -42,7 +42,7 @@ from affine import Affine
 
 from pipeline.errors import PipelineError
 from pipeline.grid import grid_for_bounds
-from pipeline.load import discover_scenes, load_geotiff, load_stack
+from pipeline.readers.load import discover_scenes, load_geotiff, load_stack
 
 TARGETS = ("scenes", "stac", "aoi", "manifest")
 
@@ -252,7 +252,7 @@ def _seed_stac(folder: Path, np_rng: np.random.Generator) -> dict:
 
 
 def _stac_case(folder: Path, rng: random.Random, np_rng: np.random.Generator) -> tuple[str, object]:
-    from pipeline.sources import recognise
+    from pipeline.readers.sources import recognise
 
     seed = _seed_stac(folder, np_rng)
     text, what = _mutated_json_text(seed, rng)
@@ -277,7 +277,7 @@ _AOI_SEED = Path(__file__).resolve().parent.parent / "aoi" / "ogota.geojson"
 def _aoi_case(folder: Path, rng: random.Random, np_rng: np.random.Generator) -> tuple[str, object]:
     from pipeline.aoi import load_aoi
     from pipeline.config import resolve_params
-    from pipeline.report import format_time
+    from pipeline.outputs.report import format_time
 
     folder.mkdir(parents=True)
     seed = json.loads(_AOI_SEED.read_text(encoding="utf-8"))
@@ -315,7 +315,7 @@ def _base_run(work: Path) -> Path:
 
 
 def _manifest_case(folder: Path, rng: random.Random, np_rng: np.random.Generator) -> tuple[str, object]:
-    from pipeline.provenance import check_run_inputs, compare_runs, verify_run
+    from pipeline.provenance.versions import check_run_inputs, compare_runs, verify_run
 
     run = _base_run(folder.parent / "base-run")
     case = folder / run.name  # a copy of the run folder, so the original stays intact for the next case

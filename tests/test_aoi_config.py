@@ -12,7 +12,7 @@ import pytest
 from pipeline.aoi import AOI_DIR, aoi_from_feature, list_aois, load_aoi, utm_crs_for, validate_aoi_name
 from pipeline.config import Params, resolve_params
 from pipeline.errors import AoiError, OutputError, ParameterError
-from pipeline.write import atomic_path, finish_run_dir, new_run_dir, write_text
+from pipeline.outputs.write import atomic_path, finish_run_dir, new_run_dir, write_text
 
 REPORTED = {"ogota", "ouembe", "kalala", "boura", "kamona", "balle", "ogossagou"}
 

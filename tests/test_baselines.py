@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from pipeline.baselines import (
+from pipeline.bench.baselines import (
     SEVERITY_NODATA,
     control_ratio,
     control_ratio_village,

@@ -11,7 +11,7 @@ import pytest
 from pipeline import catalogue as cat
 from pipeline.aoi import load_aoi
 from pipeline.cli import main
-from pipeline.demo import ensure_demo_scenes
+from pipeline.sim.demo import ensure_demo_scenes
 from pipeline.errors import OutputError, SceneError
 from smallaoi import AOI_NAME, write_small_aoi
 from test_load import _write_scene

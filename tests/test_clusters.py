@@ -6,7 +6,7 @@ import geopandas as gpd
 import pytest
 from shapely.geometry import Polygon, box
 
-from pipeline.clusters import FIRE_LIKE, SETTLEMENT_LIKE, cluster_burns, score_search
+from pipeline.stages.clusters import FIRE_LIKE, SETTLEMENT_LIKE, cluster_burns, score_search
 
 _CRS = "EPSG:32630"
 _TIMES = ["2024-01-27T10:38:00Z", "2024-01-28T10:38:00Z", "2024-02-01T10:38:00Z"]

@@ -9,9 +9,9 @@ import pytest
 import xarray as xr
 from shapely.geometry import box
 
-from pipeline.confidence import confidence_tiers
-from pipeline.coregister import ShiftEstimate
-from pipeline.threshold import ThresholdInfo
+from pipeline.stages.confidence import confidence_tiers
+from pipeline.stages.coregister import ShiftEstimate
+from pipeline.stages.threshold import ThresholdInfo
 
 CRS = "EPSG:32630"
 X = np.arange(40) * 10.0 + 5.0  # 10 m pixel centres, 0..400 m

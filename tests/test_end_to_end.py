@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.load import sha256_file
+from pipeline.readers.load import sha256_file
 from pipeline.run import run_detect
 from smallaoi import write_small_aoi
 
@@ -109,7 +109,7 @@ def test_verify_finds_a_tampered_output(small_run, capsys, tmp_path):
 
 def test_accuracy_on_the_small_demo_meets_the_foundation_targets(small_run):
     from pipeline.aoi import load_aoi
-    from pipeline.bench import simulated_case
+    from pipeline.bench.accuracy import simulated_case
     from pipeline.config import Params
 
     root, aoi_dir, _ = small_run
@@ -128,7 +128,7 @@ def test_accuracy_on_the_small_demo_meets_the_foundation_targets(small_run):
 def test_all_cloud_scene_is_unusable_and_widens_the_bracket(small_run):
     from pipeline.aoi import load_aoi
     from pipeline.config import Params
-    from pipeline.load import discover_scenes, load_stack
+    from pipeline.readers.load import discover_scenes, load_stack
     from pipeline.run import detect_burns
 
     _, aoi_dir, outcome = small_run

@@ -205,7 +205,7 @@ def test_fetch_command_registers_the_windows_and_they_load(api, tmp_path, capsys
     out, err = capsys.readouterr()
     assert code == 0, err
     assert out.count("added: sentinel2-") == 3 and "3 Sentinel-2 L2A item(s)" in err
-    from pipeline.catalogue import catalogue_sources
+    from pipeline.readers.catalogue import catalogue_sources
     from pipeline.aoi import load_aoi
 
     sources = catalogue_sources(tmp_path / "data", AOI_NAME)

@@ -1,4 +1,4 @@
-"""Tests of pipeline.figures on small synthetic scenes with a burn of known place."""
+"""Tests of pipeline.outputs.figures on small synthetic scenes with a burn of known place."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from matplotlib.text import Text
 from shapely.geometry import Polygon, box
 
 from pipeline.errors import ParameterError, SceneError
-from pipeline.figures import SIMULATED_LABEL, before_after_figure, false_colour, joint_stretch, overlay_figure
+from pipeline.outputs.figures import SIMULATED_LABEL, before_after_figure, false_colour, joint_stretch, overlay_figure
 
 CRS = "EPSG:32630"
 H, W, RES = 60, 80, 3.0
@@ -178,7 +178,7 @@ def test_errors_name_the_problem(before, after, polygons):
 def test_change_map_marks_its_thresholds_and_timeline_marks_unusable_scenes():
     from datetime import datetime, timezone
 
-    from pipeline.figures import change_map_figure, timeline_figure
+    from pipeline.outputs.figures import change_map_figure, timeline_figure
 
     delta = np.zeros((60, 80), np.float32)
     delta[20:30, 20:40] = 0.2
@@ -206,7 +206,7 @@ def test_change_map_marks_its_thresholds_and_timeline_marks_unusable_scenes():
 
 
 def test_natural_colour_needs_the_visible_bands():
-    from pipeline.figures import NATURAL_BANDS
+    from pipeline.outputs.figures import NATURAL_BANDS
 
     data = np.random.default_rng(0).uniform(0.05, 0.4, (3, 30, 40)).astype(np.float32)
     x = 500000 + 3 * np.arange(40) + 1.5
@@ -232,7 +232,7 @@ def _smallest_print_size(fig, width_cm: float = 8.0) -> tuple[float, str]:
 def test_every_figure_stays_readable_printed_one_column_wide(before, after, clear, polygons):
     from datetime import datetime, timezone
 
-    from pipeline.figures import MIN_PRINT_PT, change_map_figure, timeline_figure
+    from pipeline.outputs.figures import MIN_PRINT_PT, change_map_figure, timeline_figure
 
     delta = xr.DataArray(np.linspace(-0.1, 0.3, H * W, dtype=np.float32).reshape(H, W), dims=("y", "x"),
                          coords={"y": before.y, "x": before.x}, attrs={"crs": "EPSG:32630"})
@@ -253,7 +253,7 @@ def test_every_figure_stays_readable_printed_one_column_wide(before, after, clea
 
 
 def test_figures_save_as_png_and_pdf_without_time_stamps(after, clear, polygons, tmp_path):
-    from pipeline.write import save_figure
+    from pipeline.outputs.write import save_figure
 
     fig = overlay_figure(after, polygons_new=polygons, after_clear=clear, title="t", caption="c", simulated=False)
     png, pdf = save_figure(tmp_path / "a.png", fig, root=tmp_path), save_figure(tmp_path / "a.pdf", fig, root=tmp_path)
@@ -267,7 +267,7 @@ def test_figures_save_as_png_and_pdf_without_time_stamps(after, clear, polygons,
 def test_figures_saved_in_forked_processes_are_the_bytes_saved_one_by_one(tmp_path):
     from matplotlib.figure import Figure
 
-    from pipeline.write import save_figure, save_figures
+    from pipeline.outputs.write import save_figure, save_figures
 
     figures = []
     for i in range(5):

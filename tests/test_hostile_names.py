@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from pipeline.errors import OutputError, SceneError
 from pipeline.names import MAX_NAME_CHARS, derived_name, path_inside, safe_name
-from pipeline.write import copy_file, write_text
+from pipeline.outputs.write import copy_file, write_text
 
 BOUNDED = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                    suppress_health_check=[HealthCheck.too_slow])

@@ -213,7 +213,7 @@ def test_a_stac_id_with_slashes_makes_no_folder(place, capsys, tmp_path):
 
 @pytest.mark.parametrize("item_id", ["../evil", "a/b/c", "..", ".hidden", "x\x00y"])
 def test_fetch_with_a_hostile_item_id_writes_nothing(tmp_path, item_id):
-    from pipeline.fetch import download_window
+    from pipeline.readers.fetch import download_window
 
     cogs = tmp_path / "cogs"
     cogs.mkdir()
@@ -247,7 +247,7 @@ def _footprints(path: Path, n: int) -> Path:
 
 _AT_THE_SIGNAL = """
     import pathlib, sys, time
-    import pipeline.layers  # imported before the start signal, so both commands start level
+    import pipeline.readers.layers  # imported before the start signal, so both commands start level
     from pipeline.cli import main
     print("ready", flush=True)
     go = pathlib.Path(sys.argv[1])
@@ -474,14 +474,14 @@ def _tiny_aoi(folder: Path) -> Path:
 _DEMO = """
     import pathlib, sys
     from pipeline.aoi import load_aoi
-    from pipeline.demo import ensure_demo_scenes
+    from pipeline.sim.demo import ensure_demo_scenes
     ensure_demo_scenes(load_aoi("tinyvillage", pathlib.Path(sys.argv[1])), pathlib.Path(sys.argv[2]), margin_m=0.0,
                        seed=int(sys.argv[3]))
 """
 
 
 def test_a_killed_demo_generation_leaves_no_staging_behind_and_a_running_one_is_kept(tmp_path):
-    from pipeline.demo import ensure_demo_scenes
+    from pipeline.sim.demo import ensure_demo_scenes
 
     aoi_dir, data = _tiny_aoi(tmp_path / "aoi"), tmp_path / "data"
     simulated = data / "tinyvillage" / "simulated"
@@ -511,7 +511,7 @@ def test_a_killed_demo_generation_leaves_no_staging_behind_and_a_running_one_is_
 
 _STAGE_AND_WAIT = """
     import pathlib, sys, time
-    from pipeline.write import staging_folder
+    from pipeline.outputs.write import staging_folder
     parent = pathlib.Path(sys.argv[1])
     with staging_folder(parent, sys.argv[2], root=parent) as folder:
         (folder / sys.argv[2]).write_bytes(b"half written" * 1000)
@@ -522,7 +522,7 @@ _STAGE_AND_WAIT = """
 
 @pytest.mark.parametrize("stager", ["atomic write", "zip unpacking"])
 def test_stale_staging_is_removed_on_the_next_start_and_a_live_one_is_kept(place, capsys, tmp_path, stager):
-    from pipeline.write import write_text
+    from pipeline.outputs.write import write_text
 
     aoi_dir, data, out = place
     parent = out / AOI_NAME if stager == "atomic write" else data / AOI_NAME / "deliveries"

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
-from pipeline.load import sha256_file
-from pipeline.provenance import compare_runs, verify_run
+from pipeline.readers.load import sha256_file
+from pipeline.provenance.versions import compare_runs, verify_run
 from pipeline.run import run_detect
 from smallaoi import AOI_NAME, write_small_aoi
 
@@ -203,9 +203,9 @@ def _assert_failed_run_left_only_a_partial(out: Path, err: str) -> Path:
 
 def test_disk_full_half_way_leaves_only_the_named_partial_folder(base, capsys, tmp_path, monkeypatch):
     root, aoi_dir, _ = base
-    import pipeline.write
+    import pipeline.outputs.write
 
-    real_replace, calls = pipeline.write.os.replace, []
+    real_replace, calls = pipeline.outputs.write.os.replace, []
 
     def replace_until_disk_full(src, dst):
         calls.append(dst)
@@ -213,7 +213,7 @@ def test_disk_full_half_way_leaves_only_the_named_partial_folder(base, capsys, t
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(pipeline.write.os, "replace", replace_until_disk_full)
+    monkeypatch.setattr(pipeline.outputs.write.os, "replace", replace_until_disk_full)
     out = tmp_path / "out"
     code, stdout, err = _cli(capsys, "detect", AOI_NAME, "--aoi-dir", str(aoi_dir), "--data", str(root / "data"),
                              "--out", str(out), "--no-figures")

@@ -12,7 +12,7 @@ from affine import Affine
 
 from pipeline.errors import SceneError
 from pipeline.grid import Grid, grid_for_bounds
-from pipeline.load import discover_scenes, load_stack, sha256_file
+from pipeline.readers.load import discover_scenes, load_stack, sha256_file
 
 GRID = grid_for_bounds((500000, 1500000, 500300, 1500300), "EPSG:32630", 3.0)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import rasterio
 
-from pipeline.perf import run_perf, write_pair
+from pipeline.bench.perf import run_perf, write_pair
 
 
 def test_generated_pair_is_a_tiled_compressed_uint16_simulated_scene(tmp_path):

@@ -18,13 +18,13 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy import ndimage
 
-from pipeline.change import consecutive_change
-from pipeline.coregister import estimate_shift
+from pipeline.stages.change import consecutive_change
+from pipeline.stages.coregister import estimate_shift
 from pipeline.grid import Grid
-from pipeline.indices import burn_index
-from pipeline.normalise import fit_linear_normalisation
-from pipeline.polygons import burn_polygons
-from pipeline.threshold import burn_mask
+from pipeline.stages.indices import burn_index
+from pipeline.stages.normalise import fit_linear_normalisation
+from pipeline.stages.polygons import burn_polygons
+from pipeline.stages.threshold import burn_mask
 
 BOUNDED = settings(max_examples=30, deadline=None, derandomize=True, database=None,
                    suppress_health_check=[HealthCheck.too_slow])

@@ -6,7 +6,7 @@ import pytest
 
 import numpy as np
 
-from pipeline.bench import _real_pair, real_cases
+from pipeline.bench.accuracy import _real_pair, real_cases
 from pipeline.config import Params
 
 from conftest import SHARED_DATA

@@ -24,8 +24,8 @@ from skimage.registration import phase_cross_correlation
 
 from pipeline import imaging, materials, simulate, sky
 from pipeline.grid import grid_for_bounds
-from pipeline.scenarios import SCENARIOS, Scenario
-from pipeline.simulate import simulate_village_series
+from pipeline.sim.scenarios import SCENARIOS, Scenario
+from pipeline.sim.simulate import simulate_village_series
 
 # 720 m (3 m pixels) and 800 m (10 m pixels) squares in central Mali, UTM 30N: small enough that
 # every scenario runs twice within the time budget, large enough for fields beyond the village.

@@ -11,7 +11,7 @@ import pytest
 from pipeline.aoi import AOI_DIR
 from pipeline.cli import main
 from pipeline.errors import AoiError
-from pipeline.load import sha256_file
+from pipeline.readers.load import sha256_file
 from pipeline.search import lat_lon_text, run_search
 
 _BOX_M = 3000.0  # a smaller box than the default 6 km keeps the test short; same sites, scaled
@@ -128,7 +128,7 @@ def test_coordinates_are_written_with_hemispheres():
 def test_the_demo_village_scenes_searched_give_the_village_first(tmp_path):
     """Scenes covering a small part of the search area: the rest is skipped, the village is ranked first."""
     from pipeline.aoi import load_aoi
-    from pipeline.demo import ensure_demo_scenes
+    from pipeline.sim.demo import ensure_demo_scenes
 
     demo = ensure_demo_scenes(load_aoi("ogota"), tmp_path / "data")
     outcome = run_search("ogota", out_root=tmp_path / "out", data_root=tmp_path / "data", scenes_dir=demo.folder,
@@ -142,7 +142,7 @@ def test_the_demo_village_scenes_searched_give_the_village_first(tmp_path):
 
 
 def test_scenes_outside_the_search_area_are_refused_naming_the_folder(tmp_path, capsys):
-    from pipeline.search_box import search_box_grid, simulate_search_box, write_search_box
+    from pipeline.sim.search_box import search_box_grid, simulate_search_box, write_search_box
 
     paris = write_search_box(simulate_search_box(search_box_grid((2.35, 48.85), 2500.0)), tmp_path / "paris")
     code = main(["search", "ogota", "--scenes", str(paris), "--out", str(tmp_path / "out")])

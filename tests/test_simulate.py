@@ -15,7 +15,7 @@ from skimage.registration import phase_cross_correlation
 
 from pipeline import imaging, materials, simulate, sky
 from pipeline.grid import grid_for_bounds
-from pipeline.simulate import SIMULATOR_VERSION, simulate_village_series
+from pipeline.sim.simulate import SIMULATOR_VERSION, simulate_village_series
 
 # A 900 m square in central Mali (UTM 30N, about 13.7 N 3.0 W): 301 x 301 pixels at 3 m.
 GRID = grid_for_bounds((500000, 1520000, 500900, 1520900), "EPSG:32630", 3.0)

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from pipeline.errors import SceneError
-from pipeline.geotiff import GeoTiffScene, parse_band_map
+from pipeline.readers.geotiff import GeoTiffScene, parse_band_map
 from pipeline.grid import grid_for_bounds
-from pipeline.planet import find, safe_unzip
+from pipeline.readers.planet import find, safe_unzip
 from test_load import GRID, _one_line, _write_scene
 
 DEERING = "planetscope-deering-alaska"
@@ -135,7 +135,7 @@ def test_band_map_and_plain_geotiff(shared_data):
         scene.load(lon_lat_grid)
     _one_line(err, "5_INCIDENT_20240715.tif", "does not overlap")
     wrong = GeoTiffScene(pre, bands=parse_band_map("blue,green,red,nir"))
-    from pipeline.load import native_grid
+    from pipeline.readers.load import native_grid
 
     with pytest.raises(SceneError) as err:
         wrong.load(native_grid(pre, 20.0))

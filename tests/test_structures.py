@@ -13,7 +13,7 @@ from scipy import ndimage
 from shapely.geometry import Point, box
 
 from pipeline.errors import ParameterError
-from pipeline.structures import (
+from pipeline.stages.structures import (
     STRUCTURE_COLUMNS,
     FootprintShift,
     burned_structures,
@@ -292,7 +292,7 @@ def test_structures_in_burns_counts_huts_under_a_burn_after_alignment(village, b
 def test_settlement_outline_from_footprints_leaves_lone_field_huts_out():
     from shapely.geometry import Point
 
-    from pipeline.structures import settlement_from_footprints
+    from pipeline.stages.structures import settlement_from_footprints
 
     village = [box(x, y, x + 8, y + 8) for x in range(0, 200, 30) for y in range(0, 200, 30)]  # 49 houses, 22 m lanes
     field_hut = [box(900, 900, 905, 905)]

@@ -1,0 +1,217 @@
+"""The performance benchmark: the pipeline against the decode floor and a naive method, on the same files.
+
+``burnscan bench-perf`` (``make bench-perf``) writes a before/after pair of 4-band uint16
+tiled, compressed GeoTIFFs of a chosen size (a Sentinel-2 tile is 10980 x 10980 at 10 m)
+with a realistic mix of land: fields, bush, villages whose compounds burn, and bush-fire
+scars of every size, so that the polygon count is what a real tile gives. It then times, in
+separate processes so that each peak memory is its own:
+
+- **floor**: only decoding both files with rasterio, one process per file (both cores);
+- **pipeline**: burnscan's whole analysis as it runs on large areas (:mod:`pipeline.chunked`:
+  calibration on one window, then chunks read window by window and analysed on both cores,
+  polygons merged across chunk edges);
+- **naive**: whole arrays in memory, NIR drop, a fixed threshold, polygons, one thread.
+
+Each is run ``repeats`` times; the medians of wall time, CPU time and peak resident memory
+are printed with the ratios the targets are stated in (pipeline <= 1.5 x floor, peak RSS
+<= 2 GB, >= 2 x faster than naive). Figures live here, never in tests.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["write_pair", "run_perf"]
+
+_RES_M = 10.0
+_ORIGIN = (300000.0, 1600000.0)  # UTM 30N, Sahel latitudes
+_CRS = "EPSG:32630"
+
+
+def write_pair(folder: Path, size: int, *, seed: int = 7) -> tuple[Path, Path]:
+    """Write ``pre`` and ``post`` scenes of ``size`` x ``size`` pixels (SIMULATED) into ``folder``."""
+    import rasterio
+    from rasterio.transform import from_origin
+    from scipy import ndimage
+
+    from pipeline.outputs.write import atomic_path
+
+    rng = np.random.default_rng(seed)
+    small = max(8, size // 64)
+    # Soils and fields: smooth noise at two scales, upsampled (cheap for a whole tile).
+    base = ndimage.zoom(rng.random((small, small)), size / small, order=1)[:size, :size]
+    fields = ndimage.zoom(rng.random((small * 4, small * 4)), size / (small * 4), order=0)[:size, :size]
+    nir = (0.22 + 0.08 * base + 0.06 * (fields > 0.6)).astype(np.float32)
+    red = (0.16 + 0.05 * base - 0.03 * (fields > 0.6)).astype(np.float32)
+    burned = np.zeros((size, size), dtype=bool)
+    n_villages = max(2, size * size // 2_000_000)
+    for _ in range(n_villages):  # villages of 20-60 compounds, 2-3 px each at 10 m, most burned
+        cy, cx = rng.integers(50, size - 50, 2)
+        for _ in range(rng.integers(20, 60)):
+            y, x = cy + rng.integers(-25, 25), cx + rng.integers(-25, 25)
+            nir[y:y + 2, x:x + 3] -= 0.03
+            if rng.random() < 0.7:
+                burned[y:y + 2, x:x + 3] = True
+    n_scars = max(5, size * size // 400_000)
+    yy, xx = np.ogrid[:size, :size]
+    for _ in range(n_scars):  # bush-fire scars, 50 m to 3 km across
+        r = rng.lognormal(2.5, 1.0)
+        cy, cx = rng.integers(0, size, 2)
+        r = int(min(r, 150))
+        y0, y1, x0, x1 = max(cy - r, 0), min(cy + r + 1, size), max(cx - r, 0), min(cx + r + 1, size)
+        disc = (yy[y0:y1] - cy) ** 2 + (xx[:, x0:x1] - cx) ** 2 <= r * r
+        burned[y0:y1, x0:x1] |= disc
+    noise = lambda: rng.normal(0, 0.004, (size, size)).astype(np.float32)  # noqa: E731
+    paths = []
+    for name, after in (("pre", False), ("post", True)):
+        n, r = nir + noise(), red + noise()
+        if after:
+            n = np.where(burned, 0.07, n * 0.98 + 0.004)  # char; the rest a little different in calibration
+            r = np.where(burned, 0.06, r * 0.98)
+        bands = np.stack([r * 0.6, r * 0.8, r, n])  # blue, green, red, nir
+        data = np.clip(bands * 10000, 1, 65535).astype(np.uint16)
+        path = Path(folder) / f"perf_{size}_{name}_SIMULATED.tif"
+        profile = dict(driver="GTiff", width=size, height=size, count=4, dtype="uint16", crs=_CRS,
+                       transform=from_origin(*_ORIGIN, _RES_M, _RES_M), tiled=True, blockxsize=512, blockysize=512,
+                       compress="deflate", predictor=2, nodata=0)
+        with atomic_path(path, root=folder) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(data)
+            dst.update_tags(SIMULATED="yes")
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+# --------------------------------------------------------------------------- the three methods
+def _floor(pre: str, post: str) -> dict[str, Any]:
+    """Decode both files, one process per file (both cores), and drop the pixels."""
+    code = "import rasterio,sys\nwith rasterio.open(sys.argv[1]) as s: s.read()"
+    procs = [subprocess.Popen([sys.executable, "-c", code, p]) for p in (pre, post)]
+    for p in procs:
+        p.wait()
+    return {"ok": all(p.returncode == 0 for p in procs)}
+
+
+def _pipeline(pre: str, post: str) -> dict[str, Any]:
+    import os
+    from datetime import datetime, timezone
+
+    from pipeline.chunked import detect_chunked
+    from pipeline.config import Params
+    from pipeline.readers.load import native_grid
+    from pipeline.readers.sources import recognise
+
+    grid = native_grid(Path(pre))
+    t0 = datetime(2024, 1, 27, 10, 38, tzinfo=timezone.utc)
+    sources = [s for i, p in enumerate((pre, post))
+               for s in recognise(Path(p), bands="blue,green,red,nir", acquired=t0.replace(day=27 + i))]
+    params = Params(resolution_m=grid.resolution, margin_m=0.0)
+    result = detect_chunked(sources, grid, params=params, chunk_px=int(os.environ.get("BURNSCAN_CHUNK_PX", "1024")),
+                            scheduler=os.environ.get("BURNSCAN_SCHEDULER", "threads"), workers=2)
+    return {"polygons": int(len(result.polygons)), "burned_ha": round(float(result.polygons["area_ha"].sum()), 1)}
+
+
+def _naive(pre: str, post: str) -> dict[str, Any]:
+    import rasterio
+    from rasterio.features import shapes
+
+    with rasterio.open(pre) as a, rasterio.open(post) as b:
+        nir0, nir1, transform = a.read(4).astype(np.float32) / 1e4, b.read(4).astype(np.float32) / 1e4, a.transform
+    mask = (nir0 - nir1) > 0.05
+    n = sum(1 for _ in shapes(mask.astype(np.uint8), mask=mask, transform=transform))
+    return {"polygons": n}
+
+
+_METHODS: dict[str, Callable[[str, str], dict[str, Any]]] = {"floor": _floor, "pipeline": _pipeline, "naive": _naive}
+
+
+def _own_peak_kb() -> int:
+    """This process's peak resident memory since it started (``VmHWM``; not inherited across exec)."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _child(method: str, pre: str, post: str) -> None:
+    """Run one method in this process and print its figures as JSON (peak RSS of this process tree)."""
+    start, cpu0 = time.perf_counter(), time.process_time()
+    out = _METHODS[method](pre, post)
+    wall = time.perf_counter() - start
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (time.process_time() - cpu0) + kids.ru_utime + kids.ru_stime
+    peak_mb = max(_own_peak_kb(), kids.ru_maxrss) / 1024  # Linux: kilobytes
+    print(json.dumps({"method": method, "wall_s": wall, "cpu_s": cpu, "peak_mb": peak_mb, **out}))
+
+
+def _measure(method: str, pre: Path, post: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+    env_threads = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"} if method == "naive" else {}
+    import os
+
+    done = subprocess.run([sys.executable, "-m", "pipeline.bench.perf", method, str(pre), str(post)], capture_output=True,
+                          text=True, env={**os.environ, **env_threads, **(env or {})}, check=False)
+    if done.returncode != 0:
+        return {"method": method, "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_perf(folder: Path, sizes: list[int], *, repeats: int = 3, chunk_sizes: tuple[int, ...] = (512, 2048),
+             log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Time the three methods on a pair of each size; return one row per size and method (medians).
+
+    On the first size the pipeline also runs once with each of ``chunk_sizes`` (the default
+    chunk is 1024 px): its peak memory should follow the chunk, not the scene.
+    """
+    rows = []
+    for size in sizes:
+        t = time.perf_counter()
+        # Written in a child process: a parent grown by the generation would hand its peak to every
+        # child it starts (Linux records the old memory's high-water mark at exec), and inflate them.
+        subprocess.run([sys.executable, "-m", "pipeline.bench.perf", "write", str(folder), str(size)], check=True)
+        pre, post = (Path(folder) / f"perf_{size}_{name}_SIMULATED.tif" for name in ("pre", "post"))
+        log(f"{size} x {size} px pair written in {time.perf_counter() - t:.0f} s ({(pre.stat().st_size + post.stat().st_size) / 1e6:.0f} MB, SIMULATED)")
+        for method in ("floor", "pipeline", "naive"):
+            runs = [_measure(method, pre, post) for _ in range(repeats)]
+            good = [r for r in runs if "error" not in r]
+            if not good:
+                rows.append({"size": size, "method": method, "error": runs[0]["error"]})
+                log(f"  {method:9} FAILED: {runs[0]['error']}")
+                continue
+            row = {"size": size, "method": method, "runs": len(good),
+                   **{k: round(statistics.median(r[k] for r in good), 2) for k in ("wall_s", "cpu_s", "peak_mb")},
+                   **{k: v for k, v in good[0].items() if k not in ("method", "wall_s", "cpu_s", "peak_mb")}}
+            rows.append(row)
+            log(f"  {method:9} wall {row['wall_s']:8.2f} s   cpu {row['cpu_s']:8.2f} s   peak RSS {row['peak_mb']:8.0f} MB"
+                + (f"   polygons {row['polygons']}" if "polygons" in row else ""))
+        if size == sizes[0]:
+            for chunk in chunk_sizes:
+                r = _measure("pipeline", pre, post, env={"BURNSCAN_CHUNK_PX": str(chunk)})
+                if "error" not in r:
+                    rows.append({"size": size, "method": f"pipeline_chunk{chunk}", "runs": 1,
+                                 **{k: round(r[k], 2) for k in ("wall_s", "cpu_s", "peak_mb")}, "polygons": r.get("polygons")})
+                    log(f"  chunk {chunk:5d} wall {r['wall_s']:8.2f} s   cpu {r['cpu_s']:8.2f} s   peak RSS {r['peak_mb']:8.0f} MB"
+                        f"   polygons {r.get('polygons')}")
+        by = {r["method"]: r for r in rows if r["size"] == size and "wall_s" in r}
+        if {"floor", "pipeline", "naive"} <= set(by):
+            log(f"  ratios: pipeline / floor {by['pipeline']['wall_s'] / by['floor']['wall_s']:.1f} (target <= 1.5); "
+                f"naive / pipeline {by['naive']['wall_s'] / by['pipeline']['wall_s']:.2f} (target >= 2); "
+                f"pipeline peak {by['pipeline']['peak_mb'] / 1024:.2f} GB (target <= 2)")
+        for p in (pre, post):
+            p.unlink()
+    return rows
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "write":
+        write_pair(Path(sys.argv[2]), int(sys.argv[3]))
+    else:
+        _child(*sys.argv[1:4])

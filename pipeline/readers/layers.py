@@ -1,0 +1,85 @@
+"""Evidence layers kept beside an AOI: building footprints and active-fire archives.
+
+``burnscan add-buildings`` and ``burnscan add-fires`` check a file before keeping it (it
+reads, it lies over the AOI, its rows parse) and store it under the AOI's data folder,
+where every run finds it (:mod:`pipeline.evidence`). Files are written atomically; a layer
+already kept is never overwritten silently: a new footprint layer replaces the old one only
+when asked, and the old one is kept under a name of its own (time to the microsecond and a
+random suffix, created exclusively, so no earlier layer is ever written over); a fire archive
+of the same name but different content is refused. Each change holds the layer's lock from
+the check to the write, so two commands at once never both replace the same layer. A fire
+archive is kept under its file name, made safe (:func:`pipeline.names.derived_name`) when
+it holds spaces or other characters a file name should not.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pipeline.aoi import Aoi
+from pipeline.errors import ParameterError, SceneError
+from pipeline.readers.fires import read_fire_csv
+from pipeline.readers.load import read_footprints, sha256_file
+from pipeline.names import derived_name
+from pipeline.outputs.write import copy_file, exclusive_lock, write_vector
+
+__all__ = ["LayerAdded", "add_buildings", "add_fires"]
+
+
+@dataclass(frozen=True)
+class LayerAdded:
+    """What was kept, where, and what was noticed on the way."""
+
+    path: Path
+    sha256: str
+    summary: str
+
+
+def add_buildings(aoi: Aoi, source: Path, *, data_root: Path, replace: bool = False) -> LayerAdded:
+    """Keep the footprints of ``source`` that touch the AOI as ``<data>/<aoi>/buildings.gpkg``."""
+    source = Path(source)
+    crs = aoi.utm_crs
+    area = aoi.projected(crs)
+    footprints = read_footprints(source, crs, bounds=area.bounds)
+    footprints = footprints[footprints.intersects(area)]
+    if not len(footprints):
+        raise SceneError(f"{source}: no building footprint lies over the AOI {aoi.name}; "
+                         "give a layer that covers it (check its CRS and extent)")
+    root = Path(data_root) / aoi.name
+    target = root / "buildings.gpkg"
+    kept = footprints.to_crs("EPSG:4326").assign(source_file=source.name, source_sha256=sha256_file(source))
+    with exclusive_lock(target):
+        if target.exists():
+            if not replace:
+                raise ParameterError(f"{target}: the AOI already has a footprint layer; pass --replace to replace it "
+                                     "(the old one is kept under a dated name)")
+            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+            copy_file(target, root / f"buildings.replaced-{stamp}-{secrets.token_hex(3)}.gpkg", root=root, exclusive=True)
+        write_vector(target, {"buildings": kept}, root=root)
+    dropped = footprints.attrs.get("dropped", 0)
+    return LayerAdded(target, sha256_file(target),
+                      f"{len(kept)} footprint(s) over the AOI kept"
+                      + (f", {dropped} non-polygon feature(s) ignored" if dropped else ""))
+
+
+def add_fires(aoi: Aoi, source: Path, *, data_root: Path) -> LayerAdded:
+    """Keep an active-fire archive CSV under ``<data>/<aoi>/fires/`` after checking that it parses."""
+    source = Path(source)
+    table = read_fire_csv(source)
+    folder = Path(data_root) / aoi.name / "fires"
+    stem, suffix = (source.stem, source.suffix) if source.suffix.lower() == ".csv" else (source.name, ".csv")
+    target = folder / f"{derived_name(stem)}{suffix}"
+    digest = sha256_file(source)
+    with exclusive_lock(folder):
+        if target.exists():
+            if sha256_file(target) == digest:
+                return LayerAdded(target, digest, "already kept (same content)")
+            raise ParameterError(f"{target}: another archive of that name is already kept; rename {source.name} and add it again")
+        copy_file(source, target, root=folder, exclusive=True)
+    times = table.detections["acquired_utc"]
+    span = f", {times.min():%Y-%m-%d %H:%M} to {times.max():%Y-%m-%d %H:%M} UTC" if len(times) else ""
+    return LayerAdded(target, digest, f"{len(table.detections)} detection(s){span}"
+                      + (f"; {table.skipped} malformed row(s) skipped: {table.skipped_reasons}" if table.skipped else ""))

@@ -1,0 +1,278 @@
+"""Planet PlanetScope deliveries, as downloaded: a folder or a zip of scenes.
+
+A scene is ``*_AnalyticMS_SR*.tif`` (surface reflectance x 10000, 4-band Dove or 8-band
+SuperDove), with its ``*_udm2*.tif`` (or the older one-band ``*_udm*.tif``) and its
+``*_metadata.json`` (or the older ``*_metadata*.xml``); the pixel reading itself is
+:func:`pipeline.readers.load.load_planet`. A zip is never read in place: it is unpacked once, into the
+AOI's data folder, after every member has been checked (no absolute path, no ``..``, no link,
+no device, no encryption, a compression method Python reads, names the file system can hold,
+no duplicate, a sane unpacked size in all and per member), so a hostile archive cannot write
+outside that folder nor fill the disk; a zip without a Planet scene is not kept.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import stat
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from pipeline.errors import OutputError, PipelineError, SceneError
+from pipeline.grid import Grid
+from pipeline.readers.load import SceneFiles, SceneRecord, load_planet, metadata_footprint, planet_scenes_in, sha256_file
+from pipeline.names import derived_name
+from pipeline.readers.sources import SceneInfo
+from pipeline.outputs.write import remove_folder, remove_stale_staging, staging_folder
+
+__all__ = ["PlanetScene", "find", "safe_unzip"]
+
+_MAX_UNPACKED_BYTES = 50 * 10**9  # a large Planet order; a bomb claims far more
+# Deflate rarely beats 1:20 on imagery (Planet's GeoTIFFs are compressed already); 1:100 is an
+# archive built to explode, or one so unusual that unpacking it by hand is the safer way. The
+# ratio is judged per member above 10 MB and over the whole archive above 100 MB: small files
+# (metadata, a constant test mask) may compress far better without filling any disk.
+_MAX_RATIO = 100
+_RATIO_FLOOR_MEMBER = 10 * 10**6
+_RATIO_FLOOR_TOTAL = 100 * 10**6
+_FREE_MARGIN_BYTES = 100 * 10**6  # leave the disk room for the run that follows
+_MAX_COMPONENT_BYTES = 255  # NAME_MAX of Linux and macOS file systems
+_MAX_PATH_BYTES = 1024  # well under PATH_MAX (4096) once the data folder is in front
+_MARKER = ".burnscan-unzipped"
+
+
+@dataclass(frozen=True)
+class PlanetScene:
+    """One PlanetScope scene of a delivery folder."""
+
+    files: SceneFiles
+
+    @property
+    def scene_id(self) -> str:
+        return self.files.scene_id
+
+    def describe(self) -> SceneInfo:
+        """Time, satellite and footprint from the metadata (the footprint from the GeoTIFF when absent)."""
+        from pipeline.readers.load import _read_metadata  # the one parser of Planet metadata
+
+        props = _read_metadata(self.files, {})  # checks the file and the type of every field used here
+        geometry = None
+        if self.files.metadata is not None:
+            doc = json.loads(self.files.metadata.read_text(encoding="utf-8"))
+            geometry = doc.get("geometry") if isinstance(doc, dict) else None
+        footprint, fallback = metadata_footprint(geometry, self.files.reflectance)
+        keep = ("cloud_cover", "gsd", "item_type", "instrument", "sun_elevation", "sun_azimuth", "view_angle", "quality_category")
+        return SceneInfo(
+            scene_id=self.scene_id, kind="planet", acquired=props["acquired"],
+            sensor=str(props.get("instrument", "PlanetScope")), satellite_id=str(props.get("satellite_id", "unknown")),
+            footprint=footprint, files=self.files.paths(), bands=(),
+            properties={k: props[k] for k in keep if k in props} | {"simulated": props["simulated"]}
+            | ({"footprint": fallback} if fallback else {}),
+        )
+
+    def load(self, grid: Grid) -> tuple[SceneRecord, Any, Any]:
+        return load_planet(self.files, grid)
+
+
+def find(path: Path, *, extract_to: Path | None = None, unpacked: list[Path] | None = None, **_: Any) -> list[PlanetScene]:
+    """Planet scenes in a folder, a single SR GeoTIFF, or a zip (unpacked under ``extract_to``).
+
+    A zip unpacked by this call is appended to ``unpacked``, so that a caller who fails later
+    can remove it again; one that holds no Planet scene is removed at once, and said so.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return [PlanetScene(files) for files in planet_scenes_in(path)]
+    if path.is_file() and "_AnalyticMS_SR" in path.name and path.suffix.lower() in (".tif", ".tiff"):
+        return [PlanetScene(files) for files in planet_scenes_in(path.parent) if files.reflectance == path]
+    if path.is_file() and path.suffix.lower() == ".zip":
+        if extract_to is None:
+            raise SceneError(f"{path}: a zip delivery is unpacked when it is added; run `burnscan add AOI {path}` first")
+        fresh: list[Path] = []
+        folder = safe_unzip(path, Path(extract_to), unpacked=fresh)
+        if unpacked is not None:
+            unpacked.extend(fresh)  # before looking inside: a failure there must still find it
+        scenes = [PlanetScene(files) for files in planet_scenes_in(folder)]
+        if not scenes and fresh:
+            remove_folder(folder, root=Path(extract_to))
+            if unpacked is not None:
+                unpacked.remove(folder)
+            raise SceneError(f"{path}: the zip holds no Planet scene (*_AnalyticMS_SR*.tif), so what it unpacked was "
+                             f"removed again; check that it is a Planet delivery, or unpack it and add the folder")
+        return scenes
+    return []
+
+
+def _readable_methods() -> set[int]:
+    """Compression methods this Python can unpack (bzip2 and LZMA depend on how it was built)."""
+    methods = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED}
+    for method, module in ((zipfile.ZIP_BZIP2, "bz2"), (zipfile.ZIP_LZMA, "lzma")):
+        try:
+            __import__(module)
+        except ImportError:
+            continue
+        methods.add(method)
+    return methods
+
+
+_REFUSE = "refusing to unpack it, get the delivery from Planet again"
+
+
+def _member_problem(info: zipfile.ZipInfo) -> tuple[str, str] | None:
+    """Why a zip member must not be unpacked, judged on its own, and the fix; or None."""
+    name = info.filename
+    pure = PurePosixPath(name.replace("\\", "/"))
+    mode = info.external_attr >> 16
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        return "has an absolute path", _REFUSE
+    if ".." in pure.parts:
+        return "climbs out of the folder with '..'", _REFUSE
+    if any(ord(c) < 32 for c in name):  # NUL included
+        return "has a NUL or control character in its name", _REFUSE
+    if stat.S_ISLNK(mode):
+        return "is a symbolic link", _REFUSE
+    if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):  # zips made on Windows carry no type bits
+        return "is not a regular file", _REFUSE
+    if info.flag_bits & 0x1:
+        return ("is encrypted (burnscan reads no passwords)",
+                "download the delivery without encryption, or unpack it yourself and add the folder")
+    if info.compress_type not in _readable_methods():
+        method = zipfile.compressor_names.get(info.compress_type, f"method {info.compress_type}")
+        return (f"is compressed with {method}, which Python cannot unpack",
+                f"re-pack the zip with plain deflate, or unpack it with a tool that reads {method} (7-Zip) and add the folder")
+    encoded = os.fsencode(name)
+    if len(encoded) > _MAX_PATH_BYTES or any(len(os.fsencode(part)) > _MAX_COMPONENT_BYTES for part in pure.parts):
+        return (f"has a name too long for the file system ({len(encoded)} bytes; at most {_MAX_COMPONENT_BYTES} "
+                f"per folder or file name and {_MAX_PATH_BYTES} in all)", "unpack it yourself with shorter names and add the folder")
+    if info.file_size > _RATIO_FLOOR_MEMBER and info.file_size > _MAX_RATIO * max(info.compress_size, 1):
+        return f"unpacks to {info.file_size / 1e6:.0f} MB from {info.compress_size / 1e3:.0f} kB (a zip bomb)", _REFUSE
+    return None
+
+
+def _shown(name: str) -> str:
+    """A member name as messages show it: repr, cut short (a hostile name can be kilobytes long)."""
+    text = repr(name)
+    return text if len(text) <= 80 else f"{text[:60]}...{text[-10:]} ({len(name)} characters)"
+
+
+def _free_bytes(folder: Path) -> int:
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    return shutil.disk_usage(existing).free
+
+
+def _check_members(zip_path: Path, members: list[zipfile.ZipInfo], into: Path) -> None:
+    """Refuse the archive, before anything is written, for any member or for what they add up to."""
+    total, seen = 0, set()
+    free = _free_bytes(into)
+    archive_bytes = max(zip_path.stat().st_size, 1)
+    for info in members:
+        problem = _member_problem(info)
+        if problem:
+            why, fix = problem
+            raise SceneError(f"{zip_path}: member {_shown(info.filename)} {why}; {fix}")
+        key = PurePosixPath(info.filename.replace("\\", "/")).as_posix().rstrip("/")
+        if key in seen:
+            raise SceneError(f"{zip_path}: member {_shown(info.filename)} appears twice; {_REFUSE}")
+        seen.add(key)
+        total += info.file_size  # a running total: many members each too small to alarm add up to a bomb
+        if total > _MAX_UNPACKED_BYTES:
+            raise SceneError(f"{zip_path}: unpacks to over {total / 1e9:.0f} GB, beyond any delivery; check the file")
+        if total > _RATIO_FLOOR_TOTAL and total > _MAX_RATIO * archive_bytes:
+            raise SceneError(f"{zip_path}: its members unpack to {total / 1e6:.0f} MB and more from a "
+                             f"{archive_bytes / 1e6:.1f} MB zip (a zip bomb split over members); refusing to unpack it, "
+                             f"get the delivery from Planet again or unpack it yourself")
+        if total + _FREE_MARGIN_BYTES > free:
+            raise OutputError(f"{zip_path}: unpacks to {total / 1e9:.2f} GB and more, but {into} has only {free / 1e9:.2f} GB "
+                              f"free; free disk space or add the zip with another --data folder")
+
+
+def _unpack_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, destination: Path, zip_path: Path) -> None:
+    """Write one member, counting the bytes: never more than its header declares (headers can lie)."""
+    written = 0
+    with archive.open(info) as source, open(destination, "xb") as sink:
+        while True:
+            chunk = source.read(1 << 20)
+            if not chunk:
+                break
+            written += len(chunk)
+            if written > info.file_size:
+                raise SceneError(f"{zip_path}: member {info.filename!r} holds more than the {info.file_size} bytes its "
+                                 f"header declares (a zip built to mislead); refusing to unpack it, re-download the delivery")
+            sink.write(chunk)
+
+
+def safe_unzip(zip_path: Path, into: Path, *, unpacked: list[Path] | None = None) -> Path:
+    """Unpack ``zip_path`` into ``into/<zip name>/`` after checking every member; return that folder.
+
+    Before anything is written every member is checked (path, type, encryption, compression
+    method, name length, duplicates) and the declared sizes are added up against ratios, a
+    ceiling and the free disk space; while unpacking, each member is cut off at its declared
+    size. All or nothing: the archive is unpacked into a locked staging folder beside the
+    target (removed on failure, and by the next unpack if this process is killed) and renamed
+    into place. Unpacking the same zip again returns the existing folder (its SHA-256 is
+    recorded in a marker file). A folder unpacked by this call is appended to ``unpacked``.
+
+    Raises
+    ------
+    SceneError
+        For a damaged or hostile archive (one line naming the zip and the member).
+    OutputError
+        When the disk lacks the space, or the folder cannot be written.
+    """
+    zip_path, into = Path(zip_path), Path(into)
+    remove_stale_staging(into)  # left by an unpack that was killed
+    digest = sha256_file(zip_path)
+    # The folder is named after the user's file: made safe, the same every time.
+    target = into / derived_name(zip_path.stem)
+    marker = target / _MARKER
+    if marker.is_file():
+        if marker.read_text(encoding="utf-8").strip() == digest:
+            return target
+        raise SceneError(f"{zip_path}: {target} already holds a different zip of the same name; rename the zip or remove that folder")
+    try:
+        archive = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise SceneError(f"{zip_path}: not a readable zip ({exc}); re-download the delivery") from None
+    with archive:
+        members = archive.infolist()
+        _check_members(zip_path, members, into)
+        with staging_folder(into, target.name, root=into) as staging:
+            info = None
+            try:
+                for info in members:
+                    destination = staging.joinpath(*PurePosixPath(info.filename.replace("\\", "/")).parts)
+                    if not destination.resolve().is_relative_to(staging.resolve()):
+                        raise SceneError(f"{zip_path}: member {info.filename!r} escapes the folder; refusing to unpack it")
+                    if info.is_dir():
+                        destination.mkdir(parents=True, exist_ok=True)
+                        continue
+                    destination.parent.mkdir(parents=True, exist_ok=True)
+                    _unpack_member(archive, info, destination, zip_path)
+                (staging / _MARKER).write_text(digest + "\n", encoding="utf-8")
+            except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+                raise SceneError(f"{zip_path}: damaged zip ({exc}); re-download the delivery") from None
+            except PipelineError:
+                raise
+            except OSError as exc:
+                where = f"member {info.filename!r}" if info is not None else "the zip"
+                if exc.errno == errno.ENOSPC:
+                    raise OutputError(f"{zip_path}: disk full while unpacking {where} into {into}; free disk space") from None
+                raise SceneError(f"{zip_path}: {where} cannot be unpacked ({exc.strerror or exc}); "
+                                 f"unpack the zip yourself and add the folder") from None
+            try:
+                os.rename(staging, target)
+            except OSError as exc:
+                if marker.is_file() and marker.read_text(encoding="utf-8").strip() == digest:
+                    return target  # a concurrent command unpacked the same zip first
+                raise OutputError(f"{zip_path}: unpacked but could not be moved to {target} ({exc.strerror or exc}); "
+                                  f"remove {target} if it is left over, and add the zip again") from None
+    if unpacked is not None:
+        unpacked.append(target)
+    return target

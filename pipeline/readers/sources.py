@@ -1,0 +1,98 @@
+"""Where scenes come from: one reader per delivery format, one contract for all of them.
+
+Investigators hold imagery in a few shapes: Planet deliveries (folder or zip), Sentinel-2
+L2A (STAC item or plain band files), Landsat Collection 2 Level-2, and plain GeoTIFFs with a
+band map. Each reader turns its shape into a :class:`SceneSource`, which can
+
+- ``describe()`` itself without reading pixels (for the catalogue: time, sensor, footprint,
+  every file it will read), and
+- ``load(grid)`` itself onto an analysis grid as ``(SceneRecord, reflectance, clear)``:
+  reflectance (band, y, x) float32 in 0..1 with NaN where not observed, ``clear`` (y, x)
+  True where the ground was seen (valid, no cloud, shadow, snow). Band names are the
+  canonical ones: ``blue, green, red, nir, swir16, swir22`` (plus sensor extras).
+
+:func:`recognise` finds the sources in a path; :func:`load_sources` stacks them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import xarray as xr
+from shapely.geometry.base import BaseGeometry
+
+from pipeline.errors import SceneError
+from pipeline.grid import Grid
+from pipeline.readers.load import SceneRecord, in_system_folder, stack_scenes
+
+__all__ = ["SceneInfo", "SceneSource", "load_sources", "recognise"]
+
+
+@dataclass(frozen=True)
+class SceneInfo:
+    """What a catalogue records about a scene, read from metadata only."""
+
+    scene_id: str
+    kind: str
+    """``planet``, ``sentinel2``, ``landsat`` or ``geotiff``."""
+    acquired: datetime
+    """Acquisition time, timezone-aware UTC."""
+    sensor: str
+    satellite_id: str
+    footprint: BaseGeometry
+    """Outline of the scene's data in lon/lat (EPSG:4326)."""
+    files: dict[str, Path]
+    """Every file the scene reads, by role (``reflectance``, ``udm2``, ``B04``, ``qa_pixel``...)."""
+    bands: tuple[str, ...]
+    properties: dict[str, Any] = field(default_factory=dict)
+    """Source-specific facts worth keeping (cloud cover, processing baseline, scale...)."""
+
+
+class SceneSource(Protocol):
+    """A scene that can describe itself and load itself onto a grid."""
+
+    scene_id: str
+
+    def describe(self) -> SceneInfo:
+        """Identity, time, sensor, footprint and files, without reading pixels."""
+
+    def load(self, grid: Grid) -> tuple[SceneRecord, np.ndarray, np.ndarray]:
+        """``(record, reflectance (band, y, x) float32 0..1 NaN = no data, clear (y, x) bool)`` on ``grid``."""
+
+
+def load_sources(sources: list[SceneSource], grid: Grid) -> tuple[xr.Dataset, list[SceneRecord]]:
+    """Load every source onto ``grid`` and stack them in time order (see :func:`pipeline.readers.load.load_stack`)."""
+    if not sources:
+        raise SceneError("no scene to load; add scenes to the AOI (burnscan add) or give --scenes")
+    return stack_scenes([s.load(grid) for s in sources], grid)
+
+
+def recognise(path: Path, **options: Any) -> list[SceneSource]:
+    """Every scene in ``path`` (a folder, a zip, a STAC item, a GeoTIFF), whatever its shape.
+
+    ``options`` go to readers that need them: ``bands`` (a band map for plain GeoTIFFs),
+    ``acquired`` (their acquisition time) and ``extract_to`` (where a zip is unpacked).
+    """
+    from pipeline.readers import geotiff
+    from pipeline.readers import landsat
+    from pipeline.readers import planet
+    from pipeline.readers import sentinel2
+
+    path = Path(path)
+    if in_system_folder(path):
+        raise SceneError(f"{path}: lies in /proc, /sys or /dev, the system's own files, not scenes; give a folder of scenes")
+    if not path.exists():
+        raise SceneError(f"{path}: no such file or folder; give the path of a scene, a delivery folder or a zip")
+    readers = (geotiff, planet, sentinel2, landsat) if options.get("bands") else (planet, sentinel2, landsat)
+    for reader in readers:
+        found = reader.find(path, **options)
+        if found:
+            return list(found)
+    raise SceneError(
+        f"{path}: no scene recognised (Planet *_AnalyticMS_SR*.tif, Sentinel-2 STAC item or B*.tif band files, "
+        f"Landsat *_SR_B*.TIF with MTL, or a GeoTIFF with --bands); check the path"
+    )

@@ -1,0 +1,501 @@
+"""The simulated village's 1 m ground: soils, fields, tracks, trees, compounds and burns.
+
+:func:`_build_landscape` paints the ground map around the grid (with a margin for the largest
+shift), lays out the walled compounds, decides which burn in which event and paints their
+char and ash, then adds the dry season's changes (deciduous crowns, a harvest, field burns).
+Each part draws from its own random stream of the seed (:func:`_rng`). The materials and
+their spectra are in :mod:`pipeline.sim.materials`; :mod:`pipeline.sim.imaging` images the ground.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import NamedTuple
+
+import numpy as np
+import shapely
+from scipy import ndimage
+from shapely import affinity
+from shapely.geometry import Polygon
+from skimage import draw
+
+from pipeline.errors import ParameterError
+from pipeline.grid import Grid
+from pipeline.sim.imaging import _MARGIN_M, _SENSORS, _image
+from pipeline.sim.materials import (_ASH, _CHAR, _CROWNS, _DECIDUOUS, _DRY_VEG, _FUEL, _LANE, _LATERITE, _MILLET,
+                                _OLD_SCAR, _OLD_THATCH, _SAND, _STRAW, _THATCH, _TRACK, _TREE, _WALL, _YARD)
+from pipeline.sim.scenarios import SCENARIOS, ScenarioPlan
+
+_AOI_MARGIN_M = 200.0  # the caller's buffer around its AOI: the village stays inside the AOI
+_SLOT_M = 36.0  # compound lattice spacing: 20-28 m enclosures leave 4-16 m lanes
+
+
+class _Plan(NamedTuple):
+    """A compound's rectangle in ground metres (u east, v south from the ground's corner)."""
+
+    cu: float
+    cv: float
+    hx: float
+    hy: float
+    angle: float
+
+    def to_ground(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        c, s = math.cos(self.angle), math.sin(self.angle)
+        return self.cu + x * c - y * s, self.cv + x * s + y * c
+
+    def corners(self, inset: float = 0.0) -> np.ndarray:
+        x = np.array([-1, 1, 1, -1]) * (self.hx - inset)
+        y = np.array([-1, -1, 1, 1]) * (self.hy - inset)
+        return np.stack(self.to_ground(x, y), axis=1)
+
+
+@dataclass
+class _Landscape:
+    grid: Grid
+    sub: int  # 1 m ground cells per pixel side
+    margin: int  # ground metres beyond the grid on every side
+    pad: int  # pixels imaged beyond the grid so the PSF has true neighbours at the edges
+    labels: np.ndarray  # uint8 material of each 1 m cell before any burn or harvest
+    burn_event: np.ndarray  # uint8: 0 never, k = burned by the plan's event k
+    burn_label: np.ndarray  # uint8 material once burned (char, ash or scorched soil)
+    compound_map: np.ndarray  # int16 compound id, -1 outside compounds
+    texture: np.ndarray  # float32 multiplicative brightness of the ground
+    plans: list[_Plan]
+    events: np.ndarray  # event of each compound (0 = never burns)
+    footprints: list[Polygon | None]
+    roofs: np.ndarray  # (n, 4): compound id, u, v, radius (m) of every hut and granary roof
+    settlement: Polygon
+    centre: tuple[float, float]
+    radius: float
+    old_scar: Polygon | None
+    trees: np.ndarray  # (n, 4): u, v, crown radius, height, all metres
+    deciduous: np.ndarray  # bool per tree: sheds its leaves in the dry season
+    outside: list[tuple[int, Polygon]]  # (event, burned footprint) of field burns
+    harvest: tuple[np.ndarray, np.ndarray, np.ndarray] | None  # rows, cols, labels once cut
+    harvest_field: Polygon | None
+
+
+def _village_room(grid: Grid) -> float:
+    """Largest village radius (m) that keeps the village inside the AOI part of ``grid``."""
+    return 0.5 * grid.resolution * min(grid.width, grid.height) - _AOI_MARGIN_M - 30.0
+
+
+def _ground_margin(plan: ScenarioPlan, sub: int) -> int:
+    """Ground metres beyond the grid so that the largest shift, padding and PSF never run out."""
+    sensor = _SENSORS[plan.sensor]
+    shift = max(max(abs(c) for c in a.coarse_shift_px) for a in plan.acquisitions) + plan.fine_shift_px[1]
+    return max(_MARGIN_M, sub * (math.ceil(shift) + sensor.pad_px + 2))
+
+
+def _build_landscape(grid: Grid, *, seed: int, n_compounds: int, n_burned_first: int,
+                     plan: ScenarioPlan = SCENARIOS["demo"], sun_azimuth: float = 135.0) -> _Landscape:
+    """Paint the 1 m ground map around ``grid``, compounds, burns and seasonal changes included.
+
+    Each part draws from its own random stream, so the demo's ground stays the same whatever
+    the other scenarios add (they only add streams 8 and 9).
+    """
+    sub = int(round(grid.resolution))
+    margin = _ground_margin(plan, sub)
+    shape = (sub * grid.height + 2 * margin, sub * grid.width + 2 * margin)
+    rng = _rng(seed, 1)
+    jitter = rng.uniform(-1, 1, 2) * min(30.0, 0.03 * sub * min(grid.shape))
+    centre = (shape[1] / 2 + jitter[0], shape[0] / 2 + jitter[1])
+    plans, radius = _plan_compounds(rng, centre, n_compounds, _village_room(grid))
+    outlines = [Polygon(p.corners()) for p in plans]
+    settlement = shapely.union_all([o.buffer(9.0, join_style="mitre") for o in outlines]).buffer(-5.0)
+    settlement = Polygon(settlement.exterior) if settlement.geom_type == "Polygon" else settlement.convex_hull
+
+    labels = np.full(shape, _SAND, dtype=np.uint8)
+    old_scar, fields = _paint_soils_and_fields(labels, _rng(seed, 2), centre, radius, margin)
+    labels[_cells(np.asarray(settlement.exterior.coords), shape)] = _LANE
+    _paint_tracks(labels, _rng(seed, 3), centre)
+    trees = _paint_trees(labels, _rng(seed, 4), centre, radius)
+    compound_map = np.full(shape, -1, dtype=np.int16)
+    crng = _rng(seed, 5)
+    roofs = [(cid, u, v, r) for cid, p in enumerate(plans) for u, v, r in _paint_compound(labels, compound_map, crng, p, cid)]
+
+    burn_event = np.zeros(shape, dtype=np.uint8)
+    burn_label = np.full(shape, _CHAR, dtype=np.uint8)
+    phi = math.atan2(math.cos(math.radians(sun_azimuth)), -math.sin(math.radians(sun_azimuth)))
+    events, footprints = _burn_compounds(_rng(seed, 6), plan, plans, outlines, centre, radius,
+                                         n_burned_first, burn_event, burn_label,
+                                         phi=phi if plan.attack_towards_sun else None)
+    trng = _rng(seed, 7)
+    texture = 1.0 + 0.03 * _smooth_field(trng, shape, 300.0) + 0.015 * _smooth_field(trng, shape, 40.0)
+    texture += 0.02 * trng.standard_normal(shape, dtype=np.float32)  # sand grain, litter, stones
+    # Sahel parkland trees (Faidherbia, Balanites, Sclerocarya...) stand about 6-13 m tall.
+    heights = 1.6 * trees[:, 2] + _rng(seed, 8).uniform(2.5, 5.0, len(trees))
+    land = _Landscape(grid, sub, margin, _SENSORS[plan.sensor].pad_px, labels, burn_event, burn_label, compound_map,
+                      np.clip(texture, 0.85, 1.15).astype(np.float32), plans, events, footprints,
+                      np.asarray(roofs, dtype=np.float64).reshape(-1, 4), settlement, centre, radius, old_scar, np.column_stack([trees, heights]),
+                      np.zeros(len(trees), dtype=bool), [], None, None)
+    _plan_seasons(land, plan, _rng(seed, 9), fields)
+    return land
+
+
+def _plan_compounds(rng: np.random.Generator, centre: tuple[float, float], n: int,
+                    room: float) -> tuple[list[_Plan], float]:
+    """Lay ``n`` walled compounds on a jittered lattice, grown outward from the centre.
+
+    Slots are taken by a noisy, lobed radius so the village edge is ragged; a few inner slots
+    stay empty (squares, a mosque yard). Rows slide against each other and compounds tilt, but
+    sizes and jitter are bounded so that lanes stay at least 3.5 m wide: footprints of
+    neighbours never touch, which keeps per-compound truth unambiguous.
+    """
+    theta0 = rng.uniform(0, math.pi / 2)
+    k = int(math.sqrt(1.6 * n / math.pi)) + 3
+    i, j = (a.ravel() for a in np.meshgrid(np.arange(-k, k + 1), np.arange(-k, k + 1)))
+    c0, s0 = math.cos(theta0), math.sin(theta0)
+    x = i + rng.uniform(-0.5, 0.5, 2 * k + 1)[j + k]  # each row slides: no grid-plan streets
+    du, dv = _SLOT_M * (x * c0 - j * s0), _SLOT_M * (x * s0 + j * c0)
+    r, phi = np.hypot(du, dv), np.arctan2(dv, du)
+    p1, p2 = rng.uniform(0, 2 * math.pi, 2)
+    lobed = r * (1 + 0.12 * np.sin(2 * phi + p1) + 0.08 * np.sin(3 * phi + p2))
+    lobed += rng.uniform(0, 0.4 * _SLOT_M, r.size)
+    lobed[(rng.random(r.size) < 0.06) & (r > 0)] = np.inf
+    plans = []
+    for s in np.argsort(lobed, kind="stable")[:n]:
+        hx, hy = rng.uniform(10.0, 14.0, 2)
+        delta = math.radians(rng.uniform(-12, 12))
+        ext = np.array([hx * abs(math.cos(delta)) + hy * abs(math.sin(delta)),
+                        hx * abs(math.sin(delta)) + hy * abs(math.cos(delta))])
+        half_slot = _SLOT_M / 2 - 1.75  # half a slot minus half the narrowest lane
+        shrink = min(1.0, half_slot / ext.max())  # a tilted big compound would touch its neighbour
+        hx, hy, ext = hx * shrink, hy * shrink, ext * shrink
+        jx, jy = rng.uniform(-1, 1, 2) * np.maximum(0.0, half_slot - ext)
+        plans.append(_Plan(centre[0] + du[s] + jx * c0 - jy * s0, centre[1] + dv[s] + jx * s0 + jy * c0,
+                           hx, hy, theta0 + delta))
+    corners = np.concatenate([p.corners() for p in plans])
+    radius = float(np.hypot(corners[:, 0] - centre[0], corners[:, 1] - centre[1]).max())
+    if radius > room:
+        fit = max(1, int(0.75 * math.pi * (room - 20) ** 2 / _SLOT_M ** 2))
+        raise ParameterError(f"n_compounds={n} needs a village about {2 * radius:.0f} m across, but this "
+                             f"grid leaves room for {2 * room:.0f} m inside its {_AOI_MARGIN_M:.0f} m "
+                             f"margin; pass n_compounds <= about {fit} or a larger grid")
+    return plans, radius
+
+
+def _paint_soils_and_fields(labels: np.ndarray, rng: np.random.Generator, centre: tuple[float, float],
+                            radius: float, margin: int = _MARGIN_M) -> tuple[Polygon | None, list[Polygon]]:
+    """Sand with lateritic patches and dry grass, then millet parcels around the village.
+
+    The first parcel lying well inside the grid and 100 m clear of the village becomes an old
+    (December) burn scar: dark on every date, so only a method that looks at change ignores it.
+    Returns its outline (None when no parcel qualifies) and the outlines of the other parcels
+    clear of the village, where seasonal scenarios harvest and burn.
+    """
+    shape = labels.shape
+    labels[_smooth_field(rng, shape, 120.0) > 1.0] = _LATERITE
+    grass = (_smooth_field(rng, shape, 50.0) > 0.8) & (rng.random(shape, dtype=np.float32) < 0.55)
+    labels[grass] = _DRY_VEG
+    n_fields = int(0.35 * shape[0] * shape[1] / 7000)
+    cu, cv = rng.uniform(0, shape[1], n_fields), rng.uniform(0, shape[0], n_fields)
+    a, b = rng.uniform(25, 75, n_fields), rng.uniform(20, 60, n_fields)
+    angles = rng.uniform(0, math.pi / 2) + rng.uniform(-0.3, 0.3, n_fields)
+    covers = rng.uniform(0.45, 0.85, n_fields)
+    outside = np.hypot(cu - centre[0], cv - centre[1]) - np.hypot(a, b) > radius + 40
+    far = np.hypot(cu - centre[0], cv - centre[1]) > radius + 100
+    edge = margin + 60  # keep the scar off the grid's border, where shifts would cut it
+    scar, fields = None, []
+    for f in np.flatnonzero(outside):
+        corners = _Plan(cu[f], cv[f], a[f], b[f], angles[f]).corners()
+        rr, cc = _cells(corners, shape)
+        pick = rng.random(rr.size) < covers[f]
+        labels[rr, cc] = _SAND  # ploughed or bare between stubble
+        is_scar = scar is None and far[f] and corners.min() > edge \
+            and corners[:, 0].max() < shape[1] - edge and corners[:, 1].max() < shape[0] - edge
+        labels[rr[pick], cc[pick]] = _OLD_SCAR if is_scar else _DRY_VEG
+        if is_scar:
+            scar = Polygon(corners)
+        else:
+            fields.append(Polygon(corners))
+    return scar, fields
+
+
+def _paint_tracks(labels: np.ndarray, rng: np.random.Generator, centre: tuple[float, float]) -> None:
+    """Sandy tracks, 3-5 m wide, radiating from the village and wandering gently."""
+    length = float(np.hypot(*labels.shape))
+    n_steps = int(length / 5) + 1
+    base = rng.uniform(0, 2 * math.pi)
+    n_tracks = int(rng.integers(5, 8))
+    for k in range(n_tracks):
+        wander = ndimage.gaussian_filter1d(rng.standard_normal(n_steps), 20.0)
+        heading = base + 2 * math.pi * k / n_tracks + rng.uniform(-0.25, 0.25) \
+            + math.radians(10) * wander / (wander.std() + 1e-12)
+        u = centre[0] + np.concatenate([[0], np.cumsum(5 * np.cos(heading))])
+        v = centre[1] + np.concatenate([[0], np.cumsum(5 * np.sin(heading))])
+        t = np.arange(0, 5 * n_steps, 0.5)
+        _stamp(labels, np.interp(t, 5 * np.arange(n_steps + 1), u),
+               np.interp(t, 5 * np.arange(n_steps + 1), v), rng.uniform(1.5, 2.5), _TRACK)
+
+
+def _paint_trees(labels: np.ndarray, rng: np.random.Generator, centre: tuple[float, float],
+                 radius: float) -> np.ndarray:
+    """Green Faidherbia/Balanites canopies, 4-10 m, densest in and around the village.
+
+    Returns ``(n, 3)`` crown centres and radii in ground metres, for the shadows they cast.
+    """
+    h, w = labels.shape
+    lam_max = 7.0  # trees per hectare near the village; 1.2 far out in the parkland
+    n = rng.poisson(lam_max * h * w / 1e4)
+    u, v = rng.uniform(0, w, n), rng.uniform(0, h, n)
+    d = np.hypot(u - centre[0], v - centre[1])
+    lam = 1.2 + 5.5 * np.exp(-np.maximum(0.0, d - radius) / 150.0)
+    keep = rng.random(n) * lam_max < lam
+    trees = np.column_stack([u[keep], v[keep], rng.uniform(2.0, 5.0, n)[keep]])
+    for uu, vv, r in trees:
+        labels[draw.disk((vv - 0.5, uu - 0.5), r, shape=labels.shape)] = _TREE
+    return trees
+
+
+def _paint_compound(labels: np.ndarray, compound_map: np.ndarray, rng: np.random.Generator,
+                    p: _Plan, cid: int) -> list[tuple[float, float, float]]:
+    """Mud wall, swept yard, a secco fence, 2-5 thatched huts and 1-3 granaries.
+
+    Returns the roofs as (u, v, radius) in ground metres: the buildings a footprint map
+    would hold.
+    """
+    shape = labels.shape
+    rr, cc = _cells(p.corners(), shape)
+    labels[rr, cc] = _WALL
+    compound_map[rr, cc] = cid
+    labels[_cells(p.corners(inset=1.0), shape)] = _YARD
+    fx, fy = rng.uniform(-p.hx + 3, p.hx - 3), rng.uniform(-2.0, p.hy - 3)  # from a wall into the yard
+    fence = p.to_ground(np.array([fx - 0.5, fx + 0.5, fx + 0.5, fx - 0.5]),
+                        np.array([-p.hy + 1, -p.hy + 1, fy, fy]))
+    labels[_cells(np.stack(fence, axis=1), shape)] = _STRAW
+    huts = rng.uniform(2.0, 3.0, rng.integers(2, 6))  # 4-6 m round huts
+    granaries = rng.uniform(1.0, 1.5, rng.integers(1, 4))  # 2-3 m
+    placed: list[tuple[float, float, float]] = []
+    for r in np.concatenate([huts, granaries]):
+        for _ in range(30):  # rejection sampling: roofs do not overlap
+            x = rng.uniform(-(p.hx - r - 1.2), p.hx - r - 1.2)
+            y = rng.uniform(-(p.hy - r - 1.2), p.hy - r - 1.2)
+            if all(math.hypot(x - a, y - b) >= r + c + 0.6 for a, b, c in placed):
+                placed.append((x, y, r))
+                break
+    roofs = []
+    for x, y, r in placed:
+        u, v = p.to_ground(np.array(x), np.array(y))
+        roof = _OLD_THATCH if r < 1.6 or rng.random() < 0.3 else _THATCH
+        labels[draw.disk((float(v) - 0.5, float(u) - 0.5), r, shape=shape)] = roof
+        roofs.append((float(u), float(v), float(r)))
+    return roofs
+
+
+# --------------------------------------------------------------------------- the burns
+def _assign_events(rng: np.random.Generator, plans: list[_Plan], centre: tuple[float, float],
+                   radius: float, n_first: int, phi: float | None = None) -> np.ndarray:
+    """Event 1 takes one side of the village (a ragged sector), event 2 the rest.
+
+    Event 1 lies opposite the bearing ``phi`` (radians from east toward south), random unless
+    given.
+    """
+    drawn = rng.uniform(0, 2 * math.pi)  # drawn even when given, so the footprints stay the same
+    phi = drawn if phi is None else phi
+    proj = np.array([(p.cu - centre[0]) * math.cos(phi) + (p.cv - centre[1]) * math.sin(phi) for p in plans])
+    order = np.argsort(proj + rng.normal(0, 0.25 * radius, len(plans)), kind="stable")
+    events = np.full(len(plans), 2, dtype=np.uint8)
+    events[order[:n_first]] = 1
+    return events
+
+
+def _footprint(rng: np.random.Generator, p: _Plan, outline: Polygon) -> Polygon:
+    """An irregular burned footprint covering most of a compound (roofs, yard straw, fences)."""
+    th = np.linspace(0, 2 * math.pi, 32, endpoint=False)
+    cos, sin = np.maximum(np.abs(np.cos(th)), 1e-9), np.maximum(np.abs(np.sin(th)), 1e-9)
+    edge = np.minimum(p.hx / cos, p.hy / sin)  # centre-to-wall distance in each direction
+    q1, q2 = rng.uniform(0, 2 * math.pi, 2)
+    f = 0.9 + 0.07 * np.sin(th + q1) + 0.05 * np.sin(2 * th + q2) + rng.uniform(-0.06, 0.06, th.size)
+    f = np.clip(f, 0.6, 1.1)
+    ox, oy = rng.uniform(-1.5, 1.5, 2)
+    u, v = p.to_ground(ox + f * edge * np.cos(th), oy + f * edge * np.sin(th))
+    star = shapely.make_valid(Polygon(np.stack([u, v], 1)))
+    fp = star.intersection(outline.buffer(0.5, join_style="mitre"))  # fire stops at the wall
+    if fp.geom_type != "Polygon":  # keep the main piece if the clip left slivers
+        fp = max((g for g in getattr(fp, "geoms", []) if g.geom_type == "Polygon"), key=lambda g: g.area)
+    return fp
+
+
+def _paint_burn(burn_event: np.ndarray, burn_label: np.ndarray, rng: np.random.Generator,
+                fp: Polygon, event: int) -> None:
+    """Char over the footprint with white ash specks (1-2 m) on 5-15 % of it."""
+    rr, cc = _cells(np.asarray(fp.exterior.coords), burn_event.shape)
+    burn_event[rr, cc] = event
+    burn_label[rr, cc] = _CHAR
+    n = int(rng.uniform(0.05, 0.15) * rr.size / 2.0)  # specks average ~2 cells
+    seeds = rng.integers(0, rr.size, n)
+    big = rng.random(n) < 0.35
+    offsets = np.array([[0, 0], [0, 1], [1, 0], [1, 1]])
+    si = np.concatenate([rr[seeds]] + [rr[seeds[big]] + o[0] for o in offsets[1:]])
+    sj = np.concatenate([cc[seeds]] + [cc[seeds[big]] + o[1] for o in offsets[1:]])
+    ok = (si < burn_event.shape[0]) & (sj < burn_event.shape[1])
+    si, sj = si[ok], sj[ok]
+    inside = burn_event[si, sj] == event
+    burn_label[si[inside], sj[inside]] = _ASH
+
+
+def _burn_compounds(rng: np.random.Generator, plan: ScenarioPlan, plans: list[_Plan], outlines: list[Polygon],
+                    centre: tuple[float, float], radius: float, n_first: int, burn_event: np.ndarray,
+                    burn_label: np.ndarray, *, phi: float | None) -> tuple[np.ndarray, list[Polygon | None]]:
+    """Decide which compounds burn in which settlement event, and paint their footprints."""
+    if plan.settlement_burns == "two_events":
+        events = _assign_events(rng, plans, centre, radius, n_first, phi)
+    else:
+        events = np.zeros(len(plans), dtype=np.uint8)
+        if plan.settlement_burns == "one_compound":
+            events[_pick_inner(rng, plans, centre, radius)] = 1
+    footprints: list[Polygon | None] = []
+    for p, outline, ev in zip(plans, outlines, events):
+        fp = None
+        if ev:
+            fp = _footprint(rng, p, outline) if plan.settlement_burns == "two_events" else _small_footprint(rng, p)
+            _paint_burn(burn_event, burn_label, rng, fp, int(ev))
+        footprints.append(fp)
+    return events, footprints
+
+
+def _pick_inner(rng: np.random.Generator, plans: list[_Plan], centre: tuple[float, float], radius: float) -> int:
+    """A compound in the inner half of the village, where a lone burn is surrounded by houses."""
+    dist = np.array([math.hypot(p.cu - centre[0], p.cv - centre[1]) for p in plans])
+    inner = np.flatnonzero(dist <= 0.5 * radius)
+    return int(rng.choice(inner if inner.size else np.arange(len(plans))))
+
+
+def _small_footprint(rng: np.random.Generator, p: _Plan, side: float = 10.0) -> Polygon:
+    """A ``side`` x ``side`` m burn (a hut, its granary and a fence) inside the compound walls."""
+    room = np.maximum(0.0, np.array([p.hx, p.hy]) - side / 2 - 1.0)
+    ox, oy = rng.uniform(-1, 1, 2) * room
+    h = side / 2
+    u, v = p.to_ground(ox + np.array([-h, h, h, -h]), oy + np.array([-h, -h, h, h]))
+    return Polygon(np.stack([u, v], axis=1))
+
+
+# --------------------------------------------------------------------------- the dry season
+def _plan_seasons(land: _Landscape, plan: ScenarioPlan, rng: np.random.Generator, fields: list[Polygon]) -> None:
+    """Dry-season ground: deciduous crowns, a millet field to harvest and fields to burn."""
+    if any(a.leaf_loss for a in plan.acquisitions):
+        # About half the parkland trees shed leaves now (Sclerocarya, Lannea, Combretum...);
+        # Faidherbia albida, leafy in the dry season, and Balanites keep theirs.
+        land.deciduous = rng.random(len(land.trees)) < 0.5
+        for u, v, r, _ in land.trees[land.deciduous]:
+            rr, cc = draw.disk((v - 0.5, u - 0.5), r, shape=land.labels.shape)
+            crown = land.labels[rr, cc] == _TREE
+            land.labels[rr[crown], cc[crown]] = _DECIDUOUS
+    burns = [k + 1 for k, e in enumerate(plan.events) if e.setting == "outside"]
+    chosen = _pick_fields(rng, fields, land, len(burns) + (plan.harvest_time is not None))
+    if plan.harvest_time is not None:
+        land.harvest_field = chosen.pop()
+        land.harvest = _plan_harvest(rng, land, land.harvest_field)
+    for event, field in zip(burns, chosen):
+        land.outside.append((event, _burn_field(rng, land, field, event)))
+
+
+def _pick_fields(rng: np.random.Generator, fields: list[Polygon], land: _Landscape, count: int) -> list[Polygon]:
+    """``count`` disjoint parcels inside the imaged grid, clear of the village and the old scar."""
+    if count == 0:
+        return []
+    h, w = land.labels.shape
+    near = land.settlement.buffer(40.0)
+    for edge in (land.margin + 60, land.margin + 15):  # well inside the grid if possible
+        fits = [f for f in fields if min(f.bounds[:2]) > edge and f.bounds[2] < w - edge
+                and f.bounds[3] < h - edge and not f.intersects(near)
+                and not (land.old_scar is not None and f.intersects(land.old_scar))]
+        picked: list[Polygon] = []
+        for i in rng.permutation(len(fits)):
+            if not any(fits[i].intersects(g) for g in picked):
+                picked.append(fits[i])
+            if len(picked) == count:
+                return picked
+    raise ParameterError(f"the grid {land.grid.width}x{land.grid.height} px leaves fewer than {count} "
+                         "millet fields clear of the village for the seasonal changes; use a larger grid "
+                         f"(about {math.ceil(1200 / land.grid.resolution)} px a side)")
+
+
+def _plan_harvest(rng: np.random.Generator, land: _Landscape,
+                  field: Polygon) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stand millet in ``field`` now; return the cells and the stubble-and-soil they become."""
+    rr, cc = _cells(np.asarray(field.exterior.coords), land.labels.shape)
+    lab = land.labels[rr, cc]
+    crop = (lab == _DRY_VEG) | ((lab == _SAND) & (rng.random(rr.size) < 0.6))
+    rr, cc = rr[crop], cc[crop]
+    land.labels[rr, cc] = _MILLET
+    after = np.where(rng.random(rr.size) < 0.3, _DRY_VEG, _SAND).astype(np.uint8)
+    return rr, cc, after
+
+
+def _burn_field(rng: np.random.Generator, land: _Landscape, field: Polygon, event: int) -> Polygon:
+    """Burn a field's stubble: char and ash on fuel, scorched soil elsewhere, crowns spared.
+
+    Returns the burned footprint: the field minus the tree crowns standing in it, whose green
+    tops still show from above.
+    """
+    points = shapely.points(land.trees[:, :2])
+    inside = shapely.distance(field, points) < land.trees[:, 2]
+    crowns = shapely.union_all(shapely.buffer(points[inside], land.trees[inside, 2]))
+    _paint_burn(land.burn_event, land.burn_label, rng, field, event)
+    c0, r0, c1, r1 = (int(x) for x in field.bounds)
+    box = (slice(max(0, r0 - 1), r1 + 2), slice(max(0, c0 - 1), c1 + 2))
+    mine = land.burn_event[box] == event
+    labels, burn_label = land.labels[box], land.burn_label[box]
+    land.burn_event[box][mine & np.isin(labels, _CROWNS)] = 0
+    burn_label[mine & ~np.isin(labels, _FUEL) & (burn_label == _CHAR)] = _OLD_SCAR
+    return field.difference(crowns) if inside.any() else field
+
+
+# --------------------------------------------------------------------------- the ground on a date
+def _labels_at(land: _Landscape, plan: ScenarioPlan, when: datetime, state: int) -> np.ndarray:
+    """The ground's materials at ``when``: burned cells and the harvest as far as they happened."""
+    burned = (land.burn_event > 0) & (land.burn_event <= state)
+    labels = np.where(burned, land.burn_label, land.labels)
+    if land.harvest is not None and when > plan.harvest_time:
+        rr, cc, after = land.harvest
+        keep = ~burned[rr, cc]
+        labels[rr[keep], cc[keep]] = after[keep]
+    return labels
+
+
+def _land_image(land: _Landscape, ground: np.ndarray, shift: tuple[float, float], *,
+                coarse: bool = False) -> np.ndarray:
+    """:func:`_image` with the landscape's pixel, margin and padding."""
+    return _image(ground, shift, land.grid.shape, sub=land.sub, margin=land.margin, pad=land.pad, coarse=coarse)
+
+
+# --------------------------------------------------------------------------- helpers
+def _rng(seed: int, stream: int) -> np.random.Generator:
+    """An independent generator per job, so changing one part never reshuffles the others."""
+    return np.random.default_rng([int(seed), stream])
+
+
+def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], scale: float) -> np.ndarray:
+    """Zero-mean, roughly unit-variance float32 noise with features about ``scale`` cells wide."""
+    step = max(1, int(round(scale / 2)))
+    coarse = rng.standard_normal((shape[0] // step + 4, shape[1] // step + 4))
+    coarse = ndimage.gaussian_filter(coarse, 1.0, mode="wrap")
+    coarse = (coarse - coarse.mean()) / (coarse.std() + 1e-12)
+    return ndimage.zoom(coarse.astype(np.float32), step, order=1)[:shape[0], :shape[1]]
+
+
+def _cells(coords_uv: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the 1 m cells whose centres fall inside a polygon given in ground metres."""
+    c = np.asarray(coords_uv, dtype=float)
+    return draw.polygon(c[:, 1] - 0.5, c[:, 0] - 0.5, shape)
+
+
+def _stamp(labels: np.ndarray, u: np.ndarray, v: np.ndarray, radius: float, value: int) -> None:
+    """Paint a disc of ``radius`` metres at every point of a densely sampled path."""
+    r = int(math.ceil(radius))
+    di, dj = np.mgrid[-r:r + 1, -r:r + 1]
+    disc = di ** 2 + dj ** 2 <= radius ** 2
+    ii = (np.floor(v).astype(int)[:, None] + di[disc]).ravel()
+    jj = (np.floor(u).astype(int)[:, None] + dj[disc]).ravel()
+    ok = (ii >= 0) & (ii < labels.shape[0]) & (jj >= 0) & (jj < labels.shape[1])
+    labels[ii[ok], jj[ok]] = value
+
+
+def _crs_transform(land: _Landscape):
+    """Ground metres (u east, v south of the ground map's corner) to ``grid.crs`` coordinates."""
+    x0, y0 = land.grid.transform.c - land.margin, land.grid.transform.f + land.margin
+    return lambda geom: affinity.affine_transform(geom, [1.0, 0.0, 0.0, -1.0, x0, y0])

@@ -1,0 +1,152 @@
+"""Date every burned pixel, as the imagery was read: a bracket between two observations.
+
+Scenes are read in time order. On each date the new burns are the pixels the threshold
+stage finds in that date's change and that were not already burned; a burned pixel gets
+``first_seen`` (the date it became visible) and ``last_clear_before`` (the last date its
+ground was seen clear before that). A pixel under cloud is "not observed" on that date,
+never "unburned": its change waits for the next clear date and its bracket widens.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+import xarray as xr
+
+from pipeline.config import Params
+from pipeline.stages.indices import BURN_LEVELS
+from pipeline.stages.threshold import ThresholdInfo, burn_mask
+
+__all__ = ["date_burns"]
+
+
+def _next_clear(clear: np.ndarray) -> np.ndarray:
+    """For each time and pixel, the index of the next clear observation (-1 = none)."""
+    out = np.full(clear.shape, -1, dtype=np.int16)
+    following = np.full(clear.shape[1:], -1, dtype=np.int16)
+    for t in range(clear.shape[0] - 1, -1, -1):
+        out[t] = following
+        following = np.where(clear[t], t, following)
+    return out
+
+
+def _transient(new: np.ndarray, t: int, values: np.ndarray, direction: int, before: np.ndarray,
+               next_clear: np.ndarray, delta_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split today's new burn patches into (kept, confirmed) by what the next clear scene shows.
+
+    Char stays: on the next clear observation a real burn keeps most of its change from the
+    pre-burn value. A cloud shadow, smoke or a wet patch is gone by then. A patch is dropped
+    when at least half its pixels were seen again and their median remaining change is
+    under half the change that revealed it.
+    """
+    labels, n = ndimage.label(new, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return new, np.zeros_like(new)
+    rows, cols = np.nonzero(new)
+    later = next_clear[t][rows, cols]
+    seen = later >= 0
+    remaining = np.full(rows.shape, np.nan)
+    base = values[before[rows, cols], rows, cols]
+    remaining[seen] = direction * (values[later[seen], rows[seen], cols[seen]] - base[seen])
+    ratio = remaining / np.maximum(delta_t[rows, cols], 1e-9)
+    lab = labels[rows, cols]
+    seen_share = ndimage.mean(seen.astype(float), lab, np.arange(1, n + 1))
+    median_ratio = np.array([np.nanmedian(ratio[lab == i]) if np.any(seen[lab == i]) else np.nan for i in range(1, n + 1)])
+    drop = (seen_share >= 0.5) & (median_ratio < 0.5)
+    confirmed = (seen_share >= 0.5) & ~drop
+    keep_label = np.concatenate([[False], ~drop])
+    confirm_label = np.concatenate([[False], confirmed])
+    return keep_label[labels], confirm_label[labels]
+
+
+def date_burns(
+    change: xr.Dataset,
+    *,
+    index: xr.DataArray,
+    clear: xr.DataArray,
+    post_nir: xr.DataArray | None,
+    params: Params,
+    pixel_area_m2: float,
+    noise: list[tuple[float, float] | None] | None = None,
+) -> tuple[xr.Dataset, list[ThresholdInfo | None]]:
+    """First-seen date and bracket of every burned pixel.
+
+    Parameters
+    ----------
+    change:
+        Output of :func:`pipeline.stages.change.consecutive_change` (``delta``, ``last_clear``).
+    index, clear:
+        ``(time, y, x)`` burn index and clear mask the change came from, to check that a
+        burn persists on the next clear observation.
+    post_nir:
+        ``(time, y, x)`` normalised NIR of each scene, for the darkness rule (``None`` to skip).
+    params:
+        Threshold parameters.
+    pixel_area_m2:
+        Pixel area for the minimum mapping unit.
+    noise:
+        Per scene, ``(background, sigma)`` of its change measured on the whole scene (for a
+        chunk of it); ``None`` measures them here.
+
+    Returns
+    -------
+    dates, infos:
+        ``first_seen`` and ``last_clear_before`` (y, x) int16 scene indices (-1 = not
+        burned), ``delta_at_first`` (y, x) the change that revealed the burn, ``confirmed``
+        (y, x) True where a later clear observation still shows the burn; and per
+        scene the :class:`ThresholdInfo` (``None`` for scenes with nothing to compare).
+    """
+    delta = change["delta"]
+    level = params.burn_level if params.burn_level > 0 else BURN_LEVELS[str(change.attrs.get("index", "nir"))]
+    n_time = delta.sizes["time"]
+    shape = delta.shape[1:]
+    first_seen = np.full(shape, -1, dtype=np.int16)
+    last_clear_before = np.full(shape, -1, dtype=np.int16)
+    delta_at_first = np.full(shape, np.nan, dtype=np.float32)
+    burned = np.zeros(shape, dtype=bool)
+    confirmed = np.zeros(shape, dtype=bool)
+    values = index.values
+    direction = int(index.attrs.get("burn_direction", -1))
+    next_clear = _next_clear(clear.values & np.isfinite(values))
+    infos: list[ThresholdInfo | None] = []
+    for t in range(n_time):
+        d_t = delta.isel(time=t)
+        if not np.isfinite(d_t.values).any():
+            infos.append(None)
+            continue
+        mask, info = burn_mask(
+            d_t,
+            post_nir=None if post_nir is None else post_nir.isel(time=t),
+            exclude=burned,
+            pixel_area_m2=pixel_area_m2,
+            burn_level=level,
+            noise_k=params.noise_k,
+            grow_k=params.grow_k,
+            max_post_nir=params.max_post_nir,
+            mixed_pixel_fraction=params.mixed_pixel_fraction,
+            min_area_m2=params.min_area_m2,
+            max_hole_px=params.max_hole_px,
+            background_noise=None if noise is None else noise[t],
+        )
+        new = mask.values
+        before = np.clip(change["last_clear"].values[t], 0, None)
+        new, sure = _transient(new, t, values, direction, before, next_clear, d_t.values)
+        confirmed |= sure
+        first_seen[new] = t
+        last_clear_before[new] = change["last_clear"].values[t][new]
+        delta_at_first[new] = d_t.values[new]
+        burned |= new
+        infos.append(info)
+    dims = delta.dims[1:]
+    coords = {k: v for k, v in delta.coords.items() if set(v.dims) <= set(dims)}
+    dates = xr.Dataset(
+        {
+            "first_seen": (dims, first_seen),
+            "last_clear_before": (dims, last_clear_before),
+            "delta_at_first": (dims, delta_at_first),
+            "confirmed": (dims, confirmed & (first_seen >= 0)),
+        },
+        coords=coords,
+        attrs={"times": [str(t) for t in delta.time.values]} if "time" in delta.coords else {},
+    )
+    return dates, infos
