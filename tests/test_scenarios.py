@@ -215,8 +215,8 @@ def test_per_material_band_ratios_differ_between_instruments(monkeypatch):
     twin = simulate_village_series(GRID, seed=SEED, **SIZES, scenario=name)
     ps2, sd = _series(name).scenes[0], twin.scenes[0]
     ratio = _ground(ps2, unshift=False) / _ground(sd, unshift=False)
-    tree = _share(name, ps2, [materials._TREE]) > 0.9
-    sand = _share(name, ps2, [materials._SAND]) > 0.99
+    tree = _share(name, ps2, [materials.TREE]) > 0.9
+    sand = _share(name, ps2, [materials.SAND]) > 0.99
     assert tree.sum() > 10 and sand.sum() > 1000
     red_tree, red_sand = np.median(ratio[2][tree]), np.median(ratio[2][sand])
     # Pure materials would give 1.04 and 0.97; crown pixels hold a little soil and shadow.
@@ -228,7 +228,7 @@ def test_instrument_bias_shows_between_real_scenes():
     # After undoing each scene's own (linear) radiometry, sand's red still differs by ~3 %
     # between Dove Classic and SuperDove scenes, and agrees between scenes of one instrument.
     series = _series("satellite_response")
-    sand = [_share("satellite_response", s, [materials._SAND]) > 0.99 for s in series.scenes]
+    sand = [_share("satellite_response", s, [materials.SAND]) > 0.99 for s in series.scenes]
     red = [np.median(_ground(s, unshift=False)[2][m]) for s, m in zip(series.scenes, sand)]
     assert abs(red[0] / red[2] - 1) < 0.01 and abs(red[1] / red[3] - 1) < 0.01
     assert red[1] / red[0] > 1.02 and red[3] / red[2] > 1.02
@@ -239,7 +239,7 @@ def test_haze_after_brightens_the_after_scenes_only():
     series = _series("haze_after")
     assert [s.metadata["haze"] for s in series.scenes] == ["none", "none", "dense", "none", "dense"]
     # Tree crowns (blue ~0.03) are the darkest ground: the dust's 0.08 blue path lifts them.
-    crowns = [_share("haze_after", s, [materials._TREE]) > 0.9 for s in series.scenes]
+    crowns = [_share("haze_after", s, [materials.TREE]) > 0.9 for s in series.scenes]
     blue = [np.median(s.reflectance[0][m]) / 10000.0 for s, m in zip(series.scenes, crowns)]
     for k in (2, 4):
         assert blue[k] - blue[1] > 0.05 and blue[k] - blue[3] > 0.05
@@ -313,19 +313,19 @@ def test_dry_season_lists_its_non_burn_changes():
 
 def test_deciduous_canopy_nir_falls_and_red_rises():
     series = _series("dry_season")
-    crown = [_share("dry_season", s, [materials._DECIDUOUS]) > 0.9 for s in series.scenes]
+    crown = [_share("dry_season", s, [materials.DECIDUOUS]) > 0.9 for s in series.scenes]
     rho = [_ground(s, unshift=False) for s in series.scenes]
     nir = [np.median(r[3][m]) for r, m in zip(rho, crown)]
     red = [np.median(r[2][m]) for r, m in zip(rho, crown)]
     assert nir[0] == pytest.approx(0.38, abs=0.03) and nir[4] == pytest.approx(0.25, abs=0.03)
     assert nir[2] < nir[0] - 0.03 and red[4] > red[0] + 0.07
-    evergreen = [np.median(r[3][_share("dry_season", s, [materials._TREE]) > 0.9]) for r, s in zip(rho, series.scenes)]
+    evergreen = [np.median(r[3][_share("dry_season", s, [materials.TREE]) > 0.9]) for r, s in zip(rho, series.scenes)]
     assert abs(evergreen[4] - evergreen[0]) < 0.03
 
 
 def test_rain_darkens_soil_on_31_january_and_it_dries():
     series = _series("dry_season")
-    sand = [_share("dry_season", s, [materials._SAND]) > 0.99 for s in series.scenes]
+    sand = [_share("dry_season", s, [materials.SAND]) > 0.99 for s in series.scenes]
     rho = [_ground(s, unshift=False) for s in series.scenes]
     for band in range(4):
         level = [np.median(r[band][m]) for r, m in zip(rho, sand)]
@@ -348,8 +348,8 @@ def test_earlier_pass_lengthens_tree_shadows():
     sun = [(s.metadata["sun_azimuth"], s.metadata["sun_elevation"]) for s in series.scenes]
     assert sun[1][1] < sun[0][1] - 5 and sun[1][0] < sun[0][0] - 5  # lower and more easterly
     # Shadows reach farther from their crowns as the sun drops (about 1 / tan(elevation)).
-    from_crown = ndimage.distance_transform_edt(~np.isin(land.labels, [materials._TREE, materials._DECIDUOUS]))
-    reach = [from_crown[sky._tree_light(land, sun[k], 0.0) < 1].mean() for k in (0, 1)]
+    from_crown = ndimage.distance_transform_edt(~np.isin(land.labels, [materials.TREE, materials.DECIDUOUS]))
+    reach = [from_crown[sky.tree_light(land, sun[k], 0.0) < 1].mean() for k in (0, 1)]
     assert reach[1] > 1.2 * reach[0]
 
 

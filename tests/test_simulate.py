@@ -186,8 +186,8 @@ def _registration_error(reference: np.ndarray, moving: np.ndarray, expected: np.
 
 def test_shift_convention_against_an_unshifted_rendering(series):
     land = simulate._build_landscape(GRID, seed=SEED, **SIZES)
-    ground_nir = materials._LUT[3][land.labels] * land.texture
-    unshifted = imaging._image(ground_nir, (0.0, 0.0), GRID.shape)
+    ground_nir = materials.LUT[3][land.labels] * land.texture
+    unshifted = imaging.image_ground(ground_nir, (0.0, 0.0), GRID.shape)
     for scene in series.scenes[:2]:  # before any burn: same ground as the unshifted rendering
         dy, dx = scene.true_shift_px
         assert 0.3 <= abs(dy) <= 4 and 0.3 <= abs(dx) <= 4
@@ -208,14 +208,14 @@ def test_image_matches_map_coordinates():
     # Independent computation of the same imaging: 3x3 sub-samples by map_coordinates(order=1).
     rng = np.random.default_rng(0)
     shape = (20, 24)
-    m = imaging._MARGIN_M
+    m = imaging.MARGIN_M
     ground = rng.random((3 * shape[0] + 2 * m, 3 * shape[1] + 2 * m)).astype(np.float32)
     dy, dx = 1.37, -2.61
     rows, cols = np.mgrid[0:shape[0], 0:shape[1]]
     total = sum(ndimage.map_coordinates(ground, [m + 3 * (rows - dy) + k, m + 3 * (cols - dx) + j], order=1)
                 for k in range(3) for j in range(3))
     expected = ndimage.gaussian_filter(total / 9.0, imaging._PSF_SIGMA_PX, mode="nearest")
-    got = imaging._image(ground, (dy, dx), shape)
+    got = imaging.image_ground(ground, (dy, dx), shape)
     np.testing.assert_allclose(got[3:-3, 3:-3], expected[3:-3, 3:-3], atol=1e-5)
 
 
@@ -274,7 +274,7 @@ def test_coarse_band_matches_block_average_and_bilinear():
     interp = RegularGridInterpolator((centres_r, centres_c), blocks)
     rows, cols = np.mgrid[pad:pad + shape[0], pad:pad + shape[1]]
     expected = interp(np.stack([rows.ravel(), cols.ravel()], axis=1)).reshape(shape)
-    got = imaging._image(ground, (0.0, 0.0), shape, sub=sub, margin=margin, pad=pad, coarse=True)
+    got = imaging.image_ground(ground, (0.0, 0.0), shape, sub=sub, margin=margin, pad=pad, coarse=True)
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
@@ -282,11 +282,11 @@ def test_tree_shadow_falls_away_from_the_sun_at_its_height():
     # One 10 m tree of crown radius 3 m on bare ground: its shadow's centre lies
     # (height - crown half-depth) / tan(elevation) away in the anti-solar azimuth.
     land = simulate._build_landscape(GRID, seed=SEED, **SIZES)
-    land.labels = np.full((200, 200), materials._SAND, dtype=np.uint8)
+    land.labels = np.full((200, 200), materials.SAND, dtype=np.uint8)
     land.trees = np.array([[100.0, 100.0, 3.0, 10.0]])
     land.deciduous = np.zeros(1, dtype=bool)
     for azimuth, elevation in ((140.0, 48.0), (125.0, 38.0)):
-        shaded = sky._tree_light(land, (azimuth, elevation), 0.0) < 1
+        shaded = sky.tree_light(land, (azimuth, elevation), 0.0) < 1
         v, u = (np.mean(a) + 0.5 for a in np.nonzero(shaded))
         reach = (10.0 - 0.45 * 3.0) / math.tan(math.radians(elevation))
         az = math.radians(azimuth)

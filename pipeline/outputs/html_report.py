@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 
 import geopandas as gpd
 
-from pipeline.outputs.report import _SIMULATED_WARNING, evidence_sections
+from pipeline.outputs.report import SIMULATED_WARNING, evidence_sections
 
 __all__ = ["render_html"]
 
@@ -53,8 +53,8 @@ def render_html(report: Mapping[str, Any], *, figures: Mapping[str, bytes], poly
     """One HTML page from :func:`pipeline.outputs.report.build_report`'s dict and the run's figures (name -> PNG bytes)."""
     parts = [f"<h1>{escape(report['title'])}</h1>"]
     if report["simulated"]:
-        parts.append(f'<p class="warning">{escape(_SIMULATED_WARNING)}</p>')
-    summary = report["summary"].replace(_SIMULATED_WARNING, "").strip()  # said once, in the warning box above
+        parts.append(f'<p class="warning">{escape(SIMULATED_WARNING)}</p>')
+    summary = report["summary"].replace(SIMULATED_WARNING, "").strip()  # said once, in the warning box above
     parts.append(f'<p class="summary">{escape(summary)}</p>')
     aoi = report["aoi"]
     if aoi.get("location_uncertain"):

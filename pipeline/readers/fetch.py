@@ -23,7 +23,7 @@ from rasterio.windows import Window, from_bounds
 from shapely.geometry.base import BaseGeometry
 
 from pipeline.errors import SceneError
-from pipeline.readers.load import _UNREADABLE, _short, sha256_file
+from pipeline.readers.load import UNREADABLE, short, sha256_file
 from pipeline.names import path_inside
 from pipeline.outputs.write import atomic_path, write_json
 
@@ -46,7 +46,7 @@ def search_sentinel2(api_url: str, bbox: tuple[float, float, float, float], star
                                query={"eo:cloud_cover": {"lt": max_cloud}} if max_cloud is not None else None, max_items=limit)
         items = list(search.items())
     except Exception as exc:  # pystac-client and requests raise many types for an unreachable or failing API
-        raise SceneError(f"{api_url}: STAC search failed ({type(exc).__name__}: {_short(exc)}); check the network or the --api URL") from None
+        raise SceneError(f"{api_url}: STAC search failed ({type(exc).__name__}: {short(exc)}); check the network or the --api URL") from None
     return sorted(items, key=lambda item: item.datetime or datetime.min.replace(tzinfo=timezone.utc))
 
 
@@ -80,8 +80,8 @@ def _copy_window(href: str, bbox_lonlat, target: Path, margin_m: float, tags: di
                        "dtype": data.dtype.name, "crs": src.crs, "transform": transform, "nodata": src.nodata,
                        "compress": "deflate", "tiled": data.shape[1] >= 16 and data.shape[2] >= 16,
                        **({"blockxsize": 16, "blockysize": 16} if data.shape[1] >= 16 and data.shape[2] >= 16 else {})}
-    except _UNREADABLE as exc:
-        raise SceneError(f"{href}: asset cannot be read ({_short(exc)}); check the network or the item") from None
+    except UNREADABLE as exc:
+        raise SceneError(f"{href}: asset cannot be read ({short(exc)}); check the network or the item") from None
     with atomic_path(target, root=root) as tmp:
         with rasterio.open(tmp, "w", **profile) as dst:
             dst.write(data)

@@ -19,7 +19,7 @@ import rasterio
 
 from pipeline.errors import SceneError
 from pipeline.grid import Grid
-from pipeline.readers.load import SceneRecord, _UNREADABLE, _short, check_regular_file, check_time, file_footprint, load_geotiff
+from pipeline.readers.load import SceneRecord, UNREADABLE, short, check_regular_file, check_time, file_footprint, load_geotiff
 from pipeline.names import derived_name
 from pipeline.readers.sources import SceneInfo
 
@@ -48,8 +48,8 @@ def _stated_time(path: Path) -> tuple[datetime, str]:
     try:
         with rasterio.open(path) as src:
             tags = src.tags()
-    except _UNREADABLE as exc:
-        raise SceneError(f"{path}: cannot be read as a raster ({_short(exc)}); re-download or replace the file") from None
+    except UNREADABLE as exc:
+        raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None
     for key, fmt in (("ACQUIRED", None), ("TIFFTAG_DATETIME", "%Y:%m:%d %H:%M:%S")):
         if key in tags:
             try:

@@ -24,7 +24,7 @@ import numpy as np
 
 from pipeline.errors import SceneError
 from pipeline.grid import Grid
-from pipeline.readers.load import (_MAX_METADATA_BYTES, SceneRecord, _short, check_regular_file, check_time, field_error, field_number,
+from pipeline.readers.load import (MAX_METADATA_BYTES, SceneRecord, short, check_regular_file, check_time, field_error, field_number,
                    file_footprint, read_band, sha256_file)
 from pipeline.readers.sources import SceneInfo
 
@@ -51,7 +51,7 @@ def qa_pixel_clear(qa: np.ndarray) -> np.ndarray:
 def _mtl(path: Path) -> dict[str, Any]:
     """The MTL as one flat dict (JSON layout, or the key = value text layout)."""
     check_regular_file(path)
-    if path.stat().st_size > _MAX_METADATA_BYTES:
+    if path.stat().st_size > MAX_METADATA_BYTES:
         raise SceneError(f"{path}: metadata file is {path.stat().st_size / 1e6:.0f} MB, an MTL is tens of kB; replace it")
     text = path.read_text(encoding="utf-8", errors="replace")
     flat: dict[str, Any] = {}
@@ -59,7 +59,7 @@ def _mtl(path: Path) -> dict[str, Any]:
         try:
             doc = json.loads(text)
         except (json.JSONDecodeError, RecursionError) as exc:
-            raise SceneError(f"{path}: MTL is not valid JSON ({_short(exc)}); re-download it") from None
+            raise SceneError(f"{path}: MTL is not valid JSON ({short(exc)}); re-download it") from None
 
         def walk(node: Any) -> None:
             if isinstance(node, dict):

@@ -43,10 +43,10 @@ __all__ = ["SceneFiles", "SceneRecord", "discover_scenes", "planet_scenes_in", "
            "record_positions", "check_regular_file", "is_regular_file", "in_system_folder", "check_time", "field_error", "field_number", "reflectance_digests"]
 
 # Everything GDAL or rasterio raise for a file they cannot read, open or warp.
-_UNREADABLE = (RasterioError, CPLE_BaseError)
+UNREADABLE = (RasterioError, CPLE_BaseError)
 
 
-def _short(exc: BaseException) -> str:
+def short(exc: BaseException) -> str:
     """The gist of a library error: GDAL and PROJ can quote a whole CRS definition."""
     text = " ".join(str(exc).split(" from '")[0].split())
     return text if len(text) <= 160 else text[:157] + "..."
@@ -141,7 +141,7 @@ _PLANET_4BAND = ("blue", "green", "red", "nir")
 _SUPERDOVE_8BAND = ("coastal_blue", "blue", "green_i", "green", "yellow", "red", "rededge", "nir")
 _REQUIRED_BANDS = ("green", "red", "nir")
 _REFLECTANCE_SCALE = 10000.0
-_MAX_METADATA_BYTES = 10_000_000  # a Planet metadata JSON is a few kB; a STAC item tens of kB
+MAX_METADATA_BYTES = 10_000_000  # a Planet metadata JSON is a few kB; a STAC item tens of kB
 _MAX_SIDE_PX = 200_000  # a Sentinel-2 tile is 10980 px, a PlanetScope strip some 25000
 _MAX_BANDS = 64
 
@@ -285,19 +285,19 @@ def discover_scenes(folder: Path) -> list[SceneFiles]:
     return scenes
 
 
-def _read_metadata(files: SceneFiles, tags: dict[str, str]) -> dict:
+def read_metadata(files: SceneFiles, tags: dict[str, str]) -> dict:
     """Acquisition properties from the metadata JSON, else from the GeoTIFF tags."""
     props: dict = {}
     if files.metadata is not None:
         check_regular_file(files.metadata)
         size = files.metadata.stat().st_size
-        if size > _MAX_METADATA_BYTES:
+        if size > MAX_METADATA_BYTES:
             raise SceneError(f"{files.metadata}: metadata file is {size / 1e6:.0f} MB, a scene's metadata is a few kB; "
                              f"replace it with the provider's *_metadata.json")
         try:
             doc = json.loads(files.metadata.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise SceneError(f"{files.metadata}: metadata is not valid JSON ({_short(exc)}); re-download it from the provider") from None
+            raise SceneError(f"{files.metadata}: metadata is not valid JSON ({short(exc)}); re-download it from the provider") from None
         except RecursionError:
             raise SceneError(f"{files.metadata}: metadata JSON is nested too deeply to be a scene's metadata; "
                              f"re-download it from the provider") from None
@@ -349,12 +349,12 @@ def _xml_metadata(path: Path) -> dict:
     import xml.etree.ElementTree as ET
 
     check_regular_file(path)
-    if path.stat().st_size > _MAX_METADATA_BYTES:
+    if path.stat().st_size > MAX_METADATA_BYTES:
         raise SceneError(f"{path}: metadata file is {path.stat().st_size / 1e6:.0f} MB, a scene's metadata is a few kB; replace it")
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as exc:
-        raise SceneError(f"{path}: metadata is not valid XML ({_short(exc)}); re-download it from the provider") from None
+        raise SceneError(f"{path}: metadata is not valid XML ({short(exc)}); re-download it from the provider") from None
     found: dict = {}
     for element in root.iter():
         tag = element.tag.rsplit("}", 1)[-1]
@@ -427,8 +427,8 @@ def _read_mask(path: Path, grid: Grid) -> np.ndarray:
             if src.crs is None:  # warped as if it lay on the grid, it would flag the wrong ground
                 raise SceneError(f"{path}: quality mask has no CRS; use the mask as delivered with its scene (GeoTIFF with its CRS)")
             return _warp(src, grid, Resampling.nearest, None)
-    except _UNREADABLE as exc:
-        raise SceneError(f"{path}: quality mask cannot be read ({_short(exc)}); re-download it") from None
+    except UNREADABLE as exc:
+        raise SceneError(f"{path}: quality mask cannot be read ({short(exc)}); re-download it") from None
 
 
 def _load_one(files: SceneFiles, grid: Grid) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], dict]:
@@ -445,8 +445,8 @@ def _load_one(files: SceneFiles, grid: Grid) -> tuple[np.ndarray, np.ndarray, tu
             nodata = src.nodata if src.nodata is not None else 0
             raw = _warp(src, grid, Resampling.bilinear, nodata).astype(np.float32)
             tags = src.tags()
-    except _UNREADABLE as exc:
-        raise SceneError(f"{path}: cannot be read as a raster ({_short(exc)}); re-download or replace the file") from None
+    except UNREADABLE as exc:
+        raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None
     valid = np.all((raw != nodata) & np.isfinite(raw), axis=0)  # float deliveries can carry NaN or Inf
     reflectance = np.where(valid[None], raw / _REFLECTANCE_SCALE, np.nan).astype(np.float32)
     clear = valid.copy()
@@ -461,7 +461,7 @@ def _load_one(files: SceneFiles, grid: Grid) -> tuple[np.ndarray, np.ndarray, tu
         clear &= seen & ~flagged
     elif files.udm is not None:
         clear &= _read_mask(files.udm, grid)[0] == 0
-    props = _read_metadata(files, tags)
+    props = read_metadata(files, tags)
     return reflectance, clear, names, props
 
 
@@ -573,8 +573,8 @@ def native_grid(path: Path, resolution: float | None = None) -> Grid:
             bounds = transform_bounds(src.crs, crs, *src.bounds)
             if resolution is None:
                 resolution = (bounds[2] - bounds[0]) / src.width
-    except _UNREADABLE as exc:
-        raise SceneError(f"{path}: cannot be read as a raster ({_short(exc)}); re-download or replace the file") from None
+    except UNREADABLE as exc:
+        raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None
     res = float(round(resolution, 1))
     return grid_for_bounds(bounds, crs, res)
 
@@ -616,8 +616,8 @@ def load_geotiff(
             if missing:
                 raise SceneError(f"{path}: band map lacks {', '.join(missing)}; name the file's NIR, red and green bands")
             raw = _warp_float(src, grid)
-    except _UNREADABLE as exc:
-        raise SceneError(f"{path}: cannot be read as a raster ({_short(exc)}); re-download or replace the file") from None
+    except UNREADABLE as exc:
+        raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None
     keep = [i for i, name in enumerate(bands) if name]
     data = raw[keep] / scale
     valid = np.all(np.isfinite(data), axis=0)
@@ -662,8 +662,8 @@ def read_band(path: Path, grid: Grid, *, band: int = 1, categorical: bool = Fals
                            src_nodata=src.nodata if src.nodata is not None else (None if categorical else np.nan),
                            nodata=np.nan, dtype="float64") as vrt:
                 return vrt.read(band)
-    except _UNREADABLE as exc:
-        raise SceneError(f"{path}: cannot be read as a raster ({_short(exc)}); re-download or replace the file") from None
+    except UNREADABLE as exc:
+        raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None
 
 
 def file_footprint(path: Path):
@@ -677,8 +677,8 @@ def file_footprint(path: Path):
             if src.crs is None:
                 raise SceneError(f"{path}: no CRS in the file; use a georeferenced delivery (GeoTIFF with its CRS)")
             return box(*transform_bounds(src.crs, "EPSG:4326", *src.bounds, densify_pts=21))
-    except _UNREADABLE as exc:
-        raise SceneError(f"{path}: cannot be read as a raster ({_short(exc)}); re-download or replace the file") from None
+    except UNREADABLE as exc:
+        raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None
 
 
 def metadata_footprint(geometry: object, raster: Path) -> tuple[BaseGeometry, str | None]:
@@ -697,7 +697,7 @@ def metadata_footprint(geometry: object, raster: Path) -> tuple[BaseGeometry, st
     try:
         outline = shape(geometry)
     except Exception as exc:  # shapely raises several types for malformed GeoJSON
-        problem = f"the metadata geometry cannot be read ({_short(exc)})"
+        problem = f"the metadata geometry cannot be read ({short(exc)})"
     else:
         if outline.geom_type not in ("Polygon", "MultiPolygon"):
             problem = f"the metadata geometry is a {outline.geom_type}, not a polygon"
@@ -723,7 +723,7 @@ def read_outline(path: Path, crs: str):
     try:
         frame = gpd.read_file(path, engine="pyogrio")
     except Exception as exc:  # pyogrio raises several types for unreadable files
-        raise SceneError(f"{path}: cannot be read as a vector file ({_short(exc)}); give a GeoJSON of the settlement outline") from None
+        raise SceneError(f"{path}: cannot be read as a vector file ({short(exc)}); give a GeoJSON of the settlement outline") from None
     if frame.crs is None:
         raise SceneError(f"{path}: outline has no CRS; save it as GeoJSON (lon/lat) or with its CRS")
     return frame.to_crs(crs).geometry.union_all()
@@ -748,7 +748,7 @@ def read_footprints(path: Path, crs: str, *, bounds: tuple[float, float, float, 
     try:
         frame = gpd.read_file(path, engine="pyogrio")
     except Exception as exc:  # pyogrio raises several types for unreadable files
-        raise SceneError(f"{path}: cannot be read as building footprints ({_short(exc)}); "
+        raise SceneError(f"{path}: cannot be read as building footprints ({short(exc)}); "
                          "give a GeoJSON or GeoPackage of building polygons") from None
     if frame.crs is None:
         raise SceneError(f"{path}: footprints have no CRS; save them as GeoJSON (lon/lat) or with their CRS")

@@ -58,9 +58,9 @@ class PlanetScene:
 
     def describe(self) -> SceneInfo:
         """Time, satellite and footprint from the metadata (the footprint from the GeoTIFF when absent)."""
-        from pipeline.readers.load import _read_metadata  # the one parser of Planet metadata
+        from pipeline.readers.load import read_metadata  # the one parser of Planet metadata
 
-        props = _read_metadata(self.files, {})  # checks the file and the type of every field used here
+        props = read_metadata(self.files, {})  # checks the file and the type of every field used here
         geometry = None
         if self.files.metadata is not None:
             doc = json.loads(self.files.metadata.read_text(encoding="utf-8"))

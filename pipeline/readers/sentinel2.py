@@ -27,7 +27,7 @@ import numpy as np
 
 from pipeline.errors import SceneError
 from pipeline.grid import Grid
-from pipeline.readers.load import (_MAX_METADATA_BYTES, SceneRecord, _short, check_regular_file, check_time, field_error, field_number,
+from pipeline.readers.load import (MAX_METADATA_BYTES, SceneRecord, short, check_regular_file, check_time, field_error, field_number,
                    in_system_folder, is_regular_file, metadata_footprint, read_band, sha256_file)
 from pipeline.names import derived_name, safe_name
 from pipeline.readers.sources import SceneInfo
@@ -94,12 +94,12 @@ def reflectance_scaling(properties: dict[str, Any], asset: dict[str, Any] | None
 
 def _read_json(path: Path) -> dict:
     check_regular_file(path)
-    if path.stat().st_size > _MAX_METADATA_BYTES:
+    if path.stat().st_size > MAX_METADATA_BYTES:
         raise SceneError(f"{path}: metadata file is {path.stat().st_size / 1e6:.0f} MB, an item is tens of kB; replace it")
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise SceneError(f"{path}: not a valid STAC item ({_short(exc)}); re-download it") from None
+        raise SceneError(f"{path}: not a valid STAC item ({short(exc)}); re-download it") from None
     if not isinstance(doc, dict):
         raise SceneError(f"{path}: not a STAC item (a JSON object is expected); re-download it")
     return doc
@@ -276,12 +276,12 @@ def _from_band_files(folder: Path) -> Sentinel2Scene | None:
     acquired = None
     if metadata is not None:
         check_regular_file(metadata)
-        if metadata.stat().st_size > _MAX_METADATA_BYTES:
+        if metadata.stat().st_size > MAX_METADATA_BYTES:
             raise SceneError(f"{metadata}: metadata file is too large to be an MTD_MSIL2A.xml; replace it")
         try:
             root = ET.parse(metadata).getroot()
         except ET.ParseError as exc:
-            raise SceneError(f"{metadata}: not valid XML ({_short(exc)}); re-download the product") from None
+            raise SceneError(f"{metadata}: not valid XML ({short(exc)}); re-download the product") from None
         start = None
         for element in root.iter():
             tag, text = element.tag.rsplit("}", 1)[-1], (element.text or "").strip()

@@ -1,9 +1,9 @@
 """The simulated village's 1 m ground: soils, fields, tracks, trees, compounds and burns.
 
-:func:`_build_landscape` paints the ground map around the grid (with a margin for the largest
+:func:`build_landscape` paints the ground map around the grid (with a margin for the largest
 shift), lays out the walled compounds, decides which burn in which event and paints their
 char and ash, then adds the dry season's changes (deciduous crowns, a harvest, field burns).
-Each part draws from its own random stream of the seed (:func:`_rng`). The materials and
+Each part draws from its own random stream of the seed (:func:`stream_rng`). The materials and
 their spectra are in :mod:`pipeline.sim.materials`; :mod:`pipeline.sim.imaging` images the ground.
 """
 
@@ -23,16 +23,16 @@ from skimage import draw
 
 from pipeline.errors import ParameterError
 from pipeline.grid import Grid
-from pipeline.sim.imaging import _MARGIN_M, _SENSORS, _image
-from pipeline.sim.materials import (_ASH, _CHAR, _CROWNS, _DECIDUOUS, _DRY_VEG, _FUEL, _LANE, _LATERITE, _MILLET,
-                                _OLD_SCAR, _OLD_THATCH, _SAND, _STRAW, _THATCH, _TRACK, _TREE, _WALL, _YARD)
+from pipeline.sim.imaging import MARGIN_M, SENSORS, image_ground
+from pipeline.sim.materials import (ASH, CHAR, CROWNS, DECIDUOUS, DRY_VEG, FUEL, LANE, LATERITE, MILLET,
+                                OLD_SCAR, OLD_THATCH, SAND, STRAW, THATCH, TRACK, TREE, WALL, YARD)
 from pipeline.sim.scenarios import SCENARIOS, ScenarioPlan
 
-_AOI_MARGIN_M = 200.0  # the caller's buffer around its AOI: the village stays inside the AOI
+AOI_MARGIN_M = 200.0  # the caller's buffer around its AOI: the village stays inside the AOI
 _SLOT_M = 36.0  # compound lattice spacing: 20-28 m enclosures leave 4-16 m lanes
 
 
-class _Plan(NamedTuple):
+class Plan(NamedTuple):
     """A compound's rectangle in ground metres (u east, v south from the ground's corner)."""
 
     cu: float
@@ -52,7 +52,7 @@ class _Plan(NamedTuple):
 
 
 @dataclass
-class _Landscape:
+class Landscape:
     grid: Grid
     sub: int  # 1 m ground cells per pixel side
     margin: int  # ground metres beyond the grid on every side
@@ -62,7 +62,7 @@ class _Landscape:
     burn_label: np.ndarray  # uint8 material once burned (char, ash or scorched soil)
     compound_map: np.ndarray  # int16 compound id, -1 outside compounds
     texture: np.ndarray  # float32 multiplicative brightness of the ground
-    plans: list[_Plan]
+    plans: list[Plan]
     events: np.ndarray  # event of each compound (0 = never burns)
     footprints: list[Polygon | None]
     roofs: np.ndarray  # (n, 4): compound id, u, v, radius (m) of every hut and granary roof
@@ -77,20 +77,20 @@ class _Landscape:
     harvest_field: Polygon | None
 
 
-def _village_room(grid: Grid) -> float:
+def village_room(grid: Grid) -> float:
     """Largest village radius (m) that keeps the village inside the AOI part of ``grid``."""
-    return 0.5 * grid.resolution * min(grid.width, grid.height) - _AOI_MARGIN_M - 30.0
+    return 0.5 * grid.resolution * min(grid.width, grid.height) - AOI_MARGIN_M - 30.0
 
 
 def _ground_margin(plan: ScenarioPlan, sub: int) -> int:
     """Ground metres beyond the grid so that the largest shift, padding and PSF never run out."""
-    sensor = _SENSORS[plan.sensor]
+    sensor = SENSORS[plan.sensor]
     shift = max(max(abs(c) for c in a.coarse_shift_px) for a in plan.acquisitions) + plan.fine_shift_px[1]
-    return max(_MARGIN_M, sub * (math.ceil(shift) + sensor.pad_px + 2))
+    return max(MARGIN_M, sub * (math.ceil(shift) + sensor.pad_px + 2))
 
 
-def _build_landscape(grid: Grid, *, seed: int, n_compounds: int, n_burned_first: int,
-                     plan: ScenarioPlan = SCENARIOS["demo"], sun_azimuth: float = 135.0) -> _Landscape:
+def build_landscape(grid: Grid, *, seed: int, n_compounds: int, n_burned_first: int,
+                     plan: ScenarioPlan = SCENARIOS["demo"], sun_azimuth: float = 135.0) -> Landscape:
     """Paint the 1 m ground map around ``grid``, compounds, burns and seasonal changes included.
 
     Each part draws from its own random stream, so the demo's ground stays the same whatever
@@ -99,44 +99,44 @@ def _build_landscape(grid: Grid, *, seed: int, n_compounds: int, n_burned_first:
     sub = int(round(grid.resolution))
     margin = _ground_margin(plan, sub)
     shape = (sub * grid.height + 2 * margin, sub * grid.width + 2 * margin)
-    rng = _rng(seed, 1)
+    rng = stream_rng(seed, 1)
     jitter = rng.uniform(-1, 1, 2) * min(30.0, 0.03 * sub * min(grid.shape))
     centre = (shape[1] / 2 + jitter[0], shape[0] / 2 + jitter[1])
-    plans, radius = _plan_compounds(rng, centre, n_compounds, _village_room(grid))
+    plans, radius = plan_compounds(rng, centre, n_compounds, village_room(grid))
     outlines = [Polygon(p.corners()) for p in plans]
     settlement = shapely.union_all([o.buffer(9.0, join_style="mitre") for o in outlines]).buffer(-5.0)
     settlement = Polygon(settlement.exterior) if settlement.geom_type == "Polygon" else settlement.convex_hull
 
-    labels = np.full(shape, _SAND, dtype=np.uint8)
-    old_scar, fields = _paint_soils_and_fields(labels, _rng(seed, 2), centre, radius, margin)
-    labels[_cells(np.asarray(settlement.exterior.coords), shape)] = _LANE
-    _paint_tracks(labels, _rng(seed, 3), centre)
-    trees = _paint_trees(labels, _rng(seed, 4), centre, radius)
+    labels = np.full(shape, SAND, dtype=np.uint8)
+    old_scar, fields = _paint_soils_and_fields(labels, stream_rng(seed, 2), centre, radius, margin)
+    labels[ground_cells(np.asarray(settlement.exterior.coords), shape)] = LANE
+    _paint_tracks(labels, stream_rng(seed, 3), centre)
+    trees = _paint_trees(labels, stream_rng(seed, 4), centre, radius)
     compound_map = np.full(shape, -1, dtype=np.int16)
-    crng = _rng(seed, 5)
-    roofs = [(cid, u, v, r) for cid, p in enumerate(plans) for u, v, r in _paint_compound(labels, compound_map, crng, p, cid)]
+    crng = stream_rng(seed, 5)
+    roofs = [(cid, u, v, r) for cid, p in enumerate(plans) for u, v, r in paint_compound(labels, compound_map, crng, p, cid)]
 
     burn_event = np.zeros(shape, dtype=np.uint8)
-    burn_label = np.full(shape, _CHAR, dtype=np.uint8)
+    burn_label = np.full(shape, CHAR, dtype=np.uint8)
     phi = math.atan2(math.cos(math.radians(sun_azimuth)), -math.sin(math.radians(sun_azimuth)))
-    events, footprints = _burn_compounds(_rng(seed, 6), plan, plans, outlines, centre, radius,
+    events, footprints = _burn_compounds(stream_rng(seed, 6), plan, plans, outlines, centre, radius,
                                          n_burned_first, burn_event, burn_label,
                                          phi=phi if plan.attack_towards_sun else None)
-    trng = _rng(seed, 7)
-    texture = 1.0 + 0.03 * _smooth_field(trng, shape, 300.0) + 0.015 * _smooth_field(trng, shape, 40.0)
+    trng = stream_rng(seed, 7)
+    texture = 1.0 + 0.03 * smooth_field(trng, shape, 300.0) + 0.015 * smooth_field(trng, shape, 40.0)
     texture += 0.02 * trng.standard_normal(shape, dtype=np.float32)  # sand grain, litter, stones
     # Sahel parkland trees (Faidherbia, Balanites, Sclerocarya...) stand about 6-13 m tall.
-    heights = 1.6 * trees[:, 2] + _rng(seed, 8).uniform(2.5, 5.0, len(trees))
-    land = _Landscape(grid, sub, margin, _SENSORS[plan.sensor].pad_px, labels, burn_event, burn_label, compound_map,
+    heights = 1.6 * trees[:, 2] + stream_rng(seed, 8).uniform(2.5, 5.0, len(trees))
+    land = Landscape(grid, sub, margin, SENSORS[plan.sensor].pad_px, labels, burn_event, burn_label, compound_map,
                       np.clip(texture, 0.85, 1.15).astype(np.float32), plans, events, footprints,
                       np.asarray(roofs, dtype=np.float64).reshape(-1, 4), settlement, centre, radius, old_scar, np.column_stack([trees, heights]),
                       np.zeros(len(trees), dtype=bool), [], None, None)
-    _plan_seasons(land, plan, _rng(seed, 9), fields)
+    _plan_seasons(land, plan, stream_rng(seed, 9), fields)
     return land
 
 
-def _plan_compounds(rng: np.random.Generator, centre: tuple[float, float], n: int,
-                    room: float) -> tuple[list[_Plan], float]:
+def plan_compounds(rng: np.random.Generator, centre: tuple[float, float], n: int,
+                    room: float) -> tuple[list[Plan], float]:
     """Lay ``n`` walled compounds on a jittered lattice, grown outward from the centre.
 
     Slots are taken by a noisy, lobed radius so the village edge is ragged; a few inner slots
@@ -165,20 +165,20 @@ def _plan_compounds(rng: np.random.Generator, centre: tuple[float, float], n: in
         shrink = min(1.0, half_slot / ext.max())  # a tilted big compound would touch its neighbour
         hx, hy, ext = hx * shrink, hy * shrink, ext * shrink
         jx, jy = rng.uniform(-1, 1, 2) * np.maximum(0.0, half_slot - ext)
-        plans.append(_Plan(centre[0] + du[s] + jx * c0 - jy * s0, centre[1] + dv[s] + jx * s0 + jy * c0,
+        plans.append(Plan(centre[0] + du[s] + jx * c0 - jy * s0, centre[1] + dv[s] + jx * s0 + jy * c0,
                            hx, hy, theta0 + delta))
     corners = np.concatenate([p.corners() for p in plans])
     radius = float(np.hypot(corners[:, 0] - centre[0], corners[:, 1] - centre[1]).max())
     if radius > room:
         fit = max(1, int(0.75 * math.pi * (room - 20) ** 2 / _SLOT_M ** 2))
         raise ParameterError(f"n_compounds={n} needs a village about {2 * radius:.0f} m across, but this "
-                             f"grid leaves room for {2 * room:.0f} m inside its {_AOI_MARGIN_M:.0f} m "
+                             f"grid leaves room for {2 * room:.0f} m inside its {AOI_MARGIN_M:.0f} m "
                              f"margin; pass n_compounds <= about {fit} or a larger grid")
     return plans, radius
 
 
 def _paint_soils_and_fields(labels: np.ndarray, rng: np.random.Generator, centre: tuple[float, float],
-                            radius: float, margin: int = _MARGIN_M) -> tuple[Polygon | None, list[Polygon]]:
+                            radius: float, margin: int = MARGIN_M) -> tuple[Polygon | None, list[Polygon]]:
     """Sand with lateritic patches and dry grass, then millet parcels around the village.
 
     The first parcel lying well inside the grid and 100 m clear of the village becomes an old
@@ -187,9 +187,9 @@ def _paint_soils_and_fields(labels: np.ndarray, rng: np.random.Generator, centre
     clear of the village, where seasonal scenarios harvest and burn.
     """
     shape = labels.shape
-    labels[_smooth_field(rng, shape, 120.0) > 1.0] = _LATERITE
-    grass = (_smooth_field(rng, shape, 50.0) > 0.8) & (rng.random(shape, dtype=np.float32) < 0.55)
-    labels[grass] = _DRY_VEG
+    labels[smooth_field(rng, shape, 120.0) > 1.0] = LATERITE
+    grass = (smooth_field(rng, shape, 50.0) > 0.8) & (rng.random(shape, dtype=np.float32) < 0.55)
+    labels[grass] = DRY_VEG
     n_fields = int(0.35 * shape[0] * shape[1] / 7000)
     cu, cv = rng.uniform(0, shape[1], n_fields), rng.uniform(0, shape[0], n_fields)
     a, b = rng.uniform(25, 75, n_fields), rng.uniform(20, 60, n_fields)
@@ -200,13 +200,13 @@ def _paint_soils_and_fields(labels: np.ndarray, rng: np.random.Generator, centre
     edge = margin + 60  # keep the scar off the grid's border, where shifts would cut it
     scar, fields = None, []
     for f in np.flatnonzero(outside):
-        corners = _Plan(cu[f], cv[f], a[f], b[f], angles[f]).corners()
-        rr, cc = _cells(corners, shape)
+        corners = Plan(cu[f], cv[f], a[f], b[f], angles[f]).corners()
+        rr, cc = ground_cells(corners, shape)
         pick = rng.random(rr.size) < covers[f]
-        labels[rr, cc] = _SAND  # ploughed or bare between stubble
+        labels[rr, cc] = SAND  # ploughed or bare between stubble
         is_scar = scar is None and far[f] and corners.min() > edge \
             and corners[:, 0].max() < shape[1] - edge and corners[:, 1].max() < shape[0] - edge
-        labels[rr[pick], cc[pick]] = _OLD_SCAR if is_scar else _DRY_VEG
+        labels[rr[pick], cc[pick]] = OLD_SCAR if is_scar else DRY_VEG
         if is_scar:
             scar = Polygon(corners)
         else:
@@ -227,8 +227,8 @@ def _paint_tracks(labels: np.ndarray, rng: np.random.Generator, centre: tuple[fl
         u = centre[0] + np.concatenate([[0], np.cumsum(5 * np.cos(heading))])
         v = centre[1] + np.concatenate([[0], np.cumsum(5 * np.sin(heading))])
         t = np.arange(0, 5 * n_steps, 0.5)
-        _stamp(labels, np.interp(t, 5 * np.arange(n_steps + 1), u),
-               np.interp(t, 5 * np.arange(n_steps + 1), v), rng.uniform(1.5, 2.5), _TRACK)
+        stamp(labels, np.interp(t, 5 * np.arange(n_steps + 1), u),
+               np.interp(t, 5 * np.arange(n_steps + 1), v), rng.uniform(1.5, 2.5), TRACK)
 
 
 def _paint_trees(labels: np.ndarray, rng: np.random.Generator, centre: tuple[float, float],
@@ -246,26 +246,26 @@ def _paint_trees(labels: np.ndarray, rng: np.random.Generator, centre: tuple[flo
     keep = rng.random(n) * lam_max < lam
     trees = np.column_stack([u[keep], v[keep], rng.uniform(2.0, 5.0, n)[keep]])
     for uu, vv, r in trees:
-        labels[draw.disk((vv - 0.5, uu - 0.5), r, shape=labels.shape)] = _TREE
+        labels[draw.disk((vv - 0.5, uu - 0.5), r, shape=labels.shape)] = TREE
     return trees
 
 
-def _paint_compound(labels: np.ndarray, compound_map: np.ndarray, rng: np.random.Generator,
-                    p: _Plan, cid: int) -> list[tuple[float, float, float]]:
+def paint_compound(labels: np.ndarray, compound_map: np.ndarray, rng: np.random.Generator,
+                    p: Plan, cid: int) -> list[tuple[float, float, float]]:
     """Mud wall, swept yard, a secco fence, 2-5 thatched huts and 1-3 granaries.
 
     Returns the roofs as (u, v, radius) in ground metres: the buildings a footprint map
     would hold.
     """
     shape = labels.shape
-    rr, cc = _cells(p.corners(), shape)
-    labels[rr, cc] = _WALL
+    rr, cc = ground_cells(p.corners(), shape)
+    labels[rr, cc] = WALL
     compound_map[rr, cc] = cid
-    labels[_cells(p.corners(inset=1.0), shape)] = _YARD
+    labels[ground_cells(p.corners(inset=1.0), shape)] = YARD
     fx, fy = rng.uniform(-p.hx + 3, p.hx - 3), rng.uniform(-2.0, p.hy - 3)  # from a wall into the yard
     fence = p.to_ground(np.array([fx - 0.5, fx + 0.5, fx + 0.5, fx - 0.5]),
                         np.array([-p.hy + 1, -p.hy + 1, fy, fy]))
-    labels[_cells(np.stack(fence, axis=1), shape)] = _STRAW
+    labels[ground_cells(np.stack(fence, axis=1), shape)] = STRAW
     huts = rng.uniform(2.0, 3.0, rng.integers(2, 6))  # 4-6 m round huts
     granaries = rng.uniform(1.0, 1.5, rng.integers(1, 4))  # 2-3 m
     placed: list[tuple[float, float, float]] = []
@@ -279,14 +279,14 @@ def _paint_compound(labels: np.ndarray, compound_map: np.ndarray, rng: np.random
     roofs = []
     for x, y, r in placed:
         u, v = p.to_ground(np.array(x), np.array(y))
-        roof = _OLD_THATCH if r < 1.6 or rng.random() < 0.3 else _THATCH
+        roof = OLD_THATCH if r < 1.6 or rng.random() < 0.3 else THATCH
         labels[draw.disk((float(v) - 0.5, float(u) - 0.5), r, shape=shape)] = roof
         roofs.append((float(u), float(v), float(r)))
     return roofs
 
 
 # --------------------------------------------------------------------------- the burns
-def _assign_events(rng: np.random.Generator, plans: list[_Plan], centre: tuple[float, float],
+def _assign_events(rng: np.random.Generator, plans: list[Plan], centre: tuple[float, float],
                    radius: float, n_first: int, phi: float | None = None) -> np.ndarray:
     """Event 1 takes one side of the village (a ragged sector), event 2 the rest.
 
@@ -302,7 +302,7 @@ def _assign_events(rng: np.random.Generator, plans: list[_Plan], centre: tuple[f
     return events
 
 
-def _footprint(rng: np.random.Generator, p: _Plan, outline: Polygon) -> Polygon:
+def compound_outline(rng: np.random.Generator, p: Plan, outline: Polygon) -> Polygon:
     """An irregular burned footprint covering most of a compound (roofs, yard straw, fences)."""
     th = np.linspace(0, 2 * math.pi, 32, endpoint=False)
     cos, sin = np.maximum(np.abs(np.cos(th)), 1e-9), np.maximum(np.abs(np.sin(th)), 1e-9)
@@ -319,12 +319,12 @@ def _footprint(rng: np.random.Generator, p: _Plan, outline: Polygon) -> Polygon:
     return fp
 
 
-def _paint_burn(burn_event: np.ndarray, burn_label: np.ndarray, rng: np.random.Generator,
+def paint_burn(burn_event: np.ndarray, burn_label: np.ndarray, rng: np.random.Generator,
                 fp: Polygon, event: int) -> None:
     """Char over the footprint with white ash specks (1-2 m) on 5-15 % of it."""
-    rr, cc = _cells(np.asarray(fp.exterior.coords), burn_event.shape)
+    rr, cc = ground_cells(np.asarray(fp.exterior.coords), burn_event.shape)
     burn_event[rr, cc] = event
-    burn_label[rr, cc] = _CHAR
+    burn_label[rr, cc] = CHAR
     n = int(rng.uniform(0.05, 0.15) * rr.size / 2.0)  # specks average ~2 cells
     seeds = rng.integers(0, rr.size, n)
     big = rng.random(n) < 0.35
@@ -334,10 +334,10 @@ def _paint_burn(burn_event: np.ndarray, burn_label: np.ndarray, rng: np.random.G
     ok = (si < burn_event.shape[0]) & (sj < burn_event.shape[1])
     si, sj = si[ok], sj[ok]
     inside = burn_event[si, sj] == event
-    burn_label[si[inside], sj[inside]] = _ASH
+    burn_label[si[inside], sj[inside]] = ASH
 
 
-def _burn_compounds(rng: np.random.Generator, plan: ScenarioPlan, plans: list[_Plan], outlines: list[Polygon],
+def _burn_compounds(rng: np.random.Generator, plan: ScenarioPlan, plans: list[Plan], outlines: list[Polygon],
                     centre: tuple[float, float], radius: float, n_first: int, burn_event: np.ndarray,
                     burn_label: np.ndarray, *, phi: float | None) -> tuple[np.ndarray, list[Polygon | None]]:
     """Decide which compounds burn in which settlement event, and paint their footprints."""
@@ -351,20 +351,20 @@ def _burn_compounds(rng: np.random.Generator, plan: ScenarioPlan, plans: list[_P
     for p, outline, ev in zip(plans, outlines, events):
         fp = None
         if ev:
-            fp = _footprint(rng, p, outline) if plan.settlement_burns == "two_events" else _small_footprint(rng, p)
-            _paint_burn(burn_event, burn_label, rng, fp, int(ev))
+            fp = compound_outline(rng, p, outline) if plan.settlement_burns == "two_events" else _small_footprint(rng, p)
+            paint_burn(burn_event, burn_label, rng, fp, int(ev))
         footprints.append(fp)
     return events, footprints
 
 
-def _pick_inner(rng: np.random.Generator, plans: list[_Plan], centre: tuple[float, float], radius: float) -> int:
+def _pick_inner(rng: np.random.Generator, plans: list[Plan], centre: tuple[float, float], radius: float) -> int:
     """A compound in the inner half of the village, where a lone burn is surrounded by houses."""
     dist = np.array([math.hypot(p.cu - centre[0], p.cv - centre[1]) for p in plans])
     inner = np.flatnonzero(dist <= 0.5 * radius)
     return int(rng.choice(inner if inner.size else np.arange(len(plans))))
 
 
-def _small_footprint(rng: np.random.Generator, p: _Plan, side: float = 10.0) -> Polygon:
+def _small_footprint(rng: np.random.Generator, p: Plan, side: float = 10.0) -> Polygon:
     """A ``side`` x ``side`` m burn (a hut, its granary and a fence) inside the compound walls."""
     room = np.maximum(0.0, np.array([p.hx, p.hy]) - side / 2 - 1.0)
     ox, oy = rng.uniform(-1, 1, 2) * room
@@ -374,7 +374,7 @@ def _small_footprint(rng: np.random.Generator, p: _Plan, side: float = 10.0) -> 
 
 
 # --------------------------------------------------------------------------- the dry season
-def _plan_seasons(land: _Landscape, plan: ScenarioPlan, rng: np.random.Generator, fields: list[Polygon]) -> None:
+def _plan_seasons(land: Landscape, plan: ScenarioPlan, rng: np.random.Generator, fields: list[Polygon]) -> None:
     """Dry-season ground: deciduous crowns, a millet field to harvest and fields to burn."""
     if any(a.leaf_loss for a in plan.acquisitions):
         # About half the parkland trees shed leaves now (Sclerocarya, Lannea, Combretum...);
@@ -382,18 +382,18 @@ def _plan_seasons(land: _Landscape, plan: ScenarioPlan, rng: np.random.Generator
         land.deciduous = rng.random(len(land.trees)) < 0.5
         for u, v, r, _ in land.trees[land.deciduous]:
             rr, cc = draw.disk((v - 0.5, u - 0.5), r, shape=land.labels.shape)
-            crown = land.labels[rr, cc] == _TREE
-            land.labels[rr[crown], cc[crown]] = _DECIDUOUS
+            crown = land.labels[rr, cc] == TREE
+            land.labels[rr[crown], cc[crown]] = DECIDUOUS
     burns = [k + 1 for k, e in enumerate(plan.events) if e.setting == "outside"]
     chosen = _pick_fields(rng, fields, land, len(burns) + (plan.harvest_time is not None))
     if plan.harvest_time is not None:
         land.harvest_field = chosen.pop()
         land.harvest = _plan_harvest(rng, land, land.harvest_field)
     for event, field in zip(burns, chosen):
-        land.outside.append((event, _burn_field(rng, land, field, event)))
+        land.outside.append((event, burn_field(rng, land, field, event)))
 
 
-def _pick_fields(rng: np.random.Generator, fields: list[Polygon], land: _Landscape, count: int) -> list[Polygon]:
+def _pick_fields(rng: np.random.Generator, fields: list[Polygon], land: Landscape, count: int) -> list[Polygon]:
     """``count`` disjoint parcels inside the imaged grid, clear of the village and the old scar."""
     if count == 0:
         return []
@@ -414,19 +414,19 @@ def _pick_fields(rng: np.random.Generator, fields: list[Polygon], land: _Landsca
                          f"(about {math.ceil(1200 / land.grid.resolution)} px a side)")
 
 
-def _plan_harvest(rng: np.random.Generator, land: _Landscape,
+def _plan_harvest(rng: np.random.Generator, land: Landscape,
                   field: Polygon) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stand millet in ``field`` now; return the cells and the stubble-and-soil they become."""
-    rr, cc = _cells(np.asarray(field.exterior.coords), land.labels.shape)
+    rr, cc = ground_cells(np.asarray(field.exterior.coords), land.labels.shape)
     lab = land.labels[rr, cc]
-    crop = (lab == _DRY_VEG) | ((lab == _SAND) & (rng.random(rr.size) < 0.6))
+    crop = (lab == DRY_VEG) | ((lab == SAND) & (rng.random(rr.size) < 0.6))
     rr, cc = rr[crop], cc[crop]
-    land.labels[rr, cc] = _MILLET
-    after = np.where(rng.random(rr.size) < 0.3, _DRY_VEG, _SAND).astype(np.uint8)
+    land.labels[rr, cc] = MILLET
+    after = np.where(rng.random(rr.size) < 0.3, DRY_VEG, SAND).astype(np.uint8)
     return rr, cc, after
 
 
-def _burn_field(rng: np.random.Generator, land: _Landscape, field: Polygon, event: int) -> Polygon:
+def burn_field(rng: np.random.Generator, land: Landscape, field: Polygon, event: int) -> Polygon:
     """Burn a field's stubble: char and ash on fuel, scorched soil elsewhere, crowns spared.
 
     Returns the burned footprint: the field minus the tree crowns standing in it, whose green
@@ -435,18 +435,18 @@ def _burn_field(rng: np.random.Generator, land: _Landscape, field: Polygon, even
     points = shapely.points(land.trees[:, :2])
     inside = shapely.distance(field, points) < land.trees[:, 2]
     crowns = shapely.union_all(shapely.buffer(points[inside], land.trees[inside, 2]))
-    _paint_burn(land.burn_event, land.burn_label, rng, field, event)
+    paint_burn(land.burn_event, land.burn_label, rng, field, event)
     c0, r0, c1, r1 = (int(x) for x in field.bounds)
     box = (slice(max(0, r0 - 1), r1 + 2), slice(max(0, c0 - 1), c1 + 2))
     mine = land.burn_event[box] == event
     labels, burn_label = land.labels[box], land.burn_label[box]
-    land.burn_event[box][mine & np.isin(labels, _CROWNS)] = 0
-    burn_label[mine & ~np.isin(labels, _FUEL) & (burn_label == _CHAR)] = _OLD_SCAR
+    land.burn_event[box][mine & np.isin(labels, CROWNS)] = 0
+    burn_label[mine & ~np.isin(labels, FUEL) & (burn_label == CHAR)] = OLD_SCAR
     return field.difference(crowns) if inside.any() else field
 
 
 # --------------------------------------------------------------------------- the ground on a date
-def _labels_at(land: _Landscape, plan: ScenarioPlan, when: datetime, state: int) -> np.ndarray:
+def labels_at(land: Landscape, plan: ScenarioPlan, when: datetime, state: int) -> np.ndarray:
     """The ground's materials at ``when``: burned cells and the harvest as far as they happened."""
     burned = (land.burn_event > 0) & (land.burn_event <= state)
     labels = np.where(burned, land.burn_label, land.labels)
@@ -457,19 +457,19 @@ def _labels_at(land: _Landscape, plan: ScenarioPlan, when: datetime, state: int)
     return labels
 
 
-def _land_image(land: _Landscape, ground: np.ndarray, shift: tuple[float, float], *,
+def land_image(land: Landscape, ground: np.ndarray, shift: tuple[float, float], *,
                 coarse: bool = False) -> np.ndarray:
-    """:func:`_image` with the landscape's pixel, margin and padding."""
-    return _image(ground, shift, land.grid.shape, sub=land.sub, margin=land.margin, pad=land.pad, coarse=coarse)
+    """:func:`image_ground` with the landscape's pixel, margin and padding."""
+    return image_ground(ground, shift, land.grid.shape, sub=land.sub, margin=land.margin, pad=land.pad, coarse=coarse)
 
 
 # --------------------------------------------------------------------------- helpers
-def _rng(seed: int, stream: int) -> np.random.Generator:
+def stream_rng(seed: int, stream: int) -> np.random.Generator:
     """An independent generator per job, so changing one part never reshuffles the others."""
     return np.random.default_rng([int(seed), stream])
 
 
-def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], scale: float) -> np.ndarray:
+def smooth_field(rng: np.random.Generator, shape: tuple[int, int], scale: float) -> np.ndarray:
     """Zero-mean, roughly unit-variance float32 noise with features about ``scale`` cells wide."""
     step = max(1, int(round(scale / 2)))
     coarse = rng.standard_normal((shape[0] // step + 4, shape[1] // step + 4))
@@ -478,13 +478,13 @@ def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], scale: float
     return ndimage.zoom(coarse.astype(np.float32), step, order=1)[:shape[0], :shape[1]]
 
 
-def _cells(coords_uv: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def ground_cells(coords_uv: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the 1 m cells whose centres fall inside a polygon given in ground metres."""
     c = np.asarray(coords_uv, dtype=float)
     return draw.polygon(c[:, 1] - 0.5, c[:, 0] - 0.5, shape)
 
 
-def _stamp(labels: np.ndarray, u: np.ndarray, v: np.ndarray, radius: float, value: int) -> None:
+def stamp(labels: np.ndarray, u: np.ndarray, v: np.ndarray, radius: float, value: int) -> None:
     """Paint a disc of ``radius`` metres at every point of a densely sampled path."""
     r = int(math.ceil(radius))
     di, dj = np.mgrid[-r:r + 1, -r:r + 1]
@@ -495,7 +495,7 @@ def _stamp(labels: np.ndarray, u: np.ndarray, v: np.ndarray, radius: float, valu
     labels[ii[ok], jj[ok]] = value
 
 
-def _crs_transform(land: _Landscape):
+def crs_transform(land: Landscape):
     """Ground metres (u east, v south of the ground map's corner) to ``grid.crs`` coordinates."""
     x0, y0 = land.grid.transform.c - land.margin, land.grid.transform.f + land.margin
     return lambda geom: affinity.affine_transform(geom, [1.0, 0.0, 0.0, -1.0, x0, y0])

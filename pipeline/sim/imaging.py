@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from pipeline.sim.materials import _BARE_CROWN, _DECIDUOUS, _LUT, _LUT_S2, _PS2_FACTORS, _TREE
+from pipeline.sim.materials import BARE_CROWN, DECIDUOUS, LUT, LUT_S2, PS2_FACTORS, TREE
 from pipeline.sim.scenarios import Acquisition
 
 #: Band order of PlanetScope-like ``SimulatedScene.reflectance`` (4-band analytic order).
@@ -30,7 +30,7 @@ BANDS = ("blue", "green", "red", "nir")
 S2_BANDS = ("blue", "green", "red", "nir", "swir16", "swir22")
 
 _SUB = 3  # 1 m ground cells per 3 m pixel side
-_MARGIN_M = 48  # least ground beyond the grid: the demo's shifts (<= 12 m), padding (9 m) and PSF
+MARGIN_M = 48  # least ground beyond the grid: the demo's shifts (<= 12 m), padding (9 m) and PSF
 _PAD_PX = 3  # pixels imaged beyond the grid so the PSF has true neighbours at the edges
 _PSF_SIGMA_PX = 0.5  # with the pixel's box integration, MTF ~0.2 at Nyquist (S2's spec: 0.15-0.3)
 _NOISE_SIGMA = (0.005, 0.0045, 0.0045, 0.006)  # per band, reflectance units
@@ -42,7 +42,7 @@ _INSTRUMENT_RADIOMETRY = {"PS2": ((1.03, 0.97, 1.05, 0.94), (0.004, 0.002, -0.00
 
 
 @dataclass(frozen=True)
-class _Sensor:
+class Sensor:
     """How a sensor samples the ground (pixel, bands, noise, per-satellite radiometry)."""
 
     name: str
@@ -55,15 +55,15 @@ class _Sensor:
     pad_px: int  # even for Sentinel-2, so 20 m pixels pair the grid's 10 m pixels (0-1, 2-3...)
 
 
-_SENSORS = {
-    "planetscope": _Sensor("PlanetScope-like", BANDS, 3, _NOISE_SIGMA, (0.93, 1.07), (-0.01, 0.01),
+SENSORS = {
+    "planetscope": Sensor("PlanetScope-like", BANDS, 3, _NOISE_SIGMA, (0.93, 1.07), (-0.01, 0.01),
                            (False,) * 4, _PAD_PX),
-    "sentinel2": _Sensor("Sentinel-2-like", S2_BANDS, 10, (0.003, 0.0025, 0.0025, 0.003, 0.003, 0.003),
+    "sentinel2": Sensor("Sentinel-2-like", S2_BANDS, 10, (0.003, 0.0025, 0.0025, 0.003, 0.003, 0.003),
                          (0.98, 1.02), (-0.003, 0.003), (False,) * 4 + (True, True), 4),
 }
 
 
-def _radiometry(rng: np.random.Generator, sensor: _Sensor, instrument: str) -> tuple[np.ndarray, np.ndarray]:
+def sensor_radiometry(rng: np.random.Generator, sensor: Sensor, instrument: str) -> tuple[np.ndarray, np.ndarray]:
     """Band gains and offsets of one scene: its satellite's, times its instrument's (rounded)."""
     n = len(sensor.bands)
     # Rounded before use, so the metadata holds exactly what was applied.
@@ -74,20 +74,20 @@ def _radiometry(rng: np.random.Generator, sensor: _Sensor, instrument: str) -> t
     return gain, offset
 
 
-def _scene_lut(acq: Acquisition, sensor: _Sensor) -> np.ndarray:
+def scene_lut(acq: Acquisition, sensor: Sensor) -> np.ndarray:
     """(band, material) reflectance as this scene's instrument sees it on its date."""
-    lut = _LUT_S2 if len(sensor.bands) > 4 else _LUT
+    lut = LUT_S2 if len(sensor.bands) > 4 else LUT
     if acq.leaf_loss or acq.instrument:
         lut = lut.copy()
     if acq.leaf_loss:
-        lut[:, _DECIDUOUS] = (1 - acq.leaf_loss) * lut[:, _TREE] + acq.leaf_loss * lut[:, _BARE_CROWN]
+        lut[:, DECIDUOUS] = (1 - acq.leaf_loss) * lut[:, TREE] + acq.leaf_loss * lut[:, BARE_CROWN]
     if acq.instrument == "PS2":
-        lut *= _PS2_FACTORS
+        lut *= PS2_FACTORS
     return lut
 
 
-def _image(ground: np.ndarray, shift: tuple[float, float], shape: tuple[int, int], *, sub: int = _SUB,
-           margin: int = _MARGIN_M, pad: int = _PAD_PX, coarse: bool = False) -> np.ndarray:
+def image_ground(ground: np.ndarray, shift: tuple[float, float], shape: tuple[int, int], *, sub: int = _SUB,
+           margin: int = MARGIN_M, pad: int = _PAD_PX, coarse: bool = False) -> np.ndarray:
     """Image a 1 m ground map onto the grid, content displaced by ``shift`` pixels.
 
     Each pixel averages ``sub`` x ``sub`` sub-samples (the detector's area integration) taken
@@ -126,7 +126,7 @@ def _coarse_band(pix: np.ndarray) -> np.ndarray:
                                    mode="nearest").astype(np.float32)
 
 
-def _udm2(shape: tuple[int, int], haze: str, cloud_px: np.ndarray | None,
+def make_udm2(shape: tuple[int, int], haze: str, cloud_px: np.ndarray | None,
           shadow_px: np.ndarray | None, *, flag_shadow: bool = True) -> np.ndarray:
     """Planet UDM2 bands; flags are dilated by 2 px so they also cover the soft cloud edges.
 

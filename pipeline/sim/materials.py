@@ -27,7 +27,7 @@ import numpy as np
 # ash after [2, 3]. The village materials are variants of soil and dry grass (mud brick is soil,
 # thatch and fences are dry grass stems) and are our own choice. They stand for what the
 # SuperDove / Sentinel-2 band passes see; Dove Classic reads them through _PS2_RESPONSE.
-_SPECTRA: dict[str, tuple[float, float, float, float]] = {
+SPECTRA: dict[str, tuple[float, float, float, float]] = {
     "sand": (0.14, 0.20, 0.27, 0.33),
     "laterite": (0.09, 0.14, 0.24, 0.30),
     "dry_vegetation": (0.08, 0.12, 0.17, 0.27),
@@ -57,22 +57,22 @@ _SPECTRA_EXTRA: dict[str, tuple[float, float, float, float]] = {
 # collapses (which is why NBR works on burned grass and sand): on a real Sentinel-2 pair of a
 # dry-grassland fire (the 5 Incident of 2024, California) the pixels with dNBR above 0.3 read
 # NIR 0.06 and SWIR 2.19 um 0.18 after the fire. An old scar is char mixed into sand.
-_SWIR: dict[str, tuple[float, float]] = {
+SWIR_SPECTRA: dict[str, tuple[float, float]] = {
     "sand": (0.45, 0.40), "laterite": (0.42, 0.36), "dry_vegetation": (0.38, 0.27),
     "tree": (0.18, 0.08), "lane": (0.47, 0.42), "track": (0.50, 0.45), "wall": (0.44, 0.39),
     "yard": (0.46, 0.41), "thatch": (0.42, 0.30), "old_thatch": (0.37, 0.27), "straw": (0.36, 0.26),
     "char": (0.16, 0.18), "ash": (0.32, 0.29), "old_scar": (0.27, 0.26),
     "deciduous_tree": (0.18, 0.08), "bare_crown": (0.32, 0.25), "millet": (0.35, 0.25),
 }
-_MATERIALS = tuple(_SPECTRA) + tuple(_SPECTRA_EXTRA)
-_ALL_SPECTRA = {**_SPECTRA, **_SPECTRA_EXTRA}
-_LUT = np.array([_ALL_SPECTRA[m] for m in _MATERIALS], dtype=np.float32).T  # (band, material)
-_LUT_S2 = np.array([_ALL_SPECTRA[m] + _SWIR[m] for m in _MATERIALS], dtype=np.float32).T
-(_SAND, _LATERITE, _DRY_VEG, _TREE, _LANE, _TRACK, _WALL, _YARD, _THATCH, _OLD_THATCH, _STRAW,
- _CHAR, _ASH, _OLD_SCAR, _DECIDUOUS, _BARE_CROWN, _MILLET) = range(len(_MATERIALS))
-_SOILS = (_SAND, _LATERITE, _LANE, _TRACK, _WALL, _YARD, _OLD_SCAR)  # what rain darkens
-_CROWNS = (_TREE, _DECIDUOUS)
-_FUEL = (_DRY_VEG, _MILLET, _STRAW)  # what a field fire turns to char
+MATERIALS = tuple(SPECTRA) + tuple(_SPECTRA_EXTRA)
+ALL_SPECTRA = {**SPECTRA, **_SPECTRA_EXTRA}
+LUT = np.array([ALL_SPECTRA[m] for m in MATERIALS], dtype=np.float32).T  # (band, material)
+LUT_S2 = np.array([ALL_SPECTRA[m] + SWIR_SPECTRA[m] for m in MATERIALS], dtype=np.float32).T
+(SAND, LATERITE, DRY_VEG, TREE, LANE, TRACK, WALL, YARD, THATCH, OLD_THATCH, STRAW,
+ CHAR, ASH, OLD_SCAR, DECIDUOUS, BARE_CROWN, MILLET) = range(len(MATERIALS))
+SOILS = (SAND, LATERITE, LANE, TRACK, WALL, YARD, OLD_SCAR)  # what rain darkens
+CROWNS = (TREE, DECIDUOUS)
+FUEL = (DRY_VEG, MILLET, STRAW)  # what a field fire turns to char
 
 # Dove Classic (PS2) relative to SuperDove (PSB.SD), per material class and band. PS2's green,
 # red and NIR passes (500-590, 590-670, 780-860 nm) sit 20-45 nm shorter than SuperDove's
@@ -89,4 +89,4 @@ _PS2_RESPONSE = {
 _MATERIAL_CLASS = {m: "soil" for m in ("sand", "laterite", "lane", "track", "wall", "yard", "old_scar")} | {
     m: "dry" for m in ("dry_vegetation", "thatch", "old_thatch", "straw", "bare_crown", "millet")} | {
     "tree": "green", "deciduous_tree": "green", "char": "burned", "ash": "burned"}
-_PS2_FACTORS = np.array([_PS2_RESPONSE[_MATERIAL_CLASS[m]] for m in _MATERIALS], dtype=np.float32).T
+PS2_FACTORS = np.array([_PS2_RESPONSE[_MATERIAL_CLASS[m]] for m in MATERIALS], dtype=np.float32).T

@@ -56,14 +56,14 @@ from pipeline.aoi import Aoi, utm_crs_for
 from pipeline.sim.demo import write_scenes
 from pipeline.errors import AoiError, OutputError, ParameterError
 from pipeline.grid import Grid, grid_for_bounds
-from pipeline.sim.ground import _crs_transform, _Landscape, _rng
-from pipeline.sim.materials import _ALL_SPECTRA, _SPECTRA
+from pipeline.sim.ground import crs_transform, Landscape, stream_rng
+from pipeline.sim.materials import ALL_SPECTRA, SPECTRA
 from pipeline.preflight import SEARCH_BOX_SIDE_M
-from pipeline.sim.search_ground import (SEARCH_BOX_VERSION, _ACQUISITIONS, _CLOUD_SCENE, _HAZE, _SUB, _Site, _WindowCloud,
-                            _acquire, _first_visible_pixels, _layout, _paint_ground, _plan_cloud)
+from pipeline.sim.search_ground import (SEARCH_BOX_VERSION, ACQUISITIONS, CLOUD_SCENE, HAZE, SUB, SearchSite, WindowCloud,
+                            acquire, first_visible_pixels, layout_sites, paint_ground, plan_cloud)
 from pipeline.sim.simulate import SIMULATOR_VERSION, SimulatedScene
-from pipeline.sim.sky import _OBSCURED, _sun_angles
-from pipeline.sim.truth import _iso
+from pipeline.sim.sky import OBSCURED, sun_angles
+from pipeline.sim.truth import iso
 from pipeline.outputs.write import remove_stale_staging, staging_folder, write_geotiff, write_json, write_vector
 
 __all__ = ["SEARCH_BOX_VERSION", "SiteKind", "SimulatedSearchBox", "ensure_search_box", "search_box_grid",
@@ -179,19 +179,19 @@ def simulate_search_box(grid: Grid, *, seed: int = 20240127) -> SimulatedSearchB
     _check(grid, seed)
     lon, lat = pyproj.Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True).transform(
         (grid.bounds[0] + grid.bounds[2]) / 2, (grid.bounds[1] + grid.bounds[3]) / 2)
-    suns = [_sun_angles(lon, lat, a.time) for a in _ACQUISITIONS]
-    sites, static_scar = _layout(grid, seed)
-    land = _paint_ground(grid, sites, static_scar, seed)
-    cloud = _plan_cloud(land, next(s for s in sites if s.site_id == "village-3"), suns[_CLOUD_SCENE], seed)
+    suns = [sun_angles(lon, lat, a.time) for a in ACQUISITIONS]
+    sites, static_scar = layout_sites(grid, seed)
+    land = paint_ground(grid, sites, static_scar, seed)
+    cloud = plan_cloud(land, next(s for s in sites if s.site_id == "village-3"), suns[CLOUD_SCENE], seed)
     visible = np.full(256, 255, dtype=np.uint8)  # scene index at which each burn code shows
     for s in sites:
         if s.code:
             visible[s.code] = s.visible
-    ids = _rng(seed, 7050).choice(np.arange(1000, 2600), len(_ACQUISITIONS), replace=False)
+    ids = stream_rng(seed, 7050).choice(np.arange(1000, 2600), len(ACQUISITIONS), replace=False)
     satellites = [f"SIM-{n}" for n in ids]  # one satellite, so one gain and offset, per scene
-    scenes = tuple(_acquire(land, k, visible, seed=seed, satellite=satellites[k], sun=suns[k],
-                            cloud=cloud if k == _CLOUD_SCENE else None) for k in range(len(_ACQUISITIONS)))
-    truth = _first_visible_pixels(land, visible)
+    scenes = tuple(acquire(land, k, visible, seed=seed, satellite=satellites[k], sun=suns[k],
+                            cloud=cloud if k == CLOUD_SCENE else None) for k in range(len(ACQUISITIONS)))
+    truth = first_visible_pixels(land, visible)
     compounds = _compound_table(land, sites, cloud)
     table = _site_table(land, sites, cloud, compounds)
     metadata = _metadata(grid, seed, (lon, lat), sites, cloud, static_scar, land)
@@ -291,14 +291,14 @@ def _check(grid: Grid, seed: int) -> None:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ParameterError(f"seed must be an integer >= 0, got {seed!r}")
     t = grid.transform
-    if not math.isclose(grid.resolution, _SUB) or t.b != 0 or t.d != 0 or not math.isclose(t.e, -_SUB):
+    if not math.isclose(grid.resolution, SUB) or t.b != 0 or t.d != 0 or not math.isclose(t.e, -SUB):
         raise ParameterError(f"the search box images 3 m north-up pixels; got a grid with transform {tuple(t)[:6]}; "
                              "build it with search_box_grid(..., resolution_m=3.0)")
     crs = pyproj.CRS(grid.crs)
     if not crs.is_projected or crs.axis_info[0].unit_name not in ("metre", "meter"):
         raise ParameterError(f"grid CRS {grid.crs!r} is not a metric projected CRS; use search_box_grid for a UTM grid")
     lo, hi = _SIDE_LIMITS_M
-    sides = (grid.width * _SUB, grid.height * _SUB)
+    sides = (grid.width * SUB, grid.height * SUB)
     if min(sides) < lo or max(sides) > hi:
         raise ParameterError(f"a search box is {lo / 1000:.0f}-{hi / 1000:.0f} km a side, got "
                              f"{sides[0]:.0f} x {sides[1]:.0f} m; pass size_m within that range to search_box_grid")
@@ -307,13 +307,13 @@ def _check(grid: Grid, seed: int) -> None:
 # --------------------------------------------------------------------------- truth tables
 def _last_clear_before(visible: int, hidden_on_cloud_scene: bool) -> str:
     """ISO time of the latest scene before ``visible`` that hides none of it ("" if none or never burned)."""
-    before = [j for j in range(max(visible, 0)) if not (j == _CLOUD_SCENE and hidden_on_cloud_scene)]
-    return _iso(_ACQUISITIONS[before[-1]].time) if before else ""
+    before = [j for j in range(max(visible, 0)) if not (j == CLOUD_SCENE and hidden_on_cloud_scene)]
+    return iso(ACQUISITIONS[before[-1]].time) if before else ""
 
 
-def _compound_table(land: _Landscape, sites: list[_Site], cloud: _WindowCloud) -> geopandas.GeoDataFrame:
+def _compound_table(land: Landscape, sites: list[SearchSite], cloud: WindowCloud) -> geopandas.GeoDataFrame:
     """One row per compound of every village, with its burn and how the cumulus hides it."""
-    to_crs, hidden, rows = _crs_transform(land), cloud.hidden(), []
+    to_crs, hidden, rows = crs_transform(land), cloud.hidden(), []
     cid = 0
     for s in (s for s in sites if s.kind.startswith("village")):
         for p, fp in zip(s.plans, s.burns):
@@ -322,18 +322,18 @@ def _compound_table(land: _Landscape, sites: list[_Site], cloud: _WindowCloud) -
             seen = s.visible if fp is not None else -1
             rows.append({"site_id": s.site_id, "compound_id": cid, "burned": fp is not None,
                          "first_visible_index": seen, "burned_area_m2": round(fp.area, 1) if fp is not None else 0.0,
-                         "obscured_scene": _CLOUD_SCENE if share >= _OBSCURED else -1,
+                         "obscured_scene": CLOUD_SCENE if share >= OBSCURED else -1,
                          "obscured_fraction": round(share, 3),
-                         "last_clear_before": _last_clear_before(seen, share >= _OBSCURED),
+                         "last_clear_before": _last_clear_before(seen, share >= OBSCURED),
                          "geometry": to_crs(walls)})
             cid += 1
     return geopandas.GeoDataFrame(rows, geometry="geometry", crs=land.grid.crs)
 
 
-def _site_table(land: _Landscape, sites: list[_Site], cloud: _WindowCloud,
+def _site_table(land: Landscape, sites: list[SearchSite], cloud: WindowCloud,
                 compounds: geopandas.GeoDataFrame) -> geopandas.GeoDataFrame:
     """One row per site: the ground truth a search is scored against, in the grid's CRS."""
-    to_crs, hidden, shape = _crs_transform(land), cloud.hidden(), land.labels.shape
+    to_crs, hidden, shape = crs_transform(land), cloud.hidden(), land.labels.shape
     villages = [s.outline for s in sites if s.kind.startswith("village")]
     rows = []
     for s in sites:
@@ -344,21 +344,21 @@ def _site_table(land: _Landscape, sites: list[_Site], cloud: _WindowCloud,
         mine = compounds[compounds["site_id"] == s.site_id]
         rows.append({
             "site_id": s.site_id, "kind": s.kind, "first_visible_index": s.visible,
-            "first_visible": _iso(_ACQUISITIONS[s.visible].time) if s.visible >= 0 else "",
+            "first_visible": iso(ACQUISITIONS[s.visible].time) if s.visible >= 0 else "",
             "burned_area_m2": round(sum(fp.area for fp in burns), 1), "event": s.event,
-            "assumed_time": _iso(s.when) if s.when else "", "area_m2": round(s.outline.area, 1),
+            "assumed_time": iso(s.when) if s.when else "", "area_m2": round(s.outline.area, 1),
             "n_compounds": len(mine), "n_compounds_burned": int(mine["burned"].sum()) if len(mine) else 0,
-            "obscured_scene": _CLOUD_SCENE if share > 0 else -1, "obscured_fraction": round(share, 3),
+            "obscured_scene": CLOUD_SCENE if share > 0 else -1, "obscured_fraction": round(share, 3),
             "last_clear_before": _last_clear_before(s.visible, burn_hidden),
             "nearest_village_m": round(min(s.outline.distance(v) for v in villages if v is not s.outline), 1),
             "geometry": to_crs(s.outline)})
     return geopandas.GeoDataFrame(rows, geometry="geometry", crs=land.grid.crs)
 
 
-def _metadata(grid: Grid, seed: int, centre: tuple[float, float], sites: list[_Site], cloud: _WindowCloud,
-              static_scar: Polygon, land: _Landscape) -> dict:
+def _metadata(grid: Grid, seed: int, centre: tuple[float, float], sites: list[SearchSite], cloud: WindowCloud,
+              static_scar: Polygon, land: Landscape) -> dict:
     """The box's JSON-able record."""
-    to_crs = _crs_transform(land)
+    to_crs = crs_transform(land)
     kinds = [s.kind for s in sites]
     return {
         "simulated": True, "generator": "burnscan pipeline.sim.search_box", "version": SEARCH_BOX_VERSION,
@@ -371,16 +371,16 @@ def _metadata(grid: Grid, seed: int, centre: tuple[float, float], sites: list[_S
         "box": {"size_m": [grid.width * grid.resolution, grid.height * grid.resolution],
                 "width": grid.width, "height": grid.height, "resolution_m": grid.resolution, "crs": grid.crs,
                 "transform": list(grid.transform)[:6], "centre_lonlat": [round(c, 6) for c in centre]},
-        "acquisitions": [_iso(a.time) for a in _ACQUISITIONS],
-        "haze": list(_HAZE), "haze_scene_indices": [k for k, h in enumerate(_HAZE) if h != "none"],
-        "cloud_scene_index": _CLOUD_SCENE, "cloud": cloud.info,
+        "acquisitions": [iso(a.time) for a in ACQUISITIONS],
+        "haze": list(HAZE), "haze_scene_indices": [k for k, h in enumerate(HAZE) if h != "none"],
+        "cloud_scene_index": CLOUD_SCENE, "cloud": cloud.info,
         "site_counts": {k: kinds.count(k) for k in ("village_burned", "village_unburned", "bush_fire", "field_fire")},
-        "events": [{"site_id": s.site_id, "event": s.event, "assumed_time": _iso(s.when),
-                    "first_visible_scene": s.visible, "first_visible": _iso(_ACQUISITIONS[s.visible].time)}
+        "events": [{"site_id": s.site_id, "event": s.event, "assumed_time": iso(s.when),
+                    "first_visible_scene": s.visible, "first_visible": iso(ACQUISITIONS[s.visible].time)}
                    for s in sorted((s for s in sites if s.code), key=lambda s: s.code)],
         "static_scars": [{"what": "a December bush-fire scar, dark on every date: not a change, not in the truth",
                           "wkt": shapely.to_wkt(to_crs(static_scar), rounding_precision=1)}],
-        "reflectance": {m: list(_ALL_SPECTRA[m]) for m in _SPECTRA},
+        "reflectance": {m: list(ALL_SPECTRA[m]) for m in SPECTRA},
         "notes": [
             "Synthetic scenes rendered by burnscan's search-box simulator: no satellite observed them.",
             "Reflectances are representative values after the USGS Spectral Library v7 (Kokaly et al. 2017) "

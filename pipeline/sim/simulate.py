@@ -36,13 +36,13 @@ from shapely.geometry import Polygon
 
 from pipeline.errors import ParameterError
 from pipeline.grid import Grid
-from pipeline.sim.ground import (_AOI_MARGIN_M, _build_landscape, _crs_transform, _Landscape, _labels_at, _land_image,
-                             _rng, _village_room)
-from pipeline.sim.imaging import BANDS, S2_BANDS, _radiometry, _scene_lut, _Sensor, _SENSORS, _udm2
-from pipeline.sim.materials import _ALL_SPECTRA, _MATERIALS, _SPECTRA, _SWIR
+from pipeline.sim.ground import (AOI_MARGIN_M, build_landscape, crs_transform, Landscape, labels_at, land_image,
+                             stream_rng, village_room)
+from pipeline.sim.imaging import BANDS, S2_BANDS, sensor_radiometry, scene_lut, Sensor, SENSORS, make_udm2
+from pipeline.sim.materials import ALL_SPECTRA, MATERIALS, SPECTRA, SWIR_SPECTRA
 from pipeline.sim.scenarios import SCENARIOS, Acquisition, Scenario, ScenarioPlan
-from pipeline.sim.sky import _Cloud, _ground, _ground_factor, _haze_model, _observed_dn, _plan_cloud, _suns
-from pipeline.sim.truth import _changes, _iso, _structure_table, _truth_first_visible, _truth_tables, simulated_footprint_map
+from pipeline.sim.sky import CloudPlan, ground_band, ground_factor, haze_model, observed_dn, plan_cloud, sun_positions
+from pipeline.sim.truth import dated_changes, iso, structure_table, first_visible_raster, truth_tables, simulated_footprint_map
 
 __all__ = ["BANDS", "S2_BANDS", "SIMULATOR_VERSION", "Scenario", "SimulatedScene", "SimulatedSeries",
            "simulate_village_series", "simulated_footprint_map"]
@@ -185,11 +185,11 @@ def simulate_village_series(grid: Grid, *, seed: int = 20240127, n_compounds: in
     """
     _check_arguments(grid, seed, n_compounds, n_burned_first, scenario)
     plan = SCENARIOS[scenario]
-    suns = _suns(grid, plan)
+    suns = sun_positions(grid, plan)
     k_cloud = plan.cloud_scene
-    land = _build_landscape(grid, seed=seed, n_compounds=n_compounds, n_burned_first=n_burned_first,
+    land = build_landscape(grid, seed=seed, n_compounds=n_compounds, n_burned_first=n_burned_first,
                             plan=plan, sun_azimuth=suns[k_cloud if k_cloud is not None else 0][0])
-    cloud = None if k_cloud is None else _plan_cloud(land, _rng(seed, 40), *suns[k_cloud],
+    cloud = None if k_cloud is None else plan_cloud(land, stream_rng(seed, 40), *suns[k_cloud],
                                                      geometry=plan.cloud_geometry)
     satellites = _satellite_ids(seed, plan)
     scenes = tuple(
@@ -199,14 +199,14 @@ def simulate_village_series(grid: Grid, *, seed: int = 20240127, n_compounds: in
         for k, acq in enumerate(plan.acquisitions))
     times = [a.time for a in plan.acquisitions]
     first_index = [next((k for k, t in enumerate(times) if t > e.time), None) for e in plan.events]
-    truth = _truth_first_visible(land, first_index)
-    compounds, burns = _truth_tables(land, times, plan, first_index, cloud)
+    truth = first_visible_raster(land, first_index)
+    compounds, burns = truth_tables(land, times, plan, first_index, cloud)
     metadata = _series_metadata(land, plan, first_index, cloud, seed=seed,
                                 n_compounds=n_compounds, n_burned_first=n_burned_first)
     return SimulatedSeries(grid=grid, scenes=scenes, truth_first_visible=_frozen(truth),
                            truth_burns=burns, compounds=compounds,
-                           structures=_structure_table(land, times, plan, first_index),
-                           settlement=_crs_transform(land)(land.settlement), metadata=metadata)
+                           structures=structure_table(land, times, plan, first_index),
+                           settlement=crs_transform(land)(land.settlement), metadata=metadata)
 
 
 def _satellite_ids(seed: int, plan: ScenarioPlan) -> list[str]:
@@ -214,27 +214,27 @@ def _satellite_ids(seed: int, plan: ScenarioPlan) -> list[str]:
     n = len(plan.acquisitions)
     if plan.sensor == "sentinel2":
         return [f"SIM-S2{'AB'[k % 2]}" for k in range(n)]
-    return [f"SIM-{s}" for s in _rng(seed, 50).choice(np.arange(1000, 2600), n, replace=False)]
+    return [f"SIM-{s}" for s in stream_rng(seed, 50).choice(np.arange(1000, 2600), n, replace=False)]
 
 
-def _series_metadata(land: _Landscape, plan: ScenarioPlan, first_index: list[int | None],
-                     cloud: _Cloud | None, *, seed: int, n_compounds: int, n_burned_first: int) -> dict:
+def _series_metadata(land: Landscape, plan: ScenarioPlan, first_index: list[int | None],
+                     cloud: CloudPlan | None, *, seed: int, n_compounds: int, n_burned_first: int) -> dict:
     """The series' JSON-able record; keys of version 1 first, in their order, then new ones."""
     times = [a.time for a in plan.acquisitions]
-    events = [{"event": e.name, "assumed_time": _iso(e.time), "reported": e.reported,
+    events = [{"event": e.name, "assumed_time": iso(e.time), "reported": e.reported,
                "n_compounds": int(np.sum(land.events == k + 1)),
                "first_visible_scene": first_index[k],
-               "first_visible": _iso(times[first_index[k]]) if first_index[k] is not None else None,
+               "first_visible": iso(times[first_index[k]]) if first_index[k] is not None else None,
                "setting": e.setting}
               for k, e in enumerate(plan.events)]
-    to_crs = _crs_transform(land)
+    to_crs = crs_transform(land)
     grid = land.grid
     cloud_meta = None if cloud is None else {"scene_index": plan.cloud_scene, **cloud.info,
                                              "shadow_flagged": plan.shadow_flagged}
     return {
         "simulated": True, "simulator": "burnscan pipeline.sim.simulate", "version": SIMULATOR_VERSION,
         "seed": int(seed), "scenario": plan.name, "n_compounds": int(n_compounds),
-        "n_burned_first": int(n_burned_first), "acquisitions": [_iso(t) for t in times],
+        "n_burned_first": int(n_burned_first), "acquisitions": [iso(t) for t in times],
         "events": events, "cloud": cloud_meta,
         "grid": {"crs": grid.crs, "transform": list(grid.transform)[:6],
                  "width": grid.width, "height": grid.height},
@@ -244,7 +244,7 @@ def _series_metadata(land: _Landscape, plan: ScenarioPlan, first_index: list[int
         "reflectance": _reflectance_table(plan),
         "notes": _notes(plan),
         "description": plan.description,
-        "changes": _changes(land, plan, times),
+        "changes": dated_changes(land, plan, times),
     }
 
 
@@ -283,9 +283,9 @@ def _notes(plan: ScenarioPlan) -> list[str]:
 def _reflectance_table(plan: ScenarioPlan) -> dict[str, list[float]]:
     """Spectra the plan can paint: the 14 of version 1, plus dry-season and SWIR values."""
     seasonal = plan.harvest_time is not None or any(a.leaf_loss for a in plan.acquisitions)
-    names = _MATERIALS if seasonal else tuple(_SPECTRA)
+    names = MATERIALS if seasonal else tuple(SPECTRA)
     swir = plan.sensor == "sentinel2"
-    return {m: list(_ALL_SPECTRA[m] + (_SWIR[m] if swir else ())) for m in names}
+    return {m: list(ALL_SPECTRA[m] + (SWIR_SPECTRA[m] if swir else ())) for m in names}
 
 
 # --------------------------------------------------------------------------- arguments
@@ -311,7 +311,7 @@ def _check_arguments(grid: Grid, seed: int, n_compounds: int, n_burned_first: in
 
 def _check_grid(grid: Grid, plan: ScenarioPlan) -> None:
     """The grid must have the plan's sensor's pixel, be north-up, metric and large enough."""
-    t, res = grid.transform, _SENSORS[plan.sensor].pixel_m
+    t, res = grid.transform, SENSORS[plan.sensor].pixel_m
     if not math.isclose(grid.resolution, res) or t.b != 0 or t.d != 0 or not math.isclose(t.e, -res):
         hint = "" if plan.sensor == "sentinel2" else "; only scenario='sentinel2' takes 10 m grids"
         raise ParameterError(f"scenario {plan.name!r} images {res} m north-up pixels; got a grid with "
@@ -321,50 +321,50 @@ def _check_grid(grid: Grid, plan: ScenarioPlan) -> None:
     if not crs.is_projected or crs.axis_info[0].unit_name not in ("metre", "meter"):
         raise ParameterError(f"grid CRS {grid.crs!r} is not a metric projected CRS; use a UTM zone "
                              "such as EPSG:32630")
-    if _village_room(grid) < 60.0:
+    if village_room(grid) < 60.0:
         raise ParameterError(f"grid {grid.width}x{grid.height} px is too small for a village inside "
-                             f"a {_AOI_MARGIN_M:.0f} m margin; use at least "
-                             f"{math.ceil((2 * (60 + 30 + _AOI_MARGIN_M)) / res)} px a side")
+                             f"a {AOI_MARGIN_M:.0f} m margin; use at least "
+                             f"{math.ceil((2 * (60 + 30 + AOI_MARGIN_M)) / res)} px a side")
 
 
 # --------------------------------------------------------------------------- one acquisition
-def _acquire(land: _Landscape, plan: ScenarioPlan, k: int, *, seed: int, satellite: str,
-             sun: tuple[float, float], state: int, cloud: _Cloud | None) -> SimulatedScene:
+def _acquire(land: Landscape, plan: ScenarioPlan, k: int, *, seed: int, satellite: str,
+             sun: tuple[float, float], state: int, cloud: CloudPlan | None) -> SimulatedScene:
     """Image the ground as it was at scene ``k`` (``state`` events burned) through one satellite.
 
     The random draws keep version 1's order (shift, gains, offsets, day field, noise), which is
     what keeps the demo's pixels identical.
     """
-    acq, sensor, shape = plan.acquisitions[k], _SENSORS[plan.sensor], land.grid.shape
-    rng = _rng(seed, 100 + k)
+    acq, sensor, shape = plan.acquisitions[k], SENSORS[plan.sensor], land.grid.shape
+    rng = stream_rng(seed, 100 + k)
     fine = rng.uniform(*plan.fine_shift_px, 2) * rng.choice([-1.0, 1.0], 2)
     shift = tuple(float(x) for x in fine + np.array(acq.coarse_shift_px))
-    gain, offset = _radiometry(rng, sensor, acq.instrument)
-    labels = _labels_at(land, plan, acq.time, state)
-    factor = _ground_factor(land, plan, k, labels, sun, cloud, seed)
-    lut = _scene_lut(acq, sensor)
-    rho = np.stack([_land_image(land, _ground(lut[b], labels, land, factor, cloud, band), shift, coarse=coarse)
+    gain, offset = sensor_radiometry(rng, sensor, acq.instrument)
+    labels = labels_at(land, plan, acq.time, state)
+    factor = ground_factor(land, plan, k, labels, sun, cloud, seed)
+    lut = scene_lut(acq, sensor)
+    rho = np.stack([land_image(land, ground_band(lut[b], labels, land, factor, cloud, band), shift, coarse=coarse)
                     for b, (band, coarse) in enumerate(zip(sensor.bands, sensor.coarse))])
-    dn = _observed_dn(rho, acq.haze, sensor, gain, offset, rng)
+    dn = observed_dn(rho, acq.haze, sensor, gain, offset, rng)
     cloud_px = shadow_px = None
     if cloud is not None:
-        cloud_px = _land_image(land, cloud.alpha, shift)
-        shadow_px = _land_image(land, 1.0 - cloud.shade, shift)
-    udm2 = _udm2(shape, acq.haze, cloud_px, shadow_px, flag_shadow=plan.shadow_flagged)
+        cloud_px = land_image(land, cloud.alpha, shift)
+        shadow_px = land_image(land, 1.0 - cloud.shade, shift)
+    udm2 = make_udm2(shape, acq.haze, cloud_px, shadow_px, flag_shadow=plan.shadow_flagged)
     scene_id = f"{acq.time:%Y%m%d_%H%M%S}_sim_d{k}"
     metadata = {**scene_metadata(scene_id, acq.time, satellite, sensor, acq.haze, gain, offset, udm2, sun, shift,
                                  cloud is not None), **_scene_extras(plan, acq, sensor)}
     return SimulatedScene(scene_id, acq.time, satellite, _frozen(dn), _frozen(udm2), shift, metadata)
 
 
-def scene_metadata(scene_id: str, when: datetime, satellite: str, sensor: _Sensor, haze: str, gain: np.ndarray,
+def scene_metadata(scene_id: str, when: datetime, satellite: str, sensor: Sensor, haze: str, gain: np.ndarray,
                    offset: np.ndarray, udm2: np.ndarray, sun: tuple[float, float], shift: tuple[float, float],
                    cloud: bool) -> dict:
     """What every simulated scene's metadata says of its acquisition and radiometry (the
     village series and the search box write the same fields, in the same order)."""
-    t, path = _haze_model(haze, sensor)
+    t, path = haze_model(haze, sensor)
     return {
-        "scene_id": scene_id, "acquired": _iso(when), "satellite_id": satellite, "simulated": True,
+        "scene_id": scene_id, "acquired": iso(when), "satellite_id": satellite, "simulated": True,
         "bands": list(sensor.bands), "reflectance_scale": 10000, "nodata": 0,
         "radiometric_model": "observed = gain * (t * rho + path) + offset + noise; rho carries a "
                              "smooth +-0.4 % day-to-day variation",
@@ -377,7 +377,7 @@ def scene_metadata(scene_id: str, when: datetime, satellite: str, sensor: _Senso
     }
 
 
-def _scene_extras(plan: ScenarioPlan, acq: Acquisition, sensor: _Sensor) -> dict:
+def _scene_extras(plan: ScenarioPlan, acq: Acquisition, sensor: Sensor) -> dict:
     """Scene metadata beyond version 1's, only where the plan uses it (none for the demo)."""
     extras: dict = {}
     if acq.instrument:

@@ -3,7 +3,7 @@
 What lies between the sun, the ground and the sensor on each date: the sun's azimuth and
 elevation [1] (so where tree and cloud shadows fall), how much dust haze dims and brightens
 each band, the cloud's opacity, brightness and shadow, and the darkening of wet soil [2].
-:func:`_ground` lays them over one band of the ground map as the sensor's top of canopy sees it.
+:func:`ground_band` lays them over one band of the ground map as the sensor's top of canopy sees it.
 
 References
 ----------
@@ -24,9 +24,9 @@ import pyproj
 import shapely
 
 from pipeline.grid import Grid
-from pipeline.sim.ground import _crs_transform, _Landscape, _land_image, _rng, _smooth_field
-from pipeline.sim.imaging import _Sensor
-from pipeline.sim.materials import _CROWNS, _SOILS
+from pipeline.sim.ground import crs_transform, Landscape, land_image, stream_rng, smooth_field
+from pipeline.sim.imaging import Sensor
+from pipeline.sim.materials import CROWNS, SOILS
 from pipeline.sim.scenarios import ScenarioPlan
 
 # Harmattan dust: observed = t * rho + path. Path is largest in blue (small-particle scattering).
@@ -36,13 +36,13 @@ _HAZE = {"none": (1.0, (0.0, 0.0, 0.0, 0.0)),
          "dense": (0.80, (0.08, 0.065, 0.05, 0.025))}
 # Coarse dust scatters nearly as much in the SWIR as in the NIR; the share is our choice.
 _SWIR_PATH_SHARE = (0.6, 0.4)
-_OBSCURED = 0.25  # share of a compound under cloud or shadow that makes a date useless for it
-_SKY_LIGHT = 0.35  # diffuse share of the illumination: what a cloud or tree shadow still gets
+OBSCURED = 0.25  # share of a compound under cloud or shadow that makes a date useless for it
+SKY_LIGHT = 0.35  # diffuse share of the illumination: what a cloud or tree shadow still gets
 _CLOUD_SWIR = {"swir16": 0.8, "swir22": 0.7}  # water droplets absorb in the SWIR: darker tops
 
 
 @dataclass
-class _Cloud:
+class CloudPlan:
     alpha: np.ndarray  # float32 opacity on the ground map
     brightness: np.ndarray  # float32 cloud-top reflectance
     shade: np.ndarray  # float32 illumination factor, 0.35 in the core of the shadow
@@ -51,14 +51,14 @@ class _Cloud:
 
 
 # --------------------------------------------------------------------------- the sun
-def _suns(grid: Grid, plan: ScenarioPlan) -> list[tuple[float, float]]:
+def sun_positions(grid: Grid, plan: ScenarioPlan) -> list[tuple[float, float]]:
     """Sun azimuth and elevation at the grid's centre for every acquisition."""
     lon, lat = pyproj.Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True).transform(
         (grid.bounds[0] + grid.bounds[2]) / 2, (grid.bounds[1] + grid.bounds[3]) / 2)
-    return [_sun_angles(lon, lat, a.time) for a in plan.acquisitions]
+    return [sun_angles(lon, lat, a.time) for a in plan.acquisitions]
 
 
-def _sun_angles(lon: float, lat: float, when: datetime) -> tuple[float, float]:
+def sun_angles(lon: float, lat: float, when: datetime) -> tuple[float, float]:
     """Solar azimuth (degrees clockwise from north) and elevation (degrees) at ``when`` (UTC) [1]."""
     hour = when.hour + when.minute / 60 + when.second / 3600
     g = 2 * math.pi / 365 * (when.timetuple().tm_yday - 1 + (hour - 12) / 24)
@@ -74,8 +74,8 @@ def _sun_angles(lon: float, lat: float, when: datetime) -> tuple[float, float]:
 
 
 # --------------------------------------------------------------------------- the cloud
-def _plan_cloud(land: _Landscape, rng: np.random.Generator, sun_azimuth: float, sun_elevation: float,
-                geometry: str = "far_return") -> _Cloud:
+def plan_cloud(land: Landscape, rng: np.random.Generator, sun_azimuth: float, sun_elevation: float,
+                geometry: str = "far_return") -> CloudPlan:
     """A soft-edged cumulus and its shadow, placed as the plan's ``geometry`` says.
 
     The shadow lies ``height / tan(elevation)`` away in the anti-solar azimuth. ``"far_return"``
@@ -92,7 +92,7 @@ def _plan_cloud(land: _Landscape, rng: np.random.Generator, sun_azimuth: float, 
         cu, cv = _over_the_return(land, rng, size)
     else:
         cu, cv, reach = _across_the_village(land, size, sun_azimuth)
-    alpha, brightness = _cumulus(rng, shape, cu, cv, size)
+    alpha, brightness = cumulus_field(rng, shape, cu, cv, size)
     if geometry == "far_return":
         height = float(rng.uniform(1000.0, 1800.0))
     else:
@@ -102,22 +102,22 @@ def _plan_cloud(land: _Landscape, rng: np.random.Generator, sun_azimuth: float, 
     dv = int(round(reach * math.cos(math.radians(sun_azimuth))))  # v grows southward
     shade = np.ones(shape, dtype=np.float32)
     shadow_alpha = np.zeros(shape, dtype=np.float32)
-    dst, src = _overlap(shape, dv, du)
+    dst, src = overlap(shape, dv, du)
     shade[dst] = 1.0 - 0.65 * alpha[src]  # diffuse skylight only: ~0.35 of full illumination
     shadow_alpha[dst] = alpha[src]
-    cloud_frac = _compound_fraction(land, alpha > 0.05)
-    shadow_frac = _compound_fraction(land, shade < 0.97)
-    to_crs = _crs_transform(land)
+    cloud_frac = compound_fraction(land, alpha > 0.05)
+    shadow_frac = compound_fraction(land, shade < 0.97)
+    to_crs = crs_transform(land)
     info = {"centre_xy": list(to_crs(shapely.Point(cu, cv)).coords[0]), "size_m": round(2 * size, 1),
             "cloud_base_m": round(height, 1), "shadow_offset_east_north_m": [du, -dv],
             "sun_azimuth": round(sun_azimuth, 2), "sun_elevation": round(sun_elevation, 2),
-            "compound_ids_under_cloud": [int(i) for i in np.flatnonzero(cloud_frac >= _OBSCURED)],
-            "compound_ids_under_shadow": [int(i) for i in np.flatnonzero(shadow_frac >= _OBSCURED)],
-            "shadow_on_grid": bool(np.any(_land_image(land, 1.0 - shade, (0.0, 0.0)) > 0.03))}
-    return _Cloud(alpha, brightness, shade, shadow_alpha, info)
+            "compound_ids_under_cloud": [int(i) for i in np.flatnonzero(cloud_frac >= OBSCURED)],
+            "compound_ids_under_shadow": [int(i) for i in np.flatnonzero(shadow_frac >= OBSCURED)],
+            "shadow_on_grid": bool(np.any(land_image(land, 1.0 - shade, (0.0, 0.0)) > 0.03))}
+    return CloudPlan(alpha, brightness, shade, shadow_alpha, info)
 
 
-def _over_the_return(land: _Landscape, rng: np.random.Generator, size: float) -> tuple[float, float]:
+def _over_the_return(land: Landscape, rng: np.random.Generator, size: float) -> tuple[float, float]:
     """Centre over one of the return's compounds farthest from the attack (hides only them)."""
     later = np.flatnonzero(land.events == 2)
     pick = later if later.size else np.arange(len(land.plans))
@@ -130,7 +130,7 @@ def _over_the_return(land: _Landscape, rng: np.random.Generator, size: float) ->
     return c.cu + rng.normal(0, 0.2 * size), c.cv + rng.normal(0, 0.2 * size)
 
 
-def _across_the_village(land: _Landscape, size: float, sun_azimuth: float) -> tuple[float, float, float]:
+def _across_the_village(land: Landscape, size: float, sun_azimuth: float) -> tuple[float, float, float]:
     """Cloud centre a third of a radius sunward of the village centre, and the shadow's reach.
 
     The shadow's centre lands 0.8 radius on the anti-sun side, so the shadow covers the outer
@@ -143,7 +143,7 @@ def _across_the_village(land: _Landscape, size: float, sun_azimuth: float) -> tu
     return cu, cv, reach
 
 
-def _cumulus(rng: np.random.Generator, shape: tuple[int, int], cu: float, cv: float,
+def cumulus_field(rng: np.random.Generator, shape: tuple[int, int], cu: float, cv: float,
              size: float) -> tuple[np.ndarray, np.ndarray]:
     """Opacity and cloud-top reflectance of a fair-weather cumulus centred at (cu, cv)."""
     v0, u0 = max(0, int(cv - 2.2 * size)), max(0, int(cu - 2.2 * size))
@@ -155,7 +155,7 @@ def _cumulus(rng: np.random.Generator, shape: tuple[int, int], cu: float, cv: fl
         s = rng.uniform(0.35, 0.55) * size
         body += rng.uniform(0.6, 1.0) * np.exp(-((uu - cu - ou) ** 2 + (vv - cv - ov) ** 2) / (2 * s * s))
     body /= body.max()
-    body *= 1 + 0.25 * _smooth_field(rng, body.shape, 20.0)
+    body *= 1 + 0.25 * smooth_field(rng, body.shape, 20.0)
     a = np.clip((body - 0.25) / 0.2, 0, 1)  # a ~10-20 m soft rim around an opaque core
     alpha = np.zeros(shape, dtype=np.float32)
     alpha[v0:v1, u0:u1] = a * a * (3 - 2 * a)
@@ -164,7 +164,7 @@ def _cumulus(rng: np.random.Generator, shape: tuple[int, int], cu: float, cv: fl
     return alpha, brightness
 
 
-def _overlap(shape: tuple[int, int], dv: int, du: int) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+def overlap(shape: tuple[int, int], dv: int, du: int) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
     """Slices so that ``dst`` is ``src`` moved by (dv, du) cells, clipped to ``shape``."""
     h, w = shape
     # max(0, ...) on the stops too: a shift longer than the map must give empty slices, not
@@ -174,7 +174,7 @@ def _overlap(shape: tuple[int, int], dv: int, du: int) -> tuple[tuple[slice, sli
     return dst, src
 
 
-def _compound_fraction(land: _Landscape, mask: np.ndarray) -> np.ndarray:
+def compound_fraction(land: Landscape, mask: np.ndarray) -> np.ndarray:
     """Share of each compound's cells where ``mask`` is true."""
     inside = land.compound_map >= 0
     n = len(land.plans)
@@ -184,7 +184,7 @@ def _compound_fraction(land: _Landscape, mask: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- light on the ground
-def _tree_light(land: _Landscape, sun: tuple[float, float], leaf_loss: float) -> np.ndarray:
+def tree_light(land: Landscape, sun: tuple[float, float], leaf_loss: float) -> np.ndarray:
     """Share of the direct sun that reaches each 1 m cell past the tree crowns (float32).
 
     A crown is a flattened spheroid (half-depth 0.45 of its radius) whose centre stands at the
@@ -212,11 +212,11 @@ def _tree_light(land: _Landscape, sun: tuple[float, float], leaf_loss: float) ->
     ok = (rr >= 0) & (rr < light.shape[0]) & (cc >= 0) & (cc < light.shape[1])
     opacity = np.where(land.deciduous, 0.85 * (1.0 - 0.5 * leaf_loss), 0.85).astype(np.float32)
     np.minimum.at(light, (rr[ok], cc[ok]), 1.0 - opacity[n[ok]])
-    light[np.isin(land.labels, _CROWNS)] = 1.0
+    light[np.isin(land.labels, CROWNS)] = 1.0
     return light
 
 
-def _haze_model(haze: str, sensor: _Sensor) -> tuple[float, tuple[float, ...]]:
+def haze_model(haze: str, sensor: Sensor) -> tuple[float, tuple[float, ...]]:
     """Dust transmittance and per-band path reflectance for the sensor's bands."""
     t, path = _HAZE[haze]
     if len(sensor.bands) > len(path):
@@ -224,21 +224,21 @@ def _haze_model(haze: str, sensor: _Sensor) -> tuple[float, tuple[float, ...]]:
     return t, path
 
 
-def _observed_dn(rho: np.ndarray, haze: str, sensor: _Sensor, gain: np.ndarray, offset: np.ndarray,
+def observed_dn(rho: np.ndarray, haze: str, sensor: Sensor, gain: np.ndarray, offset: np.ndarray,
                  rng: np.random.Generator) -> np.ndarray:
     """``(band, y, x)`` ground reflectance as the sensor records it: through the dust, with a
     tiny smooth day-to-day variation, the scene's gain and offset and the sensor's noise, as
     uint16 reflectance x 10000 (0 is kept for nodata)."""
-    t, path = _haze_model(haze, sensor)
-    day = 1.0 + 0.004 * _smooth_field(rng, rho.shape[1:], 100.0)  # moisture, view angle: tiny
+    t, path = haze_model(haze, sensor)
+    day = 1.0 + 0.004 * smooth_field(rng, rho.shape[1:], 100.0)  # moisture, view angle: tiny
     observed = gain[:, None, None] * (t * rho * day + np.array(path)[:, None, None]) + offset[:, None, None]
     sigma = np.array(sensor.noise, dtype=np.float32)[:, None, None]
     observed += rng.standard_normal(observed.shape, dtype=np.float32) * sigma
     return np.clip(np.rint(observed * 10000.0), 1, 10000).astype(np.uint16)
 
 
-def _ground_factor(land: _Landscape, plan: ScenarioPlan, k: int, labels: np.ndarray, sun: tuple[float, float],
-                   cloud: _Cloud | None, seed: int) -> np.ndarray | None:
+def ground_factor(land: Landscape, plan: ScenarioPlan, k: int, labels: np.ndarray, sun: tuple[float, float],
+                   cloud: CloudPlan | None, seed: int) -> np.ndarray | None:
     """Illumination (tree and cloud shadows) times moisture darkening on the ground map.
 
     None when nothing dims the ground. The demo keeps version 1's rendering: no tree shadows,
@@ -248,19 +248,19 @@ def _ground_factor(land: _Landscape, plan: ScenarioPlan, k: int, labels: np.ndar
     acq = plan.acquisitions[k]
     if not plan.tree_shadows and not acq.soil_wetness:
         return None if cloud is None else cloud.shade
-    direct = _tree_light(land, sun, acq.leaf_loss) if plan.tree_shadows else np.ones(labels.shape, np.float32)
+    direct = tree_light(land, sun, acq.leaf_loss) if plan.tree_shadows else np.ones(labels.shape, np.float32)
     if cloud is not None:
         direct *= 1 - cloud.shadow_alpha
-    factor = 1 - (1 - _SKY_LIGHT) * (1 - direct)
+    factor = 1 - (1 - SKY_LIGHT) * (1 - direct)
     if acq.soil_wetness:
-        patchy = np.clip(_smooth_field(_rng(seed, 300 + k), labels.shape, 200.0), -1, 1)
+        patchy = np.clip(smooth_field(stream_rng(seed, 300 + k), labels.shape, 200.0), -1, 1)
         wet = acq.soil_wetness * (1 + 0.1 * patchy)  # rain fell unevenly: +-10 % of the darkening
-        factor *= np.where(np.isin(labels, _SOILS), 1 - wet, np.float32(1))
+        factor *= np.where(np.isin(labels, SOILS), 1 - wet, np.float32(1))
     return factor
 
 
-def _ground(lut_band: np.ndarray, labels: np.ndarray, land: _Landscape, factor: np.ndarray | None,
-            cloud: _Cloud | None, band: str) -> np.ndarray:
+def ground_band(lut_band: np.ndarray, labels: np.ndarray, land: Landscape, factor: np.ndarray | None,
+            cloud: CloudPlan | None, band: str) -> np.ndarray:
     """One band of the 1 m ground as the sensor's top of canopy sees it, cloud included."""
     ground = lut_band[labels] * land.texture
     if factor is not None:

@@ -16,14 +16,14 @@ import numpy as np
 import shapely
 from shapely.geometry import Polygon
 
-from pipeline.sim.ground import _cells, _crs_transform, _Landscape
+from pipeline.sim.ground import ground_cells, crs_transform, Landscape
 from pipeline.sim.scenarios import ScenarioPlan
-from pipeline.sim.sky import _OBSCURED, _Cloud, _compound_fraction
+from pipeline.sim.sky import OBSCURED, CloudPlan, compound_fraction
 
 _UTC = timezone.utc
 
 
-def _truth_first_visible(land: _Landscape, first_index: list[int | None]) -> np.ndarray:
+def first_visible_raster(land: Landscape, first_index: list[int | None]) -> np.ndarray:
     """Index of the first scene on which burns cover at least half of each pixel."""
     grid = land.grid
     truth = np.full(grid.shape, -1, dtype=np.int16)
@@ -40,7 +40,7 @@ def _truth_first_visible(land: _Landscape, first_index: list[int | None]) -> np.
     return truth
 
 
-def _add_cover(covered: np.ndarray, poly: Polygon, land: _Landscape) -> None:
+def _add_cover(covered: np.ndarray, poly: Polygon, land: Landscape) -> None:
     """Add the exact share of each pixel that ``poly`` (ground metres) covers."""
     h, w = covered.shape
     sub, margin = land.sub, land.margin
@@ -53,20 +53,20 @@ def _add_cover(covered: np.ndarray, poly: Polygon, land: _Landscape) -> None:
     covered[r0:r1, c0:c1] += shapely.area(shapely.intersection(boxes, poly)) / sub ** 2
 
 
-def _truth_tables(land: _Landscape, times: list[datetime], plan: ScenarioPlan,
+def truth_tables(land: Landscape, times: list[datetime], plan: ScenarioPlan,
                   first_index: list[int | None],
-                  cloud: _Cloud | None) -> tuple[geopandas.GeoDataFrame, geopandas.GeoDataFrame]:
+                  cloud: CloudPlan | None) -> tuple[geopandas.GeoDataFrame, geopandas.GeoDataFrame]:
     """The compounds table and the burned-footprints table, in the grid's CRS."""
-    to_crs = _crs_transform(land)
+    to_crs = crs_transform(land)
     hidden = np.zeros(len(land.plans))
     if cloud is not None:
-        hidden = np.maximum(_compound_fraction(land, cloud.alpha > 0.05),
-                            _compound_fraction(land, cloud.shade < 0.97))
+        hidden = np.maximum(compound_fraction(land, cloud.alpha > 0.05),
+                            compound_fraction(land, cloud.shade < 0.97))
     rows, burns = [], []
     for cid, (p, ev, fp) in enumerate(zip(land.plans, land.events, land.footprints)):
         idx = first_index[ev - 1] if ev else None
-        seen = _iso(times[idx]) if idx is not None else ""
-        obscured = plan.cloud_scene if hidden[cid] >= _OBSCURED else -1
+        seen = iso(times[idx]) if idx is not None else ""
+        obscured = plan.cloud_scene if hidden[cid] >= OBSCURED else -1
         rows.append({"compound_id": cid, "event": plan.events[ev - 1].name if ev else "", "first_visible": seen,
                      "obscured_scene": obscured, "obscured_fraction": round(float(hidden[cid]), 3),
                      "geometry": to_crs(Polygon(p.corners()))})
@@ -74,7 +74,7 @@ def _truth_tables(land: _Landscape, times: list[datetime], plan: ScenarioPlan,
             burns.append(_burn_row(cid, plan.events[ev - 1].name, "settlement", fp, idx, obscured, times, to_crs))
     for ev, fp in land.outside:
         if first_index[ev - 1] is not None:
-            obscured = plan.cloud_scene if _hidden_fraction(land, fp, cloud) >= _OBSCURED else -1
+            obscured = plan.cloud_scene if _hidden_fraction(land, fp, cloud) >= OBSCURED else -1
             burns.append(_burn_row(-1, plan.events[ev - 1].name, "outside", fp, first_index[ev - 1], obscured,
                                    times, to_crs))
     crs = land.grid.crs
@@ -84,11 +84,11 @@ def _truth_tables(land: _Landscape, times: list[datetime], plan: ScenarioPlan,
     return geopandas.GeoDataFrame(rows, geometry="geometry", crs=crs), burns_gdf
 
 
-def _structure_table(land: _Landscape, times: list[datetime], plan: ScenarioPlan,
+def structure_table(land: Landscape, times: list[datetime], plan: ScenarioPlan,
                      first_index: list[int | None]) -> geopandas.GeoDataFrame:
     """Every roof (hut or granary) with whether it burned: at least half its disc inside its
     compound's burned footprint, the rule a reader of the imagery would apply too."""
-    to_crs = _crs_transform(land)
+    to_crs = crs_transform(land)
     rows = []
     for sid, (cid, u, v, r) in enumerate(land.roofs):
         cid = int(cid)
@@ -98,7 +98,7 @@ def _structure_table(land: _Landscape, times: list[datetime], plan: ScenarioPlan
                       and disc.intersection(fp).area >= 0.5 * disc.area)
         rows.append({"structure_id": sid, "compound_id": cid, "kind": "granary" if r < 1.6 else "hut",
                      "burned": burned, "event": plan.events[ev - 1].name if burned else "",
-                     "first_visible": _iso(times[first_index[ev - 1]]) if burned else "",
+                     "first_visible": iso(times[first_index[ev - 1]]) if burned else "",
                      "geometry": to_crs(disc)})
     return geopandas.GeoDataFrame(rows or None, columns=["structure_id", "compound_id", "kind", "burned", "event",
                                                          "first_visible", "geometry"],
@@ -110,32 +110,32 @@ def _burn_row(cid: int, event: str, setting: str, fp: Polygon, idx: int, obscure
     """One truth row; the bracket skips the scene whose cloud or shadow hides the burn."""
     before = [j for j in range(idx) if j != obscured]
     after = [j for j in range(idx, len(times)) if j != obscured]
-    return {"compound_id": cid, "event": event, "first_visible": _iso(times[idx]),
-            "last_clear_before": _iso(times[before[-1]]) if before else "",
+    return {"compound_id": cid, "event": event, "first_visible": iso(times[idx]),
+            "last_clear_before": iso(times[before[-1]]) if before else "",
             "area_m2": round(fp.area, 1), "setting": setting,
-            "first_seen_clear": _iso(times[after[0]]) if after else "", "geometry": to_crs(fp)}
+            "first_seen_clear": iso(times[after[0]]) if after else "", "geometry": to_crs(fp)}
 
 
-def _hidden_fraction(land: _Landscape, poly: Polygon, cloud: _Cloud | None) -> float:
+def _hidden_fraction(land: Landscape, poly: Polygon, cloud: CloudPlan | None) -> float:
     """Share of the 1 m cells inside ``poly`` under the cloud or its shadow."""
     if cloud is None:
         return 0.0
-    rr, cc = _cells(np.asarray(poly.convex_hull.exterior.coords), land.labels.shape)
+    rr, cc = ground_cells(np.asarray(poly.convex_hull.exterior.coords), land.labels.shape)
     hit = (cloud.alpha[rr, cc] > 0.05) | (cloud.shade[rr, cc] < 0.97)
     return float(hit.mean()) if rr.size else 0.0
 
 
-def _changes(land: _Landscape, plan: ScenarioPlan, times: list[datetime]) -> list[dict]:
+def dated_changes(land: Landscape, plan: ScenarioPlan, times: list[datetime]) -> list[dict]:
     """Dated non-burn changes with where they happen, as WKT in the grid's CRS.
 
     Burns are not listed: they are in the truth. A method that flags any of these as a burn
     makes a commission error the benchmark can explain.
     """
-    to_crs = _crs_transform(land)
+    to_crs = crs_transform(land)
     h, w = land.labels.shape
     grid_box = shapely.box(land.margin, land.margin, w - land.margin, h - land.margin)
     whole = to_crs(grid_box).wkt
-    when = [_iso(t) for t in times]
+    when = [iso(t) for t in times]
     out = []
     loss = [a.leaf_loss for a in plan.acquisitions]
     if any(loss):
@@ -147,9 +147,9 @@ def _changes(land: _Landscape, plan: ScenarioPlan, times: list[datetime]) -> lis
                     "leaf_loss": loss,
                     "wkt": shapely.to_wkt(to_crs(crowns.intersection(grid_box)), rounding_precision=1)})
     if land.harvest_field is not None:
-        seen = next(s for s in when if s > _iso(plan.harvest_time))
+        seen = next(s for s in when if s > iso(plan.harvest_time))
         out.append({"change": "harvest", "what": "standing millet cut to stubble over bare soil",
-                    "assumed_time": _iso(plan.harvest_time), "first_visible": seen,
+                    "assumed_time": iso(plan.harvest_time), "first_visible": seen,
                     "wkt": shapely.to_wkt(to_crs(land.harvest_field), rounding_precision=1)})
     wet = [a.soil_wetness for a in plan.acquisitions]
     if any(wet):
@@ -166,7 +166,7 @@ def _changes(land: _Landscape, plan: ScenarioPlan, times: list[datetime]) -> lis
     return out
 
 
-def _iso(t: datetime) -> str:
+def iso(t: datetime) -> str:
     return t.astimezone(_UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
