@@ -48,10 +48,11 @@ from pipeline.config import Params
 from pipeline.errors import ParameterError, SceneError
 from pipeline.grid import Grid
 from pipeline.stages.indices import choose_index, index_bands
-from pipeline.readers.load import SceneRecord, memoised_hashes, stack_scenes
+from pipeline.model import SceneRecord
+from pipeline.readers.rasters import memoised_hashes, stack_scenes
 from pipeline.stages.polygons import describe_polygons, empty_polygons
 from pipeline.run import Calibration, Detection, detect_burns
-from pipeline.readers.sources import SceneSource
+from pipeline.readers import SceneSource
 
 __all__ = ["Chunk", "ChunkedDetection", "plan_chunks", "detect_chunked", "load_window", "merge_across_edges", "scene_footprints"]
 
@@ -269,7 +270,7 @@ def detect_chunked(
     Parameters
     ----------
     sources:
-        Scenes (:func:`pipeline.readers.sources.recognise`), any order; they need not cover all of
+        Scenes (:func:`pipeline.readers.recognise.recognise`), any order; they need not cover all of
         ``grid`` (uncovered ground is "not observed").
     grid:
         The area's analysis grid.

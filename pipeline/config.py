@@ -29,8 +29,8 @@ BurnIndexName = Literal["auto", "nir", "bai", "nbr", "ndvi"]
 NormalisationName = Literal["auto", "always", "never"]
 BandName = Literal["blue", "green", "red", "nir", "swir16", "swir22",
                    "coastal_blue", "green_i", "yellow", "rededge"]
-"""Canonical band names: the six every reader maps to (:mod:`pipeline.readers.sources`) and the other
-four of PlanetScope's 8-band SuperDove deliveries (:mod:`pipeline.readers.load`)."""
+"""Canonical band names: the six every reader maps to (:mod:`pipeline.readers.recognise`) and the other
+four of PlanetScope's 8-band SuperDove deliveries (:mod:`pipeline.readers.planet`)."""
 
 BAND_NAMES: tuple[str, ...] = get_args(BandName)
 

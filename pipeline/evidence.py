@@ -25,7 +25,8 @@ import pandas as pd
 from pipeline.stages.confidence import confidence_tiers
 from pipeline.config import Params
 from pipeline.readers.fires import corroborate, read_fire_csv
-from pipeline.readers.load import read_footprints, sha256_file
+from pipeline.readers.vectors import read_footprints
+from pipeline.readers.rasters import sha256_file
 from pipeline.stages.structures import FootprintShift, structures_in_burns
 
 __all__ = ["Evidence", "Layers", "find_layers", "count_structures", "gather_evidence", "footprint_files", "fire_files"]

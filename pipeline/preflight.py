@@ -24,7 +24,7 @@ from pipeline.errors import AoiError, ParameterError
 from pipeline.grid import Grid
 
 if TYPE_CHECKING:  # only for the type: the readers stay unimported until a run needs them
-    from pipeline.readers.sources import SceneInfo
+    from pipeline.model import SceneInfo
 
 __all__ = ["memory_budget", "detect_peak_bytes", "search_peak_bytes", "check_detect_grid", "check_search_grid",
            "check_search_options", "check_coreg_band", "scene_shape", "MIN_GRID_SIDE_PX", "CHUNK_PX_RANGE",

@@ -30,7 +30,9 @@ from pipeline.evidence import find_layers, gather_evidence
 from pipeline.grid import Grid
 from pipeline.stages.indices import burn_index, choose_index
 from pipeline.readers.catalogue import catalogue_dir, catalogue_entries, catalogue_sources
-from pipeline.readers.load import SceneRecord, read_outline, record_positions, sha256_file
+from pipeline.model import SceneRecord, record_positions
+from pipeline.readers.vectors import read_outline
+from pipeline.readers.rasters import sha256_file
 from pipeline.provenance.manifest import input_entry, recorded_overrides, seal_manifest
 from pipeline.stages.normalise import BandFit, apply_fits, identity_fits, normalise, wants_normalisation
 from pipeline.stages.perimeter import extent_dates, extent_polygons
@@ -42,7 +44,7 @@ from pipeline.outputs.html_report import render_html
 from pipeline.outputs.report import build_report, render_markdown, with_evidence
 from pipeline.provenance.signing import load_private_key
 from pipeline.review import apply_decisions, read_decisions, review_summary, reviews_path
-from pipeline.readers.sources import load_sources, recognise
+from pipeline.readers.recognise import load_sources, recognise
 from pipeline.stages.structures import settlement_from_footprints
 from pipeline.stages.threshold import ThresholdInfo
 from pipeline.outputs import figures as figs
@@ -121,7 +123,7 @@ def detect_burns(
     Parameters
     ----------
     stack, records:
-        Output of :func:`pipeline.readers.load.load_stack` on ``loaded_grid``.
+        Output of :func:`pipeline.readers.recognise.load_sources` on ``loaded_grid``.
     params:
         Resolved parameters.
     loaded_grid:

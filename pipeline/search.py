@@ -31,13 +31,13 @@ from pipeline.config import resolve_params
 from pipeline.stages.coregister import apply_shifts
 from pipeline.errors import AoiError, SceneError
 from pipeline.grid import Grid, grid_for_bounds
-from pipeline.readers.load import memoised_hashes, sha256_file
+from pipeline.readers.rasters import memoised_hashes, sha256_file
 from pipeline.provenance.manifest import input_entry, recorded_overrides, seal_manifest
 from pipeline.stages.normalise import apply_fits
 from pipeline.preflight import check_coreg_band, check_search_grid, check_search_options, scene_shape
 from pipeline.provenance.versions import git_state, package_versions
 from pipeline.outputs.report import format_time
-from pipeline.readers.sources import recognise
+from pipeline.readers.recognise import recognise
 from pipeline.outputs import figures as figs
 from pipeline.outputs.write import check_output_folder, finish_run_dir, new_run_dir, save_figures, write_json, write_text, write_vector
 

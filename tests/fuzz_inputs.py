@@ -42,7 +42,8 @@ from affine import Affine
 
 from pipeline.errors import PipelineError
 from pipeline.grid import grid_for_bounds
-from pipeline.readers.load import discover_scenes, load_geotiff, load_stack
+from pipeline.readers.recognise import load_sources, recognise
+from pipeline.readers.geotiff import load_geotiff
 
 TARGETS = ("scenes", "stac", "aoi", "manifest")
 
@@ -142,7 +143,7 @@ def _scenes_case(folder: Path, rng: random.Random, np_rng: np.random.Generator) 
 
     def exercise() -> None:
         if not as_geotiff:
-            stack, _ = load_stack(discover_scenes(folder), GRID)
+            stack, _ = load_sources(recognise(folder), GRID)
             _check_loaded(stack)
             return
         record, refl, clear = load_geotiff(folder / "s_3B_AnalyticMS_SR.tif", bands=bands, grid=GRID,
@@ -252,7 +253,7 @@ def _seed_stac(folder: Path, np_rng: np.random.Generator) -> dict:
 
 
 def _stac_case(folder: Path, rng: random.Random, np_rng: np.random.Generator) -> tuple[str, object]:
-    from pipeline.readers.sources import recognise
+    from pipeline.readers.recognise import recognise
 
     seed = _seed_stac(folder, np_rng)
     text, what = _mutated_json_text(seed, rng)

@@ -17,7 +17,7 @@ from pipeline.chunked import detect_chunked, merge_across_edges, plan_chunks
 from pipeline.config import Params
 from pipeline.errors import SceneError
 from pipeline.grid import Grid
-from pipeline.readers.sources import load_sources, recognise
+from pipeline.readers.recognise import load_sources, recognise
 from pipeline.run import detect_burns
 
 _RES = 3.0

@@ -69,7 +69,7 @@ def _footprints_geojson(path: Path, lon: float, lat: float, n: int = 5) -> Path:
 
 
 def test_add_buildings_keeps_the_layer_and_never_overwrites_silently(capsys, tmp_path):
-    from pipeline.readers.load import sha256_file
+    from pipeline.readers.rasters import sha256_file
 
     data = tmp_path / "data"
     src = _footprints_geojson(tmp_path / "osm.geojson", -3.78, 13.82)
@@ -96,7 +96,7 @@ def test_add_buildings_refuses_a_layer_elsewhere_or_not_vector(capsys, tmp_path)
 
 
 def test_add_fires_checks_the_archive_and_keeps_it_once(capsys, tmp_path):
-    from pipeline.readers.load import sha256_file
+    from pipeline.readers.rasters import sha256_file
 
     data = tmp_path / "data"
     header = "latitude,longitude,bright_ti4,scan,track,acq_date,acq_time,satellite,instrument,confidence,version,bright_ti5,frp,daynight"

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.readers.load import sha256_file
+from pipeline.readers.rasters import sha256_file
 from pipeline.run import run_detect
 from smallaoi import write_small_aoi
 
@@ -128,7 +128,7 @@ def test_accuracy_on_the_small_demo_meets_the_foundation_targets(small_run):
 def test_all_cloud_scene_is_unusable_and_widens_the_bracket(small_run):
     from pipeline.aoi import load_aoi
     from pipeline.config import Params
-    from pipeline.readers.load import discover_scenes, load_stack
+    from pipeline.readers.recognise import load_sources, recognise
     from pipeline.run import detect_burns
 
     _, aoi_dir, outcome = small_run
@@ -136,7 +136,7 @@ def test_all_cloud_scene_is_unusable_and_widens_the_bracket(small_run):
     params = Params()
     analysis = aoi.analysis_grid(params.resolution_m)
     loaded = analysis.buffered(int(np.ceil(params.margin_m / params.resolution_m)))
-    stack, records = load_stack(discover_scenes(outcome.demo_folder), loaded)
+    stack, records = load_sources(recognise(outcome.demo_folder), loaded)
     stack["clear"][1] = False  # 27 January entirely under cloud
     detection = detect_burns(stack, records, params=params, loaded_grid=loaded, analysis_grid=analysis)
     assert detection.quality[1]["usable"] is False and detection.quality[1]["clear_fraction"] == 0.0

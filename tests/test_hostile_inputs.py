@@ -30,7 +30,7 @@ from pipeline.config import Params
 from pipeline.errors import SceneError
 from pipeline.grid import grid_for_bounds
 from pipeline.run import detect_burns
-from pipeline.readers.sources import recognise
+from pipeline.readers.recognise import recognise
 from smallaoi import AOI_NAME, write_small_aoi
 from test_load import GRID, _load, _one_line, _write_scene
 from test_real_sources_detect import _aoi
@@ -446,7 +446,7 @@ def test_a_pipe_named_like_metadata_is_refused_at_add(tmp_path):
 
 def test_hashing_a_pipe_is_refused_without_opening_it(tmp_path):
     os.mkfifo(tmp_path / "pipe.tif")
-    done = _in_child(["-c", f"from pipeline.readers.load import sha256_file; sha256_file({str(tmp_path / 'pipe.tif')!r})"], timeout=60)
+    done = _in_child(["-c", f"from pipeline.readers.rasters import sha256_file; sha256_file({str(tmp_path / 'pipe.tif')!r})"], timeout=60)
     assert done.returncode != 0 and "SceneError" in done.stderr and "named pipe" in done.stderr
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
-from pipeline.readers.load import sha256_file
+from pipeline.readers.rasters import sha256_file
 from pipeline.provenance.versions import compare_runs, verify_run
 from pipeline.run import run_detect
 from smallaoi import AOI_NAME, write_small_aoi

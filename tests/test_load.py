@@ -12,7 +12,8 @@ from affine import Affine
 
 from pipeline.errors import SceneError
 from pipeline.grid import Grid, grid_for_bounds
-from pipeline.readers.load import discover_scenes, load_stack, sha256_file
+from pipeline.readers.recognise import load_sources, recognise
+from pipeline.readers.rasters import sha256_file
 
 GRID = grid_for_bounds((500000, 1500000, 500300, 1500300), "EPSG:32630", 3.0)
 
@@ -35,7 +36,7 @@ def _write_scene(folder: Path, scene_id: str, *, acquired: str | None = "2024-01
 
 
 def _load(folder: Path):
-    return load_stack(discover_scenes(folder), GRID)
+    return load_sources(recognise(folder), GRID)
 
 
 def _one_line(err: pytest.ExceptionInfo, *needles: str) -> None:
@@ -110,19 +111,19 @@ def test_two_scenes_with_the_same_time(tmp_path):
 
 def test_empty_folder(tmp_path):
     with pytest.raises(SceneError) as err:
-        discover_scenes(tmp_path)
-    _one_line(err, "no *_AnalyticMS_SR*.tif")
+        recognise(tmp_path)
+    _one_line(err, "no scene recognised")
 
 
 def test_real_planetscope_delivery_loads(shared_data):
     """A real PS2 4-band SR clip with its legacy UDM and metadata (Deering, Alaska, 2016-09-09)."""
     folder = shared_data / "real" / "planetscope-deering-alaska"
     before = {p.name: sha256_file(p) for p in folder.iterdir()}
-    scenes = discover_scenes(folder)
-    assert len(scenes) == 1 and scenes[0].udm is not None and scenes[0].metadata is not None
-    with rasterio.open(scenes[0].reflectance) as src:
+    sources = recognise(folder)
+    assert len(sources) == 1 and sources[0].files.udm is not None and sources[0].files.metadata is not None
+    with rasterio.open(sources[0].files.reflectance) as src:
         grid = Grid(str(src.crs), src.transform, src.width, src.height)
-    stack, records = load_stack(scenes, grid)
+    stack, records = load_sources(sources, grid)
     record = records[0]
     assert record.acquired_utc == "2016-09-09T21:31:04Z" and record.sensor == "PS2" and record.satellite_id == "0e19"
     assert record.bands == ("blue", "green", "red", "nir")

@@ -11,7 +11,7 @@ import pytest
 from pipeline.aoi import AOI_DIR
 from pipeline.cli import main
 from pipeline.errors import AoiError
-from pipeline.readers.load import sha256_file
+from pipeline.readers.rasters import sha256_file
 from pipeline.search import lat_lon_text, run_search
 
 _BOX_M = 3000.0  # a smaller box than the default 6 km keeps the test short; same sites, scaled

@@ -18,7 +18,7 @@ from pipeline.grid import grid_for_bounds
 from pipeline.sim.scenarios import SCENARIOS
 from pipeline.sim.search_box import (SEARCH_BOX_VERSION, ensure_search_box, search_box_grid, simulate_search_box,
                                  write_search_box)
-from pipeline.readers.sources import load_sources, recognise
+from pipeline.readers.recognise import load_sources, recognise
 
 SEED = 11
 SIZE_M = 2500.0  # the smallest box the tests need: 833 x 833 px, about 5 s to simulate

@@ -14,7 +14,7 @@ from affine import Affine
 from pipeline import landsat, sentinel2
 from pipeline.errors import SceneError
 from pipeline.grid import grid_for_bounds
-from pipeline.readers.sources import recognise
+from pipeline.readers.recognise import recognise
 from test_load import _one_line
 
 FIXTURES = "rio-tiler-pds-fixtures"
@@ -76,7 +76,7 @@ def test_a_20m_band_lands_centred_on_the_10m_grid(tmp_path):
     data = np.full((20, 20), 1000, np.uint16)
     data[10, 10] = 9000  # one bright 20 m pixel: its centre is at x = 500210, y = 1529790
     path = _band(tmp_path / "B12.tif", data, res=20, size=20)
-    from pipeline.readers.load import read_band
+    from pipeline.readers.rasters import read_band
 
     on10 = read_band(path, GRID)
     rows, cols = np.nonzero(on10 > 5000)

@@ -135,7 +135,7 @@ def test_band_map_and_plain_geotiff(shared_data):
         scene.load(lon_lat_grid)
     _one_line(err, "5_INCIDENT_20240715.tif", "does not overlap")
     wrong = GeoTiffScene(pre, bands=parse_band_map("blue,green,red,nir"))
-    from pipeline.readers.load import native_grid
+    from pipeline.readers.rasters import native_grid
 
     with pytest.raises(SceneError) as err:
         wrong.load(native_grid(pre, 20.0))

@@ -33,8 +33,11 @@ from pipeline.config import Params
 from pipeline.sim.demo import ensure_demo_scenes
 from pipeline.grid import Grid
 from pipeline.bench.evaluate import date_attribution, score_masks, truth_raster
-from pipeline.readers.load import (discover_scenes, load_geotiff, load_stack, native_grid, read_mask, read_outline, record_positions,
-                   stack_scenes)
+from pipeline.readers.recognise import load_sources, recognise
+from pipeline.readers.geotiff import load_geotiff
+from pipeline.readers.rasters import native_grid, read_mask, stack_scenes
+from pipeline.readers.vectors import read_outline
+from pipeline.model import record_positions
 from pipeline.run import detect_burns
 from pipeline.evidence import count_structures
 from pipeline.sim.truth import FOOTPRINT_OFFSET_M
@@ -159,7 +162,7 @@ def simulated_case(scenario: str, aoi: Aoi, *, data_root: Path, params: Params) 
     demo = ensure_demo_scenes(aoi, data_root, resolution=resolution, margin_m=params.margin_m, scenario=scenario)
     analysis = aoi.analysis_grid(resolution)
     loaded = analysis.buffered(int(np.ceil(params.margin_m / resolution)))
-    stack, records = load_stack(discover_scenes(demo.folder), loaded)
+    stack, records = load_sources(recognise(demo.folder), loaded)
     settlement = read_outline(demo.folder / "settlement_SIMULATED.geojson", analysis.crs)
     det = detect_burns(stack, records, params=params, loaded_grid=loaded, analysis_grid=analysis, settlement=settlement)
 
@@ -292,7 +295,7 @@ def search_case(aoi: Aoi, *, data_root: Path, params: Params, seed: int) -> tupl
     from pipeline.chunked import detect_chunked
     from pipeline.stages.clusters import cluster_burns, score_search
     from pipeline.sim.search_box import ensure_search_box
-    from pipeline.readers.sources import recognise
+    from pipeline.readers.recognise import recognise
 
     folder, _ = ensure_search_box(data_root, aoi, resolution_m=params.resolution_m, seed=seed)
     truth_file = folder / "truth_first_visible_SIMULATED.tif"

@@ -18,7 +18,7 @@ the published methods co-registers or normalises scenes.
 
 Conventions shared by every baseline:
 
-- Input: the stack of :func:`pipeline.readers.load.load_stack`, ``reflectance (time, band, y, x)``
+- Input: the stack of :func:`pipeline.readers.recognise.load_sources`, ``reflectance (time, band, y, x)``
   and ``clear (time, y, x)``, times sorted.
 - Output: ``first_seen`` (y, x) int16, the index of the first scene on which the method
   calls the pixel burned, -1 for never. A pixel keeps its first date.
@@ -100,7 +100,7 @@ def _check_stack(stack: xr.Dataset, *, use_clear_mask: bool) -> None:
     """Fail early, with the fix, on a stack that is not the pipeline's raw stack."""
     if not isinstance(stack, xr.Dataset) or "reflectance" not in stack:
         raise ParameterError(f"stack must be an xarray.Dataset with a 'reflectance' variable, got "
-                             f"{type(stack).__name__}; pass the stack of pipeline.readers.load.load_stack")
+                             f"{type(stack).__name__}; pass the stack of pipeline.readers.recognise.load_sources")
     dims = stack["reflectance"].dims
     if dims != ("time", "band", "y", "x"):
         raise ParameterError(f"reflectance has dims {dims}, expected ('time', 'band', 'y', 'x'); "

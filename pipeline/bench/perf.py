@@ -106,8 +106,8 @@ def _pipeline(pre: str, post: str) -> dict[str, Any]:
 
     from pipeline.chunked import detect_chunked
     from pipeline.config import Params
-    from pipeline.readers.load import native_grid
-    from pipeline.readers.sources import recognise
+    from pipeline.readers.rasters import native_grid
+    from pipeline.readers.recognise import recognise
 
     grid = native_grid(Path(pre))
     t0 = datetime(2024, 1, 27, 10, 38, tzinfo=timezone.utc)

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import geopandas as gpd
 
-from pipeline.readers.load import SceneRecord
+from pipeline.model import SceneRecord
 
 __all__ = ["SIMULATED_LABEL", "format_time", "build_report", "with_evidence", "evidence_sections", "render_markdown"]
 

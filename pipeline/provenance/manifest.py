@@ -218,7 +218,7 @@ def seal_manifest(partial: Path, manifest: dict[str, Any], *, aoi_folder: Path, 
     str
         The SHA-256 of the manifest, as chained in the run log: printed at the end of the run.
     """
-    from pipeline.readers.load import sha256_file
+    from pipeline.readers.rasters import sha256_file
     from pipeline.provenance.runlog import record_run
     from pipeline.provenance.signing import signature_text
     from pipeline.outputs.write import write_json, write_text

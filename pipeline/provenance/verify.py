@@ -65,7 +65,7 @@ def check_folder(run_dir: Path, manifest: dict[str, Any]) -> list[str]:
     Also: a manifest that lists itself or its signature, or a path twice, or that leaves out
     a file every run of its kind writes while that file is gone too, was edited.
     """
-    from pipeline.readers.load import is_regular_file, sha256_file
+    from pipeline.readers.rasters import is_regular_file, sha256_file
 
     run_dir = Path(run_dir)
     problems: list[str] = []
@@ -164,7 +164,7 @@ def _find_by_hash(folder: Path, wanted: list[_Input]) -> dict[str, Path]:
     Only files of a size some wanted file has are hashed, when every size is known (manifests
     record them), so pointing at a large evidence disk costs the few candidates, not the disk.
     """
-    from pipeline.readers.load import sha256_file
+    from pipeline.readers.rasters import sha256_file
 
     hashes = {w.sha256 for w in wanted}
     sizes = {w.size for w in wanted}
@@ -188,7 +188,7 @@ def _check_inputs(manifest: dict[str, Any], inputs_dir: Path | None) -> tuple[li
     elsewhere) and where the AOI file is (None when missing; the changed file when changed,
     so that the parameters it gives now can be compared).
     """
-    from pipeline.readers.load import is_regular_file, sha256_file
+    from pipeline.readers.rasters import is_regular_file, sha256_file
 
     entries = _recorded_inputs(manifest)
     relative = [e for e in entries if not e.path.is_absolute()]

@@ -319,7 +319,7 @@ def compare_runs(original: Path, other: Path) -> RunComparison:
     :data:`RUN_SPECIFIC_FIELDS` set aside. ``manifest.json`` is compared on what the run
     was given: AOI, AOI file, scene files with their hashes, parameters.
     """
-    from pipeline.readers.load import sha256_file
+    from pipeline.readers.rasters import sha256_file
 
     original, other = Path(original), Path(other)
     ma, mb = _read_manifest(original), _read_manifest(other)
@@ -371,7 +371,8 @@ def _relative_hint(path: Path) -> str:
 def _check_inputs(manifest: dict[str, Any], manifest_path: Path) -> tuple[Path, Path]:
     """The AOI folder and scene folder of a run, after checking every recorded hash."""
     from pipeline.errors import AoiError, OutputError, SceneError
-    from pipeline.readers.load import discover_scenes, is_regular_file, sha256_file
+    from pipeline.readers.planet import planet_scenes_in
+    from pipeline.readers.rasters import is_regular_file, sha256_file
 
     if manifest.get("scenes_from") == "catalogue":
         raise OutputError(f"{manifest_path}: this run read the AOI's scene catalogue, which may have grown since; "
@@ -411,7 +412,7 @@ def _check_inputs(manifest: dict[str, Any], manifest_path: Path) -> tuple[Path, 
         raise SceneError(f"{manifest_path}: inputs lie in {len(folders)} folders ({', '.join(folders)}); a re-run needs one scene folder")
     scenes_dir = Path(folders[0])
     recorded = {p.resolve() for p, _ in files}
-    found = [p for s in discover_scenes(scenes_dir) for p in s.paths().values()]
+    found = [p for s in planet_scenes_in(scenes_dir) for p in s.paths().values()]
     extra = [p for p in found if p.resolve() not in recorded]
     if extra:
         raise SceneError(

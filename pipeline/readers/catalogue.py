@@ -1,6 +1,6 @@
 """The scene catalogue of an AOI: a STAC catalogue of every scene registered for it.
 
-``burnscan add ogota PATH...`` recognises each scene (:func:`pipeline.readers.sources.recognise`),
+``burnscan add ogota PATH...`` recognises each scene (:func:`pipeline.readers.recognise.recognise`),
 checks that it overlaps the AOI and loads it once onto the AOI to measure how much of the AOI
 it shows clear; the catalogue then records the scene's time, sensor, footprint, that clear
 fraction, and the SHA-256 of every file. Files stay where they are (zips are unpacked once
@@ -24,13 +24,16 @@ from pathlib import Path
 from typing import Any
 
 import pystac
-from shapely.geometry import mapping, shape
+from shapely.geometry import mapping
 
 from pipeline.aoi import Aoi
 from pipeline.errors import SceneError
-from pipeline.readers.load import field_error, reflectance_digests, sha256_file
+from pipeline.readers.rasters import field_error, sha256_file
+from pipeline.model import reflectance_digests
 from pipeline.names import path_inside, safe_name
-from pipeline.readers.sources import SceneInfo, SceneSource, recognise
+from pipeline.model import SceneInfo
+from pipeline.readers import SceneSource
+from pipeline.readers.recognise import recognise
 from pipeline.outputs.write import exclusive_lock, remove_folder, write_json
 
 __all__ = ["CatalogueEntry", "add_scenes", "catalogue_dir", "catalogue_entries", "catalogue_sources"]

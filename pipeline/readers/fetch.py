@@ -23,7 +23,7 @@ from rasterio.windows import Window, from_bounds
 from shapely.geometry.base import BaseGeometry
 
 from pipeline.errors import SceneError
-from pipeline.readers.load import UNREADABLE, short, sha256_file
+from pipeline.readers.rasters import UNREADABLE, short, sha256_file
 from pipeline.names import path_inside
 from pipeline.outputs.write import atomic_path, write_json
 

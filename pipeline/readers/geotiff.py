@@ -19,9 +19,10 @@ import rasterio
 
 from pipeline.errors import SceneError
 from pipeline.grid import Grid
-from pipeline.readers.load import SceneRecord, UNREADABLE, short, check_regular_file, check_time, file_footprint, load_geotiff
+from pipeline.model import SceneInfo, SceneRecord
+from pipeline.readers.rasters import (REQUIRED_BANDS, UNREADABLE, check_overlap, check_regular_file, check_time, file_footprint,
+                                      sha256_file, short, warp_float)
 from pipeline.names import derived_name
-from pipeline.readers.sources import SceneInfo
 
 __all__ = ["GeoTiffScene", "parse_band_map"]
 
@@ -103,3 +104,59 @@ def find(path: Path, *, bands: Any = None, acquired: datetime | None = None, **_
     if not bands or not path.is_file() or path.suffix.lower() not in (".tif", ".tiff"):
         return []
     return [GeoTiffScene(path, bands=parse_band_map(bands) if isinstance(bands, str) else list(bands), acquired=acquired)]
+
+
+def load_geotiff(
+    path: Path,
+    *,
+    bands: list[str | None],
+    grid: Grid,
+    acquired: datetime,
+    scene_id: str | None = None,
+    scale: float = 10000.0,
+    sensor: str = "unknown",
+) -> tuple[SceneRecord, np.ndarray, np.ndarray]:
+    """Read any multi-band GeoTIFF with a band map onto ``grid``.
+
+    Parameters
+    ----------
+    bands:
+        Name of each band in file order (``None`` skips a band, e.g. a stored NDVI).
+    acquired:
+        Acquisition time (UTC) when the file does not carry one.
+    scale:
+        Divisor turning stored values into reflectance (10000 for most L2 products).
+
+    Pixels equal to the nodata tag, NaN or infinite are not observed (several real
+    products mark missing pixels with NaN and no nodata tag).
+    """
+    path = Path(path)
+    acquired = check_time(acquired, sensor=sensor, where=path)
+    check_regular_file(path)
+    try:
+        with rasterio.open(path) as src:
+            check_overlap(src, grid, path)
+            if len(bands) != src.count:
+                raise SceneError(f"{path}: band map names {len(bands)} bands but the file has {src.count}; give one name per band")
+            wanted = [name for name in bands if name]
+            missing = [b for b in REQUIRED_BANDS if b not in wanted]
+            if missing:
+                raise SceneError(f"{path}: band map lacks {', '.join(missing)}; name the file's NIR, red and green bands")
+            raw = warp_float(src, grid)
+    except UNREADABLE as exc:
+        raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None
+    keep = [i for i, name in enumerate(bands) if name]
+    data = raw[keep] / scale
+    valid = np.all(np.isfinite(data), axis=0)
+    reflectance = np.where(valid[None], data, np.nan).astype(np.float32)
+    record = SceneRecord(
+        scene_id=scene_id or path.stem,
+        acquired=acquired.astimezone(timezone.utc),
+        satellite_id="unknown",
+        sensor=sensor,
+        simulated=False,
+        bands=tuple(b for b in bands if b),
+        files={"reflectance": str(path)},
+        sha256={"reflectance": sha256_file(path)},
+    )
+    return record, reflectance, valid

@@ -24,9 +24,9 @@ import numpy as np
 
 from pipeline.errors import SceneError
 from pipeline.grid import Grid
-from pipeline.readers.load import (MAX_METADATA_BYTES, SceneRecord, short, check_regular_file, check_time, field_error, field_number,
-                   file_footprint, read_band, sha256_file)
-from pipeline.readers.sources import SceneInfo
+from pipeline.readers.rasters import MAX_METADATA_BYTES, short, check_regular_file, check_time, field_error, field_number, file_footprint, read_band, sha256_file
+from pipeline.model import SceneRecord
+from pipeline.model import SceneInfo
 
 __all__ = ["LandsatScene", "find", "qa_pixel_clear"]
 

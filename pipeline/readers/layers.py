@@ -22,7 +22,8 @@ from pathlib import Path
 from pipeline.aoi import Aoi
 from pipeline.errors import ParameterError, SceneError
 from pipeline.readers.fires import read_fire_csv
-from pipeline.readers.load import read_footprints, sha256_file
+from pipeline.readers.vectors import read_footprints
+from pipeline.readers.rasters import sha256_file
 from pipeline.names import derived_name
 from pipeline.outputs.write import copy_file, exclusive_lock, write_vector
 

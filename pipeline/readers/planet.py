@@ -3,7 +3,7 @@
 A scene is ``*_AnalyticMS_SR*.tif`` (surface reflectance x 10000, 4-band Dove or 8-band
 SuperDove), with its ``*_udm2*.tif`` (or the older one-band ``*_udm*.tif``) and its
 ``*_metadata.json`` (or the older ``*_metadata*.xml``); the pixel reading itself is
-:func:`pipeline.readers.load.load_planet`. A zip is never read in place: it is unpacked once, into the
+:func:`pipeline.readers.rasters.load_planet`. A zip is never read in place: it is unpacked once, into the
 AOI's data folder, after every member has been checked (no absolute path, no ``..``, no link,
 no device, no encryption, a compression method Python reads, names the file system can hold,
 no duplicate, a sane unpacked size in all and per member), so a hostile archive cannot write
@@ -20,14 +20,21 @@ import stat
 import zipfile
 import zlib
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+
 from pipeline.errors import OutputError, PipelineError, SceneError
 from pipeline.grid import Grid
-from pipeline.readers.load import SceneFiles, SceneRecord, load_planet, metadata_footprint, planet_scenes_in, sha256_file
+from pipeline.model import SceneFiles, SceneInfo, SceneRecord
+from pipeline.readers.rasters import (MAX_METADATA_BYTES, REFLECTANCE_SCALE, REQUIRED_BANDS, UNREADABLE, band_names, check_overlap,
+                                      check_regular_file, check_time, field_error, field_number, metadata_footprint,
+                                      read_quality_mask, sha256_file, short, warp_to_grid)
 from pipeline.names import derived_name
-from pipeline.readers.sources import SceneInfo
 from pipeline.outputs.write import remove_folder, remove_stale_staging, staging_folder
 
 __all__ = ["PlanetScene", "find", "safe_unzip"]
@@ -43,6 +50,8 @@ _RATIO_FLOOR_TOTAL = 100 * 10**6
 _FREE_MARGIN_BYTES = 100 * 10**6  # leave the disk room for the run that follows
 _MAX_COMPONENT_BYTES = 255  # NAME_MAX of Linux and macOS file systems
 _MAX_PATH_BYTES = 1024  # well under PATH_MAX (4096) once the data folder is in front
+# UDM2 band order (Planet): clear, snow, shadow, light haze, heavy haze, cloud, confidence, udm.
+_UDM2_CLEAR, _UDM2_SNOW, _UDM2_SHADOW, _UDM2_LIGHT_HAZE, _UDM2_HEAVY_HAZE, _UDM2_CLOUD = 0, 1, 2, 3, 4, 5
 _MARKER = ".burnscan-unzipped"
 
 
@@ -58,8 +67,6 @@ class PlanetScene:
 
     def describe(self) -> SceneInfo:
         """Time, satellite and footprint from the metadata (the footprint from the GeoTIFF when absent)."""
-        from pipeline.readers.load import read_metadata  # the one parser of Planet metadata
-
         props = read_metadata(self.files, {})  # checks the file and the type of every field used here
         geometry = None
         if self.files.metadata is not None:
@@ -276,3 +283,155 @@ def safe_unzip(zip_path: Path, into: Path, *, unpacked: list[Path] | None = None
     if unpacked is not None:
         unpacked.append(target)
     return target
+
+
+def planet_scenes_in(folder: Path) -> list[SceneFiles]:
+    """Planet-style scenes in ``folder`` (and its sub-folders, as deliveries nest them), each
+    paired with its mask and metadata; empty when there are none."""
+    scenes = []
+    for path in sorted(Path(folder).rglob("*_AnalyticMS_SR*.tif")):
+        here = path.parent
+        scene_id = path.name.split("_3B_")[0] if "_3B_" in path.name else path.stem
+        udm2 = sorted(here.glob(f"{scene_id}_3B_udm2*.tif"))
+        legacy = [p for p in sorted(here.glob(f"{scene_id}_3B_*udm*.tif")) if "udm2" not in p.name]
+        meta = sorted(here.glob(f"{scene_id}_metadata*.json"))
+        xml = sorted(here.glob(f"{scene_id}_3B_*metadata*.xml"))
+        scenes.append(SceneFiles(scene_id, path, udm2[0] if udm2 else None, meta[0] if meta else None,
+                                 legacy[0] if legacy and not udm2 else None, xml[0] if xml and not meta else None))
+    return scenes
+
+
+def read_metadata(files: SceneFiles, tags: dict[str, str]) -> dict:
+    """Acquisition properties from the metadata JSON, else from the GeoTIFF tags."""
+    props: dict = {}
+    if files.metadata is not None:
+        check_regular_file(files.metadata)
+        size = files.metadata.stat().st_size
+        if size > MAX_METADATA_BYTES:
+            raise SceneError(f"{files.metadata}: metadata file is {size / 1e6:.0f} MB, a scene's metadata is a few kB; "
+                             f"replace it with the provider's *_metadata.json")
+        try:
+            doc = json.loads(files.metadata.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise SceneError(f"{files.metadata}: metadata is not valid JSON ({short(exc)}); re-download it from the provider") from None
+        except RecursionError:
+            raise SceneError(f"{files.metadata}: metadata JSON is nested too deeply to be a scene's metadata; "
+                             f"re-download it from the provider") from None
+        props = _planet_properties(files.metadata, doc) if isinstance(doc, dict) else {}
+    elif files.metadata_xml is not None:
+        props = _xml_metadata(files.metadata_xml)
+    acquired = props.get("acquired") or tags.get("ACQUIRED")
+    if not acquired:
+        raise SceneError(
+            f"{files.reflectance}: no acquisition time (no 'acquired' in metadata JSON nor ACQUIRED tag); "
+            f"put the scene's *_metadata.json beside it"
+        )
+    where = files.metadata or files.metadata_xml or files.reflectance
+    try:
+        when = datetime.fromisoformat(str(acquired).replace("Z", "+00:00"))
+    except ValueError:
+        raise SceneError(f"{where}: acquisition time {acquired!r} is not ISO 8601; fix the metadata") from None
+    # Planet states times in UTC; a time before the first Dove or in the future is no acquisition.
+    props["acquired"] = check_time(when, sensor="planetscope", where=where).astimezone(timezone.utc)
+    simulated = str(props.get("simulated", tags.get("SIMULATED", "no"))).lower() in ("true", "yes", "1")
+    props["simulated"] = simulated
+    return props
+
+
+def _planet_properties(path: Path, doc: dict) -> dict:
+    """The properties of a Planet metadata JSON, each field a reader uses checked for its type."""
+    fix = "re-download the scene's *_metadata.json from the provider"
+    props = doc.get("properties", doc)
+    if not isinstance(props, dict):
+        raise field_error(path, "properties", props, "an object", fix)
+    props = dict(props)
+    for name in _PLANET_TEXT_FIELDS:
+        if props.get(name) is not None and not isinstance(props[name], str):
+            raise field_error(path, name, props[name], "a string", fix)
+    for name in _PLANET_NUMBER_FIELDS:
+        if props.get(name) is not None:
+            props[name] = field_number(path, name, props[name], fix)
+    if "geometry" in doc and doc["geometry"] is not None and not isinstance(doc["geometry"], dict):
+        raise field_error(path, "geometry", doc["geometry"], "a GeoJSON geometry object", fix)
+    return props
+
+
+def _xml_metadata(path: Path) -> dict:
+    """Acquisition time and satellite from an older Planet ``*_metadata.xml`` (EO profile)."""
+    import xml.etree.ElementTree as ET
+
+    check_regular_file(path)
+    if path.stat().st_size > MAX_METADATA_BYTES:
+        raise SceneError(f"{path}: metadata file is {path.stat().st_size / 1e6:.0f} MB, a scene's metadata is a few kB; replace it")
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as exc:
+        raise SceneError(f"{path}: metadata is not valid XML ({short(exc)}); re-download it from the provider") from None
+    found: dict = {}
+    for element in root.iter():
+        tag = element.tag.rsplit("}", 1)[-1]
+        text = (element.text or "").strip()
+        if tag in ("acquisitionDateTime", "acquisitionDate") and text and "acquired" not in found:
+            found["acquired"] = text
+        elif tag == "serialIdentifier" and text and "satellite_id" not in found:
+            found["satellite_id"] = text
+    return found
+
+
+def _load_one(files: SceneFiles, grid: Grid) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], dict]:
+    """Reflectance (band, y, x) float32 with NaN for no data, clear mask and metadata."""
+    path = files.reflectance
+    check_regular_file(path)
+    try:
+        with rasterio.open(path) as src:
+            check_overlap(src, grid, path)
+            names = band_names(src, path)
+            missing = [b for b in REQUIRED_BANDS if b not in names]
+            if missing:
+                raise SceneError(f"{path}: missing band(s) {', '.join(missing)} (has {', '.join(names)}); use a delivery with NIR, red and green")
+            nodata = src.nodata if src.nodata is not None else 0
+            raw = warp_to_grid(src, grid, Resampling.bilinear, nodata).astype(np.float32)
+            tags = src.tags()
+    except UNREADABLE as exc:
+        raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None
+    valid = np.all((raw != nodata) & np.isfinite(raw), axis=0)  # float deliveries can carry NaN or Inf
+    reflectance = np.where(valid[None], raw / REFLECTANCE_SCALE, np.nan).astype(np.float32)
+    clear = valid.copy()
+    if files.udm2 is not None:
+        udm = read_quality_mask(files.udm2, grid)
+        if udm.shape[0] < 6:
+            raise SceneError(f"{files.udm2}: {udm.shape[0]} bands, a UDM2 has 8; give the *_udm2.tif of the scene")
+        flagged = (udm[_UDM2_SNOW] > 0) | (udm[_UDM2_SHADOW] > 0) | (udm[_UDM2_HEAVY_HAZE] > 0) | (udm[_UDM2_CLOUD] > 0)
+        # Planet's classes are exclusive: a light-haze pixel has clear = 0, yet its ground is
+        # seen (normalisation absorbs the haze), so it counts as observed.
+        seen = (udm[_UDM2_CLEAR] > 0) | (udm[_UDM2_LIGHT_HAZE] > 0)
+        clear &= seen & ~flagged
+    elif files.udm is not None:
+        clear &= read_quality_mask(files.udm, grid)[0] == 0
+    props = read_metadata(files, tags)
+    return reflectance, clear, names, props
+
+
+def load_planet(files: SceneFiles, grid: Grid) -> tuple[SceneRecord, np.ndarray, np.ndarray]:
+    """One Planet scene on ``grid``: its record (hashes of every file), reflectance and clear mask."""
+    reflectance, clear, names, props = _load_one(files, grid)
+    paths = files.paths()
+    record = SceneRecord(
+        scene_id=files.scene_id,
+        acquired=props["acquired"],
+        satellite_id=str(props.get("satellite_id", "unknown")),
+        sensor=str(props.get("instrument", props.get("sensor", "PlanetScope"))),
+        simulated=props["simulated"],
+        bands=names,
+        files={k: str(p) for k, p in paths.items()},
+        sha256={k: sha256_file(p) for k, p in paths.items()},
+        sun_elevation=props.get("sun_elevation"),
+        sun_azimuth=props.get("sun_azimuth"),
+    )
+    return record, reflectance, clear
+
+
+_PLANET_TEXT_FIELDS = ("acquired", "satellite_id", "instrument")
+
+
+_PLANET_NUMBER_FIELDS = ("sun_elevation", "sun_azimuth")

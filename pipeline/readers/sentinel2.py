@@ -27,10 +27,10 @@ import numpy as np
 
 from pipeline.errors import SceneError
 from pipeline.grid import Grid
-from pipeline.readers.load import (MAX_METADATA_BYTES, SceneRecord, short, check_regular_file, check_time, field_error, field_number,
-                   in_system_folder, is_regular_file, metadata_footprint, read_band, sha256_file)
+from pipeline.readers.rasters import MAX_METADATA_BYTES, short, check_regular_file, check_time, field_error, field_number, in_system_folder, is_regular_file, metadata_footprint, read_band, sha256_file
+from pipeline.model import SceneRecord
 from pipeline.names import derived_name, safe_name
-from pipeline.readers.sources import SceneInfo
+from pipeline.model import SceneInfo
 
 __all__ = ["Sentinel2Scene", "find", "scl_clear", "reflectance_scaling"]
 

@@ -203,7 +203,7 @@ def write_search_box(box: SimulatedSearchBox, folder: Path) -> Path:
     """Write a box as a Planet delivery plus its truth into ``folder``, all or nothing.
 
     Each scene is written as the demo writes its scenes (SR GeoTIFF, UDM2, metadata JSON), so
-    :func:`pipeline.readers.sources.recognise` finds five Planet scenes, all simulated. Beside them:
+    :func:`pipeline.readers.recognise.recognise` finds five Planet scenes, all simulated. Beside them:
     ``sites_SIMULATED.geojson`` and ``compounds_SIMULATED.geojson`` (EPSG:4326, as GeoJSON
     requires), ``truth_first_visible_SIMULATED.tif`` (on the box grid, -1 never burned) and
     ``search_box_SIMULATED.json`` (the metadata, written last). The folder is assembled in a

@@ -17,7 +17,7 @@ most of it. The tolerance is half a pixel by default: a polygon drawn from pixel
 staircase edges up to half a pixel inside the burn's true edge, and a hut straddling that
 edge would otherwise be lost.
 
-Pure functions on arrays and GeoDataFrames; reading a footprint file is :mod:`pipeline.readers.load`'s job.
+Pure functions on arrays and GeoDataFrames; reading a footprint file is :mod:`pipeline.readers.vectors`' job.
 
 References
 ----------

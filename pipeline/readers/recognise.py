@@ -16,56 +16,22 @@ band map. Each reader turns its shape into a :class:`SceneSource`, which can
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import numpy as np
 import xarray as xr
-from shapely.geometry.base import BaseGeometry
 
 from pipeline.errors import SceneError
 from pipeline.grid import Grid
-from pipeline.readers.load import SceneRecord, in_system_folder, stack_scenes
+from pipeline.model import SceneRecord
+from pipeline.readers import SceneSource
+from pipeline.readers.rasters import in_system_folder, stack_scenes
 
-__all__ = ["SceneInfo", "SceneSource", "load_sources", "recognise"]
-
-
-@dataclass(frozen=True)
-class SceneInfo:
-    """What a catalogue records about a scene, read from metadata only."""
-
-    scene_id: str
-    kind: str
-    """``planet``, ``sentinel2``, ``landsat`` or ``geotiff``."""
-    acquired: datetime
-    """Acquisition time, timezone-aware UTC."""
-    sensor: str
-    satellite_id: str
-    footprint: BaseGeometry
-    """Outline of the scene's data in lon/lat (EPSG:4326)."""
-    files: dict[str, Path]
-    """Every file the scene reads, by role (``reflectance``, ``udm2``, ``B04``, ``qa_pixel``...)."""
-    bands: tuple[str, ...]
-    properties: dict[str, Any] = field(default_factory=dict)
-    """Source-specific facts worth keeping (cloud cover, processing baseline, scale...)."""
-
-
-class SceneSource(Protocol):
-    """A scene that can describe itself and load itself onto a grid."""
-
-    scene_id: str
-
-    def describe(self) -> SceneInfo:
-        """Identity, time, sensor, footprint and files, without reading pixels."""
-
-    def load(self, grid: Grid) -> tuple[SceneRecord, np.ndarray, np.ndarray]:
-        """``(record, reflectance (band, y, x) float32 0..1 NaN = no data, clear (y, x) bool)`` on ``grid``."""
+__all__ = ["load_sources", "recognise"]
 
 
 def load_sources(sources: list[SceneSource], grid: Grid) -> tuple[xr.Dataset, list[SceneRecord]]:
-    """Load every source onto ``grid`` and stack them in time order (see :func:`pipeline.readers.load.load_stack`)."""
+    """Load every source onto ``grid`` and stack them in time order (see :func:`pipeline.readers.rasters.stack_scenes`)."""
     if not sources:
         raise SceneError("no scene to load; add scenes to the AOI (burnscan add) or give --scenes")
     return stack_scenes([s.load(grid) for s in sources], grid)

@@ -1,0 +1,109 @@
+"""The data types the flow passes between readers, stages and outputs.
+
+Readers make :class:`SceneFiles`, :class:`SceneInfo` and :class:`SceneRecord`; the flow
+(:mod:`pipeline.run`) makes :class:`Calibration` and :class:`Detection`. They live here,
+apart from any module that reads or writes, so that every side can name them without
+importing the others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from shapely.geometry.base import BaseGeometry
+
+__all__ = ["SceneFiles", "SceneRecord", "SceneInfo", "reflectance_digests", "file_with_digest", "record_positions"]
+
+
+@dataclass(frozen=True)
+class SceneFiles:
+    """The files of one delivered scene."""
+
+    scene_id: str
+    reflectance: Path
+    udm2: Path | None = None
+    metadata: Path | None = None
+    udm: Path | None = None
+    """Legacy one-band unusable-data mask (0 = usable), used when there is no UDM2."""
+    metadata_xml: Path | None = None
+    """Older deliveries' ``*_metadata*.xml``: read for the acquisition time when there is no JSON."""
+
+    def paths(self) -> dict[str, Path]:
+        """Every file of the scene, by role."""
+        roles = {"reflectance": self.reflectance, "udm2": self.udm2, "udm": self.udm, "metadata": self.metadata,
+                 "metadata_xml": self.metadata_xml}
+        return {role: path for role, path in roles.items() if path is not None}
+
+
+@dataclass(frozen=True)
+class SceneRecord:
+    """What a report needs to cite a scene: identity, time, sensor and file hashes."""
+
+    scene_id: str
+    acquired: datetime
+    satellite_id: str
+    sensor: str
+    simulated: bool
+    bands: tuple[str, ...]
+    files: dict[str, str] = field(default_factory=dict)
+    sha256: dict[str, str] = field(default_factory=dict)
+    sun_elevation: float | None = None
+    sun_azimuth: float | None = None
+
+    @property
+    def acquired_utc(self) -> str:
+        """ISO time in UTC with a ``Z``."""
+        return self.acquired.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# File roles that are not reflectance: masks and metadata may repeat across scenes (a copied
+# UDM, an all-clear SCL); reflectance bytes cannot.
+_NOT_REFLECTANCE = frozenset({"udm2", "udm", "metadata", "metadata_xml", "scl", "qa_pixel", "mtl"})
+
+
+def reflectance_digests(sha256: dict[str, str]) -> set[str]:
+    """The SHA-256 of a scene's reflectance files (by role, as in :attr:`SceneRecord.sha256`).
+
+    One set of reflectance bytes is one acquisition: the same digest under two scene ids or two
+    times is a copy registered twice, which would be compared with itself.
+
+    >>> sorted(reflectance_digests({"reflectance": "ab", "udm2": "cd", "metadata": "ef"}))
+    ['ab']
+    """
+    return {digest for role, digest in sha256.items() if role not in _NOT_REFLECTANCE and isinstance(digest, str) and digest}
+
+
+def file_with_digest(record: SceneRecord, digest: str) -> str:
+    """The file of ``record`` whose SHA-256 is ``digest``."""
+    return next((record.files.get(role, record.scene_id) for role, d in record.sha256.items() if d == digest), record.scene_id)
+
+
+def record_positions(records: list[SceneRecord], among: list[SceneRecord]) -> np.ndarray:
+    """Index into ``among`` of each of ``records``: the analysis counts usable scenes only,
+    reports cite every scene given."""
+    where = {r.scene_id: i for i, r in enumerate(among)}
+    return np.array([where[r.scene_id] for r in records], dtype=int)
+
+
+@dataclass(frozen=True)
+class SceneInfo:
+    """What a catalogue records about a scene, read from metadata only."""
+
+    scene_id: str
+    kind: str
+    """``planet``, ``sentinel2``, ``landsat`` or ``geotiff``."""
+    acquired: datetime
+    """Acquisition time, timezone-aware UTC."""
+    sensor: str
+    satellite_id: str
+    footprint: BaseGeometry
+    """Outline of the scene's data in lon/lat (EPSG:4326)."""
+    files: dict[str, Path]
+    """Every file the scene reads, by role (``reflectance``, ``udm2``, ``B04``, ``qa_pixel``...)."""
+    bands: tuple[str, ...]
+    properties: dict[str, Any] = field(default_factory=dict)
+    """Source-specific facts worth keeping (cloud cover, processing baseline, scale...)."""

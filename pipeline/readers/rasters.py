@@ -1,0 +1,406 @@
+"""Raster primitives every scene reader shares: checked opens, hashes, times, warping onto a grid.
+
+Each scene is a Planet-style delivery: a surface-reflectance GeoTIFF
+(``*_AnalyticMS_SR*.tif``, reflectance x 10000, nodata 0), an optional UDM2 quality
+mask (``*_udm2*.tif``) and an optional ``*_metadata*.json`` with the acquisition time.
+Every scene is warped onto one grid (bilinear for reflectance, nearest for the mask),
+so later stages compare the same ground pixel across dates. Files are opened read-only
+and hashed, so the report can cite exactly what it read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import stat
+import threading
+from contextlib import contextmanager
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import rasterio
+import xarray as xr
+from rasterio.enums import Resampling
+from rasterio._err import CPLE_BaseError
+from rasterio.errors import RasterioError
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform_bounds
+from shapely.geometry import box
+from shapely.geometry.base import BaseGeometry
+
+from pipeline.errors import SceneError
+from pipeline.model import SceneRecord, file_with_digest, reflectance_digests
+from pipeline.grid import Grid, grid_for_bounds
+from pipeline.stages.plausibility import implausible_time, too_coarse
+
+__all__ = ["stack_scenes", "native_grid", "read_band", "read_mask", "sha256_file", "memoised_hashes", "file_footprint",
+           "metadata_footprint", "check_regular_file", "is_regular_file", "in_system_folder", "check_time", "field_error",
+           "field_number", "warp_to_grid", "warp_float", "read_quality_mask", "check_overlap", "band_names"]
+
+# Everything GDAL or rasterio raise for a file they cannot read, open or warp.
+UNREADABLE = (RasterioError, CPLE_BaseError)
+
+
+def short(exc: BaseException) -> str:
+    """The gist of a library error: GDAL and PROJ can quote a whole CRS definition."""
+    text = " ".join(str(exc).split(" from '")[0].split())
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+_NOT_REGULAR = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+
+
+def check_regular_file(path: Path) -> None:
+    """Refuse anything but a regular file (or a link to one), without opening it.
+
+    Opening a named pipe blocks until something writes to it, and a device can stream for
+    ever: a scene, mask or metadata file named like one would hang the run. ``stat`` never
+    blocks.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise SceneError(f"{path}: no such file; check the path") from None
+    except OSError as exc:
+        raise SceneError(f"{path}: cannot be examined ({exc.strerror or exc}); check the path and its permissions") from None
+    for test, kind in _NOT_REGULAR:
+        if test(mode):
+            raise SceneError(f"{path}: is {kind}, not a regular file; give the scene's file itself")
+    if not stat.S_ISREG(mode):
+        raise SceneError(f"{path}: is not a regular file; give the scene's file itself")
+
+
+def is_regular_file(path: Path) -> bool:
+    """True when ``path`` is a regular file (or a link to one); False for anything else, never raising.
+
+    Paths written in a manifest or an item can be anything: a name too long for the file
+    system, a loop of links, a NUL. Asking whether such a path is a file must answer "no",
+    not end the run with an operating-system error.
+    """
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):  # ValueError: a NUL in the path
+        return False
+
+
+_SYSTEM_FOLDERS = (Path("/proc"), Path("/sys"), Path("/dev"))
+
+
+def in_system_folder(path: Path) -> bool:
+    """True for a path in /proc, /sys or /dev (after links): the kernel's views of itself,
+    where walking never ends and files are not what their size says."""
+    resolved = Path(os.path.realpath(path))
+    return any(resolved == root or resolved.is_relative_to(root) for root in _SYSTEM_FOLDERS)
+
+
+def _shown(value: object) -> str:
+    """A field's value for a message: its JSON kind and the start of its text."""
+    kinds = {type(None): "null", bool: "a boolean", str: "a string", list: "a list", dict: "an object"}
+    kind = kinds.get(type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__)
+    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    return kind if value is None else f"{kind} ({text if len(text) <= 40 else text[:37] + '...'})"
+
+
+def field_error(path: Path, field: str, value: object, expected: str, fix: str) -> SceneError:
+    """One line naming the file, the field, its value, what it should be and the fix."""
+    return SceneError(f"{path}: field {field!r} is {_shown(value)}, expected {expected}; {fix}")
+
+
+def field_number(path: Path, field: str, value: object, fix: str) -> float:
+    """A numeric field (a JSON number or, as in MTL and XML files, a number written as text),
+    finite; else :func:`field_error`. Booleans are not numbers here."""
+    number = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+    if number is None or not math.isfinite(number):
+        raise field_error(path, field, value, "a finite number", fix)
+    return number
+
+
+def check_time(when: datetime, *, sensor: str, where: Path | str) -> datetime:
+    """``when`` (UTC when naive) if ``sensor`` can have acquired it; else one line naming ``where``."""
+    problem = implausible_time(when, sensor=sensor)
+    if problem:
+        raise SceneError(f"{where}: {problem}; fix the acquisition time in the metadata (or give the right one)")
+    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
+
+
+# Planet's 4-band analytic order; 8-band SuperDove deliveries name their bands in the file.
+_PLANET_4BAND = ("blue", "green", "red", "nir")
+_SUPERDOVE_8BAND = ("coastal_blue", "blue", "green_i", "green", "yellow", "red", "rededge", "nir")
+REQUIRED_BANDS = ("green", "red", "nir")
+REFLECTANCE_SCALE = 10000.0
+MAX_METADATA_BYTES = 10_000_000  # a Planet metadata JSON is a few kB; a STAC item tens of kB
+_MAX_SIDE_PX = 200_000  # a Sentinel-2 tile is 10980 px, a PlanetScope strip some 25000
+_MAX_BANDS = 64
+
+
+
+_HASH_MEMO = threading.local()
+_KNOWN_HASHES: dict[tuple, str] = {}
+
+
+@contextmanager
+def memoised_hashes() -> Iterator[None]:
+    """Within this block, a file unchanged since it was last hashed (same inode, size,
+    modification and change times) is not read again.
+
+    Chunks of a large scene each load every scene file; hashing hundreds of megabytes per
+    chunk would cost more than the analysis. Outside the block (``verify``, ``add``) every
+    hash reads the bytes.
+    """
+    before = getattr(_HASH_MEMO, "on", False)
+    _HASH_MEMO.on = True
+    try:
+        yield
+    finally:
+        _HASH_MEMO.on = before
+
+
+def sha256_file(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in blocks (a pipe or device is refused, never opened)."""
+    check_regular_file(path)
+    key = None
+    if getattr(_HASH_MEMO, "on", False):
+        st = os.stat(path)
+        key = (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if key in _KNOWN_HASHES:
+            return _KNOWN_HASHES[key]
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    if key is not None:
+        _KNOWN_HASHES[key] = digest.hexdigest()
+    return digest.hexdigest()
+
+
+def band_names(src: rasterio.io.DatasetReader, path: Path) -> tuple[str, ...]:
+    """Band names from the file's descriptions, else Planet's delivery order."""
+    described = tuple((d or "").strip().lower() for d in src.descriptions)
+    if all(described):
+        return described
+    if src.count == 4:
+        return _PLANET_4BAND
+    if src.count == 8:
+        return _SUPERDOVE_8BAND
+    raise SceneError(
+        f"{path}: {src.count} bands without band names; expected Planet 4-band (B, G, R, NIR) or "
+        f"8-band SuperDove, or set band descriptions"
+    )
+
+
+def warp_to_grid(src: rasterio.io.DatasetReader, grid: Grid, resampling: Resampling, nodata: float | None) -> np.ndarray:
+    """Read ``src`` resampled onto ``grid`` (all bands)."""
+    with WarpedVRT(
+        src,
+        crs=grid.crs,
+        transform=grid.transform,
+        width=grid.width,
+        height=grid.height,
+        resampling=resampling,
+        src_nodata=nodata,
+        nodata=nodata,
+    ) as vrt:
+        return vrt.read()
+
+
+def check_overlap(src: rasterio.io.DatasetReader, grid: Grid, path: Path) -> None:
+    if max(src.width, src.height) > _MAX_SIDE_PX or src.count > _MAX_BANDS:
+        raise SceneError(f"{path}: header claims {src.width} x {src.height} pixels in {src.count} bands, beyond any "
+                         f"satellite scene (a decompression bomb or a corrupt header); replace the file")
+    if src.crs is None:
+        raise SceneError(f"{path}: no CRS in the file; use a georeferenced delivery (GeoTIFF with its CRS)")
+    try:
+        left, bottom, right, top = transform_bounds(src.crs, grid.crs, *src.bounds)
+    except Exception as exc:  # PROJ raises several types for impossible transforms
+        crs_name = src.crs.to_string() if len(src.crs.to_string()) <= 60 else src.crs.to_string()[:57] + "..."
+        reason = str(exc).split(" from ")[0][:120] or "no transformation"
+        raise SceneError(f"{path}: CRS {crs_name} cannot be projected to {grid.crs} ({reason}); reproject the file to a known CRS") from None
+    g_left, g_bottom, g_right, g_top = grid.bounds
+    if right <= g_left or left >= g_right or top <= g_bottom or bottom >= g_top:
+        raise SceneError(f"{path}: scene does not overlap the AOI; check the AOI or pick scenes that cover it")
+    # The native pixel in the grid's metres (its bounds there over its size: works for files in degrees too).
+    native_m = max((right - left) / src.width, (top - bottom) / src.height)
+    coarse = too_coarse(native_m, grid.resolution)
+    if coarse:
+        raise SceneError(f"{path}: {coarse}; it cannot show a burned compound, use a finer product "
+                         f"(PlanetScope 3 m, Sentinel-2 10-20 m, Landsat 30 m)")
+
+
+def read_quality_mask(path: Path, grid: Grid) -> np.ndarray:
+    """A quality mask on ``grid`` (nearest neighbour: classes must not be blended)."""
+    check_regular_file(path)
+    try:
+        with rasterio.open(path) as src:
+            if src.crs is None:  # warped as if it lay on the grid, it would flag the wrong ground
+                raise SceneError(f"{path}: quality mask has no CRS; use the mask as delivered with its scene (GeoTIFF with its CRS)")
+            return warp_to_grid(src, grid, Resampling.nearest, None)
+    except UNREADABLE as exc:
+        raise SceneError(f"{path}: quality mask cannot be read ({short(exc)}); re-download it") from None
+
+
+def stack_scenes(loaded: list[tuple[SceneRecord, np.ndarray, np.ndarray]], grid: Grid) -> tuple[xr.Dataset, list[SceneRecord]]:
+    """Assemble ``(record, reflectance, clear)`` triples on ``grid`` into a time-ordered stack.
+
+    Checks that times are distinct, that no reflectance file appears twice (a copy under
+    another time) and that every scene has the same bands; see :func:`pipeline.readers.recognise.load_sources` for the
+    layout.
+    """
+    if not loaded:
+        raise SceneError("no scene to stack; give at least two scenes")
+    loaded = sorted(loaded, key=lambda item: item[0].acquired)
+    times = [r.acquired for r, _, _ in loaded]
+    for earlier, later in zip(loaded, loaded[1:]):
+        if earlier[0].acquired == later[0].acquired:
+            raise SceneError(
+                f"{later[0].files.get('reflectance', later[0].scene_id)}: same acquisition time as {earlier[0].scene_id}; "
+                f"remove the duplicate scene"
+            )
+    first_with: dict[str, SceneRecord] = {}
+    for record, _, _ in loaded:
+        for digest in reflectance_digests(record.sha256):
+            other = first_with.setdefault(digest, record)
+            if other is not record:
+                raise SceneError(
+                    f"{file_with_digest(record, digest)}: same reflectance bytes (SHA-256 {digest[:16]}...) as {file_with_digest(other, digest)} "
+                    f"of scene {other.scene_id}, under another time ({record.acquired_utc}, {other.acquired_utc}); one file "
+                    f"cannot be two acquisitions: remove the copy"
+                )
+    bands = loaded[0][0].bands
+    for record, _, _ in loaded:
+        if record.bands != bands:
+            raise SceneError(f"{record.files.get('reflectance', record.scene_id)}: bands {record.bands} differ from {bands}; load one sensor per run")
+    records = [r for r, _, _ in loaded]
+    stack = xr.Dataset(
+        {
+            "reflectance": (("time", "band", "y", "x"), np.stack([refl for _, refl, _ in loaded]).astype(np.float32)),
+            "clear": (("time", "y", "x"), np.stack([clear for _, _, clear in loaded]).astype(bool)),
+        },
+        coords={
+            "time": np.array([t.astimezone(timezone.utc).replace(tzinfo=None) for t in times], dtype="datetime64[ns]"),
+            "scene_id": ("time", [r.scene_id for r in records]),
+            "band": list(bands),
+            "y": grid.y_coords(),
+            "x": grid.x_coords(),
+        },
+        attrs={"crs": grid.crs, "simulated": int(any(r.simulated for r in records))},
+    )
+    return stack, records
+
+
+def native_grid(path: Path, resolution: float | None = None) -> Grid:
+    """A UTM grid covering ``path`` at ``resolution`` metres (default: its own pixel size in metres).
+
+    Files in degrees (EPSG:4326) are put on the UTM zone of their centre, so that pixel
+    areas and distances are metric.
+    """
+    from pipeline.aoi import utm_crs_for
+
+    check_regular_file(path)
+    try:
+        with rasterio.open(path) as src:
+            if src.crs is None:
+                raise SceneError(f"{path}: no CRS in the file; use a georeferenced GeoTIFF")
+            lon0, lat0, lon1, lat1 = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
+            crs = utm_crs_for((lon0 + lon1) / 2, (lat0 + lat1) / 2)
+            bounds = transform_bounds(src.crs, crs, *src.bounds)
+            if resolution is None:
+                resolution = (bounds[2] - bounds[0]) / src.width
+    except UNREADABLE as exc:
+        raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None
+    res = float(round(resolution, 1))
+    return grid_for_bounds(bounds, crs, res)
+
+
+def warp_float(src: rasterio.io.DatasetReader, grid: Grid) -> np.ndarray:
+    """Bilinear warp to ``grid`` as float64, with nodata, NaN and outside all NaN."""
+    with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
+                   resampling=Resampling.bilinear, src_nodata=src.nodata if src.nodata is not None else np.nan,
+                   nodata=np.nan, dtype="float64") as vrt:
+        return vrt.read()
+
+
+def read_band(path: Path, grid: Grid, *, band: int = 1, categorical: bool = False) -> np.ndarray:
+    """One band of a raster file on ``grid`` as float64, NaN where the file has no data.
+
+    ``categorical`` bands (quality classes, bit masks) are resampled by nearest neighbour,
+    never blended; reflectance bilinearly (a 20 m band lands on a 10 m grid pixel-centre to
+    pixel-centre). Values are returned as stored (no scale or offset).
+    """
+    path = Path(path)
+    check_regular_file(path)
+    try:
+        with rasterio.open(path) as src:
+            check_overlap(src, grid, path)
+            if not 1 <= band <= src.count:
+                raise SceneError(f"{path}: has {src.count} band(s), band {band} was asked for; check the file")
+            with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
+                           resampling=Resampling.nearest if categorical else Resampling.bilinear,
+                           src_nodata=src.nodata if src.nodata is not None else (None if categorical else np.nan),
+                           nodata=np.nan, dtype="float64") as vrt:
+                return vrt.read(band)
+    except UNREADABLE as exc:
+        raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None
+
+
+def file_footprint(path: Path):
+    """The lon/lat outline (shapely polygon) of a raster file's bounds, for catalogues."""
+    from shapely.geometry import box
+
+    path = Path(path)
+    check_regular_file(path)
+    try:
+        with rasterio.open(path) as src:
+            if src.crs is None:
+                raise SceneError(f"{path}: no CRS in the file; use a georeferenced delivery (GeoTIFF with its CRS)")
+            return box(*transform_bounds(src.crs, "EPSG:4326", *src.bounds, densify_pts=21))
+    except UNREADABLE as exc:
+        raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None
+
+
+def metadata_footprint(geometry: object, raster: Path) -> tuple[BaseGeometry, str | None]:
+    """A scene's lon/lat outline from its metadata ``geometry``, else from ``raster``'s bounds.
+
+    A metadata outline is used only when it is a valid, non-empty (multi)polygon inside
+    lon/lat bounds; otherwise the raster's own footprint stands in, and the second value
+    says why (for the catalogue item), so a wrong outline can neither decide the overlap
+    with the AOI nor pass unnoticed (``None`` when the metadata outline is used or none was
+    stated). ``geometry`` is checked to be an object or null by the reader beforehand.
+    """
+    from shapely.geometry import shape
+
+    if geometry is None:
+        return file_footprint(raster), None  # none stated: the raster's bounds are the outline
+    try:
+        outline = shape(geometry)
+    except Exception as exc:  # shapely raises several types for malformed GeoJSON
+        problem = f"the metadata geometry cannot be read ({short(exc)})"
+    else:
+        if outline.geom_type not in ("Polygon", "MultiPolygon"):
+            problem = f"the metadata geometry is a {outline.geom_type}, not a polygon"
+        elif outline.is_empty or not outline.is_valid:
+            problem = "the metadata geometry is an empty or invalid polygon"
+        elif not box(-180, -90, 180, 90).contains(outline):
+            problem = "the metadata geometry lies outside lon/lat bounds"
+        else:
+            return outline, None
+    return file_footprint(raster), f"from the raster's bounds: {problem}"
+
+
+def read_mask(path: Path, grid: Grid) -> np.ndarray:
+    """A reference 0/1 mask on ``grid`` (nearest neighbour), as bool."""
+    return read_quality_mask(Path(path), grid)[0] > 0
+
+

@@ -1,0 +1,73 @@
+"""Vector inputs: an AOI's drawn outline (settlement) and building footprint layers.
+
+Read with geopandas and reprojected to the analysis grid's CRS; errors are one line
+naming the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from shapely.geometry import box
+
+from pipeline.errors import SceneError
+from pipeline.readers.rasters import check_regular_file, short
+
+__all__ = ["read_outline", "read_footprints"]
+
+
+def read_outline(path: Path, crs: str):
+    """Union of the polygons of a vector file (GeoJSON, GeoPackage...), in ``crs``."""
+    import geopandas as gpd
+
+    check_regular_file(path)
+    try:
+        frame = gpd.read_file(path, engine="pyogrio")
+    except Exception as exc:  # pyogrio raises several types for unreadable files
+        raise SceneError(f"{path}: cannot be read as a vector file ({short(exc)}); give a GeoJSON of the settlement outline") from None
+    if frame.crs is None:
+        raise SceneError(f"{path}: outline has no CRS; save it as GeoJSON (lon/lat) or with its CRS")
+    return frame.to_crs(crs).geometry.union_all()
+
+
+def read_footprints(path: Path, crs: str, *, bounds: tuple[float, float, float, float] | None = None):
+    """Building footprints of a vector file (GeoJSON, GeoPackage), polygons only, in ``crs``.
+
+    Keeps an identifier the user can trace back (``structure_id``, ``osm_id``, ``id``... in
+    that order of preference, else the row number) as ``structure_id``; points and lines
+    are dropped and counted in ``attrs["dropped"]``; ``bounds`` (in ``crs``) keeps only the
+    footprints that touch them.
+    """
+    import geopandas as gpd
+
+    path = Path(path)
+    check_regular_file(path)
+    try:
+        frame = gpd.read_file(path, engine="pyogrio")
+    except Exception as exc:  # pyogrio raises several types for unreadable files
+        raise SceneError(f"{path}: cannot be read as building footprints ({short(exc)}); "
+                         "give a GeoJSON or GeoPackage of building polygons") from None
+    if frame.crs is None:
+        raise SceneError(f"{path}: footprints have no CRS; save them as GeoJSON (lon/lat) or with their CRS")
+    if len(frame) > _MAX_FOOTPRINTS:
+        raise SceneError(f"{path}: {len(frame)} footprints is more than {_MAX_FOOTPRINTS}; clip the layer to the AOI first")
+    id_column = next((c for c in _FOOTPRINT_ID_COLUMNS if c in frame.columns), None)
+    ids = frame[id_column].astype(str) if id_column else pd.Series([str(i) for i in range(len(frame))], index=frame.index)
+    polygonal = frame.geometry.notna() & frame.geometry.geom_type.isin(["Polygon", "MultiPolygon"])
+    out = gpd.GeoDataFrame({"structure_id": ids[polygonal].to_numpy()},
+                           geometry=frame.geometry[polygonal].make_valid().to_numpy(), crs=frame.crs).to_crs(crs)
+    out = out[~out.geometry.is_empty & (out.geometry.area > 0)]
+    if bounds is not None:
+        out = out[out.intersects(box(*bounds))]
+    out = out.reset_index(drop=True)
+    out.attrs["dropped"] = int((~polygonal).sum())
+    if out["structure_id"].duplicated().any():
+        raise SceneError(f"{path}: footprint ids in column {id_column!r} repeat; give each building its own id")
+    return out
+
+
+_FOOTPRINT_ID_COLUMNS = ("structure_id", "building_id", "osm_id", "id", "full_plus_code")
+
+
+_MAX_FOOTPRINTS = 2_000_000  # a whole country's layer: clip it to the search area first
