@@ -414,7 +414,7 @@ def keygen(out_path: Path) -> None:
               help="Ed25519 private key (burnscan keygen).")
 def sign(run_dir: Path, key_path: Path) -> None:
     """Sign the manifest of a finished run that verifies, into RUN_DIR/manifest.json.sig."""
-    from pipeline.provenance.signing import sign_run
+    from pipeline.provenance.verify import sign_run
 
     target, fingerprint = sign_run(run_dir, key_path)
     click.echo(f"signed: {target} (key fingerprint {fingerprint})")
@@ -426,7 +426,7 @@ def sign(run_dir: Path, key_path: Path) -> None:
               help="Root for the new run folder (default: beside RUN_DIR).")
 def rerun(run_dir: Path, out_root: Path | None) -> None:
     """Re-run RUN_DIR from its manifest into a new folder and say which outputs came out identical."""
-    from pipeline.provenance.versions import rerun as rerun_from_manifest
+    from pipeline.rerun import rerun as rerun_from_manifest
 
     result = rerun_from_manifest(run_dir, out_root=out_root, log=lambda m: click.echo(m, err=True))
     click.echo(f"re-ran {result.original} as {result.other}")

@@ -316,7 +316,9 @@ def _base_run(work: Path) -> Path:
 
 
 def _manifest_case(folder: Path, rng: random.Random, np_rng: np.random.Generator) -> tuple[str, object]:
-    from pipeline.provenance.versions import check_run_inputs, compare_runs, verify_run
+    from pipeline.provenance.compare import compare_runs
+    from pipeline.provenance.verify import verify_run
+    from pipeline.rerun import check_run_inputs
 
     run = _base_run(folder.parent / "base-run")
     case = folder / run.name  # a copy of the run folder, so the original stays intact for the next case

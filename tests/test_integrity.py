@@ -20,7 +20,8 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.readers.rasters import sha256_file
-from pipeline.provenance.versions import compare_runs, verify_run
+from pipeline.provenance.compare import compare_runs
+from pipeline.provenance.verify import verify_run
 from pipeline.run import run_detect
 from smallaoi import AOI_NAME, write_small_aoi
 

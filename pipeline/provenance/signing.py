@@ -49,7 +49,6 @@ __all__ = [
     "key_fingerprint",
     "signature_text",
     "signature_problem",
-    "sign_run",
 ]
 
 PUBLIC_SUFFIX = ".pub"
@@ -162,30 +161,3 @@ def signature_problem(manifest_bytes: bytes, text: str, public_key: Ed25519Publi
     return None
 
 
-def sign_run(run_dir: Path, key_path: Path) -> tuple[Path, str]:
-    """Sign the manifest of a finished run that verifies; return the signature's path and the key's fingerprint.
-
-    A run is signed only when :func:`pipeline.provenance.verify.check_run` finds nothing wrong with it,
-    so that a signature never vouches for a folder already tampered with.
-
-    Raises
-    ------
-    IntegrityError
-        When the run does not verify, or is already signed.
-    """
-    from pipeline.provenance.manifest import SIGNATURE_NAME
-    from pipeline.provenance.verify import check_run
-    from pipeline.outputs.write import write_text
-
-    key = load_private_key(key_path)
-    run_dir = Path(run_dir)
-    target = run_dir / SIGNATURE_NAME
-    if target.exists():
-        raise IntegrityError(f"{target}: the run is already signed; check it with burnscan verify --key, or move the "
-                             f"signature away to sign again")
-    check = check_run(run_dir)
-    if check.problems:
-        raise IntegrityError(f"{run_dir}: does not verify ({len(check.problems)} problem(s), the first: {check.problems[0]}); "
-                             f"a run is signed only when it verifies: burnscan verify {run_dir} lists them")
-    write_text(target, signature_text(check.manifest_bytes, key), root=run_dir)
-    return target, key_fingerprint(key.public_key())

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from pipeline.errors import ParameterError
+from pipeline.errors import IntegrityError, ParameterError
 from pipeline.provenance.manifest import MANIFEST_NAME, SIGNATURE_NAME, load_manifest, run_folder_files
 
-__all__ = ["RunCheck", "check_run", "check_folder", "verify_run"]
+__all__ = ["RunCheck", "check_run", "check_folder", "verify_run", "sign_run"]
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ def check_folder(run_dir: Path, manifest: dict[str, Any]) -> list[str]:
 
 def _check_report(run_dir: Path, manifest: dict[str, Any]) -> list[str]:
     """``report.json`` of a village run against the manifest: same run id, AOI, parameters, simulated flag."""
-    from pipeline.provenance.versions import json_differences
+    from pipeline.provenance.compare import json_differences
 
     path = Path(run_dir) / "report.json"
     if manifest["kind"] != "detect" or not path.is_file():
@@ -234,7 +234,8 @@ def _check_parameters(manifest: dict[str, Any], aoi_path: Path | None) -> tuple[
     """Recorded parameters against code defaults < the AOI file's parameters < recorded overrides."""
     from pipeline.aoi import aoi_from_feature
     from pipeline.config import resolve_params
-    from pipeline.provenance.versions import git_state, json_differences
+    from pipeline.provenance.compare import json_differences
+    from pipeline.provenance.versions import git_state
 
     if aoi_path is None:
         return [], ["parameters not resolved again: the run's AOI file is missing"]
@@ -325,3 +326,31 @@ def check_run(
 def verify_run(run_dir: Path) -> list[str]:
     """One line per problem :func:`check_run` finds with a run folder (empty when it verifies)."""
     return list(check_run(run_dir).problems)
+
+
+def sign_run(run_dir: Path, key_path: Path) -> tuple[Path, str]:
+    """Sign the manifest of a finished run that verifies; return the signature's path and the key's fingerprint.
+
+    A run is signed only when :func:`pipeline.provenance.verify.check_run` finds nothing wrong with it,
+    so that a signature never vouches for a folder already tampered with.
+
+    Raises
+    ------
+    IntegrityError
+        When the run does not verify, or is already signed.
+    """
+    from pipeline.outputs.write import write_text
+    from pipeline.provenance.signing import key_fingerprint, load_private_key, signature_text
+
+    key = load_private_key(key_path)
+    run_dir = Path(run_dir)
+    target = run_dir / SIGNATURE_NAME
+    if target.exists():
+        raise IntegrityError(f"{target}: the run is already signed; check it with burnscan verify --key, or move the "
+                             f"signature away to sign again")
+    check = check_run(run_dir)
+    if check.problems:
+        raise IntegrityError(f"{run_dir}: does not verify ({len(check.problems)} problem(s), the first: {check.problems[0]}); "
+                             f"a run is signed only when it verifies: burnscan verify {run_dir} lists them")
+    write_text(target, signature_text(check.manifest_bytes, key), root=run_dir)
+    return target, key_fingerprint(key.public_key())

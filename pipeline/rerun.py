@@ -1,0 +1,168 @@
+"""Re-running a finished run from its manifest, and saying which outputs came out the same.
+
+Nothing is re-run on inputs that are not the ones the manifest hashed: a re-run that
+silently used a replaced scene would "confirm" a finding it never tested. The re-run goes
+through :func:`pipeline.run.run_detect` into a new folder; :func:`pipeline.provenance.compare.compare_runs`
+then compares it with the original.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from pipeline.errors import AoiError, OutputError, SceneError
+from pipeline.provenance.compare import RunComparison, compare_runs
+from pipeline.provenance.manifest import read_manifest
+from pipeline.readers.planet import planet_scenes_in
+from pipeline.readers.rasters import is_regular_file, sha256_file
+from pipeline.run import run_detect
+
+__all__ = ["check_run_inputs", "rerun"]
+
+
+def _settlement_entry(manifest: dict[str, Any]) -> list[tuple[Path, str]]:
+    """The settlement outline a run read beside its scenes, as (path, SHA-256), if any."""
+    entry = manifest.get("settlement_file")
+    return [(Path(entry["path"]), entry["sha256"])] if entry else []
+
+
+def _reviews_entry(manifest: dict[str, Any]) -> list[tuple[Path, str]]:
+    """The review decisions a run applied, as (path, SHA-256), if any."""
+    entry = manifest.get("reviews_file")
+    return [(Path(entry["path"]), entry["sha256"])] if entry else []
+
+
+def _evidence_entries(manifest: dict[str, Any]) -> list[tuple[Path, str]]:
+    """The footprint layers and fire archives a run read, as (path, SHA-256)."""
+    return [(Path(e["path"]), e["sha256"]) for e in manifest.get("evidence_files") or []]
+
+
+def _relative_hint(path: Path) -> str:
+    """Manifests record paths as the run was given them: a relative one only resolves from the same folder."""
+    try:
+        if path.is_absolute() or path.exists():
+            return ""
+    except (OSError, ValueError):  # a name too long or with a NUL: not a path that can be there at all
+        return ""
+    return f" (a relative path, read from {Path.cwd()}: start the re-run from the folder the run was started in)"
+
+
+def _check_inputs(manifest: dict[str, Any], manifest_path: Path) -> tuple[Path, Path]:
+    """The AOI folder and scene folder of a run, after checking every recorded hash."""
+
+    if manifest.get("scenes_from") == "catalogue":
+        raise OutputError(f"{manifest_path}: this run read the AOI's scene catalogue, which may have grown since; "
+                          f"run burnscan detect {manifest.get('aoi')} again (the catalogue checks every file's SHA-256)")
+    aoi_file = (manifest.get("aoi_file") or {}).get("path")
+    if not manifest.get("aoi") or not aoi_file or not manifest.get("inputs") or "parameters" not in manifest:
+        raise OutputError(f"{manifest_path}: does not record the AOI file, inputs and parameters; it cannot be re-run")
+    aoi_path = Path(aoi_file)
+    if not is_regular_file(aoi_path):
+        raise AoiError(f"{manifest_path}: AOI file {aoi_path} of the run is missing{_relative_hint(aoi_path)}; restore it (the manifest "
+                       f"records its SHA-256) and re-run")
+    if sha256_file(aoi_path) != manifest["aoi_file"].get("sha256"):
+        raise AoiError(f"{aoi_path}: AOI file differs from the one the run used (SHA-256 changed); restore it from git or the evidence copy")
+    if aoi_path.stem != manifest["aoi"]:
+        raise AoiError(f"{aoi_path}: AOI file name does not match the run's AOI {manifest['aoi']!r}; the manifest was edited")
+
+    files = [(Path(f["path"]), f["sha256"]) for scene in manifest["inputs"] for f in scene["files"]]
+    # Paths come from the manifest: messages name it first, then the path it records.
+    missing = [p for p, _ in files if not is_regular_file(p)]
+    changed = [p for p, digest in files if is_regular_file(p) and sha256_file(p) != digest]
+    if missing or changed:
+        first, what = (missing[0], "is missing") if missing else (changed[0], "differs from the manifest (SHA-256 changed)")
+        others = len(missing) + len(changed) - 1
+        more = f" ({others} other input file(s) also missing or changed)" if others else ""
+        raise SceneError(f"{manifest_path}: input scene file {first} {what}{more}{_relative_hint(first)}; "
+                         f"restore the original files before re-running")
+    for path, digest in _reviews_entry(manifest):  # kept beside the AOI's data, not with the scenes
+        if not is_regular_file(path) or sha256_file(path) != digest:
+            raise SceneError(f"{manifest_path}: review decisions changed since the run ({path}: SHA-256 differs or missing); "
+                             f"restore that file to re-run, or run burnscan detect for a new run with today's decisions")
+    for path, digest in _settlement_entry(manifest) + _evidence_entries(manifest):  # outline, footprints, fire archives
+        if not is_regular_file(path) or sha256_file(path) != digest:
+            raise SceneError(f"{manifest_path}: an evidence layer of the run is missing or its SHA-256 changed ({path}); "
+                             f"restore it to re-run, or run burnscan detect for a new run with today's layers")
+    folders = sorted({str(p.parent) for p, _ in files})
+    if len(folders) != 1:
+        raise SceneError(f"{manifest_path}: inputs lie in {len(folders)} folders ({', '.join(folders)}); a re-run needs one scene folder")
+    scenes_dir = Path(folders[0])
+    recorded = {p.resolve() for p, _ in files}
+    found = [p for s in planet_scenes_in(scenes_dir) for p in s.paths().values()]
+    extra = [p for p in found if p.resolve() not in recorded]
+    if extra:
+        raise SceneError(
+            f"{extra[0]}: file is in the run's scene folder but was not an input of the run; "
+            f"move it out, or re-run on a copy of the folder without it"
+        )
+    return aoi_path.parent, scenes_dir
+
+
+def check_run_inputs(run_dir: Path) -> tuple[Path, Path]:
+    """Check that a run's AOI file and scene files are still those its manifest hashed.
+
+    Returns
+    -------
+    aoi_dir, scenes_dir:
+        The folder of the run's AOI file, and the one folder its scene files are in
+        (as recorded: a relative path is read from the current folder).
+
+    Raises
+    ------
+    AoiError
+        When the AOI file is missing or changed.
+    SceneError
+        When a scene file is missing or changed, the inputs are spread over several folders,
+        or the scene folder now holds a scene file the run did not use. The message names the file.
+    """
+    return _check_inputs(read_manifest(run_dir), Path(run_dir) / "manifest.json")
+
+
+def rerun(
+    run_dir: Path,
+    *,
+    out_root: Path | None = None,
+    log: Callable[[str], None] = lambda message: None,
+) -> RunComparison:
+    """Run a finished run again from its ``manifest.json`` and compare the outputs.
+
+    Same AOI file, same scene folder, same resolved parameters (passed as overrides, so
+    they win over anything the AOI file says now), figures only if the original had them.
+    The re-run goes through :func:`pipeline.run.run_detect` into a new run folder; runs
+    never overwrite each other, and ``latest`` then names the re-run.
+
+    Parameters
+    ----------
+    run_dir:
+        A complete run folder, ``<out>/<aoi>/<run-id>``.
+    out_root:
+        Root for the new run folder; default: the ``<out>`` of ``run_dir``, so the
+        re-run lands beside it.
+    log:
+        Progress messages.
+
+    Raises
+    ------
+    AoiError, SceneError
+        Before anything runs, when an input is missing or differs (see :func:`check_run_inputs`).
+    """
+
+    run_dir = Path(run_dir)
+    manifest = read_manifest(run_dir)
+    aoi_dir, scenes_dir = _check_inputs(manifest, run_dir / "manifest.json")
+    if out_root is None:
+        resolved = run_dir.resolve()
+        if resolved.parent.name != manifest["aoi"]:
+            raise OutputError(f"{run_dir}: not inside a folder named after its AOI {manifest['aoi']!r}; give --out for the re-run")
+        # keep a relative path relative, so the messages show paths as the user typed them
+        out_root = run_dir.parent.parent if run_dir.name not in ("", "..") else resolved.parent.parent
+    figures = any(str(o.get("path", "")).startswith("figures/") for o in manifest.get("outputs", []))
+    log(f"inputs of {run_dir} match their manifest hashes; re-running {manifest['aoi']} on {scenes_dir}")
+    reviews = manifest.get("reviews_file")
+    outcome = run_detect(
+        manifest["aoi"], out_root=Path(out_root), overrides=manifest["parameters"], scenes_dir=scenes_dir,
+        aoi_dir=aoi_dir, make_figures=figures, log=log,
+        reviews_file=Path(reviews["path"]) if reviews else None, apply_reviews=bool(reviews),
+    )
+    return compare_runs(run_dir, outcome.run_dir)
