@@ -93,12 +93,14 @@ def detect(aoi: str | None, all_aois: bool, scheduler: str | None, workers: int 
     """
     from pipeline.errors import ParameterError
     from pipeline.run import run_detect
+    from pipeline.sim.demo import demo_scenes  # the demo runs only when no scene is given or registered
 
     if all_aois:
         if aoi or scenes_dir:
             raise ParameterError("--all runs every AOI of the registry; drop the AOI name and --scenes")
         _detect_all(list_aois(aoi_dir), scheduler=scheduler, workers=workers, out_root=out_root, data_root=data_root,
-                    aoi_dir=aoi_dir, overrides=_parse_sets(sets), make_figures=not no_figures, kind=kind, sign_key=sign_key)
+                    aoi_dir=aoi_dir, overrides=_parse_sets(sets), make_figures=not no_figures, kind=kind, sign_key=sign_key,
+                    demo=demo_scenes)
         return
     if aoi is None:
         raise ParameterError("name an AOI (burnscan aois lists them) or pass --all")
@@ -107,7 +109,7 @@ def detect(aoi: str | None, all_aois: bool, scheduler: str | None, workers: int 
 
     outcome = run_detect(
         aoi, out_root=out_root, data_root=data_root, overrides=_parse_sets(sets), scenes_dir=scenes_dir, aoi_dir=aoi_dir,
-        make_figures=not no_figures, log=lambda m: click.echo(m, err=True), kind=kind, sign_key=sign_key,
+        make_figures=not no_figures, log=lambda m: click.echo(m, err=True), kind=kind, sign_key=sign_key, demo=demo_scenes,
     )
     report = outcome.report
     if report["simulated"]:
@@ -154,10 +156,11 @@ def search(aoi: str, scenes_dir: Path | None, out_root: Path, data_root: Path, c
            max_cards: int, box_size_m: float, box_seed: int, sets: tuple[str, ...], aoi_dir: Path) -> None:
     """Scan AOI's search_area for burned settlements; clusters ranked, written to out/AOI/search/RUN-ID/."""
     from pipeline.search import lat_lon_text, run_search
+    from pipeline.sim.search_box import search_box_scenes
 
     outcome = run_search(aoi, out_root=out_root, data_root=data_root, scenes_dir=scenes_dir, aoi_dir=aoi_dir,
                          overrides=_parse_sets(sets), chunk_px=chunk_px, workers=workers, max_cards=max_cards,
-                         box_size_m=box_size_m, box_seed=box_seed, log=lambda m: click.echo(m, err=True))
+                         simulated_box=search_box_scenes(box_size_m, box_seed), log=lambda m: click.echo(m, err=True))
     if outcome.simulated:
         click.echo("SIMULATED DATA: this search used simulated scenes, not evidence about a real place.")
     for c in outcome.clusters.head(20).itertuples():

@@ -192,7 +192,8 @@ def check_search_grid(grid: Grid, *, params: Params, chunk_px: int, workers: int
             f"about {_gb(need)} (limit {_gb(limit)}, half this machine's memory); lower --chunk or --workers")
 
 
-def check_search_options(*, chunk_px: int, workers: int | None, max_cards: int, box_size_m: float) -> None:
+def check_search_options(*, chunk_px: int = 1024, workers: int | None = None, max_cards: int = 0,
+                         box_size_m: float = 6000.0) -> None:
     """The ranges of ``search``'s own options, for callers that bypass the command line.
 
     Raises

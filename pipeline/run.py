@@ -24,7 +24,6 @@ from pipeline.stages.change import consecutive_change
 from pipeline.config import Params, resolve_params
 from pipeline.stages.coregister import ShiftEstimate, apply_shifts, coregister
 from pipeline.stages.dating import date_burns
-from pipeline.sim.demo import ensure_demo_scenes
 from pipeline.errors import OutputError, PipelineError, RunError, SceneError
 from pipeline.evidence import find_layers, gather_evidence
 from pipeline.grid import Grid
@@ -429,11 +428,14 @@ def run_detect(
     reviews_file: Path | None = None,
     apply_reviews: bool = True,
     sign_key: Path | None = None,
+    demo: Callable[[Aoi, Params, Path], Path] | None = None,
 ) -> RunOutcome:
     """Detect and date burns for one AOI and write a complete run folder.
 
     Uses the scenes in ``scenes_dir`` when given, else the AOI's catalogue when it has scenes
-    (``kind`` picks one sensor), else the embedded simulated demo; the log says which.
+    (``kind`` picks one sensor), else the SIMULATED scenes that ``demo(aoi, params, data_root)``
+    returns a folder of (the command line passes :func:`pipeline.sim.demo.demo_scenes`); the log
+    says which. Without scenes and without ``demo`` there is nothing to analyse.
     Analysts' decisions in ``reviews_file`` (default ``<data>/<aoi>/reviews.json``) are
     applied to the polygons unless ``apply_reviews`` is False. The run ends by writing its
     manifest (:func:`pipeline.provenance.manifest.seal_manifest`): chained into ``<out>/<aoi>/runs.log``
@@ -461,11 +463,13 @@ def run_detect(
         log(f"using the scene catalogue of {aoi.name} ({catalogue_dir(data_root, aoi.name)})")
         sources, scenes_from = catalogue_sources(data_root, aoi.name, kind=kind), "catalogue"
         scenes_dir = Path(data_root) / aoi.name
-    else:
+    elif demo is not None:
         log(f"no scenes given and none registered: using the embedded SIMULATED demo for {aoi_name}")
-        demo = ensure_demo_scenes(aoi, Path(data_root), resolution=params.resolution_m, margin_m=params.margin_m)
-        scenes_dir = demo_folder = demo.folder
-        sources, scenes_from = recognise(demo.folder), "demo"
+        scenes_dir = demo_folder = demo(aoi, params, Path(data_root))
+        sources, scenes_from = recognise(demo_folder), "demo"
+    else:
+        raise SceneError(f"{where}: no scenes given and none registered in {catalogue_dir(data_root, aoi.name)}; add scenes "
+                         f"with `burnscan add {aoi.name} PATH` or give --scenes DIR")
     infos = [s.describe() for s in sources]  # metadata only: no pixel read yet
     scenes, bands = scene_shape(infos)
     check_detect_grid(analysis_grid, loaded_grid, params=params, scenes=scenes, bands=bands, where=where)

@@ -27,7 +27,7 @@ from shapely.geometry import box, shape
 from pipeline.aoi import AOI_DIR, Aoi, candidate_aoi_feature, load_aoi
 from pipeline.chunked import ChunkedDetection, detect_chunked, load_window
 from pipeline.stages.clusters import SETTLEMENT_LIKE, cluster_burns, score_search
-from pipeline.config import resolve_params
+from pipeline.config import Params, resolve_params
 from pipeline.stages.coregister import apply_shifts
 from pipeline.errors import AoiError, SceneError
 from pipeline.grid import Grid, grid_for_bounds
@@ -153,22 +153,21 @@ def run_search(
     chunk_px: int = 1024,
     workers: int | None = None,
     max_cards: int = 12,
-    box_size_m: float = 6000.0,
-    box_seed: int = 20240127,
+    simulated_box: Callable[[Aoi, Params, Path], tuple[Path, gpd.GeoDataFrame]] | None = None,
     log: Callable[[str], None] = lambda message: None,
 ) -> SearchOutcome:
     """Search the AOI's ``search_area`` and write ``<out>/<aoi>/search/<run-id>/``.
 
-    Without ``scenes_dir`` the scenes are the SIMULATED search box of ``box_size_m`` and
-    ``box_seed`` (made once under ``data_root``), and the result is scored against its truth.
+    Without ``scenes_dir`` the scenes come from ``simulated_box(aoi, params, data_root)``,
+    which returns a folder of SIMULATED scenes and their truth (the command line passes
+    :func:`pipeline.sim.search_box.search_box_scenes`); the result is scored against it.
+    Without either, there is nothing to search.
     """
-    from pipeline.sim.search_box import ensure_search_box
-
     started = datetime.now(timezone.utc)
     clock = time.perf_counter()
     # Checked before any work, as run_detect does: the options, the AOI file, the parameters,
     # the output folder and the search grid; then the scenes' count and bands.
-    check_search_options(chunk_px=chunk_px, workers=workers, max_cards=max_cards, box_size_m=box_size_m)
+    check_search_options(chunk_px=chunk_px, workers=workers, max_cards=max_cards)
     aoi = load_aoi(aoi_name, aoi_dir)
     params = resolve_params(aoi.parameters, overrides, aoi_source=f"AOI file {aoi.path}")
     grid = search_grid(aoi, params.resolution_m)
@@ -177,11 +176,11 @@ def run_search(
     check_search_grid(grid, params=params, chunk_px=chunk_px, workers=workers, where=where)
     truth = None
     if scenes_dir is None:
-        folder, _ = ensure_search_box(Path(data_root), aoi, resolution_m=params.resolution_m, size_m=box_size_m,
-                                      seed=box_seed)
+        if simulated_box is None:
+            raise SceneError(f"{aoi.path or aoi.name}: no scenes to search; give --scenes DIR")
+        folder, truth = simulated_box(aoi, params, Path(data_root))
         log(f"no scenes given: using the SIMULATED search box in {folder}")
         scenes_dir = folder
-        truth = gpd.read_file(folder / "sites_SIMULATED.geojson")
     sources = recognise(Path(scenes_dir))
     infos = [s.describe() for s in sources]  # metadata only: no pixel read yet
     scenes, bands = scene_shape(infos)

@@ -44,6 +44,7 @@ from pipeline.errors import PipelineError
 from pipeline.grid import grid_for_bounds
 from pipeline.readers.recognise import load_sources, recognise
 from pipeline.readers.geotiff import load_geotiff
+from pipeline.sim.demo import demo_scenes
 
 TARGETS = ("scenes", "stac", "aoi", "manifest")
 
@@ -309,7 +310,7 @@ def _base_run(work: Path) -> Path:
         from smallaoi import AOI_NAME, write_small_aoi
 
         aoi_dir = write_small_aoi(work / "aoi")
-        outcome = run_detect(AOI_NAME, out_root=work / "out", data_root=work / "data", aoi_dir=aoi_dir, make_figures=False)
+        outcome = run_detect(AOI_NAME, out_root=work / "out", data_root=work / "data", aoi_dir=aoi_dir, make_figures=False, demo=demo_scenes)
         _RUN["dir"] = outcome.run_dir
         _RUN["manifest"] = json.loads((outcome.run_dir / "manifest.json").read_text(encoding="utf-8"))
     return _RUN["dir"]

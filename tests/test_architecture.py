@@ -90,12 +90,21 @@ FILE_EDGES = {
 """Modules outside readers/, outputs/ and provenance/ that touch files, each with its reason."""
 
 
+def _from_the_package(name: str) -> set[str]:
+    """Names ``name`` imports from ``pipeline`` modules: calling them is using a reader or writer, not touching files."""
+    return {a.asname or a.name for node in ast.walk(TREES[name]) if isinstance(node, ast.ImportFrom)
+            and node.module and node.module.split(".")[0] == "pipeline" for a in node.names}
+
+
 def _touches_files(name: str) -> list[str]:
     found = []
+    ours = _from_the_package(name)
     for node in ast.walk(TREES[name]):
         if isinstance(node, ast.Call):
             func = node.func
             called = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+            if isinstance(func, ast.Name) and called in ours:  # e.g. outputs.write.write_text(..., root=...)
+                continue
             if called in _FILE_CALLS:
                 found.append(f"line {node.lineno}: {called}()")
         elif isinstance(node, ast.Import):

@@ -12,13 +12,14 @@ import pytest
 
 from pipeline.readers.rasters import sha256_file
 from pipeline.run import run_detect
+from pipeline.sim.demo import demo_scenes
 from smallaoi import write_small_aoi
 
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     aoi_dir = write_small_aoi(root / "aoi")
-    outcome = run_detect("testvillage", out_root=root / "out", data_root=root / "data", aoi_dir=aoi_dir)
+    outcome = run_detect("testvillage", out_root=root / "out", data_root=root / "data", aoi_dir=aoi_dir, demo=demo_scenes)
     return root, aoi_dir, outcome
 
 
@@ -81,7 +82,7 @@ def test_second_run_is_a_new_folder_and_inputs_are_untouched(small_run):
     root, aoi_dir, first = small_run
     inputs = {p: sha256_file(p) for p in first.demo_folder.iterdir()}
     first_report = (first.run_dir / "report.md").read_bytes()
-    again = run_detect("testvillage", out_root=root / "out", data_root=root / "data", aoi_dir=aoi_dir, make_figures=False)
+    again = run_detect("testvillage", out_root=root / "out", data_root=root / "data", aoi_dir=aoi_dir, make_figures=False, demo=demo_scenes)
     assert again.run_dir != first.run_dir and again.demo_folder == first.demo_folder
     assert (first.run_dir / "report.md").read_bytes() == first_report
     assert {p: sha256_file(p) for p in first.demo_folder.iterdir()} == inputs

@@ -302,12 +302,15 @@ def test_detect_workers_below_one_is_one_line(capsys, tmp_path):
 def test_run_search_checks_its_options_before_any_work(tmp_path):
     from pipeline.errors import ParameterError
     from pipeline.search import run_search
+    from pipeline.sim.search_box import search_box_scenes
 
     for options, needle in (({"chunk_px": 0}, "chunk_px=0"), ({"workers": -1}, "workers=-1"),
-                            ({"box_size_m": math.inf}, "box_size_m=inf"), ({"max_cards": -2}, "max_cards=-2")):
+                            ({"max_cards": -2}, "max_cards=-2")):
         with pytest.raises(ParameterError, match=needle):
             run_search("ogota", out_root=tmp_path / "out", data_root=tmp_path / "data", scenes_dir=tmp_path / "nowhere",
                        **options)
+    with pytest.raises(ParameterError, match="box_size_m=inf"):  # the simulated box checks its side when it is asked for
+        search_box_scenes(math.inf)
     assert not (tmp_path / "out").exists() and not (tmp_path / "data").exists()
 
 

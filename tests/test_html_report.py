@@ -14,6 +14,7 @@ import pytest
 from matplotlib import image as mpimg
 
 from pipeline.run import run_detect
+from pipeline.sim.demo import demo_scenes
 from smallaoi import AOI_NAME, write_small_aoi
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
@@ -22,7 +23,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shuti
 @pytest.fixture(scope="module")
 def page(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("html")
-    outcome = run_detect(AOI_NAME, out_root=root / "out", data_root=root / "data", aoi_dir=write_small_aoi(root / "aoi"))
+    outcome = run_detect(AOI_NAME, out_root=root / "out", data_root=root / "data", aoi_dir=write_small_aoi(root / "aoi"), demo=demo_scenes)
     return outcome.run_dir / "report.html"
 
 

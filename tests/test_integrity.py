@@ -23,6 +23,7 @@ from pipeline.readers.rasters import sha256_file
 from pipeline.provenance.compare import compare_runs
 from pipeline.provenance.verify import verify_run
 from pipeline.run import run_detect
+from pipeline.sim.demo import demo_scenes
 from smallaoi import AOI_NAME, write_small_aoi
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,7 +32,7 @@ def base(tmp_path_factory):
     """One complete run with figures (so re-runs compare PNGs too), its AOI folder and data root."""
     root = tmp_path_factory.mktemp("integrity")
     aoi_dir = write_small_aoi(root / "aoi")
-    outcome = run_detect(AOI_NAME, out_root=root / "out", data_root=root / "data", aoi_dir=aoi_dir)
+    outcome = run_detect(AOI_NAME, out_root=root / "out", data_root=root / "data", aoi_dir=aoi_dir, demo=demo_scenes)
     return root, aoi_dir, outcome
 
 

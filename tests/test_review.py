@@ -12,6 +12,7 @@ from shapely import affinity
 from pipeline import review as rv
 from pipeline.cli import main
 from pipeline.errors import OutputError, ParameterError
+from pipeline.sim.demo import demo_scenes
 from smallaoi import AOI_NAME, write_small_aoi
 
 
@@ -34,7 +35,7 @@ def first_run(tmp_path_factory):
     aoi_dir = write_small_aoi(root / "aoi")
     from pipeline.run import run_detect
 
-    outcome = run_detect(AOI_NAME, out_root=root / "out", data_root=root / "data", aoi_dir=aoi_dir, make_figures=False)
+    outcome = run_detect(AOI_NAME, out_root=root / "out", data_root=root / "data", aoi_dir=aoi_dir, make_figures=False, demo=demo_scenes)
     return root, aoi_dir, outcome.run_dir
 
 

@@ -13,6 +13,7 @@ from pipeline.cli import main
 from pipeline.errors import AoiError
 from pipeline.readers.rasters import sha256_file
 from pipeline.search import lat_lon_text, run_search
+from pipeline.sim.search_box import search_box_scenes
 
 _BOX_M = 3000.0  # a smaller box than the default 6 km keeps the test short; same sites, scaled
 
@@ -20,7 +21,8 @@ _BOX_M = 3000.0  # a smaller box than the default 6 km keeps the test short; sam
 @pytest.fixture(scope="module")
 def searched(tmp_path_factory):
     root = tmp_path_factory.mktemp("search")
-    outcome = run_search("ogota", out_root=root / "out", data_root=root / "data", box_size_m=_BOX_M, max_cards=4)
+    outcome = run_search("ogota", out_root=root / "out", data_root=root / "data", max_cards=4,
+                         simulated_box=search_box_scenes(_BOX_M))
     return root, outcome
 
 

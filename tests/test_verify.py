@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
+from pipeline.sim.demo import demo_scenes
 from smallaoi import AOI_NAME, write_small_aoi
 
 
@@ -31,7 +32,8 @@ def made(tmp_path_factory):
     here = Path.cwd()
     os.chdir(root)
     try:
-        outcome = run_detect(AOI_NAME, out_root=Path("out"), data_root=Path("data"), aoi_dir=Path("aoi"), make_figures=False)
+        outcome = run_detect(AOI_NAME, out_root=Path("out"), data_root=Path("data"), aoi_dir=Path("aoi"), make_figures=False,
+                             demo=demo_scenes)
     finally:
         os.chdir(here)
     return root, root / outcome.run_dir

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import geopandas as gpd
 import numpy as np
@@ -24,7 +24,7 @@ from pipeline.sim.simulate import (SIMULATOR_VERSION, SimulatedScene, SimulatedS
                        simulated_footprint_map)
 from pipeline.outputs.write import remove_stale_staging, staging_folder, write_geotiff, write_json, write_text, write_vector
 
-__all__ = ["DemoScenes", "demo_grid", "ensure_demo_scenes", "write_scenes", "DEMO_SEED"]
+__all__ = ["DemoScenes", "demo_grid", "ensure_demo_scenes", "demo_scenes", "write_scenes", "DEMO_SEED"]
 
 DEMO_SEED = 20240127
 _BANDS = ["blue", "green", "red", "nir"]
@@ -175,3 +175,13 @@ def ensure_demo_scenes(
         truth_polygons=folder / "truth_burns_SIMULATED.gpkg",
         truth_json=folder / "truth_SIMULATED.json",
     )
+
+
+def demo_scenes(aoi: Aoi, params: Any, data_root: Path) -> Path:
+    """The folder of the SIMULATED demo for ``aoi`` (made once under ``data_root``), for
+    :func:`pipeline.run.run_detect` when no scene is given or registered.
+
+    The command line hands this to the flow; the flow itself never invents scenes.
+    """
+    return ensure_demo_scenes(aoi, Path(data_root), resolution=params.resolution_m, margin_m=params.margin_m).folder
+

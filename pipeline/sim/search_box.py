@@ -43,7 +43,8 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from functools import partial
+from typing import Any, Callable, Literal
 
 import geopandas
 import numpy as np
@@ -66,7 +67,7 @@ from pipeline.sim.sky import OBSCURED, sun_angles
 from pipeline.sim.truth import iso
 from pipeline.outputs.write import remove_stale_staging, staging_folder, write_geotiff, write_json, write_vector
 
-__all__ = ["SEARCH_BOX_VERSION", "SiteKind", "SimulatedSearchBox", "ensure_search_box", "search_box_grid",
+__all__ = ["SEARCH_BOX_VERSION", "search_box_scenes", "SiteKind", "SimulatedSearchBox", "ensure_search_box", "search_box_grid",
            "simulate_search_box", "write_search_box"]
 
 #: What a truth site is: a village that burned or did not, or a fire that is not a village.
@@ -392,3 +393,21 @@ def _metadata(grid: Grid, seed: int, centre: tuple[float, float], sites: list[Se
             "Tree shadows follow each scene's sun; they are not in the truth.",
         ],
     }
+
+
+def search_box_scenes(size_m: float = 6000.0, seed: int = 20240127) -> Callable[[Aoi, Any, Path], tuple[Path, geopandas.GeoDataFrame]]:
+    """Scenes and truth for :func:`pipeline.search.run_search` when no scene is given: the SIMULATED
+    box of ``size_m`` and ``seed`` (made once under the data folder) and its sites.
+
+    ``size_m`` is checked here, before any work, as the command line checks ``--box-size``.
+    """
+    from pipeline.preflight import check_search_options
+
+    check_search_options(box_size_m=size_m)
+    return partial(_box_and_truth, size_m=size_m, seed=seed)
+
+
+def _box_and_truth(aoi: Aoi, params: Any, data_root: Path, *, size_m: float, seed: int) -> tuple[Path, geopandas.GeoDataFrame]:
+    folder, _ = ensure_search_box(Path(data_root), aoi, resolution_m=params.resolution_m, size_m=size_m, seed=seed)
+    return folder, geopandas.read_file(folder / "sites_SIMULATED.geojson")
+

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import shapely
 import xarray as xr
-from rasterio import features
+from rasterio.features import rasterize
 from rasterio.transform import from_origin
 from scipy import ndimage
 from shapely import affinity
@@ -81,7 +81,7 @@ def _cover(geoms, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     sub = res / _SUPERSAMPLE
     transform = from_origin(x[0] - res / 2, y[0] + res / 2, sub, sub)
     shape = (y.size * _SUPERSAMPLE, x.size * _SUPERSAMPLE)
-    fine = features.rasterize(((g, 1) for g in geoms if g is not None and not g.is_empty), out_shape=shape,
+    fine = rasterize(((g, 1) for g in geoms if g is not None and not g.is_empty), out_shape=shape,
                               transform=transform, fill=0, dtype="uint8")
     return fine.reshape(y.size, _SUPERSAMPLE, x.size, _SUPERSAMPLE).mean(axis=(1, 3))
 
