@@ -6,7 +6,8 @@ stack of every scene. It is analysed in three steps:
 1. **Calibrate once.** The usable scenes, each scene's shift to the reference, its band
    fits and the background and noise of every date's change are measured on one window
    (the whole area when it is small, else the ``calibration_px`` window the most scenes
-   cover) by exactly the stages a village AOI runs through (:func:`pipeline.run.detect_burns`).
+   cover) by exactly the stages a village AOI runs through (:func:`pipeline.run.calibrate`, then
+   :func:`pipeline.run.apply` on each chunk).
    A scene-wide translation and radiometric drift are measured as well on a few million
    pixels as on a hundred million.
 2. **Chunks.** The area is cut into ``chunk_px`` squares. Each is loaded with a halo of
@@ -51,7 +52,8 @@ from pipeline.stages.indices import choose_index, index_bands
 from pipeline.model import SceneRecord
 from pipeline.readers.rasters import memoised_hashes, stack_scenes
 from pipeline.stages.polygons import describe_polygons, empty_polygons
-from pipeline.run import Calibration, Detection, detect_burns
+from pipeline.model import Calibration, Detection
+from pipeline.run import apply, calibrate
 from pipeline.readers import SceneSource
 
 __all__ = ["Chunk", "ChunkedDetection", "plan_chunks", "detect_chunked", "load_window", "merge_across_edges", "scene_footprints"]
@@ -177,8 +179,8 @@ def _detect_chunk(sources: list[SceneSource], footprints: list[BaseGeometry], ch
     needed = index_bands(choose_index(bands, params.burn_index), bands)
     stack = stack.sel(band=needed)
     calibration = replace(calibration, fits=tuple(tuple(f for f in fits if f.band in needed) for fits in calibration.fits))
-    det = detect_burns(stack, records, params=params, loaded_grid=loaded_grid, analysis_grid=loaded_grid,
-                       settlement=settlement, calibration=calibration, core=chunk.grid)
+    det = apply(stack, records, calibration, params=params, loaded_grid=loaded_grid, analysis_grid=loaded_grid,
+                settlement=settlement, window=chunk.grid)
     return det.polygons
 
 
@@ -295,9 +297,9 @@ def detect_chunked(
     window = _calibration_window(grid, footprints, calibration_px)
     say(f"calibrating on a {window.width} x {window.height} px window")
     stack, all_records = load_window(sources, footprints, window, None)
-    calib_det = detect_burns(stack, all_records, params=params, loaded_grid=window, analysis_grid=window,
-                             settlement=settlement)
-    calibration = calib_det.calibration
+    calibration = calibrate(stack, all_records, params=params, loaded_grid=window, analysis_grid=window)
+    calib_det = apply(stack, all_records, calibration, params=params, loaded_grid=window, analysis_grid=window,
+                      settlement=settlement)
     largest_shift = max((max(abs(s.dy), abs(s.dx)) for s in calibration.shifts if s.reliable), default=0.0)
     halo = max(halo_px, int(np.ceil(largest_shift)) + 8)
     chunks = plan_chunks(grid, chunk_px)

@@ -11,12 +11,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from shapely.geometry.base import BaseGeometry
 
-__all__ = ["SceneFiles", "SceneRecord", "SceneInfo", "reflectance_digests", "file_with_digest", "record_positions"]
+if TYPE_CHECKING:  # types only: the stages do not depend on this module, nor this one on them
+    import geopandas as gpd
+    import xarray as xr
+
+    from pipeline.grid import Grid
+    from pipeline.stages.coregister import ShiftEstimate
+    from pipeline.stages.normalise import BandFit
+    from pipeline.stages.threshold import ThresholdInfo
+
+__all__ = ["SceneFiles", "SceneRecord", "SceneInfo", "Calibration", "Detection", "reflectance_digests", "file_with_digest",
+           "record_positions"]
 
 
 @dataclass(frozen=True)
@@ -107,3 +117,52 @@ class SceneInfo:
     bands: tuple[str, ...]
     properties: dict[str, Any] = field(default_factory=dict)
     """Source-specific facts worth keeping (cloud cover, processing baseline, scale...)."""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What is measured once on a whole scene and then applied to every chunk of it.
+
+    A large scene is analysed chunk by chunk; each chunk must use the scene's usable-scene
+    choice, shifts, band fits and change noise, or neighbouring chunks would disagree.
+    """
+
+    usable: tuple[bool, ...]
+    """Per scene given: clear enough over the area to be analysed."""
+    shifts: tuple[ShiftEstimate, ...]
+    """Per usable scene."""
+    fits: tuple[tuple[BandFit, ...], ...]
+    """Per usable scene, per band."""
+    noise: tuple[tuple[float, float] | None, ...]
+    """Per usable scene: background and noise sigma of its change (``None``: nothing compared)."""
+    refused: tuple[str | None, ...] = ()
+    """Per scene given: why its numbers cannot be ground (:mod:`pipeline.stages.plausibility`), else ``None``."""
+
+
+@dataclass(frozen=True)
+class Detection:
+    """Everything the analysis produced, for reports, figures, notebooks and benchmarks."""
+
+    stack: xr.Dataset
+    """Co-registered, normalised scenes on the analysis grid (usable scenes only)."""
+    records: list[SceneRecord]
+    """Records of the usable scenes, in the order of ``stack``."""
+    all_records: list[SceneRecord]
+    """Every scene given, usable or not."""
+    quality: list[dict[str, Any]]
+    """Per scene of ``all_records``: clear fraction, usability, co-registration, normalisation."""
+    shifts: list[ShiftEstimate]
+    fits: list[list[BandFit]]
+    index_name: str
+    index: xr.DataArray
+    change: xr.Dataset
+    dates: xr.Dataset
+    thresholds: list[ThresholdInfo | None]
+    polygons: gpd.GeoDataFrame
+    extent_first: xr.DataArray
+    """(y, x) scene index from which the burned extent encloses a pixel (-1: never)."""
+    extents: gpd.GeoDataFrame
+    """Burned extents (:mod:`pipeline.stages.perimeter`) as of each date."""
+    grid: Grid
+    calibration: Calibration
+    """The scene-wide measurements behind this detection, to apply to other chunks."""

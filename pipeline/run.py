@@ -27,9 +27,9 @@ from pipeline.stages.dating import date_burns
 from pipeline.errors import OutputError, PipelineError, RunError, SceneError
 from pipeline.evidence import find_layers, gather_evidence
 from pipeline.grid import Grid
+from pipeline.model import Calibration, Detection, SceneRecord, record_positions
 from pipeline.stages.indices import burn_index, choose_index
 from pipeline.readers.catalogue import catalogue_dir, catalogue_entries, catalogue_sources
-from pipeline.model import SceneRecord, record_positions
 from pipeline.readers.vectors import read_outline
 from pipeline.readers.rasters import sha256_file
 from pipeline.provenance.manifest import input_entry, recorded_overrides, seal_manifest
@@ -49,61 +49,9 @@ from pipeline.stages.threshold import ThresholdInfo
 from pipeline.outputs import figures as figs
 from pipeline.outputs.write import check_output_folder, finish_run_dir, new_run_dir, save_figures, write_json, write_text, write_vector
 
-__all__ = ["Calibration", "Detection", "detect_burns", "run_detect", "RunOutcome"]
+__all__ = ["Calibration", "Detection", "calibrate", "apply", "detect_burns", "run_detect", "RunOutcome"]
 
 IMAGERY_CREDIT_SIMULATED = "Imagery: SIMULATED by burnscan (PlanetScope-like), not a real acquisition"
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """What is measured once on a whole scene and then applied to every chunk of it.
-
-    A large scene is analysed chunk by chunk; each chunk must use the scene's usable-scene
-    choice, shifts, band fits and change noise, or neighbouring chunks would disagree.
-    """
-
-    usable: tuple[bool, ...]
-    """Per scene given: clear enough over the area to be analysed."""
-    shifts: tuple[ShiftEstimate, ...]
-    """Per usable scene."""
-    fits: tuple[tuple[BandFit, ...], ...]
-    """Per usable scene, per band."""
-    noise: tuple[tuple[float, float] | None, ...]
-    """Per usable scene: background and noise sigma of its change (``None``: nothing compared)."""
-
-
-@dataclass(frozen=True)
-class Detection:
-    """Everything the analysis produced, for reports, figures, notebooks and benchmarks."""
-
-    stack: xr.Dataset
-    """Co-registered, normalised scenes on the analysis grid (usable scenes only)."""
-    records: list[SceneRecord]
-    """Records of the usable scenes, in the order of ``stack``."""
-    all_records: list[SceneRecord]
-    """Every scene given, usable or not."""
-    quality: list[dict[str, Any]]
-    """Per scene of ``all_records``: clear fraction, usability, co-registration, normalisation."""
-    shifts: list[ShiftEstimate]
-    fits: list[list[BandFit]]
-    index_name: str
-    index: xr.DataArray
-    change: xr.Dataset
-    dates: xr.Dataset
-    thresholds: list[ThresholdInfo | None]
-    polygons: gpd.GeoDataFrame
-    extent_first: xr.DataArray
-    """(y, x) scene index from which the burned extent encloses a pixel (-1: never)."""
-    extents: gpd.GeoDataFrame
-    """Burned extents (:mod:`pipeline.stages.perimeter`) as of each date."""
-    grid: Grid
-    calibration: Calibration
-    """The scene-wide measurements behind this detection, to apply to other chunks."""
-
-
-def _crop(stack: xr.Dataset, outer: Grid, inner: Grid) -> xr.Dataset:
-    row, col = inner.offset_in(outer)
-    return stack.isel(y=slice(row, row + inner.height), x=slice(col, col + inner.width))
 
 
 def detect_burns(
@@ -114,45 +62,101 @@ def detect_burns(
     loaded_grid: Grid,
     analysis_grid: Grid,
     settlement: BaseGeometry | None = None,
-    calibration: Calibration | None = None,
-    core: Grid | None = None,
 ) -> Detection:
-    """Run every analysis stage on a loaded stack.
+    """The whole analysis of a loaded stack: measure once on it, then apply to all of it.
 
-    Parameters
-    ----------
-    stack, records:
-        Output of :func:`pipeline.readers.recognise.load_sources` on ``loaded_grid``.
-    params:
-        Resolved parameters.
-    loaded_grid:
-        The grid the stack was loaded on (the analysis grid plus a margin).
-    analysis_grid:
-        The AOI's grid; results are cropped to it after co-registration.
-    settlement:
-        Built-up area in the grid's CRS, to tell settlement burns from field and bush fires.
-    calibration:
-        Measured beforehand on the whole scene when ``stack`` is one chunk of it
-        (:mod:`pipeline.chunked`): used instead of measuring here.
-    core:
-        When ``stack`` is a chunk with a halo around it (:mod:`pipeline.chunked`): the chunk
-        itself, inside ``analysis_grid``. Polygons are built for it alone, so that every
-        pixel belongs to one chunk, and burned extents are left out.
+    ``stack, records`` come from :func:`pipeline.readers.recognise.load_sources` on
+    ``loaded_grid`` (the AOI's ``analysis_grid`` plus a margin); ``settlement`` is the
+    built-up area in the grid's CRS, to tell settlement burns from field and bush fires.
+    """
+    calibration = calibrate(stack, records, params=params, loaded_grid=loaded_grid, analysis_grid=analysis_grid)
+    return apply(stack, records, calibration, params=params, loaded_grid=loaded_grid, analysis_grid=analysis_grid,
+                 settlement=settlement)
+
+
+def calibrate(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, loaded_grid: Grid,
+              analysis_grid: Grid) -> Calibration:
+    """What is measured once on a whole scene stack and shared by every window of it.
+
+    Which scenes are plausible and clear enough, their shifts onto the reference, their
+    band fits and the noise of each date's change. The noise depends on the burns of
+    earlier dates, so the dating runs here once too; :func:`apply` then repeats it with
+    the noise fixed, which gives the same numbers on the same stack.
     """
     # Garbage is never evidence: a scene whose numbers cannot be ground is not observed, with its
-    # reason, before anything counts it as clear. A chunk keeps the calibration's choice, so that
-    # every chunk agrees; impossible pixels are masked in each, as they are pixel by pixel.
-    refused: list[str | None] = [None] * len(records)
-    if calibration is None:
-        in_aoi = _crop(stack, loaded_grid, analysis_grid)
-        refused = judge_scenes(in_aoi["reflectance"].values, in_aoi["clear"].values, bands=[str(b) for b in stack.band.values])
-    stack = mask_implausible(stack, refused=refused)
+    # reason, before anything counts it as clear.
     in_aoi = _crop(stack, loaded_grid, analysis_grid)
-    clear_fraction = in_aoi["clear"].mean(dim=("y", "x")).values
-    if calibration is None:
-        usable = (clear_fraction >= params.min_clear_fraction) & np.array([r is None for r in refused])
+    refused = judge_scenes(in_aoi["reflectance"].values, in_aoi["clear"].values, bands=[str(b) for b in stack.band.values])
+    stack, clear_fraction = _observed(stack, refused, loaded_grid, analysis_grid)
+    usable = (clear_fraction >= params.min_clear_fraction) & np.array([r is None for r in refused])
+    used, used_records = _usable(stack, records, usable, refused, clear_fraction, params)
+    aligned, shifts = coregister(used, reference_index=params.reference_scene, band=params.coreg_band,
+                                 max_shift_px=params.coreg_max_shift_px)
+    aligned = _crop(_unmatched_as_unseen(aligned, shifts, params), loaded_grid, analysis_grid)
+    if wants_normalisation([str(b) for b in aligned.band.values], params.normalisation):
+        normalised, fits = normalise(aligned, reference_index=params.reference_scene)
     else:
-        usable = np.array(calibration.usable)
+        normalised, fits = aligned, identity_fits(aligned)
+    *_, thresholds = _dated(normalised, params, analysis_grid, noise=None)
+    return Calibration(
+        usable=tuple(bool(u) for u in usable),
+        shifts=tuple(shifts),
+        fits=tuple(tuple(f) for f in fits),
+        noise=tuple(None if info is None else (info.background, info.noise_sigma) for info in thresholds),
+        refused=tuple(refused),
+    )
+
+
+def apply(stack: xr.Dataset, records: list[SceneRecord], calibration: Calibration, *, params: Params, loaded_grid: Grid,
+          analysis_grid: Grid, settlement: BaseGeometry | None = None, window: Grid | None = None) -> Detection:
+    """Every analysis stage on ``stack`` with the scene-wide ``calibration``.
+
+    ``window``: when ``stack`` is one chunk of a large area with a halo around it
+    (:mod:`pipeline.chunked`), the chunk itself inside ``analysis_grid``. Polygons are built
+    for it alone, so that every pixel belongs to one chunk, and burned extents are left out.
+    """
+    refused = list(calibration.refused) or [None] * len(records)
+    stack, clear_fraction = _observed(stack, refused, loaded_grid, analysis_grid)
+    usable = np.array(calibration.usable)
+    used, used_records = _usable(stack, records, usable, refused, clear_fraction, params)
+    shifts, fits = list(calibration.shifts), [list(f) for f in calibration.fits]
+    aligned = _crop(_unmatched_as_unseen(apply_shifts(used, shifts), shifts, params), loaded_grid, analysis_grid)
+    normalised = apply_fits(aligned, fits)
+    index_name, index, change, dates, thresholds = _dated(normalised, params, analysis_grid, noise=list(calibration.noise))
+    times = [r.acquired_utc for r in used_records]
+    if window is None:
+        polygons = burn_polygons(dates, grid=analysis_grid, times=times, index_name=index_name, settlement=settlement)
+        first_seen = dates["first_seen"].values
+        extent_first = extent_dates(first_seen, pixel_size_m=analysis_grid.resolution, close_radius_m=params.extent_close_m)
+        extents = extent_polygons(extent_first, first_seen, grid=analysis_grid, times=times)
+    else:
+        polygons = burn_polygons(_crop(dates, analysis_grid, window), grid=window, times=times, index_name=index_name,
+                                 settlement=settlement)
+        extent_first = np.full(dates["first_seen"].shape, -1, dtype=np.int16)
+        extents = gpd.GeoDataFrame(geometry=[], crs=analysis_grid.crs)
+    return Detection(
+        stack=normalised, records=used_records, all_records=list(records),
+        quality=_quality(records, usable, refused, clear_fraction, shifts, fits, thresholds, params),
+        shifts=shifts, fits=fits, index_name=index_name, index=index, change=change, dates=dates, thresholds=thresholds,
+        polygons=polygons, extent_first=xr.DataArray(extent_first, dims=("y", "x"), coords={"y": dates.y, "x": dates.x}),
+        extents=extents, grid=analysis_grid, calibration=calibration,
+    )
+
+
+def _crop(stack: xr.Dataset, outer: Grid, inner: Grid) -> xr.Dataset:
+    row, col = inner.offset_in(outer)
+    return stack.isel(y=slice(row, row + inner.height), x=slice(col, col + inner.width))
+
+
+def _observed(stack: xr.Dataset, refused: list[str | None], loaded_grid: Grid, analysis_grid: Grid) -> tuple[xr.Dataset, np.ndarray]:
+    """The stack with impossible pixels (and refused scenes) not observed, and each scene's clear share of the AOI."""
+    stack = mask_implausible(stack, refused=refused)
+    return stack, _crop(stack, loaded_grid, analysis_grid)["clear"].mean(dim=("y", "x")).values
+
+
+def _usable(stack: xr.Dataset, records: list[SceneRecord], usable: np.ndarray, refused: list[str | None],
+            clear_fraction: np.ndarray, params: Params) -> tuple[xr.Dataset, list[SceneRecord]]:
+    """The usable scenes, or one line that says which are not and why."""
     if usable.sum() < 2:
         why = [f"{records[i].scene_id} ({refused[i] or f'{clear_fraction[i]:.1%} clear'})" for i in np.flatnonzero(~usable)]
         raise SceneError(
@@ -161,55 +165,44 @@ def detect_burns(
             f"{f'; and {len(why) - 6} more' if len(why) > 6 else ''})"
         )
     keep = np.flatnonzero(usable)
-    used = stack.isel(time=keep)
-    used_records = [records[i] for i in keep]
     if params.reference_scene >= len(keep):
         raise PipelineError(f"parameter reference_scene={params.reference_scene} but only {len(keep)} usable scenes; lower it")
+    return stack.isel(time=keep), [records[i] for i in keep]
 
-    if calibration is None:
-        aligned, shifts = coregister(used, reference_index=params.reference_scene, band=params.coreg_band,
-                                     max_shift_px=params.coreg_max_shift_px)
-    else:
-        shifts = list(calibration.shifts)
-        aligned = apply_shifts(used, shifts)
-    # A scene between two others whose ground cannot be matched to the reference (soil wet
-    # after rain, dense dust) would make every pixel look changed, then changed back: it is
-    # read like a cloudy scene, neither as evidence of burning nor as the "before" of the next.
-    inconsistent = [j for j in range(1, len(keep) - 1) if not shifts[j].reliable and j != params.reference_scene]
+
+def _unmatched(shifts: list[ShiftEstimate], params: Params) -> list[int]:
+    return [j for j in range(1, len(shifts) - 1) if not shifts[j].reliable and j != params.reference_scene]
+
+
+def _unmatched_as_unseen(aligned: xr.Dataset, shifts: list[ShiftEstimate], params: Params) -> xr.Dataset:
+    """A scene between two others whose ground cannot be matched to the reference (soil wet after
+    rain, dense dust) would make every pixel look changed, then changed back: it is read like a
+    cloudy scene, neither as evidence of burning nor as the "before" of the next."""
+    inconsistent = _unmatched(shifts, params)
     if inconsistent:
         aligned["clear"].values[inconsistent] = False
-    aligned = _crop(aligned, loaded_grid, analysis_grid)
-    bands = [str(b) for b in aligned.band.values]
-    if calibration is not None:
-        fits = [list(f) for f in calibration.fits]
-        normalised = apply_fits(aligned, fits)
-    elif wants_normalisation(bands, params.normalisation):
-        normalised, fits = normalise(aligned, reference_index=params.reference_scene)
-    else:
-        normalised, fits = aligned, identity_fits(aligned)
-    index_name = choose_index(bands, params.burn_index)
+    return aligned
+
+
+def _dated(normalised: xr.Dataset, params: Params, analysis_grid: Grid, *, noise: list | None):
+    """Burn index, change between dates, and each pixel's first burned date with the thresholds used."""
+    index_name = choose_index([str(b) for b in normalised.band.values], params.burn_index)
     index = burn_index(normalised["reflectance"], index=index_name)
     change = consecutive_change(index, normalised["clear"])
     post_nir = normalised["reflectance"].sel(band="nir", drop=True) if index_name in ("nir", "bai") else None
-    dates, thresholds = date_burns(
-        change, index=index, clear=normalised["clear"], post_nir=post_nir, params=params, pixel_area_m2=analysis_grid.pixel_area_m2,
-        noise=None if calibration is None else list(calibration.noise),
-    )
-    times = [r.acquired_utc for r in used_records]
-    if core is None:
-        polygons = burn_polygons(dates, grid=analysis_grid, times=times, index_name=index_name, settlement=settlement)
-        first_seen = dates["first_seen"].values
-        extent_first = extent_dates(first_seen, pixel_size_m=analysis_grid.resolution, close_radius_m=params.extent_close_m)
-        extents = extent_polygons(extent_first, first_seen, grid=analysis_grid, times=times)
-    else:
-        polygons = burn_polygons(_crop(dates, analysis_grid, core), grid=core, times=times, index_name=index_name,
-                                 settlement=settlement)
-        extent_first = np.full(dates["first_seen"].shape, -1, dtype=np.int16)
-        extents = gpd.GeoDataFrame(geometry=[], crs=analysis_grid.crs)
+    dates, thresholds = date_burns(change, index=index, clear=normalised["clear"], post_nir=post_nir, params=params,
+                                   pixel_area_m2=analysis_grid.pixel_area_m2, noise=noise)
+    return index_name, index, change, dates, thresholds
 
+
+def _quality(records: list[SceneRecord], usable: np.ndarray, refused: list[str | None], clear_fraction: np.ndarray,
+             shifts: list[ShiftEstimate], fits: list[list[BandFit]], thresholds: list[ThresholdInfo | None],
+             params: Params) -> list[dict[str, Any]]:
+    """Per scene given: clear share, usability with its reason, co-registration, normalisation, threshold."""
+    inconsistent = _unmatched(shifts, params)
     quality: list[dict[str, Any]] = []
-    used_pos = {int(k): j for j, k in enumerate(keep)}
-    for i, record in enumerate(records):
+    used_pos = {int(k): j for j, k in enumerate(np.flatnonzero(usable))}
+    for i in range(len(records)):
         entry: dict[str, Any] = {"clear_fraction": round(float(clear_fraction[i]), 4), "usable": bool(usable[i])}
         if refused[i]:
             entry["unusable_reason"] = refused[i]
@@ -226,29 +219,7 @@ def detect_burns(
             entry["threshold"] = thresholds[j].as_dict() if thresholds[j] else None
             entry["is_first_usable"] = j == 0
         quality.append(entry)
-    return Detection(
-        stack=normalised,
-        records=used_records,
-        all_records=list(records),
-        quality=quality,
-        shifts=shifts,
-        fits=fits,
-        index_name=index_name,
-        index=index,
-        change=change,
-        dates=dates,
-        thresholds=thresholds,
-        polygons=polygons,
-        extent_first=xr.DataArray(extent_first, dims=("y", "x"), coords={"y": dates.y, "x": dates.x}),
-        extents=extents,
-        grid=analysis_grid,
-        calibration=Calibration(
-            usable=tuple(bool(u) for u in usable),
-            shifts=tuple(shifts),
-            fits=tuple(tuple(f) for f in fits),
-            noise=tuple(None if info is None else (info.background, info.noise_sigma) for info in thresholds),
-        ),
-    )
+    return quality
 
 
 @dataclass(frozen=True)

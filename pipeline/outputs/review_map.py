@@ -16,7 +16,7 @@ from pyproj import Transformer
 from shapely.geometry import mapping
 
 from pipeline.outputs.figures import false_colour, joint_stretch
-from pipeline.run import Detection
+from pipeline.model import Detection
 
 __all__ = ["review_map"]
 

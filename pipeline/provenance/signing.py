@@ -39,7 +39,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from pipeline.errors import IntegrityError, OutputError, ParameterError
+from pipeline.errors import OutputError, ParameterError
 
 __all__ = [
     "PUBLIC_SUFFIX",

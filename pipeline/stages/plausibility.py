@@ -14,7 +14,7 @@ This module says why, before any stage counts such a scene:
 - :func:`too_coarse`: why a native pixel is too coarse for the analysis grid.
 
 Pure functions on arrays and values; the readers call the last two with what they read, and
-:func:`pipeline.run.detect_burns` the others where it judges scenes usable.
+:func:`pipeline.run.calibrate` the others where it judges scenes usable.
 """
 
 from __future__ import annotations
