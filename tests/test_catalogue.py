@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import catalogue as cat
+from pipeline.readers import catalogue as cat, stacio
 from pipeline.aoi import load_aoi
 from pipeline.cli import main
 from pipeline.sim.demo import ensure_demo_scenes
@@ -114,14 +114,14 @@ def test_a_crash_while_writing_the_catalogue_keeps_the_previous_one(setup, tmp_p
     scenes = sorted(delivery.glob("*_AnalyticMS_SR*.tif"))
     cat.add_scenes(aoi, [scenes[0]], data_root=data)
     before = _snapshot(cat.catalogue_dir(data, AOI_NAME))
-    real_write = cat.write_json
+    real_write = stacio.write_text  # the catalogue's StacIO writes through it
 
     def failing(path, body, **kwargs):
         if Path(path).name == "catalog.json":
             raise OutputError(f"{path}: disk full (simulated); free disk space")
         return real_write(path, body, **kwargs)
 
-    monkeypatch.setattr(cat, "write_json", failing)
+    monkeypatch.setattr(stacio, "write_text", failing)
     with pytest.raises(OutputError):
         cat.add_scenes(aoi, [scenes[1]], data_root=data)
     monkeypatch.undo()

@@ -21,7 +21,7 @@ import pytest
 import rasterio
 from affine import Affine
 
-from pipeline import fetch as fetching
+from pipeline.readers import fetch as fetching
 from pipeline.cli import main
 from pipeline.errors import SceneError
 from smallaoi import AOI_NAME, LAT, LON, write_small_aoi

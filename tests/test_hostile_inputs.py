@@ -24,7 +24,7 @@ from affine import Affine
 from scipy import ndimage
 
 import pipeline
-from pipeline import planet, sentinel2
+from pipeline.readers import planet, sentinel2
 from pipeline.cli import main
 from pipeline.config import Params
 from pipeline.errors import SceneError

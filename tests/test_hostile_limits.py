@@ -270,7 +270,7 @@ def test_every_parameter_has_a_documented_range_holding_its_default():
 
 
 def test_coreg_band_names_cover_every_reader():
-    from pipeline import landsat, load, sentinel2
+    from pipeline.readers import landsat, load, sentinel2
     from pipeline.config import BAND_NAMES
 
     assert set(load._SUPERDOVE_8BAND) | set(load._PLANET_4BAND) <= set(BAND_NAMES)

@@ -11,7 +11,7 @@ import pytest
 import rasterio
 from affine import Affine
 
-from pipeline import landsat, sentinel2
+from pipeline.readers import landsat, sentinel2
 from pipeline.errors import SceneError
 from pipeline.grid import grid_for_bounds
 from pipeline.readers.recognise import recognise

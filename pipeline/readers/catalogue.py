@@ -8,7 +8,8 @@ under ``<data>/<aoi>/deliveries/``); the catalogue points to them and refuses a 
 bytes changed since it was added.
 
 Layout: ``<data>/<aoi>/catalog/catalog.json`` and one ``items/<id>.json`` per scene, plain
-STAC 1.x read back with pystac. Every file is written atomically, items before the catalogue
+STAC 1.x read and written by pystac through :class:`~pipeline.readers.stacio.LocalStacIO`
+(local files inside the catalogue's folder only, never a pipe, a device or a URL). Every file is written atomically, items before the catalogue
 that lists them, so a crash mid-update leaves the catalogue as it was before the update. An
 update holds the catalogue's lock from reading it to writing it back, so two ``add`` commands
 at once both land. Item ids become file names: a provider's id that is not one plain name
@@ -27,14 +28,14 @@ import pystac
 from shapely.geometry import mapping
 
 from pipeline.aoi import Aoi
-from pipeline.errors import SceneError
-from pipeline.readers.rasters import field_error, sha256_file
-from pipeline.model import reflectance_digests
+from pipeline.errors import PipelineError, SceneError
+from pipeline.model import SceneInfo, reflectance_digests
 from pipeline.names import path_inside, safe_name
-from pipeline.model import SceneInfo
+from pipeline.outputs.write import exclusive_lock, remove_folder
 from pipeline.readers import SceneSource
+from pipeline.readers.rasters import field_error, sha256_file
 from pipeline.readers.recognise import recognise
-from pipeline.outputs.write import exclusive_lock, remove_folder, write_json
+from pipeline.readers.stacio import LocalStacIO
 
 __all__ = ["CatalogueEntry", "add_scenes", "catalogue_dir", "catalogue_entries", "catalogue_sources"]
 
@@ -69,33 +70,45 @@ def _item_id(info: SceneInfo) -> str:
     return f"{info.kind}-{info.scene_id}"
 
 
+_FIX = "restore it from a copy"
+
+
+def _stac_io(folder: Path) -> LocalStacIO:
+    return LocalStacIO(root=folder, what="catalogue", fix=_FIX)
+
+
 def _read_items(folder: Path) -> dict[str, pystac.Item]:
     catalog_file = folder / "catalog.json"
-    if not catalog_file.is_file():
+    if not (catalog_file.exists() or catalog_file.is_symlink()):  # a pipe or a dangling link is refused, not taken for none
         return {}
     try:
-        catalog = pystac.Catalog.from_file(str(catalog_file))
+        catalog = pystac.Catalog.from_file(str(catalog_file), stac_io=_stac_io(folder))
         items = {item.id: item for item in catalog.get_items()}
+    except PipelineError:
+        raise  # already one line naming the file (a pipe, a URL, an item outside the folder, a mistyped field)
     except Exception as exc:  # pystac raises many types for a damaged catalogue
+        if isinstance(exc.__cause__, PipelineError):  # pystac wraps a linked item's error; ours already says it in one line
+            raise exc.__cause__ from None
         raise SceneError(f"{catalog_file}: catalogue cannot be read ({type(exc).__name__}: {exc}); restore it from a copy") from None
     return items
 
 
 def _write_catalogue(folder: Path, aoi: Aoi, items: dict[str, pystac.Item]) -> None:
-    """Items first, then the catalogue that lists them (each atomically)."""
-    links = [{"rel": "root", "href": "./catalog.json", "type": "application/json"}]
+    """Items first, then the catalogue that lists them (pystac's save order; each file atomically).
+
+    Self-contained (relative links, no self links), so the folder can be moved or copied whole.
+    Every item's file name is checked before anything is written.
+    """
+    catalog = pystac.Catalog(id=f"burnscan-{aoi.name}", description=f"Scenes registered for the AOI {aoi.display_name} ({aoi.name})",
+                             catalog_type=pystac.CatalogType.SELF_CONTAINED)
+    catalog.set_self_href(str(folder / "catalog.json"))
     for item_id in sorted(items):
-        item = items[item_id]
-        body = item.to_dict(include_self_link=False, transform_hrefs=False)
-        body["links"] = [{"rel": "root", "href": "../catalog.json", "type": "application/json"},
-                         {"rel": "parent", "href": "../catalog.json", "type": "application/json"}]
         target = path_inside(folder / "items", f"{item_id}.json", what="catalogue item file", source=folder / "catalog.json")
-        write_json(target, body, root=folder)
-        links.append({"rel": "item", "href": f"./items/{item_id}.json", "type": "application/geo+json"})
-    write_json(folder / "catalog.json", {
-        "type": "Catalog", "stac_version": pystac.get_stac_version(), "id": f"burnscan-{aoi.name}",
-        "description": f"Scenes registered for the AOI {aoi.display_name} ({aoi.name})", "links": links,
-    }, root=folder)
+        item = items[item_id].clone()
+        item.clear_links()  # the links of the catalogue it was read from; add_item gives the new root and parent
+        catalog.add_item(item)
+        item.set_self_href(str(target))
+    catalog.save(stac_io=_stac_io(folder))
 
 
 def _clear_fractions(source: SceneSource, aoi: Aoi) -> tuple[float, float]:

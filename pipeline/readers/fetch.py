@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import pystac
 import rasterio
@@ -25,7 +25,8 @@ from shapely.geometry.base import BaseGeometry
 from pipeline.errors import SceneError
 from pipeline.readers.rasters import UNREADABLE, short, sha256_file
 from pipeline.names import path_inside
-from pipeline.outputs.write import atomic_path, write_json
+from pipeline.outputs.write import atomic_path
+from pipeline.readers.stacio import LocalStacIO
 
 __all__ = ["EARTH_SEARCH", "download_window", "fetch", "search_sentinel2"]
 
@@ -99,7 +100,7 @@ def download_window(item: pystac.Item, bbox_lonlat: tuple[float, float, float, f
         When the item's id cannot be a folder name (checked before anything is read or written).
     """
     folder = path_inside(Path(out_dir), item.id, what="STAC item id", source=item.get_self_href() or "STAC item")
-    local: dict[str, dict[str, Any]] = {}
+    local: dict[str, pystac.Asset] = {}
     window_of: dict[str, str] = {}
     changed = False
     for key, asset in item.assets.items():
@@ -107,24 +108,29 @@ def download_window(item: pystac.Item, bbox_lonlat: tuple[float, float, float, f
         if name is None or name not in assets or name in local:
             continue
         bands = asset.extra_fields.get("raster:bands") or []
+        if not isinstance(bands, list) or not all(isinstance(b, dict) for b in bands):  # the API's item, before any read
+            raise SceneError(f"{item.get_self_href() or item.id}: asset {key} has raster:bands {str(bands)[:60]!r}, not a list of "
+                             f"objects; check the --api catalogue")
         tags = {k: str(bands[0][k]) for k in ("scale", "offset") if bands and k in bands[0]}
         target = folder / f"{name}.tif"
         changed |= _copy_window(asset.href, bbox_lonlat, target, margin_m, tags, root=folder)
-        entry = asset.to_dict()
-        entry["href"] = target.name
-        entry["burnscan:sha256"] = sha256_file(target)
+        entry = asset.clone()
+        entry.href = target.name  # beside the item: the folder can be moved whole
+        entry.extra_fields["burnscan:sha256"] = sha256_file(target)
         local[name] = entry
         window_of[name] = asset.href
     if "red" not in local or "nir" not in local:
         raise SceneError(f"{item.get_self_href() or item.id}: item has no red and NIR assets; is it a Sentinel-2 L2A item?")
     item_path = folder / f"{item.id}.json"
     if changed or not item_path.is_file():
-        body = item.to_dict(include_self_link=False, transform_hrefs=False)
-        body["assets"] = local
-        body["links"] = []
-        body["properties"]["burnscan:window_of"] = window_of
-        body["properties"]["burnscan:fetched_utc"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        write_json(item_path, body, root=folder)
+        copy = item.clone()
+        copy.clear_links()  # the API's links would send a reader back to the network
+        copy.assets = {}
+        for name, entry in local.items():
+            copy.add_asset(name, entry)
+        copy.properties["burnscan:window_of"] = window_of
+        copy.properties["burnscan:fetched_utc"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        copy.save_object(include_self_link=False, dest_href=str(item_path), stac_io=LocalStacIO(root=folder, what="STAC item"))
     return item_path
 
 

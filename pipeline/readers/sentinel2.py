@@ -15,7 +15,6 @@ Facts that decide the reading (ESA, Sentinel-2 L2A product specification):
 
 from __future__ import annotations
 
-import json
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from pipeline.readers.rasters import MAX_METADATA_BYTES, short, check_regular_fi
 from pipeline.model import SceneRecord
 from pipeline.names import derived_name, safe_name
 from pipeline.model import SceneInfo
+from pipeline.readers.stacio import LocalStacIO, item_from_dict
 
 __all__ = ["Sentinel2Scene", "find", "scl_clear", "reflectance_scaling"]
 
@@ -93,16 +93,8 @@ def reflectance_scaling(properties: dict[str, Any], asset: dict[str, Any] | None
 
 
 def _read_json(path: Path) -> dict:
-    check_regular_file(path)
-    if path.stat().st_size > MAX_METADATA_BYTES:
-        raise SceneError(f"{path}: metadata file is {path.stat().st_size / 1e6:.0f} MB, an item is tens of kB; replace it")
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise SceneError(f"{path}: not a valid STAC item ({short(exc)}); re-download it") from None
-    if not isinstance(doc, dict):
-        raise SceneError(f"{path}: not a STAC item (a JSON object is expected); re-download it")
-    return doc
+    """The item file as a JSON object, read like every STAC file (local, regular, of an item's size)."""
+    return LocalStacIO(what="STAC item", fix="re-download it").read_json(path)
 
 
 def _local(href: str, item_dir: Path, fallback: str) -> Path | None:
@@ -179,16 +171,6 @@ def _time(text: Any, where: Path, platform: str) -> datetime:
 _ITEM_FIX = "re-download the STAC item"
 
 
-def _asset(path: Path, assets: dict[str, Any], key: str) -> dict[str, Any]:
-    """One asset of an item, checked: an object whose ``href`` is a string."""
-    asset = assets[key]
-    if not isinstance(asset, dict):
-        raise field_error(path, f"assets.{key}", asset, "an object", _ITEM_FIX)
-    if not isinstance(asset.get("href", ""), str):
-        raise field_error(path, f"assets.{key}.href", asset["href"], "a string (a path or URL)", _ITEM_FIX)
-    return asset
-
-
 def _stated_scaling(path: Path, key: str, asset: dict[str, Any]) -> None:
     """Check an asset's ``raster:bands``: a list of objects whose scale and offset are numbers."""
     bands = asset.get("raster:bands")
@@ -233,6 +215,9 @@ def _from_item(path: Path, *, given: bool = False) -> Sentinel2Scene | None:
     item_id = safe_name(doc["id"], what="STAC item id", source=path) if doc.get("id") else derived_name(path.stem)
     if doc.get("geometry") is not None and not isinstance(doc["geometry"], dict):
         raise field_error(path, "geometry", doc["geometry"], "a GeoJSON geometry object", _ITEM_FIX)
+    acquired = _time(props["datetime"], path, platform or "sentinel-2")  # ours, not pystac's parse: times stay as they were
+    item = item_from_dict({**doc, "id": item_id}, path, fix=_ITEM_FIX)  # every asset an object with a string href
+    props, assets = item.properties, item.assets
     for name in ("boa_add_offset", "view:sun_elevation", "view:sun_azimuth"):
         if props.get(name) is not None:
             props[name] = field_number(path, f"properties.{name}", props[name], _ITEM_FIX)
@@ -242,12 +227,12 @@ def _from_item(path: Path, *, given: bool = False) -> Sentinel2Scene | None:
         key = next((k for k in keys if k in assets), None)
         if key is None:
             continue
-        asset = _asset(path, assets, key)
+        asset = assets[key].extra_fields  # raster:bands and the other fields pystac keeps as given
         _stated_scaling(path, key, asset)
-        local = _local(asset.get("href", ""), path.parent, keys[1])
+        local = _local(assets[key].href, path.parent, keys[1])
         if local is None:
             if name in _REQUIRED:
-                raise SceneError(f"{path}: asset {key} ({asset.get('href')}) is not on this disk; "
+                raise SceneError(f"{path}: asset {key} ({assets[key].href or None}) is not on this disk; "
                                  f"fetch it (burnscan fetch) or put {keys[1]}.tif beside the item")
             continue  # an optional band that was not downloaded
         bands[name] = local
@@ -257,11 +242,11 @@ def _from_item(path: Path, *, given: bool = False) -> Sentinel2Scene | None:
         raise SceneError(f"{path}: STAC item has no {' or '.join(missing)} asset (keys {', '.join(_BANDS[m][0] for m in missing)} "
                          f"or {', '.join(_BANDS[m][1] for m in missing)}); re-download the item from its catalogue")
     scl_key = next((k for k in _SCL_KEYS if k in assets), None)
-    scl = _local(_asset(path, assets, scl_key).get("href", ""), path.parent, "SCL") if scl_key else None
+    scl = _local(assets[scl_key].href, path.parent, "SCL") if scl_key else None
     keep = ("eo:cloud_cover", "s2:processing_baseline", "view:sun_elevation", "view:sun_azimuth", "s2:product_uri", "grid:code")
-    return Sentinel2Scene(scene_id=item_id, acquired=_time(props["datetime"], path, platform or "sentinel-2"),
+    return Sentinel2Scene(scene_id=item_id, acquired=acquired,
                           platform=platform or "sentinel-2", bands=bands, scl=scl, scaling=scaling or (1e-4, 0.0), metadata=path,
-                          properties={k: props[k] for k in keep if k in props} | {"_geometry": doc.get("geometry")})
+                          properties={k: props[k] for k in keep if k in props} | {"_geometry": item.geometry})
 
 
 _BAND_FILE = re.compile(r"(?:^|_)(B0[2348]|B1[12]|SCL)(?:_\d+m)?\.(?:tif|tiff|jp2)$", re.IGNORECASE)
