@@ -36,22 +36,21 @@ from pipeline.provenance.manifest import input_entry, recorded_overrides, seal_m
 from pipeline.stages.normalise import BandFit, apply_fits, identity_fits, normalise, wants_normalisation
 from pipeline.stages.perimeter import extent_dates, extent_polygons
 from pipeline.stages.plausibility import judge_scenes, mask_implausible
-from pipeline.stages.polygons import burn_polygons, kml_placemarks
+from pipeline.stages.polygons import burn_polygons
 from pipeline.preflight import check_coreg_band, check_detect_grid, scene_shape
 from pipeline.provenance.versions import git_state, package_versions
-from pipeline.outputs.html_report import render_html
-from pipeline.outputs.report import build_report, render_markdown, with_evidence
+from pipeline.outputs.run_figures import run_figures
+from pipeline.outputs.run_folder import write_findings, write_figures, write_reports
+from pipeline.outputs.report import build_report, with_evidence
 from pipeline.provenance.signing import load_private_key
 from pipeline.review import apply_decisions, read_decisions, review_summary, reviews_path
 from pipeline.readers.recognise import load_sources, recognise
 from pipeline.stages.structures import settlement_from_footprints
 from pipeline.stages.threshold import ThresholdInfo
-from pipeline.outputs import figures as figs
-from pipeline.outputs.write import check_output_folder, finish_run_dir, new_run_dir, save_figures, write_json, write_text, write_vector
+from pipeline.outputs.write import check_output_folder, finish_run_dir, new_run_dir
 
 __all__ = ["Calibration", "Detection", "calibrate", "apply", "detect_burns", "run_detect", "RunOutcome"]
 
-IMAGERY_CREDIT_SIMULATED = "Imagery: SIMULATED by burnscan (PlanetScope-like), not a real acquisition"
 
 
 def detect_burns(
@@ -243,137 +242,6 @@ def _polygons_with_positions(detection: Detection) -> gpd.GeoDataFrame:
     return polys
 
 
-def _zoom(stack: xr.Dataset, bounds: np.ndarray, grid: Grid, *, pad_m: float = 150.0, min_side_m: float = 600.0) -> xr.Dataset:
-    """The part of ``stack`` around ``bounds`` (left, bottom, right, top), padded and at least ``min_side_m`` wide."""
-    left, bottom, right, top = (float(v) for v in bounds)
-    cx, cy = (left + right) / 2, (bottom + top) / 2
-    half = max(right - left + 2 * pad_m, top - bottom + 2 * pad_m, min_side_m) / 2
-    g_left, g_bottom, g_right, g_top = grid.bounds
-    return stack.sel(x=slice(max(cx - half, g_left), min(cx + half, g_right)), y=slice(min(cy + half, g_top), max(cy - half, g_bottom)))
-
-
-def _figures(detection: Detection, aoi_outline: Any, credit: str, simulated: bool, tz_name: str) -> dict[str, Any]:
-    """Before/after pairs and overlays, one per date with new burns or a clear reading."""
-    from pipeline.outputs.report import format_time
-
-    out: dict[str, Any] = {}
-    stack, polys = detection.stack, detection.polygons
-    if len(polys):
-        # The AOI is kilometres wide and compounds are metres: overview once, then zoom on the burns.
-        last = len(detection.records) - 1
-        last_rec = detection.records[last]
-        out["overview.png"] = figs.overlay_figure(
-            stack["reflectance"].isel(time=last).assign_attrs(
-                acquired=last_rec.acquired_utc, scene_id=last_rec.scene_id, satellite_id=last_rec.satellite_id, crs=detection.grid.crs),
-            polygons_new=polys, after_clear=stack["clear"].isel(time=last), aoi_outline=aoi_outline, simulated=simulated,
-            tz_name=tz_name, when="all dates",
-            title=f"All burn marks found, {detection.records[0].acquired:%Y-%m-%d} to {last_rec.acquired:%Y-%m-%d}",
-            caption=f"Overview of the AOI on {last_rec.scene_id} ({format_time(last_rec.acquired, tz_name)}); "
-                    f"{len(polys)} burn polygon(s), {polys['area_ha'].sum():.2f} ha, all dates. {credit}.",
-        )
-        stack = _zoom(stack, polys.total_bounds, detection.grid)
-    for t in range(1, len(detection.records)):
-        before_rec, after_rec = detection.records[t - 1], detection.records[t]
-        before, after = (
-            stack["reflectance"].isel(time=i).assign_attrs(
-                acquired=rec.acquired_utc, scene_id=rec.scene_id, satellite_id=rec.satellite_id, crs=detection.grid.crs
-            )
-            for i, rec in ((t - 1, before_rec), (t, after_rec))
-        )
-        new = polys[polys["first_seen_index"] == t]
-        earlier = polys[polys["first_seen_index"] < t]
-        caption = (
-            f"Before: {before_rec.scene_id}, {format_time(before_rec.acquired, tz_name)}. "
-            f"After: {after_rec.scene_id}, {format_time(after_rec.acquired, tz_name)}. "
-            f"False-colour infrared (NIR, red, green): vegetation red, burns dark; same stretch on both. "
-            f"{len(new)} new burn polygon(s), {new['area_ha'].sum():.2f} ha. {credit}."
-        )
-        stamp = after_rec.acquired.strftime("%Y%m%dT%H%MZ")
-        before_clear, after_clear = stack["clear"].isel(time=t - 1), stack["clear"].isel(time=t)
-        # One stretch for the pair and the overlay, from observed ground only (cloud would wash it out).
-        stretch = figs.joint_stretch(before.where(before_clear), after.where(after_clear))
-        common = dict(caption=caption, simulated=simulated, aoi_outline=aoi_outline, stretch=stretch, tz_name=tz_name)
-        out[f"{stamp}_before_after.png"] = figs.before_after_figure(
-            before, after,
-            before_clear=before_clear, after_clear=after_clear,
-            title=f"Before / after, {after_rec.acquired:%Y-%m-%d}", **common,
-        )
-        if all(b in stack.band.values for b in figs.NATURAL_BANDS):
-            natural = figs.joint_stretch(before.where(before_clear), after.where(after_clear), bands=figs.NATURAL_BANDS)
-            out[f"{stamp}_before_after_natural.png"] = figs.before_after_figure(
-                before, after, before_clear=before_clear, after_clear=after_clear, bands=figs.NATURAL_BANDS,
-                title=f"Before / after in natural colour, {after_rec.acquired:%Y-%m-%d}",
-                **(common | {"stretch": natural, "caption": caption.replace(
-                    "False-colour infrared (NIR, red, green): vegetation red, burns dark", "Natural colour (red, green, blue)")}),
-            )
-        # The same pair again with the burns outlined on the after scene: the plain pair lets a
-        # reader judge the ground without the machine's lines in the way.
-        out[f"{stamp}_overlay.png"] = figs.before_after_figure(
-            before, after, before_clear=before_clear, after_clear=after_clear, polygons_new=new, polygons_earlier=earlier,
-            title=f"Burn marks first visible on {after_rec.acquired:%Y-%m-%d %H:%M} UTC", **common,
-        )
-        info = detection.thresholds[t]
-        if info is not None and len(new):
-            out[f"{stamp}_change.png"] = figs.change_map_figure(
-                detection.change["delta"].isel(time=t).assign_attrs(crs=detection.grid.crs),
-                seed_threshold=info.seed_threshold, grow_threshold=info.grow_threshold, background=info.background,
-                index_name=detection.index_name, polygons_new=new, aoi_outline=aoi_outline, simulated=simulated,
-                title=f"Burn-index change to {after_rec.acquired:%Y-%m-%d %H:%M} UTC, with the thresholds used",
-                caption=(f"Change of {detection.index_name.upper()} between each pixel's last clear observation and "
-                         f"{after_rec.scene_id} ({format_time(after_rec.acquired, tz_name)}); grey: not observed. Seeds of the "
-                         f"burn mask exceed 'seed', burns grow down to 'grow' (background {info.background:+.3f}, noise "
-                         f"{info.noise_sigma:.3f}). Outlined: new burn polygons. {credit}."),
-            )
-    return out
-
-
-def _structure_figures(detection: Detection, structures: gpd.GeoDataFrame, aoi_outline: Any, credit: str,
-                       simulated: bool, tz_name: str) -> dict[str, Any]:
-    """Per date with burned structures: the after scene with them outlined, zoomed on the village."""
-    from pipeline.outputs.report import format_time
-
-    burned = structures[structures["burned"]]
-    out: dict[str, Any] = {}
-    if not len(burned):
-        return out
-    stack = _zoom(detection.stack, burned.total_bounds, detection.grid)
-    to_all = record_positions(detection.records, detection.all_records)  # structures are indexed like the report
-    for j, rec in enumerate(detection.records):
-        t = int(to_all[j])
-        new = burned[burned["first_seen_index"] == t]
-        if not len(new):
-            continue
-        after = stack["reflectance"].isel(time=j).assign_attrs(
-            acquired=rec.acquired_utc, scene_id=rec.scene_id, satellite_id=rec.satellite_id, crs=detection.grid.crs)
-        out[f"{rec.acquired:%Y%m%dT%H%MZ}_structures.png"] = figs.overlay_figure(
-            after, polygons_new=new.assign(polygon_id=None), polygons_earlier=burned[burned["first_seen_index"] < t],
-            after_clear=stack["clear"].isel(time=j), aoi_outline=aoi_outline, simulated=simulated, tz_name=tz_name,
-            noun="structure", title=f"Structures burned, first visible on {rec.acquired:%Y-%m-%d %H:%M} UTC",
-            caption=(f"Building footprints (aligned to the scenes) burned in polygons first visible on {rec.scene_id} "
-                     f"({format_time(rec.acquired, tz_name)}): {len(new)} new, {int((burned['first_seen_index'] < t).sum())} "
-                     f"earlier. {credit}."),
-        )
-    return out
-
-
-def _timeline(detection: Detection, polygons: gpd.GeoDataFrame, simulated: bool, tz_name: str) -> Any:
-    """New burned area per acquisition, settlement and other burns apart, with each scene's clear share."""
-    from pipeline.outputs.report import format_time
-
-    records = detection.all_records
-    by = {s: [float(polygons.loc[(polygons["first_seen_index"] == i) & (polygons["setting"] == s), "area_ha"].sum())
-              if len(polygons) else 0.0 for i in range(len(records))] for s in ("settlement", "outside", "unknown")}
-    return figs.timeline_figure(
-        [r.acquired for r in records], settlement_ha=by["settlement"],
-        other_ha=[o + u for o, u in zip(by["outside"], by["unknown"])],
-        clear_fraction=[q["clear_fraction"] for q in detection.quality], usable=[bool(q["usable"]) for q in detection.quality],
-        title="Burned area first seen on each acquisition", simulated=simulated, tz_name=tz_name,
-        caption=(f"From {records[0].scene_id} ({format_time(records[0].acquired, tz_name)}) to {records[-1].scene_id} "
-                 f"({format_time(records[-1].acquired, tz_name)}). A bar is the area first visible on that scene; "
-                 f"no bar on a cloudy or unusable scene means not seen, not unburned."),
-    )
-
-
 def _settlement_outline(aoi: Aoi, scenes_dir: Path, crs: str) -> tuple[BaseGeometry | None, Path | None]:
     """The built-up area and the file it came from: a ``settlement*.geojson`` beside the scenes,
     else the AOI's ``settlement`` property (hashed with the AOI file)."""
@@ -465,7 +333,6 @@ def run_detect(
     run_id, partial = new_run_dir(Path(out_root), aoi.name)
     try:
         simulated = any(r.simulated for r in records)
-        suffix = "_SIMULATED" if simulated else ""
         reviews_file = Path(reviews_file) if reviews_file is not None else reviews_path(data_root, aoi.name)
         decisions = read_decisions(reviews_file) if apply_reviews else []
         polygons = apply_decisions(_polygons_with_positions(detection), decisions, simulated=simulated)
@@ -480,46 +347,18 @@ def run_detect(
         )
         report["review"] = review_summary(polygons)
         report = with_evidence(report, evidence.report)
-        polygons_4326 = polygons.to_crs("EPSG:4326")
-        gpkg_layers = {"all": polygons}
-        if len(detection.extents):
-            gpkg_layers["extent"] = detection.extents
-        if evidence.structures is not None:
-            gpkg_layers["structures"] = evidence.structures
-        for t, rec in enumerate(records):
-            chosen = polygons[polygons["first_seen_index"] == t]
-            if len(chosen):
-                gpkg_layers[f"first_seen_{rec.acquired:%Y%m%dT%H%MZ}"] = chosen
         # No list of outputs is kept here: the manifest lists the folder's files as they are when it is
         # sealed, so nothing written into the run folder can be left out of it.
-        write_vector(partial / f"burns{suffix}.gpkg", gpkg_layers, root=partial)
-        write_vector(partial / f"burns{suffix}.geojson", {"burns": polygons_4326}, driver="GeoJSON", root=partial)
-        write_vector(partial / f"burns{suffix}.kml", {"burns": kml_placemarks(polygons_4326, simulated=simulated)}, driver="KML",
-                     root=partial)
+        write_findings(partial, polygons=polygons, extents=detection.extents, structures=evidence.structures, records=records,
+                       simulated=simulated)
         figure_names: list[str] = []
         if make_figures:
             log("drawing figures")
-            credit = IMAGERY_CREDIT_SIMULATED if simulated else "Imagery: see scene ids; credit the provider"
-            aoi_outline = aoi.projected(analysis_grid.crs)
-            figures = _figures(detection, aoi_outline, credit, simulated, report["aoi"]["timezone"])
-            figures["timeline.png"] = _timeline(detection, polygons, simulated, report["aoi"]["timezone"])
-            if evidence.structures is not None:
-                figures.update(_structure_figures(detection, evidence.structures, aoi_outline, credit, simulated, tz_name))
-            to_save = []
-            for name, fig in figures.items():
-                fname = name.replace(".png", f"{suffix}.png")
-                to_save.append((partial / "figures" / fname, fig))
-                if name == "timeline.png" or name.endswith(("_overlay.png", "_structures.png")):
-                    # In PDF too, for print, where vectors help: outlines and charts stay sharp at any
-                    # size (a plain scene pair is pixels either way, so it stays PNG only).
-                    to_save.append((partial / "figures" / fname.replace(".png", ".pdf"), fig))
-                figure_names.append(f"figures/{fname}")
-            save_figures(to_save, root=partial)
+            figures = run_figures(detection, polygons, evidence.structures, aoi.projected(analysis_grid.crs), simulated,
+                                  report["aoi"]["timezone"])
+            figure_names = write_figures(partial, figures, simulated=simulated)
         log("writing the report and the manifest")
-        write_json(partial / "report.json", report, root=partial)
-        write_text(partial / "report.md", render_markdown(report, figures=figure_names, polygons=polygons), root=partial)
-        pngs = {name: (partial / name).read_bytes() for name in figure_names}
-        write_text(partial / "report.html", render_html(report, figures=pngs, polygons=polygons), root=partial)
+        write_reports(partial, report, polygons=polygons, figure_names=figure_names)
         finished = datetime.now(timezone.utc)
         manifest = {
             "kind": "detect",

@@ -13,7 +13,7 @@ from scipy import ndimage
 from skimage.filters import window
 from skimage.registration import phase_cross_correlation
 
-from pipeline import imaging, materials, simulate, sky
+from pipeline.sim import imaging, materials, simulate, sky
 from pipeline.grid import grid_for_bounds
 from pipeline.sim.simulate import SIMULATOR_VERSION, simulate_village_series
 

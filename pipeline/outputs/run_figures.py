@@ -1,0 +1,163 @@
+"""The figures of a detect run, with their captions: what a finding attaches.
+
+Composed from already-computed arrays (:class:`pipeline.model.Detection`) by the drawing
+functions of :mod:`pipeline.outputs.figures`: an overview, then per date the before/after
+pair, the same pair with the burns outlined, the change map with its thresholds, the
+structures burned, and a timeline. Every caption names its scenes and local times.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import xarray as xr
+
+from pipeline.grid import Grid
+from pipeline.model import Detection, record_positions
+from pipeline.outputs import figures as figs
+from pipeline.outputs.report import format_time
+
+__all__ = ["IMAGERY_CREDIT_SIMULATED", "run_figures"]
+
+IMAGERY_CREDIT_SIMULATED = "Imagery: SIMULATED by burnscan (PlanetScope-like), not a real acquisition"
+
+
+def run_figures(detection: Detection, polygons: gpd.GeoDataFrame, structures: gpd.GeoDataFrame | None, aoi_outline: Any,
+                simulated: bool, tz_name: str) -> dict[str, Any]:
+    """Every figure of a run by file name (``overview.png``, ``<time>_overlay.png``, ``timeline.png``...)."""
+    credit = IMAGERY_CREDIT_SIMULATED if simulated else "Imagery: see scene ids; credit the provider"
+    figures = _figures(detection, aoi_outline, credit, simulated, tz_name)
+    figures["timeline.png"] = _timeline(detection, polygons, simulated, tz_name)
+    if structures is not None:
+        figures.update(_structure_figures(detection, structures, aoi_outline, credit, simulated, tz_name))
+    return figures
+
+
+def _zoom(stack: xr.Dataset, bounds: np.ndarray, grid: Grid, *, pad_m: float = 150.0, min_side_m: float = 600.0) -> xr.Dataset:
+    """The part of ``stack`` around ``bounds`` (left, bottom, right, top), padded and at least ``min_side_m`` wide."""
+    left, bottom, right, top = (float(v) for v in bounds)
+    cx, cy = (left + right) / 2, (bottom + top) / 2
+    half = max(right - left + 2 * pad_m, top - bottom + 2 * pad_m, min_side_m) / 2
+    g_left, g_bottom, g_right, g_top = grid.bounds
+    return stack.sel(x=slice(max(cx - half, g_left), min(cx + half, g_right)), y=slice(min(cy + half, g_top), max(cy - half, g_bottom)))
+
+
+def _figures(detection: Detection, aoi_outline: Any, credit: str, simulated: bool, tz_name: str) -> dict[str, Any]:
+    """Before/after pairs and overlays, one per date with new burns or a clear reading."""
+
+    out: dict[str, Any] = {}
+    stack, polys = detection.stack, detection.polygons
+    if len(polys):
+        # The AOI is kilometres wide and compounds are metres: overview once, then zoom on the burns.
+        last = len(detection.records) - 1
+        last_rec = detection.records[last]
+        out["overview.png"] = figs.overlay_figure(
+            stack["reflectance"].isel(time=last).assign_attrs(
+                acquired=last_rec.acquired_utc, scene_id=last_rec.scene_id, satellite_id=last_rec.satellite_id, crs=detection.grid.crs),
+            polygons_new=polys, after_clear=stack["clear"].isel(time=last), aoi_outline=aoi_outline, simulated=simulated,
+            tz_name=tz_name, when="all dates",
+            title=f"All burn marks found, {detection.records[0].acquired:%Y-%m-%d} to {last_rec.acquired:%Y-%m-%d}",
+            caption=f"Overview of the AOI on {last_rec.scene_id} ({format_time(last_rec.acquired, tz_name)}); "
+                    f"{len(polys)} burn polygon(s), {polys['area_ha'].sum():.2f} ha, all dates. {credit}.",
+        )
+        stack = _zoom(stack, polys.total_bounds, detection.grid)
+    for t in range(1, len(detection.records)):
+        before_rec, after_rec = detection.records[t - 1], detection.records[t]
+        before, after = (
+            stack["reflectance"].isel(time=i).assign_attrs(
+                acquired=rec.acquired_utc, scene_id=rec.scene_id, satellite_id=rec.satellite_id, crs=detection.grid.crs
+            )
+            for i, rec in ((t - 1, before_rec), (t, after_rec))
+        )
+        new = polys[polys["first_seen_index"] == t]
+        earlier = polys[polys["first_seen_index"] < t]
+        caption = (
+            f"Before: {before_rec.scene_id}, {format_time(before_rec.acquired, tz_name)}. "
+            f"After: {after_rec.scene_id}, {format_time(after_rec.acquired, tz_name)}. "
+            f"False-colour infrared (NIR, red, green): vegetation red, burns dark; same stretch on both. "
+            f"{len(new)} new burn polygon(s), {new['area_ha'].sum():.2f} ha. {credit}."
+        )
+        stamp = after_rec.acquired.strftime("%Y%m%dT%H%MZ")
+        before_clear, after_clear = stack["clear"].isel(time=t - 1), stack["clear"].isel(time=t)
+        # One stretch for the pair and the overlay, from observed ground only (cloud would wash it out).
+        stretch = figs.joint_stretch(before.where(before_clear), after.where(after_clear))
+        common = dict(caption=caption, simulated=simulated, aoi_outline=aoi_outline, stretch=stretch, tz_name=tz_name)
+        out[f"{stamp}_before_after.png"] = figs.before_after_figure(
+            before, after,
+            before_clear=before_clear, after_clear=after_clear,
+            title=f"Before / after, {after_rec.acquired:%Y-%m-%d}", **common,
+        )
+        if all(b in stack.band.values for b in figs.NATURAL_BANDS):
+            natural = figs.joint_stretch(before.where(before_clear), after.where(after_clear), bands=figs.NATURAL_BANDS)
+            out[f"{stamp}_before_after_natural.png"] = figs.before_after_figure(
+                before, after, before_clear=before_clear, after_clear=after_clear, bands=figs.NATURAL_BANDS,
+                title=f"Before / after in natural colour, {after_rec.acquired:%Y-%m-%d}",
+                **(common | {"stretch": natural, "caption": caption.replace(
+                    "False-colour infrared (NIR, red, green): vegetation red, burns dark", "Natural colour (red, green, blue)")}),
+            )
+        # The same pair again with the burns outlined on the after scene: the plain pair lets a
+        # reader judge the ground without the machine's lines in the way.
+        out[f"{stamp}_overlay.png"] = figs.before_after_figure(
+            before, after, before_clear=before_clear, after_clear=after_clear, polygons_new=new, polygons_earlier=earlier,
+            title=f"Burn marks first visible on {after_rec.acquired:%Y-%m-%d %H:%M} UTC", **common,
+        )
+        info = detection.thresholds[t]
+        if info is not None and len(new):
+            out[f"{stamp}_change.png"] = figs.change_map_figure(
+                detection.change["delta"].isel(time=t).assign_attrs(crs=detection.grid.crs),
+                seed_threshold=info.seed_threshold, grow_threshold=info.grow_threshold, background=info.background,
+                index_name=detection.index_name, polygons_new=new, aoi_outline=aoi_outline, simulated=simulated,
+                title=f"Burn-index change to {after_rec.acquired:%Y-%m-%d %H:%M} UTC, with the thresholds used",
+                caption=(f"Change of {detection.index_name.upper()} between each pixel's last clear observation and "
+                         f"{after_rec.scene_id} ({format_time(after_rec.acquired, tz_name)}); grey: not observed. Seeds of the "
+                         f"burn mask exceed 'seed', burns grow down to 'grow' (background {info.background:+.3f}, noise "
+                         f"{info.noise_sigma:.3f}). Outlined: new burn polygons. {credit}."),
+            )
+    return out
+
+
+def _structure_figures(detection: Detection, structures: gpd.GeoDataFrame, aoi_outline: Any, credit: str,
+                       simulated: bool, tz_name: str) -> dict[str, Any]:
+    """Per date with burned structures: the after scene with them outlined, zoomed on the village."""
+
+    burned = structures[structures["burned"]]
+    out: dict[str, Any] = {}
+    if not len(burned):
+        return out
+    stack = _zoom(detection.stack, burned.total_bounds, detection.grid)
+    to_all = record_positions(detection.records, detection.all_records)  # structures are indexed like the report
+    for j, rec in enumerate(detection.records):
+        t = int(to_all[j])
+        new = burned[burned["first_seen_index"] == t]
+        if not len(new):
+            continue
+        after = stack["reflectance"].isel(time=j).assign_attrs(
+            acquired=rec.acquired_utc, scene_id=rec.scene_id, satellite_id=rec.satellite_id, crs=detection.grid.crs)
+        out[f"{rec.acquired:%Y%m%dT%H%MZ}_structures.png"] = figs.overlay_figure(
+            after, polygons_new=new.assign(polygon_id=None), polygons_earlier=burned[burned["first_seen_index"] < t],
+            after_clear=stack["clear"].isel(time=j), aoi_outline=aoi_outline, simulated=simulated, tz_name=tz_name,
+            noun="structure", title=f"Structures burned, first visible on {rec.acquired:%Y-%m-%d %H:%M} UTC",
+            caption=(f"Building footprints (aligned to the scenes) burned in polygons first visible on {rec.scene_id} "
+                     f"({format_time(rec.acquired, tz_name)}): {len(new)} new, {int((burned['first_seen_index'] < t).sum())} "
+                     f"earlier. {credit}."),
+        )
+    return out
+
+
+def _timeline(detection: Detection, polygons: gpd.GeoDataFrame, simulated: bool, tz_name: str) -> Any:
+    """New burned area per acquisition, settlement and other burns apart, with each scene's clear share."""
+
+    records = detection.all_records
+    by = {s: [float(polygons.loc[(polygons["first_seen_index"] == i) & (polygons["setting"] == s), "area_ha"].sum())
+              if len(polygons) else 0.0 for i in range(len(records))] for s in ("settlement", "outside", "unknown")}
+    return figs.timeline_figure(
+        [r.acquired for r in records], settlement_ha=by["settlement"],
+        other_ha=[o + u for o, u in zip(by["outside"], by["unknown"])],
+        clear_fraction=[q["clear_fraction"] for q in detection.quality], usable=[bool(q["usable"]) for q in detection.quality],
+        title="Burned area first seen on each acquisition", simulated=simulated, tz_name=tz_name,
+        caption=(f"From {records[0].scene_id} ({format_time(records[0].acquired, tz_name)}) to {records[-1].scene_id} "
+                 f"({format_time(records[-1].acquired, tz_name)}). A bar is the area first visible on that scene; "
+                 f"no bar on a cloudy or unusable scene means not seen, not unburned."),
+    )
