@@ -7,11 +7,12 @@ the batch entry point that reads the AOI and its scenes, calls it, and writes th
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -49,6 +50,8 @@ from pipeline.outputs import figures as figs
 from pipeline.outputs.write import check_output_folder, finish_run_dir, new_run_dir, save_figures, write_json, write_text, write_vector
 
 __all__ = ["Calibration", "Detection", "detect_burns", "run_detect", "RunOutcome"]
+
+logger = logging.getLogger(__name__)
 
 IMAGERY_CREDIT_SIMULATED = "Imagery: SIMULATED by burnscan (PlanetScope-like), not a real acquisition"
 
@@ -422,7 +425,6 @@ def run_detect(
     scenes_dir: Path | None = None,
     aoi_dir: Path = AOI_DIR,
     make_figures: bool = True,
-    log: Callable[[str], None] = lambda message: None,
     kind: str | None = None,
     reviews_file: Path | None = None,
     apply_reviews: bool = True,
@@ -453,14 +455,14 @@ def run_detect(
     check_detect_grid(analysis_grid, loaded_grid, params=params, where=where)  # the fewest scenes and bands: before the demo
     demo_folder = None
     if scenes_dir is not None:
-        log(f"loading scenes from {scenes_dir}")
+        logger.info(f"loading scenes from {scenes_dir}")
         sources, scenes_from = recognise(Path(scenes_dir)), "folder"
     elif catalogue_entries(data_root, aoi.name):
-        log(f"using the scene catalogue of {aoi.name} ({catalogue_dir(data_root, aoi.name)})")
+        logger.info(f"using the scene catalogue of {aoi.name} ({catalogue_dir(data_root, aoi.name)})")
         sources, scenes_from = catalogue_sources(data_root, aoi.name, kind=kind), "catalogue"
         scenes_dir = Path(data_root) / aoi.name
     else:
-        log(f"no scenes given and none registered: using the embedded SIMULATED demo for {aoi_name}")
+        logger.info(f"no scenes given and none registered: using the embedded SIMULATED demo for {aoi_name}")
         demo = ensure_demo_scenes(aoi, Path(data_root), resolution=params.resolution_m, margin_m=params.margin_m)
         scenes_dir = demo_folder = demo.folder
         sources, scenes_from = recognise(demo.folder), "demo"
@@ -477,7 +479,7 @@ def run_detect(
         if settlement is None and layers.footprints is not None:  # no outline drawn: the footprints outline the built-up area
             settlement = settlement_from_footprints(layers.footprints)
             settlement_file = layers.footprints_path if settlement is not None else None
-        log(f"{len(records)} scenes loaded; co-registering, normalising, detecting")
+        logger.info(f"{len(records)} scenes loaded; co-registering, normalising, detecting")
         detection = detect_burns(stack, records, params=params, loaded_grid=loaded_grid, analysis_grid=analysis_grid,
                                  settlement=settlement)
     except MemoryError as exc:  # the estimate above is rough: a run it let through may still not fit
@@ -493,7 +495,7 @@ def run_detect(
         decisions = read_decisions(reviews_file) if apply_reviews else []
         polygons = apply_decisions(_polygons_with_positions(detection), decisions, simulated=simulated)
         tz_name = str(aoi.properties.get("timezone", "UTC"))
-        log(f"{len(polygons)} burn polygon(s); checking structures, active fires and confidence")
+        logger.info(f"{len(polygons)} burn polygon(s); checking structures, active fires and confidence")
         evidence = gather_evidence(polygons, detection=detection, params=params, layers=layers, tz_name=tz_name)
         polygons = evidence.polygons
         provenance = {"run_id": run_id, **git_state(), "versions": package_versions(), "started_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ")}
@@ -521,7 +523,7 @@ def run_detect(
                      root=partial)
         figure_names: list[str] = []
         if make_figures:
-            log("drawing figures")
+            logger.info("drawing figures")
             credit = IMAGERY_CREDIT_SIMULATED if simulated else "Imagery: see scene ids; credit the provider"
             aoi_outline = aoi.projected(analysis_grid.crs)
             figures = _figures(detection, aoi_outline, credit, simulated, report["aoi"]["timezone"])
@@ -538,7 +540,7 @@ def run_detect(
                     to_save.append((partial / "figures" / fname.replace(".png", ".pdf"), fig))
                 figure_names.append(f"figures/{fname}")
             save_figures(to_save, root=partial)
-        log("writing the report and the manifest")
+        logger.info("writing the report and the manifest")
         write_json(partial / "report.json", report, root=partial)
         write_text(partial / "report.md", render_markdown(report, figures=figure_names, polygons=polygons), root=partial)
         pngs = {name: (partial / name).read_bytes() for name in figure_names}

@@ -14,11 +14,12 @@ it is simulated.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -42,6 +43,8 @@ from pipeline.outputs import figures as figs
 from pipeline.outputs.write import check_output_folder, finish_run_dir, new_run_dir, save_figures, write_json, write_text, write_vector
 
 __all__ = ["SearchOutcome", "lat_lon_text", "search_grid", "run_search"]
+
+logger = logging.getLogger(__name__)
 
 _CARD_PAD_M = 120.0
 _CARD_MIN_SIDE_M = 450.0
@@ -155,7 +158,6 @@ def run_search(
     max_cards: int = 12,
     box_size_m: float = 6000.0,
     box_seed: int = 20240127,
-    log: Callable[[str], None] = lambda message: None,
 ) -> SearchOutcome:
     """Search the AOI's ``search_area`` and write ``<out>/<aoi>/search/<run-id>/``.
 
@@ -179,7 +181,7 @@ def run_search(
     if scenes_dir is None:
         folder, _ = ensure_search_box(Path(data_root), aoi, resolution_m=params.resolution_m, size_m=box_size_m,
                                       seed=box_seed)
-        log(f"no scenes given: using the SIMULATED search box in {folder}")
+        logger.info(f"no scenes given: using the SIMULATED search box in {folder}")
         scenes_dir = folder
         truth = gpd.read_file(folder / "sites_SIMULATED.geojson")
     sources = recognise(Path(scenes_dir))
@@ -190,7 +192,7 @@ def run_search(
         check_coreg_band(params, info.bands, where=f"{scenes_dir}: scene {info.scene_id}")
     tz_name = str(aoi.properties.get("timezone", "UTC"))
     try:
-        det = detect_chunked(sources, grid, params=params, chunk_px=chunk_px, workers=workers, progress=log)
+        det = detect_chunked(sources, grid, params=params, chunk_px=chunk_px, workers=workers)
     except SceneError as exc:  # name the folder: the scenes' own names do not say which delivery they came from
         raise SceneError(f"{scenes_dir}: {exc}") from None
     simulated = any(r.simulated for r in det.all_records)

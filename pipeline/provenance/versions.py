@@ -12,6 +12,7 @@ reader of :mod:`pipeline.provenance.manifest`.
 from __future__ import annotations
 
 import json
+import logging
 import platform
 import re
 import sqlite3
@@ -20,7 +21,7 @@ import subprocess
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 __all__ = [
     "package_versions",
@@ -36,6 +37,8 @@ __all__ = [
     "check_run_inputs",
     "rerun",
 ]
+
+logger = logging.getLogger(__name__)
 
 _PACKAGES = ("burnscan", "numpy", "scipy", "rasterio", "xarray", "rioxarray", "scikit-image", "geopandas", "shapely", "pyproj", "pyogrio", "matplotlib")
 _REPO = Path(__file__).resolve().parents[2]
@@ -445,7 +448,6 @@ def rerun(
     run_dir: Path,
     *,
     out_root: Path | None = None,
-    log: Callable[[str], None] = lambda message: None,
 ) -> RunComparison:
     """Run a finished run again from its ``manifest.json`` and compare the outputs.
 
@@ -461,8 +463,6 @@ def rerun(
     out_root:
         Root for the new run folder; default: the ``<out>`` of ``run_dir``, so the
         re-run lands beside it.
-    log:
-        Progress messages.
 
     Raises
     ------
@@ -482,11 +482,11 @@ def rerun(
         # keep a relative path relative, so the messages show paths as the user typed them
         out_root = run_dir.parent.parent if run_dir.name not in ("", "..") else resolved.parent.parent
     figures = any(str(o.get("path", "")).startswith("figures/") for o in manifest.get("outputs", []))
-    log(f"inputs of {run_dir} match their manifest hashes; re-running {manifest['aoi']} on {scenes_dir}")
+    logger.info(f"inputs of {run_dir} match their manifest hashes; re-running {manifest['aoi']} on {scenes_dir}")
     reviews = manifest.get("reviews_file")
     outcome = run_detect(
         manifest["aoi"], out_root=Path(out_root), overrides=manifest["parameters"], scenes_dir=scenes_dir,
-        aoi_dir=aoi_dir, make_figures=figures, log=log,
+        aoi_dir=aoi_dir, make_figures=figures,
         reviews_file=Path(reviews["path"]) if reviews else None, apply_reviews=bool(reviews),
     )
     return compare_runs(run_dir, outcome.run_dir)

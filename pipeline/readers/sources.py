@@ -16,6 +16,7 @@ band map. Each reader turns its shape into a :class:`SceneSource`, which can
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,9 +28,12 @@ from shapely.geometry.base import BaseGeometry
 
 from pipeline.errors import SceneError
 from pipeline.grid import Grid
+from pipeline.progress import counted
 from pipeline.readers.load import SceneRecord, in_system_folder, stack_scenes
 
 __all__ = ["SceneInfo", "SceneSource", "load_sources", "recognise"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,7 @@ def load_sources(sources: list[SceneSource], grid: Grid) -> tuple[xr.Dataset, li
     """Load every source onto ``grid`` and stack them in time order (see :func:`pipeline.readers.load.load_stack`)."""
     if not sources:
         raise SceneError("no scene to load; add scenes to the AOI (burnscan add) or give --scenes")
-    return stack_scenes([s.load(grid) for s in sources], grid)
+    return stack_scenes([s.load(grid) for s in counted(sources, "scenes loaded", logger=logger)], grid)
 
 
 def recognise(path: Path, **options: Any) -> list[SceneSource]:
