@@ -61,6 +61,9 @@ class _Publisher(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.thread != self.thread:
             return
+        # A worker thread in the client's own process (a threaded local cluster) would show the line twice:
+        # once here without its AOI, once as the event. The mark tells the command line's handler to skip it.
+        record.published_as_event = True
         try:
             self.worker.log_event(PROGRESS_TOPIC, {"aoi": self.aoi, "message": record.getMessage(), "level": record.levelno})
         except Exception:  # a lost line of progress must never fail the AOI
@@ -80,7 +83,7 @@ def _detect_one(aoi: str, options: dict[str, Any], level: int = logging.INFO) ->
     except ValueError:  # not on a worker (a synchronous scheduler): the records stay in this process's logging
         publisher = None
     if publisher is not None:
-        package.addHandler(publisher)
+        package.handlers.insert(0, publisher)  # first, so that its mark is set before any other handler sees the record
         # A worker process has no logging set up: its package logger would drop INFO (the root's WARNING).
         if package.getEffectiveLevel() > level:
             package.setLevel(level)

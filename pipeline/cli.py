@@ -69,6 +69,8 @@ class _EchoHandler(logging.Handler):
     """
 
     def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "published_as_event", False):  # a batch worker's line, shown with its AOI by the batch
+            return
         try:
             click.echo(self.format(record), err=True)
         except Exception:  # a line that cannot be shown must not stop the run
@@ -109,6 +111,10 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
     if verbose and quiet:
         raise ParameterError("-v (say more) and -q (say less) contradict each other; give one of them")
     ctx.call_on_close(_log_to_stderr(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO))
+    if verbose:  # the first thing a bug report needs
+        from pipeline.provenance.versions import code_version
+
+        logging.getLogger(__name__).debug(f"{code_version()}, Python {sys.version.split()[0]}")
 
 
 @cli.command()

@@ -19,7 +19,7 @@ Example
 from __future__ import annotations
 
 import logging
-from typing import Iterable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 __all__ = ["Progress", "counted"]
 
@@ -44,10 +44,13 @@ class Progress:
         self.done = 0
         self._next_tenth = 1
 
-    def advance(self, count: int = 1) -> None:
-        """Record ``count`` more units done; log the count at INFO on a new tenth, else at DEBUG."""
+    def advance(self, count: int = 1, *, note: str = "") -> None:
+        """Record ``count`` more units done; log the count at INFO on a new tenth, else at DEBUG.
+
+        ``note`` names what was just done (a scene id), in brackets after the count.
+        """
         self.done += count
-        line = f"{self.what}: {self.done} of {self.total}"
+        line = f"{self.what}: {self.done} of {self.total}" + (f" ({note})" if note else "")
         # Integer arithmetic: a tenth is crossed when done / total >= step / 10, exactly, at any total.
         if self.done == count or self.done >= self.total or self.done * 10 >= self._next_tenth * self.total:
             self._next_tenth = self.done * 10 // max(self.total, 1) + 1
@@ -56,13 +59,15 @@ class Progress:
             self.logger.debug(line)
 
 
-def counted(items: Iterable[T], what: str, *, logger: logging.Logger, total: int | None = None) -> Iterator[T]:
+def counted(items: Iterable[T], what: str, *, logger: logging.Logger, total: int | None = None,
+            label: Callable[[T], str] | None = None) -> Iterator[T]:
     """Yield ``items``, counting each as done when the next one is asked for (or the loop ends).
 
     ``[load(s) for s in counted(sources, "scenes loaded", logger=logger)]`` says how far the
-    loop has got without changing its body. ``total`` defaults to ``len(items)``.
+    loop has got without changing its body. ``total`` defaults to ``len(items)``; ``label``
+    names each item in its line.
     """
     progress = Progress(len(items) if total is None else total, what, logger=logger)  # type: ignore[arg-type]
     for item in items:
         yield item
-        progress.advance()
+        progress.advance(note=label(item) if label is not None else "")

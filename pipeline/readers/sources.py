@@ -72,7 +72,7 @@ def load_sources(sources: list[SceneSource], grid: Grid) -> tuple[xr.Dataset, li
     """Load every source onto ``grid`` and stack them in time order (see :func:`pipeline.readers.load.load_stack`)."""
     if not sources:
         raise SceneError("no scene to load; add scenes to the AOI (burnscan add) or give --scenes")
-    return stack_scenes([s.load(grid) for s in counted(sources, "scenes loaded", logger=logger)], grid)
+    return stack_scenes([s.load(grid) for s in counted(sources, "scenes loaded", logger=logger, label=lambda s: s.scene_id)], grid)
 
 
 def recognise(path: Path, **options: Any) -> list[SceneSource]:
