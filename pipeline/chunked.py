@@ -30,8 +30,9 @@ The seam test and ``burnscan bench-perf`` compare chunked and whole-scene result
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import dask
 from dask.callbacks import Callback
@@ -53,10 +54,13 @@ from pipeline.model import SceneRecord
 from pipeline.readers.rasters import memoised_hashes, stack_scenes
 from pipeline.stages.polygons import describe_polygons, empty_polygons
 from pipeline.model import Calibration, Detection
+from pipeline.progress import Progress
 from pipeline.run import apply, calibrate
 from pipeline.readers import SceneSource
 
 __all__ = ["Chunk", "ChunkedDetection", "plan_chunks", "detect_chunked", "load_window", "merge_across_edges", "scene_footprints"]
+
+logger = logging.getLogger(__name__)
 
 _SEAM_TOLERANCE_M = 1e-6
 
@@ -241,17 +245,13 @@ def merge_across_edges(pieces: gpd.GeoDataFrame, edges: list[BaseGeometry]) -> t
 class _ChunkProgress(Callback):
     """Says how many chunks are done, at every tenth of them: a search area takes minutes."""
 
-    def __init__(self, total: int, say: Callable[[str], None]):
+    def __init__(self, total: int):
         super().__init__()
-        self.total, self.say, self.done, self.next_step = total, say, 0, 1
+        self.progress = Progress(total, "chunks done", logger=logger)
 
     def _posttask(self, key, result, dsk, state, worker_id) -> None:
-        if not str(key).startswith("_detect_chunk"):
-            return
-        self.done += 1
-        if self.done * 10 >= self.next_step * self.total:
-            self.say(f"chunks done: {self.done} of {self.total}")
-            self.next_step = self.done * 10 // self.total + 1
+        if str(key).startswith("_detect_chunk"):
+            self.progress.advance()
 
 
 def detect_chunked(
@@ -265,7 +265,6 @@ def detect_chunked(
     settlement: BaseGeometry | None = None,
     scheduler: Literal["threads", "processes", "sync"] = "threads",
     workers: int | None = None,
-    progress: Callable[[str], None] | None = None,
 ) -> ChunkedDetection:
     """Burn polygons over ``grid`` from ``sources``, one chunk at a time.
 
@@ -284,10 +283,9 @@ def detect_chunked(
     scheduler, workers:
         A dask local scheduler (``"threads"``, ``"processes"`` or ``"sync"``) and its workers
         (default: every core).
-    progress:
-        Called with one line per stage.
+
+    Each stage is logged at INFO, and the chunks done at every tenth of them.
     """
-    say = progress or (lambda _line: None)
     if len(sources) < 2:
         raise SceneError(f"{len(sources)} scene(s) given; a search needs scenes before and after the event")
     sources = _time_order(sources)
@@ -295,7 +293,7 @@ def detect_chunked(
     if not any(f.intersects(box(*grid.bounds)) for f in footprints):
         raise SceneError("no scene overlaps the area; check its extent or pick scenes that cover it")
     window = _calibration_window(grid, footprints, calibration_px)
-    say(f"calibrating on a {window.width} x {window.height} px window")
+    logger.info(f"calibrating on a {window.width} x {window.height} px window")
     stack, all_records = load_window(sources, footprints, window, None)
     calibration = calibrate(stack, all_records, params=params, loaded_grid=window, analysis_grid=window)
     calib_det = apply(stack, all_records, calibration, params=params, loaded_grid=window, analysis_grid=window,
@@ -303,13 +301,13 @@ def detect_chunked(
     largest_shift = max((max(abs(s.dy), abs(s.dx)) for s in calibration.shifts if s.reliable), default=0.0)
     halo = max(halo_px, int(np.ceil(largest_shift)) + 8)
     chunks = plan_chunks(grid, chunk_px)
-    say(f"{len(chunks)} chunk(s) of up to {chunk_px} px with a {halo} px halo")
+    logger.info(f"{len(chunks)} chunk(s) of up to {chunk_px} px with a {halo} px halo")
     tasks = [dask.delayed(_detect_chunk)(sources, footprints, c, halo, params, calibration, all_records, settlement)
              for c in chunks]
     options: dict[str, Any] = {"scheduler": scheduler}
     if workers:
         options["num_workers"] = workers
-    with _ChunkProgress(len(tasks), say):
+    with _ChunkProgress(len(tasks)):
         results = dask.compute(*tasks, **options)
     found = [r for r in results if not r.empty]
     if found:
@@ -319,7 +317,7 @@ def detect_chunked(
                                      settlement=settlement)
     else:
         polygons, n_merged = empty_polygons(grid.crs), 0
-    say(f"{len(polygons)} polygon(s); {n_merged} piece(s) merged across chunk edges")
+    logger.info(f"{len(polygons)} polygon(s); {n_merged} piece(s) merged across chunk edges")
     return ChunkedDetection(polygons=polygons, records=calib_det.records, all_records=all_records,
                             sources=sources, footprints=footprints, halo_px=halo,
                             calibration=calibration, calibration_grid=window, calibration_detection=calib_det,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import click
 
@@ -60,9 +61,60 @@ class _FiniteIn(click.FloatRange):
         return number
 
 
+class _EchoHandler(logging.Handler):
+    """The package's log records as plain lines on stderr, where progress has always gone.
+
+    The stream is looked up at each line (through click), not kept: a test or a notebook
+    that swaps ``sys.stderr`` sees the lines where it expects them.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "published_as_event", False):  # a batch worker's line, shown with its AOI by the batch
+            return
+        try:
+            click.echo(self.format(record), err=True)
+        except Exception:  # a line that cannot be shown must not stop the run
+            self.handleError(record)
+
+
+def _log_to_stderr(level: int) -> Callable[[], None]:
+    """Show the package's records at ``level`` and above on stderr; return what undoes it.
+
+    Only the ``pipeline`` logger is set: libraries' own INFO chatter (matplotlib's font cache,
+    dask's cluster) stays out of the user's way, and their warnings still reach stderr through
+    Python's last-resort handler, as before. Undone when the command ends, so that commands run
+    one after the other in one process (tests, notebooks) never stack handlers or levels.
+    """
+    package = logging.getLogger("pipeline")
+    handler = _EchoHandler(level)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    previous = package.level
+    package.addHandler(handler)
+    package.setLevel(level)
+
+    def undo() -> None:
+        package.removeHandler(handler)
+        package.setLevel(previous)
+
+    return undo
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def cli() -> None:
-    """Find and date burned villages on before/after infrared satellite scenes."""
+@click.option("-v", "--verbose", is_flag=True, help="Say more: every step, including debug messages.")
+@click.option("-q", "--quiet", is_flag=True, help="Say less: warnings, errors and results only, no progress.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
+    """Find and date burned villages on before/after infrared satellite scenes.
+
+    Progress goes to stderr, results to stdout.
+    """
+    if verbose and quiet:
+        raise ParameterError("-v (say more) and -q (say less) contradict each other; give one of them")
+    ctx.call_on_close(_log_to_stderr(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO))
+    if verbose:  # the first thing a bug report needs
+        from pipeline.provenance.versions import code_version
+
+        logging.getLogger(__name__).debug(f"{code_version()}, Python {sys.version.split()[0]}")
 
 
 @cli.command()
@@ -109,7 +161,7 @@ def detect(aoi: str | None, all_aois: bool, scheduler: str | None, workers: int 
 
     outcome = run_detect(
         aoi, out_root=out_root, data_root=data_root, overrides=_parse_sets(sets), scenes_dir=scenes_dir, aoi_dir=aoi_dir,
-        make_figures=not no_figures, log=lambda m: click.echo(m, err=True), kind=kind, sign_key=sign_key, demo=demo_scenes,
+        make_figures=not no_figures, kind=kind, sign_key=sign_key, demo=demo_scenes,
     )
     report = outcome.report
     if report["simulated"]:
@@ -125,7 +177,7 @@ def _detect_all(names: list[str], *, scheduler: str | None, workers: int | None,
     from pipeline.batch import run_many
     from pipeline.errors import BatchError
 
-    outcomes = run_many(names, scheduler=scheduler, workers=workers, log=lambda m: click.echo(m, err=True), **options)
+    outcomes = run_many(names, scheduler=scheduler, workers=workers, **options)
     for o in outcomes:
         sealed = f"\tmanifest sha256: {o.manifest_sha256}" if o.ok else ""
         click.echo(f"{o.aoi}\t{'ok' if o.ok else 'FAILED'}\t{o.run_dir or o.error}{sealed}")
@@ -160,7 +212,7 @@ def search(aoi: str, scenes_dir: Path | None, out_root: Path, data_root: Path, c
 
     outcome = run_search(aoi, out_root=out_root, data_root=data_root, scenes_dir=scenes_dir, aoi_dir=aoi_dir,
                          overrides=_parse_sets(sets), chunk_px=chunk_px, workers=workers, max_cards=max_cards,
-                         simulated_box=search_box_scenes(box_size_m, box_seed), log=lambda m: click.echo(m, err=True))
+                         simulated_box=search_box_scenes(box_size_m, box_seed))
     if outcome.simulated:
         click.echo("SIMULATED DATA: this search used simulated scenes, not evidence about a real place.")
     for c in outcome.clusters.head(20).itertuples():
@@ -280,7 +332,7 @@ def fetch(aoi: str, start: str, end: str, api: str | None, max_cloud: float | No
         raise ParameterError(f"--start {start!r} / --end {end!r}: give days as YYYY-MM-DD") from None
     area = load_aoi(aoi, aoi_dir)
     items = fetching.fetch(api or fetching.EARTH_SEARCH, area.geometry, first, last, Path(data_root) / area.name / "sentinel2",
-                           max_cloud=max_cloud, log=lambda m: click.echo(m, err=True))
+                           max_cloud=max_cloud)
     for item_id, what in add_scenes(area, items, data_root=data_root):
         click.echo(f"{what}: {item_id}")
 
@@ -343,7 +395,7 @@ def bench(aoi_name: str, out_root: Path, data_root: Path, cases: tuple[str, ...]
     from pipeline.bench.accuracy import SIMULATED_CASES, run_benchmark
 
     table = run_benchmark(out_root=out_root, data_root=data_root, aoi_name=aoi_name, cases=cases or SIMULATED_CASES,
-                          real=not no_real, log=lambda m: click.echo(m, err=True))
+                          real=not no_real)
     click.echo(table)
     click.echo(f"written: {out_root}/bench.csv, bench.json, bench.txt")
 
@@ -356,11 +408,13 @@ def bench(aoi_name: str, out_root: Path, data_root: Path, cases: tuple[str, ...]
               help="Where the generated pair is written (and removed after).")
 def bench_perf(sizes: tuple[int, ...], repeats: int, work_dir: Path) -> None:
     """Time the pipeline against the decode floor and a naive method on generated tile-sized pairs."""
-    from pipeline.bench.perf import run_perf
+    from pipeline.bench.perf import perf_lines, run_perf
     from pipeline.outputs.write import write_json
 
     work_dir.mkdir(parents=True, exist_ok=True)
-    rows = run_perf(work_dir, list(sizes) or [5490, 10980], repeats=repeats, log=click.echo)
+    rows = run_perf(work_dir, list(sizes) or [5490, 10980], repeats=repeats)
+    for line in perf_lines(rows):
+        click.echo(line)
     write_json(work_dir / "bench_perf.json", {"rows": rows}, root=work_dir)
     click.echo(f"written: {work_dir / 'bench_perf.json'}")
 
@@ -431,7 +485,7 @@ def rerun(run_dir: Path, out_root: Path | None) -> None:
     """Re-run RUN_DIR from its manifest into a new folder and say which outputs came out identical."""
     from pipeline.rerun import rerun as rerun_from_manifest
 
-    result = rerun_from_manifest(run_dir, out_root=out_root, log=lambda m: click.echo(m, err=True))
+    result = rerun_from_manifest(run_dir, out_root=out_root)
     click.echo(f"re-ran {result.original} as {result.other}")
     for comparison in result.outputs:
         click.echo(comparison.line())

@@ -8,8 +8,9 @@ then compares it with the original.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pipeline.errors import AoiError, OutputError, SceneError
 from pipeline.provenance.compare import RunComparison, compare_runs
@@ -19,6 +20,8 @@ from pipeline.readers.rasters import is_regular_file, sha256_file
 from pipeline.run import run_detect
 
 __all__ = ["check_run_inputs", "rerun"]
+
+logger = logging.getLogger(__name__)
 
 
 def _settlement_entry(manifest: dict[str, Any]) -> list[tuple[Path, str]]:
@@ -123,7 +126,6 @@ def rerun(
     run_dir: Path,
     *,
     out_root: Path | None = None,
-    log: Callable[[str], None] = lambda message: None,
 ) -> RunComparison:
     """Run a finished run again from its ``manifest.json`` and compare the outputs.
 
@@ -139,8 +141,6 @@ def rerun(
     out_root:
         Root for the new run folder; default: the ``<out>`` of ``run_dir``, so the
         re-run lands beside it.
-    log:
-        Progress messages.
 
     Raises
     ------
@@ -158,11 +158,11 @@ def rerun(
         # keep a relative path relative, so the messages show paths as the user typed them
         out_root = run_dir.parent.parent if run_dir.name not in ("", "..") else resolved.parent.parent
     figures = any(str(o.get("path", "")).startswith("figures/") for o in manifest.get("outputs", []))
-    log(f"inputs of {run_dir} match their manifest hashes; re-running {manifest['aoi']} on {scenes_dir}")
+    logger.info(f"inputs of {run_dir} match their manifest hashes; re-running {manifest['aoi']} on {scenes_dir}")
     reviews = manifest.get("reviews_file")
     outcome = run_detect(
         manifest["aoi"], out_root=Path(out_root), overrides=manifest["parameters"], scenes_dir=scenes_dir,
-        aoi_dir=aoi_dir, make_figures=figures, log=log,
+        aoi_dir=aoi_dir, make_figures=figures,
         reviews_file=Path(reviews["path"]) if reviews else None, apply_reviews=bool(reviews),
     )
     return compare_runs(run_dir, outcome.run_dir)

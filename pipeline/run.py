@@ -7,6 +7,7 @@ the batch entry point that reads the AOI and its scenes, calls it, and writes th
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -50,6 +51,8 @@ from pipeline.stages.threshold import ThresholdInfo
 from pipeline.outputs.write import check_output_folder, finish_run_dir, new_run_dir
 
 __all__ = ["Calibration", "Detection", "calibrate", "apply", "detect_burns", "run_detect", "RunOutcome"]
+
+logger = logging.getLogger(__name__)
 
 
 
@@ -262,7 +265,6 @@ def run_detect(
     scenes_dir: Path | None = None,
     aoi_dir: Path = AOI_DIR,
     make_figures: bool = True,
-    log: Callable[[str], None] = lambda message: None,
     kind: str | None = None,
     reviews_file: Path | None = None,
     apply_reviews: bool = True,
@@ -296,14 +298,14 @@ def run_detect(
     check_detect_grid(analysis_grid, loaded_grid, params=params, where=where)  # the fewest scenes and bands: before the demo
     demo_folder = None
     if scenes_dir is not None:
-        log(f"loading scenes from {scenes_dir}")
+        logger.info(f"loading scenes from {scenes_dir}")
         sources, scenes_from = recognise(Path(scenes_dir)), "folder"
     elif catalogue_entries(data_root, aoi.name):
-        log(f"using the scene catalogue of {aoi.name} ({catalogue_dir(data_root, aoi.name)})")
+        logger.info(f"using the scene catalogue of {aoi.name} ({catalogue_dir(data_root, aoi.name)})")
         sources, scenes_from = catalogue_sources(data_root, aoi.name, kind=kind), "catalogue"
         scenes_dir = Path(data_root) / aoi.name
     elif demo is not None:
-        log(f"no scenes given and none registered: using the embedded SIMULATED demo for {aoi_name}")
+        logger.info(f"no scenes given and none registered: using the embedded SIMULATED demo for {aoi_name}")
         scenes_dir = demo_folder = demo(aoi, params, Path(data_root))
         sources, scenes_from = recognise(demo_folder), "demo"
     else:
@@ -322,7 +324,7 @@ def run_detect(
         if settlement is None and layers.footprints is not None:  # no outline drawn: the footprints outline the built-up area
             settlement = settlement_from_footprints(layers.footprints)
             settlement_file = layers.footprints_path if settlement is not None else None
-        log(f"{len(records)} scenes loaded; co-registering, normalising, detecting")
+        logger.info(f"{len(records)} scenes loaded; co-registering, normalising, detecting")
         detection = detect_burns(stack, records, params=params, loaded_grid=loaded_grid, analysis_grid=analysis_grid,
                                  settlement=settlement)
     except MemoryError as exc:  # the estimate above is rough: a run it let through may still not fit
@@ -337,7 +339,7 @@ def run_detect(
         decisions = read_decisions(reviews_file) if apply_reviews else []
         polygons = apply_decisions(_polygons_with_positions(detection), decisions, simulated=simulated)
         tz_name = str(aoi.properties.get("timezone", "UTC"))
-        log(f"{len(polygons)} burn polygon(s); checking structures, active fires and confidence")
+        logger.info(f"{len(polygons)} burn polygon(s); checking structures, active fires and confidence")
         evidence = gather_evidence(polygons, detection=detection, params=params, layers=layers, tz_name=tz_name)
         polygons = evidence.polygons
         provenance = {"run_id": run_id, **git_state(), "versions": package_versions(), "started_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ")}
@@ -353,11 +355,11 @@ def run_detect(
                        simulated=simulated)
         figure_names: list[str] = []
         if make_figures:
-            log("drawing figures")
+            logger.info("drawing figures")
             figures = run_figures(detection, polygons, evidence.structures, aoi.projected(analysis_grid.crs), simulated,
                                   report["aoi"]["timezone"])
             figure_names = write_figures(partial, figures, simulated=simulated)
-        log("writing the report and the manifest")
+        logger.info("writing the report and the manifest")
         write_reports(partial, report, polygons=polygons, figure_names=figure_names)
         finished = datetime.now(timezone.utc)
         manifest = {

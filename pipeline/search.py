@@ -14,6 +14,7 @@ it is simulated.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -42,6 +43,8 @@ from pipeline.outputs import figures as figs
 from pipeline.outputs.write import check_output_folder, finish_run_dir, new_run_dir, save_figures, write_json, write_text, write_vector
 
 __all__ = ["SearchOutcome", "lat_lon_text", "search_grid", "run_search"]
+
+logger = logging.getLogger(__name__)
 
 _CARD_PAD_M = 120.0
 _CARD_MIN_SIDE_M = 450.0
@@ -154,7 +157,6 @@ def run_search(
     workers: int | None = None,
     max_cards: int = 12,
     simulated_box: Callable[[Aoi, Params, Path], tuple[Path, gpd.GeoDataFrame]] | None = None,
-    log: Callable[[str], None] = lambda message: None,
 ) -> SearchOutcome:
     """Search the AOI's ``search_area`` and write ``<out>/<aoi>/search/<run-id>/``.
 
@@ -179,7 +181,7 @@ def run_search(
         if simulated_box is None:
             raise SceneError(f"{aoi.path or aoi.name}: no scenes to search; give --scenes DIR")
         folder, truth = simulated_box(aoi, params, Path(data_root))
-        log(f"no scenes given: using the SIMULATED search box in {folder}")
+        logger.info(f"no scenes given: using the SIMULATED search box in {folder}")
         scenes_dir = folder
     sources = recognise(Path(scenes_dir))
     infos = [s.describe() for s in sources]  # metadata only: no pixel read yet
@@ -189,7 +191,7 @@ def run_search(
         check_coreg_band(params, info.bands, where=f"{scenes_dir}: scene {info.scene_id}")
     tz_name = str(aoi.properties.get("timezone", "UTC"))
     try:
-        det = detect_chunked(sources, grid, params=params, chunk_px=chunk_px, workers=workers, progress=log)
+        det = detect_chunked(sources, grid, params=params, chunk_px=chunk_px, workers=workers)
     except SceneError as exc:  # name the folder: the scenes' own names do not say which delivery they came from
         raise SceneError(f"{scenes_dir}: {exc}") from None
     simulated = any(r.simulated for r in det.all_records)

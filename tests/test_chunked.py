@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -66,11 +67,11 @@ def pair(tmp_path_factory):
     return sources, grid
 
 
-def test_a_burn_across_four_chunks_is_one_polygon_of_its_area(pair):
+def test_a_burn_across_four_chunks_is_one_polygon_of_its_area(pair, caplog):
     sources, grid = pair
-    lines: list[str] = []
-    result = detect_chunked(sources, grid, params=Params(), chunk_px=_CHUNK, halo_px=16, scheduler="sync",
-                            progress=lines.append)
+    with caplog.at_level(logging.INFO, logger="pipeline.chunked"):
+        result = detect_chunked(sources, grid, params=Params(), chunk_px=_CHUNK, halo_px=16, scheduler="sync")
+    lines = [r.getMessage() for r in caplog.records if r.name == "pipeline.chunked" and r.levelno == logging.INFO]
     assert lines[-2] == "chunks done: 9 of 9"  # long searches say how far they are
     corner = result.polygons[result.polygons.intersects(box(*_cell(110, 108, 150, 148)))]
     assert len(corner) == 1, "the burn across the corner of four chunks must come out as one polygon"

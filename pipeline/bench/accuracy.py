@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 from dataclasses import asdict, replace
 from datetime import datetime, timedelta, timezone
@@ -42,8 +43,11 @@ from pipeline.run import detect_burns
 from pipeline.evidence import count_structures
 from pipeline.sim.truth import FOOTPRINT_OFFSET_M
 from pipeline.outputs.write import write_json, write_text
+from pipeline.progress import Progress, counted
 
 __all__ = ["SIMULATED_CASES", "SEARCH_SEEDS", "run_benchmark", "simulated_case", "real_cases", "search_case"]
+
+logger = logging.getLogger(__name__)
 
 SIMULATED_CASES = (
     "demo",
@@ -266,7 +270,7 @@ def real_cases(params: Params, root: Path = _SHARED_REAL) -> list[dict[str, Any]
     if (calfire / "events.csv").is_file():
         with open(calfire / "events.csv", encoding="utf-8") as handle:
             events = list(csv.DictReader(handle))
-        for event in events:
+        for event in counted(events, "real fire pairs done", logger=logger):
             ev = event["event"]
             case_rows = _real_pair(f"calfire:{ev}", *(calfire / "set_a" / d / f"{ev}.tif" for d in ("pre_fire", "post_fire", "masks")),
                                    ["blue", "green", "red", "nir", "swir22"], params, 20.0)  # B12's native 20 m
@@ -383,23 +387,28 @@ def _target_lines(rows: list[dict[str, Any]], cases: tuple[str, ...]) -> list[st
 
 
 def run_benchmark(*, out_root: Path, data_root: Path, aoi_name: str = "ogota", cases: tuple[str, ...] = SIMULATED_CASES,
-                  real: bool = True, params: Params | None = None, search_seeds: tuple[int, ...] = SEARCH_SEEDS,
-                  log: Callable[[str], None] = lambda m: None) -> str:
-    """Run every case, write ``out_root/bench.{csv,json,txt}`` and return the printed table."""
+                  real: bool = True, params: Params | None = None, search_seeds: tuple[int, ...] = SEARCH_SEEDS) -> str:
+    """Run every case, write ``out_root/bench.{csv,json,txt}`` and return the printed table.
+
+    Each case is logged at INFO as it starts, and the simulated cases done as "k of n".
+    """
     params = params or Params()
     aoi = load_aoi(aoi_name)
     rows: list[dict[str, Any]] = []
+    progress = Progress(len(cases) + len(search_seeds), "simulated cases done", logger=logger)
     for scenario in cases:
-        log(f"simulated case {scenario} (SIMULATED DATA)")
+        logger.info(f"simulated case {scenario} (SIMULATED DATA)")
         rows += simulated_case(scenario, aoi, data_root=data_root, params=params)
+        progress.advance()
     search_lines = []
     for seed in search_seeds:
-        log(f"search box seed {seed} (SIMULATED DATA)")
+        logger.info(f"search box seed {seed} (SIMULATED DATA)")
         found, line = search_case(aoi, data_root=data_root, params=params, seed=seed)
         rows += found
         search_lines.append(line)
+        progress.advance()
     if real:
-        log("real fire pairs from ../shared/data/real")
+        logger.info("real fire pairs from ../shared/data/real")
         rows += real_cases(params)
     table = _table(rows)
     summary = ["Targets (simulated): Dice >= 0.95, commission and omission <= 0.05 per date, every burn dated inside its "

@@ -20,6 +20,7 @@ are printed with the ratios the targets are stated in (pipeline <= 1.5 x floor, 
 from __future__ import annotations
 
 import json
+import logging
 import resource
 import statistics
 import subprocess
@@ -30,7 +31,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["write_pair", "run_perf"]
+from pipeline.progress import Progress
+
+__all__ = ["write_pair", "run_perf", "perf_lines"]
+
+logger = logging.getLogger(__name__)
 
 _RES_M = 10.0
 _ORIGIN = (300000.0, 1600000.0)  # UTM 30N, Sahel latitudes
@@ -164,50 +169,71 @@ def _measure(method: str, pre: Path, post: Path, env: dict[str, str] | None = No
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def run_perf(folder: Path, sizes: list[int], *, repeats: int = 3, chunk_sizes: tuple[int, ...] = (512, 2048),
-             log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+def run_perf(folder: Path, sizes: list[int], *, repeats: int = 3,
+             chunk_sizes: tuple[int, ...] = (512, 2048)) -> list[dict[str, Any]]:
     """Time the three methods on a pair of each size; return one row per size and method (medians).
 
     On the first size the pipeline also runs once with each of ``chunk_sizes`` (the default
-    chunk is 1024 px): its peak memory should follow the chunk, not the scene.
+    chunk is 1024 px): its peak memory should follow the chunk, not the scene. Each pair
+    written and the timings done ("k of n") are logged at INFO; :func:`perf_lines` says the results.
     """
     rows = []
+    progress = Progress(len(sizes) * 3 * repeats + (len(chunk_sizes) if sizes else 0), "timings done", logger=logger)
     for size in sizes:
         t = time.perf_counter()
         # Written in a child process: a parent grown by the generation would hand its peak to every
         # child it starts (Linux records the old memory's high-water mark at exec), and inflate them.
         subprocess.run([sys.executable, "-m", "pipeline.bench.perf", "write", str(folder), str(size)], check=True)
         pre, post = (Path(folder) / f"perf_{size}_{name}_SIMULATED.tif" for name in ("pre", "post"))
-        log(f"{size} x {size} px pair written in {time.perf_counter() - t:.0f} s ({(pre.stat().st_size + post.stat().st_size) / 1e6:.0f} MB, SIMULATED)")
+        logger.info(f"{size} x {size} px pair written in {time.perf_counter() - t:.0f} s "
+                    f"({(pre.stat().st_size + post.stat().st_size) / 1e6:.0f} MB, SIMULATED)")
         for method in ("floor", "pipeline", "naive"):
-            runs = [_measure(method, pre, post) for _ in range(repeats)]
+            runs = []
+            for _ in range(repeats):
+                runs.append(_measure(method, pre, post))
+                progress.advance()
             good = [r for r in runs if "error" not in r]
             if not good:
                 rows.append({"size": size, "method": method, "error": runs[0]["error"]})
-                log(f"  {method:9} FAILED: {runs[0]['error']}")
                 continue
             row = {"size": size, "method": method, "runs": len(good),
                    **{k: round(statistics.median(r[k] for r in good), 2) for k in ("wall_s", "cpu_s", "peak_mb")},
                    **{k: v for k, v in good[0].items() if k not in ("method", "wall_s", "cpu_s", "peak_mb")}}
             rows.append(row)
-            log(f"  {method:9} wall {row['wall_s']:8.2f} s   cpu {row['cpu_s']:8.2f} s   peak RSS {row['peak_mb']:8.0f} MB"
-                + (f"   polygons {row['polygons']}" if "polygons" in row else ""))
         if size == sizes[0]:
             for chunk in chunk_sizes:
                 r = _measure("pipeline", pre, post, env={"BURNSCAN_CHUNK_PX": str(chunk)})
+                progress.advance()
                 if "error" not in r:
                     rows.append({"size": size, "method": f"pipeline_chunk{chunk}", "runs": 1,
                                  **{k: round(r[k], 2) for k in ("wall_s", "cpu_s", "peak_mb")}, "polygons": r.get("polygons")})
-                    log(f"  chunk {chunk:5d} wall {r['wall_s']:8.2f} s   cpu {r['cpu_s']:8.2f} s   peak RSS {r['peak_mb']:8.0f} MB"
-                        f"   polygons {r.get('polygons')}")
-        by = {r["method"]: r for r in rows if r["size"] == size and "wall_s" in r}
-        if {"floor", "pipeline", "naive"} <= set(by):
-            log(f"  ratios: pipeline / floor {by['pipeline']['wall_s'] / by['floor']['wall_s']:.1f} (target <= 1.5); "
-                f"naive / pipeline {by['naive']['wall_s'] / by['pipeline']['wall_s']:.2f} (target >= 2); "
-                f"pipeline peak {by['pipeline']['peak_mb'] / 1024:.2f} GB (target <= 2)")
         for p in (pre, post):
             p.unlink()
     return rows
+
+
+def perf_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The rows of :func:`run_perf` as printed: per size, each method's medians, each chunk size, the ratios."""
+    lines: list[str] = []
+    for size in dict.fromkeys(r["size"] for r in rows):
+        lines.append(f"{size} x {size} px pair (SIMULATED)")
+        mine = [r for r in rows if r["size"] == size]
+        for row in mine:
+            method = row["method"]
+            if "error" in row:
+                lines.append(f"  {method:9} FAILED: {row['error']}")
+            elif method.startswith("pipeline_chunk"):
+                lines.append(f"  chunk {int(method.removeprefix('pipeline_chunk')):5d} wall {row['wall_s']:8.2f} s   "
+                             f"cpu {row['cpu_s']:8.2f} s   peak RSS {row['peak_mb']:8.0f} MB   polygons {row.get('polygons')}")
+            else:
+                lines.append(f"  {method:9} wall {row['wall_s']:8.2f} s   cpu {row['cpu_s']:8.2f} s   peak RSS {row['peak_mb']:8.0f} MB"
+                             + (f"   polygons {row['polygons']}" if "polygons" in row else ""))
+        by = {r["method"]: r for r in mine if "wall_s" in r}
+        if {"floor", "pipeline", "naive"} <= set(by):
+            lines.append(f"  ratios: pipeline / floor {by['pipeline']['wall_s'] / by['floor']['wall_s']:.1f} (target <= 1.5); "
+                         f"naive / pipeline {by['naive']['wall_s'] / by['pipeline']['wall_s']:.2f} (target >= 2); "
+                         f"pipeline peak {by['pipeline']['peak_mb'] / 1024:.2f} GB (target <= 2)")
+    return lines
 
 
 if __name__ == "__main__":

@@ -11,10 +11,10 @@ anything is read or written: an id that is not one plain name is refused, never 
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 import pystac
 import rasterio
@@ -29,6 +29,8 @@ from pipeline.outputs.write import atomic_path
 from pipeline.readers.stacio import LocalStacIO
 
 __all__ = ["EARTH_SEARCH", "download_window", "fetch", "search_sentinel2"]
+
+logger = logging.getLogger(__name__)
 
 EARTH_SEARCH = "https://earth-search.aws.element84.com/v1"
 # Earth Search v1 asset keys, and the older keys mapped onto them.
@@ -134,15 +136,15 @@ def download_window(item: pystac.Item, bbox_lonlat: tuple[float, float, float, f
     return item_path
 
 
-def fetch(api_url: str, aoi_geometry: BaseGeometry, start: date, end: date, out_dir: Path, *, max_cloud: float | None = None,
-          log: Callable[[str], None] = lambda message: None) -> list[Path]:
+def fetch(api_url: str, aoi_geometry: BaseGeometry, start: date, end: date, out_dir: Path, *,
+          max_cloud: float | None = None) -> list[Path]:
     """Search, then copy the AOI window of every item found; return the local item files."""
     bbox = tuple(float(v) for v in aoi_geometry.bounds)
     items = search_sentinel2(api_url, bbox, start, end, max_cloud=max_cloud)
-    log(f"{len(items)} Sentinel-2 L2A item(s) over the AOI between {start} and {end} at {api_url}")
+    logger.info(f"{len(items)} Sentinel-2 L2A item(s) over the AOI between {start} and {end} at {api_url}")
     paths = []
     for item in items:
         paths.append(download_window(item, bbox, out_dir))
         cloud = item.properties.get("eo:cloud_cover")
-        log(f"  {item.id} ({item.datetime:%Y-%m-%d %H:%M} UTC, cloud {cloud if cloud is not None else 'n/a'} %) -> {paths[-1].parent}")
+        logger.info(f"  {item.id} ({item.datetime:%Y-%m-%d %H:%M} UTC, cloud {cloud if cloud is not None else 'n/a'} %) -> {paths[-1].parent}")
     return paths

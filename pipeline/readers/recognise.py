@@ -16,6 +16,7 @@ band map. Each reader turns its shape into a :class:`SceneSource`, which can
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +25,20 @@ import xarray as xr
 from pipeline.errors import SceneError
 from pipeline.grid import Grid
 from pipeline.model import SceneRecord
+from pipeline.progress import counted
 from pipeline.readers import SceneSource
 from pipeline.readers.rasters import in_system_folder, stack_scenes
 
 __all__ = ["load_sources", "recognise"]
+
+logger = logging.getLogger(__name__)
 
 
 def load_sources(sources: list[SceneSource], grid: Grid) -> tuple[xr.Dataset, list[SceneRecord]]:
     """Load every source onto ``grid`` and stack them in time order (see :func:`pipeline.readers.rasters.stack_scenes`)."""
     if not sources:
         raise SceneError("no scene to load; add scenes to the AOI (burnscan add) or give --scenes")
-    return stack_scenes([s.load(grid) for s in sources], grid)
+    return stack_scenes([s.load(grid) for s in counted(sources, "scenes loaded", logger=logger, label=lambda s: s.scene_id)], grid)
 
 
 def recognise(path: Path, **options: Any) -> list[SceneSource]:
