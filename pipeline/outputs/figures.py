@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import textwrap
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
