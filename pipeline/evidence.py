@@ -3,7 +3,7 @@
 Gathers, for one run, the optional evidence layers of an AOI (building footprints,
 active-fire archives), checks them against the burn polygons and gives every polygon its
 confidence tier. Reading the layers happens here, at the edge; the checks themselves are
-the pure functions of :mod:`pipeline.stages.structures`, :mod:`pipeline.readers.fires` and
+the pure functions of :mod:`pipeline.stages.structures`, :mod:`pipeline.stages.corroborate` and
 :mod:`pipeline.stages.confidence`.
 
 Where the layers are looked for: beside the scenes (``buildings*.gpkg`` /
@@ -24,7 +24,8 @@ import pandas as pd
 
 from pipeline.stages.confidence import confidence_tiers
 from pipeline.config import Params
-from pipeline.readers.fires import corroborate, read_fire_csv
+from pipeline.readers.firms import read_fire_csv
+from pipeline.stages.corroborate import corroborate
 from pipeline.readers.vectors import read_footprints
 from pipeline.readers.rasters import sha256_file
 from pipeline.stages.structures import FootprintShift, structures_in_burns

@@ -11,7 +11,8 @@ from pyproj import Transformer
 from shapely.geometry import box
 
 from pipeline.errors import ParameterError, SceneError
-from pipeline.readers.fires import FIRE_COLUMNS, MATCH_COLUMNS, FireTable, corroborate, read_fire_csv
+from pipeline.readers.firms import FIRE_COLUMNS, FireTable, read_fire_csv
+from pipeline.stages.corroborate import MATCH_COLUMNS, corroborate
 
 VIIRS_HEADER = ("latitude,longitude,bright_ti4,scan,track,acq_date,acq_time,satellite,instrument,"
                 "confidence,version,bright_ti5,frp,daynight")

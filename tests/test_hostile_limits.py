@@ -410,7 +410,7 @@ def _viirs(date: str, *, instrument: str = "VIIRS", time: str = "0130") -> str:
 
 
 def test_fire_rows_dated_in_the_future_or_before_their_sensor_are_skipped_and_counted(tmp_path):
-    from pipeline.readers.fires import read_fire_csv
+    from pipeline.readers.firms import read_fire_csv
 
     path = tmp_path / "fires.csv"
     path.write_text("\n".join([_VIIRS_HEADER, _viirs("2024-01-27"), _viirs("2099-01-27"), _viirs("2011-06-01"),
@@ -424,7 +424,7 @@ def test_fire_rows_dated_in_the_future_or_before_their_sensor_are_skipped_and_co
 def test_a_day_of_slack_for_near_real_time_files(tmp_path):
     from datetime import datetime, timezone
 
-    from pipeline.readers.fires import read_fire_csv
+    from pipeline.readers.firms import read_fire_csv
 
     path = tmp_path / "nrt.csv"
     path.write_text("\n".join([_VIIRS_HEADER, _viirs("2024-01-28", time="2300"), _viirs("2024-01-29", time="0100")]) + "\n")
@@ -436,7 +436,7 @@ def test_fast_and_record_by_record_readings_agree(tmp_path, monkeypatch):
     """Blocks read by the C parser and by the csv module give the same table, across block edges."""
     import random
 
-    import pipeline.readers.fires as fires
+    import pipeline.readers.firms as fires
 
     rnd = random.Random(20240127)
     good = {0: "12.5", 1: "-1.5", 5: "2024-01-27", 6: "130", 7: "N", 8: "VIIRS", 9: "n", 12: "3.2", 13: "D"}
@@ -466,7 +466,7 @@ def test_fast_and_record_by_record_readings_agree(tmp_path, monkeypatch):
 _MEASURE = textwrap.dedent("""
     import sys, tracemalloc
     from pathlib import Path
-    from pipeline.readers.fires import read_fire_csv
+    from pipeline.readers.firms import read_fire_csv
 
     tracemalloc.start()
     table = read_fire_csv(Path(sys.argv[1]))

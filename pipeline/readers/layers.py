@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pipeline.aoi import Aoi
 from pipeline.errors import ParameterError, SceneError
-from pipeline.readers.fires import read_fire_csv
+from pipeline.readers.firms import read_fire_csv
 from pipeline.readers.vectors import read_footprints
 from pipeline.readers.rasters import sha256_file
 from pipeline.names import derived_name

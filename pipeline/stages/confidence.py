@@ -78,7 +78,7 @@ def confidence_tiers(
     strong_snr
         Noise sigmas above the background that make a change strong.
     fire_matches
-        Output of :func:`pipeline.readers.fires.corroborate` (``polygon_id``, ``acquired_utc``,
+        Output of :func:`pipeline.stages.corroborate.corroborate` (``polygon_id``, ``acquired_utc``,
         ``satellite``, ``confidence``, ``distance_m``); ``None`` when no archive was given.
 
     Returns
