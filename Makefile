@@ -1,18 +1,42 @@
 # Every target wraps the `burnscan` command line or pytest; the virtual environment is
-# created on first use, so a fresh clone needs only Python 3.11+ and make.
+# created on first use from requirements.lock (exact versions and hashes, every extra), so a
+# fresh clone needs only Python 3.11 and make, and two machines on one commit get the same packages.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 AOI ?= ogota
 FUZZ_SECONDS ?= 600
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
+# The tool that writes the lock, pinned so that the same pyproject.toml gives the same lock.
+PIP_TOOLS := pip-tools==7.5.2
+# The lock pins wheels for CPython 3.11 on Linux x86_64: anything else is told so before pip fails on a hash.
+LOCK_PLATFORM := import platform, sys; sys.exit(None if (sys.version_info[:2], sys.platform, platform.machine()) == ((3, 11), "linux", "x86_64") else f"$(LOCK) is for CPython 3.11 on Linux x86_64, not Python {platform.python_version()} on {sys.platform} {platform.machine()}: run make with PYTHON=python3.11 on such a machine, or install without the lock: pip install -e .[all]")
 
-.PHONY: detect search test bench bench-perf fuzz browser-test aois clean-venv
+.PHONY: detect search test bench bench-perf fuzz browser-test aois clean-venv lock
 
-$(STAMP): pyproject.toml
+# Installed from the lock alone (--require-hashes: a package that is not pinned with its hash is refused),
+# then burnscan itself without resolving anything again, built with the lock's setuptools.
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@$(BIN)/python -c '$(LOCK_PLATFORM)'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
+
+# Refresh requirements.lock after a change to pyproject.toml, in a throwaway venv: pins that still satisfy
+# pyproject.toml are kept; `make lock UPGRADE=1` moves every package to its newest release.
+lock:
+	@$(PYTHON) -c '$(LOCK_PLATFORM)'
+	set -e; tools=$$(mktemp -d); trap 'rm -rf "$$tools"' EXIT; \
+	$(PYTHON) -m venv "$$tools"; \
+	"$$tools/bin/python" -m pip install --quiet '$(PIP_TOOLS)'; \
+	CUSTOM_COMPILE_COMMAND="make lock" "$$tools/bin/pip-compile" --quiet --generate-hashes --allow-unsafe --all-build-deps \
+	    --extra review --extra batch --extra fetch --extra test --strip-extras --no-emit-index-url --no-emit-find-links \
+	    $(if $(UPGRADE),--upgrade) --output-file $(LOCK) pyproject.toml; \
+	{ echo "# Exact versions and SHA-256 hashes of every package burnscan installs (every extra, and the build"; \
+	  echo "# backend), for CPython 3.11 on Linux x86_64. make installs from it; make lock refreshes it."; \
+	  cat $(LOCK); } > "$$tools/lock" && cp "$$tools/lock" $(LOCK)
 
 # AOI=all runs every AOI of the registry in parallel on a local Dask cluster.
 detect: $(STAMP)

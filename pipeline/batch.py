@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import check_parameters
-from pipeline.errors import ParameterError, PipelineError
+from pipeline.errors import ParameterError, PipelineError, import_extra
 
 __all__ = ["AoiOutcome", "run_many", "PROGRESS_TOPIC"]
 
@@ -131,6 +131,9 @@ def run_many(
     Each stage of each AOI is logged here as its worker logs it, prefixed with the AOI's name,
     and each AOI as it finishes.
     """
+    # Only this command needs distributed (the batch extra): checked first, so that a missing one is said
+    # once, as its fix, rather than as a traceback.
+    import_extra("distributed", package="distributed", extra="batch", needed_by="burnscan detect --all")
     from distributed import Client, LocalCluster, as_completed
 
     if not aois:

@@ -11,7 +11,9 @@ The subclasses also inherit the matching builtin (``ValueError`` for bad values,
 
 from __future__ import annotations
 
+import importlib
 from numbers import Real
+from types import ModuleType
 from typing import Any
 
 __all__ = [
@@ -23,6 +25,8 @@ __all__ = [
     "BatchError",
     "IntegrityError",
     "RunError",
+    "ExtraError",
+    "import_extra",
     "json_kind",
 ]
 
@@ -88,6 +92,35 @@ class RunError(PipelineError):
     """
 
     exit_code = 9
+
+
+class ExtraError(PipelineError, ImportError):
+    """A command needs a package of an optional extra (``burnscan[review]``...) that is not installed."""
+
+    exit_code = 10
+
+
+def import_extra(module: str, *, package: str, extra: str, needed_by: str) -> ModuleType:
+    """Import ``module`` of an optional extra, or say in one line which extra installs it.
+
+    The review map, ``detect --all`` and ``fetch`` each need a package that nothing else
+    does; importing it only where that command runs keeps the rest of burnscan working
+    without it, and a missing one becomes a fix rather than a traceback.
+
+    >>> import_extra("json", package="json", extra="none", needed_by="a doctest").__name__
+    'json'
+    >>> import_extra("no_such_module_x", package="x", extra="x", needed_by="burnscan x")
+    Traceback (most recent call last):
+    ...
+    pipeline.errors.ExtraError: burnscan x needs the Python package x, which is not installed (No module named 'no_such_module_x'); install it with pip install 'burnscan[x]' (in a clone, make installs every extra)
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        # Absent; or present but broken, or missing one of its own dependencies: the same fix reinstalls it.
+        absent = isinstance(exc, ModuleNotFoundError) and exc.name == module.split(".")[0]
+        raise ExtraError(f"{needed_by} needs the Python package {package}, which {'is not installed' if absent else 'does not import'} "
+                         f"({exc}); install it with pip install 'burnscan[{extra}]' (in a clone, make installs every extra)") from None
 
 
 def json_kind(value: Any) -> str:

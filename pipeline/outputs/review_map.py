@@ -9,14 +9,19 @@ setting, confirmation, review, burned structures, active fires and confidence ti
 
 from __future__ import annotations
 
-import folium
+from typing import TYPE_CHECKING
+
 import geopandas as gpd
 import numpy as np
 from pyproj import Transformer
 from shapely.geometry import mapping
 
+from pipeline.errors import import_extra
 from pipeline.outputs.figures import false_colour, joint_stretch
 from pipeline.model import Detection
+
+if TYPE_CHECKING:
+    import folium
 
 __all__ = ["review_map"]
 
@@ -33,6 +38,8 @@ def _lonlat_bounds(detection: Detection) -> list[list[float]]:
 
 def review_map(detection: Detection, polygons_4326: gpd.GeoDataFrame, aoi_geometry, *, simulated: bool) -> folium.Map:
     """A Leaflet map of one run for reviewing its polygons."""
+    # The map alone needs folium (the review extra): imported here so that a missing one is a fix, not a traceback.
+    folium = import_extra("folium", package="folium", extra="review", needed_by="the review map (notebooks/review.ipynb)")
     bounds = _lonlat_bounds(detection)
     centre = [(bounds[0][0] + bounds[1][0]) / 2, (bounds[0][1] + bounds[1][1]) / 2]
     fmap = folium.Map(location=centre, zoom_start=15, tiles=None, control_scale=True)

@@ -11,6 +11,7 @@ reader of :mod:`pipeline.provenance.manifest`.
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import subprocess
 from importlib import metadata
@@ -18,12 +19,17 @@ from pathlib import Path
 
 __all__ = ["package_versions", "git_state", "code_version"]
 
-_PACKAGES = ("burnscan", "numpy", "scipy", "rasterio", "xarray", "rioxarray", "scikit-image", "geopandas", "shapely", "pyproj", "pyogrio", "matplotlib")
+_PACKAGES = ("burnscan", "numpy", "scipy", "rasterio", "xarray", "scikit-image", "geopandas", "shapely", "pyproj", "pyogrio", "matplotlib")
 _REPO = Path(__file__).resolve().parents[2]
+_LOCK = _REPO / "requirements.lock"
 
 
 def package_versions() -> dict[str, str]:
-    """Installed versions of burnscan and its numeric dependencies (and GDAL, PROJ)."""
+    """Installed versions of burnscan and its numeric dependencies (and GDAL, PROJ).
+
+    Run from a checkout, also the SHA-256 of its ``requirements.lock``: with the commit, it names
+    the whole pinned set ``make`` installs for this code, not only the numeric libraries listed.
+    """
     versions = {"python": platform.python_version()}
     for name in _PACKAGES:
         try:
@@ -38,6 +44,8 @@ def package_versions() -> dict[str, str]:
         versions["proj"] = proj_version_str
     except ImportError:
         pass
+    if _LOCK.is_file():  # absent where burnscan was installed as a package rather than run from a clone
+        versions["requirements.lock"] = f"sha256:{hashlib.sha256(_LOCK.read_bytes()).hexdigest()}"
     return versions
 
 

@@ -22,7 +22,7 @@ from rasterio.warp import transform_bounds
 from rasterio.windows import Window, from_bounds
 from shapely.geometry.base import BaseGeometry
 
-from pipeline.errors import SceneError
+from pipeline.errors import SceneError, import_extra
 from pipeline.readers.rasters import UNREADABLE, short, sha256_file
 from pipeline.names import path_inside
 from pipeline.outputs.write import atomic_path
@@ -41,6 +41,9 @@ _OLD_KEYS = {"B02": "blue", "B03": "green", "B04": "red", "B08": "nir", "B11": "
 def search_sentinel2(api_url: str, bbox: tuple[float, float, float, float], start: date, end: date, *,
                      collection: str = "sentinel-2-l2a", max_cloud: float | None = None, limit: int = 100) -> list[pystac.Item]:
     """Items of ``collection`` over ``bbox`` (lon/lat) between ``start`` and ``end``, in time order."""
+    # Only searching needs pystac-client (the fetch extra): outside the try below, so that its absence is
+    # said as the fix instead of as a failed search.
+    import_extra("pystac_client", package="pystac-client", extra="fetch", needed_by="burnscan fetch")
     from pystac_client import Client
 
     try:
