@@ -1,11 +1,19 @@
-"""Shared fixtures: where the shared real data lives, and a non-interactive plotting backend."""
+"""Shared fixtures: where the shared real data lives, one small run per session, the command line in
+process, and a non-interactive plotting backend.
+
+The builders behind them are plain functions in ``tests/factories.py`` (``make fuzz`` uses them
+outside pytest too); test modules import builders from there, never from each other.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 import pytest
+
+from factories import CliResult, SmallRun, make_small_run, run_cli
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
@@ -19,3 +27,27 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"{SHARED_DATA} not present: real-data tests need ../shared/data beside the project")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory) -> SmallRun:
+    """One complete run of the small simulated AOI, with figures, made once for the whole session.
+
+    Read it, never change it: its run folder, run log, AOI file and scenes are shared by every
+    module. A test that changes the outputs works on ``copy_small_run(small_run, tmp_path)``;
+    one that tampers with an input makes its own run (``make_small_run``).
+    """
+    return make_small_run(tmp_path_factory.mktemp("small-run"))
+
+
+@pytest.fixture
+def cli(capsys) -> Callable[..., CliResult]:
+    """``cli("detect", ...)``: burnscan in process, returning ``(code, out, err)``."""
+    return lambda *argv: run_cli(capsys, *argv)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that needs the session run is slow: run alone, it waits for the run (tens of seconds)."""
+    for item in items:
+        if "small_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

@@ -10,11 +10,10 @@ import pytest
 
 from pipeline import catalogue as cat
 from pipeline.aoi import load_aoi
-from pipeline.cli import main
 from pipeline.sim.demo import ensure_demo_scenes
 from pipeline.errors import OutputError, SceneError
+from factories import run_cli as _cli, write_scene as _write_scene
 from smallaoi import AOI_NAME, write_small_aoi
-from test_load import _write_scene
 
 
 @pytest.fixture(scope="module")
@@ -27,12 +26,6 @@ def setup(tmp_path_factory):
     delivery = root / "delivery"
     shutil.copytree(demo.folder, delivery)
     return root, aoi_dir, aoi, delivery
-
-
-def _cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:

@@ -25,16 +25,15 @@ from scipy import ndimage
 
 import pipeline
 from pipeline import planet, sentinel2
-from pipeline.cli import main
 from pipeline.config import Params
 from pipeline.errors import SceneError
 from pipeline.grid import grid_for_bounds
 from pipeline.run import detect_burns
 from pipeline.readers.sources import recognise
+from factories import (GRID, load_scenes as _load, one_line as _one_line, run_cli as _cli, write_band as _band,
+                       write_landsat_folder as _landsat_folder, write_s2_item as _s2_item, write_scene as _write_scene,
+                       write_square_aoi as _aoi)
 from smallaoi import AOI_NAME, write_small_aoi
-from test_load import GRID, _load, _one_line, _write_scene
-from test_real_sources_detect import _aoi
-from test_sentinel2_landsat import _band, _landsat_folder, _s2_item
 
 NEXT_YEAR = datetime.now(timezone.utc) + timedelta(days=400)
 RUN = Params(margin_m=0)
@@ -55,7 +54,7 @@ def _ground(seed: int) -> np.ndarray:
 
 def _planet(folder: Path, scene_id: str, acquired: str, reflectance: np.ndarray | None = None, *, seed: int = 0,
             dtype: str = "uint16", res: float = 3.0, metadata: dict | None = None) -> Path:
-    """A Planet-style scene (SR GeoTIFF x 10000 + metadata JSON) over ``test_load.GRID``."""
+    """A Planet-style scene (SR GeoTIFF x 10000 + metadata JSON) over ``factories.GRID``."""
     folder.mkdir(parents=True, exist_ok=True)
     data = _ground(seed) if reflectance is None else reflectance
     stored = np.clip(data * 10000, 1, 65535).astype(np.uint16) if dtype == "uint16" else (data * 10000).astype(dtype)
@@ -90,12 +89,6 @@ def _refused(detection, scene_id: str) -> str:
     assert quality["usable"] is False and quality["clear_fraction"] == 0.0, quality
     assert scene_id not in [r.scene_id for r in detection.records]
     return quality["unusable_reason"]
-
-
-def _cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def _in_child(argv: list[str], *, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -335,7 +335,7 @@ def test_detect_all_refuses_bad_overrides_before_starting_a_cluster():
 # --------------------------------------------------------------------------- checks against the scenes, and after the run folder
 def _planet_scenes(tmp_path: Path) -> tuple[Path, Path]:
     """Two small 4-band Planet scenes (UTM 30N) and an AOI file inside them; returns (aoi_dir, scenes)."""
-    from test_load import _write_scene
+    from factories import write_scene as _write_scene
 
     scenes = tmp_path / "scenes"
     for scene_id, day in (("a", "27"), ("b", "28")):

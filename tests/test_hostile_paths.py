@@ -30,10 +30,9 @@ from pyproj import Transformer
 from shapely.geometry import box
 
 from pipeline.aoi import load_aoi
-from pipeline.cli import main
 from pipeline.errors import OutputError, SceneError
+from factories import run_cli as _cli, write_scene as _write_scene
 from smallaoi import AOI_NAME, LAT, LON, write_small_aoi
-from test_load import _write_scene
 
 import pipeline
 
@@ -46,12 +45,6 @@ SCENE_ORIGIN = (CENTRE[0] - 300.0, CENTRE[1] + 300.0)  # a 600 m scene (200 px o
 
 
 # --------------------------------------------------------------------------- helpers
-def _cli(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def _one_line_error(err: str, *needles: str) -> None:
     assert err.startswith("burnscan: error: ") and err.count("\n") == 1, err
     for needle in needles:

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
 from pipeline.readers.load import sha256_file
 from pipeline.provenance.versions import compare_runs, verify_run
 from pipeline.run import run_detect
+from factories import run_cli as _cli
 from smallaoi import AOI_NAME, write_small_aoi
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,12 +32,6 @@ def base(tmp_path_factory):
     aoi_dir = write_small_aoi(root / "aoi")
     outcome = run_detect(AOI_NAME, out_root=root / "out", data_root=root / "data", aoi_dir=aoi_dir)
     return root, aoi_dir, outcome
-
-
-def _cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def _errors(stderr: str) -> list[str]:

@@ -10,7 +10,6 @@ masks, a known answer.
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from pathlib import Path
 
@@ -18,26 +17,9 @@ import numpy as np
 import pytest
 import rasterio
 
-from pipeline.cli import main
+from factories import run_cli as _cli, write_square_aoi as _aoi
 
 SQUARE_M = 600.0
-
-
-def _cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def _aoi(folder: Path, name: str, lon: float, lat: float, half_m: float, timezone: str) -> Path:
-    dlat, dlon = half_m / 111_320.0, half_m / (111_320.0 * math.cos(math.radians(lat)))
-    ring = [[lon - dlon, lat - dlat], [lon + dlon, lat - dlat], [lon + dlon, lat + dlat], [lon - dlon, lat + dlat], [lon - dlon, lat - dlat]]
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{name}.geojson").write_text(json.dumps({
-        "type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
-        "properties": {"display_name": f"{name} (test)", "timezone": timezone, "location_confidence": "test",
-                       "location_source": "around a real test scene"}}))
-    return folder
 
 
 def _char_square(path: Path, out: Path, lon: float, lat: float, values: float) -> None:

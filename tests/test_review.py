@@ -10,15 +10,9 @@ import pytest
 from shapely import affinity
 
 from pipeline import review as rv
-from pipeline.cli import main
 from pipeline.errors import OutputError, ParameterError
+from factories import run_cli as _cli
 from smallaoi import AOI_NAME, write_small_aoi
-
-
-def _cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def _run(capsys, root: Path, aoi_dir: Path) -> Path:

@@ -16,7 +16,7 @@ from pipeline.errors import SceneError
 from pipeline.readers.geotiff import GeoTiffScene, parse_band_map
 from pipeline.grid import grid_for_bounds
 from pipeline.readers.planet import find, safe_unzip
-from test_load import GRID, _one_line, _write_scene
+from factories import GRID, one_line as _one_line, write_scene as _write_scene
 
 DEERING = "planetscope-deering-alaska"
 DEERING_ID = "20160909_213104_0e19"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
+from factories import run_cli as _cli
 from smallaoi import AOI_NAME, write_small_aoi
 
 
@@ -42,12 +42,6 @@ def started_where_the_run_was(made, monkeypatch):
     """Commands run from the folder the run was started in, unless a test moves: there even the
     earlier verify found relative inputs, so each tampering case below is caught for its own reason."""
     monkeypatch.chdir(made[0])
-
-
-def _cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def _one_error(err: str) -> str:
