@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 
-from factories import CliResult, SmallRun, make_small_run, run_cli
+from factories import CliResult, SmallRun, make_small_run, run_cli, tree_digest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
@@ -30,14 +30,21 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
-def small_run(tmp_path_factory) -> SmallRun:
+def small_run(tmp_path_factory) -> Iterator[SmallRun]:
     """One complete run of the small simulated AOI, with figures, made once for the whole session.
 
     Read it, never change it: its run folder, run log, AOI file and scenes are shared by every
     module. A test that changes the outputs works on ``copy_small_run(small_run, tmp_path)``;
-    one that tampers with an input makes its own run (``make_small_run``).
+    one that tampers with an input makes its own run (``make_small_run``). Held to that: a
+    test that changed, added or removed any file of it fails the session at teardown.
     """
-    return make_small_run(tmp_path_factory.mktemp("small-run"))
+    run = make_small_run(tmp_path_factory.mktemp("small-run"))
+    before = tree_digest(run.root)
+    yield run
+    after = tree_digest(run.root)
+    changed = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+    assert not changed, (f"the session's small run was changed by a test ({', '.join(changed[:5])}): "
+                         "a test that changes it must work on copy_small_run(small_run, tmp_path)")
 
 
 @pytest.fixture

@@ -9,13 +9,13 @@ expensive ones into fixtures (one small run per session, a command-line runner p
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
-import os
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pytest
@@ -24,6 +24,9 @@ from affine import Affine
 
 from pipeline.grid import grid_for_bounds
 from smallaoi import AOI_NAME, write_small_aoi
+
+if TYPE_CHECKING:
+    from pipeline.run import RunOutcome
 
 # --- Planet-style scenes ---------------------------------------------------------------
 
@@ -154,15 +157,15 @@ class SmallRun:
     """A finished run of the small simulated AOI and where its pieces live (absolute paths)."""
 
     root: Path
-    """The folder the run was started in."""
+    """The folder holding ``aoi/``, ``data/`` and ``out/``."""
     aoi_dir: Path
     """The AOI registry folder holding ``testvillage.geojson``."""
     data_root: Path
     """The data folder the simulated scenes were written to."""
     out_root: Path
     """The output folder: runs are under ``<out_root>/testvillage/``."""
-    outcome: object
-    """The :class:`pipeline.run.RunOutcome` of the run, its paths made absolute."""
+    outcome: RunOutcome
+    """What ``run_detect`` returned: the run folder, the detection, the report."""
 
     @property
     def run_dir(self) -> Path:
@@ -170,34 +173,40 @@ class SmallRun:
 
 
 def make_small_run(root: Path, *, figures: bool = True) -> SmallRun:
-    """Run ``detect`` on the small AOI's simulated demo, started in ``root`` with relative paths as a user types them.
+    """Run ``detect`` on the small AOI's simulated demo, with ``root/aoi``, ``root/data`` and ``root/out`` as absolute paths.
 
-    Relative paths on purpose: the run must record absolute input paths even so, which
-    ``tests/test_verify.py`` checks by verifying the run from another folder.
+    Absolute on purpose: a run started with relative paths writes them into its reports, so its
+    re-run (which reads the manifest's absolute paths) is a different report, and the re-run
+    tests need a run that re-runs identically.
     """
     from pipeline.run import run_detect
 
     root = root.resolve()
-    write_small_aoi(root / "aoi")
-    here = Path.cwd()
-    os.chdir(root)
-    try:
-        outcome = run_detect(AOI_NAME, out_root=Path("out"), data_root=Path("data"), aoi_dir=Path("aoi"), make_figures=figures)
-    finally:
-        os.chdir(here)
-    outcome = replace(outcome, run_dir=root / outcome.run_dir,
-                      demo_folder=None if outcome.demo_folder is None else root / outcome.demo_folder)
-    return SmallRun(root=root, aoi_dir=root / "aoi", data_root=root / "data", out_root=root / "out", outcome=outcome)
+    aoi_dir = write_small_aoi(root / "aoi")
+    outcome = run_detect(AOI_NAME, out_root=root / "out", data_root=root / "data", aoi_dir=aoi_dir, make_figures=figures)
+    return SmallRun(root=root, aoi_dir=aoi_dir, data_root=root / "data", out_root=root / "out", outcome=outcome)
 
 
-def copy_small_run(run: SmallRun, dest: Path) -> SmallRun:
+def copy_small_run(run: SmallRun, dest: Path, *, data: bool = False) -> SmallRun:
     """The run's output tree (run folder, ``runs.log``, ``latest``) copied to ``dest/out``, for a test that changes it.
 
-    The AOI file and the scenes stay where they are: the manifest records them by absolute
-    path, so the copy re-runs and verifies against them, and a test using the copy must only
-    read them (a test that tampers with an input makes its own run with :func:`make_small_run`).
+    The copied manifest still names the AOI file and scenes where the run read them, so a
+    re-run or a verify of the copy reads those: a test must only read them (one that tampers
+    with an input makes its own run with :func:`make_small_run`). ``data=True`` copies the data
+    folder to ``dest/data`` too, for commands that write beside the scenes (``burnscan review``
+    keeps its decisions there) and new runs that read them.
     """
     out_root = dest / "out"
-    shutil.copytree(run.out_root, out_root, symlinks=True)
+    shutil.copytree(run.out_root, out_root)
+    data_root = run.data_root
+    if data:
+        data_root = dest / "data"
+        shutil.copytree(run.data_root, data_root)
     run_dir = out_root / run.run_dir.relative_to(run.out_root)
-    return replace(run, root=dest, out_root=out_root, outcome=replace(run.outcome, run_dir=run_dir))
+    return replace(run, root=dest, out_root=out_root, data_root=data_root, outcome=replace(run.outcome, run_dir=run_dir))
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file under ``folder`` (and ``"dir"`` for each folder), by relative path: a tree's fingerprint."""
+    return {path.relative_to(folder).as_posix(): "dir" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.rglob("*"))}
