@@ -13,12 +13,10 @@ from typing import Callable, Iterator
 
 import pytest
 
-from factories import CliResult, SmallRun, make_small_run, run_cli, tree_digest
+from factories import SHARED_DATA, CliResult, SmallRun, make_small_run, run_cli, tree_digest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
 
 
 @pytest.fixture

@@ -28,6 +28,9 @@ from smallaoi import AOI_NAME, write_small_aoi
 if TYPE_CHECKING:
     from pipeline.run import RunOutcome
 
+SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+"""``../shared/data`` beside the checkout: the real satellite clips (read-only; see its README.md)."""
+
 # --- Planet-style scenes ---------------------------------------------------------------
 
 GRID = grid_for_bounds((500000, 1500000, 500300, 1500300), "EPSG:32630", 3.0)

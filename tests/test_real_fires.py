@@ -9,7 +9,7 @@ import numpy as np
 from pipeline.bench.accuracy import _real_pair, real_cases
 from pipeline.config import Params
 
-from conftest import SHARED_DATA
+from factories import SHARED_DATA
 
 
 def test_dry_grass_fire_is_found(shared_data):
