@@ -7,7 +7,7 @@ AOI ?= ogota
 FUZZ_SECONDS ?= 600
 STAMP := $(VENV)/.installed
 
-.PHONY: detect search test bench bench-perf fuzz browser-test aois clean-venv
+.PHONY: detect search test test-fast bench bench-perf fuzz browser-test aois clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ search: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The quick subset: every test but those marked slow (over ~2 s each, or needing the session's small run); under a minute.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/burnscan bench --aoi $(AOI)

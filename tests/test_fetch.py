@@ -126,8 +126,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json({"type": "Catalog", "id": "test-api", "stac_version": "1.0.0", "description": "test STAC API",
                         "conformsTo": ["https://api.stacspec.org/v1.0.0/core", "https://api.stacspec.org/v1.0.0/item-search"],
                         "links": [{"rel": "self", "href": f"{self.base}/"}, {"rel": "root", "href": f"{self.base}/"},
-                                  {"rel": "search", "href": f"{self.base}/search", "method": "GET"},
-                                  {"rel": "search", "href": f"{self.base}/search", "method": "POST"}]})
+                                  {"rel": "search", "href": f"{self.base}/search", "method": "GET", "type": "application/geo+json"},
+                                  {"rel": "search", "href": f"{self.base}/search", "method": "POST", "type": "application/geo+json"}]})
         elif url.path == "/search":
             self._search({k: v[0] for k, v in parse_qs(url.query).items()})
         else:
