@@ -15,6 +15,8 @@ from pipeline.errors import OutputError, SceneError
 from factories import run_cli as _cli, write_scene as _write_scene
 from smallaoi import AOI_NAME, write_small_aoi
 
+pytestmark = pytest.mark.slow  # every test here needs the module's simulated delivery and AOI (made once, tens of seconds)
+
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):

@@ -26,6 +26,8 @@ from pipeline.cli import main
 from pipeline.errors import SceneError
 from smallaoi import AOI_NAME, LAT, LON, write_small_aoi
 
+pytestmark = pytest.mark.slow  # every test here serves a local STAC API with cloud-optimised GeoTIFFs built for it (seconds each)
+
 PAGE = 2
 ORIGIN = (410000.0, 1535000.0)  # UTM 30N, north-west of the test village
 DAYS = ["2024-01-20", "2024-01-23", "2024-01-28", "2024-02-02", "2024-02-20"]  # the last is outside the search

@@ -46,6 +46,7 @@ def test_header_claiming_absurd_dimensions_is_refused_before_reading(tmp_path):
     _one_line(err, "a_3B_AnalyticMS_SR.tif", "250000 x 250000", "replace the file")
 
 
+@pytest.mark.slow
 def test_nan_and_inf_pixels_are_not_observed(tmp_path):
     data = np.full((4, 200, 200), 3000.0, np.float32)
     data[:, :, :50] = np.nan

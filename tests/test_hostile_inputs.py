@@ -113,6 +113,7 @@ def _one_error_line(err: str, *needles: str) -> None:
 # 1. garbage read as evidence of absence
 
 
+@pytest.mark.slow
 def test_saturated_scene_is_not_observed_and_the_report_says_why(tmp_path, capsys):
     from pyproj import Transformer
 
@@ -130,12 +131,14 @@ def test_saturated_scene_is_not_observed_and_the_report_says_why(tmp_path, capsy
     assert "above 1.2" in (run / "report.md").read_text() and "above 1.2" in (run / "report.html").read_text()
 
 
+@pytest.mark.slow
 def test_constant_scene_is_not_observed(tmp_path):
     detection = _detect(_series(tmp_path, np.full((4, 200, 200), 0.3)))
     assert "constant" in _refused(detection, "20240129_103800_junk")
     assert all(q["usable"] for q, r in zip(detection.quality, detection.all_records) if "good" in r.scene_id)
 
 
+@pytest.mark.slow
 def test_negative_reflectance_scene_is_not_observed_but_small_offset_negatives_are(tmp_path):
     negative = _ground(9) - 0.35  # every band well below zero: a wrong offset
     detection = _detect(_series(tmp_path / "bad", negative, dtype="float32"))
@@ -147,6 +150,7 @@ def test_negative_reflectance_scene_is_not_observed_but_small_offset_negatives_a
     assert kept.quality[-1]["usable"] and kept.quality[-1]["clear_fraction"] > 0.9
 
 
+@pytest.mark.slow
 def test_impossible_pixels_are_not_observed(tmp_path):
     scenes = _series(tmp_path, days=3)
     hot = _ground(7)
@@ -162,6 +166,7 @@ def test_impossible_pixels_are_not_observed(tmp_path):
     assert clear[~inside].mean() > 0.9
 
 
+@pytest.mark.slow
 def test_kilometre_pixels_are_refused_at_read_time_and_landsat_and_sentinel2_pixels_are_not(tmp_path):
     coarse = _ground(3)[:, :2, :2]  # 2 x 2 pixels of 3 km cover the whole AOI
     _planet(tmp_path / "coarse", "20240128_103800_big", "2024-01-28T10:38:00Z", coarse, res=3000.0)
@@ -175,6 +180,7 @@ def test_kilometre_pixels_are_refused_at_read_time_and_landsat_and_sentinel2_pix
         assert stack["clear"].values.all()
 
 
+@pytest.mark.slow
 def test_fewer_than_two_usable_scenes_names_the_refused_ones_and_why(tmp_path):
     _series(tmp_path, np.full((4, 200, 200), 0.3), days=1)
     stack, records = _load(tmp_path)
@@ -183,6 +189,7 @@ def test_fewer_than_two_usable_scenes_names_the_refused_ones_and_why(tmp_path):
     _one_line(err, "1 of 2 scenes", "add clear scenes", "20240129_103800_junk", "constant")
 
 
+@pytest.mark.slow
 def test_chunked_runs_keep_the_calibration_refusal(tmp_path):
     from pipeline.chunked import detect_chunked
     from pipeline.grid import Grid
@@ -276,6 +283,7 @@ def _aoi_scene(tmp_path: Path, name: str = "export.tif") -> tuple[Path, Path]:
     return aoi_dir, path
 
 
+@pytest.mark.slow
 def test_add_refuses_one_geotiff_under_two_times(tmp_path, capsys):
     aoi_dir, path = _aoi_scene(tmp_path)
     common = ["--bands", "blue,green,red,nir", "--data", str(tmp_path / "data"), "--aoi-dir", str(aoi_dir)]
@@ -416,6 +424,7 @@ def test_catalogue_items_with_missing_or_mistyped_fields(tmp_path, capsys, chang
 # 3. pipes, system folders, masks without a CRS, outlines that are not outlines
 
 
+@pytest.mark.slow
 def test_a_pipe_named_like_a_scene_is_refused_not_waited_on(tmp_path):
     aoi_dir = write_small_aoi(tmp_path / "aoi")
     scenes = tmp_path / "scenes"
@@ -428,6 +437,7 @@ def test_a_pipe_named_like_a_scene_is_refused_not_waited_on(tmp_path):
     _one_error_line(done.stderr, "x_3B_AnalyticMS_SR.tif", "named pipe", "not a regular file")
 
 
+@pytest.mark.slow
 def test_a_pipe_named_like_metadata_is_refused_at_add(tmp_path):
     aoi_dir, path = _aoi_scene(tmp_path, "20240128_103800_ab12_3B_AnalyticMS_SR.tif")
     os.mkfifo(path.parent / "20240128_103800_ab12_metadata.json")
@@ -437,6 +447,7 @@ def test_a_pipe_named_like_metadata_is_refused_at_add(tmp_path):
     _one_error_line(done.stderr, "20240128_103800_ab12_metadata.json", "named pipe")
 
 
+@pytest.mark.slow
 def test_hashing_a_pipe_is_refused_without_opening_it(tmp_path):
     os.mkfifo(tmp_path / "pipe.tif")
     done = _in_child(["-c", f"from pipeline.readers.load import sha256_file; sha256_file({str(tmp_path / 'pipe.tif')!r})"], timeout=60)
@@ -444,6 +455,7 @@ def test_hashing_a_pipe_is_refused_without_opening_it(tmp_path):
 
 
 @pytest.mark.parametrize("where", ["/proc", "/sys/kernel", "/dev"])
+@pytest.mark.slow
 def test_system_folders_are_not_walked(tmp_path, where):
     aoi_dir = write_small_aoi(tmp_path / "aoi")
     done = _in_child(["-m", "pipeline.cli", "detect", AOI_NAME, "--scenes", where, "--aoi-dir", str(aoi_dir),

@@ -23,6 +23,8 @@ from pipeline.provenance.versions import compare_runs, verify_run
 from factories import copy_small_run, make_small_run, run_cli as _cli
 from smallaoi import AOI_NAME
 
+pytestmark = pytest.mark.slow  # every test here re-runs, runs or tampers with a whole small run
+
 REPO = Path(__file__).resolve().parent.parent
 
 

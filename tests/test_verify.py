@@ -20,6 +20,8 @@ import pytest
 from factories import run_cli as _cli
 from smallaoi import AOI_NAME, write_small_aoi
 
+pytestmark = pytest.mark.slow  # every test here needs the module's own small run (made once, tens of seconds)
+
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
