@@ -429,6 +429,7 @@ def test_a_day_of_slack_for_near_real_time_files(tmp_path):
     assert table.detections["detection_id"].tolist() == ["nrt:1"] and table.skipped == 1  # 22.5 h ahead; 24.5 h ahead
 
 
+@pytest.mark.slow
 def test_fast_and_record_by_record_readings_agree(tmp_path, monkeypatch):
     """Blocks read by the C parser and by the csv module give the same table, across block edges."""
     import random
@@ -477,6 +478,7 @@ def _capped(limit: int):
     return cap
 
 
+@pytest.mark.slow
 def test_a_120_mb_fire_archive_is_read_in_a_few_hundred_mb(tmp_path):
     """Peak traced memory reading a year-sized FIRMS download: a 120 MB file, 1.5 million detections.
 

@@ -15,6 +15,7 @@ def test_generated_pair_is_a_tiled_compressed_uint16_simulated_scene(tmp_path):
     assert "SIMULATED" in pre.name
 
 
+@pytest.mark.slow
 def test_every_method_is_measured_and_finds_burns(tmp_path):
     lines: list[str] = []
     rows = run_perf(tmp_path, [600], repeats=1, chunk_sizes=(256,), log=lines.append)

@@ -68,6 +68,7 @@ def test_real_sentinel2_item_and_a_built_later_scene(shared_data, tmp_path, caps
     assert report["scenes"][1]["scene_id"] == "S2A_29RKH_20200224_0_L2A_BUILT"
 
 
+@pytest.mark.slow
 def test_real_planetscope_scene_and_a_built_later_scene(shared_data, tmp_path, capsys):
     source = shared_data / "real" / "planetscope-deering-alaska"
     scene_id = "20160909_213104_0e19"
@@ -91,6 +92,7 @@ def test_real_planetscope_scene_and_a_built_later_scene(shared_data, tmp_path, c
     assert report["totals"]["n_polygons"] == 1 and 0.8 * 36 <= area <= 1.2 * 36, area
 
 
+@pytest.mark.slow
 def test_real_landsat_scene_under_cloud_is_reported_as_unusable(shared_data, tmp_path, capsys):
     source = shared_data / "real" / "rio-tiler-pds-fixtures" / "landsat8_c2l2_001062_20201031"
     product = "LC08_L2SP_001062_20201031_20201106_02_T2"
