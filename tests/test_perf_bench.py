@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import rasterio
 
 from pipeline.bench.perf import run_perf, write_pair

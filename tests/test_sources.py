@@ -101,6 +101,7 @@ def test_hostile_zip_members_are_refused_and_nothing_is_written(tmp_path, member
     assert not (tmp_path.parent / "escaped.txt").exists() and not Path("/tmp/burnscan-absolute.txt").exists()
 
 
+@pytest.mark.slow
 def test_zip_bomb_and_damaged_zip_are_refused(tmp_path):
     bomb = tmp_path / "bomb.zip"
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
