@@ -13,7 +13,7 @@ PIP_TOOLS := pip-tools==7.5.2
 # The lock pins wheels for CPython 3.11 on Linux x86_64: anything else is told so before pip fails on a hash.
 LOCK_PLATFORM := import platform, sys; sys.exit(None if (sys.version_info[:2], sys.platform, platform.machine()) == ((3, 11), "linux", "x86_64") else f"$(LOCK) is for CPython 3.11 on Linux x86_64, not Python {platform.python_version()} on {sys.platform} {platform.machine()}: run make with PYTHON=python3.11 on such a machine, or install without the lock: pip install -e .[all]")
 
-.PHONY: detect search test lint bench bench-perf fuzz browser-test aois clean-venv lock
+.PHONY: detect search test test-fast lint bench bench-perf fuzz browser-test aois clean-venv lock
 
 # Installed from the lock alone (--require-hashes: a package that is not pinned with its hash is refused),
 # then burnscan itself without resolving anything again, built with the lock's setuptools.
@@ -48,6 +48,10 @@ search: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The quick subset: every test but those marked slow (over ~2 s each, or needing the session's small run); under a minute.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
 
 # The rules in pyproject.toml's [tool.ruff] (undefined and unused names, statement errors, mutable defaults).
 lint: $(STAMP)

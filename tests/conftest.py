@@ -1,16 +1,22 @@
-"""Shared fixtures: where the shared real data lives, and a non-interactive plotting backend."""
+"""Shared fixtures: where the shared real data lives, one small run per session, the command line in
+process, and a non-interactive plotting backend.
+
+The builders behind them are plain functions in ``tests/factories.py`` (``make fuzz`` uses them
+outside pytest too); test modules import builders from there, never from each other.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable, Iterator
 
 import pytest
 
+from factories import SHARED_DATA, CliResult, SmallRun, make_small_run, run_cli, tree_digest
+
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
 
 
 @pytest.fixture
@@ -19,3 +25,34 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"{SHARED_DATA} not present: real-data tests need ../shared/data beside the project")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory) -> Iterator[SmallRun]:
+    """One complete run of the small simulated AOI, with figures, made once for the whole session.
+
+    Read it, never change it: its run folder, run log, AOI file and scenes are shared by every
+    module. A test that changes the outputs works on ``copy_small_run(small_run, tmp_path)``;
+    one that tampers with an input makes its own run (``make_small_run``). Held to that: a
+    test that changed, added or removed any file of it fails the session at teardown.
+    """
+    run = make_small_run(tmp_path_factory.mktemp("small-run"))
+    before = tree_digest(run.root)
+    yield run
+    after = tree_digest(run.root)
+    changed = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+    assert not changed, (f"the session's small run was changed by a test ({', '.join(changed[:5])}): "
+                         "a test that changes it must work on copy_small_run(small_run, tmp_path)")
+
+
+@pytest.fixture
+def cli(capsys) -> Callable[..., CliResult]:
+    """``cli("detect", ...)``: burnscan in process, returning ``(code, out, err)``."""
+    return lambda *argv: run_cli(capsys, *argv)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that needs the session run is slow: run alone, it waits for the run (tens of seconds)."""
+    for item in items:
+        if "small_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

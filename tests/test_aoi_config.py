@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import csv
-import json
 import os
-from pathlib import Path
 
 import pytest
 
-from pipeline.aoi import AOI_DIR, aoi_from_feature, list_aois, load_aoi, utm_crs_for, validate_aoi_name
+from pipeline.aoi import aoi_from_feature, list_aois, load_aoi, utm_crs_for, validate_aoi_name
 from pipeline.config import Params, resolve_params
 from pipeline.errors import AoiError, OutputError, ParameterError
 from pipeline.outputs.write import atomic_path, finish_run_dir, new_run_dir, write_text

@@ -29,6 +29,7 @@ def _registry(folder: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_every_aoi_runs_on_the_cluster_and_a_failing_one_is_reported(cluster, tmp_path, capsys):
     assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
     aoi_dir = _registry(tmp_path / "aoi")
@@ -46,6 +47,7 @@ def test_every_aoi_runs_on_the_cluster_and_a_failing_one_is_reported(cluster, tm
     assert err.strip().splitlines()[-1].startswith("burnscan: error: 1 of 2 AOIs failed (brokenvillage)")
 
 
+@pytest.mark.slow
 def test_an_unreachable_scheduler_is_one_line(tmp_path, capsys):
     aoi_dir = _registry(tmp_path / "aoi")
     code = main(["detect", "--all", "--scheduler", "tcp://127.0.0.1:9", "--aoi-dir", str(aoi_dir),

@@ -10,11 +10,12 @@ import pytest
 
 from pipeline.readers import catalogue as cat, stacio
 from pipeline.aoi import load_aoi
-from pipeline.cli import main
 from pipeline.sim.demo import ensure_demo_scenes
 from pipeline.errors import OutputError, SceneError
+from factories import run_cli as _cli, write_scene as _write_scene
 from smallaoi import AOI_NAME, write_small_aoi
-from test_load import _write_scene
+
+pytestmark = pytest.mark.slow  # every test here needs the module's simulated delivery and AOI (made once, tens of seconds)
 
 
 @pytest.fixture(scope="module")
@@ -27,12 +28,6 @@ def setup(tmp_path_factory):
     delivery = root / "delivery"
     shutil.copytree(demo.folder, delivery)
     return root, aoi_dir, aoi, delivery
-
-
-def _cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:

@@ -67,6 +67,7 @@ def pair(tmp_path_factory):
     return sources, grid
 
 
+@pytest.mark.slow
 def test_a_burn_across_four_chunks_is_one_polygon_of_its_area(pair, caplog):
     sources, grid = pair
     with caplog.at_level(logging.INFO, logger="pipeline.chunked"):
@@ -88,6 +89,7 @@ def _cell(col0: int, row0: int, col1: int, row1: int) -> tuple[float, float, flo
     return (x0 + (col0 + 0.5) * _RES, y0 - (row1 - 0.5) * _RES, x0 + (col1 - 0.5) * _RES, y0 - (row0 + 0.5) * _RES)
 
 
+@pytest.mark.slow
 def test_chunks_on_two_workers_give_the_whole_scene_polygons(pair):
     sources, grid = pair
     stack, records = load_sources(sources, grid)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import geopandas as gpd
@@ -13,14 +15,12 @@ import pytest
 from pipeline.readers.rasters import sha256_file
 from pipeline.run import run_detect
 from pipeline.sim.demo import demo_scenes
-from smallaoi import write_small_aoi
 
-@pytest.fixture(scope="module")
-def small_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("e2e")
-    aoi_dir = write_small_aoi(root / "aoi")
-    outcome = run_detect("testvillage", out_root=root / "out", data_root=root / "data", aoi_dir=aoi_dir, demo=demo_scenes)
-    return root, aoi_dir, outcome
+
+@pytest.fixture
+def small_run(small_run):
+    """The session's small run (tests/conftest.py) as (root, AOI folder, outcome): read it, copy it to change it."""
+    return small_run.root, small_run.aoi_dir, small_run.outcome
 
 
 def test_run_folder_has_every_output(small_run):
@@ -78,11 +78,15 @@ def test_manifest_hashes_match_inputs_and_outputs(small_run):
     assert "commit" in manifest["code"]
 
 
-def test_second_run_is_a_new_folder_and_inputs_are_untouched(small_run):
-    root, aoi_dir, first = small_run
+def test_second_run_is_a_new_folder_and_inputs_are_untouched(small_run, tmp_path):
+    root, aoi_dir, shared = small_run
+    # the second run goes beside the first in a copy of the output folder (the session's run is shared)
+    out = tmp_path / "out"
+    shutil.copytree(root / "out", out)
+    first = replace(shared, run_dir=out / shared.run_dir.relative_to(root / "out"))
     inputs = {p: sha256_file(p) for p in first.demo_folder.iterdir()}
     first_report = (first.run_dir / "report.md").read_bytes()
-    again = run_detect("testvillage", out_root=root / "out", data_root=root / "data", aoi_dir=aoi_dir, make_figures=False, demo=demo_scenes)
+    again = run_detect("testvillage", out_root=out, data_root=root / "data", aoi_dir=aoi_dir, make_figures=False, demo=demo_scenes)
     assert again.run_dir != first.run_dir and again.demo_folder == first.demo_folder
     assert (first.run_dir / "report.md").read_bytes() == first_report
     assert {p: sha256_file(p) for p in first.demo_folder.iterdir()} == inputs

@@ -26,6 +26,8 @@ from pipeline.cli import main
 from pipeline.errors import SceneError
 from smallaoi import AOI_NAME, LAT, LON, write_small_aoi
 
+pytestmark = pytest.mark.slow  # every test here serves a local STAC API with cloud-optimised GeoTIFFs built for it (seconds each)
+
 PAGE = 2
 ORIGIN = (410000.0, 1535000.0)  # UTM 30N, north-west of the test village
 DAYS = ["2024-01-20", "2024-01-23", "2024-01-28", "2024-02-02", "2024-02-20"]  # the last is outside the search
@@ -126,8 +128,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json({"type": "Catalog", "id": "test-api", "stac_version": "1.0.0", "description": "test STAC API",
                         "conformsTo": ["https://api.stacspec.org/v1.0.0/core", "https://api.stacspec.org/v1.0.0/item-search"],
                         "links": [{"rel": "self", "href": f"{self.base}/"}, {"rel": "root", "href": f"{self.base}/"},
-                                  {"rel": "search", "href": f"{self.base}/search", "method": "GET"},
-                                  {"rel": "search", "href": f"{self.base}/search", "method": "POST"}]})
+                                  {"rel": "search", "href": f"{self.base}/search", "method": "GET", "type": "application/geo+json"},
+                                  {"rel": "search", "href": f"{self.base}/search", "method": "POST", "type": "application/geo+json"}]})
         elif url.path == "/search":
             self._search({k: v[0] for k, v in parse_qs(url.query).items()})
         else:

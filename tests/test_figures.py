@@ -110,6 +110,7 @@ def test_pair_figure_panels_share_one_stretch(before, after, clear, polygons):
     np.testing.assert_array_equal(scenes[0][50:, 60:], scenes[1][50:, 60:])
 
 
+@pytest.mark.slow
 def test_pair_figure_renders_with_labels_outlines_and_times(before, after, clear, polygons):
     fig = _pair(before, after, clear, polygons, simulated=True)
     FigureCanvasAgg(fig).draw()
@@ -135,6 +136,7 @@ def test_no_simulated_label_on_real_data(before, after, clear, polygons):
     assert not any("SIMULATED" in t.upper() for t in _texts(fig))
 
 
+@pytest.mark.slow
 def test_overlay_figure_saves_a_non_uniform_png(after, clear, polygons, tmp_path):
     fig = overlay_figure(after, polygons_new=polygons, after_clear=clear, title="Test village",
                          caption=CAPTION, simulated=True)
@@ -229,6 +231,7 @@ def _smallest_print_size(fig, width_cm: float = 8.0) -> tuple[float, str]:
     return min(sizes)
 
 
+@pytest.mark.slow
 def test_every_figure_stays_readable_printed_one_column_wide(before, after, clear, polygons):
     from datetime import datetime, timezone
 
@@ -252,6 +255,7 @@ def test_every_figure_stays_readable_printed_one_column_wide(before, after, clea
         assert fig.dpi >= 300, f"{name}: {fig.dpi} dpi is below print resolution"
 
 
+@pytest.mark.slow
 def test_figures_save_as_png_and_pdf_without_time_stamps(after, clear, polygons, tmp_path):
     from pipeline.outputs.write import save_figure
 
@@ -264,6 +268,7 @@ def test_figures_save_as_png_and_pdf_without_time_stamps(after, clear, polygons,
         save_figure(tmp_path / "a.jpg", fig, root=tmp_path)
 
 
+@pytest.mark.slow
 def test_figures_saved_in_forked_processes_are_the_bytes_saved_one_by_one(tmp_path):
     from matplotlib.figure import Figure
 

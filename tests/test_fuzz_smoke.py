@@ -16,6 +16,7 @@ import fuzz_inputs  # noqa: E402
 
 
 @pytest.mark.parametrize("target", fuzz_inputs.TARGETS)
+@pytest.mark.slow
 def test_fixed_seed_fuzz_finds_no_defect(target, tmp_path, capsys):
     code = fuzz_inputs.main(["--cases", "40", "--seed", "20240127", "--target", target, "--out", str(tmp_path / "kept")])
     printed = capsys.readouterr().out

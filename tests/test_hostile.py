@@ -12,7 +12,7 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from pipeline.errors import PipelineError, SceneError
-from test_load import _load, _one_line, _write_scene
+from factories import load_scenes as _load, one_line as _one_line, write_scene as _write_scene
 
 ORIGIN = Affine(3.0, 0, 499900.0, 0, -3.0, 1500400.0)
 
@@ -46,6 +46,7 @@ def test_header_claiming_absurd_dimensions_is_refused_before_reading(tmp_path):
     _one_line(err, "a_3B_AnalyticMS_SR.tif", "250000 x 250000", "replace the file")
 
 
+@pytest.mark.slow
 def test_nan_and_inf_pixels_are_not_observed(tmp_path):
     data = np.full((4, 200, 200), 3000.0, np.float32)
     data[:, :, :50] = np.nan
@@ -61,7 +62,7 @@ def test_nan_and_inf_pixels_are_not_observed(tmp_path):
 def test_all_nodata_scenes_end_in_one_line_asking_for_clear_scenes(tmp_path):
     from pipeline.config import Params
     from pipeline.run import detect_burns
-    from test_load import GRID
+    from factories import GRID
 
     for k, day in enumerate(("27", "28")):
         _write_scene(tmp_path, f"s{k}", value=0, acquired=f"2024-01-{day}T10:38:00Z")

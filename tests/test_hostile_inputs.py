@@ -25,16 +25,15 @@ from scipy import ndimage
 
 import pipeline
 from pipeline.readers import planet, sentinel2
-from pipeline.cli import main
 from pipeline.config import Params
 from pipeline.errors import SceneError
 from pipeline.grid import grid_for_bounds
 from pipeline.run import detect_burns
 from pipeline.readers.recognise import recognise
+from factories import (GRID, load_scenes as _load, one_line as _one_line, run_cli as _cli, write_band as _band,
+                       write_landsat_folder as _landsat_folder, write_s2_item as _s2_item, write_scene as _write_scene,
+                       write_square_aoi as _aoi)
 from smallaoi import AOI_NAME, write_small_aoi
-from test_load import GRID, _load, _one_line, _write_scene
-from test_real_sources_detect import _aoi
-from test_sentinel2_landsat import _band, _landsat_folder, _s2_item
 
 NEXT_YEAR = datetime.now(timezone.utc) + timedelta(days=400)
 RUN = Params(margin_m=0)
@@ -55,7 +54,7 @@ def _ground(seed: int) -> np.ndarray:
 
 def _planet(folder: Path, scene_id: str, acquired: str, reflectance: np.ndarray | None = None, *, seed: int = 0,
             dtype: str = "uint16", res: float = 3.0, metadata: dict | None = None) -> Path:
-    """A Planet-style scene (SR GeoTIFF x 10000 + metadata JSON) over ``test_load.GRID``."""
+    """A Planet-style scene (SR GeoTIFF x 10000 + metadata JSON) over ``factories.GRID``."""
     folder.mkdir(parents=True, exist_ok=True)
     data = _ground(seed) if reflectance is None else reflectance
     stored = np.clip(data * 10000, 1, 65535).astype(np.uint16) if dtype == "uint16" else (data * 10000).astype(dtype)
@@ -92,12 +91,6 @@ def _refused(detection, scene_id: str) -> str:
     return quality["unusable_reason"]
 
 
-def _cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def _in_child(argv: list[str], *, timeout: float = 120) -> subprocess.CompletedProcess:
     """Run ``argv`` in a child Python with this checkout's package: a hang fails the test instead
     of hanging the suite."""
@@ -120,6 +113,7 @@ def _one_error_line(err: str, *needles: str) -> None:
 # 1. garbage read as evidence of absence
 
 
+@pytest.mark.slow
 def test_saturated_scene_is_not_observed_and_the_report_says_why(tmp_path, capsys):
     from pyproj import Transformer
 
@@ -137,12 +131,14 @@ def test_saturated_scene_is_not_observed_and_the_report_says_why(tmp_path, capsy
     assert "above 1.2" in (run / "report.md").read_text() and "above 1.2" in (run / "report.html").read_text()
 
 
+@pytest.mark.slow
 def test_constant_scene_is_not_observed(tmp_path):
     detection = _detect(_series(tmp_path, np.full((4, 200, 200), 0.3)))
     assert "constant" in _refused(detection, "20240129_103800_junk")
     assert all(q["usable"] for q, r in zip(detection.quality, detection.all_records) if "good" in r.scene_id)
 
 
+@pytest.mark.slow
 def test_negative_reflectance_scene_is_not_observed_but_small_offset_negatives_are(tmp_path):
     negative = _ground(9) - 0.35  # every band well below zero: a wrong offset
     detection = _detect(_series(tmp_path / "bad", negative, dtype="float32"))
@@ -154,6 +150,7 @@ def test_negative_reflectance_scene_is_not_observed_but_small_offset_negatives_a
     assert kept.quality[-1]["usable"] and kept.quality[-1]["clear_fraction"] > 0.9
 
 
+@pytest.mark.slow
 def test_impossible_pixels_are_not_observed(tmp_path):
     scenes = _series(tmp_path, days=3)
     hot = _ground(7)
@@ -169,6 +166,7 @@ def test_impossible_pixels_are_not_observed(tmp_path):
     assert clear[~inside].mean() > 0.9
 
 
+@pytest.mark.slow
 def test_kilometre_pixels_are_refused_at_read_time_and_landsat_and_sentinel2_pixels_are_not(tmp_path):
     coarse = _ground(3)[:, :2, :2]  # 2 x 2 pixels of 3 km cover the whole AOI
     _planet(tmp_path / "coarse", "20240128_103800_big", "2024-01-28T10:38:00Z", coarse, res=3000.0)
@@ -182,6 +180,7 @@ def test_kilometre_pixels_are_refused_at_read_time_and_landsat_and_sentinel2_pix
         assert stack["clear"].values.all()
 
 
+@pytest.mark.slow
 def test_fewer_than_two_usable_scenes_names_the_refused_ones_and_why(tmp_path):
     _series(tmp_path, np.full((4, 200, 200), 0.3), days=1)
     stack, records = _load(tmp_path)
@@ -190,6 +189,7 @@ def test_fewer_than_two_usable_scenes_names_the_refused_ones_and_why(tmp_path):
     _one_line(err, "1 of 2 scenes", "add clear scenes", "20240129_103800_junk", "constant")
 
 
+@pytest.mark.slow
 def test_chunked_runs_keep_the_calibration_refusal(tmp_path):
     from pipeline.chunked import detect_chunked
     from pipeline.grid import Grid
@@ -283,6 +283,7 @@ def _aoi_scene(tmp_path: Path, name: str = "export.tif") -> tuple[Path, Path]:
     return aoi_dir, path
 
 
+@pytest.mark.slow
 def test_add_refuses_one_geotiff_under_two_times(tmp_path, capsys):
     aoi_dir, path = _aoi_scene(tmp_path)
     common = ["--bands", "blue,green,red,nir", "--data", str(tmp_path / "data"), "--aoi-dir", str(aoi_dir)]
@@ -423,6 +424,7 @@ def test_catalogue_items_with_missing_or_mistyped_fields(tmp_path, capsys, chang
 # 3. pipes, system folders, masks without a CRS, outlines that are not outlines
 
 
+@pytest.mark.slow
 def test_a_pipe_named_like_a_scene_is_refused_not_waited_on(tmp_path):
     aoi_dir = write_small_aoi(tmp_path / "aoi")
     scenes = tmp_path / "scenes"
@@ -435,6 +437,7 @@ def test_a_pipe_named_like_a_scene_is_refused_not_waited_on(tmp_path):
     _one_error_line(done.stderr, "x_3B_AnalyticMS_SR.tif", "named pipe", "not a regular file")
 
 
+@pytest.mark.slow
 def test_a_pipe_named_like_metadata_is_refused_at_add(tmp_path):
     aoi_dir, path = _aoi_scene(tmp_path, "20240128_103800_ab12_3B_AnalyticMS_SR.tif")
     os.mkfifo(path.parent / "20240128_103800_ab12_metadata.json")
@@ -444,6 +447,7 @@ def test_a_pipe_named_like_metadata_is_refused_at_add(tmp_path):
     _one_error_line(done.stderr, "20240128_103800_ab12_metadata.json", "named pipe")
 
 
+@pytest.mark.slow
 def test_hashing_a_pipe_is_refused_without_opening_it(tmp_path):
     os.mkfifo(tmp_path / "pipe.tif")
     done = _in_child(["-c", f"from pipeline.readers.rasters import sha256_file; sha256_file({str(tmp_path / 'pipe.tif')!r})"], timeout=60)
@@ -451,6 +455,7 @@ def test_hashing_a_pipe_is_refused_without_opening_it(tmp_path):
 
 
 @pytest.mark.parametrize("where", ["/proc", "/sys/kernel", "/dev"])
+@pytest.mark.slow
 def test_system_folders_are_not_walked(tmp_path, where):
     aoi_dir = write_small_aoi(tmp_path / "aoi")
     done = _in_child(["-m", "pipeline.cli", "detect", AOI_NAME, "--scenes", where, "--aoi-dir", str(aoi_dir),

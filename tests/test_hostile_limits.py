@@ -338,7 +338,7 @@ def test_detect_all_refuses_bad_overrides_before_starting_a_cluster():
 # --------------------------------------------------------------------------- checks against the scenes, and after the run folder
 def _planet_scenes(tmp_path: Path) -> tuple[Path, Path]:
     """Two small 4-band Planet scenes (UTM 30N) and an AOI file inside them; returns (aoi_dir, scenes)."""
-    from test_load import _write_scene
+    from factories import write_scene as _write_scene
 
     scenes = tmp_path / "scenes"
     for scene_id, day in (("a", "27"), ("b", "28")):
@@ -432,6 +432,7 @@ def test_a_day_of_slack_for_near_real_time_files(tmp_path):
     assert table.detections["detection_id"].tolist() == ["nrt:1"] and table.skipped == 1  # 22.5 h ahead; 24.5 h ahead
 
 
+@pytest.mark.slow
 def test_fast_and_record_by_record_readings_agree(tmp_path, monkeypatch):
     """Blocks read by the C parser and by the csv module give the same table, across block edges."""
     import random
@@ -480,6 +481,7 @@ def _capped(limit: int):
     return cap
 
 
+@pytest.mark.slow
 def test_a_120_mb_fire_archive_is_read_in_a_few_hundred_mb(tmp_path):
     """Peak traced memory reading a year-sized FIRMS download: a 120 MB file, 1.5 million detections.
 

@@ -72,6 +72,7 @@ def test_every_known_hostile_name_is_refused_in_one_line_naming_the_source(name)
 
 @BOUNDED
 @given(names)
+@pytest.mark.slow
 def test_safe_name_returns_a_plain_name_unchanged_or_refuses_it(name):
     try:
         kept = safe_name(name, what="scene id", source="x.json", error=OutputError)
@@ -107,6 +108,7 @@ def _sandbox() -> tuple[Path, Path, Path]:
 
 @BOUNDED
 @given(st.lists(names, min_size=1, max_size=3))
+@pytest.mark.slow
 def test_path_inside_gives_a_path_inside_its_root_or_refuses(parts):
     sandbox, root, _ = _sandbox()
     try:

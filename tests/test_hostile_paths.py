@@ -30,10 +30,9 @@ from pyproj import Transformer
 from shapely.geometry import box
 
 from pipeline.aoi import load_aoi
-from pipeline.cli import main
 from pipeline.errors import OutputError, SceneError
+from factories import run_cli as _cli, write_scene as _write_scene
 from smallaoi import AOI_NAME, LAT, LON, write_small_aoi
-from test_load import _write_scene
 
 import pipeline
 
@@ -46,12 +45,6 @@ SCENE_ORIGIN = (CENTRE[0] - 300.0, CENTRE[1] + 300.0)  # a 600 m scene (200 px o
 
 
 # --------------------------------------------------------------------------- helpers
-def _cli(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def _one_line_error(err: str, *needles: str) -> None:
     assert err.startswith("burnscan: error: ") and err.count("\n") == 1, err
     for needle in needles:
@@ -64,12 +57,28 @@ def _tree(folder: Path) -> dict[str, bytes | None]:
             for p in sorted(folder.rglob("*"))}
 
 
+_HELPERS: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _helpers_stopped():
+    """Every helper process a test started is stopped and its pipes closed after it (an open pipe is a ResourceWarning)."""
+    yield
+    while _HELPERS:
+        proc = _HELPERS.pop()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()  # reaps it and closes stdout and stderr
+
+
 def _python(code: str, *args: object) -> subprocess.Popen:
     """Run ``code`` in a fresh interpreter of this checkout, stdout piped."""
     env = {k: v for k, v in os.environ.items() if k != "BURNSCAN_NO_FORK"}
     env["PYTHONPATH"] = os.pathsep.join([str(CODE_ROOT), str(TESTS)])
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *map(str, args)], cwd=CODE_ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *map(str, args)], cwd=CODE_ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _HELPERS.append(proc)
+    return proc
 
 
 def _first_line(proc: subprocess.Popen, timeout: float = 60.0) -> str:
@@ -257,6 +266,7 @@ _AT_THE_SIGNAL = """
 """
 
 
+@pytest.mark.slow
 def test_two_concurrent_replacements_of_the_footprint_layer_keep_every_layer(place, capsys, tmp_path):
     aoi_dir, data, _ = place
     assert _cli(capsys, "add-buildings", AOI_NAME, _footprints(tmp_path / "one.geojson", 1), "--data", data,
@@ -480,6 +490,7 @@ _DEMO = """
 """
 
 
+@pytest.mark.slow
 def test_a_killed_demo_generation_leaves_no_staging_behind_and_a_running_one_is_kept(tmp_path):
     from pipeline.sim.demo import ensure_demo_scenes
 
@@ -521,6 +532,7 @@ _STAGE_AND_WAIT = """
 
 
 @pytest.mark.parametrize("stager", ["atomic write", "zip unpacking"])
+@pytest.mark.slow
 def test_stale_staging_is_removed_on_the_next_start_and_a_live_one_is_kept(place, capsys, tmp_path, stager):
     from pipeline.outputs.write import write_text
 
@@ -567,6 +579,7 @@ _SLOW_FORK_MAP = """
 """
 
 
+@pytest.mark.slow
 def test_workers_of_a_killed_run_die_with_it(tmp_path):
     def workers() -> list[int]:
         found = [int(p.name.split("-")[1]) for p in tmp_path.glob("worker-*")]

@@ -13,18 +13,13 @@ import numpy as np
 import pytest
 from matplotlib import image as mpimg
 
-from pipeline.run import run_detect
-from pipeline.sim.demo import demo_scenes
-from smallaoi import AOI_NAME, write_small_aoi
-
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
-@pytest.fixture(scope="module")
-def page(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("html")
-    outcome = run_detect(AOI_NAME, out_root=root / "out", data_root=root / "data", aoi_dir=write_small_aoi(root / "aoi"), demo=demo_scenes)
-    return outcome.run_dir / "report.html"
+@pytest.fixture
+def page(small_run) -> Path:
+    """report.html of the session's small run (tests/conftest.py), which has figures to embed."""
+    return small_run.run_dir / "report.html"
 
 
 def test_report_html_is_self_contained_and_complete(page):

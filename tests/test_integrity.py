@@ -18,28 +18,31 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
 from pipeline.readers.rasters import sha256_file
 from pipeline.provenance.compare import compare_runs
 from pipeline.provenance.verify import verify_run
-from pipeline.run import run_detect
-from pipeline.sim.demo import demo_scenes
-from smallaoi import AOI_NAME, write_small_aoi
+from factories import copy_small_run, make_small_run, run_cli as _cli
+from smallaoi import AOI_NAME
+
+pytestmark = pytest.mark.slow  # every test here re-runs, runs or tampers with a whole small run
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def base(small_run):
+    """The session's complete run with figures (so re-runs compare PNGs too), its AOI folder and data root.
+
+    Shared and read-only: a test that re-runs beside it works on a copy of its output folder.
+    """
+    return small_run.root, small_run.aoi_dir, small_run.outcome
+
+
 @pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    """One complete run with figures (so re-runs compare PNGs too), its AOI folder and data root."""
-    root = tmp_path_factory.mktemp("integrity")
-    aoi_dir = write_small_aoi(root / "aoi")
-    outcome = run_detect(AOI_NAME, out_root=root / "out", data_root=root / "data", aoi_dir=aoi_dir, demo=demo_scenes)
-    return root, aoi_dir, outcome
-
-
-def _cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+def own(tmp_path_factory):
+    """A run of this module's own (no figures), for the tests that tamper with an input and restore it."""
+    run = make_small_run(tmp_path_factory.mktemp("integrity"), figures=False)
+    return run.root, run.aoi_dir, run.outcome
 
 
 def _errors(stderr: str) -> list[str]:
@@ -53,8 +56,8 @@ def _run_folders(parent: Path) -> list[Path]:
 # --- re-running from the manifest ------------------------------------------------------
 
 
-def test_rerun_gives_identical_outputs_in_a_new_folder(base, capsys):
-    _, _, first = base
+def test_rerun_gives_identical_outputs_in_a_new_folder(small_run, capsys, tmp_path):
+    first = copy_small_run(small_run, tmp_path).outcome  # the re-run lands beside it and moves `latest`
     before = _run_folders(first.run_dir.parent)
     code, out, err = _cli(capsys, "rerun", str(first.run_dir))
     assert code == 0, err
@@ -76,8 +79,8 @@ def test_rerun_gives_identical_outputs_in_a_new_folder(base, capsys):
 
 
 @pytest.mark.parametrize("damage", ["changed", "missing"])
-def test_rerun_refuses_a_tampered_or_missing_input_naming_the_file(base, capsys, damage):
-    _, _, first = base
+def test_rerun_refuses_a_tampered_or_missing_input_naming_the_file(own, capsys, damage):
+    _, _, first = own
     manifest = json.loads((first.run_dir / "manifest.json").read_text())
     victim = Path(manifest["inputs"][2]["files"][0]["path"])  # a reflectance GeoTIFF
     original = victim.read_bytes()
@@ -97,8 +100,8 @@ def test_rerun_refuses_a_tampered_or_missing_input_naming_the_file(base, capsys,
     assert _run_folders(first.run_dir.parent) == before  # refused before anything ran
 
 
-def test_settlement_outline_is_hashed_and_checked(base, capsys):
-    _, _, first = base
+def test_settlement_outline_is_hashed_and_checked(own, capsys):
+    _, _, first = own
     manifest = json.loads((first.run_dir / "manifest.json").read_text())
     outline = Path(manifest["settlement_file"]["path"])
     assert outline.name.startswith("settlement") and manifest["settlement_file"]["sha256"] == sha256_file(outline)
@@ -114,8 +117,8 @@ def test_settlement_outline_is_hashed_and_checked(base, capsys):
     assert _run_folders(first.run_dir.parent) == before
 
 
-def test_fire_archive_and_footprints_are_hashed_and_checked(base, capsys):
-    _, _, first = base
+def test_fire_archive_and_footprints_are_hashed_and_checked(own, capsys):
+    _, _, first = own
     manifest = json.loads((first.run_dir / "manifest.json").read_text())
     layers = {e["role"]: Path(e["path"]) for e in manifest["evidence_files"]}
     fires = layers["active_fires"]

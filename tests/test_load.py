@@ -2,48 +2,16 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
-from affine import Affine
 
 from pipeline.errors import SceneError
-from pipeline.grid import Grid, grid_for_bounds
+from pipeline.grid import Grid
 from pipeline.readers.recognise import load_sources, recognise
 from pipeline.readers.rasters import sha256_file
-
-GRID = grid_for_bounds((500000, 1500000, 500300, 1500300), "EPSG:32630", 3.0)
-
-
-def _write_scene(folder: Path, scene_id: str, *, acquired: str | None = "2024-01-28T10:38:00Z", bands: int = 4,
-                 origin=(499900.0, 1500400.0), crs: str | None = "EPSG:32630", value: int = 3000) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{scene_id}_3B_AnalyticMS_SR.tif"
-    data = np.full((bands, 200, 200), value, np.uint16)
-    profile = {"driver": "GTiff", "width": 200, "height": 200, "count": bands, "dtype": "uint16", "nodata": 0,
-               "transform": Affine(3.0, 0, origin[0], 0, -3.0, origin[1])}
-    if crs:
-        profile["crs"] = crs
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(data)
-        dst.update_tags(SCENE_ID=scene_id)  # two scenes of the same pixels are still two files, not one copied
-    if acquired is not None:
-        (folder / f"{scene_id}_metadata.json").write_text(json.dumps({"properties": {"acquired": acquired, "satellite_id": "x"}}))
-    return path
-
-
-def _load(folder: Path):
-    return load_sources(recognise(folder), GRID)
-
-
-def _one_line(err: pytest.ExceptionInfo, *needles: str) -> None:
-    message = str(err.value)
-    assert "\n" not in message
-    for needle in needles:
-        assert needle in message, message
+from factories import GRID, load_scenes as _load, one_line as _one_line, write_scene as _write_scene
 
 
 def test_good_scenes_load_in_time_order_with_hashes(tmp_path):

@@ -11,6 +11,8 @@ from nbclient import NotebookClient
 
 from smallaoi import AOI_NAME, write_small_aoi
 
+pytestmark = pytest.mark.slow  # each test executes a notebook top to bottom, a full run inside
+
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 

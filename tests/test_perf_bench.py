@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import pytest
 import rasterio
 
 from pipeline.bench.perf import perf_lines, run_perf, write_pair
@@ -17,6 +18,7 @@ def test_generated_pair_is_a_tiled_compressed_uint16_simulated_scene(tmp_path):
     assert "SIMULATED" in pre.name
 
 
+@pytest.mark.slow
 def test_every_method_is_measured_and_finds_burns(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="pipeline.bench.perf"):
         rows = run_perf(tmp_path, [600], repeats=1, chunk_sizes=(256,))

@@ -6,20 +6,12 @@ import json
 from pathlib import Path
 
 import geopandas as gpd
-import numpy as np
-import pytest
 import rasterio
 from rasterio.features import rasterize
 
-from pipeline.cli import main
+from factories import run_cli as _cli
 
 EVENT = "5_INCIDENT_20240715"
-
-
-def _cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_real_grass_fire_pair_added_and_detected(shared_data, tmp_path, capsys):

@@ -9,7 +9,7 @@ import numpy as np
 from pipeline.bench.accuracy import _real_pair, real_cases
 from pipeline.config import Params
 
-from conftest import SHARED_DATA
+from factories import SHARED_DATA
 
 
 def test_dry_grass_fire_is_found(shared_data):
@@ -33,6 +33,7 @@ def real_rows() -> list[dict]:
     return real_cases(Params(), SHARED_DATA / "real")
 
 
+@pytest.mark.slow
 def test_every_real_pair_runs_and_is_scored(real_rows):
     rows = real_rows
     cases = {r["case"] for r in rows}
@@ -45,6 +46,7 @@ def test_every_real_pair_runs_and_is_scored(real_rows):
     assert all(r["tp"] > 0 for r in ours)  # every scored fire is at least partly found
 
 
+@pytest.mark.slow
 def test_burned_extent_beats_the_fixed_threshold_on_average(real_rows):
     """The references are fire perimeters: the burned extent is the product to compare.
 
@@ -60,6 +62,7 @@ def test_burned_extent_beats_the_fixed_threshold_on_average(real_rows):
     assert (dice["burnscan_extent"] > dice["fixed_threshold"]).sum() >= 5
 
 
+@pytest.mark.slow
 def test_chile_is_scored_where_it_is_labelled(real_rows):
     """The Chile label covers 11 x 17 pixels of a 387 x 309 image: only that window can be scored."""
     window = next(r for r in real_rows if r["case"] == "chile:label-window" and r["method"] == "burnscan")

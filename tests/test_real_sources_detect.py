@@ -10,7 +10,6 @@ masks, a known answer.
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from pathlib import Path
 
@@ -18,26 +17,9 @@ import numpy as np
 import pytest
 import rasterio
 
-from pipeline.cli import main
+from factories import run_cli as _cli, write_square_aoi as _aoi
 
 SQUARE_M = 600.0
-
-
-def _cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def _aoi(folder: Path, name: str, lon: float, lat: float, half_m: float, timezone: str) -> Path:
-    dlat, dlon = half_m / 111_320.0, half_m / (111_320.0 * math.cos(math.radians(lat)))
-    ring = [[lon - dlon, lat - dlat], [lon + dlon, lat - dlat], [lon + dlon, lat + dlat], [lon - dlon, lat + dlat], [lon - dlon, lat - dlat]]
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{name}.geojson").write_text(json.dumps({
-        "type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
-        "properties": {"display_name": f"{name} (test)", "timezone": timezone, "location_confidence": "test",
-                       "location_source": "around a real test scene"}}))
-    return folder
 
 
 def _char_square(path: Path, out: Path, lon: float, lat: float, values: float) -> None:
@@ -86,6 +68,7 @@ def test_real_sentinel2_item_and_a_built_later_scene(shared_data, tmp_path, caps
     assert report["scenes"][1]["scene_id"] == "S2A_29RKH_20200224_0_L2A_BUILT"
 
 
+@pytest.mark.slow
 def test_real_planetscope_scene_and_a_built_later_scene(shared_data, tmp_path, capsys):
     source = shared_data / "real" / "planetscope-deering-alaska"
     scene_id = "20160909_213104_0e19"
@@ -109,6 +92,7 @@ def test_real_planetscope_scene_and_a_built_later_scene(shared_data, tmp_path, c
     assert report["totals"]["n_polygons"] == 1 and 0.8 * 36 <= area <= 1.2 * 36, area
 
 
+@pytest.mark.slow
 def test_real_landsat_scene_under_cloud_is_reported_as_unusable(shared_data, tmp_path, capsys):
     source = shared_data / "real" / "rio-tiler-pds-fixtures" / "landsat8_c2l2_001062_20201031"
     product = "LC08_L2SP_001062_20201031_20201106_02_T2"

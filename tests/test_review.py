@@ -10,43 +10,32 @@ import pytest
 from shapely import affinity
 
 from pipeline import review as rv
-from pipeline.cli import main
 from pipeline.errors import OutputError, ParameterError
-from pipeline.sim.demo import demo_scenes
-from smallaoi import AOI_NAME, write_small_aoi
+from factories import copy_small_run, run_cli as _cli
+from smallaoi import AOI_NAME
 
 
-def _cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def _run(capsys, root: Path, aoi_dir: Path) -> Path:
-    code, out, err = _cli(capsys, "detect", AOI_NAME, "--aoi-dir", str(aoi_dir), "--out", str(root / "out"),
-                          "--data", str(root / "data"), "--no-figures")
+def _run(capsys, out_root: Path, data_root: Path, aoi_dir: Path) -> Path:
+    code, out, err = _cli(capsys, "detect", AOI_NAME, "--aoi-dir", str(aoi_dir), "--out", str(out_root),
+                          "--data", str(data_root), "--no-figures")
     assert code == 0, err
     return Path(out.strip().splitlines()[-1].split("outputs: ")[1])
 
 
 @pytest.fixture(scope="module")
-def first_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("review")
-    aoi_dir = write_small_aoi(root / "aoi")
-    from pipeline.run import run_detect
-
-    outcome = run_detect(AOI_NAME, out_root=root / "out", data_root=root / "data", aoi_dir=aoi_dir, make_figures=False, demo=demo_scenes)
-    return root, aoi_dir, outcome.run_dir
+def first_run(small_run, tmp_path_factory):
+    """A copy of the session's small run and of its data folder, which decisions and re-runs change."""
+    return copy_small_run(small_run, tmp_path_factory.mktemp("review"), data=True)
 
 
 def test_reject_then_rerun_shows_the_decision(first_run, capsys):
-    root, aoi_dir, run = first_run
+    out_root, data_root, aoi_dir, run = first_run.out_root, first_run.data_root, first_run.aoi_dir, first_run.run_dir
     burns = gpd.read_file(next(run.glob("burns*.geojson")))
     target = burns.iloc[0].polygon_id
     code, out, err = _cli(capsys, "review", AOI_NAME, target, "--reject", "cloud shadow", "--by", "A. Analyst",
-                          "--out", str(root / "out"), "--data", str(root / "data"))
+                          "--out", str(out_root), "--data", str(data_root))
     assert code == 0 and out.startswith(f"rejected: {target} by A. Analyst"), err
-    again = _run(capsys, root, aoi_dir)
+    again = _run(capsys, out_root, data_root, aoi_dir)
     report = json.loads((again / "report.json").read_text())
     review = report["review"]
     assert review["n_reviewed"] == 1 and review["decisions"][0]["polygon_id"] == target
@@ -75,7 +64,7 @@ def test_reject_then_rerun_shows_the_decision(first_run, capsys):
 
 
 def test_a_decision_follows_a_polygon_that_moved_a_little_but_not_a_different_one(first_run):
-    _, _, run = first_run
+    run = first_run.run_dir
     burns = gpd.read_file(next(run.glob("burns*.geojson")))
     path = run.parent / "decisions-test.json"
     rv.record_decision(path, burns, burns.iloc[0].polygon_id, decision="confirmed", by="B", run_id="r", simulated=True)
@@ -87,7 +76,7 @@ def test_a_decision_follows_a_polygon_that_moved_a_little_but_not_a_different_on
 
 
 def test_bad_decisions_and_a_crash_while_saving(first_run, tmp_path, monkeypatch, capsys):
-    _, _, run = first_run
+    run = first_run.run_dir
     burns = gpd.read_file(next(run.glob("burns*.geojson")))
     path = tmp_path / "reviews.json"
     rv.record_decision(path, burns, burns.iloc[0].polygon_id, decision="confirmed", by="B", run_id="r", simulated=True)
@@ -114,7 +103,7 @@ def test_bad_decisions_and_a_crash_while_saving(first_run, tmp_path, monkeypatch
 def test_kml_for_google_earth_has_every_polygon_dated_and_labelled(first_run):
     import xml.etree.ElementTree as ET
 
-    _, _, run = first_run
+    run = first_run.run_dir
     burns = gpd.read_file(next(run.glob("burns*.geojson")))
     kml = next(run.glob("burns*.kml"))
     ns = {"k": "http://www.opengis.net/kml/2.2"}

@@ -22,7 +22,7 @@ from scipy import ndimage
 from skimage.filters import window
 from skimage.registration import phase_cross_correlation
 
-from pipeline.sim import imaging, materials, simulate, sky
+from pipeline.sim import materials, simulate, sky
 from pipeline.grid import grid_for_bounds
 from pipeline.sim.scenarios import SCENARIOS, Scenario
 from pipeline.sim.simulate import simulate_village_series
@@ -129,6 +129,7 @@ def test_scenario_literal_and_plans_agree():
         assert settlement == list(range(len(settlement)))  # settlement events are numbered first
 
 
+@pytest.mark.slow
 def test_demo_is_byte_identical_to_version_1():
     # Version stamps aside, the demo's pixels and truth have not changed since version 1.
     # Computed with the version-1 simulator (before any scenario existed) on numpy 2.4.6,
@@ -141,6 +142,7 @@ def test_demo_is_byte_identical_to_version_1():
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.slow
 def test_same_seed_gives_identical_series(name):
     again = simulate_village_series(_series(name).grid, seed=SEED, **SIZES, scenario=name)
     assert _digest(again) == _digest(_series(name))

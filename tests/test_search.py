@@ -26,6 +26,7 @@ def searched(tmp_path_factory):
     return root, outcome
 
 
+@pytest.mark.slow
 def test_every_burned_village_is_found_ranked_above_every_fire_and_dated(searched):
     _, outcome = searched
     score = outcome.score
@@ -40,6 +41,7 @@ def test_every_burned_village_is_found_ranked_above_every_fire_and_dated(searche
     assert (top["kind"] == "settlement-like").all()
 
 
+@pytest.mark.slow
 def test_the_village_under_the_cloud_keeps_its_honest_bracket(searched):
     _, outcome = searched
     sites = gpd.read_file(next(Path(outcome.detection.all_records[0].files["reflectance"]).parent.glob("sites_SIMULATED.geojson")))
@@ -48,6 +50,7 @@ def test_the_village_under_the_cloud_keeps_its_honest_bracket(searched):
     assert hit["first_seen"].startswith("2024-02-01") and hit["last_clear_before"].startswith("2024-01-28")
 
 
+@pytest.mark.slow
 def test_outputs_are_labelled_simulated_hashed_and_carry_cards(searched):
     _, outcome = searched
     run = outcome.run_dir
@@ -65,6 +68,7 @@ def test_outputs_are_labelled_simulated_hashed_and_carry_cards(searched):
     assert list(frame["rank"]) == sorted(frame["rank"]) and frame["simulated"].all()
 
 
+@pytest.mark.slow
 def test_a_search_is_sealed_like_a_village_run(searched, capsys, tmp_path):
     import shutil
 
@@ -89,6 +93,7 @@ def test_a_search_is_sealed_like_a_village_run(searched, capsys, tmp_path):
     assert code == 8 and f"unlisted: {copy / 'cards' / 'rank00_extra_SIMULATED.png'}" in out
 
 
+@pytest.mark.slow
 def test_a_second_search_reuses_the_box_and_never_overwrites_the_first(searched, capsys):
     root, first = searched
     box_folders = list((root / "data" / "ogota").glob("search-box-SIMULATED*"))
@@ -122,11 +127,13 @@ def test_an_aoi_without_search_area_is_refused_in_one_line(tmp_path, capsys):
     assert code == 3 and err.count("\n") == 1 and "no search_area" in err and "add a lon/lat GeoJSON polygon" in err
 
 
+@pytest.mark.slow
 def test_coordinates_are_written_with_hemispheres():
     assert lat_lon_text(13.82373, -3.80354) == "13.82373 N, 3.80354 W"
     assert lat_lon_text(-1.5, 36.25) == "1.50000 S, 36.25000 E"
 
 
+@pytest.mark.slow
 def test_the_demo_village_scenes_searched_give_the_village_first(tmp_path):
     """Scenes covering a small part of the search area: the rest is skipped, the village is ranked first."""
     from pipeline.aoi import load_aoi
@@ -143,6 +150,7 @@ def test_the_demo_village_scenes_searched_give_the_village_first(tmp_path):
     assert outcome.detection.chunks > 100  # the whole search area was planned; chunks without scenes skipped
 
 
+@pytest.mark.slow
 def test_scenes_outside_the_search_area_are_refused_naming_the_folder(tmp_path, capsys):
     from pipeline.sim.search_box import search_box_grid, simulate_search_box, write_search_box
 
@@ -154,6 +162,7 @@ def test_scenes_outside_the_search_area_are_refused_naming_the_folder(tmp_path, 
     assert not (tmp_path / "out" / "ogota" / "search").exists()
 
 
+@pytest.mark.slow
 def test_each_settlement_like_cluster_gets_an_aoi_file_that_detect_runs_on(searched):
     """The investigator's next step: copy the candidate into aoi/ and run detect on the same scenes."""
     from pipeline.aoi import load_aoi

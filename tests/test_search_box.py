@@ -89,6 +89,7 @@ def test_bad_grids_are_refused_with_the_fix():
 
 
 # --------------------------------------------------------------------------- determinism
+@pytest.mark.slow
 def test_same_seed_gives_identical_box(box, written):
     _, again = written
     assert again is not None, "the folder did not exist, so the box was simulated"
@@ -102,6 +103,7 @@ def test_same_seed_gives_identical_box(box, written):
     assert box.metadata == again.metadata
 
 
+@pytest.mark.slow
 def test_other_seed_gives_other_box(box):
     other = simulate_search_box(GRID, seed=SEED + 1)
     assert not box.sites.geometry.geom_equals_exact(other.sites.geometry, 1.0).any()
@@ -109,6 +111,7 @@ def test_other_seed_gives_other_box(box):
 
 
 # --------------------------------------------------------------------------- the scenes
+@pytest.mark.slow
 def test_five_demo_acquisitions_laid_out_like_planet(box):
     assert [s.acquired for s in box.scenes] == [a.time for a in SCENARIOS["demo"].acquisitions]
     h, w = GRID.shape
@@ -124,6 +127,7 @@ def test_five_demo_acquisitions_laid_out_like_planet(box):
     assert len(gains) == 5
 
 
+@pytest.mark.slow
 def test_haze_only_on_its_scene(box):
     assert box.metadata["haze_scene_indices"] == [HAZE]
     for k, scene in enumerate(box.scenes):
@@ -133,6 +137,7 @@ def test_haze_only_on_its_scene(box):
 
 
 # --------------------------------------------------------------------------- the sites
+@pytest.mark.slow
 def test_sites_of_each_kind_as_specified(box):
     sites = box.sites
     kinds = sites["kind"].value_counts().to_dict()
@@ -158,6 +163,7 @@ def test_sites_of_each_kind_as_specified(box):
     assert one["burned_area_m2"].between(100, 625).all()
 
 
+@pytest.mark.slow
 def test_sites_lie_well_inside_the_box_and_apart(box):
     inner = shapely.box(*GRID.bounds).buffer(-150.0, join_style="mitre")
     geoms = list(box.sites.geometry)
@@ -172,6 +178,7 @@ def test_sites_lie_well_inside_the_box_and_apart(box):
 
 
 # --------------------------------------------------------------------------- truth raster
+@pytest.mark.slow
 def test_truth_raster_agrees_with_sites(box):
     truth = box.truth_first_visible
     assert truth.dtype == np.int16 and truth.shape == GRID.shape
@@ -190,6 +197,7 @@ def test_truth_raster_agrees_with_sites(box):
     assert not (truth >= 0)[~anywhere].any(), "a burn in the truth raster that no site accounts for"
 
 
+@pytest.mark.slow
 def test_nir_drops_on_burns_and_not_on_unburned_compounds(box):
     rho = [_ground_reflectance(s) for s in box.scenes]
     truth = box.truth_first_visible
@@ -217,6 +225,7 @@ def test_nir_drops_on_burns_and_not_on_unburned_compounds(box):
 
 
 # --------------------------------------------------------------------------- the cumulus
+@pytest.mark.slow
 def test_cloud_and_shadow_flagged_over_the_1_february_village(box):
     assert box.metadata["cloud_scene_index"] == CLOUD
     village = _site(box, "village-3")
@@ -240,6 +249,7 @@ def test_cloud_and_shadow_flagged_over_the_1_february_village(box):
 
 
 # --------------------------------------------------------------------------- the folder
+@pytest.mark.slow
 def test_written_folder_loads_as_five_simulated_planet_scenes(box, written):
     folder, _ = written
     names = [p.name for p in folder.rglob("*") if p.is_file()]
@@ -263,6 +273,7 @@ def test_written_folder_loads_as_five_simulated_planet_scenes(box, written):
     assert all(math.isclose(a.area, b.area, rel_tol=1e-3) for a, b in zip(back, box.sites.geometry))
 
 
+@pytest.mark.slow
 def test_ensure_reuses_a_complete_folder_and_never_rewrites_it(written):
     folder, _ = written
     before = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.rglob("*")}
@@ -273,6 +284,7 @@ def test_ensure_reuses_a_complete_folder_and_never_rewrites_it(written):
     assert sorted(folder.parent.iterdir()) == siblings  # nothing half-written left beside it
 
 
+@pytest.mark.slow
 def test_write_refuses_to_overwrite(box, written):
     folder, _ = written
     with pytest.raises(OutputError, match="never written over"):

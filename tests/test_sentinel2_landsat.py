@@ -4,47 +4,18 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 import pytest
-import rasterio
-from affine import Affine
 
 from pipeline.readers import landsat, sentinel2
 from pipeline.errors import SceneError
 from pipeline.grid import grid_for_bounds
 from pipeline.readers.recognise import recognise
-from test_load import _one_line
+from factories import (one_line as _one_line, write_band as _band, write_landsat_folder as _landsat_folder,
+                       write_s2_item as _s2_item)
 
 FIXTURES = "rio-tiler-pds-fixtures"
-
-
-def _band(path: Path, value, *, res: float, size: int, origin=(500000.0, 1530000.0), dtype="uint16", crs="EPSG:32630") -> Path:
-    data = np.asarray(value, dtype=dtype)
-    data = np.broadcast_to(data, (size, size)) if data.ndim == 0 else data
-    with rasterio.open(path, "w", driver="GTiff", width=data.shape[1], height=data.shape[0], count=1, dtype=dtype, crs=crs,
-                       transform=Affine(res, 0, origin[0], 0, -res, origin[1]), nodata=0) as dst:
-        dst.write(data, 1)
-    return path
-
-
-def _s2_item(folder: Path, *, baseline: str, dn: int = 1500, scl: int = 4, extra: dict | None = None) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in ("B02", "B03", "B04", "B08"):
-        _band(folder / f"{name}.tif", dn, res=10, size=40)
-    for name in ("B11", "B12"):
-        _band(folder / f"{name}.tif", dn, res=20, size=20)
-    _band(folder / "SCL.tif", scl, res=20, size=20, dtype="uint8")
-    keys = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08", "swir16": "B11", "swir22": "B12", "scl": "SCL"}
-    item = {"type": "Feature", "stac_version": "1.0.0", "id": "S2B_30PVT_20240128_0_L2A",
-            "geometry": {"type": "Polygon", "coordinates": [[[-3.0, 13.8], [-2.9, 13.8], [-2.9, 13.9], [-3.0, 13.9], [-3.0, 13.8]]]},
-            "properties": {"datetime": "2024-01-28T10:58:21Z", "platform": "sentinel-2b", "s2:processing_baseline": baseline, **(extra or {})},
-            "assets": {k: {"href": f"https://example.invalid/cogs/{v}.tif"} for k, v in keys.items()}, "links": []}
-    path = folder / "item.json"
-    path.write_text(json.dumps(item))
-    return path
-
 
 GRID = grid_for_bounds((500000, 1529600, 500400, 1530000), "EPSG:32630", 10.0)
 
@@ -120,16 +91,6 @@ def test_real_landsat_scene_cloud_is_masked(shared_data):
 def test_qa_pixel_bits():
     qa = np.array([0b1000000, 0b1, 0b10, 0b100, 0b1000, 0b10000, 0b100000, 0b10000000], dtype=float)
     assert landsat.qa_pixel_clear(qa).tolist() == [True, False, False, False, False, False, False, True]
-
-
-def _landsat_folder(folder: Path, mtl: dict | str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    product = "LT05_L2SP_199050_19870116_20200917_02_T1"
-    for number in (1, 2, 3, 4, 5, 7):
-        _band(folder / f"{product}_SR_B{number}.TIF", 7999 + 1000 * number, res=30, size=20)
-    _band(folder / f"{product}_QA_PIXEL.TIF", 0b1000000, res=30, size=20)
-    (folder / f"{product}_MTL.json").write_text(mtl if isinstance(mtl, str) else json.dumps(mtl))
-    return folder
 
 
 def test_landsat5_band_numbers_and_scaling(tmp_path):

@@ -47,6 +47,7 @@ def _stable(series: simulate.SimulatedSeries) -> np.ndarray:
     return mask
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_series(series):
     again = simulate_village_series(GRID, seed=SEED, **SIZES)
     for a, b in zip(series.scenes, again.scenes):

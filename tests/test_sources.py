@@ -16,7 +16,7 @@ from pipeline.errors import SceneError
 from pipeline.readers.geotiff import GeoTiffScene, parse_band_map
 from pipeline.grid import grid_for_bounds
 from pipeline.readers.planet import find, safe_unzip
-from test_load import GRID, _one_line, _write_scene
+from factories import GRID, one_line as _one_line, write_scene as _write_scene
 
 DEERING = "planetscope-deering-alaska"
 DEERING_ID = "20160909_213104_0e19"
@@ -101,6 +101,7 @@ def test_hostile_zip_members_are_refused_and_nothing_is_written(tmp_path, member
     assert not (tmp_path.parent / "escaped.txt").exists() and not Path("/tmp/burnscan-absolute.txt").exists()
 
 
+@pytest.mark.slow
 def test_zip_bomb_and_damaged_zip_are_refused(tmp_path):
     bomb = tmp_path / "bomb.zip"
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:

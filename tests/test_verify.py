@@ -17,15 +17,17 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
-from pipeline.sim.demo import demo_scenes
+from factories import run_cli as _cli
 from smallaoi import AOI_NAME, write_small_aoi
+
+pytestmark = pytest.mark.slow  # every test here needs the module's own small run (made once, tens of seconds)
 
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
     """(root, run folder): a finished run started in ``root`` with relative --out, --data and --aoi-dir."""
     from pipeline.run import run_detect
+    from pipeline.sim.demo import demo_scenes
 
     root = tmp_path_factory.mktemp("verify")
     write_small_aoi(root / "aoi")
@@ -44,12 +46,6 @@ def started_where_the_run_was(made, monkeypatch):
     """Commands run from the folder the run was started in, unless a test moves: there even the
     earlier verify found relative inputs, so each tampering case below is caught for its own reason."""
     monkeypatch.chdir(made[0])
-
-
-def _cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def _one_error(err: str) -> str:
