@@ -3,7 +3,7 @@
 A scene is ``*_AnalyticMS_SR*.tif`` (surface reflectance x 10000, 4-band Dove or 8-band
 SuperDove), with its ``*_udm2*.tif`` (or the older one-band ``*_udm*.tif``) and its
 ``*_metadata.json`` (or the older ``*_metadata*.xml``); the pixel reading itself is
-:func:`pipeline.readers.rasters.load_planet`. A zip is never read in place: it is unpacked once, into the
+:func:`pipeline.readers.planet.load_planet`. A zip is never read in place: it is unpacked once, into the
 AOI's data folder, after every member has been checked (no absolute path, no ``..``, no link,
 no device, no encryption, a compression method Python reads, names the file system can hold,
 no duplicate, a sane unpacked size in all and per member), so a hostile archive cannot write
