@@ -270,10 +270,10 @@ def test_every_parameter_has_a_documented_range_holding_its_default():
 
 
 def test_coreg_band_names_cover_every_reader():
-    from pipeline.readers import landsat, load, sentinel2
+    from pipeline.readers import landsat, rasters, sentinel2
     from pipeline.config import BAND_NAMES
 
-    assert set(load._SUPERDOVE_8BAND) | set(load._PLANET_4BAND) <= set(BAND_NAMES)
+    assert set(rasters._SUPERDOVE_8BAND) | set(rasters._PLANET_4BAND) <= set(BAND_NAMES)
     assert set(sentinel2._BANDS) | set(landsat._OLI) | set(landsat._TM) <= set(BAND_NAMES)
 
 

@@ -231,13 +231,13 @@ def test_disk_full_half_way_leaves_only_the_named_partial_folder(base, capsys, t
 
 def test_a_writer_raising_oserror_half_way_is_one_line_naming_the_partial(base, capsys, tmp_path, monkeypatch):
     root, aoi_dir, _ = base
-    import pipeline.run
+    import pipeline.outputs.run_folder
 
     def write_text_fails(path, text, **kwargs):
         raise OSError(errno.EIO, "Input/output error", str(path))
 
     # report.md comes after the polygons and report.json were written
-    monkeypatch.setattr(pipeline.run, "write_text", write_text_fails)
+    monkeypatch.setattr(pipeline.outputs.run_folder, "write_text", write_text_fails)
     out = tmp_path / "out"
     code, _, err = _cli(capsys, "detect", AOI_NAME, "--aoi-dir", str(aoi_dir), "--data", str(root / "data"),
                         "--out", str(out), "--no-figures")
