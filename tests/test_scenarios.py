@@ -22,7 +22,7 @@ from scipy import ndimage
 from skimage.filters import window
 from skimage.registration import phase_cross_correlation
 
-from pipeline.sim import materials, simulate, sky
+from pipeline.sim import ground, materials, simulate, sky
 from pipeline.grid import grid_for_bounds
 from pipeline.sim.scenarios import SCENARIOS, Scenario
 from pipeline.sim.simulate import simulate_village_series
@@ -44,11 +44,11 @@ def _series(name: str) -> simulate.SimulatedSeries:
 
 
 @functools.lru_cache(maxsize=None)
-def _land(name: str) -> simulate._Landscape:
+def _land(name: str) -> ground.Landscape:
     """The scenario's 1 m ground, rebuilt as the series built it (same seed, same sun)."""
     series = _series(name)
     azimuth = series.scenes[SCENARIOS[name].cloud_scene or 0].metadata["sun_azimuth"]
-    return simulate._build_landscape(series.grid, seed=SEED, **SIZES, plan=SCENARIOS[name], sun_azimuth=azimuth)
+    return ground.build_landscape(series.grid, seed=SEED, **SIZES, plan=SCENARIOS[name], sun_azimuth=azimuth)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -61,9 +61,15 @@ _V1_COMPOUND_COLUMNS = ["compound_id", "event", "first_visible", "obscured_scene
 _VERSION_KEYS = frozenset({"version", "simulator_version"})  # version 2 changed SWIR only: the demo has none
 
 
+# The simulator's module moved with the package's layout (pipeline.simulate -> pipeline.sim.simulate);
+# its name is recorded as the series' maker, so version 1's name stands in for it here.
+_MOVED = {"burnscan pipeline.sim.simulate": "burnscan pipeline.simulate"}
+
+
 def _v1(meta):
     if isinstance(meta, dict):
-        return {k: ("1" if k in _VERSION_KEYS else _v1(v)) for k, v in meta.items() if k not in _ADDED_KEYS}
+        return {k: ("1" if k in _VERSION_KEYS else _MOVED.get(v, v) if k == "simulator" else _v1(v))
+                for k, v in meta.items() if k not in _ADDED_KEYS}
     if isinstance(meta, list):
         return [_v1(v) for v in meta]
     return meta
@@ -104,7 +110,7 @@ def _ground(scene: simulate.SimulatedScene, *, unshift: bool = True) -> np.ndarr
 def _share(name: str, scene: simulate.SimulatedScene, codes: list[int]) -> np.ndarray:
     """Share of each pixel of ``scene`` (in its own, shifted frame) covered by these materials."""
     land = _land(name)
-    return simulate._land_image(land, np.isin(land.labels, codes).astype(np.float32), scene.true_shift_px)
+    return ground.land_image(land, np.isin(land.labels, codes).astype(np.float32), scene.true_shift_px)
 
 
 def _pixel_centres(series: simulate.SimulatedSeries) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,7 @@ from scipy import ndimage
 from skimage.filters import window
 from skimage.registration import phase_cross_correlation
 
-from pipeline.sim import imaging, materials, simulate, sky
+from pipeline.sim import ground, imaging, materials, simulate, sky
 from pipeline.grid import grid_for_bounds
 from pipeline.sim.simulate import SIMULATOR_VERSION, simulate_village_series
 
@@ -186,7 +186,7 @@ def _registration_error(reference: np.ndarray, moving: np.ndarray, expected: np.
 
 
 def test_shift_convention_against_an_unshifted_rendering(series):
-    land = simulate._build_landscape(GRID, seed=SEED, **SIZES)
+    land = ground.build_landscape(GRID, seed=SEED, **SIZES)
     ground_nir = materials.LUT[3][land.labels] * land.texture
     unshifted = imaging.image_ground(ground_nir, (0.0, 0.0), GRID.shape)
     for scene in series.scenes[:2]:  # before any burn: same ground as the unshifted rendering
@@ -282,7 +282,7 @@ def test_coarse_band_matches_block_average_and_bilinear():
 def test_tree_shadow_falls_away_from_the_sun_at_its_height():
     # One 10 m tree of crown radius 3 m on bare ground: its shadow's centre lies
     # (height - crown half-depth) / tan(elevation) away in the anti-solar azimuth.
-    land = simulate._build_landscape(GRID, seed=SEED, **SIZES)
+    land = ground.build_landscape(GRID, seed=SEED, **SIZES)
     land.labels = np.full((200, 200), materials.SAND, dtype=np.uint8)
     land.trees = np.array([[100.0, 100.0, 3.0, 10.0]])
     land.deciduous = np.zeros(1, dtype=bool)
