@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from scipy import ndimage
 
 from pipeline.grid import grid_for_bounds
 from smallaoi import AOI_NAME, write_small_aoi
@@ -215,3 +216,12 @@ def tree_digest(folder: Path) -> dict[str, str]:
     """SHA-256 of every file under ``folder`` (and ``"dir"`` for each folder), by relative path: a tree's fingerprint."""
     return {path.relative_to(folder).as_posix(): "dir" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
             for path in sorted(folder.rglob("*"))}
+
+
+def savanna_ground(seed: int) -> np.ndarray:
+    """(4, 200, 200) reflectance of one textured savanna (the same ground every date) with a
+    date's own sensor noise: a scene a careful reader would accept."""
+    texture = ndimage.gaussian_filter(np.random.default_rng(1).random((200, 200)), 2.0)
+    texture = (texture - texture.mean()) / texture.std()
+    red, nir = 0.16 + 0.02 * texture, 0.28 + 0.03 * texture
+    return np.stack([red * 0.6, red * 0.8, red, nir]) + np.random.default_rng(seed).normal(0, 0.004, (4, 200, 200))

@@ -21,7 +21,6 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
-from scipy import ndimage
 
 import pipeline
 from pipeline.readers import planet, sentinel2
@@ -30,7 +29,7 @@ from pipeline.errors import SceneError
 from pipeline.grid import grid_for_bounds
 from pipeline.run import detect_burns
 from pipeline.readers.recognise import recognise
-from factories import (GRID, load_scenes as _load, one_line as _one_line, run_cli as _cli, write_band as _band,
+from factories import (savanna_ground as _ground, GRID, load_scenes as _load, one_line as _one_line, run_cli as _cli, write_band as _band,
                        write_landsat_folder as _landsat_folder, write_s2_item as _s2_item, write_scene as _write_scene,
                        write_square_aoi as _aoi)
 from smallaoi import AOI_NAME, write_small_aoi
@@ -41,15 +40,6 @@ RUN = Params(margin_m=0)
 
 # ---------------------------------------------------------------------------------------------
 # builders
-
-
-def _ground(seed: int) -> np.ndarray:
-    """(4, 200, 200) reflectance of one textured savanna (the same ground every date) with a
-    date's own sensor noise: a scene a careful reader would accept."""
-    texture = ndimage.gaussian_filter(np.random.default_rng(1).random((200, 200)), 2.0)
-    texture = (texture - texture.mean()) / texture.std()
-    red, nir = 0.16 + 0.02 * texture, 0.28 + 0.03 * texture
-    return np.stack([red * 0.6, red * 0.8, red, nir]) + np.random.default_rng(seed).normal(0, 0.004, (4, 200, 200))
 
 
 def _planet(folder: Path, scene_id: str, acquired: str, reflectance: np.ndarray | None = None, *, seed: int = 0,

@@ -27,8 +27,7 @@ from pipeline.errors import SceneError
 from pipeline.readers import catalogue as cat
 from pipeline.readers import sentinel2
 from smallaoi import AOI_NAME, write_small_aoi
-from test_hostile_inputs import _ground
-from test_sentinel2_landsat import _s2_item
+from factories import savanna_ground as _ground, write_s2_item as _s2_item
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "catalogue_v1"
 FIXTURE_ROOT = "/tmp/burnscan-old-catalogue"  # where the fixture's scenes were when it was written (see its README)
@@ -209,12 +208,16 @@ def test_a_stac_item_asset_pystac_cannot_take_is_one_line(tmp_path):
 
 def test_a_fetched_item_with_mistyped_raster_bands_is_one_line_and_writes_nothing(tmp_path):
     from pipeline.readers.fetch import download_window
-    from test_hostile_paths import _band
+    from pyproj import Transformer
+
+    from factories import write_band
     from smallaoi import LAT, LON
+
+    x, y = Transformer.from_crs("EPSG:4326", "EPSG:32630", always_xy=True).transform(LON, LAT)
 
     cogs = tmp_path / "cogs"
     cogs.mkdir()
-    assets = {name: pystac.Asset(href=str(_band(cogs / f"{name}.tif", 2000, res=10.0, size=60)),
+    assets = {name: pystac.Asset(href=str(write_band(cogs / f"{name}.tif", 2000, res=10.0, size=60, origin=(x - 300.0, y + 300.0))),
                                  extra_fields={"raster:bands": {"scale": 0.0001}})  # an object where a list belongs
               for name in ("red", "nir")}
     item = pystac.Item(id="S2B_30PVT_20240128_0_L2A", geometry=None, bbox=None,
