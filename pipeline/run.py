@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import geopandas as gpd
 import numpy as np
@@ -65,15 +65,16 @@ def detect_burns(
     analysis_grid: Grid,
     settlement: BaseGeometry | None = None,
 ) -> Detection:
-    """The whole analysis of a loaded stack: measure once on it, then apply to all of it.
+    """The whole analysis of a loaded stack: :func:`calibrate` on it, then :func:`apply` to all of it.
 
     ``stack, records`` come from :func:`pipeline.readers.recognise.load_sources` on
     ``loaded_grid`` (the AOI's ``analysis_grid`` plus a margin); ``settlement`` is the
     built-up area in the grid's CRS, to tell settlement burns from field and bush fires.
+    On the whole stack, the calibration pass has already computed every array ``apply``
+    would (the same numbers: tests/test_house.py), so they are used as they are.
     """
-    calibration = calibrate(stack, records, params=params, loaded_grid=loaded_grid, analysis_grid=analysis_grid)
-    return apply(stack, records, calibration, params=params, loaded_grid=loaded_grid, analysis_grid=analysis_grid,
-                 settlement=settlement)
+    measured = _measure(stack, records, params=params, loaded_grid=loaded_grid, analysis_grid=analysis_grid)
+    return _detection(measured, records, params=params, analysis_grid=analysis_grid, settlement=settlement, window=None)
 
 
 def calibrate(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, loaded_grid: Grid,
@@ -85,28 +86,7 @@ def calibrate(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, 
     earlier dates, so the dating runs here once too; :func:`apply` then repeats it with
     the noise fixed, which gives the same numbers on the same stack.
     """
-    # Garbage is never evidence: a scene whose numbers cannot be ground is not observed, with its
-    # reason, before anything counts it as clear.
-    in_aoi = _crop(stack, loaded_grid, analysis_grid)
-    refused = judge_scenes(in_aoi["reflectance"].values, in_aoi["clear"].values, bands=[str(b) for b in stack.band.values])
-    stack, clear_fraction = _observed(stack, refused, loaded_grid, analysis_grid)
-    usable = (clear_fraction >= params.min_clear_fraction) & np.array([r is None for r in refused])
-    used, used_records = _usable(stack, records, usable, refused, clear_fraction, params)
-    aligned, shifts = coregister(used, reference_index=params.reference_scene, band=params.coreg_band,
-                                 max_shift_px=params.coreg_max_shift_px)
-    aligned = _crop(_unmatched_as_unseen(aligned, shifts, params), loaded_grid, analysis_grid)
-    if wants_normalisation([str(b) for b in aligned.band.values], params.normalisation):
-        normalised, fits = normalise(aligned, reference_index=params.reference_scene)
-    else:
-        normalised, fits = aligned, identity_fits(aligned)
-    *_, thresholds = _dated(normalised, params, analysis_grid, noise=None)
-    return Calibration(
-        usable=tuple(bool(u) for u in usable),
-        shifts=tuple(shifts),
-        fits=tuple(tuple(f) for f in fits),
-        noise=tuple(None if info is None else (info.background, info.noise_sigma) for info in thresholds),
-        refused=tuple(refused),
-    )
+    return _measure(stack, records, params=params, loaded_grid=loaded_grid, analysis_grid=analysis_grid).calibration
 
 
 def apply(stack: xr.Dataset, records: list[SceneRecord], calibration: Calibration, *, params: Params, loaded_grid: Grid,
@@ -124,24 +104,80 @@ def apply(stack: xr.Dataset, records: list[SceneRecord], calibration: Calibratio
     shifts, fits = list(calibration.shifts), [list(f) for f in calibration.fits]
     aligned = _crop(_unmatched_as_unseen(apply_shifts(used, shifts), shifts, params), loaded_grid, analysis_grid)
     normalised = apply_fits(aligned, fits)
-    index_name, index, change, dates, thresholds = _dated(normalised, params, analysis_grid, noise=list(calibration.noise))
-    times = [r.acquired_utc for r in used_records]
+    dated = _dated(normalised, params, analysis_grid, noise=list(calibration.noise))
+    measured = _Measured(calibration, refused, clear_fraction, usable, used_records, shifts, fits, normalised, *dated)
+    return _detection(measured, records, params=params, analysis_grid=analysis_grid, settlement=settlement, window=window)
+
+
+class _Measured(NamedTuple):
+    """Everything one pass over a stack computes, before polygons."""
+
+    calibration: Calibration
+    refused: list[str | None]
+    clear_fraction: np.ndarray
+    usable: np.ndarray
+    used_records: list[SceneRecord]
+    shifts: list[ShiftEstimate]
+    fits: list[list[BandFit]]
+    normalised: xr.Dataset
+    index_name: str
+    index: xr.DataArray
+    change: xr.Dataset
+    dates: xr.Dataset
+    thresholds: list[ThresholdInfo | None]
+
+
+def _measure(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, loaded_grid: Grid,
+             analysis_grid: Grid) -> _Measured:
+    """The calibration pass: every measurement, and the arrays it was measured on."""
+    # Garbage is never evidence: a scene whose numbers cannot be ground is not observed, with its
+    # reason, before anything counts it as clear.
+    in_aoi = _crop(stack, loaded_grid, analysis_grid)
+    refused = judge_scenes(in_aoi["reflectance"].values, in_aoi["clear"].values, bands=[str(b) for b in stack.band.values])
+    stack, clear_fraction = _observed(stack, refused, loaded_grid, analysis_grid)
+    usable = (clear_fraction >= params.min_clear_fraction) & np.array([r is None for r in refused])
+    used, used_records = _usable(stack, records, usable, refused, clear_fraction, params)
+    aligned, shifts = coregister(used, reference_index=params.reference_scene, band=params.coreg_band,
+                                 max_shift_px=params.coreg_max_shift_px)
+    aligned = _crop(_unmatched_as_unseen(aligned, shifts, params), loaded_grid, analysis_grid)
+    if wants_normalisation([str(b) for b in aligned.band.values], params.normalisation):
+        normalised, fits = normalise(aligned, reference_index=params.reference_scene)
+    else:
+        normalised, fits = aligned, identity_fits(aligned)
+    index_name, index, change, dates, thresholds = _dated(normalised, params, analysis_grid, noise=None)
+    calibration = Calibration(
+        usable=tuple(bool(u) for u in usable),
+        shifts=tuple(shifts),
+        fits=tuple(tuple(f) for f in fits),
+        noise=tuple(None if info is None else (info.background, info.noise_sigma) for info in thresholds),
+        refused=tuple(refused),
+    )
+    return _Measured(calibration, list(refused), clear_fraction, usable, used_records, list(shifts), [list(f) for f in fits],
+                     normalised, index_name, index, change, dates, thresholds)
+
+
+def _detection(m: _Measured, records: list[SceneRecord], *, params: Params, analysis_grid: Grid,
+               settlement: BaseGeometry | None, window: Grid | None) -> Detection:
+    """Polygons (of the window alone, when there is one), burned extents and scene quality: the Detection."""
+    times = [r.acquired_utc for r in m.used_records]
+    dates = m.dates
     if window is None:
-        polygons = burn_polygons(dates, grid=analysis_grid, times=times, index_name=index_name, settlement=settlement)
+        polygons = burn_polygons(dates, grid=analysis_grid, times=times, index_name=m.index_name, settlement=settlement)
         first_seen = dates["first_seen"].values
         extent_first = extent_dates(first_seen, pixel_size_m=analysis_grid.resolution, close_radius_m=params.extent_close_m)
         extents = extent_polygons(extent_first, first_seen, grid=analysis_grid, times=times)
     else:
-        polygons = burn_polygons(_crop(dates, analysis_grid, window), grid=window, times=times, index_name=index_name,
+        polygons = burn_polygons(_crop(dates, analysis_grid, window), grid=window, times=times, index_name=m.index_name,
                                  settlement=settlement)
         extent_first = np.full(dates["first_seen"].shape, -1, dtype=np.int16)
         extents = gpd.GeoDataFrame(geometry=[], crs=analysis_grid.crs)
     return Detection(
-        stack=normalised, records=used_records, all_records=list(records),
-        quality=_quality(records, usable, refused, clear_fraction, shifts, fits, thresholds, params),
-        shifts=shifts, fits=fits, index_name=index_name, index=index, change=change, dates=dates, thresholds=thresholds,
-        polygons=polygons, extent_first=xr.DataArray(extent_first, dims=("y", "x"), coords={"y": dates.y, "x": dates.x}),
-        extents=extents, grid=analysis_grid, calibration=calibration,
+        stack=m.normalised, records=m.used_records, all_records=list(records),
+        quality=_quality(records, m.usable, m.refused, m.clear_fraction, m.shifts, m.fits, m.thresholds, params),
+        shifts=m.shifts, fits=m.fits, index_name=m.index_name, index=m.index, change=m.change, dates=dates,
+        thresholds=m.thresholds, polygons=polygons,
+        extent_first=xr.DataArray(extent_first, dims=("y", "x"), coords={"y": dates.y, "x": dates.x}),
+        extents=extents, grid=analysis_grid, calibration=m.calibration,
     )
 
 
