@@ -137,6 +137,7 @@ for name in {blocked!r}:
 """
 
 
+@pytest.mark.slow
 def test_the_package_and_its_command_line_work_without_the_extras():
     """Every module imports, and ``burnscan --help`` runs, with folium, distributed and pystac_client absent."""
     code = _BLOCKER.format(blocked=list(COMMAND_EXTRAS.values())) + """

@@ -302,6 +302,7 @@ def _fires_csv(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("what", ["add", "add-buildings", "add-fires"])
 def test_a_command_waits_for_another_updating_the_same_state_then_says_so(place, capsys, tmp_path, monkeypatch, what):
     aoi_dir, data, _ = place
@@ -328,6 +329,7 @@ def test_a_command_waits_for_another_updating_the_same_state_then_says_so(place,
     assert code == 0, err  # once the other command is gone, the same command goes through
 
 
+@pytest.mark.slow
 def test_a_review_decision_waits_for_another_being_recorded(tmp_path, monkeypatch):
     from pipeline.review import record_decision
 
@@ -399,6 +401,7 @@ def _nothing_unpacked(data: Path) -> bool:
     return not deliveries.exists() or not any(deliveries.iterdir())
 
 
+@pytest.mark.slow
 def test_a_zip_bomb_split_over_members_is_refused_before_anything_is_unpacked(place, capsys, tmp_path):
     aoi_dir, data, _ = place
     bomb = tmp_path / "order_77.zip"

@@ -23,6 +23,7 @@ def test_search_without_scenes_or_simulated_box_asks_for_scenes(tmp_path):
     assert not (tmp_path / "data").exists()
 
 
+@pytest.mark.slow
 def test_calibrate_then_apply_is_the_whole_analysis_and_so_is_detect_burns(tmp_path):
     """detect_burns uses the calibration pass's own arrays on the whole stack: apply(calibrate(stack)) must give
     the same numbers, or chunks (which only ever see apply) and villages would disagree."""

@@ -55,6 +55,7 @@ def _results(stdout: str) -> list[str]:
     return [line for line in stdout.splitlines() if not line.startswith(("outputs: ", "manifest sha256: "))]
 
 
+@pytest.mark.slow
 def test_progress_goes_to_stderr_and_results_to_stdout(capsys, registry):
     code, out, err = _detect(capsys, registry)
     assert code == 0, err
@@ -64,6 +65,7 @@ def test_progress_goes_to_stderr_and_results_to_stdout(capsys, registry):
     assert "burnscan " not in err  # the version line is for -v
 
 
+@pytest.mark.slow
 def test_quiet_hides_progress_and_keeps_results(capsys, registry):
     code, loud_out, _ = _detect(capsys, registry)
     code_q, out, err = _detect(capsys, registry, "-q")
@@ -78,6 +80,7 @@ def test_quiet_keeps_errors(capsys, registry, tmp_path):
     assert code == 3 and err.count("\n") == 1 and err.startswith("burnscan: error:") and "atlantis" in err
 
 
+@pytest.mark.slow
 def test_verbose_adds_debug_to_the_progress(capsys, registry):
     code, out, err = _detect(capsys, registry, "--verbose")
     lines = err.splitlines()

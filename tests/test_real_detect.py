@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import geopandas as gpd
+import pytest
 import rasterio
 from rasterio.features import rasterize
 
@@ -14,6 +15,7 @@ from factories import run_cli as _cli
 EVENT = "5_INCIDENT_20240715"
 
 
+@pytest.mark.slow
 def test_real_grass_fire_pair_added_and_detected(shared_data, tmp_path, capsys):
     """5 Incident (California, July 2024): Sentinel-2 composites with a CAL FIRE perimeter mask.
 

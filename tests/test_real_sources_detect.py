@@ -44,6 +44,7 @@ def _detect(capsys, tmp_path, aoi_dir, name, *sets):
     return json.loads((run / "report.json").read_text())
 
 
+@pytest.mark.slow
 def test_real_sentinel2_item_and_a_built_later_scene(shared_data, tmp_path, capsys):
     source = shared_data / "real" / "rio-tiler-pds-fixtures" / "sentinel2_l2a_29RKH_20200219"
     lon, lat = -11.45, 24.80

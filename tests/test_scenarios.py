@@ -155,6 +155,7 @@ def test_same_seed_gives_identical_series(name):
     assert again.metadata == _series(name).metadata
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_every_scenario_is_a_complete_series(name):
     series = _series(name)
@@ -211,6 +212,7 @@ def test_satellite_response_alternates_instruments():
     assert [s.metadata["instrument"] for s in scenes] == ["PS2", "PSB.SD", "PS2", "PSB.SD", "PS2"]
 
 
+@pytest.mark.slow
 def test_per_material_band_ratios_differ_between_instruments(monkeypatch):
     # Known answer: image the same ground, shift and noise through SuperDove only; the ratio of
     # the two renderings of scene 0 (Dove Classic in the real plan) is the response factor of

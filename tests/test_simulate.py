@@ -59,6 +59,7 @@ def test_same_seed_gives_identical_series(series):
     assert series.metadata == again.metadata
 
 
+@pytest.mark.slow
 def test_other_seed_gives_other_village(series):
     other = simulate_village_series(GRID, seed=SEED + 1, **SIZES)
     assert not np.array_equal(other.truth_first_visible, series.truth_first_visible)

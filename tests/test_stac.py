@@ -180,6 +180,7 @@ def test_an_oversized_catalogue_item_is_refused(tmp_path, capsys):
     _one_error_line(err, item.name, "11 MB", "restore it from a copy")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["catalog.json", f"items/{OLD_IDS[0]}.json"])
 def test_a_pipe_in_place_of_a_catalogue_file_is_refused_not_waited_on(tmp_path, name):
     aoi_dir, folder = _old_catalogue(tmp_path)

@@ -80,6 +80,7 @@ def bright_scene(village) -> xr.DataArray:
 
 # --- footprint_offset -------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_offset_recovers_known_shift_with_bright_roofs(village, bright_scene):
     shift = footprint_offset(_footprints(*village, *SHIFT), bright_scene)
     assert shift.reliable
@@ -90,6 +91,7 @@ def test_offset_recovers_known_shift_with_bright_roofs(village, bright_scene):
     assert "moved" in shift.note
 
 
+@pytest.mark.slow
 def test_offset_recovers_known_shift_with_dark_roofs(village):
     dark = _scene(*village, contrast=-0.1, seed=11)
     shift = footprint_offset(_footprints(*village, *SHIFT), dark)
