@@ -55,7 +55,7 @@ from pipeline.readers.rasters import memoised_hashes, stack_scenes
 from pipeline.stages.polygons import describe_polygons, empty_polygons
 from pipeline.model import Calibration, Detection
 from pipeline.progress import Progress
-from pipeline.run import apply, calibrate
+from pipeline.run import apply, detect_burns
 from pipeline.readers import SceneSource
 
 __all__ = ["Chunk", "ChunkedDetection", "plan_chunks", "detect_chunked", "load_window", "merge_across_edges", "scene_footprints"]
@@ -295,9 +295,10 @@ def detect_chunked(
     window = _calibration_window(grid, footprints, calibration_px)
     logger.info(f"calibrating on a {window.width} x {window.height} px window")
     stack, all_records = load_window(sources, footprints, window, None)
-    calibration = calibrate(stack, all_records, params=params, loaded_grid=window, analysis_grid=window)
-    calib_det = apply(stack, all_records, calibration, params=params, loaded_grid=window, analysis_grid=window,
-                      settlement=settlement)
+    # calibrate, then apply to the window: detect_burns does both in one pass (the same numbers, tests/test_house.py)
+    calib_det = detect_burns(stack, all_records, params=params, loaded_grid=window, analysis_grid=window,
+                             settlement=settlement)
+    calibration = calib_det.calibration
     largest_shift = max((max(abs(s.dy), abs(s.dx)) for s in calibration.shifts if s.reliable), default=0.0)
     halo = max(halo_px, int(np.ceil(largest_shift)) + 8)
     chunks = plan_chunks(grid, chunk_px)
