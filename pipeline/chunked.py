@@ -31,6 +31,7 @@ The seam test and ``burnscan bench-perf`` compare chunked and whole-scene result
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -38,6 +39,7 @@ import dask
 from dask.callbacks import Callback
 import geopandas as gpd
 from affine import Affine
+from rasterio.errors import NotGeoreferencedWarning
 import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix
@@ -308,7 +310,12 @@ def detect_chunked(
     options: dict[str, Any] = {"scheduler": scheduler}
     if workers:
         options["num_workers"] = workers
-    with _ChunkProgress(len(tasks)):
+    # rasterio wraps its in-memory datasets in warnings.catch_warnings(), which is process-wide: a worker thread
+    # leaving that block restores filters under another one still inside it, whose NotGeoreferencedWarning then
+    # escapes. The readers check georeferencing themselves (readers/rasters.py), so the warning is muted here,
+    # before any worker starts.
+    with _ChunkProgress(len(tasks)), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
         results = dask.compute(*tasks, **options)
     found = [r for r in results if not r.empty]
     if found:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import from_origin
 from scipy import ndimage
 from shapely.geometry import LineString, box
@@ -100,6 +102,25 @@ def test_chunks_on_two_workers_give_the_whole_scene_polygons(pair):
     assert list(chunked["n_pixels"]) == list(whole["n_pixels"])
     np.testing.assert_allclose(chunked["area_m2"], whole["area_m2"], rtol=1e-6)
     assert chunked.geometry.symmetric_difference(whole.geometry, align=False).area.max() < 1e-6
+
+
+@pytest.mark.slow
+def test_a_worker_never_sees_rasterio_s_not_georeferenced_warning(pair, monkeypatch):
+    """rasterio mutes that warning around its in-memory datasets with catch_warnings(), which is process-wide: two
+    threads leaving it out of order let it escape (a failure under warnings-as-errors, noise on a user's console).
+    The chunked run mutes it before its workers start; the readers check georeferencing themselves."""
+    import pipeline.chunked as chunked
+
+    real_chunk = chunked._detect_chunk
+
+    def chunk_that_warns(*args, **kwargs):
+        warnings.warn("Dataset has no geotransform", NotGeoreferencedWarning)
+        return real_chunk(*args, **kwargs)
+
+    monkeypatch.setattr(chunked, "_detect_chunk", chunk_that_warns)
+    sources, grid = pair
+    found = detect_chunked(sources, grid, params=Params(), chunk_px=_CHUNK, halo_px=16, scheduler="threads", workers=2)
+    assert len(found.polygons) > 0
 
 
 def test_pieces_that_only_meet_at_a_corner_across_an_edge_merge_and_other_dates_do_not():
