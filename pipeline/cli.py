@@ -235,10 +235,18 @@ def search(aoi: str, scenes_dir: Path | None, out_root: Path, data_root: Path, c
 @click.option("--data", "data_root", type=click.Path(path_type=Path), default=Path("data"), show_default=True, help="Where AOI data and catalogues live.")
 @click.option("--bands", default=None, metavar="MAP",
               help="Band map of plain GeoTIFFs in file order, e.g. blue,green,red,nir,-,swir22 (default: the AOI file's band_map).")
-@click.option("--acquired", default=None, metavar="ISO", help="Acquisition time (UTC) of plain GeoTIFFs that do not carry one.")
+@click.option("--acquired", default=None, metavar="ISO",
+              help="Acquisition time (UTC) of a plain GeoTIFF that does not carry one, e.g. 2024-01-28T10:38Z.")
+@click.option("--time-from-name", is_flag=True,
+              help="Take a plain GeoTIFF's date from the YYYYMMDD in its file name; its time of day is then unknown, and said so.")
 @click.option("--aoi-dir", type=click.Path(path_type=Path), default=AOI_DIR, show_default=False, help="AOI registry folder.")
-def add(aoi: str, paths: tuple[Path, ...], data_root: Path, bands: str | None, acquired: str | None, aoi_dir: Path) -> None:
-    """Register scenes (folders, zips, STAC items, GeoTIFFs) in the AOI's catalogue."""
+def add(aoi: str, paths: tuple[Path, ...], data_root: Path, bands: str | None, acquired: str | None, time_from_name: bool,
+        aoi_dir: Path) -> None:
+    """Register scenes (folders, zips, STAC items, GeoTIFFs) in the AOI's catalogue.
+
+    A scene's time comes from its product's metadata; a plain GeoTIFF without one needs
+    --acquired, or --time-from-name (the date in its name, time of day unknown). Nothing is guessed.
+    """
     from datetime import datetime
 
     from pipeline.readers.catalogue import add_scenes
@@ -247,6 +255,8 @@ def add(aoi: str, paths: tuple[Path, ...], data_root: Path, bands: str | None, a
     from pipeline.stages.plausibility import implausible_time
 
     when = None
+    if acquired and time_from_name:
+        raise ParameterError("--acquired and --time-from-name both give the time; give one of them")
     if acquired:
         try:
             when = datetime.fromisoformat(acquired.replace("Z", "+00:00"))
@@ -257,7 +267,8 @@ def add(aoi: str, paths: tuple[Path, ...], data_root: Path, bands: str | None, a
             raise ParameterError(f"--acquired {acquired!r}: {problem}; give the scene's acquisition time (UTC)")
     area = load_aoi(aoi, aoi_dir)
     bands = bands or area.properties.get("band_map")  # an AOI file may name the bands of its GeoTIFFs
-    for item_id, what in add_scenes(area, list(paths), data_root=data_root, bands=bands, acquired=when):
+    for item_id, what in add_scenes(area, list(paths), data_root=data_root, bands=bands, acquired=when,
+                                    time_from_name=time_from_name):
         click.echo(f"{what}: {item_id}")
 
 
@@ -288,26 +299,123 @@ def add_fires_command(aoi: str, path: Path, data_root: Path, aoi_dir: Path) -> N
     click.echo(f"{added.summary}: {added.path} (sha256 {added.sha256[:16]})")
 
 
-@cli.command()
+class _ListByDefault(click.Group):
+    """A group whose first argument, when it is no subcommand, is handed to ``list``: ``burnscan scenes AOI``
+    lists as it always has, beside ``burnscan scenes show AOI ID`` and ``burnscan scenes remove AOI ID``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
+
+
+_DATA_OPTION = click.option("--data", "data_root", type=click.Path(path_type=Path), default=Path("data"), show_default=True,
+                            help="Where AOI data and catalogues live.")
+_AOI_DIR_OPTION = click.option("--aoi-dir", type=click.Path(path_type=Path), default=AOI_DIR, show_default=False,
+                               help="AOI registry folder.")
+
+
+@cli.group(cls=_ListByDefault)
+def scenes() -> None:
+    """The AOI's scene catalogue: burnscan scenes AOI lists it; show and remove one scene by its id."""
+
+
+def _entry_json(entry: Any, tz: str) -> dict[str, Any]:
+    from pipeline.outputs.report import format_time
+
+    return {"id": entry.item_id, "kind": entry.kind, "acquired_utc": entry.acquired.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "acquired": format_time(entry.acquired, tz, time_of_day_known=entry.time_of_day_known),
+            "time_source": entry.time_source, "time_of_day_known": entry.time_of_day_known, "sensor": entry.sensor,
+            "satellite_id": entry.satellite_id, "bands": list(entry.bands), "aoi_data_fraction": entry.data_fraction,
+            "aoi_clear_fraction": entry.clear_fraction, "files": entry.files, "sha256": entry.sha256, "source": entry.source,
+            "options": entry.options, "footprint": entry.footprint, "added_utc": entry.added_utc}
+
+
+@scenes.command("list")
 @click.argument("aoi")
-@click.option("--data", "data_root", type=click.Path(path_type=Path), default=Path("data"), show_default=True)
-@click.option("--aoi-dir", type=click.Path(path_type=Path), default=AOI_DIR, show_default=False, help="AOI registry folder.")
-def scenes(aoi: str, data_root: Path, aoi_dir: Path) -> None:
+@click.option("--json", "as_json", is_flag=True, help="One JSON list of every scene and what is known of it, for programs.")
+@_DATA_OPTION
+@_AOI_DIR_OPTION
+def scenes_list(aoi: str, as_json: bool, data_root: Path, aoi_dir: Path) -> None:
     """List the scenes registered for AOI: time (UTC and local), sensor, clear share of the AOI, hash."""
+    import json
+
     from pipeline.readers.catalogue import catalogue_entries
     from pipeline.outputs.report import format_time
 
     area = load_aoi(aoi, aoi_dir)
     entries = catalogue_entries(data_root, area.name)
+    tz = str(area.properties.get("timezone", "UTC"))
+    if as_json:
+        click.echo(json.dumps([_entry_json(e, tz) for e in entries], indent=2, ensure_ascii=False))
+        return
     if not entries:
         click.echo(f"no scenes registered for {area.name}; add some with: burnscan add {area.name} PATH")
         return
-    tz = str(area.properties.get("timezone", "UTC"))
     for e in entries:
         usable = e.clear_fraction / e.data_fraction if e.data_fraction else 0.0
         main = next(iter(e.sha256.values()), "")
-        click.echo(f"{e.item_id}\t{format_time(e.acquired, tz)}\t{e.sensor} {e.satellite_id}\tAOI covered {e.data_fraction:.0%}, "
-                   f"clear {e.clear_fraction:.0%} (cloud or no data {1 - e.clear_fraction:.0%}, usable {usable:.0%})\tsha256 {main[:16]}")
+        click.echo(f"{e.item_id}\t{format_time(e.acquired, tz, time_of_day_known=e.time_of_day_known)}\t{e.sensor} {e.satellite_id}"
+                   f"\tAOI covered {e.data_fraction:.0%}, clear {e.clear_fraction:.0%} (cloud or no data {1 - e.clear_fraction:.0%}, "
+                   f"usable {usable:.0%})\tsha256 {main[:16]}")
+
+
+_TIME_SOURCE_WORDS = {"metadata": "the product's metadata", "acquired-option": "given with --acquired",
+                      "file-name": "the date in the file name (--time-from-name)"}
+
+
+@scenes.command("show")
+@click.argument("aoi")
+@click.argument("scene_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="The same as JSON, for programs.")
+@_DATA_OPTION
+@_AOI_DIR_OPTION
+def scenes_show(aoi: str, scene_id: str, as_json: bool, data_root: Path, aoi_dir: Path) -> None:
+    """Everything the catalogue knows of scene ID: time and its source, sensor, bands, footprint, files and SHA-256."""
+    import json
+
+    from shapely.geometry import shape
+
+    from pipeline.readers.catalogue import catalogue_entry
+
+    area = load_aoi(aoi, aoi_dir)
+    e = catalogue_entry(data_root, area.name, scene_id)
+    tz = str(area.properties.get("timezone", "UTC"))
+    doc = _entry_json(e, tz)
+    if as_json:
+        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        return
+    lines = [f"scene:       {e.item_id} ({e.kind})",
+             f"acquired:    {doc['acquired']}",
+             f"time from:   {_TIME_SOURCE_WORDS.get(e.time_source, e.time_source)}"
+             + ("" if e.time_of_day_known else "; only the date is known"),
+             f"sensor:      {e.sensor} {e.satellite_id}",
+             f"bands:       {', '.join(e.bands) or 'not recorded'}",
+             f"AOI:         covered {e.data_fraction:.0%}, clear {e.clear_fraction:.0%}"]
+    if e.footprint:
+        outline = shape(e.footprint)
+        west, south, east, north = outline.bounds
+        lines.append(f"footprint:   {outline.geom_type}, lon {west:.5f} to {east:.5f}, lat {south:.5f} to {north:.5f}")
+    lines.append(f"added from:  {e.source}" + (f" on {e.added_utc}" if e.added_utc else ""))
+    if e.options:
+        lines.append("options:     " + ", ".join(f"{k}={v}" for k, v in sorted(e.options.items())))
+    lines.append("files:")
+    lines += [f"  {role}: {path}\n    sha256 {e.sha256.get(role, 'not recorded')}" for role, path in e.files.items()]
+    click.echo("\n".join(lines))
+
+
+@scenes.command("remove")
+@click.argument("aoi")
+@click.argument("scene_id", metavar="ID")
+@_DATA_OPTION
+@_AOI_DIR_OPTION
+def scenes_remove(aoi: str, scene_id: str, data_root: Path, aoi_dir: Path) -> None:
+    """Take scene ID out of AOI's catalogue; its files stay where they are, unchanged."""
+    from pipeline.readers.catalogue import remove_scene
+
+    area = load_aoi(aoi, aoi_dir)
+    remove_scene(area, scene_id, data_root=data_root)
+    click.echo(f"removed: {scene_id} (its files are kept; burnscan add {area.name} PATH registers it again)")
 
 
 @cli.command()

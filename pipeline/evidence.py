@@ -15,7 +15,6 @@ Where the layers are looked for: beside the scenes (``buildings*.gpkg`` /
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import pandas as pd
 
 from pipeline.stages.confidence import confidence_tiers
 from pipeline.config import Params
+from pipeline.model import SceneRecord
 from pipeline.readers.firms import read_fire_csv
 from pipeline.stages.corroborate import corroborate
 from pipeline.readers.vectors import read_footprints
@@ -99,10 +99,10 @@ def count_structures(footprints: gpd.GeoDataFrame, polygons: gpd.GeoDataFrame, *
                                max_shift_m=params.footprint_max_shift_m)
 
 
-def _when(iso: str, tz_name: str) -> str:
-    from pipeline.outputs.report import format_time
+def _when(record: SceneRecord, tz_name: str) -> str:
+    from pipeline.outputs.report import scene_time
 
-    return format_time(datetime.fromisoformat(iso.replace("Z", "+00:00")), tz_name)
+    return scene_time(record, tz_name)
 
 
 def _structures_report(table: gpd.GeoDataFrame, shift: FootprintShift, path: Path, dropped: int, params: Params,
@@ -116,7 +116,7 @@ def _structures_report(table: gpd.GeoDataFrame, shift: FootprintShift, path: Pat
                 "scene_id": rec.scene_id, "acquired_utc": rec.acquired_utc, "new_burned": int(len(new)),
                 "in_settlement": int((new["setting"] == "settlement").sum()),
                 "statement": (f"{len(new)} structure(s) burned in polygons first visible on scene {rec.scene_id} "
-                              f"({_when(rec.acquired_utc, tz_name)})."),
+                              f"({_when(rec, tz_name)})."),
             })
     rule = (f"a structure counts as burned when at least {params.structure_min_overlap:.0%} of its footprint lies within "
             f"{params.structure_tolerance_px * params.resolution_m:g} m of burn polygons")

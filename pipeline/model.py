@@ -63,6 +63,12 @@ class SceneRecord:
     sha256: dict[str, str] = field(default_factory=dict)
     sun_elevation: float | None = None
     sun_azimuth: float | None = None
+    time_source: str = "metadata"
+    """Where ``acquired`` came from: ``metadata`` (the product's own), ``acquired-option`` (given by the
+    investigator), ``file-name`` (the date in a file name, asked for with ``--time-from-name``)."""
+    time_of_day_known: bool = True
+    """False when only the date is known (``acquired`` then stands at 00:00 UTC of it): every printed
+    time of the scene says "time of day unknown" (:func:`pipeline.outputs.report.scene_time`)."""
 
     @property
     def acquired_utc(self) -> str:
@@ -117,6 +123,10 @@ class SceneInfo:
     bands: tuple[str, ...]
     properties: dict[str, Any] = field(default_factory=dict)
     """Source-specific facts worth keeping (cloud cover, processing baseline, scale...)."""
+    time_source: str = "metadata"
+    """Where ``acquired`` came from (see :attr:`SceneRecord.time_source`)."""
+    time_of_day_known: bool = True
+    """False when only the date is known (see :attr:`SceneRecord.time_of_day_known`)."""
 
 
 @dataclass(frozen=True)

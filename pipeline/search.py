@@ -37,7 +37,7 @@ from pipeline.provenance.manifest import input_entry, recorded_overrides, seal_m
 from pipeline.stages.normalise import apply_fits
 from pipeline.preflight import check_coreg_band, check_search_grid, check_search_options, scene_shape
 from pipeline.provenance.versions import git_state, package_versions
-from pipeline.outputs.report import format_time
+from pipeline.outputs.report import scene_time
 from pipeline.readers.recognise import recognise
 from pipeline.outputs import figures as figs
 from pipeline.outputs.write import check_output_folder, finish_run_dir, new_run_dir, save_figures, write_json, write_text, write_vector
@@ -97,7 +97,7 @@ def _card(det: ChunkedDetection, cluster: Any, simulated: bool, tz_name: str) ->
     def scene(i: int):
         rec = det.records[i]
         out = stack["reflectance"].isel(time=i)
-        out.attrs.update(acquired=rec.acquired_utc, scene_id=rec.scene_id, crs=grid.crs)
+        out.attrs.update(acquired=rec.acquired_utc, time_of_day_known=rec.time_of_day_known, scene_id=rec.scene_id, crs=grid.crs)
         return out
 
     inside = det.polygons[det.polygons.intersects(cluster.geometry)]
@@ -106,8 +106,8 @@ def _card(det: ChunkedDetection, cluster: Any, simulated: bool, tz_name: str) ->
         after_clear=stack["clear"].isel(time=after_i),
         title=f"Rank {cluster.rank}: {cluster.kind}, {cluster.burned_ha:.2f} ha",
         caption=(f"{'SIMULATED DATA, not a real place. ' if simulated else ''}Cluster {cluster.cluster_id} at "
-                 f"{lat_lon_text(cluster.centre_lat, cluster.centre_lon)}; first seen {format_time(det.records[after_i].acquired, tz_name)}, "
-                 f"not visible on the clear scene of {format_time(det.records[before_i].acquired, tz_name)}."),
+                 f"{lat_lon_text(cluster.centre_lat, cluster.centre_lon)}; first seen {scene_time(det.records[after_i], tz_name)}, "
+                 f"not visible on the clear scene of {scene_time(det.records[before_i], tz_name)}."),
         simulated=simulated, polygons_new=inside[inside["first_seen_index"] == after_i],
         polygons_earlier=inside[inside["first_seen_index"] != after_i], tz_name=tz_name)
 
@@ -122,7 +122,7 @@ def _markdown(aoi: Aoi, clusters: gpd.GeoDataFrame, det: ChunkedDetection, simul
               f"{det.chunks} chunk(s), {det.pieces_merged} polygon piece(s) merged across chunk edges.", "",
               "Scenes:", ""]
     for r in det.all_records:
-        lines.append(f"- {r.scene_id}: {r.acquired_utc} ({format_time(r.acquired, tz_name)}), {r.sensor}, "
+        lines.append(f"- {r.scene_id}: {r.acquired_utc} ({scene_time(r, tz_name)}), {r.sensor}, "
                      f"sha256 {next(iter(r.sha256.values()), '')[:16]}")
     n_settle = int((clusters["kind"] == SETTLEMENT_LIKE).sum()) if len(clusters) else 0
     lines += ["", f"{len(clusters)} burned-area cluster(s), {n_settle} settlement-like. Ranked settlement-like first, "

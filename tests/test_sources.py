@@ -126,16 +126,17 @@ def test_a_zip_is_not_read_in_place(tmp_path):
 def test_band_map_and_plain_geotiff(shared_data):
     assert parse_band_map("B,G,R,NIR,-") == ["b", "g", "r", "nir", None]
     pre = shared_data / "real" / "s2-calfire-prepost" / "set_a" / "pre_fire" / "5_INCIDENT_20240715.tif"
-    scene = GeoTiffScene(pre, bands=parse_band_map("blue,green,red,nir,swir22"))
+    scene = GeoTiffScene(pre, bands=parse_band_map("blue,green,red,nir,swir22"), time_from_name=True)  # the name's date, asked for
     info = scene.describe()
-    assert info.acquired == datetime(2024, 7, 15, tzinfo=timezone.utc) and info.properties["time_from"].startswith("date in file name")
+    assert info.acquired == datetime(2024, 7, 15, tzinfo=timezone.utc)
+    assert info.time_source == "file-name" and not info.time_of_day_known
     assert info.footprint.contains(info.footprint.centroid) and -120 < info.footprint.centroid.x < -119.5
     grid = grid_for_bounds((770000, 3960000, 771000, 3961000), "EPSG:32610", 20.0)
     lon_lat_grid = grid  # 5 INCIDENT lies in UTM 11N, not 10N: a grid there must not overlap
     with pytest.raises(SceneError) as err:
         scene.load(lon_lat_grid)
     _one_line(err, "5_INCIDENT_20240715.tif", "does not overlap")
-    wrong = GeoTiffScene(pre, bands=parse_band_map("blue,green,red,nir"))
+    wrong = GeoTiffScene(pre, bands=parse_band_map("blue,green,red,nir"), time_from_name=True)
     from pipeline.readers.rasters import native_grid
 
     with pytest.raises(SceneError) as err:

@@ -35,6 +35,7 @@ from pyproj import CRS
 from shapely.geometry.base import BaseGeometry
 
 from pipeline.errors import ParameterError, SceneError
+from pipeline.outputs.report import TIME_OF_DAY_UNKNOWN
 
 __all__ = ["Stretch", "SIMULATED_LABEL", "NATURAL_BANDS", "false_colour", "joint_stretch", "before_after_figure", "overlay_figure", "change_map_figure",
            "timeline_figure"]
@@ -302,6 +303,8 @@ def _when(scene: xr.DataArray, tz_name: str) -> str:
     if t is None or t.tzinfo is None:
         raise ParameterError(f"scene {sid!r} has acquired={raw!r}; a figure must say when the scene was "
                              "taken: set attrs['acquired'] to an ISO UTC time such as '2024-01-28T10:38:00Z'")
+    if scene.attrs.get("time_of_day_known") is False:  # a date from a file name: no hour, UTC or local, to show
+        return f"{t.astimezone(timezone.utc):%Y-%m-%d} {TIME_OF_DAY_UNKNOWN}"
     try:
         zone = ZoneInfo(tz_name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -598,6 +601,7 @@ def timeline_figure(
     caption: str,
     simulated: bool,
     tz_name: str = "UTC",
+    time_of_day_known: list[bool] | None = None,
 ) -> Figure:
     """Burned area first seen on each acquisition (settlement and other burns apart), with how clear each was.
 
@@ -610,7 +614,9 @@ def timeline_figure(
     width_in = 12 * _CM
     ty = _type(width_in)
     zone = ZoneInfo(tz_name)
-    labels = [f"{t:%d %b %H:%M} UTC\n{t.astimezone(zone):%H:%M} local" for t in times]
+    known = time_of_day_known or [True] * len(times)  # a date alone has no hour to show, UTC or local
+    labels = [f"{t:%d %b %H:%M} UTC\n{t.astimezone(zone):%H:%M} local" if k else f"{t:%d %b}\ntime unknown"
+              for t, k in zip(times, known)]
     step = max(1, math.ceil(len(times) / _MAX_TICKS))
     labels = [lab if i % step == 0 else "" for i, lab in enumerate(labels)]
     line = ty.font * 1.3 / 72

@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 
 import geopandas as gpd
 
-from pipeline.outputs.report import SIMULATED_WARNING, evidence_sections
+from pipeline.outputs.report import SIMULATED_WARNING, evidence_sections, polygon_time_cell
 
 __all__ = ["render_html"]
 
@@ -89,7 +89,8 @@ def render_html(report: Mapping[str, Any], *, figures: Mapping[str, bytes], poly
 
     if polygons is not None and len(polygons):
         parts.append(f"<h2>Polygons ({len(polygons)}; index {escape(report['index'])})</h2>")
-        rows = [[r.polygon_id, r.first_seen, r.last_clear_before, f"{r.area_ha:.4f}", f"{r.mean_index_change:.3f}", r.setting,
+        stamp = polygon_time_cell(report)  # a scene whose time of day is unknown says so here too
+        rows = [[r.polygon_id, stamp(r.first_seen), stamp(r.last_clear_before), f"{r.area_ha:.4f}", f"{r.mean_index_change:.3f}", r.setting,
                  "yes" if r.confirmed else "not yet", getattr(r, "review", "") or "not reviewed",
                  getattr(r, "n_structures", ""), getattr(r, "n_fire_detections", ""), getattr(r, "tier", ""),
                  getattr(r, "tier_reasons", "")]

@@ -17,7 +17,7 @@ import geopandas as gpd
 
 from pipeline.model import SceneRecord
 
-__all__ = ["SIMULATED_LABEL", "format_time", "build_report", "with_evidence", "evidence_sections", "render_markdown"]
+__all__ = ["SIMULATED_LABEL", "TIME_OF_DAY_UNKNOWN", "format_time", "scene_time", "polygon_time_cell", "build_report", "with_evidence", "evidence_sections", "render_markdown"]
 
 SIMULATED_LABEL = "SIMULATED DATA"
 SIMULATED_WARNING = (
@@ -26,8 +26,16 @@ SIMULATED_WARNING = (
 )
 
 
-def format_time(when: datetime, tz_name: str) -> str:
+TIME_OF_DAY_UNKNOWN = "(time of day unknown)"
+"""What follows the date of a scene whose time of day is not known (a date taken from a file name)."""
+
+
+def format_time(when: datetime, tz_name: str | None, *, time_of_day_known: bool = True) -> str:
     """``"2024-01-28 10:38 UTC (10:38 local, UTC+00:00)"``; the local date is added when it differs.
+
+    Without ``tz_name``, the UTC time alone. When only the date is known, the date and
+    :data:`TIME_OF_DAY_UNKNOWN`, never an hour or a local time: 00:00 UTC would be a made-up
+    time, and its local time could even fall on another day.
 
     Examples
     --------
@@ -35,12 +43,30 @@ def format_time(when: datetime, tz_name: str) -> str:
     '2024-01-28 10:38 UTC (10:38 local, UTC+00:00)'
     >>> format_time(datetime(2024, 1, 28, 23, 0, tzinfo=timezone.utc), "Asia/Yangon")
     '2024-01-28 23:00 UTC (2024-01-29 05:30 local, UTC+06:30)'
+    >>> format_time(datetime(2024, 7, 15, tzinfo=timezone.utc), "America/Los_Angeles", time_of_day_known=False)
+    '2024-07-15 (time of day unknown)'
     """
     utc = when.astimezone(timezone.utc)
+    if not time_of_day_known:
+        return f"{utc:%Y-%m-%d} {TIME_OF_DAY_UNKNOWN}"
+    if tz_name is None:
+        return f"{utc:%Y-%m-%d %H:%M} UTC"
     local = utc.astimezone(ZoneInfo(tz_name))
     offset = local.strftime("%z")
     local_text = f"{local:%H:%M}" if local.date() == utc.date() else f"{local:%Y-%m-%d %H:%M}"
     return f"{utc:%Y-%m-%d %H:%M} UTC ({local_text} local, UTC{offset[:3]}:{offset[3:]})"
+
+
+def scene_time(record: SceneRecord, tz_name: str | None = None) -> str:
+    """How every report line and caption prints a scene's time: :func:`format_time` with the scene's
+    own knowledge of it, so a date-only scene says :data:`TIME_OF_DAY_UNKNOWN` wherever it is named.
+
+    >>> from pipeline.model import SceneRecord
+    >>> named = SceneRecord("a", datetime(2024, 7, 15, tzinfo=timezone.utc), "x", "y", False, (), time_of_day_known=False)
+    >>> scene_time(named, "UTC")
+    '2024-07-15 (time of day unknown)'
+    """
+    return format_time(record.acquired, tz_name, time_of_day_known=record.time_of_day_known)
 
 
 def _reading(
@@ -52,7 +78,7 @@ def _reading(
     tz_name: str,
 ) -> dict[str, Any]:
     """What scene ``t`` shows that no earlier clear scene showed."""
-    when = format_time(record.acquired, tz_name)
+    when = scene_time(record, tz_name)
     new = polygons[polygons["first_seen_index"] == t]
     entry: dict[str, Any] = {
         "scene_index": t,
@@ -95,7 +121,7 @@ def _reading(
         entry["brackets"].append(bracket)
         parts.append(
             f"{len(group)} burn mark(s), {bracket['area_ha']:.2f} ha, not visible on the clear scene of "
-            f"{format_time(before.acquired, tz_name)} ({before.scene_id})"
+            f"{scene_time(before, tz_name)} ({before.scene_id})"
         )
     where = ""
     if settings:
@@ -159,7 +185,7 @@ def build_report(
     total_ha = round(float(polygons["area_ha"].sum()), 4) if len(polygons) else 0.0
     first, last = records[0], records[-1]
     summary = (
-        f"Between {format_time(first.acquired, tz_name)} and {format_time(last.acquired, tz_name)}, "
+        f"Between {scene_time(first, tz_name)} and {scene_time(last, tz_name)}, "
         f"{total_ha:.2f} ha burned in the AOI of {aoi.display_name}, in {len(polygons)} polygon(s)."
     )
     settings = _by_setting(polygons)
@@ -178,7 +204,9 @@ def build_report(
                 "index": t,
                 "scene_id": record.scene_id,
                 "acquired_utc": record.acquired_utc,
-                "acquired": format_time(record.acquired, tz_name),
+                "acquired": scene_time(record, tz_name),
+                "time_source": record.time_source,
+                "time_of_day_known": record.time_of_day_known,
                 "satellite_id": record.satellite_id,
                 "sensor": record.sensor,
                 "simulated": record.simulated,
@@ -212,20 +240,24 @@ def build_report(
             ],
         },
         "readings": readings,
-        "burned_extent": _extent_summary(extents, params, tz_name),
+        "burned_extent": _extent_summary(extents, params, tz_name, records),
         "scenes": scenes,
         "parameters": params,
         "provenance": provenance,
     }
 
 
-def _extent_summary(extents: gpd.GeoDataFrame | None, params: dict[str, Any], tz_name: str) -> list[dict[str, Any]]:
+def _extent_summary(extents: gpd.GeoDataFrame | None, params: dict[str, Any], tz_name: str,
+                    records: Sequence[SceneRecord] = ()) -> list[dict[str, Any]]:
     """Per date, the burned extent enclosing every burn seen so far, with the rule that drew it."""
     if extents is None or not len(extents):
         return []
+    by_time = {r.acquired_utc: r for r in records}  # the scene of each date says what is known of its time
     out = []
     for as_of, group in extents.groupby("as_of", sort=False):
-        when = format_time(datetime.fromisoformat(str(as_of).replace("Z", "+00:00")), tz_name)
+        record = by_time.get(str(as_of))
+        when = (scene_time(record, tz_name) if record is not None
+                else format_time(datetime.fromisoformat(str(as_of).replace("Z", "+00:00")), tz_name))
         area, burned = float(group["area_ha"].sum()), float(group["burned_ha"].sum())
         out.append({
             "as_of_utc": as_of, "n_extents": int(len(group)), "area_ha": round(area, 4), "burned_ha": round(burned, 4),
@@ -295,6 +327,13 @@ def evidence_sections(report: dict[str, Any]) -> list[dict[str, Any]]:
     return sections
 
 
+def polygon_time_cell(report: dict[str, Any]) -> Any:
+    """What a polygon table prints for a scene time (an ISO UTC stamp): the stamp, or, for a scene whose
+    time of day is unknown, its date and :data:`TIME_OF_DAY_UNKNOWN` (never its made-up 00:00)."""
+    dated = {s["acquired_utc"]: s["acquired"] for s in report.get("scenes", []) if s.get("time_of_day_known") is False}
+    return lambda iso: dated.get(str(iso), iso)
+
+
 def render_markdown(report: dict[str, Any], *, figures: Sequence[str] = (), max_rows: int = 400, polygons: gpd.GeoDataFrame | None = None) -> str:
     """Human-readable ``report.md`` from :func:`build_report`'s dict."""
     lines = [f"# {report['title']}", ""]
@@ -339,10 +378,11 @@ def render_markdown(report: dict[str, Any], *, figures: Sequence[str] = (), max_
         lines += ["| id | first seen (UTC) | last clear before (UTC) | area (ha) | mean change | setting | confirmed | review "
                   "| structures | fires | tier | why |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        stamp = polygon_time_cell(report)
         for row in polygons.head(max_rows).itertuples():
             review_cell = getattr(row, "review", "") or "not reviewed"
             lines.append(
-                f"| {row.polygon_id} | {row.first_seen} | {row.last_clear_before} | {row.area_ha:.4f} | "
+                f"| {row.polygon_id} | {stamp(row.first_seen)} | {stamp(row.last_clear_before)} | {row.area_ha:.4f} | "
                 f"{row.mean_index_change:.3f} | {row.setting} | {'yes' if row.confirmed else 'not yet'} | {review_cell} "
                 f"| {getattr(row, 'n_structures', '')} | {getattr(row, 'n_fire_detections', '')} "
                 f"| {getattr(row, 'tier', '')} | {getattr(row, 'tier_reasons', '')} |"

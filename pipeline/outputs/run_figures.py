@@ -17,7 +17,7 @@ import xarray as xr
 from pipeline.grid import Grid
 from pipeline.model import Detection, record_positions
 from pipeline.outputs import figures as figs
-from pipeline.outputs.report import format_time
+from pipeline.outputs.report import scene_time
 
 __all__ = ["IMAGERY_CREDIT_SIMULATED", "run_figures"]
 
@@ -55,11 +55,12 @@ def _figures(detection: Detection, aoi_outline: Any, credit: str, simulated: boo
         last_rec = detection.records[last]
         out["overview.png"] = figs.overlay_figure(
             stack["reflectance"].isel(time=last).assign_attrs(
-                acquired=last_rec.acquired_utc, scene_id=last_rec.scene_id, satellite_id=last_rec.satellite_id, crs=detection.grid.crs),
+                acquired=last_rec.acquired_utc, time_of_day_known=last_rec.time_of_day_known, scene_id=last_rec.scene_id,
+                satellite_id=last_rec.satellite_id, crs=detection.grid.crs),
             polygons_new=polys, after_clear=stack["clear"].isel(time=last), aoi_outline=aoi_outline, simulated=simulated,
             tz_name=tz_name, when="all dates",
-            title=f"All burn marks found, {detection.records[0].acquired:%Y-%m-%d} to {last_rec.acquired:%Y-%m-%d}",
-            caption=f"Overview of the AOI on {last_rec.scene_id} ({format_time(last_rec.acquired, tz_name)}); "
+            title=f"All burn marks found, {detection.records[0].acquired:%Y-%m-%d} to {last_rec.acquired:%Y-%m-%d}",  # dates only
+            caption=f"Overview of the AOI on {last_rec.scene_id} ({scene_time(last_rec, tz_name)}); "
                     f"{len(polys)} burn polygon(s), {polys['area_ha'].sum():.2f} ha, all dates. {credit}.",
         )
         stack = _zoom(stack, polys.total_bounds, detection.grid)
@@ -67,15 +68,16 @@ def _figures(detection: Detection, aoi_outline: Any, credit: str, simulated: boo
         before_rec, after_rec = detection.records[t - 1], detection.records[t]
         before, after = (
             stack["reflectance"].isel(time=i).assign_attrs(
-                acquired=rec.acquired_utc, scene_id=rec.scene_id, satellite_id=rec.satellite_id, crs=detection.grid.crs
+                acquired=rec.acquired_utc, time_of_day_known=rec.time_of_day_known, scene_id=rec.scene_id,
+                satellite_id=rec.satellite_id, crs=detection.grid.crs
             )
             for i, rec in ((t - 1, before_rec), (t, after_rec))
         )
         new = polys[polys["first_seen_index"] == t]
         earlier = polys[polys["first_seen_index"] < t]
         caption = (
-            f"Before: {before_rec.scene_id}, {format_time(before_rec.acquired, tz_name)}. "
-            f"After: {after_rec.scene_id}, {format_time(after_rec.acquired, tz_name)}. "
+            f"Before: {before_rec.scene_id}, {scene_time(before_rec, tz_name)}. "
+            f"After: {after_rec.scene_id}, {scene_time(after_rec, tz_name)}. "
             f"False-colour infrared (NIR, red, green): vegetation red, burns dark; same stretch on both. "
             f"{len(new)} new burn polygon(s), {new['area_ha'].sum():.2f} ha. {credit}."
         )
@@ -101,7 +103,7 @@ def _figures(detection: Detection, aoi_outline: Any, credit: str, simulated: boo
         # reader judge the ground without the machine's lines in the way.
         out[f"{stamp}_overlay.png"] = figs.before_after_figure(
             before, after, before_clear=before_clear, after_clear=after_clear, polygons_new=new, polygons_earlier=earlier,
-            title=f"Burn marks first visible on {after_rec.acquired:%Y-%m-%d %H:%M} UTC", **common,
+            title=f"Burn marks first visible on {scene_time(after_rec)}", **common,
         )
         info = detection.thresholds[t]
         if info is not None and len(new):
@@ -109,9 +111,9 @@ def _figures(detection: Detection, aoi_outline: Any, credit: str, simulated: boo
                 detection.change["delta"].isel(time=t).assign_attrs(crs=detection.grid.crs),
                 seed_threshold=info.seed_threshold, grow_threshold=info.grow_threshold, background=info.background,
                 index_name=detection.index_name, polygons_new=new, aoi_outline=aoi_outline, simulated=simulated,
-                title=f"Burn-index change to {after_rec.acquired:%Y-%m-%d %H:%M} UTC, with the thresholds used",
+                title=f"Burn-index change to {scene_time(after_rec)}, with the thresholds used",
                 caption=(f"Change of {detection.index_name.upper()} between each pixel's last clear observation and "
-                         f"{after_rec.scene_id} ({format_time(after_rec.acquired, tz_name)}); grey: not observed. Seeds of the "
+                         f"{after_rec.scene_id} ({scene_time(after_rec, tz_name)}); grey: not observed. Seeds of the "
                          f"burn mask exceed 'seed', burns grow down to 'grow' (background {info.background:+.3f}, noise "
                          f"{info.noise_sigma:.3f}). Outlined: new burn polygons. {credit}."),
             )
@@ -134,13 +136,14 @@ def _structure_figures(detection: Detection, structures: gpd.GeoDataFrame, aoi_o
         if not len(new):
             continue
         after = stack["reflectance"].isel(time=j).assign_attrs(
-            acquired=rec.acquired_utc, scene_id=rec.scene_id, satellite_id=rec.satellite_id, crs=detection.grid.crs)
+            acquired=rec.acquired_utc, time_of_day_known=rec.time_of_day_known, scene_id=rec.scene_id,
+            satellite_id=rec.satellite_id, crs=detection.grid.crs)
         out[f"{rec.acquired:%Y%m%dT%H%MZ}_structures.png"] = figs.overlay_figure(
             after, polygons_new=new.assign(polygon_id=None), polygons_earlier=burned[burned["first_seen_index"] < t],
             after_clear=stack["clear"].isel(time=j), aoi_outline=aoi_outline, simulated=simulated, tz_name=tz_name,
-            noun="structure", title=f"Structures burned, first visible on {rec.acquired:%Y-%m-%d %H:%M} UTC",
+            noun="structure", title=f"Structures burned, first visible on {scene_time(rec)}",
             caption=(f"Building footprints (aligned to the scenes) burned in polygons first visible on {rec.scene_id} "
-                     f"({format_time(rec.acquired, tz_name)}): {len(new)} new, {int((burned['first_seen_index'] < t).sum())} "
+                     f"({scene_time(rec, tz_name)}): {len(new)} new, {int((burned['first_seen_index'] < t).sum())} "
                      f"earlier. {credit}."),
         )
     return out
@@ -157,7 +160,8 @@ def _timeline(detection: Detection, polygons: gpd.GeoDataFrame, simulated: bool,
         other_ha=[o + u for o, u in zip(by["outside"], by["unknown"])],
         clear_fraction=[q["clear_fraction"] for q in detection.quality], usable=[bool(q["usable"]) for q in detection.quality],
         title="Burned area first seen on each acquisition", simulated=simulated, tz_name=tz_name,
-        caption=(f"From {records[0].scene_id} ({format_time(records[0].acquired, tz_name)}) to {records[-1].scene_id} "
-                 f"({format_time(records[-1].acquired, tz_name)}). A bar is the area first visible on that scene; "
+        time_of_day_known=[r.time_of_day_known for r in records],
+        caption=(f"From {records[0].scene_id} ({scene_time(records[0], tz_name)}) to {records[-1].scene_id} "
+                 f"({scene_time(records[-1], tz_name)}). A bar is the area first visible on that scene; "
                  f"no bar on a cloudy or unusable scene means not seen, not unburned."),
     )

@@ -2,10 +2,18 @@
 
 ``burnscan add ogota PATH...`` recognises each scene (:func:`pipeline.readers.recognise.recognise`),
 checks that it overlaps the AOI and loads it once onto the AOI to measure how much of the AOI
-it shows clear; the catalogue then records the scene's time, sensor, footprint, that clear
-fraction, and the SHA-256 of every file. Files stay where they are (zips are unpacked once
-under ``<data>/<aoi>/deliveries/``); the catalogue points to them and refuses a file whose
-bytes changed since it was added.
+it shows clear; the catalogue then records the scene's time, where that time came from
+(``burnscan:time_source``: the product's ``metadata``, the ``acquired-option``, or a
+``file-name`` date asked for with ``--time-from-name``, then ``burnscan:time_of_day_known``
+false), sensor, footprint, that clear fraction, and the SHA-256 of every file. Files stay where
+they are (zips are unpacked once under ``<data>/<aoi>/deliveries/``); the catalogue points to
+them and refuses a file whose bytes changed since it was added. One file is one scene: the same
+reflectance bytes are never registered twice, under any id or time.
+
+``burnscan scenes remove AOI ID`` takes a scene out of the catalogue (:func:`remove_scene`): the
+catalogue is rewritten without it, then its item file is deleted; the scene's own files are never
+touched. A catalogue whose item file was deleted or damaged by hand says which file and that
+command in one line.
 
 Layout: ``<data>/<aoi>/catalog/catalog.json`` and one ``items/<id>.json`` per scene, plain
 STAC 1.x read and written by pystac through :class:`~pipeline.readers.stacio.LocalStacIO`
@@ -22,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import pystac
 from shapely.geometry import mapping
@@ -37,7 +45,8 @@ from pipeline.readers.rasters import field_error, sha256_file
 from pipeline.readers.recognise import recognise
 from pipeline.readers.stacio import LocalStacIO
 
-__all__ = ["CatalogueEntry", "add_scenes", "catalogue_dir", "catalogue_entries", "catalogue_sources"]
+__all__ = ["CatalogueEntry", "add_scenes", "catalogue_dir", "catalogue_entries", "catalogue_entry", "catalogue_sources",
+           "remove_scene"]
 
 _CHECK_RESOLUTION_M = 10.0  # the clear fraction over the AOI is a summary: 10 m is enough for it
 
@@ -59,6 +68,14 @@ class CatalogueEntry:
     sha256: dict[str, str]
     source: str
     options: dict[str, Any]
+    time_source: str = "metadata"
+    """Where ``acquired`` came from: ``metadata``, ``acquired-option`` or ``file-name``."""
+    time_of_day_known: bool = True
+    """False when only the date is known (a date in a file name)."""
+    bands: tuple[str, ...] = ()
+    footprint: dict[str, Any] | None = None
+    """The scene's outline (GeoJSON geometry, lon/lat)."""
+    added_utc: str = ""
 
 
 def catalogue_dir(data_root: Path, aoi_name: str) -> Path:
@@ -73,23 +90,67 @@ def _item_id(info: SceneInfo) -> str:
 _FIX = "restore it from a copy"
 
 
-def _stac_io(folder: Path) -> LocalStacIO:
-    return LocalStacIO(root=folder, what="catalogue", fix=_FIX)
+def _stac_io(folder: Path, fix: str = _FIX, what: str = "catalogue") -> LocalStacIO:
+    return LocalStacIO(root=folder, what=what, fix=fix)
 
 
-def _read_items(folder: Path) -> dict[str, pystac.Item]:
+def _remove_fix(aoi_name: str, item_id: str) -> str:
+    return f"take the scene out of the catalogue with: burnscan scenes remove {aoi_name} {item_id} (its files are kept)"
+
+
+def _item_links(folder: Path) -> list[tuple[str, str, Path | None]]:
+    """``(item id, href, local path or None for a URL)`` of every item the catalogue lists, in its order.
+
+    The id is the item file's name without ``.json``, as :func:`_write_catalogue` names it, so
+    that an item whose file is gone can still be named (and removed).
+    """
+    catalog_file = folder / "catalog.json"
+    doc = _stac_io(folder).read_json(catalog_file)
+    links = doc.get("links", [])
+    if doc.get("type") != "Catalog" or not isinstance(links, list):
+        raise SceneError(f"{catalog_file}: not a STAC catalogue (type {doc.get('type')!r}, links a list); {_FIX}")
+    out = []
+    for link in links:
+        if not isinstance(link, dict) or link.get("rel") != "item":
+            continue
+        href = link.get("href")
+        if not isinstance(href, str) or not href:
+            raise field_error(catalog_file, "links[].href", href, "the path of an item file", _FIX)
+        local = None if ("://" in href and not href.startswith("file://")) else Path(href.removeprefix("file://"))
+        name = href.rstrip("/").rsplit("/", 1)[-1]
+        out.append((name[:-5] if name.endswith(".json") else name, href, None if local is None else folder / local))
+    return out
+
+
+def _read_items(folder: Path, *, skip: Iterable[str] = ()) -> dict[str, pystac.Item]:
+    """Every item the catalogue lists (but those of ``skip``), read through :class:`LocalStacIO`.
+
+    Every failure is one line naming the file: an item file deleted or damaged by hand says how
+    to take its scene out of the catalogue (``burnscan scenes remove``).
+    """
     catalog_file = folder / "catalog.json"
     if not (catalog_file.exists() or catalog_file.is_symlink()):  # a pipe or a dangling link is refused, not taken for none
         return {}
-    try:
-        catalog = pystac.Catalog.from_file(str(catalog_file), stac_io=_stac_io(folder))
-        items = {item.id: item for item in catalog.get_items()}
-    except PipelineError:
-        raise  # already one line naming the file (a pipe, a URL, an item outside the folder, a mistyped field)
-    except Exception as exc:  # pystac raises many types for a damaged catalogue
-        if isinstance(exc.__cause__, PipelineError):  # pystac wraps a linked item's error; ours already says it in one line
-            raise exc.__cause__ from None
-        raise SceneError(f"{catalog_file}: catalogue cannot be read ({type(exc).__name__}: {exc}); restore it from a copy") from None
+    aoi_name = folder.parent.name
+    items: dict[str, pystac.Item] = {}
+    for item_id, href, path in _item_links(folder):
+        if item_id in skip:
+            continue
+        fix = f"restore it from a copy, or {_remove_fix(aoi_name, item_id)}"
+        if path is not None and not (path.exists() or path.is_symlink()):
+            raise SceneError(f"{path}: item file of the registered scene {item_id} is missing (listed in {catalog_file}); "
+                             f"{fix}")
+        io = _stac_io(folder, fix, "catalogue item")
+        target = str(path) if path is not None else href
+        try:
+            item = io.stac_object_from_dict(io.read_json(target), href=target)
+        except PipelineError:
+            raise  # already one line naming the file (a pipe, a URL, an item outside the folder, a mistyped field)
+        except Exception as exc:  # pystac raises many types for a damaged item
+            raise SceneError(f"{target}: catalogue item cannot be read ({type(exc).__name__}: {exc}); {fix}") from None
+        if not isinstance(item, pystac.Item):
+            raise SceneError(f"{target}: not a STAC item (a {type(item).__name__}); {fix}")
+        items[item.id] = item
     return items
 
 
@@ -135,11 +196,24 @@ def _refuse_same_bytes(info: SceneInfo, hashes: dict[str, str], item_id: str, it
             role = next(r for r, d in hashes.items() if d in shared)
             when = other.datetime.strftime("%Y-%m-%dT%H:%M:%SZ") if other.datetime else "no time"
             raise SceneError(
-                f"{info.files[role]}: same bytes (SHA-256 {next(iter(shared))[:16]}...) as the registered scene {other_id} "
-                f"({when}), here as {item_id} ({info.acquired.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%SZ}); one file cannot "
-                f"be two acquisitions: give each time its own scene, or remove data/{aoi_name}/catalog/items/{other_id}.json "
-                f"if that registration was wrong"
+                f"{info.files[role]}: already registered as the scene {other_id} ({when}; same SHA-256 "
+                f"{next(iter(shared))[:16]}...), here as {item_id} ({info.acquired.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%SZ}); "
+                f"one file is one acquisition: if that registration was wrong, {_remove_fix(aoi_name, other_id)}, then add it again"
             )
+
+
+def _refuse_same_time(info: SceneInfo, main_file: Path, items: dict[str, pystac.Item], new: dict[str, pystac.Item],
+                      aoi_name: str) -> None:
+    """Refuse a second scene at a registered scene's very time: scenes are compared in time order, and two at
+    one time have none (exports named after one event's date, read with --time-from-name, are the usual case)."""
+    when = info.acquired.astimezone(timezone.utc)
+    for other_id, other in {**items, **new}.items():
+        if other.datetime == when:
+            where = "registered" if other_id in items else "given before it in this command"
+            shown = f"{when:%Y-%m-%d}, time of day unknown" if not info.time_of_day_known else f"{when:%Y-%m-%dT%H:%M:%SZ}"
+            raise SceneError(f"{main_file}: its time ({shown}) is that of the scene {other_id} ({where}); two scenes at one "
+                             f"time cannot be put in order: give each its own acquisition time with --acquired (a date in a "
+                             f"file name may be an event's, not the acquisition's)")
 
 
 def add_scenes(aoi: Aoi, paths: list[Path], *, data_root: Path, **options: Any) -> list[tuple[str, str]]:
@@ -167,9 +241,15 @@ def _add_locked(aoi: Aoi, paths: list[Path], folder: Path, extract_to: Path, unp
     items = _read_items(folder)
     outcome: list[tuple[str, str]] = []
     new: dict[str, pystac.Item] = {}
+    given_time: list[Path] = []  # plain GeoTIFFs given the one --acquired time
     for path in paths:
         for source in recognise(Path(path), extract_to=extract_to, unpacked=unpacked, **options):
             info = source.describe()
+            if info.time_source == "acquired-option":
+                given_time.append(info.files["reflectance"])
+                if len(given_time) > 1:
+                    raise SceneError(f"{given_time[1]}: --acquired gives one time, here to {given_time[0]} too; two scenes "
+                                     f"cannot share one acquisition time: add each GeoTIFF with its own --acquired")
             main_file = next(iter(info.files.values()))
             # The id becomes a file name: refuse an unsafe one before any work, naming the file it came from.
             safe_name(info.scene_id, what=f"{info.kind} scene id", source=info.files.get("metadata", main_file))
@@ -177,14 +257,25 @@ def _add_locked(aoi: Aoi, paths: list[Path], folder: Path, extract_to: Path, unp
                 raise SceneError(f"{main_file}: scene does not overlap the AOI {aoi.name}; pick scenes that cover it")
             hashes = {role: sha256_file(p) for role, p in info.files.items()}
             item_id = _item_id(info)
-            known = items.get(item_id) or new.get(item_id)
+            if item_id in new:  # given twice in this command (a path and a folder holding it)
+                if new[item_id].properties.get("burnscan:sha256") != hashes:
+                    raise SceneError(f"{main_file}: two different scenes of this command have the id {item_id}; "
+                                     f"add them one at a time")
+                continue
+            known = items.get(item_id)
             if known is not None:
                 if known.properties.get("burnscan:sha256") != hashes:
-                    raise SceneError(f"{main_file}: scene {item_id} is already registered with different file contents; "
-                                     f"remove data/{aoi.name}/catalog/items/{item_id}.json first if this one replaces it")
+                    raise SceneError(f"{main_file}: the scene {item_id} is already registered with different file contents "
+                                     f"({folder / 'items' / f'{item_id}.json'}); if this one replaces it, "
+                                     f"{_remove_fix(aoi.name, item_id)}, then add this one")
+                if known.datetime != info.acquired.astimezone(timezone.utc):
+                    raise SceneError(f"{main_file}: already registered as the scene {item_id} at "
+                                     f"{known.datetime:%Y-%m-%dT%H:%M:%SZ}, here at {info.acquired:%Y-%m-%dT%H:%M:%SZ}; one file "
+                                     f"is one acquisition: if that time was wrong, {_remove_fix(aoi.name, item_id)}, then add it again")
                 outcome.append((item_id, "already registered"))
                 continue
             _refuse_same_bytes(info, hashes, item_id, {**items, **new}, aoi.name)
+            _refuse_same_time(info, main_file, items, new, aoi.name)
             clear, data = _clear_fractions(source, aoi)
             item = pystac.Item(
                 id=item_id, geometry=mapping(info.footprint), bbox=list(info.footprint.bounds),
@@ -194,8 +285,9 @@ def _add_locked(aoi: Aoi, paths: list[Path], folder: Path, extract_to: Path, unp
                     "burnscan:satellite_id": info.satellite_id, "burnscan:bands": list(info.bands),
                     "burnscan:aoi_clear_fraction": round(clear, 4), "burnscan:aoi_data_fraction": round(data, 4),
                     "burnscan:source": str(Path(path).resolve()), "burnscan:sha256": hashes,
+                    "burnscan:time_source": info.time_source, "burnscan:time_of_day_known": info.time_of_day_known,
                     "burnscan:options": {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in options.items()
-                                         if k in ("bands", "acquired") and v is not None},
+                                         if k in ("bands", "acquired", "time_from_name") and v},
                     "burnscan:added_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                     **{f"burnscan:{k}": v for k, v in info.properties.items()},
                 },
@@ -216,7 +308,7 @@ def _entry(item: pystac.Item, folder: Path) -> CatalogueEntry:
     """One item read back, every burnscan:* field checked for its type (a hand-edited or damaged
     item must stop the run in one line, not deep inside it)."""
     where = folder / "items" / f"{item.id}.json"
-    fix = "restore the item from a copy, or remove it and add the scene again"
+    fix = f"restore the item from a copy, or {_remove_fix(folder.parent.name, item.id)} and add the scene again"
     p = item.properties
 
     def field(name: str, kind: type | tuple[type, ...], expected: str, default: Any = None, required: bool = False) -> Any:
@@ -245,6 +337,16 @@ def _entry(item: pystac.Item, folder: Path) -> CatalogueEntry:
             raise field_error(where, f"assets.{role}.href", asset.href, "a string (a path)", fix)
     if not item.id.startswith(f"{kind}-"):
         raise field_error(where, "id", item.id, f"'{kind}-' followed by the scene id", fix)
+    # Items written before the time's source was recorded said it in burnscan:time_from (GeoTIFFs only).
+    older = {"given": "acquired-option"}.get(p.get("burnscan:time_from"), "file-name" if str(p.get("burnscan:time_from", "")).startswith(
+        "date in file name") else "metadata")
+    time_source = field("burnscan:time_source", str, "one of metadata, acquired-option, file-name", older)
+    if time_source not in ("metadata", "acquired-option", "file-name"):
+        raise field_error(where, "burnscan:time_source", time_source, "one of metadata, acquired-option, file-name", fix)
+    known = p.get("burnscan:time_of_day_known", time_source != "file-name")
+    if not isinstance(known, bool):
+        raise field_error(where, "burnscan:time_of_day_known", known, "true or false", fix)
+    bands = field("burnscan:bands", list, "a list of band names", [])
     return CatalogueEntry(
         item_id=item.id, kind=kind, acquired=item.datetime, sensor=field("burnscan:sensor", str, "a string", "unknown"),
         satellite_id=field("burnscan:satellite_id", str, "a string", "unknown"),
@@ -252,6 +354,8 @@ def _entry(item: pystac.Item, folder: Path) -> CatalogueEntry:
         data_fraction=float(field("burnscan:aoi_data_fraction", (int, float), "a number", 0)),
         files={r: a.href for r, a in item.assets.items()}, sha256=dict(sha256),
         source=field("burnscan:source", str, "a string (the path the scene was added from)", required=True), options=dict(options),
+        time_source=time_source, time_of_day_known=known, bands=tuple(str(b) for b in bands), footprint=item.geometry,
+        added_utc=str(field("burnscan:added_utc", str, "a string (an ISO time)", "")),
     )
 
 
@@ -260,6 +364,41 @@ def catalogue_entries(data_root: Path, aoi_name: str) -> list[CatalogueEntry]:
     folder = catalogue_dir(data_root, aoi_name)
     entries = [_entry(item, folder) for item in _read_items(folder).values()]
     return sorted(entries, key=lambda e: e.acquired)
+
+
+def catalogue_entry(data_root: Path, aoi_name: str, item_id: str) -> CatalogueEntry:
+    """One registered scene (``burnscan scenes show``); one line naming the catalogue when there is none by that id."""
+    for entry in catalogue_entries(data_root, aoi_name):
+        if entry.item_id == item_id:
+            return entry
+    raise SceneError(f"{catalogue_dir(data_root, aoi_name)}: no scene {item_id!r} registered for {aoi_name}; "
+                     f"burnscan scenes {aoi_name} lists them")
+
+
+def remove_scene(aoi: Aoi, item_id: str, *, data_root: Path) -> Path | None:
+    """Take scene ``item_id`` out of the AOI's catalogue; return its item file's path (``None`` if it was already gone).
+
+    Only the catalogue changes: the scene's own files (and a zip's unpacked delivery) are never
+    touched. Under the catalogue's lock, the catalogue is written without the item (the other
+    items first, then ``catalog.json``, each atomically), then the item file is deleted: a kill
+    before the catalogue is replaced leaves it as it was, a kill after leaves only a file no
+    catalogue lists. Works when the item file was deleted or damaged by hand.
+    """
+    folder = catalogue_dir(data_root, aoi.name)
+    with exclusive_lock(folder):
+        catalog_file = folder / "catalog.json"
+        listed = [(i, p) for i, _, p in _item_links(folder)] if (catalog_file.exists() or catalog_file.is_symlink()) else []
+        match = [p for i, p in listed if i == item_id]
+        if not match:
+            raise SceneError(f"{folder}: no scene {item_id!r} registered for {aoi.name}; burnscan scenes {aoi.name} lists them")
+        _write_catalogue(folder, aoi, _read_items(folder, skip={item_id}))
+        path = match[0]
+        if path is None or not (path.exists() or path.is_symlink()):
+            return None
+        target = path_inside(folder / "items", f"{item_id}.json", what="catalogue item file", source=catalog_file)
+        if target.parent.resolve() == path.parent.resolve():  # never delete a file a hand-edited link sent elsewhere
+            target.unlink(missing_ok=True)
+        return target
 
 
 def catalogue_sources(data_root: Path, aoi_name: str, *, kind: str | None = None) -> list[SceneSource]:
@@ -288,6 +427,9 @@ def catalogue_sources(data_root: Path, aoi_name: str, *, kind: str | None = None
                 raise SceneError(f"{catalogue_dir(data_root, aoi_name) / 'items' / entry.item_id}.json: burnscan:options "
                                  f"acquired {options['acquired']!r} is not an ISO time; restore the item from a copy") from None
         scene_id = entry.item_id.split("-", 1)[1]
+        if entry.kind == "geotiff":  # the catalogue holds its time, its source, and the id it was registered under
+            options.update(acquired=entry.acquired, time_source=entry.time_source, time_of_day_known=entry.time_of_day_known,
+                           name=scene_id)
         match = [s for s in recognise(Path(entry.source), extract_to=extract_to, **options) if s.scene_id == scene_id]
         if not match:
             raise SceneError(f"{entry.source}: registered scene {entry.item_id} is no longer found there; restore it")

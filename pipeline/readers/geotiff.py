@@ -1,15 +1,25 @@
 """Any GeoTIFF with a band map: the way many shared pre/post pairs and exports come.
 
 The band map names each band in file order (``None`` or ``-`` skips one, e.g. a stored NDVI);
-values are divided by ``scale`` (10000 for most surface-reflectance exports). The acquisition
-time comes from the caller, else from the file's ``ACQUIRED`` or ``TIFFTAG_DATETIME`` tag, else
-from a ``YYYYMMDD`` date in the file name (read as 00:00 UTC, and said so).
+values are divided by ``scale`` (10000 for most surface-reflectance exports).
+
+The acquisition time is never guessed. It comes from the caller (``--acquired``; its source
+``acquired-option``), else from the file's ``ACQUIRED`` or ``TIFFTAG_DATETIME`` tag
+(``metadata``), else, only when the caller asks for it (``--time-from-name``), from a
+``YYYYMMDD`` date in the file name (``file-name``): a date alone, its time of day unknown, which
+every report line and caption then says. Exports are often named after an event's date (a
+fire's alarm date), not the acquisition's, which is why a name is never read unasked.
+
+A scene's id is the file name and the first 12 hex digits of the file's SHA-256: one file is
+one scene whatever time it is given, and two exports sharing a name and a date (the pre- and
+post-fire composites of one fire) stay two scenes.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -24,7 +34,10 @@ from pipeline.readers.rasters import (REQUIRED_BANDS, UNREADABLE, check_overlap,
                                       sha256_file, short, warp_float)
 from pipeline.names import derived_name
 
-__all__ = ["GeoTiffScene", "parse_band_map"]
+__all__ = ["GeoTiffScene", "TIME_SOURCES", "parse_band_map"]
+
+TIME_SOURCES = ("metadata", "acquired-option", "file-name")
+"""Where a scene's acquisition time came from, as the catalogue records it (``burnscan:time_source``)."""
 
 
 def parse_band_map(text: str) -> list[str | None]:
@@ -37,14 +50,19 @@ def parse_band_map(text: str) -> list[str | None]:
     return [None if name in ("", "-", "none", "skip") else name for name in names]
 
 
-def _file_time(path: Path) -> tuple[datetime, str]:
-    """Acquisition time of a plain GeoTIFF and where it was read from (checked: not in the future,
-    not before Landsat 1)."""
-    when, source = _stated_time(path)
-    return check_time(when, sensor="geotiff", where=f"{path} ({source})"), source
+def _name_date(path: Path) -> datetime | None:
+    """The ``YYYYMMDD`` date in a file name (00:00 UTC of that day), ``None`` when there is none."""
+    match = re.search(r"(?<!\d)(19|20)(\d{2})(\d{2})(\d{2})(?!\d)", path.name)
+    if match:
+        try:
+            return datetime.strptime("".join(match.groups()), "%Y%m%d").replace(tzinfo=timezone.utc)
+        except ValueError:
+            pass
+    return None
 
 
-def _stated_time(path: Path) -> tuple[datetime, str]:
+def _tag_time(path: Path) -> tuple[datetime, str] | None:
+    """The time the file's own tags state, and which tag; ``None`` when none does."""
     check_regular_file(path)
     try:
         with rasterio.open(path) as src:
@@ -58,52 +76,81 @@ def _stated_time(path: Path) -> tuple[datetime, str]:
             except ValueError:
                 continue
             return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)), f"tag {key}"
-    match = re.search(r"(?<!\d)(19|20)(\d{2})(\d{2})(\d{2})(?!\d)", path.name)
-    if match:
-        try:
-            return datetime.strptime("".join(match.groups()), "%Y%m%d").replace(tzinfo=timezone.utc), "date in file name (time unknown)"
-        except ValueError:
-            pass
-    raise SceneError(f"{path}: no acquisition time (no ACQUIRED tag, no date in the name); give it with --acquired")
+    return None
+
+
+def _unknown_time(path: Path) -> SceneError:
+    named = _name_date(path)
+    also = (f", or --time-from-name to take the date in its name ({named:%Y-%m-%d}) with the time of day unknown"
+            if named else "")
+    return SceneError(f"{path}: acquisition time unknown (no ACQUIRED tag in the file); give it with "
+                      f"--acquired 2024-01-28T10:38Z (the scene's UTC time){also}")
 
 
 @dataclass(frozen=True)
 class GeoTiffScene:
-    """A plain GeoTIFF and the names of its bands."""
+    """A plain GeoTIFF, the names of its bands and, when known from outside the file, its time."""
 
     path: Path
     bands: tuple[str | None, ...] | list[str | None]
     acquired: datetime | None = None
     scale: float = 10000.0
+    time_from_name: bool = False
+    """Take the ``YYYYMMDD`` date of the file name when the file states no time (``--time-from-name``)."""
+    time_source: str | None = None
+    """Where ``acquired`` came from when it was recorded earlier (the catalogue's ``burnscan:time_source``)."""
+    time_of_day_known: bool = True
+    """False when ``acquired`` is a date alone (recorded from a file name)."""
+    name: str | None = None
+    """The scene id it was registered under (a catalogue written before ids carried the file's hash)."""
 
-    @property
+    @cached_property
     def scene_id(self) -> str:
-        """File name (made safe as a file name) and acquisition time: exports of two dates often share a name."""
-        return f"{derived_name(Path(self.path).stem)}-{self._time()[0].astimezone(timezone.utc):%Y%m%dT%H%M%SZ}"
+        """File name (made safe as a file name) and 12 hex digits of the file's SHA-256: the file's bytes, not its
+        time, are the scene (two exports of one fire share a name and a date)."""
+        if self.name is not None:
+            return self.name
+        return f"{derived_name(Path(self.path).stem)}-{sha256_file(Path(self.path))[:12]}"
 
-    def _time(self) -> tuple[datetime, str]:
+    def _time(self) -> tuple[datetime, str, bool]:
+        """``(time, source, time of day known)``, checked: not in the future, not before Landsat 1."""
+        path = Path(self.path)
         if self.acquired is not None:
-            return check_time(self.acquired, sensor="geotiff", where=f"{self.path} (time given)"), "given"
-        return _file_time(Path(self.path))
+            source = self.time_source or "acquired-option"
+            return check_time(self.acquired, sensor="geotiff", where=f"{path} (time given)"), source, self.time_of_day_known
+        tagged = _tag_time(path)
+        if tagged is not None:
+            return check_time(tagged[0], sensor="geotiff", where=f"{path} ({tagged[1]})"), "metadata", True
+        named = _name_date(path) if self.time_from_name else None
+        if named is not None:
+            return check_time(named, sensor="geotiff", where=f"{path} (date in the file name)"), "file-name", False
+        if self.time_from_name:
+            raise SceneError(f"{path}: --time-from-name, but the file name holds no YYYYMMDD date; give the time with "
+                             f"--acquired 2024-01-28T10:38Z")
+        raise _unknown_time(path)
 
     def describe(self) -> SceneInfo:
-        when, source = self._time()
+        when, source, known = self._time()
         return SceneInfo(scene_id=self.scene_id, kind="geotiff", acquired=when.astimezone(timezone.utc), sensor="unknown",
                          satellite_id="unknown", footprint=file_footprint(Path(self.path)), files={"reflectance": Path(self.path)},
-                         bands=tuple(b for b in self.bands if b), properties={"band_map": list(self.bands), "scale": self.scale,
-                                                                               "time_from": source})
+                         bands=tuple(b for b in self.bands if b), properties={"band_map": list(self.bands), "scale": self.scale},
+                         time_source=source, time_of_day_known=known)
 
     def load(self, grid: Grid) -> tuple[SceneRecord, np.ndarray, np.ndarray]:
-        when, _ = self._time()
-        return load_geotiff(Path(self.path), bands=list(self.bands), grid=grid, acquired=when, scene_id=self.scene_id, scale=self.scale)
+        when, source, known = self._time()
+        return load_geotiff(Path(self.path), bands=list(self.bands), grid=grid, acquired=when, scene_id=self.scene_id, scale=self.scale,
+                            time_source=source, time_of_day_known=known)
 
 
-def find(path: Path, *, bands: Any = None, acquired: datetime | None = None, **_: Any) -> list[GeoTiffScene]:
-    """A plain GeoTIFF when a band map is given; nothing otherwise."""
+def find(path: Path, *, bands: Any = None, acquired: datetime | None = None, time_from_name: bool = False,
+         time_source: str | None = None, time_of_day_known: bool = True, name: str | None = None,
+         **_: Any) -> list[GeoTiffScene]:
+    """A plain GeoTIFF when a band map is given; nothing otherwise (options: see :class:`GeoTiffScene`)."""
     path = Path(path)
     if not bands or not path.is_file() or path.suffix.lower() not in (".tif", ".tiff"):
         return []
-    return [GeoTiffScene(path, bands=parse_band_map(bands) if isinstance(bands, str) else list(bands), acquired=acquired)]
+    return [GeoTiffScene(path, bands=parse_band_map(bands) if isinstance(bands, str) else list(bands), acquired=acquired,
+                         time_from_name=time_from_name, time_source=time_source, time_of_day_known=time_of_day_known, name=name)]
 
 
 def load_geotiff(
@@ -115,6 +162,8 @@ def load_geotiff(
     scene_id: str | None = None,
     scale: float = 10000.0,
     sensor: str = "unknown",
+    time_source: str = "acquired-option",
+    time_of_day_known: bool = True,
 ) -> tuple[SceneRecord, np.ndarray, np.ndarray]:
     """Read any multi-band GeoTIFF with a band map onto ``grid``.
 
@@ -126,6 +175,8 @@ def load_geotiff(
         Acquisition time (UTC) when the file does not carry one.
     scale:
         Divisor turning stored values into reflectance (10000 for most L2 products).
+    time_source, time_of_day_known:
+        Where ``acquired`` came from, and whether it is more than a date (see :data:`TIME_SOURCES`).
 
     Pixels equal to the nodata tag, NaN or infinite are not observed (several real
     products mark missing pixels with NaN and no nodata tag).
@@ -158,5 +209,7 @@ def load_geotiff(
         bands=tuple(b for b in bands if b),
         files={"reflectance": str(path)},
         sha256={"reflectance": sha256_file(path)},
+        time_source=time_source,
+        time_of_day_known=time_of_day_known,
     )
     return record, reflectance, valid
