@@ -196,9 +196,9 @@ def _refuse_same_bytes(info: SceneInfo, hashes: dict[str, str], item_id: str, it
             role = next(r for r, d in hashes.items() if d in shared)
             when = other.datetime.strftime("%Y-%m-%dT%H:%M:%SZ") if other.datetime else "no time"
             raise SceneError(
-                f"{info.files[role]}: already registered as the scene {other_id} ({when}; same SHA-256 "
-                f"{next(iter(shared))[:16]}...), here as {item_id} ({info.acquired.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%SZ}); "
-                f"one file is one acquisition: if that registration was wrong, {_remove_fix(aoi_name, other_id)}, then add it again"
+                f"{info.files[role]}: same bytes (SHA-256 {next(iter(shared))[:16]}...) as the registered scene {other_id} "
+                f"({when}), here as {item_id} ({info.acquired.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%SZ}); one file is one "
+                f"acquisition: if that registration was wrong, {_remove_fix(aoi_name, other_id)}, then add it again"
             )
 
 
@@ -269,8 +269,8 @@ def _add_locked(aoi: Aoi, paths: list[Path], folder: Path, extract_to: Path, unp
                                      f"({folder / 'items' / f'{item_id}.json'}); if this one replaces it, "
                                      f"{_remove_fix(aoi.name, item_id)}, then add this one")
                 if known.datetime != info.acquired.astimezone(timezone.utc):
-                    raise SceneError(f"{main_file}: already registered as the scene {item_id} at "
-                                     f"{known.datetime:%Y-%m-%dT%H:%M:%SZ}, here at {info.acquired:%Y-%m-%dT%H:%M:%SZ}; one file "
+                    raise SceneError(f"{main_file}: same bytes as the registered scene {item_id} "
+                                     f"({known.datetime:%Y-%m-%dT%H:%M:%SZ}), here at {info.acquired:%Y-%m-%dT%H:%M:%SZ}; one file "
                                      f"is one acquisition: if that time was wrong, {_remove_fix(aoi.name, item_id)}, then add it again")
                 outcome.append((item_id, "already registered"))
                 continue
