@@ -288,3 +288,18 @@ def test_a_run_on_a_date_only_scene_says_time_of_day_unknown_in_every_report(are
     for text in (report["summary"], report["readings"][0]["statement"], out, (folder / "report.md").read_text(),
                  (folder / "report.html").read_text()):
         assert TIME_OF_DAY_UNKNOWN in text and "2024-01-20 00:00" not in text
+
+
+def test_a_landsat_mtl_without_a_scene_centre_time_is_a_date_only_scene(tmp_path):
+    from pipeline.readers.recognise import recognise
+    from pipeline.grid import grid_for_bounds
+    from factories import write_landsat_folder
+
+    attributes = {"SPACECRAFT_ID": "LANDSAT_5", "SENSOR_ID": "TM", "DATE_ACQUIRED": "1987-01-16"}
+    for clock, known in ((None, False), ("10:21:12.5Z", True)):
+        folder = tmp_path / str(known)
+        scene = recognise(write_landsat_folder(folder, {"LANDSAT_METADATA_FILE": {"IMAGE_ATTRIBUTES": {
+            **attributes, **({"SCENE_CENTER_TIME": clock} if clock else {})}}}))[0]
+        record, _, _ = scene.load(grid_for_bounds((500060, 1529640, 500540, 1529940), "EPSG:32630", 30.0))
+        assert scene.describe().time_of_day_known is known and record.time_of_day_known is known
+        assert record.time_source == "metadata"

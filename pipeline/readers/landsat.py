@@ -101,6 +101,11 @@ class LandsatScene:
         return check_time(when, sensor=self.spacecraft or "landsat", where=self.mtl)
 
     @property
+    def time_of_day_known(self) -> bool:
+        """False for an MTL without ``SCENE_CENTER_TIME``: its date stands at 00:00 UTC, a time nobody observed."""
+        return "SCENE_CENTER_TIME" in self.meta
+
+    @property
     def spacecraft(self) -> str:
         """``SPACECRAFT_ID`` (``LANDSAT_8``...), empty when the MTL has none."""
         value = self.meta.get("SPACECRAFT_ID", "")
@@ -136,7 +141,8 @@ class LandsatScene:
         return SceneInfo(scene_id=self.scene_id, kind="landsat", acquired=self.acquired, sensor=self.sensor,
                          satellite_id=self.spacecraft or "unknown",
                          footprint=file_footprint(self.bands.get("red") or next(iter(self.bands.values()))),
-                         files=self._files(), bands=tuple(self.bands), properties=keep)
+                         files=self._files(), bands=tuple(self.bands), properties=keep,
+                         time_of_day_known=self.time_of_day_known)
 
     def load(self, grid: Grid) -> tuple[SceneRecord, np.ndarray, np.ndarray]:
         numbers = _OLI if self.spacecraft.upper() in ("LANDSAT_8", "LANDSAT_9") else _TM
@@ -156,6 +162,7 @@ class LandsatScene:
             sensor=self.sensor, simulated=False, bands=tuple(self.bands), files={k: str(p) for k, p in files.items()},
             sha256={k: sha256_file(p) for k, p in files.items()},
             sun_elevation=self._number("SUN_ELEVATION", None), sun_azimuth=self._number("SUN_AZIMUTH", None),
+            time_of_day_known=self.time_of_day_known,
         )
         return record, reflectance, clear
 

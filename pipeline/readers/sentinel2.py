@@ -121,6 +121,8 @@ class Sentinel2Scene:
     scaling: tuple[float, float]
     metadata: Path | None = None
     properties: dict[str, Any] = field(default_factory=dict)
+    time_source: str = "metadata"
+    """``file-name`` for band files whose time is read from the product name they carry (no MTD_MSIL2A.xml)."""
 
     def _files(self) -> dict[str, Path]:
         files = dict(self.bands)
@@ -137,7 +139,7 @@ class Sentinel2Scene:
         return SceneInfo(scene_id=self.scene_id, kind="sentinel2", acquired=self.acquired, sensor=f"{self.platform} MSI",
                          satellite_id=self.platform, footprint=footprint, files=self._files(), bands=tuple(self.bands),
                          properties=keep | {"scale": self.scaling[0], "offset": self.scaling[1]}
-                         | ({"footprint": fallback} if fallback else {}))
+                         | ({"footprint": fallback} if fallback else {}), time_source=self.time_source)
 
     def load(self, grid: Grid) -> tuple[SceneRecord, np.ndarray, np.ndarray]:
         scale, offset = self.scaling
@@ -156,6 +158,7 @@ class Sentinel2Scene:
             simulated=False, bands=tuple(self.bands), files={k: str(p) for k, p in files.items()},
             sha256={k: sha256_file(p) for k, p in files.items()},
             sun_elevation=self.properties.get("view:sun_elevation"), sun_azimuth=self.properties.get("view:sun_azimuth"),
+            time_source=self.time_source,
         )
         return record, reflectance, clear
 
@@ -280,7 +283,9 @@ def _from_band_files(folder: Path) -> Sentinel2Scene | None:
                 props["platform"] = text.lower()
         if start is not None:  # read after the platform, which says how old the product can be
             acquired = _time(start, metadata, props.get("platform", "sentinel-2"))
+    time_source = "metadata"
     if acquired is None:
+        time_source = "file-name"
         match = next((m for p in files.values() if (m := re.search(r"(20\d{6}T\d{6})", p.name))), None)
         if match is None:
             raise SceneError(f"{folder}: Sentinel-2 band files without an acquisition time (no MTD_MSIL2A.xml, no date in the "
@@ -292,9 +297,12 @@ def _from_band_files(folder: Path) -> Sentinel2Scene | None:
                              f"the product's MTD_MSIL2A.xml beside them") from None
         acquired = check_time(named, sensor=props.get("platform", "sentinel-2"), where=folder)
     bands = {name: files[keys[1]] for name, keys in _BANDS.items() if keys[1] in files}
+    # Band files named by ESA's convention carry the datatake's sensing time to the second: the product's
+    # own naming, not a guess, but recorded as read from a name.
     return Sentinel2Scene(scene_id=f"S2-{derived_name(folder.name)}-{acquired:%Y%m%dT%H%M%S}", acquired=acquired,
                           platform=str(props.pop("platform", "sentinel-2")), bands=bands, scl=files.get("SCL"),
-                          scaling=reflectance_scaling(props), metadata=metadata, properties=props)
+                          scaling=reflectance_scaling(props), metadata=metadata, properties=props,
+                          time_source=time_source)
 
 
 def find(path: Path, **_: Any) -> list[Sentinel2Scene]:
