@@ -390,7 +390,7 @@ def scenes_show(aoi: str, scene_id: str, as_json: bool, data_root: Path, aoi_dir
              f"time from:   {_TIME_SOURCE_WORDS.get(e.time_source, e.time_source)}"
              + ("" if e.time_of_day_known else "; only the date is known"),
              f"sensor:      {e.sensor} {e.satellite_id}",
-             f"bands:       {', '.join(e.bands) or 'not recorded'}",
+             f"bands:       {', '.join(e.bands) or 'not in the metadata (read from the files when loaded)'}",
              f"AOI:         covered {e.data_fraction:.0%}, clear {e.clear_fraction:.0%}"]
     if e.footprint:
         outline = shape(e.footprint)

@@ -29,6 +29,8 @@ from pipeline.readers.rasters import sha256_file
 from factories import run_cli, savanna_ground, write_scene, write_square_aoi
 from smallaoi import AOI_NAME, write_small_aoi
 
+pytestmark = pytest.mark.slow  # each test registers real GeoTIFFs (a clear share measured per scene) or draws figures: over 1 s
+
 BANDS = "blue,green,red,nir"
 TIME_OF_DAY_UNKNOWN = "(time of day unknown)"  # what follows a date-only scene's date wherever it is printed
 
@@ -272,7 +274,6 @@ def test_a_date_only_scene_says_so_in_report_lines_and_figure_captions():
         assert unknown in texts and "2024-01-28 00:00" not in texts and "28 Jan 00:00" not in texts, texts
 
 
-@pytest.mark.slow
 def test_a_run_on_a_date_only_scene_says_time_of_day_unknown_in_every_report(area, capsys, tmp_path):
     run, aoi_dir, data = area
     pre = _export(tmp_path / "in" / "village_20240120.tif", aoi_dir, 2)
