@@ -203,7 +203,7 @@ def copy_small_run(run: SmallRun, dest: Path, *, data: bool = False) -> SmallRun
     keeps its decisions there) and new runs that read them.
     """
     out_root = dest / "out"
-    shutil.copytree(run.out_root, out_root)
+    shutil.copytree(run.out_root, out_root, symlinks=True)  # `latest` stays a link to its run, not a copy of it
     data_root = run.data_root
     if data:
         data_root = dest / "data"
