@@ -8,11 +8,12 @@ the batch entry point that reads the AOI and its scenes, calls it, and writes th
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Collection, NamedTuple
 
 import geopandas as gpd
 import numpy as np
@@ -317,13 +318,15 @@ def run_detect(
     apply_reviews: bool = True,
     sign_key: Path | None = None,
     demo: Callable[[Aoi, Params, Path], Path] | None = None,
+    catalogue_items: Collection[str] | None = None,
 ) -> RunOutcome:
     """Detect and date burns for one AOI and write a complete run folder.
 
     Uses the scenes in ``scenes_dir`` when given, else the AOI's catalogue when it has scenes
     (``kind`` picks one sensor), else the SIMULATED scenes that ``demo(aoi, params, data_root)``
     returns a folder of (the command line passes :func:`pipeline.sim.demo.demo_scenes`); the log
-    says which. Without scenes and without ``demo`` there is nothing to analyse.
+    says which. Without scenes and without ``demo`` there is nothing to analyse. ``catalogue_items``
+    limits the catalogue to those item ids: a re-run reads the scenes its run read, not those added since.
     Analysts' decisions in ``reviews_file`` (default ``<data>/<aoi>/reviews.json``) are
     applied to the polygons unless ``apply_reviews`` is False. The run ends by writing its
     manifest (:func:`pipeline.provenance.manifest.seal_manifest`): chained into ``<out>/<aoi>/runs.log``
@@ -331,6 +334,11 @@ def run_detect(
     """
     started = datetime.now(timezone.utc)
     clock = time.perf_counter()
+    # Absolute from here on: the report and the manifest name the folders and files a run read, and a
+    # relative name would depend on where the run was started (its re-run from elsewhere read differently).
+    out_root, data_root, aoi_dir = (Path(os.path.abspath(p)) for p in (out_root, data_root, aoi_dir))
+    scenes_dir = Path(os.path.abspath(scenes_dir)) if scenes_dir is not None else None
+    reviews_file = Path(os.path.abspath(reviews_file)) if reviews_file is not None else None
     # Everything the run needs is checked before any work, so that a mistake is one line now,
     # not a traceback after minutes: the signing key, the AOI file (time zone, size, properties),
     # the parameters, the output folder, the grid's size and memory, then the scenes' count and bands.
@@ -347,9 +355,9 @@ def run_detect(
     if scenes_dir is not None:
         stage(f"scenes from {scenes_dir}", logger=logger)
         sources, scenes_from = recognise(Path(scenes_dir)), "folder"
-    elif catalogue_entries(data_root, aoi.name):
+    elif catalogue_items is not None or catalogue_entries(data_root, aoi.name):
         stage(f"using the scene catalogue of {aoi.name} ({catalogue_dir(data_root, aoi.name)})", logger=logger)
-        sources, scenes_from = catalogue_sources(data_root, aoi.name, kind=kind), "catalogue"
+        sources, scenes_from = catalogue_sources(data_root, aoi.name, kind=kind, items=catalogue_items), "catalogue"
         scenes_dir = Path(data_root) / aoi.name
     elif demo is not None:
         stage(f"no scenes given and none registered: using the embedded SIMULATED demo for {aoi_name}", logger=logger)
@@ -423,6 +431,7 @@ def run_detect(
             "parameters": params.as_dict(),
             "overrides": recorded_overrides(overrides),
             "scenes_from": scenes_from,
+            "data_folder": str(Path(data_root) / aoi.name),  # where its catalogue and layers were looked for (rerun)
             "aoi_file": (input_entry(aoi.path, sha256_file(aoi.path)) if aoi.path else {"path": None, "sha256": None}),
             "settlement_file": input_entry(settlement_file, sha256_file(settlement_file)) if settlement_file else None,
             "reviews_file": (input_entry(reviews_file, sha256_file(reviews_file))
