@@ -113,3 +113,17 @@ def test_review_and_verify_take_latest_in_either_form(run, capsys, tmp_path, for
     code, said, err = run_cli(capsys, "verify", latest)
     assert code == 0, err
     assert f"{run_dir}: verified" in said  # the run it names, not the name `latest`
+
+
+def test_a_folder_in_the_place_of_latest_never_fails_a_complete_run(tmp_path, caplog):
+    """An output tree copied by a tool that follows links holds a folder named `latest`: the run still completes."""
+    import logging
+
+    (tmp_path / "ogota" / "latest").mkdir(parents=True)
+    (tmp_path / "ogota" / "latest" / "report.md").write_text("a copy of an older run")
+    with caplog.at_level(logging.WARNING, logger="pipeline.outputs.write"):
+        run = _finish(tmp_path)
+    assert (run / "report.md").read_text() == run.name and not run.name.endswith(".partial")
+    assert any("could not point at the new run" in r.getMessage() and str(run) in r.getMessage() for r in caplog.records)
+    assert (tmp_path / "ogota" / "latest" / "report.md").read_text() == "a copy of an older run"  # nothing removed
+    assert [p.name for p in (tmp_path / "ogota").iterdir() if p.name.startswith(".")] == []
