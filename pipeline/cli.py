@@ -463,7 +463,7 @@ def review(aoi: str, polygon_id: str, confirm: bool, reject: str | None, edit: P
     """
     from pipeline.aoi import validate_aoi_name
     from pipeline.errors import OutputError, ParameterError
-    from pipeline.names import safe_name
+    from pipeline.outputs.write import latest_run_dir, named_run_dir
     from pipeline.review import read_edited_outline, record_decision, reviews_path, run_polygons
 
     validate_aoi_name(aoi)
@@ -472,12 +472,11 @@ def review(aoi: str, polygon_id: str, confirm: bool, reject: str | None, edit: P
         raise ParameterError("give exactly one of --confirm, --reject REASON or --edit FILE")
     edited = read_edited_outline(edit) if edit is not None else None  # a bad outline is refused before anything is read
     if run_dir is None:
-        latest = Path(out_root) / aoi / "latest"
-        if not latest.is_file():
-            raise OutputError(f"{latest}: no finished run of {aoi} to review; run burnscan detect {aoi} first or give --run")
-        run_dir = latest.parent / safe_name(latest.read_text(encoding="utf-8").strip(), what="run id", source=latest,
-                                            error=OutputError)
-    manifest, polygons = run_polygons(run_dir, aoi)  # only the manifest's own GeoJSON, once the run verifies
+        run_dir = latest_run_dir(Path(out_root) / aoi)  # the link, or the text file where links are impossible
+        if run_dir is None:
+            raise OutputError(f"{Path(out_root) / aoi / 'latest'}: no finished run of {aoi} to review; run burnscan detect "
+                              f"{aoi} first or give --run")
+    manifest, polygons = run_polygons(named_run_dir(run_dir), aoi)  # only the manifest's own GeoJSON, once the run verifies
     made = record_decision(reviews_path(data_root, aoi), polygons, polygon_id, decision=chosen[0], by=by,
                            run_id=manifest["run_id"], simulated=manifest["simulated"], reason=reject or "", edited=edited)
     click.echo(f"{made.decision}: {made.polygon_id} by {made.by} at {made.at_utc} (kept in {reviews_path(data_root, aoi)})")
@@ -543,8 +542,10 @@ def verify(run_dir: Path, public_key: Path | None, inputs_dir: Path | None, run_
     disagreeing with the manifest, the run log's chain or entry, the signature.
     """
     from pipeline.errors import IntegrityError
+    from pipeline.outputs.write import named_run_dir
     from pipeline.provenance.verify import check_run
 
+    run_dir = named_run_dir(run_dir)  # out/AOI/latest, a link or a text file, names a run
     check = check_run(run_dir, public_key=public_key, inputs_dir=inputs_dir, run_log=run_log)
     for note in check.notes:
         click.echo(f"note: {note}")
@@ -581,7 +582,9 @@ def sign(run_dir: Path, key_path: Path) -> None:
     """Sign the manifest of a finished run that verifies, into RUN_DIR/manifest.json.sig."""
     from pipeline.provenance.verify import sign_run
 
-    target, fingerprint = sign_run(run_dir, key_path)
+    from pipeline.outputs.write import named_run_dir
+
+    target, fingerprint = sign_run(named_run_dir(run_dir), key_path)
     click.echo(f"signed: {target} (key fingerprint {fingerprint})")
 
 

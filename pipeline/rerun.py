@@ -4,17 +4,26 @@ Nothing is re-run on inputs that are not the ones the manifest hashed: a re-run 
 silently used a replaced scene would "confirm" a finding it never tested. The re-run goes
 through :func:`pipeline.run.run_detect` into a new folder; :func:`pipeline.provenance.compare.compare_runs`
 then compares it with the original.
+
+A run of the AOI's scene catalogue (``burnscan add`` then ``detect``, the usual path) is re-run
+on exactly the scenes its manifest lists: each found at its recorded path with its recorded
+SHA-256 and still registered in the catalogue of the recorded data folder with those files,
+so that scenes added since are left out and the reader reads each the way it was registered
+(a plain GeoTIFF's band map and time).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipeline.errors import AoiError, OutputError, SceneError
+from pipeline.outputs.write import named_run_dir
 from pipeline.provenance.compare import RunComparison, compare_runs
 from pipeline.provenance.manifest import read_manifest
+from pipeline.readers.catalogue import catalogue_dir, catalogue_entries
 from pipeline.readers.planet import planet_scenes_in
 from pipeline.readers.rasters import is_regular_file, sha256_file
 from pipeline.run import run_detect
@@ -51,12 +60,44 @@ def _relative_hint(path: Path) -> str:
     return f" (a relative path, read from {Path.cwd()}: start the re-run from the folder the run was started in)"
 
 
-def _check_inputs(manifest: dict[str, Any], manifest_path: Path) -> tuple[Path, Path]:
-    """The AOI folder and scene folder of a run, after checking every recorded hash."""
+class _RunInputs(NamedTuple):
+    """Where a re-run reads what its run read."""
 
-    if manifest.get("scenes_from") == "catalogue":
-        raise OutputError(f"{manifest_path}: this run read the AOI's scene catalogue, which may have grown since; "
-                          f"run burnscan detect {manifest.get('aoi')} again (the catalogue checks every file's SHA-256)")
+    aoi_dir: Path
+    scenes_dir: Path | None
+    """The scene folder of a run given one (``--scenes``, the demo); None for a catalogue run."""
+    data_root: Path | None
+    """The ``<data>`` the run looked in for its catalogue and layers (None when not recorded)."""
+    items: list[str] | None
+    """The catalogue items of a catalogue run's scenes, in the manifest's order."""
+
+
+def _catalogue_items(manifest: dict[str, Any], manifest_path: Path, data_root: Path) -> list[str]:
+    """The catalogue item of each scene of a catalogue run: the one registering exactly its files and hashes."""
+    registered = {e.item_id: {(os.path.abspath(href), e.sha256.get(role)) for role, href in e.files.items()}
+                  for e in catalogue_entries(data_root, manifest["aoi"])}
+    items = []
+    for scene in manifest["inputs"]:
+        files = {(os.path.abspath(f["path"]), f["sha256"]) for f in scene["files"]}
+        match = [item for item, held in registered.items() if held == files]
+        if not match:
+            first = scene["files"][0]["path"]
+            raise SceneError(f"{manifest_path}: scene {scene['scene_id']} of the run ({first}) is no longer registered in "
+                             f"{catalogue_dir(data_root, manifest['aoi'])} with those files; register it again "
+                             f"(burnscan add {manifest['aoi']} {first} --data {data_root}) before re-running")
+        items.append(match[0])
+    return items
+
+
+def _check_inputs(manifest: dict[str, Any], manifest_path: Path) -> _RunInputs:
+    """Where the run's AOI file and scenes are, after checking every recorded hash."""
+
+    from_catalogue = manifest.get("scenes_from") == "catalogue"
+    data_folder = Path(manifest["data_folder"]) if manifest.get("data_folder") else None
+    if from_catalogue and (data_folder is None or data_folder.name != manifest.get("aoi")):
+        raise OutputError(f"{manifest_path}: this run read the AOI's scene catalogue but does not record its data folder "
+                          f"(written by an older burnscan); run burnscan detect {manifest.get('aoi')} again")
+    data_root = data_folder.parent if data_folder is not None else None
     aoi_file = (manifest.get("aoi_file") or {}).get("path")
     if not manifest.get("aoi") or not aoi_file or not manifest.get("inputs") or "parameters" not in manifest:
         raise OutputError(f"{manifest_path}: does not record the AOI file, inputs and parameters; it cannot be re-run")
@@ -87,6 +128,8 @@ def _check_inputs(manifest: dict[str, Any], manifest_path: Path) -> tuple[Path, 
         if not is_regular_file(path) or sha256_file(path) != digest:
             raise SceneError(f"{manifest_path}: an evidence layer of the run is missing or its SHA-256 changed ({path}); "
                              f"restore it to re-run, or run burnscan detect for a new run with today's layers")
+    if from_catalogue:
+        return _RunInputs(aoi_path.parent, None, data_root, _catalogue_items(manifest, manifest_path, data_root))
     folders = sorted({str(p.parent) for p, _ in files})
     if len(folders) != 1:
         raise SceneError(f"{manifest_path}: inputs lie in {len(folders)} folders ({', '.join(folders)}); a re-run needs one scene folder")
@@ -99,17 +142,18 @@ def _check_inputs(manifest: dict[str, Any], manifest_path: Path) -> tuple[Path, 
             f"{extra[0]}: file is in the run's scene folder but was not an input of the run; "
             f"move it out, or re-run on a copy of the folder without it"
         )
-    return aoi_path.parent, scenes_dir
+    return _RunInputs(aoi_path.parent, scenes_dir, data_root, None)
 
 
-def check_run_inputs(run_dir: Path) -> tuple[Path, Path]:
+def check_run_inputs(run_dir: Path) -> tuple[Path, Path | None]:
     """Check that a run's AOI file and scene files are still those its manifest hashed.
 
     Returns
     -------
     aoi_dir, scenes_dir:
         The folder of the run's AOI file, and the one folder its scene files are in
-        (as recorded: a relative path is read from the current folder).
+        (as recorded: a relative path is read from the current folder); for a run of the
+        scene catalogue, None: its scenes are wherever the catalogue registered them.
 
     Raises
     ------
@@ -117,9 +161,11 @@ def check_run_inputs(run_dir: Path) -> tuple[Path, Path]:
         When the AOI file is missing or changed.
     SceneError
         When a scene file is missing or changed, the inputs are spread over several folders,
-        or the scene folder now holds a scene file the run did not use. The message names the file.
+        or the scene folder now holds a scene file the run did not use; for a catalogue run,
+        when a scene is no longer registered with the files the run read. The message names the file.
     """
-    return _check_inputs(read_manifest(run_dir), Path(run_dir) / "manifest.json")
+    checked = _check_inputs(read_manifest(run_dir), Path(run_dir) / "manifest.json")
+    return checked.aoi_dir, checked.scenes_dir
 
 
 def rerun(
@@ -129,7 +175,7 @@ def rerun(
 ) -> RunComparison:
     """Run a finished run again from its ``manifest.json`` and compare the outputs.
 
-    Same AOI file, same scene folder, same resolved parameters (passed as overrides, so
+    Same AOI file, same scene folder (or the same scenes of the catalogue), same resolved parameters (passed as overrides, so
     they win over anything the AOI file says now), figures only if the original had them.
     The re-run goes through :func:`pipeline.run.run_detect` into a new run folder; runs
     never overwrite each other, and ``latest`` then names the re-run.
@@ -148,9 +194,9 @@ def rerun(
         Before anything runs, when an input is missing or differs (see :func:`check_run_inputs`).
     """
 
-    run_dir = Path(run_dir)
+    run_dir = named_run_dir(Path(run_dir))  # `latest` is read now: the re-run moves it
     manifest = read_manifest(run_dir)
-    aoi_dir, scenes_dir = _check_inputs(manifest, run_dir / "manifest.json")
+    checked = _check_inputs(manifest, run_dir / "manifest.json")
     if out_root is None:
         resolved = run_dir.resolve()
         if resolved.parent.name != manifest["aoi"]:
@@ -158,11 +204,14 @@ def rerun(
         # keep a relative path relative, so the messages show paths as the user typed them
         out_root = run_dir.parent.parent if run_dir.name not in ("", "..") else resolved.parent.parent
     figures = any(str(o.get("path", "")).startswith("figures/") for o in manifest.get("outputs", []))
-    logger.info(f"inputs of {run_dir} match their manifest hashes; re-running {manifest['aoi']} on {scenes_dir}")
+    on = checked.scenes_dir or f"{len(checked.items or [])} scenes of its catalogue"
+    logger.info(f"inputs of {run_dir} match their manifest hashes; re-running {manifest['aoi']} on {on}")
     reviews = manifest.get("reviews_file")
+    where = {"data_root": checked.data_root} if checked.data_root is not None else {}  # older manifests: the default
     outcome = run_detect(
-        manifest["aoi"], out_root=Path(out_root), overrides=manifest["parameters"], scenes_dir=scenes_dir,
-        aoi_dir=aoi_dir, make_figures=figures,
+        manifest["aoi"], out_root=Path(out_root), overrides=manifest["parameters"], scenes_dir=checked.scenes_dir,
+        aoi_dir=checked.aoi_dir, make_figures=figures,
         reviews_file=Path(reviews["path"]) if reviews else None, apply_reviews=bool(reviews),
+        catalogue_items=checked.items, **where,
     )
     return compare_runs(run_dir, outcome.run_dir)

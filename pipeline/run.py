@@ -8,11 +8,12 @@ the batch entry point that reads the AOI and its scenes, calls it, and writes th
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Collection, NamedTuple
 
 import geopandas as gpd
 import numpy as np
@@ -39,6 +40,7 @@ from pipeline.stages.perimeter import extent_dates, extent_polygons
 from pipeline.stages.plausibility import judge_scenes, mask_implausible
 from pipeline.stages.polygons import burn_polygons
 from pipeline.preflight import check_coreg_band, check_detect_grid, scene_shape
+from pipeline.progress import stage, timed
 from pipeline.provenance.versions import git_state, package_versions
 from pipeline.outputs.run_figures import run_figures
 from pipeline.outputs.run_folder import write_findings, write_figures, write_reports
@@ -133,16 +135,20 @@ def _measure(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, l
     # Garbage is never evidence: a scene whose numbers cannot be ground is not observed, with its
     # reason, before anything counts it as clear.
     in_aoi = _crop(stack, loaded_grid, analysis_grid)
+    stage(f"plausibility: judging {len(records)} scenes", logger=logger)
     refused = judge_scenes(in_aoi["reflectance"].values, in_aoi["clear"].values, bands=[str(b) for b in stack.band.values])
     stack, clear_fraction = _observed(stack, refused, loaded_grid, analysis_grid)
     usable = (clear_fraction >= params.min_clear_fraction) & np.array([r is None for r in refused])
     used, used_records = _usable(stack, records, usable, refused, clear_fraction, params)
+    stage(f"co-registration: {len(used_records)} usable scenes onto usable scene {params.reference_scene + 1}", logger=logger)
     aligned, shifts = coregister(used, reference_index=params.reference_scene, band=params.coreg_band,
                                  max_shift_px=params.coreg_max_shift_px)
     aligned = _crop(_unmatched_as_unseen(aligned, shifts, params), loaded_grid, analysis_grid)
     if wants_normalisation([str(b) for b in aligned.band.values], params.normalisation):
+        stage("normalisation: each band's gain and offset to the reference", logger=logger)
         normalised, fits = normalise(aligned, reference_index=params.reference_scene)
     else:
+        stage(f"normalisation: none (normalisation={params.normalisation}, scenes as delivered)", logger=logger)
         normalised, fits = aligned, identity_fits(aligned)
     index_name, index, change, dates, thresholds = _dated(normalised, params, analysis_grid, noise=None)
     calibration = Calibration(
@@ -161,6 +167,7 @@ def _detection(m: _Measured, records: list[SceneRecord], *, params: Params, anal
     """Polygons (of the window alone, when there is one), burned extents and scene quality: the Detection."""
     times = [r.acquired_utc for r in m.used_records]
     dates = m.dates
+    stage("polygons: burn marks and burned extents", logger=logger)
     if window is None:
         polygons = burn_polygons(dates, grid=analysis_grid, times=times, index_name=m.index_name, settlement=settlement)
         first_seen = dates["first_seen"].values
@@ -225,9 +232,13 @@ def _unmatched_as_unseen(aligned: xr.Dataset, shifts: list[ShiftEstimate], param
 def _dated(normalised: xr.Dataset, params: Params, analysis_grid: Grid, *, noise: list | None):
     """Burn index, change between dates, and each pixel's first burned date with the thresholds used."""
     index_name = choose_index([str(b) for b in normalised.band.values], params.burn_index)
+    stage(f"index: {index_name}", logger=logger)
     index = burn_index(normalised["reflectance"], index=index_name)
+    stage("change: each date against each pixel's last clear observation", logger=logger)
     change = consecutive_change(index, normalised["clear"])
     post_nir = normalised["reflectance"].sel(band="nir", drop=True) if index_name in ("nir", "bai") else None
+    # One stage, not two: each date's threshold leaves out the pixels earlier dates burned.
+    stage(f"threshold and dating: {index.sizes['time']} dates in time order", logger=logger)
     dates, thresholds = date_burns(change, index=index, clear=normalised["clear"], post_nir=post_nir, params=params,
                                    pixel_area_m2=analysis_grid.pixel_area_m2, noise=noise)
     return index_name, index, change, dates, thresholds
@@ -292,6 +303,7 @@ def _settlement_outline(aoi: Aoi, scenes_dir: Path, crs: str) -> tuple[BaseGeome
     return None, None
 
 
+@timed()  # every stage line of the run says the seconds since it began
 def run_detect(
     aoi_name: str,
     *,
@@ -306,13 +318,15 @@ def run_detect(
     apply_reviews: bool = True,
     sign_key: Path | None = None,
     demo: Callable[[Aoi, Params, Path], Path] | None = None,
+    catalogue_items: Collection[str] | None = None,
 ) -> RunOutcome:
     """Detect and date burns for one AOI and write a complete run folder.
 
     Uses the scenes in ``scenes_dir`` when given, else the AOI's catalogue when it has scenes
     (``kind`` picks one sensor), else the SIMULATED scenes that ``demo(aoi, params, data_root)``
     returns a folder of (the command line passes :func:`pipeline.sim.demo.demo_scenes`); the log
-    says which. Without scenes and without ``demo`` there is nothing to analyse.
+    says which. Without scenes and without ``demo`` there is nothing to analyse. ``catalogue_items``
+    limits the catalogue to those item ids: a re-run reads the scenes its run read, not those added since.
     Analysts' decisions in ``reviews_file`` (default ``<data>/<aoi>/reviews.json``) are
     applied to the polygons unless ``apply_reviews`` is False. The run ends by writing its
     manifest (:func:`pipeline.provenance.manifest.seal_manifest`): chained into ``<out>/<aoi>/runs.log``
@@ -320,6 +334,11 @@ def run_detect(
     """
     started = datetime.now(timezone.utc)
     clock = time.perf_counter()
+    # Absolute from here on: the report and the manifest name the folders and files a run read, and a
+    # relative name would depend on where the run was started (its re-run from elsewhere read differently).
+    out_root, data_root, aoi_dir = (Path(os.path.abspath(p)) for p in (out_root, data_root, aoi_dir))
+    scenes_dir = Path(os.path.abspath(scenes_dir)) if scenes_dir is not None else None
+    reviews_file = Path(os.path.abspath(reviews_file)) if reviews_file is not None else None
     # Everything the run needs is checked before any work, so that a mistake is one line now,
     # not a traceback after minutes: the signing key, the AOI file (time zone, size, properties),
     # the parameters, the output folder, the grid's size and memory, then the scenes' count and bands.
@@ -334,14 +353,14 @@ def run_detect(
     check_detect_grid(analysis_grid, loaded_grid, params=params, where=where)  # the fewest scenes and bands: before the demo
     demo_folder = None
     if scenes_dir is not None:
-        logger.info(f"loading scenes from {scenes_dir}")
+        stage(f"scenes from {scenes_dir}", logger=logger)
         sources, scenes_from = recognise(Path(scenes_dir)), "folder"
-    elif catalogue_entries(data_root, aoi.name):
-        logger.info(f"using the scene catalogue of {aoi.name} ({catalogue_dir(data_root, aoi.name)})")
-        sources, scenes_from = catalogue_sources(data_root, aoi.name, kind=kind), "catalogue"
+    elif catalogue_items is not None or catalogue_entries(data_root, aoi.name):
+        stage(f"using the scene catalogue of {aoi.name} ({catalogue_dir(data_root, aoi.name)})", logger=logger)
+        sources, scenes_from = catalogue_sources(data_root, aoi.name, kind=kind, items=catalogue_items), "catalogue"
         scenes_dir = Path(data_root) / aoi.name
     elif demo is not None:
-        logger.info(f"no scenes given and none registered: using the embedded SIMULATED demo for {aoi_name}")
+        stage(f"no scenes given and none registered: using the embedded SIMULATED demo for {aoi_name}", logger=logger)
         scenes_dir = demo_folder = demo(aoi, params, Path(data_root))
         sources, scenes_from = recognise(demo_folder), "demo"
     else:
@@ -353,6 +372,7 @@ def run_detect(
     for info in infos:
         check_coreg_band(params, info.bands, where=f"{scenes_dir}: scene {info.scene_id}")
     try:
+        stage(f"loading {len(sources)} scenes onto {loaded_grid.width} x {loaded_grid.height} px", logger=logger)
         stack, records = load_sources(sources, loaded_grid)
         check_coreg_band(params, [str(b) for b in stack.band.values], where=f"{scenes_dir}")
         settlement, settlement_file = _settlement_outline(aoi, Path(scenes_dir), analysis_grid.crs)
@@ -360,7 +380,7 @@ def run_detect(
         if settlement is None and layers.footprints is not None:  # no outline drawn: the footprints outline the built-up area
             settlement = settlement_from_footprints(layers.footprints)
             settlement_file = layers.footprints_path if settlement is not None else None
-        logger.info(f"{len(records)} scenes loaded; co-registering, normalising, detecting")
+        stage(f"{len(records)} scenes loaded; co-registering, normalising, detecting", logger=logger)
         detection = detect_burns(stack, records, params=params, loaded_grid=loaded_grid, analysis_grid=analysis_grid,
                                  settlement=settlement)
     except MemoryError as exc:  # the estimate above is rough: a run it let through may still not fit
@@ -375,7 +395,7 @@ def run_detect(
         decisions = read_decisions(reviews_file) if apply_reviews else []
         polygons = apply_decisions(_polygons_with_positions(detection), decisions, simulated=simulated)
         tz_name = str(aoi.properties.get("timezone", "UTC"))
-        logger.info(f"{len(polygons)} burn polygon(s); checking structures, active fires and confidence")
+        stage(f"{len(polygons)} burn polygon(s); checking structures, active fires and confidence", logger=logger)
         evidence = gather_evidence(polygons, detection=detection, params=params, layers=layers, tz_name=tz_name)
         polygons = evidence.polygons
         provenance = {"run_id": run_id, **git_state(), "versions": package_versions(), "started_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ")}
@@ -391,11 +411,11 @@ def run_detect(
                        simulated=simulated)
         figure_names: list[str] = []
         if make_figures:
-            logger.info("drawing figures")
+            stage("drawing figures", logger=logger)
             figures = run_figures(detection, polygons, evidence.structures, aoi.projected(analysis_grid.crs), simulated,
                                   report["aoi"]["timezone"])
             figure_names = write_figures(partial, figures, simulated=simulated)
-        logger.info("writing the report and the manifest")
+        stage("writing the report and the manifest", logger=logger)
         write_reports(partial, report, polygons=polygons, figure_names=figure_names)
         finished = datetime.now(timezone.utc)
         manifest = {
@@ -411,6 +431,7 @@ def run_detect(
             "parameters": params.as_dict(),
             "overrides": recorded_overrides(overrides),
             "scenes_from": scenes_from,
+            "data_folder": str(Path(data_root) / aoi.name),  # where its catalogue and layers were looked for (rerun)
             "aoi_file": (input_entry(aoi.path, sha256_file(aoi.path)) if aoi.path else {"path": None, "sha256": None}),
             "settlement_file": input_entry(settlement_file, sha256_file(settlement_file)) if settlement_file else None,
             "reviews_file": (input_entry(reviews_file, sha256_file(reviews_file))
@@ -437,4 +458,5 @@ def run_detect(
                            f"there); this is a defect in burnscan: report it with the command and the log") from exc
         raise  # an interrupt or exit: not an error of the run
     run_dir = finish_run_dir(partial)
+    stage(f"run complete: {run_dir}", logger=logger)
     return RunOutcome(run_dir=run_dir, detection=detection, report=report, demo_folder=demo_folder, manifest_sha256=digest)

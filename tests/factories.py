@@ -203,7 +203,7 @@ def copy_small_run(run: SmallRun, dest: Path, *, data: bool = False) -> SmallRun
     keeps its decisions there) and new runs that read them.
     """
     out_root = dest / "out"
-    shutil.copytree(run.out_root, out_root)
+    shutil.copytree(run.out_root, out_root, symlinks=True)  # `latest` stays a link to its run, not a copy of it
     data_root = run.data_root
     if data:
         data_root = dest / "data"
@@ -225,3 +225,56 @@ def savanna_ground(seed: int) -> np.ndarray:
     texture = (texture - texture.mean()) / texture.std()
     red, nir = 0.16 + 0.02 * texture, 0.28 + 0.03 * texture
     return np.stack([red * 0.6, red * 0.8, red, nir]) + np.random.default_rng(seed).normal(0, 0.004, (4, 200, 200))
+
+
+# --- a registered pair of plain GeoTIFFs ---------------------------------------------------
+
+PAIR_AOI = "geotiffpair"
+"""A 300 m AOI near the test village, covered by :func:`write_geotiff_pair`'s two exports."""
+PAIR_TIMES = ("2024-01-27T10:38:00Z", "2024-01-28T10:38:00Z")
+PAIR_BANDS = "blue,green,red,nir"
+
+
+def write_geotiff_pair(root: Path) -> tuple[Path, list[Path]]:
+    """An AOI file in ``root/aoi`` and two 4-band GeoTIFF exports of it in ``root/exports``: the same textured
+    savanna on both dates, with a 60 m square whose NIR dropped by half on the second (a burn to find).
+
+    They carry no time and no band names, as exports often come: add them with ``--bands`` :data:`PAIR_BANDS`
+    and ``--acquired`` one of :data:`PAIR_TIMES` each. Returns the AOI folder and the two files.
+    """
+    from pyproj import Transformer
+
+    from smallaoi import LAT, LON
+
+    aoi_dir = write_square_aoi(root / "aoi", PAIR_AOI, LON, LAT, 150.0, "Africa/Bamako")
+    cx, cy = Transformer.from_crs("EPSG:4326", "EPSG:32630", always_xy=True).transform(LON, LAT)
+    size, res = 240, 3.0  # 720 m: the AOI and its 150 m margin, with room to spare
+    transform = Affine(res, 0, round(cx) - size * res / 2, 0, -res, round(cy) + size * res / 2)
+    (root / "exports").mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k in range(2):
+        reflectance = np.tile(savanna_ground(k + 2), (1, 2, 2))[:, :size, :size]
+        if k == 1:
+            reflectance[3, 110:130, 110:130] *= 0.5  # char: the NIR of burned ground halves
+        path = root / "exports" / f"export_{k + 1}.tif"
+        with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=4, dtype="uint16", nodata=0,
+                           crs="EPSG:32630", transform=transform) as dst:
+            dst.write(np.clip(reflectance * 10000, 1, 65535).astype(np.uint16))
+        paths.append(path)
+    return aoi_dir, paths
+
+
+def add_geotiff_pair(root: Path, *, data: Path | None = None) -> tuple[Path, Path, list[Path]]:
+    """:func:`write_geotiff_pair` in ``root``, both exports registered (``burnscan add``) in ``data`` (default ``root/data``).
+
+    Returns the AOI folder, the data folder and the two exports.
+    """
+    from pipeline.cli import main
+
+    aoi_dir, paths = write_geotiff_pair(root)
+    data = root / "data" if data is None else data
+    for path, when in zip(paths, PAIR_TIMES):
+        code = main(["-q", "add", PAIR_AOI, str(path), "--bands", PAIR_BANDS, "--acquired", when, "--data", str(data),
+                     "--aoi-dir", str(aoi_dir)])
+        assert code == 0, f"burnscan add {path} failed"
+    return aoi_dir, data, paths

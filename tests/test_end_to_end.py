@@ -29,7 +29,7 @@ def test_run_folder_has_every_output(small_run):
     names = {p.name for p in run.iterdir()}
     assert {"burns_SIMULATED.gpkg", "burns_SIMULATED.geojson", "report.md", "report.json", "manifest.json", "figures"} <= names
     assert not run.name.endswith(".partial")
-    assert (run.parent / "latest").read_text().strip() == run.name
+    assert (run.parent / "latest").is_symlink() and (run.parent / "latest").resolve() == run.resolve()
     figures = sorted(p.name for p in (run / "figures").iterdir())
     assert "20240128T1038Z_before_after_SIMULATED.png" in figures and "20240201T1038Z_overlay_SIMULATED.png" in figures
 
@@ -82,7 +82,7 @@ def test_second_run_is_a_new_folder_and_inputs_are_untouched(small_run, tmp_path
     root, aoi_dir, shared = small_run
     # the second run goes beside the first in a copy of the output folder (the session's run is shared)
     out = tmp_path / "out"
-    shutil.copytree(root / "out", out)
+    shutil.copytree(root / "out", out, symlinks=True)  # `latest` stays a link, as `cp -r` keeps it
     first = replace(shared, run_dir=out / shared.run_dir.relative_to(root / "out"))
     inputs = {p: sha256_file(p) for p in first.demo_folder.iterdir()}
     first_report = (first.run_dir / "report.md").read_bytes()

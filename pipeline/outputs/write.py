@@ -13,7 +13,11 @@ A run writes into ``out/<aoi>/<run-id>.partial/`` and the folder is renamed to
 first written in a hidden staging folder beside it and moved into place with an atomic
 rename. Run ids carry the UTC second plus a random suffix and folders are created
 exclusively, so two runs started in the same second never share a folder. ``latest``
-is a small text file replaced only when a run completes.
+is a relative symbolic link to the newest complete run folder (``latest -> <run-id>``),
+replaced atomically when a run completes (a new link under a temporary name, then renamed
+over the old one), so that it always points at a complete run, even when two runs finish at
+once. Where the file system cannot hold a link, it is a small text file holding the run id;
+:func:`latest_run_dir` reads either.
 
 Staging folders (``.<name>.<random>.burnscan-staging``) hold an exclusive ``flock`` for as
 long as their process works in them. The kernel releases it when the process ends, even
@@ -31,6 +35,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -62,6 +67,8 @@ __all__ = [
     "check_output_folder",
     "new_run_dir",
     "finish_run_dir",
+    "latest_run_dir",
+    "named_run_dir",
     "atomic_path",
     "exclusive_lock",
     "staging_folder",
@@ -363,8 +370,81 @@ def finish_run_dir(partial: Path) -> Path:
         os.rename(partial, final)
     except OSError as exc:
         raise OutputError(f"{partial}: run is complete but could not be renamed ({exc.strerror}); rename it by hand") from None
-    write_text(final.parent / "latest", final.name + "\n", root=final.parent)
+    _point_latest(final)
     return final
+
+
+LATEST = "latest"
+"""The name, in ``<out>/<aoi>/``, of the link (or text file) that names the newest complete run."""
+
+
+def _point_latest(final: Path) -> None:
+    """Point ``<out>/<aoi>/latest`` at the complete run folder ``final``, atomically.
+
+    A relative link, so that the output tree can be moved or copied whole. A new link is made
+    under a unique temporary name and renamed over ``latest``: a rename is atomic, so a reader
+    (or a second run finishing at the same moment) sees the old complete run or the new one,
+    never a missing or half-written ``latest``. A file system without symbolic links (some
+    network and FAT mounts) gets the text file instead.
+    """
+    parent = final.parent
+    _check_inside(final, parent)
+    tmp = parent / f".{LATEST}.{secrets.token_hex(6)}.tmp"
+    try:
+        os.symlink(final.name, tmp)
+    except OSError:  # no links here (EPERM, EOPNOTSUPP...): the run id as text, written atomically
+        write_text(parent / LATEST, final.name + "\n", root=parent)
+        return
+    try:
+        os.replace(tmp, parent / LATEST)
+    except OSError as exc:  # e.g. a folder copied in its place: the run is complete and sealed all the same
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        logging.getLogger(__name__).warning(
+            f"{parent / LATEST}: could not point at the new run ({exc.strerror or exc}); the run {final} is complete: "
+            f"give it by name, and remove {parent / LATEST} so that the next run can replace it")
+
+
+def latest_run_dir(aoi_folder: Path) -> Path | None:
+    """The run folder ``<out>/<aoi>/latest`` names (a link, or a text file holding a run id); None if there is none.
+
+    Either form must name one run folder of ``aoi_folder`` by its plain name: a link or a
+    text that leads anywhere else (``../../etc``, an absolute path) is refused, never followed.
+
+    Raises
+    ------
+    OutputError
+        When ``latest`` names something other than a run folder beside it.
+    """
+    latest = Path(aoi_folder) / LATEST
+    try:
+        if latest.is_symlink():
+            named, what = os.readlink(latest), "run id the link points to"
+        elif latest.is_file():
+            named, what = latest.read_text(encoding="utf-8").strip(), "run id"
+        else:
+            return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise OutputError(f"{latest}: cannot be read ({exc}); remove it and give the run folder by name") from None
+    run_dir = latest.parent / safe_name(named, what=what, source=latest, error=OutputError)
+    if not run_dir.is_dir():
+        raise OutputError(f"{latest}: names {named!r}, which is not a run folder beside it; remove {latest} and give "
+                          f"the run folder by name")
+    return run_dir
+
+
+def named_run_dir(path: Path) -> Path:
+    """The run folder a command was given: ``path`` itself, or for ``<out>/<aoi>/latest`` the run it names now.
+
+    Read once, when the command starts: a re-run moves ``latest`` to the new run, and must still
+    compare with the run it was given. Either form of ``latest`` (link or text file) is accepted.
+    """
+    path = Path(path)
+    if path.name == LATEST and (path.is_symlink() or path.is_file()):
+        return latest_run_dir(path.parent) or path
+    return path
 
 
 def write_text(path: Path, text: str, *, root: Path) -> Path:

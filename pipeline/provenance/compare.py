@@ -230,8 +230,9 @@ def compare_runs(original: Path, other: Path) -> RunComparison:
     ma, mb = read_manifest(original), read_manifest(other)
     # versions are compared in report.json; how the scenes were found (a folder, the demo) is
     # not an input: the scene files and their hashes are, and they are compared.
-    # overrides are how the parameters were reached (a re-run passes all of them), not what they are.
-    aside = RUN_SPECIFIC_FIELDS | {"code", "versions", "outputs", "scenes_from", "overrides"}
+    # overrides are how the parameters were reached (a re-run passes all of them), not what they are;
+    # data_folder is where layers were looked for: the layers found are inputs (evidence_files) and compared.
+    aside = RUN_SPECIFIC_FIELDS | {"code", "versions", "outputs", "scenes_from", "overrides", "data_folder"}
     given = json_differences({k: v for k, v in ma.items() if k not in aside}, {k: v for k, v in mb.items() if k not in aside})
     outputs = [
         OutputComparison("manifest.json", not given,

@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Collection, Iterable
 
 import pystac
 from shapely.geometry import mapping
@@ -401,9 +401,20 @@ def remove_scene(aoi: Aoi, item_id: str, *, data_root: Path) -> Path | None:
         return target
 
 
-def catalogue_sources(data_root: Path, aoi_name: str, *, kind: str | None = None) -> list[SceneSource]:
-    """The registered scenes as loadable sources, after checking every file's SHA-256."""
+def catalogue_sources(data_root: Path, aoi_name: str, *, kind: str | None = None,
+                      items: Collection[str] | None = None) -> list[SceneSource]:
+    """The registered scenes as loadable sources, after checking every file's SHA-256.
+
+    ``items``: only the scenes of these item ids (a re-run reads the scenes its run read, not
+    those added since); one that is not registered any more is refused, naming it.
+    """
     entries = catalogue_entries(data_root, aoi_name)
+    if items is not None:
+        gone = sorted(set(items) - {e.item_id for e in entries})
+        if gone:
+            raise SceneError(f"{catalogue_dir(data_root, aoi_name)}: scene {gone[0]} is no longer registered"
+                             f"{f' ({len(gone) - 1} more)' if len(gone) > 1 else ''}; add it again with burnscan add")
+        entries = [e for e in entries if e.item_id in set(items)]
     kinds = sorted({e.kind for e in entries})
     if kind is None and len(kinds) > 1:
         raise SceneError(f"{catalogue_dir(data_root, aoi_name)}: the catalogue holds {', '.join(kinds)} scenes; "
