@@ -314,7 +314,7 @@ def review_page(detection: Detection, polygons: gpd.GeoDataFrame, aoi_outline: B
         after = dates[start]["after"]
         state = "new" if first == after else ("earlier" if first < after else "later")
         burns.append(
-            f'<g class="burn {state}" data-id="{escape(str(row.polygon_id))}" data-first="{first}" data-info="{escape(info)}">'
+            f'<g class="burn {state}" data-id="{escape(str(row.polygon_id))}" data-first="{first}" data-info="{escape(info).replace(chr(10), "&#10;")}">'
             f"<title>{escape(info)}</title><path class=\"hit\" d=\"{d}\"/><path d=\"{d}\" fill-rule=\"evenodd\"/>"
             f'<text x="{lx:.2f}" y="{ly:.2f}" font-size="{label_size:.1f}" text-anchor="middle">{escape(str(row.polygon_id))}</text></g>')
     aoi_path = _path(aoi_outline, grid) if aoi_outline is not None else ""
