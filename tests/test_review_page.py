@@ -236,7 +236,7 @@ def test_notebook_map_is_the_offline_page_without_folium(tundra, monkeypatch):
     monkeypatch.setitem(sys.modules, "folium", None)  # as where it is not installed
     _, polygons = run_polygons(tundra["run_dir"], "tundra")
     shown = review_map(tundra["outcome"].detection, polygons, load_aoi("tundra", tundra["root"] / "aoi").geometry,
-                       simulated=False, tz_name="America/Anchorage")
+                       simulated=False)  # as notebooks/review.ipynb calls it
     frame = shown._repr_html_()
     assert frame.startswith("<iframe srcdoc=") and frame.count("<iframe") == 1
     page = unescape(re.search(r'srcdoc="([^"]*)"', frame).group(1))

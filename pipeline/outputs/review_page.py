@@ -377,7 +377,7 @@ def review_page(detection: Detection, polygons: gpd.GeoDataFrame, aoi_outline: B
     )
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{escape(title)}{sim}</title>'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{escape(title)}{sim if "SIMULATED" not in title else ""}</title>'
             f"<style>{_STYLE}</style></head>\n<body>\n{body}\n</body></html>\n")
 
 
