@@ -50,6 +50,9 @@ REVIEW_PAGE = "review.html"
 MAX_IMAGE_SIDE = 2048
 """Longest side of an embedded scene in PNG pixels: a screen's width; larger grids are averaged down."""
 
+_MAX_LABELLED = 40
+"""Above this many polygons their ids start hidden (a tick box shows them): at the whole AOI they would cover the ground."""
+
 # No fetch of any kind: only inline script and style, images only from data: URIs. Even a URL
 # that slipped into the page (a name, a reason) is never requested.
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
@@ -85,6 +88,7 @@ _SCRIPT = """
   var swipe = document.getElementById('swipe'), pick = document.getElementById('date'), info = document.getElementById('info');
   var W = +svg.getAttribute('data-width'), H = +svg.getAttribute('data-height');
   var burns = Array.prototype.slice.call(document.querySelectorAll('.burn'));
+  scenes.forEach(function (s) { if (s.in) { s.png = document.getElementById(s.in).getAttribute('href'); } });
   function setSwipe(v) {
     swipe.value = v;
     var x = W * v / 100;
@@ -108,7 +112,14 @@ _SCRIPT = """
     document.body.setAttribute('data-shown', String(shown));
   }
   var box = [0, 0, W, H];
-  function setBox() { svg.setAttribute('viewBox', box.join(' ')); }
+  var labels = document.getElementById('labels'), texts = Array.prototype.slice.call(svg.querySelectorAll('.burn text'));
+  function setBox() {
+    svg.setAttribute('viewBox', box.join(' '));
+    // Ids keep one size on screen whatever the zoom: zooming in separates them rather than growing them.
+    var size = 12 * box[2] / (svg.getBoundingClientRect().width || 800);
+    texts.forEach(function (t) { t.setAttribute('font-size', size); t.style.display = labels.checked ? '' : 'none'; });
+  }
+  labels.addEventListener('change', setBox);
   function toMap(evt) {
     var r = svg.getBoundingClientRect();
     return [box[0] + (evt.clientX - r.left) / r.width * box[2], box[1] + (evt.clientY - r.top) / r.height * box[3]];
@@ -144,6 +155,7 @@ _SCRIPT = """
   pick.addEventListener('change', function () { showDate(+pick.value); });
   showDate(+pick.value);
   setSwipe(+swipe.value);
+  setBox();
   var ok = 0, done = 0;
   scenes.forEach(function (s) {
     var img = new Image();
@@ -219,7 +231,9 @@ def _scene_png(rgb: np.ndarray, observed: np.ndarray, factor: int) -> bytes:
     count = weight.reshape(blocks).sum(axis=(1, 3))
     total = values.reshape(blocks + (3,)).sum(axis=(1, 3))
     mean = total / np.maximum(count, 1)[..., None]
-    rgba = np.dstack([np.round(mean * 255), np.where(count > 0, 255, 0)]).astype(np.uint8)
+    rgba = np.round(mean * 255).astype(np.uint8)
+    if (count == 0).any():  # an alpha channel only where some ground was not observed: a quarter smaller otherwise
+        rgba = np.dstack([rgba, np.where(count > 0, 255, 0).astype(np.uint8)])
     buffer = io.BytesIO()
     mpimg.imsave(buffer, rgba, format="png")
     return buffer.getvalue()
@@ -352,7 +366,11 @@ def review_page(detection: Detection, polygons: gpd.GeoDataFrame, aoi_outline: B
         + '<g id="polygons">' + "".join(burns) + "</g>" + "".join(overlays) + "</svg>"
     )
     heading = escape(title) + (' <span class="sim">SIMULATED DATA</span>' if simulated and "SIMULATED" not in title else "")
-    scene_json = json.dumps(scenes).replace("<", "\\u003c")
+    # The two scenes shown first are in their <image> elements already: the script takes them from there,
+    # so no PNG is in the file twice.
+    shown_first = {dates[start]["before"]: "before", dates[start]["after"]: "after"}
+    listed = [s | {"png": "", "in": shown_first[t]} if t in shown_first else s for t, s in enumerate(scenes)]
+    scene_json = json.dumps(listed).replace("<", "\\u003c")
     date_json = json.dumps(dates).replace("<", "\\u003c")
     body = (
         f"<h1>{heading}</h1>"
@@ -361,7 +379,8 @@ def review_page(detection: Detection, polygons: gpd.GeoDataFrame, aoi_outline: B
         '<div class="controls"><label>After scene <select id="date">' + options + "</select></label>"
         '<button id="show-before" type="button">Before</button>'
         '<input id="swipe" type="range" min="0" max="100" value="50" aria-label="swipe: before on the left, after on the right">'
-        '<button id="show-after" type="button">After</button><button id="whole" type="button">Whole AOI</button></div>'
+        '<button id="show-after" type="button">After</button><button id="whole" type="button">Whole AOI</button>'
+        f'<label><input id="labels" type="checkbox"{" checked" if len(framed) <= _MAX_LABELLED else ""}> polygon ids</label></div>'
         f'<div id="captions">Left of the line, before: <span id="caption-before">{escape(scenes[dates[start]["before"]]["caption"])}'
         f'</span><br>Right of the line, after: <span id="caption-after">{escape(scenes[dates[start]["after"]]["caption"])}</span></div>'
         f'<div class="layout"><div class="mapbox">{svg}</div><div id="info">Click a polygon for its reading. '
