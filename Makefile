@@ -32,7 +32,7 @@ lock:
 	$(PYTHON) -m venv "$$tools"; \
 	"$$tools/bin/python" -m pip install --quiet '$(PIP_TOOLS)'; \
 	CUSTOM_COMPILE_COMMAND="make lock" "$$tools/bin/pip-compile" --quiet --generate-hashes --allow-unsafe --all-build-deps \
-	    --extra review --extra batch --extra fetch --extra test --strip-extras --no-emit-index-url --no-emit-find-links \
+	    --extra batch --extra fetch --extra test --strip-extras --no-emit-index-url --no-emit-find-links \
 	    $(if $(UPGRADE),--upgrade) --output-file $(LOCK) pyproject.toml; \
 	{ echo "# Exact versions and SHA-256 hashes of every package burnscan installs (every extra, and the build"; \
 	  echo "# backend), for CPython 3.11 on Linux x86_64. make installs from it; make lock refreshes it."; \

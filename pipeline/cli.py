@@ -609,6 +609,33 @@ def rerun(run_dir: Path, out_root: Path | None) -> None:
     click.echo(f"{result.other}: every compared output is identical to {result.original}")
 
 
+@cli.command()
+@click.argument("run")
+@click.option("--out", "out_root", type=click.Path(path_type=Path), default=Path("out"), show_default=True,
+              help="Where the runs of an AOI named as RUN are.")
+@click.option("--no-open", is_flag=True, help="Print the page's path instead of opening it.")
+def view(run: str, out_root: Path, no_open: bool) -> None:
+    """Open RUN's offline review page (review.html) in the default browser.
+
+    RUN is a run folder, an AOI's out/AOI/latest, or an AOI name (its latest run under --out).
+    The page needs no network: scenes, outlines, script and style are all inside it.
+    """
+    import os
+    import webbrowser
+
+    from pipeline.outputs.review_page import find_review_page
+
+    page = find_review_page(run, out_root=out_root).resolve()
+    # A console browser (lynx, w3m) is all webbrowser finds on a machine without a display: it cannot
+    # show the page, so the path is printed instead, to open in any browser or copy elsewhere.
+    graphical = sys.platform in ("darwin", "win32") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    if not no_open and graphical and webbrowser.open(page.as_uri()):
+        click.echo(f"opened {page}")
+        return
+    reason = "" if no_open else " (no browser to open it here: open it in any browser; it needs no network)"
+    click.echo(f"{page}{reason}")
+
+
 _INTERNAL_ERROR_EXIT = 70  # EX_SOFTWARE: a defect of burnscan, not of the input
 _OUT_OF_MEMORY_EXIT = 71
 

@@ -45,6 +45,7 @@ from pipeline.provenance.versions import git_state, package_versions
 from pipeline.outputs.run_figures import run_figures
 from pipeline.outputs.run_folder import write_findings, write_figures, write_reports
 from pipeline.outputs.report import build_report, with_evidence
+from pipeline.outputs.review_page import write_review_page
 from pipeline.provenance.signing import load_private_key
 from pipeline.review import apply_decisions, read_decisions, review_summary, reviews_path
 from pipeline.readers.recognise import load_sources, recognise
@@ -415,6 +416,9 @@ def run_detect(
             figures = run_figures(detection, polygons, evidence.structures, aoi.projected(analysis_grid.crs), simulated,
                                   report["aoi"]["timezone"])
             figure_names = write_figures(partial, figures, simulated=simulated)
+            # The offline review page (`burnscan view`): scenes and outlines in the grid itself, nothing fetched.
+            write_review_page(partial, detection, polygons, aoi.projected(analysis_grid.crs), simulated=simulated,
+                              tz_name=report["aoi"]["timezone"], title=report["title"])
         stage("writing the report and the manifest", logger=logger)
         write_reports(partial, report, polygons=polygons, figure_names=figure_names)
         finished = datetime.now(timezone.utc)

@@ -29,7 +29,7 @@ CORE = PYPROJECT["project"]["dependencies"]
 EXTRAS = PYPROJECT["project"]["optional-dependencies"]
 EXTRA_EXIT = 10
 """Exit code of a command whose extra is not installed (``pipeline.errors.ExtraError``)."""
-COMMAND_EXTRAS = {"review": "folium", "batch": "distributed", "fetch": "pystac_client"}
+COMMAND_EXTRAS = {"batch": "distributed", "fetch": "pystac_client"}
 """The extra of each command-specific package, by the name it is imported as."""
 
 
@@ -118,7 +118,9 @@ def test_command_packages_are_extras_not_core():
         distribution = _normalise(module)
         assert distribution in _names(EXTRAS[extra]) and distribution not in DECLARED_CORE, (extra, module)
     assert "rioxarray" not in DECLARED_ALL  # nothing imports it
-    assert EXTRAS["all"] == ["burnscan[review,batch,fetch,test]"]  # what make installs: every command and the tests
+    assert EXTRAS["all"] == ["burnscan[batch,fetch,test]"]  # what make installs: every command and the tests
+    # The review map is the offline review page now: folium (Leaflet, jQuery and Bootstrap from CDNs) is no dependency.
+    assert "folium" not in DECLARED_ALL and "review" not in EXTRAS
 
 
 def test_every_dependency_keeps_a_comment_saying_why():
@@ -139,7 +141,7 @@ for name in {blocked!r}:
 
 @pytest.mark.slow
 def test_the_package_and_its_command_line_work_without_the_extras():
-    """Every module imports, and ``burnscan --help`` runs, with folium, distributed and pystac_client absent."""
+    """Every module imports, and ``burnscan --help`` runs, with distributed and pystac_client absent."""
     code = _BLOCKER.format(blocked=list(COMMAND_EXTRAS.values())) + """
 import importlib, pkgutil, pipeline
 names = [m.name for m in pkgutil.walk_packages(pipeline.__path__, "pipeline.")]
@@ -189,15 +191,6 @@ def test_fetch_without_pystac_client_says_which_extra_before_any_search(monkeypa
     assert "burnscan fetch needs the Python package pystac-client" in err and "pip install 'burnscan[fetch]'" in err
     assert "STAC search failed" not in err  # the fix, not a network failure
     assert not (tmp_path / "data").exists()
-
-
-def test_review_map_without_folium_says_which_extra(monkeypatch):
-    from pipeline.outputs.review_map import review_map
-
-    _without(monkeypatch, "folium")
-    with pytest.raises(PipelineError, match=r"the review map \(notebooks/review.ipynb\) needs the Python package folium.*"
-                                         r"pip install 'burnscan\[review\]'"):
-        review_map(None, None, None, simulated=True)  # refused before it looks at a run
 
 
 def test_lock_pins_every_declared_package_with_hashes():

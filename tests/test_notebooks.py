@@ -41,7 +41,11 @@ def test_review_notebook_maps_the_run_and_a_rejection_appears_in_the_next_report
     notebook = _execute("review.ipynb", tmp_path, monkeypatch, reviewer="N. Otebook")
     text = _text(notebook)
     assert "SIMULATED DATA" in text and "not visible on the clear scene of" in text
-    assert "leaflet" in text.lower() and "burn polygons" in text  # the interactive map was drawn
+    # The map is the run's offline review page in an iframe (no Leaflet from a CDN): drawn, and naming nothing to fetch.
+    maps = [str(v) for c in notebook.cells for o in c.get("outputs", []) for v in o.get("data", {}).values()
+            if '<iframe srcdoc="' in str(v)]
+    assert len(maps) == 1 and "&lt;svg id=&quot;map&quot;" in maps[0] and "burn polygon" in maps[0]
+    assert "http://" not in maps[0] and "https://" not in maps[0]
     assert sum("image/png" in o.get("data", {}) for c in notebook.cells for o in c.get("outputs", [])) >= 2
     reports = sorted((tmp_path / "out" / AOI_NAME).glob("*/report.json"))
     assert len(reports) == 2  # the first run, then the run after the decision

@@ -1,70 +1,62 @@
-"""The interactive map of the review notebook: scenes as layers, polygons with their reading.
+"""The review notebook's map: the run's offline review page (``review.html``) shown inline.
 
-Built with folium (Leaflet) and no base-map tiles, so it needs no network: the layers are the
-first and last usable scenes in false colour, laid over their lon/lat bounds (at village size
-the few-metre skew between the UTM grid and lon/lat is below a pixel of the overlay), the AOI
-outline and the burn polygons, each with a popup: first seen, last clear before, area,
-setting, confirmation, review, burned structures, active fires and confidence tier with its reasons.
+The notebook used to draw a Leaflet map (folium), which loads Leaflet, jQuery and Bootstrap
+from CDNs (blank without a network, and telling third parties what an investigator looks at)
+and laid the projected scenes on their lon/lat box, which drifts off the outlines by tens of
+metres at the edges at high latitude. The map is now :func:`pipeline.outputs.review_page.review_page`,
+drawn in the analysis grid itself with everything inline, shown in an ``<iframe srcdoc>`` so
+that its script and style stay apart from the notebook's.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from html import escape
 
 import geopandas as gpd
-import numpy as np
-from pyproj import Transformer
-from shapely.geometry import mapping
+from shapely.geometry.base import BaseGeometry
 
-from pipeline.errors import import_extra
-from pipeline.outputs.figures import false_colour, joint_stretch
+from pipeline.aoi import Aoi
 from pipeline.model import Detection
+from pipeline.outputs.review_page import review_page
 
-if TYPE_CHECKING:
-    import folium
-
-__all__ = ["review_map"]
-
-_POPUP_FIELDS = ["polygon_id", "first_seen", "last_clear_before", "area_ha", "setting", "confirmed", "review",
-                 "n_structures", "n_fire_detections", "tier", "tier_reasons"]
+__all__ = ["ReviewMap", "review_map"]
 
 
-def _lonlat_bounds(detection: Detection) -> list[list[float]]:
-    left, bottom, right, top = detection.grid.bounds
-    to_lonlat = Transformer.from_crs(detection.grid.crs, "EPSG:4326", always_xy=True)
-    lons, lats = to_lonlat.transform([left, right, left, right], [bottom, bottom, top, top])
-    return [[min(lats), min(lons)], [max(lats), max(lons)]]
+class ReviewMap:
+    """A review page that a notebook shows inline (``_repr_html_``); ``html`` is the page itself."""
+
+    def __init__(self, html: str, *, height_px: int = 820) -> None:
+        self.html = html
+        self.height_px = height_px
+
+    def _repr_html_(self) -> str:
+        # srcdoc, not a file or a data: URL: nothing to serve or fetch, and the page's own
+        # Content-Security-Policy still applies inside the frame.
+        return (f'<iframe srcdoc="{escape(self.html, quote=True)}" style="width:100%;height:{self.height_px}px;border:0" '
+                'title="burnscan review map"></iframe>')
 
 
-def review_map(detection: Detection, polygons_4326: gpd.GeoDataFrame, aoi_geometry, *, simulated: bool) -> folium.Map:
-    """A Leaflet map of one run for reviewing its polygons."""
-    # The map alone needs folium (the review extra): imported here so that a missing one is a fix, not a traceback.
-    folium = import_extra("folium", package="folium", extra="review", needed_by="the review map (notebooks/review.ipynb)")
-    bounds = _lonlat_bounds(detection)
-    centre = [(bounds[0][0] + bounds[1][0]) / 2, (bounds[0][1] + bounds[1][1]) / 2]
-    fmap = folium.Map(location=centre, zoom_start=15, tiles=None, control_scale=True)
-    stack = detection.stack
-    first, last = 0, stack.sizes["time"] - 1
-    scenes = [stack["reflectance"].isel(time=i).assign_attrs(crs=detection.grid.crs) for i in (first, last)]
-    stretch = joint_stretch(*scenes)
-    label = " (SIMULATED DATA)" if simulated else ""
-    for i, scene in zip((first, last), scenes):
-        rgb, _ = false_colour(scene, stretch=stretch)
-        rgba = np.dstack([np.nan_to_num(rgb, nan=0.5), np.where(np.isfinite(rgb).all(axis=-1), 1.0, 0.0)])
-        record = detection.records[i]
-        folium.raster_layers.ImageOverlay(image=rgba, bounds=bounds, name=f"{'before' if i == first else 'after'}: "
-                                          f"{record.scene_id} {record.acquired_utc}{label}", show=i == last).add_to(fmap)
-    folium.GeoJson(mapping(aoi_geometry), name="area of interest",
-                   style_function=lambda _: {"color": "white", "weight": 2, "fill": False}).add_to(fmap)
-    if len(polygons_4326):
-        frame = polygons_4326.copy()
-        for column in _POPUP_FIELDS:
-            if column not in frame:
-                frame[column] = ""
-        frame = frame[_POPUP_FIELDS + ["geometry"]].astype({c: str for c in _POPUP_FIELDS})
-        folium.GeoJson(frame.to_json(), name=f"burn polygons{label}",
-                       style_function=lambda _: {"color": "yellow", "weight": 2, "fillOpacity": 0.1},
-                       popup=folium.GeoJsonPopup(fields=_POPUP_FIELDS)).add_to(fmap)
-    folium.LayerControl(collapsed=False).add_to(fmap)
-    fmap.fit_bounds(bounds)
-    return fmap
+def review_map(detection: Detection, polygons_4326: gpd.GeoDataFrame, aoi_geometry: BaseGeometry | None, *, simulated: bool,
+               tz_name: str = "UTC") -> ReviewMap:
+    """The run's review page for a notebook cell, from the detection and its polygons.
+
+    Parameters
+    ----------
+    detection
+        ``RunOutcome.detection`` of the run.
+    polygons_4326
+        The run's polygons as its GeoJSON holds them (lon/lat; :func:`pipeline.review.run_polygons`).
+    aoi_geometry
+        The AOI polygon in lon/lat (``load_aoi(...).geometry``), or None.
+    simulated
+        The run's scenes are simulated: the page says SIMULATED DATA.
+    tz_name
+        IANA time zone for local times in the captions.
+
+    Examples
+    --------
+    >>> review_map(outcome.detection, polygons, load_aoi(AOI, AOI_DIR).geometry, simulated=True)  # doctest: +SKIP
+    """
+    outline = Aoi("review", aoi_geometry).projected(detection.grid.crs) if aoi_geometry is not None else None
+    title = "Burn polygons for review" + (" (SIMULATED DATA)" if simulated else "")
+    return ReviewMap(review_page(detection, polygons_4326, outline, simulated=simulated, tz_name=tz_name, title=title))
