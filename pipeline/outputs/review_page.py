@@ -39,7 +39,7 @@ from pipeline.grid import Grid
 from pipeline.model import Detection, record_positions
 from pipeline.names import safe_name
 from pipeline.outputs.figures import false_colour, joint_stretch
-from pipeline.outputs.report import SIMULATED_WARNING, format_time
+from pipeline.outputs.report import SIMULATED_WARNING, scene_time
 from pipeline.outputs.write import write_text
 
 __all__ = ["REVIEW_PAGE", "MAX_IMAGE_SIDE", "GridNorth", "grid_north", "review_page", "write_review_page", "find_review_page"]
@@ -307,7 +307,7 @@ def review_page(detection: Detection, polygons: gpd.GeoDataFrame, aoi_outline: B
         png_size = (-(-W // factor) * factor, -(-H // factor) * factor)
         rec = records[t]
         scenes.append({"png": "data:image/png;base64," + base64.b64encode(png).decode("ascii"),
-                       "caption": f"{rec.scene_id}, {format_time(rec.acquired, tz_name)}{sim}"})
+                       "caption": f"{rec.scene_id}, {scene_time(rec, tz_name)}{sim}"})
 
     framed = polygons.to_crs(grid.crs) if len(polygons) and polygons.crs is not None else polygons
     to_used = {int(a): u for u, a in enumerate(record_positions(records, detection.all_records))}
@@ -347,7 +347,7 @@ def review_page(detection: Detection, polygons: gpd.GeoDataFrame, aoi_outline: B
                       f"centre of the AOI. The scale bar is in ground metres at the centre (grid scale factor "
                       f"{north.scale_factor:.5f}).")
 
-    options = "".join(f'<option value="{i}"{" selected" if i == start else ""}>{escape(format_time(records[d["after"]].acquired, tz_name))}'
+    options = "".join(f'<option value="{i}"{" selected" if i == start else ""}>{escape(scene_time(records[d["after"]], tz_name))}'
                       f"{' (new burns)' if d['after'] in with_new else ''}</option>" for i, d in enumerate(dates))
     image_attrs = f'x="0" y="0" width="{png_size[0]}" height="{png_size[1]}" preserveAspectRatio="none"'
     svg = (
