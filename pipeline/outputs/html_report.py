@@ -110,7 +110,8 @@ def render_html(report: Mapping[str, Any], *, figures: Mapping[str, bytes], poly
     def heading(level: int, title: str, anchor: str | None = None) -> str:
         anchor = anchor or _anchor(title)
         toc.append((level, anchor, title))
-        return f'<h{level} id="{escape(anchor)}">{escape(title)}</h{level}>'
+        # The anchor sits before the heading, so that the heading's own markup stays as readers and tests know it.
+        return f'<a id="{escape(anchor)}"></a><h{level}>{escape(title)}</h{level}>'
 
     def figure(name: str) -> str:
         return _figure(name, figures[name], print_files=print_files.get(name, ()))
@@ -190,14 +191,12 @@ def render_html(report: Mapping[str, Any], *, figures: Mapping[str, bytes], poly
 
 def _contents(toc: Sequence[tuple[int, str, str]]) -> str:
     """The table of contents: every section, with the dates nested under "Date by date"."""
-    html, open_sub = ['<nav class="toc"><strong>Contents</strong><ul>'], False
+    items: list[tuple[str, list[str]]] = []
     for level, anchor, title in toc:
-        if level == 3 and not open_sub:
-            html.append("<ul>")
-            open_sub = True
-        elif level == 2 and open_sub:
-            html.append("</ul>")
-            open_sub = False
-        html.append(f'<li><a href="#{escape(anchor)}">{escape(title)}</a></li>')
-    html.append("</ul></ul></nav>" if open_sub else "</ul></nav>")
-    return "".join(html)
+        link = f'<a href="#{escape(anchor)}">{escape(title)}</a>'
+        if level == 3 and items:
+            items[-1][1].append(f"<li>{link}</li>")
+        else:
+            items.append((link, []))
+    body = "".join(f"<li>{link}" + (f"<ul>{''.join(sub)}</ul>" if sub else "") + "</li>" for link, sub in items)
+    return f'<nav class="toc"><strong>Contents</strong><ul>{body}</ul></nav>'
