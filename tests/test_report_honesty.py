@@ -95,7 +95,7 @@ def test_one_registered_scene_is_told_that_two_clear_scenes_are_needed_and_what_
         shutil.copy(path, delivery / path.name)
     data = tmp_path / "data"
     code, _, err = run_cli(capsys, "add", AOI_NAME, str(delivery), "--data", str(data), "--aoi-dir", str(small_run.aoi_dir))
-    assert code == 0, err
+    assert code == 0 and "1 registered scene(s) with at least 2% clear ground" in err and "a run needs two" in err, err
     code, out, err = run_cli(capsys, "detect", AOI_NAME, "--data", str(data), "--aoi-dir", str(small_run.aoi_dir),
                              "--out", str(tmp_path / "out"), "--no-figures")
     last = err.strip().splitlines()[-1]
