@@ -270,6 +270,19 @@ def add(aoi: str, paths: tuple[Path, ...], data_root: Path, bands: str | None, a
     for item_id, what in add_scenes(area, list(paths), data_root=data_root, bands=bands, acquired=when,
                                     time_from_name=time_from_name):
         click.echo(f"{what}: {item_id}")
+    _say_if_too_few_clear(area, data_root)
+
+
+def _say_if_too_few_clear(area: Any, data_root: Path) -> None:
+    """After ``add``: say at once when the catalogue cannot give a result yet (fewer than two clear scenes)."""
+    from pipeline.config import resolve_params
+    from pipeline.readers.catalogue import catalogue_entries
+
+    least = resolve_params(area.parameters, None).min_clear_fraction
+    clear = [e for e in catalogue_entries(data_root, area.name) if e.clear_fraction >= least]
+    if len(clear) < 2:
+        click.echo(f"{area.name}: {len(clear)} registered scene(s) with at least {least:.0%} clear ground over the AOI; a run "
+                   f"needs two (one before the event, one after): add more with `burnscan add {area.name} PATH`", err=True)
 
 
 @cli.command("add-buildings")

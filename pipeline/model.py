@@ -176,3 +176,7 @@ class Detection:
     grid: Grid
     calibration: Calibration
     """The scene-wide measurements behind this detection, to apply to other chunks."""
+    transients: gpd.GeoDataFrame | None = None
+    """Marks seen on one date and gone on the next clear scene, set aside from the burns
+    (:func:`pipeline.stages.polygons.transient_polygons`; indexed into ``records``); ``None``
+    for a chunk of a large area, where they are not listed."""

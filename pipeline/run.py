@@ -38,7 +38,7 @@ from pipeline.provenance.manifest import input_entry, recorded_overrides, seal_m
 from pipeline.stages.normalise import BandFit, apply_fits, identity_fits, normalise, wants_normalisation
 from pipeline.stages.perimeter import extent_dates, extent_polygons
 from pipeline.stages.plausibility import judge_scenes, mask_implausible
-from pipeline.stages.polygons import burn_polygons
+from pipeline.stages.polygons import burn_polygons, transient_polygons
 from pipeline.preflight import check_coreg_band, check_detect_grid, scene_shape
 from pipeline.progress import stage, timed
 from pipeline.provenance.versions import git_state, package_versions
@@ -67,6 +67,7 @@ def detect_burns(
     loaded_grid: Grid,
     analysis_grid: Grid,
     settlement: BaseGeometry | None = None,
+    aoi_name: str = "AOI",
 ) -> Detection:
     """The whole analysis of a loaded stack: :func:`calibrate` on it, then :func:`apply` to all of it.
 
@@ -74,9 +75,11 @@ def detect_burns(
     ``loaded_grid`` (the AOI's ``analysis_grid`` plus a margin); ``settlement`` is the
     built-up area in the grid's CRS, to tell settlement burns from field and bush fires.
     On the whole stack, the calibration pass has already computed every array ``apply``
-    would (the same numbers: tests/test_house.py), so they are used as they are.
+    would (the same numbers: tests/test_house.py), so they are used as they are. ``aoi_name``
+    is named in the command a user is told to run when fewer than two scenes are usable.
     """
-    measured = _measure(stack, records, params=params, loaded_grid=loaded_grid, analysis_grid=analysis_grid)
+    measured = _measure(stack, records, params=params, loaded_grid=loaded_grid, analysis_grid=analysis_grid,
+                        aoi_name=aoi_name)
     return _detection(measured, records, params=params, analysis_grid=analysis_grid, settlement=settlement, window=None)
 
 
@@ -131,7 +134,7 @@ class _Measured(NamedTuple):
 
 
 def _measure(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, loaded_grid: Grid,
-             analysis_grid: Grid) -> _Measured:
+             analysis_grid: Grid, aoi_name: str = "AOI") -> _Measured:
     """The calibration pass: every measurement, and the arrays it was measured on."""
     # Garbage is never evidence: a scene whose numbers cannot be ground is not observed, with its
     # reason, before anything counts it as clear.
@@ -140,7 +143,7 @@ def _measure(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, l
     refused = judge_scenes(in_aoi["reflectance"].values, in_aoi["clear"].values, bands=[str(b) for b in stack.band.values])
     stack, clear_fraction = _observed(stack, refused, loaded_grid, analysis_grid)
     usable = (clear_fraction >= params.min_clear_fraction) & np.array([r is None for r in refused])
-    used, used_records = _usable(stack, records, usable, refused, clear_fraction, params)
+    used, used_records = _usable(stack, records, usable, refused, clear_fraction, params, aoi_name=aoi_name)
     stage(f"co-registration: {len(used_records)} usable scenes onto usable scene {params.reference_scene + 1}", logger=logger)
     aligned, shifts = coregister(used, reference_index=params.reference_scene, band=params.coreg_band,
                                  max_shift_px=params.coreg_max_shift_px)
@@ -174,18 +177,20 @@ def _detection(m: _Measured, records: list[SceneRecord], *, params: Params, anal
         first_seen = dates["first_seen"].values
         extent_first = extent_dates(first_seen, pixel_size_m=analysis_grid.resolution, close_radius_m=params.extent_close_m)
         extents = extent_polygons(extent_first, first_seen, grid=analysis_grid, times=times)
+        transients = transient_polygons(dates, grid=analysis_grid, times=times)
     else:
         polygons = burn_polygons(_crop(dates, analysis_grid, window), grid=window, times=times, index_name=m.index_name,
                                  settlement=settlement)
         extent_first = np.full(dates["first_seen"].shape, -1, dtype=np.int16)
         extents = gpd.GeoDataFrame(geometry=[], crs=analysis_grid.crs)
+        transients = None
     return Detection(
         stack=m.normalised, records=m.used_records, all_records=list(records),
         quality=_quality(records, m.usable, m.refused, m.clear_fraction, m.shifts, m.fits, m.thresholds, params),
         shifts=m.shifts, fits=m.fits, index_name=m.index_name, index=m.index, change=m.change, dates=dates,
         thresholds=m.thresholds, polygons=polygons,
         extent_first=xr.DataArray(extent_first, dims=("y", "x"), coords={"y": dates.y, "x": dates.x}),
-        extents=extents, grid=analysis_grid, calibration=m.calibration,
+        extents=extents, grid=analysis_grid, calibration=m.calibration, transients=transients,
     )
 
 
@@ -201,19 +206,33 @@ def _observed(stack: xr.Dataset, refused: list[str | None], loaded_grid: Grid, a
 
 
 def _usable(stack: xr.Dataset, records: list[SceneRecord], usable: np.ndarray, refused: list[str | None],
-            clear_fraction: np.ndarray, params: Params) -> tuple[xr.Dataset, list[SceneRecord]]:
-    """The usable scenes, or one line that says which are not and why."""
+            clear_fraction: np.ndarray, params: Params, *, aoi_name: str = "AOI") -> tuple[xr.Dataset, list[SceneRecord]]:
+    """The usable scenes, or one line that says two are needed, which are usable, which not and why, and what to add."""
     if usable.sum() < 2:
-        why = [f"{records[i].scene_id} ({refused[i] or f'{clear_fraction[i]:.1%} clear'})" for i in np.flatnonzero(~usable)]
-        raise SceneError(
-            f"{int(usable.sum())} of {len(records)} scenes have at least {params.min_clear_fraction:.0%} clear ground over the AOI; "
-            f"add clear scenes before and after the event (not usable: {'; '.join(why[:6])}"
-            f"{f'; and {len(why) - 6} more' if len(why) > 6 else ''})"
-        )
+        raise SceneError(_too_few_usable(records, usable, refused, clear_fraction, params, aoi_name=aoi_name))
     keep = np.flatnonzero(usable)
     if params.reference_scene >= len(keep):
         raise PipelineError(f"parameter reference_scene={params.reference_scene} but only {len(keep)} usable scenes; lower it")
     return stack.isel(time=keep), [records[i] for i in keep]
+
+
+def _too_few_usable(records: list[SceneRecord], usable: np.ndarray, refused: list[str | None], clear_fraction: np.ndarray,
+                    params: Params, *, aoi_name: str) -> str:
+    """Why nothing can be compared: a change is read between two clear scenes, a before and an after,
+    so one usable scene (however clear) is no result; the line names each scene and what to add."""
+    def scene(i: int) -> str:
+        return f"{records[i].scene_id} of {records[i].acquired_utc}"
+
+    good = [f"{scene(i)}, {clear_fraction[i]:.0%} clear" for i in np.flatnonzero(usable)]
+    why = [f"{scene(i)}: " + (refused[i] or f"{clear_fraction[i]:.1%} clear, under min_clear_fraction "
+                                            f"{params.min_clear_fraction:.0%}") for i in np.flatnonzero(~usable)]
+    listed = "; ".join(why[:6]) + (f"; and {len(why) - 6} more" if len(why) > 6 else "")
+    n = int(usable.sum())
+    return (f"a burn is read as a change between two clear scenes, one before the event and one after, and only {n} of "
+            f"{len(records)} scenes {'has' if n == 1 else 'have'} at least {params.min_clear_fraction:.0%} clear ground over "
+            f"the AOI, so nothing was analysed (usable: {'; '.join(good) or 'none'}; not usable: {listed or 'none'}); add "
+            f"clear scenes before and after the event with `burnscan add {aoi_name} PATH` (or into the --scenes folder) "
+            f"and run again")
 
 
 def _unmatched(shifts: list[ShiftEstimate], params: Params) -> list[int]:
@@ -291,6 +310,17 @@ def _polygons_with_positions(detection: Detection) -> gpd.GeoDataFrame:
     polys["first_seen_index"] = [int(to_all[i]) for i in polys["first_seen_index"]]
     polys["last_clear_index"] = [int(to_all[i]) if i >= 0 else -1 for i in polys["last_clear_index"]]
     return polys
+
+
+def _transients_with_positions(detection: Detection) -> gpd.GeoDataFrame | None:
+    """The marks seen once and gone again, indexed into ``all_records`` like the polygons."""
+    if detection.transients is None:
+        return None
+    to_all = record_positions(detection.records, detection.all_records)
+    marks = detection.transients.copy()
+    marks["seen_index"] = [int(to_all[i]) for i in marks["seen_index"]]
+    marks["gone_index"] = [int(to_all[i]) if i >= 0 else -1 for i in marks["gone_index"]]
+    return marks
 
 
 def _settlement_outline(aoi: Aoi, scenes_dir: Path, crs: str) -> tuple[BaseGeometry | None, Path | None]:
@@ -383,7 +413,7 @@ def run_detect(
             settlement_file = layers.footprints_path if settlement is not None else None
         stage(f"{len(records)} scenes loaded; co-registering, normalising, detecting", logger=logger)
         detection = detect_burns(stack, records, params=params, loaded_grid=loaded_grid, analysis_grid=analysis_grid,
-                                 settlement=settlement)
+                                 settlement=settlement, aoi_name=aoi.name)
     except MemoryError as exc:  # the estimate above is rough: a run it let through may still not fit
         raise RunError(f"{where}: out of memory detecting on {loaded_grid.width} x {loaded_grid.height} px x {len(sources)} "
                        f"scenes (nothing was written); draw a tighter AOI, set a coarser resolution_m or a smaller "
@@ -403,6 +433,7 @@ def run_detect(
         report = build_report(
             aoi=aoi, records=records, quality=detection.quality, polygons=polygons,
             params=params.as_dict(), provenance=provenance, index_name=detection.index_name, extents=detection.extents,
+            transients=_transients_with_positions(detection),
         )
         report["review"] = review_summary(polygons)
         report = with_evidence(report, evidence.report)

@@ -25,11 +25,12 @@ def page(small_run) -> Path:
 def test_report_html_is_self_contained_and_complete(page):
     html = page.read_text(encoding="utf-8")
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)  # nothing fetched from the network
-    images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    # screen copies: PNG, or JPEG for scene pairs that PNG cannot compress (tests/test_report_honesty.py)
+    images = re.findall(r'src="data:image/(png|jpeg);base64,([^"]+)"', html)
     figures = sorted((page.parent / "figures").glob("*.png"))
     assert len(images) == len(figures) > 0  # every figure of the run is embedded
-    for data in images:
-        pixels = mpimg.imread(io.BytesIO(base64.b64decode(data)), format="png")
+    for kind, data in images:
+        pixels = mpimg.imread(io.BytesIO(base64.b64decode(data)), format=kind)
         assert pixels.ndim == 3 and pixels.shape[0] > 200 and np.std(pixels) > 0.05  # decodes, and is not blank
     order = [html.index(s) for s in ("SIMULATED DATA: every scene", 'class="summary"', "Date by date", "Polygons (",
                                      "Scenes and their quality", "Parameters", "Provenance")]

@@ -5,6 +5,11 @@ carries the hashes, parameters and code version needed to check or re-run it. Bu
 marks are stated as a bracket: "not visible on the clear scene of T0, first visible on
 T1". A report built from simulated scenes says so in its title and first line, so it can
 never be read as evidence about the real place it is named after.
+
+Totals follow the analysts' review: a polygon rejected with ``burnscan review`` stays in the
+polygon table and files, marked, but no headline, date or setting counts it, and every total
+says how many were set aside that way. Marks the dating set aside because the next clear scene
+no longer showed them are listed in their own section, never counted and never hidden.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ import geopandas as gpd
 
 from pipeline.model import SceneRecord
 
-__all__ = ["SIMULATED_LABEL", "TIME_OF_DAY_UNKNOWN", "format_time", "scene_time", "polygon_time_cell", "build_report", "with_evidence", "evidence_sections", "render_markdown"]
+__all__ = ["SIMULATED_LABEL", "TIME_OF_DAY_UNKNOWN", "format_time", "scene_time", "polygon_time_cell", "build_report", "with_evidence",
+           "evidence_sections", "transient_section", "counted_polygons", "render_markdown"]
 
 SIMULATED_LABEL = "SIMULATED DATA"
 SIMULATED_WARNING = (
@@ -69,6 +75,26 @@ def scene_time(record: SceneRecord, tz_name: str | None = None) -> str:
     return format_time(record.acquired, tz_name, time_of_day_known=record.time_of_day_known)
 
 
+def counted_polygons(polygons: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """``(counted, rejected)``: the polygons totals count, and those an analyst rejected.
+
+    A rejected polygon is the analyst's call that it is not a burn (a shadow, a field fire
+    misplaced, a roof): counting it would state a burn the review denies.
+    """
+    if "review" not in polygons or not len(polygons):
+        return polygons, polygons.iloc[0:0]
+    rejected = polygons["review"].fillna("").astype(str) == "rejected"
+    return polygons[~rejected], polygons[rejected]
+
+
+def _rejected_words(rejected: gpd.GeoDataFrame, *, more: bool = False) -> str:
+    """``"1 rejected by review, 0.02 ha, not counted"`` ("" when none)."""
+    if not len(rejected):
+        return ""
+    return (f"{len(rejected)}{' more' if more else ''} rejected by review, {float(rejected['area_ha'].sum()):.2f} ha, "
+            f"not counted")
+
+
 def _reading(
     t: int,
     record: SceneRecord,
@@ -77,9 +103,10 @@ def _reading(
     quality: dict[str, Any],
     tz_name: str,
 ) -> dict[str, Any]:
-    """What scene ``t`` shows that no earlier clear scene showed."""
+    """What scene ``t`` shows that no earlier clear scene showed (polygons rejected by review said apart)."""
     when = scene_time(record, tz_name)
-    new = polygons[polygons["first_seen_index"] == t]
+    counted, rejected = counted_polygons(polygons[polygons["first_seen_index"] == t])
+    new = counted
     entry: dict[str, Any] = {
         "scene_index": t,
         "scene_id": record.scene_id,
@@ -89,8 +116,11 @@ def _reading(
         "usable": quality["usable"],
         "new_polygons": int(len(new)),
         "new_area_ha": round(float(new["area_ha"].sum()), 4),
+        "rejected_polygons": int(len(rejected)),
+        "rejected_area_ha": round(float(rejected["area_ha"].sum()), 4),
         "brackets": [],
     }
+    set_aside = f" ({_rejected_words(rejected)}.)" if len(rejected) else ""
     if not quality["usable"]:
         reason = quality.get("unusable_reason") or f"only {quality['clear_fraction']:.1%} of the AOI is clear"
         entry["statement"] = f"Scene {record.scene_id} ({when}) is not usable: {reason}; nothing is concluded from it."
@@ -101,7 +131,7 @@ def _reading(
     if len(new) == 0:
         entry["statement"] = (
             f"Scene {record.scene_id} ({when}): no new burn marks on the observed ground "
-            f"({quality['clear_fraction']:.1%} of the AOI clear; the rest not observed, not unburned)."
+            f"({quality['clear_fraction']:.1%} of the AOI clear; the rest not observed, not unburned)." + set_aside
         )
         return entry
     parts = []
@@ -131,7 +161,8 @@ def _reading(
     unconfirmed = int((~new["confirmed"].astype(bool)).sum()) if "confirmed" in new else 0
     later = f" {unconfirmed} of them not yet confirmed by a later clear scene." if unconfirmed else ""
     entry["unconfirmed_polygons"] = unconfirmed
-    entry["statement"] = f"First visible on scene {record.scene_id} ({when}): " + "; ".join(parts) + where + "." + later
+    entry["statement"] = (f"First visible on scene {record.scene_id} ({when}): " + "; ".join(parts) + where + "." + later
+                          + (f" {_rejected_words(rejected, more=True)}." if len(rejected) else ""))
     return entry
 
 
@@ -158,6 +189,7 @@ def build_report(
     provenance: dict[str, Any],
     index_name: str,
     extents: gpd.GeoDataFrame | None = None,
+    transients: gpd.GeoDataFrame | None = None,
 ) -> dict[str, Any]:
     """Assemble the JSON-able report of one run.
 
@@ -178,21 +210,32 @@ def build_report(
         The burn index used.
     extents:
         Output of :func:`pipeline.stages.perimeter.extent_polygons` (``None``: not reported).
+    transients:
+        Output of :func:`pipeline.stages.polygons.transient_polygons`, its scene indices into
+        ``records`` (``None``: not listed).
+
+    Polygons whose ``review`` is ``rejected`` are left out of every total and said apart.
     """
     tz_name = str(aoi.properties.get("timezone", "UTC"))
     simulated = any(r.simulated for r in records)
     readings = [_reading(t, r, records, polygons, quality[t], tz_name) for t, r in enumerate(records)]
-    total_ha = round(float(polygons["area_ha"].sum()), 4) if len(polygons) else 0.0
+    counted, rejected = counted_polygons(polygons)
+    total_ha = round(float(counted["area_ha"].sum()), 4) if len(counted) else 0.0
     first, last = records[0], records[-1]
+    set_aside = f" ({_rejected_words(rejected)})" if len(rejected) else ""
     summary = (
         f"Between {scene_time(first, tz_name)} and {scene_time(last, tz_name)}, "
-        f"{total_ha:.2f} ha burned in the AOI of {aoi.display_name}, in {len(polygons)} polygon(s)."
+        f"{total_ha:.2f} ha burned in the AOI of {aoi.display_name}, in {len(counted)} polygon(s){set_aside}."
     )
-    settings = _by_setting(polygons)
+    settings = _by_setting(counted)
     if settings:
         summary += " " + "; ".join(
             f"{v['area_ha']:.2f} ha in {v['n_polygons']} polygon(s) {_SETTING_WORDS[k]}" for k, v in settings.items()
         ) + "."
+    gone = _transients(transients, records, tz_name)
+    if gone["n_marks"]:
+        summary += (f" {gone['n_marks']} mark(s) ({gone['area_ha']:.2f} ha) seen once and gone on the next clear scene "
+                    f"are listed apart, not counted.")
     title = f"Burn marks at {aoi.display_name}"
     if simulated:
         title = f"{SIMULATED_LABEL}: {title}"
@@ -231,15 +274,19 @@ def build_report(
         },
         "index": index_name,
         "totals": {
-            "n_polygons": int(len(polygons)),
+            "n_polygons": int(len(counted)),
             "area_ha": total_ha,
             "by_setting": settings,
+            "rejected_by_review": {"n_polygons": int(len(rejected)), "area_ha": round(float(rejected["area_ha"].sum()), 4)},
             "by_date": [
-                {"scene_id": r["scene_id"], "acquired_utc": r["acquired_utc"], "new_polygons": r["new_polygons"], "new_area_ha": r["new_area_ha"]}
+                {"scene_id": r["scene_id"], "acquired_utc": r["acquired_utc"], "new_polygons": r["new_polygons"],
+                 "new_area_ha": r["new_area_ha"], "rejected_polygons": r["rejected_polygons"],
+                 "rejected_area_ha": r["rejected_area_ha"]}
                 for r in readings
             ],
         },
         "readings": readings,
+        "transients": gone,
         "burned_extent": _extent_summary(extents, params, tz_name, records),
         "scenes": scenes,
         "parameters": params,
@@ -266,6 +313,45 @@ def _extent_summary(extents: gpd.GeoDataFrame | None, params: dict[str, Any], tz
                           f"in {len(group)} area(s), of which {burned:.2f} ha is burned ground."),
         })
     return out
+
+
+def _transients(transients: gpd.GeoDataFrame | None, records: Sequence[SceneRecord], tz_name: str) -> dict[str, Any]:
+    """The marks seen once and gone on the next clear scene: count, area, dates, positions, and a statement."""
+    if transients is None:
+        return {"n_marks": 0, "area_ha": 0.0, "listed": False, "marks": [], "statement": "Not listed for this run."}
+    marks = []
+    for row in transients.itertuples():
+        seen, gone = records[int(row.seen_index)], int(row.gone_index)
+        marks.append({
+            "transient_id": row.transient_id, "seen_scene": seen.scene_id, "seen_utc": seen.acquired_utc,
+            "seen": scene_time(seen, tz_name),
+            "gone_scene": records[gone].scene_id if gone >= 0 else None,
+            "gone_utc": records[gone].acquired_utc if gone >= 0 else None,
+            "area_ha": float(row.area_ha), "n_pixels": int(row.n_pixels), "lon": float(row.lon), "lat": float(row.lat),
+        })
+    area = round(sum(m["area_ha"] for m in marks), 4)
+    if marks:
+        dates = sorted({m["seen_utc"][:10] for m in marks})
+        statement = (f"{len(marks)} mark(s), {area:.2f} ha in all, looked like new burns on {', '.join(dates)} but were gone "
+                     f"on the next clear scene: char stays, so these were most likely cloud shadow, smoke or wet ground. "
+                     f"They are not counted as burned; each is listed with its position so that it can be looked at.")
+    else:
+        statement = "No mark was seen once and gone on the next clear scene."
+    return {"n_marks": len(marks), "area_ha": area, "listed": True, "marks": marks, "statement": statement}
+
+
+def transient_section(report: dict[str, Any]) -> dict[str, Any] | None:
+    """The marks seen once and gone on the next clear scene as (title, paragraphs, table) for the renderers."""
+    gone = report.get("transients")
+    if not gone or not gone.get("listed"):
+        return None
+    return {
+        "title": "Seen once, gone on the next clear scene (not counted)",
+        "paragraphs": [gone["statement"]],
+        "header": ["mark", "seen on scene", "seen (UTC)", "gone on scene", "gone (UTC)", "area (ha)", "lon", "lat"],
+        "rows": [[m["transient_id"], m["seen_scene"], m["seen_utc"], m["gone_scene"] or "not seen clear again",
+                  m["gone_utc"] or "", f"{m['area_ha']:.4f}", f"{m['lon']:.6f}", f"{m['lat']:.6f}"] for m in gone["marks"]],
+    }
 
 
 def with_evidence(report: dict[str, Any], evidence: dict[str, Any]) -> dict[str, Any]:
@@ -351,6 +437,12 @@ def render_markdown(report: dict[str, Any], *, figures: Sequence[str] = (), max_
     lines += [f"- {r['statement']}" for r in report["readings"]]
     if report.get("burned_extent"):
         lines += ["", "## Burned extent", ""] + [f"- {e['statement']}" for e in report["burned_extent"]]
+    gone = transient_section(report)
+    if gone:
+        lines += ["", f"## {gone['title']}", ""] + [p + "\n" for p in gone["paragraphs"]]
+        if gone["rows"]:
+            lines += ["| " + " | ".join(gone["header"]) + " |", "|" + "---|" * len(gone["header"])]
+            lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in gone["rows"]]
     lines += ["", "## Scenes", "", "| # | scene | acquired | satellite | clear | shift dy, dx (px) | residual | SHA-256 (reflectance) |", "|---|---|---|---|---|---|---|---|"]
     for s in report["scenes"]:
         c = s.get("coregistration") or {}
@@ -368,7 +460,8 @@ def render_markdown(report: dict[str, Any], *, figures: Sequence[str] = (), max_
     if review.get("n_reviewed"):
         machine = review["machine_output"]
         lines += ["", "## Analyst review", "",
-                  f"The machine output above is unchanged by review: {machine['n_polygons']} polygon(s), {machine['area_ha']:.2f} ha. "
+                  f"The machine output is kept unchanged in the polygon table and files: {machine['n_polygons']} polygon(s), "
+                  f"{machine['area_ha']:.2f} ha; the totals above leave out the polygons rejected by review. "
                   f"{review['n_reviewed']} polygon(s) were reviewed: " + "; ".join(
                       f"{v['n_polygons']} {k} ({v['area_ha']:.2f} ha)" for k, v in review["by_decision"].items()) + ".", "",
                   "| polygon | decision | by | when (UTC) | reason |", "|---|---|---|---|---|"]

@@ -59,8 +59,10 @@ def write_figures(folder: Path, figures: dict[str, Any], *, simulated: bool) -> 
 
 
 def write_reports(folder: Path, report: dict[str, Any], *, polygons: gpd.GeoDataFrame, figure_names: list[str]) -> None:
-    """``report.json``, ``report.md`` and ``report.html`` (figures embedded, so it opens offline as one file)."""
+    """``report.json``, ``report.md`` and ``report.html`` (screen copies of the figures embedded, so it opens offline as
+    one file small enough to mail, each linked to its print files beside it)."""
     write_json(folder / "report.json", report, root=folder)
     write_text(folder / "report.md", render_markdown(report, figures=figure_names, polygons=polygons), root=folder)
     pngs = {name: (folder / name).read_bytes() for name in figure_names}
-    write_text(folder / "report.html", render_html(report, figures=pngs, polygons=polygons), root=folder)
+    pdfs = {name: [name[:-len(".png")] + ".pdf"] for name in figure_names if (folder / name).with_suffix(".pdf").is_file()}
+    write_text(folder / "report.html", render_html(report, figures=pngs, polygons=polygons, print_files=pdfs), root=folder)

@@ -31,19 +31,23 @@ def _next_clear(clear: np.ndarray) -> np.ndarray:
 
 
 def _transient(new: np.ndarray, t: int, values: np.ndarray, direction: int, before: np.ndarray,
-               next_clear: np.ndarray, delta_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Split today's new burn patches into (kept, confirmed) by what the next clear scene shows.
+               next_clear: np.ndarray, delta_t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Split today's new burn patches into (kept, confirmed, dropped, later) by what the next clear scene shows.
 
     Char stays: on the next clear observation a real burn keeps most of its change from the
     pre-burn value. A cloud shadow, smoke or a wet patch is gone by then. A patch is dropped
     when at least half its pixels were seen again and their median remaining change is
-    under half the change that revealed it.
+    under half the change that revealed it. The dropped pixels and, for each new pixel, the
+    index of its next clear scene (-1: none) are returned too, so that the report can list
+    what was seen once and gone again instead of dropping it without a word.
     """
+    later_map = np.full(new.shape, -1, dtype=np.int16)
     labels, n = ndimage.label(new, structure=np.ones((3, 3), bool))
     if n == 0:
-        return new, np.zeros_like(new)
+        return new, np.zeros_like(new), np.zeros_like(new), later_map
     rows, cols = np.nonzero(new)
     later = next_clear[t][rows, cols]
+    later_map[rows, cols] = later
     seen = later >= 0
     remaining = np.full(rows.shape, np.nan)
     base = values[before[rows, cols], rows, cols]
@@ -56,7 +60,8 @@ def _transient(new: np.ndarray, t: int, values: np.ndarray, direction: int, befo
     confirmed = (seen_share >= 0.5) & ~drop
     keep_label = np.concatenate([[False], ~drop])
     confirm_label = np.concatenate([[False], confirmed])
-    return keep_label[labels], confirm_label[labels]
+    drop_label = np.concatenate([[False], drop])
+    return keep_label[labels], confirm_label[labels], drop_label[labels], later_map
 
 
 def date_burns(
@@ -93,8 +98,11 @@ def date_burns(
     dates, infos:
         ``first_seen`` and ``last_clear_before`` (y, x) int16 scene indices (-1 = not
         burned), ``delta_at_first`` (y, x) the change that revealed the burn, ``confirmed``
-        (y, x) True where a later clear observation still shows the burn; and per
-        scene the :class:`ThresholdInfo` (``None`` for scenes with nothing to compare).
+        (y, x) True where a later clear observation still shows the burn,
+        ``transient_seen`` (y, x) the scene on which a mark was seen that the next clear scene
+        no longer showed (dropped, never dated; -1 = none) and ``transient_gone`` (y, x) that
+        next clear scene (-1 where the pixel itself was not seen clear again); and per scene
+        the :class:`ThresholdInfo` (``None`` for scenes with nothing to compare).
     """
     delta = change["delta"]
     level = params.burn_level if params.burn_level > 0 else BURN_LEVELS[str(change.attrs.get("index", "nir"))]
@@ -105,6 +113,8 @@ def date_burns(
     delta_at_first = np.full(shape, np.nan, dtype=np.float32)
     burned = np.zeros(shape, dtype=bool)
     confirmed = np.zeros(shape, dtype=bool)
+    transient_seen = np.full(shape, -1, dtype=np.int16)
+    transient_gone = np.full(shape, -1, dtype=np.int16)
     values = index.values
     direction = int(index.attrs.get("burn_direction", -1))
     next_clear = _next_clear(clear.values & np.isfinite(values))
@@ -130,8 +140,12 @@ def date_burns(
         )
         new = mask.values
         before = np.clip(change["last_clear"].values[t], 0, None)
-        new, sure = _transient(new, t, values, direction, before, next_clear, d_t.values)
+        new, sure, dropped, later = _transient(new, t, values, direction, before, next_clear, d_t.values)
         confirmed |= sure
+        # The first time a pixel's mark came and went is the one listed; it stays undated (not burned).
+        first_drop = dropped & (transient_seen < 0)
+        transient_seen[first_drop] = t
+        transient_gone[first_drop] = later[first_drop]
         first_seen[new] = t
         last_clear_before[new] = change["last_clear"].values[t][new]
         delta_at_first[new] = d_t.values[new]
@@ -145,6 +159,8 @@ def date_burns(
             "last_clear_before": (dims, last_clear_before),
             "delta_at_first": (dims, delta_at_first),
             "confirmed": (dims, confirmed & (first_seen >= 0)),
+            "transient_seen": (dims, transient_seen),
+            "transient_gone": (dims, transient_gone),
         },
         coords=coords,
         attrs={"times": [str(t) for t in delta.time.values]} if "time" in delta.coords else {},

@@ -24,7 +24,7 @@ from shapely.ops import unary_union
 from pipeline.grid import Grid
 
 __all__ = ["equal_area_crs", "burn_polygons", "describe_polygons", "empty_polygons", "polygon_settings",
-           "POLYGON_COLUMNS"]
+           "transient_polygons", "POLYGON_COLUMNS", "TRANSIENT_COLUMNS"]
 
 _EIGHT = np.ones((3, 3), dtype=bool)
 
@@ -42,6 +42,9 @@ POLYGON_COLUMNS = [
     "setting",
     "confirmed",
 ]
+
+TRANSIENT_COLUMNS = ["transient_id", "seen", "gone_on", "seen_index", "gone_index", "area_m2", "area_ha", "n_pixels",
+                     "lon", "lat"]
 
 
 def equal_area_crs(grid: Grid) -> CRS:
@@ -159,3 +162,69 @@ def describe_polygons(frame: gpd.GeoDataFrame, *, grid: Grid, times: list[str],
     return gpd.GeoDataFrame(frame[POLYGON_COLUMNS + ["geometry"]], geometry="geometry", crs=grid.crs)
 
 
+
+
+def transient_polygons(dates: xr.Dataset, *, grid: Grid, times: list[str]) -> gpd.GeoDataFrame:
+    """The marks seen once and gone on the next clear scene, as polygons: never burns, always listed.
+
+    A cloud shadow, smoke or a patch of wet soil darkens the ground like char, then is gone on
+    the next clear scene; :func:`pipeline.stages.dating.date_burns` drops such a patch from the
+    burns and keeps where it was (``transient_seen``, ``transient_gone``). An investigator
+    must still be able to see what was set aside and look at it, so each patch is one row:
+    when it was seen, the clear scene on which it was gone, its area and its position.
+
+    Parameters
+    ----------
+    dates:
+        Output of :func:`pipeline.stages.dating.date_burns` on ``grid``.
+    grid:
+        The grid the rasters lie on.
+    times:
+        ISO UTC time of every scene, indexed like ``transient_seen``.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Columns :data:`TRANSIENT_COLUMNS` (``gone_index`` -1 and ``gone_on`` ``None`` where no
+        pixel of the patch was seen clear again; ``lon``, ``lat`` a point inside the patch)
+        and geometry in ``grid.crs``, sorted by date then id.
+    """
+    if "transient_seen" not in dates:
+        return gpd.GeoDataFrame(columns=TRANSIENT_COLUMNS + ["geometry"], geometry="geometry", crs=grid.crs)
+    seen = dates["transient_seen"].values
+    gone = dates["transient_gone"].values
+    components = np.zeros(seen.shape, dtype=np.int32)
+    component_date: list[int] = []
+    for t in sorted(int(v) for v in np.unique(seen) if v >= 0):
+        labels, n = ndimage.label(seen == t, structure=_EIGHT)
+        components[labels > 0] = labels[labels > 0] + len(component_date)
+        component_date.extend([t] * n)
+    if not component_date:
+        return gpd.GeoDataFrame(columns=TRANSIENT_COLUMNS + ["geometry"], geometry="geometry", crs=grid.crs)
+    ids = np.arange(1, len(component_date) + 1)
+    n_pixels = ndimage.sum_labels(np.ones_like(components), components, ids)
+    # The earliest clear scene on which any of its pixels was seen again: "gone on the next clear scene".
+    never = np.iinfo(np.int16).max
+    earliest_gone = ndimage.minimum(np.where(gone >= 0, gone, never), components, ids).astype(int)
+    earliest_gone[earliest_gone == never] = -1
+    pieces: dict[int, list] = {}
+    for geom, value in shapes(components, mask=components > 0, transform=grid.transform, connectivity=8):
+        pieces.setdefault(int(value), []).append(shape(geom))
+    geometries = gpd.GeoSeries([unary_union(pieces[i]) for i in ids], crs=grid.crs)
+    areas = geometries.to_crs(equal_area_crs(grid)).area.to_numpy()
+    inside = geometries.representative_point()
+    lonlat = inside.to_crs("EPSG:4326")
+    frame = gpd.GeoDataFrame({
+        "transient_id": [f"T{times[t][:10].replace('-', '')}-E{int(round(p.x, -1))}-N{int(round(p.y, -1))}"
+                         for t, p in zip(component_date, inside)],
+        "seen": [_iso(times, t) for t in component_date],
+        "gone_on": [_iso(times, int(g)) for g in earliest_gone],
+        "seen_index": np.array(component_date, dtype=int),
+        "gone_index": earliest_gone,
+        "area_m2": np.round(areas, 1),
+        "area_ha": np.round(areas / 1e4, 4),
+        "n_pixels": n_pixels.astype(int),
+        "lon": np.round(lonlat.x.to_numpy(), 6),
+        "lat": np.round(lonlat.y.to_numpy(), 6),
+    }, geometry=geometries, crs=grid.crs)
+    return frame.sort_values(["seen_index", "transient_id"]).reset_index(drop=True)
