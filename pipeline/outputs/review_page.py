@@ -37,10 +37,9 @@ from shapely.geometry.base import BaseGeometry
 from pipeline.errors import OutputError, ParameterError
 from pipeline.grid import Grid
 from pipeline.model import Detection, record_positions
-from pipeline.names import safe_name
 from pipeline.outputs.figures import false_colour, joint_stretch
 from pipeline.outputs.report import SIMULATED_WARNING, scene_time
-from pipeline.outputs.write import write_text
+from pipeline.outputs.write import LATEST, latest_run_dir, named_run_dir, write_text
 
 __all__ = ["REVIEW_PAGE", "MAX_IMAGE_SIDE", "GridNorth", "grid_north", "review_page", "write_review_page", "find_review_page"]
 
@@ -445,13 +444,11 @@ def find_review_page(run: str | Path, *, out_root: Path = Path("out")) -> Path:
     Raises :class:`pipeline.errors.OutputError` in one line naming what was given and what to give instead.
     """
     given = Path(run)
-    if given.is_dir() and not (given / "manifest.json").is_file() and (given / "latest").is_file():
-        given = given / "latest"  # out/<aoi>: its latest run
-    elif not given.exists() and len(given.parts) == 1 and (Path(out_root) / str(run) / "latest").is_file():
-        given = Path(out_root) / str(run) / "latest"  # an AOI name
-    if given.is_file() and given.name == "latest":
-        run_id = safe_name(given.read_text(encoding="utf-8").strip(), what="run id", source=given, error=OutputError)
-        given = given.parent / run_id
+    if given.is_dir() and not (given / "manifest.json").is_file() and latest_run_dir(given) is not None:
+        given = given / LATEST  # out/<aoi>: its latest run
+    elif not given.exists() and len(given.parts) == 1 and latest_run_dir(Path(out_root) / str(run)) is not None:
+        given = Path(out_root) / str(run) / LATEST  # an AOI name
+    given = named_run_dir(given)  # latest, a link or a text file, names a run
     if not given.is_dir() or not (given / "manifest.json").is_file():
         raise OutputError(f"{run}: not a finished run folder (no manifest.json there) nor an AOI with a latest run under "
                           f"{out_root}; give a run folder such as {Path(out_root) / 'AOI' / 'RUN_ID'}, out/AOI/latest or an "
