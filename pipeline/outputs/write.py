@@ -71,6 +71,7 @@ __all__ = [
     "write_json",
     "write_text",
     "write_geotiff",
+    "write_cog",
     "write_vector",
     "save_figure",
     "save_figures",
@@ -435,6 +436,49 @@ def write_geotiff(
                     dst.set_band_description(i, name)
             if tags:
                 dst.update_tags(**tags)
+    return Path(path)
+
+
+def write_cog(
+    path: Path,
+    array: np.ndarray,
+    grid: Grid,
+    *,
+    root: Path,
+    nodata: float | int | None = None,
+    band_names: list[str] | None = None,
+    band_tags: list[dict[str, str]] | None = None,
+    tags: dict[str, str] | None = None,
+    resampling: str = "average",
+) -> Path:
+    """Write a ``(band, y, x)`` or ``(y, x)`` array on ``grid`` as a Cloud-Optimised GeoTIFF inside ``root``.
+
+    GDAL's COG driver (GDAL >= 3.1) lays out tiles, overviews and the header so that a GIS or a
+    web viewer reads only the part it shows; it only copies a finished dataset, so the array is
+    first written to an in-memory GeoTIFF with its descriptions and tags, then copied. Deflate
+    with the predictor that suits the type keeps it lossless and small.
+    ``resampling`` builds the overviews: ``average`` for measurements, ``nearest`` for
+    categories (a date index must never be averaged into another date).
+    """
+    from rasterio.io import MemoryFile
+    from rasterio.shutil import copy as copy_dataset
+
+    data = array[None] if array.ndim == 2 else array
+    profile = {"driver": "GTiff", "width": grid.width, "height": grid.height, "count": data.shape[0],
+               "dtype": data.dtype.name, "crs": grid.crs, "transform": grid.transform, "nodata": nodata}
+    with atomic_path(path, root=root) as tmp, MemoryFile() as memory:
+        with memory.open(**profile) as mem:
+            mem.write(data)
+            for i, name in enumerate(band_names or [], start=1):
+                mem.set_band_description(i, name)
+            for i, band in enumerate(band_tags or [], start=1):
+                mem.update_tags(i, **band)
+            if tags:
+                mem.update_tags(**tags)
+            # PREDICTOR=YES: floating-point prediction for floats, horizontal differencing for integers.
+            # Overviews down to one block: a village AOI gets one or two levels, a few ms each.
+            copy_dataset(mem, tmp, driver="COG", compress="deflate", predictor="YES", blocksize=256,
+                         overview_resampling=resampling)
     return Path(path)
 
 
