@@ -38,6 +38,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -439,6 +440,12 @@ def write_geotiff(
     return Path(path)
 
 
+@lru_cache(maxsize=1)
+def _has_cog_driver() -> bool:
+    with rasterio.Env() as env:
+        return "COG" in env.drivers()
+
+
 def write_cog(
     path: Path,
     array: np.ndarray,
@@ -463,6 +470,9 @@ def write_cog(
     from rasterio.io import MemoryFile
     from rasterio.shutil import copy as copy_dataset
 
+    if not _has_cog_driver():
+        raise OutputError(f"{path}: this GDAL ({rasterio.__gdal_version__}) has no COG driver (GDAL 3.1 or later has it); "
+                          f"install burnscan's pinned packages (make) to write Cloud-Optimised GeoTIFFs")
     data = array[None] if array.ndim == 2 else array
     profile = {"driver": "GTiff", "width": grid.width, "height": grid.height, "count": data.shape[0],
                "dtype": data.dtype.name, "crs": grid.crs, "transform": grid.transform, "nodata": nodata}
@@ -477,7 +487,9 @@ def write_cog(
                 mem.update_tags(**tags)
             # PREDICTOR=YES: floating-point prediction for floats, horizontal differencing for integers.
             # Overviews down to one block: a village AOI gets one or two levels, a few ms each.
-            copy_dataset(mem, tmp, driver="COG", compress="deflate", predictor="YES", blocksize=256,
+            # Deflate level 1: half the time of the default 6 for files under 1 % larger (measured on
+            # the demo's change and composite rasters, whose sensor noise compresses little either way).
+            copy_dataset(mem, tmp, driver="COG", compress="deflate", level=1, predictor="YES", blocksize=256,
                          overview_resampling=resampling)
     return Path(path)
 
