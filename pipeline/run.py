@@ -34,14 +34,14 @@ from pipeline.stages.indices import burn_index, choose_index
 from pipeline.readers.catalogue import catalogue_dir, catalogue_entries, catalogue_sources
 from pipeline.readers.vectors import read_outline
 from pipeline.readers.rasters import sha256_file
-from pipeline.provenance.manifest import input_entry, recorded_overrides, seal_manifest
+from pipeline.provenance.manifest import input_entry, recorded_overrides, run_folder_files, seal_manifest
 from pipeline.stages.normalise import BandFit, apply_fits, identity_fits, normalise, wants_normalisation
 from pipeline.stages.perimeter import extent_dates, extent_polygons
 from pipeline.stages.plausibility import judge_scenes, mask_implausible
 from pipeline.stages.polygons import burn_polygons, transient_polygons
 from pipeline.preflight import check_coreg_band, check_detect_grid, scene_shape
 from pipeline.progress import stage, timed
-from pipeline.provenance.versions import git_state, package_versions
+from pipeline.provenance.versions import code_version, git_state, package_versions
 from pipeline.outputs.run_figures import run_figures
 from pipeline.outputs.run_folder import write_findings, write_figures, write_reports
 from pipeline.outputs.report import build_report, with_evidence
@@ -51,7 +51,9 @@ from pipeline.review import apply_decisions, read_decisions, review_summary, rev
 from pipeline.readers.recognise import load_sources, recognise
 from pipeline.stages.structures import settlement_from_footprints
 from pipeline.stages.threshold import ThresholdInfo
-from pipeline.outputs.write import check_output_folder, finish_run_dir, new_run_dir
+from pipeline.outputs.write import check_output_folder, finish_run_dir, new_run_dir, write_json
+from pipeline.outputs.run_rasters import write_rasters
+from pipeline.outputs.stac_item import ITEM_NAME, run_item
 
 __all__ = ["Calibration", "Detection", "calibrate", "apply", "detect_burns", "run_detect", "RunOutcome"]
 
@@ -441,6 +443,7 @@ def run_detect(
         # sealed, so nothing written into the run folder can be left out of it.
         write_findings(partial, polygons=polygons, extents=detection.extents, structures=evidence.structures, records=records,
                        simulated=simulated)
+        write_rasters(partial, detection, simulated=simulated)  # COGs with QGIS styles, in gis/
         figure_names: list[str] = []
         if make_figures:
             stage("drawing figures", logger=logger)
@@ -452,6 +455,11 @@ def run_detect(
                               tz_name=report["aoi"]["timezone"], title=report["title"])
         stage("writing the report and the manifest", logger=logger)
         write_reports(partial, report, polygons=polygons, figure_names=figure_names)
+        # Last before the manifest: the STAC item lists every output written above as an asset.
+        write_json(partial / ITEM_NAME, run_item(
+            run_folder_files(partial), run_id=run_id, aoi_name=aoi.name, aoi_lonlat=aoi.geometry, records=records,
+            simulated=simulated, parameters=params.as_dict(), code=provenance, code_version=code_version(),
+            index_name=detection.index_name), root=partial)
         finished = datetime.now(timezone.utc)
         manifest = {
             "kind": "detect",

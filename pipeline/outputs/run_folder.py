@@ -1,7 +1,7 @@
 """What a detect run writes into its (staging) run folder, apart from the manifest.
 
 Burn polygons as GeoPackage (every layer: all, extent, structures, one per date), GeoJSON and
-KML; the figures in PNG (and PDF for those that print); the report as JSON, Markdown and a
+KML (dated placemarks coloured by date, :mod:`pipeline.outputs.kml`); the figures in PNG (and PDF for those that print); the report as JSON, Markdown and a
 self-contained HTML page. Each write is atomic and rooted in the run folder
 (:mod:`pipeline.outputs.write`); the manifest lists what is there when it is sealed.
 """
@@ -15,7 +15,7 @@ import geopandas as gpd
 
 from pipeline.model import SceneRecord
 from pipeline.outputs.html_report import render_html
-from pipeline.outputs.kml import kml_placemarks
+from pipeline.outputs.kml import kml_document
 from pipeline.outputs.report import render_markdown
 from pipeline.outputs.write import save_figures, write_json, write_text, write_vector
 
@@ -38,8 +38,7 @@ def write_findings(folder: Path, *, polygons: gpd.GeoDataFrame, extents: gpd.Geo
             gpkg_layers[f"first_seen_{rec.acquired:%Y%m%dT%H%MZ}"] = chosen
     write_vector(folder / f"burns{suffix}.gpkg", gpkg_layers, root=folder)
     write_vector(folder / f"burns{suffix}.geojson", {"burns": polygons_4326}, driver="GeoJSON", root=folder)
-    write_vector(folder / f"burns{suffix}.kml", {"burns": kml_placemarks(polygons_4326, simulated=simulated)}, driver="KML",
-                 root=folder)
+    write_text(folder / f"burns{suffix}.kml", kml_document(polygons_4326, records=records, simulated=simulated), root=folder)
 
 
 def write_figures(folder: Path, figures: dict[str, Any], *, simulated: bool) -> list[str]:

@@ -23,6 +23,10 @@ __all__ = ["RUN_SPECIFIC_FIELDS", "comparable_report", "json_differences", "Outp
 RUN_SPECIFIC_FIELDS = frozenset({"run_id", "started_utc", "finished_utc", "seconds", "commit", "dirty"})
 
 
+# The same fields (and the code version, which is the commit in words) as a run's STAC item names them.
+_STAC_RUN_FIELDS = frozenset({f"burnscan:{f}" for f in RUN_SPECIFIC_FIELDS | {"code_version"}})
+
+
 _RUN_LINE = re.compile(r"^(?:%s): " % "|".join(sorted(RUN_SPECIFIC_FIELDS)))
 
 
@@ -54,6 +58,10 @@ def comparable_report(report: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in report.items() if k not in RUN_SPECIFIC_FIELDS}
     if isinstance(out.get("provenance"), dict):
         out["provenance"] = {k: v for k, v in out["provenance"].items() if k not in RUN_SPECIFIC_FIELDS}
+    if out.get("type") == "Feature" and "stac_version" in out and isinstance(out.get("properties"), dict):
+        # The run's STAC item (item.json): its id is the run id, and its burnscan: properties name the run and code.
+        out.pop("id", None)
+        out["properties"] = {k: v for k, v in out["properties"].items() if k not in _STAC_RUN_FIELDS}
     return out
 
 
@@ -219,10 +227,11 @@ def _compare_output(name: str, a: Path, b: Path) -> OutputComparison:
 def compare_runs(original: Path, other: Path) -> RunComparison:
     """Compare every output of two complete run folders, and the inputs and parameters they used.
 
-    GeoJSON, GeoTIFF and figures must be byte-identical (PNG ``tIME`` and time-stamp text
-    chunks excepted, should a writer add them); a GeoPackage is compared table by table
-    with GDAL's write times blanked; ``report.json`` / ``report.md`` with the
-    :data:`RUN_SPECIFIC_FIELDS` set aside. ``manifest.json`` is compared on what the run
+    GeoJSON, GeoTIFF (the COGs), KML, QGIS styles and figures must be byte-identical (PNG
+    ``tIME`` and time-stamp text chunks excepted, should a writer add them); a GeoPackage is
+    compared table by table with GDAL's write times blanked; ``report.json`` / ``report.md``
+    with the :data:`RUN_SPECIFIC_FIELDS` set aside, ``item.json`` with its id (the run id) and
+    the ``burnscan:`` forms of those fields and of the code version set aside. ``manifest.json`` is compared on what the run
     was given: AOI, AOI file, scene files with their hashes, parameters.
     """
 
