@@ -171,3 +171,10 @@ def test_walkthrough_and_review_on_a_real_fire(shared_data, tmp_path, monkeypatc
     assert _images(review, "run_image(") == 1  # the one pair, outlined
     assert "confirmed" in text and "1 of" in text
     _offline(review)
+
+    code, _, err = run_cli(capsys, "detect", "incident5", "--data", env["BURNSCAN_DATA"], "--aoi-dir", env["BURNSCAN_AOI_DIR"],
+                           "--out", env["BURNSCAN_OUT"], "--no-figures")
+    assert code == 0, err
+    bare = _execute("review.ipynb", monkeypatch, env, first=_NO_DETECTION)  # the new latest: a run without figures
+    assert "made with --no-figures" in _text(bare) and "outlines only" in _text(bare)
+    assert _images(bare, "run_image(") == 1  # its outlines, drawn from the polygons
