@@ -393,7 +393,7 @@ def run_detect(
         if make_figures:
             logger.info("drawing figures")
             figures = run_figures(detection, polygons, evidence.structures, aoi.projected(analysis_grid.crs), simulated,
-                                  report["aoi"]["timezone"])
+                                  report["aoi"]["timezone"], width_mm=params.figure_width_mm)
             figure_names = write_figures(partial, figures, simulated=simulated)
         logger.info("writing the report and the manifest")
         write_reports(partial, report, polygons=polygons, figure_names=figure_names)

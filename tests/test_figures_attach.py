@@ -221,3 +221,37 @@ def test_simulated_scenes_are_credited_as_simulated_naming_no_provider(small_run
     for name, text in captions.items():
         assert "SIMULATED" in text
         assert not re.search(r"Planet|Copernicus|Landsat|U\.S\. Geological", text), f"{name}: {text!r}"
+
+
+# --- the print width, from the command line to the manifest ------------------------------
+
+
+@pytest.mark.slow
+def test_detect_figure_width_lays_out_every_figure_and_is_recorded(tmp_path, capsys):
+    import json
+
+    from factories import run_cli
+    from smallaoi import AOI_NAME, write_small_aoi
+
+    aoi_dir = write_small_aoi(tmp_path / "aoi")
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(capsys, "detect", AOI_NAME, "--aoi-dir", aoi_dir, "--out", out, "--data", tmp_path / "data",
+                                "--figure-width", "double")
+    assert code == 0, err
+    run_dir = out / AOI_NAME / stdout.strip().splitlines()[-1].split("/")[-1]
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["parameters"]["figure_width_mm"] == 183.0
+    pngs = sorted((run_dir / "figures").glob("*.png"))
+    assert pngs
+    for png in pngs:
+        height, width = mpimg.imread(png).shape[:2]
+        assert abs(width - round(183 / 25.4 * 300)) <= 1, f"{png.name}: {width} px wide"
+        assert height <= 1.5 * width, f"{png.name}: {width} x {height} px"
+
+
+def test_a_figure_width_that_is_no_print_width_is_one_line(tmp_path, capsys):
+    from factories import run_cli
+
+    code, _, err = run_cli(capsys, "detect", "nowhere", "--aoi-dir", tmp_path, "--figure-width", "poster")
+    assert code != 0 and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and "--figure-width 'poster'" in err and "column" in err

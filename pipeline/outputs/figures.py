@@ -89,7 +89,8 @@ def max_height_in(width_in: float) -> float:
     A one-column figure taller than that no longer fits a page beside its text, and a long
     AOI would otherwise give a ribbon (944 x 4638 px) that fits nothing.
     """
-    return 1.5 * width_in
+    # in whole pixels at 300 dpi, as saved: the height in pixels stays within 1.5 x the width in pixels
+    return (math.floor(1.5 * math.floor(width_in * _DPI)) - 1) / _DPI
 
 
 def _width_in(width_mm: float) -> float:
