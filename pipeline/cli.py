@@ -133,11 +133,14 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a parameter (repeatable).")
 @click.option("--aoi-dir", type=click.Path(path_type=Path), default=AOI_DIR, show_default=False, help="AOI registry folder (default: aoi/ of the project).")
 @click.option("--no-figures", is_flag=True, help="Skip figures (faster batch runs).")
+@click.option("--figure-width", default=None, metavar="WIDTH",
+              help="Figures laid out for: column (89 mm, default), double (183 mm), slide (254 mm) or a width in mm; "
+                   "300 dpi. Same as --set figure_width_mm=MM.")
 @click.option("--sign-key", type=click.Path(path_type=Path), default=None, metavar="PATH",
               help="Ed25519 private key (burnscan keygen): sign the manifest into manifest.json.sig.")
 def detect(aoi: str | None, all_aois: bool, scheduler: str | None, workers: int | None, out_root: Path, data_root: Path,
            scenes_dir: Path | None, kind: str | None, sets: tuple[str, ...], aoi_dir: Path, no_figures: bool,
-           sign_key: Path | None) -> None:
+           figure_width: str | None, sign_key: Path | None) -> None:
     """Detect and date burns in AOI (or every AOI with --all) and write out/AOI/RUN-ID/.
 
     The manifest's SHA-256 is printed at the end and chained into out/AOI/runs.log: keep it
@@ -147,11 +150,19 @@ def detect(aoi: str | None, all_aois: bool, scheduler: str | None, workers: int 
     from pipeline.run import run_detect
     from pipeline.sim.demo import demo_scenes  # the demo runs only when no scene is given or registered
 
+    overrides = _parse_sets(sets)
+    if figure_width is not None:
+        from pipeline.config import figure_width_mm
+
+        if "figure_width_mm" in overrides:
+            raise ParameterError("--figure-width and --set figure_width_mm both set the figure width; give one of them")
+        overrides["figure_width_mm"] = str(figure_width_mm(figure_width))  # recorded as an override, like --set
+
     if all_aois:
         if aoi or scenes_dir:
             raise ParameterError("--all runs every AOI of the registry; drop the AOI name and --scenes")
         _detect_all(list_aois(aoi_dir), scheduler=scheduler, workers=workers, out_root=out_root, data_root=data_root,
-                    aoi_dir=aoi_dir, overrides=_parse_sets(sets), make_figures=not no_figures, kind=kind, sign_key=sign_key,
+                    aoi_dir=aoi_dir, overrides=overrides, make_figures=not no_figures, kind=kind, sign_key=sign_key,
                     demo=demo_scenes)
         return
     if aoi is None:
@@ -160,7 +171,7 @@ def detect(aoi: str | None, all_aois: bool, scheduler: str | None, workers: int 
         raise ParameterError("--scheduler and --workers go with --all; one AOI runs here")
 
     outcome = run_detect(
-        aoi, out_root=out_root, data_root=data_root, overrides=_parse_sets(sets), scenes_dir=scenes_dir, aoi_dir=aoi_dir,
+        aoi, out_root=out_root, data_root=data_root, overrides=overrides, scenes_dir=scenes_dir, aoi_dir=aoi_dir,
         make_figures=not no_figures, kind=kind, sign_key=sign_key, demo=demo_scenes,
     )
     report = outcome.report

@@ -23,7 +23,7 @@ from typing import Any, Literal, Mapping, get_args
 from pipeline.errors import ParameterError, json_kind
 
 __all__ = ["Params", "BurnIndexName", "NormalisationName", "BandName", "BAND_NAMES", "resolve_params",
-           "check_parameters", "parameter_range"]
+           "check_parameters", "parameter_range", "FIGURE_WIDTHS_MM", "figure_width_mm"]
 
 BurnIndexName = Literal["auto", "nir", "bai", "nbr", "ndvi"]
 NormalisationName = Literal["auto", "always", "never"]
@@ -165,6 +165,11 @@ class Params:
     signal for its confidence tier (the seed threshold itself is noise_k sigmas). Range (0, 100]
     as ``noise_k``."""
 
+    figure_width_mm: float = _limits(89.0, 40.0, 600.0)
+    """Printed width of every figure, laid out at 300 dpi for it: 89 mm is one journal column,
+    183 two columns, 254 a slide (``burnscan detect --figure-width``). Changes no finding.
+    Range 40-600: narrower leaves no room for a map's frame; wider is a poster, not a page."""
+
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
@@ -178,6 +183,28 @@ class Params:
 
 
 _FIELDS = {f.name: f for f in fields(Params)}
+
+FIGURE_WIDTHS_MM: dict[str, float] = {"column": 89.0, "double": 183.0, "slide": 254.0}
+"""Named figure widths: one journal column, two columns (a full page width), a 10-inch slide."""
+
+
+def figure_width_mm(text: str) -> float:
+    """Millimetres of a ``--figure-width`` value: a name of :data:`FIGURE_WIDTHS_MM` or a number (mm).
+
+    >>> figure_width_mm("double"), figure_width_mm("120")
+    (183.0, 120.0)
+    """
+    name = str(text).strip().lower().removesuffix("mm").strip()
+    if name in FIGURE_WIDTHS_MM:
+        return FIGURE_WIDTHS_MM[name]
+    try:
+        value = float(name)
+    except ValueError:
+        value = math.nan
+    if not _FIELDS["figure_width_mm"].metadata["range"].holds(value):
+        raise ParameterError(f"--figure-width {text!r}: give {', '.join(FIGURE_WIDTHS_MM)} or a width in mm "
+                             f"{parameter_range('figure_width_mm')}")
+    return value
 
 
 def parameter_range(name: str) -> str:

@@ -448,7 +448,7 @@ def run_detect(
         if make_figures:
             stage("drawing figures", logger=logger)
             figures = run_figures(detection, polygons, evidence.structures, aoi.projected(analysis_grid.crs), simulated,
-                                  report["aoi"]["timezone"])
+                                  report["aoi"]["timezone"], width_mm=params.figure_width_mm)
             figure_names = write_figures(partial, figures, simulated=simulated)
             # The offline review page (`burnscan view`): scenes and outlines in the grid itself, nothing fetched.
             write_review_page(partial, detection, polygons, aoi.projected(analysis_grid.crs), simulated=simulated,

@@ -12,6 +12,7 @@ they never open or save files and never touch pyplot's global state. The caller 
 
 from __future__ import annotations
 
+import functools
 import math
 import textwrap
 from datetime import datetime, timezone
@@ -28,16 +29,17 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
+from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import Formatter, MaxNLocator
 from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
-from pyproj import CRS
+from pyproj import CRS, Transformer
+from pyproj.exceptions import CRSError
 from shapely.geometry.base import BaseGeometry
 
 from pipeline.errors import ParameterError, SceneError
 from pipeline.outputs.report import TIME_OF_DAY_UNKNOWN
 
-__all__ = ["Stretch", "SIMULATED_LABEL", "NATURAL_BANDS", "false_colour", "joint_stretch", "before_after_figure", "overlay_figure", "change_map_figure",
+__all__ = ["Stretch", "SIMULATED_LABEL", "NATURAL_BANDS", "FIGURE_WIDTH_MM", "max_height_in", "false_colour", "joint_stretch", "before_after_figure", "overlay_figure", "change_map_figure",
            "timeline_figure"]
 
 Stretch = tuple[tuple[float, float], tuple[float, float], tuple[float, float]]
@@ -58,8 +60,13 @@ _HALO = [patheffects.withStroke(linewidth=2.6, foreground="black")]
 _HATCH = "////"
 _MAX_LABELS = 8
 _MAX_TICKS = 8
-_CM = 1 / 2.54
-_SINGLE_WIDTH_IN, _DPI = 8 * _CM, 300
+_CM, _MM = 1 / 2.54, 1 / 25.4
+_DPI = 300
+FIGURE_WIDTH_MM = 89.0
+"""Default figure width: one column of a journal or report page (Nature's is 89 mm)."""
+_MAX_ASPECT = 4.0  # a panel's frame is kept between 1:4 and 4:1; a longer strip shows blank ground around it
+_LEFT = 0.45  # inches left of each panel for the latitude labels (upright) and axis label, times the text scale
+_INSET = 0.95  # inches: side of the locator inset, times the text scale
 # A finding is often printed in one 8 cm column. Text sizes below are points as printed at
 # that width; a wider figure scales them (and its margins) by width / 8 cm, so that shrunk to
 # one column its smallest text still prints at MIN_PRINT_PT or more.
@@ -75,6 +82,23 @@ class _Type(NamedTuple):
     panel: float
     title: float
     sim: float
+
+
+def max_height_in(width_in: float) -> float:
+    """The tallest a figure ``width_in`` wide is laid out: 1.5 times its width.
+
+    A one-column figure taller than that no longer fits a page beside its text, and a long
+    AOI would otherwise give a ribbon (944 x 4638 px) that fits nothing.
+    """
+    # in whole pixels at 300 dpi, as saved: the height in pixels stays within 1.5 x the width in pixels
+    return (math.floor(1.5 * math.floor(width_in * _DPI)) - 1) / _DPI
+
+
+def _width_in(width_mm: float) -> float:
+    if isinstance(width_mm, bool) or not isinstance(width_mm, (int, float)) or not 40 <= width_mm <= 600:
+        raise ParameterError(f"figure width {width_mm!r} mm is not a print width; give 40-600 mm "
+                             f"(89 one column, 183 two columns, 254 a slide)")
+    return float(width_mm) * _MM
 
 
 def _type(width_in: float) -> _Type:
@@ -145,6 +169,7 @@ def before_after_figure(
     stretch: Stretch | None = None,
     tz_name: str = "UTC",
     bands: tuple[str, str, str] = _CIR_BANDS,
+    width_mm: float = FIGURE_WIDTH_MM,
 ) -> Figure:
     """Before above after, in false colour (or the ``bands`` given), on one shared stretch.
 
@@ -175,13 +200,15 @@ def before_after_figure(
     bands
         The three bands shown as red, green, blue: colour infrared by default,
         :data:`NATURAL_BANDS` for natural colour.
+    width_mm
+        Printed width: 89 (one column, the default), 183 (two columns), 254 (a slide).
 
     Returns
     -------
     Figure
-        8 cm wide (one print column), before above after, at 300 dpi, on an Agg
-        canvas; the caller saves it. The north arrow
-        points to grid north of the scenes' CRS.
+        ``width_mm`` wide at 300 dpi and at most 1.5 times as tall, on an Agg canvas; the
+        caller saves it. Before above after, or side by side for a tall AOI; degrees
+        (WGS 84) on the frame and a north arrow to true north.
     """
     _check_crs(before, after.attrs.get("crs"), "the before scene")
     planes = [_cir(before, bands), _cir(after, bands)]
@@ -190,7 +217,7 @@ def before_after_figure(
         stretch = _stretch_of([p if m is None else np.where(m, p, np.nan) for p, m in zip(planes, masks)])
     panels = [_Panel("Before", before, planes[0], masks[0]),
               _Panel("After", after, planes[1], masks[1], polygons_new, polygons_earlier)]
-    return _compose(panels, _checked(stretch), _SINGLE_WIDTH_IN, title=title, caption=caption,
+    return _compose(panels, _checked(stretch), _width_in(width_mm), title=title, caption=caption,
                     simulated=simulated, aoi_outline=aoi_outline, tz_name=tz_name)
 
 
@@ -208,22 +235,26 @@ def overlay_figure(
     tz_name: str = "UTC",
     noun: str = "",
     when: str = "first seen this date",
+    locator: bool = False,
+    width_mm: float = FIGURE_WIDTH_MM,
 ) -> Figure:
     """The after scene in false colour with the burned-area polygons outlined.
 
     Parameters are those of :func:`before_after_figure`; pass the stretch it used to show
     both figures of one date in identical colours. ``noun`` names what is outlined in the
     legend ("structure": "burned structures, first seen this date") and ``when`` what the
-    solid outlines are ("all dates" on an overview). The figure is 8 cm
-    wide (one print column) at 300 dpi.
+    solid outlines are ("all dates" on an overview). ``locator`` adds an inset placing the
+    AOI on a lon/lat graticule (an overview's context). The figure is ``width_mm`` wide at
+    300 dpi.
     """
     planes = _cir(after)
     mask = _mask(after_clear, after, "after_clear")
     if stretch is None:
         stretch = _stretch_of([planes if mask is None else np.where(mask, planes, np.nan)])
     panels = [_Panel("After", after, planes, mask, polygons_new, polygons_earlier)]
-    return _compose(panels, _checked(stretch), _SINGLE_WIDTH_IN, title=title, caption=caption,
-                    simulated=simulated, aoi_outline=aoi_outline, tz_name=tz_name, noun=noun, when=when)
+    return _compose(panels, _checked(stretch), _width_in(width_mm), title=title, caption=caption,
+                    simulated=simulated, aoi_outline=aoi_outline, tz_name=tz_name, noun=noun, when=when,
+                    locator=locator)
 
 
 def _cir(scene: xr.DataArray, bands: tuple[str, str, str] = _CIR_BANDS) -> np.ndarray:
@@ -364,34 +395,150 @@ class _Km(Formatter):
         return f"{x / 1000:.{self.decimals}f}"
 
 
-def _frame(ax, extent, crs: str, ty: _Type) -> None:
-    """Scale bar, north arrow and easting/northing in km."""
-    length = _nice_length(extent[1] - extent[0])
+@functools.lru_cache(maxsize=16)
+def _to_lonlat(crs: str) -> Transformer | None:
+    """Grid to WGS 84 lon/lat, or ``None`` when the CRS is not recorded or not understood."""
+    try:
+        return Transformer.from_crs(CRS.from_user_input(crs), CRS.from_epsg(4326), always_xy=True)
+    except (CRSError, ValueError):
+        return None
+
+
+def _degrees(value: float, decimals: int, hemispheres: str) -> str:
+    return f"{abs(value):.{decimals}f}\u00b0{hemispheres[0] if value >= 0 else hemispheres[1]}"
+
+
+def _degree_ticks(axis, positions: np.ndarray, degrees: np.ndarray, length_pt: float, size: float,
+                  hemispheres: str) -> bool:
+    """Ticks of ``axis`` at round degrees, placed where the frame edge meets them (``False``: cannot).
+
+    As many ticks as their labels allow: each label (``length_pt`` is the axis's length, ``size``
+    the font) must clear its neighbours and stay within the axis, or it would overprint the next
+    one or stand outside the figure.
+    """
+    degrees = np.rad2deg(np.unwrap(np.deg2rad(degrees)))  # an AOI across the antimeridian stays monotonic
+    if not np.all(np.isfinite(degrees)) or not (np.all(np.diff(degrees) > 0) or np.all(np.diff(degrees) < 0)):
+        return False
+    order = np.argsort(degrees)
+    lo, hi = float(degrees[order[0]]), float(degrees[order[-1]])
+    per_pt = (hi - lo) / length_pt
+    for n in range(max(1, int(length_pt / 40)), 0, -1):
+        raw = MaxNLocator(n, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
+        step = float(raw[1] - raw[0])
+        decimals = next((d for d in range(7) if abs(round(step, d) - step) <= step * 1e-6), 6)
+        half = (len(_degrees(hi, decimals, hemispheres)) * 0.62 * size / 2 + 2) * per_pt
+        values = raw[(raw >= lo + half) & (raw <= hi - half)]
+        if values.size and (values.size == 1 or step >= 2.3 * half):
+            break
+    else:
+        return False
+    where = np.interp(values, degrees[order], positions[order])
+    wrapped = (values + 180) % 360 - 180
+    axis.set_ticks(where, [_degrees(float(v), decimals, hemispheres) for v in wrapped])
+    return True
+
+
+def _north(crs: str, limits: tuple[float, float, float, float]) -> float:
+    """Angle (radians, clockwise from the grid's up) of true north at the panel centre; 0 when unknown."""
+    forward = _to_lonlat(crs)
+    if forward is None:
+        return 0.0
+    x, y = (limits[0] + limits[1]) / 2, (limits[2] + limits[3]) / 2
+    lon, lat = forward.transform(x, y)
+    back = Transformer.from_crs(CRS.from_epsg(4326), forward.source_crs, always_xy=True)
+    x2, y2 = back.transform(lon, min(lat + 1e-3, 89.999))
+    angle = math.atan2(x2 - x, y2 - y)
+    return angle if math.isfinite(angle) else 0.0
+
+
+def _frame(ax, extent, crs: str, ty: _Type, box_in: tuple[float, float] | None = None,
+           limits: tuple[float, float, float, float] | None = None) -> None:
+    """Scale bar, north arrow and the frame's coordinates in degrees (WGS 84).
+
+    The ticks are where the frame's bottom and left edges cross round longitudes and
+    latitudes, found by transforming points along the edges with pyproj: on a UTM grid the
+    meridians lean, so a tick from the easting alone would be off. A grid whose CRS is
+    unknown keeps easting and northing in km.
+    """
+    limits = limits or extent
+    box_w, box_h = box_in or (ax.get_position().width * ax.figure.get_figwidth(),
+                              ax.get_position().height * ax.figure.get_figheight())
+    length = _nice_length(limits[1] - limits[0])
     label = f"{length / 1000:g} km" if length >= 1000 else f"{length:g} m"
     bar = AnchoredSizeBar(ax.transData, length, label, "lower left", pad=0.3, borderpad=0.4, sep=2,
-                          size_vertical=(extent[3] - extent[2]) / 80, frameon=True,
+                          size_vertical=(limits[3] - limits[2]) / 80, frameon=True,
                           fontproperties=FontProperties(size=ty.font))
     bar.patch.set_alpha(0.8)
     ax.add_artist(bar)
-    # Fixed length in points, so the arrow looks the same on a tall panel as on a wide one.
-    ax.annotate("N", xy=(0.93, 0.05), xycoords="axes fraction", xytext=(0, 26 * ty.k), textcoords="offset points",
-                ha="center", va="bottom", fontsize=ty.font * 1.2, weight="bold", color="white", path_effects=_HALO,
-                arrowprops=dict(arrowstyle="<|-", color="white", lw=1.5 * ty.k, shrinkA=1, shrinkB=0, path_effects=_HALO))
-    for axis in (ax.xaxis, ax.yaxis):
-        axis.set_major_locator(MaxNLocator(4, steps=[1, 2, 5, 10]))
-        axis.set_major_formatter(_Km())
+    _north_arrow(ax, _north(crs, limits), box_w * 72, box_h * 72, ty)
     ax.tick_params(labelsize=ty.font, length=3 * ty.k, pad=2 * ty.k)
-    ax.set_xlabel(f"Easting (km, {crs})", fontsize=ty.font, labelpad=2 * ty.k)
-    ax.set_ylabel(f"Northing (km, {crs})", fontsize=ty.font, labelpad=2 * ty.k)
+    ax.tick_params(axis="y", labelrotation=90)  # upright degrees would take a third of a narrow panel's width
+    forward = _to_lonlat(crs)
+    done = False
+    if forward is not None:
+        xs = np.linspace(limits[0], limits[1], 65)
+        ys = np.linspace(limits[2], limits[3], 65)
+        with np.errstate(all="ignore"):
+            lon, _ = forward.transform(xs, np.full_like(xs, limits[2]))
+            _, lat = forward.transform(np.full_like(ys, limits[0]), ys)
+        done = (_degree_ticks(ax.xaxis, xs, np.asarray(lon), box_w * 72, ty.font, "EW")
+                and _degree_ticks(ax.yaxis, ys, np.asarray(lat), box_h * 72, ty.font, "NS"))
+    if done:
+        xname, ylabel = f"Longitude, WGS 84 (grid {crs})", "Latitude, WGS 84"
+    else:
+        for axis, n in ((ax.xaxis, max(2, int(box_w / 0.6))), (ax.yaxis, max(2, int(box_h / 0.6)))):
+            axis.set_major_locator(MaxNLocator(n, steps=[1, 2, 5, 10]))
+            axis.set_major_formatter(_Km())
+        xname, ylabel = f"Easting (km, {crs})", "Northing (km)"
+    ax.set_xlabel("\n".join(_wrap(xname, box_w + 0.1, ty.font)), fontsize=ty.font, labelpad=2 * ty.k)
+    ax.set_ylabel(ylabel if box_h > 1.0 else ylabel.split(",")[0], fontsize=ty.font, labelpad=2 * ty.k)
 
 
-def _stamp_simulated(ax, ty: _Type) -> None:
+def _north_arrow(ax, angle: float, box_w_pt: float, box_h_pt: float, ty: _Type) -> None:
+    """An arrow to true north with its N, in the lower-right corner, sized to fit any panel.
+
+    Placed in axes coordinates from the panel's size in points, so a tall, a wide or a tiny
+    panel keeps the whole arrow and its letter inside the frame.
+    """
+    letter = ty.font * 1.2
+    length = max(6.0, min(22 * ty.k, 0.45 * box_h_pt - letter, 0.3 * box_w_pt))
+    dx, dy = length * math.sin(angle), length * math.cos(angle)
+    pad = 4 * ty.k
+    # tail in the corner, tip above it; the N above the tip
+    tail_x = 1 - (pad + letter * 0.5 + max(0.0, dx)) / box_w_pt
+    tail_y = (pad + max(0.0, -dy)) / box_h_pt
+    tip = (tail_x + dx / box_w_pt, tail_y + dy / box_h_pt)
+    ax.annotate("", xy=tip, xycoords="axes fraction", xytext=(tail_x, tail_y), textcoords="axes fraction",
+                arrowprops=dict(arrowstyle="-|>", color="white", lw=1.5 * ty.k, shrinkA=0, shrinkB=0,
+                                mutation_scale=8 * ty.k, path_effects=_HALO), gid="north_arrow", annotation_clip=False)
+    ax.text(tip[0], tip[1] + 1.5 / box_h_pt, "N", transform=ax.transAxes, ha="center", va="bottom",
+            fontsize=letter, weight="bold", color="white", path_effects=_HALO, gid="north_arrow_label")
+
+
+def _stamp_simulated(ax, ty: _Type, box_w_in: float | None = None, box_h_in: float | None = None) -> None:
     """A boxed label at the top and a watermark across the middle, which survives cropping."""
-    ax.text(0.5, 0.97, SIMULATED_LABEL, transform=ax.transAxes, ha="center", va="top", fontsize=ty.sim,
-            weight="bold", color="red", zorder=10,
+    box_w_in = box_w_in or ax.get_position().width * ax.figure.get_figwidth()
+    # A narrow panel breaks the words onto two lines rather than spill past the frame.
+    # A narrow panel gets smaller letters, down to the body text's size, then two lines.
+    size = min(ty.sim, (box_w_in * 72 - 8 * ty.k) / (len(SIMULATED_LABEL) * 0.72))
+    fits = size >= ty.font
+    label = SIMULATED_LABEL if fits else SIMULATED_LABEL.replace(" ", "\n")
+    size = size if fits else min(ty.sim, (box_w_in * 72 - 8 * ty.k) / (len("SIMULATED") * 0.72))
+    ax.text(0.5, 0.97, label, transform=ax.transAxes, ha="center", va="top", fontsize=max(size, ty.font),
+            weight="bold", color="red", zorder=10, multialignment="center",
             bbox=dict(boxstyle="square,pad=0.3", facecolor="white", edgecolor="red", linewidth=1.5 * ty.k))
-    ax.text(0.5, 0.5, SIMULATED_LABEL, transform=ax.transAxes, ha="center", va="center", rotation=30,
-            fontsize=ty.sim * 1.6, weight="bold", color="red", alpha=0.35, zorder=9)
+    # The watermark runs across the panel as large as the panel allows: at 30 degrees, or
+    # upright along a tall strip, whichever gives the bigger letters.
+    box_h_in = ax.get_position().height * ax.figure.get_figheight() if box_h_in is None else box_h_in
+    lines = label.split("\n")
+    length, height = max(len(p) for p in lines) * 0.75, len(lines) * 1.25  # in ems
+    best = (0.0, 30)
+    for angle in (30, 90):
+        c, s_ = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+        size = min(box_w_in * 72 * 0.9 / (length * c + height * s_), box_h_in * 72 * 0.9 / (length * s_ + height * c))
+        best = max(best, (min(size, ty.sim * 1.6), angle))
+    ax.text(0.5, 0.5, label, transform=ax.transAxes, ha="center", va="center", rotation=best[1],
+            fontsize=best[0], weight="bold", color="red", alpha=0.35, zorder=9, multialignment="center", clip_on=True)
 
 
 def _wrap(text: str, width_in: float, size: float, *, em: float = 0.55) -> list[str]:
@@ -434,15 +581,50 @@ def _panel_title(panel: _Panel, tz_name: str) -> str:
             f"scene {scene.attrs.get('scene_id', 'not recorded')}" + (f", satellite {sat}" if sat else ""))
 
 
+def _box_limits(extent: tuple[float, float, float, float], aspect: float) -> tuple[float, float, float, float]:
+    """``extent`` grown on one axis to the panel's height/width ``aspect``, so metres stay square.
+
+    A strip of an AOI keeps a panel tall enough for its scale bar and north arrow: the
+    panel shows ground around the imagery (blank) rather than a frame one line high.
+    """
+    x0, x1, y0, y1 = extent
+    w, h = x1 - x0, y1 - y0
+    if h / w < aspect:
+        cy, half = (y0 + y1) / 2, w * aspect / 2
+        return (x0, x1, cy - half, cy + half)
+    cx, half = (x0 + x1) / 2, h / aspect / 2
+    return (cx - half, cx + half, y0, y1)
+
+
+def _label_anchor(geom: BaseGeometry, text: str, limits: tuple[float, float, float, float],
+                  box_in: tuple[float, float], size: float) -> tuple[float, float]:
+    """Lower-left corner of a polygon's label: beside its upper right, moved inside the frame.
+
+    A label is wanted beside the burn, not over it; near the right or top edge that place is
+    outside the panel, where the label would be cut. The width is estimated from the
+    characters (DejaVu digits are ~0.64 em) plus the halo.
+    """
+    x0, x1, y0, y1 = limits
+    per_pt_x, per_pt_y = (x1 - x0) / (box_in[0] * 72), (y1 - y0) / (box_in[1] * 72)
+    w, h = (len(text) * 0.64 * size + 4) * per_pt_x, (size * 1.2 + 3) * per_pt_y
+    pad_x, pad_y = 2 * per_pt_x, 2 * per_pt_y
+    minx, miny, maxx, maxy = geom.bounds
+    x = maxx if maxx + w <= x1 - pad_x else minx - w
+    y = maxy if maxy + h <= y1 - pad_y else miny - h
+    return (min(max(x, x0 + pad_x), x1 - pad_x - w), min(max(y, y0 + pad_y), y1 - pad_y - h))
+
+
 def _draw_panel(ax, panel: _Panel, stretch: Stretch, *, crs: str, simulated: bool,
-                aoi_outline: BaseGeometry | None, ty: _Type) -> None:
+                aoi_outline: BaseGeometry | None, ty: _Type, box_in: tuple[float, float], aspect: float) -> None:
     scene, mask = panel.scene, panel.mask
     extent, origin = _extent(scene)
-    ax.imshow(_to_rgb(panel.planes, stretch), extent=extent, origin=origin, interpolation="nearest")
+    limits = _box_limits(extent, aspect)
+    ax.set_facecolor("0.85")
+    ax.imshow(_to_rgb(panel.planes, stretch), extent=extent, origin=origin, interpolation="nearest", aspect="auto")
     if mask is not None and not mask.all():
         tint = np.zeros((*mask.shape, 4), dtype=np.float32)
         tint[~mask] = (1.0, 1.0, 1.0, 0.35)
-        ax.imshow(tint, extent=extent, origin=origin, interpolation="nearest")
+        ax.imshow(tint, extent=extent, origin=origin, interpolation="nearest", aspect="auto")
         hatch = ax.contourf(scene["x"].values, scene["y"].values, (~mask).astype(float), levels=[0.5, 1.5],
                             colors="none", hatches=[_HATCH])
         if hasattr(hatch, "set_hatchcolor"):  # matplotlib >= 3.10; older ones hatch in black already
@@ -458,19 +640,71 @@ def _draw_panel(ax, panel: _Panel, stretch: Stretch, *, crs: str, simulated: boo
             ids = [None] * len(ids)
         for pid, geom in zip(ids, panel.new.geometry):
             if pid is not None and geom is not None and not geom.is_empty:
-                _, _, maxx, maxy = geom.bounds  # beside the polygon, not over the burn
-                ax.text(maxx, maxy, str(pid), fontsize=ty.font, color=_NEW_COLOUR, ha="left", va="bottom",
-                        path_effects=_HALO, clip_on=True, zorder=5)
-    ax.set_xlim(extent[0], extent[1])
-    ax.set_ylim(extent[2], extent[3])
-    _frame(ax, extent, crs, ty=ty)
+                x, y = _label_anchor(geom, str(pid), limits, box_in, ty.font)
+                ax.text(x, y, str(pid), fontsize=ty.font, color=_NEW_COLOUR, ha="left", va="bottom",
+                        path_effects=_HALO, clip_on=True, zorder=5, gid="polygon_label")
+    ax.set_xlim(limits[0], limits[1])
+    ax.set_ylim(limits[2], limits[3])
+    _frame(ax, extent, crs, ty=ty, box_in=box_in, limits=limits)
     if simulated:
-        _stamp_simulated(ax, ty)
+        _stamp_simulated(ax, ty, *box_in)
+
+
+def _line(size: float) -> float:
+    """Inches per text line of ``size`` points."""
+    return size * 1.3 / 72
+
+
+class _Layout(NamedTuple):
+    """Where the panels of a figure go (inches): ``ncols`` side by side, each ``panel_w`` by ``panel_h``."""
+
+    ncols: int
+    nrows: int
+    panel_w: float
+    panel_h: float
+    titles: list[list[str]]
+    row_title_h: float
+    ticks_h: float
+    """Under each row: its tick labels and axis label (each panel names the CRS)."""
+    fixed_h: float
+
+
+def _layout(n: int, aspect: float, width_in: float, titles: list[str], other_h: float, ty: _Type) -> _Layout:
+    """Panels stacked or side by side, whichever shows the ground larger within the height allowed.
+
+    A wide strip stacks (before above after); a tall strip goes side by side; either way the
+    figure is ``width_in`` wide and at most :func:`max_height_in` tall, so it fits the
+    column, page or slide it was made for. ``other_h`` is the height of the title, legend and
+    caption.
+    """
+    best = None
+    for ncols in sorted({1, n}):
+        nrows = math.ceil(n / ncols)
+        col_w = (width_in - 0.15) / ncols
+        avail_w = col_w - _LEFT * ty.k
+        wrapped = [_wrap(t, col_w - 0.1, ty.panel) for t in titles]
+        row_title_h = max(len(lines) for lines in wrapped) * _line(ty.panel) + 0.06
+        xlabel_h = (2 if avail_w < 2.2 * ty.k else 1) * _line(ty.font) + 0.04
+        ticks_h = (ty.font * 1.2 + 5 * ty.k) / 72 + xlabel_h
+        fixed_h = other_h + nrows * (row_title_h + ticks_h)
+        cap = max(0.6 * ty.k, (max_height_in(width_in) - fixed_h) / nrows)
+        panel_w = min(avail_w, cap / aspect)
+        candidate = _Layout(ncols, nrows, panel_w, panel_w * aspect, wrapped, row_title_h, ticks_h, fixed_h)
+        # side by side only when clearly larger: two frames of ticks and narrow titles cost room
+        if best is None or candidate.panel_w * candidate.panel_h > best.panel_w * best.panel_h * 1.3:
+            best = candidate
+    return best
+
+
+def _aspect(panels_extents: list[tuple[float, float, float, float]]) -> float:
+    """Height/width of the panels' frames: the ground's, kept between 1:4 and 4:1."""
+    ratio = max((e[3] - e[2]) / (e[1] - e[0]) for e in panels_extents)
+    return min(_MAX_ASPECT, max(1 / _MAX_ASPECT, ratio))
 
 
 def _compose(panels: list[_Panel], stretch: Stretch, width_in: float, *, title: str, caption: str,
              simulated: bool, aoi_outline: BaseGeometry | None, tz_name: str, noun: str = "",
-             when: str = "first seen this date") -> Figure:
+             when: str = "first seen this date", locator: bool = False) -> Figure:
     crs = panels[-1].scene.attrs.get("crs")
     for gdf, what in ((panels[-1].new, "polygons_new"), (panels[-1].earlier, "polygons_earlier")):
         if gdf is not None:
@@ -478,42 +712,98 @@ def _compose(panels: list[_Panel], stretch: Stretch, width_in: float, *, title: 
     ty = _type(width_in)
     handles = _legend_handles(panels, aoi_outline, ty.k, f" {noun}s" if noun else "", when)
 
-    # Panels stack top to bottom in one print column (a pair side by side would print at
-    # 4 cm a map); laid out in inches so the text sizes hold whatever the scene's shape.
+    # Laid out in inches so the text sizes hold whatever the scene's shape.
     full_title = f"{SIMULATED_LABEL} \u2014 {title}" if simulated else title
     title_lines = _wrap(full_title, width_in - 0.3, ty.title, em=0.65)
     caption_lines = _wrap(caption, width_in - 0.3, ty.font)
-    panel_titles = [_wrap(_panel_title(p, tz_name), width_in - 0.3, ty.panel) for p in panels]
-    line = lambda size: size * 1.3 / 72  # noqa: E731  (inches per text line)
-    left, right = 0.62 * ty.k, 0.15
-    extents = [_extent(p.scene)[0] for p in panels]
-    aspect = min(3.0, max(0.2, max((e[3] - e[2]) / (e[1] - e[0]) for e in extents)))
-    panel_w = width_in - left - right
-    panel_h = panel_w * aspect
-    top = 0.1 + len(title_lines) * line(ty.title) + 0.1
-    axis_h = 0.4 * ty.k  # tick labels and the easting label
-    legend_h = len(handles) * line(ty.font) * 1.5 + (0.05 if handles else 0)
-    caption_h = len(caption_lines) * line(ty.font) + 0.15
-    blocks = [len(lines) * line(ty.panel) + 0.06 + panel_h + axis_h for lines in panel_titles]
-    height = top + sum(blocks) + legend_h + caption_h
+    top = 0.1 + len(title_lines) * _line(ty.title) + 0.1
+    legend_h = len(handles) * _line(ty.font) * 1.5 + (0.05 if handles else 0)
+    where = _lonlat_box(aoi_outline, panels[-1].scene, crs) if locator else None
+    inset = _INSET * ty.k if where is not None else 0.0
+    legend_h = max(legend_h, inset + 0.35 * ty.k if inset else 0.0)
+    caption_h = len(caption_lines) * _line(ty.font) + 0.15
+    aspect = _aspect([_extent(p.scene)[0] for p in panels])
+    lay = _layout(len(panels), aspect, width_in, [_panel_title(p, tz_name) for p in panels],
+                  top + legend_h + caption_h, ty)
+    height = lay.fixed_h + lay.nrows * lay.panel_h
 
     fig = Figure(figsize=(width_in, height), dpi=_DPI)
     FigureCanvasAgg(fig)  # explicit Agg canvas: no pyplot, no global backend state
     fig.text(0.5, 1 - 0.1 / height, "\n".join(title_lines), ha="center", va="top", fontsize=ty.title,
              weight="bold", color="red" if simulated else "black")
-    y = height - top  # inches from the bottom, walking down
-    for panel, lines, block in zip(panels, panel_titles, blocks):
-        fig.text(0.5, y / height, "\n".join(lines), ha="center", va="top", fontsize=ty.panel)
-        ax = fig.add_axes((left / width_in, (y - block + axis_h) / height, panel_w / width_in, panel_h / height))
+    col_w = (width_in - 0.15) / lay.ncols
+    avail_w = col_w - _LEFT * ty.k
+    for i, panel in enumerate(panels):
+        row, col = divmod(i, lay.ncols)
+        y = height - top - row * (lay.row_title_h + lay.panel_h + lay.ticks_h)  # inches from the bottom
+        x0 = 0.075 + col * col_w
+        fig.text((x0 + col_w / 2) / width_in, y / height, "\n".join(lay.titles[i]), ha="center", va="top",
+                 fontsize=ty.panel)
+        # a panel narrower than its column (a tall AOI) is centred under its title
+        left = x0 + _LEFT * ty.k + (avail_w - lay.panel_w) / 2
+        bottom = y - lay.row_title_h - lay.panel_h
+        ax = fig.add_axes((left / width_in, bottom / height, lay.panel_w / width_in, lay.panel_h / height))
         _draw_panel(ax, panel, stretch, crs=str(crs or "CRS not recorded"), simulated=simulated,
-                    aoi_outline=aoi_outline, ty=ty)
-        y -= block
+                    aoi_outline=aoi_outline, ty=ty, box_in=(lay.panel_w, lay.panel_h), aspect=aspect)
+    legend_top = caption_h + legend_h
     if handles:
-        fig.legend(handles=handles, loc="upper center", ncol=1, fontsize=ty.font, frameon=False,
-                   bbox_to_anchor=(0.5, (caption_h + legend_h) / height), handlelength=2.5)
+        fig.legend(handles=handles, loc="upper left" if inset else "upper center", ncol=1, fontsize=ty.font,
+                   frameon=False, handlelength=2.5,
+                   bbox_to_anchor=((0.1 / width_in) if inset else 0.5, legend_top / height))
+    if where is not None:
+        _locator(fig, where, (width_in - 0.2 - inset, legend_top - 0.08 - _line(ty.font) - inset), inset, ty)
     fig.text(0.15 / width_in, (caption_h - 0.05) / height, "\n".join(caption_lines), ha="left", va="top",
              fontsize=ty.font, gid="caption")
     return fig
+
+
+def _lonlat_box(aoi: BaseGeometry | None, scene: xr.DataArray, crs: str | None) -> tuple[float, float, float, float] | None:
+    """The AOI's (else the scene's) bounds in lon/lat, or ``None`` when the CRS is unknown."""
+    forward = _to_lonlat(str(crs)) if crs else None
+    if forward is None:
+        return None
+    if aoi is not None and not aoi.is_empty:
+        minx, miny, maxx, maxy = aoi.bounds
+    else:
+        minx, maxx, miny, maxy = _extent(scene)[0]
+    lon, lat = forward.transform([minx, maxx, maxx, minx], [miny, miny, maxy, maxy])
+    if not (np.all(np.isfinite(lon)) and np.all(np.isfinite(lat))):
+        return None
+    return (float(min(lon)), float(min(lat)), float(max(lon)), float(max(lat)))
+
+
+def _locator(fig: Figure, box: tuple[float, float, float, float], at: tuple[float, float], size: float, ty: _Type) -> None:
+    """A small lon/lat frame, 4 degrees across, with a 1-degree graticule and the AOI marked.
+
+    No basemap is drawn: burnscan reads no network and ships no coastlines. The graticule and
+    its labels give the AOI's place on the globe, readable against any atlas.
+    """
+    west, south, east, north = box
+    lon, lat = (west + east) / 2, (south + north) / 2
+    half = 2.0
+    ax = fig.add_axes((at[0] / fig.get_figwidth(), at[1] / fig.get_figheight(),
+                       size / fig.get_figwidth(), size / fig.get_figheight()), gid="locator")
+    x0, y0 = math.floor(lon - half), math.floor(lat - half)
+    ax.set_xlim(lon - half, lon + half)
+    ax.set_ylim(lat - half, lat + half)
+    ax.set_facecolor("white")
+    for v in range(x0, x0 + 6):
+        ax.axvline(v, color="0.75", lw=0.5 * ty.k)
+    for v in range(y0, y0 + 6):
+        ax.axhline(v, color="0.75", lw=0.5 * ty.k)
+    if -half < lat < half:  # the equator in frame
+        ax.axhline(0, color="0.4", lw=0.8 * ty.k)
+    ax.add_patch(Rectangle((west, south), max(east - west, 0), max(north - south, 0), fill=False, edgecolor="red",
+                           lw=1.0 * ty.k))
+    ax.plot([lon], [lat], marker="s", markersize=5 * ty.k, markerfacecolor="none", markeredgecolor="red",
+            markeredgewidth=1.2 * ty.k)
+    ticks_x = [v for v in range(x0, x0 + 6) if lon - half + 0.5 <= v <= lon + half - 0.5][::2]
+    ticks_y = [v for v in range(y0, y0 + 6) if lat - half + 0.5 <= v <= lat + half - 0.5][::2]
+    ax.set_xticks(ticks_x, [_degrees(float((v + 180) % 360 - 180), 0, "EW") for v in ticks_x])
+    ax.set_yticks(ticks_y, [_degrees(float(v), 0, "NS") for v in ticks_y])
+    ax.tick_params(labelsize=ty.font, length=2 * ty.k, pad=1 * ty.k)
+    ax.tick_params(axis="y", labelrotation=90)
+    ax.set_title(f"{_degrees(lat, 3, 'NS')}, {_degrees(lon, 3, 'EW')}", fontsize=ty.font, pad=2 * ty.k)
 
 
 def change_map_figure(
@@ -528,6 +818,7 @@ def change_map_figure(
     simulated: bool,
     aoi_outline: BaseGeometry | None = None,
     polygons_new: gpd.GeoDataFrame | None = None,
+    width_mm: float = FIGURE_WIDTH_MM,
 ) -> Figure:
     """One date's burn-index change (positive = more burned) with its colour bar and thresholds.
 
@@ -541,45 +832,50 @@ def change_map_figure(
     finite = values[np.isfinite(values)]
     top = float(max(seed_threshold * 2, np.percentile(finite, 99.5) if finite.size else seed_threshold * 2))
     bottom = float(min(background - (top - background) / 4, np.percentile(finite, 0.5) if finite.size else 0.0))
-    width_in = _SINGLE_WIDTH_IN
+    width_in = _width_in(width_mm)
     ty = _type(width_in)
     title_lines = _wrap(f"{SIMULATED_LABEL} \u2014 {title}" if simulated else title, width_in - 0.3, ty.title, em=0.65)
     caption_lines = _wrap(caption, width_in - 0.3, ty.font)
-    line = lambda size: size * 1.3 / 72  # noqa: E731
-    aspect = min(3.0, max(0.2, (extent[3] - extent[2]) / (extent[1] - extent[0])))
-    left = 0.62 * ty.k
-    panel_w = width_in - left - 0.15
-    panel_h = panel_w * aspect
-    top_h = 0.25 + len(title_lines) * line(ty.title)
-    caption_h = len(caption_lines) * line(ty.font) + 0.15
+    aspect = _aspect([extent])
+    limits = _box_limits(extent, aspect)
+    avail_w = width_in - _LEFT * ty.k - 0.15
+    top_h = 0.25 + len(title_lines) * _line(ty.title)
+    caption_h = len(caption_lines) * _line(ty.font) + 0.15
     # The colour bar lies under the map, full width: beside it, it would take a third of a column.
     marks = [(v, st, name) for v, st, name in ((background, ":", "dotted: background"),
                                                (background + grow_threshold, "--", "dashed: grow threshold"),
                                                (background + seed_threshold, "-", "solid: seed threshold"))
              if bottom <= v <= top]
     bar_label = _wrap(f"change in {index_name.upper()} (burn direction right); "
-                      + ", ".join(name for _, _, name in marks), panel_w, ty.font)
-    bar_h, bar_label_h, axis_h = 0.1, (len(bar_label) + 1) * line(ty.font) + 0.2, 0.45 * ty.k
+                      + ", ".join(name for _, _, name in marks), avail_w, ty.font)
+    bar_h, bar_label_h = 0.1, (len(bar_label) + 1) * _line(ty.font) + 0.2
+    axis_h = (ty.font * 1.2 + 5 * ty.k) / 72 + (2 if avail_w < 2.2 * ty.k else 1) * _line(ty.font) + 0.04
     under = caption_h + bar_label_h + bar_h + axis_h
+    panel_w = min(avail_w, max(0.6 * ty.k, max_height_in(width_in) - top_h - under) / aspect)
+    panel_h = panel_w * aspect
     height = top_h + panel_h + under
     fig = Figure(figsize=(width_in, height), dpi=_DPI)
     FigureCanvasAgg(fig)
     fig.text(0.5, 1 - 0.1 / height, "\n".join(title_lines), ha="center", va="top", fontsize=ty.title, weight="bold",
              color="red" if simulated else "black")
+    left = _LEFT * ty.k + (avail_w - panel_w) / 2
     ax = fig.add_axes((left / width_in, under / height, panel_w / width_in, panel_h / height))
+    ax.set_facecolor("0.85")
     cmap = matplotlib.colormaps["magma_r"].with_extremes(bad="0.8")
     image = ax.imshow(np.ma.masked_invalid(values), extent=extent, origin=origin, cmap=cmap, vmin=bottom, vmax=top,
-                      interpolation="nearest")
+                      interpolation="nearest", aspect="auto")
     if aoi_outline is not None:
         _outline(ax, [aoi_outline], _AOI_COLOUR, "-", "aoi", ty.k)
     if polygons_new is not None and len(polygons_new):
         _outline(ax, polygons_new.geometry, "cyan", "-", "polygons_new", ty.k)
-    ax.set_xlim(extent[0], extent[1])
-    ax.set_ylim(extent[2], extent[3])
-    _frame(ax, extent, crs, ty=ty)
+    ax.set_xlim(limits[0], limits[1])
+    ax.set_ylim(limits[2], limits[3])
+    _frame(ax, extent, crs, ty=ty, box_in=(panel_w, panel_h), limits=limits)
     if simulated:
-        _stamp_simulated(ax, ty)
-    cax = fig.add_axes((left / width_in, (caption_h + bar_label_h) / height, panel_w / width_in, bar_h / height))
+        _stamp_simulated(ax, ty, panel_w, panel_h)
+    # The colour bar keeps the full width whatever the map's shape, less room for half its last tick label.
+    bar_left, bar_w = _LEFT * ty.k, avail_w - 0.12 * ty.k
+    cax = fig.add_axes((bar_left / width_in, (caption_h + bar_label_h) / height, bar_w / width_in, bar_h / height))
     bar = fig.colorbar(image, cax=cax, orientation="horizontal")
     bar.ax.tick_params(labelsize=ty.font, length=2 * ty.k, pad=1.5 * ty.k)
     for value, style, _ in marks:
@@ -602,6 +898,7 @@ def timeline_figure(
     simulated: bool,
     tz_name: str = "UTC",
     time_of_day_known: list[bool] | None = None,
+    width_mm: float = FIGURE_WIDTH_MM,
 ) -> Figure:
     """Burned area first seen on each acquisition (settlement and other burns apart), with how clear each was.
 
@@ -611,7 +908,7 @@ def timeline_figure(
     """
     # Tick labels stand upright so that a week of acquisitions fits one print column; past
     # _MAX_TICKS only every n-th is labelled (every bar still stands).
-    width_in = 12 * _CM
+    width_in = _width_in(width_mm)
     ty = _type(width_in)
     zone = ZoneInfo(tz_name)
     known = time_of_day_known or [True] * len(times)  # a date alone has no hour to show, UTC or local

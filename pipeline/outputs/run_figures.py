@@ -8,6 +8,7 @@ structures burned, and a timeline. Every caption names its scenes and local time
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import geopandas as gpd
@@ -15,23 +16,87 @@ import numpy as np
 import xarray as xr
 
 from pipeline.grid import Grid
-from pipeline.model import Detection, record_positions
+from pipeline.model import Detection, SceneRecord, record_positions
 from pipeline.outputs import figures as figs
 from pipeline.outputs.report import scene_time
 
-__all__ = ["IMAGERY_CREDIT_SIMULATED", "run_figures"]
+__all__ = ["IMAGERY_CREDIT_SIMULATED", "imagery_credit", "provider", "run_figures"]
 
-IMAGERY_CREDIT_SIMULATED = "Imagery: SIMULATED by burnscan (PlanetScope-like), not a real acquisition"
+IMAGERY_CREDIT_SIMULATED = "Imagery: SIMULATED by burnscan, not a real acquisition"
+
+
+def provider(record: SceneRecord) -> str:
+    """Who delivered a scene: ``planet``, ``sentinel2``, ``landsat``, ``simulated`` or ``other``.
+
+    Read from what the readers record: the sensor (Sentinel-2's reader writes "Sentinel-2A
+    MSI", Landsat's "Landsat 8 OLI_TIRS", Planet's the instrument "PS2", "PS2.SD", "PSB.SD"
+    or "PlanetScope") and Planet's usable-data mask among the files. A plain GeoTIFF has
+    sensor "unknown" and is ``other``: its provider is not in the file.
+
+    >>> from datetime import datetime, timezone
+    >>> provider(SceneRecord("s", datetime(2024, 1, 1, tzinfo=timezone.utc), "2412", "PSB.SD", False, ("nir",)))
+    'planet'
+    """
+    if record.simulated:
+        return "simulated"
+    sensor = record.sensor.strip().lower()
+    if "sentinel" in sensor:
+        return "sentinel2"
+    if "landsat" in sensor:
+        return "landsat"
+    if sensor.startswith(("ps2", "psb", "planetscope", "planet")) or {"udm2", "udm"} & set(record.files):
+        return "planet"
+    return "other"
+
+
+def _years(records: Sequence[SceneRecord]) -> str:
+    return ", ".join(str(y) for y in sorted({r.acquired.year for r in records}))
+
+
+def imagery_credit(records: Sequence[SceneRecord]) -> str:
+    """The credit line a figure of these scenes carries, in each provider's own words.
+
+    Planet's licence asks for "Imagery (c) <year> Planet Labs PBC", Copernicus for
+    "Contains modified Copernicus Sentinel data <year>", USGS for "Landsat imagery courtesy
+    of the U.S. Geological Survey"; the years are those of the acquisitions. A scene whose
+    provider is not recorded (a plain GeoTIFF) is named by its scene id, and simulated
+    scenes say SIMULATED, naming no provider.
+
+    >>> from datetime import datetime, timezone
+    >>> imagery_credit([SceneRecord("S2B_x", datetime(2024, 1, 5, tzinfo=timezone.utc), "Sentinel-2B",
+    ...                             "Sentinel-2B MSI", False, ("nir",))])
+    'Contains modified Copernicus Sentinel data 2024'
+    """
+    if any(r.simulated for r in records):
+        return IMAGERY_CREDIT_SIMULATED
+    by: dict[str, list[SceneRecord]] = {}
+    for r in records:
+        by.setdefault(provider(r), []).append(r)
+    lines = []
+    for name, recs in by.items():
+        if name == "planet":
+            lines.append(f"Imagery \u00a9 {_years(recs)} Planet Labs PBC")
+        elif name == "sentinel2":
+            lines.append(f"Contains modified Copernicus Sentinel data {_years(recs)}")
+        elif name == "landsat":
+            lines.append(f"Landsat imagery courtesy of the U.S. Geological Survey ({_years(recs)})")
+        else:
+            ids = ", ".join(dict.fromkeys(r.scene_id for r in recs))
+            lines.append(f"Imagery: {ids} (provider not recorded in the file; credit it as its licence requires)")
+    return "; ".join(lines)
 
 
 def run_figures(detection: Detection, polygons: gpd.GeoDataFrame, structures: gpd.GeoDataFrame | None, aoi_outline: Any,
-                simulated: bool, tz_name: str) -> dict[str, Any]:
-    """Every figure of a run by file name (``overview.png``, ``<time>_overlay.png``, ``timeline.png``...)."""
-    credit = IMAGERY_CREDIT_SIMULATED if simulated else "Imagery: see scene ids; credit the provider"
-    figures = _figures(detection, aoi_outline, credit, simulated, tz_name)
-    figures["timeline.png"] = _timeline(detection, polygons, simulated, tz_name)
+                simulated: bool, tz_name: str, *, width_mm: float = figs.FIGURE_WIDTH_MM) -> dict[str, Any]:
+    """Every figure of a run by file name (``overview.png``, ``<time>_overlay.png``, ``timeline.png``...).
+
+    Each caption credits the imagery of its own scenes (:func:`imagery_credit`); every
+    figure is ``width_mm`` wide (``Params.figure_width_mm``).
+    """
+    figures = _figures(detection, aoi_outline, simulated, tz_name, width_mm)
+    figures["timeline.png"] = _timeline(detection, polygons, simulated, tz_name, width_mm)
     if structures is not None:
-        figures.update(_structure_figures(detection, structures, aoi_outline, credit, simulated, tz_name))
+        figures.update(_structure_figures(detection, structures, aoi_outline, simulated, tz_name, width_mm))
     return figures
 
 
@@ -44,7 +109,7 @@ def _zoom(stack: xr.Dataset, bounds: np.ndarray, grid: Grid, *, pad_m: float = 1
     return stack.sel(x=slice(max(cx - half, g_left), min(cx + half, g_right)), y=slice(min(cy + half, g_top), max(cy - half, g_bottom)))
 
 
-def _figures(detection: Detection, aoi_outline: Any, credit: str, simulated: bool, tz_name: str) -> dict[str, Any]:
+def _figures(detection: Detection, aoi_outline: Any, simulated: bool, tz_name: str, width_mm: float) -> dict[str, Any]:
     """Before/after pairs and overlays, one per date with new burns or a clear reading."""
 
     out: dict[str, Any] = {}
@@ -58,10 +123,11 @@ def _figures(detection: Detection, aoi_outline: Any, credit: str, simulated: boo
                 acquired=last_rec.acquired_utc, time_of_day_known=last_rec.time_of_day_known, scene_id=last_rec.scene_id,
                 satellite_id=last_rec.satellite_id, crs=detection.grid.crs),
             polygons_new=polys, after_clear=stack["clear"].isel(time=last), aoi_outline=aoi_outline, simulated=simulated,
-            tz_name=tz_name, when="all dates",
+            tz_name=tz_name, when="all dates", locator=True, width_mm=width_mm,
             title=f"All burn marks found, {detection.records[0].acquired:%Y-%m-%d} to {last_rec.acquired:%Y-%m-%d}",  # dates only
             caption=f"Overview of the AOI on {last_rec.scene_id} ({scene_time(last_rec, tz_name)}); "
-                    f"{len(polys)} burn polygon(s), {polys['area_ha'].sum():.2f} ha, all dates. {credit}.",
+                    f"{len(polys)} burn polygon(s), {polys['area_ha'].sum():.2f} ha, all dates. Inset: the AOI on a 1-degree "
+                    f"lon/lat graticule. {imagery_credit([last_rec])}.",
         )
         stack = _zoom(stack, polys.total_bounds, detection.grid)
     for t in range(1, len(detection.records)):
@@ -75,6 +141,7 @@ def _figures(detection: Detection, aoi_outline: Any, credit: str, simulated: boo
         )
         new = polys[polys["first_seen_index"] == t]
         earlier = polys[polys["first_seen_index"] < t]
+        credit = imagery_credit([before_rec, after_rec])
         caption = (
             f"Before: {before_rec.scene_id}, {scene_time(before_rec, tz_name)}. "
             f"After: {after_rec.scene_id}, {scene_time(after_rec, tz_name)}. "
@@ -85,7 +152,8 @@ def _figures(detection: Detection, aoi_outline: Any, credit: str, simulated: boo
         before_clear, after_clear = stack["clear"].isel(time=t - 1), stack["clear"].isel(time=t)
         # One stretch for the pair and the overlay, from observed ground only (cloud would wash it out).
         stretch = figs.joint_stretch(before.where(before_clear), after.where(after_clear))
-        common = dict(caption=caption, simulated=simulated, aoi_outline=aoi_outline, stretch=stretch, tz_name=tz_name)
+        common = dict(caption=caption, simulated=simulated, aoi_outline=aoi_outline, stretch=stretch, tz_name=tz_name,
+                      width_mm=width_mm)
         out[f"{stamp}_before_after.png"] = figs.before_after_figure(
             before, after,
             before_clear=before_clear, after_clear=after_clear,
@@ -110,7 +178,7 @@ def _figures(detection: Detection, aoi_outline: Any, credit: str, simulated: boo
             out[f"{stamp}_change.png"] = figs.change_map_figure(
                 detection.change["delta"].isel(time=t).assign_attrs(crs=detection.grid.crs),
                 seed_threshold=info.seed_threshold, grow_threshold=info.grow_threshold, background=info.background,
-                index_name=detection.index_name, polygons_new=new, aoi_outline=aoi_outline, simulated=simulated,
+                index_name=detection.index_name, polygons_new=new, aoi_outline=aoi_outline, simulated=simulated, width_mm=width_mm,
                 title=f"Burn-index change to {scene_time(after_rec)}, with the thresholds used",
                 caption=(f"Change of {detection.index_name.upper()} between each pixel's last clear observation and "
                          f"{after_rec.scene_id} ({scene_time(after_rec, tz_name)}); grey: not observed. Seeds of the "
@@ -120,8 +188,8 @@ def _figures(detection: Detection, aoi_outline: Any, credit: str, simulated: boo
     return out
 
 
-def _structure_figures(detection: Detection, structures: gpd.GeoDataFrame, aoi_outline: Any, credit: str,
-                       simulated: bool, tz_name: str) -> dict[str, Any]:
+def _structure_figures(detection: Detection, structures: gpd.GeoDataFrame, aoi_outline: Any,
+                       simulated: bool, tz_name: str, width_mm: float) -> dict[str, Any]:
     """Per date with burned structures: the after scene with them outlined, zoomed on the village."""
 
     burned = structures[structures["burned"]]
@@ -141,15 +209,15 @@ def _structure_figures(detection: Detection, structures: gpd.GeoDataFrame, aoi_o
         out[f"{rec.acquired:%Y%m%dT%H%MZ}_structures.png"] = figs.overlay_figure(
             after, polygons_new=new.assign(polygon_id=None), polygons_earlier=burned[burned["first_seen_index"] < t],
             after_clear=stack["clear"].isel(time=j), aoi_outline=aoi_outline, simulated=simulated, tz_name=tz_name,
-            noun="structure", title=f"Structures burned, first visible on {scene_time(rec)}",
+            noun="structure", width_mm=width_mm, title=f"Structures burned, first visible on {scene_time(rec)}",
             caption=(f"Building footprints (aligned to the scenes) burned in polygons first visible on {rec.scene_id} "
                      f"({scene_time(rec, tz_name)}): {len(new)} new, {int((burned['first_seen_index'] < t).sum())} "
-                     f"earlier. {credit}."),
+                     f"earlier. {imagery_credit([rec])}."),
         )
     return out
 
 
-def _timeline(detection: Detection, polygons: gpd.GeoDataFrame, simulated: bool, tz_name: str) -> Any:
+def _timeline(detection: Detection, polygons: gpd.GeoDataFrame, simulated: bool, tz_name: str, width_mm: float) -> Any:
     """New burned area per acquisition, settlement and other burns apart, with each scene's clear share."""
 
     records = detection.all_records
@@ -159,7 +227,7 @@ def _timeline(detection: Detection, polygons: gpd.GeoDataFrame, simulated: bool,
         [r.acquired for r in records], settlement_ha=by["settlement"],
         other_ha=[o + u for o, u in zip(by["outside"], by["unknown"])],
         clear_fraction=[q["clear_fraction"] for q in detection.quality], usable=[bool(q["usable"]) for q in detection.quality],
-        title="Burned area first seen on each acquisition", simulated=simulated, tz_name=tz_name,
+        title="Burned area first seen on each acquisition", simulated=simulated, tz_name=tz_name, width_mm=width_mm,
         time_of_day_known=[r.time_of_day_known for r in records],
         caption=(f"From {records[0].scene_id} ({scene_time(records[0], tz_name)}) to {records[-1].scene_id} "
                  f"({scene_time(records[-1], tz_name)}). A bar is the area first visible on that scene; "
