@@ -117,6 +117,9 @@ class SceneInfo:
     bands: tuple[str, ...]
     properties: dict[str, Any] = field(default_factory=dict)
     """Source-specific facts worth keeping (cloud cover, processing baseline, scale...)."""
+    pixel_m: dict[str, float] = field(default_factory=dict)
+    """Native pixel size in metres of each canonical band, read from the files' headers (Sentinel-2:
+    10 m visible and NIR, 20 m SWIR); the analysis grid follows the coarsest band the burn index reads."""
 
 
 @dataclass(frozen=True)

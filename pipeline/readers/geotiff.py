@@ -21,7 +21,7 @@ from pipeline.errors import SceneError
 from pipeline.grid import Grid
 from pipeline.model import SceneInfo, SceneRecord
 from pipeline.readers.rasters import (REQUIRED_BANDS, UNREADABLE, check_overlap, check_regular_file, check_time, file_footprint,
-                                      sha256_file, short, warp_float)
+                                      pixel_size_m, sha256_file, short, warp_float)
 from pipeline.names import derived_name
 
 __all__ = ["GeoTiffScene", "parse_band_map"]
@@ -91,7 +91,8 @@ class GeoTiffScene:
         return SceneInfo(scene_id=self.scene_id, kind="geotiff", acquired=when.astimezone(timezone.utc), sensor="unknown",
                          satellite_id="unknown", footprint=file_footprint(Path(self.path)), files={"reflectance": Path(self.path)},
                          bands=tuple(b for b in self.bands if b), properties={"band_map": list(self.bands), "scale": self.scale,
-                                                                               "time_from": source})
+                                                                               "time_from": source},
+                         pixel_m=dict.fromkeys((b for b in self.bands if b), pixel_size_m(Path(self.path))))
 
     def load(self, grid: Grid) -> tuple[SceneRecord, np.ndarray, np.ndarray]:
         when, _ = self._time()
@@ -99,11 +100,22 @@ class GeoTiffScene:
 
 
 def find(path: Path, *, bands: Any = None, acquired: datetime | None = None, **_: Any) -> list[GeoTiffScene]:
-    """A plain GeoTIFF when a band map is given; nothing otherwise."""
+    """With a band map: a plain GeoTIFF, or each GeoTIFF directly in a folder (one scene each, in name
+    order, all with that band map); nothing otherwise.
+
+    A folder's files each need their own time (a tag or a date in the name): one ``acquired`` for
+    all of them would make them one acquisition, which the stack refuses.
+    """
     path = Path(path)
-    if not bands or not path.is_file() or path.suffix.lower() not in (".tif", ".tiff"):
+    if not bands:
         return []
-    return [GeoTiffScene(path, bands=parse_band_map(bands) if isinstance(bands, str) else list(bands), acquired=acquired)]
+    band_map = parse_band_map(bands) if isinstance(bands, str) else list(bands)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".tif", ".tiff") and not p.name.startswith("."))
+        return [GeoTiffScene(p, bands=band_map, acquired=acquired) for p in files]
+    if not path.is_file() or path.suffix.lower() not in (".tif", ".tiff"):
+        return []
+    return [GeoTiffScene(path, bands=band_map, acquired=acquired)]
 
 
 def load_geotiff(
