@@ -30,7 +30,8 @@ from shapely.geometry import box, mapping
 
 from pipeline.bench import baselines
 from pipeline.aoi import Aoi, load_aoi
-from pipeline.config import Params
+from pipeline.config import NATIVE, Params
+from pipeline.resolution import DEMO_PIXEL_M
 from pipeline.sim.demo import ensure_demo_scenes
 from pipeline.grid import Grid
 from pipeline.bench.evaluate import date_attribution, score_masks, truth_raster
@@ -393,6 +394,8 @@ def run_benchmark(*, out_root: Path, data_root: Path, aoi_name: str = "ogota", c
     Each case is logged at INFO as it starts, and the simulated cases done as "k of n".
     """
     params = params or Params()
+    if params.resolution_m == NATIVE:  # the simulated cases are PlanetScope's 3 m; the real pairs set their sensor's pixel
+        params = replace(params, resolution_m=DEMO_PIXEL_M)
     aoi = load_aoi(aoi_name)
     rows: list[dict[str, Any]] = []
     progress = Progress(len(cases) + len(search_seeds), "simulated cases done", logger=logger)

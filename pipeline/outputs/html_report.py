@@ -56,6 +56,8 @@ def render_html(report: Mapping[str, Any], *, figures: Mapping[str, bytes], poly
         parts.append(f'<p class="warning">{escape(SIMULATED_WARNING)}</p>')
     summary = report["summary"].replace(SIMULATED_WARNING, "").strip()  # said once, in the warning box above
     parts.append(f'<p class="summary">{escape(summary)}</p>')
+    if report.get("grid"):
+        parts.append(f"<p>{escape(report['grid']['statement'][0].upper() + report['grid']['statement'][1:])}.</p>")
     aoi = report["aoi"]
     if aoi.get("location_uncertain"):
         parts.append(f"<p>Location of {escape(aoi['display_name'])} is uncertain (confidence {escape(str(aoi['location_confidence']))}: "
