@@ -21,8 +21,6 @@ from shapely.geometry import box
 from factories import run_cli as _cli, write_square_aoi as _aoi
 from pipeline.config import Params, resolve_params
 from pipeline.model import SceneInfo
-from pipeline.resolution import choose_resolution
-
 BANDS = "blue,green,red,nir,swir22"
 ORIGIN = (500000.0, 1530000.0)  # UTM 30N, near 13.84 N 3.0 W
 SQUARE_PX = 20  # 400 m at 20 m: 16 ha
@@ -64,21 +62,26 @@ def _info(scene_id: str, kind: str, pixel: dict[str, float], bands: tuple[str, .
 
 
 S2 = {"blue": 10.0, "green": 10.0, "red": 10.0, "nir": 10.0, "swir16": 20.0, "swir22": 20.0}
+PLANET = dict.fromkeys(("blue", "green", "red", "nir"), 3.0)
 
 
-@pytest.mark.parametrize("infos, index, metres, says", [
-    ([_info("a", "sentinel2", S2), _info("b", "sentinel2", S2)], "auto", 20.0, "NBR index needs (B12, 20 m)"),
-    ([_info("a", "sentinel2", S2), _info("b", "sentinel2", S2)], "nir", 10.0, "NIR index needs (B08, 10 m)"),
-    ([_info("a", "landsat", dict.fromkeys(S2, 30.0))] * 2, "auto", 30.0, "(swir22, 30 m)"),
-    ([_info("a", "planet", dict.fromkeys(("blue", "green", "red", "nir"), 3.0))] * 2, "auto", 3.0, "NIR index needs (nir, 3 m)"),
+@pytest.mark.parametrize("kind, pixel, index, metres, says", [
+    ("sentinel2", S2, "auto", 20.0, "NBR index needs (B12, 20 m)"),
+    ("sentinel2", S2, "nir", 10.0, "NIR index needs (B08, 10 m)"),
+    ("landsat", dict.fromkeys(S2, 30.0), "auto", 30.0, "(swir22, 30 m)"),
+    ("planet", PLANET, "auto", 3.0, "NIR index needs (nir, 3 m)"),
 ])
-def test_native_grid_is_the_coarsest_band_the_index_reads(infos, index, metres, says):
-    choice = choose_resolution(infos, Params(burn_index=index))
+def test_native_grid_is_the_coarsest_band_the_index_reads(kind, pixel, index, metres, says):
+    from pipeline.resolution import choose_resolution
+
+    choice = choose_resolution([_info("a", kind, pixel), _info("b", kind, pixel)], Params(burn_index=index))
     assert choice.resolution_m == metres and choice.rule == "native" and says in choice.reason, choice
 
 
 def test_mixed_series_is_compared_on_its_coarsest_pixel_and_says_so():
-    planet = _info("p", "planet", dict.fromkeys(("blue", "green", "red", "nir"), 3.0))
+    from pipeline.resolution import choose_resolution
+
+    planet = _info("p", "planet", PLANET)
     s2 = _info("s", "geotiff", {"blue": 10.0, "green": 10.0, "red": 10.0, "nir": 10.0})
     choice = choose_resolution([planet, planet, s2], Params())
     assert choice.resolution_m == 10.0
@@ -86,11 +89,18 @@ def test_mixed_series_is_compared_on_its_coarsest_pixel_and_says_so():
 
 
 def test_a_number_given_wins_and_names_the_native_grid():
+    from pipeline.resolution import choose_resolution
+
     s2 = _info("a", "sentinel2", S2)
     choice = choose_resolution([s2, s2], resolve_params(None, {"resolution_m": "10"}))
     assert (choice.resolution_m, choice.rule) == (10.0, "given")
     assert choice.statement() == ("analysis grid 10 m: set by resolution_m=10 (the scenes' native grid: 20 m, the coarsest "
                                   "band the NBR index needs (B12, 20 m))")
+
+
+def test_resolution_m_native_in_an_aoi_file_or_set():
+    assert Params().resolution_m == "native" and resolve_params({"resolution_m": "Native"}).resolution_m == "native"
+    assert resolve_params(None, {"resolution_m": "20"}).resolution_m == 20.0
 
 
 def test_a_20m_pair_added_to_the_catalogue_is_analysed_at_20m(tmp_path, capsys):

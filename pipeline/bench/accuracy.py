@@ -160,9 +160,15 @@ def _structure_counts(folder: Path, truth_file: Path, det: Any, params: Params, 
     }
 
 
+def _simulated_pixel(params: Params) -> float:
+    """The simulated cases' pixel: the one given, else PlanetScope's 3 m (the sensor simulated; the
+    real pairs set their own sensor's pixel)."""
+    return DEMO_PIXEL_M if params.resolution_m == NATIVE else float(params.resolution_m)
+
+
 def simulated_case(scenario: str, aoi: Aoi, *, data_root: Path, params: Params) -> list[dict[str, Any]]:
     """Run burnscan and the baselines on one simulated scenario; score against its truth."""
-    resolution = 10.0 if scenario == "sentinel2" else params.resolution_m
+    resolution = 10.0 if scenario == "sentinel2" else _simulated_pixel(params)
     params = replace(params, resolution_m=resolution)
     demo = ensure_demo_scenes(aoi, data_root, resolution=resolution, margin_m=params.margin_m, scenario=scenario)
     analysis = aoi.analysis_grid(resolution)
@@ -302,6 +308,7 @@ def search_case(aoi: Aoi, *, data_root: Path, params: Params, seed: int) -> tupl
     from pipeline.sim.search_box import ensure_search_box
     from pipeline.readers.recognise import recognise
 
+    params = replace(params, resolution_m=_simulated_pixel(params))
     folder, _ = ensure_search_box(data_root, aoi, resolution_m=params.resolution_m, seed=seed)
     truth_file = folder / "truth_first_visible_SIMULATED.tif"
     grid = native_grid(truth_file)
@@ -394,8 +401,6 @@ def run_benchmark(*, out_root: Path, data_root: Path, aoi_name: str = "ogota", c
     Each case is logged at INFO as it starts, and the simulated cases done as "k of n".
     """
     params = params or Params()
-    if params.resolution_m == NATIVE:  # the simulated cases are PlanetScope's 3 m; the real pairs set their sensor's pixel
-        params = replace(params, resolution_m=DEMO_PIXEL_M)
     aoi = load_aoi(aoi_name)
     rows: list[dict[str, Any]] = []
     progress = Progress(len(cases) + len(search_seeds), "simulated cases done", logger=logger)
