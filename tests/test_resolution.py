@@ -184,9 +184,17 @@ def test_rerun_of_a_native_grid_run_chooses_the_same_grid(small_run, tmp_path):
     assert read_manifest(comparison.other)["grid"] == original["grid"]
 
 
+def _project() -> Path:
+    """The checkout of the ``pipeline`` package under test (its README goes with its code)."""
+    import pipeline
+
+    return Path(pipeline.__file__).resolve().parents[1]
+
+
 def _readme_block(marker: str) -> str:
     """The shell block of README.md that follows ``<!-- marker ... -->``."""
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    text = (_project() / "README.md").read_text(encoding="utf-8")
+    assert f"<!-- {marker}" in text, f"README.md has no example marked {marker}"
     after = text.split(f"<!-- {marker}", 1)[1]
     return after.split("```sh\n", 1)[1].split("\n```", 1)[0]
 
@@ -201,7 +209,7 @@ def test_readme_pair_example_runs(shared_data, tmp_path):
     import geopandas as gpd
     from rasterio.features import rasterize
 
-    repo = Path(__file__).resolve().parents[1]
+    repo = _project()
     script = _readme_block("pair-example").replace(".venv/bin/burnscan", f"{sys.executable} -m pipeline.cli")
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(repo), "TMPDIR": str(tmp_path), "HOME": str(tmp_path)}
     done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=repo, env=env, capture_output=True, text=True,
