@@ -3,10 +3,11 @@
 Rule (``resolution_m = native``, the default): the grid follows the **coarsest native pixel of
 the bands the burn index reads, over every scene given**. An index is only as sharp as its
 coarsest band: NBR on Sentinel-2 reads B8 (10 m) and B12 (20 m), so every NBR value is a 20 m
-measurement whatever grid it is drawn on. A finer grid interpolates that band (no new detail),
-costs time with the square of the ratio (3 m instead of 20 m is 44 times the pixels) and
-lowers the apparent noise of the change between neighbouring pixels that the threshold's noise
-estimate reads, so it seeds differently, not better.
+measurement whatever grid it is drawn on. A finer grid interpolates that band (no new detail:
+its outlines only look sharper) and costs time with the square of the ratio (3 m instead of
+20 m is 44 times the pixels). On the CAL FIRE 5 Incident pair the 20 m grid took a third of the
+3 m grid's CPU time and memory for a burned area within 7 % of it (137 and 147 ha against a
+141 ha perimeter).
 
 A series that mixes sensors (PlanetScope 3 m with Sentinel-2 10 m) is compared on the coarser
 grid too: the change between a 3 m and a 10 m scene is only a measurement at 10 m, and at 3 m
