@@ -127,7 +127,18 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
 @click.option("--out", "out_root", type=click.Path(path_type=Path), default=Path("out"), show_default=True, help="Root of run folders.")
 @click.option("--data", "data_root", type=click.Path(path_type=Path), default=Path("data"), show_default=True, help="Where demo scenes are kept.")
 @click.option("--scenes", "scenes_dir", type=click.Path(path_type=Path), default=None,
-              help="Folder of scenes (Planet, Sentinel-2 or Landsat); default: the AOI's catalogue, else the simulated demo.")
+              help="Folder of scenes (Planet, Sentinel-2, Landsat, or plain GeoTIFFs with --bands); default: the AOI's "
+                   "catalogue, else the simulated demo.")
+@click.option("--bands", default=None, metavar="MAP",
+              help="With --scenes: band map of plain GeoTIFFs in file order, e.g. blue,green,red,nir,swir22 (- skips a band).")
+@click.option("--acquired", default=None, metavar="ISO", help="With --scenes and --bands: acquisition time (UTC) of a single "
+              "GeoTIFF that carries none (a folder's files are dated by their tags, or by their names with --time-from-name).")
+@click.option("--time-from-name", is_flag=True,
+              help="With --scenes and --bands: date each plain GeoTIFF by the YYYYMMDD in its name; its time of day is then "
+                   "unknown, and said so.")
+@click.option("--resolution", "resolution_m", type=_FiniteIn(0.3, 100.0), default=None, metavar="METRES",
+              help="Analysis pixel in metres (default: native, the coarsest band the burn index reads: 3 m PlanetScope, "
+                   "10 or 20 m Sentinel-2, 30 m Landsat, a GeoTIFF's own pixel).")
 @click.option("--kind", default=None, type=click.Choice(["planet", "sentinel2", "landsat", "geotiff"]),
               help="Which sensor's scenes of the catalogue to use when it holds several.")
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a parameter (repeatable).")
@@ -139,25 +150,34 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
 @click.option("--sign-key", type=click.Path(path_type=Path), default=None, metavar="PATH",
               help="Ed25519 private key (burnscan keygen): sign the manifest into manifest.json.sig.")
 def detect(aoi: str | None, all_aois: bool, scheduler: str | None, workers: int | None, out_root: Path, data_root: Path,
-           scenes_dir: Path | None, kind: str | None, sets: tuple[str, ...], aoi_dir: Path, no_figures: bool,
-           figure_width: str | None, sign_key: Path | None) -> None:
+           scenes_dir: Path | None, bands: str | None, acquired: str | None, time_from_name: bool, resolution_m: float | None,
+           kind: str | None, sets: tuple[str, ...], aoi_dir: Path, no_figures: bool, figure_width: str | None,
+           sign_key: Path | None) -> None:
     """Detect and date burns in AOI (or every AOI with --all) and write out/AOI/RUN-ID/.
 
-    The manifest's SHA-256 is printed at the end and chained into out/AOI/runs.log: keep it
-    to check the run later with burnscan verify.
+    The analysis grid follows the scenes' native pixel unless --resolution says otherwise; the
+    report says which grid and why. The manifest's SHA-256 is printed at the end and chained
+    into out/AOI/runs.log: keep it to check the run later with burnscan verify.
     """
     from pipeline.errors import ParameterError
     from pipeline.run import run_detect
     from pipeline.sim.demo import demo_scenes  # the demo runs only when no scene is given or registered
 
-    overrides = _parse_sets(sets)
+    overrides = _with_resolution(_parse_sets(sets), resolution_m)
     if figure_width is not None:
         from pipeline.config import figure_width_mm
 
         if "figure_width_mm" in overrides:
             raise ParameterError("--figure-width and --set figure_width_mm both set the figure width; give one of them")
         overrides["figure_width_mm"] = str(figure_width_mm(figure_width))  # recorded as an override, like --set
-
+    if (bands or acquired or time_from_name) and scenes_dir is None:
+        raise ParameterError("--bands, --acquired and --time-from-name read plain GeoTIFFs given with --scenes PATH; "
+                             "add --scenes, or register the files with burnscan add AOI PATH --bands MAP")
+    if (acquired or time_from_name) and not bands:
+        raise ParameterError("--acquired and --time-from-name date plain GeoTIFFs read with --bands; give their band map "
+                             "with --bands too")
+    if acquired and time_from_name:
+        raise ParameterError("--acquired and --time-from-name both give the time; give one of them")
     if all_aois:
         if aoi or scenes_dir:
             raise ParameterError("--all runs every AOI of the registry; drop the AOI name and --scenes")
@@ -173,6 +193,7 @@ def detect(aoi: str | None, all_aois: bool, scheduler: str | None, workers: int 
     outcome = run_detect(
         aoi, out_root=out_root, data_root=data_root, overrides=overrides, scenes_dir=scenes_dir, aoi_dir=aoi_dir,
         make_figures=not no_figures, kind=kind, sign_key=sign_key, demo=demo_scenes,
+        scene_options={"bands": bands, "acquired": _acquired_time(acquired), "time_from_name": time_from_name},
     )
     report = outcome.report
     if report["simulated"]:
@@ -180,8 +201,44 @@ def detect(aoi: str | None, all_aois: bool, scheduler: str | None, workers: int 
     for reading in report["readings"]:
         click.echo(f"- {reading['statement']}")
     click.echo(report["summary"])
+    click.echo(report["grid"]["statement"])
     click.echo(f"manifest sha256: {outcome.manifest_sha256}")
     click.echo(f"outputs: {outcome.run_dir}")
+
+
+def _with_resolution(overrides: dict[str, str], resolution_m: float | None) -> dict[str, Any]:
+    """``--resolution`` as the ``resolution_m`` override (one value: two that disagree are refused)."""
+    if resolution_m is None:
+        return overrides
+    given = overrides.get("resolution_m")
+    if given is not None and given.strip().lower() != f"{resolution_m:g}" and _as_number(given) != resolution_m:
+        raise ParameterError(f"--resolution {resolution_m:g} and --set resolution_m={given} disagree; give one of them")
+    return {**overrides, "resolution_m": resolution_m}
+
+
+def _as_number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _acquired_time(acquired: str | None) -> Any:
+    """``--acquired`` as a UTC time, checked as every GeoTIFF time is (not before Landsat 1, not in the future)."""
+    from datetime import datetime
+
+    from pipeline.stages.plausibility import implausible_time
+
+    if not acquired:
+        return None
+    try:
+        when = datetime.fromisoformat(acquired.replace("Z", "+00:00"))
+    except ValueError:
+        raise ParameterError(f"--acquired {acquired!r} is not an ISO 8601 time; give e.g. 2024-01-28T10:38:00Z") from None
+    problem = implausible_time(when, sensor="geotiff")  # the GeoTIFF floor: Landsat 1, July 1972
+    if problem:
+        raise ParameterError(f"--acquired {acquired!r}: {problem}; give the scene's acquisition time (UTC)")
+    return when
 
 
 def _detect_all(names: list[str], *, scheduler: str | None, workers: int | None, **options) -> None:
@@ -258,24 +315,11 @@ def add(aoi: str, paths: tuple[Path, ...], data_root: Path, bands: str | None, a
     A scene's time comes from its product's metadata; a plain GeoTIFF without one needs
     --acquired, or --time-from-name (the date in its name, time of day unknown). Nothing is guessed.
     """
-    from datetime import datetime
-
     from pipeline.readers.catalogue import add_scenes
-    from pipeline.errors import ParameterError
 
-    from pipeline.stages.plausibility import implausible_time
-
-    when = None
     if acquired and time_from_name:
         raise ParameterError("--acquired and --time-from-name both give the time; give one of them")
-    if acquired:
-        try:
-            when = datetime.fromisoformat(acquired.replace("Z", "+00:00"))
-        except ValueError:
-            raise ParameterError(f"--acquired {acquired!r} is not an ISO 8601 time; give e.g. 2024-01-28T10:38:00Z") from None
-        problem = implausible_time(when, sensor="geotiff")  # the GeoTIFF floor: Landsat 1, July 1972
-        if problem:
-            raise ParameterError(f"--acquired {acquired!r}: {problem}; give the scene's acquisition time (UTC)")
+    when = _acquired_time(acquired)
     area = load_aoi(aoi, aoi_dir)
     bands = bands or area.properties.get("band_map")  # an AOI file may name the bands of its GeoTIFFs
     for item_id, what in add_scenes(area, list(paths), data_root=data_root, bands=bands, acquired=when,
@@ -742,7 +786,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except MemoryError as exc:
         log = _write_error_log(exc, args)
-        click.echo("burnscan: error: ran out of memory; draw a tighter AOI, raise resolution_m (--set resolution_m=10), "
+        click.echo("burnscan: error: ran out of memory; draw a tighter AOI, raise resolution_m (--resolution 10), "
                    "or scan wide areas chunk by chunk with burnscan search"
                    + (f" (traceback in {log})" if log else ""), err=True)
         return _OUT_OF_MEMORY_EXIT

@@ -22,7 +22,7 @@ from typing import Any, Literal, Mapping, get_args
 
 from pipeline.errors import ParameterError, json_kind
 
-__all__ = ["Params", "BurnIndexName", "NormalisationName", "BandName", "BAND_NAMES", "resolve_params",
+__all__ = ["Params", "BurnIndexName", "NormalisationName", "BandName", "BAND_NAMES", "NATIVE", "resolve_params",
            "check_parameters", "parameter_range", "FIGURE_WIDTHS_MM", "figure_width_mm"]
 
 BurnIndexName = Literal["auto", "nir", "bai", "nbr", "ndvi"]
@@ -33,6 +33,9 @@ BandName = Literal["blue", "green", "red", "nir", "swir16", "swir22",
 four of PlanetScope's 8-band SuperDove deliveries (:mod:`pipeline.readers.planet`)."""
 
 BAND_NAMES: tuple[str, ...] = get_args(BandName)
+
+NATIVE = "native"
+"""``resolution_m`` of a run whose analysis grid follows its scenes (:mod:`pipeline.resolution`)."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class _Range:
     open_high: bool = False
     also: float | None = None
     """One more accepted value outside the range (``burn_level`` = -1 means the index default)."""
+    word: str | None = None
+    """A name accepted instead of a number (``resolution_m`` = ``native``: the scenes' own pixel)."""
 
     def holds(self, value: float) -> bool:
         if self.also is not None and value == self.also:
@@ -55,12 +60,12 @@ class _Range:
 
     def text(self) -> str:
         rule = f"{'>' if self.open_low else '>='} {self.low:g} and {'<' if self.open_high else '<='} {self.high:g}"
-        return rule + (f" (or {self.also:g})" if self.also is not None else "")
+        return rule + (f" (or {self.also:g})" if self.also is not None else "") + (f" (or {self.word})" if self.word else "")
 
 
 def _limits(default: Any, low: float, high: float, *, open_low: bool = False, open_high: bool = False,
-            also: float | None = None) -> Any:
-    return field(default=default, metadata={"range": _Range(low, high, open_low, open_high, also)})
+            also: float | None = None, word: str | None = None) -> Any:
+    return field(default=default, metadata={"range": _Range(low, high, open_low, open_high, also, word)})
 
 
 def _choices(default: str, options: tuple[str, ...]) -> Any:
@@ -71,10 +76,14 @@ def _choices(default: str, options: tuple[str, ...]) -> Any:
 class Params:
     """Every knob of a detection run, with the reason for its default and for its range."""
 
-    resolution_m: float = _limits(3.0, 0.3, 100.0)
-    """Analysis pixel size in metres (3 m is PlanetScope's delivered pixel). Range 0.3-100: 0.3 m
-    is the finest civil satellite pixel (WorldView-3); at 100 m a compound is a tenth of a pixel
-    and Landsat's 30 m is already coarser than any village burn needs."""
+    resolution_m: float | str = _limits(NATIVE, 0.3, 100.0, word=NATIVE)
+    """Analysis pixel size in metres, or ``native``: the coarsest native pixel of the bands the burn
+    index reads (3 m PlanetScope, 10 m Sentinel-2 without SWIR, 20 m with it, 30 m Landsat, a plain
+    GeoTIFF's own pixel), chosen from the scenes' headers before any pixel is read and recorded with
+    its reason (:mod:`pipeline.resolution`). A finer grid only interpolates the coarse band: it
+    invents no detail, costs time with the square of the ratio and blurs the threshold's noise
+    estimate. Range 0.3-100: 0.3 m is the finest civil satellite pixel (WorldView-3); at 100 m a
+    compound is a tenth of a pixel and Landsat's 30 m is already coarser than any village burn needs."""
 
     margin_m: float = _limits(150.0, 0.0, 2000.0)
     """Ground loaded around the AOI so that shifting a scene never exposes the AOI edge. Range
@@ -211,7 +220,7 @@ def parameter_range(name: str) -> str:
     """The accepted values of parameter ``name``, as the error messages say them.
 
     >>> parameter_range("resolution_m")
-    '>= 0.3 and <= 100'
+    '>= 0.3 and <= 100 (or native)'
     """
     meta = _FIELDS[name].metadata
     return meta["range"].text() if "range" in meta else "one of " + ", ".join(meta["choices"])
@@ -225,6 +234,8 @@ def _problem(f: dataclasses.Field, value: Any) -> str | None:
     """What is wrong with a field's value, as "must be ..." (``None`` when nothing)."""
     if "choices" in f.metadata:
         return None if isinstance(value, str) and value in f.metadata["choices"] else f"must be {parameter_range(f.name)}"
+    if f.metadata["range"].word is not None and value == f.metadata["range"].word:
+        return None
     if isinstance(value, bool) or not isinstance(value, Real):
         return "must be a number"
     if not math.isfinite(value):
@@ -245,6 +256,9 @@ def _typed(f: dataclasses.Field, raw: Any, source: str) -> Any:
         return raw.strip()
     wanted = "whole number" if _is_int_field(f) else "number"
     fix = f"give {f.name} as a {wanted} {parameter_range(f.name)}"
+    word = f.metadata["range"].word
+    if word is not None and isinstance(raw, str) and raw.strip().lower() == word:
+        return word
     # bool is an int in Python: JSON true must not pass as 1, nor a list be coerced.
     if isinstance(raw, bool) or not isinstance(raw, (Real, str)):
         raise refuse(f"is {json_kind(raw)}, not a {wanted}", fix)

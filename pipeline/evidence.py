@@ -95,7 +95,7 @@ def count_structures(footprints: gpd.GeoDataFrame, polygons: gpd.GeoDataFrame, *
     stack = detection.stack
     reference = stack["reflectance"].isel(time=0).sel(band="red").where(stack["clear"].isel(time=0))
     return structures_in_burns(footprints, reference, polygons, min_overlap=params.structure_min_overlap,
-                               tolerance_m=params.structure_tolerance_px * params.resolution_m,
+                               tolerance_m=params.structure_tolerance_px * detection.grid.resolution,
                                max_shift_m=params.footprint_max_shift_m)
 
 
@@ -106,7 +106,7 @@ def _when(record: SceneRecord, tz_name: str) -> str:
 
 
 def _structures_report(table: gpd.GeoDataFrame, shift: FootprintShift, path: Path, dropped: int, params: Params,
-                       records: list, tz_name: str) -> dict[str, Any]:
+                       records: list, tz_name: str, pixel_m: float) -> dict[str, Any]:
     burned = table[table["burned"]]
     by_date = []
     for t, rec in enumerate(records):
@@ -119,7 +119,7 @@ def _structures_report(table: gpd.GeoDataFrame, shift: FootprintShift, path: Pat
                               f"({_when(rec, tz_name)})."),
             })
     rule = (f"a structure counts as burned when at least {params.structure_min_overlap:.0%} of its footprint lies within "
-            f"{params.structure_tolerance_px * params.resolution_m:g} m of burn polygons")
+            f"{params.structure_tolerance_px * pixel_m:g} m of burn polygons")
     return {
         "file": str(path), "n_footprints": int(len(table)), "dropped_not_polygons": dropped,
         "n_burned": int(len(burned)), "rule": rule, "alignment": shift.as_dict(), "by_date": by_date,
@@ -166,7 +166,7 @@ def gather_evidence(
         per_polygon = structures[structures["burned"]].groupby("polygon_id").size()
         out["n_structures"] = [int(per_polygon.get(pid, 0)) for pid in out["polygon_id"]]
         report["structures"] = _structures_report(structures, shift, path, layers.footprints.attrs.get("dropped", 0),
-                                                  params, records, tz_name)
+                                                  params, records, tz_name, detection.grid.resolution)
 
     fire_matches = None
     if layers.fire_paths:

@@ -127,6 +127,9 @@ class SceneInfo:
     """Where ``acquired`` came from (see :attr:`SceneRecord.time_source`)."""
     time_of_day_known: bool = True
     """False when only the date is known (see :attr:`SceneRecord.time_of_day_known`)."""
+    pixel_m: dict[str, float] = field(default_factory=dict)
+    """Native pixel size in metres of each canonical band, read from the files' headers (Sentinel-2:
+    10 m visible and NIR, 20 m SWIR); the analysis grid follows the coarsest band the burn index reads."""
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,7 @@ def memory_budget() -> int:
 
 
 def _extent_bytes(grid: Grid, params: Params) -> int:
-    pad = int(math.ceil(params.extent_close_m / params.resolution_m)) + 1
+    pad = int(math.ceil(params.extent_close_m / grid.resolution)) + 1  # the grid's metres (resolution_m may be "native")
     return (grid.width + 2 * pad) * (grid.height + 2 * pad) * _EXTENT_BYTES_PER_PX
 
 
@@ -123,7 +123,7 @@ def _gb(n: float) -> str:
 
 def _check_sides(grid: Grid, params: Params, where: str, what: str) -> None:
     if min(grid.width, grid.height) < MIN_GRID_SIDE_PX:
-        raise AoiError(f"{where}: {what} is {grid.width} x {grid.height} px at resolution_m={params.resolution_m:g}; "
+        raise AoiError(f"{where}: {what} is {grid.width} x {grid.height} px at resolution_m={grid.resolution:g}; "
                        f"the analysis needs at least {MIN_GRID_SIDE_PX} x {MIN_GRID_SIDE_PX} px (the seed filter, rim "
                        f"peeling and the noise estimate need room): draw a larger AOI or set a finer resolution_m")
 
@@ -150,7 +150,7 @@ def check_detect_grid(analysis: Grid, loaded: Grid, *, params: Params, scenes: i
         side_km = (loaded.width * loaded.resolution / 1000, loaded.height * loaded.resolution / 1000)
         raise ParameterError(
             f"{where}: detect would hold {loaded.width} x {loaded.height} px ({side_km[0]:.1f} x {side_km[1]:.1f} km with "
-            f"margin_m={params.margin_m:g} at resolution_m={params.resolution_m:g}) x {scenes} scenes x {bands} bands, about "
+            f"margin_m={params.margin_m:g} at resolution_m={loaded.resolution:g}) x {scenes} scenes x {bands} bands, about "
             f"{_gb(need)} at its peak (limit {_gb(limit)}, half this machine's memory); draw a tighter AOI, set a coarser "
             f"resolution_m or a smaller margin_m, or scan wide areas with `burnscan search`")
 
@@ -181,7 +181,7 @@ def check_search_grid(grid: Grid, *, params: Params, chunk_px: int, workers: int
     pixels = grid.width * grid.height
     if pixels > MAX_SEARCH_PIXELS:
         raise AoiError(f"{where}: the search grid is {grid.width} x {grid.height} px ({pixels / 1e9:.1f} billion) at "
-                       f"resolution_m={params.resolution_m:g}, over the {MAX_SEARCH_PIXELS / 1e9:.0f} billion a search can "
+                       f"resolution_m={grid.resolution:g}, over the {MAX_SEARCH_PIXELS / 1e9:.0f} billion a search can "
                        f"scan in reasonable time; set a coarser resolution_m or draw a smaller search_area")
     n_workers = workers or os.cpu_count() or 1
     need = search_peak_bytes(params=params, chunk_px=chunk_px, workers=n_workers, scenes=scenes, bands=bands)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Collection, NamedTuple
@@ -23,7 +23,7 @@ from shapely.geometry.base import BaseGeometry
 
 from pipeline.aoi import AOI_DIR, Aoi, load_aoi
 from pipeline.stages.change import consecutive_change
-from pipeline.config import Params, resolve_params
+from pipeline.config import NATIVE, Params, resolve_params
 from pipeline.stages.coregister import ShiftEstimate, apply_shifts, coregister
 from pipeline.stages.dating import date_burns
 from pipeline.errors import OutputError, PipelineError, RunError, SceneError
@@ -49,6 +49,7 @@ from pipeline.outputs.review_page import write_review_page
 from pipeline.provenance.signing import load_private_key
 from pipeline.review import apply_decisions, read_decisions, review_summary, reviews_path
 from pipeline.readers.recognise import load_sources, recognise
+from pipeline.resolution import DEMO_PIXEL_M, GridChoice, choose_resolution
 from pipeline.stages.structures import settlement_from_footprints
 from pipeline.stages.threshold import ThresholdInfo
 from pipeline.outputs.write import check_output_folder, finish_run_dir, new_run_dir, write_json
@@ -293,6 +294,13 @@ def _quality(records: list[SceneRecord], usable: np.ndarray, refused: list[str |
     return quality
 
 
+def _grid_entry(choice: GridChoice, grid: Grid) -> dict[str, Any]:
+    """The analysis grid as a run records it: pixel, rule, reason, and the grid itself (a rerun of the
+    same inputs chooses it again, and :func:`pipeline.provenance.compare.compare_runs` checks that it did)."""
+    return {**choice.as_dict(), "statement": choice.statement(), "crs": grid.crs, "transform": list(grid.transform)[:6],
+            "width": grid.width, "height": grid.height}
+
+
 @dataclass(frozen=True)
 class RunOutcome:
     """Where a run wrote, and what it found."""
@@ -336,6 +344,12 @@ def _settlement_outline(aoi: Aoi, scenes_dir: Path, crs: str) -> tuple[BaseGeome
     return None, None
 
 
+def _grids(aoi: Aoi, params: Params) -> tuple[Grid, Grid]:
+    """The AOI's analysis grid at ``params.resolution_m`` (metres) and the grid loaded around it (the margin)."""
+    analysis_grid = aoi.analysis_grid(float(params.resolution_m))
+    return analysis_grid, analysis_grid.buffered(int(np.ceil(params.margin_m / float(params.resolution_m))))
+
+
 @timed()  # every stage line of the run says the seconds since it began
 def run_detect(
     aoi_name: str,
@@ -352,6 +366,7 @@ def run_detect(
     sign_key: Path | None = None,
     demo: Callable[[Aoi, Params, Path], Path] | None = None,
     catalogue_items: Collection[str] | None = None,
+    scene_options: dict[str, Any] | None = None,
 ) -> RunOutcome:
     """Detect and date burns for one AOI and write a complete run folder.
 
@@ -360,6 +375,10 @@ def run_detect(
     returns a folder of (the command line passes :func:`pipeline.sim.demo.demo_scenes`); the log
     says which. Without scenes and without ``demo`` there is nothing to analyse. ``catalogue_items``
     limits the catalogue to those item ids: a re-run reads the scenes its run read, not those added since.
+    ``scene_options`` go with ``scenes_dir`` to :func:`pipeline.readers.recognise.recognise` (``bands``: the band map of
+    plain GeoTIFFs, ``acquired`` or ``time_from_name``: their time), the route ``burnscan add`` takes for them.
+    The analysis grid follows the scenes' native pixel unless ``resolution_m`` is a number
+    (:func:`pipeline.resolution.choose_resolution`); the report and manifest say which grid and why.
     Analysts' decisions in ``reviews_file`` (default ``<data>/<aoi>/reviews.json``) are
     applied to the polygons unless ``apply_reviews`` is False. The run ends by writing its
     manifest (:func:`pipeline.provenance.manifest.seal_manifest`): chained into ``<out>/<aoi>/runs.log``
@@ -372,34 +391,43 @@ def run_detect(
     out_root, data_root, aoi_dir = (Path(os.path.abspath(p)) for p in (out_root, data_root, aoi_dir))
     scenes_dir = Path(os.path.abspath(scenes_dir)) if scenes_dir is not None else None
     reviews_file = Path(os.path.abspath(reviews_file)) if reviews_file is not None else None
+    scene_options = {k: v for k, v in (scene_options or {}).items() if v is not None}
     # Everything the run needs is checked before any work, so that a mistake is one line now,
     # not a traceback after minutes: the signing key, the AOI file (time zone, size, properties),
     # the parameters, the output folder, the grid's size and memory, then the scenes' count and bands.
     key = load_private_key(sign_key) if sign_key is not None else None
     aoi = load_aoi(aoi_name, aoi_dir)
-    params = resolve_params(aoi.parameters, overrides, aoi_source=f"AOI file {aoi.path}")
+    requested = resolve_params(aoi.parameters, overrides, aoi_source=f"AOI file {aoi.path}")
     check_output_folder(Path(out_root) / aoi.name)  # before minutes of work, not after
-    analysis_grid = aoi.analysis_grid(params.resolution_m)
-    margin_px = int(np.ceil(params.margin_m / params.resolution_m))
-    loaded_grid = analysis_grid.buffered(margin_px)
     where = str(aoi.path or aoi.name)
-    check_detect_grid(analysis_grid, loaded_grid, params=params, where=where)  # the fewest scenes and bands: before the demo
+    given = requested.resolution_m != NATIVE
+    if given:  # the fewest scenes and bands: a grid that cannot fit is refused before the demo is drawn
+        check_detect_grid(*_grids(aoi, requested), params=requested, where=where)
     demo_folder = None
     if scenes_dir is not None:
         stage(f"scenes from {scenes_dir}", logger=logger)
-        sources, scenes_from = recognise(Path(scenes_dir)), "folder"
+        sources, scenes_from = recognise(Path(scenes_dir), **scene_options), "folder"
     elif catalogue_items is not None or catalogue_entries(data_root, aoi.name):
         stage(f"using the scene catalogue of {aoi.name} ({catalogue_dir(data_root, aoi.name)})", logger=logger)
         sources, scenes_from = catalogue_sources(data_root, aoi.name, kind=kind, items=catalogue_items), "catalogue"
         scenes_dir = Path(data_root) / aoi.name
     elif demo is not None:
+        demo_params = requested if given else replace(requested, resolution_m=DEMO_PIXEL_M)  # PlanetScope's pixel, simulated
+        check_detect_grid(*_grids(aoi, demo_params), params=demo_params, where=where)
         stage(f"no scenes given and none registered: using the embedded SIMULATED demo for {aoi_name}", logger=logger)
-        scenes_dir = demo_folder = demo(aoi, params, Path(data_root))
+        scenes_dir = demo_folder = demo(aoi, demo_params, Path(data_root))
         sources, scenes_from = recognise(demo_folder), "demo"
     else:
         raise SceneError(f"{where}: no scenes given and none registered in {catalogue_dir(data_root, aoi.name)}; add scenes "
                          f"with `burnscan add {aoi.name} PATH` or give --scenes DIR")
     infos = [s.describe() for s in sources]  # metadata only: no pixel read yet
+    grid_choice = choose_resolution(infos, requested)
+    logger.info(grid_choice.statement())
+    if grid_choice.rule == NATIVE and "mix native pixels" in grid_choice.reason:
+        logger.warning(f"{where}: scenes of different native pixels in one series; {grid_choice.statement()}")
+    # ``params`` is what every stage reads (the grid's metres); ``requested`` what the run was asked, as recorded.
+    params = replace(requested, resolution_m=grid_choice.resolution_m)
+    analysis_grid, loaded_grid = _grids(aoi, params)
     scenes, bands = scene_shape(infos)
     check_detect_grid(analysis_grid, loaded_grid, params=params, scenes=scenes, bands=bands, where=where)
     for info in infos:
@@ -434,9 +462,10 @@ def run_detect(
         provenance = {"run_id": run_id, **git_state(), "versions": package_versions(), "started_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ")}
         report = build_report(
             aoi=aoi, records=records, quality=detection.quality, polygons=polygons,
-            params=params.as_dict(), provenance=provenance, index_name=detection.index_name, extents=detection.extents,
+            params=requested.as_dict(), provenance=provenance, index_name=detection.index_name, extents=detection.extents,
             transients=_transients_with_positions(detection),
         )
+        report["grid"] = _grid_entry(grid_choice, analysis_grid)
         report["review"] = review_summary(polygons)
         report = with_evidence(report, evidence.report)
         # No list of outputs is kept here: the manifest lists the folder's files as they are when it is
@@ -471,8 +500,9 @@ def run_detect(
             "seconds": round(time.perf_counter() - clock, 2),
             "code": git_state(),
             "versions": package_versions(),
-            "parameters": params.as_dict(),
+            "parameters": requested.as_dict(),
             "overrides": recorded_overrides(overrides),
+            "grid": _grid_entry(grid_choice, analysis_grid),
             "scenes_from": scenes_from,
             "data_folder": str(Path(data_root) / aoi.name),  # where its catalogue and layers were looked for (rerun)
             "aoi_file": (input_entry(aoi.path, sha256_file(aoi.path)) if aoi.path else {"path": None, "sha256": None}),

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -28,7 +28,7 @@ from shapely.geometry import box, shape
 from pipeline.aoi import AOI_DIR, Aoi, candidate_aoi_feature, load_aoi
 from pipeline.chunked import ChunkedDetection, detect_chunked, load_window
 from pipeline.stages.clusters import SETTLEMENT_LIKE, cluster_burns, score_search
-from pipeline.config import Params, resolve_params
+from pipeline.config import NATIVE, Params, resolve_params
 from pipeline.stages.coregister import apply_shifts
 from pipeline.errors import AoiError, SceneError
 from pipeline.grid import Grid, grid_for_bounds
@@ -39,6 +39,7 @@ from pipeline.preflight import check_coreg_band, check_search_grid, check_search
 from pipeline.provenance.versions import git_state, package_versions
 from pipeline.outputs.report import scene_time
 from pipeline.readers.recognise import recognise
+from pipeline.resolution import DEMO_PIXEL_M, choose_resolution
 from pipeline.outputs import figures as figs
 from pipeline.outputs.write import check_output_folder, finish_run_dir, new_run_dir, save_figures, write_json, write_text, write_vector
 
@@ -171,8 +172,16 @@ def run_search(
     # the output folder and the search grid; then the scenes' count and bands.
     check_search_options(chunk_px=chunk_px, workers=workers, max_cards=max_cards)
     aoi = load_aoi(aoi_name, aoi_dir)
-    params = resolve_params(aoi.parameters, overrides, aoi_source=f"AOI file {aoi.path}")
-    grid = search_grid(aoi, params.resolution_m)
+    requested = resolve_params(aoi.parameters, overrides, aoi_source=f"AOI file {aoi.path}")
+    sources = None
+    if requested.resolution_m != NATIVE:
+        params = requested
+    elif scenes_dir is not None:  # the grid follows the scenes, as detect's does (recorded parameters stay as asked)
+        sources = recognise(Path(scenes_dir))
+        params = replace(requested, resolution_m=choose_resolution([s.describe() for s in sources], requested).resolution_m)
+    else:
+        params = replace(requested, resolution_m=DEMO_PIXEL_M)  # the SIMULATED box is PlanetScope's 3 m
+    grid = search_grid(aoi, float(params.resolution_m))
     check_output_folder(Path(out_root) / aoi.name)
     where = f"{aoi.path or aoi.name}: search_area"
     check_search_grid(grid, params=params, chunk_px=chunk_px, workers=workers, where=where)
@@ -183,7 +192,7 @@ def run_search(
         folder, truth = simulated_box(aoi, params, Path(data_root))
         logger.info(f"no scenes given: using the SIMULATED search box in {folder}")
         scenes_dir = folder
-    sources = recognise(Path(scenes_dir))
+    sources = sources or recognise(Path(scenes_dir))
     infos = [s.describe() for s in sources]  # metadata only: no pixel read yet
     scenes, bands = scene_shape(infos)
     check_search_grid(grid, params=params, chunk_px=chunk_px, workers=workers, scenes=scenes, bands=bands, where=where)
@@ -236,7 +245,7 @@ def run_search(
         "kind": "search", "run_id": run_id, "aoi": aoi.name, "simulated": simulated,
         "started_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "finished_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "seconds": round(time.perf_counter() - clock, 2),
-        "code": git_state(), "versions": package_versions(), "parameters": params.as_dict(),
+        "code": git_state(), "versions": package_versions(), "parameters": requested.as_dict(),
         "overrides": recorded_overrides(overrides),
         "chunk_px": chunk_px, "grid": {"crs": grid.crs, "transform": list(grid.transform)[:6], "width": grid.width,
                                        "height": grid.height},

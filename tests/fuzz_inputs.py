@@ -290,7 +290,7 @@ def _aoi_case(folder: Path, rng: random.Random, np_rng: np.random.Generator) -> 
     def exercise() -> None:
         aoi = load_aoi("fuzzed", folder)
         params = resolve_params(aoi.parameters)
-        grid = aoi.analysis_grid(params.resolution_m)
+        grid = aoi.analysis_grid(3.0 if params.resolution_m == "native" else params.resolution_m)
         assert grid.width > 0 and grid.height > 0
         format_time(datetime(2024, 1, 28, 10, 38, tzinfo=timezone.utc), str(aoi.properties.get("timezone", "UTC")))
 

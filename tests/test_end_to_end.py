@@ -138,7 +138,7 @@ def test_all_cloud_scene_is_unusable_and_widens_the_bracket(small_run):
 
     _, aoi_dir, outcome = small_run
     aoi = load_aoi("testvillage", aoi_dir)
-    params = Params()
+    params = Params(resolution_m=3.0)  # the demo's PlanetScope pixel, the grid the run chose
     analysis = aoi.analysis_grid(params.resolution_m)
     loaded = analysis.buffered(int(np.ceil(params.margin_m / params.resolution_m)))
     stack, records = load_sources(recognise(outcome.demo_folder), loaded)

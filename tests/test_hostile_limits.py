@@ -118,7 +118,8 @@ def test_an_aoi_under_the_area_limit_but_too_large_to_hold_is_refused_with_size_
     crs = "EPSG:32630"
     xs, ys = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(*zip(*geometry["coordinates"][0]))
     assert 2400 < (max(xs) - min(xs)) * (max(ys) - min(ys)) / 1e6 < 2500  # under the 2500 km2 AOI limit
-    code, err = _detect(capsys, tmp_path, _feature(geometry))
+    # A grid given (the native one is known only once the scenes' headers are read): refused before any scene is.
+    code, err = _detect(capsys, tmp_path, _feature(geometry), "--set", "resolution_m=3")
     assert code == 5
     line = _one_error(err, f"{NAME}.geojson", "x 2 scenes x 3 bands", "GB at its peak", "limit 8.0 GB",
                       "tighter AOI", "coarser resolution_m", "burnscan search")
@@ -321,7 +322,8 @@ def test_a_search_grid_of_billions_of_pixels_is_refused(capsys, tmp_path):
 
 
 def test_search_chunks_too_large_for_memory_are_refused(capsys, tmp_path, eight_gb):
-    code, err = _search(capsys, tmp_path, "--chunk", "8192", "--workers", "64")
+    # A grid given (the native one is known only once the scenes' headers are read): refused before any scene is.
+    code, err = _search(capsys, tmp_path, "--chunk", "8192", "--workers", "64", "--set", "resolution_m=3")
     assert code == 5
     _one_error(err, "64 worker(s)", "8192 px chunk", "limit 8.0 GB", "lower --chunk or --workers")
 

@@ -30,7 +30,8 @@ from shapely.geometry import box, mapping
 
 from pipeline.bench import baselines
 from pipeline.aoi import Aoi, load_aoi
-from pipeline.config import Params
+from pipeline.config import NATIVE, Params
+from pipeline.resolution import DEMO_PIXEL_M
 from pipeline.sim.demo import ensure_demo_scenes
 from pipeline.grid import Grid
 from pipeline.bench.evaluate import date_attribution, score_masks, truth_raster
@@ -159,9 +160,15 @@ def _structure_counts(folder: Path, truth_file: Path, det: Any, params: Params, 
     }
 
 
+def _simulated_pixel(params: Params) -> float:
+    """The simulated cases' pixel: the one given, else PlanetScope's 3 m (the sensor simulated; the
+    real pairs set their own sensor's pixel)."""
+    return DEMO_PIXEL_M if params.resolution_m == NATIVE else float(params.resolution_m)
+
+
 def simulated_case(scenario: str, aoi: Aoi, *, data_root: Path, params: Params) -> list[dict[str, Any]]:
     """Run burnscan and the baselines on one simulated scenario; score against its truth."""
-    resolution = 10.0 if scenario == "sentinel2" else params.resolution_m
+    resolution = 10.0 if scenario == "sentinel2" else _simulated_pixel(params)
     params = replace(params, resolution_m=resolution)
     demo = ensure_demo_scenes(aoi, data_root, resolution=resolution, margin_m=params.margin_m, scenario=scenario)
     analysis = aoi.analysis_grid(resolution)
@@ -301,6 +308,7 @@ def search_case(aoi: Aoi, *, data_root: Path, params: Params, seed: int) -> tupl
     from pipeline.sim.search_box import ensure_search_box
     from pipeline.readers.recognise import recognise
 
+    params = replace(params, resolution_m=_simulated_pixel(params))
     folder, _ = ensure_search_box(data_root, aoi, resolution_m=params.resolution_m, seed=seed)
     truth_file = folder / "truth_first_visible_SIMULATED.tif"
     grid = native_grid(truth_file)

@@ -122,6 +122,8 @@ def render_html(report: Mapping[str, Any], *, figures: Mapping[str, bytes], poly
         head.append(f'<p class="warning">{escape(SIMULATED_WARNING)}</p>')
     summary = report["summary"].replace(SIMULATED_WARNING, "").strip()  # said once, in the warning box above
     head.append(f'<p class="summary">{escape(summary)}</p>')
+    if report.get("grid"):
+        head.append(f"<p>{escape(report['grid']['statement'][0].upper() + report['grid']['statement'][1:])}.</p>")
     aoi = report["aoi"]
     if aoi.get("location_uncertain"):
         head.append(f"<p>Location of {escape(aoi['display_name'])} is uncertain (confidence {escape(str(aoi['location_confidence']))}: "

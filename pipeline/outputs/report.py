@@ -427,6 +427,8 @@ def render_markdown(report: dict[str, Any], *, figures: Sequence[str] = (), max_
         lines += [f"> **{SIMULATED_WARNING}**", ""]
     aoi = report["aoi"]
     lines += [report["summary"].replace(SIMULATED_WARNING, "").strip(), ""]
+    if report.get("grid"):  # which pixel every area and outline is measured on, and why
+        lines += [f"{report['grid']['statement'][0].upper()}{report['grid']['statement'][1:]}.", ""]
     if aoi["location_uncertain"]:
         lines += [
             f"Location of {aoi['display_name']} is uncertain (confidence {aoi['location_confidence']}: "

@@ -31,7 +31,7 @@ from pipeline.errors import SceneError
 from pipeline.grid import Grid
 from pipeline.model import SceneInfo, SceneRecord
 from pipeline.readers.rasters import (REQUIRED_BANDS, UNREADABLE, check_overlap, check_regular_file, check_time, file_footprint,
-                                      sha256_file, short, warp_float)
+                                      pixel_size_m, sha256_file, short, warp_float)
 from pipeline.names import derived_name
 
 __all__ = ["GeoTiffScene", "TIME_SOURCES", "parse_band_map"]
@@ -134,7 +134,8 @@ class GeoTiffScene:
         return SceneInfo(scene_id=self.scene_id, kind="geotiff", acquired=when.astimezone(timezone.utc), sensor="unknown",
                          satellite_id="unknown", footprint=file_footprint(Path(self.path)), files={"reflectance": Path(self.path)},
                          bands=tuple(b for b in self.bands if b), properties={"band_map": list(self.bands), "scale": self.scale},
-                         time_source=source, time_of_day_known=known)
+                         time_source=source, time_of_day_known=known,
+                         pixel_m=dict.fromkeys((b for b in self.bands if b), pixel_size_m(Path(self.path))))
 
     def load(self, grid: Grid) -> tuple[SceneRecord, np.ndarray, np.ndarray]:
         when, source, known = self._time()
@@ -145,12 +146,24 @@ class GeoTiffScene:
 def find(path: Path, *, bands: Any = None, acquired: datetime | None = None, time_from_name: bool = False,
          time_source: str | None = None, time_of_day_known: bool = True, name: str | None = None,
          **_: Any) -> list[GeoTiffScene]:
-    """A plain GeoTIFF when a band map is given; nothing otherwise (options: see :class:`GeoTiffScene`)."""
+    """With a band map: a plain GeoTIFF, or each GeoTIFF directly in a folder (one scene each, in name
+    order, all with that band map); nothing otherwise (options: see :class:`GeoTiffScene`).
+
+    A folder's files each need their own time (a tag, or the date in the name with ``time_from_name``):
+    one ``acquired`` for all of them would make them one acquisition, which the stack refuses.
+    """
     path = Path(path)
-    if not bands or not path.is_file() or path.suffix.lower() not in (".tif", ".tiff"):
+    if not bands:
         return []
-    return [GeoTiffScene(path, bands=parse_band_map(bands) if isinstance(bands, str) else list(bands), acquired=acquired,
-                         time_from_name=time_from_name, time_source=time_source, time_of_day_known=time_of_day_known, name=name)]
+    band_map = parse_band_map(bands) if isinstance(bands, str) else list(bands)
+    options = dict(acquired=acquired, time_from_name=time_from_name, time_source=time_source,
+                   time_of_day_known=time_of_day_known)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".tif", ".tiff") and not p.name.startswith("."))
+        return [GeoTiffScene(p, bands=band_map, **options) for p in files]
+    if not path.is_file() or path.suffix.lower() not in (".tif", ".tiff"):
+        return []
+    return [GeoTiffScene(path, bands=band_map, name=name, **options)]
 
 
 def load_geotiff(

@@ -24,7 +24,7 @@ import numpy as np
 
 from pipeline.errors import SceneError
 from pipeline.grid import Grid
-from pipeline.readers.rasters import MAX_METADATA_BYTES, short, check_regular_file, check_time, field_error, field_number, file_footprint, read_band, sha256_file
+from pipeline.readers.rasters import MAX_METADATA_BYTES, short, check_regular_file, check_time, field_error, field_number, file_footprint, pixel_size_m, read_band, sha256_file
 from pipeline.model import SceneRecord
 from pipeline.model import SceneInfo
 
@@ -142,7 +142,8 @@ class LandsatScene:
                          satellite_id=self.spacecraft or "unknown",
                          footprint=file_footprint(self.bands.get("red") or next(iter(self.bands.values()))),
                          files=self._files(), bands=tuple(self.bands), properties=keep,
-                         time_of_day_known=self.time_of_day_known)
+                         time_of_day_known=self.time_of_day_known,
+                         pixel_m={name: pixel_size_m(path) for name, path in self.bands.items()})
 
     def load(self, grid: Grid) -> tuple[SceneRecord, np.ndarray, np.ndarray]:
         numbers = _OLI if self.spacecraft.upper() in ("LANDSAT_8", "LANDSAT_9") else _TM

@@ -33,7 +33,7 @@ from pipeline.grid import Grid
 from pipeline.model import SceneFiles, SceneInfo, SceneRecord
 from pipeline.readers.rasters import (MAX_METADATA_BYTES, REFLECTANCE_SCALE, REQUIRED_BANDS, UNREADABLE, band_names, check_overlap,
                                       check_regular_file, check_time, field_error, field_number, metadata_footprint,
-                                      read_quality_mask, sha256_file, short, warp_to_grid)
+                                      pixel_size_m, read_quality_mask, sha256_file, short, warp_to_grid)
 from pipeline.names import derived_name
 from pipeline.outputs.write import remove_folder, remove_stale_staging, staging_folder
 
@@ -53,6 +53,16 @@ _MAX_PATH_BYTES = 1024  # well under PATH_MAX (4096) once the data folder is in 
 # UDM2 band order (Planet): clear, snow, shadow, light haze, heavy haze, cloud, confidence, udm.
 _UDM2_CLEAR, _UDM2_SNOW, _UDM2_SHADOW, _UDM2_LIGHT_HAZE, _UDM2_HEAVY_HAZE, _UDM2_CLOUD = 0, 1, 2, 3, 4, 5
 _MARKER = ".burnscan-unzipped"
+
+
+def _header_bands(path: Path) -> tuple[str, ...]:
+    """The canonical band names of an SR GeoTIFF, from its header alone (every band shares one pixel)."""
+    check_regular_file(path)
+    try:
+        with rasterio.open(path) as src:
+            return band_names(src, path)
+    except UNREADABLE as exc:
+        raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,7 @@ class PlanetScene:
             footprint=footprint, files=self.files.paths(), bands=(),
             properties={k: props[k] for k in keep if k in props} | {"simulated": props["simulated"]}
             | ({"footprint": fallback} if fallback else {}),
+            pixel_m=dict.fromkeys(_header_bands(self.files.reflectance), pixel_size_m(self.files.reflectance)),
         )
 
     def load(self, grid: Grid) -> tuple[SceneRecord, Any, Any]:

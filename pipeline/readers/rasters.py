@@ -40,7 +40,7 @@ from pipeline.stages.plausibility import implausible_time, too_coarse
 
 __all__ = ["stack_scenes", "native_grid", "read_band", "read_mask", "sha256_file", "memoised_hashes", "file_footprint",
            "metadata_footprint", "check_regular_file", "is_regular_file", "in_system_folder", "check_time", "field_error",
-           "field_number", "warp_to_grid", "warp_float", "read_quality_mask", "check_overlap", "band_names"]
+           "field_number", "warp_to_grid", "warp_float", "read_quality_mask", "check_overlap", "band_names", "pixel_size_m"]
 
 # Everything GDAL or rasterio raise for a file they cannot read, open or warp.
 UNREADABLE = (RasterioError, CPLE_BaseError)
@@ -353,6 +353,30 @@ def read_band(path: Path, grid: Grid, *, band: int = 1, categorical: bool = Fals
                 return vrt.read(band)
     except UNREADABLE as exc:
         raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None
+
+
+def pixel_size_m(path: Path) -> float:
+    """The ground size in metres of one native pixel of the raster at ``path``: its longer side,
+    measured in the UTM zone of the file's centre (files in degrees too), to two significant figures.
+
+    The analysis grid follows the coarsest band a burn index reads (:mod:`pipeline.resolution`);
+    two significant figures turn a 0.00018 degree Sentinel-2 export (19.9 x 16.2 m at 36 degrees
+    north) into its sensor's 20 m, not into a grid of 19.87 m.
+    """
+    from pipeline.aoi import utm_crs_for
+
+    path = Path(path)
+    check_regular_file(path)
+    try:
+        with rasterio.open(path) as src:
+            if src.crs is None:
+                raise SceneError(f"{path}: no CRS in the file; use a georeferenced delivery (GeoTIFF with its CRS)")
+            lon0, lat0, lon1, lat1 = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
+            left, bottom, right, top = transform_bounds(src.crs, utm_crs_for((lon0 + lon1) / 2, (lat0 + lat1) / 2), *src.bounds)
+            metres = max((right - left) / src.width, (top - bottom) / src.height)
+    except UNREADABLE as exc:
+        raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None
+    return float(f"{metres:.2g}") if metres > 0 and math.isfinite(metres) else 0.0
 
 
 def file_footprint(path: Path):

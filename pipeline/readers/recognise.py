@@ -57,7 +57,11 @@ def recognise(path: Path, **options: Any) -> list[SceneSource]:
         raise SceneError(f"{path}: lies in /proc, /sys or /dev, the system's own files, not scenes; give a folder of scenes")
     if not path.exists():
         raise SceneError(f"{path}: no such file or folder; give the path of a scene, a delivery folder or a zip")
-    readers = (geotiff, planet, sentinel2, landsat) if options.get("bands") else (planet, sentinel2, landsat)
+    # A band map names a plain GeoTIFF's bands: a file given with one is read as one; a folder is
+    # still a sensor's delivery first (a Planet folder's SR file must not lose its UDM2 and metadata),
+    # and its GeoTIFFs one scene each only when no sensor reader knows it.
+    sensors = (planet, sentinel2, landsat)
+    readers = (sensors if not options.get("bands") else (geotiff, *sensors) if path.is_file() else (*sensors, geotiff))
     for reader in readers:
         found = reader.find(path, **options)
         if found:

@@ -26,7 +26,7 @@ import numpy as np
 
 from pipeline.errors import SceneError
 from pipeline.grid import Grid
-from pipeline.readers.rasters import MAX_METADATA_BYTES, short, check_regular_file, check_time, field_error, field_number, in_system_folder, is_regular_file, metadata_footprint, read_band, sha256_file
+from pipeline.readers.rasters import MAX_METADATA_BYTES, short, check_regular_file, check_time, field_error, field_number, in_system_folder, is_regular_file, metadata_footprint, pixel_size_m, read_band, sha256_file
 from pipeline.model import SceneRecord
 from pipeline.names import derived_name, safe_name
 from pipeline.model import SceneInfo
@@ -139,7 +139,8 @@ class Sentinel2Scene:
         return SceneInfo(scene_id=self.scene_id, kind="sentinel2", acquired=self.acquired, sensor=f"{self.platform} MSI",
                          satellite_id=self.platform, footprint=footprint, files=self._files(), bands=tuple(self.bands),
                          properties=keep | {"scale": self.scaling[0], "offset": self.scaling[1]}
-                         | ({"footprint": fallback} if fallback else {}), time_source=self.time_source)
+                         | ({"footprint": fallback} if fallback else {}),
+                         pixel_m={name: pixel_size_m(path) for name, path in self.bands.items()}, time_source=self.time_source)
 
     def load(self, grid: Grid) -> tuple[SceneRecord, np.ndarray, np.ndarray]:
         scale, offset = self.scaling
