@@ -278,3 +278,14 @@ def add_geotiff_pair(root: Path, *, data: Path | None = None) -> tuple[Path, Pat
                      "--aoi-dir", str(aoi_dir)])
         assert code == 0, f"burnscan add {path} failed"
     return aoi_dir, data, paths
+
+
+def readme_script(marker: str, python: str) -> str:
+    """The shell block of README.md that follows ``<!-- marker ... -->``, with ``.venv/bin/burnscan`` run as
+    ``python -m pipeline.cli`` of the checkout under test (its README goes with its code)."""
+    import pipeline
+
+    text = (Path(pipeline.__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert f"<!-- {marker}" in text, f"README.md has no example marked {marker}"
+    block = text.split(f"<!-- {marker}", 1)[1].split("```sh\n", 1)[1].split("\n```", 1)[0]
+    return block.replace(".venv/bin/burnscan", f"{python} -m pipeline.cli")

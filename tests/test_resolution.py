@@ -18,7 +18,7 @@ from affine import Affine
 from scipy import ndimage
 from shapely.geometry import box
 
-from factories import run_cli as _cli, write_square_aoi as _aoi
+from factories import readme_script, run_cli as _cli, write_square_aoi as _aoi
 from pipeline.config import Params, resolve_params
 from pipeline.model import SceneInfo
 BANDS = "blue,green,red,nir,swir22"
@@ -109,7 +109,7 @@ def test_a_20m_pair_added_to_the_catalogue_is_analysed_at_20m(tmp_path, capsys):
     aoi_dir = _aoi(tmp_path / "aoi", "pair20", *_lonlat_centre(20.0, 150), 1000.0, "Africa/Ouagadougou")
     common = ["--data", str(tmp_path / "data"), "--aoi-dir", str(aoi_dir)]
     for f in sorted(pair.iterdir()):
-        code, out, err = _cli(capsys, "add", "pair20", str(f), "--bands", BANDS, *common)
+        code, out, err = _cli(capsys, "add", "pair20", str(f), "--bands", BANDS, "--time-from-name", *common)
         assert code == 0, err
     code, out, err = _cli(capsys, "detect", "pair20", *common, "--out", str(tmp_path / "out"), "--no-figures")
     assert code == 0, err
@@ -125,7 +125,8 @@ def test_a_20m_pair_added_to_the_catalogue_is_analysed_at_20m(tmp_path, capsys):
 
 
 def test_detect_scenes_folder_with_bands(tmp_path, capsys):
-    """`detect --scenes DIR --bands MAP`: the folder's GeoTIFFs, each a scene dated by its name."""
+    """`detect --scenes DIR --bands MAP`: the folder's GeoTIFFs, each a scene dated by its name when asked
+    (--time-from-name; never guessed, as `burnscan add`)."""
     pair = _pair(tmp_path / "pair")
     aoi_dir = _aoi(tmp_path / "aoi", "pair20", *_lonlat_centre(20.0, 150), 1000.0, "Africa/Ouagadougou")
     common = ["--aoi-dir", str(aoi_dir), "--data", str(tmp_path / "data"), "--no-figures", "--scenes", str(pair)]
@@ -134,13 +135,17 @@ def test_detect_scenes_folder_with_bands(tmp_path, capsys):
     last = err.strip().splitlines()[-1]
     assert code != 0 and last.startswith("burnscan: error:") and "or a GeoTIFF with --bands" in last
     code, out, err = _cli(capsys, "detect", "pair20", *common, "--out", str(tmp_path / "out"), "--bands", BANDS)
+    assert code != 0 and "acquisition time unknown" in err and "--time-from-name" in err  # the name's date only when asked
+    code, out, err = _cli(capsys, "detect", "pair20", *common, "--out", str(tmp_path / "out"), "--bands", BANDS,
+                          "--time-from-name")
     assert code == 0, err
+    assert "2024-02-05 (time of day unknown)" in out
     report = json.loads((_run(out) / "report.json").read_text())
     assert [s["scene_id"][:4] for s in report["scenes"]] == ["pre_", "post"] and report["index"] == "nbr"
     assert report["grid"]["resolution_m"] == 20.0 and 0.8 * 16 <= report["totals"]["area_ha"] <= 1.2 * 16
     # --resolution overrides the native grid (and the report says what the native one would have been).
     code, out, err = _cli(capsys, "detect", "pair20", *common, "--out", str(tmp_path / "out"), "--bands", BANDS,
-                          "--resolution", "10")
+                          "--time-from-name", "--resolution", "10")
     assert code == 0, err
     assert "analysis grid 10 m: set by resolution_m=10 (the scenes' native grid: 20 m" in out
     manifest = json.loads((_run(out) / "manifest.json").read_text())
@@ -150,7 +155,7 @@ def test_detect_scenes_folder_with_bands(tmp_path, capsys):
 def test_detect_bands_needs_scenes_and_one_resolution(tmp_path, capsys):
     aoi_dir = _aoi(tmp_path / "aoi", "pair20", *_lonlat_centre(20.0, 150), 1000.0, "Africa/Ouagadougou")
     code, _, err = _cli(capsys, "detect", "pair20", "--aoi-dir", str(aoi_dir), "--bands", BANDS, "--out", str(tmp_path / "o"))
-    assert code != 0 and err.strip().count("\n") == 0 and "--bands and --acquired name the bands" in err
+    assert code != 0 and err.strip().count("\n") == 0 and "--bands, --acquired and --time-from-name read plain GeoTIFFs" in err
     code, _, err = _cli(capsys, "detect", "pair20", "--aoi-dir", str(aoi_dir), "--resolution", "10", "--set", "resolution_m=20",
                         "--out", str(tmp_path / "o"))
     assert code != 0 and "--resolution 10 and --set resolution_m=20 disagree" in err
@@ -163,7 +168,7 @@ def test_mixed_pixel_series_warns_and_uses_the_coarser_grid(tmp_path, capsys):
     pair = _pair(tmp_path / "pair", res=10.0, size=300, post_res=20.0)
     aoi_dir = _aoi(tmp_path / "aoi", "mixed", *_lonlat_centre(10.0, 300), 1000.0, "Africa/Ouagadougou")
     code, out, err = _cli(capsys, "detect", "mixed", "--aoi-dir", str(aoi_dir), "--scenes", str(pair), "--bands", BANDS,
-                          "--out", str(tmp_path / "out"), "--no-figures")
+                          "--time-from-name", "--out", str(tmp_path / "out"), "--no-figures")
     assert code == 0, err
     assert "scenes of different native pixels in one series" in err and "analysis grid 20 m" in out
     assert "mix native pixels of 10 m (1 scene(s)), 20 m (1 scene(s))" in out
@@ -184,21 +189,6 @@ def test_rerun_of_a_native_grid_run_chooses_the_same_grid(small_run, tmp_path):
     assert read_manifest(comparison.other)["grid"] == original["grid"]
 
 
-def _project() -> Path:
-    """The checkout of the ``pipeline`` package under test (its README goes with its code)."""
-    import pipeline
-
-    return Path(pipeline.__file__).resolve().parents[1]
-
-
-def _readme_block(marker: str) -> str:
-    """The shell block of README.md that follows ``<!-- marker ... -->``."""
-    text = (_project() / "README.md").read_text(encoding="utf-8")
-    assert f"<!-- {marker}" in text, f"README.md has no example marked {marker}"
-    after = text.split(f"<!-- {marker}", 1)[1]
-    return after.split("```sh\n", 1)[1].split("\n```", 1)[0]
-
-
 @pytest.mark.slow
 def test_readme_pair_example_runs(shared_data, tmp_path):
     """README's `detect --scenes DIR --bands` example, as written, on the real CAL FIRE pair: the known answer
@@ -209,8 +199,10 @@ def test_readme_pair_example_runs(shared_data, tmp_path):
     import geopandas as gpd
     from rasterio.features import rasterize
 
-    repo = _project()
-    script = _readme_block("pair-example").replace(".venv/bin/burnscan", f"{sys.executable} -m pipeline.cli")
+    import pipeline
+
+    repo = Path(pipeline.__file__).resolve().parents[1]
+    script = readme_script("pair-example", sys.executable)
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(repo), "TMPDIR": str(tmp_path), "HOME": str(tmp_path)}
     done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=repo, env=env, capture_output=True, text=True,
                           timeout=900)
