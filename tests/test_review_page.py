@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import webbrowser
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -225,26 +226,25 @@ def test_view_of_a_run_without_its_page_says_how_to_get_one(tundra, capsys, tmp_
     assert f"{copy}: this run has no review.html" in err and "without --no-figures" in err
 
 
-def test_notebook_map_is_the_offline_page_without_folium(tundra, monkeypatch):
-    """What notebooks/review.ipynb calls: the same page in an iframe srcdoc, with no folium and nothing fetched."""
+def test_review_notebook_shows_the_run_s_own_page_read_through_its_manifest(tundra, monkeypatch):
+    """What notebooks/review.ipynb shows: the run's review.html in an iframe srcdoc, read only as the manifest lists
+    it (no re-run, no folium, nothing fetched); a page changed since the run is refused."""
     from html import unescape
 
-    from pipeline.aoi import load_aoi
-    from pipeline.outputs.review_map import review_map
-    from pipeline.review import run_polygons
+    from pipeline.errors import IntegrityError
+    from pipeline.readers.runs import open_run, run_review_page
 
     monkeypatch.setitem(sys.modules, "folium", None)  # as where it is not installed
-    _, polygons = run_polygons(tundra["run_dir"], "tundra")
-    shown = review_map(tundra["outcome"].detection, polygons, load_aoi("tundra", tundra["root"] / "aoi").geometry,
-                       simulated=False)  # as notebooks/review.ipynb calls it
-    frame = shown._repr_html_()
+    run = open_run(tundra["run_dir"], "tundra")
+    frame = run_review_page(run)
     assert frame.startswith("<iframe srcdoc=") and frame.count("<iframe") == 1
     page = unescape(re.search(r'srcdoc="([^"]*)"', frame).group(1))
-    assert page == shown.html
+    assert page == (tundra["run_dir"] / "review.html").read_text(encoding="utf-8")
     _offline(page)
     paths = re.findall(r'<g class="burn [^"]*" data-id="([^"]+)"[^>]*>.*?<path d="([^"]+)" fill-rule', page, flags=re.S)
-    assert [p[0] for p in paths] == list(polygons["polygon_id"])
-    # The outline from the lon/lat GeoJSON lands on the same grid pixels as in the run's page.
-    run_page = (tundra["run_dir"] / "review.html").read_text(encoding="utf-8")
-    run_paths = re.findall(r'<g class="burn [^"]*" data-id="([^"]+)"[^>]*>.*?<path d="([^"]+)" fill-rule', run_page, flags=re.S)
-    assert np.abs(_path_points(paths[0][1]) - _path_points(run_paths[0][1])).max() < 0.01
+    assert [p[0] for p in paths] == list(run.polygons["polygon_id"])
+    tampered = tundra["root"] / "tampered"
+    shutil.copytree(tundra["run_dir"], tampered)
+    (tampered / "review.html").write_text(page + "<!-- edited -->", encoding="utf-8")
+    with pytest.raises(IntegrityError, match="review.html: does not match the SHA-256"):
+        run_review_page(replace(run, run_dir=tampered))

@@ -28,7 +28,7 @@ from pipeline.errors import IntegrityError, OutputError
 from pipeline.names import safe_name
 from pipeline.review import run_polygons
 
-__all__ = ["LATEST", "DateView", "FinishedRun", "find_run", "open_run", "run_image"]
+__all__ = ["LATEST", "DateView", "FinishedRun", "find_run", "open_run", "run_image", "run_review_page"]
 
 LATEST = "latest"
 """The name of the pointer to an AOI's most recent finished run, and the default of :func:`find_run`."""
@@ -132,6 +132,18 @@ def run_image(run: FinishedRun, name: str) -> np.ndarray:
     from matplotlib import image
 
     return np.asarray(image.imread(io.BytesIO(_listed_bytes(run.run_dir, run.manifest, name)), format="png"))
+
+
+def run_review_page(run: FinishedRun) -> str | None:
+    """The run's offline review page (``review.html``, scenes and outlines with everything inline) as an
+    ``<iframe srcdoc>`` to show in a notebook, checked against the manifest; ``None`` for a run without one."""
+    from html import escape
+
+    if "review.html" not in {o["path"] for o in run.manifest["outputs"]}:
+        return None
+    page = _listed_bytes(run.run_dir, run.manifest, "review.html").decode("utf-8")
+    return (f'<iframe srcdoc="{escape(page, quote=True)}" style="width:100%;height:720px;border:1px solid #999" '
+            f'title="review page of {escape(run.run_dir.name)}"></iframe>')
 
 
 def _listed_bytes(run_dir: Path, manifest: dict[str, Any], name: str) -> bytes:
