@@ -601,3 +601,23 @@ def test_workers_of_a_killed_run_die_with_it(tmp_path):
         for pid in pids:  # whatever happened above, leave no sleeping worker behind
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_staging_folder_taken_by_another_clean_up_before_its_lock_is_replaced(tmp_path, monkeypatch):
+    """Figures are saved by several processes at once, each cleaning the stale staging folders of the same parent:
+    one may remove another's brand-new folder between its mkdtemp and its lock. The writer takes another folder
+    (it once failed the run with "figures: cannot create a folder there (No such file or directory)")."""
+    import pipeline.outputs.write as write
+
+    real_open, taken = os.open, []
+
+    def open_after_a_clean_up(path, flags, *args, **kwargs):
+        if not taken and str(path).endswith(write.STAGING_SUFFIX):
+            taken.append(path)
+            os.rmdir(path)  # the other process's clean-up, in the instant before the lock
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(write.os, "open", open_after_a_clean_up)
+    write.write_text(tmp_path / "figures" / "a.txt", "written", root=tmp_path)
+    assert taken and (tmp_path / "figures" / "a.txt").read_text() == "written"
+    assert not [p for p in (tmp_path / "figures").iterdir() if p.name.endswith(write.STAGING_SUFFIX)]

@@ -202,7 +202,10 @@ def _new_staging(parent: Path, label: str) -> tuple[Path, int]:
     """A fresh staging folder in ``parent`` and the open descriptor that holds its lock."""
     for _ in range(10):
         folder = Path(tempfile.mkdtemp(prefix=f".{label}.", suffix=STAGING_SUFFIX, dir=parent))
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            continue  # another command's clean-up took it before its lock was held (figures saved in parallel): take another
         # Blocking: only another command's clean-up can hold the lock of a folder this new, and
         # only while it removes it, in the instant between mkdtemp and here.
         fcntl.flock(fd, fcntl.LOCK_EX)
