@@ -136,6 +136,9 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
 @click.option("--time-from-name", is_flag=True,
               help="With --scenes and --bands: date each plain GeoTIFF by the YYYYMMDD in its name; its time of day is then "
                    "unknown, and said so.")
+@click.option("--provider", default=None, type=click.Choice(["planet", "sentinel2", "landsat"]),
+              help="With --scenes and --bands: who delivered the plain GeoTIFFs (a file does not say), for the figures' imagery "
+                   "credit; recorded as declared.")
 @click.option("--resolution", "resolution_m", type=_FiniteIn(0.3, 100.0), default=None, metavar="METRES",
               help="Analysis pixel in metres (default: native, the coarsest band the burn index reads: 3 m PlanetScope, "
                    "10 or 20 m Sentinel-2, 30 m Landsat, a GeoTIFF's own pixel).")
@@ -150,7 +153,8 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
 @click.option("--sign-key", type=click.Path(path_type=Path), default=None, metavar="PATH",
               help="Ed25519 private key (burnscan keygen): sign the manifest into manifest.json.sig.")
 def detect(aoi: str | None, all_aois: bool, scheduler: str | None, workers: int | None, out_root: Path, data_root: Path,
-           scenes_dir: Path | None, bands: str | None, acquired: str | None, time_from_name: bool, resolution_m: float | None,
+           scenes_dir: Path | None, bands: str | None, acquired: str | None, time_from_name: bool, provider: str | None,
+           resolution_m: float | None,
            kind: str | None, sets: tuple[str, ...], aoi_dir: Path, no_figures: bool, figure_width: str | None,
            sign_key: Path | None) -> None:
     """Detect and date burns in AOI (or every AOI with --all) and write out/AOI/RUN-ID/.
@@ -170,12 +174,12 @@ def detect(aoi: str | None, all_aois: bool, scheduler: str | None, workers: int 
         if "figure_width_mm" in overrides:
             raise ParameterError("--figure-width and --set figure_width_mm both set the figure width; give one of them")
         overrides["figure_width_mm"] = str(figure_width_mm(figure_width))  # recorded as an override, like --set
-    if (bands or acquired or time_from_name) and scenes_dir is None:
-        raise ParameterError("--bands, --acquired and --time-from-name read plain GeoTIFFs given with --scenes PATH; "
+    if (bands or acquired or time_from_name or provider) and scenes_dir is None:
+        raise ParameterError("--bands, --acquired, --time-from-name and --provider read plain GeoTIFFs given with --scenes PATH; "
                              "add --scenes, or register the files with burnscan add AOI PATH --bands MAP")
-    if (acquired or time_from_name) and not bands:
-        raise ParameterError("--acquired and --time-from-name date plain GeoTIFFs read with --bands; give their band map "
-                             "with --bands too")
+    if (acquired or time_from_name or provider) and not bands:
+        raise ParameterError("--acquired, --time-from-name and --provider describe plain GeoTIFFs read with --bands; give "
+                             "their band map with --bands too")
     if acquired and time_from_name:
         raise ParameterError("--acquired and --time-from-name both give the time; give one of them")
     if all_aois:
@@ -193,7 +197,8 @@ def detect(aoi: str | None, all_aois: bool, scheduler: str | None, workers: int 
     outcome = run_detect(
         aoi, out_root=out_root, data_root=data_root, overrides=overrides, scenes_dir=scenes_dir, aoi_dir=aoi_dir,
         make_figures=not no_figures, kind=kind, sign_key=sign_key, demo=demo_scenes,
-        scene_options={"bands": bands, "acquired": _acquired_time(acquired), "time_from_name": time_from_name},
+        scene_options={"bands": bands, "acquired": _acquired_time(acquired), "time_from_name": time_from_name,
+                       "provider": provider},
     )
     report = outcome.report
     if report["simulated"]:
@@ -307,9 +312,11 @@ def search(aoi: str, scenes_dir: Path | None, out_root: Path, data_root: Path, c
               help="Acquisition time (UTC) of a plain GeoTIFF that does not carry one, e.g. 2024-01-28T10:38Z.")
 @click.option("--time-from-name", is_flag=True,
               help="Take a plain GeoTIFF's date from the YYYYMMDD in its file name; its time of day is then unknown, and said so.")
+@click.option("--provider", default=None, type=click.Choice(["planet", "sentinel2", "landsat"]),
+              help="Who delivered a plain GeoTIFF (the file does not say), for the figures' imagery credit; recorded as declared.")
 @click.option("--aoi-dir", type=click.Path(path_type=Path), default=AOI_DIR, show_default=False, help="AOI registry folder.")
 def add(aoi: str, paths: tuple[Path, ...], data_root: Path, bands: str | None, acquired: str | None, time_from_name: bool,
-        aoi_dir: Path) -> None:
+        provider: str | None, aoi_dir: Path) -> None:
     """Register scenes (folders, zips, STAC items, GeoTIFFs) in the AOI's catalogue.
 
     A scene's time comes from its product's metadata; a plain GeoTIFF without one needs
@@ -323,7 +330,7 @@ def add(aoi: str, paths: tuple[Path, ...], data_root: Path, bands: str | None, a
     area = load_aoi(aoi, aoi_dir)
     bands = bands or area.properties.get("band_map")  # an AOI file may name the bands of its GeoTIFFs
     for item_id, what in add_scenes(area, list(paths), data_root=data_root, bands=bands, acquired=when,
-                                    time_from_name=time_from_name):
+                                    time_from_name=time_from_name, provider=provider):
         click.echo(f"{what}: {item_id}")
     _say_if_too_few_clear(area, data_root)
 

@@ -33,6 +33,7 @@ def test_readme_real_imagery_walk_ends_with_a_figure_to_attach(shared_data, tmp_
     out = done.stdout
     assert out.count("added: geotiff-5_INCIDENT_20240715-") == 2  # two files, one name: two scenes, ids from their bytes
     assert "2024-06-01 18:00 UTC (11:00 local, UTC-07:00)" in out  # the times given, in UTC and local
+    assert "Sentinel-2 (declared)" in out  # the provider the files do not record, as the user declared it
     assert "analysis grid 20 m: the coarsest band the NBR index needs (swir22, 20 m)" in out
     assert ": verified: every file of the run folder" in out
     run = Path(out.split("outputs: ", 1)[1].splitlines()[0])
@@ -50,3 +51,23 @@ def test_readme_real_imagery_walk_ends_with_a_figure_to_attach(shared_data, tmp_
     print(f"README walk: {report['totals']['area_ha']:.1f} ha, Dice {dice:.3f} against the CAL FIRE perimeter")
     assert 110 <= report["totals"]["area_ha"] <= 160 and dice >= 0.93, dice
     assert np.isfinite(pixels).all()
+    assert {s["sensor"] for s in report["scenes"]} == {"Sentinel-2 (declared)"}
+
+
+def test_a_declared_provider_gives_a_plain_geotiff_its_credit(tmp_path):
+    """A plain GeoTIFF does not say who made it: without --provider its figures ask for the credit its licence
+    requires; with it, they carry that provider's own credit line."""
+    from datetime import datetime, timezone
+
+    from pipeline.model import SceneRecord
+    from pipeline.outputs.run_figures import imagery_credit
+    from pipeline.readers.geotiff import DECLARED_SENSORS, GeoTiffScene
+
+    when = datetime(2024, 8, 30, 18, tzinfo=timezone.utc)
+    for provider, credit in (("sentinel2", "Contains modified Copernicus Sentinel data 2024"),
+                             ("planet", "Imagery \u00a9 2024 Planet Labs PBC"),
+                             ("landsat", "Landsat imagery courtesy of the U.S. Geological Survey (2024)"),
+                             (None, "Imagery: export (provider not recorded in the file; credit it as its licence requires)")):
+        sensor = GeoTiffScene(tmp_path / "export.tif", bands=["red", "green", "nir"], acquired=when, provider=provider).sensor
+        assert sensor == (DECLARED_SENSORS[provider] if provider else "unknown")
+        assert imagery_credit([SceneRecord("export", when, "unknown", sensor, False, ("red", "green", "nir"))]) == credit

@@ -155,7 +155,7 @@ def test_detect_scenes_folder_with_bands(tmp_path, capsys):
 def test_detect_bands_needs_scenes_and_one_resolution(tmp_path, capsys):
     aoi_dir = _aoi(tmp_path / "aoi", "pair20", *_lonlat_centre(20.0, 150), 1000.0, "Africa/Ouagadougou")
     code, _, err = _cli(capsys, "detect", "pair20", "--aoi-dir", str(aoi_dir), "--bands", BANDS, "--out", str(tmp_path / "o"))
-    assert code != 0 and err.strip().count("\n") == 0 and "--bands, --acquired and --time-from-name read plain GeoTIFFs" in err
+    assert code != 0 and err.strip().count("\n") == 0 and "--bands, --acquired, --time-from-name and --provider read plain GeoTIFFs" in err
     code, _, err = _cli(capsys, "detect", "pair20", "--aoi-dir", str(aoi_dir), "--resolution", "10", "--set", "resolution_m=20",
                         "--out", str(tmp_path / "o"))
     assert code != 0 and "--resolution 10 and --set resolution_m=20 disagree" in err

@@ -41,6 +41,7 @@ from pipeline.model import SceneInfo, reflectance_digests
 from pipeline.names import path_inside, safe_name
 from pipeline.outputs.write import exclusive_lock, remove_folder
 from pipeline.readers import SceneSource
+from pipeline.readers.geotiff import DECLARED_SENSORS
 from pipeline.readers.rasters import field_error, sha256_file
 from pipeline.readers.recognise import recognise
 from pipeline.readers.stacio import LocalStacIO
@@ -287,7 +288,7 @@ def _add_locked(aoi: Aoi, paths: list[Path], folder: Path, extract_to: Path, unp
                     "burnscan:source": str(Path(path).resolve()), "burnscan:sha256": hashes,
                     "burnscan:time_source": info.time_source, "burnscan:time_of_day_known": info.time_of_day_known,
                     "burnscan:options": {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in options.items()
-                                         if k in ("bands", "acquired", "time_from_name") and v},
+                                         if k in ("bands", "acquired", "time_from_name", "provider") and v},
                     "burnscan:added_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                     **{f"burnscan:{k}": v for k, v in info.properties.items()},
                 },
@@ -330,8 +331,10 @@ def _entry(item: pystac.Item, folder: Path) -> CatalogueEntry:
     if not all(isinstance(v, str) for v in sha256.values()):
         raise field_error(where, "burnscan:sha256", sha256, "an object of SHA-256 digests by file role", fix)
     options = field("burnscan:options", dict, "an object", {})
-    if not isinstance(options.get("acquired", ""), str) or not isinstance(options.get("bands", ""), (str, list)):
-        raise field_error(where, "burnscan:options", options, "an object with 'acquired' an ISO time and 'bands' a band map", fix)
+    if (not isinstance(options.get("acquired", ""), str) or not isinstance(options.get("bands", ""), (str, list))
+            or not (isinstance(options.get("provider", "planet"), str) and options.get("provider", "planet") in DECLARED_SENSORS)):
+        raise field_error(where, "burnscan:options", options, "an object with 'acquired' an ISO time, 'bands' a band map and "
+                          f"'provider' (when given) one of {', '.join(DECLARED_SENSORS)}", fix)
     for role, asset in item.assets.items():
         if not isinstance(asset.href, str):
             raise field_error(where, f"assets.{role}.href", asset.href, "a string (a path)", fix)

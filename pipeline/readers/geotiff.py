@@ -34,7 +34,12 @@ from pipeline.readers.rasters import (REQUIRED_BANDS, UNREADABLE, check_overlap,
                                       pixel_size_m, sha256_file, short, warp_float)
 from pipeline.names import derived_name
 
-__all__ = ["GeoTiffScene", "TIME_SOURCES", "parse_band_map"]
+__all__ = ["GeoTiffScene", "DECLARED_SENSORS", "TIME_SOURCES", "parse_band_map"]
+
+DECLARED_SENSORS = {"planet": "PlanetScope (declared)", "sentinel2": "Sentinel-2 (declared)", "landsat": "Landsat (declared)"}
+"""The sensor a plain GeoTIFF is recorded with when the user names its provider (``--provider``): what the
+figures credit ("Imagery (c) Planet Labs PBC", "Contains modified Copernicus Sentinel data", USGS); "declared"
+because the file itself does not say so."""
 
 TIME_SOURCES = ("metadata", "acquired-option", "file-name")
 """Where a scene's acquisition time came from, as the catalogue records it (``burnscan:time_source``)."""
@@ -101,6 +106,9 @@ class GeoTiffScene:
     """Where ``acquired`` came from when it was recorded earlier (the catalogue's ``burnscan:time_source``)."""
     time_of_day_known: bool = True
     """False when ``acquired`` is a date alone (recorded from a file name)."""
+    provider: str | None = None
+    """Who delivered the file when the user says so (``--provider``: a key of :data:`DECLARED_SENSORS`); a plain
+    GeoTIFF does not record it, and the figures' imagery credit follows it."""
     name: str | None = None
     """The scene id it was registered under (a catalogue written before ids carried the file's hash)."""
 
@@ -131,7 +139,7 @@ class GeoTiffScene:
 
     def describe(self) -> SceneInfo:
         when, source, known = self._time()
-        return SceneInfo(scene_id=self.scene_id, kind="geotiff", acquired=when.astimezone(timezone.utc), sensor="unknown",
+        return SceneInfo(scene_id=self.scene_id, kind="geotiff", acquired=when.astimezone(timezone.utc), sensor=self.sensor,
                          satellite_id="unknown", footprint=file_footprint(Path(self.path)), files={"reflectance": Path(self.path)},
                          bands=tuple(b for b in self.bands if b), properties={"band_map": list(self.bands), "scale": self.scale},
                          time_source=source, time_of_day_known=known,
@@ -140,12 +148,17 @@ class GeoTiffScene:
     def load(self, grid: Grid) -> tuple[SceneRecord, np.ndarray, np.ndarray]:
         when, source, known = self._time()
         return load_geotiff(Path(self.path), bands=list(self.bands), grid=grid, acquired=when, scene_id=self.scene_id, scale=self.scale,
-                            time_source=source, time_of_day_known=known)
+                            sensor=self.sensor, time_source=source, time_of_day_known=known)
+
+    @property
+    def sensor(self) -> str:
+        """``unknown``, or the sensor the user declared the file comes from, marked as declared."""
+        return DECLARED_SENSORS[self.provider] if self.provider else "unknown"
 
 
 def find(path: Path, *, bands: Any = None, acquired: datetime | None = None, time_from_name: bool = False,
          time_source: str | None = None, time_of_day_known: bool = True, name: str | None = None,
-         **_: Any) -> list[GeoTiffScene]:
+         provider: str | None = None, **_: Any) -> list[GeoTiffScene]:
     """With a band map: a plain GeoTIFF, or each GeoTIFF directly in a folder (one scene each, in name
     order, all with that band map); nothing otherwise (options: see :class:`GeoTiffScene`).
 
@@ -156,8 +169,10 @@ def find(path: Path, *, bands: Any = None, acquired: datetime | None = None, tim
     if not bands:
         return []
     band_map = parse_band_map(bands) if isinstance(bands, str) else list(bands)
+    if provider is not None and provider not in DECLARED_SENSORS:
+        raise SceneError(f"{path}: provider {provider!r} is not one of {', '.join(DECLARED_SENSORS)}; give one of them, or none")
     options = dict(acquired=acquired, time_from_name=time_from_name, time_source=time_source,
-                   time_of_day_known=time_of_day_known)
+                   time_of_day_known=time_of_day_known, provider=provider)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".tif", ".tiff") and not p.name.startswith("."))
         return [GeoTiffScene(p, bands=band_map, **options) for p in files]
