@@ -487,7 +487,7 @@ def run_detect(
         # Last before the manifest: the STAC item lists every output written above as an asset.
         write_json(partial / ITEM_NAME, run_item(
             run_folder_files(partial), run_id=run_id, aoi_name=aoi.name, aoi_lonlat=aoi.geometry, records=records,
-            simulated=simulated, parameters=params.as_dict(), code=provenance, code_version=code_version(),
+            simulated=simulated, parameters=requested.as_dict(), code=provenance, code_version=code_version(),
             index_name=detection.index_name), root=partial)
         finished = datetime.now(timezone.utc)
         manifest = {

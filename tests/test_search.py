@@ -105,7 +105,7 @@ def test_a_second_search_reuses_the_box_and_never_overwrites_the_first(searched,
     assert out.startswith("SIMULATED DATA") and "ranked above every bush or field fire True" in out
     assert len(list((root / "data" / "ogota").glob("search-box-SIMULATED*"))) == 1
     assert (box_folders[0] / "search_box_SIMULATED.json").stat().st_mtime_ns == stamp
-    runs = [p for p in (root / "out" / "ogota" / "search").iterdir() if p.is_dir()]
+    runs = [p for p in (root / "out" / "ogota" / "search").iterdir() if p.is_dir() and not p.is_symlink()]  # not latest
     assert len(runs) == 2 and first.run_dir in runs
     # Smaller chunks, more seams: the same clusters.
     second = sorted(set(runs) - {first.run_dir})[0]
