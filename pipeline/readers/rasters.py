@@ -300,22 +300,28 @@ def stack_scenes(loaded: list[tuple[SceneRecord, np.ndarray, np.ndarray]], grid:
     return stack, records
 
 
+def _utm_bounds(src: rasterio.io.DatasetReader) -> tuple[str, tuple[float, float, float, float]]:
+    """The UTM zone of a file's centre and its bounds there: a file in degrees measured in metres."""
+    from pipeline.aoi import utm_crs_for
+
+    lon0, lat0, lon1, lat1 = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
+    crs = utm_crs_for((lon0 + lon1) / 2, (lat0 + lat1) / 2)
+    return crs, transform_bounds(src.crs, crs, *src.bounds)
+
+
 def native_grid(path: Path, resolution: float | None = None) -> Grid:
     """A UTM grid covering ``path`` at ``resolution`` metres (default: its own pixel size in metres).
 
     Files in degrees (EPSG:4326) are put on the UTM zone of their centre, so that pixel
     areas and distances are metric.
     """
-    from pipeline.aoi import utm_crs_for
 
     check_regular_file(path)
     try:
         with rasterio.open(path) as src:
             if src.crs is None:
                 raise SceneError(f"{path}: no CRS in the file; use a georeferenced GeoTIFF")
-            lon0, lat0, lon1, lat1 = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
-            crs = utm_crs_for((lon0 + lon1) / 2, (lat0 + lat1) / 2)
-            bounds = transform_bounds(src.crs, crs, *src.bounds)
+            crs, bounds = _utm_bounds(src)
             if resolution is None:
                 resolution = (bounds[2] - bounds[0]) / src.width
     except UNREADABLE as exc:
@@ -363,7 +369,6 @@ def pixel_size_m(path: Path) -> float:
     two significant figures turn a 0.00018 degree Sentinel-2 export (19.9 x 16.2 m at 36 degrees
     north) into its sensor's 20 m, not into a grid of 19.87 m.
     """
-    from pipeline.aoi import utm_crs_for
 
     path = Path(path)
     check_regular_file(path)
@@ -371,8 +376,7 @@ def pixel_size_m(path: Path) -> float:
         with rasterio.open(path) as src:
             if src.crs is None:
                 raise SceneError(f"{path}: no CRS in the file; use a georeferenced delivery (GeoTIFF with its CRS)")
-            lon0, lat0, lon1, lat1 = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
-            left, bottom, right, top = transform_bounds(src.crs, utm_crs_for((lon0 + lon1) / 2, (lat0 + lat1) / 2), *src.bounds)
+            left, bottom, right, top = _utm_bounds(src)[1]
             metres = max((right - left) / src.width, (top - bottom) / src.height)
     except UNREADABLE as exc:
         raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None

@@ -67,6 +67,18 @@ def _iso(times: list[str], index: int) -> str | None:
     return times[index] if index >= 0 else None
 
 
+def _patches_by_date(dated: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """Label the 8-connected patches of each date of ``dated`` (a date index per pixel, -1 none), numbered 1..n
+    date after date; return the labels and each patch's date. Patches of two dates that touch stay apart."""
+    components = np.zeros(dated.shape, dtype=np.int32)
+    component_date: list[int] = []
+    for t in sorted(int(v) for v in np.unique(dated) if v >= 0):
+        labels, n = ndimage.label(dated == t, structure=_EIGHT)
+        components[labels > 0] = labels[labels > 0] + len(component_date)
+        component_date.extend([t] * n)
+    return components, component_date
+
+
 def burn_polygons(
     dates: xr.Dataset,
     *,
@@ -100,12 +112,7 @@ def burn_polygons(
     first_seen = dates["first_seen"].values
     last_clear = dates["last_clear_before"].values
     delta = dates["delta_at_first"].values
-    components = np.zeros(first_seen.shape, dtype=np.int32)
-    component_date: list[int] = []
-    for t in sorted(int(v) for v in np.unique(first_seen) if v >= 0):
-        labels, n = ndimage.label(first_seen == t, structure=_EIGHT)
-        components[labels > 0] = labels[labels > 0] + len(component_date)
-        component_date.extend([t] * n)
+    components, component_date = _patches_by_date(first_seen)
     n_comp = len(component_date)
     if n_comp == 0:
         return empty_polygons(grid.crs)
@@ -193,12 +200,7 @@ def transient_polygons(dates: xr.Dataset, *, grid: Grid, times: list[str]) -> gp
         return gpd.GeoDataFrame(columns=TRANSIENT_COLUMNS + ["geometry"], geometry="geometry", crs=grid.crs)
     seen = dates["transient_seen"].values
     gone = dates["transient_gone"].values
-    components = np.zeros(seen.shape, dtype=np.int32)
-    component_date: list[int] = []
-    for t in sorted(int(v) for v in np.unique(seen) if v >= 0):
-        labels, n = ndimage.label(seen == t, structure=_EIGHT)
-        components[labels > 0] = labels[labels > 0] + len(component_date)
-        component_date.extend([t] * n)
+    components, component_date = _patches_by_date(seen)
     if not component_date:
         return gpd.GeoDataFrame(columns=TRANSIENT_COLUMNS + ["geometry"], geometry="geometry", crs=grid.crs)
     ids = np.arange(1, len(component_date) + 1)
