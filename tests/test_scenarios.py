@@ -179,10 +179,13 @@ def test_every_scenario_is_a_complete_series(name):
     assert series.settlement.is_valid and series.settlement.area > 0
 
 
-def test_times_are_1038_utc_except_the_dry_season_early_pass():
+def test_times_are_1038_utc_except_the_early_passes():
+    early = {"dry_season": ["10:38", "09:40", "10:38", "10:38", "10:38"],
+             "building_shadow": ["10:38", "10:38", "10:38", "07:50", "10:38"],
+             "nonfire_with_burns": ["10:38", "07:50", "10:38", "10:38", "10:38"]}
     for name in NAMES:
         hours = [f"{s.acquired:%H:%M}" for s in _series(name).scenes]
-        assert hours == (["10:38", "09:40", "10:38", "10:38", "10:38"] if name == "dry_season" else ["10:38"] * 5)
+        assert hours == early.get(name, ["10:38"] * 5)
 
 
 # --------------------------------------------------------------------------- large_shift

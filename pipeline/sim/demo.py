@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 import geopandas as gpd
 import numpy as np
+import shapely
 
 from pipeline.aoi import Aoi
 from pipeline.grid import Grid
@@ -88,8 +89,10 @@ def _write_series(series: SimulatedSeries, folder: Path) -> None:
     outline = gpd.GeoDataFrame({"name": ["settlement"], "simulated": [True]}, geometry=[series.settlement], crs=series.grid.crs)
     write_vector(folder / "settlement_SIMULATED.geojson", {"settlement": outline.to_crs("EPSG:4326")}, driver="GeoJSON",
                  root=folder)
-    write_vector(folder / "truth_burns_SIMULATED.gpkg", {"burns": burns, "compounds": series.compounds,
-                                                         "structures": series.structures}, root=folder)
+    layers = {"burns": burns, "compounds": series.compounds, "structures": series.structures}
+    if series.metadata.get("changes"):  # the non-fire changes, as a layer of their own
+        layers["changes"] = changes_layer(series.metadata["changes"], series.grid.crs)
+    write_vector(folder / "truth_burns_SIMULATED.gpkg", layers, root=folder)
     # A footprint layer as an open dataset would give it: off by a few metres, some buildings missing.
     footprints = simulated_footprint_map(series.structures, series.settlement, seed=series.metadata["seed"])
     write_vector(folder / "buildings_SIMULATED.gpkg", {"buildings": footprints}, root=folder)
@@ -109,6 +112,14 @@ def _write_series(series: SimulatedSeries, folder: Path) -> None:
         },
         root=folder,
     )
+
+
+def changes_layer(changes: list[dict[str, Any]], crs: str) -> gpd.GeoDataFrame:
+    """The series' dated non-fire changes as features: what changed, when it shows, where."""
+    rows = [{"change": c["change"], "what": c["what"],
+             "scenes": ", ".join(c.get("scenes") or [c.get("first_visible", "")]),
+             "simulated": True, "geometry": shapely.from_wkt(c["wkt"])} for c in changes]
+    return gpd.GeoDataFrame(rows, geometry="geometry", crs=crs)
 
 
 _FIRMS_HEADER = "latitude,longitude,bright_ti4,scan,track,acq_date,acq_time,satellite,instrument,confidence,version,bright_ti5,frp,daynight,type"

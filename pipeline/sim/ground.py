@@ -40,14 +40,20 @@ class Plan(NamedTuple):
     hx: float
     hy: float
     angle: float
+    cut: float = 0.0
+    """Metres cut off one corner along both its walls (0: a plain rectangle)."""
 
     def to_ground(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         c, s = math.cos(self.angle), math.sin(self.angle)
         return self.cu + x * c - y * s, self.cv + x * s + y * c
 
     def corners(self, inset: float = 0.0) -> np.ndarray:
-        x = np.array([-1, 1, 1, -1]) * (self.hx - inset)
-        y = np.array([-1, -1, 1, 1]) * (self.hy - inset)
+        hx, hy = self.hx - inset, self.hy - inset
+        if self.cut <= 0:
+            x, y = np.array([-1, 1, 1, -1]) * hx, np.array([-1, -1, 1, 1]) * hy
+        else:  # the (+x, +y) corner cut diagonally, by the same length inside the wall
+            x = np.array([-hx, hx, hx, hx - self.cut, -hx])
+            y = np.array([-hy, -hy, hy - self.cut, hy, hy])
         return np.stack(self.to_ground(x, y), axis=1)
 
 
@@ -102,7 +108,7 @@ def build_landscape(grid: Grid, *, seed: int, n_compounds: int, n_burned_first: 
     rng = stream_rng(seed, 1)
     jitter = rng.uniform(-1, 1, 2) * min(30.0, 0.03 * sub * min(grid.shape))
     centre = (shape[1] / 2 + jitter[0], shape[0] / 2 + jitter[1])
-    plans, radius = plan_compounds(rng, centre, n_compounds, village_room(grid))
+    plans, radius = plan_compounds(rng, centre, n_compounds, village_room(grid), layout=plan.layout)
     outlines = [Polygon(p.corners()) for p in plans]
     settlement = shapely.union_all([o.buffer(9.0, join_style="mitre") for o in outlines]).buffer(-5.0)
     settlement = Polygon(settlement.exterior) if settlement.geom_type == "Polygon" else settlement.convex_hull
@@ -115,13 +121,18 @@ def build_landscape(grid: Grid, *, seed: int, n_compounds: int, n_burned_first: 
     compound_map = np.full(shape, -1, dtype=np.int16)
     crng = stream_rng(seed, 5)
     roofs = [(cid, u, v, r) for cid, p in enumerate(plans) for u, v, r in paint_compound(labels, compound_map, crng, p, cid)]
+    n_yard_trees = 0
+    if plan.courtyard_trees:
+        yard_trees = plant_courtyard_trees(labels, stream_rng(seed, 10), plans)
+        trees, n_yard_trees = np.concatenate([trees, yard_trees]), len(yard_trees)
 
     burn_event = np.zeros(shape, dtype=np.uint8)
     burn_label = np.full(shape, CHAR, dtype=np.uint8)
     phi = math.atan2(math.cos(math.radians(sun_azimuth)), -math.sin(math.radians(sun_azimuth)))
     events, footprints = _burn_compounds(stream_rng(seed, 6), plan, plans, outlines, centre, radius,
                                          n_burned_first, burn_event, burn_label,
-                                         phi=phi if plan.attack_towards_sun else None)
+                                         phi=phi if plan.attack_towards_sun else None,
+                                         partial_rng=stream_rng(seed, 11))
     trng = stream_rng(seed, 7)
     texture = 1.0 + 0.03 * smooth_field(trng, shape, 300.0) + 0.015 * smooth_field(trng, shape, 40.0)
     texture += 0.02 * trng.standard_normal(shape, dtype=np.float32)  # sand grain, litter, stones
@@ -132,17 +143,28 @@ def build_landscape(grid: Grid, *, seed: int, n_compounds: int, n_burned_first: 
                       np.asarray(roofs, dtype=np.float64).reshape(-1, 4), settlement, centre, radius, old_scar, np.column_stack([trees, heights]),
                       np.zeros(len(trees), dtype=bool), [], None, None)
     _plan_seasons(land, plan, stream_rng(seed, 9), fields)
+    if n_yard_trees:  # the courtyard trees are the deciduous kind, whatever the draw said
+        land.deciduous[-n_yard_trees:] = True
+        for u, v, r, _ in land.trees[-n_yard_trees:]:
+            rr, cc = draw.disk((v - 0.5, u - 0.5), r, shape=land.labels.shape)
+            crown = land.labels[rr, cc] == TREE
+            land.labels[rr[crown], cc[crown]] = DECIDUOUS
     return land
 
 
 def plan_compounds(rng: np.random.Generator, centre: tuple[float, float], n: int,
-                    room: float) -> tuple[list[Plan], float]:
+                    room: float, *, layout: str = "lattice") -> tuple[list[Plan], float]:
     """Lay ``n`` walled compounds on a jittered lattice, grown outward from the centre.
 
     Slots are taken by a noisy, lobed radius so the village edge is ragged; a few inner slots
     stay empty (squares, a mosque yard). Rows slide against each other and compounds tilt, but
     sizes and jitter are bounded so that lanes stay at least 3.5 m wide: footprints of
     neighbours never touch, which keeps per-compound truth unambiguous.
+
+    With ``layout="blocks"`` a slot holds one compound of 8-30 m (a fifth with a corner cut
+    off) or two neighbours side by side, 1 m apart: each keeps its own 1 m wall, so 3 m of
+    unburned ground (one PlanetScope pixel) lies between their yards. ``n`` counts compounds,
+    so a blocks village takes fewer slots.
     """
     theta0 = rng.uniform(0, math.pi / 2)
     k = int(math.sqrt(1.6 * n / math.pi)) + 3
@@ -155,8 +177,13 @@ def plan_compounds(rng: np.random.Generator, centre: tuple[float, float], n: int
     lobed = r * (1 + 0.12 * np.sin(2 * phi + p1) + 0.08 * np.sin(3 * phi + p2))
     lobed += rng.uniform(0, 0.4 * _SLOT_M, r.size)
     lobed[(rng.random(r.size) < 0.06) & (r > 0)] = np.inf
-    plans = []
-    for s in np.argsort(lobed, kind="stable")[:n]:
+    plans: list[Plan] = []
+    for s in np.argsort(lobed, kind="stable"):
+        if len(plans) >= n:
+            break
+        if layout == "blocks":
+            plans += _block_plans(rng, centre[0] + du[s], centre[1] + dv[s], theta0, c0, s0)[:n - len(plans)]
+            continue
         hx, hy = rng.uniform(10.0, 14.0, 2)
         delta = math.radians(rng.uniform(-12, 12))
         ext = np.array([hx * abs(math.cos(delta)) + hy * abs(math.sin(delta)),
@@ -175,6 +202,60 @@ def plan_compounds(rng: np.random.Generator, centre: tuple[float, float], n: int
                              f"grid leaves room for {2 * room:.0f} m inside its {AOI_MARGIN_M:.0f} m "
                              f"margin; pass n_compounds <= about {fit} or a larger grid")
     return plans, radius
+
+
+_GAP_M = 1.0  # between the walls of two neighbours in a block: 1 + 1 + 1 m = one 3 m pixel
+
+
+def _block_plans(rng: np.random.Generator, su: float, sv: float, theta0: float, c0: float,
+                 s0: float) -> list[Plan]:
+    """One lattice slot of a ``"blocks"`` village: a compound of 8-30 m, or two neighbours."""
+    half_slot = _SLOT_M / 2 - 1.75
+    delta = math.radians(rng.uniform(-12, 12))
+    pair = rng.random() < 0.5
+    if pair:  # widths of 8 m or more each, side by side along the slot's x axis
+        depth, total = rng.uniform(8.0, 28.0), rng.uniform(2 * 8.0 + _GAP_M, 31.0)
+        w1 = rng.uniform(8.0, total - _GAP_M - 8.0)
+        pieces = [(-total / 2 + w1 / 2, w1 / 2), (total / 2 - (total - w1 - _GAP_M) / 2, (total - w1 - _GAP_M) / 2)]
+        hy = depth / 2
+        ext_x, ext_y = total / 2, hy
+    else:
+        hx1, hy = rng.uniform(4.0, 15.0, 2)
+        pieces = [(0.0, hx1)]
+        ext_x, ext_y = hx1, hy
+    ext = np.array([ext_x * abs(math.cos(delta)) + ext_y * abs(math.sin(delta)),
+                    ext_x * abs(math.sin(delta)) + ext_y * abs(math.cos(delta))])
+    if ext.max() > half_slot:  # turn it square to the lattice rather than shrink it
+        delta = 0.0
+        ext = np.array([ext_x, ext_y])
+    jx, jy = rng.uniform(-1, 1, 2) * np.maximum(0.0, half_slot - ext)
+    angle = theta0 + delta
+    ca, sa = math.cos(angle), math.sin(angle)
+    cu, cv = su + jx * c0 - jy * s0, sv + jx * s0 + jy * c0
+    cuts = rng.random(len(pieces)) < 0.2
+    out = []
+    for (ox, hx), cut in zip(pieces, cuts):
+        corner = rng.uniform(0.25, 0.5) * 2 * min(hx, hy) if cut and min(hx, hy) >= 5.0 else 0.0
+        out.append(Plan(cu + ox * ca, cv + ox * sa, hx, hy, angle, corner))
+    return out
+
+
+def plant_courtyard_trees(labels: np.ndarray, rng: np.random.Generator, plans: list[Plan]) -> np.ndarray:
+    """A shade tree (crown radius 3.5-6 m) in a third of the courtyards, its crown over the yard.
+
+    Returns ``(n, 3)`` crown centres and radii (ground metres), painted as green canopy; the
+    caller makes them deciduous. Crowns overhang roofs and walls, as real ones do.
+    """
+    out = []
+    for p in plans:
+        r = float(rng.uniform(3.5, 6.0))
+        x, y = rng.uniform(-1, 1, 2) * np.maximum(0.0, np.array([p.hx, p.hy]) - r - 1.0)
+        plant = rng.random() < 1 / 3 and min(p.hx, p.hy) >= r + 1.5
+        if plant:
+            u, v = p.to_ground(np.array(x), np.array(y))
+            labels[draw.disk((float(v) - 0.5, float(u) - 0.5), r, shape=labels.shape)] = TREE
+            out.append((float(u), float(v), r))
+    return np.asarray(out, dtype=np.float64).reshape(-1, 3)
 
 
 def _paint_soils_and_fields(labels: np.ndarray, rng: np.random.Generator, centre: tuple[float, float],
@@ -270,6 +351,8 @@ def paint_compound(labels: np.ndarray, compound_map: np.ndarray, rng: np.random.
     granaries = rng.uniform(1.0, 1.5, rng.integers(1, 4))  # 2-3 m
     placed: list[tuple[float, float, float]] = []
     for r in np.concatenate([huts, granaries]):
+        if min(p.hx, p.hy) - r - 1.2 <= 0:  # a hut too big for a small compound is not built
+            continue
         for _ in range(30):  # rejection sampling: roofs do not overlap
             x = rng.uniform(-(p.hx - r - 1.2), p.hx - r - 1.2)
             y = rng.uniform(-(p.hy - r - 1.2), p.hy - r - 1.2)
@@ -339,8 +422,13 @@ def paint_burn(burn_event: np.ndarray, burn_label: np.ndarray, rng: np.random.Ge
 
 def _burn_compounds(rng: np.random.Generator, plan: ScenarioPlan, plans: list[Plan], outlines: list[Polygon],
                     centre: tuple[float, float], radius: float, n_first: int, burn_event: np.ndarray,
-                    burn_label: np.ndarray, *, phi: float | None) -> tuple[np.ndarray, list[Polygon | None]]:
-    """Decide which compounds burn in which settlement event, and paint their footprints."""
+                    burn_label: np.ndarray, *, phi: float | None,
+                    partial_rng: np.random.Generator | None = None) -> tuple[np.ndarray, list[Polygon | None]]:
+    """Decide which compounds burn in which settlement event, and paint their footprints.
+
+    With ``plan.burn_extent == "partial"`` the footprints come from :func:`partial_burn`,
+    drawn from ``partial_rng`` so that the choice of events stays the demo's.
+    """
     if plan.settlement_burns == "two_events":
         events = _assign_events(rng, plans, centre, radius, n_first, phi)
     else:
@@ -350,11 +438,82 @@ def _burn_compounds(rng: np.random.Generator, plan: ScenarioPlan, plans: list[Pl
     footprints: list[Polygon | None] = []
     for p, outline, ev in zip(plans, outlines, events):
         fp = None
-        if ev:
+        if ev and plan.burn_extent == "partial" and partial_rng is not None:
+            fp = partial_burn(burn_event, burn_label, partial_rng, p, int(ev))
+        elif ev:
             fp = compound_outline(rng, p, outline) if plan.settlement_burns == "two_events" else _small_footprint(rng, p)
             paint_burn(burn_event, burn_label, rng, fp, int(ev))
         footprints.append(fp)
     return events, footprints
+
+
+ASH_RICH_SHARE = 1 / 3
+"""Share of partial burns that leave mostly white ash (55-85 % of their cells) rather than char."""
+
+
+def partial_burn(burn_event: np.ndarray, burn_label: np.ndarray, rng: np.random.Generator, p: Plan,
+                 event: int) -> Polygon:
+    """Burn one irregular patch of 30-90 % of a compound's area inside its walls; paint it.
+
+    The burnable ground is every 1 m cell lying wholly inside the yard (the outline 1 m in:
+    the mud wall never burns), so two neighbours 1 m apart keep 3 m of unburned ground between
+    their burns. The patch is the chosen share of those cells nearest an off-centre point, by
+    a distance stretched with direction (lobes) and roughened by small-scale noise: the
+    cells the fire reached, kept as one 4-connected piece with its holes filled. Most burns are
+    char with ash specks on 5-15 %; :data:`ASH_RICH_SHARE` of them are 55-85 % white ash in
+    patches. Returns the exact outline of the painted cells, so its area is the painted area.
+    """
+    yard = Polygon(p.corners(inset=1.0))
+    u0, v0, u1, v1 = (int(math.floor(b)) for b in yard.bounds)
+    h, w = v1 - v0 + 1, u1 - u0 + 1
+    rr, cc = np.mgrid[v0:v0 + h, u0:u0 + w]
+    inside = shapely.covers(yard, shapely.box(cc, rr, cc + 1, rr + 1))
+    ox, oy = rng.uniform(-0.5, 0.5, 2) * np.array([p.hx, p.hy])
+    cu, cv = p.to_ground(np.array(ox), np.array(oy))
+    du, dv = cc + 0.5 - float(cu), rr + 0.5 - float(cv)
+    th = np.arctan2(dv, du)
+    q1, q2, q3 = rng.uniform(0, 2 * math.pi, 3)
+    lobes = 1 + 0.35 * np.sin(th + q1) + 0.25 * np.sin(2 * th + q2) + 0.15 * np.sin(3 * th + q3)
+    rough = 1 + 0.25 * ndimage.gaussian_filter(rng.standard_normal((h, w)), 1.5) / 0.2
+    score = np.hypot(du, dv) / np.clip(lobes, 0.3, None) * np.clip(rough, 0.5, 1.5)
+    # The share is of the compound's whole outline; a small compound's wall takes so much of
+    # it that the yard caps what can burn.
+    target = min(int(round(rng.uniform(0.3, 0.9) * Polygon(p.corners()).area)), int(inside.sum()))
+    order = np.argsort(np.where(inside, score, np.inf), axis=None, kind="stable")
+    n = max(1, target)
+    while True:  # widen the front until the one connected patch is as large as planned
+        chosen = np.zeros((h, w), dtype=bool)
+        chosen.flat[order[:n]] = True
+        chosen &= inside
+        parts, count = ndimage.label(chosen)  # 4-connected: one patch the fire spread through
+        if count > 1:
+            chosen = parts == 1 + int(np.argmax(np.bincount(parts.ravel())[1:]))
+        chosen = ndimage.binary_fill_holes(chosen) & inside
+        if chosen.sum() >= target or n >= inside.sum():
+            break
+        n += max(1, target // 20)
+    ash_share = rng.uniform(0.55, 0.85) if rng.random() < ASH_RICH_SHARE else rng.uniform(0.05, 0.15)
+    field = ndimage.gaussian_filter(rng.standard_normal((h, w)), 1.2)
+    cut = np.quantile(field[chosen], 1 - ash_share)
+    ash = chosen & (field > cut)
+    bi, bj = np.nonzero(chosen)
+    burn_event[bi + v0, bj + u0] = event
+    burn_label[bi + v0, bj + u0] = CHAR
+    ai, aj = np.nonzero(ash)
+    burn_label[ai + v0, aj + u0] = ASH
+    return cells_outline(chosen, u0, v0)
+
+
+def cells_outline(mask: np.ndarray, u0: int, v0: int) -> Polygon:
+    """The outline (ground metres) of a 4-connected, hole-free block of 1 m cells whose corner is (u0, v0).
+
+    The union of the cells' squares, exactly: its area is the number of cells.
+    """
+    ii, jj = np.nonzero(mask)
+    poly = shapely.coverage_union_all(shapely.box(jj + u0, ii + v0, jj + u0 + 1, ii + v0 + 1))
+    if poly.geom_type != "Polygon" or not poly.is_valid:  # a defect of partial_burn, never of input
+        raise AssertionError(f"burned cells at ({u0}, {v0}) do not form one valid polygon")
+    return shapely.simplify(poly, 0.0)  # drop the collinear vertices between cells
 
 
 def _pick_inner(rng: np.random.Generator, plans: list[Plan], centre: tuple[float, float], radius: float) -> int:

@@ -49,8 +49,17 @@ __all__ = ["Acquisition", "Event", "Haze", "Instrument", "SCENARIOS", "Scenario"
 #:   and an earlier acquisition time.
 #: - ``"single_compound"``: one 10 x 10 m burn in one compound.
 #: - ``"sentinel2"``: the demo story seen by a Sentinel-2-like sensor on a 10 m grid.
+#: - ``"partial_burns"``: compounds of many sizes, neighbours 3 m apart with their walls
+#:   between them; only 30-90 % of each compound catches, some burns leave mostly white ash.
+#: - ``"leaf_drop"``, ``"harvest"``, ``"wet_soil"``, ``"building_shadow"``,
+#:   ``"cloud_shadow_unflagged"``: one non-fire darkening each, alone; nothing burns.
+#: - ``"nonfire_with_burns"``: all five of them in a village burned on two dates.
+#: - ``"cloud_over_burns"``: the 31 January scene's flagged cloud hides burns of the 29th,
+#:   which must be bracketed from the clear 28 January scene.
 Scenario = Literal["demo", "large_shift", "satellite_response", "haze_after", "cloud_flagged",
-                   "shadow_unflagged", "dry_season", "single_compound", "sentinel2"]
+                   "shadow_unflagged", "dry_season", "single_compound", "sentinel2", "partial_burns",
+                   "leaf_drop", "harvest", "wet_soil", "building_shadow", "cloud_shadow_unflagged",
+                   "nonfire_with_burns", "cloud_over_burns"]
 #: Harmattan dust level of a scene; all but ``"none"`` are flagged as light haze in UDM2
 #: because the ground stays visible (``"dense"`` is t = 0.80).
 Haze = Literal["none", "light", "moderate", "dense"]
@@ -130,6 +139,17 @@ class ScenarioPlan:
     """When a millet field outside the village is cut to stubble (None: no harvest)."""
     notes: tuple[str, ...] = field(default=())
     """Extra notes for the series metadata."""
+    burn_extent: Literal["most", "partial"] = "most"
+    """How much of a burned compound catches: most of it (the demo), or a random 30-90 % of the
+    ground inside its walls in one irregular patch, a third of them mostly white ash."""
+    layout: Literal["lattice", "blocks"] = "lattice"
+    """Compounds one per lattice slot, 20-28 m (the demo), or slots holding one compound of
+    8-30 m or two neighbours 1 m apart (each behind its own 1 m wall: 3 m of unburned ground,
+    one PlanetScope pixel, between their yards), some with a corner cut off."""
+    courtyard_trees: bool = False
+    """Plant a deciduous tree over a third of the courtyards (its leaf fall reads as darkening)."""
+    building_shadows: bool = False
+    """Walls (2 m) and huts (3 m) cast shadows from each scene's sun, as trees do."""
 
     @property
     def cloud_scene(self) -> int | None:
@@ -175,6 +195,24 @@ _DRY_SCENES = tuple(
     for k, a in enumerate(_scenes(cloud=None, leaf_loss=(0.0, 0.2, 0.45, 0.8, 1.0),
                                   soil_wetness=(0.0, 0.0, 0.0, 0.35, 0.06))))
 
+# The non-fire cases: no settlement burn and no event at all, so every polygon is a false one.
+_NO_BURN = dict(settlement_burns="none", events=(), tree_shadows=True)
+# leaf_drop: the deciduous crowns (a third of the courtyards have one) shed their leaves over
+# the series, most of it between 28 and 31 January: NIR falls by a third, red triples.
+_LEAF_DROP = (0.0, 0.1, 0.25, 0.85, 1.0)
+# building_shadow: the 31 January scene is taken at 07:50 UTC, the sun about 25 degrees high
+# instead of about 50: every wall and hut shadow is two to three times as long, and turned.
+_EARLY = tuple(replace(a, time=a.time.replace(hour=7, minute=50)) if k == 3 else a
+               for k, a in enumerate(_scenes(cloud=None)))
+# cloud_over_burns: the first attack is on the evening of the 29th, so it is first visible on
+# the 31st, the scene whose cloud hides it; only the 1 February scene shows it clear, and its
+# honest bracket opens at the last clear scene before, 28 January.
+_ATTACKS_29 = (
+    Event("attack-2024-01-29", datetime(2024, 1, 29, 18, 0, tzinfo=_UTC),
+          "attack reported on the evening of 29 January"),
+    _ATTACKS[1],
+)
+
 SCENARIOS: dict[str, ScenarioPlan] = {p.name: p for p in (
     _DEMO,
     replace(_DEMO, name="large_shift", fine_shift_px=(0.1, 0.9), tree_shadows=True,
@@ -215,4 +253,42 @@ SCENARIOS: dict[str, ScenarioPlan] = {p.name: p for p in (
     replace(_DEMO, name="sentinel2", tree_shadows=True, sensor="sentinel2", fine_shift_px=(0.3, 0.6),
             description="The demo story at Sentinel-2's 10 m, where a 20-28 m compound spans a few "
                         "pixels and the SWIR bands are 20 m pixels resampled to 10 m."),
+    replace(_DEMO, name="partial_burns", tree_shadows=True, burn_extent="partial", layout="blocks",
+            description="Compounds of 8-30 m, some in pairs 3 m (one pixel, two walls) apart; only "
+                        "30-90 % of each burned compound catches, in one irregular patch, and a "
+                        "third of the burns leave mostly white ash, brighter than char."),
+    replace(_DEMO, name="leaf_drop", courtyard_trees=True, **_NO_BURN,
+            acquisitions=_scenes(cloud=None, leaf_loss=_LEAF_DROP),
+            description="Nothing burns; trees over a third of the courtyards drop their leaves, so "
+                        "NIR falls strongly over compounds while red rises."),
+    replace(_DEMO, name="harvest", harvest_time=datetime(2024, 1, 29, 15, 0, tzinfo=_UTC), **_NO_BURN,
+            acquisitions=_scenes(cloud=None),
+            description="Nothing burns; a millet field beside the village is cut to stubble and "
+                        "bare soil between the 28th and the 31st."),
+    replace(_DEMO, name="wet_soil", **_NO_BURN,
+            acquisitions=_scenes(cloud=None, soil_wetness=(0.0, 0.0, 0.0, 0.35, 0.0)),
+            description="Nothing burns; rain on 30 January darkens every soil, lane and wall by "
+                        "about a third in every band on the 31st only."),
+    replace(_DEMO, name="building_shadow", building_shadows=True, acquisitions=_EARLY, **_NO_BURN,
+            description="Nothing burns; the 31 January scene is taken at 07:50 UTC, so the shadows "
+                        "of walls, huts and trees inside every compound are two to three times as "
+                        "long and fall the other way."),
+    replace(_DEMO, name="cloud_shadow_unflagged", cloud_geometry="across_village", shadow_flagged=False,
+            acquisitions=_scenes(cloud=2), **_NO_BURN,
+            description="Nothing burns; a flagged cumulus on 28 January casts a shadow across the "
+                        "village that UDM2 does not flag."),
+    replace(_DEMO, name="nonfire_with_burns", tree_shadows=True, courtyard_trees=True, building_shadows=True,
+            cloud_geometry="across_village", attack_towards_sun=True, shadow_flagged=False,
+            harvest_time=datetime(2024, 1, 29, 15, 0, tzinfo=_UTC),
+            acquisitions=tuple(replace(a, time=a.time.replace(hour=7, minute=50)) if k == 1 else a for k, a in
+                               enumerate(_scenes(cloud=2, leaf_loss=_LEAF_DROP,
+                                                 soil_wetness=(0.0, 0.0, 0.0, 0.35, 0.0)))),
+            description="The demo's two attacks beside every non-fire darkening: leaf drop over "
+                        "courtyards, a harvest, rain-wet soil on the 31st, long wall and hut shadows "
+                        "on the 27th and an unflagged cloud shadow on the 28th."),
+    replace(_DEMO, name="cloud_over_burns", tree_shadows=True, cloud_geometry="across_village",
+            attack_towards_sun=True, events=_ATTACKS_29, acquisitions=_scenes(cloud=3),
+            description="The flagged cumulus of 31 January hides compounds burned on the 29th, "
+                        "first visible that day; they show clear only on 1 February, beside the "
+                        "return's burns, and must be bracketed from the clear 28 January scene."),
 )}

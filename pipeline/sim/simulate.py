@@ -244,7 +244,7 @@ def _series_metadata(land: Landscape, plan: ScenarioPlan, first_index: list[int 
         "reflectance": _reflectance_table(plan),
         "notes": _notes(plan),
         "description": plan.description,
-        "changes": dated_changes(land, plan, times),
+        "changes": dated_changes(land, plan, times, cloud),
     }
 
 
@@ -275,6 +275,17 @@ def _notes(plan: ScenarioPlan) -> list[str]:
     if any(a.instrument for a in plan.acquisitions):
         notes.append("Dove Classic (PS2) scenes read each material class through its own band "
                      "factors (within 4 %) on top of the instrument's band gain and offset.")
+    if plan.burn_extent == "partial":
+        notes.append("Partial burns: each burned compound catches over 30-90 % of its area inside its walls, "
+                     "in one irregular patch; a third of them leave mostly white ash. The truth's burned area is "
+                     "the painted cells' area.")
+    if plan.layout == "blocks":
+        notes.append("Compounds of 8-30 m, some in pairs whose walls stand 1 m apart (3 m of unburned ground "
+                     "between their yards), some with a corner cut off.")
+    if plan.courtyard_trees:
+        notes.append("A deciduous tree stands over a third of the courtyards; leaf fall is not a burn.")
+    if plan.building_shadows:
+        notes.append("Walls (2 m) and huts (3 m) cast shadows from each scene's sun; they are not in the truth.")
     if plan.cloud_scene is not None and not plan.shadow_flagged:
         notes.append("UDM2 does not flag the cloud shadow (a known UDM failure): its pixels say clear.")
     return notes + list(plan.notes)

@@ -125,7 +125,8 @@ def _hidden_fraction(land: Landscape, poly: Polygon, cloud: CloudPlan | None) ->
     return float(hit.mean()) if rr.size else 0.0
 
 
-def dated_changes(land: Landscape, plan: ScenarioPlan, times: list[datetime]) -> list[dict]:
+def dated_changes(land: Landscape, plan: ScenarioPlan, times: list[datetime],
+                  cloud: CloudPlan | None = None) -> list[dict]:
     """Dated non-burn changes with where they happen, as WKT in the grid's CRS.
 
     Burns are not listed: they are in the truth. A method that flags any of these as a burn
@@ -163,7 +164,27 @@ def dated_changes(land: Landscape, plan: ScenarioPlan, times: list[datetime]) ->
         out.append({"change": "sun_angle", "what": "acquired at another time of day: other sun "
                     "elevation and azimuth, so tree shadows change length and direction",
                     "scenes": late, "wkt": whole})
+    if plan.building_shadows:
+        out.append({"change": "building_shadow", "what": "walls (2 m) and huts (3 m) cast shadows from "
+                     "each scene's sun; another time of day makes them longer and turns them",
+                     "scenes": late or when, "wkt": shapely.to_wkt(to_crs(land.settlement), rounding_precision=1)})
+    if cloud is not None and not plan.shadow_flagged and plan.cloud_scene is not None:
+        shade = _mask_outline(cloud.shade < 0.97, land)
+        if shade is not None:
+            out.append({"change": "cloud_shadow", "what": "the shadow of a flagged cumulus, not flagged "
+                        "itself: every band dimmed to the sky light for one scene", "scenes": [when[plan.cloud_scene]],
+                        "wkt": shapely.to_wkt(to_crs(shade.intersection(grid_box)), rounding_precision=1)})
     return out
+
+
+def _mask_outline(mask: np.ndarray, land: Landscape, cell_m: int = 5) -> Polygon | None:
+    """Outline (ground metres) of a 1 m mask, traced on ``cell_m`` blocks: a truth layer's
+    outline of a shadow does not need the metre, and stays a readable size."""
+    rows, cols = np.nonzero(mask[::cell_m, ::cell_m])
+    if not rows.size:
+        return None
+    blocks = shapely.box(cols * cell_m, rows * cell_m, (cols + 1) * cell_m, (rows + 1) * cell_m)
+    return shapely.coverage_union_all(blocks)
 
 
 def iso(t: datetime) -> str:
