@@ -20,7 +20,8 @@ products using stratified random sampling and estimation. Remote Sensing of Envi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, Sequence
 
 import geopandas as gpd
 import numpy as np
@@ -29,7 +30,7 @@ from affine import Affine
 
 from pipeline.grid import Grid
 
-__all__ = ["BurnScores", "score_masks", "truth_raster", "date_attribution"]
+__all__ = ["BurnScores", "score_masks", "truth_raster", "date_attribution", "burns_in_bracket", "relative_error"]
 
 _SUPERSAMPLE = 5  # sub-cells per pixel side when turning truth polygons into pixel fractions
 
@@ -160,3 +161,71 @@ def date_attribution(
         "area_share_dated_right": _ratio(right_area, int(detected.sum())),
         "wrong_ids": wrong[:20],
     }
+
+
+def burns_in_bracket(
+    first_seen: np.ndarray,
+    last_clear: np.ndarray,
+    truth_ids: np.ndarray,
+    true_times: Sequence[datetime],
+    scene_times: Sequence[datetime],
+) -> dict[str, Any]:
+    """How many reference burns have their true time inside the date bracket reported over them.
+
+    The bracket a method states for a burn is (last clear scene before, first scene showing
+    it]: an investigator reads "it happened after this and before that". It is right when the
+    burn's true time lies inside, whatever scene first showed it: a burn hidden by a cloud on
+    the day it appeared is right only if the bracket opens before that cloudy scene. The
+    reported first-seen scene is the majority over the burn's detected pixels, its last clear
+    scene the median over those pixels (as :func:`date_attribution` reads them).
+
+    Parameters
+    ----------
+    first_seen, last_clear:
+        Predicted scene indices per pixel into ``scene_times`` (-1 = not detected / none).
+    truth_ids:
+        Reference burn id per pixel, 1 to ``len(true_times)`` (0 = none).
+    true_times:
+        When each reference burn happened (burn ``k`` is ``true_times[k - 1]``).
+    scene_times:
+        Acquisition time of each scene.
+
+    Returns
+    -------
+    dict
+        ``burns``, ``in_bracket``, ``outside`` (ids of burns detected with a bracket that misses
+        their time), ``missed`` (ids of burns with no detected pixel, or too small to hold a
+        pixel of their own).
+
+    Examples
+    --------
+    >>> from datetime import datetime
+    >>> t = [datetime(2024, 1, d) for d in (26, 28, 30, 31)]
+    >>> fs = np.array([3, 3, 3, -1]); lc = np.array([1, 1, 1, -1]); ids = np.array([1, 1, 2, 3])
+    >>> r = burns_in_bracket(fs, lc, ids, [datetime(2024, 1, 29), datetime(2024, 1, 27), datetime(2024, 1, 31)], t)
+    >>> r["burns"], r["in_bracket"], r["outside"], r["missed"]
+    (3, 1, [2], [3])
+    """
+    inside, outside, missed = 0, [], []
+    for k, when in enumerate(true_times, start=1):
+        pixels = truth_ids == k
+        hit = pixels & (first_seen >= 0)
+        if not hit.any():
+            missed.append(k)
+            continue
+        seen = int(np.bincount(first_seen[hit]).argmax())
+        start = int(np.median(last_clear[hit & (first_seen == seen)]))
+        if (start < 0 or scene_times[start] < when) and when <= scene_times[seen]:
+            inside += 1
+        else:
+            outside.append(k)
+    return {"burns": len(true_times), "in_bracket": inside, "outside": outside, "missed": missed}
+
+
+def relative_error(estimate: float, truth: float) -> float | None:
+    """``(estimate - truth) / truth``; None when there is no truth to be relative to.
+
+    >>> relative_error(103.0, 100.0), relative_error(1.0, 0.0)
+    (0.03, None)
+    """
+    return (estimate - truth) / truth if truth else None
