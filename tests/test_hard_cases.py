@@ -269,3 +269,17 @@ def test_every_new_case_is_scored_and_the_no_burn_ones_as_such():
     for name in accuracy.NO_BURN_CASES:
         assert SCENARIOS[name].settlement_burns == "none"
     assert not math.isnan(accuracy.TARGET_AREA_ERROR) and accuracy.TARGET_TOP_TIER == "low"
+
+
+def test_top_tier_grades_the_polygons_as_the_run_did(small_run):
+    from pipeline.aoi import load_aoi
+    from pipeline.config import Params
+    from pipeline.stages.confidence import TIERS
+
+    aoi = load_aoi("testvillage", small_run.aoi_dir)
+    outcome = small_run.outcome
+    params = Params(resolution_m=3.0)  # the demo's PlanetScope pixel, the grid the run chose
+    top = accuracy._top_tier(outcome.detection, params, outcome.demo_folder, small_run.data_root / aoi.name,
+                             aoi.analysis_grid(3.0), aoi)
+    counts = outcome.report["confidence"]["counts"]
+    assert top == next(t for t in TIERS if counts.get(t)) == "high"  # the demo's attacks persist, clear and strong
