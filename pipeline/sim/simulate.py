@@ -162,7 +162,9 @@ def simulate_village_series(grid: Grid, *, seed: int = 20240127, n_compounds: in
         Compounds in the village (about 1300 m2 of village each); lower it on small grids.
     n_burned_first:
         Compounds burned by the first attack; the return burns the rest. Ignored by
-        ``"single_compound"`` (one burns) and ``"dry_season"`` (none burns).
+        ``"single_compound"`` (one burns) and the cases where none burns (``"dry_season"``,
+        ``"leaf_drop"``, ``"harvest"``, ``"wet_soil"``, ``"building_shadow"``,
+        ``"cloud_shadow_unflagged"``).
     scenario:
         One of :data:`pipeline.sim.scenarios.Scenario`; ``"demo"`` is byte-identical to version 1.
 
