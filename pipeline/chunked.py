@@ -207,7 +207,8 @@ def merge_across_edges(pieces: gpd.GeoDataFrame, edges: list[BaseGeometry]) -> t
     across the edge. Pieces that a chunk split from one patch along a wall (same ``patch_id``)
     touch along that wall and are never merged with each other; a split piece joins a piece
     across the edge only along a shared stretch of edge, not at a corner where a wall meets
-    the seam. Each chunk splits on its own pixels (its halo only feeds the burn mask), so a
+    the seam, and only the piece it shares the most edge with (two chunks may give a wall
+    pixel on the seam to different sides). Each chunk splits on its own pixels (its halo only feeds the burn mask), so a
     wall seen in one chunk that ends at the seam while the burn goes on beyond it is merged
     again through the piece beyond: the patch is not cut into two there, as the whole-scene
     analysis would not cut it either (the burn joins around the wall's end).
@@ -235,10 +236,17 @@ def merge_across_edges(pieces: gpd.GeoDataFrame, edges: list[BaseGeometry]) -> t
         other_patch = patch_code[left] != patch_code[right]
         left, right = left[other_patch], right[other_patch]
         pairs = pd.DataFrame({"left": left, "right": right})
-    # Every pair found touches across the seam: one connected patch. A split piece merges only along an edge.
-    touching = pieces.geometry.to_numpy()
-    along = np.array([not (split[a] or split[b]) or touching[a].intersection(touching[b]).length > 0
-                      for a, b in zip(pairs["left"], pairs["right"])], dtype=bool)
+    # Every pair found touches across the seam: one connected patch. A split piece merges only along a stretch
+    # of edge, and only with the piece it shares the longest stretch with (or that shares its longest with it):
+    # two chunks may hand a wall pixel on the seam to different sides, leaving a pixel of edge in common.
+    outline = pieces.geometry.to_numpy()
+    shared = np.array([outline[a].intersection(outline[b]).length for a, b in zip(pairs["left"], pairs["right"])])
+    best = np.full(n, -1)
+    if len(pairs):
+        order = np.argsort(shared, kind="stable")  # the longest last, so it is the one kept per piece
+        best[pairs["left"].to_numpy()[order]] = pairs["right"].to_numpy()[order]
+    along = np.array([not (split[a] or split[b]) or (length > 0 and (best[a] == b or best[b] == a))
+                      for a, b, length in zip(pairs["left"], pairs["right"], shared)], dtype=bool)
     merge_pairs = pairs[along] if len(pairs) else pairs
     graph = coo_matrix((np.ones(len(merge_pairs)), (merge_pairs["left"].to_numpy(), merge_pairs["right"].to_numpy())),
                        shape=(n, n))

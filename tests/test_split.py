@@ -137,3 +137,23 @@ def test_split_patches_keeps_a_patch_whole_when_a_wall_does_not_cross_it():
     change[1:5, 6] = 0.1
     pieces, parent = split_patches(patches, before, change, wall_contrast=0.1, min_core_px=6)
     assert parent.tolist() == [1] and int((pieces == 1).sum()) == 60
+
+
+def test_pieces_split_along_a_wall_are_not_merged_again_across_a_chunk_edge():
+    """A wall along y = 4 split the burn on both sides of the chunk edge x = 10: the pieces join their own
+    continuation across the edge (along a shared stretch of edge), never each other, nor the piece that only
+    meets them at the corner where the wall crosses the seam; all four stay one patch."""
+    import geopandas as gpd
+    from shapely.geometry import LineString
+
+    from pipeline.chunked import merge_across_edges
+
+    edge = [LineString([(10, -100), (10, 100)])]
+    pieces = gpd.GeoDataFrame(
+        {"first_seen_index": [1, 1, 1, 1], "last_clear_index": [0, 0, 0, 0], "n_pixels": [16, 16, 12, 20],
+         "mean_index_change": [0.2, 0.2, 0.2, 0.2], "confirmed": [True] * 4, "patch_id": ["L", "L", "R", "R"]},
+        geometry=[box(6, 0, 10, 4), box(6, 4, 10, 8), box(10, 0, 14, 3), box(10, 3, 14, 8)])
+    merged, n = merge_across_edges(pieces, edge)
+    assert n == 4 and len(merged) == 2
+    assert sorted(merged["n_pixels"]) == [28, 36]
+    assert merged["patch_id"].nunique() == 1
