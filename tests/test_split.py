@@ -18,7 +18,6 @@ from pipeline.config import Params
 from pipeline.grid import Grid
 from pipeline.readers.recognise import load_sources, recognise
 from pipeline.run import detect_burns
-from pipeline.stages.split import split_patches
 
 _RES = 3.0
 _ORIGIN = (500000.0, 1530000.0)
@@ -129,6 +128,8 @@ def test_chunks_split_and_merge_as_the_whole_scene_does(pair, polygons):
 
 def test_split_patches_keeps_a_patch_whole_when_a_wall_does_not_cross_it():
     """A bright line that stops inside the patch (a fence, a path) leaves one connected core: no split."""
+    from pipeline.stages.split import split_patches
+
     patches = np.zeros((8, 12), np.int32)
     patches[1:7, 1:11] = 1
     before = np.full(patches.shape, 0.2)
