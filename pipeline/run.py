@@ -186,7 +186,8 @@ def _detection(m: _Measured, records: list[SceneRecord], *, params: Params, anal
     else:
         split = _splitting(m, params, analysis_grid)
         row, col = window.offset_in(analysis_grid)
-        split["before"] = split["before"][:, row:row + window.height, col:col + window.width]
+        if split["before"] is not None:
+            split["before"] = split["before"][:, row:row + window.height, col:col + window.width]
         polygons = burn_polygons(_crop(dates, analysis_grid, window), grid=window, times=times, index_name=m.index_name,
                                  settlement=settlement, **split)
         extent_first = np.full(dates["first_seen"].shape, -1, dtype=np.int16)
@@ -205,7 +206,8 @@ def _detection(m: _Measured, records: list[SceneRecord], *, params: Params, anal
 def _splitting(m: _Measured, params: Params, analysis_grid: Grid) -> dict[str, Any]:
     """What the polygon stage splits patches with: each date's before-scene, the wall contrast and the
     smallest piece (the minimum mapping unit, so that a piece split off is a burn in its own right)."""
-    before = before_brightness(m.normalised["reflectance"].values, m.change["last_clear"].values)
+    burned = bool((m.dates["first_seen"].values >= 0).any())  # nothing to split: skip reading every scene again
+    before = before_brightness(m.normalised["reflectance"].values, m.change["last_clear"].values) if burned else None
     min_core_px = max(1, int(np.ceil(params.min_area_m2 / analysis_grid.pixel_area_m2)))
     return {"before": before, "wall_contrast": params.split_wall_contrast, "min_core_px": min_core_px}
 
