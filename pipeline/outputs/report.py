@@ -176,9 +176,9 @@ def _patches(polygons: gpd.GeoDataFrame) -> dict[str, Any] | None:
         return None
     n_polygons, n_patches = int(len(polygons)), int(polygons["patch_id"].nunique())
     n_split = int((polygons.groupby("patch_id").size() > 1).sum()) if n_polygons else 0
-    statement = (f"{n_polygons} polygon(s) (split along walls) in {n_patches} connected burned patch(es): "
-                 f"{n_split} patch(es) spanning several compounds were split along the walls the scene before "
-                 f"the burn shows between them.")
+    why = (f"{n_split} patch(es) spanning several compounds were split along the walls the scene before the burn "
+           f"shows between them" if n_split else "no patch showed a wall between compounds in the scene before the burn")
+    statement = f"{n_polygons} polygon(s) (split along walls) in {n_patches} connected burned patch(es): {why}."
     return {"n_polygons": n_polygons, "n_patches": n_patches, "n_split_patches": n_split, "statement": statement}
 
 
