@@ -59,7 +59,7 @@ def before_brightness(reflectance: np.ndarray, last_clear: np.ndarray) -> np.nda
     Examples
     --------
     >>> refl = np.stack([np.full((2, 1, 2), 0.3), np.full((2, 1, 2), 0.1)]).astype(np.float32)
-    >>> before_brightness(refl, np.array([[[-1, -1]], [[0, 0]]]))[1].round(2).tolist()
+    >>> before_brightness(refl, np.array([[[-1, -1]], [[0, 0]]]))[1].astype(float).round(2).tolist()
     [[0.3, 0.3]]
     """
     seen = np.isfinite(reflectance)
