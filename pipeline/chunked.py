@@ -202,31 +202,68 @@ def _inner_edges(grid: Grid, chunks: list[Chunk]) -> list[BaseGeometry]:
 def merge_across_edges(pieces: gpd.GeoDataFrame, edges: list[BaseGeometry]) -> tuple[gpd.GeoDataFrame, int]:
     """Merge polygon pieces of the same date that touch across a chunk edge.
 
-    Pieces from one chunk never touch (they are separate 8-connected patches); pieces from
-    neighbouring chunks touch exactly when their pixels are 8-neighbours across the edge.
+    Pieces of different patches in one chunk never touch (they are separate 8-connected
+    patches); pieces from neighbouring chunks touch exactly when their pixels are 8-neighbours
+    across the edge. Pieces that a chunk split from one patch along a wall (same ``patch_id``)
+    touch along that wall and are never merged with each other; a split piece joins a piece
+    across the edge only along a shared stretch of edge, not at a corner where a wall meets
+    the seam, and only the piece it shares the most edge with (two chunks may give a wall
+    pixel on the seam to different sides). Each chunk splits on its own pixels (its halo only feeds the burn mask), so a
+    wall seen in one chunk that ends at the seam while the burn goes on beyond it is merged
+    again through the piece beyond: the patch is not cut into two there, as the whole-scene
+    analysis would not cut it either (the burn joins around the wall's end).
     Returns the merged frame (same columns; ``area``, ids and setting to be recomputed by
-    the caller) and how many pieces took part in a merge.
+    the caller; ``patch_id`` a key shared by the pieces of one patch, named by the caller)
+    and how many pieces took part in a merge.
     """
     if pieces.empty or not edges:
         return pieces.reset_index(drop=True), 0
     pieces = pieces.reset_index(drop=True)
+    n = len(pieces)
+    patch = pieces["patch_id"].to_numpy() if "patch_id" in pieces else np.arange(n)
+    _, patch_code = np.unique(patch.astype(str), return_inverse=True)
+    split = np.bincount(patch_code)[patch_code] > 1
     seam = unary_union(edges).buffer(_SEAM_TOLERANCE_M)
     on_edge = np.flatnonzero(pieces.geometry.intersects(seam).to_numpy())
-    if on_edge.size < 2:
-        return pieces, 0
-    candidates = pieces.iloc[on_edge]
-    pairs = gpd.sjoin(candidates[["first_seen_index", "geometry"]], candidates[["first_seen_index", "geometry"]],
-                      predicate="intersects")
-    pairs = pairs[(pairs.index != pairs["index_right"]) & (pairs["first_seen_index_left"] == pairs["first_seen_index_right"])]
-    if pairs.empty:
-        return pieces, 0
-    n = len(pieces)
-    graph = coo_matrix((np.ones(len(pairs)), (pairs.index.to_numpy(), pairs["index_right"].to_numpy())), shape=(n, n))
+    pairs = pd.DataFrame(columns=["left", "right"], dtype=int)
+    if on_edge.size >= 2:
+        candidates = pieces.iloc[on_edge]
+        joined = gpd.sjoin(candidates[["first_seen_index", "geometry"]], candidates[["first_seen_index", "geometry"]],
+                           predicate="intersects")
+        joined = joined[(joined.index != joined["index_right"])
+                        & (joined["first_seen_index_left"] == joined["first_seen_index_right"])]
+        left, right = joined.index.to_numpy(), joined["index_right"].to_numpy().astype(int)
+        other_patch = patch_code[left] != patch_code[right]
+        left, right = left[other_patch], right[other_patch]
+        pairs = pd.DataFrame({"left": left, "right": right})
+    # Every pair found touches across the seam: one connected patch. A split piece merges only along a stretch
+    # of edge, and only with the piece it shares the longest stretch with (or that shares its longest with it):
+    # two chunks may hand a wall pixel on the seam to different sides, leaving a pixel of edge in common.
+    outline = pieces.geometry.to_numpy()
+    shared = np.array([outline[a].intersection(outline[b]).length for a, b in zip(pairs["left"], pairs["right"])])
+    best = np.full(n, -1)
+    if len(pairs):
+        order = np.argsort(shared, kind="stable")  # the longest last, so it is the one kept per piece
+        best[pairs["left"].to_numpy()[order]] = pairs["right"].to_numpy()[order]
+    along = np.array([not (split[a] or split[b]) or (length > 0 and (best[a] == b or best[b] == a))
+                      for a, b, length in zip(pairs["left"], pairs["right"], shared)], dtype=bool)
+    merge_pairs = pairs[along] if len(pairs) else pairs
+    graph = coo_matrix((np.ones(len(merge_pairs)), (merge_pairs["left"].to_numpy(), merge_pairs["right"].to_numpy())),
+                       shape=(n, n))
     _, group = connected_components(graph, directed=False)
+    # Patches: the pieces that touch across a seam, and those a chunk split from one patch, are one patch.
+    same_patch = np.flatnonzero(split)
+    links = (np.concatenate([pairs["left"].to_numpy(int), same_patch]),
+             np.concatenate([pairs["right"].to_numpy(int), np.array([same_patch[patch_code[same_patch] == patch_code[i]][0]
+                                                                     for i in same_patch], dtype=int)]))
+    _, patch_group = connected_components(coo_matrix((np.ones(links[0].size), links), shape=(n, n)), directed=False)
     sizes = np.bincount(group)
     merged_count = int((sizes[group] > 1).sum())
-    pieces = pieces.assign(_group=group, _change_sum=pieces["mean_index_change"] * pieces["n_pixels"],
+    pieces = pieces.assign(patch_id=patch_group, _group=group,
+                           _change_sum=pieces["mean_index_change"] * pieces["n_pixels"],
                            _confirmed_px=pieces["confirmed"].astype(float) * pieces["n_pixels"])
+    if merged_count == 0:
+        return pieces.drop(columns=["_group", "_change_sum", "_confirmed_px"]), 0
     rows = []
     for g, part in pieces.groupby("_group", sort=False):
         first = part.iloc[0].to_dict()

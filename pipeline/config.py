@@ -141,6 +141,14 @@ class Params:
     """Holes of up to this many pixels inside a burn are filled (ash specks, a pixel of wall).
     Range 0-1000: a larger hole is unburned ground (a courtyard, a field), not a speck."""
 
+    split_wall_contrast: float = _limits(0.1, 0.0, 1.0, open_low=True)
+    """A burned patch is split along a wall between compounds where the before-scene shows the wall
+    at least this share brighter than the burned pixels on both its sides, and the wall changed
+    this share less than they did (:mod:`pipeline.stages.split`). 0.1: a banco or laterite wall
+    across a 3 m pixel lifts it 10-30 % above a courtyard of roofs and straw, while the noise of
+    a normalised scene is a few percent. Range (0, 1]: at 0 noise alone would cut patches; a
+    wall twice as bright as the ground beside it is never seen at these pixel sizes."""
+
     extent_close_m: float = _limits(40.0, 0.0, 1000.0)
     """Burned extent: gaps between burns narrower than about twice this are closed and enclosed
     holes filled (a lane between compounds is 5-20 m; 40 m is two 20 m Sentinel-2 SWIR pixels).

@@ -39,6 +39,7 @@ from pipeline.stages.normalise import BandFit, apply_fits, identity_fits, normal
 from pipeline.stages.perimeter import extent_dates, extent_polygons
 from pipeline.stages.plausibility import judge_scenes, mask_implausible
 from pipeline.stages.polygons import burn_polygons, transient_polygons
+from pipeline.stages.split import before_brightness
 from pipeline.preflight import check_coreg_band, check_detect_grid, scene_shape
 from pipeline.progress import stage, timed
 from pipeline.provenance.versions import code_version, git_state, package_versions
@@ -176,14 +177,19 @@ def _detection(m: _Measured, records: list[SceneRecord], *, params: Params, anal
     dates = m.dates
     stage("polygons: burn marks and burned extents", logger=logger)
     if window is None:
-        polygons = burn_polygons(dates, grid=analysis_grid, times=times, index_name=m.index_name, settlement=settlement)
+        polygons = burn_polygons(dates, grid=analysis_grid, times=times, index_name=m.index_name, settlement=settlement,
+                                 **_splitting(m, params, analysis_grid))
         first_seen = dates["first_seen"].values
         extent_first = extent_dates(first_seen, pixel_size_m=analysis_grid.resolution, close_radius_m=params.extent_close_m)
         extents = extent_polygons(extent_first, first_seen, grid=analysis_grid, times=times)
         transients = transient_polygons(dates, grid=analysis_grid, times=times)
     else:
+        split = _splitting(m, params, analysis_grid)
+        row, col = window.offset_in(analysis_grid)
+        if split["before"] is not None:
+            split["before"] = split["before"][:, row:row + window.height, col:col + window.width]
         polygons = burn_polygons(_crop(dates, analysis_grid, window), grid=window, times=times, index_name=m.index_name,
-                                 settlement=settlement)
+                                 settlement=settlement, **split)
         extent_first = np.full(dates["first_seen"].shape, -1, dtype=np.int16)
         extents = gpd.GeoDataFrame(geometry=[], crs=analysis_grid.crs)
         transients = None
@@ -195,6 +201,15 @@ def _detection(m: _Measured, records: list[SceneRecord], *, params: Params, anal
         extent_first=xr.DataArray(extent_first, dims=("y", "x"), coords={"y": dates.y, "x": dates.x}),
         extents=extents, grid=analysis_grid, calibration=m.calibration, transients=transients,
     )
+
+
+def _splitting(m: _Measured, params: Params, analysis_grid: Grid) -> dict[str, Any]:
+    """What the polygon stage splits patches with: each date's before-scene, the wall contrast and the
+    smallest piece (the minimum mapping unit, so that a piece split off is a burn in its own right)."""
+    burned = bool((m.dates["first_seen"].values >= 0).any())  # nothing to split: skip reading every scene again
+    before = before_brightness(m.normalised["reflectance"].values, m.change["last_clear"].values) if burned else None
+    min_core_px = max(1, int(np.ceil(params.min_area_m2 / analysis_grid.pixel_area_m2)))
+    return {"before": before, "wall_contrast": params.split_wall_contrast, "min_core_px": min_core_px}
 
 
 def _crop(stack: xr.Dataset, outer: Grid, inner: Grid) -> xr.Dataset:

@@ -65,6 +65,44 @@ def test_polygons_carry_dates_and_equal_area_hectares(small_run):
     assert layers[0] == "all" and "first_seen_20240128T1038Z" in layers and "first_seen_20240201T1038Z" in layers
 
 
+def test_every_polygon_in_every_output_is_valid_and_names_its_patch(small_run):
+    """QGIS and PostGIS refuse or mis-measure an invalid OGC polygon: none may be written, in any format."""
+    import xml.etree.ElementTree as ET
+
+    import pyogrio
+    import shapely
+    from shapely.geometry import Polygon
+
+    _, _, outcome = small_run
+    run = outcome.run_dir
+    gpkg = run / "burns_SIMULATED.gpkg"
+    layers = [str(name) for name, _ in pyogrio.list_layers(gpkg)]
+    assert "all" in layers and "structures" in layers
+    for layer in layers:
+        frame = gpd.read_file(gpkg, layer=layer)
+        assert shapely.is_valid(frame.geometry.to_numpy()).all(), f"invalid polygon in GeoPackage layer {layer}"
+    polys = gpd.read_file(run / "burns_SIMULATED.geojson")
+    assert len(polys) and shapely.is_valid(polys.geometry.to_numpy()).all()
+    assert polys["patch_id"].str.match(r"P\d{8}-E\d+-N\d+$").all()
+    kml = ET.parse(run / "burns_SIMULATED.kml").getroot()
+    ns = {"k": "http://www.opengis.net/kml/2.2"}
+    marks = kml.findall(".//k:Placemark", ns)
+    assert len(marks) == len(polys)
+    for mark in marks:
+        parts = []
+        for polygon in mark.findall(".//k:Polygon", ns):
+            rings = [[tuple(float(v) for v in p.split(",")[:2]) for p in c.text.split()]
+                     for c in polygon.findall(".//k:LinearRing/k:coordinates", ns)]
+            parts.append(Polygon(rings[0], rings[1:]))
+        outline = parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts)
+        assert outline.is_valid, f"invalid KML outline {mark.find('k:name', ns).text}"
+        data = {d.get("name"): d.find("k:value", ns).text for d in mark.findall(".//k:Data", ns)}
+        assert data["patch_id"] in set(polys["patch_id"])
+    patches = json.loads((run / "report.json").read_text())["patches"]
+    assert patches["n_polygons"] == len(polys) and patches["n_patches"] == polys["patch_id"].nunique()
+    assert f"{len(polys)} polygon(s) (split along walls) in {patches['n_patches']} connected" in (run / "report.md").read_text()
+
+
 def test_manifest_hashes_match_inputs_and_outputs(small_run):
     _, _, outcome = small_run
     manifest = json.loads((outcome.run_dir / "manifest.json").read_text())

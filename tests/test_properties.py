@@ -189,8 +189,32 @@ def test_polygon_areas_sum_to_the_mask_area(first_seen, easting, northing, resol
     assert polys.crs == "EPSG:32630" and (polys["n_pixels"] > 0).all()
 
 
-@pytest.mark.xfail(strict=True, reason="a patch whose pixels touch only at a corner (8-connected) is vectorised as one "
-                   "ring touching itself, which is not a valid OGC polygon (shapely: Ring Self-intersection)")
+@BOUNDED
+@given(first_seen=dated_masks(), seed=st.integers(0, 2**32 - 1))
+def test_every_outline_is_valid_with_exactly_its_pixels_area_split_or_not(first_seen, seed):
+    """Random masks (corners, holes touching rims) and a random before-scene (walls anywhere): every
+    outline is a valid OGC geometry whose area in the grid's CRS is its pixels' to a millionth."""
+    h, w = first_seen.shape
+    grid = Grid("EPSG:32630", Affine(3.0, 0, 415_000, 0, -3.0, 1_528_000), w, h)
+    burned = first_seen >= 0
+    rng = np.random.default_rng(seed)
+    dates = xr.Dataset(
+        {
+            "first_seen": (("y", "x"), first_seen),
+            "last_clear_before": (("y", "x"), np.where(burned, first_seen - 1, -1).astype(np.int16)),
+            "delta_at_first": (("y", "x"), np.where(burned, rng.uniform(0.05, 0.3, (h, w)), np.nan).astype(np.float32)),
+            "confirmed": (("y", "x"), burned),
+        }
+    )
+    times = [f"2024-01-{26 + t:02d}T10:38:00Z" for t in range(4)]
+    before = rng.uniform(0.1, 0.4, (4, h, w)).astype(np.float32)
+    for split in (None, before):
+        polys = burn_polygons(dates, grid=grid, times=times, index_name="nir", before=split, min_core_px=2)
+        assert polys.geometry.is_valid.all()
+        np.testing.assert_allclose(polys.geometry.area.to_numpy(float), polys["n_pixels"].to_numpy(float) * 9.0, rtol=1e-9)
+        assert int(polys["n_pixels"].sum()) == int(burned.sum())
+
+
 def test_pixels_touching_at_a_corner_give_a_valid_polygon():
     first_seen = np.array([[1, -1, -1], [-1, 1, 1]], dtype=np.int16)
     burned = first_seen >= 0
@@ -205,6 +229,7 @@ def test_pixels_touching_at_a_corner_give_a_valid_polygon():
     grid = Grid("EPSG:32630", Affine(3.0, 0, 415_000, 0, -3.0, 1_528_000), 3, 2)
     polys = burn_polygons(dates, grid=grid, times=["2024-01-26T10:38:00Z", "2024-01-27T10:38:00Z"], index_name="nir")
     assert len(polys) == 1 and polys.geometry.is_valid.all()
+    assert polys["area_m2"].iloc[0] == pytest.approx(3 * 9.0, rel=2e-3)  # the three pixels' area, kept exactly
 
 
 # --- co-registration -------------------------------------------------------------------

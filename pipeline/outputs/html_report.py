@@ -124,6 +124,8 @@ def render_html(report: Mapping[str, Any], *, figures: Mapping[str, bytes], poly
     head.append(f'<p class="summary">{escape(summary)}</p>')
     if report.get("grid"):
         head.append(f"<p>{escape(report['grid']['statement'][0].upper() + report['grid']['statement'][1:])}.</p>")
+    if report.get("patches"):
+        head.append(f"<p>{escape(report['patches']['statement'])}</p>")
     aoi = report["aoi"]
     if aoi.get("location_uncertain"):
         head.append(f"<p>Location of {escape(aoi['display_name'])} is uncertain (confidence {escape(str(aoi['location_confidence']))}: "

@@ -128,6 +128,8 @@ def kml_document(polygons_4326: gpd.GeoDataFrame, *, records: list[SceneRecord],
                             ("last_clear_before", before.acquired_utc if before else ""),
                             ("last_clear_scene", before.scene_id if before else ""), ("area_ha", f"{row.area_ha:.4f}")):
             ET.SubElement(ET.SubElement(data, "Data", {"name": name}), "value").text = value
+        if "patch_id" in polygons_4326:  # the connected burned patch this compound's polygon was split from
+            ET.SubElement(ET.SubElement(data, "Data", {"name": "patch_id"}), "value").text = str(row.patch_id)
         _geometry(mark, row.geometry)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

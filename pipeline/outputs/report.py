@@ -169,6 +169,19 @@ def _reading(
 _SETTING_WORDS = {"settlement": "in the settlement", "outside": "outside the settlement (fields, bush)"}
 
 
+def _patches(polygons: gpd.GeoDataFrame) -> dict[str, Any] | None:
+    """How many polygons, in how many connected burned patches: a patch spanning several compounds is
+    split along the walls between them (:mod:`pipeline.stages.split`), so both counts are said."""
+    if "patch_id" not in polygons:
+        return None
+    n_polygons, n_patches = int(len(polygons)), int(polygons["patch_id"].nunique())
+    n_split = int((polygons.groupby("patch_id").size() > 1).sum()) if n_polygons else 0
+    why = (f"{n_split} patch(es) spanning several compounds were split along the walls the scene before the burn "
+           f"shows between them" if n_split else "no patch showed a wall between compounds in the scene before the burn")
+    statement = f"{n_polygons} polygon(s) (split along walls) in {n_patches} connected burned patch(es): {why}."
+    return {"n_polygons": n_polygons, "n_patches": n_patches, "n_split_patches": n_split, "statement": statement}
+
+
 def _by_setting(polygons: gpd.GeoDataFrame) -> dict[str, dict[str, float | int]]:
     """Area and count of polygons per setting (empty when no settlement outline was given)."""
     if "setting" not in polygons or not len(polygons) or set(polygons["setting"]) == {"unknown"}:
@@ -286,6 +299,7 @@ def build_report(
             ],
         },
         "readings": readings,
+        "patches": _patches(counted),
         "transients": gone,
         "burned_extent": _extent_summary(extents, params, tz_name, records),
         "scenes": scenes,
@@ -429,6 +443,8 @@ def render_markdown(report: dict[str, Any], *, figures: Sequence[str] = (), max_
     lines += [report["summary"].replace(SIMULATED_WARNING, "").strip(), ""]
     if report.get("grid"):  # which pixel every area and outline is measured on, and why
         lines += [f"{report['grid']['statement'][0].upper()}{report['grid']['statement'][1:]}.", ""]
+    if report.get("patches"):
+        lines += [report["patches"]["statement"], ""]
     if aoi["location_uncertain"]:
         lines += [
             f"Location of {aoi['display_name']} is uncertain (confidence {aoi['location_confidence']}: "

@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import geopandas as gpd
 import numpy as np
-from rasterio.features import shapes
 from scipy import ndimage
-from shapely.geometry import shape
-from shapely.ops import unary_union
 
 from pipeline.grid import Grid
-from pipeline.stages.polygons import equal_area_crs
+from pipeline.stages.polygons import equal_area_crs, pixel_outlines
 
 __all__ = ["extent_mask", "extent_dates", "extent_polygons", "EXTENT_COLUMNS"]
 
@@ -69,15 +66,13 @@ def extent_polygons(extent_first: np.ndarray, first_seen: np.ndarray, *, grid: G
         labels, n = ndimage.label((extent_first >= 0) & (extent_first <= t), structure=np.ones((3, 3), bool))
         burned_to_date = (first_seen >= 0) & (first_seen <= t)
         burned_px = ndimage.sum_labels(burned_to_date, labels, np.arange(1, n + 1))
-        pieces: dict[int, list] = {}
-        for geom, value in shapes(labels.astype(np.int32), mask=labels > 0, transform=grid.transform, connectivity=8):
-            pieces.setdefault(int(value), []).append(shape(geom))
+        outlines = pixel_outlines(labels.astype(np.int32), np.arange(1, n + 1), grid)  # valid, area kept
         burn_labels, n_burn = ndimage.label(burned_to_date, structure=np.ones((3, 3), bool))
         # Each burn patch lies inside one extent (the extent contains the mask): count them per extent.
         owner = ndimage.maximum(labels, burn_labels, np.arange(1, n_burn + 1)).astype(int) if n_burn else np.zeros(0, int)
         burns_per_extent = np.bincount(owner, minlength=n + 1)
         for i in range(1, n + 1):
-            geometries.append(unary_union(pieces[i]))
+            geometries.append(outlines[i - 1])
             rows.append({"as_of": times[t], "as_of_index": t, "burned_ha": round(float(burned_px[i - 1]) * pixel_ha, 4),
                          "n_burn_polygons": int(burns_per_extent[i])})
     if not rows:

@@ -7,6 +7,13 @@ clear observation among its pixels: where part of a burn was under cloud, the st
 interval widens rather than claiming more precision than the imagery gives. A polygon is
 ``confirmed`` when a later clear observation still shows it (char persists; a shadow
 does not); a burn on the last scene cannot be confirmed yet, and says so.
+
+A patch that spans several compounds is split along the walls the before-scene shows between
+them (:mod:`pipeline.stages.split`); each piece is a polygon, and ``patch_id`` names the
+connected patch it came from (one polygon per patch where no wall was seen). Outlines are
+traced 4-connected: pixels that touch only at a corner become parts of a MultiPolygon that
+touch at a point, never one ring that crosses itself, so every outline is a valid OGC
+geometry whose area is exactly its pixels'.
 """
 
 from __future__ import annotations
@@ -17,14 +24,17 @@ import xarray as xr
 from pyproj import CRS, Transformer
 from rasterio.features import shapes
 from scipy import ndimage
+import shapely
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
+from pipeline.errors import RunError
 from pipeline.grid import Grid
+from pipeline.stages.split import split_patches
 
 __all__ = ["equal_area_crs", "burn_polygons", "describe_polygons", "empty_polygons", "polygon_settings",
-           "transient_polygons", "POLYGON_COLUMNS", "TRANSIENT_COLUMNS"]
+           "transient_polygons", "pixel_outlines", "POLYGON_COLUMNS", "TRANSIENT_COLUMNS"]
 
 _EIGHT = np.ones((3, 3), dtype=bool)
 
@@ -41,6 +51,7 @@ POLYGON_COLUMNS = [
     "index",
     "setting",
     "confirmed",
+    "patch_id",
 ]
 
 TRANSIENT_COLUMNS = ["transient_id", "seen", "gone_on", "seen_index", "gone_index", "area_m2", "area_ha", "n_pixels",
@@ -79,6 +90,31 @@ def _patches_by_date(dated: np.ndarray) -> tuple[np.ndarray, list[int]]:
     return components, component_date
 
 
+def pixel_outlines(labels: np.ndarray, ids: np.ndarray, grid: Grid) -> list[BaseGeometry]:
+    """Outline of each label of ``ids``, valid and with exactly its pixels' area.
+
+    Traced 4-connected: GDAL's 8-connected tracing joins pixels that touch at a corner into
+    one ring touching itself, an invalid OGC polygon that QGIS and PostGIS refuse or
+    mis-measure. The 4-connected pieces of a label are united (parts meeting at a point stay
+    a valid MultiPolygon); a ring GDAL still pinches (a hole touching the outer ring at a
+    corner) is repaired only if the repair keeps the area to a millionth of a pixel.
+    """
+    pieces: dict[int, list] = {}
+    for geom, value in shapes(labels, mask=labels > 0, transform=grid.transform, connectivity=4):
+        pieces.setdefault(int(value), []).append(shape(geom))
+    outlines = []
+    for i in ids:
+        outline = unary_union(pieces[int(i)])
+        if not outline.is_valid:
+            repaired = shapely.make_valid(outline, method="structure")
+            if abs(repaired.area - outline.area) > 1e-6 * grid.pixel_area_m2:
+                raise RunError(f"burn outline {int(i)} could not be made a valid polygon without changing its area; "
+                               f"please report this with the run folder")
+            outline = repaired
+        outlines.append(outline)
+    return outlines
+
+
 def burn_polygons(
     dates: xr.Dataset,
     *,
@@ -86,6 +122,9 @@ def burn_polygons(
     times: list[str],
     index_name: str,
     settlement: BaseGeometry | None = None,
+    before: np.ndarray | None = None,
+    wall_contrast: float = 0.1,
+    min_core_px: int = 1,
 ) -> gpd.GeoDataFrame:
     """Vectorise the dated burn raster into polygons in ``grid.crs``.
 
@@ -103,6 +142,12 @@ def burn_polygons(
         Built-up area in ``grid.crs``. A polygon is ``setting="settlement"`` when at least
         half of it lies inside, else ``"outside"`` (field and bush fires are common around
         Sahel villages and must be reported apart); ``"unknown"`` without an outline.
+    before:
+        ``(time, y, x)`` brightness of the scene before each date
+        (:func:`pipeline.stages.split.before_brightness`); a patch is split along the walls it
+        shows. ``None``: no patch is split.
+    wall_contrast, min_core_px:
+        As :func:`pipeline.stages.split.split_patches`.
 
     Returns
     -------
@@ -112,19 +157,26 @@ def burn_polygons(
     first_seen = dates["first_seen"].values
     last_clear = dates["last_clear_before"].values
     delta = dates["delta_at_first"].values
-    components, component_date = _patches_by_date(first_seen)
-    n_comp = len(component_date)
-    if n_comp == 0:
+    patches, patch_date = _patches_by_date(first_seen)
+    if not patch_date:
         return empty_polygons(grid.crs)
+    if before is None:
+        components, patch_of = patches, np.arange(1, len(patch_date) + 1)
+    else:
+        # Each date's patches are split on that date's before-scene; the pieces keep the date's order.
+        patch_dates = np.concatenate([[-1], patch_date])[patches]
+        wall_seen = np.where(patch_dates >= 0, np.take_along_axis(
+            before, np.clip(patch_dates, 0, None)[None].astype(np.intp), axis=0)[0], np.nan)
+        components, patch_of = split_patches(patches, wall_seen, delta, wall_contrast=wall_contrast,
+                                             min_core_px=min_core_px)
+    component_date = [patch_date[p - 1] for p in patch_of]
+    n_comp = len(component_date)
     ids = np.arange(1, n_comp + 1)
     n_pixels = ndimage.sum_labels(np.ones_like(components), components, ids)
     mean_change = ndimage.mean(np.nan_to_num(delta), components, ids)
     earliest_clear = ndimage.minimum(last_clear, components, ids)
     confirmed = ndimage.mean(dates["confirmed"].values.astype(float), components, ids) >= 0.5
-    pieces: dict[int, list] = {}
-    for geom, value in shapes(components, mask=components > 0, transform=grid.transform, connectivity=8):
-        pieces.setdefault(int(value), []).append(shape(geom))
-    geometries = [unary_union(pieces[i]) for i in ids]
+    geometries = pixel_outlines(components, ids, grid)
     frame = gpd.GeoDataFrame(
         {
             "first_seen_index": np.array(component_date, dtype=int),
@@ -132,6 +184,7 @@ def burn_polygons(
             "n_pixels": n_pixels.astype(int),
             "mean_index_change": np.round(mean_change.astype(float), 4),
             "confirmed": confirmed.astype(bool),
+            "patch_id": np.asarray(patch_of, dtype=int),
         },
         geometry=geometries,
         crs=grid.crs,
@@ -150,10 +203,21 @@ def describe_polygons(frame: gpd.GeoDataFrame, *, grid: Grid, times: list[str],
     """Area, dates, setting and stable id of each outline, sorted by date then id.
 
     ``frame`` holds the geometry and the pixel figures (``first_seen_index``,
-    ``last_clear_index``, ``n_pixels``, ``mean_index_change``, ``confirmed``, ``index``);
-    whole scenes and polygons merged across chunk edges are described by this one rule.
+    ``last_clear_index``, ``n_pixels``, ``mean_index_change``, ``confirmed``, ``index``) and
+    ``patch_id``, any key shared by the polygons split from one connected patch; whole scenes
+    and polygons merged across chunk edges are described by this one rule. The key becomes
+    the patch's stable id, made like a polygon's from its date and the centre of the whole
+    patch (``P20240127-E415120-N1527940``): equal for every polygon split from it.
     """
     frame = frame.copy()
+    if "patch_id" not in frame:  # a table from before patches were split: each polygon its own patch
+        frame["patch_id"] = np.arange(len(frame))
+    whole = frame.dissolve(by="patch_id", aggfunc={"first_seen_index": "first"}) if len(frame) else frame
+    patch_names = {
+        key: f"P{times[int(row.first_seen_index)][:10].replace('-', '')}-E{int(round(c.x, -1))}-N{int(round(c.y, -1))}"
+        for key, row, c in zip(whole.index, whole.itertuples(), whole.geometry.centroid)
+    }
+    frame["patch_id"] = [patch_names[k] for k in frame["patch_id"]]
     areas = frame.geometry.to_crs(equal_area_crs(grid)).area.to_numpy()
     frame["area_m2"] = np.round(areas, 1)
     frame["area_ha"] = np.round(areas / 1e4, 4)
@@ -209,10 +273,7 @@ def transient_polygons(dates: xr.Dataset, *, grid: Grid, times: list[str]) -> gp
     never = np.iinfo(np.int16).max
     earliest_gone = ndimage.minimum(np.where(gone >= 0, gone, never), components, ids).astype(int)
     earliest_gone[earliest_gone == never] = -1
-    pieces: dict[int, list] = {}
-    for geom, value in shapes(components, mask=components > 0, transform=grid.transform, connectivity=8):
-        pieces.setdefault(int(value), []).append(shape(geom))
-    geometries = gpd.GeoSeries([unary_union(pieces[i]) for i in ids], crs=grid.crs)
+    geometries = gpd.GeoSeries(pixel_outlines(components, ids, grid), crs=grid.crs)
     areas = geometries.to_crs(equal_area_crs(grid)).area.to_numpy()
     inside = geometries.representative_point()
     lonlat = inside.to_crs("EPSG:4326")
