@@ -126,21 +126,22 @@ def spectral_codes(new: np.ndarray, before: np.ndarray, after: np.ndarray, *, ba
         ``(y, x)`` int8: :data:`NOT_TESTED` outside ``new`` and where the bands are missing, else
         :data:`FIRE_LIKE`, :data:`VEGETATION` or :data:`PROPORTIONAL`, decided per patch (one
         verdict for every pixel of an 8-connected patch, except the vegetation pixels of a patch
-        that is mostly fire-like, which stay vegetation: a tree that shed its leaves beside a
-        burned compound is not part of the burn).
+        that is mostly fire-like where they form a block at least three pixels thick, which stay
+        vegetation: a tree that shed its leaves beside a burned compound is not part of the burn,
+        while a one- or two-pixel strip along a burn is its mixed rim).
 
     Examples
     --------
     A tree shedding its leaves (NIR 0.34 -> 0.22, red 0.08 -> 0.11) beside thatch turned to char:
 
     >>> bands = ["blue", "green", "red", "nir"]
-    >>> before = np.zeros((4, 3, 6)); after = np.zeros((4, 3, 6))
+    >>> before = np.zeros((4, 5, 8)); after = np.zeros((4, 5, 8))
     >>> before[:, :, :3] = np.array([0.04, 0.07, 0.08, 0.34])[:, None, None]
     >>> after[:, :, :3] = np.array([0.07, 0.10, 0.11, 0.22])[:, None, None]
     >>> before[:, :, 3:] = np.array([0.13, 0.19, 0.25, 0.36])[:, None, None]
     >>> after[:, :, 3:] = np.array([0.04, 0.04, 0.05, 0.06])[:, None, None]
-    >>> spectral_codes(np.ones((3, 6), bool), before, after, bands=bands)[0].tolist()
-    [2, 2, 2, 1, 1, 1]
+    >>> spectral_codes(np.ones((5, 8), bool), before, after, bands=bands)[2].tolist()
+    [2, 2, 2, 1, 1, 1, 1, 1]
     """
     codes = np.zeros(new.shape, dtype=np.int8)
     red_b, red_a = _band(before, bands, "red"), _band(after, bands, "red")
@@ -162,6 +163,12 @@ def spectral_codes(new: np.ndarray, before: np.ndarray, after: np.ndarray, *, ba
         if veg.sum() >= 0.5 * tested.sum():
             codes[where][patch] = VEGETATION
             continue
+        # In a mostly fire-like patch, only vegetation change at least three pixels thick is taken out:
+        # a thinner strip along the patch is its rim, where char or ash is mixed with the unburned
+        # vegetation around it and so keeps a red edge (a tree that shed its leaves is a block).
+        cores, n_veg = ndimage.label(veg, structure=_EIGHT)
+        thick = np.unique(cores[ndimage.binary_opening(veg, structure=_EIGHT)])
+        veg = np.isin(cores, thick[thick > 0])
         rest = tested & ~veg
         verdict = FIRE_LIKE
         if rest.any() and _proportional(before[(slice(None), *where)], after[(slice(None), *where)], rest, bands,
