@@ -69,3 +69,29 @@ def test_a_polygon_that_is_not_fire_like_is_never_above_low():
     tiers = confidence_tiers(polygons, thresholds=[None, info], shifts=[shift, shift], clear=clear, scene_ids=["s0", "s1"])
     assert list(tiers["tier"]) == ["high", "low"]
     assert "not fire-like, so at most low" in tiers["tier_reasons"].iloc[1]
+
+
+def test_a_thin_strip_of_red_rise_along_a_white_ash_burn_is_its_rim_not_leaf_drop():
+    # Ash over green grass, its last column 70 % burned and 30 % the savanna beyond: a one-pixel strip
+    # whose red rose (0.118 -> 0.146) and that still has a red edge. It stays with the burn.
+    before, after = _pair(GREEN_GRASS, GREY_ASH, shape=(8, 8))
+    savanna = np.array([0.096, 0.128, 0.16, 0.28])
+    before[:, :, 7] = (0.7 * np.asarray(GREEN_GRASS) + 0.3 * savanna)[:, None]
+    after[:, :, 7] = (0.7 * np.asarray(GREY_ASH) + 0.3 * savanna)[:, None]
+    bands = ["blue", "green", "red", "nir"]
+    one_pixel = spectral.spectral_codes(np.ones((1, 1), bool), before[:, :1, 7:], after[:, :1, 7:], bands=bands)
+    assert one_pixel[0, 0] == spectral.VEGETATION  # alone, the mixed pixel reads as vegetation change
+    codes = spectral.spectral_codes(np.ones((8, 8), bool), before, after, bands=bands)
+    assert (codes == spectral.FIRE_LIKE).all()
+
+
+def test_a_fragment_under_the_mapping_unit_left_in_leaf_drop_is_leaf_drop():
+    # One pixel of a tree whose red rise the noise hid, inside the tree beside a burn: not a burn of its own.
+    before, after = _pair(TREE, BARE_TREE, shape=(6, 12))
+    before[:, :, 6:], after[:, :, 6:] = np.asarray((0.13, 0.19, 0.25, 0.36))[:, None, None], np.asarray(CHAR)[:, None, None]
+    after[2, 2, 2] = before[2, 2, 2] + 0.005  # the red barely moved here
+    bands = ["blue", "green", "red", "nir"]
+    one = spectral.spectral_codes(np.ones((6, 12), bool), before, after, bands=bands)
+    six = spectral.spectral_codes(np.ones((6, 12), bool), before, after, bands=bands, min_pixels=6)
+    assert one[2, 2] == spectral.FIRE_LIKE and six[2, 2] == spectral.VEGETATION
+    assert (six[:, :6] == spectral.VEGETATION).all() and (six[:, 6:] == spectral.FIRE_LIKE).all()
