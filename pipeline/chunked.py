@@ -52,6 +52,7 @@ from pipeline.config import Params
 from pipeline.errors import ParameterError, SceneError
 from pipeline.grid import Grid
 from pipeline.stages.indices import choose_index, index_bands
+from pipeline.stages.spectral import TEST_BANDS
 from pipeline.model import SceneRecord
 from pipeline.readers.rasters import memoised_hashes, stack_scenes
 from pipeline.stages.polygons import describe_polygons, empty_polygons
@@ -180,9 +181,11 @@ def _detect_chunk(sources: list[SceneSource], footprints: list[BaseGeometry], ch
     observed = stack["clear"].values.any(axis=(1, 2))
     if (observed & np.array(calibration.usable)).sum() < 2:  # at most one date saw this chunk: nothing to compare
         return empty_polygons(chunk.grid.crs)
-    # Only the index's bands are moved, normalised and read: the others would cost most of the time.
+    # Only the index's bands and those of the spectral test (is a darkening fire-like?) are moved,
+    # normalised and read: the others would cost most of the time.
     bands = [str(b) for b in stack.band.values]
-    needed = index_bands(choose_index(bands, params.burn_index), bands)
+    wanted = set(index_bands(choose_index(bands, params.burn_index), bands)) | set(TEST_BANDS)
+    needed = [b for b in bands if b in wanted]
     stack = stack.sel(band=needed)
     calibration = replace(calibration, fits=tuple(tuple(f for f in fits if f.band in needed) for fits in calibration.fits))
     det = apply(stack, records, calibration, params=params, loaded_grid=loaded_grid, analysis_grid=loaded_grid,
@@ -269,6 +272,9 @@ def merge_across_edges(pieces: gpd.GeoDataFrame, edges: list[BaseGeometry]) -> t
         first = part.iloc[0].to_dict()
         if len(part) > 1:
             n_px = int(part["n_pixels"].sum())
+            if "spectral_test" in part:  # the spectral verdict of most of its pixels, as for one whole patch
+                largest = part.loc[part["n_pixels"].idxmax()]
+                first.update(spectral_test=largest["spectral_test"], spectral_reason=largest["spectral_reason"])
             first.update(
                 n_pixels=n_px,
                 last_clear_index=int(part["last_clear_index"].min()),

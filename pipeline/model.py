@@ -183,3 +183,7 @@ class Detection:
     """Marks seen on one date and gone on the next clear scene, set aside from the burns
     (:func:`pipeline.stages.polygons.transient_polygons`; indexed into ``records``); ``None``
     for a chunk of a large area, where they are not listed."""
+    nonfire: gpd.GeoDataFrame | None = None
+    """Changes the spectral test found not fire-like (leaf drop, harvest, wet soil, shadow), set
+    aside from the burns (:func:`pipeline.stages.polygons.nonfire_polygons`; indexed into
+    ``records``); ``None`` for a chunk of a large area, where they are not listed."""

@@ -38,7 +38,7 @@ from pipeline.provenance.manifest import input_entry, recorded_overrides, run_fo
 from pipeline.stages.normalise import BandFit, apply_fits, identity_fits, normalise, wants_normalisation
 from pipeline.stages.perimeter import extent_dates, extent_polygons
 from pipeline.stages.plausibility import judge_scenes, mask_implausible
-from pipeline.stages.polygons import burn_polygons, transient_polygons
+from pipeline.stages.polygons import burn_polygons, nonfire_polygons, transient_polygons
 from pipeline.stages.split import before_brightness
 from pipeline.preflight import check_coreg_band, check_detect_grid, scene_shape
 from pipeline.progress import stage, timed
@@ -183,6 +183,7 @@ def _detection(m: _Measured, records: list[SceneRecord], *, params: Params, anal
         extent_first = extent_dates(first_seen, pixel_size_m=analysis_grid.resolution, close_radius_m=params.extent_close_m)
         extents = extent_polygons(extent_first, first_seen, grid=analysis_grid, times=times)
         transients = transient_polygons(dates, grid=analysis_grid, times=times)
+        nonfire = nonfire_polygons(dates, grid=analysis_grid, times=times)
     else:
         split = _splitting(m, params, analysis_grid)
         row, col = window.offset_in(analysis_grid)
@@ -192,14 +193,14 @@ def _detection(m: _Measured, records: list[SceneRecord], *, params: Params, anal
                                  settlement=settlement, **split)
         extent_first = np.full(dates["first_seen"].shape, -1, dtype=np.int16)
         extents = gpd.GeoDataFrame(geometry=[], crs=analysis_grid.crs)
-        transients = None
+        transients = nonfire = None
     return Detection(
         stack=m.normalised, records=m.used_records, all_records=list(records),
         quality=_quality(records, m.usable, m.refused, m.clear_fraction, m.shifts, m.fits, m.thresholds, params),
         shifts=m.shifts, fits=m.fits, index_name=m.index_name, index=m.index, change=m.change, dates=dates,
         thresholds=m.thresholds, polygons=polygons,
         extent_first=xr.DataArray(extent_first, dims=("y", "x"), coords={"y": dates.y, "x": dates.x}),
-        extents=extents, grid=analysis_grid, calibration=m.calibration, transients=transients,
+        extents=extents, grid=analysis_grid, calibration=m.calibration, transients=transients, nonfire=nonfire,
     )
 
 
@@ -278,7 +279,8 @@ def _dated(normalised: xr.Dataset, params: Params, analysis_grid: Grid, *, noise
     # One stage, not two: each date's threshold leaves out the pixels earlier dates burned.
     stage(f"threshold and dating: {index.sizes['time']} dates in time order", logger=logger)
     dates, thresholds = date_burns(change, index=index, clear=normalised["clear"], post_nir=post_nir, params=params,
-                                   pixel_area_m2=analysis_grid.pixel_area_m2, noise=noise)
+                                   pixel_area_m2=analysis_grid.pixel_area_m2, noise=noise,
+                                   reflectance=normalised["reflectance"])
     return index_name, index, change, dates, thresholds
 
 
@@ -346,6 +348,16 @@ def _transients_with_positions(detection: Detection) -> gpd.GeoDataFrame | None:
     marks["seen_index"] = [int(to_all[i]) for i in marks["seen_index"]]
     marks["gone_index"] = [int(to_all[i]) if i >= 0 else -1 for i in marks["gone_index"]]
     return marks
+
+
+def _nonfire_with_positions(detection: Detection) -> gpd.GeoDataFrame | None:
+    """The changes the spectral test found not fire-like, indexed into ``all_records`` like the polygons."""
+    if detection.nonfire is None:
+        return None
+    to_all = record_positions(detection.records, detection.all_records)
+    changes = detection.nonfire.copy()
+    changes["seen_index"] = [int(to_all[i]) for i in changes["seen_index"]]
+    return changes
 
 
 def _settlement_outline(aoi: Aoi, scenes_dir: Path, crs: str) -> tuple[BaseGeometry | None, Path | None]:
@@ -478,7 +490,7 @@ def run_detect(
         report = build_report(
             aoi=aoi, records=records, quality=detection.quality, polygons=polygons,
             params=requested.as_dict(), provenance=provenance, index_name=detection.index_name, extents=detection.extents,
-            transients=_transients_with_positions(detection),
+            transients=_transients_with_positions(detection), nonfire=_nonfire_with_positions(detection),
         )
         report["grid"] = _grid_entry(grid_choice, analysis_grid)
         report["review"] = review_summary(polygons)

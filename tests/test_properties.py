@@ -29,6 +29,7 @@ from pipeline.stages.threshold import burn_mask
 BOUNDED = settings(max_examples=30, deadline=None, derandomize=True, database=None,
                    suppress_health_check=[HealthCheck.too_slow])
 CHAR_POINT = (0.1, 0.06)  # red, NIR of char in BAI (Chuvieco et al. 2002)
+BAI_FLOOR = 0.01  # the documented floor on BAI's distance to the char point (indices.BAI_MIN_DISTANCE)
 
 shapes_2d = st.tuples(st.integers(1, 24), st.integers(1, 24))
 reflectance = st.floats(0.0, 1.0, width=32)
@@ -75,11 +76,22 @@ def test_bai_is_finite_and_positive_off_the_char_point(data):
     assert np.all(np.isfinite(out.values)) and np.all(out.values > 0)
 
 
-@pytest.mark.xfail(strict=True, reason="BAI = 1 / distance^2 to the char point is infinite on it (red 0.1, NIR 0.06, "
-                   "e.g. Planet DN 1000 and 600); change/threshold then read the pixel as not observed")
 def test_bai_is_finite_at_the_char_point():
     values = np.array([[[CHAR_POINT[0]]], [[CHAR_POINT[1]]]], np.float32)
     assert np.isfinite(burn_index(_scene(values, ["red", "nir"]), index="bai").values).all()
+
+
+@BOUNDED
+@given(data=st.data())
+def test_bai_is_chuvieco_s_value_away_from_the_char_point_and_capped_near_it(data):
+    # The floor on the distance changes nothing farther than BAI_MIN_DISTANCE from the char point.
+    shape = data.draw(shapes_2d)
+    values = data.draw(hnp.arrays(np.float32, (2, *shape), elements=reflectance))
+    out = burn_index(_scene(values, ["red", "nir"]), index="bai").values
+    distance2 = (0.1 - values[0].astype(np.float64)) ** 2 + (0.06 - values[1].astype(np.float64)) ** 2
+    far = distance2 > BAI_FLOOR ** 2 * 1.001
+    assert np.allclose(out[far], (1.0 / distance2[far]).astype(np.float32), rtol=1e-4)
+    assert np.all(np.isfinite(out)) and np.all(out <= np.float32(1 / BAI_FLOOR ** 2) * 1.0001)
 
 
 # --- change ----------------------------------------------------------------------------

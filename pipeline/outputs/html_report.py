@@ -23,7 +23,8 @@ import geopandas as gpd
 import numpy as np
 from matplotlib import image as mpimg
 
-from pipeline.outputs.report import SIMULATED_WARNING, evidence_sections, polygon_time_cell, transient_section
+from pipeline.outputs.report import (SIMULATED_WARNING, evidence_sections, nonfire_section, polygon_time_cell,
+                                     transient_section)
 
 __all__ = ["render_html", "screen_copy", "SCREEN_SIDE_PX"]
 
@@ -147,8 +148,8 @@ def render_html(report: Mapping[str, Any], *, figures: Mapping[str, bytes], poly
             if name.split("/")[-1].startswith(stamp):
                 parts.append(figure(name))
 
-    gone = transient_section(report)
-    for section in ([gone] if gone else []) + evidence_sections(report):
+    gone, not_fire = transient_section(report), nonfire_section(report)
+    for section in [s for s in (gone, not_fire) if s] + evidence_sections(report):
         parts.append(heading(2, section["title"]) + "".join(f"<p>{escape(p)}</p>" for p in section["paragraphs"]))
         if section["rows"]:
             parts.append(_table(section["header"], section["rows"]))

@@ -23,7 +23,7 @@ import geopandas as gpd
 from pipeline.model import SceneRecord
 
 __all__ = ["SIMULATED_LABEL", "TIME_OF_DAY_UNKNOWN", "format_time", "scene_time", "polygon_time_cell", "build_report", "with_evidence",
-           "evidence_sections", "transient_section", "counted_polygons", "render_markdown"]
+           "evidence_sections", "transient_section", "nonfire_section", "counted_polygons", "render_markdown"]
 
 SIMULATED_LABEL = "SIMULATED DATA"
 SIMULATED_WARNING = (
@@ -203,6 +203,7 @@ def build_report(
     index_name: str,
     extents: gpd.GeoDataFrame | None = None,
     transients: gpd.GeoDataFrame | None = None,
+    nonfire: gpd.GeoDataFrame | None = None,
 ) -> dict[str, Any]:
     """Assemble the JSON-able report of one run.
 
@@ -225,6 +226,9 @@ def build_report(
         Output of :func:`pipeline.stages.perimeter.extent_polygons` (``None``: not reported).
     transients:
         Output of :func:`pipeline.stages.polygons.transient_polygons`, its scene indices into
+        ``records`` (``None``: not listed).
+    nonfire:
+        Output of :func:`pipeline.stages.polygons.nonfire_polygons`, its scene indices into
         ``records`` (``None``: not listed).
 
     Polygons whose ``review`` is ``rejected`` are left out of every total and said apart.
@@ -249,6 +253,10 @@ def build_report(
     if gone["n_marks"]:
         summary += (f" {gone['n_marks']} mark(s) ({gone['area_ha']:.2f} ha) seen once and gone on the next clear scene "
                     f"are listed apart, not counted.")
+    not_fire = _nonfire(nonfire, records, tz_name)
+    if not_fire["n_changes"]:
+        summary += (f" {not_fire['n_changes']} change(s) ({not_fire['area_ha']:.2f} ha) that darkened the NIR but not as "
+                    f"fire does (leaf drop, harvest, wet soil, shadow) are listed apart, not counted.")
     title = f"Burn marks at {aoi.display_name}"
     if simulated:
         title = f"{SIMULATED_LABEL}: {title}"
@@ -301,6 +309,7 @@ def build_report(
         "readings": readings,
         "patches": _patches(counted),
         "transients": gone,
+        "nonfire": not_fire,
         "burned_extent": _extent_summary(extents, params, tz_name, records),
         "scenes": scenes,
         "parameters": params,
@@ -352,6 +361,44 @@ def _transients(transients: gpd.GeoDataFrame | None, records: Sequence[SceneReco
     else:
         statement = "No mark was seen once and gone on the next clear scene."
     return {"n_marks": len(marks), "area_ha": area, "listed": True, "marks": marks, "statement": statement}
+
+
+def _nonfire(nonfire: gpd.GeoDataFrame | None, records: Sequence[SceneRecord], tz_name: str) -> dict[str, Any]:
+    """The changes the spectral test found not fire-like: count, area, dates, reasons, positions, and a statement."""
+    if nonfire is None:
+        return {"n_changes": 0, "area_ha": 0.0, "listed": False, "changes": [], "statement": "Not listed for this run."}
+    changes = []
+    for row in nonfire.itertuples():
+        seen = records[int(row.seen_index)]
+        changes.append({
+            "nonfire_id": row.nonfire_id, "seen_scene": seen.scene_id, "seen_utc": seen.acquired_utc,
+            "seen": scene_time(seen, tz_name), "spectral_test": row.spectral_test, "reason": row.spectral_reason,
+            "area_ha": float(row.area_ha), "n_pixels": int(row.n_pixels), "lon": float(row.lon), "lat": float(row.lat),
+        })
+    area = round(sum(c["area_ha"] for c in changes), 4)
+    if changes:
+        statement = (f"{len(changes)} change(s), {area:.2f} ha in all, darkened the near infrared as a burn does, but the "
+                     f"other bands say otherwise: a red that rose while the NIR fell over vegetation (leaf drop, harvest), "
+                     f"or every band darkened in proportion (wet soil, shadow), where char darkens every band to a few "
+                     f"hundredths and char and ash are flat from the visible to the NIR. They are not counted as burned; "
+                     f"each is listed with its reason and position so that it can be looked at.")
+    else:
+        statement = "No darkening was set aside as not fire-like."
+    return {"n_changes": len(changes), "area_ha": area, "listed": True, "changes": changes, "statement": statement}
+
+
+def nonfire_section(report: dict[str, Any]) -> dict[str, Any] | None:
+    """The non-fire changes as (title, paragraphs, table) for the renderers."""
+    not_fire = report.get("nonfire")
+    if not not_fire or not not_fire.get("listed"):
+        return None
+    return {
+        "title": "Non-fire change (not counted)",
+        "paragraphs": [not_fire["statement"]],
+        "header": ["change", "seen on scene", "seen (UTC)", "area (ha)", "reason", "lon", "lat"],
+        "rows": [[c["nonfire_id"], c["seen_scene"], c["seen_utc"], f"{c['area_ha']:.4f}", c["reason"], f"{c['lon']:.6f}",
+                  f"{c['lat']:.6f}"] for c in not_fire["changes"]],
+    }
 
 
 def transient_section(report: dict[str, Any]) -> dict[str, Any] | None:
@@ -461,6 +508,12 @@ def render_markdown(report: dict[str, Any], *, figures: Sequence[str] = (), max_
         if gone["rows"]:
             lines += ["| " + " | ".join(gone["header"]) + " |", "|" + "---|" * len(gone["header"])]
             lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in gone["rows"]]
+    not_fire = nonfire_section(report)
+    if not_fire:
+        lines += ["", f"## {not_fire['title']}", ""] + [p + "\n" for p in not_fire["paragraphs"]]
+        if not_fire["rows"]:
+            lines += ["| " + " | ".join(not_fire["header"]) + " |", "|" + "---|" * len(not_fire["header"])]
+            lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in not_fire["rows"]]
     lines += ["", "## Scenes", "", "| # | scene | acquired | satellite | clear | shift dy, dx (px) | residual | SHA-256 (reflectance) |", "|---|---|---|---|---|---|---|---|"]
     for s in report["scenes"]:
         c = s.get("coregistration") or {}

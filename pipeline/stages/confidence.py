@@ -1,6 +1,6 @@
 """Confidence tiers for burn polygons, each with the reasons written out.
 
-A finding must say how sure it is and why. Each polygon is checked for six pieces of
+A finding must say how sure it is and why. Each polygon is checked for seven pieces of
 evidence, each a yes or no with a sentence a reader can verify against the figures:
 
 - **strong**: its mean index change stands at least ``strong_snr`` noise sigmas above the
@@ -10,6 +10,9 @@ evidence, each a yes or no with a sentence a reader can verify against the figur
 - **registered**: co-registration of both scenes of its bracket was reliable;
 - **clear**: at least 90 % of the ground around it was observed on both scenes;
 - **fire**: an active-fire detection lies near it inside its date bracket;
+- **spectral**: its change is fire-like in every band read (``spectral_test`` of
+  :mod:`pipeline.stages.spectral`): a change that is not fire-like (leaf drop, harvest, wet
+  soil, shadow) is never above ``low``, whatever else it has;
 - the analyst's **review** (confirmed or rejected), which overrides the machine's tier.
 
 The tier follows from them (see ``docs/CONFIDENCE.md``):
@@ -18,7 +21,9 @@ The tier follows from them (see ``docs/CONFIDENCE.md``):
 - ``high``: confirmed by an analyst, or it persists and is registered and seen clear, and
   is either strong or corroborated by an active fire;
 - ``medium``: it persists, or it is strong and registered, or an active fire corroborates it;
-- ``low``: anything else (a weak change seen once, or on a poorly registered pair).
+- ``low``: anything else (a weak change seen once, or on a poorly registered pair), and any
+  polygon whose change is not fire-like, even when an analyst confirmed it (the spectra say
+  otherwise: the analyst's name and the spectral reason are both in its reasons).
 
 Pure functions on tables and arrays; no I/O.
 """
@@ -71,7 +76,7 @@ def confidence_tiers(
     polygons
         Burn polygons with ``polygon_id``, ``first_seen_index``, ``last_clear_index``,
         ``mean_index_change``, ``confirmed`` and, when reviewed, ``review``, ``review_by``,
-        ``review_reason``.
+        ``review_reason``, and ``spectral_test``, ``spectral_reason`` when the spectral test ran.
     thresholds, shifts, clear, scene_ids
         Per used scene (indexed like ``first_seen_index``): how its mask was drawn, its
         co-registration, its observed-ground mask ``(time, y, x)``, its id.
@@ -105,6 +110,8 @@ def confidence_tiers(
         detections = fires.get(row.polygon_id)
         fire = detections is not None and len(detections) > 0
         review = str(getattr(row, "review", "") or "")
+        spectral = str(getattr(row, "spectral_test", "") or "")
+        not_fire = spectral == "not fire-like"
         reasons = [
             (f"+ strong change: {snr:.1f} noise sigmas above the background" if strong else
              f"- change {snr:.1f} noise sigmas above the background (strong from {strong_snr:g})"),
@@ -123,6 +130,12 @@ def confidence_tiers(
                                f"{first['distance_m']:.0f} m away ({first['confidence']} confidence)")
             else:
                 reasons.append("- no active-fire detection in its date bracket (not evidence of no fire)")
+        if spectral == "fire-like":
+            reasons.append(f"+ fire-like in every band read: {row.spectral_reason}")
+        elif not_fire:
+            reasons.append(f"- not fire-like, so at most low: {row.spectral_reason}")
+        elif spectral:
+            reasons.append(f"- spectral test {row.spectral_reason}")
         if review == "rejected":
             tier = "rejected"
             reasons.insert(0, f"rejected by analyst {row.review_by}: {row.review_reason}")
@@ -134,6 +147,8 @@ def confidence_tiers(
         elif persists or (strong and registered) or fire:
             tier = "medium"
         else:
+            tier = "low"
+        if not_fire and tier != "rejected":  # leaf drop, harvest, wet soil or shade: never more than low
             tier = "low"
         rows.append({"tier": tier, "tier_reasons": "; ".join(reasons), "change_snr": round(float(snr), 2),
                      "clear_around": round(around, 3), "n_fire_detections": int(len(detections)) if fire else 0})

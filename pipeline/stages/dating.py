@@ -4,7 +4,10 @@ Scenes are read in time order. On each date the new burns are the pixels the thr
 stage finds in that date's change and that were not already burned; a burned pixel gets
 ``first_seen`` (the date it became visible) and ``last_clear_before`` (the last date its
 ground was seen clear before that). A pixel under cloud is "not observed" on that date,
-never "unburned": its change waits for the next clear date and its bracket widens.
+never "unburned": its change waits for the next clear date and its bracket widens. Given the
+reflectance, each date's new patches also pass the spectral test of
+:mod:`pipeline.stages.spectral`: a darkening that is not fire-like (leaf drop, harvest, wet
+soil, shadow) is set aside, never dated, and kept where it was so that the report lists it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import xarray as xr
 
 from pipeline.config import Params
 from pipeline.stages.indices import BURN_LEVELS
+from pipeline.stages.spectral import NON_FIRE, NOT_TESTED, spectral_codes
 from pipeline.stages.threshold import ThresholdInfo, burn_mask
 
 __all__ = ["date_burns"]
@@ -73,6 +77,7 @@ def date_burns(
     params: Params,
     pixel_area_m2: float,
     noise: list[tuple[float, float] | None] | None = None,
+    reflectance: xr.DataArray | None = None,
 ) -> tuple[xr.Dataset, list[ThresholdInfo | None]]:
     """First-seen date and bracket of every burned pixel.
 
@@ -92,6 +97,9 @@ def date_burns(
     noise:
         Per scene, ``(background, sigma)`` of its change measured on the whole scene (for a
         chunk of it); ``None`` measures them here.
+    reflectance:
+        ``(time, band, y, x)`` normalised reflectance the index came from, for the spectral test
+        (:func:`pipeline.stages.spectral.spectral_codes`); ``None`` tests nothing.
 
     Returns
     -------
@@ -101,7 +109,10 @@ def date_burns(
         (y, x) True where a later clear observation still shows the burn,
         ``transient_seen`` (y, x) the scene on which a mark was seen that the next clear scene
         no longer showed (dropped, never dated; -1 = none) and ``transient_gone`` (y, x) that
-        next clear scene (-1 where the pixel itself was not seen clear again); and per scene
+        next clear scene (-1 where the pixel itself was not seen clear again), ``spectral`` (y, x) the
+        spectral test's code of each burned pixel, ``nonfire_seen`` (y, x) the scene on which a
+        change that is not fire-like was set aside (-1 = none) and ``nonfire_code`` (y, x) its
+        code (:data:`pipeline.stages.spectral.VEGETATION` or ``PROPORTIONAL``); and per scene
         the :class:`ThresholdInfo` (``None`` for scenes with nothing to compare).
     """
     delta = change["delta"]
@@ -115,6 +126,10 @@ def date_burns(
     confirmed = np.zeros(shape, dtype=bool)
     transient_seen = np.full(shape, -1, dtype=np.int16)
     transient_gone = np.full(shape, -1, dtype=np.int16)
+    spectral = np.full(shape, NOT_TESTED, dtype=np.int8)
+    nonfire_seen = np.full(shape, -1, dtype=np.int16)
+    nonfire_code = np.full(shape, NOT_TESTED, dtype=np.int8)
+    bands = [str(b) for b in reflectance.band.values] if reflectance is not None else []
     values = index.values
     direction = int(index.attrs.get("burn_direction", -1))
     next_clear = _next_clear(clear.values & np.isfinite(values))
@@ -141,6 +156,17 @@ def date_burns(
         new = mask.values
         before = np.clip(change["last_clear"].values[t], 0, None)
         new, sure, dropped, later = _transient(new, t, values, direction, before, next_clear, d_t.values)
+        if reflectance is not None:
+            # Not every darkening is fire: what the other bands did says which (pipeline.stages.spectral).
+            before_scene = np.take_along_axis(reflectance.values, before[None, None], axis=0)[0]
+            codes = spectral_codes(new, before_scene, reflectance.values[t], bands=bands,
+                                   min_pixels=max(1, int(np.ceil(params.min_area_m2 / pixel_area_m2))))
+            not_fire = new & np.isin(codes, NON_FIRE)
+            first_not_fire = not_fire & (nonfire_seen < 0)
+            nonfire_seen[first_not_fire] = t
+            nonfire_code[first_not_fire] = codes[first_not_fire]
+            new, sure = new & ~not_fire, sure & ~not_fire
+            spectral[new] = codes[new]
         confirmed |= sure
         # The first time a pixel's mark came and went is the one listed; it stays undated (not burned).
         first_drop = dropped & (transient_seen < 0)
@@ -161,6 +187,9 @@ def date_burns(
             "confirmed": (dims, confirmed & (first_seen >= 0)),
             "transient_seen": (dims, transient_seen),
             "transient_gone": (dims, transient_gone),
+            "spectral": (dims, spectral),
+            "nonfire_seen": (dims, nonfire_seen),
+            "nonfire_code": (dims, nonfire_code),
         },
         coords=coords,
         attrs={"times": [str(t) for t in delta.time.values]} if "time" in delta.coords else {},

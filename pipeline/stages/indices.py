@@ -19,6 +19,9 @@ Int. J. Remote Sensing 23(23), 5103-5110.
 Key, C. H. & Benson, N. C. (2006). Landscape Assessment: ground measure of severity,
 the Composite Burn Index; and remote sensing of severity, the Normalized Burn Ratio.
 USDA Forest Service, RMRS-GTR-164-CD.
+Vermote, E., Justice, C., Claverie, M. & Franch, B. (2016). Preliminary analysis of the
+performance of the Landsat 8/OLI land surface reflectance product. Remote Sensing of
+Environment 185, 46-56.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import xarray as xr
 
 from pipeline.config import BurnIndexName
 
-__all__ = ["BURN_DIRECTION", "BURN_LEVELS", "choose_index", "burn_index", "index_bands"]
+__all__ = ["BURN_DIRECTION", "BURN_LEVELS", "BAI_MIN_DISTANCE", "choose_index", "burn_index", "index_bands"]
 
 ResolvedIndex = Literal["nir", "bai", "nbr", "ndvi"]
 
@@ -52,6 +55,18 @@ BURN_LEVELS: dict[str, float] = {
     "bai": 30.0,
 }
 """Change of a burned pixel for each index: seeds reach it, growth reaches half of it."""
+
+BAI_MIN_DISTANCE = 0.01
+"""Floor on BAI's distance to the char point, in reflectance: BAI is at most 1 / 0.01^2 = 10 000.
+
+BAI is the inverse squared distance to the char point, infinite on it (a pixel reading red
+0.1 and NIR 0.06 exactly, e.g. Planet DN 1000 and 600), and an infinity would be read as not
+observed downstream. Two pixels closer than 0.01 reflectance are indistinguishable anyway:
+that is below the absolute accuracy of surface reflectance products (about 0.01-0.03 in the
+red and NIR; Vermote et al. 2016 for Landsat 8, the Sentinel-2 L2A validation reports) and
+below a char pixel's noise. Every pixel farther than 0.01 from the char point keeps exactly
+the BAI of Chuvieco et al. (2002), and the burn level of 30 (distance 0.18) is far from the floor.
+"""
 
 
 def choose_index(bands: list[str], requested: BurnIndexName = "auto") -> ResolvedIndex:
@@ -105,8 +120,10 @@ def burn_index(reflectance: xr.DataArray, *, index: ResolvedIndex) -> xr.DataArr
     elif index == "bai":
         red = reflectance.sel(band="red", drop=True)
         nir = reflectance.sel(band="nir", drop=True)
-        # Distance to the char point (red 0.1, NIR 0.06) of Chuvieco et al. 2002.
-        result = 1.0 / ((0.1 - red) ** 2 + (0.06 - nir) ** 2)
+        # Inverse squared distance to the char point (red 0.1, NIR 0.06) of Chuvieco et al. 2002,
+        # with the distance floored (BAI_MIN_DISTANCE): finite on the char point itself.
+        distance2 = (0.1 - red) ** 2 + (0.06 - nir) ** 2
+        result = 1.0 / np.maximum(distance2, BAI_MIN_DISTANCE ** 2)
     elif index == "nbr":
         swir = next(b for b in _SWIR_NAMES if b in bands)
         result = _normalised_difference(reflectance.sel(band="nir", drop=True), reflectance.sel(band=swir, drop=True))

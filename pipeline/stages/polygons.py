@@ -6,7 +6,9 @@ exact as the pixel edges allow. Each polygon's bracket start is the *earliest* l
 clear observation among its pixels: where part of a burn was under cloud, the stated
 interval widens rather than claiming more precision than the imagery gives. A polygon is
 ``confirmed`` when a later clear observation still shows it (char persists; a shadow
-does not); a burn on the last scene cannot be confirmed yet, and says so.
+does not); a burn on the last scene cannot be confirmed yet, and says so. Each polygon carries
+the verdict of the spectral test (:mod:`pipeline.stages.spectral`) on its pixels; the changes
+that test set aside are outlined apart (:func:`nonfire_polygons`), never as burns.
 
 A patch that spans several compounds is split along the walls the before-scene shows between
 them (:mod:`pipeline.stages.split`); each piece is a polygon, and ``patch_id`` names the
@@ -31,10 +33,12 @@ from shapely.ops import unary_union
 
 from pipeline.errors import RunError
 from pipeline.grid import Grid
+from pipeline.stages.spectral import NOT_TESTED, REASONS, TEST_NAMES, spectral_verdict
 from pipeline.stages.split import split_patches
 
 __all__ = ["equal_area_crs", "burn_polygons", "describe_polygons", "empty_polygons", "polygon_settings",
-           "transient_polygons", "pixel_outlines", "POLYGON_COLUMNS", "TRANSIENT_COLUMNS"]
+           "transient_polygons", "nonfire_polygons", "pixel_outlines", "POLYGON_COLUMNS", "TRANSIENT_COLUMNS",
+           "NONFIRE_COLUMNS"]
 
 _EIGHT = np.ones((3, 3), dtype=bool)
 
@@ -52,10 +56,15 @@ POLYGON_COLUMNS = [
     "setting",
     "confirmed",
     "patch_id",
+    "spectral_test",
+    "spectral_reason",
 ]
 
 TRANSIENT_COLUMNS = ["transient_id", "seen", "gone_on", "seen_index", "gone_index", "area_m2", "area_ha", "n_pixels",
                      "lon", "lat"]
+
+NONFIRE_COLUMNS = ["nonfire_id", "seen", "seen_index", "area_m2", "area_ha", "n_pixels", "spectral_test",
+                   "spectral_reason", "lon", "lat"]
 
 
 def equal_area_crs(grid: Grid) -> CRS:
@@ -176,6 +185,9 @@ def burn_polygons(
     mean_change = ndimage.mean(np.nan_to_num(delta), components, ids)
     earliest_clear = ndimage.minimum(last_clear, components, ids)
     confirmed = ndimage.mean(dates["confirmed"].values.astype(float), components, ids) >= 0.5
+    codes = dates["spectral"].values if "spectral" in dates else np.full(components.shape, NOT_TESTED, np.int8)
+    verdicts = [spectral_verdict(codes[sl][components[sl] == i])
+                for i, sl in enumerate(ndimage.find_objects(components), start=1)]
     geometries = pixel_outlines(components, ids, grid)
     frame = gpd.GeoDataFrame(
         {
@@ -185,6 +197,8 @@ def burn_polygons(
             "mean_index_change": np.round(mean_change.astype(float), 4),
             "confirmed": confirmed.astype(bool),
             "patch_id": np.asarray(patch_of, dtype=int),
+            "spectral_test": [v[0] for v in verdicts],
+            "spectral_reason": [v[1] for v in verdicts],
         },
         geometry=geometries,
         crs=grid.crs,
@@ -203,13 +217,16 @@ def describe_polygons(frame: gpd.GeoDataFrame, *, grid: Grid, times: list[str],
     """Area, dates, setting and stable id of each outline, sorted by date then id.
 
     ``frame`` holds the geometry and the pixel figures (``first_seen_index``,
-    ``last_clear_index``, ``n_pixels``, ``mean_index_change``, ``confirmed``, ``index``) and
+    ``last_clear_index``, ``n_pixels``, ``mean_index_change``, ``confirmed``, ``index``,
+    ``spectral_test`` and ``spectral_reason``: "not tested" where absent) and
     ``patch_id``, any key shared by the polygons split from one connected patch; whole scenes
     and polygons merged across chunk edges are described by this one rule. The key becomes
     the patch's stable id, made like a polygon's from its date and the centre of the whole
     patch (``P20240127-E415120-N1527940``): equal for every polygon split from it.
     """
     frame = frame.copy()
+    if "spectral_test" not in frame:
+        frame["spectral_test"], frame["spectral_reason"] = TEST_NAMES[NOT_TESTED], REASONS[NOT_TESTED]
     if "patch_id" not in frame:  # a table from before patches were split: each polygon its own patch
         frame["patch_id"] = np.arange(len(frame))
     whole = frame.dissolve(by="patch_id", aggfunc={"first_seen_index": "first"}) if len(frame) else frame
@@ -291,3 +308,61 @@ def transient_polygons(dates: xr.Dataset, *, grid: Grid, times: list[str]) -> gp
         "lat": np.round(lonlat.y.to_numpy(), 6),
     }, geometry=geometries, crs=grid.crs)
     return frame.sort_values(["seen_index", "transient_id"]).reset_index(drop=True)
+
+
+def nonfire_polygons(dates: xr.Dataset, *, grid: Grid, times: list[str]) -> gpd.GeoDataFrame:
+    """The changes the spectral test found not fire-like, as polygons: never burns, always listed.
+
+    Leaf drop, a harvest, wet soil or a shadow drop the NIR as char does, but the other bands
+    say otherwise (:mod:`pipeline.stages.spectral`); :func:`pipeline.stages.dating.date_burns`
+    leaves such pixels out of the burns and keeps where and when they were seen
+    (``nonfire_seen``, ``nonfire_code``). Each patch of one date and one reason is one row, so
+    that an investigator can see what was set aside and why.
+
+    Parameters
+    ----------
+    dates:
+        Output of :func:`pipeline.stages.dating.date_burns` on ``grid``.
+    grid:
+        The grid the rasters lie on.
+    times:
+        ISO UTC time of every scene, indexed like ``nonfire_seen``.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Columns :data:`NONFIRE_COLUMNS` (``spectral_test`` "not fire-like", ``spectral_reason``
+        the sentence of its code; ``lon``, ``lat`` a point inside the patch) and geometry in
+        ``grid.crs``, sorted by date then id.
+    """
+    empty = gpd.GeoDataFrame(columns=NONFIRE_COLUMNS + ["geometry"], geometry="geometry", crs=grid.crs)
+    if "nonfire_seen" not in dates:
+        return empty
+    seen = dates["nonfire_seen"].values
+    code = dates["nonfire_code"].values
+    # One patch per date and reason: leaf drop beside a wet field are two findings, not one.
+    keyed = np.where(seen >= 0, seen.astype(np.int32) * 8 + code, -1)
+    components, component_key = _patches_by_date(keyed)
+    if not component_key:
+        return empty
+    ids = np.arange(1, len(component_key) + 1)
+    n_pixels = ndimage.sum_labels(np.ones_like(components), components, ids)
+    geometries = gpd.GeoSeries(pixel_outlines(components, ids, grid), crs=grid.crs)
+    areas = geometries.to_crs(equal_area_crs(grid)).area.to_numpy()
+    inside = geometries.representative_point()
+    lonlat = inside.to_crs("EPSG:4326")
+    seen_index = [k // 8 for k in component_key]
+    frame = gpd.GeoDataFrame({
+        "nonfire_id": [f"N{times[t][:10].replace('-', '')}-E{int(round(p.x, -1))}-N{int(round(p.y, -1))}"
+                       for t, p in zip(seen_index, inside)],
+        "seen": [_iso(times, t) for t in seen_index],
+        "seen_index": np.array(seen_index, dtype=int),
+        "area_m2": np.round(areas, 1),
+        "area_ha": np.round(areas / 1e4, 4),
+        "n_pixels": n_pixels.astype(int),
+        "spectral_test": [TEST_NAMES[k % 8] for k in component_key],
+        "spectral_reason": [REASONS[k % 8] for k in component_key],
+        "lon": np.round(lonlat.x.to_numpy(), 6),
+        "lat": np.round(lonlat.y.to_numpy(), 6),
+    }, geometry=geometries, crs=grid.crs)
+    return frame.sort_values(["seen_index", "nonfire_id"]).reset_index(drop=True)

@@ -1,0 +1,221 @@
+"""Is a darkening fire-like? The spectral test that sets non-fire change apart from burns.
+
+A burn is found as a drop of the burn index (on four-band scenes, of the NIR itself). Other
+changes drop the NIR too, and each leaves a different mark on the other bands, read here on
+the normalised reflectance between a pixel's last clear scene (the before-state) and the
+scene on which it changed:
+
+- **Fire** turns fuel into char and ash. Both are spectrally flat from the visible to the NIR
+  (no red edge: Trigg & Flasse 2000, Pereira et al. 1999): char darkens every band, to a
+  few hundredths; white ash brightens the visible bands of a dark fuel but is flat too.
+- **Vegetation loss** (leaf drop, harvest of a green crop) takes away chlorophyll and leaf
+  structure: the NIR falls but the red *rises* (less chlorophyll absorption, soil and bare
+  branches show), and what is left still has a red edge (a positive NDVI well above a flat
+  spectrum's). Tucker 1979: red and NIR move in opposite directions with green biomass.
+- **Wet soil and shadow** multiply the reflectance of every band by a common factor: water
+  in the pores darkens soil through the visible and the NIR roughly in proportion, keeping its
+  spectral shape (Lobell & Asner 2002); a shadow keeps the diffuse share of the light. Both
+  keep a large part of the reflectance (more than half of a dry soil's NIR when wet), where
+  char leaves a fifth of it or less.
+
+The test has two steps, each with its reason:
+
+1. **Per pixel, vegetation**: the red rose by at least :data:`RED_RISE` while the NIR fell by
+   at least as much, the before-state had a red edge (NDVI at least :data:`VEGETATED_NDVI`:
+   there was vegetation to lose) and the after-state still has one (NDVI above
+   :data:`FLAT_NDVI`, so it is neither char nor ash). White ash over dry grass also raises the
+   red while the NIR falls, but its after-state is flat, so it is kept.
+2. **Per patch, proportional darkening**: the patch's most changed half (its core: rim pixels
+   are mixed with the unburned ground around them and a partly burned pixel is a scaled-down
+   copy of its ground) is compared band by band; when the green, red and NIR keep their
+   proportions (after/before ratios within :data:`SHAPE_TOLERANCE` of each other) and the NIR
+   keeps at least :data:`KEPT_NIR` of its before-state, the patch is wet soil or shade, not char.
+   Blue is left out: haze path radiance and the blue skylight that lights a shadow act on it most.
+
+A patch most of whose pixels fail step 1, or whose core fails step 2, is not a burn. Without
+a red and an NIR band (or without any earlier clear scene) nothing is tested, and it says so.
+On scenes with SWIR the mask already asks for a drop of NBR; the test above runs on their
+visible and NIR bands as well.
+
+References
+----------
+Lobell, D. B. & Asner, G. P. (2002). Moisture effects on soil reflectance. Soil Science
+Society of America Journal 66(3), 722-727.
+Pereira, J. M. C. et al. (1999). Spectral characterisation and discrimination of burnt areas.
+In Chuvieco, E. (ed.), Remote Sensing of Large Wildfires, Springer, 123-138.
+Trigg, S. & Flasse, S. (2000). Characterizing the spectral-temporal response of burned
+savannah using in situ spectroradiometry and infrared thermometry. International Journal of
+Remote Sensing 21(16), 3161-3168.
+Tucker, C. J. (1979). Red and photographic infrared linear combinations for monitoring
+vegetation. Remote Sensing of Environment 8(2), 127-150.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+__all__ = ["NOT_TESTED", "FIRE_LIKE", "VEGETATION", "PROPORTIONAL", "NON_FIRE", "TEST_NAMES", "REASONS",
+           "TEST_BANDS", "RED_RISE", "VEGETATED_NDVI", "FLAT_NDVI", "SHAPE_TOLERANCE", "KEPT_NIR", "spectral_codes", "spectral_verdict"]
+
+NOT_TESTED, FIRE_LIKE, VEGETATION, PROPORTIONAL = 0, 1, 2, 3
+"""Per-pixel verdict codes (int8)."""
+NON_FIRE = (VEGETATION, PROPORTIONAL)
+"""The codes of changes that are not burns."""
+
+TEST_NAMES = {NOT_TESTED: "not tested", FIRE_LIKE: "fire-like", VEGETATION: "not fire-like", PROPORTIONAL: "not fire-like"}
+"""``spectral_test`` of each code, as polygons carry it."""
+
+REASONS = {
+    NOT_TESTED: "not tested: the scenes lack a red or an NIR band, or no earlier clear scene to compare with",
+    FIRE_LIKE: "darkened as char or ash does: no red rise over lost vegetation, and not a proportional darkening",
+    VEGETATION: ("the red rose while the NIR fell and a red edge remains: vegetation lost its leaves or was cut "
+                 "(leaf drop, harvest), not burned"),
+    PROPORTIONAL: ("every band darkened in proportion and kept most of its reflectance: wet soil or shadow, "
+                   "not char"),
+}
+"""``spectral_reason`` of each code: one sentence a reader can check on the before/after figures."""
+
+TEST_BANDS = ("green", "red", "nir")
+"""The bands the test reads (blue is left out: haze and skylight act on it most); a chunked run keeps them."""
+RED_RISE = 0.02
+"""Red rise (and NIR fall), reflectance, that counts as a move: above normalised scenes' noise (~0.005-0.01)."""
+VEGETATED_NDVI = 0.2
+"""Before-state NDVI from which a pixel had vegetation to lose (bare soils and char read 0.05-0.15)."""
+FLAT_NDVI = 0.10
+"""After-state NDVI of a flat spectrum: char about 0.09, white ash 0.02 (Trigg & Flasse 2000)."""
+SHAPE_TOLERANCE = 0.15
+"""Spread of the after/before ratios of green, red and NIR that still counts as one common factor."""
+KEPT_NIR = 0.4
+"""Share of the before-state NIR a patch core keeps when wet or shaded, not burned (char keeps 0.15-0.25)."""
+
+_EIGHT = np.ones((3, 3), dtype=bool)
+
+
+def _band(stack: np.ndarray, bands: list[str], name: str) -> np.ndarray | None:
+    return stack[bands.index(name)].astype(np.float64) if name in bands else None
+
+
+def _ndvi(nir: np.ndarray, red: np.ndarray) -> np.ndarray:
+    total = nir + red
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(np.abs(total) > 1e-6, (nir - red) / total, np.nan)
+
+
+def spectral_codes(new: np.ndarray, before: np.ndarray, after: np.ndarray, *, bands: list[str],
+                   min_pixels: int = 1) -> np.ndarray:
+    """Verdict of every pixel of ``new``: fire-like, vegetation, proportional darkening or not tested.
+
+    Parameters
+    ----------
+    new
+        ``(y, x)`` True where the burn mask found a new burn on this date.
+    before, after
+        ``(band, y, x)`` normalised reflectance of each pixel's last clear scene and of this date's
+        scene (NaN where not observed).
+    bands
+        Band names of the first axis.
+    min_pixels
+        The minimum mapping unit in pixels: a fire-like fragment smaller than it, left inside a
+        patch of vegetation change once the vegetation pixels are taken out, is part of that
+        change (a pixel of leaf drop whose red rise the noise hid), not a burn of its own.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(y, x)`` int8: :data:`NOT_TESTED` outside ``new`` and where the bands are missing, else
+        :data:`FIRE_LIKE`, :data:`VEGETATION` or :data:`PROPORTIONAL`, decided per patch (one
+        verdict for every pixel of an 8-connected patch, except the vegetation pixels of a patch
+        that is mostly fire-like where they form a block at least three pixels thick, which stay
+        vegetation: a tree that shed its leaves beside a burned compound is not part of the burn,
+        while a one- or two-pixel strip along a burn is its mixed rim).
+
+    Examples
+    --------
+    A tree shedding its leaves (NIR 0.34 -> 0.22, red 0.08 -> 0.11) beside thatch turned to char:
+
+    >>> bands = ["blue", "green", "red", "nir"]
+    >>> before = np.zeros((4, 5, 8)); after = np.zeros((4, 5, 8))
+    >>> before[:, :, :3] = np.array([0.04, 0.07, 0.08, 0.34])[:, None, None]
+    >>> after[:, :, :3] = np.array([0.07, 0.10, 0.11, 0.22])[:, None, None]
+    >>> before[:, :, 3:] = np.array([0.13, 0.19, 0.25, 0.36])[:, None, None]
+    >>> after[:, :, 3:] = np.array([0.04, 0.04, 0.05, 0.06])[:, None, None]
+    >>> spectral_codes(np.ones((5, 8), bool), before, after, bands=bands)[2].tolist()
+    [2, 2, 2, 1, 1, 1, 1, 1]
+    """
+    codes = np.zeros(new.shape, dtype=np.int8)
+    red_b, red_a = _band(before, bands, "red"), _band(after, bands, "red")
+    nir_b, nir_a = _band(before, bands, "nir"), _band(after, bands, "nir")
+    if red_b is None or nir_b is None or not new.any():
+        return codes
+    seen = new & np.isfinite(red_b) & np.isfinite(red_a) & np.isfinite(nir_b) & np.isfinite(nir_a)
+    with np.errstate(invalid="ignore"):
+        vegetation = (seen & (red_a - red_b >= RED_RISE) & (nir_a - nir_b <= -RED_RISE)
+                      & (_ndvi(nir_b, red_b) >= VEGETATED_NDVI) & (_ndvi(nir_a, red_a) > FLAT_NDVI))
+    shape_bands = [b for b in ("green", "red", "nir") if b in bands]
+    labels, n = ndimage.label(new, structure=_EIGHT)
+    for i, where in enumerate(ndimage.find_objects(labels), start=1):
+        patch = labels[where] == i
+        tested = patch & seen[where]
+        if not tested.any():
+            continue
+        veg = vegetation[where] & patch
+        if veg.sum() >= 0.5 * tested.sum():
+            codes[where][patch] = VEGETATION
+            continue
+        # In a mostly fire-like patch, only vegetation change at least three pixels thick is taken out:
+        # a thinner strip along the patch is its rim, where char or ash is mixed with the unburned
+        # vegetation around it and so keeps a red edge (a tree that shed its leaves is a block).
+        cores, n_veg = ndimage.label(veg, structure=_EIGHT)
+        thick = np.unique(cores[ndimage.binary_opening(veg, structure=_EIGHT)])
+        veg = np.isin(cores, thick[thick > 0])
+        rest = tested & ~veg
+        verdict = FIRE_LIKE
+        if rest.any() and _proportional(before[(slice(None), *where)], after[(slice(None), *where)], rest, bands,
+                                        shape_bands):
+            verdict = PROPORTIONAL
+        codes[where][patch] = verdict
+        codes[where][veg] = VEGETATION
+        if veg.any() and min_pixels > 1:
+            pieces, n_pieces = ndimage.label(patch & ~veg, structure=_EIGHT)
+            sizes = np.bincount(pieces.ravel(), minlength=n_pieces + 1)
+            codes[where][(pieces > 0) & (sizes[pieces] < min_pixels)] = VEGETATION
+    return codes
+
+
+def _proportional(before: np.ndarray, after: np.ndarray, pixels: np.ndarray, bands: list[str],
+                  shape_bands: list[str]) -> bool:
+    """Whether the core of a patch darkened by one common factor that kept most of its NIR."""
+    nir_b = before[bands.index("nir")][pixels]
+    nir_a = after[bands.index("nir")][pixels]
+    drop = nir_b - nir_a
+    core = drop >= np.median(drop)  # the most changed half: the least mixed with unchanged ground
+    ratios = []
+    for name in shape_bands:
+        b = before[bands.index(name)][pixels][core]
+        a = after[bands.index(name)][pixels][core]
+        denominator = float(np.median(b))
+        if denominator <= 1e-6:
+            return False
+        ratios.append(float(np.median(a)) / denominator)
+    if len(ratios) < 2:
+        return False
+    kept_nir = ratios[shape_bands.index("nir")]
+    common = max(ratios) / max(min(ratios), 1e-6) <= 1 + SHAPE_TOLERANCE
+    return bool(common and kept_nir >= KEPT_NIR)
+
+
+def spectral_verdict(codes: np.ndarray) -> tuple[str, str]:
+    """``(spectral_test, spectral_reason)`` of a group of pixels (a polygon) from their codes.
+
+    The most common tested verdict wins (a fire-like patch with a few vegetation pixels left in
+    is fire-like); with no pixel tested, "not tested".
+
+    >>> spectral_verdict(np.array([1, 1, 2], np.int8))[0]
+    'fire-like'
+    """
+    counts = np.bincount(np.asarray(codes, dtype=np.int64).ravel(), minlength=4)
+    if counts[1:].sum() == 0:
+        return TEST_NAMES[NOT_TESTED], REASONS[NOT_TESTED]
+    code = int(np.argmax(counts[1:]) + 1)
+    return TEST_NAMES[code], REASONS[code]

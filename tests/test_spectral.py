@@ -1,0 +1,97 @@
+"""The spectral test on its own (pipeline/stages/spectral.py): known answers from the physics.
+
+Char darkens every band; white ash brightens the visible bands but is flat like char; leaf drop
+raises the red while the NIR falls and keeps a red edge; wet soil and shade darken every band in
+proportion. The whole flow on the same changes: tests/test_spectral_flow.py.
+"""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import xarray as xr
+from shapely.geometry import box
+
+from pipeline.stages import spectral
+from pipeline.stages.confidence import confidence_tiers
+from pipeline.stages.coregister import ShiftEstimate
+from pipeline.stages.threshold import ThresholdInfo
+
+# Band order blue, green, red, NIR; spectra of pipeline/sim/materials.py and the issue's tree.
+CHAR = (0.04, 0.04, 0.05, 0.06)
+TREE = (0.04, 0.07, 0.08, 0.34)
+BARE_TREE = (0.07, 0.10, 0.11, 0.22)
+GREEN_GRASS = (0.05, 0.08, 0.10, 0.36)
+GREY_ASH = (0.13, 0.135, 0.14, 0.145)
+
+
+def _pair(before: tuple[float, ...], after: tuple[float, ...], shape=(5, 5)) -> tuple[np.ndarray, np.ndarray]:
+    return (np.broadcast_to(np.asarray(before)[:, None, None], (4, *shape)).copy(),
+            np.broadcast_to(np.asarray(after)[:, None, None], (4, *shape)).copy())
+
+
+@pytest.mark.parametrize("before, after, code", [
+    (TREE, BARE_TREE, spectral.VEGETATION),  # leaf drop: red up, NIR down, a red edge left
+    ((0.03, 0.07, 0.05, 0.38), (0.09, 0.12, 0.16, 0.25), spectral.VEGETATION),  # full leaf fall to bare crown
+    ((0.13, 0.19, 0.25, 0.36), CHAR, spectral.FIRE_LIKE),  # thatch to char
+    ((0.14, 0.20, 0.27, 0.33), CHAR, spectral.FIRE_LIKE),  # sand to char: nearly a grey copy, but a fifth of it
+    ((0.08, 0.12, 0.17, 0.27), (0.20, 0.21, 0.22, 0.23), spectral.FIRE_LIKE),  # dry grass to white ash: red up, flat
+    (GREEN_GRASS, GREY_ASH, spectral.FIRE_LIKE),  # green grass to ash: red up, but no red edge left
+    ((0.14, 0.20, 0.27, 0.33), (0.091, 0.13, 0.1755, 0.2145), spectral.PROPORTIONAL),  # sand wet by rain: x0.65
+    ((0.15, 0.21, 0.28, 0.33), (0.0675, 0.0945, 0.126, 0.1485), spectral.PROPORTIONAL),  # yard in thin shade: x0.45
+])
+def test_each_change_gets_the_verdict_its_physics_gives(before, after, code):
+    b, a = _pair(before, after)
+    codes = spectral.spectral_codes(np.ones((5, 5), bool), b, a, bands=["blue", "green", "red", "nir"])
+    assert set(np.unique(codes)) == {code}
+
+
+def test_nothing_is_tested_without_a_red_band():
+    b, a = _pair(TREE, BARE_TREE)
+    codes = spectral.spectral_codes(np.ones((5, 5), bool), b[[0, 1, 3]], a[[0, 1, 3]], bands=["blue", "green", "nir"])
+    assert (codes == spectral.NOT_TESTED).all()
+    assert spectral.spectral_verdict(codes) == ("not tested", spectral.REASONS[spectral.NOT_TESTED])
+
+
+def test_a_polygon_that_is_not_fire_like_is_never_above_low():
+    # Strong, persistent, registered, seen clear and confirmed by an analyst: high, unless it is not fire-like.
+    polygons = gpd.GeoDataFrame({
+        "polygon_id": ["a", "b"], "first_seen_index": [1, 1], "last_clear_index": [0, 0], "mean_index_change": [0.3, 0.3],
+        "confirmed": [True, True], "spectral_test": ["fire-like", "not fire-like"],
+        "spectral_reason": [spectral.REASONS[spectral.FIRE_LIKE], spectral.REASONS[spectral.VEGETATION]],
+        "review": ["", "confirmed"], "review_by": ["", "A. Analyst"], "review_reason": ["", ""],
+    }, geometry=[box(30, 30, 60, 60), box(30, 30, 60, 60)], crs="EPSG:32630")
+    info = ThresholdInfo(0.0, 0.01, 0.04, 0.02, 1, 10)
+    shift = ShiftEstimate(0.0, 0.0)
+    clear = xr.DataArray(np.ones((2, 30, 30), bool), dims=("time", "y", "x"),
+                         coords={"y": np.arange(30)[::-1] * 3.0, "x": np.arange(30) * 3.0})
+    tiers = confidence_tiers(polygons, thresholds=[None, info], shifts=[shift, shift], clear=clear, scene_ids=["s0", "s1"])
+    assert list(tiers["tier"]) == ["high", "low"]
+    assert "not fire-like, so at most low" in tiers["tier_reasons"].iloc[1]
+
+
+def test_a_thin_strip_of_red_rise_along_a_white_ash_burn_is_its_rim_not_leaf_drop():
+    # Ash over green grass, its last column 70 % burned and 30 % the savanna beyond: a one-pixel strip
+    # whose red rose (0.118 -> 0.146) and that still has a red edge. It stays with the burn.
+    before, after = _pair(GREEN_GRASS, GREY_ASH, shape=(8, 8))
+    savanna = np.array([0.096, 0.128, 0.16, 0.28])
+    before[:, :, 7] = (0.7 * np.asarray(GREEN_GRASS) + 0.3 * savanna)[:, None]
+    after[:, :, 7] = (0.7 * np.asarray(GREY_ASH) + 0.3 * savanna)[:, None]
+    bands = ["blue", "green", "red", "nir"]
+    one_pixel = spectral.spectral_codes(np.ones((1, 1), bool), before[:, :1, 7:], after[:, :1, 7:], bands=bands)
+    assert one_pixel[0, 0] == spectral.VEGETATION  # alone, the mixed pixel reads as vegetation change
+    codes = spectral.spectral_codes(np.ones((8, 8), bool), before, after, bands=bands)
+    assert (codes == spectral.FIRE_LIKE).all()
+
+
+def test_a_fragment_under_the_mapping_unit_left_in_leaf_drop_is_leaf_drop():
+    # One pixel of a tree whose red rise the noise hid, inside the tree beside a burn: not a burn of its own.
+    before, after = _pair(TREE, BARE_TREE, shape=(6, 12))
+    before[:, :, 6:], after[:, :, 6:] = np.asarray((0.13, 0.19, 0.25, 0.36))[:, None, None], np.asarray(CHAR)[:, None, None]
+    after[2, 2, 2] = before[2, 2, 2] + 0.005  # the red barely moved here
+    bands = ["blue", "green", "red", "nir"]
+    one = spectral.spectral_codes(np.ones((6, 12), bool), before, after, bands=bands)
+    six = spectral.spectral_codes(np.ones((6, 12), bool), before, after, bands=bands, min_pixels=6)
+    assert one[2, 2] == spectral.FIRE_LIKE and six[2, 2] == spectral.VEGETATION
+    assert (six[:, :6] == spectral.VEGETATION).all() and (six[:, 6:] == spectral.FIRE_LIKE).all()
