@@ -39,7 +39,7 @@ from pipeline.stages.normalise import BandFit, apply_fits, identity_fits, normal
 from pipeline.stages.perimeter import extent_dates, extent_polygons
 from pipeline.stages.plausibility import judge_scenes, mask_implausible
 from pipeline.stages.polygons import burn_polygons, nonfire_polygons, transient_polygons
-from pipeline.stages.split import before_brightness
+from pipeline.stages.split import WALL_BANDS, before_brightness
 from pipeline.preflight import check_coreg_band, check_detect_grid, scene_shape
 from pipeline.progress import stage, timed
 from pipeline.provenance.versions import code_version, git_state, package_versions
@@ -208,7 +208,9 @@ def _splitting(m: _Measured, params: Params, analysis_grid: Grid) -> dict[str, A
     """What the polygon stage splits patches with: each date's before-scene, the wall contrast and the
     smallest piece (the minimum mapping unit, so that a piece split off is a burn in its own right)."""
     burned = bool((m.dates["first_seen"].values >= 0).any())  # nothing to split: skip reading every scene again
-    before = before_brightness(m.normalised["reflectance"].values, m.change["last_clear"].values) if burned else None
+    walls = [b for b in m.normalised.band.values if str(b) in WALL_BANDS] or list(m.normalised.band.values)
+    before = (before_brightness(m.normalised["reflectance"].sel(band=walls).values, m.change["last_clear"].values)
+              if burned else None)
     min_core_px = max(1, int(np.ceil(params.min_area_m2 / analysis_grid.pixel_area_m2)))
     return {"before": before, "wall_contrast": params.split_wall_contrast, "min_core_px": min_core_px}
 

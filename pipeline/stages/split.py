@@ -32,12 +32,17 @@ from scipy import ndimage
 from skimage.measure import label
 from skimage.segmentation import watershed
 
-__all__ = ["before_brightness", "wall_pixels", "split_patches"]
+__all__ = ["WALL_BANDS", "before_brightness", "wall_pixels", "split_patches"]
 
 # Across a wall: horizontal, vertical and the two diagonals; a wall is crossed one pixel
 # (1-px wall) or two pixels (a wall blurred over two pixels) from its middle.
 _DIRECTIONS = ((0, 1), (1, 0), (1, 1), (1, -1))
 _REACH = (1, 2)
+
+
+WALL_BANDS = ("green", "red", "nir")
+"""The bands whose mean is a wall's brightness (those present): one fixed set, so that a chunk, which
+keeps only the bands its stages read, sees the same walls as the whole scene."""
 
 
 def before_brightness(reflectance: np.ndarray, last_clear: np.ndarray) -> np.ndarray:
