@@ -30,7 +30,7 @@ import xarray as xr
 
 from pipeline.config import BurnIndexName
 
-__all__ = ["BURN_DIRECTION", "BURN_LEVELS", "choose_index", "burn_index", "index_bands"]
+__all__ = ["BURN_DIRECTION", "BURN_LEVELS", "SEVERITY_SCALED", "choose_index", "burn_index", "index_bands"]
 
 ResolvedIndex = Literal["nir", "bai", "nbr", "ndvi"]
 
@@ -52,6 +52,15 @@ BURN_LEVELS: dict[str, float] = {
     "bai": 30.0,
 }
 """Change of a burned pixel for each index: seeds reach it, growth reaches half of it."""
+
+SEVERITY_SCALED: frozenset[str] = frozenset({"nbr"})
+"""Indices whose change is a field-calibrated severity scale: dNBR was calibrated against the
+Composite Burn Index on the ground (Key & Benson 2006; low severity from 0.10, moderate-low from
+0.27, moderate-high from 0.44, high from 0.66). A pixel's dNBR says how severely the whole pixel
+burned, not which share of it burned: a lightly burned 20 m pixel at a wildfire's edge (fires
+weaken at their edges) has a fraction of the core's dNBR while burned throughout. The threshold
+stage therefore does not read such a change as a share of its patch's contrast (no rim peeling);
+its growth level, half the low-severity bound, is already the half-burned cut."""
 
 
 def choose_index(bands: list[str], requested: BurnIndexName = "auto") -> ResolvedIndex:
