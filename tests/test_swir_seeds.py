@@ -47,14 +47,24 @@ def test_canopy_fire_with_positive_nbr_after_is_a_burn():
 
 
 def test_low_severity_rim_of_a_severe_burn_is_kept():
-    """dNBR is a severity scale: a rim at low severity (dNBR 0.20) around a severe core (0.70)
-    is burned throughout, not 'under half of the core's contrast' (no rim peeling on NBR)."""
+    """dNBR is a severity scale: a fire weakening towards its edge (dNBR 0.70 in the core, 0.45,
+    0.30, then 0.20 on the rim) is burned throughout. The rim is compared with its burned
+    neighbours (0.30), not with the patch's severe core (half of 0.70 would peel it)."""
     pre, post = _scene(0.40)
-    post[18:42, 18:42] = 0.20  # the lightly burned edge, NBR positive: grown from the core, not seeded
-    post[20:40, 20:40] = -0.30  # the severe core, char afterwards
+    for ring, nbr_after in enumerate((0.20, 0.10, -0.05, -0.30)):  # outermost first, 2 px per ring
+        post[16 + 2 * ring:44 - 2 * ring, 16 + 2 * ring:44 - 2 * ring] = nbr_after
     burned = _burned(pre, post)
-    assert burned[18:42, 18:42].all()
-    assert int(burned.sum()) == 24 * 24
+    assert burned[16:44, 16:44].all()
+    assert int(burned.sum()) == 28 * 28
+
+
+def test_rim_mixed_with_a_severe_neighbour_is_still_peeled_on_nbr():
+    """A rim pixel a fifth burned beside a severe burn (dNBR 0.14 next to 0.70) is peeled."""
+    pre, post = _scene(0.40)
+    post[20:40, 20:40] = -0.30
+    post[19, 20:40] = 0.26  # dNBR 0.14: under half its neighbours' 0.70
+    burned = _burned(pre, post)
+    assert burned[20:40, 20:40].all() and not burned[19, 21:39].any()
 
 
 def test_rim_is_still_peeled_on_the_nir_drop():

@@ -139,7 +139,7 @@ def date_burns(
             max_post_nbr=params.max_post_nbr,
             seed_dnbr_no_char=params.seed_dnbr_no_char,
             mixed_pixel_fraction=params.mixed_pixel_fraction,
-            peel_rim=index_name not in SEVERITY_SCALED,
+            local_rim_contrast=index_name in SEVERITY_SCALED,
             min_area_m2=params.min_area_m2,
             max_hole_px=params.max_hole_px,
             background_noise=None if noise is None else noise[t],

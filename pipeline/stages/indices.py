@@ -59,8 +59,8 @@ Composite Burn Index on the ground (Key & Benson 2006; low severity from 0.10, m
 0.27, moderate-high from 0.44, high from 0.66). A pixel's dNBR says how severely the whole pixel
 burned, not which share of it burned: a lightly burned 20 m pixel at a wildfire's edge (fires
 weaken at their edges) has a fraction of the core's dNBR while burned throughout. The threshold
-stage therefore does not read such a change as a share of its patch's contrast (no rim peeling);
-its growth level, half the low-severity bound, is already the half-burned cut."""
+stage therefore reads a rim pixel's change as a share of its burned neighbours' contrast, not of
+its patch's (whose severe core sets the patch's contrast)."""
 
 
 def choose_index(bands: list[str], requested: BurnIndexName = "auto") -> ResolvedIndex:

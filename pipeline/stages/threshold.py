@@ -21,9 +21,9 @@ Each rule has a physical reason:
 4. **Half the burn's own contrast at its rim.** A rim pixel is partly burned; its change
    is that fraction of its patch's full contrast (the 75th percentile of the patch). Rim
    pixels below ``mixed_pixel_fraction`` of it are peeled off (one ring: mixing reaches
-   about a pixel), so a pixel counts when at least half of it burned. Not on a severity-scaled
-   index (dNBR): there a rim pixel's lower change is a lighter burn as often as a partial one
-   (fires weaken at their edges), and the growth level already is the half-burned cut.
+   about a pixel), so a pixel counts when at least half of it burned. On a severity-scaled
+   index (dNBR) severity varies within a burn (fires weaken at their edges), so the contrast a
+   rim pixel is compared with is that of its burned neighbours, not of the patch's severe core.
 5. **Minimum mapping unit.** Patches smaller than ``min_area_m2`` are dropped; holes of
    up to ``max_hole_px`` pixels inside a patch (ash specks, a pixel of wall) are filled.
 """
@@ -84,13 +84,23 @@ def _patch_contrast(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarra
     return contrast
 
 
-def _peel_rim(mask: np.ndarray, values: np.ndarray, fraction: float) -> np.ndarray:
-    """Remove rim pixels whose change is below ``fraction`` of their patch's contrast."""
+def _peel_rim(mask: np.ndarray, values: np.ndarray, fraction: float, local: bool = False) -> np.ndarray:
+    """Remove rim pixels whose change is below ``fraction`` of their burn's contrast.
+
+    The contrast is the patch's (75th percentile), or with ``local`` the mean change of the
+    rim pixel's burned interior neighbours (3 x 3), where it has any: on a severity scale the
+    burn a rim pixel is mixed with is the one beside it, not the patch's severe core.
+    """
     labels, n = ndimage.label(mask, structure=_EIGHT)
     if n == 0:
         return mask
     floor = fraction * _patch_contrast(values, labels, n)[labels]
-    rim = mask & ~ndimage.binary_erosion(mask, structure=_EIGHT, border_value=1)
+    interior = ndimage.binary_erosion(mask, structure=_EIGHT, border_value=1)
+    rim = mask & ~interior
+    if local:
+        beside = ndimage.uniform_filter(interior.astype(float), 3)
+        inner = ndimage.uniform_filter(np.where(interior, values, 0.0), 3) / np.maximum(beside, 1e-9)
+        floor = np.where(beside > 1e-6, fraction * inner, floor)
     return mask & ~(rim & (values < floor))
 
 
@@ -143,7 +153,7 @@ def burn_mask(
     max_post_nbr: float = -0.10,
     seed_dnbr_no_char: float = 0.27,
     mixed_pixel_fraction: float = 0.5,
-    peel_rim: bool = True,
+    local_rim_contrast: bool = False,
     min_area_m2: float = 50.0,
     max_hole_px: int = 2,
     background_noise: tuple[float, float] | None = None,
@@ -165,9 +175,9 @@ def burn_mask(
         ``(y, x)`` NBR after the change; seeds must not exceed ``max_post_nbr`` (char and ash
         have negative NBR) unless their change reaches ``seed_dnbr_no_char`` (a canopy fire).
         ``None`` skips the rule (scenes without SWIR).
-    peel_rim:
-        Peel rim pixels under ``mixed_pixel_fraction`` of their patch's contrast (rule 4).
-        ``False`` for a severity-scaled index, whose change is not a burned share.
+    local_rim_contrast:
+        Rule 4 compares a rim pixel with its burned neighbours instead of its whole patch
+        (``True`` for a severity-scaled index, whose contrast varies within a burn).
     exclude:
         ``(y, x)`` True where a pixel cannot be new (already burned on an earlier date).
     background_noise:
@@ -203,8 +213,7 @@ def burn_mask(
     grown, _ = ndimage.label(centred >= grow_threshold, structure=_EIGHT)
     kept = np.unique(grown[seeds])
     mask = np.isin(grown, kept[kept > 0])
-    if peel_rim:
-        mask = _peel_rim(mask, centred, mixed_pixel_fraction)
+    mask = _peel_rim(mask, centred, mixed_pixel_fraction, local=local_rim_contrast)
     if max_hole_px > 0:
         mask = remove_small_holes(mask, max_size=max_hole_px) & allowed
     min_px = max(1, int(np.ceil(min_area_m2 / pixel_area_m2)))
