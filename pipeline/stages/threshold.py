@@ -88,8 +88,9 @@ def _peel_rim(mask: np.ndarray, values: np.ndarray, fraction: float, local: bool
     """Remove rim pixels whose change is below ``fraction`` of their burn's contrast.
 
     The contrast is the patch's (75th percentile), or with ``local`` the mean change of the
-    rim pixel's burned interior neighbours (3 x 3), where it has any: on a severity scale the
-    burn a rim pixel is mixed with is the one beside it, not the patch's severe core.
+    rim pixel's burned interior neighbours (3 x 3) where that is lower: on a severity scale the
+    burn a rim pixel is mixed with is the lighter one beside it, not the patch's severe core,
+    and never more than the patch's full contrast.
     """
     labels, n = ndimage.label(mask, structure=_EIGHT)
     if n == 0:
@@ -100,7 +101,7 @@ def _peel_rim(mask: np.ndarray, values: np.ndarray, fraction: float, local: bool
     if local:
         beside = ndimage.uniform_filter(interior.astype(float), 3)
         inner = ndimage.uniform_filter(np.where(interior, values, 0.0), 3) / np.maximum(beside, 1e-9)
-        floor = np.where(beside > 1e-6, fraction * inner, floor)
+        floor = np.where(beside > 1e-6, np.minimum(fraction * inner, floor), floor)
     return mask & ~(rim & (values < floor))
 
 
