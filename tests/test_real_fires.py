@@ -32,7 +32,7 @@ def test_burn_mask_is_within_two_points_of_fixed_dnbr(shared_data, name):
     """The events where the mask fell furthest below dNBR > 0.1 (Dice 0.048, 0.045 and 0.021 below):
     a lightly burned rim peeled as if half burned (Potters), a low-severity drop with positive NBR
     afterwards seeding browned vegetation (68). The target of the benchmark: never more than 0.02
-    below. Gaps when this test was written: -0.006, +0.011, +0.085."""
+    below. Gaps when this test was written: -0.005, +0.010, +0.087."""
     root = shared_data / "real" / "s2-calfire-prepost" / "set_a"
     rows = _real_pair(f"calfire:{name}", *(root / d / f"{name}.tif" for d in ("pre_fire", "post_fire", "masks")),
                       ["blue", "green", "red", "nir", "swir22"], Params(), 20.0)
@@ -80,7 +80,7 @@ def test_burned_extent_beats_the_fixed_threshold_on_average(real_rows):
 def test_real_fire_targets_are_met(real_rows):
     """The benchmark's real-fire targets: burned extent mean Dice >= 0.82 over the scored CAL FIRE
     events, and on every one of them the burn mask at most 0.02 below dNBR > 0.1 (0.831 and a worst
-    gap of -0.006, Potters, when written). The summary line says so."""
+    gap of -0.005, Potters, when written). The summary line says so."""
     scored = [r for r in real_rows if r["scored"] and r["case"].startswith("calfire:")]
     by = {(r["case"], r["method"]): r["dice"] for r in scored}
     cases = sorted({r["case"] for r in scored})
@@ -101,8 +101,8 @@ def test_chile_is_scored_where_it_is_labelled(real_rows):
     window = next(r for r in real_rows if r["case"] == "chile:label-window" and r["method"] == "burnscan")
     whole = next(r for r in real_rows if r["case"] == "chile:whole-image" and r["method"] == "burnscan")
     assert window["tp"] + window["fn"] == whole["tp"] + whole["fn"]  # all of the label is inside the window
-    # Most of the whole image's "false" burns are unlabelled ground: 28 of 630 when written; 35 of 162
+    # Most of the whole image's "false" burns are unlabelled ground: 28 of 630 when written; 35 of 169
     # since seeds on NBR must look like char or a drop beyond low severity (fewer burns called
     # across the unlabelled image, so the share inside the window rose).
     assert window["fp"] < 0.25 * whole["fp"]
-    assert window["dice"] >= 0.8  # 0.839 when written, 0.810 with the rim compared with its neighbours
+    assert window["dice"] >= 0.8  # 0.839 when written, 0.816 with the rim compared with its neighbours
