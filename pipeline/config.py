@@ -129,6 +129,20 @@ class Params:
     """A seed is dark afterwards: char reflects ~0.06 in NIR, so a mostly burned pixel stays under
     0.15. Range (0, 1]: a reflectance."""
 
+    max_post_nbr: float = _limits(-0.10, -1.0, 1.0)
+    """The same rule where SWIR exists: a seed's NBR after the change is at most this, unless its
+    dNBR reaches ``seed_dnbr_no_char``. Char and ash lower NIR and raise SWIR, so a burned surface
+    has negative NBR, while vegetation that dried, browned or was harvested loses NBR but keeps
+    it positive; -0.10 is the post-fire condition of CIR Burnscar's rule. Only seeds must meet it:
+    growth still takes the lightly burned pixels around them. Range [-1, 1]: NBR's own range."""
+
+    seed_dnbr_no_char: float = _limits(0.27, 0.0, 2.0, open_low=True)
+    """A seed whose NBR stays above ``max_post_nbr`` needs at least this dNBR: 0.27 is the lower
+    bound of moderate severity (Key & Benson 2006). A canopy fire leaves a scorched canopy with
+    positive NBR but a large drop; a drop within low severity (0.10-0.27) with positive NBR after
+    is what drying or browning vegetation also gives, so alone it seeds nothing. Range (0, 2]:
+    dNBR's range."""
+
     mixed_pixel_fraction: float = _limits(0.5, 0.0, 1.0, open_low=True, open_high=True)
     """A pixel counts as burned when its change reaches this share of its burn's full contrast.
     Range (0, 1): a share strictly inside, or every pixel or none would count."""

@@ -26,6 +26,20 @@ def test_dry_grass_fire_is_found(shared_data):
     assert ours["dice"] >= 0.93 and ours["commission"] <= 0.05
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["5-4_POTTERS__20200817", "66_20230515", "68_20210818"])
+def test_burn_mask_is_within_two_points_of_fixed_dnbr(shared_data, name):
+    """The events where the mask fell furthest below dNBR > 0.1 (Dice 0.048, 0.045 and 0.021 below):
+    a lightly burned rim peeled as if half burned (Potters), a low-severity drop with positive NBR
+    afterwards seeding browned vegetation (68). The target of the benchmark: never more than 0.02
+    below. Gaps when this test was written: -0.005, +0.010, +0.087."""
+    root = shared_data / "real" / "s2-calfire-prepost" / "set_a"
+    rows = _real_pair(f"calfire:{name}", *(root / d / f"{name}.tif" for d in ("pre_fire", "post_fire", "masks")),
+                      ["blue", "green", "red", "nir", "swir22"], Params(), 20.0)
+    dice = {r["method"]: r["dice"] for r in rows}
+    assert dice["burnscan"] - dice["fixed_threshold"] >= -0.02, dice
+
+
 @pytest.fixture(scope="module")
 def real_rows() -> list[dict]:
     if not SHARED_DATA.is_dir():
@@ -63,10 +77,32 @@ def test_burned_extent_beats_the_fixed_threshold_on_average(real_rows):
 
 
 @pytest.mark.slow
+def test_real_fire_targets_are_met(real_rows):
+    """The benchmark's real-fire targets: burned extent mean Dice >= 0.82 over the scored CAL FIRE
+    events, and on every one of them the burn mask at most 0.02 below dNBR > 0.1 (0.831 and a worst
+    gap of -0.005, Potters, when written). The summary line says so."""
+    scored = [r for r in real_rows if r["scored"] and r["case"].startswith("calfire:")]
+    by = {(r["case"], r["method"]): r["dice"] for r in scored}
+    cases = sorted({r["case"] for r in scored})
+    assert len(cases) == 9
+    assert np.mean([by[c, "burnscan_extent"] for c in cases]) >= 0.82
+    gaps = {c: by[c, "burnscan"] - by[c, "fixed_threshold"] for c in cases}
+    assert min(gaps.values()) >= -0.02, gaps
+    from pipeline.bench.accuracy import _real_lines  # after the figures: they are the target
+
+    lines = _real_lines(real_rows)
+    assert any("within 0.02 on every event" in line for line in lines)
+    assert all(any(line.startswith(c) for line in lines) for c in cases)  # one side-by-side row per event
+
+
+@pytest.mark.slow
 def test_chile_is_scored_where_it_is_labelled(real_rows):
     """The Chile label covers 11 x 17 pixels of a 387 x 309 image: only that window can be scored."""
     window = next(r for r in real_rows if r["case"] == "chile:label-window" and r["method"] == "burnscan")
     whole = next(r for r in real_rows if r["case"] == "chile:whole-image" and r["method"] == "burnscan")
     assert window["tp"] + window["fn"] == whole["tp"] + whole["fn"]  # all of the label is inside the window
-    assert window["fp"] < 0.1 * whole["fp"]  # most of the whole image's "false" burns are unlabelled ground
-    assert window["dice"] >= 0.8  # 0.839 when written
+    # Most of the whole image's "false" burns are unlabelled ground: 28 of 630 when written; 35 of 169
+    # since seeds on NBR must look like char or a drop beyond low severity (fewer burns called
+    # across the unlabelled image, so the share inside the window rose).
+    assert window["fp"] < 0.25 * whole["fp"]
+    assert window["dice"] >= 0.8  # 0.839 when written, 0.816 with the rim compared with its neighbours

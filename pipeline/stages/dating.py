@@ -17,7 +17,7 @@ from scipy import ndimage
 import xarray as xr
 
 from pipeline.config import Params
-from pipeline.stages.indices import BURN_LEVELS
+from pipeline.stages.indices import BURN_LEVELS, SEVERITY_SCALED
 from pipeline.stages.spectral import NON_FIRE, NOT_TESTED, spectral_codes
 from pipeline.stages.threshold import ThresholdInfo, burn_mask
 
@@ -116,7 +116,8 @@ def date_burns(
         the :class:`ThresholdInfo` (``None`` for scenes with nothing to compare).
     """
     delta = change["delta"]
-    level = params.burn_level if params.burn_level > 0 else BURN_LEVELS[str(change.attrs.get("index", "nir"))]
+    index_name = str(change.attrs.get("index", "nir"))
+    level = params.burn_level if params.burn_level > 0 else BURN_LEVELS[index_name]
     n_time = delta.sizes["time"]
     shape = delta.shape[1:]
     first_seen = np.full(shape, -1, dtype=np.int16)
@@ -142,13 +143,18 @@ def date_burns(
         mask, info = burn_mask(
             d_t,
             post_nir=None if post_nir is None else post_nir.isel(time=t),
+            # With SWIR the index is NBR itself: its value on this date is the post-change NBR.
+            post_nbr=index.isel(time=t) if index_name == "nbr" else None,
             exclude=burned,
             pixel_area_m2=pixel_area_m2,
             burn_level=level,
             noise_k=params.noise_k,
             grow_k=params.grow_k,
             max_post_nir=params.max_post_nir,
+            max_post_nbr=params.max_post_nbr,
+            seed_dnbr_no_char=params.seed_dnbr_no_char,
             mixed_pixel_fraction=params.mixed_pixel_fraction,
+            local_rim_contrast=index_name in SEVERITY_SCALED,
             min_area_m2=params.min_area_m2,
             max_hole_px=params.max_hole_px,
             background_noise=None if noise is None else noise[t],

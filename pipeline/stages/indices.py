@@ -33,7 +33,7 @@ import xarray as xr
 
 from pipeline.config import BurnIndexName
 
-__all__ = ["BURN_DIRECTION", "BURN_LEVELS", "BAI_MIN_DISTANCE", "choose_index", "burn_index", "index_bands"]
+__all__ = ["BURN_DIRECTION", "BURN_LEVELS", "BAI_MIN_DISTANCE", "SEVERITY_SCALED", "choose_index", "burn_index", "index_bands"]
 
 ResolvedIndex = Literal["nir", "bai", "nbr", "ndvi"]
 
@@ -67,6 +67,15 @@ red and NIR; Vermote et al. 2016 for Landsat 8, the Sentinel-2 L2A validation re
 below a char pixel's noise. Every pixel farther than 0.01 from the char point keeps exactly
 the BAI of Chuvieco et al. (2002), and the burn level of 30 (distance 0.18) is far from the floor.
 """
+
+SEVERITY_SCALED: frozenset[str] = frozenset({"nbr"})
+"""Indices whose change is a field-calibrated severity scale: dNBR was calibrated against the
+Composite Burn Index on the ground (Key & Benson 2006; low severity from 0.10, moderate-low from
+0.27, moderate-high from 0.44, high from 0.66). A pixel's dNBR says how severely the whole pixel
+burned, not which share of it burned: a lightly burned 20 m pixel at a wildfire's edge (fires
+weaken at their edges) has a fraction of the core's dNBR while burned throughout. The threshold
+stage therefore reads a rim pixel's change as a share of its burned neighbours' contrast, not of
+its patch's (whose severe core sets the patch's contrast)."""
 
 
 def choose_index(bands: list[str], requested: BurnIndexName = "auto") -> ResolvedIndex:

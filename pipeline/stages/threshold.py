@@ -10,14 +10,20 @@ Each rule has a physical reason:
    such as regrowth around a fire or a greener season.
 2. **Seeds above the noise and above a burn.** A seed must exceed ``noise_k`` noise
    sigmas *and* the index's burn level (for dNBR 0.10, the lower bound of low severity of
-   Key & Benson 2006) and, on four-band scenes, be dark afterwards as char is.
+   Key & Benson 2006) and be unambiguous fire: dark in NIR afterwards on four-band scenes, as
+   char is; where SWIR exists, negative NBR afterwards (char and ash raise SWIR as they lower
+   NIR; CIR Burnscar's post-fire condition) or a drop beyond low severity (dNBR 0.27, Key &
+   Benson 2006: a scorched canopy keeps a positive NBR). A low-severity drop that leaves NBR
+   positive is also what vegetation that dried or browned between the dates shows.
 3. **Grow into the half-burned.** Burns are contiguous: pixels connected to a seed are
    kept down to half the burn level (a pixel half burned) or ``grow_k`` noise sigmas,
    whichever is higher (hysteresis thresholding).
 4. **Half the burn's own contrast at its rim.** A rim pixel is partly burned; its change
    is that fraction of its patch's full contrast (the 75th percentile of the patch). Rim
    pixels below ``mixed_pixel_fraction`` of it are peeled off (one ring: mixing reaches
-   about a pixel), so a pixel counts when at least half of it burned.
+   about a pixel), so a pixel counts when at least half of it burned. On a severity-scaled
+   index (dNBR) severity varies within a burn (fires weaken at their edges), so the contrast a
+   rim pixel is compared with is that of its burned neighbours, not of the patch's severe core.
 5. **Minimum mapping unit.** Patches smaller than ``min_area_m2`` are dropped; holes of
    up to ``max_hole_px`` pixels inside a patch (ash specks, a pixel of wall) are filled.
 """
@@ -78,13 +84,24 @@ def _patch_contrast(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarra
     return contrast
 
 
-def _peel_rim(mask: np.ndarray, values: np.ndarray, fraction: float) -> np.ndarray:
-    """Remove rim pixels whose change is below ``fraction`` of their patch's contrast."""
+def _peel_rim(mask: np.ndarray, values: np.ndarray, fraction: float, local: bool = False) -> np.ndarray:
+    """Remove rim pixels whose change is below ``fraction`` of their burn's contrast.
+
+    The contrast is the patch's (75th percentile), or with ``local`` the mean change of the
+    rim pixel's burned interior neighbours (3 x 3) where that is lower: on a severity scale the
+    burn a rim pixel is mixed with is the lighter one beside it, not the patch's severe core,
+    and never more than the patch's full contrast.
+    """
     labels, n = ndimage.label(mask, structure=_EIGHT)
     if n == 0:
         return mask
     floor = fraction * _patch_contrast(values, labels, n)[labels]
-    rim = mask & ~ndimage.binary_erosion(mask, structure=_EIGHT, border_value=1)
+    interior = ndimage.binary_erosion(mask, structure=_EIGHT, border_value=1)
+    rim = mask & ~interior
+    if local:
+        beside = ndimage.uniform_filter(interior.astype(float), 3)
+        inner = ndimage.uniform_filter(np.where(interior, values, 0.0), 3) / np.maximum(beside, 1e-9)
+        floor = np.where(beside > 1e-6, np.minimum(fraction * inner, floor), floor)
     return mask & ~(rim & (values < floor))
 
 
@@ -129,11 +146,15 @@ def burn_mask(
     burn_level: float,
     pixel_area_m2: float,
     post_nir: xr.DataArray | None = None,
+    post_nbr: xr.DataArray | None = None,
     exclude: np.ndarray | None = None,
     noise_k: float = 4.0,
     grow_k: float = 2.0,
     max_post_nir: float = 0.15,
+    max_post_nbr: float = -0.10,
+    seed_dnbr_no_char: float = 0.27,
     mixed_pixel_fraction: float = 0.5,
+    local_rim_contrast: bool = False,
     min_area_m2: float = 50.0,
     max_hole_px: int = 2,
     background_noise: tuple[float, float] | None = None,
@@ -151,6 +172,13 @@ def burn_mask(
     post_nir:
         ``(y, x)`` NIR reflectance after the change; seeds must be darker than
         ``max_post_nir``. ``None`` skips the darkness rule (indices with SWIR).
+    post_nbr:
+        ``(y, x)`` NBR after the change; seeds must not exceed ``max_post_nbr`` (char and ash
+        have negative NBR) unless their change reaches ``seed_dnbr_no_char`` (a canopy fire).
+        ``None`` skips the rule (scenes without SWIR).
+    local_rim_contrast:
+        Rule 4 compares a rim pixel with its burned neighbours instead of its whole patch
+        (``True`` for a severity-scaled index, whose contrast varies within a burn).
     exclude:
         ``(y, x)`` True where a pixel cannot be new (already burned on an earlier date).
     background_noise:
@@ -181,10 +209,12 @@ def burn_mask(
     seeds = allowed & (local >= max(noise_k * sigma / 3, burn_level)) & (centred >= burn_level / 2)
     if post_nir is not None:
         seeds &= np.nan_to_num(post_nir.values, nan=np.inf) <= max_post_nir
+    if post_nbr is not None:
+        seeds &= (np.nan_to_num(post_nbr.values, nan=np.inf) <= max_post_nbr) | (centred >= seed_dnbr_no_char)
     grown, _ = ndimage.label(centred >= grow_threshold, structure=_EIGHT)
     kept = np.unique(grown[seeds])
     mask = np.isin(grown, kept[kept > 0])
-    mask = _peel_rim(mask, centred, mixed_pixel_fraction)
+    mask = _peel_rim(mask, centred, mixed_pixel_fraction, local=local_rim_contrast)
     if max_hole_px > 0:
         mask = remove_small_holes(mask, max_size=max_hole_px) & allowed
     min_px = max(1, int(np.ceil(min_area_m2 / pixel_area_m2)))
