@@ -194,6 +194,7 @@ def _detection(m: _Measured, records: list[SceneRecord], *, params: Params, anal
         thresholds=m.thresholds, polygons=polygons,
         extent_first=xr.DataArray(extent_first, dims=("y", "x"), coords={"y": dates.y, "x": dates.x}),
         extents=extents, grid=analysis_grid, calibration=m.calibration, transients=transients,
+        burned_fraction=dates["burned_fraction"] if "burned_fraction" in dates else None,
     )
 
 
@@ -263,7 +264,8 @@ def _dated(normalised: xr.Dataset, params: Params, analysis_grid: Grid, *, noise
     # One stage, not two: each date's threshold leaves out the pixels earlier dates burned.
     stage(f"threshold and dating: {index.sizes['time']} dates in time order", logger=logger)
     dates, thresholds = date_burns(change, index=index, clear=normalised["clear"], post_nir=post_nir, params=params,
-                                   pixel_area_m2=analysis_grid.pixel_area_m2, noise=noise)
+                                   pixel_area_m2=analysis_grid.pixel_area_m2, noise=noise,
+                                   reflectance=normalised["reflectance"])
     return index_name, index, change, dates, thresholds
 
 

@@ -14,6 +14,7 @@ from scipy import ndimage
 import xarray as xr
 
 from pipeline.config import Params
+from pipeline.stages.fraction import burned_fraction, unmixing_bands
 from pipeline.stages.indices import BURN_LEVELS
 from pipeline.stages.threshold import ThresholdInfo, burn_mask
 
@@ -64,6 +65,16 @@ def _transient(new: np.ndarray, t: int, values: np.ndarray, direction: int, befo
     return keep_label[labels], confirm_label[labels], drop_label[labels], later_map
 
 
+def _before_after(reflectance: np.ndarray, clear: np.ndarray, last_clear: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(band, y, x)`` reflectance of each pixel's own last clear observation before ``t`` and on ``t``
+    (NaN where there is none, or where ``t`` is not clear)."""
+    last = np.clip(last_clear, 0, None)
+    before = np.take_along_axis(reflectance, last[None, None].astype(np.intp), axis=0)[0]
+    before = np.where((last_clear >= 0)[None], before, np.nan)
+    after = np.where(clear[t][None], reflectance[t], np.nan)
+    return before, after
+
+
 def date_burns(
     change: xr.Dataset,
     *,
@@ -73,6 +84,7 @@ def date_burns(
     params: Params,
     pixel_area_m2: float,
     noise: list[tuple[float, float] | None] | None = None,
+    reflectance: xr.DataArray | None = None,
 ) -> tuple[xr.Dataset, list[ThresholdInfo | None]]:
     """First-seen date and bracket of every burned pixel.
 
@@ -92,6 +104,12 @@ def date_burns(
     noise:
         Per scene, ``(background, sigma)`` of its change measured on the whole scene (for a
         chunk of it); ``None`` measures them here.
+    reflectance:
+        ``(time, band, y, x)`` normalised reflectance the index came from. Given (with a band
+        that has an end-member), each date's burned share per pixel is unmixed against the
+        pixel's own before-state (:func:`pipeline.stages.fraction.burned_fraction`), the rims and
+        holes of the burns are decided by it (``params.rim_burned_fraction``) and it is
+        returned for the pixels first seen on that date.
 
     Returns
     -------
@@ -101,7 +119,11 @@ def date_burns(
         (y, x) True where a later clear observation still shows the burn,
         ``transient_seen`` (y, x) the scene on which a mark was seen that the next clear scene
         no longer showed (dropped, never dated; -1 = none) and ``transient_gone`` (y, x) that
-        next clear scene (-1 where the pixel itself was not seen clear again); and per scene
+        next clear scene (-1 where the pixel itself was not seen clear again); with
+        ``reflectance``, ``burned_fraction``, ``fraction_sigma_noise`` and
+        ``fraction_sigma_endmember`` (y, x) the burned share of each burned pixel on its first
+        date and its two 1-sigma parts, and of the ring of unburned pixels around the date's new
+        burns (their mixed rim, counted in a burn's area); NaN elsewhere; and per scene
         the :class:`ThresholdInfo` (``None`` for scenes with nothing to compare).
     """
     delta = change["delta"]
@@ -118,12 +140,19 @@ def date_burns(
     values = index.values
     direction = int(index.attrs.get("burn_direction", -1))
     next_clear = _next_clear(clear.values & np.isfinite(values))
+    bands = [] if reflectance is None else [str(b) for b in reflectance.band.values]
+    unmixing = bool(unmixing_bands(bands))
+    share = {k: np.full(shape, np.nan, dtype=np.float32) for k in ("fraction", "sigma_noise", "sigma_endmember")}
     infos: list[ThresholdInfo | None] = []
     for t in range(n_time):
         d_t = delta.isel(time=t)
         if not np.isfinite(d_t.values).any():
             infos.append(None)
             continue
+        fraction = None
+        if unmixing:
+            fraction = burned_fraction(*_before_after(reflectance.values, clear.values, change["last_clear"].values[t], t),
+                                       bands=bands)
         mask, info = burn_mask(
             d_t,
             post_nir=None if post_nir is None else post_nir.isel(time=t),
@@ -137,6 +166,8 @@ def date_burns(
             min_area_m2=params.min_area_m2,
             max_hole_px=params.max_hole_px,
             background_noise=None if noise is None else noise[t],
+            fraction=None if fraction is None else fraction.fraction,
+            fraction_cut=params.rim_burned_fraction,
         )
         new = mask.values
         before = np.clip(change["last_clear"].values[t], 0, None)
@@ -149,6 +180,12 @@ def date_burns(
         first_seen[new] = t
         last_clear_before[new] = change["last_clear"].values[t][new]
         delta_at_first[new] = d_t.values[new]
+        if fraction is not None:
+            # The burned pixels and the ring of mixed pixels around them that the cut left out (or the
+            # sensor's blur spread the burn into): a burn's area is the sum of shares over both.
+            ring = ndimage.binary_dilation(new, structure=np.ones((3, 3), bool)) & ~burned
+            for key in share:
+                share[key][ring] = getattr(fraction, key)[ring]
         burned |= new
         infos.append(info)
     dims = delta.dims[1:]
@@ -161,6 +198,8 @@ def date_burns(
             "confirmed": (dims, confirmed & (first_seen >= 0)),
             "transient_seen": (dims, transient_seen),
             "transient_gone": (dims, transient_gone),
+            **({"burned_fraction": (dims, share["fraction"]), "fraction_sigma_noise": (dims, share["sigma_noise"]),
+                "fraction_sigma_endmember": (dims, share["sigma_endmember"])} if unmixing else {}),
         },
         coords=coords,
         attrs={"times": [str(t) for t in delta.time.values]} if "time" in delta.coords else {},
