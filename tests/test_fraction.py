@@ -159,11 +159,12 @@ def test_fraction_area_is_in_the_polygons_report_and_manifest(small_run):
     totals = report["totals"]
     assert totals["burned_fraction_ha"] == pytest.approx(sum(p["burned_fraction_ha"] for p in props), abs=1e-3)
     assert totals["burned_fraction_sigma_ha"] > 0
-    headline = (f"{totals['burned_fraction_ha']:.2f} ha ± {totals['burned_fraction_sigma_ha']:.2f} ha (sum of burned "
-                f"fractions; {totals['area_ha']:.2f} ha of pixels called burned)")
-    assert headline in report["summary"]
+    headline = f"{totals['burned_fraction_ha']:.2f} ha ± {totals['burned_fraction_sigma_ha']:.2f} ha burned in the AOI"
+    basis = f"(sum of burned fractions; {totals['area_ha']:.2f} ha of pixels called burned), in {totals['n_polygons']} polygon"
+    assert headline in report["summary"] and basis in report["summary"]
+    assert totals["burned_fraction_statement"] in report["summary"].replace(f" burned in the AOI of {report['aoi']['display_name']}", "")
     md, html = (run / "report.md").read_text(), (run / "report.html").read_text()
-    assert headline in md and headline in html
+    assert headline in md and basis in md and headline in html and basis in html
     assert "burned, sum of fractions (ha)" in md and "burned, sum of fractions (ha)" in html
     cell = f"{props[0]['burned_fraction_ha']:.4f} ± {props[0]['burned_fraction_sigma_ha']:.4f}"
     assert cell in md and cell in html

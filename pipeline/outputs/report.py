@@ -226,8 +226,8 @@ def build_report(
     first, last = records[0], records[-1]
     set_aside = f" ({_rejected_words(rejected)})" if len(rejected) else ""
     summary = (
-        f"Between {scene_time(first, tz_name)} and {scene_time(last, tz_name)}, {fraction['statement']} burned in the "
-        f"AOI of {aoi.display_name}, in {len(counted)} polygon(s){set_aside}."
+        f"Between {scene_time(first, tz_name)} and {scene_time(last, tz_name)}, {fraction['area']} burned in the "
+        f"AOI of {aoi.display_name}{fraction['basis']}, in {len(counted)} polygon(s){set_aside}."
     )
     settings = _by_setting(counted)
     if settings:
@@ -280,7 +280,7 @@ def build_report(
             "area_ha": total_ha,
             "burned_fraction_ha": fraction["burned_fraction_ha"],
             "burned_fraction_sigma_ha": fraction["burned_fraction_sigma_ha"],
-            "burned_fraction_statement": fraction["statement"],
+            "burned_fraction_statement": fraction["statement"],  # e.g. "4.36 ha ± 0.08 ha (sum of ...; 4.70 ha of pixels ...)"
             "by_setting": settings,
             "rejected_by_review": {"n_polygons": int(len(rejected)), "area_ha": round(float(rejected["area_ha"].sum()), 4)},
             "by_date": [
@@ -308,15 +308,17 @@ def burned_fraction_total(polygons: gpd.GeoDataFrame) -> dict[str, Any]:
     the end-members' spread, is one error shared by every polygon (an upper bound for the rest).
     """
     pixels_ha = round(float(polygons["area_ha"].sum()), 4) if len(polygons) else 0.0
-    if "burned_fraction_ha" not in polygons or not len(polygons):
-        return {"burned_fraction_ha": pixels_ha if len(polygons) else 0.0, "burned_fraction_sigma_ha": None if len(polygons) else 0.0,
-                "statement": f"{pixels_ha:.2f} ha"}
+    if "burned_fraction_ha" not in polygons or not len(polygons):  # nothing burned, or polygons from before fractions
+        words = f"{pixels_ha:.2f} ha"
+        return {"burned_fraction_ha": None if len(polygons) else 0.0, "burned_fraction_sigma_ha": None if len(polygons) else 0.0,
+                "statement": words, "area": words, "basis": ""}
     area = round(float(polygons["burned_fraction_ha"].sum()), 4)
     sigmas = polygons["burned_fraction_sigma_ha"].astype(float)
     sigma = None if sigmas.isna().any() else round(float(sigmas.sum()), 4)
-    spread = "" if sigma is None else f" ± {sigma:.2f} ha"
-    return {"burned_fraction_ha": area, "burned_fraction_sigma_ha": sigma,
-            "statement": f"{area:.2f} ha{spread} (sum of burned fractions; {pixels_ha:.2f} ha of pixels called burned)"}
+    words = f"{area:.2f} ha" + ("" if sigma is None else f" ± {sigma:.2f} ha")
+    basis = f" (sum of burned fractions; {pixels_ha:.2f} ha of pixels called burned)"
+    return {"burned_fraction_ha": area, "burned_fraction_sigma_ha": sigma, "statement": words + basis,
+            "area": words, "basis": basis}
 
 
 def burned_fraction_cell(row: Any) -> str:
