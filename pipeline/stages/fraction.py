@@ -118,6 +118,13 @@ def _solve(d: np.ndarray, a: np.ndarray, c: np.ndarray, w: np.ndarray) -> tuple[
     ``d, a, c`` are ``(band, n)``, ``w`` ``(band, 1)``. Returns ``fc, fa`` and the variance of
     ``fc + fa`` from the noise (the inverse normal matrix on the active set).
     """
+    # One band (a chunk cut to the NIR) or a before-state like an end-member makes the normal matrix
+    # singular: the interior solution is then infinite or NaN and only the edges compete (below).
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return _solve_unguarded(d, a, c, w)
+
+
+def _solve_unguarded(d: np.ndarray, a: np.ndarray, c: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     saa, scc, sac = (w * a * a).sum(0), (w * c * c).sum(0), (w * a * c).sum(0)
     sad, scd, sdd = (w * a * d).sum(0), (w * c * d).sum(0), (w * d * d).sum(0)
     tiny = 1e-12
@@ -126,14 +133,14 @@ def _solve(d: np.ndarray, a: np.ndarray, c: np.ndarray, w: np.ndarray) -> tuple[
         return sdd - 2 * fc * sad - 2 * fa * scd + fc * fc * saa + 2 * fc * fa * sac + fa * fa * scc
 
     det = saa * scc - sac * sac
-    with np.errstate(divide="ignore", invalid="ignore"):
-        fc_in = (scc * sad - sac * scd) / det
-        fa_in = (saa * scd - sac * sad) / det
-        # The three edges of the feasible triangle: char alone, ash alone, fully burned (fc + fa = 1).
-        fc_e1 = np.clip(sad / np.maximum(saa, tiny), 0.0, 1.0)
-        fa_e2 = np.clip(scd / np.maximum(scc, tiny), 0.0, 1.0)
-        sum_ac = saa - 2 * sac + scc  # |a - c|^2 weighted
-        t = np.clip((sad - scd - sac + scc) / np.maximum(sum_ac, tiny), 0.0, 1.0)
+    fc_in = (scc * sad - sac * scd) / det
+    fa_in = (saa * scd - sac * sad) / det
+    # The three edges of the feasible triangle: char alone, ash alone, fully burned (fc + fa = 1).
+    # Where two fit equally (one band), the first listed wins: char, the common residue.
+    fc_e1 = np.clip(sad / np.maximum(saa, tiny), 0.0, 1.0)
+    fa_e2 = np.clip(scd / np.maximum(scc, tiny), 0.0, 1.0)
+    sum_ac = saa - 2 * sac + scc  # |a - c|^2 weighted
+    t = np.clip((sad - scd - sac + scc) / np.maximum(sum_ac, tiny), 0.0, 1.0)
     feasible = (np.abs(det) > tiny * np.maximum(saa * scc, tiny)) & (fc_in >= 0) & (fa_in >= 0) & (fc_in + fa_in <= 1)
     candidates = [
         (np.where(feasible, fc_in, 0.0), np.where(feasible, fa_in, 0.0)),
@@ -143,12 +150,12 @@ def _solve(d: np.ndarray, a: np.ndarray, c: np.ndarray, w: np.ndarray) -> tuple[
     ]
     costs = np.stack([residual(fc, fa) for fc, fa in candidates])
     costs[0] = np.where(feasible, costs[0], np.inf)
+    costs[2:] += 1e-9 * (1.0 + np.abs(sdd))  # a tie (one band) goes to char, not to the rounding
     best = np.argmin(costs, axis=0)
     fc = np.choose(best, [cand[0] for cand in candidates])
     fa = np.choose(best, [cand[1] for cand in candidates])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        var_char, var_ash = 1.0 / np.maximum(saa, tiny), 1.0 / np.maximum(scc, tiny)
-        var_inside = np.where(feasible, (saa + scc - 2 * sac) / np.where(feasible, det, 1.0), np.inf)
+    var_char, var_ash = 1.0 / np.maximum(saa, tiny), 1.0 / np.maximum(scc, tiny)
+    var_inside = np.where(feasible, (saa + scc - 2 * sac) / np.where(feasible, det, 1.0), np.inf)
     # Off the interior the fit moves along one end-member: its variance is that of the dominant one
     # (on the fully burned edge too, which is how far noise could pull ``f`` below 1).
     var = np.where(best == 0, var_inside, np.where(fc >= fa, var_char, var_ash))
