@@ -96,13 +96,19 @@ def _rim_from_fraction(mask: np.ndarray, values: np.ndarray, fraction: np.ndarra
     """The rim and the holes of each patch decided by each pixel's burned share.
 
     A rim pixel (in the mask, next to a pixel outside it or to a hole) is kept when at least
-    ``cut`` of it burned; a hole of up to ``max_hole_px`` pixels is filled only where its
+    ``cut`` of it burned, as a share of what its patch's fully burned pixels read; a hole of up to ``max_hole_px`` pixels is filled only where its
     pixels reach ``cut`` too, so an unburned courtyard is not painted over. A pixel whose
     share could not be fitted (no band, no before-state) is judged by its patch's contrast
     (:func:`_peel_rim` with ``fallback``) as before.
     """
     fitted = np.isfinite(fraction)
-    enough = fitted & (fraction >= cut)
+    # The cut is a share of what a fully burned pixel of the same patch reads (its cores' 75th
+    # percentile, as the contrast rule measures a patch's full contrast): a savanna or village burn
+    # reads 1, a forest burn whose scorched canopy is neither char nor ash reads less, and its rim
+    # is judged against that, not against char it never became.
+    labels, n = ndimage.label(mask, structure=_EIGHT)
+    full = np.clip(_patch_contrast(np.where(fitted, fraction, 0.0), labels, n), 0.0, 1.0)[labels] if n else np.ones(mask.shape)
+    enough = fitted & (fraction >= cut * np.where(labels > 0, full, 1.0))
     by_contrast = _peel_rim(mask, values, fallback)
     rim = mask & ~ndimage.binary_erosion(mask, structure=_EIGHT, border_value=1)
     keep_rim = np.where(fitted, enough, by_contrast)
