@@ -283,6 +283,11 @@ def merge_across_edges(pieces: gpd.GeoDataFrame, edges: list[BaseGeometry]) -> t
                 confirmed=bool(part["_confirmed_px"].sum() / max(n_px, 1) >= 0.5),
                 geometry=unary_union(list(part.geometry)),
             )
+            if "burned_fraction_ha" in part:
+                # Shares add; their sigmas are added linearly, an upper bound: the end-member part is one
+                # error for every pixel (linear), only the noise part would add in quadrature.
+                first.update(burned_fraction_ha=round(float(part["burned_fraction_ha"].sum()), 4),
+                             burned_fraction_sigma_ha=round(float(part["burned_fraction_sigma_ha"].sum()), 4))
         rows.append(first)
     out = gpd.GeoDataFrame(rows, geometry="geometry", crs=pieces.crs).drop(columns=["_group", "_change_sum", "_confirmed_px"])
     return out, merged_count

@@ -147,6 +147,11 @@ class Params:
     """A pixel counts as burned when its change reaches this share of its burn's full contrast.
     Range (0, 1): a share strictly inside, or every pixel or none would count."""
 
+    rim_burned_fraction: float = _limits(0.5, 0.0, 1.0, open_low=True, open_high=True)
+    """A pixel on a burn's rim (or in a hole inside it) counts as burned when at least this share of
+    it burned, by unmixing against its own before-state (:mod:`pipeline.stages.fraction`); 0.5 makes
+    the pixel area of a burn its true area on average. Range (0, 1): as ``mixed_pixel_fraction``."""
+
     min_area_m2: float = _limits(50.0, 0.0, 1e6)
     """Minimum mapping unit: smaller patches are dropped (a 10 x 10 m compound is 100 m2). Range
     0-1e6: 1 km2 already drops every village burn; more is a unit slip (hectares or km2)."""

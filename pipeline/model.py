@@ -187,3 +187,7 @@ class Detection:
     """Changes the spectral test found not fire-like (leaf drop, harvest, wet soil, shadow), set
     aside from the burns (:func:`pipeline.stages.polygons.nonfire_polygons`; indexed into
     ``records``); ``None`` for a chunk of a large area, where they are not listed."""
+    burned_fraction: xr.DataArray | None = None
+    """(y, x) burned share of each burned pixel on its first date, and of the ring of mixed pixels
+    around the burns (:mod:`pipeline.stages.fraction`), NaN elsewhere or where it could not be
+    fitted; ``None`` when no band could be unmixed."""

@@ -201,6 +201,7 @@ def _detection(m: _Measured, records: list[SceneRecord], *, params: Params, anal
         thresholds=m.thresholds, polygons=polygons,
         extent_first=xr.DataArray(extent_first, dims=("y", "x"), coords={"y": dates.y, "x": dates.x}),
         extents=extents, grid=analysis_grid, calibration=m.calibration, transients=transients, nonfire=nonfire,
+        burned_fraction=dates["burned_fraction"] if "burned_fraction" in dates else None,
     )
 
 

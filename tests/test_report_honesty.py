@@ -196,7 +196,8 @@ def test_a_rejected_polygon_leaves_every_headline_total_and_is_said_apart(villag
     assert (day["new_polygons"], day["rejected_polygons"]) == (1, 1)
     assert day["new_area_ha"] == pytest.approx(kept, abs=1e-3)
     said = f"in 1 polygon(s) (1 rejected by review, {target['area_ha']:.2f} ha, not counted)"
-    assert said in report["summary"] and f"{kept:.2f} ha burned" in report["summary"]
+    # The headline is the sum of burned fractions; the pixels called burned are said beside it.
+    assert said in report["summary"] and f"{kept:.2f} ha of pixels called burned" in report["summary"]
     reading = next(r for r in report["readings"] if r["acquired_utc"][:10] == "2024-01-28")
     assert "1 burn mark(s)" in reading["statement"] and "1 more rejected by review" in reading["statement"]
     assert report["review"]["machine_output"]["n_polygons"] == 2  # the machine output itself is kept

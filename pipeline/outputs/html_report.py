@@ -23,8 +23,8 @@ import geopandas as gpd
 import numpy as np
 from matplotlib import image as mpimg
 
-from pipeline.outputs.report import (SIMULATED_WARNING, evidence_sections, nonfire_section, polygon_time_cell,
-                                     transient_section)
+from pipeline.outputs.report import (SIMULATED_WARNING, burned_fraction_cell, evidence_sections, nonfire_section,
+                                     polygon_time_cell, transient_section)
 
 __all__ = ["render_html", "screen_copy", "SCREEN_SIDE_PX"]
 
@@ -165,12 +165,14 @@ def render_html(report: Mapping[str, Any], *, figures: Mapping[str, bytes], poly
     if polygons is not None and len(polygons):
         parts.append(heading(2, f"Polygons ({len(polygons)}; index {report['index']})", "polygons"))
         stamp = polygon_time_cell(report)  # a scene whose time of day is unknown says so here too
-        rows = [[r.polygon_id, stamp(r.first_seen), stamp(r.last_clear_before), f"{r.area_ha:.4f}", f"{r.mean_index_change:.3f}", r.setting,
+        rows = [[r.polygon_id, stamp(r.first_seen), stamp(r.last_clear_before), f"{r.area_ha:.4f}", burned_fraction_cell(r),
+                 f"{r.mean_index_change:.3f}", r.setting,
                  "yes" if r.confirmed else "not yet", getattr(r, "review", "") or "not reviewed",
                  getattr(r, "n_structures", ""), getattr(r, "n_fire_detections", ""), getattr(r, "tier", ""),
                  getattr(r, "tier_reasons", "")]
                 for r in polygons.head(max_rows).itertuples()]
-        parts.append(_table(["id", "first seen (UTC)", "last clear before (UTC)", "area (ha)", "mean change", "setting", "confirmed",
+        parts.append(_table(["id", "first seen (UTC)", "last clear before (UTC)", "area (ha)", "burned, sum of fractions (ha)",
+                             "mean change", "setting", "confirmed",
                              "review", "structures", "fires", "confidence", "why"], rows))
         if len(polygons) > max_rows:
             parts.append(f"<p>{len(polygons) - max_rows} more polygons are in the GeoPackage and GeoJSON.</p>")

@@ -23,7 +23,8 @@ import geopandas as gpd
 from pipeline.model import SceneRecord
 
 __all__ = ["SIMULATED_LABEL", "TIME_OF_DAY_UNKNOWN", "format_time", "scene_time", "polygon_time_cell", "build_report", "with_evidence",
-           "evidence_sections", "transient_section", "nonfire_section", "counted_polygons", "render_markdown"]
+           "evidence_sections", "transient_section", "nonfire_section", "counted_polygons", "render_markdown",
+           "burned_fraction_total", "burned_fraction_cell"]
 
 SIMULATED_LABEL = "SIMULATED DATA"
 SIMULATED_WARNING = (
@@ -238,11 +239,12 @@ def build_report(
     readings = [_reading(t, r, records, polygons, quality[t], tz_name) for t, r in enumerate(records)]
     counted, rejected = counted_polygons(polygons)
     total_ha = round(float(counted["area_ha"].sum()), 4) if len(counted) else 0.0
+    fraction = burned_fraction_total(counted)
     first, last = records[0], records[-1]
     set_aside = f" ({_rejected_words(rejected)})" if len(rejected) else ""
     summary = (
-        f"Between {scene_time(first, tz_name)} and {scene_time(last, tz_name)}, "
-        f"{total_ha:.2f} ha burned in the AOI of {aoi.display_name}, in {len(counted)} polygon(s){set_aside}."
+        f"Between {scene_time(first, tz_name)} and {scene_time(last, tz_name)}, {fraction['area']} burned in the "
+        f"AOI of {aoi.display_name}{fraction['basis']}, in {len(counted)} polygon(s){set_aside}."
     )
     settings = _by_setting(counted)
     if settings:
@@ -297,6 +299,9 @@ def build_report(
         "totals": {
             "n_polygons": int(len(counted)),
             "area_ha": total_ha,
+            "burned_fraction_ha": fraction["burned_fraction_ha"],
+            "burned_fraction_sigma_ha": fraction["burned_fraction_sigma_ha"],
+            "burned_fraction_statement": fraction["statement"],  # e.g. "4.36 ha ± 0.08 ha (sum of ...; 4.70 ha of pixels ...)"
             "by_setting": settings,
             "rejected_by_review": {"n_polygons": int(len(rejected)), "area_ha": round(float(rejected["area_ha"].sum()), 4)},
             "by_date": [
@@ -315,6 +320,36 @@ def build_report(
         "parameters": params,
         "provenance": provenance,
     }
+
+
+def burned_fraction_total(polygons: gpd.GeoDataFrame) -> dict[str, Any]:
+    """The burned area as the sum of burned fractions with its 1 sigma, beside the area of the pixels called burned.
+
+    The pixels' area counts every pixel called burned whole; the fractions count what burned of
+    each (:mod:`pipeline.stages.fraction`), so they are the area to quote, and the pixels' area
+    says how much the outlines hold. Per-polygon sigmas are added linearly: their larger part,
+    the end-members' spread, is one error shared by every polygon (an upper bound for the rest).
+    """
+    pixels_ha = round(float(polygons["area_ha"].sum()), 4) if len(polygons) else 0.0
+    if "burned_fraction_ha" not in polygons or not len(polygons):  # nothing burned, or polygons from before fractions
+        words = f"{pixels_ha:.2f} ha"
+        return {"burned_fraction_ha": None if len(polygons) else 0.0, "burned_fraction_sigma_ha": None if len(polygons) else 0.0,
+                "statement": words, "area": words, "basis": ""}
+    area = round(float(polygons["burned_fraction_ha"].sum()), 4)
+    sigmas = polygons["burned_fraction_sigma_ha"].astype(float)
+    sigma = None if sigmas.isna().any() else round(float(sigmas.sum()), 4)
+    words = f"{area:.2f} ha" + ("" if sigma is None else f" ± {sigma:.2f} ha")
+    basis = f" (sum of burned fractions; {pixels_ha:.2f} ha of pixels called burned)"
+    return {"burned_fraction_ha": area, "burned_fraction_sigma_ha": sigma, "statement": words + basis,
+            "area": words, "basis": basis}
+
+
+def burned_fraction_cell(row: Any) -> str:
+    """A polygon's burned-fraction area and its 1 sigma for the report tables ("" for polygons without it)."""
+    area, sigma = getattr(row, "burned_fraction_ha", None), getattr(row, "burned_fraction_sigma_ha", None)
+    if area is None or area != area:
+        return ""
+    return f"{area:.4f}" + ("" if sigma is None or sigma != sigma else f" ± {sigma:.4f}")
 
 
 def _extent_summary(extents: gpd.GeoDataFrame | None, params: dict[str, Any], tz_name: str,
@@ -539,20 +574,20 @@ def render_markdown(report: dict[str, Any], *, figures: Sequence[str] = (), max_
         lines += [f"| {d['polygon_id']} | {d['decision']} | {d['by']} | {d['at_utc']} | {d['reason']} |" for d in review["decisions"]]
     if polygons is not None and len(polygons):
         lines += ["", f"## Polygons ({len(polygons)}; index: {report['index']})", ""]
-        lines += ["| id | first seen (UTC) | last clear before (UTC) | area (ha) | mean change | setting | confirmed | review "
-                  "| structures | fires | tier | why |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += ["| id | first seen (UTC) | last clear before (UTC) | area (ha) | burned, sum of fractions (ha) | mean change "
+                  "| setting | confirmed | review | structures | fires | tier | why |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         stamp = polygon_time_cell(report)
         for row in polygons.head(max_rows).itertuples():
             review_cell = getattr(row, "review", "") or "not reviewed"
             lines.append(
                 f"| {row.polygon_id} | {stamp(row.first_seen)} | {stamp(row.last_clear_before)} | {row.area_ha:.4f} | "
-                f"{row.mean_index_change:.3f} | {row.setting} | {'yes' if row.confirmed else 'not yet'} | {review_cell} "
+                f"{burned_fraction_cell(row)} | {row.mean_index_change:.3f} | {row.setting} | {'yes' if row.confirmed else 'not yet'} | {review_cell} "
                 f"| {getattr(row, 'n_structures', '')} | {getattr(row, 'n_fire_detections', '')} "
                 f"| {getattr(row, 'tier', '')} | {getattr(row, 'tier_reasons', '')} |"
             )
         if len(polygons) > max_rows:
-            lines.append(f"| ... {len(polygons) - max_rows} more in the GeoPackage |" + " |" * 11)
+            lines.append(f"| ... {len(polygons) - max_rows} more in the GeoPackage |" + " |" * 12)
     if figures:
         lines += ["", "## Figures", ""] + [f"![{f}]({f})" for f in figures]
     lines += ["", "## Parameters", "", "```"] + [f"{k} = {v}" for k, v in report["parameters"].items()] + ["```"]

@@ -17,6 +17,7 @@ from scipy import ndimage
 import xarray as xr
 
 from pipeline.config import Params
+from pipeline.stages.fraction import burned_fraction, unmixing_bands
 from pipeline.stages.indices import BURN_LEVELS, SEVERITY_SCALED
 from pipeline.stages.spectral import NON_FIRE, NOT_TESTED, spectral_codes
 from pipeline.stages.threshold import ThresholdInfo, burn_mask
@@ -68,6 +69,16 @@ def _transient(new: np.ndarray, t: int, values: np.ndarray, direction: int, befo
     return keep_label[labels], confirm_label[labels], drop_label[labels], later_map
 
 
+def _before_after(reflectance: np.ndarray, clear: np.ndarray, last_clear: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(band, y, x)`` reflectance of each pixel's own last clear observation before ``t`` and on ``t``
+    (NaN where there is none, or where ``t`` is not clear)."""
+    last = np.clip(last_clear, 0, None)
+    before = np.take_along_axis(reflectance, last[None, None].astype(np.intp), axis=0)[0]
+    before = np.where((last_clear >= 0)[None], before, np.nan)
+    after = np.where(clear[t][None], reflectance[t], np.nan)
+    return before, after
+
+
 def date_burns(
     change: xr.Dataset,
     *,
@@ -99,7 +110,12 @@ def date_burns(
         chunk of it); ``None`` measures them here.
     reflectance:
         ``(time, band, y, x)`` normalised reflectance the index came from, for the spectral test
-        (:func:`pipeline.stages.spectral.spectral_codes`); ``None`` tests nothing.
+        (:func:`pipeline.stages.spectral.spectral_codes`; ``None`` tests nothing) and, with a band
+        that has an end-member, for each date's burned share per pixel, unmixed against the
+        pixel's own before-state (:func:`pipeline.stages.fraction.burned_fraction`): the rims and
+        holes of the burns are decided by it (``params.rim_burned_fraction``; not on dNBR, a
+        severity scale, whose rims the threshold stage reads against their burned neighbours) and it is
+        returned for the pixels first seen on that date.
 
     Returns
     -------
@@ -112,7 +128,11 @@ def date_burns(
         next clear scene (-1 where the pixel itself was not seen clear again), ``spectral`` (y, x) the
         spectral test's code of each burned pixel, ``nonfire_seen`` (y, x) the scene on which a
         change that is not fire-like was set aside (-1 = none) and ``nonfire_code`` (y, x) its
-        code (:data:`pipeline.stages.spectral.VEGETATION` or ``PROPORTIONAL``); and per scene
+        code (:data:`pipeline.stages.spectral.VEGETATION` or ``PROPORTIONAL``); with
+        ``reflectance``, ``burned_fraction``, ``fraction_sigma_noise`` and
+        ``fraction_sigma_endmember`` (y, x) the burned share of each burned pixel on its first
+        date and its two 1-sigma parts, and of the ring of unburned pixels around the date's new
+        burns (their mixed rim, counted in a burn's area); NaN elsewhere; and per scene
         the :class:`ThresholdInfo` (``None`` for scenes with nothing to compare).
     """
     delta = change["delta"]
@@ -134,12 +154,19 @@ def date_burns(
     values = index.values
     direction = int(index.attrs.get("burn_direction", -1))
     next_clear = _next_clear(clear.values & np.isfinite(values))
+    bands = [] if reflectance is None else [str(b) for b in reflectance.band.values]
+    unmixing = bool(unmixing_bands(bands))
+    share = {k: np.full(shape, np.nan, dtype=np.float32) for k in ("fraction", "sigma_noise", "sigma_endmember")}
     infos: list[ThresholdInfo | None] = []
     for t in range(n_time):
         d_t = delta.isel(time=t)
         if not np.isfinite(d_t.values).any():
             infos.append(None)
             continue
+        fraction = None
+        if unmixing:
+            fraction = burned_fraction(*_before_after(reflectance.values, clear.values, change["last_clear"].values[t], t),
+                                       bands=bands)
         mask, info = burn_mask(
             d_t,
             post_nir=None if post_nir is None else post_nir.isel(time=t),
@@ -158,6 +185,8 @@ def date_burns(
             min_area_m2=params.min_area_m2,
             max_hole_px=params.max_hole_px,
             background_noise=None if noise is None else noise[t],
+            fraction=None if fraction is None else fraction.fraction,
+            fraction_cut=params.rim_burned_fraction,
         )
         new = mask.values
         before = np.clip(change["last_clear"].values[t], 0, None)
@@ -181,6 +210,12 @@ def date_burns(
         first_seen[new] = t
         last_clear_before[new] = change["last_clear"].values[t][new]
         delta_at_first[new] = d_t.values[new]
+        if fraction is not None:
+            # The burned pixels and the ring of mixed pixels around them that the cut left out (or the
+            # sensor's blur spread the burn into): a burn's area is the sum of shares over both.
+            ring = ndimage.binary_dilation(new, structure=np.ones((3, 3), bool)) & ~burned
+            for key in share:
+                share[key][ring] = getattr(fraction, key)[ring]
         burned |= new
         infos.append(info)
     dims = delta.dims[1:]
@@ -196,6 +231,8 @@ def date_burns(
             "spectral": (dims, spectral),
             "nonfire_seen": (dims, nonfire_seen),
             "nonfire_code": (dims, nonfire_code),
+            **({"burned_fraction": (dims, share["fraction"]), "fraction_sigma_noise": (dims, share["sigma_noise"]),
+                "fraction_sigma_endmember": (dims, share["sigma_endmember"])} if unmixing else {}),
         },
         coords=coords,
         attrs={"times": [str(t) for t in delta.time.values]} if "time" in delta.coords else {},

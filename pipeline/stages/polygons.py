@@ -16,6 +16,12 @@ connected patch it came from (one polygon per patch where no wall was seen). Out
 traced 4-connected: pixels that touch only at a corner become parts of a MultiPolygon that
 touch at a point, never one ring that crosses itself, so every outline is a valid OGC
 geometry whose area is exactly its pixels'.
+
+Beside the outline's area, ``burned_fraction_ha`` is the area that burned inside it: the sum
+of its pixels' burned shares (:mod:`pipeline.stages.fraction`) times their area, with its 1
+sigma ``burned_fraction_sigma_ha``. The outline counts a pixel whole once it is called burned;
+the fractions count what burned of it (a rim pixel a third burned, a courtyard left standing),
+over the outline's pixels and the ring of mixed pixels around it that the rim cut left out.
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ POLYGON_COLUMNS = [
     "last_clear_index",
     "area_m2",
     "area_ha",
+    "burned_fraction_ha",
+    "burned_fraction_sigma_ha",
     "n_pixels",
     "mean_index_change",
     "index",
@@ -188,6 +196,7 @@ def burn_polygons(
     codes = dates["spectral"].values if "spectral" in dates else np.full(components.shape, NOT_TESTED, np.int8)
     verdicts = [spectral_verdict(codes[sl][components[sl] == i])
                 for i, sl in enumerate(ndimage.find_objects(components), start=1)]
+    shares = _fraction_sums(dates, components, ids)
     geometries = pixel_outlines(components, ids, grid)
     frame = gpd.GeoDataFrame(
         {
@@ -199,12 +208,49 @@ def burn_polygons(
             "patch_id": np.asarray(patch_of, dtype=int),
             "spectral_test": [v[0] for v in verdicts],
             "spectral_reason": [v[1] for v in verdicts],
+            **shares,
         },
         geometry=geometries,
         crs=grid.crs,
     )
     frame["index"] = index_name
     return describe_polygons(frame, grid=grid, times=times, settlement=settlement)
+
+
+_FRACTION_SUMS = ("_fraction_px", "_fraction_var_px", "_fraction_endmember_px")
+
+
+def _fraction_sums(dates: xr.Dataset, components: np.ndarray, ids: np.ndarray) -> dict[str, np.ndarray]:
+    """Per patch, in pixels: the sum of the burned shares, of their noise variances and of their
+    end-member sigmas (the three add differently: see :func:`pipeline.stages.fraction.area_with_sigma`).
+    Without shares (no band to unmix) each pixel counts whole, with an unknown uncertainty."""
+    if "burned_fraction" not in dates:
+        n = ndimage.sum_labels(np.ones_like(components), components, ids).astype(float)
+        return dict(zip(_FRACTION_SUMS, (n, np.full(len(ids), np.nan), np.full(len(ids), np.nan))))
+    share = dates["burned_fraction"].values
+    # The ring of unburned pixels around a patch holds its mixed rim: each ring pixel's share goes
+    # to the patch it touches (the highest label where it touches two).
+    ring = (components == 0) & np.isfinite(share)
+    components = np.where(ring, ndimage.grey_dilation(components, footprint=_EIGHT), components)
+    fitted = np.isfinite(share)
+    # A burned pixel whose share could not be fitted (its before-state unseen) counts whole and adds no spread.
+    f = np.where(fitted, share, np.where(ring, 0.0, 1.0))
+    var = np.where(fitted, np.square(np.nan_to_num(dates["fraction_sigma_noise"].values)), 0.0)
+    em = np.where(fitted, np.nan_to_num(dates["fraction_sigma_endmember"].values), 0.0)
+    return {key: ndimage.sum_labels(v, components, ids).astype(float) for key, v in zip(_FRACTION_SUMS, (f, var, em))}
+
+
+def _fraction_areas(frame: gpd.GeoDataFrame, areas_m2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Burned-fraction area and its 1 sigma (ha) of each outline. A pixel's area is its outline's
+    equal-area area over its pixel count, so the two areas share one projection."""
+    if "burned_fraction_ha" in frame and not set(_FRACTION_SUMS) <= set(frame.columns):
+        return frame["burned_fraction_ha"].to_numpy(float), frame["burned_fraction_sigma_ha"].to_numpy(float)
+    if not set(_FRACTION_SUMS) <= set(frame.columns):
+        return areas_m2 / 1e4, np.full(len(frame), np.nan)
+    pixel_ha = areas_m2 / np.maximum(frame["n_pixels"].to_numpy(float), 1.0) / 1e4
+    area = frame["_fraction_px"].to_numpy(float) * pixel_ha
+    sigma = np.hypot(np.sqrt(frame["_fraction_var_px"].to_numpy(float)), frame["_fraction_endmember_px"].to_numpy(float))
+    return area, sigma * pixel_ha
 
 
 def empty_polygons(crs: str) -> gpd.GeoDataFrame:
@@ -218,11 +264,13 @@ def describe_polygons(frame: gpd.GeoDataFrame, *, grid: Grid, times: list[str],
 
     ``frame`` holds the geometry and the pixel figures (``first_seen_index``,
     ``last_clear_index``, ``n_pixels``, ``mean_index_change``, ``confirmed``, ``index``,
-    ``spectral_test`` and ``spectral_reason``: "not tested" where absent) and
-    ``patch_id``, any key shared by the polygons split from one connected patch; whole scenes
-    and polygons merged across chunk edges are described by this one rule. The key becomes
-    the patch's stable id, made like a polygon's from its date and the centre of the whole
-    patch (``P20240127-E415120-N1527940``): equal for every polygon split from it.
+    ``spectral_test`` and ``spectral_reason``: "not tested" where absent), either the per-pixel
+    sums of the burned shares (from :func:`burn_polygons`) or the burned-fraction area already
+    in hectares (polygons merged across chunk edges), and ``patch_id``, any key shared by the
+    polygons split from one connected patch; whole scenes and polygons merged across chunk
+    edges are described by this one rule. The key becomes the patch's stable id, made like a
+    polygon's from its date and the centre of the whole patch (``P20240127-E415120-N1527940``):
+    equal for every polygon split from it.
     """
     frame = frame.copy()
     if "spectral_test" not in frame:
@@ -238,6 +286,9 @@ def describe_polygons(frame: gpd.GeoDataFrame, *, grid: Grid, times: list[str],
     areas = frame.geometry.to_crs(equal_area_crs(grid)).area.to_numpy()
     frame["area_m2"] = np.round(areas, 1)
     frame["area_ha"] = np.round(areas / 1e4, 4)
+    fraction_ha, fraction_sigma_ha = _fraction_areas(frame, areas)
+    frame["burned_fraction_ha"] = np.round(fraction_ha, 4)
+    frame["burned_fraction_sigma_ha"] = np.round(fraction_sigma_ha, 4)
     frame["first_seen"] = [_iso(times, i) for i in frame["first_seen_index"]]
     frame["last_clear_before"] = [_iso(times, i) for i in frame["last_clear_index"]]
     frame["setting"] = polygon_settings(frame.geometry, settlement)

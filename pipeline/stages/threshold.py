@@ -24,6 +24,11 @@ Each rule has a physical reason:
    about a pixel), so a pixel counts when at least half of it burned. On a severity-scaled
    index (dNBR) severity varies within a burn (fires weaken at their edges), so the contrast a
    rim pixel is compared with is that of its burned neighbours, not of the patch's severe core.
+   Where the burned share of each pixel has been unmixed (:mod:`pipeline.stages.fraction`),
+   the rim is decided from it instead, except on dNBR: a rim pixel (and a pixel of a hole) is
+   burned when at least ``fraction_cut`` of it burned; the patch's interior stays as the
+   hysteresis drew it. A scorched canopy is neither char nor ash, so a wildfire's rim is read
+   on the severity scale, not unmixed.
 5. **Minimum mapping unit.** Patches smaller than ``min_area_m2`` are dropped; holes of
    up to ``max_hole_px`` pixels inside a patch (ash specks, a pixel of wall) are filled.
 """
@@ -105,6 +110,34 @@ def _peel_rim(mask: np.ndarray, values: np.ndarray, fraction: float, local: bool
     return mask & ~(rim & (values < floor))
 
 
+def _rim_from_fraction(mask: np.ndarray, values: np.ndarray, fraction: np.ndarray, *, cut: float, fallback: float,
+                       max_hole_px: int, allowed: np.ndarray) -> np.ndarray:
+    """The rim and the holes of each patch decided by each pixel's burned share.
+
+    A rim pixel (in the mask, next to a pixel outside it or to a hole) is kept when at least
+    ``cut`` of it burned, as a share of what its patch's fully burned pixels read; a hole of up to ``max_hole_px`` pixels is filled only where its
+    pixels reach ``cut`` too, so an unburned courtyard is not painted over. A pixel whose
+    share could not be fitted (no band, no before-state) is judged by its patch's contrast
+    (:func:`_peel_rim` with ``fallback``) as before.
+    """
+    fitted = np.isfinite(fraction)
+    # The cut is a share of what a fully burned pixel of the same patch reads (its cores' 75th
+    # percentile, as the contrast rule measures a patch's full contrast): a savanna or village burn
+    # reads 1, a forest burn whose scorched canopy is neither char nor ash reads less, and its rim
+    # is judged against that, not against char it never became.
+    labels, n = ndimage.label(mask, structure=_EIGHT)
+    full = np.clip(_patch_contrast(np.where(fitted, fraction, 0.0), labels, n), 0.0, 1.0)[labels] if n else np.ones(mask.shape)
+    enough = fitted & (fraction >= cut * np.where(labels > 0, full, 1.0))
+    by_contrast = _peel_rim(mask, values, fallback)
+    rim = mask & ~ndimage.binary_erosion(mask, structure=_EIGHT, border_value=1)
+    keep_rim = np.where(fitted, enough, by_contrast)
+    mask = mask & ~(rim & ~keep_rim)
+    if max_hole_px > 0:
+        filled = remove_small_holes(mask, max_size=max_hole_px) & allowed
+        mask = mask | (filled & (enough | ~fitted))
+    return mask
+
+
 def background_and_noise(values: np.ndarray) -> tuple[float, float]:
     """Mode of ``values`` and the Gaussian-consistent spread of the values below it.
 
@@ -158,6 +191,8 @@ def burn_mask(
     min_area_m2: float = 50.0,
     max_hole_px: int = 2,
     background_noise: tuple[float, float] | None = None,
+    fraction: np.ndarray | None = None,
+    fraction_cut: float = 0.5,
 ) -> tuple[xr.DataArray, ThresholdInfo]:
     """Burn mask of one date from its oriented change (positive = more burned).
 
@@ -184,6 +219,12 @@ def burn_mask(
     background_noise:
         ``(background, sigma)`` measured beforehand on the whole scene; a chunk of a large
         scene is thresholded with the scene's figures, not its own, so chunks agree.
+    fraction:
+        ``(y, x)`` burned share of each pixel on this date (:func:`pipeline.stages.fraction.burned_fraction`;
+        NaN where it could not be fitted). Given, the rim and the holes of each patch are decided
+        by ``fraction >= fraction_cut`` instead of the patch's contrast.
+    fraction_cut:
+        Burned share from which a rim or hole pixel counts as burned (0.5: at least half of it).
 
     Examples
     --------
@@ -214,9 +255,13 @@ def burn_mask(
     grown, _ = ndimage.label(centred >= grow_threshold, structure=_EIGHT)
     kept = np.unique(grown[seeds])
     mask = np.isin(grown, kept[kept > 0])
-    mask = _peel_rim(mask, centred, mixed_pixel_fraction, local=local_rim_contrast)
-    if max_hole_px > 0:
-        mask = remove_small_holes(mask, max_size=max_hole_px) & allowed
+    if fraction is None or local_rim_contrast:
+        mask = _peel_rim(mask, centred, mixed_pixel_fraction, local=local_rim_contrast)
+        if max_hole_px > 0:
+            mask = remove_small_holes(mask, max_size=max_hole_px) & allowed
+    else:
+        mask = _rim_from_fraction(mask, centred, fraction, cut=fraction_cut, fallback=mixed_pixel_fraction,
+                                  max_hole_px=max_hole_px, allowed=allowed)
     min_px = max(1, int(np.ceil(min_area_m2 / pixel_area_m2)))
     mask = remove_small_objects(mask, max_size=min_px - 1, connectivity=2)
     n_patches = int(ndimage.label(mask, structure=_EIGHT)[1])

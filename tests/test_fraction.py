@@ -1,0 +1,173 @@
+"""The burned share of each pixel (stages/fraction.py): known fractions come back, a burn's area is the
+sum of its shares (its mixed rim included), and the polygons, report and manifest carry it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from pipeline.config import Params
+from pipeline.grid import grid_for_bounds
+from pipeline.stages.change import consecutive_change
+from pipeline.stages.dating import date_burns
+from pipeline.stages.fraction import CHAR, WHITE_ASH, area_with_sigma, burned_fraction, unmix
+from pipeline.stages.indices import burn_index
+from pipeline.stages.polygons import burn_polygons
+from pipeline.stages.threshold import burn_mask
+
+BANDS = ["blue", "green", "red", "nir"]
+SAND = np.array([0.14, 0.20, 0.27, 0.33])
+DRY_GRASS = np.array([0.08, 0.12, 0.17, 0.27])
+THATCH = np.array([0.13, 0.19, 0.25, 0.36])
+C = np.array([CHAR[b] for b in BANDS])
+A = np.array([WHITE_ASH[b] for b in BANDS])
+
+
+def test_unmixing_recovers_known_char_and_ash_shares_under_noise():
+    # 20 000 pixels: a before-state drawn between sand, dry grass and thatch, a known char and ash share
+    # (f_char + f_ash <= 1), and 0.005 reflectance of noise per band (a clear PlanetScope scene's).
+    rng = np.random.default_rng(7)
+    n = 20_000
+    mix = rng.dirichlet([1, 1, 1], n)
+    before = (mix @ np.stack([SAND, DRY_GRASS, THATCH])).T  # (band, n)
+    f_char = rng.uniform(0, 1, n)
+    f_ash = rng.uniform(0, 1, n) * (1 - f_char) * 0.5
+    clean = (1 - f_char - f_ash) * before + f_char * C[:, None] + f_ash * A[:, None]
+    after = clean + rng.normal(0, 0.005, clean.shape)
+    fc, fa, var = unmix(before, after, bands=BANDS, noise=np.full(4, 0.005))
+    err = (fc + fa) - (f_char + f_ash)
+    # Tolerance: the burned share within 0.03 for half the pixels, 0.08 for 95 % of them (white ash and a
+    # sandy before-state are alike in the visible, so the ash share is the loosely bound one) and unbiased
+    # to 0.01; the 1 sigma it states covers the error about as often as a 1 sigma should.
+    assert np.median(np.abs(err)) < 0.03 and np.percentile(np.abs(err), 95) < 0.08
+    assert abs(np.mean(err)) < 0.01
+    inside = np.abs(err) <= np.sqrt(var)
+    assert 0.55 < inside.mean() < 0.95
+    # The split between char and ash is recovered too where each is plentiful.
+    assert np.median(np.abs(fc - f_char)) < 0.05 and np.median(np.abs(fa - f_ash)) < 0.05
+
+
+def test_white_ash_alone_is_burned_ground_not_unburned():
+    # Ash over dark dry grass brightens the visible bands: a change that a NIR drop alone barely sees.
+    before = np.repeat(DRY_GRASS[:, None], 3, axis=1)
+    after = np.stack([(1 - f) * DRY_GRASS + f * A for f in (0.2, 0.6, 1.0)], axis=1)
+    fc, fa, _ = unmix(before, after, bands=BANDS, noise=np.full(4, 0.003))
+    np.testing.assert_allclose(fc + fa, [0.2, 0.6, 1.0], atol=0.02)
+    np.testing.assert_allclose(fc, 0.0, atol=0.02)
+
+
+def _square_pair(lo: float = 9.7, hi: float = 30.3, *, noise: float = 0.004, seed: int = 3):
+    """Two 3 m scenes of sand; on the second a char square from ``lo`` to ``hi`` (pixel units) on both axes,
+    so its border pixels are partly burned (a one-pixel mixed rim), and the true burned share per pixel."""
+    rng = np.random.default_rng(seed)
+    side = 40
+    edges = np.arange(side + 1, dtype=float)
+    cover_1d = np.clip(np.minimum(edges[1:], hi) - np.maximum(edges[:-1], lo), 0, 1)
+    cover = np.outer(cover_1d, cover_1d)
+    before = np.broadcast_to(SAND[:, None, None], (4, side, side))
+    after = (1 - cover) * before + cover * C[:, None, None]
+    refl = np.stack([before, after]) + rng.normal(0, noise, (2, 4, side, side))
+    grid = grid_for_bounds((500000, 1500000, 500000 + 3 * side, 1500000 + 3 * side), "EPSG:32630", 3.0)
+    x = grid.transform.c + 1.5 + 3 * np.arange(side)
+    y = grid.transform.f - 1.5 - 3 * np.arange(side)
+    stack = xr.DataArray(refl.astype(np.float32), dims=("time", "band", "y", "x"),
+                         coords={"time": np.array(["2024-01-26T10:38", "2024-01-28T10:38"], dtype="datetime64[ns]"),
+                                 "band": BANDS, "y": y, "x": x})
+    clear = xr.DataArray(np.ones((2, side, side), bool), dims=("time", "y", "x"), coords={"y": y, "x": x})
+    return stack, clear, grid, cover
+
+
+def _dated(stack, clear, params=Params()):
+    index = burn_index(stack, index="nir")
+    change = consecutive_change(index, clear)
+    return date_burns(change, index=index, clear=clear, post_nir=stack.sel(band="nir", drop=True), params=params,
+                      pixel_area_m2=9.0, reflectance=stack)
+
+
+def test_burned_square_with_a_mixed_rim_gets_the_square_s_area():
+    stack, clear, grid, cover = _square_pair()
+    dates, _ = _dated(stack, clear)
+    polys = burn_polygons(dates, grid=grid, times=["2024-01-26T10:38:00Z", "2024-01-28T10:38:00Z"], index_name="nir")
+    assert len(polys) == 1
+    truth_ha = cover.sum() * 9.0 / 1e4  # 20.6 x 20.6 pixels of 9 m2
+    row = polys.iloc[0]
+    assert row["burned_fraction_ha"] == pytest.approx(truth_ha, rel=0.03)
+    # Its 1 sigma is stated, positive and small against the area (noise 0.004, end-members' spread).
+    assert 0 < row["burned_fraction_sigma_ha"] < 0.05 * truth_ha
+    # The rim pixels are 0.3 burned: under the cut, so the outline holds the 20 x 20 fully burned pixels only.
+    assert row["n_pixels"] == 400
+    share = dates["burned_fraction"].values
+    assert np.nanmedian(share[12:28, 12:28]) == pytest.approx(1.0, abs=0.05)
+    assert np.nanmedian(share[9, 12:28]) == pytest.approx(0.3, abs=0.05)
+
+
+def test_rim_pixels_are_decided_by_their_burned_share_at_the_cut():
+    # Border pixels 0.8 burned (corners 0.64): over the default cut they are burned pixels; with a cut of
+    # 0.9 they are not.
+    stack, clear, grid, cover = _square_pair(9.2, 30.8)
+    counts = {}
+    for cut in (0.5, 0.9):
+        dates, _ = _dated(stack, clear, Params(rim_burned_fraction=cut))
+        counts[cut] = int((dates["first_seen"].values == 1).sum())
+    assert counts == {0.5: 22 * 22, 0.9: 20 * 20}
+
+
+def test_a_hole_is_filled_only_where_it_burned():
+    rng = np.random.default_rng(0)
+    delta = np.zeros((40, 40))
+    delta[10:30, 10:30] = 0.25
+    delta[19, 19] = 0.03  # one pixel inside the burn whose change stays low
+    delta += rng.normal(0, 0.004, delta.shape)
+    da = xr.DataArray(delta.astype(np.float32), dims=("y", "x"))
+    share = np.where(delta > 0.1, 1.0, 0.0)
+    kept = {}
+    for f in (0.1, 0.9):
+        share[19, 19] = f
+        mask, _ = burn_mask(da, burn_level=0.08, pixel_area_m2=9.0, fraction=share, fraction_cut=0.5)
+        kept[f] = bool(mask.values[19, 19])
+    assert kept == {0.1: False, 0.9: True}  # an unburned courtyard stays open; an ash speck is filled
+
+
+def test_polygon_area_adds_noise_in_quadrature_and_end_members_linearly():
+    f = np.full(100, 0.5)
+    area, sigma = area_with_sigma(f, np.full(100, 0.1), np.full(100, 0.02), 9.0)
+    assert area == pytest.approx(450.0)
+    assert sigma == pytest.approx(np.hypot(np.sqrt(100) * 0.1, 100 * 0.02) * 9.0)
+
+
+def test_scene_noise_and_background_drift_do_not_read_as_burned():
+    rng = np.random.default_rng(5)
+    before = SAND[:, None, None] + rng.normal(0, 0.004, (4, 60, 60))
+    after = before * 1.0 + 0.01 + rng.normal(0, 0.004, before.shape)  # a brighter day, no burn
+    out = burned_fraction(before, after, bands=BANDS)
+    assert np.median(out.fraction) < 0.03 and np.percentile(out.fraction, 99) < 0.15
+    assert np.all(out.sigma_noise > 0) and np.all(np.isfinite(out.sigma_endmember))
+
+
+def test_fraction_area_is_in_the_polygons_report_and_manifest(small_run):
+    run = small_run.run_dir
+    report = json.loads((run / "report.json").read_text())
+    geo = json.loads((run / next(p.name for p in run.glob("*.geojson") if "polygon" in p.name or "burn" in p.name)).read_text())
+    features = geo["features"]
+    assert features, "the small run finds burns"
+    props = [f["properties"] for f in features]
+    assert all(p["burned_fraction_ha"] > 0 and p["burned_fraction_sigma_ha"] > 0 for p in props)
+    assert all(p["burned_fraction_ha"] <= p["area_ha"] * 1.5 for p in props)
+    totals = report["totals"]
+    assert totals["burned_fraction_ha"] == pytest.approx(sum(p["burned_fraction_ha"] for p in props), abs=1e-3)
+    assert totals["burned_fraction_sigma_ha"] > 0
+    headline = f"{totals['burned_fraction_ha']:.2f} ha ± {totals['burned_fraction_sigma_ha']:.2f} ha burned in the AOI"
+    basis = f"(sum of burned fractions; {totals['area_ha']:.2f} ha of pixels called burned), in {totals['n_polygons']} polygon"
+    assert headline in report["summary"] and basis in report["summary"]
+    assert totals["burned_fraction_statement"] in report["summary"].replace(f" burned in the AOI of {report['aoi']['display_name']}", "")
+    md, html = (run / "report.md").read_text(), (run / "report.html").read_text()
+    assert headline in md and basis in md and headline in html and basis in html
+    assert "burned, sum of fractions (ha)" in md and "burned, sum of fractions (ha)" in html
+    cell = f"{props[0]['burned_fraction_ha']:.4f} ± {props[0]['burned_fraction_sigma_ha']:.4f}"
+    assert cell in md and cell in html
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["parameters"]["rim_burned_fraction"] == 0.5
+    assert report["parameters"]["rim_burned_fraction"] == 0.5
