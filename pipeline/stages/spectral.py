@@ -34,8 +34,12 @@ The test has two steps, each with its reason:
 
 A patch most of whose pixels fail step 1, or whose core fails step 2, is not a burn. Without
 a red and an NIR band (or without any earlier clear scene) nothing is tested, and it says so.
-On scenes with SWIR the mask already asks for a drop of NBR; the test above runs on their
-visible and NIR bands as well.
+On scenes with SWIR the drop of NBR is the spectral test (:data:`NBR_JUDGED`): char and ash
+raise the SWIR as they lower the NIR, and the threshold stage seeds a burn there only where
+the NBR afterwards is negative or dropped beyond moderate severity (Key & Benson 2006). The
+visible/NIR rules above are not applied to them: a scorched canopy, burned but not consumed,
+loses NIR and gains red while keeping a red edge, exactly as leaf drop does, and only the
+SWIR tells the two apart.
 
 References
 ----------
@@ -55,15 +59,16 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["NOT_TESTED", "FIRE_LIKE", "VEGETATION", "PROPORTIONAL", "NON_FIRE", "TEST_NAMES", "REASONS",
+__all__ = ["NOT_TESTED", "FIRE_LIKE", "NBR_JUDGED", "VEGETATION", "PROPORTIONAL", "NON_FIRE", "TEST_NAMES", "REASONS",
            "TEST_BANDS", "RED_RISE", "VEGETATED_NDVI", "FLAT_NDVI", "SHAPE_TOLERANCE", "KEPT_NIR", "spectral_codes", "spectral_verdict"]
 
-NOT_TESTED, FIRE_LIKE, VEGETATION, PROPORTIONAL = 0, 1, 2, 3
-"""Per-pixel verdict codes (int8)."""
+NOT_TESTED, FIRE_LIKE, VEGETATION, PROPORTIONAL, NBR_JUDGED = 0, 1, 2, 3, 4
+"""Per-pixel verdict codes (int8); :data:`NBR_JUDGED`: a scene with SWIR, judged by its NBR drop."""
 NON_FIRE = (VEGETATION, PROPORTIONAL)
 """The codes of changes that are not burns."""
 
-TEST_NAMES = {NOT_TESTED: "not tested", FIRE_LIKE: "fire-like", VEGETATION: "not fire-like", PROPORTIONAL: "not fire-like"}
+TEST_NAMES = {NOT_TESTED: "not tested", FIRE_LIKE: "fire-like", VEGETATION: "not fire-like", PROPORTIONAL: "not fire-like",
+              NBR_JUDGED: "fire-like"}
 """``spectral_test`` of each code, as polygons carry it."""
 
 REASONS = {
@@ -73,9 +78,14 @@ REASONS = {
                  "(leaf drop, harvest), not burned"),
     PROPORTIONAL: ("every band darkened in proportion and kept most of its reflectance: wet soil or shadow, "
                    "not char"),
+    NBR_JUDGED: ("NBR dropped as burning does (with SWIR a burn is seeded only where the NBR afterwards is negative "
+                 "or dropped beyond moderate severity); the visible/NIR test is not applied, since a scorched "
+                 "canopy keeps a red edge as leaf drop does"),
 }
 """``spectral_reason`` of each code: one sentence a reader can check on the before/after figures."""
 
+SWIR_BANDS = ("swir16", "swir22")
+"""With either, the scene is judged by its NBR drop, not by the visible/NIR rules."""
 TEST_BANDS = ("green", "red", "nir")
 """The bands the test reads (blue is left out: haze and skylight act on it most); a chunked run keeps them."""
 RED_RISE = 0.02
@@ -148,6 +158,9 @@ def spectral_codes(new: np.ndarray, before: np.ndarray, after: np.ndarray, *, ba
     nir_b, nir_a = _band(before, bands, "nir"), _band(after, bands, "nir")
     if red_b is None or nir_b is None or not new.any():
         return codes
+    if any(b in bands for b in SWIR_BANDS):
+        codes[new] = NBR_JUDGED  # the NBR seed rules are the test here (module docstring)
+        return codes
     seen = new & np.isfinite(red_b) & np.isfinite(red_a) & np.isfinite(nir_b) & np.isfinite(nir_a)
     with np.errstate(invalid="ignore"):
         vegetation = (seen & (red_a - red_b >= RED_RISE) & (nir_a - nir_b <= -RED_RISE)
@@ -214,7 +227,7 @@ def spectral_verdict(codes: np.ndarray) -> tuple[str, str]:
     >>> spectral_verdict(np.array([1, 1, 2], np.int8))[0]
     'fire-like'
     """
-    counts = np.bincount(np.asarray(codes, dtype=np.int64).ravel(), minlength=4)
+    counts = np.bincount(np.asarray(codes, dtype=np.int64).ravel(), minlength=len(TEST_NAMES))
     if counts[1:].sum() == 0:
         return TEST_NAMES[NOT_TESTED], REASONS[NOT_TESTED]
     code = int(np.argmax(counts[1:]) + 1)
