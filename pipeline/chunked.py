@@ -54,6 +54,7 @@ from pipeline.grid import Grid
 from pipeline.stages.indices import choose_index, index_bands
 from pipeline.stages.spectral import TEST_BANDS
 from pipeline.stages.split import WALL_BANDS
+from pipeline.stages.fraction import unmixing_bands
 from pipeline.model import SceneRecord
 from pipeline.readers.rasters import memoised_hashes, stack_scenes
 from pipeline.stages.polygons import describe_polygons, empty_polygons
@@ -182,10 +183,12 @@ def _detect_chunk(sources: list[SceneSource], footprints: list[BaseGeometry], ch
     observed = stack["clear"].values.any(axis=(1, 2))
     if (observed & np.array(calibration.usable)).sum() < 2:  # at most one date saw this chunk: nothing to compare
         return empty_polygons(chunk.grid.crs)
-    # Only the index's bands, those of the spectral test (is a darkening fire-like?) and the walls' are moved,
+    # Only the index's bands, those of the spectral test (is a darkening fire-like?), the walls' and those the
+    # burned fraction is unmixed on (so that a chunk's fractions are the whole scene's) are moved,
     # normalised and read: the others would cost most of the time.
     bands = [str(b) for b in stack.band.values]
-    wanted = set(index_bands(choose_index(bands, params.burn_index), bands)) | set(TEST_BANDS) | set(WALL_BANDS)
+    wanted = (set(index_bands(choose_index(bands, params.burn_index), bands)) | set(TEST_BANDS) | set(WALL_BANDS)
+              | set(unmixing_bands(bands)))
     needed = [b for b in bands if b in wanted]
     stack = stack.sel(band=needed)
     calibration = replace(calibration, fits=tuple(tuple(f for f in fits if f.band in needed) for fits in calibration.fits))

@@ -72,10 +72,21 @@ def pair(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def polygons(pair):
+def detection(pair):
     sources, grid = pair
     stack, records = load_sources(sources, grid)
-    return detect_burns(stack, records, params=Params(), loaded_grid=grid, analysis_grid=grid).polygons
+    return detect_burns(stack, records, params=Params(), loaded_grid=grid, analysis_grid=grid)
+
+
+@pytest.fixture(scope="module")
+def polygons(detection):
+    return detection.polygons
+
+
+def _burned_pixels(detection, rows: slice, cols: slice) -> int:
+    """Pixels the burn mask holds in the window: the half-charred wall pixels are decided by their burned
+    fraction (about half), so the split is checked against the mask, not against a fixed count."""
+    return int((detection.dates["first_seen"].values[rows, cols] >= 0).sum())
 
 
 def _within(polys, rows: slice, cols: slice):
@@ -84,18 +95,19 @@ def _within(polys, rows: slice, cols: slice):
     return polys[polys.intersects(area.buffer(-1.0))]
 
 
-def test_two_compounds_joined_across_a_wall_are_two_polygons_of_one_patch(polygons):
+def test_two_compounds_joined_across_a_wall_are_two_polygons_of_one_patch(polygons, detection):
     pair = _within(polygons, slice(10, 18), slice(10, 27))
     assert len(pair) == 2, "the wall the before-scene shows must split the patch"
     assert pair["patch_id"].nunique() == 1 and pair["patch_id"].iloc[0].startswith("P20240128-")
     assert (pair["n_pixels"] >= 64).all()  # each compound keeps its 8 x 8 courtyard
-    assert int(pair["n_pixels"].sum()) == 8 * 17  # the wall pixels go to one side or the other, none lost
+    # The wall pixels the mask kept go to one side or the other, none lost by the split.
+    assert 8 * 16 <= int(pair["n_pixels"].sum()) == _burned_pixels(detection, slice(10, 18), slice(10, 27))
 
 
-def test_three_compounds_in_a_row_are_three_polygons(polygons):
+def test_three_compounds_in_a_row_are_three_polygons(polygons, detection):
     row = _within(polygons, slice(40, 48), slice(10, 36))
     assert len(row) == 3 and row["patch_id"].nunique() == 1
-    assert int(row["n_pixels"].sum()) == 8 * 26
+    assert 8 * 24 <= int(row["n_pixels"].sum()) == _burned_pixels(detection, slice(40, 48), slice(10, 36))
 
 
 def test_an_irregular_compound_without_a_wall_stays_one_polygon(polygons):
