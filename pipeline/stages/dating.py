@@ -73,9 +73,11 @@ def _transient(new: np.ndarray, t: int, values: np.ndarray, direction: int, befo
     return keep_label[labels], confirm_label[labels], drop_label[labels], later_map
 
 
-RETURN_SHARE = 0.5
+RETURN_SHARE = 0.25
 """A new patch whose change from the usual state of its ground is under this share of the change that
-revealed it is a return to that state (the before-scene was the odd one), not a burn."""
+revealed it is a return to that state (the before-scene was the odd one), not a burn. A shadow back
+where it always falls leaves about none; char over ground that was shaded on some earlier scenes
+still stands a third or more of its change below them, so a quarter keeps it."""
 
 
 def _returned(new: np.ndarray, t: int, values: np.ndarray, direction: int, last_clear: np.ndarray,
