@@ -294,3 +294,29 @@ def test_transient_darkening_is_not_a_burn_and_burns_are_confirmed():
     assert list(polys.first_seen_index) == [1, 3]  # the shadow is gone, the char and the late burn stay
     assert polys.confirmed.tolist() == [True, False]
     assert not (dates.first_seen.values[10:30, 10:30] >= 0).any()
+
+
+def test_shadow_back_at_the_usual_hour_after_an_early_scene_is_not_a_burn():
+    # Scene 3 is taken at 07:50 instead of 10:38: a tree's shadow, on its ground in every scene taken at
+    # the usual hour, lies elsewhere on it, so the last scene seems to darken that ground; nothing later
+    # can show it gone. Char on the same last scene is new: every earlier scene saw that ground unburned.
+    grid = grid_for_bounds((500000, 1500000, 500300, 1500300), "EPSG:32630", 3.0)
+    nir = np.full((5, 100, 100), 0.30, np.float32)
+    nir[[0, 1, 2, 4], 10:14, 10:14] = 0.14  # shaded at 10:38, lit at 07:50
+    nir[3, 10:14, 18:26] = 0.14  # the long 07:50 shadow, gone on the next scene
+    nir[4, 50:62, 50:62] = 0.05  # burned before the last scene
+    nir[3:, 80:92, 20:32] = 0.05  # burned before scene 3 ...
+    nir[1, 80:86, 20:32] = 0.14  # ... half of its ground shaded on an odd earlier scene only
+    nir += np.random.default_rng(7).normal(0, 0.004, nir.shape).astype(np.float32)
+    clear = xr.DataArray(np.ones_like(nir, bool), dims=("time", "y", "x"))
+    times = ["2024-01-26T10:38:00Z", "2024-01-27T07:50:00Z", "2024-01-28T10:38:00Z", "2024-01-31T07:50:00Z",
+             "2024-02-01T10:38:00Z"]
+    index = xr.DataArray(nir, dims=("time", "y", "x"), attrs={"burn_direction": -1, "index": "nir"})
+    change = consecutive_change(index, clear)
+    dates, _ = date_burns(change, index=index, clear=clear, post_nir=index, params=Params(), pixel_area_m2=9.0)
+    first = dates.first_seen.values
+    assert not (first[5:20, 5:20] >= 0).any()  # the shadow back where it always falls
+    assert (first[50:62, 50:62] == 4).all()  # the char of the last scene stays
+    assert (first[80:92, 20:32] == 3).all()  # and the burn over ground shaded once before
+    polys = burn_polygons(dates, grid=grid, times=times, index_name="nir")
+    assert sorted(polys.first_seen_index.tolist()) == [3, 4]

@@ -8,6 +8,10 @@ never "unburned": its change waits for the next clear date and its bracket widen
 reflectance, each date's new patches also pass the spectral test of
 :mod:`pipeline.stages.spectral`: a darkening that is not fire-like (leaf drop, harvest, wet
 soil, shadow) is set aside, never dated, and kept where it was so that the report lists it.
+Two checks in time frame each date's new patches: a mark the next clear scene no longer
+shows is dropped (a cloud shadow, smoke), and so is a darkening that only brought the ground
+back to how its earlier clear scenes showed it (a shadow back where it falls at the usual
+hour, after a before-scene taken at another hour): char is new, never a return.
 """
 
 from __future__ import annotations
@@ -67,6 +71,48 @@ def _transient(new: np.ndarray, t: int, values: np.ndarray, direction: int, befo
     confirm_label = np.concatenate([[False], confirmed])
     drop_label = np.concatenate([[False], drop])
     return keep_label[labels], confirm_label[labels], drop_label[labels], later_map
+
+
+RETURN_SHARE = 0.25
+"""A new patch whose change from the usual state of its ground is under this share of the change that
+revealed it is a return to that state (the before-scene was the odd one), not a burn. A shadow back
+where it always falls leaves about none; char over ground that was shaded on some earlier scenes
+still stands a third or more of its change below them, so a quarter keeps it."""
+
+
+def _returned(new: np.ndarray, t: int, values: np.ndarray, direction: int, last_clear: np.ndarray,
+              valid: np.ndarray, delta_t: np.ndarray) -> np.ndarray:
+    """Today's new patches that only went back to how their ground usually looks: not burns.
+
+    A shadow is where a wall, a hut or a tree lies toward the sun, so it moves with the hour of
+    imaging. When the before-scene was taken at another hour (07:50 instead of 10:38: a lower
+    sun from another azimuth), ground that is shaded on every scene taken at the usual hour was
+    lit on it, and the next scene seems to darken it, although it only looks as it always did.
+    Char is new: before the fire every earlier clear scene showed the ground unburned, so the
+    burned scene stands as far from their median as from the before-scene. The usual state of a
+    pixel is the median of its index over its clear scenes before its before-scene; a patch is
+    a return when at least half its pixels have such scenes and their median remaining change
+    from it is under :data:`RETURN_SHARE` of the change that revealed them, decided per patch
+    (a burned compound partly shaded on one odd earlier scene keeps the rest of its pixels).
+    The mirror of :func:`_transient`, which looks forward for a mark that does not stay.
+    """
+    labels, n = ndimage.label(new, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return np.zeros_like(new)
+    rows, cols = np.nonzero(new)
+    earlier = np.arange(t)[:, None] < last_clear[rows, cols][None, :]
+    prior = np.where(earlier & valid[:t, rows, cols], values[:t, rows, cols], np.nan)
+    seen = np.isfinite(prior).any(axis=0)
+    usual = np.full(rows.shape, np.nan)
+    if seen.any():
+        usual[seen] = np.nanmedian(prior[:, seen], axis=0)
+    ratio = direction * (values[t, rows, cols] - usual) / np.maximum(delta_t[rows, cols], 1e-9)
+    lab = labels[rows, cols]
+    seen_share = ndimage.mean(seen.astype(float), lab, np.arange(1, n + 1))
+    median_ratio = np.array([np.nanmedian(ratio[(lab == i) & seen]) if np.any(seen[lab == i]) else np.nan
+                             for i in range(1, n + 1)])
+    back = (seen_share >= 0.5) & (median_ratio < RETURN_SHARE)
+    return np.concatenate([[False], back])[labels]
 
 
 def _before_after(reflectance: np.ndarray, clear: np.ndarray, last_clear: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
@@ -153,7 +199,8 @@ def date_burns(
     bands = [str(b) for b in reflectance.band.values] if reflectance is not None else []
     values = index.values
     direction = int(index.attrs.get("burn_direction", -1))
-    next_clear = _next_clear(clear.values & np.isfinite(values))
+    valid = clear.values & np.isfinite(values)
+    next_clear = _next_clear(valid)
     bands = [] if reflectance is None else [str(b) for b in reflectance.band.values]
     unmixing = bool(unmixing_bands(bands))
     share = {k: np.full(shape, np.nan, dtype=np.float32) for k in ("fraction", "sigma_noise", "sigma_endmember")}
@@ -191,6 +238,9 @@ def date_burns(
         new = mask.values
         before = np.clip(change["last_clear"].values[t], 0, None)
         new, sure, dropped, later = _transient(new, t, values, direction, before, next_clear, d_t.values)
+        # A shadow back where it falls at the usual hour, after a before-scene taken at another one.
+        back = _returned(new, t, values, direction, change["last_clear"].values[t], valid, d_t.values)
+        new, sure = new & ~back, sure & ~back
         if reflectance is not None:
             # Not every darkening is fire: what the other bands did says which (pipeline.stages.spectral).
             before_scene = np.take_along_axis(reflectance.values, before[None, None], axis=0)[0]

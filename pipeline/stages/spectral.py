@@ -25,9 +25,10 @@ The test has two steps, each with its reason:
    there was vegetation to lose) and the after-state still has one (NDVI above
    :data:`FLAT_NDVI`, so it is neither char nor ash). White ash over dry grass also raises the
    red while the NIR falls, but its after-state is flat, so it is kept.
-2. **Per patch, proportional darkening**: the patch's most changed half (its core: rim pixels
-   are mixed with the unburned ground around them and a partly burned pixel is a scaled-down
-   copy of its ground) is compared band by band; when the green, red and NIR keep their
+2. **Per patch, proportional darkening**: the patch's most changed half (its core, ranked by
+   the mean of the band ratios, so that no one band's noise picks it: rim pixels are mixed with
+   the unburned ground around them and a partly burned pixel is a scaled-down copy of its
+   ground) is compared band by band; when the green, red and NIR keep their
    proportions (after/before ratios within :data:`SHAPE_TOLERANCE` of each other) and the NIR
    keeps at least :data:`KEPT_NIR` of its before-state, the patch is wet soil or shade, not char.
    Blue is left out: haze path radiance and the blue skylight that lights a shadow act on it most.
@@ -199,10 +200,15 @@ def spectral_codes(new: np.ndarray, before: np.ndarray, after: np.ndarray, *, ba
 def _proportional(before: np.ndarray, after: np.ndarray, pixels: np.ndarray, bands: list[str],
                   shape_bands: list[str]) -> bool:
     """Whether the core of a patch darkened by one common factor that kept most of its NIR."""
-    nir_b = before[bands.index("nir")][pixels]
-    nir_a = after[bands.index("nir")][pixels]
-    drop = nir_b - nir_a
-    core = drop >= np.median(drop)  # the most changed half: the least mixed with unchanged ground
+    # The most changed half (the least mixed with unchanged ground), ranked by the mean of the bands'
+    # after/before ratios: ranked by one band's drop, the core would gather the pixels whose noise
+    # pulled that band down, and a shadow that dims every band alike would read as that band falling most.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        kept = np.mean([after[bands.index(name)][pixels] / before[bands.index(name)][pixels] for name in shape_bands],
+                       axis=0)
+    if not np.isfinite(kept).any():
+        return False
+    core = kept <= np.nanmedian(kept)
     ratios = []
     for name in shape_bands:
         b = before[bands.index(name)][pixels][core]
