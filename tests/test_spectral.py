@@ -97,15 +97,47 @@ def test_a_fragment_under_the_mapping_unit_left_in_leaf_drop_is_leaf_drop():
     assert (six[:, :6] == spectral.VEGETATION).all() and (six[:, 6:] == spectral.FIRE_LIKE).all()
 
 
-def test_a_shadow_read_through_noise_is_proportional_whatever_the_noise_draw():
-    # A shade keeping 0.6 of the light in every band, read with 8 % noise per band and pixel: ranked by the
-    # NIR drop alone, the core gathers the pixels whose NIR noise fell, and the NIR seems to fall most.
+def _noisy_patch(seed: int, noise: float, darken) -> tuple[np.ndarray, np.ndarray]:
+    """An 8 x 8 patch of yard soil (10 % texture) read on two dates with ``noise`` per band and pixel."""
+    rng = np.random.default_rng(seed)
+    ground = np.array([0.14, 0.19, 0.25, 0.36])[:, None, None] * (1 + 0.1 * rng.standard_normal((8, 8)))
+    before = ground * (1 + noise * rng.standard_normal((4, 8, 8)))
+    after = darken(ground) * (1 + noise * rng.standard_normal((4, 8, 8)))
+    return before, after
+
+
+def _verdicts(noise: float, darken) -> list[int]:
     bands = ["blue", "green", "red", "nir"]
-    verdicts = []
-    for seed in range(40):
-        rng = np.random.default_rng(seed)
-        ground = np.array([0.13, 0.17, 0.22, 0.32])[:, None, None] * (1 + 0.1 * rng.standard_normal((8, 8)))
-        before = ground * (1 + 0.08 * rng.standard_normal((4, 8, 8)))
-        after = 0.6 * ground * (1 + 0.08 * rng.standard_normal((4, 8, 8)))
-        verdicts.append(int(spectral.spectral_codes(np.ones((8, 8), bool), before, after, bands=bands)[0, 0]))
-    assert verdicts == [spectral.PROPORTIONAL] * 40
+    return [int(spectral.spectral_codes(np.ones((8, 8), bool), *_noisy_patch(seed, noise, darken), bands=bands)[0, 0])
+            for seed in range(40)]
+
+
+def test_a_shadow_read_through_noise_is_proportional_whatever_the_noise_draw():
+    # A shade keeping 0.6 of the light in every band, read with 1 % noise per band and pixel (normalised
+    # scenes: ~0.003 on this soil): ranked by the NIR drop alone, the core would gather the pixels whose
+    # NIR noise fell, and the NIR would seem to fall most.
+    assert _verdicts(0.01, lambda ground: 0.6 * ground) == [spectral.PROPORTIONAL] * 40
+
+
+def test_half_a_pixel_of_char_over_bright_soil_is_fire_like_though_every_band_darkened_alike():
+    # (1 - f) soil + f char at f = 0.5 keeps 0.50-0.55 of every band over this soil: the proportions and the
+    # NIR kept alone read it as shade; mixing toward char fits it, scaling does not.
+    char = np.asarray(CHAR)[:, None, None]
+    assert _verdicts(0.01, lambda ground: ground + 0.5 * (char - ground)) == [spectral.FIRE_LIKE] * 40
+
+
+def test_when_noise_hides_which_model_fits_the_darkening_is_kept_as_fire_like():
+    # At 8 % noise per band and pixel the two models fit a shade equally: the test cannot say it is not fire,
+    # so the patch stays a burn for the other rules (gone on the next clear scene, back at the usual hour).
+    assert _verdicts(0.08, lambda ground: 0.6 * ground).count(spectral.FIRE_LIKE) >= 36
+
+
+@pytest.mark.parametrize("darken, expected", [
+    (lambda b, c: 0.5 * b, True),  # shade: every band halved
+    (lambda b, c: b + 0.5 * (c - b), False),  # half char
+    (lambda b, c: b + 0.9 * (c - b), False),  # nearly all char
+])
+def test_scaling_is_preferred_only_where_it_fits_better_than_mixing_toward_char(darken, expected):
+    soil = np.array([[0.19, 0.17], [0.25, 0.22], [0.36, 0.30]])
+    char = np.array([0.04, 0.05, 0.06])
+    assert spectral.scaling_beats_mixing(soil, darken(soil, char[:, None]), char) is expected

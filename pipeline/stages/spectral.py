@@ -30,8 +30,15 @@ The test has two steps, each with its reason:
    the unburned ground around them and a partly burned pixel is a scaled-down copy of its
    ground) is compared band by band; when the green, red and NIR keep their
    proportions (after/before ratios within :data:`SHAPE_TOLERANCE` of each other) and the NIR
-   keeps at least :data:`KEPT_NIR` of its before-state, the patch is wet soil or shade, not char.
-   Blue is left out: haze path radiance and the blue skylight that lights a shadow act on it most.
+   keeps at least :data:`KEPT_NIR` of its before-state, the patch is wet soil or shade, not char,
+   unless mixing toward char explains the core as well. A pixel partly charred over bright yard
+   soil also darkens every band by nearly one factor and keeps half its NIR, because char is
+   flat and dark; but it is the before-state plus a share of char, ``(1 - f) before + f char``,
+   which pulls every band toward the same few hundredths, where shade and water scale each band,
+   ``k before``. Both models have one free number per pixel; the core is proportional only when
+   scaling leaves at most :data:`SCALING_FIT` of the squared residual mixing leaves (summed over
+   the core's pixels and bands). Blue is left out: haze path radiance and the blue skylight that
+   lights a shadow act on it most.
 
 A patch most of whose pixels fail step 1, or whose core fails step 2, is not a burn. Without
 a red and an NIR band (or without any earlier clear scene) nothing is tested, and it says so.
@@ -60,8 +67,11 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from pipeline.stages.fraction import CHAR
+
 __all__ = ["NOT_TESTED", "FIRE_LIKE", "NBR_JUDGED", "VEGETATION", "PROPORTIONAL", "NON_FIRE", "TEST_NAMES", "REASONS",
-           "TEST_BANDS", "RED_RISE", "VEGETATED_NDVI", "FLAT_NDVI", "SHAPE_TOLERANCE", "KEPT_NIR", "spectral_codes", "spectral_verdict"]
+           "TEST_BANDS", "RED_RISE", "VEGETATED_NDVI", "FLAT_NDVI", "SHAPE_TOLERANCE", "KEPT_NIR", "SCALING_FIT", "scaling_beats_mixing",
+           "spectral_codes", "spectral_verdict"]
 
 NOT_TESTED, FIRE_LIKE, VEGETATION, PROPORTIONAL, NBR_JUDGED = 0, 1, 2, 3, 4
 """Per-pixel verdict codes (int8); :data:`NBR_JUDGED`: a scene with SWIR, judged by its NBR drop."""
@@ -99,6 +109,10 @@ SHAPE_TOLERANCE = 0.15
 """Spread of the after/before ratios of green, red and NIR that still counts as one common factor."""
 KEPT_NIR = 0.4
 """Share of the before-state NIR a patch core keeps when wet or shaded, not burned (char keeps 0.15-0.25)."""
+SCALING_FIT = 0.85
+"""Largest ratio of the scaling model's squared residual to the char-mixing model's at which a core reads as
+shade or wet soil: scaling must explain it clearly better, since both fit a mixed char pixel over bright
+soil to within the noise. On the simulated cases shade and wet soil read 0.3-0.8, partial burns 0.45-2.0."""
 
 _EIGHT = np.ones((3, 3), dtype=bool)
 
@@ -221,7 +235,38 @@ def _proportional(before: np.ndarray, after: np.ndarray, pixels: np.ndarray, ban
         return False
     kept_nir = ratios[shape_bands.index("nir")]
     common = max(ratios) / max(min(ratios), 1e-6) <= 1 + SHAPE_TOLERANCE
-    return bool(common and kept_nir >= KEPT_NIR)
+    if not (common and kept_nir >= KEPT_NIR):
+        return False
+    rows = [bands.index(name) for name in shape_bands]
+    b, a = before[rows][:, pixels][:, core], after[rows][:, pixels][:, core]
+    return scaling_beats_mixing(b, a, np.array([CHAR[name] for name in shape_bands]))
+
+
+def scaling_beats_mixing(before: np.ndarray, after: np.ndarray, char: np.ndarray) -> bool:
+    """Whether ``after = k before`` (shade, water) fits ``(band, pixel)`` clearly better than mixing toward char.
+
+    Each model is fitted per pixel by least squares (one number each: ``k``, or the char share
+    ``f`` of ``before + f (char - before)``); the squared residuals are summed over the pixels and
+    bands whose values are all finite, and scaling must leave at most :data:`SCALING_FIT` of what
+    mixing leaves.
+
+    >>> soil = np.array([[0.19], [0.25], [0.36]]); char = np.array([0.04, 0.05, 0.06])
+    >>> scaling_beats_mixing(soil, 0.5 * soil, char)
+    True
+    >>> scaling_beats_mixing(soil, soil + 0.5 * (char[:, None] - soil), char)
+    False
+    """
+    seen = np.isfinite(before).all(axis=0) & np.isfinite(after).all(axis=0)
+    b, a = before[:, seen], after[:, seen]
+    if b.shape[1] == 0:
+        return False
+    toward = char[:, None] - b
+    drop = a - b
+    share = (drop * toward).sum(axis=0) / np.maximum((toward * toward).sum(axis=0), 1e-12)
+    mixing = float(((drop - share * toward) ** 2).sum())
+    k = (a * b).sum(axis=0) / np.maximum((b * b).sum(axis=0), 1e-12)
+    scaling = float(((a - k * b) ** 2).sum())
+    return scaling <= SCALING_FIT * mixing
 
 
 def spectral_verdict(codes: np.ndarray) -> tuple[str, str]:
