@@ -59,16 +59,17 @@ def test_white_ash_alone_is_burned_ground_not_unburned():
     np.testing.assert_allclose(fc, 0.0, atol=0.02)
 
 
-def _square_pair(lo: float = 9.7, hi: float = 30.3, *, noise: float = 0.004, seed: int = 3):
-    """Two 3 m scenes of sand; on the second a char square from ``lo`` to ``hi`` (pixel units) on both axes,
-    so its border pixels are partly burned (a one-pixel mixed rim), and the true burned share per pixel."""
+def _square_pair(lo: float = 9.7, hi: float = 30.3, *, noise: float = 0.004, seed: int = 3, burned=C):
+    """Two 3 m scenes of sand; on the second a square of ``burned`` (char) from ``lo`` to ``hi`` (pixel units)
+    on both axes, so its border pixels are partly burned (a one-pixel mixed rim), and the true burned share
+    per pixel."""
     rng = np.random.default_rng(seed)
     side = 40
     edges = np.arange(side + 1, dtype=float)
     cover_1d = np.clip(np.minimum(edges[1:], hi) - np.maximum(edges[:-1], lo), 0, 1)
     cover = np.outer(cover_1d, cover_1d)
     before = np.broadcast_to(SAND[:, None, None], (4, side, side))
-    after = (1 - cover) * before + cover * C[:, None, None]
+    after = (1 - cover) * before + cover * np.asarray(burned)[:, None, None]
     refl = np.stack([before, after]) + rng.normal(0, noise, (2, 4, side, side))
     grid = grid_for_bounds((500000, 1500000, 500000 + 3 * side, 1500000 + 3 * side), "EPSG:32630", 3.0)
     x = grid.transform.c + 1.5 + 3 * np.arange(side)
@@ -102,6 +103,18 @@ def test_burned_square_with_a_mixed_rim_gets_the_square_s_area():
     share = dates["burned_fraction"].values
     assert np.nanmedian(share[12:28, 12:28]) == pytest.approx(1.0, abs=0.05)
     assert np.nanmedian(share[9, 12:28]) == pytest.approx(0.3, abs=0.05)
+
+
+def test_a_burn_that_left_mostly_white_ash_is_found_though_its_nir_stays_bright():
+    # 70 % white ash and 30 % char: NIR 0.18 afterwards, above the darkness rule's 0.15 for char, while the
+    # NIR still fell by 0.15; unmixed, the pixel is 0.7 white ash, and that is as plain a mark of fire.
+    ash_rich = 0.7 * A + 0.3 * C
+    stack, clear, grid, cover = _square_pair(burned=ash_rich)
+    assert float(stack.sel(band="nir").values[1, 20, 20]) > Params().max_post_nir
+    dates, _ = _dated(stack, clear)
+    polys = burn_polygons(dates, grid=grid, times=["2024-01-26T10:38:00Z", "2024-01-28T10:38:00Z"], index_name="nir")
+    assert len(polys) == 1
+    assert polys.iloc[0]["burned_fraction_ha"] == pytest.approx(cover.sum() * 9.0 / 1e4, rel=0.05)
 
 
 def test_rim_pixels_are_decided_by_their_burned_share_at_the_cut():

@@ -234,6 +234,7 @@ def date_burns(
             background_noise=None if noise is None else noise[t],
             fraction=None if fraction is None else fraction.fraction,
             fraction_cut=params.rim_burned_fraction,
+            white_ash=None if fraction is None else fraction.ash,
         )
         new = mask.values
         before = np.clip(change["last_clear"].values[t], 0, None)

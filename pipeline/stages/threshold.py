@@ -11,7 +11,10 @@ Each rule has a physical reason:
 2. **Seeds above the noise and above a burn.** A seed must exceed ``noise_k`` noise
    sigmas *and* the index's burn level (for dNBR 0.10, the lower bound of low severity of
    Key & Benson 2006) and be unambiguous fire: dark in NIR afterwards on four-band scenes, as
-   char is; where SWIR exists, negative NBR afterwards (char and ash raise SWIR as they lower
+   char is, or, where the burned share has been unmixed, at least half white ash
+   (:data:`WHITE_ASH_SEED`): white ash reflects ~0.23 in NIR (Pereira et al. 1999), so a burn
+   that left mostly ash never gets as dark as char, and its flat spectrum is as plain a mark of
+   fire; where SWIR exists, negative NBR afterwards (char and ash raise SWIR as they lower
    NIR; CIR Burnscar's post-fire condition) or a drop beyond low severity (dNBR 0.27, Key &
    Benson 2006: a scorched canopy keeps a positive NBR). A low-severity drop that leaves NBR
    positive is also what vegetation that dried or browned between the dates shows.
@@ -42,7 +45,10 @@ import xarray as xr
 from scipy import ndimage
 from skimage.morphology import remove_small_holes, remove_small_objects
 
-__all__ = ["ThresholdInfo", "robust_sigma", "background_and_noise", "burn_mask"]
+__all__ = ["ThresholdInfo", "robust_sigma", "background_and_noise", "burn_mask", "WHITE_ASH_SEED"]
+
+WHITE_ASH_SEED = 0.5
+"""Unmixed white-ash share from which a pixel seeds a burn however bright its NIR stays (half the pixel)."""
 
 _EIGHT = np.ones((3, 3), dtype=bool)
 _HISTOGRAM_BINS = 400
@@ -193,6 +199,7 @@ def burn_mask(
     background_noise: tuple[float, float] | None = None,
     fraction: np.ndarray | None = None,
     fraction_cut: float = 0.5,
+    white_ash: np.ndarray | None = None,
 ) -> tuple[xr.DataArray, ThresholdInfo]:
     """Burn mask of one date from its oriented change (positive = more burned).
 
@@ -225,6 +232,9 @@ def burn_mask(
         by ``fraction >= fraction_cut`` instead of the patch's contrast.
     fraction_cut:
         Burned share from which a rim or hole pixel counts as burned (0.5: at least half of it).
+    white_ash:
+        ``(y, x)`` unmixed white-ash share of each pixel (:class:`pipeline.stages.fraction.Fraction`);
+        a pixel at least :data:`WHITE_ASH_SEED` white ash passes the darkness rule.
 
     Examples
     --------
@@ -249,7 +259,10 @@ def burn_mask(
         ndimage.uniform_filter(allowed.astype(float), 3), 1e-9)
     seeds = allowed & (local >= max(noise_k * sigma / 3, burn_level)) & (centred >= burn_level / 2)
     if post_nir is not None:
-        seeds &= np.nan_to_num(post_nir.values, nan=np.inf) <= max_post_nir
+        dark = np.nan_to_num(post_nir.values, nan=np.inf) <= max_post_nir
+        if white_ash is not None:
+            dark |= np.nan_to_num(white_ash, nan=0.0) >= WHITE_ASH_SEED
+        seeds &= dark
     if post_nbr is not None:
         seeds &= (np.nan_to_num(post_nbr.values, nan=np.inf) <= max_post_nbr) | (centred >= seed_dnbr_no_char)
     grown, _ = ndimage.label(centred >= grow_threshold, structure=_EIGHT)
