@@ -320,3 +320,24 @@ def test_shadow_back_at_the_usual_hour_after_an_early_scene_is_not_a_burn():
     assert (first[80:92, 20:32] == 3).all()  # and the burn over ground shaded once before
     polys = burn_polygons(dates, grid=grid, times=times, index_name="nir")
     assert sorted(polys.first_seen_index.tolist()) == [3, 4]
+
+
+def test_char_seen_after_a_passing_cloud_shadow_is_measured_from_the_ground_before_the_shadow():
+    # Scene 1: an unflagged cloud shadow (0.35 of the light) over a whole quarter, gone on scene 2 except where
+    # a compound burned meanwhile. From the shadow (NIR 0.105) to char (0.06) the NIR falls by 0.045, under
+    # the burn level; from the lit ground before it (0.30) it falls by 0.24. The bracket still opens at
+    # scene 1, the last clear scene, on which the burn was not visible.
+    grid = grid_for_bounds((500000, 1500000, 500300, 1500300), "EPSG:32630", 3.0)
+    nir = np.full((3, 100, 100), 0.30, np.float32)
+    nir[1, 10:60, 10:60] = 0.30 * 0.35
+    nir[2, 30:40, 30:40] = 0.06
+    nir += np.random.default_rng(8).normal(0, 0.004, nir.shape).astype(np.float32)
+    clear = xr.DataArray(np.ones_like(nir, bool), dims=("time", "y", "x"))
+    index = xr.DataArray(nir, dims=("time", "y", "x"), attrs={"burn_direction": -1, "index": "nir"})
+    change = consecutive_change(index, clear)
+    dates, _ = date_burns(change, index=index, clear=clear, post_nir=index, params=Params(), pixel_area_m2=9.0)
+    first = dates.first_seen.values
+    assert (dates.transient_seen.values[10:60, 10:60] == 1).mean() > 0.9  # the shadow, seen once and gone
+    assert (first[30:40, 30:40] == 2).all() and (first >= 0).sum() == 100
+    assert (dates.last_clear_before.values[30:40, 30:40] == 1).all()
+    assert dates.delta_at_first.values[35, 35] == pytest.approx(0.24, abs=0.02)

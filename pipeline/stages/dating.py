@@ -12,6 +12,13 @@ Two checks in time frame each date's new patches: a mark the next clear scene no
 shows is dropped (a cloud shadow, smoke), and so is a darkening that only brought the ground
 back to how its earlier clear scenes showed it (a shadow back where it falls at the usual
 hour, after a before-scene taken at another hour): char is new, never a return.
+
+A scene on which a pixel showed a passing mark (dropped as gone on the next clear scene, or
+set aside as shade or wet soil that the next clear scene no longer shows as it was) is not
+that pixel's before-state for later dates: char seen after a cloud shadow differs little
+from the shadow, and the burn would be lost. Its change is taken from the last clear scene
+that showed the ground as it usually is (:func:`_usual_base`); the bracket still opens at
+the last clear scene, the one the report says the burn was not visible on.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import xarray as xr
 from pipeline.config import Params
 from pipeline.stages.fraction import burned_fraction, unmixing_bands
 from pipeline.stages.indices import BURN_LEVELS, SEVERITY_SCALED
-from pipeline.stages.spectral import NON_FIRE, NOT_TESTED, spectral_codes
+from pipeline.stages.spectral import NON_FIRE, NOT_TESTED, PROPORTIONAL, spectral_codes
 from pipeline.stages.threshold import ThresholdInfo, burn_mask
 
 __all__ = ["date_burns"]
@@ -113,6 +120,46 @@ def _returned(new: np.ndarray, t: int, values: np.ndarray, direction: int, last_
                              for i in range(1, n + 1)])
     back = (seen_share >= 0.5) & (median_ratio < RETURN_SHARE)
     return np.concatenate([[False], back])[labels]
+
+
+def _usual_base(delta_t: np.ndarray, t: int, values: np.ndarray, direction: int, last_clear: np.ndarray,
+                usual_last: np.ndarray, valid_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(base, delta)``: the scene each pixel's change on ``t`` is taken from, and that change.
+
+    ``usual_last`` is, per pixel, the last clear scene before ``t`` that showed no passing mark
+    (-1: none). Where it is not the last clear scene, the change is retaken from it; where it
+    is -1 (every earlier clear scene had a mark), the last clear scene stays the base.
+    """
+    base = np.where(usual_last >= 0, usual_last, last_clear).astype(np.int16)
+    retake = valid_t & (base >= 0) & (base != last_clear)
+    if not retake.any():
+        return base, delta_t
+    rows, cols = np.nonzero(retake)
+    delta = delta_t.copy()
+    delta[rows, cols] = direction * (values[t, rows, cols] - values[base[rows, cols], rows, cols])
+    return base, delta
+
+
+def _stayed(marks: np.ndarray, t: int, values: np.ndarray, next_clear: np.ndarray, delta_t: np.ndarray) -> np.ndarray:
+    """The patches of ``marks`` that the next clear scene shows unchanged: not passing marks.
+
+    Shade and wet soil pass: the next clear scene shows the ground lit or dry again (or, where
+    it burned meanwhile, darker still). A patch whose index barely moved by then (median move
+    under half the change that revealed it) was no passing mark, whatever its spectrum said: it
+    stays the base of later dates, so it is never dated afresh from the ground before it.
+    """
+    labels, n = ndimage.label(marks, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return np.zeros_like(marks)
+    rows, cols = np.nonzero(marks)
+    later = next_clear[t][rows, cols]
+    seen = later >= 0
+    moved = np.full(rows.shape, np.nan)
+    moved[seen] = np.abs(values[later[seen], rows[seen], cols[seen]] - values[t, rows[seen], cols[seen]])
+    ratio = moved / np.maximum(delta_t[rows, cols], 1e-9)
+    lab = labels[rows, cols]
+    median = np.array([np.nanmedian(ratio[lab == i]) if np.any(seen[lab == i]) else np.nan for i in range(1, n + 1)])
+    return np.concatenate([[False], median < 0.5])[labels]
 
 
 def _before_after(reflectance: np.ndarray, clear: np.ndarray, last_clear: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
@@ -205,15 +252,19 @@ def date_burns(
     unmixing = bool(unmixing_bands(bands))
     share = {k: np.full(shape, np.nan, dtype=np.float32) for k in ("fraction", "sigma_noise", "sigma_endmember")}
     infos: list[ThresholdInfo | None] = []
+    usual_last = np.full(shape, -1, dtype=np.int16)  # last clear scene without a passing mark (module docstring)
     for t in range(n_time):
         d_t = delta.isel(time=t)
         if not np.isfinite(d_t.values).any():
             infos.append(None)
+            usual_last[valid[t]] = t
             continue
+        last_clear = change["last_clear"].values[t]
+        base, retaken = _usual_base(d_t.values, t, values, direction, last_clear, usual_last, valid[t])
+        d_t = d_t.copy(data=retaken)
         fraction = None
         if unmixing:
-            fraction = burned_fraction(*_before_after(reflectance.values, clear.values, change["last_clear"].values[t], t),
-                                       bands=bands)
+            fraction = burned_fraction(*_before_after(reflectance.values, clear.values, base, t), bands=bands)
         mask, info = burn_mask(
             d_t,
             post_nir=None if post_nir is None else post_nir.isel(time=t),
@@ -237,10 +288,10 @@ def date_burns(
             white_ash=None if fraction is None else fraction.ash,
         )
         new = mask.values
-        before = np.clip(change["last_clear"].values[t], 0, None)
+        before = np.clip(base, 0, None)
         new, sure, dropped, later = _transient(new, t, values, direction, before, next_clear, d_t.values)
         # A shadow back where it falls at the usual hour, after a before-scene taken at another one.
-        back = _returned(new, t, values, direction, change["last_clear"].values[t], valid, d_t.values)
+        back = _returned(new, t, values, direction, base, valid, d_t.values)
         new, sure = new & ~back, sure & ~back
         if reflectance is not None:
             # Not every darkening is fire: what the other bands did says which (pipeline.stages.spectral).
@@ -253,13 +304,18 @@ def date_burns(
             nonfire_code[first_not_fire] = codes[first_not_fire]
             new, sure = new & ~not_fire, sure & ~not_fire
             spectral[new] = codes[new]
+            shade = not_fire & (codes == PROPORTIONAL)
+            passing = dropped | (shade & ~_stayed(shade, t, values, next_clear, d_t.values))
+        else:
+            passing = dropped
         confirmed |= sure
         # The first time a pixel's mark came and went is the one listed; it stays undated (not burned).
         first_drop = dropped & (transient_seen < 0)
         transient_seen[first_drop] = t
         transient_gone[first_drop] = later[first_drop]
         first_seen[new] = t
-        last_clear_before[new] = change["last_clear"].values[t][new]
+        last_clear_before[new] = last_clear[new]
+        usual_last[valid[t] & ~passing] = t
         delta_at_first[new] = d_t.values[new]
         if fraction is not None:
             # The burned pixels and the ring of mixed pixels around them that the cut left out (or the
