@@ -184,3 +184,30 @@ def test_fraction_area_is_in_the_polygons_report_and_manifest(small_run):
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["parameters"]["rim_burned_fraction"] == 0.5
     assert report["parameters"]["rim_burned_fraction"] == 0.5
+
+
+def test_the_unburned_strip_between_two_neighbours_burns_parts_them():
+    # Two burned yards with a strip of unburned ground between them that straddles two pixels, each 0.3
+    # burned: the change there is above the growth threshold, so the hysteresis joins the burns into one
+    # patch; read by its burned share, the strip is not burned, and the two burns are two polygons.
+    rng = np.random.default_rng(4)
+    side = 40
+    cover = np.zeros((side, side))
+    cover[10:30, 8:19] = 1.0
+    cover[10:30, 21:32] = 1.0
+    cover[10:30, 19:21] = 0.3
+    before = np.broadcast_to(SAND[:, None, None], (4, side, side))
+    after = (1 - cover) * before + cover * C[:, None, None]
+    refl = np.stack([before, after]) + rng.normal(0, 0.004, (2, 4, side, side))
+    grid = grid_for_bounds((500000, 1500000, 500000 + 3 * side, 1500000 + 3 * side), "EPSG:32630", 3.0)
+    x = grid.transform.c + 1.5 + 3 * np.arange(side)
+    y = grid.transform.f - 1.5 - 3 * np.arange(side)
+    times = ["2024-01-26T10:38:00Z", "2024-01-28T10:38:00Z"]
+    stack = xr.DataArray(refl.astype(np.float32), dims=("time", "band", "y", "x"),
+                         coords={"time": np.array(["2024-01-26T10:38", "2024-01-28T10:38"], dtype="datetime64[ns]"),
+                                 "band": BANDS, "y": y, "x": x})
+    clear = xr.DataArray(np.ones((2, side, side), bool), dims=("time", "y", "x"), coords={"y": y, "x": x})
+    dates, _ = _dated(stack, clear)
+    assert not (dates["first_seen"].values[10:30, 19:21] >= 0).any()
+    polys = burn_polygons(dates, grid=grid, times=times, index_name="nir")
+    assert len(polys) == 2 and sorted(polys["n_pixels"].tolist()) == [220, 220]

@@ -29,8 +29,10 @@ Each rule has a physical reason:
    rim pixel is compared with is that of its burned neighbours, not of the patch's severe core.
    Where the burned share of each pixel has been unmixed (:mod:`pipeline.stages.fraction`),
    the rim is decided from it instead, except on dNBR: a rim pixel (and a pixel of a hole) is
-   burned when at least ``fraction_cut`` of it burned; the patch's interior stays as the
-   hysteresis drew it. A scorched canopy is neither char nor ash, so a wildfire's rim is read
+   burned when at least ``fraction_cut`` of it burned, and so is every other pixel of the
+   patch whose share was fitted: the strip of unburned ground between two neighbours' burns,
+   or a courtyard's unburned part, which the hysteresis carries across, is cut out where it
+   reads under the cut (the patch's fully burned pixels read about 1). A scorched canopy is neither char nor ash, so a wildfire's rim is read
    on the severity scale, not unmixed.
 5. **Minimum mapping unit.** Patches smaller than ``min_area_m2`` are dropped; holes of
    up to ``max_hole_px`` pixels inside a patch (ash specks, a pixel of wall) are filled.
@@ -120,11 +122,13 @@ def _rim_from_fraction(mask: np.ndarray, values: np.ndarray, fraction: np.ndarra
                        max_hole_px: int, allowed: np.ndarray) -> np.ndarray:
     """The rim and the holes of each patch decided by each pixel's burned share.
 
-    A rim pixel (in the mask, next to a pixel outside it or to a hole) is kept when at least
-    ``cut`` of it burned, as a share of what its patch's fully burned pixels read; a hole of up to ``max_hole_px`` pixels is filled only where its
-    pixels reach ``cut`` too, so an unburned courtyard is not painted over. A pixel whose
-    share could not be fitted (no band, no before-state) is judged by its patch's contrast
-    (:func:`_peel_rim` with ``fallback``) as before.
+    A pixel of a patch is kept when at least ``cut`` of it burned, as a share of what its
+    patch's fully burned pixels read: at the rim (next to a pixel outside it or to a hole) and
+    inside, where a strip of unburned ground the hysteresis carried across two neighbours'
+    burns would otherwise join them; a hole of up to ``max_hole_px`` pixels is filled only where
+    its pixels reach ``cut`` too, so an unburned courtyard is not painted over. A rim pixel
+    whose share could not be fitted (no band, no before-state) is judged by its patch's
+    contrast (:func:`_peel_rim` with ``fallback``) as before; an interior one stays.
     """
     fitted = np.isfinite(fraction)
     # The cut is a share of what a fully burned pixel of the same patch reads (its cores' 75th
@@ -136,8 +140,9 @@ def _rim_from_fraction(mask: np.ndarray, values: np.ndarray, fraction: np.ndarra
     enough = fitted & (fraction >= cut * np.where(labels > 0, full, 1.0))
     by_contrast = _peel_rim(mask, values, fallback)
     rim = mask & ~ndimage.binary_erosion(mask, structure=_EIGHT, border_value=1)
-    keep_rim = np.where(fitted, enough, by_contrast)
-    mask = mask & ~(rim & ~keep_rim)
+    # Inside a patch too: the strip of unburned ground between two compounds' burns (or a courtyard's
+    # unburned part) that the hysteresis carried across is not burned where it was fitted below the cut.
+    mask = mask & ~(rim & ~fitted & ~by_contrast) & ~(fitted & ~enough)
     if max_hole_px > 0:
         filled = remove_small_holes(mask, max_size=max_hole_px) & allowed
         mask = mask | (filled & (enough | ~fitted))
