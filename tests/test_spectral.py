@@ -141,3 +141,31 @@ def test_scaling_is_preferred_only_where_it_fits_better_than_mixing_toward_char(
     soil = np.array([[0.19, 0.17], [0.25, 0.22], [0.36, 0.30]])
     char = np.array([0.04, 0.05, 0.06])
     assert spectral.scaling_beats_mixing(soil, darken(soil, char[:, None]), char) is expected
+
+
+def test_a_proportional_darkening_that_stays_on_the_next_clear_scene_is_a_burn_one_that_passes_is_not():
+    # Both patches darken every band to 0.43 of the sand (NIR 0.33 -> 0.14): shade or wet soil to the spectral
+    # test. On the next clear scene patch A is as dark as it was (char over bright ground stays) and patch B is
+    # sand again (shade moved, soil dried): A is a burn of scene 1, B a mark seen once and gone.
+    from pipeline.config import Params
+    from pipeline.stages.change import consecutive_change
+    from pipeline.stages.dating import date_burns
+    from pipeline.stages.indices import burn_index
+
+    sand = np.array([0.14, 0.20, 0.27, 0.33])
+    refl = np.broadcast_to(sand[:, None, None, None], (4, 3, 40, 40)).transpose(1, 0, 2, 3).copy()
+    refl[1:, :, 5:15, 5:15] *= 0.43  # A: from scene 1 on
+    refl[1, :, 25:35, 25:35] *= 0.43  # B: scene 1 only
+    refl += np.random.default_rng(9).normal(0, 0.002, refl.shape)
+    stack = xr.DataArray(refl.astype(np.float32), dims=("time", "band", "y", "x"),
+                         coords={"band": ["blue", "green", "red", "nir"]})
+    clear = xr.DataArray(np.ones((3, 40, 40), bool), dims=("time", "y", "x"))
+    index = burn_index(stack, index="nir")
+    change = consecutive_change(index, clear)
+    dates, _ = date_burns(change, index=index, clear=clear, post_nir=stack.sel(band="nir", drop=True), params=Params(),
+                          pixel_area_m2=9.0, reflectance=stack)
+    assert (dates["first_seen"].values[5:15, 5:15] == 1).all()
+    assert (dates["spectral"].values[5:15, 5:15] == spectral.STAYED).all()
+    assert spectral.spectral_verdict(dates["spectral"].values[5:15, 5:15])[0] == "fire-like"
+    assert not (dates["first_seen"].values[25:35, 25:35] >= 0).any()
+    assert (dates["transient_seen"].values[25:35, 25:35] == 1).all()  # seen once and gone: listed, never dated

@@ -14,8 +14,8 @@ back to how its earlier clear scenes showed it (a shadow back where it falls at 
 hour, after a before-scene taken at another hour): char is new, never a return.
 
 A scene on which a pixel showed a passing mark (dropped as gone on the next clear scene, or
-set aside as shade or wet soil that the next clear scene no longer shows as it was) is not
-that pixel's before-state for later dates: char seen after a cloud shadow differs little
+set aside as shade or wet soil: a proportional darkening the next clear scene still shows as
+it was is char over bright ground, and dated) is not that pixel's before-state for later dates: char seen after a cloud shadow differs little
 from the shadow, and the burn would be lost. Its change is taken from the last clear scene
 that showed the ground as it usually is (:func:`_usual_base`); the bracket still opens at
 the last clear scene, the one the report says the burn was not visible on.
@@ -30,7 +30,7 @@ import xarray as xr
 from pipeline.config import Params
 from pipeline.stages.fraction import burned_fraction, unmixing_bands
 from pipeline.stages.indices import BURN_LEVELS, SEVERITY_SCALED
-from pipeline.stages.spectral import NON_FIRE, NOT_TESTED, PROPORTIONAL, spectral_codes
+from pipeline.stages.spectral import NON_FIRE, NOT_TESTED, PROPORTIONAL, STAYED, spectral_codes
 from pipeline.stages.threshold import ThresholdInfo, burn_mask
 
 __all__ = ["date_burns"]
@@ -140,13 +140,17 @@ def _usual_base(delta_t: np.ndarray, t: int, values: np.ndarray, direction: int,
     return base, delta
 
 
-def _stayed(marks: np.ndarray, t: int, values: np.ndarray, next_clear: np.ndarray, delta_t: np.ndarray) -> np.ndarray:
-    """The patches of ``marks`` that the next clear scene shows unchanged: not passing marks.
+def _stayed(marks: np.ndarray, t: int, values: np.ndarray, next_clear: np.ndarray, tolerance: float) -> np.ndarray:
+    """The patches of ``marks`` (proportional darkenings) that the next clear scene shows unchanged.
 
     Shade and wet soil pass: the next clear scene shows the ground lit or dry again (or, where
-    it burned meanwhile, darker still). A patch whose index barely moved by then (median move
-    under half the change that revealed it) was no passing mark, whatever its spectrum said: it
-    stays the base of later dates, so it is never dated afresh from the ground before it.
+    it burned meanwhile, darker still). A patch at least half of whose pixels were seen again
+    and whose index did not move by then (median move within ``tolerance``, the date's noise
+    times ``noise_k``: no change the threshold stage could see) was no passing mark: char over
+    bright ground, which darkens nearly in proportion too. A deep shadow that char replaced the
+    next day moves by more (char is darker still), and stays set aside. It is
+    a burn of this date (:data:`pipeline.stages.spectral.STAYED`); on the last scene nothing
+    can tell, and the patch stays set aside.
     """
     labels, n = ndimage.label(marks, structure=np.ones((3, 3), bool))
     if n == 0:
@@ -156,10 +160,10 @@ def _stayed(marks: np.ndarray, t: int, values: np.ndarray, next_clear: np.ndarra
     seen = later >= 0
     moved = np.full(rows.shape, np.nan)
     moved[seen] = np.abs(values[later[seen], rows[seen], cols[seen]] - values[t, rows[seen], cols[seen]])
-    ratio = moved / np.maximum(delta_t[rows, cols], 1e-9)
     lab = labels[rows, cols]
-    median = np.array([np.nanmedian(ratio[lab == i]) if np.any(seen[lab == i]) else np.nan for i in range(1, n + 1)])
-    return np.concatenate([[False], median < 0.5])[labels]
+    seen_share = ndimage.mean(seen.astype(float), lab, np.arange(1, n + 1))
+    median = np.array([np.nanmedian(moved[lab == i]) if np.any(seen[lab == i]) else np.nan for i in range(1, n + 1)])
+    return np.concatenate([[False], (seen_share >= 0.5) & (median <= tolerance)])[labels]
 
 
 def _before_after(reflectance: np.ndarray, clear: np.ndarray, last_clear: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
@@ -298,14 +302,19 @@ def date_burns(
             before_scene = np.take_along_axis(reflectance.values, before[None, None], axis=0)[0]
             codes = spectral_codes(new, before_scene, reflectance.values[t], bands=bands,
                                    min_pixels=max(1, int(np.ceil(params.min_area_m2 / pixel_area_m2))))
+            shade = new & (codes == PROPORTIONAL)
+            # Shade moves and wet soil dries: a proportional darkening the next clear scene still shows as
+            # it was is char over bright ground (a partly burned pixel darkens nearly in proportion too).
+            stayed = _stayed(shade, t, values, next_clear, params.noise_k * info.noise_sigma)
+            codes[stayed] = STAYED
+            shade &= ~stayed
             not_fire = new & np.isin(codes, NON_FIRE)
             first_not_fire = not_fire & (nonfire_seen < 0)
             nonfire_seen[first_not_fire] = t
             nonfire_code[first_not_fire] = codes[first_not_fire]
             new, sure = new & ~not_fire, sure & ~not_fire
             spectral[new] = codes[new]
-            shade = not_fire & (codes == PROPORTIONAL)
-            passing = dropped | (shade & ~_stayed(shade, t, values, next_clear, d_t.values))
+            passing = dropped | shade
         else:
             passing = dropped
         confirmed |= sure

@@ -69,17 +69,19 @@ from scipy import ndimage
 
 from pipeline.stages.fraction import CHAR
 
-__all__ = ["NOT_TESTED", "FIRE_LIKE", "NBR_JUDGED", "VEGETATION", "PROPORTIONAL", "NON_FIRE", "TEST_NAMES", "REASONS",
+__all__ = ["NOT_TESTED", "FIRE_LIKE", "NBR_JUDGED", "STAYED", "VEGETATION", "PROPORTIONAL", "NON_FIRE", "TEST_NAMES", "REASONS",
            "TEST_BANDS", "RED_RISE", "VEGETATED_NDVI", "FLAT_NDVI", "SHAPE_TOLERANCE", "KEPT_NIR", "SCALING_FIT", "scaling_beats_mixing",
            "spectral_codes", "spectral_verdict"]
 
-NOT_TESTED, FIRE_LIKE, VEGETATION, PROPORTIONAL, NBR_JUDGED = 0, 1, 2, 3, 4
-"""Per-pixel verdict codes (int8); :data:`NBR_JUDGED`: a scene with SWIR, judged by its NBR drop."""
+NOT_TESTED, FIRE_LIKE, VEGETATION, PROPORTIONAL, NBR_JUDGED, STAYED = 0, 1, 2, 3, 4, 5
+"""Per-pixel verdict codes (int8); :data:`NBR_JUDGED`: a scene with SWIR, judged by its NBR drop;
+:data:`STAYED`: a proportional darkening that the next clear scene still showed as it was (set by
+:mod:`pipeline.stages.dating`, which sees the later scenes: shade moves and wet soil dries, char stays)."""
 NON_FIRE = (VEGETATION, PROPORTIONAL)
 """The codes of changes that are not burns."""
 
 TEST_NAMES = {NOT_TESTED: "not tested", FIRE_LIKE: "fire-like", VEGETATION: "not fire-like", PROPORTIONAL: "not fire-like",
-              NBR_JUDGED: "fire-like"}
+              NBR_JUDGED: "fire-like", STAYED: "fire-like"}
 """``spectral_test`` of each code, as polygons carry it."""
 
 REASONS = {
@@ -92,6 +94,9 @@ REASONS = {
     NBR_JUDGED: ("NBR dropped as burning does (with SWIR a burn is seeded only where the NBR afterwards is negative "
                  "or dropped beyond moderate severity); the visible/NIR test is not applied, since a scorched "
                  "canopy keeps a red edge as leaf drop does"),
+    STAYED: ("every band darkened nearly in proportion, as shade and wet soil do and as char over bright ground "
+             "partly does, and the darkening stayed as it was on the next clear scene: shade moves and wet soil "
+             "dries, char stays"),
 }
 """``spectral_reason`` of each code: one sentence a reader can check on the before/after figures."""
 
