@@ -327,7 +327,6 @@ def test_char_seen_after_a_passing_cloud_shadow_is_measured_from_the_ground_befo
     # a compound burned meanwhile. From the shadow (NIR 0.105) to char (0.06) the NIR falls by 0.045, under
     # the burn level; from the lit ground before it (0.30) it falls by 0.24. The bracket still opens at
     # scene 1, the last clear scene, on which the burn was not visible.
-    grid = grid_for_bounds((500000, 1500000, 500300, 1500300), "EPSG:32630", 3.0)
     nir = np.full((3, 100, 100), 0.30, np.float32)
     nir[1, 10:60, 10:60] = 0.30 * 0.35
     nir[2, 30:40, 30:40] = 0.06
