@@ -46,6 +46,15 @@ def _next_clear(clear: np.ndarray) -> np.ndarray:
     return out
 
 
+def _per_patch(values: np.ndarray, seen: np.ndarray, lab: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per patch ``1..n`` of the pixels' labels ``lab``: the share of its pixels ``seen`` again and
+    the median of ``values`` over them (NaN for a patch none of whose pixels was seen)."""
+    seen_share = ndimage.mean(seen.astype(float), lab, np.arange(1, n + 1))
+    median = np.array([np.nanmedian(values[(lab == i) & seen]) if np.any(seen[lab == i]) else np.nan
+                       for i in range(1, n + 1)])
+    return seen_share, median
+
+
 def _transient(new: np.ndarray, t: int, values: np.ndarray, direction: int, before: np.ndarray,
                next_clear: np.ndarray, delta_t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Split today's new burn patches into (kept, confirmed, dropped, later) by what the next clear scene shows.
@@ -70,8 +79,7 @@ def _transient(new: np.ndarray, t: int, values: np.ndarray, direction: int, befo
     remaining[seen] = direction * (values[later[seen], rows[seen], cols[seen]] - base[seen])
     ratio = remaining / np.maximum(delta_t[rows, cols], 1e-9)
     lab = labels[rows, cols]
-    seen_share = ndimage.mean(seen.astype(float), lab, np.arange(1, n + 1))
-    median_ratio = np.array([np.nanmedian(ratio[lab == i]) if np.any(seen[lab == i]) else np.nan for i in range(1, n + 1)])
+    seen_share, median_ratio = _per_patch(ratio, seen, lab, n)
     drop = (seen_share >= 0.5) & (median_ratio < 0.5)
     confirmed = (seen_share >= 0.5) & ~drop
     keep_label = np.concatenate([[False], ~drop])
@@ -115,9 +123,7 @@ def _returned(new: np.ndarray, t: int, values: np.ndarray, direction: int, last_
         usual[seen] = np.nanmedian(prior[:, seen], axis=0)
     ratio = direction * (values[t, rows, cols] - usual) / np.maximum(delta_t[rows, cols], 1e-9)
     lab = labels[rows, cols]
-    seen_share = ndimage.mean(seen.astype(float), lab, np.arange(1, n + 1))
-    median_ratio = np.array([np.nanmedian(ratio[(lab == i) & seen]) if np.any(seen[lab == i]) else np.nan
-                             for i in range(1, n + 1)])
+    seen_share, median_ratio = _per_patch(ratio, seen, lab, n)
     back = (seen_share >= 0.5) & (median_ratio < RETURN_SHARE)
     return np.concatenate([[False], back])[labels]
 
@@ -161,8 +167,7 @@ def _stayed(marks: np.ndarray, t: int, values: np.ndarray, next_clear: np.ndarra
     moved = np.full(rows.shape, np.nan)
     moved[seen] = np.abs(values[later[seen], rows[seen], cols[seen]] - values[t, rows[seen], cols[seen]])
     lab = labels[rows, cols]
-    seen_share = ndimage.mean(seen.astype(float), lab, np.arange(1, n + 1))
-    median = np.array([np.nanmedian(moved[lab == i]) if np.any(seen[lab == i]) else np.nan for i in range(1, n + 1)])
+    seen_share, median = _per_patch(moved, seen, lab, n)
     return np.concatenate([[False], (seen_share >= 0.5) & (median <= tolerance)])[labels]
 
 
