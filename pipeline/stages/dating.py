@@ -13,12 +13,13 @@ shows is dropped (a cloud shadow, smoke), and so is a darkening that only brough
 back to how its earlier clear scenes showed it (a shadow back where it falls at the usual
 hour, after a before-scene taken at another hour): char is new, never a return.
 
-A scene on which a pixel showed a passing mark (dropped as gone on the next clear scene, or
-set aside as shade or wet soil: a proportional darkening the next clear scene still shows as
-it was is char over bright ground, and dated) is not that pixel's before-state for later dates: char seen after a cloud shadow differs little
+A proportional darkening (shade, wet soil) that the next clear scene still shows as it was is
+char over bright ground, and is dated (:func:`_stayed`). A scene on which a pixel showed a
+passing mark (dropped as gone on the next clear scene, or set aside as shade or wet soil) is
+not that pixel's before-state for later dates: char seen after a cloud shadow differs little
 from the shadow, and the burn would be lost. Its change is taken from the last clear scene
-that showed the ground as it usually is (:func:`_usual_base`); the bracket still opens at
-the last clear scene, the one the report says the burn was not visible on.
+that showed the ground as it usually is (:func:`_usual_base`); the bracket still opens at the
+last clear scene, the one the report says the burn was not visible on.
 """
 
 from __future__ import annotations
@@ -154,9 +155,9 @@ def _stayed(marks: np.ndarray, t: int, values: np.ndarray, next_clear: np.ndarra
     and whose index did not move by then (median move within ``tolerance``, the date's noise
     times ``noise_k``: no change the threshold stage could see) was no passing mark: char over
     bright ground, which darkens nearly in proportion too. A deep shadow that char replaced the
-    next day moves by more (char is darker still), and stays set aside. It is
-    a burn of this date (:data:`pipeline.stages.spectral.STAYED`); on the last scene nothing
-    can tell, and the patch stays set aside.
+    next day moves by more (char is darker still), and stays set aside. A patch that stayed is a
+    burn of this date (:data:`pipeline.stages.spectral.STAYED`); on the last scene nothing can
+    tell, and the patch stays set aside.
     """
     labels, n = ndimage.label(marks, structure=np.ones((3, 3), bool))
     if n == 0:

@@ -32,8 +32,8 @@ Each rule has a physical reason:
    burned when at least ``fraction_cut`` of it burned, and so is every other pixel of the
    patch whose share was fitted: the strip of unburned ground between two neighbours' burns,
    or a courtyard's unburned part, which the hysteresis carries across, is cut out where it
-   reads under the cut (the patch's fully burned pixels read about 1). A scorched canopy is neither char nor ash, so a wildfire's rim is read
-   on the severity scale, not unmixed.
+   reads under the cut (the patch's fully burned pixels read about 1). A scorched canopy is
+   neither char nor ash, so a wildfire's rim is read on the severity scale, not unmixed.
 5. **Minimum mapping unit.** Patches smaller than ``min_area_m2`` are dropped; holes of
    up to ``max_hole_px`` pixels inside a patch (ash specks, a pixel of wall) are filled.
 """
