@@ -211,3 +211,48 @@ def test_the_unburned_strip_between_two_neighbours_burns_parts_them():
     assert not (dates["first_seen"].values[10:30, 19:21] >= 0).any()
     polys = burn_polygons(dates, grid=grid, times=times, index_name="nir")
     assert len(polys) == 2 and sorted(polys["n_pixels"].tolist()) == [220, 220]
+
+
+def _pair_from_cover(cover: np.ndarray, seed: int):
+    side = cover.shape[0]
+    before = np.broadcast_to(SAND[:, None, None], (4, side, side))
+    after = (1 - cover) * before + cover * C[:, None, None]
+    refl = np.stack([before, after]) + np.random.default_rng(seed).normal(0, 0.004, (2, 4, side, side))
+    y = 1500000 - 1.5 - 3 * np.arange(side)
+    x = 500000 + 1.5 + 3 * np.arange(side)
+    stack = xr.DataArray(refl.astype(np.float32), dims=("time", "band", "y", "x"),
+                         coords={"time": np.array(["2024-01-26T10:38", "2024-01-28T10:38"], dtype="datetime64[ns]"),
+                                 "band": BANDS, "y": y, "x": x})
+    clear = xr.DataArray(np.ones((2, side, side), bool), dims=("time", "y", "x"), coords={"y": y, "x": x})
+    return stack, clear
+
+
+def test_a_partly_caught_compound_is_cut_against_a_full_burn_not_against_its_own_mixed_rim():
+    # A small patch that is all rim cannot show what a fully burned pixel reads: its own 75th
+    # percentile is its best-mixed row (0.75), and half of that would keep the rows 0.4 burned.
+    # The full reading is borrowed from the date's patches with an interior (the large burn, 1.0),
+    # so only the middle row, burned over half, stays.
+    cover = np.zeros((48, 48))
+    cover[6:26, 6:26] = 1.0
+    cover[34:37, 30:37] = 0.4
+    cover[35, 30:37] = 0.75
+    stack, clear = _pair_from_cover(cover, 7)
+    burned = _dated(stack, clear)[0]["first_seen"].values >= 0
+    assert burned[6:26, 6:26].all()
+    assert burned[35, 30:37].all()
+    assert not burned[34, 30:37].any() and not burned[36, 30:37].any()
+
+
+def test_a_small_burn_the_rim_cut_parts_from_its_neighbour_keeps_the_mapping_unit_of_the_patch_it_grew_in():
+    # A 2 x 2 burn (36 m2) joined to a large one by a strip 0.3 burned: the cut parts them, and the small
+    # burn, a seed's find within a patch over the unit, stays. The same 2 x 2 burn alone is under the
+    # 50 m2 unit and goes.
+    cover = np.zeros((40, 40))
+    cover[8:28, 6:20] = 1.0
+    cover[16:18, 20:23] = 0.3
+    cover[16:18, 23:25] = 1.0
+    cover[34:36, 30:32] = 1.0
+    burned = _dated(*_pair_from_cover(cover, 3))[0]["first_seen"].values >= 0
+    assert burned[8:28, 6:20].all() and burned[16:18, 23:25].all()
+    assert not burned[16:18, 20:23].any()
+    assert not burned[34:36, 30:32].any()

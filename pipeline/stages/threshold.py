@@ -36,6 +36,10 @@ Each rule has a physical reason:
    neither char nor ash, so a wildfire's rim is read on the severity scale, not unmixed.
 5. **Minimum mapping unit.** Patches smaller than ``min_area_m2`` are dropped; holes of
    up to ``max_hole_px`` pixels inside a patch (ash specks, a pixel of wall) are filled.
+   Where shares were unmixed, a patch's area is its burned area as the report gives it (the
+   sum of the shares of its pixels and of the mixed ring around it), not its pixel count,
+   and it is measured on the patch as grown, before the rim cut; a piece the cut parts from it
+   is kept when it burned at least half the unit itself.
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ WHITE_ASH_SEED = 0.5
 _EIGHT = np.ones((3, 3), dtype=bool)
 _HISTOGRAM_BINS = 400
 _CONTRAST_QUANTILE = 0.75  # the typical full contrast of a patch: above its mixed rim, below its noise
+_PART_OF_UNIT = 0.5  # share of the mapping unit a piece the rim cut parted from its patch must burn itself
+_OWN_FULL_MIN_PX = 9  # interior pixels a patch needs to measure its own full burn reading (a 3 x 3 core)
 
 
 @dataclass(frozen=True)
@@ -93,7 +99,8 @@ def _patch_contrast(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarra
     starts = np.searchsorted(lab, np.arange(1, n + 1), side="left")
     ends = np.searchsorted(lab, np.arange(1, n + 1), side="right")
     picks = starts + ((ends - starts - 1) * _CONTRAST_QUANTILE).astype(int)
-    contrast[1:] = val[picks]
+    present = ends > starts  # a label with no pixel here (a patch without interior) reads 0
+    contrast[1:][present] = val[picks[present]]
     return contrast
 
 
@@ -136,7 +143,7 @@ def _rim_from_fraction(mask: np.ndarray, values: np.ndarray, fraction: np.ndarra
     # reads 1, a forest burn whose scorched canopy is neither char nor ash reads less, and its rim
     # is judged against that, not against char it never became.
     labels, n = ndimage.label(mask, structure=_EIGHT)
-    full = np.clip(_patch_contrast(np.where(fitted, fraction, 0.0), labels, n), 0.0, 1.0)[labels] if n else np.ones(mask.shape)
+    full = _full_burn_reading(np.where(fitted, fraction, 0.0), labels, n)[labels] if n else np.ones(mask.shape)
     enough = fitted & (fraction >= cut * np.where(labels > 0, full, 1.0))
     by_contrast = _peel_rim(mask, values, fallback)
     rim = mask & ~ndimage.binary_erosion(mask, structure=_EIGHT, border_value=1)
@@ -147,6 +154,53 @@ def _rim_from_fraction(mask: np.ndarray, values: np.ndarray, fraction: np.ndarra
         filled = remove_small_holes(mask, max_size=max_hole_px) & allowed
         mask = mask | (filled & (enough | ~fitted))
     return mask
+
+
+def _large_enough_burns(mask: np.ndarray, fraction: np.ndarray, allowed: np.ndarray, min_px: float) -> np.ndarray:
+    """The patches whose burned area, as the sum of burned shares, reaches the mapping unit.
+
+    The unit is a burned area, measured as the report measures it: each patch's pixels (whole
+    where their share could not be fitted) plus the shares of the ring of mixed pixels around
+    it that the rim cut left out (:func:`pipeline.stages.polygons.burn_polygons`). Counted in
+    pixels over the half cut instead, a 60 m2 burn spread over a dozen pixels each a third to
+    a half burned would fall under a 50 m2 unit and vanish with its date.
+    """
+    labels, n = ndimage.label(mask, structure=_EIGHT)
+    if n == 0:
+        return mask
+    fitted = np.isfinite(fraction)
+    around = ndimage.grey_dilation(labels, footprint=_EIGHT)
+    ring = ~mask & allowed & fitted & (around > 0)
+    owner = np.where(mask, labels, np.where(ring, around, 0))
+    share = np.where(mask, np.where(fitted, np.clip(fraction, 0.0, 1.0), 1.0),
+                     np.where(ring, np.clip(np.nan_to_num(fraction), 0.0, 1.0), 0.0))
+    burned_px = np.bincount(owner.ravel(), weights=share.ravel(), minlength=n + 1)
+    keep = burned_px >= min_px - 1e-9
+    keep[0] = False
+    return keep[labels]
+
+
+def _full_burn_reading(fraction: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    """What each patch's fully burned pixels read (index 0 unused).
+
+    A patch's own 75th percentile undercounts where the patch is all rim: a partly caught
+    compound of a dozen pixels has no pixel unmixed with the unburned ground beside it, and its
+    rim judged against that lowered reading keeps pixels less than half burned. A patch without
+    ``_OWN_FULL_MIN_PX`` interior pixels (eight neighbours in the patch) therefore borrows what
+    the interiors of the date's patches that have them read (their median; the same fire type
+    on the same date), where that is higher than its own; a patch with an interior keeps its own.
+    """
+    own = np.clip(_patch_contrast(fraction, labels, n), 0.0, 1.0)
+    interior = ndimage.binary_erosion(labels > 0, structure=_EIGHT, border_value=1)
+    inner_labels = np.where(interior, labels, 0)
+    counts = np.bincount(inner_labels.ravel(), minlength=n + 1)
+    measured = counts >= _OWN_FULL_MIN_PX
+    measured[0] = False
+    if not measured.any():
+        return own
+    inner = np.clip(_patch_contrast(fraction, inner_labels, n), 0.0, 1.0)
+    pooled = float(np.median(inner[measured]))
+    return np.where(measured, own, np.maximum(own, pooled))
 
 
 def background_and_noise(values: np.ndarray) -> tuple[float, float]:
@@ -278,10 +332,19 @@ def burn_mask(
         if max_hole_px > 0:
             mask = remove_small_holes(mask, max_size=max_hole_px) & allowed
     else:
+        # The unit is judged on the patch as the hysteresis grew it: a small burn that the rim cut parts
+        # from its neighbour's is still a burn a seed found. What the cut leaves of it must hold a share
+        # of the unit of its own, so a sliver of rim does not become a polygon.
+        unit_px = min_area_m2 / pixel_area_m2
+        grown_patch = _large_enough_burns(mask, fraction, allowed, unit_px)
         mask = _rim_from_fraction(mask, centred, fraction, cut=fraction_cut, fallback=mixed_pixel_fraction,
                                   max_hole_px=max_hole_px, allowed=allowed)
-    min_px = max(1, int(np.ceil(min_area_m2 / pixel_area_m2)))
-    mask = remove_small_objects(mask, max_size=min_px - 1, connectivity=2)
+        pieces, _ = ndimage.label(mask, structure=_EIGHT)
+        from_kept = np.isin(pieces, np.unique(pieces[grown_patch & mask]))  # a filled hole goes with its piece
+        mask = _large_enough_burns(mask & from_kept, fraction, allowed, _PART_OF_UNIT * unit_px)
+    if fraction is None or local_rim_contrast:
+        min_px = max(1, int(np.ceil(min_area_m2 / pixel_area_m2)))
+        mask = remove_small_objects(mask, max_size=min_px - 1, connectivity=2)
     n_patches = int(ndimage.label(mask, structure=_EIGHT)[1])
     info = ThresholdInfo(background, float(sigma), float(seed_threshold), float(grow_threshold), n_patches, int(mask.sum()))
     out = xr.DataArray(mask, dims=delta.dims, coords=delta.coords, attrs={**delta.attrs, **info.as_dict()})
