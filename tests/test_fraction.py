@@ -256,3 +256,48 @@ def test_a_small_burn_the_rim_cut_parts_from_its_neighbour_keeps_the_mapping_uni
     assert burned[8:28, 6:20].all() and burned[16:18, 23:25].all()
     assert not burned[16:18, 20:23].any()
     assert not burned[34:36, 30:32].any()
+
+
+def _three_scenes(after_1: np.ndarray, after_2: np.ndarray, seed: int):
+    side = 36
+    refl = np.broadcast_to(COMPOUND_SOIL[None, :, None, None], (3, 4, side, side)).copy()
+    refl[1, :, 8:28, 8:28] = after_1 if after_1.ndim == 3 else after_1[:, None, None]
+    refl[2, :, 8:28, 8:28] = after_2[:, None, None]
+    refl += np.random.default_rng(seed).normal(0, 0.004, refl.shape)
+    y = 1500000 - 1.5 - 3 * np.arange(side)
+    x = 500000 + 1.5 + 3 * np.arange(side)
+    times = np.array(["2024-01-26T10:38", "2024-01-27T07:50", "2024-01-28T10:38"], dtype="datetime64[ns]")
+    stack = xr.DataArray(refl.astype(np.float32), dims=("time", "band", "y", "x"),
+                         coords={"time": times, "band": BANDS, "y": y, "x": x})
+    clear = xr.DataArray(np.ones((3, side, side), bool), dims=("time", "y", "x"), coords={"y": y, "x": x})
+    return stack, clear
+
+
+# Reflectance of one compound of the nonfire_with_burns case: its yard, and the same yard charred.
+COMPOUND_SOIL = np.array([0.134, 0.186, 0.248, 0.333])
+CHARRED = np.array([0.047, 0.045, 0.047, 0.076])
+
+
+def test_an_early_shadow_over_a_compound_that_burned_the_next_day_is_not_dated_as_the_burn():
+    # The 07:50 shadow of the compound's walls: a third off the yard, deeper (0.42 of the light) where two
+    # walls meet, bluer than the light as shade lit by the sky is. Its deep corner passes as char, so the
+    # shadow reads as a burn on its own; the next day's char stands more than twice as far from the yard.
+    light = np.full((20, 20), 0.65)
+    light[6:14, 6:14] = 0.42
+    sky_tint = np.array([1.2, 1.1, 1.0, 0.9])[:, None, None] ** (1 - light[None])
+    shade = COMPOUND_SOIL[:, None, None] * light[None] * sky_tint
+    dates, _ = _dated(*_three_scenes(shade, CHARRED, 11))
+    inside = dates["first_seen"].values[8:28, 8:28]
+    assert (inside == 2).all()
+    assert (dates["last_clear_before"].values[8:28, 8:28] == 1).all()  # the bracket opens on the shaded scene
+
+
+def test_char_seen_first_and_charred_the_same_the_next_day_keeps_its_first_date():
+    dates, _ = _dated(*_three_scenes(CHARRED, CHARRED, 12))
+    assert (dates["first_seen"].values[8:28, 8:28] == 1).all()
+
+
+def test_white_ash_that_blows_off_to_char_keeps_the_date_the_ash_was_first_seen():
+    ash_over_soil = 0.3 * COMPOUND_SOIL + 0.7 * A  # NIR down by about a third, the visible bands brighter
+    dates, _ = _dated(*_three_scenes(ash_over_soil, CHARRED, 13))
+    assert (dates["first_seen"].values[8:28, 8:28] == 1).all()

@@ -11,11 +11,13 @@ soil, shadow) is set aside, never dated, and kept where it was so that the repor
 Two checks in time frame each date's new patches: a mark the next clear scene no longer
 shows is dropped (a cloud shadow, smoke), and so is a darkening that only brought the ground
 back to how its earlier clear scenes showed it (a shadow back where it falls at the usual
-hour, after a before-scene taken at another hour): char is new, never a return.
+hour, after a before-scene taken at another hour): char is new, never a return. A darkening
+that the next clear scene shows was less than half of the mark to come (an early shadow over
+a compound that burned the next day) is not dated on its own scene (:func:`_overtaken`).
 
 A proportional darkening (shade, wet soil) that the next clear scene still shows as it was is
 char over bright ground, and is dated (:func:`_stayed`). A scene on which a pixel showed a
-passing mark (dropped as gone on the next clear scene, or set aside as shade or wet soil) is
+passing mark (dropped as gone on the next clear scene, overtaken, or set aside as shade or wet soil) is
 not that pixel's before-state for later dates: char seen after a cloud shadow differs little
 from the shadow, and the burn would be lost. Its change is taken from the last clear scene
 that showed the ground as it usually is (:func:`_usual_base`); the bracket still opens at the
@@ -87,6 +89,48 @@ def _transient(new: np.ndarray, t: int, values: np.ndarray, direction: int, befo
     confirm_label = np.concatenate([[False], confirmed])
     drop_label = np.concatenate([[False], drop])
     return keep_label[labels], confirm_label[labels], drop_label[labels], later_map
+
+
+OVERTAKEN_SHARE = 0.5
+"""A new patch whose change is under this share of the change its next clear scene shows from the same
+before-state, with the blue and green bands darkened on both steps, was not yet the mark: less than half burned
+by the burned-share rule. Shade at a low sun darkens every band by a third; char the next day darkens
+them two to three times as far. White ash blown off leaves char too, but ash brightened blue and green
+first, so it is never taken for this."""
+
+
+def _overtaken(new: np.ndarray, t: int, values: np.ndarray, direction: int, before: np.ndarray,
+               next_clear: np.ndarray, delta_t: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """Today's new patches that the next clear scene shows were only the start of a darker mark.
+
+    A shadow cast at an early hour over a compound that burned the next day reads as a burn on
+    its own scene: its change passes the threshold and the next scene keeps it (char is darker
+    still, so it is not gone). It was no burn yet: the mark the next clear scene shows stands
+    at least twice as far from the same before-state, and the short visible bands (``visible``:
+    ``(time, y, x)`` mean of blue and green) darkened on both steps. Such a patch is not dated
+    today; it is a passing mark, and the burn is dated on the scene that shows it. Decided per
+    patch on the median of the pixels seen again (at least half of them).
+    """
+    labels, n = ndimage.label(new, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return np.zeros_like(new)
+    rows, cols = np.nonzero(new)
+    later = next_clear[t][rows, cols]
+    seen = later >= 0
+    total = np.full(rows.shape, np.nan)
+    first_step = np.full(rows.shape, np.nan)
+    second_step = np.full(rows.shape, np.nan)
+    base = before[rows, cols]
+    r, c, lt = rows[seen], cols[seen], later[seen]
+    total[seen] = direction * (values[lt, r, c] - values[base[seen], r, c])
+    first_step[seen] = visible[t, r, c] - visible[base[seen], r, c]
+    second_step[seen] = visible[lt, r, c] - visible[t, r, c]
+    lab = labels[rows, cols]
+    seen_share, share = _per_patch(delta_t[rows, cols] / np.where(total > 0, total, np.nan), seen, lab, n)
+    _, darkened_first = _per_patch(first_step, seen, lab, n)
+    _, darkened_next = _per_patch(second_step, seen, lab, n)
+    overtaken = (seen_share >= 0.5) & (share < OVERTAKEN_SHARE) & (darkened_first < 0) & (darkened_next < 0)
+    return np.concatenate([[False], overtaken])[labels]
 
 
 RETURN_SHARE = 0.25
@@ -260,6 +304,8 @@ def date_burns(
     next_clear = _next_clear(valid)
     bands = [] if reflectance is None else [str(b) for b in reflectance.band.values]
     unmixing = bool(unmixing_bands(bands))
+    short = [b for b in ("blue", "green") if b in bands]  # white ash brightens these, shade and char darken them
+    visible = reflectance.sel(band=short).values.mean(axis=1) if short and "nir" in bands else None
     share = {k: np.full(shape, np.nan, dtype=np.float32) for k in ("fraction", "sigma_noise", "sigma_endmember")}
     infos: list[ThresholdInfo | None] = []
     usual_last = np.full(shape, -1, dtype=np.int16)  # last clear scene without a passing mark (module docstring)
@@ -303,6 +349,11 @@ def date_burns(
         # A shadow back where it falls at the usual hour, after a before-scene taken at another one.
         back = _returned(new, t, values, direction, base, valid, d_t.values)
         new, sure = new & ~back, sure & ~back
+        overtaken = np.zeros_like(new)
+        if visible is not None:
+            # An early shadow over ground that burned the next day: not yet the mark.
+            overtaken = _overtaken(new, t, values, direction, before, next_clear, d_t.values, visible)
+            new, sure = new & ~overtaken, sure & ~overtaken
         if reflectance is not None:
             # Not every darkening is fire: what the other bands did says which (pipeline.stages.spectral).
             before_scene = np.take_along_axis(reflectance.values, before[None, None], axis=0)[0]
@@ -320,9 +371,9 @@ def date_burns(
             nonfire_code[first_not_fire] = codes[first_not_fire]
             new, sure = new & ~not_fire, sure & ~not_fire
             spectral[new] = codes[new]
-            passing = dropped | shade
+            passing = dropped | shade | overtaken
         else:
-            passing = dropped
+            passing = dropped | overtaken
         confirmed |= sure
         # The first time a pixel's mark came and went is the one listed; it stays undated (not burned).
         first_drop = dropped & (transient_seen < 0)
