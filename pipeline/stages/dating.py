@@ -70,13 +70,10 @@ def _transient(new: np.ndarray, t: int, values: np.ndarray, direction: int, befo
     what was seen once and gone again instead of dropping it without a word.
     """
     later_map = np.full(new.shape, -1, dtype=np.int16)
-    labels, n = ndimage.label(new, structure=np.ones((3, 3), bool))
+    labels, n, rows, cols, later, seen = _next_look(new, t, next_clear)
     if n == 0:
         return new, np.zeros_like(new), np.zeros_like(new), later_map
-    rows, cols = np.nonzero(new)
-    later = next_clear[t][rows, cols]
     later_map[rows, cols] = later
-    seen = later >= 0
     remaining = np.full(rows.shape, np.nan)
     base = values[before[rows, cols], rows, cols]
     remaining[seen] = direction * (values[later[seen], rows[seen], cols[seen]] - base[seen])
@@ -111,12 +108,9 @@ def _overtaken(new: np.ndarray, t: int, values: np.ndarray, direction: int, befo
     today; it is a passing mark, and the burn is dated on the scene that shows it. Decided per
     patch on the median of the pixels seen again (at least half of them).
     """
-    labels, n = ndimage.label(new, structure=np.ones((3, 3), bool))
+    labels, n, rows, cols, later, seen = _next_look(new, t, next_clear)
     if n == 0:
         return np.zeros_like(new)
-    rows, cols = np.nonzero(new)
-    later = next_clear[t][rows, cols]
-    seen = later >= 0
     total = np.full(rows.shape, np.nan)
     first_step = np.full(rows.shape, np.nan)
     second_step = np.full(rows.shape, np.nan)
@@ -173,6 +167,15 @@ def _returned(new: np.ndarray, t: int, values: np.ndarray, direction: int, last_
     return np.concatenate([[False], back])[labels]
 
 
+def _next_look(marks: np.ndarray, t: int, next_clear: np.ndarray):
+    """The patches of ``marks`` (labels, count) and, for each of their pixels (rows, cols), the index of
+    its next clear scene after ``t`` and whether there is one: what the checks in time look at."""
+    labels, n = ndimage.label(marks, structure=np.ones((3, 3), bool))
+    rows, cols = np.nonzero(marks)
+    later = next_clear[t][rows, cols]
+    return labels, n, rows, cols, later, later >= 0
+
+
 def _usual_base(delta_t: np.ndarray, t: int, values: np.ndarray, direction: int, last_clear: np.ndarray,
                 usual_last: np.ndarray, valid_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(base, delta)``: the scene each pixel's change on ``t`` is taken from, and that change.
@@ -203,12 +206,9 @@ def _stayed(marks: np.ndarray, t: int, values: np.ndarray, next_clear: np.ndarra
     burn of this date (:data:`pipeline.stages.spectral.STAYED`); on the last scene nothing can
     tell, and the patch stays set aside.
     """
-    labels, n = ndimage.label(marks, structure=np.ones((3, 3), bool))
+    labels, n, rows, cols, later, seen = _next_look(marks, t, next_clear)
     if n == 0:
         return np.zeros_like(marks)
-    rows, cols = np.nonzero(marks)
-    later = next_clear[t][rows, cols]
-    seen = later >= 0
     moved = np.full(rows.shape, np.nan)
     moved[seen] = np.abs(values[later[seen], rows[seen], cols[seen]] - values[t, rows[seen], cols[seen]])
     lab = labels[rows, cols]
