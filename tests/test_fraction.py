@@ -213,10 +213,10 @@ def test_the_unburned_strip_between_two_neighbours_burns_parts_them():
     assert len(polys) == 2 and sorted(polys["n_pixels"].tolist()) == [220, 220]
 
 
-def _pair_from_cover(cover: np.ndarray, seed: int):
+def _pair_from_cover(cover: np.ndarray, seed: int, burned: np.ndarray = C):
     side = cover.shape[0]
     before = np.broadcast_to(SAND[:, None, None], (4, side, side))
-    after = (1 - cover) * before + cover * C[:, None, None]
+    after = (1 - cover) * before + cover * burned[:, None, None]
     refl = np.stack([before, after]) + np.random.default_rng(seed).normal(0, 0.004, (2, 4, side, side))
     y = 1500000 - 1.5 - 3 * np.arange(side)
     x = 500000 + 1.5 + 3 * np.arange(side)
@@ -301,3 +301,12 @@ def test_white_ash_that_blows_off_to_char_keeps_the_date_the_ash_was_first_seen(
     ash_over_soil = 0.3 * COMPOUND_SOIL + 0.7 * A  # NIR down by about a third, the visible bands brighter
     dates, _ = _dated(*_three_scenes(ash_over_soil, CHARRED, 13))
     assert (dates["first_seen"].values[8:28, 8:28] == 1).all()
+
+
+def test_a_narrow_burn_mostly_ash_seeds_on_its_own_burned_share():
+    # Two pixels wide: every 3 x 3 window over it holds unburned ground, so its mean change stays under the
+    # burn level, and the ash left the NIR bright. Each pixel unmixes as 0.8 burned: it is found.
+    cover = np.zeros((30, 30))
+    cover[12:14, 10:14] = 0.8
+    burned = _dated(*_pair_from_cover(cover, 21, burned=0.75 * A + 0.25 * C))[0]["first_seen"].values >= 0
+    assert burned[12:14, 10:14].all() and burned.sum() == 8

@@ -18,6 +18,9 @@ Each rule has a physical reason:
    NIR; CIR Burnscar's post-fire condition) or a drop beyond low severity (dNBR 0.27, Key &
    Benson 2006: a scorched canopy keeps a positive NBR). A low-severity drop that leaves NBR
    positive is also what vegetation that dried or browned between the dates shows.
+   Seeds are judged on the 3 x 3 mean change, which a burn two pixels wide or one over dark
+   ground never reaches; where shares are unmixed, a pixel at least :data:`FRACTION_SEED`
+   burned that passes the same char-or-ash test seeds on its own change (above the noise).
 3. **Grow into the half-burned.** Burns are contiguous: pixels connected to a seed are
    kept down to half the burn level (a pixel half burned) or ``grow_k`` noise sigmas,
    whichever is higher (hysteresis thresholding).
@@ -154,6 +157,11 @@ def _rim_from_fraction(mask: np.ndarray, values: np.ndarray, fraction: np.ndarra
         filled = remove_small_holes(mask, max_size=max_hole_px) & allowed
         mask = mask | (filled & (enough | ~fitted))
     return mask
+
+
+FRACTION_SEED = 0.75
+"""Burned share (char and white ash unmixed) from which a pixel that looks like char or ash afterwards
+seeds on its own change, however little its 3 x 3 neighbourhood changed."""
 
 
 def _large_enough_burns(mask: np.ndarray, fraction: np.ndarray, allowed: np.ndarray, min_px: float) -> np.ndarray:
@@ -322,6 +330,11 @@ def burn_mask(
         if white_ash is not None:
             dark |= np.nan_to_num(white_ash, nan=0.0) >= WHITE_ASH_SEED
         seeds &= dark
+    if post_nir is not None and fraction is not None and not local_rim_contrast:
+        # A small burn over dark ground: its NIR fell less than the burn level and its 3 x 3 mean is diluted
+        # by the ground around it, but the pixel itself unmixes as mostly char or ash.
+        mostly_burned = np.nan_to_num(fraction, nan=0.0) >= FRACTION_SEED
+        seeds |= allowed & mostly_burned & (centred >= max(noise_k * sigma, burn_level / 2)) & dark
     if post_nbr is not None:
         seeds &= (np.nan_to_num(post_nbr.values, nan=np.inf) <= max_post_nbr) | (centred >= seed_dnbr_no_char)
     grown, _ = ndimage.label(centred >= grow_threshold, structure=_EIGHT)
