@@ -213,18 +213,23 @@ def test_the_unburned_strip_between_two_neighbours_burns_parts_them():
     assert len(polys) == 2 and sorted(polys["n_pixels"].tolist()) == [220, 220]
 
 
+def _clear_stack(refl: np.ndarray, times: list[str]):
+    """``(time, band, y, x)`` reflectance on a 3 m UTM grid, every scene clear."""
+    side = refl.shape[-1]
+    y = 1500000 - 1.5 - 3 * np.arange(side)
+    x = 500000 + 1.5 + 3 * np.arange(side)
+    stack = xr.DataArray(refl.astype(np.float32), dims=("time", "band", "y", "x"),
+                         coords={"time": np.array(times, dtype="datetime64[ns]"), "band": BANDS, "y": y, "x": x})
+    clear = xr.DataArray(np.ones((len(times), side, side), bool), dims=("time", "y", "x"), coords={"y": y, "x": x})
+    return stack, clear
+
+
 def _pair_from_cover(cover: np.ndarray, seed: int, burned: np.ndarray = C):
     side = cover.shape[0]
     before = np.broadcast_to(SAND[:, None, None], (4, side, side))
     after = (1 - cover) * before + cover * burned[:, None, None]
     refl = np.stack([before, after]) + np.random.default_rng(seed).normal(0, 0.004, (2, 4, side, side))
-    y = 1500000 - 1.5 - 3 * np.arange(side)
-    x = 500000 + 1.5 + 3 * np.arange(side)
-    stack = xr.DataArray(refl.astype(np.float32), dims=("time", "band", "y", "x"),
-                         coords={"time": np.array(["2024-01-26T10:38", "2024-01-28T10:38"], dtype="datetime64[ns]"),
-                                 "band": BANDS, "y": y, "x": x})
-    clear = xr.DataArray(np.ones((2, side, side), bool), dims=("time", "y", "x"), coords={"y": y, "x": x})
-    return stack, clear
+    return _clear_stack(refl, ["2024-01-26T10:38", "2024-01-28T10:38"])
 
 
 def test_a_partly_caught_compound_is_cut_against_a_full_burn_not_against_its_own_mixed_rim():
@@ -264,13 +269,7 @@ def _three_scenes(after_1: np.ndarray, after_2: np.ndarray, seed: int):
     refl[1, :, 8:28, 8:28] = after_1 if after_1.ndim == 3 else after_1[:, None, None]
     refl[2, :, 8:28, 8:28] = after_2[:, None, None]
     refl += np.random.default_rng(seed).normal(0, 0.004, refl.shape)
-    y = 1500000 - 1.5 - 3 * np.arange(side)
-    x = 500000 + 1.5 + 3 * np.arange(side)
-    times = np.array(["2024-01-26T10:38", "2024-01-27T07:50", "2024-01-28T10:38"], dtype="datetime64[ns]")
-    stack = xr.DataArray(refl.astype(np.float32), dims=("time", "band", "y", "x"),
-                         coords={"time": times, "band": BANDS, "y": y, "x": x})
-    clear = xr.DataArray(np.ones((3, side, side), bool), dims=("time", "y", "x"), coords={"y": y, "x": x})
-    return stack, clear
+    return _clear_stack(refl, ["2024-01-26T10:38", "2024-01-27T07:50", "2024-01-28T10:38"])
 
 
 # Reflectance of one compound of the nonfire_with_burns case: its yard, and the same yard charred.

@@ -167,7 +167,8 @@ def _returned(new: np.ndarray, t: int, values: np.ndarray, direction: int, last_
     return np.concatenate([[False], back])[labels]
 
 
-def _next_look(marks: np.ndarray, t: int, next_clear: np.ndarray):
+def _next_look(marks: np.ndarray, t: int,
+               next_clear: np.ndarray) -> tuple[np.ndarray, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The patches of ``marks`` (labels, count) and, for each of their pixels (rows, cols), the index of
     its next clear scene after ``t`` and whether there is one: what the checks in time look at."""
     labels, n = ndimage.label(marks, structure=np.ones((3, 3), bool))

@@ -344,6 +344,8 @@ def burn_mask(
         mask = _peel_rim(mask, centred, mixed_pixel_fraction, local=local_rim_contrast)
         if max_hole_px > 0:
             mask = remove_small_holes(mask, max_size=max_hole_px) & allowed
+        min_px = max(1, int(np.ceil(min_area_m2 / pixel_area_m2)))
+        mask = remove_small_objects(mask, max_size=min_px - 1, connectivity=2)
     else:
         # The unit is judged on the patch as the hysteresis grew it: a small burn that the rim cut parts
         # from its neighbour's is still a burn a seed found. What the cut leaves of it must hold a share
@@ -355,9 +357,6 @@ def burn_mask(
         pieces, _ = ndimage.label(mask, structure=_EIGHT)
         from_kept = np.isin(pieces, np.unique(pieces[grown_patch & mask]))  # a filled hole goes with its piece
         mask = _large_enough_burns(mask & from_kept, fraction, allowed, _PART_OF_UNIT * unit_px)
-    if fraction is None or local_rim_contrast:
-        min_px = max(1, int(np.ceil(min_area_m2 / pixel_area_m2)))
-        mask = remove_small_objects(mask, max_size=min_px - 1, connectivity=2)
     n_patches = int(ndimage.label(mask, structure=_EIGHT)[1])
     info = ThresholdInfo(background, float(sigma), float(seed_threshold), float(grow_threshold), n_patches, int(mask.sum()))
     out = xr.DataArray(mask, dims=delta.dims, coords=delta.coords, attrs={**delta.attrs, **info.as_dict()})
