@@ -130,6 +130,8 @@ def kml_document(polygons_4326: gpd.GeoDataFrame, *, records: list[SceneRecord],
             ET.SubElement(ET.SubElement(data, "Data", {"name": name}), "value").text = value
         if "patch_id" in polygons_4326:  # the connected burned patch this compound's polygon was split from
             ET.SubElement(ET.SubElement(data, "Data", {"name": "patch_id"}), "value").text = str(row.patch_id)
+        if "site_id" in polygons_4326:  # the burned site: the burn this polygon continues where cloud hid it on its day
+            ET.SubElement(ET.SubElement(data, "Data", {"name": "site_id"}), "value").text = str(row.site_id)
         _geometry(mark, row.geometry)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -171,8 +171,10 @@ _SETTING_WORDS = {"settlement": "in the settlement", "outside": "outside the set
 
 
 def _patches(polygons: gpd.GeoDataFrame) -> dict[str, Any] | None:
-    """How many polygons, in how many connected burned patches: a patch spanning several compounds is
-    split along the walls between them (:mod:`pipeline.stages.split`), so both counts are said."""
+    """How many polygons, in how many connected burned patches and burned sites: a patch spanning
+    several compounds is split along the walls between them (:mod:`pipeline.stages.split`), and the
+    part of a burn that cloud hid on its day is a later polygon of the same site
+    (:func:`pipeline.stages.polygons.burn_sites`), so all three counts are said."""
     if "patch_id" not in polygons:
         return None
     n_polygons, n_patches = int(len(polygons)), int(polygons["patch_id"].nunique())
@@ -180,7 +182,16 @@ def _patches(polygons: gpd.GeoDataFrame) -> dict[str, Any] | None:
     why = (f"{n_split} patch(es) spanning several compounds were split along the walls the scene before the burn "
            f"shows between them" if n_split else "no patch showed a wall between compounds in the scene before the burn")
     statement = f"{n_polygons} polygon(s) (split along walls) in {n_patches} connected burned patch(es): {why}."
-    return {"n_polygons": n_polygons, "n_patches": n_patches, "n_split_patches": n_split, "statement": statement}
+    out = {"n_polygons": n_polygons, "n_patches": n_patches, "n_split_patches": n_split}
+    if "site_id" in polygons:
+        n_sites = int(polygons["site_id"].nunique())
+        continued = n_polygons - n_sites
+        statement += (f" They make {n_sites} burned site(s): {continued} polygon(s) first seen later continue a burn "
+                      "seen on an earlier scene that they touch, where that scene did not see them clear "
+                      "(each keeps its own dates)." if continued else
+                      f" They make {n_sites} burned site(s): no polygon continues a burn seen on an earlier scene.")
+        out["n_sites"] = n_sites
+    return {**out, "statement": statement}
 
 
 def _by_setting(polygons: gpd.GeoDataFrame) -> dict[str, dict[str, float | int]]:

@@ -12,7 +12,10 @@ that test set aside are outlined apart (:func:`nonfire_polygons`), never as burn
 
 A patch that spans several compounds is split along the walls the before-scene shows between
 them (:mod:`pipeline.stages.split`); each piece is a polygon, and ``patch_id`` names the
-connected patch it came from (one polygon per patch where no wall was seen). Outlines are
+connected patch it came from (one polygon per patch where no wall was seen). Where cloud hid
+part of a burn on the day it was first seen, that part is first seen later and is a polygon of
+its own, with its own (wider) bracket; ``site_id`` groups it with the burn it continues
+(:func:`burn_sites`), so a count of sites follows burned places. Outlines are
 traced 4-connected: pixels that touch only at a corner become parts of a MultiPolygon that
 touch at a point, never one ring that crosses itself, so every outline is a valid OGC
 geometry whose area is exactly its pixels'.
@@ -43,7 +46,7 @@ from pipeline.stages.spectral import NOT_TESTED, REASONS, TEST_NAMES, spectral_v
 from pipeline.stages.split import split_patches
 
 __all__ = ["equal_area_crs", "burn_polygons", "describe_polygons", "empty_polygons", "polygon_settings",
-           "transient_polygons", "nonfire_polygons", "pixel_outlines", "POLYGON_COLUMNS", "TRANSIENT_COLUMNS",
+           "transient_polygons", "nonfire_polygons", "pixel_outlines", "burn_sites", "POLYGON_COLUMNS", "TRANSIENT_COLUMNS",
            "NONFIRE_COLUMNS"]
 
 _EIGHT = np.ones((3, 3), dtype=bool)
@@ -64,6 +67,7 @@ POLYGON_COLUMNS = [
     "setting",
     "confirmed",
     "patch_id",
+    "site_id",
     "spectral_test",
     "spectral_reason",
 ]
@@ -298,9 +302,41 @@ def describe_polygons(frame: gpd.GeoDataFrame, *, grid: Grid, times: list[str],
         for t, c in zip(frame["first_seen_index"], centroids)
     ]
     frame = frame.sort_values(["first_seen_index", "polygon_id"]).reset_index(drop=True)
+    frame["site_id"] = burn_sites(frame)
     return gpd.GeoDataFrame(frame[POLYGON_COLUMNS + ["geometry"]], geometry="geometry", crs=grid.crs)
 
 
+
+
+def burn_sites(frame: gpd.GeoDataFrame) -> list[str]:
+    """The burned site of each polygon: a polygon that touches an earlier date's polygon and was not
+    seen clear on that polygon's date (its ``last_clear_index`` comes before the other's
+    ``first_seen_index``) may be the rest of the same burn, hidden by cloud on the day; it joins that
+    polygon's site. Each polygon joins at most one earlier polygon (the one it shares the most
+    edge with), so compounds split along walls on one date stay apart. A site is named after its
+    first polygon (``S`` + its ``polygon_id``).
+
+    ``frame`` is sorted by date (as :func:`describe_polygons` leaves it); the dates and
+    brackets of the polygons themselves are untouched: a site only says which of them a
+    reader should count as one burned place.
+    """
+    sites = [f"S{p}" for p in frame["polygon_id"]]
+    if len(frame) < 2:
+        return sites
+    first = frame["first_seen_index"].to_numpy(int)
+    last_clear = frame["last_clear_index"].to_numpy(int)
+    geometry = frame.geometry.reset_index(drop=True)
+    later, earlier = geometry.sindex.query(geometry, predicate="intersects")
+    candidates: dict[int, list[int]] = {}
+    for b, a in zip(later.tolist(), earlier.tolist()):
+        if first[a] < first[b] and last_clear[b] < first[a]:
+            candidates.setdefault(b, []).append(a)
+    for b in sorted(candidates, key=lambda i: (first[i], i)):
+        options = sorted(candidates[b])
+        edge = [geometry[a].boundary.intersection(geometry[b].boundary).length for a in options]
+        a = options[int(np.argmax(edge))]  # the first of equals: the earliest in the sorted table
+        sites[b] = sites[a]
+    return sites
 
 
 def transient_polygons(dates: xr.Dataset, *, grid: Grid, times: list[str]) -> gpd.GeoDataFrame:
