@@ -16,7 +16,7 @@ from pipeline.stages.dating import date_burns
 from pipeline.stages.fraction import CHAR, WHITE_ASH, area_with_sigma, burned_fraction, unmix
 from pipeline.stages.indices import burn_index
 from pipeline.stages.polygons import burn_polygons
-from pipeline.stages.threshold import burn_mask
+from pipeline.stages.threshold import burn_candidates, burn_mask
 
 BANDS = ["blue", "green", "red", "nir"]
 SAND = np.array([0.14, 0.20, 0.27, 0.33])
@@ -158,6 +158,31 @@ def test_scene_noise_and_background_drift_do_not_read_as_burned():
     out = burned_fraction(before, after, bands=BANDS)
     assert np.median(out.fraction) < 0.03 and np.percentile(out.fraction, 99) < 0.15
     assert np.all(out.sigma_noise > 0) and np.all(np.isfinite(out.sigma_endmember))
+
+
+def test_shares_fitted_only_where_asked_are_those_of_the_whole_scene_and_nan_elsewhere():
+    rng = np.random.default_rng(8)
+    before = SAND[:, None, None] + rng.normal(0, 0.004, (4, 40, 40))
+    after = before + rng.normal(0, 0.004, before.shape)
+    after[:, 10:20, 10:20] = 0.4 * before[:, 10:20, 10:20] + 0.6 * np.array([CHAR[b] for b in BANDS])[:, None, None]
+    where = np.zeros((40, 40), bool)
+    where[8:22, 8:22] = True
+    whole, part = burned_fraction(before, after, bands=BANDS), burned_fraction(before, after, bands=BANDS, where=where)
+    for key in ("char", "ash", "fraction", "sigma_noise", "sigma_endmember"):
+        np.testing.assert_array_equal(getattr(part, key)[where], getattr(whole, key)[where])
+        assert np.isnan(getattr(part, key)[~where]).all()
+
+
+def test_no_burn_reaches_beyond_the_candidates_it_is_judged_on():
+    rng = np.random.default_rng(9)
+    d = rng.normal(0, 0.01, (60, 60))
+    d[10:25, 10:25] += 0.3
+    d[40:43, 40:48] += 0.06  # above growth, below a seed: a candidate that is never a burn
+    candidates, judged_on = burn_candidates(d, burn_level=0.08, grow_k=2.0)
+    mask, info = burn_mask(xr.DataArray(d, dims=("y", "x")), burn_level=0.08, pixel_area_m2=9.0, grow_k=2.0)
+    assert judged_on == pytest.approx((info.background, info.noise_sigma))
+    assert mask.values.any() and not (mask.values & ~candidates).any()
+    assert candidates[40:43, 40:48].all() and not mask.values[40:43, 40:48].any()
 
 
 def test_fraction_area_is_in_the_polygons_report_and_manifest(small_run):

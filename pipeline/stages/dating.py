@@ -34,7 +34,7 @@ from pipeline.config import Params
 from pipeline.stages.fraction import burned_fraction, unmixing_bands
 from pipeline.stages.indices import BURN_LEVELS, SEVERITY_SCALED
 from pipeline.stages.spectral import NON_FIRE, NOT_TESTED, PROPORTIONAL, STAYED, spectral_codes
-from pipeline.stages.threshold import ThresholdInfo, burn_mask
+from pipeline.stages.threshold import ThresholdInfo, burn_candidates, burn_mask
 
 __all__ = ["date_burns"]
 
@@ -319,9 +319,12 @@ def date_burns(
         last_clear = change["last_clear"].values[t]
         base, retaken = _usual_base(d_t.values, t, values, direction, last_clear, usual_last, valid[t])
         d_t = d_t.copy(data=retaken)
+        candidates, judged_on = burn_candidates(d_t.values, burn_level=level, grow_k=params.grow_k, exclude=burned,
+                                                background_noise=None if noise is None else noise[t])
         fraction = None
-        if unmixing:
-            fraction = burned_fraction(*_before_after(reflectance.values, clear.values, base, t), bands=bands)
+        if unmixing:  # only where a burn can be, and the ring of mixed pixels around it
+            fraction = burned_fraction(*_before_after(reflectance.values, clear.values, base, t), bands=bands,
+                                       where=ndimage.binary_dilation(candidates, structure=np.ones((3, 3), bool)))
         mask, info = burn_mask(
             d_t,
             post_nir=None if post_nir is None else post_nir.isel(time=t),
@@ -339,7 +342,7 @@ def date_burns(
             local_rim_contrast=index_name in SEVERITY_SCALED,
             min_area_m2=params.min_area_m2,
             max_hole_px=params.max_hole_px,
-            background_noise=None if noise is None else noise[t],
+            background_noise=judged_on,
             fraction=None if fraction is None else fraction.fraction,
             fraction_cut=params.rim_burned_fraction,
             white_ash=None if fraction is None else fraction.ash,

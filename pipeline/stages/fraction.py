@@ -208,14 +208,16 @@ def unmix(before: np.ndarray, after: np.ndarray, *, bands: list[str], noise: np.
     return tuple(o.reshape(shape) for o in out)  # type: ignore[return-value]
 
 
-def burned_fraction(before: np.ndarray, after: np.ndarray, *, bands: list[str]) -> Fraction:
+def burned_fraction(before: np.ndarray, after: np.ndarray, *, bands: list[str], where: np.ndarray | None = None) -> Fraction:
     """The burned share of every pixel of one date, with its uncertainty.
 
     ``before`` is each pixel's own last clear observation before the date, ``after`` the
     date, both ``(band, y, x)`` reflectance (NaN: not observed). Each band's background drift
-    is removed and its noise measured (:func:`band_noise`), then :func:`unmix` fits the char
-    and white-ash shares; the fit is repeated with each end-member moved by its spread for
-    the end-member part of the uncertainty.
+    is removed and its noise measured (:func:`band_noise`) on the whole scene, then :func:`unmix`
+    fits the char and white-ash shares; the fit is repeated with each end-member moved by its
+    spread for the end-member part of the uncertainty. Given ``where`` (``(y, x)``), only those
+    pixels are fitted and the others are NaN: five fits per pixel are the costliest step of a
+    date, and only the pixels a burn can hold and their ring need them.
 
     Examples
     --------
@@ -233,6 +235,22 @@ def burned_fraction(before: np.ndarray, after: np.ndarray, *, bands: list[str]) 
     pre, post = before[keep].astype(np.float64), after[keep].astype(np.float64)
     background, sigma = band_noise(pre, post)
     post = post + background[:, None, None]  # drift removed: the unburned majority changes by nothing
+    if where is not None:
+        fitted = _fractions(pre[:, where], post[:, where], present, sigma)
+        return Fraction(*(_scattered(v, where) for v in (fitted.char, fitted.ash, fitted.fraction,
+                                                         fitted.sigma_noise, fitted.sigma_endmember)))
+    return _fractions(pre, post, present, sigma)
+
+
+def _scattered(values: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """``values`` of the pixels of ``where`` put back on its grid, NaN elsewhere."""
+    out = np.full(where.shape, np.nan)
+    out[where] = values
+    return out
+
+
+def _fractions(pre: np.ndarray, post: np.ndarray, present: list[str], sigma: np.ndarray) -> Fraction:
+    """:func:`burned_fraction` on ``(band, ...)`` reflectances whose drift is already removed."""
     fc, fa, var = unmix(pre, post, bands=present, noise=sigma)
     shifted = []
     for name, spread in (("char", CHAR_SPREAD), ("ash", ASH_SPREAD)):

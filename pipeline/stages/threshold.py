@@ -54,7 +54,7 @@ import xarray as xr
 from scipy import ndimage
 from skimage.morphology import remove_small_holes, remove_small_objects
 
-__all__ = ["ThresholdInfo", "robust_sigma", "background_and_noise", "burn_mask", "WHITE_ASH_SEED"]
+__all__ = ["ThresholdInfo", "robust_sigma", "background_and_noise", "burn_candidates", "burn_mask", "WHITE_ASH_SEED"]
 
 WHITE_ASH_SEED = 0.5
 """Unmixed white-ash share from which a pixel seeds a burn however bright its NIR stays (half the pixel)."""
@@ -244,6 +244,26 @@ def background_and_noise(values: np.ndarray) -> tuple[float, float]:
         below = finite[finite <= mode] - mode
         sigma = float(1.4826 * np.median(np.abs(below))) if below.size else 0.0
     return mode, sigma
+
+
+def burn_candidates(values: np.ndarray, *, burn_level: float, grow_k: float = 2.0, exclude: np.ndarray | None = None,
+                    background_noise: tuple[float, float] | None = None) -> tuple[np.ndarray, tuple[float, float]]:
+    """The pixels a burn mask of one date can hold, and the background and noise they were judged on.
+
+    Every burn grows from a seed through pixels above the growth threshold (rule 3), so nothing
+    outside these pixels can be burned on the date; a step that is costly per pixel (unmixing
+    the burned share) need only be done on them and the ring around them. ``values`` is the
+    ``(y, x)`` change, ``exclude`` as :func:`burn_mask`, which takes the returned background and
+    noise as its ``background_noise`` so both judge on the same figures.
+    """
+    values = values.astype(np.float64)
+    allowed = np.isfinite(values) if exclude is None else np.isfinite(values) & ~exclude
+    if not allowed.any():
+        return np.zeros(values.shape, dtype=bool), (float("nan"), float("nan"))
+    background, sigma = background_noise if background_noise is not None else background_and_noise(values[allowed])
+    with np.errstate(invalid="ignore"):
+        candidates = allowed & (values - background >= max(grow_k * sigma, burn_level / 2))
+    return candidates, (float(background), float(sigma))
 
 
 def burn_mask(
