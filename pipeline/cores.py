@@ -27,6 +27,8 @@ import sys
 import threading
 from typing import Callable, TypeVar
 
+from threadpoolctl import threadpool_limits
+
 __all__ = ["fork_map"]
 
 T = TypeVar("T")
@@ -51,6 +53,9 @@ def _die_with_parent(parent: int) -> None:
             pass  # no usable libc: the parent check below still applies
     if os.getppid() != parent:
         os._exit(0)
+    # Each worker is one core's worth of work: a BLAS pool per worker as wide as the machine would have
+    # two workers' threads fight over two cores and spin (seen: a third more time in co-registration).
+    threadpool_limits(limits=1)
 
 
 def _run(i: int) -> object:
