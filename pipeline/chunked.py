@@ -47,6 +47,7 @@ from scipy.sparse.csgraph import connected_components
 from shapely.geometry import LineString, box
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
+from threadpoolctl import threadpool_limits
 
 from pipeline.config import Params
 from pipeline.errors import ParameterError, SceneError
@@ -59,7 +60,7 @@ from pipeline.model import SceneRecord
 from pipeline.readers.rasters import memoised_hashes, stack_scenes
 from pipeline.stages.polygons import describe_polygons, empty_polygons
 from pipeline.model import Calibration, Detection
-from pipeline.progress import Progress
+from pipeline.progress import Progress, mark_stage, stage, stage_done
 from pipeline.run import apply, detect_burns
 from pipeline.readers import SceneSource
 
@@ -175,6 +176,16 @@ def _detect_chunk(sources: list[SceneSource], footprints: list[BaseGeometry], ch
                   params: Params, calibration: Calibration, records: list[SceneRecord],
                   settlement: BaseGeometry | None) -> gpd.GeoDataFrame:
     """Polygons of one chunk, analysed with its halo and the scene-wide calibration."""
+    stage("reading a chunk's window", logger=logger)
+    try:
+        return _chunk_polygons(sources, footprints, chunk, halo_px, params, calibration, records, settlement)
+    finally:
+        stage_done()
+
+
+def _chunk_polygons(sources: list[SceneSource], footprints: list[BaseGeometry], chunk: Chunk, halo_px: int,
+                    params: Params, calibration: Calibration, records: list[SceneRecord],
+                    settlement: BaseGeometry | None) -> gpd.GeoDataFrame:
     loaded_grid = chunk.grid.buffered(halo_px)
     if not any(f.intersects(box(*loaded_grid.bounds)) for f in footprints):
         return empty_polygons(chunk.grid.crs)
@@ -348,6 +359,7 @@ def detect_chunked(
         raise SceneError("no scene overlaps the area; check its extent or pick scenes that cover it")
     window = _calibration_window(grid, footprints, calibration_px)
     logger.info(f"calibrating on a {window.width} x {window.height} px window")
+    mark_stage("calibration: loading its window")
     stack, all_records = load_window(sources, footprints, window, None)
     # calibrate, then apply to the window: detect_burns does both in one pass (the same numbers, tests/test_house.py)
     calib_det = detect_burns(stack, all_records, params=params, loaded_grid=window, analysis_grid=window,
@@ -366,10 +378,13 @@ def detect_chunked(
     # leaving that block restores filters under another one still inside it, whose NotGeoreferencedWarning then
     # escapes. The readers check georeferencing themselves (readers/rasters.py), so the warning is muted here,
     # before any worker starts.
-    with _ChunkProgress(len(tasks)), warnings.catch_warnings():
+    stage_done()  # the main thread waits for the chunks: their stages are timed on the threads that run them
+    # Chunks already run one per core: a BLAS pool per chunk as wide as the machine would oversubscribe it.
+    with _ChunkProgress(len(tasks)), warnings.catch_warnings(), threadpool_limits(limits=1):
         warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
         results = dask.compute(*tasks, **options)
     found = [r for r in results if not r.empty]
+    mark_stage("seams: merging pieces across chunk edges")
     if found:
         merged, n_merged = merge_across_edges(gpd.GeoDataFrame(pd.concat(found, ignore_index=True), geometry="geometry",
                                                                crs=grid.crs), _inner_edges(grid, chunks))
@@ -378,6 +393,7 @@ def detect_chunked(
     else:
         polygons, n_merged = empty_polygons(grid.crs), 0
     logger.info(f"{len(polygons)} polygon(s); {n_merged} piece(s) merged across chunk edges")
+    stage_done()
     return ChunkedDetection(polygons=polygons, records=calib_det.records, all_records=all_records,
                             sources=sources, footprints=footprints, halo_px=halo,
                             calibration=calibration, calibration_grid=window, calibration_detection=calib_det,

@@ -588,12 +588,21 @@ def bench(aoi_name: str, out_root: Path, data_root: Path, cases: tuple[str, ...]
 @click.option("--repeats", type=_WholeIn(min=1), default=3, show_default=True, help="Runs of each method; medians are printed.")
 @click.option("--work", "work_dir", type=click.Path(path_type=Path), default=Path("out/bench-perf"), show_default=True,
               help="Where the generated pair is written (and removed after).")
-def bench_perf(sizes: tuple[int, ...], repeats: int, work_dir: Path) -> None:
+@click.option("--profile", is_flag=True, help="Instead: time each stage (wall, CPU, bytes read and written) of one pipeline "
+              "run per size and of a warm `burnscan detect ogota`; written to bench_profile.json.")
+def bench_perf(sizes: tuple[int, ...], repeats: int, work_dir: Path, profile: bool) -> None:
     """Time the pipeline against the decode floor and a naive method on generated tile-sized pairs."""
-    from pipeline.bench.perf import perf_lines, run_perf
+    from pipeline.bench.perf import perf_lines, profile_lines, run_perf, run_profile
     from pipeline.outputs.write import write_json
 
     work_dir.mkdir(parents=True, exist_ok=True)
+    if profile:
+        found = run_profile(work_dir, list(sizes) or [5490, 10980])
+        for line in profile_lines(found):
+            click.echo(line)
+        write_json(work_dir / "bench_profile.json", {"rows": found}, root=work_dir)
+        click.echo(f"written: {work_dir / 'bench_profile.json'}")
+        return
     rows = run_perf(work_dir, list(sizes) or [5490, 10980], repeats=repeats)
     for line in perf_lines(rows):
         click.echo(line)

@@ -25,12 +25,17 @@ Example
 from __future__ import annotations
 
 import logging
+import re
+import resource
+import threading
 import time
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, TypeVar
 
-__all__ = ["Progress", "counted", "stage", "timed"]
+__all__ = ["Progress", "StageClock", "StageTime", "counted", "mark_stage", "profiled", "stage", "stage_done",
+           "timed"]
 
 T = TypeVar("T")
 
@@ -59,6 +64,111 @@ def _elapsed() -> str:
     return "" if started is None else f"[{time.perf_counter() - started:.1f} s] "
 
 
+@dataclass
+class StageTime:
+    """What one stage cost over a run: seconds on the clock of the threads that ran it (summed over
+    threads: chunks analysed on two threads at once count twice), CPU seconds (with the forked
+    workers it waited for), bytes read and written through system calls while it ran (the
+    process's, so on threads running side by side each stage also sees the others'), and how
+    many times it was entered (once per chunk on a large area)."""
+
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    read_bytes: int = 0
+    written_bytes: int = 0
+    entries: int = 0
+
+
+def _io_bytes() -> tuple[int, int]:
+    """Bytes this process has read and written through system calls (``rchar``, ``wchar``; 0 where unknown)."""
+    try:
+        with open("/proc/self/io", encoding="ascii") as io:
+            fields = dict(line.split(":", 1) for line in io.read().splitlines() if ":" in line)
+        return int(fields.get("rchar", 0)), int(fields.get("wchar", 0))
+    except OSError:
+        return 0, 0
+
+
+def _children_cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+class StageClock:
+    """Where a run's time goes, stage by stage (:func:`profiled`).
+
+    Every :func:`stage` call on a thread ends that thread's previous stage and starts the new
+    one, under the stage's name (its text up to the first colon, numbers as ``N``: "co-registration",
+    "threshold and dating", "loading N scenes onto N x N px"); :meth:`finish` ends the stages
+    still open. CPU is the thread's own, plus, on the main thread, that of the forked workers
+    it reaped (:mod:`pipeline.cores` forks only from there).
+    """
+
+    def __init__(self) -> None:
+        self.stages: dict[str, StageTime] = {}
+        self._open: dict[int, tuple[str, float, float, tuple[int, int]]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _reading() -> tuple[float, float, tuple[int, int]]:
+        main = threading.current_thread() is threading.main_thread()
+        return time.perf_counter(), time.thread_time() + (_children_cpu() if main else 0.0), _io_bytes()
+
+    def _close(self, thread: int, wall: float, cpu: float, io: tuple[int, int]) -> None:
+        if thread not in self._open:
+            return
+        name, wall0, cpu0, io0 = self._open.pop(thread)
+        spent = self.stages.setdefault(name, StageTime())
+        spent.wall_s += wall - wall0
+        spent.cpu_s += cpu - cpu0
+        spent.read_bytes += io[0] - io0[0]
+        spent.written_bytes += io[1] - io0[1]
+        spent.entries += 1
+
+    def enter(self, what: str) -> None:
+        """End this thread's stage and start ``what``."""
+        name = re.sub(r"\d+(\.\d+)?", "N", what.split(":", 1)[0]).strip()
+        reading = self._reading()
+        thread = threading.get_ident()
+        with self._lock:
+            self._close(thread, *reading)
+            self._open[thread] = (name, *reading)
+
+    def leave(self) -> None:
+        """End this thread's stage without starting another (a chunk is done: the wait for the next is no stage)."""
+        reading = self._reading()
+        with self._lock:
+            self._close(threading.get_ident(), *reading)
+
+    def finish(self) -> None:
+        """End every open stage (the last one of each thread) now."""
+        wall, _, io = self._reading()
+        with self._lock:
+            for thread in list(self._open):
+                # Another thread's CPU cannot be read from here: its last stage is ended with what it had then.
+                cpu = self._reading()[1] if thread == threading.get_ident() else self._open[thread][2]
+                self._close(thread, wall, cpu, io)
+
+
+_CLOCK: StageClock | None = None  # module-wide, not a context variable: worker threads report to it too
+
+
+@contextmanager
+def profiled() -> Iterator[StageClock]:
+    """Within the block, every :func:`stage` on any thread is timed by the :class:`StageClock` yielded.
+
+    For the performance benchmark (``burnscan bench-perf --profile``): one profiled run per process.
+    """
+    global _CLOCK
+    clock = StageClock()
+    _CLOCK = clock
+    try:
+        yield clock
+    finally:
+        clock.finish()
+        _CLOCK = None
+
+
 def stage(what: str, *, logger: logging.Logger) -> None:
     """Say that the run has entered the stage ``what``: INFO inside :func:`timed`, DEBUG outside it.
 
@@ -69,10 +179,26 @@ def stage(what: str, *, logger: logging.Logger) -> None:
     logger:
         The module logger of the work, so that the line says where it came from.
     """
+    if _CLOCK is not None:
+        _CLOCK.enter(what)
     if _STARTED.get() is None:
         logger.debug(what)
     else:
         logger.info(_elapsed() + what)
+
+
+def mark_stage(what: str) -> None:
+    """Start the stage ``what`` for a profiled run (:func:`profiled`) without a log line: for work that says
+    where it is in its own words (a large area's calibration, chunks and seams)."""
+    if _CLOCK is not None:
+        _CLOCK.enter(what)
+
+
+def stage_done() -> None:
+    """Say that this thread's stage is over without another starting (the end of a chunk's work), so a
+    profiled run (:func:`profiled`) does not count the wait for the next chunk to it."""
+    if _CLOCK is not None:
+        _CLOCK.leave()
 
 
 class Progress:

@@ -86,6 +86,7 @@ FILE_EDGES = {
     "pipeline.cli": "writes the private log file of an unexpected error (before any other module could)",
     "pipeline.aoi": "reads the AOI registry's own files, aoi/*.geojson",
     "pipeline.review": "reads and appends the analysts' decisions file, data/<aoi>/reviews.json",
+    "pipeline.progress": "reads the process's own I/O counters, /proc/self/io, for a profiled run's bytes per stage",
 }
 """Modules outside readers/, outputs/ and provenance/ that touch files, each with its reason."""
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from pipeline.progress import Progress
 
-__all__ = ["write_pair", "run_perf", "perf_lines"]
+__all__ = ["write_pair", "run_perf", "perf_lines", "run_profile", "profile_lines"]
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +135,17 @@ def _naive(pre: str, post: str) -> dict[str, Any]:
     return {"polygons": n}
 
 
-_METHODS: dict[str, Callable[[str, str], dict[str, Any]]] = {"floor": _floor, "pipeline": _pipeline, "naive": _naive}
+def _village(data_root: str, out_root: str) -> dict[str, Any]:
+    """``burnscan detect ogota`` on its SIMULATED demo scenes (made first if missing, so time a second run), figures included."""
+    from pipeline.run import run_detect
+    from pipeline.sim.demo import demo_scenes
+
+    outcome = run_detect("ogota", out_root=Path(out_root), data_root=Path(data_root), demo=demo_scenes)
+    return {"polygons": int(len(outcome.detection.polygons)), "burned_ha": outcome.report["totals"]["burned_fraction_ha"]}
+
+
+_METHODS: dict[str, Callable[[str, str], dict[str, Any]]] = {"floor": _floor, "pipeline": _pipeline, "naive": _naive,
+                                                              "village": _village}
 
 
 def _own_peak_kb() -> int:
@@ -147,23 +157,31 @@ def _own_peak_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def _child(method: str, pre: str, post: str) -> None:
-    """Run one method in this process and print its figures as JSON (peak RSS of this process tree)."""
+def _child(method: str, pre: str, post: str, profile: bool = False) -> None:
+    """Run one method in this process and print its figures as JSON (peak RSS of this process tree);
+    with ``profile``, also each stage's time (:func:`pipeline.progress.profiled`)."""
+    from pipeline.progress import profiled
+
     start, cpu0 = time.perf_counter(), time.process_time()
-    out = _METHODS[method](pre, post)
+    with profiled() as clock:
+        out = _METHODS[method](pre, post)
     wall = time.perf_counter() - start
+    if profile:
+        out["stages"] = {name: {"wall_s": round(t.wall_s, 3), "cpu_s": round(t.cpu_s, 3), "read_mb": round(t.read_bytes / 1e6, 1),
+                                "written_mb": round(t.written_bytes / 1e6, 1), "entries": t.entries}
+                         for name, t in clock.stages.items()}
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (time.process_time() - cpu0) + kids.ru_utime + kids.ru_stime
     peak_mb = max(_own_peak_kb(), kids.ru_maxrss) / 1024  # Linux: kilobytes
     print(json.dumps({"method": method, "wall_s": wall, "cpu_s": cpu, "peak_mb": peak_mb, **out}))
 
 
-def _measure(method: str, pre: Path, post: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+def _measure(method: str, pre: Path, post: Path, env: dict[str, str] | None = None, profile: bool = False) -> dict[str, Any]:
     env_threads = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"} if method == "naive" else {}
     import os
 
-    done = subprocess.run([sys.executable, "-m", "pipeline.bench.perf", method, str(pre), str(post)], capture_output=True,
-                          text=True, env={**os.environ, **env_threads, **(env or {})}, check=False)
+    done = subprocess.run([sys.executable, "-m", "pipeline.bench.perf", method, str(pre), str(post)] + (["profile"] if profile else []),
+                          capture_output=True, text=True, env={**os.environ, **env_threads, **(env or {})}, check=False)
     if done.returncode != 0:
         return {"method": method, "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"}
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -212,6 +230,48 @@ def run_perf(folder: Path, sizes: list[int], *, repeats: int = 3,
     return rows
 
 
+def run_profile(folder: Path, sizes: list[int], *, data_root: Path = Path("data")) -> list[dict[str, Any]]:
+    """Where the time goes: the pipeline once on a pair of each size, and ``burnscan detect ogota`` on
+    its demo, each in its own process with every stage timed (:func:`pipeline.progress.profiled`).
+
+    The village is run twice and the second run kept: the first may have to make the demo scenes
+    (a warm run is the one the target is set for). One row per run, with its stages.
+    """
+    rows = []
+    for size in sizes:
+        subprocess.run([sys.executable, "-m", "pipeline.bench.perf", "write", str(folder), str(size)], check=True)
+        pre, post = (Path(folder) / f"perf_{size}_{name}_SIMULATED.tif" for name in ("pre", "post"))
+        for method in ("floor", "pipeline"):
+            rows.append({"size": size, **_measure(method, pre, post, profile=method == "pipeline")})
+        for p in (pre, post):
+            p.unlink()
+    village_out = Path(folder) / "village"
+    for _ in range(2):
+        village = _measure("village", data_root, village_out, profile=True)
+    rows.append({"size": "ogota demo", **village})
+    return rows
+
+
+def profile_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The rows of :func:`run_profile` as printed: per run, each stage's seconds, CPU, bytes and share of the run."""
+    lines: list[str] = []
+    floors = {r["size"]: r["wall_s"] for r in rows if r.get("method") == "floor" and "wall_s" in r}
+    for row in rows:
+        if row.get("method") == "floor" or "error" in row:
+            if "error" in row:
+                lines.append(f"{row['size']}: {row['method']} FAILED: {row['error']}")
+            continue
+        what = "village run" if row["method"] == "village" else f"{row['size']} x {row['size']} px pair (SIMULATED), chunked"
+        floor = f", decode floor {floors[row['size']]:.2f} s" if row["size"] in floors else ""
+        lines.append(f"{what}: wall {row['wall_s']:.2f} s, cpu {row['cpu_s']:.2f} s (cpu/wall {row['cpu_s'] / row['wall_s']:.2f})"
+                     f", peak RSS {row['peak_mb']:.0f} MB{floor}")
+        lines.append(f"  {'stage':44} {'thread-s':>9} {'cpu s':>8} {'of wall':>8} {'read MB':>9} {'written MB':>11} {'entered':>8}")
+        for name, t in sorted(row.get("stages", {}).items(), key=lambda kv: -kv[1]["wall_s"]):
+            lines.append(f"  {name[:44]:44} {t['wall_s']:9.2f} {t['cpu_s']:8.2f} {t['wall_s'] / row['wall_s']:8.0%} "
+                         f"{t['read_mb']:9.1f} {t['written_mb']:11.1f} {t['entries']:8d}")
+    return lines
+
+
 def perf_lines(rows: list[dict[str, Any]]) -> list[str]:
     """The rows of :func:`run_perf` as printed: per size, each method's medians, each chunk size, the ratios."""
     lines: list[str] = []
@@ -240,4 +300,4 @@ if __name__ == "__main__":
     if sys.argv[1] == "write":
         write_pair(Path(sys.argv[2]), int(sys.argv[3]))
     else:
-        _child(*sys.argv[1:4])
+        _child(*sys.argv[1:4], profile=sys.argv[4:5] == ["profile"])
