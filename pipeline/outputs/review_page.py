@@ -34,6 +34,7 @@ from matplotlib import image as mpimg
 from pyproj import CRS, Transformer
 from shapely.geometry.base import BaseGeometry
 
+from pipeline.cores import fork_map
 from pipeline.errors import OutputError, ParameterError
 from pipeline.grid import Grid
 from pipeline.model import Detection, record_positions
@@ -298,12 +299,13 @@ def review_page(detection: Detection, polygons: gpd.GeoDataFrame, aoi_outline: B
     # One stretch for every date, from observed ground only: switching dates changes the ground, never the colours.
     stretch = joint_stretch(*(s.where(c) for s, c in zip(scenes_reflectance, clear)))
     factor = max(1, math.ceil(max(W, H) / MAX_IMAGE_SIDE))
-    scenes, png_size = [], (0, 0)
-    for t, (scene, observed) in enumerate(zip(scenes_reflectance, clear)):
-        rgb, _ = false_colour(scene, stretch=stretch)
-        observed = observed & np.isfinite(scene.values).all(axis=0)
-        png = _scene_png(rgb, observed, factor)
-        png_size = (-(-W // factor) * factor, -(-H // factor) * factor)
+
+    def scene_png(t: int) -> bytes:
+        rgb, _ = false_colour(scenes_reflectance[t], stretch=stretch)
+        return _scene_png(rgb, clear[t] & np.isfinite(scenes_reflectance[t].values).all(axis=0), factor)
+
+    scenes, png_size = [], (-(-W // factor) * factor, -(-H // factor) * factor)
+    for t, png in enumerate(fork_map(scene_png, len(records))):  # one scene per core: compositing and encoding
         rec = records[t]
         scenes.append({"png": "data:image/png;base64," + base64.b64encode(png).decode("ascii"),
                        "caption": f"{rec.scene_id}, {scene_time(rec, tz_name)}{sim}"})

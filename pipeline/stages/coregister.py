@@ -88,6 +88,8 @@ class ShiftEstimate:
 def _filled(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """``image`` with masked or non-finite pixels set to the median of the rest."""
     good = mask & np.isfinite(image)
+    if good.all():  # nothing to fill: the median would not be used
+        return image.astype(np.float64)
     fill = float(np.median(image[good])) if good.any() else 0.0
     return np.where(good, image, fill).astype(np.float64)
 
@@ -238,17 +240,25 @@ class _Sampler:
         )
 
 
-def undo_shift(image: np.ndarray, dy: float, dx: float) -> np.ndarray:
+def undo_shift(image: np.ndarray, dy: float, dx: float, *, support: np.ndarray | None = None) -> np.ndarray:
     """Move displaced content back by ``(-dy, -dx)``; pixels with no source become NaN.
 
     Cubic-spline resampling keeps sub-pixel detail; non-finite input pixels are filled
-    for the interpolation and then re-masked with everything they touched.
+    for the interpolation and then re-masked with everything they touched. ``support`` is
+    :func:`shifted_support` of the image's finite pixels, where the caller has it already
+    (every band of a scene is finite on the same pixels).
     """
     finite = np.isfinite(image)
     filled = _filled(image, finite)
     moved = ndimage.shift(filled, (-dy, -dx), order=3, mode="nearest")
-    support = ndimage.shift(finite.astype(np.float64), (-dy, -dx), order=1, mode="constant", cval=0.0)
+    if support is None:
+        support = shifted_support(finite, dy, dx)
     return np.where(support > 0.999, moved, np.nan).astype(image.dtype if image.dtype.kind == "f" else np.float32)
+
+
+def shifted_support(finite: np.ndarray, dy: float, dx: float) -> np.ndarray:
+    """How much of each moved pixel's source had data: the ``finite`` mask moved as :func:`undo_shift` moves an image."""
+    return ndimage.shift(finite.astype(np.float64), (-dy, -dx), order=1, mode="constant", cval=0.0)
 
 
 def apply_shifts(stack: xr.Dataset, estimates: list[ShiftEstimate]) -> xr.Dataset:
@@ -263,7 +273,10 @@ def apply_shifts(stack: xr.Dataset, estimates: list[ShiftEstimate]) -> xr.Datase
 
     def move(t: int) -> tuple[np.ndarray, np.ndarray]:
         est = estimates[t]
-        bands = np.stack([undo_shift(refl[t, b], est.dy, est.dx) for b in range(refl.shape[1])])
+        finite = np.isfinite(refl[t])
+        # Bands finite on the same pixels (the rule) share one moved support: the same numbers, computed once.
+        shared = shifted_support(finite[0], est.dy, est.dx) if (finite == finite[0]).all() else None
+        bands = np.stack([undo_shift(refl[t, b], est.dy, est.dx, support=shared) for b in range(refl.shape[1])])
         moved_clear = undo_shift(clear[t].astype(np.float32), est.dy, est.dx)
         return bands, (np.nan_to_num(moved_clear, nan=0.0) > 0.999) & np.all(np.isfinite(bands), axis=0)
 
