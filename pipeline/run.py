@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from collections.abc import MutableMapping
 from typing import Any, Callable, Collection, NamedTuple
 
 import geopandas as gpd
@@ -54,6 +55,7 @@ from pipeline.resolution import DEMO_PIXEL_M, GridChoice, choose_resolution
 from pipeline.stages.structures import settlement_from_footprints
 from pipeline.stages.threshold import ThresholdInfo
 from pipeline.outputs.write import check_output_folder, finish_run_dir, new_run_dir, write_json
+from pipeline.outputs.shift_cache import ShiftCache
 from pipeline.outputs.run_rasters import write_rasters
 from pipeline.outputs.stac_item import ITEM_NAME, run_item
 
@@ -72,6 +74,7 @@ def detect_burns(
     analysis_grid: Grid,
     settlement: BaseGeometry | None = None,
     aoi_name: str = "AOI",
+    shift_cache: MutableMapping[str, ShiftEstimate] | None = None,
 ) -> Detection:
     """The whole analysis of a loaded stack: :func:`calibrate` on it, then :func:`apply` to all of it.
 
@@ -81,9 +84,10 @@ def detect_burns(
     On the whole stack, the calibration pass has already computed every array ``apply``
     would (the same numbers: tests/test_house.py), so they are used as they are. ``aoi_name``
     is named in the command a user is told to run when fewer than two scenes are usable.
+    ``shift_cache`` keeps shifts between runs of the same scenes (:class:`pipeline.outputs.shift_cache.ShiftCache`).
     """
     measured = _measure(stack, records, params=params, loaded_grid=loaded_grid, analysis_grid=analysis_grid,
-                        aoi_name=aoi_name)
+                        aoi_name=aoi_name, shift_cache=shift_cache)
     return _detection(measured, records, params=params, analysis_grid=analysis_grid, settlement=settlement, window=None)
 
 
@@ -138,7 +142,8 @@ class _Measured(NamedTuple):
 
 
 def _measure(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, loaded_grid: Grid,
-             analysis_grid: Grid, aoi_name: str = "AOI") -> _Measured:
+             analysis_grid: Grid, aoi_name: str = "AOI",
+             shift_cache: MutableMapping[str, ShiftEstimate] | None = None) -> _Measured:
     """The calibration pass: every measurement, and the arrays it was measured on."""
     # Garbage is never evidence: a scene whose numbers cannot be ground is not observed, with its
     # reason, before anything counts it as clear.
@@ -150,7 +155,11 @@ def _measure(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, l
     used, used_records = _usable(stack, records, usable, refused, clear_fraction, params, aoi_name=aoi_name)
     stage(f"co-registration: {len(used_records)} usable scenes onto usable scene {params.reference_scene + 1}", logger=logger)
     aligned, shifts = coregister(used, reference_index=params.reference_scene, band=params.coreg_band,
-                                 max_shift_px=params.coreg_max_shift_px)
+                                 max_shift_px=params.coreg_max_shift_px, known=shift_cache)
+    reused = tuple(aligned.attrs.get("shifts_reused", ()))
+    if reused:
+        logger.info(f"co-registration: the shifts of {len(reused)} scene(s) reused from an earlier run of the same pixels "
+                    f"and code, each confirmed by a refinement step: {', '.join(reused)}")
     aligned = _crop(_unmatched_as_unseen(aligned, shifts, params), loaded_grid, analysis_grid)
     if wants_normalisation([str(b) for b in aligned.band.values], params.normalisation):
         stage("normalisation: each band's gain and offset to the reference", logger=logger)
@@ -165,6 +174,7 @@ def _measure(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, l
         fits=tuple(tuple(f) for f in fits),
         noise=tuple(None if info is None else (info.background, info.noise_sigma) for info in thresholds),
         refused=tuple(refused),
+        shifts_reused=reused,
     )
     return _Measured(calibration, list(refused), clear_fraction, usable, used_records, list(shifts), [list(f) for f in fits],
                      normalised, index_name, index, change, dates, thresholds)
@@ -196,7 +206,8 @@ def _detection(m: _Measured, records: list[SceneRecord], *, params: Params, anal
         transients = nonfire = None
     return Detection(
         stack=m.normalised, records=m.used_records, all_records=list(records),
-        quality=_quality(records, m.usable, m.refused, m.clear_fraction, m.shifts, m.fits, m.thresholds, params),
+        quality=_quality(records, m.usable, m.refused, m.clear_fraction, m.shifts, m.fits, m.thresholds, params,
+                         reused=m.calibration.shifts_reused),
         shifts=m.shifts, fits=m.fits, index_name=m.index_name, index=m.index, change=m.change, dates=dates,
         thresholds=m.thresholds, polygons=polygons,
         extent_first=xr.DataArray(extent_first, dims=("y", "x"), coords={"y": dates.y, "x": dates.x}),
@@ -289,8 +300,9 @@ def _dated(normalised: xr.Dataset, params: Params, analysis_grid: Grid, *, noise
 
 def _quality(records: list[SceneRecord], usable: np.ndarray, refused: list[str | None], clear_fraction: np.ndarray,
              shifts: list[ShiftEstimate], fits: list[list[BandFit]], thresholds: list[ThresholdInfo | None],
-             params: Params) -> list[dict[str, Any]]:
-    """Per scene given: clear share, usability with its reason, co-registration, normalisation, threshold."""
+             params: Params, reused: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Per scene given: clear share, usability with its reason, co-registration (and whether its shift was
+    reused from an earlier run of the same pixels), normalisation, threshold."""
     inconsistent = _unmatched(shifts, params)
     quality: list[dict[str, Any]] = []
     used_pos = {int(k): j for j, k in enumerate(np.flatnonzero(usable))}
@@ -307,6 +319,7 @@ def _quality(records: list[SceneRecord], usable: np.ndarray, refused: list[str |
                     f"wet soil, dense haze or a miscalibrated scene; read as not observed"
                 )
             entry["coregistration"] = shifts[j].as_dict()
+            entry["shift_reused"] = records[i].scene_id in reused
             entry["normalisation"] = [f.as_dict() for f in fits[j]]
             entry["threshold"] = thresholds[j].as_dict() if thresholds[j] else None
             entry["is_first_usable"] = j == 0
@@ -472,8 +485,10 @@ def run_detect(
             settlement = settlement_from_footprints(layers.footprints)
             settlement_file = layers.footprints_path if settlement is not None else None
         stage(f"{len(records)} scenes loaded; co-registering, normalising, detecting", logger=logger)
+        # Shifts kept between runs of the same scenes, beside the runs (never inside one: a run folder is sealed).
         detection = detect_burns(stack, records, params=params, loaded_grid=loaded_grid, analysis_grid=analysis_grid,
-                                 settlement=settlement, aoi_name=aoi.name)
+                                 settlement=settlement, aoi_name=aoi.name,
+                                 shift_cache=ShiftCache(Path(out_root) / ".cache" / "coregistration"))
     except MemoryError as exc:  # the estimate above is rough: a run it let through may still not fit
         raise RunError(f"{where}: out of memory detecting on {loaded_grid.width} x {loaded_grid.height} px x {len(sources)} "
                        f"scenes (nothing was written); draw a tighter AOI, set a coarser resolution_m or a smaller "

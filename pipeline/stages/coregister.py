@@ -23,6 +23,8 @@ Processing 21(5), 2706-2718.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import MutableMapping
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -32,7 +34,7 @@ from skimage.registration import phase_cross_correlation
 
 from pipeline.cores import fork_map
 
-__all__ = ["ShiftEstimate", "estimate_shift", "undo_shift", "apply_shifts", "coregister"]
+__all__ = ["ShiftEstimate", "estimate_shift", "confirm_shift", "shift_key", "undo_shift", "apply_shifts", "coregister"]
 
 _TUKEY_C = 4.685  # 95 % efficiency under Gaussian noise
 _SMOOTH_SIGMA = 1.0  # px; tames noise and aliasing in the gradients the refinement uses
@@ -152,23 +154,7 @@ def estimate_shift(
     >>> round(est.dy, 1), round(est.dx, 1)
     (2.3, -1.6)
     """
-    if reference.shape != moving.shape or reference.ndim != 2:
-        raise ValueError("reference and moving must be 2-D images of the same shape")
-    ref_mask = np.isfinite(reference) if reference_mask is None else (reference_mask & np.isfinite(reference))
-    mov_mask = np.isfinite(moving) if moving_mask is None else (moving_mask & np.isfinite(moving))
-    if ref_mask.sum() < 100 or mov_mask.sum() < 100:
-        raise ValueError("too few clear pixels to co-register (fewer than 100)")
-    ref = ndimage.gaussian_filter(_filled(reference, ref_mask), _SMOOTH_SIGMA)
-    mov = ndimage.gaussian_filter(_filled(moving, mov_mask), _SMOOTH_SIGMA)
-    # Smoothing drags fill values a few pixels into the data: keep only pixels clear of that.
-    ref_ok = ndimage.binary_erosion(ref_mask, iterations=3)
-    mov_ok = ndimage.binary_erosion(mov_mask, iterations=3).astype(np.float64)
-
-    rows, cols = np.mgrid[0 : ref.shape[0] : _STRIDE, 0 : ref.shape[1] : _STRIDE]
-    keep = ref_ok[rows, cols]
-    rows, cols = rows[keep].astype(np.float64), cols[keep].astype(np.float64)
-    sampled = _Sampler(mov, mov_ok, rows, cols, ref[rows.astype(int), cols.astype(int)])
-
+    sampled, ref, mov, ref_mask, mov_mask = _prepared(reference, moving, reference_mask, moving_mask)
     # Two starting points: the cross-correlation peak, and no shift at all. A large burn or a
     # flat scene can put the peak on the change itself; the start whose refinement explains
     # the stable ground better (smaller robust residual) wins.
@@ -184,6 +170,65 @@ def estimate_shift(
     return best
 
 
+def _prepared(reference: np.ndarray, moving: np.ndarray, reference_mask: np.ndarray | None,
+              moving_mask: np.ndarray | None) -> tuple["_Sampler", np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The refinement's sampler and the smoothed images and masks, as :func:`estimate_shift` uses them."""
+    if reference.shape != moving.shape or reference.ndim != 2:
+        raise ValueError("reference and moving must be 2-D images of the same shape")
+    ref_mask = np.isfinite(reference) if reference_mask is None else (reference_mask & np.isfinite(reference))
+    mov_mask = np.isfinite(moving) if moving_mask is None else (moving_mask & np.isfinite(moving))
+    if ref_mask.sum() < 100 or mov_mask.sum() < 100:
+        raise ValueError("too few clear pixels to co-register (fewer than 100)")
+    ref = ndimage.gaussian_filter(_filled(reference, ref_mask), _SMOOTH_SIGMA)
+    mov = ndimage.gaussian_filter(_filled(moving, mov_mask), _SMOOTH_SIGMA)
+    # Smoothing drags fill values a few pixels into the data: keep only pixels clear of that.
+    ref_ok = ndimage.binary_erosion(ref_mask, iterations=3)
+    mov_ok = ndimage.binary_erosion(mov_mask, iterations=3).astype(np.float64)
+
+    rows, cols = np.mgrid[0 : ref.shape[0] : _STRIDE, 0 : ref.shape[1] : _STRIDE]
+    keep = ref_ok[rows, cols]
+    rows, cols = rows[keep].astype(np.float64), cols[keep].astype(np.float64)
+    return _Sampler(mov, mov_ok, rows, cols, ref[rows.astype(int), cols.astype(int)]), ref, mov, ref_mask, mov_mask
+
+
+_CONFIRM_PX = 1e-4  # a refinement step from a kept shift must stay this close to it (the convergence step)
+
+
+def shift_key(reference: np.ndarray, moving: np.ndarray, *, reference_mask: np.ndarray, moving_mask: np.ndarray,
+              max_shift_px: float) -> str:
+    """SHA-256 of everything :func:`estimate_shift` reads: both images and masks, bit for bit, and the search limit.
+
+    Equal keys mean an estimate made before would come out the same (with the same code: a
+    keeper of estimates adds its code version), so a re-run of the same scenes can reuse it.
+    """
+    digest = hashlib.sha256(b"burnscan estimate_shift")
+    for array in (reference, moving, reference_mask, moving_mask):
+        digest.update(f"{array.dtype.str}{array.shape}".encode("ascii"))
+        digest.update(np.ascontiguousarray(array).tobytes())
+    digest.update(repr(float(max_shift_px)).encode("ascii"))
+    return digest.hexdigest()
+
+
+def confirm_shift(reference: np.ndarray, moving: np.ndarray, estimate: ShiftEstimate, *, reference_mask: np.ndarray,
+                  moving_mask: np.ndarray) -> bool:
+    """Whether a kept ``estimate`` is one :func:`estimate_shift` could have stopped at on these images.
+
+    A reliable estimate sits where the refinement no longer moves: one step from it must stay
+    within ``_CONFIRM_PX`` and find the same correlation. A shift edited by hand, or kept from
+    other images, moves or correlates differently and is estimated again. Costs one step, not
+    the search.
+    """
+    if not estimate.reliable:
+        return False
+    try:
+        sampled = _prepared(reference, moving, reference_mask, moving_mask)[0]
+    except ValueError:
+        return False
+    step = sampled.refine(np.array([estimate.dy, estimate.dx]), 1, radiometry=(estimate.gain, estimate.offset))
+    return (abs(step.dy - estimate.dy) < _CONFIRM_PX and abs(step.dx - estimate.dx) < _CONFIRM_PX
+            and abs(step.correlation - estimate.correlation) < _CONFIRM_PX)
+
+
 class _Sampler:
     """The moving image prepared for repeated sub-pixel sampling at the reference's pixels."""
 
@@ -192,11 +237,12 @@ class _Sampler:
         self.grad_r, self.grad_c = np.gradient(mov)
         self.mov_ok, self.rows, self.cols, self.target = mov_ok, rows, cols, target
 
-    def refine(self, start: np.ndarray, max_iterations: int) -> ShiftEstimate:
-        """Robust Gauss-Newton from ``start`` for (dy, dx, gain, offset)."""
+    def refine(self, start: np.ndarray, max_iterations: int, radiometry: tuple[float, float] | None = None) -> ShiftEstimate:
+        """Robust Gauss-Newton from ``start`` for (dy, dx, gain, offset); the gain and offset start from
+        ``radiometry`` when given, else from a straight-line fit at ``start``."""
         d = np.asarray(start, dtype=float).copy()
         target = self.target
-        gain, offset = 1.0, 0.0
+        gain, offset = radiometry if radiometry is not None else (1.0, 0.0)
         weights = np.zeros_like(target)
         converged, iteration, scale = False, 0, float("inf")
         for iteration in range(1, max_iterations + 1):
@@ -205,7 +251,7 @@ class _Sampler:
             inside = ndimage.map_coordinates(self.mov_ok, coords, order=1, mode="constant", cval=0.0) > 0.999
             if inside.sum() < 50:
                 break
-            if iteration == 1:
+            if iteration == 1 and radiometry is None:
                 gain, offset = np.polyfit(sampled[inside], target[inside], 1)
             residual = target - (gain * sampled + offset)
             scale = _robust_scale(residual[inside])
@@ -312,12 +358,18 @@ def coregister(
     reference_index: int = 0,
     band: str = "red",
     max_shift_px: float = 40.0,
+    known: MutableMapping[str, ShiftEstimate] | None = None,
 ) -> tuple[xr.Dataset, list[ShiftEstimate]]:
     """Register every scene of ``stack`` to scene ``reference_index``.
 
     Returns the stack with every band and the ``clear`` mask moved onto the reference's
     pixels (pixels without data after the move are NaN and not clear), and one
     :class:`ShiftEstimate` per scene (zero for the reference).
+
+    ``known`` keeps reliable estimates between runs under :func:`shift_key`: a scene whose
+    key is there and whose kept shift :func:`confirm_shift` accepts is not searched again
+    (the search is most of a village run's co-registration); new reliable estimates are
+    added. The scenes whose shift was reused are listed in ``attrs["shifts_reused"]``.
     """
     if band not in stack.band.values:
         raise ValueError(f"co-registration band {band!r} is not in the stack (bands: {list(stack.band.values)})")
@@ -325,23 +377,35 @@ def coregister(
     clear = stack["clear"]
     ref_band = refl.isel(time=reference_index).sel(band=band).values
     ref_clear = clear.isel(time=reference_index).values
-    def estimate(t: int) -> ShiftEstimate:
-        if t == reference_index:
-            return ShiftEstimate(0.0, 0.0)
+
+    def inputs(t: int) -> dict[str, np.ndarray]:
         mov_clear = clear.isel(time=t).values
         window = _estimation_window(ref_clear & mov_clear, _WINDOW_PX)
-        try:
-            return estimate_shift(
-                ref_band[window],
-                refl.isel(time=t).sel(band=band).values[window],
-                reference_mask=ref_clear[window],
-                moving_mask=mov_clear[window],
-                max_shift_px=max_shift_px,
-            )
-        except ValueError:  # too little clear ground in common to match at all
-            return ShiftEstimate(0.0, 0.0, converged=False, correlation=0.0, reliable=False)
+        return {"reference": ref_band[window], "moving": refl.isel(time=t).sel(band=band).values[window],
+                "reference_mask": ref_clear[window], "moving_mask": mov_clear[window]}
 
-    estimates = fork_map(estimate, refl.sizes["time"])  # scenes are independent: one per core
+    moving = [t for t in range(refl.sizes["time"]) if t != reference_index]
+    keys = {t: shift_key(**inputs(t), max_shift_px=max_shift_px) for t in moving} if known is not None else {}
+
+    def estimate(t: int) -> tuple[ShiftEstimate, bool]:
+        if t == reference_index:
+            return ShiftEstimate(0.0, 0.0), False
+        images = inputs(t)
+        kept = known.get(keys[t]) if known is not None else None
+        if kept is not None and confirm_shift(**images, estimate=kept):
+            return kept, True
+        try:
+            return estimate_shift(**images, max_shift_px=max_shift_px), False
+        except ValueError:  # too little clear ground in common to match at all
+            return ShiftEstimate(0.0, 0.0, converged=False, correlation=0.0, reliable=False), False
+
+    found = fork_map(estimate, refl.sizes["time"])  # scenes are independent: one per core
+    estimates = [e for e, _ in found]
+    if known is not None:
+        for t in moving:
+            if estimates[t].reliable and not found[t][1]:
+                known[keys[t]] = estimates[t]
     result = apply_shifts(stack, estimates)
     result.attrs["coregistered_to"] = str(stack.scene_id.values[reference_index])
+    result.attrs["shifts_reused"] = [str(stack.scene_id.values[t]) for t in moving if found[t][1]]
     return result, estimates

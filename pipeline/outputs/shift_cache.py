@@ -1,0 +1,90 @@
+"""Co-registration shifts kept between runs of the same scenes, so that a re-run does not search again.
+
+Searching for a scene's shift is most of a village run's co-registration. The estimate
+depends only on the two images and masks it reads and on the code that reads them, so it is
+kept under :func:`pipeline.stages.coregister.shift_key` (a SHA-256 of those inputs, bit for
+bit) in a folder named after the code: the source of :mod:`pipeline.stages.coregister` and the
+numpy and scipy versions. Nothing is trusted blindly: an entry whose file does not parse,
+whose key is not its own, or whose numbers are not finite is ignored, and the stage itself
+accepts a kept shift only where one refinement step from it stays put
+(:func:`pipeline.stages.coregister.confirm_shift`); else the shift is searched again. A shift
+that cannot be kept (disk full, folder not writable) costs the next run its search, never
+this run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import re
+from collections.abc import Iterator, MutableMapping
+from pathlib import Path
+
+import numpy as np
+import scipy
+
+from pipeline.errors import OutputError
+from pipeline.outputs.write import write_json
+from pipeline.stages import coregister
+from pipeline.stages.coregister import ShiftEstimate
+
+__all__ = ["ShiftCache", "code_version"]
+
+logger = logging.getLogger(__name__)
+
+_KEY = re.compile(r"[0-9a-f]{64}")
+_FIELDS = {name: kind for name, kind in ShiftEstimate.__annotations__.items()}
+
+
+def code_version() -> str:
+    """Short SHA-256 of the co-registration code and the numerical libraries under it."""
+    digest = hashlib.sha256(Path(coregister.__file__).read_bytes())
+    digest.update(f"numpy {np.__version__} scipy {scipy.__version__}".encode("ascii"))
+    return digest.hexdigest()[:16]
+
+
+class ShiftCache(MutableMapping[str, ShiftEstimate]):
+    """Reliable shift estimates under ``folder/<code version>/<key>.json`` (one small file each, written atomically)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.root = Path(folder)
+        self.folder = self.root / code_version()
+
+    def _path(self, key: str) -> Path:
+        if not _KEY.fullmatch(key):  # a key is a SHA-256 in hex, never a path
+            raise KeyError(key)
+        return self.folder / f"{key}.json"
+
+    def __getitem__(self, key: str) -> ShiftEstimate:
+        path = self._path(key)
+        try:
+            entry = json.loads(path.read_text(encoding="utf-8"))
+            values = {name: entry[name] for name in _FIELDS}
+        except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError):
+            raise KeyError(key) from None
+        numbers_ok = all(isinstance(values[n], (int, float)) and not isinstance(values[n], bool)
+                         and math.isfinite(values[n]) for n in _FIELDS if _FIELDS[n] in ("float", "int"))
+        flags_ok = all(isinstance(values[n], bool) for n in _FIELDS if _FIELDS[n] == "bool")
+        if entry.get("key") != key or not numbers_ok or not flags_ok:
+            logger.debug(f"{path}: not a kept shift for its key; the shift is searched again")
+            raise KeyError(key)
+        return ShiftEstimate(**values)
+
+    def __setitem__(self, key: str, value: ShiftEstimate) -> None:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_json(path, {"key": key, **value.as_dict()}, root=self.root)
+        except (OSError, OutputError) as exc:
+            logger.warning(f"{path}: the shift could not be kept ({exc}); the next run of these scenes searches it again")
+
+    def __delitem__(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def __iter__(self) -> Iterator[str]:
+        return (p.stem for p in sorted(self.folder.glob("*.json")) if _KEY.fullmatch(p.stem))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
