@@ -116,7 +116,9 @@ def apply(stack: xr.Dataset, records: list[SceneRecord], calibration: Calibratio
     usable = np.array(calibration.usable)
     used, used_records = _usable(stack, records, usable, refused, clear_fraction, params)
     shifts, fits = list(calibration.shifts), [list(f) for f in calibration.fits]
+    stage("co-registration applied: the scene-wide shifts", logger=logger)
     aligned = _crop(_unmatched_as_unseen(apply_shifts(used, shifts), shifts, params), loaded_grid, analysis_grid)
+    stage("normalisation applied: the scene-wide fits", logger=logger)
     normalised = apply_fits(aligned, fits)
     dated = _dated(normalised, params, analysis_grid, noise=list(calibration.noise))
     measured = _Measured(calibration, refused, clear_fraction, usable, used_records, shifts, fits, normalised, *dated)
