@@ -208,8 +208,7 @@ def _detection(m: _Measured, records: list[SceneRecord], *, params: Params, anal
         transients = nonfire = None
     return Detection(
         stack=m.normalised, records=m.used_records, all_records=list(records),
-        quality=_quality(records, m.usable, m.refused, m.clear_fraction, m.shifts, m.fits, m.thresholds, params,
-                         reused=m.calibration.shifts_reused),
+        quality=_quality(records, m.usable, m.refused, m.clear_fraction, m.shifts, m.fits, m.thresholds, params),
         shifts=m.shifts, fits=m.fits, index_name=m.index_name, index=m.index, change=m.change, dates=dates,
         thresholds=m.thresholds, polygons=polygons,
         extent_first=xr.DataArray(extent_first, dims=("y", "x"), coords={"y": dates.y, "x": dates.x}),
@@ -302,9 +301,8 @@ def _dated(normalised: xr.Dataset, params: Params, analysis_grid: Grid, *, noise
 
 def _quality(records: list[SceneRecord], usable: np.ndarray, refused: list[str | None], clear_fraction: np.ndarray,
              shifts: list[ShiftEstimate], fits: list[list[BandFit]], thresholds: list[ThresholdInfo | None],
-             params: Params, reused: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """Per scene given: clear share, usability with its reason, co-registration (and whether its shift was
-    reused from an earlier run of the same pixels), normalisation, threshold."""
+             params: Params) -> list[dict[str, Any]]:
+    """Per scene given: clear share, usability with its reason, co-registration, normalisation, threshold."""
     inconsistent = _unmatched(shifts, params)
     quality: list[dict[str, Any]] = []
     used_pos = {int(k): j for j, k in enumerate(np.flatnonzero(usable))}
@@ -321,7 +319,6 @@ def _quality(records: list[SceneRecord], usable: np.ndarray, refused: list[str |
                     f"wet soil, dense haze or a miscalibrated scene; read as not observed"
                 )
             entry["coregistration"] = shifts[j].as_dict()
-            entry["shift_reused"] = records[i].scene_id in reused
             entry["normalisation"] = [f.as_dict() for f in fits[j]]
             entry["threshold"] = thresholds[j].as_dict() if thresholds[j] else None
             entry["is_first_usable"] = j == 0
@@ -412,6 +409,7 @@ def run_detect(
     demo: Callable[[Aoi, Params, Path], Path] | None = None,
     catalogue_items: Collection[str] | None = None,
     scene_options: dict[str, Any] | None = None,
+    keep_shifts: bool = True,
 ) -> RunOutcome:
     """Detect and date burns for one AOI and write a complete run folder.
 
@@ -422,6 +420,9 @@ def run_detect(
     limits the catalogue to those item ids: a re-run reads the scenes its run read, not those added since.
     ``scene_options`` go with ``scenes_dir`` to :func:`pipeline.readers.recognise.recognise` (``bands``: the band map of
     plain GeoTIFFs, ``acquired`` or ``time_from_name``: their time), the route ``burnscan add`` takes for them.
+    With ``keep_shifts`` the co-registration shifts are kept in ``<out>/.cache/`` and a later run of the
+    same pixels reuses them (:mod:`pipeline.outputs.shift_cache`): the same numbers, without the search;
+    ``burnscan rerun`` turns it off, since a check must recompute.
     The analysis grid follows the scenes' native pixel unless ``resolution_m`` is a number
     (:func:`pipeline.resolution.choose_resolution`); the report and manifest say which grid and why.
     Analysts' decisions in ``reviews_file`` (default ``<data>/<aoi>/reviews.json``) are
@@ -490,7 +491,7 @@ def run_detect(
         # Shifts kept between runs of the same scenes, beside the runs (never inside one: a run folder is sealed).
         detection = detect_burns(stack, records, params=params, loaded_grid=loaded_grid, analysis_grid=analysis_grid,
                                  settlement=settlement, aoi_name=aoi.name,
-                                 shift_cache=ShiftCache(Path(out_root) / ".cache" / "coregistration"))
+                                 shift_cache=ShiftCache(Path(out_root) / ".cache" / "coregistration") if keep_shifts else None)
     except MemoryError as exc:  # the estimate above is rough: a run it let through may still not fit
         raise RunError(f"{where}: out of memory detecting on {loaded_grid.width} x {loaded_grid.height} px x {len(sources)} "
                        f"scenes (nothing was written); draw a tighter AOI, set a coarser resolution_m or a smaller "
