@@ -46,8 +46,9 @@ detect: $(STAMP)
 search: $(STAMP)
 	$(BIN)/burnscan search $(AOI)
 
+# One worker per core (pytest-xdist): each test file's tests share a worker, fixtures as in a serial run.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 # The quick subset: every test but those marked slow (over ~2 s each, or needing the session's small run); under a minute.
 test-fast: $(STAMP)
