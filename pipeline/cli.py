@@ -583,7 +583,7 @@ def bench(aoi_name: str, out_root: Path, data_root: Path, cases: tuple[str, ...]
 
 
 @cli.command("bench-perf")
-@click.option("--size", "sizes", type=int, multiple=True, help="Side of the generated pair in pixels (repeatable; "
+@click.option("--size", "sizes", type=_WholeIn(min=256), multiple=True, help="Side of the generated pair in pixels, at least 256 (repeatable; "
               "default 5490 and 10980: a quarter of a Sentinel-2 tile and a whole one).")
 @click.option("--repeats", type=_WholeIn(min=1), default=3, show_default=True, help="Runs of each method; medians are printed.")
 @click.option("--work", "work_dir", type=click.Path(path_type=Path), default=Path("out/bench-perf"), show_default=True,

@@ -7,7 +7,8 @@ import logging
 import pytest
 import rasterio
 
-from pipeline.bench.perf import perf_lines, run_perf, write_pair
+from factories import run_cli
+from pipeline.bench.perf import perf_lines, profile_lines, run_perf, run_profile, write_pair
 
 
 def test_generated_pair_is_a_tiled_compressed_uint16_simulated_scene(tmp_path):
@@ -33,3 +34,21 @@ def test_every_method_is_measured_and_finds_burns(tmp_path, caplog):
     said = [r.getMessage() for r in caplog.records if r.name == "pipeline.bench.perf"]
     assert said[0].startswith("600 x 600 px pair written in") and said[-1] == "timings done: 4 of 4"  # progress, not results
     assert not list(tmp_path.glob("*.tif"))  # the generated pair is removed after
+
+
+@pytest.mark.slow
+def test_the_profile_times_every_stage_of_a_chunked_run(tmp_path):
+    rows = run_profile(tmp_path, [600], village=False)
+    pipeline = next(r for r in rows if r["method"] == "pipeline")
+    stages = pipeline["stages"]
+    assert {"reading a chunk's window", "co-registration applied", "threshold and dating", "polygons"} <= set(stages)
+    assert all(t["wall_s"] >= 0 and t["entries"] >= 1 for t in stages.values())
+    assert stages["reading a chunk's window"]["read_mb"] > 0  # the chunk's window comes from the files
+    assert sum(t["cpu_s"] for t in stages.values()) <= pipeline["cpu_s"] + 0.5
+    assert profile_lines(rows)[0].startswith("600 x 600 px pair (SIMULATED), chunked: wall")
+    assert not list(tmp_path.glob("*.tif"))
+
+
+def test_a_pair_too_small_to_hold_a_village_is_refused_in_one_line(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "bench-perf", "--profile", "--size", "0", "--work", tmp_path)
+    assert code != 0 and err.count("\n") == 1 and "--size" in err and ">= 256" in err

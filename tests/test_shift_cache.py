@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import replace
 
 import numpy as np
@@ -68,6 +69,14 @@ def test_the_store_keeps_an_estimate_and_ignores_what_is_not_one(tmp_path):
         path.write_text(damage)
         with pytest.raises(KeyError):
             cache[key]
+    path.unlink()
+    os.mkfifo(path)  # a pipe in an entry's place would block a reader for ever
+    with pytest.raises(KeyError):
+        cache[key]
+    path.unlink()
+    path.symlink_to(tmp_path / "elsewhere.json")
+    with pytest.raises(KeyError):
+        cache[key]
     for not_a_key in ("../../etc/passwd", "A" * 64, ""):
         with pytest.raises(KeyError):
             cache[not_a_key]

@@ -230,7 +230,7 @@ def run_perf(folder: Path, sizes: list[int], *, repeats: int = 3,
     return rows
 
 
-def run_profile(folder: Path, sizes: list[int], *, data_root: Path = Path("data")) -> list[dict[str, Any]]:
+def run_profile(folder: Path, sizes: list[int], *, data_root: Path = Path("data"), village: bool = True) -> list[dict[str, Any]]:
     """Where the time goes: the pipeline once on a pair of each size, and ``burnscan detect ogota`` on
     its demo, each in its own process with every stage timed (:func:`pipeline.progress.profiled`).
 
@@ -245,10 +245,10 @@ def run_profile(folder: Path, sizes: list[int], *, data_root: Path = Path("data"
             rows.append({"size": size, **_measure(method, pre, post, profile=method == "pipeline")})
         for p in (pre, post):
             p.unlink()
-    village_out = Path(folder) / "village"
-    for _ in range(2):
-        village = _measure("village", data_root, village_out, profile=True)
-    rows.append({"size": "ogota demo", **village})
+    if village:
+        for _ in range(2):
+            warm = _measure("village", data_root, Path(folder) / "village", profile=True)
+        rows.append({"size": "ogota demo", **warm})
     return rows
 
 

@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import re
+import stat
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 
@@ -35,6 +36,7 @@ __all__ = ["ShiftCache", "code_version"]
 logger = logging.getLogger(__name__)
 
 _KEY = re.compile(r"[0-9a-f]{64}")
+_MAX_ENTRY_BYTES = 64 * 1024  # an entry is a few hundred bytes
 _FIELDS = {name: kind for name, kind in ShiftEstimate.__annotations__.items()}
 
 
@@ -60,6 +62,9 @@ class ShiftCache(MutableMapping[str, ShiftEstimate]):
     def __getitem__(self, key: str) -> ShiftEstimate:
         path = self._path(key)
         try:
+            info = path.lstat()  # a link, pipe or device in its place is no entry (and a pipe would never end)
+            if not stat.S_ISREG(info.st_mode) or info.st_size > _MAX_ENTRY_BYTES:
+                raise KeyError(key)
             entry = json.loads(path.read_text(encoding="utf-8"))
             values = {name: entry[name] for name in _FIELDS}
         except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError):
