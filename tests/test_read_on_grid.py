@@ -1,0 +1,54 @@
+"""A file that already lies on the analysis grid is read, not warped, and gives the warp's numbers exactly:
+inside, at its edges, beyond them, and with nodata; a file the read could get wrong is still warped."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.transform import from_origin
+from rasterio.vrt import WarpedVRT
+
+from pipeline.grid import Grid
+from pipeline.readers.rasters import _offset_on_grid, warp_float, warp_to_grid
+
+_ORIGIN, _RES = (500000.0, 1530000.0), 3.0
+
+
+def _file(path, *, nodata=0, mask=False):
+    rng = np.random.default_rng(4)
+    data = rng.integers(1, 5000, (4, 60, 80)).astype(np.uint16)
+    data[:, 10:14, 20:30] = nodata if nodata is not None else 0  # a patch of no data
+    with rasterio.open(path, "w", driver="GTiff", width=80, height=60, count=4, dtype="uint16", crs="EPSG:32630",
+                       transform=from_origin(*_ORIGIN, _RES, _RES), nodata=nodata) as dst:
+        dst.write(data)
+        if mask:
+            dst.write_mask(np.where(data[0] > 2500, 255, 0).astype(np.uint8))
+    return path
+
+
+def _warped(src, grid, **kwargs):
+    with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
+                   resampling=Resampling.bilinear, **kwargs) as vrt:
+        return vrt.read()
+
+
+@pytest.mark.parametrize("cols, rows, width, height", [(5, 7, 40, 30), (-6, -4, 40, 30), (70, 50, 40, 30), (90, 0, 5, 5)])
+def test_a_file_on_the_grid_reads_as_the_warp_gives_it(tmp_path, cols, rows, width, height):
+    grid = Grid("EPSG:32630", from_origin(_ORIGIN[0] + cols * _RES, _ORIGIN[1] - rows * _RES, _RES, _RES), width, height)
+    with rasterio.open(_file(tmp_path / "scene.tif")) as src:
+        assert _offset_on_grid(src, grid) == (rows, cols)
+        np.testing.assert_array_equal(warp_float(src, grid), _warped(src, grid, src_nodata=0, nodata=np.nan, dtype="float64"))
+        np.testing.assert_array_equal(warp_to_grid(src, grid, Resampling.bilinear, 0), _warped(src, grid, src_nodata=0, nodata=0))
+
+
+def test_a_file_off_the_grid_or_with_its_own_mask_is_warped(tmp_path):
+    half = Grid("EPSG:32630", from_origin(_ORIGIN[0] + 1.5, _ORIGIN[1], _RES, _RES), 20, 20)  # half a pixel off
+    coarser = Grid("EPSG:32630", from_origin(*_ORIGIN, 2 * _RES, 2 * _RES), 20, 20)
+    other_crs = Grid("EPSG:32631", from_origin(*_ORIGIN, _RES, _RES), 20, 20)
+    with rasterio.open(_file(tmp_path / "scene.tif")) as src:
+        assert [_offset_on_grid(src, g) for g in (half, coarser, other_crs)] == [None, None, None]
+    on = Grid("EPSG:32630", from_origin(*_ORIGIN, _RES, _RES), 20, 20)
+    with rasterio.open(_file(tmp_path / "masked.tif", nodata=None, mask=True)) as src:
+        assert _offset_on_grid(src, on) is None  # the warper honours the internal mask; a plain read would not
