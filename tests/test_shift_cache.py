@@ -48,6 +48,17 @@ def test_a_kept_shift_edited_by_a_hundredth_of_a_pixel_is_searched_again():
     assert known[key] == estimates[1]  # the searched estimate replaces the edited one
 
 
+@pytest.mark.parametrize("edit", [dict(dy=1e300, correlation=0.0), dict(dy=1e300), dict(dx=-45.0),
+                                  dict(correlation=0.3), dict(converged=False), dict(reliable=False)])
+def test_a_kept_shift_no_search_would_keep_is_searched_again(edit):
+    known: dict[str, ShiftEstimate] = {}
+    _, estimates = coregister(_stack(), known=known)
+    key = next(iter(known))
+    known[key] = replace(known[key], **edit)
+    again, redone = coregister(_stack(), known=known)
+    assert again.attrs["shifts_reused"] == [] and redone == estimates
+
+
 def test_other_pixels_have_another_key():
     known: dict[str, ShiftEstimate] = {}
     coregister(_stack((1.3, -0.7)), known=known)

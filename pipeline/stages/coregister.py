@@ -210,23 +210,24 @@ def shift_key(reference: np.ndarray, moving: np.ndarray, *, reference_mask: np.n
 
 
 def confirm_shift(reference: np.ndarray, moving: np.ndarray, estimate: ShiftEstimate, *, reference_mask: np.ndarray,
-                  moving_mask: np.ndarray) -> bool:
+                  moving_mask: np.ndarray, max_shift_px: float = 40.0) -> bool:
     """Whether a kept ``estimate`` is one :func:`estimate_shift` could have stopped at on these images.
 
     A reliable estimate sits where the refinement no longer moves: one step from it must stay
-    within ``_CONFIRM_PX`` and find the same correlation. A shift edited by hand, or kept from
-    other images, moves or correlates differently and is estimated again. Costs one step, not
-    the search.
+    within ``_CONFIRM_PX`` and find the same correlation, at least the correlation a reliable
+    match needs, within the search limit. A shift edited by hand, or kept from other images,
+    moves or correlates differently and is estimated again. Costs one step, not the search.
     """
-    if not estimate.reliable:
+    if not (estimate.reliable and estimate.converged and estimate.correlation >= _MIN_CORRELATION
+            and abs(estimate.dy) <= max_shift_px and abs(estimate.dx) <= max_shift_px):
         return False
     try:
         sampled = _prepared(reference, moving, reference_mask, moving_mask)[0]
     except ValueError:
         return False
     step = sampled.refine(np.array([estimate.dy, estimate.dx]), 1, radiometry=(estimate.gain, estimate.offset))
-    return (abs(step.dy - estimate.dy) < _CONFIRM_PX and abs(step.dx - estimate.dx) < _CONFIRM_PX
-            and abs(step.correlation - estimate.correlation) < _CONFIRM_PX)
+    return bool(step.correlation >= _MIN_CORRELATION and abs(step.dy - estimate.dy) < _CONFIRM_PX
+                and abs(step.dx - estimate.dx) < _CONFIRM_PX and abs(step.correlation - estimate.correlation) < _CONFIRM_PX)
 
 
 class _Sampler:
@@ -392,7 +393,7 @@ def coregister(
             return ShiftEstimate(0.0, 0.0), False
         images = inputs(t)
         kept = known.get(keys[t]) if known is not None else None
-        if kept is not None and confirm_shift(**images, estimate=kept):
+        if kept is not None and confirm_shift(**images, estimate=kept, max_shift_px=max_shift_px):
             return kept, True
         try:
             return estimate_shift(**images, max_shift_px=max_shift_px), False
