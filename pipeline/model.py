@@ -150,9 +150,6 @@ class Calibration:
     """Per usable scene: background and noise sigma of its change (``None``: nothing compared)."""
     refused: tuple[str | None, ...] = ()
     """Per scene given: why its numbers cannot be ground (:mod:`pipeline.stages.plausibility`), else ``None``."""
-    shifts_reused: tuple[str, ...] = ()
-    """Scene ids whose shift was not searched but reused from an earlier run of the same pixels
-    (:func:`pipeline.stages.coregister.coregister` with ``known``): the same estimate, confirmed."""
 
 
 @dataclass(frozen=True)

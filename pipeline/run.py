@@ -176,7 +176,6 @@ def _measure(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, l
         fits=tuple(tuple(f) for f in fits),
         noise=tuple(None if info is None else (info.background, info.noise_sigma) for info in thresholds),
         refused=tuple(refused),
-        shifts_reused=reused,
     )
     return _Measured(calibration, list(refused), clear_fraction, usable, used_records, list(shifts), [list(f) for f in fits],
                      normalised, index_name, index, change, dates, thresholds)

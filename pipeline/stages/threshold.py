@@ -336,7 +336,8 @@ def burn_mask(
     if not allowed.any():
         empty = xr.zeros_like(delta, dtype=bool)
         return empty, ThresholdInfo(float("nan"), float("nan"), float("nan"), float("nan"), 0, 0)
-    background, sigma = background_noise if background_noise is not None else background_and_noise(values[allowed])
+    candidates, (background, sigma) = burn_candidates(values, burn_level=burn_level, grow_k=grow_k, exclude=exclude,
+                                                      background_noise=background_noise)
     centred = np.where(allowed, values - background, -np.inf)
     seed_threshold = max(noise_k * sigma, burn_level)
     grow_threshold = max(grow_k * sigma, burn_level / 2)
@@ -357,7 +358,7 @@ def burn_mask(
         seeds |= allowed & mostly_burned & (centred >= max(noise_k * sigma, burn_level / 2)) & dark
     if post_nbr is not None:
         seeds &= (np.nan_to_num(post_nbr.values, nan=np.inf) <= max_post_nbr) | (centred >= seed_dnbr_no_char)
-    grown, _ = ndimage.label(centred >= grow_threshold, structure=_EIGHT)
+    grown, _ = ndimage.label(candidates, structure=_EIGHT)
     kept = np.unique(grown[seeds])
     mask = np.isin(grown, kept[kept > 0])
     if fraction is None or local_rim_contrast:
