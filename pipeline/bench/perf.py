@@ -26,6 +26,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Callable
 
@@ -163,10 +165,10 @@ def _child(method: str, pre: str, post: str, profile: bool = False) -> None:
     from pipeline.progress import profiled
 
     start, cpu0 = time.perf_counter(), time.process_time()
-    with profiled() as clock:
+    with profiled() if profile else nullcontext() as clock:  # timed runs carry no clock
         out = _METHODS[method](pre, post)
     wall = time.perf_counter() - start
-    if profile:
+    if clock is not None:
         out["stages"] = {name: {"wall_s": round(t.wall_s, 3), "cpu_s": round(t.cpu_s, 3), "read_mb": round(t.read_bytes / 1e6, 1),
                                 "written_mb": round(t.written_bytes / 1e6, 1), "entries": t.entries}
                          for name, t in clock.stages.items()}
@@ -187,6 +189,23 @@ def _measure(method: str, pre: Path, post: Path, env: dict[str, str] | None = No
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@contextmanager
+def _pair(folder: Path, size: int) -> Iterator[tuple[Path, Path]]:
+    """A generated ``size`` pair in ``folder`` for the block, removed after it."""
+    t = time.perf_counter()
+    # Written in a child process: a parent grown by the generation would hand its peak to every
+    # child it starts (Linux records the old memory's high-water mark at exec), and inflate them.
+    subprocess.run([sys.executable, "-m", "pipeline.bench.perf", "write", str(folder), str(size)], check=True)
+    pre, post = (Path(folder) / f"perf_{size}_{name}_SIMULATED.tif" for name in ("pre", "post"))
+    logger.info(f"{size} x {size} px pair written in {time.perf_counter() - t:.0f} s "
+                f"({(pre.stat().st_size + post.stat().st_size) / 1e6:.0f} MB, SIMULATED)")
+    try:
+        yield pre, post
+    finally:
+        for path in (pre, post):
+            path.unlink(missing_ok=True)
+
+
 def run_perf(folder: Path, sizes: list[int], *, repeats: int = 3,
              chunk_sizes: tuple[int, ...] = (512, 2048)) -> list[dict[str, Any]]:
     """Time the three methods on a pair of each size; return one row per size and method (medians).
@@ -198,35 +217,27 @@ def run_perf(folder: Path, sizes: list[int], *, repeats: int = 3,
     rows = []
     progress = Progress(len(sizes) * 3 * repeats + (len(chunk_sizes) if sizes else 0), "timings done", logger=logger)
     for size in sizes:
-        t = time.perf_counter()
-        # Written in a child process: a parent grown by the generation would hand its peak to every
-        # child it starts (Linux records the old memory's high-water mark at exec), and inflate them.
-        subprocess.run([sys.executable, "-m", "pipeline.bench.perf", "write", str(folder), str(size)], check=True)
-        pre, post = (Path(folder) / f"perf_{size}_{name}_SIMULATED.tif" for name in ("pre", "post"))
-        logger.info(f"{size} x {size} px pair written in {time.perf_counter() - t:.0f} s "
-                    f"({(pre.stat().st_size + post.stat().st_size) / 1e6:.0f} MB, SIMULATED)")
-        for method in ("floor", "pipeline", "naive"):
-            runs = []
-            for _ in range(repeats):
-                runs.append(_measure(method, pre, post))
-                progress.advance()
-            good = [r for r in runs if "error" not in r]
-            if not good:
-                rows.append({"size": size, "method": method, "error": runs[0]["error"]})
-                continue
-            row = {"size": size, "method": method, "runs": len(good),
-                   **{k: round(statistics.median(r[k] for r in good), 2) for k in ("wall_s", "cpu_s", "peak_mb")},
-                   **{k: v for k, v in good[0].items() if k not in ("method", "wall_s", "cpu_s", "peak_mb")}}
-            rows.append(row)
-        if size == sizes[0]:
-            for chunk in chunk_sizes:
-                r = _measure("pipeline", pre, post, env={"BURNSCAN_CHUNK_PX": str(chunk)})
-                progress.advance()
-                if "error" not in r:
-                    rows.append({"size": size, "method": f"pipeline_chunk{chunk}", "runs": 1,
-                                 **{k: round(r[k], 2) for k in ("wall_s", "cpu_s", "peak_mb")}, "polygons": r.get("polygons")})
-        for p in (pre, post):
-            p.unlink()
+        with _pair(folder, size) as (pre, post):
+            for method in ("floor", "pipeline", "naive"):
+                runs = []
+                for _ in range(repeats):
+                    runs.append(_measure(method, pre, post))
+                    progress.advance()
+                good = [r for r in runs if "error" not in r]
+                if not good:
+                    rows.append({"size": size, "method": method, "error": runs[0]["error"]})
+                    continue
+                row = {"size": size, "method": method, "runs": len(good),
+                       **{k: round(statistics.median(r[k] for r in good), 2) for k in ("wall_s", "cpu_s", "peak_mb")},
+                       **{k: v for k, v in good[0].items() if k not in ("method", "wall_s", "cpu_s", "peak_mb")}}
+                rows.append(row)
+            if size == sizes[0]:
+                for chunk in chunk_sizes:
+                    r = _measure("pipeline", pre, post, env={"BURNSCAN_CHUNK_PX": str(chunk)})
+                    progress.advance()
+                    if "error" not in r:
+                        rows.append({"size": size, "method": f"pipeline_chunk{chunk}", "runs": 1,
+                                     **{k: round(r[k], 2) for k in ("wall_s", "cpu_s", "peak_mb")}, "polygons": r.get("polygons")})
     return rows
 
 
@@ -239,12 +250,9 @@ def run_profile(folder: Path, sizes: list[int], *, data_root: Path = Path("data"
     """
     rows = []
     for size in sizes:
-        subprocess.run([sys.executable, "-m", "pipeline.bench.perf", "write", str(folder), str(size)], check=True)
-        pre, post = (Path(folder) / f"perf_{size}_{name}_SIMULATED.tif" for name in ("pre", "post"))
-        for method in ("floor", "pipeline"):
-            rows.append({"size": size, **_measure(method, pre, post, profile=method == "pipeline")})
-        for p in (pre, post):
-            p.unlink()
+        with _pair(folder, size) as (pre, post):
+            for method in ("floor", "pipeline"):
+                rows.append({"size": size, **_measure(method, pre, post, profile=method == "pipeline")})
     if village:
         for _ in range(2):
             warm = _measure("village", data_root, Path(folder) / "village", profile=True)

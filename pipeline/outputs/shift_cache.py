@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 _KEY = re.compile(r"[0-9a-f]{64}")
 _MAX_ENTRY_BYTES = 64 * 1024  # an entry is a few hundred bytes
-_FIELDS = {name: kind for name, kind in ShiftEstimate.__annotations__.items()}
+_FIELDS = dict(ShiftEstimate.__annotations__)  # field name -> its type's name
 
 
 def code_version() -> str:
