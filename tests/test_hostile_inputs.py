@@ -14,7 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +34,9 @@ from factories import (savanna_ground as _ground, GRID, load_scenes as _load, on
                        write_square_aoi as _aoi)
 from smallaoi import AOI_NAME, write_small_aoi
 
-NEXT_YEAR = datetime.now(timezone.utc) + timedelta(days=400)
+# The first day of the year after next: in the future, and the same on every test worker collecting at another
+# second (a time to the second would give the workers different test ids, which pytest-xdist refuses).
+NEXT_YEAR = datetime(datetime.now(timezone.utc).year + 2, 1, 1, tzinfo=timezone.utc)
 RUN = Params(margin_m=0)
 
 
