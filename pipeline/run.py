@@ -7,6 +7,7 @@ the batch entry point that reads the AOI and its scenes, calls it, and writes th
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -43,11 +44,12 @@ from pipeline.stages.polygons import burn_polygons, nonfire_polygons, transient_
 from pipeline.stages.split import WALL_BANDS, before_brightness
 from pipeline.preflight import check_coreg_band, check_detect_grid, scene_shape
 from pipeline.progress import stage, timed
+from pipeline.cores import fork_map
 from pipeline.provenance.versions import code_version, git_state, package_versions
-from pipeline.outputs.run_figures import run_figures
-from pipeline.outputs.run_folder import write_findings, write_figures, write_reports
+from pipeline.outputs.run_figures import figure_builders
+from pipeline.outputs.run_folder import figure_jobs, write_findings, write_reports
 from pipeline.outputs.report import build_report, with_evidence
-from pipeline.outputs.review_page import write_review_page
+from pipeline.outputs.review_page import scene_images, write_review_page
 from pipeline.provenance.signing import load_private_key
 from pipeline.review import apply_decisions, read_decisions, review_summary, reviews_path
 from pipeline.readers.recognise import load_sources, recognise
@@ -519,18 +521,28 @@ def run_detect(
         # sealed, so nothing written into the run folder can be left out of it.
         write_findings(partial, polygons=polygons, extents=detection.extents, structures=evidence.structures, records=records,
                        simulated=simulated)
-        write_rasters(partial, detection, simulated=simulated)  # COGs with QGIS styles, in gis/
+        write_gis_rasters = functools.partial(write_rasters, partial, detection, simulated=simulated)  # COGs, QGIS styles
         figure_names: list[str] = []
+        screen_copies: dict[str, tuple[str, bytes]] = {}
         if make_figures:
             stage("drawing figures", logger=logger)
-            figures = run_figures(detection, polygons, evidence.structures, aoi.projected(analysis_grid.crs), simulated,
-                                  report["aoi"]["timezone"], width_mm=params.figure_width_mm)
-            figure_names = write_figures(partial, figures, simulated=simulated)
-            # The offline review page (`burnscan view`): scenes and outlines in the grid itself, nothing fetched.
+            builders = figure_builders(detection, polygons, evidence.structures, aoi.projected(analysis_grid.crs), simulated,
+                                       report["aoi"]["timezone"], width_mm=params.figure_width_mm)
+            figure_names, figure_tasks = figure_jobs(partial, builders, simulated=simulated)
+            scene_tasks = scene_images(detection)  # the offline review page's scenes (`burnscan view`)
+            # The rasters, the review page's scenes and every figure are independent: one pool on every core, the
+            # longest first, so that no core waits on the other at the end.
+            jobs = [write_gis_rasters, *scene_tasks, *figure_tasks]
+            done = fork_map(lambda i: jobs[i](), len(jobs))
+            scene_pngs, copies = done[1:1 + len(scene_tasks)], done[1 + len(scene_tasks):]
+            screen_copies = dict(zip(figure_names, copies))
+            # The review page: scenes and outlines in the grid itself, nothing fetched.
             write_review_page(partial, detection, polygons, aoi.projected(analysis_grid.crs), simulated=simulated,
-                              tz_name=report["aoi"]["timezone"], title=report["title"])
+                              tz_name=report["aoi"]["timezone"], title=report["title"], scene_pngs=scene_pngs)
+        else:
+            write_gis_rasters()
         stage("writing the report and the manifest", logger=logger)
-        write_reports(partial, report, polygons=polygons, figure_names=figure_names)
+        write_reports(partial, report, polygons=polygons, figure_names=figure_names, screen_copies=screen_copies)
         # Last before the manifest: the STAC item lists every output written above as an asset.
         write_json(partial / ITEM_NAME, run_item(
             run_folder_files(partial), run_id=run_id, aoi_name=aoi.name, aoi_lonlat=aoi.geometry, records=records,

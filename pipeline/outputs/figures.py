@@ -39,7 +39,7 @@ from shapely.geometry.base import BaseGeometry
 from pipeline.errors import ParameterError, SceneError
 from pipeline.outputs.report import TIME_OF_DAY_UNKNOWN
 
-__all__ = ["Stretch", "SIMULATED_LABEL", "NATURAL_BANDS", "FIGURE_WIDTH_MM", "max_height_in", "false_colour", "joint_stretch", "before_after_figure", "overlay_figure", "change_map_figure",
+__all__ = ["Stretch", "SIMULATED_LABEL", "CIR_BANDS", "NATURAL_BANDS", "FIGURE_WIDTH_MM", "max_height_in", "false_colour", "joint_stretch", "before_after_figure", "overlay_figure", "change_map_figure",
            "timeline_figure"]
 
 Stretch = tuple[tuple[float, float], tuple[float, float], tuple[float, float]]
@@ -50,7 +50,7 @@ SIMULATED_LABEL = "SIMULATED DATA"
 
 # Colour infrared: vegetation reflects NIR strongly and shows red; ash and charred ground
 # are dark in NIR as in red, so burns show dark against it.
-_CIR_BANDS = ("nir", "red", "green")
+CIR_BANDS = ("nir", "red", "green")
 NATURAL_BANDS = ("red", "green", "blue")  # natural colour, for readers who do not read infrared composites
 _PERCENTILES = (2.0, 98.0)
 _NAN_GREY = 0.5
@@ -133,7 +133,7 @@ def false_colour(scene: xr.DataArray, *, stretch: Stretch | None = None) -> tupl
     return _to_rgb(planes, stretch), stretch
 
 
-def joint_stretch(*scenes: xr.DataArray, bands: tuple[str, str, str] = _CIR_BANDS) -> Stretch:
+def joint_stretch(*scenes: xr.DataArray, bands: tuple[str, str, str] = CIR_BANDS) -> Stretch:
     """One stretch over several scenes, so a colour change between them is a change of ground.
 
     Per-scene stretches would rescale each date on its own and could make an unchanged field
@@ -168,7 +168,7 @@ def before_after_figure(
     polygons_earlier: gpd.GeoDataFrame | None = None,
     stretch: Stretch | None = None,
     tz_name: str = "UTC",
-    bands: tuple[str, str, str] = _CIR_BANDS,
+    bands: tuple[str, str, str] = CIR_BANDS,
     width_mm: float = FIGURE_WIDTH_MM,
 ) -> Figure:
     """Before above after, in false colour (or the ``bands`` given), on one shared stretch.
@@ -257,7 +257,7 @@ def overlay_figure(
                     locator=locator)
 
 
-def _cir(scene: xr.DataArray, bands: tuple[str, str, str] = _CIR_BANDS) -> np.ndarray:
+def _cir(scene: xr.DataArray, bands: tuple[str, str, str] = CIR_BANDS) -> np.ndarray:
     """The three planes shown as red, green, blue (NIR, red, green by default) as a ``(3, H, W)`` array."""
     sid = scene.attrs.get("scene_id", "?")
     names = [str(b) for b in scene["band"].values] if "band" in scene.coords else []

@@ -27,7 +27,7 @@ from pipeline.cores import fork_map
 from pipeline.outputs.report import (SIMULATED_WARNING, burned_fraction_cell, evidence_sections, nonfire_section,
                                      polygon_time_cell, transient_section)
 
-__all__ = ["render_html", "screen_copy", "SCREEN_SIDE_PX"]
+__all__ = ["render_html", "screen_copy", "screen_copy_pixels", "SCREEN_SIDE_PX"]
 
 SCREEN_SIDE_PX = 1200
 """Longest side of an embedded image: about a laptop screen; the print file keeps the full 300 dpi."""
@@ -67,7 +67,14 @@ def screen_copy(png: bytes, *, max_side: int = SCREEN_SIDE_PX) -> tuple[str, byt
     tenth of that, while a chart compresses better as PNG and stays crisp: the smaller wins.
     The print file (full 300 dpi, lossless) is what a copy links to, so nothing is lost.
     """
-    pixels = mpimg.imread(io.BytesIO(png), format="png")
+    return screen_copy_pixels(mpimg.imread(io.BytesIO(png), format="png"), max_side=max_side)
+
+
+def screen_copy_pixels(pixels: np.ndarray, *, max_side: int = SCREEN_SIDE_PX) -> tuple[str, bytes]:
+    """:func:`screen_copy` of a figure's pixels as PNG decodes them (floats in 0-1, grey, RGB or RGBA).
+
+    A figure just drawn need not be encoded and decoded again: its canvas holds these pixels.
+    """
     if pixels.ndim == 2:
         pixels = np.stack([pixels] * 3, axis=-1)
     pixels = pixels[..., :3]  # figures are drawn on an opaque white background
@@ -98,19 +105,22 @@ def _anchor(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
 
 
-def render_html(report: Mapping[str, Any], *, figures: Mapping[str, bytes], polygons: gpd.GeoDataFrame | None = None,
-                max_rows: int = 400, print_files: Mapping[str, Sequence[str]] | None = None) -> str:
+def render_html(report: Mapping[str, Any], *, figures: Mapping[str, bytes | tuple[str, bytes]],
+                polygons: gpd.GeoDataFrame | None = None, max_rows: int = 400,
+                print_files: Mapping[str, Sequence[str]] | None = None) -> str:
     """One HTML page from :func:`pipeline.outputs.report.build_report`'s dict and the run's figures.
 
     ``figures`` maps each figure's path inside the run folder to its PNG bytes (embedded as a
-    screen copy, linked to that path); ``print_files`` gives, per figure, its other print
-    files (the PDF) to link beside it.
+    screen copy, linked to that path), or to its screen copy already made (:func:`screen_copy`'s
+    ``(mime type, bytes)``); ``print_files`` gives, per figure, its other print files (the
+    PDF) to link beside it.
     """
     print_files = print_files or {}
     toc: list[tuple[int, str, str]] = []  # (level, anchor, title)
     # Decoding, shrinking and encoding each 300 dpi figure twice is most of the page's cost: on every core.
-    names = list(figures)
-    copies = dict(zip(names, fork_map(lambda i: screen_copy(figures[names[i]]), len(names))))
+    names = [name for name, figure in figures.items() if not isinstance(figure, tuple)]
+    copies = {name: figure for name, figure in figures.items() if isinstance(figure, tuple)}
+    copies |= dict(zip(names, fork_map(lambda i: screen_copy(figures[names[i]]), len(names))))
 
     def heading(level: int, title: str, anchor: str | None = None) -> str:
         anchor = anchor or _anchor(title)

@@ -26,6 +26,8 @@ import json
 import math
 from html import escape
 from pathlib import Path
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, NamedTuple
 
 import geopandas as gpd
@@ -42,7 +44,8 @@ from pipeline.outputs.figures import false_colour, joint_stretch
 from pipeline.outputs.report import SIMULATED_WARNING, scene_time
 from pipeline.outputs.write import LATEST, latest_run_dir, named_run_dir, write_text
 
-__all__ = ["REVIEW_PAGE", "MAX_IMAGE_SIDE", "GridNorth", "grid_north", "review_page", "write_review_page", "find_review_page"]
+__all__ = ["REVIEW_PAGE", "MAX_IMAGE_SIDE", "GridNorth", "grid_north", "review_page", "scene_images", "write_review_page",
+           "find_review_page"]
 
 REVIEW_PAGE = "review.html"
 """File name of the page in a run folder."""
@@ -268,8 +271,28 @@ def _polygon_info(row: Any, tz_name: str) -> str:
     return "\n".join(lines)
 
 
+def scene_images(detection: Detection) -> list[Callable[[], bytes]]:
+    """Per usable scene, a function of no argument giving the page's PNG of it (:func:`review_page`'s ``scene_pngs``).
+
+    Compositing and encoding the scenes is most of the page's cost, and each is independent:
+    a caller drawing other things on every core can run these among them.
+    """
+    grid, stack = detection.grid, detection.stack
+    scenes_reflectance = [stack["reflectance"].isel(time=t).assign_attrs(crs=grid.crs) for t in range(stack.sizes["time"])]
+    clear = [stack["clear"].isel(time=t).values.astype(bool) for t in range(stack.sizes["time"])]
+    # One stretch for every date, from observed ground only: switching dates changes the ground, never the colours.
+    stretch = joint_stretch(*(s.where(c) for s, c in zip(scenes_reflectance, clear)))
+    factor = max(1, math.ceil(max(grid.width, grid.height) / MAX_IMAGE_SIDE))
+
+    def scene_png(t: int) -> bytes:
+        rgb, _ = false_colour(scenes_reflectance[t], stretch=stretch)
+        return _scene_png(rgb, clear[t] & np.isfinite(scenes_reflectance[t].values).all(axis=0), factor)
+
+    return [partial(scene_png, t) for t in range(len(scenes_reflectance))]
+
+
 def review_page(detection: Detection, polygons: gpd.GeoDataFrame, aoi_outline: BaseGeometry | None, *, simulated: bool,
-                tz_name: str = "UTC", title: str = "Burn polygons for review") -> str:
+                tz_name: str = "UTC", title: str = "Burn polygons for review", scene_pngs: Sequence[bytes] | None = None) -> str:
     """The review page of one run as an HTML string (no file is read or written).
 
     Parameters
@@ -287,6 +310,8 @@ def review_page(detection: Detection, polygons: gpd.GeoDataFrame, aoi_outline: B
         Label the page SIMULATED in its title, a warning box and every scene caption.
     tz_name
         IANA time zone for the local times in the captions.
+    scene_pngs
+        The scenes' images as :func:`scene_images` makes them, where the caller has them already.
     """
     grid = detection.grid
     stack, records = detection.stack, detection.records
@@ -294,18 +319,12 @@ def review_page(detection: Detection, polygons: gpd.GeoDataFrame, aoi_outline: B
         raise ParameterError("a review page needs at least two usable scenes; pass the detection of a finished run")
     W, H = grid.width, grid.height
     sim = " (SIMULATED DATA)" if simulated else ""
-    scenes_reflectance = [stack["reflectance"].isel(time=t).assign_attrs(crs=grid.crs) for t in range(len(records))]
-    clear = [stack["clear"].isel(time=t).values.astype(bool) for t in range(len(records))]
-    # One stretch for every date, from observed ground only: switching dates changes the ground, never the colours.
-    stretch = joint_stretch(*(s.where(c) for s, c in zip(scenes_reflectance, clear)))
     factor = max(1, math.ceil(max(W, H) / MAX_IMAGE_SIDE))
-
-    def scene_png(t: int) -> bytes:
-        rgb, _ = false_colour(scenes_reflectance[t], stretch=stretch)
-        return _scene_png(rgb, clear[t] & np.isfinite(scenes_reflectance[t].values).all(axis=0), factor)
-
+    if scene_pngs is None:
+        images = scene_images(detection)
+        scene_pngs = fork_map(lambda t: images[t](), len(images))  # one scene per core: compositing and encoding
     scenes, png_size = [], (-(-W // factor) * factor, -(-H // factor) * factor)
-    for t, png in enumerate(fork_map(scene_png, len(records))):  # one scene per core: compositing and encoding
+    for t, png in enumerate(scene_pngs):
         rec = records[t]
         scenes.append({"png": "data:image/png;base64," + base64.b64encode(png).decode("ascii"),
                        "caption": f"{rec.scene_id}, {scene_time(rec, tz_name)}{sim}"})
@@ -434,9 +453,10 @@ def _north_arrow(grid: Grid, north: GridNorth | None, size: float) -> str:
 
 
 def write_review_page(folder: Path, detection: Detection, polygons: gpd.GeoDataFrame, aoi_outline: BaseGeometry | None, *,
-                      simulated: bool, tz_name: str, title: str) -> Path:
+                      simulated: bool, tz_name: str, title: str, scene_pngs: Sequence[bytes] | None = None) -> Path:
     """Write :func:`review_page` as ``review.html`` into the run folder ``folder`` (atomically, rooted there)."""
-    html = review_page(detection, polygons, aoi_outline, simulated=simulated, tz_name=tz_name, title=title)
+    html = review_page(detection, polygons, aoi_outline, simulated=simulated, tz_name=tz_name, title=title,
+                       scene_pngs=scene_pngs)
     return write_text(Path(folder) / REVIEW_PAGE, html, root=Path(folder))
 
 

@@ -8,7 +8,8 @@ structures burned, and a timeline. Every caption names its scenes and local time
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import cache, partial
 from typing import Any
 
 import geopandas as gpd
@@ -20,7 +21,7 @@ from pipeline.model import Detection, SceneRecord, record_positions
 from pipeline.outputs import figures as figs
 from pipeline.outputs.report import scene_time
 
-__all__ = ["IMAGERY_CREDIT_SIMULATED", "imagery_credit", "provider", "run_figures"]
+__all__ = ["IMAGERY_CREDIT_SIMULATED", "figure_builders", "imagery_credit", "provider", "run_figures"]
 
 IMAGERY_CREDIT_SIMULATED = "Imagery: SIMULATED by burnscan, not a real acquisition"
 
@@ -93,11 +94,23 @@ def run_figures(detection: Detection, polygons: gpd.GeoDataFrame, structures: gp
     Each caption credits the imagery of its own scenes (:func:`imagery_credit`); every
     figure is ``width_mm`` wide (``Params.figure_width_mm``).
     """
-    figures = _figures(detection, aoi_outline, simulated, tz_name, width_mm)
-    figures["timeline.png"] = _timeline(detection, polygons, simulated, tz_name, width_mm)
+    builders = figure_builders(detection, polygons, structures, aoi_outline, simulated, tz_name, width_mm=width_mm)
+    return {name: build() for name, build in builders.items()}
+
+
+def figure_builders(detection: Detection, polygons: gpd.GeoDataFrame, structures: gpd.GeoDataFrame | None,
+                    aoi_outline: Any, simulated: bool, tz_name: str, *,
+                    width_mm: float = figs.FIGURE_WIDTH_MM) -> dict[str, Callable[[], Any]]:
+    """:func:`run_figures`, each figure not yet drawn: a function of no argument that draws it.
+
+    Which figures a run has is decided here, from the polygons; drawing each is most of the
+    work, and the figures are independent, so they can be drawn on every core.
+    """
+    builders = _figures(detection, aoi_outline, simulated, tz_name, width_mm)
+    builders["timeline.png"] = partial(_timeline, detection, polygons, simulated, tz_name, width_mm)
     if structures is not None:
-        figures.update(_structure_figures(detection, structures, aoi_outline, simulated, tz_name, width_mm))
-    return figures
+        builders.update(_structure_figures(detection, structures, aoi_outline, simulated, tz_name, width_mm))
+    return builders
 
 
 def _zoom(stack: xr.Dataset, bounds: np.ndarray, grid: Grid, *, pad_m: float = 150.0, min_side_m: float = 600.0) -> xr.Dataset:
@@ -109,16 +122,17 @@ def _zoom(stack: xr.Dataset, bounds: np.ndarray, grid: Grid, *, pad_m: float = 1
     return stack.sel(x=slice(max(cx - half, g_left), min(cx + half, g_right)), y=slice(min(cy + half, g_top), max(cy - half, g_bottom)))
 
 
-def _figures(detection: Detection, aoi_outline: Any, simulated: bool, tz_name: str, width_mm: float) -> dict[str, Any]:
-    """Before/after pairs and overlays, one per date with new burns or a clear reading."""
+def _figures(detection: Detection, aoi_outline: Any, simulated: bool, tz_name: str, width_mm: float) -> dict[str, Callable[[], Any]]:
+    """Before/after pairs and overlays, one per date with new burns or a clear reading (not yet drawn)."""
 
-    out: dict[str, Any] = {}
+    out: dict[str, Callable[[], Any]] = {}
     stack, polys = detection.stack, detection.polygons
     if len(polys):
         # The AOI is kilometres wide and compounds are metres: overview once, then zoom on the burns.
         last = len(detection.records) - 1
         last_rec = detection.records[last]
-        out["overview.png"] = figs.overlay_figure(
+        out["overview.png"] = partial(
+            figs.overlay_figure,
             stack["reflectance"].isel(time=last).assign_attrs(
                 acquired=last_rec.acquired_utc, time_of_day_known=last_rec.time_of_day_known, scene_id=last_rec.scene_id,
                 satellite_id=last_rec.satellite_id, crs=detection.grid.crs),
@@ -131,69 +145,78 @@ def _figures(detection: Detection, aoi_outline: Any, simulated: bool, tz_name: s
         )
         stack = _zoom(stack, polys.total_bounds, detection.grid)
     for t in range(1, len(detection.records)):
-        before_rec, after_rec = detection.records[t - 1], detection.records[t]
-        before, after = (
-            stack["reflectance"].isel(time=i).assign_attrs(
-                acquired=rec.acquired_utc, time_of_day_known=rec.time_of_day_known, scene_id=rec.scene_id,
-                satellite_id=rec.satellite_id, crs=detection.grid.crs
-            )
-            for i, rec in ((t - 1, before_rec), (t, after_rec))
+        out.update(_date_figures(detection, stack, t, aoi_outline, simulated, tz_name, width_mm))
+    return out
+
+
+def _date_figures(detection: Detection, stack: xr.Dataset, t: int, aoi_outline: Any, simulated: bool, tz_name: str,
+                  width_mm: float) -> dict[str, Callable[[], Any]]:
+    """The figures of date ``t``: the pair, in natural colour too, the pair with the burns outlined, the change map."""
+    polys = detection.polygons
+    before_rec, after_rec = detection.records[t - 1], detection.records[t]
+    before, after = (
+        stack["reflectance"].isel(time=i).assign_attrs(
+            acquired=rec.acquired_utc, time_of_day_known=rec.time_of_day_known, scene_id=rec.scene_id,
+            satellite_id=rec.satellite_id, crs=detection.grid.crs
         )
-        new = polys[polys["first_seen_index"] == t]
-        earlier = polys[polys["first_seen_index"] < t]
-        credit = imagery_credit([before_rec, after_rec])
-        caption = (
-            f"Before: {before_rec.scene_id}, {scene_time(before_rec, tz_name)}. "
-            f"After: {after_rec.scene_id}, {scene_time(after_rec, tz_name)}. "
-            f"False-colour infrared (NIR, red, green): vegetation red, burns dark; same stretch on both. "
-            f"{len(new)} new burn polygon(s), {new['area_ha'].sum():.2f} ha. {credit}."
+        for i, rec in ((t - 1, before_rec), (t, after_rec))
+    )
+    new = polys[polys["first_seen_index"] == t]
+    earlier = polys[polys["first_seen_index"] < t]
+    credit = imagery_credit([before_rec, after_rec])
+    caption = (
+        f"Before: {before_rec.scene_id}, {scene_time(before_rec, tz_name)}. "
+        f"After: {after_rec.scene_id}, {scene_time(after_rec, tz_name)}. "
+        f"False-colour infrared (NIR, red, green): vegetation red, burns dark; same stretch on both. "
+        f"{len(new)} new burn polygon(s), {new['area_ha'].sum():.2f} ha. {credit}."
+    )
+    stamp = after_rec.acquired.strftime("%Y%m%dT%H%MZ")
+    before_clear, after_clear = stack["clear"].isel(time=t - 1), stack["clear"].isel(time=t)
+
+    # One stretch for the pair and the overlay, from observed ground only (cloud would wash it out); computed
+    # where the first of those figures is drawn.
+    @cache
+    def stretch(bands: tuple[str, str, str] = figs.CIR_BANDS) -> figs.Stretch:
+        return figs.joint_stretch(before.where(before_clear), after.where(after_clear), bands=bands)
+
+    def pair(*, bands: tuple[str, str, str] = figs.CIR_BANDS, caption: str = caption, **kwargs: Any) -> Any:
+        return figs.before_after_figure(before, after, before_clear=before_clear, after_clear=after_clear, bands=bands,
+                                        caption=caption, simulated=simulated, aoi_outline=aoi_outline,
+                                        stretch=stretch(bands), tz_name=tz_name, width_mm=width_mm, **kwargs)
+
+    out: dict[str, Callable[[], Any]] = {
+        f"{stamp}_before_after.png": partial(pair, title=f"Before / after, {after_rec.acquired:%Y-%m-%d}")}
+    if all(b in stack.band.values for b in figs.NATURAL_BANDS):
+        out[f"{stamp}_before_after_natural.png"] = partial(
+            pair, bands=figs.NATURAL_BANDS, title=f"Before / after in natural colour, {after_rec.acquired:%Y-%m-%d}",
+            caption=caption.replace("False-colour infrared (NIR, red, green): vegetation red, burns dark",
+                                    "Natural colour (red, green, blue)"))
+    # The same pair again with the burns outlined on the after scene: the plain pair lets a
+    # reader judge the ground without the machine's lines in the way.
+    out[f"{stamp}_overlay.png"] = partial(pair, polygons_new=new, polygons_earlier=earlier,
+                                          title=f"Burn marks first visible on {scene_time(after_rec)}")
+    info = detection.thresholds[t]
+    if info is not None and len(new):
+        out[f"{stamp}_change.png"] = partial(
+            figs.change_map_figure,
+            detection.change["delta"].isel(time=t).assign_attrs(crs=detection.grid.crs),
+            seed_threshold=info.seed_threshold, grow_threshold=info.grow_threshold, background=info.background,
+            index_name=detection.index_name, polygons_new=new, aoi_outline=aoi_outline, simulated=simulated, width_mm=width_mm,
+            title=f"Burn-index change to {scene_time(after_rec)}, with the thresholds used",
+            caption=(f"Change of {detection.index_name.upper()} between each pixel's last clear observation and "
+                     f"{after_rec.scene_id} ({scene_time(after_rec, tz_name)}); grey: not observed. Seeds of the "
+                     f"burn mask exceed 'seed', burns grow down to 'grow' (background {info.background:+.3f}, noise "
+                     f"{info.noise_sigma:.3f}). Outlined: new burn polygons. {credit}."),
         )
-        stamp = after_rec.acquired.strftime("%Y%m%dT%H%MZ")
-        before_clear, after_clear = stack["clear"].isel(time=t - 1), stack["clear"].isel(time=t)
-        # One stretch for the pair and the overlay, from observed ground only (cloud would wash it out).
-        stretch = figs.joint_stretch(before.where(before_clear), after.where(after_clear))
-        common = dict(caption=caption, simulated=simulated, aoi_outline=aoi_outline, stretch=stretch, tz_name=tz_name,
-                      width_mm=width_mm)
-        out[f"{stamp}_before_after.png"] = figs.before_after_figure(
-            before, after,
-            before_clear=before_clear, after_clear=after_clear,
-            title=f"Before / after, {after_rec.acquired:%Y-%m-%d}", **common,
-        )
-        if all(b in stack.band.values for b in figs.NATURAL_BANDS):
-            natural = figs.joint_stretch(before.where(before_clear), after.where(after_clear), bands=figs.NATURAL_BANDS)
-            out[f"{stamp}_before_after_natural.png"] = figs.before_after_figure(
-                before, after, before_clear=before_clear, after_clear=after_clear, bands=figs.NATURAL_BANDS,
-                title=f"Before / after in natural colour, {after_rec.acquired:%Y-%m-%d}",
-                **(common | {"stretch": natural, "caption": caption.replace(
-                    "False-colour infrared (NIR, red, green): vegetation red, burns dark", "Natural colour (red, green, blue)")}),
-            )
-        # The same pair again with the burns outlined on the after scene: the plain pair lets a
-        # reader judge the ground without the machine's lines in the way.
-        out[f"{stamp}_overlay.png"] = figs.before_after_figure(
-            before, after, before_clear=before_clear, after_clear=after_clear, polygons_new=new, polygons_earlier=earlier,
-            title=f"Burn marks first visible on {scene_time(after_rec)}", **common,
-        )
-        info = detection.thresholds[t]
-        if info is not None and len(new):
-            out[f"{stamp}_change.png"] = figs.change_map_figure(
-                detection.change["delta"].isel(time=t).assign_attrs(crs=detection.grid.crs),
-                seed_threshold=info.seed_threshold, grow_threshold=info.grow_threshold, background=info.background,
-                index_name=detection.index_name, polygons_new=new, aoi_outline=aoi_outline, simulated=simulated, width_mm=width_mm,
-                title=f"Burn-index change to {scene_time(after_rec)}, with the thresholds used",
-                caption=(f"Change of {detection.index_name.upper()} between each pixel's last clear observation and "
-                         f"{after_rec.scene_id} ({scene_time(after_rec, tz_name)}); grey: not observed. Seeds of the "
-                         f"burn mask exceed 'seed', burns grow down to 'grow' (background {info.background:+.3f}, noise "
-                         f"{info.noise_sigma:.3f}). Outlined: new burn polygons. {credit}."),
-            )
     return out
 
 
 def _structure_figures(detection: Detection, structures: gpd.GeoDataFrame, aoi_outline: Any,
-                       simulated: bool, tz_name: str, width_mm: float) -> dict[str, Any]:
-    """Per date with burned structures: the after scene with them outlined, zoomed on the village."""
+                       simulated: bool, tz_name: str, width_mm: float) -> dict[str, Callable[[], Any]]:
+    """Per date with burned structures: the after scene with them outlined, zoomed on the village (not yet drawn)."""
 
     burned = structures[structures["burned"]]
-    out: dict[str, Any] = {}
+    out: dict[str, Callable[[], Any]] = {}
     if not len(burned):
         return out
     stack = _zoom(detection.stack, burned.total_bounds, detection.grid)
@@ -206,8 +229,8 @@ def _structure_figures(detection: Detection, structures: gpd.GeoDataFrame, aoi_o
         after = stack["reflectance"].isel(time=j).assign_attrs(
             acquired=rec.acquired_utc, time_of_day_known=rec.time_of_day_known, scene_id=rec.scene_id,
             satellite_id=rec.satellite_id, crs=detection.grid.crs)
-        out[f"{rec.acquired:%Y%m%dT%H%MZ}_structures.png"] = figs.overlay_figure(
-            after, polygons_new=new.assign(polygon_id=None), polygons_earlier=burned[burned["first_seen_index"] < t],
+        out[f"{rec.acquired:%Y%m%dT%H%MZ}_structures.png"] = partial(
+            figs.overlay_figure, after, polygons_new=new.assign(polygon_id=None), polygons_earlier=burned[burned["first_seen_index"] < t],
             after_clear=stack["clear"].isel(time=j), aoi_outline=aoi_outline, simulated=simulated, tz_name=tz_name,
             noun="structure", width_mm=width_mm, title=f"Structures burned, first visible on {scene_time(rec)}",
             caption=(f"Building footprints (aligned to the scenes) burned in polygons first visible on {rec.scene_id} "

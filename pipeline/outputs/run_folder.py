@@ -8,18 +8,21 @@ self-contained HTML page. Each write is atomic and rooted in the run folder
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 
 from pipeline.model import SceneRecord
-from pipeline.outputs.html_report import render_html
+from pipeline.outputs.html_report import render_html, screen_copy_pixels
 from pipeline.outputs.kml import kml_document
 from pipeline.outputs.report import render_markdown
-from pipeline.outputs.write import save_figures, write_json, write_text, write_vector
+from pipeline.outputs.write import save_figure, write_json, write_text, write_vector
 
-__all__ = ["write_findings", "write_figures", "write_reports"]
+__all__ = ["figure_jobs", "write_findings", "write_reports"]
 
 
 def write_findings(folder: Path, *, polygons: gpd.GeoDataFrame, extents: gpd.GeoDataFrame, structures: gpd.GeoDataFrame | None,
@@ -41,27 +44,48 @@ def write_findings(folder: Path, *, polygons: gpd.GeoDataFrame, extents: gpd.Geo
     write_text(folder / f"burns{suffix}.kml", kml_document(polygons_4326, records=records, simulated=simulated), root=folder)
 
 
-def write_figures(folder: Path, figures: dict[str, Any], *, simulated: bool) -> list[str]:
-    """Save ``figures`` under ``figures/``; return their paths inside ``folder``, PNGs only, in order."""
+def figure_jobs(folder: Path, builders: dict[str, Callable[[], Any]], *,
+                simulated: bool) -> tuple[list[str], list[Callable[[], tuple[str, bytes]]]]:
+    """The figures of :func:`pipeline.outputs.run_figures.figure_builders`, to be saved under ``figures/``.
+
+    Returns their paths inside ``folder`` (PNGs only, in order) and, per figure, a function of
+    no argument that draws it, saves it and returns its screen copy for the HTML report
+    (:func:`pipeline.outputs.html_report.screen_copy_pixels`, from the pixels just drawn: the
+    same copy as one made from the PNG). The jobs are independent: run them on every core.
+    """
     suffix = "_SIMULATED" if simulated else ""
-    to_save, names = [], []
-    for name, fig in figures.items():
+    names, jobs = [], []
+    for name, build in builders.items():
         fname = name.replace(".png", f"{suffix}.png")
-        to_save.append((folder / "figures" / fname, fig))
-        if name == "timeline.png" or name.endswith(("_overlay.png", "_structures.png")):
-            # In PDF too, for print, where vectors help: outlines and charts stay sharp at any
-            # size (a plain scene pair is pixels either way, so it stays PNG only).
-            to_save.append((folder / "figures" / fname.replace(".png", ".pdf"), fig))
+        # In PDF too, for print, where vectors help: outlines and charts stay sharp at any
+        # size (a plain scene pair is pixels either way, so it stays PNG only).
+        pdf = name == "timeline.png" or name.endswith(("_overlay.png", "_structures.png"))
+        jobs.append(partial(_draw_and_save, folder, folder / "figures" / fname, build, pdf))
         names.append(f"figures/{fname}")
-    save_figures(to_save, root=folder)
-    return names
+    return names, jobs
 
 
-def write_reports(folder: Path, report: dict[str, Any], *, polygons: gpd.GeoDataFrame, figure_names: list[str]) -> None:
+def _draw_and_save(folder: Path, png: Path, build: Callable[[], Any], pdf: bool) -> tuple[str, bytes]:
+    figure = build()
+    save_figure(png, figure, root=folder)
+    # The Agg canvas still holds the pixels the PNG was encoded from: PNG is lossless, so they are what it decodes to.
+    copy = screen_copy_pixels(np.divide(np.asarray(figure.canvas.buffer_rgba()), 255, dtype=np.float32))
+    if pdf:
+        save_figure(png.with_suffix(".pdf"), figure, root=folder)
+    return copy
+
+
+def write_reports(folder: Path, report: dict[str, Any], *, polygons: gpd.GeoDataFrame, figure_names: list[str],
+                  screen_copies: dict[str, tuple[str, bytes]] | None = None) -> None:
     """``report.json``, ``report.md`` and ``report.html`` (screen copies of the figures embedded, so it opens offline as
-    one file small enough to mail, each linked to its print files beside it)."""
+    one file small enough to mail, each linked to its print files beside it).
+
+    ``screen_copies`` are the copies :func:`figure_jobs` returned, by figure path; a figure
+    without one is read back from its PNG.
+    """
     write_json(folder / "report.json", report, root=folder)
     write_text(folder / "report.md", render_markdown(report, figures=figure_names, polygons=polygons), root=folder)
-    pngs = {name: (folder / name).read_bytes() for name in figure_names}
+    copies = screen_copies or {}
+    pngs = {name: copies[name] if name in copies else (folder / name).read_bytes() for name in figure_names}
     pdfs = {name: [name[:-len(".png")] + ".pdf"] for name in figure_names if (folder / name).with_suffix(".pdf").is_file()}
     write_text(folder / "report.html", render_html(report, figures=pngs, polygons=polygons, print_files=pdfs), root=folder)

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
+from pipeline.cores import fork_map
+
 __all__ = ["BandFit", "apply_fits", "fit_linear_normalisation", "identity_fits", "normalise", "wants_normalisation"]
 
 _OUTLIER_Z = 3.0  # residuals beyond 3 robust sigmas in any band mark a changed pixel
@@ -174,17 +176,22 @@ def normalise(stack: xr.Dataset, *, reference_index: int = 0) -> tuple[xr.Datase
     refl = stack["reflectance"].values
     clear = stack["clear"].values
     bands = [str(b) for b in stack.band.values]
-    all_fits: list[list[BandFit]] = []
+    all_fits: list[list[BandFit] | None] = []
     for t in range(refl.shape[0]):
+        usable = clear[t] & clear[reference_index]
         if t == reference_index:
             all_fits.append([BandFit(b, 1.0, 0.0, 0.0, int(clear[t].sum())) for b in bands])
-            continue
-        usable = clear[t] & clear[reference_index]
-        if usable.sum() < 50:  # nothing seen in common (a scene read as not observed): leave it
+        elif usable.sum() < 50:  # nothing seen in common (a scene read as not observed): leave it
             all_fits.append([BandFit(b, 1.0, 0.0, 0.0, int(usable.sum()), 0.0, False) for b in bands])
-            continue
-        fits, _ = fit_linear_normalisation(refl[t], refl[reference_index], usable, bands=bands, seed=t)
-        all_fits.append(fits)
+        else:
+            all_fits.append(None)
+    to_fit = [t for t, fits in enumerate(all_fits) if fits is None]
+    # Each scene is fitted on its own: one per core.
+    fitted = fork_map(lambda i: fit_linear_normalisation(refl[to_fit[i]], refl[reference_index],
+                                                         clear[to_fit[i]] & clear[reference_index], bands=bands,
+                                                         seed=to_fit[i])[0], len(to_fit))
+    for t, fits in zip(to_fit, fitted):
+        all_fits[t] = fits
     return apply_fits(stack, all_fits), all_fits
 
 
