@@ -27,6 +27,9 @@ from pipeline.errors import ParameterError, PipelineError, import_extra
 
 __all__ = ["AoiOutcome", "run_many", "PROGRESS_TOPIC"]
 
+CONNECT_TIMEOUT_S = 10
+"""Seconds to keep trying a scheduler given with ``--scheduler`` before saying it cannot be reached."""
+
 PROGRESS_TOPIC = "burnscan-progress"
 
 logger = logging.getLogger(__name__)
@@ -153,7 +156,7 @@ def run_many(
         address = scheduler
     try:
         try:
-            client = Client(address, timeout=10)
+            client = Client(address, timeout=CONNECT_TIMEOUT_S)
         except OSError as exc:
             raise ParameterError(f"{address}: cannot reach the Dask scheduler ({exc}); start it or fix --scheduler") from None
         with client:

@@ -30,6 +30,7 @@ The seam test and ``burnscan bench-perf`` compare chunked and whole-scene result
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 from dataclasses import dataclass, replace
@@ -369,8 +370,11 @@ def detect_chunked(
     halo = max(halo_px, int(np.ceil(largest_shift)) + 8)
     chunks = plan_chunks(grid, chunk_px)
     logger.info(f"{len(chunks)} chunk(s) of up to {chunk_px} px with a {halo} px halo")
-    tasks = [dask.delayed(_detect_chunk)(sources, footprints, c, halo, params, calibration, all_records, settlement)
-             for c in chunks]
+    # What every chunk shares is bound once: dask would otherwise walk the scenes' records and the calibration
+    # (hundreds of small objects) again for each chunk's task, a second on a search's hundred chunks.
+    run_chunk = functools.partial(_detect_chunk, sources, footprints, halo_px=halo, params=params, calibration=calibration,
+                                  records=all_records, settlement=settlement)
+    tasks = [dask.delayed(run_chunk)(c) for c in chunks]
     options: dict[str, Any] = {"scheduler": scheduler}
     if workers:
         options["num_workers"] = workers

@@ -51,7 +51,10 @@ def test_every_aoi_runs_on_the_cluster_and_a_failing_one_is_reported(cluster, tm
 
 
 @pytest.mark.slow
-def test_an_unreachable_scheduler_is_one_line(tmp_path, capsys):
+def test_an_unreachable_scheduler_is_one_line(tmp_path, capsys, monkeypatch):
+    import pipeline.batch
+
+    monkeypatch.setattr(pipeline.batch, "CONNECT_TIMEOUT_S", 1)  # nothing listens there: waiting longer changes nothing
     aoi_dir = _registry(tmp_path / "aoi")
     code = main(["detect", "--all", "--scheduler", "tcp://127.0.0.1:9", "--aoi-dir", str(aoi_dir),
                  "--out", str(tmp_path / "out"), "--data", str(tmp_path / "data")])
