@@ -46,7 +46,8 @@ detect: $(STAMP)
 search: $(STAMP)
 	$(BIN)/burnscan search $(AOI)
 
-# One worker per core (pytest-xdist): each test file's tests share a worker, fixtures as in a serial run.
+# One worker per core (pytest-xdist): each test file's tests share a worker, fixtures as in a serial run; inside
+# a worker, tests run their work in their own process (BURNSCAN_NO_FORK, tests/conftest.py) but for those marked forks.
 test: $(STAMP)
 	$(BIN)/python -m pytest -n auto --dist loadfile
 

@@ -18,6 +18,19 @@ from factories import SHARED_DATA, CliResult, SmallRun, make_small_run, run_cli,
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+@pytest.fixture(autouse=True)
+def _one_process_per_test_worker(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under ``make test`` each core already runs a test worker: work a test forks onto "every core"
+    only queues behind the other worker, and forking a large test process costs seconds of
+    system time. There a test runs its work in its own process (``BURNSCAN_NO_FORK``, the same
+    results by :func:`pipeline.cores.fork_map`'s contract). The session's small run is made before
+    this applies, so one whole run with figures still forks on every worker; tests of forking
+    itself are marked ``forks``.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER") and request.node.get_closest_marker("forks") is None:
+        monkeypatch.setenv("BURNSCAN_NO_FORK", "1")
+
+
 
 @pytest.fixture
 def shared_data() -> Path:

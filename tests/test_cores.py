@@ -6,10 +6,12 @@ import os
 import threading
 
 import numpy as np
+import pytest
 
 from pipeline.cores import fork_map
 
 
+@pytest.mark.forks
 def test_children_read_the_parents_arrays_and_return_the_same_results():
     big = np.arange(2_000_000, dtype=np.float64).reshape(1000, 2000)
     pids = fork_map(lambda i: os.getpid(), 4, workers=2)

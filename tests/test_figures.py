@@ -269,6 +269,7 @@ def test_figures_save_as_png_and_pdf_without_time_stamps(after, clear, polygons,
 
 
 @pytest.mark.slow
+@pytest.mark.forks
 def test_figures_saved_in_forked_processes_are_the_bytes_saved_one_by_one(tmp_path):
     from matplotlib.figure import Figure
 

@@ -227,16 +227,15 @@ def test_simulated_scenes_are_credited_as_simulated_naming_no_provider(small_run
 
 
 @pytest.mark.slow
-def test_detect_figure_width_lays_out_every_figure_and_is_recorded(tmp_path, capsys):
+def test_detect_figure_width_lays_out_every_figure_and_is_recorded(small_run, tmp_path, capsys):
     import json
 
     from factories import run_cli
-    from smallaoi import AOI_NAME, write_small_aoi
+    from smallaoi import AOI_NAME
 
-    aoi_dir = write_small_aoi(tmp_path / "aoi")
-    out = tmp_path / "out"
-    code, stdout, err = run_cli(capsys, "detect", AOI_NAME, "--aoi-dir", aoi_dir, "--out", out, "--data", tmp_path / "data",
-                                "--figure-width", "double")
+    out = tmp_path / "out"  # the session run's scenes, read only; a run of its own
+    code, stdout, err = run_cli(capsys, "detect", AOI_NAME, "--aoi-dir", small_run.aoi_dir, "--out", out,
+                                "--data", small_run.data_root, "--figure-width", "double")
     assert code == 0, err
     run_dir = out / AOI_NAME / stdout.strip().splitlines()[-1].split("/")[-1]
     manifest = json.loads((run_dir / "manifest.json").read_text())

@@ -38,6 +38,19 @@ def test_report_html_is_self_contained_and_complete(page):
     assert "not visible on the clear scene of" in html and "ha burned in the AOI" in html
 
 
+def test_each_screen_copy_is_the_copy_of_its_print_file(page):
+    """The run makes each copy from the pixels it has just drawn, not from the PNG it wrote: the same copy."""
+    from pipeline.outputs.html_report import screen_copy
+
+    html = page.read_text(encoding="utf-8")
+    figures = sorted((page.parent / "figures").glob("*.png"))
+    assert figures
+    for png in figures:
+        mime, data = screen_copy(png.read_bytes())
+        name = f"figures/{png.name}"
+        assert f'alt="{name}" src="data:{mime};base64,{base64.b64encode(data).decode("ascii")}"' in html, name
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed; `make browser-test` installs Debian's chromium and runs this")
 def test_report_html_in_headless_chromium(page, tmp_path):
     common = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000", "--enable-logging=stderr", "--v=0"]
