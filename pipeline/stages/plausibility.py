@@ -25,8 +25,6 @@ from typing import Sequence
 import numpy as np
 import xarray as xr
 
-from pipeline.cores import fork_map
-
 __all__ = ["PIXEL_RANGE", "SCENE_RANGE", "FIRST_LIGHT", "possible_pixels", "mask_implausible", "implausible_reflectance",
            "judge_scenes", "implausible_time", "first_light", "too_coarse"]
 
@@ -182,7 +180,7 @@ def implausible_reflectance(reflectance: np.ndarray, clear: np.ndarray, *, bands
 
 def judge_scenes(reflectance: np.ndarray, clear: np.ndarray, *, bands: Sequence[str] | None = None) -> list[str | None]:
     """:func:`implausible_reflectance` for each scene of a (time, band, y, x) stack and its (time, y, x) clear mask."""
-    return fork_map(lambda t: implausible_reflectance(reflectance[t], clear[t], bands=bands), reflectance.shape[0])
+    return [implausible_reflectance(reflectance[t], clear[t], bands=bands) for t in range(reflectance.shape[0])]
 
 
 def first_light(sensor: str) -> tuple[str, date]:
