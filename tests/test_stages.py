@@ -78,6 +78,18 @@ def test_undo_shift_restores_content():
     assert np.isnan(back[-2:, :]).all()  # no source beyond the edge: not observed, not invented
 
 
+@pytest.mark.parametrize("dy, dx", [(0.3, -0.7), (2.0, 3.9), (-9.4, 9.6), (0.0, 0.0), (12.5, -0.2)])
+def test_undo_shift_moves_as_scipy_shift_does(dy, dx):
+    """The translation is scipy's cubic spline shift computed with four taps per axis (and scipy's own
+    shift beyond its padding): the same numbers, to float32, edges included."""
+    rng = np.random.default_rng(7)
+    image = (ndimage.gaussian_filter(rng.random((137, 151)), 1.2) * 0.4).astype(np.float32)
+    scipy_way = ndimage.shift(image.astype(np.float64), (-dy, -dx), order=3, mode="nearest").astype(np.float32)
+    support = ndimage.shift(np.ones(image.shape), (-dy, -dx), order=1, mode="constant", cval=0.0)
+    expected = np.where(support > 0.999, scipy_way, np.nan)
+    np.testing.assert_array_equal(undo_shift(image, dy, dx), expected)
+
+
 def test_coregister_stack_keeps_labels_and_aligns():
     ground = _texture((300, 300))
     scenes = np.stack([np.stack([ground, ground]), np.stack([_displace(ground, -2.2, 1.6)] * 2)]).astype(np.float32)
