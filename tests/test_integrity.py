@@ -21,7 +21,7 @@ import pytest
 from pipeline.readers.rasters import sha256_file
 from pipeline.provenance.compare import compare_runs
 from pipeline.provenance.verify import verify_run
-from pipeline.outputs.write import latest_run_dir
+from pipeline.outputs.write import STAGING_SUFFIX, latest_run_dir
 from factories import copy_small_run, make_small_run, run_cli as _cli
 from smallaoi import AOI_NAME
 
@@ -229,6 +229,32 @@ def test_disk_full_half_way_leaves_only_the_named_partial_folder(base, capsys, t
     partial = _assert_failed_run_left_only_a_partial(out, err)
     # what was finished is kept for inspection, what was not is under no name, temporary files are gone
     assert sorted(p.name for p in partial.iterdir()) == ["burns_SIMULATED.geojson", "burns_SIMULATED.gpkg"]
+
+
+@pytest.mark.forks
+def test_disk_full_while_figures_are_drawn_on_every_core_is_one_line_naming_the_partial(base, capsys, tmp_path, monkeypatch):
+    """The figures, the review page's scenes and the GIS rasters are written by forked workers: a full disk there
+    reaches the run as it does anywhere else, with nothing under a final name."""
+    root, aoi_dir, _ = base
+    import pipeline.outputs.write
+
+    real_replace = pipeline.outputs.write.os.replace
+
+    def figures_hit_a_full_disk(src, dst):
+        if ".partial" in str(dst) and "/figures/" in str(dst):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(pipeline.outputs.write.os, "replace", figures_hit_a_full_disk)  # inherited by the workers
+    out = tmp_path / "out"
+    code, stdout, err = _cli(capsys, "detect", AOI_NAME, "--aoi-dir", str(aoi_dir), "--data", str(root / "data"),
+                             "--out", str(out))
+    monkeypatch.undo()
+    assert code == 6 and "No space left on device" in err and "outputs:" not in stdout
+    partial = _assert_failed_run_left_only_a_partial(out, err)
+    assert not list((partial / "figures").glob("*.png"))  # no figure under its final name
+    assert not [p for p in partial.rglob(".*") if p.name.endswith(STAGING_SUFFIX)]  # every worker's staging removed
+    assert (partial / "burns_SIMULATED.gpkg").is_file()  # what was finished before is kept for inspection
 
 
 def test_a_writer_raising_oserror_half_way_is_one_line_naming_the_partial(base, capsys, tmp_path, monkeypatch):
