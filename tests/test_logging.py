@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.progress import Progress, counted
-from smallaoi import AOI_NAME, write_small_aoi
+from smallaoi import AOI_NAME
 
 _PROGRESS = ("scenes loaded: 1 of ", " scenes loaded; co-registering, normalising, detecting", "writing the report and the manifest")
 
@@ -38,9 +38,9 @@ def test_counted_says_each_item_done_once_the_loop_moves_on(caplog):
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    root = tmp_path_factory.mktemp("logging")
-    return write_small_aoi(root / "aoi"), root / "data", root / "out"
+def registry(small_run, tmp_path_factory):
+    """The session run's AOI and scenes (read only, not generated again), and an output folder of this module's."""
+    return small_run.aoi_dir, small_run.data_root, tmp_path_factory.mktemp("logging") / "out"
 
 
 def _detect(capsys, registry, *flags: str) -> tuple[int, str, str]:
