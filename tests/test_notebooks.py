@@ -12,7 +12,7 @@ import pytest
 from nbclient import NotebookClient
 
 from factories import copy_small_run, run_cli, tree_digest
-from smallaoi import AOI_NAME, write_small_aoi
+from smallaoi import AOI_NAME
 
 pytestmark = pytest.mark.slow  # each test executes a notebook top to bottom
 
@@ -88,10 +88,10 @@ def _runs(out_root: Path, aoi: str) -> list[str]:
     return sorted(p.name for p in (out_root / aoi).iterdir() if p.is_dir())
 
 
-def test_walkthrough_runs_every_stage_with_an_image_on_the_simulated_demo(tmp_path, monkeypatch):
-    notebook = _execute("walkthrough.ipynb", monkeypatch, {
-        "BURNSCAN_AOI": AOI_NAME, "BURNSCAN_AOI_DIR": str(write_small_aoi(tmp_path / "aoi")),
-        "BURNSCAN_DATA": str(tmp_path / "data"), "BURNSCAN_OUT": str(tmp_path / "out")})
+def test_walkthrough_runs_every_stage_with_an_image_on_the_simulated_demo(small_run, tmp_path, monkeypatch):
+    notebook = _execute("walkthrough.ipynb", monkeypatch, {  # on the session run's demo scenes, read only
+        "BURNSCAN_AOI": AOI_NAME, "BURNSCAN_AOI_DIR": str(small_run.aoi_dir),
+        "BURNSCAN_DATA": str(small_run.data_root), "BURNSCAN_OUT": str(tmp_path / "out")})
     images = _stage_images(notebook)
     assert all(n >= 1 for n in images.values()), images
     assert images["co-registration"] == 2  # the differences before/after the move, and the moved scenes
