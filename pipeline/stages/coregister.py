@@ -327,9 +327,13 @@ def _spline_taps(coefficients: np.ndarray, d: float, *, axis: int) -> np.ndarray
     weights = ((1 - f) ** 3 / 6, (4 - 6 * f * f + 3 * f ** 3) / 6, (1 + 3 * f + 3 * f * f - 3 * f ** 3) / 6, f ** 3 / 6)
     length = coefficients.shape[axis] - 2 * _SPLINE_PAD
     start = _SPLINE_PAD + whole - 1
-    taps = [weight * coefficients[(slice(None),) * axis + (slice(start + k, start + k + length),)]
-            for k, weight in enumerate(weights)]
-    return taps[0] + taps[1] + taps[2] + taps[3]
+    def tap(k: int) -> np.ndarray:
+        return weights[k] * coefficients[(slice(None),) * axis + (slice(start + k, start + k + length),)]
+
+    out = tap(0)
+    for k in (1, 2, 3):  # added in place, in order: one temporary at a time, not four
+        out += tap(k)
+    return out
 
 
 def shifted_support(finite: np.ndarray, dy: float, dx: float) -> np.ndarray:
