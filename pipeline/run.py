@@ -522,8 +522,7 @@ def run_detect(
         write_findings(partial, polygons=polygons, extents=detection.extents, structures=evidence.structures, records=records,
                        simulated=simulated)
         write_gis_rasters = functools.partial(write_rasters, partial, detection, simulated=simulated)  # COGs, QGIS styles
-        figure_names: list[str] = []
-        screen_copies: dict[str, tuple[str, bytes]] = {}
+        screen_copies: dict[str, tuple[str, bytes]] = {}  # by figure path; none without figures
         if make_figures:
             stage("drawing figures", logger=logger)
             builders = figure_builders(detection, polygons, evidence.structures, aoi.projected(analysis_grid.crs), simulated,
@@ -542,7 +541,7 @@ def run_detect(
         else:
             write_gis_rasters()
         stage("writing the report and the manifest", logger=logger)
-        write_reports(partial, report, polygons=polygons, figure_names=figure_names, screen_copies=screen_copies)
+        write_reports(partial, report, polygons=polygons, figures=screen_copies)
         # Last before the manifest: the STAC item lists every output written above as an asset.
         write_json(partial / ITEM_NAME, run_item(
             run_folder_files(partial), run_id=run_id, aoi_name=aoi.name, aoi_lonlat=aoi.geometry, records=records,

@@ -23,7 +23,6 @@ import geopandas as gpd
 import numpy as np
 from matplotlib import image as mpimg
 
-from pipeline.cores import fork_map
 from pipeline.outputs.report import (SIMULATED_WARNING, burned_fraction_cell, evidence_sections, nonfire_section,
                                      polygon_time_cell, transient_section)
 
@@ -105,22 +104,17 @@ def _anchor(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
 
 
-def render_html(report: Mapping[str, Any], *, figures: Mapping[str, bytes | tuple[str, bytes]],
+def render_html(report: Mapping[str, Any], *, figures: Mapping[str, tuple[str, bytes]],
                 polygons: gpd.GeoDataFrame | None = None, max_rows: int = 400,
                 print_files: Mapping[str, Sequence[str]] | None = None) -> str:
     """One HTML page from :func:`pipeline.outputs.report.build_report`'s dict and the run's figures.
 
-    ``figures`` maps each figure's path inside the run folder to its PNG bytes (embedded as a
-    screen copy, linked to that path), or to its screen copy already made (:func:`screen_copy`'s
-    ``(mime type, bytes)``); ``print_files`` gives, per figure, its other print files (the
-    PDF) to link beside it.
+    ``figures`` maps each figure's path inside the run folder to its screen copy
+    (:func:`screen_copy`'s ``(mime type, bytes)``, embedded and linked to that path);
+    ``print_files`` gives, per figure, its other print files (the PDF) to link beside it.
     """
     print_files = print_files or {}
     toc: list[tuple[int, str, str]] = []  # (level, anchor, title)
-    # Decoding, shrinking and encoding each 300 dpi figure twice is most of the page's cost: on every core.
-    names = [name for name, figure in figures.items() if not isinstance(figure, tuple)]
-    copies = {name: figure for name, figure in figures.items() if isinstance(figure, tuple)}
-    copies |= dict(zip(names, fork_map(lambda i: screen_copy(figures[names[i]]), len(names))))
 
     def heading(level: int, title: str, anchor: str | None = None) -> str:
         anchor = anchor or _anchor(title)
@@ -129,7 +123,7 @@ def render_html(report: Mapping[str, Any], *, figures: Mapping[str, bytes | tupl
         return f'<a id="{escape(anchor)}"></a><h{level}>{escape(title)}</h{level}>'
 
     def figure(name: str) -> str:
-        return _figure(name, copies[name], print_files=print_files.get(name, ()))
+        return _figure(name, figures[name], print_files=print_files.get(name, ()))
 
     # The warning and the summary come before the contents: whoever opens the page reads them first.
     head = []

@@ -75,17 +75,14 @@ def _draw_and_save(folder: Path, png: Path, build: Callable[[], Any], pdf: bool)
     return copy
 
 
-def write_reports(folder: Path, report: dict[str, Any], *, polygons: gpd.GeoDataFrame, figure_names: list[str],
-                  screen_copies: dict[str, tuple[str, bytes]] | None = None) -> None:
+def write_reports(folder: Path, report: dict[str, Any], *, polygons: gpd.GeoDataFrame,
+                  figures: dict[str, tuple[str, bytes]]) -> None:
     """``report.json``, ``report.md`` and ``report.html`` (screen copies of the figures embedded, so it opens offline as
     one file small enough to mail, each linked to its print files beside it).
 
-    ``screen_copies`` are the copies :func:`figure_jobs` returned, by figure path; a figure
-    without one is read back from its PNG.
+    ``figures`` maps each figure's path inside ``folder`` to the screen copy :func:`figure_jobs` made of it.
     """
     write_json(folder / "report.json", report, root=folder)
-    write_text(folder / "report.md", render_markdown(report, figures=figure_names, polygons=polygons), root=folder)
-    copies = screen_copies or {}
-    pngs = {name: copies[name] if name in copies else (folder / name).read_bytes() for name in figure_names}
-    pdfs = {name: [name[:-len(".png")] + ".pdf"] for name in figure_names if (folder / name).with_suffix(".pdf").is_file()}
-    write_text(folder / "report.html", render_html(report, figures=pngs, polygons=polygons, print_files=pdfs), root=folder)
+    write_text(folder / "report.md", render_markdown(report, figures=list(figures), polygons=polygons), root=folder)
+    pdfs = {name: [name[:-len(".png")] + ".pdf"] for name in figures if (folder / name).with_suffix(".pdf").is_file()}
+    write_text(folder / "report.html", render_html(report, figures=figures, polygons=polygons, print_files=pdfs), root=folder)
