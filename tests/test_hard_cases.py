@@ -254,10 +254,44 @@ def test_target_lines_print_each_new_miss_with_its_figures():
     assert accuracy._target_lines(_total("leaf_drop", **quiet), ("leaf_drop",)) == [f"{'leaf_drop':20} meets the targets"]
     (line,) = accuracy._target_lines(_total("leaf_drop", **{**quiet, "top_tier": "high", "false_ha": 0.016,
                                                             "area_ha": 0.02}), ("leaf_drop",))
-    assert "false burned area 0.016 ha > 0.01" in line and "a polygon rated high confidence" in line
+    assert "false burned area 0.016 ha > 0.01" in line and "a false polygon rated high confidence" in line
     assert "burned-fraction area 0.020 ha against 0.000 ha true" in line
     (area_line,) = accuracy._area_lines(_total("leaf_drop", **quiet), ("leaf_drop",))
-    assert "highest confidence low" in area_line and "0 settlement polygons for 0 burned compounds" in area_line
+    assert "highest confidence of a false polygon low" in area_line
+    assert "0 settlement polygons for 0 burned compounds" in area_line
+
+
+def test_a_real_fire_in_a_no_burn_case_is_held_to_the_burn_targets():
+    # dry_season: nothing in the settlement burns, but a field does. Its area is judged as a burn's
+    # (within 3 %), not as false area, and its dates and Dice as every burn's are.
+    field = dict(burns=1, bracketed_right=1, burns_in_bracket=1, burns_bracket_scored=1, true_area_ha=0.70,
+                 area_ha=0.715, area_error=0.715 / 0.70 - 1, true_compounds=0, polygons=0, polygon_count_error=None,
+                 top_tier="low", false_ha=0.0099)
+    assert accuracy._target_lines(_total("dry_season", **field), ("dry_season",)) == [f"{'dry_season':20} meets the targets"]
+    (line,) = accuracy._target_lines(_total("dry_season", **{**field, "area_ha": 0.75, "area_error": 0.75 / 0.70 - 1,
+                                                             "bracketed_right": 0}), ("dry_season",))
+    assert "area (burned fraction) 0.750 ha against 0.700 ha true (+7.1%)" in line
+    assert "dated inside the bracket 0/1" in line
+    rows = _total("dry_season", **field)
+    rows[0] = {**rows[0], "dice": 0.90, "commission": 0.12}
+    (line,) = accuracy._target_lines(rows, ("dry_season",))
+    assert "2024-01-28 dice 0.900" in line and "2024-01-28 commission 0.120" in line
+
+
+def test_only_polygons_away_from_every_true_burn_are_false():
+    from shapely.geometry import box
+    from pipeline.grid import Grid
+    from rasterio.transform import from_origin
+
+    grid = Grid(crs="EPSG:32630", transform=from_origin(0, 30, 1, 1), width=30, height=30)
+    truth = np.zeros(grid.shape, np.int16)
+    truth[5:10, 5:10] = 1  # rows 5-9, cols 5-9: x 5-10, y 21-25
+    polygons = gpd.GeoDataFrame(geometry=[box(6, 21, 9, 24),  # on the burn
+                                          box(10, 20, 11, 25),  # its rim, one pixel out
+                                          box(20, 2, 24, 6)],  # far away
+                                crs=grid.crs)
+    assert accuracy._false_polygons(polygons, truth, grid).tolist() == [False, False, True]
+    assert accuracy._false_polygons(polygons.iloc[:0], truth, grid).tolist() == []
 
 
 def test_every_new_case_is_scored_and_the_no_burn_ones_as_such():

@@ -76,7 +76,7 @@ TARGET_DICE, TARGET_ERROR, TARGET_FALSE_HA, TARGET_COREG_PX = 0.95, 0.05, 0.01, 
 TARGET_STRUCTURE_ERROR = 0.05  # burned-structure count against the simulated world, per date
 TARGET_AREA_ERROR = 0.03  # burned area (sum of burned fractions) against the true burned area
 TARGET_COUNT_ERROR = 0.05  # settlement polygons against the truly burned compounds
-TARGET_TOP_TIER = "low"  # the most a polygon may be rated where nothing burned
+TARGET_TOP_TIER = "low"  # the most a false polygon may be rated in a no-burn case
 SEARCH_SEEDS = (20240127, 1)  # simulated search boxes: the default one and one more layout
 _CONTROL_RING_M = (60.0, 400.0)  # ring of unburned land around the village for the control-ratio baseline
 _SHARED_REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real"
@@ -217,17 +217,36 @@ def _brackets(first_seen: np.ndarray, last_clear: np.ndarray, truth_ids: np.ndar
             "burns_bracket_outside": found["outside"][:20], "burns_bracket_missed": len(found["missed"])}
 
 
-def _top_tier(det: Any, params: Params, scenes: Path, data_dir: Path, grid: Grid, aoi: Aoi) -> str:
-    """The highest confidence tier any polygon gets, graded as a run grades it (its layers
-    found beside the scenes, :func:`pipeline.evidence.gather_evidence`); "none" without polygons."""
-    if not len(det.polygons):
+def _top_tier(det: Any, params: Params, scenes: Path, data_dir: Path, grid: Grid, aoi: Aoi,
+              scored: np.ndarray | None = None) -> str:
+    """The highest confidence tier a polygon gets, graded as a run grades it (its layers
+    found beside the scenes, :func:`pipeline.evidence.gather_evidence`); "none" without polygons.
+
+    ``scored`` (one bool per polygon) limits the answer to those polygons: all are graded
+    together, as a run grades them, but only the false ones are held to the no-burn target.
+    """
+    if scored is None:
+        scored = np.ones(len(det.polygons), dtype=bool)
+    if not scored.any():
         return "none"
     to_all = record_positions(det.records, det.all_records)
     polys = det.polygons.assign(first_seen_index=[int(to_all[i]) for i in det.polygons["first_seen_index"]],
                                 last_clear_index=[int(to_all[i]) if i >= 0 else -1 for i in det.polygons["last_clear_index"]])
     graded = gather_evidence(polys, detection=det, params=params, layers=find_layers(scenes, data_dir, grid),
                              tz_name=str(aoi.properties.get("timezone", "UTC"))).polygons
-    return next(t for t in TIERS if t in set(graded["tier"]))
+    return next(t for t in TIERS if t in set(graded["tier"].to_numpy()[scored]))
+
+
+def _false_polygons(polygons: gpd.GeoDataFrame, truth_ids: np.ndarray, grid: Grid) -> np.ndarray:
+    """One bool per polygon: True where it covers no true burn, nor the pixel ring around one
+    (a rim piece of a real fire is that fire's, not a false alarm)."""
+    if not len(polygons):
+        return np.zeros(0, dtype=bool)
+    near_burn = ndimage.binary_dilation(truth_ids > 0, structure=np.ones((3, 3), bool))
+    which = rasterize(((g, k + 1) for k, g in enumerate(polygons.geometry)), out_shape=grid.shape,
+                      transform=grid.transform, fill=0, dtype="int32", all_touched=True)
+    touching = np.unique(which[near_burn & (which > 0)]) - 1
+    return ~np.isin(np.arange(len(polygons)), touching)
 
 
 def _simulated_pixel(params: Params) -> float:
@@ -282,7 +301,10 @@ def simulated_case(scenario: str, aoi: Aoi, *, data_root: Path, params: Params) 
     when = {e["event"]: _utc(e["assumed_time"]) for e in truth_meta["events"]}
     extra.update(_brackets(first_seen, last_clear, truth_ids, [when[e] for e in burns["event"]], times))
     if scenario in NO_BURN_CASES:
-        extra["top_tier"] = _top_tier(det, params, demo.folder, Path(data_root) / aoi.name, analysis, aoi)
+        # A real fire in a no-burn case (dry_season's field burn) is scored as burns are; the
+        # confidence target holds the false polygons only.
+        extra["top_tier"] = _top_tier(det, params, demo.folder, Path(data_root) / aoi.name, analysis, aoi,
+                                      scored=_false_polygons(det.polygons, truth_ids, analysis))
     rows = _method_rows(scenario, "burnscan", first_seen, truth_first, truth_ids, times, pixel_ha, extra, last_clear)
 
     row, col = analysis.offset_in(loaded)
@@ -494,12 +516,13 @@ def _target_lines(rows: list[dict[str, Any]], cases: tuple[str, ...]) -> list[st
                 misses.append(f"settlement burn reported: {total['settlement_burn_ha']:.3f} ha")
             if total["false_ha"] > TARGET_FALSE_HA:
                 misses.append(f"false burned area {total['false_ha']:.3f} ha > {TARGET_FALSE_HA}")
-            if total.get("area_source") == "burned fraction" and total.get("area_ha", 0) - total.get("true_area_ha", 0) > TARGET_FALSE_HA:
+            if (total.get("area_source") == "burned fraction" and not total.get("true_area_ha")
+                    and total.get("area_ha", 0) > TARGET_FALSE_HA):
                 misses.append(f"burned-fraction area {total['area_ha']:.3f} ha against {total['true_area_ha']:.3f} ha true")
             tier = total.get("top_tier", "none")
             if tier in TIERS and TIERS.index(tier) < TIERS.index(TARGET_TOP_TIER):
-                misses.append(f"a polygon rated {tier} confidence")
-        else:
+                misses.append(f"a false polygon rated {tier} confidence")
+        if case not in NO_BURN_CASES or total.get("burns"):  # a real fire in a no-burn case is scored as burns are
             for r in ours[:-1]:
                 for key, bad in (("dice", r["dice"] < TARGET_DICE), ("commission", r["commission"] > TARGET_ERROR),
                                  ("omission", r["omission"] > TARGET_ERROR)):
@@ -539,7 +562,7 @@ def _area_lines(rows: list[dict[str, Any]], cases: tuple[str, ...]) -> list[str]
         patches += (f", {total['sites']} burned sites ({total['site_count_error']:+.1%})"
                     if total.get("site_count_error") is not None else "")
         count = f" ({total['polygon_count_error']:+.1%})" if total.get("polygon_count_error") is not None else ""
-        tier = f"; highest confidence {total['top_tier']}" if "top_tier" in total else ""
+        tier = f"; highest confidence of a false polygon {total['top_tier']}" if "top_tier" in total else ""
         lines.append(f"area {case:22} {total['area_ha']:.3f} ha by {total['area_source']} against {total['true_area_ha']:.3f} ha "
                      f"burned{error}; {total['polygons']} settlement polygons{patches} for {total['true_compounds']} burned "
                      f"compounds{count}; true date inside the stated bracket {total['burns_in_bracket']}/"
@@ -577,7 +600,8 @@ def run_benchmark(*, out_root: Path, data_root: Path, aoi_name: str = "ogota", c
                "burned area (burned fraction) within 3 %, burned sites in the settlement (polygons where no site is given) "
                "within 5 % of the burned compounds, "
                "burned-structure count within 5 % per date; no-burn cases: no settlement burn, <= 0.01 ha false burned "
-               "area, no polygon above low confidence."]
+               "area, no false polygon (one that touches no true burn) above low confidence, and a real fire among them "
+               "(dry_season's field burn) held to the burn targets."]
     summary += _target_lines(rows, cases)
     summary += _area_lines(rows, cases)
     summary += search_lines
