@@ -4,7 +4,9 @@ A village run spends most of its time in a few independent pieces of work: the s
 each scene, the rendering of each figure. Threads do not help much there (the numerical
 and drawing code holds the interpreter lock for long stretches); forked children do, and
 they read the parent's stacks and figures without copying them. Only the results travel
-back, pickled.
+back, pickled. :func:`fork_map` waits for them; :func:`fork_soon` starts one child and returns
+at once, for work that needs only what exists already (the review page's scenes) while this
+process goes on with work of one core (dating the burns).
 
 Forking is done only from the main thread of a process that may have children: never from
 a worker thread (a lock another thread held at the fork would stay locked in the child) nor
@@ -25,11 +27,11 @@ import os
 import signal
 import sys
 import threading
-from typing import Callable, TypeVar
+from typing import Callable, Generic, TypeVar
 
 from threadpoolctl import threadpool_limits
 
-__all__ = ["fork_map"]
+__all__ = ["fork_map", "fork_soon", "Pending"]
 
 T = TypeVar("T")
 _TASK: Callable[[int], object] | None = None
@@ -89,3 +91,74 @@ def fork_map(task: Callable[[int], T], n: int, *, workers: int | None = None) ->
             return pool.map(_run, range(n), chunksize=1)
     finally:
         _TASK = None
+
+
+def _compute_and_send(task: Callable[[int], object], n: int, conn, parent: int) -> None:
+    """A :func:`fork_soon` child: every result, then one message with all of them (or the error)."""
+    _die_with_parent(parent)
+    try:
+        message = ("done", [task(i) for i in range(n)])
+    except BaseException as exc:  # noqa: BLE001 - carried to the parent, which raises it
+        message = ("error", exc)
+    try:
+        conn.send(message)
+    except Exception as exc:  # noqa: BLE001 - what does not pickle: its words still travel
+        conn.send(("error", RuntimeError(f"the background work's answer does not pickle: {exc}"[:500])))
+    conn.close()
+
+
+class Pending(Generic[T]):
+    """Results :func:`fork_soon` is computing in one forked child; :meth:`result` waits for them."""
+
+    def __init__(self, task: Callable[[int], T], n: int) -> None:
+        self._task, self._n = task, n
+        self._process = self._conn = None
+        self._results: list[T] | None = None
+        if n and (os.cpu_count() or 1) >= 2 and _may_fork():
+            context = multiprocessing.get_context("fork")
+            self._conn, child_end = context.Pipe(duplex=False)
+            # A plain process, not a pool: a pool keeps threads running in this process, and a later
+            # fork (fork_map) must find none here (a lock one of them held would stay locked in the child).
+            self._process = context.Process(target=_compute_and_send, args=(task, n, child_end, os.getpid()), daemon=True)
+            self._process.start()
+            child_end.close()  # the child's end lives in the child only: its death then reads as end-of-file here
+
+    def result(self) -> list[T]:
+        """``[task(0), ..., task(n - 1)]``; raises what the task raised. Computed here when no child runs
+        (no second core, ``BURNSCAN_NO_FORK``, or a child that died without an answer)."""
+        if self._results is not None:
+            return self._results
+        if self._process is None:
+            self._results = [self._task(i) for i in range(self._n)]
+            return self._results
+        try:
+            kind, payload = self._conn.recv()
+        except EOFError:  # the child was killed (out of memory...): the same work, here
+            kind, payload = "done", None
+        finally:
+            self.cancel()
+        if kind == "error":
+            raise payload
+        self._results = payload if payload is not None else [self._task(i) for i in range(self._n)]
+        return self._results
+
+    def cancel(self) -> None:
+        """Stop the child if it still runs (the caller no longer needs it); idempotent."""
+        if self._process is not None:
+            if self._process.is_alive():
+                self._process.kill()
+            self._process.join()
+            self._conn.close()
+            self._process = None
+
+
+def fork_soon(task: Callable[[int], T], n: int) -> Pending[T]:
+    """Start computing ``[task(0), ..., task(n - 1)]`` in one forked child and return at once.
+
+    For work that needs only what exists now, started while this process goes on with work
+    of one core (dating a village): the other core draws meanwhile. ``task`` may close over
+    large arrays (the child inherits them); results must pickle. Call :meth:`Pending.result`
+    to get them, or :meth:`Pending.cancel` where they are no longer wanted. Under
+    ``BURNSCAN_NO_FORK=1`` or on one core, nothing starts and ``result`` computes them here.
+    """
+    return Pending(task, n)

@@ -44,7 +44,7 @@ from pipeline.stages.polygons import burn_polygons, nonfire_polygons, transient_
 from pipeline.stages.split import WALL_BANDS, before_brightness
 from pipeline.preflight import check_coreg_band, check_detect_grid, scene_shape
 from pipeline.progress import stage, timed
-from pipeline.cores import fork_map
+from pipeline.cores import Pending, fork_map, fork_soon
 from pipeline.provenance.versions import code_version, git_state, package_versions
 from pipeline.outputs.run_figures import figure_builders
 from pipeline.outputs.run_folder import figure_jobs, write_findings, write_reports
@@ -77,6 +77,7 @@ def detect_burns(
     settlement: BaseGeometry | None = None,
     aoi_name: str = "AOI",
     shift_cache: MutableMapping[str, ShiftEstimate] | None = None,
+    on_normalised: Callable[[xr.Dataset], None] | None = None,
 ) -> Detection:
     """The whole analysis of a loaded stack: :func:`calibrate` on it, then :func:`apply` to all of it.
 
@@ -87,9 +88,11 @@ def detect_burns(
     would (the same numbers: tests/test_house.py), so they are used as they are. ``aoi_name``
     is named in the command a user is told to run when fewer than two scenes are usable.
     ``shift_cache`` keeps shifts between runs of the same scenes (:class:`pipeline.outputs.shift_cache.ShiftCache`).
+    ``on_normalised`` is given the normalised stack of the usable scenes (the Detection's ``stack``) as soon as
+    it exists, so that a caller can start work that needs only the scenes (drawing them) while burns are dated.
     """
     measured = _measure(stack, records, params=params, loaded_grid=loaded_grid, analysis_grid=analysis_grid,
-                        aoi_name=aoi_name, shift_cache=shift_cache)
+                        aoi_name=aoi_name, shift_cache=shift_cache, on_normalised=on_normalised)
     return _detection(measured, records, params=params, analysis_grid=analysis_grid, settlement=settlement, window=None)
 
 
@@ -147,7 +150,8 @@ class _Measured(NamedTuple):
 
 def _measure(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, loaded_grid: Grid,
              analysis_grid: Grid, aoi_name: str = "AOI",
-             shift_cache: MutableMapping[str, ShiftEstimate] | None = None) -> _Measured:
+             shift_cache: MutableMapping[str, ShiftEstimate] | None = None,
+             on_normalised: Callable[[xr.Dataset], None] | None = None) -> _Measured:
     """The calibration pass: every measurement, and the arrays it was measured on."""
     # Garbage is never evidence: a scene whose numbers cannot be ground is not observed, with its
     # reason, before anything counts it as clear.
@@ -171,6 +175,8 @@ def _measure(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, l
     else:
         stage(f"normalisation: none (normalisation={params.normalisation}, scenes as delivered)", logger=logger)
         normalised, fits = aligned, identity_fits(aligned)
+    if on_normalised is not None:
+        on_normalised(normalised)
     index_name, index, change, dates, thresholds = _dated(normalised, params, analysis_grid, noise=None)
     calibration = Calibration(
         usable=tuple(bool(u) for u in usable),
@@ -227,6 +233,12 @@ def _splitting(m: _Measured, params: Params, analysis_grid: Grid) -> dict[str, A
               if burned else None)
     min_core_px = max(1, int(np.ceil(params.min_area_m2 / analysis_grid.pixel_area_m2)))
     return {"before": before, "wall_contrast": params.split_wall_contrast, "min_core_px": min_core_px}
+
+
+def _cancel(pending: list[Pending]) -> None:
+    """Stop background work a failed run no longer needs (its child would wait forever to hand it over)."""
+    for p in pending:
+        p.cancel()
 
 
 def _crop(stack: xr.Dataset, outer: Grid, inner: Grid) -> xr.Dataset:
@@ -479,6 +491,8 @@ def run_detect(
     check_detect_grid(analysis_grid, loaded_grid, params=params, scenes=scenes, bands=bands, where=where)
     for info in infos:
         check_coreg_band(params, info.bands, where=f"{scenes_dir}: scene {info.scene_id}")
+    # The review page's scenes need only the normalised scenes: drawn by the other core while this one dates burns.
+    scenes_drawn: list[Pending[bytes]] = []
     try:
         stage(f"loading {len(sources)} scenes onto {loaded_grid.width} x {loaded_grid.height} px", logger=logger)
         stack, records = load_sources(sources, loaded_grid)
@@ -489,16 +503,28 @@ def run_detect(
             settlement = settlement_from_footprints(layers.footprints)
             settlement_file = layers.footprints_path if settlement is not None else None
         stage(f"{len(records)} scenes loaded; co-registering, normalising, detecting", logger=logger)
+        def draw_scenes(normalised: xr.Dataset) -> None:
+            images = scene_images(normalised, analysis_grid)
+            scenes_drawn.append(fork_soon(lambda t: images[t](), len(images)))
+
         # Shifts kept between runs of the same scenes, beside the runs (never inside one: a run folder is sealed).
         detection = detect_burns(stack, records, params=params, loaded_grid=loaded_grid, analysis_grid=analysis_grid,
                                  settlement=settlement, aoi_name=aoi.name,
-                                 shift_cache=ShiftCache(Path(out_root) / ".cache" / "coregistration") if keep_shifts else None)
-    except MemoryError as exc:  # the estimate above is rough: a run it let through may still not fit
-        raise RunError(f"{where}: out of memory detecting on {loaded_grid.width} x {loaded_grid.height} px x {len(sources)} "
-                       f"scenes (nothing was written); draw a tighter AOI, set a coarser resolution_m or a smaller "
-                       f"margin_m, or scan wide areas with `burnscan search`") from exc
+                                 shift_cache=ShiftCache(Path(out_root) / ".cache" / "coregistration") if keep_shifts else None,
+                                 on_normalised=draw_scenes if make_figures else None)
+    except BaseException as exc:
+        _cancel(scenes_drawn)
+        if isinstance(exc, MemoryError):  # the estimate above is rough: a run it let through may still not fit
+            raise RunError(f"{where}: out of memory detecting on {loaded_grid.width} x {loaded_grid.height} px x "
+                           f"{len(sources)} scenes (nothing was written); draw a tighter AOI, set a coarser resolution_m "
+                           f"or a smaller margin_m, or scan wide areas with `burnscan search`") from exc
+        raise
 
-    run_id, partial = new_run_dir(Path(out_root), aoi.name)
+    try:
+        run_id, partial = new_run_dir(Path(out_root), aoi.name)
+    except BaseException:
+        _cancel(scenes_drawn)
+        raise
     try:
         simulated = any(r.simulated for r in records)
         reviews_file = Path(reviews_file) if reviews_file is not None else reviews_path(data_root, aoi.name)
@@ -528,13 +554,13 @@ def run_detect(
             builders = figure_builders(detection, polygons, evidence.structures, aoi.projected(analysis_grid.crs), simulated,
                                        report["aoi"]["timezone"], width_mm=params.figure_width_mm)
             figure_names, figure_tasks = figure_jobs(partial, builders, simulated=simulated)
-            scene_tasks = scene_images(detection)  # the offline review page's scenes (`burnscan view`)
-            # The rasters, the review page's scenes and every figure are independent: one pool on every core, the
-            # longest first, so that no core waits on the other at the end.
-            jobs = [write_gis_rasters, *scene_tasks, *figure_tasks]
-            done = fork_map(lambda i: jobs[i](), len(jobs))
-            scene_pngs, copies = done[1:1 + len(scene_tasks)], done[1 + len(scene_tasks):]
+            # The rasters and every figure are independent: one pool on every core, the longest first, so that
+            # no core waits on the other at the end.
+            jobs = [write_gis_rasters, *figure_tasks]
+            copies = fork_map(lambda i: jobs[i](), len(jobs))[1:]
             screen_copies = dict(zip(figure_names, copies))
+            (scenes,) = scenes_drawn  # the offline review page's scenes (`burnscan view`), drawn while burns were dated
+            scene_pngs = scenes.result()
             # The review page: scenes and outlines in the grid itself, nothing fetched.
             write_review_page(partial, detection, polygons, aoi.projected(analysis_grid.crs), simulated=simulated,
                               tz_name=report["aoi"]["timezone"], title=report["title"], scene_pngs=scene_pngs)
@@ -576,6 +602,7 @@ def run_detect(
         }
         digest = seal_manifest(partial, manifest, aoi_folder=Path(out_root) / aoi.name, sign_key=key)
     except BaseException as exc:
+        _cancel(scenes_drawn)
         if isinstance(exc, PipelineError):
             raise type(exc)(f"{exc} (incomplete run left in {partial})") from None
         if isinstance(exc, OSError):  # a disk or file-system failure outside the atomic writers

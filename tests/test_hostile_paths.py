@@ -580,15 +580,19 @@ _SLOW_FORK_MAP = """
 
     fork_map(task, 4, workers=2)
 """
+# The review page's scenes drawn in the background while the run dates burns: one child, the parent busy.
+_SLOW_FORK_SOON = _SLOW_FORK_MAP.replace("fork_map", "fork_soon").replace(
+    "fork_soon(task, 4, workers=2)", "pending = fork_soon(task, 1)\n    (folder / f'worker-{os.getpid()}').touch()\n    time.sleep(120)")
 
 
 @pytest.mark.slow
-def test_workers_of_a_killed_run_die_with_it(tmp_path):
+@pytest.mark.parametrize("script", [_SLOW_FORK_MAP, _SLOW_FORK_SOON], ids=["fork_map", "fork_soon"])
+def test_workers_of_a_killed_run_die_with_it(tmp_path, script):
     def workers() -> list[int]:
         found = [int(p.name.split("-")[1]) for p in tmp_path.glob("worker-*")]
         return found if len(found) == 2 else []
 
-    parent = _python(_SLOW_FORK_MAP, tmp_path)
+    parent = _python(script, tmp_path)
     pids = _wait_for(workers, parent)
     parent.send_signal(signal.SIGKILL)
     parent.wait()

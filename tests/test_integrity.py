@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -255,6 +256,36 @@ def test_disk_full_while_figures_are_drawn_on_every_core_is_one_line_naming_the_
     assert not list((partial / "figures").glob("*.png"))  # no figure under its final name
     assert not [p for p in partial.rglob(".*") if p.name.endswith(STAGING_SUFFIX)]  # every worker's staging removed
     assert (partial / "burns_SIMULATED.gpkg").is_file()  # what was finished before is kept for inspection
+    assert multiprocessing.active_children() == []  # the review page's scenes, drawn in the background, stopped too
+
+
+@pytest.mark.forks
+def test_a_run_failing_while_its_scenes_are_drawn_leaves_no_child_behind(base, capsys, tmp_path, monkeypatch):
+    """The review page's scenes start drawing in a child as soon as the scenes are normalised; a run that fails
+    after that (here: a defect in the polygon stage) stops the child and writes nothing."""
+    root, aoi_dir, _ = base
+    import pipeline.run
+
+    started = []
+    real_fork_soon = pipeline.run.fork_soon
+
+    def fork_soon_seen(task, n):
+        pending = real_fork_soon(task, n)
+        started.append(multiprocessing.active_children())
+        return pending
+
+    def polygon_stage_fails(*args, **kwargs):
+        raise RuntimeError("a defect in the polygon stage")
+
+    monkeypatch.setattr(pipeline.run, "fork_soon", fork_soon_seen)
+    monkeypatch.setattr(pipeline.run, "burn_polygons", polygon_stage_fails)
+    out = tmp_path / "out"
+    code, stdout, err = _cli(capsys, "detect", AOI_NAME, "--aoi-dir", str(aoi_dir), "--data", str(root / "data"),
+                             "--out", str(out))
+    assert code != 0 and "a defect in the polygon stage" in err and "outputs:" not in stdout
+    assert len(started) == 1 and len(started[0]) == 1  # the scenes were being drawn in a child
+    assert multiprocessing.active_children() == []
+    assert not list(out.rglob("*.png"))
 
 
 def test_a_writer_raising_oserror_half_way_is_one_line_naming_the_partial(base, capsys, tmp_path, monkeypatch):

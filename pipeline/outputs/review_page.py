@@ -27,11 +27,12 @@ import math
 from html import escape
 from pathlib import Path
 from collections.abc import Callable, Sequence
-from functools import partial
+from functools import cache, partial
 from typing import Any, NamedTuple
 
 import geopandas as gpd
 import numpy as np
+import xarray as xr
 from matplotlib import image as mpimg
 from pyproj import CRS, Transformer
 from shapely.geometry.base import BaseGeometry
@@ -271,21 +272,25 @@ def _polygon_info(row: Any, tz_name: str) -> str:
     return "\n".join(lines)
 
 
-def scene_images(detection: Detection) -> list[Callable[[], bytes]]:
+def scene_images(stack: xr.Dataset, grid: Grid) -> list[Callable[[], bytes]]:
     """Per usable scene, a function of no argument giving the page's PNG of it (:func:`review_page`'s ``scene_pngs``).
 
-    Compositing and encoding the scenes is most of the page's cost, and each is independent:
-    a caller drawing other things on every core can run these among them.
+    ``stack`` is a Detection's ``stack`` (the normalised usable scenes on the analysis ``grid``). Compositing
+    and encoding the scenes is most of the page's cost, each is independent, and none needs the burns: a
+    caller can draw them while the burns are dated.
     """
-    grid, stack = detection.grid, detection.stack
     scenes_reflectance = [stack["reflectance"].isel(time=t).assign_attrs(crs=grid.crs) for t in range(stack.sizes["time"])]
     clear = [stack["clear"].isel(time=t).values.astype(bool) for t in range(stack.sizes["time"])]
-    # One stretch for every date, from observed ground only: switching dates changes the ground, never the colours.
-    stretch = joint_stretch(*(s.where(c) for s, c in zip(scenes_reflectance, clear)))
     factor = max(1, math.ceil(max(grid.width, grid.height) / MAX_IMAGE_SIDE))
 
+    @cache
+    def stretch() -> Any:
+        # One stretch for every date, from observed ground only: switching dates changes the ground, never the
+        # colours. Computed by the first scene drawn (where the scenes are drawn), once per process.
+        return joint_stretch(*(s.where(c) for s, c in zip(scenes_reflectance, clear)))
+
     def scene_png(t: int) -> bytes:
-        rgb, _ = false_colour(scenes_reflectance[t], stretch=stretch)
+        rgb, _ = false_colour(scenes_reflectance[t], stretch=stretch())
         return _scene_png(rgb, clear[t] & np.isfinite(scenes_reflectance[t].values).all(axis=0), factor)
 
     return [partial(scene_png, t) for t in range(len(scenes_reflectance))]
@@ -321,7 +326,7 @@ def review_page(detection: Detection, polygons: gpd.GeoDataFrame, aoi_outline: B
     sim = " (SIMULATED DATA)" if simulated else ""
     factor = max(1, math.ceil(max(W, H) / MAX_IMAGE_SIDE))
     if scene_pngs is None:
-        images = scene_images(detection)
+        images = scene_images(detection.stack, detection.grid)
         scene_pngs = fork_map(lambda t: images[t](), len(images))  # one scene per core: compositing and encoding
     scenes, png_size = [], (-(-W // factor) * factor, -(-H // factor) * factor)
     for t, png in enumerate(scene_pngs):
