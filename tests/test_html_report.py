@@ -51,6 +51,22 @@ def test_each_screen_copy_is_the_copy_of_its_print_file(page):
         assert f'alt="{name}" src="data:{mime};base64,{base64.b64encode(data).decode("ascii")}"' in html, name
 
 
+@pytest.mark.parametrize("factor", [2, 3, 5])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_screen_copies_shrink_by_the_block_mean_bit_for_bit(factor, dtype):
+    """The faster block mean gives the reduction's numbers exactly, so every copy keeps its bytes."""
+    from pipeline.outputs.html_report import _block_mean
+
+    rng = np.random.default_rng(factor)
+    rgba = rng.integers(0, 256, (1577, 1053, 4), dtype=np.uint8)  # edges that are not whole blocks
+    pixels = np.divide(rgba, 255, dtype=dtype)[..., :3]
+    h, w = (pixels.shape[0] // factor) * factor, (pixels.shape[1] // factor) * factor
+    reduced = pixels[:h, :w].reshape(h // factor, factor, w // factor, factor, 3).mean(axis=(1, 3))
+    shrunk = _block_mean(pixels, factor)
+    assert shrunk.dtype == reduced.dtype and shrunk.shape == reduced.shape
+    np.testing.assert_array_equal(shrunk, reduced)
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed; `make browser-test` installs Debian's chromium and runs this")
 def test_report_html_in_headless_chromium(page, tmp_path):
     common = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000", "--enable-logging=stderr", "--v=0"]

@@ -79,8 +79,7 @@ def screen_copy_pixels(pixels: np.ndarray, *, max_side: int = SCREEN_SIDE_PX) ->
     pixels = pixels[..., :3]  # figures are drawn on an opaque white background
     factor = -(-max(pixels.shape[:2]) // max_side)
     if factor > 1:
-        h, w = (pixels.shape[0] // factor) * factor, (pixels.shape[1] // factor) * factor
-        pixels = pixels[:h, :w].reshape(h // factor, factor, w // factor, factor, 3).mean(axis=(1, 3))
+        pixels = _block_mean(pixels, factor)
     pixels = np.clip(pixels, 0, 1)
     copies = []
     for fmt, options in (("png", {}), ("jpeg", {"quality": 85})):
@@ -89,6 +88,25 @@ def screen_copy_pixels(pixels: np.ndarray, *, max_side: int = SCREEN_SIDE_PX) ->
         copies.append((len(buffer.getvalue()), f"image/{fmt}", buffer.getvalue()))
     _, mime, data = min(copies, key=lambda c: c[0])
     return mime, data
+
+
+def _block_mean(pixels: np.ndarray, factor: int) -> np.ndarray:
+    """The mean of each whole ``factor`` x ``factor`` block of ``(y, x, channel)`` pixels (a partial block at the
+    bottom or right edge is dropped).
+
+    The same numbers as ``reshape(...).mean(axis=(1, 3))``, bit for bit: the block's pixels are added in the
+    order that reduction adds them (row by row, left to right) and the sum divided by the count as it divides,
+    but a whole plane at a time, which is several times faster than the strided reduction.
+    """
+    h, w = (pixels.shape[0] // factor) * factor, (pixels.shape[1] // factor) * factor
+    pixels = pixels[:h, :w]
+    total = pixels[::factor, ::factor].copy()
+    for row in range(factor):
+        for col in range(factor):
+            if row or col:
+                total += pixels[row::factor, col::factor]
+    np.true_divide(total, np.intp(factor * factor), out=total, casting="unsafe")
+    return total
 
 
 def _figure(name: str, copy: tuple[str, bytes], *, print_files: Sequence[str] = ()) -> str:
