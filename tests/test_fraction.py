@@ -160,11 +160,13 @@ def test_scene_noise_and_background_drift_do_not_read_as_burned():
     assert np.all(out.sigma_noise > 0) and np.all(np.isfinite(out.sigma_endmember))
 
 
-def test_shares_fitted_only_where_asked_are_those_of_the_whole_scene_and_nan_elsewhere():
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])  # float32: the scenes as a run holds them
+def test_shares_fitted_only_where_asked_are_those_of_the_whole_scene_and_nan_elsewhere(dtype):
     rng = np.random.default_rng(8)
     before = SAND[:, None, None] + rng.normal(0, 0.004, (4, 40, 40))
     after = before + rng.normal(0, 0.004, before.shape)
     after[:, 10:20, 10:20] = 0.4 * before[:, 10:20, 10:20] + 0.6 * np.array([CHAR[b] for b in BANDS])[:, None, None]
+    before, after = before.astype(dtype), after.astype(dtype)
     where = np.zeros((40, 40), bool)
     where[8:22, 8:22] = True
     whole, part = burned_fraction(before, after, bands=BANDS), burned_fraction(before, after, bands=BANDS, where=where)

@@ -352,3 +352,17 @@ def test_char_seen_after_a_passing_cloud_shadow_is_measured_from_the_ground_befo
     assert (first[30:40, 30:40] == 2).all() and (first >= 0).sum() == 100
     assert (dates.last_clear_before.values[30:40, 30:40] == 1).all()
     assert dates.delta_at_first.values[35, 35] == pytest.approx(0.24, abs=0.02)
+
+
+@pytest.mark.parametrize("which", [[0, 1], [2], [3, 0, 1]])
+def test_the_visible_bands_mean_is_numpys_bit_for_bit(which):
+    """Dating reads the mean of blue and green on every scene; the faster sum gives the reduction's numbers."""
+    from pipeline.stages.dating import _band_mean
+
+    rng = np.random.default_rng(len(which))
+    reflectance = rng.random((3, 4, 57, 61)).astype(np.float32)
+    reflectance[1, 0, :5] = np.nan  # not observed stays not observed
+    expected = reflectance[:, which].mean(axis=1)
+    got = _band_mean(reflectance, which)
+    assert got.dtype == expected.dtype
+    np.testing.assert_array_equal(got, expected)

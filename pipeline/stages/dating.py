@@ -39,6 +39,17 @@ from pipeline.stages.threshold import ThresholdInfo, burn_candidates, burn_mask
 __all__ = ["date_burns"]
 
 
+def _band_mean(reflectance: np.ndarray, which: list[int]) -> np.ndarray:
+    """``(time, y, x)`` mean of the bands ``which`` of a ``(time, band, y, x)`` array: the numbers of
+    ``reflectance[:, which].mean(axis=1)`` (added in that order, divided as it divides), bit for bit,
+    without the strided reduction that takes a tenth of a village's dating."""
+    total = reflectance[:, which[0]].copy()
+    for band in which[1:]:
+        total += reflectance[:, band]
+    np.true_divide(total, np.intp(len(which)), out=total, casting="unsafe")
+    return total
+
+
 def _next_clear(clear: np.ndarray) -> np.ndarray:
     """For each time and pixel, the index of the next clear observation (-1 = none)."""
     out = np.full(clear.shape, -1, dtype=np.int16)
@@ -306,7 +317,7 @@ def date_burns(
     bands = [] if reflectance is None else [str(b) for b in reflectance.band.values]
     unmixing = bool(unmixing_bands(bands))
     short = [b for b in ("blue", "green") if b in bands]  # white ash brightens these, shade and char darken them
-    visible = reflectance.sel(band=short).values.mean(axis=1) if short and "nir" in bands else None
+    visible = _band_mean(reflectance.values, [bands.index(b) for b in short]) if short and "nir" in bands else None
     share = {k: np.full(shape, np.nan, dtype=np.float32) for k in ("fraction", "sigma_noise", "sigma_endmember")}
     infos: list[ThresholdInfo | None] = []
     usual_last = np.full(shape, -1, dtype=np.int16)  # last clear scene without a passing mark (module docstring)

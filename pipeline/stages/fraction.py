@@ -107,7 +107,7 @@ def band_noise(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np.nd
     background = np.zeros(before.shape[0])
     sigma = np.zeros(before.shape[0])
     for b in range(before.shape[0]):
-        d = (before[b] - after[b]).ravel()
+        d = np.subtract(before[b], after[b], dtype=np.float64).ravel()  # in double, whatever the inputs' precision
         background[b], sigma[b] = background_and_noise(d[np.isfinite(d)]) if np.isfinite(d).any() else (0.0, 0.0)
     return np.nan_to_num(background), np.maximum(np.nan_to_num(sigma), _NOISE_FLOOR)
 
@@ -232,14 +232,15 @@ def burned_fraction(before: np.ndarray, after: np.ndarray, *, bands: list[str], 
     """
     present = unmixing_bands(bands)
     keep = [bands.index(b) for b in present]
-    pre, post = before[keep].astype(np.float64), after[keep].astype(np.float64)
-    background, sigma = band_noise(pre, post)
-    post = post + background[:, None, None]  # drift removed: the unburned majority changes by nothing
+    background, sigma = band_noise(before[keep], after[keep])
     if where is not None:
-        fitted = _fractions(pre[:, where], post[:, where], present, sigma)
+        # Only these pixels are cast and fitted: the same numbers as casting the whole window first.
+        pre, post = (np.stack([x[b][where] for b in keep]).astype(np.float64) for x in (before, after))
+        fitted = _fractions(pre, post + background[:, None], present, sigma)
         return Fraction(*(_scattered(v, where) for v in (fitted.char, fitted.ash, fitted.fraction,
                                                          fitted.sigma_noise, fitted.sigma_endmember)))
-    return _fractions(pre, post, present, sigma)
+    pre, post = before[keep].astype(np.float64), after[keep].astype(np.float64)
+    return _fractions(pre, post + background[:, None, None], present, sigma)  # drift removed: the unburned majority changes by nothing
 
 
 def _scattered(values: np.ndarray, where: np.ndarray) -> np.ndarray:
