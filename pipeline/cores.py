@@ -24,10 +24,12 @@ from __future__ import annotations
 import ctypes
 import multiprocessing
 import os
+import pickle
 import signal
 import sys
+import tempfile
 import threading
-from typing import Callable, Generic, TypeVar
+from typing import IO, Callable, Generic, TypeVar
 
 from threadpoolctl import threadpool_limits
 
@@ -93,35 +95,43 @@ def fork_map(task: Callable[[int], T], n: int, *, workers: int | None = None) ->
         _TASK = None
 
 
-def _compute_and_send(task: Callable[[int], object], n: int, conn, parent: int) -> None:
-    """A :func:`fork_soon` child: every result, then one message with all of them (or the error)."""
+def _compute_and_write(task: Callable[[int], object], n: int, answer: IO[bytes], parent: int) -> None:
+    """A :func:`fork_soon` child: every result, then all of them (or the error) pickled into ``answer``."""
     _die_with_parent(parent)
     try:
         message = ("done", [task(i) for i in range(n)])
     except BaseException as exc:  # noqa: BLE001 - carried to the parent, which raises it
         message = ("error", exc)
     try:
-        conn.send(message)
+        data = pickle.dumps(message)
     except Exception as exc:  # noqa: BLE001 - what does not pickle: its words still travel
-        conn.send(("error", RuntimeError(f"the background work's answer does not pickle: {exc}"[:500])))
-    conn.close()
+        data = pickle.dumps(("error", RuntimeError(f"the background work's answer does not pickle: {exc}"[:500])))
+    answer.write(data)
+    answer.flush()
 
 
 class Pending(Generic[T]):
-    """Results :func:`fork_soon` is computing in one forked child; :meth:`result` waits for them."""
+    """Results :func:`fork_soon` is computing in one forked child; :meth:`result` waits for them.
+
+    The child writes its answer into an unnamed temporary file and exits: it does not wait for
+    this process to ask. While a child lives, every page this process writes that the two still
+    share is copied first; a child waiting to hand its answer over through a pipe cost the
+    polygon stage half a second of such copies.
+    """
 
     def __init__(self, task: Callable[[int], T], n: int) -> None:
         self._task, self._n = task, n
-        self._process = self._conn = None
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._answer: IO[bytes] | None = None
         self._results: list[T] | None = None
         if n and (os.cpu_count() or 1) >= 2 and _may_fork():
             context = multiprocessing.get_context("fork")
-            self._conn, child_end = context.Pipe(duplex=False)
+            self._answer = tempfile.TemporaryFile()  # no name in any folder: gone when closed
             # A plain process, not a pool: a pool keeps threads running in this process, and a later
             # fork (fork_map) must find none here (a lock one of them held would stay locked in the child).
-            self._process = context.Process(target=_compute_and_send, args=(task, n, child_end, os.getpid()), daemon=True)
+            self._process = context.Process(target=_compute_and_write, args=(task, n, self._answer, os.getpid()),
+                                            daemon=True)
             self._process.start()
-            child_end.close()  # the child's end lives in the child only: its death then reads as end-of-file here
 
     def result(self) -> list[T]:
         """``[task(0), ..., task(n - 1)]``; raises what the task raised. Computed here when no child runs
@@ -131,15 +141,19 @@ class Pending(Generic[T]):
         if self._process is None:
             self._results = [self._task(i) for i in range(self._n)]
             return self._results
-        try:
-            kind, payload = self._conn.recv()
-        except EOFError:  # the child was killed (out of memory...): the same work, here
-            kind, payload = "done", None
-        finally:
-            self.cancel()
+        assert self._answer is not None
+        self._process.join()
+        answered = self._process.exitcode == 0
+        self._answer.seek(0)
+        data = self._answer.read() if answered else b""
+        self.cancel()
+        if not data:  # the child was killed (out of memory...): the same work, here
+            self._results = [self._task(i) for i in range(self._n)]
+            return self._results
+        kind, payload = pickle.loads(data)
         if kind == "error":
             raise payload
-        self._results = payload if payload is not None else [self._task(i) for i in range(self._n)]
+        self._results = payload
         return self._results
 
     def cancel(self) -> None:
@@ -148,8 +162,10 @@ class Pending(Generic[T]):
             if self._process.is_alive():
                 self._process.kill()
             self._process.join()
-            self._conn.close()
             self._process = None
+        if self._answer is not None:
+            self._answer.close()
+            self._answer = None
 
 
 def fork_soon(task: Callable[[int], T], n: int) -> Pending[T]:

@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -274,17 +275,22 @@ def test_a_run_failing_while_its_scenes_are_drawn_leaves_no_child_behind(base, c
         started.append(multiprocessing.active_children())
         return pending
 
+    def slow_scenes(stack, grid):  # still drawing when the run fails
+        return [lambda: time.sleep(120) or b""] * 2
+
     def polygon_stage_fails(*args, **kwargs):
         raise RuntimeError("a defect in the polygon stage")
 
     monkeypatch.setattr(pipeline.run, "fork_soon", fork_soon_seen)
+    monkeypatch.setattr(pipeline.run, "scene_images", slow_scenes)
     monkeypatch.setattr(pipeline.run, "burn_polygons", polygon_stage_fails)
+    clock = time.monotonic()
     out = tmp_path / "out"
     code, stdout, err = _cli(capsys, "detect", AOI_NAME, "--aoi-dir", str(aoi_dir), "--data", str(root / "data"),
                              "--out", str(out))
     assert code != 0 and "a defect in the polygon stage" in err and "outputs:" not in stdout
     assert len(started) == 1 and len(started[0]) == 1  # the scenes were being drawn in a child
-    assert multiprocessing.active_children() == []
+    assert multiprocessing.active_children() == [] and time.monotonic() - clock < 60  # stopped, not waited for
     assert not list(out.rglob("*.png"))
 
 
