@@ -156,9 +156,15 @@ class Pending(Generic[T]):
         self._results = payload
         return self._results
 
-    def cancel(self) -> None:
-        """Stop the child if it still runs (the caller no longer needs it); idempotent."""
+    def cancel(self, *, grace_s: float = 0.0) -> None:
+        """Stop the child if it still runs (the caller no longer needs it); idempotent.
+
+        ``grace_s`` is how long it may still finish first: a child writing files ends its own
+        writes cleanly (their staging removed), where a killed one would leave them half done.
+        """
         if self._process is not None:
+            if grace_s > 0:
+                self._process.join(timeout=grace_s)
             if self._process.is_alive():
                 self._process.kill()
             self._process.join()

@@ -235,10 +235,15 @@ def _splitting(m: _Measured, params: Params, analysis_grid: Grid) -> dict[str, A
     return {"before": before, "wall_contrast": params.split_wall_contrast, "min_core_px": min_core_px}
 
 
-def _cancel(pending: list[Pending]) -> None:
-    """Stop background work a failed run no longer needs (its child would wait forever to hand it over)."""
-    for p in pending:
-        p.cancel()
+WRITER_GRACE_S = 60.0
+"""How long a failed run lets a background child that writes into its folder finish (the GIS rasters take
+about a second) before stopping it: its writes end cleanly, leaving no staging file behind."""
+
+
+def _cancel(background: dict[str, Pending]) -> None:
+    """Stop the background work of a failed run: the drawing at once, the writing once its files are whole."""
+    for name, pending in background.items():
+        pending.cancel(grace_s=WRITER_GRACE_S if name == "rasters" else 0.0)
 
 
 def _crop(stack: xr.Dataset, outer: Grid, inner: Grid) -> xr.Dataset:
@@ -492,7 +497,7 @@ def run_detect(
     for info in infos:
         check_coreg_band(params, info.bands, where=f"{scenes_dir}: scene {info.scene_id}")
     # The review page's scenes need only the normalised scenes: drawn by the other core while this one dates burns.
-    scenes_drawn: list[Pending[bytes]] = []
+    background: dict[str, Pending] = {}  # by what they make: "scenes", "rasters"
     try:
         stage(f"loading {len(sources)} scenes onto {loaded_grid.width} x {loaded_grid.height} px", logger=logger)
         stack, records = load_sources(sources, loaded_grid)
@@ -505,7 +510,7 @@ def run_detect(
         stage(f"{len(records)} scenes loaded; co-registering, normalising, detecting", logger=logger)
         def draw_scenes(normalised: xr.Dataset) -> None:
             images = scene_images(normalised, analysis_grid)
-            scenes_drawn.append(fork_soon(lambda t: images[t](), len(images)))
+            background["scenes"] = fork_soon(lambda t: images[t](), len(images))
 
         # Shifts kept between runs of the same scenes, beside the runs (never inside one: a run folder is sealed).
         detection = detect_burns(stack, records, params=params, loaded_grid=loaded_grid, analysis_grid=analysis_grid,
@@ -513,7 +518,7 @@ def run_detect(
                                  shift_cache=ShiftCache(Path(out_root) / ".cache" / "coregistration") if keep_shifts else None,
                                  on_normalised=draw_scenes if make_figures else None)
     except BaseException as exc:
-        _cancel(scenes_drawn)
+        _cancel(background)
         if isinstance(exc, MemoryError):  # the estimate above is rough: a run it let through may still not fit
             raise RunError(f"{where}: out of memory detecting on {loaded_grid.width} x {loaded_grid.height} px x "
                            f"{len(sources)} scenes (nothing was written); draw a tighter AOI, set a coarser resolution_m "
@@ -523,10 +528,14 @@ def run_detect(
     try:
         run_id, partial = new_run_dir(Path(out_root), aoi.name)
     except BaseException:
-        _cancel(scenes_drawn)
+        _cancel(background)
         raise
     try:
         simulated = any(r.simulated for r in records)
+        # The GIS rasters (COGs, QGIS styles) need only the detection: written by the other core while this one
+        # gathers the evidence and writes the findings.
+        write_gis_rasters = functools.partial(write_rasters, partial, detection, simulated=simulated)
+        background["rasters"] = fork_soon(lambda _: write_gis_rasters(), 1)
         reviews_file = Path(reviews_file) if reviews_file is not None else reviews_path(data_root, aoi.name)
         decisions = read_decisions(reviews_file) if apply_reviews else []
         polygons = apply_decisions(_polygons_with_positions(detection), decisions, simulated=simulated)
@@ -547,25 +556,20 @@ def run_detect(
         # sealed, so nothing written into the run folder can be left out of it.
         write_findings(partial, polygons=polygons, extents=detection.extents, structures=evidence.structures, records=records,
                        simulated=simulated)
-        write_gis_rasters = functools.partial(write_rasters, partial, detection, simulated=simulated)  # COGs, QGIS styles
         screen_copies: dict[str, tuple[str, bytes]] = {}  # by figure path; none without figures
         if make_figures:
             stage("drawing figures", logger=logger)
             builders = figure_builders(detection, polygons, evidence.structures, aoi.projected(analysis_grid.crs), simulated,
                                        report["aoi"]["timezone"], width_mm=params.figure_width_mm)
             figure_names, figure_tasks = figure_jobs(partial, builders, simulated=simulated)
-            # The rasters and every figure are independent: one pool on every core, the longest first, so that
-            # no core waits on the other at the end.
-            jobs = [write_gis_rasters, *figure_tasks]
-            copies = fork_map(lambda i: jobs[i](), len(jobs))[1:]
+            # Every figure is independent: one pool on every core.
+            copies = fork_map(lambda i: figure_tasks[i](), len(figure_tasks))
             screen_copies = dict(zip(figure_names, copies))
-            (scenes,) = scenes_drawn  # the offline review page's scenes (`burnscan view`), drawn while burns were dated
-            scene_pngs = scenes.result()
+            scene_pngs = background["scenes"].result()  # the review page's scenes (`burnscan view`), drawn while burns were dated
             # The review page: scenes and outlines in the grid itself, nothing fetched.
             write_review_page(partial, detection, polygons, aoi.projected(analysis_grid.crs), simulated=simulated,
                               tz_name=report["aoi"]["timezone"], title=report["title"], scene_pngs=scene_pngs)
-        else:
-            write_gis_rasters()
+        background["rasters"].result()
         stage("writing the report and the manifest", logger=logger)
         write_reports(partial, report, polygons=polygons, figures=screen_copies)
         # Last before the manifest: the STAC item lists every output written above as an asset.
@@ -602,7 +606,7 @@ def run_detect(
         }
         digest = seal_manifest(partial, manifest, aoi_folder=Path(out_root) / aoi.name, sign_key=key)
     except BaseException as exc:
-        _cancel(scenes_drawn)
+        _cancel(background)
         if isinstance(exc, PipelineError):
             raise type(exc)(f"{exc} (incomplete run left in {partial})") from None
         if isinstance(exc, OSError):  # a disk or file-system failure outside the atomic writers

@@ -213,6 +213,9 @@ def test_disk_full_half_way_leaves_only_the_named_partial_folder(base, capsys, t
     root, aoi_dir, _ = base
     import pipeline.outputs.write
 
+    # The writes counted are this process's, in their order: the GIS rasters, written by a child while the
+    # findings are, are held to the same rule in the test below.
+    monkeypatch.setenv("BURNSCAN_NO_FORK", "1")
     real_replace, calls = pipeline.outputs.write.os.replace, []
 
     def replace_until_disk_full(src, dst):
@@ -231,6 +234,34 @@ def test_disk_full_half_way_leaves_only_the_named_partial_folder(base, capsys, t
     partial = _assert_failed_run_left_only_a_partial(out, err)
     # what was finished is kept for inspection, what was not is under no name, temporary files are gone
     assert sorted(p.name for p in partial.iterdir()) == ["burns_SIMULATED.geojson", "burns_SIMULATED.gpkg"]
+
+
+@pytest.mark.forks
+def test_disk_full_while_the_gis_rasters_are_written_in_the_background_is_one_line_naming_the_partial(
+        base, capsys, tmp_path, monkeypatch):
+    """The GIS rasters are written by a child while this process writes the findings: a full disk there fails the
+    run as it would here, after the child has ended its own writes (no staging file, no raster under its name)."""
+    root, aoi_dir, _ = base
+    import pipeline.outputs.write
+
+    real_replace = pipeline.outputs.write.os.replace
+
+    def rasters_hit_a_full_disk(src, dst):
+        if ".partial" in str(dst) and "/gis/" in str(dst):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(pipeline.outputs.write.os, "replace", rasters_hit_a_full_disk)  # inherited by the child
+    out = tmp_path / "out"
+    code, stdout, err = _cli(capsys, "detect", AOI_NAME, "--aoi-dir", str(aoi_dir), "--data", str(root / "data"),
+                             "--out", str(out), "--no-figures")
+    monkeypatch.undo()
+    assert code == 6 and "No space left on device" in err and "outputs:" not in stdout
+    partial = _assert_failed_run_left_only_a_partial(out, err)
+    assert not [p for p in (partial / "gis").iterdir() if p.suffix == ".tif"]  # no raster under its final name
+    assert not [p for p in partial.rglob(".*") if p.name.endswith(STAGING_SUFFIX)]
+    assert (partial / "burns_SIMULATED.gpkg").is_file()  # the findings, written meanwhile, are kept
+    assert multiprocessing.active_children() == []
 
 
 @pytest.mark.forks
