@@ -110,10 +110,18 @@ def _compute_and_write(task: Callable[[int], object], n: int, answer: IO[bytes],
     answer.flush()
 
 
+def _unnamed_file() -> IO[bytes]:
+    """A file with no name in any folder, gone when closed: in memory where the system allows (Linux), else an
+    unlinked temporary file. What the scenes looked like never lands anywhere a name could find it."""
+    if hasattr(os, "memfd_create"):
+        return open(os.memfd_create("burnscan-background", os.MFD_CLOEXEC), "w+b")
+    return tempfile.TemporaryFile()
+
+
 class Pending(Generic[T]):
     """Results :func:`fork_soon` is computing in one forked child; :meth:`result` waits for them.
 
-    The child writes its answer into an unnamed temporary file and exits: it does not wait for
+    The child writes its answer into an unnamed file (:func:`_unnamed_file`) and exits: it does not wait for
     this process to ask. While a child lives, every page this process writes that the two still
     share is copied first; a child waiting to hand its answer over through a pipe cost the
     polygon stage half a second of such copies.
@@ -126,7 +134,7 @@ class Pending(Generic[T]):
         self._results: list[T] | None = None
         if n and (os.cpu_count() or 1) >= 2 and _may_fork():
             context = multiprocessing.get_context("fork")
-            self._answer = tempfile.TemporaryFile()  # no name in any folder: gone when closed
+            self._answer = _unnamed_file()
             # A plain process, not a pool: a pool keeps threads running in this process, and a later
             # fork (fork_map) must find none here (a lock one of them held would stay locked in the child).
             self._process = context.Process(target=_compute_and_write, args=(task, n, self._answer, os.getpid()),

@@ -87,6 +87,7 @@ FILE_EDGES = {
     "pipeline.aoi": "reads the AOI registry's own files, aoi/*.geojson",
     "pipeline.review": "reads and appends the analysts' decisions file, data/<aoi>/reviews.json",
     "pipeline.progress": "reads the process's own I/O counters, /proc/self/io, for a profiled run's bytes per stage",
+    "pipeline.cores": "carries a background child's answer back in a file with no name (in memory on Linux)",
 }
 """Modules outside readers/, outputs/ and provenance/ that touch files, each with its reason."""
 
