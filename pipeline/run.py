@@ -496,8 +496,9 @@ def run_detect(
     check_detect_grid(analysis_grid, loaded_grid, params=params, scenes=scenes, bands=bands, where=where)
     for info in infos:
         check_coreg_band(params, info.bands, where=f"{scenes_dir}: scene {info.scene_id}")
-    # The review page's scenes need only the normalised scenes: drawn by the other core while this one dates burns.
-    background: dict[str, Pending] = {}  # by what they make: "scenes", "rasters"
+    # Work done by the other core while this one goes on, by what it makes: the review page's "scenes" (while the
+    # burns are dated) and the GIS "rasters" (while the evidence is gathered); stopped if the run fails.
+    background: dict[str, Pending] = {}
     try:
         stage(f"loading {len(sources)} scenes onto {loaded_grid.width} x {loaded_grid.height} px", logger=logger)
         stack, records = load_sources(sources, loaded_grid)
@@ -508,7 +509,8 @@ def run_detect(
             settlement = settlement_from_footprints(layers.footprints)
             settlement_file = layers.footprints_path if settlement is not None else None
         stage(f"{len(records)} scenes loaded; co-registering, normalising, detecting", logger=logger)
-        def draw_scenes(normalised: xr.Dataset) -> None:
+
+        def draw_scenes(normalised: xr.Dataset) -> None:  # needs only the normalised scenes
             images = scene_images(normalised, analysis_grid)
             background["scenes"] = fork_soon(lambda t: images[t](), len(images))
 

@@ -7,7 +7,9 @@ outside pytest too); test modules import builders from there, never from each ot
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pickle
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -24,8 +26,8 @@ def _one_process_per_test_worker(request: pytest.FixtureRequest, monkeypatch: py
     only queues behind the other worker, and forking a large test process costs seconds of
     system time. There a test runs its work in its own process (``BURNSCAN_NO_FORK``, the same
     results by :func:`pipeline.cores.fork_map`'s contract). The session's small run is made before
-    this applies, so one whole run with figures still forks on every worker; tests of forking
-    itself are marked ``forks``.
+    this applies (by one worker, for all), so one whole run with figures still forks on every
+    core; tests of forking itself are marked ``forks``.
     """
     if os.environ.get("PYTEST_XDIST_WORKER") and request.node.get_closest_marker("forks") is None:
         monkeypatch.setenv("BURNSCAN_NO_FORK", "1")
@@ -49,13 +51,30 @@ def small_run(tmp_path_factory) -> Iterator[SmallRun]:
     one that tampers with an input makes its own run (``make_small_run``). Held to that: a
     test that changed, added or removed any file of it fails the session at teardown.
     """
-    run = make_small_run(tmp_path_factory.mktemp("small-run"))
+    run = _made_once(tmp_path_factory)
     before = tree_digest(run.root)
     yield run
     after = tree_digest(run.root)
     changed = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
     assert not changed, (f"the session's small run was changed by a test ({', '.join(changed[:5])}): "
                          "a test that changes it must work on copy_small_run(small_run, tmp_path)")
+
+
+def _made_once(tmp_path_factory: pytest.TempPathFactory) -> SmallRun:
+    """The small run, made by the first worker that needs it and loaded by the others (under ``make test``
+    every core runs a worker, and each made its own: a dozen seconds of both cores for the same files)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return make_small_run(tmp_path_factory.mktemp("small-run"))
+    shared = tmp_path_factory.getbasetemp().parent / "small-run-shared"  # the session's folder, above every worker's
+    shared.mkdir(exist_ok=True)
+    with open(shared / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the others wait here while the first makes it
+        made = shared / "small_run.pickle"
+        if made.is_file():
+            return pickle.loads(made.read_bytes())
+        run = make_small_run(shared / "run")
+        made.write_bytes(pickle.dumps(run, protocol=pickle.HIGHEST_PROTOCOL))
+        return run
 
 
 @pytest.fixture
