@@ -114,7 +114,10 @@ def _unnamed_file() -> IO[bytes]:
     """A file with no name in any folder, gone when closed: in memory where the system allows (Linux), else an
     unlinked temporary file. What the scenes looked like never lands anywhere a name could find it."""
     if hasattr(os, "memfd_create"):
-        return open(os.memfd_create("burnscan-background", os.MFD_CLOEXEC), "w+b")
+        try:
+            return open(os.memfd_create("burnscan-background", os.MFD_CLOEXEC), "w+b")
+        except OSError:
+            pass  # refused (a sandbox, no memory left): a temporary file instead
     return tempfile.TemporaryFile()
 
 
@@ -134,12 +137,15 @@ class Pending(Generic[T]):
         self._results: list[T] | None = None
         if n and (os.cpu_count() or 1) >= 2 and _may_fork():
             context = multiprocessing.get_context("fork")
-            self._answer = _unnamed_file()
-            # A plain process, not a pool: a pool keeps threads running in this process, and a later
-            # fork (fork_map) must find none here (a lock one of them held would stay locked in the child).
-            self._process = context.Process(target=_compute_and_write, args=(task, n, self._answer, os.getpid()),
-                                            daemon=True)
-            self._process.start()
+            try:
+                self._answer = _unnamed_file()
+                # A plain process, not a pool: a pool keeps threads running in this process, and a later
+                # fork (fork_map) must find none here (a lock one of them held would stay locked in the child).
+                process = context.Process(target=_compute_and_write, args=(task, n, self._answer, os.getpid()), daemon=True)
+                process.start()
+                self._process = process
+            except OSError:  # no file for the answer, or no fork (out of memory, a process limit): done here, later
+                self.cancel()
 
     def result(self) -> list[T]:
         """``[task(0), ..., task(n - 1)]``; raises what the task raised. Computed here when no child runs

@@ -95,3 +95,25 @@ def test_cancel_stops_the_child_and_a_killed_child_leaves_the_work_to_this_proce
     os.kill(child.pid, signal.SIGKILL)  # the out-of-memory killer, say
     child.join()
     assert pending.result() == [(True, here, 0), (True, here, 1)]  # done here instead
+
+
+@pytest.mark.forks
+def test_without_memory_files_or_a_fork_the_work_is_done_here_all_the_same(monkeypatch):
+    import errno
+
+    import pipeline.cores
+
+    def refused(*args, **kwargs):
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(pipeline.cores.os, "memfd_create", refused, raising=False)  # a sandbox: a temporary file then
+    assert os.getpid() not in fork_soon(lambda i: os.getpid(), 2).result()  # still computed in a child
+
+    def no_fork(self):
+        raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(multiprocessing.get_context("fork").Process, "start", no_fork)
+    here = os.getpid()
+    pending = fork_soon(lambda i: (os.getpid(), i), 2)
+    assert multiprocessing.active_children() == []
+    assert pending.result() == [(here, 0), (here, 1)]
