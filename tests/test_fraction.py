@@ -173,6 +173,10 @@ def test_shares_fitted_only_where_asked_are_those_of_the_whole_scene_and_nan_els
     for key in ("char", "ash", "fraction", "sigma_noise", "sigma_endmember"):
         np.testing.assert_array_equal(getattr(part, key)[where], getattr(whole, key)[where])
         assert np.isnan(getattr(part, key)[~where]).all()
+    nowhere = burned_fraction(before, after, bands=BANDS, where=np.zeros((40, 40), bool))  # a chunk without a burn
+    for key in ("char", "ash", "fraction", "sigma_noise", "sigma_endmember"):
+        value = getattr(nowhere, key)
+        assert value.shape == (40, 40) and value.dtype == whole.fraction.dtype and np.isnan(value).all()
 
 
 def test_no_burn_reaches_beyond_the_candidates_it_is_judged_on():

@@ -232,6 +232,9 @@ def burned_fraction(before: np.ndarray, after: np.ndarray, *, bands: list[str], 
     """
     present = unmixing_bands(bands)
     keep = [bands.index(b) for b in present]
+    if where is not None and not where.any():  # nothing to fit (a chunk without a burn): the noise is not needed
+        nothing = np.full(where.shape, np.nan)
+        return Fraction(nothing, nothing.copy(), nothing.copy(), nothing.copy(), nothing.copy())
     background, sigma = band_noise(before[keep], after[keep])
     if where is not None:
         # Only these pixels are cast and fitted: the same numbers as casting the whole window first.
