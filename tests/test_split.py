@@ -170,3 +170,52 @@ def test_pieces_split_along_a_wall_are_not_merged_again_across_a_chunk_edge():
     assert n == 4 and len(merged) == 2
     assert sorted(merged["n_pixels"]) == [28, 36]
     assert merged["patch_id"].nunique() == 1
+
+
+def _walls_one_pixel_at_a_time(patches, bright, dark, contrast):
+    """The wall rule read literally, pixel by pixel: the oracle for the vectorised :func:`wall_pixels`."""
+    from pipeline.stages.split import _DIRECTIONS, _REACH
+
+    h, w = patches.shape
+    out = np.zeros(patches.shape, bool)
+
+    def at(values, y, x):
+        return values[y, x] if 0 <= y < h and 0 <= x < w else None
+
+    for y in range(h):
+        for x in range(w):
+            label = patches[y, x]
+            if label == 0:
+                continue
+            for dy, dx in _DIRECTIONS:
+                for k in _REACH:
+                    sides = [(y + k * dy, x + k * dx), (y - k * dy, x - k * dx)]
+                    if any(at(patches, *s) != label for s in sides):
+                        continue
+                    brights = [float(bright[s]) for s in sides if np.isfinite(bright[s])]
+                    darks = [float(dark[s]) for s in sides if np.isfinite(dark[s])]
+                    if not brights or not darks:
+                        continue
+                    burned_side = min(darks)
+                    if (bright[y, x] >= max(brights) * (1 + contrast) and dark[y, x] <= burned_side * (1 - contrast)
+                            and burned_side > 0):
+                        out[y, x] = True
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_walls_are_found_where_the_rule_says_pixel_by_pixel(seed):
+    from pipeline.stages.split import wall_pixels
+
+    rng = np.random.default_rng(seed)
+    h, w = rng.integers(6, 40, 2)
+    patches, _ = ndimage.label(rng.random((h, w)) < 0.55, structure=np.ones((3, 3)))
+    bright = rng.uniform(0.05, 0.35, (h, w))
+    bright[rng.random((h, w)) < 0.08] = np.nan  # not seen before
+    dark = np.where(patches > 0, rng.uniform(0.0, 0.3, (h, w)), np.nan)
+    dark[rng.random((h, w)) < 0.08] = np.nan
+    contrast = (0.0, 0.05, 0.1)[seed % 3]
+    walls = wall_pixels(patches, bright, dark, wall_contrast=contrast)
+    expected = _walls_one_pixel_at_a_time(patches, bright, np.where(patches > 0, dark, np.nan), contrast)
+    assert expected.any()  # the cases hold walls to find
+    np.testing.assert_array_equal(walls, expected)

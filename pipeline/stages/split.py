@@ -75,13 +75,12 @@ def before_brightness(reflectance: np.ndarray, last_clear: np.ndarray) -> np.nda
     return np.where(last_clear >= 0, picked, np.nan).astype(np.float32)
 
 
-def _shifted(values: np.ndarray, dy: int, dx: int, fill: float) -> np.ndarray:
-    """``values`` read ``(dy, dx)`` pixels away (``fill`` beyond the edge)."""
-    out = np.full(values.shape, fill, dtype=values.dtype)
+def _read_at(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, fill: float) -> np.ndarray:
+    """``values[rows, cols]``, ``fill`` where the position lies beyond the edge."""
     h, w = values.shape
-    ys, yd = (slice(dy, h), slice(0, h - dy)) if dy >= 0 else (slice(0, h + dy), slice(-dy, h))
-    xs, xd = (slice(dx, w), slice(0, w - dx)) if dx >= 0 else (slice(0, w + dx), slice(-dx, w))
-    out[yd, xd] = values[ys, xs]
+    inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+    out = np.full(rows.shape, fill, dtype=values.dtype)
+    out[inside] = values[rows[inside], cols[inside]]
     return out
 
 
@@ -109,17 +108,23 @@ def wall_pixels(patches: np.ndarray, before: np.ndarray, change: np.ndarray, *, 
     bright = np.where(np.isfinite(before), before, np.nan).astype(np.float64)
     dark = np.where(inside & np.isfinite(change), change, np.nan).astype(np.float64)
     wall = np.zeros(patches.shape, dtype=bool)
+    # Only a patch's own pixels can be walls: each is compared with its neighbours where it lies, never
+    # the whole grid shifted (a chunk's patches cover a few percent of it).
+    rows, cols = np.nonzero(inside)
+    label, own_bright, own_dark = patches[rows, cols], bright[rows, cols], dark[rows, cols]
+    found = np.zeros(rows.shape, dtype=bool)
     with np.errstate(invalid="ignore"):
         for dy, dx in _DIRECTIONS:
             for k in _REACH:
-                side_a, side_b = _shifted(patches, k * dy, k * dx, 0), _shifted(patches, -k * dy, -k * dx, 0)
-                both_burned = (side_a == patches) & (side_b == patches) & inside
+                a, b = (rows + k * dy, cols + k * dx), (rows - k * dy, cols - k * dx)  # the two sides
+                both_burned = (_read_at(patches, *a, 0) == label) & (_read_at(patches, *b, 0) == label)
                 # The brighter side and the less changed side: the wall must beat both sides, not their mean.
-                bright_side = np.fmax(_shifted(bright, k * dy, k * dx, np.nan), _shifted(bright, -k * dy, -k * dx, np.nan))
-                burned_side = np.fmin(_shifted(dark, k * dy, k * dx, np.nan), _shifted(dark, -k * dy, -k * dx, np.nan))
-                ridge = bright >= bright_side * (1 + wall_contrast)
-                dip = dark <= burned_side * (1 - wall_contrast)
-                wall |= both_burned & ridge & dip & (burned_side > 0)
+                bright_side = np.fmax(_read_at(bright, *a, np.nan), _read_at(bright, *b, np.nan))
+                burned_side = np.fmin(_read_at(dark, *a, np.nan), _read_at(dark, *b, np.nan))
+                ridge = own_bright >= bright_side * (1 + wall_contrast)
+                dip = own_dark <= burned_side * (1 - wall_contrast)
+                found |= both_burned & ridge & dip & (burned_side > 0)
+    wall[rows[found], cols[found]] = True
     return wall
 
 
