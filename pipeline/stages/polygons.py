@@ -193,10 +193,10 @@ def burn_polygons(
     component_date = [patch_date[p - 1] for p in patch_of]
     n_comp = len(component_date)
     ids = np.arange(1, n_comp + 1)
-    n_pixels = ndimage.sum_labels(np.ones_like(components), components, ids)
-    mean_change = ndimage.mean(np.nan_to_num(delta), components, ids)
+    n_pixels = _sum_by_label(np.ones_like(components), components, ids)
+    mean_change = _sum_by_label(np.nan_to_num(delta), components, ids) / n_pixels  # ndimage.mean's sum / count
     earliest_clear = ndimage.minimum(last_clear, components, ids)
-    confirmed = ndimage.mean(dates["confirmed"].values.astype(float), components, ids) >= 0.5
+    confirmed = _sum_by_label(dates["confirmed"].values.astype(float), components, ids) / n_pixels >= 0.5
     codes = dates["spectral"].values if "spectral" in dates else np.full(components.shape, NOT_TESTED, np.int8)
     verdicts = [spectral_verdict(codes[sl][components[sl] == i])
                 for i, sl in enumerate(ndimage.find_objects(components), start=1)]
@@ -241,7 +241,14 @@ def _fraction_sums(dates: xr.Dataset, components: np.ndarray, ids: np.ndarray) -
     f = np.where(fitted, share, np.where(ring, 0.0, 1.0))
     var = np.where(fitted, np.square(np.nan_to_num(dates["fraction_sigma_noise"].values)), 0.0)
     em = np.where(fitted, np.nan_to_num(dates["fraction_sigma_endmember"].values), 0.0)
-    return {key: ndimage.sum_labels(v, components, ids).astype(float) for key, v in zip(_FRACTION_SUMS, (f, var, em))}
+    return {key: _sum_by_label(v, components, ids) for key, v in zip(_FRACTION_SUMS, (f, var, em))}
+
+
+def _sum_by_label(values: np.ndarray, labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """``ndimage.sum_labels(values, labels, ids)``, bit for bit (the same additions, in the same order), over the
+    labelled pixels alone: a chunk's burns are a few percent of it."""
+    labelled = labels > 0
+    return np.bincount(labels[labelled], weights=values[labelled], minlength=int(ids.max(initial=0)) + 1)[ids].astype(float)
 
 
 def _fraction_areas(frame: gpd.GeoDataFrame, areas_m2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
