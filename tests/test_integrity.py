@@ -237,58 +237,34 @@ def test_disk_full_half_way_leaves_only_the_named_partial_folder(base, capsys, t
 
 
 @pytest.mark.forks
-def test_disk_full_while_the_gis_rasters_are_written_in_the_background_is_one_line_naming_the_partial(
-        base, capsys, tmp_path, monkeypatch):
-    """The GIS rasters are written by a child while this process writes the findings: a full disk there fails the
-    run as it would here, after the child has ended its own writes (no staging file, no raster under its name)."""
+@pytest.mark.parametrize("folder, options", [("gis", ["--no-figures"]), ("figures", [])],
+                         ids=["gis_rasters_written_in_the_background", "figures_drawn_on_every_core"])
+def test_disk_full_in_a_forked_writer_is_one_line_naming_the_partial(folder, options, base, capsys, tmp_path,
+                                                                     monkeypatch):
+    """The GIS rasters are written by a child while this process writes the findings, the figures by forked workers:
+    a full disk there fails the run as it would here, once their own writes have ended (no staging file, nothing
+    under a final name), what was finished before kept for inspection and no child left behind."""
     root, aoi_dir, _ = base
     import pipeline.outputs.write
 
     real_replace = pipeline.outputs.write.os.replace
 
-    def rasters_hit_a_full_disk(src, dst):
-        if ".partial" in str(dst) and "/gis/" in str(dst):
+    def full_disk(src, dst):
+        if ".partial" in str(dst) and f"/{folder}/" in str(dst):
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(pipeline.outputs.write.os, "replace", rasters_hit_a_full_disk)  # inherited by the child
+    monkeypatch.setattr(pipeline.outputs.write.os, "replace", full_disk)  # inherited by the children
     out = tmp_path / "out"
     code, stdout, err = _cli(capsys, "detect", AOI_NAME, "--aoi-dir", str(aoi_dir), "--data", str(root / "data"),
-                             "--out", str(out), "--no-figures")
+                             "--out", str(out), *options)
     monkeypatch.undo()
     assert code == 6 and "No space left on device" in err and "outputs:" not in stdout
     partial = _assert_failed_run_left_only_a_partial(out, err)
-    assert not [p for p in (partial / "gis").iterdir() if p.suffix == ".tif"]  # no raster under its final name
-    assert not [p for p in partial.rglob(".*") if p.name.endswith(STAGING_SUFFIX)]
-    assert (partial / "burns_SIMULATED.gpkg").is_file()  # the findings, written meanwhile, are kept
+    assert not [p for p in (partial / folder).iterdir() if p.suffix in (".tif", ".png")]  # nothing under its final name
+    assert not [p for p in partial.rglob(".*") if p.name.endswith(STAGING_SUFFIX)]  # every child's staging removed
+    assert (partial / "burns_SIMULATED.gpkg").is_file()
     assert multiprocessing.active_children() == []
-
-
-@pytest.mark.forks
-def test_disk_full_while_figures_are_drawn_on_every_core_is_one_line_naming_the_partial(base, capsys, tmp_path, monkeypatch):
-    """The figures, the review page's scenes and the GIS rasters are written by forked workers: a full disk there
-    reaches the run as it does anywhere else, with nothing under a final name."""
-    root, aoi_dir, _ = base
-    import pipeline.outputs.write
-
-    real_replace = pipeline.outputs.write.os.replace
-
-    def figures_hit_a_full_disk(src, dst):
-        if ".partial" in str(dst) and "/figures/" in str(dst):
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real_replace(src, dst)
-
-    monkeypatch.setattr(pipeline.outputs.write.os, "replace", figures_hit_a_full_disk)  # inherited by the workers
-    out = tmp_path / "out"
-    code, stdout, err = _cli(capsys, "detect", AOI_NAME, "--aoi-dir", str(aoi_dir), "--data", str(root / "data"),
-                             "--out", str(out))
-    monkeypatch.undo()
-    assert code == 6 and "No space left on device" in err and "outputs:" not in stdout
-    partial = _assert_failed_run_left_only_a_partial(out, err)
-    assert not list((partial / "figures").glob("*.png"))  # no figure under its final name
-    assert not [p for p in partial.rglob(".*") if p.name.endswith(STAGING_SUFFIX)]  # every worker's staging removed
-    assert (partial / "burns_SIMULATED.gpkg").is_file()  # what was finished before is kept for inspection
-    assert multiprocessing.active_children() == []  # the review page's scenes, drawn in the background, stopped too
 
 
 @pytest.mark.forks
