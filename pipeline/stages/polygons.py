@@ -229,7 +229,7 @@ def _fraction_sums(dates: xr.Dataset, components: np.ndarray, ids: np.ndarray) -
     end-member sigmas (the three add differently: see :func:`pipeline.stages.fraction.area_with_sigma`).
     Without shares (no band to unmix) each pixel counts whole, with an unknown uncertainty."""
     if "burned_fraction" not in dates:
-        n = ndimage.sum_labels(np.ones_like(components), components, ids).astype(float)
+        n = _sum_by_label(np.ones_like(components), components, ids)
         return dict(zip(_FRACTION_SUMS, (n, np.full(len(ids), np.nan), np.full(len(ids), np.nan))))
     share = dates["burned_fraction"].values
     # The ring of unburned pixels around a patch holds its mixed rim: each ring pixel's share goes
