@@ -125,7 +125,7 @@ def apply(stack: xr.Dataset, records: list[SceneRecord], calibration: Calibratio
     aligned = _crop(_unmatched_as_unseen(apply_shifts(used, shifts), shifts, params), loaded_grid, analysis_grid)
     stage("normalisation applied: the scene-wide fits", logger=logger)
     normalised = apply_fits(aligned, fits)
-    dated = _dated(normalised, params, analysis_grid, noise=list(calibration.noise))
+    dated = _dated(normalised, params, analysis_grid, noise=list(calibration.noise), records=used_records)
     measured = _Measured(calibration, refused, clear_fraction, usable, used_records, shifts, fits, normalised, *dated)
     return _detection(measured, records, params=params, analysis_grid=analysis_grid, settlement=settlement, window=window)
 
@@ -177,7 +177,7 @@ def _measure(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, l
         normalised, fits = aligned, identity_fits(aligned)
     if on_normalised is not None:
         on_normalised(normalised)
-    index_name, index, change, dates, thresholds = _dated(normalised, params, analysis_grid, noise=None)
+    index_name, index, change, dates, thresholds = _dated(normalised, params, analysis_grid, noise=None, records=used_records)
     calibration = Calibration(
         usable=tuple(bool(u) for u in usable),
         shifts=tuple(shifts),
@@ -301,7 +301,8 @@ def _unmatched_as_unseen(aligned: xr.Dataset, shifts: list[ShiftEstimate], param
     return aligned
 
 
-def _dated(normalised: xr.Dataset, params: Params, analysis_grid: Grid, *, noise: list | None):
+def _dated(normalised: xr.Dataset, params: Params, analysis_grid: Grid, *, noise: list | None,
+           records: list[SceneRecord]):
     """Burn index, change between dates, and each pixel's first burned date with the thresholds used."""
     index_name = choose_index([str(b) for b in normalised.band.values], params.burn_index)
     stage(f"index: {index_name}", logger=logger)
@@ -313,7 +314,8 @@ def _dated(normalised: xr.Dataset, params: Params, analysis_grid: Grid, *, noise
     stage(f"threshold and dating: {index.sizes['time']} dates in time order", logger=logger)
     dates, thresholds = date_burns(change, index=index, clear=normalised["clear"], post_nir=post_nir, params=params,
                                    pixel_area_m2=analysis_grid.pixel_area_m2, noise=noise,
-                                   reflectance=normalised["reflectance"])
+                                   reflectance=normalised["reflectance"],
+                                   sun=[(r.sun_elevation, r.sun_azimuth) for r in records])
     return index_name, index, change, dates, thresholds
 
 

@@ -169,3 +169,35 @@ def test_a_proportional_darkening_that_stays_on_the_next_clear_scene_is_a_burn_o
     assert spectral.spectral_verdict(dates["spectral"].values[5:15, 5:15])[0] == "fire-like"
     assert not (dates["first_seen"].values[25:35, 25:35] >= 0).any()
     assert (dates["transient_seen"].values[25:35, 25:35] == 1).all()  # seen once and gone: listed, never dated
+
+
+def test_a_proportional_darkening_that_stays_after_a_scene_at_another_hour_opens_its_bracket_before_it():
+    # As patch A above, three times: scene 1 is taken at 07:50, its sun 14 degrees high. Its long shadows darken
+    # bright ground as far as char does, and a compound that burned before scene 2 would stay as dark: scene 1
+    # cannot tell the two, so the burn is first visible on scene 2, not visible on scene 0 (never "on 1").
+    from pipeline.config import Params
+    from pipeline.stages.change import consecutive_change
+    from pipeline.stages.dating import date_burns
+    from pipeline.stages.indices import burn_index
+
+    sand = np.array([0.14, 0.20, 0.27, 0.33])
+    refl = np.broadcast_to(sand[:, None, None, None], (4, 4, 40, 40)).transpose(1, 0, 2, 3).copy()
+    refl[1:, :, 5:15, 5:15] *= 0.43
+    refl += np.random.default_rng(9).normal(0, 0.002, refl.shape)
+    stack = xr.DataArray(refl.astype(np.float32), dims=("time", "band", "y", "x"),
+                         coords={"band": ["blue", "green", "red", "nir"]})
+    clear = xr.DataArray(np.ones((4, 40, 40), bool), dims=("time", "y", "x"))
+    index = burn_index(stack, index="nir")
+    change = consecutive_change(index, clear)
+
+    def dated(sun):
+        return date_burns(change, index=index, clear=clear, post_nir=stack.sel(band="nir", drop=True),
+                          params=Params(), pixel_area_m2=9.0, reflectance=stack, sun=sun)[0]
+
+    usual, early = (47.6, 140.0), (14.4, 113.8)
+    same_hour = dated([usual, usual, usual, usual])
+    assert (same_hour["first_seen"].values[5:15, 5:15] == 1).all()
+    other_hour = dated([usual, early, usual, usual])
+    assert (other_hour["first_seen"].values[5:15, 5:15] == 2).all()
+    assert (other_hour["last_clear_before"].values[5:15, 5:15] == 0).all()
+    assert (other_hour["first_seen"].values >= 0).sum() == 100

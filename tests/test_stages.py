@@ -334,6 +334,50 @@ def test_shadow_back_at_the_usual_hour_after_an_early_scene_is_not_a_burn():
     assert sorted(polys.first_seen_index.tolist()) == [3, 4]
 
 
+@pytest.mark.parametrize("sun_a, sun_b, moved", [
+    ((47.64, 139.98), (14.37, 113.84), True),  # 10:38 against 07:50 UTC in central Mali, late January
+    ((47.64, 139.98), (47.95, 139.36), False),  # the next day at the same hour
+    ((47.64, 139.98), (37.51, 127.23), False),  # an hour earlier: tips under half a height apart
+    ((60.0, 90.0), (60.0, 270.0), True),  # the same height from the other side: 1.15 heights apart
+    ((47.64, 139.98), None, False),  # unknown: cannot tell
+    ((47.64, None), (14.37, 113.84), False),
+])
+def test_shadows_move_when_their_tips_lie_more_than_an_object_height_apart(sun_a, sun_b, moved):
+    from pipeline.stages.dating import shadows_moved
+
+    assert shadows_moved(sun_a, sun_b) is moved
+    assert shadows_moved(sun_b, sun_a) is moved
+
+
+def test_a_scene_at_another_hour_does_not_date_a_mark_that_darkens_further_on_the_next_one():
+    # Scene 1 is taken at 07:50 instead of 10:38. Ground A lies in a long shadow on it (NIR 0.30 -> 0.10) and
+    # burned before scene 2 (0.05): scene 1 cannot tell that shadow from a first burn, so A is first visible on
+    # scene 2 and its bracket opens at scene 0. Ground B was already char on scene 1 and looks the same on
+    # scene 2: it is dated on scene 1. Without the scenes' suns A is dated on scene 1.
+    nir = np.full((4, 100, 100), 0.30, np.float32)
+    nir[1, 10:30, 10:30] = 0.10
+    nir[2:, 10:30, 10:30] = 0.05
+    nir[1:, 50:70, 50:70] = 0.05
+    nir += np.random.default_rng(11).normal(0, 0.004, nir.shape).astype(np.float32)
+    clear = xr.DataArray(np.ones_like(nir, bool), dims=("time", "y", "x"))
+    index = xr.DataArray(nir, dims=("time", "y", "x"), attrs={"burn_direction": -1, "index": "nir"})
+    change = consecutive_change(index, clear)
+
+    def dated(sun):
+        return date_burns(change, index=index, clear=clear, post_nir=index, params=Params(), pixel_area_m2=9.0,
+                          sun=sun)[0]
+
+    usual, early = (47.6, 140.0), (14.4, 113.8)
+    for sun in (None, [usual] * 4):
+        first = dated(sun).first_seen.values
+        assert (first[10:30, 10:30] == 1).all() and (first[50:70, 50:70] == 1).all()
+    dates = dated([usual, early, usual, usual])
+    first, opened = dates.first_seen.values, dates.last_clear_before.values
+    assert (first[10:30, 10:30] == 2).all() and (opened[10:30, 10:30] == 0).all()
+    assert (first[50:70, 50:70] == 1).all() and (opened[50:70, 50:70] == 0).all()
+    assert (first >= 0).sum() == 800
+
+
 def test_char_seen_after_a_passing_cloud_shadow_is_measured_from_the_ground_before_the_shadow():
     # Scene 1: an unflagged cloud shadow (0.35 of the light) over a whole quarter, gone on scene 2 except where
     # a compound burned meanwhile. From the shadow (NIR 0.105) to char (0.06) the NIR falls by 0.045, under

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import geopandas as gpd
 
 from pipeline.model import SceneRecord
+from pipeline.stages.dating import shadows_moved
 
 __all__ = ["SIMULATED_LABEL", "TIME_OF_DAY_UNKNOWN", "format_time", "scene_time", "polygon_time_cell", "build_report", "with_evidence",
            "evidence_sections", "transient_section", "nonfire_section", "counted_polygons", "render_markdown",
@@ -150,9 +151,12 @@ def _reading(
             "area_ha": round(float(group["area_ha"].sum()), 4),
         }
         entry["brackets"].append(bracket)
+        other_hour = _other_hour_between(records, last, t)
+        if other_hour:
+            bracket["other_hour_between"] = [r.scene_id for r in other_hour]
         parts.append(
             f"{len(group)} burn mark(s), {bracket['area_ha']:.2f} ha, not visible on the clear scene of "
-            f"{scene_time(before, tz_name)} ({before.scene_id})"
+            f"{scene_time(before, tz_name)} ({before.scene_id})" + _other_hour_words(other_hour, before, tz_name)
         )
     where = ""
     if settings:
@@ -165,6 +169,25 @@ def _reading(
     entry["statement"] = (f"First visible on scene {record.scene_id} ({when}): " + "; ".join(parts) + where + "." + later
                           + (f" {_rejected_words(rejected, more=True)}." if len(rejected) else ""))
     return entry
+
+
+def _other_hour_between(records: Sequence[SceneRecord], last: int, t: int) -> list[SceneRecord]:
+    """The scenes between a bracket's ends taken at another hour than its start: the dating does not
+    date on them what their shadows could explain (:func:`pipeline.stages.dating.shadows_moved`)."""
+    start = records[last]
+    return [r for r in records[last + 1:t]
+            if shadows_moved((start.sun_elevation, start.sun_azimuth), (r.sun_elevation, r.sun_azimuth))]
+
+
+def _other_hour_words(scenes: list[SceneRecord], before: SceneRecord, tz_name: str) -> str:
+    """``" (the scene of ... between them was taken at another hour ...)"`` or ``""``."""
+    if not scenes:
+        return ""
+    listed = ", ".join(f"{scene_time(r, tz_name)} ({r.scene_id}, sun {r.sun_elevation:.0f} degrees high)" for r in scenes)
+    return (f"; the scene{'s' if len(scenes) > 1 else ''} of {listed} between them, taken at another hour than "
+            f"{before.scene_id} (sun {before.sun_elevation:.0f} degrees high), "
+            f"{'show' if len(scenes) > 1 else 'shows'} long shadows that cannot be told from char: "
+            f"{'they date' if len(scenes) > 1 else 'it dates'} only what stayed as it was and fire-like on the next clear scene")
 
 
 _SETTING_WORDS = {"settlement": "in the settlement", "outside": "outside the settlement (fields, bush)"}

@@ -22,9 +22,19 @@ not that pixel's before-state for later dates: char seen after a cloud shadow di
 from the shadow, and the burn would be lost. Its change is taken from the last clear scene
 that showed the ground as it usually is (:func:`_usual_base`); the bracket still opens at the
 last clear scene, the one the report says the burn was not visible on.
+
+A scene taken at another hour than a pixel's before-scene (a lower sun from another azimuth:
+:func:`shadows_moved`) casts long shadows where the before-scene had none, as dark as char over
+bright ground. A new patch on it is dated there only when the next clear scene shows it as it
+was and fire-like; one the next clear scene shows darker still, or a proportional darkening that
+stayed, may be a shadow over ground that burned before that next scene: it is not dated on the
+scene at another hour, and the burn found later keeps its bracket open at the before-scene
+(:func:`_shadows_moved_on`), never at the scene that could not tell.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from scipy import ndimage
@@ -36,7 +46,7 @@ from pipeline.stages.indices import BURN_LEVELS, SEVERITY_SCALED
 from pipeline.stages.spectral import NON_FIRE, NOT_TESTED, PROPORTIONAL, STAYED, spectral_codes
 from pipeline.stages.threshold import ThresholdInfo, burn_candidates, burn_mask
 
-__all__ = ["date_burns"]
+__all__ = ["date_burns", "shadows_moved", "SHADOW_SHIFT"]
 
 
 def _band_mean(reflectance: np.ndarray, which: list[int]) -> np.ndarray:
@@ -97,6 +107,28 @@ def _transient(new: np.ndarray, t: int, values: np.ndarray, direction: int, befo
     confirm_label = np.concatenate([[False], confirmed])
     drop_label = np.concatenate([[False], drop])
     return keep_label[labels], confirm_label[labels], drop_label[labels], later_map
+
+
+SHADOW_SHIFT = 1.0
+"""Two sun positions cast different shadows when the tip of the shadow of an upright object lies
+more than this many of its heights apart between them. Walls and huts are 2-3 m high, about
+a 3 m pixel: past one height, a shadow covers ground that was lit. PlanetScope's daily passes
+over the Sahel differ by a few degrees (about a fifth of a height); a scene at 07:50 UTC instead
+of 10:38 (sun 14 degrees high against 48) moves the tips by three heights."""
+
+
+def shadows_moved(sun_a: tuple[float | None, float | None] | None, sun_b: tuple[float | None, float | None] | None) -> bool:
+    """Whether two scenes' suns, ``(elevation, azimuth)`` in degrees from their metadata, cast shadows
+    more than :data:`SHADOW_SHIFT` object heights apart. Without both angles of both scenes it cannot
+    tell, and says no (the dating then treats the scenes as taken at the same hour)."""
+    tips = []
+    for sun in (sun_a, sun_b):
+        if sun is None or any(v is None or not math.isfinite(v) for v in sun):
+            return False
+        elevation, azimuth = (math.radians(v) for v in sun)
+        length = 1.0 / math.tan(max(elevation, math.radians(1.0)))  # in object heights; the sun above the horizon
+        tips.append((length * math.sin(azimuth), length * math.cos(azimuth)))
+    return math.dist(*tips) > SHADOW_SHIFT
 
 
 OVERTAKEN_SHARE = 0.5
@@ -228,6 +260,33 @@ def _stayed(marks: np.ndarray, t: int, values: np.ndarray, next_clear: np.ndarra
     return np.concatenate([[False], (seen_share >= 0.5) & (median <= tolerance)])[labels]
 
 
+def _shadows_moved_on(new: np.ndarray, t: int, values: np.ndarray, direction: int, before: np.ndarray,
+                      next_clear: np.ndarray, moved: np.ndarray, stayed: np.ndarray, tolerance: float) -> np.ndarray:
+    """Today's new patches that a scene taken at another hour than their before-scene cannot date.
+
+    ``moved`` (time,): whether each scene's shadows fall elsewhere than on scene ``t``
+    (:func:`shadows_moved`). On such a scene a long shadow over bright ground darkens it as far
+    as char, and a compound that burned before the next scene stays dark on it. Char burned before
+    ``t`` looks the same on the next clear scene and is fire-like on ``t``; so a patch most of
+    whose pixels have a before-scene with other shadows is not dated today when, on at least half
+    its pixels seen again, the next clear scene shows it darker still (median move in the burn's
+    direction beyond ``tolerance``, the date's noise times ``noise_k``) or it was a proportional
+    darkening that stayed (``stayed``: shade and char over bright ground both are). Decided per patch.
+    """
+    labels, n, rows, cols, later, seen = _next_look(new, t, next_clear)
+    if n == 0 or not moved.any():
+        return np.zeros_like(new)
+    lab = labels[rows, cols]
+    index = np.arange(1, n + 1)
+    off_share = ndimage.mean(moved[before[rows, cols]].astype(float), lab, index)
+    stayed_share = ndimage.mean(stayed[rows, cols].astype(float), lab, index)
+    darker = np.full(rows.shape, np.nan)
+    darker[seen] = direction * (values[later[seen], rows[seen], cols[seen]] - values[t, rows[seen], cols[seen]])
+    seen_share, median_darker = _per_patch(darker, seen, lab, n)
+    undated = (off_share >= 0.5) & (seen_share >= 0.5) & ((median_darker > tolerance) | (stayed_share >= 0.5))
+    return np.concatenate([[False], undated])[labels]
+
+
 def _before_after(reflectance: np.ndarray, clear: np.ndarray, last_clear: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
     """``(band, y, x)`` reflectance of each pixel's own last clear observation before ``t`` and on ``t``
     (NaN where there is none, or where ``t`` is not clear)."""
@@ -248,6 +307,7 @@ def date_burns(
     pixel_area_m2: float,
     noise: list[tuple[float, float] | None] | None = None,
     reflectance: xr.DataArray | None = None,
+    sun: list[tuple[float | None, float | None] | None] | None = None,
 ) -> tuple[xr.Dataset, list[ThresholdInfo | None]]:
     """First-seen date and bracket of every burned pixel.
 
@@ -275,6 +335,10 @@ def date_burns(
         holes of the burns are decided by it (``params.rim_burned_fraction``; not on dNBR, a
         severity scale, whose rims the threshold stage reads against their burned neighbours) and it is
         returned for the pixels first seen on that date.
+    sun:
+        Per scene, ``(elevation, azimuth)`` of the sun in degrees (``None`` where unknown): a
+        scene whose shadows fall elsewhere than on a pixel's before-scene does not date what it
+        cannot tell from them (:func:`_shadows_moved_on`).
 
     Returns
     -------
@@ -292,7 +356,9 @@ def date_burns(
         ``fraction_sigma_endmember`` (y, x) the burned share of each burned pixel on its first
         date and its two 1-sigma parts, and of the ring of unburned pixels around the date's new
         burns (their mixed rim, counted in a burn's area); NaN elsewhere; and per scene
-        the :class:`ThresholdInfo` (``None`` for scenes with nothing to compare).
+        the :class:`ThresholdInfo` (``None`` for scenes with nothing to compare). A burn first
+        seen after a scene that could not date it keeps ``last_clear_before`` at the clear scene
+        before that one.
     """
     delta = change["delta"]
     index_name = str(change.attrs.get("index", "nir"))
@@ -321,6 +387,9 @@ def date_burns(
     share = {k: np.full(shape, np.nan, dtype=np.float32) for k in ("fraction", "sigma_noise", "sigma_endmember")}
     infos: list[ThresholdInfo | None] = []
     usual_last = np.full(shape, -1, dtype=np.int16)  # last clear scene without a passing mark (module docstring)
+    opens = np.full(shape, -1, dtype=np.int16)  # where a scene at another hour could not date a mark: its bracket's start
+    suns = list(sun) if sun is not None and len(sun) == n_time else [None] * n_time
+    moved = np.array([[shadows_moved(suns[a], suns[b]) for b in range(n_time)] for a in range(n_time)], dtype=bool)
     for t in range(n_time):
         d_t = delta.isel(time=t)
         if not np.isfinite(d_t.values).any():
@@ -385,17 +454,24 @@ def date_burns(
             nonfire_seen[first_not_fire] = t
             nonfire_code[first_not_fire] = codes[first_not_fire]
             new, sure = new & ~not_fire, sure & ~not_fire
-            spectral[new] = codes[new]
-            passing = dropped | shade | overtaken
         else:
-            passing = dropped | overtaken
+            codes, shade = None, np.zeros_like(new)
+        # A scene at another hour than the before-scene: its long shadows can pass for char (module docstring).
+        undated = _shadows_moved_on(new, t, values, direction, before, next_clear, moved[t],
+                                    np.zeros_like(new) if codes is None else codes == STAYED,
+                                    params.noise_k * info.noise_sigma)
+        new, sure = new & ~undated, sure & ~undated
+        opens[undated & (opens < 0)] = last_clear[undated & (opens < 0)]
+        if codes is not None:
+            spectral[new] = codes[new]
+        passing = dropped | shade | overtaken | undated
         confirmed |= sure
         # The first time a pixel's mark came and went is the one listed; it stays undated (not burned).
         first_drop = dropped & (transient_seen < 0)
         transient_seen[first_drop] = t
         transient_gone[first_drop] = later[first_drop]
         first_seen[new] = t
-        last_clear_before[new] = last_clear[new]
+        last_clear_before[new] = np.where(opens[new] >= 0, np.minimum(opens[new], last_clear[new]), last_clear[new])
         usual_last[valid[t] & ~passing] = t
         delta_at_first[new] = d_t.values[new]
         if fraction is not None:
