@@ -28,7 +28,7 @@ from pipeline.readers.firms import read_fire_csv
 from pipeline.stages.corroborate import corroborate
 from pipeline.readers.vectors import read_footprints
 from pipeline.readers.rasters import sha256_file
-from pipeline.stages.structures import FootprintShift, structures_in_burns
+from pipeline.stages.structures import FootprintShift, structures_in_burns, texture_for_alignment
 
 __all__ = ["Evidence", "Layers", "find_layers", "count_structures", "gather_evidence", "footprint_files", "fire_files"]
 
@@ -90,10 +90,12 @@ def count_structures(footprints: gpd.GeoDataFrame, polygons: gpd.GeoDataFrame, *
                      params: Params) -> tuple[gpd.GeoDataFrame, FootprintShift]:
     """Footprints aligned to the detection's earliest usable scene and tested against ``polygons``.
 
-    The earliest scene comes before any burn, with roofs and walls intact.
+    The earliest scene comes before any burn, with roofs and walls intact. It is read as the
+    normalised difference of its NIR and red where it has both (:func:`pipeline.stages.structures.texture_for_alignment`).
     """
     stack = detection.stack
-    reference = stack["reflectance"].isel(time=0).sel(band="red").where(stack["clear"].isel(time=0))
+    scene = stack["reflectance"].isel(time=0)
+    reference = texture_for_alignment(scene, [str(b) for b in stack.band.values]).where(stack["clear"].isel(time=0))
     return structures_in_burns(footprints, reference, polygons, min_overlap=params.structure_min_overlap,
                                tolerance_m=params.structure_tolerance_px * detection.grid.resolution,
                                max_shift_m=params.footprint_max_shift_m)

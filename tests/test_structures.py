@@ -20,6 +20,7 @@ from pipeline.stages.structures import (
     footprint_offset,
     shift_footprints,
     structures_in_burns,
+    texture_for_alignment,
 )
 
 CRS = "EPSG:32630"
@@ -89,6 +90,57 @@ def test_offset_recovers_known_shift_with_bright_roofs(village, bright_scene):
     for half in shift.halves_m:
         assert half == pytest.approx((-SHIFT[0], -SHIFT[1]), abs=1.0)
     assert "moved" in shift.note
+
+
+def _shaded_village(centres: np.ndarray, radii: np.ndarray, ss: int = 5) -> xr.DataArray:
+    """``(band, y, x)`` blue, green, red, NIR of thatch huts on swept earth at a 48 degree sun from the south-east:
+    each hut, 3 m high, casts a shadow 2.7 m long to the north-west that keeps 45 % of the light in every band."""
+    rng = np.random.default_rng(12)
+    x, y = _grid()
+    sub = (np.arange(ss) + 0.5) / ss - 0.5
+    fx, fy = np.meshgrid((x[:, None] + sub * RES).ravel(), (y[:, None] + sub * RES).ravel())
+    roofs, shade = np.zeros_like(fx), np.zeros_like(fx)
+    away = np.array([-math.sin(math.radians(140.0)), -math.cos(math.radians(140.0))])  # the shadows' direction
+    length = 3.0 / math.tan(math.radians(47.6))
+    for (cx, cy), r in zip(centres, radii):
+        along = np.clip((fx - cx) * away[0] + (fy - cy) * away[1], 0.0, length)
+        shade[np.hypot(fx - cx - along * away[0], fy - cy - along * away[1]) <= r] = 1.0
+        roofs[np.hypot(fx - cx, fy - cy) <= r] = 1.0
+    shade[roofs > 0] = 0.0
+    cover, shaded = (a.reshape(N, ss, N, ss).mean(axis=(1, 3)) for a in (roofs, shade))
+    fields = ndimage.gaussian_filter(rng.normal(0, 1, (N, N)), 6)
+    yard, thatch = np.array([0.15, 0.21, 0.28, 0.33]), np.array([0.13, 0.19, 0.25, 0.36])
+    ground = yard[:, None, None] * (1 + 0.15 * fields / fields.std())[None]
+    bands = (ground * (1 - cover) + thatch[:, None, None] * cover) * (1 - 0.55 * shaded)
+    bands += rng.normal(0, 0.003, bands.shape)
+    return xr.DataArray(bands, dims=("band", "y", "x"), coords={"band": ["blue", "green", "red", "nir"], "y": y, "x": x})
+
+
+@pytest.mark.slow
+def test_hut_shadows_do_not_pull_the_footprints_toward_them(village):
+    # Every hut casts a shadow darker than any roof: on the red band the layer locks where the shadows lie, a
+    # metre and more off to the north-west. The NIR-red normalised difference is blind to a shadow's common
+    # factor and sees thatch against earth: the layer lands on the roofs.
+    scene = _shaded_village(*village)
+    footprints = _footprints(*village, *SHIFT)
+    on_red = footprint_offset(footprints, scene.sel(band="red", drop=True))
+    assert math.hypot(on_red.dx_m + SHIFT[0], on_red.dy_m + SHIFT[1]) > 1.0
+    shift = footprint_offset(footprints, texture_for_alignment(scene, ["blue", "green", "red", "nir"]))
+    assert shift.reliable
+    assert math.hypot(shift.dx_m + SHIFT[0], shift.dy_m + SHIFT[1]) < 0.5
+
+
+def test_the_alignment_texture_falls_back_to_red_then_to_the_first_band():
+    scene = xr.DataArray(np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4) + 1, dims=("band", "y", "x"),
+                         coords={"band": ["red", "nir"]})
+    ratio = texture_for_alignment(scene, ["red", "nir"])
+    np.testing.assert_allclose(ratio.values, (scene[1] - scene[0]) / (scene[1] + scene[0]), rtol=1e-6)
+    assert texture_for_alignment(scene.assign_coords(band=["red", "green"]), ["red", "green"]).equals(
+        scene.assign_coords(band=["red", "green"]).sel(band="red", drop=True))
+    assert texture_for_alignment(scene.assign_coords(band=["pan", "x"]), ["pan", "x"]).equals(
+        scene.assign_coords(band=["pan", "x"]).isel(band=0, drop=True))
+    dark = texture_for_alignment(scene * 0, ["red", "nir"])
+    assert np.isnan(dark.values).all()  # no light, no ratio: not observed, never a division by zero
 
 
 @pytest.mark.slow
