@@ -341,6 +341,10 @@ def test_shadow_back_at_the_usual_hour_after_an_early_scene_is_not_a_burn():
     ((60.0, 90.0), (60.0, 270.0), True),  # the same height from the other side: 1.15 heights apart
     ((47.64, 139.98), None, False),  # unknown: cannot tell
     ((47.64, None), (14.37, 113.84), False),
+    ((47.64, 139.98), (float("nan"), 113.84), False),
+    ((47.64, 139.98), (-5.0, 113.84), False),  # no sun over lit ground: a corrupt field, not a scene at dawn
+    ((47.64, 139.98), (95.0, 113.84), False),
+    ((47.64, 139.98), (14.37, 113.84 + 360.0), True),  # an azimuth past a turn is the same direction
 ])
 def test_shadows_move_when_their_tips_lie_more_than_an_object_height_apart(sun_a, sun_b, moved):
     from pipeline.stages.dating import shadows_moved

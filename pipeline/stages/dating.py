@@ -119,14 +119,15 @@ of 10:38 (sun 14 degrees high against 48) moves the tips by three heights."""
 
 def shadows_moved(sun_a: tuple[float | None, float | None] | None, sun_b: tuple[float | None, float | None] | None) -> bool:
     """Whether two scenes' suns, ``(elevation, azimuth)`` in degrees from their metadata, cast shadows
-    more than :data:`SHADOW_SHIFT` object heights apart. Without both angles of both scenes it cannot
-    tell, and says no (the dating then treats the scenes as taken at the same hour)."""
+    more than :data:`SHADOW_SHIFT` object heights apart. Without both angles of both scenes, or with an
+    elevation that is no sun's over lit ground (not in (0, 90] degrees), it cannot tell, and says no (the
+    dating then treats the scenes as taken at the same hour)."""
     tips = []
     for sun in (sun_a, sun_b):
-        if sun is None or any(v is None or not math.isfinite(v) for v in sun):
+        if sun is None or any(v is None or not math.isfinite(v) for v in sun) or not 0.0 < sun[0] <= 90.0:
             return False
         elevation, azimuth = (math.radians(v) for v in sun)
-        length = 1.0 / math.tan(max(elevation, math.radians(1.0)))  # in object heights; the sun above the horizon
+        length = 1.0 / math.tan(max(elevation, math.radians(1.0)))  # in object heights; 57 at a sun 1 degree high
         tips.append((length * math.sin(azimuth), length * math.cos(azimuth)))
     return math.dist(*tips) > SHADOW_SHIFT
 
