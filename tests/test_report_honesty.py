@@ -237,7 +237,8 @@ def test_report_html_has_contents_and_screen_copies_linked_to_the_print_files(sm
 def test_a_bracket_across_a_scene_at_another_hour_says_why_that_scene_did_not_date_the_burn():
     # Scene 1 was taken at 07:50 UTC: the dating left to scene 2 a mark whose shadow scene 1 could not tell from
     # char, so the bracket opens at scene 0. Its statement names scene 1 and why; a bracket that opens on scene 1
-    # says nothing of the kind.
+    # says nothing of the kind, and neither does one from scene 1 across scenes at the usual hour (its pixels
+    # under cloud on them) nor one across an unusable scene.
     from datetime import datetime, timezone
 
     import geopandas as gpd
@@ -246,14 +247,20 @@ def test_a_bracket_across_a_scene_at_another_hour_says_why_that_scene_did_not_da
     from pipeline.model import SceneRecord
     from pipeline.outputs.report import _reading
 
-    suns = ((47.6, 140.0), (14.4, 113.8), (48.0, 139.4))
+    suns = ((47.6, 140.0), (14.4, 113.8), (48.0, 139.4), (48.2, 139.0))
     records = [SceneRecord(f"s{t}", datetime(2024, 1, 26 + t, 7 if t == 1 else 10, 50 if t == 1 else 38, tzinfo=timezone.utc),
                            "x", "PSB.SD", False, ("nir",), sun_elevation=e, sun_azimuth=a) for t, (e, a) in enumerate(suns)]
-    polygons = gpd.GeoDataFrame({"first_seen_index": [2, 2], "last_clear_index": [0, 1], "area_ha": [0.02, 0.05],
-                                 "confirmed": [True, True]}, geometry=[box(0, 0, 1, 1), box(2, 2, 3, 3)], crs="EPSG:32630")
-    entry = _reading(2, records[2], records, polygons, {"clear_fraction": 1.0, "usable": True}, "UTC")
+    polygons = gpd.GeoDataFrame({"first_seen_index": [2, 2, 3], "last_clear_index": [0, 1, 1], "area_ha": [0.02, 0.05, 0.03],
+                                 "confirmed": [True, True, True]},
+                                geometry=[box(0, 0, 1, 1), box(2, 2, 3, 3), box(4, 4, 5, 5)], crs="EPSG:32630")
+    clear = {"clear_fraction": 1.0, "usable": True}
+    entry = _reading(2, records[2], records, polygons, clear, "UTC", [True] * 4)
     across, after = entry["statement"].split("; 1 burn mark(s), 0.05 ha")
     assert "(s0); the scene of 2024-01-27 07:50 UTC" in across and "(s1, sun 14 degrees high) between them" in across
-    assert "than s0 (sun 48 degrees high)" in across and "cannot be told from char" in across
+    assert "another hour than both ends (s0: sun 48 degrees high)" in across and "shadows could explain" in across
     assert "another hour" not in after
     assert [b.get("other_hour_between") for b in entry["brackets"]] == [["s1"], None]
+    later = _reading(3, records[3], records, polygons, clear, "UTC", [True] * 4)
+    assert "another hour" not in later["statement"] and later["brackets"][0].get("other_hour_between") is None
+    unusable = _reading(2, records[2], records, polygons, clear, "UTC", [True, False, True, True])
+    assert "another hour" not in unusable["statement"]

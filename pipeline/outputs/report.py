@@ -104,8 +104,10 @@ def _reading(
     polygons: gpd.GeoDataFrame,
     quality: dict[str, Any],
     tz_name: str,
+    usable: Sequence[bool],
 ) -> dict[str, Any]:
-    """What scene ``t`` shows that no earlier clear scene showed (polygons rejected by review said apart)."""
+    """What scene ``t`` shows that no earlier clear scene showed (polygons rejected by review said apart);
+    ``usable``: per scene of ``records``, whether it was analysed."""
     when = scene_time(record, tz_name)
     counted, rejected = counted_polygons(polygons[polygons["first_seen_index"] == t])
     new = counted
@@ -151,7 +153,7 @@ def _reading(
             "area_ha": round(float(group["area_ha"].sum()), 4),
         }
         entry["brackets"].append(bracket)
-        other_hour = _other_hour_between(records, last, t)
+        other_hour = _other_hour_between(records, usable, last, t)
         if other_hour:
             bracket["other_hour_between"] = [r.scene_id for r in other_hour]
         parts.append(
@@ -171,23 +173,29 @@ def _reading(
     return entry
 
 
-def _other_hour_between(records: Sequence[SceneRecord], last: int, t: int) -> list[SceneRecord]:
-    """The scenes between a bracket's ends taken at another hour than its start: the dating does not
-    date on them what their shadows could explain (:func:`pipeline.stages.dating.shadows_moved`)."""
-    start = records[last]
-    return [r for r in records[last + 1:t]
-            if shadows_moved((start.sun_elevation, start.sun_azimuth), (r.sun_elevation, r.sun_azimuth))]
+def _other_hour_between(records: Sequence[SceneRecord], usable: Sequence[bool], last: int, t: int) -> list[SceneRecord]:
+    """The usable scenes between a bracket's ends taken at another hour than both: their shadows fall
+    elsewhere, and the dating does not date on them a mark those shadows could explain
+    (:func:`pipeline.stages.dating.shadows_moved`). A bracket that opens on such a scene (its pixels
+    under cloud since) names none."""
+    def sun(r: SceneRecord) -> tuple[float | None, float | None]:
+        return r.sun_elevation, r.sun_azimuth
+
+    start, end = records[last], records[t]
+    return [r for k, r in enumerate(records[last + 1:t], start=last + 1)
+            if usable[k] and shadows_moved(sun(start), sun(r)) and shadows_moved(sun(r), sun(end))]
 
 
 def _other_hour_words(scenes: list[SceneRecord], before: SceneRecord, tz_name: str) -> str:
-    """``" (the scene of ... between them was taken at another hour ...)"`` or ``""``."""
+    """``"; the scene of ... between them, taken at another hour ..."`` or ``""``."""
     if not scenes:
         return ""
     listed = ", ".join(f"{scene_time(r, tz_name)} ({r.scene_id}, sun {r.sun_elevation:.0f} degrees high)" for r in scenes)
-    return (f"; the scene{'s' if len(scenes) > 1 else ''} of {listed} between them, taken at another hour than "
-            f"{before.scene_id} (sun {before.sun_elevation:.0f} degrees high), "
-            f"{'show' if len(scenes) > 1 else 'shows'} long shadows that cannot be told from char: "
-            f"{'they date' if len(scenes) > 1 else 'it dates'} only what stayed as it was and fire-like on the next clear scene")
+    many = len(scenes) > 1
+    return (f"; the scene{'s' if many else ''} of {listed} between them, taken at another hour than both ends "
+            f"({before.scene_id}: sun {before.sun_elevation:.0f} degrees high), cast{'' if many else 's'} "
+            f"{'their' if many else 'its'} shadows elsewhere: a mark there that those shadows could explain is not "
+            f"dated on {'them' if many else 'it'}")
 
 
 _SETTING_WORDS = {"settlement": "in the settlement", "outside": "outside the settlement (fields, bush)"}
@@ -270,7 +278,8 @@ def build_report(
     """
     tz_name = str(aoi.properties.get("timezone", "UTC"))
     simulated = any(r.simulated for r in records)
-    readings = [_reading(t, r, records, polygons, quality[t], tz_name) for t, r in enumerate(records)]
+    usable = [bool(q.get("usable", True)) for q in quality]
+    readings = [_reading(t, r, records, polygons, quality[t], tz_name, usable) for t, r in enumerate(records)]
     counted, rejected = counted_polygons(polygons)
     total_ha = round(float(counted["area_ha"].sum()), 4) if len(counted) else 0.0
     fraction = burned_fraction_total(counted)
