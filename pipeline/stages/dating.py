@@ -274,8 +274,10 @@ def _shadows_moved_on(new: np.ndarray, t: int, values: np.ndarray, direction: in
     direction beyond ``tolerance``, the date's noise times ``noise_k``) or it was a proportional
     darkening that stayed (``stayed``: shade and char over bright ground both are). Decided per patch.
     """
+    if not moved.any():  # every scene at this one's hour: nothing to tell apart
+        return np.zeros_like(new)
     labels, n, rows, cols, later, seen = _next_look(new, t, next_clear)
-    if n == 0 or not moved.any():
+    if n == 0:
         return np.zeros_like(new)
     lab = labels[rows, cols]
     index = np.arange(1, n + 1)
