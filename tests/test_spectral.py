@@ -143,27 +143,33 @@ def test_scaling_is_preferred_only_where_it_fits_better_than_mixing_toward_char(
     assert spectral.scaling_beats_mixing(soil, darken(soil, char[:, None]), char) is expected
 
 
-def test_a_proportional_darkening_that_stays_on_the_next_clear_scene_is_a_burn_one_that_passes_is_not():
-    # Both patches darken every band to 0.43 of the sand (NIR 0.33 -> 0.14): shade or wet soil to the spectral
-    # test. On the next clear scene patch A is as dark as it was (char over bright ground stays) and patch B is
-    # sand again (shade moved, soil dried): A is a burn of scene 1, B a mark seen once and gone.
+def _sand_dated(n_time: int, darkened: list[tuple], sun: list | None = None) -> xr.Dataset:
+    """The dating of ``n_time`` 40 x 40 px scenes of bright sand, each ``(time, rows, cols)`` of ``darkened``
+    darkened in every band to 0.43 of the sand (NIR 0.33 -> 0.14)."""
     from pipeline.config import Params
     from pipeline.stages.change import consecutive_change
     from pipeline.stages.dating import date_burns
     from pipeline.stages.indices import burn_index
 
     sand = np.array([0.14, 0.20, 0.27, 0.33])
-    refl = np.broadcast_to(sand[:, None, None, None], (4, 3, 40, 40)).transpose(1, 0, 2, 3).copy()
-    refl[1:, :, 5:15, 5:15] *= 0.43  # A: from scene 1 on
-    refl[1, :, 25:35, 25:35] *= 0.43  # B: scene 1 only
+    refl = np.broadcast_to(sand[:, None, None, None], (4, n_time, 40, 40)).transpose(1, 0, 2, 3).copy()
+    for when, rows, cols in darkened:
+        refl[when, :, rows, cols] *= 0.43
     refl += np.random.default_rng(9).normal(0, 0.002, refl.shape)
     stack = xr.DataArray(refl.astype(np.float32), dims=("time", "band", "y", "x"),
                          coords={"band": ["blue", "green", "red", "nir"]})
-    clear = xr.DataArray(np.ones((3, 40, 40), bool), dims=("time", "y", "x"))
+    clear = xr.DataArray(np.ones((n_time, 40, 40), bool), dims=("time", "y", "x"))
     index = burn_index(stack, index="nir")
-    change = consecutive_change(index, clear)
-    dates, _ = date_burns(change, index=index, clear=clear, post_nir=stack.sel(band="nir", drop=True), params=Params(),
-                          pixel_area_m2=9.0, reflectance=stack)
+    return date_burns(consecutive_change(index, clear), index=index, clear=clear, post_nir=stack.sel(band="nir", drop=True),
+                      params=Params(), pixel_area_m2=9.0, reflectance=stack, sun=sun)[0]
+
+
+def test_a_proportional_darkening_that_stays_on_the_next_clear_scene_is_a_burn_one_that_passes_is_not():
+    # Both patches darken every band to 0.43 of the sand (NIR 0.33 -> 0.14): shade or wet soil to the spectral
+    # test. On the next clear scene patch A is as dark as it was (char over bright ground stays) and patch B is
+    # sand again (shade moved, soil dried): A is a burn of scene 1, B a mark seen once and gone.
+    dates = _sand_dated(3, [(slice(1, None), slice(5, 15), slice(5, 15)),  # A: from scene 1 on
+                            (1, slice(25, 35), slice(25, 35))])  # B: scene 1 only
     assert (dates["first_seen"].values[5:15, 5:15] == 1).all()
     assert (dates["spectral"].values[5:15, 5:15] == spectral.STAYED).all()
     assert spectral.spectral_verdict(dates["spectral"].values[5:15, 5:15])[0] == "fire-like"
@@ -175,24 +181,8 @@ def test_a_proportional_darkening_that_stays_after_a_scene_at_another_hour_opens
     # As patch A above, three times: scene 1 is taken at 07:50, its sun 14 degrees high. Its long shadows darken
     # bright ground as far as char does, and a compound that burned before scene 2 would stay as dark: scene 1
     # cannot tell the two, so the burn is first visible on scene 2, not visible on scene 0 (never "on 1").
-    from pipeline.config import Params
-    from pipeline.stages.change import consecutive_change
-    from pipeline.stages.dating import date_burns
-    from pipeline.stages.indices import burn_index
-
-    sand = np.array([0.14, 0.20, 0.27, 0.33])
-    refl = np.broadcast_to(sand[:, None, None, None], (4, 4, 40, 40)).transpose(1, 0, 2, 3).copy()
-    refl[1:, :, 5:15, 5:15] *= 0.43
-    refl += np.random.default_rng(9).normal(0, 0.002, refl.shape)
-    stack = xr.DataArray(refl.astype(np.float32), dims=("time", "band", "y", "x"),
-                         coords={"band": ["blue", "green", "red", "nir"]})
-    clear = xr.DataArray(np.ones((4, 40, 40), bool), dims=("time", "y", "x"))
-    index = burn_index(stack, index="nir")
-    change = consecutive_change(index, clear)
-
     def dated(sun):
-        return date_burns(change, index=index, clear=clear, post_nir=stack.sel(band="nir", drop=True),
-                          params=Params(), pixel_area_m2=9.0, reflectance=stack, sun=sun)[0]
+        return _sand_dated(4, [(slice(1, None), slice(5, 15), slice(5, 15))], sun=sun)
 
     usual, early = (47.6, 140.0), (14.4, 113.8)
     same_hour = dated([usual, usual, usual, usual])
