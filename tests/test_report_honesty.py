@@ -257,10 +257,10 @@ def test_a_bracket_across_a_scene_at_another_hour_says_why_that_scene_did_not_da
     entry = _reading(2, records[2], records, polygons, clear, "UTC", [True] * 4)
     across, after = entry["statement"].split("; 1 burn mark(s), 0.05 ha")
     assert "(s0); the scene of 2024-01-27 07:50 UTC" in across and "(s1, sun 14 degrees high) between them" in across
-    assert "another hour than both ends (s0: sun 48 degrees high)" in across and "shadows could explain" in across
-    assert "another hour" not in after
+    assert "the sun elsewhere in the sky than at both ends (s0: sun 48 degrees high)" in across
+    assert "shadows could explain" in across and "sun elsewhere" not in after
     assert [b.get("other_hour_between") for b in entry["brackets"]] == [["s1"], None]
     later = _reading(3, records[3], records, polygons, clear, "UTC", [True] * 4)
-    assert "another hour" not in later["statement"] and later["brackets"][0].get("other_hour_between") is None
+    assert "sun elsewhere" not in later["statement"] and later["brackets"][0].get("other_hour_between") is None
     unusable = _reading(2, records[2], records, polygons, clear, "UTC", [True, False, True, True])
-    assert "another hour" not in unusable["statement"]
+    assert "sun elsewhere" not in unusable["statement"]

@@ -174,7 +174,8 @@ def _reading(
 
 
 def _other_hour_between(records: Sequence[SceneRecord], usable: Sequence[bool], last: int, t: int) -> list[SceneRecord]:
-    """The usable scenes between a bracket's ends taken at another hour than both: their shadows fall
+    """The usable scenes between a bracket's ends taken with the sun elsewhere than at both (another hour,
+    or another season): their shadows fall
     elsewhere, and the dating does not date on them a mark those shadows could explain
     (:func:`pipeline.stages.dating.shadows_moved`). A bracket that opens on such a scene (its pixels
     under cloud since) names none."""
@@ -187,12 +188,12 @@ def _other_hour_between(records: Sequence[SceneRecord], usable: Sequence[bool], 
 
 
 def _other_hour_words(scenes: list[SceneRecord], before: SceneRecord, tz_name: str) -> str:
-    """``"; the scene of ... between them, taken at another hour ..."`` or ``""``."""
+    """``"; the scene of ... between them, taken with the sun elsewhere ..."`` or ``""``."""
     if not scenes:
         return ""
     listed = ", ".join(f"{scene_time(r, tz_name)} ({r.scene_id}, sun {r.sun_elevation:.0f} degrees high)" for r in scenes)
     many = len(scenes) > 1
-    return (f"; the scene{'s' if many else ''} of {listed} between them, taken at another hour than both ends "
+    return (f"; the scene{'s' if many else ''} of {listed} between them, taken with the sun elsewhere in the sky than at both ends "
             f"({before.scene_id}: sun {before.sun_elevation:.0f} degrees high), cast{'' if many else 's'} "
             f"{'their' if many else 'its'} shadows elsewhere: a mark there that those shadows could explain is not "
             f"dated on {'them' if many else 'it'}")

@@ -24,8 +24,8 @@ that showed the ground as it usually is (:func:`_usual_base`); the bracket still
 last clear scene, the one the report says the burn was not visible on.
 
 A scene taken at another hour than a pixel's before-scene (a lower sun from another azimuth:
-:func:`shadows_moved`) casts long shadows where the before-scene had none, as dark as char over
-bright ground. A new patch on it is dated there only when the next clear scene shows it as it
+:func:`shadows_moved`; months apart, the season moves the sun too) casts long shadows where the
+before-scene had none, as dark as char over bright ground. A new patch on it is dated there only when the next clear scene shows it as it
 was and fire-like; one the next clear scene shows darker still, or a proportional darkening that
 stayed, may be a shadow over ground that burned before that next scene: it is not dated on the
 scene at another hour, and the burn found later keeps its bracket open at the before-scene
