@@ -464,7 +464,8 @@ def date_burns(
                                     np.zeros_like(new) if codes is None else codes == STAYED,
                                     params.noise_k * info.noise_sigma)
         new, sure = new & ~undated, sure & ~undated
-        opens[undated & (opens < 0)] = last_clear[undated & (opens < 0)]
+        first_undated = undated & (opens < 0)
+        opens[first_undated] = last_clear[first_undated]
         if codes is not None:
             spectral[new] = codes[new]
         passing = dropped | shade | overtaken | undated
