@@ -11,7 +11,7 @@ from scipy import ndimage
 
 from pipeline.stages.change import consecutive_change
 from pipeline.config import Params
-from pipeline.stages.coregister import coregister, estimate_shift, undo_shift
+from pipeline.stages.coregister import coregister, estimate_shift, masked_correlation, undo_shift
 from pipeline.stages.dating import date_burns
 from pipeline.grid import grid_for_bounds
 from pipeline.stages.indices import burn_index, choose_index
@@ -88,6 +88,22 @@ def test_undo_shift_moves_as_scipy_shift_does(dy, dx):
     support = ndimage.shift(np.ones(image.shape), (-dy, -dx), order=1, mode="constant", cval=0.0)
     expected = np.where(support > 0.999, scipy_way, np.nan)
     np.testing.assert_array_equal(undo_shift(image, dy, dx), expected)
+
+
+@pytest.mark.parametrize("shape_a, shape_b", [((90, 120), (90, 120)), ((64, 97), (81, 70))])
+def test_masked_correlation_gives_scikit_images_numbers(shape_a, shape_b):
+    """The real-FFT masked correlation is scikit-image's (Padfield 2012) to rounding, odd sizes and cut masks included."""
+    from skimage.registration._masked_phase_cross_correlation import cross_correlate_masked
+
+    rng = np.random.default_rng(3)
+    a, b = (ndimage.gaussian_filter(rng.random(s), 1.5) for s in (shape_a, shape_b))
+    mask_a, mask_b = rng.random(shape_a) > 0.15, rng.random(shape_b) > 0.3
+    mask_b[:, :10] = False  # a cloud along one edge
+    expected = cross_correlate_masked(a, b, mask_a, mask_b, axes=(0, 1), mode="full", overlap_ratio=0.5)
+    got = masked_correlation(a, b, mask_a, mask_b, overlap_ratio=0.5)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
+    assert (got == 0).sum() == (expected == 0).sum()  # the same lags set aside for too little overlap
 
 
 def test_coregister_stack_keeps_labels_and_aligns():
