@@ -134,16 +134,17 @@ def test_coordinates_are_written_with_hemispheres():
 
 
 @pytest.mark.slow
-def test_the_demo_village_scenes_searched_give_the_village_first(tmp_path):
-    """Scenes covering a small part of the search area: the rest is skipped, the village is ranked first."""
-    from pipeline.aoi import load_aoi
-    from pipeline.sim.demo import ensure_demo_scenes
+def test_the_demo_village_scenes_searched_give_the_village_first(small_run, tmp_path):
+    """Demo scenes covering a small part of the search area: the rest is skipped, the village is ranked first.
 
-    demo = ensure_demo_scenes(load_aoi("ogota"), tmp_path / "data")
-    outcome = run_search("ogota", out_root=tmp_path / "out", data_root=tmp_path / "data", scenes_dir=demo.folder,
+    The session's small AOI lies inside Ogota's search area, so its demo scenes (read only) stand
+    for a delivery over one village of it.
+    """
+    folder = small_run.outcome.demo_folder
+    outcome = run_search("ogota", out_root=tmp_path / "out", data_root=tmp_path / "data", scenes_dir=folder,
                          max_cards=1)
     top = outcome.clusters.iloc[0]
-    settlement = gpd.read_file(demo.folder / "settlement_SIMULATED.geojson").to_crs(outcome.clusters.crs)
+    settlement = gpd.read_file(folder / "settlement_SIMULATED.geojson").to_crs(outcome.clusters.crs)
     assert top["kind"] == "settlement-like" and top.geometry.intersects(settlement.geometry.iloc[0])
     assert top["first_seen"].startswith("2024-01-28") and top["last_clear_before"].startswith("2024-01-27")
     assert outcome.simulated and outcome.score is None  # no truth sites: scored by the demo's own bench, not here
@@ -151,15 +152,23 @@ def test_the_demo_village_scenes_searched_give_the_village_first(tmp_path):
 
 
 @pytest.mark.slow
-def test_scenes_outside_the_search_area_are_refused_naming_the_folder(tmp_path, capsys):
-    from pipeline.sim.search_box import search_box_grid, simulate_search_box, write_search_box
-
-    paris = write_search_box(simulate_search_box(search_box_grid((2.35, 48.85), 2500.0)), tmp_path / "paris")
-    code = main(["search", "ogota", "--scenes", str(paris), "--out", str(tmp_path / "out")])
+def test_scenes_outside_the_search_area_are_refused_naming_the_folder(small_run, tmp_path, capsys):
+    """Scenes of Mali searched for an AOI whose search area is Paris: refused before any work."""
+    aoi_dir = tmp_path / "aoi"
+    aoi_dir.mkdir()
+    feature = json.loads((AOI_DIR / "ogota.geojson").read_text())
+    lon, lat, d = 2.35, 48.85, 0.02
+    ring = [[lon - d, lat - d], [lon + d, lat - d], [lon + d, lat + d], [lon - d, lat + d], [lon - d, lat - d]]
+    props = {**feature["properties"], "name": "paris", "timezone": "Europe/Paris",
+             "search_area": {"type": "Polygon", "coordinates": [ring]}}
+    (aoi_dir / "paris.geojson").write_text(json.dumps({**feature, "properties": props,
+                                                       "geometry": {"type": "Polygon", "coordinates": [ring]}}))
+    mali = small_run.outcome.demo_folder
+    code = main(["search", "paris", "--aoi-dir", str(aoi_dir), "--scenes", str(mali), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 4 and err.count("\n") == 1
-    assert "no scene overlaps the area" in err and str(paris) in err
-    assert not (tmp_path / "out" / "ogota" / "search").exists()
+    assert "no scene overlaps the area" in err and str(mali) in err
+    assert not (tmp_path / "out" / "paris" / "search").exists()
 
 
 @pytest.mark.slow
