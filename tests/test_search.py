@@ -15,7 +15,7 @@ from pipeline.readers.rasters import sha256_file
 from pipeline.search import lat_lon_text, run_search
 from pipeline.sim.search_box import search_box_scenes
 
-_BOX_M = 3000.0  # a smaller box than the default 6 km keeps the test short; same sites, scaled
+_BOX_M = 2500.0  # the smallest box (833 x 833 px) keeps the test short; the default 6 km box has the same sites, scaled
 
 
 @pytest.fixture(scope="module")
