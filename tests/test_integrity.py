@@ -79,6 +79,10 @@ def test_rerun_gives_identical_outputs_in_a_new_folder(small_run, capsys, tmp_pa
     assert all(line.endswith("(same bytes)") for line in figures)
     assert "identical: burns_SIMULATED.geojson (same bytes)" in out
     assert latest_run_dir(first.run_dir.parent) == new[0]
+    # A native-grid run re-runs on the grid it chose, for the same reason (the finest grid the index's bands allow)
+    assert manifest["parameters"]["resolution_m"] == "native" and manifest["grid"]["rule"] == "native"
+    assert manifest["grid"]["resolution_m"] == 3.0 and "(nir, 3 m)" in manifest["grid"]["reason"]
+    assert json.loads((new[0] / "manifest.json").read_text())["grid"] == manifest["grid"]
 
 
 @pytest.mark.parametrize("damage", ["changed", "missing"])

@@ -175,21 +175,6 @@ def test_mixed_pixel_series_warns_and_uses_the_coarser_grid(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_rerun_of_a_native_grid_run_chooses_the_same_grid(small_run, tmp_path):
-    from factories import copy_small_run
-    from pipeline.provenance.manifest import read_manifest
-    from pipeline.rerun import rerun
-
-    run = copy_small_run(small_run, tmp_path)
-    original = read_manifest(run.run_dir)
-    assert original["parameters"]["resolution_m"] == "native" and original["grid"]["rule"] == "native"
-    assert original["grid"]["resolution_m"] == 3.0 and "(nir, 3 m)" in original["grid"]["reason"]
-    comparison = rerun(run.run_dir)
-    assert comparison.identical, [o for o in comparison.differing]
-    assert read_manifest(comparison.other)["grid"] == original["grid"]
-
-
-@pytest.mark.slow
 def test_readme_pair_example_runs(shared_data, tmp_path):
     """README's `detect --scenes DIR --bands` example, as written, on the real CAL FIRE pair: the known answer
     of tests/test_real_detect.py (about 137 ha, nearly all inside the 141 ha perimeter), on B12's 20 m grid."""
