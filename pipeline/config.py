@@ -185,7 +185,16 @@ class Params:
     structure_tolerance_px: float = _limits(0.5, 0.0, 10.0)
     """Burn polygons are grown by this many pixels before the overlap rule: pixel polygons have
     staircase edges up to half a pixel inside the burn's edge. Range 0-10: footprints further
-    off are moved by the footprint alignment, not absorbed by a tolerance."""
+    off are moved by the footprint alignment, not absorbed by a tolerance (but see
+    ``footprint_unaligned_m``)."""
+
+    footprint_unaligned_m: float = _limits(4.0, 0.0, 100.0)
+    """When a footprint layer's offset cannot be measured on the scenes (pixels too coarse to show
+    the huts, too few footprints), burn polygons are grown by this many metres more before the
+    overlap rule: the layer is then off by what open footprints are typically off, about 4 m on
+    average for OpenStreetMap buildings against a cadastral reference (Fan et al. 2014, Munich;
+    under 3 m in Lombardy, Brovelli & Zamboni 2018). Range 0-100: an offset that large is measured
+    or refused (``footprint_max_shift_m``), never absorbed."""
 
     footprint_max_shift_m: float = _limits(20.0, 0.0, 500.0, open_low=True)
     """Footprint layers further off the scenes than this are used as given, not moved. Range

@@ -98,7 +98,7 @@ def count_structures(footprints: gpd.GeoDataFrame, polygons: gpd.GeoDataFrame, *
     reference = texture_for_alignment(scene, [str(b) for b in stack.band.values]).where(stack["clear"].isel(time=0))
     return structures_in_burns(footprints, reference, polygons, min_overlap=params.structure_min_overlap,
                                tolerance_m=params.structure_tolerance_px * detection.grid.resolution,
-                               max_shift_m=params.footprint_max_shift_m)
+                               unaligned_m=params.footprint_unaligned_m, max_shift_m=params.footprint_max_shift_m)
 
 
 def _when(record: SceneRecord, tz_name: str) -> str:
@@ -120,11 +120,17 @@ def _structures_report(table: gpd.GeoDataFrame, shift: FootprintShift, path: Pat
                 "statement": (f"{len(new)} structure(s) burned in polygons first visible on scene {rec.scene_id} "
                               f"({_when(rec, tz_name)})."),
             })
+    staircase = params.structure_tolerance_px * pixel_m
+    grown = float(table.attrs.get("tolerance_m", staircase))
     rule = (f"a structure counts as burned when at least {params.structure_min_overlap:.0%} of its footprint lies within "
-            f"{params.structure_tolerance_px * pixel_m:g} m of burn polygons")
+            f"{grown:g} m of burn polygons")
+    if grown > staircase:
+        rule += (f" ({staircase:g} m for the polygons' pixel edges, and {grown - staircase:g} m because the layer's offset "
+                 "against the scenes could not be measured: open footprints are typically that far off)")
     return {
         "file": str(path), "n_footprints": int(len(table)), "dropped_not_polygons": dropped,
-        "n_burned": int(len(burned)), "rule": rule, "alignment": shift.as_dict(), "by_date": by_date,
+        "n_burned": int(len(burned)), "rule": rule, "tolerance_m": round(grown, 3), "alignment": shift.as_dict(),
+        "by_date": by_date,
         "statement": (f"{len(burned)} of the {len(table)} structures in the footprint layer are burned ({rule}); "
                       f"{shift.note}."),
     }

@@ -195,6 +195,8 @@ def test_report_counts_burned_structures_per_date_near_the_simulated_truth(small
     report = json.loads((outcome.run_dir / "report.json").read_text())
     structures = report["structures"]
     assert structures["alignment"]["reliable"]  # the simulated layer sits 6 m off and is moved back
+    # so its offset needs no allowance: half a 3 m pixel for the polygons' staircase edges alone
+    assert structures["tolerance_m"] == 1.5 and "lies within 1.5 m of burn polygons" in structures["rule"]
     truth_file = outcome.demo_folder / "truth_burns_SIMULATED.gpkg"
     truth = gpd.read_file(truth_file, layer="structures")
     true_by_date = truth[truth["burned"]].groupby(truth["first_visible"].str[:10]).size().to_dict()

@@ -343,6 +343,43 @@ def test_structures_in_burns_counts_huts_under_a_burn_after_alignment(village, b
     assert not unaligned["burned"].any()
 
 
+def test_a_layer_whose_offset_cannot_be_measured_is_counted_with_its_typical_offset_allowed(village, bright_scene):
+    """A flat scene shows no huts to align on: the layer is used as given, and the polygons are grown by
+    what such a layer is typically off by, so huts a few metres off their burn still count."""
+    centres, radii = village
+    burned_ids = [0, 5, 10, 15, 20, 25, 30, 35, 40, 45]
+    burn = gpd.GeoSeries([Point(*centres[i]).buffer(radii[i], 64) for i in burned_ids]).union_all()
+    flat = xr.full_like(bright_scene, 0.2)
+    layer = _footprints(centres, radii, 3.0, -4.0)  # 5 m off, as open layers are
+    as_given, shift = structures_in_burns(layer, flat, _polys(burn), tolerance_m=1.5)
+    assert not shift.reliable and as_given.attrs["tolerance_m"] == 1.5
+    assert "no texture to match" in shift.note and "used as given" in shift.note
+    assert as_given["burned"].sum() < len(burned_ids)  # half a pixel is not enough for the offset
+    allowed, shift = structures_in_burns(layer, flat, _polys(burn), tolerance_m=1.5, unaligned_m=4.0)
+    assert not shift.reliable and allowed.attrs["tolerance_m"] == 5.5
+    assert sorted(allowed.loc[allowed["burned"], "structure_id"]) == burned_ids
+    # A layer that was aligned is not given the allowance: its offset is known
+    aligned, shift = structures_in_burns(_footprints(centres, radii, *SHIFT), bright_scene, _polys(burn), tolerance_m=1.5,
+                                         unaligned_m=4.0)
+    assert shift.reliable and aligned.attrs["tolerance_m"] == 1.5
+    with pytest.raises(ParameterError, match="unaligned_m"):
+        structures_in_burns(layer, flat, _polys(burn), unaligned_m=-1.0)
+
+
+def test_the_report_states_the_allowance_for_a_layer_it_could_not_align(village, bright_scene):
+    from pipeline.config import Params
+    from pipeline.evidence import _structures_report
+
+    centres, radii = village
+    burn = gpd.GeoSeries([Point(*centres[0]).buffer(radii[0], 64)]).union_all()
+    table, shift = structures_in_burns(_footprints(centres, radii, 3.0, -4.0), xr.full_like(bright_scene, 0.2),
+                                       _polys(burn), tolerance_m=1.5, unaligned_m=4.0)
+    said = _structures_report(table, shift, "buildings.gpkg", 0, Params(), [], "UTC", RES)
+    assert said["tolerance_m"] == 5.5
+    assert "lies within 5.5 m of burn polygons (1.5 m for the polygons' pixel edges, and 4 m because the layer's offset" in said["rule"]
+    assert said["rule"] in said["statement"] and "used as given" in said["statement"]
+
+
 def test_settlement_outline_from_footprints_leaves_lone_field_huts_out():
     from shapely.geometry import Point
 
