@@ -21,6 +21,16 @@ Around the flow: ``cli`` (the door), ``aoi`` (the registry), ``config`` (paramet
 ``cores``, ``progress`` and ``errors``.
 """
 
+import os as _os
+
+# Before numpy is imported (it reads this once): numpy asks the kernel for 2 MB pages on every array
+# of 4 MB or more, and a kernel that compacts memory to find them at once (transparent huge pages with
+# defrag "madvise", as on the development machine) spends more time on that than the pages save: a
+# warm `burnscan detect ogota` took 12.9-13.0 s with 4 KB pages against 14.0-14.7 s (three runs each,
+# alternated), and the quarter tile pair 24.6 s against 23.9 s (medians of three, within the day's
+# spread). An explicit NUMPY_MADVISE_HUGEPAGE=1 keeps the 2 MB pages; see docs/PERFORMANCE.md.
+_os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
+
 from pipeline.aoi import Aoi, list_aois, load_aoi
 from pipeline.config import Params, resolve_params
 from pipeline.errors import AoiError, OutputError, ParameterError, PipelineError, SceneError

@@ -15,6 +15,7 @@ from typing import Callable, Iterator
 
 import pytest
 
+import pipeline  # noqa: F401  (first: it sets numpy's page policy before numpy is imported, as `burnscan` does)
 from factories import SHARED_DATA, CliResult, SmallRun, make_small_run, run_cli, tree_digest
 
 os.environ.setdefault("MPLBACKEND", "Agg")

@@ -227,3 +227,17 @@ def test_a_missing_extra_is_an_import_error_with_its_own_exit_code():
     assert errors.ExtraError.exit_code == EXTRA_EXIT and len(codes) == len(
         [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, PipelineError)])  # each code says one thing
     assert issubclass(errors.ExtraError, ImportError)  # callers that catch ImportError keep working
+
+
+@pytest.mark.parametrize("asked, expected", [(None, "False"), ("1", "True")])
+def test_the_command_asks_numpy_for_small_pages_unless_told_otherwise(asked, expected):
+    """`burnscan` sets numpy's page policy before numpy is imported (pipeline/__init__.py); an explicit setting wins."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    if asked is not None:
+        env["NUMPY_MADVISE_HUGEPAGE"] = asked
+    probe = "import pipeline.cli; from numpy._core.multiarray import _get_madvise_hugepage as h; print(h())"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == expected
