@@ -180,9 +180,9 @@ def footprint_offset(footprints: gpd.GeoDataFrame, reference: xr.DataArray, *, m
         if not np.all(np.isfinite(mean)):
             why = "the scene shows no texture to match under the footprints"
         else:
-            why = "the two halves of the village disagree" if not agree else f"it exceeds {max_shift_m:g} m"
-        return FootprintShift(0.0, 0.0, False, halves, f"footprint offset not measurable ({why}: "
-                              f"{_fmt(a)} and {_fmt(b)}); footprints used as given")
+            why = ("the two halves of the village disagree" if not agree else f"it exceeds {max_shift_m:g} m") + \
+                f": {_fmt(a)} and {_fmt(b)}"
+        return FootprintShift(0.0, 0.0, False, halves, f"footprint offset not measurable ({why}); footprints used as given")
     return FootprintShift(float(mean[0]), float(mean[1]), True, halves,
                           f"footprints moved {mean[0]:+.1f} m east, {mean[1]:+.1f} m north onto the reference scene "
                           f"(two halves of the village: {_fmt(a)} and {_fmt(b)})")
