@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 import click
 
@@ -815,5 +816,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def command() -> NoReturn:
+    """The ``burnscan`` command: :func:`main`, then out of the process at once, with its exit code.
+
+    By the time :func:`main` returns, every output is written and closed (atomically, fsynced where
+    it must be). Python's own teardown would then free a run's arrays and modules one by one: 0.4 s
+    of a warm village run, for nothing. The streams and logs are flushed first.
+    """
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that went away (burnscan ... | head), or a closed stream
+            pass
+    logging.shutdown()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    command()

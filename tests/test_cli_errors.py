@@ -76,3 +76,20 @@ def test_a_run_stopped_by_a_defect_logs_the_chained_traceback(monkeypatch, capsy
     assert len(err.strip().splitlines()) == 1 and "run.partial" in err and "traceback in" in err
     (log,) = log_dir.glob("error-*.log")
     assert "_boom" in log.read_text(encoding="utf-8")  # the original exception, not only the one-line error
+
+
+def test_the_command_leaves_with_mains_exit_code_and_every_line_it_printed(tmp_path):
+    """``burnscan`` ends its process at once after :func:`main` (no teardown): nothing printed may be lost on the way."""
+    import subprocess
+    import sys
+
+    def command(*args: str) -> subprocess.CompletedProcess:
+        script = f"import sys; sys.argv = ['burnscan', *{list(args)!r}]; from pipeline.cli import command; command()"
+        return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+
+    listed = command("aois")
+    assert listed.returncode == 0 and "ogota" in listed.stdout and listed.stdout.endswith("\n")
+    assert listed.stdout == subprocess.run([sys.executable, "-m", "pipeline.cli", "aois"], capture_output=True, text=True,
+                                           cwd=tmp_path, timeout=120).stdout
+    refused = command("detect", "../ogota")
+    assert refused.returncode != 0 and refused.stderr.startswith("burnscan: error:") and refused.stdout == ""
