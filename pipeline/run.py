@@ -47,7 +47,8 @@ from pipeline.progress import stage, timed
 from pipeline.cores import Pending, fork_map, fork_soon
 from pipeline.provenance.versions import code_version, git_state, package_versions
 from pipeline.outputs.run_figures import figure_builders
-from pipeline.outputs.run_folder import figure_jobs, write_findings, write_reports
+from pipeline.outputs.figure_cache import FigureCache
+from pipeline.outputs.run_folder import figure_jobs, scene_jobs, with_drawn, write_findings, write_reports
 from pipeline.outputs.report import build_report, with_evidence
 from pipeline.outputs.review_page import scene_images, write_review_page
 from pipeline.provenance.signing import load_private_key
@@ -430,6 +431,7 @@ def run_detect(
     catalogue_items: Collection[str] | None = None,
     scene_options: dict[str, Any] | None = None,
     keep_shifts: bool = True,
+    keep_figures: bool = True,
 ) -> RunOutcome:
     """Detect and date burns for one AOI and write a complete run folder.
 
@@ -442,7 +444,9 @@ def run_detect(
     plain GeoTIFFs, ``acquired`` or ``time_from_name``: their time), the route ``burnscan add`` takes for them.
     With ``keep_shifts`` the co-registration shifts are kept in ``<out>/.cache/`` and a later run of the
     same pixels reuses them (:mod:`pipeline.outputs.shift_cache`): the same numbers, without the search;
-    ``burnscan rerun`` turns it off, since a check must recompute.
+    ``burnscan rerun`` turns it off, since a check must recompute. With ``keep_figures`` the figures are kept there
+    too, under a SHA-256 of everything each is drawn from and drawn with (:mod:`pipeline.outputs.figure_cache`), and
+    copied, their bytes checked, instead of drawn again; ``burnscan rerun`` turns it off as well.
     The analysis grid follows the scenes' native pixel unless ``resolution_m`` is a number
     (:func:`pipeline.resolution.choose_resolution`); the report and manifest say which grid and why.
     Analysts' decisions in ``reviews_file`` (default ``<data>/<aoi>/reviews.json``) are
@@ -512,9 +516,14 @@ def run_detect(
             settlement_file = layers.footprints_path if settlement is not None else None
         stage(f"{len(records)} scenes loaded; co-registering, normalising, detecting", logger=logger)
 
+        # Figures and the review page's scenes kept between runs, beside the runs like the shifts.
+        kept = FigureCache(Path(out_root) / ".cache" / "figures") if keep_figures and make_figures else None
+        scenes_kept: list[bytes | None] = []
+
         def draw_scenes(normalised: xr.Dataset) -> None:  # needs only the normalised scenes
-            images = scene_images(normalised, analysis_grid)
-            background["scenes"] = fork_soon(lambda t: images[t](), len(images))
+            found, draw = scene_jobs(scene_images(normalised, analysis_grid), kept=kept)
+            scenes_kept[:] = found
+            background["scenes"] = fork_soon(lambda t: draw[t](), len(draw))
 
         # Shifts kept between runs of the same scenes, beside the runs (never inside one: a run folder is sealed).
         detection = detect_burns(stack, records, params=params, loaded_grid=loaded_grid, analysis_grid=analysis_grid,
@@ -565,11 +574,15 @@ def run_detect(
             stage("drawing figures", logger=logger)
             builders = figure_builders(detection, polygons, evidence.structures, aoi.projected(analysis_grid.crs), simulated,
                                        report["aoi"]["timezone"], width_mm=params.figure_width_mm)
-            figure_names, figure_tasks = figure_jobs(partial, builders, simulated=simulated)
-            # Every figure is independent: one pool on every core.
-            copies = fork_map(lambda i: figure_tasks[i](), len(figure_tasks))
-            screen_copies = dict(zip(figure_names, copies))
-            scene_pngs = background["scenes"].result()  # the review page's scenes (`burnscan view`), drawn while burns were dated
+            jobs = figure_jobs(partial, builders, simulated=simulated, kept=kept)
+            drawing = [job for job in jobs if job.draws]
+            # Every figure is independent: one pool on every core for those drawn; those kept are copied here.
+            drawn = dict(zip((job.name for job in drawing), fork_map(lambda i: drawing[i].run(), len(drawing))))
+            screen_copies = {job.name: drawn[job.name] if job.draws else job.run() for job in jobs}
+            # The review page's scenes (`burnscan view`): kept, or drawn while the burns were dated.
+            scene_pngs = with_drawn(scenes_kept, background["scenes"].result())
+            if kept is not None and (drawing or None in scenes_kept):  # something new was kept
+                kept.prune()
             # The review page: scenes and outlines in the grid itself, nothing fetched.
             write_review_page(partial, detection, polygons, aoi.projected(analysis_grid.crs), simulated=simulated,
                               tz_name=report["aoi"]["timezone"], title=report["title"], scene_pngs=scene_pngs)

@@ -23,6 +23,7 @@ import pytest
 from pipeline.readers.rasters import sha256_file
 from pipeline.provenance.compare import compare_runs
 from pipeline.provenance.verify import verify_run
+from pipeline.outputs.figure_cache import FigureCache
 from pipeline.outputs.write import STAGING_SUFFIX, latest_run_dir
 from factories import copy_small_run, make_small_run, run_cli as _cli
 from smallaoi import AOI_NAME
@@ -59,11 +60,14 @@ def _run_folders(parent: Path) -> list[Path]:
 # --- re-running from the manifest ------------------------------------------------------
 
 
-def test_rerun_gives_identical_outputs_in_a_new_folder(small_run, capsys, tmp_path):
+def test_rerun_gives_identical_outputs_in_a_new_folder(small_run, capsys, tmp_path, monkeypatch):
     first = copy_small_run(small_run, tmp_path).outcome  # the re-run lands beside it and moves `latest`
     before = _run_folders(first.run_dir.parent)
+    looked_up: list[str] = []
+    monkeypatch.setattr(FigureCache, "get", lambda self, key: looked_up.append(key))
     code, out, err = _cli(capsys, "rerun", str(first.run_dir))
     assert code == 0, err
+    assert looked_up == []  # a check draws every figure again: none is taken from the kept ones beside the runs
     new = [p for p in _run_folders(first.run_dir.parent) if p not in before]
     assert len(new) == 1 and new[0] != first.run_dir and not new[0].name.endswith(".partial")
     assert verify_run(new[0]) == []

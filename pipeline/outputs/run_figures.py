@@ -107,7 +107,8 @@ def figure_builders(detection: Detection, polygons: gpd.GeoDataFrame, structures
     work, and the figures are independent, so they can be drawn on every core.
     """
     builders = _figures(detection, aoi_outline, simulated, tz_name, width_mm)
-    builders["timeline.png"] = partial(_timeline, detection, polygons, simulated, tz_name, width_mm)
+    # Only what the timeline shows, not the whole detection: a kept figure is looked up by what its builder holds.
+    builders["timeline.png"] = partial(_timeline, detection.all_records, detection.quality, polygons, simulated, tz_name, width_mm)
     if structures is not None:
         builders.update(_structure_figures(detection, structures, aoi_outline, simulated, tz_name, width_mm))
     return builders
@@ -240,16 +241,16 @@ def _structure_figures(detection: Detection, structures: gpd.GeoDataFrame, aoi_o
     return out
 
 
-def _timeline(detection: Detection, polygons: gpd.GeoDataFrame, simulated: bool, tz_name: str, width_mm: float) -> Any:
+def _timeline(records: list[SceneRecord], quality: list[dict[str, Any]], polygons: gpd.GeoDataFrame, simulated: bool,
+              tz_name: str, width_mm: float) -> Any:
     """New burned area per acquisition, settlement and other burns apart, with each scene's clear share."""
 
-    records = detection.all_records
     by = {s: [float(polygons.loc[(polygons["first_seen_index"] == i) & (polygons["setting"] == s), "area_ha"].sum())
               if len(polygons) else 0.0 for i in range(len(records))] for s in ("settlement", "outside", "unknown")}
     return figs.timeline_figure(
         [r.acquired for r in records], settlement_ha=by["settlement"],
         other_ha=[o + u for o, u in zip(by["outside"], by["unknown"])],
-        clear_fraction=[q["clear_fraction"] for q in detection.quality], usable=[bool(q["usable"]) for q in detection.quality],
+        clear_fraction=[q["clear_fraction"] for q in quality], usable=[bool(q["usable"]) for q in quality],
         title="Burned area first seen on each acquisition", simulated=simulated, tz_name=tz_name, width_mm=width_mm,
         time_of_day_known=[r.time_of_day_known for r in records],
         caption=(f"From {records[0].scene_id} ({scene_time(records[0], tz_name)}) to {records[-1].scene_id} "

@@ -9,6 +9,7 @@ self-contained HTML page. Each write is atomic and rooted in the run folder
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,13 @@ import geopandas as gpd
 import numpy as np
 
 from pipeline.model import SceneRecord
+from pipeline.outputs.figure_cache import FigureCache, KeptFigure
 from pipeline.outputs.html_report import render_html, screen_copy_pixels
 from pipeline.outputs.kml import kml_document
 from pipeline.outputs.report import render_markdown
-from pipeline.outputs.write import save_figure, write_json, write_text, write_vector
+from pipeline.outputs.write import save_figure, write_bytes, write_json, write_text, write_vector
 
-__all__ = ["figure_jobs", "write_findings", "write_reports"]
+__all__ = ["FigureJob", "figure_jobs", "scene_jobs", "with_drawn", "write_findings", "write_reports"]
 
 
 def write_findings(folder: Path, *, polygons: gpd.GeoDataFrame, extents: gpd.GeoDataFrame, structures: gpd.GeoDataFrame | None,
@@ -44,35 +46,96 @@ def write_findings(folder: Path, *, polygons: gpd.GeoDataFrame, extents: gpd.Geo
     write_text(folder / f"burns{suffix}.kml", kml_document(polygons_4326, records=records, simulated=simulated), root=folder)
 
 
-def figure_jobs(folder: Path, builders: dict[str, Callable[[], Any]], *,
-                simulated: bool) -> tuple[list[str], list[Callable[[], tuple[str, bytes]]]]:
+@dataclass(frozen=True)
+class FigureJob:
+    """One figure of a run: its PNG's path inside the run folder, and the function that writes it and returns its
+    screen copy. ``draws`` is false where the figure is copied from a kept one (light work, for this process)."""
+
+    name: str
+    run: Callable[[], tuple[str, bytes]]
+    draws: bool
+
+
+def figure_jobs(folder: Path, builders: dict[str, Callable[[], Any]], *, simulated: bool,
+                kept: FigureCache | None = None) -> list[FigureJob]:
     """The figures of :func:`pipeline.outputs.run_figures.figure_builders`, to be saved under ``figures/``.
 
-    Returns their paths inside ``folder`` (PNGs only, in order) and, per figure, a function of
-    no argument that draws it, saves it and returns its screen copy for the HTML report
-    (:func:`pipeline.outputs.html_report.screen_copy_pixels`, from the pixels just drawn: the
-    same copy as one made from the PNG). The jobs are independent: run them on every core.
+    Per figure, in order, a job of no argument that draws it, saves it and returns its screen copy
+    for the HTML report (:func:`pipeline.outputs.html_report.screen_copy_pixels`, from the pixels
+    just drawn: the same copy as one made from the PNG). With ``kept``, a figure kept under its
+    key (:mod:`pipeline.outputs.figure_cache`) is copied instead of drawn, and a drawn one is kept.
+    The drawing jobs are independent: run them on every core.
     """
     suffix = "_SIMULATED" if simulated else ""
-    names, jobs = [], []
+    figures = {}
     for name, build in builders.items():
-        fname = name.replace(".png", f"{suffix}.png")
         # In PDF too, for print, where vectors help: outlines and charts stay sharp at any
         # size (a plain scene pair is pixels either way, so it stays PNG only).
         pdf = name == "timeline.png" or name.endswith(("_overlay.png", "_structures.png"))
-        jobs.append(partial(_draw_and_save, folder, folder / "figures" / fname, build, pdf))
-        names.append(f"figures/{fname}")
-    return names, jobs
+        figures[f"figures/{name.replace('.png', f'{suffix}.png')}"] = (pdf, build)
+    keys = kept.keys(figures) if kept is not None else dict.fromkeys(figures)
+    jobs = []
+    for name, (pdf, build) in figures.items():
+        key = keys[name]
+        found = kept.get(key) if kept is not None and key is not None else None
+        if found is not None:
+            jobs.append(FigureJob(name, partial(_write_kept, folder, folder / name, found), draws=False))
+        else:
+            store = partial(kept.put, key) if kept is not None and key is not None else None
+            jobs.append(FigureJob(name, partial(_draw_and_save, folder, folder / name, build, pdf, store), draws=True))
+    return jobs
 
 
-def _draw_and_save(folder: Path, png: Path, build: Callable[[], Any], pdf: bool) -> tuple[str, bytes]:
+def scene_jobs(images: list[Callable[[], bytes]], *, kept: FigureCache | None = None
+               ) -> tuple[list[bytes | None], list[Callable[[], bytes]]]:
+    """The review page's scenes (:func:`pipeline.outputs.review_page.scene_images`): those kept under their key, in
+    order (``None`` where there is none), and a job per scene still to draw, which keeps what it draws.
+
+    :func:`with_drawn` puts the drawn ones in their places.
+    """
+    keys = kept.keys({f"review page scene {t}": (False, image) for t, image in enumerate(images)}) if kept else {}
+    found: list[bytes | None] = []
+    draw: list[Callable[[], bytes]] = []
+    for t, image in enumerate(images):
+        key = keys.get(f"review page scene {t}")
+        entry = kept.get(key) if kept is not None and key is not None else None
+        found.append(entry.png if entry is not None else None)
+        if entry is None:
+            draw.append(partial(_draw_scene, image, partial(kept.put, key) if kept is not None and key is not None else None))
+    return found, draw
+
+
+def with_drawn(found: list[bytes | None], drawn: list[bytes]) -> list[bytes]:
+    """``found`` with each ``None`` replaced by the next of ``drawn``, in order."""
+    rest = iter(drawn)
+    return [png if png is not None else next(rest) for png in found]
+
+
+def _draw_scene(image: Callable[[], bytes], store: Callable[[KeptFigure], None] | None) -> bytes:
+    png = image()
+    if store is not None:
+        store(KeptFigure(png, None, None))
+    return png
+
+
+def _draw_and_save(folder: Path, png: Path, build: Callable[[], Any], pdf: bool,
+                   store: Callable[[KeptFigure], None] | None) -> tuple[str, bytes]:
     figure = build()
     save_figure(png, figure, root=folder)
     # The Agg canvas still holds the pixels the PNG was encoded from: PNG is lossless, so they are what it decodes to.
     copy = screen_copy_pixels(np.divide(np.asarray(figure.canvas.buffer_rgba()), 255, dtype=np.float32))
     if pdf:
         save_figure(png.with_suffix(".pdf"), figure, root=folder)
+    if store is not None:
+        store(KeptFigure(png.read_bytes(), png.with_suffix(".pdf").read_bytes() if pdf else None, copy))
     return copy
+
+
+def _write_kept(folder: Path, png: Path, kept: KeptFigure) -> tuple[str, bytes]:
+    write_bytes(png, kept.png, root=folder)
+    if kept.pdf is not None:
+        write_bytes(png.with_suffix(".pdf"), kept.pdf, root=folder)
+    return kept.screen
 
 
 def write_reports(folder: Path, report: dict[str, Any], *, polygons: gpd.GeoDataFrame,

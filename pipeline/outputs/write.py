@@ -76,6 +76,7 @@ __all__ = [
     "remove_stale_staging",
     "remove_folder",
     "copy_file",
+    "write_bytes",
     "write_json",
     "write_text",
     "write_geotiff",
@@ -456,6 +457,13 @@ def write_text(path: Path, text: str, *, root: Path) -> Path:
     """Write UTF-8 text atomically, inside ``root``."""
     with atomic_path(path, root=root) as tmp:
         tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_bytes(path: Path, data: bytes, *, root: Path) -> Path:
+    """Write bytes atomically, inside ``root``."""
+    with atomic_path(path, root=root) as tmp:
+        tmp.write_bytes(data)
     return Path(path)
 
 
