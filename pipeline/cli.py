@@ -153,11 +153,13 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
                    "300 dpi. Same as --set figure_width_mm=MM.")
 @click.option("--sign-key", type=click.Path(path_type=Path), default=None, metavar="PATH",
               help="Ed25519 private key (burnscan keygen): sign the manifest into manifest.json.sig.")
+@click.option("--recompute", is_flag=True, help="Reuse nothing kept in OUT/.cache from earlier runs of the same scenes "
+              "(co-registration shifts, figures): compute and draw everything again. The outputs are the same.")
 def detect(aoi: str | None, all_aois: bool, scheduler: str | None, workers: int | None, out_root: Path, data_root: Path,
            scenes_dir: Path | None, bands: str | None, acquired: str | None, time_from_name: bool, provider: str | None,
            resolution_m: float | None,
            kind: str | None, sets: tuple[str, ...], aoi_dir: Path, no_figures: bool, figure_width: str | None,
-           sign_key: Path | None) -> None:
+           sign_key: Path | None, recompute: bool) -> None:
     """Detect and date burns in AOI (or every AOI with --all) and write out/AOI/RUN-ID/.
 
     The analysis grid follows the scenes' native pixel unless --resolution says otherwise; the
@@ -188,7 +190,7 @@ def detect(aoi: str | None, all_aois: bool, scheduler: str | None, workers: int 
             raise ParameterError("--all runs every AOI of the registry; drop the AOI name and --scenes")
         _detect_all(list_aois(aoi_dir), scheduler=scheduler, workers=workers, out_root=out_root, data_root=data_root,
                     aoi_dir=aoi_dir, overrides=overrides, make_figures=not no_figures, kind=kind, sign_key=sign_key,
-                    demo=demo_scenes)
+                    demo=demo_scenes, keep_shifts=not recompute, keep_figures=not recompute)
         return
     if aoi is None:
         raise ParameterError("name an AOI (burnscan aois lists them) or pass --all")
@@ -198,6 +200,7 @@ def detect(aoi: str | None, all_aois: bool, scheduler: str | None, workers: int 
     outcome = run_detect(
         aoi, out_root=out_root, data_root=data_root, overrides=overrides, scenes_dir=scenes_dir, aoi_dir=aoi_dir,
         make_figures=not no_figures, kind=kind, sign_key=sign_key, demo=demo_scenes,
+        keep_shifts=not recompute, keep_figures=not recompute,
         scene_options={"bands": bands, "acquired": _acquired_time(acquired), "time_from_name": time_from_name,
                        "provider": provider},
     )
@@ -591,9 +594,15 @@ def bench(aoi_name: str, out_root: Path, data_root: Path, cases: tuple[str, ...]
               help="Where the generated pair is written (and removed after).")
 @click.option("--profile", is_flag=True, help="Instead: time each stage (wall, CPU, bytes read and written) of one pipeline "
               "run per size and of a warm `burnscan detect ogota`; written to bench_profile.json.")
-def bench_perf(sizes: tuple[int, ...], repeats: int, work_dir: Path, profile: bool) -> None:
-    """Time the pipeline against the decode floor and a naive method on generated tile-sized pairs."""
-    from pipeline.bench.perf import perf_lines, profile_lines, run_perf, run_profile
+@click.option("--village/--no-village", default=True, show_default=True, help="Also time a warm `burnscan detect ogota` "
+              "on its SIMULATED demo, as it comes and with --recompute.")
+@click.option("--village-only", is_flag=True, help="Time only the village, not the generated pairs.")
+@click.option("--data", "data_root", type=click.Path(path_type=Path), default=Path("data"), show_default=True,
+              help="Where the village's demo scenes are (made there if missing).")
+def bench_perf(sizes: tuple[int, ...], repeats: int, work_dir: Path, profile: bool, village: bool, village_only: bool,
+               data_root: Path) -> None:
+    """Time the pipeline against the decode floor and a naive method on generated tile-sized pairs, and the village."""
+    from pipeline.bench.perf import perf_lines, profile_lines, run_perf, run_profile, run_village
     from pipeline.outputs.write import write_json
 
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -604,7 +613,9 @@ def bench_perf(sizes: tuple[int, ...], repeats: int, work_dir: Path, profile: bo
         write_json(work_dir / "bench_profile.json", {"rows": found}, root=work_dir)
         click.echo(f"written: {work_dir / 'bench_profile.json'}")
         return
-    rows = run_perf(work_dir, list(sizes) or [5490, 10980], repeats=repeats)
+    rows = [] if village_only else run_perf(work_dir, list(sizes) or [5490, 10980], repeats=repeats)
+    if village or village_only:
+        rows += run_village(work_dir, data_root=data_root, repeats=repeats)
     for line in perf_lines(rows):
         click.echo(line)
     write_json(work_dir / "bench_perf.json", {"rows": rows}, root=work_dir)

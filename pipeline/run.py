@@ -7,7 +7,6 @@ the batch entry point that reads the AOI and its scenes, calls it, and writes th
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import time
@@ -48,7 +47,7 @@ from pipeline.cores import Pending, fork_map, fork_soon
 from pipeline.provenance.versions import code_version, git_state, package_versions
 from pipeline.outputs.run_figures import figure_builders
 from pipeline.outputs.figure_cache import FigureCache
-from pipeline.outputs.run_folder import figure_jobs, scene_jobs, with_drawn, write_findings, write_reports
+from pipeline.outputs.run_folder import figure_jobs, raster_job, scene_jobs, with_drawn, write_findings, write_reports
 from pipeline.outputs.report import build_report, with_evidence
 from pipeline.outputs.review_page import scene_images, write_review_page
 from pipeline.provenance.signing import load_private_key
@@ -59,7 +58,7 @@ from pipeline.stages.structures import settlement_from_footprints
 from pipeline.stages.threshold import ThresholdInfo
 from pipeline.outputs.write import check_output_folder, finish_run_dir, new_run_dir, write_json
 from pipeline.outputs.shift_cache import ShiftCache
-from pipeline.outputs.run_rasters import write_rasters
+from pipeline.outputs.run_rasters import RasterInputs
 from pipeline.outputs.stac_item import ITEM_NAME, run_item
 
 __all__ = ["Calibration", "Detection", "calibrate", "apply", "detect_burns", "run_detect", "RunOutcome"]
@@ -444,8 +443,8 @@ def run_detect(
     plain GeoTIFFs, ``acquired`` or ``time_from_name``: their time), the route ``burnscan add`` takes for them.
     With ``keep_shifts`` the co-registration shifts are kept in ``<out>/.cache/`` and a later run of the
     same pixels reuses them (:mod:`pipeline.outputs.shift_cache`): the same numbers, without the search;
-    ``burnscan rerun`` turns it off, since a check must recompute. With ``keep_figures`` the figures are kept there
-    too, under a SHA-256 of everything each is drawn from and drawn with (:mod:`pipeline.outputs.figure_cache`), and
+    ``burnscan rerun`` turns it off, since a check must recompute. With ``keep_figures`` the figures, the review page's
+    scenes and the GIS rasters are kept there too, under a SHA-256 of everything each is drawn from and drawn with (:mod:`pipeline.outputs.figure_cache`), and
     copied, their bytes checked, instead of drawn again; ``burnscan rerun`` turns it off as well.
     The analysis grid follows the scenes' native pixel unless ``resolution_m`` is a number
     (:func:`pipeline.resolution.choose_resolution`); the report and manifest say which grid and why.
@@ -516,8 +515,8 @@ def run_detect(
             settlement_file = layers.footprints_path if settlement is not None else None
         stage(f"{len(records)} scenes loaded; co-registering, normalising, detecting", logger=logger)
 
-        # Figures and the review page's scenes kept between runs, beside the runs like the shifts.
-        kept = FigureCache(Path(out_root) / ".cache" / "figures") if keep_figures and make_figures else None
+        # Figures, the review page's scenes and the GIS rasters kept between runs, beside the runs like the shifts.
+        kept = FigureCache(Path(out_root) / ".cache" / "figures") if keep_figures else None
         scenes_kept: list[bytes | None] = []
 
         def draw_scenes(normalised: xr.Dataset) -> None:  # needs only the normalised scenes
@@ -547,8 +546,10 @@ def run_detect(
         simulated = any(r.simulated for r in records)
         # The GIS rasters (COGs, QGIS styles) need only the detection: written by the other core while this one
         # gathers the evidence and writes the findings.
-        write_gis_rasters = functools.partial(write_rasters, partial, detection, simulated=simulated)
-        background["rasters"] = fork_soon(lambda _: write_gis_rasters(), 1)
+        rasters_made, write_gis_rasters = raster_job(partial, RasterInputs.of(detection, simulated=simulated), kept=kept)
+        background["rasters"] = fork_soon(lambda _: write_gis_rasters(), 1 if rasters_made else 0)
+        if not rasters_made:  # kept from an earlier run of the same scenes: copied here
+            write_gis_rasters()
         reviews_file = Path(reviews_file) if reviews_file is not None else reviews_path(data_root, aoi.name)
         decisions = read_decisions(reviews_file) if apply_reviews else []
         polygons = apply_decisions(_polygons_with_positions(detection), decisions, simulated=simulated)
@@ -570,6 +571,7 @@ def run_detect(
         write_findings(partial, polygons=polygons, extents=detection.extents, structures=evidence.structures, records=records,
                        simulated=simulated)
         screen_copies: dict[str, tuple[str, bytes]] = {}  # by figure path; none without figures
+        made_here = False
         if make_figures:
             stage("drawing figures", logger=logger)
             builders = figure_builders(detection, polygons, evidence.structures, aoi.projected(analysis_grid.crs), simulated,
@@ -581,12 +583,13 @@ def run_detect(
             screen_copies = {job.name: drawn[job.name] if job.draws else job.run() for job in jobs}
             # The review page's scenes (`burnscan view`): kept, or drawn while the burns were dated.
             scene_pngs = with_drawn(scenes_kept, background["scenes"].result())
-            if kept is not None and (drawing or None in scenes_kept):  # something new was kept
-                kept.prune()
+            made_here = bool(drawing) or None in scenes_kept
             # The review page: scenes and outlines in the grid itself, nothing fetched.
             write_review_page(partial, detection, polygons, aoi.projected(analysis_grid.crs), simulated=simulated,
                               tz_name=report["aoi"]["timezone"], title=report["title"], scene_pngs=scene_pngs)
         background["rasters"].result()
+        if kept is not None and (rasters_made or made_here):  # something new was kept
+            kept.prune()
         stage("writing the report and the manifest", logger=logger)
         write_reports(partial, report, polygons=polygons, figures=screen_copies)
         # Last before the manifest: the STAC item lists every output written above as an asset.

@@ -120,3 +120,19 @@ def test_output_folder_refusing_folders_fails_before_any_work(capsys, tmp_path):
     code, _, stderr = _run(capsys, "detect", "ogota", "--out", "/proc/burnscan-out", "--data", str(tmp_path / "data"))
     assert code == 6 and stderr.count("\n") == 1 and "choose a writable --out" in stderr
     assert not (tmp_path / "data").exists()  # refused before the demo scenes were made
+
+
+@pytest.mark.parametrize("flags, kept", [((), True), (("--recompute",), False)])
+def test_recompute_reuses_nothing_kept_from_earlier_runs(capsys, tmp_path, monkeypatch, flags, kept):
+    import pipeline.run
+
+    asked: list[dict] = []
+
+    def run_detect(aoi, **options):  # what the command asks of a run, not the run
+        asked.append(options)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(pipeline.run, "run_detect", run_detect)
+    with pytest.raises(SystemExit):
+        main(["detect", "ogota", "--out", str(tmp_path / "out"), *flags])
+    assert asked and asked[0]["keep_shifts"] is kept and asked[0]["keep_figures"] is kept

@@ -1,5 +1,5 @@
-"""A re-run of the same scenes copies its figures instead of drawing them, byte for byte the same; a kept figure
-whose bytes or entry changed, or whose inputs differ by one value, is drawn again."""
+"""A re-run of the same scenes copies its figures, review-page scenes and GIS rasters instead of making them, byte
+for byte the same; a kept figure whose bytes or entry changed, or whose inputs differ by one value, is drawn again."""
 
 from __future__ import annotations
 
@@ -103,8 +103,9 @@ def test_the_store_gives_back_only_what_hashes_to_its_entry(tmp_path, caplog):
     assert "does not hash to its entry" in caplog.text
     cache.put(key, figure)
     entry = json.loads((folder / "entry.json").read_text())
-    for damage in ("{not json", json.dumps({**entry, "key": other}), json.dumps({**entry, "screen_mime": "text/html"}),
-                   json.dumps({k: v for k, v in entry.items() if k != "pdf"})):
+    for damage in ("{not json", json.dumps({**entry, "key": other}), json.dumps({**entry, "meta": {"screen_mime": "text/html"}}),
+                   json.dumps({**entry, "files": {**entry["files"], "../png": entry["files"]["png"]}}),
+                   json.dumps({k: v for k, v in entry.items() if k != "files"})):
         (folder / "entry.json").write_text(damage)
         assert cache.get(key) is None, damage
     cache.put(key, figure)
@@ -136,7 +137,7 @@ def test_a_store_that_cannot_be_written_costs_the_next_run_its_drawing_not_this_
 
 
 def _count_drawings(monkeypatch) -> list[str]:
-    """The figures and review-page scenes a run draws, by name (the run's work in this process, to be counted)."""
+    """The figures, review-page scenes and GIS rasters a run makes, by name (the run's work in this process, to be counted)."""
     monkeypatch.setenv("BURNSCAN_NO_FORK", "1")
     drawn: list[str] = []
     draw_figure, draw_scene = run_folder._draw_and_save, run_folder._draw_scene
@@ -149,8 +150,14 @@ def _count_drawings(monkeypatch) -> list[str]:
         drawn.append("review page scene")
         return draw_scene(image, store)
 
+    def rasters(folder, inputs, store):
+        drawn.append("gis rasters")
+        return write_rasters(folder, inputs, store)
+
+    write_rasters = run_folder._write_and_keep_rasters
     monkeypatch.setattr(run_folder, "_draw_and_save", figure)
     monkeypatch.setattr(run_folder, "_draw_scene", scene)
+    monkeypatch.setattr(run_folder, "_write_and_keep_rasters", rasters)
     return drawn
 
 
@@ -160,7 +167,8 @@ def _scene_images(run_dir: Path) -> list[str]:
 
 
 def _figures_and_page(run_dir: Path) -> dict[str, str]:
-    return {**tree_digest(run_dir / "figures"), "review page scenes": content_key(_scene_images(run_dir))}
+    return {**tree_digest(run_dir / "figures"), **tree_digest(run_dir / "gis"),
+            "review page scenes": content_key(_scene_images(run_dir))}
 
 
 def test_a_second_run_of_the_same_scenes_copies_every_figure_and_writes_the_same_bytes(small_run, tmp_path, monkeypatch):

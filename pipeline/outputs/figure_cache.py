@@ -1,4 +1,5 @@
-"""Figures kept between runs, so that a re-run of the same scenes does not draw them again.
+"""Figures (and the review page's scenes and the GIS rasters) kept between runs, so that a re-run of the same
+scenes does not draw them again.
 
 Drawing is the largest part of a warm village run, and a figure depends only on what it is
 drawn from: the arrays, polygons and words its builder holds, the code that draws it, and the
@@ -7,9 +8,9 @@ from the builder itself (its function, arguments and closure, walked down to eve
 bytes), so nothing has to be listed by hand and nothing a builder holds can be left out: a
 value the walk does not know how to read makes the figure uncacheable, and it is drawn.
 
-Nothing is trusted blindly. An entry is kept under ``<folder>/<code version>/<key>/``: the
-PNG, the PDF where there is one, the screen copy for the HTML report, and last ``entry.json``
-with the SHA-256 of each. An entry is used only when that file parses, names its own key, and
+Nothing is trusted blindly. An entry is kept under ``<folder>/<code version>/<key>/``: its
+files (a figure's PNG, its PDF where there is one and its screen copy for the HTML report; a
+scene's PNG; the rasters and their styles), and last ``entry.json`` with the SHA-256 of each. An entry is used only when that file parses, names its own key, and
 every file's bytes hash to what it lists; else the figure is drawn again. An entry that
 cannot be written (disk full, folder not writable) costs the next run its drawing, never this
 run. The folder is kept under :data:`MAX_BYTES`, the entries used longest ago removed first.
@@ -49,6 +50,7 @@ MAX_BYTES = 512 * 1024 * 1024
 """The kept figures' size limit: some thirty village runs' figures."""
 
 _KEY = re.compile(r"[0-9a-f]{64}")
+_NAME = re.compile(r"(?!entry\.json$)[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}")  # a plain file name in an entry's folder
 _MAX_FILE_BYTES = 256 * 1024 * 1024  # a 300 dpi figure is a few MB; a larger file in an entry is not one of ours
 _ENTRY = "entry.json"
 _MAX_DEPTH = 64
@@ -234,6 +236,16 @@ class FigureCache:
         self.root = Path(folder)
         self.max_bytes = max_bytes
 
+    def key(self, *parts: Any) -> str | None:
+        """:func:`content_key` of ``parts`` and the drawing version; ``None`` when a part cannot be read."""
+        try:
+            return _Reader().key((drawing_version(), *parts))
+        except Uncacheable as exc:
+            logger.debug(f"made, not looked up ({exc})")
+        except Exception as exc:  # a value the walk misreads costs the work, never the run
+            logger.warning(f"made, not looked up ({type(exc).__name__}: {exc}); this is a defect in burnscan")
+        return None
+
     def keys(self, figures: dict[str, tuple[bool, Callable[[], Any]]]) -> dict[str, str | None]:
         """The key of each figure file ``name: (with a PDF, builder)``; ``None`` for one whose builder cannot be read.
 
@@ -256,48 +268,74 @@ class FigureCache:
             raise KeyError(key)
         return self.root / drawing_version()[:16] / key
 
+    def get_files(self, key: str) -> dict[str, bytes] | None:
+        """The files kept under ``key`` by name, each checked against its entry; ``None`` if there is none that checks."""
+        found = self._get(key)
+        return found[0] if found is not None else None
+
+    def put_files(self, key: str, files: dict[str, bytes]) -> None:
+        """Keep ``files`` (plain file names) under ``key``."""
+        self._put(key, files, {})
+
     def get(self, key: str) -> KeptFigure | None:
         """The figure kept under ``key``, its bytes checked against its entry; ``None`` if there is none that checks."""
+        found = self._get(key)
+        if found is None:
+            return None
+        files, meta = found
+        mime = meta.get("screen_mime")
+        if set(files) - {"png", "pdf", "screen"} or "png" not in files or (mime is None) != ("screen" not in files) \
+                or mime not in (None, "image/png", "image/jpeg"):
+            logger.info(f"{self._folder(key)}: a kept figure that is not one; it is drawn again")
+            return None
+        return KeptFigure(files["png"], files.get("pdf"), (mime, files["screen"]) if mime is not None else None)
+
+    def put(self, key: str, figure: KeptFigure) -> None:
+        """Keep ``figure`` under ``key``."""
+        files = {"png": figure.png, **({"pdf": figure.pdf} if figure.pdf is not None else {}),
+                 **({"screen": figure.screen[1]} if figure.screen else {})}
+        self._put(key, files, {"screen_mime": figure.screen[0] if figure.screen else None})
+
+    def _get(self, key: str) -> tuple[dict[str, bytes], dict[str, Any]] | None:
         folder = self._folder(key)
         try:
-            entry = json.loads(_read(folder / _ENTRY, 64 * 1024).decode("utf-8"))
+            entry = json.loads(_read(folder / _ENTRY, 1024 * 1024).decode("utf-8"))
             if entry.get("key") != key:
                 raise ValueError("the entry names another key")
             files = {}
-            for role in ("png", "pdf", "screen"):
-                if entry[role] is None and role != "png":  # a figure without a PDF, a review-page scene without a copy
-                    files[role] = None
-                    continue
-                data = _read(folder / role, _MAX_FILE_BYTES)
-                if hashlib.sha256(data).hexdigest() != entry[role]:
-                    raise ValueError(f"{role} does not hash to its entry")
-                files[role] = data
-            mime = entry["screen_mime"]
-            if (mime is None) != (files["screen"] is None) or mime not in (None, "image/png", "image/jpeg"):
-                raise ValueError("unknown screen copy type")
+            for name, digest in entry["files"].items():
+                if not _NAME.fullmatch(name):
+                    raise ValueError(f"{name!r} is not a kept file's name")
+                data = _read(folder / name, _MAX_FILE_BYTES)
+                if hashlib.sha256(data).hexdigest() != digest:
+                    raise ValueError(f"{name} does not hash to its entry")
+                files[name] = data
+            meta = entry["meta"]
+            if not isinstance(meta, dict):
+                raise ValueError("no meta")
             os.utime(folder / _ENTRY)  # used now: pruned last
         except FileNotFoundError:
             return None
         except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError) as exc:
-            logger.info(f"{folder}: a kept figure that does not check ({exc}); it is drawn again")
+            logger.info(f"{folder}: kept work that does not check ({exc}); it is made again")
             return None
-        return KeptFigure(files["png"], files["pdf"], (mime, files["screen"]) if mime is not None else None)
+        return files, meta
 
-    def put(self, key: str, figure: KeptFigure) -> None:
-        """Keep ``figure`` under ``key``: the files first, the entry listing their hashes last."""
+    def _put(self, key: str, files: dict[str, bytes], meta: dict[str, Any]) -> None:
+        """The files first, the entry listing their hashes last: an entry never lists a file not yet written."""
         folder = self._folder(key)
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            files = {"png": figure.png, "pdf": figure.pdf, "screen": figure.screen[1] if figure.screen else None}
-            for role, data in files.items():
-                if data is not None:
-                    with atomic_path(folder / role, root=self.root) as tmp:
-                        tmp.write_bytes(data)
-            write_json(folder / _ENTRY, {"key": key, "screen_mime": figure.screen[0] if figure.screen else None,
-                                         **{role: hashlib.sha256(d).hexdigest() if d is not None else None
-                                            for role, d in files.items()}}, root=self.root)
+            for name, data in files.items():
+                if not _NAME.fullmatch(name):
+                    raise ValueError(f"{name!r} is not a plain file name")
+                with atomic_path(folder / name, root=self.root) as tmp:
+                    tmp.write_bytes(data)
+            write_json(folder / _ENTRY, {"key": key, "meta": meta,
+                                         "files": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}},
+                       root=self.root)
         except (OSError, OutputError) as exc:
-            logger.warning(f"{folder}: the figure could not be kept ({exc}); the next run of these scenes draws it again")
+            logger.warning(f"{folder}: the work could not be kept ({exc}); the next run of these scenes makes it again")
 
     def prune(self) -> None:
         """Remove the entries used longest ago (older drawing versions first) until the folder is under its limit."""

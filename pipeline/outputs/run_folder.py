@@ -22,9 +22,10 @@ from pipeline.outputs.figure_cache import FigureCache, KeptFigure
 from pipeline.outputs.html_report import render_html, screen_copy_pixels
 from pipeline.outputs.kml import kml_document
 from pipeline.outputs.report import render_markdown
+from pipeline.outputs.run_rasters import GIS_FOLDER, RasterInputs, write_rasters
 from pipeline.outputs.write import save_figure, write_bytes, write_json, write_text, write_vector
 
-__all__ = ["FigureJob", "figure_jobs", "scene_jobs", "with_drawn", "write_findings", "write_reports"]
+__all__ = ["FigureJob", "figure_jobs", "raster_job", "scene_jobs", "with_drawn", "write_findings", "write_reports"]
 
 
 def write_findings(folder: Path, *, polygons: gpd.GeoDataFrame, extents: gpd.GeoDataFrame, structures: gpd.GeoDataFrame | None,
@@ -116,6 +117,27 @@ def _draw_scene(image: Callable[[], bytes], store: Callable[[KeptFigure], None] 
     if store is not None:
         store(KeptFigure(png, None, None))
     return png
+
+
+def raster_job(folder: Path, inputs: RasterInputs, *, kept: FigureCache | None = None) -> tuple[bool, Callable[[], None]]:
+    """The run's GIS rasters (:func:`pipeline.outputs.run_rasters.write_rasters`) as one job of no argument, and whether
+    it makes them (work for another core) or copies them from a kept set (light work, for this process)."""
+    key = kept.key(GIS_FOLDER, write_rasters, inputs) if kept is not None else None
+    found = kept.get_files(key) if kept is not None and key is not None else None
+    if found is not None:
+        return False, partial(_write_kept_files, folder / GIS_FOLDER, found, folder)
+    return True, partial(_write_and_keep_rasters, folder, inputs, partial(kept.put_files, key) if kept is not None and key is not None else None)
+
+
+def _write_kept_files(target: Path, files: dict[str, bytes], root: Path) -> None:
+    for name, data in files.items():
+        write_bytes(target / name, data, root=root)
+
+
+def _write_and_keep_rasters(folder: Path, inputs: RasterInputs, store: Callable[[dict[str, bytes]], None] | None) -> None:
+    written = write_rasters(folder, inputs)
+    if store is not None:
+        store({Path(path).name: (folder / path).read_bytes() for path in written})
 
 
 def _draw_and_save(folder: Path, png: Path, build: Callable[[], Any], pdf: bool,

@@ -17,27 +17,27 @@ the file is opened:
   of the run (2nd-98th percentile of their observed pixels), so that a colour change between
   two dates is a change of ground; 0 = nodata (not observed), observed values 1-255.
 
-Composed from the :class:`pipeline.model.Detection`'s arrays; written through
+Composed from the :class:`pipeline.model.Detection`'s arrays (:class:`RasterInputs`, the part of it they use); written through
 :func:`pipeline.outputs.write.write_cog` (atomic, inside the run folder). Simulated runs carry
 ``_SIMULATED`` in every name and a ``SIMULATED`` tag in every file.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
+import xarray as xr
 
-from pipeline.model import Detection, record_positions
+from pipeline.grid import Grid
+from pipeline.model import Detection, SceneRecord, record_positions
 from pipeline.outputs import figures as figs
 from pipeline.outputs.gis_styles import change_style, date_colour, first_seen_style, rgb_style
 from pipeline.outputs.write import write_cog, write_text
+from pipeline.stages.threshold import ThresholdInfo
 
-if TYPE_CHECKING:  # a type only
-    from pipeline.stages.threshold import ThresholdInfo
-
-__all__ = ["GIS_FOLDER", "FIRST_SEEN_NODATA", "COMPOSITE_NODATA", "write_rasters"]
+__all__ = ["GIS_FOLDER", "FIRST_SEEN_NODATA", "COMPOSITE_NODATA", "RasterInputs", "write_rasters"]
 
 GIS_FOLDER = "gis"
 """The run folder's sub-folder for the rasters and their styles."""
@@ -51,23 +51,40 @@ COMPOSITE_NODATA = 0
 _SIMULATED_TAG = "SIMULATED DATA - not evidence about a real place"
 
 
-def write_rasters(folder: Path, detection: Detection, *, simulated: bool) -> list[str]:
-    """Write the change, first-seen and composite COGs of ``detection`` with their styles; return their paths in ``folder``.
+@dataclass(frozen=True)
+class RasterInputs:
+    """Everything the rasters are made from, and nothing else: what :func:`write_rasters` reads, and so what a kept
+    copy of them is looked up by (:mod:`pipeline.outputs.figure_cache`)."""
 
-    Parameters
-    ----------
-    folder
-        The (``.partial``) run folder; everything lands in ``<folder>/gis/``.
-    detection
-        The run's analysis (:func:`pipeline.run.detect_burns`).
-    simulated
-        Whether the scenes were simulated: every file says so, in its name and its tags.
+    delta: xr.DataArray
+    records: list[SceneRecord]
+    all_records: list[SceneRecord]
+    thresholds: list[ThresholdInfo | None]
+    index_name: str
+    grid: Grid
+    first_seen: xr.DataArray
+    reflectance: xr.DataArray
+    clear: xr.DataArray
+    simulated: bool
+
+    @classmethod
+    def of(cls, detection: Detection, *, simulated: bool) -> RasterInputs:
+        return cls(detection.change["delta"], detection.records, detection.all_records, detection.thresholds,
+                   detection.index_name, detection.grid, detection.dates["first_seen"], detection.stack["reflectance"],
+                   detection.stack["clear"], simulated)
+
+
+def write_rasters(folder: Path, inputs: RasterInputs) -> list[str]:
+    """Write the change, first-seen and composite COGs with their styles into ``<folder>/gis/``; return their paths in ``folder``.
+
+    ``folder`` is the (``.partial``) run folder; ``inputs`` is :meth:`RasterInputs.of` the run's analysis. Simulated
+    scenes make every file say so, in its name and its tags.
     """
-    suffix = "_SIMULATED" if simulated else ""
-    common = {"SIMULATED": _SIMULATED_TAG} if simulated else {}
+    suffix = "_SIMULATED" if inputs.simulated else ""
+    common = {"SIMULATED": _SIMULATED_TAG} if inputs.simulated else {}
     gis = Path(folder) / GIS_FOLDER
-    written = _change(gis, detection, suffix, common) + _first_seen(gis, detection, suffix, common)
-    written += _composites(gis, detection, suffix, common)
+    written = _change(gis, inputs, suffix, common) + _first_seen(gis, inputs, suffix, common)
+    written += _composites(gis, inputs, suffix, common)
     return [path.relative_to(folder).as_posix() for path in written]
 
 
@@ -77,11 +94,11 @@ def _with_style(path: Path, style: str, folder: Path) -> list[Path]:
     return [path, path.with_suffix(".qml")]
 
 
-def _change(gis: Path, detection: Detection, suffix: str, common: dict[str, str]) -> list[Path]:
-    index, grid, written = detection.index_name.upper(), detection.grid, []
-    delta = detection.change["delta"]
-    for t in range(1, len(detection.records)):  # the first scene has nothing before it to change from
-        rec, info = detection.records[t], detection.thresholds[t]
+def _change(gis: Path, inputs: RasterInputs, suffix: str, common: dict[str, str]) -> list[Path]:
+    index, grid, written = inputs.index_name.upper(), inputs.grid, []
+    delta = inputs.delta
+    for t in range(1, len(inputs.records)):  # the first scene has nothing before it to change from
+        rec, info = inputs.records[t], inputs.thresholds[t]
         band = np.asarray(delta.isel(time=t).values, dtype=np.float32)
         tags = {**common, "INDEX": index, "SCENE_ID": rec.scene_id, "ACQUIRED_UTC": rec.acquired_utc,
                 "MEANING": (f"change of {index} between each pixel's last clear observation and this scene, oriented "
@@ -118,10 +135,10 @@ def _ramp(band: np.ndarray, info: ThresholdInfo | None) -> list[tuple[float, str
     return rising
 
 
-def _first_seen(gis: Path, detection: Detection, suffix: str, common: dict[str, str]) -> list[Path]:
-    records, all_records = detection.records, detection.all_records
+def _first_seen(gis: Path, inputs: RasterInputs, suffix: str, common: dict[str, str]) -> list[Path]:
+    records, all_records = inputs.records, inputs.all_records
     to_all = record_positions(records, all_records)  # the report's (and the polygons') scene order
-    usable = np.asarray(detection.dates["first_seen"].values)
+    usable = np.asarray(inputs.first_seen.values)
     value = np.full(usable.shape, FIRST_SEEN_NODATA, dtype=np.int16)
     seen = usable >= 0
     value[seen] = to_all[usable[seen]]
@@ -133,28 +150,28 @@ def _first_seen(gis: Path, detection: Detection, suffix: str, common: dict[str, 
         if np.any(value == i):
             classes.append((i, date_colour(i), f"{rec.acquired:%Y-%m-%d %H:%M} UTC ({rec.scene_id})"))
     path = gis / f"first_seen{suffix}.tif"
-    write_cog(path, value, detection.grid, root=gis.parent, nodata=FIRST_SEEN_NODATA, tags=tags, resampling="nearest",
+    write_cog(path, value, inputs.grid, root=gis.parent, nodata=FIRST_SEEN_NODATA, tags=tags, resampling="nearest",
               band_names=["first seen burned: scene index (see the FIRST_SEEN_<value> tags)"])
     return _with_style(path, first_seen_style(classes), gis.parent)
 
 
-def _composites(gis: Path, detection: Detection, suffix: str, common: dict[str, str]) -> list[Path]:
-    stack, written = detection.stack, []
-    if not all(b in stack.band.values for b in ("nir", "red", "green")):
+def _composites(gis: Path, inputs: RasterInputs, suffix: str, common: dict[str, str]) -> list[Path]:
+    reflectance, clear, written = inputs.reflectance, inputs.clear, []
+    if not all(b in reflectance.band.values for b in ("nir", "red", "green")):
         return written  # no infrared composite without those bands (the figures show none either)
-    scenes = [stack["reflectance"].isel(time=j).where(stack["clear"].isel(time=j)) for j in range(len(detection.records))]
+    scenes = [reflectance.isel(time=j).where(clear.isel(time=j)) for j in range(len(inputs.records))]
     stretch = figs.joint_stretch(*scenes)
     tags = {**common, "COMPOSITE": "false-colour infrared: red = NIR, green = red, blue = green",
             "STRETCH": "; ".join(f"{name} {lo:.4f}-{hi:.4f} reflectance -> 1-255"
                                  for name, (lo, hi) in zip(("NIR", "red", "green"), stretch)),
             "NODATA": f"{COMPOSITE_NODATA} = not observed (cloud, shadow or outside the scene)"}
-    for j, rec in enumerate(detection.records):
+    for j, rec in enumerate(inputs.records):
         rgb, _ = figs.false_colour(scenes[j], stretch=stretch)  # (y, x, 3) in 0..1, not observed grey
         observed = np.isfinite(scenes[j].sel(band=["nir", "red", "green"]).transpose("band", "y", "x").values).all(axis=0)
         planes = (1 + np.rint(np.moveaxis(rgb, -1, 0) * 254)).astype(np.uint8)
         planes[:, ~observed] = COMPOSITE_NODATA
         path = gis / f"{rec.acquired:%Y%m%dT%H%MZ}_cir{suffix}.tif"
-        write_cog(path, planes, detection.grid, root=gis.parent, nodata=COMPOSITE_NODATA,
+        write_cog(path, planes, inputs.grid, root=gis.parent, nodata=COMPOSITE_NODATA,
                   tags={**tags, "SCENE_ID": rec.scene_id, "ACQUIRED_UTC": rec.acquired_utc},
                   band_names=[f"NIR ({rec.scene_id})", f"red ({rec.scene_id})", f"green ({rec.scene_id})"])
         written += _with_style(path, rgb_style(low=1, high=255), gis.parent)
