@@ -544,15 +544,15 @@ def run_detect(
         raise
     try:
         simulated = any(r.simulated for r in records)
+        reviews_file = Path(reviews_file) if reviews_file is not None else reviews_path(data_root, aoi.name)
+        decisions = read_decisions(reviews_file) if apply_reviews else []
+        polygons = apply_decisions(_polygons_with_positions(detection), decisions, simulated=simulated)
         # The GIS rasters (COGs, QGIS styles) need only the detection: written by the other core while this one
         # gathers the evidence and writes the findings.
         rasters_made, write_gis_rasters = raster_job(partial, RasterInputs.of(detection, simulated=simulated), kept=kept)
         background["rasters"] = fork_soon(lambda _: write_gis_rasters(), 1 if rasters_made else 0)
         if not rasters_made:  # kept from an earlier run of the same scenes: copied here
             write_gis_rasters()
-        reviews_file = Path(reviews_file) if reviews_file is not None else reviews_path(data_root, aoi.name)
-        decisions = read_decisions(reviews_file) if apply_reviews else []
-        polygons = apply_decisions(_polygons_with_positions(detection), decisions, simulated=simulated)
         tz_name = str(aoi.properties.get("timezone", "UTC"))
         stage(f"{len(polygons)} burn polygon(s); checking structures, active fires and confidence", logger=logger)
         evidence = gather_evidence(polygons, detection=detection, params=params, layers=layers, tz_name=tz_name)
