@@ -549,10 +549,8 @@ def run_detect(
         polygons = apply_decisions(_polygons_with_positions(detection), decisions, simulated=simulated)
         # The GIS rasters (COGs, QGIS styles) need only the detection: written by the other core while this one
         # gathers the evidence and writes the findings.
-        rasters_made, write_gis_rasters = raster_job(partial, RasterInputs.of(detection, simulated=simulated), kept=kept)
-        background["rasters"] = fork_soon(lambda _: write_gis_rasters(), 1 if rasters_made else 0)
-        if not rasters_made:  # kept from an earlier run of the same scenes: copied here
-            write_gis_rasters()
+        write_gis_rasters = raster_job(partial, RasterInputs.of(detection, simulated=simulated), kept=kept)
+        background["rasters"] = fork_soon(lambda _: write_gis_rasters(), 1)
         tz_name = str(aoi.properties.get("timezone", "UTC"))
         stage(f"{len(polygons)} burn polygon(s); checking structures, active fires and confidence", logger=logger)
         evidence = gather_evidence(polygons, detection=detection, params=params, layers=layers, tz_name=tz_name)
@@ -587,7 +585,7 @@ def run_detect(
             # The review page: scenes and outlines in the grid itself, nothing fetched.
             write_review_page(partial, detection, polygons, aoi.projected(analysis_grid.crs), simulated=simulated,
                               tz_name=report["aoi"]["timezone"], title=report["title"], scene_pngs=scene_pngs)
-        background["rasters"].result()
+        rasters_made = background["rasters"].result()[0]
         if kept is not None and (rasters_made or made_here):  # something new was kept
             kept.prune()
         stage("writing the report and the manifest", logger=logger)

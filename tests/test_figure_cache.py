@@ -153,14 +153,14 @@ def _count_drawings(monkeypatch) -> list[str]:
         drawn.append("review page scene")
         return draw_scene(image, store)
 
-    def rasters(folder, inputs, store):
+    def rasters(folder, inputs):
         drawn.append("gis rasters")
-        return write_rasters(folder, inputs, store)
+        return write_rasters(folder, inputs)
 
-    write_rasters = run_folder._write_and_keep_rasters
+    write_rasters = run_folder.write_rasters
     monkeypatch.setattr(run_folder, "_draw_and_save", figure)
     monkeypatch.setattr(run_folder, "_draw_scene", scene)
-    monkeypatch.setattr(run_folder, "_write_and_keep_rasters", rasters)
+    monkeypatch.setattr(run_folder, "write_rasters", rasters)
     return drawn
 
 

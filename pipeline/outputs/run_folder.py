@@ -119,25 +119,28 @@ def _draw_scene(image: Callable[[], bytes], store: Callable[[KeptFigure], None] 
     return png
 
 
-def raster_job(folder: Path, inputs: RasterInputs, *, kept: FigureCache | None = None) -> tuple[bool, Callable[[], None]]:
-    """The run's GIS rasters (:func:`pipeline.outputs.run_rasters.write_rasters`) as one job of no argument, and whether
-    it makes them (work for another core) or copies them from a kept set (light work, for this process)."""
-    key = kept.key(GIS_FOLDER, write_rasters, inputs) if kept is not None else None
+def raster_job(folder: Path, inputs: RasterInputs, *, kept: FigureCache | None = None) -> Callable[[], bool]:
+    """The run's GIS rasters (:func:`pipeline.outputs.run_rasters.write_rasters`) as one job of no argument: copied
+    from a kept set made from the same inputs, else made (and kept). It returns whether it made them. Hashing the
+    inputs and writing the files is work for another core, whichever it does."""
+    return partial(_rasters, folder, inputs, kept)
+
+
+def _rasters(folder: Path, inputs: RasterInputs, kept: FigureCache | None) -> bool:
+    key = kept.key(GIS_FOLDER, inputs) if kept is not None else None  # the code that writes them is in the drawing version
     found = kept.get_files(key) if kept is not None and key is not None else None
     if found is not None:
-        return False, partial(_write_kept_files, folder / GIS_FOLDER, found, folder)
-    return True, partial(_write_and_keep_rasters, folder, inputs, partial(kept.put_files, key) if kept is not None and key is not None else None)
+        _write_kept_files(folder / GIS_FOLDER, found, folder)
+        return False
+    written = write_rasters(folder, inputs)
+    if kept is not None and key is not None:
+        kept.put_files(key, {Path(path).name: (folder / path).read_bytes() for path in written})
+    return True
 
 
 def _write_kept_files(target: Path, files: dict[str, bytes], root: Path) -> None:
     for name, data in files.items():
         write_bytes(target / name, data, root=root)
-
-
-def _write_and_keep_rasters(folder: Path, inputs: RasterInputs, store: Callable[[dict[str, bytes]], None] | None) -> None:
-    written = write_rasters(folder, inputs)
-    if store is not None:
-        store({Path(path).name: (folder / path).read_bytes() for path in written})
 
 
 def _draw_and_save(folder: Path, png: Path, build: Callable[[], Any], pdf: bool,
