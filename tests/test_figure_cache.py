@@ -123,12 +123,16 @@ def test_the_store_stays_under_its_limit_dropping_what_was_used_longest_ago(tmp_
     stale.mkdir(parents=True)
     (stale / "png").write_bytes(b"x" * 100)
     (stale / "entry.json").write_text("{}")
+    cut_short = tmp_path / "cache" / drawing_version()[:16] / ("e" * 64)  # a killed run's files, no entry yet
+    cut_short.mkdir(parents=True)
+    (cut_short / "png").write_bytes(b"x" * 100)
+    os.utime(cut_short, (900, 900))
     for i, name in enumerate("abc"):
         cache.put(name * 64, KeptFigure(bytes(1000), None, None))
         os.utime(cache._folder(name * 64) / "entry.json", (1000 + i, 1000 + i))
     assert cache.get("a" * 64) is not None  # used now: the newest
     cache.prune()
-    assert not stale.exists()
+    assert not stale.exists() and not cut_short.exists()
     assert cache.get("b" * 64) is None and cache.get("a" * 64) is not None and cache.get("c" * 64) is not None
 
 

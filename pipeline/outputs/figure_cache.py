@@ -341,10 +341,12 @@ class FigureCache:
         """Remove the entries used longest ago (older drawing versions first) until the folder is under its limit."""
         try:
             entries = []
-            for entry in self.root.glob(f"*/*/{_ENTRY}"):
-                folder = entry.parent
-                size = sum(f.lstat().st_size for f in folder.iterdir())
-                entries.append((entry.lstat().st_mtime, size, folder))
+            for folder in self.root.glob("*/*"):  # an entry a killed run left without its entry.json counts too
+                if folder.is_symlink() or not folder.is_dir():
+                    continue
+                entry = folder / _ENTRY
+                used = entry.lstat().st_mtime if entry.exists() else folder.lstat().st_mtime
+                entries.append((used, sum(f.lstat().st_size for f in folder.iterdir()), folder))
             total = sum(size for _, size, _ in entries)
             current = drawing_version()[:16]
             for _, size, folder in sorted(entries, key=lambda e: (e[2].parent.name == current, e[0])):
