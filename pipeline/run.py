@@ -443,9 +443,10 @@ def run_detect(
     plain GeoTIFFs, ``acquired`` or ``time_from_name``: their time), the route ``burnscan add`` takes for them.
     With ``keep_shifts`` the co-registration shifts are kept in ``<out>/.cache/`` and a later run of the
     same pixels reuses them (:mod:`pipeline.outputs.shift_cache`): the same numbers, without the search;
-    ``burnscan rerun`` turns it off, since a check must recompute. With ``keep_figures`` the figures, the review page's
-    scenes and the GIS rasters are kept there too, under a SHA-256 of everything each is drawn from and drawn with (:mod:`pipeline.outputs.figure_cache`), and
-    copied, their bytes checked, instead of drawn again; ``burnscan rerun`` turns it off as well.
+    ``burnscan rerun`` turns it off, since a check must recompute. With ``keep_figures`` the figures, the
+    review page's scenes and the GIS rasters are kept there too, under a SHA-256 of everything each is made
+    from and with (:mod:`pipeline.outputs.figure_cache`), and copied, their bytes checked, instead of made
+    again; ``burnscan rerun`` turns it off as well (``burnscan detect --recompute`` turns both off).
     The analysis grid follows the scenes' native pixel unless ``resolution_m`` is a number
     (:func:`pipeline.resolution.choose_resolution`); the report and manifest say which grid and why.
     Analysts' decisions in ``reviews_file`` (default ``<data>/<aoi>/reviews.json``) are

@@ -94,7 +94,7 @@ def scene_jobs(images: list[Callable[[], bytes]], *, kept: FigureCache | None = 
 
     :func:`with_drawn` puts the drawn ones in their places.
     """
-    keys = kept.keys({f"review page scene {t}": (False, image) for t, image in enumerate(images)}) if kept else {}
+    keys = kept.keys({f"review page scene {t}": (False, image) for t, image in enumerate(images)}) if kept is not None else {}
     found: list[bytes | None] = []
     draw: list[Callable[[], bytes]] = []
     for t, image in enumerate(images):
