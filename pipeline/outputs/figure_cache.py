@@ -238,30 +238,15 @@ class FigureCache:
 
     def key(self, *parts: Any) -> str | None:
         """:func:`content_key` of ``parts`` and the drawing version; ``None`` when a part cannot be read."""
-        try:
-            return _Reader().key((drawing_version(), *parts))
-        except Uncacheable as exc:
-            logger.debug(f"made, not looked up ({exc})")
-        except Exception as exc:  # a value the walk misreads costs the work, never the run
-            logger.warning(f"made, not looked up ({type(exc).__name__}: {exc}); this is a defect in burnscan")
-        return None
+        return _key_or_none(_Reader(), parts, "kept work")
 
     def keys(self, figures: dict[str, tuple[bool, Callable[[], Any]]]) -> dict[str, str | None]:
         """The key of each figure file ``name: (with a PDF, builder)``; ``None`` for one whose builder cannot be read.
 
         One walk for them all: the scenes several figures share are hashed once.
         """
-        reader, keys = _Reader(), {}
-        for name, (pdf, build) in figures.items():
-            try:
-                keys[name] = reader.key((drawing_version(), name, pdf, build))
-            except Uncacheable as exc:
-                logger.debug(f"{name}: drawn, not looked up ({exc})")
-                keys[name] = None
-            except Exception as exc:  # a value the walk misreads costs a drawing, never the run
-                logger.warning(f"{name}: drawn, not looked up ({type(exc).__name__}: {exc}); this is a defect in burnscan")
-                keys[name] = None
-        return keys
+        reader = _Reader()
+        return {name: _key_or_none(reader, (name, pdf, build), name) for name, (pdf, build) in figures.items()}
 
     def _folder(self, key: str) -> Path:
         if not _KEY.fullmatch(key):  # a key is a SHA-256 in hex, never a path
@@ -334,7 +319,7 @@ class FigureCache:
             write_json(folder / _ENTRY, {"key": key, "meta": meta,
                                          "files": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}},
                        root=self.root)
-        except (OSError, OutputError) as exc:
+        except (OSError, OutputError, ValueError) as exc:
             logger.warning(f"{folder}: the work could not be kept ({exc}); the next run of these scenes makes it again")
 
     def prune(self) -> None:
@@ -356,6 +341,17 @@ class FigureCache:
                 total -= size
         except OSError as exc:
             logger.warning(f"{self.root}: kept figures could not be pruned ({exc})")
+
+
+def _key_or_none(reader: _Reader, parts: tuple[Any, ...], what: str) -> str | None:
+    """The key of ``parts`` with the drawing version, or ``None`` (logged): what cannot be keyed is made, never guessed."""
+    try:
+        return reader.key((drawing_version(), *parts))
+    except Uncacheable as exc:
+        logger.debug(f"{what}: made, not looked up ({exc})")
+    except Exception as exc:  # a value the walk misreads costs the work, never the run
+        logger.warning(f"{what}: made, not looked up ({type(exc).__name__}: {exc}); this is a defect in burnscan")
+    return None
 
 
 def _read(path: Path, limit: int) -> bytes:
