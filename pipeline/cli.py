@@ -154,7 +154,8 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
 @click.option("--sign-key", type=click.Path(path_type=Path), default=None, metavar="PATH",
               help="Ed25519 private key (burnscan keygen): sign the manifest into manifest.json.sig.")
 @click.option("--recompute", is_flag=True, help="Reuse nothing kept in OUT/.cache from earlier runs of the same scenes "
-              "(co-registration shifts, figures): compute and draw everything again. The outputs are the same.")
+              "(co-registration shifts, figures, the review page's scenes, GIS rasters): compute and draw everything "
+              "again. The outputs are the same.")
 def detect(aoi: str | None, all_aois: bool, scheduler: str | None, workers: int | None, out_root: Path, data_root: Path,
            scenes_dir: Path | None, bands: str | None, acquired: str | None, time_from_name: bool, provider: str | None,
            resolution_m: float | None,
