@@ -8,10 +8,11 @@ from the builder itself (its function, arguments and closure, walked down to eve
 bytes), so nothing has to be listed by hand and nothing a builder holds can be left out: a
 value the walk does not know how to read makes the figure uncacheable, and it is drawn.
 
-Nothing is trusted blindly. An entry is kept under ``<folder>/<code version>/<key>/``: its
+Nothing is trusted blindly. An entry is kept under ``<folder>/<drawing version>/<key>/``: its
 files (a figure's PNG, its PDF where there is one and its screen copy for the HTML report; a
-scene's PNG; the rasters and their styles), and last ``entry.json`` with the SHA-256 of each. An entry is used only when that file parses, names its own key, and
-every file's bytes hash to what it lists; else the figure is drawn again. An entry that
+scene's PNG; the rasters and their styles), and last ``entry.json`` with the SHA-256 of each.
+An entry is used only when that file parses, names its own key, and every file's bytes hash
+to what it lists; else the figure is drawn again. An entry that
 cannot be written (disk full, folder not writable) costs the next run its drawing, never this
 run. The folder is kept under :data:`MAX_BYTES`, the entries used longest ago removed first.
 """
@@ -40,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import OutputError
-from pipeline.outputs.write import atomic_path, write_json
+from pipeline.outputs.write import write_bytes, write_json
 
 __all__ = ["FigureCache", "KeptFigure", "MAX_BYTES", "Uncacheable", "content_key", "drawing_version"]
 
@@ -314,8 +315,7 @@ class FigureCache:
             for name, data in files.items():
                 if not _NAME.fullmatch(name):
                     raise ValueError(f"{name!r} is not a plain file name")
-                with atomic_path(folder / name, root=self.root) as tmp:
-                    tmp.write_bytes(data)
+                write_bytes(folder / name, data, root=self.root)
             write_json(folder / _ENTRY, {"key": key, "meta": meta,
                                          "files": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}},
                        root=self.root)
