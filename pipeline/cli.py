@@ -154,7 +154,7 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
 @click.option("--sign-key", type=click.Path(path_type=Path), default=None, metavar="PATH",
               help="Ed25519 private key (burnscan keygen): sign the manifest into manifest.json.sig.")
 @click.option("--recompute", is_flag=True, help="Reuse nothing kept in OUT/.cache from earlier runs of the same scenes "
-              "(co-registration shifts, figures, the review page's scenes, GIS rasters): compute and draw everything "
+              "(co-registration shifts, co-registered and normalised scenes, figures, the review page's scenes, GIS rasters): compute and draw everything "
               "again. The outputs are the same.")
 def detect(aoi: str | None, all_aois: bool, scheduler: str | None, workers: int | None, out_root: Path, data_root: Path,
            scenes_dir: Path | None, bands: str | None, acquired: str | None, time_from_name: bool, provider: str | None,
@@ -191,7 +191,7 @@ def detect(aoi: str | None, all_aois: bool, scheduler: str | None, workers: int 
             raise ParameterError("--all runs every AOI of the registry; drop the AOI name and --scenes")
         _detect_all(list_aois(aoi_dir), scheduler=scheduler, workers=workers, out_root=out_root, data_root=data_root,
                     aoi_dir=aoi_dir, overrides=overrides, make_figures=not no_figures, kind=kind, sign_key=sign_key,
-                    demo=demo_scenes, keep_shifts=not recompute, keep_figures=not recompute)
+                    demo=demo_scenes, keep_alignment=not recompute, keep_figures=not recompute)
         return
     if aoi is None:
         raise ParameterError("name an AOI (burnscan aois lists them) or pass --all")
@@ -201,7 +201,7 @@ def detect(aoi: str | None, all_aois: bool, scheduler: str | None, workers: int 
     outcome = run_detect(
         aoi, out_root=out_root, data_root=data_root, overrides=overrides, scenes_dir=scenes_dir, aoi_dir=aoi_dir,
         make_figures=not no_figures, kind=kind, sign_key=sign_key, demo=demo_scenes,
-        keep_shifts=not recompute, keep_figures=not recompute,
+        keep_alignment=not recompute, keep_figures=not recompute,
         scene_options={"bands": bands, "acquired": _acquired_time(acquired), "time_from_name": time_from_name,
                        "provider": provider},
     )

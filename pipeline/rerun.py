@@ -212,6 +212,6 @@ def rerun(
         manifest["aoi"], out_root=Path(out_root), overrides=manifest["parameters"], scenes_dir=checked.scenes_dir,
         aoi_dir=checked.aoi_dir, make_figures=figures,
         reviews_file=Path(reviews["path"]) if reviews else None, apply_reviews=bool(reviews),
-        catalogue_items=checked.items, keep_shifts=False, keep_figures=False, **where,  # a check recomputes: nothing is taken from earlier runs
+        catalogue_items=checked.items, keep_alignment=False, keep_figures=False, **where,  # a check recomputes: nothing is taken from earlier runs
     )
     return compare_runs(run_dir, outcome.run_dir)

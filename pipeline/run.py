@@ -58,6 +58,7 @@ from pipeline.stages.structures import settlement_from_footprints
 from pipeline.stages.threshold import ThresholdInfo
 from pipeline.outputs.write import check_output_folder, finish_run_dir, new_run_dir, write_json
 from pipeline.outputs.shift_cache import ShiftCache
+from pipeline.outputs.kept_scenes import Aligned, keep_aligned, kept_aligned
 from pipeline.outputs.run_rasters import RasterInputs
 from pipeline.outputs.stac_item import ITEM_NAME, run_item
 
@@ -77,6 +78,7 @@ def detect_burns(
     settlement: BaseGeometry | None = None,
     aoi_name: str = "AOI",
     shift_cache: MutableMapping[str, ShiftEstimate] | None = None,
+    kept_scenes: FigureCache | None = None,
     on_normalised: Callable[[xr.Dataset], None] | None = None,
 ) -> Detection:
     """The whole analysis of a loaded stack: :func:`calibrate` on it, then :func:`apply` to all of it.
@@ -87,12 +89,13 @@ def detect_burns(
     On the whole stack, the calibration pass has already computed every array ``apply``
     would (the same numbers: tests/test_house.py), so they are used as they are. ``aoi_name``
     is named in the command a user is told to run when fewer than two scenes are usable.
-    ``shift_cache`` keeps shifts between runs of the same scenes (:class:`pipeline.outputs.shift_cache.ShiftCache`).
+    ``shift_cache`` keeps shifts between runs of the same scenes (:class:`pipeline.outputs.shift_cache.ShiftCache`),
+    ``kept_scenes`` the co-registered, normalised scenes themselves (:mod:`pipeline.outputs.kept_scenes`).
     ``on_normalised`` is given the normalised stack of the usable scenes (the Detection's ``stack``) as soon as
     it exists, so that a caller can start work that needs only the scenes (drawing them) while burns are dated.
     """
     measured = _measure(stack, records, params=params, loaded_grid=loaded_grid, analysis_grid=analysis_grid,
-                        aoi_name=aoi_name, shift_cache=shift_cache, on_normalised=on_normalised)
+                        aoi_name=aoi_name, shift_cache=shift_cache, kept=kept_scenes, on_normalised=on_normalised)
     return _detection(measured, records, params=params, analysis_grid=analysis_grid, settlement=settlement, window=None)
 
 
@@ -150,7 +153,7 @@ class _Measured(NamedTuple):
 
 def _measure(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, loaded_grid: Grid,
              analysis_grid: Grid, aoi_name: str = "AOI",
-             shift_cache: MutableMapping[str, ShiftEstimate] | None = None,
+             shift_cache: MutableMapping[str, ShiftEstimate] | None = None, kept: FigureCache | None = None,
              on_normalised: Callable[[xr.Dataset], None] | None = None) -> _Measured:
     """The calibration pass: every measurement, and the arrays it was measured on."""
     # Garbage is never evidence: a scene whose numbers cannot be ground is not observed, with its
@@ -161,7 +164,44 @@ def _measure(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, l
     stack, clear_fraction = _observed(stack, refused, loaded_grid, analysis_grid)
     usable = (clear_fraction >= params.min_clear_fraction) & np.array([r is None for r in refused])
     used, used_records = _usable(stack, records, usable, refused, clear_fraction, params, aoi_name=aoi_name)
-    stage(f"co-registration: {len(used_records)} usable scenes onto usable scene {params.reference_scene + 1}", logger=logger)
+    normalised, shifts, fits = _aligned(used, len(used_records), params=params, loaded_grid=loaded_grid,
+                                        analysis_grid=analysis_grid, shift_cache=shift_cache, kept=kept)
+    if on_normalised is not None:
+        on_normalised(normalised)
+    index_name, index, change, dates, thresholds = _dated(normalised, params, analysis_grid, noise=None, records=used_records)
+    calibration = Calibration(
+        usable=tuple(bool(u) for u in usable),
+        shifts=tuple(shifts),
+        fits=tuple(tuple(f) for f in fits),
+        noise=tuple(None if info is None else (info.background, info.noise_sigma) for info in thresholds),
+        refused=tuple(refused),
+    )
+    return _Measured(calibration, list(refused), clear_fraction, usable, used_records, shifts, fits,
+                     normalised, index_name, index, change, dates, thresholds)
+
+
+def _aligned(used: xr.Dataset, n_used: int, *, params: Params, loaded_grid: Grid, analysis_grid: Grid,
+             shift_cache: MutableMapping[str, ShiftEstimate] | None, kept: FigureCache | None) -> Aligned:
+    """The usable scenes co-registered and normalised, as kept from an earlier run of the same pixels, parameters and
+    code where ``kept`` has them (:mod:`pipeline.outputs.kept_scenes`), else made (and kept)."""
+    key = kept.key(_align_and_normalise, used, params, loaded_grid, analysis_grid) if kept is not None else None
+    found = kept_aligned(kept, key) if kept is not None and key is not None else None
+    if found is not None:
+        stage(f"co-registration and normalisation: {n_used} usable scenes as aligned by an earlier run of the same "
+              f"pixels, parameters and code (kept, checked by SHA-256)", logger=logger)
+        return found
+    made = _align_and_normalise(used, n_used, params=params, loaded_grid=loaded_grid, analysis_grid=analysis_grid,
+                                shift_cache=shift_cache)
+    if kept is not None and key is not None:
+        keep_aligned(kept, key, made)
+        kept.prune()
+    return made
+
+
+def _align_and_normalise(used: xr.Dataset, n_used: int, *, params: Params, loaded_grid: Grid, analysis_grid: Grid,
+                         shift_cache: MutableMapping[str, ShiftEstimate] | None) -> Aligned:
+    """Each usable scene moved onto the reference and its bands fitted to it, cropped to the AOI."""
+    stage(f"co-registration: {n_used} usable scenes onto usable scene {params.reference_scene + 1}", logger=logger)
     aligned, shifts = coregister(used, reference_index=params.reference_scene, band=params.coreg_band,
                                  max_shift_px=params.coreg_max_shift_px, known=shift_cache)
     reused = tuple(aligned.attrs.get("shifts_reused", ()))
@@ -175,18 +215,7 @@ def _measure(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, l
     else:
         stage(f"normalisation: none (normalisation={params.normalisation}, scenes as delivered)", logger=logger)
         normalised, fits = aligned, identity_fits(aligned)
-    if on_normalised is not None:
-        on_normalised(normalised)
-    index_name, index, change, dates, thresholds = _dated(normalised, params, analysis_grid, noise=None, records=used_records)
-    calibration = Calibration(
-        usable=tuple(bool(u) for u in usable),
-        shifts=tuple(shifts),
-        fits=tuple(tuple(f) for f in fits),
-        noise=tuple(None if info is None else (info.background, info.noise_sigma) for info in thresholds),
-        refused=tuple(refused),
-    )
-    return _Measured(calibration, list(refused), clear_fraction, usable, used_records, list(shifts), [list(f) for f in fits],
-                     normalised, index_name, index, change, dates, thresholds)
+    return normalised, list(shifts), [list(f) for f in fits]
 
 
 def _detection(m: _Measured, records: list[SceneRecord], *, params: Params, analysis_grid: Grid,
@@ -429,7 +458,7 @@ def run_detect(
     demo: Callable[[Aoi, Params, Path], Path] | None = None,
     catalogue_items: Collection[str] | None = None,
     scene_options: dict[str, Any] | None = None,
-    keep_shifts: bool = True,
+    keep_alignment: bool = True,
     keep_figures: bool = True,
 ) -> RunOutcome:
     """Detect and date burns for one AOI and write a complete run folder.
@@ -441,9 +470,11 @@ def run_detect(
     limits the catalogue to those item ids: a re-run reads the scenes its run read, not those added since.
     ``scene_options`` go with ``scenes_dir`` to :func:`pipeline.readers.recognise.recognise` (``bands``: the band map of
     plain GeoTIFFs, ``acquired`` or ``time_from_name``: their time), the route ``burnscan add`` takes for them.
-    With ``keep_shifts`` the co-registration shifts are kept in ``<out>/.cache/`` and a later run of the
+    With ``keep_alignment`` the co-registration shifts are kept in ``<out>/.cache/`` and a later run of the
     same pixels reuses them (:mod:`pipeline.outputs.shift_cache`): the same numbers, without the search;
-    ``burnscan rerun`` turns it off, since a check must recompute. With ``keep_figures`` the figures, the
+    the co-registered, normalised scenes are kept there too, under a SHA-256 of the usable scenes' pixels,
+    the parameters, the grids and the code (:mod:`pipeline.outputs.kept_scenes`), and read back, their
+    bytes checked, instead of being aligned again; ``burnscan rerun`` turns it off, since a check must recompute. With ``keep_figures`` the figures, the
     review page's scenes and the GIS rasters are kept there too, under a SHA-256 of everything each is made
     from and with (:mod:`pipeline.outputs.figure_cache`), and copied, their bytes checked, instead of made
     again; ``burnscan rerun`` turns it off as well (``burnscan detect --recompute`` turns both off).
@@ -525,10 +556,12 @@ def run_detect(
             scenes_kept[:] = found
             background["scenes"] = fork_soon(lambda t: draw[t](), len(draw))
 
-        # Shifts kept between runs of the same scenes, beside the runs (never inside one: a run folder is sealed).
+        # Shifts and aligned scenes kept between runs of the same scenes, beside the runs (never inside one: a run
+        # folder is sealed).
         detection = detect_burns(stack, records, params=params, loaded_grid=loaded_grid, analysis_grid=analysis_grid,
                                  settlement=settlement, aoi_name=aoi.name,
-                                 shift_cache=ShiftCache(Path(out_root) / ".cache" / "coregistration") if keep_shifts else None,
+                                 shift_cache=ShiftCache(Path(out_root) / ".cache" / "coregistration") if keep_alignment else None,
+                                 kept_scenes=FigureCache(Path(out_root) / ".cache" / "scenes") if keep_alignment else None,
                                  on_normalised=draw_scenes if make_figures else None)
     except BaseException as exc:
         _cancel(background)

@@ -135,4 +135,4 @@ def test_recompute_reuses_nothing_kept_from_earlier_runs(capsys, tmp_path, monke
     monkeypatch.setattr(pipeline.run, "run_detect", run_detect)
     with pytest.raises(SystemExit):
         main(["detect", "ogota", "--out", str(tmp_path / "out"), *flags])
-    assert asked and asked[0]["keep_shifts"] is kept and asked[0]["keep_figures"] is kept
+    assert asked and asked[0]["keep_alignment"] is kept and asked[0]["keep_figures"] is kept

@@ -64,10 +64,10 @@ def test_rerun_gives_identical_outputs_in_a_new_folder(small_run, capsys, tmp_pa
     first = copy_small_run(small_run, tmp_path).outcome  # the re-run lands beside it and moves `latest`
     before = _run_folders(first.run_dir.parent)
     looked_up: list[str] = []
-    monkeypatch.setattr(FigureCache, "get", lambda self, key: looked_up.append(key))
+    monkeypatch.setattr(FigureCache, "_get", lambda self, key: looked_up.append(key))  # every lookup of kept work
     code, out, err = _cli(capsys, "rerun", str(first.run_dir))
     assert code == 0, err
-    assert looked_up == []  # a check draws every figure again: none is taken from the kept ones beside the runs
+    assert looked_up == []  # a check aligns the scenes and draws every figure again: nothing kept beside the runs is taken
     new = [p for p in _run_folders(first.run_dir.parent) if p not in before]
     assert len(new) == 1 and new[0] != first.run_dir and not new[0].name.endswith(".partial")
     assert verify_run(new[0]) == []

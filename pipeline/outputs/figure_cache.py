@@ -15,6 +15,9 @@ An entry is used only when that file parses, names its own key, and every file's
 to what it lists; else the figure is drawn again. An entry that
 cannot be written (disk full, folder not writable) costs the next run its drawing, never this
 run. The folder is kept under :data:`MAX_BYTES`, the entries used longest ago removed first.
+
+The store keeps any files under a key; :mod:`pipeline.outputs.kept_scenes` keeps a run's co-registered,
+normalised scenes in a store of their own with it.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ import numpy as np
 from pipeline.errors import OutputError
 from pipeline.outputs.write import write_bytes, write_json
 
-__all__ = ["FigureCache", "KeptFigure", "MAX_BYTES", "Uncacheable", "content_key", "drawing_version"]
+__all__ = ["FigureCache", "KeptFigure", "MAX_BYTES", "MAX_FILE_BYTES", "Uncacheable", "content_key", "drawing_version"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +55,8 @@ MAX_BYTES = 512 * 1024 * 1024
 
 _KEY = re.compile(r"[0-9a-f]{64}")
 _NAME = re.compile(r"(?!entry\.json$)[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}")  # a plain file name in an entry's folder
-_MAX_FILE_BYTES = 256 * 1024 * 1024  # a 300 dpi figure is a few MB; a larger file in an entry is not one of ours
+MAX_FILE_BYTES = 256 * 1024 * 1024
+"""The largest file an entry may hold: a 300 dpi figure is a few MB, a village's aligned scenes about a hundred."""
 _ENTRY = "entry.json"
 _MAX_DEPTH = 64
 # The libraries whose versions change a figure's pixels or its PDF's bytes.
@@ -259,9 +263,13 @@ class FigureCache:
         found = self._get(key)
         return found[0] if found is not None else None
 
-    def put_files(self, key: str, files: dict[str, bytes]) -> None:
-        """Keep ``files`` (plain file names) under ``key``."""
-        self._put(key, files, {})
+    def put_files(self, key: str, files: dict[str, bytes], meta: dict[str, Any] | None = None) -> None:
+        """Keep ``files`` (plain file names) under ``key``, with ``meta`` (JSON) in its entry."""
+        self._put(key, files, meta or {})
+
+    def get_entry(self, key: str) -> tuple[dict[str, bytes], dict[str, Any]] | None:
+        """The files kept under ``key``, each checked against its entry, and the entry's ``meta``; ``None`` if none checks."""
+        return self._get(key)
 
     def get(self, key: str) -> KeptFigure | None:
         """The figure kept under ``key``, its bytes checked against its entry; ``None`` if there is none that checks."""
@@ -292,7 +300,7 @@ class FigureCache:
             for name, digest in entry["files"].items():
                 if not _NAME.fullmatch(name):
                     raise ValueError(f"{name!r} is not a kept file's name")
-                data = _read(folder / name, _MAX_FILE_BYTES)
+                data = _read(folder / name, MAX_FILE_BYTES)
                 if hashlib.sha256(data).hexdigest() != digest:
                     raise ValueError(f"{name} does not hash to its entry")
                 files[name] = data
@@ -340,7 +348,7 @@ class FigureCache:
                 shutil.rmtree(folder, ignore_errors=True)
                 total -= size
         except OSError as exc:
-            logger.warning(f"{self.root}: kept figures could not be pruned ({exc})")
+            logger.warning(f"{self.root}: kept work could not be pruned ({exc})")
 
 
 def _key_or_none(reader: _Reader, parts: tuple[Any, ...], what: str) -> str | None:
