@@ -71,6 +71,6 @@ def test_the_village_is_timed_warm_as_it_comes_and_recomputed_alternately(tmp_pa
     assert by["village"]["wall_s"] == 9.0 and by["village"]["each_s"] == [9.0, 9.5, 8.0]
     assert by["village_recompute"]["wall_s"] == 14.0
     lines = perf_lines(rows)
-    assert lines[0] == ("burnscan detect ogota, warm (kept shifts and figures used; SIMULATED demo): median 9.00 s of "
+    assert lines[0] == ("burnscan detect ogota, warm (kept work used; SIMULATED demo): median 9.00 s of "
                         "9.00, 9.50, 8.00 (target <= 10 s)")
     assert lines[1].startswith("burnscan detect ogota, warm (--recompute; SIMULATED demo): median 14.00 s")

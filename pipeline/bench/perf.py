@@ -320,7 +320,7 @@ def perf_lines(rows: list[dict[str, Any]]) -> list[str]:
     """The rows of :func:`run_perf` as printed: per size, each method's medians, each chunk size, the ratios."""
     lines: list[str] = []
     for row in (r for r in rows if r["size"] == "ogota demo"):
-        what = {"village": "kept shifts and figures used", "village_recompute": "--recompute"}.get(row["method"], row["method"])
+        what = {"village": "kept work used", "village_recompute": "--recompute"}.get(row["method"], row["method"])
         if "error" in row:
             lines.append(f"burnscan detect ogota ({what}) FAILED: {row['error']}")
         else:
