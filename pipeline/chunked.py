@@ -148,6 +148,16 @@ def _calibration_window(grid: Grid, footprints: list[BaseGeometry], size: int) -
     return _window(grid, min(max(row, 0), grid.height - h), min(max(col, 0), grid.width - w), h, w)
 
 
+def _holds_every_scene(window: Grid, halo_px: int, footprints: list[BaseGeometry], grid: Grid) -> bool:
+    """Whether every scene's data over ``grid`` lies inside ``window`` shrunk by ``halo_px`` on each side."""
+    left, bottom, right, top = window.bounds
+    inset = halo_px * window.resolution
+    if right - left <= 2 * inset or top - bottom <= 2 * inset:
+        return False
+    data = unary_union([f.intersection(box(*grid.bounds)) for f in footprints])
+    return data.is_empty or box(left + inset, bottom + inset, right - inset, top - inset).contains(data)
+
+
 def load_window(sources: list[SceneSource], footprints: list[BaseGeometry], grid: Grid,
                  records: list[SceneRecord] | None):
     """Every scene on ``grid``; a scene that does not reach the window is all "not observed".
@@ -158,7 +168,9 @@ def load_window(sources: list[SceneSource], footprints: list[BaseGeometry], grid
     window = box(*grid.bounds)
     loaded = []
     for i, (source, footprint) in enumerate(zip(sources, footprints)):
-        if footprint.intersects(window):
+        # Half a pixel in from its outline: a footprint carried through lon/lat can overreach the file's own bounds
+        # by a sliver, and a window that the sliver alone reaches holds none of the scene's pixels.
+        if footprint.buffer(-grid.resolution / 2).intersects(window):
             loaded.append(source.load(grid))
         elif records is not None:
             bands = len(records[i].bands)
@@ -369,6 +381,19 @@ def detect_chunked(
     largest_shift = max((max(abs(s.dy), abs(s.dx)) for s in calibration.shifts if s.reliable), default=0.0)
     halo = max(halo_px, int(np.ceil(largest_shift)) + 8)
     chunks = plan_chunks(grid, chunk_px)
+    if chunk_px >= max(window.width, window.height) and _holds_every_scene(window, halo, footprints, grid):
+        # Every pixel any scene has lies in the calibration window, beyond a halo's reach of its edges: its whole
+        # analysis is the area's (the chunks would repeat it with the same numbers, and the seams could only split it).
+        logger.info(f"{len(chunks)} chunk(s) planned; every scene's data lies inside the {window.width} x "
+                    f"{window.height} px calibration window, whose analysis is the area's: no chunk is run")
+        polygons = describe_polygons(calib_det.polygons, grid=grid, times=[r.acquired_utc for r in calib_det.records],
+                                     settlement=settlement) if len(calib_det.polygons) else empty_polygons(grid.crs)
+        logger.info(f"{len(polygons)} polygon(s); 0 piece(s) merged across chunk edges")
+        stage_done()
+        return ChunkedDetection(polygons=polygons, records=calib_det.records, all_records=all_records,
+                                sources=sources, footprints=footprints, halo_px=halo,
+                                calibration=calibration, calibration_grid=window, calibration_detection=calib_det,
+                                index_name=calib_det.index_name, grid=grid, chunks=len(chunks), pieces_merged=0)
     logger.info(f"{len(chunks)} chunk(s) of up to {chunk_px} px with a {halo} px halo")
     # What every chunk shares is bound once: dask would otherwise walk the scenes' records and the calibration
     # (hundreds of small objects) again for each chunk's task, a second on a search's hundred chunks.

@@ -108,6 +108,29 @@ def test_chunks_on_two_workers_give_the_whole_scene_polygons(pair):
 
 
 @pytest.mark.slow
+def test_scenes_inside_the_calibration_window_are_analysed_once_and_give_what_the_chunks_give(pair, caplog):
+    """A search area larger than its delivery: every pixel the scenes have lies in the calibration window, beyond a
+    halo of its edges, so its analysis is the area's and no chunk runs; smaller chunks find the same burns."""
+    sources, grid = pair
+    area = grid.buffered(48)  # the scenes cover its middle only
+    with caplog.at_level(logging.INFO, logger="pipeline.chunked"):
+        once = detect_chunked(sources, area, params=Params(), chunk_px=1024, halo_px=16, scheduler="sync")
+    said = [r.getMessage() for r in caplog.records if r.name == "pipeline.chunked"]
+    assert any("whose analysis is the area's: no chunk is run" in line for line in said)
+    assert not any(line.startswith("chunks done") for line in said) and once.pieces_merged == 0
+    # The last column of chunks' halo ends where the scenes do: their footprints, carried through lon/lat, overreach
+    # by a sliver, which must not read as a scene reaching the window (it stopped the search with "does not overlap").
+    chunked = detect_chunked(sources, area, params=Params(), chunk_px=_CHUNK, halo_px=16, scheduler="sync")
+    assert chunked.pieces_merged >= 6  # the chunks did run, and met at their seams
+    assert list(once.polygons["polygon_id"]) == list(chunked.polygons["polygon_id"])
+    assert list(once.polygons["n_pixels"]) == list(chunked.polygons["n_pixels"])
+    np.testing.assert_allclose(once.polygons["area_m2"], chunked.polygons["area_m2"], rtol=1e-6)
+    np.testing.assert_allclose(once.polygons["burned_fraction_ha"], chunked.polygons["burned_fraction_ha"], rtol=0.01)
+    # a window that the scenes reach within a halo of its edge is chunked as before
+    assert detect_chunked(sources, grid, params=Params(), chunk_px=1024, halo_px=16, scheduler="sync").chunks == 1
+
+
+@pytest.mark.slow
 def test_a_worker_never_sees_rasterio_s_not_georeferenced_warning(pair, monkeypatch):
     """rasterio mutes that warning around its in-memory datasets with catch_warnings(), which is process-wide: two
     threads leaving it out of order let it escape (a failure under warnings-as-errors, noise on a user's console).
