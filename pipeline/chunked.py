@@ -10,6 +10,10 @@ stack of every scene. It is analysed in three steps:
    :func:`pipeline.run.apply` on each chunk).
    A scene-wide translation and radiometric drift are measured as well on a few million
    pixels as on a hundred million.
+   When every pixel the scenes have lies in that window, more than a halo from its edges (a
+   search area far larger than its delivery) and a chunk would hold the window, the window's
+   analysis is the area's: the chunks would only repeat it with the same numbers and cut it
+   at seams, so none is run.
 2. **Chunks.** The area is cut into ``chunk_px`` squares. Each is loaded with a halo of
    ``halo_px`` around it (every reader warps onto the chunk's grid, so tiled and
    cloud-optimised GeoTIFFs are read only where the chunk lies), then analysed with the
@@ -105,6 +109,8 @@ class ChunkedDetection:
     chunks: int
     pieces_merged: int
     """Polygon pieces that met another across a chunk edge and were merged."""
+    whole_window: bool = False
+    """True when the scenes lie inside the calibration window, whose analysis is then the area's (no chunk run)."""
 
 
 def plan_chunks(grid: Grid, chunk_px: int) -> list[Chunk]:
@@ -393,7 +399,8 @@ def detect_chunked(
         return ChunkedDetection(polygons=polygons, records=calib_det.records, all_records=all_records,
                                 sources=sources, footprints=footprints, halo_px=halo,
                                 calibration=calibration, calibration_grid=window, calibration_detection=calib_det,
-                                index_name=calib_det.index_name, grid=grid, chunks=len(chunks), pieces_merged=0)
+                                index_name=calib_det.index_name, grid=grid, chunks=len(chunks), pieces_merged=0,
+                                whole_window=True)
     logger.info(f"{len(chunks)} chunk(s) of up to {chunk_px} px with a {halo} px halo")
     # What every chunk shares is bound once: dask would otherwise walk the scenes' records and the calibration
     # (hundreds of small objects) again for each chunk's task, a second on a search's hundred chunks.

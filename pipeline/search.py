@@ -120,7 +120,8 @@ def _markdown(aoi: Aoi, clusters: gpd.GeoDataFrame, det: ChunkedDetection, simul
         lines += ["**SIMULATED DATA.** These scenes are simulated; nothing here is evidence about a real place.", ""]
     lines += [f"Search area {det.grid.width * det.grid.resolution / 1000:.1f} x {det.grid.height * det.grid.resolution / 1000:.1f} km "
               f"at {det.grid.resolution:g} m ({det.grid.crs}); {coverage:.1%} of it covered by the scenes; "
-              f"{det.chunks} chunk(s), {det.pieces_merged} polygon piece(s) merged across chunk edges.", "",
+              f"{det.chunks} chunk(s){' planned, none run: the scenes lie inside the calibration window, analysed whole' if det.whole_window else ''}, "
+              f"{det.pieces_merged} polygon piece(s) merged across chunk edges.", "",
               "Scenes:", ""]
     for r in det.all_records:
         lines.append(f"- {r.scene_id}: {r.acquired_utc} ({scene_time(r, tz_name)}), {r.sensor}, "
@@ -239,7 +240,7 @@ def run_search(
                "settlement_like": int((clusters["kind"] == SETTLEMENT_LIKE).sum()) if len(clusters) else 0,
                "score": score, "thresholds": [t.as_dict() if t else None for t in det.calibration_detection.thresholds],
                "shifts": [s.as_dict() for s in det.calibration.shifts], "chunks": det.chunks,
-               "pieces_merged": det.pieces_merged}
+               "pieces_merged": det.pieces_merged, "analysed_whole": det.whole_window}
     write_json(partial / f"search{tag}.json", summary, root=partial)
     digest = seal_manifest(partial, {
         "kind": "search", "run_id": run_id, "aoi": aoi.name, "simulated": simulated,

@@ -64,6 +64,9 @@ def test_outputs_are_labelled_simulated_hashed_and_carry_cards(searched):
     assert len(cards) == 4 and cards[0].name.startswith("rank01_")
     text = (run / "search_SIMULATED.md").read_text()
     assert "SIMULATED DATA" in text and "every burned village found: True" in text
+    # the box lies inside the calibration window: analysed once, whole; the second search below chunks it
+    assert "planned, none run: the scenes lie inside the calibration window" in text
+    assert json.loads((run / "search_SIMULATED.json").read_text())["analysed_whole"] is True
     frame = gpd.read_file(run / "clusters_SIMULATED.geojson")
     assert list(frame["rank"]) == sorted(frame["rank"]) and frame["simulated"].all()
 
@@ -109,6 +112,8 @@ def test_a_second_search_reuses_the_box_and_never_overwrites_the_first(searched,
     assert len(runs) == 2 and first.run_dir in runs
     # Smaller chunks, more seams: the same clusters.
     second = sorted(set(runs) - {first.run_dir})[0]
+    summary = json.loads((second / "search_SIMULATED.json").read_text())
+    assert not summary["analysed_whole"] and summary["pieces_merged"] > 0  # 512 px chunks hold no window: they ran
     again = gpd.read_file(second / "clusters_SIMULATED.geojson")
     assert list(again["kind"]) == list(first.clusters["kind"])
     assert again["burned_ha"].tolist() == pytest.approx(first.clusters["burned_ha"].tolist(), rel=0.02)
