@@ -72,6 +72,8 @@ def kept_aligned(store: FigureCache, key: str) -> Aligned | None:
 
 def _arrays(stack: xr.Dataset) -> tuple[dict[str, bytes], list[dict[str, Any]]]:
     """Each variable (data and coordinates, in order) as ``.npy`` bytes, and what names it."""
+    if list(stack.variables) != list(stack.data_vars) + list(stack.coords):  # a Dataset is rebuilt in that order
+        raise TypeError("coordinates before data variables")
     files: dict[str, bytes] = {}
     variables = []
     for i, (name, variable) in enumerate(stack.variables.items()):
@@ -101,8 +103,8 @@ def _stack(files: dict[str, bytes], meta: dict[str, Any]) -> xr.Dataset:
     data_vars = {name: variables[name] for name in meta["data_vars"]}
     coords = {name: var for name, var in variables.items() if name not in data_vars}
     stack = xr.Dataset(data_vars, coords=coords, attrs=meta["attrs"])
-    if list(stack.variables) != [v["name"] for v in meta["variables"]]:  # the order a key walks, for later keys to match
-        stack = xr.Dataset({name: stack.variables[name] for name in variables}, attrs=meta["attrs"]).set_coords(list(coords))
+    if list(stack.variables) != [v["name"] for v in meta["variables"]]:  # the order the figures' keys walk them in
+        raise ValueError("the variables come back in another order")
     return stack
 
 
