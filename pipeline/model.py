@@ -191,3 +191,6 @@ class Detection:
     """(y, x) burned share of each burned pixel on its first date, and of the ring of mixed pixels
     around the burns (:mod:`pipeline.stages.fraction`), NaN elsewhere or where it could not be
     fitted; ``None`` when no band could be unmixed."""
+    kept_work: str = ""
+    """What the analysis read from the kept work of earlier runs of the same pixels instead of computing it, in words
+    ("" for nothing): the report's provenance says it, and ``burnscan rerun`` recomputes it."""

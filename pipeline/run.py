@@ -149,6 +149,8 @@ class _Measured(NamedTuple):
     change: xr.Dataset
     dates: xr.Dataset
     thresholds: list[ThresholdInfo | None]
+    kept_work: str = ""
+    """What this pass read from the kept work of earlier runs instead of computing it ("" for nothing)."""
 
 
 def _measure(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, loaded_grid: Grid,
@@ -164,8 +166,8 @@ def _measure(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, l
     stack, clear_fraction = _observed(stack, refused, loaded_grid, analysis_grid)
     usable = (clear_fraction >= params.min_clear_fraction) & np.array([r is None for r in refused])
     used, used_records = _usable(stack, records, usable, refused, clear_fraction, params, aoi_name=aoi_name)
-    normalised, shifts, fits = _aligned(used, len(used_records), params=params, loaded_grid=loaded_grid,
-                                        analysis_grid=analysis_grid, shift_cache=shift_cache, kept=kept)
+    (normalised, shifts, fits), kept_work = _aligned(used, len(used_records), params=params, loaded_grid=loaded_grid,
+                                                     analysis_grid=analysis_grid, shift_cache=shift_cache, kept=kept)
     if on_normalised is not None:
         on_normalised(normalised)
     index_name, index, change, dates, thresholds = _dated(normalised, params, analysis_grid, noise=None, records=used_records)
@@ -177,25 +179,29 @@ def _measure(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, l
         refused=tuple(refused),
     )
     return _Measured(calibration, list(refused), clear_fraction, usable, used_records, shifts, fits,
-                     normalised, index_name, index, change, dates, thresholds)
+                     normalised, index_name, index, change, dates, thresholds, kept_work)
 
 
 def _aligned(used: xr.Dataset, n_used: int, *, params: Params, loaded_grid: Grid, analysis_grid: Grid,
-             shift_cache: MutableMapping[str, ShiftEstimate] | None, kept: FigureCache | None) -> Aligned:
+             shift_cache: MutableMapping[str, ShiftEstimate] | None, kept: FigureCache | None) -> tuple[Aligned, str]:
     """The usable scenes co-registered and normalised, as kept from an earlier run of the same pixels, parameters and
-    code where ``kept`` has them (:mod:`pipeline.outputs.kept_scenes`), else made (and kept)."""
+    code where ``kept`` has them (:mod:`pipeline.outputs.kept_scenes`), else made (and kept); and what of that work
+    was read from earlier runs, in words for the report's provenance ("" for nothing)."""
     key = kept.key(_align_and_normalise, used, params, loaded_grid, analysis_grid) if kept is not None else None
     found = kept_aligned(kept, key) if kept is not None and key is not None else None
     if found is not None:
         stage(f"co-registration and normalisation: {n_used} usable scenes as aligned by an earlier run of the same "
               f"pixels, parameters and code (kept, checked by SHA-256)", logger=logger)
-        return found
+        return found, (f"co-registered, normalised scenes read from {kept.where(key)}, kept by an earlier run of the "
+                       f"same pixels, parameters and code (burnscan rerun recomputes them)")
     made = _align_and_normalise(used, n_used, params=params, loaded_grid=loaded_grid, analysis_grid=analysis_grid,
                                 shift_cache=shift_cache)
     if kept is not None and key is not None:
         keep_aligned(kept, key, made)
         kept.prune()
-    return made
+    reused = made[0].attrs.get("shifts_reused", ())
+    return made, (f"co-registration shifts of {len(reused)} scene(s) kept by an earlier run of the same pixels, each "
+                  f"confirmed by a refinement step" if len(reused) else "")
 
 
 def _align_and_normalise(used: xr.Dataset, n_used: int, *, params: Params, loaded_grid: Grid, analysis_grid: Grid,
@@ -250,6 +256,7 @@ def _detection(m: _Measured, records: list[SceneRecord], *, params: Params, anal
         extent_first=xr.DataArray(extent_first, dims=("y", "x"), coords={"y": dates.y, "x": dates.x}),
         extents=extents, grid=analysis_grid, calibration=m.calibration, transients=transients, nonfire=nonfire,
         burned_fraction=dates["burned_fraction"] if "burned_fraction" in dates else None,
+        kept_work=m.kept_work,
     )
 
 
@@ -589,7 +596,8 @@ def run_detect(
         stage(f"{len(polygons)} burn polygon(s); checking structures, active fires and confidence", logger=logger)
         evidence = gather_evidence(polygons, detection=detection, params=params, layers=layers, tz_name=tz_name)
         polygons = evidence.polygons
-        provenance = {"run_id": run_id, **git_state(), "versions": package_versions(), "started_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        provenance = {"run_id": run_id, **git_state(), "versions": package_versions(), "started_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                      "kept_work": detection.kept_work or "none: every scene aligned in this run"}
         report = build_report(
             aoi=aoi, records=records, quality=detection.quality, polygons=polygons,
             params=requested.as_dict(), provenance=provenance, index_name=detection.index_name, extents=detection.extents,

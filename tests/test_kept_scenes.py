@@ -15,6 +15,7 @@ from factories import copy_small_run
 from smallaoi import AOI_NAME
 from pipeline.outputs.figure_cache import FigureCache
 from pipeline.outputs.kept_scenes import keep_aligned, kept_aligned
+from pipeline.provenance.compare import compare_runs
 from pipeline.sim.demo import demo_scenes
 from pipeline.stages.coregister import ShiftEstimate
 from pipeline.stages.normalise import BandFit
@@ -96,7 +97,7 @@ def test_a_second_run_reads_its_aligned_scenes_back_and_finds_the_same_burns(sma
     monkeypatch.setattr(run, "normalise", refuse)
     caplog.set_level("INFO")
     again = run.run_detect(AOI_NAME, out_root=copy.out_root, data_root=small_run.data_root, aoi_dir=small_run.aoi_dir,
-                           demo=demo_scenes, make_figures=False)
+                           demo=demo_scenes)
     assert "as aligned by an earlier run of the same pixels, parameters and code" in caplog.text
     first = small_run.outcome.detection
     xr.testing.assert_identical(again.detection.stack, first.stack)
@@ -104,3 +105,9 @@ def test_a_second_run_reads_its_aligned_scenes_back_and_finds_the_same_burns(sma
     assert again.detection.polygons.drop(columns="geometry").equals(first.polygons.drop(columns="geometry"))
     assert again.detection.polygons.geometry.equals(first.polygons.geometry)
     assert again.report["scenes"] == small_run.outcome.report["scenes"]  # shifts, fits and thresholds as reported
+    # the report says what was read from earlier runs, and where; a comparison of the two runs sets that aside
+    kept = again.report["provenance"]["kept_work"]
+    assert kept.startswith("co-registered, normalised scenes read from ") and str(copy.out_root / ".cache" / "scenes") in kept
+    assert small_run.outcome.report["provenance"]["kept_work"] == "none: every scene aligned in this run"
+    assert f"kept_work: {kept}" in (again.run_dir / "report.md").read_text()
+    assert compare_runs(small_run.run_dir, again.run_dir).identical

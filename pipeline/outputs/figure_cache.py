@@ -253,6 +253,10 @@ class FigureCache:
         reader = _Reader()
         return {name: _key_or_none(reader, (name, pdf, build), name) for name, (pdf, build) in figures.items()}
 
+    def where(self, key: str) -> Path:
+        """The folder of the entry kept under ``key``."""
+        return self._folder(key)
+
     def _folder(self, key: str) -> Path:
         if not _KEY.fullmatch(key):  # a key is a SHA-256 in hex, never a path
             raise KeyError(key)

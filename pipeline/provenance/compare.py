@@ -20,7 +20,10 @@ from pipeline.readers.rasters import sha256_file
 __all__ = ["RUN_SPECIFIC_FIELDS", "comparable_report", "json_differences", "OutputComparison", "RunComparison", "compare_runs"]
 
 
-RUN_SPECIFIC_FIELDS = frozenset({"run_id", "started_utc", "finished_utc", "seconds", "commit", "dirty"})
+RUN_SPECIFIC_FIELDS = frozenset({"run_id", "started_utc", "finished_utc", "seconds", "commit", "dirty", "kept_work"})
+"""Fields that name or time one run. ``kept_work`` says what a run read from the work kept by earlier runs of the same
+pixels, parameters and code (the aligned scenes, the shifts): the findings must be the same either way, which is what
+a comparison with ``burnscan rerun`` (which reads nothing kept) checks."""
 
 
 # The same fields (and the code version, which is the commit in words) as a run's STAC item names them.
