@@ -16,17 +16,16 @@ Anything else is made again. A stack larger than one kept file may be is not kep
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import logging
-import math
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from pipeline.outputs.figure_cache import MAX_FILE_BYTES, FigureCache
+from pipeline.outputs.shift_cache import checked_record
 from pipeline.stages.coregister import ShiftEstimate
 from pipeline.stages.normalise import BandFit
 
@@ -60,8 +59,8 @@ def kept_aligned(store: FigureCache, key: str) -> Aligned | None:
     files, meta = found
     try:
         stack = _stack(files, meta)
-        shifts = [_record(ShiftEstimate, s) for s in meta["shifts"]]
-        fits = [[_record(BandFit, f) for f in row] for row in meta["fits"]]
+        shifts = [checked_record(ShiftEstimate, s) for s in meta["shifts"]]
+        fits = [[checked_record(BandFit, f) for f in row] for row in meta["fits"]]
         if len(shifts) != stack.sizes.get("time") or len(fits) != len(shifts):
             raise ValueError("shifts and fits do not match the scenes")
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -113,19 +112,3 @@ def _plain(attrs: dict[str, Any]) -> dict[str, Any]:
     if json.loads(json.dumps(attrs)) != attrs:
         raise TypeError("attributes that JSON does not give back")
     return dict(attrs)
-
-
-def _record(kind: type, values: dict[str, Any]) -> Any:
-    """``kind(**values)`` when ``values`` has exactly its fields, each of its type, numbers finite."""
-    fields = {f.name: f.type for f in dataclasses.fields(kind)}
-    if set(values) != set(fields):
-        raise ValueError(f"{kind.__name__} with fields {sorted(values)}")
-    for name, kind_of in fields.items():
-        type_name = kind_of if isinstance(kind_of, str) else kind_of.__name__
-        value = values[name]
-        ok = {"float": isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
-              "int": isinstance(value, int) and not isinstance(value, bool),
-              "bool": isinstance(value, bool), "str": isinstance(value, str)}.get(type_name, False)
-        if not ok:
-            raise ValueError(f"{kind.__name__}.{name} = {value!r}")
-    return kind(**values)

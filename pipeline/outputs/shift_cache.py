@@ -14,6 +14,7 @@ this run.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -22,6 +23,7 @@ import re
 import stat
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy
@@ -31,13 +33,35 @@ from pipeline.outputs.write import write_json
 from pipeline.stages import coregister
 from pipeline.stages.coregister import ShiftEstimate
 
-__all__ = ["ShiftCache", "code_version"]
+__all__ = ["ShiftCache", "checked_record", "code_version"]
 
 logger = logging.getLogger(__name__)
 
 _KEY = re.compile(r"[0-9a-f]{64}")
 _MAX_ENTRY_BYTES = 64 * 1024  # an entry is a few hundred bytes
 _FIELDS = dict(ShiftEstimate.__annotations__)  # field name -> its type's name
+
+
+def checked_record(kind: type, values: dict[str, Any]) -> Any:
+    """``kind(**values)`` for a dataclass of numbers, flags and words read back from JSON, when ``values`` has exactly
+    its fields, each of its type, numbers finite; else ValueError (a kept entry that is not what was kept).
+
+    >>> checked_record(ShiftEstimate, {**ShiftEstimate(1.5, 0.0).as_dict(), "dy": float("inf")})
+    Traceback (most recent call last):
+    ValueError: ShiftEstimate.dy = inf
+    """
+    fields = {f.name: f.type for f in dataclasses.fields(kind)}
+    if set(values) != set(fields):
+        raise ValueError(f"{kind.__name__} with fields {sorted(values)}")
+    for name, kind_of in fields.items():
+        type_name = kind_of if isinstance(kind_of, str) else kind_of.__name__
+        value = values[name]
+        ok = {"float": isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+              "int": isinstance(value, int) and not isinstance(value, bool),
+              "bool": isinstance(value, bool), "str": isinstance(value, str)}.get(type_name, False)
+        if not ok:
+            raise ValueError(f"{kind.__name__}.{name} = {value!r}")
+    return kind(**values)
 
 
 def code_version() -> str:
@@ -69,13 +93,13 @@ class ShiftCache(MutableMapping[str, ShiftEstimate]):
             values = {name: entry[name] for name in _FIELDS}
         except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError):
             raise KeyError(key) from None
-        numbers_ok = all(isinstance(values[n], (int, float)) and not isinstance(values[n], bool)
-                         and math.isfinite(values[n]) for n in _FIELDS if _FIELDS[n] in ("float", "int"))
-        flags_ok = all(isinstance(values[n], bool) for n in _FIELDS if _FIELDS[n] == "bool")
-        if entry.get("key") != key or not numbers_ok or not flags_ok:
+        try:
+            if entry.get("key") != key:
+                raise ValueError("another key")
+            return checked_record(ShiftEstimate, values)
+        except ValueError:
             logger.debug(f"{path}: not a kept shift for its key; the shift is searched again")
-            raise KeyError(key)
-        return ShiftEstimate(**values)
+            raise KeyError(key) from None
 
     def __setitem__(self, key: str, value: ShiftEstimate) -> None:
         path = self._path(key)
