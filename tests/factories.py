@@ -176,17 +176,21 @@ class SmallRun:
         return self.outcome.run_dir
 
 
-def make_small_run(root: Path, *, figures: bool = True) -> SmallRun:
+def make_small_run(root: Path, *, figures: bool = True, scenes_of: SmallRun | None = None) -> SmallRun:
     """Run ``detect`` on the small AOI's simulated demo, with ``root/aoi``, ``root/data`` and ``root/out`` as absolute paths.
 
     Absolute on purpose: a run started with relative paths writes them into its reports, so its
     re-run (which reads the manifest's absolute paths) is a different report, and the re-run
-    tests need a run that re-runs identically.
+    tests need a run that re-runs identically. ``scenes_of``: a run whose data folder is copied
+    to ``root/data`` first (files, not links: a test may tamper with its copy), so that the demo
+    is found there instead of simulated again (the same seed gives the same bytes).
     """
     from pipeline.run import run_detect
     from pipeline.sim.demo import demo_scenes
 
     root = root.resolve()
+    if scenes_of is not None:
+        shutil.copytree(scenes_of.data_root, root / "data")
     aoi_dir = write_small_aoi(root / "aoi")
     outcome = run_detect(AOI_NAME, out_root=root / "out", data_root=root / "data", aoi_dir=aoi_dir, make_figures=figures,
                          demo=demo_scenes)

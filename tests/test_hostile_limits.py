@@ -467,13 +467,14 @@ def test_fast_and_record_by_record_readings_agree(tmp_path, monkeypatch):
 
 
 _MEASURE = textwrap.dedent("""
-    import sys, tracemalloc
+    import resource, sys
     from pathlib import Path
     from pipeline.readers.firms import read_fire_csv
 
-    tracemalloc.start()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     table = read_fire_csv(Path(sys.argv[1]))
-    print(len(table.detections), table.skipped, tracemalloc.get_traced_memory()[1])
+    grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024  # Linux: kilobytes
+    print(len(table.detections), table.skipped, grown)
 """)
 
 
@@ -485,12 +486,14 @@ def _capped(limit: int):
 
 @pytest.mark.slow
 def test_a_120_mb_fire_archive_is_read_in_a_few_hundred_mb(tmp_path):
-    """Peak traced memory reading a year-sized FIRMS download: a 120 MB file, 1.5 million detections.
+    """Peak memory reading a year-sized FIRMS download: a 120 MB file, 1.5 million detections.
 
-    Measured when written: 275 MB traced (read_fire_csv kept every row as text before: 2.0 GB
-    resident). The child process runs under a 1.5 GB address-space cap (this reader peaks at 0.9 GB
-    of address space, the libraries included) so that a reader holding the whole file as text
-    fails with MemoryError instead of taking the machine's memory.
+    Measured as the growth of the child's peak resident set while it reads, past the libraries'
+    own: 360 MB when last measured (275 MB traced by tracemalloc, which made the read three times
+    slower; read_fire_csv kept every row as text before: 2.0 GB resident). The child runs under a
+    1.5 GB address-space cap (this reader peaks at 0.9 GB of address space, the libraries
+    included) so that a reader holding the whole file as text fails with MemoryError instead of
+    taking the machine's memory.
     """
     rows = "".join(f"{12 + i * 0.00037:.5f},{-3 - i * 0.00041:.5f},{300 + i % 50:.2f},0.39,0.36,2024-01-{1 + i % 28:02d},"
                    f"{i % 24:02d}{(i * 13) % 60:02d},{'N1'[i % 2]},VIIRS,{'lnh'[i % 3]},2.0NRT,290.{i % 10},"
@@ -510,7 +513,7 @@ def test_a_120_mb_fire_archive_is_read_in_a_few_hundred_mb(tmp_path):
     done = subprocess.run([sys.executable, "-c", _MEASURE, str(path)], env=env, cwd=tmp_path, capture_output=True,
                           text=True, timeout=600, preexec_fn=_capped(3 * 1024**3 // 2))
     assert done.returncode == 0, done.stderr[-1500:]
-    kept, skipped, peak = (int(v) for v in done.stdout.split())
+    kept, skipped, grown = (int(v) for v in done.stdout.split())
     assert kept == 1_500_000 and skipped == 0
-    print(f"120 MB FIRMS CSV: peak traced memory {peak / 1e6:.0f} MB")  # pytest -rP
-    assert peak < 350e6, peak
+    print(f"120 MB FIRMS CSV: peak resident memory grew {grown / 1e6:.0f} MB while reading")  # pytest -rP
+    assert grown < 500e6, grown

@@ -43,9 +43,10 @@ def base(small_run):
 
 
 @pytest.fixture(scope="module")
-def own(tmp_path_factory):
-    """A run of this module's own (no figures), for the tests that tamper with an input and restore it."""
-    run = make_small_run(tmp_path_factory.mktemp("integrity"), figures=False)
+def own(tmp_path_factory, small_run):
+    """A run of this module's own (no figures) on a copy of the session's scenes, for the tests that tamper
+    with an input and restore it."""
+    run = make_small_run(tmp_path_factory.mktemp("integrity"), figures=False, scenes_of=small_run)
     return run.root, run.aoi_dir, run.outcome
 
 
@@ -146,8 +147,8 @@ def test_fire_archive_and_footprints_are_hashed_and_checked(own, capsys):
     assert verify_run(first.run_dir) == []
 
 
-def test_rerun_says_which_output_differs_and_exits_non_zero(base, capsys, tmp_path):
-    _, _, first = base
+def test_rerun_says_which_output_differs_and_exits_non_zero(own, capsys, tmp_path):
+    _, _, first = own  # without figures: a re-run of the session's run (figures byte for byte) is checked above
     # an evidence copy whose report someone edited after the run
     copy = tmp_path / "evidence" / AOI_NAME / first.run_dir.name
     shutil.copytree(first.run_dir, copy)

@@ -24,12 +24,16 @@ pytestmark = pytest.mark.slow  # every test here needs the module's own small ru
 
 
 @pytest.fixture(scope="module")
-def made(tmp_path_factory):
-    """(root, run folder): a finished run started in ``root`` with relative --out, --data and --aoi-dir."""
+def made(tmp_path_factory, small_run):
+    """(root, run folder): a finished run started in ``root`` with relative --out, --data and --aoi-dir,
+    on a copy of the session's scenes (files: tests here tamper with them)."""
+    import shutil
+
     from pipeline.run import run_detect
     from pipeline.sim.demo import demo_scenes
 
     root = tmp_path_factory.mktemp("verify")
+    shutil.copytree(small_run.data_root, root / "data")
     write_small_aoi(root / "aoi")
     here = Path.cwd()
     os.chdir(root)
