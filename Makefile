@@ -48,8 +48,9 @@ search: $(STAMP)
 
 # One worker per core (pytest-xdist): each test file's tests share a worker, fixtures as in a serial run; inside
 # a worker, tests run their work in their own process (BURNSCAN_NO_FORK, tests/conftest.py) but for those marked forks.
+# Files are handed out in the order tests/conftest.py gives (the longest first), not by how many tests they hold.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n auto --dist loadfile
+	$(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder
 
 # The quick subset: every test but those marked slow (over ~2 s each, or needing the session's small run); under a minute.
 test-fast: $(STAMP)
