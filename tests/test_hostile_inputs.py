@@ -172,6 +172,58 @@ def test_kilometre_pixels_are_refused_at_read_time_and_landsat_and_sentinel2_pix
         assert stack["clear"].values.all()
 
 
+def _rotate_about_centre(path: Path, degrees: float) -> None:
+    """The same ground delivered on a grid turned by ``degrees`` about the file's centre (not north-up)."""
+    from rasterio.warp import reproject
+
+    with rasterio.open(path) as src:
+        profile, data = src.profile, src.read()
+    centre = profile["transform"] @ (profile["width"] / 2, profile["height"] / 2)
+    turned = Affine.rotation(degrees, pivot=centre) @ profile["transform"]
+    out = np.zeros_like(data)
+    reproject(data, out, src_transform=profile["transform"], src_crs=profile["crs"], src_nodata=0,
+              dst_transform=turned, dst_crs=profile["crs"], dst_nodata=0, resampling=rasterio.enums.Resampling.cubic)
+    with rasterio.open(path, "w", **{**profile, "transform": turned}) as dst:
+        dst.write(out)
+
+
+@pytest.mark.slow
+def test_a_rotated_scene_is_measured_along_its_pixels_and_detected_on(tmp_path, capsys):
+    """A geotransform turned by 6 degrees: its bounding box is 10 % wider than its pixels. The native grid
+    was read from that box (3.3 m), and a 3.3 m grid did not find itself inside its own margin (floating
+    point): an internal error. Now the pixel is 3 m, and the scene is warped onto the grid like any other."""
+    from pyproj import Transformer
+
+    from pipeline.readers.rasters import pixel_size_m
+
+    scenes = _series(tmp_path / "scenes")
+    turned = scenes / "20240127_103800_good_3B_AnalyticMS_SR.tif"
+    _rotate_about_centre(turned, 6.0)
+    assert pixel_size_m(turned) == 3.0 and pixel_size_m(scenes / "20240126_103800_good_3B_AnalyticMS_SR.tif") == 3.0
+    lon, lat = Transformer.from_crs("EPSG:32630", "EPSG:4326", always_xy=True).transform(500200.0, 1500100.0)
+    aoi_dir = _aoi(tmp_path / "aoi", "savanna", lon, lat, 120.0, "Africa/Bamako")
+    code, out, err = _cli(capsys, "detect", "savanna", "--scenes", str(scenes), "--aoi-dir", str(aoi_dir),
+                          "--out", str(tmp_path / "out"), "--data", str(tmp_path / "data"), "--no-figures")
+    assert code == 0, err
+    run = Path(out.strip().splitlines()[-1].split("outputs: ")[1])
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["grid"]["resolution_m"] == 3.0
+    readings = {r["scene_id"]: r for r in json.loads((run / "report.json").read_text())["readings"]}
+    assert readings["20240127_103800_good"]["usable"] is True
+
+
+@pytest.mark.parametrize("res", [0.3, 3.3, 4.7, 7.7])
+def test_a_grid_of_any_pixel_size_finds_itself_inside_its_margin(res):
+    from pipeline.grid import Grid
+
+    grid = grid_for_bounds((413829.9, 1529000.0, 414829.9, 1529817.3), "EPSG:32630", res)
+    for margin in (1, 17, 59):
+        assert grid.offset_in(grid.buffered(margin)) == (margin, margin)
+    half_off = Grid(grid.crs, grid.transform @ Affine.translation(0.5, 0.0), grid.width, grid.height)
+    with pytest.raises(ValueError, match="whole pixels"):
+        half_off.offset_in(grid.buffered(3))
+
+
 @pytest.mark.slow
 def test_fewer_than_two_usable_scenes_names_the_refused_ones_and_why(tmp_path):
     _series(tmp_path, np.full((4, 200, 200), 0.3), days=1)

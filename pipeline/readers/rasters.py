@@ -265,7 +265,7 @@ def check_overlap(src: rasterio.io.DatasetReader, grid: Grid, path: Path) -> Non
     if src.crs is None:
         raise SceneError(f"{path}: no CRS in the file; use a georeferenced delivery (GeoTIFF with its CRS)")
     try:
-        left, bottom, right, top = transform_bounds(src.crs, grid.crs, *src.bounds)
+        left, bottom, right, top = transform_bounds(src.crs, grid.crs, *file_bounds(src))
     except Exception as exc:  # PROJ raises several types for impossible transforms
         crs_name = src.crs.to_string() if len(src.crs.to_string()) <= 60 else src.crs.to_string()[:57] + "..."
         reason = str(exc).split(" from ")[0][:120] or "no transformation"
@@ -342,13 +342,23 @@ def stack_scenes(loaded: list[tuple[SceneRecord, np.ndarray, np.ndarray]], grid:
     return stack, records
 
 
+def file_bounds(src: rasterio.io.DatasetReader) -> tuple[float, float, float, float]:
+    """``(left, bottom, right, top)`` of a raster in its CRS: rasterio's bounds for a north-up file, the box
+    around its four corners for a rotated one (computed here: rasterio's own multiplies affine
+    transforms in a way affine deprecates)."""
+    if src.transform.is_rectilinear:
+        return tuple(src.bounds)
+    xs, ys = zip(*(src.transform @ (c, r) for c in (0, src.width) for r in (0, src.height)))
+    return min(xs), min(ys), max(xs), max(ys)
+
+
 def _utm_bounds(src: rasterio.io.DatasetReader) -> tuple[str, tuple[float, float, float, float]]:
     """The UTM zone of a file's centre and its bounds there: a file in degrees measured in metres."""
     from pipeline.aoi import utm_crs_for
 
-    lon0, lat0, lon1, lat1 = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
+    lon0, lat0, lon1, lat1 = transform_bounds(src.crs, "EPSG:4326", *file_bounds(src))
     crs = utm_crs_for((lon0 + lon1) / 2, (lat0 + lat1) / 2)
-    return crs, transform_bounds(src.crs, crs, *src.bounds)
+    return crs, transform_bounds(src.crs, crs, *file_bounds(src))
 
 
 def native_grid(path: Path, resolution: float | None = None) -> Grid:
@@ -415,7 +425,9 @@ def pixel_size_m(path: Path) -> float:
 
     The analysis grid follows the coarsest band a burn index reads (:mod:`pipeline.resolution`);
     two significant figures turn a 0.00018 degree Sentinel-2 export (19.9 x 16.2 m at 36 degrees
-    north) into its sensor's 20 m, not into a grid of 19.87 m.
+    north) into its sensor's 20 m, not into a grid of 19.87 m. A rotated raster (not north-up) is
+    measured along its own rows and columns: its bounding box would make a 3 m pixel turned by
+    6 degrees read 3.3 m.
     """
 
     path = Path(path)
@@ -424,11 +436,27 @@ def pixel_size_m(path: Path) -> float:
         with rasterio.open(path) as src:
             if src.crs is None:
                 raise SceneError(f"{path}: no CRS in the file; use a georeferenced delivery (GeoTIFF with its CRS)")
-            left, bottom, right, top = _utm_bounds(src)[1]
-            metres = max((right - left) / src.width, (top - bottom) / src.height)
+            if src.transform.is_rectilinear:
+                left, bottom, right, top = _utm_bounds(src)[1]
+                metres = max((right - left) / src.width, (top - bottom) / src.height)
+            else:
+                metres = _rotated_pixel_m(src)
     except UNREADABLE as exc:
         raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None
     return float(f"{metres:.2g}") if metres > 0 and math.isfinite(metres) else 0.0
+
+
+def _rotated_pixel_m(src: rasterio.io.DatasetReader) -> float:
+    """The longer side in metres of the centre pixel of a rotated raster, in the UTM zone of the file's centre."""
+    from pyproj import Transformer
+
+    from pipeline.aoi import utm_crs_for
+
+    col, row = src.width / 2, src.height / 2
+    xs, ys = zip(*(src.transform @ (col + dc, row + dr) for dc, dr in ((0, 0), (1, 0), (0, 1))))
+    lon, lat = Transformer.from_crs(src.crs, "EPSG:4326", always_xy=True).transform(xs[0], ys[0])
+    east, north = Transformer.from_crs(src.crs, utm_crs_for(lon, lat), always_xy=True).transform(xs, ys)
+    return max(math.hypot(east[k] - east[0], north[k] - north[0]) for k in (1, 2))
 
 
 def file_footprint(path: Path):
@@ -441,7 +469,7 @@ def file_footprint(path: Path):
         with rasterio.open(path) as src:
             if src.crs is None:
                 raise SceneError(f"{path}: no CRS in the file; use a georeferenced delivery (GeoTIFF with its CRS)")
-            return box(*transform_bounds(src.crs, "EPSG:4326", *src.bounds, densify_pts=21))
+            return box(*transform_bounds(src.crs, "EPSG:4326", *file_bounds(src), densify_pts=21))
     except UNREADABLE as exc:
         raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None
 
