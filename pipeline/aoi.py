@@ -225,6 +225,10 @@ def aoi_from_feature(name: str, feature: Any, *, path: Path | None = None) -> Ao
     _check_zone_reach(geometry, aoi.utm_crs, where, "AOI")
     if properties.get("search_area"):
         area = shape(properties["search_area"])
+        if not area.intersects(geometry):  # the place is somewhere in its search area: apart, one of them is wrong
+            apart_km = Aoi(name, area).projected(aoi.utm_crs).distance(aoi.projected()) / 1e3
+            raise AoiError(f"{where}: search_area lies {apart_km:.0f} km from the AOI's polygon, which it should contain; "
+                           f"check that both are in lon/lat order (longitude first) and drawn around the same place")
         _check_zone_reach(area, aoi.utm_crs, where, "search_area")
         left, bottom, right, top = Aoi(name, area).projected(aoi.utm_crs).bounds
         box_km2 = (right - left) * (top - bottom) / 1e6
@@ -256,8 +260,13 @@ def _lonlat_polygon(raw: Any, where: str, what: str) -> BaseGeometry:
         raise AoiError(f"{where}: {what} cannot be read ({exc}); give a Polygon in lon/lat") from None
     if geometry.geom_type not in ("Polygon", "MultiPolygon"):
         raise AoiError(f"{where}: {what} is a {geometry.geom_type}; an AOI must be a Polygon in lon/lat")
-    if geometry.is_empty or not geometry.is_valid:
-        raise AoiError(f"{where}: {what} polygon is empty or self-intersecting; redraw it as a simple polygon")
+    if geometry.is_empty:
+        raise AoiError(f"{where}: {what} polygon is empty; draw the place as a Polygon in lon/lat")
+    if not geometry.is_valid:
+        from shapely.validation import explain_validity
+
+        raise AoiError(f"{where}: {what} polygon is not valid ({explain_validity(geometry)}); "
+                       f"redraw it as a simple polygon (rings that do not cross, parts that do not overlap)")
     lon0, lat0, lon1, lat1 = geometry.bounds
     if not (-180 <= lon0 <= lon1 <= 180 and -90 <= lat0 <= lat1 <= 90):
         raise AoiError(f"{where}: {what} coordinates {geometry.bounds} are not lon/lat degrees; use EPSG:4326 order (lon, lat)")

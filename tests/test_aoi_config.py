@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 
 import pytest
 
-from pipeline.aoi import aoi_from_feature, list_aois, load_aoi, utm_crs_for, validate_aoi_name
+from pipeline.aoi import AOI_DIR, aoi_from_feature, list_aois, load_aoi, utm_crs_for, validate_aoi_name
 from pipeline.config import Params, resolve_params
 from pipeline.errors import AoiError, OutputError, ParameterError
 from pipeline.outputs.write import atomic_path, finish_run_dir, new_run_dir, write_text
@@ -67,8 +68,11 @@ def test_missing_aoi_names_the_file_and_the_fix(tmp_path):
     [
         ({"type": "Feature", "properties": {}}, "geometry"),
         ({"type": "Feature", "geometry": {"type": "Point", "coordinates": [0, 0]}}, "Point"),
-        ({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}}, "self-intersecting"),
-        ({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[-3.8, 13.8], [-3.7, 13.8], [-3.6, 13.8], [-3.8, 13.8]]]}}, "empty"),
+        ({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}},
+         r"not valid \(Self-intersection\[0.5 0.5\]\)"),
+        ({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[-3.8, 13.8], [-3.7, 13.8], [-3.6, 13.8], [-3.8, 13.8]]]}},
+         "not valid"),  # a ring with no area
+        ({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": []}}, "polygon is empty"),
         ({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[-10, 0], [10, 0], [10, 20], [-10, 20], [-10, 0]]]}}, "km2"),
         ({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[500000, 1500000], [500100, 1500000], [500100, 1500100], [500000, 1500000]]]}}, "lon/lat"),
     ],
@@ -76,6 +80,15 @@ def test_missing_aoi_names_the_file_and_the_fix(tmp_path):
 def test_bad_aoi_geometry_is_refused(feature, message):
     with pytest.raises(AoiError, match=message):
         aoi_from_feature("x", feature)
+
+
+def test_a_search_area_apart_from_its_polygon_is_refused_saying_how_far():
+    """Latitude and longitude swapped in the polygon only: the place would be searched for 2776 km away."""
+    feature = json.loads((AOI_DIR / "ogota.geojson").read_text())
+    ring = feature["geometry"]["coordinates"][0]
+    feature["geometry"]["coordinates"] = [[[lat, lon] for lon, lat in ring]]
+    with pytest.raises(AoiError, match=r"search_area lies 2776 km from the AOI's polygon.*longitude first"):
+        aoi_from_feature("ogota", feature)
 
 
 def test_utm_zone():
