@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -519,6 +520,37 @@ def test_a_quality_mask_without_a_crs_is_refused(tmp_path):
     with pytest.raises(SceneError) as err:
         _load(tmp_path)
     _one_line(err, "a_3B_udm2.tif", "no CRS")
+
+
+@pytest.mark.parametrize("placed_by", ["gcps", "rpcs"])
+def test_a_scene_placed_by_control_points_or_rpcs_only_is_refused_with_the_command_that_grids_it(tmp_path, capsys, placed_by):
+    """Georeferenced, but on no grid: warped without its maker's terrain model it would be placed by guesswork."""
+    from rasterio.control import GroundControlPoint
+    from rasterio.rpc import RPC
+
+    path = tmp_path / "in" / "scene.tif"
+    path.parent.mkdir()
+    gcps = ([GroundControlPoint(row=r, col=c, x=499900.0 + 3 * c, y=1500400.0 - 3 * r) for r in (0, 200) for c in (0, 200)],
+            rasterio.crs.CRS.from_epsg(32630))
+    rpcs = RPC(height_off=300, height_scale=500, lat_off=13.56, lat_scale=0.05, line_den_coeff=[1] + [0] * 19,
+               line_num_coeff=[0, 0, -1] + [0] * 17, line_off=100, line_scale=100, long_off=-3.0, long_scale=0.05,
+               samp_den_coeff=[1] + [0] * 19, samp_num_coeff=[0, 1] + [0] * 18, samp_off=100, samp_scale=100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)  # placed below, once open
+        with rasterio.open(path, "w", driver="GTiff", width=200, height=200, count=4, dtype="uint16", nodata=0) as dst:
+            dst.write(np.clip(_ground(2) * 10000, 1, 65535).astype(np.uint16))
+            if placed_by == "gcps":
+                dst.gcps = gcps
+            else:
+                dst.rpcs = rpcs
+    aoi_dir = write_small_aoi(tmp_path / "aoi")
+    code, _, err = _cli(capsys, "add", AOI_NAME, str(path), "--bands", "blue,green,red,nir", "--acquired",
+                        "2024-01-28T10:38Z", "--data", str(tmp_path / "data"), "--aoi-dir", str(aoi_dir))
+    assert code != 0
+    if placed_by == "gcps":
+        _one_error_line(err, str(path), "placed by 4 ground control points", f"gdalwarp -r cubic -t_srs EPSG:32630 {path}")
+    else:
+        _one_error_line(err, str(path), "rational polynomial coefficients (not orthorectified)", "gdalwarp -rpc")
 
 
 @pytest.mark.parametrize("geometry, needle", [

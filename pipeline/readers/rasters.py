@@ -258,12 +258,30 @@ def warp_to_grid(src: rasterio.io.DatasetReader, grid: Grid, resampling: Resampl
         return vrt.read()
 
 
+def no_crs_error(src: rasterio.io.DatasetReader, path: Path) -> SceneError:
+    """The error for a raster without a CRS and geotransform, saying what it has instead and how to grid it.
+
+    A file placed by ground control points or by rational polynomial coefficients (a product not yet
+    orthorectified) is georeferenced, but not on a grid: warped here without the terrain model its
+    maker used, it would be placed by guesswork, so it is refused with the GDAL command that grids it.
+    """
+    points, points_crs = src.gcps
+    if points and points_crs is not None:
+        return SceneError(f"{path}: placed by {len(points)} ground control points, with no geotransform; put it on a grid "
+                          f"first (gdalwarp -r cubic -t_srs {points_crs.to_string()} {path} gridded.tif) and use that file")
+    if src.rpcs is not None:
+        return SceneError(f"{path}: placed by rational polynomial coefficients (not orthorectified), with no geotransform; "
+                          f"orthorectify it first (gdalwarp -rpc -r cubic -t_srs EPSG:<its UTM zone> {path} ortho.tif, "
+                          f"with a DEM for the terrain) or use the provider's orthorectified product")
+    return SceneError(f"{path}: no CRS in the file; use a georeferenced delivery (GeoTIFF with its CRS)")
+
+
 def check_overlap(src: rasterio.io.DatasetReader, grid: Grid, path: Path) -> None:
     if max(src.width, src.height) > _MAX_SIDE_PX or src.count > _MAX_BANDS:
         raise SceneError(f"{path}: header claims {src.width} x {src.height} pixels in {src.count} bands, beyond any "
                          f"satellite scene (a decompression bomb or a corrupt header); replace the file")
     if src.crs is None:
-        raise SceneError(f"{path}: no CRS in the file; use a georeferenced delivery (GeoTIFF with its CRS)")
+        raise no_crs_error(src, path)
     try:
         left, bottom, right, top = transform_bounds(src.crs, grid.crs, *file_bounds(src))
     except Exception as exc:  # PROJ raises several types for impossible transforms
@@ -372,7 +390,7 @@ def native_grid(path: Path, resolution: float | None = None) -> Grid:
     try:
         with rasterio.open(path) as src:
             if src.crs is None:
-                raise SceneError(f"{path}: no CRS in the file; use a georeferenced GeoTIFF")
+                raise no_crs_error(src, path)
             crs, bounds = _utm_bounds(src)
             if resolution is None:
                 resolution = (bounds[2] - bounds[0]) / src.width
@@ -435,7 +453,7 @@ def pixel_size_m(path: Path) -> float:
     try:
         with rasterio.open(path) as src:
             if src.crs is None:
-                raise SceneError(f"{path}: no CRS in the file; use a georeferenced delivery (GeoTIFF with its CRS)")
+                raise no_crs_error(src, path)
             if src.transform.is_rectilinear:
                 left, bottom, right, top = _utm_bounds(src)[1]
                 metres = max((right - left) / src.width, (top - bottom) / src.height)
@@ -468,7 +486,7 @@ def file_footprint(path: Path):
     try:
         with rasterio.open(path) as src:
             if src.crs is None:
-                raise SceneError(f"{path}: no CRS in the file; use a georeferenced delivery (GeoTIFF with its CRS)")
+                raise no_crs_error(src, path)
             return box(*transform_bounds(src.crs, "EPSG:4326", *file_bounds(src), densify_pts=21))
     except UNREADABLE as exc:
         raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None
