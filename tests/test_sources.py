@@ -153,6 +153,34 @@ def test_plain_geotiff_without_a_time_asks_for_one(tmp_path):
     _one_line(err, "export.tif", "--acquired")
 
 
+@pytest.mark.parametrize("dtype, stored, divisor", [
+    ("float32", 0.3, 1.0),       # reflectance as Earth Engine or SNAP export it
+    ("float32", 3000.0, 10000.0),  # reflectance times 10000, in floats
+    ("uint16", 3000, 10000.0),   # the usual surface-reflectance export
+])
+def test_a_plain_geotiff_is_read_on_the_scale_its_values_show(tmp_path, dtype, stored, divisor):
+    """A float file of reflectance divided by 10000 read as a constant fill value: every scene refused as "not ground"."""
+    import rasterio
+    from affine import Affine
+
+    from pipeline.grid import Grid
+
+    path = tmp_path / "export.tif"
+    data = np.full((5, 200, 200), stored, dtype)
+    data[:, :, :20] = np.nan if dtype == "float32" else 0  # no data, as such exports mark it
+    data[4] = 0.5 if dtype == "float32" else 5000  # an NDVI band the band map skips
+    data[4, :, :20] = np.nan if dtype == "float32" else 0
+    with rasterio.open(path, "w", driver="GTiff", width=200, height=200, count=5, dtype=dtype, crs="EPSG:32630",
+                       nodata=np.nan if dtype == "float32" else 0, transform=Affine(3.0, 0, 499900.0, 0, -3.0, 1500400.0)) as dst:
+        dst.write(data)
+    scene = GeoTiffScene(path, bands=parse_band_map("blue,green,red,nir,-"), acquired=datetime(2024, 1, 28, 10, 38))
+    assert scene.divisor == divisor and scene.describe().properties["scale"] == divisor
+    _, reflectance, clear = scene.load(Grid("EPSG:32630", Affine(3.0, 0, 499900.0, 0, -3.0, 1500400.0), 200, 200))  # the file's own
+    assert clear.shape == (200, 200) and clear[:, 20:].all() and not clear[:, :20].any()
+    assert np.allclose(reflectance[:, clear], 0.3)
+    assert GeoTiffScene(path, bands=["blue", "green", "red", "nir", None], scale=100.0).divisor == 100.0  # given, not read
+
+
 def test_superdove_8_band_delivery_names_its_bands(tmp_path):
     _write_scene(tmp_path, "20240128_103800_24a1", bands=8)
     record, reflectance, clear = find(tmp_path)[0].load(GRID)

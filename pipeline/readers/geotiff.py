@@ -1,7 +1,9 @@
 """Any GeoTIFF with a band map: the way many shared pre/post pairs and exports come.
 
 The band map names each band in file order (``None`` or ``-`` skips one, e.g. a stored NDVI);
-values are divided by ``scale`` (10000 for most surface-reflectance exports).
+values are divided by ``scale``: 10000 for integer files (most surface-reflectance exports), and for
+floating-point files whose values run into the hundreds or thousands; 1 for floating-point files
+that already hold reflectance (their values under 2: an export from Earth Engine or SNAP).
 
 The acquisition time is never guessed. It comes from the caller (``--acquired``; its source
 ``acquired-option``), else from the file's ``ACQUIRED`` or ``TIFFTAG_DATETIME`` tag
@@ -99,7 +101,8 @@ class GeoTiffScene:
     path: Path
     bands: tuple[str | None, ...] | list[str | None]
     acquired: datetime | None = None
-    scale: float = 10000.0
+    scale: float | None = None
+    """Divisor turning stored values into reflectance; ``None``: :func:`stored_scale` reads it from the file."""
     time_from_name: bool = False
     """Take the ``YYYYMMDD`` date of the file name when the file states no time (``--time-from-name``)."""
     time_source: str | None = None
@@ -141,19 +144,55 @@ class GeoTiffScene:
         when, source, known = self._time()
         return SceneInfo(scene_id=self.scene_id, kind="geotiff", acquired=when.astimezone(timezone.utc), sensor=self.sensor,
                          satellite_id="unknown", footprint=file_footprint(Path(self.path)), files={"reflectance": Path(self.path)},
-                         bands=tuple(b for b in self.bands if b), properties={"band_map": list(self.bands), "scale": self.scale},
+                         bands=tuple(b for b in self.bands if b), properties={"band_map": list(self.bands), "scale": self.divisor},
                          time_source=source, time_of_day_known=known,
                          pixel_m=dict.fromkeys((b for b in self.bands if b), pixel_size_m(Path(self.path))))
 
     def load(self, grid: Grid) -> tuple[SceneRecord, np.ndarray, np.ndarray]:
         when, source, known = self._time()
-        return load_geotiff(Path(self.path), bands=list(self.bands), grid=grid, acquired=when, scene_id=self.scene_id, scale=self.scale,
+        return load_geotiff(Path(self.path), bands=list(self.bands), grid=grid, acquired=when, scene_id=self.scene_id, scale=self.divisor,
                             sensor=self.sensor, time_source=source, time_of_day_known=known)
+
+    @cached_property
+    def divisor(self) -> float:
+        """The scale given, else the one the file's values show (:func:`stored_scale`)."""
+        return self.scale if self.scale is not None else stored_scale(Path(self.path), self.bands)
 
     @property
     def sensor(self) -> str:
         """``unknown``, or the sensor the user declared the file comes from, marked as declared."""
         return DECLARED_SENSORS[self.provider] if self.provider else "unknown"
+
+
+_REFLECTANCE_AT_MOST = 2.0
+"""Stored values whose 99th percentile stays under this are reflectance already (bright ground, cloud and
+snow read up to about 1.2); scaled exports store ten thousand times as much."""
+
+
+def stored_scale(path: Path, bands: tuple[str | None, ...] | list[str | None]) -> float:
+    """10000, or 1 for a floating-point file whose named bands already hold reflectance.
+
+    Integer files store reflectance times 10000 (or digital numbers a plausibility check then
+    refuses); floating-point files store either. Read at most 512 pixels a side: the
+    99th percentile of the named bands' finite values tells the two apart, where dividing
+    reflectance by 10000 would read a whole scene as a constant fill value.
+    """
+    check_regular_file(path)
+    try:
+        with rasterio.open(path) as src:
+            if not np.issubdtype(np.dtype(src.dtypes[0]), np.floating):
+                return 10000.0
+            named = [i + 1 for i, name in enumerate(bands) if name and i < src.count]
+            step = max(1, -(-max(src.width, src.height) // 512))
+            sample = src.read(named or None, out_shape=(len(named) or src.count, -(-src.height // step), -(-src.width // step)),
+                              masked=True)
+    except UNREADABLE as exc:
+        raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None
+    values = np.asarray(sample.compressed(), dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return 10000.0
+    return 1.0 if float(np.percentile(np.abs(values), 99)) < _REFLECTANCE_AT_MOST else 10000.0
 
 
 def find(path: Path, *, bands: Any = None, acquired: datetime | None = None, time_from_name: bool = False,
