@@ -364,7 +364,7 @@ def file_bounds(src: rasterio.io.DatasetReader) -> tuple[float, float, float, fl
     """``(left, bottom, right, top)`` of a raster in its CRS: rasterio's bounds for a north-up file, the box
     around its four corners for a rotated one (computed here: rasterio's own multiplies affine
     transforms in a way affine deprecates)."""
-    if src.transform.is_rectilinear:
+    if src.transform.b == 0 and src.transform.d == 0:
         return tuple(src.bounds)
     xs, ys = zip(*(src.transform @ (c, r) for c in (0, src.width) for r in (0, src.height)))
     return min(xs), min(ys), max(xs), max(ys)
@@ -454,7 +454,7 @@ def pixel_size_m(path: Path) -> float:
         with rasterio.open(path) as src:
             if src.crs is None:
                 raise no_crs_error(src, path)
-            if src.transform.is_rectilinear:
+            if src.transform.b == 0 and src.transform.d == 0:  # north-up (rows along y, columns along x)
                 left, bottom, right, top = _utm_bounds(src)[1]
                 metres = max((right - left) / src.width, (top - bottom) / src.height)
             else:
