@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -56,7 +57,6 @@ def test_aois_lists_the_registry(capsys):
 
 
 def _footprints_geojson(path: Path, lon: float, lat: float, n: int = 5) -> Path:
-    import json
 
     d = 0.00005  # about 5 m
     features = [{"type": "Feature", "properties": {"osm_id": f"w{i}"},
@@ -92,6 +92,16 @@ def test_add_buildings_refuses_a_layer_elsewhere_or_not_vector(capsys, tmp_path)
     junk.write_bytes(b"\x00not a geopackage" * 10)
     code, _, err = _run(capsys, "add-buildings", "ogota", str(junk), "--data", str(data))
     assert code == 4 and "junk.gpkg" in err and err.count("\n") == 1
+    # A table of coordinates (it was an internal error), and points where outlines belong
+    table = tmp_path / "buildings.csv"
+    table.write_text("latitude,longitude,height\n13.82,-3.78,3\n")
+    code, _, err = _run(capsys, "add-buildings", "ogota", str(table), "--data", str(data))
+    assert code == 4 and err.count("\n") == 1 and "buildings.csv: a table without geometry (columns: latitude, longitude" in err
+    points = tmp_path / "points.geojson"
+    points.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {}, "geometry": {"type": "Point", "coordinates": [-3.78, 13.82]}}]}))
+    code, _, err = _run(capsys, "add-buildings", "ogota", str(points), "--data", str(data))
+    assert code == 4 and err.count("\n") == 1 and "1 feature(s), none a polygon (Point)" in err
     assert not (data / "ogota" / "buildings.gpkg").exists()
 
 

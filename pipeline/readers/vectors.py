@@ -26,6 +26,7 @@ def read_outline(path: Path, crs: str):
         frame = gpd.read_file(path, engine="pyogrio")
     except Exception as exc:  # pyogrio raises several types for unreadable files
         raise SceneError(f"{path}: cannot be read as a vector file ({short(exc)}); give a GeoJSON of the settlement outline") from None
+    _check_has_geometry(frame, path, "a GeoJSON of the settlement outline")
     if frame.crs is None:
         raise SceneError(f"{path}: outline has no CRS; save it as GeoJSON (lon/lat) or with its CRS")
     return frame.to_crs(crs).geometry.union_all()
@@ -48,6 +49,7 @@ def read_footprints(path: Path, crs: str, *, bounds: tuple[float, float, float, 
     except Exception as exc:  # pyogrio raises several types for unreadable files
         raise SceneError(f"{path}: cannot be read as building footprints ({short(exc)}); "
                          "give a GeoJSON or GeoPackage of building polygons") from None
+    _check_has_geometry(frame, path, "a GeoJSON or GeoPackage of building polygons")
     if frame.crs is None:
         raise SceneError(f"{path}: footprints have no CRS; save them as GeoJSON (lon/lat) or with their CRS")
     if len(frame) > _MAX_FOOTPRINTS:
@@ -55,6 +57,10 @@ def read_footprints(path: Path, crs: str, *, bounds: tuple[float, float, float, 
     id_column = next((c for c in _FOOTPRINT_ID_COLUMNS if c in frame.columns), None)
     ids = frame[id_column].astype(str) if id_column else pd.Series([str(i) for i in range(len(frame))], index=frame.index)
     polygonal = frame.geometry.notna() & frame.geometry.geom_type.isin(["Polygon", "MultiPolygon"])
+    if len(frame) and not polygonal.any():
+        kinds = ", ".join(sorted(frame.geometry.dropna().geom_type.unique())) or "no geometry"
+        raise SceneError(f"{path}: {len(frame)} feature(s), none a polygon ({kinds}); footprints are building outlines "
+                         f"(polygons, as Open Buildings or OpenStreetMap give them), not points or lines")
     out = gpd.GeoDataFrame({"structure_id": ids[polygonal].to_numpy()},
                            geometry=frame.geometry[polygonal].make_valid().to_numpy(), crs=frame.crs).to_crs(crs)
     out = out[~out.geometry.is_empty & (out.geometry.area > 0)]
@@ -65,6 +71,15 @@ def read_footprints(path: Path, crs: str, *, bounds: tuple[float, float, float, 
     if out["structure_id"].duplicated().any():
         raise SceneError(f"{path}: footprint ids in column {id_column!r} repeat; give each building its own id")
     return out
+
+
+def _check_has_geometry(frame, path: Path, wanted: str) -> None:
+    """A file read as a table (a CSV, a spreadsheet export) has rows but no shapes: refused, naming what is wanted."""
+    import geopandas as gpd
+
+    if not isinstance(frame, gpd.GeoDataFrame) or "geometry" not in frame.columns:
+        raise SceneError(f"{path}: a table without geometry (columns: {', '.join(map(str, frame.columns[:8])) or 'none'}); "
+                         f"give {wanted}")
 
 
 _FOOTPRINT_ID_COLUMNS = ("structure_id", "building_id", "osm_id", "id", "full_plus_code")
