@@ -84,14 +84,18 @@ def record_decision(path: Path, polygons_4326: gpd.GeoDataFrame, polygon_id: str
         raise ParameterError(f"decision {decision!r} is not one of {', '.join(DECISIONS)}")
     if not by.strip():
         raise ParameterError("a decision needs the reviewer's name; give --by NAME")
+    _check_plain_text(by, "--by", "the reviewer's name", _MAX_NAME_CHARS)
     if decision == "rejected" and not reason.strip():
         raise ParameterError("a rejection needs a reason; give --reject REASON")
+    _check_plain_text(reason, "--reject", "the reason", _MAX_REASON_CHARS)
     if decision == "edited" and (edited is None or edited.is_empty or not edited.is_valid):
         raise ParameterError("an edit needs the corrected outline as a valid polygon (GeoJSON, lon/lat)")
     match = polygons_4326[polygons_4326["polygon_id"] == polygon_id]
     if match.empty:
         raise ParameterError(f"polygon {polygon_id!r} is not in run {run_id}; pick an id from its report or GeoJSON")
     row = match.iloc[0]
+    if decision == "edited":
+        _check_edit_near(row.geometry, edited, polygon_id)
     made = Decision(polygon_id=polygon_id, decision=decision, by=by.strip(),
                     at_utc=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), first_seen=str(row["first_seen"]),
                     outline_wkt=row.geometry.wkt, simulated=simulated, run_id=run_id, reason=reason.strip(),
@@ -100,6 +104,36 @@ def record_decision(path: Path, polygons_4326: gpd.GeoDataFrame, polygon_id: str
         history = read_decisions(path)
         write_json(path, {"decisions": [asdict(d) for d in [*history, made]]}, root=Path(path).parent)
     return made
+
+
+_MAX_NAME_CHARS = 200
+_MAX_REASON_CHARS = 2000
+_EDIT_REACH_M = 100.0
+"""How far a corrected outline may lie from the polygon it corrects: a misplaced outline, not another place."""
+
+
+def _check_plain_text(text: str, option: str, what: str, limit: int) -> None:
+    """A name or reason goes into every later report: plain text of a sensible length, no control characters
+    and no characters that turn the text's direction (U+202E would make a report show another reason)."""
+    import unicodedata
+
+    if len(text) > limit:
+        raise ParameterError(f"{option}: {len(text)} characters, more than {limit}; give {what} in fewer words")
+    hidden = sorted({f"U+{ord(c):04X}" for c in text if unicodedata.category(c) in ("Cc", "Cf")})
+    if hidden:
+        raise ParameterError(f"{option}: {what} holds control or direction characters ({', '.join(hidden[:5])}); "
+                             f"type it as plain text")
+
+
+def _check_edit_near(outline: BaseGeometry, edited: BaseGeometry, polygon_id: str) -> None:
+    """Refuse a corrected outline that lies farther than :data:`_EDIT_REACH_M` from the polygon it corrects."""
+    both = gpd.GeoSeries([outline, edited], crs="EPSG:4326")
+    metric = both.to_crs(both.estimate_utm_crs())
+    apart_m = float(metric.iloc[0].distance(metric.iloc[1]))
+    if apart_m > _EDIT_REACH_M:
+        far = f"{apart_m / 1000:.0f} km" if apart_m >= 10_000 else f"{apart_m:.0f} m"
+        raise ParameterError(f"the corrected outline lies {far} from polygon {polygon_id} (at most {_EDIT_REACH_M:.0f} m); "
+                             f"draw it over the burn it corrects, in lon/lat")
 
 
 def run_polygons(run_dir: Path, aoi_name: str) -> tuple[dict[str, Any], gpd.GeoDataFrame]:

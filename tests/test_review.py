@@ -8,6 +8,7 @@ from pathlib import Path
 import geopandas as gpd
 import pytest
 from shapely import affinity
+from shapely.geometry import Polygon, box
 
 from pipeline import review as rv
 from pipeline.errors import OutputError, ParameterError
@@ -87,6 +88,22 @@ def test_bad_decisions_and_a_crash_while_saving(first_run, tmp_path, monkeypatch
             rv.record_decision(path, burns, burns.iloc[0].polygon_id, run_id="r", simulated=True, **kwargs)
     with pytest.raises(ParameterError, match="not in run"):
         rv.record_decision(path, burns, "19990101-E1-N1", decision="confirmed", by="B", run_id="r", simulated=True)
+    # What goes into every later report: a name of sensible length, plain text, an edit over the burn it corrects
+    first = burns.iloc[0]
+    _, south, east, _ = first.geometry.bounds
+    paris = Polygon([(2.30, 48.80), (2.31, 48.80), (2.31, 48.81), (2.30, 48.80)])
+    for kwargs, needle in (({"decision": "confirmed", "by": "x" * 201}, "--by: 201 characters, more than 200"),
+                           ({"decision": "rejected", "by": "B", "reason": "\u202ewodahs duolc"}, r"direction characters \(U\+202E\)"),
+                           ({"decision": "rejected", "by": "B\x07", "reason": "smoke"}, r"--by: .*\(U\+0007\)"),
+                           ({"decision": "edited", "by": "B", "edited": paris}, "lies [0-9]+ km from polygon"),
+                           ({"decision": "edited", "by": "B", "edited": box(east + 0.0014, south, east + 0.0015, south + 0.0001)},
+                            "lies 1[0-9]{2} m from")):  # about 150 m east of it
+        with pytest.raises(ParameterError, match=needle):
+            rv.record_decision(path, burns, first.polygon_id, run_id="r", simulated=True, **kwargs)
+    nudged = rv.record_decision(path, burns, first.polygon_id, decision="edited", by="B", run_id="r", simulated=True,
+                                edited=first.geometry.buffer(0.0003))  # about 30 m out: a redrawn outline, kept
+    assert nudged.edited_wkt
+    before = path.read_bytes()
 
     def full_disk(target, body, **kwargs):
         raise OutputError(f"{target}: disk full (simulated); free disk space")
