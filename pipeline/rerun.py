@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -24,6 +25,7 @@ from pipeline.outputs.write import named_run_dir
 from pipeline.provenance.compare import RunComparison, compare_runs
 from pipeline.provenance.manifest import read_manifest
 from pipeline.readers.catalogue import catalogue_dir, catalogue_entries
+from pipeline.readers.geotiff import find as geotiff_scenes_in
 from pipeline.readers.planet import planet_scenes_in
 from pipeline.readers.rasters import is_regular_file, sha256_file
 from pipeline.run import run_detect
@@ -70,6 +72,8 @@ class _RunInputs(NamedTuple):
     """The ``<data>`` the run looked in for its catalogue and layers (None when not recorded)."""
     items: list[str] | None
     """The catalogue items of a catalogue run's scenes, in the manifest's order."""
+    scene_options: dict[str, Any]
+    """How a folder run read its files (``--bands`` and the rest), as its manifest records them."""
 
 
 def _catalogue_items(manifest: dict[str, Any], manifest_path: Path, data_root: Path) -> list[str]:
@@ -129,20 +133,25 @@ def _check_inputs(manifest: dict[str, Any], manifest_path: Path) -> _RunInputs:
             raise SceneError(f"{manifest_path}: an evidence layer of the run is missing or its SHA-256 changed ({path}); "
                              f"restore it to re-run, or run burnscan detect for a new run with today's layers")
     if from_catalogue:
-        return _RunInputs(aoi_path.parent, None, data_root, _catalogue_items(manifest, manifest_path, data_root))
+        return _RunInputs(aoi_path.parent, None, data_root, _catalogue_items(manifest, manifest_path, data_root), {})
     folders = sorted({str(p.parent) for p, _ in files})
     if len(folders) != 1:
         raise SceneError(f"{manifest_path}: inputs lie in {len(folders)} folders ({', '.join(folders)}); a re-run needs one scene folder")
     scenes_dir = Path(folders[0])
+    options = dict(manifest.get("scene_options") or {})
+    if "acquired" in options:
+        options["acquired"] = datetime.fromisoformat(options["acquired"])
     recorded = {p.resolve() for p, _ in files}
     found = [p for s in planet_scenes_in(scenes_dir) for p in s.paths().values()]
+    if options.get("bands"):  # each GeoTIFF of the folder was a scene of the run: one added since would be read too
+        found += [Path(s.path) for s in geotiff_scenes_in(scenes_dir, bands=options["bands"])]
     extra = [p for p in found if p.resolve() not in recorded]
     if extra:
         raise SceneError(
             f"{extra[0]}: file is in the run's scene folder but was not an input of the run; "
             f"move it out, or re-run on a copy of the folder without it"
         )
-    return _RunInputs(aoi_path.parent, scenes_dir, data_root, None)
+    return _RunInputs(aoi_path.parent, scenes_dir, data_root, None, options)
 
 
 def check_run_inputs(run_dir: Path) -> tuple[Path, Path | None]:
@@ -212,6 +221,6 @@ def rerun(
         manifest["aoi"], out_root=Path(out_root), overrides=manifest["parameters"], scenes_dir=checked.scenes_dir,
         aoi_dir=checked.aoi_dir, make_figures=figures,
         reviews_file=Path(reviews["path"]) if reviews else None, apply_reviews=bool(reviews),
-        catalogue_items=checked.items, keep_alignment=False, keep_figures=False, **where,  # a check recomputes: nothing is taken from earlier runs
+        catalogue_items=checked.items, scene_options=checked.scene_options, keep_alignment=False, keep_figures=False, **where,  # a check recomputes: nothing is taken from earlier runs
     )
     return compare_runs(run_dir, outcome.run_dir)

@@ -449,6 +449,20 @@ def _grids(aoi: Aoi, params: Params) -> tuple[Grid, Grid]:
 
 
 @timed()  # every stage line of the run says the seconds since it began
+def recorded_scene_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The options a scene folder was read with, as the manifest records them (a time as ISO 8601, a band map as text)."""
+    recorded: dict[str, Any] = {}
+    for key, value in options.items():
+        if value is None or value is False:
+            continue
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif key == "bands" and not isinstance(value, str):
+            value = ",".join(name or "-" for name in value)
+        recorded[key] = value
+    return recorded
+
+
 def run_detect(
     aoi_name: str,
     *,
@@ -664,6 +678,8 @@ def run_detect(
                 for r in records
             ],
         }
+        if scenes_from == "folder" and scene_options:
+            manifest["scene_options"] = recorded_scene_options(scene_options)
         digest = seal_manifest(partial, manifest, aoi_folder=Path(out_root) / aoi.name, sign_key=key)
     except BaseException as exc:
         _cancel(background)

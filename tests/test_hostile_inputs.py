@@ -213,6 +213,37 @@ def test_a_rotated_scene_is_measured_along_its_pixels_and_detected_on(tmp_path, 
     assert readings["20240127_103800_good"]["usable"] is True
 
 
+@pytest.mark.slow
+def test_a_run_of_plain_geotiffs_with_a_band_map_reruns_identically(tmp_path, capsys):
+    """`detect --scenes DIR --bands MAP --time-from-name` recorded nothing of how it read its files, so its re-run
+    found "no scene recognised". The manifest now keeps those options and the re-run reads the files so again;
+    a GeoTIFF added to the folder since would be read too, so it is refused, named."""
+    from pyproj import Transformer
+
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    for k in range(3):
+        with rasterio.open(scenes / f"export_2024012{6 + k}.tif", "w", driver="GTiff", width=200, height=200, count=4,
+                           dtype="uint16", nodata=0, crs="EPSG:32630", transform=Affine(3.0, 0, 499900.0, 0, -3.0, 1500400.0)) as dst:
+            dst.write(np.clip(_ground(k + 2) * 10000, 1, 65535).astype(np.uint16))
+    lon, lat = Transformer.from_crs("EPSG:32630", "EPSG:4326", always_xy=True).transform(500200.0, 1500100.0)
+    aoi_dir = _aoi(tmp_path / "aoi", "savanna", lon, lat, 120.0, "Africa/Bamako")
+    code, out, err = _cli(capsys, "detect", "savanna", "--scenes", str(scenes), "--bands", "blue,green,red,nir",
+                          "--time-from-name", "--aoi-dir", str(aoi_dir), "--out", str(tmp_path / "out"),
+                          "--data", str(tmp_path / "data"), "--no-figures")
+    assert code == 0, err
+    run = Path(out.strip().splitlines()[-1].split("outputs: ")[1])
+    assert json.loads((run / "manifest.json").read_text())["scene_options"] == {"bands": "blue,green,red,nir",
+                                                                                "time_from_name": True}
+    code, out, err = _cli(capsys, "rerun", str(run))
+    assert code == 0, err
+    assert "every compared output is identical" in out
+    shutil.copy(scenes / "export_20240128.tif", scenes / "export_20240129.tif")
+    code, _, err = _cli(capsys, "rerun", str(run))
+    assert code != 0
+    _one_error_line(err, str(scenes / "export_20240129.tif"), "was not an input of the run")
+
+
 @pytest.mark.parametrize("res", [0.3, 3.3, 4.7, 7.7])
 def test_a_grid_of_any_pixel_size_finds_itself_inside_its_margin(res):
     from pipeline.grid import Grid
