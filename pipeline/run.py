@@ -448,7 +448,6 @@ def _grids(aoi: Aoi, params: Params) -> tuple[Grid, Grid]:
     return analysis_grid, analysis_grid.buffered(int(np.ceil(params.margin_m / float(params.resolution_m))))
 
 
-@timed()  # every stage line of the run says the seconds since it began
 def recorded_scene_options(options: dict[str, Any]) -> dict[str, Any]:
     """The options a scene folder was read with, as the manifest records them (a time as ISO 8601, a band map as text)."""
     recorded: dict[str, Any] = {}
@@ -463,6 +462,7 @@ def recorded_scene_options(options: dict[str, Any]) -> dict[str, Any]:
     return recorded
 
 
+@timed()  # every stage line of the run says the seconds since it began
 def run_detect(
     aoi_name: str,
     *,
