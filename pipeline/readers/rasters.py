@@ -374,9 +374,10 @@ def _utm_bounds(src: rasterio.io.DatasetReader) -> tuple[str, tuple[float, float
     """The UTM zone of a file's centre and its bounds there: a file in degrees measured in metres."""
     from pipeline.aoi import utm_crs_for
 
-    lon0, lat0, lon1, lat1 = transform_bounds(src.crs, "EPSG:4326", *file_bounds(src))
+    bounds = file_bounds(src)
+    lon0, lat0, lon1, lat1 = transform_bounds(src.crs, "EPSG:4326", *bounds)
     crs = utm_crs_for((lon0 + lon1) / 2, (lat0 + lat1) / 2)
-    return crs, transform_bounds(src.crs, crs, *file_bounds(src))
+    return crs, transform_bounds(src.crs, crs, *bounds)
 
 
 def native_grid(path: Path, resolution: float | None = None) -> Grid:
@@ -468,12 +469,9 @@ def _rotated_pixel_m(src: rasterio.io.DatasetReader) -> float:
     """The longer side in metres of the centre pixel of a rotated raster, in the UTM zone of the file's centre."""
     from pyproj import Transformer
 
-    from pipeline.aoi import utm_crs_for
-
     col, row = src.width / 2, src.height / 2
     xs, ys = zip(*(src.transform @ (col + dc, row + dr) for dc, dr in ((0, 0), (1, 0), (0, 1))))
-    lon, lat = Transformer.from_crs(src.crs, "EPSG:4326", always_xy=True).transform(xs[0], ys[0])
-    east, north = Transformer.from_crs(src.crs, utm_crs_for(lon, lat), always_xy=True).transform(xs, ys)
+    east, north = Transformer.from_crs(src.crs, _utm_bounds(src)[0], always_xy=True).transform(xs, ys)
     return max(math.hypot(east[k] - east[0], north[k] - north[0]) for k in (1, 2))
 
 
