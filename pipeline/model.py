@@ -93,6 +93,33 @@ def reflectance_digests(sha256: dict[str, str]) -> set[str]:
     return {digest for role, digest in sha256.items() if role not in _NOT_REFLECTANCE and isinstance(digest, str) and digest}
 
 
+SKY_MASK_ROLES = frozenset({"udm2", "udm", "scl", "qa_pixel"})
+"""File roles that flag a scene's cloud and cloud shadow: Planet's UDM2 (or older UDM), Sentinel-2's
+scene classification, Landsat's pixel quality band."""
+
+
+def has_sky_mask(record: SceneRecord) -> bool:
+    """Whether the scene came with its product's own cloud mask (a plain GeoTIFF does not).
+
+    >>> has_sky_mask(SceneRecord("a", datetime(2024, 1, 1), "x", "PS2", False, (), files={"reflectance": "a.tif", "udm2": "u.tif"}))
+    True
+    """
+    return any(role in SKY_MASK_ROLES for role in record.files)
+
+
+_MASK_NAMES = {"udm2": "UDM2", "udm": "UDM", "scl": "SCL", "qa_pixel": "QA_PIXEL"}
+
+
+def cloud_mask_words(record: SceneRecord) -> str:
+    """What flagged the scene's cloud and shadow, for a report: the product's own mask, or burnscan's screening.
+
+    >>> cloud_mask_words(SceneRecord("a", datetime(2024, 1, 1), "x", "unknown", False, (), files={"reflectance": "a.tif"}))
+    'none delivered: found by burnscan where three scenes saw the ground'
+    """
+    delivered = [_MASK_NAMES[role] for role in record.files if role in SKY_MASK_ROLES]
+    return f"{delivered[0]} (delivered)" if delivered else "none delivered: found by burnscan where three scenes saw the ground"
+
+
 def file_with_digest(record: SceneRecord, digest: str) -> str:
     """The file of ``record`` whose SHA-256 is ``digest``."""
     return next((record.files.get(role, record.scene_id) for role, d in record.sha256.items() if d == digest), record.scene_id)

@@ -18,6 +18,7 @@ from typing import Any, Callable, Collection, NamedTuple
 
 import geopandas as gpd
 import numpy as np
+import pyproj
 import xarray as xr
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
@@ -30,7 +31,7 @@ from pipeline.stages.dating import date_burns
 from pipeline.errors import OutputError, PipelineError, RunError, SceneError
 from pipeline.evidence import find_layers, gather_evidence
 from pipeline.grid import Grid
-from pipeline.model import Calibration, Detection, SceneRecord, record_positions
+from pipeline.model import Calibration, Detection, SceneRecord, has_sky_mask, record_positions
 from pipeline.stages.indices import burn_index, choose_index
 from pipeline.readers.catalogue import catalogue_dir, catalogue_entries, catalogue_sources
 from pipeline.readers.vectors import read_outline
@@ -39,6 +40,7 @@ from pipeline.provenance.manifest import input_entry, recorded_overrides, run_fo
 from pipeline.stages.normalise import BandFit, apply_fits, identity_fits, normalise, wants_normalisation
 from pipeline.stages.perimeter import extent_dates, extent_polygons
 from pipeline.stages.plausibility import judge_scenes, mask_implausible
+from pipeline.stages.sky import sun_angles, unflagged_sky
 from pipeline.stages.polygons import burn_polygons, nonfire_polygons, transient_polygons
 from pipeline.stages.split import WALL_BANDS, before_brightness
 from pipeline.preflight import check_coreg_band, check_detect_grid, scene_shape
@@ -120,7 +122,7 @@ def apply(stack: xr.Dataset, records: list[SceneRecord], calibration: Calibratio
     for it alone, so that every pixel belongs to one chunk, and burned extents are left out.
     """
     refused = list(calibration.refused) or [None] * len(records)
-    stack, clear_fraction = _observed(stack, refused, loaded_grid, analysis_grid)
+    stack, clear_fraction = _observed(stack, records, refused, loaded_grid, analysis_grid)
     usable = np.array(calibration.usable)
     used, used_records = _usable(stack, records, usable, refused, clear_fraction, params)
     shifts, fits = list(calibration.shifts), [list(f) for f in calibration.fits]
@@ -163,7 +165,7 @@ def _measure(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, l
     in_aoi = _crop(stack, loaded_grid, analysis_grid)
     stage(f"plausibility: judging {len(records)} scenes", logger=logger)
     refused = judge_scenes(in_aoi["reflectance"].values, in_aoi["clear"].values, bands=[str(b) for b in stack.band.values])
-    stack, clear_fraction = _observed(stack, refused, loaded_grid, analysis_grid)
+    stack, clear_fraction = _observed(stack, records, refused, loaded_grid, analysis_grid)
     usable = (clear_fraction >= params.min_clear_fraction) & np.array([r is None for r in refused])
     used, used_records = _usable(stack, records, usable, refused, clear_fraction, params, aoi_name=aoi_name)
     (normalised, shifts, fits), kept_work = _aligned(used, len(used_records), params=params, loaded_grid=loaded_grid,
@@ -287,10 +289,32 @@ def _crop(stack: xr.Dataset, outer: Grid, inner: Grid) -> xr.Dataset:
     return stack.isel(y=slice(row, row + inner.height), x=slice(col, col + inner.width))
 
 
-def _observed(stack: xr.Dataset, refused: list[str | None], loaded_grid: Grid, analysis_grid: Grid) -> tuple[xr.Dataset, np.ndarray]:
-    """The stack with impossible pixels (and refused scenes) not observed, and each scene's clear share of the AOI."""
-    stack = mask_implausible(stack, refused=refused)
+def _observed(stack: xr.Dataset, records: list[SceneRecord], refused: list[str | None], loaded_grid: Grid,
+              analysis_grid: Grid) -> tuple[xr.Dataset, np.ndarray]:
+    """The stack with impossible pixels (and refused scenes) not observed, nor the clouds and shadows
+    of scenes delivered without a mask; and each scene's clear share of the AOI."""
+    stack = _sky_screened(mask_implausible(stack, refused=refused), records, loaded_grid)
     return stack, _crop(stack, loaded_grid, analysis_grid)["clear"].mean(dim=("y", "x")).values
+
+
+def _sky_screened(stack: xr.Dataset, records: list[SceneRecord], grid: Grid) -> xr.Dataset:
+    """``stack`` with the clouds and cloud shadows of its scenes that came without a mask not observed
+    (:func:`pipeline.stages.sky.unflagged_sky`); the sun is the scene's own, else computed for the
+    grid's centre when the time of day is known."""
+    unmasked = [not has_sky_mask(r) for r in records]
+    if not any(unmasked):
+        return stack
+    x0, y0, x1, y1 = grid.bounds
+    lon, lat = pyproj.Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True).transform((x0 + x1) / 2, (y0 + y1) / 2)
+    azimuth = [r.sun_azimuth if r.sun_azimuth is not None else
+               sun_angles(lon, lat, r.acquired.astimezone(timezone.utc).replace(tzinfo=None))[0] if r.time_of_day_known else None
+               for r in records]
+    clear = unflagged_sky(stack["reflectance"].values, stack["clear"].values, bands=[str(b) for b in stack.band.values],
+                          pixel_m=grid.resolution, unmasked=unmasked, sun_azimuth=azimuth)
+    out = stack.copy(deep=False)
+    out["clear"] = (stack["clear"].dims, clear)
+    out["clear"].attrs = stack["clear"].attrs
+    return out
 
 
 def _usable(stack: xr.Dataset, records: list[SceneRecord], usable: np.ndarray, refused: list[str | None],

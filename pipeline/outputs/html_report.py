@@ -208,10 +208,10 @@ def render_html(report: Mapping[str, Any], *, figures: Mapping[str, tuple[str, b
     for s in report["scenes"]:
         c = s.get("coregistration") or {}
         shift = f"{c.get('dy', 0):+.2f}, {c.get('dx', 0):+.2f}" if c else "reference"
-        scene_rows.append([s["index"], s["scene_id"], s["acquired"], f"{s['sensor']} {s['satellite_id']}", f"{s['clear_fraction']:.1%}",
+        scene_rows.append([s["index"], s["scene_id"], s["acquired"], f"{s['sensor']} {s['satellite_id']}", f"{s['clear_fraction']:.1%}", s.get("cloud_mask", ""),
                            "yes" if s.get("usable") else f"no: {s.get('unusable_reason', '')}", shift,
                            f"{c.get('residual', 0):.4f}" if c else "", (s.get("sha256") or {}).get("reflectance", "")])
-    parts.append(_table(["#", "scene", "acquired", "sensor", "clear over the AOI", "usable", "shift dy, dx (px)", "residual",
+    parts.append(_table(["#", "scene", "acquired", "sensor", "clear over the AOI", "cloud mask", "usable", "shift dy, dx (px)", "residual",
                          "SHA-256 (reflectance)"], scene_rows))
     parts.append(heading(2, "Parameters") + _table(["parameter", "value"], [[k, v] for k, v in report["parameters"].items()]))
     parts.append(heading(2, "Provenance") + _table(["", ""], [[k, v] for k, v in report["provenance"].items()]))

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import geopandas as gpd
 
-from pipeline.model import SceneRecord
+from pipeline.model import SceneRecord, cloud_mask_words, has_sky_mask
 from pipeline.stages.dating import shadows_moved
 
 __all__ = ["SIMULATED_LABEL", "TIME_OF_DAY_UNKNOWN", "format_time", "scene_time", "polygon_time_cell", "build_report", "with_evidence",
@@ -97,6 +97,14 @@ def _rejected_words(rejected: gpd.GeoDataFrame, *, more: bool = False) -> str:
             f"not counted")
 
 
+def _screened_words(record: SceneRecord) -> str:
+    """For a scene that came without a cloud mask: who found its clouds (:mod:`pipeline.stages.sky`)."""
+    if has_sky_mask(record):
+        return ""
+    return (" The scene came without a cloud mask: its clouds and their shadows were found by burnscan, from the "
+            "other scenes, where three scenes saw the ground.")
+
+
 def _reading(
     t: int,
     record: SceneRecord,
@@ -136,6 +144,7 @@ def _reading(
         entry["statement"] = (
             f"Scene {record.scene_id} ({when}): no new burn marks on the observed ground "
             f"({quality['clear_fraction']:.1%} of the AOI clear; the rest not observed, not unburned)." + set_aside
+            + _screened_words(record)
         )
         return entry
     parts = []
@@ -323,6 +332,7 @@ def build_report(
                 "bands": list(record.bands),
                 "files": record.files,
                 "sha256": record.sha256,
+                "cloud_mask": cloud_mask_words(record),
                 **q,
             }
         )
@@ -593,12 +603,12 @@ def render_markdown(report: dict[str, Any], *, figures: Sequence[str] = (), max_
         if not_fire["rows"]:
             lines += ["| " + " | ".join(not_fire["header"]) + " |", "|" + "---|" * len(not_fire["header"])]
             lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in not_fire["rows"]]
-    lines += ["", "## Scenes", "", "| # | scene | acquired | satellite | clear | shift dy, dx (px) | residual | SHA-256 (reflectance) |", "|---|---|---|---|---|---|---|---|"]
+    lines += ["", "## Scenes", "", "| # | scene | acquired | satellite | clear | cloud mask | shift dy, dx (px) | residual | SHA-256 (reflectance) |", "|---|---|---|---|---|---|---|---|---|"]
     for s in report["scenes"]:
         c = s.get("coregistration") or {}
         shift = f"{c.get('dy', 0):+.2f}, {c.get('dx', 0):+.2f}" if c else "n/a"
         lines.append(
-            f"| {s['index']} | {s['scene_id']} | {s['acquired']} | {s['satellite_id']} | {s['clear_fraction']:.1%} | "
+            f"| {s['index']} | {s['scene_id']} | {s['acquired']} | {s['satellite_id']} | {s['clear_fraction']:.1%} | {s.get('cloud_mask', '')} | "
             f"{shift} | {c.get('residual', 0):.4f} | `{s['sha256'].get('reflectance', '')}` |"
         )
     for section in evidence_sections(report):

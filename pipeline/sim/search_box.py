@@ -63,7 +63,8 @@ from pipeline.preflight import SEARCH_BOX_SIDE_M
 from pipeline.sim.search_ground import (SEARCH_BOX_VERSION, ACQUISITIONS, CLOUD_SCENE, HAZE, SUB, SearchSite, WindowCloud,
                             acquire, first_visible_pixels, layout_sites, paint_ground, plan_cloud)
 from pipeline.sim.simulate import SIMULATOR_VERSION, SimulatedScene
-from pipeline.sim.sky import OBSCURED, sun_angles
+from pipeline.sim.sky import OBSCURED
+from pipeline.stages.sky import sun_angles
 from pipeline.sim.truth import iso
 from pipeline.outputs.write import remove_stale_staging, staging_folder, write_geotiff, write_json, write_vector
 

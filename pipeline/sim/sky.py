@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
 
 import numpy as np
 import pyproj
@@ -25,6 +24,7 @@ import shapely
 from skimage import draw
 
 from pipeline.grid import Grid
+from pipeline.stages.sky import sun_angles
 from pipeline.sim.ground import crs_transform, Landscape, land_image, stream_rng, smooth_field
 from pipeline.sim.imaging import Sensor
 from pipeline.sim.materials import CROWNS, SOILS, WALL
@@ -57,21 +57,6 @@ def sun_positions(grid: Grid, plan: ScenarioPlan) -> list[tuple[float, float]]:
     lon, lat = pyproj.Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True).transform(
         (grid.bounds[0] + grid.bounds[2]) / 2, (grid.bounds[1] + grid.bounds[3]) / 2)
     return [sun_angles(lon, lat, a.time) for a in plan.acquisitions]
-
-
-def sun_angles(lon: float, lat: float, when: datetime) -> tuple[float, float]:
-    """Solar azimuth (degrees clockwise from north) and elevation (degrees) at ``when`` (UTC) [1]."""
-    hour = when.hour + when.minute / 60 + when.second / 3600
-    g = 2 * math.pi / 365 * (when.timetuple().tm_yday - 1 + (hour - 12) / 24)
-    eqt = 229.18 * (0.000075 + 0.001868 * math.cos(g) - 0.032077 * math.sin(g)
-                    - 0.014615 * math.cos(2 * g) - 0.040849 * math.sin(2 * g))
-    decl = (0.006918 - 0.399912 * math.cos(g) + 0.070257 * math.sin(g) - 0.006758 * math.cos(2 * g)
-            + 0.000907 * math.sin(2 * g) - 0.002697 * math.cos(3 * g) + 0.00148 * math.sin(3 * g))
-    ha = math.radians((hour * 60 + eqt + 4 * lon) / 4 - 180)
-    phi = math.radians(lat)
-    elevation = math.asin(math.sin(phi) * math.sin(decl) + math.cos(phi) * math.cos(decl) * math.cos(ha))
-    azimuth = math.atan2(math.sin(ha), math.cos(ha) * math.sin(phi) - math.tan(decl) * math.cos(phi))
-    return (math.degrees(azimuth) + 180) % 360, math.degrees(elevation)
 
 
 # --------------------------------------------------------------------------- the cloud
