@@ -110,14 +110,22 @@ def has_sky_mask(record: SceneRecord) -> bool:
 _MASK_NAMES = {"udm2": "UDM2", "udm": "UDM", "scl": "SCL", "qa_pixel": "QA_PIXEL"}
 
 
-def cloud_mask_words(record: SceneRecord) -> str:
-    """What flagged the scene's cloud and shadow, for a report: the product's own mask, or burnscan's screening.
+def cloud_mask_words(record: SceneRecord, n_scenes: int) -> str:
+    """What flagged the scene's cloud and shadow, for a report: the product's own mask, burnscan's
+    screening (:mod:`pipeline.stages.sky`), or nothing when fewer than three scenes were given.
 
-    >>> cloud_mask_words(SceneRecord("a", datetime(2024, 1, 1), "x", "unknown", False, (), files={"reflectance": "a.tif"}))
-    'none delivered: found by burnscan where three scenes saw the ground'
+    >>> plain = SceneRecord("a", datetime(2024, 1, 1), "x", "unknown", False, (), files={"reflectance": "a.tif"})
+    >>> cloud_mask_words(plain, 4)
+    'none delivered: screened by burnscan where three scenes saw the ground'
+    >>> cloud_mask_words(plain, 2)
+    'none delivered, none found: two scenes cannot tell a cloud from a change'
     """
     delivered = [_MASK_NAMES[role] for role in record.files if role in SKY_MASK_ROLES]
-    return f"{delivered[0]} (delivered)" if delivered else "none delivered: found by burnscan where three scenes saw the ground"
+    if delivered:
+        return f"{delivered[0]} (delivered)"
+    if n_scenes < 3:
+        return "none delivered, none found: two scenes cannot tell a cloud from a change"
+    return "none delivered: screened by burnscan where three scenes saw the ground"
 
 
 def file_with_digest(record: SceneRecord, digest: str) -> str:

@@ -7,6 +7,7 @@ and a shadow on the sun's side are kept as ground seen.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 import numpy as np
@@ -212,7 +213,17 @@ def test_a_series_whose_masks_were_lost_is_dated_as_its_masks_would_date_it(tmp_
             clear = det.stack["clear"].values[list(to_all).index(cloud_scene)]
             for body, what in zip(bodies, ("cloud", "shadow")):
                 assert clear[body].mean() < 0.02, f"{clear[body].mean():.1%} of the {what} read as a view of the ground"
-    (out_m, n_m, dice_m), (out_b, n_b, dice_b) = results["masked"], results["bare"]
+    (out_m, _, dice_m), (out_b, n_b, dice_b) = results["masked"], results["bare"]
     assert out_b <= max(out_m, 0.01 * n_b), f"{out_b} of {n_b} burned pixels dated outside their bracket (with masks: {out_m})"
     # measured: 0.964 with the masks, 0.969 screened, 0.958 read unscreened
     assert dice_b >= dice_m - 0.005, f"Dice {dice_b:.3f} without the masks, {dice_m:.3f} with them"
+
+
+def test_the_report_says_who_flagged_each_scenes_clouds(small_run):
+    """The demo's scenes come with their UDM2: the scene table says so, and no statement claims a screening."""
+    report = (small_run.run_dir / "report.md").read_text(encoding="utf-8")
+    rows = [line for line in report.splitlines() if line.startswith("| ") and "_sim_d" in line and "`" in line]
+    assert rows and all("| UDM2 (delivered) |" in row for row in rows)
+    assert "screened it for clouds" not in report
+    scenes = json.loads((small_run.run_dir / "report.json").read_text(encoding="utf-8"))["scenes"]
+    assert {s["cloud_mask"] for s in scenes} == {"UDM2 (delivered)"}

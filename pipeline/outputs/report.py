@@ -97,12 +97,15 @@ def _rejected_words(rejected: gpd.GeoDataFrame, *, more: bool = False) -> str:
             f"not counted")
 
 
-def _screened_words(record: SceneRecord) -> str:
-    """For a scene that came without a cloud mask: who found its clouds (:mod:`pipeline.stages.sky`)."""
+def _screened_words(record: SceneRecord, n_scenes: int) -> str:
+    """For a scene that came without a cloud mask: whether burnscan screened it (:mod:`pipeline.stages.sky`)."""
     if has_sky_mask(record):
         return ""
-    return (" The scene came without a cloud mask: its clouds and their shadows were found by burnscan, from the "
-            "other scenes, where three scenes saw the ground.")
+    if n_scenes < 3:
+        return (" The scene came without a cloud mask, and with two scenes a cloud on one cannot be told from a "
+                "change on the other: an unflagged cloud here would read as ground seen.")
+    return (" The scene came without a cloud mask: burnscan screened it for clouds and their shadows itself, "
+            "against the other scenes, where three scenes saw the ground.")
 
 
 def _reading(
@@ -144,7 +147,7 @@ def _reading(
         entry["statement"] = (
             f"Scene {record.scene_id} ({when}): no new burn marks on the observed ground "
             f"({quality['clear_fraction']:.1%} of the AOI clear; the rest not observed, not unburned)." + set_aside
-            + _screened_words(record)
+            + _screened_words(record, len(records))
         )
         return entry
     parts = []
@@ -332,7 +335,7 @@ def build_report(
                 "bands": list(record.bands),
                 "files": record.files,
                 "sha256": record.sha256,
-                "cloud_mask": cloud_mask_words(record),
+                "cloud_mask": cloud_mask_words(record, len(records)),
                 **q,
             }
         )
