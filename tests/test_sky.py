@@ -113,6 +113,14 @@ def test_a_pale_roof_smaller_than_a_cloud_is_ground():
     assert _screen(scenes).all()
 
 
+def test_an_all_cloud_scene_is_not_observed_anywhere():
+    """A scene under one cloud from edge to edge (and no shadow in the window): not a view of the ground."""
+    scenes = _series()
+    scenes[1] = 0.55 + np.random.default_rng(3).normal(0, 0.01, scenes[1].shape)
+    clear = _screen(scenes)
+    assert not clear[1].any() and clear[[0, 2]].all()
+
+
 def test_two_scenes_cannot_tell_a_cloud_and_missing_bands_say_nothing():
     """With two scenes, a cloud on one is the same difference as a darkening of the other (a white
     dam under smoke, pale ground that burned): nothing is screened. A third scene that saw the

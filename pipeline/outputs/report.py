@@ -137,7 +137,8 @@ def _reading(
     }
     set_aside = f" ({_rejected_words(rejected)}.)" if len(rejected) else ""
     if not quality["usable"]:
-        reason = quality.get("unusable_reason") or f"only {quality['clear_fraction']:.1%} of the AOI is clear"
+        screened = "" if has_sky_mask(record) or len(records) < 3 else " (the scene came without a cloud mask: the clouds and shadows burnscan found on it count as not observed)"
+        reason = quality.get("unusable_reason") or f"only {quality['clear_fraction']:.1%} of the AOI is clear{screened}"
         entry["statement"] = f"Scene {record.scene_id} ({when}) is not usable: {reason}; nothing is concluded from it."
         return entry
     if t == 0 or quality.get("is_first_usable"):
