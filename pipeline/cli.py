@@ -423,6 +423,8 @@ def scenes_list(aoi: str, as_json: bool, data_root: Path, aoi_dir: Path) -> None
     from pipeline.readers.catalogue import catalogue_entries
     from pipeline.outputs.report import format_time
 
+    from pipeline.model import mask_among
+
     area = load_aoi(aoi, aoi_dir)
     entries = catalogue_entries(data_root, area.name)
     tz = str(area.properties.get("timezone", "UTC"))
@@ -437,8 +439,10 @@ def scenes_list(aoi: str, as_json: bool, data_root: Path, aoi_dir: Path) -> None
         main = next(iter(e.sha256.values()), "")
         click.echo(f"{e.item_id}\t{format_time(e.acquired, tz, time_of_day_known=e.time_of_day_known)}\t{e.sensor} {e.satellite_id}"
                    f"\tAOI covered {e.data_fraction:.0%}, clear {e.clear_fraction:.0%} (cloud or no data {1 - e.clear_fraction:.0%}, "
-                   f"usable {usable:.0%})\tsha256 {main[:16]}")
+                   f"usable {usable:.0%}{_NO_MASK_WORDS if not mask_among(e.files) else ''})\tsha256 {main[:16]}")
 
+
+_NO_MASK_WORDS = "; no cloud mask delivered: detect screens it against the other scenes"
 
 _TIME_SOURCE_WORDS = {"metadata": "the product's metadata", "acquired-option": "given with --acquired",
                       "file-name": "the date in the file name (--time-from-name)"}
@@ -456,6 +460,7 @@ def scenes_show(aoi: str, scene_id: str, as_json: bool, data_root: Path, aoi_dir
 
     from shapely.geometry import shape
 
+    from pipeline.model import mask_among
     from pipeline.readers.catalogue import catalogue_entry
 
     area = load_aoi(aoi, aoi_dir)
@@ -471,7 +476,7 @@ def scenes_show(aoi: str, scene_id: str, as_json: bool, data_root: Path, aoi_dir
              + ("" if e.time_of_day_known else "; only the date is known"),
              f"sensor:      {e.sensor} {e.satellite_id}",
              f"bands:       {', '.join(e.bands) or 'not in the metadata (read from the files when loaded)'}",
-             f"AOI:         covered {e.data_fraction:.0%}, clear {e.clear_fraction:.0%}"]
+             f"AOI:         covered {e.data_fraction:.0%}, clear {e.clear_fraction:.0%}" + (_NO_MASK_WORDS if not mask_among(e.files) else "")]
     if e.footprint:
         outline = shape(e.footprint)
         west, south, east, north = outline.bounds

@@ -104,7 +104,12 @@ def has_sky_mask(record: SceneRecord) -> bool:
     >>> has_sky_mask(SceneRecord("a", datetime(2024, 1, 1), "x", "PS2", False, (), files={"reflectance": "a.tif", "udm2": "u.tif"}))
     True
     """
-    return any(role in SKY_MASK_ROLES for role in record.files)
+    return mask_among(record.files)
+
+
+def mask_among(files: dict[str, str] | Any) -> bool:
+    """Whether a scene's files, by role (a record's or a catalogue entry's), hold a cloud mask."""
+    return any(role in SKY_MASK_ROLES for role in files)
 
 
 _MASK_NAMES = {"udm2": "UDM2", "udm": "UDM", "scl": "SCL", "qa_pixel": "QA_PIXEL"}

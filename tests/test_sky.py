@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from pipeline.model import SceneRecord, has_sky_mask
+from pipeline.model import SceneRecord, has_sky_mask, mask_among
 from pipeline.stages.sky import MIN_CLOUD_M2, sun_angles, unflagged_sky
 
 BANDS = ["blue", "green", "red", "nir"]
@@ -145,6 +145,8 @@ def test_which_scenes_have_a_mask_of_their_own():
     assert not has_sky_mask(record(reflectance="a.tif", metadata="a.json"))
     for role in ("udm2", "udm", "scl", "qa_pixel"):
         assert has_sky_mask(record(reflectance="a.tif", **{role: "m.tif"}))
+        assert mask_among({"reflectance": "a.tif", role: "m.tif"})  # a catalogue entry's files, as `burnscan scenes` reads them
+    assert not mask_among({"reflectance": "a.tif"})
 
 
 @pytest.mark.parametrize("when, lon, lat, azimuth, elevation", [
