@@ -165,6 +165,9 @@ def _measure(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, l
     in_aoi = _crop(stack, loaded_grid, analysis_grid)
     stage(f"plausibility: judging {len(records)} scenes", logger=logger)
     refused = judge_scenes(in_aoi["reflectance"].values, in_aoi["clear"].values, bands=[str(b) for b in stack.band.values])
+    maskless = sum(not has_sky_mask(r) for r in records)
+    if maskless and len(records) >= 3:
+        stage(f"cloud screening: {maskless} of {len(records)} scenes came without a cloud mask", logger=logger)
     stack, clear_fraction = _observed(stack, records, refused, loaded_grid, analysis_grid)
     usable = (clear_fraction >= params.min_clear_fraction) & np.array([r is None for r in refused])
     used, used_records = _usable(stack, records, usable, refused, clear_fraction, params, aoi_name=aoi_name)
