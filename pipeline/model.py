@@ -115,21 +115,26 @@ def mask_among(files: dict[str, str] | Any) -> bool:
 _MASK_NAMES = {"udm2": "UDM2", "udm": "UDM", "scl": "SCL", "qa_pixel": "QA_PIXEL"}
 
 
-def cloud_mask_words(record: SceneRecord, n_scenes: int) -> str:
+def cloud_mask_words(record: SceneRecord, n_scenes: int, *, screenable: bool = True) -> str:
     """What flagged the scene's cloud and shadow, for a report: the product's own mask, burnscan's
-    screening (:mod:`pipeline.stages.sky`), or nothing when fewer than three scenes were given.
+    screening (:mod:`pipeline.stages.sky`), or nothing when fewer than three scenes were given or
+    the scene lacks a band the screening needs (``screenable``).
 
     >>> plain = SceneRecord("a", datetime(2024, 1, 1), "x", "unknown", False, (), files={"reflectance": "a.tif"})
     >>> cloud_mask_words(plain, 4)
     'none delivered: screened by burnscan where three scenes saw the ground'
     >>> cloud_mask_words(plain, 2)
     'none delivered, none found: two scenes cannot tell a cloud from a change'
+    >>> cloud_mask_words(plain, 4, screenable=False)
+    'none delivered, none found: no blue, green, red and NIR to tell a cloud by'
     """
     delivered = [_MASK_NAMES[role] for role in record.files if role in SKY_MASK_ROLES]
     if delivered:
         return f"{delivered[0]} (delivered)"
     if n_scenes < 3:
         return "none delivered, none found: two scenes cannot tell a cloud from a change"
+    if not screenable:
+        return "none delivered, none found: no blue, green, red and NIR to tell a cloud by"
     return "none delivered: screened by burnscan where three scenes saw the ground"
 
 

@@ -237,3 +237,20 @@ def test_the_report_says_who_flagged_each_scenes_clouds(small_run):
     assert "screened it for clouds" not in report
     scenes = json.loads((small_run.run_dir / "report.json").read_text(encoding="utf-8"))["scenes"]
     assert {s["cloud_mask"] for s in scenes} == {"UDM2 (delivered)"}
+
+
+def test_a_report_never_calls_a_maskless_scene_screened_when_it_was_not():
+    """Two scenes, or no blue band: nothing was screened, and each statement that rests on such a
+    scene says so; three scenes with the four bands: screened, and said so."""
+    from pipeline.outputs.report import _cloud_checked, _screened_words
+
+    def plain(bands: tuple[str, ...]) -> SceneRecord:
+        return SceneRecord("p", datetime(2024, 1, 28), "x", "unknown", False, bands, files={"reflectance": "p.tif"})
+
+    four, three = plain(tuple(BANDS)), plain(("green", "red", "nir"))
+    assert _cloud_checked(four, 3) and "screened it" in _screened_words(four, 3)
+    for record, n in ((four, 2), (three, 3)):
+        assert not _cloud_checked(record, n)
+        assert "would read as ground seen" in _screened_words(record, n)
+    udm = SceneRecord("u", datetime(2024, 1, 28), "x", "PS2", False, tuple(BANDS), files={"reflectance": "u.tif", "udm2": "m.tif"})
+    assert _cloud_checked(udm, 2) and _screened_words(udm, 2) == ""

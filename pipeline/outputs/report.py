@@ -22,6 +22,7 @@ import geopandas as gpd
 
 from pipeline.model import SceneRecord, cloud_mask_words, has_sky_mask
 from pipeline.stages.dating import shadows_moved
+from pipeline.stages.sky import SCREEN_BANDS
 
 __all__ = ["SIMULATED_LABEL", "TIME_OF_DAY_UNKNOWN", "format_time", "scene_time", "polygon_time_cell", "build_report", "with_evidence",
            "evidence_sections", "transient_section", "nonfire_section", "counted_polygons", "render_markdown",
@@ -97,13 +98,25 @@ def _rejected_words(rejected: gpd.GeoDataFrame, *, more: bool = False) -> str:
             f"not counted")
 
 
+def _screenable(record: SceneRecord) -> bool:
+    """Whether the scene has the bands burnscan's cloud screening reads (:data:`pipeline.stages.sky.SCREEN_BANDS`)."""
+    return all(band in record.bands for band in SCREEN_BANDS)
+
+
+def _cloud_checked(record: SceneRecord, n_scenes: int) -> bool:
+    """Whether the scene's clouds were flagged, by its own mask or by burnscan's screening."""
+    return has_sky_mask(record) or (n_scenes >= 3 and _screenable(record))
+
+
 def _screened_words(record: SceneRecord, n_scenes: int) -> str:
     """For a scene that came without a cloud mask: whether burnscan screened it (:mod:`pipeline.stages.sky`)."""
     if has_sky_mask(record):
         return ""
-    if n_scenes < 3:
-        return (" The scene came without a cloud mask, and with two scenes a cloud on one cannot be told from a "
-                "change on the other: an unflagged cloud here would read as ground seen.")
+    if n_scenes < 3 or not _screenable(record):
+        why = ("with two scenes a cloud on one cannot be told from a change on the other" if n_scenes < 3 else
+               "without blue, green, red and NIR a cloud cannot be told from white ground")
+        return (f" The scene came without a cloud mask, and {why}: an unflagged cloud here would read as ground seen, "
+                "and its shadow as darkened ground.")
     return (" The scene came without a cloud mask: burnscan screened it for clouds and their shadows itself, "
             "against the other scenes, where three scenes saw the ground.")
 
@@ -137,7 +150,7 @@ def _reading(
     }
     set_aside = f" ({_rejected_words(rejected)}.)" if len(rejected) else ""
     if not quality["usable"]:
-        screened = "" if has_sky_mask(record) or len(records) < 3 else " (the scene came without a cloud mask: the clouds and shadows burnscan found on it count as not observed)"
+        screened = "" if has_sky_mask(record) or len(records) < 3 or not _screenable(record) else " (the scene came without a cloud mask: the clouds and shadows burnscan found on it count as not observed)"
         reason = quality.get("unusable_reason") or f"only {quality['clear_fraction']:.1%} of the AOI is clear{screened}"
         entry["statement"] = f"Scene {record.scene_id} ({when}) is not usable: {reason}; nothing is concluded from it."
         return entry
@@ -172,6 +185,7 @@ def _reading(
         parts.append(
             f"{len(group)} burn mark(s), {bracket['area_ha']:.2f} ha, not visible on the clear scene of "
             f"{scene_time(before, tz_name)} ({before.scene_id})" + _other_hour_words(other_hour, before, tz_name)
+            + ("" if _cloud_checked(before, len(records)) else ", a scene without a cloud mask that could not be screened")
         )
     where = ""
     if settings:
@@ -182,7 +196,8 @@ def _reading(
     later = f" {unconfirmed} of them not yet confirmed by a later clear scene." if unconfirmed else ""
     entry["unconfirmed_polygons"] = unconfirmed
     entry["statement"] = (f"First visible on scene {record.scene_id} ({when}): " + "; ".join(parts) + where + "." + later
-                          + (f" {_rejected_words(rejected, more=True)}." if len(rejected) else ""))
+                          + (f" {_rejected_words(rejected, more=True)}." if len(rejected) else "")
+                          + ("" if _cloud_checked(record, len(records)) else _screened_words(record, len(records))))
     return entry
 
 
@@ -336,7 +351,7 @@ def build_report(
                 "bands": list(record.bands),
                 "files": record.files,
                 "sha256": record.sha256,
-                "cloud_mask": cloud_mask_words(record, len(records)),
+                "cloud_mask": cloud_mask_words(record, len(records), screenable=_screenable(record)),
                 **q,
             }
         )

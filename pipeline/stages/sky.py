@@ -52,7 +52,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.signal import fftconvolve
 
-__all__ = ["unflagged_sky", "sun_angles", "CLOUD_RISE", "CLOUD_NIR_RISE", "CLOUD_BRIGHT", "SHADOW_RATIO", "MIN_CLOUD_M2", "MARGIN_M", "EDGE_RISE", "EDGE_RATIO", "EDGE_M"]
+__all__ = ["unflagged_sky", "sun_angles", "SCREEN_BANDS", "CLOUD_RISE", "CLOUD_NIR_RISE", "CLOUD_BRIGHT", "SHADOW_RATIO", "MIN_CLOUD_M2", "MARGIN_M", "EDGE_RISE", "EDGE_RATIO", "EDGE_M"]
 
 CLOUD_RISE = 0.10
 """Reflectance by which every visible band of a cloud exceeds the same ground's median on the other
@@ -116,7 +116,8 @@ MIN_OTHERS = 2
 cloud here from a darkening there, two agreeing can."""
 
 _MAX_CLOUDS = 32  # largest cloud objects matched per scene; smaller ones are still masked
-_VISIBLE_NIR = ("blue", "green", "red", "nir")
+SCREEN_BANDS = ("blue", "green", "red", "nir")
+"""The bands a cloud is told by: without one of them nothing is screened."""
 
 
 def sun_angles(lon: float, lat: float, when: datetime) -> tuple[float, float]:
@@ -178,9 +179,9 @@ def unflagged_sky(reflectance: np.ndarray, clear: np.ndarray, *, bands: Sequence
     """
     out = np.array(clear, dtype=bool, copy=True)
     names = list(bands)
-    if len(out) <= MIN_OTHERS or not all(b in names for b in _VISIBLE_NIR):
+    if len(out) <= MIN_OTHERS or not all(b in names for b in SCREEN_BANDS):
         return out  # nothing to compare with, or not the bands a cloud is told by
-    idx = [names.index(b) for b in _VISIBLE_NIR]
+    idx = [names.index(b) for b in SCREEN_BANDS]
     seen = np.where(out[:, None], reflectance[:, idx], np.nan).astype(np.float32)
     for t in np.flatnonzero(np.asarray(unmasked, dtype=bool)):
         others = [s for s in range(len(out)) if s != t]
