@@ -80,7 +80,7 @@ def test_burns_are_not_clouds_nor_shadows():
     """Char over bright red soil (the before-scene is brighter in every band than the char after,
     but red, not white), white ash over crops (NIR drops), and a burned area larger than a cloud
     lying where its shadow would: all stay ground seen."""
-    soil = _series(SOIL * 1.8)  # bright Sahel soil: 0.18 / 0.27 / 0.40 / 0.54
+    soil = _series(SOIL * 2.2)  # bright red soil, 0.22 / 0.33 / 0.48 / 0.66: bright enough, not white (HOT)
     soil[1:, :, 50:150, 50:150] = CHAR[None, :, None, None]
     assert _screen(soil).all()
 
@@ -88,12 +88,31 @@ def test_burns_are_not_clouds_nor_shadows():
     crops[1:, :, 50:150, 50:150] = ASH[None, :, None, None]
     assert _screen(crops).all()
 
+    dense = _series(np.array([0.04, 0.08, 0.05, 0.45]))  # dense crops; the brightest white ash of a complete burn
+    dense[1:, :, 50:150, 50:150] = np.array([0.36, 0.36, 0.34, 0.36])[None, :, None, None]
+    assert _screen(dense).all(), "bright, white, and far above the crops in the visible: but its NIR fell"
+
     field = _series()
     field[2, :, 60:200, 60:200] = CHAR[:, None, None]  # a field burned on the cloud's scene, larger than the cloud
     _cloud(field, 2, 220, 220, shadow_at=None, size=40)
     clear = _screen(field, sun=[135.0] * 3)
     assert clear[2, 60:200, 60:200].all(), "the burned field is not the cloud's shadow"
     assert not clear[2, 230:250, 230:250].any(), "the cloud itself is still found"
+
+
+def test_white_ground_on_every_scene_and_a_thin_veil_are_not_clouds():
+    """A concrete apron (0.45 in every band) seen on every scene is ground, on a scene whose gain is 10 %
+    higher too: it rises by a gain's share of itself, not by a cloud's. A veil
+    raising pale ground by 0.12 in every band on one scene (0.28 in the visible) is thin cloud or haze,
+    which the normalisation carries: the ground shows through it."""
+    apron = _series()
+    apron[:, :, 50:150, 50:150] = 0.45
+    apron[2] *= 1.1  # one scene's gain 10 % higher: the apron reads 0.05 brighter in every band
+    assert _screen(apron).all()
+
+    veil = _series(np.array([0.14, 0.16, 0.18, 0.24]))
+    veil[2, :, 50:150, 50:150] += 0.12
+    assert _screen(veil).all()
 
 
 def test_a_shadow_on_the_suns_side_is_not_the_clouds():
