@@ -40,7 +40,7 @@ from pipeline.provenance.manifest import input_entry, recorded_overrides, run_fo
 from pipeline.stages.normalise import BandFit, apply_fits, identity_fits, normalise, wants_normalisation
 from pipeline.stages.perimeter import extent_dates, extent_polygons
 from pipeline.stages.plausibility import judge_scenes, mask_implausible
-from pipeline.stages.sky import SCREEN_BANDS, sun_angles, unflagged_sky
+from pipeline.stages.sky import SCREEN_BANDS, sun_azimuth_for, unflagged_sky
 from pipeline.stages.polygons import burn_polygons, nonfire_polygons, transient_polygons
 from pipeline.stages.split import WALL_BANDS, before_brightness
 from pipeline.preflight import check_coreg_band, check_detect_grid, scene_shape
@@ -303,15 +303,14 @@ def _observed(stack: xr.Dataset, records: list[SceneRecord], refused: list[str |
 def _sky_screened(stack: xr.Dataset, records: list[SceneRecord], grid: Grid) -> xr.Dataset:
     """``stack`` with the clouds and cloud shadows of its scenes that came without a mask not observed
     (:func:`pipeline.stages.sky.unflagged_sky`); the sun is the scene's own, else computed for the
-    grid's centre when the time of day is known."""
+    grid's centre (:func:`pipeline.stages.sky.sun_azimuth_for`)."""
     unmasked = [not has_sky_mask(r) for r in records]
     if not any(unmasked):
         return stack
     x0, y0, x1, y1 = grid.bounds
     lon, lat = pyproj.Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True).transform((x0 + x1) / 2, (y0 + y1) / 2)
-    azimuth = [r.sun_azimuth if r.sun_azimuth is not None else
-               sun_angles(lon, lat, r.acquired.astimezone(timezone.utc).replace(tzinfo=None))[0] if r.time_of_day_known else None
-               for r in records]
+    azimuth = [sun_azimuth_for(r.sun_azimuth, r.acquired.astimezone(timezone.utc).replace(tzinfo=None), lon, lat,
+                               time_of_day_known=r.time_of_day_known) for r in records]
     clear = unflagged_sky(stack["reflectance"].values, stack["clear"].values, bands=[str(b) for b in stack.band.values],
                           pixel_m=grid.resolution, unmasked=unmasked, sun_azimuth=azimuth)
     out = stack.copy(deep=False)

@@ -52,7 +52,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.signal import fftconvolve
 
-__all__ = ["unflagged_sky", "sun_angles", "SCREEN_BANDS", "CLOUD_RISE", "CLOUD_NIR_RISE", "CLOUD_BRIGHT", "SHADOW_RATIO", "MIN_CLOUD_M2", "MARGIN_M", "EDGE_RISE", "EDGE_RATIO", "EDGE_M"]
+__all__ = ["unflagged_sky", "sun_angles", "sun_azimuth_for", "SCREEN_BANDS", "CLOUD_RISE", "CLOUD_NIR_RISE", "CLOUD_BRIGHT", "SHADOW_RATIO", "MIN_CLOUD_M2", "MARGIN_M", "EDGE_RISE", "EDGE_RATIO", "EDGE_M"]
 
 CLOUD_RISE = 0.10
 """Reflectance by which every visible band of a cloud exceeds the same ground's median on the other
@@ -138,6 +138,26 @@ def sun_angles(lon: float, lat: float, when: datetime) -> tuple[float, float]:
     elevation = math.asin(math.sin(phi) * math.sin(decl) + math.cos(phi) * math.cos(decl) * math.cos(ha))
     azimuth = math.atan2(math.sin(ha), math.cos(ha) * math.sin(phi) - math.tan(decl) * math.cos(phi))
     return (math.degrees(azimuth) + 180) % 360, math.degrees(elevation)
+
+
+def sun_azimuth_for(given: float | None, when: datetime, lon: float, lat: float, *, time_of_day_known: bool) -> float | None:
+    """The sun's azimuth a scene's shadows are looked for against: the product's own, else the one
+    computed for its time (:func:`sun_angles`), else None (any direction).
+
+    None when only the date is known, and when the computed sun is under 5 degrees: an optical scene
+    is not taken at night, so such a time is not the acquisition's (a composite dated at midnight).
+
+    >>> sun_azimuth_for(None, datetime(2024, 1, 28, 10, 38), -3.76, 13.83, time_of_day_known=True) is not None
+    True
+    >>> sun_azimuth_for(None, datetime(2024, 1, 28, 0, 0), -3.76, 13.83, time_of_day_known=True) is None
+    True
+    """
+    if given is not None:
+        return given
+    if not time_of_day_known:
+        return None
+    azimuth, elevation = sun_angles(lon, lat, when)
+    return azimuth if elevation > 5.0 else None
 
 
 def unflagged_sky(reflectance: np.ndarray, clear: np.ndarray, *, bands: Sequence[str], pixel_m: float,
