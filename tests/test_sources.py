@@ -181,6 +181,26 @@ def test_a_plain_geotiff_is_read_on_the_scale_its_values_show(tmp_path, dtype, s
     assert GeoTiffScene(path, bands=["blue", "green", "red", "nir", None], scale=100.0).divisor == 100.0  # given, not read
 
 
+@pytest.mark.parametrize("tag, simulated", [({"SIMULATED": "yes"}, True), ({}, False)])
+def test_a_simulated_scene_read_as_a_plain_geotiff_stays_simulated(tmp_path, tag, simulated):
+    """The simulator tags every file it writes; read through --bands (renamed, exported), the scene is
+    still labelled simulated, so its report can never read as evidence about a real place."""
+    import rasterio
+    from affine import Affine
+
+    from pipeline.grid import Grid
+
+    path = tmp_path / "export.tif"
+    transform = Affine(3.0, 0, 499900.0, 0, -3.0, 1500400.0)
+    with rasterio.open(path, "w", driver="GTiff", width=50, height=50, count=4, dtype="uint16", crs="EPSG:32630",
+                       nodata=0, transform=transform) as dst:
+        dst.write(np.full((4, 50, 50), 3000, "uint16"))
+        dst.update_tags(**tag)
+    record, _, _ = GeoTiffScene(path, bands=["blue", "green", "red", "nir"], acquired=datetime(2024, 1, 28, 10, 38)).load(
+        Grid("EPSG:32630", transform, 50, 50))
+    assert record.simulated is simulated
+
+
 def test_superdove_8_band_delivery_names_its_bands(tmp_path):
     _write_scene(tmp_path, "20240128_103800_24a1", bands=8)
     record, reflectance, clear = find(tmp_path)[0].load(GRID)

@@ -261,6 +261,8 @@ def load_geotiff(
             if missing:
                 raise SceneError(f"{path}: band map lacks {', '.join(missing)}; name the file's NIR, red and green bands")
             raw = warp_float(src, grid)
+            # burnscan's simulator tags every file it writes; exported or renamed, a simulated scene stays one
+            simulated = str(src.tags().get("SIMULATED", "no")).strip().lower() in ("yes", "true", "1")
     except UNREADABLE as exc:
         raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None
     keep = [i for i, name in enumerate(bands) if name]
@@ -272,7 +274,7 @@ def load_geotiff(
         acquired=acquired.astimezone(timezone.utc),
         satellite_id="unknown",
         sensor=sensor,
-        simulated=False,
+        simulated=simulated,
         bands=tuple(b for b in bands if b),
         files={"reflectance": str(path)},
         sha256={"reflectance": sha256_file(path)},
