@@ -37,7 +37,7 @@ from pipeline.readers.catalogue import catalogue_dir, catalogue_entries, catalog
 from pipeline.readers.vectors import read_outline
 from pipeline.readers.rasters import sha256_file
 from pipeline.provenance.manifest import input_entry, recorded_overrides, run_folder_files, seal_manifest
-from pipeline.stages.normalise import BandFit, apply_fits, identity_fits, normalise, wants_normalisation
+from pipeline.stages.normalise import BandFit, apply_fits, clearest_scene, identity_fits, normalise, wants_normalisation
 from pipeline.stages.perimeter import extent_dates, extent_polygons
 from pipeline.stages.plausibility import judge_scenes, mask_implausible
 from pipeline.stages.sky import SCREEN_BANDS, sun_azimuth_for, unflagged_sky
@@ -223,6 +223,11 @@ def _align_and_normalise(used: xr.Dataset, n_used: int, *, params: Params, loade
     if wants_normalisation([str(b) for b in aligned.band.values], params.normalisation):
         stage("normalisation: each band's gain and offset to the reference", logger=logger)
         normalised, fits = normalise(aligned, reference_index=params.reference_scene)
+        clearer = clearest_scene(fits, params.reference_scene)
+        if clearer != params.reference_scene:
+            stage(f"normalisation: usable scene {params.reference_scene + 1} is hazier than usable scene {clearer + 1}; "
+                  f"each band's gain and offset to that one instead", logger=logger)
+            normalised, fits = normalise(aligned, reference_index=clearer)
     else:
         stage(f"normalisation: none (normalisation={params.normalisation}, scenes as delivered)", logger=logger)
         normalised, fits = aligned, identity_fits(aligned)

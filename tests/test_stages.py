@@ -15,7 +15,7 @@ from pipeline.stages.coregister import coregister, estimate_shift, masked_correl
 from pipeline.stages.dating import date_burns
 from pipeline.grid import grid_for_bounds
 from pipeline.stages.indices import burn_index, choose_index
-from pipeline.stages.normalise import fit_linear_normalisation, normalise, wants_normalisation
+from pipeline.stages.normalise import clearest_scene, fit_linear_normalisation, normalise, wants_normalisation
 from pipeline.stages.perimeter import extent_dates, extent_mask, extent_polygons
 from pipeline.stages.polygons import burn_polygons
 from pipeline.stages.threshold import background_and_noise, burn_mask, robust_sigma
@@ -168,6 +168,25 @@ def test_normalise_stack_maps_onto_reference():
     out, fits = normalise(stack)
     assert np.allclose(out.reflectance[1].values, ref, atol=1e-3)
     assert fits[0][0].gain == 1.0
+
+
+def test_a_hazy_first_scene_is_not_the_radiometric_reference():
+    """The first scene with light haze (+0.025 path in the blue, as the demo's 27 January): the fits onto it
+    show another scene clearer at the dark end, and that one becomes the reference; a clear first scene
+    stays the reference, whatever the others' gains (5-8 %) and their own haze."""
+    ground = np.stack([0.3 * _texture(seed=s) + 0.03 for s in (3, 4, 5)]).astype(np.float32)  # blue, green, red
+    path = np.array([0.025, 0.02, 0.015])[:, None, None]
+
+    def fitted(scenes: list[np.ndarray]) -> list:
+        stack = xr.Dataset({"reflectance": (("time", "band", "y", "x"), np.stack(scenes).astype(np.float32)),
+                            "clear": (("time", "y", "x"), np.ones((len(scenes),) + ground.shape[1:], bool))},
+                           coords={"band": ["blue", "green", "red"]})
+        return normalise(stack)[1]
+
+    hazy_first = [0.95 * ground + path, 1.05 * ground, 0.97 * ground]
+    assert clearest_scene(fitted(hazy_first), 0) in (1, 2)
+    clear_first = [ground, 1.08 * ground, 0.92 * ground + 2 * path]
+    assert clearest_scene(fitted(clear_first), 0) == 0
 
 
 # --- indices and change ----------------------------------------------------------------
