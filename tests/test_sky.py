@@ -273,3 +273,21 @@ def test_a_report_never_calls_a_maskless_scene_screened_when_it_was_not():
         assert "would read as ground seen" in _screened_words(record, n)
     udm = SceneRecord("u", datetime(2024, 1, 28), "x", "PS2", False, tuple(BANDS), files={"reflectance": "u.tif", "udm2": "m.tif"})
     assert _cloud_checked(udm, 2) and _screened_words(udm, 2) == ""
+
+
+@pytest.mark.parametrize("n_scenes", [2, 3, 8, 9, 30])
+def test_the_reference_is_the_median_of_what_the_other_scenes_saw(n_scenes):
+    """The same numbers as numpy.nanmedian, with fewer than two observations read as no reference,
+    for a short series (the min/max network) and a long one (a sort)."""
+    import warnings
+
+    from pipeline.stages.sky import _median_of_seen
+
+    rng = np.random.default_rng(n_scenes)
+    values = rng.random((n_scenes, 4, 40, 40)).astype(np.float32)
+    values[rng.random(values.shape) < 0.3] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = np.nanmedian(values, axis=0)
+    expected[np.isfinite(values).sum(axis=0) < 2] = np.nan
+    assert np.array_equal(_median_of_seen(values, at_least=2), expected.astype(np.float32), equal_nan=True)

@@ -116,6 +116,7 @@ MIN_OTHERS = 2
 cloud here from a darkening there, two agreeing can."""
 
 _MAX_CLOUDS = 32  # largest cloud objects matched per scene; smaller ones are still masked
+_NETWORK_MAX = 8  # scenes up to which the median goes through the min/max network
 SCREEN_BANDS = ("blue", "green", "red", "nir")
 """The bands a cloud is told by: without one of them nothing is screened."""
 
@@ -216,18 +217,21 @@ def unflagged_sky(reflectance: np.ndarray, clear: np.ndarray, *, bands: Sequence
 def _median_of_seen(values: np.ndarray, *, at_least: int) -> np.ndarray:
     """Median over the first axis of the finite values, NaN where fewer than ``at_least`` are finite.
 
-    The numbers of ``numpy.nanmedian``; on the few scenes of a series, sorted by an odd-even
+    The numbers of ``numpy.nanmedian``; up to :data:`_NETWORK_MAX` scenes, sorted by an odd-even
     transposition network of element-wise minima and maxima (``numpy.sort`` along the first axis
-    costs ten times as much, ``nanmedian`` fifty).
+    costs ten times as much there, ``nanmedian`` fifty); a longer series by ``numpy.sort``.
 
     >>> _median_of_seen(np.array([[1.0, np.nan, 5.0], [3.0, 2.0, np.nan], [np.nan, 4.0, np.nan]]), at_least=2).tolist()
     [2.0, 3.0, nan]
     """
     count = np.isfinite(values).sum(axis=0)
-    rows = [np.where(np.isnan(v), np.inf, v) for v in values]  # not seen: sorted last, never picked
-    for step in range(len(rows)):
-        for i in range(step % 2, len(rows) - 1, 2):
-            rows[i], rows[i + 1] = np.minimum(rows[i], rows[i + 1]), np.maximum(rows[i], rows[i + 1])
+    if len(values) > _NETWORK_MAX:  # the network's len**2 steps outgrow a sort: a long series is sorted
+        rows = list(np.sort(np.where(np.isnan(values), np.inf, values), axis=0))
+    else:
+        rows = [np.where(np.isnan(v), np.inf, v) for v in values]  # not seen: sorted last, never picked
+        for step in range(len(rows)):
+            for i in range(step % 2, len(rows) - 1, 2):
+                rows[i], rows[i + 1] = np.minimum(rows[i], rows[i + 1]), np.maximum(rows[i], rows[i + 1])
     median = np.full(count.shape, np.nan, dtype=values.dtype)
     for n in range(max(at_least, 1), len(rows) + 1):
         median = np.where(count == n, (rows[(n - 1) // 2] + rows[n // 2]) / 2, median)
