@@ -582,12 +582,14 @@ def aois() -> None:
 @click.option("--data", "data_root", type=click.Path(path_type=Path), default=Path("data"), show_default=True)
 @click.option("--case", "cases", multiple=True, help="Simulated case(s) to run (default: all).")
 @click.option("--no-real", is_flag=True, help="Skip the real fire pairs of ../shared/data/real.")
-def bench(aoi_name: str, out_root: Path, data_root: Path, cases: tuple[str, ...], no_real: bool) -> None:
+@click.option("--without-masks", is_flag=True, help="Read the simulated village scenes without their UDM2, as a delivery "
+              "whose masks were lost: clouds and shadows are left to burnscan's own screening.")
+def bench(aoi_name: str, out_root: Path, data_root: Path, cases: tuple[str, ...], no_real: bool, without_masks: bool) -> None:
     """Score burnscan and the baselines on every simulated and real case."""
     from pipeline.bench.accuracy import SIMULATED_CASES, run_benchmark
 
     table = run_benchmark(out_root=out_root, data_root=data_root, aoi_name=aoi_name, cases=cases or SIMULATED_CASES,
-                          real=not no_real)
+                          real=not no_real, without_masks=without_masks)
     click.echo(table)
     click.echo(f"written: {out_root}/bench.csv, bench.json, bench.txt")
 

@@ -291,3 +291,16 @@ def test_the_reference_is_the_median_of_what_the_other_scenes_saw(n_scenes):
         expected = np.nanmedian(values, axis=0)
     expected[np.isfinite(values).sum(axis=0) < 2] = np.nan
     assert np.array_equal(_median_of_seen(values, at_least=2), expected.astype(np.float32), equal_nan=True)
+
+
+def test_the_bench_reads_the_simulated_scenes_without_their_masks_when_asked(small_run):
+    """`burnscan bench --without-masks`: each Planet-like scene is described and loaded as if its UDM2 were lost."""
+    from pipeline.bench.accuracy import _without_mask
+    from pipeline.readers.recognise import recognise
+
+    sources = recognise(small_run.outcome.demo_folder)
+    assert sources and all(s.files.udm2 is not None for s in sources)
+    bare = [_without_mask(s) for s in sources]
+    assert all(s.files.udm2 is None for s in bare)
+    assert not any(mask_among(s.describe().files) for s in bare)
+    assert all(mask_among(s.describe().files) for s in sources)
