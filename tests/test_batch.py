@@ -46,7 +46,10 @@ def test_every_aoi_runs_on_the_cluster_and_a_failing_one_is_reported(cluster, tm
     assert (run / "manifest.json").is_file() and (run / "report.json").is_file()
     # per stage, each line with the seconds since the AOI's run began
     assert re.search(r"testvillage: (\[\d+\.\d s\] )?(using the embedded SIMULATED demo|no scenes given)", err), err
-    assert "testvillage: done" in err and "/2] testvillage done in" in err and "brokenvillage FAILED" in err
+    # The client's own line for each AOI, logged when its result arrives. (The worker's last published
+    # record, "testvillage: done", may reach the client after the batch has ended: events travel apart
+    # from results, and on a loaded machine it was missing once.)
+    assert "/2] testvillage done in" in err and "brokenvillage FAILED" in err
     assert err.strip().splitlines()[-1].startswith("burnscan: error: 1 of 2 AOIs failed (brokenvillage)")
 
 
