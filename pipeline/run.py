@@ -40,7 +40,7 @@ from pipeline.provenance.manifest import input_entry, recorded_overrides, run_fo
 from pipeline.stages.normalise import BandFit, apply_fits, clearest_scene, identity_fits, normalise, wants_normalisation
 from pipeline.stages.perimeter import extent_dates, extent_polygons
 from pipeline.stages.plausibility import judge_scenes, mask_implausible
-from pipeline.stages.sky import SCREEN_BANDS, sun_azimuth_for, unflagged_sky
+from pipeline.stages.sky import can_screen, sun_azimuth_for, unflagged_sky
 from pipeline.stages.polygons import burn_polygons, nonfire_polygons, transient_polygons
 from pipeline.stages.split import WALL_BANDS, before_brightness
 from pipeline.preflight import check_coreg_band, check_detect_grid, scene_shape
@@ -166,7 +166,7 @@ def _measure(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, l
     stage(f"plausibility: judging {len(records)} scenes", logger=logger)
     refused = judge_scenes(in_aoi["reflectance"].values, in_aoi["clear"].values, bands=[str(b) for b in stack.band.values])
     maskless = sum(not has_sky_mask(r) for r in records)
-    if maskless and len(records) >= 3 and all(b in stack.band.values for b in SCREEN_BANDS):
+    if maskless and can_screen([str(b) for b in stack.band.values], len(records)):
         stage(f"cloud screening: {maskless} of {len(records)} scenes came without a cloud mask", logger=logger)
     stack, clear_fraction = _observed(stack, records, refused, loaded_grid, analysis_grid)
     usable = (clear_fraction >= params.min_clear_fraction) & np.array([r is None for r in refused])

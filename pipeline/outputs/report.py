@@ -22,7 +22,7 @@ import geopandas as gpd
 
 from pipeline.model import SceneRecord, cloud_mask_words, has_sky_mask
 from pipeline.stages.dating import shadows_moved
-from pipeline.stages.sky import SCREEN_BANDS
+from pipeline.stages.sky import SCREEN_BANDS, can_screen
 
 __all__ = ["SIMULATED_LABEL", "TIME_OF_DAY_UNKNOWN", "format_time", "scene_time", "polygon_time_cell", "build_report", "with_evidence",
            "evidence_sections", "transient_section", "nonfire_section", "counted_polygons", "render_markdown",
@@ -105,14 +105,14 @@ def _screenable(record: SceneRecord) -> bool:
 
 def _cloud_checked(record: SceneRecord, n_scenes: int) -> bool:
     """Whether the scene's clouds were flagged, by its own mask or by burnscan's screening."""
-    return has_sky_mask(record) or (n_scenes >= 3 and _screenable(record))
+    return has_sky_mask(record) or can_screen(record.bands, n_scenes)
 
 
 def _screened_words(record: SceneRecord, n_scenes: int) -> str:
     """For a scene that came without a cloud mask: whether burnscan screened it (:mod:`pipeline.stages.sky`)."""
     if has_sky_mask(record):
         return ""
-    if n_scenes < 3 or not _screenable(record):
+    if not can_screen(record.bands, n_scenes):
         why = ("with two scenes a cloud on one cannot be told from a change on the other" if n_scenes < 3 else
                "without blue, green, red and NIR a cloud cannot be told from white ground")
         return (f" The scene came without a cloud mask, and {why}: an unflagged cloud here would read as ground seen, "
@@ -150,7 +150,7 @@ def _reading(
     }
     set_aside = f" ({_rejected_words(rejected)}.)" if len(rejected) else ""
     if not quality["usable"]:
-        screened = "" if has_sky_mask(record) or len(records) < 3 or not _screenable(record) else " (the scene came without a cloud mask: the clouds and shadows burnscan found on it count as not observed)"
+        screened = "" if has_sky_mask(record) or not _cloud_checked(record, len(records)) else " (the scene came without a cloud mask: the clouds and shadows burnscan found on it count as not observed)"
         reason = quality.get("unusable_reason") or f"only {quality['clear_fraction']:.1%} of the AOI is clear{screened}"
         entry["statement"] = f"Scene {record.scene_id} ({when}) is not usable: {reason}; nothing is concluded from it."
         return entry

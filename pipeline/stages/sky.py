@@ -52,7 +52,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.signal import fftconvolve
 
-__all__ = ["unflagged_sky", "sun_angles", "sun_azimuth_for", "SCREEN_BANDS", "CLOUD_RISE", "CLOUD_NIR_RISE", "CLOUD_BRIGHT", "SHADOW_RATIO", "MIN_CLOUD_M2", "MARGIN_M", "EDGE_RISE", "EDGE_RATIO", "EDGE_M"]
+__all__ = ["can_screen", "unflagged_sky", "sun_angles", "sun_azimuth_for", "SCREEN_BANDS", "CLOUD_RISE", "CLOUD_NIR_RISE", "CLOUD_BRIGHT", "SHADOW_RATIO", "MIN_CLOUD_M2", "MARGIN_M", "EDGE_RISE", "EDGE_RATIO", "EDGE_M"]
 
 CLOUD_RISE = 0.10
 """Reflectance by which every visible band of a cloud exceeds the same ground's median on the other
@@ -161,6 +161,15 @@ def sun_azimuth_for(given: float | None, when: datetime, lon: float, lat: float,
     return azimuth if elevation > 5.0 else None
 
 
+def can_screen(bands: Sequence[str], n_scenes: int) -> bool:
+    """Whether a series of ``n_scenes`` with these ``bands`` can be screened at all: three scenes, the four bands.
+
+    >>> can_screen(["blue", "green", "red", "nir"], 3), can_screen(["blue", "green", "red", "nir"], 2), can_screen(["green", "red", "nir"], 5)
+    (True, False, False)
+    """
+    return n_scenes > MIN_OTHERS and all(b in bands for b in SCREEN_BANDS)
+
+
 def unflagged_sky(reflectance: np.ndarray, clear: np.ndarray, *, bands: Sequence[str], pixel_m: float,
                   unmasked: Sequence[bool], sun_azimuth: Sequence[float | None] | None = None) -> np.ndarray:
     """``clear`` with the clouds and cloud shadows of the ``unmasked`` scenes read as not observed.
@@ -200,7 +209,7 @@ def unflagged_sky(reflectance: np.ndarray, clear: np.ndarray, *, bands: Sequence
     """
     out = np.array(clear, dtype=bool, copy=True)
     names = list(bands)
-    if len(out) <= MIN_OTHERS or not all(b in names for b in SCREEN_BANDS):
+    if not can_screen(names, len(out)):
         return out  # nothing to compare with, or not the bands a cloud is told by
     idx = [names.index(b) for b in SCREEN_BANDS]
     seen = np.where(out[:, None], reflectance[:, idx], np.nan).astype(np.float32)
