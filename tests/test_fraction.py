@@ -117,6 +117,20 @@ def test_a_burn_that_left_mostly_white_ash_is_found_though_its_nir_stays_bright(
     assert polys.iloc[0]["burned_fraction_ha"] == pytest.approx(cover.sum() * 9.0 / 1e4, rel=0.05)
 
 
+def test_a_burn_of_char_and_white_ash_mixed_is_found_though_neither_rule_alone_holds_it():
+    # 35 % white ash, 45 % char, 20 % of the sand left: NIR 0.17 afterwards, above the char rule's 0.15, and
+    # white ash under half the pixel; unmixed, 0.8 of it burned, as plain a mark of fire as either alone.
+    # Held by neither rule alone, this 60 x 60 m burn was not found at all.
+    mixed = 0.35 * A + 0.45 * C + 0.20 * SAND
+    stack, clear, grid, cover = _square_pair(burned=mixed)
+    assert float(stack.sel(band="nir").values[1, 20, 20]) > Params().max_post_nir
+    dates, _ = _dated(stack, clear)
+    assert np.nanmedian(dates["burned_fraction"].values[12:28, 12:28]) == pytest.approx(0.8, abs=0.05)
+    polys = burn_polygons(dates, grid=grid, times=["2024-01-26T10:38:00Z", "2024-01-28T10:38:00Z"], index_name="nir")
+    assert len(polys) == 1
+    assert polys.iloc[0]["burned_fraction_ha"] == pytest.approx(0.8 * cover.sum() * 9.0 / 1e4, rel=0.05)
+
+
 def test_rim_pixels_are_decided_by_their_burned_share_at_the_cut():
     # Border pixels 0.8 burned (corners 0.64): over the default cut they are burned pixels; with a cut of
     # 0.9 they are not.

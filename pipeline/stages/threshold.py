@@ -14,9 +14,10 @@ Each rule has a physical reason:
    char is, or, where the burned share has been unmixed, at least half white ash
    (:data:`WHITE_ASH_SEED`): white ash reflects ~0.23 in NIR (Pereira et al. 1999), so a burn
    that left mostly ash never gets as dark as char, and its flat spectrum is as plain a mark of
-   fire; where SWIR exists, negative NBR afterwards (char and ash raise SWIR as they lower
-   NIR; CIR Burnscar's post-fire condition) or a drop beyond low severity (dNBR 0.27, Key &
-   Benson 2006: a scorched canopy keeps a positive NBR). A low-severity drop that leaves NBR
+   fire; nor does one that left char and ash mixed, so a pixel at least :data:`FRACTION_SEED`
+   burned (char and ash together) passes as well; where SWIR exists, negative NBR afterwards
+   (char and ash raise SWIR as they lower NIR; CIR Burnscar's post-fire condition) or a drop
+   beyond low severity (dNBR 0.27, Key & Benson 2006: a scorched canopy keeps a positive NBR). A low-severity drop that leaves NBR
    positive is also what vegetation that dried or browned between the dates shows.
    Seeds are judged on the 3 x 3 mean change, which a burn two pixels wide or one over dark
    ground never reaches; where shares are unmixed, a pixel at least :data:`FRACTION_SEED`
@@ -350,6 +351,10 @@ def burn_mask(
         dark = np.nan_to_num(post_nir.values, nan=np.inf) <= max_post_nir
         if white_ash is not None:
             dark |= np.nan_to_num(white_ash, nan=0.0) >= WHITE_ASH_SEED
+        if fraction is not None:
+            # Char and white ash together: a pixel three quarters burned looks burned whatever the split,
+            # though half of it white ash (NIR ~0.23) keeps its NIR above the char rule's.
+            dark |= np.nan_to_num(fraction, nan=0.0) >= FRACTION_SEED
         seeds &= dark
     if post_nir is not None and fraction is not None and not local_rim_contrast:
         # A small burn over dark ground: its NIR fell less than the burn level and its 3 x 3 mean is diluted
