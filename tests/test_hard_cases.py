@@ -259,6 +259,10 @@ def test_target_lines_print_each_new_miss_with_its_figures():
     (area_line,) = accuracy._area_lines(_total("leaf_drop", **quiet), ("leaf_drop",))
     assert "highest confidence of a false polygon low" in area_line
     assert "0 settlement polygons for 0 burned compounds" in area_line
+    # Burns never detected are listed by true area, against the mapping unit burnscan maps down to.
+    (area_line,) = accuracy._area_lines(_total("partial_burns", burns_in_bracket=1, burns_bracket_missed=2,
+                                               burns_missed_area_m2=[35.0, 65.0], mapping_unit_m2=50.0), ("partial_burns",))
+    assert "1/3 burns (2 not detected, of 35, 65 m2 true area; 1 of them under the 50 m2 mapping unit)" in area_line
 
 
 def test_a_real_fire_in_a_no_burn_case_is_held_to_the_burn_targets():
