@@ -196,9 +196,11 @@ class Params:
     under 3 m in Lombardy, Brovelli & Zamboni 2018). Range 0-100: an offset that large is measured
     or refused (``footprint_max_shift_m``), never absorbed."""
 
-    footprint_max_shift_m: float = _limits(20.0, 0.0, 500.0, open_low=True)
-    """Footprint layers further off the scenes than this are used as given, not moved. Range
-    (0, 500]: open footprint layers are off by metres to tens of metres; 500 m off is another place."""
+    footprint_max_shift_m: float = _limits(30.0, 0.0, 500.0, open_low=True)
+    """Footprint layers further off the scenes than this are used as given, not moved. The offset
+    measured is the layer's own (open layers: metres to about 10 m) plus the reference scene's
+    geolocation error (PlanetScope: under 10 m RMSE, so 15-20 m in some scenes): a scene 15 m off and
+    a layer 6 m off are 21 m apart. Range (0, 500]: 500 m off is another place."""
 
     fire_max_distance_m: float = _limits(750.0, 0.0, 10_000.0, open_low=True)
     """An active-fire detection corroborates a burn within this distance (VIIRS 375 m pixels

@@ -177,12 +177,20 @@ def test_fewer_than_twenty_footprints_are_not_reliable(village, bright_scene):
 
 
 def test_shift_beyond_default_max_is_refused(village, bright_scene):
-    shift = footprint_offset(_footprints(*village, 25.0, 0.0), bright_scene)
+    shift = footprint_offset(_footprints(*village, 35.0, 0.0), bright_scene)
     assert not shift.reliable
     assert (shift.dx_m, shift.dy_m) == (0.0, 0.0)
-    assert "exceeds 20 m" in shift.note
+    assert "exceeds 30 m" in shift.note
     # the halves still carry the measured evidence
-    assert shift.halves_m[0][0] == pytest.approx(-25.0, abs=1.0)
+    assert shift.halves_m[0][0] == pytest.approx(-35.0, abs=1.0)
+
+
+def test_a_layer_off_by_its_own_offset_and_the_scene_geolocation_together_is_aligned(village, bright_scene):
+    # A scene 15 m off the ground (PlanetScope: under 10 m RMSE) and a layer 6 m off it the other way:
+    # 21 m between them, the two halves agree, and the offset is applied.
+    shift = footprint_offset(_footprints(*village, 16.2, -13.5), bright_scene)
+    assert shift.reliable
+    assert (shift.dx_m, shift.dy_m) == pytest.approx((-16.2, 13.5), abs=1.0)
 
 
 def test_shift_beyond_custom_max_is_refused(village, bright_scene):

@@ -138,7 +138,7 @@ def _estimate(footprints: gpd.GeoSeries, reference: xr.DataArray, max_shift_px: 
     return float(shift[1] * res), float(-shift[0] * res * sign)
 
 
-def footprint_offset(footprints: gpd.GeoDataFrame, reference: xr.DataArray, *, max_shift_m: float = 20.0) -> FootprintShift:
+def footprint_offset(footprints: gpd.GeoDataFrame, reference: xr.DataArray, *, max_shift_m: float = 30.0) -> FootprintShift:
     """Offset of a footprint layer against one scene, checked on two halves of the village.
 
     Parameters
@@ -150,7 +150,8 @@ def footprint_offset(footprints: gpd.GeoDataFrame, reference: xr.DataArray, *, m
         on the analysis grid (NaN where not observed).
     max_shift_m
         Larger offsets are refused: they mean the layer belongs elsewhere or the estimate
-        locked on something else.
+        locked on something else (the default, ``Params.footprint_max_shift_m``, allows the
+        layer's own offset plus the scene's geolocation error).
 
     Returns
     -------
@@ -258,7 +259,7 @@ def burned_structures(footprints: gpd.GeoDataFrame, polygons: gpd.GeoDataFrame, 
 
 def structures_in_burns(footprints: gpd.GeoDataFrame, reference: xr.DataArray, polygons: gpd.GeoDataFrame, *,
                         min_overlap: float = 0.5, tolerance_m: float = 0.0, unaligned_m: float = 0.0,
-                        max_shift_m: float = 20.0) -> tuple[gpd.GeoDataFrame, FootprintShift]:
+                        max_shift_m: float = 30.0) -> tuple[gpd.GeoDataFrame, FootprintShift]:
     """Align ``footprints`` to ``reference``, then test each against ``polygons``.
 
     Returns the aligned footprints with the columns of :func:`burned_structures`, and the
