@@ -301,7 +301,11 @@ def test_only_polygons_away_from_every_true_burn_are_false():
 def test_every_new_case_is_scored_and_the_no_burn_ones_as_such():
     new = {"partial_burns", "leaf_drop", "harvest", "wet_soil", "building_shadow", "cloud_shadow_unflagged",
            "nonfire_with_burns", "cloud_over_burns"}
-    assert new <= set(accuracy.SIMULATED_CASES) and set(accuracy.SIMULATED_CASES) <= set(SCENARIOS)
+    assert new <= set(accuracy.SIMULATED_CASES)
+    # every case is a scenario, or a scenario's scenes with its first ones left out
+    assert set(accuracy.SIMULATED_CASES) - set(accuracy.DERIVED_CASES) <= set(SCENARIOS)
+    assert {scenario for scenario, _ in accuracy.DERIVED_CASES.values()} <= set(SCENARIOS)
+    assert set(accuracy.DERIVED_CASES) <= set(accuracy.SIMULATED_CASES)
     assert set(accuracy.NO_BURN_CASES) == {"dry_season", "leaf_drop", "harvest", "wet_soil", "building_shadow",
                                            "cloud_shadow_unflagged"}
     for name in accuracy.NO_BURN_CASES:

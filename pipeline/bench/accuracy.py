@@ -56,6 +56,7 @@ SIMULATED_CASES = (
     "large_shift",
     "satellite_response",
     "haze_after",
+    "hazy_reference",
     "cloud_flagged",
     "shadow_unflagged",
     "dry_season",
@@ -70,6 +71,10 @@ SIMULATED_CASES = (
     "nonfire_with_burns",
     "cloud_over_burns",
 )
+DERIVED_CASES = {"hazy_reference": ("demo", 1)}
+"""Cases made of another scenario's scenes with its first ones left out: case -> (scenario, scenes
+left out). ``hazy_reference``: the demo without 26 January, so that its first scene, 27 January,
+carries light haze and the radiometric reference must be chosen, not taken first."""
 NO_BURN_CASES = ("dry_season", "leaf_drop", "harvest", "wet_soil", "building_shadow", "cloud_shadow_unflagged")
 # Targets of the benchmark: burn cases, no-burn cases, co-registration.
 TARGET_DICE, TARGET_ERROR, TARGET_FALSE_HA, TARGET_COREG_PX = 0.95, 0.05, 0.01, 0.1
@@ -259,6 +264,18 @@ def _simulated_pixel(params: Params) -> float:
     return DEMO_PIXEL_M if params.resolution_m == NATIVE else float(params.resolution_m)
 
 
+def _first_left_out(sources: list[Any], truth_scenes: list[dict[str, Any]], n: int) -> list[Any]:
+    """``sources`` without the ``n`` scenes the simulated truth lists first in time (:data:`DERIVED_CASES`).
+
+    >>> from types import SimpleNamespace as S
+    >>> truth = [{"scene_id": "b", "acquired": "2024-01-27T10:38:00Z"}, {"scene_id": "a", "acquired": "2024-01-26T10:38:00Z"}]
+    >>> [s.scene_id for s in _first_left_out([S(scene_id="a"), S(scene_id="b")], truth, 1)]
+    ['b']
+    """
+    dropped = {s["scene_id"] for s in sorted(truth_scenes, key=lambda s: s["acquired"])[:n]}
+    return [s for s in sources if s.scene_id not in dropped]
+
+
 def _without_mask(source: Any) -> Any:
     """A Planet-like simulated scene read as if its UDM2 (or UDM) had been lost: burnscan screens it itself."""
     files = getattr(source, "files", None)
@@ -273,17 +290,18 @@ def simulated_case(scenario: str, aoi: Aoi, *, data_root: Path, params: Params, 
     ``without_masks``: every scene is read without its UDM2, as a delivery whose masks were lost, so
     that clouds and shadows are left to :mod:`pipeline.stages.sky`.
     """
-    resolution = 10.0 if scenario == "sentinel2" else _simulated_pixel(params)
+    simulated, left_out = DERIVED_CASES.get(scenario, (scenario, 0))
+    resolution = 10.0 if simulated == "sentinel2" else _simulated_pixel(params)
     params = replace(params, resolution_m=resolution)
-    demo = ensure_demo_scenes(aoi, data_root, resolution=resolution, margin_m=params.margin_m, scenario=scenario)
+    demo = ensure_demo_scenes(aoi, data_root, resolution=resolution, margin_m=params.margin_m, scenario=simulated)
     analysis = aoi.analysis_grid(resolution)
     loaded = analysis.buffered(int(np.ceil(params.margin_m / resolution)))
-    sources = recognise(demo.folder)
+    truth_meta = json.loads(demo.truth_json.read_text(encoding="utf-8"))
+    sources = _first_left_out(recognise(demo.folder), truth_meta["scenes"], left_out)
     stack, records = load_sources([_without_mask(s) for s in sources] if without_masks else sources, loaded)
     settlement = read_outline(demo.folder / "settlement_SIMULATED.geojson", analysis.crs)
     det = detect_burns(stack, records, params=params, loaded_grid=loaded, analysis_grid=analysis, settlement=settlement)
 
-    truth_meta = json.loads(demo.truth_json.read_text(encoding="utf-8"))
     burns = gpd.read_file(demo.truth_polygons, layer="burns", engine="pyogrio")
     shifts = {s["scene_id"]: s["true_shift_px"] for s in truth_meta["scenes"]}
     times = [r.acquired_utc for r in records]
