@@ -79,3 +79,17 @@ def test_rim_is_still_peeled_on_the_nir_drop():
     dates, _ = date_burns(consecutive_change(nir, clear), index=nir, clear=clear, post_nir=nir, params=Params(), pixel_area_m2=9.0)
     burned = dates["first_seen"].values == 1
     assert burned[20:40, 20:40].all() and not burned[18, 18:42].any()
+
+
+def test_a_burn_two_pixels_across_seeds_on_its_own_two_by_two_window():
+    """A burned compound two 20 m pixels across: dNBR 0.30, 0.20, 0.16 and 0.12 never fill a 3 x 3 window
+    (its mean 0.09, under the 0.10 burn level), but they fill a 2 x 2 one (0.195). A lone pixel as strong
+    (dNBR 0.35) fills neither, and a 2 x 2 patch that browned (NBR still positive) seeds no burn either."""
+    pre, post = _scene(0.15)
+    post[20:22, 20:22] = [[-0.15, -0.05], [-0.01, 0.03]]
+    post[50, 50] = -0.20
+    pre[60:62, 60:62], post[60:62, 60:62] = 0.45, 0.25  # browned: dNBR 0.20, NBR 0.25 afterwards
+    burned = _burned(pre, post)
+    assert burned[20:22, 20:22].all() and int(burned[18:24, 18:24].sum()) == 4
+    assert not burned[49:52, 49:52].any()
+    assert not burned[58:64, 58:64].any()

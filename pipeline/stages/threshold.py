@@ -17,10 +17,13 @@ Each rule has a physical reason:
    fire; nor does one that left char and ash mixed, so a pixel at least :data:`FRACTION_SEED`
    burned (char and ash together) passes as well; where SWIR exists, negative NBR afterwards
    (char and ash raise SWIR as they lower NIR; CIR Burnscar's post-fire condition) or a drop
-   beyond low severity (dNBR 0.27, Key & Benson 2006: a scorched canopy keeps a positive NBR). A low-severity drop that leaves NBR
-   positive is also what vegetation that dried or browned between the dates shows.
-   Seeds are judged on the 3 x 3 mean change, which a burn two pixels wide or one over dark
-   ground never reaches; where shares are unmixed, a pixel at least :data:`FRACTION_SEED`
+   beyond low severity (dNBR 0.27, Key & Benson 2006: a scorched canopy keeps a positive NBR).
+   A low-severity drop that leaves NBR positive is also what vegetation that dried or browned
+   between the dates shows.
+   Seeds are judged on the 3 x 3 mean change (a matched filter: noise shrinks threefold), or,
+   for a burn two pixels across (a compound on a 10 or 20 m grid), on the best 2 x 2 mean that
+   holds the pixel (noise halved); a burn one pixel wide or one over dark ground reaches
+   neither, and where shares are unmixed, a pixel at least :data:`FRACTION_SEED`
    burned that passes the same char-or-ash test seeds on its own change (above the noise).
 3. **Grow into the half-burned.** Burns are contiguous: pixels connected to a seed are
    kept down to half the burn level (a pixel half burned) or ``grow_k`` noise sigmas,
@@ -158,6 +161,21 @@ def _rim_from_fraction(mask: np.ndarray, values: np.ndarray, fraction: np.ndarra
         filled = remove_small_holes(mask, max_size=max_hole_px) & allowed
         mask = mask | (filled & (enough | ~fitted))
     return mask
+
+
+def _best_two_by_two(values: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Per pixel, the highest mean over the four 2 x 2 windows that hold it (its allowed pixels only).
+
+    >>> v = np.zeros((4, 4)); v[1:3, 1:3] = 0.2
+    >>> _best_two_by_two(v, np.ones((4, 4), bool))[1:3, 1:3].tolist()
+    [[0.2, 0.2], [0.2, 0.2]]
+    """
+    v = np.where(allowed, values, 0.0)
+    n = allowed.astype(float)
+    total = v[:-1, :-1] + v[1:, :-1] + v[:-1, 1:] + v[1:, 1:]
+    count = n[:-1, :-1] + n[1:, :-1] + n[:-1, 1:] + n[1:, 1:]
+    mean = np.pad(np.where(count > 0, total / np.maximum(count, 1.0), -np.inf), 1, constant_values=-np.inf)
+    return np.maximum.reduce([mean[:-1, :-1], mean[1:, :-1], mean[:-1, 1:], mean[1:, 1:]])
 
 
 FRACTION_SEED = 0.75
@@ -346,7 +364,11 @@ def burn_mask(
     # independent pixel noise shrinks threefold (a matched filter for burns of a few pixels and up).
     local = ndimage.uniform_filter(np.where(allowed, values - background, 0.0), 3) / np.maximum(
         ndimage.uniform_filter(allowed.astype(float), 3), 1e-9)
-    seeds = allowed & (local >= max(noise_k * sigma / 3, burn_level)) & (centred >= burn_level / 2)
+    # A burn two pixels across (a compound on a 10 m grid) never fills a 3 x 3 window; the best of
+    # the four 2 x 2 windows that hold a pixel is the matched filter at that size (noise halved).
+    seeds = allowed & ((local >= max(noise_k * sigma / 3, burn_level))
+                       | (_best_two_by_two(values - background, allowed) >= max(noise_k * sigma / 2, burn_level)))
+    seeds &= centred >= burn_level / 2
     if post_nir is not None:
         dark = np.nan_to_num(post_nir.values, nan=np.inf) <= max_post_nir
         if white_ash is not None:
