@@ -163,19 +163,27 @@ def _rim_from_fraction(mask: np.ndarray, values: np.ndarray, fraction: np.ndarra
     return mask
 
 
-def _best_two_by_two(values: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-    """Per pixel, the highest mean over the four 2 x 2 windows that hold it (its allowed pixels only).
+def _in_two_by_two_reaching(signal: np.ndarray, weight: np.ndarray, level: float) -> np.ndarray:
+    """Pixels held by a 2 x 2 window whose mean ``signal`` over its observed pixels (``weight`` 1)
+    reaches ``level`` (> 0); windows reaching past the edge are not used.
 
     >>> v = np.zeros((4, 4)); v[1:3, 1:3] = 0.2
-    >>> _best_two_by_two(v, np.ones((4, 4), bool))[1:3, 1:3].tolist()
-    [[0.2, 0.2], [0.2, 0.2]]
+    >>> _in_two_by_two_reaching(v, np.ones((4, 4)), 0.15).astype(int).tolist()
+    [[0, 0, 0, 0], [0, 1, 1, 0], [0, 1, 1, 0], [0, 0, 0, 0]]
+    >>> int(_in_two_by_two_reaching(v, np.ones((4, 4)), 0.1).sum())  # a window half burned: its mean is 0.1
+    12
     """
-    v = np.where(allowed, values, 0.0)
-    n = allowed.astype(float)
-    total = v[:-1, :-1] + v[1:, :-1] + v[:-1, 1:] + v[1:, 1:]
-    count = n[:-1, :-1] + n[1:, :-1] + n[:-1, 1:] + n[1:, 1:]
-    mean = np.pad(np.where(count > 0, total / np.maximum(count, 1.0), -np.inf), 1, constant_values=-np.inf)
-    return np.maximum.reduce([mean[:-1, :-1], mean[1:, :-1], mean[:-1, 1:], mean[1:, 1:]])
+    def window_sums(x: np.ndarray) -> np.ndarray:  # window with top-left (i, j): rows i, i + 1, columns j, j + 1
+        rows = x[:-1] + x[1:]
+        return rows[:, :-1] + rows[:, 1:]
+
+    count = window_sums(weight)
+    reached = (window_sums(signal) >= level * count) & (count > 0)
+    held = np.zeros(signal.shape, dtype=bool)
+    for dy in (0, 1):
+        for dx in (0, 1):
+            held[dy:dy + reached.shape[0], dx:dx + reached.shape[1]] |= reached
+    return held
 
 
 FRACTION_SEED = 0.75
@@ -362,12 +370,12 @@ def burn_mask(
     grow_threshold = max(grow_k * sigma, burn_level / 2)
     # Seeds are judged on the 3 x 3 mean: a burn larger than the window keeps its change while
     # independent pixel noise shrinks threefold (a matched filter for burns of a few pixels and up).
-    local = ndimage.uniform_filter(np.where(allowed, values - background, 0.0), 3) / np.maximum(
-        ndimage.uniform_filter(allowed.astype(float), 3), 1e-9)
-    # A burn two pixels across (a compound on a 10 m grid) never fills a 3 x 3 window; the best of
-    # the four 2 x 2 windows that hold a pixel is the matched filter at that size (noise halved).
+    signal, weight = np.where(allowed, values - background, 0.0), allowed.astype(np.float64)
+    local = ndimage.uniform_filter(signal, 3) / np.maximum(ndimage.uniform_filter(weight, 3), 1e-9)
+    # A burn two pixels across (a compound on a 10 m grid) never fills a 3 x 3 window; a 2 x 2 window
+    # that holds the pixel is the matched filter at that size (noise halved).
     seeds = allowed & ((local >= max(noise_k * sigma / 3, burn_level))
-                       | (_best_two_by_two(values - background, allowed) >= max(noise_k * sigma / 2, burn_level)))
+                       | _in_two_by_two_reaching(signal, weight, max(noise_k * sigma / 2, burn_level)))
     seeds &= centred >= burn_level / 2
     if post_nir is not None:
         dark = np.nan_to_num(post_nir.values, nan=np.inf) <= max_post_nir
