@@ -587,7 +587,7 @@ def _target_lines(rows: list[dict[str, Any]], cases: tuple[str, ...]) -> list[st
 
 
 def _missed_sizes(total: dict[str, Any]) -> str:
-    """", of 35 and 41 m2, both under the 50 m2 mapping unit": the true areas of the burns never detected."""
+    """", of 35, 65 m2 true area; 1 of them under the 50 m2 mapping unit": the burns never detected, by true area."""
     areas = total.get("burns_missed_area_m2") or []
     if not areas:
         return ""

@@ -187,8 +187,8 @@ def _in_two_by_two_reaching(signal: np.ndarray, weight: np.ndarray, level: float
 
 
 FRACTION_SEED = 0.75
-"""Burned share (char and white ash unmixed) from which a pixel that looks like char or ash afterwards
-seeds on its own change, however little its 3 x 3 neighbourhood changed."""
+"""Burned share (char and white ash unmixed, together) from which a pixel looks like fire afterwards
+whatever its NIR, and seeds on its own change, however little its 3 x 3 neighbourhood changed."""
 
 
 def _large_enough_burns(mask: np.ndarray, fraction: np.ndarray, allowed: np.ndarray, min_px: float) -> np.ndarray:
