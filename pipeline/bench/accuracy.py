@@ -335,7 +335,7 @@ def simulated_case(scenario: str, aoi: Aoi, *, data_root: Path, params: Params, 
              **_area_and_counts(polys, burns, pred >= 0, pixel_ha)}
     when = {e["event"]: _utc(e["assumed_time"]) for e in truth_meta["events"]}
     extra.update(_brackets(first_seen, last_clear, truth_ids, [when[e] for e in burns["event"]], times,
-                           [float(g.area) for g in burns.geometry]), mapping_unit_m2=params.min_area_m2)
+                           burns["area_m2"].tolist() if len(burns) else []), mapping_unit_m2=params.min_area_m2)
     if scenario in NO_BURN_CASES:
         # A real fire in a no-burn case (dry_season's field burn) is scored as burns are; the
         # confidence target holds the false polygons only.

@@ -22,7 +22,7 @@ import geopandas as gpd
 
 from pipeline.model import SceneRecord, cloud_mask_words, has_sky_mask
 from pipeline.stages.dating import shadows_moved
-from pipeline.stages.sky import SCREEN_BANDS, can_screen
+from pipeline.stages.sky import can_screen
 
 __all__ = ["SIMULATED_LABEL", "TIME_OF_DAY_UNKNOWN", "format_time", "scene_time", "polygon_time_cell", "build_report", "with_evidence",
            "evidence_sections", "transient_section", "nonfire_section", "counted_polygons", "render_markdown",
@@ -98,11 +98,6 @@ def _rejected_words(rejected: gpd.GeoDataFrame, *, more: bool = False) -> str:
             f"not counted")
 
 
-def _screenable(record: SceneRecord) -> bool:
-    """Whether the scene has the bands burnscan's cloud screening reads (:data:`pipeline.stages.sky.SCREEN_BANDS`)."""
-    return all(band in record.bands for band in SCREEN_BANDS)
-
-
 def _cloud_checked(record: SceneRecord, n_scenes: int) -> bool:
     """Whether the scene's clouds were flagged, by its own mask or by burnscan's screening."""
     return has_sky_mask(record) or can_screen(record.bands, n_scenes)
@@ -150,7 +145,8 @@ def _reading(
     }
     set_aside = f" ({_rejected_words(rejected)}.)" if len(rejected) else ""
     if not quality["usable"]:
-        screened = "" if has_sky_mask(record) or not _cloud_checked(record, len(records)) else " (the scene came without a cloud mask: the clouds and shadows burnscan found on it count as not observed)"
+        screened = (" (the scene came without a cloud mask: the clouds and shadows burnscan found on it count as not observed)"
+                    if not has_sky_mask(record) and can_screen(record.bands, len(records)) else "")
         reason = quality.get("unusable_reason") or f"only {quality['clear_fraction']:.1%} of the AOI is clear{screened}"
         entry["statement"] = f"Scene {record.scene_id} ({when}) is not usable: {reason}; nothing is concluded from it."
         return entry
@@ -351,7 +347,7 @@ def build_report(
                 "bands": list(record.bands),
                 "files": record.files,
                 "sha256": record.sha256,
-                "cloud_mask": cloud_mask_words(record, len(records), screenable=_screenable(record)),
+                "cloud_mask": cloud_mask_words(record, len(records), screenable=can_screen(record.bands, len(records))),
                 **q,
             }
         )
