@@ -177,6 +177,30 @@ def _structure_counts(folder: Path, truth_file: Path, det: Any, params: Params, 
     }
 
 
+def _area_by_date(det: Any, burns: gpd.GeoDataFrame, times: list[str], truth_first_seen: np.ndarray,
+                  ref_shift: list[float]) -> dict[str, Any]:
+    """Burned area (sum of burned fractions) per date against the true area first seen on it.
+
+    A report states the area first visible on each date, so errors that cancel over the
+    series (too much on one date, too little on the next) must show. A burn under cloud on
+    the day it appears is first seen on the next scene that saw it, as the pixel truth says.
+    """
+    polys = det.polygons
+    if not len(burns) or not len(polys) or "burned_fraction_ha" not in polys.columns:
+        return {}
+    res = det.grid.resolution
+    moved = burns.geometry.translate(xoff=ref_shift[1] * res, yoff=-ref_shift[0] * res)
+    true_dates = [_seen_date(g, truth_first_seen, det.grid, times, w) for g, w in zip(moved, burns["first_visible"])]
+    found_dates = [det.records[int(i)].acquired_utc for i in polys["first_seen_index"]]
+    sums: dict[str, list[float]] = {}
+    for column, dates, areas in ((0, found_dates, polys["burned_fraction_ha"]), (1, true_dates, burns["area_m2"] / 1e4)):
+        for when, area in zip(dates, areas):
+            sums.setdefault(when, [0.0, 0.0])[column] += float(area)
+    out = {when[:10]: [round(f, 4), round(t, 4)] for when, (f, t) in sorted(sums.items())}
+    return {"area_ha_by_date": out,
+            "area_error_by_date": {d: _rounded(relative_error(f, t)) for d, (f, t) in out.items() if t > 0}}
+
+
 def _utc(text: str) -> datetime:
     """An ISO time ending in ``Z`` (as the simulator writes them) as an aware UTC datetime."""
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -332,7 +356,8 @@ def simulated_case(scenario: str, aoi: Aoi, *, data_root: Path, params: Params, 
     outside_ha = float(polys.loc[polys["setting"] == "outside", "area_ha"].sum()) if len(polys) else 0.0
     extra = {"coreg_error_px": round(coreg_err, 4), "settlement_burn_ha": round(settlement_ha, 4),
              "outside_burn_ha": round(outside_ha, 4), **structures,
-             **_area_and_counts(polys, burns, pred >= 0, pixel_ha)}
+             **_area_and_counts(polys, burns, pred >= 0, pixel_ha),
+             **_area_by_date(det, burns, times, truth_first, ref_shift)}
     when = {e["event"]: _utc(e["assumed_time"]) for e in truth_meta["events"]}
     extra.update(_brackets(first_seen, last_clear, truth_ids, [when[e] for e in burns["event"]], times,
                            burns["area_m2"].tolist() if len(burns) else []), mapping_unit_m2=params.min_area_m2)
@@ -572,6 +597,10 @@ def _target_lines(rows: list[dict[str, Any]], cases: tuple[str, ...]) -> list[st
             if total.get("area_error") is not None and abs(total["area_error"]) > TARGET_AREA_ERROR:
                 misses.append(f"area ({total['area_source']}) {total['area_ha']:.3f} ha against {total['true_area_ha']:.3f} ha "
                               f"true ({total['area_error']:+.1%})")
+            for date, (found, true) in (total.get("area_ha_by_date") or {}).items():
+                error = (total.get("area_error_by_date") or {}).get(date)
+                if error is not None and abs(error) > TARGET_AREA_ERROR:
+                    misses.append(f"{date} area {found:.3f} ha against {true:.3f} ha true ({error:+.1%})")
             counted, what, count_error = ((total["sites"], "burned sites", total["site_count_error"])
                                           if total.get("site_count_error") is not None
                                           else (total.get("polygons"), "polygons", total.get("polygon_count_error")))
@@ -609,6 +638,8 @@ def _area_lines(rows: list[dict[str, Any]], cases: tuple[str, ...]) -> list[str]
         patches += (f", {total['sites']} burned sites ({total['site_count_error']:+.1%})"
                     if total.get("site_count_error") is not None else "")
         count = f" ({total['polygon_count_error']:+.1%})" if total.get("polygon_count_error") is not None else ""
+        by_date = total.get("area_error_by_date") or {}
+        error += ("; per date " + ", ".join(f"{d} {e:+.1%}" for d, e in by_date.items() if e is not None)) if by_date else ""
         tier = f"; highest confidence of a false polygon {total['top_tier']}" if "top_tier" in total else ""
         lines.append(f"area {case:22} {total['area_ha']:.3f} ha by {total['area_source']} against {total['true_area_ha']:.3f} ha "
                      f"burned{error}; {total['polygons']} settlement polygons{patches} for {total['true_compounds']} burned "
