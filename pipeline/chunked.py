@@ -221,7 +221,8 @@ def _chunk_polygons(sources: list[SceneSource], footprints: list[BaseGeometry], 
               | set(unmixing_bands(bands)))
     needed = [b for b in bands if b in wanted]
     stack = stack.sel(band=needed)
-    calibration = replace(calibration, fits=tuple(tuple(f for f in fits if f.band in needed) for fits in calibration.fits))
+    calibration = replace(calibration, fits=tuple(tuple(f for f in fits if f.band in needed) for fits in calibration.fits),
+                          spectral_fits=tuple(tuple(f for f in fits if f.band in needed) for fits in calibration.spectral_fits))
     det = apply(stack, records, calibration, params=params, loaded_grid=loaded_grid, analysis_grid=loaded_grid,
                 settlement=settlement, window=chunk.grid)
     return det.polygons

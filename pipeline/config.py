@@ -107,7 +107,10 @@ class Params:
     """Relative radiometric normalisation: ``auto`` applies it to four- and eight-band scenes
     (PlanetScope: radiometry differs from satellite to satellite) and not to scenes with SWIR
     (Sentinel-2 and Landsat surface reflectance are calibrated across dates; fitting one date
-    onto another across a season would read land change as radiometry)."""
+    onto another across a season would read land change as radiometry). Under ``auto`` the burned
+    fraction and the non-fire tests still read SWIR scenes mapped onto the clearest one: they
+    compare bands with fixed spectra and between dates, and residual haze is a gain per band as
+    well as an offset. ``never`` leaves every reading as delivered."""
 
     burn_index: BurnIndexName = _choices("auto", get_args(BurnIndexName))
     """Index to difference: ``auto`` is NBR when SWIR is present, else the NIR drop."""

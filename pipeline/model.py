@@ -195,6 +195,10 @@ class Calibration:
     """Per usable scene: background and noise sigma of its change (``None``: nothing compared)."""
     refused: tuple[str | None, ...] = ()
     """Per scene given: why its numbers cannot be ground (:mod:`pipeline.stages.plausibility`), else ``None``."""
+    spectral_fits: tuple[tuple[BandFit, ...], ...] = ()
+    """Per usable scene, per band: the fits onto the clearest scene that the per-pixel spectral reading
+    (burned fraction, non-fire tests) applies where the index reads the scenes as delivered (calibrated
+    SWIR products); empty where that reading uses the scenes as ``fits`` left them."""
 
 
 @dataclass(frozen=True)

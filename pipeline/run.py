@@ -28,6 +28,7 @@ from pipeline.stages.change import consecutive_change
 from pipeline.config import NATIVE, Params, resolve_params
 from pipeline.stages.coregister import ShiftEstimate, apply_shifts, coregister
 from pipeline.stages.dating import date_burns
+from pipeline.stages.fraction import unmixing_bands
 from pipeline.errors import OutputError, PipelineError, RunError, SceneError
 from pipeline.evidence import find_layers, gather_evidence
 from pipeline.grid import Grid
@@ -130,7 +131,8 @@ def apply(stack: xr.Dataset, records: list[SceneRecord], calibration: Calibratio
     aligned = _crop(_unmatched_as_unseen(apply_shifts(used, shifts), shifts, params), loaded_grid, analysis_grid)
     stage("normalisation applied: the scene-wide fits", logger=logger)
     normalised = apply_fits(aligned, fits)
-    dated = _dated(normalised, params, analysis_grid, noise=list(calibration.noise), records=used_records)
+    dated = _dated(normalised, params, analysis_grid, noise=list(calibration.noise), records=used_records,
+                   spectral_fits=[list(f) for f in calibration.spectral_fits] or None)
     measured = _Measured(calibration, refused, clear_fraction, usable, used_records, shifts, fits, normalised, *dated)
     return _detection(measured, records, params=params, analysis_grid=analysis_grid, settlement=settlement, window=window)
 
@@ -175,13 +177,16 @@ def _measure(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, l
                                                      analysis_grid=analysis_grid, shift_cache=shift_cache, kept=kept)
     if on_normalised is not None:
         on_normalised(normalised)
-    index_name, index, change, dates, thresholds = _dated(normalised, params, analysis_grid, noise=None, records=used_records)
+    spectral_fits = _spectral_fits(normalised, params)
+    index_name, index, change, dates, thresholds = _dated(normalised, params, analysis_grid, noise=None, records=used_records,
+                                                          spectral_fits=spectral_fits)
     calibration = Calibration(
         usable=tuple(bool(u) for u in usable),
         shifts=tuple(shifts),
         fits=tuple(tuple(f) for f in fits),
         noise=tuple(None if info is None else (info.background, info.noise_sigma) for info in thresholds),
         refused=tuple(refused),
+        spectral_fits=tuple(tuple(f) for f in spectral_fits or ()),
     )
     return _Measured(calibration, list(refused), clear_fraction, usable, used_records, shifts, fits,
                      normalised, index_name, index, change, dates, thresholds, kept_work)
@@ -222,12 +227,8 @@ def _align_and_normalise(used: xr.Dataset, n_used: int, *, params: Params, loade
     aligned = _crop(_unmatched_as_unseen(aligned, shifts, params), loaded_grid, analysis_grid)
     if wants_normalisation([str(b) for b in aligned.band.values], params.normalisation):
         stage("normalisation: each band's gain and offset to the reference", logger=logger)
-        normalised, fits = normalise(aligned, reference_index=params.reference_scene)
-        clearer = clearest_scene(fits, params.reference_scene)
-        if clearer != params.reference_scene:
-            stage(f"normalisation: usable scene {params.reference_scene + 1} is hazier than usable scene {clearer + 1}; "
-                  f"each band's gain and offset to that one instead", logger=logger)
-            normalised, fits = normalise(aligned, reference_index=clearer)
+        normalised, fits = _onto_clearest(aligned, params.reference_scene, "normalisation: ",
+                                          "each band's gain and offset to that one instead")
     else:
         stage(f"normalisation: none (normalisation={params.normalisation}, scenes as delivered)", logger=logger)
         normalised, fits = aligned, identity_fits(aligned)
@@ -260,7 +261,8 @@ def _detection(m: _Measured, records: list[SceneRecord], *, params: Params, anal
         transients = nonfire = None
     return Detection(
         stack=m.normalised, records=m.used_records, all_records=list(records),
-        quality=_quality(records, m.usable, m.refused, m.clear_fraction, m.shifts, m.fits, m.thresholds, params),
+        quality=_quality(records, m.usable, m.refused, m.clear_fraction, m.shifts, m.fits, m.thresholds, params,
+                         spectral_fits=[list(f) for f in m.calibration.spectral_fits]),
         shifts=m.shifts, fits=m.fits, index_name=m.index_name, index=m.index, change=m.change, dates=dates,
         thresholds=m.thresholds, polygons=polygons,
         extent_first=xr.DataArray(extent_first, dims=("y", "x"), coords={"y": dates.y, "x": dates.x}),
@@ -368,9 +370,46 @@ def _unmatched_as_unseen(aligned: xr.Dataset, shifts: list[ShiftEstimate], param
     return aligned
 
 
+def _spectral_fits(stack: xr.Dataset, params: Params) -> list[list[BandFit]] | None:
+    """Each scene's band fits onto the clearest scene, for the per-pixel spectral reading of scenes the
+    index reads as delivered; ``None`` where that reading uses ``stack`` as it is.
+
+    Calibrated surface reflectance with SWIR (Sentinel-2, Landsat) is left as delivered for the
+    index (``normalisation=auto``: fitting one date onto another across a season reads land change
+    as radiometry, and the real fires' masks lose to it). The burned fraction, though, is unmixed
+    against surface-reflectance end-members, and the non-fire tests compare bands between dates:
+    both need the dates in one radiometric frame. Residual haze (harmattan dust that atmospheric
+    correction leaves) lowers a scene's contrast and adds path radiance, a gain and an offset per
+    band; the background removal takes out the offset only. So these readings see every scene
+    mapped onto the clearest one, with the normalisation stage's own fits (stable pixels only).
+    """
+    bands = [str(b) for b in stack.band.values]
+    if params.normalisation != "auto" or wants_normalisation(bands, "auto") or not unmixing_bands(bands):
+        return None
+    stage("spectral frame: each band's gain and offset to the reference, for the burned fraction and the non-fire "
+          "tests only (the index reads the scenes as delivered)", logger=logger)
+    _, fits = _onto_clearest(stack, params.reference_scene, "spectral frame: ", "mapped onto that one instead")
+    return [list(f) for f in fits]
+
+
+def _onto_clearest(stack: xr.Dataset, reference: int, prefix: str, instead: str) -> tuple[xr.Dataset, list[list[BandFit]]]:
+    """``stack`` normalised onto usable scene ``reference``, or onto a clearer one where haze shows on it
+    (:func:`pipeline.stages.normalise.clearest_scene`), which the log says in ``prefix ... instead`` words."""
+    normalised, fits = normalise(stack, reference_index=reference)
+    clearer = clearest_scene(fits, reference)
+    if clearer != reference:
+        stage(f"{prefix}usable scene {reference + 1} is hazier than usable scene {clearer + 1}; {instead}", logger=logger)
+        normalised, fits = normalise(stack, reference_index=clearer)
+    return normalised, fits
+
+
 def _dated(normalised: xr.Dataset, params: Params, analysis_grid: Grid, *, noise: list | None,
-           records: list[SceneRecord]):
-    """Burn index, change between dates, and each pixel's first burned date with the thresholds used."""
+           records: list[SceneRecord], spectral_fits: list[list[BandFit]] | None = None):
+    """Burn index, change between dates, and each pixel's first burned date with the thresholds used.
+
+    ``spectral_fits`` (:func:`_spectral_fits`): the fits the per-pixel spectral reading applies to
+    ``normalised`` (the index does not).
+    """
     index_name = choose_index([str(b) for b in normalised.band.values], params.burn_index)
     stage(f"index: {index_name}", logger=logger)
     index = burn_index(normalised["reflectance"], index=index_name)
@@ -381,15 +420,18 @@ def _dated(normalised: xr.Dataset, params: Params, analysis_grid: Grid, *, noise
     stage(f"threshold and dating: {index.sizes['time']} dates in time order", logger=logger)
     dates, thresholds = date_burns(change, index=index, clear=normalised["clear"], post_nir=post_nir, params=params,
                                    pixel_area_m2=analysis_grid.pixel_area_m2, noise=noise,
-                                   reflectance=normalised["reflectance"],
+                                   reflectance=(normalised if spectral_fits is None
+                                                else apply_fits(normalised, spectral_fits))["reflectance"],
                                    sun=[(r.sun_elevation, r.sun_azimuth) for r in records])
     return index_name, index, change, dates, thresholds
 
 
 def _quality(records: list[SceneRecord], usable: np.ndarray, refused: list[str | None], clear_fraction: np.ndarray,
              shifts: list[ShiftEstimate], fits: list[list[BandFit]], thresholds: list[ThresholdInfo | None],
-             params: Params) -> list[dict[str, Any]]:
-    """Per scene given: clear share, usability with its reason, co-registration, normalisation, threshold."""
+             params: Params, spectral_fits: list[list[BandFit]] | None = None) -> list[dict[str, Any]]:
+    """Per scene given: clear share, usability with its reason, co-registration, normalisation, threshold,
+    and the fits the burned fraction and the non-fire tests read it through, where those differ from
+    the normalisation's (``spectral_frame``)."""
     inconsistent = _unmatched(shifts, params)
     quality: list[dict[str, Any]] = []
     used_pos = {int(k): j for j, k in enumerate(np.flatnonzero(usable))}
@@ -407,6 +449,8 @@ def _quality(records: list[SceneRecord], usable: np.ndarray, refused: list[str |
                 )
             entry["coregistration"] = shifts[j].as_dict()
             entry["normalisation"] = [f.as_dict() for f in fits[j]]
+            if spectral_fits:
+                entry["spectral_frame"] = [f.as_dict() for f in spectral_fits[j]]
             entry["threshold"] = thresholds[j].as_dict() if thresholds[j] else None
             entry["is_first_usable"] = j == 0
         quality.append(entry)

@@ -47,6 +47,10 @@ def test_real_grass_fire_pair_added_and_detected(shared_data, tmp_path, capsys):
     assert report["index"] == "nbr" and not report["simulated"]
     fits = [f for s in report["scenes"] for f in s.get("normalisation", [])]
     assert fits and not any(f["applied"] for f in fits)  # calibrated SWIR products: left as delivered
+    # ... for the index; the burned fraction reads them through fits to the clearest scene, recorded per scene
+    # (a pre-fire and a post-fire scene months apart correlate too little for a line: left as they are).
+    framed = [s["spectral_frame"] for s in report["scenes"] if s.get("usable")]
+    assert len(framed) == 2 and all({f["band"] for f in frame} == {"blue", "green", "red", "nir", "swir22"} for frame in framed)
     burns = gpd.read_file(run / "burns.geojson")
     with rasterio.open(root / "masks" / f"{EVENT}.tif") as src:
         mask = src.read(1) > 0

@@ -678,7 +678,7 @@ def run_benchmark(*, out_root: Path, data_root: Path, aoi_name: str = "ogota", c
     table = _table(rows)
     summary = ["Targets (simulated): Dice >= 0.95, commission and omission <= 0.05 per date, every burn dated inside its "
                "bracket and its true date inside the stated bracket (100 % of burns), co-registration <= 0.1 px, "
-               "burned area (burned fraction) within 3 %, burned sites in the settlement (polygons where no site is given) "
+               "burned area (burned fraction) within 3 % over the series and on each date, burned sites in the settlement (polygons where no site is given) "
                "within 5 % of the burned compounds, "
                "burned-structure count within 5 % per date; no-burn cases: no settlement burn, <= 0.01 ha false burned "
                "area, no false polygon (one that touches no true burn) above low confidence, and a real fire among them "

@@ -15,7 +15,10 @@ average): the unburned part of a mixed pixel is whatever that pixel showed, soil
 grass. ``f_char`` and ``f_ash`` are fitted by weighted least squares (each band weighted by
 its measured noise) with ``f_char, f_ash >= 0`` and ``f_char + f_ash <= 1``, in closed form:
 the unconstrained solution when it is feasible, else the best of the constraint edges. The
-burned share is ``f = f_char + f_ash``.
+burned share is ``f = f_char + f_ash``. Both dates must be in one radiometric frame, as the
+end-members are surface reflectance: the run gives the normalised scenes, or, where the index
+reads calibrated SWIR scenes as delivered, those scenes mapped onto the clearest one for this
+reading (haze lowers contrast, a gain the background removal below cannot take out).
 
 End-members are published spectra, not measured on the scene: a scene with one small burn
 has too few pure pixels to measure them, and a chunk of a large area would measure its own.
