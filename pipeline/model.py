@@ -69,6 +69,9 @@ class SceneRecord:
     time_of_day_known: bool = True
     """False when only the date is known (``acquired`` then stands at 00:00 UTC of it): every printed
     time of the scene says "time of day unknown" (:func:`pipeline.outputs.report.scene_time`)."""
+    band_pixel_m: dict[str, float] = field(default_factory=dict)
+    """Native pixel in metres of each band, where the product says its bands differ (Sentinel-2: 10 m
+    visible and NIR, 20 m SWIR, even when delivered resampled); empty where every band has the file's pixel."""
 
     @property
     def acquired_utc(self) -> str:

@@ -28,7 +28,7 @@ from pipeline.stages.change import consecutive_change
 from pipeline.config import NATIVE, Params, resolve_params
 from pipeline.stages.coregister import ShiftEstimate, apply_shifts, coregister
 from pipeline.stages.dating import date_burns
-from pipeline.stages.fraction import unmixing_bands
+from pipeline.stages.fraction import coarser_than_grid, unmixing_bands
 from pipeline.errors import OutputError, PipelineError, RunError, SceneError
 from pipeline.evidence import find_layers, gather_evidence
 from pipeline.grid import Grid
@@ -418,12 +418,26 @@ def _dated(normalised: xr.Dataset, params: Params, analysis_grid: Grid, *, noise
     post_nir = normalised["reflectance"].sel(band="nir", drop=True) if index_name in ("nir", "bai") else None
     # One stage, not two: each date's threshold leaves out the pixels earlier dates burned.
     stage(f"threshold and dating: {index.sizes['time']} dates in time order", logger=logger)
+    coarse = _coarse_bands(records, analysis_grid.resolution)
+    if coarse:
+        stage(f"burned fraction: {', '.join(coarse)} left out of the fit (native pixels coarser than the "
+              f"{analysis_grid.resolution:g} m grid: they do not measure its pixels)", logger=logger)
     dates, thresholds = date_burns(change, index=index, clear=normalised["clear"], post_nir=post_nir, params=params,
                                    pixel_area_m2=analysis_grid.pixel_area_m2, noise=noise,
                                    reflectance=(normalised if spectral_fits is None
                                                 else apply_fits(normalised, spectral_fits))["reflectance"],
-                                   sun=[(r.sun_elevation, r.sun_azimuth) for r in records])
+                                   sun=[(r.sun_elevation, r.sun_azimuth) for r in records], unmix_skip=coarse)
+    dates.attrs["unmixing_left_out"] = list(coarse)
     return index_name, index, change, dates, thresholds
+
+
+def _coarse_bands(records: list[SceneRecord], grid_m: float) -> list[str]:
+    """The bands coarser than the grid in any scene, which the burned fraction is not fitted on."""
+    native: dict[str, float] = {}
+    for record in records:
+        for band, metres in record.band_pixel_m.items():
+            native[band] = max(native.get(band, 0.0), float(metres))
+    return coarser_than_grid(native, grid_m)
 
 
 def _quality(records: list[SceneRecord], usable: np.ndarray, refused: list[str | None], clear_fraction: np.ndarray,

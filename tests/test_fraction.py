@@ -354,3 +354,38 @@ def test_a_narrow_burn_mostly_ash_seeds_on_its_own_burned_share():
     cover[12:14, 10:14] = 0.8
     burned = _dated(*_pair_from_cover(cover, 21, burned=0.75 * A + 0.25 * C))[0]["first_seen"].values >= 0
     assert burned[12:14, 10:14].all() and burned.sum() == 8
+
+
+def test_a_ring_pixel_between_burns_of_two_dates_gives_each_burn_its_own_share():
+    # Two yards burned two days apart, 8.25 pixels wide each; the pixel between them is 0.25 burned by the
+    # first fire and 0.25 more by the second. On the second date its before-state already holds the first
+    # burn's char, so its fit reads 0.25 of the 0.75 left (0.33): the share of the pixel is 0.25. Each burn
+    # keeps its own share of it: each polygon's area is its own burn's, and the pixel's share is 0.5.
+    rng = np.random.default_rng(11)
+    side = 44
+    edges = np.arange(side + 1, dtype=float)
+
+    def strip(lo: float, hi: float) -> np.ndarray:
+        cols = np.clip(np.minimum(edges[1:], hi) - np.maximum(edges[:-1], lo), 0, 1)
+        rows = np.zeros(side)
+        rows[8:38] = 1.0
+        return np.outer(rows, cols)
+
+    first, second = strip(18.0, 26.25), strip(26.75, 35.0)
+    sand = np.broadcast_to(SAND[:, None, None], (4, side, side))
+    scenes = [sand, (1 - first) * sand + first * C[:, None, None]]
+    burned = first + second
+    scenes.append((1 - burned) * sand + burned * C[:, None, None])
+    refl = np.stack(scenes) + rng.normal(0, 0.004, (3, 4, side, side))
+    times = ["2024-01-26T10:38:00Z", "2024-01-28T10:38:00Z", "2024-02-01T10:38:00Z"]
+    stack, clear = _clear_stack(refl, [t[:16] for t in times])
+    grid = grid_for_bounds((500000, 1500000 - 3 * side, 500000 + 3 * side, 1500000), "EPSG:32630", 3.0)
+    dates, _ = _dated(stack, clear)
+    assert not (dates["first_seen"].values[8:38, 26] >= 0).any()  # the shared pixel is nobody's: under the cut twice
+    assert np.nanmedian(dates["burned_fraction"].values[8:38, 26]) == pytest.approx(0.5, abs=0.05)
+    polys = burn_polygons(dates, grid=grid, times=times, index_name="nir").sort_values("first_seen_index")
+    assert len(polys) == 2
+    truth_ha = first.sum() * 9 / 1e4  # 247.5 pixels of 9 m2, each burn
+    assert second.sum() == pytest.approx(first.sum())
+    for area in polys["burned_fraction_ha"]:
+        assert area == pytest.approx(truth_ha, rel=0.015)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import shutil
 import stat
@@ -438,8 +439,29 @@ def load_planet(files: SceneFiles, grid: Grid) -> tuple[SceneRecord, np.ndarray,
         sha256={k: sha256_file(p) for k, p in paths.items()},
         sun_elevation=props.get("sun_elevation"),
         sun_azimuth=props.get("sun_azimuth"),
+        band_pixel_m=_native_pixels(props.get("native_resolution_m"), names, files.metadata or files.reflectance),
     )
     return record, reflectance, clear
+
+
+def _native_pixels(value: Any, names: tuple[str, ...], where: Path) -> dict[str, float]:
+    """The metadata's ``native_resolution_m`` (band -> metres), for the bands the file has; ``{}`` without one.
+
+    A delivery that resampled some bands onto a finer grid says so there (burnscan's simulated
+    Sentinel-2-like scenes: SWIR integrated on 20 m pixels, written on the 10 m grid).
+    """
+    if value is None:
+        return {}
+    fix = "give a mapping of band name to metres, e.g. {\"swir22\": 20}, or remove it"
+    if not isinstance(value, dict):
+        raise field_error(where, "native_resolution_m", value, "a mapping of band to metres", fix)
+    out = {}
+    for band, metres in value.items():
+        if isinstance(metres, bool) or not isinstance(metres, (int, float)) or not math.isfinite(metres) or metres <= 0:
+            raise field_error(where, "native_resolution_m", value, "positive metres for every band", fix)
+        if band in names:
+            out[str(band)] = float(metres)
+    return out
 
 
 _PLANET_TEXT_FIELDS = ("acquired", "satellite_id", "instrument")

@@ -159,7 +159,7 @@ class Sentinel2Scene:
             simulated=False, bands=tuple(self.bands), files={k: str(p) for k, p in files.items()},
             sha256={k: sha256_file(p) for k, p in files.items()},
             sun_elevation=self.properties.get("view:sun_elevation"), sun_azimuth=self.properties.get("view:sun_azimuth"),
-            time_source=self.time_source,
+            time_source=self.time_source, band_pixel_m={name: pixel_size_m(path) for name, path in self.bands.items()},
         )
         return record, reflectance, clear
 

@@ -41,7 +41,7 @@ from scipy import ndimage
 import xarray as xr
 
 from pipeline.config import Params
-from pipeline.stages.fraction import burned_fraction, unmixing_bands
+from pipeline.stages.fraction import Fraction, burned_fraction, unmixing_bands
 from pipeline.stages.indices import BURN_LEVELS, SEVERITY_SCALED
 from pipeline.stages.spectral import NON_FIRE, NOT_TESTED, PROPORTIONAL, STAYED, spectral_codes
 from pipeline.stages.threshold import ThresholdInfo, burn_candidates, burn_mask
@@ -290,6 +290,35 @@ def _shadows_moved_on(new: np.ndarray, t: int, values: np.ndarray, direction: in
     return np.concatenate([[False], undated])[labels]
 
 
+def _keep_shares(share: dict[str, np.ndarray], ring_share: dict[str, np.ndarray], fraction: Fraction, new: np.ndarray,
+                 burned: np.ndarray, t: int) -> None:
+    """Record date ``t``'s burned shares: of its new burned pixels, and of the ring of unburned pixels around them.
+
+    The ring holds the burns' mixed rim (what the cut left out, or what the sensor's blur spread the
+    burn into): a burn's area is the sum of shares over both. A ring pixel may lie between burns of
+    two dates; each date's share is kept apart (``ring_share[key][t]``), so that each burn gets its
+    own. A pixel already partly burned on an earlier date shows it in its before-state: the fit's
+    share is of what was left unburned, so the share of the pixel is that times ``1 - earlier``.
+    ``share`` holds each burned pixel's share on its date, and each ring pixel's share over all dates.
+    """
+    ring = ndimage.binary_dilation(new, structure=np.ones((3, 3), bool)) & ~burned
+    earlier = np.nan_to_num(share["fraction"][ring], nan=0.0)
+    left = np.clip(1.0 - earlier, 0.0, 1.0)
+    fitted = {key: getattr(fraction, key)[ring] * left for key in share}
+    ring_only = ~new[ring]
+    for key in share:
+        ring_share[key][t][ring] = np.where(ring_only, fitted[key], np.nan)
+    ever = np.isfinite(share["fraction"][ring])
+    # A ring pixel's share over the dates: shares add, noise in quadrature, the end-members' error linearly.
+    total = {"fraction": np.where(ever, earlier, 0.0) + np.nan_to_num(fitted["fraction"]),
+             "sigma_noise": np.hypot(np.nan_to_num(share["sigma_noise"][ring]), np.nan_to_num(fitted["sigma_noise"])),
+             "sigma_endmember": np.nan_to_num(share["sigma_endmember"][ring]) + np.nan_to_num(fitted["sigma_endmember"])}
+    for key in share:
+        # A burned pixel holds its own date's share; a ring pixel its total (NaN where nothing could be fitted).
+        value = np.where(ring_only, np.where(ever | np.isfinite(fitted[key]), total[key], np.nan), fitted[key])
+        share[key][ring] = value
+
+
 def _before_after(reflectance: np.ndarray, clear: np.ndarray, last_clear: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
     """``(band, y, x)`` reflectance of each pixel's own last clear observation before ``t`` and on ``t``
     (NaN where there is none, or where ``t`` is not clear)."""
@@ -311,6 +340,7 @@ def date_burns(
     noise: list[tuple[float, float] | None] | None = None,
     reflectance: xr.DataArray | None = None,
     sun: list[tuple[float | None, float | None] | None] | None = None,
+    unmix_skip: tuple[str, ...] | list[str] = (),
 ) -> tuple[xr.Dataset, list[ThresholdInfo | None]]:
     """First-seen date and bracket of every burned pixel.
 
@@ -342,6 +372,9 @@ def date_burns(
         Per scene, ``(elevation, azimuth)`` of the sun in degrees (``None`` where unknown): a
         scene whose shadows fall elsewhere than on a pixel's before-scene does not date what it
         cannot tell from them (:func:`_shadows_moved_on`).
+    unmix_skip:
+        Bands left out of the burned-fraction fit: those coarser than the grid
+        (:func:`pipeline.stages.fraction.coarser_than_grid`).
 
     Returns
     -------
@@ -358,7 +391,9 @@ def date_burns(
         ``reflectance``, ``burned_fraction``, ``fraction_sigma_noise`` and
         ``fraction_sigma_endmember`` (y, x) the burned share of each burned pixel on its first
         date and its two 1-sigma parts, and of the ring of unburned pixels around the date's new
-        burns (their mixed rim, counted in a burn's area); NaN elsewhere; and per scene
+        burns (their mixed rim, counted in a burn's area; a ring pixel's share over all dates);
+        ``ring_fraction`` and its two sigmas (time, y, x) the ring pixels' share on each date, so
+        that a pixel between burns of two dates gives each its part; NaN elsewhere; and per scene
         the :class:`ThresholdInfo` (``None`` for scenes with nothing to compare). A burn first
         seen after a scene that could not date it keeps ``last_clear_before`` at the clear scene
         before that one.
@@ -388,6 +423,8 @@ def date_burns(
     short = [b for b in ("blue", "green") if b in bands]  # white ash brightens these, shade and char darken them
     visible = _band_mean(reflectance.values, [bands.index(b) for b in short]) if short and "nir" in bands else None
     share = {k: np.full(shape, np.nan, dtype=np.float32) for k in ("fraction", "sigma_noise", "sigma_endmember")}
+    # The ring's share per date: a pixel between two burns of different dates holds a part of each.
+    ring_share = {k: np.full((n_time, *shape), np.nan, dtype=np.float32) for k in share} if unmixing else {}
     infos: list[ThresholdInfo | None] = []
     usual_last = np.full(shape, -1, dtype=np.int16)  # last clear scene without a passing mark (module docstring)
     opens = np.full(shape, -1, dtype=np.int16)  # where a scene at another hour could not date a mark: its bracket's start
@@ -406,7 +443,7 @@ def date_burns(
                                                 background_noise=None if noise is None else noise[t])
         fraction = None
         if unmixing:  # only where a burn can be, and the ring of mixed pixels around it
-            fraction = burned_fraction(*_before_after(reflectance.values, clear.values, base, t), bands=bands,
+            fraction = burned_fraction(*_before_after(reflectance.values, clear.values, base, t), bands=bands, skip=unmix_skip,
                                        where=ndimage.binary_dilation(candidates, structure=np.ones((3, 3), bool)))
         mask, info = burn_mask(
             d_t,
@@ -479,11 +516,7 @@ def date_burns(
         usual_last[valid[t] & ~passing] = t
         delta_at_first[new] = d_t.values[new]
         if fraction is not None:
-            # The burned pixels and the ring of mixed pixels around them that the cut left out (or the
-            # sensor's blur spread the burn into): a burn's area is the sum of shares over both.
-            ring = ndimage.binary_dilation(new, structure=np.ones((3, 3), bool)) & ~burned
-            for key in share:
-                share[key][ring] = getattr(fraction, key)[ring]
+            _keep_shares(share, ring_share, fraction, new, burned, t)
         burned |= new
         infos.append(info)
     dims = delta.dims[1:]
@@ -500,7 +533,10 @@ def date_burns(
             "nonfire_seen": (dims, nonfire_seen),
             "nonfire_code": (dims, nonfire_code),
             **({"burned_fraction": (dims, share["fraction"]), "fraction_sigma_noise": (dims, share["sigma_noise"]),
-                "fraction_sigma_endmember": (dims, share["sigma_endmember"])} if unmixing else {}),
+                "fraction_sigma_endmember": (dims, share["sigma_endmember"]),
+                "ring_fraction": (delta.dims, ring_share["fraction"]),
+                "ring_fraction_sigma_noise": (delta.dims, ring_share["sigma_noise"]),
+                "ring_fraction_sigma_endmember": (delta.dims, ring_share["sigma_endmember"])} if unmixing else {}),
         },
         coords=coords,
         attrs={"times": [str(t) for t in delta.time.values]} if "time" in delta.coords else {},

@@ -58,7 +58,7 @@ import numpy as np
 
 from pipeline.stages.threshold import background_and_noise
 
-__all__ = ["CHAR", "WHITE_ASH", "CHAR_SPREAD", "ASH_SPREAD", "Fraction", "band_noise", "unmix", "burned_fraction",
+__all__ = ["CHAR", "WHITE_ASH", "CHAR_SPREAD", "ASH_SPREAD", "Fraction", "band_noise", "coarser_than_grid", "unmix", "burned_fraction",
            "area_with_sigma"]
 
 CHAR: dict[str, float] = {"blue": 0.04, "green": 0.04, "red": 0.05, "nir": 0.06, "swir16": 0.16, "swir22": 0.18}
@@ -97,6 +97,27 @@ def _canonical(band: str) -> str:
 def unmixing_bands(bands: list[str]) -> list[str]:
     """The bands with published end-members, in ``bands`` order."""
     return [b for b in bands if _canonical(b) in CHAR]
+
+
+def coarser_than_grid(band_pixel_m: dict[str, float], grid_m: float) -> list[str]:
+    """The unmixing bands whose native pixel is coarser than both the grid and the finest unmixing band.
+
+    A band resampled onto a finer grid (Sentinel-2's 20 m SWIR on a 10 m grid) does not measure
+    the grid's pixel: its value there is an average over its own footprint, so a fully burned
+    10 m pixel beside unburned ground reads half burned in it, and its unburned neighbour half
+    burned too. Such bands are left out of the fit where at least two finer ones remain.
+
+    >>> coarser_than_grid({"blue": 10, "green": 10, "red": 10, "nir": 10, "swir16": 20, "swir22": 20}, 10.0)
+    ['swir16', 'swir22']
+    >>> coarser_than_grid({"blue": 10, "green": 10, "red": 10, "nir": 10, "swir16": 20, "swir22": 20}, 20.0)
+    []
+    """
+    sizes = {b: float(m) for b, m in band_pixel_m.items() if _canonical(b) in CHAR and m and m > 0}
+    if not sizes:
+        return []
+    floor = max(grid_m, min(sizes.values())) * 1.1  # header rounding is not a coarser band
+    coarse = [b for b, m in sizes.items() if m > floor]
+    return coarse if len(sizes) - len(coarse) >= 2 else []
 
 
 def band_noise(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -211,7 +232,8 @@ def unmix(before: np.ndarray, after: np.ndarray, *, bands: list[str], noise: np.
     return tuple(o.reshape(shape) for o in out)  # type: ignore[return-value]
 
 
-def burned_fraction(before: np.ndarray, after: np.ndarray, *, bands: list[str], where: np.ndarray | None = None) -> Fraction:
+def burned_fraction(before: np.ndarray, after: np.ndarray, *, bands: list[str], where: np.ndarray | None = None,
+                    skip: tuple[str, ...] | list[str] = ()) -> Fraction:
     """The burned share of every pixel of one date, with its uncertainty.
 
     ``before`` is each pixel's own last clear observation before the date, ``after`` the
@@ -220,7 +242,8 @@ def burned_fraction(before: np.ndarray, after: np.ndarray, *, bands: list[str], 
     fits the char and white-ash shares; the fit is repeated with each end-member moved by its
     spread for the end-member part of the uncertainty. Given ``where`` (``(y, x)``), only those
     pixels are fitted and the others are NaN: five fits per pixel are the costliest step of a
-    date, and only the pixels a burn can hold and their ring need them.
+    date, and only the pixels a burn can hold and their ring need them. Bands in ``skip`` are left
+    out of the fit (:func:`coarser_than_grid`).
 
     Examples
     --------
@@ -233,7 +256,7 @@ def burned_fraction(before: np.ndarray, after: np.ndarray, *, bands: list[str], 
     >>> round(float(np.median(out.fraction[:10, :10])), 2), bool(np.median(out.fraction[20:, 20:]) < 0.05)
     (0.61, True)
     """
-    present = unmixing_bands(bands)
+    present = [b for b in unmixing_bands(bands) if b not in skip]
     keep = [bands.index(b) for b in present]
     if where is not None and not where.any():  # nothing to fit (a chunk without a burn): the noise is not needed
         nothing = np.full(where.shape, np.nan)

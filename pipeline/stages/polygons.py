@@ -200,7 +200,7 @@ def burn_polygons(
     codes = dates["spectral"].values if "spectral" in dates else np.full(components.shape, NOT_TESTED, np.int8)
     verdicts = [spectral_verdict(codes[sl][components[sl] == i])
                 for i, sl in enumerate(ndimage.find_objects(components), start=1)]
-    shares = _fraction_sums(dates, components, ids)
+    shares = _fraction_sums(dates, components, ids, np.array(component_date, dtype=int))
     geometries = pixel_outlines(components, ids, grid)
     frame = gpd.GeoDataFrame(
         {
@@ -224,13 +224,21 @@ def burn_polygons(
 _FRACTION_SUMS = ("_fraction_px", "_fraction_var_px", "_fraction_endmember_px")
 
 
-def _fraction_sums(dates: xr.Dataset, components: np.ndarray, ids: np.ndarray) -> dict[str, np.ndarray]:
+def _fraction_sums(dates: xr.Dataset, components: np.ndarray, ids: np.ndarray,
+                   component_date: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Per patch, in pixels: the sum of the burned shares, of their noise variances and of their
     end-member sigmas (the three add differently: see :func:`pipeline.stages.fraction.area_with_sigma`).
-    Without shares (no band to unmix) each pixel counts whole, with an unknown uncertainty."""
+    Without shares (no band to unmix) each pixel counts whole, with an unknown uncertainty.
+
+    The ring of unburned pixels around a patch holds its mixed rim: each ring pixel's share on the
+    patch's date goes to it (to the highest label where it touches two patches of that date), so
+    a pixel between burns of two dates gives each its own part (``ring_fraction``, per date).
+    """
     if "burned_fraction" not in dates:
         n = _sum_by_label(np.ones_like(components), components, ids)
         return dict(zip(_FRACTION_SUMS, (n, np.full(len(ids), np.nan), np.full(len(ids), np.nan))))
+    if "ring_fraction" in dates and component_date is not None:
+        return _fraction_sums_by_date(dates, components, ids, component_date)
     share = dates["burned_fraction"].values
     # The ring of unburned pixels around a patch holds its mixed rim: each ring pixel's share goes
     # to the patch it touches (the highest label where it touches two).
@@ -242,6 +250,30 @@ def _fraction_sums(dates: xr.Dataset, components: np.ndarray, ids: np.ndarray) -
     var = np.where(fitted, np.square(np.nan_to_num(dates["fraction_sigma_noise"].values)), 0.0)
     em = np.where(fitted, np.nan_to_num(dates["fraction_sigma_endmember"].values), 0.0)
     return {key: _sum_by_label(v, components, ids) for key, v in zip(_FRACTION_SUMS, (f, var, em))}
+
+
+def _fraction_sums_by_date(dates: xr.Dataset, components: np.ndarray, ids: np.ndarray,
+                           component_date: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`_fraction_sums` with each date's ring shares given to that date's patches only."""
+    share = dates["burned_fraction"].values
+    fitted = np.isfinite(share)
+    inside = components > 0
+    # A burned pixel whose share could not be fitted (its before-state unseen) counts whole and adds no spread.
+    values = (np.where(fitted, share, 1.0), np.where(fitted, np.square(np.nan_to_num(dates["fraction_sigma_noise"].values)), 0.0),
+              np.where(fitted, np.nan_to_num(dates["fraction_sigma_endmember"].values), 0.0))
+    sums = [_sum_by_label(np.where(inside, v, 0.0), components, ids) for v in values]
+    rings = (dates["ring_fraction"].values, dates["ring_fraction_sigma_noise"].values,
+             dates["ring_fraction_sigma_endmember"].values)
+    for t in np.unique(component_date):
+        of_date = np.where(np.isin(components, ids[component_date == t]), components, 0)
+        ring = np.isfinite(rings[0][t]) & (of_date == 0)
+        if not ring.any():
+            continue
+        owner = np.where(ring, ndimage.grey_dilation(of_date, footprint=_EIGHT), 0)
+        ring_values = (rings[0][t], np.square(np.nan_to_num(rings[1][t])), np.nan_to_num(rings[2][t]))
+        for total, v in zip(sums, ring_values):
+            total += _sum_by_label(np.where(owner > 0, np.nan_to_num(v), 0.0), owner, ids)
+    return dict(zip(_FRACTION_SUMS, sums))
 
 
 def _sum_by_label(values: np.ndarray, labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
