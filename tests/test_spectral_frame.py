@@ -49,7 +49,7 @@ def _series(bands: list[str] = BANDS):
 
 
 def _dates(stack, grid, spectral_fits):
-    records = [SimpleNamespace(sun_elevation=None, sun_azimuth=None)] * stack.sizes["time"]
+    records = [SimpleNamespace(sun_elevation=None, sun_azimuth=None, band_pixel_m={})] * stack.sizes["time"]
     return run._dated(stack, Params(), grid, noise=None, records=records, spectral_fits=spectral_fits)[3]
 
 
