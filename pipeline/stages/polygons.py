@@ -225,36 +225,18 @@ _FRACTION_SUMS = ("_fraction_px", "_fraction_var_px", "_fraction_endmember_px")
 
 
 def _fraction_sums(dates: xr.Dataset, components: np.ndarray, ids: np.ndarray,
-                   component_date: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                   component_date: np.ndarray) -> dict[str, np.ndarray]:
     """Per patch, in pixels: the sum of the burned shares, of their noise variances and of their
     end-member sigmas (the three add differently: see :func:`pipeline.stages.fraction.area_with_sigma`).
     Without shares (no band to unmix) each pixel counts whole, with an unknown uncertainty.
 
     The ring of unburned pixels around a patch holds its mixed rim: each ring pixel's share on the
-    patch's date goes to it (to the highest label where it touches two patches of that date), so
-    a pixel between burns of two dates gives each its own part (``ring_fraction``, per date).
+    patch's date (``component_date``) goes to it, to the highest label where it touches two patches
+    of that date, so a pixel between burns of two dates gives each its own part (``ring_fraction``).
     """
     if "burned_fraction" not in dates:
         n = _sum_by_label(np.ones_like(components), components, ids)
         return dict(zip(_FRACTION_SUMS, (n, np.full(len(ids), np.nan), np.full(len(ids), np.nan))))
-    if "ring_fraction" in dates and component_date is not None:
-        return _fraction_sums_by_date(dates, components, ids, component_date)
-    share = dates["burned_fraction"].values
-    # The ring of unburned pixels around a patch holds its mixed rim: each ring pixel's share goes
-    # to the patch it touches (the highest label where it touches two).
-    ring = (components == 0) & np.isfinite(share)
-    components = np.where(ring, ndimage.grey_dilation(components, footprint=_EIGHT), components)
-    fitted = np.isfinite(share)
-    # A burned pixel whose share could not be fitted (its before-state unseen) counts whole and adds no spread.
-    f = np.where(fitted, share, np.where(ring, 0.0, 1.0))
-    var = np.where(fitted, np.square(np.nan_to_num(dates["fraction_sigma_noise"].values)), 0.0)
-    em = np.where(fitted, np.nan_to_num(dates["fraction_sigma_endmember"].values), 0.0)
-    return {key: _sum_by_label(v, components, ids) for key, v in zip(_FRACTION_SUMS, (f, var, em))}
-
-
-def _fraction_sums_by_date(dates: xr.Dataset, components: np.ndarray, ids: np.ndarray,
-                           component_date: np.ndarray) -> dict[str, np.ndarray]:
-    """:func:`_fraction_sums` with each date's ring shares given to that date's patches only."""
     share = dates["burned_fraction"].values
     fitted = np.isfinite(share)
     inside = components > 0
