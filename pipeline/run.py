@@ -131,8 +131,8 @@ def apply(stack: xr.Dataset, records: list[SceneRecord], calibration: Calibratio
     aligned = _crop(_unmatched_as_unseen(apply_shifts(used, shifts), shifts, params), loaded_grid, analysis_grid)
     stage("normalisation applied: the scene-wide fits", logger=logger)
     normalised = apply_fits(aligned, fits)
-    dated = _dated(normalised, params, analysis_grid, noise=list(calibration.noise), records=used_records,
-                   spectral_fits=[list(f) for f in calibration.spectral_fits] or None)
+    spectral = apply_fits(normalised, [list(f) for f in calibration.spectral_fits]) if calibration.spectral_fits else None
+    dated = _dated(normalised, params, analysis_grid, noise=list(calibration.noise), records=used_records, spectral=spectral)
     measured = _Measured(calibration, refused, clear_fraction, usable, used_records, shifts, fits, normalised, *dated)
     return _detection(measured, records, params=params, analysis_grid=analysis_grid, settlement=settlement, window=window)
 
@@ -177,9 +177,9 @@ def _measure(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, l
                                                      analysis_grid=analysis_grid, shift_cache=shift_cache, kept=kept)
     if on_normalised is not None:
         on_normalised(normalised)
-    spectral_fits = _spectral_fits(normalised, params)
+    framed, spectral_fits = _spectral_frame(normalised, params)
     index_name, index, change, dates, thresholds = _dated(normalised, params, analysis_grid, noise=None, records=used_records,
-                                                          spectral_fits=spectral_fits)
+                                                          spectral=framed)
     calibration = Calibration(
         usable=tuple(bool(u) for u in usable),
         shifts=tuple(shifts),
@@ -370,9 +370,9 @@ def _unmatched_as_unseen(aligned: xr.Dataset, shifts: list[ShiftEstimate], param
     return aligned
 
 
-def _spectral_fits(stack: xr.Dataset, params: Params) -> list[list[BandFit]] | None:
-    """Each scene's band fits onto the clearest scene, for the per-pixel spectral reading of scenes the
-    index reads as delivered; ``None`` where that reading uses ``stack`` as it is.
+def _spectral_frame(stack: xr.Dataset, params: Params) -> tuple[xr.Dataset | None, list[list[BandFit]] | None]:
+    """``stack`` mapped onto the clearest scene, and each scene's band fits, for the per-pixel spectral
+    reading of scenes the index reads as delivered; ``(None, None)`` where that reading uses ``stack`` as it is.
 
     Calibrated surface reflectance with SWIR (Sentinel-2, Landsat) is left as delivered for the
     index (``normalisation=auto``: fitting one date onto another across a season reads land change
@@ -385,11 +385,11 @@ def _spectral_fits(stack: xr.Dataset, params: Params) -> list[list[BandFit]] | N
     """
     bands = [str(b) for b in stack.band.values]
     if params.normalisation != "auto" or wants_normalisation(bands, "auto") or not unmixing_bands(bands):
-        return None
+        return None, None
     stage("spectral frame: each band's gain and offset to the reference, for the burned fraction and the non-fire "
           "tests only (the index reads the scenes as delivered)", logger=logger)
-    _, fits = _onto_clearest(stack, params.reference_scene, "spectral frame: ", "mapped onto that one instead")
-    return [list(f) for f in fits]
+    framed, fits = _onto_clearest(stack, params.reference_scene, "spectral frame: ", "mapped onto that one instead")
+    return framed, [list(f) for f in fits]
 
 
 def _onto_clearest(stack: xr.Dataset, reference: int, prefix: str, instead: str) -> tuple[xr.Dataset, list[list[BandFit]]]:
@@ -404,11 +404,11 @@ def _onto_clearest(stack: xr.Dataset, reference: int, prefix: str, instead: str)
 
 
 def _dated(normalised: xr.Dataset, params: Params, analysis_grid: Grid, *, noise: list | None,
-           records: list[SceneRecord], spectral_fits: list[list[BandFit]] | None = None):
+           records: list[SceneRecord], spectral: xr.Dataset | None = None):
     """Burn index, change between dates, and each pixel's first burned date with the thresholds used.
 
-    ``spectral_fits`` (:func:`_spectral_fits`): the fits the per-pixel spectral reading applies to
-    ``normalised`` (the index does not).
+    ``spectral`` (:func:`_spectral_frame`): the scenes the per-pixel spectral reading reads instead of
+    ``normalised`` (the index reads ``normalised``).
     """
     index_name = choose_index([str(b) for b in normalised.band.values], params.burn_index)
     stage(f"index: {index_name}", logger=logger)
@@ -424,8 +424,7 @@ def _dated(normalised: xr.Dataset, params: Params, analysis_grid: Grid, *, noise
               f"{analysis_grid.resolution:g} m grid: they do not measure its pixels)", logger=logger)
     dates, thresholds = date_burns(change, index=index, clear=normalised["clear"], post_nir=post_nir, params=params,
                                    pixel_area_m2=analysis_grid.pixel_area_m2, noise=noise,
-                                   reflectance=(normalised if spectral_fits is None
-                                                else apply_fits(normalised, spectral_fits))["reflectance"],
+                                   reflectance=(normalised if spectral is None else spectral)["reflectance"],
                                    sun=[(r.sun_elevation, r.sun_azimuth) for r in records], unmix_skip=coarse)
     dates.attrs["unmixing_left_out"] = list(coarse)
     return index_name, index, change, dates, thresholds

@@ -19,6 +19,7 @@ from pipeline import run
 from pipeline.config import Params
 from pipeline.grid import grid_for_bounds
 from pipeline.stages.fraction import CHAR
+from pipeline.stages.normalise import apply_fits
 
 BANDS = ["blue", "green", "red", "nir", "swir16", "swir22"]
 SAND = np.array([0.14, 0.20, 0.27, 0.33, 0.45, 0.42])
@@ -50,12 +51,13 @@ def _series(bands: list[str] = BANDS):
 
 def _dates(stack, grid, spectral_fits):
     records = [SimpleNamespace(sun_elevation=None, sun_azimuth=None, band_pixel_m={})] * stack.sizes["time"]
-    return run._dated(stack, Params(), grid, noise=None, records=records, spectral_fits=spectral_fits)[3]
+    spectral = None if spectral_fits is None else apply_fits(stack, spectral_fits)
+    return run._dated(stack, Params(), grid, noise=None, records=records, spectral=spectral)[3]
 
 
 def test_a_hazy_before_scene_does_not_bias_the_burned_area_of_a_swir_series():
     stack, grid, cover = _series()
-    fits = run._spectral_fits(stack, Params())
+    fits = run._spectral_frame(stack, Params())[1]
     assert fits is not None
     # The hazy scene is mapped back: gains near 1 / 0.85 = 1.18 in every band; the clear ones are left alone.
     assert all(1.12 < f.gain < 1.24 for f in fits[1])
@@ -72,7 +74,7 @@ def test_a_hazy_before_scene_does_not_bias_the_burned_area_of_a_swir_series():
 
 def test_the_spectral_frame_is_only_for_scenes_the_index_reads_as_delivered():
     stack, _, _ = _series()
-    assert run._spectral_fits(stack, Params(normalisation="never")) is None  # asked for the scenes as delivered
-    assert run._spectral_fits(stack, Params(normalisation="always")) is None  # already normalised for the index
+    assert run._spectral_frame(stack, Params(normalisation="never"))[1] is None  # asked for the scenes as delivered
+    assert run._spectral_frame(stack, Params(normalisation="always"))[1] is None  # already normalised for the index
     four_band, _, _ = _series(["blue", "green", "red", "nir"])
-    assert run._spectral_fits(four_band, Params()) is None  # PlanetScope: normalised for everything already
+    assert run._spectral_frame(four_band, Params())[1] is None  # PlanetScope: normalised for everything already
