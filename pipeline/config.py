@@ -155,6 +155,13 @@ class Params:
     it burned, by unmixing against its own before-state (:mod:`pipeline.stages.fraction`); 0.5 makes
     the pixel area of a burn its true area on average. Range (0, 1): as ``mixed_pixel_fraction``."""
 
+    psf_sigma_px: float = _limits(0.5, 0.0, 2.0)
+    """The sensor's blur beyond its pixel's own square, as a Gaussian sigma in grid pixels, undone on the
+    burned shares before the rim of a burn one or two pixels across is cut on a severity-scaled
+    index (:mod:`pipeline.stages.sharpen`). 0.5: with the square, a modulation transfer of about
+    0.2 at Nyquist, inside Sentinel-2's specified 0.15-0.3. 0 leaves the shares as read. Range
+    0-2: a wider blur than two pixels is not a sensor's, and undoing it would amplify the noise."""
+
     min_area_m2: float = _limits(50.0, 0.0, 1e6)
     """Minimum mapping unit: smaller patches are dropped (a 10 x 10 m compound is 100 m2). Range
     0-1e6: 1 km2 already drops every village burn; more is a unit slip (hectares or km2)."""

@@ -466,6 +466,7 @@ def date_burns(
             fraction=None if fraction is None else fraction.fraction,
             fraction_cut=params.rim_burned_fraction,
             white_ash=None if fraction is None else fraction.ash,
+            psf_sigma_px=params.psf_sigma_px,
         )
         new = mask.values
         before = np.clip(base, 0, None)

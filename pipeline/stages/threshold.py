@@ -40,7 +40,11 @@ Each rule has a physical reason:
    patch whose share was fitted: the strip of unburned ground between two neighbours' burns,
    or a courtyard's unburned part, which the hysteresis carries across, is cut out where it
    reads under the cut (the patch's fully burned pixels read about 1). A scorched canopy is
-   neither char nor ash, so a wildfire's rim is read on the severity scale, not unmixed.
+   neither char nor ash, so a wildfire's rim is read on the severity scale, not unmixed; but a
+   burn one or two pixels across (a compound on a 10 or 20 m grid) has no burned neighbour that
+   is not itself mixed, and the sensor's blur is as wide as it is: where a burn has no 3 x 3 core
+   and, with the blur undone (:mod:`pipeline.stages.sharpen`), unmixes at least
+   :data:`FRACTION_SEED` burned somewhere, its pixels are those at least ``fraction_cut`` burned.
 5. **Minimum mapping unit.** Patches smaller than ``min_area_m2`` are dropped; holes of
    up to ``max_hole_px`` pixels inside a patch (ash specks, a pixel of wall) are filled.
    Where shares were unmixed, a patch's area is its burned area as the report gives it (the
@@ -57,6 +61,8 @@ import numpy as np
 import xarray as xr
 from scipy import ndimage
 from skimage.morphology import remove_small_holes, remove_small_objects
+
+from pipeline.stages.sharpen import undo_blur
 
 __all__ = ["ThresholdInfo", "robust_sigma", "background_and_noise", "burn_candidates", "burn_mask", "WHITE_ASH_SEED"]
 
@@ -133,7 +139,7 @@ def _peel_rim(mask: np.ndarray, values: np.ndarray, fraction: float, local: bool
 
 
 def _rim_from_fraction(mask: np.ndarray, values: np.ndarray, fraction: np.ndarray, *, cut: float, fallback: float,
-                       max_hole_px: int, allowed: np.ndarray) -> np.ndarray:
+                       max_hole_px: int, allowed: np.ndarray, full_reading: float | None = None) -> np.ndarray:
     """The rim and the holes of each patch decided by each pixel's burned share.
 
     A pixel of a patch is kept when at least ``cut`` of it burned, as a share of what its
@@ -143,6 +149,8 @@ def _rim_from_fraction(mask: np.ndarray, values: np.ndarray, fraction: np.ndarra
     its pixels reach ``cut`` too, so an unburned courtyard is not painted over. A rim pixel
     whose share could not be fitted (no band, no before-state) is judged by its patch's
     contrast (:func:`_peel_rim` with ``fallback``) as before; an interior one stays.
+    ``full_reading`` given, every patch's fully burned pixels are taken to read it (1: char is
+    char) instead of being measured on the patch.
     """
     fitted = np.isfinite(fraction)
     # The cut is a share of what a fully burned pixel of the same patch reads (its cores' 75th
@@ -150,7 +158,10 @@ def _rim_from_fraction(mask: np.ndarray, values: np.ndarray, fraction: np.ndarra
     # reads 1, a forest burn whose scorched canopy is neither char nor ash reads less, and its rim
     # is judged against that, not against char it never became.
     labels, n = ndimage.label(mask, structure=_EIGHT)
-    full = _full_burn_reading(np.where(fitted, fraction, 0.0), labels, n)[labels] if n else np.ones(mask.shape)
+    if full_reading is not None or not n:
+        full = np.full(mask.shape, 1.0 if full_reading is None else full_reading)
+    else:
+        full = _full_burn_reading(np.where(fitted, fraction, 0.0), labels, n)[labels]
     enough = fitted & (fraction >= cut * np.where(labels > 0, full, 1.0))
     by_contrast = _peel_rim(mask, values, fallback)
     rim = mask & ~ndimage.binary_erosion(mask, structure=_EIGHT, border_value=1)
@@ -161,6 +172,60 @@ def _rim_from_fraction(mask: np.ndarray, values: np.ndarray, fraction: np.ndarra
         filled = remove_small_holes(mask, max_size=max_hole_px) & allowed
         mask = mask | (filled & (enough | ~fitted))
     return mask
+
+
+def _rim_by_contrast(mask: np.ndarray, *, centred: np.ndarray, allowed: np.ndarray, local: bool, pixel_area_m2: float,
+                     min_area_m2: float, max_hole_px: int, mixed_pixel_fraction: float) -> np.ndarray:
+    """Rules 4 and 5 on the index's change: the rim peeled by contrast, specks filled, the unit in pixels."""
+    mask = _peel_rim(mask, centred, mixed_pixel_fraction, local=local)
+    if max_hole_px > 0:
+        mask = remove_small_holes(mask, max_size=max_hole_px) & allowed
+    min_px = max(1, int(np.ceil(min_area_m2 / pixel_area_m2)))
+    return remove_small_objects(mask, max_size=min_px - 1, connectivity=2)
+
+
+def _rim_by_fraction(mask: np.ndarray, fraction: np.ndarray, *, centred: np.ndarray, allowed: np.ndarray, cut: float,
+                     pixel_area_m2: float, min_area_m2: float, max_hole_px: int, mixed_pixel_fraction: float,
+                     full_reading: float | None = None) -> np.ndarray:
+    """Rules 4 and 5 on the burned shares: the rim and holes cut at ``cut``, the unit as a burned area."""
+    # The unit is judged on the patch as the hysteresis grew it: a small burn that the rim cut parts
+    # from its neighbour's is still a burn a seed found. What the cut leaves of it must hold a share
+    # of the unit of its own, so a sliver of rim does not become a polygon.
+    unit_px = min_area_m2 / pixel_area_m2
+    grown_patch = _large_enough_burns(mask, fraction, allowed, unit_px)
+    mask = _rim_from_fraction(mask, centred, fraction, cut=cut, fallback=mixed_pixel_fraction,
+                              max_hole_px=max_hole_px, allowed=allowed, full_reading=full_reading)
+    pieces, _ = ndimage.label(mask, structure=_EIGHT)
+    from_kept = np.isin(pieces, np.unique(pieces[grown_patch & mask]))  # a filled hole goes with its piece
+    return _large_enough_burns(mask & from_kept, fraction, allowed, _PART_OF_UNIT * unit_px)
+
+
+def _rim_of_compact_burns_by_fraction(mask: np.ndarray, fraction: np.ndarray, *, cut: float, psf_sigma_px: float,
+                                      **rim_rules) -> np.ndarray:
+    """On a severity scale, the rim by contrast, except for burns too small to have a core of their own.
+
+    A wildfire's scorched canopy is neither char nor ash, so its rim is read on the severity scale
+    (:func:`_rim_by_contrast`, against the burned neighbours). A compound one or two pixels across
+    on a 10 or 20 m grid has no burned neighbour that is not itself mixed, and the sensor's blur is
+    as wide as it is. Both outlines are drawn; where the burn they outline together has fewer than
+    :data:`_OWN_FULL_MIN_PX` interior pixels and, with the blur undone
+    (:func:`pipeline.stages.sharpen.undo_blur`), unmixes at least :data:`FRACTION_SEED` burned
+    somewhere (char or ash, not a scorched canopy), its pixels are those at least ``cut`` burned
+    (with the blur undone, and a fully burned pixel taken to read 1: such a burn has no core to
+    measure it on).
+    """
+    by_contrast = _rim_by_contrast(mask, local=True, **rim_rules)
+    charred = undo_blur(fraction, psf_sigma_px)
+    by_share = _rim_by_fraction(mask, charred, cut=cut, full_reading=1.0, **rim_rules)
+    labels, n = ndimage.label(by_contrast | by_share, structure=_EIGHT)
+    if n == 0:
+        return by_contrast
+    ids = np.arange(1, n + 1)
+    interior = ndimage.binary_erosion(labels > 0, structure=_EIGHT, border_value=1)
+    no_core = np.asarray(ndimage.sum(interior, labels, index=ids)) < _OWN_FULL_MIN_PX
+    char_or_ash = np.asarray(ndimage.maximum(np.nan_to_num(charred, nan=0.0), labels, index=ids)) >= FRACTION_SEED
+    compact = np.concatenate([[False], no_core & char_or_ash])[labels]
+    return np.where(compact, by_share, by_contrast)
 
 
 def _in_two_by_two_reaching(signal: np.ndarray, weight: np.ndarray, level: float) -> np.ndarray:
@@ -314,6 +379,7 @@ def burn_mask(
     fraction: np.ndarray | None = None,
     fraction_cut: float = 0.5,
     white_ash: np.ndarray | None = None,
+    psf_sigma_px: float = 0.5,
 ) -> tuple[xr.DataArray, ThresholdInfo]:
     """Burn mask of one date from its oriented change (positive = more burned).
 
@@ -349,6 +415,9 @@ def burn_mask(
     white_ash:
         ``(y, x)`` unmixed white-ash share of each pixel (:class:`pipeline.stages.fraction.Fraction`);
         a pixel at least :data:`WHITE_ASH_SEED` white ash passes the darkness rule.
+    psf_sigma_px:
+        The sensor's blur (Gaussian sigma, grid pixels), undone on the shares before the rim of a
+        burn without a core is cut on a severity scale (:mod:`pipeline.stages.sharpen`).
 
     Examples
     --------
@@ -396,23 +465,14 @@ def burn_mask(
     grown, _ = ndimage.label(candidates, structure=_EIGHT)
     kept = np.unique(grown[seeds])
     mask = np.isin(grown, kept[kept > 0])
-    if fraction is None or local_rim_contrast:
-        mask = _peel_rim(mask, centred, mixed_pixel_fraction, local=local_rim_contrast)
-        if max_hole_px > 0:
-            mask = remove_small_holes(mask, max_size=max_hole_px) & allowed
-        min_px = max(1, int(np.ceil(min_area_m2 / pixel_area_m2)))
-        mask = remove_small_objects(mask, max_size=min_px - 1, connectivity=2)
+    rim_rules = {"centred": centred, "allowed": allowed, "pixel_area_m2": pixel_area_m2, "min_area_m2": min_area_m2,
+                 "max_hole_px": max_hole_px, "mixed_pixel_fraction": mixed_pixel_fraction}
+    if fraction is None:
+        mask = _rim_by_contrast(mask, local=local_rim_contrast, **rim_rules)
+    elif not local_rim_contrast:
+        mask = _rim_by_fraction(mask, fraction, cut=fraction_cut, **rim_rules)
     else:
-        # The unit is judged on the patch as the hysteresis grew it: a small burn that the rim cut parts
-        # from its neighbour's is still a burn a seed found. What the cut leaves of it must hold a share
-        # of the unit of its own, so a sliver of rim does not become a polygon.
-        unit_px = min_area_m2 / pixel_area_m2
-        grown_patch = _large_enough_burns(mask, fraction, allowed, unit_px)
-        mask = _rim_from_fraction(mask, centred, fraction, cut=fraction_cut, fallback=mixed_pixel_fraction,
-                                  max_hole_px=max_hole_px, allowed=allowed)
-        pieces, _ = ndimage.label(mask, structure=_EIGHT)
-        from_kept = np.isin(pieces, np.unique(pieces[grown_patch & mask]))  # a filled hole goes with its piece
-        mask = _large_enough_burns(mask & from_kept, fraction, allowed, _PART_OF_UNIT * unit_px)
+        mask = _rim_of_compact_burns_by_fraction(mask, fraction, cut=fraction_cut, psf_sigma_px=psf_sigma_px, **rim_rules)
     n_patches = int(ndimage.label(mask, structure=_EIGHT)[1])
     info = ThresholdInfo(background, float(sigma), float(seed_threshold), float(grow_threshold), n_patches, int(mask.sum()))
     out = xr.DataArray(mask, dims=delta.dims, coords=delta.coords, attrs={**delta.attrs, **info.as_dict()})
