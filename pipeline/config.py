@@ -157,8 +157,8 @@ class Params:
 
     psf_sigma_px: float = _limits(0.5, 0.0, 2.0)
     """The sensor's blur beyond its pixel's own square, as a Gaussian sigma in grid pixels, undone on the
-    burned shares before the rim of a burn one or two pixels across is cut on a severity-scaled
-    index (:mod:`pipeline.stages.sharpen`). 0.5: with the square, a modulation transfer of about
+    burned shares before the rim of a burn one or two pixels across is cut
+    (:mod:`pipeline.stages.sharpen`). 0.5: with the square, a modulation transfer of about
     0.2 at Nyquist, inside Sentinel-2's specified 0.15-0.3. 0 leaves the shares as read. Range
     0-2: a wider blur than two pixels is not a sensor's, and undoing it would amplify the noise."""
 

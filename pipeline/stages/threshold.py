@@ -45,6 +45,8 @@ Each rule has a physical reason:
    is not itself mixed, and the sensor's blur is as wide as it is: where a burn has no 3 x 3 core
    and, with the blur undone (:mod:`pipeline.stages.sharpen`), unmixes at least
    :data:`FRACTION_SEED` burned somewhere, its pixels are those at least ``fraction_cut`` burned.
+   So are, on any index, those of such a burn's shares with the blur undone (a partly caught
+   compound on a 3 m grid is as small).
 5. **Minimum mapping unit.** Patches smaller than ``min_area_m2`` are dropped; holes of
    up to ``max_hole_px`` pixels inside a patch (ash specks, a pixel of wall) are filled.
    Where shares were unmixed, a patch's area is its burned area as the report gives it (the
@@ -200,32 +202,35 @@ def _rim_by_fraction(mask: np.ndarray, fraction: np.ndarray, *, centred: np.ndar
     return _large_enough_burns(mask & from_kept, fraction, allowed, _PART_OF_UNIT * unit_px)
 
 
-def _rim_of_compact_burns_by_fraction(mask: np.ndarray, fraction: np.ndarray, *, cut: float, psf_sigma_px: float,
-                                      **rim_rules) -> np.ndarray:
-    """On a severity scale, the rim by contrast, except for burns too small to have a core of their own.
+def _with_compact_burns_by_share(mask: np.ndarray, fraction: np.ndarray, *, severity: bool, cut: float,
+                                 psf_sigma_px: float, **rim_rules) -> np.ndarray:
+    """The rim by the date's rule, except for burns too small to have a core of their own.
 
-    A wildfire's scorched canopy is neither char nor ash, so its rim is read on the severity scale
-    (:func:`_rim_by_contrast`, against the burned neighbours). A compound one or two pixels across
-    on a 10 or 20 m grid has no burned neighbour that is not itself mixed, and the sensor's blur is
-    as wide as it is. Both outlines are drawn; where the burn they outline together has fewer than
-    :data:`_OWN_FULL_MIN_PX` interior pixels and, with the blur undone
-    (:func:`pipeline.stages.sharpen.undo_blur`), unmixes at least :data:`FRACTION_SEED` burned
-    somewhere (char or ash, not a scorched canopy), its pixels are those at least ``cut`` burned
-    (with the blur undone, and a fully burned pixel taken to read 1: such a burn has no core to
-    measure it on).
+    The rule is, on a severity scale, the contrast against the burned neighbours (a wildfire's
+    scorched canopy is neither char nor ash: :func:`_rim_by_contrast`), elsewhere the burned share
+    against what the patch's fully burned pixels read (:func:`_rim_by_fraction`). A burn one or two
+    pixels across (a compound on a 10 or 20 m grid, a partly caught one on a 3 m grid) has no
+    burned neighbour that is not itself mixed, and the sensor's blur is as wide as it is. Both
+    outlines are drawn, the second from the shares with the blur undone
+    (:func:`pipeline.stages.sharpen.undo_blur`); where the burn they outline together has fewer
+    than :data:`_OWN_FULL_MIN_PX` interior pixels and unmixes at least :data:`FRACTION_SEED`
+    burned somewhere (char or ash), the second is kept. On a severity scale a fully burned pixel
+    of such a burn is taken to read 1: the date's larger burns there are wildfires, whose canopy
+    is no measure of a compound's char.
     """
-    by_contrast = _rim_by_contrast(mask, local=True, **rim_rules)
+    general = (_rim_by_contrast(mask, local=True, **rim_rules) if severity
+               else _rim_by_fraction(mask, fraction, cut=cut, **rim_rules))
     charred = undo_blur(fraction, psf_sigma_px)
-    by_share = _rim_by_fraction(mask, charred, cut=cut, full_reading=1.0, **rim_rules)
-    labels, n = ndimage.label(by_contrast | by_share, structure=_EIGHT)
+    by_share = _rim_by_fraction(mask, charred, cut=cut, full_reading=1.0 if severity else None, **rim_rules)
+    labels, n = ndimage.label(general | by_share, structure=_EIGHT)
     if n == 0:
-        return by_contrast
+        return general
     ids = np.arange(1, n + 1)
     interior = ndimage.binary_erosion(labels > 0, structure=_EIGHT, border_value=1)
     no_core = np.asarray(ndimage.sum(interior, labels, index=ids)) < _OWN_FULL_MIN_PX
     char_or_ash = np.asarray(ndimage.maximum(np.nan_to_num(charred, nan=0.0), labels, index=ids)) >= FRACTION_SEED
     compact = np.concatenate([[False], no_core & char_or_ash])[labels]
-    return np.where(compact, by_share, by_contrast)
+    return np.where(compact, by_share, general)
 
 
 def _in_two_by_two_reaching(signal: np.ndarray, weight: np.ndarray, level: float) -> np.ndarray:
@@ -417,7 +422,7 @@ def burn_mask(
         a pixel at least :data:`WHITE_ASH_SEED` white ash passes the darkness rule.
     psf_sigma_px:
         The sensor's blur (Gaussian sigma, grid pixels), undone on the shares before the rim of a
-        burn without a core is cut on a severity scale (:mod:`pipeline.stages.sharpen`).
+        burn without a core is cut (:mod:`pipeline.stages.sharpen`).
 
     Examples
     --------
@@ -469,10 +474,9 @@ def burn_mask(
                  "max_hole_px": max_hole_px, "mixed_pixel_fraction": mixed_pixel_fraction}
     if fraction is None:
         mask = _rim_by_contrast(mask, local=local_rim_contrast, **rim_rules)
-    elif not local_rim_contrast:
-        mask = _rim_by_fraction(mask, fraction, cut=fraction_cut, **rim_rules)
     else:
-        mask = _rim_of_compact_burns_by_fraction(mask, fraction, cut=fraction_cut, psf_sigma_px=psf_sigma_px, **rim_rules)
+        mask = _with_compact_burns_by_share(mask, fraction, severity=local_rim_contrast, cut=fraction_cut,
+                                            psf_sigma_px=psf_sigma_px, **rim_rules)
     n_patches = int(ndimage.label(mask, structure=_EIGHT)[1])
     info = ThresholdInfo(background, float(sigma), float(seed_threshold), float(grow_threshold), n_patches, int(mask.sum()))
     out = xr.DataArray(mask, dims=delta.dims, coords=delta.coords, attrs={**delta.attrs, **info.as_dict()})
