@@ -1,11 +1,12 @@
 """Undo the sensor's blur on a map of burned shares, so a burn one or two pixels across keeps its edge.
 
 A pixel does not see only its own square of ground: the optics and the detector spread each
-point over its neighbours (the point-spread function, PSF). On a 3 m grid that moves a
-compound's rim by a fraction of one of its many pixels. On a 10 or 20 m grid a compound is one
-or two pixels across, and the blur is as wide as the burn: a pixel wholly burned reads 0.6-0.8
-burned beside unburned ground, and its unburned neighbour 0.2-0.3. Cut at half a pixel, such a
-burn loses its burned pixels or gains its neighbours, whatever the cut.
+point over its neighbours (the point-spread function, PSF). On a 3 m grid that moves a whole
+compound's rim by a fraction of one of its many pixels. A compound on a 10 or 20 m grid, or a
+partly caught one on a 3 m grid, is one or two pixels across, and the blur is as wide as the
+burn: a pixel wholly burned reads 0.6-0.8 burned beside unburned ground, and its unburned
+neighbour 0.2-0.3. Cut at half a pixel, such a burn loses its burned pixels or gains its
+neighbours, whatever the cut.
 
 The burned share is linear in reflectance (:mod:`pipeline.stages.fraction`), so it is blurred
 as the scene is: ``f_read = psf * f_true``. A few Van Cittert iterations [1]_,
