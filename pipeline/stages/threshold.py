@@ -225,12 +225,12 @@ def _with_compact_burns_by_share(mask: np.ndarray, fraction: np.ndarray, *, seve
     labels, n = ndimage.label(general | by_share, structure=_EIGHT)
     if n == 0:
         return general
-    ids = np.arange(1, n + 1)
     interior = ndimage.binary_erosion(labels > 0, structure=_EIGHT, border_value=1)
-    no_core = np.asarray(ndimage.sum(interior, labels, index=ids)) < _OWN_FULL_MIN_PX
-    char_or_ash = np.asarray(ndimage.maximum(np.nan_to_num(charred, nan=0.0), labels, index=ids)) >= FRACTION_SEED
-    compact = np.concatenate([[False], no_core & char_or_ash])[labels]
-    return np.where(compact, by_share, general)
+    no_core = np.bincount(labels[interior], minlength=n + 1) < _OWN_FULL_MIN_PX
+    char_or_ash = np.bincount(labels[np.nan_to_num(charred, nan=0.0) >= FRACTION_SEED], minlength=n + 1) > 0
+    compact = (no_core & char_or_ash)
+    compact[0] = False
+    return np.where(compact[labels], by_share, general)
 
 
 def _in_two_by_two_reaching(signal: np.ndarray, weight: np.ndarray, level: float) -> np.ndarray:
