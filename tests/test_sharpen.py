@@ -117,3 +117,38 @@ def test_partly_caught_compounds_on_a_3_m_grid_are_outlined_by_their_shares_with
             counts[psf] += [(m & truth).sum(), (m & ~truth).sum(), (~m & truth).sum()]
     dice = {psf: 2 * tp / (2 * tp + fp + fn) for psf, (tp, fp, fn) in counts.items()}
     assert dice[0.5] >= 0.97 and dice[0.5] > dice[0.0] + 0.008, dice
+
+
+def test_burns_on_their_own_windows_are_cut_exactly_as_on_the_whole_chunk(monkeypatch):
+    # A sparse 10 m chunk: the second outline runs on the burns' windows packed side by side; forced
+    # onto the whole chunk instead, every pixel comes out the same.
+    import pipeline.stages.threshold as threshold
+
+    cover = np.zeros((320, 320))
+    for k, (y, x) in enumerate([(20, 30), (40, 250), (150, 150), (152, 155), (280, 40), (290, 290)]):
+        village = _village(k + 11, size=64)
+        cover[y:y + 24, x:x + 24] = village[20:44, 20:44]
+    read = _read(cover, 12)
+    dnbr = 0.6 * ndimage.gaussian_filter(cover, 0.5) + np.random.default_rng(13).normal(0, 0.01, cover.shape)
+    burns = ndimage.gaussian_filter(cover, 0.5) > 0.25
+    windows = threshold._BurnWindows(burns, 9)
+    assert not windows.whole and windows.packed_shape[0] * windows.packed_shape[1] < 0.5 * cover.size
+    # The blur undone on the windows is the blur undone on the chunk, around every burn.
+    on_windows = windows.unpack(undo_blur(windows.pack(read, np.nan), 0.5), np.nan)
+    near = ndimage.binary_dilation(burns, structure=np.ones((3, 3), bool))
+    assert np.allclose(on_windows[near], undo_blur(read, 0.5)[near], atol=1e-9)
+    masks = []
+    for whole in (False, True):
+        if whole:
+            monkeypatch.setattr(threshold._BurnWindows, "__init__", _whole_chunk)
+        for severity in (True, False):
+            mask, _ = burn_mask(xr.DataArray(dnbr if severity else dnbr / 2.4, dims=("y", "x")), fraction=read,
+                                burn_level=0.1 if severity else 0.08, pixel_area_m2=100.0 if severity else 9.0,
+                                local_rim_contrast=severity)
+            masks.append(mask.values)
+    assert masks[0].sum() > 30 and masks[1].sum() > 30
+    assert np.array_equal(masks[0], masks[2]) and np.array_equal(masks[1], masks[3])
+
+
+def _whole_chunk(self, mask, reach):
+    self.shape, self.whole, self.places = mask.shape, True, []

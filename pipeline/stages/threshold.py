@@ -64,7 +64,7 @@ import xarray as xr
 from scipy import ndimage
 from skimage.morphology import remove_small_holes, remove_small_objects
 
-from pipeline.stages.sharpen import undo_blur
+from pipeline.stages.sharpen import ITERATIONS, undo_blur
 
 __all__ = ["ThresholdInfo", "robust_sigma", "background_and_noise", "burn_candidates", "burn_mask", "WHITE_ASH_SEED"]
 
@@ -202,6 +202,57 @@ def _rim_by_fraction(mask: np.ndarray, fraction: np.ndarray, *, centred: np.ndar
     return _large_enough_burns(mask & from_kept, fraction, allowed, _PART_OF_UNIT * unit_px)
 
 
+class _BurnWindows:
+    """The burns of a chunk, each group with ``reach`` pixels around it, packed side by side into one array.
+
+    Work that only concerns the burns (undoing the blur, a second rim cut) then runs on the
+    burns' own windows, not on the whole chunk, with the same whole-array functions: groups of
+    burns within two pixels of one another share a window (their rings and holes meet), and
+    every burn lies at least ``reach`` pixels inside its window, beyond what the work reads around
+    it. Where the windows would cover more than half the chunk, the chunk itself is the window.
+    """
+
+    def __init__(self, mask: np.ndarray, reach: int):
+        self.shape = mask.shape
+        groups, n = ndimage.label(ndimage.binary_dilation(mask, structure=_EIGHT), structure=_EIGHT)
+        self.whole = True
+        self.places: list[tuple[tuple[slice, slice], tuple[slice, slice], np.ndarray]] = []
+        if n == 0:
+            return
+        boxes = [(max(b[0].start - reach, 0), min(b[0].stop + reach, mask.shape[0]),
+                  max(b[1].start - reach, 0), min(b[1].stop + reach, mask.shape[1]), i + 1)
+                 for i, b in enumerate(ndimage.find_objects(groups))]
+        width = max(mask.shape[1], max(x1 - x0 for _, _, x0, x1, _ in boxes))
+        row_y = row_x = row_h = 0
+        for y0, y1, x0, x1, gid in sorted(boxes, key=lambda b: b[0] - b[1]):  # tallest first: shelves pack tighter
+            h, w = y1 - y0, x1 - x0
+            if row_x + w > width:
+                row_y, row_x, row_h = row_y + row_h, 0, 0
+            source = (slice(y0, y1), slice(x0, x1))
+            self.places.append((source, (slice(row_y, row_y + h), slice(row_x, row_x + w)), groups[source] == gid))
+            row_x, row_h = row_x + w, max(row_h, h)
+        self.packed_shape = (row_y + row_h, width)
+        self.whole = self.packed_shape[0] * self.packed_shape[1] > 0.5 * mask.size
+
+    def pack(self, array: np.ndarray, fill) -> np.ndarray:
+        """``array``'s windows side by side; ``mask``-like arrays keep only each window's own group."""
+        if self.whole:
+            return array
+        out = np.full(self.packed_shape, fill, dtype=array.dtype)
+        for source, target, own in self.places:
+            out[target] = np.where(own, array[source], fill) if array.dtype == bool else array[source]
+        return out
+
+    def unpack(self, packed: np.ndarray, fill) -> np.ndarray:
+        """Each window's own group back where it came from; ``fill`` elsewhere."""
+        if self.whole:
+            return packed
+        out = np.full(self.shape, fill, dtype=packed.dtype)
+        for source, target, own in self.places:
+            out[source][own] = packed[target][own]
+        return out
+
+
 def _with_compact_burns_by_share(mask: np.ndarray, fraction: np.ndarray, *, severity: bool, cut: float,
                                  psf_sigma_px: float, **rim_rules) -> np.ndarray:
     """The rim by the date's rule, except for burns too small to have a core of their own.
@@ -220,8 +271,15 @@ def _with_compact_burns_by_share(mask: np.ndarray, fraction: np.ndarray, *, seve
     """
     general = (_rim_by_contrast(mask, local=True, **rim_rules) if severity
                else _rim_by_fraction(mask, fraction, cut=cut, **rim_rules))
-    charred = undo_blur(fraction, psf_sigma_px)
-    by_share = _rim_by_fraction(mask, charred, cut=cut, full_reading=1.0 if severity else None, **rim_rules)
+    reach = ITERATIONS * int(4.0 * psf_sigma_px + 0.5) + 3  # the blur's undoing, then the ring and the holes
+    windows = _BurnWindows(mask, reach)
+    arrays = {"mask": (mask, False), "fraction": (fraction, np.nan), "centred": (rim_rules["centred"], -np.inf),
+              "allowed": (rim_rules["allowed"], False)}
+    packed = {name: windows.pack(array, fill) for name, (array, fill) in arrays.items()}
+    charred_packed = undo_blur(packed["fraction"], psf_sigma_px)
+    by_share_packed = _rim_by_fraction(packed["mask"], charred_packed, cut=cut, full_reading=1.0 if severity else None,
+                                       **{**rim_rules, "centred": packed["centred"], "allowed": packed["allowed"]})
+    charred, by_share = windows.unpack(charred_packed, 0.0), windows.unpack(by_share_packed, False)
     labels, n = ndimage.label(general | by_share, structure=_EIGHT)
     if n == 0:
         return general
