@@ -40,13 +40,12 @@ Each rule has a physical reason:
    patch whose share was fitted: the strip of unburned ground between two neighbours' burns,
    or a courtyard's unburned part, which the hysteresis carries across, is cut out where it
    reads under the cut (the patch's fully burned pixels read about 1). A scorched canopy is
-   neither char nor ash, so a wildfire's rim is read on the severity scale, not unmixed; but a
-   burn one or two pixels across (a compound on a 10 or 20 m grid) has no burned neighbour that
-   is not itself mixed, and the sensor's blur is as wide as it is: where a burn has no 3 x 3 core
-   and, with the blur undone (:mod:`pipeline.stages.sharpen`), unmixes at least
-   :data:`FRACTION_SEED` burned somewhere, its pixels are those at least ``fraction_cut`` burned.
-   So are, on any index, those of such a burn's shares with the blur undone (a partly caught
-   compound on a 3 m grid is as small).
+   neither char nor ash, so a wildfire's rim is read on the severity scale, not unmixed. But a
+   burn one or two pixels across (a compound on a 10 or 20 m grid, a partly caught one on a 3 m
+   grid) has no burned neighbour that is not itself mixed, and the sensor's blur is as wide as
+   it is: on any index, where a burn has no 3 x 3 core and, with the blur undone
+   (:mod:`pipeline.stages.sharpen`), unmixes at least :data:`FRACTION_SEED` burned somewhere,
+   its pixels are those at least ``fraction_cut`` burned with the blur undone.
 5. **Minimum mapping unit.** Patches smaller than ``min_area_m2`` are dropped; holes of
    up to ``max_hole_px`` pixels inside a patch (ash specks, a pixel of wall) are filled.
    Where shares were unmixed, a patch's area is its burned area as the report gives it (the
@@ -286,7 +285,7 @@ def _with_compact_burns_by_share(mask: np.ndarray, fraction: np.ndarray, *, seve
     interior = ndimage.binary_erosion(labels > 0, structure=_EIGHT, border_value=1)
     no_core = np.bincount(labels[interior], minlength=n + 1) < _OWN_FULL_MIN_PX
     char_or_ash = np.bincount(labels[np.nan_to_num(charred, nan=0.0) >= FRACTION_SEED], minlength=n + 1) > 0
-    compact = (no_core & char_or_ash)
+    compact = no_core & char_or_ash
     compact[0] = False
     return np.where(compact[labels], by_share, general)
 
