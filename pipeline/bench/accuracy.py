@@ -165,6 +165,10 @@ def _structure_counts(folder: Path, truth_file: Path, det: Any, params: Params, 
         n_true, n_found = int((world["first_visible"] == when).sum()), int((found["burned"] & (found["first_seen_index"] == t)).sum())
         per_date[when[:10]] = (n_found, n_true)
     n_found, n_world = int(found["burned"].sum()), int(len(world))
+    # A structure given a burn of the wrong date is a false statement even when the count is right.
+    seen = {i: times.index(w) for i, w in world["first_visible"].items()}
+    caught = found["burned"].to_numpy() & truly
+    dated = int(sum(seen.get(i) == t for i, t in zip(linked[caught], found["first_seen_index"].to_numpy()[caught])))
     return {
         "structures_found": n_found, "structures_true": n_world,
         "structure_count_error": round((n_found - n_world) / n_world, 4) if n_world else None,
@@ -172,6 +176,7 @@ def _structure_counts(folder: Path, truth_file: Path, det: Any, params: Params, 
         "structures_in_layer_truly_burned": int(truly.sum()),
         "structure_false": int((found["burned"].to_numpy() & ~truly).sum()),
         "structure_missed": int((~found["burned"].to_numpy() & truly).sum()),
+        "structures_dated_right": dated, "structures_caught": int(caught.sum()),
         "footprint_alignment_error_m": round(math.hypot(shift.dx_m - expected[0], shift.dy_m - expected[1]), 2)
         if shift.reliable else None,
     }
@@ -692,7 +697,8 @@ def run_benchmark(*, out_root: Path, data_root: Path, aoi_name: str = "ogota", c
             summary.append(f"structures {r['case']:18} found {r['structures_found']} burned of {r['structures_true']} in the "
                            f"simulated world (error {r['structure_count_error'] if r['structure_count_error'] is not None else 0:+.1%}"
                            f"{'; per date ' + by_date if by_date else ''}); vs the footprint layer's own truth "
-                           f"{r['structures_in_layer_truly_burned']}: {r['structure_false']} false, {r['structure_missed']} missed; "
+                           f"{r['structures_in_layer_truly_burned']}: {r['structure_false']} false, {r['structure_missed']} missed, "
+                           f"{r['structures_dated_right']} of {r['structures_caught']} caught dated right; "
                            f"footprint alignment error {r['footprint_alignment_error_m']} m")
     base = {r["case"]: r["dice"] for r in rows if r.get("scored") and r["method"] == "fixed_threshold"}
     for method, what in (("burnscan_extent", "burned extent (the product a perimeter reference maps)"), ("burnscan", "burn mask")):
