@@ -163,8 +163,10 @@ class Params:
     0-2: a wider blur than two pixels is not a sensor's, and undoing it would amplify the noise."""
 
     min_area_m2: float = _limits(50.0, 0.0, 1e6)
-    """Minimum mapping unit: smaller patches are dropped (a 10 x 10 m compound is 100 m2). Range
-    0-1e6: 1 km2 already drops every village burn; more is a unit slip (hectares or km2)."""
+    """Minimum mapping unit: smaller patches are dropped (a 10 x 10 m compound is 100 m2), except
+    that where shares are unmixed a patch down to half the unit stays when 15 m2 of it (two
+    pixels or more) unmix as char or ash. Range 0-1e6: 1 km2 already drops every village burn;
+    more is a unit slip (hectares or km2)."""
 
     max_hole_px: int = _limits(2, 0, 1000)
     """Holes of up to this many pixels inside a burn are filled (ash specks, a pixel of wall).

@@ -296,17 +296,35 @@ def test_a_partly_caught_compound_is_cut_against_a_full_burn_not_against_its_own
 
 def test_a_small_burn_the_rim_cut_parts_from_its_neighbour_keeps_the_mapping_unit_of_the_patch_it_grew_in():
     # A 2 x 2 burn (36 m2) joined to a large one by a strip 0.3 burned: the cut parts them, and the small
-    # burn, a seed's find within a patch over the unit, stays. The same 2 x 2 burn alone is under the
-    # 50 m2 unit and goes.
+    # burn, a seed's find within a patch over the unit, stays.
     cover = np.zeros((40, 40))
     cover[8:28, 6:20] = 1.0
     cover[16:18, 20:23] = 0.3
     cover[16:18, 23:25] = 1.0
-    cover[34:36, 30:32] = 1.0
     burned = _dated(*_pair_from_cover(cover, 3))[0]["first_seen"].values >= 0
     assert burned[8:28, 6:20].all() and burned[16:18, 23:25].all()
     assert not burned[16:18, 20:23].any()
-    assert not burned[34:36, 30:32].any()
+
+
+def test_a_burn_under_the_mapping_unit_stays_only_where_it_is_char_down_to_half_the_unit():
+    # Under the 50 m2 unit: a hut's 2 x 2 pixels of char (36 m2) stay; a pixel of char in a ring 0.45
+    # burned (46 m2 of burned area, one pixel of char) and one pixel of char alone (9 m2) go.
+    cover = np.zeros((48, 48))
+    cover[6:26, 6:26] = 1.0  # the village's large burn, for the date's full reading
+    cover[34:36, 8:10] = 1.0
+    cover[33:36, 20:23] = 0.45
+    cover[34, 21] = 1.0
+    cover[34, 34] = 1.0
+    pair = _pair_from_cover(cover, 5)
+    sharp = Params(psf_sigma_px=0.0)  # the shares are painted without a point-spread function
+    burned = _dated(*pair, sharp)[0]["first_seen"].values >= 0
+    assert burned[6:26, 6:26].all()
+    assert burned[34:36, 8:10].all()
+    assert not burned[30:40, 16:26].any()
+    assert not burned[30:40, 30:40].any()
+    # With a 100 m2 unit, 36 m2 of char is under half of it: the unit the analyst set still holds.
+    burned = _dated(*pair, Params(psf_sigma_px=0.0, min_area_m2=100.0))[0]["first_seen"].values >= 0
+    assert not burned[30:40, 4:14].any()
 
 
 def _three_scenes(after_1: np.ndarray, after_2: np.ndarray, seed: int):

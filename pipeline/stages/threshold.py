@@ -51,7 +51,9 @@ Each rule has a physical reason:
    Where shares were unmixed, a patch's area is its burned area as the report gives it (the
    sum of the shares of its pixels and of the mixed ring around it), not its pixel count,
    and it is measured on the patch as grown, before the rim cut; a piece the cut parts from it
-   is kept when it burned at least half the unit itself.
+   is kept when it burned at least half the unit itself. A burn under the unit is kept down to
+   half of it where at least :data:`_CHARRED_CORE_M2` of it (two pixels or more) unmixes at
+   least :data:`FRACTION_SEED` burned: a burned hut is char, not a darkening.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ _EIGHT = np.ones((3, 3), dtype=bool)
 _HISTOGRAM_BINS = 400
 _CONTRAST_QUANTILE = 0.75  # the typical full contrast of a patch: above its mixed rim, below its noise
 _PART_OF_UNIT = 0.5  # share of the mapping unit a piece the rim cut parted from its patch must burn itself
+_CHARRED_CORE_M2 = 15.0  # char or ash under the mapping unit that makes a burn: the floor of one burned hut (4-5 m across)
 _OWN_FULL_MIN_PX = 9  # interior pixels a patch needs to measure its own full burn reading (a 3 x 3 core)
 
 
@@ -193,7 +196,8 @@ def _rim_by_fraction(mask: np.ndarray, fraction: np.ndarray, *, centred: np.ndar
     # from its neighbour's is still a burn a seed found. What the cut leaves of it must hold a share
     # of the unit of its own, so a sliver of rim does not become a polygon.
     unit_px = min_area_m2 / pixel_area_m2
-    grown_patch = _large_enough_burns(mask, fraction, allowed, unit_px)
+    core_px = max(2, int(np.ceil(_CHARRED_CORE_M2 / pixel_area_m2)))
+    grown_patch = _large_enough_burns(mask, fraction, allowed, unit_px, core_px=core_px)
     mask = _rim_from_fraction(mask, centred, fraction, cut=cut, fallback=mixed_pixel_fraction,
                               max_hole_px=max_hole_px, allowed=allowed, full_reading=full_reading)
     pieces, _ = ndimage.label(mask, structure=_EIGHT)
@@ -318,14 +322,24 @@ FRACTION_SEED = 0.75
 whatever its NIR, and seeds on its own change, however little its 3 x 3 neighbourhood changed."""
 
 
-def _large_enough_burns(mask: np.ndarray, fraction: np.ndarray, allowed: np.ndarray, min_px: float) -> np.ndarray:
-    """The patches whose burned area, as the sum of burned shares, reaches the mapping unit.
+def _large_enough_burns(mask: np.ndarray, fraction: np.ndarray, allowed: np.ndarray, min_px: float, *,
+                        core_px: int | None = None) -> np.ndarray:
+    """The patches whose burned area, as the sum of burned shares, reaches the mapping unit, and
+    given ``core_px``, the smaller ones with at least that many pixels unmixed :data:`FRACTION_SEED`
+    burned.
 
     The unit is a burned area, measured as the report measures it: each patch's pixels (whole
     where their share could not be fitted) plus the shares of the ring of mixed pixels around
     it that the rim cut left out (:func:`pipeline.stages.polygons.burn_polygons`). Counted in
     pixels over the half cut instead, a 60 m2 burn spread over a dozen pixels each a third to
     a half burned would fall under a 50 m2 unit and vanish with its date.
+
+    The unit keeps out noise and the darkenings that are not fire, which change a pixel's
+    reflectance without unmixing it as char or ash. A hut burned alone in a partly caught
+    compound (35-40 m2, four 3 m pixels of char) is under the unit but not in doubt: its
+    pixels unmix three-quarters burned or more, which neither noise nor the bench's shadows,
+    wet soil and leaf drop reach over two neighbouring pixels. Such a patch is kept down to
+    half the unit (:data:`_PART_OF_UNIT`), so that a larger unit still drops small burns.
     """
     labels, n = ndimage.label(mask, structure=_EIGHT)
     if n == 0:
@@ -338,6 +352,9 @@ def _large_enough_burns(mask: np.ndarray, fraction: np.ndarray, allowed: np.ndar
                      np.where(ring, np.clip(np.nan_to_num(fraction), 0.0, 1.0), 0.0))
     burned_px = np.bincount(owner.ravel(), weights=share.ravel(), minlength=n + 1)
     keep = burned_px >= min_px - 1e-9
+    if core_px is not None:
+        charred = np.bincount(labels[mask & (np.nan_to_num(fraction, nan=0.0) >= FRACTION_SEED)], minlength=n + 1)
+        keep |= (charred >= core_px) & (burned_px >= _PART_OF_UNIT * min_px - 1e-9)
     keep[0] = False
     return keep[labels]
 
