@@ -11,12 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from affine import Affine
 
 from pipeline.errors import SceneError
 from pipeline.readers.geotiff import GeoTiffScene, parse_band_map
 from pipeline.grid import grid_for_bounds
 from pipeline.readers.planet import find, safe_unzip
-from factories import GRID, one_line as _one_line, write_scene as _write_scene
+from factories import GRID, one_line as _one_line, savanna_ground as _ground, write_scene as _write_scene
 
 DEERING = "planetscope-deering-alaska"
 DEERING_ID = "20160909_213104_0e19"
@@ -179,6 +180,46 @@ def test_a_plain_geotiff_is_read_on_the_scale_its_values_show(tmp_path, dtype, s
     assert clear.shape == (200, 200) and clear[:, 20:].all() and not clear[:, :20].any()
     assert np.allclose(reflectance[:, clear], 0.3)
     assert GeoTiffScene(path, bands=["blue", "green", "red", "nir", None], scale=100.0).divisor == 100.0  # given, not read
+
+
+def _stored(kind: str, seed: int = 2) -> tuple[np.ndarray, str]:
+    """A textured savanna (:func:`factories.savanna_ground`) stored as ``kind``, and its data type."""
+    reflectance = _ground(seed)
+    if kind == "8-bit":  # an "analytic 8-bit" or visual product: reflectance 0-0.4 stretched to 0-255
+        return np.clip(reflectance / 0.4 * 255, 0, 255).astype(np.uint8), "uint8"
+    if kind == "8-bit in 16":  # the same rendering saved as 16-bit
+        return np.clip(reflectance / 0.4 * 255, 0, 255).astype(np.uint16), "uint16"
+    if kind == "8-bit in float":
+        return np.clip(reflectance / 0.4 * 255, 0, 255).astype(np.float32), "float32"
+    if kind == "dark":  # digital numbers at another gain (red 0.16 stored as 64), a few saturated at 4095
+        stored = np.clip(reflectance * 400, 1, 4095).astype(np.uint16)
+        stored[:, :2, :200:2] = 4095
+        return stored, "uint16"
+    if kind == "complex":  # reflectance x 10000 with a phase: the imaginary part is no band
+        return (reflectance * 10000).astype(np.complex64) + 50j, "complex64"
+    return np.clip(reflectance * 10000, 1, 65535).astype(np.uint16), "uint16"
+
+
+def _export(path: Path, kind: str, seed: int = 2) -> Path:
+    import rasterio
+
+    data, dtype = _stored(kind, seed)
+    with rasterio.open(path, "w", driver="GTiff", width=200, height=200, count=4, dtype=dtype, crs="EPSG:32630",
+                       transform=Affine(3.0, 0, 499900.0, 0, -3.0, 1500400.0)) as dst:
+        dst.write(data)
+    return path
+
+
+def test_a_complex_file_on_the_grid_is_refused_before_any_cast(tmp_path):
+    """A file on the grid is read, not warped: its cast to float dropped the imaginary part with a ComplexWarning."""
+    from pipeline.grid import Grid
+    from pipeline.readers.geotiff import load_geotiff
+
+    path = _export(tmp_path / "export.tif", "complex")
+    grid = Grid("EPSG:32630", Affine(3.0, 0, 499900.0, 0, -3.0, 1500400.0), 200, 200)
+    with pytest.raises(SceneError) as err:
+        load_geotiff(path, bands=["blue", "green", "red", "nir"], grid=grid, acquired=datetime(2024, 1, 28, 10, 38))
+    _one_line(err, "export.tif", "complex values (complex64)")
 
 
 @pytest.mark.parametrize("tag, simulated", [({"SIMULATED": "yes"}, True), ({}, False)])

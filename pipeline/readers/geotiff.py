@@ -32,8 +32,8 @@ import rasterio
 from pipeline.errors import SceneError
 from pipeline.grid import Grid
 from pipeline.model import SceneInfo, SceneRecord
-from pipeline.readers.rasters import (REQUIRED_BANDS, UNREADABLE, check_overlap, check_regular_file, check_time, file_footprint,
-                                      pixel_size_m, sha256_file, short, warp_float)
+from pipeline.readers.rasters import (REQUIRED_BANDS, UNREADABLE, check_numeric, check_overlap, check_regular_file, check_time,
+                                      file_footprint, pixel_size_m, sha256_file, short, warp_float)
 from pipeline.names import derived_name
 
 __all__ = ["GeoTiffScene", "DECLARED_SENSORS", "TIME_SOURCES", "parse_band_map"]
@@ -180,6 +180,7 @@ def stored_scale(path: Path, bands: tuple[str | None, ...] | list[str | None]) -
     check_regular_file(path)
     try:
         with rasterio.open(path) as src:
+            check_numeric(src, path)
             if not np.issubdtype(np.dtype(src.dtypes[0]), np.floating):
                 return 10000.0
             named = [i + 1 for i, name in enumerate(bands) if name and i < src.count]

@@ -2,10 +2,12 @@
 
 A scene read as clear is evidence: "no new burn marks on the observed ground" rests on it.
 Numbers that cannot be reflectance of real ground (a saturated or wrongly scaled file, a
-constant fill, a strongly negative product), a pixel coarser than a settlement, or a time in
-the future or before the sensor flew are not evidence of anything, least of all of absence.
-This module says why, before any stage counts such a scene:
+constant fill, a strongly negative product, complex numbers), a
+pixel coarser than a settlement, or a time in the future or before the sensor flew are not
+evidence of anything, least of all of absence. This module says why, before any stage counts
+such a scene:
 
+- :func:`implausible_dtype`: why a file's values, as stored, cannot be read as numbers at all;
 - :func:`possible_pixels` and :func:`mask_implausible`: pixels that cannot be reflectance
   are not observed; scenes refused as a whole are not observed anywhere;
 - :func:`implausible_reflectance` / :func:`judge_scenes`: why a scene's reflectance over
@@ -13,8 +15,8 @@ This module says why, before any stage counts such a scene:
 - :func:`implausible_time`: why an acquisition time cannot be the sensor's;
 - :func:`too_coarse`: why a native pixel is too coarse for the analysis grid.
 
-Pure functions on arrays and values; the readers call the last two with what they read, and
-:func:`pipeline.run.calibrate` the others where it judges scenes usable.
+Pure functions on arrays and values; the readers call the first and the last two with what
+they read, and :func:`pipeline.run.calibrate` the others where it judges scenes usable.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Sequence
 
 import numpy as np
+from numpy.typing import DTypeLike
 import xarray as xr
 
-__all__ = ["PIXEL_RANGE", "SCENE_RANGE", "FIRST_LIGHT", "possible_pixels", "mask_implausible", "implausible_reflectance",
-           "judge_scenes", "implausible_time", "first_light", "too_coarse"]
+__all__ = ["PIXEL_RANGE", "SCENE_RANGE", "FIRST_LIGHT", "implausible_dtype",
+           "possible_pixels", "mask_implausible", "implausible_reflectance", "judge_scenes", "implausible_time",
+           "first_light", "too_coarse"]
 
 PIXEL_RANGE = (-0.2, 2.0)
 """Reflectance a single pixel can have. Landsat C2's offset (-0.2) is the lowest value its scale
@@ -81,6 +85,30 @@ MAX_UPSAMPLING = 12.0
 wide: beyond it bilinear resampling spreads one value over more than 144 grid pixels and the
 analysis reads interpolation. Sentinel-2's 20 m bands (6.7x) and Landsat's 30 m (10x) on the
 default 3 m grid are under both limits."""
+
+
+def implausible_dtype(dtype: DTypeLike | str) -> str | None:
+    """Why raster values stored as ``dtype`` cannot be read as numbers here, or ``None`` when they can.
+
+    Complex values (a radar or interferometric product) cast to real silently lose their
+    imaginary part; booleans and other non-numeric types hold no measurement. GDAL's
+    ``complex_int16`` has no numpy type and is recognised by its name.
+
+    >>> implausible_dtype("uint16") is None, implausible_dtype("float32") is None
+    (True, True)
+    >>> implausible_dtype("complex64")
+    'complex values (complex64): a radar or interferometric product, not reflectance'
+    """
+    name = str(np.dtype(dtype)) if not isinstance(dtype, str) else dtype
+    try:
+        kind = np.dtype(name).kind
+    except TypeError:
+        kind = "c" if "complex" in name else "?"
+    if kind == "c":
+        return f"complex values ({name}): a radar or interferometric product, not reflectance"
+    if kind not in "iuf":
+        return f"{name} values: not numbers a reflectance can be read from"
+    return None
 
 
 def possible_pixels(reflectance: np.ndarray) -> np.ndarray:
