@@ -210,6 +210,26 @@ def _export(path: Path, kind: str, seed: int = 2) -> Path:
     return path
 
 
+@pytest.mark.parametrize("kind, needle", [
+    ("8-bit", "8-bit values (0-255): a display rendering"),
+    ("8-bit in 16", "no value above 2"),
+    ("8-bit in float", "no value above 2"),
+    # red's 99th percentile is 82 at gain 400 (np.percentile of the stored band); the saturated pixels lift it to 84
+    ("dark", "visible band (red) has its 99th percentile at 84 (reflectance 0.0084 at 1/10000), under 100"),
+    ("complex", "complex values (complex64)"),
+])
+def test_values_that_cannot_be_reflectance_are_refused_naming_the_file(tmp_path, kind, needle):
+    """Read at 1/10000, an 8-bit rendering or dark digital numbers are darker than any ground and every
+    scene reads clear and unburned; a complex file lost its imaginary part with a warning. Both are refused
+    when the file is described (``burnscan add``) and loaded, naming the file and the export to make."""
+    path = _export(tmp_path / "export.tif", kind)
+    scene = GeoTiffScene(path, bands=parse_band_map("blue,green,red,nir"), acquired=datetime(2024, 1, 28, 10, 38))
+    for step in (scene.describe, lambda: scene.load(GRID)):
+        with pytest.raises(SceneError) as err:
+            step()
+        _one_line(err, "export.tif", needle, "16-bit integers (reflectance x 10000) or as floating-point reflectance")
+
+
 def test_a_complex_file_on_the_grid_is_refused_before_any_cast(tmp_path):
     """A file on the grid is read, not warped: its cast to float dropped the imaginary part with a ComplexWarning."""
     from pipeline.grid import Grid
@@ -220,6 +240,69 @@ def test_a_complex_file_on_the_grid_is_refused_before_any_cast(tmp_path):
     with pytest.raises(SceneError) as err:
         load_geotiff(path, bands=["blue", "green", "red", "nir"], grid=grid, acquired=datetime(2024, 1, 28, 10, 38))
     _one_line(err, "export.tif", "complex values (complex64)")
+
+
+@pytest.mark.parametrize("kind", ["16-bit", "float reflectance"])
+def test_surface_reflectance_exports_still_read(tmp_path, kind):
+    """The known answer back: the savanna's red band (0.16 on average) from a 16-bit or a float export."""
+    import rasterio
+
+    path = _export(tmp_path / "export.tif", "16-bit")
+    if kind == "float reflectance":
+        with rasterio.open(path) as src:
+            profile, data = src.profile, src.read()
+        path = tmp_path / "float.tif"
+        with rasterio.open(path, "w", **{**profile, "dtype": "float32"}) as dst:
+            dst.write(data.astype(np.float32) / 10000)
+    scene = GeoTiffScene(path, bands=parse_band_map("blue,green,red,nir"), acquired=datetime(2024, 1, 28, 10, 38))
+    assert scene.divisor == (10000.0 if kind == "16-bit" else 1.0)
+    _, reflectance, clear = scene.load(GRID)
+    assert clear.all() and abs(float(reflectance[2].mean()) - 0.16) < 0.005
+
+
+def _savanna_aoi(folder: Path) -> Path:
+    """An AOI folder holding ``savanna``, 240 m square at the centre of :func:`_export`'s files."""
+    from pyproj import Transformer
+
+    from factories import write_square_aoi
+
+    lon, lat = Transformer.from_crs("EPSG:32630", "EPSG:4326", always_xy=True).transform(500200.0, 1500100.0)
+    return write_square_aoi(folder, "savanna", lon, lat, 120.0, "Africa/Bamako")
+
+
+@pytest.mark.parametrize("kind, needle", [("8-bit", "8-bit values (0-255): a display rendering"),
+                                          ("complex", "complex values (complex64)")])
+def test_detect_refuses_exports_that_are_not_reflectance_in_one_line(tmp_path, cli, kind, needle):
+    """Three 8-bit exports ran to "0.00 ha burned" (a silent false negative), complex ones with their imaginary
+    part dropped; now the command stops on one line naming the first file."""
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    for k, day in enumerate((26, 27, 28)):
+        _export(scenes / f"export_202401{day}.tif", kind, seed=k + 2)
+    code, out, err = cli("-q", "detect", "savanna", "--scenes", scenes, "--bands", "blue,green,red,nir", "--time-from-name",
+                         "--aoi-dir", _savanna_aoi(tmp_path / "aoi"), "--out", tmp_path / "out", "--data", tmp_path / "data",
+                         "--no-figures")
+    assert code != 0 and "burned" not in out
+    assert len(err.splitlines()) == 1 and err.startswith("burnscan: error: "), err
+    assert str(scenes / "export_20240126.tif") in err and needle in err and "16-bit integers" in err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("report.json"))
+
+
+@pytest.mark.parametrize("kind, needle", [("16-bit", None), ("8-bit", "8-bit values (0-255)"),
+                                          ("8-bit in 16", "8-bit values (0-255)"), ("complex", "complex values")])
+def test_add_registers_reflectance_and_refuses_what_is_not(tmp_path, cli, kind, needle):
+    """``burnscan add`` registered an 8-bit rendering that every later run then read as clear, unburned ground."""
+    path = _export(tmp_path / "export.tif", kind)
+    code, out, err = cli("-q", "add", "savanna", path, "--bands", "blue,green,red,nir", "--acquired", "2024-01-28T10:38:00Z",
+                         "--aoi-dir", _savanna_aoi(tmp_path / "aoi"), "--data", tmp_path / "data")
+    items = tmp_path / "data" / "savanna" / "catalog" / "items"
+    if needle is None:
+        assert code == 0 and out.startswith("added: "), err
+        assert len(list(items.iterdir())) == 1
+        return
+    assert code != 0 and len(err.splitlines()) == 1 and err.startswith("burnscan: error: "), err
+    assert str(path) in err and needle in err
+    assert not items.exists() or not any(items.iterdir())
 
 
 @pytest.mark.parametrize("tag, simulated", [({"SIMULATED": "yes"}, True), ({}, False)])
