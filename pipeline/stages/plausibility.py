@@ -126,6 +126,11 @@ def implausible_dtype(dtype: DTypeLike | str) -> str | None:
     return None
 
 
+_FEWEST_TO_JUDGE = 1000
+"""Stored values (all bands) a sample needs before their range can refuse a file: a few dark pixels at a
+scene's edge say nothing of the scene."""
+
+
 def implausible_stored(stored: np.ndarray, *, dtype: DTypeLike | str, bands: Sequence[str | None]) -> str | None:
     """Why values stored as ``dtype`` cannot be surface reflectance x 10000, or ``None`` when they can.
 
@@ -165,8 +170,8 @@ def implausible_stored(stored: np.ndarray, *, dtype: DTypeLike | str, bands: Seq
     seen = np.asarray(stored, dtype=np.float64).reshape(len(bands), -1)
     with np.errstate(invalid="ignore"):
         positive = [values[np.isfinite(values) & (values > 0)] for values in seen]
-    if not any(values.size for values in positive):
-        return None  # all fill: the clear-share rule says so
+    if sum(values.size for values in positive) < _FEWEST_TO_JUDGE:
+        return None  # all fill, or a sliver of data at the sample's edge: the clear-share rule says so
     highest = max(float(values.max()) for values in positive if values.size)
     if highest <= _EIGHT_BIT_MAX:
         return (f"no value above {highest:g} in any band ({kind.name}): 8-bit values (0-255), a display rendering, "
