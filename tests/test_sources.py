@@ -11,12 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from affine import Affine
 
 from pipeline.errors import SceneError
 from pipeline.readers.geotiff import GeoTiffScene, parse_band_map
 from pipeline.grid import grid_for_bounds
 from pipeline.readers.planet import find, safe_unzip
-from factories import GRID, one_line as _one_line, write_scene as _write_scene
+from factories import GRID, one_line as _one_line, savanna_ground as _ground, write_scene as _write_scene
 
 DEERING = "planetscope-deering-alaska"
 DEERING_ID = "20160909_213104_0e19"
@@ -179,6 +180,128 @@ def test_a_plain_geotiff_is_read_on_the_scale_its_values_show(tmp_path, dtype, s
     assert clear.shape == (200, 200) and clear[:, 20:].all() and not clear[:, :20].any()
     assert np.allclose(reflectance[:, clear], 0.3)
     assert GeoTiffScene(path, bands=["blue", "green", "red", "nir", None], scale=100.0).divisor == 100.0  # given, not read
+
+
+def _stored(kind: str, seed: int = 2) -> tuple[np.ndarray, str]:
+    """A textured savanna (:func:`factories.savanna_ground`) stored as ``kind``, and its data type."""
+    reflectance = _ground(seed)
+    if kind == "8-bit":  # an "analytic 8-bit" or visual product: reflectance 0-0.4 stretched to 0-255
+        return np.clip(reflectance / 0.4 * 255, 0, 255).astype(np.uint8), "uint8"
+    if kind == "8-bit in 16":  # the same rendering saved as 16-bit
+        return np.clip(reflectance / 0.4 * 255, 0, 255).astype(np.uint16), "uint16"
+    if kind == "8-bit in float":
+        return np.clip(reflectance / 0.4 * 255, 0, 255).astype(np.float32), "float32"
+    if kind == "dark":  # digital numbers at another gain (red 0.16 stored as 64), a few saturated at 4095
+        stored = np.clip(reflectance * 400, 1, 4095).astype(np.uint16)
+        stored[:, :2, :200:2] = 4095
+        return stored, "uint16"
+    if kind == "complex":  # reflectance x 10000 with a phase: the imaginary part is no band
+        return (reflectance * 10000).astype(np.complex64) + 50j, "complex64"
+    return np.clip(reflectance * 10000, 1, 65535).astype(np.uint16), "uint16"
+
+
+def _export(path: Path, kind: str, seed: int = 2) -> Path:
+    import rasterio
+
+    data, dtype = _stored(kind, seed)
+    with rasterio.open(path, "w", driver="GTiff", width=200, height=200, count=4, dtype=dtype, crs="EPSG:32630",
+                       transform=Affine(3.0, 0, 499900.0, 0, -3.0, 1500400.0)) as dst:
+        dst.write(data)
+    return path
+
+
+@pytest.mark.parametrize("kind, needle", [
+    ("8-bit", "8-bit values (0-255): a display rendering"),
+    ("8-bit in 16", "no value above 2"),
+    ("8-bit in float", "no value above 2"),
+    ("dark", "under 100: darker than any ground"),  # red stored at 64 (gain 400): its 99th percentile is about 83
+    ("complex", "complex values (complex64)"),
+])
+def test_values_that_cannot_be_reflectance_are_refused_naming_the_file(tmp_path, kind, needle):
+    """Read at 1/10000, an 8-bit rendering or dark digital numbers are darker than any ground and every
+    scene reads clear and unburned; a complex file lost its imaginary part with a warning. Both are refused
+    when the file is described (``burnscan add``) and loaded, naming the file and the export to make."""
+    path = _export(tmp_path / "export.tif", kind)
+    scene = GeoTiffScene(path, bands=parse_band_map("blue,green,red,nir"), acquired=datetime(2024, 1, 28, 10, 38))
+    for step in (scene.describe, lambda: scene.load(GRID)):
+        with pytest.raises(SceneError) as err:
+            step()
+        _one_line(err, "export.tif", needle, "16-bit integers (reflectance x 10000) or as floating-point reflectance")
+
+
+def test_a_complex_file_on_the_grid_is_refused_before_any_cast(tmp_path):
+    """A file on the grid is read, not warped: its cast to float dropped the imaginary part with a ComplexWarning."""
+    from pipeline.grid import Grid
+    from pipeline.readers.geotiff import load_geotiff
+
+    path = _export(tmp_path / "export.tif", "complex")
+    grid = Grid("EPSG:32630", Affine(3.0, 0, 499900.0, 0, -3.0, 1500400.0), 200, 200)
+    with pytest.raises(SceneError) as err:
+        load_geotiff(path, bands=["blue", "green", "red", "nir"], grid=grid, acquired=datetime(2024, 1, 28, 10, 38))
+    _one_line(err, "export.tif", "complex values (complex64)")
+
+
+@pytest.mark.parametrize("kind", ["16-bit", "float reflectance"])
+def test_surface_reflectance_exports_still_read(tmp_path, kind):
+    """The known answer back: the savanna's red band (0.16 on average) from a 16-bit or a float export."""
+    import rasterio
+
+    path = _export(tmp_path / "export.tif", "16-bit")
+    if kind == "float reflectance":
+        with rasterio.open(path) as src:
+            profile, data = src.profile, src.read()
+        path = tmp_path / "float.tif"
+        with rasterio.open(path, "w", **{**profile, "dtype": "float32"}) as dst:
+            dst.write(data.astype(np.float32) / 10000)
+    scene = GeoTiffScene(path, bands=parse_band_map("blue,green,red,nir"), acquired=datetime(2024, 1, 28, 10, 38))
+    assert scene.divisor == (10000.0 if kind == "16-bit" else 1.0)
+    _, reflectance, clear = scene.load(GRID)
+    assert clear.all() and abs(float(reflectance[2].mean()) - 0.16) < 0.005
+
+
+def _savanna_aoi(folder: Path) -> Path:
+    """An AOI folder holding ``savanna``, 240 m square at the centre of :func:`_export`'s files."""
+    from pyproj import Transformer
+
+    from factories import write_square_aoi
+
+    lon, lat = Transformer.from_crs("EPSG:32630", "EPSG:4326", always_xy=True).transform(500200.0, 1500100.0)
+    return write_square_aoi(folder, "savanna", lon, lat, 120.0, "Africa/Bamako")
+
+
+@pytest.mark.parametrize("kind, needle", [("8-bit", "8-bit values (0-255): a display rendering"),
+                                          ("complex", "complex values (complex64)")])
+def test_detect_refuses_exports_that_are_not_reflectance_in_one_line(tmp_path, cli, kind, needle):
+    """Three 8-bit exports ran to "0.00 ha burned" (a silent false negative), complex ones with their imaginary
+    part dropped; now the command stops on one line naming the first file."""
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    for k, day in enumerate((26, 27, 28)):
+        _export(scenes / f"export_202401{day}.tif", kind, seed=k + 2)
+    code, out, err = cli("-q", "detect", "savanna", "--scenes", scenes, "--bands", "blue,green,red,nir", "--time-from-name",
+                         "--aoi-dir", _savanna_aoi(tmp_path / "aoi"), "--out", tmp_path / "out", "--data", tmp_path / "data",
+                         "--no-figures")
+    assert code != 0 and "burned" not in out
+    assert len(err.splitlines()) == 1 and err.startswith("burnscan: error: "), err
+    assert str(scenes / "export_20240126.tif") in err and needle in err and "16-bit integers" in err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("report.json"))
+
+
+@pytest.mark.parametrize("kind, needle", [("16-bit", None), ("8-bit", "8-bit values (0-255)"),
+                                          ("8-bit in 16", "8-bit values (0-255)"), ("complex", "complex values")])
+def test_add_registers_reflectance_and_refuses_what_is_not(tmp_path, cli, kind, needle):
+    """``burnscan add`` registered an 8-bit rendering that every later run then read as clear, unburned ground."""
+    path = _export(tmp_path / "export.tif", kind)
+    code, out, err = cli("-q", "add", "savanna", path, "--bands", "blue,green,red,nir", "--acquired", "2024-01-28T10:38:00Z",
+                         "--aoi-dir", _savanna_aoi(tmp_path / "aoi"), "--data", tmp_path / "data")
+    items = tmp_path / "data" / "savanna" / "catalog" / "items"
+    if needle is None:
+        assert code == 0 and out.startswith("added: "), err
+        assert len(list(items.iterdir())) == 1
+        return
+    assert code != 0 and len(err.splitlines()) == 1 and err.startswith("burnscan: error: "), err
+    assert str(path) in err and needle in err
+    assert not items.exists() or not any(items.iterdir())
 
 
 @pytest.mark.parametrize("tag, simulated", [({"SIMULATED": "yes"}, True), ({}, False)])

@@ -3,7 +3,10 @@
 The band map names each band in file order (``None`` or ``-`` skips one, e.g. a stored NDVI);
 values are divided by ``scale``: 10000 for integer files (most surface-reflectance exports), and for
 floating-point files whose values run into the hundreds or thousands; 1 for floating-point files
-that already hold reflectance (their values under 2: an export from Earth Engine or SNAP).
+that already hold reflectance (their values under 2: an export from Earth Engine or SNAP). Values
+that are not reflectance on either scale (an 8-bit display rendering, values darker than any
+ground at 1/10000, complex numbers) are refused, naming the file: read anyway, they would make
+every scene "clear" and unburned.
 
 The acquisition time is never guessed. It comes from the caller (``--acquired``; its source
 ``acquired-option``), else from the file's ``ACQUIRED`` or ``TIFFTAG_DATETIME`` tag
@@ -28,12 +31,14 @@ from typing import Any
 
 import numpy as np
 import rasterio
+from rasterio.windows import Window
 
 from pipeline.errors import SceneError
 from pipeline.grid import Grid
 from pipeline.model import SceneInfo, SceneRecord
-from pipeline.readers.rasters import (REQUIRED_BANDS, UNREADABLE, check_overlap, check_regular_file, check_time, file_footprint,
-                                      pixel_size_m, sha256_file, short, warp_float)
+from pipeline.readers.rasters import (EXPORT_REFLECTANCE, REQUIRED_BANDS, UNREADABLE, check_numeric, check_overlap, check_regular_file,
+                                      check_time, file_footprint, pixel_size_m, sha256_file, short, warp_float)
+from pipeline.stages.plausibility import implausible_stored
 from pipeline.names import derived_name
 
 __all__ = ["GeoTiffScene", "DECLARED_SENSORS", "TIME_SOURCES", "parse_band_map"]
@@ -172,27 +177,44 @@ snow read up to about 1.2); scaled exports store ten thousand times as much."""
 def stored_scale(path: Path, bands: tuple[str | None, ...] | list[str | None]) -> float:
     """10000, or 1 for a floating-point file whose named bands already hold reflectance.
 
-    Integer files store reflectance times 10000 (or digital numbers a plausibility check then
-    refuses); floating-point files store either. Read at most 512 pixels a side: the
-    99th percentile of the named bands' finite values tells the two apart, where dividing
-    reflectance by 10000 would read a whole scene as a constant fill value.
+    Integer files store reflectance times 10000; floating-point files store either. Read on a
+    sample of the file (:func:`_sample`): the 99th percentile of the named bands' finite values tells the two apart,
+    where dividing reflectance by 10000 would read a whole scene as a constant fill value. Values
+    that cannot be reflectance x 10000 either (:func:`pipeline.stages.plausibility.implausible_stored`:
+    an 8-bit rendering, digital numbers darker than any ground) are refused here, so that
+    ``burnscan add`` refuses them as ``detect`` does.
     """
     check_regular_file(path)
     try:
         with rasterio.open(path) as src:
-            if not np.issubdtype(np.dtype(src.dtypes[0]), np.floating):
-                return 10000.0
-            named = [i + 1 for i, name in enumerate(bands) if name and i < src.count]
-            step = max(1, -(-max(src.width, src.height) // 512))
-            sample = src.read(named or None, out_shape=(len(named) or src.count, -(-src.height // step), -(-src.width // step)),
-                              masked=True)
+            check_numeric(src, path)
+            dtype = src.dtypes[0]
+            named = [i + 1 for i, name in enumerate(bands) if name and i < src.count] or list(range(1, src.count + 1))
+            sample = _sample(src, named)
     except UNREADABLE as exc:
         raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None
-    values = np.asarray(sample.compressed(), dtype=np.float64)
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return 10000.0
-    return 1.0 if float(np.percentile(np.abs(values), 99)) < _REFLECTANCE_AT_MOST else 10000.0
+    values = np.ma.filled(sample.astype(np.float64), np.nan)
+    finite = values[np.isfinite(values)]
+    if np.issubdtype(np.dtype(dtype), np.floating) and finite.size and float(np.percentile(np.abs(finite), 99)) < _REFLECTANCE_AT_MOST:
+        return 1.0
+    problem = implausible_stored(values, dtype=dtype, bands=[bands[i - 1] if i <= len(bands) else None for i in named])
+    if problem:
+        raise SceneError(f"{path}: {problem}; {EXPORT_REFLECTANCE}")
+    return 10000.0
+
+
+def _sample(src: rasterio.io.DatasetReader, bands: list[int]) -> np.ma.MaskedArray:
+    """At most 512 x 512 pixels of ``bands``, spread over the file, as ``(band, n)``.
+
+    Nine windows on a 3 x 3 lattice, not the whole file read at a lower resolution: without
+    overviews, that decodes every block (9 s for a 10980 px Sentinel-2 tile), where the
+    windows decode nine blocks or so whatever the file's size.
+    """
+    side = min(170, src.width, src.height)
+    rows = np.linspace(0, src.height - side, 3).astype(int)
+    cols = np.linspace(0, src.width - side, 3).astype(int)
+    windows = [src.read(bands, window=Window(c, r, side, side), masked=True).reshape(len(bands), -1) for r in rows for c in cols]
+    return np.ma.concatenate(windows, axis=1)
 
 
 def find(path: Path, *, bands: Any = None, acquired: datetime | None = None, time_from_name: bool = False,

@@ -39,11 +39,12 @@ from shapely.geometry.base import BaseGeometry
 from pipeline.errors import SceneError
 from pipeline.model import SceneRecord, file_with_digest, reflectance_digests
 from pipeline.grid import Grid, grid_for_bounds
-from pipeline.stages.plausibility import implausible_time, too_coarse
+from pipeline.stages.plausibility import implausible_dtype, implausible_time, too_coarse
 
 __all__ = ["stack_scenes", "native_grid", "read_band", "read_mask", "sha256_file", "memoised_hashes", "file_footprint",
            "metadata_footprint", "check_regular_file", "is_regular_file", "in_system_folder", "check_time", "field_error",
-           "field_number", "warp_to_grid", "warp_float", "read_quality_mask", "check_overlap", "band_names", "pixel_size_m"]
+           "field_number", "warp_to_grid", "warp_float", "read_quality_mask", "check_overlap", "check_numeric", "band_names",
+           "pixel_size_m"]
 
 # Everything GDAL or rasterio raise for a file they cannot read, open or warp.
 UNREADABLE = (RasterioError, CPLE_BaseError)
@@ -276,7 +277,21 @@ def no_crs_error(src: rasterio.io.DatasetReader, path: Path) -> SceneError:
     return SceneError(f"{path}: no CRS in the file; use a georeferenced delivery (GeoTIFF with its CRS)")
 
 
+EXPORT_REFLECTANCE = "export surface reflectance as 16-bit integers (reflectance x 10000) or as floating-point reflectance"
+"""The fix for a file whose values cannot be read as surface reflectance."""
+
+
+def check_numeric(src: rasterio.io.DatasetReader, path: Path, *, fix: str = EXPORT_REFLECTANCE) -> None:
+    """Refuse a raster whose values are not real numbers (complex, boolean), before anything casts them:
+    a cast to float drops a complex value's imaginary part with only a warning."""
+    for dtype in dict.fromkeys(src.dtypes):
+        problem = implausible_dtype(dtype)
+        if problem:
+            raise SceneError(f"{path}: {problem}; {fix}")
+
+
 def check_overlap(src: rasterio.io.DatasetReader, grid: Grid, path: Path) -> None:
+    check_numeric(src, path)
     if max(src.width, src.height) > _MAX_SIDE_PX or src.count > _MAX_BANDS:
         raise SceneError(f"{path}: header claims {src.width} x {src.height} pixels in {src.count} bands, beyond any "
                          f"satellite scene (a decompression bomb or a corrupt header); replace the file")
@@ -306,6 +321,7 @@ def read_quality_mask(path: Path, grid: Grid) -> np.ndarray:
         with rasterio.open(path) as src:
             if src.crs is None:  # warped as if it lay on the grid, it would flag the wrong ground
                 raise SceneError(f"{path}: quality mask has no CRS; use the mask as delivered with its scene (GeoTIFF with its CRS)")
+            check_numeric(src, path, fix="use the mask as delivered with its scene")
             return warp_to_grid(src, grid, Resampling.nearest, None)
     except UNREADABLE as exc:
         raise SceneError(f"{path}: quality mask cannot be read ({short(exc)}); re-download it") from None

@@ -2,10 +2,13 @@
 
 A scene read as clear is evidence: "no new burn marks on the observed ground" rests on it.
 Numbers that cannot be reflectance of real ground (a saturated or wrongly scaled file, a
-constant fill, a strongly negative product), a pixel coarser than a settlement, or a time in
-the future or before the sensor flew are not evidence of anything, least of all of absence.
-This module says why, before any stage counts such a scene:
+constant fill, a strongly negative product, an 8-bit display rendering, complex numbers), a
+pixel coarser than a settlement, or a time in the future or before the sensor flew are not
+evidence of anything, least of all of absence. This module says why, before any stage counts
+such a scene:
 
+- :func:`implausible_dtype` and :func:`implausible_stored`: why a file's values, as stored,
+  cannot be read as surface reflectance at all;
 - :func:`possible_pixels` and :func:`mask_implausible`: pixels that cannot be reflectance
   are not observed; scenes refused as a whole are not observed anywhere;
 - :func:`implausible_reflectance` / :func:`judge_scenes`: why a scene's reflectance over
@@ -13,8 +16,8 @@ This module says why, before any stage counts such a scene:
 - :func:`implausible_time`: why an acquisition time cannot be the sensor's;
 - :func:`too_coarse`: why a native pixel is too coarse for the analysis grid.
 
-Pure functions on arrays and values; the readers call the last two with what they read, and
-:func:`pipeline.run.calibrate` the others where it judges scenes usable.
+Pure functions on arrays and values; the readers call the first two and the last two with what
+they read, and :func:`pipeline.run.calibrate` the others where it judges scenes usable.
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Sequence
 
 import numpy as np
+from numpy.typing import DTypeLike
 import xarray as xr
 
-__all__ = ["PIXEL_RANGE", "SCENE_RANGE", "FIRST_LIGHT", "possible_pixels", "mask_implausible", "implausible_reflectance",
-           "judge_scenes", "implausible_time", "first_light", "too_coarse"]
+__all__ = ["PIXEL_RANGE", "SCENE_RANGE", "FIRST_LIGHT", "DARKEST_GROUND", "implausible_dtype", "implausible_stored",
+           "possible_pixels", "mask_implausible", "implausible_reflectance", "judge_scenes", "implausible_time",
+           "first_light", "too_coarse"]
 
 PIXEL_RANGE = (-0.2, 2.0)
 """Reflectance a single pixel can have. Landsat C2's offset (-0.2) is the lowest value its scale
@@ -50,6 +55,20 @@ the 1/10000 scale of every supported product. The quietest real ground in the te
 
 MIN_PIXELS = 100
 """Clear pixels needed before a scene's spread is judged (fewer: the clear-share rule decides)."""
+
+_SCALE = 10000.0
+"""Stored value of reflectance 1 in an integer surface-reflectance product (Planet, Sentinel-2 L2A, most exports)."""
+
+DARKEST_GROUND = 0.01
+"""Reflectance the brightest hundredth of a scene's pixels exceeds in at least one visible band.
+The darkest ground there is (fresh char, dense forest canopy, open water) reflects a few
+hundredths in the visible, and a scene holding a village holds brighter soil and roofs; stored
+times 10000 that floor is 100. Digital numbers of another gain or unit read at 1/10000 stay under
+it (a rendering of up to 255 is refused by its range already)."""
+
+_VISIBLE = ("blue", "green", "red", "coastal_blue", "green_i", "yellow")
+_EIGHT_BIT_MAX = 255
+
 
 # When each sensor was launched: nothing it delivers can be older. Sources: USGS "Landsat
 # Missions" pages (Landsat 1-9 launch dates), ESA Sentinel-2 mission pages (2A, 2B, 2C), Planet
@@ -81,6 +100,92 @@ MAX_UPSAMPLING = 12.0
 wide: beyond it bilinear resampling spreads one value over more than 144 grid pixels and the
 analysis reads interpolation. Sentinel-2's 20 m bands (6.7x) and Landsat's 30 m (10x) on the
 default 3 m grid are under both limits."""
+
+
+def implausible_dtype(dtype: DTypeLike | str) -> str | None:
+    """Why raster values stored as ``dtype`` cannot be read as numbers here, or ``None`` when they can.
+
+    Complex values (a radar or interferometric product) cast to real silently lose their
+    imaginary part; booleans and other non-numeric types hold no measurement. GDAL's
+    ``complex_int16`` has no numpy type and is recognised by its name.
+
+    >>> implausible_dtype("uint16") is None, implausible_dtype("float32") is None
+    (True, True)
+    >>> implausible_dtype("complex64")
+    'complex values (complex64): a radar or interferometric product, not reflectance'
+    """
+    name = str(np.dtype(dtype)) if not isinstance(dtype, str) else dtype
+    try:
+        kind = np.dtype(name).kind
+    except TypeError:
+        kind = "c" if "complex" in name else "?"
+    if kind == "c":
+        return f"complex values ({name}): a radar or interferometric product, not reflectance"
+    if kind not in "iuf":
+        return f"{name} values: not numbers a reflectance can be read from"
+    return None
+
+
+_FEWEST_TO_JUDGE = 1000
+"""Stored values (all bands) a sample needs before their range can refuse a file: a few dark pixels at a
+scene's edge say nothing of the scene."""
+
+
+def implausible_stored(stored: np.ndarray, *, dtype: DTypeLike | str, bands: Sequence[str | None]) -> str | None:
+    """Why values stored as ``dtype`` cannot be surface reflectance x 10000, or ``None`` when they can.
+
+    Read at 1/10000, such values are darker than any ground and pass every later check: scenes
+    read "clear", no burn found, a silent false negative.
+
+    Parameters
+    ----------
+    stored:
+        (band, ...) values of a file as stored (before any scale), NaN where no data; a sample is enough.
+    dtype:
+        The file's data type.
+    bands:
+        Name of each band of ``stored`` (``None`` for an unnamed one).
+
+    Notes
+    -----
+    Refused, after :func:`implausible_dtype`: 8-bit integers (255 at most: a display rendering);
+    values of a wider type none of which exceeds 255 (reflectance 0.0255 at most in every band,
+    near infrared included, where soil and vegetation reflect over 0.1); a 99th percentile of the
+    brightest visible band under :data:`DARKEST_GROUND` x 10000. Zeros are left out: exports
+    without a nodata tag fill with them.
+
+    Examples
+    --------
+    >>> implausible_stored(np.zeros((3, 0)), dtype="uint8", bands=["green", "red", "nir"])
+    '8-bit values (0-255): a display rendering, not surface reflectance'
+    >>> implausible_stored(np.full((3, 10), 3000.0), dtype="uint16", bands=["green", "red", "nir"]) is None
+    True
+    """
+    unreal = implausible_dtype(dtype)
+    if unreal:
+        return unreal
+    kind = np.dtype(dtype)
+    if kind.kind in "iu" and kind.itemsize == 1:
+        return f"8-bit values ({'0-255' if kind.kind == 'u' else '-128 to 127'}): a display rendering, not surface reflectance"
+    seen = np.asarray(stored, dtype=np.float64).reshape(len(bands), -1)
+    with np.errstate(invalid="ignore"):
+        positive = [values[np.isfinite(values) & (values > 0)] for values in seen]
+    if sum(values.size for values in positive) < _FEWEST_TO_JUDGE:
+        return None  # all fill, or a sliver of data at the sample's edge: the clear-share rule says so
+    highest = max(float(values.max()) for values in positive if values.size)
+    if highest <= _EIGHT_BIT_MAX:
+        return (f"no value above {highest:g} in any band ({kind.name}): 8-bit values (0-255), a display rendering, "
+                f"not surface reflectance x {_SCALE:.0f}")
+    visible = [(name, float(np.percentile(values, 99))) for name, values in zip(bands, positive)
+               if name in _VISIBLE and values.size]
+    if visible:
+        name, top = max(visible, key=lambda item: item[1])
+        floor = DARKEST_GROUND * _SCALE
+        if top < floor:
+            return (f"the brightest visible band ({name}) has its 99th percentile at {top:g} (reflectance "
+                    f"{top / _SCALE:.4f} at 1/{_SCALE:.0f}), under {floor:.0f}: darker than any ground, "
+                    f"not surface reflectance x {_SCALE:.0f}")
+    return None
 
 
 def possible_pixels(reflectance: np.ndarray) -> np.ndarray:
