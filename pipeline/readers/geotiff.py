@@ -1,6 +1,7 @@
 """Any GeoTIFF with a band map: the way many shared pre/post pairs and exports come.
 
-The band map names each band in file order (``None`` or ``-`` skips one, e.g. a stored NDVI);
+The band map names each band in file order (``None`` or ``-`` skips one, e.g. a stored NDVI), each
+name once and from the canonical names (:data:`pipeline.config.BAND_NAMES`), checked where it is given;
 values are divided by ``scale``: 10000 for integer files (most surface-reflectance exports), and for
 floating-point files whose values run into the hundreds or thousands; 1 for floating-point files
 that already hold reflectance (their values under 2: an export from Earth Engine or SNAP).
@@ -24,19 +25,20 @@ from dataclasses import dataclass
 from functools import cached_property
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import rasterio
 
-from pipeline.errors import SceneError
+from pipeline.config import BAND_NAMES
+from pipeline.errors import ParameterError, SceneError
 from pipeline.grid import Grid
 from pipeline.model import SceneInfo, SceneRecord
 from pipeline.readers.rasters import (REQUIRED_BANDS, UNREADABLE, check_overlap, check_regular_file, check_time, file_footprint,
                                       pixel_size_m, sha256_file, short, warp_float)
 from pipeline.names import derived_name
 
-__all__ = ["GeoTiffScene", "DECLARED_SENSORS", "TIME_SOURCES", "parse_band_map"]
+__all__ = ["GeoTiffScene", "DECLARED_SENSORS", "TIME_SOURCES", "band_map", "parse_band_map"]
 
 DECLARED_SENSORS = {"planet": "PlanetScope (declared)", "sentinel2": "Sentinel-2 (declared)", "landsat": "Landsat (declared)"}
 """The sensor a plain GeoTIFF is recorded with when the user names its provider (``--provider``): what the
@@ -54,7 +56,43 @@ def parse_band_map(text: str) -> list[str | None]:
     ['blue', 'green', 'red', 'nir', None]
     """
     names = [part.strip().lower() for part in text.split(",")]
-    return [None if name in ("", "-", "none", "skip") else name for name in names]
+    return [None if name in _SKIPS else name for name in names]
+
+
+_SKIPS = ("", "-", "none", "skip")
+"""What a band map may write for a band it skips."""
+
+
+def band_map(value: str | Sequence[str | None], *, where: str = "--bands") -> list[str | None]:
+    """A band map (text, or a list as an AOI file may hold it) read and checked; ``where`` names its origin.
+
+    Checked where it is given (``--bands``, an AOI file's ``band_map``), before any file is read: a
+    repeated name would make two bands one label of the stack and an unknown one would be carried
+    silently, found deep in a run or never.
+
+    >>> band_map("blue,green,red,nir,-,swir22")
+    ['blue', 'green', 'red', 'nir', None, 'swir22']
+    """
+    names = parse_band_map(value if isinstance(value, str) else ",".join("-" if v is None else str(v) for v in value))
+    known = ", ".join(BAND_NAMES)
+    if not any(names):
+        raise ParameterError(f"{where} {_shown(value)} is empty (it names no band); name the file's bands in order "
+                             f"from {known}, e.g. blue,green,red,nir ('-' skips a band)")
+    for name in names:
+        if name is not None and name not in BAND_NAMES:
+            raise ParameterError(f"{where} {_shown(value)}: {name!r} is not a band name; use one of {known} "
+                                 f"('-' skips a band)")
+    for name in dict.fromkeys(n for n in names if n):
+        places = [str(i + 1) for i, n in enumerate(names) if n == name]
+        if len(places) > 1:
+            raise ParameterError(f"{where} {_shown(value)}: {name!r} names bands {' and '.join(places)}; name each band "
+                                 f"once, from {known} ('-' skips a band)")
+    return names
+
+
+def _shown(value: str | Sequence[str | None]) -> str:
+    """The band map as the user wrote it, quoted (a list joined as text)."""
+    return repr(value if isinstance(value, str) else ",".join("-" if v is None else str(v) for v in value))
 
 
 def _name_date(path: Path) -> datetime | None:
@@ -207,17 +245,17 @@ def find(path: Path, *, bands: Any = None, acquired: datetime | None = None, tim
     path = Path(path)
     if not bands:
         return []
-    band_map = parse_band_map(bands) if isinstance(bands, str) else list(bands)
+    names = band_map(bands, where=f"{path}: band map")
     if provider is not None and provider not in DECLARED_SENSORS:
         raise SceneError(f"{path}: provider {provider!r} is not one of {', '.join(DECLARED_SENSORS)}; give one of them, or none")
     options = dict(acquired=acquired, time_from_name=time_from_name, time_source=time_source,
                    time_of_day_known=time_of_day_known, provider=provider)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".tif", ".tiff") and not p.name.startswith("."))
-        return [GeoTiffScene(p, bands=band_map, **options) for p in files]
+        return [GeoTiffScene(p, bands=names, **options) for p in files]
     if not path.is_file() or path.suffix.lower() not in (".tif", ".tiff"):
         return []
-    return [GeoTiffScene(path, bands=band_map, name=name, **options)]
+    return [GeoTiffScene(path, bands=names, name=name, **options)]
 
 
 def load_geotiff(
