@@ -157,8 +157,9 @@ def _one_error(code: int, stderr: str, *needles: str) -> str:
     return lines[0]
 
 
-def _export(folder: Path, bands: int = 4) -> Path:
-    """``folder/export.tif``: a plain GeoTIFF over the small test AOI, no time in its tags, as shared exports come."""
+def _export(folder: Path, bands: int = 4, **tags: str) -> Path:
+    """``folder/export.tif``: a plain GeoTIFF over the small test AOI, with no time in its tags unless given, as
+    shared exports come."""
     import numpy as np
     import rasterio
 
@@ -174,6 +175,7 @@ def _export(folder: Path, bands: int = 4) -> Path:
     with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=bands, dtype="uint16",
                        nodata=0, crs=grid.crs, transform=grid.transform) as dst:
         dst.write(data)
+        dst.update_tags(**tags)
     return path
 
 
@@ -230,3 +232,16 @@ def test_a_skipped_band_still_reads(capsys, tmp_path, bands):
     code, stdout, stderr = _run(capsys, "add", AOI_NAME, str(_export(tmp_path / "in", bands=5)), "--bands", bands,
                                 "--acquired", "2024-01-28T10:38:00Z", "--data", str(data), "--aoi-dir", str(aoi_dir))
     assert code == 0 and "burnscan: error" not in stderr and "export" in stdout, stderr
+
+
+@pytest.mark.parametrize("value", ["2024-02-30T10:38:00Z", "yesterday"])
+def test_add_names_an_unreadable_acquired_tag_and_its_value(capsys, tmp_path, value):
+    """The tag is there: "no ACQUIRED tag in the file" sent the user looking for a tag they had written."""
+    from smallaoi import AOI_NAME, write_small_aoi
+
+    aoi_dir, export = write_small_aoi(tmp_path / "aoi"), _export(tmp_path / "in", ACQUIRED=value)
+    code, _, stderr = _run(capsys, "add", AOI_NAME, str(export), "--bands", "blue,green,red,nir",
+                           "--data", str(tmp_path / "data"), "--aoi-dir", str(aoi_dir))
+    line = _one_error(code, stderr, str(export), f"tag ACQUIRED is {value!r}", "cannot be read as a UTC time",
+                      "2024-01-28T10:38:00Z", "--acquired")
+    assert "no ACQUIRED tag" not in line

@@ -10,7 +10,7 @@ The acquisition time is never guessed. It comes from the caller (``--acquired``;
 ``acquired-option``), else from the file's ``ACQUIRED`` or ``TIFFTAG_DATETIME`` tag
 (``metadata``), else, only when the caller asks for it (``--time-from-name``), from a
 ``YYYYMMDD`` date in the file name (``file-name``): a date alone, its time of day unknown, which
-every report line and caption then says. Exports are often named after an event's date (a
+every report line and caption then says. A tag that cannot be read as a time is refused, not passed over. Exports are often named after an event's date (a
 fire's alarm date), not the acquisition's, which is why a name is never read unasked.
 
 A scene's id is the file name and the first 12 hex digits of the file's SHA-256: one file is
@@ -107,19 +107,21 @@ def _name_date(path: Path) -> datetime | None:
 
 
 def _tag_time(path: Path) -> tuple[datetime, str] | None:
-    """The time the file's own tags state, and which tag; ``None`` when none does."""
+    """The time the file's own tags state, and which tag; ``None`` when none does (one that cannot be read is refused)."""
     check_regular_file(path)
     try:
         with rasterio.open(path) as src:
             tags = src.tags()
     except UNREADABLE as exc:
         raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None
-    for key, fmt in (("ACQUIRED", None), ("TIFFTAG_DATETIME", "%Y:%m:%d %H:%M:%S")):
+    for key, fmt, form in (("ACQUIRED", None, "2024-01-28T10:38:00Z"), ("TIFFTAG_DATETIME", "%Y:%m:%d %H:%M:%S", "2024:01:28 10:38:00")):
         if key in tags:
             try:
                 when = datetime.strptime(tags[key], fmt) if fmt else datetime.fromisoformat(tags[key].replace("Z", "+00:00"))
             except ValueError:
-                continue
+                # the file states a time nobody can read: passing over it would report no tag, or date the scene by another
+                raise SceneError(f"{path}: tag {key} is {tags[key]!r}, which cannot be read as a UTC time; write it as "
+                                 f"{form}, or give the time with --acquired 2024-01-28T10:38Z") from None
             return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)), f"tag {key}"
     return None
 
