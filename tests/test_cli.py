@@ -245,3 +245,16 @@ def test_add_names_an_unreadable_acquired_tag_and_its_value(capsys, tmp_path, va
     line = _one_error(code, stderr, str(export), f"tag ACQUIRED is {value!r}", "cannot be read as a UTC time",
                       "2024-01-28T10:38:00Z", "--acquired")
     assert "no ACQUIRED tag" not in line
+
+
+def test_detect_names_a_planet_metadata_json_that_gives_no_time(capsys, tmp_path):
+    """A `[]` metadata JSON was blamed on the GeoTIFF, with the advice to put the JSON it already had beside it."""
+    from factories import write_scene
+
+    scenes = tmp_path / "scenes"
+    tif = write_scene(scenes, "a", acquired=None)
+    (scenes / "a_metadata.json").write_text("[]")
+    code, _, stderr = _run(capsys, "-q", "detect", "ogota", "--scenes", str(scenes), "--out", str(tmp_path / "out"), "--no-figures")
+    line = _one_error(code, stderr, f"{scenes / 'a_metadata.json'}: no acquisition time", "is a list, not an object",
+                      "no ACQUIRED tag", "re-download")
+    assert f"{tif}:" not in line
