@@ -178,6 +178,7 @@ def detect(aoi: str | None, all_aois: bool, scheduler: str | None, workers: int 
         if "figure_width_mm" in overrides:
             raise ParameterError("--figure-width and --set figure_width_mm both set the figure width; give one of them")
         overrides["figure_width_mm"] = str(figure_width_mm(figure_width))  # recorded as an override, like --set
+    _check_bands(bands)
     if (bands or acquired or time_from_name or provider) and scenes_dir is None:
         raise ParameterError("--bands, --acquired, --time-from-name and --provider read plain GeoTIFFs given with --scenes PATH; "
                              "add --scenes, or register the files with burnscan add AOI PATH --bands MAP")
@@ -214,6 +215,14 @@ def detect(aoi: str | None, all_aois: bool, scheduler: str | None, workers: int 
     click.echo(report["grid"]["statement"])
     click.echo(f"manifest sha256: {outcome.manifest_sha256}")
     click.echo(f"outputs: {outcome.run_dir}")
+
+
+def _check_bands(bands: Any, *, where: str = "--bands") -> None:
+    """Refuse a band map that repeats or misspells a name, or names no band, before any file is read."""
+    if bands is not None:
+        from pipeline.readers.geotiff import band_map
+
+        band_map(bands, where=where)
 
 
 def _with_resolution(overrides: dict[str, str], resolution_m: float | None) -> dict[str, Any]:
@@ -331,9 +340,12 @@ def add(aoi: str, paths: tuple[Path, ...], data_root: Path, bands: str | None, a
 
     if acquired and time_from_name:
         raise ParameterError("--acquired and --time-from-name both give the time; give one of them")
+    _check_bands(bands)
     when = _acquired_time(acquired)
     area = load_aoi(aoi, aoi_dir)
-    bands = bands or area.properties.get("band_map")  # an AOI file may name the bands of its GeoTIFFs
+    if bands is None and area.properties.get("band_map") is not None:  # an AOI file may name the bands of its GeoTIFFs
+        bands = area.properties["band_map"]
+        _check_bands(bands, where=f"{area.path or aoi}: property 'band_map'")
     for item_id, what in add_scenes(area, list(paths), data_root=data_root, bands=bands, acquired=when,
                                     time_from_name=time_from_name, provider=provider):
         click.echo(f"{what}: {item_id}")

@@ -146,3 +146,115 @@ def test_recompute_reuses_nothing_kept_from_earlier_runs(capsys, tmp_path, monke
     with pytest.raises(SystemExit):
         main(["detect", "ogota", "--out", str(tmp_path / "out"), *flags])
     assert asked and asked[0]["keep_alignment"] is kept and asked[0]["keep_figures"] is kept
+
+
+def _one_error(code: int, stderr: str, *needles: str) -> str:
+    """A refusal as a user sees it: a non-zero exit and one ``burnscan: error:`` line holding every needle."""
+    lines = stderr.strip().splitlines()
+    assert code != 0 and len(lines) == 1 and lines[0].startswith("burnscan: error:") and "Traceback" not in stderr, stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def _export(folder: Path, bands: int = 4, **tags: str) -> Path:
+    """``folder/export.tif``: a plain GeoTIFF over the small test AOI, with no time in its tags unless given, as
+    shared exports come."""
+    import numpy as np
+    import rasterio
+
+    from pipeline.aoi import load_aoi
+    from factories import savanna_ground
+    from smallaoi import AOI_NAME, write_small_aoi
+
+    folder.mkdir(parents=True, exist_ok=True)
+    grid = load_aoi(AOI_NAME, write_small_aoi(folder.parent / "export_aoi")).analysis_grid(3.0).buffered(20)
+    ground = np.clip(savanna_ground(1)[:, :grid.height, :grid.width] * 10000, 1, 65535).astype(np.uint16)
+    data = np.concatenate([ground, ground[:1]])[:bands]  # a fifth band stands for a stored index the map skips
+    path = folder / "export.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=bands, dtype="uint16",
+                       nodata=0, crs=grid.crs, transform=grid.transform) as dst:
+        dst.write(data)
+        dst.update_tags(**tags)
+    return path
+
+
+BAD_BAND_MAPS = [
+    ("red,red,green,nir", ["'red' names bands 1 and 2", "name each band once", "swir16"]),
+    ("foo,green,red,nir", ["'foo' is not a band name", "blue, green, red, nir, swir16, swir22"]),
+    ("", ["is empty", "names no band"]),
+    ("-,-", ["is empty", "names no band"]),
+]
+
+
+@pytest.mark.parametrize("bands, needles", BAD_BAND_MAPS)
+def test_detect_refuses_a_bad_band_map_before_reading_a_scene(capsys, tmp_path, bands, needles):
+    """A repeated name crashed deep in the run (an internal error); an unknown one was kept silently; an empty
+    map was reported as a folder holding no scene."""
+    scenes = _export(tmp_path / "scenes").parent
+    code, stdout, stderr = _run(capsys, "detect", "ogota", "--scenes", str(scenes), "--bands", bands,
+                                "--out", str(tmp_path / "out"), "--no-figures")
+    _one_error(code, stderr, "--bands", *needles)
+    assert code == 5 and stdout == "" and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("bands, needles", BAD_BAND_MAPS)
+def test_add_refuses_a_bad_band_map_and_registers_nothing(capsys, tmp_path, bands, needles):
+    from smallaoi import AOI_NAME, write_small_aoi
+
+    aoi_dir, data = write_small_aoi(tmp_path / "aoi"), tmp_path / "data"
+    code, _, stderr = _run(capsys, "add", AOI_NAME, str(_export(tmp_path / "in")), "--bands", bands,
+                           "--acquired", "2024-01-28T10:38:00Z", "--data", str(data), "--aoi-dir", str(aoi_dir))
+    _one_error(code, stderr, "--bands", *needles)
+    assert not data.exists()
+
+
+def test_add_refuses_a_bad_band_map_in_the_aoi_file_naming_the_file(capsys, tmp_path):
+    from smallaoi import AOI_NAME, write_small_aoi
+
+    aoi_dir, data = write_small_aoi(tmp_path / "aoi"), tmp_path / "data"
+    aoi_file = aoi_dir / f"{AOI_NAME}.geojson"
+    feature = json.loads(aoi_file.read_text())
+    feature["properties"]["band_map"] = ["nir", "green", "red", "nir"]
+    aoi_file.write_text(json.dumps(feature))
+    code, _, stderr = _run(capsys, "add", AOI_NAME, str(_export(tmp_path / "in")), "--acquired", "2024-01-28T10:38:00Z",
+                           "--data", str(data), "--aoi-dir", str(aoi_dir))
+    _one_error(code, stderr, str(aoi_file), "band_map", "'nir' names bands 1 and 4")
+    assert not data.exists()
+
+
+@pytest.mark.parametrize("bands", ["blue,green,red,nir,-", "blue,green,red,nir,", "Blue, GREEN,red,nir,skip"])
+def test_a_skipped_band_still_reads(capsys, tmp_path, bands):
+    """'-' (or an empty slot, or 'skip') leaves a band unread, e.g. a stored NDVI: the check must not refuse it."""
+    from smallaoi import AOI_NAME, write_small_aoi
+
+    aoi_dir, data = write_small_aoi(tmp_path / "aoi"), tmp_path / "data"
+    code, stdout, stderr = _run(capsys, "add", AOI_NAME, str(_export(tmp_path / "in", bands=5)), "--bands", bands,
+                                "--acquired", "2024-01-28T10:38:00Z", "--data", str(data), "--aoi-dir", str(aoi_dir))
+    assert code == 0 and "burnscan: error" not in stderr and "export" in stdout, stderr
+
+
+@pytest.mark.parametrize("value", ["2024-02-30T10:38:00Z", "yesterday"])
+def test_add_names_an_unreadable_acquired_tag_and_its_value(capsys, tmp_path, value):
+    """The tag is there: "no ACQUIRED tag in the file" sent the user looking for a tag they had written."""
+    from smallaoi import AOI_NAME, write_small_aoi
+
+    aoi_dir, export = write_small_aoi(tmp_path / "aoi"), _export(tmp_path / "in", ACQUIRED=value)
+    code, _, stderr = _run(capsys, "add", AOI_NAME, str(export), "--bands", "blue,green,red,nir",
+                           "--data", str(tmp_path / "data"), "--aoi-dir", str(aoi_dir))
+    line = _one_error(code, stderr, str(export), f"tag ACQUIRED is {value!r}", "cannot be read as a UTC time",
+                      "2024-01-28T10:38:00Z", "--acquired")
+    assert "no ACQUIRED tag" not in line
+
+
+def test_detect_names_a_planet_metadata_json_that_gives_no_time(capsys, tmp_path):
+    """A `[]` metadata JSON was blamed on the GeoTIFF, with the advice to put the JSON it already had beside it."""
+    from factories import write_scene
+
+    scenes = tmp_path / "scenes"
+    tif = write_scene(scenes, "a", acquired=None)
+    (scenes / "a_metadata.json").write_text("[]")
+    code, _, stderr = _run(capsys, "-q", "detect", "ogota", "--scenes", str(scenes), "--out", str(tmp_path / "out"), "--no-figures")
+    line = _one_error(code, stderr, f"{scenes / 'a_metadata.json'}: no acquisition time", "is a list, not an object",
+                      "no ACQUIRED tag", "re-download")
+    assert f"{tif}:" not in line

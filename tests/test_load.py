@@ -101,3 +101,49 @@ def test_real_planetscope_delivery_loads(shared_data):
     assert np.nanmedian(nir) == pytest.approx(0.1967, abs=0.002)
     assert stack.clear.values[0].sum() == np.isfinite(nir).sum()
     assert {p.name: sha256_file(p) for p in folder.iterdir()} == before  # inputs never modified
+
+
+def _planet_tagged(folder, *, tag: str | None, metadata: str | None):
+    """A Planet-style scene whose SR GeoTIFF carries ``tag`` as ACQUIRED, with ``metadata`` as its JSON (none if None)."""
+    path = _write_scene(folder, "a", acquired=None)
+    if tag is not None:
+        with rasterio.open(path, "r+") as dst:
+            dst.update_tags(ACQUIRED=tag)
+    if metadata is not None:
+        (folder / "a_metadata.json").write_text(metadata)
+    return path
+
+
+@pytest.mark.parametrize("metadata", [None, "[]", '{"properties": {"satellite_id": "x"}}', '{"properties": {"acquired": null}}'])
+def test_planet_scene_without_a_time_in_its_metadata_is_dated_by_its_tag(tmp_path, metadata):
+    """Describing a scene (what `burnscan add` and `detect --scenes` do first) never read the tags, and refused
+    the scene for want of a time its GeoTIFF states."""
+    from datetime import datetime, timezone
+
+    _planet_tagged(tmp_path, tag="2024-01-28T10:38:00Z", metadata=metadata)
+    (source,) = recognise(tmp_path)
+    assert source.describe().acquired == datetime(2024, 1, 28, 10, 38, tzinfo=timezone.utc)
+    _, records = load_sources([source], GRID)
+    assert records[0].acquired == datetime(2024, 1, 28, 10, 38, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("metadata, named, needles", [
+    ("[]", "a_metadata.json", ["is a list, not an object with 'acquired'", "no ACQUIRED tag", "re-download"]),
+    ('{"properties": {"satellite_id": "x"}}', "a_metadata.json", ["has no 'acquired'", "no ACQUIRED tag", "re-download"]),
+    (None, "a_3B_AnalyticMS_SR.tif", ["no *_metadata.json beside it", "no ACQUIRED tag", "put the scene's *_metadata.json"]),
+])
+def test_planet_scene_without_any_time_names_the_file_at_fault(tmp_path, metadata, named, needles):
+    """A broken JSON beside the scene was blamed on the GeoTIFF, with the advice to put a JSON beside it."""
+    _planet_tagged(tmp_path, tag=None, metadata=metadata)
+    for step in (lambda: recognise(tmp_path)[0].describe(), lambda: _load(tmp_path)):
+        with pytest.raises(SceneError) as err:
+            step()
+        _one_line(err, "no acquisition time", *needles)
+        assert str(err.value).startswith(f"{tmp_path / named}: ")
+
+
+def test_planet_scene_with_an_unreadable_tag_names_the_tag(tmp_path):
+    _planet_tagged(tmp_path, tag="2024-02-30T10:38:00Z", metadata=None)
+    with pytest.raises(SceneError) as err:
+        recognise(tmp_path)[0].describe()
+    _one_line(err, "a_3B_AnalyticMS_SR.tif (tag ACQUIRED)", "'2024-02-30T10:38:00Z'", "cannot be read as a UTC time")

@@ -329,3 +329,40 @@ def test_superdove_8_band_delivery_names_its_bands(tmp_path):
     record, reflectance, clear = find(tmp_path)[0].load(GRID)
     assert record.bands == ("coastal_blue", "blue", "green_i", "green", "yellow", "red", "rededge", "nir")
     assert reflectance.shape[0] == 8 and clear.all() and np.allclose(reflectance[:, clear], 0.3)
+
+
+def _tagged_export(folder: Path, **tags: str) -> Path:
+    """A plain 4-band GeoTIFF whose only statement of time is ``tags``."""
+    import rasterio
+    from affine import Affine
+
+    path = folder / "export.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=50, height=50, count=4, dtype="uint16", crs="EPSG:32630", nodata=0,
+                       transform=Affine(3.0, 0, 499900.0, 0, -3.0, 1500400.0)) as dst:
+        dst.write(np.full((4, 50, 50), 3000, "uint16"))
+        dst.update_tags(**tags)
+    return path
+
+
+@pytest.mark.parametrize("tags, when", [
+    ({"ACQUIRED": "2024-01-28T10:38:00Z"}, datetime(2024, 1, 28, 10, 38, tzinfo=timezone.utc)),
+    ({"TIFFTAG_DATETIME": "2024:01:28 10:38:00"}, datetime(2024, 1, 28, 10, 38, tzinfo=timezone.utc)),
+])
+def test_a_plain_geotiff_is_dated_by_its_tag(tmp_path, tags, when):
+    info = GeoTiffScene(_tagged_export(tmp_path, **tags), bands=["blue", "green", "red", "nir"]).describe()
+    assert info.acquired == when and info.time_source == "metadata"
+
+
+@pytest.mark.parametrize("tags, key, value", [
+    ({"ACQUIRED": "2024-02-30T10:38:00Z"}, "ACQUIRED", "2024-02-30T10:38:00Z"),  # no 30 February
+    ({"ACQUIRED": "yesterday"}, "ACQUIRED", "yesterday"),
+    ({"TIFFTAG_DATETIME": "2024:13:01 10:38:00"}, "TIFFTAG_DATETIME", "2024:13:01 10:38:00"),
+    ({"ACQUIRED": "yesterday", "TIFFTAG_DATETIME": "2024:01:28 10:38:00"}, "ACQUIRED", "yesterday"),  # not dated by the other
+])
+def test_an_unreadable_time_tag_is_named_with_its_value(tmp_path, tags, key, value):
+    """It was reported as "no ACQUIRED tag in the file", false: the tag is there and cannot be read."""
+    path = _tagged_export(tmp_path, **tags)
+    with pytest.raises(SceneError) as err:
+        GeoTiffScene(path, bands=["blue", "green", "red", "nir"]).describe()
+    _one_line(err, str(path), f"tag {key} is {value!r}", "cannot be read as a UTC time", "--acquired")
+    assert "no ACQUIRED tag" not in str(err.value)

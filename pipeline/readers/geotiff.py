@@ -1,6 +1,7 @@
 """Any GeoTIFF with a band map: the way many shared pre/post pairs and exports come.
 
-The band map names each band in file order (``None`` or ``-`` skips one, e.g. a stored NDVI);
+The band map names each band in file order (``None`` or ``-`` skips one, e.g. a stored NDVI), each
+name once and from the canonical names (:data:`pipeline.config.BAND_NAMES`), checked where it is given;
 values are divided by ``scale``: 10000 for integer files (most surface-reflectance exports), and for
 floating-point files whose values run into the hundreds or thousands; 1 for floating-point files
 that already hold reflectance (their values under 2: an export from Earth Engine or SNAP). Values
@@ -12,7 +13,7 @@ The acquisition time is never guessed. It comes from the caller (``--acquired``;
 ``acquired-option``), else from the file's ``ACQUIRED`` or ``TIFFTAG_DATETIME`` tag
 (``metadata``), else, only when the caller asks for it (``--time-from-name``), from a
 ``YYYYMMDD`` date in the file name (``file-name``): a date alone, its time of day unknown, which
-every report line and caption then says. Exports are often named after an event's date (a
+every report line and caption then says. A tag that cannot be read as a time is refused, not passed over. Exports are often named after an event's date (a
 fire's alarm date), not the acquisition's, which is why a name is never read unasked.
 
 A scene's id is the file name and the first 12 hex digits of the file's SHA-256: one file is
@@ -27,13 +28,14 @@ from dataclasses import dataclass
 from functools import cached_property
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from pipeline.errors import SceneError
+from pipeline.config import BAND_NAMES
+from pipeline.errors import ParameterError, SceneError
 from pipeline.grid import Grid
 from pipeline.model import SceneInfo, SceneRecord
 from pipeline.readers.rasters import (EXPORT_REFLECTANCE, REQUIRED_BANDS, UNREADABLE, check_numeric, check_overlap, check_regular_file,
@@ -41,7 +43,7 @@ from pipeline.readers.rasters import (EXPORT_REFLECTANCE, REQUIRED_BANDS, UNREAD
 from pipeline.stages.plausibility import implausible_stored
 from pipeline.names import derived_name
 
-__all__ = ["GeoTiffScene", "DECLARED_SENSORS", "TIME_SOURCES", "parse_band_map"]
+__all__ = ["GeoTiffScene", "DECLARED_SENSORS", "TIME_SOURCES", "band_map", "parse_band_map"]
 
 DECLARED_SENSORS = {"planet": "PlanetScope (declared)", "sentinel2": "Sentinel-2 (declared)", "landsat": "Landsat (declared)"}
 """The sensor a plain GeoTIFF is recorded with when the user names its provider (``--provider``): what the
@@ -59,7 +61,43 @@ def parse_band_map(text: str) -> list[str | None]:
     ['blue', 'green', 'red', 'nir', None]
     """
     names = [part.strip().lower() for part in text.split(",")]
-    return [None if name in ("", "-", "none", "skip") else name for name in names]
+    return [None if name in _SKIPS else name for name in names]
+
+
+_SKIPS = ("", "-", "none", "skip")
+"""What a band map may write for a band it skips."""
+
+
+def band_map(value: str | Sequence[str | None], *, where: str = "--bands") -> list[str | None]:
+    """A band map (text, or a list as an AOI file may hold it) read and checked; ``where`` names its origin.
+
+    Checked where it is given (``--bands``, an AOI file's ``band_map``), before any file is read: a
+    repeated name would make two bands one label of the stack and an unknown one would be carried
+    silently, found deep in a run or never.
+
+    >>> band_map("blue,green,red,nir,-,swir22")
+    ['blue', 'green', 'red', 'nir', None, 'swir22']
+    """
+    names = parse_band_map(value if isinstance(value, str) else ",".join("-" if v is None else str(v) for v in value))
+    known = ", ".join(BAND_NAMES)
+    if not any(names):
+        raise ParameterError(f"{where} {_shown(value)} is empty (it names no band); name the file's bands in order "
+                             f"from {known}, e.g. blue,green,red,nir ('-' skips a band)")
+    for name in names:
+        if name is not None and name not in BAND_NAMES:
+            raise ParameterError(f"{where} {_shown(value)}: {name!r} is not a band name; use one of {known} "
+                                 f"('-' skips a band)")
+    for name in dict.fromkeys(n for n in names if n):
+        places = [str(i + 1) for i, n in enumerate(names) if n == name]
+        if len(places) > 1:
+            raise ParameterError(f"{where} {_shown(value)}: {name!r} names bands {' and '.join(places)}; name each band "
+                                 f"once, from {known} ('-' skips a band)")
+    return names
+
+
+def _shown(value: str | Sequence[str | None]) -> str:
+    """The band map as the user wrote it, quoted (a list joined as text)."""
+    return repr(value if isinstance(value, str) else ",".join("-" if v is None else str(v) for v in value))
 
 
 def _name_date(path: Path) -> datetime | None:
@@ -74,19 +112,21 @@ def _name_date(path: Path) -> datetime | None:
 
 
 def _tag_time(path: Path) -> tuple[datetime, str] | None:
-    """The time the file's own tags state, and which tag; ``None`` when none does."""
+    """The time the file's own tags state, and which tag; ``None`` when none does (one that cannot be read is refused)."""
     check_regular_file(path)
     try:
         with rasterio.open(path) as src:
             tags = src.tags()
     except UNREADABLE as exc:
         raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None
-    for key, fmt in (("ACQUIRED", None), ("TIFFTAG_DATETIME", "%Y:%m:%d %H:%M:%S")):
+    for key, fmt, form in (("ACQUIRED", None, "2024-01-28T10:38:00Z"), ("TIFFTAG_DATETIME", "%Y:%m:%d %H:%M:%S", "2024:01:28 10:38:00")):
         if key in tags:
             try:
                 when = datetime.strptime(tags[key], fmt) if fmt else datetime.fromisoformat(tags[key].replace("Z", "+00:00"))
             except ValueError:
-                continue
+                # the file states a time nobody can read: passing over it would report no tag, or date the scene by another
+                raise SceneError(f"{path}: tag {key} is {tags[key]!r}, which cannot be read as a UTC time; write it as "
+                                 f"{form}, or give the time with --acquired 2024-01-28T10:38Z") from None
             return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)), f"tag {key}"
     return None
 
@@ -229,17 +269,17 @@ def find(path: Path, *, bands: Any = None, acquired: datetime | None = None, tim
     path = Path(path)
     if not bands:
         return []
-    band_map = parse_band_map(bands) if isinstance(bands, str) else list(bands)
+    names = band_map(bands, where=f"{path}: band map")
     if provider is not None and provider not in DECLARED_SENSORS:
         raise SceneError(f"{path}: provider {provider!r} is not one of {', '.join(DECLARED_SENSORS)}; give one of them, or none")
     options = dict(acquired=acquired, time_from_name=time_from_name, time_source=time_source,
                    time_of_day_known=time_of_day_known, provider=provider)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".tif", ".tiff") and not p.name.startswith("."))
-        return [GeoTiffScene(p, bands=band_map, **options) for p in files]
+        return [GeoTiffScene(p, bands=names, **options) for p in files]
     if not path.is_file() or path.suffix.lower() not in (".tif", ".tiff"):
         return []
-    return [GeoTiffScene(path, bands=band_map, name=name, **options)]
+    return [GeoTiffScene(path, bands=names, name=name, **options)]
 
 
 def load_geotiff(

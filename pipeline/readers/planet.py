@@ -2,7 +2,8 @@
 
 A scene is ``*_AnalyticMS_SR*.tif`` (surface reflectance x 10000, 4-band Dove or 8-band
 SuperDove), with its ``*_udm2*.tif`` (or the older one-band ``*_udm*.tif``) and its
-``*_metadata.json`` (or the older ``*_metadata*.xml``); the pixel reading itself is
+``*_metadata.json`` (or the older ``*_metadata*.xml``), which dates it (else the SR file's own
+``ACQUIRED`` tag: :func:`read_metadata`); the pixel reading itself is
 :func:`pipeline.readers.planet.load_planet`. A zip is never read in place: it is unpacked once, into the
 AOI's data folder, after every member has been checked (no absolute path, no ``..``, no link,
 no device, no encryption, a compression method Python reads, names the file system can hold,
@@ -29,7 +30,7 @@ import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 
-from pipeline.errors import OutputError, PipelineError, SceneError
+from pipeline.errors import OutputError, PipelineError, SceneError, json_kind
 from pipeline.grid import Grid
 from pipeline.model import SceneFiles, SceneInfo, SceneRecord
 from pipeline.readers.rasters import (MAX_METADATA_BYTES, REFLECTANCE_SCALE, REQUIRED_BANDS, UNREADABLE, band_names, check_overlap,
@@ -56,12 +57,12 @@ _UDM2_CLEAR, _UDM2_SNOW, _UDM2_SHADOW, _UDM2_LIGHT_HAZE, _UDM2_HEAVY_HAZE, _UDM2
 _MARKER = ".burnscan-unzipped"
 
 
-def _header_bands(path: Path) -> tuple[str, ...]:
-    """The canonical band names of an SR GeoTIFF, from its header alone (every band shares one pixel)."""
+def _header(path: Path) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The canonical band names and the tags of an SR GeoTIFF, from its header alone (every band shares one pixel)."""
     check_regular_file(path)
     try:
         with rasterio.open(path) as src:
-            return band_names(src, path)
+            return band_names(src, path), src.tags()
     except UNREADABLE as exc:
         raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None
 
@@ -77,8 +78,10 @@ class PlanetScene:
         return self.files.scene_id
 
     def describe(self) -> SceneInfo:
-        """Time, satellite and footprint from the metadata (the footprint from the GeoTIFF when absent)."""
-        props = read_metadata(self.files, {})  # checks the file and the type of every field used here
+        """Time, satellite and footprint from the metadata (the time from the GeoTIFF's tag, the footprint from the
+        GeoTIFF, when absent)."""
+        names, tags = _header(self.files.reflectance)
+        props = read_metadata(self.files, tags)  # checks the file and the type of every field used here
         geometry = None
         if self.files.metadata is not None:
             doc = json.loads(self.files.metadata.read_text(encoding="utf-8"))
@@ -91,7 +94,7 @@ class PlanetScene:
             footprint=footprint, files=self.files.paths(), bands=(),
             properties={k: props[k] for k in keep if k in props} | {"simulated": props["simulated"]}
             | ({"footprint": fallback} if fallback else {}),
-            pixel_m=dict.fromkeys(_header_bands(self.files.reflectance), pixel_size_m(self.files.reflectance)),
+            pixel_m=dict.fromkeys(names, pixel_size_m(self.files.reflectance)),
         )
 
     def load(self, grid: Grid) -> tuple[SceneRecord, Any, Any]:
@@ -314,8 +317,14 @@ def planet_scenes_in(folder: Path) -> list[SceneFiles]:
 
 
 def read_metadata(files: SceneFiles, tags: dict[str, str]) -> dict:
-    """Acquisition properties from the metadata JSON, else from the GeoTIFF tags."""
+    """Acquisition properties from the metadata JSON (or the older XML); the time, when it gives none, from the SR
+    GeoTIFF's ``ACQUIRED`` tag (``tags``).
+
+    A metadata file that gives no time (none beside the scene, a JSON that is no object or lacks ``acquired``) leaves
+    the tag to date the scene; without one either, the error names the metadata file and what it lacks.
+    """
     props: dict = {}
+    lacks = ""  # what the metadata file lacks when it gives no time
     if files.metadata is not None:
         check_regular_file(files.metadata)
         size = files.metadata.stat().st_size
@@ -329,20 +338,32 @@ def read_metadata(files: SceneFiles, tags: dict[str, str]) -> dict:
         except RecursionError:
             raise SceneError(f"{files.metadata}: metadata JSON is nested too deeply to be a scene's metadata; "
                              f"re-download it from the provider") from None
-        props = _planet_properties(files.metadata, doc) if isinstance(doc, dict) else {}
+        if isinstance(doc, dict):
+            props = _planet_properties(files.metadata, doc)
+            lacks = "has no 'acquired'" if props.get("acquired") is None else f"gives 'acquired' as {props['acquired']!r}"
+        else:
+            lacks = f"is {json_kind(doc)}, not an object with 'acquired'"
     elif files.metadata_xml is not None:
         props = _xml_metadata(files.metadata_xml)
-    acquired = props.get("acquired") or tags.get("ACQUIRED")
-    if not acquired:
-        raise SceneError(
-            f"{files.reflectance}: no acquisition time (no 'acquired' in metadata JSON nor ACQUIRED tag); "
-            f"put the scene's *_metadata.json beside it"
-        )
-    where = files.metadata or files.metadata_xml or files.reflectance
+        lacks = "has no acquisitionDateTime"
+    metadata = files.metadata or files.metadata_xml
+    if props.get("acquired"):
+        acquired, where = props["acquired"], metadata or files.reflectance
+        fix = "fix the metadata"
+    elif tags.get("ACQUIRED"):
+        acquired, where = tags["ACQUIRED"], f"{files.reflectance} (tag ACQUIRED)"
+        fix = "write it as 2024-01-28T10:38:00Z, or put the scene's *_metadata.json beside it"
+    elif metadata is not None:
+        raise SceneError(f"{metadata}: no acquisition time: the metadata {lacks}, and {files.reflectance.name} has no "
+                         f"ACQUIRED tag; re-download the scene's metadata from the provider")
+    else:
+        raise SceneError(f"{files.reflectance}: no acquisition time: no *_metadata.json beside it and no ACQUIRED tag "
+                         f"in it; put the scene's *_metadata.json beside it")
     try:
         when = datetime.fromisoformat(str(acquired).replace("Z", "+00:00"))
     except ValueError:
-        raise SceneError(f"{where}: acquisition time {acquired!r} is not ISO 8601; fix the metadata") from None
+        raise SceneError(f"{where}: acquisition time {acquired!r} is not ISO 8601, so it cannot be read as a UTC time; "
+                         f"{fix}") from None
     # Planet states times in UTC; a time before the first Dove or in the future is no acquisition.
     props["acquired"] = check_time(when, sensor="planetscope", where=where).astimezone(timezone.utc)
     simulated = str(props.get("simulated", tags.get("SIMULATED", "no"))).lower() in ("true", "yes", "1")
