@@ -36,13 +36,13 @@ from rasterio.windows import Window
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
-from pipeline.errors import SceneError
+from pipeline.errors import PipelineError, SceneError
 from pipeline.model import SceneRecord, file_with_digest, reflectance_digests
 from pipeline.grid import Grid, grid_for_bounds
 from pipeline.stages.plausibility import implausible_time, too_coarse
 
 __all__ = ["stack_scenes", "native_grid", "read_band", "read_mask", "sha256_file", "memoised_hashes", "file_footprint",
-           "metadata_footprint", "check_regular_file", "is_regular_file", "in_system_folder", "check_time", "field_error",
+           "metadata_footprint", "check_regular_file", "read_small_file", "is_regular_file", "in_system_folder", "check_time", "field_error",
            "field_number", "warp_to_grid", "warp_float", "read_quality_mask", "check_overlap", "band_names", "pixel_size_m"]
 
 # Everything GDAL or rasterio raise for a file they cannot read, open or warp.
@@ -59,24 +59,60 @@ _NOT_REGULAR = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a charac
                 (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
 
 
-def check_regular_file(path: Path) -> None:
+def check_regular_file(path: Path, *, error: type[PipelineError] = SceneError, fix: str = "give the scene's file itself") -> None:
     """Refuse anything but a regular file (or a link to one), without opening it.
 
     Opening a named pipe blocks until something writes to it, and a device can stream for
     ever: a scene, mask or metadata file named like one would hang the run. ``stat`` never
-    blocks.
+    blocks. ``error`` and ``fix`` suit the message to files other than scenes (a key, an outline).
     """
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
-        raise SceneError(f"{path}: no such file; check the path") from None
+        raise error(f"{path}: no such file; check the path") from None
     except OSError as exc:
-        raise SceneError(f"{path}: cannot be examined ({exc.strerror or exc}); check the path and its permissions") from None
+        raise error(f"{path}: cannot be examined ({exc.strerror or exc}); check the path and its permissions") from None
     for test, kind in _NOT_REGULAR:
         if test(mode):
-            raise SceneError(f"{path}: is {kind}, not a regular file; give the scene's file itself")
+            raise error(f"{path}: is {kind}, not a regular file; {fix}")
     if not stat.S_ISREG(mode):
-        raise SceneError(f"{path}: is not a regular file; give the scene's file itself")
+        raise error(f"{path}: is not a regular file; {fix}")
+
+
+def read_small_file(path: Path, limit: int, *, what: str, fix: str, error: type[PipelineError] = SceneError) -> bytes:
+    """The bytes of a small file named on the command line (a key, an outline), at most ``limit`` of them.
+
+    Read whole, /dev/zero or a file of gigabytes fills the memory before any check of its
+    content: a pipe or device is refused unopened (:func:`check_regular_file`), a larger file by
+    its size, and at most ``limit + 1`` bytes are read, in case it grows in the meantime.
+    ``what`` names the file in messages ("public key"), ``fix`` says what to give instead.
+    """
+    check_regular_file(path, error=error, fix=fix)
+    data = b""
+    try:
+        # O_NONBLOCK: a file swapped for a pipe after the check above must not block the open.
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise error(f"{path}: is not a regular file; {fix}")
+            size = info.st_size
+            if size <= limit:
+                data = handle.read(limit + 1)
+    except OSError as exc:
+        if isinstance(exc, PipelineError):
+            raise
+        raise error(f"{path}: cannot read the {what} ({exc.strerror or exc}); {fix}") from None
+    if size > limit or len(data) > limit:
+        raise error(f"{path}: a {_bytes_shown(max(size, len(data)))} file, over the {_bytes_shown(limit)} limit for a {what}; {fix}")
+    return data
+
+
+def _bytes_shown(count: int) -> str:
+    """A size for a message: ``1.5 GB``, ``64 kB``, ``12 bytes``."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.3g} {unit}"
+    return f"{count} bytes"
 
 
 def is_regular_file(path: Path) -> bool:
