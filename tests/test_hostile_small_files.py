@@ -1,8 +1,9 @@
-"""Small files named on the command line: keys and a corrected outline.
+"""Small files named on the command line (keys, a corrected outline), and scene names that are not UTF-8.
 
 Each case is one an outside audit found: ``--key /dev/zero`` or ``--edit /dev/zero`` read until
-the machine ran out of memory. Each must be one line naming the file, the problem and the fix,
-with a non-zero exit.
+the machine ran out of memory, and a scene file named with bytes that are not UTF-8 ended in a
+``UnicodeEncodeError`` inside a reader. Each must be one line naming the file, the problem and
+the fix, with a non-zero exit.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from pathlib import Path
 import pytest
 
 import pipeline
-from factories import run_cli as _cli
+from factories import run_cli as _cli, write_scene as _write_scene
 from smallaoi import AOI_NAME, write_small_aoi
 
+BAD_NAME = os.fsdecode(b"x\xff\xfe.tif")  # bytes that are not UTF-8, as Python keeps them (lone surrogates)
+SHOWN = r"x\xff\xfe.tif"
 
 
 def _commands(tmp_path: Path, small: Path) -> dict[str, list[str]]:
@@ -80,3 +83,38 @@ def test_a_device_or_pipe_given_as_key_or_outline_is_refused_unread(tmp_path, co
     done = _in_child(_commands(tmp_path, given)[command])
     assert done.returncode == 5 and done.stdout == ""
     _one_error(done.stderr, str(given), f"is {kind}, not a regular file", "give ")
+
+
+def _scenes_with_a_bad_name(folder: Path) -> Path:
+    """Two plain GeoTIFFs with their time in a tag, one of them named with bytes that are not UTF-8."""
+    import rasterio
+
+    for name, day in ((BAD_NAME, "27"), ("b.tif", "28")):
+        path = _write_scene(folder, f"s{day}", acquired=None)
+        with rasterio.open(path, "r+") as dst:
+            dst.update_tags(ACQUIRED=f"2024-01-{day}T10:38:00Z")
+        path.rename(folder / name)
+    return folder
+
+
+@pytest.mark.parametrize("command", ["detect", "add", "add-file"])
+def test_a_scene_name_that_is_not_utf8_is_refused_naming_it_escaped(tmp_path, capsys, command):
+    aoi_dir = write_small_aoi(tmp_path / "aoi")
+    scenes = _scenes_with_a_bad_name(tmp_path / "scenes")
+    common = ["--aoi-dir", aoi_dir, "--data", tmp_path / "data", "--bands", "blue,green,red,nir"]
+    argv = {"detect": ["detect", AOI_NAME, "--scenes", scenes, "--out", tmp_path / "out", "--no-figures", *common],
+            "add": ["add", AOI_NAME, scenes, *common],
+            "add-file": ["add", AOI_NAME, scenes / BAD_NAME, *common]}[command]
+    code, out, err = _cli(capsys, *argv)
+    assert code == 4
+    where = f"{scenes}: holds a file" if command != "add-file" else f"{scenes}/{SHOWN}: the name"
+    _one_error(err, where, SHOWN, "not valid UTF-8", "rename it", progress=command == "detect")
+
+
+def test_a_planet_delivery_with_a_folder_named_in_other_bytes_is_refused(tmp_path, capsys):
+    aoi_dir = write_small_aoi(tmp_path / "aoi")
+    _write_scene(tmp_path / "delivery" / "cafe", "20240128_103800_ab12")
+    (tmp_path / "delivery" / "cafe").rename(tmp_path / "delivery" / os.fsdecode(b"caf\xe9"))  # Latin-1, as old archivers wrote it
+    code, _, err = _cli(capsys, "add", AOI_NAME, tmp_path / "delivery", "--aoi-dir", aoi_dir, "--data", tmp_path / "data")
+    assert code == 4
+    _one_error(err, f"{tmp_path / 'delivery'}: holds a folder", r"caf\xe9", "not valid UTF-8")
