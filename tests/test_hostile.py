@@ -82,6 +82,17 @@ def test_crs_that_cannot_be_projected(tmp_path):
     assert len(str(err.value)) < 400
 
 
+def test_a_south_up_scene_loads_as_its_north_up_original(tmp_path):
+    """Found by an outside audit: a south-up scene covering the AOI was refused as not overlapping it."""
+    data = np.random.default_rng(7).integers(1, 9000, (4, 200, 200)).astype(np.uint16)
+    _float_scene(tmp_path / "north", data)
+    _float_scene(tmp_path / "south", data[:, ::-1, :], transform=Affine(3.0, 0, 499900.0, 0, 3.0, 1500400.0 - 600.0))
+    north, _ = _load(tmp_path / "north")
+    south, _ = _load(tmp_path / "south")
+    np.testing.assert_array_equal(south["reflectance"].values, north["reflectance"].values)
+    np.testing.assert_array_equal(south["clear"].values, north["clear"].values)
+
+
 @pytest.mark.parametrize("text, needle", [
     ('{"properties": {"acq', "not valid JSON"),
     ("[1, 2, 3]", "no acquisition time"),

@@ -24,6 +24,7 @@ from typing import Iterator
 
 import numpy as np
 import rasterio
+from affine import Affine
 import xarray as xr
 from rasterio.crs import CRS
 from rasterio.enums import MaskFlags, Resampling
@@ -276,22 +277,43 @@ def _read_on_grid(src: rasterio.io.DatasetReader, grid: Grid, offset: tuple[int,
     return out
 
 
+@contextmanager
+def _north_up(src: rasterio.io.DatasetReader) -> Iterator[rasterio.io.DatasetReader]:
+    """``src`` itself, or for a file stored south-up or east-to-west (a positive y or negative x pixel
+    size) a view of it on the same pixels stored north-up.
+
+    GDAL warps such a file to the right place, but not to the same numbers: onto a grid whose
+    pixels fall on the file's own, a bilinear warp of a south-up file blends neighbouring rows
+    where the north-up file is read exactly. The view is a nearest-neighbour warp onto the file's
+    own pixels in the usual order (an exact reordering), so the rest reads it as a north-up file.
+    """
+    t = src.transform
+    if t.b or t.d or (t.a > 0 and t.e < 0):
+        yield src
+        return
+    left, _, _, top = file_bounds(src)
+    with WarpedVRT(src, crs=src.crs, transform=Affine(abs(t.a), 0.0, left, 0.0, -abs(t.e), top), width=src.width,
+                   height=src.height, resampling=Resampling.nearest) as view:
+        yield view
+
+
 def warp_to_grid(src: rasterio.io.DatasetReader, grid: Grid, resampling: Resampling, nodata: float | None) -> np.ndarray:
     """Read ``src`` resampled onto ``grid`` (all bands); a file already on the grid is read, not warped."""
-    offset = _offset_on_grid(src, grid)
-    if offset is not None and nodata is not None and (src.nodata is None or src.nodata == nodata):
-        return _read_on_grid(src, grid, offset, src.dtypes[0], nodata)
-    with WarpedVRT(
-        src,
-        crs=grid.crs,
-        transform=grid.transform,
-        width=grid.width,
-        height=grid.height,
-        resampling=resampling,
-        src_nodata=nodata,
-        nodata=nodata,
-    ) as vrt:
-        return vrt.read()
+    with _north_up(src) as src:
+        offset = _offset_on_grid(src, grid)
+        if offset is not None and nodata is not None and (src.nodata is None or src.nodata == nodata):
+            return _read_on_grid(src, grid, offset, src.dtypes[0], nodata)
+        with WarpedVRT(
+            src,
+            crs=grid.crs,
+            transform=grid.transform,
+            width=grid.width,
+            height=grid.height,
+            resampling=resampling,
+            src_nodata=nodata,
+            nodata=nodata,
+        ) as vrt:
+            return vrt.read()
 
 
 def no_crs_error(src: rasterio.io.DatasetReader, path: Path) -> SceneError:
@@ -397,11 +419,12 @@ def stack_scenes(loaded: list[tuple[SceneRecord, np.ndarray, np.ndarray]], grid:
 
 
 def file_bounds(src: rasterio.io.DatasetReader) -> tuple[float, float, float, float]:
-    """``(left, bottom, right, top)`` of a raster in its CRS: rasterio's bounds for a north-up file, the box
-    around its four corners for a rotated one (computed here: rasterio's own multiplies affine
-    transforms in a way affine deprecates)."""
-    if src.transform.b == 0 and src.transform.d == 0:
-        return tuple(src.bounds)
+    """``(left, bottom, right, top)`` of a raster in its CRS: the box around its four corners.
+
+    Computed here, not taken from rasterio's ``bounds``: for a south-up file (a positive y pixel
+    size) those put the bottom above the top, and the file seemed to miss every AOI; for a rotated
+    one rasterio multiplies affine transforms in a way affine deprecates.
+    """
     xs, ys = zip(*(src.transform @ (c, r) for c in (0, src.width) for r in (0, src.height)))
     return min(xs), min(ys), max(xs), max(ys)
 
@@ -439,16 +462,17 @@ def native_grid(path: Path, resolution: float | None = None) -> Grid:
 
 def warp_float(src: rasterio.io.DatasetReader, grid: Grid) -> np.ndarray:
     """Bilinear warp to ``grid`` as float64, with nodata, NaN and outside all NaN; a file already on the grid is read."""
-    offset = _offset_on_grid(src, grid)
-    if offset is not None:
-        out = _read_on_grid(src, grid, offset, "float64", np.nan)
-        if src.nodata is not None and not np.isnan(src.nodata):
-            out[out == src.nodata] = np.nan
-        return out
-    with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
-                   resampling=Resampling.bilinear, src_nodata=src.nodata if src.nodata is not None else np.nan,
-                   nodata=np.nan, dtype="float64") as vrt:
-        return vrt.read()
+    with _north_up(src) as src:
+        offset = _offset_on_grid(src, grid)
+        if offset is not None:
+            out = _read_on_grid(src, grid, offset, "float64", np.nan)
+            if src.nodata is not None and not np.isnan(src.nodata):
+                out[out == src.nodata] = np.nan
+            return out
+        with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
+                       resampling=Resampling.bilinear, src_nodata=src.nodata if src.nodata is not None else np.nan,
+                       nodata=np.nan, dtype="float64") as vrt:
+            return vrt.read()
 
 
 def read_band(path: Path, grid: Grid, *, band: int = 1, categorical: bool = False) -> np.ndarray:
