@@ -334,18 +334,34 @@ def no_crs_error(src: rasterio.io.DatasetReader, path: Path) -> SceneError:
     return SceneError(f"{path}: no CRS in the file; use a georeferenced delivery (GeoTIFF with its CRS)")
 
 
+def _bounds_in(src: rasterio.io.DatasetReader, crs: str | CRS, path: Path, *,
+              densify_pts: int = 21) -> tuple[float, float, float, float]:
+    """``(left, bottom, right, top)`` of ``src`` in ``crs``; one line naming ``path`` when its CRS cannot get there.
+
+    A local (engineering) CRS, a site grid in metres from an arbitrary origin, has no place on the
+    Earth: PROJ finds no way to any other CRS, and the file is not broken but not georeferenced,
+    so the fix is to georeference or reproject it, not to download it again.
+    """
+    try:
+        return transform_bounds(src.crs, crs, *file_bounds(src), densify_pts=densify_pts)
+    except Exception as exc:  # PROJ and GDAL raise several types for impossible transforms
+        text = src.crs.to_string()
+        crs_name = text if len(text) <= 60 else text[:57] + "..."
+        if not (src.crs.is_geographic or src.crs.is_projected):
+            raise SceneError(f"{path}: CRS {crs_name} is a local CRS, which cannot be placed on the Earth (cannot be "
+                             f"projected to {crs}); georeference the file (gdal_translate -gcp, then gdalwarp -t_srs "
+                             f"EPSG:<its UTM zone>) or reproject it to a known CRS") from None
+        reason = short(exc).split(" from ")[0][:120] or "no transformation"
+        raise SceneError(f"{path}: CRS {crs_name} cannot be projected to {crs} ({reason}); reproject the file to a known CRS") from None
+
+
 def check_overlap(src: rasterio.io.DatasetReader, grid: Grid, path: Path) -> None:
     if max(src.width, src.height) > _MAX_SIDE_PX or src.count > _MAX_BANDS:
         raise SceneError(f"{path}: header claims {src.width} x {src.height} pixels in {src.count} bands, beyond any "
                          f"satellite scene (a decompression bomb or a corrupt header); replace the file")
     if src.crs is None:
         raise no_crs_error(src, path)
-    try:
-        left, bottom, right, top = transform_bounds(src.crs, grid.crs, *file_bounds(src))
-    except Exception as exc:  # PROJ raises several types for impossible transforms
-        crs_name = src.crs.to_string() if len(src.crs.to_string()) <= 60 else src.crs.to_string()[:57] + "..."
-        reason = str(exc).split(" from ")[0][:120] or "no transformation"
-        raise SceneError(f"{path}: CRS {crs_name} cannot be projected to {grid.crs} ({reason}); reproject the file to a known CRS") from None
+    left, bottom, right, top = _bounds_in(src, grid.crs, path)
     g_left, g_bottom, g_right, g_top = grid.bounds
     if right <= g_left or left >= g_right or top <= g_bottom or bottom >= g_top:
         raise SceneError(f"{path}: scene does not overlap the AOI; check the AOI or pick scenes that cover it")
@@ -429,14 +445,13 @@ def file_bounds(src: rasterio.io.DatasetReader) -> tuple[float, float, float, fl
     return min(xs), min(ys), max(xs), max(ys)
 
 
-def _utm_bounds(src: rasterio.io.DatasetReader) -> tuple[str, tuple[float, float, float, float]]:
+def _utm_bounds(src: rasterio.io.DatasetReader, path: Path) -> tuple[str, tuple[float, float, float, float]]:
     """The UTM zone of a file's centre and its bounds there: a file in degrees measured in metres."""
     from pipeline.aoi import utm_crs_for
 
-    bounds = file_bounds(src)
-    lon0, lat0, lon1, lat1 = transform_bounds(src.crs, "EPSG:4326", *bounds)
+    lon0, lat0, lon1, lat1 = _bounds_in(src, "EPSG:4326", path)
     crs = utm_crs_for((lon0 + lon1) / 2, (lat0 + lat1) / 2)
-    return crs, transform_bounds(src.crs, crs, *bounds)
+    return crs, _bounds_in(src, crs, path)
 
 
 def native_grid(path: Path, resolution: float | None = None) -> Grid:
@@ -451,7 +466,7 @@ def native_grid(path: Path, resolution: float | None = None) -> Grid:
         with rasterio.open(path) as src:
             if src.crs is None:
                 raise no_crs_error(src, path)
-            crs, bounds = _utm_bounds(src)
+            crs, bounds = _utm_bounds(src, path)
             if resolution is None:
                 resolution = (bounds[2] - bounds[0]) / src.width
     except UNREADABLE as exc:
@@ -516,22 +531,22 @@ def pixel_size_m(path: Path) -> float:
             if src.crs is None:
                 raise no_crs_error(src, path)
             if src.transform.b == 0 and src.transform.d == 0:  # north-up (rows along y, columns along x)
-                left, bottom, right, top = _utm_bounds(src)[1]
+                left, bottom, right, top = _utm_bounds(src, path)[1]
                 metres = max((right - left) / src.width, (top - bottom) / src.height)
             else:
-                metres = _rotated_pixel_m(src)
+                metres = _rotated_pixel_m(src, path)
     except UNREADABLE as exc:
         raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None
     return float(f"{metres:.2g}") if metres > 0 and math.isfinite(metres) else 0.0
 
 
-def _rotated_pixel_m(src: rasterio.io.DatasetReader) -> float:
+def _rotated_pixel_m(src: rasterio.io.DatasetReader, path: Path) -> float:
     """The longer side in metres of the centre pixel of a rotated raster, in the UTM zone of the file's centre."""
     from pyproj import Transformer
 
     col, row = src.width / 2, src.height / 2
     xs, ys = zip(*(src.transform @ (col + dc, row + dr) for dc, dr in ((0, 0), (1, 0), (0, 1))))
-    east, north = Transformer.from_crs(src.crs, _utm_bounds(src)[0], always_xy=True).transform(xs, ys)
+    east, north = Transformer.from_crs(src.crs, _utm_bounds(src, path)[0], always_xy=True).transform(xs, ys)
     return max(math.hypot(east[k] - east[0], north[k] - north[0]) for k in (1, 2))
 
 
@@ -545,7 +560,7 @@ def file_footprint(path: Path):
         with rasterio.open(path) as src:
             if src.crs is None:
                 raise no_crs_error(src, path)
-            return box(*transform_bounds(src.crs, "EPSG:4326", *file_bounds(src), densify_pts=21))
+            return box(*_bounds_in(src, "EPSG:4326", path))
     except UNREADABLE as exc:
         raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None
 
