@@ -34,6 +34,7 @@ from shapely.geometry.base import BaseGeometry
 
 from pipeline.errors import IntegrityError, OutputError, ParameterError, SceneError
 from pipeline.outputs.write import exclusive_lock, write_json
+from pipeline.readers.rasters import read_small_file
 
 __all__ = ["Decision", "DECISIONS", "apply_decisions", "read_decisions", "record_decision", "review_summary", "reviews_path",
            "run_polygons", "read_edited_outline"]
@@ -188,6 +189,10 @@ def run_polygons(run_dir: Path, aoi_name: str) -> tuple[dict[str, Any], gpd.GeoD
 
 
 _OUTLINE_TYPES = ("Polygon", "MultiPolygon")
+# An outline drawn by hand around a burned compound is a few kB; 10 MB holds some 300,000 vertices
+# (a traced outline of a whole town, or a few decimals too many), and still parses in a second. A
+# device or a disk image given by mistake stops there instead of filling the memory.
+_MAX_OUTLINE_BYTES = 10_000_000
 
 
 def read_edited_outline(path: Path) -> BaseGeometry:
@@ -201,12 +206,13 @@ def read_edited_outline(path: Path) -> BaseGeometry:
     """
     path = Path(path)
     fix = "give a GeoJSON Polygon (or a Feature of one) in lon/lat"
+    data = read_small_file(path, _MAX_OUTLINE_BYTES, what="corrected outline", fix=fix, error=ParameterError)
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ParameterError(f"{path}: cannot read the corrected outline ({exc.strerror or exc}); {fix}") from None
-    except ValueError as exc:
+        document = json.loads(data.decode("utf-8"))
+    except ValueError as exc:  # UnicodeDecodeError too
         raise ParameterError(f"{path}: not valid GeoJSON ({exc}); {fix}") from None
+    except RecursionError:
+        raise ParameterError(f"{path}: not valid GeoJSON (nested too deeply to be an outline); {fix}") from None
     kind = document.get("type") if isinstance(document, dict) else None
     if kind == "FeatureCollection":
         features = document.get("features")

@@ -78,8 +78,46 @@ def test_crs_that_cannot_be_projected(tmp_path):
     _float_scene(tmp_path, np.full((4, 50, 50), 3000, np.uint16), crs=local)
     with pytest.raises(SceneError) as err:
         _load(tmp_path)
-    _one_line(err, "a_3B_AnalyticMS_SR.tif", "cannot be projected", "reproject")
+    _one_line(err, "a_3B_AnalyticMS_SR.tif", "cannot be projected", "reproject", "a local CRS", "cannot be placed on the Earth")
     assert len(str(err.value)) < 400
+
+
+LOCAL = CRS.from_wkt('LOCAL_CS["x",UNIT["metre",1],AXIS["E",EAST],AXIS["N",NORTH]]')
+
+
+@pytest.mark.parametrize("reader", ["file_footprint", "pixel_size_m", "native_grid"])
+def test_a_local_crs_is_named_as_such_by_every_reader_that_places_a_file(tmp_path, reader):
+    """Found by an outside audit: these said "cannot be read as a raster ...; re-download", the wrong problem and fix."""
+    from pipeline.readers import rasters
+
+    path = _float_scene(tmp_path, np.full((4, 50, 50), 3000, np.uint16), crs=LOCAL)
+    with pytest.raises(SceneError) as err:
+        getattr(rasters, reader)(path)
+    _one_line(err, str(path), "a local CRS", "cannot be placed on the Earth", "georeference", "reproject")
+    assert "re-download" not in str(err.value)
+
+
+def test_detect_on_a_scene_in_a_local_crs_says_so_in_one_line(tmp_path, capsys):
+    from factories import run_cli
+    from smallaoi import AOI_NAME, write_small_aoi
+
+    path = _float_scene(tmp_path / "scenes", np.full((4, 50, 50), 3000, np.uint16), crs=LOCAL)
+    code, out, err = run_cli(capsys, "detect", AOI_NAME, "--scenes", tmp_path / "scenes", "--aoi-dir", write_small_aoi(tmp_path / "aoi"),
+                             "--out", tmp_path / "out", "--data", tmp_path / "data", "--no-figures")
+    errors = [line for line in err.splitlines() if line.startswith("burnscan: error:")]
+    assert code == 4 and "Traceback" not in err and errors == err.strip().splitlines()[-1:], err
+    assert str(path) in errors[0] and "a local CRS" in errors[0] and "georeference" in errors[0]
+
+
+def test_a_south_up_scene_loads_as_its_north_up_original(tmp_path):
+    """Found by an outside audit: a south-up scene covering the AOI was refused as not overlapping it."""
+    data = np.random.default_rng(7).integers(1, 9000, (4, 200, 200)).astype(np.uint16)
+    _float_scene(tmp_path / "north", data)
+    _float_scene(tmp_path / "south", data[:, ::-1, :], transform=Affine(3.0, 0, 499900.0, 0, 3.0, 1500400.0 - 600.0))
+    north, _ = _load(tmp_path / "north")
+    south, _ = _load(tmp_path / "south")
+    np.testing.assert_array_equal(south["reflectance"].values, north["reflectance"].values)
+    np.testing.assert_array_equal(south["clear"].values, north["clear"].values)
 
 
 @pytest.mark.parametrize("text, needle", [

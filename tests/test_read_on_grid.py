@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import rasterio
+from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.transform import from_origin
 from rasterio.vrt import WarpedVRT
@@ -52,3 +53,37 @@ def test_a_file_off_the_grid_or_with_its_own_mask_is_warped(tmp_path):
     on = Grid("EPSG:32630", from_origin(*_ORIGIN, _RES, _RES), 20, 20)
     with rasterio.open(_file(tmp_path / "masked.tif", nodata=None, mask=True)) as src:
         assert _offset_on_grid(src, on) is None  # the warper honours the internal mask; a plain read would not
+
+
+
+def _flipped(north, path, *, rows: bool):
+    """A copy of ``north`` stored south-up (``rows``: a positive y pixel size) or east-to-west (a negative x pixel
+    size): the same ground, the same values, in the other order."""
+    with rasterio.open(north) as src:
+        profile, data, t = src.profile, src.read(), src.transform
+    w, h = profile["width"], profile["height"]
+    profile["transform"] = (Affine(t.a, 0.0, t.c, 0.0, -t.e, t.f + t.e * h) if rows else
+                            Affine(-t.a, 0.0, t.c + t.a * w, 0.0, t.e, t.f))
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data[:, ::-1, :] if rows else data[:, :, ::-1])
+    return path
+
+
+@pytest.mark.parametrize("rows", [True, False], ids=["south-up", "east-to-west"])
+@pytest.mark.parametrize("dx, dy", [(0.0, 0.0), (1.5, -1.0)])  # on the north-up file's pixels, and between them
+def test_a_flipped_copy_gives_the_north_up_files_pixels_on_the_grid(tmp_path, dx, dy, rows):
+    """Found by an outside audit: a south-up file's bounds had the bottom above the top, so it overlapped no AOI;
+    warped as stored, it came out blurred where the north-up file is read exactly."""
+    from pipeline.readers.rasters import check_overlap, file_bounds, native_grid
+
+    north = _file(tmp_path / "north.tif")
+    flipped = _flipped(north, tmp_path / "flipped.tif", rows=rows)
+    grid = Grid("EPSG:32630", from_origin(_ORIGIN[0] + 30 + dx, _ORIGIN[1] - 30 + dy, _RES, _RES), 40, 30)
+    with rasterio.open(north) as n, rasterio.open(flipped) as f:
+        assert (f.transform.e > 0) if rows else (f.transform.a < 0)
+        assert file_bounds(f) == file_bounds(n) == (500000.0, 1529820.0, 500240.0, 1530000.0)
+        check_overlap(f, grid, flipped)  # raised "does not overlap the AOI"
+        np.testing.assert_array_equal(warp_to_grid(f, grid, Resampling.bilinear, 0), warp_to_grid(n, grid, Resampling.bilinear, 0))
+        np.testing.assert_array_equal(warp_to_grid(f, grid, Resampling.nearest, 0), warp_to_grid(n, grid, Resampling.nearest, 0))
+        np.testing.assert_array_equal(warp_float(f, grid), warp_float(n, grid))
+    assert native_grid(flipped) == native_grid(north)

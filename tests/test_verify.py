@@ -422,6 +422,19 @@ def test_a_signed_run_checks_with_its_key_and_not_once_tampered(made, capsys, tm
     assert code == 5 and "this is a private key" in _one_error(err)
 
 
+def test_a_signature_file_larger_than_any_is_a_problem_line_not_read(made, capsys, tmp_path):
+    key = tmp_path / "signer"
+    assert _cli(capsys, "keygen", "--out", key)[0] == 0
+    copy = _copy(made, tmp_path)
+    assert _cli(capsys, "sign", copy, "--key", key)[0] == 0
+    signature = copy / "manifest.json.sig"
+    with open(signature, "wb") as handle:
+        handle.truncate(100_000_000)  # sparse: 100 MB by its size, nothing on disk
+    code, out, err = _cli(capsys, "verify", copy, "--key", f"{key}.pub")
+    assert code == 8 and "problem(s)" in _one_error(err)
+    assert f"{signature}: a 100 MB file, over the 64 kB limit for a signature; the signature was damaged or replaced" in out
+
+
 # --- review -----------------------------------------------------------------------------
 
 

@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from pipeline.errors import OutputError, ParameterError
+from pipeline.readers.rasters import read_small_file
 
 __all__ = [
     "PUBLIC_SUFFIX",
@@ -98,11 +99,16 @@ def generate_keypair(private_path: Path) -> tuple[Path, Path, str]:
     return private_path, public_path, key_fingerprint(key.public_key())
 
 
+# An Ed25519 PEM key is about 120 bytes and even a 4096-bit RSA key (refused below, with its
+# kind named) some 3 kB: 64 kB takes any key file, and stops /dev/zero or a disk image given by
+# mistake before it fills the memory.
+_MAX_KEY_BYTES = 64_000
+
+
 def _read_key_file(path: Path, what: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise ParameterError(f"{path}: cannot read the {what} ({exc.strerror or exc}); give the file burnscan keygen wrote") from None
+    """The key file's bytes; a pipe, a device or a file larger than any key is one line, never read."""
+    return read_small_file(Path(path), _MAX_KEY_BYTES, what=what, fix="give the file burnscan keygen wrote",
+                           error=ParameterError)
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:

@@ -30,6 +30,8 @@ from pipeline.provenance.manifest import MANIFEST_NAME, SIGNATURE_NAME, load_man
 
 __all__ = ["RunCheck", "check_run", "check_folder", "verify_run", "sign_run"]
 
+_MAX_SIGNATURE_BYTES = 64_000  # burnscan writes some 300 bytes of JSON; anything far larger is not a signature
+
 
 @dataclass(frozen=True)
 class RunCheck:
@@ -291,6 +293,7 @@ def check_run(
     """
     from pipeline.provenance.runlog import check_run_log, run_log_path
     from pipeline.provenance.signing import load_public_key, signature_problem
+    from pipeline.readers.rasters import read_small_file
 
     run_dir = Path(run_dir)
     key = load_public_key(public_key) if public_key is not None else None  # a bad key file fails before the long work
@@ -313,7 +316,12 @@ def check_run(
         if not signature.is_file():
             problems.append(f"{signature}: missing: the run is not signed (burnscan sign signs a run that verifies)")
         else:
-            problem = signature_problem(data, signature.read_text(encoding="utf-8", errors="replace"), key, key_name=str(public_key))
+            try:  # a signature record is some 300 bytes: a huge file in its place is not one, and is not read
+                text = read_small_file(signature, _MAX_SIGNATURE_BYTES, what="signature", error=IntegrityError,
+                                       fix="the signature was damaged or replaced").decode("utf-8", errors="replace")
+                problem = signature_problem(data, text, key, key_name=str(public_key))
+            except IntegrityError as exc:
+                problem = str(exc).removeprefix(f"{signature}: ")
             if problem:
                 problems.append(f"{signature}: {problem}")
             else:

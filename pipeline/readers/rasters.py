@@ -24,6 +24,7 @@ from typing import Iterator
 
 import numpy as np
 import rasterio
+from affine import Affine
 import xarray as xr
 from rasterio.crs import CRS
 from rasterio.enums import MaskFlags, Resampling
@@ -36,15 +37,15 @@ from rasterio.windows import Window
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
-from pipeline.errors import SceneError
+from pipeline.errors import PipelineError, SceneError
 from pipeline.model import SceneRecord, file_with_digest, reflectance_digests
 from pipeline.grid import Grid, grid_for_bounds
 from pipeline.stages.plausibility import implausible_dtype, implausible_time, too_coarse
 
 __all__ = ["stack_scenes", "native_grid", "read_band", "read_mask", "sha256_file", "memoised_hashes", "file_footprint",
-           "metadata_footprint", "check_regular_file", "is_regular_file", "in_system_folder", "check_time", "field_error",
-           "field_number", "warp_to_grid", "warp_float", "read_quality_mask", "check_overlap", "check_numeric", "band_names",
-           "pixel_size_m"]
+           "metadata_footprint", "check_regular_file", "read_small_file", "is_regular_file", "in_system_folder", "check_time",
+           "field_error", "field_number", "warp_to_grid", "warp_float", "read_quality_mask", "check_overlap", "check_numeric",
+           "band_names", "pixel_size_m"]
 
 # Everything GDAL or rasterio raise for a file they cannot read, open or warp.
 UNREADABLE = (RasterioError, CPLE_BaseError)
@@ -60,24 +61,60 @@ _NOT_REGULAR = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a charac
                 (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
 
 
-def check_regular_file(path: Path) -> None:
+def check_regular_file(path: Path, *, error: type[PipelineError] = SceneError, fix: str = "give the scene's file itself") -> None:
     """Refuse anything but a regular file (or a link to one), without opening it.
 
     Opening a named pipe blocks until something writes to it, and a device can stream for
     ever: a scene, mask or metadata file named like one would hang the run. ``stat`` never
-    blocks.
+    blocks. ``error`` and ``fix`` suit the message to files other than scenes (a key, an outline).
     """
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
-        raise SceneError(f"{path}: no such file; check the path") from None
+        raise error(f"{path}: no such file; check the path") from None
     except OSError as exc:
-        raise SceneError(f"{path}: cannot be examined ({exc.strerror or exc}); check the path and its permissions") from None
+        raise error(f"{path}: cannot be examined ({exc.strerror or exc}); check the path and its permissions") from None
     for test, kind in _NOT_REGULAR:
         if test(mode):
-            raise SceneError(f"{path}: is {kind}, not a regular file; give the scene's file itself")
+            raise error(f"{path}: is {kind}, not a regular file; {fix}")
     if not stat.S_ISREG(mode):
-        raise SceneError(f"{path}: is not a regular file; give the scene's file itself")
+        raise error(f"{path}: is not a regular file; {fix}")
+
+
+def read_small_file(path: Path, limit: int, *, what: str, fix: str, error: type[PipelineError] = SceneError) -> bytes:
+    """The bytes of a small file named on the command line (a key, an outline), at most ``limit`` of them.
+
+    Read whole, /dev/zero or a file of gigabytes fills the memory before any check of its
+    content: a pipe or device is refused unopened (:func:`check_regular_file`), a larger file by
+    its size, and at most ``limit + 1`` bytes are read, in case it grows in the meantime.
+    ``what`` names the file in messages ("public key"), ``fix`` says what to give instead.
+    """
+    check_regular_file(path, error=error, fix=fix)
+    data = b""
+    try:
+        # O_NONBLOCK: a file swapped for a pipe after the check above must not block the open.
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise error(f"{path}: is not a regular file; {fix}")
+            size = info.st_size
+            if size <= limit:
+                data = handle.read(limit + 1)
+    except OSError as exc:
+        if isinstance(exc, PipelineError):
+            raise
+        raise error(f"{path}: cannot read the {what} ({exc.strerror or exc}); {fix}") from None
+    if size > limit or len(data) > limit:
+        raise error(f"{path}: a {_bytes_shown(max(size, len(data)))} file, over the {_bytes_shown(limit)} limit for a {what}; {fix}")
+    return data
+
+
+def _bytes_shown(count: int) -> str:
+    """A size for a message: ``1.5 GB``, ``64 kB``, ``12 bytes``."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.3g} {unit}"
+    return f"{count} bytes"
 
 
 def is_regular_file(path: Path) -> bool:
@@ -241,22 +278,43 @@ def _read_on_grid(src: rasterio.io.DatasetReader, grid: Grid, offset: tuple[int,
     return out
 
 
+@contextmanager
+def _north_up(src: rasterio.io.DatasetReader) -> Iterator[rasterio.io.DatasetReader]:
+    """``src`` itself, or for a file stored south-up or east-to-west (a positive y or negative x pixel
+    size) a view of it on the same pixels stored north-up.
+
+    GDAL warps such a file to the right place, but not to the same numbers: onto a grid whose
+    pixels fall on the file's own, a bilinear warp of a south-up file blends neighbouring rows
+    where the north-up file is read exactly. The view is a nearest-neighbour warp onto the file's
+    own pixels in the usual order (an exact reordering), so the rest reads it as a north-up file.
+    """
+    t = src.transform
+    if t.b or t.d or (t.a > 0 and t.e < 0):
+        yield src
+        return
+    left, _, _, top = file_bounds(src)
+    with WarpedVRT(src, crs=src.crs, transform=Affine(abs(t.a), 0.0, left, 0.0, -abs(t.e), top), width=src.width,
+                   height=src.height, resampling=Resampling.nearest) as view:
+        yield view
+
+
 def warp_to_grid(src: rasterio.io.DatasetReader, grid: Grid, resampling: Resampling, nodata: float | None) -> np.ndarray:
     """Read ``src`` resampled onto ``grid`` (all bands); a file already on the grid is read, not warped."""
-    offset = _offset_on_grid(src, grid)
-    if offset is not None and nodata is not None and (src.nodata is None or src.nodata == nodata):
-        return _read_on_grid(src, grid, offset, src.dtypes[0], nodata)
-    with WarpedVRT(
-        src,
-        crs=grid.crs,
-        transform=grid.transform,
-        width=grid.width,
-        height=grid.height,
-        resampling=resampling,
-        src_nodata=nodata,
-        nodata=nodata,
-    ) as vrt:
-        return vrt.read()
+    with _north_up(src) as src:
+        offset = _offset_on_grid(src, grid)
+        if offset is not None and nodata is not None and (src.nodata is None or src.nodata == nodata):
+            return _read_on_grid(src, grid, offset, src.dtypes[0], nodata)
+        with WarpedVRT(
+            src,
+            crs=grid.crs,
+            transform=grid.transform,
+            width=grid.width,
+            height=grid.height,
+            resampling=resampling,
+            src_nodata=nodata,
+            nodata=nodata,
+        ) as vrt:
+            return vrt.read()
 
 
 def no_crs_error(src: rasterio.io.DatasetReader, path: Path) -> SceneError:
@@ -290,6 +348,27 @@ def check_numeric(src: rasterio.io.DatasetReader, path: Path, *, fix: str = EXPO
             raise SceneError(f"{path}: {problem}; {fix}")
 
 
+def _bounds_in(src: rasterio.io.DatasetReader, crs: str | CRS, path: Path, *,
+              densify_pts: int = 21) -> tuple[float, float, float, float]:
+    """``(left, bottom, right, top)`` of ``src`` in ``crs``; one line naming ``path`` when its CRS cannot get there.
+
+    A local (engineering) CRS, a site grid in metres from an arbitrary origin, has no place on the
+    Earth: PROJ finds no way to any other CRS, and the file is not broken but not georeferenced,
+    so the fix is to georeference or reproject it, not to download it again.
+    """
+    try:
+        return transform_bounds(src.crs, crs, *file_bounds(src), densify_pts=densify_pts)
+    except Exception as exc:  # PROJ and GDAL raise several types for impossible transforms
+        text = src.crs.to_string()
+        crs_name = text if len(text) <= 60 else text[:57] + "..."
+        if not (src.crs.is_geographic or src.crs.is_projected):
+            raise SceneError(f"{path}: CRS {crs_name} is a local CRS, which cannot be placed on the Earth (cannot be "
+                             f"projected to {crs}); georeference the file (gdal_translate -gcp, then gdalwarp -t_srs "
+                             f"EPSG:<its UTM zone>) or reproject it to a known CRS") from None
+        reason = short(exc).split(" from ")[0][:120] or "no transformation"
+        raise SceneError(f"{path}: CRS {crs_name} cannot be projected to {crs} ({reason}); reproject the file to a known CRS") from None
+
+
 def check_overlap(src: rasterio.io.DatasetReader, grid: Grid, path: Path) -> None:
     check_numeric(src, path)
     if max(src.width, src.height) > _MAX_SIDE_PX or src.count > _MAX_BANDS:
@@ -297,12 +376,7 @@ def check_overlap(src: rasterio.io.DatasetReader, grid: Grid, path: Path) -> Non
                          f"satellite scene (a decompression bomb or a corrupt header); replace the file")
     if src.crs is None:
         raise no_crs_error(src, path)
-    try:
-        left, bottom, right, top = transform_bounds(src.crs, grid.crs, *file_bounds(src))
-    except Exception as exc:  # PROJ raises several types for impossible transforms
-        crs_name = src.crs.to_string() if len(src.crs.to_string()) <= 60 else src.crs.to_string()[:57] + "..."
-        reason = str(exc).split(" from ")[0][:120] or "no transformation"
-        raise SceneError(f"{path}: CRS {crs_name} cannot be projected to {grid.crs} ({reason}); reproject the file to a known CRS") from None
+    left, bottom, right, top = _bounds_in(src, grid.crs, path)
     g_left, g_bottom, g_right, g_top = grid.bounds
     if right <= g_left or left >= g_right or top <= g_bottom or bottom >= g_top:
         raise SceneError(f"{path}: scene does not overlap the AOI; check the AOI or pick scenes that cover it")
@@ -377,23 +451,23 @@ def stack_scenes(loaded: list[tuple[SceneRecord, np.ndarray, np.ndarray]], grid:
 
 
 def file_bounds(src: rasterio.io.DatasetReader) -> tuple[float, float, float, float]:
-    """``(left, bottom, right, top)`` of a raster in its CRS: rasterio's bounds for a north-up file, the box
-    around its four corners for a rotated one (computed here: rasterio's own multiplies affine
-    transforms in a way affine deprecates)."""
-    if src.transform.b == 0 and src.transform.d == 0:
-        return tuple(src.bounds)
+    """``(left, bottom, right, top)`` of a raster in its CRS: the box around its four corners.
+
+    Computed here, not taken from rasterio's ``bounds``: for a south-up file (a positive y pixel
+    size) those put the bottom above the top, and the file seemed to miss every AOI; for a rotated
+    one rasterio multiplies affine transforms in a way affine deprecates.
+    """
     xs, ys = zip(*(src.transform @ (c, r) for c in (0, src.width) for r in (0, src.height)))
     return min(xs), min(ys), max(xs), max(ys)
 
 
-def _utm_bounds(src: rasterio.io.DatasetReader) -> tuple[str, tuple[float, float, float, float]]:
+def _utm_bounds(src: rasterio.io.DatasetReader, path: Path) -> tuple[str, tuple[float, float, float, float]]:
     """The UTM zone of a file's centre and its bounds there: a file in degrees measured in metres."""
     from pipeline.aoi import utm_crs_for
 
-    bounds = file_bounds(src)
-    lon0, lat0, lon1, lat1 = transform_bounds(src.crs, "EPSG:4326", *bounds)
+    lon0, lat0, lon1, lat1 = _bounds_in(src, "EPSG:4326", path)
     crs = utm_crs_for((lon0 + lon1) / 2, (lat0 + lat1) / 2)
-    return crs, transform_bounds(src.crs, crs, *bounds)
+    return crs, _bounds_in(src, crs, path)
 
 
 def native_grid(path: Path, resolution: float | None = None) -> Grid:
@@ -408,7 +482,7 @@ def native_grid(path: Path, resolution: float | None = None) -> Grid:
         with rasterio.open(path) as src:
             if src.crs is None:
                 raise no_crs_error(src, path)
-            crs, bounds = _utm_bounds(src)
+            crs, bounds = _utm_bounds(src, path)
             if resolution is None:
                 resolution = (bounds[2] - bounds[0]) / src.width
     except UNREADABLE as exc:
@@ -419,16 +493,17 @@ def native_grid(path: Path, resolution: float | None = None) -> Grid:
 
 def warp_float(src: rasterio.io.DatasetReader, grid: Grid) -> np.ndarray:
     """Bilinear warp to ``grid`` as float64, with nodata, NaN and outside all NaN; a file already on the grid is read."""
-    offset = _offset_on_grid(src, grid)
-    if offset is not None:
-        out = _read_on_grid(src, grid, offset, "float64", np.nan)
-        if src.nodata is not None and not np.isnan(src.nodata):
-            out[out == src.nodata] = np.nan
-        return out
-    with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
-                   resampling=Resampling.bilinear, src_nodata=src.nodata if src.nodata is not None else np.nan,
-                   nodata=np.nan, dtype="float64") as vrt:
-        return vrt.read()
+    with _north_up(src) as src:
+        offset = _offset_on_grid(src, grid)
+        if offset is not None:
+            out = _read_on_grid(src, grid, offset, "float64", np.nan)
+            if src.nodata is not None and not np.isnan(src.nodata):
+                out[out == src.nodata] = np.nan
+            return out
+        with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
+                       resampling=Resampling.bilinear, src_nodata=src.nodata if src.nodata is not None else np.nan,
+                       nodata=np.nan, dtype="float64") as vrt:
+            return vrt.read()
 
 
 def read_band(path: Path, grid: Grid, *, band: int = 1, categorical: bool = False) -> np.ndarray:
@@ -472,22 +547,22 @@ def pixel_size_m(path: Path) -> float:
             if src.crs is None:
                 raise no_crs_error(src, path)
             if src.transform.b == 0 and src.transform.d == 0:  # north-up (rows along y, columns along x)
-                left, bottom, right, top = _utm_bounds(src)[1]
+                left, bottom, right, top = _utm_bounds(src, path)[1]
                 metres = max((right - left) / src.width, (top - bottom) / src.height)
             else:
-                metres = _rotated_pixel_m(src)
+                metres = _rotated_pixel_m(src, path)
     except UNREADABLE as exc:
         raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None
     return float(f"{metres:.2g}") if metres > 0 and math.isfinite(metres) else 0.0
 
 
-def _rotated_pixel_m(src: rasterio.io.DatasetReader) -> float:
+def _rotated_pixel_m(src: rasterio.io.DatasetReader, path: Path) -> float:
     """The longer side in metres of the centre pixel of a rotated raster, in the UTM zone of the file's centre."""
     from pyproj import Transformer
 
     col, row = src.width / 2, src.height / 2
     xs, ys = zip(*(src.transform @ (col + dc, row + dr) for dc, dr in ((0, 0), (1, 0), (0, 1))))
-    east, north = Transformer.from_crs(src.crs, _utm_bounds(src)[0], always_xy=True).transform(xs, ys)
+    east, north = Transformer.from_crs(src.crs, _utm_bounds(src, path)[0], always_xy=True).transform(xs, ys)
     return max(math.hypot(east[k] - east[0], north[k] - north[0]) for k in (1, 2))
 
 
@@ -501,7 +576,7 @@ def file_footprint(path: Path):
         with rasterio.open(path) as src:
             if src.crs is None:
                 raise no_crs_error(src, path)
-            return box(*transform_bounds(src.crs, "EPSG:4326", *file_bounds(src), densify_pts=21))
+            return box(*_bounds_in(src, "EPSG:4326", path))
     except UNREADABLE as exc:
         raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None
 

@@ -17,6 +17,7 @@ band map. Each reader turns its shape into a :class:`SceneSource`, which can
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,38 @@ def load_sources(sources: list[SceneSource], grid: Grid) -> tuple[xr.Dataset, li
     return stack_scenes([s.load(grid) for s in counted(sources, "scenes loaded", logger=logger, label=lambda s: s.scene_id)], grid)
 
 
+def _shown_name(name: str) -> str:
+    r"""A file name as its bytes, escaped where they are not UTF-8: ``x\xff\xfe.tif``."""
+    return os.fsencode(name).decode("utf-8", errors="backslashreplace")
+
+
+def _not_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # Python keeps undecodable bytes of a name as lone surrogates
+        return True
+    return False
+
+
+def _check_names(path: Path) -> None:
+    """Refuse ``path``, or any file or folder under it, whose name is not valid UTF-8.
+
+    GDAL, the catalogue and the manifest all take a name as UTF-8 text: such a name ended in
+    a ``UnicodeEncodeError`` deep inside a reader. Refused here, before any reader walks the
+    folder, it is one line naming the folder and the name, bytes escaped.
+    """
+    fix = "rename it with a UTF-8 name (e.g. mv it to a plain ASCII name)"
+    if _not_utf8(str(path)):
+        raise SceneError(f"{_shown_name(str(path))}: the name is not valid UTF-8; {fix}")
+    if not path.is_dir():
+        return
+    for folder, dirs, files in os.walk(path):
+        for name in sorted(dirs + files):
+            if _not_utf8(name):
+                kind = "folder" if name in dirs else "file"
+                raise SceneError(f"{folder}: holds a {kind} whose name is not valid UTF-8 ({_shown_name(name)}); {fix}")
+
+
 def recognise(path: Path, **options: Any) -> list[SceneSource]:
     """Every scene in ``path`` (a folder, a zip, a STAC item, a GeoTIFF), whatever its shape.
 
@@ -57,6 +90,7 @@ def recognise(path: Path, **options: Any) -> list[SceneSource]:
         raise SceneError(f"{path}: lies in /proc, /sys or /dev, the system's own files, not scenes; give a folder of scenes")
     if not path.exists():
         raise SceneError(f"{path}: no such file or folder; give the path of a scene, a delivery folder or a zip")
+    _check_names(path)
     # A band map names a plain GeoTIFF's bands: a file given with one is read as one; a folder is
     # still a sensor's delivery first (a Planet folder's SR file must not lose its UDM2 and metadata),
     # and its GeoTIFFs one scene each only when no sensor reader knows it.
