@@ -125,6 +125,44 @@ def test_add_fires_checks_the_archive_and_keeps_it_once(capsys, tmp_path):
     assert code == 4 and err.count("\n") == 1
 
 
+_VIIRS_HEADER = ("latitude,longitude,bright_ti4,scan,track,acq_date,acq_time,satellite,instrument,confidence,version,"
+                 "bright_ti5,frp,daynight,type")
+
+
+def test_add_fires_refuses_an_archive_with_no_valid_row(capsys, tmp_path):
+    """Kept, an archive of bad rows would read as "no fire seen" in every run."""
+    data = tmp_path / "data"
+    src = tmp_path / "firms.csv"
+    src.write_text(f"{_VIIRS_HEADER}\n999,999,318.6,0.41,0.37,2024-02-30,112,N20,VIIRS,n,2.0NRT,281.4,3.4,N,0\n"
+                   "13.82,-3.78,318.6,0.41,0.37,2024-02-30,112,N20,VIIRS,n,2.0NRT,281.4,3.4,N,0\n"
+                   "nan,-3.78,318.6,0.41,0.37,2024-01-28,112,N20,VIIRS,n,2.0NRT,281.4,3.4,N,0\n"
+                   "13.82,-3.78,318.6,0.41,0.37,2999-01-28,112,N20,VIIRS,n,2.0NRT,281.4,3.4,N,0\n13.82,-3.78\n",
+                   encoding="utf-8")
+    code, out, err = _run(capsys, "add-fires", "ogota", str(src), "--data", str(data))
+    assert code == 4 and out == "" and err.count("\n") == 1 and err.startswith("burnscan: error:"), err
+    assert str(src) in err and "5 row(s)" in err and "row 1 after the header: latitude" in err and "download" in err
+    assert not (data / "ogota" / "fires").exists()
+
+
+def test_add_fires_warns_of_skipped_rows_in_one_line(capsys, tmp_path):
+    data = tmp_path / "data"
+    src = tmp_path / "firms.csv"
+    src.write_text(f"{_VIIRS_HEADER}\n13.82,-3.78,318.6,0.41,0.37,2024-01-28,112,N20,VIIRS,n,2.0NRT,281.4,3.4,N,0\n"
+                   "13.82,-3.78,318.6,0.41,0.37,2024-02-30,112,N20,VIIRS,n,2.0NRT,281.4,3.4,N,0\n13.82\n", encoding="utf-8")
+    code, out, err = _run(capsys, "add-fires", "ogota", str(src), "--data", str(data))
+    assert code == 0 and "1 detection(s)" in out and (data / "ogota" / "fires" / "firms.csv").is_file()
+    assert err.count("\n") == 1 and str(src) in err and "2 malformed row(s) skipped" in err, err
+    assert "row 2 after the header: acq_date not a YYYY-MM-DD date" in err
+
+
+def test_add_fires_keeps_a_header_only_archive(capsys, tmp_path):
+    """A FIRMS download of a quiet area and season has a header and no detection: no fire, not a fault."""
+    src = tmp_path / "firms.csv"
+    src.write_text(f"{_VIIRS_HEADER}\n", encoding="utf-8")
+    code, out, err = _run(capsys, "add-fires", "ogota", str(src), "--data", str(tmp_path / "data"))
+    assert code == 0 and out.startswith("0 detection(s)") and err == ""
+
+
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs a Linux /proc, where nobody (root included) can make folders")
 def test_output_folder_refusing_folders_fails_before_any_work(capsys, tmp_path):
     code, _, stderr = _run(capsys, "detect", "ogota", "--out", "/proc/burnscan-out", "--data", str(tmp_path / "data"))
