@@ -75,14 +75,11 @@ def add_fires(aoi: Aoi, source: Path, *, data_root: Path) -> LayerAdded:
     """Keep an active-fire archive CSV under ``<data>/<aoi>/fires/`` after checking that it parses."""
     source = Path(source)
     table = read_fire_csv(source)
-    if table.skipped:
-        row, why = table.first_skipped or (0, "unknown")
-        first = f"the first, row {row} after the header: {why}"
-        if not len(table.detections):
-            raise SceneError(f"{source}: every data row is malformed ({table.skipped} row(s); {first}); nothing was kept: "
-                             "download the FIRMS archive CSV again and add that")
-        logger.warning(f"{source}: {table.skipped} malformed row(s) skipped ({first}); "
-                       f"the {len(table.detections)} other detection(s) are kept")
+    row, why = table.first_skipped or (0, "unknown")
+    first = f"the first, row {row} after the header: {why}"
+    if table.skipped and not len(table.detections):
+        raise SceneError(f"{source}: every data row is malformed ({table.skipped} row(s); {first}); nothing was kept: "
+                         "download the FIRMS archive CSV again and add that")
     folder = Path(data_root) / aoi.name / "fires"
     stem, suffix = (source.stem, source.suffix) if source.suffix.lower() == ".csv" else (source.name, ".csv")
     target = folder / f"{derived_name(stem)}{suffix}"
@@ -93,6 +90,9 @@ def add_fires(aoi: Aoi, source: Path, *, data_root: Path) -> LayerAdded:
                 return LayerAdded(target, digest, "already kept (same content)")
             raise ParameterError(f"{target}: another archive of that name is already kept; rename {source.name} and add it again")
         copy_file(source, target, root=folder, exclusive=True)
+    if table.skipped:  # said once kept, not before a write that may still fail
+        logger.warning(f"{source}: {table.skipped} malformed row(s) skipped ({first}); "
+                       f"the {len(table.detections)} other detection(s) are kept")
     times = table.detections["acquired_utc"]
     span = f", {times.min():%Y-%m-%d %H:%M} to {times.max():%Y-%m-%d %H:%M} UTC" if len(times) else ""
     return LayerAdded(target, digest, f"{len(table.detections)} detection(s){span}"
