@@ -26,6 +26,28 @@ def test_bad_aoi_name_is_one_line_error_and_writes_nothing(capsys, tmp_path, nam
     assert not out.exists() and not (tmp_path / "data").exists()
 
 
+@pytest.mark.parametrize("length", [65, 200])
+def test_aoi_name_over_the_limit_says_the_limit(capsys, tmp_path, length):
+    """Every character is allowed: naming the characters would send the user looking for a wrong one."""
+    code, stdout, stderr = _run(capsys, "detect", "a" * length, "--out", str(tmp_path / "out"))
+    assert code == 3 and stderr.count("\n") == 1 and stderr.startswith("burnscan: error:")
+    assert "64-character limit" in stderr and "shorter name" in stderr and "lowercase" not in stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", [["detect", "ogota"], ["add-fires", "ogota", "fires.csv"], ["scenes", "ogota"]])
+@pytest.mark.parametrize("under", [False, True])
+def test_data_option_on_a_file_says_it_is_a_file(capsys, tmp_path, command, under):
+    blocker = tmp_path / "data.txt"
+    blocker.write_text("not a folder")
+    given = blocker / "sub" if under else blocker
+    code, _, stderr = _run(capsys, *command, "--data", str(given), "--out", str(tmp_path / "out")) if command[0] == "detect" \
+        else _run(capsys, *command, "--data", str(given))
+    assert code == 5 and stderr.count("\n") == 1 and stderr.startswith("burnscan: error: --data"), stderr
+    assert str(given) in stderr and "is a file, not a folder" in stderr and "give a folder" in stderr
+    assert "disk space" not in stderr and blocker.read_text() == "not a folder"
+
+
 def test_unknown_aoi_names_known_ones(capsys, tmp_path):
     code, _, stderr = _run(capsys, "detect", "atlantis", "--out", str(tmp_path / "out"))
     assert code == 3 and "known AOIs:" in stderr and "ogota" in stderr
