@@ -19,6 +19,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from functools import lru_cache
 from numbers import Real
 from pathlib import Path
@@ -361,6 +362,28 @@ def _events(value: Any, where: str) -> None:
         for key in ("date", "reported", "source"):
             if key in event and not isinstance(event[key], str):
                 raise AoiError(f"{where}[{i}].{key} is {json_kind(event[key])}; write it as text in quotes")
+        if "date" in event and not _calendar_date(event["date"]):
+            raise AoiError(f"{where}[{i}].date is {event['date']!r}, which is no day of the calendar; "
+                           "write the reported date as YYYY-MM-DD (e.g. \"2024-01-27\")")
+
+
+# An event date is copied into every report as the date the attack was reported: a day that
+# does not exist (a typo such as 2024-02-30) would be evidence of nothing. Text that is not
+# date-shaped ("late January 2024") is kept as written.
+_ISO_DAY = re.compile(r"(\d{4})-(\d{1,2})(?:-(\d{1,2}))?(?=$|[T ])")
+
+
+def _calendar_date(text: str) -> bool:
+    """False when ``text`` is shaped as a date (``YYYY-MM-DD``, ``YYYY-MM``) but names no real day or month."""
+    match = _ISO_DAY.match(text.strip())
+    if match is None:
+        return True
+    year, month, day = int(match[1]), int(match[2]), int(match[3] or 1)
+    try:
+        date(year, month, day)
+    except ValueError:
+        return False
+    return True
 
 
 def _band_map(value: Any, where: str) -> None:

@@ -62,6 +62,32 @@ class _FiniteIn(click.FloatRange):
         return number
 
 
+class _Folder(click.Path):
+    """A folder option that may not exist yet; a regular file given (or on its way) is one error line.
+
+    Without it a file given as ``--data`` surfaced only when a subfolder could not be made in it, as
+    a disk or permission problem.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path:
+        path = super().convert(value, param, ctx)
+        existing = path
+        try:
+            while not existing.exists() and existing != existing.parent:
+                existing = existing.parent
+            is_file = existing.exists() and not existing.is_dir()
+        except (OSError, ValueError):  # unreadable or impossible: said where the folder is used
+            return path
+        if is_file:
+            name = param.opts[-1] if param is not None and param.opts else "option"
+            what = "is a file" if existing == path else f"lies in {existing}, which is a file"
+            raise ParameterError(f"{name} {str(path)!r} {what}, not a folder; give a folder (it is created if missing)")
+        return path
+
+
 class _EchoHandler(logging.Handler):
     """The package's log records as plain lines on stderr, where progress has always gone.
 
@@ -126,7 +152,7 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
 @click.option("--workers", type=_WholeIn(min=1), default=None,
               help="With --all and no --scheduler: local worker processes (default: cores).")
 @click.option("--out", "out_root", type=click.Path(path_type=Path), default=Path("out"), show_default=True, help="Root of run folders.")
-@click.option("--data", "data_root", type=click.Path(path_type=Path), default=Path("data"), show_default=True, help="Where demo scenes are kept.")
+@click.option("--data", "data_root", type=_Folder(), default=Path("data"), show_default=True, help="Where demo scenes are kept.")
 @click.option("--scenes", "scenes_dir", type=click.Path(path_type=Path), default=None,
               help="Folder of scenes (Planet, Sentinel-2, Landsat, or plain GeoTIFFs with --bands); default: the AOI's "
                    "catalogue, else the simulated demo.")
@@ -279,7 +305,7 @@ def _detect_all(names: list[str], *, scheduler: str | None, workers: int | None,
 @click.option("--scenes", "scenes_dir", type=click.Path(path_type=Path), default=None,
               help="Scenes covering the search area (default: a SIMULATED search box).")
 @click.option("--out", "out_root", type=click.Path(path_type=Path), default=Path("out"), show_default=True, help="Root of run folders.")
-@click.option("--data", "data_root", type=click.Path(path_type=Path), default=Path("data"), show_default=True,
+@click.option("--data", "data_root", type=_Folder(), default=Path("data"), show_default=True,
               help="Where the simulated search box is kept.")
 @click.option("--chunk", "chunk_px", type=_WholeIn(*CHUNK_PX_RANGE), default=1024, show_default=True,
               help="Chunk side in pixels (memory grows with it).")
@@ -319,7 +345,7 @@ def search(aoi: str, scenes_dir: Path | None, out_root: Path, data_root: Path, c
 @cli.command()
 @click.argument("aoi")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--data", "data_root", type=click.Path(path_type=Path), default=Path("data"), show_default=True, help="Where AOI data and catalogues live.")
+@click.option("--data", "data_root", type=_Folder(), default=Path("data"), show_default=True, help="Where AOI data and catalogues live.")
 @click.option("--bands", default=None, metavar="MAP",
               help="Band map of plain GeoTIFFs in file order, e.g. blue,green,red,nir,-,swir22 (default: the AOI file's band_map).")
 @click.option("--acquired", default=None, metavar="ISO",
@@ -367,7 +393,7 @@ def _say_if_too_few_clear(area: Any, data_root: Path) -> None:
 @cli.command("add-buildings")
 @click.argument("aoi")
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--data", "data_root", type=click.Path(path_type=Path), default=Path("data"), show_default=True)
+@click.option("--data", "data_root", type=_Folder(), default=Path("data"), show_default=True)
 @click.option("--replace", is_flag=True, help="Replace the AOI's footprint layer (the old one is kept under a dated name).")
 @click.option("--aoi-dir", type=click.Path(path_type=Path), default=AOI_DIR, show_default=False, help="AOI registry folder.")
 def add_buildings_command(aoi: str, path: Path, data_root: Path, replace: bool, aoi_dir: Path) -> None:
@@ -381,7 +407,7 @@ def add_buildings_command(aoi: str, path: Path, data_root: Path, replace: bool, 
 @cli.command("add-fires")
 @click.argument("aoi")
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--data", "data_root", type=click.Path(path_type=Path), default=Path("data"), show_default=True)
+@click.option("--data", "data_root", type=_Folder(), default=Path("data"), show_default=True)
 @click.option("--aoi-dir", type=click.Path(path_type=Path), default=AOI_DIR, show_default=False, help="AOI registry folder.")
 def add_fires_command(aoi: str, path: Path, data_root: Path, aoi_dir: Path) -> None:
     """Keep an active-fire archive (FIRMS VIIRS or MODIS CSV) for AOI; runs match it to burns."""
@@ -401,7 +427,7 @@ class _ListByDefault(click.Group):
         return super().parse_args(ctx, args)
 
 
-_DATA_OPTION = click.option("--data", "data_root", type=click.Path(path_type=Path), default=Path("data"), show_default=True,
+_DATA_OPTION = click.option("--data", "data_root", type=_Folder(), default=Path("data"), show_default=True,
                             help="Where AOI data and catalogues live.")
 _AOI_DIR_OPTION = click.option("--aoi-dir", type=click.Path(path_type=Path), default=AOI_DIR, show_default=False,
                                help="AOI registry folder.")
@@ -521,7 +547,7 @@ def scenes_remove(aoi: str, scene_id: str, data_root: Path, aoi_dir: Path) -> No
 @click.option("--end", required=True, help="Last day (YYYY-MM-DD).")
 @click.option("--api", default=None, help="STAC API URL (default: Earth Search, Element 84).")
 @click.option("--max-cloud", type=_FiniteIn(0, 100), default=None, help="Skip items with more scene cloud cover (%) than this.")
-@click.option("--data", "data_root", type=click.Path(path_type=Path), default=Path("data"), show_default=True)
+@click.option("--data", "data_root", type=_Folder(), default=Path("data"), show_default=True)
 @click.option("--aoi-dir", type=click.Path(path_type=Path), default=AOI_DIR, show_default=False, help="AOI registry folder.")
 def fetch(aoi: str, start: str, end: str, api: str | None, max_cloud: float | None, data_root: Path, aoi_dir: Path) -> None:
     """Search a STAC API for Sentinel-2 L2A over AOI, copy the AOI window of each scene, register it."""
@@ -551,7 +577,7 @@ def fetch(aoi: str, start: str, end: str, api: str | None, max_cloud: float | No
 @click.option("--by", "by", required=True, help="Reviewer's name, recorded with the decision.")
 @click.option("--run", "run_dir", type=click.Path(path_type=Path), default=None, help="Run the polygon id comes from (default: the latest).")
 @click.option("--out", "out_root", type=click.Path(path_type=Path), default=Path("out"), show_default=True)
-@click.option("--data", "data_root", type=click.Path(path_type=Path), default=Path("data"), show_default=True)
+@click.option("--data", "data_root", type=_Folder(), default=Path("data"), show_default=True)
 def review(aoi: str, polygon_id: str, confirm: bool, reject: str | None, edit: Path | None, by: str, run_dir: Path | None,
            out_root: Path, data_root: Path) -> None:
     """Record an analyst's decision on POLYGON_ID of AOI; later runs show it on the same polygon.
@@ -591,7 +617,7 @@ def aois() -> None:
 @cli.command()
 @click.option("--aoi", "aoi_name", default="ogota", show_default=True, help="AOI the simulated cases are drawn for.")
 @click.option("--out", "out_root", type=click.Path(path_type=Path), default=Path("out/bench"), show_default=True)
-@click.option("--data", "data_root", type=click.Path(path_type=Path), default=Path("data"), show_default=True)
+@click.option("--data", "data_root", type=_Folder(), default=Path("data"), show_default=True)
 @click.option("--case", "cases", multiple=True, help="Simulated case(s) to run (default: all).")
 @click.option("--no-real", is_flag=True, help="Skip the real fire pairs of ../shared/data/real.")
 @click.option("--without-masks", is_flag=True, help="Read the simulated village scenes without their UDM2, as a delivery "
@@ -617,7 +643,7 @@ def bench(aoi_name: str, out_root: Path, data_root: Path, cases: tuple[str, ...]
 @click.option("--village/--no-village", default=True, show_default=True, help="Also time a warm `burnscan detect ogota` "
               "on its SIMULATED demo, as it comes and with --recompute.")
 @click.option("--village-only", is_flag=True, help="Time only the village, not the generated pairs.")
-@click.option("--data", "data_root", type=click.Path(path_type=Path), default=Path("data"), show_default=True,
+@click.option("--data", "data_root", type=_Folder(), default=Path("data"), show_default=True,
               help="Where the village's demo scenes are (made there if missing).")
 def bench_perf(sizes: tuple[int, ...], repeats: int, work_dir: Path, profile: bool, village: bool, village_only: bool,
                data_root: Path) -> None:

@@ -295,10 +295,10 @@ def _problem(f: dataclasses.Field, value: Any) -> str | None:
     return None if f.metadata["range"].holds(value) else f"must be {parameter_range(f.name)}"
 
 
-def _typed(f: dataclasses.Field, raw: Any, source: str) -> Any:
-    """``raw`` from ``source`` as the field's type, or a one-line :class:`ParameterError`."""
+def _typed(f: dataclasses.Field, raw: Any, source: str, told: str | None = None) -> Any:
+    """``raw`` from ``source`` as the field's type, or a one-line :class:`ParameterError` (with the fix ``told``, if given)."""
     def refuse(what: str, fix: str) -> ParameterError:
-        return ParameterError(f"parameter {f.name}={raw!r} from the {source} {what}; {fix}")
+        return ParameterError(f"parameter {f.name}={raw!r} from the {source} {what}; {told or fix}")
 
     if "choices" in f.metadata:
         if not isinstance(raw, str):
@@ -325,7 +325,7 @@ def _typed(f: dataclasses.Field, raw: Any, source: str) -> Any:
     return value
 
 
-def check_parameters(values: Any, *, source: str) -> dict[str, Any]:
+def check_parameters(values: Any, *, source: str, fix: str | None = None) -> dict[str, Any]:
     """Type and range-check parameter ``values`` from ``source``; return them typed.
 
     This is the one check every parameter value passes, from an AOI file's ``parameters``
@@ -337,6 +337,9 @@ def check_parameters(values: Any, *, source: str) -> dict[str, Any]:
         Parameter names to values: JSON values from a file, text from the command line.
     source
         Where they come from, for the message: ``"command line"`` or ``"AOI file <path>"``.
+    fix
+        What the message says to do instead of fixing the value: a file burnscan wrote (a run's
+        manifest) is not mended by hand.
 
     Raises
     ------
@@ -350,18 +353,19 @@ def check_parameters(values: Any, *, source: str) -> dict[str, Any]:
     {'noise_k': 5.0, 'coreg_band': 'nir'}
     """
     if not isinstance(values, Mapping):
-        raise ParameterError(f"parameters from the {source} are {json_kind(values)}, not an object; give an object of "
-                             f"name: value pairs, e.g. {{\"noise_k\": 5}}")
+        raise ParameterError(f"parameters from the {source} are {json_kind(values)}, not an object; " + (
+            fix or "give an object of name: value pairs, e.g. {\"noise_k\": 5}"))
     typed: dict[str, Any] = {}
     for name, raw in values.items():
         f = _FIELDS.get(name) if isinstance(name, str) else None
         if f is None:
-            raise ParameterError(f"unknown parameter {name!r} from the {source}; known parameters: {', '.join(sorted(_FIELDS))}")
-        value = _typed(f, raw, source)
+            raise ParameterError(f"unknown parameter {name!r} from the {source}; "
+                                 + (fix or f"known parameters: {', '.join(sorted(_FIELDS))}"))
+        value = _typed(f, raw, source, fix)
         problem = _problem(f, value)
         if problem:
             raise ParameterError(f"parameter {name}={raw!r} from the {source}: {name} {problem}; "
-                                 f"fix the {'--set value' if source == 'command line' else 'value'}")
+                                 + (fix or f"fix the {'--set value' if source == 'command line' else 'value'}"))
         typed[name] = value
     return typed
 

@@ -31,8 +31,11 @@ __all__ = ["AOI_NAME_PATTERN", "MAX_NAME_CHARS", "aoi_name", "derived_name", "pa
 MAX_NAME_CHARS = 200
 """Longest name accepted: file systems stop at 255 bytes, and burnscan adds prefixes and suffixes."""
 
-AOI_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
-"""AOI registry names: lowercase ASCII letters, digits, ``-`` and ``_``."""
+_MAX_AOI_CHARS = 64
+AOI_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,%d}" % (_MAX_AOI_CHARS - 1))
+"""AOI registry names: lowercase ASCII letters, digits, ``-`` and ``_``, at most 64 characters."""
+# The same characters at any length: a name that only breaks the length limit is told so.
+_AOI_CHARACTERS = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
 # ASCII only: look-alike letters (a Cyrillic 'а', a full-width '／' or a division slash '∕')
 # would otherwise give two names that read the same in a report and are different files.
@@ -184,9 +187,12 @@ def aoi_name(name: str) -> str:
     Stricter than :func:`safe_name`: no dots, no capitals, at most 64 characters, so an AOI
     name reads the same everywhere and is never a path.
     """
+    if isinstance(name, str) and len(name) > _MAX_AOI_CHARS and _AOI_CHARACTERS.fullmatch(name):
+        raise AoiError(f"AOI name {_shown(name)} is not allowed: it is over the "
+                       f"{_MAX_AOI_CHARS}-character limit of AOI names; give a shorter name (for example 'ogota')")
     if not isinstance(name, str) or not AOI_NAME_PATTERN.fullmatch(name):
         raise AoiError(
-            f"AOI name {_shown(name)} is not allowed: use lowercase letters, digits, '-' or '_' "
+            f"AOI name {_shown(name)} is not allowed: use up to {_MAX_AOI_CHARS} lowercase letters, digits, '-' or '_' "
             f"(for example 'ogota'); list the registry with `burnscan aois`"
         )
     return name

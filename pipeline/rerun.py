@@ -20,7 +20,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from pipeline.errors import AoiError, OutputError, SceneError
+from pipeline.config import check_parameters
+from pipeline.errors import AoiError, IntegrityError, OutputError, ParameterError, SceneError
 from pipeline.outputs.write import named_run_dir
 from pipeline.provenance.compare import RunComparison, compare_runs
 from pipeline.provenance.manifest import read_manifest
@@ -60,6 +61,20 @@ def _relative_hint(path: Path) -> str:
     except (OSError, ValueError):  # a name too long or with a NUL: not a path that can be there at all
         return ""
     return f" (a relative path, read from {Path.cwd()}: start the re-run from the folder the run was started in)"
+
+
+def _check_recorded_parameters(manifest: dict[str, Any], manifest_path: Path, run_dir: Path) -> None:
+    """Refuse a manifest whose parameters burnscan would not have written, naming the manifest.
+
+    They reach the re-run as overrides: unchecked here, a bad one would be blamed on the
+    command line, which the user never touched.
+    """
+    try:
+        check_parameters(manifest.get("parameters") or {}, source=f"manifest {manifest_path}",
+                         fix=f"a run never records such a value, so the manifest may have been edited: check the run with "
+                             f"burnscan verify {run_dir}")
+    except ParameterError as exc:
+        raise IntegrityError(str(exc)) from None
 
 
 class _RunInputs(NamedTuple):
@@ -201,10 +216,13 @@ def rerun(
     ------
     AoiError, SceneError
         Before anything runs, when an input is missing or differs (see :func:`check_run_inputs`).
+    IntegrityError
+        Before anything runs, when a recorded parameter is unknown or not a valid value.
     """
 
     run_dir = named_run_dir(Path(run_dir))  # `latest` is read now: the re-run moves it
     manifest = read_manifest(run_dir)
+    _check_recorded_parameters(manifest, run_dir / "manifest.json", run_dir)  # before any input is hashed
     checked = _check_inputs(manifest, run_dir / "manifest.json")
     if out_root is None:
         resolved = run_dir.resolve()

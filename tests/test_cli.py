@@ -26,6 +26,28 @@ def test_bad_aoi_name_is_one_line_error_and_writes_nothing(capsys, tmp_path, nam
     assert not out.exists() and not (tmp_path / "data").exists()
 
 
+@pytest.mark.parametrize("length", [65, 200])
+def test_aoi_name_over_the_limit_says_the_limit(capsys, tmp_path, length):
+    """Every character is allowed: naming the characters would send the user looking for a wrong one."""
+    code, stdout, stderr = _run(capsys, "detect", "a" * length, "--out", str(tmp_path / "out"))
+    assert code == 3 and stderr.count("\n") == 1 and stderr.startswith("burnscan: error:")
+    assert "64-character limit" in stderr and "shorter name" in stderr and "lowercase" not in stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", [["detect", "ogota"], ["add-fires", "ogota", "fires.csv"], ["scenes", "ogota"]])
+@pytest.mark.parametrize("under", [False, True])
+def test_data_option_on_a_file_says_it_is_a_file(capsys, tmp_path, command, under):
+    blocker = tmp_path / "data.txt"
+    blocker.write_text("not a folder")
+    given = blocker / "sub" if under else blocker
+    code, _, stderr = _run(capsys, *command, "--data", str(given), "--out", str(tmp_path / "out")) if command[0] == "detect" \
+        else _run(capsys, *command, "--data", str(given))
+    assert code == 5 and stderr.count("\n") == 1 and stderr.startswith("burnscan: error: --data"), stderr
+    assert str(given) in stderr and "is a file, not a folder" in stderr and "give a folder" in stderr
+    assert "disk space" not in stderr and blocker.read_text() == "not a folder"
+
+
 def test_unknown_aoi_names_known_ones(capsys, tmp_path):
     code, _, stderr = _run(capsys, "detect", "atlantis", "--out", str(tmp_path / "out"))
     assert code == 3 and "known AOIs:" in stderr and "ogota" in stderr
@@ -123,6 +145,44 @@ def test_add_fires_checks_the_archive_and_keeps_it_once(capsys, tmp_path):
     assert code == 5 and "rename" in err and sha256_file(kept) == sha256_file(src)
     code, _, err = _run(capsys, "add-fires", "ogota", str(tmp_path / "osm.csv"), "--data", str(data))
     assert code == 4 and err.count("\n") == 1
+
+
+_VIIRS_HEADER = ("latitude,longitude,bright_ti4,scan,track,acq_date,acq_time,satellite,instrument,confidence,version,"
+                 "bright_ti5,frp,daynight,type")
+
+
+def test_add_fires_refuses_an_archive_with_no_valid_row(capsys, tmp_path):
+    """Kept, an archive of bad rows would read as "no fire seen" in every run."""
+    data = tmp_path / "data"
+    src = tmp_path / "firms.csv"
+    src.write_text(f"{_VIIRS_HEADER}\n999,999,318.6,0.41,0.37,2024-02-30,112,N20,VIIRS,n,2.0NRT,281.4,3.4,N,0\n"
+                   "13.82,-3.78,318.6,0.41,0.37,2024-02-30,112,N20,VIIRS,n,2.0NRT,281.4,3.4,N,0\n"
+                   "nan,-3.78,318.6,0.41,0.37,2024-01-28,112,N20,VIIRS,n,2.0NRT,281.4,3.4,N,0\n"
+                   "13.82,-3.78,318.6,0.41,0.37,2999-01-28,112,N20,VIIRS,n,2.0NRT,281.4,3.4,N,0\n13.82,-3.78\n",
+                   encoding="utf-8")
+    code, out, err = _run(capsys, "add-fires", "ogota", str(src), "--data", str(data))
+    assert code == 4 and out == "" and err.count("\n") == 1 and err.startswith("burnscan: error:"), err
+    assert str(src) in err and "5 row(s)" in err and "row 1 after the header: latitude" in err and "download" in err
+    assert not (data / "ogota" / "fires").exists()
+
+
+def test_add_fires_warns_of_skipped_rows_in_one_line(capsys, tmp_path):
+    data = tmp_path / "data"
+    src = tmp_path / "firms.csv"
+    src.write_text(f"{_VIIRS_HEADER}\n13.82,-3.78,318.6,0.41,0.37,2024-01-28,112,N20,VIIRS,n,2.0NRT,281.4,3.4,N,0\n"
+                   "13.82,-3.78,318.6,0.41,0.37,2024-02-30,112,N20,VIIRS,n,2.0NRT,281.4,3.4,N,0\n13.82\n", encoding="utf-8")
+    code, out, err = _run(capsys, "add-fires", "ogota", str(src), "--data", str(data))
+    assert code == 0 and "1 detection(s)" in out and (data / "ogota" / "fires" / "firms.csv").is_file()
+    assert err.count("\n") == 1 and str(src) in err and "2 malformed row(s) skipped" in err, err
+    assert "row 2 after the header: acq_date not a YYYY-MM-DD date" in err
+
+
+def test_add_fires_keeps_a_header_only_archive(capsys, tmp_path):
+    """A FIRMS download of a quiet area and season has a header and no detection: no fire, not a fault."""
+    src = tmp_path / "firms.csv"
+    src.write_text(f"{_VIIRS_HEADER}\n", encoding="utf-8")
+    code, out, err = _run(capsys, "add-fires", "ogota", str(src), "--data", str(tmp_path / "data"))
+    assert code == 0 and out.startswith("0 detection(s)") and err == ""
 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs a Linux /proc, where nobody (root included) can make folders")

@@ -205,6 +205,22 @@ def test_a_known_property_of_the_wrong_type_is_named(capsys, tmp_path, key, valu
     _one_error(err, f"{NAME}.geojson", key, needle)
 
 
+@pytest.mark.parametrize("day", ["2024-02-30", "2023-02-29", "2024-13-01", "2024-00"])
+def test_an_event_date_that_is_no_day_is_refused(capsys, tmp_path, day):
+    """The event date is copied into every report as the day the attack was reported."""
+    code, err = _detect(capsys, tmp_path, _feature(events=[{"date": day, "reported": "x", "source": "y"}]))
+    assert code == 3
+    _one_error(err, f"{NAME}.geojson", "events'[0].date", repr(day), "YYYY-MM-DD")
+
+
+@pytest.mark.parametrize("day", ["2024-02-29", "2024-01", "late January 2024"])
+def test_an_event_date_of_the_calendar_or_in_words_is_kept(tmp_path, day):
+    from pipeline.aoi import load_aoi
+
+    aoi = load_aoi(NAME, _registry(tmp_path, _feature(events=[{"date": day, "reported": "x", "source": "y"}])))
+    assert aoi.properties["events"][0]["date"] == day
+
+
 @pytest.mark.parametrize("depth", [100_000, 200])
 def test_json_nested_absurdly_deep_is_refused(capsys, tmp_path, depth):
     # 100000 levels break the JSON parser's recursion; 200 parse, and would break every writer after it.

@@ -148,6 +148,25 @@ def test_wrong_typed_manifest_fields_are_one_line_naming_the_json_path(made, cap
     assert sorted(run.parent.iterdir()) == before  # a re-run refused before anything ran
 
 
+@pytest.mark.parametrize("name, value, what", [
+    ("noise_k", "abc", "parameter noise_k='abc' from the manifest"),
+    ("noise_k", -2, "noise_k must be"),
+    ("no_such_parameter", 1, "unknown parameter 'no_such_parameter' from the manifest"),
+])
+def test_rerun_of_an_edited_parameter_names_the_manifest_not_the_command_line(made, capsys, tmp_path, name, value, what):
+    """The recorded parameters reach the re-run as overrides: a bad one once read "from the command line"."""
+    run = _copy(made, tmp_path)
+    manifest = _manifest(run)
+    manifest["parameters"][name] = value
+    _write_manifest(run, manifest)
+    before = sorted(run.parent.iterdir())
+    code, out, err = _cli(capsys, "rerun", run)
+    line = _one_error(err)
+    assert code == 8 and what in line and str(run / "manifest.json") in line, line
+    assert "command line" not in line and "edited" in line and f"burnscan verify {run}" in line
+    assert sorted(run.parent.iterdir()) == before
+
+
 def test_a_manifest_replaced_after_the_run_is_caught_by_the_run_log(made, capsys, tmp_path):
     run = _copy(made, tmp_path)
     manifest = _manifest(run)

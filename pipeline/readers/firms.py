@@ -76,6 +76,8 @@ class FireTable:
     """Reason -> number of rows skipped for it (a row counts once, under its first fault)."""
     path: Path
     """The file the detections were read from."""
+    first_skipped: tuple[int, str] | None = None
+    """The first row left out (1-based data row after the header, as in ``detection_id``) and why."""
 
 
 # The file is read in blocks of about this size ending at a line end: memory follows the block and the
@@ -125,8 +127,8 @@ def _plain(block: bytes) -> bool:
             and block.count(b"\r") == block.count(b"\r\n"))
 
 
-def _plain_rows(block: bytes, width: int, used: list[int], numeric: list[int]) -> tuple[pd.DataFrame, np.ndarray, Counter, int] | None:
-    """Fields of the well-formed rows of a plain block (C parser), their line positions, faults, lines.
+def _plain_rows(block: bytes, width: int, used: list[int], numeric: list[int]) -> tuple[pd.DataFrame, np.ndarray, Counter, int, tuple[int, str] | None] | None:
+    """Fields of the well-formed rows of a plain block (C parser), their line positions, faults, lines, first fault.
 
     Field counts and blank lines come from the bytes (numpy), the fields from pandas' C parser,
     which reads ``numeric`` columns straight into floats and keeps one Python string per distinct
@@ -153,9 +155,11 @@ def _plain_rows(block: bytes, width: int, used: list[int], numeric: list[int]) -
     many = ~blank & (fields > width) & ~trailing
     faults[_TOO_FEW] += int(few.sum())
     faults[_TOO_MANY] += int(many.sum())
+    bad = np.flatnonzero(few | many)
+    first = (int(bad[0]), _TOO_FEW if few[bad[0]] else _TOO_MANY) if len(bad) else None
     good = np.flatnonzero(~blank & ~few & ~many)
     if not len(good):
-        return pd.DataFrame(columns=used, dtype=object), good, +faults, len(ends)
+        return pd.DataFrame(columns=used, dtype=object), good, +faults, len(ends), first
     options = dict(header=None, names=range(int(fields.max())), usecols=used, skip_blank_lines=False, engine="c",
                    encoding="ascii")
     try:  # numbers parsed in C: no string per coordinate (the same parser pd.to_numeric uses)
@@ -165,12 +169,13 @@ def _plain_rows(block: bytes, width: int, used: list[int], numeric: list[int]) -
         frame = pd.read_csv(io.BytesIO(block), dtype=str, na_filter=False, **options)
     if len(frame) != len(ends):
         return None
-    return frame.iloc[good].reset_index(drop=True), good, +faults, len(ends)
+    return frame.iloc[good].reset_index(drop=True), good, +faults, len(ends), first
 
 
-def _csv_rows(block: bytes, width: int, used: list[int]) -> tuple[pd.DataFrame, np.ndarray, Counter, int]:
+def _csv_rows(block: bytes, width: int, used: list[int]) -> tuple[pd.DataFrame, np.ndarray, Counter, int, tuple[int, str] | None]:
     """As :func:`_plain_rows`, record by record with the csv module (quotes, non-ASCII text)."""
     faults: Counter = Counter()
+    first: tuple[int, str] | None = None
     cells: list[list[str]] = []
     positions: list[int] = []
     n = -1
@@ -180,11 +185,13 @@ def _csv_rows(block: bytes, width: int, used: list[int]) -> tuple[pd.DataFrame, 
         if len(row) > width and not any(c.strip() for c in row[width:]):
             row = row[:width]  # trailing commas carry nothing
         if len(row) != width:
-            faults[_TOO_FEW if len(row) < width else _TOO_MANY] += 1
+            reason = _TOO_FEW if len(row) < width else _TOO_MANY
+            faults[reason] += 1
+            first = first or (n, reason)
             continue
         positions.append(n)
         cells.append([row[i] for i in used])
-    return pd.DataFrame(cells, columns=used, dtype=object), np.array(positions, dtype=np.int64), faults, n + 1
+    return pd.DataFrame(cells, columns=used, dtype=object), np.array(positions, dtype=np.int64), faults, n + 1, first
 
 
 def _lookup(column: pd.Series, convert) -> np.ndarray:
@@ -213,8 +220,9 @@ def _date_minutes(text: str) -> float:
         return math.nan
 
 
-def _checked(raw: pd.DataFrame, header: list[str], latest: float) -> tuple[dict[str, np.ndarray], np.ndarray, Counter]:
-    """Typed columns of the rows whose fields can be trusted, which rows those are, and why the others are not."""
+def _checked(raw: pd.DataFrame, header: list[str], latest: float) -> tuple[dict[str, np.ndarray], np.ndarray, Counter, tuple[int, str] | None]:
+    """Typed columns of the rows whose fields can be trusted, which rows those are, why the others are not,
+    and the first of those (its index in ``raw``) with its reason."""
     n = len(raw)
     col = {name: raw[name] if name in raw else pd.Series([""] * n, dtype=object) for name in _REQUIRED + _OPTIONAL}
     lat = pd.to_numeric(col["latitude"], errors="coerce").to_numpy(dtype=float)  # spaces allowed around numbers
@@ -234,6 +242,8 @@ def _checked(raw: pd.DataFrame, header: list[str], latest: float) -> tuple[dict[
     reason = np.select([c for c, _ in checks], [r for _, r in checks], default="")
     faults = Counter(reason[reason != ""].tolist())
     good = reason == ""
+    bad = np.flatnonzero(~good)
+    first = (int(bad[0]), str(reason[bad[0]])) if len(bad) else None
     frp = pd.to_numeric(col["frp"][good], errors="coerce").to_numpy(dtype=float)
     has_confidence = "confidence" in header
     columns = {
@@ -247,11 +257,12 @@ def _checked(raw: pd.DataFrame, header: list[str], latest: float) -> tuple[dict[
         "frp": np.where(np.isfinite(frp), frp, np.nan),
         "daynight": _lookup(col["daynight"][good], lambda v: v.strip().upper() if v.strip().upper() in ("D", "N") else None),
     }
-    return columns, good, faults
+    return columns, good, faults, first
 
 
-def _scan(path: Path, now: datetime) -> tuple[dict[str, np.ndarray], Counter]:
-    """Every row of a FIRMS CSV, checked block by block into typed columns; faults counted by reason.
+def _scan(path: Path, now: datetime) -> tuple[dict[str, np.ndarray], Counter, tuple[int, str] | None]:
+    """Every row of a FIRMS CSV, checked block by block into typed columns; faults counted by reason,
+    and the first faulty row (1-based data row after the header) with its reason.
 
     The rows are never all held as text: a year of VIIRS detections is a million rows, and a
     list of lists of strings costs some twenty times the file's size.
@@ -266,6 +277,7 @@ def _scan(path: Path, now: datetime) -> tuple[dict[str, np.ndarray], Counter]:
         if b"\x00" in head.read(8192):
             raise SceneError(f"{path}: not a text CSV file (binary content); unzip the FIRMS download and pass the .csv inside")
     faults: Counter = Counter()
+    first_fault: tuple[int, str] | None = None
     parts: list[dict[str, np.ndarray]] = []
     latest = (now.astimezone(timezone.utc) - _EPOCH).total_seconds() // 60 + _FUTURE_SLACK_MIN
     try:
@@ -289,9 +301,15 @@ def _scan(path: Path, now: datetime) -> tuple[dict[str, np.ndarray], Counter]:
             lines = 0
             for block in _blocks(handle, path):
                 rows = _plain_rows(block, width, used, numeric) if _plain(block) else None
-                raw, positions, block_faults, n = rows if rows is not None else _csv_rows(block, width, used)
+                raw, positions, block_faults, n, first = rows if rows is not None else _csv_rows(block, width, used)
                 raw.columns = names
-                columns, good, checked_faults = _checked(raw, header, latest)
+                columns, good, checked_faults, first_checked = _checked(raw, header, latest)
+                if first_checked is not None:  # an index into the block's well-formed rows: to its row in the block
+                    first_checked = (int(positions[first_checked[0]]), first_checked[1])
+                found = [f for f in (first, first_checked) if f is not None]
+                if first_fault is None and found:  # blocks come in file order: the first with a fault holds the first
+                    row, reason = min(found)
+                    first_fault = (row + lines + 1, reason)
                 ids = np.empty(int(good.sum()), dtype=object)
                 ids[:] = [f"{path.stem}:{n}" for n in (positions[good] + lines + 1).tolist()]
                 columns["detection_id"] = ids
@@ -307,7 +325,7 @@ def _scan(path: Path, now: datetime) -> tuple[dict[str, np.ndarray], Counter]:
     # Column by column, each block's part dropped once copied: the parts and the whole are never
     # both held in full.
     return {key: np.concatenate([part.pop(key) for part in parts]) if parts else np.empty(0, dtype=kinds.get(key, object))
-            for key in keys}, faults
+            for key in keys}, faults, first_fault
 
 
 def _minutes(text: str) -> float:
@@ -388,13 +406,14 @@ def read_fire_csv(path: Path, *, now: datetime | None = None) -> FireTable:
     '2024-01-27 01:30:00+00:00'
     """
     path = Path(path)
-    columns, faults = _scan(path, now or datetime.now(timezone.utc))
+    columns, faults, first_skipped = _scan(path, now or datetime.now(timezone.utc))
     columns["acquired_utc"] = pd.Series(pd.to_datetime(columns.pop("minutes"), unit="m", utc=True))
     # Text stays an object column, so that a missing value stays None (pandas 3 would infer a
     # string column and make it NaN).
     detections = pd.DataFrame({name: pd.Series(values, dtype=object) if values.dtype == object else values
                                for name, values in ((n, columns.pop(n)) for n in FIRE_COLUMNS)},
                               columns=FIRE_COLUMNS, copy=False)  # no consolidated copy of every column
-    return FireTable(detections=detections, skipped=sum(faults.values()), skipped_reasons=dict(faults), path=path)
+    return FireTable(detections=detections, skipped=sum(faults.values()), skipped_reasons=dict(faults), path=path,
+                     first_skipped=first_skipped)
 
 

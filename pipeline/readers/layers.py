@@ -6,7 +6,9 @@ where every run finds it (:mod:`pipeline.evidence`). Files are written atomicall
 already kept is never overwritten silently: a new footprint layer replaces the old one only
 when asked, and the old one is kept under a name of its own (time to the microsecond and a
 random suffix, created exclusively, so no earlier layer is ever written over); a fire archive
-of the same name but different content is refused. Each change holds the layer's lock from
+of the same name but different content is refused, and so is one whose every row is malformed
+(kept, it would read as "no fire seen"; a header alone is a file with no detection, and is kept).
+Rows skipped from an archive that is kept are said in one warning line. Each change holds the layer's lock from
 the check to the write, so two commands at once never both replace the same layer. A fire
 archive is kept under its file name, made safe (:func:`pipeline.names.derived_name`) when
 it holds spaces or other characters a file name should not.
@@ -14,6 +16,7 @@ it holds spaces or other characters a file name should not.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -28,6 +31,8 @@ from pipeline.names import derived_name
 from pipeline.outputs.write import copy_file, exclusive_lock, write_vector
 
 __all__ = ["LayerAdded", "add_buildings", "add_fires"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,11 @@ def add_fires(aoi: Aoi, source: Path, *, data_root: Path) -> LayerAdded:
     """Keep an active-fire archive CSV under ``<data>/<aoi>/fires/`` after checking that it parses."""
     source = Path(source)
     table = read_fire_csv(source)
+    row, why = table.first_skipped or (0, "unknown")
+    first = f"the first, row {row} after the header: {why}"
+    if table.skipped and not len(table.detections):
+        raise SceneError(f"{source}: every data row is malformed ({table.skipped} row(s); {first}); nothing was kept: "
+                         "download the FIRMS archive CSV again and add that")
     folder = Path(data_root) / aoi.name / "fires"
     stem, suffix = (source.stem, source.suffix) if source.suffix.lower() == ".csv" else (source.name, ".csv")
     target = folder / f"{derived_name(stem)}{suffix}"
@@ -80,6 +90,9 @@ def add_fires(aoi: Aoi, source: Path, *, data_root: Path) -> LayerAdded:
                 return LayerAdded(target, digest, "already kept (same content)")
             raise ParameterError(f"{target}: another archive of that name is already kept; rename {source.name} and add it again")
         copy_file(source, target, root=folder, exclusive=True)
+    if table.skipped:  # said once kept, not before a write that may still fail
+        logger.warning(f"{source}: {table.skipped} malformed row(s) skipped ({first}); "
+                       f"the {len(table.detections)} other detection(s) are kept")
     times = table.detections["acquired_utc"]
     span = f", {times.min():%Y-%m-%d %H:%M} to {times.max():%Y-%m-%d %H:%M} UTC" if len(times) else ""
     return LayerAdded(target, digest, f"{len(table.detections)} detection(s){span}"
