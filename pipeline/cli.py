@@ -6,6 +6,7 @@ import logging
 import math
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Callable, NoReturn
 
@@ -833,14 +834,30 @@ def _one_line(text: str, limit: int = 300) -> str:
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """A library's warning as one ``burnscan: warning:`` line (Python's own display adds the source line)."""
+    click.echo(f"burnscan: warning: {_one_line(message)}", err=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: return an exit code instead of raising; never print a traceback.
 
     Expected errors (:class:`PipelineError`) are one line naming the file, the problem and the fix.
     Anything else is a defect or a resource exhausted: one line too, pointing to a log file that
-    holds the traceback.
+    holds the traceback. A warning that still reaches the user is one line too; set here only, and
+    put back on return, so a notebook importing the library keeps Python's own display.
     """
     args = list(sys.argv[1:] if argv is None else argv)
+    shown_by, warnings.showwarning = warnings.showwarning, _show_warning
+    try:
+        return _main(args)
+    finally:
+        warnings.showwarning = shown_by
+
+
+def _main(args: list[str]) -> int:
+    """:func:`main` once the warnings are shown on one line."""
     try:
         cli.main(args=args, prog_name="burnscan", standalone_mode=False)
     except PipelineError as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 from pipeline import cli
@@ -91,3 +93,18 @@ def test_the_command_leaves_with_mains_exit_code_and_every_line_it_printed(tmp_p
     assert listed.returncode == 0 and "ogota" in listed.stdout and listed.stdout.endswith("\n")
     refused = command("detect", "../ogota")
     assert refused.returncode != 0 and refused.stderr.startswith("burnscan: error:") and refused.stdout == ""
+
+
+def test_a_library_warning_that_reaches_the_user_is_one_line(monkeypatch, capsys):
+    """Python's own display adds the source line; a notebook keeps it (the display is put back on return)."""
+    def warns(*_args, **_kwargs):
+        warnings.warn("More than one layer found\n  Specify layer parameter", UserWarning)
+        return []
+
+    monkeypatch.setattr(cli, "list_aois", warns)
+    shown_by = warnings.showwarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        assert main(["aois"]) == 0
+    assert capsys.readouterr().err == "burnscan: warning: More than one layer found Specify layer parameter\n"
+    assert warnings.showwarning is shown_by
