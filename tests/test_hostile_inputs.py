@@ -584,6 +584,22 @@ def test_a_scene_placed_by_control_points_or_rpcs_only_is_refused_with_the_comma
         _one_error_line(err, str(path), "rational polynomial coefficients (not orthorectified)", "gdalwarp -rpc")
 
 
+@pytest.mark.parametrize("crs", [None, "EPSG:32630"])
+def test_a_geotiff_without_a_geotransform_is_one_line_without_rasterio_warning(tmp_path, capsys, crs):
+    """rasterio warns (two lines) and hands back an identity transform: the reader refuses the file itself."""
+    path = tmp_path / "in" / "plain.tif"
+    path.parent.mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)  # written unplaced on purpose
+        with rasterio.open(path, "w", driver="GTiff", width=200, height=200, count=4, dtype="uint16", nodata=0, crs=crs) as dst:
+            dst.write(np.clip(_ground(2) * 10000, 1, 65535).astype(np.uint16))
+    aoi_dir = write_small_aoi(tmp_path / "aoi")
+    code, _, err = _cli(capsys, "add", AOI_NAME, str(path), "--bands", "blue,green,red,nir", "--acquired",
+                        "2024-01-28T10:38Z", "--data", str(tmp_path / "data"), "--aoi-dir", str(aoi_dir))
+    assert code == SceneError.exit_code
+    _one_error_line(err, str(path), "no geotransform", "georeferenced delivery")
+
+
 @pytest.mark.parametrize("geometry, needle", [
     ({"type": "Polygon", "coordinates": [[[-3.79, 13.81], [-3.77, 13.83], [-3.77, 13.81], [-3.79, 13.83], [-3.79, 13.81]]]},
      "invalid polygon"),  # a bow tie

@@ -39,7 +39,7 @@ from pipeline.errors import ParameterError, SceneError
 from pipeline.grid import Grid
 from pipeline.model import SceneInfo, SceneRecord
 from pipeline.readers.rasters import (EXPORT_REFLECTANCE, REQUIRED_BANDS, UNREADABLE, check_numeric, check_overlap, check_regular_file,
-                                      check_time, file_footprint, pixel_size_m, sha256_file, short, warp_float)
+                                      check_time, file_footprint, open_raster, pixel_size_m, sha256_file, short, warp_float)
 from pipeline.stages.plausibility import implausible_stored
 from pipeline.names import derived_name
 
@@ -115,7 +115,7 @@ def _tag_time(path: Path) -> tuple[datetime, str] | None:
     """The time the file's own tags state, and which tag; ``None`` when none does (one that cannot be read is refused)."""
     check_regular_file(path)
     try:
-        with rasterio.open(path) as src:
+        with open_raster(path) as src:
             tags = src.tags()
     except UNREADABLE as exc:
         raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None
@@ -226,7 +226,7 @@ def stored_scale(path: Path, bands: tuple[str | None, ...] | list[str | None]) -
     """
     check_regular_file(path)
     try:
-        with rasterio.open(path) as src:
+        with open_raster(path) as src:
             check_numeric(src, path)
             dtype = src.dtypes[0]
             named = [i + 1 for i, name in enumerate(bands) if name and i < src.count] or list(range(1, src.count + 1))
@@ -314,7 +314,7 @@ def load_geotiff(
     acquired = check_time(acquired, sensor=sensor, where=path)
     check_regular_file(path)
     try:
-        with rasterio.open(path) as src:
+        with open_raster(path) as src:
             check_overlap(src, grid, path)
             if len(bands) != src.count:
                 raise SceneError(f"{path}: band map names {len(bands)} bands but the file has {src.count}; give one name per band")

@@ -27,7 +27,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
-import rasterio
 from rasterio.enums import Resampling
 
 from pipeline.errors import OutputError, PipelineError, SceneError, json_kind
@@ -35,7 +34,7 @@ from pipeline.grid import Grid
 from pipeline.model import SceneFiles, SceneInfo, SceneRecord
 from pipeline.readers.rasters import (MAX_METADATA_BYTES, REFLECTANCE_SCALE, REQUIRED_BANDS, UNREADABLE, band_names, check_overlap,
                                       check_regular_file, check_time, field_error, field_number, metadata_footprint,
-                                      pixel_size_m, read_quality_mask, sha256_file, short, warp_to_grid)
+                                      open_raster, pixel_size_m, read_quality_mask, sha256_file, short, warp_to_grid)
 from pipeline.names import derived_name
 from pipeline.outputs.write import remove_folder, remove_stale_staging, staging_folder
 
@@ -61,7 +60,7 @@ def _header(path: Path) -> tuple[tuple[str, ...], dict[str, str]]:
     """The canonical band names and the tags of an SR GeoTIFF, from its header alone (every band shares one pixel)."""
     check_regular_file(path)
     try:
-        with rasterio.open(path) as src:
+        with open_raster(path) as src:
             return band_names(src, path), src.tags()
     except UNREADABLE as exc:
         raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None
@@ -416,7 +415,7 @@ def _load_one(files: SceneFiles, grid: Grid) -> tuple[np.ndarray, np.ndarray, tu
     path = files.reflectance
     check_regular_file(path)
     try:
-        with rasterio.open(path) as src:
+        with open_raster(path) as src:
             check_overlap(src, grid, path)
             names = band_names(src, path)
             missing = [b for b in REQUIRED_BANDS if b not in names]

@@ -16,6 +16,7 @@ import math
 import os
 import stat
 import threading
+import warnings
 from contextlib import contextmanager
 
 from datetime import datetime, timezone
@@ -28,7 +29,7 @@ from affine import Affine
 import xarray as xr
 from rasterio.crs import CRS
 from rasterio.enums import MaskFlags, Resampling
-from rasterio.errors import CRSError
+from rasterio.errors import CRSError, NotGeoreferencedWarning
 from rasterio._err import CPLE_BaseError
 from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
@@ -45,7 +46,7 @@ from pipeline.stages.plausibility import implausible_dtype, implausible_time, to
 __all__ = ["stack_scenes", "native_grid", "read_band", "read_mask", "sha256_file", "memoised_hashes", "file_footprint",
            "metadata_footprint", "check_regular_file", "read_small_file", "is_regular_file", "in_system_folder", "check_time",
            "field_error", "field_number", "warp_to_grid", "warp_float", "read_quality_mask", "check_overlap", "check_numeric",
-           "band_names", "pixel_size_m"]
+           "band_names", "pixel_size_m", "open_raster"]
 
 # Everything GDAL or rasterio raise for a file they cannot read, open or warp.
 UNREADABLE = (RasterioError, CPLE_BaseError)
@@ -55,6 +56,23 @@ def short(exc: BaseException) -> str:
     """The gist of a library error: GDAL and PROJ can quote a whole CRS definition."""
     text = " ".join(str(exc).split(" from '")[0].split())
     return text if len(text) <= 160 else text[:157] + "..."
+
+
+def open_raster(path: Path) -> rasterio.io.DatasetReader:
+    """``rasterio.open(path)`` for reading, refusing a file placed by nothing in one line naming it.
+
+    rasterio warns (two lines on stderr) when a file has no geotransform, no control points and
+    no RPCs, then hands back an identity transform that would put the scene at 0, 0 in pixel
+    units. The warning is muted for the open alone and the file refused here instead.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
+        src = rasterio.open(path)
+    if src.transform.is_identity and not src.gcps[0] and src.rpcs is None:
+        src.close()
+        raise SceneError(f"{path}: no geotransform in the file (it is not placed on the Earth); use a georeferenced "
+                         f"delivery (GeoTIFF with its CRS and geotransform)")
+    return src
 
 
 _NOT_REGULAR = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
@@ -392,7 +410,7 @@ def read_quality_mask(path: Path, grid: Grid) -> np.ndarray:
     """A quality mask on ``grid`` (nearest neighbour: classes must not be blended)."""
     check_regular_file(path)
     try:
-        with rasterio.open(path) as src:
+        with open_raster(path) as src:
             if src.crs is None:  # warped as if it lay on the grid, it would flag the wrong ground
                 raise SceneError(f"{path}: quality mask has no CRS; use the mask as delivered with its scene (GeoTIFF with its CRS)")
             check_numeric(src, path, fix="use the mask as delivered with its scene")
@@ -479,7 +497,7 @@ def native_grid(path: Path, resolution: float | None = None) -> Grid:
 
     check_regular_file(path)
     try:
-        with rasterio.open(path) as src:
+        with open_raster(path) as src:
             if src.crs is None:
                 raise no_crs_error(src, path)
             crs, bounds = _utm_bounds(src, path)
@@ -516,7 +534,7 @@ def read_band(path: Path, grid: Grid, *, band: int = 1, categorical: bool = Fals
     path = Path(path)
     check_regular_file(path)
     try:
-        with rasterio.open(path) as src:
+        with open_raster(path) as src:
             check_overlap(src, grid, path)
             if not 1 <= band <= src.count:
                 raise SceneError(f"{path}: has {src.count} band(s), band {band} was asked for; check the file")
@@ -543,7 +561,7 @@ def pixel_size_m(path: Path) -> float:
     path = Path(path)
     check_regular_file(path)
     try:
-        with rasterio.open(path) as src:
+        with open_raster(path) as src:
             if src.crs is None:
                 raise no_crs_error(src, path)
             if src.transform.b == 0 and src.transform.d == 0:  # north-up (rows along y, columns along x)
@@ -573,7 +591,7 @@ def file_footprint(path: Path):
     path = Path(path)
     check_regular_file(path)
     try:
-        with rasterio.open(path) as src:
+        with open_raster(path) as src:
             if src.crs is None:
                 raise no_crs_error(src, path)
             return box(*_bounds_in(src, "EPSG:4326", path))
