@@ -255,6 +255,10 @@ def _check_depth(document: Any, where: str) -> None:
 
 def _lonlat_polygon(raw: Any, where: str, what: str) -> BaseGeometry:
     """A valid Polygon or MultiPolygon in lon/lat degrees that does not cross the antimeridian."""
+    odd = _not_finite(raw.get("coordinates") if isinstance(raw, dict) else None)
+    if odd is not None:  # refused before shapely, which warns on NaN and inf, then builds a shape anyway
+        raise AoiError(f"{where}: {what} has a coordinate that is {odd} (not a number of degrees); "
+                       f"write every position as [lon, lat] in degrees")
     try:
         geometry = shape(raw)
     except Exception as exc:  # shapely raises several types for malformed input
@@ -284,6 +288,18 @@ def _lonlat_polygon(raw: Any, where: str, what: str) -> BaseGeometry:
         raise AoiError(f"{where}: {what} reaches latitude {lat0 if lat0 < _UTM_LATITUDES[0] else lat1:g}, outside the UTM "
                        f"zones ({_UTM_LATITUDES[0]:g} to {_UTM_LATITUDES[1]:g}) burnscan measures in; draw it inside them")
     return geometry
+
+
+def _not_finite(coordinates: Any) -> float | None:
+    """The first NaN or infinite number in nested GeoJSON coordinates (Python's json reads NaN and Infinity), else None."""
+    stack = [coordinates]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, float) and not math.isfinite(value):
+            return value
+    return None
 
 
 def _rings(geometry: BaseGeometry) -> list:

@@ -155,3 +155,19 @@ def test_a_candidate_aoi_from_a_search_is_a_valid_aoi_that_says_where_it_came_fr
     assert not aoi.properties["simulated"] and "SIMULATED" not in aoi.display_name
     with pytest.raises(AoiError, match="not allowed"):
         candidate_aoi_feature(parent, "../ogota", (-3.8, 13.83), side_m=3000.0, source="x", simulated=True)
+
+
+@pytest.mark.parametrize("where", ["geometry", "search_area"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_an_aoi_coordinate_that_is_not_a_number_is_one_line_naming_the_file(tmp_path, capsys, where, value):
+    """Python's json reads NaN and Infinity; shapely would warn (two more lines on stderr) before the refusal."""
+    from pipeline.cli import main
+
+    feature = json.loads((AOI_DIR / "ogota.geojson").read_text())
+    polygon = feature["geometry"] if where == "geometry" else feature["properties"]["search_area"]
+    polygon["coordinates"][0][1][0] = value
+    (tmp_path / "ogota.geojson").write_text(json.dumps(feature))
+    code = main(["scenes", "ogota", "--aoi-dir", str(tmp_path), "--data", str(tmp_path / "data")])
+    err = capsys.readouterr().err
+    assert code == AoiError.exit_code and err.count("\n") == 1, err
+    assert str(tmp_path / "ogota.geojson") in err and f"coordinate that is {value}" in err and "[lon, lat]" in err
