@@ -396,12 +396,13 @@ def _say_if_too_few_clear(area: Any, data_root: Path) -> None:
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--data", "data_root", type=_Folder(), default=Path("data"), show_default=True)
 @click.option("--replace", is_flag=True, help="Replace the AOI's footprint layer (the old one is kept under a dated name).")
+@click.option("--layer", default=None, metavar="NAME", help="The footprint layer of a file that holds several (a GeoPackage).")
 @click.option("--aoi-dir", type=click.Path(path_type=Path), default=AOI_DIR, show_default=False, help="AOI registry folder.")
-def add_buildings_command(aoi: str, path: Path, data_root: Path, replace: bool, aoi_dir: Path) -> None:
+def add_buildings_command(aoi: str, path: Path, data_root: Path, replace: bool, layer: str | None, aoi_dir: Path) -> None:
     """Keep building footprints (GeoJSON, GeoPackage) over AOI; runs count burned structures from them."""
     from pipeline.readers.layers import add_buildings
 
-    added = add_buildings(load_aoi(aoi, aoi_dir), path, data_root=data_root, replace=replace)
+    added = add_buildings(load_aoi(aoi, aoi_dir), path, data_root=data_root, replace=replace, layer=layer)
     click.echo(f"{added.summary}: {added.path} (sha256 {added.sha256[:16]})")
 
 

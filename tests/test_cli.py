@@ -127,6 +127,39 @@ def test_add_buildings_refuses_a_layer_elsewhere_or_not_vector(capsys, tmp_path)
     assert not (data / "ogota" / "buildings.gpkg").exists()
 
 
+def test_add_buildings_refuses_to_guess_among_several_layers(capsys, tmp_path):
+    """pyogrio would warn and read the first layer: the roads could be kept as buildings."""
+    import geopandas as gpd
+
+    data = tmp_path / "data"
+    buildings = gpd.read_file(_footprints_geojson(tmp_path / "osm.geojson", -3.78, 13.82))
+    gpkg = tmp_path / "export.gpkg"
+    buildings.iloc[:1].to_file(gpkg, layer="roads", engine="pyogrio")  # the first layer is not the footprints
+    buildings.to_file(gpkg, layer="buildings", engine="pyogrio")
+    code, out, err = _run(capsys, "add-buildings", "ogota", str(gpkg), "--data", str(data))
+    assert code == 4 and out == "" and err.count("\n") == 1, err
+    assert "export.gpkg: holds 2 layers (roads, buildings)" in err and "--layer NAME" in err
+    code, _, err = _run(capsys, "add-buildings", "ogota", str(gpkg), "--data", str(data), "--layer", "houses")
+    assert code == 4 and err.count("\n") == 1 and "no layer 'houses'" in err and "roads, buildings" in err
+    assert not (data / "ogota" / "buildings.gpkg").exists()
+    code, out, err = _run(capsys, "add-buildings", "ogota", str(gpkg), "--data", str(data), "--layer", "buildings")
+    assert code == 0 and err == "" and "5 footprint(s) over the AOI kept" in out
+
+
+def test_a_settlement_outline_of_several_layers_is_refused_naming_them(tmp_path):
+    import geopandas as gpd
+
+    from pipeline.errors import SceneError
+    from pipeline.readers.vectors import read_outline
+
+    outline = gpd.read_file(_footprints_geojson(tmp_path / "osm.geojson", -3.78, 13.82)).iloc[:2]
+    gpkg = tmp_path / "outline.gpkg"
+    for name in ("village", "fields"):
+        outline.to_file(gpkg, layer=name, engine="pyogrio")
+    with pytest.raises(SceneError, match=r"outline.gpkg: holds 2 layers \(village, fields\); export the outline layer alone"):
+        read_outline(gpkg, "EPSG:32630")
+
+
 def test_add_fires_checks_the_archive_and_keeps_it_once(capsys, tmp_path):
     from pipeline.readers.rasters import sha256_file
 

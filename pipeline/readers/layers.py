@@ -44,12 +44,12 @@ class LayerAdded:
     summary: str
 
 
-def add_buildings(aoi: Aoi, source: Path, *, data_root: Path, replace: bool = False) -> LayerAdded:
-    """Keep the footprints of ``source`` that touch the AOI as ``<data>/<aoi>/buildings.gpkg``."""
+def add_buildings(aoi: Aoi, source: Path, *, data_root: Path, replace: bool = False, layer: str | None = None) -> LayerAdded:
+    """Keep the footprints of ``source`` (its ``layer`` if it holds several) that touch the AOI as ``<data>/<aoi>/buildings.gpkg``."""
     source = Path(source)
     crs = aoi.utm_crs
     area = aoi.projected(crs)
-    footprints = read_footprints(source, crs, bounds=area.bounds)
+    footprints = read_footprints(source, crs, bounds=area.bounds, layer=layer)
     footprints = footprints[footprints.intersects(area)]
     if not len(footprints):
         raise SceneError(f"{source}: no building footprint lies over the AOI {aoi.name}; "

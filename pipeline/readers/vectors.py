@@ -23,7 +23,10 @@ def read_outline(path: Path, crs: str):
 
     check_regular_file(path)
     try:
-        frame = gpd.read_file(path, engine="pyogrio")
+        layer = _one_layer(path, None, "export the outline layer alone (ogr2ogr outline.geojson FILE LAYER)")
+        frame = gpd.read_file(path, engine="pyogrio", layer=layer)
+    except SceneError:
+        raise
     except Exception as exc:  # pyogrio raises several types for unreadable files
         raise SceneError(f"{path}: cannot be read as a vector file ({short(exc)}); give a GeoJSON of the settlement outline") from None
     _check_has_geometry(frame, path, "a GeoJSON of the settlement outline")
@@ -32,20 +35,24 @@ def read_outline(path: Path, crs: str):
     return frame.to_crs(crs).geometry.union_all()
 
 
-def read_footprints(path: Path, crs: str, *, bounds: tuple[float, float, float, float] | None = None):
+def read_footprints(path: Path, crs: str, *, bounds: tuple[float, float, float, float] | None = None,
+                    layer: str | None = None):
     """Building footprints of a vector file (GeoJSON, GeoPackage), polygons only, in ``crs``.
 
     Keeps an identifier the user can trace back (``structure_id``, ``osm_id``, ``id``... in
     that order of preference, else the row number) as ``structure_id``; points and lines
     are dropped and counted in ``attrs["dropped"]``; ``bounds`` (in ``crs``) keeps only the
-    footprints that touch them.
+    footprints that touch them. A file of several layers needs ``layer``: the first is not guessed.
     """
     import geopandas as gpd
 
     path = Path(path)
     check_regular_file(path)
     try:
-        frame = gpd.read_file(path, engine="pyogrio")
+        layer = _one_layer(path, layer, "choose the footprint layer with --layer NAME")
+        frame = gpd.read_file(path, engine="pyogrio", layer=layer)
+    except SceneError:
+        raise
     except Exception as exc:  # pyogrio raises several types for unreadable files
         raise SceneError(f"{path}: cannot be read as building footprints ({short(exc)}); "
                          "give a GeoJSON or GeoPackage of building polygons") from None
@@ -71,6 +78,21 @@ def read_footprints(path: Path, crs: str, *, bounds: tuple[float, float, float, 
     if out["structure_id"].duplicated().any():
         raise SceneError(f"{path}: footprint ids in column {id_column!r} repeat; give each building its own id")
     return out
+
+
+def _one_layer(path: Path, layer: str | None, fix: str) -> str | None:
+    """The layer to read: ``layer`` if the file holds it, the only one, or a refusal naming them (never the first of several)."""
+    import pyogrio
+
+    names = [str(name) for name in pyogrio.list_layers(path)[:, 0]]
+    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    if layer is not None:
+        if layer not in names:
+            raise SceneError(f"{path}: no layer {layer!r} in the file (layers: {shown}); give one of them")
+        return layer
+    if len(names) > 1:
+        raise SceneError(f"{path}: holds {len(names)} layers ({shown}); {fix}")
+    return None
 
 
 def _check_has_geometry(frame, path: Path, wanted: str) -> None:
