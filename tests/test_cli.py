@@ -146,6 +146,26 @@ def test_add_buildings_refuses_to_guess_among_several_layers(capsys, tmp_path):
     assert code == 0 and err == "" and "5 footprint(s) over the AOI kept" in out
 
 
+def test_add_buildings_repairs_a_bow_tie_and_says_so(capsys, tmp_path):
+    """OpenStreetMap holds outlines drawn with two corners swapped: the building is real, its outline repairable."""
+    import geopandas as gpd
+
+    src = _footprints_geojson(tmp_path / "osm.geojson", -3.78, 13.82)
+    layer = json.loads(src.read_text())
+    d, lon, lat = 0.0001, -3.78, 13.821
+    layer["features"].append({"type": "Feature", "properties": {"osm_id": "bow"}, "geometry": {"type": "Polygon", "coordinates": [
+        [[lon, lat], [lon + d, lat + d], [lon + d, lat], [lon, lat + d], [lon, lat]]]}})  # crossing at its centre
+    src.write_text(json.dumps(layer))
+    code, out, err = _run(capsys, "add-buildings", "ogota", str(src), "--data", str(tmp_path / "data"))
+    assert code == 0 and err == "", err
+    assert "6 footprint(s) over the AOI kept, 1 invalid outline(s) repaired" in out
+    kept = gpd.read_file(tmp_path / "data" / "ogota" / "buildings.gpkg").set_index("structure_id").to_crs("EPSG:32630")
+    assert kept.geometry.is_valid.all()
+    # Known answer: a bow tie is two triangles, each a quarter of its box (shapely's signed area of the raw ring is 0).
+    box_area = kept.loc["w0"].geometry.area * 4  # w0 is a square of half the bow tie's side
+    assert kept.loc["bow"].geometry.area == pytest.approx(box_area / 2, rel=0.01)
+
+
 def test_a_settlement_outline_of_several_layers_is_refused_naming_them(tmp_path):
     import geopandas as gpd
 

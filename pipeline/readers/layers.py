@@ -66,8 +66,10 @@ def add_buildings(aoi: Aoi, source: Path, *, data_root: Path, replace: bool = Fa
             copy_file(target, root / f"buildings.replaced-{stamp}-{secrets.token_hex(3)}.gpkg", root=root, exclusive=True)
         write_vector(target, {"buildings": kept}, root=root)
     dropped = footprints.attrs.get("dropped", 0)
+    repaired = int(footprints["structure_id"].isin(footprints.attrs.get("repaired", [])).sum())
     return LayerAdded(target, sha256_file(target),
                       f"{len(kept)} footprint(s) over the AOI kept"
+                      + (f", {repaired} invalid outline(s) repaired (self-intersecting rings, as in a bow tie, made valid)" if repaired else "")
                       + (f", {dropped} non-polygon feature(s) ignored" if dropped else ""))
 
 

@@ -41,8 +41,9 @@ def read_footprints(path: Path, crs: str, *, bounds: tuple[float, float, float, 
 
     Keeps an identifier the user can trace back (``structure_id``, ``osm_id``, ``id``... in
     that order of preference, else the row number) as ``structure_id``; points and lines
-    are dropped and counted in ``attrs["dropped"]``; ``bounds`` (in ``crs``) keeps only the
-    footprints that touch them. A file of several layers needs ``layer``: the first is not guessed.
+    are dropped and counted in ``attrs["dropped"]``; invalid outlines are repaired and their
+    ids listed in ``attrs["repaired"]``; ``bounds`` (in ``crs``) keeps only the footprints
+    that touch them. A file of several layers needs ``layer``: the first is not guessed.
     """
     import geopandas as gpd
 
@@ -68,13 +69,21 @@ def read_footprints(path: Path, crs: str, *, bounds: tuple[float, float, float, 
         kinds = ", ".join(sorted(frame.geometry.dropna().geom_type.unique())) or "no geometry"
         raise SceneError(f"{path}: {len(frame)} feature(s), none a polygon ({kinds}); footprints are building outlines "
                          f"(polygons, as Open Buildings or OpenStreetMap give them), not points or lines")
-    out = gpd.GeoDataFrame({"structure_id": ids[polygonal].to_numpy()},
-                           geometry=frame.geometry[polygonal].make_valid().to_numpy(), crs=frame.crs).to_crs(crs)
+    # Third-party layers (OpenStreetMap above all) hold self-intersecting outlines, a bow tie drawn with two
+    # corners swapped: the building is real, so it is repaired, not refused, and the count said. The "structure"
+    # method keeps the area the rings enclose and polygons only ("linework" can leave lines in a collection).
+    shapes = frame.geometry[polygonal]
+    invalid = ~shapes.is_valid
+    out = gpd.GeoDataFrame({"structure_id": ids[polygonal].to_numpy(), "_repaired": invalid.to_numpy()},
+                           geometry=shapes.make_valid(method="structure", keep_collapsed=False).to_numpy(),
+                           crs=frame.crs).to_crs(crs)
     out = out[~out.geometry.is_empty & (out.geometry.area > 0)]
     if bounds is not None:
         out = out[out.intersects(box(*bounds))]
+    repaired = out.pop("_repaired")
     out = out.reset_index(drop=True)
     out.attrs["dropped"] = int((~polygonal).sum())
+    out.attrs["repaired"] = sorted(out["structure_id"][repaired.to_numpy()])
     if out["structure_id"].duplicated().any():
         raise SceneError(f"{path}: footprint ids in column {id_column!r} repeat; give each building its own id")
     return out
