@@ -419,7 +419,10 @@ def _check_mask_covers(mask: rasterio.io.DatasetReader, path: Path, scene: Path)
         if src.crs is None:
             return  # the scene itself is refused for it (check_overlap)
         left, bottom, right, top = file_bounds(src)
-        m_left, m_bottom, m_right, m_top = _bounds_in(mask, src.crs, path)
+        try:
+            m_left, m_bottom, m_right, m_top = _bounds_in(mask, src.crs, path)
+        except SceneError:
+            return  # a CRS that cannot be projected: the warp that follows refuses the mask for it
     overlap = max(0.0, min(right, m_right) - max(left, m_left)) * max(0.0, min(top, m_top) - max(bottom, m_bottom))
     cover = overlap / max((right - left) * (top - bottom), 1e-12)
     if cover < MIN_MASK_COVER:
