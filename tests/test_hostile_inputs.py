@@ -655,3 +655,32 @@ def test_detect_refuses_a_scene_beside_another_scenes_quality_mask(tmp_path, cap
                         "--out", str(tmp_path / "out"), "--data", str(tmp_path / "data"), "--no-figures")
     assert code == SceneError.exit_code
     _one_error_line(err, "20240127_103800_good_3B_udm2.tif", "does not cover its scene", "use the mask delivered with the scene")
+
+
+def _stretched(seed: int) -> np.ndarray:
+    """Ground stored as a 16-bit display stretch (0-65535), read as reflectance x 10000."""
+    ground = _ground(seed)
+    return (ground - ground.min()) / (ground.max() - ground.min()) * 6.5535
+
+
+@pytest.mark.parametrize("scale", ["16-bit stretch", "negative int16"])
+def test_detect_names_the_files_stored_at_another_scale_and_the_fix(tmp_path, capsys, scale):
+    """Every scene at another scale was refused as "too few clear scenes", naming scene ids, with "add clear
+    scenes" for a fix: no scene added fixes a scale."""
+    from pyproj import Transformer
+
+    scenes = tmp_path / "scenes"
+    for k in range(3):
+        if scale == "16-bit stretch":
+            _planet(scenes, f"2024012{6 + k}_103800_s", f"2024-01-2{6 + k}T10:38:00Z", _stretched(k + 2))
+        else:
+            _planet(scenes, f"2024012{6 + k}_103800_s", f"2024-01-2{6 + k}T10:38:00Z", _ground(k + 2) - 0.5, dtype="int16")
+    lon, lat = Transformer.from_crs("EPSG:32630", "EPSG:4326", always_xy=True).transform(500200.0, 1500100.0)
+    aoi_dir = _aoi(tmp_path / "aoi", "savanna", lon, lat, 120.0, "Africa/Bamako")
+    code, _, err = _cli(capsys, "detect", "savanna", "--scenes", str(scenes), "--aoi-dir", str(aoi_dir),
+                        "--out", str(tmp_path / "out"), "--data", str(tmp_path / "data"), "--no-figures")
+    assert code == SceneError.exit_code
+    _one_error_line(err, "20240126_103800_s_3B_AnalyticMS_SR.tif", "20240128_103800_s_3B_AnalyticMS_SR.tif",
+                    "not surface reflectance x 10000", "after dividing by 10000", "median",
+                    "export surface reflectance x 10000, or float reflectance")
+    assert "add clear scenes" not in err
