@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -161,9 +163,7 @@ def load_aoi(name: str, directory: Path = AOI_DIR) -> Aoi:
     """
     validate_aoi_name(name)
     path = Path(directory) / f"{name}.geojson"
-    if not path.is_file():
-        known = ", ".join(list_aois(directory)) or "none"
-        raise AoiError(f"{path}: no such AOI; known AOIs: {known}; add a GeoJSON Feature file named {name}.geojson")
+    _check_aoi_file(path, name, directory)
     size = path.stat().st_size
     if size > _MAX_FILE_BYTES:
         raise AoiError(f"{path}: file is {size / 1e6:.0f} MB, an AOI file is a few kB (limit {_MAX_FILE_BYTES / 1e6:.0f} MB); "
@@ -178,6 +178,33 @@ def load_aoi(name: str, directory: Path = AOI_DIR) -> Aoi:
     except OSError as exc:
         raise AoiError(f"{path}: cannot be read ({exc.strerror or exc}); fix its permissions or restore it from git") from None
     return aoi_from_feature(name, feature, path=path)
+
+
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"))
+
+
+def _check_aoi_file(path: Path, name: str, directory: Path) -> None:
+    """Refuse a missing AOI file with the known names, and one that is there but no regular file with what it is.
+
+    The registry lists every ``*.geojson`` name, so a link to /dev/zero was called missing while
+    listed among the known AOIs; and read, a device would never end.
+    """
+    fix = f"replace it with a GeoJSON Feature file named {name}.geojson, or restore it from git"
+    link = f" (a link to {os.readlink(path)})" if path.is_symlink() else ""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if link:
+            raise AoiError(f"{path}: the AOI file is a link to a file that does not exist{link}; {fix}") from None
+        known = ", ".join(list_aois(directory)) or "none"
+        raise AoiError(f"{path}: no such AOI; known AOIs: {known}; add a GeoJSON Feature file named {name}.geojson") from None
+    except OSError as exc:
+        raise AoiError(f"{path}: the AOI file exists but cannot be examined ({exc.strerror or exc}){link}; "
+                       f"fix its permissions, or {fix}") from None
+    if not stat.S_ISREG(mode):
+        kind = next((text for test, text in _KINDS if test(mode)), "not a file")
+        raise AoiError(f"{path}: the AOI file exists but is {kind}{link}, not a regular file; {fix}")
 
 
 def aoi_from_feature(name: str, feature: Any, *, path: Path | None = None) -> Aoi:

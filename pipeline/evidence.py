@@ -14,6 +14,7 @@ Where the layers are looked for: beside the scenes (``buildings*.gpkg`` /
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,13 +25,15 @@ import pandas as pd
 from pipeline.stages.confidence import confidence_tiers
 from pipeline.config import Params
 from pipeline.model import SceneRecord
-from pipeline.readers.firms import read_fire_csv
+from pipeline.readers.firms import FireTable, checked_fire_csv, first_skipped_row
 from pipeline.stages.corroborate import corroborate
 from pipeline.readers.vectors import read_footprints
 from pipeline.readers.rasters import sha256_file
 from pipeline.stages.structures import FootprintShift, structures_in_burns, texture_for_alignment
 
 __all__ = ["Evidence", "Layers", "find_layers", "count_structures", "gather_evidence", "footprint_files", "fire_files"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,8 @@ class Layers:
     """Footprints on the analysis grid's CRS and extent (``None``: the AOI has no layer)."""
     footprints_path: Path | None = None
     fire_paths: tuple[Path, ...] = ()
+    fire_tables: tuple[FireTable, ...] = ()
+    """The archives of ``fire_paths``, read and checked when found (empty: read when the evidence is gathered)."""
 
 
 @dataclass(frozen=True)
@@ -79,11 +84,24 @@ def fire_files(scenes_dir: Path, data_dir: Path) -> list[Path]:
 
 
 def find_layers(scenes_dir: Path, data_dir: Path, grid: Any) -> Layers:
-    """Find a run's footprint layer and fire archives, and read the footprints (within ``grid``)."""
+    """Find a run's footprint layer and fire archives, and read them (the footprints within ``grid``)."""
     fires = tuple(fire_files(scenes_dir, data_dir))
+    tables = _read_fire_files(fires)
     for path in footprint_files(scenes_dir, data_dir):
-        return Layers(read_footprints(path, grid.crs, bounds=grid.bounds), path, fires)
-    return Layers(fire_paths=fires)
+        return Layers(read_footprints(path, grid.crs, bounds=grid.bounds), path, fires, tables)
+    return Layers(fire_paths=fires, fire_tables=tables)
+
+
+def _read_fire_files(paths: tuple[Path, ...] | list[Path]) -> tuple[FireTable, ...]:
+    """The fire archives of a run, before any work: one of malformed rows only is refused (read, it said
+    "0 detections"), and each one with some malformed rows is said in one warning line naming the first."""
+    tables = tuple(checked_fire_csv(p, fix="download the FIRMS archive CSV again and put it in its place, or remove it")
+                   for p in paths)
+    for table in tables:
+        if table.skipped:
+            logger.warning(f"{table.path}: {table.skipped} malformed row(s) skipped ({first_skipped_row(table)}); "
+                           f"the {len(table.detections)} other detection(s) are read")
+    return tables
 
 
 def count_structures(footprints: gpd.GeoDataFrame, polygons: gpd.GeoDataFrame, *, detection: Any,
@@ -178,7 +196,8 @@ def gather_evidence(
 
     fire_matches = None
     if layers.fire_paths:
-        tables = [read_fire_csv(p) for p in layers.fire_paths]
+        read = len(layers.fire_tables) == len(layers.fire_paths)
+        tables = list(layers.fire_tables if read else _read_fire_files(layers.fire_paths))
         inputs += [{"role": "active_fires", "path": str(t.path), "sha256": sha256_file(t.path)} for t in tables]
         detections = pd.concat([t.detections for t in tables], ignore_index=True)
         fire_matches = corroborate(polygons, detections, max_distance_m=params.fire_max_distance_m)

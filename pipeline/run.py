@@ -40,7 +40,7 @@ from pipeline.readers.rasters import sha256_file
 from pipeline.provenance.manifest import input_entry, recorded_overrides, run_folder_files, seal_manifest
 from pipeline.stages.normalise import BandFit, apply_fits, clearest_scene, identity_fits, normalise, wants_normalisation
 from pipeline.stages.perimeter import extent_dates, extent_polygons
-from pipeline.stages.plausibility import judge_scenes, mask_implausible
+from pipeline.stages.plausibility import judge_scenes, mask_implausible, off_scale
 from pipeline.stages.sky import can_screen, sun_azimuth_for, unflagged_sky
 from pipeline.stages.polygons import burn_polygons, nonfire_polygons, transient_polygons
 from pipeline.stages.split import WALL_BANDS, before_brightness
@@ -172,6 +172,7 @@ def _measure(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, l
         stage(f"cloud screening: {maskless} of {len(records)} scenes came without a cloud mask", logger=logger)
     stack, clear_fraction = _observed(stack, records, refused, loaded_grid, analysis_grid)
     usable = (clear_fraction >= params.min_clear_fraction) & np.array([r is None for r in refused])
+    _refuse_off_scale(in_aoi, records, usable)
     used, used_records = _usable(stack, records, usable, refused, clear_fraction, params, aoi_name=aoi_name)
     (normalised, shifts, fits), kept_work = _aligned(used, len(used_records), params=params, loaded_grid=loaded_grid,
                                                      analysis_grid=analysis_grid, shift_cache=shift_cache, kept=kept)
@@ -335,6 +336,29 @@ def _usable(stack: xr.Dataset, records: list[SceneRecord], usable: np.ndarray, r
     if params.reference_scene >= len(keep):
         raise PipelineError(f"parameter reference_scene={params.reference_scene} but only {len(keep)} usable scenes; lower it")
     return stack.isel(time=keep), [records[i] for i in keep]
+
+
+def _refuse_off_scale(in_aoi: xr.Dataset, records: list[SceneRecord], usable: np.ndarray) -> None:
+    """One line naming the files whose values are on another scale, when without them fewer than two scenes
+    are usable: the fix is another export of those files, not more scenes (the fix for cloud)."""
+    if usable.sum() >= 2:
+        return
+    bands = [str(b) for b in in_aoi.band.values]
+    refl, clear = in_aoi["reflectance"].values, in_aoi["clear"].values
+    off = {}
+    for i in np.flatnonzero(~usable):
+        # Landsat's scale (0.0000275, offset -0.2) is not 10000: say how its values were read.
+        read_as = " after Landsat's scale and offset" if "landsat" in records[i].sensor.lower() else " after dividing by 10000"
+        why = off_scale(refl[i], clear[i], bands=bands, read_as=read_as)
+        if why is not None:
+            off[i] = why
+    if not off or usable.sum() + len(off) < 2:
+        return  # fixing the scale would not give two scenes: the clouds are said too
+    files = [records[i].files.get("reflectance") or next(iter(records[i].files.values()), records[i].scene_id) for i in off]
+    shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+    first = next(iter(off))
+    raise SceneError(f"{shown}: values are not surface reflectance x 10000 ({records[first].scene_id}: {off[first]}); "
+                     f"export surface reflectance x 10000, or float reflectance (0-1), and run again")
 
 
 def _too_few_usable(records: list[SceneRecord], usable: np.ndarray, refused: list[str | None], clear_fraction: np.ndarray,

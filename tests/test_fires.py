@@ -373,3 +373,50 @@ def test_corroborate_does_not_modify_its_inputs():
     corroborate(polygons, detections)
     pd.testing.assert_frame_equal(polygons, before[0])
     pd.testing.assert_frame_equal(detections, before[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# a fires file found by a run
+
+
+def _scenes_and_aoi(tmp_path):
+    """Three Planet-style scenes and an AOI over them: enough for a run to reach its evidence layers."""
+    from factories import write_scene, write_square_aoi
+
+    scenes = tmp_path / "scenes"
+    for day in (26, 27, 28):
+        write_scene(scenes, f"202401{day}_103800_s", acquired=f"2024-01-{day}T10:38:00Z")
+    lon, lat = Transformer.from_crs("EPSG:32630", "EPSG:4326", always_xy=True).transform(500200.0, 1500100.0)
+    return scenes, write_square_aoi(tmp_path / "aoi", "savanna", lon, lat, 120.0, "Africa/Bamako")
+
+
+@pytest.mark.parametrize("where", ["beside the scenes", "kept by add-fires"])
+def test_detect_refuses_a_fires_file_of_malformed_rows_only(tmp_path, capsys, where):
+    """Read, it said "0 detections": as if no fire had been seen."""
+    from factories import run_cli
+
+    scenes, aoi_dir = _scenes_and_aoi(tmp_path)
+    folder = scenes if where == "beside the scenes" else tmp_path / "data" / "savanna" / "fires"
+    folder.mkdir(parents=True, exist_ok=True)
+    bad = write(folder, "fires_viirs.csv", VIIRS_HEADER, viirs(lat="999"), viirs(date="2024-02-30"))
+    code, _, err = run_cli(capsys, "detect", "savanna", "--scenes", scenes, "--aoi-dir", aoi_dir, "--out", tmp_path / "out",
+                           "--data", tmp_path / "data", "--no-figures")
+    assert code == SceneError.exit_code, err
+    lines = err.strip().splitlines()
+    assert [line for line in lines if line.startswith("burnscan: error:")] == lines[-1:] and "Traceback" not in err, err
+    assert str(bad) in lines[-1] and "every data row is malformed (2 row(s)" in lines[-1] and "row 1 after the header" in lines[-1]
+    assert "download the FIRMS archive CSV again" in lines[-1]
+
+
+def test_a_run_warns_once_of_a_fires_file_with_some_malformed_rows(tmp_path, caplog):
+    from pipeline.evidence import find_layers
+    from factories import GRID
+
+    scenes, _ = _scenes_and_aoi(tmp_path)
+    path = write(scenes, "fires_viirs.csv", VIIRS_HEADER, viirs(), viirs(date="2024-02-30"), viirs(lat="999"))
+    with caplog.at_level("WARNING"):
+        layers = find_layers(scenes, tmp_path / "data" / "savanna", GRID)
+    assert [len(t.detections) for t in layers.fire_tables] == [1]
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and str(path) in warned[0] and "2 malformed row(s)" in warned[0], warned
+    assert "row 2 after the header: acq_date" in warned[0]

@@ -634,3 +634,69 @@ def test_an_item_without_red_or_nir_assets_is_one_line(tmp_path):
     with pytest.raises(SceneError) as err:
         recognise(path)
     _one_line(err, "item.json", "no red or nir asset", "re-download")
+
+
+def _udm2(path: Path, origin: tuple[float, float]) -> None:
+    """An all-clear 8-band UDM2 of 200 x 200 pixels of 3 m with its top-left corner at ``origin``."""
+    with rasterio.open(path, "w", driver="GTiff", width=200, height=200, count=8, dtype="uint8", crs="EPSG:32630",
+                       transform=Affine(3.0, 0, origin[0], 0, -3.0, origin[1])) as dst:
+        dst.write(np.concatenate([np.ones((1, 200, 200), np.uint8), np.zeros((7, 200, 200), np.uint8)]))
+
+
+@pytest.mark.parametrize("origin", [(599900.0, 1600400.0), (499900.0 + 300.0, 1500400.0)], ids=["far", "half"])
+def test_a_quality_mask_that_does_not_cover_its_scene_is_refused(tmp_path, origin):
+    """Another scene's UDM2 beside a scene read its ground as all cloud: a clear scene silently dropped."""
+    _write_scene(tmp_path, "a")
+    _udm2(tmp_path / "a_3B_udm2.tif", origin)
+    with pytest.raises(SceneError) as err:
+        _load(tmp_path)
+    _one_line(err, "a_3B_udm2.tif", "does not cover its scene", "use the mask delivered with the scene")
+
+
+def test_a_quality_mask_on_its_scene_pixels_is_read(tmp_path):
+    _write_scene(tmp_path, "a")
+    _udm2(tmp_path / "a_3B_udm2.tif", (499900.0, 1500400.0))
+    stack, _ = _load(tmp_path)
+    assert bool(stack["clear"].values.all())
+
+
+def test_detect_refuses_a_scene_beside_another_scenes_quality_mask(tmp_path, capsys):
+    from pyproj import Transformer
+
+    scenes = _series(tmp_path / "scenes")
+    _udm2(scenes / "20240127_103800_good_3B_udm2.tif", (599900.0, 1600400.0))  # 100 km away
+    lon, lat = Transformer.from_crs("EPSG:32630", "EPSG:4326", always_xy=True).transform(500200.0, 1500100.0)
+    aoi_dir = _aoi(tmp_path / "aoi", "savanna", lon, lat, 120.0, "Africa/Bamako")
+    code, _, err = _cli(capsys, "detect", "savanna", "--scenes", str(scenes), "--aoi-dir", str(aoi_dir),
+                        "--out", str(tmp_path / "out"), "--data", str(tmp_path / "data"), "--no-figures")
+    assert code == SceneError.exit_code
+    _one_error_line(err, "20240127_103800_good_3B_udm2.tif", "does not cover its scene", "use the mask delivered with the scene")
+
+
+def _stretched(seed: int) -> np.ndarray:
+    """Ground stored as a 16-bit display stretch (0-65535), read as reflectance x 10000."""
+    ground = _ground(seed)
+    return (ground - ground.min()) / (ground.max() - ground.min()) * 6.5535
+
+
+@pytest.mark.parametrize("scale", ["16-bit stretch", "negative int16"])
+def test_detect_names_the_files_stored_at_another_scale_and_the_fix(tmp_path, capsys, scale):
+    """Every scene at another scale was refused as "too few clear scenes", naming scene ids, with "add clear
+    scenes" for a fix: no scene added fixes a scale."""
+    from pyproj import Transformer
+
+    scenes = tmp_path / "scenes"
+    for k in range(3):
+        if scale == "16-bit stretch":
+            _planet(scenes, f"2024012{6 + k}_103800_s", f"2024-01-2{6 + k}T10:38:00Z", _stretched(k + 2))
+        else:
+            _planet(scenes, f"2024012{6 + k}_103800_s", f"2024-01-2{6 + k}T10:38:00Z", _ground(k + 2) - 0.5, dtype="int16")
+    lon, lat = Transformer.from_crs("EPSG:32630", "EPSG:4326", always_xy=True).transform(500200.0, 1500100.0)
+    aoi_dir = _aoi(tmp_path / "aoi", "savanna", lon, lat, 120.0, "Africa/Bamako")
+    code, _, err = _cli(capsys, "detect", "savanna", "--scenes", str(scenes), "--aoi-dir", str(aoi_dir),
+                        "--out", str(tmp_path / "out"), "--data", str(tmp_path / "data"), "--no-figures")
+    assert code == SceneError.exit_code
+    _one_error_line(err, "20240126_103800_s_3B_AnalyticMS_SR.tif", "20240128_103800_s_3B_AnalyticMS_SR.tif",
+                    "not surface reflectance x 10000", "after dividing by 10000", "median",
+                    "export surface reflectance x 10000, or float reflectance")
+    assert "add clear scenes" not in err

@@ -625,3 +625,21 @@ def test_a_staging_folder_taken_by_another_clean_up_before_its_lock_is_replaced(
     write.write_text(tmp_path / "figures" / "a.txt", "written", root=tmp_path)
     assert taken and (tmp_path / "figures" / "a.txt").read_text() == "written"
     assert not [p for p in (tmp_path / "figures").iterdir() if p.name.endswith(write.STAGING_SUFFIX)]
+
+
+@pytest.mark.parametrize("kind", ["device", "folder", "dangling link"])
+def test_an_aoi_file_that_is_no_regular_file_is_named_as_such(tmp_path, capsys, kind):
+    """A link to /dev/zero in the registry was "no such AOI" while the known AOIs listed its name."""
+    aoi_dir = write_small_aoi(tmp_path / "aoi")
+    path = aoi_dir / "zero.geojson"
+    if kind == "folder":
+        path.mkdir()
+    else:
+        path.symlink_to("/dev/zero" if kind == "device" else tmp_path / "gone.geojson")
+    code, _, err = _cli(capsys, "detect", "zero", "--aoi-dir", aoi_dir, "--out", tmp_path / "out", "--data", tmp_path / "data",
+                        "--no-figures")
+    assert code == 3 and err.count("\n") == 1 and err.startswith("burnscan: error:"), err
+    assert str(path) in err and "no such AOI" not in err and "restore it from git" in err
+    assert ("not a regular file" in err) if kind != "dangling link" else ("does not exist" in err)
+    if kind == "device":
+        assert "character device" in err and "/dev/zero" in err

@@ -28,7 +28,7 @@ import pandas as pd
 
 from pipeline.errors import SceneError
 
-__all__ = ["FireTable", "read_fire_csv", "FIRE_COLUMNS"]
+__all__ = ["FireTable", "read_fire_csv", "checked_fire_csv", "first_skipped_row", "FIRE_COLUMNS"]
 
 FIRE_COLUMNS = ["detection_id", "latitude", "longitude", "acquired_utc", "satellite", "instrument",
                 "confidence", "confidence_raw", "frp", "daynight"]
@@ -417,3 +417,19 @@ def read_fire_csv(path: Path, *, now: datetime | None = None) -> FireTable:
                      first_skipped=first_skipped)
 
 
+def first_skipped_row(table: FireTable) -> str:
+    """The first row ``table`` left out and why, as messages say it."""
+    row, why = table.first_skipped or (0, "unknown")
+    return f"the first, row {row} after the header: {why}"
+
+
+def checked_fire_csv(path: Path, *, fix: str, now: datetime | None = None) -> FireTable:
+    """:func:`read_fire_csv`, refusing a file whose every data row is malformed (``fix`` ends the message).
+
+    Kept or read, such a file would say "0 detections", as if no fire had been seen; a header
+    alone is a file with no detection, and is read.
+    """
+    table = read_fire_csv(path, now=now)
+    if table.skipped and not len(table.detections):
+        raise SceneError(f"{path}: every data row is malformed ({table.skipped} row(s); {first_skipped_row(table)}); {fix}")
+    return table

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pipeline.aoi import Aoi
 from pipeline.errors import ParameterError, SceneError
-from pipeline.readers.firms import read_fire_csv
+from pipeline.readers.firms import checked_fire_csv, first_skipped_row
 from pipeline.readers.vectors import read_footprints
 from pipeline.readers.rasters import sha256_file
 from pipeline.names import derived_name
@@ -76,12 +76,8 @@ def add_buildings(aoi: Aoi, source: Path, *, data_root: Path, replace: bool = Fa
 def add_fires(aoi: Aoi, source: Path, *, data_root: Path) -> LayerAdded:
     """Keep an active-fire archive CSV under ``<data>/<aoi>/fires/`` after checking that it parses."""
     source = Path(source)
-    table = read_fire_csv(source)
-    row, why = table.first_skipped or (0, "unknown")
-    first = f"the first, row {row} after the header: {why}"
-    if table.skipped and not len(table.detections):
-        raise SceneError(f"{source}: every data row is malformed ({table.skipped} row(s); {first}); nothing was kept: "
-                         "download the FIRMS archive CSV again and add that")
+    table = checked_fire_csv(source, fix="nothing was kept: download the FIRMS archive CSV again and add that")
+    first = first_skipped_row(table)
     folder = Path(data_root) / aoi.name / "fires"
     stem, suffix = (source.stem, source.suffix) if source.suffix.lower() == ".csv" else (source.name, ".csv")
     target = folder / f"{derived_name(stem)}{suffix}"

@@ -430,7 +430,7 @@ def _load_one(files: SceneFiles, grid: Grid) -> tuple[np.ndarray, np.ndarray, tu
     reflectance = np.where(valid[None], raw / REFLECTANCE_SCALE, np.nan).astype(np.float32)
     clear = valid.copy()
     if files.udm2 is not None:
-        udm = read_quality_mask(files.udm2, grid)
+        udm = read_quality_mask(files.udm2, grid, scene=path)
         if udm.shape[0] < 6:
             raise SceneError(f"{files.udm2}: {udm.shape[0]} bands, a UDM2 has 8; give the *_udm2.tif of the scene")
         flagged = (udm[_UDM2_SNOW] > 0) | (udm[_UDM2_SHADOW] > 0) | (udm[_UDM2_HEAVY_HAZE] > 0) | (udm[_UDM2_CLOUD] > 0)
@@ -439,7 +439,7 @@ def _load_one(files: SceneFiles, grid: Grid) -> tuple[np.ndarray, np.ndarray, tu
         seen = (udm[_UDM2_CLEAR] > 0) | (udm[_UDM2_LIGHT_HAZE] > 0)
         clear &= seen & ~flagged
     elif files.udm is not None:
-        clear &= read_quality_mask(files.udm, grid)[0] == 0
+        clear &= read_quality_mask(files.udm, grid, scene=path)[0] == 0
     props = read_metadata(files, tags)
     return reflectance, clear, names, props
 

@@ -406,17 +406,47 @@ def check_overlap(src: rasterio.io.DatasetReader, grid: Grid, path: Path) -> Non
                          f"(PlanetScope 3 m, Sentinel-2 10-20 m, Landsat 30 m)")
 
 
-def read_quality_mask(path: Path, grid: Grid) -> np.ndarray:
-    """A quality mask on ``grid`` (nearest neighbour: classes must not be blended)."""
+MIN_MASK_COVER = 0.9
+"""Share of its scene's footprint a quality mask must cover. Planet delivers the UDM2 on the
+scene's own pixels (cover 1, clipped deliveries included); a mask covering less is another
+scene's or a shifted one, and outside it the scene would read as all cloud."""
+
+
+def read_quality_mask(path: Path, grid: Grid, *, scene: Path | None = None) -> np.ndarray:
+    """A quality mask on ``grid`` (nearest neighbour: classes must not be blended).
+
+    With ``scene`` (its reflectance file), a mask that does not cover that scene's footprint
+    (:data:`MIN_MASK_COVER`) is refused: read anyway, it made a clear scene look cloudy.
+    """
     check_regular_file(path)
     try:
         with open_raster(path) as src:
             if src.crs is None:  # warped as if it lay on the grid, it would flag the wrong ground
                 raise SceneError(f"{path}: quality mask has no CRS; use the mask as delivered with its scene (GeoTIFF with its CRS)")
             check_numeric(src, path, fix="use the mask as delivered with its scene")
+            if scene is not None:
+                _check_mask_covers(src, path, scene)
             return warp_to_grid(src, grid, Resampling.nearest, None)
     except UNREADABLE as exc:
         raise SceneError(f"{path}: quality mask cannot be read ({short(exc)}); re-download it") from None
+
+
+def _check_mask_covers(mask: rasterio.io.DatasetReader, path: Path, scene: Path) -> None:
+    """Refuse a quality mask covering under :data:`MIN_MASK_COVER` of ``scene``'s footprint (boxes in the scene's CRS)."""
+    with rasterio.open(scene) as src:
+        if src.crs is None:
+            return  # the scene itself is refused for it (check_overlap)
+        left, bottom, right, top = file_bounds(src)
+        try:
+            m_left, m_bottom, m_right, m_top = _bounds_in(mask, src.crs, path)
+        except SceneError:
+            return  # a CRS that cannot be projected: the warp that follows refuses the mask for it
+    overlap = max(0.0, min(right, m_right) - max(left, m_left)) * max(0.0, min(top, m_top) - max(bottom, m_bottom))
+    cover = overlap / max((right - left) * (top - bottom), 1e-12)
+    if cover < MIN_MASK_COVER:
+        how = "does not overlap it at all" if overlap == 0 else f"covers only {cover:.0%} of its footprint"
+        raise SceneError(f"{path}: quality mask does not cover its scene {scene.name} (it {how}: another scene's mask, or "
+                         f"a shifted one); use the mask delivered with the scene")
 
 
 def stack_scenes(loaded: list[tuple[SceneRecord, np.ndarray, np.ndarray]], grid: Grid) -> tuple[xr.Dataset, list[SceneRecord]]:

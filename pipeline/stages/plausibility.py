@@ -12,7 +12,8 @@ such a scene:
 - :func:`possible_pixels` and :func:`mask_implausible`: pixels that cannot be reflectance
   are not observed; scenes refused as a whole are not observed anywhere;
 - :func:`implausible_reflectance` / :func:`judge_scenes`: why a scene's reflectance over
-  the AOI cannot be ground (``None`` when it can);
+  the AOI cannot be ground (``None`` when it can); :func:`off_scale`: what its values look like
+  when they are on another scale;
 - :func:`implausible_time`: why an acquisition time cannot be the sensor's;
 - :func:`too_coarse`: why a native pixel is too coarse for the analysis grid.
 
@@ -30,7 +31,7 @@ from numpy.typing import DTypeLike
 import xarray as xr
 
 __all__ = ["PIXEL_RANGE", "SCENE_RANGE", "FIRST_LIGHT", "DARKEST_GROUND", "implausible_dtype", "implausible_stored",
-           "possible_pixels", "mask_implausible", "implausible_reflectance", "judge_scenes", "implausible_time",
+           "possible_pixels", "mask_implausible", "implausible_reflectance", "off_scale", "judge_scenes", "implausible_time",
            "first_light", "too_coarse"]
 
 PIXEL_RANGE = (-0.2, 2.0)
@@ -260,26 +261,48 @@ def implausible_reflectance(reflectance: np.ndarray, clear: np.ndarray, *, bands
     >>> implausible_reflectance(refl + np.random.default_rng(0).normal(0, 0.02, refl.shape), clear) is None
     True
     """
-    names = list(bands) if bands is not None else [f"band {i + 1}" for i in range(reflectance.shape[0])]
-    seen = reflectance[:, clear]
-    seen = seen[:, np.all(np.isfinite(seen), axis=0)]
+    names, seen = _seen(reflectance, clear, bands)
     if seen.shape[1] == 0:
         return None  # nothing seen: the clear-share rule says so
-    low, high = SCENE_RANGE
-    for name, values in zip(names, seen):
-        below, above = float(np.mean(values < low)), float(np.mean(values > high))
-        if above > SCENE_SHARE:
-            return (f"its reflectance is not physical: {above:.0%} of its clear pixels are above {high} in {name} "
-                    f"(median {np.median(values):.2f}; a saturated or wrongly scaled product); read as not observed")
-        if below > SCENE_SHARE:
-            return (f"its reflectance is not physical: {below:.0%} of its clear pixels are below {low} in {name} "
-                    f"(median {np.median(values):.2f}; a wrong offset or scale); read as not observed")
+    off = off_scale(reflectance, clear, bands=bands)
+    if off is not None:
+        return f"its reflectance is not physical: {off}; read as not observed"
     if seen.shape[1] >= MIN_PIXELS:
         q25, q75 = np.percentile(seen, [25, 75], axis=1)
         if np.all(q75 - q25 < CONSTANT_SPREAD):
             medians = ", ".join(f"{n} {m:.2f}" for n, m in zip(names, np.median(seen, axis=1)))
             return (f"its reflectance is constant ({medians}; spread under {CONSTANT_SPREAD} in every band): "
                     f"a fill value or a flat pattern, not ground; read as not observed")
+    return None
+
+
+def _seen(reflectance: np.ndarray, clear: np.ndarray, bands: Sequence[str] | None) -> tuple[list[str], np.ndarray]:
+    """Band names, and the (band, pixel) values of the clear pixels finite in every band."""
+    names = list(bands) if bands is not None else [f"band {i + 1}" for i in range(reflectance.shape[0])]
+    seen = reflectance[:, clear]
+    return names, seen[:, np.all(np.isfinite(seen), axis=0)]
+
+
+def off_scale(reflectance: np.ndarray, clear: np.ndarray, *, bands: Sequence[str] | None = None,
+              read_as: str = "") -> str | None:
+    """What one scene's values look like when over :data:`SCENE_SHARE` of its clear pixels lie outside
+    :data:`SCENE_RANGE` in a band (a wrong scale or offset, or a saturated detector), or ``None``.
+
+    ``read_as`` follows the median, to say how the stored values became reflectance (" after dividing by 10000").
+
+    >>> refl = np.full((1, 10, 10), 3.2); clear = np.ones((10, 10), bool)
+    >>> off_scale(refl, clear, bands=["nir"], read_as=" after dividing by 10000")
+    'median nir 3.20 after dividing by 10000, 100% of its clear pixels above 1.2 (a wrong scale, or a saturated detector)'
+    """
+    names, seen = _seen(reflectance, clear, bands)
+    low, high = SCENE_RANGE
+    for name, values in zip(names, seen if seen.shape[1] else ()):
+        below, above = float(np.mean(values < low)), float(np.mean(values > high))
+        if above > SCENE_SHARE:
+            return (f"median {name} {np.median(values):.2f}{read_as}, {above:.0%} of its clear pixels above {high} "
+                    f"(a wrong scale, or a saturated detector)")
+        if below > SCENE_SHARE:
+            return f"median {name} {np.median(values):.2f}{read_as}, {below:.0%} of its clear pixels below {low} (a wrong offset or scale)"
     return None
 
 
