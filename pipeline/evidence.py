@@ -94,12 +94,16 @@ def find_layers(scenes_dir: Path, data_dir: Path, grid: Any) -> Layers:
 
 def _read_fire_files(paths: tuple[Path, ...] | list[Path]) -> tuple[FireTable, ...]:
     """The fire archives of a run, before any work: one of malformed rows only is refused (read, it said
-    "0 detections"), and each one with some malformed rows is said in one warning line naming the first."""
+    "0 detections"), and each one with some malformed rows is said in one progress line naming the first.
+
+    A progress line, not a warning: ``add-fires`` warned when the archive was kept, the report lists
+    the skipped rows, and a quiet run (``-q``) prints results and errors only.
+    """
     tables = tuple(checked_fire_csv(p, fix="download the FIRMS archive CSV again and put it in its place, or remove it")
                    for p in paths)
     for table in tables:
         if table.skipped:
-            logger.warning(f"{table.path}: {table.skipped} malformed row(s) skipped ({first_skipped_row(table)}); "
+            logger.info(f"{table.path}: {table.skipped} malformed row(s) skipped ({first_skipped_row(table)}); "
                            f"the {len(table.detections)} other detection(s) are read")
     return tables
 
