@@ -104,7 +104,7 @@ def _read_fire_files(paths: tuple[Path, ...] | list[Path]) -> tuple[FireTable, .
     for table in tables:
         if table.skipped:
             logger.info(f"{table.path}: {table.skipped} malformed row(s) skipped ({first_skipped_row(table)}); "
-                           f"the {len(table.detections)} other detection(s) are read")
+                        f"the {len(table.detections)} other detection(s) are read")
     return tables
 
 
