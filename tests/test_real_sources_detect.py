@@ -115,3 +115,17 @@ def test_real_landsat_scene_under_cloud_is_reported_as_unusable(shared_data, tmp
     code, out, err = _cli(capsys, "detect", "amazonas", "--data", str(tmp_path / "data"), "--aoi-dir", str(aoi_dir),
                           "--out", str(tmp_path / "out"), "--set", "resolution_m=100", "--set", "margin_m=0", "--no-figures")
     assert code == 4 and err.strip().splitlines()[-1].startswith("burnscan: error:") and "add clear scenes" in err
+
+
+def test_real_naip_digital_numbers_are_refused_naming_the_file_and_the_products_to_use(shared_data, tmp_path, capsys):
+    """NAIP's 8-bit bands are uncalibrated digital numbers: read as reflectance x 10000 they would
+    be darker than any ground and report nothing burned. The refusal names a product that works."""
+    folder = shared_data / "real" / "naip-rgbn-multidate"
+    aoi_dir = _aoi(tmp_path / "aoi", "potholes", -99.155, 47.02, 1500.0, "America/Chicago")
+    code, out, err = _cli(capsys, "detect", "potholes", "--aoi-dir", str(aoi_dir), "--scenes", str(folder),
+                          "--bands", "red,green,blue,nir", "--time-from-name", "--out", str(tmp_path / "out"))
+    lines = err.strip().splitlines()
+    assert code != 0 and out == "" and "Traceback" not in err
+    assert lines[-1].startswith(f"burnscan: error: {folder}/m_4709963_se_14_1_2009") and "digital numbers" in lines[-1]
+    assert "surface-reflectance product" in lines[-1] and "Sentinel-2 L2A" in lines[-1]
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("report.json"))

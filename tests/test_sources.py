@@ -211,7 +211,7 @@ def _export(path: Path, kind: str, seed: int = 2) -> Path:
 
 
 @pytest.mark.parametrize("kind, needle", [
-    ("8-bit", "8-bit values (0-255): a display rendering"),
+    ("8-bit", "8-bit values (0-255): digital numbers or a display rendering"),
     ("8-bit in 16", "no value above 2"),
     ("8-bit in float", "no value above 2"),
     ("dark", "under 100: darker than any ground"),  # red stored at 64 (gain 400): its 99th percentile is about 83
@@ -269,7 +269,7 @@ def _savanna_aoi(folder: Path) -> Path:
     return write_square_aoi(folder, "savanna", lon, lat, 120.0, "Africa/Bamako")
 
 
-@pytest.mark.parametrize("kind, needle", [("8-bit", "8-bit values (0-255): a display rendering"),
+@pytest.mark.parametrize("kind, needle", [("8-bit", "8-bit values (0-255): digital numbers or a display rendering"),
                                           ("complex", "complex values (complex64)")])
 def test_detect_refuses_exports_that_are_not_reflectance_in_one_line(tmp_path, cli, kind, needle):
     """Three 8-bit exports ran to "0.00 ha burned" (a silent false negative), complex ones with their imaginary

@@ -353,7 +353,8 @@ def no_crs_error(src: rasterio.io.DatasetReader, path: Path) -> SceneError:
     return SceneError(f"{path}: no CRS in the file; use a georeferenced delivery (GeoTIFF with its CRS)")
 
 
-EXPORT_REFLECTANCE = "export surface reflectance as 16-bit integers (reflectance x 10000) or as floating-point reflectance"
+EXPORT_REFLECTANCE = ("use the provider's surface-reflectance product (PlanetScope SR, Sentinel-2 L2A, Landsat Level-2), or export "
+                      "surface reflectance as 16-bit integers (reflectance x 10000) or as floating-point reflectance")
 """The fix for a file whose values cannot be read as surface reflectance."""
 
 

@@ -149,7 +149,8 @@ def implausible_stored(stored: np.ndarray, *, dtype: DTypeLike | str, bands: Seq
 
     Notes
     -----
-    Refused, after :func:`implausible_dtype`: 8-bit integers (255 at most: a display rendering);
+    Refused, after :func:`implausible_dtype`: 8-bit integers (255 at most: an aerial survey's
+    uncalibrated digital numbers, such as NAIP's, or a display rendering);
     values of a wider type none of which exceeds 255 (reflectance 0.0255 at most in every band,
     near infrared included, where soil and vegetation reflect over 0.1); a 99th percentile of the
     brightest visible band under :data:`DARKEST_GROUND` x 10000. Zeros are left out: exports
@@ -158,7 +159,7 @@ def implausible_stored(stored: np.ndarray, *, dtype: DTypeLike | str, bands: Seq
     Examples
     --------
     >>> implausible_stored(np.zeros((3, 0)), dtype="uint8", bands=["green", "red", "nir"])
-    '8-bit values (0-255): a display rendering, not surface reflectance'
+    '8-bit values (0-255): digital numbers or a display rendering, not surface reflectance'
     >>> implausible_stored(np.full((3, 10), 3000.0), dtype="uint16", bands=["green", "red", "nir"]) is None
     True
     """
@@ -167,7 +168,8 @@ def implausible_stored(stored: np.ndarray, *, dtype: DTypeLike | str, bands: Seq
         return unreal
     kind = np.dtype(dtype)
     if kind.kind in "iu" and kind.itemsize == 1:
-        return f"8-bit values ({'0-255' if kind.kind == 'u' else '-128 to 127'}): a display rendering, not surface reflectance"
+        return (f"8-bit values ({'0-255' if kind.kind == 'u' else '-128 to 127'}): digital numbers or a display rendering, "
+                f"not surface reflectance")
     seen = np.asarray(stored, dtype=np.float64).reshape(len(bands), -1)
     with np.errstate(invalid="ignore"):
         positive = [values[np.isfinite(values) & (values > 0)] for values in seen]
