@@ -554,6 +554,7 @@ def scenes_remove(aoi: str, scene_id: str, data_root: Path, aoi_dir: Path) -> No
 def fetch(aoi: str, start: str, end: str, api: str | None, max_cloud: float | None, data_root: Path, aoi_dir: Path) -> None:
     """Search a STAC API for Sentinel-2 L2A over AOI, copy the AOI window of each scene, register it."""
     from datetime import date
+    from urllib.parse import urlsplit
 
     from pipeline.readers import fetch as fetching
     from pipeline.readers.catalogue import add_scenes
@@ -563,6 +564,11 @@ def fetch(aoi: str, start: str, end: str, api: str | None, max_cloud: float | No
         first, last = date.fromisoformat(start), date.fromisoformat(end)
     except ValueError:
         raise ParameterError(f"--start {start!r} / --end {end!r}: give days as YYYY-MM-DD") from None
+    if first > last:
+        raise ParameterError(f"--start {start} is after --end {end}: no day lies between them; swap them")
+    if api is not None and urlsplit(api).scheme not in ("http", "https"):
+        raise ParameterError(f"--api {api!r}: not an http(s) URL; give a STAC API's address, "
+                             f"e.g. {fetching.EARTH_SEARCH}")
     area = load_aoi(aoi, aoi_dir)
     items = fetching.fetch(api or fetching.EARTH_SEARCH, area.geometry, first, last, Path(data_root) / area.name / "sentinel2",
                            max_cloud=max_cloud)

@@ -235,3 +235,18 @@ def test_an_item_that_does_not_cover_the_aoi(api, tmp_path):
         fetching.download_window(item, (10.02, 40.02, 10.05, 40.05), tmp_path / "out")
     assert "does not cover the AOI" in str(err.value) and "\n" not in str(err.value)
     assert LAT and LON  # the small AOI's centre is what BBOX surrounds
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--start", "2024-02-05", "--end", "2024-01-18"], "--start 2024-02-05 is after --end 2024-01-18"),
+    (["--start", "2024-01-18", "--end", "2024-02-05", "--api", "file:///etc/passwd"], "not an http(s) URL"),
+    (["--start", "2024-01-18", "--end", "2024-02-05", "--api", "earth-search.aws.element84.com/v1"], "not an http(s) URL"),
+])
+def test_reversed_days_or_an_api_that_is_no_web_address_are_refused_before_any_search(api, tmp_path, capsys, args, needle):
+    _, handler = api
+    handler.fail = True  # a search would fail with another message
+    aoi_dir = write_small_aoi(tmp_path / "aoi")
+    code = main(["fetch", AOI_NAME, *args, "--data", str(tmp_path / "data"), "--aoi-dir", str(aoi_dir)])
+    out, err = capsys.readouterr()
+    assert code != 0 and out == "" and err.count("\n") == 1 and needle in err and "STAC search failed" not in err
+    assert not (tmp_path / "data").exists()

@@ -454,6 +454,19 @@ def test_a_signature_file_larger_than_any_is_a_problem_line_not_read(made, capsy
     assert f"{signature}: a 100 MB file, over the 64 kB limit for a signature; the signature was damaged or replaced" in out
 
 
+
+def test_a_report_larger_than_any_is_a_problem_line_not_read(made, capsys, tmp_path):
+    """Read whole, a report of gigabytes would fill the memory before its hash was even compared."""
+    copy = _copy(made, tmp_path)
+    report = copy / "report.json"
+    with open(report, "r+b") as handle:
+        handle.truncate(200_000_000)  # sparse: 200 MB by its size, the report's own bytes first
+    code, out, err = _cli(capsys, "verify", copy)
+    assert code == 8 and "problem(s)" in _one_error(err)
+    assert f"{report}: a 200 MB file, over the 100 MB limit for a report; it was damaged or replaced" in out
+    assert "cannot be read as JSON" not in out
+
+
 # --- review -----------------------------------------------------------------------------
 
 

@@ -30,6 +30,7 @@ from pipeline.provenance.manifest import MANIFEST_NAME, SIGNATURE_NAME, load_man
 
 __all__ = ["RunCheck", "check_run", "check_folder", "verify_run", "sign_run"]
 
+_MAX_REPORT_BYTES = 100_000_000  # a report of thousands of burns is a few MB; a larger one is not burnscan's
 _MAX_SIGNATURE_BYTES = 64_000  # burnscan writes some 300 bytes of JSON; anything far larger is not a signature
 
 
@@ -107,8 +108,13 @@ def _check_report(run_dir: Path, manifest: dict[str, Any]) -> list[str]:
     path = Path(run_dir) / "report.json"
     if manifest["kind"] != "detect" or not path.is_file():
         return []  # a missing report is already a line of check_folder
+    from pipeline.readers.rasters import read_small_file
+
     try:
-        report = json.loads(path.read_text(encoding="utf-8"))
+        report = json.loads(read_small_file(path, _MAX_REPORT_BYTES, what="report", error=IntegrityError,
+                                            fix="it was damaged or replaced").decode("utf-8"))
+    except IntegrityError as exc:
+        return [str(exc)]
     except (OSError, ValueError) as exc:
         return [f"{path}: cannot be read as JSON ({exc}): it was damaged or replaced"]
     if not isinstance(report, dict):
