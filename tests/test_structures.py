@@ -297,6 +297,36 @@ def test_adjacent_grown_polygons_are_not_counted_twice():
     assert row["burned_fraction"] == pytest.approx(0.35)
 
 
+@pytest.mark.parametrize("later_covers_more", [True, False])
+def test_a_footprint_grown_burns_cover_equally_goes_to_the_burn_whose_own_pixels_cover_more(later_covers_more):
+    # The footprint lies between two burns of different places; grown by 12 m (a layer whose offset
+    # could not be measured) both cover it wholly. Their own outlines cover 30 % and 10 % of it.
+    near, far = (box(-20, -20, 3, 20), box(9, -20, 30, 20))
+    polys = _polys(*((far, near) if later_covers_more else (near, far)))
+    polys["site_id"] = ["S101", "S102"]
+    row = burned_structures(_fp(), polys, min_overlap=0.5, tolerance_m=12.0).iloc[0]
+    assert row["burned_fraction"] == pytest.approx(1.0)
+    assert row["polygon_id"] == (102 if later_covers_more else 101)
+
+
+def test_a_footprint_both_covered_by_a_burn_and_its_continuation_goes_to_the_burn():
+    # The later polygon is the part cloud hid on the day (same site): the place burned on the earlier
+    # date, though the later polygon's own pixels cover more of the footprint.
+    polys = _polys(box(-20, -20, 1, 20), box(1, -20, 30, 20))
+    polys["site_id"] = ["S101", "S101"]
+    row = burned_structures(_fp(), polys, min_overlap=0.5, tolerance_m=12.0).iloc[0]
+    assert row["polygon_id"] == 101 and row["first_seen"] == "2023-02-01"
+
+
+def test_a_footprint_equally_covered_by_the_own_pixels_of_two_burns_goes_to_the_nearer_then_the_earlier():
+    polys = _polys(box(-20, -20, -2, 20), box(11, -20, 30, 20))  # 2 m west, 1 m east: neither covers it
+    polys["site_id"] = ["S101", "S102"]
+    assert burned_structures(_fp(), polys, min_overlap=0.5, tolerance_m=12.0).iloc[0]["polygon_id"] == 102
+    polys = _polys(box(-20, -20, -1, 20), box(11, -20, 30, 20))  # 1 m each side
+    polys["site_id"] = ["S101", "S102"]
+    assert burned_structures(_fp(), polys, min_overlap=0.5, tolerance_m=12.0).iloc[0]["polygon_id"] == 101
+
+
 def test_polygons_with_named_index():
     polys = _polys(box(-50, -50, 6, 50), index=pd.Index([7], name="pid"))
     row = burned_structures(_fp(), polys).iloc[0]

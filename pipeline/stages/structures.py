@@ -226,7 +226,7 @@ def burned_structures(footprints: gpd.GeoDataFrame, polygons: gpd.GeoDataFrame, 
     -------
     pandas.DataFrame
         One row per footprint, columns :data:`STRUCTURE_COLUMNS`; the date columns are those
-        of the polygon covering most of the footprint, empty when not burned.
+        of the polygon covering most of the footprint (:func:`_covering_burn`), empty when not burned.
     """
     if not 0 < min_overlap <= 1:
         raise ParameterError(f"min_overlap={min_overlap!r}: pass a share of the footprint in (0, 1], e.g. 0.5")
@@ -249,12 +249,35 @@ def burned_structures(footprints: gpd.GeoDataFrame, polygons: gpd.GeoDataFrame, 
         row = {"structure_id": sid, "burned_fraction": round(min(fraction, 1.0), 3), "burned": fraction >= min_overlap,
                "polygon_id": None, "first_seen": "", "last_clear_before": "", "first_seen_index": -1, "setting": ""}
         if row["burned"]:
-            poly = polygons.iloc[max(touching, key=lambda pi: geom.intersection(shapes.iloc[pi]).area)]
+            poly = polygons.iloc[_covering_burn(geom, touching, shapes, polygons)]
             row.update(polygon_id=poly["polygon_id"], first_seen=poly["first_seen"],
                        last_clear_before=poly["last_clear_before"], first_seen_index=int(poly["first_seen_index"]),
                        setting=poly["setting"])
         rows.append(row)
     return pd.DataFrame(rows, columns=STRUCTURE_COLUMNS)
+
+
+def _covering_burn(geom, touching: list[int], grown: gpd.GeoSeries, polygons: gpd.GeoDataFrame) -> int:
+    """The burn a burned footprint belongs to: the one whose grown outline covers most of it.
+
+    Grown outlines of neighbouring burns can cover a footprint equally (wholly, when the
+    growth is wider than the gap between them). Among those, a burn that continues an earlier
+    one where cloud hid it (the same ``site_id``) is the earlier one's: the place burned then.
+    Burns of different sites are told apart by what their own pixels cover of the footprint,
+    then by which lies nearer; a full tie goes to the earlier row.
+    """
+    covered = [geom.intersection(grown.iloc[pi]).area for pi in touching]
+    best = max(covered)
+    tied = sorted(pi for pi, c in zip(touching, covered) if c >= best - 1e-9 * max(best, 1.0))
+    if len(tied) > 1 and "site_id" in polygons.columns:
+        first_of_site: dict = {}
+        for pi in tied:  # one per site: its earliest row
+            first_of_site.setdefault(polygons["site_id"].iloc[pi], pi)
+        tied = list(first_of_site.values())
+    if len(tied) == 1:
+        return tied[0]
+    own = polygons.geometry
+    return min(tied, key=lambda pi: (-geom.intersection(own.iloc[pi]).area, geom.distance(own.iloc[pi]), pi))
 
 
 def structures_in_burns(footprints: gpd.GeoDataFrame, reference: xr.DataArray, polygons: gpd.GeoDataFrame, *,
