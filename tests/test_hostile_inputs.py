@@ -700,3 +700,23 @@ def test_detect_names_the_files_stored_at_another_scale_and_the_fix(tmp_path, ca
                     "not surface reflectance x 10000", "after dividing by 10000", "median",
                     "export surface reflectance x 10000, or float reflectance")
     assert "add clear scenes" not in err
+
+
+def test_a_folder_of_linked_deliveries_says_the_links_are_not_followed(small_run, tmp_path):
+    """Links to folders are not walked (a loop, or a path out of the folder given); a folder that holds
+    only such links must say so, not just "no scene recognised"."""
+    from pipeline.errors import SceneError
+    from pipeline.readers.recognise import recognise
+
+    scenes = tmp_path / "scenes"
+    (scenes / "january").mkdir(parents=True)
+    os.symlink(small_run.outcome.demo_folder, scenes / "january" / "planet")
+    with pytest.raises(SceneError) as refused:
+        recognise(scenes)
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith(f"{scenes}: no scene recognised")
+    assert "1 link(s) to a folder (january/planet), which are not followed: give the linked folder itself" in message
+    assert recognise(scenes / "january" / "planet")  # the linked folder itself is read
+    (scenes / "january" / "planet").unlink()
+    with pytest.raises(SceneError, match="; check the path$"):
+        recognise(scenes)

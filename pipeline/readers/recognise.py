@@ -100,7 +100,21 @@ def recognise(path: Path, **options: Any) -> list[SceneSource]:
         found = reader.find(path, **options)
         if found:
             return list(found)
+    linked = _linked_folders(path)
+    hint = (f"; it holds {len(linked)} link(s) to a folder ({', '.join(linked[:3])}), which are not followed: give the "
+            f"linked folder itself" if linked else "; check the path")
     raise SceneError(
         f"{path}: no scene recognised (Planet *_AnalyticMS_SR*.tif, Sentinel-2 STAC item or B*.tif band files, "
-        f"Landsat *_SR_B*.TIF with MTL, or a GeoTIFF with --bands); check the path"
+        f"Landsat *_SR_B*.TIF with MTL, or a GeoTIFF with --bands){hint}"
     )
+
+
+def _linked_folders(path: Path) -> list[str]:
+    """Names (relative to ``path``) of the links to folders under it: the walk does not follow them,
+    so a folder of linked deliveries reads as empty."""
+    if not path.is_dir():
+        return []
+    found = []
+    for folder, dirs, _ in os.walk(path):
+        found += [os.path.relpath(os.path.join(folder, d), path) for d in sorted(dirs) if os.path.islink(os.path.join(folder, d))]
+    return found
