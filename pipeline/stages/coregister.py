@@ -286,7 +286,6 @@ class _Sampler:
         self._linear = (np.pad(grad_r, _SAMPLE_PAD, mode="edge"), np.pad(grad_c, _SAMPLE_PAD, mode="edge"),
                         np.pad(mov_ok, _SAMPLE_PAD, mode="constant"))
         self.shape, self.keep, self.target = mov.shape, keep, target
-        self.rows, self.cols = (np.nonzero(keep)[axis] * float(_STRIDE) for axis in (0, 1))
 
     def sample(self, d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """At every kept pixel moved by ``d``: the cubic B-spline value of the moving image, whether
@@ -309,7 +308,8 @@ class _Sampler:
         return cubic[keep], inside[keep], linear[0][keep], linear[1][keep]
 
     def _sampled_by_scipy(self, d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        coords = np.vstack([self.rows + d[0], self.cols + d[1]])
+        rows, cols = np.nonzero(self.keep)
+        coords = np.vstack([rows * float(_STRIDE) + d[0], cols * float(_STRIDE) + d[1]])
         inner = (slice(_SAMPLE_PAD, -_SAMPLE_PAD),) * 2
         sampled = ndimage.map_coordinates(self._coeffs[inner], coords, order=3, prefilter=False, mode="nearest")
         inside = ndimage.map_coordinates(self._linear[2][inner], coords, order=1, mode="constant", cval=0.0) > 0.999
