@@ -202,6 +202,10 @@ class Calibration:
     """Per usable scene, per band: the fits onto the clearest scene that the per-pixel spectral reading
     (burned fraction, non-fire tests) applies where the index reads the scenes as delivered (calibrated
     SWIR products); empty where that reading uses the scenes as ``fits`` left them."""
+    band_noise: tuple[dict[str, list] | None, ...] = ()
+    """Per usable scene: each band's background drift and noise that the burned fraction is fitted with
+    (:func:`pipeline.stages.fraction.fit_noise`), so that every chunk fits as the whole scene would; empty or
+    ``None`` for a scene: each chunk measures its own."""
 
 
 @dataclass(frozen=True)

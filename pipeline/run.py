@@ -107,7 +107,7 @@ def calibrate(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, 
     """What is measured once on a whole scene stack and shared by every window of it.
 
     Which scenes are plausible and clear enough, their shifts onto the reference, their
-    band fits and the noise of each date's change. The noise depends on the burns of
+    band fits, the noise of each date's change and of each band the burned fraction is fitted on. The noise depends on the burns of
     earlier dates, so the dating runs here once too; :func:`apply` then repeats it with
     the noise fixed, which gives the same numbers on the same stack.
     """
@@ -132,7 +132,8 @@ def apply(stack: xr.Dataset, records: list[SceneRecord], calibration: Calibratio
     stage("normalisation applied: the scene-wide fits", logger=logger)
     normalised = apply_fits(aligned, fits)
     spectral = apply_fits(normalised, [list(f) for f in calibration.spectral_fits]) if calibration.spectral_fits else None
-    dated = _dated(normalised, params, analysis_grid, noise=list(calibration.noise), records=used_records, spectral=spectral)
+    dated = _dated(normalised, params, analysis_grid, noise=list(calibration.noise), records=used_records, spectral=spectral,
+                   band_noise=list(calibration.band_noise) or None)
     measured = _Measured(calibration, refused, clear_fraction, usable, used_records, shifts, fits, normalised, *dated)
     return _detection(measured, records, params=params, analysis_grid=analysis_grid, settlement=settlement, window=window)
 
@@ -188,6 +189,7 @@ def _measure(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, l
         noise=tuple(None if info is None else (info.background, info.noise_sigma) for info in thresholds),
         refused=tuple(refused),
         spectral_fits=tuple(tuple(f) for f in spectral_fits or ()),
+        band_noise=tuple(dates.attrs.get("band_noise", ())),
     )
     return _Measured(calibration, list(refused), clear_fraction, usable, used_records, shifts, fits,
                      normalised, index_name, index, change, dates, thresholds, kept_work)
@@ -428,11 +430,12 @@ def _onto_clearest(stack: xr.Dataset, reference: int, prefix: str, instead: str)
 
 
 def _dated(normalised: xr.Dataset, params: Params, analysis_grid: Grid, *, noise: list | None,
-           records: list[SceneRecord], spectral: xr.Dataset | None = None):
+           records: list[SceneRecord], spectral: xr.Dataset | None = None, band_noise: list | None = None):
     """Burn index, change between dates, and each pixel's first burned date with the thresholds used.
 
     ``spectral`` (:func:`_spectral_frame`): the scenes the per-pixel spectral reading reads instead of
-    ``normalised`` (the index reads ``normalised``).
+    ``normalised`` (the index reads ``normalised``). ``noise`` and ``band_noise``: the change's and the
+    burned fraction's noise per scene as the calibration measured them (``None``: measured here).
     """
     index_name = choose_index([str(b) for b in normalised.band.values], params.burn_index)
     stage(f"index: {index_name}", logger=logger)
@@ -449,7 +452,8 @@ def _dated(normalised: xr.Dataset, params: Params, analysis_grid: Grid, *, noise
     dates, thresholds = date_burns(change, index=index, clear=normalised["clear"], post_nir=post_nir, params=params,
                                    pixel_area_m2=analysis_grid.pixel_area_m2, noise=noise,
                                    reflectance=(normalised if spectral is None else spectral)["reflectance"],
-                                   sun=[(r.sun_elevation, r.sun_azimuth) for r in records], unmix_skip=coarse)
+                                   sun=[(r.sun_elevation, r.sun_azimuth) for r in records], unmix_skip=coarse,
+                                   band_noise=band_noise)
     dates.attrs["unmixing_left_out"] = list(coarse)
     return index_name, index, change, dates, thresholds
 

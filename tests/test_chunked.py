@@ -102,8 +102,9 @@ def test_chunks_on_two_workers_give_the_whole_scene_polygons(pair):
     assert list(chunked["n_pixels"]) == list(whole["n_pixels"])
     np.testing.assert_allclose(chunked["area_m2"], whole["area_m2"], rtol=1e-6)
     assert chunked.geometry.symmetric_difference(whole.geometry, align=False).area.max() < 1e-6
-    # The burned-fraction area too, across chunk edges (each chunk measures its own band noise: 1 % apart at most).
-    np.testing.assert_allclose(chunked["burned_fraction_ha"], whole["burned_fraction_ha"], rtol=0.01)
+    # The burned-fraction area too, across chunk edges: every chunk fits the shares with the band noise measured once
+    # on the scene (its own noise put them up to 0.005 ha apart), so they differ only by the rounding of the pieces.
+    np.testing.assert_allclose(chunked["burned_fraction_ha"], whole["burned_fraction_ha"], rtol=0, atol=2e-4)
     assert (chunked["burned_fraction_sigma_ha"] > 0).all()
 
 

@@ -13,7 +13,7 @@ from pipeline.config import Params
 from pipeline.grid import grid_for_bounds
 from pipeline.stages.change import consecutive_change
 from pipeline.stages.dating import date_burns
-from pipeline.stages.fraction import CHAR, WHITE_ASH, area_with_sigma, burned_fraction, unmix
+from pipeline.stages.fraction import CHAR, WHITE_ASH, area_with_sigma, burned_fraction, fit_noise, unmix
 from pipeline.stages.indices import burn_index
 from pipeline.stages.polygons import burn_polygons
 from pipeline.stages.threshold import burn_candidates, burn_mask
@@ -191,6 +191,26 @@ def test_shares_fitted_only_where_asked_are_those_of_the_whole_scene_and_nan_els
     for key in ("char", "ash", "fraction", "sigma_noise", "sigma_endmember"):
         value = getattr(nowhere, key)
         assert value.shape == (40, 40) and value.dtype == whole.fraction.dtype and np.isnan(value).all()
+
+
+def test_a_window_fitted_with_the_scene_s_noise_gets_the_scene_s_shares_not_its_own():
+    """A chunk fits with the band noise measured once on the scene (fit_noise), not with its own."""
+    rng = np.random.default_rng(11)
+    before = SAND[:, None, None] + rng.normal(0, 0.004, (4, 60, 60))
+    after = before + rng.normal(0, 0.004, before.shape)
+    after[:, 5:15, 5:15] = 0.5 * before[:, 5:15, 5:15] + 0.5 * np.array([CHAR[b] for b in BANDS])[:, None, None]
+    after[:, 30:, 30:] += rng.normal(0, 0.02, (4, 30, 30))  # a noisier corner: its own noise would weigh the bands otherwise
+    scene = fit_noise(before, after, bands=BANDS)
+    assert scene["bands"] == BANDS and len(scene["background"]) == len(scene["sigma"]) == 4
+    whole = burned_fraction(before, after, bands=BANDS)
+    np.testing.assert_array_equal(burned_fraction(before, after, bands=BANDS, noise=scene).fraction, whole.fraction)
+    window = (slice(None), slice(0, 40), slice(0, 40))
+    own = burned_fraction(before[window], after[window], bands=BANDS)
+    given = burned_fraction(before[window], after[window], bands=BANDS, noise=scene)
+    np.testing.assert_allclose(given.sigma_noise, whole.sigma_noise[:40, :40], rtol=1e-12)
+    assert not np.allclose(own.sigma_noise, whole.sigma_noise[:40, :40], rtol=1e-3)
+    with pytest.raises(ValueError, match="bands"):  # weights of other bands are a programming error, never used
+        burned_fraction(before, after, bands=BANDS, skip=["blue"], noise=scene)
 
 
 def test_no_burn_reaches_beyond_the_candidates_it_is_judged_on():

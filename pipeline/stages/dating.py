@@ -41,7 +41,7 @@ from scipy import ndimage
 import xarray as xr
 
 from pipeline.config import Params
-from pipeline.stages.fraction import Fraction, burned_fraction, unmixing_bands
+from pipeline.stages.fraction import Fraction, burned_fraction, fit_noise, unmixing_bands
 from pipeline.stages.indices import BURN_LEVELS, SEVERITY_SCALED
 from pipeline.stages.spectral import NON_FIRE, NOT_TESTED, PROPORTIONAL, STAYED, spectral_codes
 from pipeline.stages.threshold import ThresholdInfo, burn_candidates, burn_mask
@@ -341,6 +341,7 @@ def date_burns(
     reflectance: xr.DataArray | None = None,
     sun: list[tuple[float | None, float | None] | None] | None = None,
     unmix_skip: tuple[str, ...] | list[str] = (),
+    band_noise: list[dict[str, list] | None] | None = None,
 ) -> tuple[xr.Dataset, list[ThresholdInfo | None]]:
     """First-seen date and bracket of every burned pixel.
 
@@ -375,6 +376,11 @@ def date_burns(
     unmix_skip:
         Bands left out of the burned-fraction fit: those coarser than the grid
         (:func:`pipeline.stages.fraction.coarser_than_grid`).
+    band_noise:
+        Per scene, the burned-fraction fit's weights (:func:`pipeline.stages.fraction.fit_noise`)
+        measured on the whole scene (for a chunk of it; ``None`` for a scene: measured here where
+        it has a burn to fit). ``None`` measures them here on every date with a change, and
+        ``dates.attrs["band_noise"]`` keeps what was used, per scene (``None``: not measured).
 
     Returns
     -------
@@ -430,6 +436,7 @@ def date_burns(
     opens = np.full(shape, -1, dtype=np.int16)  # where a scene at another hour could not date a mark: its bracket's start
     suns = list(sun) if sun is not None and len(sun) == n_time else [None] * n_time
     moved = np.array([[shadows_moved(suns[a], suns[b]) for b in range(n_time)] for a in range(n_time)], dtype=bool)
+    noise_used: list[dict[str, list] | None] = [None] * n_time
     for t in range(n_time):
         d_t = delta.isel(time=t)
         if not np.isfinite(d_t.values).any():
@@ -443,8 +450,13 @@ def date_burns(
                                                 background_noise=None if noise is None else noise[t])
         fraction = None
         if unmixing:  # only where a burn can be, and the ring of mixed pixels around it
-            fraction = burned_fraction(*_before_after(reflectance.values, clear.values, base, t), bands=bands, skip=unmix_skip,
-                                       where=ndimage.binary_dilation(candidates, structure=np.ones((3, 3), bool)))
+            pair = _before_after(reflectance.values, clear.values, base, t)
+            where = ndimage.binary_dilation(candidates, structure=np.ones((3, 3), bool))
+            noise_used[t] = None if band_noise is None else band_noise[t]
+            # Measured on every date of a whole scene, so that its chunks can reuse it; on a chunk only where it fits.
+            if noise_used[t] is None and (band_noise is None or where.any()):
+                noise_used[t] = fit_noise(*pair, bands=bands, skip=unmix_skip)
+            fraction = burned_fraction(*pair, bands=bands, skip=unmix_skip, where=where, noise=noise_used[t])
         mask, info = burn_mask(
             d_t,
             post_nir=None if post_nir is None else post_nir.isel(time=t),
@@ -540,6 +552,6 @@ def date_burns(
                 "ring_fraction_sigma_endmember": (delta.dims, ring_share["sigma_endmember"])} if unmixing else {}),
         },
         coords=coords,
-        attrs={"times": [str(t) for t in delta.time.values]} if "time" in delta.coords else {},
+        attrs={**({"times": [str(t) for t in delta.time.values]} if "time" in delta.coords else {}), "band_noise": noise_used},
     )
     return dates, infos

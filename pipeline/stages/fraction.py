@@ -58,7 +58,7 @@ import numpy as np
 
 from pipeline.stages.threshold import background_and_noise
 
-__all__ = ["CHAR", "WHITE_ASH", "CHAR_SPREAD", "ASH_SPREAD", "Fraction", "band_noise", "coarser_than_grid", "unmix", "burned_fraction",
+__all__ = ["CHAR", "WHITE_ASH", "CHAR_SPREAD", "ASH_SPREAD", "Fraction", "band_noise", "fit_noise", "coarser_than_grid", "unmix", "burned_fraction",
            "area_with_sigma"]
 
 CHAR: dict[str, float] = {"blue": 0.04, "green": 0.04, "red": 0.05, "nir": 0.06, "swir16": 0.16, "swir22": 0.18}
@@ -134,6 +134,21 @@ def band_noise(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np.nd
         d = np.subtract(before[b], after[b], dtype=np.float64).ravel()  # in double, whatever the inputs' precision
         background[b], sigma[b] = background_and_noise(d[np.isfinite(d)]) if np.isfinite(d).any() else (0.0, 0.0)
     return np.nan_to_num(background), np.maximum(np.nan_to_num(sigma), _NOISE_FLOOR)
+
+
+def fit_noise(before: np.ndarray, after: np.ndarray, *, bands: list[str], skip: tuple[str, ...] | list[str] = ()
+              ) -> dict[str, list]:
+    """The weights :func:`burned_fraction` fits with: each unmixing band's background drift and noise
+    (:func:`band_noise`), as plain lists that a calibration keeps and every chunk of the scene reuses.
+
+    >>> before = np.full((4, 2, 2), 0.2); after = before - 0.01
+    >>> fit_noise(before, after, bands=["blue", "green", "red", "nir"], skip=["blue"])["bands"]
+    ['green', 'red', 'nir']
+    """
+    present = [b for b in unmixing_bands(bands) if b not in skip]
+    keep = [bands.index(b) for b in present]
+    background, sigma = band_noise(before[keep], after[keep])
+    return {"bands": present, "background": background.tolist(), "sigma": sigma.tolist()}
 
 
 def _solve(d: np.ndarray, a: np.ndarray, c: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -233,7 +248,7 @@ def unmix(before: np.ndarray, after: np.ndarray, *, bands: list[str], noise: np.
 
 
 def burned_fraction(before: np.ndarray, after: np.ndarray, *, bands: list[str], where: np.ndarray | None = None,
-                    skip: tuple[str, ...] | list[str] = ()) -> Fraction:
+                    skip: tuple[str, ...] | list[str] = (), noise: dict[str, list] | None = None) -> Fraction:
     """The burned share of every pixel of one date, with its uncertainty.
 
     ``before`` is each pixel's own last clear observation before the date, ``after`` the
@@ -243,7 +258,8 @@ def burned_fraction(before: np.ndarray, after: np.ndarray, *, bands: list[str], 
     spread for the end-member part of the uncertainty. Given ``where`` (``(y, x)``), only those
     pixels are fitted and the others are NaN: five fits per pixel are the costliest step of a
     date, and only the pixels a burn can hold and their ring need them. Bands in ``skip`` are left
-    out of the fit (:func:`coarser_than_grid`).
+    out of the fit (:func:`coarser_than_grid`). ``noise`` (:func:`fit_noise`), given, is used instead of
+    measuring it here: a chunk of a large scene fits with the weights measured once on the scene.
 
     Examples
     --------
@@ -261,7 +277,12 @@ def burned_fraction(before: np.ndarray, after: np.ndarray, *, bands: list[str], 
     if where is not None and not where.any():  # nothing to fit (a chunk without a burn): the noise is not needed
         nothing = np.full(where.shape, np.nan)
         return Fraction(nothing, nothing.copy(), nothing.copy(), nothing.copy(), nothing.copy())
-    background, sigma = band_noise(before[keep], after[keep])
+    if noise is None:
+        background, sigma = band_noise(before[keep], after[keep])
+    elif list(noise["bands"]) != present:
+        raise ValueError(f"noise measured on bands {noise['bands']}, the fit uses {present}")
+    else:
+        background, sigma = np.asarray(noise["background"], dtype=np.float64), np.asarray(noise["sigma"], dtype=np.float64)
     if where is not None:
         # Only these pixels are cast and fitted: the same numbers as casting the whole window first.
         pre, post = (np.stack([x[b][where] for b in keep]).astype(np.float64) for x in (before, after))
