@@ -61,3 +61,28 @@ def test_shifts_within_the_padding_are_not_sampled_by_scipy(monkeypatch):
     sampler.sample(np.array([_SAMPLE_PAD - 4.5, -(_SAMPLE_PAD - 4.5)]))
     with pytest.raises(AssertionError, match="map_coordinates"):
         sampler.sample(np.array([_SAMPLE_PAD + 0.5, 0.0]))
+
+
+def _stack(refl: np.ndarray, clear: np.ndarray):
+    import xarray as xr
+    return xr.Dataset({"reflectance": (("time", "band", "y", "x"), refl), "clear": (("time", "y", "x"), clear)},
+                      coords={"band": ["red", "nir"]})
+
+
+@pytest.mark.parametrize("holes", [False, True])  # every band finite everywhere, or NaN on the same pixels
+@pytest.mark.parametrize("shift", [(0.37, -1.62), (-3.0, 2.5), (0.0004, 0.0)])
+def test_a_scene_clear_everywhere_is_moved_to_the_clear_pixels_the_resampled_mask_gives(holes, shift):
+    """apply_shifts does not resample a mask that is clear everywhere; the clear pixels are those it would give."""
+    rng = np.random.default_rng(4)
+    refl = ndimage.gaussian_filter(rng.random((2, 2, 64, 80)), (0, 0, 2, 2)).astype(np.float32)
+    if holes:
+        refl[1, :, 20:26, 30:41] = np.nan
+    clear = np.ones((2, 64, 80), bool)
+    estimate = coregister.ShiftEstimate(dy=shift[0], dx=shift[1])
+    moved = coregister.apply_shifts(_stack(refl, clear), [coregister.ShiftEstimate(0.0, 0.0), estimate])
+    resampled = coregister.undo_shift(clear[1].astype(np.float32), *shift)
+    bands = np.stack([coregister.undo_shift(refl[1, b], *shift) for b in range(2)])
+    expected = (np.nan_to_num(resampled, nan=0.0) > 0.999) & np.isfinite(bands).all(axis=0)
+    np.testing.assert_array_equal(moved["clear"].values[1], expected)
+    assert not expected.all() and expected.any()  # the move leaves pixels without a source: the test can fail
+    np.testing.assert_array_equal(moved["clear"].values[0], clear[0])

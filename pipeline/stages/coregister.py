@@ -449,6 +449,10 @@ def apply_shifts(stack: xr.Dataset, estimates: list[ShiftEstimate]) -> xr.Datase
         # Bands finite on the same pixels (the rule) share one moved support: the same numbers, computed once.
         shared = shifted_support(finite[0], est.dy, est.dx) if (finite == finite[0]).all() else None
         bands = np.stack([undo_shift(refl[t, b], est.dy, est.dx, support=shared) for b in range(refl.shape[1])])
+        if clear[t].all():
+            # A mask clear everywhere moves to 1 (to rounding) wherever the move has a source, and a moved band is
+            # finite only where its source was all there: the moved bands alone say which pixels are clear.
+            return bands, np.all(np.isfinite(bands), axis=0)
         moved_clear = undo_shift(clear[t].astype(np.float32), est.dy, est.dx)
         return bands, (np.nan_to_num(moved_clear, nan=0.0) > 0.999) & np.all(np.isfinite(bands), axis=0)
 
