@@ -12,7 +12,7 @@ from rasterio.transform import from_origin
 from rasterio.vrt import WarpedVRT
 
 from pipeline.grid import Grid
-from pipeline.readers.rasters import _offset_on_grid, warp_float, warp_to_grid
+from pipeline.readers.rasters import _offset_on_grid, read_reflectance, warp_float, warp_to_grid
 
 _ORIGIN, _RES = (500000.0, 1530000.0), 3.0
 
@@ -87,3 +87,36 @@ def test_a_flipped_copy_gives_the_north_up_files_pixels_on_the_grid(tmp_path, dx
         np.testing.assert_array_equal(warp_to_grid(f, grid, Resampling.nearest, 0), warp_to_grid(n, grid, Resampling.nearest, 0))
         np.testing.assert_array_equal(warp_float(f, grid), warp_float(n, grid))
     assert native_grid(flipped) == native_grid(north)
+
+
+def _float64_reflectance(src, grid, bands, scale):
+    """The reflectance as it was computed before integer files were divided in float32: the warp's float64, then float32."""
+    data = warp_float(src, grid)[bands] / scale
+    valid = np.all(np.isfinite(data), axis=0)
+    return np.where(valid[None], data, np.nan).astype(np.float32), valid
+
+
+@pytest.mark.parametrize("dtype, nodata, scale", [("uint16", 0, 10000.0), ("int16", -9999, 10000.0), ("uint8", 255, 1.0),
+                                                  ("uint16", None, 10000.0), ("uint16", 0, 3.0), ("int32", 0, 10000.0),
+                                                  ("uint16", 0, 0.1)])  # int32, scale 0.1: float32 cannot hold them; read as before
+@pytest.mark.parametrize("cols, rows, width, height", [(0, 0, 80, 60), (5, 7, 40, 30), (-6, -4, 40, 30), (70, 50, 40, 30)])
+def test_integer_reflectance_on_the_grid_is_what_the_float64_division_gives(tmp_path, dtype, nodata, scale, cols, rows, width, height):
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(6)
+    data = rng.integers(max(info.min, -3000), min(info.max, 65535), (4, 60, 80), endpoint=True).astype(dtype)
+    if nodata is not None:
+        data[2, 10:14, 20:30] = nodata  # one band without data: the pixel is not observed in any
+        data[:, 40:42, 5:9] = nodata
+    path = tmp_path / f"{dtype}.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=80, height=60, count=4, dtype=dtype, crs="EPSG:32630",
+                       transform=from_origin(*_ORIGIN, _RES, _RES), nodata=nodata) as dst:
+        dst.write(data)
+    grid = Grid("EPSG:32630", from_origin(_ORIGIN[0] + cols * _RES, _ORIGIN[1] - rows * _RES, _RES, _RES), width, height)
+    with rasterio.open(path) as src:
+        for bands in ([0, 1, 2, 3], [1, 3], [2]):
+            got, valid = read_reflectance(src, grid, bands, scale)
+            want, want_valid = _float64_reflectance(src, grid, bands, scale)
+            assert got.dtype == np.float32 and got.shape == (len(bands), height, width)
+            np.testing.assert_array_equal(got, want)  # NaN where NaN, every other value bit for bit
+            np.testing.assert_array_equal(valid, want_valid)
+            assert valid.any()

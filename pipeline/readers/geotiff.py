@@ -39,7 +39,7 @@ from pipeline.errors import ParameterError, SceneError
 from pipeline.grid import Grid
 from pipeline.model import SceneInfo, SceneRecord
 from pipeline.readers.rasters import (EXPORT_REFLECTANCE, REQUIRED_BANDS, UNREADABLE, check_numeric, check_overlap, check_regular_file,
-                                      check_time, file_footprint, open_raster, pixel_size_m, sha256_file, short, warp_float)
+                                      check_time, file_footprint, open_raster, pixel_size_m, sha256_file, short, read_reflectance)
 from pipeline.stages.plausibility import implausible_stored
 from pipeline.names import derived_name
 
@@ -322,15 +322,11 @@ def load_geotiff(
             missing = [b for b in REQUIRED_BANDS if b not in wanted]
             if missing:
                 raise SceneError(f"{path}: band map lacks {', '.join(missing)}; name the file's NIR, red and green bands")
-            raw = warp_float(src, grid)
+            reflectance, valid = read_reflectance(src, grid, [i for i, name in enumerate(bands) if name], scale)
             # burnscan's simulator tags every file it writes; exported or renamed, a simulated scene stays one
             simulated = str(src.tags().get("SIMULATED", "no")).strip().lower() in ("yes", "true", "1")
     except UNREADABLE as exc:
         raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None
-    keep = [i for i, name in enumerate(bands) if name]
-    data = raw[keep] / scale
-    valid = np.all(np.isfinite(data), axis=0)
-    reflectance = np.where(valid[None], data, np.nan).astype(np.float32)
     record = SceneRecord(
         scene_id=scene_id or path.stem,
         acquired=acquired.astimezone(timezone.utc),

@@ -45,7 +45,7 @@ from pipeline.stages.plausibility import implausible_dtype, implausible_time, to
 
 __all__ = ["stack_scenes", "native_grid", "read_band", "read_mask", "sha256_file", "memoised_hashes", "file_footprint",
            "metadata_footprint", "check_regular_file", "read_small_file", "is_regular_file", "in_system_folder", "check_time",
-           "field_error", "field_number", "warp_to_grid", "warp_float", "read_quality_mask", "check_overlap", "check_numeric",
+           "field_error", "field_number", "warp_to_grid", "warp_float", "read_reflectance", "read_quality_mask", "check_overlap", "check_numeric",
            "band_names", "pixel_size_m", "open_raster"]
 
 # Everything GDAL or rasterio raise for a file they cannot read, open or warp.
@@ -553,6 +553,45 @@ def warp_float(src: rasterio.io.DatasetReader, grid: Grid) -> np.ndarray:
                        resampling=Resampling.bilinear, src_nodata=src.nodata if src.nodata is not None else np.nan,
                        nodata=np.nan, dtype="float64") as vrt:
             return vrt.read()
+
+
+_EXACT_IN_FLOAT32 = ("uint8", "int8", "uint16", "int16")
+"""Stored integer types whose every value a float32 holds exactly."""
+
+
+def read_reflectance(src: rasterio.io.DatasetReader, grid: Grid, bands: list[int], scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """``bands`` (0-based, file order) of ``src`` on ``grid`` as float32 reflectance (stored value / ``scale``),
+    NaN where any of them is not observed (nodata, NaN, infinite, outside the file), and that observed mask.
+
+    The numbers are :func:`warp_float`'s divided by ``scale`` in double and stored as float32. A file of
+    8- or 16-bit integers already on the grid is divided in float32 instead, on the bands asked for only:
+    the same float32 values (a quotient of two numbers a float32 holds exactly is rounded once either way,
+    double having more than twice float32's precision), without a float64 copy of every band.
+    """
+    with _north_up(src) as view:
+        offset = _offset_on_grid(view, grid)
+        if offset is not None and view.dtypes[0] in _EXACT_IN_FLOAT32 and float(np.float32(scale)) == scale and scale > 0:
+            return _integer_on_grid(view, grid, offset, bands, np.float32(scale))
+    data = warp_float(src, grid)[bands] / scale
+    valid = np.all(np.isfinite(data), axis=0)
+    return np.where(valid[None], data, np.nan).astype(np.float32), valid
+
+
+def _integer_on_grid(src: rasterio.io.DatasetReader, grid: Grid, offset: tuple[int, int], bands: list[int],
+                     scale: np.float32) -> tuple[np.ndarray, np.ndarray]:
+    row, col = offset
+    out = np.full((len(bands), grid.height, grid.width), np.nan, dtype=np.float32)
+    valid = np.zeros(grid.shape, dtype=bool)
+    top, left = max(row, 0), max(col, 0)
+    bottom, right = min(row + grid.height, src.height), min(col + grid.width, src.width)
+    if bottom > top and right > left:
+        stored = src.read([b + 1 for b in bands], window=Window(left, top, right - left, bottom - top))
+        inside = (slice(None), slice(top - row, bottom - row), slice(left - col, right - col))
+        seen = np.ones(stored.shape[1:], dtype=bool) if src.nodata is None else ~np.any(stored == src.nodata, axis=0)
+        part = np.divide(stored, scale, dtype=np.float32)
+        part[:, ~seen] = np.nan
+        out[inside], valid[inside[1:]] = part, seen
+    return out, valid
 
 
 def read_band(path: Path, grid: Grid, *, band: int = 1, categorical: bool = False) -> np.ndarray:
