@@ -344,16 +344,21 @@ def _large_enough_burns(mask: np.ndarray, fraction: np.ndarray, allowed: np.ndar
     labels, n = ndimage.label(mask, structure=_EIGHT)
     if n == 0:
         return mask
-    fitted = np.isfinite(fraction)
-    around = ndimage.grey_dilation(labels, footprint=_EIGHT)
-    ring = ~mask & allowed & fitted & (around > 0)
-    owner = np.where(mask, labels, np.where(ring, around, 0))
-    share = np.where(mask, np.where(fitted, np.clip(fraction, 0.0, 1.0), 1.0),
-                     np.where(ring, np.clip(np.nan_to_num(fraction), 0.0, 1.0), 0.0))
-    burned_px = np.bincount(owner.ravel(), weights=share.ravel(), minlength=n + 1)
+    # Only the patches' pixels and their ring are read, in the grid's order, so that each patch's shares add up
+    # in the order a sum over the whole grid would take them (the same float to the last bit).
+    ring = ndimage.binary_dilation(mask, structure=_EIGHT) & ~mask & allowed & np.isfinite(fraction)
+    where = np.flatnonzero(mask | ring)
+    rows, cols = np.divmod(where, mask.shape[1])
+    inside = mask.ravel()[where]
+    padded = np.pad(labels, 1)
+    around = np.max([padded[rows + 1 + dy, cols + 1 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1)], axis=0)
+    owner = np.where(inside, labels.ravel()[where], around)  # a ring pixel goes to the largest label beside it
+    value = fraction.ravel()[where]
+    share = np.where(np.isfinite(value), np.clip(value, 0.0, 1.0), 1.0)  # a patch pixel that could not be fitted counts whole
+    burned_px = np.bincount(owner, weights=share, minlength=n + 1)
     keep = burned_px >= min_px - 1e-9
     if core_px is not None:
-        charred = np.bincount(labels[mask & (np.nan_to_num(fraction, nan=0.0) >= FRACTION_SEED)], minlength=n + 1)
+        charred = np.bincount(owner[inside & (np.nan_to_num(value, nan=0.0) >= FRACTION_SEED)], minlength=n + 1)
         keep |= (charred >= core_px) & (burned_px >= _PART_OF_UNIT * min_px - 1e-9)
     keep[0] = False
     return keep[labels]
