@@ -195,7 +195,7 @@ def burn_polygons(
     ids = np.arange(1, n_comp + 1)
     n_pixels = _sum_by_label(np.ones_like(components), components, ids)
     mean_change = _sum_by_label(np.nan_to_num(delta), components, ids) / n_pixels  # ndimage.mean's sum / count
-    earliest_clear = ndimage.minimum(last_clear, components, ids)
+    earliest_clear = _min_by_label(last_clear, components, ids)
     confirmed = _sum_by_label(dates["confirmed"].values.astype(float), components, ids) / n_pixels >= 0.5
     codes = dates["spectral"].values if "spectral" in dates else np.full(components.shape, NOT_TESTED, np.int8)
     verdicts = [spectral_verdict(codes[sl][components[sl] == i])
@@ -237,25 +237,46 @@ def _fraction_sums(dates: xr.Dataset, components: np.ndarray, ids: np.ndarray,
     if "burned_fraction" not in dates:
         n = _sum_by_label(np.ones_like(components), components, ids)
         return dict(zip(_FRACTION_SUMS, (n, np.full(len(ids), np.nan), np.full(len(ids), np.nan))))
-    share = dates["burned_fraction"].values
+    # Only the patches' pixels and their rings are read, each in the grid's order: every sum adds the same
+    # numbers in the same order as a sum over the whole grid, so it is the same float to the last bit.
+    where = np.flatnonzero(components)
+    label = components.ravel()[where]
+    share = dates["burned_fraction"].values.ravel()[where]
     fitted = np.isfinite(share)
-    inside = components > 0
     # A burned pixel whose share could not be fitted (its before-state unseen) counts whole and adds no spread.
-    values = (np.where(fitted, share, 1.0), np.where(fitted, np.square(np.nan_to_num(dates["fraction_sigma_noise"].values)), 0.0),
-              np.where(fitted, np.nan_to_num(dates["fraction_sigma_endmember"].values), 0.0))
-    sums = [_sum_by_label(np.where(inside, v, 0.0), components, ids) for v in values]
+    values = (np.where(fitted, share, 1.0),
+              np.where(fitted, np.square(np.nan_to_num(dates["fraction_sigma_noise"].values.ravel()[where])), 0.0),
+              np.where(fitted, np.nan_to_num(dates["fraction_sigma_endmember"].values.ravel()[where]), 0.0))
+    size = int(ids.max(initial=0)) + 1
+    sums = [np.bincount(label, weights=v, minlength=size)[ids].astype(float) for v in values]
     rings = (dates["ring_fraction"].values, dates["ring_fraction_sigma_noise"].values,
              dates["ring_fraction_sigma_endmember"].values)
+    date_of = np.full(size, -1)
+    date_of[ids] = component_date
+    padded = np.pad(components, 1)
     for t in np.unique(component_date):
-        of_date = np.where(np.isin(components, ids[component_date == t]), components, 0)
-        ring = np.isfinite(rings[0][t]) & (of_date == 0)
-        if not ring.any():
+        of_date = np.zeros(components.shape, dtype=bool)
+        of_date.ravel()[where[date_of[label] == t]] = True
+        # The ring: pixels beside a patch of the date, outside every patch of it, with a share on the date.
+        near = np.flatnonzero(ndimage.binary_dilation(of_date, structure=_EIGHT) & ~of_date & np.isfinite(rings[0][t]))
+        if not near.size:
             continue
-        owner = np.where(ring, ndimage.grey_dilation(of_date, footprint=_EIGHT), 0)
-        ring_values = (rings[0][t], np.square(np.nan_to_num(rings[1][t])), np.nan_to_num(rings[2][t]))
+        own = np.where(date_of == t, np.arange(size), 0)  # a label of another date is no owner here
+        rows, cols = np.divmod(near, components.shape[1])
+        owner = np.max([own[padded[rows + 1 + dy, cols + 1 + dx]] for dy in (-1, 0, 1) for dx in (-1, 0, 1)], axis=0)
+        ring_values = (rings[0][t].ravel()[near], np.square(np.nan_to_num(rings[1][t].ravel()[near])),
+                       np.nan_to_num(rings[2][t].ravel()[near]))
         for total, v in zip(sums, ring_values):
-            total += _sum_by_label(np.where(owner > 0, np.nan_to_num(v), 0.0), owner, ids)
+            total += np.bincount(owner, weights=np.nan_to_num(v), minlength=size)[ids]
     return dict(zip(_FRACTION_SUMS, sums))
+
+
+def _min_by_label(values: np.ndarray, labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """``ndimage.minimum(values, labels, ids)`` for labels that all have pixels, over the labelled pixels alone."""
+    labelled = labels > 0
+    out = np.full(int(ids.max(initial=0)) + 1, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(out, labels[labelled], values[labelled].astype(np.int64))
+    return out[ids]
 
 
 def _sum_by_label(values: np.ndarray, labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
