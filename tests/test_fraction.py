@@ -213,6 +213,36 @@ def test_a_window_fitted_with_the_scene_s_noise_gets_the_scene_s_shares_not_its_
         burned_fraction(before, after, bands=BANDS, skip=["blue"], noise=scene)
 
 
+def test_a_chunk_gathering_only_the_pixels_it_fits_gets_the_shares_of_the_whole_window():
+    """date_burns on a chunk gathers each fitted pixel's before-state alone (dating._before_after_at); the shares
+    are those of the whole window's arrays, bit for bit, where a pixel has no before-state or is not clear too."""
+    from pipeline.stages.dating import _before_after, _before_after_at
+    from pipeline.stages.fraction import burned_fraction_of_pixels
+
+    rng = np.random.default_rng(12)
+    refl = (SAND[None, :, None, None] + rng.normal(0, 0.01, (3, 4, 30, 40))).astype(np.float32)
+    refl[2, :, 5:15, 5:20] = (0.3 * refl[1, :, 5:15, 5:20] + 0.7 * np.array([CHAR[b] for b in BANDS])[:, None, None])
+    refl[0, :, 0:3, :] = np.nan
+    clear = np.ones((3, 30, 40), bool)
+    clear[2, 25:, :] = False  # not clear on the date
+    last_clear = rng.integers(-1, 2, (30, 40))  # some pixels without a before-state
+    where = np.zeros((30, 40), bool)
+    where[2:20, 3:25] = True
+    where[26:28, 30:33] = True
+    before, after = _before_after(refl, clear, last_clear, 2)
+    gathered = _before_after_at(refl, clear, last_clear, 2, where)
+    np.testing.assert_array_equal(gathered[0], before[:, where])
+    np.testing.assert_array_equal(gathered[1], after[:, where])
+    noise = fit_noise(before, after, bands=BANDS)
+    whole = burned_fraction(before, after, bands=BANDS, where=where, noise=noise)
+    alone = burned_fraction_of_pixels(*gathered, where, bands=BANDS, noise=noise)
+    for key in ("char", "ash", "fraction", "sigma_noise", "sigma_endmember"):
+        np.testing.assert_array_equal(getattr(alone, key), getattr(whole, key))
+    assert np.isfinite(whole.fraction).sum() > 100 and np.nanmax(whole.fraction) > 0.5
+    empty = burned_fraction_of_pixels(gathered[0][:, :0], gathered[1][:, :0], np.zeros((30, 40), bool), bands=BANDS, noise=noise)
+    assert np.isnan(empty.fraction).all() and empty.fraction.shape == (30, 40)
+
+
 def test_no_burn_reaches_beyond_the_candidates_it_is_judged_on():
     rng = np.random.default_rng(9)
     d = rng.normal(0, 0.01, (60, 60))

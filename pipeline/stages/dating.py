@@ -41,7 +41,7 @@ from scipy import ndimage
 import xarray as xr
 
 from pipeline.config import Params
-from pipeline.stages.fraction import Fraction, burned_fraction, fit_noise, unmixing_bands
+from pipeline.stages.fraction import Fraction, burned_fraction, burned_fraction_of_pixels, fit_noise, unmixing_bands
 from pipeline.stages.indices import BURN_LEVELS, SEVERITY_SCALED
 from pipeline.stages.spectral import NON_FIRE, NOT_TESTED, PROPORTIONAL, STAYED, spectral_codes
 from pipeline.stages.threshold import ThresholdInfo, burn_candidates, burn_mask
@@ -329,6 +329,17 @@ def _before_after(reflectance: np.ndarray, clear: np.ndarray, last_clear: np.nda
     return before, after
 
 
+def _before_after_at(reflectance: np.ndarray, clear: np.ndarray, last_clear: np.ndarray, t: int,
+                     where: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_before_after` at the pixels of ``where`` alone, as ``(band, n)`` in its row-major order."""
+    rows, cols = np.nonzero(where)
+    last = last_clear[rows, cols]
+    before = reflectance[np.clip(last, 0, None), :, rows, cols].T
+    before = np.where((last >= 0)[None], before, np.nan)
+    after = np.where(clear[t][rows, cols][None], reflectance[t][:, rows, cols], np.nan)
+    return before, after
+
+
 def date_burns(
     change: xr.Dataset,
     *,
@@ -450,13 +461,17 @@ def date_burns(
                                                 background_noise=None if noise is None else noise[t])
         fraction = None
         if unmixing:  # only where a burn can be, and the ring of mixed pixels around it
-            pair = _before_after(reflectance.values, clear.values, base, t)
             where = ndimage.binary_dilation(candidates, structure=np.ones((3, 3), bool))
             noise_used[t] = None if band_noise is None else band_noise[t]
-            # Measured on every date of a whole scene, so that its chunks can reuse it; on a chunk only where it fits.
-            if noise_used[t] is None and (band_noise is None or where.any()):
-                noise_used[t] = fit_noise(*pair, bands=bands, skip=unmix_skip)
-            fraction = burned_fraction(*pair, bands=bands, skip=unmix_skip, where=where, noise=noise_used[t])
+            if noise_used[t] is not None:  # a chunk with the scene's noise: only the pixels fitted are gathered
+                fraction = burned_fraction_of_pixels(*_before_after_at(reflectance.values, clear.values, base, t, where),
+                                                     where, bands=bands, skip=unmix_skip, noise=noise_used[t])
+            else:
+                pair = _before_after(reflectance.values, clear.values, base, t)
+                # Measured on every date of a whole scene, so that its chunks can reuse it; on a chunk only where it fits.
+                if band_noise is None or where.any():
+                    noise_used[t] = fit_noise(*pair, bands=bands, skip=unmix_skip)
+                fraction = burned_fraction(*pair, bands=bands, skip=unmix_skip, where=where, noise=noise_used[t])
         mask, info = burn_mask(
             d_t,
             post_nir=None if post_nir is None else post_nir.isel(time=t),

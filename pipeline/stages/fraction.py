@@ -58,7 +58,7 @@ import numpy as np
 
 from pipeline.stages.threshold import background_and_noise
 
-__all__ = ["CHAR", "WHITE_ASH", "CHAR_SPREAD", "ASH_SPREAD", "Fraction", "band_noise", "fit_noise", "coarser_than_grid", "unmix", "burned_fraction",
+__all__ = ["CHAR", "WHITE_ASH", "CHAR_SPREAD", "ASH_SPREAD", "Fraction", "band_noise", "fit_noise", "coarser_than_grid", "unmix", "burned_fraction", "burned_fraction_of_pixels",
            "area_with_sigma"]
 
 CHAR: dict[str, float] = {"blue": 0.04, "green": 0.04, "red": 0.05, "nir": 0.06, "swir16": 0.16, "swir22": 0.18}
@@ -275,8 +275,7 @@ def burned_fraction(before: np.ndarray, after: np.ndarray, *, bands: list[str], 
     present = [b for b in unmixing_bands(bands) if b not in skip]
     keep = [bands.index(b) for b in present]
     if where is not None and not where.any():  # nothing to fit (a chunk without a burn): the noise is not needed
-        nothing = np.full(where.shape, np.nan)
-        return Fraction(nothing, nothing.copy(), nothing.copy(), nothing.copy(), nothing.copy())
+        return _unfitted(where.shape)
     if noise is None:
         background, sigma = band_noise(before[keep], after[keep])
     elif list(noise["bands"]) != present:
@@ -286,11 +285,38 @@ def burned_fraction(before: np.ndarray, after: np.ndarray, *, bands: list[str], 
     if where is not None:
         # Only these pixels are cast and fitted: the same numbers as casting the whole window first.
         pre, post = (np.stack([x[b][where] for b in keep]).astype(np.float64) for x in (before, after))
-        fitted = _fractions(pre, post + background[:, None], present, sigma)
-        return Fraction(*(_scattered(v, where) for v in (fitted.char, fitted.ash, fitted.fraction,
-                                                         fitted.sigma_noise, fitted.sigma_endmember)))
+        return _scattered_fit(pre, post, where, present, background, sigma)
     pre, post = before[keep].astype(np.float64), after[keep].astype(np.float64)
     return _fractions(pre, post + background[:, None, None], present, sigma)  # drift removed: the unburned majority changes by nothing
+
+
+def burned_fraction_of_pixels(before: np.ndarray, after: np.ndarray, where: np.ndarray, *, bands: list[str],
+                              noise: dict[str, list], skip: tuple[str, ...] | list[str] = ()) -> Fraction:
+    """:func:`burned_fraction` with ``where`` and ``noise`` given, from the ``(band, n)`` reflectances of the
+    ``n`` pixels of ``where`` alone (in its row-major order): a chunk need not gather every pixel's
+    before-state to fit a few. The same numbers as :func:`burned_fraction` on the whole window."""
+    present = [b for b in unmixing_bands(bands) if b not in skip]
+    if list(noise["bands"]) != present:
+        raise ValueError(f"noise measured on bands {noise['bands']}, the fit uses {present}")
+    if not where.any():
+        return _unfitted(where.shape)
+    keep = [bands.index(b) for b in present]
+    pre, post = before[keep].astype(np.float64), after[keep].astype(np.float64)
+    background, sigma = np.asarray(noise["background"], dtype=np.float64), np.asarray(noise["sigma"], dtype=np.float64)
+    return _scattered_fit(pre, post, where, present, background, sigma)
+
+
+def _unfitted(shape: tuple[int, ...]) -> Fraction:
+    """Shares of a window where nothing was fitted: NaN everywhere."""
+    return Fraction(*(np.full(shape, np.nan) for _ in range(5)))
+
+
+def _scattered_fit(pre: np.ndarray, post: np.ndarray, where: np.ndarray, present: list[str], background: np.ndarray,
+                   sigma: np.ndarray) -> Fraction:
+    """The fit of the ``(band, n)`` pixels of ``where``, put back on its grid (NaN elsewhere)."""
+    fitted = _fractions(pre, post + background[:, None], present, sigma)
+    return Fraction(*(_scattered(v, where) for v in (fitted.char, fitted.ash, fitted.fraction,
+                                                     fitted.sigma_noise, fitted.sigma_endmember)))
 
 
 def _scattered(values: np.ndarray, where: np.ndarray) -> np.ndarray:
