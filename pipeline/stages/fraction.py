@@ -276,12 +276,7 @@ def burned_fraction(before: np.ndarray, after: np.ndarray, *, bands: list[str], 
     keep = [bands.index(b) for b in present]
     if where is not None and not where.any():  # nothing to fit (a chunk without a burn): the noise is not needed
         return _unfitted(where.shape)
-    if noise is None:
-        background, sigma = band_noise(before[keep], after[keep])
-    elif list(noise["bands"]) != present:
-        raise ValueError(f"noise measured on bands {noise['bands']}, the fit uses {present}")
-    else:
-        background, sigma = np.asarray(noise["background"], dtype=np.float64), np.asarray(noise["sigma"], dtype=np.float64)
+    background, sigma = band_noise(before[keep], after[keep]) if noise is None else _given_noise(noise, present)
     if where is not None:
         # Only these pixels are cast and fitted: the same numbers as casting the whole window first.
         pre, post = (np.stack([x[b][where] for b in keep]).astype(np.float64) for x in (before, after))
@@ -296,14 +291,18 @@ def burned_fraction_of_pixels(before: np.ndarray, after: np.ndarray, where: np.n
     ``n`` pixels of ``where`` alone (in its row-major order): a chunk need not gather every pixel's
     before-state to fit a few. The same numbers as :func:`burned_fraction` on the whole window."""
     present = [b for b in unmixing_bands(bands) if b not in skip]
-    if list(noise["bands"]) != present:
-        raise ValueError(f"noise measured on bands {noise['bands']}, the fit uses {present}")
+    background, sigma = _given_noise(noise, present)
     if not where.any():
         return _unfitted(where.shape)
     keep = [bands.index(b) for b in present]
-    pre, post = before[keep].astype(np.float64), after[keep].astype(np.float64)
-    background, sigma = np.asarray(noise["background"], dtype=np.float64), np.asarray(noise["sigma"], dtype=np.float64)
-    return _scattered_fit(pre, post, where, present, background, sigma)
+    return _scattered_fit(before[keep].astype(np.float64), after[keep].astype(np.float64), where, present, background, sigma)
+
+
+def _given_noise(noise: dict[str, list], present: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``noise`` (:func:`fit_noise`) as the fit's arrays, refused if measured on other bands than the fit's."""
+    if list(noise["bands"]) != present:
+        raise ValueError(f"noise measured on bands {noise['bands']}, the fit uses {present}")
+    return np.asarray(noise["background"], dtype=np.float64), np.asarray(noise["sigma"], dtype=np.float64)
 
 
 def _unfitted(shape: tuple[int, ...]) -> Fraction:
