@@ -44,6 +44,7 @@ from pipeline.errors import RunError
 from pipeline.grid import Grid
 from pipeline.stages.spectral import NOT_TESTED, REASONS, TEST_NAMES, spectral_verdict
 from pipeline.stages.split import split_patches
+from pipeline.stages.threshold import largest_label_beside
 
 __all__ = ["equal_area_crs", "burn_polygons", "describe_polygons", "empty_polygons", "polygon_settings",
            "transient_polygons", "nonfire_polygons", "pixel_outlines", "burn_sites", "POLYGON_COLUMNS", "TRANSIENT_COLUMNS",
@@ -253,7 +254,6 @@ def _fraction_sums(dates: xr.Dataset, components: np.ndarray, ids: np.ndarray,
              dates["ring_fraction_sigma_endmember"].values)
     date_of = np.full(size, -1)
     date_of[ids] = component_date
-    padded = np.pad(components, 1)
     for t in np.unique(component_date):
         of_date = np.zeros(components.shape, dtype=bool)
         of_date.ravel()[where[date_of[label] == t]] = True
@@ -262,8 +262,7 @@ def _fraction_sums(dates: xr.Dataset, components: np.ndarray, ids: np.ndarray,
         if not near.size:
             continue
         own = np.where(date_of == t, np.arange(size), 0)  # a label of another date is no owner here
-        rows, cols = np.divmod(near, components.shape[1])
-        owner = np.max([own[padded[rows + 1 + dy, cols + 1 + dx]] for dy in (-1, 0, 1) for dx in (-1, 0, 1)], axis=0)
+        owner = largest_label_beside(components, near, relabel=own)
         ring_values = (rings[0][t].ravel()[near], np.square(np.nan_to_num(rings[1][t].ravel()[near])),
                        np.nan_to_num(rings[2][t].ravel()[near]))
         for total, v in zip(sums, ring_values):

@@ -67,7 +67,8 @@ from skimage.morphology import remove_small_holes, remove_small_objects
 
 from pipeline.stages.sharpen import ITERATIONS, undo_blur
 
-__all__ = ["ThresholdInfo", "robust_sigma", "background_and_noise", "burn_candidates", "burn_mask", "WHITE_ASH_SEED"]
+__all__ = ["ThresholdInfo", "robust_sigma", "background_and_noise", "burn_candidates", "burn_mask", "largest_label_beside",
+           "WHITE_ASH_SEED"]
 
 WHITE_ASH_SEED = 0.5
 """Unmixed white-ash share from which a pixel seeds a burn however bright its NIR stays (half the pixel)."""
@@ -348,11 +349,8 @@ def _large_enough_burns(mask: np.ndarray, fraction: np.ndarray, allowed: np.ndar
     # in the order a sum over the whole grid would take them (the same float to the last bit).
     ring = ndimage.binary_dilation(mask, structure=_EIGHT) & ~mask & allowed & np.isfinite(fraction)
     where = np.flatnonzero(mask | ring)
-    rows, cols = np.divmod(where, mask.shape[1])
     inside = mask.ravel()[where]
-    padded = np.pad(labels, 1)
-    around = np.max([padded[rows + 1 + dy, cols + 1 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1)], axis=0)
-    owner = np.where(inside, labels.ravel()[where], around)  # a ring pixel goes to the largest label beside it
+    owner = np.where(inside, labels.ravel()[where], largest_label_beside(labels, where))  # a ring pixel: the largest beside it
     value = fraction.ravel()[where]
     share = np.where(np.isfinite(value), np.clip(value, 0.0, 1.0), 1.0)  # a patch pixel that could not be fitted counts whole
     burned_px = np.bincount(owner, weights=share, minlength=n + 1)
@@ -362,6 +360,22 @@ def _large_enough_burns(mask: np.ndarray, fraction: np.ndarray, allowed: np.ndar
         keep |= (charred >= core_px) & (burned_px >= _PART_OF_UNIT * min_px - 1e-9)
     keep[0] = False
     return keep[labels]
+
+
+def largest_label_beside(labels: np.ndarray, pixels: np.ndarray, relabel: np.ndarray | None = None) -> np.ndarray:
+    """For each of ``pixels`` (flat indices into the ``(y, x)`` ``labels``), the largest label in its 3 x 3
+    neighbourhood, each label first looked up in ``relabel`` where given (0: not an owner).
+
+    What ``ndimage.grey_dilation(labels, footprint=3 x 3)`` reads at those pixels (beyond the grid's edge
+    it repeats the grid's own pixels, which the neighbourhood holds already), without dilating the grid.
+
+    >>> largest_label_beside(np.array([[0, 0, 0], [0, 0, 2], [1, 0, 0]]), np.array([0, 4, 6]))
+    array([0, 2, 1])
+    """
+    rows, cols = np.divmod(pixels, labels.shape[1])
+    padded = np.pad(labels, 1)
+    around = [padded[rows + 1 + dy, cols + 1 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    return np.max([relabel[a] for a in around] if relabel is not None else around, axis=0)
 
 
 def _full_burn_reading(fraction: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
