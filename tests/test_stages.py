@@ -322,6 +322,23 @@ def test_extent_is_dated_cumulatively_and_counts_its_burns():
     assert joined.burned_ha == pytest.approx(0.18) and joined.area_m2 > 200 * 9.0
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_each_burn_is_counted_in_the_extent_ndimage_maximum_gives_it(seed):
+    """The burns per extent read from the burned pixels alone, against ``ndimage.maximum`` over the grid:
+    extents made by the closing, and labels laid at random (a burn across two of them takes the larger)."""
+    from pipeline.stages.perimeter import _extent_of_each_burn
+
+    rng = np.random.default_rng(seed)
+    burned = ndimage.binary_opening(rng.random((90, 120)) < 0.35)
+    eight = np.ones((3, 3), bool)
+    for labels in (ndimage.label(extent_mask(burned, pixel_size_m=3.0, close_radius_m=6.0), structure=eight)[0],
+                   rng.integers(0, 7, burned.shape)):
+        burn_labels, n_burn = ndimage.label(burned, structure=eight)
+        assert n_burn > 3
+        expected = ndimage.maximum(labels, burn_labels, np.arange(1, n_burn + 1)).astype(int)
+        assert _extent_of_each_burn(labels, burn_labels, n_burn).tolist() == expected.tolist()
+
+
 
 
 def test_transient_darkening_is_not_a_burn_and_burns_are_confirmed():
