@@ -5,6 +5,7 @@ follows its shares, while a wildfire's scorched canopy keeps its rim on the seve
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import xarray as xr
 from scipy import ndimage
 
@@ -150,5 +151,66 @@ def test_burns_on_their_own_windows_are_cut_exactly_as_on_the_whole_chunk(monkey
     assert np.array_equal(masks[0], masks[2]) and np.array_equal(masks[1], masks[3])
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_the_dates_rule_on_the_burns_windows_is_the_whole_chunks_outline(seed, monkeypatch):
+    # The date's rule (the rim by burned share) runs on the burns' windows where none is cut by the
+    # chunk's edge: villages inside the chunk, one on its edge (odd seeds), and a ring of burned compounds
+    # around a courtyard with a burn in it (a group inside another's window). The outline must be the
+    # one drawn on the whole chunk, pixel for pixel.
+    import pipeline.stages.threshold as threshold
+
+    rng = np.random.default_rng(seed)
+    cover = np.zeros((300, 300))
+    places = [tuple(rng.integers(14, 300 - 24 - 14, 2)) for _ in range(5)]  # every window inside the chunk
+    if seed % 2:
+        places[0] = (0, places[0][1])  # a village on the chunk's edge: its window is cut short
+    for k, (y, x) in enumerate(places):
+        cover[y:y + 24, x:x + 24] = np.maximum(cover[y:y + 24, x:x + 24], _village(100 * seed + k, size=64)[20:44, 20:44])
+    if seed % 4 == 0:  # a burned ring 3 px wide around a 20 px courtyard, a small burn in its middle
+        cover[60:86, 100:126] = 1.0
+        cover[63:83, 103:123] = 0.0
+        cover[71:75, 111:115] = 1.0
+    read = _read(cover, seed + 50)
+    delta = 0.25 * ndimage.gaussian_filter(cover, 0.5) + rng.normal(0, 0.006, cover.shape)
+    if seed % 2:  # a burn on the edge whose first row has no share and changed little: the chunk's
+        x = 150 + seed  # edge reads as burned beyond it (not a rim), a window's edge would not
+        delta[:6, x:x + 8] = 0.25
+        delta[0, x:x + 8] = 0.06
+        read[:6, x:x + 8] = 1.0
+        read[0, x:x + 8] = np.nan
+    taken = []
+    real_init = threshold._BurnWindows.__init__
+
+    def noted(self, mask, reach):
+        real_init(self, mask, reach)
+        taken.append(not self.clipped and not self.whole)
+
+    monkeypatch.setattr(threshold._BurnWindows, "__init__", noted)
+    masks = []
+    for whole in (False, True):
+        if whole:
+            monkeypatch.setattr(threshold._BurnWindows, "__init__", _whole_chunk)
+        mask, _ = burn_mask(xr.DataArray(delta, dims=("y", "x")), fraction=read, burn_level=0.08, pixel_area_m2=9.0,
+                            min_area_m2=20.0, psf_sigma_px=0.5)
+        masks.append(mask.values)
+    assert taken == [seed % 2 == 0]  # windows taken only where they all lie inside the chunk
+    assert masks[0].sum() > 100 and np.array_equal(masks[0], masks[1])
+
+
+def test_a_filled_courtyard_comes_back_from_its_window():
+    # The rule fills a small unburned hole where its pixels reached the cut; the hole is no group's pixel,
+    # yet it is its window's, and comes back with the burns around it.
+    import pipeline.stages.threshold as threshold
+
+    mask = np.zeros((60, 60), bool)
+    mask[20:30, 20:30] = True
+    mask[23:26, 23:26] = False  # a hole of 9 px, outside the group (the dilation does not reach its centre)
+    windows = threshold._BurnWindows(mask, 5)
+    assert not windows.clipped and not windows.whole
+    packed_full = ndimage.binary_fill_holes(windows.pack(mask, False))
+    back = windows.unpack_burns(packed_full)
+    assert back[24, 24] and back.sum() == 100 and not windows.unpack(packed_full, False)[24, 24]
+
+
 def _whole_chunk(self, mask, reach):
-    self.shape, self.whole, self.places = mask.shape, True, []
+    self.shape, self.whole, self.clipped, self.places = mask.shape, True, False, []

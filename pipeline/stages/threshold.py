@@ -206,6 +206,11 @@ def _rim_by_fraction(mask: np.ndarray, fraction: np.ndarray, *, centred: np.ndar
     return _large_enough_burns(mask & from_kept, fraction, allowed, _PART_OF_UNIT * unit_px)
 
 
+_NESTED_HOLE_MIN_PX = 48
+"""The fewest unburned pixels around a burn that lies in another burn's courtyard: burns in different
+windows are at least 4 px apart, so every pixel within 3 px of it (7 x 7 less the burn) is unburned."""
+
+
 class _BurnWindows:
     """The burns of a chunk, each group with ``reach`` pixels around it, packed side by side into one array.
 
@@ -214,18 +219,23 @@ class _BurnWindows:
     burns within two pixels of one another share a window (their rings and holes meet), and
     every burn lies at least ``reach`` pixels inside its window, beyond what the work reads around
     it. Where the windows would cover more than half the chunk, the chunk itself is the window.
+    ``clipped``: some window was cut short by the chunk's edge, so a burn there reaches its window's
+    edge, where work that reads past a burn's edge (an erosion) would read the next window.
     """
 
     def __init__(self, mask: np.ndarray, reach: int):
         self.shape = mask.shape
         groups, n = ndimage.label(ndimage.binary_dilation(mask, structure=_EIGHT), structure=_EIGHT)
-        self.whole = True
+        self.whole, self.clipped = True, False
         self.places: list[tuple[tuple[slice, slice], tuple[slice, slice], np.ndarray]] = []
         if n == 0:
             return
+        found = ndimage.find_objects(groups)
         boxes = [(max(b[0].start - reach, 0), min(b[0].stop + reach, mask.shape[0]),
                   max(b[1].start - reach, 0), min(b[1].stop + reach, mask.shape[1]), i + 1)
-                 for i, b in enumerate(ndimage.find_objects(groups))]
+                 for i, b in enumerate(found)]
+        self.clipped = any(b[0].start < reach or b[1].start < reach or b[0].stop + reach > mask.shape[0]
+                           or b[1].stop + reach > mask.shape[1] for b in found)
         width = max(mask.shape[1], max(x1 - x0 for _, _, x0, x1, _ in boxes))
         row_y = row_x = row_h = 0
         for y0, y1, x0, x1, gid in sorted(boxes, key=lambda b: b[0] - b[1]):  # tallest first: shelves pack tighter
@@ -245,6 +255,16 @@ class _BurnWindows:
         out = np.full(self.packed_shape, fill, dtype=array.dtype)
         for source, target, own in self.places:
             out[target] = np.where(own, array[source], fill) if array.dtype == bool else array[source]
+        return out
+
+    def unpack_burns(self, packed: np.ndarray) -> np.ndarray:
+        """A mask drawn on the windows back on the chunk: every pixel it holds in each window, so the holes
+        its group's rules filled come back too (they are no group's pixels; :meth:`unpack` leaves them)."""
+        if self.whole:
+            return packed
+        out = np.zeros(self.shape, dtype=bool)
+        for source, target, _ in self.places:
+            out[source] |= packed[target]
         return out
 
     def unpack(self, packed: np.ndarray, fill) -> np.ndarray:
@@ -273,16 +293,28 @@ def _with_compact_burns_by_share(mask: np.ndarray, fraction: np.ndarray, *, seve
     of such a burn is taken to read 1: the date's larger burns there are wildfires, whose canopy
     is no measure of a compound's char.
     """
-    general = (_rim_by_contrast(mask, local=True, **rim_rules) if severity
-               else _rim_by_fraction(mask, fraction, cut=cut, **rim_rules))
     reach = ITERATIONS * int(4.0 * psf_sigma_px + 0.5) + 3  # the blur's undoing, then the ring and the holes
     windows = _BurnWindows(mask, reach)
     arrays = {"mask": (mask, False), "fraction": (fraction, np.nan), "centred": (rim_rules["centred"], -np.inf),
               "allowed": (rim_rules["allowed"], False)}
     packed = {name: windows.pack(array, fill) for name, (array, fill) in arrays.items()}
+    packed_rules = {**rim_rules, "centred": packed["centred"], "allowed": packed["allowed"]}
+    # The date's rule by burned share reads one pixel around each burn and its holes: where no window is
+    # cut by the chunk's edge, each patch sees on its window what it sees on the chunk, and is labelled in
+    # the same order, so the windows give the whole chunk's outline, float for float (what it adds up
+    # per patch, it adds in the grid's order). A group inside another's courtyard is left out of that
+    # window, which only changes a hole too large to fill (:data:`_NESTED_HOLE_MIN_PX`). The contrast
+    # rule is left on the chunk: its 3 x 3 means are running sums along each whole row.
+    on_windows = (not windows.clipped and not severity and rim_rules["max_hole_px"] < _NESTED_HOLE_MIN_PX)
+    rule_rules = packed_rules if on_windows else rim_rules
+    rule_mask, rule_fraction = (packed["mask"], packed["fraction"]) if on_windows else (mask, fraction)
+    general = (_rim_by_contrast(rule_mask, local=True, **rule_rules) if severity
+               else _rim_by_fraction(rule_mask, rule_fraction, cut=cut, **rule_rules))
+    if on_windows:
+        general = windows.unpack_burns(general)
     charred_packed = undo_blur(packed["fraction"], psf_sigma_px)
     by_share_packed = _rim_by_fraction(packed["mask"], charred_packed, cut=cut, full_reading=1.0 if severity else None,
-                                       **{**rim_rules, "centred": packed["centred"], "allowed": packed["allowed"]})
+                                       **packed_rules)
     charred, by_share = windows.unpack(charred_packed, 0.0), windows.unpack(by_share_packed, False)
     labels, n = ndimage.label(general | by_share, structure=_EIGHT)
     if n == 0:
