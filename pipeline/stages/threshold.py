@@ -305,13 +305,12 @@ def _with_compact_burns_by_share(mask: np.ndarray, fraction: np.ndarray, *, seve
     # per patch, it adds in the grid's order). A group inside another's courtyard is left out of that
     # window, which only changes a hole too large to fill (:data:`_NESTED_HOLE_MIN_PX`). The contrast
     # rule is left on the chunk: its 3 x 3 means are running sums along each whole row.
-    on_windows = (not windows.clipped and not severity and rim_rules["max_hole_px"] < _NESTED_HOLE_MIN_PX)
-    rule_rules = packed_rules if on_windows else rim_rules
-    rule_mask, rule_fraction = (packed["mask"], packed["fraction"]) if on_windows else (mask, fraction)
-    general = (_rim_by_contrast(rule_mask, local=True, **rule_rules) if severity
-               else _rim_by_fraction(rule_mask, rule_fraction, cut=cut, **rule_rules))
-    if on_windows:
-        general = windows.unpack_burns(general)
+    if severity:
+        general = _rim_by_contrast(mask, local=True, **rim_rules)
+    elif not windows.clipped and rim_rules["max_hole_px"] < _NESTED_HOLE_MIN_PX:
+        general = windows.unpack_burns(_rim_by_fraction(packed["mask"], packed["fraction"], cut=cut, **packed_rules))
+    else:
+        general = _rim_by_fraction(mask, fraction, cut=cut, **rim_rules)
     charred_packed = undo_blur(packed["fraction"], psf_sigma_px)
     by_share_packed = _rim_by_fraction(packed["mask"], charred_packed, cut=cut, full_reading=1.0 if severity else None,
                                        **packed_rules)
