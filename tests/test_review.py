@@ -134,3 +134,31 @@ def test_kml_for_google_earth_has_every_polygon_dated_and_labelled(first_run):
     ring = marks[0].find(".//k:coordinates", ns).text.split()
     lon, lat = (float(v) for v in ring[0].split(",")[:2])
     assert burns.geometry.iloc[0].buffer(1e-6).contains(gpd.points_from_xy([lon], [lat])[0])
+
+
+_FETCHING = '<img src="https://example.org/r.png"> ![x](https://example.org/y.png)'
+
+
+def test_a_review_written_as_html_or_markdown_images_is_shown_as_text_and_fetches_nothing(small_run, tmp_path, capsys):
+    """The reason and the reviewer's name are free text: Google Earth reads a placemark's description as HTML and a
+    Markdown viewer renders ``<img>`` and ``![](...)``, so either would load an image from the network on opening."""
+    import xml.etree.ElementTree as ET
+
+    copy = copy_small_run(small_run, tmp_path, data=True)
+    burns = gpd.read_file(next(copy.run_dir.glob("burns*.geojson")))
+    target = burns.iloc[0].polygon_id
+    code, _, err = _cli(capsys, "review", AOI_NAME, target, "--reject", f"shadow {_FETCHING}", "--by", f"Eve {_FETCHING}",
+                        "--out", str(copy.out_root), "--data", str(copy.data_root))
+    assert code == 0, err
+    again = _run(capsys, copy.out_root, copy.data_root, copy.aoi_dir)
+    md = (again / "report.md").read_text()
+    assert "## Analyst review" in md and "shadow &lt;img" in md and "Eve &lt;img" in md
+    assert "<img" not in md and "![x](" not in md and "!\\[x](https://example.org/y.png)" in md
+    kml = ET.parse(next(again.glob("burns*.kml")))
+    texts = [el.text or "" for el in kml.iter() if el.tag.endswith("description")]
+    reviewed = [t for t in texts if "rejected by analyst Eve" in t]  # the tier says who rejected it and why
+    assert reviewed and all("<img" not in t for t in texts)  # after XML's own unescaping: HTML text, not a tag
+    assert all("&lt;img" in t for t in reviewed)
+    html = (again / "report.html").read_text()
+    assert "https://example.org" not in html.replace("&lt;img src=&quot;https://example.org", "").replace(
+        "](https://example.org", "")  # only as escaped text

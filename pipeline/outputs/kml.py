@@ -16,6 +16,7 @@ placemark. The document is built here as text; the caller writes it.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from html import escape
 from typing import Any
 
 import geopandas as gpd
@@ -56,14 +57,16 @@ def date_style_id(record: SceneRecord) -> str:
 
 
 def _description(row: Any, label: str) -> str:
+    """The placemark's text. Google Earth reads a description as HTML: the text is escaped, so that what a reviewer
+    wrote (or a scene's file name) shows as written and never becomes an image fetched when the burn is opened."""
     review = getattr(row, "review", "") or "not reviewed"
-    return (
+    return escape(
         f"{label}First seen {row.first_seen}; not visible on the clear scene of {row.last_clear_before}. "
         f"{row.area_ha:.4f} ha, setting {row.setting}, {'confirmed' if row.confirmed else 'not yet confirmed'} "
         f"by a later clear scene; analyst review: {review}."
         + (f" Burned structures: {row.n_structures}." if hasattr(row, "n_structures") else "")
-        + (f" Confidence {row.tier}: {row.tier_reasons}." if hasattr(row, "tier") else "")
-    )
+        + (f" Confidence {row.tier}: {row.tier_reasons}." if hasattr(row, "tier") else ""),
+        quote=False)
 
 
 def _ring(parent: ET.Element, tag: str, coords: Any) -> None:
@@ -112,8 +115,8 @@ def kml_document(polygons_4326: gpd.GeoDataFrame, *, records: list[SceneRecord],
     folder = ET.SubElement(doc, "Folder")
     ET.SubElement(folder, "name").text = f"{prefix}burns"
     legend = "".join(
-        f'<p><span style="color:{date_colour(i)}">■</span> first seen {records[i].acquired_utc} '
-        f"({records[i].scene_id}): {int((polygons_4326['first_seen_index'] == i).sum())} burn(s)</p>" for i in dates)
+        f'<p><span style="color:{date_colour(i)}">■</span> first seen {escape(records[i].acquired_utc)} '
+        f"({escape(records[i].scene_id)}): {int((polygons_4326['first_seen_index'] == i).sum())} burn(s)</p>" for i in dates)
     ET.SubElement(folder, "description").text = f"{label}Colour by first-seen date:{legend or ' no burns found.'}"
     for row in polygons_4326.itertuples():
         first = records[int(row.first_seen_index)]

@@ -585,6 +585,18 @@ def polygon_time_cell(report: dict[str, Any]) -> Any:
     return lambda iso: dated.get(str(iso), iso)
 
 
+def _inert(line: str) -> str:
+    r"""A line of ``report.md`` with nothing a Markdown viewer would fetch: names and notes come from users and file
+    names, and an ``<img>`` tag or ``![...](...)`` image in them would load from the network when the report is opened.
+    ``<`` becomes ``&lt;`` (shown as ``<``) and ``![`` becomes ``!\[`` (shown as ``![``); the report's own figures are
+    added after this, and its code blocks show text as written.
+
+    >>> print(_inert('Scene <img src="https://example.org/x.png"> ![a](https://example.org/b.png)'))
+    Scene &lt;img src="https://example.org/x.png"> !\[a](https://example.org/b.png)
+    """
+    return line.replace("<", "&lt;").replace("![", "!\\[")
+
+
 def render_markdown(report: dict[str, Any], *, figures: Sequence[str] = (), max_rows: int = 400, polygons: gpd.GeoDataFrame | None = None) -> str:
     """Human-readable ``report.md`` from :func:`build_report`'s dict."""
     lines = [f"# {report['title']}", ""]
@@ -657,6 +669,7 @@ def render_markdown(report: dict[str, Any], *, figures: Sequence[str] = (), max_
             )
         if len(polygons) > max_rows:
             lines.append(f"| ... {len(polygons) - max_rows} more in the GeoPackage |" + " |" * 12)
+    lines = [_inert(line) for line in lines]
     if figures:
         lines += ["", "## Figures", ""] + [f"![{f}]({f})" for f in figures]
     lines += ["", "## Parameters", "", "```"] + [f"{k} = {v}" for k, v in report["parameters"].items()] + ["```"]
