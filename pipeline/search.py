@@ -38,6 +38,7 @@ from pipeline.stages.normalise import apply_fits
 from pipeline.preflight import check_coreg_band, check_search_grid, check_search_options, scene_shape
 from pipeline.provenance.versions import git_state, package_versions
 from pipeline.outputs.report import scene_time
+from pipeline.outputs.run_folder import SIMULATED_VECTORS
 from pipeline.readers.recognise import recognise
 from pipeline.resolution import DEMO_PIXEL_M, choose_resolution
 from pipeline.outputs import figures as figs
@@ -231,9 +232,14 @@ def run_search(
         candidates[c.rank] = f"aoi_candidates{tag}/{name}.geojson"
         write_json(partial / candidates[c.rank], feature, root=partial)
     frame_4326 = clusters.to_crs("EPSG:4326").assign(simulated=simulated)
-    write_vector(partial / f"clusters{tag}.geojson", {"clusters": frame_4326}, driver="GeoJSON", root=partial)
+    # Simulated features say so in every row and layer description, as a village run's do (run_folder.write_findings).
+    description = SIMULATED_VECTORS if simulated else None
+    write_vector(partial / f"clusters{tag}.geojson", {"clusters": frame_4326}, driver="GeoJSON", root=partial,
+                 description=description)
     write_text(partial / f"clusters{tag}.csv", frame_4326.drop(columns="geometry").to_csv(index=False), root=partial)
-    write_vector(partial / f"burns{tag}.gpkg", {"polygons": det.polygons, "clusters": clusters}, root=partial)
+    write_vector(partial / f"burns{tag}.gpkg", {"polygons": det.polygons.assign(simulated=simulated),
+                                                "clusters": clusters.assign(simulated=simulated)}, root=partial,
+                 description=description)
     write_text(partial / f"search{tag}.md", _markdown(aoi, clusters, det, simulated, score, cards, candidates, coverage, tz_name),
                root=partial)
     summary = {"aoi": aoi.name, "simulated": simulated, "coverage": round(coverage, 4), "clusters": len(clusters),

@@ -198,6 +198,22 @@ def test_kml_dates_each_placemark_by_its_polygon_and_colours_it_by_date(small_ru
             assert all(row.geometry.buffer(1e-6).contains(c) for c in corners)  # the polygon's outline, in lon/lat
 
 
+def test_simulated_polygons_say_so_in_every_feature_and_layer_not_only_in_the_file_name(small_run):
+    """A feature copied into another layer leaves its file name behind: its attribute and the layer's description stay."""
+    import pyogrio
+
+    run = small_run.outcome.run_dir
+    gpkg, geojson = run / "burns_SIMULATED.gpkg", run / "burns_SIMULATED.geojson"
+    layers = [name for name, _ in pyogrio.list_layers(gpkg)]
+    assert {"all", "extent"} <= set(layers)
+    for layer in layers:
+        frame = gpd.read_file(gpkg, layer=layer)
+        assert len(frame) and frame["simulated"].eq(True).all(), layer
+        assert pyogrio.read_info(gpkg, layer=layer)["layer_metadata"]["DESCRIPTION"].startswith("SIMULATED DATA"), layer
+    assert gpd.read_file(geojson)["simulated"].eq(True).all()
+    assert json.loads(geojson.read_text())["description"].startswith("SIMULATED DATA")
+
+
 def test_kml_of_a_polygon_with_a_hole_and_parts_keeps_them(tmp_path):
     from datetime import datetime, timezone
 

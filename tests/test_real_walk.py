@@ -44,6 +44,7 @@ def test_readme_real_imagery_walk_ends_with_a_figure_to_attach(shared_data, tmp_
     report = json.loads((run / "report.json").read_text())
     assert not report["simulated"] and report["index"] == "nbr" and report["grid"]["resolution_m"] == 20.0
     burns = gpd.read_file(run / "burns.geojson")
+    assert "simulated" not in burns and "description" not in json.loads((run / "burns.geojson").read_text())
     with rasterio.open(shared_data / "real" / "s2-calfire-prepost" / "set_a" / "masks" / f"{EVENT}.tif") as src:
         mask = src.read(1) > 0
         burned = rasterize(burns.to_crs(src.crs).geometry, out_shape=mask.shape, transform=src.transform) > 0

@@ -69,6 +69,9 @@ def test_outputs_are_labelled_simulated_hashed_and_carry_cards(searched):
     assert json.loads((run / "search_SIMULATED.json").read_text())["analysed_whole"] is True
     frame = gpd.read_file(run / "clusters_SIMULATED.geojson")
     assert list(frame["rank"]) == sorted(frame["rank"]) and frame["simulated"].all()
+    assert json.loads((run / "clusters_SIMULATED.geojson").read_text())["description"].startswith("SIMULATED DATA")
+    for layer in ("polygons", "clusters"):  # every feature says so, whatever layer it is later copied into
+        assert gpd.read_file(run / "burns_SIMULATED.gpkg", layer=layer)["simulated"].eq(True).all(), layer
 
 
 @pytest.mark.slow

@@ -585,12 +585,19 @@ def write_cog(
     return Path(path)
 
 
-def write_vector(path: Path, frames: dict[str, gpd.GeoDataFrame], *, root: Path, driver: str = "GPKG") -> Path:
-    """Write one or more layers (GeoPackage) or one frame (GeoJSON) atomically, inside ``root``."""
+def write_vector(path: Path, frames: dict[str, gpd.GeoDataFrame], *, root: Path, driver: str = "GPKG",
+                 description: str | None = None) -> Path:
+    """Write one or more layers (GeoPackage) or one frame (GeoJSON) atomically, inside ``root``.
+
+    ``description`` is written as every layer's description (GeoPackage) or the file's (GeoJSON), which a GIS
+    shows with the layer's properties.
+    """
     with atomic_path(path, root=root) as tmp:
         tmp.unlink()  # the vector driver creates the file itself
         for layer, frame in frames.items():
-            kwargs = {"layer": layer} if driver == "GPKG" else {}
+            kwargs: dict[str, Any] = {"layer": layer} if driver == "GPKG" else {}
+            if description is not None:
+                kwargs["layer_options"] = {"DESCRIPTION": description}
             frame.to_file(tmp, driver=driver, engine="pyogrio", append=driver == "GPKG" and tmp.exists(), **kwargs)
     return Path(path)
 
