@@ -40,7 +40,7 @@ from pipeline.readers.rasters import sha256_file
 from pipeline.provenance.manifest import input_entry, recorded_overrides, run_folder_files, seal_manifest
 from pipeline.stages.normalise import BandFit, apply_fits, clearest_scene, identity_fits, normalise, wants_normalisation
 from pipeline.stages.perimeter import extent_dates, extent_polygons
-from pipeline.stages.plausibility import judge_scenes, mask_implausible, off_scale
+from pipeline.stages.plausibility import judge_scenes, mask_implausible, nir_below_visible, off_scale
 from pipeline.stages.sky import can_screen, sun_azimuth_for, unflagged_sky
 from pipeline.stages.polygons import burn_polygons, nonfire_polygons, transient_polygons
 from pipeline.stages.split import WALL_BANDS, before_brightness
@@ -174,6 +174,7 @@ def _measure(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, l
     stack, clear_fraction = _observed(stack, records, refused, loaded_grid, analysis_grid)
     usable = (clear_fraction >= params.min_clear_fraction) & np.array([r is None for r in refused])
     _refuse_off_scale(in_aoi, records, usable)
+    _refuse_band_order(in_aoi, records, usable)
     used, used_records = _usable(stack, records, usable, refused, clear_fraction, params, aoi_name=aoi_name)
     (normalised, shifts, fits), kept_work = _aligned(used, len(used_records), params=params, loaded_grid=loaded_grid,
                                                      analysis_grid=analysis_grid, shift_cache=shift_cache, kept=kept)
@@ -356,11 +357,35 @@ def _refuse_off_scale(in_aoi: xr.Dataset, records: list[SceneRecord], usable: np
             off[i] = why
     if not off or usable.sum() + len(off) < 2:
         return  # fixing the scale would not give two scenes: the clouds are said too
-    files = [records[i].files.get("reflectance") or next(iter(records[i].files.values()), records[i].scene_id) for i in off]
+    files = [_scene_file(records[i]) for i in off]
     shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
     first = next(iter(off))
     raise SceneError(f"{shown}: values are not surface reflectance x 10000 ({records[first].scene_id}: {off[first]}); "
                      f"export surface reflectance x 10000, or float reflectance (0-1), and run again")
+
+
+def _refuse_band_order(in_aoi: xr.Dataset, records: list[SceneRecord], usable: np.ndarray) -> None:
+    """One line naming the files whose NIR band reads darker than their red or green, when without them fewer than two
+    scenes are usable: their bands are most likely in another order than the one given (a file written in reverse, or a
+    wrong ``--bands``), and the fix is the order, not more scenes."""
+    if usable.sum() >= 2:
+        return
+    bands = [str(b) for b in in_aoi.band.values]
+    refl, clear = in_aoi["reflectance"].values, in_aoi["clear"].values
+    dark = {int(i): why for i in np.flatnonzero(~usable)
+            if (why := nir_below_visible(refl[i], clear[i], bands=bands)) is not None}
+    if not dark or usable.sum() + len(dark) < 2:
+        return
+    files = [_scene_file(records[i]) for i in dark]
+    shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+    first = next(iter(dark))
+    raise SceneError(f"{shown}: the bands do not read as {', '.join(bands)} ({records[first].scene_id}: {dark[first]}); "
+                     f"give the file's band order with --bands (or fix its band descriptions), or leave out a scene "
+                     f"of water or snow, and run again")
+
+
+def _scene_file(record: SceneRecord) -> str:
+    return record.files.get("reflectance") or next(iter(record.files.values()), record.scene_id)
 
 
 def _too_few_usable(records: list[SceneRecord], usable: np.ndarray, refused: list[str | None], clear_fraction: np.ndarray,

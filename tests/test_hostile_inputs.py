@@ -144,6 +144,52 @@ def test_negative_reflectance_scene_is_not_observed_but_small_offset_negatives_a
 
 
 @pytest.mark.slow
+def test_a_scene_whose_bands_are_written_in_reverse_is_not_observed(tmp_path):
+    """Its change would be read in the blue band as if it were the NIR: a wrong area, or none, with no other sign."""
+    detection = _detect(_series(tmp_path, _ground(9)[::-1].copy()))
+    reason = _refused(detection, "20240129_103800_junk")
+    assert "nir band reads darker than its" in reason and "not in the order given" in reason
+    assert all(q["usable"] for q, r in zip(detection.quality, detection.all_records) if "good" in r.scene_id)
+
+
+def test_detect_names_the_file_whose_bands_are_in_another_order_and_the_fix(tmp_path, capsys):
+    """A before/after pair with the after scene's red and NIR swapped: one line naming it, and --bands for a fix."""
+    from pyproj import Transformer
+
+    swapped = _ground(9)[[0, 1, 3, 2]].copy()
+    scenes = _series(tmp_path / "scenes", swapped, days=1)
+    lon, lat = Transformer.from_crs("EPSG:32630", "EPSG:4326", always_xy=True).transform(500200.0, 1500100.0)
+    aoi_dir = _aoi(tmp_path / "aoi", "savanna", lon, lat, 120.0, "Africa/Bamako")
+    code, _, err = _cli(capsys, "detect", "savanna", "--scenes", str(scenes), "--aoi-dir", str(aoi_dir),
+                        "--out", str(tmp_path / "out"), "--data", str(tmp_path / "data"), "--no-figures")
+    assert code == SceneError.exit_code
+    _one_error_line(err, "20240129_103800_junk_3B_AnalyticMS_SR.tif", "do not read as blue, green, red, nir",
+                    "nir band reads darker than its red", "--bands")
+    assert "add clear scenes" not in err  # no scene added fixes a band order
+    assert not list((tmp_path / "out").glob("savanna/2*"))  # refused before a run folder was made
+
+
+def test_every_real_scene_reads_as_land_in_the_nir_and_one_written_in_reverse_does_not(shared_data):
+    """No real scene of the shared data (burned scars included) is refused by the band-order test; the after scene
+    of a real fire written in reverse is."""
+    from pipeline.stages.plausibility import nir_below_visible
+
+    s2 = shared_data / "real" / "s2-calfire-prepost" / "set_a"
+    files = sorted((s2 / "pre_fire").glob("*.tif")) + sorted((s2 / "post_fire").glob("*.tif"))
+    chile = sorted((shared_data / "real" / "landsat-chile-firescar").glob("Img*F_*.tif"))
+    assert len(files) == 20 and len(chile) == 2
+    for path in files + chile:
+        with rasterio.open(path) as src:
+            refl = src.read(list(range(1, 6)) if path in files else [1, 2, 3, 4, 6]).astype(np.float64)
+        refl = refl / 10000 if np.nanmedian(refl) > 2 else refl
+        clear = np.all(np.isfinite(refl), axis=0) & np.all(refl > 0, axis=0)
+        bands = ["blue", "green", "red", "nir", "swir22"]
+        assert nir_below_visible(refl, clear, bands=bands) is None, path.name
+        if "post_fire" in str(path):
+            assert "not in the order given" in nir_below_visible(refl[::-1], clear, bands=bands), path.name
+
+
+@pytest.mark.slow
 def test_impossible_pixels_are_not_observed(tmp_path):
     scenes = _series(tmp_path, days=3)
     hot = _ground(7)

@@ -407,3 +407,19 @@ def test_grid_resolution_must_match_the_sensor():
         simulate_village_series(GRID, seed=SEED, **SIZES, scenario="sentinel2")
     with pytest.raises(ValueError, match="only scenario='sentinel2'"):
         simulate_village_series(GRID_10M, seed=SEED, **SIZES, scenario="large_shift")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_every_scene_reads_as_land_in_the_nir(name):
+    """No simulated scene is taken for one whose bands are in another order (plausibility.nir_below_visible): not the
+    cloud, the haze, the wet soil nor the bare fields of any scenario, on its clear pixels or on all of them."""
+    from pipeline.stages.plausibility import nir_below_visible
+
+    for scene in _series(name).scenes:
+        bands = list(scene.metadata["bands"])
+        refl = np.where(scene.reflectance > 0, scene.reflectance / 10000.0, np.nan)
+        seen = np.all(np.isfinite(refl), axis=0)
+        clear = seen & (scene.udm2[0] == 1)
+        for pixels in (clear, seen):
+            assert nir_below_visible(refl, pixels, bands=bands) is None, scene.scene_id
