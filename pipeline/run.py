@@ -37,6 +37,7 @@ from pipeline.stages.indices import burn_index, choose_index
 from pipeline.readers.catalogue import catalogue_dir, catalogue_entries, catalogue_sources
 from pipeline.readers.vectors import read_outline
 from pipeline.readers.rasters import sha256_file
+from pipeline.provenance.runlog import check_log_continues
 from pipeline.provenance.manifest import input_entry, recorded_overrides, run_folder_files, seal_manifest
 from pipeline.stages.normalise import BandFit, apply_fits, clearest_scene, identity_fits, normalise, wants_normalisation
 from pipeline.stages.perimeter import extent_dates, extent_polygons
@@ -662,6 +663,7 @@ def run_detect(
     aoi = load_aoi(aoi_name, aoi_dir)
     requested = resolve_params(aoi.parameters, overrides, aoi_source=f"AOI file {aoi.path}")
     check_output_folder(Path(out_root) / aoi.name)  # before minutes of work, not after
+    check_log_continues(Path(out_root) / aoi.name)  # a broken chain would leave this run unverifiable
     where = str(aoi.path or aoi.name)
     given = requested.resolution_m != NATIVE
     if given:  # the fewest scenes and bands: a grid that cannot fit is refused before the demo is drawn

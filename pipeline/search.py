@@ -33,6 +33,7 @@ from pipeline.stages.coregister import apply_shifts
 from pipeline.errors import AoiError, SceneError
 from pipeline.grid import Grid, grid_for_bounds
 from pipeline.readers.rasters import memoised_hashes, sha256_file
+from pipeline.provenance.runlog import check_log_continues
 from pipeline.provenance.manifest import input_entry, recorded_overrides, seal_manifest
 from pipeline.stages.normalise import apply_fits
 from pipeline.preflight import check_coreg_band, check_search_grid, check_search_options, scene_shape
@@ -185,6 +186,7 @@ def run_search(
         params = replace(requested, resolution_m=DEMO_PIXEL_M)  # the SIMULATED box is PlanetScope's 3 m
     grid = search_grid(aoi, float(params.resolution_m))
     check_output_folder(Path(out_root) / aoi.name)
+    check_log_continues(Path(out_root) / aoi.name)  # searches are recorded in the AOI's run log too
     where = f"{aoi.path or aoi.name}: search_area"
     check_search_grid(grid, params=params, chunk_px=chunk_px, workers=workers, where=where)
     truth = None

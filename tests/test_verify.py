@@ -359,6 +359,30 @@ def test_a_log_line_edited_or_removed_breaks_the_chain(made, capsys, tmp_path, d
         assert f"{run / 'manifest.json'}: its SHA-256 is not the one the run log recorded" in out
 
 
+@pytest.mark.parametrize("damage", ["a line that is no record", "a torn last line", "an edited line"])
+def test_detect_refuses_to_continue_a_broken_log_before_any_work(small_run, capsys, tmp_path, damage):
+    """A run appended to a broken chain could never be verified: refused in one line naming the log, nothing made."""
+    from factories import copy_small_run
+
+    copy = copy_small_run(small_run, tmp_path, data=True)
+    log = copy.out_root / AOI_NAME / "runs.log"
+    first = json.loads(log.read_text().splitlines()[0])
+    if damage == "a line that is no record":
+        log.write_text(log.read_text() + "x\n")
+    elif damage == "a torn last line":
+        log.write_text(log.read_text() + '{"run_id":"2')
+    else:
+        log.write_text(_chain([first, _other_run(1), _other_run(2)]).replace(_other_run(1)["run_id"], "20240101T000000Z-abcdef"))
+    before = sorted(p.name for p in log.parent.iterdir())
+    code, _, err = _cli(capsys, "detect", AOI_NAME, "--aoi-dir", copy.aoi_dir, "--out", copy.out_root,
+                        "--data", copy.data_root, "--no-figures")
+    line = _one_error(err)
+    assert code == 6 and line.startswith(f"burnscan: error: {log}: ") and "move the log aside" in line, err
+    assert {"a line that is no record": "line 2 is not a run record", "a torn last line": "incomplete",
+            "an edited line": "line 3 does not chain to line 2"}[damage] in line
+    assert sorted(p.name for p in log.parent.iterdir()) == before  # no run folder, partial or not
+
+
 def test_a_run_missing_from_the_log_or_without_a_log_is_reported(made, capsys, tmp_path):
     run = _copy(made, tmp_path)
     log = run.parent / "runs.log"

@@ -30,7 +30,7 @@ from typing import Any
 
 from pipeline.errors import OutputError
 
-__all__ = ["RUN_LOG_NAME", "run_log_path", "record_run", "check_run_log"]
+__all__ = ["RUN_LOG_NAME", "run_log_path", "record_run", "check_run_log", "check_log_continues"]
 
 RUN_LOG_NAME = "runs.log"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -62,9 +62,7 @@ def record_run(aoi_folder: Path, *, run_id: str, kind: str, manifest_sha256: str
     path = Path(aoi_folder) / RUN_LOG_NAME
 
     def next_line(current: bytes) -> str:
-        if current and not current.endswith(b"\n"):
-            raise OutputError(f"{path}: the last line of the run log is incomplete (a write was cut off); burnscan verify "
-                              f"names it: move the log aside, kept as evidence, and run again to start a new chain")
+        _refuse_broken(path, current)  # again under the lock: another command may have written since the check
         lines = current.split(b"\n")[:-1]
         record = {"run_id": run_id, "kind": kind, "finished_utc": finished_utc, "manifest_sha256": manifest_sha256,
                   "prev_sha256": _line_sha256(lines[-1]) if lines else None}
@@ -72,6 +70,54 @@ def record_run(aoi_folder: Path, *, run_id: str, kind: str, manifest_sha256: str
 
     Path(aoi_folder).mkdir(parents=True, exist_ok=True)
     return append_line(path, next_line, root=Path(aoi_folder))
+
+
+def check_log_continues(aoi_folder: Path) -> None:
+    """Refuse, before a run's work, an AOI's run log that a new line could not continue.
+
+    A line appended to a log whose chain is broken (a line edited, inserted or removed, or a write cut off) chains to
+    what is there, so the run it records could never be verified: every run after the break would fail
+    ``burnscan verify``. The log is evidence of what was edited: it is moved aside by the user, never repaired here.
+
+    Raises
+    ------
+    OutputError
+        Naming the log, its first broken line, and the fix.
+    """
+    path = Path(aoi_folder) / RUN_LOG_NAME
+    try:
+        current = path.read_bytes()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise OutputError(f"{path}: the run log cannot be read ({exc.strerror or exc}); fix its permissions") from None
+    _refuse_broken(path, current)
+
+
+def _refuse_broken(path: Path, current: bytes) -> None:
+    fix = ("move the log aside, kept as evidence (burnscan verify names every broken line), and run again to start a "
+           "new chain")
+    if current and not current.endswith(b"\n"):
+        raise OutputError(f"{path}: the last line of the run log is incomplete (a write was cut off); {fix}")
+    problems = _chain_problems(path, current.split(b"\n")[:-1])
+    if problems:
+        raise OutputError(f"{problems[0]}; a run recorded after it could never be verified: {fix}")
+
+
+def _chain_problems(log_path: Path, lines: list[bytes]) -> list[str]:
+    """One line per break of the chain of complete ``lines``: a line that is not a record, or does not chain to the one before."""
+    problems: list[str] = []
+    previous: str | None = None
+    for n, raw in enumerate(lines, start=1):
+        record = _parse(raw)
+        if record is None:
+            problems.append(f"{log_path}: line {n} is not a run record burnscan writes: the log was edited")
+        elif record["prev_sha256"] != previous:
+            problems.append(f"{log_path}: line {n} does not chain to "
+                            + (f"line {n - 1} (the SHA-256 it records for it differs)" if n > 1 else "nothing (it is the first line)")
+                            + ": a line was edited, inserted or removed")
+        previous = _line_sha256(raw)
+    return problems
 
 
 def _parse(line: bytes) -> dict[str, Any] | None:
@@ -121,19 +167,12 @@ def check_run_log(log_path: Path, manifest: dict[str, Any], manifest_sha256: str
         problems.append(f"{log_path}: line {len(lines)} is incomplete (no newline): a write was cut off or the log was edited")
     else:
         lines = lines[:-1]
-    previous: str | None = None
+    problems += _chain_problems(log_path, lines)
     mine: list[tuple[int, dict[str, Any]]] = []
     for n, raw in enumerate(lines, start=1):
         record = _parse(raw)
-        if record is None:
-            problems.append(f"{log_path}: line {n} is not a run record burnscan writes: the log was edited")
-        elif record["prev_sha256"] != previous:
-            problems.append(f"{log_path}: line {n} does not chain to "
-                            + (f"line {n - 1} (the SHA-256 it records for it differs)" if n > 1 else "nothing (it is the first line)")
-                            + ": a line was edited, inserted or removed")
         if record is not None and record["run_id"] == manifest["run_id"] and record["kind"] == manifest["kind"]:
             mine.append((n, record))
-        previous = _line_sha256(raw)
     if not mine:
         problems.append(f"{log_path}: run {manifest['run_id']} is not in the run log: it was not finished by burnscan "
                         f"here, or its line was removed")
