@@ -29,7 +29,7 @@ from pipeline.config import NATIVE, Params, resolve_params
 from pipeline.stages.coregister import ShiftEstimate, apply_shifts, coregister
 from pipeline.stages.dating import date_burns
 from pipeline.stages.fraction import coarser_than_grid, unmixing_bands
-from pipeline.errors import OutputError, PipelineError, RunError, SceneError
+from pipeline.errors import OutputError, ParameterError, PipelineError, RunError, SceneError
 from pipeline.evidence import find_layers, gather_evidence
 from pipeline.grid import Grid
 from pipeline.model import Calibration, Detection, SceneRecord, has_sky_mask, record_positions
@@ -338,7 +338,10 @@ def _usable(stack: xr.Dataset, records: list[SceneRecord], usable: np.ndarray, r
         raise SceneError(_too_few_usable(records, usable, refused, clear_fraction, params, aoi_name=aoi_name))
     keep = np.flatnonzero(usable)
     if params.reference_scene >= len(keep):
-        raise PipelineError(f"parameter reference_scene={params.reference_scene} but only {len(keep)} usable scenes; lower it")
+        # Only now known: how many scenes are usable is judged on their pixels.
+        raise ParameterError(f"parameter reference_scene={params.reference_scene} (given with --set or in the AOI file) counts "
+                             f"the usable scenes from 0, and only {len(keep)} of the {len(records)} scenes are usable: set it "
+                             f"to at most {len(keep) - 1}, or leave it out (0, the first usable scene)")
     return stack.isel(time=keep), [records[i] for i in keep]
 
 

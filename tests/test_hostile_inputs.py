@@ -169,6 +169,21 @@ def test_detect_names_the_file_whose_bands_are_in_another_order_and_the_fix(tmp_
     assert not list((tmp_path / "out").glob("savanna/2*"))  # refused before a run folder was made
 
 
+def test_a_reference_scene_past_the_usable_scenes_is_a_parameter_error_with_its_bound(tmp_path, capsys):
+    """Known only once the scenes are judged, but a parameter all the same: its exit code, what it counts, its bound."""
+    from pyproj import Transformer
+
+    from pipeline.errors import ParameterError
+
+    scenes = _series(tmp_path / "scenes", days=3)
+    lon, lat = Transformer.from_crs("EPSG:32630", "EPSG:4326", always_xy=True).transform(500200.0, 1500100.0)
+    aoi_dir = _aoi(tmp_path / "aoi", "savanna", lon, lat, 120.0, "Africa/Bamako")
+    code, _, err = _cli(capsys, "detect", "savanna", "--scenes", str(scenes), "--aoi-dir", str(aoi_dir), "--set",
+                        "reference_scene=99", "--out", str(tmp_path / "out"), "--data", str(tmp_path / "data"), "--no-figures")
+    assert code == ParameterError.exit_code
+    _one_error_line(err, "reference_scene=99", "only 3 of the 3 scenes are usable", "at most 2")
+
+
 def test_every_real_scene_reads_as_land_in_the_nir_and_one_written_in_reverse_does_not(shared_data):
     """No real scene of the shared data (burned scars included) is refused by the band-order test; the after scene
     of a real fire written in reverse is."""
