@@ -13,7 +13,7 @@ from typing import Any, Callable, NoReturn
 import click
 
 from pipeline.aoi import AOI_DIR, list_aois, load_aoi
-from pipeline.errors import ParameterError, PipelineError, RunError
+from pipeline.errors import AoiError, ParameterError, PipelineError, RunError
 from pipeline.preflight import CHUNK_PX_RANGE, SEARCH_BOX_SIDE_M
 
 __all__ = ["main", "cli"]
@@ -614,10 +614,14 @@ def review(aoi: str, polygon_id: str, confirm: bool, reject: str | None, edit: P
 
 
 @cli.command()
-def aois() -> None:
+@click.option("--aoi-dir", type=click.Path(path_type=Path), default=AOI_DIR, show_default=False,
+              help="AOI registry folder (default: aoi/ of the project), as given to detect.")
+def aois(aoi_dir: Path) -> None:
     """List the AOI registry."""
-    for name in list_aois(AOI_DIR):
-        aoi = load_aoi(name)
+    if not Path(aoi_dir).is_dir():
+        raise AoiError(f"{aoi_dir}: no such AOI folder; give the folder of AOI files with --aoi-dir, as to detect")
+    for name in list_aois(aoi_dir):
+        aoi = load_aoi(name, aoi_dir)
         flag = " (location uncertain)" if aoi.location_uncertain else ""
         click.echo(f"{name}\t{aoi.display_name}\t{aoi.properties.get('region', '')}{flag}")
 

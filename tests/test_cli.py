@@ -78,6 +78,17 @@ def test_aois_lists_the_registry(capsys):
     assert len(stdout.strip().splitlines()) >= 7
 
 
+def test_aois_lists_the_folder_detect_is_given(capsys, tmp_path):
+    """The AOI-name error points to `burnscan aois`: it lists the folder given with --aoi-dir, as detect reads it."""
+    from smallaoi import AOI_NAME, write_small_aoi
+
+    folder = write_small_aoi(tmp_path / "mine")
+    code, stdout, _ = _run(capsys, "aois", "--aoi-dir", str(folder))
+    assert code == 0 and stdout.startswith(f"{AOI_NAME}\t") and len(stdout.strip().splitlines()) == 1
+    code, _, stderr = _run(capsys, "aois", "--aoi-dir", str(tmp_path / "none"))
+    assert code == 3 and stderr.count("\n") == 1 and f"{tmp_path / 'none'}: no such AOI folder" in stderr
+
+
 def _footprints_geojson(path: Path, lon: float, lat: float, n: int = 5) -> Path:
 
     d = 0.00005  # about 5 m
