@@ -43,6 +43,11 @@ def test_readme_real_imagery_walk_ends_with_a_figure_to_attach(shared_data, tmp_
     assert pixels.shape[1] == round(89 / 25.4 * 300) and pixels.shape[0] <= 1.5 * pixels.shape[1]  # one print column
     report = json.loads((run / "report.json").read_text())
     assert not report["simulated"] and report["index"] == "nbr" and report["grid"]["resolution_m"] == 20.0
+    # A shift the search found but could not trust was never applied: the scene tables say so, not a move of pixels.
+    unreliable = [s["coregistration"] for s in report["scenes"] if not (s.get("coregistration") or {}).get("reliable", True)]
+    for shown in ((run / "report.md").read_text(), (run / "report.html").read_text()):
+        assert shown.count("not applied (no reliable match") == len(unreliable)
+        assert all(f"{c['dy']:+.2f}, {c['dx']:+.2f}" not in shown for c in unreliable)
     burns = gpd.read_file(run / "burns.geojson")
     assert "simulated" not in burns and "description" not in json.loads((run / "burns.geojson").read_text())
     with rasterio.open(shared_data / "real" / "s2-calfire-prepost" / "set_a" / "masks" / f"{EVENT}.tif") as src:

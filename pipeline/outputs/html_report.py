@@ -23,7 +23,7 @@ import geopandas as gpd
 import numpy as np
 from matplotlib import image as mpimg
 
-from pipeline.outputs.report import (SIMULATED_WARNING, burned_fraction_cell, evidence_sections, nonfire_section,
+from pipeline.outputs.report import (SIMULATED_WARNING, burned_fraction_cell, evidence_sections, shift_cell, nonfire_section,
                                      polygon_time_cell, transient_section)
 
 __all__ = ["render_html", "screen_copy", "screen_copy_pixels", "SCREEN_SIDE_PX"]
@@ -207,7 +207,7 @@ def render_html(report: Mapping[str, Any], *, figures: Mapping[str, tuple[str, b
     scene_rows = []
     for s in report["scenes"]:
         c = s.get("coregistration") or {}
-        shift = f"{c.get('dy', 0):+.2f}, {c.get('dx', 0):+.2f}" if c else "reference"
+        shift = shift_cell(c, none="reference")
         scene_rows.append([s["index"], s["scene_id"], s["acquired"], f"{s['sensor']} {s['satellite_id']}", f"{s['clear_fraction']:.1%}", s.get("cloud_mask", ""),
                            "yes" if s.get("usable") else f"no: {s.get('unusable_reason', '')}", shift,
                            f"{c.get('residual', 0):.4f}" if c else "", (s.get("sha256") or {}).get("reflectance", "")])

@@ -24,7 +24,7 @@ from pipeline.model import SceneRecord, cloud_mask_words, has_sky_mask
 from pipeline.stages.dating import shadows_moved
 from pipeline.stages.sky import can_screen
 
-__all__ = ["SIMULATED_LABEL", "TIME_OF_DAY_UNKNOWN", "format_time", "scene_time", "polygon_time_cell", "build_report", "with_evidence",
+__all__ = ["SIMULATED_LABEL", "TIME_OF_DAY_UNKNOWN", "format_time", "scene_time", "polygon_time_cell", "shift_cell", "build_report", "with_evidence",
            "evidence_sections", "transient_section", "nonfire_section", "counted_polygons", "render_markdown",
            "burned_fraction_total", "burned_fraction_cell"]
 
@@ -585,6 +585,22 @@ def polygon_time_cell(report: dict[str, Any]) -> Any:
     return lambda iso: dated.get(str(iso), iso)
 
 
+def shift_cell(coregistration: dict[str, Any], *, none: str) -> str:
+    """A scene's co-registration for the scene tables: the shift applied, or that an unreliable estimate was not applied
+    (its numbers kept in the report's JSON: they are what the search found, not a move made to the scene).
+
+    >>> shift_cell({"dy": 0.5, "dx": -1.25, "reliable": True}, none="n/a")
+    '+0.50, -1.25'
+    >>> shift_cell({"dy": 35.5, "dx": 49.8, "reliable": False, "correlation": 0.31}, none="n/a")
+    'not applied (no reliable match, correlation 0.31)'
+    """
+    if not coregistration:
+        return none
+    if not coregistration.get("reliable", True):
+        return f"not applied (no reliable match, correlation {coregistration.get('correlation', 0.0):.2f})"
+    return f"{coregistration.get('dy', 0):+.2f}, {coregistration.get('dx', 0):+.2f}"
+
+
 def _inert(line: str) -> str:
     r"""A line of ``report.md`` with nothing a Markdown viewer would fetch: names and notes come from users and file
     names, and an ``<img>`` tag or ``![...](...)`` image in them would load from the network when the report is opened.
@@ -633,7 +649,7 @@ def render_markdown(report: dict[str, Any], *, figures: Sequence[str] = (), max_
     lines += ["", "## Scenes", "", "| # | scene | acquired | satellite | clear | cloud mask | shift dy, dx (px) | residual | SHA-256 (reflectance) |", "|---|---|---|---|---|---|---|---|---|"]
     for s in report["scenes"]:
         c = s.get("coregistration") or {}
-        shift = f"{c.get('dy', 0):+.2f}, {c.get('dx', 0):+.2f}" if c else "n/a"
+        shift = shift_cell(c, none="n/a")
         lines.append(
             f"| {s['index']} | {s['scene_id']} | {s['acquired']} | {s['satellite_id']} | {s['clear_fraction']:.1%} | {s.get('cloud_mask', '')} | "
             f"{shift} | {c.get('residual', 0):.4f} | `{s['sha256'].get('reflectance', '')}` |"
