@@ -383,6 +383,17 @@ def test_detect_refuses_to_continue_a_broken_log_before_any_work(small_run, caps
     assert sorted(p.name for p in log.parent.iterdir()) == before  # no run folder, partial or not
 
 
+def test_an_interrupted_run_is_called_one_not_a_folder_without_a_manifest(capsys, tmp_path):
+    partial = tmp_path / "out" / AOI_NAME / "20240101T000000Z-abcdef.partial"
+    (partial / "figures").mkdir(parents=True)
+    (partial / "report.json").write_text("{}")
+    code, _, err = _cli(capsys, "verify", partial)
+    assert code == 6 and "an interrupted run" in _one_error(err) and "run detect again" in err
+    done = partial.rename(partial.with_name("20240101T000000Z-abcdef"))
+    code, _, err = _cli(capsys, "verify", done)
+    assert code == 6 and f"{done / 'manifest.json'}: cannot read the manifest (no such file)" in _one_error(err)
+
+
 def test_a_run_missing_from_the_log_or_without_a_log_is_reported(made, capsys, tmp_path):
     run = _copy(made, tmp_path)
     log = run.parent / "runs.log"

@@ -139,6 +139,12 @@ def load_manifest(run_dir: Path) -> tuple[bytes, dict[str, Any]]:
         raise OutputError(f"{run_dir}: no such run folder; give a finished run folder (out/<aoi>/<run-id>)")
     try:
         data = path.read_bytes()
+    except FileNotFoundError:
+        if run_dir.name.endswith(".partial"):  # left on purpose, for inspection (pipeline.outputs.write)
+            raise OutputError(f"{run_dir}: an interrupted run: it stopped before it was sealed, so it has no manifest and "
+                              f"holds no finding that can be checked; run detect again, and remove this folder once "
+                              f"inspected") from None
+        raise OutputError(f"{path}: cannot read the manifest (no such file); give a complete run folder") from None
     except OSError as exc:
         raise OutputError(f"{path}: cannot read the manifest ({exc.strerror or exc}); give a complete run folder") from None
     try:
