@@ -41,6 +41,22 @@ def test_truncated_tiff(tmp_path):
     _one_line(err, "a_3B_AnalyticMS_SR.tif")
 
 
+def test_a_tiff_damaged_inside_its_pixels_says_what_gdal_could_not_read(tmp_path):
+    """rasterio's own words ("Read failed. See previous exception for details.") point to nothing the user sees."""
+    path = _write_scene(tmp_path, "a")
+    with rasterio.open(path) as src:
+        profile, pixels = src.profile, src.read()
+    with rasterio.open(path, "w", **{**profile, "compress": "deflate", "tiled": True, "blockxsize": 64, "blockysize": 64}) as dst:
+        dst.write(pixels)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 3:len(data) // 3 + 2000] = b"\xff" * 2000  # the header and directory intact, some tiles garbage
+    path.write_bytes(bytes(data))
+    with pytest.raises(SceneError) as err:
+        _load(tmp_path)
+    _one_line(err, "a_3B_AnalyticMS_SR.tif", "cannot be read as a raster", "band 1", "re-download or replace the file")
+    assert "See previous exception" not in str(err.value)
+
+
 def test_missing_nir_band(tmp_path):
     _write_scene(tmp_path, "a", bands=3)
     with pytest.raises(SceneError) as err:

@@ -53,7 +53,10 @@ UNREADABLE = (RasterioError, CPLE_BaseError)
 
 
 def short(exc: BaseException) -> str:
-    """The gist of a library error: GDAL and PROJ can quote a whole CRS definition."""
+    """The gist of a library error: GDAL and PROJ can quote a whole CRS definition, and rasterio's "Read failed. See
+    previous exception for details." has GDAL's own words (which block of which band) in the error it was raised from."""
+    if "See previous exception" in str(exc) and exc.__cause__ is not None:
+        exc = exc.__cause__
     text = " ".join(str(exc).split(" from '")[0].split())
     return text if len(text) <= 160 else text[:157] + "..."
 
