@@ -309,8 +309,9 @@ def _lonlat_polygon(raw: Any, where: str, what: str) -> BaseGeometry:
     crossing = lon1 - lon0 > 180 or any(abs(b[0] - a[0]) > 180 for ring in _rings(geometry)
                                          for a, b in zip(ring.coords[:-1], ring.coords[1:]))
     if crossing:
-        raise AoiError(f"{where}: {what} crosses the antimeridian (longitudes {lon0:g} to {lon1:g}); split it at 180 degrees "
-                       f"into one AOI on each side")
+        # GeoJSON cannot tell a ring across 180 degrees from one drawn the long way round (a whole-world box): both said.
+        raise AoiError(f"{where}: {what} crosses the antimeridian or spans more than half the world (longitudes {lon0:g} to "
+                       f"{lon1:g}); split an AOI across 180 degrees into one AOI on each side, or draw it around the place")
     if lat0 < _UTM_LATITUDES[0] or lat1 > _UTM_LATITUDES[1]:
         raise AoiError(f"{where}: {what} reaches latitude {lat0 if lat0 < _UTM_LATITUDES[0] else lat1:g}, outside the UTM "
                        f"zones ({_UTM_LATITUDES[0]:g} to {_UTM_LATITUDES[1]:g}) burnscan measures in; draw it inside them")

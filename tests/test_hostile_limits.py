@@ -162,7 +162,14 @@ def test_an_aoi_across_the_antimeridian_is_refused_with_the_fix(capsys, tmp_path
                                                                       [-180.0, -16.98], [-180.0, -17.0]]]]}
     code, err = _detect(capsys, tmp_path, _feature(geometry))
     assert code == 3
-    _one_error(err, f"{NAME}.geojson", "antimeridian", "split it at 180 degrees")
+    _one_error(err, f"{NAME}.geojson", "antimeridian", "split an AOI across 180 degrees")
+
+
+def test_a_whole_world_aoi_is_not_only_called_a_crossing_of_the_antimeridian(capsys, tmp_path):
+    world = {"type": "Polygon", "coordinates": [[[-180.0, -60.0], [180.0, -60.0], [180.0, 60.0], [-180.0, 60.0], [-180.0, -60.0]]]}
+    code, err = _detect(capsys, tmp_path, _feature(world))
+    assert code == 3
+    _one_error(err, f"{NAME}.geojson", "more than half the world", "draw it around the place")
 
 
 def test_an_aoi_beyond_the_utm_latitudes_is_refused(capsys, tmp_path):
