@@ -256,6 +256,14 @@ def test_output_folder_refusing_folders_fails_before_any_work(capsys, tmp_path):
     assert not (tmp_path / "data").exists()  # refused before the demo scenes were made
 
 
+def test_an_output_folder_that_is_a_dangling_link_fails_before_any_work(capsys, tmp_path):
+    out = tmp_path / "out"
+    out.symlink_to(tmp_path / "gone")
+    code, _, stderr = _run(capsys, "detect", "ogota", "--out", str(out), "--data", str(tmp_path / "data"))
+    assert code == 6 and stderr.count("\n") == 1 and f"{out} is a symbolic link to {tmp_path / 'gone'}, which does not exist" in stderr
+    assert not (tmp_path / "data").exists()  # refused before the demo scenes were made
+
+
 @pytest.mark.parametrize("flags, kept", [((), True), (("--recompute",), False)])
 def test_recompute_reuses_nothing_kept_from_earlier_runs(capsys, tmp_path, monkeypatch, flags, kept):
     import pipeline.run

@@ -330,6 +330,9 @@ def check_output_folder(folder: Path) -> Path:
     folder = Path(folder)
     existing = folder
     while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():  # makedirs would fail on it with "File exists", after minutes of work
+            raise OutputError(f"{folder}: cannot create the output folder ({existing} is a symbolic link to "
+                              f"{os.readlink(existing)}, which does not exist); create that folder or choose another --out")
         existing = existing.parent
     if not existing.is_dir():
         raise OutputError(f"{folder}: cannot create the output folder ({existing} is a file); choose a writable --out")
