@@ -95,6 +95,23 @@ def test_real_fire_targets_are_met(real_rows):
     assert all(any(line.startswith(c) for line in lines) for c in cases)  # one side-by-side row per event
 
 
+def test_the_headline_area_is_measured_against_every_scored_perimeter(real_rows):
+    """What a report on a real wildfire says its area is (the burned fractions' sum), beside the mask's pixels, against
+    the reference's area: measured on every scored event and said in one line, whatever it shows."""
+    from pipeline.bench.accuracy import _real_lines
+
+    masks = [r for r in real_rows if r["scored"] and r["method"] == "burnscan" and r["case"].startswith("calfire:")]
+    assert len(masks) == 9 and all(r["reference_ha"] > 0 and r["pixels_ha"] > 0 for r in masks)
+    pixel_ha = 20.0 * 20.0 / 1e4
+    for r in masks:  # the pixels' area is the mask scored against the reference, and the reference its own pixels
+        assert r["pixels_ha"] == pytest.approx((r["tp"] + r["fp"]) * pixel_ha, abs=1e-3)
+        assert r["reference_ha"] == pytest.approx((r["tp"] + r["fn"]) * pixel_ha, abs=1e-3)
+    line = next(line for line in _real_lines(real_rows) if line.startswith("real fires, burned area by burned fraction"))
+    median = float(np.median([r["fraction_ha"] / r["reference_ha"] for r in masks]))
+    assert f"on 9 scored events: median {median:.2f}" in line
+    assert all(r["case"].split(":", 1)[1] in line for r in masks)
+
+
 @pytest.mark.slow
 def test_chile_is_scored_where_it_is_labelled(real_rows):
     """The Chile label covers 11 x 17 pixels of a 387 x 309 image: only that window can be scored."""

@@ -430,6 +430,11 @@ def _real_pair(name: str, pre: Path, post: Path, mask: Path, bands: list[str | N
 
     clusters = cluster_burns(det.polygons, times=[r.acquired_utc for r in det.records])
     rows[0].update(clusters=len(clusters), settlement_like_clusters=int((clusters["kind"] == SETTLEMENT_LIKE).sum()))
+    if not labelled_only and "burned_fraction_ha" in det.polygons:
+        # The report's headline area (the sum of burned fractions) and the mask's pixels, against the reference's area.
+        rows[0].update(fraction_ha=round(float(det.polygons["burned_fraction_ha"].sum()), 4),
+                       pixels_ha=round(float((first["burnscan"] >= 0)[valid].sum()) * pixel_ha, 4),
+                       reference_ha=round(float((truth >= 0)[valid].sum()) * pixel_ha, 4))
     return rows
 
 
@@ -495,6 +500,15 @@ def _real_lines(rows: list[dict[str, Any]]) -> list[str]:
             gaps[case.removeprefix("calfire:")] = gap
         lines.append(f"{case[:34]:34} " + " ".join(f"{cell(found.get(m)):>19}" for m, _ in methods)
                      + f" {gap:+8.3f}  {'yes' if scored else 'no'}")
+    areas = [found["burnscan"] for case, found in by_case.items()
+             if found["burnscan"].get("scored") and found["burnscan"].get("reference_ha")]
+    if areas:
+        # The headline area of a report on a real wildfire, measured: no target, but what a reader is told.
+        ratios = ", ".join(f"{r['case'].split(':', 1)[1]} {r['fraction_ha'] / r['reference_ha']:.2f}"
+                           f" ({r['pixels_ha'] / r['reference_ha']:.2f})" for r in areas)
+        median = float(np.median([r["fraction_ha"] / r["reference_ha"] for r in areas]))
+        lines.append(f"real fires, burned area by burned fraction over the reference perimeter's area (the mask's pixels "
+                     f"in brackets), on {len(areas)} scored events: median {median:.2f}; {ratios}")
     if gaps:
         misses = [f"{ev} {g:+.3f}" for ev, g in gaps.items() if g < -TARGET_REAL_GAP]
         worst = min(gaps, key=gaps.__getitem__)
