@@ -206,6 +206,26 @@ def test_a_rejected_polygon_leaves_every_headline_total_and_is_said_apart(villag
     assert f"| {target['polygon_id']} |" in md and "rejected" in md  # still listed, marked
 
 
+def test_a_burned_fraction_far_below_the_pixels_is_quoted_as_a_range_not_as_one_figure_with_its_sigma():
+    """On the real wildfires of the bench the fractions summed to a median 0.43 of the perimeters' area: a light burn
+    is not the char they are measured against. "2.53 ha ± 0.36 ha" alone would state a precision that is not there."""
+    import geopandas as gpd
+
+    from pipeline.outputs.report import FRACTIONS_APART, burned_fraction_total
+
+    def total(fraction_ha: float, pixels_ha: float) -> dict:
+        return burned_fraction_total(gpd.GeoDataFrame({"area_ha": [pixels_ha / 2] * 2, "burned_fraction_ha": [fraction_ha / 2] * 2,
+                                                       "burned_fraction_sigma_ha": [0.18, 0.18]}))
+
+    apart = total(2.53, 11.25)
+    assert apart["area"] == "2.53 ha ± 0.36 ha to 11.25 ha" and "quote both" in apart["basis"]
+    assert apart["burned_fraction_ha"] == 2.53  # the numbers themselves are kept as they are
+    close = total(10.13, 10.14)
+    assert close["area"] == "10.13 ha ± 0.36 ha" and close["basis"] == " (sum of burned fractions; 10.14 ha of pixels called burned)"
+    edge = total(FRACTIONS_APART * 10.0, 10.0)
+    assert " to " not in edge["area"]  # at the share itself: one figure
+
+
 # ---------------------------------------------------------------------------------------------
 # a page that can be mailed
 
