@@ -102,6 +102,15 @@ class Aoi:
         return bool(self.properties.get("location_uncertain", False))
 
     @property
+    def takes_the_demo(self) -> bool:
+        """Whether a run without scenes may use the SIMULATED demo here: an AOI of the project's registry, a simulated
+        AOI, or one whose file asks for it (``"simulated_demo": true``). Anyone else's AOI without scenes is refused: a
+        Sahel village simulated at their place would be a finding about nothing, however labelled."""
+        if self.properties.get("simulated_demo") is True or self.properties.get("simulated") is True:
+            return True
+        return self.path is not None and Path(self.path).resolve().parent == AOI_DIR.resolve()
+
+    @property
     def parameters(self) -> dict[str, Any]:
         """Parameter overrides this AOI file carries (may be empty)."""
         return dict(self.properties.get("parameters", {}))
@@ -452,6 +461,7 @@ PROPERTY_KINDS: dict[str, Callable[[Any, str], None]] = {
     "timezone": _timezone,
     "location_uncertain": _flag,
     "simulated": _flag,
+    "simulated_demo": _flag,
     "point_lat": _number(-90.0, 90.0),
     "point_lon": _number(-180.0, 180.0),
     "aoi_size_m": _number(100.0, 50_000.0),  # a hectare's side to a square at the area limit

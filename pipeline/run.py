@@ -679,6 +679,10 @@ def run_detect(
         stage(f"using the scene catalogue of {aoi.name} ({catalogue_dir(data_root, aoi.name)})", logger=logger)
         sources, scenes_from = catalogue_sources(data_root, aoi.name, kind=kind, items=catalogue_items), "catalogue"
         scenes_dir = Path(data_root) / aoi.name
+    elif demo is not None and not aoi.takes_the_demo:
+        raise SceneError(f"{where}: no scenes given and none registered in {catalogue_dir(data_root, aoi.name)}; add scenes "
+                         f"with `burnscan add {aoi.name} PATH` or give --scenes DIR (the SIMULATED demo runs on the "
+                         f"project's own AOIs, and on an AOI file that asks for it with \"simulated_demo\": true)")
     elif demo is not None:
         demo_params = requested if given else replace(requested, resolution_m=DEMO_PIXEL_M)  # PlanetScope's pixel, simulated
         check_detect_grid(*_grids(aoi, demo_params), params=demo_params, where=where)

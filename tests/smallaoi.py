@@ -18,7 +18,7 @@ def write_small_aoi(folder: Path) -> Path:
     feature = {
         "type": "Feature",
         "properties": {"display_name": "Test village", "timezone": "Africa/Bamako", "location_confidence": "test",
-                       "location_source": "made up for the test"},
+                       "location_source": "made up for the test", "simulated_demo": True},
         "geometry": {"type": "Polygon", "coordinates": [ring]},
     }
     folder.mkdir(parents=True, exist_ok=True)

@@ -256,6 +256,28 @@ def test_output_folder_refusing_folders_fails_before_any_work(capsys, tmp_path):
     assert not (tmp_path / "data").exists()  # refused before the demo scenes were made
 
 
+def test_someone_elses_aoi_without_scenes_is_refused_not_run_on_the_simulated_demo(capsys, tmp_path):
+    """A Sahel village simulated at the user's own place would be a finding about nothing, however labelled: their AOI
+    without scenes is told how to give them; the demo runs on the project's AOIs and on files that ask for it."""
+    import json
+
+    from pipeline.aoi import load_aoi
+    from smallaoi import AOI_NAME, write_small_aoi
+
+    folder = write_small_aoi(tmp_path / "mine")
+    assert load_aoi(AOI_NAME, folder).takes_the_demo and load_aoi("ogota").takes_the_demo
+    path = folder / f"{AOI_NAME}.geojson"
+    feature = json.loads(path.read_text())
+    del feature["properties"]["simulated_demo"]
+    path.write_text(json.dumps(feature))
+    assert not load_aoi(AOI_NAME, folder).takes_the_demo
+    code, _, stderr = _run(capsys, "detect", AOI_NAME, "--aoi-dir", str(folder), "--out", str(tmp_path / "out"),
+                           "--data", str(tmp_path / "data"))
+    assert code == 4 and stderr.count("\n") == 1 and f"{path}: no scenes given and none registered" in stderr
+    assert f"burnscan add {AOI_NAME} PATH" in stderr and "--scenes DIR" in stderr and "simulated_demo" in stderr
+    assert not (tmp_path / "data").exists()  # no demo made
+
+
 def test_an_output_folder_that_is_a_dangling_link_fails_before_any_work(capsys, tmp_path):
     out = tmp_path / "out"
     out.symlink_to(tmp_path / "gone")
