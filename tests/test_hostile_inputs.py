@@ -75,6 +75,16 @@ def _detect(folder: Path):
     return detect_burns(stack, records, params=RUN, loaded_grid=GRID, analysis_grid=GRID)
 
 
+def _detect_savanna(capsys, tmp_path: Path, scenes: Path, *options: str) -> tuple[int, str, str]:
+    """``burnscan detect`` on ``scenes`` over a 120 m AOI at the scenes' centre, with ``options``, without figures."""
+    from pyproj import Transformer
+
+    lon, lat = Transformer.from_crs("EPSG:32630", "EPSG:4326", always_xy=True).transform(500200.0, 1500100.0)
+    aoi_dir = _aoi(tmp_path / "aoi", "savanna", lon, lat, 120.0, "Africa/Bamako")  # the scenes' centre
+    return _cli(capsys, "detect", "savanna", "--scenes", str(scenes), *options, "--aoi-dir", str(aoi_dir),
+                "--out", str(tmp_path / "out"), "--data", str(tmp_path / "data"), "--no-figures")
+
+
 def _refused(detection, scene_id: str) -> str:
     """The reason ``scene_id`` was read as not observed (fails when it was counted)."""
     i = [r.scene_id for r in detection.all_records].index(scene_id)
@@ -108,13 +118,8 @@ def _one_error_line(err: str, *needles: str) -> None:
 
 @pytest.mark.slow
 def test_saturated_scene_is_not_observed_and_the_report_says_why(tmp_path, capsys):
-    from pyproj import Transformer
-
     scenes = _series(tmp_path / "scenes", np.full((4, 200, 200), 6.5535))  # every DN at 65535
-    lon, lat = Transformer.from_crs("EPSG:32630", "EPSG:4326", always_xy=True).transform(500200.0, 1500100.0)
-    aoi_dir = _aoi(tmp_path / "aoi", "savanna", lon, lat, 120.0, "Africa/Bamako")  # the scenes' centre
-    code, out, err = _cli(capsys, "detect", "savanna", "--scenes", str(scenes), "--aoi-dir", str(aoi_dir),
-                          "--out", str(tmp_path / "out"), "--data", str(tmp_path / "data"), "--no-figures")
+    code, out, err = _detect_savanna(capsys, tmp_path, scenes)
     assert code == 0, err
     run = Path(out.strip().splitlines()[-1].split("outputs: ")[1])
     report = json.loads((run / "report.json").read_text())
@@ -154,14 +159,9 @@ def test_a_scene_whose_bands_are_written_in_reverse_is_not_observed(tmp_path):
 
 def test_detect_names_the_file_whose_bands_are_in_another_order_and_the_fix(tmp_path, capsys):
     """A before/after pair with the after scene's red and NIR swapped: one line naming it, and --bands for a fix."""
-    from pyproj import Transformer
-
     swapped = _ground(9)[[0, 1, 3, 2]].copy()
     scenes = _series(tmp_path / "scenes", swapped, days=1)
-    lon, lat = Transformer.from_crs("EPSG:32630", "EPSG:4326", always_xy=True).transform(500200.0, 1500100.0)
-    aoi_dir = _aoi(tmp_path / "aoi", "savanna", lon, lat, 120.0, "Africa/Bamako")
-    code, _, err = _cli(capsys, "detect", "savanna", "--scenes", str(scenes), "--aoi-dir", str(aoi_dir),
-                        "--out", str(tmp_path / "out"), "--data", str(tmp_path / "data"), "--no-figures")
+    code, _, err = _detect_savanna(capsys, tmp_path, scenes)
     assert code == SceneError.exit_code
     _one_error_line(err, "20240129_103800_junk_3B_AnalyticMS_SR.tif", "do not read as blue, green, red, nir",
                     "nir band reads darker than its red", "--bands")
@@ -171,15 +171,10 @@ def test_detect_names_the_file_whose_bands_are_in_another_order_and_the_fix(tmp_
 
 def test_a_reference_scene_past_the_usable_scenes_is_a_parameter_error_with_its_bound(tmp_path, capsys):
     """Known only once the scenes are judged, but a parameter all the same: its exit code, what it counts, its bound."""
-    from pyproj import Transformer
-
     from pipeline.errors import ParameterError
 
     scenes = _series(tmp_path / "scenes", days=3)
-    lon, lat = Transformer.from_crs("EPSG:32630", "EPSG:4326", always_xy=True).transform(500200.0, 1500100.0)
-    aoi_dir = _aoi(tmp_path / "aoi", "savanna", lon, lat, 120.0, "Africa/Bamako")
-    code, _, err = _cli(capsys, "detect", "savanna", "--scenes", str(scenes), "--aoi-dir", str(aoi_dir), "--set",
-                        "reference_scene=99", "--out", str(tmp_path / "out"), "--data", str(tmp_path / "data"), "--no-figures")
+    code, _, err = _detect_savanna(capsys, tmp_path, scenes, "--set", "reference_scene=99")
     assert code == ParameterError.exit_code
     _one_error_line(err, "reference_scene=99", "only 3 of the 3 scenes are usable", "at most 2")
 
@@ -254,18 +249,13 @@ def test_a_rotated_scene_is_measured_along_its_pixels_and_detected_on(tmp_path, 
     """A geotransform turned by 6 degrees: its bounding box is 10 % wider than its pixels. The native grid
     was read from that box (3.3 m), and a 3.3 m grid did not find itself inside its own margin (floating
     point): an internal error. Now the pixel is 3 m, and the scene is warped onto the grid like any other."""
-    from pyproj import Transformer
-
     from pipeline.readers.rasters import pixel_size_m
 
     scenes = _series(tmp_path / "scenes")
     turned = scenes / "20240127_103800_good_3B_AnalyticMS_SR.tif"
     _rotate_about_centre(turned, 6.0)
     assert pixel_size_m(turned) == 3.0 and pixel_size_m(scenes / "20240126_103800_good_3B_AnalyticMS_SR.tif") == 3.0
-    lon, lat = Transformer.from_crs("EPSG:32630", "EPSG:4326", always_xy=True).transform(500200.0, 1500100.0)
-    aoi_dir = _aoi(tmp_path / "aoi", "savanna", lon, lat, 120.0, "Africa/Bamako")
-    code, out, err = _cli(capsys, "detect", "savanna", "--scenes", str(scenes), "--aoi-dir", str(aoi_dir),
-                          "--out", str(tmp_path / "out"), "--data", str(tmp_path / "data"), "--no-figures")
+    code, out, err = _detect_savanna(capsys, tmp_path, scenes)
     assert code == 0, err
     run = Path(out.strip().splitlines()[-1].split("outputs: ")[1])
     manifest = json.loads((run / "manifest.json").read_text())
@@ -722,14 +712,9 @@ def test_a_quality_mask_on_its_scene_pixels_is_read(tmp_path):
 
 
 def test_detect_refuses_a_scene_beside_another_scenes_quality_mask(tmp_path, capsys):
-    from pyproj import Transformer
-
     scenes = _series(tmp_path / "scenes")
     _udm2(scenes / "20240127_103800_good_3B_udm2.tif", (599900.0, 1600400.0))  # 100 km away
-    lon, lat = Transformer.from_crs("EPSG:32630", "EPSG:4326", always_xy=True).transform(500200.0, 1500100.0)
-    aoi_dir = _aoi(tmp_path / "aoi", "savanna", lon, lat, 120.0, "Africa/Bamako")
-    code, _, err = _cli(capsys, "detect", "savanna", "--scenes", str(scenes), "--aoi-dir", str(aoi_dir),
-                        "--out", str(tmp_path / "out"), "--data", str(tmp_path / "data"), "--no-figures")
+    code, _, err = _detect_savanna(capsys, tmp_path, scenes)
     assert code == SceneError.exit_code
     _one_error_line(err, "20240127_103800_good_3B_udm2.tif", "does not cover its scene", "use the mask delivered with the scene")
 
@@ -744,18 +729,13 @@ def _stretched(seed: int) -> np.ndarray:
 def test_detect_names_the_files_stored_at_another_scale_and_the_fix(tmp_path, capsys, scale):
     """Every scene at another scale was refused as "too few clear scenes", naming scene ids, with "add clear
     scenes" for a fix: no scene added fixes a scale."""
-    from pyproj import Transformer
-
     scenes = tmp_path / "scenes"
     for k in range(3):
         if scale == "16-bit stretch":
             _planet(scenes, f"2024012{6 + k}_103800_s", f"2024-01-2{6 + k}T10:38:00Z", _stretched(k + 2))
         else:
             _planet(scenes, f"2024012{6 + k}_103800_s", f"2024-01-2{6 + k}T10:38:00Z", _ground(k + 2) - 0.5, dtype="int16")
-    lon, lat = Transformer.from_crs("EPSG:32630", "EPSG:4326", always_xy=True).transform(500200.0, 1500100.0)
-    aoi_dir = _aoi(tmp_path / "aoi", "savanna", lon, lat, 120.0, "Africa/Bamako")
-    code, _, err = _cli(capsys, "detect", "savanna", "--scenes", str(scenes), "--aoi-dir", str(aoi_dir),
-                        "--out", str(tmp_path / "out"), "--data", str(tmp_path / "data"), "--no-figures")
+    code, _, err = _detect_savanna(capsys, tmp_path, scenes)
     assert code == SceneError.exit_code
     _one_error_line(err, "20240126_103800_s_3B_AnalyticMS_SR.tif", "20240128_103800_s_3B_AnalyticMS_SR.tif",
                     "not surface reflectance x 10000", "after dividing by 10000", "median",
