@@ -114,11 +114,13 @@ def fit_linear_normalisation(
     stable = np.ones(sample.size, dtype=bool)
     coeffs = np.zeros((scene.shape[0], 2))
     for _ in range(_MAX_ROUNDS):
+        x_stable, y_stable = x[:, stable], y[:, stable]  # gathered once a round, for every band
         for b in range(x.shape[0]):
-            coeffs[b] = _orthogonal_fit(x[b, stable], y[b, stable])
+            coeffs[b] = _orthogonal_fit(x_stable[b], y_stable[b])
         residual = y - (coeffs[:, :1] * x + coeffs[:, 1:])
-        med = np.median(residual[:, stable], axis=1, keepdims=True)
-        scale = 1.4826 * np.median(np.abs(residual[:, stable] - med), axis=1, keepdims=True) + 1e-6
+        stable_residual = residual[:, stable]
+        med = np.median(stable_residual, axis=1, keepdims=True)
+        scale = 1.4826 * np.median(np.abs(stable_residual - med), axis=1, keepdims=True) + 1e-6
         new_stable = np.all(np.abs(residual - med) / scale < _OUTLIER_Z, axis=0)
         if np.array_equal(new_stable, stable):
             break
