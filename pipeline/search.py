@@ -191,8 +191,10 @@ def run_search(
     check_search_grid(grid, params=params, chunk_px=chunk_px, workers=workers, where=where)
     truth = None
     if scenes_dir is None:
-        if simulated_box is None:
-            raise SceneError(f"{aoi.path or aoi.name}: no scenes to search; give --scenes DIR")
+        if simulated_box is None or not aoi.takes_the_demo:  # as detect's demo: never someone else's place
+            raise SceneError(f"{aoi.path or aoi.name}: no scenes to search; give --scenes DIR (the SIMULATED search box "
+                             f"runs on the project's own AOIs, and on an AOI file that asks for it with "
+                             f"\"simulated_demo\": true)")
         folder, truth = simulated_box(aoi, params, Path(data_root))
         logger.info(f"no scenes given: using the SIMULATED search box in {folder}")
         scenes_dir = folder

@@ -134,6 +134,18 @@ def test_an_aoi_without_search_area_is_refused_in_one_line(tmp_path, capsys):
     assert code == 3 and err.count("\n") == 1 and "no search_area" in err and "add a lon/lat GeoJSON polygon" in err
 
 
+def test_someone_elses_aoi_without_scenes_is_refused_not_searched_in_the_simulated_box(tmp_path, capsys):
+    """As detect's demo: a simulated box at the user's own search area would be a search of nothing, however labelled."""
+    aoi_dir = tmp_path / "aoi"
+    aoi_dir.mkdir()
+    feature = json.loads((AOI_DIR / "ogota.geojson").read_text())
+    (aoi_dir / "mine.geojson").write_text(json.dumps({**feature, "properties": {**feature["properties"], "name": "mine"}}))
+    code = main(["search", "mine", "--aoi-dir", str(aoi_dir), "--out", str(tmp_path / "out"), "--data", str(tmp_path / "data")])
+    err = capsys.readouterr().err
+    assert code == 4 and err.count("\n") == 1 and "no scenes to search; give --scenes DIR" in err and "simulated_demo" in err
+    assert not (tmp_path / "data").exists()  # no box simulated
+
+
 @pytest.mark.slow
 def test_coordinates_are_written_with_hemispheres():
     assert lat_lon_text(13.82373, -3.80354) == "13.82373 N, 3.80354 W"
