@@ -174,8 +174,7 @@ def _measure(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, l
         stage(f"cloud screening: {maskless} of {len(records)} scenes came without a cloud mask", logger=logger)
     stack, clear_fraction = _observed(stack, records, refused, loaded_grid, analysis_grid)
     usable = (clear_fraction >= params.min_clear_fraction) & np.array([r is None for r in refused])
-    _refuse_off_scale(in_aoi, records, usable)
-    _refuse_band_order(in_aoi, records, usable)
+    _refuse_misread(in_aoi, records, usable)
     used, used_records = _usable(stack, records, usable, refused, clear_fraction, params, aoi_name=aoi_name)
     (normalised, shifts, fits), kept_work = _aligned(used, len(used_records), params=params, loaded_grid=loaded_grid,
                                                      analysis_grid=analysis_grid, shift_cache=shift_cache, kept=kept)
@@ -345,47 +344,36 @@ def _usable(stack: xr.Dataset, records: list[SceneRecord], usable: np.ndarray, r
     return stack.isel(time=keep), [records[i] for i in keep]
 
 
-def _refuse_off_scale(in_aoi: xr.Dataset, records: list[SceneRecord], usable: np.ndarray) -> None:
-    """One line naming the files whose values are on another scale, when without them fewer than two scenes
-    are usable: the fix is another export of those files, not more scenes (the fix for cloud)."""
+def _refuse_misread(in_aoi: xr.Dataset, records: list[SceneRecord], usable: np.ndarray) -> None:
+    """One line naming the files that were misread, when without them fewer than two scenes are usable: values on
+    another scale (the fix is another export) or an NIR band darker than the red or green (bands in another order than
+    the one given: a file written in reverse, or a wrong ``--bands``). Not more scenes, the fix for cloud."""
     if usable.sum() >= 2:
         return
     bands = [str(b) for b in in_aoi.band.values]
     refl, clear = in_aoi["reflectance"].values, in_aoi["clear"].values
-    off = {}
-    for i in np.flatnonzero(~usable):
+
+    def scale(i: int) -> str | None:
         # Landsat's scale (0.0000275, offset -0.2) is not 10000: say how its values were read.
         read_as = " after Landsat's scale and offset" if "landsat" in records[i].sensor.lower() else " after dividing by 10000"
-        why = off_scale(refl[i], clear[i], bands=bands, read_as=read_as)
-        if why is not None:
-            off[i] = why
-    if not off or usable.sum() + len(off) < 2:
-        return  # fixing the scale would not give two scenes: the clouds are said too
-    files = [_scene_file(records[i]) for i in off]
-    shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
-    first = next(iter(off))
-    raise SceneError(f"{shown}: values are not surface reflectance x 10000 ({records[first].scene_id}: {off[first]}); "
-                     f"export surface reflectance x 10000, or float reflectance (0-1), and run again")
+        return off_scale(refl[i], clear[i], bands=bands, read_as=read_as)
 
+    def order(i: int) -> str | None:
+        return nir_below_visible(refl[i], clear[i], bands=bands)
 
-def _refuse_band_order(in_aoi: xr.Dataset, records: list[SceneRecord], usable: np.ndarray) -> None:
-    """One line naming the files whose NIR band reads darker than their red or green, when without them fewer than two
-    scenes are usable: their bands are most likely in another order than the one given (a file written in reverse, or a
-    wrong ``--bands``), and the fix is the order, not more scenes."""
-    if usable.sum() >= 2:
-        return
-    bands = [str(b) for b in in_aoi.band.values]
-    refl, clear = in_aoi["reflectance"].values, in_aoi["clear"].values
-    dark = {int(i): why for i in np.flatnonzero(~usable)
-            if (why := nir_below_visible(refl[i], clear[i], bands=bands)) is not None}
-    if not dark or usable.sum() + len(dark) < 2:
-        return
-    files = [_scene_file(records[i]) for i in dark]
-    shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
-    first = next(iter(dark))
-    raise SceneError(f"{shown}: the bands do not read as {', '.join(bands)} ({records[first].scene_id}: {dark[first]}); "
-                     f"give the file's band order with --bands (or fix its band descriptions), or leave out a scene "
-                     f"of water or snow, and run again")
+    for diagnose, problem, fix in (
+            (scale, "values are not surface reflectance x 10000",
+             "export surface reflectance x 10000, or float reflectance (0-1), and run again"),
+            (order, f"the bands do not read as {', '.join(bands)}",
+             "give the file's band order with --bands (or fix its band descriptions), or leave out a scene of water or "
+             "snow, and run again")):
+        found = {int(i): why for i in np.flatnonzero(~usable) if (why := diagnose(int(i))) is not None}
+        if not found or usable.sum() + len(found) < 2:
+            continue  # fixing these would not give two scenes: the clouds are said too
+        files = [_scene_file(records[i]) for i in found]
+        shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+        first = next(iter(found))
+        raise SceneError(f"{shown}: {problem} ({records[first].scene_id}: {found[first]}); {fix}")
 
 
 def _scene_file(record: SceneRecord) -> str:
