@@ -667,19 +667,17 @@ def run_detect(
         stage(f"using the scene catalogue of {aoi.name} ({catalogue_dir(data_root, aoi.name)})", logger=logger)
         sources, scenes_from = catalogue_sources(data_root, aoi.name, kind=kind, items=catalogue_items), "catalogue"
         scenes_dir = Path(data_root) / aoi.name
-    elif demo is not None and not aoi.takes_the_demo:
-        raise SceneError(f"{where}: no scenes given and none registered in {catalogue_dir(data_root, aoi.name)}; add scenes "
-                         f"with `burnscan add {aoi.name} PATH` or give --scenes DIR (the SIMULATED demo runs on the "
-                         f"project's own AOIs, and on an AOI file that asks for it with \"simulated_demo\": true)")
-    elif demo is not None:
+    elif demo is not None and aoi.takes_the_demo:
         demo_params = requested if given else replace(requested, resolution_m=DEMO_PIXEL_M)  # PlanetScope's pixel, simulated
         check_detect_grid(*_grids(aoi, demo_params), params=demo_params, where=where)
         stage(f"no scenes given and none registered: using the embedded SIMULATED demo for {aoi_name}", logger=logger)
         scenes_dir = demo_folder = demo(aoi, demo_params, Path(data_root))
         sources, scenes_from = recognise(demo_folder), "demo"
-    else:
+    else:  # no demo here (never on someone else's place): say what would have given one
+        why = (" (the SIMULATED demo runs on the project's own AOIs, and on an AOI file that asks for it with "
+               "\"simulated_demo\": true)") if demo is not None else ""
         raise SceneError(f"{where}: no scenes given and none registered in {catalogue_dir(data_root, aoi.name)}; add scenes "
-                         f"with `burnscan add {aoi.name} PATH` or give --scenes DIR")
+                         f"with `burnscan add {aoi.name} PATH` or give --scenes DIR{why}")
     infos = [s.describe() for s in sources]  # metadata only: no pixel read yet
     grid_choice = choose_resolution(infos, requested)
     logger.info(grid_choice.statement())
