@@ -32,7 +32,7 @@ def test_report_html_is_self_contained_and_complete(page):
     for kind, data in images:
         pixels = mpimg.imread(io.BytesIO(base64.b64decode(data)), format=kind)
         assert pixels.ndim == 3 and pixels.shape[0] > 200 and np.std(pixels) > 0.05  # decodes, and is not blank
-    order = [html.index(s) for s in ("SIMULATED DATA: every scene", 'class="summary"', "Date by date", "Polygons (",
+    order = [html.index(s) for s in ("SIMULATED DATA: this report reads scenes marked as simulated", 'class="summary"', "Date by date", "Polygons (",
                                      "Scenes and their quality", "Parameters", "Provenance")]
     assert order == sorted(order)  # summary first, provenance last
     assert "not visible on the clear scene of" in html and "ha burned in the AOI" in html
