@@ -454,6 +454,30 @@ def test_char_seen_after_a_passing_cloud_shadow_is_measured_from_the_ground_befo
     assert dates.delta_at_first.values[35, 35] == pytest.approx(0.24, abs=0.02)
 
 
+def test_char_inside_wet_soil_gone_on_the_next_scene_is_dated_on_its_own_scene():
+    # Scene 1: rain darkened a quarter by a fifth (NIR 0.30 -> 0.24) around a compound that burned before it
+    # (0.05); scene 2 shows the ground dry again and the char as it was. The burn's patch grows into the wet
+    # soil past the grow threshold and is outnumbered by it: dropped whole, the char would be dated on scene 2,
+    # "not visible on scene 1", which showed it. A second compound burned after scene 1 under the same wet
+    # soil darkened on scene 1 only as the soil did: it is dated on scene 2.
+    nir = np.full((3, 100, 100), 0.30, np.float32)
+    nir[1, 10:70, 10:70] = 0.24
+    nir[1:, 30:40, 30:40] = 0.05
+    nir[2, 55:65, 20:30] = 0.05
+    nir += np.random.default_rng(9).normal(0, 0.004, nir.shape).astype(np.float32)
+    clear = xr.DataArray(np.ones_like(nir, bool), dims=("time", "y", "x"))
+    index = xr.DataArray(nir, dims=("time", "y", "x"), attrs={"burn_direction": -1, "index": "nir"})
+    change = consecutive_change(index, clear)
+    dates, _ = date_burns(change, index=index, clear=clear, post_nir=index, params=Params(), pixel_area_m2=9.0)
+    first, opened = dates.first_seen.values, dates.last_clear_before.values
+    assert (first[30:40, 30:40] == 1).all() and (opened[30:40, 30:40] == 0).all()
+    assert dates.confirmed.values[30:40, 30:40].all()
+    assert (first[55:65, 20:30] == 2).all()
+    assert (first >= 0).sum() == 200  # neither burn keeps a rim of wet soil
+    assert (dates.transient_seen.values[10:70, 10:70] == 1).mean() > 0.9  # the wet soil, seen once and gone
+    assert (dates.transient_seen.values[30:40, 30:40] == -1).all()
+
+
 @pytest.mark.parametrize("which", [[0, 1], [2], [3, 0, 1]])
 def test_the_visible_bands_mean_is_numpys_bit_for_bit(which):
     """Dating reads the mean of blue and green on every scene; the faster sum gives the reduction's numbers."""

@@ -9,7 +9,8 @@ reflectance, each date's new patches also pass the spectral test of
 :mod:`pipeline.stages.spectral`: a darkening that is not fire-like (leaf drop, harvest, wet
 soil, shadow) is set aside, never dated, and kept where it was so that the report lists it.
 Two checks in time frame each date's new patches: a mark the next clear scene no longer
-shows is dropped (a cloud shadow, smoke), and so is a darkening that only brought the ground
+shows is dropped (a cloud shadow, smoke; char inside it that stood out from it on its own scene
+and stays is kept: :func:`_transient`), and so is a darkening that only brought the ground
 back to how its earlier clear scenes showed it (a shadow back where it falls at the usual
 hour, after a before-scene taken at another hour): char is new, never a return. A darkening
 that the next clear scene shows was less than half of the mark to come (an early shadow over
@@ -80,7 +81,8 @@ def _per_patch(values: np.ndarray, seen: np.ndarray, lab: np.ndarray, n: int) ->
 
 
 def _transient(new: np.ndarray, t: int, values: np.ndarray, direction: int, before: np.ndarray,
-               next_clear: np.ndarray, delta_t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+               next_clear: np.ndarray, delta_t: np.ndarray, min_pixels: int = 1,
+               rim_cut: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Split today's new burn patches into (kept, confirmed, dropped, later) by what the next clear scene shows.
 
     Char stays: on the next clear observation a real burn keeps most of its change from the
@@ -89,6 +91,15 @@ def _transient(new: np.ndarray, t: int, values: np.ndarray, direction: int, befo
     under half the change that revealed it. The dropped pixels and, for each new pixel, the
     index of its next clear scene (-1: none) are returned too, so that the report can list
     what was seen once and gone again instead of dropping it without a word.
+
+    A burn's patch can grow into a passing mark beside it (wet soil around a burned compound
+    darkens past the grow threshold) and be outnumbered by it: the pixels of a dropped patch
+    that darkened more than the mark (:data:`STOOD_OUT` times its median change) and that the
+    next clear scene still shows (each keeping at least half its change), where they touch as
+    ``min_pixels`` or more (the mapping unit), are char, kept and confirmed, less their rim
+    (:func:`_char_inside`); the rest is dropped. Pixels that darkened only as the mark did may
+    have burned under it or after it: they stay with the mark, and their burn is dated later. Dropping them with the mark would date the burn on a later scene, with a bracket
+    opening on a scene that showed it.
     """
     later_map = np.full(new.shape, -1, dtype=np.int16)
     labels, n, rows, cols, later, seen = _next_look(new, t, next_clear)
@@ -106,7 +117,52 @@ def _transient(new: np.ndarray, t: int, values: np.ndarray, direction: int, befo
     keep_label = np.concatenate([[False], ~drop])
     confirm_label = np.concatenate([[False], confirmed])
     drop_label = np.concatenate([[False], drop])
-    return keep_label[labels], confirm_label[labels], drop_label[labels], later_map
+    kept, sure, dropped = keep_label[labels], confirm_label[labels], drop_label[labels]
+    if drop.any():
+        # The mark that passed, per patch: the median change of its pixels gone on the next clear scene.
+        change = delta_t[rows, cols]
+        gone = seen & (ratio < 0.5)
+        passed = np.full(n + 1, np.inf)
+        for i in np.unique(lab[gone & drop[lab - 1]]):
+            passed[i] = np.median(change[gone & (lab == i)])
+        stood_out = change >= STOOD_OUT * passed[lab]
+        char, rim = _char_inside(new.shape, rows, cols, seen & (ratio >= 0.5) & drop[lab - 1] & stood_out, remaining,
+                                 min_pixels, rim_cut)
+        kept, sure, dropped = kept | char, sure | char, dropped & ~char & ~rim
+    return kept, sure, dropped, later_map
+
+
+STOOD_OUT = 1.25
+"""Char inside a passing mark is seen on its scene as darker than the mark: its change there is at least
+this many times the mark's median change (wet soil darkens bright sand by a fifth, char by four fifths;
+the same deep shadow over lit ground and over char differs by a half). Under it, a pixel's darkening is
+the mark's: what the next clear scene shows there may have burned since."""
+
+
+def _char_inside(shape: tuple[int, ...], rows: np.ndarray, cols: np.ndarray, stayed: np.ndarray, remaining: np.ndarray,
+                 min_pixels: int, rim_cut: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(char, rim)`` inside a dropped mark: where ``stayed`` pixels touch as ``min_pixels`` or more.
+
+    A pixel at the burn's edge that the passing mark darkened still holds its share of the
+    char on the next clear scene; as the date's rule cuts the rim at ``rim_cut`` of a burned
+    pixel, a pixel is char where its remaining change is at least ``rim_cut`` of its patch's
+    core (the 90th percentile: char fully inside a pixel). The other pixels that stayed around
+    that char are its rim: partly burned, not a passing mark, so not the before-state of a later date.
+    """
+    char = np.zeros(shape, dtype=bool)
+    if not stayed.any():
+        return char, char.copy()
+    char[rows[stayed], cols[stayed]] = True
+    parts, n_parts = ndimage.label(char, structure=np.ones((3, 3), bool))
+    part = parts[rows[stayed], cols[stayed]]
+    left = remaining[stayed]
+    core = np.array([np.percentile(left[part == i], 90) for i in range(1, n_parts + 1)])
+    char[rows[stayed], cols[stayed]] = left >= rim_cut * core[part - 1]
+    pieces, n_pieces = ndimage.label(char, structure=np.ones((3, 3), bool))
+    char &= (np.bincount(pieces.ravel(), minlength=n_pieces + 1) >= min_pixels)[pieces]
+    has_char = np.zeros(n_parts + 1, dtype=bool)
+    has_char[parts[char]] = True
+    return char, has_char[parts] & ~char
 
 
 SHADOW_SHIFT = 1.0
@@ -448,6 +504,7 @@ def date_burns(
     suns = list(sun) if sun is not None and len(sun) == n_time else [None] * n_time
     moved = np.array([[shadows_moved(suns[a], suns[b]) for b in range(n_time)] for a in range(n_time)], dtype=bool)
     noise_used: list[dict[str, list] | None] = [None] * n_time
+    min_pixels = max(1, int(np.ceil(params.min_area_m2 / pixel_area_m2)))  # the mapping unit, in pixels
     for t in range(n_time):
         d_t = delta.isel(time=t)
         if not np.isfinite(d_t.values).any():
@@ -497,7 +554,8 @@ def date_burns(
         )
         new = mask.values
         before = np.clip(base, 0, None)
-        new, sure, dropped, later = _transient(new, t, values, direction, before, next_clear, d_t.values)
+        new, sure, dropped, later = _transient(new, t, values, direction, before, next_clear, d_t.values, min_pixels,
+                                               params.rim_burned_fraction)
         # A shadow back where it falls at the usual hour, after a before-scene taken at another one.
         back = _returned(new, t, values, direction, base, valid, d_t.values)
         new, sure = new & ~back, sure & ~back
@@ -510,7 +568,7 @@ def date_burns(
             # Not every darkening is fire: what the other bands did says which (pipeline.stages.spectral).
             before_scene = np.take_along_axis(reflectance.values, before[None, None], axis=0)[0]
             codes = spectral_codes(new, before_scene, reflectance.values[t], bands=bands,
-                                   min_pixels=max(1, int(np.ceil(params.min_area_m2 / pixel_area_m2))))
+                                   min_pixels=min_pixels)
             shade = new & (codes == PROPORTIONAL)
             # Shade moves and wet soil dries: a proportional darkening the next clear scene still shows as
             # it was is char over bright ground (a partly burned pixel darkens nearly in proportion too).
