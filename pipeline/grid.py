@@ -71,6 +71,12 @@ class Grid:
         transform = Affine(res, 0.0, self.transform.c - pixels * res, 0.0, -res, self.transform.f + pixels * res)
         return Grid(self.crs, transform, self.width + 2 * pixels, self.height + 2 * pixels)
 
+    def inside(self, geometry) -> np.ndarray:
+        """``(height, width)`` bool: the pixels whose centre lies inside ``geometry`` (in the grid's CRS)."""
+        from rasterio.features import rasterize  # only here: the grid itself needs no raster library
+
+        return rasterize([(geometry, 1)], out_shape=self.shape, transform=self.transform, fill=0, dtype="uint8").astype(bool)
+
     def offset_in(self, outer: "Grid") -> tuple[int, int]:
         """``(row, col)`` of this grid's top-left pixel inside ``outer`` (same CRS and pixel size)."""
         if outer.crs != self.crs or not math.isclose(outer.resolution, self.resolution):

@@ -28,6 +28,7 @@ from pipeline.stages.change import consecutive_change
 from pipeline.config import NATIVE, Params, resolve_params
 from pipeline.stages.coregister import ShiftEstimate, apply_shifts, coregister
 from pipeline.stages.dating import date_burns
+from pipeline.stages.spectral import NOT_TESTED
 from pipeline.stages.fraction import coarser_than_grid, unmixing_bands
 from pipeline.errors import OutputError, ParameterError, PipelineError, RunError, SceneError
 from pipeline.evidence import find_layers, gather_evidence
@@ -84,6 +85,7 @@ def detect_burns(
     shift_cache: MutableMapping[str, ShiftEstimate] | None = None,
     kept_scenes: FigureCache | None = None,
     on_normalised: Callable[[xr.Dataset], None] | None = None,
+    outline: BaseGeometry | None = None,
 ) -> Detection:
     """The whole analysis of a loaded stack: :func:`calibrate` on it, then :func:`apply` to all of it.
 
@@ -97,10 +99,30 @@ def detect_burns(
     ``kept_scenes`` the co-registered, normalised scenes themselves (:mod:`pipeline.outputs.kept_scenes`).
     ``on_normalised`` is given the normalised stack of the usable scenes (the Detection's ``stack``) as soon as
     it exists, so that a caller can start work that needs only the scenes (drawing them) while burns are dated.
+    ``outline`` is the AOI itself in the grid's CRS: the grid covers its bounds, and a burn is one of the AOI's
+    only on the pixels whose centre lies inside it (a triangle, a polygon with a hole, a multipolygon).
     """
     measured = _measure(stack, records, params=params, loaded_grid=loaded_grid, analysis_grid=analysis_grid,
                         aoi_name=aoi_name, shift_cache=shift_cache, kept=kept_scenes, on_normalised=on_normalised)
+    if outline is not None:
+        inside = analysis_grid.inside(outline)
+        if not inside.all():
+            measured = measured._replace(dates=_within(measured.dates, inside))
     return _detection(measured, records, params=params, analysis_grid=analysis_grid, settlement=settlement, window=None)
+
+
+def _within(dates: xr.Dataset, inside: np.ndarray) -> xr.Dataset:
+    """``dates`` of the pixels ``inside`` the AOI alone: outside it nothing is dated, passing or set aside.
+
+    The analysis before this (co-registration, normalisation, thresholds, each date's rule) reads the
+    whole grid, so the pixels inside are dated as they would be on any grid around them.
+    """
+    def blank(var: xr.DataArray) -> xr.DataArray:
+        v = var.values
+        fill = False if v.dtype == bool else NOT_TESTED if v.dtype == np.int8 else -1 if v.dtype.kind == "i" else np.nan
+        return var.copy(data=np.where(inside, v, np.array(fill, dtype=v.dtype)))
+
+    return dates.assign({name: blank(var) for name, var in dates.data_vars.items() if var.dims[-2:] == ("y", "x")})
 
 
 def calibrate(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, loaded_grid: Grid,
@@ -719,7 +741,7 @@ def run_detect(
                                  settlement=settlement, aoi_name=aoi.name,
                                  shift_cache=ShiftCache(Path(out_root) / ".cache" / "coregistration") if keep_alignment else None,
                                  kept_scenes=FigureCache(Path(out_root) / ".cache" / "scenes") if keep_alignment else None,
-                                 on_normalised=draw_scenes if make_figures else None)
+                                 on_normalised=draw_scenes if make_figures else None, outline=aoi.projected(analysis_grid.crs))
     except BaseException as exc:
         _cancel(background)
         if isinstance(exc, MemoryError):  # the estimate above is rough: a run it let through may still not fit

@@ -255,3 +255,41 @@ def test_without_a_drawn_outline_the_footprints_outline_the_settlement(small_run
     assert manifest["settlement_file"]["path"].endswith("buildings_SIMULATED.gpkg")
     polys = gpd.read_file(again.run_dir / "burns_SIMULATED.geojson")
     assert (polys["setting"] == "settlement").mean() > 0.95  # every simulated burn is a compound
+
+
+def test_an_aoi_with_a_hole_counts_only_the_burns_inside_it(small_run, tmp_path):
+    """The grid covers the AOI's bounds; a burn is the AOI's only where a pixel's centre lies inside its outline.
+    The same scenes analysed for the small AOI's square with a hole over the village's west half (the same bounds, so the
+    same grid) date every pixel inside it as the square's run does, and nothing in the hole."""
+    import shapely
+
+    from pipeline.aoi import load_aoi
+    from smallaoi import AOI_NAME
+
+    root, aoi_dir, whole_run = small_run
+    shutil.copytree(root / "data", tmp_path / "data")
+    square = json.loads((aoi_dir / f"{AOI_NAME}.geojson").read_text())
+    ring = square["geometry"]["coordinates"][0]
+    lon0, lat0 = (ring[0][0] + ring[2][0]) / 2, (ring[0][1] + ring[2][1]) / 2
+    dlon, dlat = 0.8 * (ring[2][0] - ring[0][0]) / 2, 0.8 * (ring[2][1] - ring[0][1]) / 2
+    hole = [[lon0 - dlon, lat0 - dlat], [lon0 - dlon, lat0 + dlat], [lon0, lat0 + dlat], [lon0, lat0 - dlat], [lon0 - dlon, lat0 - dlat]]
+    square["geometry"]["coordinates"] = [ring, hole]
+    (tmp_path / "aoi").mkdir()
+    (tmp_path / "aoi" / f"{AOI_NAME}.geojson").write_text(json.dumps(square))
+    outcome = run_detect(AOI_NAME, out_root=tmp_path / "out", data_root=tmp_path / "data", aoi_dir=tmp_path / "aoi",
+                         make_figures=False, demo=demo_scenes)
+    whole, half = whole_run.detection, outcome.detection
+    assert half.grid == whole.grid
+    inside = half.grid.inside(load_aoi(AOI_NAME, tmp_path / "aoi").projected(half.grid.crs))
+    assert 0.6 < inside.mean() < 0.75
+    first_whole, first_half = whole.dates["first_seen"].values, half.dates["first_seen"].values
+    assert (first_whole[~inside] >= 0).sum() > 50  # burns the square has in the hole ...
+    assert (first_half[~inside] == -1).all()  # ... are none of the AOI's
+    np.testing.assert_array_equal(first_half[inside], first_whole[inside])
+    outline = load_aoi(AOI_NAME, tmp_path / "aoi").projected(half.polygons.crs)
+    # pixels whose centre is inside: a polygon's edge pixels may reach past the outline by under a pixel
+    reach = outline.buffer(half.grid.resolution)
+    assert len(half.polygons) and all(shapely.is_valid(g) and reach.contains(g) for g in half.polygons.geometry)
+    report = json.loads((outcome.run_dir / "report.json").read_text())
+    pixel_ha = half.grid.pixel_area_m2 / 1e4
+    assert report["totals"]["area_ha"] == pytest.approx((first_half >= 0).sum() * pixel_ha, rel=0.01)
