@@ -761,3 +761,28 @@ def test_a_folder_of_linked_deliveries_says_the_links_are_not_followed(small_run
     (scenes / "january" / "planet").unlink()
     with pytest.raises(SceneError, match="; check the path$"):
         recognise(scenes)
+
+
+def test_zero_fill_of_a_file_without_declared_nodata_is_not_observed_not_a_burn(tmp_path, capsys):
+    """``gdalwarp`` without ``-dstnodata`` and masked exports fill with 0 and declare nothing: 0 in every band is
+    no ground (darker than char), so those pixels are not observed, and only the real burn is found."""
+    from factories import PAIR_AOI, PAIR_BANDS, PAIR_TIMES, write_geotiff_pair
+
+    aoi_dir, paths = write_geotiff_pair(tmp_path)
+    with rasterio.open(paths[1]) as src:
+        profile, pixels = src.profile, src.read()
+    pixels[:, :, :90] = 0  # the western 270 m of the AOI and its margin: fill
+    profile.pop("nodata")
+    with rasterio.open(paths[1], "w", **profile) as dst:
+        dst.write(pixels)
+    for path, when in zip(paths, PAIR_TIMES):
+        code, _, err = _cli(capsys, "add", PAIR_AOI, str(path), "--bands", PAIR_BANDS, "--acquired", when,
+                            "--data", str(tmp_path / "data"), "--aoi-dir", str(aoi_dir))
+        assert code == 0, err
+    code, out, err = _cli(capsys, "detect", PAIR_AOI, "--data", str(tmp_path / "data"), "--aoi-dir", str(aoi_dir),
+                          "--out", str(tmp_path / "out"), "--no-figures")
+    assert code == 0, err
+    report = json.loads((tmp_path / "out" / PAIR_AOI / "latest" / "report.json").read_text())
+    assert report["totals"]["n_polygons"] == 1
+    assert report["totals"]["area_ha"] == pytest.approx(0.36, abs=0.05)  # the 60 m square alone
+    assert report["scenes"][1]["clear_fraction"] < 0.9

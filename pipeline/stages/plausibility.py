@@ -199,16 +199,19 @@ def implausible_stored(stored: np.ndarray, *, dtype: DTypeLike | str, bands: Seq
 
 
 def possible_pixels(reflectance: np.ndarray) -> np.ndarray:
-    """True where every band of ``reflectance`` (band, ..., y, x) is within :data:`PIXEL_RANGE`.
+    """True where every band of ``reflectance`` (band, ..., y, x) is within :data:`PIXEL_RANGE`, and not every
+    band reads exactly 0.
 
-    NaN (no data) is not possible either.
+    NaN (no data) is not possible either. Nor is 0 in every band: no ground reflects nothing in every band,
+    and that is the fill of a file whose nodata was never declared (``gdalwarp`` without ``-dstnodata``, a
+    masked export), which would otherwise read as ground darker than char.
 
-    >>> possible_pixels(np.array([[0.3, -0.1, 6.55, np.nan]])).tolist()
-    [True, True, False, False]
+    >>> possible_pixels(np.array([[0.3, -0.1, 6.55, np.nan, 0.0, 0.0], [0.2, 0.1, 0.2, 0.2, 0.0, 0.1]])).tolist()
+    [True, True, False, False, False, True]
     """
     low, high = PIXEL_RANGE
     with np.errstate(invalid="ignore"):
-        return np.all((reflectance >= low) & (reflectance <= high), axis=0)
+        return np.all((reflectance >= low) & (reflectance <= high), axis=0) & np.any(reflectance != 0, axis=0)
 
 
 def mask_implausible(stack: xr.Dataset, *, refused: Sequence[str | None] = ()) -> xr.Dataset:
