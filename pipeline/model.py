@@ -93,7 +93,16 @@ def reflectance_digests(sha256: dict[str, str]) -> set[str]:
     >>> sorted(reflectance_digests({"reflectance": "ab", "udm2": "cd", "metadata": "ef"}))
     ['ab']
     """
-    return {digest for role, digest in sha256.items() if role not in _NOT_REFLECTANCE and isinstance(digest, str) and digest}
+    return set(reflectance_files(sha256).values())
+
+
+def reflectance_files(sha256: dict[str, str]) -> dict[str, str]:
+    """The SHA-256 of a scene's reflectance files by role: one file (``reflectance``) or one per band (Sentinel-2, Landsat).
+
+    >>> reflectance_files({"red": "ab", "nir": "cd", "scl": "ef"})
+    {'red': 'ab', 'nir': 'cd'}
+    """
+    return {role: digest for role, digest in sha256.items() if role not in _NOT_REFLECTANCE and isinstance(digest, str) and digest}
 
 
 SKY_MASK_ROLES = frozenset({"udm2", "udm", "scl", "qa_pixel"})

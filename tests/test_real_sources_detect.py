@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 import rasterio
 
+from pipeline.readers.rasters import sha256_file
+
 from factories import run_cli as _cli, write_square_aoi as _aoi
 
 SQUARE_M = 600.0
@@ -67,6 +69,11 @@ def test_real_sentinel2_item_and_a_built_later_scene(shared_data, tmp_path, caps
     print(f"Sentinel-2 item + built later scene: {report['totals']['n_polygons']} polygon(s), {area:.2f} ha")  # pytest -rP
     assert report["totals"]["n_polygons"] == 1 and 0.7 * 36 <= area <= 1.3 * 36, area  # a 600 m square is 36 ha
     assert report["scenes"][1]["scene_id"] == "S2A_29RKH_20200224_0_L2A_BUILT"
+    # One file per band: the scene table gives each band file's SHA-256 (it showed none), as hashed in the manifest
+    table = (tmp_path / "out" / "sahara" / "latest" / "report.md").read_text().split("## Scenes", 1)[1]
+    nir = sha256_file(later / "B08.tif")
+    assert f"nir `{nir}`" in table and f"red `{sha256_file(later / 'B04.tif')}`" in table
+    assert nir in (tmp_path / "out" / "sahara" / "latest" / "report.html").read_text()
 
 
 @pytest.mark.slow

@@ -24,7 +24,7 @@ import numpy as np
 from matplotlib import image as mpimg
 
 from pipeline.outputs.write import PNG_COMPRESS_LEVEL
-from pipeline.outputs.report import (SIMULATED_WARNING, burned_fraction_cell, evidence_sections, shift_cell, nonfire_section,
+from pipeline.outputs.report import (SIMULATED_WARNING, burned_fraction_cell, sha256_cell, evidence_sections, shift_cell, nonfire_section,
                                      polygon_time_cell, transient_section)
 
 __all__ = ["render_html", "screen_copy", "screen_copy_pixels", "SCREEN_SIDE_PX"]
@@ -213,7 +213,7 @@ def render_html(report: Mapping[str, Any], *, figures: Mapping[str, tuple[str, b
         shift = shift_cell(c, none="reference")
         scene_rows.append([s["index"], s["scene_id"], s["acquired"], f"{s['sensor']} {s['satellite_id']}", f"{s['clear_fraction']:.1%}", s.get("cloud_mask", ""),
                            "yes" if s.get("usable") else f"no: {s.get('unusable_reason', '')}", shift,
-                           f"{c.get('residual', 0):.4f}" if c else "", (s.get("sha256") or {}).get("reflectance", "")])
+                           f"{c.get('residual', 0):.4f}" if c else "", sha256_cell(s.get("sha256") or {})])
     parts.append(_table(["#", "scene", "acquired", "sensor", "clear over the AOI", "cloud mask", "usable", "shift dy, dx (px)", "residual",
                          "SHA-256 (reflectance)"], scene_rows))
     parts.append(heading(2, "Parameters") + _table(["parameter", "value"], [[k, v] for k, v in report["parameters"].items()]))

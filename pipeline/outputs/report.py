@@ -20,11 +20,11 @@ from zoneinfo import ZoneInfo
 
 import geopandas as gpd
 
-from pipeline.model import SceneRecord, cloud_mask_words, has_sky_mask
+from pipeline.model import SceneRecord, cloud_mask_words, has_sky_mask, reflectance_files
 from pipeline.stages.dating import shadows_moved
 from pipeline.stages.sky import can_screen
 
-__all__ = ["FRACTIONS_APART", "SIMULATED_LABEL", "TIME_OF_DAY_UNKNOWN", "format_time", "scene_time", "polygon_time_cell", "shift_cell", "build_report", "with_evidence",
+__all__ = ["FRACTIONS_APART", "SIMULATED_LABEL", "sha256_cell", "TIME_OF_DAY_UNKNOWN", "format_time", "scene_time", "polygon_time_cell", "shift_cell", "build_report", "with_evidence",
            "evidence_sections", "transient_section", "nonfire_section", "counted_polygons", "render_markdown",
            "burned_fraction_total", "burned_fraction_cell"]
 
@@ -598,6 +598,16 @@ def polygon_time_cell(report: dict[str, Any]) -> Any:
     return lambda iso: dated.get(str(iso), iso)
 
 
+def sha256_cell(sha256: dict[str, str], *, quote: str = "") -> str:
+    """A scene's reflectance SHA-256 as its scene table shows it: the file's, or each band file's after its band.
+
+    >>> sha256_cell({"red": "ab", "nir": "cd", "scl": "ef"}, quote="`")
+    'red `ab`; nir `cd`'
+    """
+    files = reflectance_files(sha256 or {})
+    return "; ".join(f"{quote}{d}{quote}" if r == "reflectance" else f"{r} {quote}{d}{quote}" for r, d in files.items())
+
+
 def shift_cell(coregistration: dict[str, Any], *, none: str) -> str:
     """A scene's co-registration for the scene tables: the shift applied, or that an unreliable estimate was not applied
     (its numbers kept in the report's JSON: they are what the search found, not a move made to the scene).
@@ -665,7 +675,7 @@ def render_markdown(report: dict[str, Any], *, figures: Sequence[str] = (), max_
         shift = shift_cell(c, none="n/a")
         lines.append(
             f"| {s['index']} | {s['scene_id']} | {s['acquired']} | {s['satellite_id']} | {s['clear_fraction']:.1%} | {s.get('cloud_mask', '')} | "
-            f"{shift} | {c.get('residual', 0):.4f} | `{s['sha256'].get('reflectance', '')}` |"
+            f"{shift} | {c.get('residual', 0):.4f} | {sha256_cell(s['sha256'], quote='`')} |"
         )
     for section in evidence_sections(report):
         lines += ["", f"## {section['title']}", ""] + [p + "\n" for p in section["paragraphs"]]
