@@ -85,12 +85,21 @@ def test_scene_without_acquisition_time(tmp_path):
     _one_line(err, "no acquisition time", "metadata")
 
 
-def test_two_scenes_with_the_same_time(tmp_path):
-    _write_scene(tmp_path, "a")
-    _write_scene(tmp_path, "b")
+@pytest.mark.parametrize("later", ["2024-01-28T10:38:00Z", "2024-01-28T10:38:00.4Z"])
+def test_two_scenes_with_the_same_time(tmp_path, later):
+    """The same time, or the same to the second the record keeps: a bracket of no length, whose order no record tells."""
+    _write_scene(tmp_path, "a", value=3000)
+    _write_scene(tmp_path, "b", acquired=later, value=3100)
     with pytest.raises(SceneError) as err:
         _load(tmp_path)
-    _one_line(err, "same acquisition time", "remove the duplicate")
+    _one_line(err, "same acquisition time", "remove the duplicate", "b_3B_AnalyticMS_SR.tif")
+
+
+def test_two_scenes_a_second_apart_are_two_observations(tmp_path):
+    _write_scene(tmp_path, "a", value=3000)
+    _write_scene(tmp_path, "b", acquired="2024-01-28T10:38:01Z", value=3100)
+    stack, records = _load(tmp_path)
+    assert [r.scene_id for r in records] == ["a", "b"]
 
 
 def test_empty_folder(tmp_path):

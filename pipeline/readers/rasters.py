@@ -465,10 +465,12 @@ def stack_scenes(loaded: list[tuple[SceneRecord, np.ndarray, np.ndarray]], grid:
     loaded = sorted(loaded, key=lambda item: item[0].acquired)
     times = [r.acquired for r, _, _ in loaded]
     for earlier, later in zip(loaded, loaded[1:]):
-        if earlier[0].acquired == later[0].acquired:
+        # The record keeps times to the second: two scenes within one would be a bracket of no length, in no order.
+        if (later[0].acquired - earlier[0].acquired).total_seconds() < 1.0:
             raise SceneError(
-                f"{later[0].files.get('reflectance', later[0].scene_id)}: same acquisition time as {earlier[0].scene_id}; "
-                f"remove the duplicate scene"
+                f"{later[0].files.get('reflectance', later[0].scene_id)}: same acquisition time as {earlier[0].scene_id} "
+                f"(to the second: {later[0].acquired_utc}); remove the duplicate scene, or mosaic two pieces of one "
+                f"acquisition into one file"
             )
     first_with: dict[str, SceneRecord] = {}
     for record, _, _ in loaded:
