@@ -224,10 +224,11 @@ class Params:
     signal for its confidence tier (the seed threshold itself is noise_k sigmas). Range (0, 100]
     as ``noise_k``."""
 
-    figure_width_mm: float = _limits(89.0, 40.0, 600.0)
+    figure_width_mm: float = _limits(89.0, 80.0, 600.0)
     """Printed width of every figure, laid out at 300 dpi for it: 89 mm is one journal column,
     183 two columns, 254 a slide (``burnscan detect --figure-width``). Changes no finding.
-    Range 40-600: narrower leaves no room for a map's frame; wider is a poster, not a page."""
+    Range 80-600: narrower, the layout's promises fail (at 70 mm a timeline is over 1.5 times as
+    tall as wide; at 40 mm legends are cut and labels overlap); wider is a poster, not a page."""
 
     def __post_init__(self) -> None:
         for f in fields(self):

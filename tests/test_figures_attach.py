@@ -254,3 +254,12 @@ def test_a_figure_width_that_is_no_print_width_is_one_line(tmp_path, capsys):
     code, _, err = run_cli(capsys, "detect", "nowhere", "--aoi-dir", tmp_path, "--figure-width", "poster")
     assert code != 0 and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1 and "--figure-width 'poster'" in err and "column" in err
+
+
+@pytest.mark.parametrize("width", ["40", "79.9", "601"])
+def test_a_width_whose_layout_fails_its_promises_is_refused_in_one_line(width, tmp_path, capsys):
+    """Under 80 mm the figures grow over 1.5 times as tall as wide (70 mm) or cut their legends (40 mm)."""
+    from factories import run_cli
+
+    code, _, err = run_cli(capsys, "detect", "nowhere", "--aoi-dir", tmp_path, "--figure-width", width)
+    assert code != 0 and len(err.strip().splitlines()) == 1 and f"--figure-width '{width}'" in err and ">= 80" in err

@@ -95,8 +95,8 @@ def max_height_in(width_in: float) -> float:
 
 
 def _width_in(width_mm: float) -> float:
-    if isinstance(width_mm, bool) or not isinstance(width_mm, (int, float)) or not 40 <= width_mm <= 600:
-        raise ParameterError(f"figure width {width_mm!r} mm is not a print width; give 40-600 mm "
+    if isinstance(width_mm, bool) or not isinstance(width_mm, (int, float)) or not 80 <= width_mm <= 600:
+        raise ParameterError(f"figure width {width_mm!r} mm is not a print width; give 80-600 mm "
                              f"(89 one column, 183 two columns, 254 a slide)")
     return float(width_mm) * _MM
 
