@@ -271,16 +271,18 @@ def _as_number(text: str) -> float | None:
 
 def _acquired_time(acquired: str | None) -> Any:
     """``--acquired`` as a UTC time, checked as every GeoTIFF time is (not before Landsat 1, not in the future)."""
-    from datetime import datetime
-
+    from pipeline.readers.rasters import stated_time
     from pipeline.stages.plausibility import implausible_time
 
     if not acquired:
         return None
     try:
-        when = datetime.fromisoformat(acquired.replace("Z", "+00:00"))
-    except ValueError:
-        raise ParameterError(f"--acquired {acquired!r} is not an ISO 8601 time; give e.g. 2024-01-28T10:38:00Z") from None
+        when = stated_time(acquired)
+    except ValueError as exc:
+        only_date = ("; if only the date is known, give it in the file's name (YYYYMMDD) and use --time-from-name: the "
+                     "report then says the time of day is unknown") if "no time of day" in str(exc) else ""
+        raise ParameterError(f"--acquired {acquired!r} {exc}; give the scene's UTC time, e.g. 2024-01-28T10:38:00Z"
+                             f"{only_date}") from None
     problem = implausible_time(when, sensor="geotiff")  # the GeoTIFF floor: Landsat 1, July 1972
     if problem:
         raise ParameterError(f"--acquired {acquired!r}: {problem}; give the scene's acquisition time (UTC)")

@@ -380,7 +380,7 @@ def test_geotiff_acquired_tag_in_the_future(tmp_path):
 
 @pytest.mark.parametrize("acquired, needle", [(NEXT_YEAR.strftime("%Y-%m-%dT%H:%M:%SZ"), "in the future"),
                                               ("1970-05-01T00:00:00Z", "before Landsat 1 existed"),
-                                              ("0001-01-01", "before Landsat 1 existed")])
+                                              ("0001-01-01T00:00:00Z", "before Landsat 1 existed")])
 def test_add_refuses_an_impossible_acquired_time(tmp_path, capsys, acquired, needle):
     aoi_dir = write_small_aoi(tmp_path / "aoi")
     path = _write_scene(tmp_path / "in", "export", acquired=None)
@@ -786,3 +786,30 @@ def test_zero_fill_of_a_file_without_declared_nodata_is_not_observed_not_a_burn(
     assert report["totals"]["n_polygons"] == 1
     assert report["totals"]["area_ha"] == pytest.approx(0.36, abs=0.05)  # the 60 m square alone
     assert report["scenes"][1]["clear_fraction"] < 0.9
+
+
+@pytest.mark.parametrize("acquired, needle", [("2024-08-30", "gives a date but no time of day"),
+                                              ("2024-08-30T10:38", "states no time zone")])
+def test_add_refuses_a_time_without_its_time_of_day_or_zone(tmp_path, capsys, acquired, needle):
+    """A date alone became a midnight reported as known (the local day before, west of Greenwich); a time
+    without its zone an hour guessed as UTC. Said in one line, with how to give a date alone."""
+    aoi_dir = write_small_aoi(tmp_path / "aoi")
+    path = _write_scene(tmp_path / "in", "export", acquired=None)
+    code, _, err = _cli(capsys, "add", AOI_NAME, str(path), "--bands", "blue,green,red,nir", "--acquired", acquired,
+                        "--data", str(tmp_path / "data"), "--aoi-dir", str(aoi_dir))
+    assert code == 5, err
+    _one_error_line(err, "--acquired", needle, "2024-01-28T10:38:00Z")
+    assert ("--time-from-name" in err) == (needle.startswith("gives a date"))
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("tag, needle", [("2024-08-30", "no time of day"), ("2024-08-30T10:38:00", "no time zone")])
+def test_a_plain_geotiff_whose_acquired_tag_lacks_its_time_or_zone_is_refused_naming_it(tmp_path, capsys, tag, needle):
+    aoi_dir = write_small_aoi(tmp_path / "aoi")
+    path = _write_scene(tmp_path / "in", "export", acquired=None)
+    with rasterio.open(path, "r+") as dst:
+        dst.update_tags(ACQUIRED=tag)
+    code, _, err = _cli(capsys, "add", AOI_NAME, str(path), "--bands", "blue,green,red,nir",
+                        "--data", str(tmp_path / "data"), "--aoi-dir", str(aoi_dir))
+    assert code != 0, err
+    _one_error_line(err, str(path), "tag ACQUIRED", needle, "--acquired")

@@ -38,7 +38,7 @@ from pipeline.config import BAND_NAMES
 from pipeline.errors import ParameterError, SceneError
 from pipeline.grid import Grid
 from pipeline.model import SceneInfo, SceneRecord
-from pipeline.readers.rasters import (EXPORT_REFLECTANCE, REQUIRED_BANDS, UNREADABLE, check_numeric, check_overlap, check_regular_file,
+from pipeline.readers.rasters import (stated_time, EXPORT_REFLECTANCE, REQUIRED_BANDS, UNREADABLE, check_numeric, check_overlap, check_regular_file,
                                       check_time, file_footprint, open_raster, pixel_size_m, sha256_file, short, read_reflectance)
 from pipeline.stages.plausibility import implausible_stored
 from pipeline.names import derived_name
@@ -122,10 +122,11 @@ def _tag_time(path: Path) -> tuple[datetime, str] | None:
     for key, fmt, form in (("ACQUIRED", None, "2024-01-28T10:38:00Z"), ("TIFFTAG_DATETIME", "%Y:%m:%d %H:%M:%S", "2024:01:28 10:38:00")):
         if key in tags:
             try:
-                when = datetime.strptime(tags[key], fmt) if fmt else datetime.fromisoformat(tags[key].replace("Z", "+00:00"))
-            except ValueError:
+                when = datetime.strptime(tags[key], fmt) if fmt else stated_time(tags[key])
+            except ValueError as exc:
                 # the file states a time nobody can read: passing over it would report no tag, or date the scene by another
-                raise SceneError(f"{path}: tag {key} is {tags[key]!r}, which cannot be read as a UTC time; write it as "
+                why = "" if fmt else f" (it {exc})"
+                raise SceneError(f"{path}: tag {key} is {tags[key]!r}, which cannot be read as a UTC time{why}; write it as "
                                  f"{form}, or give the time with --acquired 2024-01-28T10:38Z") from None
             return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)), f"tag {key}"
     return None

@@ -22,7 +22,7 @@ import stat
 import zipfile
 import zlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -32,7 +32,7 @@ from rasterio.enums import Resampling
 from pipeline.errors import OutputError, PipelineError, SceneError, json_kind
 from pipeline.grid import Grid
 from pipeline.model import SceneFiles, SceneInfo, SceneRecord
-from pipeline.readers.rasters import (MAX_METADATA_BYTES, REFLECTANCE_SCALE, REQUIRED_BANDS, UNREADABLE, band_names, check_overlap,
+from pipeline.readers.rasters import (stated_time, MAX_METADATA_BYTES, REFLECTANCE_SCALE, REQUIRED_BANDS, UNREADABLE, band_names, check_overlap,
                                       check_regular_file, check_time, field_error, field_number, metadata_footprint,
                                       open_raster, pixel_size_m, read_quality_mask, sha256_file, short, warp_to_grid)
 from pipeline.names import derived_name
@@ -359,9 +359,9 @@ def read_metadata(files: SceneFiles, tags: dict[str, str]) -> dict:
         raise SceneError(f"{files.reflectance}: no acquisition time: no *_metadata.json beside it and no ACQUIRED tag "
                          f"in it; put the scene's *_metadata.json beside it")
     try:
-        when = datetime.fromisoformat(str(acquired).replace("Z", "+00:00"))
-    except ValueError:
-        raise SceneError(f"{where}: acquisition time {acquired!r} is not ISO 8601, so it cannot be read as a UTC time; "
+        when = stated_time(acquired)
+    except ValueError as exc:
+        raise SceneError(f"{where}: acquisition time {acquired!r} {exc}, so it cannot be read as a UTC time; "
                          f"{fix}") from None
     # Planet states times in UTC; a time before the first Dove or in the future is no acquisition.
     props["acquired"] = check_time(when, sensor="planetscope", where=where).astimezone(timezone.utc)

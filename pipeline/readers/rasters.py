@@ -21,7 +21,7 @@ from contextlib import contextmanager
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import rasterio
@@ -188,6 +188,30 @@ def field_number(path: Path, field: str, value: object, fix: str) -> float:
     if number is None or not math.isfinite(number):
         raise field_error(path, field, value, "a finite number", fix)
     return number
+
+
+def stated_time(text: Any) -> datetime:
+    """An ISO 8601 acquisition time that states its time of day and its time zone, as an aware datetime.
+
+    A date alone would become a midnight reported as known (the day before, in local time, west of
+    Greenwich), and a time without its zone an hour guessed as UTC: both raise ``ValueError`` saying which.
+
+    >>> stated_time("2024-01-28T10:38:00Z").isoformat()
+    '2024-01-28T10:38:00+00:00'
+    >>> stated_time("2024-01-28")
+    Traceback (most recent call last):
+    ValueError: gives a date but no time of day
+    """
+    raw = str(text).strip()
+    try:
+        when = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValueError("is not ISO 8601") from None
+    if len(raw) <= 10:  # YYYY-MM-DD (or YYYYMMDD): fromisoformat reads a date as its midnight
+        raise ValueError("gives a date but no time of day")
+    if when.tzinfo is None:
+        raise ValueError("states no time zone")
+    return when
 
 
 def check_time(when: datetime, *, sensor: str, where: Path | str) -> datetime:

@@ -26,7 +26,7 @@ import numpy as np
 
 from pipeline.errors import SceneError
 from pipeline.grid import Grid
-from pipeline.readers.rasters import MAX_METADATA_BYTES, short, check_regular_file, check_time, field_error, field_number, in_system_folder, is_regular_file, metadata_footprint, pixel_size_m, read_band, sha256_file
+from pipeline.readers.rasters import MAX_METADATA_BYTES, stated_time, short, check_regular_file, check_time, field_error, field_number, in_system_folder, is_regular_file, metadata_footprint, pixel_size_m, read_band, sha256_file
 from pipeline.model import SceneRecord
 from pipeline.names import derived_name, safe_name
 from pipeline.model import SceneInfo
@@ -166,9 +166,9 @@ class Sentinel2Scene:
 
 def _time(text: Any, where: Path, platform: str) -> datetime:
     try:
-        when = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        raise SceneError(f"{where}: acquisition time {text!r} is not ISO 8601; fix the metadata") from None
+        when = stated_time(text)
+    except ValueError as exc:
+        raise SceneError(f"{where}: acquisition time {text!r} {exc}; fix the metadata") from None
     return check_time(when, sensor=platform, where=where).astimezone(timezone.utc)
 
 
