@@ -81,8 +81,8 @@ def _per_patch(values: np.ndarray, seen: np.ndarray, lab: np.ndarray, n: int) ->
 
 
 def _transient(new: np.ndarray, t: int, values: np.ndarray, direction: int, before: np.ndarray,
-               next_clear: np.ndarray, delta_t: np.ndarray, min_pixels: int = 1,
-               rim_cut: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+               next_clear: np.ndarray, delta_t: np.ndarray, min_pixels: int = 1, rim_cut: float = 0.5,
+               tolerance: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Split today's new burn patches into (kept, confirmed, dropped, later) by what the next clear scene shows.
 
     Char stays: on the next clear observation a real burn keeps most of its change from the
@@ -95,10 +95,12 @@ def _transient(new: np.ndarray, t: int, values: np.ndarray, direction: int, befo
     A burn's patch can grow into a passing mark beside it (wet soil around a burned compound
     darkens past the grow threshold) and be outnumbered by it: the pixels of a dropped patch
     that darkened more than the mark (:data:`STOOD_OUT` times its median change) and that the
-    next clear scene still shows (each keeping at least half its change), where they touch as
+    next clear scene shows as they were (each keeping at least half its change, its index moved
+    by at most ``tolerance``: the date's noise times ``noise_k``), where they touch as
     ``min_pixels`` or more (the mapping unit), are char, kept and confirmed, less their rim
-    (:func:`_char_inside`); the rest is dropped. Pixels that darkened only as the mark did may
-    have burned under it or after it: they stay with the mark, and their burn is dated later. Dropping them with the mark would date the burn on a later scene, with a bracket
+    (:func:`_char_inside`); the rest is dropped. Pixels that darkened only as the mark did, or
+    were darker under it than the next clear scene shows them (a shadow over ground that burned
+    since), may have burned after it: they stay with the mark, and their burn is dated later. Dropping them with the mark would date the burn on a later scene, with a bracket
     opening on a scene that showed it.
     """
     later_map = np.full(new.shape, -1, dtype=np.int16)
@@ -126,8 +128,11 @@ def _transient(new: np.ndarray, t: int, values: np.ndarray, direction: int, befo
         for i in np.unique(lab[gone & drop[lab - 1]]):
             passed[i] = np.median(change[gone & (lab == i)])
         stood_out = change >= STOOD_OUT * passed[lab]
-        char, rim = _char_inside(new.shape, rows, cols, seen & (ratio >= 0.5) & drop[lab - 1] & stood_out, remaining,
-                                 min_pixels, rim_cut)
+        # ... and looked then as it does on the next clear scene: char, not a darker shadow over ground that burned since
+        unchanged = np.zeros(rows.shape, dtype=bool)
+        unchanged[seen] = np.abs(values[later[seen], rows[seen], cols[seen]] - values[t, rows[seen], cols[seen]]) <= tolerance
+        char, rim = _char_inside(new.shape, rows, cols, seen & (ratio >= 0.5) & drop[lab - 1], stood_out & unchanged,
+                                 remaining <= change + tolerance, remaining, min_pixels, rim_cut)
         kept, sure, dropped = kept | char, sure | char, dropped & ~char & ~rim
     return kept, sure, dropped, later_map
 
@@ -139,15 +144,18 @@ the same deep shadow over lit ground and over char differs by a half). Under it,
 the mark's: what the next clear scene shows there may have burned since."""
 
 
-def _char_inside(shape: tuple[int, ...], rows: np.ndarray, cols: np.ndarray, stayed: np.ndarray, remaining: np.ndarray,
-                 min_pixels: int, rim_cut: float) -> tuple[np.ndarray, np.ndarray]:
-    """``(char, rim)`` inside a dropped mark: where ``stayed`` pixels touch as ``min_pixels`` or more.
+def _char_inside(shape: tuple[int, ...], rows: np.ndarray, cols: np.ndarray, stayed: np.ndarray, seen_as_char: np.ndarray,
+                 not_darker: np.ndarray, remaining: np.ndarray, min_pixels: int, rim_cut: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(char, rim)`` inside a dropped mark: the ``stayed`` pixels ``seen_as_char`` on its scene, where they touch as
+    ``min_pixels`` or more.
 
     A pixel at the burn's edge that the passing mark darkened still holds its share of the
     char on the next clear scene; as the date's rule cuts the rim at ``rim_cut`` of a burned
     pixel, a pixel is char where its remaining change is at least ``rim_cut`` of its patch's
-    core (the 90th percentile: char fully inside a pixel). The other pixels that stayed around
-    that char are its rim: partly burned, not a passing mark, so not the before-state of a later date.
+    core (the 90th percentile: char fully inside a pixel). The other pixels that stayed next to
+    that char (its blur's reach, one pixel) and ``not_darker`` on the next clear scene, are its rim: partly burned or wet char, not
+    a passing mark, so neither dated nor the before-state of a later date (which would date them there,
+    as burns not visible on this scene). One darker still by then may have burned since: it stays with the mark.
     """
     char = np.zeros(shape, dtype=bool)
     if not stayed.any():
@@ -157,12 +165,14 @@ def _char_inside(shape: tuple[int, ...], rows: np.ndarray, cols: np.ndarray, sta
     part = parts[rows[stayed], cols[stayed]]
     left = remaining[stayed]
     core = np.array([np.percentile(left[part == i], 90) for i in range(1, n_parts + 1)])
-    char[rows[stayed], cols[stayed]] = left >= rim_cut * core[part - 1]
+    char[rows[stayed], cols[stayed]] = (left >= rim_cut * core[part - 1]) & seen_as_char[stayed]
     pieces, n_pieces = ndimage.label(char, structure=np.ones((3, 3), bool))
     char &= (np.bincount(pieces.ravel(), minlength=n_pieces + 1) >= min_pixels)[pieces]
     has_char = np.zeros(n_parts + 1, dtype=bool)
     has_char[parts[char]] = True
-    return char, has_char[parts] & ~char
+    rim = np.zeros(shape, dtype=bool)
+    rim[rows[stayed], cols[stayed]] = not_darker[stayed]
+    return char, rim & has_char[parts] & ~char & ndimage.binary_dilation(char, structure=np.ones((3, 3), bool))
 
 
 SHADOW_SHIFT = 1.0
@@ -555,7 +565,7 @@ def date_burns(
         new = mask.values
         before = np.clip(base, 0, None)
         new, sure, dropped, later = _transient(new, t, values, direction, before, next_clear, d_t.values, min_pixels,
-                                               params.rim_burned_fraction)
+                                               params.rim_burned_fraction, params.noise_k * info.noise_sigma)
         # A shadow back where it falls at the usual hour, after a before-scene taken at another one.
         back = _returned(new, t, values, direction, base, valid, d_t.values)
         new, sure = new & ~back, sure & ~back
