@@ -1,7 +1,8 @@
 """The spectral test on its own (pipeline/stages/spectral.py): known answers from the physics.
 
 Char darkens every band; white ash brightens the visible bands but is flat like char; leaf drop
-raises the red while the NIR falls and keeps a red edge; wet soil and shade darken every band in
+raises the red while the NIR falls and keeps a red edge, a harvest down to the soil lays a red
+soil bare (not flat either); wet soil and shade darken every band in
 proportion. The whole flow on the same changes: tests/test_spectral_flow.py.
 """
 
@@ -38,6 +39,10 @@ def _pair(before: tuple[float, ...], after: tuple[float, ...], shape=(5, 5)) -> 
     ((0.14, 0.20, 0.27, 0.33), CHAR, spectral.FIRE_LIKE),  # sand to char: nearly a grey copy, but a fifth of it
     ((0.08, 0.12, 0.17, 0.27), (0.20, 0.21, 0.22, 0.23), spectral.FIRE_LIKE),  # dry grass to white ash: red up, flat
     (GREEN_GRASS, GREY_ASH, spectral.FIRE_LIKE),  # green grass to ash: red up, but no red edge left
+    # an irrigated garden harvested down to sand (NDVI 0.096, as low as char's): red up to a red soil, not to flat ash
+    ((0.05, 0.09, 0.08, 0.36), (0.105, 0.16, 0.235, 0.285), spectral.VEGETATION),
+    ((0.05, 0.09, 0.08, 0.36), (0.09, 0.14, 0.24, 0.26), spectral.VEGETATION),  # ... or down to laterite (NDVI 0.04)
+    (TREE, (0.18, 0.19, 0.20, 0.21), spectral.FIRE_LIKE),  # a crown burned to white ash over the ground: flat
     ((0.14, 0.20, 0.27, 0.33), (0.091, 0.13, 0.1755, 0.2145), spectral.PROPORTIONAL),  # sand wet by rain: x0.65
     ((0.15, 0.21, 0.28, 0.33), (0.0675, 0.0945, 0.126, 0.1485), spectral.PROPORTIONAL),  # yard in thin shade: x0.45
 ])

@@ -22,9 +22,11 @@ The test has two steps, each with its reason:
 
 1. **Per pixel, vegetation**: the red rose by at least :data:`RED_RISE` while the NIR fell by
    at least as much, the before-state had a red edge (NDVI at least :data:`VEGETATED_NDVI`:
-   there was vegetation to lose) and the after-state still has one (NDVI above
-   :data:`FLAT_NDVI`, so it is neither char nor ash). White ash over dry grass also raises the
-   red while the NIR falls, but its after-state is flat, so it is kept.
+   there was vegetation to lose) and the after-state is not flat: it still has one (NDVI above
+   :data:`FLAT_NDVI`), or the ground laid bare is a red soil (its red above its green by more than
+   :data:`FLAT_VISIBLE`: a harvest down to sand reads NDVI 0.1, like char), so it is neither char nor
+   ash. White ash over dry grass also raises the red while the NIR falls, but its after-state is
+   flat, so it is kept.
 2. **Per patch, proportional darkening**: the patch's most changed half (its core, ranked by
    the mean of the band ratios, so that no one band's noise picks it: rim pixels are mixed with
    the unburned ground around them and a partly burned pixel is a scaled-down copy of its
@@ -70,7 +72,7 @@ from scipy import ndimage
 from pipeline.stages.fraction import CHAR
 
 __all__ = ["NOT_TESTED", "FIRE_LIKE", "NBR_JUDGED", "STAYED", "VEGETATION", "PROPORTIONAL", "NON_FIRE", "TEST_NAMES", "REASONS",
-           "TEST_BANDS", "RED_RISE", "VEGETATED_NDVI", "FLAT_NDVI", "SHAPE_TOLERANCE", "KEPT_NIR", "SCALING_FIT", "scaling_beats_mixing",
+           "TEST_BANDS", "RED_RISE", "VEGETATED_NDVI", "FLAT_NDVI", "FLAT_VISIBLE", "SHAPE_TOLERANCE", "KEPT_NIR", "SCALING_FIT", "scaling_beats_mixing",
            "spectral_codes", "spectral_verdict"]
 
 NOT_TESTED, FIRE_LIKE, VEGETATION, PROPORTIONAL, NBR_JUDGED, STAYED = 0, 1, 2, 3, 4, 5
@@ -87,8 +89,9 @@ TEST_NAMES = {NOT_TESTED: "not tested", FIRE_LIKE: "fire-like", VEGETATION: "not
 REASONS = {
     NOT_TESTED: "not tested: the scenes lack a red or an NIR band, or no earlier clear scene to compare with",
     FIRE_LIKE: "darkened as char or ash does: no red rise over lost vegetation, and not a proportional darkening",
-    VEGETATION: ("the red rose while the NIR fell and a red edge remains: vegetation lost its leaves or was cut "
-                 "(leaf drop, harvest), not burned"),
+    VEGETATION: ("the red rose while the NIR fell, and what is left is not flat as char and ash are (a red edge "
+                 "remains, or a red soil was laid bare): vegetation lost its leaves or was cut (leaf drop, harvest), "
+                 "not burned"),
     PROPORTIONAL: ("every band darkened in proportion and kept most of its reflectance: wet soil or shadow, "
                    "not char"),
     NBR_JUDGED: ("NBR dropped as burning does (with SWIR a burn is seeded only where the NBR afterwards is negative "
@@ -110,6 +113,10 @@ VEGETATED_NDVI = 0.2
 """Before-state NDVI from which a pixel had vegetation to lose (bare soils and char read 0.05-0.15)."""
 FLAT_NDVI = 0.10
 """After-state NDVI of a flat spectrum: char about 0.09, white ash 0.02 (Trigg & Flasse 2000)."""
+FLAT_VISIBLE = 0.12
+"""After-state visible slope, ``(red - green) / (red + green)``, of a flat spectrum: white ash 0.02-0.05, char
+about 0.1 (Trigg & Flasse 2000). Bare sandy and lateritic soils are red, 0.15-0.3: a harvested field or a
+cleared garden reads NDVI 0.1 like char, but a red rise to a red soil is not ash."""
 SHAPE_TOLERANCE = 0.15
 """Spread of the after/before ratios of green, red and NIR that still counts as one common factor."""
 KEPT_NIR = 0.4
@@ -182,9 +189,14 @@ def spectral_codes(new: np.ndarray, before: np.ndarray, after: np.ndarray, *, ba
         codes[new] = NBR_JUDGED  # the NBR seed rules are the test here (module docstring)
         return codes
     seen = new & np.isfinite(red_b) & np.isfinite(red_a) & np.isfinite(nir_b) & np.isfinite(nir_a)
+    green_a = _band(after, bands, "green")
     with np.errstate(invalid="ignore"):
+        # not flat afterwards: a red edge left, or a red soil laid bare (a flat spectrum is neither)
+        edged = _ndvi(nir_a, red_a) > FLAT_NDVI
+        if green_a is not None:
+            edged |= _ndvi(red_a, green_a) > FLAT_VISIBLE
         vegetation = (seen & (red_a - red_b >= RED_RISE) & (nir_a - nir_b <= -RED_RISE)
-                      & (_ndvi(nir_b, red_b) >= VEGETATED_NDVI) & (_ndvi(nir_a, red_a) > FLAT_NDVI))
+                      & (_ndvi(nir_b, red_b) >= VEGETATED_NDVI) & edged)
     shape_bands = [b for b in ("green", "red", "nir") if b in bands]
     labels, n = ndimage.label(new, structure=_EIGHT)
     for i, where in enumerate(ndimage.find_objects(labels), start=1):
