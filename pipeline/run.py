@@ -422,7 +422,13 @@ def _too_few_usable(records: list[SceneRecord], usable: np.ndarray, refused: lis
 
 
 def _unmatched(shifts: list[ShiftEstimate], params: Params) -> list[int]:
-    return [j for j in range(1, len(shifts) - 1) if not shifts[j].reliable and j != params.reference_scene]
+    """The scenes whose ground matched the reference's neither as the scenes before them nor as those after them did:
+    a change that came and went (wet soil, dense dust). A scene that matches less from a date on, as every scene after
+    it does, shows a lasting change (a large burn): it is evidence, and the first to show it. A scene whose ground
+    matched but whose shift could not be trusted is kept where its geolocation puts it, as the last scene is."""
+    matched = [s.ground_matched or j == params.reference_scene for j, s in enumerate(shifts)]
+    return [j for j in range(1, len(shifts) - 1)
+            if not matched[j] and any(matched[:j]) and any(matched[j + 1:])]
 
 
 def _unmatched_as_unseen(aligned: xr.Dataset, shifts: list[ShiftEstimate], params: Params) -> xr.Dataset:

@@ -63,3 +63,41 @@ def test_real_grass_fire_pair_added_and_detected(shared_data, tmp_path, capsys):
     assert 110 <= found <= 160, found
     assert inside >= 0.9, inside
     assert (burned & mask).sum() >= 0.85 * mask.sum(), (burned & mask).sum() * pixel_ha
+
+
+@pytest.mark.slow
+def test_a_series_dates_a_large_burn_on_the_first_scene_that_shows_it(shared_data, tmp_path, capsys):
+    """Five exports of the 5 Incident (two before, three after the fire, each a copy with its own noise): the burn
+    covers much of the AOI, so the scenes after it match the first scene's ground less (correlation 0.36). That is a
+    lasting change, the burn itself: the first scene after the fire dates it. Such scenes were read as not observed
+    (wet soil, haze), and the burn was dated on the last scene, six weeks late."""
+    import numpy as np
+
+    folder = shared_data / "real" / "s2-calfire-prepost" / "set_a"
+    pixels = {}
+    for when in ("pre_fire", "post_fire"):
+        with rasterio.open(folder / when / "5_INCIDENT_20240715.tif") as src:
+            pixels[when], profile = src.read(), src.profile
+    rng = np.random.default_rng(1)
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    for name, when, acquired in (("a", "pre_fire", "2024-06-01"), ("b", "pre_fire", "2024-06-20"), ("c", "post_fire", "2024-07-20"),
+                                 ("d", "post_fire", "2024-08-10"), ("e", "post_fire", "2024-08-30")):
+        noisy = pixels[when] if name == "a" else (pixels[when] + rng.normal(0, 20, pixels[when].shape)).clip(1, None)
+        with rasterio.open(scenes / f"{name}.tif", "w", **profile) as dst:
+            dst.write(noisy.astype(profile["dtype"]))
+            dst.update_tags(ACQUIRED=f"{acquired}T18:00:00Z")
+    aoi = {"type": "Feature", "properties": {"display_name": "5 Incident", "timezone": "America/Los_Angeles",
+                                             "location_confidence": "exact", "location_source": "bounds of the test pair"},
+           "geometry": {"type": "Polygon", "coordinates": [[[-119.7922, 35.7506], [-119.7736, 35.7506], [-119.7736, 35.7905],
+                                                            [-119.7922, 35.7905], [-119.7922, 35.7506]]]}}
+    (tmp_path / "aoi").mkdir()
+    (tmp_path / "aoi" / "incident5.geojson").write_text(json.dumps(aoi))
+    code, out, err = _cli(capsys, "detect", "incident5", "--aoi-dir", str(tmp_path / "aoi"), "--scenes", str(scenes),
+                          "--bands", "blue,green,red,nir,swir22", "--out", str(tmp_path / "out"), "--data", str(tmp_path / "data"),
+                          "--no-figures")
+    assert code == 0, err
+    report = json.loads((tmp_path / "out" / "incident5" / "latest" / "report.json").read_text())
+    assert all(s["usable"] for s in report["scenes"]), [s.get("unusable_reason") for s in report["scenes"]]
+    by_date = {d["acquired_utc"][:10]: d["new_area_ha"] for d in report["totals"]["by_date"]}
+    assert by_date["2024-07-20"] > 100 and by_date["2024-08-10"] + by_date["2024-08-30"] < 5, by_date

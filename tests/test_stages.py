@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -505,3 +506,22 @@ def test_polygon_sums_over_the_labelled_pixels_are_ndimages_bit_for_bit(dtype):
     counts = _sum_by_label(np.ones_like(labels), labels, ids)
     np.testing.assert_array_equal(_sum_by_label(values, labels, ids) / counts, ndimage.mean(values, labels, ids))
     assert _sum_by_label(values, np.zeros_like(labels), np.arange(1, 1)).size == 0
+
+
+@pytest.mark.parametrize("correlations, reference, expected", [
+    ([1.0, 0.95, 0.30, 0.94, 0.95], 0, [2]),  # wet soil on one date: the ground came back after it
+    ([1.0, 0.95, 0.36, 0.36, 0.36], 0, []),  # a large burn: every scene from it on matches less, and shows it
+    ([1.0, 0.30, 0.31, 0.95], 0, [1, 2]),  # two wet dates in a row, dry again after
+    ([0.36, 0.36, 1.0, 0.95], 2, []),  # the reference after the burn: the scenes before it are the change's other side
+    ([1.0, 0.999, 0.95], 0, []),  # matched, though its shift could not be trusted (not converged): kept
+])
+def test_a_scene_is_unmatched_only_when_the_ground_matched_before_and_after_it(correlations, reference, expected):
+    """A middle scene whose ground does not match the reference is read as not observed only when the change came and
+    went (wet soil, dust). A post-fire scene that a large burn set apart from a pre-fire reference was discarded: the
+    burn was dated on the last scene, months late."""
+    from pipeline.run import _unmatched
+    from pipeline.stages.coregister import ShiftEstimate
+
+    shifts = [ShiftEstimate(0.0, 0.0, correlation=c, converged=c != 0.999, reliable=c >= 0.6 and c != 0.999)
+              for c in correlations]
+    assert _unmatched(shifts, replace(Params(), reference_scene=reference)) == expected

@@ -81,6 +81,12 @@ class ShiftEstimate:
     correlation: float = 1.0
     reliable: bool = True
 
+    @property
+    def ground_matched(self) -> bool:
+        """Whether the scene's ground matched the reference's (its correlation at least a reliable estimate's),
+        whether or not the shift itself could be trusted."""
+        return self.correlation >= _MIN_CORRELATION
+
     def as_dict(self) -> dict[str, float | int | bool]:
         """JSON-able copy for reports."""
         return {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in self.__dict__.items()}
