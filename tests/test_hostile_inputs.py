@@ -522,6 +522,34 @@ def test_sentinel2_mtd_offset_that_is_not_a_number(tmp_path):
     _one_line(err, "MTD_MSIL2A.xml", "BOA_ADD_OFFSET", "minus one thousand")
 
 
+def test_a_sentinel2_safe_product_is_read_as_one_product(tmp_path):
+    """ESA's own folder: MTD_MSIL2A.xml at the product's root, the bands in GRANULE/*/IMG_DATA/R10m and R20m (SWIR and
+    the scene classification are 20 m only). Its R10m folder was read alone: no SWIR, no cloud mask, no offset (the
+    reflectance 0.1 too bright on a product of baseline 04.00 or later), the time taken from the file names."""
+    safe = tmp_path / "S2B_MSIL2A_20240128T105821_N0510_R094_T30PVT_20240128T130000.SAFE"
+    image = safe / "GRANULE" / "L2A_T30PVT_A035000_20240128T105821" / "IMG_DATA"
+    (image / "R10m").mkdir(parents=True)
+    (image / "R20m").mkdir()
+    for name in ("B02", "B03", "B04", "B08"):
+        _band(image / "R10m" / f"T30PVT_20240128T105821_{name}_10m.tif", 1500, res=10, size=40)
+    for name in ("B11", "B12", "SCL"):
+        _band(image / "R20m" / f"T30PVT_20240128T105821_{name}_20m.tif", 4 if name == "SCL" else 2500, res=20, size=20)
+    (safe / "MTD_MSIL2A.xml").write_text(
+        "<root><PRODUCT_START_TIME>2024-01-28T10:58:21.024Z</PRODUCT_START_TIME><PROCESSING_BASELINE>05.10</PROCESSING_BASELINE>"
+        "<BOA_ADD_OFFSET band_id='0'>-1000</BOA_ADD_OFFSET><SPACECRAFT_NAME>Sentinel-2B</SPACECRAFT_NAME></root>")
+    for given in (safe, tmp_path):  # the product itself, or the folder it was downloaded to
+        scenes = recognise(given)
+        assert len(scenes) == 1
+        info = scenes[0].describe()
+        assert set(info.bands) >= {"blue", "green", "red", "nir", "swir16", "swir22"}, info.bands
+        assert info.time_source == "metadata" and info.acquired.isoformat().startswith("2024-01-28T10:58:21")
+        assert info.files["swir22"].parent.name == "R20m" and info.files["red"].parent.name == "R10m"
+        assert "scl" in info.files and info.files["metadata"] == safe / "MTD_MSIL2A.xml"
+        record, reflectance, _ = scenes[0].load(grid_for_bounds((500000, 1529600, 500400, 1530000), "EPSG:32630", 10.0))
+        red = reflectance[record.bands.index("red")]
+        assert np.nanmedian(red) == pytest.approx(0.05, abs=1e-6)  # 1500 x 1e-4 - 0.1: the offset applied
+
+
 def _registered(tmp_path: Path, capsys) -> tuple[Path, Path, list[str]]:
     aoi_dir, path = _aoi_scene(tmp_path)
     common = ["--data", str(tmp_path / "data"), "--aoi-dir", str(aoi_dir)]

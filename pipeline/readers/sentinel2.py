@@ -258,9 +258,42 @@ _BAND_FILE = re.compile(r"(?:^|_)(B0[2348]|B1[12]|SCL)(?:_\d+m)?\.(?:tif|tiff|jp
 
 def _from_band_files(folder: Path) -> Sentinel2Scene | None:
     files = {m.group(1).upper(): p for p in sorted(folder.iterdir()) if p.is_file() and (m := _BAND_FILE.search(p.name))}
+    return _from_files(folder, files, next(iter(sorted(folder.glob("MTD_MSIL2A*.xml"))), None))
+
+
+def _safe_roots(path: Path) -> list[Path]:
+    """The ``.SAFE`` products at or under ``path``: ESA's own folder, its ``MTD_MSIL2A.xml`` at the root."""
+    candidates = [path, *sorted(p for p in path.rglob("*") if p.is_dir() and p.name.upper().endswith(".SAFE"))]
+    return [p for p in candidates if (p / "MTD_MSIL2A.xml").is_file() and (p / "GRANULE").is_dir()]
+
+
+def _from_safe(root: Path) -> Sentinel2Scene:
+    """One L2A ``.SAFE`` product: the band files of its granule at each band's finest resolution (R10m, then R20m,
+    then R60m: SWIR and the scene classification are 20 m only), the time, offset and baseline of its root's
+    ``MTD_MSIL2A.xml``."""
+    granules = sorted(p for p in (root / "GRANULE").glob("*/IMG_DATA") if p.is_dir())
+    if len(granules) != 1:
+        raise SceneError(f"{root}: a Sentinel-2 .SAFE product with {len(granules)} granules (GRANULE/*/IMG_DATA); give a "
+                         f"product of one granule, as ESA delivers L2A, or its STAC item")
+    files: dict[str, Path] = {}
+    for resolution in ("R10m", "R20m", "R60m"):
+        folder = granules[0] / resolution
+        if folder.is_dir():
+            for file in sorted(folder.iterdir()):
+                if file.is_file() and (m := _BAND_FILE.search(file.name)):
+                    files.setdefault(m.group(1).upper(), file)
+    scene = _from_files(root, files, root / "MTD_MSIL2A.xml")
+    if scene is None:
+        raise SceneError(f"{root}: a Sentinel-2 .SAFE product without its B04 and B08 band files in "
+                         f"GRANULE/*/IMG_DATA/R10m; re-download the product")
+    return scene
+
+
+def _from_files(folder: Path, files: dict[str, Path], metadata: Path | None) -> Sentinel2Scene | None:
+    """A scene of the band files ``files`` (by band key) in or under ``folder``, timed by ``metadata`` (an
+    ``MTD_MSIL2A.xml``) or by the sensing time in their names."""
     if "B04" not in files or "B08" not in files:
         return None
-    metadata = next(iter(sorted(folder.glob("MTD_MSIL2A*.xml"))), None)
     props: dict[str, Any] = {}
     acquired = None
     if metadata is not None:
@@ -327,5 +360,8 @@ def find(path: Path, **_: Any) -> list[Sentinel2Scene]:
             scenes.append(scene)
     if scenes:
         return scenes
+    safes = _safe_roots(path)
+    if safes:  # read as products, never their R10m folder alone (which lacks the SWIR, the scene classification and the offset)
+        return [_from_safe(root) for root in safes]
     found = [s for folder in [path, *sorted(p for p in path.rglob("*") if p.is_dir())] if (s := _from_band_files(folder))]
     return found
