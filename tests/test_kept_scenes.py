@@ -111,3 +111,11 @@ def test_a_second_run_reads_its_aligned_scenes_back_and_finds_the_same_burns(sma
     assert small_run.outcome.report["provenance"]["kept_work"] == "none: every scene aligned in this run"
     assert f"kept_work: {kept}" in (again.run_dir / "report.md").read_text()
     assert compare_runs(small_run.run_dir, again.run_dir).identical
+    # verify checks files against the manifest, not kept work (which anyone who can write out/.cache could swap):
+    # it says so for the run that read some, and names the command that recomputes it
+    from pipeline.provenance.verify import check_run
+
+    check = check_run(again.run_dir)
+    assert check.problems == ()
+    assert any(kept in note and f"burnscan rerun {again.run_dir}" in note for note in check.notes), check.notes
+    assert not any("kept by earlier runs" in note for note in check_run(small_run.run_dir).notes)

@@ -581,3 +581,15 @@ def test_an_output_name_too_long_for_the_file_system_is_missing(made, capsys, tm
     code, out, err = _cli(capsys, "verify", run)
     assert code == 8 and "Traceback" not in err
     assert any(line.startswith(f"missing: {run / ('y' * 20)}") for line in out.splitlines()), out
+
+
+def test_statistics_gdal_wrote_beside_a_run_raster_are_named_with_their_cause(made, capsys, tmp_path):
+    """QGIS or ``gdalinfo -stats`` on a run's own raster write ``<raster>.aux.xml`` into the run folder: a file added
+    after the run, still a problem, and the line says what wrote it and what to do."""
+    run = _copy(made, tmp_path)
+    raster = next(p for p in sorted((run / "gis").glob("first_seen*.tif")))
+    (run / "gis" / f"{raster.name}.aux.xml").write_text("<PAMDataset/>")
+    code, out, _ = _cli(capsys, "verify", run)
+    assert code == 8
+    line = next(line for line in out.splitlines() if line.startswith("unlisted: "))
+    assert f"{raster.name}.aux.xml" in line and "GDAL writes it beside" in line and "delete it" in line

@@ -93,12 +93,31 @@ def check_folder(run_dir: Path, manifest: dict[str, Any]) -> list[str]:
     present = run_folder_files(run_dir)
     for name in present:
         if name not in listed:
-            problems.append(f"unlisted: {run_dir / name} (in the run folder but not in its manifest: added after the run)")
+            sidecar = (f"; GDAL writes it beside {name.removesuffix('.aux.xml')} when a program (QGIS, gdalinfo -stats) "
+                       f"computes its statistics: delete it, and open copies of a run's rasters, never the run's own"
+                       if name.endswith(".aux.xml") and name.removesuffix(".aux.xml") in listed else "")
+            problems.append(f"unlisted: {run_dir / name} (in the run folder but not in its manifest: added after the run{sidecar})")
     for name in _required_outputs(manifest):
         if name not in listed and name not in present:
             problems.append(f"missing: {run_dir / name} (every {manifest['kind']} run writes it, and the manifest does not "
                             f"list it: the manifest was edited)")
     return problems
+
+
+def _kept_work(run_dir: Path, manifest: dict[str, Any]) -> str:
+    """What a village run's report says it read from ``out/.cache`` (``""``: nothing, or no readable report)."""
+    from pipeline.readers.rasters import read_small_file
+
+    path = Path(run_dir) / "report.json"
+    if manifest["kind"] != "detect" or not path.is_file():
+        return ""
+    try:
+        report = json.loads(read_small_file(path, _MAX_REPORT_BYTES, what="report", error=IntegrityError,
+                                            fix="it was damaged or replaced").decode("utf-8"))
+        kept = report["provenance"]["kept_work"]
+    except (IntegrityError, OSError, ValueError, KeyError, TypeError):
+        return ""  # an unreadable report is a problem line of its own
+    return kept if isinstance(kept, str) and kept and not kept.startswith("none") else ""
 
 
 def _check_report(run_dir: Path, manifest: dict[str, Any]) -> list[str]:
@@ -312,6 +331,10 @@ def check_run(
         lines, more = _check_parameters(manifest, aoi_at)
         problems += lines
         notes += more
+    kept = _kept_work(run_dir, manifest)
+    if kept:
+        notes.append(f"the run read work kept by earlier runs of the same scenes ({kept}): verify checks the run's files "
+                     f"and inputs, not that work; `burnscan rerun {run_dir}` recomputes everything and compares")
     lines, where = check_run_log(Path(run_log) if run_log else run_log_path(run_dir, manifest), manifest,
                                  hashlib.sha256(data).hexdigest(), manifest_path=run_dir / MANIFEST_NAME)
     problems += lines
