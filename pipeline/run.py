@@ -52,6 +52,7 @@ from pipeline.cores import Pending, fork_map, fork_soon
 from pipeline.provenance.versions import code_version, git_state, package_versions
 from pipeline.outputs.run_figures import figure_builders
 from pipeline.outputs.figure_cache import FigureCache
+from pipeline.outputs.figures import CIR_BANDS
 from pipeline.outputs.run_folder import figure_jobs, raster_job, scene_jobs, with_drawn, write_findings, write_reports
 from pipeline.outputs.report import build_report, with_evidence
 from pipeline.outputs.review_page import scene_images, write_review_page
@@ -603,6 +604,14 @@ def _settlement_outline(aoi: Aoi, scenes_dir: Path, crs: str) -> tuple[BaseGeome
     return None, None
 
 
+def _check_figure_bands(bands: Collection[str], *, where: str) -> None:
+    """Refuse, before the analysis, scenes the figures cannot show: their infrared composite is NIR, red and green."""
+    lacking = [b for b in CIR_BANDS if b not in bands]
+    if lacking:
+        raise SceneError(f"{where} has no {', '.join(lacking)} band, which the figures' infrared composites show "
+                         f"(R = NIR, G = red, B = green); give --no-figures, or scenes with it")
+
+
 def _grids(aoi: Aoi, params: Params) -> tuple[Grid, Grid]:
     """The AOI's analysis grid at ``params.resolution_m`` (metres) and the grid loaded around it (the margin)."""
     analysis_grid = aoi.analysis_grid(float(params.resolution_m))
@@ -718,6 +727,8 @@ def run_detect(
     check_detect_grid(analysis_grid, loaded_grid, params=params, scenes=scenes, bands=bands, where=where)
     for info in infos:
         check_coreg_band(params, info.bands, where=f"{scenes_dir}: scene {info.scene_id}")
+        if make_figures and info.bands:  # said now, not after minutes of analysis when the first figure is drawn
+            _check_figure_bands(info.bands, where=f"{scenes_dir}: scene {info.scene_id}")
     # Work done by the other core while this one goes on, by what it makes: the review page's "scenes" (while the
     # burns are dated) and the GIS "rasters" (while the evidence is gathered); stopped if the run fails.
     background: dict[str, Pending] = {}
@@ -725,6 +736,8 @@ def run_detect(
         stage(f"loading {len(sources)} scenes onto {loaded_grid.width} x {loaded_grid.height} px", logger=logger)
         stack, records = load_sources(sources, loaded_grid)
         check_coreg_band(params, [str(b) for b in stack.band.values], where=f"{scenes_dir}")
+        if make_figures:  # a scene whose bands are known only once read (a Planet file names them inside)
+            _check_figure_bands([str(b) for b in stack.band.values], where=f"{scenes_dir}")
         settlement, settlement_file = _settlement_outline(aoi, Path(scenes_dir), analysis_grid.crs)
         layers = find_layers(Path(scenes_dir), Path(data_root) / aoi.name, analysis_grid)
         if settlement is None and layers.footprints is not None:  # no outline drawn: the footprints outline the built-up area

@@ -841,3 +841,28 @@ def test_a_plain_geotiff_whose_acquired_tag_lacks_its_time_or_zone_is_refused_na
                         "--data", str(tmp_path / "data"), "--aoi-dir", str(aoi_dir))
     assert code != 0, err
     _one_error_line(err, str(path), "tag ACQUIRED", needle, "--acquired")
+
+
+def test_scenes_without_a_green_band_are_refused_before_the_analysis_when_figures_are_asked(tmp_path, capsys):
+    """A Sentinel-2 delivery of red, NIR and SWIR alone: the figures' infrared composite needs green. The run said
+    so only when the first figure was drawn, after the analysis, leaving a .partial folder."""
+    aoi_dir = write_small_aoi(tmp_path / "aoi")
+    from smallaoi import LAT, LON
+    from pyproj import Transformer
+
+    x, y = Transformer.from_crs("EPSG:4326", "EPSG:32630", always_xy=True).transform(LON, LAT)
+    origin = (round(x) - 1000.0, round(y) + 1000.0)
+    for k, day in enumerate(("20240127", "20240129")):
+        folder = tmp_path / "scenes" / day
+        folder.mkdir(parents=True)
+        for name, res, size in (("B04", 10, 200), ("B08", 10, 200), ("B11", 20, 100), ("B12", 20, 100)):
+            texture = np.random.default_rng(k).normal(0, 150, (size, size))  # ground, not a constant fill
+            _band(folder / f"T30PVT_{day}T105821_{name}_{res}m.tif", (1500 if name != "B08" else 3000) + texture, res=res,
+                  size=size, origin=origin)
+    args = ["detect", AOI_NAME, "--aoi-dir", str(aoi_dir), "--scenes", str(tmp_path / "scenes"), "--data", str(tmp_path / "data")]
+    code, out, err = _cli(capsys, *args, "--out", str(tmp_path / "out"))
+    assert code == 4 and out == ""
+    _one_error_line(err, str(tmp_path / "scenes"), "no green band", "--no-figures")
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").rglob("*.partial"))
+    code, out, err = _cli(capsys, *args, "--out", str(tmp_path / "out2"), "--no-figures")
+    assert code == 0, err
