@@ -35,10 +35,15 @@ BANDS = "blue,green,red,nir"
 TIME_OF_DAY_UNKNOWN = "(time of day unknown)"  # what follows a date-only scene's date wherever it is printed
 
 
-def _export(path: Path, aoi_dir: Path, seed: int) -> Path:
-    """A plain 4-band GeoTIFF export over the small AOI (no time in its tags), as shared pairs come."""
+def _export(path: Path, aoi_dir: Path, seed: int, *, burned: bool = False) -> Path:
+    """A plain 4-band GeoTIFF export over the small AOI (no time in its tags), as shared pairs come; ``burned``: with a
+    60 m square of char in its middle."""
     grid = load_aoi(AOI_NAME, aoi_dir).analysis_grid(3.0).buffered(20)
-    data = np.clip(savanna_ground(seed)[:, :grid.height, :grid.width] * 10000, 1, 65535).astype(np.uint16)
+    ground = np.tile(savanna_ground(seed), (1, 3, 3))[:, :grid.height, :grid.width]
+    if burned:
+        middle = (slice(grid.height // 2 - 10, grid.height // 2 + 10), slice(grid.width // 2 - 10, grid.width // 2 + 10))
+        ground[(slice(None), *middle)] = np.array([0.04, 0.04, 0.05, 0.06])[:, None, None]
+    data = np.clip(ground * 10000, 1, 65535).astype(np.uint16)
     path.parent.mkdir(parents=True, exist_ok=True)
     with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=4, dtype="uint16", nodata=0,
                        crs=grid.crs, transform=grid.transform) as dst:
@@ -277,7 +282,7 @@ def test_a_date_only_scene_says_so_in_report_lines_and_figure_captions():
 def test_a_run_on_a_date_only_scene_says_time_of_day_unknown_in_every_report(area, capsys, tmp_path):
     run, aoi_dir, data = area
     pre = _export(tmp_path / "in" / "village_20240120.tif", aoi_dir, 2)
-    post = _export(tmp_path / "in" / "village_post.tif", aoi_dir, 3)
+    post = _export(tmp_path / "in" / "village_post.tif", aoi_dir, 3, burned=True)
     assert run(capsys, "add", AOI_NAME, str(pre), "--bands", BANDS, "--time-from-name")[0] == 0
     assert run(capsys, "add", AOI_NAME, str(post), "--bands", BANDS, "--acquired", "2024-01-30T10:38Z")[0] == 0
     code, out, err = run(capsys, "detect", AOI_NAME, "--out", str(tmp_path / "out"), "--no-figures")
@@ -289,6 +294,11 @@ def test_a_run_on_a_date_only_scene_says_time_of_day_unknown_in_every_report(are
     for text in (report["summary"], report["readings"][0]["statement"], out, (folder / "report.md").read_text(),
                  (folder / "report.html").read_text()):
         assert TIME_OF_DAY_UNKNOWN in text and "2024-01-20 00:00" not in text
+    # the map too: the bracket's start is that date, never a midnight nobody observed
+    kml = next(folder.glob("burns*.kml")).read_text()
+    assert report["totals"]["n_polygons"] > 0 and "2024-01-20T00:00" not in kml
+    assert "not visible on the clear scene of 2024-01-20 (time of day unknown)" in kml
+    assert "<value>2024-01-20</value>" in kml
 
 
 def test_a_landsat_mtl_without_a_scene_centre_time_is_a_date_only_scene(tmp_path):

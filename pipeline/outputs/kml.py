@@ -56,12 +56,24 @@ def date_style_id(record: SceneRecord) -> str:
     return f"first_seen_{record.acquired:%Y%m%dT%H%MZ}"
 
 
-def _description(row: Any, label: str) -> str:
+def kml_time(record: SceneRecord) -> str:
+    """A scene's time as KML states it: its UTC time, or its date alone where only the date is known (a date from a
+    file name): KML reads a date as the whole day, where a midnight would be a time nobody observed."""
+    return record.acquired_utc if record.time_of_day_known else f"{record.acquired:%Y-%m-%d}"
+
+
+def _said(record: SceneRecord | None) -> str:
+    if record is None:
+        return "none"
+    return record.acquired_utc if record.time_of_day_known else f"{record.acquired:%Y-%m-%d} (time of day unknown)"
+
+
+def _description(row: Any, label: str, first: SceneRecord, before: SceneRecord | None) -> str:
     """The placemark's text. Google Earth reads a description as HTML: the text is escaped, so that what a reviewer
     wrote (or a scene's file name) shows as written and never becomes an image fetched when the burn is opened."""
     review = getattr(row, "review", "") or "not reviewed"
     return escape(
-        f"{label}First seen {row.first_seen}; not visible on the clear scene of {row.last_clear_before}. "
+        f"{label}First seen {_said(first)}; not visible on the clear scene of {_said(before)}. "
         f"{row.area_ha:.4f} ha, setting {row.setting}, {'confirmed' if row.confirmed else 'not yet confirmed'} "
         f"by a later clear scene; analyst review: {review}."
         + (f" Burned structures: {row.n_structures}." if hasattr(row, "n_structures") else "")
@@ -115,7 +127,7 @@ def kml_document(polygons_4326: gpd.GeoDataFrame, *, records: list[SceneRecord],
     folder = ET.SubElement(doc, "Folder")
     ET.SubElement(folder, "name").text = f"{prefix}burns"
     legend = "".join(
-        f'<p><span style="color:{date_colour(i)}">■</span> first seen {escape(records[i].acquired_utc)} '
+        f'<p><span style="color:{date_colour(i)}">■</span> first seen {escape(_said(records[i]))} '
         f"({escape(records[i].scene_id)}): {int((polygons_4326['first_seen_index'] == i).sum())} burn(s)</p>" for i in dates)
     ET.SubElement(folder, "description").text = f"{label}Colour by first-seen date:{legend or ' no burns found.'}"
     for row in polygons_4326.itertuples():
@@ -123,12 +135,12 @@ def kml_document(polygons_4326: gpd.GeoDataFrame, *, records: list[SceneRecord],
         before = records[int(row.last_clear_index)] if int(row.last_clear_index) >= 0 else None
         mark = ET.SubElement(folder, "Placemark")
         ET.SubElement(mark, "name").text = f"{prefix}{row.polygon_id}"
-        ET.SubElement(mark, "description").text = _description(row, label)
-        ET.SubElement(ET.SubElement(mark, "TimeSpan"), "begin").text = first.acquired_utc
+        ET.SubElement(mark, "description").text = _description(row, label, first, before)
+        ET.SubElement(ET.SubElement(mark, "TimeSpan"), "begin").text = kml_time(first)
         ET.SubElement(mark, "styleUrl").text = f"#{date_style_id(first)}"
         data = ET.SubElement(mark, "ExtendedData")
-        for name, value in (("first_seen", first.acquired_utc), ("first_seen_scene", first.scene_id),
-                            ("last_clear_before", before.acquired_utc if before else ""),
+        for name, value in (("first_seen", kml_time(first)), ("first_seen_scene", first.scene_id),
+                            ("last_clear_before", kml_time(before) if before else ""),
                             ("last_clear_scene", before.scene_id if before else ""), ("area_ha", f"{row.area_ha:.4f}")):
             ET.SubElement(ET.SubElement(data, "Data", {"name": name}), "value").text = value
         if "patch_id" in polygons_4326:  # the connected burned patch this compound's polygon was split from
