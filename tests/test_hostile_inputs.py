@@ -866,3 +866,25 @@ def test_scenes_without_a_green_band_are_refused_before_the_analysis_when_figure
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").rglob("*.partial"))
     code, out, err = _cli(capsys, *args, "--out", str(tmp_path / "out2"), "--no-figures")
     assert code == 0, err
+
+
+@pytest.mark.parametrize("crs, units_per_m", [
+    ("EPSG:32630", 1.0), ("EPSG:3857", 2.0),  # Web Mercator's scale at 60 degrees north: 1 / cos 60
+    ("+proj=laea +lat_0=60 +lon_0=2.9 +datum=WGS84 +units=m", 1.0),
+    ("+proj=tmerc +lon_0=-3 +k=0.9996 +x_0=500000 +datum=WGS84 +units=us-ft", 1.0 / 0.3048006),
+], ids=["next_utm_zone", "web_mercator", "equal_area", "us_feet"])
+def test_a_20_m_pixel_stored_in_another_crs_measures_20_m(tmp_path, crs, units_per_m):
+    """A 20 m pixel warped into the next UTM zone, Web Mercator (true scale at the file's latitude), an equal-area
+    CRS or a CRS in US feet: the box around the file measured 21-23 m, and the grid came out coarser with a
+    warning that the scenes mix native pixels. Measured along the file's own pixel at its centre: 20 m."""
+    from rasterio.warp import transform as warp_points
+
+    from pipeline.readers.rasters import pixel_size_m
+
+    x, y = warp_points("EPSG:4326", crs, [2.9], [60.0])  # in UTM zone 31, 5.9 degrees east of zone 30's meridian
+    step = 20.0 * units_per_m
+    path = tmp_path / "scene.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=50, height=50, count=1, dtype="uint16", crs=crs,
+                       transform=Affine(step, 0, x[0] - 25 * step, 0, -step, y[0] + 25 * step)) as dst:
+        dst.write(np.full((1, 50, 50), 1000, np.uint16))
+    assert pixel_size_m(path) == 20.0

@@ -652,9 +652,9 @@ def pixel_size_m(path: Path) -> float:
 
     The analysis grid follows the coarsest band a burn index reads (:mod:`pipeline.resolution`);
     two significant figures turn a 0.00018 degree Sentinel-2 export (19.9 x 16.2 m at 36 degrees
-    north) into its sensor's 20 m, not into a grid of 19.87 m. A rotated raster (not north-up) is
-    measured along its own rows and columns: its bounding box would make a 3 m pixel turned by
-    6 degrees read 3.3 m.
+    north) into its sensor's 20 m, not into a grid of 19.87 m. Every raster is measured along its own
+    rows and columns at its centre: its bounding box would make a 3 m pixel turned by 6 degrees read
+    3.3 m, and a 20 m pixel stored in the next UTM zone 23 m.
     """
 
     path = Path(path)
@@ -663,18 +663,16 @@ def pixel_size_m(path: Path) -> float:
         with open_raster(path) as src:
             if src.crs is None:
                 raise no_crs_error(src, path)
-            if src.transform.b == 0 and src.transform.d == 0:  # north-up (rows along y, columns along x)
-                left, bottom, right, top = _utm_bounds(src, path)[1]
-                metres = max((right - left) / src.width, (top - bottom) / src.height)
-            else:
-                metres = _rotated_pixel_m(src, path)
+            metres = _centre_pixel_m(src, path)
     except UNREADABLE as exc:
         raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None
     return float(f"{metres:.2g}") if metres > 0 and math.isfinite(metres) else 0.0
 
 
-def _rotated_pixel_m(src: rasterio.io.DatasetReader, path: Path) -> float:
-    """The longer side in metres of the centre pixel of a rotated raster, in the UTM zone of the file's centre."""
+def _centre_pixel_m(src: rasterio.io.DatasetReader, path: Path) -> float:
+    """The longer side in metres of the raster's centre pixel, in the UTM zone of the file's centre: one step along
+    its columns and one along its rows, whatever its CRS (another UTM zone, Web Mercator, an equal-area or a feet CRS,
+    degrees) or its rotation. The box around the whole file would read a 20 m pixel of the next UTM zone as 23 m."""
     from pyproj import Transformer
 
     col, row = src.width / 2, src.height / 2
