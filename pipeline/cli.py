@@ -622,10 +622,19 @@ def aois(aoi_dir: Path) -> None:
     """List the AOI registry."""
     if not Path(aoi_dir).is_dir():
         raise AoiError(f"{aoi_dir}: no such AOI folder; give the folder of AOI files with --aoi-dir, as to detect")
-    for name in list_aois(aoi_dir):
-        aoi = load_aoi(name, aoi_dir)
+    names, broken = list_aois(aoi_dir), []
+    for name in names:  # every file is listed, a broken one with why, so that one bad file hides none of the others
+        try:
+            aoi = load_aoi(name, aoi_dir)
+        except AoiError as exc:
+            broken.append(name)
+            click.echo(f"{name}\tcannot be read: {exc}")
+            continue
         flag = " (location uncertain)" if aoi.location_uncertain else ""
         click.echo(f"{name}\t{aoi.display_name}\t{aoi.properties.get('region', '')}{flag}")
+    if broken:
+        raise AoiError(f"{aoi_dir}: {len(broken)} of {len(names)} AOI file(s) cannot be read ({', '.join(broken)}); "
+                       f"each is listed above with what is wrong: fix or remove it")
 
 
 @cli.command()
@@ -640,6 +649,9 @@ def bench(aoi_name: str, out_root: Path, data_root: Path, cases: tuple[str, ...]
     """Score burnscan and the baselines on every simulated and real case."""
     from pipeline.bench.accuracy import SIMULATED_CASES, run_benchmark
 
+    unknown = [c for c in cases if c not in SIMULATED_CASES]
+    if unknown:  # before minutes of the cases named first
+        raise ParameterError(f"--case {', '.join(unknown)}: no such simulated case; give one of {', '.join(SIMULATED_CASES)}")
     table = run_benchmark(out_root=out_root, data_root=data_root, aoi_name=aoi_name, cases=cases or SIMULATED_CASES,
                           real=not no_real, without_masks=without_masks)
     click.echo(table)

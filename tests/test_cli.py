@@ -89,6 +89,27 @@ def test_aois_lists_the_folder_detect_is_given(capsys, tmp_path):
     assert code == 3 and stderr.count("\n") == 1 and f"{tmp_path / 'none'}: no such AOI folder" in stderr
 
 
+def test_aois_lists_every_file_and_names_each_broken_one(capsys, tmp_path):
+    """One broken AOI file stopped the listing where it stood, hiding every file after it."""
+    from smallaoi import AOI_NAME, write_small_aoi
+
+    folder = write_small_aoi(tmp_path / "mine")
+    (folder / "aaa.geojson").write_text("{not json")
+    (folder / "zzz.geojson").write_text((folder / f"{AOI_NAME}.geojson").read_text())
+    code, stdout, stderr = _run(capsys, "aois", "--aoi-dir", str(folder))
+    lines = stdout.strip().splitlines()
+    assert code == 3 and [line.split("\t")[0] for line in lines] == ["aaa", AOI_NAME, "zzz"]
+    assert lines[0].startswith("aaa\tcannot be read: ") and str(folder / "aaa.geojson") in lines[0]
+    assert stderr.count("\n") == 1 and "1 of 3 AOI file(s) cannot be read (aaa)" in stderr
+
+
+def test_bench_names_an_unknown_case_before_running_any(capsys, tmp_path):
+    code, _, stderr = _run(capsys, "bench", "--case", "demo", "--case", "nonfire", "--out", str(tmp_path / "b"),
+                           "--data", str(tmp_path / "d"))
+    assert code != 0 and stderr.count("\n") == 1 and "--case nonfire" in stderr and "wet_soil" in stderr
+    assert not (tmp_path / "d").exists()
+
+
 def _footprints_geojson(path: Path, lon: float, lat: float, n: int = 5) -> Path:
 
     d = 0.00005  # about 5 m
