@@ -771,6 +771,27 @@ def test_detect_names_the_files_stored_at_another_scale_and_the_fix(tmp_path, ca
     assert "add clear scenes" not in err
 
 
+def test_an_undeclared_fill_value_is_named_as_one_with_the_nodata_fix(tmp_path, capsys):
+    """-9999 over half of every scene, no nodata declared: it was refused as "a wrong offset or scale"."""
+    scenes = tmp_path / "scenes"
+    for k in range(3):
+        ground = _ground(k + 2)
+        ground[:, :, :100] = -0.9999  # stored -9999
+        _planet(scenes, f"2024012{6 + k}_103800_s", f"2024-01-2{6 + k}T10:38:00Z", ground, dtype="int16")
+    code, _, err = _detect_savanna(capsys, tmp_path, scenes)
+    assert code == SceneError.exit_code
+    _one_error_line(err, "20240126_103800_s_3B_AnalyticMS_SR.tif", "read one value, -0.9999 after dividing by 10000",
+                    "does not declare as nodata", "gdal_edit.py -a_nodata")
+
+
+def test_percent_reflectance_is_named_as_such(tmp_path):
+    from pipeline.stages.plausibility import implausible_stored
+
+    percent = np.random.default_rng(0).uniform(5, 45, (3, 2000))
+    assert "reflectance in percent (0-100)" in implausible_stored(percent, dtype="float32", bands=["green", "red", "nir"])
+    assert "display rendering" in implausible_stored(percent * 5, dtype="uint16", bands=["green", "red", "nir"])
+
+
 def test_a_folder_of_linked_deliveries_says_the_links_are_not_followed(small_run, tmp_path):
     """Links to folders are not walked (a loop, or a path out of the folder given); a folder that holds
     only such links must say so, not just "no scene recognised"."""

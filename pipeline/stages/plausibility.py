@@ -184,6 +184,9 @@ def implausible_stored(stored: np.ndarray, *, dtype: DTypeLike | str, bands: Seq
         return None  # all fill, or a sliver of data at the sample's edge: the clear-share rule says so
     highest = max(float(values.max()) for values in positive if values.size)
     if highest <= _EIGHT_BIT_MAX:
+        if kind.kind == "f" and highest <= 100:  # 0-100 in floats: a percentage, as some toolboxes export reflectance
+            return (f"no value above {highest:g} in any band ({kind.name}): reflectance in percent (0-100), or an 8-bit "
+                    f"rendering, not surface reflectance x {_SCALE:.0f} or 0-1")
         return (f"no value above {highest:g} in any band ({kind.name}): 8-bit values (0-255), a display rendering, "
                 f"not surface reflectance x {_SCALE:.0f}")
     visible = [(name, float(np.percentile(values, 99))) for name, values in zip(bands, positive)
@@ -346,6 +349,11 @@ def off_scale(reflectance: np.ndarray, clear: np.ndarray, *, bands: Sequence[str
             return (f"median {name} {np.median(values):.2f}{read_as}, {above:.0%} of its clear pixels above {high} "
                     f"(a wrong scale, or a saturated detector)")
         if below > SCENE_SHARE:
+            low_values = values[values < low]
+            common, count = np.unique(low_values, return_counts=True)
+            if count.max() >= 0.9 * low_values.size:  # one value, -9999 or the like: a fill, not ground
+                return (f"{below:.0%} of its clear pixels in {name} read one value, {common[count.argmax()]:g}{read_as}: a "
+                        f"fill the file does not declare as nodata (declare it, e.g. gdal_edit.py -a_nodata -9999 FILE)")
             return f"median {name} {np.median(values):.2f}{read_as}, {below:.0%} of its clear pixels below {low} (a wrong offset or scale)"
     return None
 
