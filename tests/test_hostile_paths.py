@@ -320,7 +320,9 @@ def test_a_command_waits_for_another_updating_the_same_state_then_says_so(place,
         monkeypatch.setenv("BURNSCAN_LOCK_TIMEOUT", "1")
         code, _, err = _cli(capsys, *argv, "--data", data, "--aoi-dir", aoi_dir)
         assert code == 6
-        _one_line_error(err, "another burnscan command is updating")
+        waiting, error = err.strip().splitlines()  # it says it waits (a silent wait looks hung), then why it gave up
+        assert "another burnscan command is updating it; waiting up to 1 s" in waiting
+        _one_line_error(error + "\n", "another burnscan command is updating")
         assert _tree(folder) == before
     finally:
         holder.kill()
@@ -643,3 +645,16 @@ def test_an_aoi_file_that_is_no_regular_file_is_named_as_such(tmp_path, capsys, 
     assert ("not a regular file" in err) if kind != "dangling link" else ("does not exist" in err)
     if kind == "device":
         assert "character device" in err and "/dev/zero" in err
+
+
+@pytest.mark.parametrize("setting", ["nan", "inf", "-1", "1e9", "soon"])
+def test_a_lock_timeout_that_never_ends_or_is_no_number_is_refused(tmp_path, monkeypatch, setting):
+    """NaN and infinity waited for ever behind a command that never ends."""
+    from pipeline.errors import ParameterError
+    from pipeline.outputs.write import exclusive_lock
+
+    monkeypatch.setenv("BURNSCAN_LOCK_TIMEOUT", setting)
+    with pytest.raises(ParameterError) as err:
+        with exclusive_lock(tmp_path / "state"):
+            pass
+    assert f"BURNSCAN_LOCK_TIMEOUT={setting!r}" in str(err.value) and "\n" not in str(err.value)

@@ -36,6 +36,7 @@ import errno
 import fcntl
 import json
 import logging
+import math
 import os
 import secrets
 import shutil
@@ -93,6 +94,7 @@ STAGING_SUFFIX = ".burnscan-staging"
 """How every staging folder's name ends (after a leading dot), so stale ones can be found."""
 
 _LOCK_TIMEOUT_S = 600.0  # an `add` of many scenes holds the catalogue for minutes; longer is a stuck command
+_LOCK_TIMEOUT_MAX_S = 86400.0  # a day: past it, a command waits for one that will never finish
 _LOCK_POLL_S = 0.1
 
 
@@ -137,8 +139,10 @@ def exclusive_lock(path: Path, *, timeout: float | None = None) -> Iterator[Path
         try:
             timeout = float(setting) if setting else _LOCK_TIMEOUT_S
         except ValueError:
-            raise ParameterError(f"BURNSCAN_LOCK_TIMEOUT={setting!r} is not a number of seconds; "
-                                 f"set it to e.g. 600 or unset it") from None
+            timeout = math.nan
+        if not 0 <= timeout <= _LOCK_TIMEOUT_MAX_S:  # NaN and infinity too: a command must end
+            raise ParameterError(f"BURNSCAN_LOCK_TIMEOUT={setting!r} is not a number of seconds from 0 to "
+                                 f"{_LOCK_TIMEOUT_MAX_S:.0f}; set it to e.g. 600 or unset it") from None
     try:
         lock.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -149,12 +153,15 @@ def exclusive_lock(path: Path, *, timeout: float | None = None) -> Iterator[Path
         raise OutputError(f"{lock}: cannot create the lock ({exc.strerror or exc}); fix the permissions of "
                           f"{lock.parent}") from None
     try:
-        deadline = time.monotonic() + timeout
+        deadline, said = time.monotonic() + timeout, False
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                if not said:  # a command waiting in silence looks hung
+                    logging.getLogger(__name__).warning(f"{path}: another burnscan command is updating it; waiting up to {timeout:.0f} s for it")
+                    said = True
                 if time.monotonic() >= deadline:
                     raise OutputError(f"{path}: another burnscan command is updating it (its lock {lock} was held for "
                                       f"over {timeout:.0f} s); wait for that command to finish, then run this one again") from None
