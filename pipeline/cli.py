@@ -206,6 +206,11 @@ def detect(aoi: str | None, all_aois: bool, scheduler: str | None, workers: int 
             raise ParameterError("--figure-width and --set figure_width_mm both set the figure width; give one of them")
         overrides["figure_width_mm"] = str(figure_width_mm(figure_width))  # recorded as an override, like --set
     _check_bands(bands)
+    if bands is None and scenes_dir is not None and aoi is not None and not all_aois:
+        area = load_aoi(aoi, aoi_dir)  # an AOI file may name the bands of its GeoTIFFs, for detect as for add
+        if area.properties.get("band_map") is not None:
+            bands = area.properties["band_map"]
+            _check_bands(bands, where=f"{area.path or aoi}: property 'band_map'")
     if (bands or acquired or time_from_name or provider) and scenes_dir is None:
         raise ParameterError("--bands, --acquired, --time-from-name and --provider read plain GeoTIFFs given with --scenes PATH; "
                              "add --scenes, or register the files with burnscan add AOI PATH --bands MAP")
