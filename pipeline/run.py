@@ -52,7 +52,7 @@ from pipeline.cores import Pending, fork_map, fork_soon
 from pipeline.provenance.versions import code_version, git_state, package_versions
 from pipeline.outputs.run_figures import figure_builders
 from pipeline.outputs.figure_cache import FigureCache
-from pipeline.outputs.figures import CIR_BANDS
+from pipeline.outputs.figures import composite_problem
 from pipeline.outputs.run_folder import figure_jobs, raster_job, scene_jobs, with_drawn, write_findings, write_reports
 from pipeline.outputs.report import build_report, with_evidence
 from pipeline.outputs.review_page import scene_images, write_review_page
@@ -606,10 +606,9 @@ def _settlement_outline(aoi: Aoi, scenes_dir: Path, crs: str) -> tuple[BaseGeome
 
 def _check_figure_bands(bands: Collection[str], *, where: str) -> None:
     """Refuse, before the analysis, scenes the figures cannot show: their infrared composite is NIR, red and green."""
-    lacking = [b for b in CIR_BANDS if b not in bands]
-    if lacking:
-        raise SceneError(f"{where} has no {', '.join(lacking)} band, which the figures' infrared composites show "
-                         f"(R = NIR, G = red, B = green); give --no-figures, or scenes with it")
+    problem = composite_problem(bands, fix="give --no-figures, or scenes with it")
+    if problem:
+        raise SceneError(f"{where} {problem}")
 
 
 def _grids(aoi: Aoi, params: Params) -> tuple[Grid, Grid]:

@@ -177,10 +177,21 @@ def run_search(
     aoi = load_aoi(aoi_name, aoi_dir)
     requested = resolve_params(aoi.parameters, overrides, aoi_source=f"AOI file {aoi.path}")
     sources = None
+    # Plain GeoTIFFs are read with the band map the AOI file names (search has no --bands: a search area's
+    # deliveries are many, and one map for all of them belongs with the place).
+    band_map = aoi.properties.get("band_map")
+
+    def scenes_in(folder: Path) -> list:
+        try:
+            return recognise(folder, **({"bands": band_map} if band_map is not None else {}))
+        except SceneError as exc:
+            raise SceneError(str(exc).replace("a GeoTIFF with --bands", "a GeoTIFF whose bands the AOI file's band_map "
+                                              "property names")) from None
+
     if requested.resolution_m != NATIVE:
         params = requested
     elif scenes_dir is not None:  # the grid follows the scenes, as detect's does (recorded parameters stay as asked)
-        sources = recognise(Path(scenes_dir))
+        sources = scenes_in(Path(scenes_dir))
         params = replace(requested, resolution_m=choose_resolution([s.describe() for s in sources], requested).resolution_m)
     else:
         params = replace(requested, resolution_m=DEMO_PIXEL_M)  # the SIMULATED box is PlanetScope's 3 m
@@ -198,12 +209,15 @@ def run_search(
         folder, truth = simulated_box(aoi, params, Path(data_root))
         logger.info(f"no scenes given: using the SIMULATED search box in {folder}")
         scenes_dir = folder
-    sources = sources or recognise(Path(scenes_dir))
+    sources = sources or scenes_in(Path(scenes_dir))
     infos = [s.describe() for s in sources]  # metadata only: no pixel read yet
     scenes, bands = scene_shape(infos)
     check_search_grid(grid, params=params, chunk_px=chunk_px, workers=workers, scenes=scenes, bands=bands, where=where)
     for info in infos:
         check_coreg_band(params, info.bands, where=f"{scenes_dir}: scene {info.scene_id}")
+        problem = figs.composite_problem(info.bands, fix="give --cards 0, or scenes with it") if max_cards and info.bands else None
+        if problem:  # said now, not after every chunk, when the first card is drawn
+            raise SceneError(f"{scenes_dir}: scene {info.scene_id} {problem}")
     tz_name = str(aoi.properties.get("timezone", "UTC"))
     try:
         det = detect_chunked(sources, grid, params=params, chunk_px=chunk_px, workers=workers)

@@ -39,7 +39,7 @@ from shapely.geometry.base import BaseGeometry
 from pipeline.errors import ParameterError, SceneError
 from pipeline.outputs.report import TIME_OF_DAY_UNKNOWN
 
-__all__ = ["Stretch", "SIMULATED_LABEL", "CIR_BANDS", "NATURAL_BANDS", "FIGURE_WIDTH_MM", "max_height_in", "false_colour", "joint_stretch", "before_after_figure", "overlay_figure", "change_map_figure",
+__all__ = ["Stretch", "SIMULATED_LABEL", "CIR_BANDS", "NATURAL_BANDS", "composite_problem", "FIGURE_WIDTH_MM", "max_height_in", "false_colour", "joint_stretch", "before_after_figure", "overlay_figure", "change_map_figure",
            "timeline_figure"]
 
 Stretch = tuple[tuple[float, float], tuple[float, float], tuple[float, float]]
@@ -52,6 +52,18 @@ SIMULATED_LABEL = "SIMULATED DATA"
 # are dark in NIR as in red, so burns show dark against it.
 CIR_BANDS = ("nir", "red", "green")
 NATURAL_BANDS = ("red", "green", "blue")  # natural colour, for readers who do not read infrared composites
+
+
+def composite_problem(bands, *, fix: str) -> str | None:
+    """What scenes of ``bands`` lack for the infrared composite every figure shows, with ``fix``; ``None`` if nothing.
+
+    >>> composite_problem(["red", "nir", "swir22"], fix="give --no-figures")
+    'has no green band, which the infrared composites show (R = NIR, G = red, B = green); give --no-figures'
+    """
+    lacking = [b for b in CIR_BANDS if b not in bands]
+    if not lacking:
+        return None
+    return f"has no {', '.join(lacking)} band, which the infrared composites show (R = NIR, G = red, B = green); {fix}"
 _PERCENTILES = (2.0, 98.0)
 _NAN_GREY = 0.5
 _NEW_COLOUR, _EARLIER_COLOUR, _AOI_COLOUR = "#ffe119", "#42d4f4", "white"
