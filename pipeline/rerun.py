@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -93,8 +93,9 @@ class _RunInputs(NamedTuple):
 
 def _catalogue_items(manifest: dict[str, Any], manifest_path: Path, data_root: Path) -> list[str]:
     """The catalogue item of each scene of a catalogue run: the one registering exactly its files and hashes."""
-    registered = {e.item_id: {(os.path.abspath(href), e.sha256.get(role)) for role, href in e.files.items()}
-                  for e in catalogue_entries(data_root, manifest["aoi"])}
+    entries = {e.item_id: e for e in catalogue_entries(data_root, manifest["aoi"])}
+    registered = {item: {(os.path.abspath(href), e.sha256.get(role)) for role, href in e.files.items()}
+                  for item, e in entries.items()}
     items = []
     for scene in manifest["inputs"]:
         files = {(os.path.abspath(f["path"]), f["sha256"]) for f in scene["files"]}
@@ -104,6 +105,12 @@ def _catalogue_items(manifest: dict[str, Any], manifest_path: Path, data_root: P
             raise SceneError(f"{manifest_path}: scene {scene['scene_id']} of the run ({first}) is no longer registered in "
                              f"{catalogue_dir(data_root, manifest['aoi'])} with those files; register it again "
                              f"(burnscan add {manifest['aoi']} {first} --data {data_root}) before re-running")
+        # The time is the catalogue's, an editable file: a re-run must date by the time the run recorded
+        now = entries[match[0]].acquired.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if now != scene.get("acquired_utc"):
+            raise SceneError(f"{manifest_path}: scene {scene['scene_id']} was read at {scene.get('acquired_utc')}, and its "
+                             f"catalogue item {match[0]} now says {now}: the catalogue was edited since the run; restore "
+                             f"the item's time, or run burnscan detect for a new run with it")
         items.append(match[0])
     return items
 

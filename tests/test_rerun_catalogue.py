@@ -90,3 +90,21 @@ def test_a_changed_or_missing_scene_file_is_refused_in_one_line_naming_it(tmp_pa
     code, out, err = run_cli(capsys, "rerun", run)
     assert code != 0 and err.count("\n") == 1 and str(paths[0].resolve()) in err and "missing" in err, err
     assert _folders(run.parent) == before  # refused before anything ran
+
+
+def test_a_catalogue_item_whose_time_was_edited_since_the_run_is_refused_naming_both_times(tmp_path, capsys):
+    """The catalogue is an editable file and not an input the manifest hashes: a re-run read the scene's time from it,
+    re-dating the burn, where the run's own record holds the time it was read at."""
+    aoi_dir, data, _ = add_geotiff_pair(tmp_path)
+    code, out, err = run_cli(capsys, "detect", PAIR_AOI, "--aoi-dir", aoi_dir, "--data", data, "--out", tmp_path / "out",
+                             "--no-figures")
+    assert code == 0, err
+    run = _outputs(out)
+    before = _folders(run.parent)
+    items = sorted((Path(data) / PAIR_AOI / "catalog").rglob("*.json"))
+    edited = next(p for p in items if "2024-01-28T10:38:00Z" in p.read_text())
+    edited.write_text(edited.read_text().replace("2024-01-28T10:38:00Z", "2024-01-29T10:38:00Z"))
+    code, out, err = run_cli(capsys, "rerun", run)
+    assert code != 0 and err.count("\n") == 1 and err.startswith("burnscan: error: "), err
+    assert "was read at 2024-01-28T10:38:00Z" in err and "now says 2024-01-29T10:38:00Z" in err and "edited" in err
+    assert _folders(run.parent) == before
