@@ -284,3 +284,13 @@ def test_a_bracket_across_a_scene_at_another_hour_says_why_that_scene_did_not_da
     assert "sun elsewhere" not in later["statement"] and later["brackets"][0].get("other_hour_between") is None
     unusable = _reading(2, records[2], records, polygons, clear, "UTC", [True, False, True, True])
     assert "sun elsewhere" not in unusable["statement"]
+
+
+def test_the_headline_span_ends_on_the_last_usable_scene(tmp_path, capsys):
+    """A last scene that saw nothing (constant: refused) ended the headline's "Between ... and ..." as if it had."""
+    aoi_dir, scenes = _village(tmp_path)
+    _planet(scenes, "20240203_103800_flat", "2024-02-03T10:38:00Z", np.full((4, 200, 200), 0.3))
+    report = json.loads((_detect(capsys, tmp_path, aoi_dir, scenes) / "report.json").read_text())
+    assert report["scenes"][-1]["usable"] is False
+    assert report["summary"].startswith("Between 2024-01-26 10:38 UTC") and "and 2024-02-01 10:38 UTC" in report["summary"]
+    assert "2024-02-03" not in report["summary"]

@@ -308,7 +308,9 @@ def build_report(
     counted, rejected = counted_polygons(polygons)
     total_ha = round(float(counted["area_ha"].sum()), 4) if len(counted) else 0.0
     fraction = burned_fraction_total(counted)
-    first, last = records[0], records[-1]
+    # The headline's span is what was observed: from the first to the last usable scene (a last scene under cloud saw nothing)
+    seen = [r for r, ok in zip(records, usable) if ok] or list(records)
+    first, last = seen[0], seen[-1]
     set_aside = f" ({_rejected_words(rejected)})" if len(rejected) else ""
     summary = (
         f"Between {scene_time(first, tz_name)} and {scene_time(last, tz_name)}, {fraction['area']} burned in the "
