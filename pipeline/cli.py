@@ -797,8 +797,11 @@ def view(run: str, out_root: Path, no_open: bool) -> None:
     import webbrowser
 
     from pipeline.outputs.review_page import find_review_page
+    from pipeline.provenance.manifest import load_manifest
+    from pipeline.readers.runs import listed_bytes
 
     page = find_review_page(run, out_root=out_root).resolve()
+    listed_bytes(page.parent, load_manifest(page.parent)[1], page.name)  # only the page the run wrote, never an edited one
     # A console browser (lynx, w3m) is all webbrowser finds on a machine without a display: it cannot
     # show the page, so the path is printed instead, to open in any browser or copy elsewhere.
     graphical = sys.platform in ("darwin", "win32") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))

@@ -248,3 +248,13 @@ def test_review_notebook_shows_the_run_s_own_page_read_through_its_manifest(tund
     (tampered / "review.html").write_text(page + "<!-- edited -->", encoding="utf-8")
     with pytest.raises(IntegrityError, match="review.html: does not match the SHA-256"):
         run_review_page(replace(run, run_dir=tampered))
+
+def test_view_never_hands_out_a_page_edited_after_the_run(tundra, capsys, tmp_path):
+    """The page was opened as it stood; the review notebook checked it against the manifest, view did not."""
+    copy = tmp_path / "run"
+    shutil.copytree(tundra["run_dir"], copy)
+    page = copy / "review.html"
+    page.write_text(page.read_text().replace("<body>", "<body><p>the analyst's conclusion, added later</p>", 1))
+    code, stdout, err = run_cli(capsys, "view", copy, "--no-open")
+    assert code != 0 and stdout == "" and len(err.strip().splitlines()) == 1
+    assert str(page) in err and "SHA-256 in the manifest" in err and "burnscan verify" in err

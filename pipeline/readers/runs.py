@@ -28,7 +28,7 @@ from pipeline.errors import IntegrityError, OutputError
 from pipeline.names import safe_name
 from pipeline.review import run_polygons
 
-__all__ = ["LATEST", "DateView", "FinishedRun", "find_run", "open_run", "run_image", "run_review_page"]
+__all__ = ["LATEST", "DateView", "FinishedRun", "find_run", "open_run", "run_image", "run_review_page", "listed_bytes"]
 
 LATEST = "latest"
 """The name of the pointer to an AOI's most recent finished run, and the default of :func:`find_run`."""
@@ -112,7 +112,7 @@ def open_run(run_dir: Path, aoi_name: str) -> FinishedRun:
     """
     run_dir = Path(run_dir)
     manifest, polygons = run_polygons(run_dir, aoi_name)
-    report = json.loads(_listed_bytes(run_dir, manifest, "report.json"))
+    report = json.loads(listed_bytes(run_dir, manifest, "report.json"))
     listed = {o["path"] for o in manifest["outputs"]}
     suffix = "_SIMULATED" if manifest["simulated"] else ""
     dates = []
@@ -131,7 +131,7 @@ def run_image(run: FinishedRun, name: str) -> np.ndarray:
     """The pixels (rows, columns, RGB(A), 0..1) of the run's figure ``name``, checked against the manifest."""
     from matplotlib import image
 
-    return np.asarray(image.imread(io.BytesIO(_listed_bytes(run.run_dir, run.manifest, name)), format="png"))
+    return np.asarray(image.imread(io.BytesIO(listed_bytes(run.run_dir, run.manifest, name)), format="png"))
 
 
 def run_review_page(run: FinishedRun) -> str | None:
@@ -141,12 +141,12 @@ def run_review_page(run: FinishedRun) -> str | None:
 
     if "review.html" not in {o["path"] for o in run.manifest["outputs"]}:
         return None
-    page = _listed_bytes(run.run_dir, run.manifest, "review.html").decode("utf-8")
+    page = listed_bytes(run.run_dir, run.manifest, "review.html").decode("utf-8")
     return (f'<iframe srcdoc="{escape(page, quote=True)}" style="width:100%;height:720px;border:1px solid #999" '
             f'title="review page of {escape(run.run_dir.name)}"></iframe>')
 
 
-def _listed_bytes(run_dir: Path, manifest: dict[str, Any], name: str) -> bytes:
+def listed_bytes(run_dir: Path, manifest: dict[str, Any], name: str) -> bytes:
     """The bytes of ``name`` in the run folder, only when the manifest lists it with this SHA-256."""
     digest = next((o["sha256"] for o in manifest["outputs"] if o["path"] == name), None)
     if digest is None:
