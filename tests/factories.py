@@ -268,6 +268,21 @@ def write_geotiff_pair(root: Path) -> tuple[Path, list[Path]]:
     return aoi_dir, paths
 
 
+def timed_geotiff_pair(root: Path, **properties) -> tuple[Path, Path]:
+    """:func:`write_geotiff_pair` in ``root`` with each export's time in its ``ACQUIRED`` tag (read from the files, as
+    ``detect --scenes`` and ``search --scenes`` need), and ``properties`` added to the AOI file's. Returns the AOI
+    file and the exports' folder."""
+    aoi_dir, paths = write_geotiff_pair(root)
+    for path, when in zip(paths, PAIR_TIMES):
+        with rasterio.open(path, "r+") as dst:
+            dst.update_tags(ACQUIRED=when)
+    aoi_file = aoi_dir / f"{PAIR_AOI}.geojson"
+    feature = json.loads(aoi_file.read_text())
+    feature["properties"].update(properties)
+    aoi_file.write_text(json.dumps(feature))
+    return aoi_file, paths[0].parent
+
+
 def add_geotiff_pair(root: Path, *, data: Path | None = None) -> tuple[Path, Path, list[Path]]:
     """:func:`write_geotiff_pair` in ``root``, both exports registered (``burnscan add``) in ``data`` (default ``root/data``).
 

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import rasterio
 
 from pipeline.cli import main
 
@@ -438,17 +437,10 @@ def test_detect_names_a_planet_metadata_json_that_gives_no_time(capsys, tmp_path
 
 def test_detect_reads_plain_geotiffs_with_the_band_map_of_the_aoi_file(capsys, tmp_path):
     """``band_map`` in the AOI file named the bands for `add` only: `detect --scenes` with the same files found no scene."""
-    from factories import PAIR_AOI, PAIR_TIMES, write_geotiff_pair
+    from factories import PAIR_AOI, timed_geotiff_pair
 
-    aoi_dir, paths = write_geotiff_pair(tmp_path)
-    for path, when in zip(paths, PAIR_TIMES):
-        with rasterio.open(path, "r+") as dst:
-            dst.update_tags(ACQUIRED=when)
-    aoi_file = aoi_dir / f"{PAIR_AOI}.geojson"
-    feature = json.loads(aoi_file.read_text())
-    feature["properties"]["band_map"] = "blue,green,red,nir"
-    aoi_file.write_text(json.dumps(feature))
-    code, out, err = _run(capsys, "detect", PAIR_AOI, "--aoi-dir", str(aoi_dir), "--scenes", str(tmp_path / "exports"),
+    aoi_file, exports = timed_geotiff_pair(tmp_path, band_map="blue,green,red,nir")
+    code, out, err = _run(capsys, "detect", PAIR_AOI, "--aoi-dir", str(aoi_file.parent), "--scenes", str(exports),
                           "--out", str(tmp_path / "out"), "--data", str(tmp_path / "data"), "--no-figures")
     assert code == 0, err
     manifest = json.loads((tmp_path / "out" / PAIR_AOI / "latest" / "manifest.json").read_text())

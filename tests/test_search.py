@@ -218,19 +218,13 @@ def test_each_settlement_like_cluster_gets_an_aoi_file_that_detect_runs_on(searc
 def test_plain_geotiffs_are_searched_with_the_band_map_of_the_aoi_file(tmp_path, capsys):
     """search has no --bands: it said "a GeoTIFF with --bands" and could read no plain GeoTIFF. It reads them with the
     AOI file's band_map; and scenes its cards cannot show (no green) are refused before any chunk, not after all."""
-    import rasterio
+    from factories import PAIR_AOI, timed_geotiff_pair
 
-    from factories import PAIR_AOI, PAIR_TIMES, write_geotiff_pair
-
-    aoi_dir, paths = write_geotiff_pair(tmp_path)
-    for path, when in zip(paths, PAIR_TIMES):
-        with rasterio.open(path, "r+") as dst:
-            dst.update_tags(ACQUIRED=when)
-    aoi_file = aoi_dir / f"{PAIR_AOI}.geojson"
+    aoi_file, exports = timed_geotiff_pair(tmp_path)
     feature = json.loads(aoi_file.read_text())
     feature["properties"]["search_area"] = feature["geometry"]
     aoi_file.write_text(json.dumps(feature))
-    args = ["search", PAIR_AOI, "--aoi-dir", str(aoi_dir), "--scenes", str(tmp_path / "exports"), "--out", str(tmp_path / "out")]
+    args = ["search", PAIR_AOI, "--aoi-dir", str(aoi_file.parent), "--scenes", str(exports), "--out", str(tmp_path / "out")]
     code = main(args)
     err = capsys.readouterr().err
     assert code == 4 and "band_map" in err and "--bands" not in err
