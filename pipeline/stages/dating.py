@@ -98,10 +98,11 @@ def _transient(new: np.ndarray, t: int, values: np.ndarray, direction: int, befo
     next clear scene shows as they were (each keeping at least half its change, its index moved
     by at most ``tolerance``: the date's noise times ``noise_k``), where they touch as
     ``min_pixels`` or more (the mapping unit), are char, kept and confirmed, less their rim
-    (:func:`_char_inside`); the rest is dropped. Pixels that darkened only as the mark did, or
-    were darker under it than the next clear scene shows them (a shadow over ground that burned
-    since), may have burned after it: they stay with the mark, and their burn is dated later. Dropping them with the mark would date the burn on a later scene, with a bracket
-    opening on a scene that showed it.
+    (:func:`_char_inside`); the rest is dropped. Dropped with the mark, that char would be dated
+    on a later scene, with a bracket opening on a scene that showed it. Pixels that darkened only
+    as the mark did, or were darker under it than the next clear scene shows them (a shadow over
+    ground that burned since), may have burned after it: they stay with the mark, and their burn
+    is dated later.
     """
     later_map = np.full(new.shape, -1, dtype=np.int16)
     labels, n, rows, cols, later, seen = _next_look(new, t, next_clear)
@@ -153,9 +154,10 @@ def _char_inside(shape: tuple[int, ...], rows: np.ndarray, cols: np.ndarray, sta
     char on the next clear scene; as the date's rule cuts the rim at ``rim_cut`` of a burned
     pixel, a pixel is char where its remaining change is at least ``rim_cut`` of its patch's
     core (the 90th percentile: char fully inside a pixel). The other pixels that stayed next to
-    that char (its blur's reach, one pixel) and ``not_darker`` on the next clear scene, are its rim: partly burned or wet char, not
-    a passing mark, so neither dated nor the before-state of a later date (which would date them there,
-    as burns not visible on this scene). One darker still by then may have burned since: it stays with the mark.
+    that char (its blur's reach, one pixel) and ``not_darker`` on the next clear scene are its
+    rim: partly burned or wet char, not a passing mark, so neither dated nor the before-state of
+    a later date (which would date them there, as burns not visible on this scene). One darker
+    still by then may have burned since: it stays with the mark.
     """
     char = np.zeros(shape, dtype=bool)
     if not stayed.any():
