@@ -103,12 +103,13 @@ def detect_burns(
     ``outline`` is the AOI itself in the grid's CRS: the grid covers its bounds, and a burn is one of the AOI's
     only on the pixels whose centre lies inside it (a triangle, a polygon with a hole, a multipolygon).
     """
+    inside = analysis_grid.inside(outline) if outline is not None else None
+    inside = None if inside is None or inside.all() else inside
     measured = _measure(stack, records, params=params, loaded_grid=loaded_grid, analysis_grid=analysis_grid,
-                        aoi_name=aoi_name, shift_cache=shift_cache, kept=kept_scenes, on_normalised=on_normalised)
-    if outline is not None:
-        inside = analysis_grid.inside(outline)
-        if not inside.all():
-            measured = measured._replace(dates=_within(measured.dates, inside))
+                        aoi_name=aoi_name, shift_cache=shift_cache, kept=kept_scenes, on_normalised=on_normalised,
+                        inside=inside)
+    if inside is not None:
+        measured = measured._replace(dates=_within(measured.dates, inside))
     return _detection(measured, records, params=params, analysis_grid=analysis_grid, settlement=settlement, window=None)
 
 
@@ -185,8 +186,9 @@ class _Measured(NamedTuple):
 def _measure(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, loaded_grid: Grid,
              analysis_grid: Grid, aoi_name: str = "AOI",
              shift_cache: MutableMapping[str, ShiftEstimate] | None = None, kept: FigureCache | None = None,
-             on_normalised: Callable[[xr.Dataset], None] | None = None) -> _Measured:
-    """The calibration pass: every measurement, and the arrays it was measured on."""
+             on_normalised: Callable[[xr.Dataset], None] | None = None, inside: np.ndarray | None = None) -> _Measured:
+    """The calibration pass: every measurement, and the arrays it was measured on (``inside``: the analysis grid's
+    pixels inside the AOI's polygon, over which each scene's clear share is taken; ``None``: all of them)."""
     # Garbage is never evidence: a scene whose numbers cannot be ground is not observed, with its
     # reason, before anything counts it as clear.
     in_aoi = _crop(stack, loaded_grid, analysis_grid)
@@ -195,7 +197,7 @@ def _measure(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, l
     maskless = sum(not has_sky_mask(r) for r in records)
     if maskless and can_screen([str(b) for b in stack.band.values], len(records)):
         stage(f"cloud screening: {maskless} of {len(records)} scenes came without a cloud mask", logger=logger)
-    stack, clear_fraction = _observed(stack, records, refused, loaded_grid, analysis_grid)
+    stack, clear_fraction = _observed(stack, records, refused, loaded_grid, analysis_grid, inside)
     usable = (clear_fraction >= params.min_clear_fraction) & np.array([r is None for r in refused])
     _refuse_misread(in_aoi, records, usable)
     used, used_records = _usable(stack, records, usable, refused, clear_fraction, params, aoi_name=aoi_name)
@@ -327,11 +329,15 @@ def _crop(stack: xr.Dataset, outer: Grid, inner: Grid) -> xr.Dataset:
 
 
 def _observed(stack: xr.Dataset, records: list[SceneRecord], refused: list[str | None], loaded_grid: Grid,
-              analysis_grid: Grid) -> tuple[xr.Dataset, np.ndarray]:
+              analysis_grid: Grid, inside: np.ndarray | None = None) -> tuple[xr.Dataset, np.ndarray]:
     """The stack with impossible pixels (and refused scenes) not observed, nor the clouds and shadows
-    of scenes delivered without a mask; and each scene's clear share of the AOI."""
+    of scenes delivered without a mask; and each scene's clear share of the AOI (of its polygon's pixels
+    ``inside``, where the grid's box holds more than the AOI)."""
     stack = _sky_screened(mask_implausible(stack, refused=refused), records, loaded_grid)
-    return stack, _crop(stack, loaded_grid, analysis_grid)["clear"].mean(dim=("y", "x")).values
+    clear = _crop(stack, loaded_grid, analysis_grid)["clear"]
+    if inside is not None:
+        return stack, clear.values[:, inside].mean(axis=1)
+    return stack, clear.mean(dim=("y", "x")).values
 
 
 def _sky_screened(stack: xr.Dataset, records: list[SceneRecord], grid: Grid) -> xr.Dataset:

@@ -293,3 +293,19 @@ def test_an_aoi_with_a_hole_counts_only_the_burns_inside_it(small_run, tmp_path)
     report = json.loads((outcome.run_dir / "report.json").read_text())
     pixel_ha = half.grid.pixel_area_m2 / 1e4
     assert report["totals"]["area_ha"] == pytest.approx((first_half >= 0).sum() * pixel_ha, rel=0.01)
+    # each scene's clear share is the AOI's, its polygon's pixels, not the box's (the scenes' own cloud masks)
+    from pipeline.config import Params
+    from pipeline.readers.recognise import load_sources, recognise
+
+    loaded = half.grid.buffered(int(np.ceil(Params().margin_m / half.grid.resolution)))
+    from pipeline.stages.plausibility import mask_implausible
+
+    stack, _ = load_sources(recognise(whole_run.demo_folder), loaded)
+    stack = mask_implausible(stack)  # what the run counts as clear: impossible pixels are not
+    row, col = half.grid.offset_in(loaded)
+    clear = stack["clear"].values[:, row:row + half.grid.height, col:col + half.grid.width]
+    assert [s["clear_fraction"] for s in report["scenes"]] == [round(float(c[inside].mean()), 4) for c in clear]
+    # and the square's over its own pixels: a square drawn in lon/lat is no rectangle of the UTM grid, whose corners it misses
+    square_inside = half.grid.inside(load_aoi(AOI_NAME, aoi_dir).projected(half.grid.crs))
+    assert 0.98 < square_inside.mean() < 1.0
+    assert [s["clear_fraction"] for s in whole_run.report["scenes"]] == [round(float(c[square_inside].mean()), 4) for c in clear]
