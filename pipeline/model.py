@@ -78,6 +78,12 @@ class SceneRecord:
         """ISO time in UTC with a ``Z``."""
         return self.acquired.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
+    @property
+    def stated_utc(self) -> str:
+        """The time as the outputs state it: :attr:`acquired_utc`, or the date alone where only the date is known
+        (ISO 8601 and KML read it as the day), never a midnight nobody observed."""
+        return self.acquired_utc if self.time_of_day_known else self.acquired.astimezone(timezone.utc).strftime("%Y-%m-%d")
+
 
 # File roles that are not reflectance: masks and metadata may repeat across scenes (a copied
 # UDM, an all-clear SCL); reflectance bytes cannot.

@@ -299,6 +299,10 @@ def test_a_run_on_a_date_only_scene_says_time_of_day_unknown_in_every_report(are
     assert report["totals"]["n_polygons"] > 0 and "2024-01-20T00:00" not in kml
     assert "not visible on the clear scene of 2024-01-20 (time of day unknown)" in kml
     assert "<value>2024-01-20</value>" in kml
+    geojson = json.loads(next(folder.glob("burns*.geojson")).read_text())
+    assert {f["properties"]["last_clear_before"] for f in geojson["features"]} == {"2024-01-20"}
+    assert {f["properties"]["first_seen"] for f in geojson["features"]} == {"2024-01-30T10:38:00Z"}
+    assert "2024-01-20T00:00" not in next(folder.glob("burns*.geojson")).read_text()
 
 
 def test_a_landsat_mtl_without_a_scene_centre_time_is_a_date_only_scene(tmp_path):

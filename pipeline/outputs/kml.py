@@ -56,12 +56,6 @@ def date_style_id(record: SceneRecord) -> str:
     return f"first_seen_{record.acquired:%Y%m%dT%H%MZ}"
 
 
-def kml_time(record: SceneRecord) -> str:
-    """A scene's time as KML states it: its UTC time, or its date alone where only the date is known (a date from a
-    file name): KML reads a date as the whole day, where a midnight would be a time nobody observed."""
-    return record.acquired_utc if record.time_of_day_known else f"{record.acquired:%Y-%m-%d}"
-
-
 def _said(record: SceneRecord | None) -> str:
     if record is None:
         return "none"
@@ -136,11 +130,11 @@ def kml_document(polygons_4326: gpd.GeoDataFrame, *, records: list[SceneRecord],
         mark = ET.SubElement(folder, "Placemark")
         ET.SubElement(mark, "name").text = f"{prefix}{row.polygon_id}"
         ET.SubElement(mark, "description").text = _description(row, label, first, before)
-        ET.SubElement(ET.SubElement(mark, "TimeSpan"), "begin").text = kml_time(first)
+        ET.SubElement(ET.SubElement(mark, "TimeSpan"), "begin").text = first.stated_utc
         ET.SubElement(mark, "styleUrl").text = f"#{date_style_id(first)}"
         data = ET.SubElement(mark, "ExtendedData")
-        for name, value in (("first_seen", kml_time(first)), ("first_seen_scene", first.scene_id),
-                            ("last_clear_before", kml_time(before) if before else ""),
+        for name, value in (("first_seen", first.stated_utc), ("first_seen_scene", first.scene_id),
+                            ("last_clear_before", before.stated_utc if before else ""),
                             ("last_clear_scene", before.scene_id if before else ""), ("area_ha", f"{row.area_ha:.4f}")):
             ET.SubElement(ET.SubElement(data, "Data", {"name": name}), "value").text = value
         if "patch_id" in polygons_4326:  # the connected burned patch this compound's polygon was split from

@@ -37,6 +37,9 @@ def write_findings(folder: Path, *, polygons: gpd.GeoDataFrame, extents: gpd.Geo
     """
     suffix = "_SIMULATED" if simulated else ""
     description = SIMULATED_VECTORS if simulated else None
+    polygons = _times_as_stated(polygons, records)
+    if structures is not None:
+        structures = _times_as_stated(structures, records)
     if simulated:
         polygons, extents = polygons.assign(simulated=True), extents.assign(simulated=True)
         structures = structures.assign(simulated=True) if structures is not None else None
@@ -54,6 +57,17 @@ def write_findings(folder: Path, *, polygons: gpd.GeoDataFrame, extents: gpd.Geo
     write_vector(folder / f"burns{suffix}.geojson", {"burns": polygons_4326}, driver="GeoJSON", root=folder,
                  description=description)
     write_text(folder / f"burns{suffix}.kml", kml_document(polygons_4326, records=records, simulated=simulated), root=folder)
+
+
+def _times_as_stated(frame: gpd.GeoDataFrame, records: list[SceneRecord]) -> gpd.GeoDataFrame:
+    """``frame`` with its bracket's times as the scenes state them (:attr:`SceneRecord.stated_utc`): a scene known by
+    its date alone gives that date, not a midnight that a GIS would show as an observed time."""
+    changed = {}
+    for column, index in (("first_seen", "first_seen_index"), ("last_clear_before", "last_clear_index")):
+        if column in frame and index in frame and not all(r.time_of_day_known for r in records):
+            changed[column] = [records[int(i)].stated_utc if 0 <= int(i) < len(records) else value
+                               for i, value in zip(frame[index], frame[column])]
+    return frame.assign(**changed) if changed else frame
 
 
 SIMULATED_VECTORS = "SIMULATED DATA - burns found on scenes marked as simulated, not evidence about a real place"
