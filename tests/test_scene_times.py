@@ -303,6 +303,9 @@ def test_a_run_on_a_date_only_scene_says_time_of_day_unknown_in_every_report(are
     assert {f["properties"]["last_clear_before"] for f in geojson["features"]} == {"2024-01-20"}
     assert {f["properties"]["first_seen"] for f in geojson["features"]} == {"2024-01-30T10:38:00Z"}
     assert "2024-01-20T00:00" not in next(folder.glob("burns*.geojson")).read_text()
+    with rasterio.open(next((folder / "gis").glob("first_seen*.tif"))) as src:
+        tags = src.tags()
+    assert tags["FIRST_SEEN_0"].startswith("2024-01-20 ") and tags["FIRST_SEEN_1"].startswith("2024-01-30T10:38:00Z ")
 
 
 def test_a_landsat_mtl_without_a_scene_centre_time_is_a_date_only_scene(tmp_path):

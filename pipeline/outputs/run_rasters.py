@@ -11,7 +11,8 @@ the file is opened:
 - ``first_seen.tif``: per pixel, the index of the scene on which it was first seen burned
   (int16, in the order of the report's scenes, as the polygons' ``first_seen_index``; -1 =
   nodata, never seen burned). The tags ``FIRST_SEEN_<value>`` map each value to its UTC time
-  and scene id; the style names each class by its date, in the colours of the KML.
+  (its date alone where only the date is known) and scene id; the style names each class by its
+  date, in the colours of the KML.
 - ``<time>_cir.tif``: each usable scene as the figures show it, the false-colour infrared
   composite (R = NIR, G = red, B = green) as uint8 RGB, on one stretch shared by every scene
   of the run (2nd-98th percentile of their observed pixels), so that a colour change between
@@ -100,7 +101,7 @@ def _change(gis: Path, inputs: RasterInputs, suffix: str, common: dict[str, str]
     for t in range(1, len(inputs.records)):  # the first scene has nothing before it to change from
         rec, info = inputs.records[t], inputs.thresholds[t]
         band = np.asarray(delta.isel(time=t).values, dtype=np.float32)
-        tags = {**common, "INDEX": index, "SCENE_ID": rec.scene_id, "ACQUIRED_UTC": rec.acquired_utc,
+        tags = {**common, "INDEX": index, "SCENE_ID": rec.scene_id, "ACQUIRED_UTC": rec.stated_utc,
                 "MEANING": (f"change of {index} between each pixel's last clear observation and this scene, oriented "
                             f"so that positive = more burned; NaN = not observed")}
         if info is not None:
@@ -108,7 +109,7 @@ def _change(gis: Path, inputs: RasterInputs, suffix: str, common: dict[str, str]
                      "SEED_THRESHOLD": f"{info.seed_threshold:.6g}", "GROW_THRESHOLD": f"{info.grow_threshold:.6g}"}
         path = gis / f"change_{index}_{rec.acquired:%Y%m%dT%H%MZ}{suffix}.tif"
         write_cog(path, band, grid, root=gis.parent, nodata=float("nan"), tags=tags,
-                  band_names=[f"{index} change to {rec.acquired_utc} ({rec.scene_id}); positive = more burned"])
+                  band_names=[f"{index} change to {rec.stated_utc} ({rec.scene_id}); positive = more burned"])
         written += _with_style(path, change_style(_ramp(band, info)), gis.parent)
     return written
 
@@ -146,7 +147,7 @@ def _first_seen(gis: Path, inputs: RasterInputs, suffix: str, common: dict[str, 
                                   "report.json's scenes; -1 (nodata) = never seen burned")}
     classes = []
     for i, rec in enumerate(all_records):
-        tags[f"FIRST_SEEN_{i}"] = f"{rec.acquired_utc} {rec.scene_id}"
+        tags[f"FIRST_SEEN_{i}"] = f"{rec.stated_utc} {rec.scene_id}"
         if np.any(value == i):
             classes.append((i, date_colour(i), f"{rec.acquired:%Y-%m-%d %H:%M} UTC ({rec.scene_id})"))
     path = gis / f"first_seen{suffix}.tif"
@@ -172,7 +173,7 @@ def _composites(gis: Path, inputs: RasterInputs, suffix: str, common: dict[str, 
         planes[:, ~observed] = COMPOSITE_NODATA
         path = gis / f"{rec.acquired:%Y%m%dT%H%MZ}_cir{suffix}.tif"
         write_cog(path, planes, inputs.grid, root=gis.parent, nodata=COMPOSITE_NODATA,
-                  tags={**tags, "SCENE_ID": rec.scene_id, "ACQUIRED_UTC": rec.acquired_utc},
+                  tags={**tags, "SCENE_ID": rec.scene_id, "ACQUIRED_UTC": rec.stated_utc},
                   band_names=[f"NIR ({rec.scene_id})", f"red ({rec.scene_id})", f"green ({rec.scene_id})"])
         written += _with_style(path, rgb_style(low=1, high=255), gis.parent)
     return written
