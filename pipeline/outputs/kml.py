@@ -25,6 +25,7 @@ from shapely.geometry.base import BaseGeometry
 
 from pipeline.model import SceneRecord
 from pipeline.outputs.gis_styles import date_colour
+from pipeline.outputs.report import TIME_OF_DAY_UNKNOWN
 
 __all__ = ["KML_NAMESPACE", "TIME_SEMANTICS", "kml_document", "kml_colour", "date_style_id"]
 
@@ -59,7 +60,7 @@ def date_style_id(record: SceneRecord) -> str:
 def _said(record: SceneRecord | None) -> str:
     if record is None:
         return "none"
-    return record.acquired_utc if record.time_of_day_known else f"{record.acquired:%Y-%m-%d} (time of day unknown)"
+    return record.stated_utc if record.time_of_day_known else f"{record.stated_utc} {TIME_OF_DAY_UNKNOWN}"
 
 
 def _description(row: Any, label: str, first: SceneRecord, before: SceneRecord | None) -> str:
