@@ -52,7 +52,11 @@ def _execute(name: str, monkeypatch, env: dict[str, str], *, first: str = "", de
             notebook.cells.append(nbformat.v4.new_code_cell(decisions))
     if first:
         notebook.cells.insert(0, nbformat.v4.new_code_cell(first))
-    NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    # A cell's printed lines reach the client on another channel than its end: on a busy machine they can come
+    # seconds after it, and the client's default wait (4 s) would drop them without a word. Wait as long as a
+    # cell may run, and fail loudly rather than read a cut output.
+    NotebookClient(notebook, timeout=600, iopub_timeout=600, raise_on_iopub_timeout=True, kernel_name="python3",
+                   resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
     return notebook
 
 
