@@ -259,6 +259,45 @@ def test_surface_reflectance_exports_still_read(tmp_path, kind):
     assert clear.all() and abs(float(reflectance[2].mean()) - 0.16) < 0.005
 
 
+@pytest.mark.parametrize("stored, scale, offset", [
+    (lambda r: r * 10000 + 1000, 1e-4, -0.1),          # Sentinel-2 L2A since baseline 04.00, exported with its offset
+    (lambda r: (r + 0.2) / 2.75e-5, 2.75e-5, -0.2),    # Landsat Collection 2 Level-2
+    (lambda r: r * 5000, 2e-4, 0.0),                   # another gain, stated
+])
+def test_a_geotiff_that_states_its_scale_and_offset_is_read_with_them(tmp_path, stored, scale, offset):
+    """Divided by 10000 instead, the Sentinel-2 export reads every reflectance 0.1 too bright (a fire's
+    burned area fell by a quarter), and the Landsat one is refused with a fix it does not need."""
+    import rasterio
+
+    reflectance = _ground(2)
+    path = tmp_path / "stated.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=200, height=200, count=4, dtype="uint16", crs="EPSG:32630",
+                       transform=Affine(3.0, 0, 499900.0, 0, -3.0, 1500400.0)) as dst:
+        dst.write(np.round(stored(reflectance)).astype(np.uint16))
+        dst.scales, dst.offsets = (scale,) * 4, (offset,) * 4
+    scene = GeoTiffScene(path, bands=parse_band_map("blue,green,red,nir"), acquired=datetime(2024, 1, 28, 10, 38))
+    assert scene.describe().properties["stated_scale"] == [scale] * 4
+    assert scene.describe().properties["stated_offset"] == [offset] * 4
+    from pipeline.grid import Grid
+
+    _, read, clear = scene.load(Grid("EPSG:32630", Affine(3.0, 0, 499900.0, 0, -3.0, 1500400.0), 200, 200))  # the file's own
+    assert clear.all() and np.abs(read - reflectance).max() <= scale / 2 + 1e-6  # within the stored values' rounding
+
+
+def test_a_stated_scale_that_gives_no_reflectance_is_refused_naming_it(tmp_path):
+    """Tags left from another product (here reflectance x 10000 said to be reflectance plus 0.5) are named with the fix."""
+    import rasterio
+
+    path = _export(tmp_path / "export.tif", "16-bit")
+    with rasterio.open(path, "r+") as dst:
+        dst.scales, dst.offsets = (1.0,) * 4, (0.5,) * 4
+    scene = GeoTiffScene(path, bands=parse_band_map("blue,green,red,nir"), acquired=datetime(2024, 1, 28, 10, 38))
+    for step in (scene.describe, lambda: scene.load(GRID)):
+        with pytest.raises(SceneError) as err:
+            step()
+        _one_line(err, "export.tif", "states a scale of 1 and an offset of 0.5", "gdal_edit.py -scale S -offset O")
+
+
 def _savanna_aoi(folder: Path) -> Path:
     """An AOI folder holding ``savanna``, 240 m square at the centre of :func:`_export`'s files."""
     from pyproj import Transformer

@@ -4,7 +4,9 @@ The band map names each band in file order (``None`` or ``-`` skips one, e.g. a 
 name once and from the canonical names (:data:`pipeline.config.BAND_NAMES`), checked where it is given;
 values are divided by ``scale``: 10000 for integer files (most surface-reflectance exports), and for
 floating-point files whose values run into the hundreds or thousands; 1 for floating-point files
-that already hold reflectance (their values under 2: an export from Earth Engine or SNAP). Values
+that already hold reflectance (their values under 2: an export from Earth Engine or SNAP). A file that
+states its own scale and offset (GDAL's per-band metadata, reflectance = stored x scale + offset: a
+Sentinel-2 export with its +1000 offset, a Landsat Level-2 export) is read with those instead. Values
 that are not reflectance on either scale (an 8-bit display rendering, values darker than any
 ground at 1/10000, complex numbers) are refused, naming the file: read anyway, they would make
 every scene "clear" and unburned.
@@ -190,7 +192,7 @@ class GeoTiffScene:
         when, source, known = self._time()
         return SceneInfo(scene_id=self.scene_id, kind="geotiff", acquired=when.astimezone(timezone.utc), sensor=self.sensor,
                          satellite_id="unknown", footprint=file_footprint(Path(self.path)), files={"reflectance": Path(self.path)},
-                         bands=tuple(b for b in self.bands if b), properties={"band_map": list(self.bands), "scale": self.divisor},
+                         bands=tuple(b for b in self.bands if b), properties={"band_map": list(self.bands), "scale": self.divisor, **self.stated_scaling},
                          time_source=source, time_of_day_known=known,
                          pixel_m=dict.fromkeys((b for b in self.bands if b), pixel_size_m(Path(self.path))))
 
@@ -203,6 +205,18 @@ class GeoTiffScene:
     def divisor(self) -> float:
         """The scale given, else the one the file's values show (:func:`stored_scale`)."""
         return self.scale if self.scale is not None else stored_scale(Path(self.path), self.bands)
+
+    @cached_property
+    def stated_scaling(self) -> dict[str, list[float]]:
+        """The scale and offset the file states for its named bands (:func:`declared_scaling`), for the catalogue."""
+        path = Path(self.path)
+        try:
+            with open_raster(path) as src:
+                named = [i + 1 for i, name in enumerate(self.bands) if name and i < src.count]
+                declared = declared_scaling(src, named, path)
+        except UNREADABLE as exc:
+            raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None
+        return {} if declared is None else {"stated_scale": declared[0].tolist(), "stated_offset": declared[1].tolist()}
 
     @property
     def sensor(self) -> str:
@@ -223,7 +237,8 @@ def stored_scale(path: Path, bands: tuple[str | None, ...] | list[str | None]) -
     where dividing reflectance by 10000 would read a whole scene as a constant fill value. Values
     that cannot be reflectance x 10000 either (:func:`pipeline.stages.plausibility.implausible_stored`:
     an 8-bit rendering, digital numbers darker than any ground) are refused here, so that
-    ``burnscan add`` refuses them as ``detect`` does.
+    ``burnscan add`` refuses them as ``detect`` does. A file that states its own scale and offset
+    (:func:`declared_scaling`) is read with them, and 1 is returned: nothing is left to divide.
     """
     check_regular_file(path)
     try:
@@ -232,9 +247,14 @@ def stored_scale(path: Path, bands: tuple[str | None, ...] | list[str | None]) -
             dtype = src.dtypes[0]
             named = [i + 1 for i, name in enumerate(bands) if name and i < src.count] or list(range(1, src.count + 1))
             sample = _sample(src, named)
+            declared = declared_scaling(src, named, path)
     except UNREADABLE as exc:
         raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None
     values = np.ma.filled(sample.astype(np.float64), np.nan)
+    if declared is not None:
+        _check_declared(path, values * declared[0][:, None] + declared[1][:, None], declared,
+                        [bands[i - 1] if i <= len(bands) else None for i in named])
+        return 1.0
     finite = values[np.isfinite(values)]
     if np.issubdtype(np.dtype(dtype), np.floating) and finite.size and float(np.percentile(np.abs(finite), 99)) < _REFLECTANCE_AT_MOST:
         return 1.0
@@ -242,6 +262,44 @@ def stored_scale(path: Path, bands: tuple[str | None, ...] | list[str | None]) -
     if problem:
         raise SceneError(f"{path}: {problem}; {EXPORT_REFLECTANCE}")
     return 10000.0
+
+
+def declared_scaling(src: rasterio.io.DatasetReader, bands: list[int], path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(scale, offset)`` of ``bands`` (1-based) as the file states them, reflectance = stored x scale + offset;
+    ``None`` where every band states the identity (GDAL's default: nothing stated).
+
+    An exporter that stores reflectance x 10000 + 1000 (Sentinel-2 since processing baseline 04.00) or
+    (reflectance + 0.2) / 2.75e-5 (Landsat Collection 2 Level-2) says so here; divided by 10000 instead,
+    every reflectance would be read 0.1 or more too bright, which flattens every index.
+    """
+    scales = np.array([src.scales[b - 1] for b in bands], dtype=np.float64)
+    offsets = np.array([src.offsets[b - 1] for b in bands], dtype=np.float64)
+    if np.all(scales == 1.0) and np.all(offsets == 0.0):
+        return None
+    if not (np.all(np.isfinite(scales)) and np.all(np.isfinite(offsets)) and np.all(scales > 0)):
+        raise SceneError(f"{path}: states a scale of {_listed(scales)} and an offset of {_listed(offsets)}, which cannot turn its values "
+                         f"into reflectance; correct them (gdal_edit.py -scale S -offset O) or remove them (-scale 1 -offset 0)")
+    return scales, offsets
+
+
+def _listed(values: np.ndarray) -> str:
+    return ", ".join(f"{v:g}" for v in dict.fromkeys(values.tolist()))
+
+
+def _check_declared(path: Path, reflectance: np.ndarray, declared: tuple[np.ndarray, np.ndarray],
+                    bands: list[str | None]) -> None:
+    """Refuse a stated scale and offset that do not give surface reflectance (a file whose tags were left from
+    another product), naming them: read anyway, they would make every scene "clear" and unburned."""
+    finite = reflectance[np.isfinite(reflectance)]
+    problem = None
+    if finite.size and float(np.percentile(np.abs(finite), 99)) >= _REFLECTANCE_AT_MOST:
+        problem = f"reflectance up to {float(np.percentile(finite, 99)):.3g}, beyond any ground"
+    else:
+        problem = implausible_stored(reflectance * 10000.0, dtype="float64", bands=bands)
+    if problem:
+        raise SceneError(f"{path}: states a scale of {_listed(declared[0])} and an offset of {_listed(declared[1])}, which give "
+                         f"{problem}; correct them (gdal_edit.py -scale S -offset O), or remove them (-scale 1 -offset 0) "
+                         f"if the values are reflectance x 10000")
 
 
 def _sample(src: rasterio.io.DatasetReader, bands: list[int]) -> np.ma.MaskedArray:
@@ -304,7 +362,8 @@ def load_geotiff(
     acquired:
         Acquisition time (UTC) when the file does not carry one.
     scale:
-        Divisor turning stored values into reflectance (10000 for most L2 products).
+        Divisor turning stored values into reflectance (10000 for most L2 products); a file that states its own
+        scale and offset (:func:`declared_scaling`) is read with those instead.
     time_source, time_of_day_known:
         Where ``acquired`` came from, and whether it is more than a date (see :data:`TIME_SOURCES`).
 
@@ -323,7 +382,12 @@ def load_geotiff(
             missing = [b for b in REQUIRED_BANDS if b not in wanted]
             if missing:
                 raise SceneError(f"{path}: band map lacks {', '.join(missing)}; name the file's NIR, red and green bands")
-            reflectance, valid = read_reflectance(src, grid, [i for i, name in enumerate(bands) if name], scale)
+            wanted_bands = [i for i, name in enumerate(bands) if name]
+            declared = declared_scaling(src, [i + 1 for i in wanted_bands], path)
+            reflectance, valid = read_reflectance(src, grid, wanted_bands, 1.0 if declared is not None else scale)
+            if declared is not None:  # the file's own scale and offset, not a divisor guessed from its values
+                reflectance = (reflectance * declared[0][:, None, None].astype(np.float32)
+                               + declared[1][:, None, None].astype(np.float32))
             # burnscan's simulator tags every file it writes; exported or renamed, a simulated scene stays one
             simulated = str(src.tags().get("SIMULATED", "no")).strip().lower() in ("yes", "true", "1")
     except UNREADABLE as exc:
