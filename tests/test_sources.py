@@ -191,6 +191,8 @@ def _stored(kind: str, seed: int = 2) -> tuple[np.ndarray, str]:
         return np.clip(reflectance / 0.4 * 255, 0, 255).astype(np.uint16), "uint16"
     if kind == "8-bit in float":
         return np.clip(reflectance / 0.4 * 255, 0, 255).astype(np.float32), "float32"
+    if kind == "8-bit over 255":  # the rendering divided by 255 into floats 0-1, which read as reflectance
+        return np.clip(reflectance / 0.4 * 255, 0, 255).astype(np.uint8).astype(np.float32) / 255, "float32"
     if kind == "dark":  # digital numbers at another gain (red 0.16 stored as 64), a few saturated at 4095
         stored = np.clip(reflectance * 400, 1, 4095).astype(np.uint16)
         stored[:, :2, :200:2] = 4095
@@ -214,6 +216,7 @@ def _export(path: Path, kind: str, seed: int = 2) -> Path:
     ("8-bit", "8-bit values (0-255): digital numbers or a display rendering"),
     ("8-bit in 16", "no value above 2"),
     ("8-bit in float", "no value above 2"),
+    ("8-bit over 255", "every value a multiple of 1/255"),
     ("dark", "under 100: darker than any ground"),  # red stored at 64 (gain 400): its 99th percentile is about 83
     ("complex", "complex values (complex64)"),
 ])

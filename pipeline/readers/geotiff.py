@@ -42,7 +42,7 @@ from pipeline.grid import Grid
 from pipeline.model import SceneInfo, SceneRecord
 from pipeline.readers.rasters import (stated_time, EXPORT_REFLECTANCE, REQUIRED_BANDS, UNREADABLE, check_numeric, check_overlap, check_regular_file,
                                       check_time, file_footprint, open_raster, pixel_size_m, sha256_file, short, read_reflectance)
-from pipeline.stages.plausibility import implausible_stored
+from pipeline.stages.plausibility import implausible_stored, rescaled_rendering
 from pipeline.names import derived_name
 
 __all__ = ["GeoTiffScene", "DECLARED_SENSORS", "TIME_SOURCES", "band_map", "parse_band_map"]
@@ -257,6 +257,9 @@ def stored_scale(path: Path, bands: tuple[str | None, ...] | list[str | None]) -
         return 1.0
     finite = values[np.isfinite(values)]
     if np.issubdtype(np.dtype(dtype), np.floating) and finite.size and float(np.percentile(np.abs(finite), 99)) < _REFLECTANCE_AT_MOST:
+        problem = rescaled_rendering(finite)
+        if problem:
+            raise SceneError(f"{path}: {problem}; {EXPORT_REFLECTANCE}")
         return 1.0
     problem = implausible_stored(values, dtype=dtype, bands=[bands[i - 1] if i <= len(bands) else None for i in named])
     if problem:

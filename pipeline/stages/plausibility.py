@@ -31,7 +31,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 import xarray as xr
 
-__all__ = ["PIXEL_RANGE", "SCENE_RANGE", "FIRST_LIGHT", "DARKEST_GROUND", "implausible_dtype", "implausible_stored",
+__all__ = ["PIXEL_RANGE", "SCENE_RANGE", "FIRST_LIGHT", "DARKEST_GROUND", "implausible_dtype", "implausible_stored", "rescaled_rendering",
            "possible_pixels", "mask_implausible", "implausible_reflectance", "nir_below_visible", "off_scale", "judge_scenes", "implausible_time",
            "first_light", "too_coarse"]
 
@@ -199,6 +199,38 @@ def implausible_stored(stored: np.ndarray, *, dtype: DTypeLike | str, bands: Seq
                     f"{top / _SCALE:.4f} at 1/{_SCALE:.0f}), under {floor:.0f}: darker than any ground, "
                     f"not surface reflectance x {_SCALE:.0f}")
     return None
+
+
+_RENDERING_LEVELS = 255
+_ON_LEVELS = 0.99
+"""Share of a floating-point file's values on the 1/255 steps of an 8-bit rendering that shows one: reflectance
+stored as x 10000 lands on them one time in 51 (and a float32 measurement almost never)."""
+
+
+def rescaled_rendering(values: np.ndarray) -> str | None:
+    """Why floating-point values under 2 (read as reflectance as they are) are an 8-bit rendering divided by
+    255, or ``None`` when they are not.
+
+    A display product stretched to 0-255 and saved as floats 0-1 reads as reflectance: the darkest ground
+    becomes 0, the brightest 1, and every stretch between scenes a burn (a real composite gave thousands of
+    hectares). Its values all lie on steps of 1/255; measured reflectance does not.
+
+    >>> levels = np.arange(256) / 255.0
+    >>> rescaled_rendering(np.tile(levels, 10)).startswith("every value a multiple of 1/255")
+    True
+    >>> rescaled_rendering(np.linspace(0.01, 0.6, 5000).round(4)) is None
+    True
+    """
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite) & (finite != 0)]
+    if finite.size < _FEWEST_TO_JUDGE:
+        return None
+    steps = finite * _RENDERING_LEVELS
+    on_steps = np.abs(steps - np.round(steps)) < 1e-3
+    if float(on_steps.mean()) < _ON_LEVELS:
+        return None
+    return (f"every value a multiple of 1/{_RENDERING_LEVELS} ({np.unique(np.round(steps)).size} levels): an 8-bit display "
+            f"rendering divided by {_RENDERING_LEVELS}, not surface reflectance")
 
 
 def possible_pixels(reflectance: np.ndarray) -> np.ndarray:
