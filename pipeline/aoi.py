@@ -21,13 +21,14 @@ import os
 import re
 import stat
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timezone
 from functools import lru_cache
 from numbers import Real
 from pathlib import Path
 from typing import Any, Callable
 from zoneinfo import ZoneInfo, available_timezones
 
+import numpy as np
 from pyproj import Transformer
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
@@ -39,7 +40,7 @@ from pipeline.grid import Grid, grid_for_bounds
 from pipeline.names import AOI_NAME_PATTERN as _NAME_PATTERN, aoi_name
 
 __all__ = ["candidate_aoi_feature", "Aoi", "AOI_DIR", "validate_aoi_name", "load_aoi", "list_aois", "utm_crs_for",
-           "aoi_from_feature", "check_timezone", "PROPERTY_KINDS", "MAX_AOI_AREA_KM2", "MIN_AOI_AREA_M2"]
+           "aoi_from_feature", "check_timezone", "UTC_NAMES", "MAX_ZONE_FROM_SUN_H", "PROPERTY_KINDS", "MAX_AOI_AREA_KM2", "MIN_AOI_AREA_M2"]
 
 AOI_DIR = Path(__file__).resolve().parent.parent / "aoi"
 """Where the registry lives: ``aoi/`` at the top of the project."""
@@ -90,6 +91,13 @@ class Aoi:
     geometry: BaseGeometry
     properties: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+
+    @property
+    def local_zone(self) -> str | None:
+        """The time zone of local times, or ``None`` when the file names none or names UTC: times are then said in
+        UTC alone, never labelled local."""
+        name = self.properties.get("timezone")
+        return None if name is None or name in UTC_NAMES else str(name)
 
     @property
     def display_name(self) -> str:
@@ -247,6 +255,8 @@ def aoi_from_feature(name: str, feature: Any, *, path: Path | None = None) -> Ao
             check(properties[key], f"{where}: property {key!r}")
     if isinstance(properties.get("parameters"), dict):
         check_parameters(properties["parameters"], source=f"AOI file {path}" if path else f"AOI {name!r}")
+    if "timezone" in properties:
+        _check_zone_fits(properties["timezone"], geometry, where)
     aoi = Aoi(name=name, geometry=geometry, properties=properties, path=path)
     area_m2 = aoi.projected().area
     if area_m2 < MIN_AOI_AREA_M2:
@@ -384,6 +394,39 @@ def check_timezone(name: Any, where: str = "timezone") -> str:
     except Exception:  # not found, a folder of zones, a damaged file: all mean "not a zone"
         raise AoiError(f"{where}: {name!r} is not a time zone of the IANA database; {fix}") from None
     return name
+
+
+UTC_NAMES = frozenset({"UTC", "Etc/UTC", "UCT", "Etc/UCT", "Universal", "Etc/Universal", "Zulu", "Etc/Zulu", "GMT", "Etc/GMT",
+                       "GMT0", "GMT+0", "GMT-0", "Etc/GMT0", "Etc/GMT+0", "Etc/GMT-0", "Greenwich", "Etc/Greenwich"})
+"""Zone names that mean "times in UTC", not a place's clock: no local time is claimed under them."""
+
+MAX_ZONE_FROM_SUN_H = 4.0
+"""Hours a place's clock may run from the solar time at its longitude. Civil zones stay within about three
+(western China on Beijing time, Spain and Galicia on Central European summer time); a zone further off is
+another place's (Asia/Kolkata typed for California), and would put every local date in the report on
+another day."""
+
+
+def _check_zone_fits(name: str, geometry: BaseGeometry, where: str) -> None:
+    """Refuse a zone whose clock runs more than :data:`MAX_ZONE_FROM_SUN_H` from the AOI's solar time
+    (longitude / 15 h), winter or summer; wrapped across the date line (Kiribati's +14 at 157 W is 0.5 h off)."""
+    if name in UTC_NAMES:
+        return
+    zone, lon = ZoneInfo(name), float(geometry.centroid.x)
+    offsets = [datetime(2024, month, 15, 12, tzinfo=timezone.utc).astimezone(zone).utcoffset().total_seconds() / 3600
+               for month in (1, 7)]
+    gaps = [abs((h - lon / 15 + 12) % 24 - 12) for h in offsets]
+    if min(gaps) > MAX_ZONE_FROM_SUN_H:
+        hours = offsets[int(np.argmin(gaps))]
+        raise AoiError(f"{where}: property 'timezone' is {name!r} (UTC{_hours(hours)}), {min(gaps):.1f} h from the solar time at "
+                       f"the AOI's longitude {lon:.2f} (about UTC{_hours(lon / 15)}); give the zone of the place itself "
+                       f"(an IANA name such as 'Africa/Bamako'), or 'UTC' for times in UTC alone")
+
+
+def _hours(hours: float) -> str:
+    minutes = round(hours * 60)
+    h, m = divmod(abs(minutes), 60)
+    return f"{'-' if minutes < 0 else '+'}{h:02d}:{m:02d}"
 
 
 def _text(value: Any, where: str) -> None:

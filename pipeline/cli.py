@@ -474,7 +474,7 @@ def scenes_list(aoi: str, as_json: bool, data_root: Path, aoi_dir: Path) -> None
 
     area = load_aoi(aoi, aoi_dir)
     entries = catalogue_entries(data_root, area.name)
-    tz = str(area.properties.get("timezone", "UTC"))
+    tz = area.local_zone
     if as_json:
         click.echo(json.dumps([_entry_json(e, tz) for e in entries], indent=2, ensure_ascii=False))
         return
@@ -512,7 +512,7 @@ def scenes_show(aoi: str, scene_id: str, as_json: bool, data_root: Path, aoi_dir
 
     area = load_aoi(aoi, aoi_dir)
     e = catalogue_entry(data_root, area.name, scene_id)
-    tz = str(area.properties.get("timezone", "UTC"))
+    tz = area.local_zone
     doc = _entry_json(e, tz)
     if as_json:
         click.echo(json.dumps(doc, indent=2, ensure_ascii=False))

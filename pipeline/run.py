@@ -788,7 +788,7 @@ def run_detect(
         # gathers the evidence and writes the findings.
         write_gis_rasters = raster_job(partial, RasterInputs.of(detection, simulated=simulated), kept=kept)
         background["rasters"] = fork_soon(lambda _: write_gis_rasters(), 1)
-        tz_name = str(aoi.properties.get("timezone", "UTC"))
+        tz_name = aoi.local_zone
         stage(f"{len(polygons)} burn polygon(s); checking structures, active fires and confidence", logger=logger)
         evidence = gather_evidence(polygons, detection=detection, params=params, layers=layers, tz_name=tz_name)
         polygons = evidence.polygons

@@ -218,7 +218,7 @@ def run_search(
         problem = figs.composite_problem(info.bands, fix="give --cards 0, or scenes with it") if max_cards and info.bands else None
         if problem:  # said now, not after every chunk, when the first card is drawn
             raise SceneError(f"{scenes_dir}: scene {info.scene_id} {problem}")
-    tz_name = str(aoi.properties.get("timezone", "UTC"))
+    tz_name = aoi.local_zone
     try:
         det = detect_chunked(sources, grid, params=params, chunk_px=chunk_px, workers=workers)
     except SceneError as exc:  # name the folder: the scenes' own names do not say which delivery they came from

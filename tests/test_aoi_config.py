@@ -171,3 +171,53 @@ def test_an_aoi_coordinate_that_is_not_a_number_is_one_line_naming_the_file(tmp_
     err = capsys.readouterr().err
     assert code == AoiError.exit_code and err.count("\n") == 1, err
     assert str(tmp_path / "ogota.geojson") in err and f"coordinate that is {value}" in err and "[lon, lat]" in err
+
+
+def _square_at(lon: float, lat: float, **properties) -> dict:
+    d = 0.005
+    ring = [[lon - d, lat - d], [lon + d, lat - d], [lon + d, lat + d], [lon - d, lat + d], [lon - d, lat - d]]
+    return {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]}, "properties": properties}
+
+
+@pytest.mark.parametrize("zone, lon, lat", [
+    ("Asia/Kolkata", -119.8, 37.3),      # another place's zone typed for California: local dates a day off
+    ("America/Los_Angeles", -3.6, 14.4),  # California's for Mali
+    ("Etc/GMT-8", -3.6, 14.4),          # a fixed offset, far off too
+])
+def test_a_time_zone_of_another_place_is_refused_in_one_line(zone, lon, lat):
+    with pytest.raises(AoiError) as err:
+        aoi_from_feature("odd", _square_at(lon, lat, timezone=zone))
+    text = str(err.value)
+    assert "\n" not in text and repr(zone) in text and "solar time" in text and "give the zone of the place" in text
+
+
+@pytest.mark.parametrize("zone, lon, lat", [
+    ("Africa/Bamako", -3.6, 14.4),
+    ("America/Los_Angeles", -119.8, 37.3),
+    ("Asia/Shanghai", 75.99, 39.47),       # Kashgar on Beijing time: 2.9 h from its sun, a real clock
+    ("Europe/Madrid", -8.5, 42.9),         # Galicia on Central European summer time
+    ("Pacific/Kiritimati", -157.4, 1.9),   # UTC+14 at 157 W: half an hour from the sun across the date line
+    ("UTC", -119.8, 37.3),                 # times in UTC alone, chosen
+])
+def test_a_place_s_own_time_zone_is_accepted(zone, lon, lat):
+    assert aoi_from_feature("ok", _square_at(lon, lat, timezone=zone)).properties["timezone"] == zone
+
+
+def test_without_a_local_zone_times_are_said_in_utc_and_never_labelled_local():
+    """An AOI without a zone (or with UTC) had its UTC times printed as "18:00 local, UTC+00:00" in California."""
+    from datetime import datetime, timezone
+
+    import numpy as np
+    import xarray as xr
+
+    from pipeline.outputs.figures import _when
+    from pipeline.outputs.report import format_time
+
+    when = datetime(2024, 8, 30, 18, 0, tzinfo=timezone.utc)
+    scene = xr.DataArray(np.zeros((2, 2)), attrs={"acquired": "2024-08-30T18:00:00Z", "scene_id": "b"})
+    for properties in ({}, {"timezone": "UTC"}, {"timezone": "Etc/UTC"}):
+        zone = aoi_from_feature("ca", _square_at(-119.8, 37.3, **properties)).local_zone
+        assert zone is None
+        assert format_time(when, zone) == _when(scene, zone) == "2024-08-30 18:00 UTC"
+    zone = aoi_from_feature("ca", _square_at(-119.8, 37.3, timezone="America/Los_Angeles")).local_zone
+    assert format_time(when, zone) == "2024-08-30 18:00 UTC (11:00 local, UTC-07:00)"

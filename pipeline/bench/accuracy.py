@@ -271,7 +271,7 @@ def _top_tier(det: Any, params: Params, scenes: Path, data_dir: Path, grid: Grid
     polys = det.polygons.assign(first_seen_index=[int(to_all[i]) for i in det.polygons["first_seen_index"]],
                                 last_clear_index=[int(to_all[i]) if i >= 0 else -1 for i in det.polygons["last_clear_index"]])
     graded = gather_evidence(polys, detection=det, params=params, layers=find_layers(scenes, data_dir, grid),
-                             tz_name=str(aoi.properties.get("timezone", "UTC"))).polygons
+                             tz_name=aoi.local_zone).polygons
     return next(t for t in TIERS if t in set(graded["tier"].to_numpy()[scored]))
 
 

@@ -179,7 +179,7 @@ def before_after_figure(
     polygons_new: gpd.GeoDataFrame | None = None,
     polygons_earlier: gpd.GeoDataFrame | None = None,
     stretch: Stretch | None = None,
-    tz_name: str = "UTC",
+    tz_name: str | None = "UTC",
     bands: tuple[str, str, str] = CIR_BANDS,
     width_mm: float = FIGURE_WIDTH_MM,
 ) -> Figure:
@@ -244,7 +244,7 @@ def overlay_figure(
     simulated: bool,
     aoi_outline: BaseGeometry | None = None,
     stretch: Stretch | None = None,
-    tz_name: str = "UTC",
+    tz_name: str | None = "UTC",
     noun: str = "",
     when: str = "first seen this date",
     locator: bool = False,
@@ -336,7 +336,7 @@ def _check_crs(obj: xr.DataArray | gpd.GeoDataFrame, want: str | None, what: str
                              f"reproject it first (for polygons: .to_crs({want!r}))")
 
 
-def _when(scene: xr.DataArray, tz_name: str) -> str:
+def _when(scene: xr.DataArray, tz_name: str | None) -> str:
     """'2024-01-28 10:38 UTC (10:38 local, UTC+0)' from the scene's ``acquired``."""
     raw, sid = scene.attrs.get("acquired"), scene.attrs.get("scene_id", "?")
     try:
@@ -348,6 +348,8 @@ def _when(scene: xr.DataArray, tz_name: str) -> str:
                              "taken: set attrs['acquired'] to an ISO UTC time such as '2024-01-28T10:38:00Z'")
     if scene.attrs.get("time_of_day_known") is False:  # a date from a file name: no hour, UTC or local, to show
         return f"{t.astimezone(timezone.utc):%Y-%m-%d} {TIME_OF_DAY_UNKNOWN}"
+    if tz_name is None:  # the AOI names no place's zone: UTC alone, never labelled local
+        return f"{t.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC"
     try:
         zone = ZoneInfo(tz_name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -908,7 +910,7 @@ def timeline_figure(
     title: str,
     caption: str,
     simulated: bool,
-    tz_name: str = "UTC",
+    tz_name: str | None = "UTC",
     time_of_day_known: list[bool] | None = None,
     width_mm: float = FIGURE_WIDTH_MM,
 ) -> Figure:
@@ -922,9 +924,9 @@ def timeline_figure(
     # _MAX_TICKS only every n-th is labelled (every bar still stands).
     width_in = _width_in(width_mm)
     ty = _type(width_in)
-    zone = ZoneInfo(tz_name)
+    zone = ZoneInfo(tz_name) if tz_name is not None else None  # None: the AOI names no place's zone, UTC alone
     known = time_of_day_known or [True] * len(times)  # a date alone has no hour to show, UTC or local
-    labels = [f"{t:%d %b %H:%M} UTC\n{t.astimezone(zone):%H:%M} local" if k else f"{t:%d %b}\ntime unknown"
+    labels = [(f"{t:%d %b %H:%M} UTC" + (f"\n{t.astimezone(zone):%H:%M} local" if zone else "")) if k else f"{t:%d %b}\ntime unknown"
               for t, k in zip(times, known)]
     step = max(1, math.ceil(len(times) / _MAX_TICKS))
     labels = [lab if i % step == 0 else "" for i, lab in enumerate(labels)]

@@ -301,7 +301,7 @@ def build_report(
 
     Polygons whose ``review`` is ``rejected`` are left out of every total and said apart.
     """
-    tz_name = str(aoi.properties.get("timezone", "UTC"))
+    tz_name = aoi.local_zone
     simulated = any(r.simulated for r in records)
     usable = [bool(q.get("usable", True)) for q in quality]
     readings = [_reading(t, r, records, polygons, quality[t], tz_name, usable) for t, r in enumerate(records)]
@@ -316,6 +316,8 @@ def build_report(
         f"Between {scene_time(first, tz_name)} and {scene_time(last, tz_name)}, {fraction['area']} burned in the "
         f"AOI of {aoi.display_name}{fraction['basis']}, in {len(counted)} polygon(s){set_aside}."
     )
+    if tz_name is None and any(r.time_of_day_known for r in records):
+        summary += " Times are in UTC alone: the AOI file names no local time zone."
     settings = _by_setting(counted)
     if settings:
         summary += " " + "; ".join(
