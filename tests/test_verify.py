@@ -233,6 +233,21 @@ def test_a_report_of_another_run_swapped_in_is_caught_by_its_run_id(made, capsys
     assert f"{run / 'report.json'}: names run '20240101T000000Z-abcdef', the manifest run '{run.name}'" in out
 
 
+def test_a_folder_named_as_another_run_is_caught_and_a_copy_under_its_own_name_is_said(made, capsys, tmp_path):
+    """Runs are cited by their folder's name: run B copied over run A's folder (or renamed to an id) verified as
+    "verified", and run A's loss went unsaid."""
+    _, run = made
+    other = "20300101T000000Z-fa4e00"
+    moved = _copy(made, tmp_path, name=other)
+    code, out, _ = _cli(capsys, "verify", moved)
+    assert code == 8
+    assert f"{moved}: the folder is named as run {other!r} but holds run {run.name!r}" in out
+    kept = _copy(made, tmp_path / "evidence", name="attached-to-finding")  # a copy under a name of its own
+    code, out, _ = _cli(capsys, "verify", kept)
+    assert code == 0, out
+    assert f"note: the folder 'attached-to-finding' holds run {run.name!r}" in out
+
+
 def test_recorded_overrides_are_resolved_again(made, capsys, tmp_path):
     run = _copy(made, tmp_path)
     manifest = _manifest(run)

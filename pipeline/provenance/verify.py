@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -286,6 +287,24 @@ def _shown(values: dict[str, Any], name: str) -> str:
     return repr(values[name]) if name in values else "(absent)"
 
 
+_RUN_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")
+"""The shape of a run folder's name (``pipeline.outputs.write.new_run_dir``): UTC start and six hex digits."""
+
+
+def _check_name(run_dir: Path, manifest: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """``(problems, notes)`` on the folder's name. A run is cited by its folder's name: a folder named as a run
+    that holds another (one copied over it, or renamed) would verify as the run it is not, and the run it was
+    named for be lost without a word. A copy under a name of its own (``evidence/``) is said, not refused."""
+    name = run_dir.resolve().name  # ``latest`` is a link to the run's own folder
+    if name == manifest["run_id"]:
+        return [], []
+    if _RUN_ID.fullmatch(name):
+        return [f"{run_dir}: the folder is named as run {name!r} but holds run {manifest['run_id']!r} (its manifest's run_id): "
+                f"a run folder renamed, or another run copied over it; give it back its run's name, or restore run "
+                f"{name!r} from a copy"], []
+    return [], [f"the folder {name!r} holds run {manifest['run_id']!r} (a copy under another name)"]
+
+
 def check_run(
     run_dir: Path,
     *,
@@ -323,11 +342,13 @@ def check_run(
     run_dir = Path(run_dir)
     key = load_public_key(public_key) if public_key is not None else None  # a bad key file fails before the long work
     data, manifest = load_manifest(run_dir)
-    problems = check_folder(run_dir, manifest) + _check_report(run_dir, manifest)
-    notes: list[str] = []
+    problems, named = _check_name(run_dir, manifest)
+    problems += check_folder(run_dir, manifest) + _check_report(run_dir, manifest)
+    notes: list[str] = list(named)
     if inputs:
-        lines, notes, aoi_at = _check_inputs(manifest, inputs_dir)
+        lines, more, aoi_at = _check_inputs(manifest, inputs_dir)
         problems += lines
+        notes += more
         lines, more = _check_parameters(manifest, aoi_at)
         problems += lines
         notes += more
