@@ -408,3 +408,27 @@ def test_an_unreadable_time_tag_is_named_with_its_value(tmp_path, tags, key, val
         GeoTiffScene(path, bands=["blue", "green", "red", "nir"]).describe()
     _one_line(err, str(path), f"tag {key} is {value!r}", "cannot be read as a UTC time", "--acquired")
     assert "no ACQUIRED tag" not in str(err.value)
+
+
+def test_an_undeclared_float_fill_is_named_with_the_nodata_to_declare(tmp_path):
+    """ArcGIS's -3.4028235e38 left undeclared was refused as "reflectance in percent or an 8-bit rendering"."""
+    import rasterio
+
+    path = tmp_path / "export.tif"
+    data = _ground(2).astype(np.float32)
+    fill = np.finfo(np.float32).min
+    data[:, :, :30] = fill
+    with rasterio.open(path, "w", driver="GTiff", width=200, height=200, count=4, dtype="float32", crs="EPSG:32630",
+                       transform=Affine(3.0, 0, 499900.0, 0, -3.0, 1500400.0)) as dst:
+        dst.write(data)
+    scene = GeoTiffScene(path, bands=parse_band_map("blue,green,red,nir"), acquired=datetime(2024, 1, 28, 10, 38))
+    with pytest.raises(SceneError) as err:
+        scene.describe()
+    _one_line(err, "export.tif", "a fill the file does not declare as nodata", f"gdal_edit.py -a_nodata {float(fill)!r} FILE")
+    with rasterio.open(path, "r+") as dst:
+        dst.nodata = float(fill)
+    from pipeline.grid import Grid
+
+    own = Grid("EPSG:32630", Affine(3.0, 0, 499900.0, 0, -3.0, 1500400.0), 200, 200)
+    _, _, clear = GeoTiffScene(path, bands=parse_band_map("blue,green,red,nir"), acquired=datetime(2024, 1, 28, 10, 38)).load(own)
+    assert clear[:, 30:].all() and not clear[:, :30].any()  # declared, the fill is no data and the rest is read

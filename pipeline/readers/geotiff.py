@@ -251,6 +251,10 @@ def stored_scale(path: Path, bands: tuple[str | None, ...] | list[str | None]) -
     except UNREADABLE as exc:
         raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None
     values = np.ma.filled(sample.astype(np.float64), np.nan)
+    fill = _undeclared_float_fill(values)
+    if fill is not None:
+        raise SceneError(f"{path}: {fill[1]:.0%} of its sampled values read {fill[0]:g}, a fill the file does not declare as "
+                         f"nodata (no ground reflects that); declare it (gdal_edit.py -a_nodata {fill[0]!r} FILE) and run again")
     if declared is not None:
         _check_declared(path, values * declared[0][:, None] + declared[1][:, None], declared,
                         [bands[i - 1] if i <= len(bands) else None for i in named])
@@ -283,6 +287,23 @@ def declared_scaling(src: rasterio.io.DatasetReader, bands: list[int], path: Pat
         raise SceneError(f"{path}: states a scale of {_listed(scales)} and an offset of {_listed(offsets)}, which cannot turn its values "
                          f"into reflectance; correct them (gdal_edit.py -scale S -offset O) or remove them (-scale 1 -offset 0)")
     return scales, offsets
+
+
+_NO_MEASUREMENT = 1e30
+"""Values at least this large in magnitude are a floating-point fill (ArcGIS's and many tools' -3.4028235e38), not
+a measurement on any scale."""
+
+
+def _undeclared_float_fill(values: np.ndarray) -> tuple[float, float] | None:
+    """``(value, share)`` of the commonest value of ``values`` beyond :data:`_NO_MEASUREMENT`, or ``None``.
+
+    Read as stored, such a fill makes the file's scale look like ten thousand and its reflectance a
+    percentage: the refusal then named the wrong cause and the wrong fix."""
+    huge = values[np.isfinite(values) & (np.abs(values) >= _NO_MEASUREMENT)]
+    if huge.size == 0:
+        return None
+    common, count = np.unique(huge, return_counts=True)
+    return float(common[count.argmax()]), huge.size / max(int(np.isfinite(values).sum()), 1)
 
 
 def _listed(values: np.ndarray) -> str:
