@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import geopandas as gpd
@@ -33,7 +34,8 @@ def test_reject_then_rerun_shows_the_decision(first_run, capsys):
     out_root, data_root, aoi_dir, run = first_run.out_root, first_run.data_root, first_run.aoi_dir, first_run.run_dir
     burns = gpd.read_file(next(run.glob("burns*.geojson")))
     target = burns.iloc[0].polygon_id
-    code, out, err = _cli(capsys, "review", AOI_NAME, target, "--reject", "cloud shadow", "--by", "A. Analyst",
+    # pipes in free text, as a reviewer may type them: escaped in report.md's table, which keeps its five columns
+    code, out, err = _cli(capsys, "review", AOI_NAME, target, "--reject", "cloud shadow | seen on the 31st", "--by", "A. Analyst",
                           "--out", str(out_root), "--data", str(data_root))
     assert code == 0 and out.startswith(f"rejected: {target} by A. Analyst"), err
     again = _run(capsys, out_root, data_root, aoi_dir)
@@ -41,13 +43,15 @@ def test_reject_then_rerun_shows_the_decision(first_run, capsys):
     review = report["review"]
     assert review["n_reviewed"] == 1 and review["decisions"][0]["polygon_id"] == target
     assert review["decisions"][0] | {"at_utc": ""} == {"polygon_id": target, "decision": "rejected", "by": "A. Analyst",
-                                                       "at_utc": "", "reason": "cloud shadow"}
+                                                       "at_utc": "", "reason": "cloud shadow | seen on the 31st"}
     assert review["machine_output"]["n_polygons"] == len(burns)  # the machine output is shown unchanged
     new_burns = gpd.read_file(next(again.glob("burns*.geojson")))
     assert new_burns.loc[new_burns.polygon_id == target, "review"].tolist() == ["rejected"]
     assert (new_burns.loc[new_burns.polygon_id != target, "review"].fillna("") == "").all()
     md = (again / "report.md").read_text()
     assert "## Analyst review" in md and "cloud shadow" in md and "A. Analyst" in md
+    row = next(line for line in md.splitlines() if line.startswith(f"| {target} | rejected |"))
+    assert row.endswith("| cloud shadow \\| seen on the 31st |") and len(re.findall(r"(?<!\\)\|", row)) == 6, row
     manifest = json.loads((again / "manifest.json").read_text())
     assert manifest["reviews_file"]["path"].endswith("reviews.json")
 

@@ -640,6 +640,12 @@ def _inert(line: str) -> str:
     return line.replace("<", "&lt;").replace("![", "!\\[")
 
 
+def _cell(value: Any) -> str:
+    """A table cell's text with its pipes escaped: a reviewer's "cloud shadow | x" would otherwise add columns and shift
+    every cell after it (the reviewer's name under "when", the time under "reason")."""
+    return str(value).replace("|", "\\|")
+
+
 def render_markdown(report: dict[str, Any], *, figures: Sequence[str] = (), max_rows: int = 400, polygons: gpd.GeoDataFrame | None = None) -> str:
     """Human-readable ``report.md`` from :func:`build_report`'s dict."""
     lines = [f"# {report['title']}", ""]
@@ -666,13 +672,13 @@ def render_markdown(report: dict[str, Any], *, figures: Sequence[str] = (), max_
         lines += ["", f"## {gone['title']}", ""] + [p + "\n" for p in gone["paragraphs"]]
         if gone["rows"]:
             lines += ["| " + " | ".join(gone["header"]) + " |", "|" + "---|" * len(gone["header"])]
-            lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in gone["rows"]]
+            lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in gone["rows"]]
     not_fire = nonfire_section(report)
     if not_fire:
         lines += ["", f"## {not_fire['title']}", ""] + [p + "\n" for p in not_fire["paragraphs"]]
         if not_fire["rows"]:
             lines += ["| " + " | ".join(not_fire["header"]) + " |", "|" + "---|" * len(not_fire["header"])]
-            lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in not_fire["rows"]]
+            lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in not_fire["rows"]]
     lines += ["", "## Scenes", "", "| # | scene | acquired | satellite | clear | cloud mask | shift dy, dx (px) | residual | SHA-256 (reflectance) |", "|---|---|---|---|---|---|---|---|---|"]
     for s in report["scenes"]:
         c = s.get("coregistration") or {}
@@ -685,7 +691,7 @@ def render_markdown(report: dict[str, Any], *, figures: Sequence[str] = (), max_
         lines += ["", f"## {section['title']}", ""] + [p + "\n" for p in section["paragraphs"]]
         if section["rows"]:
             lines += ["| " + " | ".join(section["header"]) + " |", "|" + "---|" * len(section["header"])]
-            lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in section["rows"]]
+            lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in section["rows"]]
     review = report.get("review") or {}
     if review.get("n_reviewed"):
         machine = review["machine_output"]
@@ -695,7 +701,8 @@ def render_markdown(report: dict[str, Any], *, figures: Sequence[str] = (), max_
                   f"{review['n_reviewed']} polygon(s) were reviewed: " + "; ".join(
                       f"{v['n_polygons']} {k} ({v['area_ha']:.2f} ha)" for k, v in review["by_decision"].items()) + ".", "",
                   "| polygon | decision | by | when (UTC) | reason |", "|---|---|---|---|---|"]
-        lines += [f"| {d['polygon_id']} | {d['decision']} | {d['by']} | {d['at_utc']} | {d['reason']} |" for d in review["decisions"]]
+        lines += [f"| {_cell(d['polygon_id'])} | {_cell(d['decision'])} | {_cell(d['by'])} | {_cell(d['at_utc'])} | {_cell(d['reason'])} |"
+                  for d in review["decisions"]]
     if polygons is not None and len(polygons):
         lines += ["", f"## Polygons ({len(polygons)}; index: {report['index']})", ""]
         lines += ["| id | first seen (UTC) | last clear before (UTC) | area (ha) | burned, sum of fractions (ha) | mean change "
@@ -706,9 +713,9 @@ def render_markdown(report: dict[str, Any], *, figures: Sequence[str] = (), max_
             review_cell = getattr(row, "review", "") or "not reviewed"
             lines.append(
                 f"| {row.polygon_id} | {stamp(row.first_seen)} | {stamp(row.last_clear_before)} | {row.area_ha:.4f} | "
-                f"{burned_fraction_cell(row)} | {row.mean_index_change:.3f} | {row.setting} | {'yes' if row.confirmed else 'not yet'} | {review_cell} "
+                f"{burned_fraction_cell(row)} | {row.mean_index_change:.3f} | {row.setting} | {'yes' if row.confirmed else 'not yet'} | {_cell(review_cell)} "
                 f"| {getattr(row, 'n_structures', '')} | {getattr(row, 'n_fire_detections', '')} "
-                f"| {getattr(row, 'tier', '')} | {getattr(row, 'tier_reasons', '')} |"
+                f"| {getattr(row, 'tier', '')} | {_cell(getattr(row, 'tier_reasons', ''))} |"
             )
         if len(polygons) > max_rows:
             lines.append(f"| ... {len(polygons) - max_rows} more in the GeoPackage |" + " |" * 12)
