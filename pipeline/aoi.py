@@ -186,7 +186,7 @@ def load_aoi(name: str, directory: Path = AOI_DIR) -> Aoi:
         raise AoiError(f"{path}: file is {size / 1e6:.0f} MB, an AOI file is a few kB (limit {_MAX_FILE_BYTES / 1e6:.0f} MB); "
                        f"write one GeoJSON Feature with the AOI polygon, or restore the file from git")
     try:
-        feature = json.loads(path.read_text(encoding="utf-8"))
+        feature = json.loads(path.read_text(encoding="utf-8-sig"))  # a Windows editor's byte-order mark is no content
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise AoiError(f"{path}: not valid GeoJSON ({exc}); fix the file or restore it from git") from None
     except RecursionError:

@@ -221,3 +221,10 @@ def test_without_a_local_zone_times_are_said_in_utc_and_never_labelled_local():
         assert format_time(when, zone) == _when(scene, zone) == "2024-08-30 18:00 UTC"
     zone = aoi_from_feature("ca", _square_at(-119.8, 37.3, timezone="America/Los_Angeles")).local_zone
     assert format_time(when, zone) == "2024-08-30 18:00 UTC (11:00 local, UTC-07:00)"
+
+
+def test_an_aoi_file_saved_with_a_byte_order_mark_is_read(tmp_path):
+    """Windows editors write one; it was refused as "not valid GeoJSON (Unexpected UTF-8 BOM)"."""
+    feature = _square_at(-3.6, 14.4, display_name="Ogota, copy", timezone="Africa/Bamako")
+    (tmp_path / "ogotacopy.geojson").write_bytes(b"\xef\xbb\xbf" + json.dumps(feature).encode("utf-8"))
+    assert load_aoi("ogotacopy", tmp_path).display_name == "Ogota, copy"

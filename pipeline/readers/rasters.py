@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import stat
 import threading
 import warnings
@@ -201,11 +202,17 @@ def stated_time(text: Any) -> datetime:
     >>> stated_time("2024-01-28")
     Traceback (most recent call last):
     ValueError: gives a date but no time of day
+    >>> stated_time("2016-12-31T23:59:60Z")
+    Traceback (most recent call last):
+    ValueError: is a leap second or an end-of-day 24:00, which cannot be stored; give the second before (23:59:59) or the next day's 00:00
     """
     raw = str(text).strip()
     try:
         when = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
+        if re.search(r"T(23:59:60|24:00(:00)?)", raw):  # valid ISO 8601, which no datetime library holds
+            raise ValueError("is a leap second or an end-of-day 24:00, which cannot be stored; give the second before "
+                             "(23:59:59) or the next day's 00:00") from None
         raise ValueError("is not ISO 8601") from None
     if len(raw) <= 10:  # YYYY-MM-DD (or YYYYMMDD): fromisoformat reads a date as its midnight
         raise ValueError("gives a date but no time of day")
