@@ -277,6 +277,17 @@ def test_a_dropped_in_burns_geojson_is_reported_and_never_reviewed(made, capsys,
     assert not (data / AOI_NAME / "reviews.json").exists()
 
 
+def test_a_folder_added_to_a_run_is_reported_even_empty(made, capsys, tmp_path):
+    run = _copy(made, tmp_path)
+    (run / "notes" / "drafts").mkdir(parents=True)  # a folder of an empty folder
+    (run / "gis" / "old").mkdir()                  # beside the run's own rasters
+    code, out, _ = _cli(capsys, "verify", run)
+    assert code == 8
+    for folder in (run / "notes", run / "notes" / "drafts", run / "gis" / "old"):
+        assert f"unlisted: {folder}/ (a folder in the run folder that holds none of its files: added after the run)" in out
+    assert f"unlisted: {run / 'gis'}/ (" not in out  # the run's own folder
+
+
 def test_an_output_changed_or_removed_is_reported_one_line_each(made, capsys, tmp_path):
     run = _copy(made, tmp_path)
     (run / "report.md").write_text((run / "report.md").read_text() + "\nA paragraph added later.\n")

@@ -98,6 +98,11 @@ def check_folder(run_dir: Path, manifest: dict[str, Any]) -> list[str]:
                        f"computes its statistics: delete it, and open copies of a run's rasters, never the run's own"
                        if name.endswith(".aux.xml") and name.removesuffix(".aux.xml") in listed else "")
             problems.append(f"unlisted: {run_dir / name} (in the run folder but not in its manifest: added after the run{sidecar})")
+    holding = {parent.as_posix() for name in listed for parent in Path(name).parents}
+    for folder, _, _ in os.walk(run_dir):  # a folder (empty, or of folders) the run never wrote any file into
+        name = Path(folder).relative_to(run_dir).as_posix()
+        if name != "." and name not in holding and not any(p.startswith(f"{name}/") for p in present):
+            problems.append(f"unlisted: {Path(folder)}/ (a folder in the run folder that holds none of its files: added after the run)")
     for name in _required_outputs(manifest):
         if name not in listed and name not in present:
             problems.append(f"missing: {run_dir / name} (every {manifest['kind']} run writes it, and the manifest does not "
