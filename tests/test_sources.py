@@ -432,3 +432,36 @@ def test_an_undeclared_float_fill_is_named_with_the_nodata_to_declare(tmp_path):
     own = Grid("EPSG:32630", Affine(3.0, 0, 499900.0, 0, -3.0, 1500400.0), 200, 200)
     _, _, clear = GeoTiffScene(path, bands=parse_band_map("blue,green,red,nir"), acquired=datetime(2024, 1, 28, 10, 38)).load(own)
     assert clear[:, 30:].all() and not clear[:, :30].any()  # declared, the fill is no data and the rest is read
+
+
+def test_a_copy_of_a_scene_under_another_time_is_refused_not_counted_as_a_confirmation(tmp_path):
+    """Re-encoded, or with a digit of noise, a copy's bytes differ, but it read as a second acquisition that
+    "confirmed" the burn and raised its confidence. A scene with a burn on it, or another day's noise, is no copy."""
+    import rasterio
+
+    from pipeline.grid import Grid
+    from pipeline.readers.rasters import stack_scenes
+
+    grid = Grid("EPSG:32630", Affine(3.0, 0, 499900.0, 0, -3.0, 1500400.0), 200, 200)
+    ground = _ground(2)
+    rng = np.random.default_rng(5)
+    burned = ground.copy()
+    burned[:, 80:120, 80:120] *= 0.3  # a burn: that scene is no copy of the first
+    versions = {"pre": ground, "post": burned, "copy": burned + rng.integers(-1, 2, burned.shape) / 10000,
+                "next": burned + rng.normal(0, 0.002, burned.shape)}  # another acquisition: the sensor's noise
+    paths = {}
+    for name, reflectance in versions.items():
+        paths[name] = tmp_path / f"{name}.tif"
+        with rasterio.open(paths[name], "w", driver="GTiff", width=200, height=200, count=4, dtype="uint16", crs="EPSG:32630",
+                           transform=grid.transform) as dst:
+            dst.write(np.clip(np.round(reflectance * 10000), 1, 65535).astype(np.uint16))
+
+    def loaded(*names):
+        return [GeoTiffScene(paths[n], bands=parse_band_map("blue,green,red,nir"), acquired=datetime(2024, 1, 27 + k, 10, 38))
+                .load(grid) for k, n in enumerate(names)]
+
+    stack, _ = stack_scenes(loaded("pre", "post", "next"), grid)
+    assert stack.sizes["time"] == 3
+    with pytest.raises(SceneError) as err:
+        stack_scenes(loaded("pre", "post", "copy"), grid)
+    _one_line(err, "copy.tif: the same pixels as", "post.tif", "cannot confirm it; remove the copy")

@@ -484,6 +484,43 @@ def _check_mask_covers(mask: rasterio.io.DatasetReader, path: Path, scene: Path)
                          f"a shifted one); use the mask delivered with the scene")
 
 
+SAME_PIXEL = 2.5e-4
+"""Reflectance within which two readings of a pixel are one reading: 2.5 digital numbers at 1/10000, under any
+sensor's noise between two acquisitions (tens of numbers), over a re-encoding's rounding (half a number)."""
+_SAME_SHARE = 0.99
+_NO_CHANGE = 0.01  # reflectance: a copy differs nowhere by more (a burn darkens by ten times that)
+_TEXTURE = 10 * SAME_PIXEL  # spread a scene's pixels need for their readings to identify it (any ground has tens of times more)
+_COPY_SAMPLE = 100_000
+
+
+def _refuse_copies(loaded: list[tuple[SceneRecord, np.ndarray, np.ndarray]]) -> None:
+    """Refuse two scenes whose common clear pixels read the same in every band (:data:`SAME_PIXEL`) almost everywhere.
+
+    Their bytes differ (re-encoded as integers, clipped a pixel smaller, a digit of noise added), so their digests
+    do; but one acquisition given a second time "confirms" a burn on a later date, and raises its confidence.
+    Judged on an even sample of the grid (two acquisitions differ everywhere by the sensor's noise alone).
+    """
+    if len(loaded) < 2:
+        return
+    size = loaded[0][2].size
+    pick = np.arange(0, size, max(1, size // _COPY_SAMPLE))
+    sampled = [(r, refl.reshape(refl.shape[0], -1)[:, pick], clear.reshape(-1)[pick]) for r, refl, clear in loaded]
+    for i, (first, a, seen_a) in enumerate(sampled):
+        for later, b, seen_b in sampled[i + 1:]:
+            with np.errstate(invalid="ignore"):
+                both = seen_a & seen_b & np.all(np.isfinite(a) & np.isfinite(b), axis=0)
+                if both.sum() < 1000 or float(np.max(np.std(a[:, both], axis=1))) < _TEXTURE:
+                    continue  # too few pixels, or ground too even to tell one acquisition from two
+                apart = np.max(np.abs(a[:, both] - b[:, both]), axis=0)
+                share = float(np.mean(apart <= SAME_PIXEL))
+            if share >= _SAME_SHARE and float(apart.max()) <= _NO_CHANGE:  # nothing changed anywhere: no burn either
+                raise SceneError(
+                    f"{later.files.get('reflectance', later.scene_id)}: the same pixels as {first.files.get('reflectance', first.scene_id)} "
+                    f"of scene {first.scene_id} ({share:.1%} of their common clear pixels within {SAME_PIXEL * 1e4:g}/10000 in every "
+                    f"band), under another time ({later.acquired_utc}, {first.acquired_utc}): a copy of one acquisition (re-encoded, "
+                    f"clipped or re-projected) cannot confirm it; remove the copy")
+
+
 def stack_scenes(loaded: list[tuple[SceneRecord, np.ndarray, np.ndarray]], grid: Grid) -> tuple[xr.Dataset, list[SceneRecord]]:
     """Assemble ``(record, reflectance, clear)`` triples on ``grid`` into a time-ordered stack.
 
@@ -517,6 +554,7 @@ def stack_scenes(loaded: list[tuple[SceneRecord, np.ndarray, np.ndarray]], grid:
     for record, _, _ in loaded:
         if record.bands != bands:
             raise SceneError(f"{record.files.get('reflectance', record.scene_id)}: bands {record.bands} differ from {bands}; load one sensor per run")
+    _refuse_copies(loaded)
     records = [r for r, _, _ in loaded]
     stack = xr.Dataset(
         {
