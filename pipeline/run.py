@@ -42,7 +42,7 @@ from pipeline.provenance.runlog import check_log_continues
 from pipeline.provenance.manifest import input_entry, recorded_overrides, run_folder_files, seal_manifest
 from pipeline.stages.normalise import BandFit, apply_fits, clearest_scene, identity_fits, normalise, wants_normalisation
 from pipeline.stages.perimeter import extent_dates, extent_polygons
-from pipeline.stages.plausibility import judge_scenes, mask_implausible, nir_below_visible, off_scale
+from pipeline.stages.plausibility import bands_exchanged, judge_scenes, mask_implausible, nir_below_visible, off_scale
 from pipeline.stages.sky import can_screen, sun_azimuth_for, unflagged_sky
 from pipeline.stages.polygons import burn_polygons, nonfire_polygons, transient_polygons
 from pipeline.stages.split import WALL_BANDS, before_brightness
@@ -194,12 +194,13 @@ def _measure(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, l
     in_aoi = _crop(stack, loaded_grid, analysis_grid)
     stage(f"plausibility: judging {len(records)} scenes", logger=logger)
     refused = judge_scenes(in_aoi["reflectance"].values, in_aoi["clear"].values, bands=[str(b) for b in stack.band.values])
+    refused = _exchanged_bands(in_aoi, refused)
     maskless = sum(not has_sky_mask(r) for r in records)
     if maskless and can_screen([str(b) for b in stack.band.values], len(records)):
         stage(f"cloud screening: {maskless} of {len(records)} scenes came without a cloud mask", logger=logger)
     stack, clear_fraction = _observed(stack, records, refused, loaded_grid, analysis_grid, inside)
     usable = (clear_fraction >= params.min_clear_fraction) & np.array([r is None for r in refused])
-    _refuse_misread(in_aoi, records, usable)
+    _refuse_misread(in_aoi, records, usable, refused)
     used, used_records = _usable(stack, records, usable, refused, clear_fraction, params, aoi_name=aoi_name)
     (normalised, shifts, fits), kept_work = _aligned(used, len(used_records), params=params, loaded_grid=loaded_grid,
                                                      analysis_grid=analysis_grid, shift_cache=shift_cache, kept=kept)
@@ -373,7 +374,28 @@ def _usable(stack: xr.Dataset, records: list[SceneRecord], usable: np.ndarray, r
     return stack.isel(time=keep), [records[i] for i in keep]
 
 
-def _refuse_misread(in_aoi: xr.Dataset, records: list[SceneRecord], usable: np.ndarray) -> None:
+_EXCHANGED = "its bands are not in the order of the first scene's: "
+
+
+def _exchanged_bands(in_aoi: xr.Dataset, refused: list[str | None]) -> list[str | None]:
+    """Each scene whose NIR or SWIR reads as another band of the first plausible scene (:func:`bands_exchanged`) is
+    not observed, with why: its burn would read as a greening."""
+    bands = [str(b) for b in in_aoi.band.values]
+    plausible = [i for i, why in enumerate(refused) if why is None]
+    if len(plausible) < 2:
+        return refused
+    refl, clear = in_aoi["reflectance"].values, in_aoi["clear"].values
+    first = plausible[0]
+    out = list(refused)
+    for i in plausible[1:]:
+        why = bands_exchanged(refl[i], refl[first], clear[i] & clear[first], bands=bands)
+        if why is not None:
+            out[i] = _EXCHANGED + why + "; read as not observed"
+    return out
+
+
+def _refuse_misread(in_aoi: xr.Dataset, records: list[SceneRecord], usable: np.ndarray,
+                    refused: list[str | None] | None = None) -> None:
     """One line naming the files that were misread, when without them fewer than two scenes are usable: values on
     another scale (the fix is another export) or an NIR band darker than the red or green (bands in another order than
     the one given: a file written in reverse, or a wrong ``--bands``). Not more scenes, the fix for cloud."""
@@ -388,6 +410,9 @@ def _refuse_misread(in_aoi: xr.Dataset, records: list[SceneRecord], usable: np.n
         return off_scale(refl[i], clear[i], bands=bands, read_as=read_as)
 
     def order(i: int) -> str | None:
+        why = refused[i] if refused is not None else None
+        if why is not None and why.startswith(_EXCHANGED):
+            return why.removeprefix(_EXCHANGED).removesuffix("; read as not observed")
         return nir_below_visible(refl[i], clear[i], bands=bands)
 
     for diagnose, problem, fix in (

@@ -465,3 +465,45 @@ def test_a_copy_of_a_scene_under_another_time_is_refused_not_counted_as_a_confir
     with pytest.raises(SceneError) as err:
         stack_scenes(loaded("pre", "post", "copy"), grid)
     _one_line(err, "copy.tif: the same pixels as", "post.tif", "cannot confirm it; remove the copy")
+
+
+def test_one_file_with_its_bands_in_another_order_is_refused_naming_it(tmp_path, cli):
+    """NIR and SWIR exchanged in one file of a pair passed every test of one scene alone and turned the burn into a
+    greening (10 ha found of 132); a band that reads as another band of the other scene now stops the run. The report
+    of a pair read right says which bands it read."""
+    import rasterio
+
+    from scipy import ndimage
+
+    four = _ground(2)
+    own = ndimage.gaussian_filter(np.random.default_rng(9).normal(0, 1, (200, 200)), 3)
+    swir22 = four[3] + 0.03 * own / own.std()  # dry grass: as bright as the NIR, with a texture of its own too
+    ground = np.concatenate([four, swir22[None]])
+    rng = np.random.default_rng(8)
+    burned = ground + rng.normal(0, 0.003, ground.shape)
+    burned[:3, 85:115, 85:115] *= 0.5
+    burned[3, 85:115, 85:115] *= 0.35
+    burned[4, 85:115, 85:115] *= 0.9
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    for name, reflectance in (("pair_20240126.tif", ground), ("pair_20240128.tif", burned[[0, 1, 2, 4, 3]]),
+                              ("right_20240128.tif", burned)):
+        with rasterio.open(tmp_path / name, "w", driver="GTiff", width=200, height=200, count=5, dtype="uint16", crs="EPSG:32630",
+                           transform=Affine(3.0, 0, 499900.0, 0, -3.0, 1500400.0)) as dst:
+            dst.write(np.clip(np.round(reflectance * 10000), 1, 65535).astype(np.uint16))
+    aoi = _savanna_aoi(tmp_path / "aoi")
+    for names, exchanged in ((("pair_20240126.tif", "pair_20240128.tif"), True), (("pair_20240126.tif", "right_20240128.tif"), False)):
+        for f in scenes.iterdir():
+            f.unlink()
+        for k, name in enumerate(names):
+            (scenes / f"s{k}_2024012{6 + 2 * k}.tif").write_bytes((tmp_path / name).read_bytes())
+        out = tmp_path / f"out{exchanged}"
+        code, text, err = cli("-q", "detect", "savanna", "--scenes", scenes, "--bands", "blue,green,red,nir,swir22", "--time-from-name",
+                              "--aoi-dir", aoi, "--out", out, "--data", tmp_path / f"data{exchanged}", "--no-figures")
+        if exchanged:
+            assert code != 0 and len(err.splitlines()) == 1, err
+            assert str(scenes / "s1_20240128.tif") in err and "its nir and swir22 read as the swir22 and nir of the other scene" in err, err
+        else:
+            assert code == 0, err
+            report = next(out.rglob("report.md")).read_text()
+            assert "Bands read from every scene, in file order (a band the map skips left out): blue, green, red, nir, swir22." in report

@@ -640,6 +640,15 @@ def _inert(line: str) -> str:
     return line.replace("<", "&lt;").replace("![", "!\\[")
 
 
+def band_map_words(scenes: Sequence[dict[str, Any]]) -> str:
+    """The bands every number came from, as read from each file: a band map given in the wrong order changes the
+    result without any other sign, so the report says which it was."""
+    maps = {tuple(s.get("bands") or ()) for s in scenes}
+    if len(maps) == 1:
+        return f"Bands read from every scene, in file order (a band the map skips left out): {', '.join(next(iter(maps))) or 'none named'}."
+    return "Bands read, in file order: " + "; ".join(f"{s['scene_id']}: {', '.join(s.get('bands') or ())}" for s in scenes) + "."
+
+
 def _cell(value: Any) -> str:
     """A table cell's text with its pipes escaped: a reviewer's "cloud shadow | x" would otherwise add columns and shift
     every cell after it (the reviewer's name under "when", the time under "reason")."""
@@ -687,6 +696,8 @@ def render_markdown(report: dict[str, Any], *, figures: Sequence[str] = (), max_
             f"| {s['index']} | {s['scene_id']} | {s['acquired']} | {s['satellite_id']} | {s['clear_fraction']:.1%} | {s.get('cloud_mask', '')} | "
             f"{shift} | {c.get('residual', 0):.4f} | {sha256_cell(s['sha256'], quote='`')} |"
         )
+    if report["scenes"]:
+        lines += ["", band_map_words(report["scenes"])]
     for section in evidence_sections(report):
         lines += ["", f"## {section['title']}", ""] + [p + "\n" for p in section["paragraphs"]]
         if section["rows"]:

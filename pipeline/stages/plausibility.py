@@ -32,7 +32,7 @@ from numpy.typing import DTypeLike
 import xarray as xr
 
 __all__ = ["PIXEL_RANGE", "SCENE_RANGE", "FIRST_LIGHT", "DARKEST_GROUND", "implausible_dtype", "implausible_stored", "rescaled_rendering",
-           "possible_pixels", "mask_implausible", "implausible_reflectance", "nir_below_visible", "off_scale", "judge_scenes", "implausible_time",
+           "possible_pixels", "mask_implausible", "implausible_reflectance", "nir_below_visible", "bands_exchanged", "off_scale", "judge_scenes", "implausible_time",
            "first_light", "too_coarse"]
 
 PIXEL_RANGE = (-0.2, 2.0)
@@ -352,6 +352,57 @@ def nir_below_visible(reflectance: np.ndarray, clear: np.ndarray, *, bands: Sequ
                 return (f"its nir band reads darker than its {other} (medians {nir:.3f} and {visible:.3f}), where land, "
                         f"burned or not, reads brighter in the NIR: its bands are not in the order given, or it shows "
                         f"water, snow or cloud over most of the AOI")
+    return None
+
+
+EXCHANGE_MARGIN = 0.1
+"""How much better a scene's band must correlate with another band of the reference scene than with its own, both
+ways, for the two to have been exchanged. Real pairs across a fire stay under -0.04 (ten CAL FIRE pairs); a
+NIR and SWIR exchanged on one of them reads +0.18."""
+_SPECTRAL_ENDS = ("nir", "swir16", "swir22")  # visible bands correlate alike with one another: no exchange shows there
+_LEVEL_SLACK = float(np.log(1.3))  # gains between dates: a scene reads up to 30 % brighter or darker than another
+
+
+def bands_exchanged(scene: np.ndarray, reference: np.ndarray, clear: np.ndarray, *, bands: Sequence[str]) -> str | None:
+    """Why two of ``scene``'s bands read as ``reference``'s other one, or ``None``.
+
+    A band map given in another order for one file than for the other (NIR and SWIR exchanged) passes every
+    test of one scene alone where the SWIR is as bright as the red, and turns the burn into a greening: the
+    burned area comes out a fraction of the truth, or none. Over the same ground, a band correlates best
+    with itself on another date; two bands that each correlate better with the other's (by
+    :data:`EXCHANGE_MARGIN`), and read as bright as it too, were exchanged: where a change covers much of a small
+    AOI, correlations alone can cross, but the blue of one date never reads as bright as the NIR of the other.
+    Judged on the NIR and SWIR bands, against which an exchange matters.
+
+    >>> rng = np.random.default_rng(0); clear = np.ones((30, 30), bool)
+    >>> ground = np.stack([rng.random((30, 30)) for _ in range(3)])
+    >>> later = ground + rng.normal(0, 0.05, ground.shape)
+    >>> bands_exchanged(later, ground, clear, bands=["red", "nir", "swir22"]) is None
+    True
+    >>> bands_exchanged(later[[0, 2, 1]], ground, clear, bands=["red", "nir", "swir22"])[:45]
+    'its nir and swir22 read as the swir22 and nir'
+    """
+    names = list(bands)
+    both = clear & np.all(np.isfinite(scene) & np.isfinite(reference), axis=0)
+    if both.sum() < MIN_PIXELS:
+        return None
+    a, b = scene[:, both], reference[:, both]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = np.corrcoef(a, b)[: len(names), len(names):]  # c[i, j]: the scene's band i against the reference's band j
+    level = np.log(np.maximum(np.median(np.abs(a), axis=1), 1e-6)), np.log(np.maximum(np.median(np.abs(b), axis=1), 1e-6))
+
+    def as_bright(i: int, j: int) -> bool:  # the scene's band i reads at least as near the reference's band j as its own
+        return abs(level[0][i] - level[1][j]) <= abs(level[0][i] - level[1][i]) + _LEVEL_SLACK
+
+    for i, first in enumerate(names):
+        for j, second in enumerate(names):
+            if j <= i or not ({first, second} & set(_SPECTRAL_ENDS)) or not (as_bright(i, j) and as_bright(j, i)):
+                continue
+            gain = min(c[i, j] - c[i, i], c[j, i] - c[j, j])
+            if np.isfinite(gain) and gain > EXCHANGE_MARGIN:
+                return (f"its {first} and {second} read as the {second} and {first} of the other scene (correlations "
+                        f"{c[i, j]:.2f} and {c[j, i]:.2f} crosswise, {c[i, i]:.2f} and {c[j, j]:.2f} band to band): the two "
+                        f"files' bands are not in the same order")
     return None
 
 
