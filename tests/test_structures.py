@@ -432,3 +432,28 @@ def test_settlement_outline_from_footprints_leaves_lone_field_huts_out():
     assert not outline.intersects(field_hut[0])
     assert 188 * 188 < outline.area < 240 * 240  # hugs the houses, a few metres beyond
     assert settlement_from_footprints(footprints.iloc[:0]) is None
+
+
+def test_footprint_ids_left_empty_fall_back_to_row_numbers_and_metres_read_as_degrees_warn_nothing(tmp_path, recwarn):
+    """A layer whose id column is null everywhere was refused as "ids repeat"; one in metres labelled lon/lat put
+    a numpy warning before its one-line refusal. Neither: the row numbers are the ids, and the outlines that project
+    to infinities are no building."""
+    import warnings
+
+    import geopandas as gpd
+    from shapely.geometry import box as square
+
+    from pipeline.readers.vectors import read_footprints
+
+    lonlat = gpd.GeoDataFrame({"structure_id": [None, None, None], "id": ["a", None, "c"]},
+                              geometry=[square(-3.6 + k * 1e-4, 14.4, -3.6 + k * 1e-4 + 5e-5, 14.40005) for k in range(3)], crs=4326)
+    lonlat.to_file(tmp_path / "empty_ids.geojson", driver="GeoJSON")
+    ids = read_footprints(tmp_path / "empty_ids.geojson", "EPSG:32630")["structure_id"].tolist()
+    assert ids == ["a", "row 1", "c"]  # the first id column that names anything, rows where it is empty
+    metres = gpd.GeoDataFrame({"structure_id": ["x", "y"]}, geometry=[square(248000, 3958000, 248012, 3958012),
+                                                                      square(249000, 3959000, 249012, 3959012)], crs=4326)
+    metres.to_file(tmp_path / "metres.geojson", driver="GeoJSON")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a RuntimeWarning from numpy would fail here
+        kept = read_footprints(tmp_path / "metres.geojson", "EPSG:32611")
+    assert len(kept) == 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from shapely.geometry import box
 
@@ -62,8 +63,10 @@ def read_footprints(path: Path, crs: str, *, bounds: tuple[float, float, float, 
         raise SceneError(f"{path}: footprints have no CRS; save them as GeoJSON (lon/lat) or with their CRS")
     if len(frame) > _MAX_FOOTPRINTS:
         raise SceneError(f"{path}: {len(frame)} footprints is more than {_MAX_FOOTPRINTS}; clip the layer to the AOI first")
-    id_column = next((c for c in _FOOTPRINT_ID_COLUMNS if c in frame.columns), None)
-    ids = frame[id_column].astype(str) if id_column else pd.Series([str(i) for i in range(len(frame))], index=frame.index)
+    # An id column left empty (every value null) names nothing: the next one, or the row number, is the id.
+    id_column = next((c for c in _FOOTPRINT_ID_COLUMNS if c in frame.columns and frame[c].notna().any()), None)
+    rows = pd.Series([str(i) for i in range(len(frame))], index=frame.index)
+    ids = frame[id_column].astype(str).where(frame[id_column].notna(), "row " + rows) if id_column else rows
     polygonal = frame.geometry.notna() & frame.geometry.geom_type.isin(["Polygon", "MultiPolygon"])
     if len(frame) and not polygonal.any():
         kinds = ", ".join(sorted(frame.geometry.dropna().geom_type.unique())) or "no geometry"
@@ -74,10 +77,14 @@ def read_footprints(path: Path, crs: str, *, bounds: tuple[float, float, float, 
     # method keeps the area the rings enclose and polygons only ("linework" can leave lines in a collection).
     shapes = frame.geometry[polygonal]
     invalid = ~shapes.is_valid
-    out = gpd.GeoDataFrame({"structure_id": ids[polygonal].to_numpy(), "_repaired": invalid.to_numpy()},
-                           geometry=shapes.make_valid(method="structure", keep_collapsed=False).to_numpy(),
-                           crs=frame.crs).to_crs(crs)
-    out = out[~out.geometry.is_empty & (out.geometry.area > 0)]
+    # Outlines in another CRS than the file states (metres read as degrees) project to infinities: no building
+    # there, and no numpy warning on the way (the refusal that follows says what to check).
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        out = gpd.GeoDataFrame({"structure_id": ids[polygonal].to_numpy(), "_repaired": invalid.to_numpy()},
+                               geometry=shapes.make_valid(method="structure", keep_collapsed=False).to_numpy(),
+                               crs=frame.crs).to_crs(crs)
+        finite = np.isfinite(out.geometry.bounds.to_numpy()).all(axis=1) if len(out) else np.zeros(0, bool)
+        out = out[finite & ~out.geometry.is_empty.to_numpy() & (out.geometry.area.to_numpy() > 0)]
     if bounds is not None:
         out = out[out.intersects(box(*bounds))]
     repaired = out.pop("_repaired")
