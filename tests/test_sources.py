@@ -438,6 +438,7 @@ def test_a_copy_of_a_scene_under_another_time_is_refused_not_counted_as_a_confir
     """Re-encoded, or with a digit of noise, a copy's bytes differ, but it read as a second acquisition that
     "confirmed" the burn and raised its confidence. A scene with a burn on it, or another day's noise, is no copy."""
     import rasterio
+    from rasterio.windows import Window
 
     from pipeline.grid import Grid
     from pipeline.readers.rasters import stack_scenes
@@ -460,11 +461,16 @@ def test_a_copy_of_a_scene_under_another_time_is_refused_not_counted_as_a_confir
         return [GeoTiffScene(paths[n], bands=parse_band_map("blue,green,red,nir"), acquired=datetime(2024, 1, 27 + k, 10, 38))
                 .load(grid) for k, n in enumerate(names)]
 
+    paths["clipped"] = tmp_path / "clipped.tif"  # the copy one pixel smaller all round, at its place on the ground
+    with rasterio.open(paths["post"]) as src, rasterio.open(paths["clipped"], "w", **{
+            **src.profile, "width": 198, "height": 198, "transform": src.window_transform(Window(1, 1, 198, 198))}) as dst:
+        dst.write(src.read(window=Window(1, 1, 198, 198)))
     stack, _ = stack_scenes(loaded("pre", "post", "next"), grid)
     assert stack.sizes["time"] == 3
-    with pytest.raises(SceneError) as err:
-        stack_scenes(loaded("pre", "post", "copy"), grid)
-    _one_line(err, "copy.tif: the same pixels as", "post.tif", "cannot confirm it; remove the copy")
+    for copy in ("copy", "clipped"):
+        with pytest.raises(SceneError) as err:
+            stack_scenes(loaded("pre", "post", copy), grid)
+        _one_line(err, f"{copy}.tif: the same pixels as", "post.tif", "cannot confirm it; remove the copy")
 
 
 def test_one_file_with_its_bands_in_another_order_is_refused_naming_it(tmp_path, cli):

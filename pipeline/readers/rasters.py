@@ -502,13 +502,22 @@ def _refuse_copies(loaded: list[tuple[SceneRecord, np.ndarray, np.ndarray]]) -> 
     """
     if len(loaded) < 2:
         return
+    from scipy import ndimage
+
     size = loaded[0][2].size
     pick = np.arange(0, size, max(1, size // _COPY_SAMPLE))
-    sampled = [(r, refl.reshape(refl.shape[0], -1)[:, pick], clear.reshape(-1)[pick]) for r, refl, clear in loaded]
+
+    def inner(refl: np.ndarray, clear: np.ndarray) -> np.ndarray:
+        # Two pixels in from the edge of what a scene saw: a copy clipped smaller differs from its original only
+        # where the resampling onto the grid read past its new edge.
+        seen = clear & np.all(np.isfinite(refl), axis=0)
+        return ndimage.binary_erosion(seen, iterations=2, border_value=1).reshape(-1)[pick]
+
+    sampled = [(r, refl.reshape(refl.shape[0], -1)[:, pick], inner(refl, clear)) for r, refl, clear in loaded]
     for i, (first, a, seen_a) in enumerate(sampled):
         for later, b, seen_b in sampled[i + 1:]:
             with np.errstate(invalid="ignore"):
-                both = seen_a & seen_b & np.all(np.isfinite(a) & np.isfinite(b), axis=0)
+                both = seen_a & seen_b
                 if both.sum() < 1000 or float(np.max(np.std(a[:, both], axis=1))) < _TEXTURE:
                     continue  # too few pixels, or ground too even to tell one acquisition from two
                 apart = np.max(np.abs(a[:, both] - b[:, both]), axis=0)
