@@ -357,14 +357,14 @@ def nir_below_visible(reflectance: np.ndarray, clear: np.ndarray, *, bands: Sequ
 
 EXCHANGE_MARGIN = 0.1
 """How much better a scene's band must correlate with another band of the reference scene than with its own, both
-ways, for the two to have been exchanged. Real pairs across a fire stay under -0.04 (ten CAL FIRE pairs); a
-NIR and SWIR exchanged on one of them reads +0.18."""
+ways, for the two to have been exchanged. Real pairs across a fire stay under -0.04 (ten CAL FIRE pairs); the
+NIR and SWIR exchanged in one file of the 5 Incident pair read +0.16."""
 _SPECTRAL_ENDS = ("nir", "swir16", "swir22")  # visible bands correlate alike with one another: no exchange shows there
 _LEVEL_SLACK = float(np.log(1.3))  # gains between dates: a scene reads up to 30 % brighter or darker than another
 
 
 def bands_exchanged(scene: np.ndarray, reference: np.ndarray, clear: np.ndarray, *, bands: Sequence[str]) -> str | None:
-    """Why two of ``scene``'s bands read as ``reference``'s other one, or ``None``.
+    """Why two of ``scene``'s bands read each as the other one of ``reference``, or ``None``.
 
     A band map given in another order for one file than for the other (NIR and SWIR exchanged) passes every
     test of one scene alone where the SWIR is as bright as the red, and turns the burn into a greening: the
