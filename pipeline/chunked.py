@@ -184,7 +184,7 @@ def load_window(sources: list[SceneSource], footprints: list[BaseGeometry], grid
         else:
             raise SceneError(f"{source.describe().files.get('reflectance', source.scene_id)}: scene does not reach the "
                              f"calibration window of the area; give scenes that overlap one another")
-    return stack_scenes(loaded, grid)
+    return stack_scenes(loaded, grid, copies=records is None)  # the calibration window, not every chunk, judges copies
 
 
 def _time_order(sources: list[SceneSource]) -> list[SceneSource]:

@@ -530,11 +530,13 @@ def _refuse_copies(loaded: list[tuple[SceneRecord, np.ndarray, np.ndarray]]) -> 
                     f"clipped or re-projected) cannot confirm it; remove the copy")
 
 
-def stack_scenes(loaded: list[tuple[SceneRecord, np.ndarray, np.ndarray]], grid: Grid) -> tuple[xr.Dataset, list[SceneRecord]]:
+def stack_scenes(loaded: list[tuple[SceneRecord, np.ndarray, np.ndarray]], grid: Grid, *,
+                 copies: bool = True) -> tuple[xr.Dataset, list[SceneRecord]]:
     """Assemble ``(record, reflectance, clear)`` triples on ``grid`` into a time-ordered stack.
 
     Checks that times are distinct, that no reflectance file appears twice (a copy under
-    another time) and that every scene has the same bands; see :func:`pipeline.readers.recognise.load_sources` for the
+    another time), with ``copies`` that no scene's pixels are another's (:func:`_refuse_copies`; a large
+    area's chunks leave it to its calibration window, which holds every scene), and that every scene has the same bands; see :func:`pipeline.readers.recognise.load_sources` for the
     layout.
     """
     if not loaded:
@@ -563,7 +565,8 @@ def stack_scenes(loaded: list[tuple[SceneRecord, np.ndarray, np.ndarray]], grid:
     for record, _, _ in loaded:
         if record.bands != bands:
             raise SceneError(f"{record.files.get('reflectance', record.scene_id)}: bands {record.bands} differ from {bands}; load one sensor per run")
-    _refuse_copies(loaded)
+    if copies:
+        _refuse_copies(loaded)
     records = [r for r, _, _ in loaded]
     stack = xr.Dataset(
         {
