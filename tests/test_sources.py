@@ -388,17 +388,28 @@ def _tagged_export(folder: Path, **tags: str) -> Path:
 
 @pytest.mark.parametrize("tags, when", [
     ({"ACQUIRED": "2024-01-28T10:38:00Z"}, datetime(2024, 1, 28, 10, 38, tzinfo=timezone.utc)),
-    ({"TIFFTAG_DATETIME": "2024:01:28 10:38:00"}, datetime(2024, 1, 28, 10, 38, tzinfo=timezone.utc)),
+    ({"ACQUIRED": "2024-01-28T10:38:00Z", "TIFFTAG_DATETIME": "2024:03:02 16:00:00"}, datetime(2024, 1, 28, 10, 38, tzinfo=timezone.utc)),
 ])
 def test_a_plain_geotiff_is_dated_by_its_tag(tmp_path, tags, when):
     info = GeoTiffScene(_tagged_export(tmp_path, **tags), bands=["blue", "green", "red", "nir"]).describe()
     assert info.acquired == when and info.time_source == "metadata"
 
 
+def test_the_time_a_file_was_written_is_not_its_acquisition(tmp_path):
+    """TIFFTAG_DATETIME is, by the TIFF standard, when the file was written, with no zone: it dated an export (a
+    day or a month after the acquisition) as the scene, in UTC. It is named, with the fix if it is the acquisition's."""
+    path = _tagged_export(tmp_path, TIFFTAG_DATETIME="2024:08:30 18:00:00")
+    with pytest.raises(SceneError) as err:
+        GeoTiffScene(path, bands=["blue", "green", "red", "nir"]).describe()
+    _one_line(err, str(path), "acquisition time unknown", "TIFFTAG_DATETIME '2024:08:30 18:00:00' is when the file was written",
+              "--acquired 2024-08-30T18:00:00Z")
+    info = GeoTiffScene(path, bands=["blue", "green", "red", "nir"], acquired=datetime(2024, 8, 30, 18, 0, tzinfo=timezone.utc)).describe()
+    assert info.acquired == datetime(2024, 8, 30, 18, 0, tzinfo=timezone.utc) and info.time_source == "acquired-option"
+
+
 @pytest.mark.parametrize("tags, key, value", [
     ({"ACQUIRED": "2024-02-30T10:38:00Z"}, "ACQUIRED", "2024-02-30T10:38:00Z"),  # no 30 February
     ({"ACQUIRED": "yesterday"}, "ACQUIRED", "yesterday"),
-    ({"TIFFTAG_DATETIME": "2024:13:01 10:38:00"}, "TIFFTAG_DATETIME", "2024:13:01 10:38:00"),
     ({"ACQUIRED": "yesterday", "TIFFTAG_DATETIME": "2024:01:28 10:38:00"}, "ACQUIRED", "yesterday"),  # not dated by the other
 ])
 def test_an_unreadable_time_tag_is_named_with_its_value(tmp_path, tags, key, value):

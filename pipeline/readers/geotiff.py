@@ -12,8 +12,9 @@ ground at 1/10000, complex numbers) are refused, naming the file: read anyway, t
 every scene "clear" and unburned.
 
 The acquisition time is never guessed. It comes from the caller (``--acquired``; its source
-``acquired-option``), else from the file's ``ACQUIRED`` or ``TIFFTAG_DATETIME`` tag
-(``metadata``), else, only when the caller asks for it (``--time-from-name``), from a
+``acquired-option``), else from the file's ``ACQUIRED`` tag (``metadata``; never from ``TIFFTAG_DATETIME``,
+which the TIFF standard makes the time the file was written, with no zone), else, only when the caller asks for
+it (``--time-from-name``), from a
 ``YYYYMMDD`` date in the file name (``file-name``): a date alone, its time of day unknown, which
 every report line and caption then says. A tag that cannot be read as a time is refused, not passed over. Exports are often named after an event's date (a
 fire's alarm date), not the acquisition's, which is why a name is never read unasked.
@@ -121,23 +122,40 @@ def _tag_time(path: Path) -> tuple[datetime, str] | None:
             tags = src.tags()
     except UNREADABLE as exc:
         raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None
-    for key, fmt, form in (("ACQUIRED", None, "2024-01-28T10:38:00Z"), ("TIFFTAG_DATETIME", "%Y:%m:%d %H:%M:%S", "2024:01:28 10:38:00")):
-        if key in tags:
-            try:
-                when = datetime.strptime(tags[key], fmt) if fmt else stated_time(tags[key])
-            except ValueError as exc:
-                # the file states a time nobody can read: passing over it would report no tag, or date the scene by another
-                why = "" if fmt else f" (it {exc})"
-                raise SceneError(f"{path}: tag {key} is {tags[key]!r}, which cannot be read as a UTC time{why}; write it as "
-                                 f"{form}, or give the time with --acquired 2024-01-28T10:38Z") from None
-            return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)), f"tag {key}"
+    if "ACQUIRED" in tags:
+        try:
+            when = stated_time(tags["ACQUIRED"])
+        except ValueError as exc:
+            # the file states a time nobody can read: passing over it would report no tag, or date the scene by another
+            raise SceneError(f"{path}: tag ACQUIRED is {tags['ACQUIRED']!r}, which cannot be read as a UTC time (it {exc}); "
+                             f"write it as 2024-01-28T10:38:00Z, or give the time with --acquired 2024-01-28T10:38Z") from None
+        return when, "tag ACQUIRED"
     return None
+
+
+def _written_time(path: Path) -> str | None:
+    """The file's ``TIFFTAG_DATETIME``, which the TIFF standard makes the time the file was written, with no zone: an
+    export's date, not the acquisition's (some providers put the acquisition's UTC time there, nothing says which)."""
+    try:
+        with open_raster(path) as src:
+            return src.tags().get("TIFFTAG_DATETIME")
+    except UNREADABLE:
+        return None
 
 
 def _unknown_time(path: Path) -> SceneError:
     named = _name_date(path)
     also = (f", or --time-from-name to take the date in its name ({named:%Y-%m-%d}) with the time of day unknown"
             if named else "")
+    written = _written_time(path)
+    if written:
+        try:
+            example = datetime.strptime(written, "%Y:%m:%d %H:%M:%S").strftime("%Y-%m-%dT%H:%M:%SZ")
+        except ValueError:
+            example = "2024-01-28T10:38Z"
+        return SceneError(f"{path}: acquisition time unknown (no ACQUIRED tag; its TIFFTAG_DATETIME {written!r} is when the file was "
+                          f"written, by the TIFF standard, and states no zone); if it is the acquisition's UTC time, give it with "
+                          f"--acquired {example}{also}")
     return SceneError(f"{path}: acquisition time unknown (no ACQUIRED tag in the file); give it with "
                       f"--acquired 2024-01-28T10:38Z (the scene's UTC time){also}")
 
