@@ -34,7 +34,7 @@ from pipeline.errors import OutputError, ParameterError, PipelineError, RunError
 from pipeline.evidence import find_layers, gather_evidence
 from pipeline.grid import Grid
 from pipeline.model import Calibration, Detection, SceneRecord, has_sky_mask, record_positions
-from pipeline.stages.indices import burn_index, choose_index
+from pipeline.stages.indices import BURN_LEVELS, burn_index, choose_index
 from pipeline.readers.catalogue import catalogue_dir, catalogue_entries, catalogue_sources
 from pipeline.readers.vectors import read_outline
 from pipeline.readers.rasters import sha256_file
@@ -292,7 +292,8 @@ def _detection(m: _Measured, records: list[SceneRecord], *, params: Params, anal
     return Detection(
         stack=m.normalised, records=m.used_records, all_records=list(records),
         quality=_quality(records, m.usable, m.refused, m.clear_fraction, m.shifts, m.fits, m.thresholds, params,
-                         spectral_fits=[list(f) for f in m.calibration.spectral_fits]),
+                         spectral_fits=[list(f) for f in m.calibration.spectral_fits],
+                         rises=_opposite_shares(m.change, BURN_LEVELS[m.index_name] if params.burn_level <= 0 else params.burn_level)),
         shifts=m.shifts, fits=m.fits, index_name=m.index_name, index=m.index, change=m.change, dates=dates,
         thresholds=m.thresholds, polygons=polygons,
         extent_first=xr.DataArray(extent_first, dims=("y", "x"), coords={"y": dates.y, "x": dates.x}),
@@ -544,9 +545,29 @@ def _coarse_bands(records: list[SceneRecord], grid_m: float) -> list[str]:
     return coarser_than_grid(native, grid_m)
 
 
+def _opposite_shares(change: xr.Dataset, burn_level: float) -> list[float | None]:
+    """Per analysed scene, the share of the pixels it observed whose index moved the other way from a burn by more
+    than two burns' change (``None`` for the first, which no change is read on).
+
+    A burn read with the bands of both files given in another order (NIR and SWIR exchanged) shows as exactly
+    that, and nothing else says so: every scene passes alone, and the run finds no burn. A season's greening
+    shows the same, which is why this is said, not refused.
+    """
+    shares: list[float | None] = []
+    for delta in change["delta"].values:
+        seen = delta[np.isfinite(delta)]
+        shares.append(float(np.mean(seen <= -2 * burn_level)) if seen.size >= 100 else None)
+    return shares
+
+
+_OPPOSITE_SAID = 0.10
+"""Share of a scene's observed ground moving against a burn from which its reading says so."""
+
+
 def _quality(records: list[SceneRecord], usable: np.ndarray, refused: list[str | None], clear_fraction: np.ndarray,
              shifts: list[ShiftEstimate], fits: list[list[BandFit]], thresholds: list[ThresholdInfo | None],
-             params: Params, spectral_fits: list[list[BandFit]] | None = None) -> list[dict[str, Any]]:
+             params: Params, spectral_fits: list[list[BandFit]] | None = None,
+             rises: list[float | None] | None = None) -> list[dict[str, Any]]:
     """Per scene given: clear share, usability with its reason, co-registration, normalisation, threshold,
     and the fits the burned fraction and the non-fire tests read it through, where those differ from
     the normalisation's (``spectral_frame``)."""
@@ -571,6 +592,8 @@ def _quality(records: list[SceneRecord], usable: np.ndarray, refused: list[str |
                 entry["spectral_frame"] = [f.as_dict() for f in spectral_fits[j]]
             entry["threshold"] = thresholds[j].as_dict() if thresholds[j] else None
             entry["is_first_usable"] = j == 0
+            if rises is not None and rises[j] is not None and rises[j] >= _OPPOSITE_SAID:
+                entry["against_burn_share"] = round(rises[j], 4)
         quality.append(entry)
     return quality
 

@@ -116,6 +116,17 @@ def _screened_words(record: SceneRecord, n_scenes: int) -> str:
             "against the other scenes, where three scenes saw the ground.")
 
 
+def _against_burn_words(quality: dict[str, Any]) -> str:
+    """What a scene's reading says when much of its ground moved the other way from a burn (``against_burn_share``):
+    a greening, or both files' bands given in another order, which turns a burn into a greening and nothing else shows."""
+    share = quality.get("against_burn_share")
+    if not share:
+        return ""
+    return (f" On {share:.0%} of the ground it observed, the burn index moved the other way from a burn by more than twice a "
+            f"burn's change: a greening, or the bands given in another order than the files hold them (the bands read are "
+            f"listed under Scenes; check --bands).")
+
+
 def _reading(
     t: int,
     record: SceneRecord,
@@ -153,11 +164,12 @@ def _reading(
     if t == 0 or quality.get("is_first_usable"):
         entry["statement"] = f"Scene {record.scene_id} ({when}) is the first clear observation: the baseline, no change can be read from it."
         return entry
+    against = _against_burn_words(quality)
     if len(new) == 0:
         entry["statement"] = (
             f"Scene {record.scene_id} ({when}): no new burn marks on the observed ground "
             f"({quality['clear_fraction']:.1%} of the AOI clear; the rest not observed, not unburned)." + set_aside
-            + _screened_words(record, len(records))
+            + _screened_words(record, len(records)) + against
         )
         return entry
     parts = []
@@ -193,7 +205,7 @@ def _reading(
     entry["unconfirmed_polygons"] = unconfirmed
     entry["statement"] = (f"First visible on scene {record.scene_id} ({when}): " + "; ".join(parts) + where + "." + later
                           + (f" {_rejected_words(rejected, more=True)}." if len(rejected) else "")
-                          + ("" if _cloud_checked(record, len(records)) else _screened_words(record, len(records))))
+                          + ("" if _cloud_checked(record, len(records)) else _screened_words(record, len(records))) + against)
     return entry
 
 
