@@ -27,14 +27,14 @@ from pipeline.aoi import AOI_DIR, Aoi, load_aoi
 from pipeline.stages.change import consecutive_change
 from pipeline.config import NATIVE, Params, resolve_params
 from pipeline.stages.coregister import ShiftEstimate, apply_shifts, coregister
-from pipeline.stages.dating import date_burns
+from pipeline.stages.dating import burn_level, date_burns
 from pipeline.stages.spectral import NOT_TESTED
 from pipeline.stages.fraction import coarser_than_grid, unmixing_bands
 from pipeline.errors import OutputError, ParameterError, PipelineError, RunError, SceneError
 from pipeline.evidence import find_layers, gather_evidence
 from pipeline.grid import Grid
 from pipeline.model import Calibration, Detection, SceneRecord, has_sky_mask, record_positions
-from pipeline.stages.indices import BURN_LEVELS, burn_index, choose_index
+from pipeline.stages.indices import burn_index, choose_index
 from pipeline.readers.catalogue import catalogue_dir, catalogue_entries, catalogue_sources
 from pipeline.readers.vectors import read_outline
 from pipeline.readers.rasters import sha256_file
@@ -293,7 +293,7 @@ def _detection(m: _Measured, records: list[SceneRecord], *, params: Params, anal
         stack=m.normalised, records=m.used_records, all_records=list(records),
         quality=_quality(records, m.usable, m.refused, m.clear_fraction, m.shifts, m.fits, m.thresholds, params,
                          spectral_fits=[list(f) for f in m.calibration.spectral_fits],
-                         rises=_opposite_shares(m.change, BURN_LEVELS[m.index_name] if params.burn_level <= 0 else params.burn_level)),
+                         rises=_opposite_shares(m.change, burn_level(params, m.index_name))),
         shifts=m.shifts, fits=m.fits, index_name=m.index_name, index=m.index, change=m.change, dates=dates,
         thresholds=m.thresholds, polygons=polygons,
         extent_first=xr.DataArray(extent_first, dims=("y", "x"), coords={"y": dates.y, "x": dates.x}),
@@ -545,9 +545,9 @@ def _coarse_bands(records: list[SceneRecord], grid_m: float) -> list[str]:
     return coarser_than_grid(native, grid_m)
 
 
-def _opposite_shares(change: xr.Dataset, burn_level: float) -> list[float | None]:
+def _opposite_shares(change: xr.Dataset, level: float) -> list[float | None]:
     """Per analysed scene, the share of the pixels it observed whose index moved the other way from a burn by more
-    than two burns' change (``None`` for the first, which no change is read on).
+    than twice a burn's change ``level`` (``None`` for the first, which no change is read on).
 
     A burn read with the bands of both files given in another order (NIR and SWIR exchanged) shows as exactly
     that, and nothing else says so: every scene passes alone, and the run finds no burn. A season's greening
@@ -556,7 +556,7 @@ def _opposite_shares(change: xr.Dataset, burn_level: float) -> list[float | None
     shares: list[float | None] = []
     for delta in change["delta"].values:
         seen = delta[np.isfinite(delta)]
-        shares.append(float(np.mean(seen <= -2 * burn_level)) if seen.size >= 100 else None)
+        shares.append(float(np.mean(seen <= -2 * level)) if seen.size >= 100 else None)
     return shares
 
 

@@ -47,7 +47,12 @@ from pipeline.stages.indices import BURN_LEVELS, SEVERITY_SCALED
 from pipeline.stages.spectral import NON_FIRE, NOT_TESTED, PROPORTIONAL, STAYED, spectral_codes
 from pipeline.stages.threshold import ThresholdInfo, burn_candidates, burn_mask
 
-__all__ = ["date_burns", "shadows_moved", "SHADOW_SHIFT"]
+__all__ = ["date_burns", "burn_level", "shadows_moved", "SHADOW_SHIFT"]
+
+
+def burn_level(params: Params, index_name: str) -> float:
+    """The change of a burned pixel on ``index_name``: the parameter where set, else the index's own (:data:`BURN_LEVELS`)."""
+    return params.burn_level if params.burn_level > 0 else BURN_LEVELS[index_name]
 
 
 def _band_mean(reflectance: np.ndarray, which: list[int]) -> np.ndarray:
@@ -485,7 +490,7 @@ def date_burns(
     """
     delta = change["delta"]
     index_name = str(change.attrs.get("index", "nir"))
-    level = params.burn_level if params.burn_level > 0 else BURN_LEVELS[index_name]
+    level = burn_level(params, index_name)
     n_time = delta.sizes["time"]
     shape = delta.shape[1:]
     first_seen = np.full(shape, -1, dtype=np.int16)
