@@ -194,13 +194,14 @@ def _measure(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, l
     in_aoi = _crop(stack, loaded_grid, analysis_grid)
     stage(f"plausibility: judging {len(records)} scenes", logger=logger)
     refused = judge_scenes(in_aoi["reflectance"].values, in_aoi["clear"].values, bands=[str(b) for b in stack.band.values])
-    refused = _exchanged_bands(in_aoi, refused)
+    exchanged = _exchanged_bands(in_aoi, refused)
+    refused = [f"{_EXCHANGED}{exchanged[i]}; read as not observed" if i in exchanged else why for i, why in enumerate(refused)]
     maskless = sum(not has_sky_mask(r) for r in records)
     if maskless and can_screen([str(b) for b in stack.band.values], len(records)):
         stage(f"cloud screening: {maskless} of {len(records)} scenes came without a cloud mask", logger=logger)
     stack, clear_fraction = _observed(stack, records, refused, loaded_grid, analysis_grid, inside)
     usable = (clear_fraction >= params.min_clear_fraction) & np.array([r is None for r in refused])
-    _refuse_misread(in_aoi, records, usable, refused)
+    _refuse_misread(in_aoi, records, usable, exchanged)
     used, used_records = _usable(stack, records, usable, refused, clear_fraction, params, aoi_name=aoi_name)
     (normalised, shifts, fits), kept_work = _aligned(used, len(used_records), params=params, loaded_grid=loaded_grid,
                                                      analysis_grid=analysis_grid, shift_cache=shift_cache, kept=kept)
@@ -378,25 +379,22 @@ def _usable(stack: xr.Dataset, records: list[SceneRecord], usable: np.ndarray, r
 _EXCHANGED = "its bands are not in the order of the first scene's: "
 
 
-def _exchanged_bands(in_aoi: xr.Dataset, refused: list[str | None]) -> list[str | None]:
-    """Each scene whose NIR or SWIR reads as another band of the first plausible scene (:func:`bands_exchanged`) is
-    not observed, with why: its burn would read as a greening."""
+def _exchanged_bands(in_aoi: xr.Dataset, refused: list[str | None]) -> dict[int, str]:
+    """Why each scene whose NIR or SWIR reads as another band of the first plausible scene (:func:`bands_exchanged`)
+    is not observed, by its position: its burn would read as a greening."""
     bands = [str(b) for b in in_aoi.band.values]
     plausible = [i for i, why in enumerate(refused) if why is None]
-    if len(plausible) < 2:
-        return refused
     refl, clear = in_aoi["reflectance"].values, in_aoi["clear"].values
-    first = plausible[0]
-    out = list(refused)
+    found = {}
     for i in plausible[1:]:
-        why = bands_exchanged(refl[i], refl[first], clear[i] & clear[first], bands=bands)
+        why = bands_exchanged(refl[i], refl[plausible[0]], clear[i] & clear[plausible[0]], bands=bands)
         if why is not None:
-            out[i] = _EXCHANGED + why + "; read as not observed"
-    return out
+            found[i] = why
+    return found
 
 
 def _refuse_misread(in_aoi: xr.Dataset, records: list[SceneRecord], usable: np.ndarray,
-                    refused: list[str | None] | None = None) -> None:
+                    exchanged: dict[int, str] | None = None) -> None:
     """One line naming the files that were misread, when without them fewer than two scenes are usable: values on
     another scale (the fix is another export) or an NIR band darker than the red or green (bands in another order than
     the one given: a file written in reverse, or a wrong ``--bands``). Not more scenes, the fix for cloud."""
@@ -411,10 +409,7 @@ def _refuse_misread(in_aoi: xr.Dataset, records: list[SceneRecord], usable: np.n
         return off_scale(refl[i], clear[i], bands=bands, read_as=read_as)
 
     def order(i: int) -> str | None:
-        why = refused[i] if refused is not None else None
-        if why is not None and why.startswith(_EXCHANGED):
-            return why.removeprefix(_EXCHANGED).removesuffix("; read as not observed")
-        return nir_below_visible(refl[i], clear[i], bands=bands)
+        return (exchanged or {}).get(i) or nir_below_visible(refl[i], clear[i], bands=bands)
 
     for diagnose, problem, fix in (
             (scale, "values are not surface reflectance x 10000",

@@ -333,7 +333,6 @@ def _check_declared(path: Path, reflectance: np.ndarray, declared: tuple[np.ndar
     """Refuse a stated scale and offset that do not give surface reflectance (a file whose tags were left from
     another product), naming them: read anyway, they would make every scene "clear" and unburned."""
     finite = reflectance[np.isfinite(reflectance)]
-    problem = None
     if finite.size and float(np.percentile(np.abs(finite), 99)) >= _REFLECTANCE_AT_MOST:
         problem = f"reflectance up to {float(np.percentile(finite, 99)):.3g}, beyond any ground"
     else:
