@@ -765,11 +765,13 @@ def sign(run_dir: Path, key_path: Path) -> None:
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--out", "out_root", type=click.Path(path_type=Path), default=None,
               help="Root for the new run folder (default: beside RUN_DIR).")
-def rerun(run_dir: Path, out_root: Path | None) -> None:
+@click.option("--inputs", "inputs_dir", type=click.Path(path_type=Path), default=None, metavar="DIR",
+              help="Folder the run's inputs were moved or copied to: inputs not at their recorded paths are found here by SHA-256.")
+def rerun(run_dir: Path, out_root: Path | None, inputs_dir: Path | None) -> None:
     """Re-run RUN_DIR from its manifest into a new folder and say which outputs came out identical."""
     from pipeline.rerun import rerun as rerun_from_manifest
 
-    result = rerun_from_manifest(run_dir, out_root=out_root)
+    result = rerun_from_manifest(run_dir, out_root=out_root, inputs_dir=inputs_dir)
     click.echo(f"re-ran {result.original} as {result.other}")
     for comparison in result.outputs:
         click.echo(comparison.line())

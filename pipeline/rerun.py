@@ -25,6 +25,7 @@ from pipeline.errors import AoiError, IntegrityError, OutputError, ParameterErro
 from pipeline.outputs.write import named_run_dir
 from pipeline.provenance.compare import RunComparison, compare_runs
 from pipeline.provenance.manifest import read_manifest
+from pipeline.provenance.verify import find_by_hash, recorded_inputs
 from pipeline.readers.catalogue import catalogue_dir, catalogue_entries
 from pipeline.readers.geotiff import find as geotiff_scenes_in
 from pipeline.readers.planet import planet_scenes_in
@@ -89,6 +90,8 @@ class _RunInputs(NamedTuple):
     """The catalogue items of a catalogue run's scenes, in the manifest's order."""
     scene_options: dict[str, Any]
     """How a folder run read its files (``--bands`` and the rest), as its manifest records them."""
+    reviews_file: Path | None
+    """The review decisions the run applied, where they are now (None: the run applied none)."""
 
 
 def _catalogue_items(manifest: dict[str, Any], manifest_path: Path, data_root: Path) -> list[str]:
@@ -115,9 +118,53 @@ def _catalogue_items(manifest: dict[str, Any], manifest_path: Path, data_root: P
     return items
 
 
-def _check_inputs(manifest: dict[str, Any], manifest_path: Path) -> _RunInputs:
-    """Where the run's AOI file and scenes are, after checking every recorded hash."""
+def _moved_inputs(manifest: dict[str, Any], inputs_dir: Path) -> dict[Path, Path]:
+    """Recorded path -> where that input is under ``inputs_dir``, for the inputs not at their recorded path with their SHA-256.
 
+    Found by content, as ``burnscan verify --inputs`` finds them: a moved file is the same
+    evidence only if its bytes are. An input whose recorded path still holds it is read there.
+    """
+    if not Path(inputs_dir).is_dir():
+        raise ParameterError(f"{inputs_dir}: no such folder; give --inputs the folder the run's inputs were moved or copied to")
+    away = [e for e in recorded_inputs(manifest) if not (is_regular_file(e.path) and sha256_file(e.path) == e.sha256)]
+    found = find_by_hash(Path(os.path.abspath(inputs_dir)), away) if away else {}
+    return {e.path: found[e.sha256] for e in away if e.sha256 in found}
+
+
+def _layer_roots(moved: dict[Path, Path], layers: list[Path], scenes_dir: Path, recorded_scenes: Path,
+                 data_folder: Path | None, manifest_path: Path) -> Path | None:
+    """The data root a re-run reads moved layers from (None: the recorded one), after checking each lies where a run looks.
+
+    A run finds its outline, footprints and fire archives by name beside its scenes or in
+    ``<data>/<aoi>/``; a moved layer is found again only in the same place relative to the moved
+    scenes, or in a folder named after the AOI (its parent is then the data root).
+    """
+    data_root = None
+    for layer in (p for p in layers if p in moved):
+        at = moved[layer]
+        if layer.parent == recorded_scenes and at == scenes_dir / layer.name:
+            continue
+        if data_folder is not None and layer.parent == data_folder and at.parent.name == data_folder.name and at.name == layer.name:
+            if data_root not in (None, at.parent.parent):
+                raise SceneError(f"{manifest_path}: the run's layers were found in two data folders ({data_root}, {at.parent.parent}); "
+                                 f"put them in one")
+            data_root = at.parent.parent
+            continue
+        where = scenes_dir / layer.name if layer.parent == recorded_scenes else f"a folder named {data_folder.name if data_folder else '<aoi>'}/ as {layer.name}"
+        raise SceneError(f"{at}: the run's layer {layer} was found here by its SHA-256, but a re-run reads it from {where}; "
+                         f"move it there and re-run")
+    return data_root
+
+
+def _check_inputs(manifest: dict[str, Any], manifest_path: Path, moved: dict[Path, Path] | None = None,
+                  inputs_dir: Path | None = None) -> _RunInputs:
+    """Where the run's AOI file and scenes are, after checking every recorded hash.
+
+    ``moved``: inputs found away from their recorded paths under ``inputs_dir`` (:func:`_moved_inputs`), read there.
+    """
+    moved = moved or {}
+    elsewhere = f", and no file under {inputs_dir} has its SHA-256" if inputs_dir is not None else ""
+    where = lambda p: moved.get(Path(p), Path(p))  # noqa: E731
     from_catalogue = manifest.get("scenes_from") == "catalogue"
     data_folder = Path(manifest["data_folder"]) if manifest.get("data_folder") else None
     if from_catalogue and (data_folder is None or data_folder.name != manifest.get("aoi")):
@@ -127,16 +174,20 @@ def _check_inputs(manifest: dict[str, Any], manifest_path: Path) -> _RunInputs:
     aoi_file = (manifest.get("aoi_file") or {}).get("path")
     if not manifest.get("aoi") or not aoi_file or not manifest.get("inputs") or "parameters" not in manifest:
         raise OutputError(f"{manifest_path}: does not record the AOI file, inputs and parameters; it cannot be re-run")
-    aoi_path = Path(aoi_file)
+    aoi_path = where(aoi_file)
     if not is_regular_file(aoi_path):
-        raise AoiError(f"{manifest_path}: AOI file {aoi_path} of the run is missing{_relative_hint(aoi_path)}; restore it (the manifest "
-                       f"records its SHA-256) and re-run")
+        raise AoiError(f"{manifest_path}: AOI file {aoi_path} of the run is missing{_relative_hint(aoi_path)}{elsewhere}; restore it "
+                       f"(the manifest records its SHA-256), or give the folder it was moved to with --inputs, and re-run")
     if sha256_file(aoi_path) != manifest["aoi_file"].get("sha256"):
         raise AoiError(f"{aoi_path}: AOI file differs from the one the run used (SHA-256 changed); restore it from git or the evidence copy")
     if aoi_path.stem != manifest["aoi"]:
+        if aoi_path != Path(aoi_file):
+            raise AoiError(f"{aoi_path}: the run's AOI file was found here by its SHA-256, but a re-run reads an AOI by its name: "
+                           f"rename it {manifest['aoi']}{aoi_path.suffix} and re-run")
         raise AoiError(f"{aoi_path}: AOI file name does not match the run's AOI {manifest['aoi']!r}; the manifest was edited")
 
-    files = [(Path(f["path"]), f["sha256"]) for scene in manifest["inputs"] for f in scene["files"]]
+    recorded_files = [(Path(f["path"]), f["sha256"]) for scene in manifest["inputs"] for f in scene["files"]]
+    files = [(where(p), digest) for p, digest in recorded_files]
     # Paths come from the manifest: messages name it first, then the path it records.
     missing = [p for p, _ in files if not is_regular_file(p)]
     changed = [p for p, digest in files if is_regular_file(p) and sha256_file(p) != digest]
@@ -144,22 +195,32 @@ def _check_inputs(manifest: dict[str, Any], manifest_path: Path) -> _RunInputs:
         first, what = (missing[0], "is missing") if missing else (changed[0], "differs from the manifest (SHA-256 changed)")
         others = len(missing) + len(changed) - 1
         more = f" ({others} other input file(s) also missing or changed)" if others else ""
-        raise SceneError(f"{manifest_path}: input scene file {first} {what}{more}{_relative_hint(first)}; "
-                         f"restore the original files before re-running")
-    for path, digest in _reviews_entry(manifest):  # kept beside the AOI's data, not with the scenes
-        if not is_regular_file(path) or sha256_file(path) != digest:
-            raise SceneError(f"{manifest_path}: review decisions changed since the run ({path}: SHA-256 differs or missing); "
+        raise SceneError(f"{manifest_path}: input scene file {first} {what}{more}{_relative_hint(first)}{elsewhere}; restore the "
+                         f"original files, or give the folder they were moved or copied to with --inputs (found there by SHA-256)")
+    reviews_file = None
+    for recorded, digest in _reviews_entry(manifest):  # kept beside the AOI's data, not with the scenes
+        reviews_file = where(recorded)
+        if not is_regular_file(reviews_file) or sha256_file(reviews_file) != digest:
+            raise SceneError(f"{manifest_path}: review decisions changed since the run ({recorded}: SHA-256 differs or missing{elsewhere}); "
                              f"restore that file to re-run, or run burnscan detect for a new run with today's decisions")
-    for path, digest in _settlement_entry(manifest) + _evidence_entries(manifest):  # outline, footprints, fire archives
+    layers = _settlement_entry(manifest) + _evidence_entries(manifest)
+    for recorded, digest in layers:  # outline, footprints, fire archives
+        path = where(recorded)
         if not is_regular_file(path) or sha256_file(path) != digest:
-            raise SceneError(f"{manifest_path}: an evidence layer of the run is missing or its SHA-256 changed ({path}); "
+            raise SceneError(f"{manifest_path}: an evidence layer of the run is missing or its SHA-256 changed ({recorded}{elsewhere}); "
                              f"restore it to re-run, or run burnscan detect for a new run with today's layers")
     if from_catalogue:
-        return _RunInputs(aoi_path.parent, None, data_root, _catalogue_items(manifest, manifest_path, data_root), {})
+        if set(moved) - {Path(aoi_file)}:
+            first = next(p for p in moved if p != Path(aoi_file))
+            raise SceneError(f"{manifest_path}: {first} of this run of the scene catalogue was found at {moved[first]}, but a catalogue "
+                             f"run reads its scenes and layers as {catalogue_dir(data_root, manifest['aoi'])} registered them: "
+                             f"put them back at their recorded paths, or register the moved scenes (burnscan add) and run burnscan detect")
+        return _RunInputs(aoi_path.parent, None, data_root, _catalogue_items(manifest, manifest_path, data_root), {}, reviews_file)
     folders = sorted({str(p.parent) for p, _ in files})
     if len(folders) != 1:
         raise SceneError(f"{manifest_path}: inputs lie in {len(folders)} folders ({', '.join(folders)}); a re-run needs one scene folder")
     scenes_dir = Path(folders[0])
+    moved_root = _layer_roots(moved, [p for p, _ in layers], scenes_dir, recorded_files[0][0].parent, data_folder, manifest_path)
     options = dict(manifest.get("scene_options") or {})
     if "acquired" in options:
         options["acquired"] = datetime.fromisoformat(options["acquired"])
@@ -173,7 +234,7 @@ def _check_inputs(manifest: dict[str, Any], manifest_path: Path) -> _RunInputs:
             f"{extra[0]}: file is in the run's scene folder but was not an input of the run; "
             f"move it out, or re-run on a copy of the folder without it"
         )
-    return _RunInputs(aoi_path.parent, scenes_dir, data_root, None, options)
+    return _RunInputs(aoi_path.parent, scenes_dir, moved_root or data_root, None, options, reviews_file)
 
 
 def check_run_inputs(run_dir: Path) -> tuple[Path, Path | None]:
@@ -203,6 +264,7 @@ def rerun(
     run_dir: Path,
     *,
     out_root: Path | None = None,
+    inputs_dir: Path | None = None,
 ) -> RunComparison:
     """Run a finished run again from its ``manifest.json`` and compare the outputs.
 
@@ -218,6 +280,10 @@ def rerun(
     out_root:
         Root for the new run folder; default: the ``<out>`` of ``run_dir``, so the
         re-run lands beside it.
+    inputs_dir:
+        A folder the run's inputs were moved or copied to (another machine, an evidence
+        disk): inputs not at their recorded paths are found there by SHA-256 and read there.
+        The comparison reads their paths in the re-run's reports as the ones recorded.
 
     Raises
     ------
@@ -230,7 +296,8 @@ def rerun(
     run_dir = named_run_dir(Path(run_dir))  # `latest` is read now: the re-run moves it
     manifest = read_manifest(run_dir)
     _check_recorded_parameters(manifest, run_dir / "manifest.json", run_dir)  # before any input is hashed
-    checked = _check_inputs(manifest, run_dir / "manifest.json")
+    moved = _moved_inputs(manifest, inputs_dir) if inputs_dir is not None else {}
+    checked = _check_inputs(manifest, run_dir / "manifest.json", moved, inputs_dir)
     if out_root is None:
         resolved = run_dir.resolve()
         if resolved.parent.name != manifest["aoi"]:
@@ -239,13 +306,13 @@ def rerun(
         out_root = run_dir.parent.parent if run_dir.name not in ("", "..") else resolved.parent.parent
     figures = any(str(o.get("path", "")).startswith("figures/") for o in manifest.get("outputs", []))
     on = checked.scenes_dir or f"{len(checked.items or [])} scenes of its catalogue"
-    logger.info(f"inputs of {run_dir} match their manifest hashes; re-running {manifest['aoi']} on {on}")
-    reviews = manifest.get("reviews_file")
+    away = f" ({len(moved)} found by SHA-256 under {inputs_dir})" if moved else ""
+    logger.info(f"inputs of {run_dir} match their manifest hashes{away}; re-running {manifest['aoi']} on {on}")
     where = {"data_root": checked.data_root} if checked.data_root is not None else {}  # older manifests: the default
     outcome = run_detect(
         manifest["aoi"], out_root=Path(out_root), overrides=manifest["parameters"], scenes_dir=checked.scenes_dir,
         aoi_dir=checked.aoi_dir, make_figures=figures,
-        reviews_file=Path(reviews["path"]) if reviews else None, apply_reviews=bool(reviews),
+        reviews_file=checked.reviews_file, apply_reviews=checked.reviews_file is not None,
         catalogue_items=checked.items, scene_options=checked.scene_options, keep_alignment=False, keep_figures=False, **where,  # a check recomputes: nothing is taken from earlier runs
     )
-    return compare_runs(run_dir, outcome.run_dir)
+    return compare_runs(run_dir, outcome.run_dir, moved={str(new): str(old) for old, new in moved.items()})

@@ -903,7 +903,7 @@ def run_detect(
                 for r in records
             ],
         }
-        if scenes_from == "folder" and scene_options:
+        if scenes_from == "folder":  # recorded even when none was given: a re-run passes what is recorded, and records it again
             manifest["scene_options"] = recorded_scene_options(scene_options)
         digest = seal_manifest(partial, manifest, aoi_folder=Path(out_root) / aoi.name, sign_key=key)
     except BaseException as exc:

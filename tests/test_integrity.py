@@ -112,6 +112,72 @@ def test_rerun_refuses_a_tampered_or_missing_input_naming_the_file(own, capsys, 
     assert _run_folders(first.run_dir.parent) == before  # refused before anything ran
 
 
+def test_rerun_finds_moved_inputs_by_hash_and_compares_their_paths_as_recorded(small_run, capsys, tmp_path):
+    """A run handed over with its inputs (another machine, an evidence disk) re-runs from where they are now.
+
+    A folder run (``--scenes``) whose AOI file, scenes, outline and layers were all moved: refused
+    without ``--inputs``, pointing at it; with it, every output is identical once the moved paths are
+    read as recorded, and nothing else is set aside.
+    """
+    from factories import write_small_aoi
+
+    root = tmp_path / "desk"
+    shutil.copytree(small_run.data_root, root / "data")
+    write_small_aoi(root / "aoi")
+    scenes = next((root / "data").rglob("*_AnalyticMS_SR_SIMULATED.tif")).parent
+    code, out, err = _cli(capsys, "detect", AOI_NAME, "--aoi-dir", root / "aoi", "--data", root / "data", "--out", root / "out",
+                          "--scenes", scenes, "--no-figures")
+    assert code == 0, err
+    run_dir = latest_run_dir(root / "out" / AOI_NAME)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["scenes_from"] == "folder" and manifest["scene_options"] == {}
+    layers = [manifest["settlement_file"]["path"]] + [e["path"] for e in manifest["evidence_files"]]
+    assert layers and all(Path(p).parent == scenes for p in layers)
+
+    moved = tmp_path / "disk"
+    moved.mkdir()
+    for name in ("data", "aoi"):
+        shutil.move(root / name, moved / name)
+    before = _run_folders(run_dir.parent)
+    code, out, err = _cli(capsys, "rerun", run_dir)
+    assert code == 3 and len(_errors(err)) == 1 and "AOI file" in err and "is missing" in err and "--inputs" in err
+    assert _run_folders(run_dir.parent) == before
+
+    # A scene altered on the disk is not the run's scene: refused naming the recorded file and the folder searched
+    victim = moved / Path(manifest["inputs"][1]["files"][0]["path"]).relative_to(root)
+    original = victim.read_bytes()
+    victim.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    try:
+        code, out, err = _cli(capsys, "rerun", run_dir, "--inputs", moved)
+    finally:
+        victim.write_bytes(original)
+    assert code == 4 and len(_errors(err)) == 1 and manifest["inputs"][1]["files"][0]["path"] in err
+    assert f"no file under {moved} has its SHA-256" in err
+    assert _run_folders(run_dir.parent) == before
+
+    code, out, err = _cli(capsys, "rerun", run_dir, "--inputs", moved)
+    assert code == 0, err
+    verdicts = {line.split(": ", 1)[1].split(" (")[0]: line.split(":", 1)[0]
+                for line in out.splitlines() if line.startswith(("identical: ", "differs: "))}
+    assert verdicts == {path: "identical" for path in [o["path"] for o in manifest["outputs"]] + ["manifest.json"]}
+    n_inputs = 1 + sum(len(s["files"]) for s in manifest["inputs"]) + len(layers)
+    aoi_file = f"aoi/{AOI_NAME}.geojson"
+    assert f"note: {n_inputs} input path(s) of " in out and f"{moved / aoi_file} for {root / aoi_file}" in out
+    new = [p for p in _run_folders(run_dir.parent) if p not in before]
+    assert len(new) == 1 and verify_run(new[0]) == []
+    rerun_manifest = json.loads((new[0] / "manifest.json").read_text())
+    assert rerun_manifest["aoi_file"]["path"].startswith(str(moved)) and rerun_manifest["scene_options"] == {}
+    assert str(moved) in (new[0] / "report.md").read_text()  # the re-run states where it read its inputs
+
+    # Only the moved inputs' own paths are read as recorded: an edit of the same report line is still a difference
+    report = new[0] / "report.md"
+    text = report.read_text()
+    report.write_text(text.replace(str(scenes.relative_to(root)), str(scenes.relative_to(root)) + "-edited", 1))
+    recorded = [manifest["aoi_file"]["path"], *layers, *(f["path"] for scene in manifest["inputs"] for f in scene["files"])]
+    compared = compare_runs(run_dir, new[0], moved={str(moved / Path(p).relative_to(root)): p for p in recorded})
+    assert [o.path for o in compared.differing] == ["report.md"]
+
+
 def test_settlement_outline_is_hashed_and_checked(own, capsys):
     _, _, first = own
     manifest = json.loads((first.run_dir / "manifest.json").read_text())

@@ -6,13 +6,14 @@ court can be told exactly which bytes were not compared and why.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import sqlite3
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from pipeline.provenance.manifest import read_manifest
 from pipeline.readers.rasters import sha256_file
@@ -182,13 +183,38 @@ class RunComparison:
         return [o for o in self.outputs if not o.identical]
 
 
-def _compare_output(name: str, a: Path, b: Path) -> OutputComparison:
-    """Compare one output file of two runs by its kind."""
+_TEXT_SUFFIXES = frozenset({".json", ".md", ".html", ".geojson", ".kml", ".qml", ".txt", ".csv"})
+
+
+def _as_recorded(data: bytes, moved: Mapping[str, str]) -> bytes:
+    """``data`` with each moved input's path (``moved``: path read -> path recorded) written as the run recorded it.
+
+    Every form a path takes in the outputs is replaced, raw, JSON-escaped and HTML-escaped, in
+    one pass, so that a recorded path that contains a moved one is not replaced twice.
+
+    Examples
+    --------
+    >>> _as_recorded(b'{"path": "/b/s.tif"} and /b/s.tif', {"/b/s.tif": "/a/s.tif"})
+    b'{"path": "/a/s.tif"} and /a/s.tif'
+    """
+    if not moved:
+        return data
+    forms = (lambda s: s, lambda s: json.dumps(s)[1:-1], lambda s: json.dumps(s, ensure_ascii=False)[1:-1],
+             html.escape, lambda s: html.escape(s, quote=False))
+    table = {form(new).encode("utf-8"): form(old).encode("utf-8") for new, old in moved.items() for form in forms}
+    pattern = re.compile(b"|".join(re.escape(k) for k in sorted(table, key=len, reverse=True)))
+    return pattern.sub(lambda m: table[m.group(0)], data)
+
+
+def _compare_output(name: str, a: Path, b: Path, moved: Mapping[str, str] | None = None) -> OutputComparison:
+    """Compare one output file of two runs by its kind; ``moved`` maps input paths ``b`` read to those ``a`` recorded."""
     for path in (a, b):
         if not path.is_file():
             return OutputComparison(name, False, f"missing: {path}")
     data_a, data_b = a.read_bytes(), b.read_bytes()
     suffix = a.suffix.lower()
+    if moved and suffix in _TEXT_SUFFIXES:
+        data_b = _as_recorded(data_b, moved)
     if suffix == ".json" and name != "manifest.json":
         try:
             differences = json_differences(comparable_report(json.loads(data_a)), comparable_report(json.loads(data_b)))
@@ -227,7 +253,7 @@ def _compare_output(name: str, a: Path, b: Path) -> OutputComparison:
     return OutputComparison(name, False, "bytes differ")
 
 
-def compare_runs(original: Path, other: Path) -> RunComparison:
+def compare_runs(original: Path, other: Path, *, moved: Mapping[str, str] | None = None) -> RunComparison:
     """Compare every output of two complete run folders, and the inputs and parameters they used.
 
     GeoJSON, GeoTIFF (the COGs), KML, QGIS styles and figures must be byte-identical (PNG
@@ -236,16 +262,27 @@ def compare_runs(original: Path, other: Path) -> RunComparison:
     with the :data:`RUN_SPECIFIC_FIELDS` set aside, ``item.json`` with its id (the run id) and
     the ``burnscan:`` forms of those fields and of the code version set aside. ``manifest.json`` is compared on what the run
     was given: AOI, AOI file, scene files with their hashes, parameters.
+
+    ``moved``: path ``other`` read an input at -> the path ``original`` recorded for it, for inputs
+    found by their SHA-256 elsewhere (``burnscan rerun --inputs``). In the text outputs of
+    ``other`` those paths are read as recorded, and a note says so; nothing else is set aside.
     """
 
     original, other = Path(original), Path(other)
     ma, mb = read_manifest(original), read_manifest(other)
+    if moved:
+        mb = json.loads(_as_recorded(json.dumps(mb).encode("utf-8"), moved))
     # versions are compared in report.json; how the scenes were found (a folder, the demo) is
     # not an input: the scene files and their hashes are, and they are compared.
     # overrides are how the parameters were reached (a re-run passes all of them), not what they are;
     # data_folder is where layers were looked for: the layers found are inputs (evidence_files) and compared.
     aside = RUN_SPECIFIC_FIELDS | {"code", "versions", "outputs", "scenes_from", "overrides", "data_folder"}
-    given = json_differences({k: v for k, v in ma.items() if k not in aside}, {k: v for k, v in mb.items() if k not in aside})
+    def given_to(m: dict[str, Any]) -> dict[str, Any]:
+        # No scene_options is none given: the demo and the catalogue take none, and a folder run given
+        # none recorded none before they were always written (a re-run of the demo is a folder run).
+        return {"scene_options": {}, **{k: v for k, v in m.items() if k not in aside}}
+
+    given = json_differences(given_to(ma), given_to(mb))
     outputs = [
         OutputComparison("manifest.json", not given,
                          f"inputs, parameters and AOI file differ at {_listed(given)}" if given else "same AOI file, scene files, hashes and parameters")
@@ -259,9 +296,13 @@ def compare_runs(original: Path, other: Path) -> RunComparison:
         elif name not in recorded_a:
             outputs.append(OutputComparison(name, False, f"written only by {other.name}"))
         else:
-            outputs.append(_compare_output(name, original / name, other / name))
+            outputs.append(_compare_output(name, original / name, other / name, moved))
             if (original / name).is_file() and sha256_file(original / name) != recorded_a[name]:
                 notes.append(f"{original / name} no longer matches the SHA-256 in its manifest: it was changed after its run")
+    if moved:
+        notes.append(f"{len(moved)} input path(s) of {other.name} are not those {original.name} recorded: the files were found "
+                     f"by their SHA-256 where they were moved to, and in manifest.json, report.json, report.md and report.html "
+                     f"of {other.name} those paths were read as recorded ({_listed([f'{new} for {old}' for new, old in moved.items()])})")
     code_a, code_b = ma.get("code") or {}, mb.get("code") or {}
     if code_a != code_b:
         def said(code: dict[str, Any]) -> str:

@@ -29,7 +29,7 @@ from typing import Any, Iterator
 from pipeline.errors import IntegrityError, ParameterError
 from pipeline.provenance.manifest import MANIFEST_NAME, SIGNATURE_NAME, load_manifest, run_folder_files
 
-__all__ = ["RunCheck", "check_run", "check_folder", "verify_run", "sign_run"]
+__all__ = ["RunCheck", "RecordedInput", "check_run", "check_folder", "find_by_hash", "recorded_inputs", "verify_run", "sign_run"]
 
 _MAX_REPORT_BYTES = 100_000_000  # a report of thousands of burns is a few MB; a larger one is not burnscan's
 _MAX_SIGNATURE_BYTES = 64_000  # burnscan writes some 300 bytes of JSON; anything far larger is not a signature
@@ -162,7 +162,7 @@ def _check_report(run_dir: Path, manifest: dict[str, Any]) -> list[str]:
 
 
 @dataclass(frozen=True)
-class _Input:
+class RecordedInput:
     """One file a run read, as its manifest records it."""
 
     what: str
@@ -171,17 +171,18 @@ class _Input:
     size: int | None
 
 
-def _recorded_inputs(manifest: dict[str, Any]) -> list[_Input]:
-    entries: list[_Input] = []
+def recorded_inputs(manifest: dict[str, Any]) -> list[RecordedInput]:
+    """Every file a run read (AOI file, scene files, outline, reviews, evidence layers), as its manifest records it."""
+    entries: list[RecordedInput] = []
     aoi_file = manifest["aoi_file"]
     if aoi_file["path"] is not None and aoi_file["sha256"] is not None:
-        entries.append(_Input("aoi", Path(aoi_file["path"]), aoi_file["sha256"], aoi_file.get("bytes")))
+        entries.append(RecordedInput("aoi", Path(aoi_file["path"]), aoi_file["sha256"], aoi_file.get("bytes")))
     for scene in manifest["inputs"]:
-        entries += [_Input("scene", Path(f["path"]), f["sha256"], f.get("bytes")) for f in scene["files"]]
+        entries += [RecordedInput("scene", Path(f["path"]), f["sha256"], f.get("bytes")) for f in scene["files"]]
     for key in ("settlement_file", "reviews_file"):
         if manifest.get(key):
-            entries.append(_Input(key, Path(manifest[key]["path"]), manifest[key]["sha256"], manifest[key].get("bytes")))
-    entries += [_Input("evidence", Path(e["path"]), e["sha256"], e.get("bytes")) for e in manifest.get("evidence_files") or []]
+            entries.append(RecordedInput(key, Path(manifest[key]["path"]), manifest[key]["sha256"], manifest[key].get("bytes")))
+    entries += [RecordedInput("evidence", Path(e["path"]), e["sha256"], e.get("bytes")) for e in manifest.get("evidence_files") or []]
     return entries
 
 
@@ -191,7 +192,7 @@ def _files_under(folder: Path) -> Iterator[Path]:
             yield Path(parent) / name
 
 
-def _find_by_hash(folder: Path, wanted: list[_Input]) -> dict[str, Path]:
+def find_by_hash(folder: Path, wanted: list[RecordedInput]) -> dict[str, Path]:
     """Files under ``folder`` whose SHA-256 is one of ``wanted``'s, by hash.
 
     Only files of a size some wanted file has are hashed, when every size is known (manifests
@@ -223,7 +224,7 @@ def _check_inputs(manifest: dict[str, Any], inputs_dir: Path | None) -> tuple[li
     """
     from pipeline.readers.rasters import is_regular_file, sha256_file
 
-    entries = _recorded_inputs(manifest)
+    entries = recorded_inputs(manifest)
     relative = [e for e in entries if not e.path.is_absolute()]
     where = "inputs looked for at their recorded absolute paths"
     if relative:
@@ -240,7 +241,7 @@ def _check_inputs(manifest: dict[str, Any], inputs_dir: Path | None) -> tuple[li
             state[e] = "ok" if sha256_file(e.path) == e.sha256 else "changed"
         else:
             state[e] = "missing"
-    found = _find_by_hash(Path(inputs_dir), [e for e in entries if state[e] != "ok"]) if inputs_dir is not None else {}
+    found = find_by_hash(Path(inputs_dir), [e for e in entries if state[e] != "ok"]) if inputs_dir is not None else {}
     problems = []
     aoi_at: Path | None = None
     for e in entries:
