@@ -73,8 +73,18 @@ def test_weak_unconfirmed_without_fire_is_low():
     assert "- not yet confirmed: no later clear scene shows it" in out["tier_reasons"]
 
 
-def test_strong_registered_but_unconfirmed_is_medium():
-    assert _tiers(_polys(confirmed=False)).iloc[0]["tier"] == "medium"
+def test_strong_registered_but_unconfirmed_is_medium_only_with_an_nbr_drop():
+    """Seen once, a strong darkening of four bands may be an unflagged cloud shadow; an NBR drop is char's own."""
+    from pipeline.stages.spectral import FIRE_LIKE, NBR_JUDGED, REASONS
+
+    out = _tiers(_polys(polygon_id=[1, 2, 3], confirmed=False, spectral_test="fire-like",
+                        spectral_reason=[REASONS[FIRE_LIKE], REASONS[NBR_JUDGED], REASONS[FIRE_LIKE]]),
+                 fire_matches=_fires(polygon_id=3))
+    assert list(out["tier"]) == ["low", "medium", "medium"]
+    assert "- seen on one scene only, and without an NBR drop a strong darkening is also what an unflagged cloud shadow gives" \
+        in out["tier_reasons"].iloc[0]
+    assert "unflagged cloud shadow" not in out["tier_reasons"].iloc[1] + out["tier_reasons"].iloc[2]
+    assert _tiers(_polys(confirmed=False)).iloc[0]["tier"] == "low"  # not tested: nothing sets it apart from a shadow
 
 
 def test_strong_unconfirmed_on_unregistered_pair_is_low():

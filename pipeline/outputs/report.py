@@ -599,8 +599,9 @@ def evidence_sections(report: dict[str, Any]) -> list[dict[str, Any]]:
             "title": "Confidence",
             "paragraphs": [confidence["statement"], "Each polygon's tier and its reasons are in the polygon table; "
                            "the rules are in docs/CONFIDENCE.md: high = seen again on the next clear scene, co-registered, "
-                           "seen clear around, and a strong change or an active fire; medium = seen again, or strong and "
-                           "co-registered, or an active fire; low = the rest; rejected = rejected by an analyst."],
+                           "seen clear around, and a strong change or an active fire; medium = seen again, or an active fire, "
+                           "or a strong, co-registered NBR drop (SWIR; seen once without it, a strong darkening is also what an "
+                           "unflagged cloud shadow gives); low = the rest; rejected = rejected by an analyst."],
             "header": ["tier", "polygons", "area (ha)"],
             "rows": [[t, n, f"{confidence['area_ha'][t]:.2f}"] for t, n in confidence["counts"].items()],
         })

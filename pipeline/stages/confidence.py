@@ -20,8 +20,13 @@ The tier follows from them (see ``docs/CONFIDENCE.md``):
 - ``rejected``: an analyst rejected it;
 - ``high``: confirmed by an analyst, or it persists and is registered and seen clear, and
   is either strong or corroborated by an active fire;
-- ``medium``: it persists, or it is strong and registered, or an active fire corroborates it;
-- ``low``: anything else (a weak change seen once, or on a poorly registered pair), and any
+- ``medium``: it persists, or an active fire corroborates it, or it is strong and registered and its
+  NBR dropped (SWIR): seen on one scene only, a strong darkening of the visible and NIR bands is
+  also what an unflagged cloud shadow gives (its sky light is bluish, so the NIR falls most, as over
+  partly charred ground); a shadow dims the NIR and the SWIR alike and leaves the NBR, char raises
+  the SWIR;
+- ``low``: anything else (a change seen once without an NBR drop or an active fire, or on a poorly
+  registered pair), and any
   polygon whose change is not fire-like, even when an analyst confirmed it (the spectra say
   otherwise: the analyst's name and the spectral reason are both in its reasons).
 
@@ -39,6 +44,7 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.stages.coregister import ShiftEstimate
+from pipeline.stages.spectral import NBR_JUDGED, REASONS
 from pipeline.stages.threshold import ThresholdInfo
 
 __all__ = ["TIERS", "confidence_tiers", "CLEAR_AROUND", "AROUND_M"]
@@ -112,6 +118,7 @@ def confidence_tiers(
         review = str(getattr(row, "review", "") or "")
         spectral = str(getattr(row, "spectral_test", "") or "")
         not_fire = spectral == "not fire-like"
+        nbr_drop = spectral == "fire-like" and str(getattr(row, "spectral_reason", "")) == REASONS[NBR_JUDGED]
         reasons = [
             (f"+ strong change: {snr:.1f} noise sigmas above the background" if strong else
              f"- change {snr:.1f} noise sigmas above the background (strong from {strong_snr:g})"),
@@ -144,10 +151,13 @@ def confidence_tiers(
             reasons.insert(0, f"confirmed by analyst {row.review_by}")
         elif persists and registered and seen_clear and (strong or fire):
             tier = "high"
-        elif persists or (strong and registered) or fire:
+        elif persists or fire or (strong and registered and nbr_drop):
             tier = "medium"
         else:
             tier = "low"
+            if strong and registered:
+                reasons.append("- seen on one scene only, and without an NBR drop a strong darkening is also what an "
+                               "unflagged cloud shadow gives: a later clear scene or an active fire would confirm it")
         if not_fire and tier != "rejected":  # leaf drop, harvest, wet soil or shade: never more than low
             tier = "low"
         rows.append({"tier": tier, "tier_reasons": "; ".join(reasons), "change_snr": round(float(snr), 2),
