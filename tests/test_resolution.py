@@ -136,6 +136,9 @@ def test_detect_scenes_folder_with_bands(tmp_path, capsys):
     assert code != 0 and last.startswith("burnscan: error:") and "or a GeoTIFF with --bands" in last
     code, out, err = _cli(capsys, "detect", "pair20", *common, "--out", str(tmp_path / "out"), "--bands", BANDS)
     assert code != 0 and "acquisition time unknown" in err and "--time-from-name" in err  # the name's date only when asked
+    # one --acquired would date every file alike (one acquisition, refused): a folder's fix is a tag in each file
+    assert "each file of a folder needs a time of its own" in err and "gdal_edit.py -mo ACQUIRED=2024-01-28T10:38:00Z" in err
+    assert "give it with --acquired" not in err
     code, out, err = _cli(capsys, "detect", "pair20", *common, "--out", str(tmp_path / "out"), "--bands", BANDS,
                           "--time-from-name")
     assert code == 0, err

@@ -143,21 +143,30 @@ def _written_time(path: Path) -> str | None:
         return None
 
 
-def _unknown_time(path: Path) -> SceneError:
+def _unknown_time(path: Path, in_folder: bool = False) -> SceneError:
+    """The refusal of a GeoTIFF without a time, with the fix that fits: ``--acquired`` for one file, a tag for each
+    file of a folder (one ``--acquired`` for every file would make them one acquisition, which the stack refuses)."""
     named = _name_date(path)
     also = (f", or --time-from-name to take the date in its name ({named:%Y-%m-%d}) with the time of day unknown"
             if named else "")
     written = _written_time(path)
+    example = "2024-01-28T10:38:00Z"
     if written:
         try:
             example = datetime.strptime(written, "%Y:%m:%d %H:%M:%S").strftime("%Y-%m-%dT%H:%M:%SZ")
         except ValueError:
-            example = "2024-01-28T10:38Z"
-        return SceneError(f"{path}: acquisition time unknown (no ACQUIRED tag; its TIFFTAG_DATETIME {written!r} is when the file was "
-                          f"written, by the TIFF standard, and states no zone); if it is the acquisition's UTC time, give it with "
-                          f"--acquired {example}{also}")
-    return SceneError(f"{path}: acquisition time unknown (no ACQUIRED tag in the file); give it with "
-                      f"--acquired 2024-01-28T10:38Z (the scene's UTC time){also}")
+            pass
+        why = (f"no ACQUIRED tag; its TIFFTAG_DATETIME {written!r} is when the file was written, by the TIFF standard, and "
+               f"states no zone")
+        given = "if it is the acquisition's UTC time, "
+    else:
+        why, given = "no ACQUIRED tag in the file", f"the scene's UTC time, e.g. {example}: "
+    if in_folder:
+        fix = (f"each file of a folder needs a time of its own: {given}write it into the file with gdal_edit.py -mo "
+               f"ACQUIRED={example} {path}{also} (--acquired gives one time to every file: it is for a single file)")
+    else:
+        fix = f"{given}give it with --acquired {example}{also}"
+    return SceneError(f"{path}: acquisition time unknown ({why}); {fix}")
 
 
 @dataclass(frozen=True)
@@ -180,6 +189,8 @@ class GeoTiffScene:
     GeoTIFF does not record it, and the figures' imagery credit follows it."""
     name: str | None = None
     """The scene id it was registered under (a catalogue written before ids carried the file's hash)."""
+    in_folder: bool = False
+    """One of several GeoTIFFs of a folder: each needs a time of its own, which ``--acquired`` cannot give."""
 
     @cached_property
     def scene_id(self) -> str:
@@ -204,7 +215,7 @@ class GeoTiffScene:
         if self.time_from_name:
             raise SceneError(f"{path}: --time-from-name, but the file name holds no YYYYMMDD date; give the time with "
                              f"--acquired 2024-01-28T10:38Z")
-        raise _unknown_time(path)
+        raise _unknown_time(path, self.in_folder)
 
     def describe(self) -> SceneInfo:
         when, source, known = self._time()
@@ -376,7 +387,7 @@ def find(path: Path, *, bands: Any = None, acquired: datetime | None = None, tim
                    time_of_day_known=time_of_day_known, provider=provider)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".tif", ".tiff") and not p.name.startswith("."))
-        return [GeoTiffScene(p, bands=names, **options) for p in files]
+        return [GeoTiffScene(p, bands=names, in_folder=len(files) > 1, **options) for p in files]
     if not path.is_file() or path.suffix.lower() not in (".tif", ".tiff"):
         return []
     return [GeoTiffScene(path, bands=names, name=name, **options)]
