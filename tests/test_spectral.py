@@ -196,3 +196,23 @@ def test_a_proportional_darkening_that_stays_after_a_scene_at_another_hour_opens
     assert (other_hour["first_seen"].values[5:15, 5:15] == 2).all()
     assert (other_hour["last_clear_before"].values[5:15, 5:15] == 0).all()
     assert (other_hour["first_seen"].values >= 0).sum() == 100
+
+
+def test_with_swir_a_cloud_that_drops_the_nbr_is_not_a_burn_while_char_beside_it_is():
+    """A cumulus over forest drops the NBR as char does (its NIR and SWIR read alike), but it brightens every band,
+    the NIR included; char darkens the NIR. On a two-scene pair nothing else screens it out."""
+    bands = ["blue", "green", "red", "nir", "swir16", "swir22"]
+    forest = np.array([0.03, 0.05, 0.04, 0.32, 0.16, 0.08])[:, None, None]
+    before = forest * np.ones((6, 6, 10))
+    after = before.copy()
+    after[:, :, :4] = np.array([0.46, 0.45, 0.45, 0.47, 0.44, 0.40])[:, None, None]  # the cloud
+    after[:, :, 6:] = np.array([0.03, 0.04, 0.05, 0.08, 0.16, 0.18])[:, None, None]  # char
+    new = np.zeros((6, 10), bool)
+    new[:, :4] = new[:, 6:] = True
+    codes = spectral.spectral_codes(new, before, after, bands=bands)
+    assert set(codes[:, :4].ravel()) == {spectral.BRIGHTENED} and set(codes[:, 6:].ravel()) == {spectral.NBR_JUDGED}
+    assert spectral.spectral_verdict(codes[:, :4])[0] == "not fire-like"
+    assert "a cloud, haze or snow" in spectral.spectral_verdict(codes[:, :4])[1]
+    # a thin cloud that leaves the NIR of bright vegetation as it was is not caught by this rule: it needs every band
+    after[3, :, :4] = 0.32
+    assert set(spectral.spectral_codes(new, before, after, bands=bands)[:, :4].ravel()) == {spectral.NBR_JUDGED}

@@ -49,7 +49,10 @@ raise the SWIR as they lower the NIR, and the threshold stage seeds a burn there
 the NBR afterwards is negative or dropped beyond moderate severity (Key & Benson 2006). The
 visible/NIR rules above are not applied to them: a scorched canopy, burned but not consumed,
 loses NIR and gains red while keeping a red edge, exactly as leaf drop does, and only the
-SWIR tells the two apart.
+SWIR tells the two apart. One change drops the NBR of vegetation without being a burn: a cloud,
+whose NIR and SWIR read alike; it brightens every band, the NIR included, where char and ash darken
+the NIR, so a patch most of whose pixels did is not fire-like (:data:`BRIGHTENED`). On a pair of
+scenes nothing else screens an unflagged cloud out.
 
 References
 ----------
@@ -71,19 +74,19 @@ from scipy import ndimage
 
 from pipeline.stages.fraction import CHAR
 
-__all__ = ["NOT_TESTED", "FIRE_LIKE", "NBR_JUDGED", "STAYED", "VEGETATION", "PROPORTIONAL", "NON_FIRE", "TEST_NAMES", "REASONS",
+__all__ = ["NOT_TESTED", "FIRE_LIKE", "NBR_JUDGED", "STAYED", "VEGETATION", "PROPORTIONAL", "BRIGHTENED", "NON_FIRE", "TEST_NAMES", "REASONS",
            "TEST_BANDS", "RED_RISE", "VEGETATED_NDVI", "FLAT_NDVI", "FLAT_VISIBLE", "SHAPE_TOLERANCE", "KEPT_NIR", "SCALING_FIT", "scaling_beats_mixing",
            "spectral_codes", "spectral_verdict"]
 
-NOT_TESTED, FIRE_LIKE, VEGETATION, PROPORTIONAL, NBR_JUDGED, STAYED = 0, 1, 2, 3, 4, 5
+NOT_TESTED, FIRE_LIKE, VEGETATION, PROPORTIONAL, NBR_JUDGED, STAYED, BRIGHTENED = 0, 1, 2, 3, 4, 5, 6
 """Per-pixel verdict codes (int8); :data:`NBR_JUDGED`: a scene with SWIR, judged by its NBR drop;
 :data:`STAYED`: a proportional darkening that the next clear scene still showed as it was (set by
 :mod:`pipeline.stages.dating`, which sees the later scenes: shade moves and wet soil dries, char stays)."""
-NON_FIRE = (VEGETATION, PROPORTIONAL)
+NON_FIRE = (VEGETATION, PROPORTIONAL, BRIGHTENED)
 """The codes of changes that are not burns."""
 
 TEST_NAMES = {NOT_TESTED: "not tested", FIRE_LIKE: "fire-like", VEGETATION: "not fire-like", PROPORTIONAL: "not fire-like",
-              NBR_JUDGED: "fire-like", STAYED: "fire-like"}
+              NBR_JUDGED: "fire-like", STAYED: "fire-like", BRIGHTENED: "not fire-like"}
 """``spectral_test`` of each code, as polygons carry it."""
 
 REASONS = {
@@ -97,6 +100,8 @@ REASONS = {
     NBR_JUDGED: ("NBR dropped as burning does (with SWIR a burn is seeded only where the NBR afterwards is negative "
                  "or dropped beyond moderate severity); the visible/NIR test is not applied, since a scorched "
                  "canopy keeps a red edge as leaf drop does"),
+    BRIGHTENED: ("every band read brightened, the NIR included: a cloud, haze or snow over the ground, not char or ash, "
+                 "which darken the NIR"),
     STAYED: ("every band darkened nearly in proportion, as shade and wet soil do and as char over bright ground "
              "partly does, and the darkening stayed as it was on the next clear scene: shade moves and wet soil "
              "dries, char stays"),
@@ -187,6 +192,8 @@ def spectral_codes(new: np.ndarray, before: np.ndarray, after: np.ndarray, *, ba
         return codes
     if any(b in bands for b in SWIR_BANDS):
         codes[new] = NBR_JUDGED  # the NBR seed rules are the test here (module docstring)
+        # A cloud drops the NBR of vegetation too (its NIR and SWIR alike), but it brightens every band
+        codes[_brightened_patches(new, before, after, bands)] = BRIGHTENED
         return codes
     seen = new & np.isfinite(red_b) & np.isfinite(red_a) & np.isfinite(nir_b) & np.isfinite(nir_a)
     green_a = _band(after, bands, "green")
@@ -226,6 +233,31 @@ def spectral_codes(new: np.ndarray, before: np.ndarray, after: np.ndarray, *, ba
             sizes = np.bincount(pieces.ravel(), minlength=n_pieces + 1)
             codes[where][(pieces > 0) & (sizes[pieces] < min_pixels)] = VEGETATION
     return codes
+
+
+def _brightened_patches(new: np.ndarray, before: np.ndarray, after: np.ndarray, bands: list[str]) -> np.ndarray:
+    """The 8-connected patches of ``new`` at least half of whose observed pixels brightened in every visible band
+    and in the NIR by :data:`RED_RISE` or more: a cloud, haze or snow, never char or ash, which darken the NIR.
+
+    >>> bands = ["blue", "red", "nir", "swir22"]
+    >>> before = np.array([0.04, 0.05, 0.30, 0.15])[:, None, None] * np.ones((4, 2, 3))
+    >>> after = before.copy(); after[:, :, :2] = np.array([0.45, 0.45, 0.46, 0.40])[:, None, None]  # a cumulus
+    >>> after[:, :, 2] = np.array([0.03, 0.04, 0.10, 0.20])[:, None]  # char, beside it but its own patch
+    >>> new = np.ones((2, 3), bool); new[:, 1] = False
+    >>> _brightened_patches(new, before, after, bands).astype(int).tolist()
+    [[1, 0, 0], [1, 0, 0]]
+    """
+    rows = [bands.index(b) for b in ("blue", "green", "red", "nir") if b in bands]
+    with np.errstate(invalid="ignore"):
+        rise = after[rows] - before[rows]
+    seen = np.isfinite(rise).all(axis=0) & new
+    bright = seen & (rise >= RED_RISE).all(axis=0)
+    labels, n = ndimage.label(new, structure=_EIGHT)
+    if not n or not bright.any():
+        return np.zeros(new.shape, dtype=bool)
+    share = ndimage.sum_labels(bright, labels, np.arange(1, n + 1)) / np.maximum(
+        ndimage.sum_labels(seen, labels, np.arange(1, n + 1)), 1)
+    return np.concatenate([[False], share >= 0.5])[labels]
 
 
 def _proportional(before: np.ndarray, after: np.ndarray, pixels: np.ndarray, bands: list[str],
