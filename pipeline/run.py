@@ -36,7 +36,7 @@ from pipeline.grid import Grid
 from pipeline.model import Calibration, Detection, SceneRecord, has_sky_mask, record_positions
 from pipeline.stages.indices import burn_index, choose_index
 from pipeline.readers.catalogue import catalogue_dir, catalogue_entries, catalogue_sources
-from pipeline.readers.vectors import read_outline
+from pipeline.readers.vectors import named_simulated, read_outline
 from pipeline.readers.rasters import sha256_file
 from pipeline.provenance.runlog import check_log_continues
 from pipeline.provenance.manifest import input_entry, recorded_overrides, run_folder_files, seal_manifest
@@ -653,6 +653,21 @@ def _settlement_outline(aoi: Aoi, scenes_dir: Path, crs: str) -> tuple[BaseGeome
     return None, None
 
 
+def _refuse_simulated_layers(records: list[SceneRecord], layers: list[Path | None], footprints_marked: bool) -> None:
+    """Refuse a simulated outline, footprint layer or fire archive read with real scenes: its buildings and detections
+    would stand in the report as evidence about a real place (a run of simulated scenes is labelled so throughout).
+
+    ``layers``: the outline, the footprint layer, then the fire archives (None where there is none);
+    ``footprints_marked``: the footprints' features say they are simulated, whatever the file's name."""
+    if any(r.simulated for r in records):
+        return
+    for i, path in enumerate(layers):
+        if path is not None and (named_simulated(path) or (footprints_marked and i == 1)):
+            raise SceneError(f"{path}: a SIMULATED layer beside real scenes; its buildings, detections or outline would read as "
+                             f"evidence about a real place: move it out of {path.parent}, or run on the simulated scenes it "
+                             f"belongs to")
+
+
 def _check_figure_bands(bands: Collection[str], *, where: str) -> None:
     """Refuse, before the analysis, scenes the figures cannot show: their infrared composite is NIR, red and green."""
     problem = composite_problem(bands, fix="give --no-figures, or scenes with it")
@@ -788,6 +803,8 @@ def run_detect(
             _check_figure_bands([str(b) for b in stack.band.values], where=f"{scenes_dir}")
         settlement, settlement_file = _settlement_outline(aoi, Path(scenes_dir), analysis_grid.crs)
         layers = find_layers(Path(scenes_dir), Path(data_root) / aoi.name, analysis_grid)
+        _refuse_simulated_layers(records, [settlement_file, layers.footprints_path, *layers.fire_paths],
+                                 bool(layers.footprints is not None and layers.footprints.attrs.get("simulated")))
         if settlement is None and layers.footprints is not None:  # no outline drawn: the footprints outline the built-up area
             settlement = settlement_from_footprints(layers.footprints)
             settlement_file = layers.footprints_path if settlement is not None else None

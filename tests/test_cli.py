@@ -232,6 +232,48 @@ def test_add_fires_checks_the_archive_and_keeps_it_once(capsys, tmp_path):
     assert code == 4 and err.count("\n") == 1
 
 
+def test_simulated_layers_never_become_evidence_about_a_real_place(capsys, tmp_path):
+    """A footprint layer or fire archive the simulator wrote (its name, or a ``simulated`` attribute on every feature
+    of a renamed copy) was kept for a real AOI and counted 81 burned structures and a corroborating "fire" in a
+    report of real scenes that said simulated = false."""
+    from datetime import datetime, timezone
+
+    import geopandas as gpd
+
+    from pipeline.model import SceneRecord
+    from pipeline.run import _refuse_simulated_layers
+
+    data = tmp_path / "data"
+    src = _footprints_geojson(tmp_path / "buildings_SIMULATED.geojson", -3.78, 13.82)
+    code, _, err = _run(capsys, "add-buildings", "ogota", str(src), "--data", str(data))
+    assert code == 4 and err.count("\n") == 1 and "a SIMULATED footprint layer" in err and str(src) in err
+    renamed = tmp_path / "buildings.gpkg"
+    gpd.read_file(src).assign(simulated=True).to_file(renamed)
+    code, _, err = _run(capsys, "add-buildings", "ogota", str(renamed), "--data", str(data))
+    assert code == 4 and err.count("\n") == 1 and "a SIMULATED footprint layer" in err
+    fires = tmp_path / "fires_viirs_SIMULATED.csv"
+    fires.write_text("latitude,longitude,bright_ti4,scan,track,acq_date,acq_time,satellite,instrument,confidence,version,"
+                     "bright_ti5,frp,daynight\n13.82,-3.78,330,0.4,0.4,2024-01-28,112,N20,VIIRS,n,2.0NRT,290,3.4,N\n")
+    code, _, err = _run(capsys, "add-fires", "ogota", str(fires), "--data", str(data))
+    assert code == 4 and err.count("\n") == 1 and "a SIMULATED fire archive" in err
+    assert not (data / "ogota").exists()
+    _run(capsys, "add-buildings", "ogota", str(_footprints_geojson(tmp_path / "osm.geojson", -3.78, 13.82)),
+                      "--data", str(data))
+    assert (data / "ogota" / "buildings.gpkg").is_file()
+
+    # Put beside real scenes by hand, a run refuses them; beside simulated scenes they are the demo's own
+    def records(simulated):
+        return [SceneRecord(scene_id="a", acquired=datetime(2024, 1, 28, 10, 38, tzinfo=timezone.utc), satellite_id="x",
+                            sensor="PS2", simulated=simulated, bands=("red", "nir"))]
+    with pytest.raises(Exception, match="a SIMULATED layer beside real scenes") as refused:
+        _refuse_simulated_layers(records(False), [None, None, fires], False)
+    assert str(refused.value).startswith(str(fires))
+    with pytest.raises(Exception, match="a SIMULATED layer beside real scenes"):
+        _refuse_simulated_layers(records(False), [None, renamed], True)
+    _refuse_simulated_layers(records(True), [None, src, fires], True)
+    _refuse_simulated_layers(records(False), [None, data / "ogota" / "buildings.gpkg"], False)
+
+
 _VIIRS_HEADER = ("latitude,longitude,bright_ti4,scan,track,acq_date,acq_time,satellite,instrument,confidence,version,"
                  "bright_ti5,frp,daynight,type")
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from pipeline.aoi import Aoi
 from pipeline.errors import ParameterError, SceneError
 from pipeline.readers.firms import checked_fire_csv, first_skipped_row
-from pipeline.readers.vectors import read_footprints
+from pipeline.readers.vectors import named_simulated, read_footprints
 from pipeline.readers.rasters import sha256_file
 from pipeline.names import derived_name
 from pipeline.outputs.write import copy_file, exclusive_lock, write_vector
@@ -50,6 +50,9 @@ def add_buildings(aoi: Aoi, source: Path, *, data_root: Path, replace: bool = Fa
     crs = aoi.utm_crs
     area = aoi.projected(crs)
     footprints = read_footprints(source, crs, bounds=area.bounds, layer=layer)
+    if footprints.attrs.get("simulated"):
+        raise SceneError(f"{source}: a SIMULATED footprint layer (its name or its features say so); an AOI's layers are read by "
+                         f"its runs on real scenes, where they would count burned structures that do not exist: give a real layer")
     footprints = footprints[footprints.intersects(area)]
     if not len(footprints):
         raise SceneError(f"{source}: no building footprint lies over the AOI {aoi.name}; "
@@ -76,6 +79,9 @@ def add_buildings(aoi: Aoi, source: Path, *, data_root: Path, replace: bool = Fa
 def add_fires(aoi: Aoi, source: Path, *, data_root: Path) -> LayerAdded:
     """Keep an active-fire archive CSV under ``<data>/<aoi>/fires/`` after checking that it parses."""
     source = Path(source)
+    if named_simulated(source):
+        raise SceneError(f"{source}: a SIMULATED fire archive (its name says so); an AOI's archives are read by its runs on real "
+                         f"scenes, where its detections would corroborate burns: give a FIRMS archive")
     table = checked_fire_csv(source, fix="nothing was kept: download the FIRMS archive CSV again and add that")
     first = first_skipped_row(table)
     folder = Path(data_root) / aoi.name / "fires"

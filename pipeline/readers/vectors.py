@@ -15,7 +15,7 @@ from shapely.geometry import box
 from pipeline.errors import SceneError
 from pipeline.readers.rasters import check_regular_file, short
 
-__all__ = ["read_outline", "read_footprints"]
+__all__ = ["read_outline", "read_footprints", "named_simulated"]
 
 
 def read_outline(path: Path, crs: str):
@@ -36,6 +36,12 @@ def read_outline(path: Path, crs: str):
     return frame.to_crs(crs).geometry.union_all()
 
 
+def named_simulated(path: Path) -> bool:
+    """Whether a layer's file name says it is simulated (burnscan's simulator writes ``*_SIMULATED.*``): such a
+    layer is no evidence about a real place, whatever the scenes it is read with."""
+    return "simulated" in Path(path).name.lower()
+
+
 def read_footprints(path: Path, crs: str, *, bounds: tuple[float, float, float, float] | None = None,
                     layer: str | None = None):
     """Building footprints of a vector file (GeoJSON, GeoPackage), polygons only, in ``crs``.
@@ -45,6 +51,7 @@ def read_footprints(path: Path, crs: str, *, bounds: tuple[float, float, float, 
     are dropped and counted in ``attrs["dropped"]``; invalid outlines are repaired and their
     ids listed in ``attrs["repaired"]``; ``bounds`` (in ``crs``) keeps only the footprints
     that touch them. A file of several layers needs ``layer``: the first is not guessed.
+    ``attrs["simulated"]``: the file's name or a ``simulated`` attribute of its features says it is simulated.
     """
     import geopandas as gpd
 
@@ -91,6 +98,8 @@ def read_footprints(path: Path, crs: str, *, bounds: tuple[float, float, float, 
     out = out.reset_index(drop=True)
     out.attrs["dropped"] = int((~polygonal).sum())
     out.attrs["repaired"] = sorted(out["structure_id"][repaired.to_numpy()])
+    marked = "simulated" in frame.columns and frame["simulated"].fillna(False).astype(bool).any()
+    out.attrs["simulated"] = bool(named_simulated(path) or marked)
     if out["structure_id"].duplicated().any():
         raise SceneError(f"{path}: footprint ids in column {id_column!r} repeat; give each building its own id")
     return out
