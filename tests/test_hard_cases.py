@@ -160,6 +160,20 @@ def test_unflagged_cloud_shadow_lies_over_the_village_and_says_clear():
     assert scene.metadata["cloud_fraction"] > 0  # the cloud itself is flagged
 
 
+def test_unflagged_cloud_shadow_is_lit_by_a_bluish_sky():
+    """The sky light that lights a shadow is bluish: the shadow keeps more of the blue than of the NIR, as char over
+    sand does, where a neutral shadow (the demo's) would keep every band alike and read as wet soil."""
+    series = _series("cloud_shadow_unflagged")
+    k = SCENARIOS["cloud_shadow_unflagged"].cloud_scene
+    shaded, clear = series.scenes[k], series.scenes[k + 1]  # both without haze; the shadow is gone the next time
+    ratio = shaded.reflectance.astype(float) / np.maximum(clear.reflectance.astype(float), 1)
+    shadow = (ratio[3] < 0.6) & (shaded.udm2[5] == 0)
+    assert shadow.sum() > 500
+    kept = np.median(ratio[:, shadow], axis=1)  # blue, green, red, NIR
+    assert kept[0] - kept[3] > 0.06 and kept[1] - kept[3] > 0.06, kept  # neutral: 0.49, 0.53, 0.50, 0.50
+    assert SCENARIOS["demo"].sky_light == "neutral"
+
+
 def test_nonfire_with_burns_has_every_change_beside_two_attacks():
     series = _series("nonfire_with_burns")
     assert set(series.truth_burns["event"]) == {"attack-2024-01-27", "return-2024-02-01"}

@@ -150,6 +150,10 @@ class ScenarioPlan:
     """Plant a deciduous tree over a third of the courtyards (its leaf fall reads as darkening)."""
     building_shadows: bool = False
     """Walls (2 m) and huts (3 m) cast shadows from each scene's sun, as trees do."""
+    sky_light: Literal["neutral", "bluish"] = "neutral"
+    """What lights a shadow: the same share of every band (the demo), or the dusty sky's bluish light
+    (:data:`pipeline.sim.sky.SKY_LIGHT_BLUISH`), which keeps more of the blue than of the NIR, so that a shadow
+    darkens the NIR most, as char does."""
 
     @property
     def cloud_scene(self) -> int | None:
@@ -234,10 +238,10 @@ SCENARIOS: dict[str, ScenarioPlan] = {p.name: p for p in (
             description="A cumulus hides compounds burned by the first attack on 28 January, the "
                         "day they first show, and its shadow darkens other compounds; both are "
                         "flagged, so the burns can only be dated from the clear 31 January scene."),
-    replace(_DEMO, name="shadow_unflagged", tree_shadows=True, cloud_geometry="across_village",
+    replace(_DEMO, name="shadow_unflagged", sky_light="bluish", tree_shadows=True, cloud_geometry="across_village",
             attack_towards_sun=True, shadow_flagged=False, acquisitions=_scenes(cloud=2),
             description="As cloud_flagged, but UDM2 misses the cloud shadow, which darkens unburned "
-                        "compounds and fields on 28 January and is gone on 31 January."),
+                        "compounds and fields on 28 January, the NIR most (bluish sky light), and is gone on 31 January."),
     replace(_DEMO, name="dry_season", tree_shadows=True, settlement_burns="none",
             acquisitions=_DRY_SCENES, harvest_time=datetime(2024, 1, 27, 15, 0, tzinfo=_UTC),
             events=(Event("field-burn-2024-01-29", datetime(2024, 1, 29, 16, 0, tzinfo=_UTC),
@@ -273,10 +277,13 @@ SCENARIOS: dict[str, ScenarioPlan] = {p.name: p for p in (
             description="Nothing burns; the 31 January scene is taken at 07:50 UTC, so the shadows "
                         "of walls, huts and trees inside every compound are two to three times as "
                         "long and fall the other way."),
-    replace(_DEMO, name="cloud_shadow_unflagged", cloud_geometry="across_village", shadow_flagged=False,
+    replace(_DEMO, name="cloud_shadow_unflagged", sky_light="bluish", cloud_geometry="across_village", shadow_flagged=False,
             acquisitions=_scenes(cloud=2), **_NO_BURN,
             description="Nothing burns; a flagged cumulus on 28 January casts a shadow across the "
-                        "village that UDM2 does not flag."),
+                        "village that UDM2 does not flag, lit by the bluish sky, so the NIR falls most, as under char."),
+    # Under the bluish sky (sky_light="bluish") this case's long 07:50 wall and hut shadows read as 3.09 ha of burn
+    # on 27 January and it misses 23 % of the 28 January burns (burnscan bench, 2026-12-07): open work, so it keeps
+    # the neutral sky of the demo for now.
     replace(_DEMO, name="nonfire_with_burns", tree_shadows=True, courtyard_trees=True, building_shadows=True,
             cloud_geometry="across_village", attack_towards_sun=True, shadow_flagged=False,
             harvest_time=datetime(2024, 1, 29, 15, 0, tzinfo=_UTC),

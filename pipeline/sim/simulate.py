@@ -49,7 +49,8 @@ __all__ = ["BANDS", "S2_BANDS", "SIMULATOR_VERSION", "Scenario", "SimulatedScene
 
 #: Bumped whenever the same seed would give different pixels, so benchmark numbers stay comparable.
 #: Version 2 gave char its measured SWIR brightness (only the ``"sentinel2"`` scenario sees SWIR).
-SIMULATOR_VERSION = "2"
+#: Version 3 lights the shadows of the unflagged-shadow cases by a bluish sky (``ScenarioPlan.sky_light``).
+SIMULATOR_VERSION = "3"
 
 
 @dataclass(frozen=True, eq=False)

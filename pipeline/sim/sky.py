@@ -11,6 +11,8 @@ References
    solar declination, equation of time and hour-angle formulas; about 0.5 degree).
 .. [2] Lobell, D. B. & Asner, G. P. (2002). Moisture effects on soil reflectance. Soil Science
    Society of America Journal 66(3), 722-727. (wet soil darkens in every band)
+.. [3] Iqbal, M. (1983). An Introduction to Solar Radiation. Academic Press, ch. 6-7. (the diffuse share of
+   clear-sky irradiance falls with wavelength; aerosol makes the fall shallower)
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ _HAZE = {"none": (1.0, (0.0, 0.0, 0.0, 0.0)),
 _SWIR_PATH_SHARE = (0.6, 0.4)
 OBSCURED = 0.25  # share of a compound under cloud or shadow that makes a date useless for it
 SKY_LIGHT = 0.35  # diffuse share of the illumination: what a cloud or tree shadow still gets
+SKY_LIGHT_BLUISH = {"blue": 0.50, "green": 0.41, "red": 0.36, "nir": 0.31, "swir16": 0.27, "swir22": 0.25}
+"""Diffuse share of each band's illumination under a dusty dry-season sky: scattering falls with wavelength
+(Rayleigh as the inverse fourth power, dust far less steeply), so a shadow keeps more of the blue than of the NIR
+[3]. Green and red keep about :data:`SKY_LIGHT`; the NIR loses most, as it does under char."""
 _CLOUD_SWIR = {"swir16": 0.8, "swir22": 0.7}  # water droplets absorb in the SWIR: darker tops
 
 
@@ -249,7 +255,7 @@ def observed_dn(rho: np.ndarray, haze: str, sensor: Sensor, gain: np.ndarray, of
 
 
 def ground_factor(land: Landscape, plan: ScenarioPlan, k: int, labels: np.ndarray, sun: tuple[float, float],
-                   cloud: CloudPlan | None, seed: int) -> np.ndarray | None:
+                   cloud: CloudPlan | None, seed: int) -> np.ndarray | dict[str, np.ndarray] | None:
     """Illumination (tree and cloud shadows) times moisture darkening on the ground map.
 
     None when nothing dims the ground. The demo keeps version 1's rendering: no tree shadows,
@@ -257,25 +263,37 @@ def ground_factor(land: Landscape, plan: ScenarioPlan, k: int, labels: np.ndarra
     light still reaches a shadow), and wet soils darken in every band [2].
     """
     acq = plan.acquisitions[k]
-    if not plan.tree_shadows and not acq.soil_wetness:
+    if not plan.tree_shadows and not acq.soil_wetness and plan.sky_light == "neutral":
         return None if cloud is None else cloud.shade
     direct = tree_light(land, sun, acq.leaf_loss) if plan.tree_shadows else np.ones(labels.shape, np.float32)
     if plan.building_shadows:
         direct *= building_light(land, sun)
     if cloud is not None:
         direct *= 1 - cloud.shadow_alpha
-    factor = 1 - (1 - SKY_LIGHT) * (1 - direct)
+    wet_factor = None
     if acq.soil_wetness:
         patchy = np.clip(smooth_field(stream_rng(seed, 300 + k), labels.shape, 200.0), -1, 1)
         wet = acq.soil_wetness * (1 + 0.1 * patchy)  # rain fell unevenly: +-10 % of the darkening
-        factor *= np.where(np.isin(labels, SOILS), 1 - wet, np.float32(1))
+        wet_factor = np.where(np.isin(labels, SOILS), 1 - wet, np.float32(1))
+    if plan.sky_light == "bluish":
+        return {band: _lit(direct, sky, wet_factor) for band, sky in SKY_LIGHT_BLUISH.items()}
+    return _lit(direct, SKY_LIGHT, wet_factor)
+
+
+def _lit(direct: np.ndarray, sky: float, wet_factor: np.ndarray | None) -> np.ndarray:
+    """Illumination where ``direct`` of the sun gets through and the sky lights ``sky`` of it, times the wetting."""
+    factor = 1 - (1 - sky) * (1 - direct)
+    if wet_factor is not None:
+        factor *= wet_factor
     return factor
 
 
-def ground_band(lut_band: np.ndarray, labels: np.ndarray, land: Landscape, factor: np.ndarray | None,
+def ground_band(lut_band: np.ndarray, labels: np.ndarray, land: Landscape, factor: np.ndarray | dict[str, np.ndarray] | None,
             cloud: CloudPlan | None, band: str) -> np.ndarray:
     """One band of the 1 m ground as the sensor's top of canopy sees it, cloud included."""
     ground = lut_band[labels] * land.texture
+    if isinstance(factor, dict):  # a bluish sky lights each band's shadows by its own share
+        factor = factor[band]
     if factor is not None:
         ground *= factor
     if cloud is not None:
