@@ -24,7 +24,7 @@ from pipeline.config import check_parameters
 from pipeline.errors import AoiError, IntegrityError, OutputError, ParameterError, SceneError
 from pipeline.outputs.write import named_run_dir
 from pipeline.provenance.compare import RunComparison, compare_runs
-from pipeline.provenance.manifest import read_manifest
+from pipeline.provenance.manifest import APPLIED_REVIEWS_NAME, read_manifest
 from pipeline.provenance.verify import find_by_hash, recorded_inputs
 from pipeline.readers.catalogue import catalogue_dir, catalogue_entries
 from pipeline.readers.geotiff import find as geotiff_scenes_in
@@ -131,6 +131,19 @@ def _moved_inputs(manifest: dict[str, Any], inputs_dir: Path) -> dict[Path, Path
     return {e.path: found[e.sha256] for e in away if e.sha256 in found}
 
 
+def _applied_reviews(manifest: dict[str, Any], run_dir: Path) -> dict[Path, Path]:
+    """The run's own copy of the review decisions it applied, read in place of the AOI's decisions file once later
+    reviews have rewritten that (``burnscan review`` writes it on, by design); nothing when it still holds them."""
+    entry = manifest.get("reviews_file")
+    kept = Path(run_dir) / APPLIED_REVIEWS_NAME
+    if not entry or not is_regular_file(kept) or sha256_file(kept) != entry["sha256"]:
+        return {}
+    recorded = Path(entry["path"])
+    if is_regular_file(recorded) and sha256_file(recorded) == entry["sha256"]:
+        return {}
+    return {recorded: kept}
+
+
 def _layer_roots(moved: dict[Path, Path], layers: list[Path], scenes_dir: Path, recorded_scenes: Path,
                  data_folder: Path | None, manifest_path: Path) -> Path | None:
     """The data root a re-run reads moved layers from (None: the recorded one), after checking each lies where a run looks.
@@ -210,8 +223,9 @@ def _check_inputs(manifest: dict[str, Any], manifest_path: Path, moved: dict[Pat
             raise SceneError(f"{manifest_path}: an evidence layer of the run is missing or its SHA-256 changed ({recorded}{elsewhere}); "
                              f"restore it to re-run, or run burnscan detect for a new run with today's layers")
     if from_catalogue:
-        if set(moved) - {Path(aoi_file)}:
-            first = next(p for p in moved if p != Path(aoi_file))
+        own = {Path(aoi_file), *(p for p, _ in _reviews_entry(manifest))}  # the AOI file, or the run's copy of its decisions
+        if set(moved) - own:
+            first = next(p for p in moved if p not in own)
             raise SceneError(f"{manifest_path}: {first} of this run of the scene catalogue was found at {moved[first]}, but a catalogue "
                              f"run reads its scenes and layers as {catalogue_dir(data_root, manifest['aoi'])} registered them: "
                              f"put them back at their recorded paths, or register the moved scenes (burnscan add) and run burnscan detect")
@@ -297,6 +311,7 @@ def rerun(
     manifest = read_manifest(run_dir)
     _check_recorded_parameters(manifest, run_dir / "manifest.json", run_dir)  # before any input is hashed
     moved = _moved_inputs(manifest, inputs_dir) if inputs_dir is not None else {}
+    moved.update(_applied_reviews(manifest, run_dir))
     checked = _check_inputs(manifest, run_dir / "manifest.json", moved, inputs_dir)
     if out_root is None:
         resolved = run_dir.resolve()

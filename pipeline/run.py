@@ -39,7 +39,7 @@ from pipeline.readers.catalogue import catalogue_dir, catalogue_entries, catalog
 from pipeline.readers.vectors import named_simulated, read_outline
 from pipeline.readers.rasters import sha256_file
 from pipeline.provenance.runlog import check_log_continues
-from pipeline.provenance.manifest import input_entry, recorded_overrides, run_folder_files, seal_manifest
+from pipeline.provenance.manifest import APPLIED_REVIEWS_NAME, input_entry, recorded_overrides, run_folder_files, seal_manifest
 from pipeline.stages.normalise import BandFit, apply_fits, clearest_scene, identity_fits, normalise, wants_normalisation
 from pipeline.stages.perimeter import extent_dates, extent_polygons
 from pipeline.stages.plausibility import bands_exchanged, judge_scenes, mask_implausible, nir_below_visible, off_scale
@@ -62,7 +62,7 @@ from pipeline.readers.recognise import load_sources, recognise
 from pipeline.resolution import DEMO_PIXEL_M, GridChoice, choose_resolution
 from pipeline.stages.structures import settlement_from_footprints
 from pipeline.stages.threshold import ThresholdInfo
-from pipeline.outputs.write import check_output_folder, finish_run_dir, new_run_dir, write_json
+from pipeline.outputs.write import check_output_folder, copy_file, finish_run_dir, new_run_dir, write_json
 from pipeline.outputs.shift_cache import ShiftCache
 from pipeline.outputs.kept_scenes import Aligned, keep_aligned, kept_aligned
 from pipeline.outputs.run_rasters import RasterInputs
@@ -668,6 +668,15 @@ def _refuse_simulated_layers(records: list[SceneRecord], layers: list[Path | Non
                              f"belongs to")
 
 
+def _kept_reviews(reviews_file: Path, run_folder: Path) -> dict[str, Any]:
+    """The manifest's entry for the review decisions a run applied, after copying them into its folder.
+
+    ``burnscan review`` keeps writing the AOI's decisions after the run: the copy (hashed like every output) is what
+    ``verify`` and ``rerun`` hold the recorded SHA-256 to then, so that a later review is not read as tampering."""
+    kept = copy_file(reviews_file, run_folder / APPLIED_REVIEWS_NAME, root=run_folder)
+    return input_entry(reviews_file, sha256_file(kept))
+
+
 def _check_figure_bands(bands: Collection[str], *, where: str) -> None:
     """Refuse, before the analysis, scenes the figures cannot show: their infrared composite is NIR, red and green."""
     problem = composite_problem(bands, fix="give --no-figures, or scenes with it")
@@ -911,8 +920,7 @@ def run_detect(
             "data_folder": str(Path(data_root) / aoi.name),  # where its catalogue and layers were looked for (rerun)
             "aoi_file": (input_entry(aoi.path, sha256_file(aoi.path)) if aoi.path else {"path": None, "sha256": None}),
             "settlement_file": input_entry(settlement_file, sha256_file(settlement_file)) if settlement_file else None,
-            "reviews_file": (input_entry(reviews_file, sha256_file(reviews_file))
-                             if apply_reviews and reviews_file.is_file() else None),
+            "reviews_file": _kept_reviews(reviews_file, partial) if apply_reviews and reviews_file.is_file() else None,
             "evidence_files": [input_entry(e["path"], e["sha256"], role=e["role"]) for e in evidence.inputs],
             "inputs": [
                 {"scene_id": r.scene_id, "acquired_utc": r.acquired_utc, "sensor": r.sensor, "satellite_id": r.satellite_id,

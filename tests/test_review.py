@@ -13,6 +13,8 @@ from shapely.geometry import Polygon, box
 
 from pipeline import review as rv
 from pipeline.errors import OutputError, ParameterError
+from pipeline.provenance.verify import check_run
+from pipeline.readers.rasters import sha256_file
 from factories import copy_small_run, run_cli as _cli
 from smallaoi import AOI_NAME
 
@@ -55,15 +57,32 @@ def test_reject_then_rerun_shows_the_decision(first_run, capsys):
     manifest = json.loads((again / "manifest.json").read_text())
     assert manifest["reviews_file"]["path"].endswith("reviews.json")
 
-    # a re-run from the manifest reproduces the reviewed outputs, and refuses once the decisions changed
+    # a re-run from the manifest reproduces the reviewed outputs
     code, out, err = _cli(capsys, "rerun", str(again))
     assert code == 0, err
+    # Reviewing goes on after the run: the AOI's decisions file changes by design. The run keeps a copy of the
+    # decisions it applied, hashed with its outputs, so it still verifies and re-runs from that copy (a later review
+    # was read as tampering: verify, sign and rerun all refused the reviewed run).
+    kept = again / "reviews_applied.json"
     reviews = Path(manifest["reviews_file"]["path"])
+    assert kept.read_bytes() == reviews.read_bytes() and manifest["reviews_file"]["sha256"] == sha256_file(kept)
     original = reviews.read_bytes()
     try:
         reviews.write_bytes(original.replace(b"cloud shadow", b"smoke"))
+        check = check_run(again)
+        assert not check.problems and any("the review decisions have changed since the run" in n for n in check.notes)
         code, out, err = _cli(capsys, "rerun", str(again))
-        assert code == 4 and "review decisions changed" in err and err.count("\n") == 1
+        assert code == 0 and "every compared output is identical" in out, err
+        assert "the run's own copy of the review decisions" in out
+        # the copy itself edited: the run no longer verifies, and nothing vouches for the decisions it applied
+        kept_bytes = kept.read_bytes()
+        kept.write_bytes(kept_bytes.replace(b"cloud shadow", b"smoke"))
+        try:
+            assert any(kept.name in p and "changed" in p for p in check_run(again).problems)
+            code, out, err = _cli(capsys, "rerun", str(again))
+            assert code == 4 and "review decisions changed" in err and err.count("\n") == 1
+        finally:
+            kept.write_bytes(kept_bytes)
     finally:
         reviews.write_bytes(original)
 

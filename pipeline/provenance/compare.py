@@ -301,7 +301,8 @@ def compare_runs(original: Path, other: Path, *, moved: Mapping[str, str] | None
                 notes.append(f"{original / name} no longer matches the SHA-256 in its manifest: it was changed after its run")
     if moved:
         notes.append(f"{len(moved)} input path(s) of {other.name} are not those {original.name} recorded: the files were found "
-                     f"by their SHA-256 where they were moved to, and in manifest.json, report.json, report.md and report.html "
+                     f"by their SHA-256 where they were moved to (or are the run's own copy of the review decisions it "
+                     f"applied), and in manifest.json, report.json, report.md and report.html "
                      f"of {other.name} those paths were read as recorded ({_listed([f'{new} for {old}' for new, old in moved.items()])})")
     code_a, code_b = ma.get("code") or {}, mb.get("code") or {}
     if code_a != code_b:

@@ -32,6 +32,7 @@ from pipeline.errors import IntegrityError, OutputError
 __all__ = [
     "MANIFEST_NAME",
     "SIGNATURE_NAME",
+    "APPLIED_REVIEWS_NAME",
     "MANIFEST_VERSION",
     "manifest_schema",
     "validate_manifest",
@@ -45,6 +46,10 @@ __all__ = [
 
 MANIFEST_NAME = "manifest.json"
 SIGNATURE_NAME = "manifest.json.sig"
+APPLIED_REVIEWS_NAME = "reviews_applied.json"
+"""A copy of the review decisions a run applied, kept in its folder: ``burnscan review`` goes on writing the AOI's
+decisions file after the run, so the file its manifest names changes by design, and the copy is what vouches for
+the decisions the run read (:mod:`pipeline.provenance.verify`, :mod:`pipeline.rerun`)."""
 MANIFEST_VERSION = 1
 """Format of the manifests this code writes and reads. Manifests without the field were
 written before it existed: they listed only some outputs, recorded inputs relative to where the

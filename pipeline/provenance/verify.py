@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from pipeline.errors import IntegrityError, ParameterError
-from pipeline.provenance.manifest import MANIFEST_NAME, SIGNATURE_NAME, load_manifest, run_folder_files
+from pipeline.provenance.manifest import APPLIED_REVIEWS_NAME, MANIFEST_NAME, SIGNATURE_NAME, load_manifest, run_folder_files
 
 __all__ = ["RunCheck", "RecordedInput", "check_run", "check_folder", "find_by_hash", "recorded_inputs", "verify_run", "sign_run"]
 
@@ -215,7 +215,8 @@ def find_by_hash(folder: Path, wanted: list[RecordedInput]) -> dict[str, Path]:
     return found
 
 
-def _check_inputs(manifest: dict[str, Any], inputs_dir: Path | None) -> tuple[list[str], list[str], Path | None]:
+def _check_inputs(manifest: dict[str, Any], inputs_dir: Path | None,
+                  run_dir: Path | None = None) -> tuple[list[str], list[str], Path | None]:
     """Every recorded input at its recorded path, or found by SHA-256 under ``inputs_dir``.
 
     Returns the problem lines, the notes (where inputs were looked for, what was found
@@ -242,6 +243,13 @@ def _check_inputs(manifest: dict[str, Any], inputs_dir: Path | None) -> tuple[li
         else:
             state[e] = "missing"
     found = find_by_hash(Path(inputs_dir), [e for e in entries if state[e] != "ok"]) if inputs_dir is not None else {}
+    for e in entries:  # later reviews rewrite the AOI's decisions: the run's own copy holds those it applied
+        kept = run_dir / APPLIED_REVIEWS_NAME if run_dir is not None else None
+        if e.what == "reviews_file" and state[e] != "ok" and kept is not None and is_regular_file(kept) \
+                and sha256_file(kept) == e.sha256:
+            state[e] = "ok"
+            notes.append(f"{e.path}: the review decisions have changed since the run (reviewed again); the decisions it "
+                         f"applied are its own copy {kept}, with the recorded SHA-256")
     problems = []
     aoi_at: Path | None = None
     for e in entries:
@@ -352,7 +360,7 @@ def check_run(
     problems += check_folder(run_dir, manifest) + _check_report(run_dir, manifest)
     notes: list[str] = list(named)
     if inputs:
-        lines, more, aoi_at = _check_inputs(manifest, inputs_dir)
+        lines, more, aoi_at = _check_inputs(manifest, inputs_dir, run_dir)
         problems += lines
         notes += more
         lines, more = _check_parameters(manifest, aoi_at)
