@@ -75,7 +75,7 @@ def test_a_geotiff_without_a_stated_time_is_refused_not_dated_from_its_name(area
     export = _export(tmp_path / "in" / "village_20240128.tif", aoi_dir, 2)
     code, out, err = run(capsys, "add", AOI_NAME, str(export), "--bands", BANDS)
     assert code == 4 and out == ""
-    _one_error_line(err, str(export), "time unknown", "--acquired 2024-01-28T10:38Z", "--time-from-name")
+    _one_error_line(err, str(export), "time unknown", "--acquired 2024-01-28T10:38:00Z", "--time-from-name")
     assert not cat.catalogue_dir(data, AOI_NAME).exists() or not cat.catalogue_entries(data, AOI_NAME)
 
 
