@@ -14,10 +14,12 @@ Where the layers are looked for: beside the scenes (``buildings*.gpkg`` /
 
 from __future__ import annotations
 
+import os
+
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 import geopandas as gpd
 import pandas as pd
@@ -83,11 +85,16 @@ def fire_files(scenes_dir: Path, data_dir: Path) -> list[Path]:
     return list(unique.values())
 
 
-def find_layers(scenes_dir: Path, data_dir: Path, grid: Any) -> Layers:
-    """Find a run's footprint layer and fire archives, and read them (the footprints within ``grid``)."""
-    fires = tuple(fire_files(scenes_dir, data_dir))
+def find_layers(scenes_dir: Path, data_dir: Path, grid: Any, *, only: Collection[Path] | None = None) -> Layers:
+    """Find a run's footprint layer and fire archives, and read them (the footprints within ``grid``).
+
+    ``only``: the files a re-run may read, its run's (None: every layer found); one added since is left out.
+    """
+    allowed = None if only is None else {os.path.abspath(p) for p in only}
+    kept = lambda paths: [p for p in paths if allowed is None or os.path.abspath(p) in allowed]  # noqa: E731
+    fires = tuple(kept(fire_files(scenes_dir, data_dir)))
     tables = _read_fire_files(fires)
-    for path in footprint_files(scenes_dir, data_dir):
+    for path in kept(footprint_files(scenes_dir, data_dir)):
         return Layers(read_footprints(path, grid.crs, bounds=grid.bounds), path, fires, tables)
     return Layers(fire_paths=fires, fire_tables=tables)
 

@@ -92,6 +92,8 @@ class _RunInputs(NamedTuple):
     """How a folder run read its files (``--bands`` and the rest), as its manifest records them."""
     reviews_file: Path | None
     """The review decisions the run applied, where they are now (None: the run applied none)."""
+    layers: list[Path]
+    """The outline, footprint and fire files the run read, where they are now: the only ones the re-run reads."""
 
 
 def _catalogue_items(manifest: dict[str, Any], manifest_path: Path, data_root: Path) -> list[str]:
@@ -229,7 +231,8 @@ def _check_inputs(manifest: dict[str, Any], manifest_path: Path, moved: dict[Pat
             raise SceneError(f"{manifest_path}: {first} of this run of the scene catalogue was found at {moved[first]}, but a catalogue "
                              f"run reads its scenes and layers as {catalogue_dir(data_root, manifest['aoi'])} registered them: "
                              f"put them back at their recorded paths, or register the moved scenes (burnscan add) and run burnscan detect")
-        return _RunInputs(aoi_path.parent, None, data_root, _catalogue_items(manifest, manifest_path, data_root), {}, reviews_file)
+        return _RunInputs(aoi_path.parent, None, data_root, _catalogue_items(manifest, manifest_path, data_root), {}, reviews_file,
+                          [where(p) for p, _ in layers])
     folders = sorted({str(p.parent) for p, _ in files})
     if len(folders) != 1:
         raise SceneError(f"{manifest_path}: inputs lie in {len(folders)} folders ({', '.join(folders)}); a re-run needs one scene folder")
@@ -248,7 +251,8 @@ def _check_inputs(manifest: dict[str, Any], manifest_path: Path, moved: dict[Pat
             f"{extra[0]}: file is in the run's scene folder but was not an input of the run; "
             f"move it out, or re-run on a copy of the folder without it"
         )
-    return _RunInputs(aoi_path.parent, scenes_dir, moved_root or data_root, None, options, reviews_file)
+    return _RunInputs(aoi_path.parent, scenes_dir, moved_root or data_root, None, options, reviews_file,
+                      [where(p) for p, _ in layers])
 
 
 def check_run_inputs(run_dir: Path) -> tuple[Path, Path | None]:
@@ -282,7 +286,7 @@ def rerun(
 ) -> RunComparison:
     """Run a finished run again from its ``manifest.json`` and compare the outputs.
 
-    Same AOI file, same scene folder (or the same scenes of the catalogue), same resolved parameters (passed as overrides, so
+    Same AOI file, same scene folder (or the same scenes of the catalogue), same outline and layers (none added since), same resolved parameters (passed as overrides, so
     they win over anything the AOI file says now), figures only if the original had them.
     The re-run goes through :func:`pipeline.run.run_detect` into a new run folder; runs
     never overwrite each other, and ``latest`` then names the re-run.
@@ -327,7 +331,7 @@ def rerun(
     outcome = run_detect(
         manifest["aoi"], out_root=Path(out_root), overrides=manifest["parameters"], scenes_dir=checked.scenes_dir,
         aoi_dir=checked.aoi_dir, make_figures=figures,
-        reviews_file=checked.reviews_file, apply_reviews=checked.reviews_file is not None,
+        reviews_file=checked.reviews_file, apply_reviews=checked.reviews_file is not None, layers=checked.layers,
         catalogue_items=checked.items, scene_options=checked.scene_options, keep_alignment=False, keep_figures=False, **where,  # a check recomputes: nothing is taken from earlier runs
     )
     return compare_runs(run_dir, outcome.run_dir, moved={str(new): str(old) for old, new in moved.items()})

@@ -642,10 +642,12 @@ def _nonfire_with_positions(detection: Detection) -> gpd.GeoDataFrame | None:
     return changes
 
 
-def _settlement_outline(aoi: Aoi, scenes_dir: Path, crs: str) -> tuple[BaseGeometry | None, Path | None]:
+def _settlement_outline(aoi: Aoi, scenes_dir: Path, crs: str,
+                        only: Collection[Path] | None = None) -> tuple[BaseGeometry | None, Path | None]:
     """The built-up area and the file it came from: a ``settlement*.geojson`` beside the scenes,
-    else the AOI's ``settlement`` property (hashed with the AOI file)."""
-    files = sorted(scenes_dir.glob("settlement*.geojson"))
+    else the AOI's ``settlement`` property (hashed with the AOI file). ``only``: the files a re-run may read."""
+    allowed = None if only is None else {os.path.abspath(p) for p in only}
+    files = [p for p in sorted(scenes_dir.glob("settlement*.geojson")) if allowed is None or os.path.abspath(p) in allowed]
     if files:
         return read_outline(files[0], crs), files[0]
     if aoi.properties.get("settlement"):
@@ -723,6 +725,7 @@ def run_detect(
     scene_options: dict[str, Any] | None = None,
     keep_alignment: bool = True,
     keep_figures: bool = True,
+    layers: Collection[Path] | None = None,
 ) -> RunOutcome:
     """Detect and date burns for one AOI and write a complete run folder.
 
@@ -744,7 +747,9 @@ def run_detect(
     The analysis grid follows the scenes' native pixel unless ``resolution_m`` is a number
     (:func:`pipeline.resolution.choose_resolution`); the report and manifest say which grid and why.
     Analysts' decisions in ``reviews_file`` (default ``<data>/<aoi>/reviews.json``) are
-    applied to the polygons unless ``apply_reviews`` is False. The run ends by writing its
+    applied to the polygons unless ``apply_reviews`` is False. ``layers``, for a re-run: the only outline,
+    footprint and fire files it may read, those its run read (None: every one found beside the scenes and
+    under ``<data>/<aoi>/``). The run ends by writing its
     manifest (:func:`pipeline.provenance.manifest.seal_manifest`): chained into ``<out>/<aoi>/runs.log``
     and, with ``sign_key`` (an Ed25519 private key file), signed.
     """
@@ -810,13 +815,13 @@ def run_detect(
         check_coreg_band(params, [str(b) for b in stack.band.values], where=f"{scenes_dir}")
         if make_figures:  # a scene whose bands are known only once read (a Planet file names them inside)
             _check_figure_bands([str(b) for b in stack.band.values], where=f"{scenes_dir}")
-        settlement, settlement_file = _settlement_outline(aoi, Path(scenes_dir), analysis_grid.crs)
-        layers = find_layers(Path(scenes_dir), Path(data_root) / aoi.name, analysis_grid)
-        _refuse_simulated_layers(records, [settlement_file, layers.footprints_path, *layers.fire_paths],
-                                 bool(layers.footprints is not None and layers.footprints.attrs.get("simulated")))
-        if settlement is None and layers.footprints is not None:  # no outline drawn: the footprints outline the built-up area
-            settlement = settlement_from_footprints(layers.footprints)
-            settlement_file = layers.footprints_path if settlement is not None else None
+        settlement, settlement_file = _settlement_outline(aoi, Path(scenes_dir), analysis_grid.crs, only=layers)
+        found = find_layers(Path(scenes_dir), Path(data_root) / aoi.name, analysis_grid, only=layers)
+        _refuse_simulated_layers(records, [settlement_file, found.footprints_path, *found.fire_paths],
+                                 bool(found.footprints is not None and found.footprints.attrs.get("simulated")))
+        if settlement is None and found.footprints is not None:  # no outline drawn: the footprints outline the built-up area
+            settlement = settlement_from_footprints(found.footprints)
+            settlement_file = found.footprints_path if settlement is not None else None
         stage(f"{len(records)} scenes loaded; co-registering, normalising, detecting", logger=logger)
 
         # Figures, the review page's scenes and the GIS rasters kept between runs, beside the runs like the shifts.
@@ -859,7 +864,7 @@ def run_detect(
         background["rasters"] = fork_soon(lambda _: write_gis_rasters(), 1)
         tz_name = aoi.local_zone
         stage(f"{len(polygons)} burn polygon(s); checking structures, active fires and confidence", logger=logger)
-        evidence = gather_evidence(polygons, detection=detection, params=params, layers=layers, tz_name=tz_name)
+        evidence = gather_evidence(polygons, detection=detection, params=params, layers=found, tz_name=tz_name)
         polygons = evidence.polygons
         provenance = {"run_id": run_id, **git_state(), "versions": package_versions(), "started_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
                       "kept_work": detection.kept_work or "none: every scene aligned in this run"}

@@ -178,6 +178,23 @@ def test_rerun_finds_moved_inputs_by_hash_and_compares_their_paths_as_recorded(s
     assert [o.path for o in compared.differing] == ["report.md"]
 
 
+def test_rerun_reads_only_the_layers_its_run_read(own, capsys):
+    """A fire archive or footprint layer added after the run is not read by its re-run: it re-runs the run, not
+    today's evidence (a later archive made 8 outputs differ and a "fire" corroborate burns the run never claimed)."""
+    root, _, first = own
+    manifest = json.loads((first.run_dir / "manifest.json").read_text())
+    added = root / "data" / AOI_NAME / "fires" / "later.csv"
+    added.parent.mkdir(parents=True, exist_ok=True)
+    header = "latitude,longitude,bright_ti4,scan,track,acq_date,acq_time,satellite,instrument,confidence,version,bright_ti5,frp,daynight"
+    added.write_text(f"{header}\n13.82,-3.78,340,0.4,0.4,2024-01-28,100,N,VIIRS,h,2.0NRT,290,9.9,N\n", encoding="utf-8")
+    try:
+        code, out, err = _cli(capsys, "rerun", str(first.run_dir))
+    finally:
+        added.unlink()
+    assert code == 0 and "every compared output is identical" in out, out + err
+    assert str(added) not in json.dumps(manifest)
+
+
 def test_settlement_outline_is_hashed_and_checked(own, capsys):
     _, _, first = own
     manifest = json.loads((first.run_dir / "manifest.json").read_text())
