@@ -321,3 +321,19 @@ def test_a_landsat_mtl_without_a_scene_centre_time_is_a_date_only_scene(tmp_path
         record, _, _ = scene.load(grid_for_bounds((500060, 1529640, 500540, 1529940), "EPSG:32630", 30.0))
         assert scene.describe().time_of_day_known is known and record.time_of_day_known is known
         assert record.time_source == "metadata"
+
+
+def test_a_scene_dated_when_the_sun_was_below_the_horizon_is_refused(area, capsys, tmp_path):
+    """Reflectance is sunlight: a scene "acquired" at 02:00 local is a wrong time (a local time given as UTC, most
+    often), and every bracket dated from it would be wrong too. It was read, and the report dated burns by it."""
+    run, aoi_dir, _ = area
+    before = _export(tmp_path / "in" / "before.tif", aoi_dir, 1)
+    after = _export(tmp_path / "in" / "after.tif", aoi_dir, 2, burned=True)
+    assert run(capsys, "add", AOI_NAME, str(before), "--bands", BANDS, "--acquired", "2024-01-27T10:38Z")[0] == 0
+    assert run(capsys, "add", AOI_NAME, str(after), "--bands", BANDS, "--acquired", "2024-01-28T02:00Z")[0] == 0
+    code, out, err = run(capsys, "detect", AOI_NAME, "--out", str(tmp_path / "out"), "--no-figures")
+    assert code == 4 and not list((tmp_path / "out" / AOI_NAME).glob("2*"))
+    errors = [line for line in err.splitlines() if line.startswith("burnscan: error: ")]  # after the progress lines
+    assert len(errors) == 1 and "Traceback" not in err
+    assert all(n in errors[0] for n in (str(after), "acquired 2024-01-28T02:00:00Z (as given with --acquired)",
+                                        "below the horizon", "in UTC (not local time)")), errors
