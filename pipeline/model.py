@@ -255,7 +255,7 @@ class Detection:
     (:func:`pipeline.stages.polygons.transient_polygons`; indexed into ``records``); ``None``
     for a chunk of a large area, where they are not listed."""
     nonfire: gpd.GeoDataFrame | None = None
-    """Changes the spectral test found not fire-like (leaf drop, harvest, wet soil, shadow), set
+    """Changes the spectral test found not fire-like (leaf drop, harvest, wet soil, shadow, cloud), set
     aside from the burns (:func:`pipeline.stages.polygons.nonfire_polygons`; indexed into
     ``records``); ``None`` for a chunk of a large area, where they are not listed."""
     burned_fraction: xr.DataArray | None = None

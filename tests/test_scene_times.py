@@ -337,3 +337,23 @@ def test_a_scene_dated_when_the_sun_was_below_the_horizon_is_refused(area, capsy
     assert len(errors) == 1 and "Traceback" not in err
     assert all(n in errors[0] for n in (str(after), "acquired 2024-01-28T02:00:00Z (as given with --acquired)",
                                         "below the horizon", "in UTC (not local time)")), errors
+
+
+def test_a_finding_whose_every_polygon_is_low_is_headlined_as_a_lead(area, capsys, tmp_path):
+    """Two four-band scenes, a burn on the second: seen once, nothing else behind it, so low. The headline stated its
+    area as burned, as it did for pure noise; it now says that every polygon is low, a lead to check, not a finding."""
+    run, aoi_dir, _ = area
+    before = _export(tmp_path / "in" / "before.tif", aoi_dir, 1)
+    after = _export(tmp_path / "in" / "after.tif", aoi_dir, 2, burned=True)
+    assert run(capsys, "add", AOI_NAME, str(before), "--bands", BANDS, "--acquired", "2024-01-27T10:38Z")[0] == 0
+    assert run(capsys, "add", AOI_NAME, str(after), "--bands", BANDS, "--acquired", "2024-01-28T10:38Z")[0] == 0
+    code, out, err = run(capsys, "detect", AOI_NAME, "--out", str(tmp_path / "out"), "--no-figures")
+    assert code == 0, err
+    report = json.loads((tmp_path / "out" / AOI_NAME / "latest" / "report.json").read_text())
+    tiers = {p["properties"]["tier"] for p in json.loads(
+        next((tmp_path / "out" / AOI_NAME / "latest").glob("burns*.geojson")).read_text())["features"]}
+    assert tiers == {"low"} and report["totals"]["n_polygons"] >= 1
+    assert "every one at low confidence" in report["summary"] and "a lead to check on a later clear scene, not a finding" \
+        in report["summary"]
+    assert "without an NBR drop a strong darkening is also what an unflagged cloud shadow gives" in \
+        (tmp_path / "out" / AOI_NAME / "latest" / "report.md").read_text()

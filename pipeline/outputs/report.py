@@ -324,9 +324,15 @@ def build_report(
     seen = [r for r, ok in zip(records, usable) if ok] or list(records)
     first, last = seen[0], seen[-1]
     set_aside = f" ({_rejected_words(rejected)})" if len(rejected) else ""
+    # A finding none of whose polygons is more than low is a lead, not a fact: noise, a shadow or a misregistered pair
+    # read as a burn looks the same, and the headline says so instead of stating the area alone.
+    hedge = ""
+    if len(counted) and "tier" in counted and (counted["tier"] == "low").all():
+        hedge = ("; every one at low confidence (seen on one scene, or on a poorly registered pair, with nothing else "
+                 "behind it: see Confidence), so a lead to check on a later clear scene, not a finding")
     summary = (
         f"Between {scene_time(first, tz_name)} and {scene_time(last, tz_name)}, {fraction['area']} burned in the "
-        f"AOI of {aoi.display_name}{fraction['basis']}, in {len(counted)} polygon(s){set_aside}."
+        f"AOI of {aoi.display_name}{fraction['basis']}, in {len(counted)} polygon(s){set_aside}{hedge}."
     )
     if tz_name is None and any(r.time_of_day_known for r in records):
         summary += " Times are in UTC alone: the AOI file names no local time zone."
@@ -341,8 +347,9 @@ def build_report(
                     f"are listed apart, not counted.")
     not_fire = _nonfire(nonfire, records, tz_name)
     if not_fire["n_changes"]:
-        summary += (f" {not_fire['n_changes']} change(s) ({not_fire['area_ha']:.2f} ha) that darkened the NIR but not as "
-                    f"fire does (leaf drop, harvest, wet soil, shadow) are listed apart, not counted.")
+        summary += (f" {not_fire['n_changes']} change(s) ({not_fire['area_ha']:.2f} ha) that changed as a burn does in the "
+                    f"index but not as fire does in every band (leaf drop, harvest, wet soil, shadow, cloud) are listed "
+                    f"apart, not counted.")
     title = f"Burn marks at {aoi.display_name}"
     if simulated:
         title = f"{SIMULATED_LABEL}: {title}"
