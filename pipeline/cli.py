@@ -891,6 +891,13 @@ def main(argv: list[str] | None = None) -> int:
         warnings.showwarning = shown_by
 
 
+def _interrupted(exc: KeyboardInterrupt) -> str:
+    """The line a Ctrl-C leaves: what is kept, and the unfinished run's folder when one was started."""
+    partial = getattr(exc, "partial_run", None)
+    where = f"the unfinished run stays in {partial}" if partial else "an unfinished run stays in its .partial folder"
+    return f"burnscan: interrupted; outputs already complete are kept, {where}"
+
+
 def _main(args: list[str]) -> int:
     """:func:`main` once the warnings are shown on one line."""
     try:
@@ -900,15 +907,17 @@ def _main(args: list[str]) -> int:
         log = _write_error_log(exc, args) if isinstance(exc, RunError) and exc.__cause__ is not None else None
         click.echo(f"burnscan: error: {exc}" + (f" (traceback in {log})" if log else ""), err=True)
         return exc.exit_code
-    except click.exceptions.Abort:
-        click.echo("burnscan: aborted", err=True)
+    except click.exceptions.Abort as exc:  # click's form of Ctrl-C (or of end of input at a prompt)
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            click.echo(_interrupted(exc.__context__), err=True)
+        else:
+            click.echo("burnscan: aborted", err=True)
         return 130
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except KeyboardInterrupt:
-        click.echo("burnscan: interrupted; outputs already complete are kept, an unfinished run stays in its .partial folder",
-                   err=True)
+    except KeyboardInterrupt as exc:
+        click.echo(_interrupted(exc), err=True)
         return 130
     except MemoryError as exc:
         log = _write_error_log(exc, args)

@@ -971,6 +971,8 @@ def run_detect(
         if isinstance(exc, Exception):  # a defect: one line naming the folder; the traceback stays chained for the log
             raise RunError(f"{partial}: the run stopped on {type(exc).__name__}: {str(exc)[:200]} (incomplete run left "
                            f"there); this is a defect in burnscan: report it with the command and the log") from exc
+        if isinstance(exc, KeyboardInterrupt):  # the command line names the folder left behind
+            exc.partial_run = partial  # type: ignore[attr-defined]
         raise  # an interrupt or exit: not an error of the run
     run_dir = finish_run_dir(partial)
     stage(f"run complete: {run_dir}", logger=logger)

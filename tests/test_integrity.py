@@ -195,6 +195,26 @@ def test_rerun_reads_only_the_layers_its_run_read(own, capsys):
     assert str(added) not in json.dumps(manifest)
 
 
+def test_ctrl_c_during_a_run_names_the_unfinished_folder(small_run, capsys, tmp_path, monkeypatch):
+    """Click turns a Ctrl-C into its Abort, which printed "burnscan: aborted" alone: the .partial folder the run left
+    behind (docs/EVIDENCE.md: a failure names it) went unsaid."""
+    import pipeline.run
+
+    root = tmp_path / "desk"
+    shutil.copytree(small_run.data_root, root / "data")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline.run, "seal_manifest", interrupted)
+    code, out, err = _cli(capsys, "detect", AOI_NAME, "--aoi-dir", small_run.aoi_dir, "--data", root / "data",
+                          "--out", root / "out", "--no-figures")
+    left = [p for p in (root / "out" / AOI_NAME).iterdir() if p.name.endswith(".partial")]
+    assert code == 130 and len(left) == 1
+    last = err.strip().splitlines()[-1]
+    assert last == f"burnscan: interrupted; outputs already complete are kept, the unfinished run stays in {left[0]}"
+
+
 def test_settlement_outline_is_hashed_and_checked(own, capsys):
     _, _, first = own
     manifest = json.loads((first.run_dir / "manifest.json").read_text())
