@@ -230,6 +230,12 @@ def test_add_fires_checks_the_archive_and_keeps_it_once(capsys, tmp_path):
     assert code == 5 and "rename" in err and sha256_file(kept) == sha256_file(src)
     code, _, err = _run(capsys, "add-fires", "ogota", str(tmp_path / "osm.csv"), "--data", str(data))
     assert code == 4 and err.count("\n") == 1
+    # An archive of another area (Paris, for a village in Mali) would say "no fire detected" of every burn
+    paris = tmp_path / "paris.csv"
+    paris.write_text(f"{header}\n48.85,2.35,330,0.4,0.4,2024-01-28,112,N20,VIIRS,n,2.0NRT,290,3.4,N\n", encoding="utf-8")
+    code, _, err = _run(capsys, "add-fires", "ogota", str(paris), "--data", str(data))
+    assert code == 4 and err.count("\n") == 1 and "none of its 1 detection(s) lies within 100 km of the AOI ogota" in err
+    assert not (data / "ogota" / "fires" / "paris.csv").exists()
 
 
 def test_simulated_layers_never_become_evidence_about_a_real_place(capsys, tmp_path):

@@ -21,6 +21,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from pipeline.aoi import Aoi
 from pipeline.errors import ParameterError, SceneError
@@ -76,6 +79,26 @@ def add_buildings(aoi: Aoi, source: Path, *, data_root: Path, replace: bool = Fa
                       + (f", {dropped} non-polygon feature(s) ignored" if dropped else ""))
 
 
+FIRES_NEAR_KM = 100.0
+"""An archive none of whose detections lies this close to the AOI is of another area (FIRMS downloads are cut to a
+country or a box around the area asked for); an empty one is kept, a quiet area's."""
+
+
+def _check_fires_near(detections: Any, aoi: Aoi, source: Path) -> None:
+    """Refuse an archive of another area: kept, it would say "no fire detected" of every burn for the wrong reason."""
+    if not len(detections):
+        return
+    centre = aoi.geometry.centroid
+    lat, lon = np.radians(detections["latitude"].to_numpy(float)), np.radians(detections["longitude"].to_numpy(float))
+    lat0, lon0 = np.radians(centre.y), np.radians(centre.x)
+    cos_angle = np.sin(lat) * np.sin(lat0) + np.cos(lat) * np.cos(lat0) * np.cos(lon - lon0)
+    nearest_km = float(np.degrees(np.arccos(np.clip(cos_angle, -1, 1))).min() * 111.195)
+    if nearest_km > FIRES_NEAR_KM:
+        raise SceneError(f"{source}: none of its {len(detections)} detection(s) lies within {FIRES_NEAR_KM:.0f} km of the AOI "
+                         f"{aoi.name} (the nearest {nearest_km:.0f} km away): an archive of another area; download the "
+                         f"FIRMS archive of the AOI's area and add that")
+
+
 def add_fires(aoi: Aoi, source: Path, *, data_root: Path) -> LayerAdded:
     """Keep an active-fire archive CSV under ``<data>/<aoi>/fires/`` after checking that it parses."""
     source = Path(source)
@@ -83,6 +106,7 @@ def add_fires(aoi: Aoi, source: Path, *, data_root: Path) -> LayerAdded:
         raise SceneError(f"{source}: a SIMULATED fire archive (its name says so); an AOI's archives are read by its runs on real "
                          f"scenes, where its detections would corroborate burns: give a FIRMS archive")
     table = checked_fire_csv(source, fix="nothing was kept: download the FIRMS archive CSV again and add that")
+    _check_fires_near(table.detections, aoi, source)
     first = first_skipped_row(table)
     folder = Path(data_root) / aoi.name / "fires"
     stem, suffix = (source.stem, source.suffix) if source.suffix.lower() == ".csv" else (source.name, ".csv")
