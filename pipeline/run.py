@@ -20,6 +20,7 @@ import geopandas as gpd
 import numpy as np
 import pyproj
 import xarray as xr
+from scipy import ndimage
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
@@ -294,7 +295,8 @@ def _detection(m: _Measured, records: list[SceneRecord], *, params: Params, anal
         stack=m.normalised, records=m.used_records, all_records=list(records),
         quality=_quality(records, m.usable, m.refused, m.clear_fraction, m.shifts, m.fits, m.thresholds, params,
                          spectral_fits=[list(f) for f in m.calibration.spectral_fits],
-                         rises=_opposite_shares(m.change, burn_level(params, m.index_name))),
+                         rises=_opposite_shares(m.change, burn_level(params, m.index_name)),
+                         pixel_ha=analysis_grid.pixel_area_m2 / 1e4),
         shifts=m.shifts, fits=m.fits, index_name=m.index_name, index=m.index, change=m.change, dates=dates,
         thresholds=m.thresholds, polygons=polygons,
         extent_first=xr.DataArray(extent_first, dims=("y", "x"), coords={"y": dates.y, "x": dates.x}),
@@ -540,29 +542,40 @@ def _coarse_bands(records: list[SceneRecord], grid_m: float) -> list[str]:
     return coarser_than_grid(native, grid_m)
 
 
-def _opposite_shares(change: xr.Dataset, level: float) -> list[float | None]:
+def _opposite_shares(change: xr.Dataset, level: float) -> list[tuple[float, int] | None]:
     """Per analysed scene, the share of the pixels it observed whose index moved the other way from a burn by more
-    than twice a burn's change ``level`` (``None`` for the first, which no change is read on).
+    than twice a burn's change ``level``, and the pixels of the largest 8-connected patch of them (``None`` for the
+    first, which no change is read on).
 
     A burn read with the bands of both files given in another order (NIR and SWIR exchanged) shows as exactly
     that, and nothing else says so: every scene passes alone, and the run finds no burn. A season's greening
     shows the same, which is why this is said, not refused.
     """
-    shares: list[float | None] = []
+    shares: list[tuple[float, int] | None] = []
     for delta in change["delta"].values:
-        seen = delta[np.isfinite(delta)]
-        shares.append(float(np.mean(seen <= -2 * level)) if seen.size >= 100 else None)
+        finite = np.isfinite(delta)
+        if finite.sum() < 100:
+            shares.append(None)
+            continue
+        with np.errstate(invalid="ignore"):
+            against = delta <= -2 * level
+        labels, n = ndimage.label(against, structure=np.ones((3, 3), bool))
+        largest = int(np.bincount(labels.ravel())[1:].max()) if n else 0
+        shares.append((float(against[finite].mean()), largest))
     return shares
 
 
 _OPPOSITE_SAID = 0.10
 """Share of a scene's observed ground moving against a burn from which its reading says so."""
+_OPPOSITE_PATCH_HA = 1.0
+"""Area of one patch moving against a burn from which the reading says so, where it exceeds the burns it found: a
+burn read with its two scenes in the wrong order looks exactly like that (a compound or two of a village is 0.1 ha)."""
 
 
 def _quality(records: list[SceneRecord], usable: np.ndarray, refused: list[str | None], clear_fraction: np.ndarray,
              shifts: list[ShiftEstimate], fits: list[list[BandFit]], thresholds: list[ThresholdInfo | None],
              params: Params, spectral_fits: list[list[BandFit]] | None = None,
-             rises: list[float | None] | None = None) -> list[dict[str, Any]]:
+             rises: list[tuple[float, int] | None] | None = None, pixel_ha: float = 0.0) -> list[dict[str, Any]]:
     """Per scene given: clear share, usability with its reason, co-registration, normalisation, threshold,
     and the fits the burned fraction and the non-fire tests read it through, where those differ from
     the normalisation's (``spectral_frame``)."""
@@ -587,8 +600,12 @@ def _quality(records: list[SceneRecord], usable: np.ndarray, refused: list[str |
                 entry["spectral_frame"] = [f.as_dict() for f in spectral_fits[j]]
             entry["threshold"] = thresholds[j].as_dict() if thresholds[j] else None
             entry["is_first_usable"] = j == 0
-            if rises is not None and rises[j] is not None and rises[j] >= _OPPOSITE_SAID:
-                entry["against_burn_share"] = round(rises[j], 4)
+            if rises is not None and rises[j] is not None:
+                share, largest_px = rises[j]
+                if share >= _OPPOSITE_SAID:
+                    entry["against_burn_share"] = round(share, 4)
+                elif largest_px * pixel_ha >= _OPPOSITE_PATCH_HA:
+                    entry["against_burn_patch_ha"] = round(largest_px * pixel_ha, 2)
         quality.append(entry)
     return quality
 

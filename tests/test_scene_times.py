@@ -35,13 +35,13 @@ BANDS = "blue,green,red,nir"
 TIME_OF_DAY_UNKNOWN = "(time of day unknown)"  # what follows a date-only scene's date wherever it is printed
 
 
-def _export(path: Path, aoi_dir: Path, seed: int, *, burned: bool = False) -> Path:
+def _export(path: Path, aoi_dir: Path, seed: int, *, burned: bool = False, half: int = 10) -> Path:
     """A plain 4-band GeoTIFF export over the small AOI (no time in its tags), as shared pairs come; ``burned``: with a
-    60 m square of char in its middle."""
+    square of char ``2 half`` pixels a side (60 m) in its middle."""
     grid = load_aoi(AOI_NAME, aoi_dir).analysis_grid(3.0).buffered(20)
     ground = np.tile(savanna_ground(seed), (1, 3, 3))[:, :grid.height, :grid.width]
     if burned:
-        middle = (slice(grid.height // 2 - 10, grid.height // 2 + 10), slice(grid.width // 2 - 10, grid.width // 2 + 10))
+        middle = (slice(grid.height // 2 - half, grid.height // 2 + half), slice(grid.width // 2 - half, grid.width // 2 + half))
         ground[(slice(None), *middle)] = np.array([0.04, 0.04, 0.05, 0.06])[:, None, None]
     data = np.clip(ground * 10000, 1, 65535).astype(np.uint16)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -353,7 +353,26 @@ def test_a_finding_whose_every_polygon_is_low_is_headlined_as_a_lead(area, capsy
     tiers = {p["properties"]["tier"] for p in json.loads(
         next((tmp_path / "out" / AOI_NAME / "latest").glob("burns*.geojson")).read_text())["features"]}
     assert tiers == {"low"} and report["totals"]["n_polygons"] >= 1
+    assert all("moved the other way" not in r["statement"] for r in report["readings"])  # in its order: not said
     assert "every one at low confidence" in report["summary"] and "a lead to check on a later clear scene, not a finding" \
         in report["summary"]
     assert "without an NBR drop a strong darkening is also what an unflagged cloud shadow gives" in \
         (tmp_path / "out" / AOI_NAME / "latest" / "report.md").read_text()
+
+
+def test_a_burn_read_with_its_two_scenes_in_the_wrong_order_is_said(area, capsys, tmp_path):
+    """Dates given the wrong way round turn a burn into ground that healed: 0.00 ha burned and no word of it, because
+    the note on change against a burn waited for a tenth of the AOI. A patch of over a hectare, more than was found
+    burned, is now said; the same pair in its order is not."""
+    run, aoi_dir, _ = area
+    burned = _export(tmp_path / "in" / "burned.tif", aoi_dir, 2, burned=True, half=25)  # 150 m: 2.25 ha of char
+    unburned = _export(tmp_path / "in" / "unburned.tif", aoi_dir, 1)
+    assert run(capsys, "add", AOI_NAME, str(burned), "--bands", BANDS, "--acquired", "2024-01-27T10:38Z")[0] == 0
+    assert run(capsys, "add", AOI_NAME, str(unburned), "--bands", BANDS, "--acquired", "2024-01-28T10:38Z")[0] == 0
+    code, out, err = run(capsys, "detect", AOI_NAME, "--out", str(tmp_path / "out"), "--no-figures")
+    assert code == 0, err
+    report = json.loads((tmp_path / "out" / AOI_NAME / "latest" / "report.json").read_text())
+    assert report["totals"]["n_polygons"] == 0
+    said = report["readings"][-1]["statement"]
+    assert "moved the other way from a burn" in said and "the two scenes in the wrong order (check their times)" in said
+    assert 2.0 <= report["scenes"][-1]["against_burn_patch_ha"] <= 2.6

@@ -116,10 +116,15 @@ def _screened_words(record: SceneRecord, n_scenes: int) -> str:
             "against the other scenes, where three scenes saw the ground.")
 
 
-def _against_burn_words(quality: dict[str, Any]) -> str:
+def _against_burn_words(quality: dict[str, Any], new_ha: float = 0.0) -> str:
     """What a scene's reading says when much of its ground moved the other way from a burn (``against_burn_share``):
     a greening, or both files' bands given in another order, which turns a burn into a greening and nothing else shows."""
     share = quality.get("against_burn_share")
+    patch = quality.get("against_burn_patch_ha")
+    if patch and patch > new_ha:
+        return (f" A patch of {patch:.2f} ha moved the other way from a burn by more than twice a burn's change, more ground "
+                f"than it found burned: what a burn looks like with the two scenes in the wrong order (check their times), "
+                f"or a greening, or a cloud on the earlier scene.")
     if not share:
         return ""
     return (f" On {share:.0%} of the ground it observed, the burn index moved the other way from a burn by more than twice a "
@@ -164,7 +169,7 @@ def _reading(
     if t == 0 or quality.get("is_first_usable"):
         entry["statement"] = f"Scene {record.scene_id} ({when}) is the first clear observation: the baseline, no change can be read from it."
         return entry
-    against = _against_burn_words(quality)
+    against = _against_burn_words(quality, float(new["area_ha"].sum()) if len(new) else 0.0)
     if len(new) == 0:
         entry["statement"] = (
             f"Scene {record.scene_id} ({when}): no new burn marks on the observed ground "
