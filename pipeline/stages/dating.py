@@ -359,7 +359,7 @@ def _shadows_moved_on(new: np.ndarray, t: int, values: np.ndarray, direction: in
     darker = np.full(rows.shape, np.nan)
     darker[seen] = direction * (values[later[seen], rows[seen], cols[seen]] - values[t, rows[seen], cols[seen]])
     seen_share, median_darker = _per_patch(darker, seen, lab, n)
-    undated = (off_share >= 0.5) & (seen_share >= 0.5) & ((median_darker > tolerance) | (stayed_share >= 0.5))
+    undated = (off_share >= 0.5) & (seen_share >= 0.5) & ((np.abs(median_darker) > tolerance) | (stayed_share >= 0.5))
     return np.concatenate([[False], undated])[labels]
 
 
