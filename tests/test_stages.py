@@ -455,6 +455,27 @@ def test_a_scene_at_another_hour_does_not_date_a_mark_that_is_lighter_on_the_nex
     assert (first[50:70, 50:70] == 1).all()
 
 
+def test_a_scene_at_another_hour_does_not_date_a_shadow_whose_pixels_moved_both_ways_the_next_day():
+    # One 07:50 shadow (0.30 -> 0.093) over two yards that burned before scene 2: the west one in part, lighter
+    # than the shadow (0.15), the east one to char, darker (0.04). The patch's median move is near nought (half
+    # lighter, half darker by as much), but every pixel moved: it was no char on scene 1, and both yards are
+    # first visible on scene 2. B, char on both scenes, is dated on scene 1.
+    nir = np.full((4, 100, 100), 0.30, np.float32)
+    nir[1, 10:30, 10:30] = 0.093
+    nir[2:, 10:30, 10:20] = 0.15
+    nir[2:, 10:30, 20:30] = 0.04
+    nir[1:, 50:70, 50:70] = 0.05
+    nir += np.random.default_rng(13).normal(0, 0.004, nir.shape).astype(np.float32)
+    clear = xr.DataArray(np.ones_like(nir, bool), dims=("time", "y", "x"))
+    index = xr.DataArray(nir, dims=("time", "y", "x"), attrs={"burn_direction": -1, "index": "nir"})
+    change = consecutive_change(index, clear)
+    dates = date_burns(change, index=index, clear=clear, post_nir=index, params=Params(), pixel_area_m2=9.0,
+                       sun=[(47.6, 140.0), (14.4, 113.8), (47.6, 140.0), (47.6, 140.0)])[0]
+    first = dates.first_seen.values
+    assert (first[10:30, 10:30] == 2).all() and (dates.last_clear_before.values[10:30, 10:30] == 0).all()
+    assert (first[50:70, 50:70] == 1).all()
+
+
 def test_char_seen_after_a_passing_cloud_shadow_is_measured_from_the_ground_before_the_shadow():
     # Scene 1: an unflagged cloud shadow (0.35 of the light) over a whole quarter, gone on scene 2 except where
     # a compound burned meanwhile. From the shadow (NIR 0.105) to char (0.06) the NIR falls by 0.045, under

@@ -343,9 +343,12 @@ def _shadows_moved_on(new: np.ndarray, t: int, values: np.ndarray, direction: in
     as char, and a compound that burned before the next scene stays dark on it. Char burned before
     ``t`` looks the same on the next clear scene and is fire-like on ``t``; so a patch most of
     whose pixels have a before-scene with other shadows is not dated today when, on at least half
-    its pixels seen again, the next clear scene shows it darker still (median move in the burn's
-    direction beyond ``tolerance``, the date's noise times ``noise_k``) or it was a proportional
-    darkening that stayed (``stayed``: shade and char over bright ground both are). Decided per patch.
+    its pixels seen again, the next clear scene shows it moved either way (median move beyond
+    ``tolerance``, the date's noise times ``noise_k``: darker still where char replaced the shadow,
+    lighter where the shadow was deeper than a partial burn that followed it, since char does not fade
+    in a day; or most of its pixels moved so, a patch part shadow and part burned the next day moving
+    both ways) or it was a proportional darkening that stayed (``stayed``: shade and char over bright
+    ground both are). Decided per patch.
     """
     if not moved.any():  # every scene at this one's hour: nothing to tell apart
         return np.zeros_like(new)
@@ -359,7 +362,11 @@ def _shadows_moved_on(new: np.ndarray, t: int, values: np.ndarray, direction: in
     darker = np.full(rows.shape, np.nan)
     darker[seen] = direction * (values[later[seen], rows[seen], cols[seen]] - values[t, rows[seen], cols[seen]])
     seen_share, median_darker = _per_patch(darker, seen, lab, n)
-    undated = (off_share >= 0.5) & (seen_share >= 0.5) & ((np.abs(median_darker) > tolerance) | (stayed_share >= 0.5))
+    # A patch part shadow, part burned the next day moves both ways, its median near nought: most of its pixels moved
+    moved_share = ndimage.sum(seen & (np.abs(np.nan_to_num(darker)) > tolerance), lab, index) / np.maximum(
+        ndimage.sum(seen, lab, index), 1)
+    passed = (np.abs(median_darker) > tolerance) | (moved_share >= 0.5)
+    undated = (off_share >= 0.5) & (seen_share >= 0.5) & (passed | (stayed_share >= 0.5))
     return np.concatenate([[False], undated])[labels]
 
 
