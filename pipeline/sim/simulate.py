@@ -49,8 +49,9 @@ __all__ = ["BANDS", "S2_BANDS", "SIMULATOR_VERSION", "Scenario", "SimulatedScene
 
 #: Bumped whenever the same seed would give different pixels, so benchmark numbers stay comparable.
 #: Version 2 gave char its measured SWIR brightness (only the ``"sentinel2"`` scenario sees SWIR).
-#: Version 3 lights the shadows of the unflagged-shadow cases by a bluish sky (``ScenarioPlan.sky_light``).
-SIMULATOR_VERSION = "3"
+#: Version 3 lights the shadows of the unflagged-shadow cases by a bluish sky (``ScenarioPlan.sky_light``);
+#: version 4 those of ``"nonfire_with_burns"`` too.
+SIMULATOR_VERSION = "4"
 
 
 @dataclass(frozen=True, eq=False)
