@@ -243,10 +243,10 @@ def _check_inputs(manifest: dict[str, Any], inputs_dir: Path | None,
         else:
             state[e] = "missing"
     found = find_by_hash(Path(inputs_dir), [e for e in entries if state[e] != "ok"]) if inputs_dir is not None else {}
-    for e in entries:  # later reviews rewrite the AOI's decisions: the run's own copy holds those it applied
-        kept = run_dir / APPLIED_REVIEWS_NAME if run_dir is not None else None
-        if e.what == "reviews_file" and state[e] != "ok" and kept is not None and is_regular_file(kept) \
-                and sha256_file(kept) == e.sha256:
+    kept = Path(run_dir) / APPLIED_REVIEWS_NAME if run_dir is not None else None
+    for e in (e for e in entries if e.what == "reviews_file" and state[e] != "ok"):
+        # later reviews rewrite the AOI's decisions: the run's own copy holds those it applied
+        if kept is not None and is_regular_file(kept) and sha256_file(kept) == e.sha256:
             state[e] = "ok"
             notes.append(f"{e.path}: the review decisions have changed since the run (reviewed again); the decisions it "
                          f"applied are its own copy {kept}, with the recorded SHA-256")
