@@ -681,7 +681,9 @@ def _refuse_night_scenes(records: list[SceneRecord], aoi: Aoi) -> None:
     is wrong, most often a local time given as UTC, and every bracket dated from it would be too."""
     centre = aoi.geometry.centroid
     for record in records:
-        if not record.time_of_day_known:  # a date alone: no time of day to check
+        # A date alone has no time of day to check; a simulated scene's time is the simulator's (the demo's 10:38 UTC,
+        # on an AOI of one's own that asks for the demo anywhere), not a claim about the sky over the place.
+        if not record.time_of_day_known or record.simulated:
             continue
         _, elevation = sun_angles(centre.x, centre.y, record.acquired.astimezone(timezone.utc))
         if elevation < NIGHT_ELEVATION_DEG:
