@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from html import unescape
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -362,8 +363,13 @@ def test_a_finding_whose_every_polygon_is_low_is_headlined_as_a_lead(area, capsy
     assert all("moved the other way" not in r["statement"] for r in report["readings"])  # in its order: not said
     assert "every one at low confidence" in report["summary"] and "a lead to check on a later clear scene, not a finding" \
         in report["summary"]
-    assert "without an NBR drop a strong darkening is also what an unflagged cloud shadow gives" in \
-        (tmp_path / "out" / AOI_NAME / "latest" / "report.md").read_text()
+    md = (tmp_path / "out" / AOI_NAME / "latest" / "report.md").read_text()
+    assert "without an NBR drop a strong darkening is also what an unflagged cloud shadow gives" in md
+    # Both times were typed: the Scenes table of both pages marks them, and says what to check them against
+    html = unescape((tmp_path / "out" / AOI_NAME / "latest" / "report.html").read_text())
+    for page in (md, html):
+        assert page.count("(given with --acquired)") == 2
+        assert "The time of 2 scene(s) was given with --acquired, not read from the scene's metadata" in page
 
 
 def test_a_burn_read_with_its_two_scenes_in_the_wrong_order_is_said(area, capsys, tmp_path):

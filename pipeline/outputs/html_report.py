@@ -24,7 +24,7 @@ import numpy as np
 from matplotlib import image as mpimg
 
 from pipeline.outputs.write import PNG_COMPRESS_LEVEL
-from pipeline.outputs.report import (SIMULATED_WARNING, band_map_words, burned_fraction_cell, sha256_cell, evidence_sections, shift_cell, nonfire_section,
+from pipeline.outputs.report import (SIMULATED_WARNING, acquired_cell, band_map_words, times_given_words, burned_fraction_cell, sha256_cell, evidence_sections, shift_cell, nonfire_section,
                                      polygon_time_cell, transient_section)
 
 __all__ = ["render_html", "screen_copy", "screen_copy_pixels", "SCREEN_SIDE_PX"]
@@ -211,13 +211,15 @@ def render_html(report: Mapping[str, Any], *, figures: Mapping[str, tuple[str, b
     for s in report["scenes"]:
         c = s.get("coregistration") or {}
         shift = shift_cell(c, none="reference")
-        scene_rows.append([s["index"], s["scene_id"], s["acquired"], f"{s['sensor']} {s['satellite_id']}", f"{s['clear_fraction']:.1%}", s.get("cloud_mask", ""),
+        scene_rows.append([s["index"], s["scene_id"], acquired_cell(s), f"{s['sensor']} {s['satellite_id']}", f"{s['clear_fraction']:.1%}", s.get("cloud_mask", ""),
                            "yes" if s.get("usable") else f"no: {s.get('unusable_reason', '')}", shift,
                            f"{c.get('residual', 0):.4f}" if c else "", sha256_cell(s.get("sha256") or {})])
     parts.append(_table(["#", "scene", "acquired", "sensor", "clear over the AOI", "cloud mask", "usable", "shift dy, dx (px)", "residual",
                          "SHA-256 (reflectance)"], scene_rows))
     if report["scenes"]:
         parts.append(f"<p>{escape(band_map_words(report['scenes']))}</p>")
+        if times_given_words(report["scenes"]):
+            parts.append(f"<p>{escape(times_given_words(report['scenes']))}</p>")
     parts.append(heading(2, "Parameters") + _table(["parameter", "value"], [[k, v] for k, v in report["parameters"].items()]))
     parts.append(heading(2, "Provenance") + _table(["", ""], [[k, v] for k, v in report["provenance"].items()]))
     title = escape(report["title"])

@@ -665,6 +665,21 @@ def _inert(line: str) -> str:
     return line.replace("<", "&lt;").replace("![", "!\\[")
 
 
+def acquired_cell(scene: dict[str, Any]) -> str:
+    """A scene's time for the Scenes table, marked where the user typed it (``--acquired``): every bracket and date
+    of the report rests on it, and it is the user's statement, not the scene's own metadata."""
+    return scene["acquired"] + (" (given with --acquired)" if scene.get("time_source") == "acquired-option" else "")
+
+
+def times_given_words(scenes: Sequence[dict[str, Any]]) -> str:
+    """The sentence under the Scenes table when a time was typed: what "given" means, and what to check it against."""
+    given = [s["scene_id"] for s in scenes if s.get("time_source") == "acquired-option"]
+    if not given:
+        return ""
+    return (f"The time of {len(given)} scene(s) was given with --acquired, not read from the scene's metadata: the dates "
+            f"and brackets above rest on it, so check it against the provider's record of the acquisition.")
+
+
 def band_map_words(scenes: Sequence[dict[str, Any]]) -> str:
     """The bands every number came from, as read from each file: a band map given in the wrong order changes the
     result without any other sign, so the report says which it was."""
@@ -718,11 +733,13 @@ def render_markdown(report: dict[str, Any], *, figures: Sequence[str] = (), max_
         c = s.get("coregistration") or {}
         shift = shift_cell(c, none="n/a")
         lines.append(
-            f"| {s['index']} | {s['scene_id']} | {s['acquired']} | {s['satellite_id']} | {s['clear_fraction']:.1%} | {s.get('cloud_mask', '')} | "
+            f"| {s['index']} | {s['scene_id']} | {acquired_cell(s)} | {s['satellite_id']} | {s['clear_fraction']:.1%} | {s.get('cloud_mask', '')} | "
             f"{shift} | {c.get('residual', 0):.4f} | {sha256_cell(s['sha256'], quote='`')} |"
         )
     if report["scenes"]:
         lines += ["", band_map_words(report["scenes"])]
+        if times_given_words(report["scenes"]):
+            lines += ["", times_given_words(report["scenes"])]
     for section in evidence_sections(report):
         lines += ["", f"## {section['title']}", ""] + [p + "\n" for p in section["paragraphs"]]
         if section["rows"]:
