@@ -493,3 +493,21 @@ def test_detect_reads_plain_geotiffs_with_the_band_map_of_the_aoi_file(capsys, t
     assert code == 0, err
     manifest = json.loads((tmp_path / "out" / PAIR_AOI / "latest" / "manifest.json").read_text())
     assert "blue,green,red,nir" in json.dumps(manifest)  # recorded, so that a re-run reads the files the same way
+
+
+def test_two_deliveries_of_one_acquisition_are_told_apart_from_two_scenes_needing_their_times(capsys, tmp_path):
+    """A Planet scene's time comes from its metadata, which --acquired does not override: an edited copy registered
+    beside its original was told to "give each its own acquisition time with --acquired", which changes nothing."""
+    from factories import write_scene
+    from smallaoi import AOI_NAME, write_small_aoi
+
+    aoi_dir, data = write_small_aoi(tmp_path / "aoi"), tmp_path / "data"
+    origin = (415699.7 - 300.0, 1527956.4 + 300.0)  # over the small AOI
+    original = write_scene(tmp_path / "a", "20240128_103800_1234", origin=origin)
+    copy = write_scene(tmp_path / "b", "20240128_103800_5678", origin=origin, value=3001)  # renamed, re-encoded
+    code, _, err = _run(capsys, "add", AOI_NAME, str(original), "--data", str(data), "--aoi-dir", str(aoi_dir))
+    assert code == 0, err
+    code, _, err = _run(capsys, "add", AOI_NAME, str(copy), "--data", str(data), "--aoi-dir", str(aoi_dir))
+    assert code == 4 and err.count("\n") == 1 and "two scenes at one time cannot be put in order" in err
+    assert "the same acquisition delivered twice (a copy, or an edited copy): register one of them" in err
+    assert "--acquired" not in err

@@ -212,9 +212,14 @@ def _refuse_same_time(info: SceneInfo, main_file: Path, items: dict[str, pystac.
         if other.datetime == when:
             where = "registered" if other_id in items else "given before it in this command"
             shown = f"{when:%Y-%m-%d}, time of day unknown" if not info.time_of_day_known else f"{when:%Y-%m-%dT%H:%M:%SZ}"
+            if info.time_source == "metadata":  # a Planet metadata file or an ACQUIRED tag: --acquired does not apply
+                fix = ("its own metadata states that time, so it is the same acquisition delivered twice (a copy, or an "
+                       "edited copy): register one of them")
+            else:
+                fix = ("give each file its own acquisition time with --acquired, one file per command (a date in a file "
+                       "name may be an event's, not the acquisition's)")
             raise SceneError(f"{main_file}: its time ({shown}) is that of the scene {other_id} ({where}); two scenes at one "
-                             f"time cannot be put in order: give each its own acquisition time with --acquired (a date in a "
-                             f"file name may be an event's, not the acquisition's)")
+                             f"time cannot be put in order: {fix}")
 
 
 def add_scenes(aoi: Aoi, paths: list[Path], *, data_root: Path, **options: Any) -> list[tuple[str, str]]:
