@@ -33,7 +33,7 @@ from pipeline.readers.vectors import read_footprints
 from pipeline.readers.rasters import sha256_file
 from pipeline.stages.structures import FootprintShift, structures_in_burns, texture_for_alignment
 
-__all__ = ["Evidence", "Layers", "find_layers", "count_structures", "gather_evidence", "footprint_files", "fire_files"]
+__all__ = ["Evidence", "Layers", "among", "find_layers", "count_structures", "gather_evidence", "footprint_files", "fire_files"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,16 +85,22 @@ def fire_files(scenes_dir: Path, data_dir: Path) -> list[Path]:
     return list(unique.values())
 
 
+def among(paths: list[Path], only: Collection[Path] | None) -> list[Path]:
+    """The ``paths`` that are among ``only`` (compared as absolute paths, as runs record them; None: all of them)."""
+    if only is None:
+        return list(paths)
+    allowed = {os.path.abspath(p) for p in only}
+    return [p for p in paths if os.path.abspath(p) in allowed]
+
+
 def find_layers(scenes_dir: Path, data_dir: Path, grid: Any, *, only: Collection[Path] | None = None) -> Layers:
     """Find a run's footprint layer and fire archives, and read them (the footprints within ``grid``).
 
     ``only``: the files a re-run may read, its run's (None: every layer found); one added since is left out.
     """
-    allowed = None if only is None else {os.path.abspath(p) for p in only}
-    kept = lambda paths: [p for p in paths if allowed is None or os.path.abspath(p) in allowed]  # noqa: E731
-    fires = tuple(kept(fire_files(scenes_dir, data_dir)))
+    fires = tuple(among(fire_files(scenes_dir, data_dir), only))
     tables = _read_fire_files(fires)
-    for path in kept(footprint_files(scenes_dir, data_dir)):
+    for path in among(footprint_files(scenes_dir, data_dir), only):
         return Layers(read_footprints(path, grid.crs, bounds=grid.bounds), path, fires, tables)
     return Layers(fire_paths=fires, fire_tables=tables)
 

@@ -32,7 +32,7 @@ from pipeline.stages.dating import burn_level, date_burns
 from pipeline.stages.spectral import NOT_TESTED
 from pipeline.stages.fraction import coarser_than_grid, unmixing_bands
 from pipeline.errors import OutputError, ParameterError, PipelineError, RunError, SceneError
-from pipeline.evidence import find_layers, gather_evidence
+from pipeline.evidence import among, find_layers, gather_evidence
 from pipeline.grid import Grid
 from pipeline.model import Calibration, Detection, SceneRecord, has_sky_mask, record_positions
 from pipeline.stages.indices import burn_index, choose_index
@@ -663,8 +663,7 @@ def _settlement_outline(aoi: Aoi, scenes_dir: Path, crs: str,
                         only: Collection[Path] | None = None) -> tuple[BaseGeometry | None, Path | None]:
     """The built-up area and the file it came from: a ``settlement*.geojson`` beside the scenes,
     else the AOI's ``settlement`` property (hashed with the AOI file). ``only``: the files a re-run may read."""
-    allowed = None if only is None else {os.path.abspath(p) for p in only}
-    files = [p for p in sorted(scenes_dir.glob("settlement*.geojson")) if allowed is None or os.path.abspath(p) in allowed]
+    files = among(sorted(scenes_dir.glob("settlement*.geojson")), only)
     if files:
         return read_outline(files[0], crs), files[0]
     if aoi.properties.get("settlement"):

@@ -324,15 +324,23 @@ def test_a_landsat_mtl_without_a_scene_centre_time_is_a_date_only_scene(tmp_path
         assert record.time_source == "metadata"
 
 
+def _pair_run(area, capsys, tmp_path: Path, first: str, second: str, *, burned_first: bool = False, half: int = 10):
+    """Two exports of the small AOI registered with the times ``first`` and ``second`` (``--acquired``), one of them
+    burned (the second, or the first with ``burned_first``), then ``detect``: its exit code, stdout and stderr."""
+    run, aoi_dir, _ = area
+    plain = _export(tmp_path / "in" / "plain.tif", aoi_dir, 1)
+    burned = _export(tmp_path / "in" / "burned.tif", aoi_dir, 2, burned=True, half=half)
+    for path, when in zip((burned, plain) if burned_first else (plain, burned), (first, second)):
+        assert run(capsys, "add", AOI_NAME, str(path), "--bands", BANDS, "--acquired", when)[0] == 0
+    return run(capsys, "detect", AOI_NAME, "--out", str(tmp_path / "out"), "--no-figures")
+
+
 def test_a_scene_dated_when_the_sun_was_below_the_horizon_is_refused(area, capsys, tmp_path):
     """Reflectance is sunlight: a scene "acquired" at 02:00 local is a wrong time (a local time given as UTC, most
     often), and every bracket dated from it would be wrong too. It was read, and the report dated burns by it."""
-    run, aoi_dir, _ = area
-    before = _export(tmp_path / "in" / "before.tif", aoi_dir, 1)
-    after = _export(tmp_path / "in" / "after.tif", aoi_dir, 2, burned=True)
-    assert run(capsys, "add", AOI_NAME, str(before), "--bands", BANDS, "--acquired", "2024-01-27T10:38Z")[0] == 0
-    assert run(capsys, "add", AOI_NAME, str(after), "--bands", BANDS, "--acquired", "2024-01-28T02:00Z")[0] == 0
-    code, out, err = run(capsys, "detect", AOI_NAME, "--out", str(tmp_path / "out"), "--no-figures")
+    _, aoi_dir, _ = area
+    after = tmp_path / "in" / "burned.tif"
+    code, out, err = _pair_run(area, capsys, tmp_path, "2024-01-27T10:38Z", "2024-01-28T02:00Z")
     assert code == 4 and not list((tmp_path / "out" / AOI_NAME).glob("2*"))
     errors = [line for line in err.splitlines() if line.startswith("burnscan: error: ")]  # after the progress lines
     assert len(errors) == 1 and "Traceback" not in err
@@ -349,12 +357,7 @@ def test_a_scene_dated_when_the_sun_was_below_the_horizon_is_refused(area, capsy
 def test_a_finding_whose_every_polygon_is_low_is_headlined_as_a_lead(area, capsys, tmp_path):
     """Two four-band scenes, a burn on the second: seen once, nothing else behind it, so low. The headline stated its
     area as burned, as it did for pure noise; it now says that every polygon is low, a lead to check, not a finding."""
-    run, aoi_dir, _ = area
-    before = _export(tmp_path / "in" / "before.tif", aoi_dir, 1)
-    after = _export(tmp_path / "in" / "after.tif", aoi_dir, 2, burned=True)
-    assert run(capsys, "add", AOI_NAME, str(before), "--bands", BANDS, "--acquired", "2024-01-27T10:38Z")[0] == 0
-    assert run(capsys, "add", AOI_NAME, str(after), "--bands", BANDS, "--acquired", "2024-01-28T10:38Z")[0] == 0
-    code, out, err = run(capsys, "detect", AOI_NAME, "--out", str(tmp_path / "out"), "--no-figures")
+    code, out, err = _pair_run(area, capsys, tmp_path, "2024-01-27T10:38Z", "2024-01-28T10:38Z")
     assert code == 0, err
     report = json.loads((tmp_path / "out" / AOI_NAME / "latest" / "report.json").read_text())
     tiers = {p["properties"]["tier"] for p in json.loads(
@@ -376,12 +379,8 @@ def test_a_burn_read_with_its_two_scenes_in_the_wrong_order_is_said(area, capsys
     """Dates given the wrong way round turn a burn into ground that healed: 0.00 ha burned and no word of it, because
     the note on change against a burn waited for a tenth of the AOI. A patch of over a hectare, more than was found
     burned, is now said; the same pair in its order is not."""
-    run, aoi_dir, _ = area
-    burned = _export(tmp_path / "in" / "burned.tif", aoi_dir, 2, burned=True, half=25)  # 150 m: 2.25 ha of char
-    unburned = _export(tmp_path / "in" / "unburned.tif", aoi_dir, 1)
-    assert run(capsys, "add", AOI_NAME, str(burned), "--bands", BANDS, "--acquired", "2024-01-27T10:38Z")[0] == 0
-    assert run(capsys, "add", AOI_NAME, str(unburned), "--bands", BANDS, "--acquired", "2024-01-28T10:38Z")[0] == 0
-    code, out, err = run(capsys, "detect", AOI_NAME, "--out", str(tmp_path / "out"), "--no-figures")
+    code, out, err = _pair_run(area, capsys, tmp_path, "2024-01-27T10:38Z", "2024-01-28T10:38Z", burned_first=True,
+                               half=25)  # 150 m: 2.25 ha of char, on the first scene
     assert code == 0, err
     report = json.loads((tmp_path / "out" / AOI_NAME / "latest" / "report.json").read_text())
     assert report["totals"]["n_polygons"] == 0

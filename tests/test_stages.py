@@ -406,6 +406,15 @@ def test_shadows_move_when_their_tips_lie_more_than_an_object_height_apart(sun_a
     assert shadows_moved(sun_b, sun_a) is moved
 
 
+def _dated_with_scene_1_at_another_hour(nir: np.ndarray, seed: int):
+    """``date_burns`` on an NIR series (with a little noise) whose scene 1 is taken at 07:50, the others at 10:38."""
+    nir = nir + np.random.default_rng(seed).normal(0, 0.004, nir.shape).astype(np.float32)
+    clear = xr.DataArray(np.ones_like(nir, bool), dims=("time", "y", "x"))
+    index = xr.DataArray(nir, dims=("time", "y", "x"), attrs={"burn_direction": -1, "index": "nir"})
+    return date_burns(consecutive_change(index, clear), index=index, clear=clear, post_nir=index, params=Params(),
+                      pixel_area_m2=9.0, sun=[(47.6, 140.0), (14.4, 113.8), (47.6, 140.0), (47.6, 140.0)])[0]
+
+
 def test_a_scene_at_another_hour_does_not_date_a_mark_that_darkens_further_on_the_next_one():
     # Scene 1 is taken at 07:50 instead of 10:38. Ground A lies in a long shadow on it (NIR 0.30 -> 0.10) and
     # burned before scene 2 (0.05): scene 1 cannot tell that shadow from a first burn, so A is first visible on
@@ -444,12 +453,7 @@ def test_a_scene_at_another_hour_does_not_date_a_mark_that_is_lighter_on_the_nex
     nir[1, 10:30, 10:30] = 0.093
     nir[2:, 10:30, 10:30] = 0.16
     nir[1:, 50:70, 50:70] = 0.05
-    nir += np.random.default_rng(12).normal(0, 0.004, nir.shape).astype(np.float32)
-    clear = xr.DataArray(np.ones_like(nir, bool), dims=("time", "y", "x"))
-    index = xr.DataArray(nir, dims=("time", "y", "x"), attrs={"burn_direction": -1, "index": "nir"})
-    change = consecutive_change(index, clear)
-    dates = date_burns(change, index=index, clear=clear, post_nir=index, params=Params(), pixel_area_m2=9.0,
-                       sun=[(47.6, 140.0), (14.4, 113.8), (47.6, 140.0), (47.6, 140.0)])[0]
+    dates = _dated_with_scene_1_at_another_hour(nir, 12)
     first, opened = dates.first_seen.values, dates.last_clear_before.values
     assert (first[10:30, 10:30] == 2).all() and (opened[10:30, 10:30] == 0).all()
     assert (first[50:70, 50:70] == 1).all()
@@ -465,12 +469,7 @@ def test_a_scene_at_another_hour_does_not_date_a_shadow_whose_pixels_moved_both_
     nir[2:, 10:30, 10:20] = 0.15
     nir[2:, 10:30, 20:30] = 0.04
     nir[1:, 50:70, 50:70] = 0.05
-    nir += np.random.default_rng(13).normal(0, 0.004, nir.shape).astype(np.float32)
-    clear = xr.DataArray(np.ones_like(nir, bool), dims=("time", "y", "x"))
-    index = xr.DataArray(nir, dims=("time", "y", "x"), attrs={"burn_direction": -1, "index": "nir"})
-    change = consecutive_change(index, clear)
-    dates = date_burns(change, index=index, clear=clear, post_nir=index, params=Params(), pixel_area_m2=9.0,
-                       sun=[(47.6, 140.0), (14.4, 113.8), (47.6, 140.0), (47.6, 140.0)])[0]
+    dates = _dated_with_scene_1_at_another_hour(nir, 13)
     first = dates.first_seen.values
     assert (first[10:30, 10:30] == 2).all() and (dates.last_clear_before.values[10:30, 10:30] == 0).all()
     assert (first[50:70, 50:70] == 1).all()
