@@ -195,6 +195,17 @@ def test_cloud_over_burns_truth_brackets_hidden_burns_from_28_january():
     assert cloud.any() and not series.scenes[4].udm2[5].any()
 
 
+# --------------------------------------------------------------------------- burns_at_dawn
+def test_burns_at_dawn_are_first_visible_on_the_scene_taken_at_0750():
+    series = _series("burns_at_dawn")
+    burns = series.truth_burns
+    first = burns[burns["event"] == "attack-2024-01-26"]
+    assert len(first) >= 2 and set(first["first_visible"]) == {"2024-01-27T07:50:00Z"}
+    assert set(first["last_clear_before"]) == {"2024-01-26T10:38:00Z"}
+    assert f"{series.scenes[1].acquired:%H:%M}" == "07:50"
+    assert not any(scene.udm2[5].any() for scene in series.scenes)  # no cloud: the hour alone is the trap
+
+
 # --------------------------------------------------------------------------- the benchmark's new metrics
 SCENES = [datetime(2024, 1, d, 10, 38, tzinfo=UTC) for d in (26, 27, 28, 31)] + [datetime(2024, 2, 1, 10, 38, tzinfo=UTC)]
 
@@ -314,7 +325,7 @@ def test_only_polygons_away_from_every_true_burn_are_false():
 
 def test_every_new_case_is_scored_and_the_no_burn_ones_as_such():
     new = {"partial_burns", "leaf_drop", "harvest", "wet_soil", "building_shadow", "cloud_shadow_unflagged",
-           "nonfire_with_burns", "cloud_over_burns"}
+           "nonfire_with_burns", "cloud_over_burns", "burns_at_dawn"}
     assert new <= set(accuracy.SIMULATED_CASES)
     # every case is a scenario, or a scenario's scenes with its first ones left out
     assert set(accuracy.SIMULATED_CASES) - set(accuracy.DERIVED_CASES) <= set(SCENARIOS)

@@ -182,7 +182,8 @@ def test_every_scenario_is_a_complete_series(name):
 def test_times_are_1038_utc_except_the_early_passes():
     early = {"dry_season": ["10:38", "09:40", "10:38", "10:38", "10:38"],
              "building_shadow": ["10:38", "10:38", "10:38", "07:50", "10:38"],
-             "nonfire_with_burns": ["10:38", "07:50", "10:38", "10:38", "10:38"]}
+             "nonfire_with_burns": ["10:38", "07:50", "10:38", "10:38", "10:38"],
+             "burns_at_dawn": ["10:38", "07:50", "10:38", "10:38", "10:38"]}
     for name in NAMES:
         hours = [f"{s.acquired:%H:%M}" for s in _series(name).scenes]
         assert hours == early.get(name, ["10:38"] * 5)

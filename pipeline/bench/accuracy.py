@@ -70,6 +70,7 @@ SIMULATED_CASES = (
     "cloud_shadow_unflagged",
     "nonfire_with_burns",
     "cloud_over_burns",
+    "burns_at_dawn",
 )
 DERIVED_CASES = {"hazy_reference": ("demo", 1)}
 """Cases made of another scenario's scenes with its first ones left out: case -> (scenario, scenes

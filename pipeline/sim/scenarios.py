@@ -56,10 +56,12 @@ __all__ = ["Acquisition", "Event", "Haze", "Instrument", "SCENARIOS", "Scenario"
 #: - ``"nonfire_with_burns"``: all five of them in a village burned on two dates.
 #: - ``"cloud_over_burns"``: the 31 January scene's flagged cloud hides burns of the 29th,
 #:   which must be bracketed from the clear 28 January scene.
+#: - ``"burns_at_dawn"``: the first attack is first visible on a scene taken at 07:50, whose long
+#:   shadows fall elsewhere than on the scenes around it.
 Scenario = Literal["demo", "large_shift", "satellite_response", "haze_after", "cloud_flagged",
                    "shadow_unflagged", "dry_season", "single_compound", "sentinel2", "partial_burns",
                    "leaf_drop", "harvest", "wet_soil", "building_shadow", "cloud_shadow_unflagged",
-                   "nonfire_with_burns", "cloud_over_burns"]
+                   "nonfire_with_burns", "cloud_over_burns", "burns_at_dawn"]
 #: Harmattan dust level of a scene; all but ``"none"`` are flagged as light haze in UDM2
 #: because the ground stays visible (``"dense"`` is t = 0.80).
 Haze = Literal["none", "light", "moderate", "dense"]
@@ -217,6 +219,15 @@ _ATTACKS_29 = (
     _ATTACKS[1],
 )
 
+# burns_at_dawn: the first attack is on the night of the 26th, so it is first visible on the 27 January
+# scene, taken at 07:50 (sun about 14 degrees high): its char must be dated there, beside the long
+# shadows the same scene casts over unburned compounds.
+_ATTACKS_26 = (
+    Event("attack-2024-01-26", datetime(2024, 1, 26, 21, 0, tzinfo=_UTC),
+          "attack reported on the night of 26 January"),
+    _ATTACKS[1],
+)
+
 SCENARIOS: dict[str, ScenarioPlan] = {p.name: p for p in (
     _DEMO,
     replace(_DEMO, name="large_shift", fine_shift_px=(0.1, 0.9), tree_shadows=True,
@@ -295,4 +306,11 @@ SCENARIOS: dict[str, ScenarioPlan] = {p.name: p for p in (
             description="The flagged cumulus of 31 January hides compounds burned on the 29th, "
                         "first visible that day; they show clear only on 1 February, beside the "
                         "return's burns, and must be bracketed from the clear 28 January scene."),
+    replace(_DEMO, name="burns_at_dawn", sky_light="bluish", tree_shadows=True, courtyard_trees=True,
+            building_shadows=True, events=_ATTACKS_26,
+            acquisitions=tuple(replace(a, time=a.time.replace(hour=7, minute=50)) if k == 1 else a for k, a in
+                               enumerate(_scenes(cloud=None))),
+            description="The first attack, on the night of the 26th, is first visible on the 27 January "
+                        "scene, taken at 07:50 UTC: its char must be dated there, though that scene's "
+                        "long wall, hut and tree shadows fall elsewhere than on the scenes around it."),
 )}
