@@ -458,3 +458,33 @@ def test_a_ring_pixel_between_burns_of_two_dates_gives_each_burn_its_own_share()
     assert second.sum() == pytest.approx(first.sum())
     for area in polys["burned_fraction_ha"]:
         assert area == pytest.approx(truth_ha, rel=0.015)
+
+
+def test_a_burn_first_seen_at_another_hour_keeps_the_share_its_next_clear_scene_shows():
+    # Scene 1 is taken at 07:50: the compound had burned on seven tenths of every pixel, and the long shadow of
+    # its walls darkens the rest by half (bluish sky light). Unmixed on scene 1, that shadow reads as more
+    # char; scene 2, at 10:38 like the before-scene, shows the seven tenths. Char does not fade in a day and a
+    # shadow only adds darkness, so the share recorded for scene 1's burn is the smaller one, scene 2's.
+    side = 36
+    refl = np.broadcast_to(COMPOUND_SOIL[None, :, None, None], (3, 4, side, side)).copy()
+    shade = COMPOUND_SOIL * 0.5 * np.array([1.3, 1.15, 1.0, 0.9])
+    refl[1, :, 8:28, 8:28] = (0.3 * shade + 0.7 * CHARRED)[:, None, None]
+    refl[2, :, 8:28, 8:28] = (0.3 * COMPOUND_SOIL + 0.7 * CHARRED)[:, None, None]
+    refl += np.random.default_rng(15).normal(0, 0.004, refl.shape)
+    stack, clear = _clear_stack(refl, ["2024-01-26T10:38", "2024-01-27T07:50", "2024-01-28T10:38"])
+    index = burn_index(stack, index="nir")
+
+    def dated(sun):
+        return date_burns(consecutive_change(index, clear), index=index, clear=clear,
+                          post_nir=stack.sel(band="nir", drop=True), params=Params(), pixel_area_m2=9.0,
+                          reflectance=stack, sun=sun)[0]
+
+    usual, early = (47.6, 140.0), (14.4, 113.8)
+    for sun, share in (([usual, early, usual], 0.7), (None, None)):
+        dates = dated(sun)
+        assert (dates["first_seen"].values[10:26, 10:26] == 1).all()
+        inside = float(np.median(dates["burned_fraction"].values[10:26, 10:26]))
+        if share is None:
+            assert inside > 0.8  # without the suns, scene 1's own fit: the shadow counted as char
+        else:
+            assert inside == pytest.approx(share, abs=0.05)

@@ -475,6 +475,22 @@ def test_a_scene_at_another_hour_does_not_date_a_shadow_whose_pixels_moved_both_
     assert (first[50:70, 50:70] == 1).all()
 
 
+def test_char_in_the_shade_of_another_hour_is_dated_on_that_scene_and_the_shadow_beside_it_is_not():
+    # A compound burned before scene 1, taken at 07:50: its char (B) lies half in its walls' long shadow
+    # (NIR 0.04 on scene 1) and is lit on scene 2 (0.07): lighter, but keeping nine tenths of its change, as char
+    # under another sun does. It is dated on scene 1. The walls' shadow over the unburned ground beside it (C,
+    # 0.30 -> 0.10) joins it in one patch on scene 1 and is gone on scene 2: no char, dropped as seen and gone.
+    nir = np.full((4, 100, 100), 0.30, np.float32)
+    nir[1, 40:60, 40:60] = 0.04
+    nir[2:, 40:60, 40:60] = 0.07
+    nir[1, 40:60, 60:66] = 0.10
+    dates = _dated_with_scene_1_at_another_hour(nir, 14)
+    first = dates.first_seen.values
+    assert (first[40:60, 40:60] == 1).all() and (dates.last_clear_before.values[40:60, 40:60] == 0).all()
+    assert (first[40:60, 61:66] < 0).all() and (dates.transient_seen.values[40:60, 61:66] == 1).all()
+    assert (first >= 0).sum() <= 400 + 20  # the char, and at most its one-pixel rim into the shadow
+
+
 def test_char_seen_after_a_passing_cloud_shadow_is_measured_from_the_ground_before_the_shadow():
     # Scene 1: an unflagged cloud shadow (0.35 of the light) over a whole quarter, gone on scene 2 except where
     # a compound burned meanwhile. From the shadow (NIR 0.105) to char (0.06) the NIR falls by 0.045, under

@@ -27,10 +27,13 @@ last clear scene, the one the report says the burn was not visible on.
 A scene taken at another hour than a pixel's before-scene (a lower sun from another azimuth:
 :func:`shadows_moved`; months apart, the season moves the sun too) casts long shadows where the
 before-scene had none, as dark as char over bright ground. A new patch on it is dated there only when the next clear scene shows it as it
-was and fire-like; one the next clear scene shows darker still, or a proportional darkening that
-stayed, may be a shadow over ground that burned before that next scene: it is not dated on the
-scene at another hour, and the burn found later keeps its bracket open at the before-scene
-(:func:`_shadows_moved_on`), never at the scene that could not tell.
+was, or as char lit by another sun (lighter, keeping most of its change), and fire-like; one the next
+clear scene shows darker still, much lighter, or a proportional darkening that stayed, may be a shadow
+over ground that burned before that next scene: it is not dated on the scene at another hour, and the
+burn found later keeps its bracket open at the before-scene (:func:`_shadows_moved_on`), never at the
+scene that could not tell. Of a patch dated there, the pixels the next clear scene shows gone are the
+long shadow of the burned compound's walls over the ground beside it, not char (:func:`_shadow_fringe`),
+and each pixel's burned share is at most what the next clear scene shows (:func:`_share_seen_next`).
 """
 
 from __future__ import annotations
@@ -334,6 +337,14 @@ def _stayed(marks: np.ndarray, t: int, values: np.ndarray, next_clear: np.ndarra
     return np.concatenate([[False], (seen_share >= 0.5) & (median <= tolerance)])[labels]
 
 
+LIT_CHAR_KEEP = 0.7
+"""A patch the next clear scene shows lighter than on a scene at another hour still keeps at least this share of
+the change that revealed it when it was char then: char reflects a few hundredths in every band, and a sun at
+another height or azimuth moves it by a part of that (a compound's char half in its walls' shadow at dawn, lit
+at mid-morning: about 0.85 of the change kept). A shadow deeper than the partial burn that followed it keeps
+about half, and a shadow over ground that did not burn keeps none (and is dropped as gone)."""
+
+
 def _shadows_moved_on(new: np.ndarray, t: int, values: np.ndarray, direction: int, before: np.ndarray,
                       next_clear: np.ndarray, moved: np.ndarray, stayed: np.ndarray, tolerance: float) -> np.ndarray:
     """Today's new patches that a scene taken at another hour than their before-scene cannot date.
@@ -343,12 +354,13 @@ def _shadows_moved_on(new: np.ndarray, t: int, values: np.ndarray, direction: in
     as char, and a compound that burned before the next scene stays dark on it. Char burned before
     ``t`` looks the same on the next clear scene and is fire-like on ``t``; so a patch most of
     whose pixels have a before-scene with other shadows is not dated today when, on at least half
-    its pixels seen again, the next clear scene shows it moved either way (median move beyond
-    ``tolerance``, the date's noise times ``noise_k``: darker still where char replaced the shadow,
-    lighter where the shadow was deeper than a partial burn that followed it, since char does not fade
-    in a day; or most of its pixels moved so, a patch part shadow and part burned the next day moving
-    both ways) or it was a proportional darkening that stayed (``stayed``: shade and char over bright
-    ground both are). Decided per patch.
+    its pixels seen again, the next clear scene shows it moved (median move beyond ``tolerance``, the
+    date's noise times ``noise_k``: darker still where char replaced the shadow; lighter, keeping
+    under :data:`LIT_CHAR_KEEP` of its change, where the shadow was deeper than a partial burn that
+    followed it; or most of its pixels moved so, a patch part shadow and part burned the next day
+    moving both ways) or it was a proportional darkening that stayed (``stayed``: shade and char over
+    bright ground both are). Char lit by another sun moves too, lighter or darker by a part of its
+    own few hundredths: it keeps most of its change and is dated on its scene. Decided per patch.
     """
     if not moved.any():  # every scene at this one's hour: nothing to tell apart
         return np.zeros_like(new)
@@ -359,15 +371,80 @@ def _shadows_moved_on(new: np.ndarray, t: int, values: np.ndarray, direction: in
     index = np.arange(1, n + 1)
     off_share = ndimage.mean(moved[before[rows, cols]].astype(float), lab, index)
     stayed_share = ndimage.mean(stayed[rows, cols].astype(float), lab, index)
+    r, c, lt, base = rows[seen], cols[seen], later[seen], before[rows[seen], cols[seen]]
     darker = np.full(rows.shape, np.nan)
-    darker[seen] = direction * (values[later[seen], rows[seen], cols[seen]] - values[t, rows[seen], cols[seen]])
+    darker[seen] = direction * (values[lt, r, c] - values[t, r, c])
+    kept = np.full(rows.shape, np.nan)  # the share of today's change the next clear scene keeps
+    kept[seen] = (direction * (values[lt, r, c] - values[base, r, c])
+                  / np.maximum(direction * (values[t, r, c] - values[base, r, c]), 1e-9))
     seen_share, median_darker = _per_patch(darker, seen, lab, n)
+    _, median_kept = _per_patch(kept, seen, lab, n)
     # A patch part shadow, part burned the next day moves both ways, its median near nought: most of its pixels moved
-    moved_share = ndimage.sum(seen & (np.abs(np.nan_to_num(darker)) > tolerance), lab, index) / np.maximum(
-        ndimage.sum(seen, lab, index), 1)
-    passed = (np.abs(median_darker) > tolerance) | (moved_share >= 0.5)
+    moved_on = seen & ((darker > tolerance) | ((darker < -tolerance) & (kept < LIT_CHAR_KEEP)))
+    moved_share = ndimage.sum(moved_on, lab, index) / np.maximum(ndimage.sum(seen, lab, index), 1)
+    passed = ((median_darker > tolerance) | ((median_darker < -tolerance) & (median_kept < LIT_CHAR_KEEP))
+              | (moved_share >= 0.5))
     undated = (off_share >= 0.5) & (seen_share >= 0.5) & (passed | (stayed_share >= 0.5))
     return np.concatenate([[False], undated])[labels]
+
+
+def _shadow_fringe(new: np.ndarray, t: int, values: np.ndarray, direction: int, before: np.ndarray,
+                   next_clear: np.ndarray, moved: np.ndarray, delta_t: np.ndarray) -> np.ndarray:
+    """The pixels of today's dated patches that are a long shadow of this hour beside char: gone on the next clear scene.
+
+    On a scene at another hour than a pixel's before-scene (``moved``, as in :func:`_shadows_moved_on`),
+    the walls and huts of a burned compound cast long shadows over the unburned ground around it,
+    and the shadow joins the char in one patch. The patch stays, char stays; but a pixel the next
+    clear scene, itself at another hour than ``t``, shows with under half the change that revealed it
+    (the rule by which :func:`_transient` drops a patch) was no char: it is dropped, as seen once and gone. On scenes at
+    the hour of their before-scene the rule stays per patch, so that noise does not fray a burn.
+    """
+    if not moved.any() or not new.any():
+        return np.zeros_like(new)
+    rows, cols = np.nonzero(new & moved[before])
+    later = next_clear[t][rows, cols]
+    seen = later >= 0
+    seen[seen] = moved[later[seen]]  # this hour the odd one: the next clear scene's shadows fall elsewhere too
+    rows, cols, later = rows[seen], cols[seen], later[seen]
+    remaining = direction * (values[later, rows, cols] - values[before[rows, cols], rows, cols])
+    gone = remaining < 0.5 * np.maximum(delta_t[rows, cols], 1e-9)
+    fringe = np.zeros_like(new)
+    fringe[rows[gone], cols[gone]] = True
+    return fringe
+
+
+def _share_seen_next(fraction: Fraction, new: np.ndarray, burned: np.ndarray, reflectance: np.ndarray,
+                     base: np.ndarray, t: int, next_clear: np.ndarray, moved: np.ndarray, *, bands: list[str],
+                     skip: tuple[str, ...] | list[str], noise: dict[str, list]) -> Fraction:
+    """Date ``t``'s burned shares, each at most what the pixel's next clear scene shows where ``t`` was at another hour.
+
+    A scene at another hour than a pixel's before-scene (``moved``) shows the char of a burned
+    compound with the long shadows of its walls over the unburned part of the pixel: unmixed there,
+    the shadow reads as more char. Shadows only add darkness on ``t``, and char does not fade
+    in days, so the share burned by ``t`` is at most what either scene shows: the smaller of the
+    two fits is kept, per pixel (its own uncertainty with it). Only where ``t`` is the odd hour, its
+    shadows elsewhere than on the next clear scene's too: shadows in the before-state lessen both
+    changes alike. Burns and their ring alike; elsewhere the shares are ``t``'s.
+    """
+    if not moved.any():
+        return fraction
+    before = np.clip(base, 0, None)
+    ring = ndimage.binary_dilation(new, structure=np.ones((3, 3), bool)) & (new | ~burned)
+    pick = ring & moved[before] & (base >= 0) & (next_clear[t] >= 0) & np.isfinite(fraction.fraction)
+    if not pick.any():
+        return fraction
+    rows, cols = np.nonzero(pick)
+    later = next_clear[t][rows, cols]
+    odd = moved[later]  # this hour the odd one: the next clear scene's shadows fall elsewhere too
+    if not odd.any():
+        return fraction
+    pick[rows[~odd], cols[~odd]] = False
+    rows, cols, later = rows[odd], cols[odd], later[odd]
+    seen_next = burned_fraction_of_pixels(reflectance[before[rows, cols], :, rows, cols].T,
+                                          reflectance[later, :, rows, cols].T, pick, bands=bands, skip=skip, noise=noise)
+    smaller = pick & (seen_next.fraction < fraction.fraction)
+    return Fraction(*(np.where(smaller, getattr(seen_next, key), getattr(fraction, key))
+                      for key in ("char", "ash", "fraction", "sigma_noise", "sigma_endmember")))
 
 
 def _keep_shares(share: dict[str, np.ndarray], ring_share: dict[str, np.ndarray], fraction: Fraction, new: np.ndarray,
@@ -611,6 +688,8 @@ def date_burns(
                                     np.zeros_like(new) if codes is None else codes == STAYED,
                                     params.noise_k * info.noise_sigma)
         new, sure = new & ~undated, sure & ~undated
+        fringe = _shadow_fringe(new, t, values, direction, before, next_clear, moved[t], d_t.values)
+        new, sure, dropped = new & ~fringe, sure & ~fringe, dropped | fringe
         first_undated = undated & (opens < 0)
         opens[first_undated] = last_clear[first_undated]
         if codes is not None:
@@ -626,6 +705,9 @@ def date_burns(
         usual_last[valid[t] & ~passing] = t
         delta_at_first[new] = d_t.values[new]
         if fraction is not None:
+            if noise_used[t] is not None:
+                fraction = _share_seen_next(fraction, new, burned, reflectance.values, base, t, next_clear, moved[t],
+                                            bands=bands, skip=unmix_skip, noise=noise_used[t])
             _keep_shares(share, ring_share, fraction, new, burned, t)
         burned |= new
         infos.append(info)
