@@ -484,11 +484,19 @@ def test_char_in_the_shade_of_another_hour_is_dated_on_that_scene_and_the_shadow
     nir[1, 40:60, 40:60] = 0.04
     nir[2:, 40:60, 40:60] = 0.07
     nir[1, 40:60, 60:66] = 0.10
+    # E, on B's other side, had burned in part (lit on scene 2: 0.30 -> 0.20) under the same kind of shadow (0.06
+    # on scene 1): gone with the shadow by the rule above. Beside it, F burns between scenes 1 and 2, and on
+    # scene 2 E is found as F's rim: its bracket opens at scene 0, before the scene that could not tell.
+    nir[1, 40:60, 36:40] = 0.06
+    nir[2:, 40:60, 36:40] = 0.20
+    nir[2:, 40:60, 28:36] = 0.05
     dates = _dated_with_scene_1_at_another_hour(nir, 14)
-    first = dates.first_seen.values
-    assert (first[40:60, 40:60] == 1).all() and (dates.last_clear_before.values[40:60, 40:60] == 0).all()
+    first, opened = dates.first_seen.values, dates.last_clear_before.values
+    assert (first[40:60, 40:60] == 1).all() and (opened[40:60, 40:60] == 0).all()
     assert (first[40:60, 61:66] < 0).all() and (dates.transient_seen.values[40:60, 61:66] == 1).all()
-    assert (first >= 0).sum() <= 400 + 20  # the char, and at most its one-pixel rim into the shadow
+    assert (first[40:60, 28:36] == 2).all() and (opened[40:60, 28:36] == 1).all()
+    assert (first[41:59, 36:39] == 2).all() and (opened[41:59, 36:39] == 0).all()
+    assert (first[:, 60:] >= 0).sum() <= 20  # at most a one-pixel rim into C
 
 
 def test_char_seen_after_a_passing_cloud_shadow_is_measured_from_the_ground_before_the_shadow():

@@ -396,8 +396,10 @@ def _shadow_fringe(new: np.ndarray, t: int, values: np.ndarray, direction: int, 
     the walls and huts of a burned compound cast long shadows over the unburned ground around it,
     and the shadow joins the char in one patch. The patch stays, char stays; but a pixel the next
     clear scene, itself at another hour than ``t``, shows with under half the change that revealed it
-    (the rule by which :func:`_transient` drops a patch) was no char: it is dropped, as seen once and gone. On scenes at
-    the hour of their before-scene the rule stays per patch, so that noise does not fray a burn.
+    (the rule by which :func:`_transient` drops a patch) was no char: it is dropped, as seen once and gone.
+    A rim pixel only partly burned may go with the shadow: a burn found on it later keeps its bracket
+    open at the before-scene. On scenes at the hour of their before-scene the rule stays per patch, so
+    that noise does not fray a burn.
     """
     if not moved.any() or not new.any():
         return np.zeros_like(new)
@@ -690,7 +692,8 @@ def date_burns(
         new, sure = new & ~undated, sure & ~undated
         fringe = _shadow_fringe(new, t, values, direction, before, next_clear, moved[t], d_t.values)
         new, sure, dropped = new & ~fringe, sure & ~fringe, dropped | fringe
-        first_undated = undated & (opens < 0)
+        # Neither could tell what the scene at another hour showed: a burn found there later opens before it.
+        first_undated = (undated | fringe) & (opens < 0)
         opens[first_undated] = last_clear[first_undated]
         if codes is not None:
             spectral[new] = codes[new]
