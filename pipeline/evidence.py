@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any, Collection
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
+import xarray as xr
 
 from pipeline.stages.confidence import confidence_tiers
 from pipeline.config import Params
@@ -127,13 +129,26 @@ def count_structures(footprints: gpd.GeoDataFrame, polygons: gpd.GeoDataFrame, *
 
     The earliest scene comes before any burn, with roofs and walls intact. It is read as the
     normalised difference of its NIR and red where it has both (:func:`pipeline.stages.structures.texture_for_alignment`).
+    Where its pixels are too coarse for the huts, the layer is placed on the detection's burned shares instead.
     """
     stack = detection.stack
     scene = stack["reflectance"].isel(time=0)
     reference = texture_for_alignment(scene, [str(b) for b in stack.band.values]).where(stack["clear"].isel(time=0))
     return structures_in_burns(footprints, reference, polygons, min_overlap=params.structure_min_overlap,
                                tolerance_m=params.structure_tolerance_px * detection.grid.resolution,
-                               unaligned_m=params.footprint_unaligned_m, max_shift_m=params.footprint_max_shift_m)
+                               unaligned_m=params.footprint_unaligned_m, max_shift_m=params.footprint_max_shift_m,
+                               burned_share=_burned_share(detection.dates))
+
+
+def _burned_share(dates: Any) -> xr.DataArray | None:
+    """Each pixel's burned share, whichever date burned it: the share of the burns (mask pixels) and of
+    their mixed rims (the ring), the larger where both exist; ``None`` without shares."""
+    if dates is None or "burned_fraction" not in getattr(dates, "data_vars", {}):
+        return None
+    share = dates["burned_fraction"].fillna(0.0)
+    if "ring_fraction" in dates.data_vars:
+        share = np.maximum(share, dates["ring_fraction"].fillna(0.0).max("time"))
+    return share
 
 
 def _when(record: SceneRecord, tz_name: str) -> str:

@@ -457,3 +457,51 @@ def test_footprint_ids_left_empty_fall_back_to_row_numbers_and_metres_read_as_de
         warnings.simplefilter("error")  # a RuntimeWarning from numpy would fail here
         kept = read_footprints(tmp_path / "metres.geojson", "EPSG:32611")
     assert len(kept) == 0
+
+
+def _burned_share_10m(centres: np.ndarray, burned: list[int], radius: float = 7.0, ss: int = 10) -> xr.DataArray:
+    """Each 10 m pixel's burned share over the same ground: compounds ``radius`` m around the burned huts."""
+    res, n = 10.0, int(N * RES / 10.0)
+    x, y = X0 + res * (np.arange(n) + 0.5), Y0 - res * (np.arange(n) + 0.5)
+    sub = (np.arange(ss) + 0.5) / ss - 0.5
+    fx, fy = np.meshgrid((x[:, None] + sub * res).ravel(), (y[:, None] + sub * res).ravel())
+    burnt = np.zeros_like(fx)
+    for cx, cy in centres[burned]:
+        burnt[np.hypot(fx - cx, fy - cy) <= radius] = 1.0
+    return xr.DataArray(burnt.reshape(n, ss, n, ss).mean(axis=(1, 3)), dims=("y", "x"), coords={"y": y, "x": x})
+
+
+def test_a_layer_too_fine_for_the_scene_is_placed_on_the_burned_shares(village):
+    """10 m pixels show no 2-3 m hut, but they resolve the burned compounds around them to a fraction of a
+    pixel: the layer's offset is measured on the burned shares, checked on the two halves, and the
+    polygons are then grown by half a pixel only."""
+    centres, radii = village
+    flat = xr.DataArray(np.full((60, 60), 0.2), dims=("y", "x"),
+                        coords={"y": Y0 - 10.0 * (np.arange(60) + 0.5), "x": X0 + 10.0 * (np.arange(60) + 0.5)})
+    burned = list(range(0, 60, 2))  # 30 of the 60 compounds, across the whole village
+    share = _burned_share_10m(centres, burned)
+    polys = _polys(gpd.GeoSeries([Point(*centres[i]).buffer(7.0, 64) for i in burned]).union_all())
+    layer = _footprints(centres, radii, *SHIFT)
+    table, shift = structures_in_burns(layer, flat, polys, tolerance_m=5.0, unaligned_m=4.0, burned_share=share)
+    assert shift.reliable, shift.note
+    assert abs(shift.dx_m + SHIFT[0]) < 1.5 and abs(shift.dy_m + SHIFT[1]) < 1.5, shift
+    assert "burned shares" in shift.note and table.attrs["tolerance_m"] == 5.0
+    assert sorted(table.loc[table["burned"], "structure_id"]) == burned
+    # Without the shares the layer is used as given, with the allowance
+    as_given, shift = structures_in_burns(layer, flat, polys, tolerance_m=5.0, unaligned_m=4.0)
+    assert not shift.reliable and as_given.attrs["tolerance_m"] == 9.0
+
+
+def test_a_lone_burn_does_not_pull_the_layer_onto_itself(village):
+    """Three burned compounds are too few to place a layer of sixty huts: it is used as given, and the
+    report says why."""
+    centres, radii = village
+    flat = xr.DataArray(np.full((60, 60), 0.2), dims=("y", "x"),
+                        coords={"y": Y0 - 10.0 * (np.arange(60) + 0.5), "x": X0 + 10.0 * (np.arange(60) + 0.5)})
+    share = _burned_share_10m(centres, [0, 1, 2])
+    polys = _polys(gpd.GeoSeries([Point(*centres[i]).buffer(7.0, 64) for i in (0, 1, 2)]).union_all())
+    table, shift = structures_in_burns(_footprints(centres, radii, *SHIFT), flat, polys, tolerance_m=5.0, unaligned_m=4.0,
+                                       burned_share=share)
+    assert not shift.reliable and shift.dx_m == 0.0 and shift.dy_m == 0.0
+    assert "too few huts beside burns" in shift.note and "used as given" in shift.note
+    assert table.attrs["tolerance_m"] == 9.0
