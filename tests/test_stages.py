@@ -499,6 +499,23 @@ def test_char_in_the_shade_of_another_hour_is_dated_on_that_scene_and_the_shadow
     assert (first[:, 60:] >= 0).sum() <= 20  # at most a one-pixel rim into C
 
 
+def test_char_inside_a_long_shadow_of_another_hour_is_dated_on_that_scene_though_lit_later():
+    # Scene 1 is taken at 07:50. A compound burned before it (B, NIR 0.30 -> 0.04 in the shade of 07:50) lies in a
+    # wide long shadow (C, 0.30 -> 0.12) that joins it in one patch and outnumbers it: the patch is gone on scene 2,
+    # as the shadow is. B stood out of the shadow on scene 1 and is still char on scene 2, lit by the sun of 10:38
+    # (0.08: lighter, keeping 0.85 of its change, as char under another sun does): it is dated on scene 1, its
+    # bracket from scene 0, not on scene 2 as a burn scene 1 did not show.
+    nir = np.full((4, 100, 100), 0.30, np.float32)
+    nir[1, 20:70, 20:70] = 0.12
+    nir[1, 40:50, 40:50] = 0.04
+    nir[2:, 40:50, 40:50] = 0.08
+    dates = _dated_with_scene_1_at_another_hour(nir, 21)
+    first, opened = dates.first_seen.values, dates.last_clear_before.values
+    assert (first[41:49, 41:49] == 1).all() and (opened[41:49, 41:49] == 0).all()
+    assert (first >= 0).sum() <= 100 + 40  # at most a one-pixel rim of the shadow
+    assert (dates.transient_seen.values[20:70, 20:70] == 1).mean() > 0.9  # the shadow, seen once and gone
+
+
 def test_char_seen_after_a_passing_cloud_shadow_is_measured_from_the_ground_before_the_shadow():
     # Scene 1: an unflagged cloud shadow (0.35 of the light) over a whole quarter, gone on scene 2 except where
     # a compound burned meanwhile. From the shadow (NIR 0.105) to char (0.06) the NIR falls by 0.045, under

@@ -90,7 +90,7 @@ def _per_patch(values: np.ndarray, seen: np.ndarray, lab: np.ndarray, n: int) ->
 
 def _transient(new: np.ndarray, t: int, values: np.ndarray, direction: int, before: np.ndarray,
                next_clear: np.ndarray, delta_t: np.ndarray, min_pixels: int = 1, rim_cut: float = 0.5,
-               tolerance: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+               tolerance: float = 0.0, moved: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Split today's new burn patches into (kept, confirmed, dropped, later) by what the next clear scene shows.
 
     Char stays: on the next clear observation a real burn keeps most of its change from the
@@ -110,7 +110,10 @@ def _transient(new: np.ndarray, t: int, values: np.ndarray, direction: int, befo
     on a later scene, with a bracket opening on a scene that showed it. Pixels that darkened only
     as the mark did, or were darker under it than the next clear scene shows them (a shadow over
     ground that burned since), may have burned after it: they stay with the mark, and their burn
-    is dated later.
+    is dated later. On a scene at the odd hour (``moved``, (time,): shadows elsewhere than on the
+    pixel's before-scene and on its next clear scene), char in the long shadow of that hour is
+    lit on the next clear scene and reads lighter by a part of its own few hundredths: there a
+    pixel lighter next time that keeps :data:`LIT_CHAR_KEEP` of its change counts as looking as it did.
     """
     later_map = np.full(new.shape, -1, dtype=np.int16)
     labels, n, rows, cols, later, seen = _next_look(new, t, next_clear)
@@ -140,6 +143,16 @@ def _transient(new: np.ndarray, t: int, values: np.ndarray, direction: int, befo
         # ... and looked then as it does on the next clear scene: char, not a darker shadow over ground that burned since
         unchanged = np.zeros(rows.shape, dtype=bool)
         unchanged[seen] = np.abs(values[later[seen], rows[seen], cols[seen]] - values[t, rows[seen], cols[seen]]) <= tolerance
+        if moved is not None and moved.any():
+            # This scene at the odd hour (shadows elsewhere than on the before-scene and on the next clear scene):
+            # char lit by another sun reads lighter next time by a part of its own few hundredths, keeping most
+            # of its change (LIT_CHAR_KEEP), as _shadows_moved_on reads it.
+            odd = seen & moved[before[rows, cols]]
+            odd[odd] = moved[later[odd]]
+            lit = np.zeros(rows.shape, dtype=bool)
+            lit[odd] = (direction * (values[later[odd], rows[odd], cols[odd]] - values[t, rows[odd], cols[odd]]) < 0) \
+                & (ratio[odd] >= LIT_CHAR_KEEP)
+            unchanged |= lit
         char, rim = _char_inside(new.shape, rows, cols, seen & (ratio >= 0.5) & drop[lab - 1], stood_out & unchanged,
                                  remaining <= change + tolerance, remaining, min_pixels, rim_cut)
         kept, sure, dropped = kept | char, sure | char, dropped & ~char & ~rim
@@ -658,7 +671,7 @@ def date_burns(
         new = mask.values
         before = np.clip(base, 0, None)
         new, sure, dropped, later = _transient(new, t, values, direction, before, next_clear, d_t.values, min_pixels,
-                                               params.rim_burned_fraction, params.noise_k * info.noise_sigma)
+                                               params.rim_burned_fraction, params.noise_k * info.noise_sigma, moved[t])
         # A shadow back where it falls at the usual hour, after a before-scene taken at another one.
         back = _returned(new, t, values, direction, base, valid, d_t.values)
         new, sure = new & ~back, sure & ~back
