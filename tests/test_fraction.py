@@ -488,3 +488,37 @@ def test_a_burn_first_seen_at_another_hour_keeps_the_share_its_next_clear_scene_
             assert inside > 0.8  # without the suns, scene 1's own fit: the shadow counted as char
         else:
             assert inside == pytest.approx(share, abs=0.05)
+
+
+def test_a_rim_pixel_a_long_shadow_made_look_burned_is_cut_by_the_share_its_next_clear_scene_shows():
+    # Scene 1 is taken at 07:50: a compound burned whole, and on its rim one column of pixels four tenths burned
+    # under the long shadow of the walls (the rest of each pixel at 0.7 of its light, bluish): unmixed on scene 1
+    # it reads about 0.6 burned and joins the burn. Scene 2, at 10:38 like the before-scene, shows the four tenths,
+    # keeping more than half the column's change (no shadow gone from it, by that rule): the rim is cut on that
+    # share, as on any scene, and the column is a mixed pixel of the burn's ring. A column on the other side seven
+    # tenths burned under the same shadow stays in the burn. Without the suns scene 1's own shares decide, and
+    # the shadowed column is in the burn.
+    side = 36
+    refl = np.broadcast_to(COMPOUND_SOIL[None, :, None, None], (3, 4, side, side)).copy()
+    shade = COMPOUND_SOIL * 0.7 * np.array([1.3, 1.15, 1.0, 0.9])
+    refl[1:, :, 8:28, 8:28] = CHARRED[:, None, None]
+    for col, burned in ((28, 0.4), (7, 0.7)):
+        refl[1, :, 8:28, col] = (burned * CHARRED + (1 - burned) * shade)[:, None]
+        refl[2, :, 8:28, col] = (burned * CHARRED + (1 - burned) * COMPOUND_SOIL)[:, None]
+    refl += np.random.default_rng(16).normal(0, 0.004, refl.shape)
+    stack, clear = _clear_stack(refl, ["2024-01-26T10:38", "2024-01-27T07:50", "2024-01-28T10:38"])
+    index = burn_index(stack, index="nir")
+
+    def dated(sun):
+        return date_burns(consecutive_change(index, clear), index=index, clear=clear,
+                          post_nir=stack.sel(band="nir", drop=True), params=Params(), pixel_area_m2=9.0,
+                          reflectance=stack, sun=sun)[0]
+
+    usual, early = (47.6, 140.0), (14.4, 113.8)
+    dates = dated([usual, early, usual])
+    first = dates["first_seen"].values
+    assert (first[10:26, 8:28] == 1).all() and (first[10:26, 7] == 1).all()
+    assert not (first[10:26, 28] >= 0).any()
+    assert float(np.median(dates["ring_fraction"].values[1, 10:26, 28])) == pytest.approx(0.4, abs=0.07)
+    assert float(np.median(dated(None)["burned_fraction"].values[10:26, 28])) > 0.5
+    assert (dated(None)["first_seen"].values[10:26, 28] == 1).all()

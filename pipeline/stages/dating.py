@@ -48,7 +48,7 @@ from pipeline.config import Params
 from pipeline.stages.fraction import Fraction, burned_fraction, burned_fraction_of_pixels, fit_noise, unmixing_bands
 from pipeline.stages.indices import BURN_LEVELS, SEVERITY_SCALED
 from pipeline.stages.spectral import NON_FIRE, NOT_TESTED, PROPORTIONAL, STAYED, spectral_codes
-from pipeline.stages.threshold import ThresholdInfo, burn_candidates, burn_mask
+from pipeline.stages.threshold import ThresholdInfo, burn_candidates, burn_mask, full_burn_reading
 
 __all__ = ["date_burns", "burn_level", "shadows_moved", "SHADOW_SHIFT"]
 
@@ -462,6 +462,25 @@ def _share_seen_next(fraction: Fraction, new: np.ndarray, burned: np.ndarray, re
                       for key in ("char", "ash", "fraction", "sigma_noise", "sigma_endmember")))
 
 
+def _rim_seen_next(new: np.ndarray, share_t: np.ndarray, share_next: np.ndarray, cut: float) -> np.ndarray:
+    """The rim pixels of today's burns that the share seen next (:func:`_share_seen_next`) puts under the rim cut.
+
+    The date's rule cut the rim at ``cut`` of what the burn's fully burned pixels read
+    (:func:`pipeline.stages.threshold.full_burn_reading`) on today's shares; where a scene at the odd hour read a long
+    shadow beside the char as more char, the pixel's honest share is what the next clear scene shows,
+    and a rim pixel under the cut by it is a mixed pixel of the ring, as on any other scene. Only the
+    edge of a burn is re-cut (the pixels with a neighbour outside it): inside, the cut never applied.
+    """
+    lowered = new & np.isfinite(share_next) & (share_next < share_t)
+    if not lowered.any():
+        return lowered
+    labels, n = ndimage.label(new, structure=np.ones((3, 3), bool))
+    fitted = np.isfinite(share_next) & new
+    full = full_burn_reading(np.where(fitted, share_next, 0.0), labels, n)[labels]
+    edge = new & ~ndimage.binary_erosion(new, structure=np.ones((3, 3), bool), border_value=1)
+    return lowered & edge & (share_next < cut * full)
+
+
 def _keep_shares(share: dict[str, np.ndarray], ring_share: dict[str, np.ndarray], fraction: Fraction, new: np.ndarray,
                  burned: np.ndarray, t: int) -> None:
     """Record date ``t``'s burned shares: of its new burned pixels, and of the ring of unburned pixels around them.
@@ -705,6 +724,11 @@ def date_burns(
         new, sure = new & ~undated, sure & ~undated
         fringe = _shadow_fringe(new, t, values, direction, before, next_clear, moved[t], d_t.values)
         new, sure, dropped = new & ~fringe, sure & ~fringe, dropped | fringe
+        if fraction is not None and noise_used[t] is not None:
+            seen_next = _share_seen_next(fraction, new, burned, reflectance.values, base, t, next_clear, moved[t],
+                                         bands=bands, skip=unmix_skip, noise=noise_used[t])
+            recut = _rim_seen_next(new, fraction.fraction, seen_next.fraction, params.rim_burned_fraction)
+            new, sure, fraction = new & ~recut, sure & ~recut, seen_next
         # Neither could tell what the scene at another hour showed: a burn found there later opens before it.
         first_undated = (undated | fringe) & (opens < 0)
         opens[first_undated] = last_clear[first_undated]
@@ -721,9 +745,6 @@ def date_burns(
         usual_last[valid[t] & ~passing] = t
         delta_at_first[new] = d_t.values[new]
         if fraction is not None:
-            if noise_used[t] is not None:
-                fraction = _share_seen_next(fraction, new, burned, reflectance.values, base, t, next_clear, moved[t],
-                                            bands=bands, skip=unmix_skip, noise=noise_used[t])
             _keep_shares(share, ring_share, fraction, new, burned, t)
         burned |= new
         infos.append(info)

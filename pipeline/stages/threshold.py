@@ -166,7 +166,7 @@ def _rim_from_fraction(mask: np.ndarray, values: np.ndarray, fraction: np.ndarra
     if full_reading is not None or not n:
         full = np.full(mask.shape, 1.0 if full_reading is None else full_reading)
     else:
-        full = _full_burn_reading(np.where(fitted, fraction, 0.0), labels, n)[labels]
+        full = full_burn_reading(np.where(fitted, fraction, 0.0), labels, n)[labels]
     enough = fitted & (fraction >= cut * np.where(labels > 0, full, 1.0))
     by_contrast = _peel_rim(mask, values, fallback)
     rim = mask & ~ndimage.binary_erosion(mask, structure=_EIGHT, border_value=1)
@@ -409,7 +409,7 @@ def largest_label_beside(labels: np.ndarray, pixels: np.ndarray, relabel: np.nda
     return np.max([relabel[a] for a in around] if relabel is not None else around, axis=0)
 
 
-def _full_burn_reading(fraction: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+def full_burn_reading(fraction: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
     """What each patch's fully burned pixels read (index 0 unused).
 
     A patch's own 75th percentile undercounts where the patch is all rim: a partly caught
