@@ -460,6 +460,22 @@ def test_a_ring_pixel_between_burns_of_two_dates_gives_each_burn_its_own_share()
         assert area == pytest.approx(truth_ha, rel=0.015)
 
 
+def _dated_with_scene_1_at_07_50(refl: np.ndarray, seed: int):
+    """``date_burns`` on three scenes (10:38, 07:50, 10:38) of ``refl`` with a little noise, as a function of
+    whether the scenes' suns are given (without them the dating takes every scene at one hour)."""
+    refl = refl + np.random.default_rng(seed).normal(0, 0.004, refl.shape)
+    stack, clear = _clear_stack(refl, ["2024-01-26T10:38", "2024-01-27T07:50", "2024-01-28T10:38"])
+    index = burn_index(stack, index="nir")
+    usual, early = (47.6, 140.0), (14.4, 113.8)
+
+    def dated(suns: bool):
+        return date_burns(consecutive_change(index, clear), index=index, clear=clear,
+                          post_nir=stack.sel(band="nir", drop=True), params=Params(), pixel_area_m2=9.0,
+                          reflectance=stack, sun=[usual, early, usual] if suns else None)[0]
+
+    return dated
+
+
 def test_a_burn_first_seen_at_another_hour_keeps_the_share_its_next_clear_scene_shows():
     # Scene 1 is taken at 07:50: the compound had burned on seven tenths of every pixel, and the long shadow of
     # its walls darkens the rest by half (bluish sky light). Unmixed on scene 1, that shadow reads as more
@@ -470,18 +486,9 @@ def test_a_burn_first_seen_at_another_hour_keeps_the_share_its_next_clear_scene_
     shade = COMPOUND_SOIL * 0.5 * np.array([1.3, 1.15, 1.0, 0.9])
     refl[1, :, 8:28, 8:28] = (0.3 * shade + 0.7 * CHARRED)[:, None, None]
     refl[2, :, 8:28, 8:28] = (0.3 * COMPOUND_SOIL + 0.7 * CHARRED)[:, None, None]
-    refl += np.random.default_rng(15).normal(0, 0.004, refl.shape)
-    stack, clear = _clear_stack(refl, ["2024-01-26T10:38", "2024-01-27T07:50", "2024-01-28T10:38"])
-    index = burn_index(stack, index="nir")
-
-    def dated(sun):
-        return date_burns(consecutive_change(index, clear), index=index, clear=clear,
-                          post_nir=stack.sel(band="nir", drop=True), params=Params(), pixel_area_m2=9.0,
-                          reflectance=stack, sun=sun)[0]
-
-    usual, early = (47.6, 140.0), (14.4, 113.8)
-    for sun, share in (([usual, early, usual], 0.7), (None, None)):
-        dates = dated(sun)
+    dated = _dated_with_scene_1_at_07_50(refl, 15)
+    for suns, share in ((True, 0.7), (False, None)):
+        dates = dated(suns)
         assert (dates["first_seen"].values[10:26, 10:26] == 1).all()
         inside = float(np.median(dates["burned_fraction"].values[10:26, 10:26]))
         if share is None:
@@ -505,20 +512,11 @@ def test_a_rim_pixel_a_long_shadow_made_look_burned_is_cut_by_the_share_its_next
     for col, burned in ((28, 0.4), (7, 0.7)):
         refl[1, :, 8:28, col] = (burned * CHARRED + (1 - burned) * shade)[:, None]
         refl[2, :, 8:28, col] = (burned * CHARRED + (1 - burned) * COMPOUND_SOIL)[:, None]
-    refl += np.random.default_rng(16).normal(0, 0.004, refl.shape)
-    stack, clear = _clear_stack(refl, ["2024-01-26T10:38", "2024-01-27T07:50", "2024-01-28T10:38"])
-    index = burn_index(stack, index="nir")
-
-    def dated(sun):
-        return date_burns(consecutive_change(index, clear), index=index, clear=clear,
-                          post_nir=stack.sel(band="nir", drop=True), params=Params(), pixel_area_m2=9.0,
-                          reflectance=stack, sun=sun)[0]
-
-    usual, early = (47.6, 140.0), (14.4, 113.8)
-    dates = dated([usual, early, usual])
+    dated = _dated_with_scene_1_at_07_50(refl, 16)
+    dates = dated(True)
     first = dates["first_seen"].values
     assert (first[10:26, 8:28] == 1).all() and (first[10:26, 7] == 1).all()
     assert not (first[10:26, 28] >= 0).any()
     assert float(np.median(dates["ring_fraction"].values[1, 10:26, 28])) == pytest.approx(0.4, abs=0.07)
-    assert float(np.median(dated(None)["burned_fraction"].values[10:26, 28])) > 0.5
-    assert (dated(None)["first_seen"].values[10:26, 28] == 1).all()
+    assert float(np.median(dated(False)["burned_fraction"].values[10:26, 28])) > 0.5
+    assert (dated(False)["first_seen"].values[10:26, 28] == 1).all()
