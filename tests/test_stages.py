@@ -499,6 +499,43 @@ def test_char_in_the_shade_of_another_hour_is_dated_on_that_scene_and_the_shadow
     assert (first[:, 60:] >= 0).sum() <= 20  # at most a one-pixel rim into C
 
 
+def test_char_is_judged_without_the_long_shadow_beside_it_and_a_shadow_over_a_later_burn_is_not():
+    # Scene 1 is taken at 07:50. A compound's char (B, NIR 0.30 -> 0.04 in the shade of 07:50; lit on scene 2 at
+    # 0.08, or at 0.14 on its partly burned west side) joins the long shadow of its walls over the ground to its
+    # west (C, 0.30 -> 0.16, gone on scene 2) in one patch. Judged with C, most of the patch looks moved (C gone,
+    # the partly burned side keeping 0.6 of its change). B darkened much more than C did (char stands out of a
+    # shadow): C is left out of the judgement and B is dated on scene 1. A long shadow (D, 0.30 -> 0.16) over
+    # ground that burned before scene 2 (E, 0.06), beside the same shadow over ground that did not burn, darkened
+    # as that shadow did: it is not dated on scene 1.
+    nir = np.full((4, 100, 100), 0.30, np.float32)
+    nir[1, 10:30, 10:30] = 0.04
+    nir[2:, 10:30, 16:30] = 0.08
+    nir[2:, 10:30, 10:16] = 0.144
+    nir[1, 10:30, 30:48] = 0.16
+    nir[1, 60:80, 10:52] = 0.16
+    nir[2:, 60:80, 10:30] = 0.06
+    dates = _dated_with_scene_1_at_another_hour(nir, 23)
+    first, opened = dates.first_seen.values, dates.last_clear_before.values
+    assert (first[11:29, 11:29] == 1).all() and (opened[11:29, 11:29] == 0).all()
+    assert not (first[10:30, 32:48] >= 0).any()
+    assert (first[61:79, 11:29] == 2).all()
+
+
+def test_the_gone_pixels_are_left_out_of_a_patch_only_beside_char_that_stood_out_of_them():
+    from pipeline.stages.dating import _long_shadow_beside_char
+
+    # One row, two patches of four pixels, scene 0 before, scene 1 at the odd hour. Patch 1: two pixels of char
+    # (0.30 -> 0.04) beside two of shadow (0.30 -> 0.16); patch 2: shadow over ground that burned since (0.30 ->
+    # 0.16) beside shadow over ground that did not. The next clear scene shows both shadows gone (kept 0).
+    values = np.full((2, 1, 8), 0.30)
+    values[1, 0] = [0.04, 0.04, 0.16, 0.16, 0.16, 0.16, 0.16, 0.16]
+    rows, cols = np.zeros(8, int), np.arange(8)
+    kept = np.array([0.85, 0.85, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0])
+    lab = np.array([1, 1, 1, 1, 2, 2, 2, 2])
+    out = _long_shadow_beside_char(np.ones(8, bool), kept, rows, cols, 1, values, -1, np.zeros((1, 8), int), lab, 2)
+    assert out.tolist() == [False, False, True, True, False, False, False, False]
+
+
 def test_char_inside_a_long_shadow_of_another_hour_is_dated_on_that_scene_though_lit_later():
     # Scene 1 is taken at 07:50. A compound burned before it (B, NIR 0.30 -> 0.04 in the shade of 07:50) lies in a
     # wide long shadow (C, 0.30 -> 0.12) that joins it in one patch and outnumbers it: the patch is gone on scene 2,

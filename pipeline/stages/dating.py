@@ -373,7 +373,9 @@ def _shadows_moved_on(new: np.ndarray, t: int, values: np.ndarray, direction: in
     followed it; or most of its pixels moved so, a patch part shadow and part burned the next day
     moving both ways) or it was a proportional darkening that stayed (``stayed``: shade and char over
     bright ground both are). Char lit by another sun moves too, lighter or darker by a part of its
-    own few hundredths: it keeps most of its change and is dated on its scene. Decided per patch.
+    own few hundredths: it keeps most of its change and is dated on its scene. Decided per patch, on
+    its pixels less the long shadow beside char that the next clear scene shows gone
+    (:func:`_long_shadow_beside_char`).
     """
     if not moved.any():  # every scene at this one's hour: nothing to tell apart
         return np.zeros_like(new)
@@ -390,15 +392,37 @@ def _shadows_moved_on(new: np.ndarray, t: int, values: np.ndarray, direction: in
     kept = np.full(rows.shape, np.nan)  # the share of today's change the next clear scene keeps
     kept[seen] = (direction * (values[lt, r, c] - values[base, r, c])
                   / np.maximum(direction * (values[t, r, c] - values[base, r, c]), 1e-9))
-    seen_share, median_darker = _per_patch(darker, seen, lab, n)
-    _, median_kept = _per_patch(kept, seen, lab, n)
+    seen_share, _ = _per_patch(darker, seen, lab, n)
+    judged = seen & ~_long_shadow_beside_char(seen, kept, rows, cols, t, values, direction, before, lab, n)
+    _, median_darker = _per_patch(darker, judged, lab, n)
+    _, median_kept = _per_patch(kept, judged, lab, n)
     # A patch part shadow, part burned the next day moves both ways, its median near nought: most of its pixels moved
-    moved_on = seen & ((darker > tolerance) | ((darker < -tolerance) & (kept < LIT_CHAR_KEEP)))
-    moved_share = ndimage.sum(moved_on, lab, index) / np.maximum(ndimage.sum(seen, lab, index), 1)
+    moved_on = judged & ((darker > tolerance) | ((darker < -tolerance) & (kept < LIT_CHAR_KEEP)))
+    moved_share = ndimage.sum(moved_on, lab, index) / np.maximum(ndimage.sum(judged, lab, index), 1)
     passed = ((median_darker > tolerance) | ((median_darker < -tolerance) & (median_kept < LIT_CHAR_KEEP))
               | (moved_share >= 0.5))
     undated = (off_share >= 0.5) & (seen_share >= 0.5) & (passed | (stayed_share >= 0.5))
     return np.concatenate([[False], undated])[labels]
+
+
+def _long_shadow_beside_char(seen: np.ndarray, kept: np.ndarray, rows: np.ndarray, cols: np.ndarray, t: int,
+                             values: np.ndarray, direction: int, before: np.ndarray, lab: np.ndarray, n: int) -> np.ndarray:
+    """Of each patch's pixels seen again, those gone on the next clear scene beside char that stood out of them.
+
+    A compound's char at the odd hour joins the long shadow of its walls over the ground around it in
+    one patch; the shadow is gone on the next clear scene (under half its change kept), the char is not.
+    Judged with the shadow, the char looks moved and goes undated. Where the rest of the patch darkened
+    at least :data:`STOOD_OUT` times as much as the gone pixels did, as char stands out of a shadow,
+    the gone pixels are left out of the judgement. A shadow over ground that burned the next day
+    darkened as the shadow beside it did, does not stand out, and is judged with it.
+    """
+    gone = seen & (kept < 0.5)
+    change = direction * (values[t, rows, cols] - values[before[rows, cols], rows, cols])
+    rest = seen & ~gone
+    _, gone_change = _per_patch(change, gone, lab, n)
+    _, rest_change = _per_patch(change, rest, lab, n)
+    stood_out = np.isfinite(gone_change) & np.isfinite(rest_change) & (rest_change >= STOOD_OUT * gone_change)
+    return gone & np.concatenate([[False], stood_out])[lab]
 
 
 def _shadow_fringe(new: np.ndarray, t: int, values: np.ndarray, direction: int, before: np.ndarray,
