@@ -224,6 +224,23 @@ def _check_aoi_file(path: Path, name: str, directory: Path) -> None:
         raise AoiError(f"{path}: the AOI file exists but is {kind}{link}, not a regular file; {fix}")
 
 
+def _as_one_feature(data: Any, where: str) -> Any:
+    """An AOI file as its one Feature: a bare polygon geometry (as AOI outlines are often shared) is
+    that geometry without properties, a FeatureCollection of one Feature is that Feature; a
+    collection of several places is refused, since one AOI file is one place."""
+    if not isinstance(data, dict):
+        return data
+    if data.get("type") in ("Polygon", "MultiPolygon"):
+        return {"type": "Feature", "geometry": data, "properties": {}}
+    if data.get("type") == "FeatureCollection" and isinstance(data.get("features"), list):
+        features = data["features"]
+        if len(features) == 1:
+            return features[0]
+        raise AoiError(f"{where}: a FeatureCollection of {len(features)} features, where an AOI file is one place; "
+                       f"write each place's Feature to its own file in the AOI folder")
+    return data
+
+
 def aoi_from_feature(name: str, feature: Any, *, path: Path | None = None) -> Aoi:
     """Build an :class:`Aoi` from a parsed GeoJSON Feature (checks as :func:`load_aoi`).
 
@@ -240,6 +257,7 @@ def aoi_from_feature(name: str, feature: Any, *, path: Path | None = None) -> Ao
     """
     where = str(path) if path else f"AOI {name!r}"
     _check_depth(feature, where)
+    feature = _as_one_feature(feature, where)
     if not isinstance(feature, dict) or feature.get("type") != "Feature" or not feature.get("geometry"):
         raise AoiError(f"{where}: expected a GeoJSON Feature with a geometry; write one Feature per AOI file")
     geometry = _lonlat_polygon(feature["geometry"], where, "geometry")

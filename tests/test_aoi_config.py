@@ -82,6 +82,33 @@ def test_bad_aoi_geometry_is_refused(feature, message):
         aoi_from_feature("x", feature)
 
 
+def test_a_bare_polygon_or_a_collection_of_one_feature_is_an_aoi_and_one_of_several_places_is_refused(tmp_path):
+    """AOI outlines are often shared as a bare geometry or a FeatureCollection of one Feature: each is read as
+    that one place (without properties, a bare geometry). A collection of several places is not one AOI."""
+    feature = json.loads((AOI_DIR / "ogota.geojson").read_text())
+    bare = aoi_from_feature("x", feature["geometry"])
+    assert bare.geometry.equals(load_aoi("ogota").geometry) and bare.properties == {}
+    assert aoi_from_feature("x", {"type": "FeatureCollection", "features": [feature]}).properties == feature["properties"]
+    (tmp_path / "two.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [feature, feature]}))
+    with pytest.raises(AoiError) as err:
+        load_aoi("two", tmp_path)
+    line = str(err.value)
+    assert "two.geojson" in line and "FeatureCollection of 2 features" in line and "its own file" in line and "\n" not in line
+
+
+def test_the_real_darfur_outline_is_read_and_refused_for_its_size_with_the_fix(shared_data, tmp_path):
+    """A real monitoring project's AOI (a bare polygon, 7 100 km2 of Darfur): read as given, refused as a whole
+    region a village run cannot hold, in one line naming the file and what to draw instead."""
+    source = shared_data / "real" / "aoi-darfur" / "darfur.json"
+    if not source.is_file():
+        pytest.skip(f"{source} not present")
+    (tmp_path / "darfur.geojson").write_bytes(source.read_bytes())
+    with pytest.raises(AoiError) as err:
+        load_aoi("darfur", tmp_path)
+    line = str(err.value)
+    assert "darfur.geojson" in line and "km2 (limit" in line and "draw a tighter AOI around the village" in line
+
+
 def test_a_search_area_apart_from_its_polygon_is_refused_saying_how_far():
     """Latitude and longitude swapped in the polygon only: the place would be searched for 2776 km away."""
     feature = json.loads((AOI_DIR / "ogota.geojson").read_text())
