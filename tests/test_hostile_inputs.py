@@ -852,8 +852,8 @@ def test_add_refuses_a_time_without_its_time_of_day_or_zone(tmp_path, capsys, ac
     assert not (tmp_path / "data").exists()
 
 
-@pytest.mark.parametrize("tag, needle", [("2024-08-30", "no time of day"), ("2024-08-30T10:38:00", "no time zone")])
-def test_a_plain_geotiff_whose_acquired_tag_lacks_its_time_or_zone_is_refused_naming_it(tmp_path, capsys, tag, needle):
+@pytest.mark.parametrize("tag, needle", [("2024-08-30T10:38:00", "no time zone"), ("2024-02-30", "not ISO 8601")])
+def test_a_plain_geotiff_whose_acquired_tag_lacks_its_zone_or_is_no_day_is_refused_naming_it(tmp_path, capsys, tag, needle):
     aoi_dir = write_small_aoi(tmp_path / "aoi")
     path = _write_scene(tmp_path / "in", "export", acquired=None)
     with rasterio.open(path, "r+") as dst:
@@ -862,6 +862,27 @@ def test_a_plain_geotiff_whose_acquired_tag_lacks_its_time_or_zone_is_refused_na
                         "--data", str(tmp_path / "data"), "--aoi-dir", str(aoi_dir))
     assert code != 0, err
     _one_error_line(err, str(path), "tag ACQUIRED", needle, "--acquired")
+
+
+def test_a_plain_geotiff_whose_acquired_tag_is_a_date_alone_is_that_date_with_its_time_of_day_unknown(tmp_path, capsys):
+    """An annual or monthly composite, or an export that kept only the day, says its date and no time: it is
+    registered as that date, and every listing says the time of day is unknown (never a midnight)."""
+    from pyproj import Transformer
+    from smallaoi import LAT, LON
+
+    aoi_dir = write_small_aoi(tmp_path / "aoi")
+    x, y = Transformer.from_crs("EPSG:4326", "EPSG:32630", always_xy=True).transform(LON, LAT)
+    path = _write_scene(tmp_path / "in", "export", acquired=None, origin=(round(x) - 300.0, round(y) + 300.0))
+    with rasterio.open(path, "r+") as dst:
+        dst.update_tags(ACQUIRED="2024-08-30")
+    code, _, err = _cli(capsys, "add", AOI_NAME, str(path), "--bands", "blue,green,red,nir",
+                        "--data", str(tmp_path / "data"), "--aoi-dir", str(aoi_dir))
+    assert code == 0, err
+    code, out, err = _cli(capsys, "scenes", AOI_NAME, "--json", "--data", str(tmp_path / "data"), "--aoi-dir", str(aoi_dir))
+    assert code == 0, err
+    (entry,) = json.loads(out)
+    assert entry["time_of_day_known"] is False and entry["time_source"] == "metadata"
+    assert "2024-08-30" in entry["acquired"] and "00:00" not in entry["acquired"]
 
 
 def test_scenes_without_a_green_band_are_refused_before_the_analysis_when_figures_are_asked(tmp_path, capsys):

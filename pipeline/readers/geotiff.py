@@ -114,8 +114,10 @@ def _name_date(path: Path) -> datetime | None:
     return None
 
 
-def _tag_time(path: Path) -> tuple[datetime, str] | None:
-    """The time the file's own tags state, and which tag; ``None`` when none does (one that cannot be read is refused)."""
+def _tag_time(path: Path) -> tuple[datetime, str, bool] | None:
+    """The time the file's own tags state, which tag, and whether it states the time of day; ``None`` when none does
+    (one that cannot be read is refused). A tag giving a date alone (an annual or monthly composite, an export
+    that kept only the day) is that date with its time of day unknown, and said so wherever it is printed."""
     check_regular_file(path)
     try:
         with open_raster(path) as src:
@@ -123,13 +125,19 @@ def _tag_time(path: Path) -> tuple[datetime, str] | None:
     except UNREADABLE as exc:
         raise SceneError(f"{path}: cannot be read as a raster ({short(exc)}); re-download or replace the file") from None
     if "ACQUIRED" in tags:
+        day = re.fullmatch(r"\s*(\d{4})-(\d{2})-(\d{2})\s*", str(tags["ACQUIRED"]))
+        if day:
+            try:
+                return datetime(*(int(g) for g in day.groups()), tzinfo=timezone.utc), "tag ACQUIRED, a date alone", False
+            except ValueError:
+                pass  # no such day: refused below with the rest
         try:
             when = stated_time(tags["ACQUIRED"])
         except ValueError as exc:
             # the file states a time nobody can read: passing over it would report no tag, or date the scene by another
             raise SceneError(f"{path}: tag ACQUIRED is {tags['ACQUIRED']!r}, which cannot be read as a UTC time (it {exc}); "
                              f"write it as 2024-01-28T10:38:00Z, or give the time with --acquired 2024-01-28T10:38Z") from None
-        return when, "tag ACQUIRED"
+        return when, "tag ACQUIRED", True
     return None
 
 
@@ -208,7 +216,7 @@ class GeoTiffScene:
             return check_time(self.acquired, sensor="geotiff", where=f"{path} (time given)"), source, self.time_of_day_known
         tagged = _tag_time(path)
         if tagged is not None:
-            return check_time(tagged[0], sensor="geotiff", where=f"{path} ({tagged[1]})"), "metadata", True
+            return check_time(tagged[0], sensor="geotiff", where=f"{path} ({tagged[1]})"), "metadata", tagged[2]
         named = _name_date(path) if self.time_from_name else None
         if named is not None:
             return check_time(named, sensor="geotiff", where=f"{path} (date in the file name)"), "file-name", False
