@@ -286,6 +286,30 @@ def test_a_bracket_across_a_scene_at_another_hour_says_why_that_scene_did_not_da
     assert "sun elsewhere" not in unusable["statement"]
 
 
+def test_a_bracket_of_more_than_a_season_says_how_long_it_is_and_what_else_changes_over_it():
+    # A burn not visible on a scene of a year and a half before: the bracket is honest but long, and the report says
+    # so with what else changes over such a span; a bracket of days says nothing of the kind.
+    from datetime import datetime, timezone
+
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from pipeline.model import SceneRecord
+    from pipeline.outputs.report import _reading
+
+    times = (datetime(2022, 7, 1, 10, 38), datetime(2024, 1, 26, 10, 38), datetime(2024, 1, 28, 10, 38))
+    records = [SceneRecord(f"s{t}", when.replace(tzinfo=timezone.utc), "x", "PSB.SD", False, ("nir",))
+               for t, when in enumerate(times)]
+    polygons = gpd.GeoDataFrame({"first_seen_index": [1, 2], "last_clear_index": [0, 1], "area_ha": [0.02, 0.05],
+                                 "confirmed": [True, True]}, geometry=[box(0, 0, 1, 1), box(2, 2, 3, 3)], crs="EPSG:32630")
+    clear = {"clear_fraction": 1.0, "usable": True}
+    long = _reading(1, records[1], records, polygons, clear, "UTC", [True] * 3)
+    assert "(s0); the two scenes are 1.6 years apart: the mark may have come on any day between them" in long["statement"]
+    assert "clearing, building" in long["statement"] and long["brackets"][0]["days"] == 574.0
+    short = _reading(2, records[2], records, polygons, clear, "UTC", [True] * 3)
+    assert "apart" not in short["statement"] and short["brackets"][0]["days"] == 2.0
+
+
 def test_the_headline_span_ends_on_the_last_usable_scene(tmp_path, capsys):
     """A last scene that saw nothing (constant: refused) ended the headline's "Between ... and ..." as if it had."""
     aoi_dir, scenes = _village(tmp_path)

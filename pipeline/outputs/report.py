@@ -195,9 +195,12 @@ def _reading(
         other_hour = _other_hour_between(records, usable, last, t)
         if other_hour:
             bracket["other_hour_between"] = [r.scene_id for r in other_hour]
+        days = (record.acquired - before.acquired).total_seconds() / 86400.0
+        bracket["days"] = round(days, 2)
         parts.append(
             f"{len(group)} burn mark(s), {bracket['area_ha']:.2f} ha, not visible on the clear scene of "
-            f"{scene_time(before, tz_name)} ({before.scene_id})" + _other_hour_words(other_hour, before, tz_name)
+            f"{scene_time(before, tz_name)} ({before.scene_id})" + _long_bracket_words(days)
+            + _other_hour_words(other_hour, before, tz_name)
             + ("" if _cloud_checked(before, len(records)) else ", a scene without a cloud mask that could not be screened")
         )
     where = ""
@@ -212,6 +215,21 @@ def _reading(
                           + (f" {_rejected_words(rejected, more=True)}." if len(rejected) else "")
                           + ("" if _cloud_checked(record, len(records)) else _screened_words(record, len(records))) + against)
     return entry
+
+
+LONG_BRACKET_DAYS = 60
+"""A bracket longer than this (about a season) is said to be long: the burn may lie anywhere in it, and over
+a season or years the ground also changes for other reasons (crops, leaf, rain, clearing, building)."""
+
+
+def _long_bracket_words(days: float) -> str:
+    """``"; N days apart: ..."`` for a bracket longer than :data:`LONG_BRACKET_DAYS`, else ``""``."""
+    if days <= LONG_BRACKET_DAYS:
+        return ""
+    span = f"{days / 365.25:.1f} years" if days >= 365.25 else f"{days:.0f} days"
+    return (f"; the two scenes are {span} apart: the mark may have come on any day between them, and over so long the "
+            f"ground also changes for other reasons (season, crops, clearing, building), so a clear scene closer before "
+            f"it would narrow the date and the doubt")
 
 
 def _other_hour_between(records: Sequence[SceneRecord], usable: Sequence[bool], last: int, t: int) -> list[SceneRecord]:
