@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import math
 import os
+from datetime import timezone
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pipeline.config import Params
-from pipeline.errors import AoiError, ParameterError
+from pipeline.errors import AoiError, ParameterError, SceneError
 from pipeline.grid import Grid
 
 if TYPE_CHECKING:  # only for the type: the readers stay unimported until a run needs them
-    from pipeline.model import SceneInfo
+    from pipeline.aoi import Aoi
+    from pipeline.model import SceneInfo, SceneRecord
 
-__all__ = ["memory_budget", "detect_peak_bytes", "search_peak_bytes", "check_detect_grid", "check_search_grid",
+__all__ = ["refuse_night_scenes", "NIGHT_ELEVATION_DEG", "memory_budget", "detect_peak_bytes", "search_peak_bytes", "check_detect_grid", "check_search_grid",
            "check_search_options", "check_coreg_band", "scene_shape", "MIN_GRID_SIDE_PX", "CHUNK_PX_RANGE",
            "SEARCH_BOX_SIDE_M"]
 
@@ -249,3 +251,34 @@ def check_coreg_band(params: Params, bands: Sequence[str], *, where: str) -> Non
     if names and params.coreg_band not in names:
         raise ParameterError(f"{where}: parameter coreg_band={params.coreg_band!r} but the scenes carry "
                              f"{', '.join(names)}; set coreg_band to one of them (red is the default)")
+
+
+NIGHT_ELEVATION_DEG = -1.0
+"""Sun elevation at the AOI below which no optical scene can have been taken (the horizon, less refraction's margin)."""
+
+
+def refuse_night_scenes(scenes: Sequence[SceneRecord | SceneInfo], aoi: Aoi) -> None:
+    """Refuse a scene whose stated time puts the sun below the AOI's horizon: reflectance is sunlight, so the time
+    is wrong, most often a local time given as UTC, and every bracket dated from it would be too.
+
+    Read from the scenes' metadata alone (``search`` checks them so before any chunk, ``detect`` once loaded)."""
+    from pipeline.stages.sky import sun_angles
+
+    centre = aoi.geometry.centroid
+    for scene in scenes:
+        # A date alone has no time of day to check; a simulated scene's time is the simulator's (the demo's 10:38 UTC,
+        # on an AOI of one's own that asks for the demo anywhere), not a claim about the sky over the place.
+        simulated = getattr(scene, "simulated", None)
+        if simulated is None:
+            simulated = bool(getattr(scene, "properties", {}).get("simulated", False))
+        if not scene.time_of_day_known or simulated:
+            continue
+        when = scene.acquired.astimezone(timezone.utc)
+        _, elevation = sun_angles(centre.x, centre.y, when)
+        if elevation < NIGHT_ELEVATION_DEG:
+            how = {"acquired-option": "as given with --acquired", "metadata": "as its metadata states"}.get(
+                scene.time_source, f"as its {scene.time_source} states")
+            first = next(iter(scene.files.values()), scene.scene_id)
+            raise SceneError(f"{first}: acquired {when:%Y-%m-%dT%H:%M:%SZ} ({how}), when the sun stood {-elevation:.0f} "
+                             f"degrees below the horizon at the AOI {aoi.name}: an optical scene is taken in daylight; check "
+                             f"the time, in UTC (not local time), and give it again")

@@ -44,10 +44,10 @@ from pipeline.provenance.manifest import APPLIED_REVIEWS_NAME, input_entry, reco
 from pipeline.stages.normalise import BandFit, apply_fits, clearest_scene, identity_fits, normalise, wants_normalisation
 from pipeline.stages.perimeter import extent_dates, extent_polygons
 from pipeline.stages.plausibility import bands_exchanged, judge_scenes, mask_implausible, nir_below_visible, off_scale
-from pipeline.stages.sky import can_screen, sun_angles, sun_azimuth_for, unflagged_sky
+from pipeline.stages.sky import can_screen, sun_azimuth_for, unflagged_sky
 from pipeline.stages.polygons import burn_polygons, nonfire_polygons, transient_polygons
 from pipeline.stages.split import WALL_BANDS, before_brightness
-from pipeline.preflight import check_coreg_band, check_detect_grid, scene_shape
+from pipeline.preflight import refuse_night_scenes, check_coreg_band, check_detect_grid, scene_shape
 from pipeline.progress import stage, timed
 from pipeline.cores import Pending, fork_map, fork_soon
 from pipeline.provenance.versions import code_version, git_state, package_versions
@@ -671,29 +671,6 @@ def _settlement_outline(aoi: Aoi, scenes_dir: Path, crs: str,
     return None, None
 
 
-NIGHT_ELEVATION_DEG = -1.0
-"""Sun elevation at the AOI below which no optical scene can have been taken (the horizon, less refraction's margin)."""
-
-
-def _refuse_night_scenes(records: list[SceneRecord], aoi: Aoi) -> None:
-    """Refuse a scene whose stated time puts the sun below the AOI's horizon: reflectance is sunlight, so the time
-    is wrong, most often a local time given as UTC, and every bracket dated from it would be too."""
-    centre = aoi.geometry.centroid
-    for record in records:
-        # A date alone has no time of day to check; a simulated scene's time is the simulator's (the demo's 10:38 UTC,
-        # on an AOI of one's own that asks for the demo anywhere), not a claim about the sky over the place.
-        if not record.time_of_day_known or record.simulated:
-            continue
-        _, elevation = sun_angles(centre.x, centre.y, record.acquired.astimezone(timezone.utc))
-        if elevation < NIGHT_ELEVATION_DEG:
-            how = {"acquired-option": "as given with --acquired", "metadata": "as its metadata states"}.get(
-                record.time_source, f"as its {record.time_source} states")
-            first = next(iter(record.files.values()), record.scene_id)
-            raise SceneError(f"{first}: acquired {record.acquired_utc} ({how}), when the sun stood {-elevation:.0f} degrees below "
-                             f"the horizon at the AOI {aoi.name}: an optical scene is taken in daylight; check the time, in UTC "
-                             f"(not local time), and give it again")
-
-
 def _refuse_simulated_layers(records: list[SceneRecord], layers: list[Path | None], footprints_marked: bool) -> None:
     """Refuse a simulated outline, footprint layer or fire archive read with real scenes: its buildings and detections
     would stand in the report as evidence about a real place (a run of simulated scenes is labelled so throughout).
@@ -851,7 +828,7 @@ def run_detect(
     try:
         stage(f"loading {len(sources)} scenes onto {loaded_grid.width} x {loaded_grid.height} px", logger=logger)
         stack, records = load_sources(sources, loaded_grid)
-        _refuse_night_scenes(records, aoi)
+        refuse_night_scenes(records, aoi)
         check_coreg_band(params, [str(b) for b in stack.band.values], where=f"{scenes_dir}")
         if make_figures:  # a scene whose bands are known only once read (a Planet file names them inside)
             _check_figure_bands([str(b) for b in stack.band.values], where=f"{scenes_dir}")

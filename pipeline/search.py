@@ -36,7 +36,7 @@ from pipeline.readers.rasters import memoised_hashes, sha256_file
 from pipeline.provenance.runlog import check_log_continues
 from pipeline.provenance.manifest import input_entry, recorded_overrides, seal_manifest
 from pipeline.stages.normalise import apply_fits
-from pipeline.preflight import check_coreg_band, check_search_grid, check_search_options, scene_shape
+from pipeline.preflight import refuse_night_scenes, check_coreg_band, check_search_grid, check_search_options, scene_shape
 from pipeline.provenance.versions import git_state, package_versions
 from pipeline.outputs.report import scene_time
 from pipeline.outputs.run_folder import SIMULATED_VECTORS
@@ -211,6 +211,7 @@ def run_search(
         scenes_dir = folder
     sources = sources or scenes_in(Path(scenes_dir))
     infos = [s.describe() for s in sources]  # metadata only: no pixel read yet
+    refuse_night_scenes(infos, aoi)
     scenes, bands = scene_shape(infos)
     check_search_grid(grid, params=params, chunk_px=chunk_px, workers=workers, scenes=scenes, bands=bands, where=where)
     for info in infos:

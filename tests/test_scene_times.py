@@ -347,11 +347,11 @@ def test_a_scene_dated_when_the_sun_was_below_the_horizon_is_refused(area, capsy
     assert all(n in errors[0] for n in (str(after), "acquired 2024-01-28T02:00:00Z (as given with --acquired)",
                                         "below the horizon", "in UTC (not local time)")), errors
     # A simulated scene's time is the simulator's: the demo at 10:38 UTC on an AOI of one's own far to the east runs
-    from pipeline.run import _refuse_night_scenes
+    from pipeline.preflight import refuse_night_scenes
 
     night = SceneRecord(scene_id="d1", acquired=datetime(2024, 1, 28, 2, 0, tzinfo=timezone.utc), satellite_id="SIM-1",
                         sensor="PS2", simulated=True, bands=("red", "nir"))
-    _refuse_night_scenes([night], load_aoi(AOI_NAME, aoi_dir))
+    refuse_night_scenes([night], load_aoi(AOI_NAME, aoi_dir))
 
 
 def test_a_finding_whose_every_polygon_is_low_is_headlined_as_a_lead(area, capsys, tmp_path):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import pytest
+import rasterio
 
 from pipeline.aoi import AOI_DIR
 from pipeline.cli import main
@@ -233,4 +234,24 @@ def test_plain_geotiffs_are_searched_with_the_band_map_of_the_aoi_file(tmp_path,
     code = main(args)
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert code == 4 and "has no green band" in err and "--cards 0" in err
+    assert not (tmp_path / "out" / PAIR_AOI / "search").exists()
+
+
+def test_a_scene_dated_at_night_is_refused_before_any_chunk(tmp_path, capsys):
+    """search read the scenes' times only to date the burns: a local time written as UTC (02:00 at the place) was
+    searched and its burns dated by it. It is refused from the metadata, before any chunk, as detect refuses it."""
+    from factories import PAIR_AOI, timed_geotiff_pair
+
+    aoi_file, exports = timed_geotiff_pair(tmp_path, band_map="blue,green,red,nir")
+    feature = json.loads(aoi_file.read_text())
+    feature["properties"]["search_area"] = feature["geometry"]
+    aoi_file.write_text(json.dumps(feature))
+    late = sorted(exports.glob("*.tif"))[-1]
+    with rasterio.open(late, "r+") as dst:
+        dst.update_tags(ACQUIRED="2024-01-28T02:00:00Z")
+    code = main(["search", PAIR_AOI, "--aoi-dir", str(aoi_file.parent), "--scenes", str(exports),
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 4 and len([line for line in err if line.startswith("burnscan: error:")]) == 1
+    assert str(late) in err[-1] and "below the horizon" in err[-1] and "in UTC (not local time)" in err[-1]
     assert not (tmp_path / "out" / PAIR_AOI / "search").exists()
