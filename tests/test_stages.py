@@ -643,3 +643,20 @@ def test_a_scene_is_unmatched_only_when_the_ground_matched_before_and_after_it(c
     shifts = [ShiftEstimate(0.0, 0.0, correlation=c, converged=c != 0.999, reliable=c >= 0.6 and c != 0.999)
               for c in correlations]
     assert _unmatched(shifts, replace(Params(), reference_scene=reference)) == expected
+
+
+def test_the_per_patch_median_is_numpys_nanmedian_of_each_patch():
+    """All patches' medians in one sort: the same numbers as a nanmedian per patch (odd and even counts, NaN left
+    out, a patch with no pixel to read NaN), for every patch of a chunk at once."""
+    from pipeline.stages.dating import _median_by_patch
+
+    rng = np.random.default_rng(5)
+    n, size = 300, 20_000
+    lab = rng.integers(1, n + 1, size)
+    values = rng.normal(size=size).astype(np.float32)
+    values[rng.random(size) < 0.05] = np.nan
+    where = (rng.random(size) < 0.8) & (lab != 7)  # patch 7 has nothing to read
+    expected = [np.nanmedian(values[(lab == i) & where]) if ((lab == i) & where & ~np.isnan(values)).any() else np.nan
+                for i in range(1, n + 1)]
+    got = _median_by_patch(values, where, lab, n)
+    assert np.array_equal(got, np.array(expected, dtype=np.float64), equal_nan=True) and np.isnan(got[6])

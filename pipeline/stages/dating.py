@@ -83,9 +83,27 @@ def _per_patch(values: np.ndarray, seen: np.ndarray, lab: np.ndarray, n: int) ->
     """Per patch ``1..n`` of the pixels' labels ``lab``: the share of its pixels ``seen`` again and
     the median of ``values`` over them (NaN for a patch none of whose pixels was seen)."""
     seen_share = ndimage.mean(seen.astype(float), lab, np.arange(1, n + 1))
-    median = np.array([np.nanmedian(values[(lab == i) & seen]) if np.any(seen[lab == i]) else np.nan
-                       for i in range(1, n + 1)])
-    return seen_share, median
+    return seen_share, _median_by_patch(values, seen, lab, n)
+
+
+def _median_by_patch(values: np.ndarray, where: np.ndarray, lab: np.ndarray, n: int) -> np.ndarray:
+    """Per patch ``1..n``: ``np.nanmedian`` of ``values`` over its pixels ``where`` (NaN for none), all patches
+    in one sort, not one pass over every pixel per patch (a chunk of a tile holds thousands of patches).
+
+    >>> _median_by_patch(np.array([3.0, 1.0, 2.0, np.nan, 5.0]), np.array([1, 1, 1, 1, 0], bool),
+    ...                  np.array([1, 1, 2, 2, 3]), 3).tolist()
+    [2.0, 2.0, nan]
+    """
+    ok = where & ~np.isnan(values)
+    group, sample = lab[ok], values[ok]
+    sample = sample[np.lexsort((sample, group))]
+    counts = np.bincount(group, minlength=n + 1)[1:n + 1]
+    starts = np.cumsum(counts) - counts
+    median = np.full(n, np.nan)
+    has = counts > 0
+    low, high = starts[has] + (counts[has] - 1) // 2, starts[has] + counts[has] // 2
+    median[has] = (sample[low] + sample[high]) / 2  # the two middle values of an even count, as numpy's median
+    return median
 
 
 def _transient(new: np.ndarray, t: int, values: np.ndarray, direction: int, before: np.ndarray,
@@ -137,8 +155,8 @@ def _transient(new: np.ndarray, t: int, values: np.ndarray, direction: int, befo
         change = delta_t[rows, cols]
         gone = seen & (ratio < 0.5)
         passed = np.full(n + 1, np.inf)
-        for i in np.unique(lab[gone & drop[lab - 1]]):
-            passed[i] = np.median(change[gone & (lab == i)])
+        mark = np.concatenate([[np.nan], _median_by_patch(change, gone & drop[lab - 1], lab, n)])
+        passed[np.isfinite(mark)] = mark[np.isfinite(mark)]
         stood_out = change >= STOOD_OUT * passed[lab]
         # ... and looked then as it does on the next clear scene: char, not a darker shadow over ground that burned since
         unchanged = np.zeros(rows.shape, dtype=bool)
