@@ -505,3 +505,15 @@ def test_a_lone_burn_does_not_pull_the_layer_onto_itself(village):
     assert not shift.reliable and shift.dx_m == 0.0 and shift.dy_m == 0.0
     assert "too few huts beside burns" in shift.note and "used as given" in shift.note
     assert table.attrs["tolerance_m"] == 9.0
+
+
+def test_a_layer_of_a_few_footprints_is_used_as_given_once_said(village):
+    """Under twenty footprints there is no pattern to match, on the texture or on the burns: the note says so once."""
+    centres, radii = village
+    flat = xr.DataArray(np.full((60, 60), 0.2), dims=("y", "x"),
+                        coords={"y": Y0 - 10.0 * (np.arange(60) + 0.5), "x": X0 + 10.0 * (np.arange(60) + 0.5)})
+    share = _burned_share_10m(centres, list(range(60)))
+    polys = _polys(gpd.GeoSeries([Point(*centres[i]).buffer(7.0, 64) for i in range(12)]).union_all())
+    _, shift = structures_in_burns(_footprints(centres[:12], radii[:12], *SHIFT), flat, polys, tolerance_m=5.0,
+                                   unaligned_m=4.0, burned_share=share)
+    assert not shift.reliable and shift.note == "only 12 footprints: too few to measure their offset; used as given"

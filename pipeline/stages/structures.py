@@ -67,6 +67,7 @@ STRUCTURE_COLUMNS = ["structure_id", "burned_fraction", "burned", "polygon_id", 
 _SUPERSAMPLE = 4  # sub-pixels per pixel side when rasterising footprints as cover fractions
 _HIGHPASS_PX = 3.0  # Gaussian removed from both images: keeps roofs and walls, drops fields and haze
 _AGREE_PX = 1.0  # the two halves of the village must agree within a pixel
+_MIN_FOOTPRINTS = 20  # footprints a layer needs for its offset to be measured at all
 _MIN_ON_BURNS = 10  # huts beside burns each half needs before the burns may place the layer
 _BURNED_NEAR = 0.25  # burned share, within a pixel of a hut, that puts the hut beside a burn
 
@@ -172,7 +173,7 @@ def footprint_offset(footprints: gpd.GeoDataFrame, reference: xr.DataArray, *, m
     res = float(abs(reference["x"].values[1] - reference["x"].values[0]))
     max_px = int(math.ceil(max_shift_m / res))
     none = FootprintShift(0.0, 0.0, False, ((math.nan, math.nan), (math.nan, math.nan)), "")
-    if len(geoms) < 20:
+    if len(geoms) < _MIN_FOOTPRINTS:
         return _with_note(none, f"only {len(geoms)} footprints: too few to measure their offset; used as given")
     cx = geoms.centroid.x
     west, east = geoms[cx <= cx.median()], geoms[cx > cx.median()]
@@ -208,18 +209,18 @@ def _offset_on_burns(footprints: gpd.GeoDataFrame, burned_share: xr.DataArray, *
     """
     share = burned_share.where(np.isfinite(burned_share), 0.0).clip(0.0, 1.0)
     geoms = footprints.geometry[~footprints.geometry.is_empty & footprints.geometry.notna()]
+    centres = geoms.centroid
     x, y = share["x"].values, share["y"].values
     res = float(abs(x[1] - x[0])) if x.size > 1 else math.nan
     on_burns = np.zeros(len(geoms), dtype=bool)
     if len(geoms) and np.isfinite(res):
-        points = geoms.centroid
-        col = np.floor((points.x.to_numpy() - (x[0] - res / 2)) / res).astype(int)
-        row = np.floor(((y[0] + res / 2) - points.y.to_numpy()) / res).astype(int) if y[0] > y[-1] else \
-            np.floor((points.y.to_numpy() - (y[0] - res / 2)) / res).astype(int)
+        col = np.floor((centres.x.to_numpy() - (x[0] - res / 2)) / res).astype(int)
+        row = np.floor(((y[0] + res / 2) - centres.y.to_numpy()) / res).astype(int) if y[0] > y[-1] else \
+            np.floor((centres.y.to_numpy() - (y[0] - res / 2)) / res).astype(int)
         inside = (row >= 0) & (row < y.size) & (col >= 0) & (col < x.size)
         near = ndimage.maximum_filter(share.values, size=3, mode="constant")  # the layer may be a pixel off
         on_burns[inside] = near[row[inside], col[inside]] >= _BURNED_NEAR
-    cx = geoms.centroid.x
+    cx = centres.x
     west = on_burns[(cx <= cx.median()).to_numpy()].sum() if len(geoms) else 0
     east = on_burns[(cx > cx.median()).to_numpy()].sum() if len(geoms) else 0
     if min(west, east) < _MIN_ON_BURNS:
@@ -341,7 +342,8 @@ def structures_in_burns(footprints: gpd.GeoDataFrame, reference: xr.DataArray, p
     if not (math.isfinite(unaligned_m) and unaligned_m >= 0):
         raise ParameterError(f"unaligned_m={unaligned_m!r}: pass a distance >= 0 in metres, e.g. 4")
     shift = footprint_offset(footprints, reference, max_shift_m=max_shift_m)
-    if not shift.reliable and burned_share is not None:
+    counted = int((footprints.geometry.notna() & ~footprints.geometry.is_empty).sum())
+    if not shift.reliable and burned_share is not None and counted >= _MIN_FOOTPRINTS:
         on_burns = _offset_on_burns(footprints, burned_share, max_shift_m=max_shift_m)
         texture_note = shift.note.replace("; footprints used as given", "")
         shift = on_burns if on_burns.reliable else _with_note(shift, f"{texture_note}; {on_burns.note}; footprints used as given")
