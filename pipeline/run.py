@@ -51,9 +51,8 @@ from pipeline.preflight import refuse_night_scenes, check_coreg_band, check_dete
 from pipeline.progress import stage, timed
 from pipeline.cores import Pending, fork_map, fork_soon
 from pipeline.provenance.versions import code_version, git_state, package_versions
-from pipeline.outputs.run_figures import figure_builders
 from pipeline.outputs.figure_cache import FigureCache
-from pipeline.outputs.figures import composite_problem
+from pipeline.outputs.composites import composite_problem
 from pipeline.outputs.run_folder import figure_jobs, raster_job, scene_jobs, with_drawn, write_findings, write_reports
 from pipeline.outputs.report import build_report, with_evidence
 from pipeline.outputs.review_page import scene_images, write_review_page
@@ -901,6 +900,10 @@ def run_detect(
         made_here = False
         if make_figures:
             stage("drawing figures", logger=logger)
+            # Imported here: matplotlib's figure machinery takes most of a second to load, and a run
+            # without figures (or a command refused before it draws) never needs it.
+            from pipeline.outputs.run_figures import figure_builders
+
             builders = figure_builders(detection, polygons, evidence.structures, aoi.projected(analysis_grid.crs), simulated,
                                        report["aoi"]["timezone"], width_mm=params.figure_width_mm)
             jobs = figure_jobs(partial, builders, simulated=simulated, kept=kept)

@@ -43,6 +43,7 @@ from pipeline.outputs.run_folder import SIMULATED_VECTORS
 from pipeline.readers.recognise import recognise
 from pipeline.resolution import DEMO_PIXEL_M, choose_resolution
 from pipeline.outputs import figures as figs
+from pipeline.outputs.composites import composite_problem
 from pipeline.outputs.write import check_output_folder, finish_run_dir, new_run_dir, save_figures, write_json, write_text, write_vector
 
 __all__ = ["SearchOutcome", "lat_lon_text", "search_grid", "run_search"]
@@ -216,7 +217,7 @@ def run_search(
     check_search_grid(grid, params=params, chunk_px=chunk_px, workers=workers, scenes=scenes, bands=bands, where=where)
     for info in infos:
         check_coreg_band(params, info.bands, where=f"{scenes_dir}: scene {info.scene_id}")
-        problem = figs.composite_problem(info.bands, fix="give --cards 0, or scenes with it") if max_cards and info.bands else None
+        problem = composite_problem(info.bands, fix="give --cards 0, or scenes with it") if max_cards and info.bands else None
         if problem:  # said now, not after every chunk, when the first card is drawn
             raise SceneError(f"{scenes_dir}: scene {info.scene_id} {problem}")
     tz_name = aoi.local_zone

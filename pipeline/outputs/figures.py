@@ -36,36 +36,17 @@ from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 from shapely.geometry.base import BaseGeometry
 
-from pipeline.errors import ParameterError, SceneError
+from pipeline.errors import ParameterError
+from pipeline.outputs.composites import (CIR_BANDS, NATURAL_BANDS, Stretch, checked_stretch, composite_planes, composite_problem,
+                                         false_colour, joint_stretch, stretch_of, to_rgb)
 from pipeline.outputs.report import TIME_OF_DAY_UNKNOWN
 
 __all__ = ["Stretch", "SIMULATED_LABEL", "CIR_BANDS", "NATURAL_BANDS", "composite_problem", "FIGURE_WIDTH_MM", "max_height_in", "false_colour", "joint_stretch", "before_after_figure", "overlay_figure", "change_map_figure",
            "timeline_figure"]
 
-Stretch = tuple[tuple[float, float], tuple[float, float], tuple[float, float]]
-"""(low, high) reflectance per displayed channel R, G, B = NIR, red, green."""
-
 SIMULATED_LABEL = "SIMULATED DATA"
 """The words every figure made from simulated scenes carries, on each panel and in the title."""
 
-# Colour infrared: vegetation reflects NIR strongly and shows red; ash and charred ground
-# are dark in NIR as in red, so burns show dark against it.
-CIR_BANDS = ("nir", "red", "green")
-NATURAL_BANDS = ("red", "green", "blue")  # natural colour, for readers who do not read infrared composites
-
-
-def composite_problem(bands, *, fix: str) -> str | None:
-    """What scenes of ``bands`` lack for the infrared composite every figure shows, with ``fix``; ``None`` if nothing.
-
-    >>> composite_problem(["red", "nir", "swir22"], fix="give --no-figures")
-    'has no green band, which the infrared composites show (R = NIR, G = red, B = green); give --no-figures'
-    """
-    lacking = [b for b in CIR_BANDS if b not in bands]
-    if not lacking:
-        return None
-    return f"has no {', '.join(lacking)} band, which the infrared composites show (R = NIR, G = red, B = green); {fix}"
-_PERCENTILES = (2.0, 98.0)
-_NAN_GREY = 0.5
 _NEW_COLOUR, _EARLIER_COLOUR, _AOI_COLOUR = "#ffe119", "#42d4f4", "white"
 # A dark halo keeps the outlines visible on bright soil as on dark burns.
 _HALO = [patheffects.withStroke(linewidth=2.6, foreground="black")]
@@ -116,54 +97,6 @@ def _width_in(width_mm: float) -> float:
 def _type(width_in: float) -> _Type:
     k = max(1.0, width_in / (PRINT_WIDTH_CM * _CM))
     return _Type(k, _FONT * k, _PANEL_FONT * k, _TITLE_FONT * k, _SIM_FONT * k)
-
-
-def false_colour(scene: xr.DataArray, *, stretch: Stretch | None = None) -> tuple[np.ndarray, Stretch]:
-    """Colour-infrared composite (R=NIR, G=red, B=green) of a scene, scaled to 0..1.
-
-    Parameters
-    ----------
-    scene
-        Reflectance with dims ``("band", "y", "x")`` and bands ``nir``, ``red``, ``green``.
-    stretch
-        Reflectance shown black and full per channel; by default the 2nd-98th percentile
-        of the scene's finite values. Pass :func:`joint_stretch` of several scenes so they
-        are shown on one scale.
-
-    Returns
-    -------
-    rgb, stretch
-        ``(H, W, 3)`` float array in the scene's row order (unobserved NaN pixels mid grey)
-        and the stretch used, to reuse on another scene.
-
-    Examples
-    --------
-    >>> rgb, s = false_colour(scene)  # doctest: +SKIP
-    """
-    planes = _cir(scene)
-    stretch = _stretch_of([planes]) if stretch is None else _checked(stretch)
-    return _to_rgb(planes, stretch), stretch
-
-
-def joint_stretch(*scenes: xr.DataArray, bands: tuple[str, str, str] = CIR_BANDS) -> Stretch:
-    """One stretch over several scenes, so a colour change between them is a change of ground.
-
-    Per-scene stretches would rescale each date on its own and could make an unchanged field
-    look brighter or darker; one shared stretch leaves only real reflectance changes.
-
-    Returns
-    -------
-    Stretch
-        2nd-98th percentile of the finite values of all scenes, per channel.
-
-    Examples
-    --------
-    >>> s = joint_stretch(before, after)  # doctest: +SKIP
-    >>> rgb_before, _ = false_colour(before, stretch=s)  # doctest: +SKIP
-    """
-    if not scenes:
-        raise ParameterError("joint_stretch() needs at least one scene; pass the before and after scenes")
-    return _stretch_of([_cir(s, bands) for s in scenes])
 
 
 def before_after_figure(
@@ -223,13 +156,13 @@ def before_after_figure(
         (WGS 84) on the frame and a north arrow to true north.
     """
     _check_crs(before, after.attrs.get("crs"), "the before scene")
-    planes = [_cir(before, bands), _cir(after, bands)]
+    planes = [composite_planes(before, bands), composite_planes(after, bands)]
     masks = [_mask(before_clear, before, "before_clear"), _mask(after_clear, after, "after_clear")]
     if stretch is None:
-        stretch = _stretch_of([p if m is None else np.where(m, p, np.nan) for p, m in zip(planes, masks)])
+        stretch = stretch_of([p if m is None else np.where(m, p, np.nan) for p, m in zip(planes, masks)])
     panels = [_Panel("Before", before, planes[0], masks[0]),
               _Panel("After", after, planes[1], masks[1], polygons_new, polygons_earlier)]
-    return _compose(panels, _checked(stretch), _width_in(width_mm), title=title, caption=caption,
+    return _compose(panels, checked_stretch(stretch), _width_in(width_mm), title=title, caption=caption,
                     simulated=simulated, aoi_outline=aoi_outline, tz_name=tz_name)
 
 
@@ -259,58 +192,14 @@ def overlay_figure(
     AOI on a lon/lat graticule (an overview's context). The figure is ``width_mm`` wide at
     300 dpi.
     """
-    planes = _cir(after)
+    planes = composite_planes(after)
     mask = _mask(after_clear, after, "after_clear")
     if stretch is None:
-        stretch = _stretch_of([planes if mask is None else np.where(mask, planes, np.nan)])
+        stretch = stretch_of([planes if mask is None else np.where(mask, planes, np.nan)])
     panels = [_Panel("After", after, planes, mask, polygons_new, polygons_earlier)]
-    return _compose(panels, _checked(stretch), _width_in(width_mm), title=title, caption=caption,
+    return _compose(panels, checked_stretch(stretch), _width_in(width_mm), title=title, caption=caption,
                     simulated=simulated, aoi_outline=aoi_outline, tz_name=tz_name, noun=noun, when=when,
                     locator=locator)
-
-
-def _cir(scene: xr.DataArray, bands: tuple[str, str, str] = CIR_BANDS) -> np.ndarray:
-    """The three planes shown as red, green, blue (NIR, red, green by default) as a ``(3, H, W)`` array."""
-    sid = scene.attrs.get("scene_id", "?")
-    names = [str(b) for b in scene["band"].values] if "band" in scene.coords else []
-    missing = [b for b in bands if b not in names]
-    if missing:
-        raise SceneError(f"scene {sid!r} lacks band(s) {missing} (has {names}); "
-                         f"this composite needs {', '.join(bands)}: load those bands too")
-    if scene.sizes.get("x", 0) < 2 or scene.sizes.get("y", 0) < 2 or not np.all(np.diff(scene["x"].values) > 0):
-        raise SceneError(f"scene {sid!r} needs at least 2x2 pixels and eastings increasing along x; "
-                         "pass the scene as loaded onto the analysis grid")
-    return scene.sel(band=list(bands)).transpose("band", "y", "x").values.astype(np.float32)
-
-
-def _stretch_of(planes: list[np.ndarray]) -> Stretch:
-    """2nd-98th percentile per channel over the finite values of all arrays."""
-    out = []
-    for c in range(3):
-        values = np.concatenate([p[c].ravel() for p in planes])
-        values = values[np.isfinite(values)]
-        lo, hi = np.percentile(values, _PERCENTILES) if values.size else (0.0, 1.0)
-        out.append((float(lo), float(max(hi, lo + 1e-3))))  # a flat channel must not divide by 0
-    return (out[0], out[1], out[2])
-
-
-def _checked(stretch: Stretch) -> Stretch:
-    try:
-        pairs = [(float(lo), float(hi)) for lo, hi in stretch]
-    except (TypeError, ValueError):
-        pairs = []
-    if len(pairs) != 3 or not all(hi > lo for lo, hi in pairs):
-        raise ParameterError(f"stretch must be three (low, high) pairs with high > low, for NIR, red, green; "
-                             f"got {stretch!r}. Pass None to compute it, or what joint_stretch() returned")
-    return (pairs[0], pairs[1], pairs[2])
-
-
-def _to_rgb(planes: np.ndarray, stretch: Stretch) -> np.ndarray:
-    lo = np.array([s[0] for s in stretch], dtype=np.float32)[:, None, None]
-    hi = np.array([s[1] for s in stretch], dtype=np.float32)[:, None, None]
-    rgb = np.moveaxis(np.clip((planes - lo) / (hi - lo), 0.0, 1.0), 0, -1)
-    rgb[~np.isfinite(rgb).all(axis=-1)] = _NAN_GREY
-    return rgb
 
 
 def _mask(clear: xr.DataArray | None, scene: xr.DataArray, name: str) -> np.ndarray | None:
@@ -634,7 +523,7 @@ def _draw_panel(ax, panel: _Panel, stretch: Stretch, *, crs: str, simulated: boo
     extent, origin = _extent(scene)
     limits = _box_limits(extent, aspect)
     ax.set_facecolor("0.85")
-    ax.imshow(_to_rgb(panel.planes, stretch), extent=extent, origin=origin, interpolation="nearest", aspect="auto")
+    ax.imshow(to_rgb(panel.planes, stretch), extent=extent, origin=origin, interpolation="nearest", aspect="auto")
     if mask is not None and not mask.all():
         tint = np.zeros((*mask.shape, 4), dtype=np.float32)
         tint[~mask] = (1.0, 1.0, 1.0, 0.35)

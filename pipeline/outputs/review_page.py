@@ -41,7 +41,7 @@ from pipeline.cores import fork_map
 from pipeline.errors import OutputError, ParameterError
 from pipeline.grid import Grid
 from pipeline.model import Detection, record_positions
-from pipeline.outputs.figures import false_colour, joint_stretch
+from pipeline.outputs.composites import false_colour, joint_stretch
 from pipeline.outputs.report import SIMULATED_WARNING, scene_time
 from pipeline.outputs.write import LATEST, latest_run_dir, named_run_dir, write_text
 

@@ -33,7 +33,7 @@ import xarray as xr
 
 from pipeline.grid import Grid
 from pipeline.model import Detection, SceneRecord, record_positions
-from pipeline.outputs import figures as figs
+from pipeline.outputs.composites import false_colour, joint_stretch
 from pipeline.outputs.gis_styles import change_style, date_colour, first_seen_style, rgb_style
 from pipeline.outputs.write import write_cog, write_text
 from pipeline.stages.threshold import ThresholdInfo
@@ -161,13 +161,13 @@ def _composites(gis: Path, inputs: RasterInputs, suffix: str, common: dict[str, 
     if not all(b in reflectance.band.values for b in ("nir", "red", "green")):
         return written  # no infrared composite without those bands (the figures show none either)
     scenes = [reflectance.isel(time=j).where(clear.isel(time=j)) for j in range(len(inputs.records))]
-    stretch = figs.joint_stretch(*scenes)
+    stretch = joint_stretch(*scenes)
     tags = {**common, "COMPOSITE": "false-colour infrared: red = NIR, green = red, blue = green",
             "STRETCH": "; ".join(f"{name} {lo:.4f}-{hi:.4f} reflectance -> 1-255"
                                  for name, (lo, hi) in zip(("NIR", "red", "green"), stretch)),
             "NODATA": f"{COMPOSITE_NODATA} = not observed (cloud, shadow or outside the scene)"}
     for j, rec in enumerate(inputs.records):
-        rgb, _ = figs.false_colour(scenes[j], stretch=stretch)  # (y, x, 3) in 0..1, not observed grey
+        rgb, _ = false_colour(scenes[j], stretch=stretch)  # (y, x, 3) in 0..1, not observed grey
         observed = np.isfinite(scenes[j].sel(band=["nir", "red", "green"]).transpose("band", "y", "x").values).all(axis=0)
         planes = (1 + np.rint(np.moveaxis(rgb, -1, 0) * 254)).astype(np.uint8)
         planes[:, ~observed] = COMPOSITE_NODATA

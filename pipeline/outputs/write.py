@@ -46,16 +46,19 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import geopandas as gpd
 import numpy as np
 import rasterio
-from matplotlib.figure import Figure
 
 from pipeline.errors import OutputError, ParameterError, PipelineError
 from pipeline.grid import Grid
 from pipeline.names import derived_name, safe_name
+
+if TYPE_CHECKING:  # for annotations only: matplotlib's figure module is slow to import, and most writers never draw
+    from matplotlib.figure import Figure
+
 
 def _current_umask() -> int:
     mask = os.umask(0)

@@ -50,7 +50,6 @@ from typing import Sequence
 
 import numpy as np
 from scipy import ndimage
-from scipy.signal import fftconvolve
 
 __all__ = ["can_screen", "unflagged_sky", "sun_angles", "sun_azimuth_for", "SCREEN_BANDS", "CLOUD_RISE", "CLOUD_NIR_RISE", "CLOUD_BRIGHT", "SHADOW_RATIO", "MIN_CLOUD_M2", "MARGIN_M", "EDGE_RISE", "EDGE_RATIO", "EDGE_M"]
 
@@ -309,6 +308,10 @@ def _matched_shadow(outline: np.ndarray, corner: tuple[int, int], dark: np.ndarr
     All offsets are scored at once by correlating the outline, and the ring just outside it,
     with the darkened and the observed pixels (FFT).
     """
+    # Imported here: scipy.signal takes half a second to import (it loads scipy.stats), and only a
+    # scene with an unflagged cloud reaches this; every command of burnscan would pay it otherwise.
+    from scipy.signal import fftconvolve
+
     ring_width = max(2, int(math.ceil(MARGIN_M / pixel_m)))
     padded = np.pad(outline, ring_width)
     ring = ndimage.binary_dilation(padded, structure=_disk(ring_width)) & ~ndimage.binary_dilation(padded, structure=_disk(1))
