@@ -285,25 +285,33 @@ def burned_structures(footprints: gpd.GeoDataFrame, polygons: gpd.GeoDataFrame, 
     if len(polygons) and len(geoms):
         for fi, pi in zip(*shapes.sindex.query(geoms, predicate="intersects")):
             hits.setdefault(int(fi), []).append(int(pi))
+    # Plain arrays, read once: a pandas row or GeoSeries lookup per footprint took most of the time of a village's
+    # thousand footprints. The values are those the rows held (numpy scalars where the column is numeric).
+    grown, own = shapes.to_numpy(), polygons.geometry.to_numpy()
+    sites = polygons["site_id"].to_numpy() if "site_id" in polygons.columns else None
+    columns = {name: polygons[name].to_numpy() for name in _BURN_COLUMNS if name in polygons.columns}
     rows = []
     for fi, (sid, geom) in enumerate(zip(footprints["structure_id"], geoms)):
         touching = hits.get(fi, [])
         area = geom.area if geom is not None else 0.0
         # Grown polygons can overlap one another: measure against their union, not their sum.
-        covered = geom.intersection(shapely.union_all(shapes.iloc[touching].to_numpy())).area if touching else 0.0
+        covered = geom.intersection(shapely.union_all(grown[touching])).area if touching else 0.0
         fraction = covered / area if area > 0 else 0.0
         row = {"structure_id": sid, "burned_fraction": round(min(fraction, 1.0), 3), "burned": fraction >= min_overlap,
                "polygon_id": None, "first_seen": "", "last_clear_before": "", "first_seen_index": -1, "setting": ""}
         if row["burned"]:
-            poly = polygons.iloc[_covering_burn(geom, touching, shapes, polygons)]
-            row.update(polygon_id=poly["polygon_id"], first_seen=poly["first_seen"],
-                       last_clear_before=poly["last_clear_before"], first_seen_index=int(poly["first_seen_index"]),
-                       setting=poly["setting"])
+            at = _covering_burn(geom, touching, grown, own, sites)
+            row.update({name: columns[name][at] for name in _BURN_COLUMNS})
+            row["first_seen_index"] = int(row["first_seen_index"])
         rows.append(row)
     return pd.DataFrame(rows, columns=STRUCTURE_COLUMNS)
 
 
-def _covering_burn(geom, touching: list[int], grown: gpd.GeoSeries, polygons: gpd.GeoDataFrame) -> int:
+_BURN_COLUMNS = ("polygon_id", "first_seen", "last_clear_before", "first_seen_index", "setting")
+"""What a burned structure takes from the burn it belongs to."""
+
+
+def _covering_burn(geom, touching: list[int], grown: np.ndarray, own: np.ndarray, sites: np.ndarray | None) -> int:
     """The burn a burned footprint belongs to: the one whose grown outline covers most of it.
 
     Grown outlines of neighbouring burns can cover a footprint equally (wholly, when the
@@ -312,18 +320,17 @@ def _covering_burn(geom, touching: list[int], grown: gpd.GeoSeries, polygons: gp
     Burns of different sites are told apart by what their own pixels cover of the footprint,
     then by which lies nearer; a full tie goes to the earlier row.
     """
-    covered = [geom.intersection(grown.iloc[pi]).area for pi in touching]
+    covered = [geom.intersection(grown[pi]).area for pi in touching]
     best = max(covered)
     tied = sorted(pi for pi, c in zip(touching, covered) if c >= best - 1e-9 * max(best, 1.0))
-    if len(tied) > 1 and "site_id" in polygons.columns:
+    if len(tied) > 1 and sites is not None:
         first_of_site: dict = {}
         for pi in tied:  # one per site: its earliest row
-            first_of_site.setdefault(polygons["site_id"].iloc[pi], pi)
+            first_of_site.setdefault(sites[pi], pi)
         tied = list(first_of_site.values())
     if len(tied) == 1:
         return tied[0]
-    own = polygons.geometry
-    return min(tied, key=lambda pi: (-geom.intersection(own.iloc[pi]).area, geom.distance(own.iloc[pi]), pi))
+    return min(tied, key=lambda pi: (-geom.intersection(own[pi]).area, geom.distance(own[pi]), pi))
 
 
 def structures_in_burns(footprints: gpd.GeoDataFrame, reference: xr.DataArray, polygons: gpd.GeoDataFrame, *,
