@@ -99,7 +99,10 @@ def drawing_version() -> str:
         except metadata.PackageNotFoundError:
             versions.append(f"{name} absent")
     digest.update("\n".join(versions).encode())
-    digest.update(repr(sorted((k, repr(v)) for k, v in matplotlib.rcParams.items())).encode())
+    # Every setting but the backend: the figures are drawn on an explicit Agg canvas whichever is set, and reading
+    # it through ``rcParams[...]`` makes matplotlib choose one first (importing pyplot: half a second of each run).
+    settings = sorted((k, repr(v)) for k, v in dict.items(matplotlib.rcParams) if k != "backend")
+    digest.update(repr(settings).encode())
     font = Path(font_manager.findfont(font_manager.FontProperties(family=matplotlib.rcParams["font.family"])))
     info = font.stat()
     digest.update(f"{font} {info.st_size} {info.st_mtime_ns}".encode())
