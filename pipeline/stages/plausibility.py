@@ -393,7 +393,8 @@ def bands_exchanged(scene: np.ndarray, reference: np.ndarray, clear: np.ndarray,
     a, b = scene[:, both], reference[:, both]
     with np.errstate(invalid="ignore", divide="ignore"):
         c = np.corrcoef(a, b)[: len(names), len(names):]  # c[i, j]: the scene's band i against the reference's band j
-    level = np.log(np.maximum(np.median(np.abs(a), axis=1), 1e-6)), np.log(np.maximum(np.median(np.abs(b), axis=1), 1e-6))
+    # overwrite_input: the medians may reorder the absolute values in place, a copy made for them alone
+    level = tuple(np.log(np.maximum(np.median(np.abs(v), axis=1, overwrite_input=True), 1e-6)) for v in (a, b))
 
     def as_bright(i: int, j: int) -> bool:  # the scene's band i reads at least as near the reference's band j as its own
         return abs(level[0][i] - level[1][j]) <= abs(level[0][i] - level[1][i]) + _LEVEL_SLACK
@@ -413,8 +414,9 @@ def bands_exchanged(scene: np.ndarray, reference: np.ndarray, clear: np.ndarray,
 def _seen(reflectance: np.ndarray, clear: np.ndarray, bands: Sequence[str] | None) -> tuple[list[str], np.ndarray]:
     """Band names, and the (band, pixel) values of the clear pixels finite in every band."""
     names = list(bands) if bands is not None else [f"band {i + 1}" for i in range(reflectance.shape[0])]
-    seen = reflectance[:, clear]
-    return names, seen[:, np.all(np.isfinite(seen), axis=0)]
+    # One gather of the pixels both clear and finite in every band (the same pixels, in the same order, as gathering the
+    # clear ones and then dropping those with a NaN).
+    return names, reflectance[:, clear & np.all(np.isfinite(reflectance), axis=0)]
 
 
 def off_scale(reflectance: np.ndarray, clear: np.ndarray, *, bands: Sequence[str] | None = None,
