@@ -65,6 +65,7 @@ from pipeline.stages.threshold import ThresholdInfo
 from pipeline.outputs.write import check_output_folder, copy_file, finish_run_dir, new_run_dir, write_json
 from pipeline.outputs.shift_cache import ShiftCache
 from pipeline.outputs.kept_scenes import Aligned, keep_aligned, kept_aligned
+from pipeline.outputs.kept_verdicts import Verdicts, keep_verdicts, kept_verdicts
 from pipeline.outputs.run_rasters import RasterInputs
 from pipeline.outputs.stac_item import ITEM_NAME, run_item
 
@@ -97,7 +98,8 @@ def detect_burns(
     would (the same numbers: tests/test_house.py), so they are used as they are. ``aoi_name``
     is named in the command a user is told to run when fewer than two scenes are usable.
     ``shift_cache`` keeps shifts between runs of the same scenes (:class:`pipeline.outputs.shift_cache.ShiftCache`),
-    ``kept_scenes`` the co-registered, normalised scenes themselves (:mod:`pipeline.outputs.kept_scenes`).
+    ``kept_scenes`` the co-registered, normalised scenes themselves (:mod:`pipeline.outputs.kept_scenes`) and the
+    scenes' plausibility verdicts (:mod:`pipeline.outputs.kept_verdicts`).
     ``on_normalised`` is given the normalised stack of the usable scenes (the Detection's ``stack``) as soon as
     it exists, so that a caller can start work that needs only the scenes (drawing them) while burns are dated.
     ``outline`` is the AOI itself in the grid's CRS: the grid covers its bounds, and a burn is one of the AOI's
@@ -192,9 +194,7 @@ def _measure(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, l
     # Garbage is never evidence: a scene whose numbers cannot be ground is not observed, with its
     # reason, before anything counts it as clear.
     in_aoi = _crop(stack, loaded_grid, analysis_grid)
-    stage(f"plausibility: judging {len(records)} scenes", logger=logger)
-    refused = judge_scenes(in_aoi["reflectance"].values, in_aoi["clear"].values, bands=[str(b) for b in stack.band.values])
-    exchanged = _exchanged_bands(in_aoi, refused)
+    (refused, exchanged), verdicts_kept = _plausibility(in_aoi, kept)
     refused = [f"{_EXCHANGED}{exchanged[i]}; read as not observed" if i in exchanged else why for i, why in enumerate(refused)]
     maskless = sum(not has_sky_mask(r) for r in records)
     if maskless and can_screen([str(b) for b in stack.band.values], len(records)):
@@ -205,6 +205,7 @@ def _measure(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, l
     used, used_records = _usable(stack, records, usable, refused, clear_fraction, params, aoi_name=aoi_name)
     (normalised, shifts, fits), kept_work = _aligned(used, len(used_records), params=params, loaded_grid=loaded_grid,
                                                      analysis_grid=analysis_grid, shift_cache=shift_cache, kept=kept)
+    kept_work = "; ".join(work for work in (verdicts_kept, kept_work) if work)
     if on_normalised is not None:
         on_normalised(normalised)
     framed, spectral_fits = _spectral_frame(normalised, params)
@@ -221,6 +222,27 @@ def _measure(stack: xr.Dataset, records: list[SceneRecord], *, params: Params, l
     )
     return _Measured(calibration, list(refused), clear_fraction, usable, used_records, shifts, fits,
                      normalised, index_name, index, change, dates, thresholds, kept_work)
+
+
+def _plausibility(in_aoi: xr.Dataset, kept: FigureCache | None) -> tuple[Verdicts, str]:
+    """Each scene's plausibility verdict and its bands' exchange against the first plausible scene, as judged by an
+    earlier run of the same pixels and code where ``kept`` has them (:mod:`pipeline.outputs.kept_verdicts`), else
+    judged (and kept); and, in words for the report's provenance, whether they were read from an earlier run."""
+    refl, clear = in_aoi["reflectance"].values, in_aoi["clear"].values
+    bands = [str(b) for b in in_aoi.band.values]
+    key = kept.key("plausibility verdicts", refl, clear, bands) if kept is not None else None  # the code: in the store's version
+    found = kept_verdicts(kept, key, refl.shape[0]) if kept is not None and key is not None else None
+    if found is not None:
+        stage(f"plausibility: {refl.shape[0]} scenes as judged by an earlier run of the same pixels and code "
+              f"(kept, checked by SHA-256)", logger=logger)
+        return found, (f"plausibility verdicts read from {kept.where(key)}, kept by an earlier run of the same pixels "
+                       f"and code (burnscan rerun judges them again)")
+    stage(f"plausibility: judging {refl.shape[0]} scenes", logger=logger)
+    refused = judge_scenes(refl, clear, bands=bands)
+    verdicts = (refused, _exchanged_bands(in_aoi, refused))
+    if kept is not None and key is not None:
+        keep_verdicts(kept, key, verdicts)
+    return verdicts, ""
 
 
 def _aligned(used: xr.Dataset, n_used: int, *, params: Params, loaded_grid: Grid, analysis_grid: Grid,

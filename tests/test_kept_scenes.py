@@ -95,10 +95,13 @@ def test_a_second_run_reads_its_aligned_scenes_back_and_finds_the_same_burns(sma
 
     monkeypatch.setattr(run, "coregister", refuse)
     monkeypatch.setattr(run, "normalise", refuse)
+    monkeypatch.setattr(run, "judge_scenes", refuse)  # the scenes' plausibility verdicts are kept too
+    monkeypatch.setattr(run, "bands_exchanged", refuse)
     caplog.set_level("INFO")
     again = run.run_detect(AOI_NAME, out_root=copy.out_root, data_root=small_run.data_root, aoi_dir=small_run.aoi_dir,
                            demo=demo_scenes)
     assert "as aligned by an earlier run of the same pixels, parameters and code" in caplog.text
+    assert "scenes as judged by an earlier run of the same pixels and code" in caplog.text
     first = small_run.outcome.detection
     xr.testing.assert_identical(again.detection.stack, first.stack)
     assert again.detection.shifts == first.shifts and again.detection.fits == first.fits
@@ -107,7 +110,9 @@ def test_a_second_run_reads_its_aligned_scenes_back_and_finds_the_same_burns(sma
     assert again.report["scenes"] == small_run.outcome.report["scenes"]  # shifts, fits and thresholds as reported
     # the report says what was read from earlier runs, and where; a comparison of the two runs sets that aside
     kept = again.report["provenance"]["kept_work"]
-    assert kept.startswith("co-registered, normalised scenes read from ") and str(copy.out_root / ".cache" / "scenes") in kept
+    verdicts, scenes = kept.split("; ")
+    assert verdicts.startswith("plausibility verdicts read from ") and str(copy.out_root / ".cache" / "scenes") in verdicts
+    assert scenes.startswith("co-registered, normalised scenes read from ") and str(copy.out_root / ".cache" / "scenes") in scenes
     assert small_run.outcome.report["provenance"]["kept_work"] == "none: every scene aligned in this run"
     assert f"kept_work: {kept}" in (again.run_dir / "report.md").read_text()
     assert compare_runs(small_run.run_dir, again.run_dir).identical

@@ -17,7 +17,8 @@ cannot be written (disk full, folder not writable) costs the next run its drawin
 run. The folder is kept under :data:`MAX_BYTES`, the entries used longest ago removed first.
 
 The store keeps any files under a key; :mod:`pipeline.outputs.kept_scenes` keeps a run's co-registered,
-normalised scenes in a store of their own with it.
+normalised scenes in a store of their own with it, and :mod:`pipeline.outputs.kept_verdicts` the scenes'
+plausibility verdicts in the same one.
 """
 
 from __future__ import annotations
