@@ -113,6 +113,17 @@ def test_importing_the_package_needs_no_extra():
     assert not wrong, f"imported when the package is imported, but not a core dependency: {wrong}"
 
 
+def test_starting_a_command_loads_no_drawing_and_no_signal_processing():
+    """Every command starts by importing the command line; what only drawing (matplotlib: a third of a second) or the
+    sky stage's shadow matching (scipy.signal, which loads scipy.stats: half a second) needs is loaded where it runs,
+    so that `burnscan verify`, a refusal or a run whose figures are all kept does not wait for it."""
+    code = ("import sys, pipeline.cli; "
+            "print(sorted({m.split('.')[0] + ('.signal' if m.startswith('scipy.signal') else '') for m in sys.modules "
+            "if m.startswith(('matplotlib', 'scipy.signal', 'scipy.stats'))}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
+
+
 def test_command_packages_are_extras_not_core():
     for extra, module in COMMAND_EXTRAS.items():
         distribution = _normalise(module)

@@ -21,7 +21,6 @@ from typing import Any, Mapping, Sequence
 
 import geopandas as gpd
 import numpy as np
-from matplotlib import image as mpimg
 
 from pipeline.outputs.write import PNG_COMPRESS_LEVEL
 from pipeline.outputs.report import (SIMULATED_WARNING, acquired_cell, band_map_words, times_given_words, burned_fraction_cell, sha256_cell, evidence_sections, shift_cell, nonfire_section,
@@ -67,6 +66,8 @@ def screen_copy(png: bytes, *, max_side: int = SCREEN_SIDE_PX) -> tuple[str, byt
     tenth of that, while a chart compresses better as PNG and stays crisp: the smaller wins.
     The print file (full 300 dpi, lossless) is what a copy links to, so nothing is lost.
     """
+    from matplotlib import image as mpimg  # here, not at the top: a command that writes no page does not load matplotlib
+
     return screen_copy_pixels(mpimg.imread(io.BytesIO(png), format="png"), max_side=max_side)
 
 
@@ -75,6 +76,8 @@ def screen_copy_pixels(pixels: np.ndarray, *, max_side: int = SCREEN_SIDE_PX) ->
 
     A figure just drawn need not be encoded and decoded again: its canvas holds these pixels.
     """
+    from matplotlib import image as mpimg
+
     if pixels.ndim == 2:
         pixels = np.stack([pixels] * 3, axis=-1)
     pixels = pixels[..., :3]  # figures are drawn on an opaque white background

@@ -33,7 +33,6 @@ from typing import Any, NamedTuple
 import geopandas as gpd
 import numpy as np
 import xarray as xr
-from matplotlib import image as mpimg
 from pyproj import CRS, Transformer
 from shapely.geometry.base import BaseGeometry
 
@@ -238,6 +237,8 @@ def _scene_png(rgb: np.ndarray, observed: np.ndarray, factor: int) -> bytes:
     rgba = np.round(mean * 255).astype(np.uint8)
     if (count == 0).any():  # an alpha channel only where some ground was not observed: a quarter smaller otherwise
         rgba = np.dstack([rgba, np.where(count > 0, 255, 0).astype(np.uint8)])
+    from matplotlib import image as mpimg  # here, not at the top: a command that draws no scene does not load matplotlib
+
     buffer = io.BytesIO()
     mpimg.imsave(buffer, rgba, format="png")
     return buffer.getvalue()
