@@ -19,19 +19,12 @@ from datetime import datetime, timezone
 from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
+
 import geopandas as gpd
-import matplotlib
 import numpy as np
 import xarray as xr
-from matplotlib import patheffects
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import LineCollection
-from matplotlib.figure import Figure
-from matplotlib.font_manager import FontProperties
-from matplotlib.lines import Line2D
-from matplotlib.patches import Patch, Rectangle
-from matplotlib.ticker import Formatter, MaxNLocator
-from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 from shapely.geometry.base import BaseGeometry
@@ -41,6 +34,9 @@ from pipeline.outputs.composites import (CIR_BANDS, NATURAL_BANDS, Stretch, chec
                                          false_colour, joint_stretch, stretch_of, to_rgb)
 from pipeline.outputs.report import TIME_OF_DAY_UNKNOWN
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 __all__ = ["Stretch", "SIMULATED_LABEL", "CIR_BANDS", "NATURAL_BANDS", "composite_problem", "FIGURE_WIDTH_MM", "max_height_in", "false_colour", "joint_stretch", "before_after_figure", "overlay_figure", "change_map_figure",
            "timeline_figure"]
 
@@ -48,8 +44,44 @@ SIMULATED_LABEL = "SIMULATED DATA"
 """The words every figure made from simulated scenes carries, on each panel and in the title."""
 
 _NEW_COLOUR, _EARLIER_COLOUR, _AOI_COLOUR = "#ffe119", "#42d4f4", "white"
-# A dark halo keeps the outlines visible on bright soil as on dark burns.
-_HALO = [patheffects.withStroke(linewidth=2.6, foreground="black")]
+
+
+@functools.cache
+def _mpl() -> SimpleNamespace:
+    """matplotlib's drawing classes, loaded by the first figure drawn, not when this module is imported: a run whose
+    figures are all kept (:mod:`pipeline.outputs.figure_cache`) reads its builders here and draws none (0.4 s)."""
+    import matplotlib
+    from matplotlib import patheffects
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.collections import LineCollection
+    from matplotlib.figure import Figure
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch, Rectangle
+    from matplotlib.ticker import Formatter, MaxNLocator
+    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+
+    class Km(Formatter):
+        """Metres shown as km, all ticks of an axis with the decimals their spacing needs."""
+
+        decimals = 0
+
+        def format_ticks(self, values: list[float]) -> list[str]:
+            steps_km = np.abs(np.diff(values)) / 1000
+            self.decimals = max(0, -math.floor(math.log10(steps_km.min()) + 1e-9)) if steps_km.size else 0
+            return [self(v) for v in values]
+
+        def __call__(self, x: float, pos: int | None = None) -> str:
+            return f"{x / 1000:.{self.decimals}f}"
+
+    return SimpleNamespace(
+        matplotlib=matplotlib, FigureCanvasAgg=FigureCanvasAgg, LineCollection=LineCollection, Figure=Figure,
+        FontProperties=FontProperties, Line2D=Line2D, Patch=Patch, Rectangle=Rectangle, MaxNLocator=MaxNLocator,
+        AnchoredSizeBar=AnchoredSizeBar, Km=Km,
+        # A dark halo keeps the outlines visible on bright soil as on dark burns.
+        halo=[patheffects.withStroke(linewidth=2.6, foreground="black")])
+
+
 _HATCH = "////"
 _MAX_LABELS = 8
 _MAX_TICKS = 8
@@ -273,8 +305,8 @@ def _rings(geom: BaseGeometry | None) -> list[np.ndarray]:
 
 def _outline(ax, geoms, colour: str, style: str, gid: str, k: float = 1.0) -> None:
     rings = [r for g in geoms for r in _rings(g)]
-    ax.add_collection(LineCollection(rings, colors=colour, linewidths=1.2 * k, linestyles=style,
-                                     path_effects=_HALO, gid=gid, zorder=4), autolim=False)
+    ax.add_collection(_mpl().LineCollection(rings, colors=colour, linewidths=1.2 * k, linestyles=style,
+                                     path_effects=_mpl().halo, gid=gid, zorder=4), autolim=False)
 
 
 def _nice_length(width_m: float) -> float:
@@ -282,20 +314,6 @@ def _nice_length(width_m: float) -> float:
     target = width_m / 5
     base = 10 ** math.floor(math.log10(target))
     return min((k * base for k in (1, 2, 5, 10)), key=lambda c: abs(math.log(c / target)))
-
-
-class _Km(Formatter):
-    """Metres shown as km, all ticks of an axis with the decimals their spacing needs."""
-
-    decimals = 0
-
-    def format_ticks(self, values: list[float]) -> list[str]:
-        steps_km = np.abs(np.diff(values)) / 1000
-        self.decimals = max(0, -math.floor(math.log10(steps_km.min()) + 1e-9)) if steps_km.size else 0
-        return [self(v) for v in values]
-
-    def __call__(self, x: float, pos: int | None = None) -> str:
-        return f"{x / 1000:.{self.decimals}f}"
 
 
 @functools.lru_cache(maxsize=16)
@@ -326,7 +344,7 @@ def _degree_ticks(axis, positions: np.ndarray, degrees: np.ndarray, length_pt: f
     lo, hi = float(degrees[order[0]]), float(degrees[order[-1]])
     per_pt = (hi - lo) / length_pt
     for n in range(max(1, int(length_pt / 40)), 0, -1):
-        raw = MaxNLocator(n, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
+        raw = _mpl().MaxNLocator(n, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
         step = float(raw[1] - raw[0])
         decimals = next((d for d in range(7) if abs(round(step, d) - step) <= step * 1e-6), 6)
         half = (len(_degrees(hi, decimals, hemispheres)) * 0.62 * size / 2 + 2) * per_pt
@@ -368,9 +386,9 @@ def _frame(ax, extent, crs: str, ty: _Type, box_in: tuple[float, float] | None =
                               ax.get_position().height * ax.figure.get_figheight())
     length = _nice_length(limits[1] - limits[0])
     label = f"{length / 1000:g} km" if length >= 1000 else f"{length:g} m"
-    bar = AnchoredSizeBar(ax.transData, length, label, "lower left", pad=0.3, borderpad=0.4, sep=2,
+    bar = _mpl().AnchoredSizeBar(ax.transData, length, label, "lower left", pad=0.3, borderpad=0.4, sep=2,
                           size_vertical=(limits[3] - limits[2]) / 80, frameon=True,
-                          fontproperties=FontProperties(size=ty.font))
+                          fontproperties=_mpl().FontProperties(size=ty.font))
     bar.patch.set_alpha(0.8)
     ax.add_artist(bar)
     _north_arrow(ax, _north(crs, limits), box_w * 72, box_h * 72, ty)
@@ -390,8 +408,8 @@ def _frame(ax, extent, crs: str, ty: _Type, box_in: tuple[float, float] | None =
         xname, ylabel = f"Longitude, WGS 84 (grid {crs})", "Latitude, WGS 84"
     else:
         for axis, n in ((ax.xaxis, max(2, int(box_w / 0.6))), (ax.yaxis, max(2, int(box_h / 0.6)))):
-            axis.set_major_locator(MaxNLocator(n, steps=[1, 2, 5, 10]))
-            axis.set_major_formatter(_Km())
+            axis.set_major_locator(_mpl().MaxNLocator(n, steps=[1, 2, 5, 10]))
+            axis.set_major_formatter(_mpl().Km())
         xname, ylabel = f"Easting (km, {crs})", "Northing (km)"
     ax.set_xlabel("\n".join(_wrap(xname, box_w + 0.1, ty.font)), fontsize=ty.font, labelpad=2 * ty.k)
     ax.set_ylabel(ylabel if box_h > 1.0 else ylabel.split(",")[0], fontsize=ty.font, labelpad=2 * ty.k)
@@ -413,9 +431,9 @@ def _north_arrow(ax, angle: float, box_w_pt: float, box_h_pt: float, ty: _Type) 
     tip = (tail_x + dx / box_w_pt, tail_y + dy / box_h_pt)
     ax.annotate("", xy=tip, xycoords="axes fraction", xytext=(tail_x, tail_y), textcoords="axes fraction",
                 arrowprops=dict(arrowstyle="-|>", color="white", lw=1.5 * ty.k, shrinkA=0, shrinkB=0,
-                                mutation_scale=8 * ty.k, path_effects=_HALO), gid="north_arrow", annotation_clip=False)
+                                mutation_scale=8 * ty.k, path_effects=_mpl().halo), gid="north_arrow", annotation_clip=False)
     ax.text(tip[0], tip[1] + 1.5 / box_h_pt, "N", transform=ax.transAxes, ha="center", va="bottom",
-            fontsize=letter, weight="bold", color="white", path_effects=_HALO, gid="north_arrow_label")
+            fontsize=letter, weight="bold", color="white", path_effects=_mpl().halo, gid="north_arrow_label")
 
 
 def _stamp_simulated(ax, ty: _Type, box_w_in: float | None = None, box_h_in: float | None = None) -> None:
@@ -464,16 +482,16 @@ def _legend_handles(panels: list[_Panel], aoi_outline: BaseGeometry | None, k: f
                     when: str = "first seen this date") -> list:
     new, earlier, handles = panels[-1].new, panels[-1].earlier, []
     if new is not None:
-        handles.append(Line2D([], [], color=_NEW_COLOUR, lw=1.2 * k, path_effects=_HALO,
+        handles.append(_mpl().Line2D([], [], color=_NEW_COLOUR, lw=1.2 * k, path_effects=_mpl().halo,
                               label=f"burned{noun}, {when} ({len(new)})"))
     if earlier is not None:
-        handles.append(Line2D([], [], color=_EARLIER_COLOUR, lw=1.2 * k, ls="--", path_effects=_HALO,
+        handles.append(_mpl().Line2D([], [], color=_EARLIER_COLOUR, lw=1.2 * k, ls="--", path_effects=_mpl().halo,
                               label=f"burned{noun}, seen on an earlier date ({len(earlier)})"))
     if any(p.mask is not None and not p.mask.all() for p in panels):
-        handles.append(Patch(facecolor="0.85", edgecolor="0.2", hatch=_HATCH,
+        handles.append(_mpl().Patch(facecolor="0.85", edgecolor="0.2", hatch=_HATCH,
                              label="not observed (cloud, shadow, no data)"))
     if aoi_outline is not None:
-        handles.append(Line2D([], [], color=_AOI_COLOUR, lw=1.0 * k, path_effects=_HALO, label="area of interest"))
+        handles.append(_mpl().Line2D([], [], color=_AOI_COLOUR, lw=1.0 * k, path_effects=_mpl().halo, label="area of interest"))
     return handles
 
 
@@ -545,7 +563,7 @@ def _draw_panel(ax, panel: _Panel, stretch: Stretch, *, crs: str, simulated: boo
             if pid is not None and geom is not None and not geom.is_empty:
                 x, y = _label_anchor(geom, str(pid), limits, box_in, ty.font)
                 ax.text(x, y, str(pid), fontsize=ty.font, color=_NEW_COLOUR, ha="left", va="bottom",
-                        path_effects=_HALO, clip_on=True, zorder=5, gid="polygon_label")
+                        path_effects=_mpl().halo, clip_on=True, zorder=5, gid="polygon_label")
     ax.set_xlim(limits[0], limits[1])
     ax.set_ylim(limits[2], limits[3])
     _frame(ax, extent, crs, ty=ty, box_in=box_in, limits=limits)
@@ -630,8 +648,8 @@ def _compose(panels: list[_Panel], stretch: Stretch, width_in: float, *, title: 
                   top + legend_h + caption_h, ty)
     height = lay.fixed_h + lay.nrows * lay.panel_h
 
-    fig = Figure(figsize=(width_in, height), dpi=_DPI)
-    FigureCanvasAgg(fig)  # explicit Agg canvas: no pyplot, no global backend state
+    fig = _mpl().Figure(figsize=(width_in, height), dpi=_DPI)
+    _mpl().FigureCanvasAgg(fig)  # explicit Agg canvas: no pyplot, no global backend state
     fig.text(0.5, 1 - 0.1 / height, "\n".join(title_lines), ha="center", va="top", fontsize=ty.title,
              weight="bold", color="red" if simulated else "black")
     col_w = (width_in - 0.15) / lay.ncols
@@ -696,7 +714,7 @@ def _locator(fig: Figure, box: tuple[float, float, float, float], at: tuple[floa
         ax.axhline(v, color="0.75", lw=0.5 * ty.k)
     if -half < lat < half:  # the equator in frame
         ax.axhline(0, color="0.4", lw=0.8 * ty.k)
-    ax.add_patch(Rectangle((west, south), max(east - west, 0), max(north - south, 0), fill=False, edgecolor="red",
+    ax.add_patch(_mpl().Rectangle((west, south), max(east - west, 0), max(north - south, 0), fill=False, edgecolor="red",
                            lw=1.0 * ty.k))
     ax.plot([lon], [lat], marker="s", markersize=5 * ty.k, markerfacecolor="none", markeredgecolor="red",
             markeredgewidth=1.2 * ty.k)
@@ -757,14 +775,14 @@ def change_map_figure(
     panel_w = min(avail_w, max(0.6 * ty.k, max_height_in(width_in) - top_h - under) / aspect)
     panel_h = panel_w * aspect
     height = top_h + panel_h + under
-    fig = Figure(figsize=(width_in, height), dpi=_DPI)
-    FigureCanvasAgg(fig)
+    fig = _mpl().Figure(figsize=(width_in, height), dpi=_DPI)
+    _mpl().FigureCanvasAgg(fig)
     fig.text(0.5, 1 - 0.1 / height, "\n".join(title_lines), ha="center", va="top", fontsize=ty.title, weight="bold",
              color="red" if simulated else "black")
     left = _LEFT * ty.k + (avail_w - panel_w) / 2
     ax = fig.add_axes((left / width_in, under / height, panel_w / width_in, panel_h / height))
     ax.set_facecolor("0.85")
-    cmap = matplotlib.colormaps["magma_r"].with_extremes(bad="0.8")
+    cmap = _mpl().matplotlib.colormaps["magma_r"].with_extremes(bad="0.8")
     image = ax.imshow(np.ma.masked_invalid(values), extent=extent, origin=origin, cmap=cmap, vmin=bottom, vmax=top,
                       interpolation="nearest", aspect="auto")
     if aoi_outline is not None:
@@ -828,8 +846,8 @@ def timeline_figure(
     axes_bottom, axes_h, legend_h = caption_h + tick_h, 1.55 * ty.k, 2 * line * 1.5 + 0.1
     title_h = len(title_lines) * ty.title * 1.3 / 72 + 0.15
     height = axes_bottom + axes_h + legend_h + title_h
-    fig = Figure(figsize=(width_in, height), dpi=_DPI)
-    FigureCanvasAgg(fig)
+    fig = _mpl().Figure(figsize=(width_in, height), dpi=_DPI)
+    _mpl().FigureCanvasAgg(fig)
     left, right = 0.62 * ty.k, 0.62 * ty.k
     ax = fig.add_axes((left / width_in, axes_bottom / height, (width_in - left - right) / width_in, axes_h / height))
     x = np.arange(len(times))
