@@ -74,3 +74,25 @@ def test_the_village_is_timed_warm_as_it_comes_and_recomputed_alternately(tmp_pa
     assert lines[0] == ("burnscan detect ogota, warm (kept work used; SIMULATED demo): median 9.00 s of "
                         "9.00, 9.50, 8.00 (target <= 10 s)")
     assert lines[1].startswith("burnscan detect ogota, warm (--recompute; SIMULATED demo): median 14.00 s")
+
+
+def test_the_commands_it_times_run_its_own_code_wherever_it_is_started(tmp_path, monkeypatch):
+    """Started with another checkout's package first on PYTHONPATH (the way two commits are timed against each other),
+    or from a folder that holds another ``pipeline``, the child commands it times still run the package it is part
+    of: ``python -m`` alone puts the working directory first, and timed that folder's code instead."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pipeline
+    from pipeline.bench import perf
+
+    other = tmp_path / "pipeline"
+    other.mkdir()
+    (other / "__init__.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    probe = "import pipeline; print(pipeline.__file__)"
+    plain = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert Path(plain.stdout.strip()) == other / "__init__.py"  # what a plain child would have timed
+    child = subprocess.run(perf._this_code("-c", probe), capture_output=True, text=True, env=perf._this_code_env(), check=True)
+    assert Path(child.stdout.strip()) == Path(pipeline.__file__).resolve()

@@ -99,6 +99,24 @@ def write_pair(folder: Path, size: int, *, seed: int = 7) -> tuple[Path, Path]:
 
 
 # --------------------------------------------------------------------------- the three methods
+_OWN_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds this pipeline package
+
+
+def _this_code(*args: str) -> list[str]:
+    """A child command line that runs this process's burnscan, wherever it is started: ``python -m`` puts the working
+    directory first on the path, so a benchmark started with another checkout's package on ``PYTHONPATH`` would time
+    the working directory's instead. ``-P`` leaves it out; :func:`_this_code_env` puts this package first."""
+    return [sys.executable, "-P", *args]
+
+
+def _this_code_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a :func:`_this_code` child: this one's, with this package's folder first on the path."""
+    import os
+
+    path = os.pathsep.join(p for p in (str(_OWN_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, **(extra or {}), "PYTHONPATH": path}
+
+
 def _floor(pre: str, post: str) -> dict[str, Any]:
     """Decode both files, one process per file (both cores), and drop the pixels."""
     code = "import rasterio,sys\nwith rasterio.open(sys.argv[1]) as s: s.read()"
@@ -181,10 +199,8 @@ def _child(method: str, pre: str, post: str, profile: bool = False) -> None:
 
 def _measure(method: str, pre: Path, post: Path, env: dict[str, str] | None = None, profile: bool = False) -> dict[str, Any]:
     env_threads = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"} if method == "naive" else {}
-    import os
-
-    done = subprocess.run([sys.executable, "-m", "pipeline.bench.perf", method, str(pre), str(post)] + (["profile"] if profile else []),
-                          capture_output=True, text=True, env={**os.environ, **env_threads, **(env or {})}, check=False)
+    done = subprocess.run(_this_code("-m", "pipeline.bench.perf", method, str(pre), str(post), *(["profile"] if profile else [])),
+                          capture_output=True, text=True, env=_this_code_env({**env_threads, **(env or {})}), check=False)
     if done.returncode != 0:
         return {"method": method, "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"}
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -196,7 +212,7 @@ def _pair(folder: Path, size: int) -> Iterator[tuple[Path, Path]]:
     t = time.perf_counter()
     # Written in a child process: a parent grown by the generation would hand its peak to every
     # child it starts (Linux records the old memory's high-water mark at exec), and inflate them.
-    subprocess.run([sys.executable, "-m", "pipeline.bench.perf", "write", str(folder), str(size)], check=True)
+    subprocess.run(_this_code("-m", "pipeline.bench.perf", "write", str(folder), str(size)), env=_this_code_env(), check=True)
     pre, post = (Path(folder) / f"perf_{size}_{name}_SIMULATED.tif" for name in ("pre", "post"))
     logger.info(f"{size} x {size} px pair written in {time.perf_counter() - t:.0f} s "
                 f"({(pre.stat().st_size + post.stat().st_size) / 1e6:.0f} MB, SIMULATED)")
@@ -249,8 +265,9 @@ VILLAGE_TARGET_S = 10.0
 def _village_command(data_root: Path, out_root: Path, *flags: str) -> dict[str, Any]:
     """Wall seconds of ``burnscan detect ogota`` as a user types it: its own process, imports, run and exit."""
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "detect", "ogota", "--out", str(out_root),
-                           "--data", str(data_root), *flags], capture_output=True, text=True, check=False)
+    done = subprocess.run(_this_code("-m", "pipeline.cli", "detect", "ogota", "--out", str(out_root),
+                                    "--data", str(data_root), *flags), capture_output=True, text=True, env=_this_code_env(),
+                          check=False)
     wall = time.perf_counter() - start
     if done.returncode != 0:
         return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"}
