@@ -306,7 +306,7 @@ def _rings(geom: BaseGeometry | None) -> list[np.ndarray]:
 def _outline(ax, geoms, colour: str, style: str, gid: str, k: float = 1.0) -> None:
     rings = [r for g in geoms for r in _rings(g)]
     ax.add_collection(_mpl().LineCollection(rings, colors=colour, linewidths=1.2 * k, linestyles=style,
-                                     path_effects=_mpl().halo, gid=gid, zorder=4), autolim=False)
+                                            path_effects=_mpl().halo, gid=gid, zorder=4), autolim=False)
 
 
 def _nice_length(width_m: float) -> float:
@@ -387,8 +387,8 @@ def _frame(ax, extent, crs: str, ty: _Type, box_in: tuple[float, float] | None =
     length = _nice_length(limits[1] - limits[0])
     label = f"{length / 1000:g} km" if length >= 1000 else f"{length:g} m"
     bar = _mpl().AnchoredSizeBar(ax.transData, length, label, "lower left", pad=0.3, borderpad=0.4, sep=2,
-                          size_vertical=(limits[3] - limits[2]) / 80, frameon=True,
-                          fontproperties=_mpl().FontProperties(size=ty.font))
+                                 size_vertical=(limits[3] - limits[2]) / 80, frameon=True,
+                                 fontproperties=_mpl().FontProperties(size=ty.font))
     bar.patch.set_alpha(0.8)
     ax.add_artist(bar)
     _north_arrow(ax, _north(crs, limits), box_w * 72, box_h * 72, ty)
@@ -483,13 +483,13 @@ def _legend_handles(panels: list[_Panel], aoi_outline: BaseGeometry | None, k: f
     new, earlier, handles = panels[-1].new, panels[-1].earlier, []
     if new is not None:
         handles.append(_mpl().Line2D([], [], color=_NEW_COLOUR, lw=1.2 * k, path_effects=_mpl().halo,
-                              label=f"burned{noun}, {when} ({len(new)})"))
+                                     label=f"burned{noun}, {when} ({len(new)})"))
     if earlier is not None:
         handles.append(_mpl().Line2D([], [], color=_EARLIER_COLOUR, lw=1.2 * k, ls="--", path_effects=_mpl().halo,
-                              label=f"burned{noun}, seen on an earlier date ({len(earlier)})"))
+                                     label=f"burned{noun}, seen on an earlier date ({len(earlier)})"))
     if any(p.mask is not None and not p.mask.all() for p in panels):
         handles.append(_mpl().Patch(facecolor="0.85", edgecolor="0.2", hatch=_HATCH,
-                             label="not observed (cloud, shadow, no data)"))
+                                    label="not observed (cloud, shadow, no data)"))
     if aoi_outline is not None:
         handles.append(_mpl().Line2D([], [], color=_AOI_COLOUR, lw=1.0 * k, path_effects=_mpl().halo, label="area of interest"))
     return handles
@@ -715,7 +715,7 @@ def _locator(fig: Figure, box: tuple[float, float, float, float], at: tuple[floa
     if -half < lat < half:  # the equator in frame
         ax.axhline(0, color="0.4", lw=0.8 * ty.k)
     ax.add_patch(_mpl().Rectangle((west, south), max(east - west, 0), max(north - south, 0), fill=False, edgecolor="red",
-                           lw=1.0 * ty.k))
+                                  lw=1.0 * ty.k))
     ax.plot([lon], [lat], marker="s", markersize=5 * ty.k, markerfacecolor="none", markeredgecolor="red",
             markeredgewidth=1.2 * ty.k)
     ticks_x = [v for v in range(x0, x0 + 6) if lon - half + 0.5 <= v <= lon + half - 0.5][::2]
