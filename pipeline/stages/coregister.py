@@ -381,8 +381,19 @@ def _strided_sum(padded: np.ndarray, row: int, col: int, row_weights: np.ndarray
     ``S`` = :data:`_STRIDE`, from ``image`` padded by :data:`_SAMPLE_PAD`: the columns first, then the rows."""
     r0, c0, stride = _SAMPLE_PAD + row, _SAMPLE_PAD + col, _STRIDE
     block = padded[r0:r0 + stride * (n_r - 1) + len(row_weights)]
-    across = sum(w * block[:, c0 + j:c0 + j + stride * (n_c - 1) + 1:stride] for j, w in enumerate(col_weights))
-    return sum(w * across[i:i + stride * (n_r - 1) + 1:stride] for i, w in enumerate(row_weights))
+    across = _weighted_sum(col_weights, [block[:, c0 + j:c0 + j + stride * (n_c - 1) + 1:stride]
+                                         for j in range(len(col_weights))])
+    return _weighted_sum(row_weights, [across[i:i + stride * (n_r - 1) + 1:stride] for i in range(len(row_weights))])
+
+
+def _weighted_sum(weights: np.ndarray, slices: list[np.ndarray]) -> np.ndarray:
+    """``sum(w * s for w, s in zip(weights, slices))``, added in place in the same order: the same numbers, with one
+    temporary instead of two a term (this sampling is most of a refinement step)."""
+    out = np.multiply(slices[0], weights[0])
+    term = np.empty_like(out)
+    for w, piece in zip(weights[1:], slices[1:]):
+        out += np.multiply(piece, w, out=term)
+    return out
 
 
 def undo_shift(image: np.ndarray, dy: float, dx: float, *, support: np.ndarray | None = None) -> np.ndarray:
