@@ -159,17 +159,6 @@ def test_gain_and_offset_removed_burn_not_normalised_away():
     assert not stable[120:180, 120:180].any()
 
 
-def test_row_medians_in_place_are_numpys_medians_along_the_rows():
-    """The fit's medians are taken a row at a time in place (faster): the same numbers, odd and even lengths."""
-    from pipeline.stages.normalise import _row_medians
-
-    rng = np.random.default_rng(7)
-    for n in (1, 2, 51, 1000, 1001):
-        values = rng.normal(size=(4, n))
-        expected = np.median(values, axis=1, keepdims=True)
-        assert np.array_equal(_row_medians(values.copy()), expected)
-
-
 def test_normalise_stack_maps_onto_reference():
     ref = np.stack([_texture(seed=7), _texture(seed=8)]).astype(np.float32)
     later = (ref * 1.1 + 0.02).astype(np.float32)

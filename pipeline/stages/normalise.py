@@ -65,15 +65,6 @@ def _orthogonal_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(gain), float(my - gain * mx)
 
 
-def _row_medians(values: np.ndarray) -> np.ndarray:
-    """``np.median(values, axis=1, keepdims=True)``, row by row and in place (each row is reordered).
-
-    A median is an order statistic, so the numbers are the same; a row at a time partitions
-    in place, where the median along an axis of a 2-D array copies it first and took 1.7 times as long.
-    """
-    return np.array([[np.median(row, overwrite_input=True)] for row in values])
-
-
 def fit_linear_normalisation(
     scene: np.ndarray,
     reference: np.ndarray,
@@ -131,9 +122,11 @@ def fit_linear_normalisation(
         residual += coeffs[:, 1:]
         np.subtract(y, residual, out=residual)  # y - (gain * x + offset)
         stable_residual = np.compress(stable, residual, axis=1)
-        med = _row_medians(stable_residual)
+        # overwrite_input: the medians reorder this copy in place instead of copying it again (a median is an order
+        # statistic: the same number in any order)
+        med = np.median(stable_residual, axis=1, keepdims=True, overwrite_input=True)
         np.abs(np.subtract(stable_residual, med, out=stable_residual), out=stable_residual)
-        scale = 1.4826 * _row_medians(stable_residual) + 1e-6
+        scale = 1.4826 * np.median(stable_residual, axis=1, keepdims=True, overwrite_input=True) + 1e-6
         np.abs(np.subtract(residual, med, out=spread), out=spread)
         spread /= scale
         new_stable = np.all(spread < _OUTLIER_Z, axis=0)
