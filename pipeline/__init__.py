@@ -35,7 +35,6 @@ from pipeline.aoi import Aoi, list_aois, load_aoi
 from pipeline.config import Params, resolve_params
 from pipeline.errors import AoiError, OutputError, ParameterError, PipelineError, SceneError
 from pipeline.model import Calibration, Detection
-from pipeline.run import apply, calibrate, detect_burns, run_detect
 
 __all__ = [
     "Aoi",
@@ -55,3 +54,16 @@ __all__ = [
     "resolve_params",
     "run_detect",
 ]
+
+# The flow's entry points are loaded on first use (PEP 562): importing them pulls in every stage,
+# scipy, scikit-image and geopandas, about a second, which every command paid at start-up through
+# `import pipeline.cli` although `verify`, `scenes`, `add` or a refusal never runs the flow.
+_FLOW = frozenset({"apply", "calibrate", "detect_burns", "run_detect"})
+
+
+def __getattr__(name: str):
+    if name in _FLOW:
+        from pipeline import run
+
+        return getattr(run, name)
+    raise AttributeError(f"module 'pipeline' has no attribute {name!r}")

@@ -124,6 +124,20 @@ def test_starting_a_command_loads_no_drawing_and_no_signal_processing():
     assert done.stdout.strip() == "[]", done.stdout
 
 
+def test_starting_a_command_loads_no_stage_and_the_package_still_offers_the_flow():
+    """`import pipeline.cli` took 1.2-1.8 s while the package loaded the flow (every stage, scikit-image,
+    geopandas) for commands such as `verify` that never run it; the flow's names load on first use."""
+    code = ("import sys, pipeline.cli; loaded = sorted(m for m in sys.modules if m.startswith(('pipeline.run', "
+            "'pipeline.stages', 'skimage', 'geopandas'))); import pipeline; from pipeline import run_detect, apply; "
+            "print(loaded, run_detect.__module__, apply is sys.modules['pipeline.run'].apply)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert done.stdout.strip() == "[] pipeline.run True", done.stdout
+    with pytest.raises(AttributeError, match="no attribute 'detect'"):
+        import pipeline
+
+        pipeline.detect  # noqa: B018
+
+
 def test_command_packages_are_extras_not_core():
     for extra, module in COMMAND_EXTRAS.items():
         distribution = _normalise(module)
