@@ -107,6 +107,27 @@ def test_masked_correlation_gives_scikit_images_numbers(shape_a, shape_b):
     assert (got == 0).sum() == (expected == 0).sum()  # the same lags set aside for too little overlap
 
 
+@pytest.mark.parametrize("shape_a, shape_b, max_lag, whole", [((90, 120), (90, 120), 7, [False, False]),
+                                                              ((64, 97), (81, 70), 12, [False, False]),
+                                                              ((20, 300), (20, 300), 25, [True, False])])
+def test_masked_correlation_near_zero_lag_is_the_full_ones_window(shape_a, shape_b, max_lag, whole):
+    """The shorter transforms give the full correlation's numbers at every lag within ``max_lag``
+    (an axis too short to gain is kept whole), with the zero lag where lag_window says."""
+    from pipeline.stages.coregister import lag_window
+
+    rng = np.random.default_rng(5)
+    a, b = (ndimage.gaussian_filter(rng.random(s), 1.5) for s in (shape_a, shape_b))
+    mask_a, mask_b = np.ones(shape_a, bool), rng.random(shape_b) > 0.2
+    full = masked_correlation(a, b, mask_a, mask_b, overlap_ratio=0.5)
+    near = masked_correlation(a, b, mask_a, mask_b, overlap_ratio=0.5, max_lag=max_lag)
+    zero_full, zero_near = np.array(shape_b) - 1, lag_window(shape_a, shape_b, max_lag)
+    start = zero_full - zero_near
+    np.testing.assert_allclose(near, full[start[0]:start[0] + near.shape[0], start[1]:start[1] + near.shape[1]],
+                               rtol=0, atol=1e-9)
+    expected_shape = [a_ + b_ - 1 if w else 2 * max_lag + 1 for a_, b_, w in zip(shape_a, shape_b, whole)]
+    assert list(near.shape) == expected_shape
+
+
 def test_coregister_stack_keeps_labels_and_aligns():
     ground = _texture((300, 300))
     scenes = np.stack([np.stack([ground, ground]), np.stack([_displace(ground, -2.2, 1.6)] * 2)]).astype(np.float32)

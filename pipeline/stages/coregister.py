@@ -109,7 +109,7 @@ def _halved(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def masked_correlation(fixed: np.ndarray, moving: np.ndarray, fixed_mask: np.ndarray, moving_mask: np.ndarray, *,
-                       overlap_ratio: float) -> np.ndarray:
+                       overlap_ratio: float, max_lag: int | None = None) -> np.ndarray:
     """Masked normalised cross-correlation of two real images at every lag (Padfield 2012), ``"full"`` size.
 
     The sums of Padfield's formula computed with real FFTs: the same numbers as scikit-image's
@@ -117,19 +117,25 @@ def masked_correlation(fixed: np.ndarray, moving: np.ndarray, fixed_mask: np.nda
     squares, since its complex FFTs of real images spend half their work on a mirror image of the
     other half, and its products and quotients are complex too. Lags where the masks
     overlap on fewer than ``overlap_ratio`` of the largest overlap read 0.
+
+    ``max_lag``: only the lags up to that many pixels each way, the window of the full
+    correlation that :func:`lag_window` names (its largest overlap is the window's): the same
+    numbers there, to rounding, from transforms about half as long each way, as no lag beyond the
+    window wraps onto one inside it.
     """
     fixed = np.where(fixed_mask, fixed, 0.0).astype(np.float64)
     moving = np.where(moving_mask, moving, 0.0)[::-1, ::-1].astype(np.float64)  # rotated: a convolution correlates
     fixed_m = fixed_mask.astype(np.float64)
     moving_m = moving_mask[::-1, ::-1].astype(np.float64)
-    full = tuple(a + b - 1 for a, b in zip(fixed.shape, moving.shape))
-    fast = tuple(fft.next_fast_len(n, real=True) for n in full)
+    lengths, window = _lag_lengths(fixed.shape, moving.shape, max_lag)
+    fast = tuple(fft.next_fast_len(n, real=True) for n in lengths)
+    full = tuple(s.stop - s.start for s in window)
 
     def spectrum(a: np.ndarray) -> np.ndarray:
         return fft.rfft2(a, s=fast)
 
     def convolved(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return fft.irfft2(a * b, s=fast)[: full[0], : full[1]]
+        return fft.irfft2(a * b, s=fast)[window]
 
     f, m, fm, mm = spectrum(fixed), spectrum(moving), spectrum(fixed_m), spectrum(moving_m)
     eps = np.finfo(np.float64).eps
@@ -147,21 +153,53 @@ def masked_correlation(fixed: np.ndarray, moving: np.ndarray, fixed_mask: np.nda
     return out
 
 
-def _whole_pixel_shift(ref: np.ndarray, mov: np.ndarray, ref_mask: np.ndarray, mov_mask: np.ndarray) -> np.ndarray:
+def _lag_lengths(fixed_shape: tuple[int, ...], moving_shape: tuple[int, ...],
+                 max_lag: int | None) -> tuple[tuple[int, ...], tuple[slice, ...]]:
+    """Per axis, the shortest transform that holds the lags wanted, and their window in its output.
+
+    The zero lag sits at ``moving - 1`` of the full correlation (``fixed + moving - 1`` long). A
+    circular transform of length ``n`` folds lag ``i`` onto ``i - n`` and ``i + n``: with ``n`` at
+    least ``max(fixed, moving) + max_lag`` none of the full correlation's other lags lands within
+    ``max_lag`` of zero. Where that is no shorter than the full length, the axis is kept whole.
+    """
+    lengths, window = [], []
+    for a, b in zip(fixed_shape, moving_shape):
+        full = a + b - 1
+        if max_lag is None or max(a, b) + max_lag >= full:
+            lengths.append(full)
+            window.append(slice(0, full))
+        else:
+            lengths.append(max(a, b) + max_lag)
+            window.append(slice(b - 1 - max_lag, b + max_lag))
+    return tuple(lengths), tuple(window)
+
+
+def lag_window(fixed_shape: tuple[int, ...], moving_shape: tuple[int, ...], max_lag: int | None) -> np.ndarray:
+    """Where the zero lag sits in :func:`masked_correlation`'s output for these shapes and ``max_lag``."""
+    _, window = _lag_lengths(fixed_shape, moving_shape, max_lag)
+    return np.array([b - 1 - s.start for b, s in zip(moving_shape, window)])
+
+
+_PEAK_MARGIN_PX = 2  # lags correlated beyond the search limit, so that a peak past it is seen as past it
+
+
+def _whole_pixel_shift(ref: np.ndarray, mov: np.ndarray, ref_mask: np.ndarray, mov_mask: np.ndarray, *,
+                       max_shift_px: float) -> np.ndarray:
     """Displacement of ``mov`` relative to ``ref`` to about a pixel, by masked cross-correlation.
 
     Large scenes are correlated at half resolution (a quarter of the work, the search range
     kept): the estimate is then good to about a pixel, which is all the sub-pixel refinement
-    that follows needs as a start. Equal peaks are averaged.
+    that follows needs as a start. Only lags up to the search limit (and a margin) are
+    correlated: a start beyond the limit is not used. Equal peaks are averaged.
     """
     factor = 2 if min(ref.shape) >= 2 * _COARSE_MIN_PX else 1
     if factor == 2:
         ref, ref_mask = _halved(ref, ref_mask)
         mov, mov_mask = _halved(mov, mov_mask)
-    correlation = masked_correlation(mov, ref, mov_mask, ref_mask, overlap_ratio=0.5)
+    max_lag = int(np.ceil(max_shift_px / factor)) + _PEAK_MARGIN_PX if np.isfinite(max_shift_px) else None
+    correlation = masked_correlation(mov, ref, mov_mask, ref_mask, overlap_ratio=0.5, max_lag=max_lag)
     peak = np.mean(np.argwhere(correlation == correlation.max()), axis=0)
-    # The zero lag sits at (ref rows - 1, ref cols - 1) of the full correlation.
-    return factor * np.round(peak - (np.array(ref.shape) - 1))
+    return factor * np.round(peak - lag_window(mov.shape, ref.shape, max_lag))
 
 
 def _robust_scale(residual: np.ndarray) -> float:
@@ -204,7 +242,7 @@ def estimate_shift(
     # flat scene can put the peak on the change itself; the start whose refinement explains
     # the stable ground better (smaller robust residual) wins.
     starts = [np.zeros(2)]
-    peak = _whole_pixel_shift(ref, mov, ref_mask, mov_mask)
+    peak = _whole_pixel_shift(ref, mov, ref_mask, mov_mask, max_shift_px=max_shift_px)
     if np.all(np.abs(peak) <= max_shift_px) and np.any(peak != 0):
         starts.insert(0, peak)
     results = [sampled.refine(start, max_iterations) for start in starts]
