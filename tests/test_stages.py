@@ -126,6 +126,8 @@ def test_masked_correlation_near_zero_lag_is_the_full_ones_window(shape_a, shape
                                rtol=0, atol=1e-9)
     expected_shape = [a_ + b_ - 1 if w else 2 * max_lag + 1 for a_, b_, w in zip(shape_a, shape_b, whole)]
     assert list(near.shape) == expected_shape
+    with pytest.raises(ValueError, match="max_lag must be 0 or more"):
+        masked_correlation(a, b, mask_a, mask_b, overlap_ratio=0.5, max_lag=-1)
 
 
 def test_coregister_stack_keeps_labels_and_aligns():

@@ -162,6 +162,8 @@ def _lag_lengths(fixed_shape: tuple[int, ...], moving_shape: tuple[int, ...],
     least ``max(fixed, moving) + max_lag`` none of the full correlation's other lags lands within
     ``max_lag`` of zero. Where that is no shorter than the full length, the axis is kept whole.
     """
+    if max_lag is not None and max_lag < 0:
+        raise ValueError(f"max_lag must be 0 or more, not {max_lag}")
     lengths, window = [], []
     for a, b in zip(fixed_shape, moving_shape):
         full = a + b - 1
