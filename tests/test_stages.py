@@ -112,15 +112,15 @@ def test_masked_correlation_gives_scikit_images_numbers(shape_a, shape_b):
                                                               ((20, 300), (20, 300), 25, [True, False])])
 def test_masked_correlation_near_zero_lag_is_the_full_ones_window(shape_a, shape_b, max_lag, whole):
     """The shorter transforms give the full correlation's numbers at every lag within ``max_lag``
-    (an axis too short to gain is kept whole), with the zero lag where lag_window says."""
-    from pipeline.stages.coregister import lag_window
+    (an axis too short to gain is kept whole), with the zero lag where zero_lag_at says."""
+    from pipeline.stages.coregister import zero_lag_at
 
     rng = np.random.default_rng(5)
     a, b = (ndimage.gaussian_filter(rng.random(s), 1.5) for s in (shape_a, shape_b))
     mask_a, mask_b = np.ones(shape_a, bool), rng.random(shape_b) > 0.2
     full = masked_correlation(a, b, mask_a, mask_b, overlap_ratio=0.5)
     near = masked_correlation(a, b, mask_a, mask_b, overlap_ratio=0.5, max_lag=max_lag)
-    zero_full, zero_near = np.array(shape_b) - 1, lag_window(shape_a, shape_b, max_lag)
+    zero_full, zero_near = np.array(shape_b) - 1, zero_lag_at(shape_a, shape_b, max_lag)
     start = zero_full - zero_near
     np.testing.assert_allclose(near, full[start[0]:start[0] + near.shape[0], start[1]:start[1] + near.shape[1]],
                                rtol=0, atol=1e-9)

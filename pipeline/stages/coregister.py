@@ -119,9 +119,9 @@ def masked_correlation(fixed: np.ndarray, moving: np.ndarray, fixed_mask: np.nda
     overlap on fewer than ``overlap_ratio`` of the largest overlap read 0.
 
     ``max_lag``: only the lags up to that many pixels each way, the window of the full
-    correlation that :func:`lag_window` names (its largest overlap is the window's): the same
-    numbers there, to rounding, from transforms about half as long each way, as no lag beyond the
-    window wraps onto one inside it.
+    correlation around its zero lag (:func:`zero_lag_at` says where it lies; the largest overlap
+    is the window's): the same numbers there, to rounding, from transforms about half as long
+    each way, as no lag beyond the window wraps onto one inside it.
     """
     fixed = np.where(fixed_mask, fixed, 0.0).astype(np.float64)
     moving = np.where(moving_mask, moving, 0.0)[::-1, ::-1].astype(np.float64)  # rotated: a convolution correlates
@@ -129,7 +129,7 @@ def masked_correlation(fixed: np.ndarray, moving: np.ndarray, fixed_mask: np.nda
     moving_m = moving_mask[::-1, ::-1].astype(np.float64)
     lengths, window = _lag_lengths(fixed.shape, moving.shape, max_lag)
     fast = tuple(fft.next_fast_len(n, real=True) for n in lengths)
-    full = tuple(s.stop - s.start for s in window)
+    shape = tuple(s.stop - s.start for s in window)
 
     def spectrum(a: np.ndarray) -> np.ndarray:
         return fft.rfft2(a, s=fast)
@@ -146,7 +146,7 @@ def masked_correlation(fixed: np.ndarray, moving: np.ndarray, fixed_mask: np.nda
     fixed_denom = np.fmax(convolved(mm, spectrum(fixed * fixed)) - fixed_sum * fixed_sum / overlap, 0.0)
     moving_denom = np.fmax(convolved(fm, spectrum(moving * moving)) - moving_sum * moving_sum / overlap, 0.0)
     denom = np.sqrt(fixed_denom * moving_denom)
-    out = np.zeros(full)
+    out = np.zeros(shape)
     usable = denom > 1e3 * eps * denom.max()
     out[usable] = np.clip(numerator[usable] / denom[usable], -1.0, 1.0)
     out[overlap < overlap_ratio * overlap.max()] = 0.0
@@ -176,7 +176,7 @@ def _lag_lengths(fixed_shape: tuple[int, ...], moving_shape: tuple[int, ...],
     return tuple(lengths), tuple(window)
 
 
-def lag_window(fixed_shape: tuple[int, ...], moving_shape: tuple[int, ...], max_lag: int | None) -> np.ndarray:
+def zero_lag_at(fixed_shape: tuple[int, ...], moving_shape: tuple[int, ...], max_lag: int | None) -> np.ndarray:
     """Where the zero lag sits in :func:`masked_correlation`'s output for these shapes and ``max_lag``."""
     _, window = _lag_lengths(fixed_shape, moving_shape, max_lag)
     return np.array([b - 1 - s.start for b, s in zip(moving_shape, window)])
@@ -198,10 +198,10 @@ def _whole_pixel_shift(ref: np.ndarray, mov: np.ndarray, ref_mask: np.ndarray, m
     if factor == 2:
         ref, ref_mask = _halved(ref, ref_mask)
         mov, mov_mask = _halved(mov, mov_mask)
-    max_lag = int(np.ceil(max_shift_px / factor)) + _PEAK_MARGIN_PX if np.isfinite(max_shift_px) else None
+    max_lag = int(np.ceil(max(max_shift_px, 0.0) / factor)) + _PEAK_MARGIN_PX if np.isfinite(max_shift_px) else None
     correlation = masked_correlation(mov, ref, mov_mask, ref_mask, overlap_ratio=0.5, max_lag=max_lag)
     peak = np.mean(np.argwhere(correlation == correlation.max()), axis=0)
-    return factor * np.round(peak - lag_window(mov.shape, ref.shape, max_lag))
+    return factor * np.round(peak - zero_lag_at(mov.shape, ref.shape, max_lag))
 
 
 def _robust_scale(residual: np.ndarray) -> float:
