@@ -216,6 +216,17 @@ def copy_small_run(run: SmallRun, dest: Path, *, data: bool = False) -> SmallRun
     return replace(run, root=dest, out_root=out_root, data_root=data_root, outcome=replace(run.outcome, run_dir=run_dir))
 
 
+def with_kept_alignment(run: SmallRun, out_root: Path) -> Path:
+    """``out_root`` holding a copy of the co-registered, normalised scenes and shifts ``run`` kept (``.cache``), so
+    that a run there of the same scenes takes them instead of aligning again, as a second run in one output
+    folder does; its figures are still drawn. For tests of what a run writes, not of how it aligns; the
+    checks that kept work is taken only when it checks are in ``tests/test_kept_scenes.py`` and
+    ``tests/test_shift_cache.py``."""
+    for kind in ("scenes", "coregistration"):
+        shutil.copytree(run.out_root / ".cache" / kind, out_root / ".cache" / kind)
+    return out_root
+
+
 def tree_digest(folder: Path) -> dict[str, str]:
     """SHA-256 of every file under ``folder`` (and ``"dir"`` for each folder), by relative path: a tree's fingerprint."""
     return {path.relative_to(folder).as_posix(): "dir" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()

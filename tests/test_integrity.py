@@ -25,7 +25,7 @@ from pipeline.provenance.compare import compare_runs
 from pipeline.provenance.verify import verify_run
 from pipeline.outputs.figure_cache import FigureCache
 from pipeline.outputs.write import STAGING_SUFFIX, latest_run_dir
-from factories import copy_small_run, make_small_run, run_cli as _cli
+from factories import copy_small_run, make_small_run, run_cli as _cli, with_kept_alignment
 from smallaoi import AOI_NAME
 
 pytestmark = pytest.mark.slow  # every test here re-runs, runs or tampers with a whole small run
@@ -208,7 +208,7 @@ def test_ctrl_c_during_a_run_names_the_unfinished_folder(small_run, capsys, tmp_
 
     monkeypatch.setattr(pipeline.run, "seal_manifest", interrupted)
     code, out, err = _cli(capsys, "detect", AOI_NAME, "--aoi-dir", small_run.aoi_dir, "--data", root / "data",
-                          "--out", root / "out", "--no-figures")
+                          "--out", with_kept_alignment(small_run, root / "out"), "--no-figures")
     left = [p for p in (root / "out" / AOI_NAME).iterdir() if p.name.endswith(".partial")]
     assert code == 130 and len(left) == 1
     last = err.strip().splitlines()[-1]
@@ -321,7 +321,7 @@ def _assert_failed_run_left_only_a_partial(out: Path, err: str) -> Path:
     return partials[0]
 
 
-def test_disk_full_half_way_leaves_only_the_named_partial_folder(base, capsys, tmp_path, monkeypatch):
+def test_disk_full_half_way_leaves_only_the_named_partial_folder(base, small_run, capsys, tmp_path, monkeypatch):
     root, aoi_dir, _ = base
     import pipeline.outputs.write
 
@@ -337,8 +337,8 @@ def test_disk_full_half_way_leaves_only_the_named_partial_folder(base, capsys, t
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_replace(src, dst)
 
+    out = with_kept_alignment(small_run, tmp_path / "out")  # a run of what it writes: the scenes as aligned before
     monkeypatch.setattr(pipeline.outputs.write.os, "replace", replace_until_disk_full)
-    out = tmp_path / "out"
     code, stdout, err = _cli(capsys, "detect", AOI_NAME, "--aoi-dir", str(aoi_dir), "--data", str(root / "data"),
                              "--out", str(out), "--no-figures")
     monkeypatch.undo()
@@ -351,7 +351,7 @@ def test_disk_full_half_way_leaves_only_the_named_partial_folder(base, capsys, t
 @pytest.mark.forks
 @pytest.mark.parametrize("folder, options", [("gis", ["--no-figures"]), ("figures", [])],
                          ids=["gis_rasters_written_in_the_background", "figures_drawn_on_every_core"])
-def test_disk_full_in_a_forked_writer_is_one_line_naming_the_partial(folder, options, base, capsys, tmp_path,
+def test_disk_full_in_a_forked_writer_is_one_line_naming_the_partial(folder, options, base, small_run, capsys, tmp_path,
                                                                      monkeypatch):
     """The GIS rasters are written by a child while this process writes the findings, the figures by forked workers:
     a full disk there fails the run as it would here, once their own writes have ended (no staging file, nothing
@@ -366,8 +366,8 @@ def test_disk_full_in_a_forked_writer_is_one_line_naming_the_partial(folder, opt
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_replace(src, dst)
 
+    out = with_kept_alignment(small_run, tmp_path / "out")  # the figures are still drawn, by the forked workers
     monkeypatch.setattr(pipeline.outputs.write.os, "replace", full_disk)  # inherited by the children
-    out = tmp_path / "out"
     code, stdout, err = _cli(capsys, "detect", AOI_NAME, "--aoi-dir", str(aoi_dir), "--data", str(root / "data"),
                              "--out", str(out), *options)
     monkeypatch.undo()
@@ -413,7 +413,7 @@ def test_a_run_failing_while_its_scenes_are_drawn_leaves_no_child_behind(base, c
     assert not list(out.rglob("*.png"))
 
 
-def test_a_writer_raising_oserror_half_way_is_one_line_naming_the_partial(base, capsys, tmp_path, monkeypatch):
+def test_a_writer_raising_oserror_half_way_is_one_line_naming_the_partial(base, small_run, capsys, tmp_path, monkeypatch):
     root, aoi_dir, _ = base
     import pipeline.outputs.run_folder
 
@@ -422,7 +422,7 @@ def test_a_writer_raising_oserror_half_way_is_one_line_naming_the_partial(base, 
 
     # report.md comes after the polygons and report.json were written
     monkeypatch.setattr(pipeline.outputs.run_folder, "write_text", write_text_fails)
-    out = tmp_path / "out"
+    out = with_kept_alignment(small_run, tmp_path / "out")
     code, _, err = _cli(capsys, "detect", AOI_NAME, "--aoi-dir", str(aoi_dir), "--data", str(root / "data"),
                         "--out", str(out), "--no-figures")
     assert code != 0
