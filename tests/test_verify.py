@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from factories import run_cli as _cli
+from factories import run_cli as _cli, with_kept_alignment
 from smallaoi import AOI_NAME, write_small_aoi
 
 pytestmark = pytest.mark.slow  # every test here needs the module's own small run (made once, tens of seconds)
@@ -35,6 +35,7 @@ def made(tmp_path_factory, small_run):
     root = tmp_path_factory.mktemp("verify")
     shutil.copytree(small_run.data_root, root / "data")
     write_small_aoi(root / "aoi")
+    with_kept_alignment(small_run, root / "out")  # what is verified is what the run wrote, not how it aligned
     here = Path.cwd()
     os.chdir(root)
     try:
