@@ -321,8 +321,8 @@ def _assert_failed_run_left_only_a_partial(out: Path, err: str) -> Path:
     return partials[0]
 
 
-def test_disk_full_half_way_leaves_only_the_named_partial_folder(base, small_run, capsys, tmp_path, monkeypatch):
-    root, aoi_dir, _ = base
+def test_disk_full_half_way_leaves_only_the_named_partial_folder(small_run, capsys, tmp_path, monkeypatch):
+    root, aoi_dir = small_run.root, small_run.aoi_dir
     import pipeline.outputs.write
 
     # The writes counted are this process's, in their order: the GIS rasters, written by a child while the
@@ -351,12 +351,12 @@ def test_disk_full_half_way_leaves_only_the_named_partial_folder(base, small_run
 @pytest.mark.forks
 @pytest.mark.parametrize("folder, options", [("gis", ["--no-figures"]), ("figures", [])],
                          ids=["gis_rasters_written_in_the_background", "figures_drawn_on_every_core"])
-def test_disk_full_in_a_forked_writer_is_one_line_naming_the_partial(folder, options, base, small_run, capsys, tmp_path,
+def test_disk_full_in_a_forked_writer_is_one_line_naming_the_partial(folder, options, small_run, capsys, tmp_path,
                                                                      monkeypatch):
     """The GIS rasters are written by a child while this process writes the findings, the figures by forked workers:
     a full disk there fails the run as it would here, once their own writes have ended (no staging file, nothing
     under a final name), what was finished before kept for inspection and no child left behind."""
-    root, aoi_dir, _ = base
+    root, aoi_dir = small_run.root, small_run.aoi_dir
     import pipeline.outputs.write
 
     real_replace = pipeline.outputs.write.os.replace
@@ -413,8 +413,8 @@ def test_a_run_failing_while_its_scenes_are_drawn_leaves_no_child_behind(base, c
     assert not list(out.rglob("*.png"))
 
 
-def test_a_writer_raising_oserror_half_way_is_one_line_naming_the_partial(base, small_run, capsys, tmp_path, monkeypatch):
-    root, aoi_dir, _ = base
+def test_a_writer_raising_oserror_half_way_is_one_line_naming_the_partial(small_run, capsys, tmp_path, monkeypatch):
+    root, aoi_dir = small_run.root, small_run.aoi_dir
     import pipeline.outputs.run_folder
 
     def write_text_fails(path, text, **kwargs):
