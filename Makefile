@@ -15,9 +15,10 @@ LOCK_PLATFORM := import platform, sys; sys.exit(None if (sys.version_info[:2], s
 
 # Python keeps each module's compiled bytecode (in __pycache__/, ignored by git) even where the environment asks it
 # not to (PYTHONDONTWRITEBYTECODE, common in containers): otherwise every command, test worker and command a test
-# starts compiles again each module whose bytecode is missing or older than its source (in a working checkout: a worker's collection 13 s against 7 s;
-# `burnscan detect ogota` warm 10.4 s against 8.8 s; a fresh clone's `make test` shows no difference beyond the
-# machine's drift). The install compiles the package once, so that `burnscan` started outside make reads it too.
+# starts compiles again each module whose bytecode is missing or older than its source (in a working checkout: a
+# worker's collection 13 s against 7 s; `burnscan detect ogota` warm 10.4 s against 8.8 s; a fresh clone's
+# `make test` shows no difference beyond the machine's drift). The install compiles the package once, so that
+# `burnscan` started outside make reads it too.
 export PYTHONDONTWRITEBYTECODE =
 
 .PHONY: detect search test test-fast lint bench bench-perf fuzz browser-test aois clean-venv lock
