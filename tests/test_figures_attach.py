@@ -235,7 +235,7 @@ def test_detect_figure_width_lays_out_every_figure_and_is_recorded(small_run, tm
     from smallaoi import AOI_NAME
 
     # Two of the session run's scenes (copies), the clear 27 January and the 28th that shows the first burns: a run of
-    # its own that draws one figure of every kind, on a third of the time the five scenes take.
+    # its own that draws one figure of every kind, in half the time the five scenes take.
     scenes = tmp_path / "scenes"
     scenes.mkdir()
     folder = next(small_run.data_root.rglob("20240128_*_metadata_SIMULATED.json")).parent
